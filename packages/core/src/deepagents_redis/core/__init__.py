@@ -1,0 +1,1 @@
+"""deepagents_redis.core."""
