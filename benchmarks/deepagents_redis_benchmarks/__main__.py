@@ -1,0 +1,7 @@
+"""``python -m deepagents_redis_benchmarks``."""
+
+import sys
+
+from deepagents_redis_benchmarks._runner import main
+
+sys.exit(main())

@@ -1,0 +1,24 @@
+"""Wiring hook for the cache phase (owned by the cache helper; replace the body)."""
+
+from __future__ import annotations
+
+from deepagents_redis.agent._build import AgentBuild
+
+
+def wire(build: AgentBuild) -> None:
+    """Apply the cache phase to the agent being built.
+
+    Args:
+        build: The arguments being assembled; edited in place.
+
+    Raises:
+        ConfigurationError: The phase is enabled but its wiring does not exist yet.
+    """
+    if not build.flags.cache_enabled:
+        return
+    from deepagents_redis.core import ConfigurationError
+
+    raise ConfigurationError(
+        "the cache phase is enabled (redis_cache=True or DEEPAGENTS_REDIS_CACHE_ENABLED) "
+        "but this version of deepagents-redis cannot wire it into an agent yet"
+    )

@@ -1,0 +1,39 @@
+"""Which phases the agent wiring turns on."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AgentRedisSettings(BaseSettings):
+    """Phase switches for :func:`deepagents_redis.agent.create_deep_agent`.
+
+    Read from keyword arguments first, then from ``DEEPAGENTS_REDIS_<PHASE>_ENABLED``
+    environment variables (``1``/``true``/``yes`` enable). Every phase is off by default:
+    turning one on is a decision you make, not something an installed extra does to you.
+    Phase-specific options (TTL, namespace, ...) live in each phase's own settings class
+    (``CacheSettings`` with prefix ``DEEPAGENTS_REDIS_CACHE_``, ...).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_", extra="ignore")
+
+    cache_enabled: bool = False
+    """Put the Redis LLM cache on the model (``DEEPAGENTS_REDIS_CACHE_ENABLED``)."""
+
+    todos_enabled: bool = False
+    """Keep the todo plan in Redis (``DEEPAGENTS_REDIS_TODOS_ENABLED``)."""
+
+    fs_enabled: bool = False
+    """Use the Redis filesystem backend (``DEEPAGENTS_REDIS_FS_ENABLED``)."""
+
+    def enabled_phases(self) -> list[str]:
+        """Names of the enabled phases, in wiring order."""
+        return [
+            name
+            for name, on in (
+                ("cache", self.cache_enabled),
+                ("todos", self.todos_enabled),
+                ("fs", self.fs_enabled),
+            )
+            if on
+        ]

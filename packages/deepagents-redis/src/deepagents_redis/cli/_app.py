@@ -1,0 +1,83 @@
+"""Builds the argument parser and dispatches to subcommand modules.
+
+Adding a subcommand (phase helpers: this is your extension point):
+
+1. Write ``cli/_<name>.py`` with ``register(subparsers) -> None`` that adds a parser via
+   ``subparsers.add_parser(...)`` and sets ``handler=<callable(args) -> int>`` with
+   ``parser.set_defaults(handler=...)``. The handler returns an exit status from
+   :mod:`deepagents_redis.cli._exit`.
+2. Add the module's dotted name to :data:`COMMAND_MODULES` below (one line).
+
+A module whose phase package is not installed should import it lazily inside its handler
+and say which extra to install, so ``--help`` works with only the core installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from deepagents_redis.cli._exit import EXIT_UNREACHABLE, EXIT_USAGE
+
+COMMAND_MODULES: list[str] = [
+    "deepagents_redis.cli._health",
+    "deepagents_redis.cli._migrate",
+    "deepagents_redis.cli._demo",
+    # phase helpers: add "deepagents_redis.cli._todos", "deepagents_redis.cli._fs", ... here
+]
+"""Dotted names of the modules whose ``register(subparsers)`` adds a subcommand."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors exit with ``EX_USAGE`` (64), not 2.
+
+    argparse exits 2 on a usage error, which would collide with our "unreachable" status.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``deepagents-redis`` parser with every registered subcommand.
+
+    Returns:
+        The parser; each subcommand sets a ``handler`` default.
+    """
+    parser = _Parser(
+        prog="deepagents-redis",
+        description="Health checks, migrations and demos for deepagents-redis.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The exit status (see :mod:`deepagents_redis.cli._exit`).
+    """
+    from deepagents_redis.core import ConfigurationError, RedisUnavailableError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[Any], int] = args.handler
+    try:
+        return handler(args)
+    except RedisUnavailableError as exc:
+        print(f"error: Redis is unreachable: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,168 @@
+"""``deepagents-redis demo``: health plus a round of operations, one section per phase.
+
+Where it connects: ``--url``, else ``$DEEPAGENTS_REDIS_URL``, else a private embedded
+``redis-server`` (or fakeredis when no binary exists) that is stopped afterwards. The demo
+prints which, and never touches a server you did not point it at beyond its own key prefix.
+
+Adding a section (phase helpers: this is your extension point):
+
+1. Write ``cli/_demo_<phase>.py`` with a function ``run(ctx: DemoContext) -> None``. Use
+   ``ctx.out(...)`` for every line you print (tests capture it), ``ctx.connector`` for Redis
+   (``.sync()``, ``.async_()`` inside your own ``asyncio.run``, ``.keyspace``, ``.settings``),
+   and ``ctx.url`` if you need to start another process. Raise on failure: the demo exits
+   non-zero and prints the error; it does not swallow exceptions.
+2. Append a :class:`Section` to :data:`SECTIONS` (one line), with ``requires`` set to the
+   phase's import name so the section is skipped, with an install hint, when the optional
+   package is not installed.
+
+The key prefix is ``demo`` unless ``--prefix`` or ``DEEPAGENTS_REDIS_KEY_PREFIX`` says
+otherwise; sections should build every key through ``ctx.connector.keyspace``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
+from deepagents_redis.cli._target import add_target_arguments, resolve_target
+
+
+@dataclass
+class DemoContext:
+    """What a demo section gets.
+
+    Attributes:
+        connector: A connected :class:`~deepagents_redis.core.RedisConnector`; the demo
+            closes it after the last section. Do not close it yourself.
+        url: The Redis URL (may contain a password: never print it; print ``source``).
+        source: Where the URL came from (``--url``, ``DEEPAGENTS_REDIS_URL``, ``embedded ...``).
+        out: Print one line of demo output.
+        facts: Free-form results sections may record (tests read them).
+    """
+
+    connector: Any
+    url: str
+    source: str
+    out: Callable[[str], None] = print
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Any:
+        """The :class:`~deepagents_redis.core.RedisSettings` in use."""
+        return self.connector.settings
+
+
+@dataclass(frozen=True)
+class Section:
+    """One demo section.
+
+    Attributes:
+        name: Short name, used by ``--only``.
+        module: Dotted module name exposing ``run(ctx) -> None``.
+        requires: Import name that must be installed (``None``: always available).
+        extra: The ``deepagents-redis[...]`` extra that installs ``requires``.
+    """
+
+    name: str
+    module: str
+    requires: str | None = None
+    extra: str | None = None
+
+
+SECTIONS: list[Section] = [
+    Section("core", "deepagents_redis.cli._demo_core"),
+    # phase helpers: Section("cache", "deepagents_redis.cli._demo_cache",
+    #                        requires="deepagents_redis.cache", extra="cache"),
+]
+"""The sections, in the order they run."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``demo`` subcommand."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="Run a demo of every installed phase (embedded server by default).",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_target_arguments(parser)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[s.name for s in SECTIONS],
+        help="Run only this section (repeatable).",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def run_sections(ctx: DemoContext, *, only: list[str] | None = None) -> list[str]:
+    """Run the selected sections against ``ctx``.
+
+    Args:
+        ctx: The demo context.
+        only: Section names to run; all when None.
+
+    Returns:
+        Names of the sections that ran (skipped ones are not listed).
+    """
+    ran = []
+    for section in SECTIONS:
+        if only and section.name not in only:
+            continue
+        ctx.out("")
+        ctx.out(f"== {section.name} ==")
+        if section.requires and not _installed(section.requires):
+            ctx.out(
+                f"skipped: {section.requires} is not installed "
+                f"(pip install 'deepagents-redis[{section.extra or section.name}]')"
+            )
+            continue
+        importlib.import_module(section.module).run(ctx)
+        ran.append(section.name)
+    return ran
+
+
+def run(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> int:
+    """Run the demo.
+
+    Args:
+        args: Parsed arguments (``url``, ``prefix``, ``only``).
+        out: Where lines go.
+
+    Returns:
+        The exit status.
+    """
+    from deepagents_redis.cli._health import report_rows
+    from deepagents_redis.cli._table import format_table
+    from deepagents_redis.core import RedisConnector, check_health
+
+    if args.prefix is None and not os.environ.get("DEEPAGENTS_REDIS_KEY_PREFIX"):
+        args.prefix = "demo"
+    with resolve_target(args, allow_embedded=True) as target:
+        out(f"target: {target.describe()}")
+        connector = RedisConnector(settings=target.settings)
+        try:
+            out("")
+            out("== health ==")
+            report = check_health(connector.sync())
+            out(format_table(report_rows(report), headers=("check", "result")))
+            ctx = DemoContext(connector=connector, url=target.url, source=target.source, out=out)
+            ran = run_sections(ctx, only=args.only)
+        finally:
+            connector.close()
+    out("")
+    out(f"demo finished: {', '.join(ran) or 'no sections ran'}")
+    return EXIT_OK if ran else EXIT_PROBLEM

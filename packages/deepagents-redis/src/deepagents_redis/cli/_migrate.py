@@ -1,0 +1,130 @@
+"""``deepagents-redis migrate status|up``: the key-schema version marker.
+
+Every key carries the schema version (``<prefix>:v<N>:...``); the marker key
+``<prefix>:schema`` records which version the data in this prefix was written with.
+``status`` compares the marker with the code's version; ``up`` writes the marker when it is
+absent. Version 1 is the first schema, so there is nothing else to migrate yet; later
+versions add their steps to :data:`MIGRATIONS`.
+
+Exit status: 0 up to date (or marker written), 1 marker absent (status) or written by a
+newer version of this code, 2 unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
+from deepagents_redis.cli._target import add_target_arguments, resolve_target
+
+MIGRATIONS: dict[int, Callable[[Any, Any], None]] = {}
+"""Steps keyed by the version they migrate *to* (``fn(client, keyspace)``). Empty: v1 is first."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``migrate`` subcommand with ``status`` and ``up``."""
+    parser = subparsers.add_parser(
+        "migrate",
+        help="Show or advance the key-schema version.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    actions.required = True
+    for name, help_text, handler in (
+        ("status", "Compare the stored schema marker with the code's version.", run_status),
+        ("up", "Write the marker when absent; apply pending migrations.", run_up),
+    ):
+        action = actions.add_parser(name, help=help_text)
+        add_target_arguments(action)
+        action.set_defaults(handler=handler)
+
+
+def _read_marker(client: Any, key: str) -> int | None:
+    from deepagents_redis.core import redis_errors
+
+    with redis_errors():
+        raw = client.get(key)
+    if raw is None:
+        return None
+    return int(raw)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """Print the stored and the code's schema version.
+
+    Args:
+        args: Parsed arguments (``url``, ``prefix``).
+
+    Returns:
+        0 when they match, 1 otherwise.
+    """
+    from deepagents_redis.core import RedisConnector
+
+    with resolve_target(args, allow_embedded=False) as target:
+        print(f"target: {target.describe()}")
+        connector = RedisConnector(settings=target.settings)
+        try:
+            keyspace = connector.keyspace
+            key = keyspace.schema_marker_key()
+            stored = _read_marker(connector.sync(), key)
+        finally:
+            connector.close()
+    code = keyspace.schema_version
+    print(f"marker key:          {key}")
+    print(f"stored version:      {'absent' if stored is None else stored}")
+    print(f"code schema version: {code}")
+    if stored is None:
+        print("status: no marker yet; run `deepagents-redis migrate up` to write it")
+        return EXIT_PROBLEM
+    if stored > code:
+        print("status: the data was written by a newer version; upgrade deepagents-redis")
+        return EXIT_PROBLEM
+    if stored < code:
+        print(f"status: {code - stored} migration(s) pending; run `deepagents-redis migrate up`")
+        return EXIT_PROBLEM
+    print("status: up to date")
+    return EXIT_OK
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """Write the schema marker if absent and apply pending migrations.
+
+    Args:
+        args: Parsed arguments (``url``, ``prefix``).
+
+    Returns:
+        0 when the marker is at the code's version afterwards, 1 when the data is newer.
+    """
+    from deepagents_redis.core import RedisConnector, redis_errors
+
+    with resolve_target(args, allow_embedded=False) as target:
+        print(f"target: {target.describe()}")
+        connector = RedisConnector(settings=target.settings)
+        try:
+            keyspace = connector.keyspace
+            key = keyspace.schema_marker_key()
+            code = keyspace.schema_version
+            client = connector.sync()
+            with redis_errors():
+                # NX: two operators running `up` at once both end with the same marker.
+                created = client.set(key, str(code), nx=True)
+            if created:
+                print(f"wrote marker {key} = {code}; there is nothing else to migrate yet")
+                return EXIT_OK
+            stored = _read_marker(client, key)
+            assert stored is not None
+            if stored > code:
+                print(f"marker {key} = {stored} is newer than this code ({code}); refusing")
+                return EXIT_PROBLEM
+            for version in range(stored + 1, code + 1):
+                print(f"migrating to v{version}")
+                MIGRATIONS[version](client, keyspace)
+                with redis_errors():
+                    client.set(key, str(version))
+            print(f"marker {key} = {code}: up to date, nothing to migrate")
+            return EXIT_OK
+        finally:
+            connector.close()
