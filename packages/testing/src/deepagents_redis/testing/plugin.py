@@ -1,14 +1,409 @@
-"""pytest plugin for deepagents-redis (placeholder: markers only; fixtures land shortly)."""
+"""pytest plugin for deepagents-redis: private Redis servers, a local cluster, fault injection.
+
+Loaded automatically through the `pytest11` entry point once `deepagents-redis-testing` is
+installed. Every server it starts binds 127.0.0.1 on a free port, has its own temporary data
+directory and is stopped by its own PID at teardown; it never touches a server it did not start
+and never flushes anything.
+
+Fixtures:
+
+- `redis_url` (session): URL of a private `redis-server` started for this session (one per
+  xdist worker, since each worker is its own session). `REDIS_URL` in the environment overrides
+  it: then tests isolate their keys by prefix and nothing is flushed. Without a `redis-server`
+  binary the plugin falls back to fakeredis's TCP server and says so in the header and summary;
+  under `CI=true` that fallback is a hard failure.
+- `key_prefix` (function): a prefix unique to the test.
+- `redis_settings` (function): `RedisSettings(url=redis_url, key_prefix=key_prefix)`.
+- `redis_client` / `async_redis_client` (function): clients from core's factory, closed after.
+- `redis_cluster` (session, started lazily on first use): 3 primaries (`.url`, `.nodes`);
+  `REDIS_CLUSTER_URL` overrides it. `cluster_settings`, `cluster_client`,
+  `async_cluster_client` (function).
+- `redis_target` (function, parametrized `standalone` / `cluster`, the latter marked
+  `cluster`): `.mode`, `.settings`, `.client`, `.async_client`. It is an async fixture
+  (pytest-asyncio), so it lives in the test's function-scoped event loop: `.async_client` is
+  created lazily on first access inside the test and closed by the fixture's async teardown in
+  that same loop. Sync tests may use it too (then just don't touch `.async_client`).
+- `redis_server_factory` (function): `factory(*, aof=False, debug=False, config=None)` starts a
+  dedicated `redis-server` (AOF with `appendfsync always`; `--enable-debug-command local`) with
+  `.kill()` (SIGKILL), `.restart()` (same port and data dir), `.stop()`.
+- `fault_proxy` (function): `fault_proxy(target_url) -> FaultProxy` with modes pass, delay,
+  blackhole and reset.
+
+Markers: `integration`, `cluster`, `fault`, `benchmark`, and `redis_version(min="7.2")`, which
+skips a test (naming both versions) when the session's server is older.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
 import pytest
+import pytest_asyncio
+
+from ._proxy import FaultProxy
+from ._servers import SessionReport, in_ci, parse_version, redact_url, redis_server_version
+from ._targets import RedisTarget, unique_key_prefix
+
+if TYPE_CHECKING:
+    from deepagents_redis.core import RedisSettings
+    from deepagents_redis.core._embedded import EmbeddedRedis
+
+    from ._cluster import LocalCluster
+
+# Core is imported lazily (inside fixtures): this module is loaded by every pytest run in the
+# environment, and an import error here would break test collection for everyone.
+
+_REPORT = pytest.StashKey[SessionReport]()
+_WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
+
+MARKERS = (
+    "integration: needs a real Redis server (the plugin starts a private one)",
+    "cluster: runs against the local 3-primary Redis Cluster (started on demand)",
+    "fault: injects faults (fault proxy, killed or restarted servers)",
+    "benchmark: benchmark-style test (measured, never asserted against wall-clock limits)",
+    "redis_version(min): skip unless the test server is at least this Redis version",
+)
 
 
+# ---------------------------------------------------------------------------- hooks
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the markers used across the deepagents-redis test suites."""
-    config.addinivalue_line("markers", "integration: needs a real Redis server")
-    config.addinivalue_line("markers", "cluster: needs the local 3-primary Redis Cluster")
-    config.addinivalue_line("markers", "fault: fault injection (proxy, killed servers)")
-    config.addinivalue_line("markers", "benchmark: benchmark-style test")
-    config.addinivalue_line("markers", "redis_version(min): skip below this Redis version")
+    """Register the markers and the per-session report."""
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    config.stash[_REPORT] = SessionReport()
+    config.stash[_WORKER_REPORTS] = []
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say up front which Redis the session will use."""
+    if os.environ.get("REDIS_URL"):
+        standalone = f"REDIS_URL override {redact_url(os.environ['REDIS_URL'])}"
+    else:
+        path, version = redis_server_version()
+        if path is None:
+            standalone = "no redis-server binary: fakeredis fallback" + (
+                " (fails under CI=true)" if in_ci() else ""
+            )
+        else:
+            standalone = f"private redis-server {version or '?'} ({path})"
+    return [f"deepagents-redis: {standalone}; cluster starts on demand"]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Hand an xdist worker's report to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["deepagents_redis_report"] = session.config.stash[_REPORT].to_dict()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """Collect a finished xdist worker's report (controller side)."""
+    report = getattr(node, "workeroutput", {}).get("deepagents_redis_report")
+    if report is not None:
+        node.config.stash[_WORKER_REPORTS].append(report)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """One short section: which server kind was used and whether the cluster ran."""
+    worker_reports = config.stash.get(_WORKER_REPORTS, [])
+    lines: list[str] = []
+    if worker_reports:
+        for index, report in enumerate(worker_reports):
+            lines += [f"worker {index}: {line}" for line in _report_from(report).lines()]
+    else:
+        lines = config.stash[_REPORT].lines()
+    terminalreporter.write_sep("-", "deepagents-redis servers")
+    for line in lines:
+        terminalreporter.write_line(line)
+
+
+def _report_from(data: Mapping[str, Any]) -> SessionReport:
+    return SessionReport(
+        standalone=data.get("standalone"),
+        cluster=data.get("cluster"),
+        factory_servers=int(data.get("factory_servers", 0)),
+        proxies=int(data.get("proxies", 0)),
+        notes=list(data.get("notes", [])),
+    )
+
+
+def _fail_or_skip(reason: str) -> None:
+    """Skip locally when the environment lacks something; under CI that is a hard failure."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: refusing to skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+# ---------------------------------------------------------------------------- standalone
+@pytest.fixture(scope="session")
+def _dar_standalone(request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis | None]:
+    """The session's private server; None when `REDIS_URL` points elsewhere."""
+    report = request.config.stash[_REPORT]
+    external = os.environ.get("REDIS_URL")
+    if external:
+        report.standalone = f"external server from REDIS_URL {redact_url(external)}"
+        yield None
+        return
+    from deepagents_redis.core import ConfigurationError
+    from deepagents_redis.core._embedded import EmbeddedRedis
+
+    try:
+        server = EmbeddedRedis(allow_fallback=not in_ci())
+    except ConfigurationError as exc:
+        pytest.fail(f"CI=true requires a real redis-server: {exc}", pytrace=False)
+    server.start()
+    try:
+        if server.kind == "fakeredis":
+            report.standalone = (
+                f"fakeredis TCP server on 127.0.0.1:{server.port} ({server.fallback_reason}); "
+                "integration coverage is reduced"
+            )
+        else:
+            report.standalone = f"redis-server {server.version} on 127.0.0.1:{server.port}"
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(_dar_standalone: EmbeddedRedis | None) -> str:
+    """URL of the session's standalone server (or the `REDIS_URL` override)."""
+    if _dar_standalone is None:
+        return os.environ["REDIS_URL"]
+    return _dar_standalone.url
+
+
+@pytest.fixture(scope="session")
+def _dar_standalone_version(redis_url: str) -> str:
+    import redis
+
+    with redis.Redis.from_url(redis_url, socket_timeout=5, protocol=2) as client:
+        info: dict[str, Any] = client.info("server")
+    return str(info.get("redis_version", "0"))
+
+
+@pytest.fixture
+def key_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix unique to this test."""
+    return unique_key_prefix(request.node.nodeid)
+
+
+@pytest.fixture
+def redis_settings(redis_url: str, key_prefix: str) -> RedisSettings:
+    """Core settings for the standalone server with the test's key prefix."""
+    from deepagents_redis.core import RedisSettings
+
+    # With an external REDIS_URL the server might be anything: let core detect a cluster.
+    cluster = "auto" if os.environ.get("REDIS_URL") else "off"
+    return RedisSettings(url=redis_url, key_prefix=key_prefix, cluster=cluster)
+
+
+@pytest.fixture
+def redis_client(redis_settings: RedisSettings) -> Iterator[Any]:
+    """A sync client from core's `create_client`, closed after the test."""
+    from deepagents_redis.core import create_client
+
+    client = create_client(redis_settings)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest_asyncio.fixture
+async def async_redis_client(redis_settings: RedisSettings) -> AsyncIterator[Any]:
+    """An asyncio client from core's `create_async_client`, closed after the test."""
+    from deepagents_redis.core import create_async_client
+
+    client = create_async_client(redis_settings)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+def _dar_redis_version_gate(request: pytest.FixtureRequest) -> None:
+    """Apply `@pytest.mark.redis_version(min=...)`: skip, naming both versions, when older."""
+    marker = request.node.get_closest_marker("redis_version")
+    if marker is None:
+        return
+    minimum = marker.kwargs.get("min", marker.args[0] if marker.args else None)
+    if not minimum or not parse_version(str(minimum)):
+        pytest.fail('redis_version marker needs a version: redis_version(min="7.2")')
+    if _target_mode(request) == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        actual = cluster.version or "0"
+    else:
+        actual = request.getfixturevalue("_dar_standalone_version")
+    if parse_version(actual) < parse_version(str(minimum)):
+        pytest.skip(f"needs Redis >= {minimum}; the test server runs Redis {actual}")
+
+
+def _target_mode(request: pytest.FixtureRequest) -> str | None:
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None:
+        return None
+    mode = callspec.params.get("redis_target")
+    return str(mode) if mode is not None else None
+
+
+# ---------------------------------------------------------------------------- cluster
+class _ExternalCluster:
+    """`REDIS_CLUSTER_URL`: a cluster someone else runs (no nodes to control)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.nodes: list[EmbeddedRedis] = []
+        self.version: str | None = None
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A local 3-primary Redis Cluster, started on first use and ready (`cluster_state:ok`)."""
+    report = request.config.stash[_REPORT]
+    external = os.environ.get("REDIS_CLUSTER_URL")
+    if external:
+        report.cluster = f"external cluster from REDIS_CLUSTER_URL {redact_url(external)}"
+        cluster = _ExternalCluster(external)
+        import redis
+
+        with redis.RedisCluster.from_url(external, socket_timeout=5) as client:
+            info: dict[str, Any] = client.info("server", target_nodes=client.get_random_node())
+        cluster.version = str(info.get("redis_version", "0"))
+        yield cluster
+        return
+    path, _ = redis_server_version()
+    if path is None:
+        _fail_or_skip("the cluster tier needs the redis-server binary (fakeredis has no cluster)")
+    from ._cluster import LocalCluster
+
+    local = LocalCluster()
+    local.start()
+    try:
+        report.cluster = (
+            f"3 primaries, redis-server {local.version}, ports {', '.join(map(str, local.ports))}"
+        )
+        yield local
+    finally:
+        local.close()
+
+
+@pytest.fixture
+def cluster_settings(redis_cluster: Any, key_prefix: str) -> RedisSettings:
+    """Core settings for the cluster (`cluster="on"`) with the test's key prefix."""
+    from deepagents_redis.core import RedisSettings
+
+    return RedisSettings(url=redis_cluster.url, key_prefix=key_prefix, cluster="on")
+
+
+@pytest.fixture
+def cluster_client(cluster_settings: RedisSettings) -> Iterator[Any]:
+    """A sync cluster client from core's `create_client`, closed after the test."""
+    from deepagents_redis.core import create_client
+
+    client = create_client(cluster_settings)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest_asyncio.fixture
+async def async_cluster_client(cluster_settings: RedisSettings) -> AsyncIterator[Any]:
+    """An asyncio cluster client from core's `create_async_client`, closed after the test."""
+    from deepagents_redis.core import create_async_client
+
+    client = create_async_client(cluster_settings)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest_asyncio.fixture(
+    params=[
+        pytest.param("standalone", id="standalone"),
+        pytest.param("cluster", id="cluster", marks=pytest.mark.cluster),
+    ]
+)
+async def redis_target(
+    request: pytest.FixtureRequest, key_prefix: str
+) -> AsyncIterator[RedisTarget]:
+    """The test once on the standalone server and once on the cluster (marked `cluster`)."""
+    mode = request.param
+    if mode == "cluster":
+        settings: RedisSettings = request.getfixturevalue("cluster_settings")
+    else:
+        settings = request.getfixturevalue("redis_settings")
+    target = RedisTarget(mode=mode, settings=settings)
+    try:
+        yield target
+    finally:
+        await target.aclose()
+
+
+# ---------------------------------------------------------------------------- factory, proxy
+ServerFactory = Callable[..., "EmbeddedRedis"]
+
+
+@pytest.fixture
+def redis_server_factory(request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
+    """Start dedicated `redis-server`s with custom config; all are stopped after the test.
+
+    `factory(*, aof=False, debug=False, config=None)`: `aof=True` turns on the append-only file
+    with `appendfsync always` (acknowledged writes survive `kill()`); `debug=True` enables
+    `DEBUG` (`--enable-debug-command local`, e.g. for `DEBUG SLEEP`); `config` adds any other
+    `redis-server` options. The handle has `.url`, `.port`, `.data_dir`, `.kill()`,
+    `.restart()` and `.stop()`.
+    """
+    report = request.config.stash[_REPORT]
+    path, _ = redis_server_version()
+    started: list[EmbeddedRedis] = []
+
+    def factory(
+        *, aof: bool = False, debug: bool = False, config: Mapping[str, str] | None = None
+    ) -> EmbeddedRedis:
+        if path is None:
+            _fail_or_skip("redis_server_factory needs the redis-server binary")
+        from deepagents_redis.core._embedded import EmbeddedRedis
+
+        options: dict[str, str] = {}
+        if aof:
+            options.update({"appendonly": "yes", "appendfsync": "always"})
+        if debug:
+            options["enable-debug-command"] = "local"
+        options.update(config or {})
+        server = EmbeddedRedis(config=options, allow_fallback=False)
+        started.append(server)
+        server.start()
+        report.factory_servers += 1
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in started:
+            server.close()
+
+
+@pytest.fixture
+def fault_proxy(request: pytest.FixtureRequest) -> Iterator[Callable[[str], FaultProxy]]:
+    """`fault_proxy(target_url) -> FaultProxy` on a free loopback port; closed after the test."""
+    report = request.config.stash[_REPORT]
+    proxies: list[FaultProxy] = []
+
+    def factory(target_url: str) -> FaultProxy:
+        proxy = FaultProxy(target_url)
+        proxies.append(proxy)
+        report.proxies += 1
+        return proxy
+
+    try:
+        yield factory
+    finally:
+        for proxy in proxies:
+            proxy.close()

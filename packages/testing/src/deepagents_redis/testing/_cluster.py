@@ -1,0 +1,195 @@
+"""A local 3-primary Redis Cluster built from private `redis-server` processes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from types import TracebackType
+from typing import Any, Self
+
+import redis
+from deepagents_redis.core._embedded import EmbeddedRedis
+
+__all__ = ["LocalCluster"]
+
+_SLOTS = 16_384
+
+
+class LocalCluster:
+    """Three cluster-enabled primaries on free loopback ports, no replicas.
+
+    Each node is an `EmbeddedRedis` started with `--cluster-enabled yes` and its own
+    `nodes.conf` in its own data directory; the slots are assigned with
+    `redis-cli --cluster create` (or `CLUSTER ADDSLOTSRANGE` + `CLUSTER MEET` when redis-cli is
+    missing). `start()` returns only when EVERY node reports `cluster_state:ok` with all 16384
+    slots assigned and all nodes agree on `CLUSTER SLOTS`: a client that connects to a node
+    that has not converged yet sees `CLUSTERDOWN` or a partial slot map (BRIEF §4).
+    """
+
+    def __init__(
+        self,
+        *,
+        primaries: int = 3,
+        redis_server: str | None = None,
+        ready_timeout: float = 60.0,
+    ) -> None:
+        """Configure (but do not start) the cluster.
+
+        Args:
+            primaries: Number of primaries (3 is the minimum `redis-cli --cluster` accepts).
+            redis_server: Path of the `redis-server` binary; found on PATH when None.
+            ready_timeout: Seconds to wait for the cluster to converge.
+        """
+        self._primaries = primaries
+        self._redis_server = redis_server
+        self._ready_timeout = ready_timeout
+        self.nodes: list[EmbeddedRedis] = []
+        """The node servers (`.url`, `.port`, `.kill()`, ...), in creation order."""
+
+    @property
+    def url(self) -> str:
+        """URL of the first node; a cluster client discovers the others from it."""
+        if not self.nodes:
+            raise RuntimeError("the cluster has not been started")
+        return self.nodes[0].url
+
+    @property
+    def ports(self) -> list[int]:
+        """The nodes' client ports."""
+        return [node.port for node in self.nodes]
+
+    @property
+    def version(self) -> str | None:
+        """Server version of the nodes."""
+        return self.nodes[0].version if self.nodes else None
+
+    def start(self) -> Self:
+        """Start the nodes, assign the slots and wait until the cluster is consistent.
+
+        Returns:
+            This object.
+
+        Raises:
+            RuntimeError: A node did not start or the cluster did not converge in time.
+        """
+        try:
+            for _ in range(self._primaries):
+                node = EmbeddedRedis(
+                    config={
+                        "cluster-enabled": "yes",
+                        "cluster-config-file": "nodes.conf",
+                        "cluster-node-timeout": "5000",
+                        # Without this, CLUSTERDOWN is returned while the nodes gossip.
+                        "cluster-require-full-coverage": "yes",
+                    },
+                    allow_fallback=False,
+                    redis_server=self._redis_server,
+                    cluster_bus=True,
+                )
+                self.nodes.append(node)
+                node.start()
+            self._create()
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Stop every node (by its own PID) and remove their data directories."""
+        for node in self.nodes:
+            node.close()
+        self.nodes = []
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _create(self) -> None:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            self._create_manually()
+            return
+        command = [cli, "--cluster", "create"]
+        command += [f"127.0.0.1:{node.port}" for node in self.nodes]
+        command += ["--cluster-replicas", "0", "--cluster-yes"]
+        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            command,
+            capture_output=True,
+            timeout=self._ready_timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).decode(errors="replace")[-2000:]
+            raise RuntimeError(f"redis-cli --cluster create failed: {output}")
+
+    def _create_manually(self) -> None:
+        share = _SLOTS // len(self.nodes)
+        first = self.nodes[0]
+        for index, node in enumerate(self.nodes):
+            start = index * share
+            end = _SLOTS - 1 if index == len(self.nodes) - 1 else start + share - 1
+            with _client(node.port) as client:
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", start, end)
+                if node is not first:
+                    client.execute_command("CLUSTER", "MEET", "127.0.0.1", first.port)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self._ready_timeout
+        while True:
+            problem = self._not_ready_reason()
+            if problem is None:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cluster did not converge: {problem}")
+            time.sleep(0.05)
+
+    def _not_ready_reason(self) -> str | None:
+        maps: list[list[tuple[int, int, int]]] = []
+        for node in self.nodes:
+            with _client(node.port) as client:
+                try:
+                    info = _parse_info(client.execute_command("CLUSTER", "INFO"))
+                    slots: Any = client.execute_command("CLUSTER", "SLOTS")
+                except redis.exceptions.RedisError as exc:
+                    return f"node {node.port}: {exc}"
+            if info.get("cluster_state") != "ok":
+                return f"node {node.port}: cluster_state={info.get('cluster_state')}"
+            if info.get("cluster_slots_assigned") != str(_SLOTS):
+                return f"node {node.port}: {info.get('cluster_slots_assigned')} slots assigned"
+            if info.get("cluster_known_nodes") != str(len(self.nodes)):
+                return f"node {node.port}: knows {info.get('cluster_known_nodes')} nodes"
+            maps.append(sorted((int(s[0]), int(s[1]), int(s[2][1])) for s in slots))
+        if any(m != maps[0] for m in maps):
+            return "nodes disagree on CLUSTER SLOTS"
+        covered = sum(end - start + 1 for start, end, _ in maps[0])
+        if covered != _SLOTS:
+            return f"CLUSTER SLOTS covers {covered} slots"
+        return None
+
+
+def _client(port: int) -> redis.Redis:
+    return redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        protocol=2,
+        decode_responses=True,
+    )
+
+
+def _parse_info(raw: Any) -> dict[str, str]:
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items()}
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in pairs}

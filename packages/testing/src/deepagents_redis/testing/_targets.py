@@ -1,0 +1,101 @@
+"""`RedisTarget`: one Redis deployment (standalone or cluster) a test runs against."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from deepagents_redis.core import RedisSettings
+
+__all__ = ["RedisTarget", "TargetMode", "unique_key_prefix"]
+
+TargetMode = Literal["standalone", "cluster"]
+
+
+def unique_key_prefix(nodeid: str = "") -> str:
+    """Return a key prefix unique to one test (and one run of it).
+
+    Args:
+        nodeid: The test's node id; hashed so that keys hint at their test without leaking
+            characters that are special in keys.
+
+    Returns:
+        An alphanumeric prefix such as `dartest1a2b3c4d5e6f7a8b`.
+    """
+    digest = hashlib.sha256(nodeid.encode()).hexdigest()[:8]
+    return f"dartest{digest}{uuid.uuid4().hex[:8]}"
+
+
+class RedisTarget:
+    """Settings and lazily created clients for one deployment (see the `redis_target` fixture).
+
+    `.client` is a sync client from core's `create_client`; `.async_client` an asyncio client
+    from `create_async_client`. Both are created on first access and closed by the fixture at
+    teardown; touch `.async_client` only inside an async test, so that its connections belong
+    to that test's event loop.
+    """
+
+    def __init__(self, *, mode: TargetMode, settings: RedisSettings) -> None:
+        """Wrap `settings` for `mode`.
+
+        Args:
+            mode: `"standalone"` or `"cluster"`.
+            settings: Core settings with the URL, key prefix and cluster mode of the target.
+        """
+        self.mode: TargetMode = mode
+        """`"standalone"` or `"cluster"`."""
+        self.settings: RedisSettings = settings
+        """Core settings (URL, unique key prefix, `cluster="on"` for the cluster)."""
+        self._client: Any = None
+        self._async_client: Any = None
+
+    @property
+    def is_cluster(self) -> bool:
+        """Whether this target is the Redis Cluster."""
+        return self.mode == "cluster"
+
+    @property
+    def url(self) -> str:
+        """The server URL."""
+        return str(self.settings.url)
+
+    @property
+    def key_prefix(self) -> str:
+        """The test's unique key prefix."""
+        return str(self.settings.key_prefix)
+
+    @property
+    def client(self) -> Any:
+        """Sync client (`redis.Redis` or `redis.RedisCluster`), created on first access."""
+        if self._client is None:
+            from deepagents_redis.core import create_client
+
+            self._client = create_client(self.settings)
+        return self._client
+
+    @property
+    def async_client(self) -> Any:
+        """Asyncio client, created on first access; use it only inside an async test."""
+        if self._async_client is None:
+            from deepagents_redis.core import create_async_client
+
+            self._async_client = create_async_client(self.settings)
+        return self._async_client
+
+    def close(self) -> None:
+        """Close the sync client if it was created."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close both clients if they were created."""
+        self.close()
+        client, self._async_client = self._async_client, None
+        if client is not None:
+            await client.aclose()
+
+    def __repr__(self) -> str:
+        return f"RedisTarget(mode={self.mode!r}, key_prefix={self.key_prefix!r})"
