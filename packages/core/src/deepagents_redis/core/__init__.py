@@ -1,1 +1,84 @@
-"""deepagents_redis.core."""
+"""deepagents-redis core: settings, clients, keys, codec, Lua, errors, breaker, health.
+
+Everything the phase packages share. Import public names from here, never from the
+``_private`` modules.
+"""
+
+from deepagents_redis.core._breaker import BreakerState, CircuitBreaker
+from deepagents_redis.core._clients import (
+    AsyncClient,
+    RedisConnector,
+    SyncClient,
+    create_async_client,
+    create_client,
+    parse_redis_url,
+)
+from deepagents_redis.core._codec import DEFAULT_LC_ALLOWED, Codec
+from deepagents_redis.core._embedded import EmbeddedRedis, embedded_redis
+from deepagents_redis.core._errors import (
+    BreakerOpenError,
+    CapabilityError,
+    ConfigurationError,
+    ConflictError,
+    DeepAgentsRedisError,
+    InvalidInputError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PayloadTooLargeError,
+    RedisUnavailableError,
+    SerializationError,
+    redact_text,
+    redis_errors,
+    translate_redis_error,
+)
+from deepagents_redis.core._health import HealthReport, acheck_health, check_health
+from deepagents_redis.core._instrumentation import (
+    Instrumentation,
+    NoOpInstrumentation,
+    RecordingInstrumentation,
+    get_instrumentation,
+    set_instrumentation,
+)
+from deepagents_redis.core._keys import KeySpace
+from deepagents_redis.core._settings import ENV_PREFIX, RedisSettings, redact_url
+
+__all__ = [
+    "DEFAULT_LC_ALLOWED",
+    "ENV_PREFIX",
+    "AsyncClient",
+    "BreakerOpenError",
+    "BreakerState",
+    "CapabilityError",
+    "CircuitBreaker",
+    "Codec",
+    "ConfigurationError",
+    "ConflictError",
+    "DeepAgentsRedisError",
+    "EmbeddedRedis",
+    "HealthReport",
+    "Instrumentation",
+    "InvalidInputError",
+    "KeySpace",
+    "NoOpInstrumentation",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "PayloadTooLargeError",
+    "RecordingInstrumentation",
+    "RedisConnector",
+    "RedisSettings",
+    "RedisUnavailableError",
+    "SerializationError",
+    "SyncClient",
+    "acheck_health",
+    "check_health",
+    "create_async_client",
+    "create_client",
+    "embedded_redis",
+    "get_instrumentation",
+    "parse_redis_url",
+    "redact_text",
+    "redact_url",
+    "redis_errors",
+    "set_instrumentation",
+    "translate_redis_error",
+]

@@ -1,0 +1,246 @@
+"""Errors raised by deepagents-redis.
+
+Every error we raise derives from one root, so callers can catch the whole family::
+
+    DeepAgentsRedisError
+     +-- RedisUnavailableError      connection refused/reset, timeout, loading, cluster down
+     |    +-- BreakerOpenError       the circuit breaker is open (no I/O was attempted)
+     +-- OutcomeUnknownError        a write may or may not have been applied
+     +-- ConflictError              optimistic lock lost: .expected vs .actual version
+     +-- NotFoundError              the thing asked for does not exist
+     +-- PayloadTooLargeError       a value is over a size limit: .size vs .limit
+     +-- InvalidInputError          bad caller input (also a ValueError)
+     +-- SerializationError         a value could not be encoded or decoded
+     +-- ConfigurationError         bad settings or URL (also: wrong credentials)
+     +-- CapabilityError            the server lacks a command/feature we need (or ACL denies it)
+
+redis-py exceptions are wrapped with :func:`translate_redis_error` or the :func:`redis_errors`
+context manager (``raise ... from exc`` keeps the original as ``__cause__``). Messages never
+carry passwords: URLs inside them are redacted.
+"""
+
+from __future__ import annotations
+
+import re
+from types import TracebackType
+from typing import Any, Literal
+
+import redis.exceptions as rexc
+
+__all__ = [
+    "BreakerOpenError",
+    "CapabilityError",
+    "ConfigurationError",
+    "ConflictError",
+    "DeepAgentsRedisError",
+    "InvalidInputError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "PayloadTooLargeError",
+    "RedisUnavailableError",
+    "SerializationError",
+    "redact_text",
+    "redis_errors",
+    "translate_redis_error",
+]
+
+# scheme://user:password@host  ->  scheme://user:***@host. The userinfo may itself contain
+# '@' or ':' (unencoded passwords do), so we match up to the LAST '@' before the host part.
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s?#]*)@")
+# ?password=... in query strings (redis-py accepts it for unix:// URLs).
+_QUERY_PASSWORD = re.compile(r"(?i)(password=)[^&\s#]*")
+
+
+def _redact_userinfo(match: re.Match[str]) -> str:
+    userinfo = match.group("userinfo")
+    user, sep, _password = userinfo.partition(":")
+    if not sep:
+        # redis://secret@host means "password only" to redis-py; redact it.
+        return f"{match.group('scheme')}***@"
+    return f"{match.group('scheme')}{user}:***@"
+
+
+def redact_text(text: str) -> str:
+    """Remove passwords from any URL-looking text.
+
+    Args:
+        text: Free text, possibly containing ``scheme://user:password@host`` URLs or
+            ``password=...`` query parameters.
+
+    Returns:
+        The text with every password replaced by ``***``.
+    """
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_USERINFO.sub(_redact_userinfo, text))
+
+
+class DeepAgentsRedisError(Exception):
+    """Root of every error raised by deepagents-redis."""
+
+
+class RedisUnavailableError(DeepAgentsRedisError):
+    """The server could not be reached or cannot serve right now.
+
+    Raised for refused/reset connections, timeouts, a server still loading its data set,
+    a cluster that is down or resharding, an exhausted pool, and an open circuit breaker.
+    Reads may be retried; for writes see :class:`OutcomeUnknownError`.
+    """
+
+
+class BreakerOpenError(RedisUnavailableError):
+    """The circuit breaker is open, so no I/O was attempted (it costs microseconds)."""
+
+
+class OutcomeUnknownError(DeepAgentsRedisError):
+    """A write may or may not have been applied (every attempt timed out)."""
+
+
+class ConflictError(DeepAgentsRedisError):
+    """Optimistic lock lost: the stored version moved since it was read.
+
+    Attributes:
+        expected: The version the caller based its change on.
+        actual: The version found on the server.
+    """
+
+    def __init__(self, expected: Any = None, actual: Any = None, *, message: str | None = None):
+        self.expected = expected
+        self.actual = actual
+        super().__init__(message or f"conflict: expected version {expected!r}, found {actual!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_conflict, (self.expected, self.actual, str(self)))
+
+
+def _rebuild_conflict(expected: Any, actual: Any, message: str) -> ConflictError:
+    return ConflictError(expected, actual, message=message)
+
+
+class NotFoundError(DeepAgentsRedisError):
+    """The requested item does not exist."""
+
+
+class PayloadTooLargeError(DeepAgentsRedisError):
+    """A value is larger than the configured limit.
+
+    Attributes:
+        size: The size of the offending payload, in bytes.
+        limit: The configured limit, in bytes.
+    """
+
+    def __init__(self, size: int, limit: int, *, message: str | None = None):
+        self.size = size
+        self.limit = limit
+        super().__init__(message or f"payload of {size} bytes exceeds the limit of {limit} bytes")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_too_large, (self.size, self.limit, str(self)))
+
+
+def _rebuild_too_large(size: int, limit: int, message: str) -> PayloadTooLargeError:
+    return PayloadTooLargeError(size, limit, message=message)
+
+
+class InvalidInputError(DeepAgentsRedisError, ValueError):
+    """The caller passed invalid input (also a ``ValueError``)."""
+
+
+class SerializationError(DeepAgentsRedisError):
+    """A value could not be encoded, or stored bytes could not be decoded safely."""
+
+
+class ConfigurationError(DeepAgentsRedisError):
+    """Settings or a URL are invalid, missing, or rejected by the server (credentials)."""
+
+
+class CapabilityError(DeepAgentsRedisError):
+    """The server lacks a command or feature we need, or an ACL denies it."""
+
+
+def _is_unknown_command(message: str) -> bool:
+    lowered = message.lower()
+    return "unknown command" in lowered or "unknown subcommand" in lowered
+
+
+def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
+    """Map a redis-py exception to our error tree (the caller raises it ``from exc``).
+
+    Mapping (first match wins):
+
+    * our own errors are returned unchanged;
+    * ``AuthenticationError`` / ``AuthenticationWrongNumberOfArgsError`` ->
+      :class:`ConfigurationError` (retrying will not fix a wrong password);
+    * ``ConnectionError`` (incl. ``BusyLoadingError``, ``MaxConnectionsError``),
+      ``TimeoutError``, ``ClusterDownError``, ``TryAgainError``, ``SlotNotCoveredError``,
+      ``ReadOnlyError`` (a replica promoted/demoted mid-failover) ->
+      :class:`RedisUnavailableError`;
+    * ``NoPermissionError``, ``ModuleError`` and ``ResponseError`` "unknown command" ->
+      :class:`CapabilityError`;
+    * anything else -> :class:`DeepAgentsRedisError`.
+
+    Args:
+        exc: The exception raised by redis-py.
+
+    Returns:
+        The translated exception, with a password-free message naming the original type.
+    """
+    if isinstance(exc, DeepAgentsRedisError):
+        return exc
+    detail = redact_text(str(exc)) or "(no message)"
+    message = f"{type(exc).__name__}: {detail}"
+    if isinstance(exc, rexc.AuthenticationError | rexc.AuthenticationWrongNumberOfArgsError):
+        return ConfigurationError(f"Redis rejected the credentials: {message}")
+    if isinstance(
+        exc,
+        rexc.ConnectionError
+        | rexc.TimeoutError
+        | rexc.ClusterDownError
+        | rexc.TryAgainError
+        | rexc.SlotNotCoveredError
+        | rexc.ReadOnlyError,
+    ):
+        return RedisUnavailableError(f"Redis is unavailable: {message}")
+    if isinstance(exc, rexc.NoPermissionError | rexc.ModuleError) or (
+        isinstance(exc, rexc.ResponseError) and _is_unknown_command(str(exc))
+    ):
+        return CapabilityError(f"Redis lacks a needed command or permission: {message}")
+    return DeepAgentsRedisError(f"Redis error: {message}")
+
+
+# Everything redis-py raises: RedisClusterException does not derive from RedisError.
+_REDIS_EXCEPTIONS = (rexc.RedisError, rexc.RedisClusterException)
+
+
+class redis_errors:  # used like a function: ``with redis_errors(): ...``
+    """Context manager re-raising redis-py exceptions as ours (``raise ... from exc``).
+
+    Works both as ``with redis_errors():`` and ``async with redis_errors():``; it only
+    translates exceptions, so the plain form is fine in async code too.
+
+    Example:
+        >>> with redis_errors():
+        ...     client.set("k", b"v")  # doctest: +SKIP
+    """
+
+    def __enter__(self) -> redis_errors:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        if exc is not None and isinstance(exc, _REDIS_EXCEPTIONS):
+            raise translate_redis_error(exc) from exc
+        return False
+
+    async def __aenter__(self) -> redis_errors:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)

@@ -1,0 +1,214 @@
+"""The instrumentation seam: spans, counters and durations, no-op by default.
+
+Phases report ``<phase>.<op>`` names with attributes such as ``outcome="hit"``; the
+``observe`` package plugs OpenTelemetry in with :func:`set_instrumentation`, so no phase
+imports OpenTelemetry itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "Instrumentation",
+    "NoOpInstrumentation",
+    "RecordingInstrumentation",
+    "get_instrumentation",
+    "set_instrumentation",
+]
+
+
+@runtime_checkable
+class Instrumentation(Protocol):
+    """What a phase reports through. Implementations must be cheap and never raise."""
+
+    def span(self, name: str, **attrs: Any) -> AbstractContextManager[Any]:
+        """Open a span around an operation.
+
+        Args:
+            name: Operation name, ``<phase>.<op>``.
+            **attrs: Span attributes.
+
+        Returns:
+            A context manager delimiting the span.
+        """
+        ...
+
+    def count(self, name: str, value: int = 1, **attrs: Any) -> None:
+        """Add ``value`` to the counter ``name`` for these attributes.
+
+        Args:
+            name: Counter name, ``<phase>.<op>``.
+            value: Amount to add.
+            **attrs: Attributes such as ``outcome="hit"``.
+        """
+        ...
+
+    def record_duration(self, name: str, seconds: float, **attrs: Any) -> None:
+        """Record how long an operation took.
+
+        Args:
+            name: Histogram name, ``<phase>.<op>``.
+            seconds: Duration in seconds.
+            **attrs: Attributes such as ``outcome="hit"``.
+        """
+        ...
+
+
+class NoOpInstrumentation:
+    """The default: does nothing, as cheaply as possible."""
+
+    _NULL: AbstractContextManager[None] = nullcontext()
+
+    def span(self, name: str, **attrs: Any) -> AbstractContextManager[Any]:
+        """Return a reusable do-nothing context manager.
+
+        Args:
+            name: Ignored.
+            **attrs: Ignored.
+
+        Returns:
+            A null context manager.
+        """
+        return self._NULL
+
+    def count(self, name: str, value: int = 1, **attrs: Any) -> None:
+        """Do nothing.
+
+        Args:
+            name: Ignored.
+            value: Ignored.
+            **attrs: Ignored.
+        """
+
+    def record_duration(self, name: str, seconds: float, **attrs: Any) -> None:
+        """Do nothing.
+
+        Args:
+            name: Ignored.
+            seconds: Ignored.
+            **attrs: Ignored.
+        """
+
+
+@dataclass
+class RecordedSpan:
+    """A span seen by :class:`RecordingInstrumentation`.
+
+    Attributes:
+        name: Span name.
+        attrs: Attributes given when the span was opened.
+        error: Type name of the exception that left the span, if any.
+    """
+
+    name: str
+    attrs: dict[str, Any]
+    error: str | None = None
+
+
+@dataclass
+class RecordingInstrumentation:
+    """Keeps everything in memory, for tests (thread-safe).
+
+    Attributes:
+        counts: ``counts[(name, frozenset(attrs.items()))]`` -> total.
+        durations: ``(name, attrs, seconds)`` in the order recorded.
+        spans: Every span opened, in order.
+    """
+
+    counts: Counter[tuple[str, frozenset[tuple[str, Any]]]] = field(default_factory=Counter)
+    durations: list[tuple[str, dict[str, Any], float]] = field(default_factory=list)
+    spans: list[RecordedSpan] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @contextmanager
+    def _span(self, name: str, attrs: dict[str, Any]) -> Iterator[RecordedSpan]:
+        recorded = RecordedSpan(name, attrs)
+        with self._lock:
+            self.spans.append(recorded)
+        try:
+            yield recorded
+        except BaseException as exc:
+            recorded.error = type(exc).__name__
+            raise
+
+    def span(self, name: str, **attrs: Any) -> AbstractContextManager[Any]:
+        """Record a span (and the exception type that ends it, if any).
+
+        Args:
+            name: Span name.
+            **attrs: Span attributes.
+
+        Returns:
+            A context manager yielding the :class:`RecordedSpan`.
+        """
+        return self._span(name, attrs)
+
+    def count(self, name: str, value: int = 1, **attrs: Any) -> None:
+        """Add to an in-memory counter.
+
+        Args:
+            name: Counter name.
+            value: Amount to add.
+            **attrs: Attributes (part of the counter's key).
+        """
+        with self._lock:
+            self.counts[(name, frozenset(attrs.items()))] += value
+
+    def record_duration(self, name: str, seconds: float, **attrs: Any) -> None:
+        """Append a duration.
+
+        Args:
+            name: Histogram name.
+            seconds: Duration in seconds.
+            **attrs: Attributes.
+        """
+        with self._lock:
+            self.durations.append((name, attrs, seconds))
+
+    def total(self, name: str, **attrs: Any) -> int:
+        """Sum of the counter ``name`` over every attribute set containing ``attrs``.
+
+        Args:
+            name: Counter name.
+            **attrs: Attributes that must match (others are ignored).
+
+        Returns:
+            The total (0 if never counted).
+        """
+        wanted = set(attrs.items())
+        with self._lock:
+            return sum(v for (n, a), v in self.counts.items() if n == name and wanted <= a)
+
+
+_NOOP = NoOpInstrumentation()
+_current: Instrumentation = _NOOP
+
+
+def get_instrumentation() -> Instrumentation:
+    """The process-wide instrumentation (no-op unless one was set).
+
+    Returns:
+        The current implementation.
+    """
+    return _current
+
+
+def set_instrumentation(inst: Instrumentation | None) -> Instrumentation:
+    """Install a process-wide instrumentation (``None`` restores the no-op default).
+
+    Args:
+        inst: The implementation to use from now on.
+
+    Returns:
+        The previous implementation (so tests can restore it).
+    """
+    global _current
+    previous = _current
+    _current = _NOOP if inst is None else inst
+    return previous
