@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 if TYPE_CHECKING:
     from deepagents_redis.core import RedisSettings
@@ -31,10 +31,9 @@ def unique_key_prefix(nodeid: str = "") -> str:
 class RedisTarget:
     """Settings and lazily created clients for one deployment (see the `redis_target` fixture).
 
-    `.client` is a sync client from core's `create_client`; `.async_client` an asyncio client
-    from `create_async_client`. Both are created on first access and closed by the fixture at
-    teardown; touch `.async_client` only inside an async test, so that its connections belong
-    to that test's event loop.
+    `.client` is a sync client from core's `create_client`, created on first access.
+    `.async_client` is an asyncio client from `create_async_client`, created by `aopen()` in the
+    running event loop (the fixture opens it in the test's loop). The fixture closes both.
     """
 
     def __init__(self, *, mode: TargetMode, settings: RedisSettings) -> None:
@@ -77,12 +76,26 @@ class RedisTarget:
 
     @property
     def async_client(self) -> Any:
-        """Asyncio client, created on first access; use it only inside an async test."""
+        """Asyncio client, opened by `aopen()` (the `redis_target` fixture does that).
+
+        It belongs to the event loop that was running at `aopen()`: the test's loop when it
+        comes from the fixture. Use it only in async tests.
+        """
+        if self._async_client is None:
+            raise RuntimeError("no async client yet: `await target.aopen()` first")
+        return self._async_client
+
+    async def aopen(self) -> Self:
+        """Create the asyncio client in the running loop (no I/O with `cluster` on/off).
+
+        Returns:
+            This object.
+        """
         if self._async_client is None:
             from deepagents_redis.core import create_async_client
 
-            self._async_client = create_async_client(self.settings)
-        return self._async_client
+            self._async_client = await create_async_client(self.settings)
+        return self
 
     def close(self) -> None:
         """Close the sync client if it was created."""

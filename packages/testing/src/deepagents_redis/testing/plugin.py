@@ -20,9 +20,10 @@ Fixtures:
   `async_cluster_client` (function).
 - `redis_target` (function, parametrized `standalone` / `cluster`, the latter marked
   `cluster`): `.mode`, `.settings`, `.client`, `.async_client`. It is an async fixture
-  (pytest-asyncio), so it lives in the test's function-scoped event loop: `.async_client` is
-  created lazily on first access inside the test and closed by the fixture's async teardown in
-  that same loop. Sync tests may use it too (then just don't touch `.async_client`).
+  (pytest-asyncio), so it runs in the test's function-scoped event loop: `.async_client` is
+  created there (no I/O until first use) and closed by the fixture's async teardown in that
+  same loop. `.client` (sync) is created on first access. Sync tests may use the fixture too;
+  they just should not use `.async_client`.
 - `redis_server_factory` (function): `factory(*, aof=False, debug=False, config=None)` starts a
   dedicated `redis-server` (AOF with `appendfsync always`; `--enable-debug-command local`) with
   `.kill()` (SIGKILL), `.restart()` (same port and data dir), `.stop()`.
@@ -218,7 +219,7 @@ async def async_redis_client(redis_settings: RedisSettings) -> AsyncIterator[Any
     """An asyncio client from core's `create_async_client`, closed after the test."""
     from deepagents_redis.core import create_async_client
 
-    client = create_async_client(redis_settings)
+    client = await create_async_client(redis_settings)
     try:
         yield client
     finally:
@@ -317,7 +318,7 @@ async def async_cluster_client(cluster_settings: RedisSettings) -> AsyncIterator
     """An asyncio cluster client from core's `create_async_client`, closed after the test."""
     from deepagents_redis.core import create_async_client
 
-    client = create_async_client(cluster_settings)
+    client = await create_async_client(cluster_settings)
     try:
         yield client
     finally:
@@ -341,6 +342,7 @@ async def redis_target(
         settings = request.getfixturevalue("redis_settings")
     target = RedisTarget(mode=mode, settings=settings)
     try:
+        await target.aopen()
         yield target
     finally:
         await target.aclose()
