@@ -145,8 +145,6 @@ def run(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> int:
     Returns:
         The exit status.
     """
-    from deepagents_redis.cli._health import report_rows
-    from deepagents_redis.cli._table import format_table
     from deepagents_redis.core import RedisConnector, check_health
 
     if args.prefix is None and not os.environ.get("DEEPAGENTS_REDIS_KEY_PREFIX"):
@@ -158,7 +156,7 @@ def run(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> int:
             out("")
             out("== health ==")
             report = check_health(connector.sync())
-            out(format_table(report_rows(report), headers=("check", "result")))
+            out(report.to_table())
             ctx = DemoContext(connector=connector, url=target.url, source=target.source, out=out)
             ran = run_sections(ctx, only=args.only)
         finally:

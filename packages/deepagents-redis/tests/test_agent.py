@@ -1,0 +1,120 @@
+"""``deepagents_redis.agent.create_deep_agent``: deepagents' signature, flags, phase hooks."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import deepagents
+import pytest
+from deepagents_redis import agent as agent_pkg
+from deepagents_redis.agent import (
+    AgentBuild,
+    AgentRedisSettings,
+    _wiring,
+    create_deep_agent,
+    resolve_flags,
+)
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage
+
+
+class ScriptedModel(GenericFakeChatModel):
+    """A fake chat model that accepts tools (deepagents binds its file/todo tools)."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for phase in ("CACHE", "TODOS", "FS"):
+        monkeypatch.delenv(f"DEEPAGENTS_REDIS_{phase}_ENABLED", raising=False)
+
+
+def test_signature_mirrors_deepagents() -> None:
+    ours = inspect.signature(create_deep_agent).parameters
+    upstream = inspect.signature(deepagents.create_deep_agent).parameters
+    for name, param in upstream.items():
+        assert name in ours, name
+        assert ours[name].kind == param.kind, name
+        assert ours[name].default == param.default, name
+    extra = [name for name in ours if name not in upstream]
+    assert extra
+    for name in extra:
+        assert name.startswith("redis_")
+        assert ours[name].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_no_phase_passes_through_and_runs() -> None:
+    model = ScriptedModel(messages=iter([AIMessage(content="all done")]))
+    graph = create_deep_agent(model, system_prompt="be brief")
+    result = graph.invoke({"messages": [HumanMessage(content="hi")]})
+    assert result["messages"][-1].content == "all done"
+
+
+def test_every_phase_is_off_by_default() -> None:
+    flags = resolve_flags()
+    assert flags.enabled_phases() == []
+
+
+def test_flags_from_env_then_kwargs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_ENABLED", "true")
+    monkeypatch.setenv("DEEPAGENTS_REDIS_FS_ENABLED", "1")
+    assert resolve_flags().enabled_phases() == ["cache", "fs"]
+    # Keyword arguments beat the environment.
+    assert resolve_flags(redis_cache=False).enabled_phases() == ["fs"]
+    assert resolve_flags(redis_todos=True).enabled_phases() == ["cache", "todos", "fs"]
+
+
+def test_flags_object_is_not_re_read_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    flags = AgentRedisSettings(todos_enabled=True)
+    monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_ENABLED", "true")
+    assert resolve_flags(redis_flags=flags).enabled_phases() == ["todos"]
+    assert resolve_flags(redis_flags=flags, redis_fs=True).enabled_phases() == ["todos", "fs"]
+
+
+def test_hooks_see_flags_and_connection_and_edit_kwargs(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[AgentBuild] = []
+
+    def hook(build: AgentBuild) -> None:
+        seen.append(build)
+        build.kwargs["name"] = "wired"
+        build.notes.append("test hook ran")
+
+    captured: dict[str, Any] = {}
+
+    def fake_upstream(**kwargs: Any) -> str:
+        captured.update(kwargs)
+        return "graph"
+
+    upstream_params = set(inspect.signature(deepagents.create_deep_agent).parameters)
+    monkeypatch.setattr(_wiring, "PHASE_HOOKS", [hook])
+    monkeypatch.setattr(deepagents, "create_deep_agent", fake_upstream)
+    middleware = ("m1",)
+    result = create_deep_agent(
+        "openai:gpt-x",
+        middleware=middleware,
+        redis_url="redis://example:6379/0",
+        redis_todos=True,
+    )
+    assert result == "graph"
+    (build,) = seen
+    assert build.flags.todos_enabled
+    assert build.connection_kwargs() == {
+        "url": "redis://example:6379/0",
+        "settings": None,
+        "client": None,
+        "async_client": None,
+    }
+    assert captured["name"] == "wired"
+    assert captured["model"] == "openai:gpt-x"
+    # The caller's middleware sequence is copied, never mutated by hooks.
+    assert captured["middleware"] == ["m1"]
+    assert captured["middleware"] is not middleware
+    assert set(captured) == upstream_params
+
+
+def test_public_names() -> None:
+    for name in agent_pkg.__all__:
+        assert getattr(agent_pkg, name) is not None

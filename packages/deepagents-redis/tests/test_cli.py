@@ -1,0 +1,147 @@
+"""The deepagents-redis CLI against the plugin's private servers: health, migrate, exit codes."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import redis
+from deepagents_redis.cli import build_parser, main
+from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_UNREACHABLE, EXIT_USAGE
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _no_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CLI falls back to these; a developer's shell must not leak into the tests.
+    monkeypatch.delenv("DEEPAGENTS_REDIS_URL", raising=False)
+    monkeypatch.delenv("DEEPAGENTS_REDIS_KEY_PREFIX", raising=False)
+
+
+def _closed_port_url() -> str:
+    # Bind then close: nothing listens there, so connecting is refused at once.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("health", "migrate", "demo"):
+        assert command in out
+
+
+def test_usage_error_exits_64_not_2(capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse would exit 2, which is our "unreachable" status.
+    with pytest.raises(SystemExit) as exc:
+        main(["no-such-command"])
+    assert exc.value.code == EXIT_USAGE
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == EXIT_USAGE
+    capsys.readouterr()
+
+
+def test_health_ok(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["health", "--url", redis_url]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "latency_ms" in out
+    assert "durability" in out
+    assert "maxmemory_policy" in out
+    assert "health: ok" in out
+
+
+def test_health_reads_url_from_env(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DEEPAGENTS_REDIS_URL", redis_url)
+    assert main(["health"]) == EXIT_OK
+    assert "(from DEEPAGENTS_REDIS_URL)" in capsys.readouterr().out
+
+
+def test_health_strict_fails_on_warnings(
+    redis_server_factory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_aof = redis_server_factory(aof=False)
+    assert main(["health", "--url", no_aof.url]) == EXIT_OK
+    assert main(["health", "--strict", "--url", no_aof.url]) == EXIT_PROBLEM
+    out = capsys.readouterr().out
+    assert "AOF is off" in out
+
+
+def test_health_strict_passes_on_a_durable_server(
+    redis_server_factory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    durable = redis_server_factory(aof=True)
+    assert main(["health", "--strict", "--url", durable.url]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "appendfsync always" in out
+    assert "health: ok" in out
+
+
+def test_health_unreachable_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["health", "--url", _closed_port_url()]) == EXIT_UNREACHABLE
+    assert "unreachable" in capsys.readouterr().err
+
+
+def test_health_without_url_is_a_configuration_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["health"]) == EXIT_USAGE
+    assert "DEEPAGENTS_REDIS_URL" in capsys.readouterr().err
+
+
+def test_health_never_prints_the_password(capsys: pytest.CaptureFixture[str]) -> None:
+    url = _closed_port_url().replace("redis://", "redis://user:hunter2-secret@")
+    assert main(["health", "--url", url]) == EXIT_UNREACHABLE
+    captured = capsys.readouterr()
+    assert "hunter2-secret" not in captured.out + captured.err
+
+
+def test_migrate_status_up_cycle(
+    redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = ["--url", redis_url, "--prefix", key_prefix]
+    assert main(["migrate", "status", *target]) == EXIT_PROBLEM
+    assert "stored version:      absent" in capsys.readouterr().out
+
+    assert main(["migrate", "up", *target]) == EXIT_OK
+    assert "nothing else to migrate yet" in capsys.readouterr().out
+    with redis.Redis.from_url(redis_url) as raw:
+        assert raw.get(f"{key_prefix}:schema") == b"1"
+
+    assert main(["migrate", "status", *target]) == EXIT_OK
+    assert "up to date" in capsys.readouterr().out
+    # Running `up` again is safe and changes nothing.
+    assert main(["migrate", "up", *target]) == EXIT_OK
+    assert "up to date" in capsys.readouterr().out
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.delete(f"{key_prefix}:schema")
+
+
+def test_migrate_refuses_data_from_a_newer_version(
+    redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.set(f"{key_prefix}:schema", "99")
+        target = ["--url", redis_url, "--prefix", key_prefix]
+        assert main(["migrate", "status", *target]) == EXIT_PROBLEM
+        assert "newer version" in capsys.readouterr().out
+        assert main(["migrate", "up", *target]) == EXIT_PROBLEM
+        assert "refusing" in capsys.readouterr().out
+        assert raw.get(f"{key_prefix}:schema") == b"99"
+        raw.delete(f"{key_prefix}:schema")
+
+
+def test_migrate_unreachable_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate", "status", "--url", _closed_port_url()]) == EXIT_UNREACHABLE
+    capsys.readouterr()
+
+
+def test_parser_builds_with_every_registered_module() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["migrate", "up", "--url", "redis://x:1/0"])
+    assert callable(args.handler)

@@ -1,0 +1,108 @@
+"""``deepagents-redis demo``: against the plugin's server, and on the embedded default."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import redis
+from deepagents_redis.cli import _demo, main
+from deepagents_redis.cli._demo import DemoContext, Section
+from deepagents_redis.cli._exit import EXIT_OK
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _no_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEEPAGENTS_REDIS_URL", raising=False)
+    monkeypatch.delenv("DEEPAGENTS_REDIS_KEY_PREFIX", raising=False)
+
+
+def _args(**values: object) -> argparse.Namespace:
+    defaults: dict[str, object] = {"url": None, "prefix": None, "only": None}
+    defaults.update(values)
+    return argparse.Namespace(**defaults)
+
+
+def _count_keys(url: str, prefix: str) -> int:
+    # SCAN with a MATCH on our own test prefix (not user input), bounded by the test's keys.
+    with redis.Redis.from_url(url) as raw:
+        return sum(1 for _ in raw.scan_iter(match=f"{prefix}:*", count=1000))
+
+
+def test_demo_core_round_against_url(
+    redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines: list[str] = []
+    facts: dict[str, object] = {}
+    original = _demo.run_sections
+
+    def capture(ctx: DemoContext, *, only: list[str] | None = None) -> list[str]:
+        ran = original(ctx, only=only)
+        facts.update(ctx.facts)
+        return ran
+
+    monkeypatch.setattr(_demo, "run_sections", capture)
+    status = _demo.run(_args(url=redis_url, prefix=key_prefix), out=lines.append)
+    text = "\n".join(lines)
+    assert status == EXIT_OK, text
+    assert "(from --url)" in text
+    assert "== health ==" in text
+    assert "== core ==" in text
+    assert facts["codec_round_trip"] is True
+    assert facts["lua_reply"] == [facts["key"], "pong"]
+    # Sent twice with one op id, applied once.
+    assert facts["idempotent_counter"] == 5
+    assert facts["breaker_states"] == ["CLOSED", "OPEN"]
+    assert str(facts["key"]).startswith(f"{key_prefix}:v1:demo:{{")
+    # The demo cleans up after itself.
+    assert _count_keys(redis_url, key_prefix) == 0
+
+
+def test_demo_on_the_embedded_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "(from embedded redis-server)" in out or "(from embedded fakeredis)" in out
+    assert "demo finished: core" in out
+
+
+def test_demo_only_selects_sections(redis_url: str, key_prefix: str) -> None:
+    lines: list[str] = []
+    assert _demo.run(_args(url=redis_url, prefix=key_prefix, only=["core"]), out=lines.append) == 0
+    assert "demo finished: core" in lines[-1]
+
+
+def test_missing_phase_section_is_skipped_with_an_install_hint(
+    redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        _demo,
+        "SECTIONS",
+        [
+            *_demo.SECTIONS,
+            Section("ghost", "deepagents_redis.cli._demo_ghost", requires="deepagents_redis.ghost"),
+        ],
+    )
+    lines: list[str] = []
+    assert _demo.run(_args(url=redis_url, prefix=key_prefix), out=lines.append) == EXIT_OK
+    text = "\n".join(lines)
+    assert "skipped: deepagents_redis.ghost is not installed" in text
+    assert "pip install 'deepagents-redis[ghost]'" in text
+
+
+def test_a_failing_section_fails_the_demo(
+    redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    broken = types.ModuleType("deepagents_redis.cli._demo_broken")
+
+    def run(ctx: DemoContext) -> None:
+        raise RuntimeError("section exploded")
+
+    broken.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(__import__("sys").modules, broken.__name__, broken)
+    monkeypatch.setattr(_demo, "SECTIONS", [Section("broken", broken.__name__)])
+    with pytest.raises(RuntimeError, match="section exploded"):
+        _demo.run(_args(url=redis_url, prefix=key_prefix), out=lambda _line: None)
