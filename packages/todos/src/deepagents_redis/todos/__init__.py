@@ -1,1 +1,52 @@
-"""deepagents_redis.todos."""
+"""Durable, shared todo plans on Redis for deepagents.
+
+* :class:`RedisTodoRepository`: versioned plans with atomic per-item operations (sync and
+  async), each mutation one Lua script call with an operation id so a retry applies once.
+* :class:`RedisTodoMiddleware`: langchain's ``TodoListMiddleware`` (same name, tool and
+  prompt) with the plan kept in Redis; :class:`RedisTodoSubagentMiddleware` lets
+  subagents read the plan and update their item.
+* :class:`TodoReconciler` and :class:`TodoBackfill`: compare with / copy from LangGraph
+  checkpoints.
+"""
+
+from deepagents_redis.todos._errors import ItemClaimedError, TooManyItemsError
+from deepagents_redis.todos._middleware import (
+    RedisPlanningState,
+    RedisTodoMiddleware,
+    RedisTodoSubagentMiddleware,
+)
+from deepagents_redis.todos._models import TODO_STATUSES, Todo, TodoChange, TodoList, TodoStatus
+from deepagents_redis.todos._reconcile import (
+    BackfillReport,
+    Drift,
+    DriftKind,
+    ReconcileReport,
+    ThreadTodos,
+    TodoBackfill,
+    TodoReconciler,
+)
+from deepagents_redis.todos._repository import RedisTodoRepository
+from deepagents_redis.todos._settings import ConflictPolicy, TodosSettings
+
+__all__ = [
+    "TODO_STATUSES",
+    "BackfillReport",
+    "ConflictPolicy",
+    "Drift",
+    "DriftKind",
+    "ItemClaimedError",
+    "ReconcileReport",
+    "RedisPlanningState",
+    "RedisTodoMiddleware",
+    "RedisTodoRepository",
+    "RedisTodoSubagentMiddleware",
+    "ThreadTodos",
+    "Todo",
+    "TodoBackfill",
+    "TodoChange",
+    "TodoList",
+    "TodoReconciler",
+    "TodoStatus",
+    "TodosSettings",
+    "TooManyItemsError",
+]

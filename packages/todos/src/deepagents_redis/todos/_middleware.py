@@ -1,0 +1,732 @@
+"""``RedisTodoMiddleware``: langchain's ``TodoListMiddleware`` with the plan kept in Redis.
+
+It subclasses langchain's middleware and reports the same ``name``
+(``"TodoListMiddleware"``), so it takes that slot in any stack (deepagents'
+``_apply_custom_middleware`` replaces by name; ``create_agent`` refuses two middleware of
+one name). The ``write_todos`` tool keeps its name, description, argument schema, system
+prompt and the one-call-per-turn check; what changes is where the plan lives:
+
+* ``before_agent``: load the plan, so a restarted or different worker resumes it (a thread
+  whose checkpoint has todos but whose plan is empty in Redis seeds Redis from it);
+* ``write_todos``: a versioned ``replace`` (one script call, op id derived from the tool
+  call id, so re-running a tool call after a crash applies once);
+* ``before_model``: pull changes made outside the run and tell the model what changed.
+
+Conflict policy (``conflict_policy``), for a write based on a version that moved:
+``merge`` (default) re-applies the agent's own edits on top of the latest plan (see
+:func:`deepagents_redis.todos._plan.merge`) and says so in the tool result; ``reject``
+changes nothing, refreshes the agent's view and returns an error result asking it to write
+again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, NotRequired, cast
+
+from deepagents_redis.core import (
+    ConfigurationError,
+    ConflictError,
+    InvalidInputError,
+    RedisSettings,
+)
+from deepagents_redis.todos._models import TodoList, TodoStatus
+from deepagents_redis.todos._plan import (
+    Item,
+    assign_ids,
+    describe_changes,
+    format_plan,
+    merge,
+    view_from_plan,
+    view_from_state,
+)
+from deepagents_redis.todos._repository import RedisTodoRepository
+from deepagents_redis.todos._settings import ConflictPolicy, TodosSettings
+from langchain.agents.middleware.todo import (
+    WRITE_TODOS_SYSTEM_PROMPT,
+    WRITE_TODOS_TOOL_DESCRIPTION,
+    PlanningState,
+    TodoListMiddleware,
+    WriteTodosInput,
+)
+from langchain.agents.middleware.todo import Todo as LangchainTodo
+from langchain.agents.middleware.types import AgentMiddleware, PrivateStateAttr
+from langchain.tools import ToolRuntime
+from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool, StructuredTool
+from langgraph.config import get_config
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+from pydantic import BaseModel, Field
+
+log = logging.getLogger(__name__)
+
+ScopeResolver = Callable[[RunnableConfig], str]
+"""Maps a run's config to a plan scope."""
+
+SYNC_MESSAGE_PREFIX = "todo-sync-"
+"""Id prefix of the messages the middleware adds to tell the model about the plan."""
+
+
+class RedisPlanningState(PlanningState[Any]):
+    """langchain's ``PlanningState`` plus the private bookkeeping of the Redis plan."""
+
+    todo_ids: Annotated[NotRequired[list[str]], PrivateStateAttr]
+    """Stable ids of ``todos``, position by position."""
+
+    todos_version: Annotated[NotRequired[int], PrivateStateAttr]
+    """The plan version ``todos`` reflects."""
+
+
+def _thread_scope(config: RunnableConfig) -> str:
+    thread_id = (config.get("configurable") or {}).get("thread_id")
+    if thread_id is None:
+        raise ConfigurationError(
+            "RedisTodoMiddleware needs a plan scope: run the agent with a thread_id "
+            "(config={'configurable': {'thread_id': ...}}) or pass scope=..."
+        )
+    return str(thread_id)
+
+
+def _state_update(plan: TodoList) -> dict[str, Any]:
+    return {
+        "todos": plan.as_langchain(),
+        "todo_ids": plan.ids,
+        "todos_version": plan.version,
+    }
+
+
+class _ScopedRepository:
+    """The repository plus how to find the scope and actor of a run (shared by the tools)."""
+
+    def __init__(self, repository: RedisTodoRepository, scope: str | ScopeResolver | None):
+        self.repository = repository
+        self._scope = scope
+
+    def scope(self, config: RunnableConfig) -> str:
+        if callable(self._scope):
+            return self._scope(config)
+        if self._scope is not None:
+            return self._scope
+        return _thread_scope(config)
+
+    @staticmethod
+    def actor(config: RunnableConfig, default: str) -> str:
+        name = (config.get("metadata") or {}).get("lc_agent_name")
+        thread_id = (config.get("configurable") or {}).get("thread_id")
+        who = name or default
+        return f"{who}:{thread_id}" if thread_id is not None else str(who)
+
+
+def _make_repository(
+    repository: RedisTodoRepository | None,
+    url: str | None,
+    settings: RedisSettings | None,
+    client: Any,
+    async_client: Any,
+    todos_settings: TodosSettings,
+) -> RedisTodoRepository:
+    if repository is not None:
+        return repository
+    return RedisTodoRepository(
+        url=url,
+        settings=settings,
+        client=client,
+        async_client=async_client,
+        todos_settings=todos_settings,
+        actor="agent",
+    )
+
+
+class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
+    """``TodoListMiddleware`` whose plan lives in Redis (see the module docstring).
+
+    Example:
+        >>> from deepagents import create_deep_agent  # doctest: +SKIP
+        >>> todos = RedisTodoMiddleware(url="redis://localhost:6379/0")  # doctest: +SKIP
+        >>> agent = create_deep_agent(  # doctest: +SKIP
+        ...     model, middleware=[todos], checkpointer=saver
+        ... )
+    """
+
+    state_schema = RedisPlanningState  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        settings: RedisSettings | None = None,
+        client: Any = None,
+        async_client: Any = None,
+        repository: RedisTodoRepository | None = None,
+        todos_settings: TodosSettings | None = None,
+        scope: str | ScopeResolver | None = None,
+        conflict_policy: ConflictPolicy | None = None,
+        max_merge_attempts: int = 5,
+        system_prompt: str = WRITE_TODOS_SYSTEM_PROMPT,
+        tool_description: str = WRITE_TODOS_TOOL_DESCRIPTION,
+    ) -> None:
+        """Create the middleware.
+
+        Args:
+            url: Redis URL (or pass ``settings``, ``client``/``async_client``, or
+                ``repository``).
+            settings: Connection settings.
+            client: A ready sync client (used by ``invoke``).
+            async_client: A ready async client (used by ``ainvoke``).
+            repository: A ready repository (then the connection arguments are ignored).
+            todos_settings: Phase settings (default: from the environment).
+            scope: A named plan shared by every thread, a function of the run's config, or
+                None for the thread id (default: ``todos_settings.scope``).
+            conflict_policy: ``merge`` or ``reject`` (default: ``todos_settings``).
+            max_merge_attempts: Merges tried before giving up under constant contention.
+            system_prompt: As langchain's ``TodoListMiddleware``.
+            tool_description: As langchain's ``TodoListMiddleware``.
+        """
+        super().__init__(system_prompt=system_prompt, tool_description=tool_description)
+        self.todos_settings = todos_settings or TodosSettings()
+        """The phase settings."""
+        self.repository = _make_repository(
+            repository, url, settings, client, async_client, self.todos_settings
+        )
+        """The repository every read and write goes through."""
+        self.conflict_policy: ConflictPolicy = (
+            conflict_policy or self.todos_settings.conflict_policy
+        )
+        """``merge`` or ``reject``."""
+        if max_merge_attempts < 1:
+            raise InvalidInputError("max_merge_attempts must be >= 1")
+        self.max_merge_attempts = max_merge_attempts
+        """Merges tried before a write gives up with ``ConflictError``."""
+        self._scoped = _ScopedRepository(self.repository, scope or self.todos_settings.scope)
+        self.tools = [_write_todos_tool(self, tool_description)]
+
+    @property
+    def name(self) -> str:
+        """``"TodoListMiddleware"``: takes langchain's slot in any middleware stack."""
+        return "TodoListMiddleware"
+
+    def scope_for(self, config: RunnableConfig) -> str:
+        """The plan scope of a run.
+
+        Args:
+            config: The run's config.
+
+        Returns:
+            The scope.
+        """
+        return self._scoped.scope(config)
+
+    def subagent_middleware(self) -> RedisTodoSubagentMiddleware:
+        """A middleware for subagent specs: ``read_todos`` and ``update_todo`` on this plan.
+
+        deepagents keeps ``todos`` out of subagent state; these tools read the shared plan
+        from Redis and update one item atomically (no whole-list version check), so a
+        subagent can report progress on its own item while the parent keeps planning.
+
+        Returns:
+            The middleware (name ``"RedisTodoSubagentMiddleware"``).
+        """
+        return RedisTodoSubagentMiddleware(repository=self.repository, scope=self._scoped._scope)
+
+    # -- pulling ------------------------------------------------------------------------
+
+    def _pull(self, state: Any, plan: TodoList, *, starting: bool) -> dict[str, Any] | None:
+        known = state.get("todos_version")
+        if known == plan.version and len(state.get("todo_ids") or []) == len(plan.items):
+            return None
+        update = _state_update(plan)
+        before = view_from_state(state)
+        after = view_from_plan(plan)
+        if known is None:
+            if not plan.items:
+                return update
+            text = (
+                f"[shared todo plan] This run continues the shared plan "
+                f"{plan.scope!r} (version {plan.version}):\n{format_plan(after)}\n"
+                "Keep it current with write_todos."
+            )
+        else:
+            changes = describe_changes(before, after)
+            if not changes:
+                return update
+            verb = "before this run resumed" if starting else "outside this run"
+            text = (
+                f"[shared todo plan] The plan changed {verb} "
+                f"(version {known} -> {plan.version}):\n"
+                + "\n".join(changes)
+                + f"\nCurrent plan:\n{format_plan(after)}\n"
+                "Work from the current plan; write_todos replaces it as a whole."
+            )
+        msg_id = f"{SYNC_MESSAGE_PREFIX}{plan.scope}-{plan.version}-{known}"
+        update["messages"] = [HumanMessage(content=text, id=msg_id)]
+        return update
+
+    @staticmethod
+    def _needs_seed(state: Any, plan: TodoList) -> bool:
+        # A thread that ran under langchain's TodoListMiddleware (or before the plan was
+        # in Redis) has todos in its checkpoint and nothing in Redis: seed, don't wipe.
+        return bool(state.get("todos")) and state.get("todos_version") is None and plan.version == 0
+
+    def _seed_items(self, state: Any) -> list[dict[str, str]]:
+        return [item.as_payload() for item in assign_ids([], state.get("todos") or [])]
+
+    def before_agent(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        """Load the plan at the start of a run (seed Redis from a pre-Redis checkpoint).
+
+        Args:
+            state: The agent state.
+            runtime: The runtime.
+
+        Returns:
+            The state update, if the plan differs from the state.
+        """
+        config = get_config()
+        scope = self.scope_for(config)
+        plan = self.repository.get(scope)
+        if self._needs_seed(state, plan):
+            try:
+                plan = self.repository.replace(
+                    scope,
+                    self._seed_items(state),
+                    expected_version=0,
+                    actor=self._scoped.actor(config, "agent"),
+                )
+                return _state_update(plan)
+            except ConflictError:
+                plan = self.repository.get(scope)
+        return self._pull(state, plan, starting=True)
+
+    async def abefore_agent(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        """Async :meth:`before_agent`.
+
+        Args:
+            state: The agent state.
+            runtime: The runtime.
+
+        Returns:
+            The state update, if the plan differs from the state.
+        """
+        config = get_config()
+        scope = self.scope_for(config)
+        plan = await self.repository.aget(scope)
+        if self._needs_seed(state, plan):
+            try:
+                plan = await self.repository.areplace(
+                    scope,
+                    self._seed_items(state),
+                    expected_version=0,
+                    actor=self._scoped.actor(config, "agent"),
+                )
+                return _state_update(plan)
+            except ConflictError:
+                plan = await self.repository.aget(scope)
+        return self._pull(state, plan, starting=True)
+
+    def before_model(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        """Pull changes made outside the run; tell the model what changed.
+
+        Args:
+            state: The agent state.
+            runtime: The runtime.
+
+        Returns:
+            The state update (plan and a message), if the plan moved.
+        """
+        plan = self.repository.get(self.scope_for(get_config()))
+        return self._pull(state, plan, starting=False)
+
+    async def abefore_model(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        """Async :meth:`before_model`.
+
+        Args:
+            state: The agent state.
+            runtime: The runtime.
+
+        Returns:
+            The state update (plan and a message), if the plan moved.
+        """
+        plan = await self.repository.aget(self.scope_for(get_config()))
+        return self._pull(state, plan, starting=False)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _written(
+        self,
+        plan: TodoList,
+        todos: Sequence[Any],
+        call_id: str,
+        *,
+        merged_over: tuple[Sequence[Item], TodoList] | None = None,
+    ) -> Command[Any]:
+        if merged_over is None:
+            text = f"Updated todo list to {list(todos)}"
+        else:
+            base, latest = merged_over
+            changes = describe_changes(base, view_from_plan(latest))
+            text = (
+                f"Updated todo list to {plan.as_langchain()}\n\n"
+                f"Note: the plan had changed outside this run since you last saw it "
+                f"(now version {latest.version}); your edits were merged with:\n"
+                + "\n".join(changes or ["- (no visible change)"])
+            )
+        return Command(
+            update={
+                **_state_update(plan),
+                "messages": [ToolMessage(text, tool_call_id=call_id)],
+            }
+        )
+
+    @staticmethod
+    def _rejected(base: Sequence[Item], latest: TodoList, call_id: str) -> Command[Any]:
+        changes = describe_changes(base, view_from_plan(latest))
+        text = (
+            "Error: the todo list changed outside this run since you last saw it "
+            f"(now version {latest.version}); your update was NOT applied.\n"
+            + "\n".join(changes or ["- (no visible change)"])
+            + f"\nCurrent plan:\n{format_plan(view_from_plan(latest))}\n"
+            "Call write_todos again with the full list based on the current plan."
+        )
+        return Command(
+            update={
+                **_state_update(latest),
+                "messages": [ToolMessage(text, tool_call_id=call_id, status="error")],
+            }
+        )
+
+    @staticmethod
+    def _invalid(exc: InvalidInputError, call_id: str) -> Command[Any]:
+        return Command(
+            update={
+                "messages": [
+                    ToolMessage(
+                        f"Error: {exc}. The todo list was not changed.",
+                        tool_call_id=call_id,
+                        status="error",
+                    )
+                ]
+            }
+        )
+
+    def write(self, runtime: ToolRuntime[Any, Any], todos: list[Any]) -> Command[Any]:
+        """The sync ``write_todos`` tool body (a versioned replace).
+
+        Args:
+            runtime: The tool runtime (state, config, tool call id).
+            todos: What the model wrote.
+
+        Returns:
+            The state update and the tool message.
+        """
+        config = runtime.config
+        scope = self.scope_for(config)
+        actor = self._scoped.actor(config, "agent")
+        call_id = runtime.tool_call_id or "no-call-id"
+        state = runtime.state
+        base = view_from_state(state)
+        base_version = state.get("todos_version")
+        desired = assign_ids(base, todos)
+        repo = self.repository
+        try:
+            try:
+                plan = repo.replace(
+                    scope,
+                    [i.as_payload() for i in desired],
+                    expected_version=base_version,
+                    op_id=f"write_todos:{call_id}:{base_version}",
+                    actor=actor,
+                )
+                return self._written(plan, todos, call_id)
+            except ConflictError:
+                if self.conflict_policy == "reject":
+                    return self._rejected(base, repo.get(scope), call_id)
+            for _ in range(self.max_merge_attempts):
+                latest = repo.get(scope)
+                merged = merge(base, desired, view_from_plan(latest))
+                try:
+                    plan = repo.replace(
+                        scope,
+                        [i.as_payload() for i in merged],
+                        expected_version=latest.version,
+                        op_id=f"write_todos:{call_id}:{latest.version}",
+                        actor=actor,
+                    )
+                except ConflictError:
+                    continue
+                return self._written(plan, todos, call_id, merged_over=(base, latest))
+        except InvalidInputError as exc:
+            return self._invalid(exc, call_id)
+        raise ConflictError(
+            base_version, None, message="write_todos: the plan kept changing; gave up merging"
+        )
+
+    async def awrite(self, runtime: ToolRuntime[Any, Any], todos: list[Any]) -> Command[Any]:
+        """The async ``write_todos`` tool body (awaits the async client).
+
+        Args:
+            runtime: The tool runtime (state, config, tool call id).
+            todos: What the model wrote.
+
+        Returns:
+            The state update and the tool message.
+        """
+        config = runtime.config
+        scope = self.scope_for(config)
+        actor = self._scoped.actor(config, "agent")
+        call_id = runtime.tool_call_id or "no-call-id"
+        state = runtime.state
+        base = view_from_state(state)
+        base_version = state.get("todos_version")
+        desired = assign_ids(base, todos)
+        repo = self.repository
+        try:
+            try:
+                plan = await repo.areplace(
+                    scope,
+                    [i.as_payload() for i in desired],
+                    expected_version=base_version,
+                    op_id=f"write_todos:{call_id}:{base_version}",
+                    actor=actor,
+                )
+                return self._written(plan, todos, call_id)
+            except ConflictError:
+                if self.conflict_policy == "reject":
+                    return self._rejected(base, await repo.aget(scope), call_id)
+            for _ in range(self.max_merge_attempts):
+                latest = await repo.aget(scope)
+                merged = merge(base, desired, view_from_plan(latest))
+                try:
+                    plan = await repo.areplace(
+                        scope,
+                        [i.as_payload() for i in merged],
+                        expected_version=latest.version,
+                        op_id=f"write_todos:{call_id}:{latest.version}",
+                        actor=actor,
+                    )
+                except ConflictError:
+                    continue
+                return self._written(plan, todos, call_id, merged_over=(base, latest))
+        except InvalidInputError as exc:
+            return self._invalid(exc, call_id)
+        raise ConflictError(
+            base_version, None, message="write_todos: the plan kept changing; gave up merging"
+        )
+
+
+def _write_todos_tool(mw: RedisTodoMiddleware, description: str) -> BaseTool:
+    # Same name, description and args schema as langchain's tool, so the model sees
+    # exactly what it would see with TodoListMiddleware.
+    def write_todos(runtime: ToolRuntime[Any, Any], todos: list[LangchainTodo]) -> Command[Any]:
+        return mw.write(runtime, list(todos))
+
+    async def awrite_todos(
+        runtime: ToolRuntime[Any, Any], todos: list[LangchainTodo]
+    ) -> Command[Any]:
+        return await mw.awrite(runtime, list(todos))
+
+    return StructuredTool.from_function(
+        name="write_todos",
+        description=description,
+        func=write_todos,
+        coroutine=awrite_todos,
+        args_schema=WriteTodosInput,
+        infer_schema=False,
+    )
+
+
+# -- subagents --------------------------------------------------------------------------
+
+SUBAGENT_PROMPT = """## Shared plan
+
+The agent that delegated this task keeps a shared todo plan. Use `read_todos` to see it
+(with item ids) and `update_todo` to report progress on the item you are working on
+(for example mark it `in_progress`, then `completed`). Do not change other items."""
+"""System prompt section added by :class:`RedisTodoSubagentMiddleware`."""
+
+
+class UpdateTodoInput(BaseModel):
+    """Arguments of the subagent ``update_todo`` tool."""
+
+    item_id: str = Field(description="The id of the item, as shown by read_todos.")
+    """The item's id."""
+    status: TodoStatus | None = Field(default=None, description="The new status.")
+    """The new status (None: unchanged)."""
+    content: str | None = Field(default=None, description="New wording (optional).")
+    """The new content (None: unchanged)."""
+
+
+class ReadTodosInput(BaseModel):
+    """Arguments of the subagent ``read_todos`` tool (none)."""
+
+
+def _format_for_subagent(plan: TodoList) -> str:
+    if not plan.items:
+        return f"The shared plan {plan.scope!r} is empty (version {plan.version})."
+    lines = [f"Shared plan {plan.scope!r} (version {plan.version}):"]
+    for item in plan.items:
+        owner = f" (owner: {item.owner})" if item.owner else ""
+        lines.append(f"- id={item.id} [{item.status}] {item.content}{owner}")
+    return "\n".join(lines)
+
+
+class RedisTodoSubagentMiddleware(AgentMiddleware[Any, Any, Any]):
+    """Gives a subagent ``read_todos`` and ``update_todo`` on the parent's shared plan.
+
+    Get one from :meth:`RedisTodoMiddleware.subagent_middleware` and put it in a subagent
+    spec's ``middleware``. The subagent resolves the same scope as the parent (the thread
+    id reaches subagents through the inherited config, or the named scope).
+    """
+
+    def __init__(
+        self,
+        *,
+        repository: RedisTodoRepository,
+        scope: str | ScopeResolver | None = None,
+        system_prompt: str = SUBAGENT_PROMPT,
+    ) -> None:
+        """Create the middleware.
+
+        Args:
+            repository: The repository of the parent's plan.
+            scope: As :class:`RedisTodoMiddleware` (None: the thread id).
+            system_prompt: Appended to the subagent's system prompt.
+        """
+        super().__init__()
+        self._scoped = _ScopedRepository(repository, scope)
+        self.system_prompt = system_prompt
+        """Appended to the subagent's system prompt."""
+        self.tools = _subagent_tools(self._scoped)
+
+    @property
+    def name(self) -> str:
+        """``"RedisTodoSubagentMiddleware"``."""
+        return "RedisTodoSubagentMiddleware"
+
+    def wrap_model_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+        """Add the shared-plan section to the system prompt.
+
+        Args:
+            request: The model request.
+            handler: The next handler.
+
+        Returns:
+            The model response.
+        """
+        return handler(self._with_prompt(request))
+
+    async def awrap_model_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
+        """Async :meth:`wrap_model_call`.
+
+        Args:
+            request: The model request.
+            handler: The next handler.
+
+        Returns:
+            The model response.
+        """
+        return await handler(self._with_prompt(request))
+
+    def _with_prompt(self, request: Any) -> Any:
+        from langchain_core.messages import SystemMessage
+
+        if request.system_message is not None:
+            content = [
+                *request.system_message.content_blocks,
+                {"type": "text", "text": f"\n\n{self.system_prompt}"},
+            ]
+        else:
+            content = [{"type": "text", "text": self.system_prompt}]
+        return request.override(
+            system_message=SystemMessage(content=cast("list[str | dict[str, str]]", content))
+        )
+
+
+def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
+    repo = scoped.repository
+
+    def read_todos(runtime: ToolRuntime[Any, Any]) -> str:
+        return _format_for_subagent(repo.get(scoped.scope(runtime.config)))
+
+    async def aread_todos(runtime: ToolRuntime[Any, Any]) -> str:
+        return _format_for_subagent(await repo.aget(scoped.scope(runtime.config)))
+
+    def _done(plan: TodoList, item_id: str) -> str:
+        item = plan.get(item_id)
+        assert item is not None
+        return f"Updated {item_id}: [{item.status}] {item.content} (plan version {plan.version})"
+
+    def update_todo(
+        runtime: ToolRuntime[Any, Any],
+        item_id: str,
+        status: TodoStatus | None = None,
+        content: str | None = None,
+    ) -> str:
+        config = runtime.config
+        try:
+            plan = repo.update(
+                scoped.scope(config),
+                item_id,
+                status=status,
+                content=content,
+                op_id=f"update_todo:{runtime.tool_call_id}",
+                actor=scoped.actor(config, "subagent"),
+            )
+        except InvalidInputError as exc:
+            return f"Error: {exc}"
+        except Exception as exc:
+            from deepagents_redis.core import NotFoundError
+
+            if isinstance(exc, NotFoundError):
+                return f"Error: {exc}; call read_todos for the current ids"
+            raise
+        return _done(plan, item_id)
+
+    async def aupdate_todo(
+        runtime: ToolRuntime[Any, Any],
+        item_id: str,
+        status: TodoStatus | None = None,
+        content: str | None = None,
+    ) -> str:
+        config = runtime.config
+        try:
+            plan = await repo.aupdate(
+                scoped.scope(config),
+                item_id,
+                status=status,
+                content=content,
+                op_id=f"update_todo:{runtime.tool_call_id}",
+                actor=scoped.actor(config, "subagent"),
+            )
+        except InvalidInputError as exc:
+            return f"Error: {exc}"
+        except Exception as exc:
+            from deepagents_redis.core import NotFoundError
+
+            if isinstance(exc, NotFoundError):
+                return f"Error: {exc}; call read_todos for the current ids"
+            raise
+        return _done(plan, item_id)
+
+    return [
+        StructuredTool.from_function(
+            name="read_todos",
+            description="Read the shared todo plan of the agent that delegated this task.",
+            func=read_todos,
+            coroutine=aread_todos,
+            args_schema=ReadTodosInput,
+            infer_schema=False,
+        ),
+        StructuredTool.from_function(
+            name="update_todo",
+            description=(
+                "Update one item of the shared todo plan (its status and/or wording). "
+                "Use the item id shown by read_todos."
+            ),
+            func=update_todo,
+            coroutine=aupdate_todo,
+            args_schema=UpdateTodoInput,
+            infer_schema=False,
+        ),
+    ]

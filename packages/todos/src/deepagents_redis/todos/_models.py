@@ -1,0 +1,185 @@
+"""The todo data model: :class:`Todo`, :class:`TodoList` and :class:`TodoChange`.
+
+Statuses are langchain's (``TodoListMiddleware``): ``pending``, ``in_progress``,
+``completed``. Times are timezone-aware UTC datetimes taken from the Redis server clock
+(``TIME`` inside the mutation script), never from a client clock.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TodoStatus = Literal["pending", "in_progress", "completed"]
+"""The status of a todo item, exactly as langchain's ``TodoListMiddleware`` spells it."""
+
+TODO_STATUSES: tuple[str, ...] = get_args(TodoStatus)
+"""Every valid status, in workflow order."""
+
+
+def _ms_to_datetime(ms: int | float | None) -> datetime | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+
+
+def content_is_blank(content: str) -> bool:
+    """Whether ``content`` is empty or only ASCII whitespace.
+
+    The Lua scripts apply the same rule (``%S`` matches ASCII non-space), so the client and
+    the server agree on what "empty content" means.
+
+    Args:
+        content: The candidate content.
+
+    Returns:
+        True when the content would be rejected.
+    """
+    return content.strip(" \t\n\r\f\v") == ""
+
+
+def new_item_id() -> str:
+    """A fresh item id (12 hex characters of a random UUID).
+
+    Returns:
+        The id.
+    """
+    return uuid.uuid4().hex[:12]
+
+
+class Todo(BaseModel):
+    """One item of a plan.
+
+    Build new items with :meth:`RedisTodoRepository.add` (which assigns the id) or pass
+    them to :meth:`RedisTodoRepository.replace`; fields you leave unset in a ``replace``
+    (``owner``, ``lease_expires_at``, ``metadata``) keep their stored values.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(min_length=1)
+    """Stable identifier: survives edits of content and status, and reordering."""
+
+    content: str
+    """What to do (non-empty)."""
+
+    status: TodoStatus = "pending"
+    """``pending``, ``in_progress`` or ``completed``."""
+
+    owner: str | None = None
+    """Who holds the item (set by :meth:`RedisTodoRepository.claim`), if anyone."""
+
+    lease_expires_at: datetime | None = None
+    """When the owner's claim lapses (server clock); after it, others may claim the item."""
+
+    updated_at: datetime | None = None
+    """When the item last changed (server clock)."""
+
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Free-form JSON-serializable data (stored as opaque JSON; Lua never parses it)."""
+
+    def as_langchain(self) -> dict[str, str]:
+        """The item as langchain's ``Todo`` TypedDict (``content`` and ``status`` only).
+
+        Returns:
+            ``{"content": ..., "status": ...}``.
+        """
+        return {"content": self.content, "status": self.status}
+
+    @classmethod
+    def from_stored(cls, raw: dict[str, Any]) -> Todo:
+        """Build an item from its stored JSON object.
+
+        Args:
+            raw: One element of the stored ``items`` array.
+
+        Returns:
+            The item.
+        """
+        metadata_raw = raw.get("metadata")
+        metadata = json.loads(metadata_raw) if isinstance(metadata_raw, str) else {}
+        return cls(
+            id=str(raw["id"]),
+            content=str(raw["content"]),
+            status=raw["status"],
+            owner=raw.get("owner") or None,
+            lease_expires_at=_ms_to_datetime(raw.get("lease_until")),
+            updated_at=_ms_to_datetime(raw.get("updated_at")),
+            metadata=metadata,
+        )
+
+
+class TodoList(BaseModel):
+    """A plan: a scope, a version and ordered items."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scope: str
+    """The plan's scope: a thread id, or a name shared by several threads."""
+
+    version: int = 0
+    """Monotonic: 0 for a plan never written, +1 for every applied mutation."""
+
+    items: list[Todo] = Field(default_factory=list)
+    """The items, in plan order."""
+
+    updated_at: datetime | None = None
+    """When the plan last changed (server clock)."""
+
+    def get(self, item_id: str) -> Todo | None:
+        """The item with this id, or None.
+
+        Args:
+            item_id: The item's id.
+
+        Returns:
+            The item, if present.
+        """
+        return next((item for item in self.items if item.id == item_id), None)
+
+    def as_langchain(self) -> list[dict[str, str]]:
+        """The items as langchain's ``todos`` state value (``content`` and ``status``).
+
+        Returns:
+            A list of ``{"content": ..., "status": ...}`` dicts, in plan order.
+        """
+        return [item.as_langchain() for item in self.items]
+
+    @property
+    def ids(self) -> list[str]:
+        """The item ids, in plan order."""
+        return [item.id for item in self.items]
+
+
+class TodoChange(BaseModel):
+    """One entry of a plan's change log (a capped Redis stream)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entry_id: str
+    """The stream entry id (``<ms>-<seq>``)."""
+
+    version: int
+    """The plan version this change produced."""
+
+    op: str
+    """``replace``, ``add``, ``update``, ``claim``, ``complete`` or ``remove``."""
+
+    actor: str
+    """Who made the change (free-form; the middleware uses ``agent:<scope>``)."""
+
+    op_id: str
+    """The operation id that made the change (retries share it)."""
+
+    item_id: str | None = None
+    """The item the change is about (None for ``replace``)."""
+
+    detail: dict[str, Any] = Field(default_factory=dict)
+    """What changed (for example the new status)."""
+
+    at: datetime
+    """When (server clock, from the stream entry id)."""

@@ -1,0 +1,901 @@
+"""``RedisTodoRepository``: versioned plans with atomic per-item operations.
+
+Layout (all keys of a plan share its scope's hash tag, so one Cluster slot):
+
+====================================  =====================================================
+``<prefix>:v1:todos:{<scope>}:plan``  hash: ``version``, ``items`` (JSON array),
+                                      ``updated_ms``
+``<prefix>:v1:todos:{<scope>}:log``   stream: one entry per applied mutation, ``MAXLEN ~``
+``<prefix>:v1:op:{<scope>}:<op id>``  the reply of an applied mutation, kept
+                                      ``op_ttl_seconds`` so a retry returns it
+====================================  =====================================================
+
+Every mutation is one call of one Lua script (``mutate.lua``) run through core's
+``IdempotentScript``: validate, check the expected version, apply, bump the version, append
+to the log, record the operation id. A read is one ``HMGET``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from deepagents_redis.core import (
+    ConflictError,
+    IdempotentScript,
+    InvalidInputError,
+    RedisConnector,
+    RedisSettings,
+    arun_idempotent,
+    get_instrumentation,
+    redis_errors,
+    run_idempotent,
+)
+from deepagents_redis.todos._errors import script_error
+from deepagents_redis.todos._models import (
+    TODO_STATUSES,
+    Todo,
+    TodoChange,
+    TodoList,
+    TodoStatus,
+    content_is_blank,
+    new_item_id,
+)
+from deepagents_redis.todos._settings import TodosSettings
+
+KIND = "todos"
+"""The key kind of every todos key (``KeySpace.key(KIND, scope, ...)``)."""
+
+MUTATE_SCRIPT = IdempotentScript(
+    "todos_mutate", resources.files(__package__).joinpath("mutate.lua").read_text("utf-8")
+)
+"""The one script every mutation runs (contract in the header of ``mutate.lua``)."""
+
+TodoInput = Todo | Mapping[str, Any]
+"""An item for :meth:`RedisTodoRepository.replace`: a :class:`Todo` or a mapping with at
+least ``content`` (``id`` is generated when absent, ``status`` defaults to ``pending``)."""
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _check_status(status: str) -> None:
+    if status not in TODO_STATUSES:
+        raise InvalidInputError(f"unknown status {status!r}; expected one of {TODO_STATUSES}")
+
+
+def _check_content(content: str) -> None:
+    if not isinstance(content, str) or content_is_blank(content):
+        raise InvalidInputError("todo content must be a non-empty string")
+
+
+def _encode_metadata(metadata: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(dict(metadata), separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"todo metadata must be JSON-serializable: {exc}") from exc
+
+
+def _item_payload(item: TodoInput) -> dict[str, Any]:
+    """Encode one ``replace`` item; fields the caller did not set are left out (kept)."""
+    if isinstance(item, Todo):
+        fields = item.model_fields_set
+        out: dict[str, Any] = {"id": item.id, "content": item.content, "status": item.status}
+        if "owner" in fields:
+            out["owner"] = item.owner
+        if "metadata" in fields:
+            out["metadata"] = _encode_metadata(item.metadata)
+        return out
+    if "content" not in item:
+        raise InvalidInputError("a todo needs content")
+    out = {
+        "id": str(item.get("id") or new_item_id()),
+        "content": item["content"],
+        "status": item.get("status", "pending"),
+    }
+    if "owner" in item:
+        out["owner"] = item["owner"]
+    if "metadata" in item:
+        out["metadata"] = _encode_metadata(item["metadata"])
+    return out
+
+
+def parse_plan(scope: str, version_raw: Any, items_raw: Any, updated_raw: Any) -> TodoList:
+    """Build a :class:`TodoList` from the stored hash fields (or a script reply).
+
+    Args:
+        scope: The plan's scope.
+        version_raw: The ``version`` field (None when the plan was never written).
+        items_raw: The ``items`` field (a JSON array).
+        updated_raw: The ``updated_ms`` field.
+
+    Returns:
+        The plan.
+    """
+    if version_raw is None:
+        return TodoList(scope=scope)
+    items = json.loads(_text(items_raw)) if items_raw is not None else []
+    updated = (
+        datetime.fromtimestamp(int(_text(updated_raw)) / 1000, tz=UTC)
+        if updated_raw is not None
+        else None
+    )
+    return TodoList(
+        scope=scope,
+        version=int(_text(version_raw)),
+        items=[Todo.from_stored(raw) for raw in items],
+        updated_at=updated,
+    )
+
+
+def _parse_change(entry_id: Any, fields: Mapping[Any, Any]) -> TodoChange:
+    data = {_text(k): _text(v) for k, v in fields.items()}
+    eid = _text(entry_id)
+    return TodoChange(
+        entry_id=eid,
+        version=int(data["v"]),
+        op=data["op"],
+        actor=data.get("actor", ""),
+        op_id=data.get("op_id", ""),
+        item_id=data.get("item") or None,
+        detail=json.loads(data.get("detail") or "{}"),
+        at=datetime.fromtimestamp(int(eid.split("-")[0]) / 1000, tz=UTC),
+    )
+
+
+class RedisTodoRepository:
+    """Versioned todo plans in Redis, with sync and async methods.
+
+    Every mutation takes an optional ``expected_version`` (raise
+    :class:`~deepagents_redis.core.ConflictError` carrying the actual version if the plan
+    moved) and an optional ``op_id`` (reuse it when you retry the same logical operation,
+    and it is applied once; by default one is generated per call and reused on the
+    client's own retries). Every mutation returns the plan as it stands after it.
+
+    Example:
+        >>> repo = RedisTodoRepository(url="redis://localhost:6379/0")  # doctest: +SKIP
+        >>> plan = repo.add("thread-1", "write the report")  # doctest: +SKIP
+        >>> repo.claim("thread-1", plan.items[0].id, "worker-7", lease_seconds=60)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        settings: RedisSettings | None = None,
+        client: Any = None,
+        async_client: Any = None,
+        todos_settings: TodosSettings | None = None,
+        actor: str = "api",
+        retries: int = 2,
+    ) -> None:
+        """Create a repository.
+
+        Args:
+            url: Redis URL (ignored when ``client``/``async_client`` is given).
+            settings: Connection settings (key prefix included).
+            client: A ready sync client (not closed by :meth:`close`).
+            async_client: A ready async client (not closed by :meth:`aclose`).
+            todos_settings: Item cap, log length, op-id TTL (default: from the environment).
+            actor: Recorded in the change log for mutations that do not pass their own.
+            retries: How many times a timed-out mutation is re-sent with the same op id.
+        """
+        self._connector = RedisConnector(
+            url=url, settings=settings, client=client, async_client=async_client
+        )
+        self.settings = todos_settings or TodosSettings()
+        """The todos settings in use."""
+        self.keyspace = self._connector.keyspace
+        """The key space every key is built with."""
+        self.actor = actor
+        """Default actor recorded in the change log."""
+        self._retries = retries
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def plan_key(self, scope: str) -> str:
+        """The key of a plan's hash.
+
+        Args:
+            scope: The plan's scope.
+
+        Returns:
+            The key.
+        """
+        return self.keyspace.key(KIND, scope, "plan")
+
+    def log_key(self, scope: str) -> str:
+        """The key of a plan's change-log stream.
+
+        Args:
+            scope: The plan's scope.
+
+        Returns:
+            The key.
+        """
+        return self.keyspace.key(KIND, scope, "log")
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the sync client if this repository created it."""
+        self._connector.close()
+
+    async def aclose(self) -> None:
+        """Close the async client if this repository created it."""
+        await self._connector.aclose()
+
+    def __enter__(self) -> RedisTodoRepository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RedisTodoRepository:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- the call -----------------------------------------------------------------------
+
+    def _args(
+        self,
+        op: str,
+        expected_version: int | None,
+        payload: Mapping[str, Any],
+        actor: str | None,
+        op_id: str,
+    ) -> list[str]:
+        if expected_version is not None and (
+            isinstance(expected_version, bool) or not isinstance(expected_version, int)
+        ):
+            raise InvalidInputError("expected_version must be an int or None")
+        return [
+            op,
+            "" if expected_version is None else str(expected_version),
+            json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+            str(self.settings.max_items),
+            str(self.settings.log_maxlen),
+            actor or self.actor,
+            op_id,
+        ]
+
+    def _mutate(
+        self,
+        scope: str,
+        op: str,
+        payload: Mapping[str, Any],
+        *,
+        expected_version: int | None,
+        actor: str | None,
+        op_id: str | None,
+        item_id: str | None = None,
+    ) -> TodoList:
+        op_id = op_id or uuid.uuid4().hex
+        args = self._args(op, expected_version, payload, actor, op_id)
+        inst = get_instrumentation()
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            with inst.span(f"todos.{op}", scope=scope):
+                reply = run_idempotent(
+                    self._connector.sync(),
+                    MUTATE_SCRIPT,
+                    op_key=self.keyspace.op_key(scope, op_id),
+                    keys=[self.plan_key(scope), self.log_key(scope)],
+                    args=args,
+                    op_ttl_ms=self.settings.op_ttl_seconds * 1000,
+                    retries=self._retries,
+                )
+        except Exception as exc:
+            typed = script_error(exc, expected=expected_version, item_id=item_id)
+            outcome = "conflict" if isinstance(typed, ConflictError) else "error"
+            if typed is not None:
+                raise typed from exc
+            raise
+        finally:
+            inst.count(f"todos.{op}", outcome=outcome)
+            inst.record_duration(f"todos.{op}", time.perf_counter() - started)
+        return self._reply(scope, reply)
+
+    async def _amutate(
+        self,
+        scope: str,
+        op: str,
+        payload: Mapping[str, Any],
+        *,
+        expected_version: int | None,
+        actor: str | None,
+        op_id: str | None,
+        item_id: str | None = None,
+    ) -> TodoList:
+        op_id = op_id or uuid.uuid4().hex
+        args = self._args(op, expected_version, payload, actor, op_id)
+        inst = get_instrumentation()
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            with inst.span(f"todos.{op}", scope=scope):
+                reply = await arun_idempotent(
+                    (await self._connector.async_client()),
+                    MUTATE_SCRIPT,
+                    op_key=self.keyspace.op_key(scope, op_id),
+                    keys=[self.plan_key(scope), self.log_key(scope)],
+                    args=args,
+                    op_ttl_ms=self.settings.op_ttl_seconds * 1000,
+                    retries=self._retries,
+                )
+        except Exception as exc:
+            typed = script_error(exc, expected=expected_version, item_id=item_id)
+            outcome = "conflict" if isinstance(typed, ConflictError) else "error"
+            if typed is not None:
+                raise typed from exc
+            raise
+        finally:
+            inst.count(f"todos.{op}", outcome=outcome)
+            inst.record_duration(f"todos.{op}", time.perf_counter() - started)
+        return self._reply(scope, reply)
+
+    @staticmethod
+    def _reply(scope: str, reply: Any) -> TodoList:
+        version, items_json = reply[0], reply[1]
+        return parse_plan(scope, version, items_json, None)
+
+    # -- payload builders (shared by the sync and async methods) ------------------------
+
+    def _replace_payload(self, items: Iterable[TodoInput]) -> dict[str, Any]:
+        encoded = [_item_payload(item) for item in items]
+        for item in encoded:
+            _check_content(item["content"])
+            _check_status(item["status"])
+        if len(encoded) > self.settings.max_items:
+            from deepagents_redis.todos._errors import TooManyItemsError
+
+            raise TooManyItemsError(len(encoded), self.settings.max_items)
+        return {"items": encoded}
+
+    @staticmethod
+    def _add_payload(
+        content: str,
+        status: TodoStatus,
+        metadata: Mapping[str, Any] | None,
+        index: int | None,
+        item_id: str | None,
+    ) -> dict[str, Any]:
+        _check_content(content)
+        _check_status(status)
+        item: dict[str, Any] = {
+            "id": item_id or new_item_id(),
+            "content": content,
+            "status": status,
+        }
+        if metadata is not None:
+            item["metadata"] = _encode_metadata(metadata)
+        return {"item": item, "index": -1 if index is None else index}
+
+    @staticmethod
+    def _update_payload(
+        item_id: str,
+        status: TodoStatus | None,
+        content: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {"id": item_id}
+        if status is not None:
+            _check_status(status)
+            payload["status"] = status
+        if content is not None:
+            _check_content(content)
+            payload["content"] = content
+        if metadata is not None:
+            payload["metadata"] = _encode_metadata(metadata)
+        return payload
+
+    @staticmethod
+    def _claim_payload(item_id: str, owner: str, lease_seconds: float) -> dict[str, Any]:
+        if not owner:
+            raise InvalidInputError("claim needs a non-empty owner")
+        if lease_seconds <= 0:
+            raise InvalidInputError("lease_seconds must be positive")
+        return {"id": item_id, "owner": owner, "lease_ms": max(1, int(lease_seconds * 1000))}
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, scope: str) -> TodoList:
+        """Read a plan (version 0 and no items when it was never written).
+
+        Args:
+            scope: The plan's scope.
+
+        Returns:
+            The plan.
+        """
+        with get_instrumentation().span("todos.get", scope=scope), redis_errors():
+            raw = self._connector.sync().hmget(
+                self.plan_key(scope), ["version", "items", "updated_ms"]
+            )
+        return parse_plan(scope, *raw)
+
+    async def aget(self, scope: str) -> TodoList:
+        """Async :meth:`get`.
+
+        Args:
+            scope: The plan's scope.
+
+        Returns:
+            The plan.
+        """
+        with get_instrumentation().span("todos.get", scope=scope):
+            async with redis_errors():
+                raw = await (await self._connector.async_client()).hmget(
+                    self.plan_key(scope), ["version", "items", "updated_ms"]
+                )
+        return parse_plan(scope, *raw)
+
+    def history(self, scope: str, *, limit: int = 100) -> list[TodoChange]:
+        """The newest ``limit`` entries of a plan's change log, oldest first.
+
+        Args:
+            scope: The plan's scope.
+            limit: How many entries at most.
+
+        Returns:
+            The changes.
+        """
+        with redis_errors():
+            raw: Any = self._connector.sync().xrevrange(self.log_key(scope), count=limit)
+        return [_parse_change(eid, fields) for eid, fields in reversed(raw)]
+
+    async def ahistory(self, scope: str, *, limit: int = 100) -> list[TodoChange]:
+        """Async :meth:`history`.
+
+        Args:
+            scope: The plan's scope.
+            limit: How many entries at most.
+
+        Returns:
+            The changes.
+        """
+        async with redis_errors():
+            raw: Any = await (await self._connector.async_client()).xrevrange(
+                self.log_key(scope), count=limit
+            )
+        return [_parse_change(eid, fields) for eid, fields in reversed(raw)]
+
+    # -- mutations (sync) ---------------------------------------------------------------
+
+    def replace(
+        self,
+        scope: str,
+        items: Sequence[TodoInput],
+        *,
+        expected_version: int | None = None,
+        op_id: str | None = None,
+        actor: str | None = None,
+    ) -> TodoList:
+        """Replace the whole list (ids keep owners, leases and metadata not given).
+
+        Args:
+            scope: The plan's scope.
+            items: The new items, in order.
+            expected_version: Apply only if the plan is at this version.
+            op_id: Operation id (a retry with the same id applies once).
+            actor: Who makes the change (change log).
+
+        Returns:
+            The plan after the change.
+
+        Raises:
+            ConflictError: The plan is not at ``expected_version``.
+            InvalidInputError: Bad status, empty content, duplicate id, or too many items.
+        """
+        payload = self._replace_payload(items)
+        return self._mutate(
+            scope, "replace", payload, expected_version=expected_version, actor=actor, op_id=op_id
+        )
+
+    def add(
+        self,
+        scope: str,
+        content: str,
+        *,
+        status: TodoStatus = "pending",
+        metadata: Mapping[str, Any] | None = None,
+        index: int | None = None,
+        item_id: str | None = None,
+        expected_version: int | None = None,
+        op_id: str | None = None,
+        actor: str | None = None,
+    ) -> TodoList:
+        """Add one item (at the end, or before position ``index``).
+
+        Args:
+            scope: The plan's scope.
+            content: What to do.
+            status: Its status.
+            metadata: Free-form JSON-serializable data.
+            index: Insert before this position (None: append).
+            item_id: The new item's id (generated when None).
+            expected_version: Apply only if the plan is at this version.
+            op_id: Operation id (a retry with the same id applies once).
+            actor: Who makes the change (change log).
+
+        Returns:
+            The plan after the change.
+
+        Raises:
+            ConflictError: The plan is not at ``expected_version``.
+            InvalidInputError: Bad input, duplicate id, or the plan is full.
+        """
+        payload = self._add_payload(content, status, metadata, index, item_id)
+        return self._mutate(
+            scope, "add", payload, expected_version=expected_version, actor=actor, op_id=op_id
+        )
+
+    def update(
+        self,
+        scope: str,
+        item_id: str,
+        *,
+        status: TodoStatus | None = None,
+        content: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        op_id: str | None = None,
+        actor: str | None = None,
+    ) -> TodoList:
+        """Change one item's status, content and/or metadata.
+
+        Args:
+            scope: The plan's scope.
+            item_id: The item.
+            status: New status (None: unchanged).
+            content: New content (None: unchanged).
+            metadata: New metadata, replacing the old (None: unchanged).
+            expected_version: Apply only if the plan is at this version.
+            op_id: Operation id (a retry with the same id applies once).
+            actor: Who makes the change (change log).
+
+        Returns:
+            The plan after the change.
+
+        Raises:
+            ConflictError: The plan is not at ``expected_version``.
+            NotFoundError: No such item.
+            InvalidInputError: Bad status or empty content.
+        """
+        payload = self._update_payload(item_id, status, content, metadata)
+        return self._mutate(
+            scope,
+            "update",
+            payload,
+            expected_version=expected_version,
+            actor=actor,
+            op_id=op_id,
+            item_id=item_id,
+        )
+
+    def claim(
+        self,
+        scope: str,
+        item_id: str,
+        owner: str,
+        lease_seconds: float,
+        *,
+        expected_version: int | None = None,
+        op_id: str | None = None,
+    ) -> TodoList:
+        """Take an item if it is unowned, its lease expired, or ``owner`` already holds it.
+
+        A claimed ``pending`` item becomes ``in_progress``. The lease is measured with the
+        server's clock. Claiming again as the same owner renews the lease.
+
+        Args:
+            scope: The plan's scope.
+            item_id: The item.
+            owner: Who takes it.
+            lease_seconds: How long the claim holds without renewal.
+            expected_version: Apply only if the plan is at this version.
+            op_id: Operation id (a retry with the same id applies once).
+
+        Returns:
+            The plan after the change.
+
+        Raises:
+            ItemClaimedError: Another owner holds a live lease.
+            NotFoundError: No such item.
+            InvalidInputError: The item is completed, or bad owner/lease.
+        """
+        payload = self._claim_payload(item_id, owner, lease_seconds)
+        return self._mutate(
+            scope,
+            "claim",
+            payload,
+            expected_version=expected_version,
+            actor=owner,
+            op_id=op_id,
+            item_id=item_id,
+        )
+
+    def complete(
+        self,
+        scope: str,
+        item_id: str,
+        *,
+        owner: str | None = None,
+        expected_version: int | None = None,
+        op_id: str | None = None,
+        actor: str | None = None,
+    ) -> TodoList:
+        """Mark an item completed (and end its lease).
+
+        Args:
+            scope: The plan's scope.
+            item_id: The item.
+            owner: If given, refuse when another owner holds a live lease.
+            expected_version: Apply only if the plan is at this version.
+            op_id: Operation id (a retry with the same id applies once).
+            actor: Who makes the change (change log; defaults to ``owner``).
+
+        Returns:
+            The plan after the change.
+
+        Raises:
+            ItemClaimedError: ``owner`` given and another owner holds a live lease.
+            NotFoundError: No such item.
+        """
+        payload: dict[str, Any] = {"id": item_id}
+        if owner is not None:
+            payload["owner"] = owner
+        return self._mutate(
+            scope,
+            "complete",
+            payload,
+            expected_version=expected_version,
+            actor=actor or owner,
+            op_id=op_id,
+            item_id=item_id,
+        )
+
+    def remove(
+        self,
+        scope: str,
+        item_id: str,
+        *,
+        expected_version: int | None = None,
+        op_id: str | None = None,
+        actor: str | None = None,
+    ) -> TodoList:
+        """Remove an item.
+
+        Args:
+            scope: The plan's scope.
+            item_id: The item.
+            expected_version: Apply only if the plan is at this version.
+            op_id: Operation id (a retry with the same id applies once).
+            actor: Who makes the change (change log).
+
+        Returns:
+            The plan after the change.
+
+        Raises:
+            ConflictError: The plan is not at ``expected_version``.
+            NotFoundError: No such item.
+        """
+        return self._mutate(
+            scope,
+            "remove",
+            {"id": item_id},
+            expected_version=expected_version,
+            actor=actor,
+            op_id=op_id,
+            item_id=item_id,
+        )
+
+    # -- mutations (async) --------------------------------------------------------------
+
+    async def areplace(
+        self,
+        scope: str,
+        items: Sequence[TodoInput],
+        *,
+        expected_version: int | None = None,
+        op_id: str | None = None,
+        actor: str | None = None,
+    ) -> TodoList:
+        """Async :meth:`replace`.
+
+        Args:
+            scope: The plan's scope.
+            items: The new items, in order.
+            expected_version: Apply only if the plan is at this version.
+            op_id: Operation id (a retry with the same id applies once).
+            actor: Who makes the change (change log).
+
+        Returns:
+            The plan after the change.
+        """
+        payload = self._replace_payload(items)
+        return await self._amutate(
+            scope, "replace", payload, expected_version=expected_version, actor=actor, op_id=op_id
+        )
+
+    async def aadd(
+        self,
+        scope: str,
+        content: str,
+        *,
+        status: TodoStatus = "pending",
+        metadata: Mapping[str, Any] | None = None,
+        index: int | None = None,
+        item_id: str | None = None,
+        expected_version: int | None = None,
+        op_id: str | None = None,
+        actor: str | None = None,
+    ) -> TodoList:
+        """Async :meth:`add`.
+
+        Args:
+            scope: The plan's scope.
+            content: What to do.
+            status: Its status.
+            metadata: Free-form JSON-serializable data.
+            index: Insert before this position (None: append).
+            item_id: The new item's id (generated when None).
+            expected_version: Apply only if the plan is at this version.
+            op_id: Operation id (a retry with the same id applies once).
+            actor: Who makes the change (change log).
+
+        Returns:
+            The plan after the change.
+        """
+        payload = self._add_payload(content, status, metadata, index, item_id)
+        return await self._amutate(
+            scope, "add", payload, expected_version=expected_version, actor=actor, op_id=op_id
+        )
+
+    async def aupdate(
+        self,
+        scope: str,
+        item_id: str,
+        *,
+        status: TodoStatus | None = None,
+        content: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        op_id: str | None = None,
+        actor: str | None = None,
+    ) -> TodoList:
+        """Async :meth:`update`.
+
+        Args:
+            scope: The plan's scope.
+            item_id: The item.
+            status: New status (None: unchanged).
+            content: New content (None: unchanged).
+            metadata: New metadata, replacing the old (None: unchanged).
+            expected_version: Apply only if the plan is at this version.
+            op_id: Operation id (a retry with the same id applies once).
+            actor: Who makes the change (change log).
+
+        Returns:
+            The plan after the change.
+        """
+        payload = self._update_payload(item_id, status, content, metadata)
+        return await self._amutate(
+            scope,
+            "update",
+            payload,
+            expected_version=expected_version,
+            actor=actor,
+            op_id=op_id,
+            item_id=item_id,
+        )
+
+    async def aclaim(
+        self,
+        scope: str,
+        item_id: str,
+        owner: str,
+        lease_seconds: float,
+        *,
+        expected_version: int | None = None,
+        op_id: str | None = None,
+    ) -> TodoList:
+        """Async :meth:`claim`.
+
+        Args:
+            scope: The plan's scope.
+            item_id: The item.
+            owner: Who takes it.
+            lease_seconds: How long the claim holds without renewal.
+            expected_version: Apply only if the plan is at this version.
+            op_id: Operation id (a retry with the same id applies once).
+
+        Returns:
+            The plan after the change.
+        """
+        payload = self._claim_payload(item_id, owner, lease_seconds)
+        return await self._amutate(
+            scope,
+            "claim",
+            payload,
+            expected_version=expected_version,
+            actor=owner,
+            op_id=op_id,
+            item_id=item_id,
+        )
+
+    async def acomplete(
+        self,
+        scope: str,
+        item_id: str,
+        *,
+        owner: str | None = None,
+        expected_version: int | None = None,
+        op_id: str | None = None,
+        actor: str | None = None,
+    ) -> TodoList:
+        """Async :meth:`complete`.
+
+        Args:
+            scope: The plan's scope.
+            item_id: The item.
+            owner: If given, refuse when another owner holds a live lease.
+            expected_version: Apply only if the plan is at this version.
+            op_id: Operation id (a retry with the same id applies once).
+            actor: Who makes the change (change log; defaults to ``owner``).
+
+        Returns:
+            The plan after the change.
+        """
+        payload: dict[str, Any] = {"id": item_id}
+        if owner is not None:
+            payload["owner"] = owner
+        return await self._amutate(
+            scope,
+            "complete",
+            payload,
+            expected_version=expected_version,
+            actor=actor or owner,
+            op_id=op_id,
+            item_id=item_id,
+        )
+
+    async def aremove(
+        self,
+        scope: str,
+        item_id: str,
+        *,
+        expected_version: int | None = None,
+        op_id: str | None = None,
+        actor: str | None = None,
+    ) -> TodoList:
+        """Async :meth:`remove`.
+
+        Args:
+            scope: The plan's scope.
+            item_id: The item.
+            expected_version: Apply only if the plan is at this version.
+            op_id: Operation id (a retry with the same id applies once).
+            actor: Who makes the change (change log).
+
+        Returns:
+            The plan after the change.
+        """
+        return await self._amutate(
+            scope,
+            "remove",
+            {"id": item_id},
+            expected_version=expected_version,
+            actor=actor,
+            op_id=op_id,
+            item_id=item_id,
+        )

@@ -1,0 +1,49 @@
+"""Settings of the todos phase: keyword arguments first, then ``DEEPAGENTS_REDIS_TODOS_*``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ConflictPolicy = Literal["merge", "reject"]
+"""What ``write_todos`` does when the plan moved since the agent last saw it.
+
+``merge``: re-apply the agent's own edits (relative to the version it saw) on top of the
+latest plan; outside edits to other items survive; on the same field of the same item the
+agent's edit wins; the tool result says what was merged. ``reject``: apply nothing, refresh
+the agent's view and tell it to write again.
+"""
+
+
+class TodosSettings(BaseSettings):
+    """Options of the todos phase, read from ``DEEPAGENTS_REDIS_TODOS_*`` after kwargs.
+
+    Example:
+        >>> TodosSettings(max_items=50).max_items
+        50
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_TODOS_", extra="forbid")
+
+    enabled: bool = False
+    """Whether ``deepagents_redis.agent.create_deep_agent`` wires the todos phase in."""
+
+    max_items: int = Field(default=100, ge=1, le=10_000)
+    """Most items one plan may hold; a mutation that would exceed it changes nothing."""
+
+    log_maxlen: int = Field(default=1_000, ge=1)
+    """Approximate cap of each plan's change log (``XADD MAXLEN ~``)."""
+
+    op_ttl_seconds: int = Field(default=86_400, ge=1)
+    """How long an operation id is remembered, so a retry within it applies once."""
+
+    scope: str | None = None
+    """A named plan shared by every thread; None scopes each plan to its thread id."""
+
+    conflict_policy: ConflictPolicy = "merge"
+    """See :data:`ConflictPolicy`."""
+
+    subagent_tools: bool = False
+    """Give subagents (``create_deep_agent`` wiring) the ``read_todos``/``update_todo`` tools."""

@@ -1,0 +1,260 @@
+"""RedisTodoRepository on a real server, standalone and cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from deepagents_redis.core import ConflictError, InvalidInputError, NotFoundError
+from deepagents_redis.todos import (
+    ItemClaimedError,
+    RedisTodoRepository,
+    Todo,
+    TodosSettings,
+    TooManyItemsError,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_empty_plan_reads_as_version_zero(repo: RedisTodoRepository) -> None:
+    plan = repo.get("nothing-here")
+    assert plan.version == 0
+    assert plan.items == []
+    assert plan.scope == "nothing-here"
+    assert repo.history("nothing-here") == []
+
+
+def test_operations_bump_version_and_log(repo: RedisTodoRepository) -> None:
+    scope = "t:1 {odd} scope*"
+    plan = repo.add(scope, "write the report", item_id="a")
+    assert plan.version == 1
+    assert plan.ids == ["a"]
+    plan = repo.add(scope, "review", item_id="b", metadata={"tags": [], "n": 1})
+    plan = repo.add(scope, "first", item_id="c", index=0)
+    assert plan.ids == ["c", "a", "b"]
+    assert plan.version == 3
+    assert plan.get("b") is not None
+    assert plan.get("b").metadata == {"tags": [], "n": 1}
+
+    plan = repo.update(scope, "a", status="in_progress", content="write the whole report")
+    item = plan.get("a")
+    assert item is not None
+    assert item.status == "in_progress"
+    assert item.content == "write the whole report"
+    assert item.updated_at is not None
+
+    plan = repo.claim(scope, "b", "worker-1", lease_seconds=60)
+    item = plan.get("b")
+    assert item is not None
+    assert item.owner == "worker-1"
+    assert item.status == "in_progress"
+    assert item.lease_expires_at is not None
+    assert item.lease_expires_at > item.updated_at
+
+    plan = repo.complete(scope, "b", owner="worker-1")
+    item = plan.get("b")
+    assert item is not None
+    assert item.status == "completed"
+    assert item.lease_expires_at is None
+    plan = repo.remove(scope, "c")
+    assert plan.ids == ["a", "b"]
+    assert plan.version == 7
+    assert repo.get(scope) == plan.model_copy(update={"updated_at": repo.get(scope).updated_at})
+
+    history = repo.history(scope)
+    assert [c.op for c in history] == ["add", "add", "add", "update", "claim", "complete", "remove"]
+    assert [c.version for c in history] == list(range(1, 8))
+    assert history[4].actor == "worker-1"
+    assert history[4].item_id == "b"
+    assert history[3].detail == {"status": "in_progress", "content": "write the whole report"}
+    assert len(repo.history(scope, limit=2)) == 2
+
+
+def test_expected_version_conflict_changes_nothing(repo: RedisTodoRepository) -> None:
+    repo.add("s", "one", item_id="a")
+    with pytest.raises(ConflictError) as info:
+        repo.update("s", "a", status="completed", expected_version=0)
+    assert info.value.expected == 0
+    assert info.value.actual == 1
+    plan = repo.update("s", "a", status="completed", expected_version=1)
+    assert plan.version == 2
+    assert len(repo.history("s")) == 2
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda r: r.add("s", "   "), InvalidInputError),
+        (lambda r: r.add("s", "x", status="done"), InvalidInputError),
+        (lambda r: r.update("s", "a", status="nope"), InvalidInputError),
+        (lambda r: r.update("s", "a", content=""), InvalidInputError),
+        (lambda r: r.update("s", "zzz", status="completed"), NotFoundError),
+        (lambda r: r.remove("s", "zzz"), NotFoundError),
+        (lambda r: r.claim("s", "zzz", "w", 10), NotFoundError),
+        (lambda r: r.claim("s", "a", "", 10), InvalidInputError),
+        (lambda r: r.add("s", "dup", item_id="a"), InvalidInputError),
+        (
+            lambda r: r.replace("s", [{"id": "x", "content": "a"}, {"id": "x", "content": "b"}]),
+            InvalidInputError,
+        ),
+        (lambda r: r.replace("s", [{"content": "a", "status": "later"}]), InvalidInputError),
+        (lambda r: r.replace("s", [{"content": f"i{n}"} for n in range(4)]), TooManyItemsError),
+        (lambda r: r.add("s", "over the cap"), TooManyItemsError),
+    ],
+)
+def test_bad_input_is_typed_and_changes_nothing(
+    redis_target: Any, call: Any, error: type[Exception]
+) -> None:
+    repo = RedisTodoRepository(
+        client=redis_target.client,
+        settings=redis_target.settings,
+        todos_settings=TodosSettings(max_items=3),
+    )
+    repo.replace("s", [{"id": "a", "content": "one"}, {"id": "b", "content": "two"}])
+    repo.add("s", "three", item_id="c")
+    before = repo.get("s")
+    with pytest.raises(error):
+        call(repo)
+    assert repo.get("s") == before
+    assert len(repo.history("s")) == 2
+
+
+def test_server_side_validation_without_client_checks(repo: RedisTodoRepository) -> None:
+    # Bypass the client's own checks: the script must refuse on its own.
+    for payload in (
+        {"item": {"id": "x", "content": " ", "status": "pending"}, "index": -1},
+        {"item": {"id": "x", "content": "ok", "status": "weird"}, "index": -1},
+        {"item": {"content": "no id", "status": "pending"}, "index": -1},
+    ):
+        with pytest.raises(InvalidInputError):
+            repo._mutate("s", "add", payload, expected_version=None, actor=None, op_id=None)
+    with pytest.raises(InvalidInputError):
+        repo._mutate("s", "explode", {}, expected_version=None, actor=None, op_id=None)
+    assert repo.get("s").version == 0
+
+
+def test_replace_keeps_unset_fields_by_id(repo: RedisTodoRepository) -> None:
+    repo.replace(
+        "s", [{"id": "a", "content": "one", "metadata": {"k": 1}}, {"id": "b", "content": "two"}]
+    )
+    repo.claim("s", "a", "w1", 60)
+    plan = repo.replace(
+        "s", [Todo(id="a", content="one!", status="completed"), {"id": "c", "content": "new"}]
+    )
+    a = plan.get("a")
+    assert a is not None
+    assert a.owner == "w1"
+    assert a.metadata == {"k": 1}
+    assert a.status == "completed"
+    assert plan.ids == ["a", "c"]
+    plan = repo.replace("s", [{"id": "a", "content": "one!", "status": "completed", "owner": None}])
+    a = plan.get("a")
+    assert a is not None
+    assert a.owner is None
+    assert a.lease_expires_at is None
+    plan = repo.replace("s", [])
+    assert plan.items == []
+    assert repo.get("s").items == []
+
+
+def test_claim_rules(repo: RedisTodoRepository) -> None:
+    repo.replace("s", [{"id": "a", "content": "one"}, {"id": "b", "content": "two"}])
+    repo.claim("s", "a", "w1", 60)
+    with pytest.raises(ItemClaimedError) as info:
+        repo.claim("s", "a", "w2", 60)
+    assert info.value.owner == "w1"
+    assert info.value.item_id == "a"
+    assert info.value.actual == 2
+    assert isinstance(info.value, ConflictError)
+    renewed = repo.claim("s", "a", "w1", 120).get("a")
+    assert renewed is not None
+    assert renewed.owner == "w1"
+    with pytest.raises(ItemClaimedError):
+        repo.complete("s", "a", owner="w2")
+    repo.complete("s", "a", owner="w1")
+    with pytest.raises(InvalidInputError):
+        repo.claim("s", "a", "w2", 60)  # completed items cannot be claimed
+
+
+def test_expired_lease_can_be_taken_over(repo: RedisTodoRepository) -> None:
+    import time
+
+    repo.add("s", "one", item_id="a")
+    repo.claim("s", "a", "w1", lease_seconds=0.001)
+    # The lease is 1 ms of server time; waiting 20 ms guarantees it lapsed (not a timing
+    # assertion: the outcome is the same however slow the machine is).
+    time.sleep(0.02)
+    item = repo.claim("s", "a", "w2", 60).get("a")
+    assert item is not None
+    assert item.owner == "w2"
+
+
+def test_same_op_id_applies_once(repo: RedisTodoRepository) -> None:
+    first = repo.add("s", "one", item_id="a", op_id="op-1")
+    again = repo.add("s", "one", item_id="a", op_id="op-1")
+    assert first == again
+    assert repo.get("s").version == 1
+    assert len(repo.history("s")) == 1
+
+
+def test_all_keys_of_a_plan_share_one_slot(repo: RedisTodoRepository) -> None:
+    from redis.crc import key_slot
+
+    scope = "thread:{weird}:42"
+    keys = [repo.plan_key(scope), repo.log_key(scope), repo.keyspace.op_key(scope, "x")]
+    assert len({key_slot(k.encode()) for k in keys}) == 1
+
+
+def test_plan_stored_as_documented_json(repo: RedisTodoRepository, redis_target: Any) -> None:
+    import json
+
+    repo.add("s", "one", item_id="a", metadata={"x": [1, 2]})
+    raw = redis_target.client.hgetall(repo.plan_key("s"))
+    fields = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+    assert set(fields) == {"version", "items", "updated_ms"}
+    items = json.loads(fields["items"])
+    assert items[0]["id"] == "a"
+    assert json.loads(items[0]["metadata"]) == {"x": [1, 2]}
+    assert redis_target.client.type(repo.log_key("s")) in (b"stream", "stream")
+
+
+async def test_async_operations(arepo: RedisTodoRepository) -> None:
+    plan = await arepo.areplace("s", [{"id": "a", "content": "one"}])
+    assert plan.version == 1
+    plan = await arepo.aadd("s", "two", item_id="b", index=0)
+    assert plan.ids == ["b", "a"]
+    plan = await arepo.aupdate("s", "a", status="in_progress")
+    plan = await arepo.aclaim("s", "b", "w", 30)
+    with pytest.raises(ItemClaimedError):
+        await arepo.aclaim("s", "b", "other", 30)
+    plan = await arepo.acomplete("s", "b")
+    plan = await arepo.aremove("s", "a")
+    assert plan.version == 6
+    assert plan.ids == ["b"]
+    assert (await arepo.aget("s")).version == 6
+    assert [c.op for c in await arepo.ahistory("s")] == [
+        "replace",
+        "add",
+        "update",
+        "claim",
+        "complete",
+        "remove",
+    ]
+    with pytest.raises(ConflictError):
+        await arepo.aadd("s", "x", expected_version=1)
+
+
+def test_infrastructure_failure_is_unavailable() -> None:
+    from deepagents_redis.core import RedisSettings, RedisUnavailableError
+
+    settings = RedisSettings(url="redis://127.0.0.1:1/0", cluster="off", retries=0)
+    repo = RedisTodoRepository(settings=settings, retries=0)
+    try:
+        with pytest.raises(RedisUnavailableError):
+            repo.get("s")
+        with pytest.raises((RedisUnavailableError, redis.exceptions.ConnectionError)):
+            repo.add("s", "x")
+    finally:
+        repo.close()
