@@ -1,0 +1,301 @@
+"""Lua sources for `RedisBackend`.
+
+Every key a script touches is passed in KEYS and lives under the namespace's hash tag, so
+each script is one atomic step on one Cluster slot. Times come from the server (`TIME`;
+Redis 7 freezes it for the length of a script), so expiry decisions agree with Redis' own
+key expiry, which treats a key as gone once `now > deadline`.
+
+Layout of one namespace (all keys share the scope `{namespace}`):
+
+- `m:<path>`   hash: v version, g generation, n chunk count, d inline content, s size,
+  e encoding, ca created_at, ma modified_at, t ttl ms, x expire-at ms, b blob ref, p path
+- `c:<path>`   hash of chunks, fields `<generation>:<i>`; outlives its meta by a grace period
+  so a reader holding the meta can still fetch the chunks, then re-checks the generation
+- `idx`        sorted set of every path (score 0) for prefix ranges (`glob`, `grep`, `delete`)
+- `files`      hash path -> `size|expire_at|encoding|modified_at`, what listings report
+- `exp`        sorted set path -> expire-at ms, for purging index entries of expired files
+- `blobs`      sorted set blob ref -> when it may be deleted (`+inf` while its file lives)
+- `seq`        version counter: versions only grow, even across delete and re-create
+- `d:<dir>`    hash per directory: a file child `name -> 'f'`; a sub-directory
+  `name/ -> number of files below it`, so `ls` reads only the directory's own entries
+"""
+
+from __future__ import annotations
+
+_NOW = """
+local _t = redis.call('TIME')
+local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+"""
+
+# Remove `path` from the directory hashes. `pos` points at its D in ARGV; pairs follow.
+_UNLINK_DIRS = """
+local function unlink_dirs(pos, key_base)
+  local dcount = tonumber(ARGV[pos])
+  for j = 0, dcount - 1 do
+    local key = KEYS[key_base + tonumber(ARGV[pos + 1 + 2 * j])]
+    local field = ARGV[pos + 2 + 2 * j]
+    if j == 0 then
+      redis.call('HDEL', key, field)
+    elseif redis.call('HINCRBY', key, field, -1) <= 0 then
+      redis.call('HDEL', key, field)
+    end
+  end
+  return pos + 1 + 2 * dcount
+end
+"""
+
+WRITE = (
+    """
+-- KEYS[1] meta  KEYS[2] chunks  KEYS[3] idx  KEYS[4] files  KEYS[5] exp  KEYS[6] blobs
+-- KEYS[7] seq   KEYS[8..7+D] directory hashes, parent first, then each ancestor to the root
+-- ARGV[1] path  ARGV[2] expected version ('' any, '0' must not exist)  ARGV[3] generation
+-- ARGV[4] size  ARGV[5] encoding  ARGV[6] created_at  ARGV[7] keep stored created_at '1'|'0'
+-- ARGV[8] modified_at  ARGV[9] ttl ms ('0' none)  ARGV[10] chunk grace ms
+-- ARGV[11] blob ref ('' when the content is in Redis)  ARGV[12] D
+-- ARGV[13..12+D] the path's field in each directory hash
+-- ARGV[13+D] N chunks (0: content inline in ARGV[14+D], or in the blob)
+-- ARGV[14+D..13+D+N] chunks
+-- returns {'OK', version, replaced_blob_ref} or {'CONFLICT', actual_version}
+"""
+    + _NOW
+    + """
+local meta = KEYS[1]
+local path = ARGV[1]
+local cur = redis.call('HMGET', meta, 'v', 'g', 'n', 'ca', 'b')
+local actual = tonumber(cur[1]) or 0
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= actual then
+  return {'CONFLICT', actual}
+end
+if actual == 0 then
+  -- leftovers of an expired generation (chunks outlive their meta by the grace period)
+  redis.call('DEL', KEYS[2])
+else
+  local old_n = tonumber(cur[3]) or 0
+  for i = 0, old_n - 1 do redis.call('HDEL', KEYS[2], cur[2] .. ':' .. i) end
+end
+local d = tonumber(ARGV[12])
+local nidx = 13 + d
+local n = tonumber(ARGV[nidx])
+local gen = ARGV[3]
+local blob = ARGV[11]
+local grace = tonumber(ARGV[10])
+local version = redis.call('INCR', KEYS[7])
+local created = ARGV[6]
+if ARGV[7] == '1' and cur[4] then created = cur[4] end
+local ttl = tonumber(ARGV[9])
+local expire_at = 0
+if ttl > 0 then expire_at = now + ttl end
+redis.call('HSET', meta, 'v', version, 'g', gen, 'n', n, 's', ARGV[4], 'e', ARGV[5],
+  'ca', created, 'ma', ARGV[8], 't', ttl, 'x', expire_at, 'b', blob, 'p', path)
+if n == 0 and blob == '' then
+  redis.call('HSET', meta, 'd', ARGV[nidx + 1])
+else
+  redis.call('HDEL', meta, 'd')
+  for i = 1, n do redis.call('HSET', KEYS[2], gen .. ':' .. (i - 1), ARGV[nidx + i]) end
+end
+if ttl > 0 then
+  redis.call('PEXPIREAT', meta, expire_at)
+  redis.call('PEXPIREAT', KEYS[2], expire_at + grace)
+  redis.call('ZADD', KEYS[5], expire_at, path)
+else
+  redis.call('PERSIST', meta)
+  redis.call('PERSIST', KEYS[2])
+  redis.call('ZREM', KEYS[5], path)
+end
+local old_blob = cur[5] or ''
+if old_blob ~= '' and old_blob ~= blob then redis.call('ZREM', KEYS[6], old_blob) end
+if blob ~= '' then
+  local score = '+inf'
+  if ttl > 0 then score = expire_at + grace end
+  redis.call('ZADD', KEYS[6], score, blob)
+end
+local is_new = redis.call('HEXISTS', KEYS[4], path) == 0
+redis.call('HSET', KEYS[4], path, ARGV[4] .. '|' .. expire_at .. '|' .. ARGV[5] .. '|' .. ARGV[8])
+redis.call('ZADD', KEYS[3], 0, path)
+if is_new then
+  redis.call('HSET', KEYS[8], ARGV[13], 'f')
+  for j = 2, d do redis.call('HINCRBY', KEYS[7 + j], ARGV[12 + j], 1) end
+end
+return {'OK', version, old_blob}
+"""
+)
+
+DELETE = (
+    """
+-- KEYS[1] idx  KEYS[2] files  KEYS[3] exp  KEYS[4] blobs
+-- KEYS[5..4+2P] meta and chunk hash of each path  KEYS[5+2P..] directory hashes
+-- ARGV[1] P  ARGV[2] prefix to probe for remaining entries afterwards ('' none)
+-- ARGV[3..] per path: path, D, then D pairs (directory key index after 4+2P, field)
+-- returns {live files deleted, 1 if entries remain under the probe prefix else 0, blob refs...}
+"""
+    + _NOW
+    + _UNLINK_DIRS
+    + """
+local p = tonumber(ARGV[1])
+local dir_base = 4 + 2 * p
+local live = 0
+local out = {0, 0}
+local pos = 3
+for k = 1, p do
+  local path = ARGV[pos]
+  local meta = KEYS[3 + 2 * k]
+  local chunks = KEYS[4 + 2 * k]
+  if redis.call('HEXISTS', KEYS[2], path) == 1 then
+    if redis.call('EXISTS', meta) == 1 then
+      live = live + 1
+      local b = redis.call('HGET', meta, 'b')
+      if b and b ~= '' then
+        redis.call('ZREM', KEYS[4], b)
+        out[#out + 1] = b
+      end
+    end
+    redis.call('DEL', meta, chunks)
+    redis.call('HDEL', KEYS[2], path)
+    redis.call('ZREM', KEYS[1], path)
+    redis.call('ZREM', KEYS[3], path)
+    pos = unlink_dirs(pos + 1, dir_base)
+  else
+    pos = pos + 2 + 2 * tonumber(ARGV[pos + 1])
+  end
+end
+out[1] = live
+if ARGV[2] ~= '' then
+  local left = redis.call('ZRANGEBYLEX', KEYS[1], '[' .. ARGV[2], '(' .. ARGV[2] .. '\\255',
+    'LIMIT', 0, 1)
+  if #left > 0 then out[2] = 1 end
+end
+return out
+"""
+)
+
+PURGE = (
+    """
+-- KEYS[1] idx  KEYS[2] files  KEYS[3] exp  KEYS[4..] directory hashes
+-- ARGV[1] P  ARGV[2..] per path: path, D, then D pairs (directory key index after 3, field)
+-- drops the index entries of paths whose expiry has passed (their meta and chunks are
+-- already gone, expired by Redis); a path rewritten since is left alone
+-- returns the number of entries purged
+"""
+    + _NOW
+    + _UNLINK_DIRS
+    + """
+local p = tonumber(ARGV[1])
+local purged = 0
+local pos = 2
+for k = 1, p do
+  local path = ARGV[pos]
+  local score = redis.call('ZSCORE', KEYS[3], path)
+  if score and tonumber(score) < now and redis.call('HEXISTS', KEYS[2], path) == 1 then
+    redis.call('HDEL', KEYS[2], path)
+    redis.call('ZREM', KEYS[1], path)
+    redis.call('ZREM', KEYS[3], path)
+    pos = unlink_dirs(pos + 1, 3)
+    purged = purged + 1
+  else
+    if score and tonumber(score) < now then redis.call('ZREM', KEYS[3], path) end
+    pos = pos + 2 + 2 * tonumber(ARGV[pos + 1])
+  end
+end
+return purged
+"""
+)
+
+LS = (
+    """
+-- KEYS[1] directory hash  KEYS[2] files  KEYS[3] exp
+-- ARGV[1] directory path (with trailing '/')  ARGV[2] purge batch size
+-- returns {'PURGE', path...} when expired entries must be purged first (their directory
+-- counts are stale), else {'OK', kind, name, summary, ...} with kind 'f' (file, summary
+-- 'size|expire_at|encoding|modified_at') or 'd' (sub-directory, name ends with '/', summary '')
+"""
+    + _NOW
+    + """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. now, 'LIMIT', 0,
+  tonumber(ARGV[2]))
+if #expired > 0 then return {'PURGE', expired} end
+local out = {'OK'}
+local h = redis.call('HGETALL', KEYS[1])
+for i = 1, #h, 2 do
+  local name = h[i]
+  if string.sub(name, -1) == '/' then
+    out[#out + 1] = 'd'; out[#out + 1] = name; out[#out + 1] = ''
+  else
+    local s = redis.call('HGET', KEYS[2], ARGV[1] .. name)
+    if s then out[#out + 1] = 'f'; out[#out + 1] = name; out[#out + 1] = s end
+  end
+end
+return out
+"""
+)
+
+LIST = (
+    """
+-- KEYS[1] idx  KEYS[2] files
+-- ARGV[1] exact path that, when it is a live file, is the whole answer ('' none)
+-- ARGV[2] prefix  ARGV[3] cursor (last path of the previous page, '' first page)
+-- ARGV[4] page size
+-- returns {exact 1|0, next cursor ('' when done), path, summary, ...}; expired files skipped
+"""
+    + _NOW
+    + """
+local function live(s)
+  local x = tonumber(string.match(s, '^[^|]*|([^|]*)|'))
+  return x == 0 or x >= now
+end
+if ARGV[1] ~= '' then
+  local s = redis.call('HGET', KEYS[2], ARGV[1])
+  if s and live(s) then return {1, '', ARGV[1], s} end
+end
+local lo = '[' .. ARGV[2]
+if ARGV[3] ~= '' then lo = '(' .. ARGV[3] end
+local page = tonumber(ARGV[4])
+local paths = redis.call('ZRANGEBYLEX', KEYS[1], lo, '(' .. ARGV[2] .. '\\255', 'LIMIT', 0, page)
+local out = {0, ''}
+if #paths == page then out[2] = paths[#paths] end
+for i = 1, #paths do
+  local s = redis.call('HGET', KEYS[2], paths[i])
+  if s and live(s) then out[#out + 1] = paths[i]; out[#out + 1] = s end
+end
+return out
+"""
+)
+
+REFRESH = (
+    """
+-- KEYS[1] meta  KEYS[2] chunks  KEYS[3] files  KEYS[4] exp  KEYS[5] blobs
+-- ARGV[1] path  ARGV[2] chunk grace ms
+-- pushes a file's expiry out by its own ttl (refresh on read), then returns HGETALL meta
+"""
+    + _NOW
+    + """
+local m = redis.call('HMGET', KEYS[1], 't', 's', 'ma', 'b', 'e')
+local ttl = tonumber(m[1] or '0') or 0
+if ttl > 0 then
+  local grace = tonumber(ARGV[2])
+  local expire_at = now + ttl
+  redis.call('PEXPIREAT', KEYS[1], expire_at)
+  redis.call('PEXPIREAT', KEYS[2], expire_at + grace)
+  redis.call('HSET', KEYS[1], 'x', expire_at)
+  redis.call('ZADD', KEYS[4], expire_at, ARGV[1])
+  redis.call('HSET', KEYS[3], ARGV[1], m[2] .. '|' .. expire_at .. '|' .. m[5] .. '|' .. m[3])
+  if m[4] and m[4] ~= '' then redis.call('ZADD', KEYS[5], expire_at + grace, m[4]) end
+end
+return redis.call('HGETALL', KEYS[1])
+"""
+)
+
+GC_CLAIM = (
+    """
+-- KEYS[1] blobs
+-- ARGV[1] batch size
+-- removes and returns blob refs whose deletion time has passed (their file expired,
+-- or an overwrite's cleanup never ran)
+"""
+    + _NOW
+    + """
+local refs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now, 'LIMIT', 0,
+  tonumber(ARGV[1]))
+for i = 1, #refs do redis.call('ZREM', KEYS[1], refs[i]) end
+return refs
+"""
+)

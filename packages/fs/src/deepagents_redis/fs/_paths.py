@@ -1,0 +1,83 @@
+"""Path rules: which file paths `RedisBackend` accepts, and how a path maps onto directories.
+
+deepagents' middleware hands backends paths that went through
+`deepagents.backends.utils.validate_path` (absolute, normalized, no `..`). `StoreBackend`
+trusts that and stores any string as a key. We are stricter for file paths because the
+backend is also called directly (CLI copy, other processes): a file path must already be
+in that canonical form, so two spellings can never name two different files, and it must
+fit in a Redis key. Listing paths (`ls`, `glob`, `grep`, `delete`) are lookups only and
+follow `StoreBackend`'s prefix rules exactly.
+"""
+
+from __future__ import annotations
+
+from deepagents.backends.utils import validate_path
+
+MAX_PATH_BYTES = 4096
+"""Longest accepted file path, in UTF-8 bytes (Linux PATH_MAX)."""
+
+
+def file_path_error(path: object) -> str | None:
+    """Say why `path` is not an acceptable file path, or return None when it is.
+
+    Args:
+        path: The caller's path.
+
+    Returns:
+        A human readable reason, or None for a valid canonical absolute path.
+    """
+    if not isinstance(path, str):
+        return f"path must be a string, got {type(path).__name__}"
+    if not path.startswith("/"):
+        return "path must be absolute (start with '/')"
+    if "\x00" in path:
+        return "path contains a NUL character"
+    try:
+        size = len(path.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "path is not valid unicode text"
+    if size > MAX_PATH_BYTES:
+        return f"path is {size} bytes long, over the limit of {MAX_PATH_BYTES}"
+    if path.endswith("/"):
+        return "path names a directory, not a file"
+    if "//" in path:
+        return "path contains an empty component ('//')"
+    try:
+        canonical = validate_path(path)
+    except ValueError as exc:
+        return str(exc)
+    if canonical != path:
+        return f"path is not normalized (did you mean {canonical!r}?)"
+    return None
+
+
+def invalid_path_message(path: object, reason: str) -> str:
+    """The error text returned for a rejected path."""
+    return f"Error: Invalid path {path!r}: {reason}"
+
+
+def directory_entries(path: str) -> list[tuple[str, str]]:
+    """The (directory, field) pairs under which `path` appears in directory indexes.
+
+    Mirrors `StoreBackend.ls`: a key `K` is listed by every directory `K[: i + 1]` where
+    `K[i] == '/'`. In its parent it appears as a file (field = basename); in every other
+    ancestor as the sub-directory leading to it (field = `name + '/'`). Parent first.
+
+    Args:
+        path: A canonical file path.
+
+    Returns:
+        Pairs ordered from the parent directory up to the root.
+    """
+    out: list[tuple[str, str]] = []
+    slashes = [i for i, ch in enumerate(path) if ch == "/"]
+    last = slashes[-1]
+    out.append((path[: last + 1], path[last + 1 :]))
+    for pos, nxt in zip(reversed(slashes[:-1]), reversed(slashes[1:]), strict=True):
+        out.append((path[: pos + 1], path[pos + 1 : nxt] + "/"))
+    return out
+
+
+def listing_dir(path: str) -> str:
+    """The directory `ls(path)` lists: `path` with exactly one trailing slash added if absent."""
+    return path if path.endswith("/") else path + "/"

@@ -1,0 +1,235 @@
+"""Every RedisBackend method, sync and async, standalone and cluster, against StoreBackend."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+import pytest
+from _fs_helpers import assert_same
+from deepagents_redis.fs import RedisBackend
+
+pytestmark = pytest.mark.integration
+
+
+async def call(backend: Any, mode: str, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call `name` through the sync method or its native async twin."""
+    if mode == "sync" or not isinstance(backend, RedisBackend):
+        return getattr(backend, name)(*args, **kwargs)
+    return await getattr(backend, "a" + name)(*args, **kwargs)
+
+
+SCRIPT: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("read", ("/missing.txt",), {}),
+    ("write", ("/a.txt", "hello\nworld\n"), {}),
+    ("read", ("/a.txt",), {}),
+    ("read", ("/a.txt", 1, 1), {}),
+    ("read", ("/a.txt", 5, 10), {}),
+    ("read", ("/a.txt", -3, 0), {}),
+    ("write", ("/a.txt", "hello\r\nagain\nhello"), {}),
+    ("read", ("/a.txt",), {}),
+    ("edit", ("/a.txt", "again", "AGAIN"), {}),
+    ("edit", ("/a.txt", "hello", "bye"), {}),
+    ("edit", ("/a.txt", "hello", "bye", True), {}),
+    ("edit", ("/a.txt", "nothere", "x"), {}),
+    ("edit", ("/a.txt", "", "x"), {}),
+    ("edit", ("/nope.txt", "a", "b"), {}),
+    ("write", ("/src/app/main.py", "import os\nprint('TODO')\n"), {}),
+    ("write", ("/src/app/util.py", "# TODO later\n" * 3), {}),
+    ("write", ("/src/readme.md", "TODO: docs\n"), {}),
+    ("write", ("/src/.hidden/x.py", "TODO hidden\n"), {}),
+    ("write", ("/big.txt", "".join(f"line {i} TODO\n" for i in range(3000))), {}),
+    ("write", ("/empty.txt", ""), {}),
+    ("read", ("/empty.txt",), {}),
+    ("read", ("/big.txt", 2990, 50), {}),
+    ("ls", ("/",), {}),
+    ("ls", ("/src",), {}),
+    ("ls", ("/src/",), {}),
+    ("ls", ("/src/app",), {}),
+    ("ls", ("/nothing",), {}),
+    ("ls", ("",), {}),
+    ("glob", ("*.py",), {}),
+    ("glob", ("**/*.py",), {}),
+    ("glob", ("*.py", "/src/app"), {}),
+    ("glob", ("/*.txt",), {}),
+    ("glob", ("app/*.py", "/src"), {}),
+    ("glob", ("../*.py",), {}),
+    ("glob", ("*.py", "/src/app/main.py"), {}),
+    ("glob", ("*.zzz",), {}),
+    ("grep", ("TODO",), {}),
+    ("grep", ("TODO", "/src"), {}),
+    ("grep", ("TODO", "/src", "*.py"), {}),
+    ("grep", ("TODO", None, "../x"), {}),
+    ("grep", ("TODO", "/src/app/main.py"), {}),
+    ("grep", ("nomatch",), {}),
+    ("grep", ("",), {"glob": "*.md"}),
+    ("grep", ("TODO",), {"max_count": 2000}),
+    ("grep", ("line 5",), {"max_count": 3}),
+    ("upload_files", ([("/img.png", b"\x89PNG\r\n\x1a\n\x00\xff"), ("/t.txt", b"text\n")],), {}),
+    ("download_files", (["/img.png", "/t.txt", "/missing"],), {}),
+    ("read", ("/img.png",), {}),
+    ("edit", ("/img.png", "P", "Q"), {}),
+    ("grep", ("PNG",), {}),
+    ("write", ("/img.png", "now text"), {}),
+    ("read", ("/img.png",), {}),
+    ("delete", ("/src/app",), {}),
+    ("ls", ("/src",), {}),
+    ("delete", ("/src/app",), {}),
+    ("delete", ("/a.txt",), {}),
+    ("delete", ("/nope",), {}),
+    ("delete", ("/src/",), {}),
+    ("ls", ("/",), {}),
+    ("delete", ("/",), {}),
+    ("ls", ("/",), {}),
+    ("glob", ("**",), {}),
+]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_every_method_matches_store_backend(
+    amake_backend: Any, store: Any, mode: str
+) -> None:
+    ours = amake_backend()
+    for name, args, kwargs in SCRIPT:
+        expected = await call(store, "sync", name, *args, **kwargs)
+        got = await call(ours, mode, name, *args, **kwargs)
+        full = None
+        if name == "grep" and kwargs.get("max_count"):
+            full = store.grep(*args, **{**kwargs, "max_count": None})
+        try:
+            assert_same(name, got, expected, full_grep=full)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}{args}{kwargs}: {got!r} != {expected!r}") from exc
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_chunked_and_spilled_files_round_trip(amake_backend: Any, mode: str) -> None:
+    ours = amake_backend()
+    small = "tiny\n"
+    chunked = "".join(f"chunk line {i} é\n" for i in range(2000))  # > 4 KiB chunks
+    spilled = "".join(f"spilled line {i} ☃\n" for i in range(8000))  # > 64 KiB threshold
+    for path, text in [("/s.txt", small), ("/c.txt", chunked), ("/p.txt", spilled)]:
+        assert (await call(ours, mode, "write", path, text)).error is None
+        res = await call(ours, mode, "read", path, 0, 100_000)
+        assert res.file_data["content"] == text
+        dl = await call(ours, mode, "download_files", [path])
+        assert dl[0].content == text.encode()
+    stats = {p: await call(ours, mode, "stat", p) for p in ["/s.txt", "/c.txt", "/p.txt"]}
+    assert stats["/s.txt"].chunks == 0
+    assert not stats["/s.txt"].spilled
+    assert stats["/c.txt"].chunks > 1
+    assert not stats["/c.txt"].spilled
+    assert stats["/p.txt"].spilled
+    assert stats["/p.txt"].chunks == 0
+    assert stats["/p.txt"].size == len(spilled.encode())
+    # grep streams chunked and spilled files with the same results as a whole-file scan
+    res = await call(ours, mode, "grep", "line 1999 ")
+    assert [(m["path"], m["line"]) for m in res.matches] == [("/c.txt", 2000), ("/p.txt", 2000)]
+    # edit of a spilled file keeps it spilled and replaces its blob
+    assert (await call(ours, mode, "edit", "/p.txt", "spilled line 7 ☃", "EDITED")).occurrences == 1
+    assert "EDITED" in (await call(ours, mode, "read", "/p.txt", 0, 10)).file_data["content"]
+    blobs = list(ours.blob_store.list(""))
+    assert len(blobs) == 1  # the old blob was cleaned up
+    assert (await call(ours, mode, "delete", "/p.txt")).error is None
+    assert list(ours.blob_store.list("")) == []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_versions_and_expected_version(amake_backend: Any, mode: str) -> None:
+    ours = amake_backend()
+    assert (await call(ours, mode, "write", "/v.txt", "one", expected_version=0)).error is None
+    first = await call(ours, mode, "stat", "/v.txt")
+    assert first.version >= 1
+    lost = await call(ours, mode, "write", "/v.txt", "two", expected_version=0)
+    assert lost.error is not None
+    assert "expected version 0" in lost.error
+    ok = await call(ours, mode, "write", "/v.txt", "two", expected_version=first.version)
+    assert ok.error is None
+    second = await call(ours, mode, "stat", "/v.txt")
+    assert second.version > first.version
+    assert second.created_at == first.created_at
+    stale = await call(ours, mode, "write", "/v.txt", "three", expected_version=first.version)
+    assert stale.error is not None
+    assert (await call(ours, mode, "read", "/v.txt")).file_data["content"] == "two"
+    await call(ours, mode, "edit", "/v.txt", "two", "2")
+    assert (await call(ours, mode, "stat", "/v.txt")).version > second.version
+    # delete and re-create never reuses a version
+    await call(ours, mode, "delete", "/v.txt")
+    assert await call(ours, mode, "stat", "/v.txt") is None
+    await call(ours, mode, "write", "/v.txt", "again")
+    assert (await call(ours, mode, "stat", "/v.txt")).version > second.version
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_max_size_refused_and_nothing_written(amake_backend: Any, mode: str) -> None:
+    ours = amake_backend(max_file_size=10_000)
+    res = await call(ours, mode, "write", "/huge.txt", "x" * 10_001)
+    assert res.error is not None
+    assert "maximum file size" in res.error
+    assert await call(ours, mode, "stat", "/huge.txt") is None
+    assert (await call(ours, mode, "ls", "/")).entries == []
+    up = await call(ours, mode, "upload_files", [("/huge.bin", b"y" * 10_001)])
+    assert up[0].error is not None
+    assert (await call(ours, mode, "glob", "**")).matches == []
+    await call(ours, mode, "write", "/ok.txt", "x" * 9_000)
+    grown = await call(ours, mode, "edit", "/ok.txt", "x", "yy", True)
+    assert grown.error is not None
+    assert "maximum file size" in grown.error
+    assert (await call(ours, mode, "read", "/ok.txt", 0, 5)).file_data["content"] == "x" * 9_000
+
+
+async def test_namespaces_are_exact(amake_backend: Any) -> None:
+    tag = uuid.uuid4().hex[:6]
+    names = [f"{tag}a", f"{tag}a/b", f"{tag}ab", f"{tag}a:b", f"{tag}a{{b}}"]
+    backends = {n: amake_backend(namespace=n) for n in names}
+    for n, b in backends.items():
+        await b.awrite("/f.txt", n)
+        await b.awrite(f"/d/{len(n)}.txt", n)
+    for n, b in backends.items():
+        assert (await b.aread("/f.txt")).file_data["content"] == n
+        assert [e["path"] for e in (await b.als("/")).entries] == ["/d/", "/f.txt"]
+        assert len((await b.aglob("**/*.txt")).matches) == 2
+        assert {m["text"] for m in (await b.agrep(tag)).matches} == {n}
+
+
+async def test_namespace_factory_receives_runtime_and_tuples_are_checked(
+    amake_backend: Any,
+) -> None:
+    seen: list[Any] = []
+
+    def factory(rt: Any) -> tuple[str, ...]:
+        seen.append(rt)
+        return ("user-1", "files")
+
+    b = amake_backend(namespace=factory)
+    await b.awrite("/x", "1")
+    assert seen == [None]  # outside a graph the runtime is None, like StoreBackend
+    assert b.resolve_namespace() == "user-1/files"
+    bad = amake_backend(namespace=lambda _rt: ("a*",))
+    with pytest.raises(ValueError, match="disallowed"):
+        await bad.aread("/x")
+
+
+def test_sync_methods_on_both_targets(make_backend: Any) -> None:
+    """The sync client path (no event loop at all)."""
+    b = make_backend()
+    assert b.write("/a/b.txt", "x\n").error is None
+    assert b.read("/a/b.txt").file_data["content"] == "x\n"
+    assert b.edit("/a/b.txt", "x", "y").occurrences == 1
+    assert [e["path"] for e in b.ls("/a").entries] == ["/a/b.txt"]
+    assert [m["path"] for m in b.glob("*.txt").matches] == ["/a/b.txt"]
+    assert b.grep("y").matches == [{"path": "/a/b.txt", "line": 1, "text": "y"}]
+    assert b.upload_files([("/u", b"\xff")])[0].error is None
+    assert b.download_files(["/u"])[0].content == b"\xff"
+    assert b.delete("/a").error is None
+    assert b.stat("/a/b.txt") is None
+
+
+def test_results_are_plain_protocol_types(make_backend: Any) -> None:
+    b = make_backend()
+    from deepagents.backends.protocol import ReadResult, WriteResult
+
+    assert type(b.write("/x", "1")) is WriteResult
+    assert type(b.read("/x")) is ReadResult
+    assert dataclasses.is_dataclass(b.stat("/x"))
