@@ -32,6 +32,13 @@ from deepagents_redis.core._errors import (
     translate_redis_error,
 )
 from deepagents_redis.core._health import HealthReport, acheck_health, check_health
+from deepagents_redis.core._idempotent import (
+    DEFAULT_OP_TTL_MS,
+    IdempotentScript,
+    arun_idempotent,
+    new_op_id,
+    run_idempotent,
+)
 from deepagents_redis.core._instrumentation import (
     Instrumentation,
     NoOpInstrumentation,
@@ -40,10 +47,12 @@ from deepagents_redis.core._instrumentation import (
     set_instrumentation,
 )
 from deepagents_redis.core._keys import KeySpace
+from deepagents_redis.core._scripts import LuaScript
 from deepagents_redis.core._settings import ENV_PREFIX, RedisSettings, redact_url
 
 __all__ = [
     "DEFAULT_LC_ALLOWED",
+    "DEFAULT_OP_TTL_MS",
     "ENV_PREFIX",
     "AsyncClient",
     "BreakerOpenError",
@@ -56,9 +65,11 @@ __all__ = [
     "DeepAgentsRedisError",
     "EmbeddedRedis",
     "HealthReport",
+    "IdempotentScript",
     "Instrumentation",
     "InvalidInputError",
     "KeySpace",
+    "LuaScript",
     "NoOpInstrumentation",
     "NotFoundError",
     "OutcomeUnknownError",
@@ -70,15 +81,18 @@ __all__ = [
     "SerializationError",
     "SyncClient",
     "acheck_health",
+    "arun_idempotent",
     "check_health",
     "create_async_client",
     "create_client",
     "embedded_redis",
     "get_instrumentation",
+    "new_op_id",
     "parse_redis_url",
     "redact_text",
     "redact_url",
     "redis_errors",
+    "run_idempotent",
     "set_instrumentation",
     "translate_redis_error",
 ]
