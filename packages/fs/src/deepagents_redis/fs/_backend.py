@@ -50,14 +50,18 @@ from deepagents.backends.utils import (
 )
 from deepagents_redis.core import (
     DeepAgentsRedisError,
+    IdempotentScript,
     InvalidInputError,
     KeySpace,
     LuaScript,
     NotFoundError,
     RedisConnector,
     RedisSettings,
+    arun_idempotent,
     get_instrumentation,
+    new_op_id,
     redis_errors,
+    run_idempotent,
 )
 from deepagents_redis.fs import _lua
 from deepagents_redis.fs._blobs import BlobStore, LocalBlobStore
@@ -72,7 +76,11 @@ from deepagents_redis.fs._settings import MIB, FsSettings
 log = logging.getLogger("deepagents_redis.fs")
 
 _KIND = "fs"
-_WRITE = LuaScript("fs_write", _lua.WRITE)
+# Writes go through core's op-id wrapper: a write whose reply was lost (timeout) is retried
+# with the same op id and applied once, so an edit is never applied twice and a conditional
+# write never reports a conflict with itself.
+_WRITE = IdempotentScript("fs_write", _lua.as_body(_lua.WRITE))
+_OP_TTL_MS = 10 * 60 * 1000  # far longer than any retry loop, short enough to stay small
 _DELETE = LuaScript("fs_delete", _lua.DELETE)
 _PURGE = LuaScript("fs_purge", _lua.PURGE)
 _LS = LuaScript("fs_ls", _lua.LS)
@@ -104,6 +112,14 @@ class _Eval:
 
 
 @dataclass(slots=True)
+class _Idem:
+    script: IdempotentScript
+    op_key: str
+    keys: list[str]
+    args: list[Any]
+
+
+@dataclass(slots=True)
 class _Cmd:
     args: tuple[Any, ...]
 
@@ -125,7 +141,7 @@ class _Sleep:
     seconds: float
 
 
-_Req: TypeAlias = _Eval | _Cmd | _Pipe | _Blob | _Sleep
+_Req: TypeAlias = _Eval | _Idem | _Cmd | _Pipe | _Blob | _Sleep
 _Op: TypeAlias = Generator[_Req, Any, T]
 
 
@@ -426,6 +442,15 @@ class RedisBackend(BackendProtocol):
     def _exec_sync(self, client: Any, req: _Req) -> Any:
         if isinstance(req, _Eval):
             return req.script(client, keys=req.keys, args=req.args)
+        if isinstance(req, _Idem):
+            return run_idempotent(
+                client,
+                req.script,
+                op_key=req.op_key,
+                keys=req.keys,
+                args=req.args,
+                op_ttl_ms=_OP_TTL_MS,
+            )
         if isinstance(req, _Cmd):
             return client.execute_command(*req.args)
         if isinstance(req, _Pipe):
@@ -472,6 +497,15 @@ class RedisBackend(BackendProtocol):
     async def _exec_async(self, client: Any, req: _Req) -> Any:
         if isinstance(req, _Eval):
             return await req.script.acall(client, keys=req.keys, args=req.args)
+        if isinstance(req, _Idem):
+            return await arun_idempotent(
+                client,
+                req.script,
+                op_key=req.op_key,
+                keys=req.keys,
+                args=req.args,
+                op_ttl_ms=_OP_TTL_MS,
+            )
         if isinstance(req, _Cmd):
             return await client.execute_command(*req.args)
         if isinstance(req, _Pipe):
@@ -539,7 +573,8 @@ class RedisBackend(BackendProtocol):
             str(len(chunks)),
         ]
         args.extend(chunks if chunks else ([] if ref else [inline]))
-        reply = yield _Eval(_WRITE, keys, args)
+        op_key = self._ks.op_key(ns, new_op_id())
+        reply = yield _Idem(_WRITE, op_key, keys, args)
         status = _s(reply[0])
         if status != "OK":
             if ref:

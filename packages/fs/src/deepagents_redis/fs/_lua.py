@@ -22,6 +22,12 @@ Layout of one namespace (all keys share the scope `{namespace}`):
 
 from __future__ import annotations
 
+
+def as_body(source: str) -> str:
+    """A script rewritten as the body of core's `IdempotentScript` (shifted keys/argv)."""
+    return source.replace("KEYS[", "keys[").replace("ARGV[", "argv[")
+
+
 _NOW = """
 local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
