@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from deepagents_redis.core._errors import ConfigurationError, redact_text
 from pydantic import Field, SecretStr, ValidationError, field_serializer, field_validator
@@ -39,16 +38,11 @@ def redact_url(url: str | None) -> str:
     """
     if url is None:
         return "<unset>"
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, _, hosts = netloc.rpartition("@")
-            user, sep, _password = userinfo.partition(":")
-            netloc = f"{user}:***@{hosts}" if sep else f"***@{hosts}"
-        return redact_text(urlunsplit(parts._replace(netloc=netloc)))
-    except ValueError:
-        return redact_text(url)
+    # Pattern-based on purpose: it must also work on URLs too malformed for urlsplit.
+    if "://" not in url and "@" in url:
+        # No scheme (a typo): whatever precedes the last '@' may be a password.
+        return "***@" + url.rpartition("@")[2]
+    return redact_text(url)
 
 
 class RedisSettings(BaseSettings):
@@ -72,6 +66,8 @@ class RedisSettings(BaseSettings):
         # Pydantic echoes rejected input in validation errors; a bad URL carries a password.
         hide_input_in_errors=True,
         validate_default=True,
+        # The field docstrings below become their descriptions (docs, CLI help, tests).
+        use_attribute_docstrings=True,
     )
 
     url: str | None = Field(default=None, repr=False)
@@ -168,6 +164,14 @@ class RedisSettings(BaseSettings):
         # factory, which raises ConfigurationError naming the problem.
         return value.strip()
 
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol_from_text(cls, value: Any) -> Any:
+        # Environment variables arrive as text; Literal[2, 3] would not coerce "3".
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return value
+
     @field_validator("key_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
@@ -195,7 +199,8 @@ class RedisSettings(BaseSettings):
             raise ConfigurationError(_describe(exc)) from exc
 
     def __repr_args__(self) -> Any:
-        yield "url", self.redacted_url() if self.url is not None else None
+        url = getattr(self, "url", None)  # absent while a failed __init__ is being reported
+        yield "url", None if url is None else redact_url(url)
         yield from super().__repr_args__()
 
     def redacted_url(self) -> str:

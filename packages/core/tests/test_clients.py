@@ -1,0 +1,491 @@
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio
+from deepagents_redis.core import (
+    ConfigurationError,
+    RedisConnector,
+    RedisSettings,
+    RedisUnavailableError,
+    check_health,
+    create_async_client,
+    create_client,
+    parse_redis_url,
+)
+
+SECRET = "S3cr3t-Passw0rd"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("DEEPAGENTS_REDIS_"):
+            monkeypatch.delenv(name)
+
+
+# --------------------------------------------------------------------------- URL parsing
+@pytest.mark.parametrize(
+    ("url", "kind", "hosts", "db", "service", "tls"),
+    [
+        ("redis://h:6380/3", "tcp", (("h", 6380),), 3, None, False),
+        ("redis://h", "tcp", (("h", 6379),), 0, None, False),
+        ("rediss://h:6390/0", "tcp", (("h", 6390),), 0, None, True),
+        ("redis://[::1]:7000", "tcp", (("::1", 7000),), 0, None, False),
+        ("redis://h/0?db=5", "tcp", (("h", 6379),), 5, None, False),
+        ("unix:///var/run/redis.sock?db=2", "unix", (), 2, None, False),
+        (
+            "redis+sentinel://s1:26379,s2:26380/mymaster/4",
+            "sentinel",
+            (("s1", 26379), ("s2", 26380)),
+            4,
+            "mymaster",
+            False,
+        ),
+        ("rediss+sentinel://s1/mymaster", "sentinel", (("s1", 26379),), 0, "mymaster", True),
+        ("redis+sentinel://s1:26379", "sentinel", (("s1", 26379),), 0, None, False),
+    ],
+)
+def test_parse_redis_url(url, kind, hosts, db, service, tls):
+    parsed = parse_redis_url(url)
+    assert (parsed.kind, parsed.hosts, parsed.db, parsed.service, parsed.tls) == (
+        kind,
+        hosts,
+        db,
+        service,
+        tls,
+    )
+
+
+def test_parse_credentials_and_hide_them():
+    parsed = parse_redis_url(f"redis://bob:{SECRET}@h:1/0")
+    assert (parsed.username, parsed.password) == ("bob", SECRET)
+    assert SECRET not in repr(parsed)
+    assert parse_redis_url(f"redis://{SECRET}@h").password == SECRET
+    assert parse_redis_url(f"unix:///s.sock?password={SECRET}").password == SECRET
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (f"http://u:{SECRET}@h:1", "unknown scheme 'http'"),
+        (f"u:{SECRET}@h:1", "expected scheme://"),
+        (f"redis://u:{SECRET}@h:notaport/0", "invalid port"),
+        (f"redis://u:{SECRET}@h:70000/0", "invalid port"),
+        (f"redis://u:{SECRET}@:6379/0", "missing host"),
+        (f"redis://u:{SECRET}@/0", "empty host"),
+        (f"redis://u:{SECRET}@h:1/zero", "database must be"),
+        (f"redis://u:{SECRET}@h:1/0/extra", "path must be"),
+        (f"redis://u:{SECRET}@h:1/0?socket_timeout=9", "unsupported query option"),
+        (f"redis://u:{SECRET}@h1:1,h2:2/0", "several hosts"),
+        (f"unix://u:{SECRET}@", "without a socket path"),
+        (f"redis+sentinel://u:{SECRET}@s1:26379/a/b/c", "sentinel path"),
+    ],
+)
+def test_malformed_urls_name_the_problem_without_the_password(url, problem):
+    with pytest.raises(ConfigurationError) as info:
+        parse_redis_url(url)
+    assert problem in str(info.value)
+    assert SECRET not in str(info.value)
+    # and the same through the factory and the connector
+    with pytest.raises(ConfigurationError) as info2:
+        create_client(url=url)
+    assert SECRET not in str(info2.value)
+    with pytest.raises(ConfigurationError):
+        RedisConnector(url=url)
+
+
+def test_sentinel_without_service_is_rejected():
+    url = f"redis+sentinel://:{SECRET}@s1:26379"
+    with pytest.raises(ConfigurationError, match="names no service") as info:
+        create_client(url=url)
+    assert SECRET not in str(info.value)
+    # the service may come from settings instead (no I/O until a command runs)
+    client = create_client(RedisSettings(url=url, sentinel_service="mymaster"))
+    client.close()
+
+
+def test_no_url_means_configuration_error_never_localhost():
+    with pytest.raises(ConfigurationError, match="never assumes localhost"):
+        create_client()
+    with pytest.raises(ConfigurationError, match="never assumes localhost"):
+        RedisConnector()
+
+
+async def test_no_url_async():
+    with pytest.raises(ConfigurationError):
+        await create_async_client()
+
+
+def test_cluster_on_rejects_unix_and_db():
+    with pytest.raises(ConfigurationError, match="cluster='on'"):
+        create_client(url="unix:///tmp/x.sock", cluster="on")
+    with pytest.raises(ConfigurationError, match="only database 0"):
+        create_client(url="redis://h:1/3", cluster="on")
+
+
+# --------------------------------------------------------------------------- kwargs mapping
+def _conn_kwargs(client):
+    return client.connection_pool.connection_kwargs
+
+
+def test_defaults_reach_the_connection_pool():
+    settings = RedisSettings(url=f"redis://u:{SECRET}@h:7001/4", cluster="off", client_name="t")
+    client = create_client(settings)
+    try:
+        kw = _conn_kwargs(client)
+        assert (kw["host"], kw["port"], kw["db"]) == ("h", 7001, 4)
+        assert (kw["username"], kw["password"]) == ("u", SECRET)
+        assert kw["socket_timeout"] == 2.0
+        assert kw["socket_connect_timeout"] == 2.0
+        assert kw["health_check_interval"] == 30.0
+        assert kw["protocol"] == 2
+        assert kw["client_name"] == "t"
+        assert client.connection_pool.max_connections == 50
+        retry = kw["retry"]
+        assert retry._retries == 2
+        assert retry._backoff._base == settings.retry_backoff_base
+        assert retry._backoff._cap == settings.retry_backoff_cap
+    finally:
+        client.close()
+
+
+def test_overrides_and_passthrough_kwargs():
+    client = create_client(
+        url="redis://h:1/0",
+        cluster="off",
+        socket_timeout=0.3,
+        retries=0,
+        decode_responses=True,
+        password=SECRET,
+    )
+    try:
+        kw = _conn_kwargs(client)
+        assert kw["socket_timeout"] == 0.3
+        assert kw["retry"]._retries == 0
+        assert kw["decode_responses"] is True
+        assert kw["password"] == SECRET  # settings.password wins over the URL
+    finally:
+        client.close()
+    with pytest.raises(ConfigurationError):
+        create_client(url="redis://h:1/0", cluster="off", socket_timeout=-1)
+
+
+def test_tls_options_map_to_ssl_kwargs(tmp_path):
+    client = create_client(
+        url="rediss://h:6390/0",
+        cluster="off",
+        tls_ca_file="/ca.pem",
+        tls_cert_file="/c.pem",
+        tls_key_file="/k.pem",
+    )
+    try:
+        kw = _conn_kwargs(client)
+        assert client.connection_pool.connection_class is redis.SSLConnection
+        assert kw["ssl_ca_certs"] == "/ca.pem"
+        assert kw["ssl_certfile"] == "/c.pem"
+        assert kw["ssl_keyfile"] == "/k.pem"
+        assert kw["ssl_cert_reqs"] == "required"  # verification on unless asked otherwise
+        assert kw["ssl_check_hostname"] is True
+    finally:
+        client.close()
+    insecure = create_client(url="rediss://h:6390/0", cluster="off", tls_insecure_skip_verify=True)
+    try:
+        kw = _conn_kwargs(insecure)
+        assert kw["ssl_cert_reqs"] == "none"
+        assert kw["ssl_check_hostname"] is False
+    finally:
+        insecure.close()
+
+
+async def test_async_kwargs_and_tls():
+    client = await create_async_client(
+        url=f"rediss://:{SECRET}@h:6390/1", cluster="off", protocol=3
+    )
+    try:
+        assert isinstance(client, redis.asyncio.Redis)
+        kw = client.connection_pool.connection_kwargs
+        assert kw["protocol"] == 3
+        assert kw["db"] == 1
+        assert kw["password"] == SECRET
+        assert kw["retry"]._retries == 2
+        assert client.connection_pool.max_connections == 50
+    finally:
+        await client.aclose()
+
+
+# --------------------------------------------------------------------------- real servers
+@pytest.mark.integration
+def test_auto_detects_standalone(redis_url):
+    client = create_client(url=redis_url)
+    try:
+        assert type(client) is redis.Redis
+        assert client.ping()
+    finally:
+        client.close()
+
+
+@pytest.mark.integration
+async def test_async_auto_detects_standalone(redis_url):
+    client = await create_async_client(url=redis_url)
+    try:
+        assert type(client) is redis.asyncio.Redis
+        assert await client.ping()
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.integration
+def test_auto_detect_failure_is_unavailable(redis_server_factory):
+    server = redis_server_factory()
+    url = server.url.replace("redis://", f"redis://:{SECRET}@", 1)
+    server.stop()
+    with pytest.raises(RedisUnavailableError, match="cluster='on' or 'off'") as info:
+        create_client(url=url, socket_connect_timeout=0.5, retries=0)
+    assert SECRET not in str(info.value)
+    # pinned mode creates the client without contacting the server
+    client = create_client(url=url, cluster="off")
+    client.close()
+
+
+@pytest.mark.integration
+def test_unix_socket(redis_server_factory, tmp_path):
+    sock = tmp_path / "r.sock"
+    redis_server_factory(config={"unixsocket": str(sock), "unixsocketperm": "700"})
+    client = create_client(url=f"unix://{sock}?db=1")
+    try:
+        assert client.ping()
+        assert client.connection_pool.connection_kwargs["path"] == str(sock)
+    finally:
+        client.close()
+
+
+@pytest.mark.integration
+def test_wrong_password_is_configuration_error(redis_server_factory):
+    server = redis_server_factory()
+    admin = redis.Redis.from_url(server.url)
+    admin.config_set("requirepass", "right-one")
+    admin.close()
+    url = server.url.replace("redis://", f"redis://:{SECRET}@", 1)
+    client = create_client(url=url, cluster="off", retries=0)
+    try:
+        from deepagents_redis.core import redis_errors
+
+        with pytest.raises(ConfigurationError) as info, redis_errors():
+            client.ping()
+        assert SECRET not in str(info.value)
+    finally:
+        client.close()
+
+
+@pytest.mark.cluster
+def test_cluster_auto_on_off(redis_cluster):
+    auto = create_client(url=redis_cluster.url)
+    on = create_client(url=redis_cluster.url, cluster="on")
+    off = create_client(url=redis_cluster.url, cluster="off")
+    try:
+        assert isinstance(auto, redis.RedisCluster)
+        assert isinstance(on, redis.RedisCluster)
+        assert type(off) is redis.Redis
+        assert auto.ping()
+        # keys in many slots work through the auto-detected cluster client
+        for i in range(20):
+            auto.set(f"core-a:test:{i}", i)
+        assert [int(auto.get(f"core-a:test:{i}")) for i in range(20)] == list(range(20))
+        auto.delete(*[f"core-a:test:{i}" for i in range(20)])
+    finally:
+        for c in (auto, on, off):
+            c.close()
+
+
+@pytest.mark.cluster
+async def test_async_cluster_auto(redis_cluster):
+    client = await create_async_client(url=redis_cluster.url)
+    try:
+        assert isinstance(client, redis.asyncio.RedisCluster)
+        assert await client.ping()
+    finally:
+        await client.aclose()
+
+
+# --------------------------------------------------------------------------- connector
+@pytest.mark.integration
+def test_connector_creates_lazily_and_closes_what_it_created(redis_settings):
+    connector = RedisConnector(settings=redis_settings)
+    assert connector._sync is None  # no I/O at construction
+    client = connector.sync()
+    assert connector.sync() is client
+    assert client.ping()
+    assert connector.is_cluster is False
+    assert connector.settings is redis_settings
+    connector.close()
+    assert connector._sync is None
+
+
+def test_connector_never_closes_a_client_it_was_given(redis_url):
+    given = redis.Redis.from_url(redis_url)
+    try:
+        with RedisConnector(client=given) as connector:
+            assert connector.sync() is given
+            assert connector.is_cluster is False
+        assert given.ping()  # still open
+        with pytest.raises(ConfigurationError, match="no URL"):
+            RedisConnector(client=given).async_()
+    finally:
+        given.close()
+
+
+def test_connector_reads_the_env_url(monkeypatch, redis_url):
+    monkeypatch.setenv("DEEPAGENTS_REDIS_URL", redis_url)
+    monkeypatch.setenv("DEEPAGENTS_REDIS_KEY_PREFIX", "envpfx")
+    with RedisConnector() as connector:
+        assert connector.settings.key_prefix == "envpfx"
+        assert connector.sync().ping()
+    assert SECRET not in repr(RedisConnector(url=f"redis://:{SECRET}@h:1/0"))
+
+
+def test_connector_url_overrides_settings(redis_url):
+    settings = RedisSettings(url="redis://elsewhere:1/0", key_prefix="kp", cluster="off")
+    connector = RedisConnector(url=redis_url, settings=settings)
+    assert connector.settings.url == redis_url
+    assert connector.settings.key_prefix == "kp"
+    assert connector.is_cluster is False  # pinned: known without I/O
+    assert connector._sync is None
+
+
+def test_connector_keyspace_uses_the_prefix(redis_settings):
+    connector = RedisConnector(settings=redis_settings)
+    ks = connector.keyspace
+    assert ks is connector.keyspace
+    assert ks.key("kind", "scope").startswith(redis_settings.key_prefix + ":")
+
+
+@pytest.mark.integration
+async def test_connector_async_paths(redis_settings):
+    connector = RedisConnector(settings=redis_settings)
+    client = await connector.async_client()  # detects without blocking the loop
+    assert isinstance(client, redis.asyncio.Redis)
+    assert connector.async_() is client
+    assert await client.ping()
+    assert connector._sync is None  # the sync client was never needed
+    await connector.aclose()
+    assert connector._async is None
+
+
+@pytest.mark.integration
+async def test_connector_async_sync_method_in_loop(redis_settings):
+    async with RedisConnector(settings=redis_settings) as connector:
+        client = connector.async_()
+        assert await client.ping()
+        assert await connector.async_client() is client
+
+
+@pytest.mark.integration
+def test_connector_new_loop_gets_a_new_async_client(redis_settings):
+    connector = RedisConnector(settings=redis_settings.with_overrides(cluster="off"))
+
+    async def use():
+        client = connector.async_()
+        await client.ping()
+        return client
+
+    loop1, loop2 = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        first = loop1.run_until_complete(use())
+        second = loop2.run_until_complete(use())  # asyncio clients are loop-bound
+        assert first is not second
+        assert loop2.run_until_complete(use()) is second
+        loop1.run_until_complete(first.aclose())
+        loop2.run_until_complete(connector.aclose())
+    finally:
+        loop1.close()
+        loop2.close()
+
+
+@pytest.mark.integration
+async def test_connector_given_async_client_is_not_closed(async_redis_client):
+    async with RedisConnector(async_client=async_redis_client) as connector:
+        assert connector.async_() is async_redis_client
+        assert await connector.async_client() is async_redis_client
+    assert await async_redis_client.ping()
+
+
+@pytest.mark.cluster
+async def test_connector_on_cluster(cluster_settings):
+    async with RedisConnector(settings=cluster_settings) as connector:
+        assert connector.is_cluster is True
+        assert isinstance(connector.sync(), redis.RedisCluster)
+        aclient = connector.async_()  # mode known: no second probe
+        assert isinstance(aclient, redis.asyncio.RedisCluster)
+        assert await aclient.ping()
+
+
+# --------------------------------------------------------------------------- sentinel
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sentinel_url(redis_server_factory, tmp_path):
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("needs the redis-server binary (sentinel mode)")
+    master = redis_server_factory()
+    port = _free_port()
+    conf = Path(tmp_path) / "sentinel.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {master.port} 1\n"
+    )
+    proc = subprocess.Popen(  # killed below, by its own PID
+        [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        probe = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+        try:
+            for _ in range(100):  # bounded: at most ~5 s
+                try:
+                    if probe.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"):
+                        break
+                except redis.exceptions.ConnectionError:
+                    pass
+                time.sleep(0.05)
+            else:
+                pytest.fail("sentinel did not come up")
+        finally:
+            probe.close()
+        yield f"redis+sentinel://127.0.0.1:{port}/mymaster/0"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.integration
+def test_sentinel_client_and_health(sentinel_url):
+    client = create_client(url=sentinel_url)
+    try:
+        assert client.set("core-a:sentinel", b"1")
+        assert client.get("core-a:sentinel") == b"1"
+        report = check_health(client)
+        assert report.mode == "sentinel"
+        assert "failover" in report.durability
+        client.delete("core-a:sentinel")
+    finally:
+        client.close()
+
+
+@pytest.mark.integration
+async def test_async_sentinel_client(sentinel_url):
+    client = await create_async_client(url=sentinel_url)
+    try:
+        assert await client.ping()
+    finally:
+        await client.aclose()

@@ -1,0 +1,54 @@
+import pytest
+from deepagents_redis.core import (
+    Instrumentation,
+    NoOpInstrumentation,
+    RecordingInstrumentation,
+    get_instrumentation,
+    set_instrumentation,
+)
+
+
+@pytest.fixture
+def restore():
+    previous = get_instrumentation()
+    yield
+    set_instrumentation(previous)
+
+
+def test_default_is_noop_and_cheap(restore):
+    set_instrumentation(None)
+    inst = get_instrumentation()
+    assert isinstance(inst, NoOpInstrumentation)
+    assert isinstance(inst, Instrumentation)
+    with inst.span("cache.lookup", key_bytes=3):
+        inst.count("cache.lookup", outcome="hit")
+        inst.record_duration("cache.lookup", 0.001, outcome="hit")
+
+
+def test_recording_counts_by_name_and_attrs(restore):
+    rec = RecordingInstrumentation()
+    assert isinstance(rec, Instrumentation)
+    previous = set_instrumentation(rec)
+    assert get_instrumentation() is rec
+    inst = get_instrumentation()
+    inst.count("cache.lookup", outcome="hit")
+    inst.count("cache.lookup", outcome="hit")
+    inst.count("cache.lookup", 3, outcome="miss", tier="redis")
+    assert rec.counts[("cache.lookup", frozenset({("outcome", "hit")}))] == 2
+    assert rec.counts[("cache.lookup", frozenset({("outcome", "miss"), ("tier", "redis")}))] == 3
+    assert rec.total("cache.lookup") == 5
+    assert rec.total("cache.lookup", outcome="miss") == 3
+    assert rec.total("todos.write") == 0
+    inst.record_duration("cache.lookup", 0.5, outcome="hit")
+    assert rec.durations == [("cache.lookup", {"outcome": "hit"}, 0.5)]
+    assert set_instrumentation(previous) is rec
+
+
+def test_recording_spans_note_errors():
+    rec = RecordingInstrumentation()
+    with rec.span("fs.write", path_bytes=4) as span:
+        assert span.name == "fs.write"
+    with pytest.raises(KeyError), rec.span("fs.read"):
+        raise KeyError("x")
+    assert [(s.name, s.error) for s in rec.spans] == [("fs.write", None), ("fs.read", "KeyError")]
+    assert rec.spans[0].attrs == {"path_bytes": 4}
