@@ -6,7 +6,8 @@ import uuid
 
 from deepagents_redis.cli._demo import DemoContext
 
-_INCR_BODY = "return redis.call('INCRBY', KEYS[2], ARGV[2])"
+# Body convention (core's _idempotent): `keys`/`argv` are KEYS/ARGV shifted past the op-id slot.
+_INCR_BODY = "return redis.call('INCRBY', keys[1], argv[1])"
 
 
 def run(ctx: DemoContext) -> None:
@@ -20,6 +21,7 @@ def run(ctx: DemoContext) -> None:
         Codec,
         IdempotentScript,
         LuaScript,
+        new_op_id,
         run_idempotent,
     )
     from langchain_core.messages import AIMessage
@@ -53,7 +55,7 @@ def run(ctx: DemoContext) -> None:
     ctx.facts["lua_reply"] = [_text(x) for x in reply]
 
     counter = keyspace.key("demo", scope, "counter")
-    op_key = keyspace.key("op", scope, uuid.uuid4().hex)
+    op_key = keyspace.op_key(scope, new_op_id())
     script = IdempotentScript("demo_incr", _INCR_BODY)
     first = run_idempotent(client, script, op_key=op_key, keys=[counter], args=["5"])
     again = run_idempotent(client, script, op_key=op_key, keys=[counter], args=["5"])
