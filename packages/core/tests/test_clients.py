@@ -282,6 +282,10 @@ def test_wrong_password_is_configuration_error(redis_server_factory):
         assert SECRET not in str(info.value)
     finally:
         client.close()
+    # auto-detection reports the credentials problem, not an outage
+    with pytest.raises(ConfigurationError, match="credentials") as info2:
+        create_client(url=url, retries=0)
+    assert SECRET not in str(info2.value)
 
 
 @pytest.mark.cluster

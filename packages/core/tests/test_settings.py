@@ -53,6 +53,13 @@ def test_env_is_read_and_kwargs_win(monkeypatch):
     assert s2.cluster == "off"  # untouched fields still come from the environment
 
 
+def test_phase_variables_sharing_the_prefix_are_ignored(monkeypatch):
+    # Phase settings use DEEPAGENTS_REDIS_CACHE_* etc.; core must not reject them.
+    monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_ENABLED", "true")
+    monkeypatch.setenv("DEEPAGENTS_REDIS_FS_TTL_SECONDS", "5")
+    assert RedisSettings(url=URL).key_prefix == "dar"
+
+
 def test_password_never_printed():
     s = RedisSettings(url=URL, password=SECRET, sentinel_password=SECRET)
     assert s.url == URL  # still usable

@@ -27,9 +27,11 @@ import redis.retry
 import redis.sentinel
 from deepagents_redis.core._errors import (
     ConfigurationError,
+    DeepAgentsRedisError,
     RedisUnavailableError,
     redact_text,
     redis_errors,
+    translate_redis_error,
 )
 from deepagents_redis.core._settings import RedisSettings, redact_url
 from redis.backoff import ExponentialWithJitterBackoff
@@ -417,7 +419,10 @@ def _cluster_enabled(info: Any) -> bool:
     return bool(int(info.get("cluster_enabled", 0) or 0))
 
 
-def _detect_failed(settings: RedisSettings, exc: BaseException) -> RedisUnavailableError:
+def _detect_failed(settings: RedisSettings, exc: BaseException) -> DeepAgentsRedisError:
+    translated = translate_redis_error(exc)
+    if not isinstance(translated, RedisUnavailableError):
+        return translated  # e.g. wrong credentials: a ConfigurationError, not an outage
     return RedisUnavailableError(
         f"could not auto-detect whether {settings.redacted_url()} is a Redis Cluster "
         f"({type(exc).__name__}: {redact_text(str(exc))}); set cluster='on' or 'off' to "
