@@ -646,11 +646,13 @@ class RedisTodoSubagentMiddleware(AgentMiddleware[Any, Any, Any]):
 def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
     repo = scoped.repository
 
-    def read_todos(runtime: ToolRuntime[Any, Any]) -> str:
-        return _format_for_subagent(repo.get(scoped.scope(runtime.config)))
+    # No runtime parameter here: langchain drops every argument, injected ones included,
+    # when a tool's args schema has no fields; the run's config comes from the context.
+    def read_todos() -> str:
+        return _format_for_subagent(repo.get(scoped.scope(get_config())))
 
-    async def aread_todos(runtime: ToolRuntime[Any, Any]) -> str:
-        return _format_for_subagent(await repo.aget(scoped.scope(runtime.config)))
+    async def aread_todos() -> str:
+        return _format_for_subagent(await repo.aget(scoped.scope(get_config())))
 
     def _done(plan: TodoList, item_id: str) -> str:
         item = plan.get(item_id)

@@ -1,0 +1,310 @@
+"""End to end: create_deep_agent + a scripted model + RedisTodoMiddleware on a real server."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from deepagents import create_deep_agent
+from deepagents_redis.core import RedisSettings
+from deepagents_redis.todos import RedisTodoMiddleware, RedisTodoRepository, TodosSettings
+from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
+from langchain.agents.middleware import TodoListMiddleware
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.prebuilt.tool_node import ToolRuntime
+
+pytestmark = pytest.mark.integration
+
+PLAN = [
+    {"content": "research the topic", "status": "in_progress"},
+    {"content": "write the draft", "status": "pending"},
+    {"content": "review", "status": "pending"},
+]
+
+
+def middleware(target: Any, **kwargs: Any) -> RedisTodoMiddleware:
+    return RedisTodoMiddleware(
+        client=target.client, settings=target.settings, todos_settings=TodosSettings(), **kwargs
+    )
+
+
+def agent(model: ScriptedChatModel, mw: Any, saver: Any = None, **kwargs: Any) -> Any:
+    return create_deep_agent(
+        model=model, middleware=[mw], checkpointer=saver or InMemorySaver(), **kwargs
+    )
+
+
+def run(graph: Any, thread: str, text: str = "go") -> dict[str, Any]:
+    result: dict[str, Any] = graph.invoke(
+        {"messages": [HumanMessage(text)]}, {"configurable": {"thread_id": thread}}
+    )
+    return result
+
+
+def sync_notes(messages: Sequence[BaseMessage]) -> list[str]:
+    return [
+        str(m.content)
+        for m in messages
+        if isinstance(m, HumanMessage) and (m.id or "").startswith("todo-sync-")
+    ]
+
+
+def item_id_of(content_start: str, message: BaseMessage) -> str:
+    match = re.search(rf"id=(\w+) \[\w+\] {content_start}", str(message.content))
+    assert match is not None
+    return match.group(1)
+
+
+def test_name_takes_langchains_slot() -> None:
+    mw = RedisTodoMiddleware(client=object(), settings=RedisSettings(key_prefix="x"))
+    assert mw.name == "TodoListMiddleware" == TodoListMiddleware().name
+    assert isinstance(mw, TodoListMiddleware)
+    (tool,) = mw.tools
+    (upstream,) = TodoListMiddleware().tools
+    assert tool.name == upstream.name
+    assert tool.description == upstream.description
+    assert tool.args == upstream.args
+    assert mw.system_prompt == TodoListMiddleware().system_prompt
+
+
+def test_plan_survives_restart_and_shows_outside_updates(redis_target: Any) -> None:
+    repo = RedisTodoRepository(client=redis_target.client, settings=redis_target.settings)
+    # Worker 1 writes the plan.
+    model1 = ScriptedChatModel(
+        script=[tool_call("write_todos", {"todos": PLAN}, "w1"), AIMessage("paused")]
+    )
+    saver1 = InMemorySaver()
+    result = run(agent(model1, middleware(redis_target), saver1), "thread-1")
+    assert result["todos"] == PLAN
+    plan = repo.get("thread-1")
+    assert plan.version == 1
+    assert plan.as_langchain() == PLAN
+    tool_msgs = [m for m in result["messages"] if isinstance(m, ToolMessage)]
+    assert tool_msgs[0].content == f"Updated todo list to {PLAN}"
+
+    # Someone outside the run (a person, a dashboard) completes the second item.
+    repo.update("thread-1", plan.ids[1], status="completed", actor="human")
+
+    # Worker 2: a fresh process with no checkpoint of this thread resumes the plan.
+    model2 = ScriptedChatModel(
+        script=[
+            lambda msgs: tool_call(
+                "write_todos",
+                {
+                    "todos": [
+                        {"content": "research the topic", "status": "completed"},
+                        {"content": "write the draft", "status": "completed"},
+                        {"content": "review", "status": "in_progress"},
+                    ]
+                },
+                "w2",
+            ),
+            AIMessage("done"),
+        ]
+    )
+    result = run(agent(model2, middleware(redis_target)), "thread-1", "continue")
+    (note,) = sync_notes(model2.seen[0])
+    assert "continues the shared plan 'thread-1' (version 2)" in note
+    assert "2. [completed] write the draft" in note
+    plan = repo.get("thread-1")
+    assert plan.version == 3
+    assert [i.status for i in plan.items] == ["completed", "completed", "in_progress"]
+    assert plan.ids == repo.get("thread-1").ids  # ids kept across the rewrite
+
+    # Worker 1 resumes its own thread: its checkpoint is at version 1, Redis at 3.
+    model1b = ScriptedChatModel(script=[AIMessage("ok")])
+    run(agent(model1b, middleware(redis_target), saver1), "thread-1", "status?")
+    (note,) = sync_notes(model1b.seen[0])
+    assert "changed before this run resumed (version 1 -> 3)" in note
+    assert '- "write the draft": pending -> completed' in note
+    assert '- "review": pending -> in_progress' in note
+
+
+def test_outside_update_shows_in_the_next_step(redis_target: Any) -> None:
+    outside = RedisTodoRepository(client=redis_target.client, settings=redis_target.settings)
+
+    def step2(msgs: Sequence[BaseMessage]) -> AIMessage:
+        plan = outside.get("t2")
+        outside.update("t2", plan.ids[2], status="completed", actor="dashboard")
+        outside.add("t2", "publish", actor="dashboard")
+        return tool_call("ls", {"path": "/"}, "ls1")
+
+    model = ScriptedChatModel(
+        script=[tool_call("write_todos", {"todos": PLAN}, "w1"), step2, AIMessage("noted")]
+    )
+    result = run(agent(model, middleware(redis_target)), "t2")
+    assert sync_notes(model.seen[1]) == []
+    (note,) = sync_notes(model.seen[2])
+    assert "changed outside this run (version 1 -> 3)" in note
+    assert '- "review": pending -> completed' in note
+    assert '- added: "publish" (pending)' in note
+    assert result["todos"][-1] == {"content": "publish", "status": "pending"}
+
+
+@pytest.mark.parametrize("policy", ["merge", "reject"])
+def test_conflict_policy(redis_target: Any, policy: str) -> None:
+    outside = RedisTodoRepository(client=redis_target.client, settings=redis_target.settings)
+    updated = [
+        {"content": "research the topic", "status": "completed"},
+        {"content": "write the draft", "status": "in_progress"},
+        {"content": "review", "status": "pending"},
+    ]
+
+    def racing_write(msgs: Sequence[BaseMessage]) -> AIMessage:
+        # An outside writer lands between the model's read and its write_todos.
+        outside.add("t3", "hotfix first", index=0, actor="human")
+        return tool_call("write_todos", {"todos": updated}, "w2")
+
+    model = ScriptedChatModel(
+        script=[tool_call("write_todos", {"todos": PLAN}, "w1"), racing_write, AIMessage("ok")]
+    )
+    result = run(agent(model, middleware(redis_target, conflict_policy=policy)), "t3")
+    plan = outside.get("t3")
+    last_tool = [m for m in result["messages"] if isinstance(m, ToolMessage)][-1]
+    if policy == "merge":
+        assert plan.as_langchain() == [{"content": "hotfix first", "status": "pending"}, *updated]
+        assert plan.version == 3
+        assert last_tool.status == "success"
+        assert "your edits were merged" in str(last_tool.content)
+        assert '- added: "hotfix first" (pending)' in str(last_tool.content)
+    else:
+        assert plan.as_langchain() == [{"content": "hotfix first", "status": "pending"}, *PLAN]
+        assert plan.version == 2
+        assert last_tool.status == "error"
+        assert "NOT applied" in str(last_tool.content)
+    # Either way the agent's state now matches Redis.
+    assert result["todos"] == plan.as_langchain()
+
+
+def test_subagent_updates_its_item(redis_target: Any) -> None:
+    mw = middleware(redis_target)
+    sub_model = ScriptedChatModel(
+        script=[
+            tool_call("read_todos", {}, "r1"),
+            lambda msgs: tool_call(
+                "update_todo",
+                {
+                    "item_id": item_id_of("research", msgs[-1]),
+                    "status": "completed",
+                },
+                "u1",
+            ),
+            AIMessage("research done"),
+        ]
+    )
+    worker = {
+        "name": "researcher",
+        "description": "Researches one item of the plan.",
+        "system_prompt": "Do the research.",
+        "model": sub_model,
+        "tools": [],
+        "middleware": [mw.subagent_middleware()],
+    }
+    model = ScriptedChatModel(
+        script=[
+            tool_call("write_todos", {"todos": PLAN}, "w1"),
+            tool_call(
+                "task", {"description": "research the topic", "subagent_type": "researcher"}, "t1"
+            ),
+            AIMessage("thanks"),
+        ]
+    )
+    result = run(agent(model, mw, subagents=[worker]), "t4")
+    plan = mw.repository.get("t4")
+    assert plan.items[0].status == "completed"
+    assert "Shared plan 't4' (version 1)" in str(sub_model.seen[1][-1].content)
+    assert "## Shared plan" in str(sub_model.seen[0][0].content)
+    change = mw.repository.history("t4")[-1]
+    assert change.op == "update"
+    assert change.actor.startswith("researcher")
+    (note,) = sync_notes(model.seen[2])
+    assert '- "research the topic": in_progress -> completed' in note
+    assert result["todos"][0]["status"] == "completed"
+
+
+def test_checkpoint_todos_seed_an_empty_plan(redis_target: Any) -> None:
+    saver = InMemorySaver()
+    plain = ScriptedChatModel(
+        script=[tool_call("write_todos", {"todos": PLAN}, "w1"), AIMessage("x")]
+    )
+    run(create_deep_agent(model=plain, middleware=[TodoListMiddleware()], checkpointer=saver), "t5")
+    repo = RedisTodoRepository(client=redis_target.client, settings=redis_target.settings)
+    assert repo.get("t5").version == 0
+    model = ScriptedChatModel(script=[AIMessage("resumed")])
+    run(agent(model, middleware(redis_target), saver), "t5")
+    plan = repo.get("t5")
+    assert plan.version == 1
+    assert plan.as_langchain() == PLAN
+    assert sync_notes(model.seen[0]) == []
+
+
+def test_rerun_of_a_tool_call_applies_once(redis_target: Any) -> None:
+    mw = middleware(redis_target, scope="named-plan")
+    runtime = ToolRuntime(
+        state={"messages": [], "todos": [], "todo_ids": [], "todos_version": 0},
+        context=None,
+        config={"configurable": {"thread_id": "any"}},
+        stream_writer=lambda _: None,
+        tool_call_id="call-1",
+        store=None,
+    )
+    first = mw.write(runtime, PLAN)
+    again = mw.write(runtime, PLAN)  # e.g. the tools node re-ran after a crash
+    assert mw.repository.get("named-plan").version == 1
+    assert first.update["todo_ids"] == again.update["todo_ids"]  # type: ignore[index]
+
+
+def test_invalid_write_is_an_error_result(redis_target: Any) -> None:
+    mw = middleware(redis_target)
+    runtime = ToolRuntime(
+        state={"messages": [], "todos_version": 0},
+        context=None,
+        config={"configurable": {"thread_id": "t6"}},
+        stream_writer=lambda _: None,
+        tool_call_id="c",
+        store=None,
+    )
+    command = mw.write(runtime, [{"content": "  ", "status": "pending"}])
+    (msg,) = command.update["messages"]  # type: ignore[index]
+    assert msg.status == "error"
+    assert "not changed" in msg.content
+    assert mw.repository.get("t6").version == 0
+
+
+def test_missing_thread_id_is_a_configuration_error(redis_target: Any) -> None:
+    from deepagents_redis.core import ConfigurationError
+
+    model = ScriptedChatModel(script=[AIMessage("x")])
+    graph = create_deep_agent(model=model, middleware=[middleware(redis_target)])
+    with pytest.raises(ConfigurationError):
+        graph.invoke({"messages": [HumanMessage("hi")]})
+
+
+async def test_async_agent_uses_the_async_client_only(redis_target: Any) -> None:
+    # No URL in the settings: if any sync path ran it would raise ConfigurationError.
+    settings = RedisSettings(key_prefix=redis_target.key_prefix)
+    mw = RedisTodoMiddleware(async_client=redis_target.async_client, settings=settings)
+    outside = RedisTodoRepository(async_client=redis_target.async_client, settings=settings)
+
+    model = ScriptedChatModel(
+        script=[
+            tool_call("write_todos", {"todos": PLAN}, "w1"),
+            tool_call("ls", {"path": "/"}, "ls1"),
+            AIMessage("done"),
+        ]
+    )
+    graph = agent(model, mw)
+    config = {"configurable": {"thread_id": "async-1"}}
+    result = await graph.ainvoke({"messages": [HumanMessage("go")]}, config)
+    assert result["todos"] == PLAN
+    plan = await outside.aget("async-1")
+    assert plan.version == 1
+    await outside.aupdate("async-1", plan.ids[0], status="completed", actor="human")
+    model2 = ScriptedChatModel(script=[AIMessage("ok")])
+    await agent(model2, mw).ainvoke({"messages": [HumanMessage("again")]}, config)
+    (note,) = sync_notes(model2.seen[0])
+    assert "continues the shared plan" in note
+    assert "1. [completed] research the topic" in note
