@@ -145,3 +145,18 @@ def test_parser_builds_with_every_registered_module() -> None:
     parser = build_parser()
     args = parser.parse_args(["migrate", "up", "--url", "redis://x:1/0"])
     assert callable(args.handler)
+
+
+def test_migrate_older_marker_without_a_step_is_refused(
+    redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # v1 is the first schema, so an older marker has no step to run: say so, change nothing.
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.set(f"{key_prefix}:schema", "0")
+        target = ["--url", redis_url, "--prefix", key_prefix]
+        assert main(["migrate", "status", *target]) == EXIT_PROBLEM
+        assert "1 migration(s) pending" in capsys.readouterr().out
+        assert main(["migrate", "up", *target]) == EXIT_PROBLEM
+        assert "no migration step to v1" in capsys.readouterr().out
+        assert raw.get(f"{key_prefix}:schema") == b"0"
+        raw.delete(f"{key_prefix}:schema")

@@ -120,8 +120,12 @@ def run_up(args: argparse.Namespace) -> int:
                 print(f"marker {key} = {stored} is newer than this code ({code}); refusing")
                 return EXIT_PROBLEM
             for version in range(stored + 1, code + 1):
+                step = MIGRATIONS.get(version)
+                if step is None:
+                    print(f"no migration step to v{version} in this release; refusing")
+                    return EXIT_PROBLEM
                 print(f"migrating to v{version}")
-                MIGRATIONS[version](client, keyspace)
+                step(client, keyspace)
                 with redis_errors():
                     client.set(key, str(version))
             print(f"marker {key} = {code}: up to date, nothing to migrate")
