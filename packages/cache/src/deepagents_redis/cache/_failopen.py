@@ -1,0 +1,162 @@
+"""The cache's failure policy: fail open (a miss), or raise when ``strict``.
+
+BRIEF §3: the cache must never stall or break an agent. Every Redis call of the cache goes
+through :class:`FailOpen`, which
+
+* refuses the call up front while the circuit breaker is open (no I/O, microseconds),
+* turns connection errors and timeouts into a miss, a breaker failure, a counter and a
+  rate-limited warning,
+* turns other server errors (e.g. ``WRONGTYPE`` from a key someone else wrote) into a miss
+  and a counter, without tripping the breaker (the server is up),
+* and with ``strict=True`` raises :class:`RedisUnavailableError` (or its subclass
+  :class:`BreakerOpenError`) instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+import redis.exceptions
+from deepagents_redis.core import (
+    BreakerOpenError,
+    CircuitBreaker,
+    DeepAgentsRedisError,
+    RedisUnavailableError,
+    get_instrumentation,
+    translate_redis_error,
+)
+
+log = logging.getLogger("deepagents_redis.cache")
+
+T = TypeVar("T")
+
+
+class _Failed:
+    """Marker returned instead of a result when a call failed open."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FAILED"
+
+
+FAILED: Final = _Failed()
+
+# Connection-level trouble trips the breaker; a server that answers with an error is up.
+_UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    RedisUnavailableError,
+    OSError,
+)
+# RedisClusterException does not derive from RedisError (redis-py 8).
+_ANY_REDIS = (
+    redis.exceptions.RedisError,
+    redis.exceptions.RedisClusterException,
+    DeepAgentsRedisError,
+    OSError,
+)
+
+
+class FailOpen:
+    """Runs cache I/O under a breaker; fails open unless strict."""
+
+    def __init__(
+        self,
+        *,
+        metric_prefix: str,
+        strict: bool,
+        breaker: CircuitBreaker,
+        warn_interval: float,
+    ) -> None:
+        self.metric_prefix = metric_prefix
+        self.strict = strict
+        self.breaker = breaker
+        self._warn_interval = warn_interval
+        self._warn_lock = threading.Lock()
+        self._last_warn = -float("inf")
+        self._suppressed = 0
+
+    def count(self, op: str, outcome: str, value: int = 1) -> None:
+        """Report ``<prefix>.<op>`` with an outcome attribute."""
+        get_instrumentation().count(f"{self.metric_prefix}.{op}", value, outcome=outcome)
+
+    def _refuse(self, op: str) -> _Failed:
+        self.count(op, "breaker_open")
+        if self.strict:
+            raise BreakerOpenError(f"cache {op}: circuit breaker is open, no call was made")
+        return FAILED
+
+    def _fail(self, op: str, exc: BaseException) -> _Failed:
+        if isinstance(exc, _UNAVAILABLE):
+            self.breaker.record_failure()
+        else:
+            # The server answered (with an error): it is up. Recording success also frees
+            # the half-open probe slot this call may have taken.
+            self.breaker.record_success()
+        self.count(op, "error")
+        if self.strict:
+            if isinstance(exc, DeepAgentsRedisError):
+                raise exc
+            if isinstance(exc, redis.exceptions.RedisError):
+                raise translate_redis_error(exc) from exc
+            raise RedisUnavailableError(f"cache {op} failed: {type(exc).__name__}") from exc
+        self._warn(op, exc)
+        return FAILED
+
+    def _warn(self, op: str, exc: BaseException) -> None:
+        # One line per interval per cache: a dead server under load would otherwise log
+        # thousands of identical lines per second.
+        now = time.monotonic()
+        with self._warn_lock:
+            if now - self._last_warn < self._warn_interval:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed = self._suppressed, 0
+            self._last_warn = now
+        log.warning(
+            "cache %s failed, serving a miss (%s: %s; %d similar warnings suppressed)",
+            op,
+            type(exc).__name__,
+            _safe_message(exc),
+            suppressed,
+        )
+
+    def run(self, op: str, fn: Callable[[], T]) -> T | _Failed:
+        """Call ``fn`` under the breaker; FAILED (or an exception when strict) on failure."""
+        if not self.breaker.allow():
+            return self._refuse(op)
+        try:
+            result = fn()
+        except _ANY_REDIS as exc:
+            return self._fail(op, exc)
+        self.breaker.record_success()
+        return result
+
+    async def arun(self, op: str, fn: Callable[[], Awaitable[T]]) -> T | _Failed:
+        """Async twin of :meth:`run`."""
+        if not self.breaker.allow():
+            return self._refuse(op)
+        try:
+            result = await fn()
+        except _ANY_REDIS as exc:
+            return self._fail(op, exc)
+        self.breaker.record_success()
+        return result
+
+
+def _safe_message(exc: BaseException) -> str:
+    # Our own errors never carry secrets; redis-py messages name host:port only, but go
+    # through the translator anyway so a future redis-py message cannot leak a password.
+    if isinstance(exc, redis.exceptions.RedisError):
+        return str(translate_redis_error(exc))
+    return str(exc)
+
+
+def failed(value: Any) -> bool:
+    """Whether ``value`` is the FAILED marker."""
+    return value is FAILED

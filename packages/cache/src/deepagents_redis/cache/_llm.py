@@ -1,0 +1,657 @@
+"""``RedisLLMCache``: a shared LLM response cache for LangChain chat models and LLMs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.asyncio
+from deepagents_redis.cache._common import (
+    UNSET,
+    _Unset,
+    as_bytes,
+    async_owner,
+    make_guard,
+    sync_owner,
+    ttl_ms,
+)
+from deepagents_redis.cache._failopen import FAILED, _Failed
+from deepagents_redis.cache._near import NearCache
+from deepagents_redis.cache._scripts import ACQUIRE, WRITE
+from deepagents_redis.cache._settings import CacheSettings
+from deepagents_redis.core import (
+    CircuitBreaker,
+    Codec,
+    ConfigurationError,
+    RedisConnector,
+    RedisSettings,
+    get_instrumentation,
+    redis_errors,
+)
+from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, Generation
+
+log = logging.getLogger("deepagents_redis.cache")
+
+_KIND = "llm"
+# Versioned so a change of the hashing scheme can never read an older entry as a hit.
+_HASH_DOMAIN = b"deepagents-redis llm-cache v1\x00"
+_FIRST_POLL = 0.005
+_MAX_HELD = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Keys:
+    gen: str
+    entry: str
+    lease: str
+
+
+def entry_hash(prompt: str, llm_string: str) -> str:
+    """Canonical hash of ``(prompt, llm_string)``.
+
+    The prompt's byte length is written before it, so no choice of separator characters
+    inside either string can make two different pairs hash alike (``("a|b", "c")`` vs
+    ``("a", "b|c")``).
+
+    Args:
+        prompt: The prompt as LangChain serialises it.
+        llm_string: The model's configuration string.
+
+    Returns:
+        A 64-character hex SHA-256 digest.
+    """
+    p = prompt.encode("utf-8", "surrogatepass")
+    h = hashlib.sha256(_HASH_DOMAIN)
+    h.update(len(p).to_bytes(8, "big"))
+    h.update(p)
+    h.update(llm_string.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+# Stored form. The common case (exactly Generation, or exactly ChatGeneration holding exactly
+# an AIMessage: what every chat model returns) is plain data revived with the classes'
+# own constructors: ~15 µs per generation against ~80 µs for langchain_core.load (measured
+# here), which matters because a hit should cost about one GET. Anything else (subclasses,
+# chunks) goes through the codec's LangChain path (dumpd/load with an allowlist).
+_FAST = "g1"
+_LC = "lc1"
+
+
+def to_stored(generations: RETURN_VAL_TYPE) -> dict[str, Any]:
+    """The plain-data form of a list of generations (see the comment above).
+
+    Args:
+        generations: What the model returned.
+
+    Returns:
+        A dict the codec can encode.
+    """
+    items: list[Any] = []
+    for g in generations:
+        if type(g) is ChatGeneration and type(g.message) is AIMessage:
+            items.append({"m": g.message.model_dump(), "i": g.generation_info})
+        elif type(g) is Generation:
+            items.append({"t": g.text, "i": g.generation_info})
+        else:
+            return {"f": _LC, "g": list(generations)}
+    return {"f": _FAST, "g": items}
+
+
+def from_stored(stored: Any) -> list[Generation]:
+    """Invert :func:`to_stored`; raise on anything malformed.
+
+    Args:
+        stored: The decoded dict.
+
+    Returns:
+        The generations.
+
+    Raises:
+        TypeError: The value is not a stored generation list.
+    """
+    if not isinstance(stored, dict) or not isinstance(stored.get("g"), list):
+        raise TypeError("not a stored generation list")
+    fmt, items = stored.get("f"), stored["g"]
+    if fmt == _LC:
+        if not all(isinstance(g, Generation) for g in items):
+            raise TypeError("not a generation")
+        return list(items)
+    if fmt != _FAST:
+        raise TypeError(f"unknown stored format {fmt!r}")
+    out: list[Generation] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise TypeError("not a stored generation")
+        info = item.get("i")
+        if "m" in item:
+            data = item["m"]
+            if not isinstance(data, dict) or data.get("type") != "ai":
+                raise TypeError("not an AI message")
+            out.append(ChatGeneration(message=AIMessage(**data), generation_info=info))
+        else:
+            out.append(Generation(text=item["t"], generation_info=info))
+    return out
+
+
+class RedisLLMCache(BaseCache):
+    """A LangChain ``BaseCache`` in Redis, shared by every worker that uses the same keys.
+
+    Put it on a model (``init_chat_model("...", cache=cache)``, ``ChatX(cache=cache)``) or
+    globally (``set_llm_cache(cache)``). Entries live in a namespace; ``clear()`` empties
+    one namespace in O(1) by bumping its generation counter (stale entries become
+    unreachable at once and expire by their TTL).
+
+    Failure policy: unless ``strict``, a Redis problem is a miss (plus a rate-limited
+    warning and an ``error`` counter) and trips a circuit breaker, so while Redis is down
+    a lookup costs microseconds and the model is called as if there were no cache.
+
+    Single-flight: when several callers (threads, tasks, processes, machines) miss the
+    same key at once, the first takes a lease and calls the model; the others wait,
+    bounded by ``wait_timeout``, and are served its result. ``update()`` releases the
+    lease. A leader that dies or whose model call raises never calls ``update()``: its
+    lease expires after ``lease_ttl`` and one waiter takes over. The same thread or task
+    asking again (a retry after an error) re-enters its own lease instead of waiting on it.
+
+    Args:
+        url: Redis URL (else ``settings``/``client`` or ``DEEPAGENTS_REDIS_URL``).
+        settings: Connection settings.
+        client: A ready sync client (not closed by this cache).
+        async_client: A ready asyncio client (not closed by this cache).
+        namespace: Namespace of the entries (default from ``cache_settings``: ``"default"``).
+        ttl: Seconds an entry lives; None keeps it until evicted or cleared.
+        cache_settings: Cache options; defaults read ``DEEPAGENTS_REDIS_CACHE_*``.
+        single_flight: Overrides ``cache_settings.single_flight``.
+        strict: Overrides ``cache_settings.strict``.
+        refresh_on_hit: Overrides ``cache_settings.refresh_on_hit``.
+        lease_ttl: Overrides ``cache_settings.lease_ttl_seconds``.
+        wait_timeout: Overrides ``cache_settings.wait_timeout_seconds``.
+        client_side_cache: Overrides ``cache_settings.client_side_cache``.
+        breaker: A circuit breaker to share (default: one per cache object).
+        codec: The value codec (default: ``Codec()``, MessagePack).
+
+    Raises:
+        ConfigurationError: No connection configured, or client-side caching on a Cluster.
+
+    Example:
+        >>> cache = RedisLLMCache(url="redis://localhost:6379/0", ttl=3600)  # doctest: +SKIP
+        >>> model = init_chat_model("openai:gpt-4o-mini", cache=cache)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        settings: RedisSettings | None = None,
+        client: redis.Redis | redis.RedisCluster | None = None,
+        async_client: redis.asyncio.Redis | redis.asyncio.RedisCluster | None = None,
+        namespace: str | None = None,
+        ttl: float | _Unset | None = UNSET,
+        cache_settings: CacheSettings | None = None,
+        single_flight: bool | None = None,
+        strict: bool | None = None,
+        refresh_on_hit: bool | None = None,
+        lease_ttl: float | None = None,
+        wait_timeout: float | None = None,
+        client_side_cache: bool | None = None,
+        breaker: CircuitBreaker | None = None,
+        codec: Codec | None = None,
+    ) -> None:
+        overrides: dict[str, Any] = {
+            "namespace": namespace,
+            "single_flight": single_flight,
+            "strict": strict,
+            "refresh_on_hit": refresh_on_hit,
+            "lease_ttl_seconds": lease_ttl,
+            "wait_timeout_seconds": wait_timeout,
+            "client_side_cache": client_side_cache,
+        }
+        base = cache_settings if cache_settings is not None else CacheSettings()
+        update = {k: v for k, v in overrides.items() if v is not None}
+        if not isinstance(ttl, _Unset):
+            update["ttl_seconds"] = ttl
+        self.settings: CacheSettings = base.model_copy(update=update) if update else base
+        """The effective cache options."""
+        cs = self.settings
+        self.namespace: str = cs.namespace
+        """The namespace of this cache's entries."""
+        self._connector = RedisConnector(
+            url=url, settings=settings, client=client, async_client=async_client
+        )
+        self._ks = self._connector.keyspace
+        self._codec = codec or Codec()
+        self._guard = make_guard(cs, metric_prefix="cache", breaker=breaker)
+        self._ttl_ms = ttl_ms(cs.ttl_seconds)
+        self._lease_ms = ttl_ms(cs.lease_ttl_seconds)
+        self._gen_key = self._ks.key(_KIND, self.namespace, "gen")
+        self._held: dict[tuple[tuple[str, int], str], tuple[str, float]] = {}
+        self._held_lock = threading.Lock()
+        self._near: NearCache | None = None
+        if cs.client_side_cache:
+            self._start_near_cache()
+
+    # -- construction helpers ----------------------------------------------------------
+    @classmethod
+    @contextmanager
+    def from_url(cls, url: str, **kwargs: Any) -> Iterator[RedisLLMCache]:
+        """Open a cache on ``url`` and close its clients on exit.
+
+        Args:
+            url: Redis URL.
+            **kwargs: Any other keyword argument of the constructor.
+
+        Yields:
+            The cache.
+        """
+        cache = cls(url=url, **kwargs)
+        try:
+            yield cache
+        finally:
+            cache.close()
+
+    @classmethod
+    @asynccontextmanager
+    async def afrom_url(cls, url: str, **kwargs: Any) -> AsyncIterator[RedisLLMCache]:
+        """Async twin of :meth:`from_url` (closes the asyncio client on exit).
+
+        Args:
+            url: Redis URL.
+            **kwargs: Any other keyword argument of the constructor.
+
+        Yields:
+            The cache.
+        """
+        cache = cls(url=url, **kwargs)
+        try:
+            yield cache
+        finally:
+            await cache.aclose()
+
+    def _start_near_cache(self) -> None:
+        if self._connector.is_cluster:
+            raise ConfigurationError(
+                "client_side_cache needs a standalone server: Redis Cluster sends tracking "
+                "invalidations per node"
+            )
+        client = self._connector.sync()
+        assert isinstance(client, redis.Redis)
+        prefix = self._gen_key[: -len("gen")]
+        self._near = NearCache(
+            client,
+            prefixes=[prefix],
+            flush_keys={self._gen_key},
+            max_entries=self.settings.client_side_cache_max_entries,
+        )
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker guarding this cache's Redis calls."""
+        return self._guard.breaker
+
+    @property
+    def client_side_cache(self) -> NearCache | None:
+        """The in-process layer, when ``client_side_cache`` is on."""
+        return self._near
+
+    def close(self) -> None:
+        """Close the clients this cache created (a ready client passed in stays open)."""
+        if self._near is not None:
+            self._near.close()
+        self._connector.close()
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        if self._near is not None:
+            self._near.close()
+        await self._connector.aclose()
+
+    # -- keys and values -----------------------------------------------------------------
+    def _keys(self, prompt: str, llm_string: str) -> _Keys:
+        digest = entry_hash(prompt, llm_string)
+        return _Keys(
+            gen=self._gen_key,
+            entry=self._ks.key(_KIND, self.namespace, "e", digest),
+            lease=self._ks.key(_KIND, self.namespace, "lease", digest),
+        )
+
+    def _decode(self, keys: _Keys, gen_raw: Any, value_raw: Any) -> list[Generation] | None:
+        """A fresh, well-formed entry's generations, else None (counted, never raised)."""
+        value = as_bytes(value_raw)
+        if value is None:
+            return None
+        prefix = (as_bytes(gen_raw) or b"0") + b":"
+        if not value.startswith(prefix):
+            head = value.split(b":", 1)[0]
+            self._guard.count("lookup", "stale" if head.isdigit() else "corrupt")
+            return None
+        try:
+            obj = from_stored(self._codec.decode(value[len(prefix) :], key=keys.entry))
+        except Exception as exc:  # noqa: BLE001 - garbage in Redis must never reach the agent
+            self._guard.count("lookup", "corrupt")
+            log.debug("cache entry %s unreadable: %s", keys.entry, type(exc).__name__)
+            return None
+        return obj
+
+    def _encode(self, keys: _Keys, return_val: RETURN_VAL_TYPE) -> bytes | None:
+        try:
+            return self._codec.encode(to_stored(return_val), key=keys.entry)
+        except Exception as exc:  # noqa: BLE001 - an uncachable value is not an agent error
+            self._guard.count("update", "unserializable")
+            log.warning("cache update skipped, value not serialisable: %s", exc)
+            return None
+
+    def _hit(self, generations: list[Generation], source: str) -> list[Generation]:
+        self._guard.count("lookup", "hit")
+        if source != "redis":
+            get_instrumentation().count("cache.lookup_source", source=source)
+        return generations
+
+    # -- lease bookkeeping (which thread/task holds which lease) -------------------------
+    def _token(self, owner: tuple[str, int], entry: str) -> str:
+        with self._held_lock:
+            held = self._held.get((owner, entry))
+            if held is not None:
+                return held[0]
+        return uuid.uuid4().hex
+
+    def _hold(self, owner: tuple[str, int], entry: str, token: str) -> None:
+        now = time.monotonic()
+        with self._held_lock:
+            if len(self._held) >= _MAX_HELD:
+                # Leases whose TTL has run out are the server's business now.
+                for k in [k for k, (_, exp) in self._held.items() if exp <= now]:
+                    del self._held[k]
+            self._held[owner, entry] = (token, now + self.settings.lease_ttl_seconds)
+
+    def _release(self, owner: tuple[str, int], entry: str) -> None:
+        with self._held_lock:
+            self._held.pop((owner, entry), None)
+
+    # -- sync API ------------------------------------------------------------------------
+    def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """Look up ``(prompt, llm_string)``; on a miss, maybe wait for a concurrent caller.
+
+        Args:
+            prompt: The serialised prompt.
+            llm_string: The model's configuration string.
+
+        Returns:
+            The cached generations, or None on a miss. A None means "call the model and
+            then ``update()``"; with single-flight on, this caller holds the key's lease.
+
+        Raises:
+            RedisUnavailableError: Only with ``strict=True``.
+        """
+        keys = self._keys(prompt, llm_string)
+        near = self._near
+        epoch = 0
+        if near is not None:
+            local = near.get(keys.entry)
+            if local is not None:
+                return self._hit([g.model_copy() for g in local], "local")
+            epoch = near.epoch()
+        reply = self._guard.run("lookup", lambda: self._read(self._connector.sync(), keys))
+        if isinstance(reply, _Failed):
+            return None
+        gen_raw, value_raw = reply
+        found = self._decode(keys, gen_raw, value_raw)
+        if found is not None:
+            if near is not None:
+                near.put(keys.entry, found, epoch=epoch)
+                return self._hit([g.model_copy() for g in found], "redis")
+            return self._hit(found, "redis")
+        if not self.settings.single_flight:
+            self._guard.count("lookup", "miss")
+            return None
+        return self._single_flight(keys)
+
+    def _read(self, client: Any, keys: _Keys) -> list[Any]:
+        if self.settings.refresh_on_hit and self._ttl_ms != "0":
+            # GETEX reads and pushes the expiry in one command; a Cluster pipeline refuses
+            # MGET, and both keys share a slot, so this is still one round trip.
+            pipe = client.pipeline(transaction=False)
+            pipe.get(keys.gen)
+            pipe.getex(keys.entry, px=int(self._ttl_ms))
+            return list(pipe.execute())
+        return list(client.mget([keys.gen, keys.entry]))
+
+    def _single_flight(self, keys: _Keys) -> list[Generation] | None:
+        client = self._connector.sync()
+        owner = sync_owner()
+        token = self._token(owner, keys.entry)
+        deadline = time.monotonic() + self.settings.wait_timeout_seconds
+        delay = _FIRST_POLL
+        waited = False
+        while True:
+            reply = self._guard.run(
+                "lookup",
+                lambda: ACQUIRE(
+                    client, keys=[keys.gen, keys.entry, keys.lease], args=[token, self._lease_ms]
+                ),
+            )
+            if isinstance(reply, _Failed):
+                return None
+            outcome = self._after_acquire(owner, keys, token, reply, waited, deadline)
+            if not isinstance(outcome, _Wait):
+                return outcome
+            waited = True
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, self.settings.poll_interval_seconds)
+
+    def _after_acquire(
+        self,
+        owner: tuple[str, int],
+        keys: _Keys,
+        token: str,
+        reply: Any,
+        waited: bool,
+        deadline: float,
+    ) -> list[Generation] | _Wait | None:
+        status = int(reply[0])
+        if status == 1:
+            value = as_bytes(reply[1]) or b""
+            found = self._decode(keys, value.split(b":", 1)[0], value)
+            self._guard.count("single_flight", "served" if waited else "late_hit")
+            if found is None:
+                return None
+            return self._hit(found, "redis")
+        if status == 2:
+            self._hold(owner, keys.entry, token)
+            self._guard.count("lookup", "miss")
+            self._guard.count("single_flight", "takeover" if waited else "leader")
+            return None
+        if time.monotonic() >= deadline:
+            self._guard.count("lookup", "miss")
+            self._guard.count("single_flight", "wait_timeout")
+            return None
+        if not waited:
+            self._guard.count("single_flight", "waiter")
+        return _WAIT
+
+    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Store the model's generations (with the TTL, atomically) and release the lease.
+
+        Args:
+            prompt: The serialised prompt.
+            llm_string: The model's configuration string.
+            return_val: The generations to cache.
+
+        Raises:
+            RedisUnavailableError: Only with ``strict=True``.
+        """
+        keys = self._keys(prompt, llm_string)
+        self._release(sync_owner(), keys.entry)
+        payload = self._encode(keys, return_val)
+        if self._near is not None:
+            self._near.discard(keys.entry)
+        if payload is None:
+            self._drop_lease(keys)
+            return
+        result = self._guard.run(
+            "update",
+            lambda: WRITE(
+                self._connector.sync(),
+                keys=[keys.gen, keys.entry, keys.lease],
+                args=[payload, self._ttl_ms],
+            ),
+        )
+        if result is not FAILED:
+            self._guard.count("update", "ok")
+
+    def _drop_lease(self, keys: _Keys) -> None:
+        # Nothing will be stored: let a waiter take over now instead of at lease expiry.
+        self._guard.run("update", lambda: self._connector.sync().delete(keys.lease))
+
+    def clear(self, **kwargs: Any) -> None:
+        """Empty this cache's namespace (one ``INCR``, O(1), Cluster-safe).
+
+        Unlike lookups, ``clear`` never fails open: a clear that silently did nothing
+        would leave entries the caller believes gone.
+
+        Args:
+            **kwargs: Ignored (accepted for ``BaseCache`` compatibility).
+
+        Raises:
+            RedisUnavailableError: When Redis cannot be reached.
+        """
+        with redis_errors():
+            self._connector.sync().incr(self._gen_key)
+        if self._near is not None:
+            self._near.flush()
+        self._guard.count("clear", "ok")
+
+    # -- async API -----------------------------------------------------------------------
+    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """Async twin of :meth:`lookup` (awaits the asyncio client).
+
+        Args:
+            prompt: The serialised prompt.
+            llm_string: The model's configuration string.
+
+        Returns:
+            The cached generations, or None on a miss.
+
+        Raises:
+            RedisUnavailableError: Only with ``strict=True``.
+        """
+        keys = self._keys(prompt, llm_string)
+        near = self._near
+        if near is not None:
+            local = near.get(keys.entry)
+            if local is not None:
+                return self._hit([g.model_copy() for g in local], "local")
+        reply = await self._guard.arun("lookup", lambda: self._aread(keys))
+        if isinstance(reply, _Failed):
+            return None
+        gen_raw, value_raw = reply
+        found = self._decode(keys, gen_raw, value_raw)
+        if found is not None:
+            return self._hit(found, "redis")
+        if not self.settings.single_flight:
+            self._guard.count("lookup", "miss")
+            return None
+        return await self._asingle_flight(keys)
+
+    async def _aread(self, keys: _Keys) -> list[Any]:
+        client: Any = await self._connector.async_client()
+        if self.settings.refresh_on_hit and self._ttl_ms != "0":
+            pipe = client.pipeline(transaction=False)
+            pipe.get(keys.gen)
+            pipe.getex(keys.entry, px=int(self._ttl_ms))
+            return list(await pipe.execute())
+        return list(await client.mget([keys.gen, keys.entry]))
+
+    async def _asingle_flight(self, keys: _Keys) -> list[Generation] | None:
+        client = await self._connector.async_client()
+        owner = async_owner()
+        token = self._token(owner, keys.entry)
+        deadline = time.monotonic() + self.settings.wait_timeout_seconds
+        delay = _FIRST_POLL
+        waited = False
+        while True:
+            reply = await self._guard.arun(
+                "lookup",
+                lambda: ACQUIRE.acall(
+                    client, keys=[keys.gen, keys.entry, keys.lease], args=[token, self._lease_ms]
+                ),
+            )
+            if isinstance(reply, _Failed):
+                return None
+            outcome = self._after_acquire(owner, keys, token, reply, waited, deadline)
+            if not isinstance(outcome, _Wait):
+                return outcome
+            waited = True
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, self.settings.poll_interval_seconds)
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Async twin of :meth:`update`.
+
+        Args:
+            prompt: The serialised prompt.
+            llm_string: The model's configuration string.
+            return_val: The generations to cache.
+
+        Raises:
+            RedisUnavailableError: Only with ``strict=True``.
+        """
+        keys = self._keys(prompt, llm_string)
+        self._release(async_owner(), keys.entry)
+        payload = self._encode(keys, return_val)
+        if self._near is not None:
+            self._near.discard(keys.entry)
+
+        async def write() -> Any:
+            client = await self._connector.async_client()
+            if payload is None:
+                return await client.delete(keys.lease)
+            return await WRITE.acall(
+                client, keys=[keys.gen, keys.entry, keys.lease], args=[payload, self._ttl_ms]
+            )
+
+        result = await self._guard.arun("update", write)
+        if payload is None:
+            return
+        if result is not FAILED:
+            self._guard.count("update", "ok")
+
+    async def aclear(self, **kwargs: Any) -> None:
+        """Async twin of :meth:`clear`.
+
+        Args:
+            **kwargs: Ignored (accepted for ``BaseCache`` compatibility).
+
+        Raises:
+            RedisUnavailableError: When Redis cannot be reached.
+        """
+        with redis_errors():
+            await (await self._connector.async_client()).incr(self._gen_key)
+        if self._near is not None:
+            self._near.flush()
+        self._guard.count("clear", "ok")
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisLLMCache(namespace={self.namespace!r}, ttl={self.settings.ttl_seconds!r}, "
+            f"single_flight={self.settings.single_flight}, strict={self.settings.strict})"
+        )
+
+
+class _Wait:
+    __slots__ = ()
+
+
+_WAIT = _Wait()
+
+
+__all__ = ["RedisLLMCache", "entry_hash", "from_stored", "to_stored"]

@@ -1,0 +1,177 @@
+"""In-process layer for hot entries, kept correct by Redis server-assisted tracking.
+
+Why not redis-py's ``CacheConfig``: redis-py 8 refuses to enable it unless the server
+reports Redis >= 7.4 (``CacheProxyConnection.MIN_ALLOWED_VERSION``), and it needs RESP3 on
+every pooled connection. Tracking itself exists since Redis 6, so this layer uses it
+directly and works on 6.x/7.x and Valkey:
+
+* one dedicated connection runs ``CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX
+  <namespace prefix>`` and ``SUBSCRIBE __redis__:invalidate``; the server then reports every
+  write to a key under the prefix, by anyone;
+* a daemon thread reads those messages and drops the named keys (a namespace's generation
+  counter changing drops everything: ``clear()`` was called);
+* a value read from Redis is only stored if no invalidation arrived while it was being read
+  (an epoch counter), so a stale read can never overwrite a newer invalidation;
+* while the tracking connection is down, the layer is bypassed and emptied: it can make a
+  hit faster, never staler than the invalidation delay (one loopback hop after the write).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import redis
+
+log = logging.getLogger("deepagents_redis.cache")
+
+_CHANNEL = "__redis__:invalidate"
+
+
+class NearCache:
+    """A bounded LRU of decoded entries, invalidated by Redis tracking messages."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefixes: list[str],
+        flush_keys: set[str],
+        max_entries: int,
+        reconnect_delay: float = 1.0,
+    ) -> None:
+        self._pool = client.connection_pool
+        self._prefixes = prefixes
+        self._flush_keys = {k.encode() for k in flush_keys}
+        self._max = max_entries
+        self._reconnect_delay = reconnect_delay
+        self._lock = threading.Lock()
+        self._data: OrderedDict[str, Any] = OrderedDict()
+        self._epoch = 0
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._conn: Any = None
+        self._thread = threading.Thread(
+            target=self._run, name="deepagents-redis-cache-tracking", daemon=True
+        )
+        self._thread.start()
+
+    # -- data path -------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """Whether invalidations are flowing (otherwise the layer is bypassed)."""
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until the tracking connection is up (tests and warm-up)."""
+        return self._ready.wait(timeout)
+
+    def epoch(self) -> int:
+        """Token to take before reading from Redis and hand back to :meth:`put`."""
+        with self._lock:
+            return self._epoch
+
+    def get(self, key: str) -> Any | None:
+        """The cached value, or None."""
+        if not self._ready.is_set():
+            return None
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: Any, *, epoch: int) -> None:
+        """Store ``value`` unless an invalidation arrived since ``epoch`` was taken."""
+        if not self._ready.is_set():
+            return
+        with self._lock:
+            if self._epoch != epoch:
+                return
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        """Drop one key (our own write; the server's message follows)."""
+        with self._lock:
+            self._epoch += 1
+            self._data.pop(key, None)
+
+    def flush(self) -> None:
+        """Drop everything."""
+        with self._lock:
+            self._epoch += 1
+            self._data.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+    # -- tracking connection ---------------------------------------------------------
+    def _connect(self) -> Any:
+        kwargs = dict(self._pool.connection_kwargs)
+        # RESP2 + SUBSCRIBE is the portable way to receive redirected invalidations.
+        kwargs["protocol"] = 2
+        kwargs.pop("cache", None)
+        kwargs.pop("cache_config", None)
+        kwargs["socket_timeout"] = None
+        conn = self._pool.connection_class(**kwargs)
+        conn.connect()
+        conn.send_command("CLIENT", "ID")
+        client_id = conn.read_response()
+        args: list[Any] = ["CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST"]
+        for prefix in self._prefixes:
+            args += ["PREFIX", prefix]
+        conn.send_command(*args)
+        conn.read_response()
+        conn.send_command("SUBSCRIBE", _CHANNEL)
+        conn.read_response()
+        return conn
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._conn = self._connect()
+            except (redis.RedisError, OSError) as exc:
+                log.warning("client-side cache: tracking connection failed: %s", exc)
+                self._stop.wait(self._reconnect_delay)
+                continue
+            self.flush()  # anything could have changed while we were not listening
+            self._ready.set()
+            try:
+                while not self._stop.is_set():
+                    if self._conn.can_read(timeout=0.2):
+                        self._on_message(self._conn.read_response())
+            except (redis.RedisError, OSError, ValueError, AttributeError) as exc:
+                if not self._stop.is_set():
+                    log.warning("client-side cache: tracking connection lost: %s", exc)
+            finally:
+                self._ready.clear()
+                self.flush()
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    conn.disconnect()
+            self._stop.wait(self._reconnect_delay)
+
+    def _on_message(self, message: Any) -> None:
+        if not isinstance(message, list) or len(message) != 3 or message[0] != b"message":
+            return
+        keys = message[2]
+        if keys is None or any(k in self._flush_keys for k in keys):
+            # None: FLUSHDB/FLUSHALL; a generation counter: the namespace was cleared.
+            self.flush()
+            return
+        with self._lock:
+            self._epoch += 1
+            for k in keys:
+                self._data.pop(k.decode("utf-8", "replace"), None)
+
+    def close(self) -> None:
+        """Stop the thread and close the tracking connection."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.flush()

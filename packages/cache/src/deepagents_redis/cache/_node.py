@@ -1,0 +1,343 @@
+"""``RedisNodeCache``: LangGraph's node cache (``graph.compile(cache=...)``) in Redis."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis
+import redis.asyncio
+from deepagents_redis.cache._common import UNSET, _Unset, as_bytes, make_guard, ttl_ms
+from deepagents_redis.cache._failopen import FAILED, _Failed
+from deepagents_redis.cache._scripts import WRITE_MANY
+from deepagents_redis.cache._settings import CacheSettings
+from deepagents_redis.core import (
+    CircuitBreaker,
+    Codec,
+    RedisConnector,
+    RedisSettings,
+    redis_errors,
+)
+from langgraph.cache.base import BaseCache, FullKey, Namespace, ValueT
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+log = logging.getLogger("deepagents_redis.cache")
+
+_KIND = "node"
+_REGISTRY_KIND = "nodereg"
+
+
+def namespace_scope(ns: Namespace) -> str:
+    """An injective text form of a namespace tuple (the key's hash-tag scope).
+
+    JSON keeps the tuple's structure, so ``("a:b",)`` and ``("a", "b")`` stay apart (they
+    collide in langgraph's ``RedisCache``, which joins with ``':'``); ``KeySpace`` then
+    escapes ``: * ? [ ] { }`` so no namespace can act as a pattern or move the hash tag.
+
+    Args:
+        ns: The namespace tuple.
+
+    Returns:
+        The scope string.
+    """
+    return json.dumps(list(ns), ensure_ascii=False, separators=(",", ":"))
+
+
+class RedisNodeCache(BaseCache[ValueT]):
+    """LangGraph ``BaseCache`` in Redis: shared node results for every worker.
+
+    Use it as ``graph.compile(cache=RedisNodeCache(url=...))`` together with a
+    ``CachePolicy`` on the nodes to cache. Values go through the graph's ``serde``
+    (LangGraph's ``JsonPlusSerializer`` without pickle by default) inside a codec
+    envelope that carries a hash of the key.
+
+    Each namespace (the tuple LangGraph passes, e.g. ``("__pregel_ns_writes", "module.fn",
+    "node")``) is one hash tag: a batch read is one ``MGET`` per namespace (so a batch
+    spanning namespaces works on Cluster, grouped by slot), and clearing a namespace is one
+    ``INCR`` of its generation counter. ``clear()`` without namespaces clears every
+    namespace this key prefix has written to (a registry set; no ``KEYS``).
+
+    Failure policy as :class:`RedisLLMCache`: reads and writes fail open (a miss, a
+    counter, the breaker) unless ``strict``; ``clear`` raises.
+
+    Args:
+        url: Redis URL (else ``settings``/``client`` or ``DEEPAGENTS_REDIS_URL``).
+        settings: Connection settings.
+        client: A ready sync client (not closed by this cache).
+        async_client: A ready asyncio client (not closed by this cache).
+        serde: LangGraph serializer (default: the base class's, no pickle).
+        default_ttl: Seconds for entries whose ``CachePolicy`` has no TTL; None keeps them.
+        cache_settings: Cache options (``strict``, breaker); defaults read the environment.
+        strict: Overrides ``cache_settings.strict``.
+        breaker: A circuit breaker to share.
+        codec: The envelope codec (default ``Codec()``).
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        settings: RedisSettings | None = None,
+        client: redis.Redis | redis.RedisCluster | None = None,
+        async_client: redis.asyncio.Redis | redis.asyncio.RedisCluster | None = None,
+        serde: SerializerProtocol | None = None,
+        default_ttl: float | _Unset | None = UNSET,
+        cache_settings: CacheSettings | None = None,
+        strict: bool | None = None,
+        breaker: CircuitBreaker | None = None,
+        codec: Codec | None = None,
+    ) -> None:
+        super().__init__(serde=serde)
+        cs = cache_settings if cache_settings is not None else CacheSettings()
+        if strict is not None:
+            cs = cs.model_copy(update={"strict": strict})
+        self.settings: CacheSettings = cs
+        """The effective cache options."""
+        self.default_ttl: float | None = None if isinstance(default_ttl, _Unset) else default_ttl
+        """TTL for entries whose cache policy sets none (None: no expiry)."""
+        self._connector = RedisConnector(
+            url=url, settings=settings, client=client, async_client=async_client
+        )
+        self._ks = self._connector.keyspace
+        self._codec = codec or Codec()
+        self._guard = make_guard(cs, metric_prefix="node_cache", breaker=breaker)
+        self._registry = self._ks.key(_REGISTRY_KIND, "namespaces")
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker guarding this cache's Redis calls."""
+        return self._guard.breaker
+
+    def close(self) -> None:
+        """Close the clients this cache created."""
+        self._connector.close()
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        await self._connector.aclose()
+
+    # -- keys and values -------------------------------------------------------------------
+    def _gen_key(self, ns: Namespace) -> str:
+        return self._ks.key(_KIND, namespace_scope(ns), "gen")
+
+    def _entry_key(self, ns: Namespace, key: str) -> str:
+        return self._ks.key(_KIND, namespace_scope(ns), "e", key)
+
+    def _group(self, keys: Sequence[FullKey]) -> dict[Namespace, list[FullKey]]:
+        groups: dict[Namespace, list[FullKey]] = defaultdict(list)
+        for ns, key in keys:
+            groups[tuple(ns)].append((tuple(ns), key))
+        return groups
+
+    def _decode(self, full: FullKey, gen_raw: Any, raw: Any) -> tuple[bool, Any]:
+        value = as_bytes(raw)
+        if value is None:
+            return False, None
+        prefix = (as_bytes(gen_raw) or b"0") + b":"
+        if not value.startswith(prefix):
+            head = value.split(b":", 1)[0]
+            self._guard.count("get", "stale" if head.isdigit() else "corrupt")
+            return False, None
+        try:
+            env = self._codec.decode(value[len(prefix) :], key=self._entry_key(*full))
+            if not isinstance(env, dict) or set(env) != {"t", "d"}:
+                raise TypeError("not a node-cache envelope")
+            return True, self.serde.loads_typed((str(env["t"]), bytes(env["d"])))
+        except Exception as exc:  # noqa: BLE001 - garbage in Redis must never reach the graph
+            self._guard.count("get", "corrupt")
+            log.debug("node cache entry unreadable: %s", type(exc).__name__)
+            return False, None
+
+    def _queue_reads(self, pipe: Any, groups: dict[Namespace, list[FullKey]]) -> None:
+        # Plain GETs in one non-transactional pipeline: one round trip on a standalone
+        # server; on Cluster redis-py groups the commands by node (a Cluster pipeline
+        # refuses MGET), so a batch spanning namespaces in different slots still works.
+        for ns, fulls in groups.items():
+            pipe.get(self._gen_key(ns))
+            for full in fulls:
+                pipe.get(self._entry_key(*full))
+
+    @staticmethod
+    def _split(groups: dict[Namespace, list[FullKey]], flat: list[Any]) -> list[Any]:
+        replies: list[Any] = []
+        i = 0
+        for fulls in groups.values():
+            replies.append(flat[i : i + 1 + len(fulls)])
+            i += 1 + len(fulls)
+        return replies
+
+    def _collect(
+        self, groups: dict[Namespace, list[FullKey]], replies: list[Any]
+    ) -> dict[FullKey, ValueT]:
+        out: dict[FullKey, ValueT] = {}
+        for (_ns, fulls), reply in zip(groups.items(), replies, strict=True):
+            gen_raw, *values = reply
+            for full, raw in zip(fulls, values, strict=True):
+                ok, value = self._decode(full, gen_raw, raw)
+                if ok:
+                    out[full] = value
+        hits = len(out)
+        total = sum(len(f) for f in groups.values())
+        if hits:
+            self._guard.count("get", "hit", hits)
+        if total - hits:
+            self._guard.count("get", "miss", total - hits)
+        return out
+
+    def _encode_pairs(
+        self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]
+    ) -> dict[Namespace, tuple[list[str], list[Any]]]:
+        by_ns: dict[Namespace, tuple[list[str], list[Any]]] = {}
+        for (ns, key), (value, ttl) in pairs.items():
+            nst = tuple(ns)
+            entry = self._entry_key(nst, key)
+            try:
+                t, d = self.serde.dumps_typed(value)
+                env = self._codec.encode({"t": t, "d": d}, key=entry)
+            except Exception as exc:  # noqa: BLE001 - an uncachable value is not a graph error
+                self._guard.count("set", "unserializable")
+                log.warning("node cache set skipped, value not serialisable: %s", exc)
+                continue
+            keys, args = by_ns.setdefault(nst, ([self._gen_key(nst)], []))
+            keys.append(entry)
+            args += [ttl_ms(ttl if ttl is not None else self.default_ttl), env]
+        return by_ns
+
+    # -- sync ------------------------------------------------------------------------------
+    def get(self, keys: Sequence[FullKey]) -> dict[FullKey, ValueT]:
+        """Read a batch of keys: one ``MGET`` per namespace, pipelined.
+
+        Args:
+            keys: ``(namespace, key)`` pairs.
+
+        Returns:
+            The fresh entries found (misses are absent).
+        """
+        if not keys:
+            return {}
+        groups = self._group(keys)
+
+        def read() -> list[Any]:
+            client = self._connector.sync()
+            pipe = client.pipeline(transaction=False)
+            self._queue_reads(pipe, groups)
+            return self._split(groups, pipe.execute())
+
+        replies = self._guard.run("get", read)
+        if isinstance(replies, _Failed):
+            return {}
+        return self._collect(groups, replies)
+
+    def set(self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]) -> None:
+        """Write entries, each with its TTL in the same ``SET`` (one script per namespace).
+
+        Args:
+            pairs: ``(namespace, key) -> (value, ttl seconds or None)``.
+        """
+        by_ns = self._encode_pairs(pairs)
+        if not by_ns:
+            return
+
+        def write() -> None:
+            client = self._connector.sync()
+            reg = [namespace_scope(ns) for ns in by_ns]
+            client.sadd(self._registry, *reg)
+            for keys, args in by_ns.values():
+                WRITE_MANY(client, keys=keys, args=args)
+
+        if self._guard.run("set", write) is not FAILED:
+            self._guard.count("set", "ok", sum(len(k) - 1 for k, _ in by_ns.values()))
+
+    def clear(self, namespaces: Sequence[Namespace] | None = None) -> None:
+        """Empty the given namespaces (one ``INCR`` each), or every registered one.
+
+        Args:
+            namespaces: Namespaces to clear; None clears all of this key prefix.
+
+        Raises:
+            RedisUnavailableError: When Redis cannot be reached.
+        """
+        with redis_errors():
+            client = self._connector.sync()
+            if namespaces is None:
+                gens = [self._gen_key(_scope_ns(s)) for s in client.smembers(self._registry)]
+            else:
+                gens = [self._gen_key(tuple(ns)) for ns in namespaces]
+            for gen in gens:
+                client.incr(gen)
+        self._guard.count("clear", "ok")
+
+    # -- async -----------------------------------------------------------------------------
+    async def aget(self, keys: Sequence[FullKey]) -> dict[FullKey, ValueT]:
+        """Async twin of :meth:`get` (awaits the asyncio client).
+
+        Args:
+            keys: ``(namespace, key)`` pairs.
+
+        Returns:
+            The fresh entries found.
+        """
+        if not keys:
+            return {}
+        groups = self._group(keys)
+
+        async def read() -> list[Any]:
+            client: Any = await self._connector.async_client()
+            pipe = client.pipeline(transaction=False)
+            self._queue_reads(pipe, groups)
+            return self._split(groups, await pipe.execute())
+
+        replies = await self._guard.arun("get", read)
+        if isinstance(replies, _Failed):
+            return {}
+        return self._collect(groups, replies)
+
+    async def aset(self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]) -> None:
+        """Async twin of :meth:`set`.
+
+        Args:
+            pairs: ``(namespace, key) -> (value, ttl seconds or None)``.
+        """
+        by_ns = self._encode_pairs(pairs)
+        if not by_ns:
+            return
+
+        async def write() -> None:
+            client: Any = await self._connector.async_client()
+            await client.sadd(self._registry, *[namespace_scope(ns) for ns in by_ns])
+            for keys, args in by_ns.values():
+                await WRITE_MANY.acall(client, keys=keys, args=args)
+
+        if await self._guard.arun("set", write) is not FAILED:
+            self._guard.count("set", "ok", sum(len(k) - 1 for k, _ in by_ns.values()))
+
+    async def aclear(self, namespaces: Sequence[Namespace] | None = None) -> None:
+        """Async twin of :meth:`clear`.
+
+        Args:
+            namespaces: Namespaces to clear; None clears all of this key prefix.
+
+        Raises:
+            RedisUnavailableError: When Redis cannot be reached.
+        """
+        with redis_errors():
+            client: Any = await self._connector.async_client()
+            if namespaces is None:
+                members = await client.smembers(self._registry)
+                gens = [self._gen_key(_scope_ns(s)) for s in members]
+            else:
+                gens = [self._gen_key(tuple(ns)) for ns in namespaces]
+            for gen in gens:
+                await client.incr(gen)
+        self._guard.count("clear", "ok")
+
+
+def _scope_ns(scope: Any) -> Namespace:
+    raw = as_bytes(scope) or b"[]"
+    return tuple(json.loads(raw.decode("utf-8")))
+
+
+__all__ = ["RedisNodeCache", "namespace_scope"]

@@ -1,0 +1,76 @@
+"""Settings for the cache package (env prefix ``DEEPAGENTS_REDIS_CACHE_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CacheSettings(BaseSettings):
+    """Options of :class:`RedisLLMCache` and :class:`RedisNodeCache`.
+
+    Values come from keyword arguments first, then from ``DEEPAGENTS_REDIS_CACHE_*``
+    environment variables (e.g. ``DEEPAGENTS_REDIS_CACHE_TTL_SECONDS=3600``). The
+    connection itself (URL, timeouts, TLS) is configured by
+    :class:`deepagents_redis.core.RedisSettings`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DEEPAGENTS_REDIS_CACHE_", extra="ignore", validate_default=True
+    )
+
+    enabled: bool = False
+    """Whether the umbrella ``create_deep_agent`` puts the LLM cache on the model.
+
+    A cache object you construct yourself always caches; this flag only drives the
+    agent wiring (``DEEPAGENTS_REDIS_CACHE_ENABLED=1``).
+    """
+
+    node_cache_enabled: bool = False
+    """Whether the agent wiring also passes a :class:`RedisNodeCache` as the graph cache."""
+
+    namespace: str = "default"
+    """Entries live in a namespace; ``clear()`` empties one namespace only."""
+
+    ttl_seconds: float | None = Field(default=86_400, gt=0)
+    """How long an entry lives. None keeps entries until evicted or cleared."""
+
+    refresh_on_hit: bool = False
+    """Push an entry's expiry forward by ``ttl_seconds`` each time it is served."""
+
+    single_flight: bool = True
+    """When several callers miss the same key at once, only one calls the model."""
+
+    lease_ttl_seconds: float = Field(default=60.0, gt=0)
+    """How long a single-flight lease lives. Set it above your model call's timeout:
+
+    a leader that dies, or whose model call raises, blocks the key for at most this long
+    before one waiter takes over.
+    """
+
+    wait_timeout_seconds: float = Field(default=75.0, ge=0)
+    """How long a waiter waits for the leader's result before calling the model itself."""
+
+    poll_interval_seconds: float = Field(default=0.05, gt=0)
+    """Longest pause between two checks of a waiter (pauses start at 5 ms and double)."""
+
+    strict: bool = False
+    """Raise :class:`~deepagents_redis.core.RedisUnavailableError` instead of failing open."""
+
+    breaker_failure_threshold: int = Field(default=3, ge=1)
+    """Consecutive connection failures that open the circuit breaker."""
+
+    breaker_reset_seconds: float = Field(default=5.0, gt=0)
+    """How long the breaker stays open before one trial call is let through."""
+
+    warn_interval_seconds: float = Field(default=30.0, ge=0)
+    """At most one "serving a miss" warning per this many seconds (per cache object)."""
+
+    client_side_cache: bool = False
+    """Keep hot entries in process memory, invalidated by Redis (server-assisted tracking).
+
+    Standalone servers only (Redis >= 6); see the docs page for the consistency model.
+    """
+
+    client_side_cache_max_entries: int = Field(default=10_000, ge=1)
+    """Most entries the in-process layer keeps (least recently used are dropped)."""

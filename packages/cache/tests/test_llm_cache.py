@@ -1,0 +1,263 @@
+"""RedisLLMCache behaviour on a real server (standalone and cluster)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from typing import Any
+
+import pytest
+from deepagents_redis.cache import CacheSettings, RedisLLMCache, entry_hash
+from deepagents_redis.core import Codec, ConfigurationError
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation
+
+pytestmark = pytest.mark.integration
+
+LLM = "model=fake temperature=0"
+
+
+def tool_call_generation() -> ChatGeneration:
+    return ChatGeneration(
+        message=AIMessage(
+            content=[{"type": "text", "text": "calling a tool"}],
+            tool_calls=[
+                {"name": "write_todos", "args": {"todos": [{"content": "x"}]}, "id": "call_1"},
+                {"name": "ls", "args": {"path": "/"}, "id": "call_2"},
+            ],
+            invalid_tool_calls=[
+                {"name": "bad", "args": "{not json", "id": "call_3", "error": "parse"}
+            ],
+            usage_metadata={
+                "input_tokens": 10,
+                "output_tokens": 5,
+                "total_tokens": 15,
+                "input_token_details": {"cache_read": 3},
+            },
+            response_metadata={"model_name": "fake", "finish_reason": "tool_calls"},
+            additional_kwargs={"refusal": None, "nested": {"a": [1, 2.5, True]}},
+            id="run-123",
+            name="assistant",
+        ),
+        generation_info={"finish_reason": "tool_calls", "logprobs": None},
+    )
+
+
+def test_tool_call_generation_round_trips(make_llm_cache: Any) -> None:
+    cache = make_llm_cache(ttl=60)
+    gen = tool_call_generation()
+    cache.update("prompt", LLM, [gen])
+    got = cache.lookup("prompt", LLM)
+    assert got == [gen]
+    assert type(got[0]) is ChatGeneration
+    assert type(got[0].message) is AIMessage
+    assert got[0].message.tool_calls == gen.message.tool_calls
+    assert got[0].message.usage_metadata == gen.message.usage_metadata
+
+
+def test_other_generation_types_round_trip(make_llm_cache: Any) -> None:
+    # Chunks and plain generations mixed: the LangChain (dumpd/load) path.
+    cache = make_llm_cache(ttl=60)
+    gens = [
+        ChatGenerationChunk(message=AIMessageChunk(content="a", id="m1")),
+        Generation(text="plain", generation_info={"x": 1}),
+    ]
+    cache.update("p", LLM, gens)
+    got = cache.lookup("p", LLM)
+    assert got == gens
+    assert [type(g) for g in got] == [ChatGenerationChunk, Generation]
+
+
+async def test_async_round_trip(make_allm_cache: Any) -> None:
+    cache = make_allm_cache(ttl=60)
+    gen = tool_call_generation()
+    assert await cache.alookup("p", LLM) is None
+    await cache.aupdate("p", LLM, [gen])
+    assert await cache.alookup("p", LLM) == [gen]
+
+
+def test_namespaces_are_isolated(make_llm_cache: Any) -> None:
+    a = make_llm_cache(namespace="team:a*", ttl=60)
+    b = make_llm_cache(namespace="team", ttl=60)
+    a.update("p", LLM, [Generation(text="from a")])
+    b.update("p", LLM, [Generation(text="from b")])
+    assert a.lookup("p", LLM) == [Generation(text="from a")]
+    assert b.lookup("p", LLM) == [Generation(text="from b")]
+    a.clear()
+    assert a.lookup("p", LLM) is None
+    assert b.lookup("p", LLM) == [Generation(text="from b")]
+
+
+def test_key_separator_is_unambiguous(make_llm_cache: Any) -> None:
+    cache = make_llm_cache(ttl=60, single_flight=False)
+    cache.update("a---b", "c", [Generation(text="1")])
+    assert cache.lookup("a", "---bc") is None
+    assert cache.lookup("a---", "bc") is None
+    assert entry_hash("ab", "c") != entry_hash("a", "bc")
+
+
+def test_ttl_is_set_with_the_value_and_entries_expire(
+    make_llm_cache: Any, redis_target: Any
+) -> None:
+    cache = make_llm_cache(ttl=0.3, single_flight=False)
+    cache.update("p", LLM, [Generation(text="soon gone")])
+    key = cache._keys("p", LLM).entry
+    pttl = redis_target.client.pttl(key)
+    assert 0 < pttl <= 300
+    assert cache.lookup("p", LLM) == [Generation(text="soon gone")]
+    for _ in range(200):  # bounded: 200 * 20 ms = 4 s worst case
+        if cache.lookup("p", LLM) is None:
+            break
+        time.sleep(0.02)
+    assert cache.lookup("p", LLM) is None
+
+
+def test_no_ttl_means_no_expiry(make_llm_cache: Any, redis_target: Any) -> None:
+    cache = make_llm_cache(ttl=None)
+    cache.update("p", LLM, [Generation(text="kept")])
+    assert redis_target.client.pttl(cache._keys("p", LLM).entry) == -1
+
+
+def test_refresh_on_hit_pushes_expiry(make_llm_cache: Any, redis_target: Any) -> None:
+    cache = make_llm_cache(ttl=100, refresh_on_hit=True)
+    cache.update("p", LLM, [Generation(text="x")])
+    key = cache._keys("p", LLM).entry
+    redis_target.client.pexpire(key, 5_000)
+    assert cache.lookup("p", LLM) == [Generation(text="x")]
+    assert redis_target.client.pttl(key) > 5_000
+
+
+def test_clear_is_one_generation_bump(make_llm_cache: Any, redis_target: Any) -> None:
+    cache = make_llm_cache(ttl=60)
+    for i in range(20):
+        cache.update(f"p{i}", LLM, [Generation(text=str(i))])
+    cache.clear()
+    assert all(cache.lookup(f"p{i}", LLM) is None for i in range(20))
+    # Writing again after clear makes fresh entries.
+    cache.update("p0", LLM, [Generation(text="again")])
+    assert cache.lookup("p0", LLM) == [Generation(text="again")]
+    assert redis_target.client.get(cache._gen_key) == b"1"
+
+
+async def test_async_write_lands_for_other_clients(make_allm_cache: Any, redis_target: Any) -> None:
+    writer = make_allm_cache(ttl=60)
+    await writer.aupdate("p", LLM, [tool_call_generation()])
+    # A separate sync client and a separate cache object read it back.
+    key = writer._keys("p", LLM).entry
+    raw = redis_target.client.get(key)
+    assert raw is not None
+    assert raw.startswith(b"0:")
+    reader = RedisLLMCache(settings=redis_target.settings)
+    try:
+        assert reader.lookup("p", LLM) == [tool_call_generation()]
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        pytest.param("wrong_key", id="wrong-key-hash"),
+        pytest.param(b"0:" + bytes(range(256)) * 4, id="random-bytes"),
+        pytest.param(b"0:" + pickle.dumps({"x": 1}), id="pickle"),
+        pytest.param(b"\x80\x04\x95garbage-without-prefix", id="raw-pickle-header"),
+        pytest.param(
+            b"0:" + Codec().encode({"f": "g1", "g": [{"m": {"type": "human"}}]}), id="bad-shape"
+        ),
+    ],
+)
+def test_garbage_is_a_counted_miss(
+    make_llm_cache: Any, redis_target: Any, recorder: Any, garbage: Any
+) -> None:
+    cache = make_llm_cache(ttl=60, single_flight=False)
+    key = cache._keys("p", LLM).entry
+    if garbage == "wrong_key":
+        other = cache._keys("other", LLM).entry
+        garbage = b"0:" + Codec().encode({"f": "g1", "g": [{"t": "x", "i": None}]}, key=other)
+    redis_target.client.set(key, garbage)
+    assert cache.lookup("p", LLM) is None
+    assert recorder.total("cache.lookup", outcome="corrupt") == 1
+
+
+def test_pickle_payload_is_never_executed(
+    make_llm_cache: Any, redis_target: Any, tmp_path: Any
+) -> None:
+    marker = tmp_path / "executed"
+
+    class Evil:
+        def __reduce__(self) -> Any:
+            return (open, (str(marker), "w"))
+
+    cache = make_llm_cache(ttl=60)
+    key = cache._keys("p", LLM).entry
+    redis_target.client.set(key, b"0:" + pickle.dumps(Evil()))
+    assert cache.lookup("p", LLM) is None
+    assert not marker.exists()
+
+
+def test_garbage_under_single_flight_still_misses(make_llm_cache: Any, redis_target: Any) -> None:
+    cache = make_llm_cache(ttl=60)
+    key = cache._keys("p", LLM).entry
+    redis_target.client.set(key, b"0:not an envelope")
+    assert cache.lookup("p", LLM) is None
+    cache.update("p", LLM, [Generation(text="healed")])
+    assert cache.lookup("p", LLM) == [Generation(text="healed")]
+
+
+def test_chat_model_second_call_is_served_from_cache(make_llm_cache: Any) -> None:
+    cache = make_llm_cache(ttl=60)
+    calls: list[int] = []
+
+    def responses() -> Any:
+        while True:
+            calls.append(1)
+            yield AIMessage(content="the answer")
+
+    model = GenericFakeChatModel(messages=responses(), cache=cache)
+    first = model.invoke([HumanMessage(content="question")])
+    second = model.invoke([HumanMessage(content="question")])
+    assert first.content == second.content == "the answer"
+    assert len(calls) == 1
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, redis_target: Any) -> None:
+    monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_NAMESPACE", "from-env")
+    monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_TTL_SECONDS", "42")
+    monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_SINGLE_FLIGHT", "false")
+    cache = RedisLLMCache(settings=redis_target.settings, namespace="kwarg-wins")
+    try:
+        assert cache.namespace == "kwarg-wins"
+        assert cache.settings.ttl_seconds == 42
+        assert cache.settings.single_flight is False
+        assert CacheSettings().namespace == "from-env"
+    finally:
+        cache.close()
+
+
+def test_no_connection_configured_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEEPAGENTS_REDIS_URL", raising=False)
+    with pytest.raises(ConfigurationError):
+        RedisLLMCache()
+
+
+def test_from_url_closes_its_client(redis_url: str, key_prefix: str) -> None:
+    with RedisLLMCache.from_url(redis_url, namespace=key_prefix, ttl=5) as cache:
+        cache.update("p", LLM, [Generation(text="x")])
+        assert cache.lookup("p", LLM) == [Generation(text="x")]
+        cache.clear()
+
+
+def test_stored_value_layout(make_llm_cache: Any, redis_target: Any) -> None:
+    # '<generation>:<codec envelope carrying the key hash>' - documented on the docs page.
+    cache = make_llm_cache(ttl=60)
+    cache.update("p", LLM, [Generation(text="x")])
+    raw = redis_target.client.get(cache._keys("p", LLM).entry)
+    gen, _, env = raw.partition(b":")
+    assert gen == b"0"
+    assert Codec().decode(env, key=cache._keys("p", LLM).entry) == {
+        "f": "g1",
+        "g": [{"t": "x", "i": None}],
+    }
+    assert json.dumps(cache.settings.model_dump())  # settings are plain data

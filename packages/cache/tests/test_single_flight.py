@@ -1,0 +1,195 @@
+"""Single-flight: N concurrent identical misses make exactly one model call."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deepagents_redis.cache import RedisLLMCache
+from langchain_core.outputs import Generation
+
+pytestmark = pytest.mark.integration
+
+WORKER = Path(__file__).with_name("_sf_worker.py")
+PROMPT, LLM = "the same question", "model=fake"
+
+
+def run_threads(cache_factory: Any, n: int) -> tuple[int, list[Any]]:
+    calls = 0
+    lock = threading.Lock()
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def worker(i: int) -> None:
+        nonlocal calls
+        cache = cache_factory()
+        barrier.wait(timeout=10)
+        got = cache.lookup(PROMPT, LLM)
+        if got is None:
+            with lock:
+                calls += 1
+            time.sleep(0.2)  # the model takes a while
+            got = [Generation(text="answer")]
+            cache.update(PROMPT, LLM, got)
+        results[i] = got
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return calls, results
+
+
+def test_eight_threads_one_model_call(make_llm_cache: Any, recorder: Any) -> None:
+    shared = make_llm_cache(ttl=60, namespace="sf-threads")
+    calls, results = run_threads(lambda: shared, 8)
+    assert calls == 1
+    assert results == [[Generation(text="answer")]] * 8
+    assert recorder.total("cache.single_flight", outcome="leader") == 1
+
+
+def test_eight_threads_separate_cache_objects(make_llm_cache: Any) -> None:
+    caches = [make_llm_cache(ttl=60, namespace="sf-objs") for _ in range(8)]
+    it = iter(caches)
+    lock = threading.Lock()
+
+    def next_cache() -> RedisLLMCache:
+        with lock:
+            return next(it)
+
+    calls, results = run_threads(next_cache, 8)
+    assert calls == 1
+    assert results == [[Generation(text="answer")]] * 8
+
+
+def test_without_single_flight_every_thread_calls(make_llm_cache: Any) -> None:
+    shared = make_llm_cache(ttl=60, namespace="sf-off", single_flight=False)
+    calls, _ = run_threads(lambda: shared, 8)
+    # All 8 miss together (barrier); nothing makes them wait for each other.
+    assert calls == 8
+
+
+async def test_async_tasks_one_model_call(make_allm_cache: Any) -> None:
+    cache = make_allm_cache(ttl=60, namespace="sf-async")
+    calls = 0
+    start = asyncio.Event()
+
+    async def worker() -> Any:
+        nonlocal calls
+        await start.wait()
+        got = await cache.alookup(PROMPT, LLM)
+        if got is None:
+            calls += 1
+            await asyncio.sleep(0.2)
+            got = [Generation(text="answer")]
+            await cache.aupdate(PROMPT, LLM, got)
+        return got
+
+    tasks = [asyncio.create_task(worker()) for _ in range(8)]
+    await asyncio.sleep(0)
+    start.set()
+    results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+    assert calls == 1
+    assert results == [[Generation(text="answer")]] * 8
+
+
+def child_env(settings: Any) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DEEPAGENTS_REDIS_URL"] = str(settings.url)
+    env["DEEPAGENTS_REDIS_KEY_PREFIX"] = settings.key_prefix
+    env["DEEPAGENTS_REDIS_CLUSTER"] = settings.cluster
+    return env
+
+
+def test_four_processes_one_model_call(redis_target: Any) -> None:
+    ns = "sf-procs"
+    env = child_env(redis_target.settings)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), "race", ns],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    cache = RedisLLMCache(settings=redis_target.settings, namespace=ns)
+    ks = cache._ks
+    cache.close()
+    try:
+        # Let every child import and connect, then release them together.
+        time.sleep(1.0)
+        redis_target.client.set(ks.key("test", ns, "go"), 1)
+        outs = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+    lines = sorted(out.strip() for out, _ in outs)
+    assert lines == ["CALLED", "HIT", "HIT", "HIT"]
+    assert redis_target.client.get(ks.key("test", ns, "calls")) == b"1"
+
+
+def test_killed_lease_holder_leads_to_exactly_one_takeover(
+    redis_target: Any, make_llm_cache: Any, recorder: Any
+) -> None:
+    ns = "sf-kill"
+    holder = subprocess.Popen(
+        [sys.executable, str(WORKER), "hold", ns],
+        env=child_env(redis_target.settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        line = holder.stdout.readline().strip()  # bounded by the test timeout
+        assert line == "LEASED", holder.stderr.read() if holder.stderr else ""
+        holder.kill()
+        holder.wait(timeout=10)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        for stream in (holder.stdout, holder.stderr):
+            if stream is not None:
+                stream.close()
+    shared = make_llm_cache(ttl=60, namespace=ns, wait_timeout=30)
+    calls, results = run_threads(lambda: shared, 6)
+    assert calls == 1
+    assert results == [[Generation(text="answer")]] * 6
+    assert recorder.total("cache.single_flight", outcome="takeover") == 1
+    assert recorder.total("cache.single_flight", outcome="leader") == 0
+
+
+def test_same_thread_re_enters_its_own_lease(make_llm_cache: Any) -> None:
+    # The model raised; update() never came; the same caller retries: no self-deadlock.
+    cache = make_llm_cache(ttl=60, namespace="sf-retry", wait_timeout=30, lease_ttl=30)
+    assert cache.lookup(PROMPT, LLM) is None
+    assert cache.lookup(PROMPT, LLM) is None  # immediately: re-entry, not a 30 s wait
+    cache.update(PROMPT, LLM, [Generation(text="answer")])
+    assert cache.lookup(PROMPT, LLM) == [Generation(text="answer")]
+
+
+def test_waiter_gives_up_after_wait_timeout(make_llm_cache: Any, recorder: Any) -> None:
+    leader = make_llm_cache(ttl=60, namespace="sf-timeout", lease_ttl=30)
+    assert leader.lookup(PROMPT, LLM) is None  # holds the lease, never updates
+    waiter = make_llm_cache(ttl=60, namespace="sf-timeout", wait_timeout=0.2)
+    result: list[Any] = []
+    t = threading.Thread(target=lambda: result.append(waiter.lookup(PROMPT, LLM)))
+    t.start()
+    t.join(timeout=30)
+    assert result == [None]
+    assert recorder.total("cache.single_flight", outcome="wait_timeout") == 1

@@ -1,0 +1,47 @@
+"""langchain-tests' standard cache suites, on a standalone server and on the cluster."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from deepagents_redis.cache import RedisLLMCache
+from langchain_core.caches import BaseCache
+from langchain_tests.integration_tests.cache import AsyncCacheTestSuite, SyncCacheTestSuite
+
+pytestmark = pytest.mark.integration
+
+
+class TestRedisLLMCacheSync(SyncCacheTestSuite):
+    @pytest.fixture
+    def cache(self, redis_target: Any) -> Iterator[BaseCache]:
+        cache = RedisLLMCache(settings=redis_target.settings, ttl=60)
+        try:
+            yield cache
+        finally:
+            cache.clear()
+            cache.close()
+
+
+class TestRedisLLMCacheAsync(AsyncCacheTestSuite):
+    @pytest_asyncio.fixture
+    async def cache(self, redis_target: Any) -> AsyncIterator[BaseCache]:
+        cache = RedisLLMCache(settings=redis_target.settings, ttl=60)
+        try:
+            yield cache
+        finally:
+            await cache.aclear()
+            await cache.aclose()
+
+
+class TestRedisLLMCacheSyncNoSingleFlight(SyncCacheTestSuite):
+    @pytest.fixture
+    def cache(self, redis_target: Any) -> Iterator[BaseCache]:
+        cache = RedisLLMCache(settings=redis_target.settings, single_flight=False, ttl=None)
+        try:
+            yield cache
+        finally:
+            cache.clear()
+            cache.close()
