@@ -160,3 +160,30 @@ def test_migrate_older_marker_without_a_step_is_refused(
         assert "no migration step to v1" in capsys.readouterr().out
         assert raw.get(f"{key_prefix}:schema") == b"0"
         raw.delete(f"{key_prefix}:schema")
+
+
+@pytest.mark.cluster
+def test_health_and_migrate_on_the_cluster(
+    redis_cluster, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["health", "--url", redis_cluster.url]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "cluster_slots_covered  16384" in out
+    assert "cluster_primaries      3" in out
+    target = ["--url", redis_cluster.url, "--prefix", key_prefix]
+    assert main(["migrate", "up", *target]) == EXIT_OK
+    assert main(["migrate", "status", *target]) == EXIT_OK
+    assert "up to date" in capsys.readouterr().out
+    with redis.RedisCluster.from_url(redis_cluster.url) as raw:
+        assert raw.get(f"{key_prefix}:schema") == b"1"
+        raw.delete(f"{key_prefix}:schema")
+
+
+@pytest.mark.cluster
+def test_demo_on_the_cluster(
+    redis_cluster, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--url", redis_cluster.url, "--prefix", key_prefix]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "mode                   cluster" in out
+    assert "counter = 5 (applied once)" in out
