@@ -9,7 +9,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from deepagents_redis.core import Codec, PayloadTooLargeError, SerializationError
+from deepagents_redis.core import Codec, InvalidInputError, PayloadTooLargeError, SerializationError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain_core.documents import Document
@@ -373,3 +373,12 @@ def test_random_bytes_never_crash(data: bytes) -> None:
 def test_not_bytes_refused() -> None:
     with pytest.raises(SerializationError):
         Codec().decode("text")  # type: ignore[arg-type]
+
+
+def test_bad_options() -> None:
+    with pytest.raises(InvalidInputError):
+        Codec(lc_allowed=[dict])  # type: ignore[list-item]
+    with pytest.raises(InvalidInputError):
+        Codec(format="pickle")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        Codec(max_depth=0)
