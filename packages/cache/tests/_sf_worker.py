@@ -1,7 +1,7 @@
 """Child process for the single-flight tests (run by path: ``python _sf_worker.py MODE``).
 
 Connection comes from the environment (DEEPAGENTS_REDIS_URL, _KEY_PREFIX, _CLUSTER).
-MODE "race": wait for the go key, look up; on a miss "call the model" (INCR a counter, sleep
+MODE "write": store argv[3] as the answer. MODE "race": wait for the go key, look up; on a miss "call the model" (INCR a counter, sleep
 a little) and update. Prints HIT or CALLED. MODE "hold": look up (taking the lease), print
 LEASED, then sleep until killed.
 """
@@ -25,6 +25,10 @@ def main() -> None:
     cache = RedisLLMCache(settings=settings, namespace=namespace, ttl=60, lease_ttl=1.0)
     ks = cache._ks
     try:
+        if mode == "write":
+            cache.update(PROMPT, LLM, [Generation(text=sys.argv[3])])
+            print("WROTE", flush=True)
+            return
         if mode == "hold":
             assert cache.lookup(PROMPT, LLM) is None
             print("LEASED", flush=True)

@@ -238,7 +238,11 @@ class RedisLLMCache(BaseCache):
         self._held_lock = threading.Lock()
         self._near: NearCache | None = None
         if cs.client_side_cache:
-            self._start_near_cache()
+            try:
+                self._start_near_cache()
+            except BaseException:
+                self._connector.close()
+                raise
 
     # -- construction helpers ----------------------------------------------------------
     @classmethod

@@ -12,14 +12,18 @@ directly and works on 6.x/7.x and Valkey:
   counter changing drops everything: ``clear()`` was called);
 * a value read from Redis is only stored if no invalidation arrived while it was being read
   (an epoch counter), so a stale read can never overwrite a newer invalidation;
+* the tracking connection is PINGed every ``heartbeat`` seconds; a missing PONG (a
+  blackholed network never closes the socket) counts as lost;
 * while the tracking connection is down, the layer is bypassed and emptied: it can make a
-  hit faster, never staler than the invalidation delay (one loopback hop after the write).
+  hit faster, never staler than the invalidation delay (one network hop after the write)
+  or, when the network silently drops, than the heartbeat timeout.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -41,12 +45,14 @@ class NearCache:
         flush_keys: set[str],
         max_entries: int,
         reconnect_delay: float = 1.0,
+        heartbeat: float = 1.0,
     ) -> None:
         self._pool = client.connection_pool
         self._prefixes = prefixes
         self._flush_keys = {k.encode() for k in flush_keys}
         self._max = max_entries
         self._reconnect_delay = reconnect_delay
+        self._heartbeat = heartbeat
         self._lock = threading.Lock()
         self._data: OrderedDict[str, Any] = OrderedDict()
         self._epoch = 0
@@ -118,7 +124,6 @@ class NearCache:
         kwargs["protocol"] = 2
         kwargs.pop("cache", None)
         kwargs.pop("cache_config", None)
-        kwargs["socket_timeout"] = None
         conn = self._pool.connection_class(**kwargs)
         conn.connect()
         conn.send_command("CLIENT", "ID")
@@ -143,9 +148,7 @@ class NearCache:
             self.flush()  # anything could have changed while we were not listening
             self._ready.set()
             try:
-                while not self._stop.is_set():
-                    if self._conn.can_read(timeout=0.2):
-                        self._on_message(self._conn.read_response())
+                self._listen()
             except (redis.RedisError, OSError, ValueError, AttributeError) as exc:
                 if not self._stop.is_set():
                     log.warning("client-side cache: tracking connection lost: %s", exc)
@@ -156,6 +159,24 @@ class NearCache:
                 if conn is not None:
                     conn.disconnect()
             self._stop.wait(self._reconnect_delay)
+
+    def _listen(self) -> None:
+        last_pong = time.monotonic()
+        ping_sent = False
+        while not self._stop.is_set():
+            if self._conn.can_read(timeout=min(0.2, self._heartbeat)):
+                message = self._conn.read_response()
+                if isinstance(message, list) and message and message[0] == b"pong":
+                    last_pong, ping_sent = time.monotonic(), False
+                else:
+                    self._on_message(message)
+                continue
+            idle = time.monotonic() - last_pong
+            if ping_sent and idle > 2 * self._heartbeat:
+                raise redis.ConnectionError("tracking connection missed its heartbeat")
+            if not ping_sent and idle > self._heartbeat:
+                self._conn.send_command("PING")
+                ping_sent = True
 
     def _on_message(self, message: Any) -> None:
         if not isinstance(message, list) or len(message) != 3 or message[0] != b"message":

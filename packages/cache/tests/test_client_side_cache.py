@@ -1,0 +1,121 @@
+"""Client-side caching: hot entries served from memory, invalidated by Redis tracking."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deepagents_redis.cache import RedisLLMCache
+from deepagents_redis.core import ConfigurationError, RedisSettings
+from langchain_core.outputs import Generation
+
+pytestmark = pytest.mark.integration
+
+WORKER = Path(__file__).with_name("_sf_worker.py")
+PROMPT, LLM = "the same question", "model=fake"
+
+
+def eventually(fn: Any, expected: Any, *, attempts: int = 250) -> Any:
+    got = None
+    for _ in range(attempts):  # bounded: 250 * 20 ms = 5 s
+        got = fn()
+        if got == expected:
+            return got
+        time.sleep(0.02)
+    return got
+
+
+@pytest.fixture
+def near(redis_settings: RedisSettings) -> Any:
+    cache = RedisLLMCache(settings=redis_settings, namespace="csc", client_side_cache=True)
+    assert cache.client_side_cache is not None
+    assert cache.client_side_cache.wait_ready(10)
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def writer(redis_settings: RedisSettings) -> Any:
+    cache = RedisLLMCache(settings=redis_settings, namespace="csc")
+    yield cache
+    cache.close()
+
+
+def test_hot_entry_is_served_locally(near: Any, writer: Any, recorder: Any) -> None:
+    writer.update(PROMPT, LLM, [Generation(text="v1")])
+    assert near.lookup(PROMPT, LLM) == [Generation(text="v1")]  # from Redis, now cached
+    assert near.lookup(PROMPT, LLM) == [Generation(text="v1")]
+    assert recorder.total("cache.lookup_source", source="local") == 1
+    # Callers get copies: mutating one does not change what the next caller sees.
+    got = near.lookup(PROMPT, LLM)
+    got[0].text = "mutated"
+    assert near.lookup(PROMPT, LLM) == [Generation(text="v1")]
+
+
+def test_update_by_another_client_is_seen(near: Any, writer: Any) -> None:
+    writer.update(PROMPT, LLM, [Generation(text="v1")])
+    assert near.lookup(PROMPT, LLM) == [Generation(text="v1")]
+    writer.update(PROMPT, LLM, [Generation(text="v2")])
+    assert eventually(lambda: near.lookup(PROMPT, LLM), [Generation(text="v2")]) == [
+        Generation(text="v2")
+    ]
+
+
+def test_update_by_another_process_is_seen(near: Any, writer: Any, redis_settings: Any) -> None:
+    writer.update(PROMPT, LLM, [Generation(text="v1")])
+    assert near.lookup(PROMPT, LLM) == [Generation(text="v1")]
+    env = dict(os.environ)
+    env["DEEPAGENTS_REDIS_URL"] = str(redis_settings.url)
+    env["DEEPAGENTS_REDIS_KEY_PREFIX"] = redis_settings.key_prefix
+    env["DEEPAGENTS_REDIS_CLUSTER"] = "off"
+    done = subprocess.run(
+        [sys.executable, str(WORKER), "write", "csc", "from another process"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = [Generation(text="from another process")]
+    assert eventually(lambda: near.lookup(PROMPT, LLM), expected) == expected
+
+
+def test_clear_by_another_client_is_seen(near: Any, writer: Any) -> None:
+    writer.update(PROMPT, LLM, [Generation(text="v1")])
+    assert near.lookup(PROMPT, LLM) == [Generation(text="v1")]
+    writer.clear()
+    assert eventually(lambda: near.lookup(PROMPT, LLM), None) is None
+
+
+def test_lost_tracking_connection_bypasses_the_layer(
+    fault_proxy: Any, redis_url: str, key_prefix: str
+) -> None:
+    proxy = fault_proxy(redis_url)
+    settings = RedisSettings(
+        url=proxy.url, key_prefix=key_prefix, socket_timeout=0.3, retries=0, cluster="off"
+    )
+    cache = RedisLLMCache(settings=settings, namespace="csc", client_side_cache=True)
+    try:
+        near = cache.client_side_cache
+        assert near is not None
+        assert near.wait_ready(10)
+        cache.update(PROMPT, LLM, [Generation(text="v1")])
+        assert eventually(lambda: cache.lookup(PROMPT, LLM), [Generation(text="v1")])
+        assert eventually(lambda: len(near), 1) == 1
+        proxy.set_mode("blackhole")
+        # The heartbeat notices the silent network; the layer empties and is bypassed.
+        assert eventually(lambda: near.ready, False, attempts=500) is False
+        assert len(near) == 0
+    finally:
+        cache.close()
+
+
+def test_cluster_is_refused(cluster_settings: RedisSettings) -> None:
+    with pytest.raises(ConfigurationError):
+        RedisLLMCache(settings=cluster_settings, client_side_cache=True)

@@ -1,0 +1,175 @@
+"""RedisNodeCache: LangGraph's node cache on a real server (standalone and cluster)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from deepagents_redis.cache import RedisNodeCache, namespace_scope
+from deepagents_redis.core import Codec
+from langgraph.cache.memory import InMemoryCache
+from langgraph.cache.redis import RedisCache as LangGraphRedisCache
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import CachePolicy
+from typing_extensions import TypedDict
+
+pytestmark = pytest.mark.integration
+
+TRICKY = [
+    ("a:b",),
+    ("a", "b"),
+    ("a*",),
+    ("a",),
+    ("a.b",),
+    ("a", "b.c"),
+    ("a:b", "c"),
+    ("a", "b:c"),
+    ("",),
+    (),
+    ("{x}", "[y]", "?", "\\"),
+    ("émoji 🎉",),
+]
+
+
+def test_get_set_round_trip_and_batch(make_node_cache: Any) -> None:
+    cache = make_node_cache()
+    pairs = {
+        (("ns1",), "k1"): ({"writes": [("a", 1)]}, 60),
+        (("ns1",), "k2"): ([1, 2, 3], None),
+        (("ns2", "sub"), "k1"): ("text", 60),
+    }
+    cache.set(pairs)
+    keys = [*pairs, (("ns1",), "missing"), (("nsX",), "k1")]
+    got = cache.get(keys)
+    # Same answer as langgraph's own in-memory cache with the same serde (tuples come back
+    # as lists there too: that is the serde, not us).
+    reference: InMemoryCache[Any] = InMemoryCache()
+    reference.set(pairs)
+    assert got == reference.get(keys)
+    assert set(got) == set(pairs)
+
+
+async def test_async_twins(make_node_cache: Any, redis_target: Any) -> None:
+    cache = make_node_cache()
+    await cache.aset({(("ns",), "k"): ({"x": b"bytes"}, 60)})
+    assert await cache.aget([(("ns",), "k")]) == {(("ns",), "k"): {"x": b"bytes"}}
+    # The async write really landed: a separate sync cache object reads it.
+    other: RedisNodeCache[Any] = RedisNodeCache(settings=redis_target.settings)
+    try:
+        assert other.get([(("ns",), "k")]) == {(("ns",), "k"): {"x": b"bytes"}}
+    finally:
+        other.close()
+    await cache.aclear([("ns",)])
+    assert await cache.aget([(("ns",), "k")]) == {}
+
+
+def test_tricky_namespaces_neither_collide_nor_leak(make_node_cache: Any) -> None:
+    cache = make_node_cache()
+    cache.set({(ns, "k"): (f"value of {ns!r}", 60) for ns in TRICKY})
+    got = cache.get([(ns, "k") for ns in TRICKY])
+    assert got == {(ns, "k"): f"value of {ns!r}" for ns in TRICKY}
+    # Clearing one namespace (with glob characters in it) leaves every other one alone.
+    cache.clear([("a*",)])
+    after = cache.get([(ns, "k") for ns in TRICKY])
+    assert (("a*",), "k") not in after
+    assert len(after) == len(TRICKY) - 1
+    cache.clear([("a:b",)])
+    after = cache.get([(ns, "k") for ns in TRICKY])
+    assert (("a:b",), "k") not in after
+    assert (("a", "b"), "k") in after
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
+def test_langgraph_redis_cache_is_lossy_here(redis_client: Any, key_prefix: str) -> None:
+    # The anchor we fix: its ':'-joined keys make ("a:b",) and ("a", "b") one entry.
+    lg: LangGraphRedisCache[Any] = LangGraphRedisCache(redis_client, prefix=f"{key_prefix}:lg:")
+    lg.set({(("a:b",), "k"): ("first", 60)})
+    lg.set({(("a", "b"), "k"): ("second", 60)})
+    assert lg.get([(("a:b",), "k")]) == {(("a:b",), "k"): "second"}
+
+
+def test_clear_all_uses_the_registry(make_node_cache: Any) -> None:
+    cache = make_node_cache()
+    cache.set({(("n1",), "k"): (1, 60), (("n2", "x"), "k"): (2, 60)})
+    cache.clear()
+    assert cache.get([(("n1",), "k"), (("n2", "x"), "k")]) == {}
+    cache.set({(("n1",), "k"): (3, 60)})
+    assert cache.get([(("n1",), "k")]) == {(("n1",), "k"): 3}
+
+
+def test_ttl(make_node_cache: Any, redis_target: Any) -> None:
+    cache = make_node_cache()
+    cache.set({(("ns",), "short"): ("x", 1), (("ns",), "forever"): ("y", None)})
+    assert redis_target.client.pttl(cache._entry_key(("ns",), "forever")) == -1
+    assert 0 < redis_target.client.pttl(cache._entry_key(("ns",), "short")) <= 1000
+    for _ in range(200):  # bounded: 4 s
+        if cache.get([(("ns",), "short")]) == {}:
+            break
+        time.sleep(0.02)
+    assert cache.get([(("ns",), "short")]) == {}
+    assert cache.get([(("ns",), "forever")]) == {(("ns",), "forever"): "y"}
+
+
+def test_default_ttl(make_node_cache: Any, redis_target: Any) -> None:
+    cache = make_node_cache(default_ttl=30)
+    cache.set({(("ns",), "k"): ("x", None)})
+    assert 0 < redis_target.client.pttl(cache._entry_key(("ns",), "k")) <= 30_000
+
+
+def test_garbage_is_a_counted_miss(make_node_cache: Any, redis_target: Any, recorder: Any) -> None:
+    cache = make_node_cache()
+    good = Codec().encode({"t": "json", "d": b'"x"'}, key=cache._entry_key(("ns",), "other"))
+    redis_target.client.set(cache._entry_key(("ns",), "a"), b"0:" + good)  # wrong key hash
+    redis_target.client.set(cache._entry_key(("ns",), "b"), b"0:\x80\x04garbage")
+    redis_target.client.set(cache._entry_key(("ns",), "c"), b"no prefix")
+    assert cache.get([(("ns",), "a"), (("ns",), "b"), (("ns",), "c")]) == {}
+    assert recorder.total("node_cache.get", outcome="corrupt") == 3
+
+
+def test_namespace_scope_is_injective() -> None:
+    scopes = {namespace_scope(ns) for ns in TRICKY}
+    assert len(scopes) == len(TRICKY)
+
+
+class State(TypedDict):
+    x: int
+    calls: int
+
+
+def test_graph_with_cache_policy_skips_the_node(make_node_cache: Any) -> None:
+    calls: list[int] = []
+
+    def double(state: State) -> dict[str, int]:
+        calls.append(state["x"])
+        return {"x": state["x"] * 2}
+
+    builder = StateGraph(State)
+    builder.add_node("double", double, cache_policy=CachePolicy(ttl=60))
+    builder.add_edge(START, "double")
+    builder.add_edge("double", END)
+    cache = make_node_cache()
+    graph = builder.compile(cache=cache)
+    assert graph.invoke({"x": 3, "calls": 0})["x"] == 6
+    assert graph.invoke({"x": 3, "calls": 0})["x"] == 6
+    assert calls == [3]
+    graph.clear_cache()
+    assert graph.invoke({"x": 3, "calls": 0})["x"] == 6
+    assert calls == [3, 3]
+
+
+async def test_graph_async_with_cache_policy(make_node_cache: Any) -> None:
+    calls: list[int] = []
+
+    async def double(state: State) -> dict[str, int]:
+        calls.append(state["x"])
+        return {"x": state["x"] * 2}
+
+    builder = StateGraph(State)
+    builder.add_node("double", double, cache_policy=CachePolicy(ttl=60))
+    builder.add_edge(START, "double")
+    builder.add_edge("double", END)
+    graph = builder.compile(cache=make_node_cache())
+    assert (await graph.ainvoke({"x": 5, "calls": 0}))["x"] == 10
+    assert (await graph.ainvoke({"x": 5, "calls": 0}))["x"] == 10
+    assert calls == [5]
