@@ -6,10 +6,12 @@ import shutil
 import subprocess
 import time
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import redis
-from deepagents_redis.core._embedded import EmbeddedRedis
+
+if TYPE_CHECKING:
+    from deepagents_redis.core._embedded import EmbeddedRedis
 
 __all__ = ["LocalCluster"]
 
@@ -73,6 +75,9 @@ class LocalCluster:
         Raises:
             RuntimeError: A node did not start or the cluster did not converge in time.
         """
+        # Imported here so that loading the pytest plugin does not import core.
+        from deepagents_redis.core._embedded import EmbeddedRedis
+
         try:
             for _ in range(self._primaries):
                 node = EmbeddedRedis(

@@ -154,7 +154,12 @@ def _dar_standalone(request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis | 
     try:
         server = EmbeddedRedis(allow_fallback=not in_ci())
     except ConfigurationError as exc:
-        pytest.fail(f"CI=true requires a real redis-server: {exc}", pytrace=False)
+        problem = str(exc)
+    else:
+        problem = None
+    if problem is not None:
+        report.notes.append(f"FAILED: CI=true requires a real redis-server: {problem}")
+        pytest.fail(f"CI=true requires a real redis-server: {problem}", pytrace=False)
     server.start()
     try:
         if server.kind == "fakeredis":
