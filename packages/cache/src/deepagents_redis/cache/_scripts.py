@@ -10,7 +10,7 @@ Stale entries are overwritten by the next write of the same key or expire by the
 
 from __future__ import annotations
 
-from deepagents_redis.core._scripts import LuaScript  # TEMP until exported
+from deepagents_redis.core import LuaScript
 
 ACQUIRE = LuaScript(
     "cache_acquire",
