@@ -2,8 +2,8 @@
 
 Connection comes from the environment (DEEPAGENTS_REDIS_URL, _KEY_PREFIX, _CLUSTER).
 MODE "write": store argv[3] as the answer. MODE "race": wait for the go key, look up; on a
-miss "call the model" (INCR a counter, sleep a little) and update. Prints HIT or CALLED. MODE "hold": look up (taking the lease), print
-LEASED, then sleep until killed.
+miss "call the model" (INCR a counter, sleep a little) and update. Prints HIT or CALLED.
+MODE "hold": look up (taking the lease), print LEASED, then sleep until killed.
 """
 
 from __future__ import annotations
