@@ -106,3 +106,28 @@ def test_a_failing_section_fails_the_demo(
     monkeypatch.setattr(_demo, "SECTIONS", [Section("broken", broken.__name__)])
     with pytest.raises(RuntimeError, match="section exploded"):
         _demo.run(_args(url=redis_url, prefix=key_prefix), out=lambda _line: None)
+
+
+def test_server_without_lua_skips_script_parts_and_says_so(
+    redis_url: str, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fakeredis fallback (no redis-server binary) has no Lua; simulate its answer.
+    monkeypatch.setattr(_demo, "server_runs_lua", lambda client: False)
+    monkeypatch.setattr(
+        _demo,
+        "SECTIONS",
+        [*_demo.SECTIONS, Section("scripted", "deepagents_redis.cli._demo_core", needs_lua=True)],
+    )
+    lines: list[str] = []
+    assert _demo.run(_args(url=redis_url, prefix=key_prefix), out=lines.append) == EXIT_OK
+    text = "\n".join(lines)
+    assert "note: this server cannot run Lua scripts" in text
+    assert "LuaScript, idempotent write: skipped" in text
+    assert "Codec: ChatGeneration with a tool call" in text
+    assert text.count("skipped: this server cannot run Lua scripts") == 1
+    assert "demo finished: core" in text
+    assert _count_keys(redis_url, key_prefix) == 0
+
+
+def test_lua_probe_on_a_real_server(redis_client) -> None:
+    assert _demo.server_runs_lua(redis_client) is True

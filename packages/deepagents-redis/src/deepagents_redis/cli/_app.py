@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from deepagents_redis.cli._exit import EXIT_UNREACHABLE, EXIT_USAGE
+from deepagents_redis.cli._exit import EXIT_PROBLEM, EXIT_UNREACHABLE, EXIT_USAGE
 
 COMMAND_MODULES: list[str] = [
     "deepagents_redis.cli._health",
@@ -68,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status (see :mod:`deepagents_redis.cli._exit`).
     """
-    from deepagents_redis.core import ConfigurationError, RedisUnavailableError
+    from deepagents_redis.core import (
+        ConfigurationError,
+        DeepAgentsRedisError,
+        RedisUnavailableError,
+    )
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -81,3 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except DeepAgentsRedisError as exc:
+        # e.g. CapabilityError: the server lacks a command. A message, not a traceback.
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM

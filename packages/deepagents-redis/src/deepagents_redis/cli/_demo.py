@@ -13,7 +13,8 @@ Adding a section (phase helpers: this is your extension point):
    non-zero and prints the error; it does not swallow exceptions.
 2. Append a :class:`Section` to :data:`SECTIONS` (one line), with ``requires`` set to the
    phase's import name so the section is skipped, with an install hint, when the optional
-   package is not installed.
+   package is not installed, and ``needs_lua=True`` if it runs scripts (the fakeredis
+   fallback has no Lua; ``ctx.lua`` says whether the server has it).
 
 The key prefix is ``demo`` unless ``--prefix`` or ``DEEPAGENTS_REDIS_KEY_PREFIX`` says
 otherwise; sections should build every key through ``ctx.connector.keyspace``.
@@ -44,6 +45,8 @@ class DemoContext:
         source: Where the URL came from (``--url``, ``DEEPAGENTS_REDIS_URL``, ``embedded ...``).
         out: Print one line of demo output.
         facts: Free-form results sections may record (tests read them).
+        lua: Whether the server runs Lua scripts. False on the fakeredis fallback without
+            ``lupa``; sections declared with ``needs_lua=True`` are then skipped, saying so.
     """
 
     connector: Any
@@ -51,6 +54,7 @@ class DemoContext:
     source: str
     out: Callable[[str], None] = print
     facts: dict[str, Any] = field(default_factory=dict)
+    lua: bool = True
 
     @property
     def settings(self) -> Any:
@@ -67,18 +71,20 @@ class Section:
         module: Dotted module name exposing ``run(ctx) -> None``.
         requires: Import name that must be installed (``None``: always available).
         extra: The ``deepagents-redis[...]`` extra that installs ``requires``.
+        needs_lua: Skip (with a message) when the server cannot run Lua scripts.
     """
 
     name: str
     module: str
     requires: str | None = None
     extra: str | None = None
+    needs_lua: bool = False
 
 
 SECTIONS: list[Section] = [
     Section("core", "deepagents_redis.cli._demo_core"),
     # phase helpers: Section("cache", "deepagents_redis.cli._demo_cache",
-    #                        requires="deepagents_redis.cache", extra="cache"),
+    #                        requires="deepagents_redis.cache", extra="cache", needs_lua=True),
 ]
 """The sections, in the order they run."""
 
@@ -99,6 +105,31 @@ def register(subparsers: Any) -> None:
         help="Run only this section (repeatable).",
     )
     parser.set_defaults(handler=run)
+
+
+_NO_LUA = (
+    "this server cannot run Lua scripts (the fakeredis fallback without lupa); "
+    "install redis-server for the full demo"
+)
+
+
+def server_runs_lua(client: Any) -> bool:
+    """Probe whether the server runs Lua (one ``EVAL`` of ``return 1``).
+
+    Args:
+        client: A sync client.
+
+    Returns:
+        False when the server answers "unknown command".
+    """
+    from deepagents_redis.core import CapabilityError, redis_errors
+
+    try:
+        with redis_errors():
+            client.eval("return 1", 0)
+    except CapabilityError:
+        return False
+    return True
 
 
 def _installed(module: str) -> bool:
@@ -130,6 +161,9 @@ def run_sections(ctx: DemoContext, *, only: list[str] | None = None) -> list[str
                 f"(pip install 'deepagents-redis[{section.extra or section.name}]')"
             )
             continue
+        if section.needs_lua and not ctx.lua:
+            ctx.out(f"skipped: {_NO_LUA}")
+            continue
         importlib.import_module(section.module).run(ctx)
         ran.append(section.name)
     return ran
@@ -157,7 +191,15 @@ def run(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> int:
             out("== health ==")
             report = check_health(connector.sync())
             out(report.to_table())
-            ctx = DemoContext(connector=connector, url=target.url, source=target.source, out=out)
+            ctx = DemoContext(
+                connector=connector,
+                url=target.url,
+                source=target.source,
+                out=out,
+                lua=server_runs_lua(connector.sync()),
+            )
+            if not ctx.lua:
+                out(f"note: {_NO_LUA}")
             ran = run_sections(ctx, only=args.only)
         finally:
             connector.close()

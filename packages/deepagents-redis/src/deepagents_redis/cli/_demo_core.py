@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from deepagents_redis.cli._demo import DemoContext
 
@@ -49,6 +50,12 @@ def run(ctx: DemoContext) -> None:
     ctx.out(f"Codec: ChatGeneration with a tool call -> {len(blob)} bytes, round trip: {same}")
     ctx.facts["codec_round_trip"] = same
 
+    client.delete(key)
+    if not ctx.lua:
+        ctx.out("LuaScript, idempotent write: skipped (the server cannot run Lua scripts)")
+        _breaker_round(ctx, CircuitBreaker)
+        return
+
     echo = LuaScript("demo_echo", "return {KEYS[1], ARGV[1]}")
     reply = echo(client, keys=[key], args=["pong"])
     ctx.out(f"LuaScript: EVALSHA echo -> {[_text(x) for x in reply]}")
@@ -65,9 +72,12 @@ def run(ctx: DemoContext) -> None:
         f"counter = {value} (applied once)"
     )
     ctx.facts["idempotent_counter"] = value
-    client.delete(key, counter, op_key)
+    client.delete(counter, op_key)
+    _breaker_round(ctx, CircuitBreaker)
 
-    breaker = CircuitBreaker(failure_threshold=2, reset_timeout=30.0)
+
+def _breaker_round(ctx: DemoContext, breaker_cls: Any) -> None:
+    breaker = breaker_cls(failure_threshold=2, reset_timeout=30.0)
     states = [breaker.state.name]
     breaker.record_failure()
     breaker.record_failure()

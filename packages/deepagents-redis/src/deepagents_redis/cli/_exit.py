@@ -4,7 +4,8 @@
  0   success (``health``: reachable and no warnings, or warnings without ``--strict``)
  1   the command ran but found a problem (``health``: the report is not ok, or
      ``--strict`` with warnings; ``migrate status``: the schema marker is absent or
-     differs from the code's version)
+     differs from the code's version; any command: the server lacks a command we need,
+     or another deepagents-redis error, printed as one line)
  2   Redis could not be reached (connection refused/reset, timeout, breaker open)
 64   usage or configuration error (bad arguments, no URL and no embedded fallback)
 ===  =====================================================================================

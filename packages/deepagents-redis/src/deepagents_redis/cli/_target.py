@@ -57,10 +57,11 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings(url: str, prefix: str | None) -> RedisSettings:
-    if prefix is None:
-        return RedisSettings(url=url)
-    return RedisSettings(url=url, key_prefix=prefix)
+def _settings(url: str, prefix: str | None, **fixed: str) -> RedisSettings:
+    values = dict(fixed)
+    if prefix is not None:
+        values["key_prefix"] = prefix
+    return RedisSettings(url=url, **values)
 
 
 @contextmanager
@@ -91,4 +92,7 @@ def resolve_target(args: argparse.Namespace, *, allow_embedded: bool) -> Iterato
     from deepagents_redis.core import EmbeddedRedis
 
     with EmbeddedRedis() as server:
-        yield Target(_settings(server.url, args.prefix), f"embedded {server.kind}")
+        # We started it, so we know it is standalone: pinning the mode skips the INFO-based
+        # cluster detection, which fakeredis (the no-binary fallback) does not answer.
+        settings = _settings(server.url, args.prefix, cluster="off")
+        yield Target(settings, f"embedded {server.kind}")
