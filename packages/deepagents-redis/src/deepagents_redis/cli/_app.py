@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "deepagents_redis.cli._health",
     "deepagents_redis.cli._migrate",
     "deepagents_redis.cli._demo",
+    "deepagents_redis.cli._todos",
     # phase helpers: add "deepagents_redis.cli._todos", "deepagents_redis.cli._fs", ... here
 ]
 """Dotted names of the modules whose ``register(subparsers)`` adds a subcommand."""

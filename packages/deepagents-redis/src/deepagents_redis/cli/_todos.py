@@ -1,0 +1,235 @@
+"""``deepagents-redis todos reconcile|backfill``: todo plans vs LangGraph checkpoints.
+
+``reconcile`` compares each thread's latest checkpoint with its Redis plan and prints the
+drift (``missing``, ``behind``, ``diverged``, ``lagging``); ``--repair`` writes the
+checkpoint's todos back to Redis for ``missing`` and ``behind`` plans.
+
+``backfill`` copies every thread's checkpoint todos into Redis where Redis has no plan
+yet: idempotent (safe to run twice, and next to live agents), ``--dry-run`` to count only,
+a progress bar on stderr and a summary at the end.
+
+The checkpointer is given as ``--checkpointer``: ``sqlite:PATH`` (``sqlite:///abs/path``
+also works; the file must exist) or a ``postgresql://`` URL (needs the ``postgres`` extra).
+Plans are scoped by thread id, as ``RedisTodoMiddleware`` does by default.
+
+Exit status: 0 success (reconcile: no alert-kind drift left), 1 drift left (reconcile) or
+threads that failed (backfill), 2 Redis unreachable, 64 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
+from deepagents_redis.cli._target import add_target_arguments, resolve_target
+
+_INSTALL_TODOS = (
+    "the todos commands need deepagents-redis-todos: pip install 'deepagents-redis[todos]'"
+)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``todos`` subcommand with ``reconcile`` and ``backfill``."""
+    parser = subparsers.add_parser(
+        "todos",
+        help="Reconcile todo plans with checkpoints; backfill Redis from checkpoints.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    actions.required = True
+
+    reconcile = actions.add_parser(
+        "reconcile", help="Compare each thread's latest checkpoint with its Redis plan."
+    )
+    add_target_arguments(reconcile)
+    _add_checkpointer_argument(reconcile)
+    reconcile.add_argument(
+        "--repair",
+        action="store_true",
+        help="Write the checkpoint's todos to Redis for 'missing' and 'behind' plans.",
+    )
+    reconcile.add_argument(
+        "--thread", action="append", default=None, help="Only this thread (repeatable)."
+    )
+    reconcile.set_defaults(handler=run_reconcile)
+
+    backfill = actions.add_parser("backfill", help="Copy checkpoint todos into Redis (idempotent).")
+    add_target_arguments(backfill)
+    _add_checkpointer_argument(backfill)
+    backfill.add_argument(
+        "--dry-run", action="store_true", help="Write nothing; report what would be written."
+    )
+    backfill.set_defaults(handler=run_backfill)
+
+
+def _add_checkpointer_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpointer",
+        required=True,
+        metavar="URI",
+        help="sqlite:PATH or postgresql://... (never printed: it may hold a password).",
+    )
+
+
+@contextmanager
+def open_checkpointer(uri: str) -> Iterator[Any]:
+    """Open the checkpointer a URI names, and close it afterwards.
+
+    Args:
+        uri: ``sqlite:PATH``, ``sqlite:///PATH`` or ``postgres(ql)://...``.
+
+    Yields:
+        A ``BaseCheckpointSaver``.
+
+    Raises:
+        ConfigurationError: Unknown scheme, missing SQLite file, or missing extra.
+    """
+    from deepagents_redis.core import ConfigurationError
+
+    if uri.startswith("sqlite:"):
+        raw = uri[len("sqlite:") :]
+        path = Path(raw[2:] if raw.startswith("///") else raw)
+        if not path.is_file():
+            raise ConfigurationError(f"no SQLite checkpoint database at {path}")
+        try:
+            import sqlite3
+
+            from langgraph.checkpoint.sqlite import SqliteSaver
+        except ImportError as exc:
+            raise ConfigurationError(
+                "SQLite checkpoints need langgraph-checkpoint-sqlite: "
+                "pip install 'deepagents-redis-todos[sqlite]'"
+            ) from exc
+        conn = sqlite3.connect(path, check_same_thread=False)
+        try:
+            yield SqliteSaver(conn)
+        finally:
+            conn.close()
+        return
+    if uri.startswith(("postgres://", "postgresql://")):
+        try:
+            from langgraph.checkpoint.postgres import PostgresSaver
+        except ImportError as exc:
+            raise ConfigurationError(
+                "Postgres checkpoints need langgraph-checkpoint-postgres: "
+                "pip install 'deepagents-redis-todos[postgres]'"
+            ) from exc
+        with PostgresSaver.from_conn_string(uri) as saver:
+            yield saver
+        return
+    raise ConfigurationError("--checkpointer must be sqlite:PATH or a postgresql:// URL")
+
+
+def progress_bar(label: str, stream: TextIO | None = None) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback drawing a one-line bar on stderr.
+
+    Args:
+        label: Shown before the bar.
+        stream: Where to draw (default: ``sys.stderr``).
+
+    Returns:
+        The callback; it ends the line when ``done == total``.
+    """
+    out = stream or sys.stderr
+
+    def draw(done: int, total: int) -> None:
+        width = 30
+        filled = width if total == 0 else width * done // total
+        out.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            out.write("\n")
+        out.flush()
+
+    return draw
+
+
+def _repository(target: Any) -> Any:
+    try:
+        from deepagents_redis.todos import RedisTodoRepository
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        from deepagents_redis.core import ConfigurationError
+
+        raise ConfigurationError(_INSTALL_TODOS) from exc
+    return RedisTodoRepository(settings=target.settings, actor="cli")
+
+
+def run_reconcile(args: argparse.Namespace) -> int:
+    """Compare plans with checkpoints; repair on request.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        0 when no alert-kind drift is left, 1 otherwise.
+    """
+    from deepagents_redis.todos import TodoReconciler
+
+    with resolve_target(args, allow_embedded=False) as target:
+        print(f"target: {target.describe()}")
+        repo = _repository(target)
+        try:
+            with open_checkpointer(args.checkpointer) as saver:
+                report = TodoReconciler(repo, saver).reconcile(
+                    repair=args.repair,
+                    thread_ids=args.thread,
+                    progress=progress_bar("reconcile"),
+                )
+        finally:
+            repo.close()
+    for drift in report.drifts:
+        state = (
+            "repaired"
+            if drift.repaired
+            else (f"repair failed: {drift.error}" if drift.error else "")
+        )
+        print(
+            f"{drift.kind:<9} thread={drift.thread_id} checkpoint v{drift.checkpoint_version} "
+            f"({len(drift.checkpoint_todos)} items) redis v{drift.redis_version} "
+            f"({len(drift.redis_todos)} items) {state}".rstrip()
+        )
+    counts = report.counts()
+    print(
+        f"checked {report.checked} thread(s) with todos: {report.in_sync} in sync, "
+        f"missing {counts['missing']}, behind {counts['behind']}, diverged {counts['diverged']}, "
+        f"lagging {counts['lagging']} (normal), repaired {report.repaired}"
+    )
+    left = [d for d in report.alerts if not d.repaired]
+    if left:
+        hint = "" if args.repair else "; rerun with --repair to fix missing/behind plans"
+        print(f"status: {len(left)} plan(s) need attention{hint}")
+        return EXIT_PROBLEM
+    print("status: ok")
+    return EXIT_OK
+
+
+def run_backfill(args: argparse.Namespace) -> int:
+    """Copy checkpoint todos into Redis.
+
+    Args:
+        args: Parsed arguments.
+
+    Returns:
+        0 on success, 1 when some threads failed.
+    """
+    from deepagents_redis.todos import TodoBackfill
+
+    with resolve_target(args, allow_embedded=False) as target:
+        print(f"target: {target.describe()}")
+        repo = _repository(target)
+        try:
+            with open_checkpointer(args.checkpointer) as saver:
+                report = TodoBackfill(repo, saver).run(
+                    dry_run=args.dry_run, progress=progress_bar("backfill")
+                )
+        finally:
+            repo.close()
+    for thread_id, error in report.failed:
+        print(f"failed   thread={thread_id}: {error}")
+    print(("dry run: " if args.dry_run else "") + report.summary())
+    return EXIT_PROBLEM if report.failed else EXIT_OK

@@ -1,0 +1,109 @@
+"""``deepagents-redis todos backfill|reconcile`` against a SQLite checkpointer."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deepagents import create_deep_agent
+from deepagents_redis.cli import main
+from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from deepagents_redis.core import RedisSettings
+from deepagents_redis.todos import RedisTodoRepository
+from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
+from langchain.agents.middleware import TodoListMiddleware
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+pytestmark = pytest.mark.integration
+
+PLAN = [{"content": "one", "status": "completed"}, {"content": "two", "status": "pending"}]
+
+
+@pytest.fixture(autouse=True)
+def _no_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEEPAGENTS_REDIS_URL", raising=False)
+    monkeypatch.delenv("DEEPAGENTS_REDIS_KEY_PREFIX", raising=False)
+
+
+@pytest.fixture
+def checkpoint_db(tmp_path: Path) -> Path:
+    path = tmp_path / "threads.db"
+    conn = sqlite3.connect(path, check_same_thread=False)
+    try:
+        saver = SqliteSaver(conn)
+        for thread in ("t1", "t2"):
+            model = ScriptedChatModel(
+                script=[tool_call("write_todos", {"todos": PLAN}, "w"), AIMessage("ok")]
+            )
+            graph = create_deep_agent(
+                model=model, middleware=[TodoListMiddleware()], checkpointer=saver
+            )
+            graph.invoke(
+                {"messages": [HumanMessage("go")]}, {"configurable": {"thread_id": thread}}
+            )
+    finally:
+        conn.close()
+    return path
+
+
+def cli(*args: str) -> int:
+    return main(list(args))
+
+
+def test_backfill_then_reconcile(
+    checkpoint_db: Path, redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = [
+        "--url",
+        redis_url,
+        "--prefix",
+        key_prefix,
+        "--checkpointer",
+        f"sqlite:{checkpoint_db}",
+    ]
+    assert cli("todos", "backfill", "--dry-run", *target) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert "dry run: scanned 2 thread(s), 2 with todos: would write 2" in out
+    assert "2/2" in err  # the progress bar
+
+    repo = RedisTodoRepository(settings=RedisSettings(url=redis_url, key_prefix=key_prefix))
+    try:
+        assert repo.get("t1").version == 0
+        assert cli("todos", "backfill", *target) == EXIT_OK
+        assert "wrote 2, already in Redis 0, failed 0" in capsys.readouterr().out
+        assert cli("todos", "backfill", *target) == EXIT_OK
+        assert "wrote 0, already in Redis 2" in capsys.readouterr().out
+        assert repo.get("t1").as_langchain() == PLAN
+
+        assert cli("todos", "reconcile", *target) == EXIT_OK
+        assert "2 in sync" in capsys.readouterr().out
+
+        _delete_plan(repo, "t2")
+        assert cli("todos", "reconcile", *target) == EXIT_PROBLEM
+        out = capsys.readouterr().out
+        assert "missing   thread=t2" in out
+        assert "rerun with --repair" in out
+        assert cli("todos", "reconcile", "--repair", *target) == EXIT_OK
+        assert "repaired 1" in capsys.readouterr().out
+        assert repo.get("t2").as_langchain() == PLAN
+    finally:
+        repo.close()
+
+
+def _delete_plan(repo: Any, scope: str) -> None:
+    client = repo._connector.sync()
+    client.delete(repo.plan_key(scope))
+
+
+def test_bad_checkpointer_is_a_usage_error(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.db"
+    code = cli("todos", "backfill", "--url", redis_url, "--checkpointer", f"sqlite:{missing}")
+    assert code == EXIT_USAGE
+    assert "no SQLite checkpoint database" in capsys.readouterr().err
+    code = cli("todos", "reconcile", "--url", redis_url, "--checkpointer", "mysql://x")
+    assert code == EXIT_USAGE
