@@ -25,6 +25,8 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ._errors import ConfigurationError, RedisUnavailableError
 
@@ -363,12 +365,14 @@ class EmbeddedRedis:
             cwd=self._data_dir,
         )
         deadline = time.monotonic() + self._startup_timeout
+        # No client-side retries: this loop is the retry, and it must notice a dead process.
         client = redis.Redis(
             host="127.0.0.1",
             port=port,
-            socket_timeout=1.0,
-            socket_connect_timeout=1.0,
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
             protocol=2,
+            retry=Retry(NoBackoff(), 0),
         )
         try:
             while True:
@@ -387,8 +391,8 @@ class EmbeddedRedis:
                         return
                 except redis.exceptions.BusyLoadingError:
                     pass  # replaying the AOF after a restart; keep waiting
-                except redis.exceptions.ConnectionError:
-                    pass
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                    pass  # not listening yet (or someone else's socket holds the port)
                 if time.monotonic() > deadline:
                     self.kill()
                     raise RedisUnavailableError(

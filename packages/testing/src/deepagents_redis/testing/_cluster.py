@@ -9,6 +9,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 if TYPE_CHECKING:
     from deepagents_redis.core._embedded import EmbeddedRedis
@@ -189,6 +191,7 @@ def _client(port: int) -> redis.Redis:
         socket_connect_timeout=2.0,
         protocol=2,
         decode_responses=True,
+        retry=Retry(NoBackoff(), 0),  # the readiness loop is the retry
     )
 
 

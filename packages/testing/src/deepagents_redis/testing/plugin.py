@@ -151,12 +151,11 @@ def _dar_standalone(request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis | 
     from deepagents_redis.core import ConfigurationError
     from deepagents_redis.core._embedded import EmbeddedRedis
 
+    problem: str | None = None
     try:
         server = EmbeddedRedis(allow_fallback=not in_ci())
     except ConfigurationError as exc:
         problem = str(exc)
-    else:
-        problem = None
     if problem is not None:
         report.notes.append(f"FAILED: CI=true requires a real redis-server: {problem}")
         pytest.fail(f"CI=true requires a real redis-server: {problem}", pytrace=False)

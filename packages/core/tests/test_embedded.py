@@ -1,0 +1,157 @@
+"""EmbeddedRedis: a private redis-server (or the fakeredis fallback) owned by its PID."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+import pytest
+import redis
+from deepagents_redis.core import (
+    ConfigurationError,
+    EmbeddedRedis,
+    RedisUnavailableError,
+    embedded_redis,
+)
+from deepagents_redis.core._embedded import free_port
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_start_stop_close() -> None:
+    server = EmbeddedRedis()
+    assert server.kind == "redis-server"
+    assert not server.is_running
+    with pytest.raises(ConfigurationError):
+        _ = server.url
+    server.start()
+    try:
+        assert server.url == f"redis://127.0.0.1:{server.port}/0"
+        assert server.version is not None
+        assert server.version[0].isdigit()
+        pid = server.pid
+        assert pid is not None
+        data_dir = server.data_dir
+        assert data_dir.is_dir()
+        with redis.Redis.from_url(server.url, protocol=2, decode_responses=True) as c:
+            assert c.ping()
+            assert c.config_get("save") == {"save": ""}
+            assert c.config_get("appendonly") == {"appendonly": "no"}
+            assert c.config_get("dir")["dir"] == os.path.realpath(data_dir)
+        server.stop()
+        assert _gone(pid)
+        assert data_dir.is_dir()  # stop() keeps data for restart()
+    finally:
+        server.close()
+    assert not data_dir.exists()
+
+
+def test_kill_and_restart_keep_port_and_aof_data() -> None:
+    config = {"appendonly": "yes", "appendfsync": "always"}
+    with EmbeddedRedis(config=config) as server:
+        port = server.port
+        with redis.Redis.from_url(server.url, protocol=2) as c:
+            c.set("k", "v")
+        old_pid = server.pid
+        assert old_pid is not None
+        server.kill()
+        assert _gone(old_pid)
+        assert not server.is_running
+        server.restart()
+        assert server.port == port
+        with redis.Redis.from_url(server.url, protocol=2) as c:
+            assert c.get("k") == b"v"
+
+
+def test_explicit_data_dir_is_kept(tmp_path: os.PathLike[str]) -> None:
+    with EmbeddedRedis(data_dir=tmp_path) as server:
+        assert server.data_dir == tmp_path
+    assert os.path.isdir(tmp_path)
+    assert (tmp_path / "redis-server.log").exists()  # type: ignore[operator]
+
+
+def test_bad_option_fails_with_the_server_log() -> None:
+    server = EmbeddedRedis(config={"no-such-option": "1"})
+    try:
+        with pytest.raises(RedisUnavailableError, match="no-such-option"):
+            server.start()
+        assert not server.is_running
+    finally:
+        server.close()
+
+
+def test_port_taken_by_someone_else() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        server = EmbeddedRedis(port=port)
+        try:
+            with pytest.raises(RedisUnavailableError, match="exited during startup"):
+                server.start()
+        finally:
+            server.close()
+
+
+def test_free_port_for_cluster_nodes_leaves_bus_port_free() -> None:
+    for _ in range(5):
+        port = free_port(cluster_bus=True)
+        assert port <= 55535
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port + 10000))
+
+
+def test_fakeredis_preferred_keeps_data_over_restart_but_not_kill() -> None:
+    with EmbeddedRedis(prefer="fakeredis") as server:
+        assert server.kind == "fakeredis"
+        assert server.pid is None
+        with redis.Redis.from_url(server.url, protocol=2) as c:
+            c.set("k", "v")
+        server.restart()
+        with redis.Redis.from_url(server.url, protocol=2) as c:
+            assert c.get("k") == b"v"
+        server.kill()
+        server.start()
+        with redis.Redis.from_url(server.url, protocol=2) as c:
+            assert c.get("k") is None
+
+
+def test_fallback_to_fakeredis_without_binary_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with caplog.at_level(logging.WARNING), embedded_redis() as server:
+        assert server.kind == "fakeredis"
+        assert server.fallback_reason == "no redis-server binary on PATH"
+        with redis.Redis.from_url(server.url, protocol=2) as c:
+            assert c.ping()
+    assert "using fakeredis instead of redis-server" in caplog.text
+
+
+def test_no_fallback_when_forbidden(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: os.PathLike[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigurationError, match="no redis-server binary"):
+        EmbeddedRedis(allow_fallback=False)
+
+
+def test_embedded_redis_context_manager_stops_process() -> None:
+    with embedded_redis(config={"maxmemory-policy": "noeviction"}) as server:
+        pid = server.pid
+        assert pid is not None
+        with redis.Redis.from_url(server.url, protocol=2, decode_responses=True) as c:
+            assert c.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    assert _gone(pid)
+
+
+def test_invalid_prefer() -> None:
+    with pytest.raises(ConfigurationError, match="prefer"):
+        EmbeddedRedis(prefer="memcached")  # type: ignore[arg-type]
