@@ -261,3 +261,39 @@ def test_stored_value_layout(make_llm_cache: Any, redis_target: Any) -> None:
         "g": [{"t": "x", "i": None}],
     }
     assert json.dumps(cache.settings.model_dump())  # settings are plain data
+
+
+class TurnModel(GenericFakeChatModel):
+    """Answers by turn (number of AI messages so far) and reports usage, like real models."""
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        from langchain_core.outputs import ChatResult
+
+        turn = sum(isinstance(m, AIMessage) for m in messages)
+        CALLS.append(turn)
+        reply = AIMessage(
+            content=f"answer {turn}",
+            usage_metadata={"input_tokens": 5, "output_tokens": 1, "total_tokens": 6},
+        )
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+CALLS: list[int] = []
+
+
+def test_replayed_multi_turn_conversation_hits_every_turn(make_llm_cache: Any) -> None:
+    # LangChain adds total_cost=0 to usage_metadata on a hit; that message is in the next
+    # turn's prompt. The key ignores usage metadata, so turn 2 of the replay hits too.
+    CALLS.clear()
+    model = TurnModel(messages=iter(()), cache=make_llm_cache(ttl=60))
+
+    def conversation() -> None:
+        history: list[Any] = [HumanMessage(content="first")]
+        history.append(model.invoke(history))
+        history.append(HumanMessage(content="second"))
+        history.append(model.invoke(history))
+
+    conversation()
+    assert CALLS == [0, 1]
+    conversation()
+    assert CALLS == [0, 1]

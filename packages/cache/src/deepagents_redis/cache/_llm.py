@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -55,6 +56,39 @@ class _Keys:
     gen: str
     entry: str
     lease: str
+
+
+def canonical_prompt(prompt: str) -> str:
+    """The prompt as it counts for the key: ``usage_metadata`` of earlier turns removed.
+
+    Why: on every cache hit LangChain's chat model adds ``total_cost: 0`` to the returned
+    message's ``usage_metadata`` (``BaseChatModel._convert_cached_generations``). That
+    message becomes part of the next turn's prompt, so without this a replayed multi-turn
+    conversation (an agent loop) would hit on its first turn and miss on every later one.
+    Token counts are never sent to a provider, so they cannot change the answer.
+
+    Args:
+        prompt: The serialised prompt (LangChain's ``dumps`` of the messages).
+
+    Returns:
+        The prompt with usage metadata dropped (unchanged when there is none, or when it
+        is not a serialised message list).
+    """
+    if '"usage_metadata"' not in prompt:
+        return prompt
+    try:
+        data = json.loads(prompt)
+    except ValueError:
+        return prompt
+    if not isinstance(data, list):
+        return prompt
+    changed = False
+    for item in data:
+        kwargs = item.get("kwargs") if isinstance(item, dict) else None
+        if isinstance(kwargs, dict) and "usage_metadata" in kwargs:
+            del kwargs["usage_metadata"]
+            changed = True
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")) if changed else prompt
 
 
 def entry_hash(prompt: str, llm_string: str) -> str:
@@ -321,7 +355,7 @@ class RedisLLMCache(BaseCache):
 
     # -- keys and values -----------------------------------------------------------------
     def _keys(self, prompt: str, llm_string: str) -> _Keys:
-        digest = entry_hash(prompt, llm_string)
+        digest = entry_hash(canonical_prompt(prompt), llm_string)
         return _Keys(
             gen=self._gen_key,
             entry=self._ks.key(_KIND, self.namespace, "e", digest),
@@ -658,4 +692,4 @@ class _Wait:
 _WAIT = _Wait()
 
 
-__all__ = ["RedisLLMCache", "entry_hash", "from_stored", "to_stored"]
+__all__ = ["RedisLLMCache", "canonical_prompt", "entry_hash", "from_stored", "to_stored"]

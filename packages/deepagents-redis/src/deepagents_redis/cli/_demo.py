@@ -83,6 +83,13 @@ class Section:
 
 SECTIONS: list[Section] = [
     Section("core", "deepagents_redis.cli._demo_core"),
+    Section(
+        "cache",
+        "deepagents_redis.cli._demo_cache",
+        requires="deepagents_redis.cache",
+        extra="cache",
+        needs_lua=True,
+    ),
     # phase helpers: Section("cache", "deepagents_redis.cli._demo_cache",
     #                        requires="deepagents_redis.cache", extra="cache", needs_lua=True),
 ]

@@ -1,0 +1,133 @@
+"""Demo section ``cache``: a deep agent run twice; the second run is served from Redis.
+
+The model is scripted (no API key): it answers by turn, so both runs ask it exactly the same
+things. The first run calls it; the second finds every answer in the Redis LLM cache, which
+``create_deep_agent(..., redis_cache=True)`` put on (a copy of) the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from deepagents_redis.cli._demo import DemoContext
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import PrivateAttr
+
+QUESTION = "Plan a three-step release of deepagents-redis, then say you are done."
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model that plays a fixed script: reply ``n`` answers the ``n``-th model turn.
+
+    The turn is the number of AI messages already in the conversation, so the same
+    conversation always gets the same reply (deterministic, cacheable, no API key).
+    ``calls`` records every real call (cache hits never reach ``_generate``).
+    """
+
+    script: list[AIMessage]
+    """The replies, in turn order."""
+
+    _calls: list[int] = PrivateAttr(default_factory=list)
+
+    @property
+    def calls(self) -> list[int]:
+        """The turn number of each real model call."""
+        return self._calls
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-demo"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        # Part of LangChain's llm_string: two different scripts never share cache entries.
+        return {"script": [m.model_dump(exclude={"id"}) for m in self.script]}
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
+        """Accept deepagents' tools; the script already knows which ones it calls."""
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        turn = sum(isinstance(m, AIMessage) for m in messages)
+        self._calls.append(turn)
+        reply = self.script[min(turn, len(self.script) - 1)]
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+def demo_script() -> list[AIMessage]:
+    """The demo model's replies: write the plan to a file, then finish."""
+    return [
+        AIMessage(
+            content="Let me write the plan down.",
+            tool_calls=[
+                {
+                    "name": "write_file",
+                    "args": {
+                        "file_path": "/release-plan.md",
+                        "content": "1. Run the test suite\n2. Build the docs\n3. Tag and publish\n",
+                    },
+                    "id": "call_plan_1",
+                }
+            ],
+            usage_metadata={"input_tokens": 120, "output_tokens": 40, "total_tokens": 160},
+        ),
+        AIMessage(
+            content="Planned the release in three steps. Done.",
+            usage_metadata={"input_tokens": 200, "output_tokens": 12, "total_tokens": 212},
+        ),
+    ]
+
+
+def run(ctx: DemoContext) -> None:
+    """Run the agent twice and print the model calls each run made.
+
+    Args:
+        ctx: The demo context.
+
+    Raises:
+        RuntimeError: The second run was not served from the cache.
+    """
+    from deepagents_redis.agent import create_deep_agent
+    from deepagents_redis.cache import CacheSettings, RedisLLMCache
+
+    client = ctx.connector.sync()
+    settings = CacheSettings()
+    # Start from an empty namespace (one INCR; only this demo's key prefix is touched).
+    RedisLLMCache(client=client, settings=ctx.settings, cache_settings=settings).clear()
+
+    model = ScriptedChatModel(script=demo_script())
+    agent = create_deep_agent(
+        model,
+        system_prompt="You are a release manager.",
+        redis_client=client,
+        redis_settings=ctx.settings,
+        redis_cache=True,
+    )
+    ctx.out(f"agent: deep agent with a scripted model; LLM cache namespace {settings.namespace!r}")
+    per_run: list[int] = []
+    answers: list[str] = []
+    for attempt in (1, 2):
+        before = len(model.calls)
+        result = agent.invoke({"messages": [HumanMessage(content=QUESTION)]})
+        made = len(model.calls) - before
+        per_run.append(made)
+        answers.append(str(result["messages"][-1].content))
+        files = sorted(result.get("files") or {})
+        ctx.out(
+            f"run {attempt}: {made} model call(s), files {files}, "
+            f"answer {answers[-1]!r}" + ("  <- served from the Redis cache" if made == 0 else "")
+        )
+    ctx.facts["cache_model_calls"] = per_run
+    if per_run[1] != 0 or answers[0] != answers[1]:
+        raise RuntimeError(f"the second run was not served from the cache: calls {per_run}")
+    ctx.out(f"model calls: run 1 = {per_run[0]}, run 2 = {per_run[1]} (saved {per_run[0]})")

@@ -1,0 +1,94 @@
+"""The cache phase in ``create_deep_agent`` and in the demo (owned by the cache helper)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from deepagents_redis.agent import create_deep_agent
+from deepagents_redis.cache import CacheSettings, RedisLLMCache, RedisNodeCache, wire_agent_cache
+from deepagents_redis.cli._demo import DemoContext
+from deepagents_redis.cli._demo_cache import ScriptedChatModel, demo_script
+from deepagents_redis.core import RedisConnector
+from langchain_core.messages import HumanMessage
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ENABLED", "NAMESPACE", "NODE_CACHE_ENABLED", "TTL_SECONDS"):
+        monkeypatch.delenv(f"DEEPAGENTS_REDIS_CACHE_{name}", raising=False)
+
+
+def test_second_agent_run_is_served_from_the_cache(redis_settings: Any, redis_client: Any) -> None:
+    model = ScriptedChatModel(script=demo_script())
+    agent = create_deep_agent(
+        model, redis_settings=redis_settings, redis_client=redis_client, redis_cache=True
+    )
+    question = {"messages": [HumanMessage(content="plan it")]}
+    first = agent.invoke(question)
+    assert model.calls == [0, 1]
+    second = agent.invoke(question)
+    assert model.calls == [0, 1]  # no new model call
+    assert first["messages"][-1].content == second["messages"][-1].content
+    # The caller's model object was copied, not changed.
+    assert model.cache is None
+
+
+def test_cache_flag_from_environment(
+    redis_settings: Any, redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_ENABLED", "1")
+    monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_NAMESPACE", "from-env")
+    model = ScriptedChatModel(script=demo_script())
+    kwargs: dict[str, Any] = {"model": model, "cache": None}
+    notes = wire_agent_cache(kwargs, connection={"settings": redis_settings})
+    assert isinstance(kwargs["model"].cache, RedisLLMCache)
+    assert kwargs["model"].cache.namespace == "from-env"
+    assert kwargs["cache"] is None
+    assert any("LLM cache" in n for n in notes)
+    kwargs["model"].cache.close()
+    # The flag comes from the environment.
+    agent = create_deep_agent(model, redis_settings=redis_settings, redis_client=redis_client)
+    agent.invoke({"messages": [HumanMessage(content="x")]})
+    agent.invoke({"messages": [HumanMessage(content="x")]})
+    assert model.calls == [0, 1]
+
+
+def test_string_model_goes_through_init_chat_model(
+    redis_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "not-a-real-key")
+    kwargs: dict[str, Any] = {"model": "anthropic:claude-sonnet-4-5", "cache": None}
+    wire_agent_cache(kwargs, connection={"settings": redis_settings})
+    assert isinstance(kwargs["model"].cache, RedisLLMCache)
+    kwargs["model"].cache.close()
+
+
+def test_node_cache_option(redis_settings: Any) -> None:
+    kwargs: dict[str, Any] = {"model": None, "cache": None}
+    notes = wire_agent_cache(
+        kwargs,
+        connection={"settings": redis_settings},
+        cache_settings=CacheSettings(node_cache_enabled=True),
+    )
+    assert isinstance(kwargs["cache"], RedisNodeCache)
+    assert any("model=None" in n for n in notes)
+    kwargs["cache"].close()
+
+
+def test_demo_section_prints_model_calls(redis_settings: Any) -> None:
+    from deepagents_redis.cli import _demo_cache
+
+    lines: list[str] = []
+    connector = RedisConnector(settings=redis_settings)
+    try:
+        ctx = DemoContext(
+            connector=connector, url=str(redis_settings.url), source="test", out=lines.append
+        )
+        _demo_cache.run(ctx)
+    finally:
+        connector.close()
+    assert ctx.facts["cache_model_calls"] == [2, 0]
+    assert any("run 2: 0 model call(s)" in line for line in lines)
