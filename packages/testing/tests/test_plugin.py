@@ -220,3 +220,11 @@ def test_each_xdist_worker_gets_its_own_server(inner: pytest.Pytester) -> None:
         if line.startswith("worker ") and "standalone: redis-server" in line
     }
     assert len(ports) == 2
+
+
+def test_summary_when_no_server_was_needed(inner: pytest.Pytester) -> None:
+    inner.makepyfile("def test_plain():\n    pass\n")
+    result = inner.runpytest_inprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*deepagents-redis servers*", "no Redis server started"])
+    assert "127.0.0.1:" not in result.stdout.str()

@@ -113,6 +113,9 @@ class SessionReport:
 
     def lines(self) -> list[str]:
         """Human-readable summary lines."""
+        nothing_used = not (self.standalone or self.cluster or self.factory_servers)
+        if nothing_used and not self.proxies and not self.notes:
+            return ["no Redis server started"]
         out = [
             f"standalone: {self.standalone or 'not used'}",
             f"cluster: {self.cluster or 'not started (no cluster test ran)'}",
