@@ -90,6 +90,13 @@ SECTIONS: list[Section] = [
         extra="cache",
         needs_lua=True,
     ),
+    Section(
+        "todos",
+        "deepagents_redis.cli._demo_todos",
+        requires="deepagents_redis.todos",
+        extra="todos",
+        needs_lua=True,
+    ),
     # phase helpers: Section("cache", "deepagents_redis.cli._demo_cache",
     #                        requires="deepagents_redis.cache", extra="cache", needs_lua=True),
 ]
