@@ -297,3 +297,18 @@ def test_replayed_multi_turn_conversation_hits_every_turn(make_llm_cache: Any) -
     assert CALLS == [0, 1]
     conversation()
     assert CALLS == [0, 1]
+
+
+@pytest.mark.parametrize("namespace", ["default", "a:b*{c}[d]?\\", "", "émoji 🎉"])
+def test_keys_are_keyspace_keys(namespace: str, redis_settings: Any) -> None:
+    cache = RedisLLMCache(settings=redis_settings, namespace=namespace)
+    try:
+        keys = cache._keys("p", LLM)
+        ks = cache._ks
+        digest = entry_hash("p", LLM)
+        assert keys.entry == ks.key("llm", namespace, "e", digest)
+        assert keys.lease == ks.key("llm", namespace, "lease", digest)
+        assert keys.gen == ks.key("llm", namespace, "gen")
+        assert ks.parse(keys.entry) == ("llm", namespace, ("e", digest))
+    finally:
+        cache.close()

@@ -173,3 +173,12 @@ async def test_graph_async_with_cache_policy(make_node_cache: Any) -> None:
     assert (await graph.ainvoke({"x": 5, "calls": 0}))["x"] == 10
     assert (await graph.ainvoke({"x": 5, "calls": 0}))["x"] == 10
     assert calls == [5]
+
+
+def test_keys_are_keyspace_keys(make_node_cache: Any) -> None:
+    cache = make_node_cache()
+    for ns in TRICKY:
+        for key in ("k", "a:b", "*", ""):
+            expected = cache._ks.key("node", namespace_scope(ns), "e", key)
+            assert cache._entry_key(ns, key) == expected
+        assert cache._gen_key(ns) == cache._ks.key("node", namespace_scope(ns), "gen")

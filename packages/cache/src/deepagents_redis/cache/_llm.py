@@ -55,7 +55,13 @@ _MAX_HELD = 1024
 class _Keys:
     gen: str
     entry: str
-    lease: str
+    head: str
+    digest: str
+
+    @property
+    def lease(self) -> str:
+        # Only needed on a miss; same string as KeySpace.key(kind, ns, "lease", digest).
+        return f"{self.head}:lease:{self.digest}"
 
 
 def canonical_prompt(prompt: str) -> str:
@@ -268,6 +274,7 @@ class RedisLLMCache(BaseCache):
         self._ttl_ms = ttl_ms(cs.ttl_seconds)
         self._lease_ms = ttl_ms(cs.lease_ttl_seconds)
         self._gen_key = self._ks.key(_KIND, self.namespace, "gen")
+        self._head = self._ks.key(_KIND, self.namespace)
         self._held: dict[tuple[tuple[str, int], str], tuple[str, float]] = {}
         self._held_lock = threading.Lock()
         self._near: NearCache | None = None
@@ -356,10 +363,13 @@ class RedisLLMCache(BaseCache):
     # -- keys and values -----------------------------------------------------------------
     def _keys(self, prompt: str, llm_string: str) -> _Keys:
         digest = entry_hash(canonical_prompt(prompt), llm_string)
+        # A hex digest needs no escaping: append to the namespace's head instead of
+        # re-encoding the namespace on every call.
         return _Keys(
             gen=self._gen_key,
-            entry=self._ks.key(_KIND, self.namespace, "e", digest),
-            lease=self._ks.key(_KIND, self.namespace, "lease", digest),
+            entry=f"{self._head}:e:{digest}",
+            head=self._head,
+            digest=digest,
         )
 
     def _decode(self, keys: _Keys, gen_raw: Any, value_raw: Any) -> list[Generation] | None:

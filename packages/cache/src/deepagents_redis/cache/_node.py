@@ -17,6 +17,7 @@ from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.core import (
     CircuitBreaker,
     Codec,
+    KeySpace,
     RedisConnector,
     RedisSettings,
     redis_errors,
@@ -28,6 +29,7 @@ log = logging.getLogger("deepagents_redis.cache")
 
 _KIND = "node"
 _REGISTRY_KIND = "nodereg"
+_MAX_HEADS = 4096
 
 
 def namespace_scope(ns: Namespace) -> str:
@@ -105,6 +107,7 @@ class RedisNodeCache(BaseCache[ValueT]):
         self._codec = codec or Codec()
         self._guard = make_guard(cs, metric_prefix="node_cache", breaker=breaker)
         self._registry = self._ks.key(_REGISTRY_KIND, "namespaces")
+        self._heads: dict[Namespace, str] = {}
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -120,11 +123,23 @@ class RedisNodeCache(BaseCache[ValueT]):
         await self._connector.aclose()
 
     # -- keys and values -------------------------------------------------------------------
+    def _head(self, ns: Namespace) -> str:
+        # Encoding a namespace (JSON, then KeySpace escaping of its brackets) costs ~20 µs;
+        # a graph has a handful of namespaces, so remember them (bounded).
+        head = self._heads.get(ns)
+        if head is None:
+            head = self._ks.key(_KIND, namespace_scope(ns))
+            if len(self._heads) >= _MAX_HEADS:
+                self._heads.clear()
+            self._heads[ns] = head
+        return head
+
     def _gen_key(self, ns: Namespace) -> str:
-        return self._ks.key(_KIND, namespace_scope(ns), "gen")
+        return self._head(ns) + ":gen"
 
     def _entry_key(self, ns: Namespace, key: str) -> str:
-        return self._ks.key(_KIND, namespace_scope(ns), "e", key)
+        # Same string as KeySpace.key(kind, scope, "e", key), built from the cached head.
+        return self._head(ns) + ":e:" + KeySpace.encode_component(key)
 
     def _group(self, keys: Sequence[FullKey]) -> dict[Namespace, list[FullKey]]:
         groups: dict[Namespace, list[FullKey]] = defaultdict(list)

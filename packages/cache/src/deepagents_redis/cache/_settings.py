@@ -51,7 +51,7 @@ class CacheSettings(BaseSettings):
     wait_timeout_seconds: float = Field(default=75.0, ge=0)
     """How long a waiter waits for the leader's result before calling the model itself."""
 
-    poll_interval_seconds: float = Field(default=0.05, gt=0)
+    poll_interval_seconds: float = Field(default=0.025, gt=0)
     """Longest pause between two checks of a waiter (pauses start at 5 ms and double)."""
 
     strict: bool = False
