@@ -80,6 +80,7 @@ _KIND = "fs"
 # with the same op id and applied once, so an edit is never applied twice and a conditional
 # write never reports a conflict with itself.
 _WRITE = IdempotentScript("fs_write", _lua.as_body(_lua.WRITE))
+_EDIT = IdempotentScript("fs_edit", _lua.as_body(_lua.EDIT))
 _OP_TTL_MS = 10 * 60 * 1000  # far longer than any retry loop, short enough to stay small
 _DELETE = LuaScript("fs_delete", _lua.DELETE)
 _PURGE = LuaScript("fs_purge", _lua.PURGE)
@@ -759,6 +760,40 @@ class RedisBackend(BackendProtocol):
             return EditResult(error=invalid_path_message(file_path, reason))
         ns = self.resolve_namespace()
         inst = get_instrumentation()
+        try:
+            old_bytes = old_string.encode("utf-8")
+            new_bytes = new_string.encode("utf-8")
+        except (AttributeError, UnicodeEncodeError):
+            old_bytes = new_bytes = b""
+        if old_bytes:
+            # one round trip, no race: the common edit of a small file runs in Redis
+            reply = yield _Idem(
+                _EDIT,
+                self._ks.op_key(ns, new_op_id()),
+                [
+                    self._k(ns, "m", file_path),
+                    self._k(ns, "files"),
+                    self._k(ns, "exp"),
+                    self._k(ns, "seq"),
+                ],
+                [
+                    file_path,
+                    old_bytes,
+                    new_bytes,
+                    "1" if replace_all else "0",
+                    _now_iso(),
+                    str(self._ttl_ms(file_path)),
+                    str(self._max_size),
+                    str(self._chunk_size),
+                ],
+            )
+            status = _s(reply[0])
+            if status == "OK":
+                return EditResult(path=file_path, occurrences=int(reply[2]))
+            if status == "NOTFOUND":
+                return EditResult(error=f"Error: File '{file_path}' not found")
+            if status == "BINARY":
+                return EditResult(error="Error: Cannot edit binary files with text replacements.")
         for attempt in range(self._edit_retries):
             got = yield from self._load(ns, file_path, refresh=False)
             if got is None:
@@ -772,7 +807,10 @@ class RedisBackend(BackendProtocol):
             if isinstance(result, str):
                 return EditResult(error=result)
             new_content, occurrences = result
-            new_data = new_content.encode("utf-8")
+            try:
+                new_data = new_content.encode("utf-8")
+            except UnicodeEncodeError:
+                return EditResult(error="Error: new_string is not valid unicode text")
             too_big = self._size_error(len(new_data), file_path)
             if too_big:
                 return EditResult(error=too_big)
@@ -791,7 +829,7 @@ class RedisBackend(BackendProtocol):
             inst.count("fs.edit.conflict")
             # jittered backoff: concurrent editors of one file spread out instead of
             # colliding again on the next round trip
-            yield _Sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 8))))
+            yield _Sleep(random.uniform(0, min(0.01, 0.0002 * 2 ** min(attempt, 6))))
         return EditResult(
             error=f"Error: File '{file_path}' kept changing under concurrent edits; gave up "
             f"after {self._edit_retries} attempts. Read it again and retry."

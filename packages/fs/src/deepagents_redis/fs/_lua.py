@@ -305,3 +305,54 @@ for i = 1, #refs do redis.call('ZREM', KEYS[1], refs[i]) end
 return refs
 """
 )
+
+EDIT = (
+    """
+-- KEYS[1] meta  KEYS[2] files  KEYS[3] exp  KEYS[4] seq
+-- ARGV[1] path  ARGV[2] old string (non-empty)  ARGV[3] new string  ARGV[4] replace all '1'|'0'
+-- ARGV[5] modified_at  ARGV[6] ttl ms ('0' none)  ARGV[7] max file size
+-- ARGV[8] largest content kept inline (the chunk size)
+-- Applies an edit to an inline file in one step, so concurrent editors never conflict.
+-- Byte-wise plain find on UTF-8 counts exactly what Python's str.count does: a valid UTF-8
+-- needle can only match at character boundaries.
+-- returns {'OK', version, occurrences} | {'NOTFOUND'} | {'BINARY'} | {'FALLBACK'}
+-- FALLBACK: not inline, no unique match, or too large; the client takes the optimistic path
+-- (which also words the exact error)
+"""
+    + _NOW
+    + """
+local m = redis.call('HMGET', KEYS[1], 'v', 'n', 'b', 'e', 'd', 'ma')
+if not m[1] then return {'NOTFOUND'} end
+if m[4] == 'base64' then return {'BINARY'} end
+if (tonumber(m[2]) or 0) > 0 or (m[3] and m[3] ~= '') or not m[5] then return {'FALLBACK'} end
+local content, old, new = m[5], ARGV[2], ARGV[3]
+local parts, pos, count = {}, 1, 0
+while true do
+  local s, e = string.find(content, old, pos, true)
+  if not s then break end
+  count = count + 1
+  parts[#parts + 1] = string.sub(content, pos, s - 1)
+  parts[#parts + 1] = new
+  pos = e + 1
+end
+if count == 0 or (count > 1 and ARGV[4] ~= '1') then return {'FALLBACK'} end
+parts[#parts + 1] = string.sub(content, pos)
+local out = table.concat(parts)
+if #out > tonumber(ARGV[7]) or #out > tonumber(ARGV[8]) then return {'FALLBACK'} end
+local version = redis.call('INCR', KEYS[4])
+local ttl = tonumber(ARGV[6])
+local expire_at = 0
+if ttl > 0 then expire_at = now + ttl end
+redis.call('HSET', KEYS[1], 'v', version, 'd', out, 's', #out, 'ma', ARGV[5], 't', ttl,
+  'x', expire_at)
+if ttl > 0 then
+  redis.call('PEXPIREAT', KEYS[1], expire_at)
+  redis.call('ZADD', KEYS[3], expire_at, ARGV[1])
+else
+  redis.call('PERSIST', KEYS[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
+redis.call('HSET', KEYS[2], ARGV[1], #out .. '|' .. expire_at .. '|' .. m[4] .. '|' .. ARGV[5])
+return {'OK', version, count}
+"""
+)
