@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 
 import pytest
@@ -155,3 +156,23 @@ def test_embedded_redis_context_manager_stops_process() -> None:
 def test_invalid_prefer() -> None:
     with pytest.raises(ConfigurationError, match="prefer"):
         EmbeddedRedis(prefer="memcached")  # type: ignore[arg-type]
+
+
+def test_interpreter_exit_stops_forgotten_servers(tmp_path: os.PathLike[str]) -> None:
+    import subprocess
+    import sys
+
+    pid_file = os.path.join(tmp_path, "pid")
+    code = (
+        "from deepagents_redis.core import EmbeddedRedis\n"
+        "s = EmbeddedRedis().start()\n"
+        f"open({pid_file!r}, 'w').write(str(s.pid))\n"
+        "globals()['keep'] = s  # never stopped by the script itself\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    with open(pid_file) as f:
+        pid = int(f.read())
+    orphaned = not _gone(pid)
+    if orphaned:
+        os.kill(pid, signal.SIGKILL)  # don't leave it behind when the assertion fails
+    assert not orphaned

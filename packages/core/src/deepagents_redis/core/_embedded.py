@@ -9,6 +9,7 @@ fallback.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -19,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +45,19 @@ _PORT_ATTEMPTS = 200
 # A port picked by binding to port 0 can be taken by someone else before redis-server binds it;
 # retrying a handful of times turns that rare race into a non-event.
 _START_ATTEMPTS = 3
+
+
+# Servers this process started and has not stopped yet. A safety net for interpreter exits
+# that skip teardown (an exception in a `with` body is handled; a crash in pytest's own
+# machinery may not be): never leave an orphaned redis-server behind.
+_LIVE: weakref.WeakSet[EmbeddedRedis] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for server in list(_LIVE):
+        with contextlib.suppress(Exception):
+            server.stop()
 
 
 def _port_is_free(port: int) -> bool:
@@ -243,10 +258,12 @@ class EmbeddedRedis:
             self._start_fake()
         else:
             self._start_process()
+        _LIVE.add(self)
         return self
 
     def stop(self) -> None:
         """Stop the server: SIGTERM, then SIGKILL after `stop_timeout`. Keeps the data dir."""
+        _LIVE.discard(self)
         if self._kind == "fakeredis":
             self._stop_fake()
             return
@@ -267,6 +284,7 @@ class EmbeddedRedis:
 
     def kill(self) -> None:
         """Kill the server abruptly (SIGKILL, like a crash). Keeps the data dir."""
+        _LIVE.discard(self)
         if self._kind == "fakeredis":
             self._stop_fake()
             # A crash loses the in-memory data of the fake.
