@@ -61,6 +61,12 @@ class ScriptedChatModel(BaseChatModel):
         """The messages of every call so far."""
         return self._seen
 
+    def rewind(self) -> None:
+        """Start the script over (and forget what was seen), e.g. between benchmark runs."""
+        with self._lock:
+            self._position = 0
+            self._seen.clear()
+
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
         """Accept tools (the script already knows which to call).
 
