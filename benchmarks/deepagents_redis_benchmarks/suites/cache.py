@@ -11,8 +11,8 @@ Rows (each one ``compare``, interleaved, same run):
 * async hit vs a raw asyncio GET of the same bytes;
 * node cache batch get (10 keys) vs langgraph ``RedisCache.get``;
 * lookup with the server blackholed: ours (breaker open) vs langgraph ``RedisCache`` on a
-  redis-py client with its defaults (5 s socket timeout, 10 retries: up to ~55 s per
-  call, so that side runs once; in smoke mode with ``retries=0``: one 5 s timeout);
+  redis-py client with its defaults (5 s socket timeout; redis-py does not retry timeouts
+  by default, so ~5 s per call; that side runs once);
 * 8 concurrent identical requests with a 50 ms model: ours (single-flight) vs single-flight
   off; the model call counts are in the notes.
 """
@@ -27,8 +27,6 @@ from typing import Any
 
 import redis
 import redis.asyncio
-import redis.backoff
-import redis.retry
 
 from deepagents_redis_benchmarks._harness import BenchContext, Result
 
@@ -234,12 +232,8 @@ def _blackholed(ctx: BenchContext, prefix: str) -> Result:
         cache_settings=CacheSettings(breaker_reset_seconds=3600, warn_interval_seconds=3600),
         namespace="bench",
     )
-    # redis-py's own defaults (5 s timeouts, 10 retries); smoke mode keeps one attempt.
-    if ctx.smoke:
-        no_retry = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
-        base_client = redis.Redis.from_url(proxy.url, retry=no_retry)
-    else:
-        base_client = redis.Redis.from_url(proxy.url)
+    # redis-py's own defaults, as langgraph's docs construct the client.
+    base_client = redis.Redis.from_url(proxy.url)
     lg: LangGraphRedisCache[Any] = LangGraphRedisCache(base_client, prefix=f"{prefix}:lg:")
     try:
         ours.lookup("warm", LLM)
@@ -259,8 +253,7 @@ def _blackholed(ctx: BenchContext, prefix: str) -> Result:
         return Result(
             "RedisLLMCache lookup, server blackholed (breaker open)",
             o,
-            "langgraph RedisCache.get, redis-py defaults"
-            + (" (retries=0 in smoke)" if ctx.smoke else ""),
+            "langgraph RedisCache.get, redis-py defaults",
             b,
             notes=(
                 f"opening the breaker took {opened:.2f} s (3 timeouts of 0.25 s); "
