@@ -255,7 +255,7 @@ class TodoReconciler:
 
     After each run it counts ``todos.reconcile.drift`` (attrs ``kind``) and
     ``todos.reconcile.checked`` through core's instrumentation and logs one WARNING line
-    (logger ``deepagents_redis.todos``) when any alert-kind drift is found: alert on
+    (logger ``deepagents_redis.todos._reconcile``) when any alert-kind drift is found: alert on
     that counter being above zero (see the docs' alerting section).
 
     Example:
