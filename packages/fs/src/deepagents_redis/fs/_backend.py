@@ -175,6 +175,8 @@ class FileStat:
     """Number of chunks in Redis (0 when the content is stored inline or spilled)."""
     spilled: bool
     """Whether the content lives in the blob store."""
+    blob_ref: str | None = None
+    """The blob store reference of a spilled file's content."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1282,6 +1284,7 @@ class RedisBackend(BackendProtocol):
             expires_at=expire / 1000 if expire else None,
             chunks=int(meta.get("n") or 0),
             spilled=bool(_s(meta.get("b") or b"")),
+            blob_ref=_s(meta.get("b") or b"") or None,
         )
 
     def stat(self, path: str) -> FileStat | None:
