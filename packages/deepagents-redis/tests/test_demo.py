@@ -25,6 +25,12 @@ def _args(**values: object) -> argparse.Namespace:
     return argparse.Namespace(**defaults)
 
 
+def _core_section() -> Section:
+    # Tests of the demo machinery run the core section only; phase sections have their own tests.
+    (core,) = [s for s in _demo.SECTIONS if s.name == "core"]
+    return core
+
+
 def _count_keys(url: str, prefix: str) -> int:
     # SCAN with a MATCH on our own test prefix (not user input), bounded by the test's keys.
     with redis.Redis.from_url(url) as raw:
@@ -44,7 +50,7 @@ def test_demo_core_round_against_url(
         return ran
 
     monkeypatch.setattr(_demo, "run_sections", capture)
-    status = _demo.run(_args(url=redis_url, prefix=key_prefix), out=lines.append)
+    status = _demo.run(_args(url=redis_url, prefix=key_prefix, only=["core"]), out=lines.append)
     text = "\n".join(lines)
     assert status == EXIT_OK, text
     assert "(from --url)" in text
@@ -61,10 +67,13 @@ def test_demo_core_round_against_url(
 
 
 def test_demo_on_the_embedded_default(capsys: pytest.CaptureFixture[str]) -> None:
+    # The README's demo command: every section whose package is installed, end to end.
     assert main(["demo"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "(from embedded redis-server)" in out or "(from embedded fakeredis)" in out
     assert "demo finished: core" in out
+    for section in _demo.SECTIONS:
+        assert f"== {section.name} ==" in out
 
 
 def test_demo_only_selects_sections(redis_url: str, key_prefix: str) -> None:
@@ -80,7 +89,7 @@ def test_missing_phase_section_is_skipped_with_an_install_hint(
         _demo,
         "SECTIONS",
         [
-            *_demo.SECTIONS,
+            _core_section(),
             Section("ghost", "deepagents_redis.cli._demo_ghost", requires="deepagents_redis.ghost"),
         ],
     )
@@ -116,7 +125,7 @@ def test_server_without_lua_skips_script_parts_and_says_so(
     monkeypatch.setattr(
         _demo,
         "SECTIONS",
-        [*_demo.SECTIONS, Section("scripted", "deepagents_redis.cli._demo_core", needs_lua=True)],
+        [_core_section(), Section("scripted", "deepagents_redis.cli._demo_core", needs_lua=True)],
     )
     lines: list[str] = []
     assert _demo.run(_args(url=redis_url, prefix=key_prefix), out=lines.append) == EXIT_OK
