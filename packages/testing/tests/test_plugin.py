@@ -217,7 +217,7 @@ def test_each_xdist_worker_gets_its_own_server(inner: pytest.Pytester) -> None:
     ports = {
         line.split("127.0.0.1:")[1]
         for line in out.splitlines()
-        if line.startswith("worker ") and "standalone: redis-server" in line
+        if line.startswith("gw") and "standalone: redis-server" in line
     }
     assert len(ports) == 2
 
@@ -228,3 +228,32 @@ def test_summary_when_no_server_was_needed(inner: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*deepagents-redis servers*", "no Redis server started"])
     assert "127.0.0.1:" not in result.stdout.str()
+
+
+@pytest.mark.cluster
+def test_redis_cluster_url_override(
+    inner: pytest.Pytester, redis_cluster: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = redis_cluster.url  # type: ignore[attr-defined]
+    monkeypatch.setenv("REDIS_CLUSTER_URL", url)
+    inner.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.redis_version(min="6.0")
+        def test_cluster(redis_cluster, cluster_client, key_prefix):
+            assert redis_cluster.url == {url!r}
+            assert redis_cluster.nodes == []
+            cluster_client.set(key_prefix + ":k", "v")
+            assert cluster_client.get(key_prefix + ":k") == b"v"
+        """
+    )
+    result = inner.runpytest_inprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "deepagents-redis: *; cluster from REDIS_CLUSTER_URL redis://127.0.0.1:*",
+            "standalone: not used",
+            "cluster: external cluster from REDIS_CLUSTER_URL redis://127.0.0.1:*",
+        ]
+    )

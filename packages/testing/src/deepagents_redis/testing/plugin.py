@@ -89,7 +89,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             )
         else:
             standalone = f"private redis-server {version or '?'} ({path})"
-    return [f"deepagents-redis: {standalone}; cluster starts on demand"]
+    if os.environ.get("REDIS_CLUSTER_URL"):
+        cluster = f"cluster from REDIS_CLUSTER_URL {redact_url(os.environ['REDIS_CLUSTER_URL'])}"
+    else:
+        cluster = "cluster starts on demand"
+    return [f"deepagents-redis: {standalone}; {cluster}"]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -104,7 +108,8 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     """Collect a finished xdist worker's report (controller side)."""
     report = getattr(node, "workeroutput", {}).get("deepagents_redis_report")
     if report is not None:
-        node.config.stash[_WORKER_REPORTS].append(report)
+        worker = getattr(getattr(node, "gateway", None), "id", "worker")
+        node.config.stash[_WORKER_REPORTS].append({**report, "worker": str(worker)})
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -112,8 +117,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     worker_reports = config.stash.get(_WORKER_REPORTS, [])
     lines: list[str] = []
     if worker_reports:
-        for index, report in enumerate(worker_reports):
-            lines += [f"worker {index}: {line}" for line in _report_from(report).lines()]
+        for report in sorted(worker_reports, key=lambda r: str(r.get("worker"))):
+            worker = report.get("worker", "worker")
+            lines += [f"{worker}: {line}" for line in _report_from(report).lines()]
     else:
         lines = config.stash[_REPORT].lines()
     terminalreporter.write_sep("-", "deepagents-redis servers")
@@ -248,12 +254,15 @@ def _dar_redis_version_gate(request: pytest.FixtureRequest) -> None:
         pytest.skip(f"needs Redis >= {minimum}; the test server runs Redis {actual}")
 
 
-def _target_mode(request: pytest.FixtureRequest) -> str | None:
+def _target_mode(request: pytest.FixtureRequest) -> str:
+    """Which server a version gate should ask: the cluster only for cluster-only tests."""
     callspec = getattr(request.node, "callspec", None)
-    if callspec is None:
-        return None
-    mode = callspec.params.get("redis_target")
-    return str(mode) if mode is not None else None
+    if callspec is not None and "redis_target" in callspec.params:
+        return str(callspec.params["redis_target"])
+    names = request.fixturenames
+    if "redis_cluster" in names and "redis_url" not in names:
+        return "cluster"
+    return "standalone"
 
 
 # ---------------------------------------------------------------------------- cluster
