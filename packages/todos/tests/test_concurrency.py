@@ -184,7 +184,7 @@ def test_retried_mutation_after_timeout_applies_once(redis_server_factory: Any) 
     settings = RedisSettings(
         url=server.url, key_prefix="p", socket_timeout=0.25, retries=0, cluster="off"
     )
-    repo = RedisTodoRepository(settings=settings, retries=0)
+    repo = RedisTodoRepository(settings=settings, retries=0, eviction_check="off")
     admin = redis.Redis.from_url(server.url)
     probe = redis.Redis.from_url(server.url, socket_timeout=0.05)
     try:
@@ -215,7 +215,7 @@ def test_retried_mutation_after_timeout_applies_once(redis_server_factory: Any) 
         assert repo.get("s").version == 2
 
         # 2. The repository's own retries (same op id) while the server sleeps.
-        retrying = RedisTodoRepository(settings=settings, retries=6)
+        retrying = RedisTodoRepository(settings=settings, retries=6, eviction_check="off")
         try:
             sleeper = block("0.6")
             try:

@@ -258,3 +258,41 @@ def test_infrastructure_failure_is_unavailable() -> None:
             repo.add("s", "x")
     finally:
         repo.close()
+
+
+@pytest.mark.parametrize("mode", ["warn", "refuse", "off"])
+def test_eviction_policy_check(
+    redis_server_factory: Any, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    import logging
+
+    from deepagents_redis.core import ConfigurationError, RedisSettings
+
+    server = redis_server_factory(config={"maxmemory-policy": "allkeys-lru"})
+    repo = RedisTodoRepository(
+        settings=RedisSettings(url=server.url, key_prefix="p"),
+        eviction_check=mode,  # type: ignore[arg-type]
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="deepagents_redis.todos"):
+            if mode == "refuse":
+                with pytest.raises(ConfigurationError, match="allkeys-lru"):
+                    repo.add("s", "one")
+                assert repo.get("s").version == 0
+            else:
+                repo.add("s", "one")
+                repo.add("s", "two")
+        warned = [r for r in caplog.records if "can evict todo plans" in r.getMessage()]
+        assert len(warned) == (1 if mode == "warn" else 0)
+    finally:
+        repo.close()
+
+
+def test_no_eviction_warning_on_noeviction(
+    repo: RedisTodoRepository, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="deepagents_redis.todos"):
+        repo.add("s", "one")
+    assert not [r for r in caplog.records if "evict" in r.getMessage()]

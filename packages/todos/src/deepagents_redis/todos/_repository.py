@@ -18,20 +18,25 @@ to the log, record the operation id. A read is one ``HMGET``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from deepagents_redis.core import (
+    ConfigurationError,
     ConflictError,
+    HealthReport,
     IdempotentScript,
     InvalidInputError,
     RedisConnector,
     RedisSettings,
+    acheck_health,
     arun_idempotent,
+    check_health,
     get_instrumentation,
     redis_errors,
     run_idempotent,
@@ -47,6 +52,11 @@ from deepagents_redis.todos._models import (
     new_item_id,
 )
 from deepagents_redis.todos._settings import TodosSettings
+
+log = logging.getLogger(__name__)
+
+EvictionCheck = Literal["warn", "refuse", "off"]
+"""What a repository does, before its first write, if the server may evict plans."""
 
 KIND = "todos"
 """The key kind of every todos key (``KeySpace.key(KIND, scope, ...)``)."""
@@ -174,6 +184,7 @@ class RedisTodoRepository:
         todos_settings: TodosSettings | None = None,
         actor: str = "api",
         retries: int = 2,
+        eviction_check: EvictionCheck = "warn",
     ) -> None:
         """Create a repository.
 
@@ -185,6 +196,10 @@ class RedisTodoRepository:
             todos_settings: Item cap, log length, op-id TTL (default: from the environment).
             actor: Recorded in the change log for mutations that do not pass their own.
             retries: How many times a timed-out mutation is re-sent with the same op id.
+            eviction_check: Before the first write, look at the server's eviction policy
+                (core's ``check_health``): an ``allkeys-*`` policy can evict plans, which
+                have no TTL. ``warn`` logs a warning, ``refuse`` raises
+                ``ConfigurationError``, ``off`` skips the check.
         """
         self._connector = RedisConnector(
             url=url, settings=settings, client=client, async_client=async_client
@@ -196,6 +211,8 @@ class RedisTodoRepository:
         self.actor = actor
         """Default actor recorded in the change log."""
         self._retries = retries
+        self._eviction_check: EvictionCheck = eviction_check
+        self._eviction_checked = eviction_check == "off"
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -243,6 +260,29 @@ class RedisTodoRepository:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    # -- durability ---------------------------------------------------------------------
+
+    def _judge(self, report: HealthReport) -> None:
+        self._eviction_checked = True
+        policy = report.maxmemory_policy
+        if policy is None or not policy.startswith("allkeys"):
+            return
+        message = (
+            f"maxmemory-policy {policy} can evict todo plans (they have no TTL): set "
+            "noeviction (or a volatile-* policy) on the server that holds them"
+        )
+        if self._eviction_check == "refuse":
+            raise ConfigurationError(message)
+        log.warning(message)
+
+    def _check_eviction(self) -> None:
+        if not self._eviction_checked:
+            self._judge(check_health(self._connector.sync()))
+
+    async def _acheck_eviction(self) -> None:
+        if not self._eviction_checked:
+            self._judge(await acheck_health(await self._connector.async_client()))
+
     # -- the call -----------------------------------------------------------------------
 
     def _args(
@@ -280,6 +320,7 @@ class RedisTodoRepository:
     ) -> TodoList:
         op_id = op_id or uuid.uuid4().hex
         args = self._args(op, expected_version, payload, actor, op_id)
+        self._check_eviction()
         inst = get_instrumentation()
         started = time.perf_counter()
         outcome = "ok"
@@ -318,6 +359,7 @@ class RedisTodoRepository:
     ) -> TodoList:
         op_id = op_id or uuid.uuid4().hex
         args = self._args(op, expected_version, payload, actor, op_id)
+        await self._acheck_eviction()
         inst = get_instrumentation()
         started = time.perf_counter()
         outcome = "ok"
