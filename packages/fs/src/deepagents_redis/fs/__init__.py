@@ -8,14 +8,26 @@ migrate an existing backend onto it.
 
 from deepagents_redis.fs._backend import FileStat, NamespaceFactory, RedisBackend
 from deepagents_redis.fs._blobs import BlobStore, LocalBlobStore, S3BlobStore
+from deepagents_redis.fs._migrate import (
+    CopyReport,
+    Divergence,
+    DualWriteBackend,
+    acopy_files,
+    copy_files,
+)
 from deepagents_redis.fs._settings import FsSettings
 
 __all__ = [
     "BlobStore",
+    "CopyReport",
+    "Divergence",
+    "DualWriteBackend",
     "FileStat",
     "FsSettings",
     "LocalBlobStore",
     "NamespaceFactory",
     "RedisBackend",
     "S3BlobStore",
+    "acopy_files",
+    "copy_files",
 ]
