@@ -308,3 +308,34 @@ async def test_async_agent_uses_the_async_client_only(redis_target: Any) -> None
     (note,) = sync_notes(model2.seen[0])
     assert "continues the shared plan" in note
     assert "1. [completed] research the topic" in note
+
+
+def test_reused_tool_call_ids_do_not_collide(redis_target: Any) -> None:
+    # Some providers number tool calls per turn ("call_0"). After the plan was reset, a new
+    # run writes at the same base version with the same call id but other todos: it must
+    # apply, not replay the recorded reply of the earlier write.
+    first = [{"content": "a", "status": "in_progress"}]
+    second = [{"content": "b", "status": "pending"}]
+    mw = middleware(redis_target)
+    for todos in (first, second):
+        model = ScriptedChatModel(
+            script=[tool_call("write_todos", {"todos": todos}, "call_0"), AIMessage("done")]
+        )
+        run(agent(model, mw), "t7")
+        assert mw.repository.get("t7").as_langchain() == todos
+        redis_target.client.delete(mw.repository.plan_key("t7"))
+
+
+def test_backfilled_thread_resumes_without_a_notice(redis_target: Any) -> None:
+    saver = InMemorySaver()
+    plain = ScriptedChatModel(
+        script=[tool_call("write_todos", {"todos": PLAN}, "w"), AIMessage("x")]
+    )
+    run(create_deep_agent(model=plain, middleware=[TodoListMiddleware()], checkpointer=saver), "t8")
+    repo = RedisTodoRepository(client=redis_target.client, settings=redis_target.settings)
+    repo.replace("t8", PLAN)  # what a backfill writes
+    model = ScriptedChatModel(script=[AIMessage("resumed")])
+    result = run(agent(model, middleware(redis_target), saver), "t8")
+    assert sync_notes(model.seen[0]) == []
+    assert result["todos"] == PLAN
+    assert repo.get("t8").version == 1

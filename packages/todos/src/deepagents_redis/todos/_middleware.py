@@ -21,6 +21,8 @@ again.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, NotRequired, cast
@@ -88,6 +90,19 @@ def _thread_scope(config: RunnableConfig) -> str:
             "(config={'configurable': {'thread_id': ...}}) or pass scope=..."
         )
     return str(thread_id)
+
+
+def _op_id(kind: str, call_id: str | None, version: int | None, payload: Any) -> str:
+    """The operation id of a tool call's write.
+
+    A re-run of the same tool call (same id, same arguments, same base version) gets the
+    same id and so applies once. The arguments' digest keeps two different writes apart
+    even when a provider reuses tool call ids (some number them per turn).
+    """
+    digest = hashlib.sha256(
+        json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
+    ).hexdigest()[:16]
+    return f"{kind}:{call_id}:{version}:{digest}"
 
 
 def _state_update(plan: TodoList) -> dict[str, Any]:
@@ -241,7 +256,9 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         before = view_from_state(state)
         after = view_from_plan(plan)
         if known is None:
-            if not plan.items:
+            # A fresh thread on an empty plan, or a thread whose todos already match (it was
+            # backfilled): nothing the model does not know.
+            if not plan.items or (state.get("todos") or []) == plan.as_langchain():
                 return update
             text = (
                 f"[shared todo plan] This run continues the shared plan "
@@ -435,7 +452,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                     scope,
                     [i.as_payload() for i in desired],
                     expected_version=base_version,
-                    op_id=f"write_todos:{call_id}:{base_version}",
+                    op_id=_op_id("write_todos", call_id, base_version, todos),
                     actor=actor,
                 )
                 return self._written(plan, todos, call_id)
@@ -450,7 +467,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                         scope,
                         [i.as_payload() for i in merged],
                         expected_version=latest.version,
-                        op_id=f"write_todos:{call_id}:{latest.version}",
+                        op_id=_op_id("write_todos", call_id, latest.version, todos),
                         actor=actor,
                     )
                 except ConflictError:
@@ -487,7 +504,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                     scope,
                     [i.as_payload() for i in desired],
                     expected_version=base_version,
-                    op_id=f"write_todos:{call_id}:{base_version}",
+                    op_id=_op_id("write_todos", call_id, base_version, todos),
                     actor=actor,
                 )
                 return self._written(plan, todos, call_id)
@@ -502,7 +519,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                         scope,
                         [i.as_payload() for i in merged],
                         expected_version=latest.version,
-                        op_id=f"write_todos:{call_id}:{latest.version}",
+                        op_id=_op_id("write_todos", call_id, latest.version, todos),
                         actor=actor,
                     )
                 except ConflictError:
@@ -672,7 +689,7 @@ def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
                 item_id,
                 status=status,
                 content=content,
-                op_id=f"update_todo:{runtime.tool_call_id}",
+                op_id=_op_id("update_todo", runtime.tool_call_id, None, [item_id, status, content]),
                 actor=scoped.actor(config, "subagent"),
             )
         except InvalidInputError as exc:
@@ -698,7 +715,7 @@ def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
                 item_id,
                 status=status,
                 content=content,
-                op_id=f"update_todo:{runtime.tool_call_id}",
+                op_id=_op_id("update_todo", runtime.tool_call_id, None, [item_id, status, content]),
                 actor=scoped.actor(config, "subagent"),
             )
         except InvalidInputError as exc:
