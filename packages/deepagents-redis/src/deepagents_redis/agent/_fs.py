@@ -1,4 +1,4 @@
-"""Wiring hook for the fs phase (owned by the fs helper; replace the body)."""
+"""Wiring hook for the fs phase (owned by the fs helper)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,25 @@ from deepagents_redis.agent._build import AgentBuild
 def wire(build: AgentBuild) -> None:
     """Apply the fs phase to the agent being built.
 
+    Sets ``backend=`` to a :class:`~deepagents_redis.fs.RedisBackend` (options from
+    ``DEEPAGENTS_REDIS_FS_*``, :class:`~deepagents_redis.fs.FsSettings`) unless the caller
+    passed a backend, which is kept as it is.
+
     Args:
         build: The arguments being assembled; edited in place.
 
     Raises:
-        ConfigurationError: The phase is enabled but its wiring does not exist yet.
+        ConfigurationError: The phase is on but ``deepagents-redis-fs`` is not installed.
     """
     if not build.flags.fs_enabled:
         return
-    from deepagents_redis.core import ConfigurationError
+    try:
+        from deepagents_redis.fs import wire_agent_fs
+    except ImportError as exc:
+        from deepagents_redis.core import ConfigurationError
 
-    raise ConfigurationError(
-        "the fs phase is enabled (redis_fs=True or DEEPAGENTS_REDIS_FS_ENABLED) "
-        "but this version of deepagents-redis cannot wire it into an agent yet"
-    )
+        raise ConfigurationError(
+            "the fs phase is enabled but deepagents-redis-fs is not installed: "
+            "pip install 'deepagents-redis[fs]'"
+        ) from exc
+    build.notes.extend(wire_agent_fs(build.kwargs, connection=build.connection_kwargs()))

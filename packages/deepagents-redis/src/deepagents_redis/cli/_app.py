@@ -27,6 +27,7 @@ COMMAND_MODULES: list[str] = [
     "deepagents_redis.cli._migrate",
     "deepagents_redis.cli._demo",
     "deepagents_redis.cli._todos",
+    "deepagents_redis.cli._fs",
     # phase helpers: add "deepagents_redis.cli._todos", "deepagents_redis.cli._fs", ... here
 ]
 """Dotted names of the modules whose ``register(subparsers)`` adds a subcommand."""

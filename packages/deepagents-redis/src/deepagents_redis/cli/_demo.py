@@ -97,6 +97,13 @@ SECTIONS: list[Section] = [
         extra="todos",
         needs_lua=True,
     ),
+    Section(
+        "fs",
+        "deepagents_redis.cli._demo_fs",
+        requires="deepagents_redis.fs",
+        extra="fs",
+        needs_lua=True,
+    ),
     # phase helpers: Section("cache", "deepagents_redis.cli._demo_cache",
     #                        requires="deepagents_redis.cache", extra="cache", needs_lua=True),
 ]

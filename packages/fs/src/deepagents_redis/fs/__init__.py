@@ -16,6 +16,7 @@ from deepagents_redis.fs._migrate import (
     copy_files,
 )
 from deepagents_redis.fs._settings import FsSettings
+from deepagents_redis.fs._wiring import wire_agent_fs
 
 __all__ = [
     "BlobStore",
@@ -30,4 +31,5 @@ __all__ = [
     "S3BlobStore",
     "acopy_files",
     "copy_files",
+    "wire_agent_fs",
 ]

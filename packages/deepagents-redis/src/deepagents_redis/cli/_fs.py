@@ -1,0 +1,183 @@
+"""``deepagents-redis fs ...``: copy a file tree between backends, collect orphaned blobs.
+
+Backend specs (``SRC`` / ``DST``):
+
+- ``redis://host:port/db#namespace`` (also ``rediss://``, ``unix://``): a RedisBackend on
+  that namespace (``#`` omitted: ``default``); the key prefix comes from ``--prefix`` or
+  ``DEEPAGENTS_REDIS_KEY_PREFIX``. ``redis:#namespace`` means ``$DEEPAGENTS_REDIS_URL``.
+- ``dir:/some/path`` or a plain path: a deepagents ``FilesystemBackend`` rooted there
+  (virtual mode: ``/a.txt`` is ``/some/path/a.txt``).
+
+Examples::
+
+    deepagents-redis fs copy ./workspace redis://localhost:6379/0#team-a
+    deepagents-redis fs copy redis://old:6379/0#team-a redis://new:6379/0#team-a
+    deepagents-redis fs copy redis:#team-a ./backup --path /reports
+    deepagents-redis fs gc redis:#team-a --blob-dir /var/lib/dar-blobs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis:#")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``fs`` subcommand group (``copy``, ``gc``)."""
+    parser = subparsers.add_parser(
+        "fs",
+        help="Agent filesystem tools: copy between backends, blob GC.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="fs_command", metavar="FS_COMMAND")
+    sub.required = True
+
+    copy = sub.add_parser("copy", help="Copy every file (or a sub-tree) from SRC to DST.")
+    copy.add_argument("src", metavar="SRC", help="Source backend spec.")
+    copy.add_argument("dst", metavar="DST", help="Destination backend spec.")
+    copy.add_argument("--path", default="/", help="Sub-tree to copy (default: /).")
+    copy.add_argument("--batch", type=int, default=100, help="Files per batch (default 100).")
+    copy.add_argument("--prefix", default=None, help="Redis key prefix (default: env or dar).")
+    copy.add_argument("--blob-dir", default=None, help="Blob directory of Redis backends.")
+    copy.set_defaults(handler=run_copy)
+
+    gc = sub.add_parser("gc", help="Delete blobs no live file references.")
+    gc.add_argument("target", metavar="REDIS_SPEC", help="redis://...#namespace")
+    gc.add_argument("--prefix", default=None, help="Redis key prefix (default: env or dar).")
+    gc.add_argument("--blob-dir", default=None, help="Directory of the local blob store.")
+    gc.add_argument(
+        "--orphan-grace",
+        type=float,
+        default=3600.0,
+        help="Never delete unreferenced blobs younger than this many seconds (default 3600).",
+    )
+    gc.set_defaults(handler=run_gc)
+
+
+def _is_redis(spec: str) -> bool:
+    return spec.startswith(_REDIS_SCHEMES)
+
+
+def describe(spec: str) -> str:
+    """A spec with any password redacted, for printing."""
+    if not _is_redis(spec):
+        return spec
+    from deepagents_redis.core import redact_text
+
+    return redact_text(spec)
+
+
+@contextmanager
+def open_backend(
+    spec: str, *, prefix: str | None, blob_dir: str | None, create_dir: bool
+) -> Iterator[Any]:
+    """Open the backend a spec names; Redis clients are closed on exit.
+
+    Args:
+        spec: A backend spec (see the module docstring).
+        prefix: Redis key prefix override.
+        blob_dir: Blob directory for Redis backends.
+        create_dir: Create a missing directory (destinations) instead of failing.
+
+    Yields:
+        The backend.
+
+    Raises:
+        ConfigurationError: A bad spec (missing directory, no URL for ``redis:#ns``).
+    """
+    from deepagents_redis.core import ConfigurationError
+
+    if _is_redis(spec):
+        from deepagents_redis.core import RedisSettings
+        from deepagents_redis.fs import RedisBackend
+
+        url, _, namespace = spec.partition("#")
+        if url == "redis:":
+            env_url = os.environ.get("DEEPAGENTS_REDIS_URL")
+            if not env_url:
+                raise ConfigurationError("redis:#namespace needs DEEPAGENTS_REDIS_URL")
+            url = env_url
+        overrides: dict[str, Any] = {"url": url}
+        if prefix is not None:
+            overrides["key_prefix"] = prefix
+        backend = RedisBackend(
+            settings=RedisSettings(**overrides),
+            namespace=namespace or "default",
+            blob_dir=blob_dir,
+        )
+        try:
+            yield backend
+        finally:
+            backend.close()
+        return
+    from deepagents.backends import FilesystemBackend
+
+    root = Path(spec.removeprefix("dir:")).expanduser()
+    if not root.is_dir():
+        if not create_dir:
+            raise ConfigurationError(f"{root} is not a directory")
+        root.mkdir(parents=True)
+    yield FilesystemBackend(root_dir=root, virtual_mode=True)
+
+
+def run_copy(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> int:
+    """Copy files between two backends.
+
+    Args:
+        args: Parsed arguments.
+        out: Where lines go.
+
+    Returns:
+        The exit status: 0 when every file was copied, 1 when some failed.
+    """
+    from deepagents_redis.fs import copy_files
+
+    if args.batch < 1:
+        print("error: --batch must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    with ExitStack() as stack:
+        src = stack.enter_context(
+            open_backend(args.src, prefix=args.prefix, blob_dir=args.blob_dir, create_dir=False)
+        )
+        dst = stack.enter_context(
+            open_backend(args.dst, prefix=args.prefix, blob_dir=args.blob_dir, create_dir=True)
+        )
+        report = copy_files(src, dst, path=args.path, batch_size=args.batch)
+    out(
+        f"copied {len(report.copied)} files from {describe(args.src)} to "
+        f"{describe(args.dst)} ({len(report.failed)} failed)"
+    )
+    for path, error in report.failed:
+        out(f"  failed: {path}: {error}")
+    return EXIT_PROBLEM if report.failed else EXIT_OK
+
+
+def run_gc(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> int:
+    """Collect blobs of expired or overwritten files in one namespace.
+
+    Args:
+        args: Parsed arguments.
+        out: Where lines go.
+
+    Returns:
+        The exit status.
+    """
+    if not _is_redis(args.target):
+        print("error: fs gc needs a redis://...#namespace spec", file=sys.stderr)
+        return EXIT_USAGE
+    with open_backend(
+        args.target, prefix=args.prefix, blob_dir=args.blob_dir, create_dir=False
+    ) as backend:
+        removed = backend.gc(orphan_grace=args.orphan_grace)
+    out(f"removed {removed} blobs for {describe(args.target)}")
+    return EXIT_OK

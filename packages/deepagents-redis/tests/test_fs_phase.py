@@ -1,0 +1,108 @@
+"""The fs phase in the umbrella: ``fs copy`` / ``fs gc``, the demo section, the agent hook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from deepagents.backends import StateBackend
+from deepagents_redis.agent import AgentBuild, AgentRedisSettings
+from deepagents_redis.agent import _fs as fs_hook
+from deepagents_redis.cli import main
+from deepagents_redis.cli._demo import DemoContext, run_sections
+from deepagents_redis.cli._exit import EXIT_OK, EXIT_USAGE
+from deepagents_redis.core import RedisConnector
+from deepagents_redis.fs import RedisBackend
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch, key_prefix: str) -> None:
+    monkeypatch.delenv("DEEPAGENTS_REDIS_URL", raising=False)
+    monkeypatch.setenv("DEEPAGENTS_REDIS_KEY_PREFIX", key_prefix)
+    monkeypatch.delenv("DEEPAGENTS_REDIS_FS_ENABLED", raising=False)
+
+
+def test_fs_copy_dir_to_redis_to_redis_to_dir(
+    tmp_path: Path, redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src"
+    (src / "a" / "b").mkdir(parents=True)
+    (src / "a" / "b" / "c.txt").write_text("deep\n")
+    (src / "top.md").write_text("# top\n")
+    (src / "bin.dat").write_bytes(b"\x00\xff\x10")
+    assert main(["fs", "copy", str(src), f"{redis_url}#team-a"]) == EXIT_OK
+    assert "copied 3 files" in capsys.readouterr().out
+    assert main(["fs", "copy", f"{redis_url}#team-a", f"{redis_url}#team-b"]) == EXIT_OK
+    out_dir = tmp_path / "out"
+    assert main(["fs", "copy", f"{redis_url}#team-b", f"dir:{out_dir}", "--path", "/a"]) == 0
+    assert (out_dir / "a" / "b" / "c.txt").read_text() == "deep\n"
+    assert not (out_dir / "top.md").exists()
+    with RedisBackend(url=redis_url, namespace="team-b") as b:
+        assert b.download_files(["/bin.dat"])[0].content == b"\x00\xff\x10"
+        assert b.stat("/top.md") is not None
+    assert main(["fs", "copy", str(tmp_path / "missing"), f"{redis_url}#x"]) == EXIT_USAGE
+
+
+def test_fs_gc_command(tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    blobs = tmp_path / "blobs"
+    with RedisBackend(url=redis_url, namespace="gc", blob_dir=str(blobs), spill_threshold=10) as b:
+        b.write("/big.txt", "x" * 100)
+        b.write("/big.txt", "y" * 100)  # the first blob is deleted by the overwrite
+        prefix = b._blob_prefix("gc")
+        b.blob_store.put(prefix + "0/orphan", b"left")
+    code = main(["fs", "gc", f"{redis_url}#gc", "--blob-dir", str(blobs), "--orphan-grace", "0"])
+    assert code == EXIT_OK
+    assert "removed 1 blobs" in capsys.readouterr().out
+    with RedisBackend(url=redis_url, namespace="gc", blob_dir=str(blobs)) as b:
+        assert b.read("/big.txt").file_data["content"] == "y" * 100
+
+
+def test_demo_fs_section(redis_url: str, key_prefix: str) -> None:
+    lines: list[str] = []
+    with RedisConnector(url=redis_url) as connector:
+        ctx = DemoContext(connector=connector, url=redis_url, source="test", out=lines.append)
+        assert run_sections(ctx, only=["fs"]) == ["fs"]
+    assert ctx.facts["fs_edit_seen"] is True
+    before, after = ctx.facts["fs_versions"]
+    assert after > before
+    text = "\n".join(lines)
+    assert "process B" in text
+    assert "sees the edit: True" in text
+    # the demo cleaned up its namespace's files
+    with redis.Redis.from_url(redis_url) as raw:
+        leftover = [k for k in raw.scan_iter(match=f"{key_prefix}:*:fs:*:m:*", count=1000)]
+    assert leftover == []
+
+
+def _build(**kwargs: Any) -> AgentBuild:
+    return AgentBuild(
+        kwargs={"backend": None, **kwargs},
+        flags=AgentRedisSettings(fs_enabled=True),
+        redis_url=None,
+    )
+
+
+def test_agent_hook_sets_a_redis_backend(redis_url: str) -> None:
+    build = _build()
+    build.redis_url = redis_url
+    fs_hook.wire(build)
+    backend = build.kwargs["backend"]
+    try:
+        assert isinstance(backend, RedisBackend)
+        assert backend.resolve_namespace() == "default"
+        assert any("RedisBackend" in n for n in build.notes)
+    finally:
+        backend.close()
+    # an explicit backend is never replaced
+    mine = StateBackend()
+    build = _build(backend=mine)
+    fs_hook.wire(build)
+    assert build.kwargs["backend"] is mine
+    # off: nothing happens
+    off = AgentBuild(kwargs={"backend": None}, flags=AgentRedisSettings())
+    fs_hook.wire(off)
+    assert off.kwargs["backend"] is None
