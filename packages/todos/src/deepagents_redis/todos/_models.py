@@ -94,6 +94,10 @@ class Todo(BaseModel):
     def from_stored(cls, raw: dict[str, Any]) -> Todo:
         """Build an item from its stored JSON object.
 
+        The mutation script validated the item before storing it, so this skips pydantic
+        validation (``model_construct``): parsing a plan costs microseconds, not a
+        noticeable share of the round trip.
+
         Args:
             raw: One element of the stored ``items`` array.
 
@@ -101,15 +105,14 @@ class Todo(BaseModel):
             The item.
         """
         metadata_raw = raw.get("metadata")
-        metadata = json.loads(metadata_raw) if isinstance(metadata_raw, str) else {}
-        return cls(
+        return cls.model_construct(
             id=str(raw["id"]),
             content=str(raw["content"]),
             status=raw["status"],
             owner=raw.get("owner") or None,
             lease_expires_at=_ms_to_datetime(raw.get("lease_until")),
             updated_at=_ms_to_datetime(raw.get("updated_at")),
-            metadata=metadata,
+            metadata=json.loads(metadata_raw) if isinstance(metadata_raw, str) else {},
         )
 
 

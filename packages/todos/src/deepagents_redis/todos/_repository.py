@@ -136,7 +136,8 @@ def parse_plan(scope: str, version_raw: Any, items_raw: Any, updated_raw: Any) -
         if updated_raw is not None
         else None
     )
-    return TodoList(
+    # Trusted data (validated by the script before it was stored): skip validation.
+    return TodoList.model_construct(
         scope=scope,
         version=int(_text(version_raw)),
         items=[Todo.from_stored(raw) for raw in items],
