@@ -164,3 +164,25 @@ def test_node_cache_blackhole_fails_open(proxy: Any, fast_settings: RedisSetting
         assert cache.get([(("ns",), "k")]) == {}
     finally:
         cache.close()
+
+
+class BrokenClient:
+    """A client whose library code is buggy: every command raises AttributeError."""
+
+    def mget(self, *args: Any, **kwargs: Any) -> Any:
+        raise AttributeError("'NoneType' object has no attribute 'writelines'")
+
+    def evalsha(self, *args: Any, **kwargs: Any) -> Any:
+        raise AttributeError("'NoneType' object has no attribute 'writelines'")
+
+
+def test_client_library_bug_fails_open(recorder: Any, key_prefix: str) -> None:
+    settings = RedisSettings(url="redis://127.0.0.1:1/0", key_prefix=key_prefix)
+    cache = make_cache(settings, client=BrokenClient())
+    assert cache.lookup("p", LLM) is None
+    cache.update("p", LLM, [Generation(text="x")])
+    assert recorder.total("cache.lookup", outcome="error") == 1
+    assert recorder.total("cache.update", outcome="error") == 1
+    strict = make_cache(settings, client=BrokenClient(), strict=True)
+    with pytest.raises(AttributeError):
+        strict.lookup("p", LLM)

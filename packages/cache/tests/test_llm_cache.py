@@ -312,3 +312,15 @@ def test_keys_are_keyspace_keys(namespace: str, redis_settings: Any) -> None:
         assert ks.parse(keys.entry) == ("llm", namespace, ("e", digest))
     finally:
         cache.close()
+
+
+async def test_ready_async_client_is_used_and_left_open(redis_target: Any) -> None:
+    # A client passed in belongs to the caller: used for I/O, never closed by the cache.
+    cache = RedisLLMCache(
+        settings=redis_target.settings, async_client=redis_target.async_client, ttl=60
+    )
+    assert cache._connector._async is redis_target.async_client
+    await cache.aupdate("p", LLM, [Generation(text="via ready client")])
+    assert await cache.alookup("p", LLM) == [Generation(text="via ready client")]
+    await cache.aclose()
+    assert await redis_target.async_client.ping()

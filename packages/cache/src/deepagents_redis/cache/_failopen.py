@@ -92,7 +92,9 @@ class FailOpen:
         return FAILED
 
     def _fail(self, op: str, exc: BaseException) -> _Failed:
-        if isinstance(exc, _UNAVAILABLE):
+        if isinstance(exc, _UNAVAILABLE) or not isinstance(exc, _ANY_REDIS):
+            # Not a reply from the server: the connection (or the client library) is in
+            # trouble, which is what the breaker is for.
             self.breaker.record_failure()
         else:
             # The server answered (with an error): it is up. Recording success also frees
@@ -130,22 +132,40 @@ class FailOpen:
         """Call ``fn`` under the breaker; FAILED (or an exception when strict) on failure."""
         if not self.breaker.allow():
             return self._refuse(op)
+        start = time.perf_counter()
         try:
             result = fn()
         except _ANY_REDIS as exc:
             return self._fail(op, exc)
+        except Exception as exc:
+            # A bug in the client library (e.g. redis-py's asyncio cluster raising
+            # AttributeError on a half-set-up connection) must not break the agent either.
+            if self.strict:
+                raise
+            return self._fail(op, exc)
         self.breaker.record_success()
+        get_instrumentation().record_duration(
+            f"{self.metric_prefix}.{op}", time.perf_counter() - start
+        )
         return result
 
     async def arun(self, op: str, fn: Callable[[], Awaitable[T]]) -> T | _Failed:
         """Async twin of :meth:`run`."""
         if not self.breaker.allow():
             return self._refuse(op)
+        start = time.perf_counter()
         try:
             result = await fn()
         except _ANY_REDIS as exc:
             return self._fail(op, exc)
+        except Exception as exc:
+            if self.strict:
+                raise
+            return self._fail(op, exc)
         self.breaker.record_success()
+        get_instrumentation().record_duration(
+            f"{self.metric_prefix}.{op}", time.perf_counter() - start
+        )
         return result
 
 
