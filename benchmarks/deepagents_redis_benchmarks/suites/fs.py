@@ -351,10 +351,10 @@ def _run_rows(
     mb = (_LINE * (1024 * 1024 // len(_LINE) + 1))[: 1024 * 1024]
     for i in range(count):
         ours.write(f"/blobs/f{i}.txt", mb)
+    # INFO's own reply is counted too: measure one INFO round alone and subtract it
     before = _net_out(raw)
-    ours.ls("/blobs")
-    # INFO's own reply is counted too: measure it and subtract
     info_cost = _net_out(raw) - before
+    ours.ls("/blobs")
     before = _net_out(raw)
     ours.ls("/blobs")
     ours_bytes = max(0, _net_out(raw) - before - info_cost)
