@@ -66,6 +66,7 @@ def test_update_by_another_client_is_seen(near: Any, writer: Any) -> None:
     ]
 
 
+@pytest.mark.timeout(300)
 def test_update_by_another_process_is_seen(near: Any, writer: Any, redis_settings: Any) -> None:
     writer.update(PROMPT, LLM, [Generation(text="v1")])
     assert near.lookup(PROMPT, LLM) == [Generation(text="v1")]

@@ -109,6 +109,8 @@ def child_env(settings: Any) -> dict[str, str]:
     return env
 
 
+# Four fresh interpreters import LangChain (seconds each on a loaded 2-core runner).
+@pytest.mark.timeout(300)
 def test_four_processes_one_model_call(redis_target: Any) -> None:
     ns = "sf-procs"
     env = child_env(redis_target.settings)
@@ -142,6 +144,7 @@ def test_four_processes_one_model_call(redis_target: Any) -> None:
     assert redis_target.client.get(ks.key("test", ns, "calls")) == b"1"
 
 
+@pytest.mark.timeout(300)
 def test_killed_lease_holder_leads_to_exactly_one_takeover(
     redis_target: Any, make_llm_cache: Any, recorder: Any
 ) -> None:
