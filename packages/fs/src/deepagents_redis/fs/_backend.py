@@ -1097,52 +1097,54 @@ class RedisBackend(BackendProtocol):
         matches: list[GrepMatch],
         max_count: int | None,
     ) -> _Op[bool]:
-        """Append this file's matches; True when `max_count` cut the search short."""
+        """Append this file's matches; True when `max_count` cut the search short.
+
+        Lines are matched as the content streams in, `_GREP_CHUNK_BATCH` chunks at a time,
+        so memory stays at one batch plus the longest line, whatever the file's size. If a
+        writer replaces the file meanwhile (its chunks vanish), this file's matches are
+        dropped and the new version is searched from the start.
+        """
         mark = len(matches)
         for _ in range(_TORN_RETRIES):
             if not meta or _s(meta.get("e", b"utf-8")) == "base64":
                 return False
             del matches[mark:]
-            lines = yield from self._iter_lines(ns, path, meta)
-            if lines is None:  # replaced while we streamed it: read the new version
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            carry = ""
+            line_num = 0
+            complete = True
+            n = int(meta.get("n") or 0)
+            ckey = self._k(ns, "c", path)
+            for start in range(0, max(n, 1), _GREP_CHUNK_BATCH):
+                if n == 0:  # inline or spilled: one piece
+                    piece = yield from self._content(ns, path, meta)
+                else:
+                    gen = _s(meta["g"])
+                    stop = min(n, start + _GREP_CHUNK_BATCH)
+                    fields = [f"{gen}:{i}" for i in range(start, stop)]
+                    vals = yield _Cmd(("HMGET", ckey, *fields))
+                    piece = None if any(v is None for v in vals) else b"".join(map(_b, vals))
+                if piece is None:
+                    complete = False
+                    break
+                parts = (carry + decoder.decode(piece)).split("\n")
+                carry = parts.pop()
+                for line in parts:
+                    line_num += 1
+                    if pattern in line:
+                        if max_count is not None and len(matches) >= max_count:
+                            return True
+                        matches.append({"path": path, "line": line_num, "text": line})
+            if not complete:
                 meta = _meta_dict((yield _Cmd(("HGETALL", self._k(ns, "m", path)))))
                 continue
-            for line_num, line in enumerate(lines, 1):
-                if pattern in line:
-                    if max_count is not None and len(matches) >= max_count:
-                        return True
-                    matches.append({"path": path, "line": line_num, "text": line})
+            last = carry + decoder.decode(b"", final=True)
+            if pattern in last:
+                if max_count is not None and len(matches) >= max_count:
+                    return True
+                matches.append({"path": path, "line": line_num + 1, "text": last})
             return False
         raise DeepAgentsRedisError(f"grep: {path!r} kept changing while being searched")
-
-    def _iter_lines(self, ns: str, path: str, meta: dict[str, Any]) -> _Op[list[str] | None]:
-        r"""The file's `content.split('\\n')`, fetched chunk batch by chunk batch.
-
-        Only the lines are kept (as the matching needs them); chunk bytes are dropped as
-        soon as they are decoded, so memory stays near the size of the text itself.
-        """
-        n = int(meta.get("n") or 0)
-        if n == 0:
-            data = yield from self._content(ns, path, meta)
-            if data is None:
-                return None
-            return data.decode("utf-8").split("\n")
-        gen = _s(meta["g"])
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        carry = ""
-        lines: list[str] = []
-        ckey = self._k(ns, "c", path)
-        for start in range(0, n, _GREP_CHUNK_BATCH):
-            fields = [f"{gen}:{i}" for i in range(start, min(n, start + _GREP_CHUNK_BATCH))]
-            vals = yield _Cmd(("HMGET", ckey, *fields))
-            if any(v is None for v in vals):
-                return None
-            text = carry + decoder.decode(b"".join(_b(v) for v in vals))
-            parts = text.split("\n")
-            carry = parts.pop()
-            lines.extend(parts)
-        lines.append(carry + decoder.decode(b"", final=True))
-        return lines
 
     def grep(
         self,
