@@ -176,17 +176,26 @@ class RedisNodeCache(BaseCache[ValueT]):
             log.debug("node cache entry unreadable: %s", type(exc).__name__)
             return False, None
 
-    def _queue_reads(self, pipe: Any, groups: dict[Namespace, list[FullKey]]) -> None:
-        # Plain GETs in one non-transactional pipeline: one round trip on a standalone
-        # server; on Cluster redis-py groups the commands by node (a Cluster pipeline
-        # refuses MGET), so a batch spanning namespaces in different slots still works.
+    def _queue_reads(
+        self, pipe: Any, groups: dict[Namespace, list[FullKey]], *, cluster: bool
+    ) -> None:
+        # One non-transactional pipeline, one round trip. Standalone: one MGET per
+        # namespace. Cluster: a Cluster pipeline refuses MGET, so plain GETs, which
+        # redis-py groups by node; a batch spanning namespaces in different slots works.
         for ns, fulls in groups.items():
-            pipe.get(self._gen_key(ns))
-            for full in fulls:
-                pipe.get(self._entry_key(*full))
+            keys = [self._gen_key(ns), *(self._entry_key(*f) for f in fulls)]
+            if cluster:
+                for key in keys:
+                    pipe.get(key)
+            else:
+                pipe.mget(keys)
 
     @staticmethod
-    def _split(groups: dict[Namespace, list[FullKey]], flat: list[Any]) -> list[Any]:
+    def _split(
+        groups: dict[Namespace, list[FullKey]], flat: list[Any], *, cluster: bool
+    ) -> list[Any]:
+        if not cluster:
+            return [list(reply) for reply in flat]
         replies: list[Any] = []
         i = 0
         for fulls in groups.values():
@@ -247,9 +256,10 @@ class RedisNodeCache(BaseCache[ValueT]):
 
         def read() -> list[Any]:
             client = self._connector.sync()
+            cluster = isinstance(client, redis.RedisCluster)
             pipe = client.pipeline(transaction=False)
-            self._queue_reads(pipe, groups)
-            return self._split(groups, pipe.execute())
+            self._queue_reads(pipe, groups, cluster=cluster)
+            return self._split(groups, pipe.execute(), cluster=cluster)
 
         replies = self._guard.run("get", read)
         if isinstance(replies, _Failed):
@@ -311,9 +321,10 @@ class RedisNodeCache(BaseCache[ValueT]):
 
         async def read() -> list[Any]:
             client: Any = await self._aclient()
+            cluster = isinstance(client, redis.asyncio.RedisCluster)
             pipe = client.pipeline(transaction=False)
-            self._queue_reads(pipe, groups)
-            return self._split(groups, await pipe.execute())
+            self._queue_reads(pipe, groups, cluster=cluster)
+            return self._split(groups, await pipe.execute(), cluster=cluster)
 
         replies = await self._guard.arun("get", read)
         if isinstance(replies, _Failed):
