@@ -65,8 +65,14 @@ class RepositoryMachine(RuleBasedStateMachine):
             return True
         return False
 
-    @rule(content=CONTENT, status=STATUSES, index=st.integers(-1, 10), stale=st.booleans())
-    def add(self, content: str, status: str, index: int, stale: bool) -> None:
+    @rule(
+        content=CONTENT,
+        status=STATUSES,
+        index=st.integers(-1, 10),
+        stale=st.booleans(),
+        replay=st.booleans(),
+    )
+    def add(self, content: str, status: str, index: int, stale: bool, replay: bool) -> None:
         self.counter += 1
         item_id = f"i{self.counter}"
 
@@ -90,7 +96,19 @@ class RepositoryMachine(RuleBasedStateMachine):
             with pytest.raises(TooManyItemsError):
                 call(None)
             return
-        call(self.model.version)
+        op_id = f"op-{item_id}"
+        first = self.repo.add(
+            self.scope,
+            content,
+            status=status,  # type: ignore[arg-type]
+            index=None if index < 0 else index,
+            item_id=item_id,
+            expected_version=self.model.version,
+            op_id=op_id,
+        )
+        if replay:  # a client retry of the same operation: replies the same, applies once
+            again = self.repo.add(self.scope, content, item_id=item_id, op_id=op_id)
+            assert again == first
         new = {"id": item_id, "content": content, "status": status, "owner": None}
         if 0 <= index < len(self.model.items):
             self.model.items.insert(index, new)
@@ -165,12 +183,13 @@ class RepositoryMachine(RuleBasedStateMachine):
             with pytest.raises(InvalidInputError):
                 call()
             return
-        if item["owner"] not in (None, owner):
+        if item.get("leased") and item["owner"] != owner:
             with pytest.raises(ItemClaimedError):
                 call()
             return
         call()
         item["owner"] = owner
+        item["leased"] = True  # leases are an hour: none expires during a test
         if item["status"] == "pending":
             item["status"] = "in_progress"
         self.model.version += 1
@@ -184,12 +203,14 @@ class RepositoryMachine(RuleBasedStateMachine):
             with pytest.raises(NotFoundError):
                 call()
             return
-        if owner is not None and item["owner"] not in (None, owner):
+        # Only a live lease protects an item; completing ends the lease (the owner stays).
+        if owner is not None and item.get("leased") and item["owner"] != owner:
             with pytest.raises(ItemClaimedError):
                 call()
             return
         call()
         item["status"] = "completed"
+        item["leased"] = False
         self.model.version += 1
 
     @rule(data=st.data(), stale=st.booleans())
@@ -218,8 +239,15 @@ class RepositoryMachine(RuleBasedStateMachine):
                 call(None)
             return
         call(self.model.version)
-        owners = {i["id"]: i["owner"] for i in self.model.items}
-        self.model.items = [{**p, "owner": owners.get(p["id"])} for p in payload]
+        kept_by_id = {i["id"]: i for i in self.model.items}
+        self.model.items = [
+            {
+                **p,
+                "owner": kept_by_id.get(p["id"], {}).get("owner"),
+                "leased": kept_by_id.get(p["id"], {}).get("leased", False),
+            }
+            for p in payload
+        ]
         self.model.version += 1
 
     @invariant()
@@ -229,7 +257,10 @@ class RepositoryMachine(RuleBasedStateMachine):
         assert [
             {"id": i.id, "content": i.content, "status": i.status, "owner": i.owner}
             for i in plan.items
-        ] == self.model.items
+        ] == [{k: v for k, v in i.items() if k != "leased"} for i in self.model.items]
+        assert [i.lease_expires_at is not None for i in plan.items] == [
+            bool(i.get("leased")) for i in self.model.items
+        ]
 
 
 def test_repository_matches_model(redis_target: Any) -> None:
