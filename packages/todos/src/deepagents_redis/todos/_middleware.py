@@ -223,6 +223,14 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         """``"TodoListMiddleware"``: takes langchain's slot in any middleware stack."""
         return "TodoListMiddleware"
 
+    def close(self) -> None:
+        """Close the sync client the repository created (clients you passed stay open)."""
+        self.repository.close()
+
+    async def aclose(self) -> None:
+        """Close the async client the repository created (clients you passed stay open)."""
+        await self.repository.aclose()
+
     def scope_for(self, config: RunnableConfig) -> str:
         """The plan scope of a run.
 
