@@ -182,3 +182,23 @@ def test_keys_are_keyspace_keys(make_node_cache: Any) -> None:
             expected = cache._ks.key("node", namespace_scope(ns), "e", key)
             assert cache._entry_key(ns, key) == expected
         assert cache._gen_key(ns) == cache._ks.key("node", namespace_scope(ns), "gen")
+
+
+@pytest.mark.cluster
+@pytest.mark.filterwarnings("ignore:Call to deprecated setex:DeprecationWarning")
+def test_langgraph_redis_cache_reads_nothing_on_cluster_but_ours_does(
+    cluster_client: Any, cluster_settings: Any
+) -> None:
+    # The anchor's cross-slot MGET fails on Cluster and it swallows the error: {}.
+    keys = [(("ns-a",), "k"), (("ns-b",), "k"), (("ns-c",), "k")]
+    lg: LangGraphRedisCache[Any] = LangGraphRedisCache(
+        cluster_client, prefix=f"{cluster_settings.key_prefix}:lg:"
+    )
+    lg.set({k: ("v", 60) for k in keys})
+    assert lg.get(keys) == {}
+    ours: RedisNodeCache[Any] = RedisNodeCache(settings=cluster_settings)
+    try:
+        ours.set({k: ("v", 60) for k in keys})
+        assert ours.get(keys) == dict.fromkeys(keys, "v")
+    finally:
+        ours.close()
