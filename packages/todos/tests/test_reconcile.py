@@ -1,4 +1,8 @@
-"""TodoReconciler and TodoBackfill against real checkpointers (SQLite, in-memory)."""
+"""TodoReconciler and TodoBackfill against real checkpointers (SQLite, in-memory).
+
+Threads are produced with langchain's ``create_agent`` (this package does not depend on
+deepagents; the checkpoints have the same ``todos`` channel).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deepagents import create_deep_agent
 from deepagents_redis.core import RecordingInstrumentation, set_instrumentation
 from deepagents_redis.todos import (
     RedisTodoMiddleware,
@@ -18,6 +21,7 @@ from deepagents_redis.todos import (
     TodoReconciler,
 )
 from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
+from langchain.agents import create_agent
 from langchain.agents.middleware import TodoListMiddleware
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -45,7 +49,7 @@ def run_plain(saver: Any, thread: str, todos: list[dict[str, str]] | None) -> No
     """A thread run under langchain's TodoListMiddleware (todos only in the checkpoint)."""
     script: list[Any] = [tool_call("write_todos", {"todos": todos}, "w")] if todos else []
     model = ScriptedChatModel(script=[*script, AIMessage("ok")])
-    graph = create_deep_agent(model=model, middleware=[TodoListMiddleware()], checkpointer=saver)
+    graph = create_agent(model, middleware=[TodoListMiddleware()], checkpointer=saver)
     graph.invoke({"messages": [HumanMessage("go")]}, {"configurable": {"thread_id": thread}})
 
 
@@ -55,7 +59,7 @@ def run_redis(saver: Any, target: Any, thread: str, writes: list[list[dict[str, 
     ]
     model = ScriptedChatModel(script=[*script, AIMessage("ok")])
     mw = RedisTodoMiddleware(client=target.client, settings=target.settings)
-    graph = create_deep_agent(model=model, middleware=[mw], checkpointer=saver)
+    graph = create_agent(model, middleware=[mw], checkpointer=saver)
     graph.invoke({"messages": [HumanMessage("go")]}, {"configurable": {"thread_id": thread}})
 
 
