@@ -88,11 +88,13 @@ _LS = LuaScript("fs_ls", _lua.LS)
 _LIST = LuaScript("fs_list", _lua.LIST)
 _REFRESH = LuaScript("fs_refresh", _lua.REFRESH)
 _GC_CLAIM = LuaScript("fs_gc_claim", _lua.GC_CLAIM)
+_GREP = LuaScript("fs_grep", _lua.GREP)
 
 _PAGE = 500  # paths per LIST page: bounds the work of one script call
 _PURGE_BATCH = 200
 _DELETE_BATCH = 200
-_GREP_META_BATCH = 64  # files whose metadata one grep pipeline fetches
+_GREP_FILES = 256  # candidate files one server-side grep call searches
+_GREP_BYTES = 4 * 1024 * 1024  # ... and at most this much content (bounds one script's work)
 _GREP_CHUNK_BATCH = 8  # chunks (x chunk_size bytes) held in memory per file while grepping
 _TORN_RETRIES = 8  # a reader re-reads this often when a writer replaced what it was reading
 
@@ -951,7 +953,10 @@ class RedisBackend(BackendProtocol):
             [self._k(ns, "idx"), self._k(ns, "files")],
             [exact, prefix, cursor, str(_PAGE)],
         )
-        entries = [(_s(reply[i]), _Summary.parse(reply[i + 1])) for i in range(2, len(reply), 2)]
+        entries = []
+        for raw in reply[2:]:
+            path, _, summary = _s(raw).partition("\0")
+            entries.append((path, _Summary.parse(summary)))
         return bool(int(reply[0])), _s(reply[1]), entries
 
     def _candidates(self, ns: str, path: str | None) -> _Op[dict[str, _Summary] | None]:
@@ -985,20 +990,21 @@ class RedisBackend(BackendProtocol):
                 yield from self._purge(ns, [_s(p) for p in reply[1]])
                 continue
             infos: list[FileInfo] = []
-            for i in range(1, len(reply), 3):
-                kind, name = _s(reply[i]), _s(reply[i + 1])
-                if kind == "d":
+            for raw in reply[1:]:
+                entry = _s(raw)
+                if entry[0] == "d":
                     infos.append(
-                        FileInfo(path=directory + name, is_dir=True, size=0, modified_at="")
+                        FileInfo(path=directory + entry[1:], is_dir=True, size=0, modified_at="")
                     )
                 else:
-                    summary = _Summary.parse(reply[i + 2])
+                    name, _, summary = entry[1:].partition("\0")
+                    size, _expire, _enc, modified = summary.split("|", 3)
                     infos.append(
                         FileInfo(
                             path=directory + name,
                             is_dir=False,
-                            size=summary.size,
-                            modified_at=summary.modified_at,
+                            size=int(size),
+                            modified_at=modified,
                         )
                     )
             infos.sort(key=lambda x: x.get("path", ""))
@@ -1077,15 +1083,43 @@ class RedisBackend(BackendProtocol):
                 return GrepResult(error=str(exc))
             names = [p for p in names if matcher(_relative_to_root(p, normalized))]
         names = [p for p in names if summaries[p].encoding != "base64"]
+        try:
+            needle = pattern.encode("utf-8")
+        except UnicodeEncodeError:  # stored text is valid unicode: it cannot contain this
+            return GrepResult(matches=[])
         matches: list[GrepMatch] = []
-        for start in range(0, len(names), _GREP_META_BATCH):
-            batch = names[start : start + _GREP_META_BATCH]
-            metas = yield _Pipe([("HGETALL", self._k(ns, "m", p)) for p in batch])
-            for p, raw in zip(batch, metas, strict=True):
-                meta = _meta_dict(raw)
-                truncated = yield from self._grep_file(ns, p, meta, pattern, matches, max_count)
-                if truncated:
-                    return GrepResult(matches=matches, truncated=True)
+        i = 0
+        while i < len(names):
+            batch: list[str] = []
+            size = 0
+            for p in names[i : i + _GREP_FILES]:
+                if batch and size + summaries[p].size > _GREP_BYTES:
+                    break
+                batch.append(p)
+                size += summaries[p].size
+            budget = -1 if max_count is None else max_count - len(matches)
+            reply = yield _Eval(_GREP, [self._k(ns, "m", p) for p in batch], [needle, str(budget)])
+            for j in range(1, len(reply), 3):
+                matches.append(
+                    {
+                        "path": batch[int(reply[j]) - 1],
+                        "line": int(reply[j + 1]),
+                        "text": _s(reply[j + 2]),
+                    }
+                )
+            if max_count is not None and len(matches) > max_count:
+                return GrepResult(matches=matches[:max_count], truncated=True)
+            stop = int(reply[0])
+            if stop == 0:
+                i += len(batch)
+                continue
+            # a chunked or spilled file: stream it here, then carry on after it
+            p = batch[stop - 1]
+            meta = _meta_dict((yield _Cmd(("HGETALL", self._k(ns, "m", p)))))
+            truncated = yield from self._grep_file(ns, p, meta, pattern, matches, max_count)
+            if truncated:
+                return GrepResult(matches=matches, truncated=True)
+            i += stop
         return GrepResult(matches=matches)
 
     def _grep_file(

@@ -211,8 +211,9 @@ LS = (
 -- KEYS[1] directory hash  KEYS[2] files  KEYS[3] exp
 -- ARGV[1] directory path (with trailing '/')  ARGV[2] purge batch size
 -- returns {'PURGE', path...} when expired entries must be purged first (their directory
--- counts are stale), else {'OK', kind, name, summary, ...} with kind 'f' (file, summary
--- 'size|expire_at|encoding|modified_at') or 'd' (sub-directory, name ends with '/', summary '')
+-- counts are stale), else {'OK', entry, ...}: 'd' .. name for a sub-directory (the name ends
+-- with '/'), 'f' .. name .. NUL .. 'size|expire_at|encoding|modified_at' for a file
+-- (one string per entry: the reply is parsed in Python, where each element costs)
 """
     + _NOW
     + """
@@ -224,10 +225,10 @@ local h = redis.call('HGETALL', KEYS[1])
 for i = 1, #h, 2 do
   local name = h[i]
   if string.sub(name, -1) == '/' then
-    out[#out + 1] = 'd'; out[#out + 1] = name; out[#out + 1] = ''
+    out[#out + 1] = 'd' .. name
   else
     local s = redis.call('HGET', KEYS[2], ARGV[1] .. name)
-    if s then out[#out + 1] = 'f'; out[#out + 1] = name; out[#out + 1] = s end
+    if s then out[#out + 1] = 'f' .. name .. '\0' .. s end
   end
 end
 return out
@@ -240,7 +241,8 @@ LIST = (
 -- ARGV[1] exact path that, when it is a live file, is the whole answer ('' none)
 -- ARGV[2] prefix  ARGV[3] cursor (last path of the previous page, '' first page)
 -- ARGV[4] page size
--- returns {exact 1|0, next cursor ('' when done), path, summary, ...}; expired files skipped
+-- returns {exact 1|0, next cursor ('' when done), path .. NUL .. summary, ...}; expired
+-- files skipped
 """
     + _NOW
     + """
@@ -250,7 +252,7 @@ local function live(s)
 end
 if ARGV[1] ~= '' then
   local s = redis.call('HGET', KEYS[2], ARGV[1])
-  if s and live(s) then return {1, '', ARGV[1], s} end
+  if s and live(s) then return {1, '', ARGV[1] .. '\0' .. s} end
 end
 local lo = '[' .. ARGV[2]
 if ARGV[3] ~= '' then lo = '(' .. ARGV[3] end
@@ -260,7 +262,7 @@ local out = {0, ''}
 if #paths == page then out[2] = paths[#paths] end
 for i = 1, #paths do
   local s = redis.call('HGET', KEYS[2], paths[i])
-  if s and live(s) then out[#out + 1] = paths[i]; out[#out + 1] = s end
+  if s and live(s) then out[#out + 1] = paths[i] .. '\0' .. s end
 end
 return out
 """
@@ -356,3 +358,49 @@ redis.call('HSET', KEYS[2], ARGV[1], #out .. '|' .. expire_at .. '|' .. m[4] .. 
 return {'OK', version, count}
 """
 )
+
+GREP = """
+-- KEYS[1..N] meta hashes of candidate files, in path order
+-- ARGV[1] literal pattern  ARGV[2] match budget: stop once more than this many matches were
+-- found (-1: no limit)
+-- Searches inline text files in Redis so only matching lines travel. Lines are the pieces of
+-- content split on '\\n' (like Python's str.split), matched with a plain find: on valid UTF-8
+-- this is exactly Python's `pattern in line`.
+-- returns {stop, file_index, line_number, line, ...}: stop is 0 when every file was searched,
+-- else the index of the first file that is not inline (chunked or spilled) and was not
+-- searched; the client streams that one and calls again with the files after it.
+-- Binary (base64) files and files that no longer exist are skipped.
+local pat = ARGV[1]
+local budget = tonumber(ARGV[2])
+local out = {0}
+local found = 0
+for k = 1, #KEYS do
+  local m = redis.call('HMGET', KEYS[k], 'n', 'b', 'e', 'd')
+  if m[1] and m[3] ~= 'base64' then
+    if tonumber(m[1]) > 0 or (m[2] and m[2] ~= '') then
+      out[1] = k
+      return out
+    end
+    local content = m[4] or ''
+    if string.find(content, pat, 1, true) then
+      local pos, line_no = 1, 0
+      while true do
+        local s = string.find(content, '\\n', pos, true)
+        local line
+        if s then line = string.sub(content, pos, s - 1) else line = string.sub(content, pos) end
+        line_no = line_no + 1
+        if string.find(line, pat, 1, true) then
+          out[#out + 1] = k
+          out[#out + 1] = line_no
+          out[#out + 1] = line
+          found = found + 1
+          if budget >= 0 and found > budget then return out end
+        end
+        if not s then break end
+        pos = s + 1
+      end
+    end
+  end
+end
+return out
+"""
