@@ -302,3 +302,34 @@ def test_backfilled_thread_resumes_without_a_notice(redis_target: Any) -> None:
     assert sync_notes(model.seen[0]) == []
     assert result["todos"] == PLAN
     assert repo.get("t8").version == 1
+
+
+def test_lost_plan_is_restored_from_the_thread(
+    redis_target: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from deepagents_redis.core import RecordingInstrumentation, set_instrumentation
+
+    saver = InMemorySaver()
+    write_plan = tool_call("write_todos", {"todos": PLAN}, "w1")
+    mw = middleware(redis_target)
+    run(agent(ScriptedChatModel(script=[write_plan, AIMessage("x")]), mw, saver), "t9")
+    ids = mw.repository.get("t9").ids
+    # Redis loses the plan (eviction, a failover without AOF, a flush).
+    redis_target.client.delete(mw.repository.plan_key("t9"))
+    recorder = RecordingInstrumentation()
+    previous = set_instrumentation(recorder)
+    try:
+        model = ScriptedChatModel(script=[AIMessage("still here")])
+        with caplog.at_level(logging.WARNING, logger="deepagents_redis.todos"):
+            result = run(agent(model, mw, saver), "t9")
+    finally:
+        set_instrumentation(previous)
+    plan = mw.repository.get("t9")
+    assert plan.as_langchain() == PLAN
+    assert plan.ids == ids  # restored with the thread's ids
+    assert result["todos"] == PLAN
+    assert sync_notes(model.seen[0]) == []  # the model is not told "everything was removed"
+    assert any("went back from version 1 to 0" in r.getMessage() for r in caplog.records)
+    assert recorder.total("todos.plan.regressed", restored=True) == 1

@@ -232,11 +232,11 @@ class RepositoryMachine(RuleBasedStateMachine):
             with pytest.raises(InvalidInputError):
                 call(None)
             return
-        if self.check_stale(stale, call):
-            return
-        if len(payload) > CAP:
+        if len(payload) > CAP:  # checked by the client (and the script) before the version
             with pytest.raises(TooManyItemsError):
-                call(None)
+                call(self.model.version + 1 if stale else None)
+            return
+        if self.check_stale(stale, call):
             return
         call(self.model.version)
         kept_by_id = {i["id"]: i for i in self.model.items}

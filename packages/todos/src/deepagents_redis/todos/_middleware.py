@@ -31,9 +31,11 @@ from deepagents_redis.core import (
     ConfigurationError,
     ConflictError,
     InvalidInputError,
+    NotFoundError,
     RedisSettings,
+    get_instrumentation,
 )
-from deepagents_redis.todos._models import TodoList, TodoStatus
+from deepagents_redis.todos._models import TodoList, TodoStatus, new_item_id
 from deepagents_redis.todos._plan import (
     Item,
     assign_ids,
@@ -289,17 +291,71 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         update["messages"] = [HumanMessage(content=text, id=msg_id)]
         return update
 
-    @staticmethod
-    def _needs_seed(state: Any, plan: TodoList) -> bool:
-        # A thread that ran under langchain's TodoListMiddleware (or before the plan was
-        # in Redis) has todos in its checkpoint and nothing in Redis: seed, don't wipe.
-        return bool(state.get("todos")) and state.get("todos_version") is None and plan.version == 0
+    def _seed_payload(self, state: Any, plan: TodoList) -> list[dict[str, str]] | None:
+        """What to write to Redis instead of pulling, or None to pull.
 
-    def _seed_items(self, state: Any) -> list[dict[str, str]]:
-        return [item.as_payload() for item in assign_ids([], state.get("todos") or [])]
+        * The thread has todos, Redis has no plan, and the thread never saw a version: it
+          ran under langchain's ``TodoListMiddleware`` (or before the plan was in Redis).
+          Seed Redis from it rather than wiping the thread's plan.
+        * The thread saw version N > 0 and Redis has no plan at all: Redis lost it
+          (eviction, a failover without AOF, a flush). Restore it from the thread, keeping
+          its ids, and say so in the log, rather than telling the model every item was
+          removed and writing that loss into the checkpoint.
+        """
+        known = state.get("todos_version")
+        if known is not None and plan.version < known:
+            log.warning(
+                "todo plan %r went back from version %s to %s: writes were lost%s",
+                plan.scope,
+                known,
+                plan.version,
+                "; restoring it from the thread's state" if plan.version == 0 else "",
+            )
+            get_instrumentation().count("todos.plan.regressed", restored=plan.version == 0)
+        if plan.version != 0 or not state.get("todos"):
+            return None
+        if known is not None and known == 0:
+            return None
+        base = view_from_state(state)
+        return [
+            (item if item.id else Item(new_item_id(), item.content, item.status)).as_payload()
+            for item in base
+        ]
+
+    def _load(self, state: Any, *, starting: bool) -> dict[str, Any] | None:
+        config = get_config()
+        scope = self.scope_for(config)
+        plan = self.repository.get(scope)
+        seed = self._seed_payload(state, plan)
+        if seed is not None:
+            try:
+                return _state_update(
+                    self.repository.replace(
+                        scope, seed, expected_version=0, actor=self._scoped.actor(config, "agent")
+                    )
+                )
+            except ConflictError:
+                plan = self.repository.get(scope)
+        return self._pull(state, plan, starting=starting)
+
+    async def _aload(self, state: Any, *, starting: bool) -> dict[str, Any] | None:
+        config = get_config()
+        scope = self.scope_for(config)
+        plan = await self.repository.aget(scope)
+        seed = self._seed_payload(state, plan)
+        if seed is not None:
+            try:
+                return _state_update(
+                    await self.repository.areplace(
+                        scope, seed, expected_version=0, actor=self._scoped.actor(config, "agent")
+                    )
+                )
+            except ConflictError:
+                plan = await self.repository.aget(scope)
+        return self._pull(state, plan, starting=starting)
 
     def before_agent(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        """Load the plan at the start of a run (seed Redis from a pre-Redis checkpoint).
+        """Load the plan at the start of a run (seed or restore Redis from the thread).
 
         Args:
             state: The agent state.
@@ -308,21 +364,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         Returns:
             The state update, if the plan differs from the state.
         """
-        config = get_config()
-        scope = self.scope_for(config)
-        plan = self.repository.get(scope)
-        if self._needs_seed(state, plan):
-            try:
-                plan = self.repository.replace(
-                    scope,
-                    self._seed_items(state),
-                    expected_version=0,
-                    actor=self._scoped.actor(config, "agent"),
-                )
-                return _state_update(plan)
-            except ConflictError:
-                plan = self.repository.get(scope)
-        return self._pull(state, plan, starting=True)
+        return self._load(state, starting=True)
 
     async def abefore_agent(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
         """Async :meth:`before_agent`.
@@ -334,21 +376,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         Returns:
             The state update, if the plan differs from the state.
         """
-        config = get_config()
-        scope = self.scope_for(config)
-        plan = await self.repository.aget(scope)
-        if self._needs_seed(state, plan):
-            try:
-                plan = await self.repository.areplace(
-                    scope,
-                    self._seed_items(state),
-                    expected_version=0,
-                    actor=self._scoped.actor(config, "agent"),
-                )
-                return _state_update(plan)
-            except ConflictError:
-                plan = await self.repository.aget(scope)
-        return self._pull(state, plan, starting=True)
+        return await self._aload(state, starting=True)
 
     def before_model(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
         """Pull changes made outside the run; tell the model what changed.
@@ -360,8 +388,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         Returns:
             The state update (plan and a message), if the plan moved.
         """
-        plan = self.repository.get(self.scope_for(get_config()))
-        return self._pull(state, plan, starting=False)
+        return self._load(state, starting=False)
 
     async def abefore_model(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
         """Async :meth:`before_model`.
@@ -373,8 +400,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         Returns:
             The state update (plan and a message), if the plan moved.
         """
-        plan = await self.repository.aget(self.scope_for(get_config()))
-        return self._pull(state, plan, starting=False)
+        return await self._aload(state, starting=False)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -702,12 +728,8 @@ def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
             )
         except InvalidInputError as exc:
             return f"Error: {exc}"
-        except Exception as exc:
-            from deepagents_redis.core import NotFoundError
-
-            if isinstance(exc, NotFoundError):
-                return f"Error: {exc}; call read_todos for the current ids"
-            raise
+        except NotFoundError as exc:
+            return f"Error: {exc}; call read_todos for the current ids"
         return _done(plan, item_id)
 
     async def aupdate_todo(
@@ -728,12 +750,8 @@ def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
             )
         except InvalidInputError as exc:
             return f"Error: {exc}"
-        except Exception as exc:
-            from deepagents_redis.core import NotFoundError
-
-            if isinstance(exc, NotFoundError):
-                return f"Error: {exc}; call read_todos for the current ids"
-            raise
+        except NotFoundError as exc:
+            return f"Error: {exc}; call read_todos for the current ids"
         return _done(plan, item_id)
 
     return [
