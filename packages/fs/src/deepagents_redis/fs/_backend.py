@@ -86,7 +86,7 @@ _DELETE = LuaScript("fs_delete", _lua.DELETE)
 _PURGE = LuaScript("fs_purge", _lua.PURGE)
 _LS = LuaScript("fs_ls", _lua.LS)
 _LIST = LuaScript("fs_list", _lua.LIST)
-_REFRESH = LuaScript("fs_refresh", _lua.REFRESH)
+_READ = LuaScript("fs_read", _lua.READ)
 _GC_CLAIM = LuaScript("fs_gc_claim", _lua.GC_CLAIM)
 _GREP = LuaScript("fs_grep", _lua.GREP)
 
@@ -590,62 +590,61 @@ class RedisBackend(BackendProtocol):
             yield _Blob("delete", (old_blob,), best_effort=True)
         return "OK", int(reply[1])
 
-    def _meta(self, ns: str, path: str, *, refresh: bool) -> _Op[dict[str, Any]]:
-        if refresh:
-            keys = [
-                self._k(ns, "m", path),
-                self._k(ns, "c", path),
-                self._k(ns, "files"),
-                self._k(ns, "exp"),
-                self._k(ns, "blobs"),
-            ]
-            reply = yield _Eval(_REFRESH, keys, [path, str(self._grace_ms)])
-        else:
-            reply = yield _Cmd(("HGETALL", self._k(ns, "m", path)))
+    def _meta(self, ns: str, path: str) -> _Op[dict[str, Any]]:
+        reply = yield _Cmd(("HGETALL", self._k(ns, "m", path)))
         return _meta_dict(reply)
 
     def _content(self, ns: str, path: str, meta: dict[str, Any]) -> _Op[bytes | None]:
-        """The content `meta` describes, or None when a writer replaced it meanwhile."""
+        """Inline or spilled content `meta` describes (None: the blob is gone)."""
         ref = _s(meta.get("b") or b"")
-        n = int(meta.get("n") or 0)
         if ref:
             data = yield _Blob("get", (ref,))
             return cast("bytes | None", data)
-        if n == 0:
-            return _b(meta.get("d", b""))
-        gen = _s(meta["g"])
-        vals = yield _Cmd(("HMGET", self._k(ns, "c", path), *[f"{gen}:{i}" for i in range(n)]))
-        if any(v is None for v in vals):
-            return None
-        return b"".join(_b(v) for v in vals)
+        return _b(meta.get("d", b""))
 
     def _load(
         self, ns: str, path: str, *, refresh: bool | None = None
     ) -> _Op[tuple[dict[str, Any], bytes] | None]:
-        """Read metadata and content consistently; None when the file does not exist."""
+        """Metadata and content, consistent with each other; None when there is no file.
+
+        Inline and chunked content come back from one atomic script. A spilled file's blob
+        is immutable per write: if it vanished between reading the metadata and fetching
+        it, a writer replaced the file, and the read starts again.
+        """
         use_refresh = self._refresh if refresh is None else refresh
-        last_gen = None
-        for _ in range(_TORN_RETRIES):
-            meta = yield from self._meta(ns, path, refresh=use_refresh)
-            if not meta:
+        keys = [
+            self._k(ns, "m", path),
+            self._k(ns, "c", path),
+            self._k(ns, "files"),
+            self._k(ns, "exp"),
+            self._k(ns, "blobs"),
+        ]
+        args = [path, str(self._grace_ms), "1" if use_refresh else "0"]
+        last_ref = None
+        for _ in range(_TORN_RETRIES * 8):
+            reply = yield _Eval(_READ, keys, args)
+            if not reply:
                 return None
+            count = int(reply[0])
+            if count < 0:
+                raise DeepAgentsRedisError(
+                    f"a chunk of {path!r} (namespace {ns!r}) is missing from Redis; "
+                    "was a key evicted (maxmemory-policy) or deleted by hand?"
+                )
+            meta = _meta_dict(reply[1 : 1 + count])
+            if int(meta.get("n") or 0) > 0:
+                return meta, b"".join(_b(c) for c in reply[1 + count :])
             data = yield from self._content(ns, path, meta)
             if data is not None:
                 return meta, data
-            gen = meta.get("g")
-            if gen == last_gen:
-                break
-            last_gen = gen
-        meta = yield from self._meta(ns, path, refresh=False)
-        if not meta:
-            return None
-        data = yield from self._content(ns, path, meta)
-        if data is None:
-            raise NotFoundError(
-                f"the content of {path!r} (namespace {ns!r}) is missing: its blob store "
-                "does not hold it (is every worker configured with the same blob store?)"
-            )
-        return meta, data
+            ref = meta.get("b")
+            if ref == last_ref:
+                raise NotFoundError(
+                    f"the content of {path!r} (namespace {ns!r}) is missing: its blob store "
+                    "does not hold it (is every worker configured with the same blob store?)"
+                )
+            last_ref = ref
+        raise DeepAgentsRedisError(f"{path!r} kept changing while being read")
 
     @staticmethod
     def _file_data(meta: dict[str, Any], data: bytes) -> FileData:
@@ -1178,7 +1177,17 @@ class RedisBackend(BackendProtocol):
                     return True
                 matches.append({"path": path, "line": line_num + 1, "text": last})
             return False
-        raise DeepAgentsRedisError(f"grep: {path!r} kept changing while being searched")
+        # rewritten faster than we could stream it: search one atomic snapshot instead
+        del matches[mark:]
+        got = yield from self._load(ns, path, refresh=False)
+        if got is None or _s(got[0].get("e", b"utf-8")) == "base64":
+            return False
+        for line_num, line in enumerate(got[1].decode("utf-8").split("\n"), 1):
+            if pattern in line:
+                if max_count is not None and len(matches) >= max_count:
+                    return True
+                matches.append({"path": path, "line": line_num, "text": line})
+        return False
 
     def grep(
         self,
@@ -1306,7 +1315,7 @@ class RedisBackend(BackendProtocol):
         if file_path_error(path) is not None:
             return None
         ns = self.resolve_namespace()
-        meta = yield from self._meta(ns, path, refresh=False)
+        meta = yield from self._meta(ns, path)
         if not meta:
             return None
         expire = int(float(_s(meta.get("x") or b"0")))

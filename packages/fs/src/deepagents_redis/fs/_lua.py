@@ -9,8 +9,8 @@ Layout of one namespace (all keys share the scope `{namespace}`):
 
 - `m:<path>`   hash: v version, g generation, n chunk count, d inline content, s size,
   e encoding, ca created_at, ma modified_at, t ttl ms, x expire-at ms, b blob ref, p path
-- `c:<path>`   hash of chunks, fields `<generation>:<i>`; outlives its meta by a grace period
-  so a reader holding the meta can still fetch the chunks, then re-checks the generation
+- `c:<path>`   hash of chunks, fields `<generation>:<i>`; expires a grace period after its
+  meta (a reader streaming a big file for grep can finish the generation it started)
 - `idx`        sorted set of every path (score 0) for prefix ranges (`glob`, `grep`, `delete`)
 - `files`      hash path -> `size|expire_at|encoding|modified_at`, what listings report
 - `exp`        sorted set path -> expire-at ms, for purging index entries of expired files
@@ -268,17 +268,21 @@ return out
 """
 )
 
-REFRESH = (
+READ = (
     """
 -- KEYS[1] meta  KEYS[2] chunks  KEYS[3] files  KEYS[4] exp  KEYS[5] blobs
--- ARGV[1] path  ARGV[2] chunk grace ms
--- pushes a file's expiry out by its own ttl (refresh on read), then returns HGETALL meta
+-- ARGV[1] path  ARGV[2] chunk grace ms  ARGV[3] refresh the lifetime first '1'|'0'
+-- Reads metadata and every chunk in one atomic step, so no writer can come in between.
+-- With ARGV[3] = '1' a file with a lifetime gets its lifetime started again first.
+-- returns {} when the file does not exist; {-1} when a chunk is missing (data loss);
+-- else {number of metadata items, field, value, ..., chunk 0, chunk 1, ...}
 """
     + _NOW
     + """
-local m = redis.call('HMGET', KEYS[1], 't', 's', 'ma', 'b', 'e')
+local m = redis.call('HMGET', KEYS[1], 't', 's', 'ma', 'b', 'e', 'n', 'g')
+if not m[6] then return {} end
 local ttl = tonumber(m[1] or '0') or 0
-if ttl > 0 then
+if ARGV[3] == '1' and ttl > 0 then
   local grace = tonumber(ARGV[2])
   local expire_at = now + ttl
   redis.call('PEXPIREAT', KEYS[1], expire_at)
@@ -288,7 +292,16 @@ if ttl > 0 then
   redis.call('HSET', KEYS[3], ARGV[1], m[2] .. '|' .. expire_at .. '|' .. m[5] .. '|' .. m[3])
   if m[4] and m[4] ~= '' then redis.call('ZADD', KEYS[5], expire_at + grace, m[4]) end
 end
-return redis.call('HGETALL', KEYS[1])
+local meta = redis.call('HGETALL', KEYS[1])
+local out = {#meta}
+for i = 1, #meta do out[#out + 1] = meta[i] end
+local n = tonumber(m[6]) or 0
+for i = 0, n - 1 do
+  local c = redis.call('HGET', KEYS[2], m[7] .. ':' .. i)
+  if not c then return {-1} end
+  out[#out + 1] = c
+end
+return out
 """
 )
 
