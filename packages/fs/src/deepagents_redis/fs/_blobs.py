@@ -114,8 +114,9 @@ class S3BlobStore:
     """Blobs in an S3-compatible bucket (AWS S3, MinIO, R2, ...), via boto3.
 
     Needs the optional extra: `pip install 'deepagents-redis-fs[s3]'`. Written against the
-    boto3 client API (`put_object`, `get_object`, `delete_object`, `list_objects_v2`);
-    it is not exercised by this package's test suite, which has no S3 endpoint.
+    boto3 client API (`put_object`, `get_object`, `delete_object`, `list_objects_v2`).
+    Its tests check those calls with botocore's `Stubber`; it has not been run against a
+    real S3 or MinIO endpoint.
 
     Args:
         bucket: Bucket name.
