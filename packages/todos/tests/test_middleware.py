@@ -333,3 +333,33 @@ def test_lost_plan_is_restored_from_the_thread(
     assert sync_notes(model.seen[0]) == []  # the model is not told "everything was removed"
     assert any("went back from version 1 to 0" in r.getMessage() for r in caplog.records)
     assert recorder.total("todos.plan.regressed", restored=True) == 1
+
+
+def test_merge_gives_up_under_constant_contention(
+    redis_target: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deepagents_redis.core import ConflictError
+
+    mw = middleware(redis_target, max_merge_attempts=2)
+    mw.repository.add("t10", "someone else's item")
+    attempts: list[int | None] = []
+
+    def always_conflict(scope: str, items: Any, **kwargs: Any) -> Any:
+        attempts.append(kwargs.get("expected_version"))
+        raise ConflictError(kwargs.get("expected_version"), 99)
+
+    monkeypatch.setattr(mw.repository, "replace", always_conflict)
+    runtime = ToolRuntime(
+        state={"messages": [], "todos": [], "todo_ids": [], "todos_version": 0},
+        context=None,
+        config={"configurable": {"thread_id": "t10"}},
+        stream_writer=lambda _: None,
+        tool_call_id="c",
+        store=None,
+    )
+    command = mw.write(runtime, PLAN)
+    assert attempts == [0, 1, 1]  # the first write, then two merges on the latest version
+    (msg,) = command.update["messages"]  # type: ignore[index]
+    assert msg.status == "error"
+    assert "NOT applied" in msg.content
+    assert command.update["todos"] == [{"content": "someone else's item", "status": "pending"}]  # type: ignore[index]

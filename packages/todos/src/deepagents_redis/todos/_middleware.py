@@ -509,9 +509,9 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                 return self._written(plan, todos, call_id, merged_over=(base, latest))
         except InvalidInputError as exc:
             return self._invalid(exc, call_id)
-        raise ConflictError(
-            base_version, None, message="write_todos: the plan kept changing; gave up merging"
-        )
+        # The plan kept moving under every merge: hand the model the latest plan instead.
+        log.warning("write_todos on %r: the plan kept changing; gave up merging", scope)
+        return self._rejected(base, repo.get(scope), call_id)
 
     async def awrite(self, runtime: ToolRuntime[Any, Any], todos: list[Any]) -> Command[Any]:
         """The async ``write_todos`` tool body (awaits the async client).
@@ -561,9 +561,9 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                 return self._written(plan, todos, call_id, merged_over=(base, latest))
         except InvalidInputError as exc:
             return self._invalid(exc, call_id)
-        raise ConflictError(
-            base_version, None, message="write_todos: the plan kept changing; gave up merging"
-        )
+        # The plan kept moving under every merge: hand the model the latest plan instead.
+        log.warning("write_todos on %r: the plan kept changing; gave up merging", scope)
+        return self._rejected(base, await repo.aget(scope), call_id)
 
 
 def _write_todos_tool(mw: RedisTodoMiddleware, description: str) -> BaseTool:
