@@ -171,7 +171,6 @@ def _run_rows(
     for b in everyone.values():
         b.write("/doc/4k.txt", _4KB)
     raw.set(f"{prefix}:raw4k", _4KB)
-    counter = iter(range(10**9))
 
     for label, b in baselines.items():
         _row(
@@ -214,16 +213,22 @@ def _run_rows(
         notes="write updates index, directory and metadata in one script",
     )
 
-    def ours_edit() -> None:
-        n = next(counter)
-        ours.edit("/doc/4k.txt", "def handler", f"def handler{n % 2}", replace_all=True)
-
     def edit_of(b: Any) -> Callable[[], None]:
+        # toggles between two spellings so the file keeps its size whatever the call count
+        state = {"n": 0}
+
         def go() -> None:
-            n = next(counter)
-            b.edit("/doc/4k.txt", "def handler", f"def handler{n % 2}", replace_all=True)
+            old, new = (
+                ("def handler(", "def handlr(")
+                if state["n"] % 2 == 0
+                else ("def handlr(", "def handler(")
+            )
+            state["n"] += 1
+            b.edit("/doc/4k.txt", old, new, replace_all=True)
 
         return go
+
+    ours_edit = edit_of(ours)
 
     for b in everyone.values():
         b.write("/doc/4k.txt", _4KB)
@@ -239,10 +244,16 @@ def _run_rows(
             notes="64 replacements per edit",
         )
 
+    raw_state = {"n": 0}
+
     def raw_edit() -> None:
+        old, new = (b"def handler(", b"def handlr(")
+        if raw_state["n"] % 2:
+            old, new = new, old
+        raw_state["n"] += 1
         value = raw.get(f"{prefix}:raw4k")
         assert value is not None
-        raw.set(f"{prefix}:raw4k", value.replace(b"def handler", b"def handlerX"))
+        raw.set(f"{prefix}:raw4k", value.replace(old, new))
 
     _row(
         ctx,
