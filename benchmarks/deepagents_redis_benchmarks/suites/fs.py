@@ -241,7 +241,7 @@ def _run_rows(
             f"{label} edit 4 KB",
             edit_of(b),
             iterations=small,
-            notes="64 replacements per edit",
+            notes="~64 replacements per edit",
         )
 
     raw_state = {"n": 0}
@@ -342,7 +342,7 @@ def _run_rows(
         f"redis-py SET+GET {size} (one value)",
         raw_wr,
         iterations=reps,
-        notes="ours: 256 KiB chunks in one script call + one HMGET",
+        notes="ours: 256 KiB chunks, one script call to write, one to read",
     )
     if have_pg:
         _row(
