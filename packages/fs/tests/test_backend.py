@@ -233,3 +233,15 @@ def test_results_are_plain_protocol_types(make_backend: Any) -> None:
     assert type(b.write("/x", "1")) is WriteResult
     assert type(b.read("/x")) is ReadResult
     assert dataclasses.is_dataclass(b.stat("/x"))
+
+
+def test_clients_that_decode_responses_are_refused(redis_url: str) -> None:
+    import redis
+    from deepagents_redis.core import ConfigurationError
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        with pytest.raises(ConfigurationError, match="decode_responses=False"):
+            RedisBackend(client=client)
+    finally:
+        client.close()

@@ -49,6 +49,7 @@ from deepagents.backends.utils import (
     slice_read_response,
 )
 from deepagents_redis.core import (
+    ConfigurationError,
     DeepAgentsRedisError,
     IdempotentScript,
     InvalidInputError,
@@ -212,6 +213,13 @@ def _meta_dict(reply: Any) -> dict[str, Any]:
     return {_s(items[i]): items[i + 1] for i in range(0, len(items), 2)}
 
 
+def _decodes_responses(client: Any) -> bool:
+    try:
+        return bool(client.get_connection_kwargs().get("decode_responses"))
+    except (AttributeError, TypeError):
+        return False
+
+
 def _outcome(result: Any) -> str:
     error = getattr(result, "error", None)
     if error is None:
@@ -286,6 +294,14 @@ class RedisBackend(BackendProtocol):
             raise InvalidInputError("chunk_size must be at least 1024 bytes")
         if ttl is not None and ttl <= 0:
             raise InvalidInputError("ttl must be positive (or None for no expiry)")
+        for given in (client, async_client):
+            if given is not None and _decodes_responses(given):
+                # content is stored as raw UTF-8 chunks cut at byte boundaries; a client that
+                # decodes replies would fail on a chunk that ends inside a character
+                raise ConfigurationError(
+                    "RedisBackend needs clients with decode_responses=False "
+                    "(core's create_client / create_async_client make them)"
+                )
         self._namespace = namespace
         self._connector = RedisConnector(
             url=url, settings=settings, client=client, async_client=async_client
