@@ -27,7 +27,7 @@ from deepagents_redis.cache._common import (
 )
 from deepagents_redis.cache._failopen import FAILED, _Failed
 from deepagents_redis.cache._near import NearCache
-from deepagents_redis.cache._scripts import ACQUIRE, WRITE
+from deepagents_redis.cache._scripts import ACQUIRE, READ, WRITE
 from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.core import (
     CircuitBreaker,
@@ -464,8 +464,7 @@ class RedisLLMCache(BaseCache):
         reply = self._guard.run("lookup", lambda: self._read(self._connector.sync(), keys))
         if isinstance(reply, _Failed):
             return None
-        gen_raw, value_raw = reply
-        found = self._decode(keys, gen_raw, value_raw)
+        found = self._decode_read(keys, reply)
         if found is not None:
             if near is not None:
                 near.put(keys.entry, found, epoch=epoch)
@@ -476,15 +475,23 @@ class RedisLLMCache(BaseCache):
             return None
         return self._single_flight(keys)
 
-    def _read(self, client: Any, keys: _Keys) -> list[Any]:
-        if self.settings.refresh_on_hit and self._ttl_ms != "0":
-            # GETEX reads and pushes the expiry in one command; a Cluster pipeline refuses
-            # MGET, and both keys share a slot, so this is still one round trip.
-            pipe = client.pipeline(transaction=False)
-            pipe.get(keys.gen)
-            pipe.getex(keys.entry, px=int(self._ttl_ms))
-            return list(pipe.execute())
-        return list(client.mget([keys.gen, keys.entry]))
+    @property
+    def _refresh_ms(self) -> str:
+        """The TTL a hit pushes forward ('0': none), as READ's ARGV[1]."""
+        return self._ttl_ms if self.settings.refresh_on_hit else "0"
+
+    def _read(self, client: Any, keys: _Keys) -> Any:
+        return READ(client, keys=[keys.gen, keys.entry], args=[self._refresh_ms])
+
+    def _decode_read(self, keys: _Keys, reply: Any) -> list[Generation] | None:
+        """Generations from READ's reply, else None (stale and corrupt entries counted)."""
+        if isinstance(reply, int):
+            self._guard.count("lookup", "stale" if reply == 0 else "corrupt")
+            return None
+        value = as_bytes(reply)
+        if value is None:
+            return None
+        return self._decode(keys, value.split(b":", 1)[0], value)
 
     def _single_flight(self, keys: _Keys) -> list[Generation] | None:
         client = self._connector.sync()
@@ -614,8 +621,7 @@ class RedisLLMCache(BaseCache):
         reply = await self._guard.arun("lookup", lambda: self._aread(keys))
         if isinstance(reply, _Failed):
             return None
-        gen_raw, value_raw = reply
-        found = self._decode(keys, gen_raw, value_raw)
+        found = self._decode_read(keys, reply)
         if found is not None:
             return self._hit(found, "redis")
         if not self.settings.single_flight:
@@ -623,14 +629,9 @@ class RedisLLMCache(BaseCache):
             return None
         return await self._asingle_flight(keys)
 
-    async def _aread(self, keys: _Keys) -> list[Any]:
+    async def _aread(self, keys: _Keys) -> Any:
         client: Any = await self._aclient()
-        if self.settings.refresh_on_hit and self._ttl_ms != "0":
-            pipe = client.pipeline(transaction=False)
-            pipe.get(keys.gen)
-            pipe.getex(keys.entry, px=int(self._ttl_ms))
-            return list(await pipe.execute())
-        return list(await client.mget([keys.gen, keys.entry]))
+        return await READ.acall(client, keys=[keys.gen, keys.entry], args=[self._refresh_ms])
 
     async def _asingle_flight(self, keys: _Keys) -> list[Generation] | None:
         client = await self._guard.arun("lookup", self._aclient)
