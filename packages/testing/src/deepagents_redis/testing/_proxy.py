@@ -185,6 +185,11 @@ class FaultProxy:
                 self._pump(up_reader, writer),
                 return_exceptions=True,
             )
+        except asyncio.CancelledError:
+            # Cancelled by reset/close on purpose. Ending normally matters: CPython 3.11's
+            # streams callback calls task.exception() on this task and would print the
+            # CancelledError as an "unhandled exception in client_connected_cb".
+            return
         finally:
             self._conns.discard(pipe)
             pipe.reset()
