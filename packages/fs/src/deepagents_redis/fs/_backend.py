@@ -40,11 +40,13 @@ from deepagents.backends.protocol import (
 )
 from deepagents.backends.utils import (
     InvalidGlobPatternError,
+    _copy_file_data_with_content,
     _get_backend_read_file_type,
     _glob_search_files,
     _normalize_path,
     _relative_to_root,
     compile_grep_include_glob,
+    normalize_read_bounds,
     perform_string_replacement,
     slice_read_response,
 )
@@ -91,13 +93,17 @@ _READ = LuaScript("fs_read", _lua.READ)
 _GC_CLAIM = LuaScript("fs_gc_claim", _lua.GC_CLAIM)
 _GREP = LuaScript("fs_grep", _lua.GREP)
 
-_PAGE = 500  # paths per LIST page: bounds the work of one script call
+_PAGE = 1000  # paths per LIST page: bounds the work of one script call
 _PURGE_BATCH = 200
 _DELETE_BATCH = 200
-_GREP_FILES = 256  # candidate files one server-side grep call searches
+_GREP_FILES = 1000  # candidate files one server-side grep call searches
 _GREP_BYTES = 4 * 1024 * 1024  # ... and at most this much content (bounds one script's work)
 _GREP_CHUNK_BATCH = 8  # chunks (x chunk_size bytes) held in memory per file while grepping
 _TORN_RETRIES = 8  # a reader re-reads this often when a writer replaced what it was reading
+# Line breaks `str.splitlines` knows besides "\n"; text without them has "\n"-separated lines
+_OTHER_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+_FAST_SLICE_MIN = 64 * 1024  # smaller files: deepagents' slicing is as cheap as ours
+_FAST_SLICE_LINES = 50_000  # windows ending further down go through deepagents' slicing
 
 T = TypeVar("T")
 
@@ -182,17 +188,16 @@ class FileStat:
     """The blob store reference of a spilled file's content."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Summary:
-    size: int
-    expire_at: int
-    encoding: str
-    modified_at: str
+def _pairs(listing: Any) -> Iterable[tuple[str, str]]:
+    """(name, summary) pairs of a NUL-joined listing string from the LS or LIST script.
 
-    @classmethod
-    def parse(cls, raw: Any) -> _Summary:
-        size, expire, enc, modified = _s(raw).split("|", 3)
-        return cls(int(size), int(float(expire)), enc, modified)
+    A summary is `size|expire_at|encoding|modified_at`; it is split only where needed.
+    """
+    text = _s(listing)
+    if not text:
+        return ()
+    parts = text.split("\0")
+    return zip(parts[0::2], parts[1::2], strict=True)
 
 
 def _s(value: Any) -> str:
@@ -229,6 +234,51 @@ def _outcome(result: Any) -> str:
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _slice_text(file_data: FileData, offset: int, limit: int) -> ReadResult:
+    """Exactly `slice_read_response(file_data, offset, limit)`, cheaper on big files.
+
+    deepagents splits the whole content into lines (`str.splitlines`) to cut a window of a
+    few; on a 10 MB file that is most of a read. When the content only uses LF line
+    breaks (no other `splitlines` break occurs in it), its lines are counted with
+    `str.count` and the window is cut out by position, which gives the same result. Every
+    other case (small or blank content, zero limit, far offsets, CR or exotic breaks) is
+    handed to deepagents' function itself.
+    """
+    content = file_data.get("content")
+    if not isinstance(content, str) or len(content) < _FAST_SLICE_MIN:
+        return slice_read_response(file_data, offset, limit)
+    start, count = normalize_read_bounds(offset, limit)
+    if (
+        count == 0
+        or start + count > _FAST_SLICE_LINES
+        or not content
+        or content.isspace()
+        or any(br in content for br in _OTHER_BREAKS)
+    ):
+        return slice_read_response(file_data, offset, limit)
+    total = content.count("\n") + (0 if content.endswith("\n") else 1)
+    if start >= total:
+        return ReadResult(error=f"Line offset {start} exceeds file length ({total} lines)")
+    lo = 0
+    for _ in range(start):
+        lo = content.index("\n", lo) + 1
+    end = min(start + count, total)
+    hi = lo
+    for _ in range(end - start):
+        nl = content.find("\n", hi)
+        if nl < 0:
+            hi = len(content)
+            break
+        hi = nl + 1
+    return ReadResult(
+        file_data=_copy_file_data_with_content(file_data, content[lo:hi]),
+        total_lines=total,
+        start_line=start + 1,
+        end_line=end,
+        next_offset=end if end < total else None,
+    )
 
 
 # ----------------------------------------------------------------------------- backend
@@ -692,7 +742,7 @@ class RedisBackend(BackendProtocol):
         file_data = self._file_data(*got)
         if _get_backend_read_file_type(file_path) != "text":
             return ReadResult(file_data=file_data)
-        return slice_read_response(file_data, offset, limit)
+        return _slice_text(file_data, offset, limit)
 
     def read(self, file_path: str, offset: int = 0, limit: int = 2000) -> ReadResult:
         """Read a window of lines of a file (binary types whole, as base64).
@@ -926,7 +976,7 @@ class RedisBackend(BackendProtocol):
             cursor = ""
             while True:
                 _exact, cursor, entries = yield from self._list_page(ns, "", prefix, cursor)
-                paths = [p for p, _ in entries]
+                paths = list(entries)
                 for i in range(0, len(paths), _DELETE_BATCH):
                     n, _ = yield from self._delete_batch(ns, paths[i : i + _DELETE_BATCH], "")
                     live += n
@@ -962,22 +1012,19 @@ class RedisBackend(BackendProtocol):
 
     def _list_page(
         self, ns: str, exact: str, prefix: str, cursor: str
-    ) -> _Op[tuple[bool, str, list[tuple[str, _Summary]]]]:
+    ) -> _Op[tuple[bool, str, dict[str, str]]]:
         reply = yield _Eval(
             _LIST,
             [self._k(ns, "idx"), self._k(ns, "files")],
             [exact, prefix, cursor, str(_PAGE)],
         )
-        entries = []
-        for raw in reply[2:]:
-            path, _, summary = _s(raw).partition("\0")
-            entries.append((path, _Summary.parse(summary)))
-        return bool(int(reply[0])), _s(reply[1]), entries
+        return bool(int(reply[0])), _s(reply[1]), dict(_pairs(reply[2]))
 
-    def _candidates(self, ns: str, path: str | None) -> _Op[dict[str, _Summary] | None]:
+    def _candidates(self, ns: str, path: str | None) -> _Op[dict[str, str] | None]:
         """Files `_filter_files_by_path(files, normalize(path))` would keep, in path order.
 
-        None when the path does not normalize (the callers' utils then find nothing).
+        Maps each path to its summary `size|expire_at|encoding|modified_at`. None when the
+        path does not normalize (the callers' utils then find nothing).
         """
         try:
             normalized = _normalize_path(path)
@@ -985,7 +1032,7 @@ class RedisBackend(BackendProtocol):
             return None
         exact = "" if normalized == "/" else normalized
         prefix = "/" if normalized == "/" else normalized + "/"
-        out: dict[str, _Summary] = {}
+        out: dict[str, str] = {}
         cursor = ""
         while True:
             is_exact, cursor, entries = yield from self._list_page(ns, exact, prefix, cursor)
@@ -1004,25 +1051,24 @@ class RedisBackend(BackendProtocol):
             if _s(reply[0]) == "PURGE":
                 yield from self._purge(ns, [_s(p) for p in reply[1]])
                 continue
+            # sorted by name = sorted by path (every entry shares the directory prefix)
+            entries = sorted((name[1:], name[0], summary) for name, summary in _pairs(reply[1]))
             infos: list[FileInfo] = []
-            for raw in reply[1:]:
-                entry = _s(raw)
-                if entry[0] == "d":
+            for name, kind, summary in entries:
+                if kind == "d":
                     infos.append(
-                        FileInfo(path=directory + entry[1:], is_dir=True, size=0, modified_at="")
+                        {"path": directory + name, "is_dir": True, "size": 0, "modified_at": ""}
                     )
                 else:
-                    name, _, summary = entry[1:].partition("\0")
                     size, _expire, _enc, modified = summary.split("|", 3)
                     infos.append(
-                        FileInfo(
-                            path=directory + name,
-                            is_dir=False,
-                            size=int(size),
-                            modified_at=modified,
-                        )
+                        {
+                            "path": directory + name,
+                            "is_dir": False,
+                            "size": int(size),
+                            "modified_at": modified,
+                        }
                     )
-            infos.sort(key=lambda x: x.get("path", ""))
             return LsResult(entries=infos)
         raise DeepAgentsRedisError("ls could not finish purging expired entries")
 
@@ -1043,8 +1089,8 @@ class RedisBackend(BackendProtocol):
 
     def _glob_op(self, pattern: str, path: str | None) -> _Op[GlobResult]:
         ns = self.resolve_namespace()
-        summaries = yield from self._candidates(ns, path)
-        files = {p: {"modified_at": s.modified_at} for p, s in (summaries or {}).items()}
+        summaries = (yield from self._candidates(ns, path)) or {}
+        files = {p: {"modified_at": s.split("|", 3)[3]} for p, s in summaries.items()}
         try:
             result = _glob_search_files(files, pattern, path)
         except InvalidGlobPatternError as exc:
@@ -1053,15 +1099,8 @@ class RedisBackend(BackendProtocol):
             return GlobResult(matches=[])
         infos: list[FileInfo] = []
         for p in result.split("\n"):
-            s = (summaries or {}).get(p)
-            infos.append(
-                {
-                    "path": p,
-                    "is_dir": False,
-                    "size": s.size if s else 0,
-                    "modified_at": s.modified_at if s else "",
-                }
-            )
+            size, _expire, _enc, modified = summaries.get(p, "0|0||").split("|", 3)
+            infos.append({"path": p, "is_dir": False, "size": int(size), "modified_at": modified})
         return GlobResult(matches=infos)
 
     def glob(self, pattern: str, path: str | None = None) -> GlobResult:
@@ -1097,7 +1136,15 @@ class RedisBackend(BackendProtocol):
             except InvalidGlobPatternError as exc:
                 return GrepResult(error=str(exc))
             names = [p for p in names if matcher(_relative_to_root(p, normalized))]
-        names = [p for p in names if summaries[p].encoding != "base64"]
+        sizes: dict[str, int] = {}
+        for p in names:
+            size_text, _expire, enc, _modified = summaries[p].split("|", 3)
+            if enc != "base64":
+                sizes[p] = int(size_text)
+        names = list(sizes)
+        # key(kind, ns, path) is key(kind, ns) + ":" + encode(path): build the head once
+        meta_head = self._k(ns, "m") + ":"
+        encode = self._ks.encode_component
         try:
             needle = pattern.encode("utf-8")
         except UnicodeEncodeError:  # stored text is valid unicode: it cannot contain this
@@ -1108,12 +1155,13 @@ class RedisBackend(BackendProtocol):
             batch: list[str] = []
             size = 0
             for p in names[i : i + _GREP_FILES]:
-                if batch and size + summaries[p].size > _GREP_BYTES:
+                if batch and size + sizes[p] > _GREP_BYTES:
                     break
                 batch.append(p)
-                size += summaries[p].size
+                size += sizes[p]
             budget = -1 if max_count is None else max_count - len(matches)
-            reply = yield _Eval(_GREP, [self._k(ns, "m", p) for p in batch], [needle, str(budget)])
+            keys = [meta_head + encode(p) for p in batch]
+            reply = yield _Eval(_GREP, keys, [needle, str(budget)])
             for j in range(1, len(reply), 3):
                 matches.append(
                     {

@@ -211,27 +211,32 @@ LS = (
 -- KEYS[1] directory hash  KEYS[2] files  KEYS[3] exp
 -- ARGV[1] directory path (with trailing '/')  ARGV[2] purge batch size
 -- returns {'PURGE', path...} when expired entries must be purged first (their directory
--- counts are stale), else {'OK', entry, ...}: 'd' .. name for a sub-directory (the name ends
--- with '/'), 'f' .. name .. NUL .. 'size|expire_at|encoding|modified_at' for a file
--- (one string per entry: the reply is parsed in Python, where each element costs)
+-- counts are stale), else {'OK', listing}: listing is one string, two NUL-separated fields
+-- per entry, 'd' .. name, '' for a sub-directory (the name ends with '/') and 'f' .. name,
+-- 'size|expire_at|encoding|modified_at' for a file ('' when empty). One string, not one
+-- element per entry: the reply is parsed in Python, where each element costs.
 """
     + _NOW
     + """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. now, 'LIMIT', 0,
   tonumber(ARGV[2]))
 if #expired > 0 then return {'PURGE', expired} end
-local out = {'OK'}
+local out = {}
 local h = redis.call('HGETALL', KEYS[1])
 for i = 1, #h, 2 do
   local name = h[i]
   if string.sub(name, -1) == '/' then
     out[#out + 1] = 'd' .. name
+    out[#out + 1] = ''
   else
     local s = redis.call('HGET', KEYS[2], ARGV[1] .. name)
-    if s then out[#out + 1] = 'f' .. name .. '\0' .. s end
+    if s then
+      out[#out + 1] = 'f' .. name
+      out[#out + 1] = s
+    end
   end
 end
-return out
+return {'OK', table.concat(out, '\0')}
 """
 )
 
@@ -241,8 +246,8 @@ LIST = (
 -- ARGV[1] exact path that, when it is a live file, is the whole answer ('' none)
 -- ARGV[2] prefix  ARGV[3] cursor (last path of the previous page, '' first page)
 -- ARGV[4] page size
--- returns {exact 1|0, next cursor ('' when done), path .. NUL .. summary, ...}; expired
--- files skipped
+-- returns {exact 1|0, next cursor ('' when done), listing}: listing is one string,
+-- path NUL summary NUL path NUL summary ... ('' when empty); expired files skipped
 """
     + _NOW
     + """
@@ -258,13 +263,17 @@ local lo = '[' .. ARGV[2]
 if ARGV[3] ~= '' then lo = '(' .. ARGV[3] end
 local page = tonumber(ARGV[4])
 local paths = redis.call('ZRANGEBYLEX', KEYS[1], lo, '(' .. ARGV[2] .. '\\255', 'LIMIT', 0, page)
-local out = {0, ''}
-if #paths == page then out[2] = paths[#paths] end
+local cursor = ''
+if #paths == page then cursor = paths[#paths] end
+local out = {}
 for i = 1, #paths do
   local s = redis.call('HGET', KEYS[2], paths[i])
-  if s and live(s) then out[#out + 1] = paths[i] .. '\0' .. s end
+  if s and live(s) then
+    out[#out + 1] = paths[i]
+    out[#out + 1] = s
+  end
 end
-return out
+return {0, cursor, table.concat(out, '\0')}
 """
 )
 

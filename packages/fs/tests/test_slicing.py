@@ -1,0 +1,60 @@
+"""`_slice_text` (the read window cut) against deepagents' `slice_read_response`."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from deepagents.backends.protocol import FileData
+from deepagents.backends.utils import slice_read_response
+from deepagents_redis.fs import _backend
+from deepagents_redis.fs._backend import _slice_text
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+_PIECES = ["a", "é", "line", " ", "\t", "\n", "\n\n", "\r", "\r\n", "\x0b", "\x85", "\u2028"]
+_PIECES.append("z" * 40)
+
+
+def _fd(content: str) -> FileData:
+    return FileData(content=content, encoding="utf-8", created_at="c", modified_at="m")
+
+
+@pytest.fixture(autouse=True)
+def _small_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    # exercise the fast path on small inputs too
+    monkeypatch.setattr(_backend, "_FAST_SLICE_MIN", 0)
+    monkeypatch.setattr(_backend, "_FAST_SLICE_LINES", 60)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.lists(st.sampled_from(_PIECES), max_size=60),
+    st.integers(min_value=-3, max_value=70),
+    st.integers(min_value=-3, max_value=70),
+)
+def test_same_as_deepagents(pieces: list[str], offset: int, limit: int) -> None:
+    content = "".join(pieces)
+    assert _slice_text(_fd(content), offset, limit) == slice_read_response(
+        _fd(content), offset, limit
+    )
+
+
+def test_big_file_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_backend, "_FAST_SLICE_LINES", 50_000)
+    rng = random.Random(7)
+    lines = [("x" * rng.randrange(0, 90)) + "\n" for _ in range(30_000)]
+    for content in ("".join(lines), "".join(lines) + "tail", "".join(lines) + "\n\n"):
+        for offset, limit in [
+            (0, 10),
+            (0, 2000),
+            (29_990, 2000),
+            (30_000, 5),
+            (40_000, 1),
+            (12_345, 678),
+            (0, 0),
+            (-1, 3),
+        ]:
+            assert _slice_text(_fd(content), offset, limit) == slice_read_response(
+                _fd(content), offset, limit
+            ), (offset, limit)
