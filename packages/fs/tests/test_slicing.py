@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from deepagents.backends.protocol import FileData
@@ -58,3 +59,19 @@ def test_big_file_windows(monkeypatch: pytest.MonkeyPatch) -> None:
             assert _slice_text(_fd(content), offset, limit) == slice_read_response(
                 _fd(content), offset, limit
             ), (offset, limit)
+
+
+def test_read_reports_a_lost_chunk(make_backend: Any) -> None:
+    """A chunk gone from the chunk hash is reported, not read around (either read path)."""
+    from deepagents_redis.core import DeepAgentsRedisError
+
+    for refresh in (False, True):
+        b = make_backend(refresh_ttl_on_read=refresh)
+        b.write("/big.txt", "x" * 5000 + "\n")
+        assert b.read("/big.txt").file_data is not None
+        client = b._connector.sync()
+        ckey = b._k(b.resolve_namespace(), "c", "/big.txt")
+        field = sorted(client.hkeys(ckey))[0]
+        client.hdel(ckey, field)
+        with pytest.raises(DeepAgentsRedisError, match="missing"):
+            b.read("/big.txt")

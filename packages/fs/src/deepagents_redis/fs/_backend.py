@@ -75,6 +75,7 @@ from deepagents_redis.fs._paths import (
     listing_dir,
 )
 from deepagents_redis.fs._settings import MIB, FsSettings
+from redis.asyncio import RedisCluster as AsyncRedisCluster
 
 log = logging.getLogger("deepagents_redis.fs")
 
@@ -140,6 +141,18 @@ class _Pipe:
 
 
 @dataclass(slots=True)
+class _Snapshot:
+    """Commands run as one MULTI/EXEC transaction, replying `("multi", [replies])`.
+
+    A client that cannot run a transaction (redis-py's asyncio cluster client) runs
+    `fallback` instead, replying `("lua", reply)`.
+    """
+
+    cmds: list[tuple[Any, ...]]
+    fallback: _Eval
+
+
+@dataclass(slots=True)
 class _Blob:
     op: str  # "get" | "put" | "delete" | "list"
     args: tuple[Any, ...]
@@ -151,7 +164,7 @@ class _Sleep:
     seconds: float
 
 
-_Req: TypeAlias = _Eval | _Idem | _Cmd | _Pipe | _Blob | _Sleep
+_Req: TypeAlias = _Eval | _Idem | _Cmd | _Pipe | _Snapshot | _Blob | _Sleep
 _Op: TypeAlias = Generator[_Req, Any, T]
 
 
@@ -524,14 +537,15 @@ class RedisBackend(BackendProtocol):
             )
         if isinstance(req, _Cmd):
             return client.execute_command(*req.args)
-        if isinstance(req, _Pipe):
-            pipe = client.pipeline(transaction=False)
+        if isinstance(req, _Pipe | _Snapshot):
+            pipe = client.pipeline(transaction=isinstance(req, _Snapshot))
             try:
                 for cmd in req.cmds:
                     pipe.execute_command(*cmd)
-                return pipe.execute()
+                replies = pipe.execute()
             finally:
                 pipe.reset()
+            return ("multi", replies) if isinstance(req, _Snapshot) else replies
         if isinstance(req, _Blob):
             return self._blob_call(req)
         time.sleep(req.seconds)
@@ -579,11 +593,16 @@ class RedisBackend(BackendProtocol):
             )
         if isinstance(req, _Cmd):
             return await client.execute_command(*req.args)
-        if isinstance(req, _Pipe):
-            pipe = client.pipeline(transaction=False)
+        if isinstance(req, _Snapshot) and isinstance(client, AsyncRedisCluster):
+            return "lua", await req.fallback.script.acall(
+                client, keys=req.fallback.keys, args=req.fallback.args
+            )
+        if isinstance(req, _Pipe | _Snapshot):
+            pipe = client.pipeline(transaction=isinstance(req, _Snapshot))
             for cmd in req.cmds:
                 pipe.execute_command(*cmd)
-            return await pipe.execute()
+            replies = await pipe.execute()
+            return ("multi", replies) if isinstance(req, _Snapshot) else replies
         if isinstance(req, _Blob):
             return await asyncio.to_thread(self._blob_call, req)
         await asyncio.sleep(req.seconds)
@@ -673,9 +692,12 @@ class RedisBackend(BackendProtocol):
     ) -> _Op[tuple[dict[str, Any], bytes] | None]:
         """Metadata and content, consistent with each other; None when there is no file.
 
-        Inline and chunked content come back from one atomic script. A spilled file's blob
-        is immutable per write: if it vanished between reading the metadata and fetching
-        it, a writer replaced the file, and the read starts again.
+        Inline and chunked content come back in one atomic step: a MULTI/EXEC of two
+        HGETALLs (metadata, chunk hash), or the READ script when the read also restarts
+        the file's lifetime (or the client cannot run a transaction). The transaction is
+        cheaper for big files: the script copies every chunk into Lua and out again. A
+        spilled file's blob is immutable per write: if it vanished between reading the
+        metadata and fetching it, a writer replaced the file, and the read starts again.
         """
         use_refresh = self._refresh if refresh is None else refresh
         keys = [
@@ -686,20 +708,41 @@ class RedisBackend(BackendProtocol):
             self._k(ns, "blobs"),
         ]
         args = [path, str(self._grace_ms), "1" if use_refresh else "0"]
+        missing = DeepAgentsRedisError(
+            f"a chunk of {path!r} (namespace {ns!r}) is missing from Redis; "
+            "was a key evicted (maxmemory-policy) or deleted by hand?"
+        )
         last_ref = None
         for _ in range(_TORN_RETRIES * 8):
-            reply = yield _Eval(_READ, keys, args)
-            if not reply:
-                return None
-            count = int(reply[0])
-            if count < 0:
-                raise DeepAgentsRedisError(
-                    f"a chunk of {path!r} (namespace {ns!r}) is missing from Redis; "
-                    "was a key evicted (maxmemory-policy) or deleted by hand?"
-                )
-            meta = _meta_dict(reply[1 : 1 + count])
-            if int(meta.get("n") or 0) > 0:
-                return meta, b"".join(_b(c) for c in reply[1 + count :])
+            if use_refresh:
+                reply: Any = ("lua", (yield _Eval(_READ, keys, args)))
+            else:
+                snapshot = [("HGETALL", keys[0]), ("HGETALL", keys[1])]
+                reply = yield _Snapshot(snapshot, _Eval(_READ, keys, args))
+            if reply[0] == "multi":
+                meta = _meta_dict(reply[1][0])
+                if "n" not in meta:
+                    return None
+                n = int(meta.get("n") or 0)
+                if n > 0:
+                    # the chunk hash holds the current generation's fields (a write removes
+                    # the previous ones); fields of any other generation are ignored
+                    held = _meta_dict(reply[1][1])
+                    gen = _s(meta["g"])
+                    parts = [held.get(f"{gen}:{i}") for i in range(n)]
+                    if any(c is None for c in parts):
+                        raise missing
+                    return meta, b"".join(map(_b, parts))
+            else:
+                lua = reply[1]
+                if not lua:
+                    return None
+                count = int(lua[0])
+                if count < 0:
+                    raise missing
+                meta = _meta_dict(lua[1 : 1 + count])
+                if int(meta.get("n") or 0) > 0:
+                    return meta, b"".join(_b(c) for c in lua[1 + count :])
             data = yield from self._content(ns, path, meta)
             if data is not None:
                 return meta, data
