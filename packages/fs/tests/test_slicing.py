@@ -1,4 +1,4 @@
-"""`_slice_text` (the read window cut) against deepagents' `slice_read_response`."""
+"""`_read_window` (the read window cut) against deepagents' `slice_read_response`."""
 
 from __future__ import annotations
 
@@ -9,16 +9,23 @@ import pytest
 from deepagents.backends.protocol import FileData
 from deepagents.backends.utils import slice_read_response
 from deepagents_redis.fs import _backend
-from deepagents_redis.fs._backend import _slice_text
+from deepagents_redis.fs._backend import RedisBackend, _read_window
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 _PIECES = ["a", "é", "line", " ", "\t", "\n", "\n\n", "\r", "\r\n", "\x0b", "\x85", "\u2028"]
-_PIECES.append("z" * 40)
+_PIECES += ["z" * 40, "\u3000", "\xa0", "\x1e", "\u2029", "\x0c", "\x1c"]
+
+
+_META = {"e": b"utf-8", "ca": b"c", "ma": b"m"}
 
 
 def _fd(content: str) -> FileData:
-    return FileData(content=content, encoding="utf-8", created_at="c", modified_at="m")
+    return RedisBackend._file_data(_META, content.encode("utf-8"))
+
+
+def _ours(content: str, offset: int, limit: int) -> Any:
+    return _read_window(_META, content.encode("utf-8"), offset, limit)
 
 
 @pytest.fixture(autouse=True)
@@ -36,9 +43,7 @@ def _small_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_same_as_deepagents(pieces: list[str], offset: int, limit: int) -> None:
     content = "".join(pieces)
-    assert _slice_text(_fd(content), offset, limit) == slice_read_response(
-        _fd(content), offset, limit
-    )
+    assert _ours(content, offset, limit) == slice_read_response(_fd(content), offset, limit)
 
 
 def test_big_file_windows(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,7 +61,7 @@ def test_big_file_windows(monkeypatch: pytest.MonkeyPatch) -> None:
             (0, 0),
             (-1, 3),
         ]:
-            assert _slice_text(_fd(content), offset, limit) == slice_read_response(
+            assert _ours(content, offset, limit) == slice_read_response(
                 _fd(content), offset, limit
             ), (offset, limit)
 

@@ -14,6 +14,7 @@ import codecs
 import hashlib
 import logging
 import random
+import re
 import secrets
 import tempfile
 import time
@@ -40,7 +41,6 @@ from deepagents.backends.protocol import (
 )
 from deepagents.backends.utils import (
     InvalidGlobPatternError,
-    _copy_file_data_with_content,
     _get_backend_read_file_type,
     _glob_search_files,
     _normalize_path,
@@ -101,8 +101,11 @@ _GREP_FILES = 1000  # candidate files one server-side grep call searches
 _GREP_BYTES = 4 * 1024 * 1024  # ... and at most this much content (bounds one script's work)
 _GREP_CHUNK_BATCH = 8  # chunks (x chunk_size bytes) held in memory per file while grepping
 _TORN_RETRIES = 8  # a reader re-reads this often when a writer replaced what it was reading
-# Line breaks `str.splitlines` knows besides "\n"; text without them has "\n"-separated lines
-_OTHER_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+# UTF-8 of the line breaks `str.splitlines` knows besides LF (CR, VT, FF, FS, GS, RS, NEL,
+# U+2028, U+2029): text without them has LF-separated lines
+_ASCII_BREAKS = (b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")
+_OTHER_BREAKS = (*_ASCII_BREAKS, b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+_NON_BLANK = re.compile(rb"[\x21-\x7e]")  # printable ASCII: never whitespace
 _FAST_SLICE_MIN = 64 * 1024  # smaller files: deepagents' slicing is as cheap as ours
 _FAST_SLICE_LINES = 50_000  # windows ending further down go through deepagents' slicing
 
@@ -249,44 +252,42 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _slice_text(file_data: FileData, offset: int, limit: int) -> ReadResult:
-    """Exactly `slice_read_response(file_data, offset, limit)`, cheaper on big files.
+def _read_window(meta: dict[str, Any], data: bytes, offset: int, limit: int) -> ReadResult:
+    """Exactly `slice_read_response(<FileData of meta and data>, offset, limit)`, cheaper.
 
-    deepagents splits the whole content into lines (`str.splitlines`) to cut a window of a
-    few; on a 10 MB file that is most of a read. When the content only uses LF line
-    breaks (no other `splitlines` break occurs in it), its lines are counted with
-    `str.count` and the window is cut out by position, which gives the same result. Every
-    other case (small or blank content, zero limit, far offsets, CR or exotic breaks) is
-    handed to deepagents' function itself.
+    deepagents decodes the whole content and splits it into lines (`str.splitlines`) to
+    cut a window of a few; on a 10 MB file that is most of a read. When the stored UTF-8
+    only uses LF line breaks (none of the other `splitlines` breaks occurs in it), lines
+    are counted with `bytes.count` and the window is cut out by byte position and decoded
+    alone, which gives the same result. Every other case (small or blank content, zero
+    limit, far offsets, CR or other breaks) goes to deepagents' function itself.
     """
-    content = file_data.get("content")
-    if not isinstance(content, str) or len(content) < _FAST_SLICE_MIN:
-        return slice_read_response(file_data, offset, limit)
     start, count = normalize_read_bounds(offset, limit)
     if (
-        count == 0
+        len(data) < _FAST_SLICE_MIN
+        or count == 0
         or start + count > _FAST_SLICE_LINES
-        or not content
-        or content.isspace()
-        or any(br in content for br in _OTHER_BREAKS)
+        or _NON_BLANK.search(data) is None
+        # (searching for a 2-3 byte sequence is slow: skip that when the text is ASCII)
+        or any(br in data for br in (_ASCII_BREAKS if data.isascii() else _OTHER_BREAKS))
     ):
-        return slice_read_response(file_data, offset, limit)
-    total = content.count("\n") + (0 if content.endswith("\n") else 1)
+        return slice_read_response(RedisBackend._file_data(meta, data), offset, limit)
+    total = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     if start >= total:
         return ReadResult(error=f"Line offset {start} exceeds file length ({total} lines)")
     lo = 0
     for _ in range(start):
-        lo = content.index("\n", lo) + 1
+        lo = data.index(b"\n", lo) + 1
     end = min(start + count, total)
     hi = lo
     for _ in range(end - start):
-        nl = content.find("\n", hi)
+        nl = data.find(b"\n", hi)
         if nl < 0:
-            hi = len(content)
+            hi = len(data)
             break
         hi = nl + 1
     return ReadResult(
-        file_data=_copy_file_data_with_content(file_data, content[lo:hi]),
+        file_data=RedisBackend._file_data(meta, data[lo:hi]),
         total_lines=total,
         start_line=start + 1,
         end_line=end,
@@ -782,10 +783,9 @@ class RedisBackend(BackendProtocol):
         got = yield from self._load(ns, file_path)
         if got is None:
             return ReadResult(error=f"File '{file_path}' not found")
-        file_data = self._file_data(*got)
         if _get_backend_read_file_type(file_path) != "text":
-            return ReadResult(file_data=file_data)
-        return _slice_text(file_data, offset, limit)
+            return ReadResult(file_data=self._file_data(*got))
+        return _read_window(*got, offset, limit)
 
     def read(self, file_path: str, offset: int = 0, limit: int = 2000) -> ReadResult:
         """Read a window of lines of a file (binary types whole, as base64).
