@@ -310,6 +310,56 @@ def test_thousand_deep_nesting_refused(fmt: str) -> None:
         codec.decode(huge)
 
 
+def _depth(value: Any) -> int:
+    """Nesting levels of containers (a scalar is 0, ``[]`` is 1)."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list | tuple):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+@pytest.mark.parametrize("max_depth", [1, 3, 8])
+def test_decode_refuses_one_level_past_max_depth(max_depth: int) -> None:
+    # Hand-made payloads (encode would refuse them): the decode-side limit on its own.
+    codec = Codec(max_depth=max_depth)
+    for opener, leaf in ((b"\x91", b"\xc0"), (b"\x81\xa1a", b"\x01"), (b"\xdc\x00\x01", b"\x02")):
+        assert codec.decode(header(1) + opener * max_depth + leaf) is not None
+        with pytest.raises(SerializationError, match="max_depth"):
+            codec.decode(header(1) + opener * (max_depth + 1) + leaf)
+
+
+def test_decode_depth_check_with_many_shallow_containers() -> None:
+    # More containers than max_depth but shallow: the full walk runs and accepts it; the same
+    # count nested one level too deep is refused.
+    codec = Codec(max_depth=3)
+    wide = [[[i]] for i in range(50)]
+    assert _depth(wide) == 3
+    assert codec.decode(Codec().encode(wide)) == wide
+    with pytest.raises(SerializationError, match="max_depth"):
+        codec.decode(Codec().encode([wide]))
+    # Non-ASCII text (UTF-8 continuation bytes look like container headers) is fine too.
+    text = {"t": "ünïcödé \u00e9\u0080" * 40, "l": [[1]]}
+    assert codec.decode(Codec().encode(text)) == text
+    with pytest.raises(SerializationError, match="max_depth"):
+        codec.decode(Codec().encode({"t": text["t"], "l": [[[1]]]}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=plain, max_depth=st.integers(min_value=1, max_value=6))
+def test_decode_depth_limit_is_exact(value: Any, max_depth: int) -> None:
+    # Whatever shortcut decode takes, it accepts exactly the values nested at most
+    # max_depth levels deep.
+    data = Codec().encode(value)
+    codec = Codec(max_depth=max_depth)
+    stored = msgpack.unpackb(data[4:], raw=False)  # as stored: LC look-alikes are escaped
+    if _depth(stored) <= max_depth:
+        assert codec.decode(data) == value
+    else:
+        with pytest.raises(SerializationError, match="max_depth"):
+            codec.decode(data)
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_truncated_envelopes(fmt: str) -> None:
     codec = Codec(format=fmt)  # type: ignore[arg-type]
