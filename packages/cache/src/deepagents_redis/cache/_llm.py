@@ -11,8 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 import redis.asyncio
@@ -51,8 +50,9 @@ _FIRST_POLL = 0.005
 _MAX_HELD = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class _Keys:
+class _Keys(NamedTuple):
+    # A NamedTuple: built on every lookup, ~6x cheaper than a frozen dataclass (~0.4 µs
+    # against ~2.9 µs, measured here).
     gen: str
     entry: str
     head: str
@@ -124,6 +124,13 @@ def entry_hash(prompt: str, llm_string: str) -> str:
 # own constructors: ~15 µs per generation against ~80 µs for langchain_core.load (measured
 # here), which matters because a hit should cost about one GET. Anything else (subclasses,
 # chunks) goes through the codec's LangChain path (dumpd/load with an allowlist).
+#
+# The message is stored without the fields that hold their default (``exclude_defaults``;
+# ``type`` is kept, so the entry says what it is): less to unpack and less to validate, ~30%
+# cheaper to revive for a typical tool-calling answer (empty ``additional_kwargs`` and
+# ``invalid_tool_calls``, no ``name``/``id``), and the same message back, since validation
+# fills in the very defaults that were left out. Entries holding the full ``model_dump()``
+# (written before) read the same way.
 _FAST = "g1"
 _LC = "lc1"
 
@@ -140,7 +147,9 @@ def to_stored(generations: RETURN_VAL_TYPE) -> dict[str, Any]:
     items: list[Any] = []
     for g in generations:
         if type(g) is ChatGeneration and type(g.message) is AIMessage:
-            items.append({"m": g.message.model_dump(), "i": g.generation_info})
+            message = g.message.model_dump(exclude_defaults=True)
+            message["type"] = "ai"
+            items.append({"m": message, "i": g.generation_info})
         elif type(g) is Generation:
             items.append({"t": g.text, "i": g.generation_info})
         else:
@@ -178,8 +187,8 @@ def from_stored(stored: Any) -> list[Generation]:
             data = item["m"]
             if not isinstance(data, dict) or data.get("type") != "ai":
                 raise TypeError("not an AI message")
-            # model_validate runs every field validator; it skips only __init__'s
-            # content_blocks conversion, which a model_dump() never needs (~30% faster).
+            # model_validate runs AIMessage's own validators (pydantic calls its __init__
+            # too); a field left out because it held its default gets that default back.
             message = AIMessage.model_validate(data)
             out.append(ChatGeneration(message=message, generation_info=info))
         else:
