@@ -5,8 +5,12 @@ Rows (each one ``compare``, interleaved, same run):
 * hit of a ~1 KB chat generation vs a raw redis-py GET of the very bytes we store, vs
   langgraph's ``RedisCache.get`` of the same generation, vs ``langchain_core``'s
   ``InMemoryCache``;
-* miss (single-flight off: one MGET; on: MGET + the lease script) vs a raw GET of a
-  missing key;
+* where a hit's time goes, each vs the same raw GET: the read script alone (the round trip
+  of a hit, no decoding), and a floor for any validated hit: raw GET + MessagePack unpack +
+  rebuilding the ``AIMessage``/``ChatGeneration`` with their validators (no key check, no
+  codec checks, no bookkeeping);
+* miss (single-flight off: the read script; on: read script + the lease script) vs a raw GET
+  of a missing key;
 * client-side-cached hit vs ``InMemoryCache`` (both in process);
 * async hit vs a raw asyncio GET of the same bytes;
 * node cache batch get (10 keys) vs langgraph ``RedisCache.get``;
@@ -103,6 +107,8 @@ def run(ctx: BenchContext) -> list[Result]:
             )
         )
 
+        results.extend(_hit_parts(ctx, cache, prompt, raw, raw_key))
+
         mem = InMemoryCache()
         mem.update(prompt, LLM, [gen])
         o, b = ctx.compare(
@@ -159,7 +165,7 @@ def run(ctx: BenchContext) -> list[Result]:
                 o,
                 "redis-py GET (missing key)",
                 b,
-                notes="MGET + lease script (re-entered by the same thread each call)",
+                notes="read script + lease script (re-entered by the same thread each call)",
             )
         )
 
@@ -178,6 +184,52 @@ def run(ctx: BenchContext) -> list[Result]:
             raw.delete(key)
         raw.close()
     return results
+
+
+def _hit_parts(ctx: BenchContext, cache: Any, prompt: str, raw: Any, raw_key: str) -> list[Result]:
+    import msgpack
+    from deepagents_redis.cache._scripts import READ
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration
+
+    keys = cache._keys(prompt, LLM)
+    read_args = [cache._refresh_ms]
+    o, b = ctx.compare(
+        lambda: READ(raw, keys=[keys.gen, keys.entry], args=read_args),
+        lambda: raw.get(raw_key),
+        iterations=ctx.n(5000),
+    )
+    parts = [
+        Result(
+            "cache_read script (a hit's round trip, no decoding)",
+            o,
+            "redis-py GET of the same bytes",
+            b,
+            notes="EVALSHA with one bulk reply",
+        )
+    ]
+    # The value is '<gen>:' + 4-byte envelope header + 8-byte key hash + MessagePack payload.
+    skip = len(raw.get(raw_key).split(b":", 1)[0]) + 1 + 12
+
+    def floor() -> list[ChatGeneration]:
+        stored = msgpack.unpackb(raw.get(raw_key)[skip:])
+        return [
+            ChatGeneration(message=AIMessage.model_validate(g["m"]), generation_info=g["i"])
+            for g in stored["g"]
+        ]
+
+    assert floor() == [_generation()]
+    o, b = ctx.compare(floor, lambda: raw.get(raw_key), iterations=ctx.n(5000))
+    parts.append(
+        Result(
+            "floor: GET + unpack + AIMessage/ChatGeneration rebuild",
+            o,
+            "redis-py GET of the same bytes",
+            b,
+            notes="the least any validated hit costs (no key check, no codec checks)",
+        )
+    )
+    return parts
 
 
 def _async_hit(ctx: BenchContext, settings: Any, prompt: str, raw_key: str) -> Result:
