@@ -1,0 +1,447 @@
+"""Real Sentinel failover through core's client factory (BRIEF §4: tested, not assumed).
+
+Topology, all private subprocesses on free loopback ports with their own temp dirs: one
+master, one replica (``REPLICAOF``), three Sentinels (quorum 2) with a short
+``down-after-milliseconds``. Each test builds ONE client from a
+``redis+sentinel://s1,s2,s3/mymaster/0`` URL, makes writes acknowledged by the replica
+(``WAIT 1``), triggers a failover (``SENTINEL FAILOVER`` or ``kill -9`` of the master) and then
+checks that the same client object:
+
+* only ever fails with our typed errors (``RedisUnavailableError`` / ``OutcomeUnknownError``,
+  raised ``from`` the redis-py exception) while the topology switches;
+* writes to the promoted replica once Sentinel has switched (it rediscovers the master);
+* still reads every write acknowledged before the failover;
+* is reported as ``mode == "sentinel"`` by ``check_health``.
+
+With ``kill -9`` every write the client saw succeed must be on the new master (the old one is
+dead, so nothing else could have acknowledged it). With ``SENTINEL FAILOVER`` the old master
+stays writable until Sentinel demotes it, and writes it acknowledged in that window are lost
+(asynchronous replication; see docs/operations.md): the test waits for the demotion before
+judging where writes land, and checks that no lost write had been confirmed by ``WAIT 1``.
+
+Every loop is bounded by an attempt count; no assertion depends on elapsed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from deepagents_redis.core import (
+    OutcomeUnknownError,
+    RedisUnavailableError,
+    acheck_health,
+    check_health,
+    create_async_client,
+    create_client,
+    redis_errors,
+)
+from deepagents_redis.core._embedded import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+SERVICE = "mymaster"
+TYPED = (RedisUnavailableError, OutcomeUnknownError)
+POLL = 0.05  # seconds between polls
+SETUP_POLLS = 600  # bounded waits for replication and Sentinel discovery
+SWITCH_POLLS = 300  # bounded wait for the failover (and, for SENTINEL FAILOVER, the demotion)
+WRITE_ATTEMPTS = 200  # bounded attempts for the first write after the switch
+WAIT_MS = 200  # WAIT's own bound; a 0 reply only means "not known to be replicated"
+# Sentinel's own timers are left at their defaults but one: Sentinel INFOs a healthy replica
+# every 10 s, so demoting the old master after SENTINEL FAILOVER could wait that long; 1 s
+# (Redis >= 7: SENTINEL DEBUG) keeps it short. Shortening more is harmful, as seen here:
+# ping-period 200 ms made the leader find "no good replica" (an INFO older than 5 pings is
+# stale) and info-period 200 ms leaves little slack for the same check; publish-period
+# 200 ms made a Sentinel demote the freshly promoted replica again (it waits 4 publish
+# periods, 8 s by default, for news of a failover). Those 8 s are also how long the old
+# master of a SENTINEL FAILOVER stays writable after the switch.
+_SENTINEL_DEBUG = (("info-period", "1000"),)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("DEEPAGENTS_REDIS_"):
+            monkeypatch.delenv(name)
+
+
+def _direct(port: int) -> redis.Redis:
+    """A plain client for probing one node (not the client under test)."""
+    return redis.Redis(
+        host="127.0.0.1",
+        port=port,
+        socket_timeout=1,
+        socket_connect_timeout=1,
+        protocol=2,
+        retry=None,
+    )
+
+
+def _probe(port: int, *command: Any) -> Any:
+    client = _direct(port)
+    try:
+        return client.execute_command(*command)
+    finally:
+        client.close()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(reply: Any) -> dict[str, str]:
+    if isinstance(reply, dict):
+        return {_text(k): _text(v) for k, v in reply.items()}
+    items = [_text(x) for x in reply]
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
+@dataclass
+class Topology:
+    master: Any  # EmbeddedRedis
+    replica: Any  # EmbeddedRedis
+    sentinel_ports: list[int]
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{SERVICE}/0"
+
+    def reported_masters(self) -> list[int | None]:
+        """The master port each Sentinel reports (None when it cannot be asked)."""
+        ports: list[int | None] = []
+        for port in self.sentinel_ports:
+            try:
+                reply = _probe(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+            except redis.exceptions.RedisError:
+                ports.append(None)
+                continue
+            ports.append(int(reply[1]) if reply else None)
+        return ports
+
+    def describe(self) -> str:
+        return (
+            f"sentinels report {self.reported_masters()}; master {self.master.port} is "
+            f"{self.role(self.master.port)}, replica {self.replica.port} is "
+            f"{self.role(self.replica.port)}"
+        )
+
+    def role(self, port: int) -> str | None:
+        try:
+            return _text(_probe(port, "ROLE")[0])
+        except redis.exceptions.RedisError:
+            return None
+
+    def switched(self, *, old_master_dead: bool) -> bool:
+        """Every Sentinel names the replica, it is a master, and the old master is gone or
+        demoted (until then Redis itself has two writable masters)."""
+        if any(port != self.replica.port for port in self.reported_masters()):
+            return False
+        if self.role(self.replica.port) != "master":
+            return False
+        return old_master_dead or self.role(self.master.port) == "slave"
+
+
+def _wait(condition: Any, what: str, polls: int = SETUP_POLLS) -> None:
+    for _ in range(polls):
+        if condition():
+            return
+        time.sleep(POLL)
+    pytest.fail(f"gave up waiting for {what} after {polls} polls")
+
+
+def _replication_up(replica_port: int) -> bool:
+    info = _direct_info(replica_port)
+    return info.get("master_link_status") == "up"
+
+
+def _direct_info(port: int) -> dict[str, Any]:
+    client = _direct(port)
+    try:
+        return dict(client.info("replication"))
+    finally:
+        client.close()
+
+
+def _sentinel_ready(port: int) -> bool:
+    try:
+        master = _pairs(_probe(port, "SENTINEL", "MASTER", SERVICE))
+        replicas = [_pairs(r) for r in _probe(port, "SENTINEL", "REPLICAS", SERVICE)]
+    except redis.exceptions.RedisError:
+        return False
+    return (
+        master.get("flags") == "master"
+        and master.get("num-other-sentinels") == "2"
+        and len(replicas) == 1
+        and replicas[0].get("flags") == "slave"
+        and replicas[0].get("master-link-status") == "ok"
+    )
+
+
+@pytest.fixture
+def topology(redis_server_factory, tmp_path) -> Iterator[Topology]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("needs the redis-server binary (sentinel mode)")
+    # No 5 s diskless-sync delay before the replica's first full sync.
+    master = redis_server_factory(config={"repl-diskless-sync-delay": "0"})
+    replica = redis_server_factory()
+    _probe(replica.port, "REPLICAOF", "127.0.0.1", str(master.port))
+    _wait(lambda: _replication_up(replica.port), "the replica to sync with the master")
+
+    topo = Topology(master=master, replica=replica, sentinel_ports=[])
+    logs = []
+    try:
+        for index in range(3):
+            port = free_port()
+            home = Path(tmp_path) / f"sentinel-{index}"
+            home.mkdir()
+            conf = home / "sentinel.conf"  # Sentinel rewrites its own config: one file each
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {home}\n"
+                f"sentinel monitor {SERVICE} 127.0.0.1 {master.port} 2\n"
+                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+                f"sentinel failover-timeout {SERVICE} 3000\n"
+            )
+            log = (home / "sentinel.log").open("ab")
+            logs.append(log)
+            topo.procs.append(
+                subprocess.Popen(  # stopped below, by its own PID
+                    [binary, str(conf), "--sentinel"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=home,
+                )
+            )
+            topo.sentinel_ports.append(port)
+        for port, proc in zip(topo.sentinel_ports, topo.procs, strict=True):
+            _wait(
+                lambda port=port, proc=proc: proc.poll() is not None or _answers(port),
+                f"sentinel on port {port} to start",
+            )
+            assert proc.poll() is None, f"sentinel on port {port} exited (see {tmp_path})"
+            for name, value in _SENTINEL_DEBUG:
+                try:
+                    _probe(port, "SENTINEL", "DEBUG", name, value)
+                except redis.exceptions.ResponseError:
+                    break  # Redis < 7: keep the default timers (slower, same behaviour)
+        for port in topo.sentinel_ports:
+            _wait(
+                lambda port=port: _sentinel_ready(port),
+                f"sentinel {port} to see the master, the replica and both other sentinels",
+            )
+        yield topo
+    finally:
+        for proc in topo.procs:
+            proc.kill()
+            proc.wait(timeout=10)
+        for log in logs:
+            log.close()
+
+
+def _answers(port: int) -> bool:
+    try:
+        return bool(_probe(port, "PING"))
+    except redis.exceptions.RedisError:
+        return False
+
+
+def _trigger(topo: Topology, how: str) -> None:
+    if how == "kill-master":
+        topo.master.kill()  # SIGKILL by its own PID, waits for the process to go
+    else:
+        assert _probe(topo.sentinel_ports[0], "SENTINEL", "FAILOVER", SERVICE)
+
+
+def _check_typed(error: BaseException) -> None:
+    """A failure during the switch must be ours, chained to the redis-py cause."""
+    assert isinstance(error, TYPED), repr(error)
+    assert isinstance(error.__cause__, redis.exceptions.RedisError), repr(error.__cause__)
+
+
+@dataclass
+class Outcome:
+    """One write made through the client under test while the topology switched."""
+
+    key: str
+    error: BaseException | None = None
+    replicated: bool = False  # WAIT 1 counted the replica
+
+
+BEFORE = {f"failover:before:{i}": f"v{i}".encode() for i in range(20)}
+
+
+def _verify_on_new_master(topo: Topology, outcomes: list[Outcome], *, dead: bool) -> None:
+    """Look at the promoted replica directly, not through the client under test."""
+    for outcome in outcomes:
+        if outcome.error is not None:
+            _check_typed(outcome.error)
+    new_master = _direct(topo.replica.port)
+    try:
+        assert new_master.mget(list(BEFORE)) == list(BEFORE.values())
+        assert new_master.get("failover:after") == b"a"
+        assert new_master.get("failover:after:9") == b"a"
+        # Replicated before the promotion means it was in the promoted replica's data set.
+        missing = [o.key for o in outcomes if o.replicated and not new_master.exists(o.key)]
+        assert missing == []
+        if dead:  # only the new master was alive to acknowledge anything
+            missing = [o.key for o in outcomes if o.error is None and not new_master.exists(o.key)]
+            assert missing == []
+    finally:
+        new_master.close()
+
+
+# --------------------------------------------------------------------------- sync
+@pytest.mark.parametrize("how", ["sentinel-failover", "kill-master"])
+def test_sync_client_survives_failover(topology: Topology, how: str) -> None:
+    client = create_client(url=topology.url)
+    try:
+        _run_sync(client, topology, how)
+    finally:
+        client.close()
+
+
+def _sync_set(client: Any, key: str, value: bytes) -> BaseException | None:
+    try:
+        with redis_errors():
+            client.set(key, value)
+    except TYPED as exc:
+        return exc
+    return None
+
+
+def _sync_set_wait(client: Any, key: str) -> Outcome:
+    """SET then WAIT 1 on the same connection (one pipeline): WAIT counts per connection."""
+    try:
+        with redis_errors():
+            pipe = client.pipeline(transaction=False)
+            pipe.set(key, b"d").wait(1, WAIT_MS)
+            _, replicas = pipe.execute()
+    except TYPED as exc:
+        return Outcome(key, error=exc)
+    return Outcome(key, replicated=replicas >= 1)
+
+
+def _run_sync(client: Any, topo: Topology, how: str) -> None:
+    with redis_errors():
+        pipe = client.pipeline(transaction=False)
+        for key, value in BEFORE.items():
+            pipe.set(key, value)
+        pipe.wait(1, 5000)
+        assert pipe.execute()[-1] >= 1  # acknowledged by the replica too
+        assert client.connection_pool.master_address == ("127.0.0.1", topo.master.port)
+    assert check_health(client).mode == "sentinel"
+
+    _trigger(topo, how)
+    dead = how == "kill-master"
+    outcomes: list[Outcome] = []
+    for i in range(SWITCH_POLLS):  # keep writing through the switch
+        outcomes.append(_sync_set_wait(client, f"failover:during:{i}"))
+        if topo.switched(old_master_dead=dead):
+            break
+        time.sleep(POLL)
+    else:
+        pytest.fail(f"no failover after {SWITCH_POLLS} polls: {topo.describe()}")
+
+    # The same client object now writes to the promoted replica...
+    for _ in range(WRITE_ATTEMPTS):
+        error = _sync_set(client, "failover:after", b"a")
+        outcomes.append(Outcome("failover:after", error=error))
+        if error is None:
+            break
+        _check_typed(error)
+        time.sleep(POLL)
+    else:
+        pytest.fail(f"the client never wrote after the failover: {outcomes[-1].error!r}")
+    with redis_errors():
+        for i in range(10):  # ...and keeps doing so, without errors
+            assert client.set(f"failover:after:{i}", b"a")
+        assert client.connection_pool.master_address == ("127.0.0.1", topo.replica.port)
+        assert client.mget(list(BEFORE)) == list(BEFORE.values())
+    _verify_on_new_master(topo, outcomes, dead=dead)
+    report = check_health(client)
+    assert report.mode == "sentinel"
+    assert "failover" in report.durability
+
+
+# --------------------------------------------------------------------------- async
+@pytest.mark.parametrize("how", ["sentinel-failover", "kill-master"])
+async def test_async_client_survives_failover(topology: Topology, how: str) -> None:
+    client = await create_async_client(url=topology.url)
+    try:
+        await _run_async(client, topology, how)
+    finally:
+        await client.aclose()
+
+
+async def _async_set(client: Any, key: str, value: bytes) -> BaseException | None:
+    try:
+        async with redis_errors():
+            await client.set(key, value)
+    except TYPED as exc:
+        return exc
+    return None
+
+
+async def _async_set_wait(client: Any, key: str) -> Outcome:
+    try:
+        async with redis_errors():
+            pipe = client.pipeline(transaction=False)
+            pipe.set(key, b"d").wait(1, WAIT_MS)
+            _, replicas = await pipe.execute()
+    except TYPED as exc:
+        return Outcome(key, error=exc)
+    return Outcome(key, replicated=replicas >= 1)
+
+
+async def _run_async(client: Any, topo: Topology, how: str) -> None:
+    async with redis_errors():
+        pipe = client.pipeline(transaction=False)
+        for key, value in BEFORE.items():
+            pipe.set(key, value)
+        pipe.wait(1, 5000)
+        assert (await pipe.execute())[-1] >= 1
+        assert client.connection_pool.master_address == ("127.0.0.1", topo.master.port)
+    assert (await acheck_health(client)).mode == "sentinel"
+
+    await asyncio.to_thread(_trigger, topo, how)
+    dead = how == "kill-master"
+    outcomes: list[Outcome] = []
+    for i in range(SWITCH_POLLS):
+        outcomes.append(await _async_set_wait(client, f"failover:during:{i}"))
+        if await asyncio.to_thread(topo.switched, old_master_dead=dead):
+            break
+        await asyncio.sleep(POLL)
+    else:
+        pytest.fail(f"no failover after {SWITCH_POLLS} polls: {topo.describe()}")
+
+    for _ in range(WRITE_ATTEMPTS):
+        error = await _async_set(client, "failover:after", b"a")
+        outcomes.append(Outcome("failover:after", error=error))
+        if error is None:
+            break
+        _check_typed(error)
+        await asyncio.sleep(POLL)
+    else:
+        pytest.fail(f"the client never wrote after the failover: {outcomes[-1].error!r}")
+    async with redis_errors():
+        for i in range(10):
+            assert await client.set(f"failover:after:{i}", b"a")
+        assert client.connection_pool.master_address == ("127.0.0.1", topo.replica.port)
+        assert await client.mget(list(BEFORE)) == list(BEFORE.values())
+    await asyncio.to_thread(_verify_on_new_master, topo, outcomes, dead=dead)
+    report = await acheck_health(client)
+    assert report.mode == "sentinel"
+    assert "failover" in report.durability
