@@ -70,6 +70,14 @@ def test_conflict_and_too_large_carry_their_numbers_and_pickle():
             rexc.ReadOnlyError("READONLY You can't write against a read only replica."),
             RedisUnavailableError,
         ),
+        (
+            rexc.ResponseError("NOREPLICAS Not enough good replicas to write."),
+            RedisUnavailableError,
+        ),
+        (
+            rexc.ResponseError("MASTERDOWN Link with MASTER is down and replica-serve-stale-data"),
+            RedisUnavailableError,
+        ),
         (rexc.AuthenticationError("invalid username-password pair"), ConfigurationError),
         (
             rexc.ResponseError("ERR unknown command 'JSON.SET', with args beginning with:"),
@@ -156,3 +164,18 @@ def test_real_refused_connection_is_unavailable(redis_server_factory):
     finally:
         client.close()
     assert SECRET not in str(info.value)
+
+
+@pytest.mark.integration
+def test_real_min_replicas_refusal_is_unavailable(redis_server_factory):
+    # A master told to accept writes only with a replica attached refuses them (NOREPLICAS):
+    # nothing was applied, so it is "unavailable", not a generic error.
+    server = redis_server_factory(config={"min-replicas-to-write": "1"})
+    client = redis.Redis.from_url(server.url, retry=None)
+    try:
+        with pytest.raises(RedisUnavailableError, match="NOREPLICAS") as info, redis_errors():
+            client.set("core:noreplicas", b"1")
+        assert isinstance(info.value.__cause__, rexc.ResponseError)
+        assert client.exists("core:noreplicas") == 0
+    finally:
+        client.close()

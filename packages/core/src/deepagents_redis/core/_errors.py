@@ -161,6 +161,12 @@ def _is_unknown_command(message: str) -> bool:
     return "unknown command" in lowered or "unknown subcommand" in lowered
 
 
+def _is_refused_for_availability(message: str) -> bool:
+    # Error codes of https://redis.io/docs/latest/operate/oss_and_stack/management/replication/
+    # ("min-replicas-to-write") and replica-serve-stale-data: a refusal, never a partial write.
+    return message.startswith(("NOREPLICAS", "MASTERDOWN"))
+
+
 def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
     """Map a redis-py exception to our error tree (the caller raises it ``from exc``).
 
@@ -171,8 +177,9 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
       :class:`ConfigurationError` (retrying will not fix a wrong password);
     * ``ConnectionError`` (incl. ``BusyLoadingError``, ``MaxConnectionsError``),
       ``TimeoutError``, ``ClusterDownError``, ``TryAgainError``, ``SlotNotCoveredError``,
-      ``ReadOnlyError`` (a replica promoted/demoted mid-failover) ->
-      :class:`RedisUnavailableError`;
+      ``ReadOnlyError`` (a replica promoted/demoted mid-failover), and the ``NOREPLICAS`` /
+      ``MASTERDOWN`` refusals (``min-replicas-to-write`` not met, a replica cut off from its
+      master: the command was refused, nothing was applied) -> :class:`RedisUnavailableError`;
     * ``NoPermissionError``, ``ModuleError`` and ``ResponseError`` "unknown command" ->
       :class:`CapabilityError`;
     * anything else -> :class:`DeepAgentsRedisError`.
@@ -197,7 +204,7 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
         | rexc.TryAgainError
         | rexc.SlotNotCoveredError
         | rexc.ReadOnlyError,
-    ):
+    ) or (isinstance(exc, rexc.ResponseError) and _is_refused_for_availability(str(exc))):
         return RedisUnavailableError(f"Redis is unavailable: {message}")
     if isinstance(exc, rexc.NoPermissionError | rexc.ModuleError) or (
         isinstance(exc, rexc.ResponseError) and _is_unknown_command(str(exc))
