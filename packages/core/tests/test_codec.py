@@ -47,7 +47,7 @@ def header(codec_id: int = 1, flags: int = 0) -> bytes:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)  # no wall-clock limit in tests
 @given(value=plain)
 def test_plain_round_trip(fmt: str, value: Any) -> None:
     codec = Codec(format=fmt)  # type: ignore[arg-type]
@@ -404,7 +404,7 @@ def test_malformed_json_tags(bad: bytes) -> None:
         Codec(format="json").decode(header(2) + bad)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # no wall-clock limit in tests
 @given(st.binary(max_size=64))
 def test_random_bytes_never_crash(data: bytes) -> None:
     for fmt in FORMATS:

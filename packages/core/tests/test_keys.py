@@ -78,7 +78,7 @@ def test_component_round_trip(value: str) -> None:
     encoded.encode("utf-8")  # never a lone surrogate: Redis keys must be valid UTF-8
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # no wall-clock limit in tests
 @given(key_inputs, key_inputs)
 def test_distinct_inputs_give_distinct_keys(a: tuple, b: tuple) -> None:  # type: ignore[type-arg]
     ka = KS.key(a[0], a[1], *a[2])
@@ -86,7 +86,7 @@ def test_distinct_inputs_give_distinct_keys(a: tuple, b: tuple) -> None:  # type
     assert (ka == kb) == (a == b)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # no wall-clock limit in tests
 @given(key_inputs)
 def test_key_parse_round_trip_and_shape(x: tuple) -> None:  # type: ignore[type-arg]
     kind, scope, rest = x
@@ -102,7 +102,7 @@ def test_key_parse_round_trip_and_shape(x: tuple) -> None:  # type: ignore[type-
     assert key.index("{") == key.index(tag)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # no wall-clock limit in tests
 @given(
     any_component,
     kinds,
