@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from deepagents.backends import StoreBackend
+from langgraph.store.memory import InMemoryStore
+
 _STAMPS = ("created_at", "modified_at")
 
 
@@ -57,3 +60,8 @@ def assert_same(name: str, got: Any, expected: Any, *, full_grep: Any = None) ->
     assert len(got.matches) == len(expected.matches)
     everything = grep_key(full_grep)[1]["matches"]
     assert grep_key(got)[1]["matches"] == everything[: len(got.matches)]
+
+
+def store_backend() -> StoreBackend:
+    """The reference: deepagents' StoreBackend over an InMemoryStore."""
+    return StoreBackend(store=InMemoryStore(), namespace=lambda _rt: ("fs",))

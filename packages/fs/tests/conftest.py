@@ -12,9 +12,11 @@ import pytest
 import pytest_asyncio
 from deepagents.backends import StoreBackend
 from deepagents_redis.fs import RedisBackend
-from langgraph.store.memory import InMemoryStore
 
 sys.path.insert(0, str(Path(__file__).parent))  # for _fs_helpers / worker scripts
+
+# Not `from conftest import ...` in tests: the repository's root conftest.py shadows that name.
+from _fs_helpers import store_backend
 
 SMALL = {"chunk_size": 4096, "spill_threshold": 64 * 1024}
 """Tiny chunk and spill sizes so small test files exercise chunking and spillover."""
@@ -64,11 +66,6 @@ async def amake_backend(
     yield make
     for backend in made:
         await backend.aclose()
-
-
-def store_backend() -> StoreBackend:
-    """The reference: deepagents' StoreBackend over an InMemoryStore."""
-    return StoreBackend(store=InMemoryStore(), namespace=lambda _rt: ("fs",))
 
 
 @pytest.fixture

@@ -96,7 +96,9 @@ def test_refresh_on_read_restarts_the_lifetime(make_backend: Any) -> None:
 @pytest.mark.parametrize("layout", ["inline", "chunked", "spilled"])
 def test_no_torn_reads_at_ttl_expiry(make_backend: Any, grace: float, layout: str) -> None:
     size = {"inline": 2_000, "chunked": 40_000, "spilled": 100_000}[layout]
-    b: RedisBackend = make_backend(ttl=0.25, chunk_grace=grace)
+    # 1 s: long enough that a pause on a loaded CI machine cannot expire the file before the
+    # first stat/read below, short enough to keep the test quick.
+    b: RedisBackend = make_backend(ttl=1.0, chunk_grace=grace)
     text = _text(size, layout)
     b.write("/d/f.txt", text)
     b.write("/d/g.txt", "other")

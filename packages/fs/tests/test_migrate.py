@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import store_backend
+from _fs_helpers import store_backend
 from deepagents.backends import FilesystemBackend
 from deepagents_redis.fs import (
     DualWriteBackend,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _fs_helpers import assert_same
-from conftest import store_backend
+from _fs_helpers import assert_same, store_backend
 from deepagents.backends.utils import validate_path
 from deepagents_redis.fs import RedisBackend
 from hypothesis import HealthCheck, given, settings
