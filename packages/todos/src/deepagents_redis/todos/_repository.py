@@ -21,7 +21,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Literal
@@ -319,32 +320,10 @@ class RedisTodoRepository:
         op_id: str | None,
         item_id: str | None = None,
     ) -> TodoList:
-        op_id = op_id or uuid.uuid4().hex
-        args = self._args(op, expected_version, payload, actor, op_id)
+        call = self._call(scope, op, payload, expected_version, actor, op_id)
         self._check_eviction()
-        inst = get_instrumentation()
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
-            with inst.span(f"todos.{op}", scope=scope):
-                reply = run_idempotent(
-                    self._connector.sync(),
-                    MUTATE_SCRIPT,
-                    op_key=self.keyspace.op_key(scope, op_id),
-                    keys=[self.plan_key(scope), self.log_key(scope)],
-                    args=args,
-                    op_ttl_ms=self.settings.op_ttl_seconds * 1000,
-                    retries=self._retries,
-                )
-        except Exception as exc:
-            typed = script_error(exc, expected=expected_version, item_id=item_id)
-            outcome = "conflict" if isinstance(typed, ConflictError) else "error"
-            if typed is not None:
-                raise typed from exc
-            raise
-        finally:
-            inst.count(f"todos.{op}", outcome=outcome)
-            inst.record_duration(f"todos.{op}", time.perf_counter() - started)
+        with self._observed(scope, op, expected_version, item_id):
+            reply = run_idempotent(self._connector.sync(), MUTATE_SCRIPT, **call)
         return self._reply(scope, reply)
 
     async def _amutate(
@@ -358,23 +337,43 @@ class RedisTodoRepository:
         op_id: str | None,
         item_id: str | None = None,
     ) -> TodoList:
-        op_id = op_id or uuid.uuid4().hex
-        args = self._args(op, expected_version, payload, actor, op_id)
+        call = self._call(scope, op, payload, expected_version, actor, op_id)
         await self._acheck_eviction()
+        with self._observed(scope, op, expected_version, item_id):
+            client = await self._connector.async_client()
+            reply = await arun_idempotent(client, MUTATE_SCRIPT, **call)
+        return self._reply(scope, reply)
+
+    def _call(
+        self,
+        scope: str,
+        op: str,
+        payload: Mapping[str, Any],
+        expected_version: int | None,
+        actor: str | None,
+        op_id: str | None,
+    ) -> dict[str, Any]:
+        """The keyword arguments of one MUTATE call, shared by the sync and async paths."""
+        op_id = op_id or uuid.uuid4().hex
+        return {
+            "op_key": self.keyspace.op_key(scope, op_id),
+            "keys": [self.plan_key(scope), self.log_key(scope)],
+            "args": self._args(op, expected_version, payload, actor, op_id),
+            "op_ttl_ms": self.settings.op_ttl_seconds * 1000,
+            "retries": self._retries,
+        }
+
+    @contextmanager
+    def _observed(
+        self, scope: str, op: str, expected_version: int | None, item_id: str | None
+    ) -> Iterator[None]:
+        """Span, outcome counter and duration around one mutation; script errors typed."""
         inst = get_instrumentation()
         started = time.perf_counter()
         outcome = "ok"
         try:
             with inst.span(f"todos.{op}", scope=scope):
-                reply = await arun_idempotent(
-                    (await self._connector.async_client()),
-                    MUTATE_SCRIPT,
-                    op_key=self.keyspace.op_key(scope, op_id),
-                    keys=[self.plan_key(scope), self.log_key(scope)],
-                    args=args,
-                    op_ttl_ms=self.settings.op_ttl_seconds * 1000,
-                    retries=self._retries,
-                )
+                yield
         except Exception as exc:
             typed = script_error(exc, expected=expected_version, item_id=item_id)
             outcome = "conflict" if isinstance(typed, ConflictError) else "error"
@@ -384,7 +383,6 @@ class RedisTodoRepository:
         finally:
             inst.count(f"todos.{op}", outcome=outcome)
             inst.record_duration(f"todos.{op}", time.perf_counter() - started)
-        return self._reply(scope, reply)
 
     @staticmethod
     def _reply(scope: str, reply: Any) -> TodoList:
