@@ -14,6 +14,7 @@ from deepagents_redis.core._clients import (
     parse_redis_url,
 )
 from deepagents_redis.core._codec import DEFAULT_LC_ALLOWED, Codec
+from deepagents_redis.core._deadline import deadline, no_resend, remaining, was_not_sent
 from deepagents_redis.core._embedded import EmbeddedRedis, embedded_redis
 from deepagents_redis.core._errors import (
     BreakerOpenError,
@@ -85,14 +86,18 @@ __all__ = [
     "check_health",
     "create_async_client",
     "create_client",
+    "deadline",
     "embedded_redis",
     "get_instrumentation",
     "new_op_id",
+    "no_resend",
     "parse_redis_url",
     "redact_text",
     "redact_url",
     "redis_errors",
+    "remaining",
     "run_idempotent",
     "set_instrumentation",
     "translate_redis_error",
+    "was_not_sent",
 ]

@@ -25,6 +25,14 @@ import redis.asyncio.retry
 import redis.asyncio.sentinel
 import redis.retry
 import redis.sentinel
+from deepagents_redis.core._connections import (
+    DeadlineConnection,
+    DeadlineSSLConnection,
+    install_async,
+    install_sentinels,
+    install_sync,
+)
+from deepagents_redis.core._deadline import AsyncBoundedRetry, BoundedRetry, deadline
 from deepagents_redis.core._errors import (
     ConfigurationError,
     DeepAgentsRedisError,
@@ -290,12 +298,14 @@ def _backoff(settings: RedisSettings) -> ExponentialWithJitterBackoff:
     )
 
 
-def _sync_retry(settings: RedisSettings) -> redis.retry.Retry:
-    return redis.retry.Retry(_backoff(settings), settings.retries)
+def _sync_retry(settings: RedisSettings, retries: int | None = None) -> BoundedRetry:
+    # One retry layer, bounded by the current deadline (see _deadline): redis-py nests a
+    # client's Retry around commands, connects and health checks, which multiplied stalls.
+    return BoundedRetry(_backoff(settings), settings.retries if retries is None else retries)
 
 
-def _async_retry(settings: RedisSettings) -> redis.asyncio.retry.Retry:
-    return redis.asyncio.retry.Retry(_backoff(settings), settings.retries)
+def _async_retry(settings: RedisSettings, retries: int | None = None) -> AsyncBoundedRetry:
+    return AsyncBoundedRetry(_backoff(settings), settings.retries if retries is None else retries)
 
 
 def _check_mode(settings: RedisSettings, parsed: ParsedURL) -> None:
@@ -356,63 +366,93 @@ def _sentinel_kwargs(settings: RedisSettings) -> dict[str, Any]:
     return kwargs
 
 
+def _url_host(host: str, port: int) -> str:
+    return f"redis://[{host}]:{port}" if ":" in host else f"redis://{host}:{port}"
+
+
+def _cluster_kwargs(kwargs: dict[str, Any], cls: type[Any]) -> dict[str, Any]:
+    # RedisCluster passes `connection_class` to its nodes only when built from a URL (redis-py
+    # 8.1 creates node pools with it then); TLS is chosen by the class, not by `ssl=True`.
+    out = {k: v for k, v in kwargs.items() if k != "ssl"}
+    out["connection_class"] = cls
+    return out
+
+
 def _build_sync(
     settings: RedisSettings, parsed: ParsedURL, extra: dict[str, Any], cluster: bool
 ) -> SyncClient:
     kwargs = {**_connection_kwargs(settings, parsed), **extra}
     if parsed.kind == "unix":
-        return redis.Redis(
+        client: redis.Redis = redis.Redis(
             unix_socket_path=parsed.path, db=parsed.db, retry=_sync_retry(settings), **kwargs
         )
+        install_sync(client)
+        return client
     if parsed.kind == "sentinel":
         service = parsed.service or settings.sentinel_service
         assert service is not None  # _check_mode guarantees it
+        # Discovery gets our bounded retry too (redis-py's default backs off for seconds).
         sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-            list(parsed.hosts), sentinel_kwargs=_sentinel_kwargs(settings)
+            list(parsed.hosts),
+            sentinel_kwargs={**_sentinel_kwargs(settings), "retry": _sync_retry(settings, 0)},
         )
-        client: _SentinelRedis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        install_sentinels(sentinel, is_async=False)
+        master: _SentinelRedis = sentinel.master_for(  # type: ignore[no-untyped-call]
             service, redis_class=_SentinelRedis, db=parsed.db, retry=_sync_retry(settings), **kwargs
         )
-        client._dar_sentinel = sentinel
-        return client
+        install_sync(master)
+        master._dar_sentinel = sentinel
+        return master
     host, port = parsed.hosts[0]
     if cluster:
         # RedisCluster retries at the cluster level (and forbids retry= in node kwargs).
-        return redis.RedisCluster(host=host, port=port, retry=_sync_retry(settings), **kwargs)
-    return redis.Redis(host=host, port=port, db=parsed.db, retry=_sync_retry(settings), **kwargs)
+        cls = DeadlineSSLConnection if parsed.tls else DeadlineConnection
+        return redis.RedisCluster(
+            url=_url_host(host, port), retry=_sync_retry(settings), **_cluster_kwargs(kwargs, cls)
+        )
+    client = redis.Redis(host=host, port=port, db=parsed.db, retry=_sync_retry(settings), **kwargs)
+    install_sync(client)
+    return client
 
 
 def _build_async(
     settings: RedisSettings, parsed: ParsedURL, extra: dict[str, Any], cluster: bool
 ) -> AsyncClient:
     kwargs = {**_connection_kwargs(settings, parsed), **extra}
+    client: AsyncClient
     if parsed.kind == "unix":
-        return redis.asyncio.Redis(
+        client = redis.asyncio.Redis(
             unix_socket_path=parsed.path, db=parsed.db, retry=_async_retry(settings), **kwargs
         )
-    if parsed.kind == "sentinel":
+    elif parsed.kind == "sentinel":
         service = parsed.service or settings.sentinel_service
         assert service is not None
         sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-            list(parsed.hosts), sentinel_kwargs=_sentinel_kwargs(settings)
+            list(parsed.hosts),
+            sentinel_kwargs={**_sentinel_kwargs(settings), "retry": _async_retry(settings, 0)},
         )
-        client: _AsyncSentinelRedis = sentinel.master_for(
+        install_sentinels(sentinel, is_async=True)
+        master: _AsyncSentinelRedis = sentinel.master_for(
             service,
             redis_class=_AsyncSentinelRedis,
             db=parsed.db,
             retry=_async_retry(settings),
             **kwargs,
         )
-        client._dar_sentinel = sentinel
-        return client
-    host, port = parsed.hosts[0]
-    if cluster:
-        return redis.asyncio.RedisCluster(
+        master._dar_sentinel = sentinel
+        client = master
+    elif cluster:
+        host, port = parsed.hosts[0]
+        client = redis.asyncio.RedisCluster(
             host=host, port=port, retry=_async_retry(settings), **kwargs
         )
-    return redis.asyncio.Redis(
-        host=host, port=port, db=parsed.db, retry=_async_retry(settings), **kwargs
-    )
+    else:
+        host, port = parsed.hosts[0]
+        client = redis.asyncio.Redis(
+            host=host, port=port, db=parsed.db, retry=_async_retry(settings), **kwargs
+        )
+    install_async(client)
+    return client
 
 
 def _cluster_enabled(info: Any) -> bool:
@@ -455,6 +495,12 @@ def create_client(
     assert settings.url is not None
     parsed = parse_redis_url(settings.url)
     _check_mode(settings, parsed)
+    # The cluster probe and a cluster client's topology discovery talk to the server here.
+    with deadline(settings.deadline_seconds):
+        return _create_client(settings, parsed, extra)
+
+
+def _create_client(settings: RedisSettings, parsed: ParsedURL, extra: dict[str, Any]) -> SyncClient:
     if settings.cluster == "on" or (settings.cluster == "auto" and parsed.kind != "tcp"):
         with redis_errors():
             return _build_sync(settings, parsed, extra, cluster=settings.cluster == "on")
@@ -500,6 +546,13 @@ async def create_async_client(
     assert settings.url is not None
     parsed = parse_redis_url(settings.url)
     _check_mode(settings, parsed)
+    with deadline(settings.deadline_seconds):
+        return await _create_async_client(settings, parsed, extra)
+
+
+async def _create_async_client(
+    settings: RedisSettings, parsed: ParsedURL, extra: dict[str, Any]
+) -> AsyncClient:
     if settings.cluster != "auto" or parsed.kind != "tcp":
         with redis_errors():
             return _build_async(settings, parsed, extra, cluster=settings.cluster == "on")

@@ -18,6 +18,7 @@ import redis.asyncio
 import redis.asyncio.sentinel
 import redis.exceptions
 import redis.sentinel
+from deepagents_redis.core._deadline import deadline
 from deepagents_redis.core._errors import translate_redis_error
 
 __all__ = ["HealthReport", "acheck_health", "check_health"]
@@ -284,11 +285,15 @@ def _sync_node(run: Any) -> _NodeFacts:
     return _NodeFacts(info=info, appendfsync=fsync)
 
 
-def check_health(client: redis.Redis | redis.RedisCluster) -> HealthReport:
+def check_health(
+    client: redis.Redis | redis.RedisCluster, *, deadline_seconds: float | None = 5.0
+) -> HealthReport:
     """Check a server through a synchronous client.
 
     Args:
         client: A ``redis.Redis`` (standalone or Sentinel-managed) or ``redis.RedisCluster``.
+        deadline_seconds: Most seconds the whole check may take on clients our factory
+            built (every round trip and retry included); None: no bound of its own.
 
     Returns:
         The report. Hidden facts are ``None`` ("unknown"), never guessed.
@@ -296,6 +301,11 @@ def check_health(client: redis.Redis | redis.RedisCluster) -> HealthReport:
     Raises:
         RedisUnavailableError: The server did not answer PING.
     """
+    with deadline(deadline_seconds):
+        return _check_health(client)
+
+
+def _check_health(client: redis.Redis | redis.RedisCluster) -> HealthReport:
     try:
         start = time.perf_counter()
         client.ping()
@@ -371,11 +381,14 @@ async def _async_node(run: Any) -> _NodeFacts:
 
 async def acheck_health(
     client: redis.asyncio.Redis | redis.asyncio.RedisCluster,
+    *,
+    deadline_seconds: float | None = 5.0,
 ) -> HealthReport:
     """Check a server through an asyncio client (never blocks the event loop).
 
     Args:
         client: A ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster``.
+        deadline_seconds: See `check_health`.
 
     Returns:
         The report; see :func:`check_health`.
@@ -383,6 +396,13 @@ async def acheck_health(
     Raises:
         RedisUnavailableError: The server did not answer PING.
     """
+    with deadline(deadline_seconds):
+        return await _acheck_health(client)
+
+
+async def _acheck_health(
+    client: redis.asyncio.Redis | redis.asyncio.RedisCluster,
+) -> HealthReport:
     try:
         start = time.perf_counter()
         await client.ping()

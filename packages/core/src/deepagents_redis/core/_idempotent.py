@@ -49,6 +49,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import redis.exceptions as rexc
+from deepagents_redis.core._deadline import no_resend, remaining, was_not_sent
 from deepagents_redis.core._errors import (
     InvalidInputError,
     OutcomeUnknownError,
@@ -159,16 +160,12 @@ def _check_call(op_key: KeyArg, keys: Sequence[KeyArg], op_ttl_ms: int, retries:
             )
 
 
-def _connect_phase(exc: BaseException) -> bool:
-    """True when the error happened before a command could be sent (or was refused unapplied)."""
-    if isinstance(exc, rexc.BusyLoadingError | rexc.TryAgainError | rexc.ClusterDownError):
-        return True  # the server answered and refused: nothing was applied
-    text = str(exc)
-    return "connecting to" in text or text == "Timeout connecting to server"
-
-
 def _client_resends(client: Any) -> bool:
-    """Whether the client may itself have re-sent a command before raising."""
+    """Whether the client may itself have re-sent a command before raising.
+
+    Asked inside `no_resend()`: our factory's clients then answer no (their `BoundedRetry`
+    reports 0 retries); a client built elsewhere with its own retries answers yes.
+    """
     getter = getattr(client, "get_retry", None)
     retry = getter() if callable(getter) else getattr(client, "retry", None)
     get_retries = getattr(retry, "get_retries", None)
@@ -183,6 +180,21 @@ def _delay(attempt: int, base: float, cap: float) -> float:
     # "Full jitter" (AWS architecture blog, Exponential Backoff And Jitter): spreads retries of
     # many workers that failed together.
     return random.uniform(0.0, min(cap, base * (2 ** (attempt - 1))))
+
+
+def _pause(attempt: int, retries: int, base: float, cap: float) -> float | None:
+    """The pause before retry number `attempt`, or None when no retry is left.
+
+    No retry starts after the current deadline (`deadline(...)`): the pause must end before
+    it, so the call returns within its budget plus, at most, the cut-down attempt in flight.
+    """
+    if attempt > retries:
+        return None
+    pause = _delay(attempt, base, cap)
+    left = remaining()
+    if left is not None and left - pause <= 0:
+        return None
+    return pause
 
 
 _RETRYABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.TryAgainError, rexc.ClusterDownError)
@@ -200,7 +212,7 @@ class _Tracker:
         self.last = exc
         # With the client's own retries on, an earlier internal attempt may have been sent
         # even if the error we see is a refused connection.
-        if self.resends or not _connect_phase(exc):
+        if self.resends or not was_not_sent(exc):
             self.maybe_sent = True
 
     def final(self, script: LuaScript, attempts: int) -> Exception:
@@ -258,20 +270,24 @@ def run_idempotent(
     _check_call(op_key, keys, op_ttl_ms, retries)
     full_keys = [op_key, *keys]
     full_args = [op_ttl_ms, *args]
-    tracker = _Tracker(client)
-    for attempt in range(retries + 1):
-        if attempt:
-            time.sleep(_delay(attempt, backoff_base, backoff_cap))
-        try:
-            return script.run_raw(client, full_keys, full_args)
-        except _RETRYABLE as exc:
-            tracker.failed(exc)
-        except (rexc.RedisError, rexc.RedisClusterException) as exc:
-            translated = _translate_other(exc)
-            if translated is None:
-                raise
-            raise translated from exc
-    raise tracker.final(script, retries + 1) from tracker.last
+    with no_resend():
+        tracker = _Tracker(client)
+        attempt = 0
+        while True:
+            try:
+                return script.run_raw(client, full_keys, full_args)
+            except _RETRYABLE as exc:
+                tracker.failed(exc)
+            except (rexc.RedisError, rexc.RedisClusterException) as exc:
+                translated = _translate_other(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+            attempt += 1
+            pause = _pause(attempt, retries, backoff_base, backoff_cap)
+            if pause is None:
+                raise tracker.final(script, attempt) from tracker.last
+            time.sleep(pause)
 
 
 async def arun_idempotent(
@@ -311,17 +327,21 @@ async def arun_idempotent(
     _check_call(op_key, keys, op_ttl_ms, retries)
     full_keys = [op_key, *keys]
     full_args = [op_ttl_ms, *args]
-    tracker = _Tracker(client)
-    for attempt in range(retries + 1):
-        if attempt:
-            await asyncio.sleep(_delay(attempt, backoff_base, backoff_cap))
-        try:
-            return await script.arun_raw(client, full_keys, full_args)
-        except _RETRYABLE as exc:
-            tracker.failed(exc)
-        except (rexc.RedisError, rexc.RedisClusterException) as exc:
-            translated = _translate_other(exc)
-            if translated is None:
-                raise
-            raise translated from exc
-    raise tracker.final(script, retries + 1) from tracker.last
+    with no_resend():
+        tracker = _Tracker(client)
+        attempt = 0
+        while True:
+            try:
+                return await script.arun_raw(client, full_keys, full_args)
+            except _RETRYABLE as exc:
+                tracker.failed(exc)
+            except (rexc.RedisError, rexc.RedisClusterException) as exc:
+                translated = _translate_other(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+            attempt += 1
+            pause = _pause(attempt, retries, backoff_base, backoff_cap)
+            if pause is None:
+                raise tracker.final(script, attempt) from tracker.last
+            await asyncio.sleep(pause)

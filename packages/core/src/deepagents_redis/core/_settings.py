@@ -153,6 +153,14 @@ class RedisSettings(BaseSettings):
     client_name: str | None = None
     """Name shown by ``CLIENT LIST`` (set with one extra command per new connection)."""
 
+    deadline_seconds: float = Field(default=5.0, gt=0)
+    """Most seconds one public call may take, retries, reconnects, health-check PINGs and
+    Sentinel discovery included (todos, health checks; fs and the cache have their own,
+    see their settings). Enforced on clients built by our factory: each connect and read is
+    cut to the time left, and no retry starts after it. With a dead or blackholed server a
+    call fails after about this long instead of ``attempts x timeouts`` (18 s and more
+    before: redis-py nests its retries)."""
+
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:

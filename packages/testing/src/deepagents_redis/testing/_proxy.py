@@ -51,6 +51,7 @@ class FaultProxy:
         self._mode: FaultMode = "pass"
         self._delay = 0.0
         self._conns: set[_Pipe] = set()
+        self._accepted = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._closed = False
@@ -92,6 +93,11 @@ class FaultProxy:
     def connection_count(self) -> int:
         """Number of client connections currently open through the proxy."""
         return len(self._conns)
+
+    @property
+    def accepted_count(self) -> int:
+        """Number of client connections accepted since the proxy started (attempts seen)."""
+        return self._accepted
 
     def set_mode(self, mode: FaultMode, *, delay: float = 0.0) -> None:
         """Switch the fault mode (takes effect immediately, also on open connections).
@@ -170,6 +176,7 @@ class FaultProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         pipe = _Pipe(self, writer)
+        self._accepted += 1
         self._conns.add(pipe)
         pipe.task = asyncio.current_task()
         try:

@@ -1,0 +1,252 @@
+"""Connection classes that honour the current deadline (see `_deadline`).
+
+Our client factory installs these in place of redis-py's own connection classes. Each one
+cuts the connect timeout and every read timeout to the time left before the current
+`deadline(...)`, refuses to send once the deadline is spent, and marks failures that
+happened before a command could reach the server (connect, handshake, health-check `PING`)
+so callers can tell "nothing was applied" from "outcome unknown" by a flag, not by parsing
+redis-py's message text.
+
+Hooks used (redis-py 8.1): `connect_check_health`, `check_health`, `send_packed_command` and
+`read_response(timeout=...)` of the sync and asyncio connection classes. A test drives each
+hook through a blackholing listener, so an upstream rename fails loudly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio.connection as aconn
+import redis.asyncio.sentinel
+import redis.connection as sconn
+import redis.exceptions as rexc
+import redis.sentinel
+from deepagents_redis.core._deadline import clamp, deadline_exceeded, mark_not_sent, remaining
+
+__all__ = [
+    "async_connection_class",
+    "install_async",
+    "install_sentinels",
+    "install_sync",
+    "sync_connection_class",
+]
+
+# Authentication and LOADING are ConnectionError subclasses but are answers, not transport
+# failures; they keep their own meaning (and are not retried into a deadline).
+_NOT_TRANSPORT = (rexc.AuthenticationError, rexc.AuthenticationWrongNumberOfArgsError)
+_TRANSPORT = (rexc.ConnectionError, rexc.TimeoutError)
+# redis-py's "no timeout given" marker for sync reads (not in its public exports).
+_SENTINEL: Any = getattr(sconn, "SENTINEL")  # noqa: B009
+
+
+def _spent(what: str) -> None:
+    left = remaining()
+    if left is not None and left <= 0:
+        raise deadline_exceeded(what)
+
+
+class _SyncDeadline:
+    """Mixin for `redis.connection.AbstractConnection` subclasses."""
+
+    socket_connect_timeout: float | None
+    socket_timeout: float | None
+
+    def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        _spent("connecting")
+        saved = self.socket_connect_timeout
+        self.socket_connect_timeout = clamp(saved)
+        try:
+            super().connect_check_health(check_health, retry_socket_connect)  # type: ignore[misc]
+        except _NOT_TRANSPORT:
+            raise
+        except _TRANSPORT as exc:
+            mark_not_sent(exc)
+            raise
+        finally:
+            self.socket_connect_timeout = saved
+
+    def check_health(self) -> None:
+        try:
+            super().check_health()  # type: ignore[misc]
+        except _NOT_TRANSPORT:
+            raise
+        except _TRANSPORT as exc:
+            mark_not_sent(exc)
+            raise
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        _spent("sending")
+        super().send_packed_command(command, check_health)  # type: ignore[misc]
+
+    def read_response(
+        self, disable_decoding: bool = False, *, timeout: Any = _SENTINEL, **kwargs: Any
+    ) -> Any:
+        if timeout is _SENTINEL and remaining() is not None:
+            timeout = clamp(self.socket_timeout)
+        return super().read_response(disable_decoding, timeout=timeout, **kwargs)  # type: ignore[misc]
+
+
+class _AsyncDeadline:
+    """Mixin for `redis.asyncio.connection.AbstractConnection` subclasses."""
+
+    socket_connect_timeout: float | None
+    socket_timeout: float | None
+
+    async def connect_check_health(
+        self, check_health: bool = True, retry_socket_connect: bool = True
+    ) -> None:
+        _spent("connecting")
+        saved = self.socket_connect_timeout
+        self.socket_connect_timeout = clamp(saved)
+        try:
+            await super().connect_check_health(check_health, retry_socket_connect)  # type: ignore[misc]
+        except _NOT_TRANSPORT:
+            raise
+        except _TRANSPORT as exc:
+            mark_not_sent(exc)
+            raise
+        finally:
+            self.socket_connect_timeout = saved
+
+    async def check_health(self) -> None:
+        try:
+            await super().check_health()  # type: ignore[misc]
+        except _NOT_TRANSPORT:
+            raise
+        except _TRANSPORT as exc:
+            mark_not_sent(exc)
+            raise
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        _spent("sending")
+        await super().send_packed_command(command, check_health)  # type: ignore[misc]
+
+    async def read_response(
+        self,
+        disable_decoding: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 - redis-py's signature
+        **kwargs: Any,
+    ) -> Any:
+        if timeout is None and remaining() is not None:
+            timeout = clamp(self.socket_timeout)
+        return await super().read_response(disable_decoding, timeout, **kwargs)  # type: ignore[misc]
+
+
+class DeadlineConnection(_SyncDeadline, sconn.Connection):
+    """TCP connection bounded by the current deadline."""
+
+
+class DeadlineSSLConnection(_SyncDeadline, sconn.SSLConnection):
+    """TLS connection bounded by the current deadline."""
+
+
+class DeadlineUnixConnection(_SyncDeadline, sconn.UnixDomainSocketConnection):
+    """Unix-socket connection bounded by the current deadline."""
+
+
+class DeadlineSentinelConnection(_SyncDeadline, redis.sentinel.SentinelManagedConnection):
+    """Sentinel-managed master connection bounded by the current deadline."""
+
+
+class DeadlineSentinelSSLConnection(_SyncDeadline, redis.sentinel.SentinelManagedSSLConnection):
+    """Sentinel-managed TLS master connection bounded by the current deadline."""
+
+
+class AsyncDeadlineConnection(_AsyncDeadline, aconn.Connection):
+    """asyncio TCP connection bounded by the current deadline."""
+
+
+class AsyncDeadlineSSLConnection(_AsyncDeadline, aconn.SSLConnection):
+    """asyncio TLS connection bounded by the current deadline."""
+
+
+class AsyncDeadlineUnixConnection(_AsyncDeadline, aconn.UnixDomainSocketConnection):
+    """asyncio Unix-socket connection bounded by the current deadline."""
+
+
+class AsyncDeadlineSentinelConnection(
+    _AsyncDeadline, redis.asyncio.sentinel.SentinelManagedConnection
+):
+    """asyncio Sentinel-managed master connection bounded by the current deadline."""
+
+
+class AsyncDeadlineSentinelSSLConnection(
+    _AsyncDeadline, redis.asyncio.sentinel.SentinelManagedSSLConnection
+):
+    """asyncio Sentinel-managed TLS master connection bounded by the current deadline."""
+
+
+_SYNC: dict[type[Any], type[Any]] = {
+    sconn.Connection: DeadlineConnection,
+    sconn.SSLConnection: DeadlineSSLConnection,
+    sconn.UnixDomainSocketConnection: DeadlineUnixConnection,
+    redis.sentinel.SentinelManagedConnection: DeadlineSentinelConnection,
+    redis.sentinel.SentinelManagedSSLConnection: DeadlineSentinelSSLConnection,
+}
+_ASYNC: dict[type[Any], type[Any]] = {
+    aconn.Connection: AsyncDeadlineConnection,
+    aconn.SSLConnection: AsyncDeadlineSSLConnection,
+    aconn.UnixDomainSocketConnection: AsyncDeadlineUnixConnection,
+    redis.asyncio.sentinel.SentinelManagedConnection: AsyncDeadlineSentinelConnection,
+    redis.asyncio.sentinel.SentinelManagedSSLConnection: AsyncDeadlineSentinelSSLConnection,
+}
+
+
+def sync_connection_class(cls: type[Any]) -> type[Any]:
+    """Our deadline-aware twin of redis-py's sync connection class `cls` (or `cls`)."""
+    return _SYNC.get(cls, cls)
+
+
+def async_connection_class(cls: type[Any]) -> type[Any]:
+    """Our deadline-aware twin of redis-py's asyncio connection class `cls` (or `cls`)."""
+    return _ASYNC.get(cls, cls)
+
+
+def _swap_pool(pool: Any, twin: Any) -> None:
+    pool.connection_class = twin(pool.connection_class)
+
+
+def install_sync(client: Any) -> None:
+    """Give a freshly built sync `redis.Redis` (no I/O yet) our connection classes.
+
+    A `RedisCluster` is built with `connection_class=` by the factory instead (its nodes are
+    created inside its constructor).
+
+    Args:
+        client: The client, before its first command.
+    """
+    _swap_pool(client.connection_pool, sync_connection_class)
+
+
+def install_async(client: Any) -> None:
+    """Give a freshly built asyncio client (no I/O yet) our connection classes.
+
+    Handles `redis.asyncio.Redis` (standalone, unix, Sentinel master) and
+    `redis.asyncio.RedisCluster`, whose nodes read `connection_class` from the node
+    manager's kwargs when they first connect (redis-py 8.1).
+
+    Args:
+        client: The client, before its first command.
+    """
+    manager = getattr(client, "nodes_manager", None)
+    if manager is not None:
+        twin = async_connection_class(manager.connection_kwargs.get("connection_class"))
+        manager.connection_kwargs["connection_class"] = twin
+        for node in manager.startup_nodes.values():
+            node.connection_class = async_connection_class(node.connection_class)
+        return
+    _swap_pool(client.connection_pool, async_connection_class)
+
+
+def install_sentinels(sentinel: Any, *, is_async: bool) -> None:
+    """Give the Sentinel clients of a `Sentinel` manager (no I/O yet) our connection classes.
+
+    Args:
+        sentinel: A `redis.sentinel.Sentinel` or `redis.asyncio.sentinel.Sentinel`.
+        is_async: Whether it is the asyncio one.
+    """
+    twin = async_connection_class if is_async else sync_connection_class
+    for sentinel_client in sentinel.sentinels:
+        _swap_pool(sentinel_client.connection_pool, twin)
