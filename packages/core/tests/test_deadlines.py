@@ -254,3 +254,38 @@ def test_dead_sentinels_are_bounded(
         client.close()
     assert isinstance(exc, rexc.ConnectionError | rexc.TimeoutError)
     assert took < GENEROUS
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_reply_cut_by_deadline_never_answers_the_next_command(
+    use_async: bool, redis_url: str, fault_proxy: Callable[[str], FaultProxy]
+) -> None:
+    # A read cut short by the deadline must drop its connection: a late reply left on it
+    # would be read as the answer to the next command (redis-py's asyncio read returns
+    # None and keeps the connection when given an explicit timeout).
+    proxy = fault_proxy(redis_url)
+    settings = _settings(proxy.url)
+    if use_async:
+        aclient = await create_async_client(settings)
+        try:
+            await aclient.set("dl:k1", "v1")
+            await aclient.set("dl:k2", "v2")
+            proxy.set_mode("delay", delay=0.5)
+            with deadline(0.2), pytest.raises((rexc.TimeoutError, rexc.ConnectionError)):
+                await aclient.get("dl:k1")
+            proxy.set_mode("pass")
+            assert await aclient.get("dl:k2") == b"v2"
+        finally:
+            await aclient.aclose()
+    else:
+        client = create_client(settings)
+        try:
+            client.set("dl:k1", "v1")
+            client.set("dl:k2", "v2")
+            proxy.set_mode("delay", delay=0.5)
+            with deadline(0.2), pytest.raises((rexc.TimeoutError, rexc.ConnectionError)):
+                client.get("dl:k1")
+            proxy.set_mode("pass")
+            assert client.get("dl:k2") == b"v2"
+        finally:
+            client.close()

@@ -67,4 +67,5 @@ def make_guard(
             reset_timeout=settings.breaker_reset_seconds,
         ),
         warn_interval=settings.warn_interval_seconds,
+        deadline_seconds=settings.deadline_seconds,
     )

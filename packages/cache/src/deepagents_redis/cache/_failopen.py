@@ -4,6 +4,8 @@ BRIEF §3: the cache must never stall or break an agent. Every Redis call of the
 through :class:`FailOpen`, which
 
 * refuses the call up front while the circuit breaker is open (no I/O, microseconds),
+* bounds each call by the cache's deadline (`CacheSettings.deadline_seconds`, 250 ms by
+  default: a miss costs one model call, a stall costs the whole agent),
 * turns connection errors and timeouts into a miss, a breaker failure, a counter and a
   rate-limited warning,
 * turns other server errors (e.g. ``WRONGTYPE`` from a key someone else wrote) into a miss
@@ -26,6 +28,7 @@ from deepagents_redis.core import (
     CircuitBreaker,
     DeepAgentsRedisError,
     RedisUnavailableError,
+    deadline,
     get_instrumentation,
     translate_redis_error,
 )
@@ -72,8 +75,10 @@ class FailOpen:
         strict: bool,
         breaker: CircuitBreaker,
         warn_interval: float,
+        deadline_seconds: float | None = None,
     ) -> None:
         self.metric_prefix = metric_prefix
+        self.deadline_seconds = deadline_seconds
         self.strict = strict
         self.breaker = breaker
         self._warn_interval = warn_interval
@@ -134,7 +139,8 @@ class FailOpen:
             return self._refuse(op)
         start = time.perf_counter()
         try:
-            result = fn()
+            with deadline(self.deadline_seconds):
+                result = fn()
         except _ANY_REDIS as exc:
             return self._fail(op, exc)
         except Exception as exc:
@@ -155,7 +161,8 @@ class FailOpen:
             return self._refuse(op)
         start = time.perf_counter()
         try:
-            result = await fn()
+            with deadline(self.deadline_seconds):
+                result = await fn()
         except _ANY_REDIS as exc:
             return self._fail(op, exc)
         except Exception as exc:

@@ -63,6 +63,12 @@ class CacheSettings(BaseSettings):
     breaker_reset_seconds: float = Field(default=5.0, gt=0)
     """How long the breaker stays open before one trial call is let through."""
 
+    deadline_seconds: float = Field(default=0.25, gt=0)
+    """Most seconds one cache call to Redis may take, retries and reconnects included
+    (clients built by our factory). Short on purpose: when Redis stalls, a miss costs one
+    model call, a stall costs the agent; three such misses open the breaker, and each
+    half-open trial call gets the same short bound."""
+
     warn_interval_seconds: float = Field(default=30.0, ge=0)
     """At most one "serving a miss" warning per this many seconds (per cache object)."""
 

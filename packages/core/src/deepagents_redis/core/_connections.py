@@ -129,9 +129,17 @@ class _AsyncDeadline:
         timeout: float | None = None,  # noqa: ASYNC109 - redis-py's signature
         **kwargs: Any,
     ) -> Any:
-        if timeout is None and remaining() is not None:
-            timeout = clamp(self.socket_timeout)
-        return await super().read_response(disable_decoding, timeout, **kwargs)  # type: ignore[misc]
+        if timeout is not None or remaining() is None:
+            return await super().read_response(disable_decoding, timeout, **kwargs)  # type: ignore[misc]
+        # Not `timeout=`: redis-py's asyncio read returns None on an explicit timeout (the
+        # pub/sub polling contract) and leaves the reply pending on the connection. Its own
+        # socket_timeout path disconnects and raises TimeoutError, which is what we need.
+        saved = self.socket_timeout
+        self.socket_timeout = clamp(saved)
+        try:
+            return await super().read_response(disable_decoding, None, **kwargs)  # type: ignore[misc]
+        finally:
+            self.socket_timeout = saved
 
 
 class DeadlineConnection(_SyncDeadline, sconn.Connection):

@@ -41,13 +41,15 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         The exit status.
     """
-    from deepagents_redis.core import RedisConnector, check_health
+    from deepagents_redis.core import RedisConnector, check_health, deadline
 
     with resolve_target(args, allow_embedded=False) as target:
         print(f"target: {target.describe()}")
         connector = RedisConnector(settings=target.settings)
         try:
-            report = check_health(connector.sync())
+            # One budget for the whole check: connecting (and Cluster detection) included.
+            with deadline(target.settings.deadline_seconds):
+                report = check_health(connector.sync(), deadline_seconds=None)
         finally:
             connector.close()
     print(report.to_table())

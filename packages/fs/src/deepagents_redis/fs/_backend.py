@@ -61,6 +61,7 @@ from deepagents_redis.core import (
     RedisConnector,
     RedisSettings,
     arun_idempotent,
+    deadline,
     get_instrumentation,
     new_op_id,
     redis_errors,
@@ -331,6 +332,10 @@ class RedisBackend(BackendProtocol):
         edit_retries: Attempts of an edit that keeps losing version races.
         chunk_grace: Seconds chunks (and blobs) outlive an expired file, so a reader
             that already holds the metadata can finish.
+        deadline_seconds: Most seconds one call may take on clients our factory built,
+            retries, reconnects and health checks included (None: only the socket
+            timeouts bound it). Longer than the other phases' because a call may move a
+            file of up to `max_file_size` bytes.
     """
 
     def __init__(
@@ -351,6 +356,7 @@ class RedisBackend(BackendProtocol):
         blob_dir: str | None = None,
         edit_retries: int = 64,
         chunk_grace: float = 60.0,
+        deadline_seconds: float | None = 30.0,
     ) -> None:
         if not callable(namespace) and (not isinstance(namespace, str) or not namespace):
             raise InvalidInputError("namespace must be a non-empty string or a callable")
@@ -383,6 +389,9 @@ class RedisBackend(BackendProtocol):
         self._blob_dir = blob_dir
         self._edit_retries = edit_retries
         self._grace_ms = int(chunk_grace * 1000)
+        if deadline_seconds is not None and deadline_seconds <= 0:
+            raise InvalidInputError("deadline_seconds must be positive (or None)")
+        self._deadline = deadline_seconds
 
     @classmethod
     def from_settings(
@@ -414,6 +423,7 @@ class RedisBackend(BackendProtocol):
             "max_file_size": s.max_file_size,
             "blob_dir": s.blob_dir,
             "edit_retries": s.edit_retries,
+            "deadline_seconds": s.deadline_seconds,
         }
         opts.update(kwargs)
         return cls(**opts)
@@ -510,7 +520,7 @@ class RedisBackend(BackendProtocol):
         inst = get_instrumentation()
         outcome = "error"
         try:
-            with inst.span(f"fs.{name}"), redis_errors():
+            with inst.span(f"fs.{name}"), deadline(self._deadline), redis_errors():
                 client = self._connector.sync()
                 reply: Any = None
                 while True:
@@ -566,7 +576,7 @@ class RedisBackend(BackendProtocol):
         inst = get_instrumentation()
         outcome = "error"
         try:
-            with inst.span(f"fs.{name}"), redis_errors():
+            with inst.span(f"fs.{name}"), deadline(self._deadline), redis_errors():
                 client = await self._connector.async_client()
                 reply: Any = None
                 while True:

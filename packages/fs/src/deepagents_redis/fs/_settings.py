@@ -48,3 +48,7 @@ class FsSettings(BaseSettings):
 
     edit_retries: int = Field(default=64, ge=1, le=10_000)
     """How many times an edit re-reads and re-applies after losing a version race."""
+
+    deadline_seconds: float = Field(default=30.0, gt=0)
+    """Most seconds one call may take (retries, reconnects and health checks included).
+    Longer than todos' 5 s because one call may move a file of up to `max_file_size`."""

@@ -22,7 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Literal
@@ -38,6 +38,7 @@ from deepagents_redis.core import (
     acheck_health,
     arun_idempotent,
     check_health,
+    deadline,
     get_instrumentation,
     redis_errors,
     run_idempotent,
@@ -321,9 +322,10 @@ class RedisTodoRepository:
         item_id: str | None = None,
     ) -> TodoList:
         call = self._call(scope, op, payload, expected_version, actor, op_id)
-        self._check_eviction()
-        with self._observed(scope, op, expected_version, item_id):
-            reply = run_idempotent(self._connector.sync(), MUTATE_SCRIPT, **call)
+        with self._deadline():
+            self._check_eviction()
+            with self._observed(scope, op, expected_version, item_id):
+                reply = run_idempotent(self._connector.sync(), MUTATE_SCRIPT, **call)
         return self._reply(scope, reply)
 
     async def _amutate(
@@ -338,10 +340,11 @@ class RedisTodoRepository:
         item_id: str | None = None,
     ) -> TodoList:
         call = self._call(scope, op, payload, expected_version, actor, op_id)
-        await self._acheck_eviction()
-        with self._observed(scope, op, expected_version, item_id):
-            client = await self._connector.async_client()
-            reply = await arun_idempotent(client, MUTATE_SCRIPT, **call)
+        with self._deadline():
+            await self._acheck_eviction()
+            with self._observed(scope, op, expected_version, item_id):
+                client = await self._connector.async_client()
+                reply = await arun_idempotent(client, MUTATE_SCRIPT, **call)
         return self._reply(scope, reply)
 
     def _call(
@@ -362,6 +365,10 @@ class RedisTodoRepository:
             "op_ttl_ms": self.settings.op_ttl_seconds * 1000,
             "retries": self._retries,
         }
+
+    def _deadline(self) -> AbstractContextManager[None]:
+        """The time bound of one public call (`RedisSettings.deadline_seconds`)."""
+        return deadline(self._connector.settings.deadline_seconds)
 
     @contextmanager
     def _observed(
@@ -458,7 +465,8 @@ class RedisTodoRepository:
         Returns:
             The plan.
         """
-        with get_instrumentation().span("todos.get", scope=scope), redis_errors():
+        span = get_instrumentation().span("todos.get", scope=scope)
+        with span, self._deadline(), redis_errors():
             raw = self._connector.sync().hmget(
                 self.plan_key(scope), ["version", "items", "updated_ms"]
             )
@@ -473,7 +481,7 @@ class RedisTodoRepository:
         Returns:
             The plan.
         """
-        with get_instrumentation().span("todos.get", scope=scope):
+        with get_instrumentation().span("todos.get", scope=scope), self._deadline():
             async with redis_errors():
                 raw = await (await self._connector.async_client()).hmget(
                     self.plan_key(scope), ["version", "items", "updated_ms"]
@@ -490,7 +498,7 @@ class RedisTodoRepository:
         Returns:
             The changes.
         """
-        with redis_errors():
+        with self._deadline(), redis_errors():
             raw: Any = self._connector.sync().xrevrange(self.log_key(scope), count=limit)
         return [_parse_change(eid, fields) for eid, fields in reversed(raw)]
 
@@ -504,10 +512,11 @@ class RedisTodoRepository:
         Returns:
             The changes.
         """
-        async with redis_errors():
-            raw: Any = await (await self._connector.async_client()).xrevrange(
-                self.log_key(scope), count=limit
-            )
+        with self._deadline():
+            async with redis_errors():
+                raw: Any = await (await self._connector.async_client()).xrevrange(
+                    self.log_key(scope), count=limit
+                )
         return [_parse_change(eid, fields) for eid, fields in reversed(raw)]
 
     # -- mutations (sync) ---------------------------------------------------------------
