@@ -363,3 +363,31 @@ def test_merge_gives_up_under_constant_contention(
     assert msg.status == "error"
     assert "NOT applied" in msg.content
     assert command.update["todos"] == [{"content": "someone else's item", "status": "pending"}]  # type: ignore[index]
+
+
+def test_repeated_tool_call_id_is_not_a_replay(redis_target: Any) -> None:
+    # Issue 8 defect 4: providers that number tool calls per turn reuse ids (`call_0`). A
+    # later update_todo with the same id and the same arguments must apply again, not replay
+    # the first call's op record ("Updated" while nothing changed).
+    mw = middleware(redis_target)
+    repo = mw.repository
+    plan = repo.replace("reuse-1", [{"content": "ship it", "status": "in_progress"}])
+    item = plan.ids[0]
+    sub = mw.subagent_middleware()
+
+    def complete(msgs: Sequence[BaseMessage]) -> AIMessage:
+        return tool_call("update_todo", {"item_id": item, "status": "completed"}, "call_0")
+
+    first = ScriptedChatModel(script=[complete, AIMessage("done")])
+    run(create_agent(first, tools=[], middleware=[sub]), "reuse-1")
+    assert repo.get("reuse-1").items[0].status == "completed"
+
+    repo.update("reuse-1", item, status="in_progress", actor="human")  # a person reopens it
+
+    second = ScriptedChatModel(script=[complete, AIMessage("done again")])
+    result = run(create_agent(second, tools=[], middleware=[sub]), "reuse-1")
+    final = repo.get("reuse-1")
+    assert final.items[0].status == "completed"
+    assert final.version == 4  # replace, complete, reopen, complete
+    (reply,) = [m for m in result["messages"] if isinstance(m, ToolMessage)]
+    assert f"plan version {final.version}" in str(reply.content)

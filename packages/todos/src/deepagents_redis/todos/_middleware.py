@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, NotRequired, cast
 
@@ -105,6 +106,20 @@ def _op_id(kind: str, call_id: str | None, version: int | None, payload: Any) ->
         json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
     ).hexdigest()[:16]
     return f"{kind}:{call_id}:{version}:{digest}"
+
+
+def _task_scope(config: Any) -> str:
+    """What tells this execution of a tool call apart from a later call with the same id.
+
+    LangGraph gives every task (one tool call in one step) a deterministic id: a task re-run
+    after a crash or an interrupt gets the same id (its write must apply once), while a later
+    call that happens to reuse the tool-call id (providers number calls per turn: `call_0`,
+    `toolu_01`) runs in another task. Outside a graph there is no such id: a fresh one makes
+    every call distinct, so a repeat is never silently replayed.
+    """
+    configurable = (config or {}).get("configurable") or {}
+    task = configurable.get("__pregel_task_id")
+    return str(task) if task else uuid.uuid4().hex
 
 
 def _state_update(plan: TodoList) -> dict[str, Any]:
@@ -723,7 +738,12 @@ def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
                 item_id,
                 status=status,
                 content=content,
-                op_id=_op_id("update_todo", runtime.tool_call_id, None, [item_id, status, content]),
+                op_id=_op_id(
+                    "update_todo",
+                    f"{runtime.tool_call_id}@{_task_scope(config)}",
+                    None,
+                    [item_id, status, content],
+                ),
                 actor=scoped.actor(config, "subagent"),
             )
         except InvalidInputError as exc:
@@ -745,7 +765,12 @@ def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
                 item_id,
                 status=status,
                 content=content,
-                op_id=_op_id("update_todo", runtime.tool_call_id, None, [item_id, status, content]),
+                op_id=_op_id(
+                    "update_todo",
+                    f"{runtime.tool_call_id}@{_task_scope(config)}",
+                    None,
+                    [item_id, status, content],
+                ),
                 actor=scoped.actor(config, "subagent"),
             )
         except InvalidInputError as exc:
