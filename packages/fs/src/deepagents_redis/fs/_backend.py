@@ -87,7 +87,9 @@ _KIND = "fs"
 _WRITE = IdempotentScript("fs_write", _lua.as_body(_lua.WRITE))
 _EDIT = IdempotentScript("fs_edit", _lua.as_body(_lua.EDIT))
 _OP_TTL_MS = 10 * 60 * 1000  # far longer than any retry loop, short enough to stay small
-_DELETE = LuaScript("fs_delete", _lua.DELETE)
+# Deletes too (issue 8 defect 3): a delete re-sent after a lost reply, once another worker
+# had written the same path, deleted that new file; now the retry replays the first reply.
+_DELETE = IdempotentScript("fs_delete", _lua.as_body(_lua.DELETE))
 _PURGE = LuaScript("fs_purge", _lua.PURGE)
 _LS = LuaScript("fs_ls", _lua.LS)
 _LIST = LuaScript("fs_list", _lua.LIST)
@@ -1010,7 +1012,9 @@ class RedisBackend(BackendProtocol):
         for path in paths:
             keys += [self._k(ns, "m", path), self._k(ns, "c", path)]
         keys += list(dir_keys)
-        reply = yield _Eval(_DELETE, keys, [str(len(paths)), probe, *per_path])
+        # One op id per batch, reused by the driver's retries of that batch only.
+        op_key = self._ks.op_key(ns, new_op_id())
+        reply = yield _Idem(_DELETE, op_key, keys, [str(len(paths)), probe, *per_path])
         for ref in reply[2:]:
             yield _Blob("delete", (_s(ref),), best_effort=True)
         return int(reply[0]), bool(int(reply[1]))

@@ -1,0 +1,90 @@
+"""Every mutating Lua script of every phase is retry-safe (issue 8 defect 3).
+
+A script re-sent after a lost reply runs twice. fs's delete did: a retry deleted a file another
+worker had written in between. The rule: a script that writes goes through core's op-id
+wrapper (`IdempotentScript`), unless each of its writes is idempotent by construction, and
+then it is listed below with the reason. A new mutating script fails this test until it is
+one or the other.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+import pytest
+from deepagents_redis.core import IdempotentScript, LuaScript
+
+PHASE_MODULES = [
+    "deepagents_redis.cache._scripts",
+    "deepagents_redis.cache._llm",
+    "deepagents_redis.cache._node",
+    "deepagents_redis.todos._repository",
+    "deepagents_redis.fs._backend",
+]
+
+_WRITES = re.compile(
+    r"redis\.call\(\s*['\"](SET|SETEX|PSETEX|SETNX|GETSET|GETDEL|DEL|UNLINK|HSET|HSETNX|HDEL|"
+    r"HINCRBY|INCR|INCRBY|DECR|DECRBY|APPEND|EXPIRE|PEXPIRE|EXPIREAT|PEXPIREAT|PERSIST|"
+    r"ZADD|ZREM|ZINCRBY|ZPOPMIN|ZPOPMAX|SADD|SREM|SPOP|LPUSH|RPUSH|LPOP|RPOP|LREM|LTRIM|"
+    r"XADD|XTRIM|XDEL|XACK|XGROUP|RENAME|COPY|RESTORE)['\"]",
+    re.IGNORECASE,
+)
+
+# Scripts that write but need no op id, each with the reason a re-run changes nothing more.
+IDEMPOTENT_BY_CONSTRUCTION = {
+    # PEXPIRE of a fresh hit to the same TTL: a re-run sets the same lifetime.
+    "cache_read",
+    # SET NX of the caller's own random token; a re-run finds its own token (answers 2).
+    "cache_acquire",
+    # SET of the same bytes under the same key (and DEL of the lease): a re-run writes the
+    # same entry again; an entry is a pure function of its key, so no one else's is lost.
+    "cache_write",
+    "cache_write_many",
+    # Drops index entries whose expiry has passed and whose path was not rewritten since; a
+    # re-run finds nothing left to drop (a rewritten path is left alone both times).
+    "fs_purge",
+    # Pushes a file's expiry to now + its TTL on read: a re-run sets about the same time.
+    "fs_read",
+    # Claims blob refs whose grace passed (ZREM). A lost reply loses only the list of claimed
+    # refs; their blobs are then orphans, which gc()'s sweep deletes after orphan_grace.
+    "fs_gc_claim",
+}
+
+
+def _phase_scripts() -> list[LuaScript]:
+    found: dict[str, LuaScript] = {}
+    for name in PHASE_MODULES:
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if isinstance(value, LuaScript):
+                found[value.name] = value
+    return sorted(found.values(), key=lambda s: s.name)
+
+
+def _body(script: LuaScript) -> str:
+    return script.body if isinstance(script, IdempotentScript) else script.source
+
+
+def test_the_list_sees_every_phase() -> None:
+    names = {s.name for s in _phase_scripts()}
+    # Guards the collector itself: if it found nothing the test below would pass vacuously.
+    assert {"fs_write", "fs_delete", "todos_mutate", "cache_write"} <= names, names
+
+
+@pytest.mark.parametrize("script", _phase_scripts(), ids=lambda s: s.name)
+def test_mutating_scripts_are_idempotent(script: LuaScript) -> None:
+    if not _WRITES.search(_body(script)):
+        return  # read-only
+    assert isinstance(script, IdempotentScript) or script.name in IDEMPOTENT_BY_CONSTRUCTION, (
+        f"{script.name} writes but has no op id: wrap it in IdempotentScript (run through "
+        "run_idempotent) or justify it in IDEMPOTENT_BY_CONSTRUCTION"
+    )
+
+
+def test_allowlist_has_no_stale_entries() -> None:
+    scripts = {s.name: s for s in _phase_scripts()}
+    for name in IDEMPOTENT_BY_CONSTRUCTION:
+        assert name in scripts, f"{name} no longer exists"
+        assert not isinstance(scripts[name], IdempotentScript), f"{name} has an op id now"
+        assert _WRITES.search(_body(scripts[name])), f"{name} no longer writes"
