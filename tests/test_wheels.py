@@ -6,12 +6,14 @@ carries the LICENSE. Then a fresh venv gets *only* what the README's install lin
 wheels from the build directory as find-links, everything else from the package index), the
 installed set of our distributions is exactly the package and what it declares, and the
 README's first ```python block runs as written against the plugin's private server through
-``DEEPAGENTS_REDIS_URL``, leaving no key behind. The testing plugin's example is a test module,
-so it runs under pytest (with ``REDIS_URL`` pointing at the same server).
+``DEEPAGENTS_REDIS_URL``, leaving no key behind; mypy (when installed) type-checks an import of
+each module from that venv. The testing plugin's example is a test module, so it runs under
+pytest (with ``REDIS_URL`` pointing at the same server).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
@@ -182,6 +184,13 @@ def test_readme_example_runs_from_the_wheel(
     if name == "deepagents-redis":
         expected |= {"deepagents-redis-cache", "deepagents-redis-todos", "deepagents-redis-fs"}
     assert ours == expected, frozen
+
+    # A user's type checker sees the installed package as typed (py.typed), not import-untyped.
+    if importlib.util.find_spec("mypy") is not None:
+        check = tmp_path / "typed_check.py"
+        check.write_text("".join(f"import {module}\n" for module in _modules(package_dir)))
+        mypy = [sys.executable, "-m", "mypy", "--strict", "--no-incremental"]
+        _run([*mypy, "--python-executable", str(python), str(check)], cwd=tmp_path, timeout=120)
 
     example = readme_example(package_dir)
     client = redis.Redis.from_url(redis_url)
