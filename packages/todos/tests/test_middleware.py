@@ -209,7 +209,8 @@ def test_rerun_of_a_tool_call_applies_once(redis_target: Any) -> None:
     runtime = ToolRuntime(
         state={"messages": [], "todos": [], "todo_ids": [], "todos_version": 0},
         context=None,
-        config={"configurable": {"thread_id": "any"}},
+        # LangGraph gives a re-run task the same task id; the op id includes it.
+        config={"configurable": {"thread_id": "any", "__pregel_task_id": "task-1"}},
         stream_writer=lambda _: None,
         tool_call_id="call-1",
         store=None,

@@ -9,7 +9,13 @@ The script answers a rejected mutation with an error reply whose first word says
 ``NOTFOUND <id>``         :class:`~deepagents_redis.core.NotFoundError`
 ``INVALID <why>``         :class:`~deepagents_redis.core.InvalidInputError`
 ``TOOMANY <n> <cap>``     :class:`TooManyItemsError` (an ``InvalidInputError``)
+``TOOLARGE <what> ...``   :class:`~deepagents_redis.core.PayloadTooLargeError` (``.size``
+                          and ``.limit`` in bytes; what: content, payload or plan)
 ========================  ================================================================
+
+The item cap stays an ``InvalidInputError`` (``TooManyItemsError``) rather than a
+``PayloadTooLargeError``: core documents that error's ``.size``/``.limit`` as bytes, and an
+item count is not a size; too many items is a property of the request, like a duplicate id.
 """
 
 from __future__ import annotations
@@ -22,7 +28,36 @@ from deepagents_redis.core import (
     DeepAgentsRedisError,
     InvalidInputError,
     NotFoundError,
+    PayloadTooLargeError,
 )
+
+_LIMIT_NAMES = {
+    "content": "max_content_bytes",
+    "payload": "max_plan_bytes",
+    "plan": "max_plan_bytes",
+}
+
+
+def too_large(what: str, size: int, limit: int) -> PayloadTooLargeError:
+    """The error for a todo ``content``, request ``payload`` or stored ``plan`` over its limit.
+
+    Args:
+        what: ``content``, ``payload`` or ``plan``.
+        size: The size found, in bytes.
+        limit: The limit, in bytes.
+
+    Returns:
+        The error (with ``.size`` and ``.limit``); the message names the setting.
+    """
+    setting = _LIMIT_NAMES.get(what, "max_plan_bytes")
+    return PayloadTooLargeError(
+        size,
+        limit,
+        message=(
+            f"todo {what} of {size} bytes exceeds the limit of {limit} bytes "
+            f"(TodosSettings.{setting}); nothing was changed"
+        ),
+    )
 
 
 class ItemClaimedError(ConflictError):
@@ -121,4 +156,7 @@ def script_error(
     if word == "TOOMANY":
         count, limit = rest.split(" ")
         return TooManyItemsError(int(count), int(limit))
+    if word == "TOOLARGE":
+        what, size, limit = rest.split(" ")
+        return too_large(what, int(size), int(limit))
     return None

@@ -9,7 +9,8 @@ prompt and the one-call-per-turn check; what changes is where the plan lives:
 * ``before_agent``: load the plan, so a restarted or different worker resumes it (a thread
   whose checkpoint has todos but whose plan is empty in Redis seeds Redis from it);
 * ``write_todos``: a versioned ``replace`` (one script call, op id derived from the tool
-  call id, so re-running a tool call after a crash applies once);
+  call id and the LangGraph task that runs it, so re-running a tool call after a crash
+  applies once while a later call that reuses the tool call id is applied);
 * ``before_model``: pull changes made outside the run and tell the model what changed.
 
 Conflict policy (``conflict_policy``), for a write based on a version that moved:
@@ -33,6 +34,7 @@ from deepagents_redis.core import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
+    PayloadTooLargeError,
     RedisSettings,
     get_instrumentation,
 )
@@ -463,7 +465,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         )
 
     @staticmethod
-    def _invalid(exc: InvalidInputError, call_id: str) -> Command[Any]:
+    def _invalid(exc: InvalidInputError | PayloadTooLargeError, call_id: str) -> Command[Any]:
         return Command(
             update={
                 "messages": [
@@ -490,6 +492,9 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         scope = self.scope_for(config)
         actor = self._scoped.actor(config, "agent")
         call_id = runtime.tool_call_id or "no-call-id"
+        # The op id's call part: the tool call id alone repeats (providers number calls per
+        # turn), so a later write could replay an old op record (issue 8 defect 4).
+        op_call = f"{call_id}@{_task_scope(config)}"
         state = runtime.state
         base = view_from_state(state)
         base_version = state.get("todos_version")
@@ -501,7 +506,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                     scope,
                     [i.as_payload() for i in desired],
                     expected_version=base_version,
-                    op_id=_op_id("write_todos", call_id, base_version, todos),
+                    op_id=_op_id("write_todos", op_call, base_version, todos),
                     actor=actor,
                 )
                 return self._written(plan, todos, call_id)
@@ -516,13 +521,13 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                         scope,
                         [i.as_payload() for i in merged],
                         expected_version=latest.version,
-                        op_id=_op_id("write_todos", call_id, latest.version, todos),
+                        op_id=_op_id("write_todos", op_call, latest.version, todos),
                         actor=actor,
                     )
                 except ConflictError:
                     continue
                 return self._written(plan, todos, call_id, merged_over=(base, latest))
-        except InvalidInputError as exc:
+        except (InvalidInputError, PayloadTooLargeError) as exc:
             return self._invalid(exc, call_id)
         # The plan kept moving under every merge: hand the model the latest plan instead.
         log.warning("write_todos on %r: the plan kept changing; gave up merging", scope)
@@ -542,6 +547,9 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         scope = self.scope_for(config)
         actor = self._scoped.actor(config, "agent")
         call_id = runtime.tool_call_id or "no-call-id"
+        # The op id's call part: the tool call id alone repeats (providers number calls per
+        # turn), so a later write could replay an old op record (issue 8 defect 4).
+        op_call = f"{call_id}@{_task_scope(config)}"
         state = runtime.state
         base = view_from_state(state)
         base_version = state.get("todos_version")
@@ -553,7 +561,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                     scope,
                     [i.as_payload() for i in desired],
                     expected_version=base_version,
-                    op_id=_op_id("write_todos", call_id, base_version, todos),
+                    op_id=_op_id("write_todos", op_call, base_version, todos),
                     actor=actor,
                 )
                 return self._written(plan, todos, call_id)
@@ -568,13 +576,13 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                         scope,
                         [i.as_payload() for i in merged],
                         expected_version=latest.version,
-                        op_id=_op_id("write_todos", call_id, latest.version, todos),
+                        op_id=_op_id("write_todos", op_call, latest.version, todos),
                         actor=actor,
                     )
                 except ConflictError:
                     continue
                 return self._written(plan, todos, call_id, merged_over=(base, latest))
-        except InvalidInputError as exc:
+        except (InvalidInputError, PayloadTooLargeError) as exc:
             return self._invalid(exc, call_id)
         # The plan kept moving under every merge: hand the model the latest plan instead.
         log.warning("write_todos on %r: the plan kept changing; gave up merging", scope)
@@ -722,7 +730,13 @@ def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
 
     def _done(plan: TodoList, item_id: str) -> str:
         item = plan.get(item_id)
-        assert item is not None
+        if item is None:
+            # A replay whose plan moved on: the update was applied once, then someone removed
+            # the item.
+            return (
+                f"Updated {item_id}; it has since been removed from the plan "
+                f"(plan version {plan.version})"
+            )
         return f"Updated {item_id}: [{item.status}] {item.content} (plan version {plan.version})"
 
     def update_todo(
@@ -746,7 +760,7 @@ def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
                 ),
                 actor=scoped.actor(config, "subagent"),
             )
-        except InvalidInputError as exc:
+        except (InvalidInputError, PayloadTooLargeError) as exc:
             return f"Error: {exc}"
         except NotFoundError as exc:
             return f"Error: {exc}; call read_todos for the current ids"
@@ -773,7 +787,7 @@ def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
                 ),
                 actor=scoped.actor(config, "subagent"),
             )
-        except InvalidInputError as exc:
+        except (InvalidInputError, PayloadTooLargeError) as exc:
             return f"Error: {exc}"
         except NotFoundError as exc:
             return f"Error: {exc}; call read_todos for the current ids"

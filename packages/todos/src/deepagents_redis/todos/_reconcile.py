@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -158,8 +159,17 @@ def _payload(todos: Sequence[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def _op_id(kind: str, thread_id: str, todos: Sequence[dict[str, str]], version: int) -> str:
-    digest = hashlib.sha256(json.dumps(list(todos), sort_keys=True).encode()).hexdigest()[:16]
-    return f"{kind}:{thread_id}:{version}:{digest}"
+    """A fresh op id per write (the repository resends it on its own retries).
+
+    It used to be a function of (thread, todos, version): a later backfill or repair of the
+    same todos at the same version, after the plan was lost again, replayed the first one's
+    op record and reported "written" while nothing was written (issue 8 defect 4). Nothing
+    needs it deterministic: each write carries ``expected_version``, so a second run of the
+    same job gets ``ConflictError`` instead of applying twice. The readable part lands in
+    the change log.
+    """
+    digest = hashlib.sha256(json.dumps(list(todos), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{kind}:{thread_id}:{version}:{digest}:{uuid.uuid4().hex}"
 
 
 # -- reconcile ----------------------------------------------------------------------------

@@ -6,17 +6,24 @@ Layout (all keys of a plan share its scope's hash tag, so one Cluster slot):
 ``<prefix>:v1:todos:{<scope>}:plan``  hash: ``version``, ``items`` (JSON array),
                                       ``updated_ms``
 ``<prefix>:v1:todos:{<scope>}:log``   stream: one entry per applied mutation, ``MAXLEN ~``
-``<prefix>:v1:op:{<scope>}:<op id>``  the reply of an applied mutation, kept
-                                      ``op_ttl_seconds`` so a retry returns it
+``<prefix>:v1:op:{<scope>}:<op id>``  ``{version, digest}`` of an applied mutation
+                                      (not the plan), kept ``op_ttl_seconds`` so a
+                                      retry is recognised
 ====================================  =====================================================
 
 Every mutation is one call of one Lua script (``mutate.lua``) run through core's
 ``IdempotentScript``: validate, check the expected version, apply, bump the version, append
-to the log, record the operation id. A read is one ``HMGET``.
+to the log, record the operation id; then, in the same call, the current plan is read back
+(see :data:`MUTATE_SCRIPT`). A read is one ``HMGET``.
+
+Limits (``TodosSettings``: ``max_items``, ``max_content_bytes``, ``max_plan_bytes``) are
+checked on the client before anything is sent, and again by the script before its first
+write, for plans that grew through other writers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -33,6 +40,7 @@ from deepagents_redis.core import (
     HealthReport,
     IdempotentScript,
     InvalidInputError,
+    LuaScript,
     RedisConnector,
     RedisSettings,
     acheck_health,
@@ -43,7 +51,7 @@ from deepagents_redis.core import (
     redis_errors,
     run_idempotent,
 )
-from deepagents_redis.todos._errors import script_error
+from deepagents_redis.todos._errors import script_error, too_large
 from deepagents_redis.todos._models import (
     TODO_STATUSES,
     Todo,
@@ -63,10 +71,39 @@ EvictionCheck = Literal["warn", "refuse", "off"]
 KIND = "todos"
 """The key kind of every todos key (``KeySpace.key(KIND, scope, ...)``)."""
 
-MUTATE_SCRIPT = IdempotentScript(
+_WITH_PLAN = """\
+-- todos_mutate: core's idempotent wrapper around mutate.lua (unchanged, below), then the plan.
+-- KEYS/ARGV: the wrapper's; KEYS[2] is the plan hash.
+-- returns {op_version, op_digest, version, items_json, updated_ms}: the first two are the
+-- body's reply (on a replay: the recorded one), the rest the plan as it is now; errors: the
+-- body's error replies, unchanged.
+-- Why: the wrapper records the body's reply for op_ttl; a reply carrying the plan made every
+-- mutation hold a plan-sized record for a day (1,000 updates of a 27 KB plan: +27.5 MB). The
+-- body now returns {version, digest} and the plan is read here, after the wrapper, in the
+-- same call: a first run and a replay both cost one round trip.
+local function idempotent()
+{wrapped}
+end
+local reply = idempotent()
+if type(reply) ~= 'table' or reply['err'] ~= nil then return reply end
+local plan = redis.call('HMGET', KEYS[2], 'version', 'items', 'updated_ms')
+return {reply[1], reply[2], plan[1], plan[2], plan[3]}
+"""
+
+
+class _MutateScript(IdempotentScript):
+    """An ``IdempotentScript`` whose reply also carries the current plan (``_WITH_PLAN``)."""
+
+    def __init__(self, name: str, body: str) -> None:
+        super().__init__(name, body)
+        LuaScript.__init__(self, name, _WITH_PLAN.replace("{wrapped}", self.source))
+
+
+MUTATE_SCRIPT: IdempotentScript = _MutateScript(
     "todos_mutate", resources.files(__package__).joinpath("mutate.lua").read_text("utf-8")
 )
-"""The one script every mutation runs (contract in the header of ``mutate.lua``)."""
+"""The one script every mutation runs (contract in the header of ``mutate.lua``; the reply
+is ``{op_version, op_digest, version, items_json, updated_ms}``, see ``_WITH_PLAN``)."""
 
 TodoInput = Todo | Mapping[str, Any]
 """An item for :meth:`RedisTodoRepository.replace`: a :class:`Todo` or a mapping with at
@@ -85,6 +122,21 @@ def _check_status(status: str) -> None:
 def _check_content(content: str) -> None:
     if not isinstance(content, str) or content_is_blank(content):
         raise InvalidInputError("todo content must be a non-empty string")
+
+
+def _contents(payload: Mapping[str, Any]) -> Iterator[Any]:
+    """Every item content a mutation payload carries (replace, add or update)."""
+    for item in payload.get("items") or ():
+        yield item.get("content")
+    item = payload.get("item")
+    if isinstance(item, Mapping):
+        yield item.get("content")
+    yield payload.get("content")
+
+
+def _digest(items_raw: Any) -> str:
+    raw = items_raw if isinstance(items_raw, bytes) else str(items_raw).encode("utf-8")
+    return hashlib.sha1(raw, usedforsecurity=False).hexdigest()
 
 
 def _encode_metadata(metadata: Mapping[str, Any]) -> str:
@@ -300,14 +352,28 @@ class RedisTodoRepository:
             isinstance(expected_version, bool) or not isinstance(expected_version, int)
         ):
             raise InvalidInputError("expected_version must be an int or None")
+        # The limits, before anything is sent (the script checks them again for plans that
+        # grew through other writers).
+        for content in _contents(payload):
+            if isinstance(content, str) and len(content) > self.settings.max_content_bytes // 4:
+                size = len(content.encode("utf-8"))
+                if size > self.settings.max_content_bytes:
+                    raise too_large("content", size, self.settings.max_content_bytes)
+        encoded = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        if len(encoded) > self.settings.max_plan_bytes // 4:
+            size = len(encoded.encode("utf-8"))
+            if size > self.settings.max_plan_bytes:
+                raise too_large("payload", size, self.settings.max_plan_bytes)
         return [
             op,
             "" if expected_version is None else str(expected_version),
-            json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+            encoded,
             str(self.settings.max_items),
             str(self.settings.log_maxlen),
             actor or self.actor,
             op_id,
+            str(self.settings.max_content_bytes),
+            str(self.settings.max_plan_bytes),
         ]
 
     def _mutate(
@@ -393,8 +459,28 @@ class RedisTodoRepository:
 
     @staticmethod
     def _reply(scope: str, reply: Any) -> TodoList:
-        version, items_json = reply[0], reply[1]
-        return parse_plan(scope, version, items_json, None)
+        """The plan after a mutation, from ``MUTATE_SCRIPT``'s reply.
+
+        The op record holds the version the mutation produced and the digest of that plan.
+        The plan returned is the one stored now: on a first run (and on a replay when nobody
+        wrote since) it is exactly the mutation's result; on a replay after other writes it
+        is the newer plan, whose version is higher than the operation's (the operation was
+        applied once, at its own version). That case is logged and counted
+        (``todos.replay.moved``).
+        """
+        op_version, op_digest, version, items_json, updated_ms = reply
+        plan = parse_plan(scope, version, items_json, updated_ms)
+        if plan.version != int(_text(op_version)) or (
+            items_json is not None and _digest(items_json) != _text(op_digest)
+        ):
+            log.info(
+                "todo plan %r: replayed operation (version %s); the plan moved on to version %s",
+                scope,
+                _text(op_version),
+                plan.version,
+            )
+            get_instrumentation().count("todos.replay.moved")
+        return plan
 
     # -- payload builders (shared by the sync and async methods) ------------------------
 

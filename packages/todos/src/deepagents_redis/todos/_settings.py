@@ -33,6 +33,21 @@ class TodosSettings(BaseSettings):
     max_items: int = Field(default=100, ge=1, le=10_000)
     """Most items one plan may hold; a mutation that would exceed it changes nothing."""
 
+    max_content_bytes: int = Field(default=4_096, ge=1, le=1_048_576)
+    """Largest ``content`` of one item, in UTF-8 bytes (``PayloadTooLargeError`` above it).
+
+    A todo is a line of a plan, not a document: 4 KiB is far above what models write, and
+    ``max_items`` items of this size still fit in ``max_plan_bytes``.
+    """
+
+    max_plan_bytes: int = Field(default=524_288, ge=1_024, le=67_108_864)
+    """Largest plan as stored (its items JSON), and largest request, in bytes.
+
+    Every mutation decodes and re-encodes the whole plan inside one Lua call, during which the
+    server serves no one else; this bounds that work (a 100 MB plan made every add take
+    2.6 s and stalled other clients' commands for 5 s). Above it: ``PayloadTooLargeError``.
+    """
+
     log_maxlen: int = Field(default=1_000, ge=1)
     """Approximate cap of each plan's change log (``XADD MAXLEN ~``)."""
 

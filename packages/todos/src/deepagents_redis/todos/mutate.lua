@@ -24,12 +24,18 @@
 --   log_maxlen   approximate length cap of the change log
 --   actor        who makes the change (recorded in the log)
 --   op_id        the operation id (recorded in the log)
--- Returns {version, items_json}.
+--   max_content  largest item content, in bytes
+--   max_plan     largest payload and largest stored plan (the items JSON), in bytes
+-- Returns {version, digest}: the new version and the SHA1 hex of the stored items JSON. The
+-- wrapper records this reply under the op id for a day, so it is kept small on purpose (a
+-- reply carrying the plan cost a plan-sized record per mutation); the repository's outer
+-- script appends the current plan to it (see _repository.py, MUTATE_SCRIPT).
 -- Errors (nothing is changed when one is raised; every check runs before the first write):
 --   INVALID <why>                     bad payload: status, empty content, duplicate id ...
 --   CONFLICT <actual>                 the plan is not at the expected version
 --   NOTFOUND <item id>                no item with this id
 --   TOOMANY <count> <cap>             the plan would exceed max_items
+--   TOOLARGE <what> <bytes> <cap>     content, payload or plan over its byte limit
 --   CLAIMED <version> <lease_until_ms> <owner>   held by another owner whose lease is live
 -- Items are JSON so the script can edit them (cjson is built into Redis and Valkey);
 -- `metadata` is an opaque JSON string the script never parses, so cjson cannot reshape
@@ -39,10 +45,19 @@ local plan_key, log_key = keys[1], keys[2]
 local op, expected, payload_raw = argv[1], argv[2], argv[3]
 local max_items, log_maxlen = tonumber(argv[4]), argv[5]
 local actor, op_id = argv[6], argv[7]
+local max_content, max_plan = tonumber(argv[8]), tonumber(argv[9])
 
 local STATUSES = { pending = true, in_progress = true, completed = true }
 
 local function fail(msg) return redis.error_reply(msg) end
+local function too_large(what, size, cap)
+  return fail('TOOLARGE ' .. what .. ' ' .. string.format('%d %d', size, cap))
+end
+
+-- Sizes before any decoding: decoding and re-encoding a huge plan is what blocked the server
+-- (issue 8 defect 5: one 100 MB item made every later add take 2.6 s, and other clients'
+-- PING wait 5.1 s). The client checks the same limits; these catch other writers.
+if #payload_raw > max_plan then return too_large('payload', #payload_raw, max_plan) end
 
 local ok, payload = pcall(cjson.decode, payload_raw)
 if not ok or type(payload) ~= 'table' then return fail('INVALID payload is not a JSON object') end
@@ -51,6 +66,7 @@ local function is_str(v) return type(v) == 'string' end
 local function valid_content(v) return is_str(v) and string.find(v, '%S') ~= nil end
 local function valid_status(v) return is_str(v) and STATUSES[v] == true end
 local function valid_id(v) return is_str(v) and #v > 0 and #v <= 200 end
+local function content_too_large(v) return is_str(v) and #v > max_content end
 
 -- Structural checks first: they do not depend on the stored plan.
 if op == 'replace' then
@@ -61,6 +77,7 @@ if op == 'replace' then
     if seen[it.id] then return fail('INVALID duplicate item id ' .. it.id) end
     seen[it.id] = true
     if not valid_content(it.content) then return fail('INVALID item ' .. it.id .. ' has empty content') end
+    if content_too_large(it.content) then return too_large('content', #it.content, max_content) end
     if not valid_status(it.status) then return fail('INVALID item ' .. it.id .. ' has unknown status') end
     if it.owner ~= nil and it.owner ~= cjson.null and not is_str(it.owner) then return fail('INVALID owner must be a string') end
     if it.metadata ~= nil and not is_str(it.metadata) then return fail('INVALID metadata must be encoded JSON') end
@@ -69,12 +86,14 @@ elseif op == 'add' then
   local it = payload.item
   if type(it) ~= 'table' or not valid_id(it.id) then return fail('INVALID add needs an item with an id') end
   if not valid_content(it.content) then return fail('INVALID item ' .. it.id .. ' has empty content') end
+  if content_too_large(it.content) then return too_large('content', #it.content, max_content) end
   if not valid_status(it.status) then return fail('INVALID item ' .. it.id .. ' has unknown status') end
   if it.metadata ~= nil and not is_str(it.metadata) then return fail('INVALID metadata must be encoded JSON') end
 elseif op == 'update' or op == 'claim' or op == 'complete' or op == 'remove' then
   if not valid_id(payload.id) then return fail('INVALID ' .. op .. ' needs an item id') end
   if op == 'update' then
     if payload.content ~= nil and not valid_content(payload.content) then return fail('INVALID empty content') end
+    if content_too_large(payload.content) then return too_large('content', #payload.content, max_content) end
     if payload.status ~= nil and not valid_status(payload.status) then return fail('INVALID unknown status') end
     if payload.metadata ~= nil and not is_str(payload.metadata) then return fail('INVALID metadata must be encoded JSON') end
   elseif op == 'claim' then
@@ -92,6 +111,11 @@ local stored = redis.call('HMGET', plan_key, 'version', 'items')
 local version = tonumber(stored[1]) or 0
 if expected ~= '' and tonumber(expected) ~= version then
   return fail('CONFLICT ' .. version)
+end
+-- An add only grows the plan: refuse it before decoding a plan that is already too large
+-- (one that grew through another writer, or before the limit existed).
+if op == 'add' and stored[2] and #stored[2] > max_plan then
+  return too_large('plan', #stored[2], max_plan)
 end
 local items = {}
 if stored[2] then items = cjson.decode(stored[2]) end
@@ -188,6 +212,8 @@ end
 local parts = {}
 for i, it in ipairs(items) do parts[i] = cjson.encode(it) end
 local items_json = '[' .. table.concat(parts, ',') .. ']'
+-- The last check, still before the first write.
+if #items_json > max_plan then return too_large('plan', #items_json, max_plan) end
 
 version = version + 1
 redis.call('HSET', plan_key, 'version', version, 'items', items_json, 'updated_ms', now)
@@ -195,4 +221,4 @@ local detail_json = '{}'
 if next(detail) ~= nil then detail_json = cjson.encode(detail) end
 redis.call('XADD', log_key, 'MAXLEN', '~', log_maxlen, '*',
   'v', version, 'op', op, 'actor', actor, 'op_id', op_id, 'item', item_id, 'detail', detail_json)
-return { version, items_json }
+return { version, redis.sha1hex(items_json) }

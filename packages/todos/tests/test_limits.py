@@ -1,0 +1,146 @@
+"""Plan limits and small op records (issue 8 defect 5), on a real server.
+
+Before the fix a plan had no size limit (one 100 MB item made every later add take 2.6 s and
+stalled other clients), and every op record held the whole plan JSON for a day.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import pytest
+from deepagents_redis.core import KeySpace, PayloadTooLargeError, RedisSettings
+from deepagents_redis.todos import RedisTodoRepository, TodosSettings
+
+pytestmark = pytest.mark.integration
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+LIMITS = TodosSettings(max_items=50, max_content_bytes=1_024, max_plan_bytes=8_192)
+
+
+def _repo(redis_target: Any, todos_settings: TodosSettings = LIMITS) -> RedisTodoRepository:
+    return RedisTodoRepository(
+        client=redis_target.client, settings=redis_target.settings, todos_settings=todos_settings
+    )
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda r: r.add("s", "x" * 1_025),
+        lambda r: r.add("s", "é" * 513),  # 1,026 bytes in UTF-8, 513 characters
+        lambda r: r.update("s", "a", content="x" * 2_000),
+        lambda r: r.replace("s", [{"id": "a", "content": "y" * 5_000}]),
+        lambda r: r.replace("s", [{"content": f"{n:04d}" + "z" * 900} for n in range(10)]),
+    ],
+)
+def test_over_a_limit_is_refused_before_anything_is_sent(call: Any) -> None:
+    # Nothing listens on this port: a request that reached the wire would raise
+    # RedisUnavailableError, so PayloadTooLargeError proves the check ran first.
+    settings = RedisSettings(url=f"redis://127.0.0.1:{_unused_port()}/0", retries=0)
+    repo = RedisTodoRepository(settings=settings, todos_settings=LIMITS)
+    with pytest.raises(PayloadTooLargeError) as info:
+        call(repo)
+    assert info.value.size > info.value.limit
+    assert "nothing was changed" in str(info.value)
+    repo.close()
+
+
+def test_limits_hold_on_a_real_server_and_change_nothing(redis_target: Any) -> None:
+    repo = _repo(redis_target)
+    repo.replace("s", [{"id": "a", "content": "one"}])
+    before = repo.get("s")
+    with pytest.raises(PayloadTooLargeError) as info:
+        repo.update("s", "a", content="x" * 1_025)
+    assert (info.value.size, info.value.limit) == (1_025, 1_024)
+    # Many items each under the content limit, together over the plan limit.
+    added = 0
+    while added < 20:
+        try:
+            repo.add("s", f"{added:02d} " + "w" * 1_000)
+        except PayloadTooLargeError:
+            break
+        added += 1
+    assert 0 < added < 20  # refused once the plan would pass max_plan_bytes
+    grown = repo.get("s")
+    assert len(json.dumps([i.content for i in grown.items])) < 8_192
+    # The add that failed changed nothing: the plan is as the last accepted add left it.
+    assert repo.history("s")[-1].version == grown.version
+    assert before.version < grown.version
+
+
+def test_the_script_refuses_what_the_client_did_not_check(redis_target: Any) -> None:
+    # A writer with generous limits (another deployment, an older version) grew the plan;
+    # a writer with the documented limits must refuse to grow it further, server-side.
+    big = _repo(redis_target, TodosSettings(max_items=50, max_plan_bytes=1_048_576))
+    for n in range(12):
+        big.add("grown", f"{n:02d} " + "v" * 1_000)
+    small = _repo(redis_target)
+    version = small.get("grown").version
+    with pytest.raises(PayloadTooLargeError) as info:
+        small.add("grown", "tiny")
+    assert "plan" in str(info.value)
+    assert small.get("grown").version == version
+    # Shrinking it is still allowed: a replace with a small plan fits.
+    assert small.replace("grown", [{"content": "start over"}]).version == version + 1
+    # And the script's own content check, bypassing the client's.
+    with pytest.raises(PayloadTooLargeError):
+        small._mutate(
+            "grown",
+            "add",
+            {"item": {"id": "q", "content": "c" * 2_000, "status": "pending"}, "index": -1},
+            expected_version=None,
+            actor=None,
+            op_id=None,
+        )
+    assert small.get("grown").version == version + 1
+
+
+def test_op_records_hold_a_version_and_digest_not_the_plan(redis_target: Any) -> None:
+    repo = _repo(redis_target, TodosSettings(max_items=50, max_plan_bytes=1_048_576))
+    plan = repo.replace("rec", [{"id": f"i{n}", "content": "p" * 900} for n in range(30)])
+    assert len(json.dumps([i.content for i in plan.items])) > 27_000
+    op_key = KeySpace(redis_target.settings.key_prefix).op_key("rec", "small-record")
+    repo.update("rec", "i0", status="in_progress", op_id="small-record")
+    client = redis_target.client
+    assert client.exists(op_key) == 1
+    # Before the fix the record held the whole plan (27 KB here).
+    assert client.strlen(op_key) < 128
+
+
+def test_a_replay_after_the_plan_moved_applies_nothing_and_returns_the_plan(
+    redis_target: Any,
+) -> None:
+    repo = _repo(redis_target)
+    repo.replace("mv", [{"id": "a", "content": "one"}])
+    first = repo.update("mv", "a", status="completed", op_id="op-1")
+    repo.update("mv", "a", status="pending")  # a person reopens it
+    replay = repo.update("mv", "a", status="completed", op_id="op-1")
+    assert replay.version == first.version + 1  # the newer plan, nothing re-applied
+    item = replay.get("a")
+    assert item is not None
+    assert item.status == "pending"
+    assert len(repo.history("mv")) == 3
+
+
+async def test_async_limits_match_sync(redis_target: Any) -> None:
+    repo = RedisTodoRepository(
+        async_client=redis_target.async_client,
+        settings=redis_target.settings,
+        todos_settings=LIMITS,
+    )
+    await repo.areplace("as", [{"id": "a", "content": "one"}])
+    with pytest.raises(PayloadTooLargeError):
+        await repo.aadd("as", "x" * 1_025)
+    with pytest.raises(PayloadTooLargeError):
+        await repo.aupdate("as", "a", content="x" * 1_025)
+    assert (await repo.aget("as")).version == 1
+    await repo.aclose()
