@@ -661,6 +661,30 @@ class RedisConnector:
             return self._settings.with_overrides(cluster="on" if self._is_cluster else "off")
         return self._settings
 
+    def client(self) -> SyncClient:
+        """The synchronous client, created on first use (thread-safe).
+
+        Returns:
+            The client passed in, or one created from the settings.
+
+        Raises:
+            ConfigurationError: There is neither a sync client nor a URL.
+            RedisUnavailableError: Cluster auto-detection could not reach the server.
+        """
+        return self.sync()
+
+    async def aclient(self) -> AsyncClient:
+        """The asyncio client, created on first use; detects the topology without blocking.
+
+        Returns:
+            The async client passed in, or one created from the settings.
+
+        Raises:
+            ConfigurationError: There is neither an async client nor a URL.
+            RedisUnavailableError: Cluster auto-detection could not reach the server.
+        """
+        return await self.async_client()
+
     def sync(self) -> SyncClient:
         """The synchronous client, created on first use (thread-safe).
 

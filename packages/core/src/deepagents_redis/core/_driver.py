@@ -1,0 +1,408 @@
+"""The operation driver: each operation is written once and run sync or async (BRIEF §2).
+
+A phase writes an operation as a generator that yields requests and receives their replies:
+
+    def _get_op(self, key: str) -> Operation[bytes | None]:
+        reply = yield Command(("GET", key))
+        return reply
+
+`run(connector, "fs.read", op)` runs it on the sync client, `await arun(...)` on the asyncio
+client, so the two paths have the same semantics by construction. In ONE place the driver:
+
+* opens the span `<name>`, counts `<name>` with its outcome, records its duration
+  (BRIEF §3 instrumentation: operation, outcome, latency);
+* applies the deadline to everything the operation does (`deadline(...)`: each connect and
+  read is cut to the time left, no retry starts after it);
+* sends op-id writes (`Idempotent`) through `run_idempotent`, the only retry layer for them;
+* maps redis-py errors to our tree, and script error replies through the shared vocabulary
+  (`script_error`).
+
+Requests:
+
+| request | sync | async |
+|---|---|---|
+| `Script(script, keys, args)` | `EVALSHA` (re-sent with `EVAL` after `NOSCRIPT`) | same, awaited |
+| `Idempotent(script, op_key, keys, args, op_ttl_ms)` | `run_idempotent` | `arun_idempotent` |
+| `Command(args)` | `execute_command` | awaited |
+| `Pipeline(cmds)` | one pipeline round trip | awaited |
+| `Snapshot(cmds, fallback)` | one `MULTI/EXEC` | same; the asyncio cluster client runs `fallback` |
+| `Call(fn, args)` | `fn(*args)` | `asyncio.to_thread(fn, *args)` |
+| `Sleep(seconds)` | `time.sleep` | `asyncio.sleep` |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, cast
+
+import redis.asyncio
+import redis.exceptions as rexc
+from deepagents_redis.core._deadline import deadline
+from deepagents_redis.core._errors import (
+    ConflictError,
+    DeepAgentsRedisError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    redis_errors,
+)
+from deepagents_redis.core._idempotent import (
+    DEFAULT_OP_TTL_MS,
+    IdempotentScript,
+    arun_idempotent,
+    run_idempotent,
+)
+from deepagents_redis.core._instrumentation import get_instrumentation
+from deepagents_redis.core._scripts import LuaScript
+
+if TYPE_CHECKING:
+    from deepagents_redis.core._clients import RedisConnector
+
+__all__ = [
+    "Call",
+    "Command",
+    "Idempotent",
+    "Operation",
+    "Pipeline",
+    "Request",
+    "Script",
+    "ScriptErrorWords",
+    "Sleep",
+    "Snapshot",
+    "arun",
+    "run",
+    "script_error",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Script:
+    """Run a `LuaScript` (reads, and writes that are idempotent by construction)."""
+
+    script: LuaScript
+    keys: Sequence[str | bytes]
+    args: Sequence[Any] = ()
+
+
+@dataclass(slots=True)
+class Idempotent:
+    """Run an op-id write: retried by the driver only, with the same op id."""
+
+    script: IdempotentScript
+    op_key: str | bytes
+    keys: Sequence[str | bytes]
+    args: Sequence[Any] = ()
+    op_ttl_ms: int = DEFAULT_OP_TTL_MS
+
+
+@dataclass(slots=True)
+class Command:
+    """One Redis command, e.g. `Command(("HGETALL", key))`."""
+
+    args: tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """Commands sent in one round trip (no transaction); replies in order."""
+
+    cmds: Sequence[tuple[Any, ...]]
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Commands run as one `MULTI/EXEC`; replies `("multi", [replies])`.
+
+    The asyncio cluster client cannot run a transaction: it runs `fallback` (a script that
+    reads the same keys atomically) and replies `("lua", reply)`.
+    """
+
+    cmds: Sequence[tuple[Any, ...]]
+    fallback: Script
+
+
+@dataclass(slots=True)
+class Call:
+    """A blocking call outside Redis (a blob store); run in a thread by the async driver."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(slots=True)
+class Sleep:
+    """Pause (a backoff chosen by the operation, e.g. after a lost version race)."""
+
+    seconds: float
+
+
+Request: TypeAlias = Script | Idempotent | Command | Pipeline | Snapshot | Call | Sleep
+Operation: TypeAlias = Generator[Request, Any, T]
+"""An operation: yields requests, receives each reply, returns its result."""
+
+ScriptErrorWords: TypeAlias = Mapping[str, Callable[[str], DeepAgentsRedisError]]
+"""Extra first words a phase's scripts answer with, each mapped to a typed error."""
+
+
+def _conflict(rest: str, expected: Any) -> DeepAgentsRedisError:
+    actual: Any = rest.split(" ", 1)[0]
+    if actual.lstrip("-").isdigit():
+        actual = int(actual)
+    return ConflictError(expected, actual)
+
+
+def _too_large(rest: str) -> DeepAgentsRedisError:
+    size, _, limit = rest.partition(" ")
+    return PayloadTooLargeError(int(size), int(limit.split(" ", 1)[0]))
+
+
+_CORE_WORDS: Final[frozenset[str]] = frozenset({"CONFLICT", "NOTFOUND", "INVALID", "TOOLARGE"})
+
+
+def script_error(
+    exc: BaseException, *, expected: Any = None, words: ScriptErrorWords | None = None
+) -> DeepAgentsRedisError | None:
+    """Map a script's error reply to a typed error (the one vocabulary of every phase).
+
+    | reply | error |
+    |---|---|
+    | `CONFLICT <actual>` | `ConflictError(expected, actual)` |
+    | `NOTFOUND <what>` | `NotFoundError` |
+    | `INVALID <why>` | `InvalidInputError` |
+    | `TOOLARGE <size> <limit>` | `PayloadTooLargeError(size, limit)` |
+    | a word in `words` | what its factory returns (e.g. todos' `CLAIMED`) |
+
+    Args:
+        exc: What the script call raised (its cause chain is searched for the reply).
+        expected: The version the caller expected (for `ConflictError.expected`).
+        words: Phase-specific words and their factories (they receive the rest of the reply).
+
+    Returns:
+        The typed error, or None when `exc` is not one of these replies.
+    """
+    reply: BaseException | None = exc
+    for _ in range(4):
+        if reply is None or isinstance(reply, rexc.ResponseError):
+            break
+        reply = reply.__cause__
+    if not isinstance(reply, rexc.ResponseError):
+        return None
+    word, _, rest = str(reply).partition(" ")
+    if words and word in words:
+        return words[word](rest)
+    if word not in _CORE_WORDS:
+        return None
+    if word == "CONFLICT":
+        return _conflict(rest, expected)
+    if word == "NOTFOUND":
+        return NotFoundError(rest or "not found")
+    if word == "INVALID":
+        return InvalidInputError(rest)
+    return _too_large(rest)
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one run reports: its name, how its result becomes an outcome, error mapping."""
+
+    name: str
+    outcome: Callable[[Any], str]
+    expected: Any
+    words: ScriptErrorWords | None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _ok(_result: Any) -> str:
+    return "ok"
+
+
+@contextmanager
+def _script_errors(run_: _Run) -> Iterator[None]:
+    # Inside redis_errors(): a mapped reply leaves as our typed error; anything else is
+    # translated by redis_errors on the way out.
+    try:
+        yield
+    except rexc.ResponseError as exc:
+        mapped = script_error(exc, expected=run_.expected, words=run_.words)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _exec_sync(client: Any, req: Request) -> Any:
+    if isinstance(req, Script):
+        return req.script(client, keys=req.keys, args=req.args)
+    if isinstance(req, Idempotent):
+        return run_idempotent(
+            client,
+            req.script,
+            op_key=req.op_key,
+            keys=req.keys,
+            args=req.args,
+            op_ttl_ms=req.op_ttl_ms,
+        )
+    if isinstance(req, Command):
+        return client.execute_command(*req.args)
+    if isinstance(req, Pipeline | Snapshot):
+        pipe = client.pipeline(transaction=isinstance(req, Snapshot))
+        try:
+            for cmd in req.cmds:
+                pipe.execute_command(*cmd)
+            replies = pipe.execute()
+        finally:
+            pipe.reset()
+        return ("multi", replies) if isinstance(req, Snapshot) else replies
+    if isinstance(req, Call):
+        return req.fn(*req.args)
+    time.sleep(req.seconds)
+    return None
+
+
+async def _exec_async(client: Any, req: Request) -> Any:
+    if isinstance(req, Script):
+        return await req.script.acall(client, keys=req.keys, args=req.args)
+    if isinstance(req, Idempotent):
+        return await arun_idempotent(
+            client,
+            req.script,
+            op_key=req.op_key,
+            keys=req.keys,
+            args=req.args,
+            op_ttl_ms=req.op_ttl_ms,
+        )
+    if isinstance(req, Command):
+        return await client.execute_command(*req.args)
+    if isinstance(req, Snapshot) and isinstance(client, redis.asyncio.RedisCluster):
+        return "lua", await req.fallback.script.acall(
+            client, keys=req.fallback.keys, args=req.fallback.args
+        )
+    if isinstance(req, Pipeline | Snapshot):
+        pipe = client.pipeline(transaction=isinstance(req, Snapshot))
+        for cmd in req.cmds:
+            pipe.execute_command(*cmd)
+        replies = await pipe.execute()
+        return ("multi", replies) if isinstance(req, Snapshot) else replies
+    if isinstance(req, Call):
+        return await asyncio.to_thread(req.fn, *req.args)
+    await asyncio.sleep(req.seconds)
+    return None
+
+
+def run(
+    connector: RedisConnector,
+    name: str,
+    op: Operation[T],
+    *,
+    deadline_seconds: float | None,
+    outcome: Callable[[T], str] | None = None,
+    expected: Any = None,
+    words: ScriptErrorWords | None = None,
+    **attributes: Any,
+) -> T:
+    """Run an operation on the connector's sync client.
+
+    Args:
+        connector: Where to run it.
+        name: Span and metric name, `<phase>.<operation>` (e.g. `"fs.write"`).
+        op: The operation generator (closed when this returns or raises).
+        deadline_seconds: The time bound of the whole operation (None: socket timeouts only).
+        outcome: Maps the result to the counted outcome (default `"ok"`); failures count
+            as `"conflict"` (a `ConflictError`) or `"error"`.
+        expected: The version the caller expected, for `CONFLICT` replies.
+        words: Phase-specific script error words (see `script_error`).
+        **attributes: Extra span attributes (e.g. `scope=...`).
+
+    Returns:
+        What the operation returned.
+
+    Raises:
+        DeepAgentsRedisError: Translated Redis errors and mapped script error replies.
+    """
+    spec = _Run(name, cast("Callable[[Any], str]", outcome or _ok), expected, words, attributes)
+    inst = get_instrumentation()
+    started = time.perf_counter()
+    result_outcome = "error"
+    try:
+        with (
+            inst.span(name, **attributes),
+            deadline(deadline_seconds),
+            redis_errors(),
+            _script_errors(spec),
+        ):
+            client = connector.client()
+            reply: Any = None
+            while True:
+                try:
+                    req = op.send(reply)
+                except StopIteration as stop:
+                    result_outcome = spec.outcome(stop.value)
+                    return cast(T, stop.value)
+                reply = _exec_sync(client, req)
+    except ConflictError:
+        result_outcome = "conflict"
+        raise
+    finally:
+        op.close()
+        inst.count(name, outcome=result_outcome)
+        inst.record_duration(name, time.perf_counter() - started)
+
+
+async def arun(
+    connector: RedisConnector,
+    name: str,
+    op: Operation[T],
+    *,
+    deadline_seconds: float | None,
+    outcome: Callable[[T], str] | None = None,
+    expected: Any = None,
+    words: ScriptErrorWords | None = None,
+    **attributes: Any,
+) -> T:
+    """Run an operation on the connector's asyncio client (see `run`; same arguments).
+
+    Args:
+        connector: Where to run it.
+        name: Span and metric name.
+        op: The operation generator.
+        deadline_seconds: The time bound of the whole operation.
+        outcome: Maps the result to the counted outcome.
+        expected: The version the caller expected, for `CONFLICT` replies.
+        words: Phase-specific script error words.
+        **attributes: Extra span attributes.
+
+    Returns:
+        What the operation returned.
+    """
+    spec = _Run(name, cast("Callable[[Any], str]", outcome or _ok), expected, words, attributes)
+    inst = get_instrumentation()
+    started = time.perf_counter()
+    result_outcome = "error"
+    try:
+        with (
+            inst.span(name, **attributes),
+            deadline(deadline_seconds),
+            redis_errors(),
+            _script_errors(spec),
+        ):
+            client = await connector.aclient()
+            reply: Any = None
+            while True:
+                try:
+                    req = op.send(reply)
+                except StopIteration as stop:
+                    result_outcome = spec.outcome(stop.value)
+                    return cast(T, stop.value)
+                reply = await _exec_async(client, req)
+    except ConflictError:
+        result_outcome = "conflict"
+        raise
+    finally:
+        op.close()
+        inst.count(name, outcome=result_outcome)
+        inst.record_duration(name, time.perf_counter() - started)

@@ -1,0 +1,198 @@
+"""The operation driver runs one generator the same way sync and async (issue 9 §2).
+
+On a real server, standalone and Cluster: every request kind, the instrumentation the driver
+reports in one place, the script error vocabulary, the deadline and closing the generator.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from deepagents_redis.core import (
+    ConflictError,
+    DeepAgentsRedisError,
+    IdempotentScript,
+    InvalidInputError,
+    LuaScript,
+    NotFoundError,
+    PayloadTooLargeError,
+    RecordingInstrumentation,
+    RedisConnector,
+    RedisSettings,
+    RedisUnavailableError,
+    new_op_id,
+    set_instrumentation,
+)
+from deepagents_redis.core._driver import (
+    Call,
+    Command,
+    Idempotent,
+    Operation,
+    Pipeline,
+    Script,
+    Sleep,
+    Snapshot,
+    arun,
+    run,
+    script_error,
+)
+from deepagents_redis.testing import FaultProxy
+
+pytestmark = pytest.mark.integration
+
+GET_BOTH = LuaScript(
+    "test_get_both",
+    "-- KEYS[1] a   KEYS[2] b\n-- returns {a, b}\n"
+    "return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])}",
+)
+INCR = IdempotentScript("test_driver_incr", "return redis.call('INCRBY', keys[1], argv[1])")
+REPLY = LuaScript("test_reply", "-- ARGV[1] error text\nreturn redis.error_reply(ARGV[1])")
+
+
+@pytest.fixture
+def recorder() -> Iterator[RecordingInstrumentation]:
+    rec = RecordingInstrumentation()
+    previous = set_instrumentation(rec)
+    yield rec
+    set_instrumentation(previous)
+
+
+@pytest.fixture
+def connector(redis_target: Any) -> Iterator[RedisConnector]:
+    conn = RedisConnector(settings=redis_target.settings)
+    yield conn
+    conn.close()
+
+
+def _every_request(ks: Any, calls: list[str]) -> Operation[dict[str, Any]]:
+    a, b = ks.key("drv", "s", "a"), ks.key("drv", "s", "b")
+    out: dict[str, Any] = {}
+    out["set"] = yield Command(("SET", a, "1"))
+    out["pipe"] = yield Pipeline([("SET", b, "2"), ("GET", b)])
+    out["script"] = yield Script(GET_BOTH, [a, b])
+    out["snapshot"] = yield Snapshot([("GET", a), ("GET", b)], fallback=Script(GET_BOTH, [a, b]))
+    op_key = ks.op_key("s", new_op_id())
+    out["idem"] = yield Idempotent(INCR, op_key, [a], [5], op_ttl_ms=60_000)
+    out["idem_again"] = yield Idempotent(INCR, op_key, [a], [5], op_ttl_ms=60_000)
+    out["call"] = yield Call(calls.append, ("called",))
+    out["sleep"] = yield Sleep(0)
+    yield Command(("DEL", a, b, op_key))
+    return out
+
+
+def _normalized(out: dict[str, Any]) -> dict[str, Any]:
+    kind, replies = out["snapshot"]
+    # MULTI/EXEC and the asyncio-cluster fallback script answer the same reads.
+    out["snapshot"] = list(replies)
+    assert kind in ("multi", "lua")
+    return out
+
+
+async def test_sync_and_async_answer_alike(
+    connector: RedisConnector, recorder: RecordingInstrumentation
+) -> None:
+    ks = connector.keyspace
+    calls: list[str] = []
+    sync = run(connector, "test.every", _every_request(ks, calls), deadline_seconds=5.0)
+    asyn = await arun(connector, "test.every", _every_request(ks, calls), deadline_seconds=5.0)
+    assert _normalized(sync) == _normalized(asyn)
+    assert sync["pipe"] == [True, b"2"]
+    assert sync["script"] == [b"1", b"2"]
+    assert sync["snapshot"] == [b"1", b"2"]
+    assert sync["idem"] == sync["idem_again"] == 6  # the replay did not add 5 again
+    assert calls == ["called", "called"]
+    await connector.aclose()
+    # One place reports: a span, an outcome and a duration per run.
+    assert [s.name for s in recorder.spans] == ["test.every", "test.every"]
+    assert recorder.total("test.every", outcome="ok") == 2
+    assert [d[0] for d in recorder.durations] == ["test.every", "test.every"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "check"),
+    [
+        ("CONFLICT 7", ConflictError, lambda e: (e.expected, e.actual) == (3, 7)),
+        ("NOTFOUND item-1", NotFoundError, lambda e: "item-1" in str(e)),
+        ("INVALID bad status", InvalidInputError, lambda e: str(e) == "bad status"),
+        ("TOOLARGE 200 100", PayloadTooLargeError, lambda e: (e.size, e.limit) == (200, 100)),
+        ("CLAIMED by someone", KeyError, lambda e: e.args == ("by someone",)),
+    ],
+)
+async def test_script_error_vocabulary(
+    connector: RedisConnector,
+    recorder: RecordingInstrumentation,
+    reply: str,
+    error: type[BaseException],
+    check: Callable[[Any], bool],
+) -> None:
+    words = {"CLAIMED": lambda rest: _Claimed(rest)}
+
+    def op() -> Operation[None]:
+        yield Script(REPLY, [connector.keyspace.key("drv", "s", "x")], [reply])
+
+    expected_error = _Claimed if error is KeyError else error
+    with pytest.raises(expected_error) as info:
+        run(connector, "test.reply", op(), deadline_seconds=5.0, expected=3, words=words)
+    assert check(info.value.args[0] if error is KeyError else info.value)
+    with pytest.raises(expected_error):
+        await arun(connector, "test.reply", op(), deadline_seconds=5.0, expected=3, words=words)
+    await connector.aclose()
+    outcome = "conflict" if error is ConflictError else "error"
+    assert recorder.total("test.reply", outcome=outcome) == 2
+
+
+class _Claimed(DeepAgentsRedisError):
+    """A phase-registered word (todos' CLAIMED, say)."""
+
+    def __init__(self, rest: str) -> None:
+        super().__init__(KeyError(rest))
+
+
+def test_unknown_reply_is_a_redis_error(connector: RedisConnector) -> None:
+    def op() -> Operation[None]:
+        yield Script(REPLY, [connector.keyspace.key("drv", "s", "x")], ["WEIRD thing"])
+
+    with pytest.raises(DeepAgentsRedisError) as info:
+        run(connector, "test.reply", op(), deadline_seconds=5.0)
+    assert "WEIRD thing" in str(info.value)
+    assert script_error(ValueError("CONFLICT 1")) is None  # only replies from Redis
+
+
+def test_generator_is_closed_on_failure(connector: RedisConnector) -> None:
+    closed: list[bool] = []
+
+    def op() -> Operation[None]:
+        try:
+            yield Script(REPLY, [connector.keyspace.key("drv", "s", "x")], ["NOTFOUND x"])
+            yield Sleep(0)
+        finally:
+            closed.append(True)
+
+    with pytest.raises(NotFoundError):
+        run(connector, "test.close", op(), deadline_seconds=5.0)
+    assert closed == [True]
+
+
+async def test_deadline_bounds_the_operation(
+    redis_url: str, fault_proxy: Callable[[str], FaultProxy]
+) -> None:
+    proxy = fault_proxy(redis_url)
+    connector = RedisConnector(settings=RedisSettings(url=proxy.url, cluster="off"))
+    proxy.set_mode("blackhole")
+
+    def op() -> Operation[Any]:
+        return (yield Command(("GET", "k")))
+
+    try:
+        start = time.monotonic()
+        with pytest.raises(RedisUnavailableError):
+            run(connector, "test.slow", op(), deadline_seconds=0.5)
+        with pytest.raises(RedisUnavailableError):
+            await arun(connector, "test.slow", op(), deadline_seconds=0.5)
+        # Defaults (2 s timeouts, 2 retries) took 18 s per call before deadlines.
+        assert time.monotonic() - start < 5.0
+    finally:
+        await connector.aclose()
