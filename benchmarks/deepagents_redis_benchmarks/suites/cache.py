@@ -193,7 +193,7 @@ def _hit_parts(ctx: BenchContext, cache: Any, prompt: str, raw: Any, raw_key: st
     from langchain_core.outputs import ChatGeneration
 
     keys = cache._keys(prompt, LLM)
-    read_args = [cache._refresh_ms]
+    read_args = [cache._refresh_ms, cache._max_bytes]
     o, b = ctx.compare(
         lambda: READ(raw, keys=[keys.gen, keys.entry], args=read_args),
         lambda: raw.get(raw_key),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -129,3 +130,22 @@ def test_lost_tracking_connection_bypasses_the_layer(
 def test_cluster_is_refused(cluster_settings: RedisSettings) -> None:
     with pytest.raises(ConfigurationError):
         RedisLLMCache(settings=cluster_settings, client_side_cache=True)
+
+
+async def test_async_hit_fills_the_local_layer(
+    redis_settings: RedisSettings, writer: Any, recorder: Any
+) -> None:
+    # Before: alookup never filled the layer, so an async agent never got a local hit.
+    cache = RedisLLMCache(settings=redis_settings, namespace="csc", client_side_cache=True)
+    assert cache.client_side_cache is not None
+    assert cache.client_side_cache.wait_ready(10)
+    writer.update(PROMPT, LLM, [Generation(text="v1")])
+    assert await cache.alookup(PROMPT, LLM) == [Generation(text="v1")]
+    for _ in range(250):  # bounded: the writer's own invalidation may drop the first copy
+        got = await cache.alookup(PROMPT, LLM)
+        assert got == [Generation(text="v1")]
+        if recorder.total("cache.lookup_source", source="local") >= 1:
+            break
+        await asyncio.sleep(0.02)
+    assert recorder.total("cache.lookup_source", source="local") >= 1
+    await cache.aclose()

@@ -48,6 +48,8 @@ _KIND = "llm"
 _HASH_DOMAIN = b"deepagents-redis llm-cache v1\x00"
 _FIRST_POLL = 0.005
 _MAX_HELD = 1024
+_READ_OUTCOMES = {0: "stale", 1: "corrupt", 2: "oversize"}
+"""READ's integer replies, as lookup outcomes."""
 
 
 class _Keys(NamedTuple):
@@ -285,6 +287,7 @@ class RedisLLMCache(BaseCache):
         self._guard = make_guard(cs, metric_prefix="cache", breaker=breaker)
         self._ttl_ms = ttl_ms(cs.ttl_seconds)
         self._lease_ms = ttl_ms(cs.lease_ttl_seconds)
+        self._max_bytes = str(cs.max_entry_bytes)
         self._gen_key = self._ks.key(_KIND, self.namespace, "gen")
         self._head = self._ks.key(_KIND, self.namespace)
         self._held: dict[tuple[tuple[str, int], str], tuple[str, float]] = {}
@@ -414,11 +417,21 @@ class RedisLLMCache(BaseCache):
 
     def _encode(self, keys: _Keys, return_val: RETURN_VAL_TYPE) -> bytes | None:
         try:
-            return self._codec.encode(to_stored(return_val), key=keys.entry)
+            payload = self._codec.encode(to_stored(return_val), key=keys.entry)
         except Exception as exc:  # noqa: BLE001 - an uncachable value is not an agent error
             self._guard.count("update", "unserializable")
             log.warning("cache update skipped, value not serialisable: %s", exc)
             return None
+        # The stored value adds '<generation>:' (at most 21 bytes) in front of the payload.
+        if len(payload) + 21 > self.settings.max_entry_bytes:
+            self._guard.count("update", "oversize")
+            log.warning(
+                "cache update skipped: %d bytes exceed max_entry_bytes=%d",
+                len(payload),
+                self.settings.max_entry_bytes,
+            )
+            return None
+        return payload
 
     def _hit(self, generations: list[Generation], source: str) -> list[Generation]:
         self._guard.count("lookup", "hit")
@@ -490,12 +503,12 @@ class RedisLLMCache(BaseCache):
         return self._ttl_ms if self.settings.refresh_on_hit else "0"
 
     def _read(self, client: Any, keys: _Keys) -> Any:
-        return READ(client, keys=[keys.gen, keys.entry], args=[self._refresh_ms])
+        return READ(client, keys=[keys.gen, keys.entry], args=[self._refresh_ms, self._max_bytes])
 
     def _decode_read(self, keys: _Keys, reply: Any) -> list[Generation] | None:
         """Generations from READ's reply, else None (stale and corrupt entries counted)."""
         if isinstance(reply, int):
-            self._guard.count("lookup", "stale" if reply == 0 else "corrupt")
+            self._guard.count("lookup", _READ_OUTCOMES.get(reply, "corrupt"))
             return None
         value = as_bytes(reply)
         if value is None:
@@ -513,7 +526,9 @@ class RedisLLMCache(BaseCache):
             reply = self._guard.run(
                 "lookup",
                 lambda: ACQUIRE(
-                    client, keys=[keys.gen, keys.entry, keys.lease], args=[token, self._lease_ms]
+                    client,
+                    keys=[keys.gen, keys.entry, keys.lease],
+                    args=[token, self._lease_ms, self._max_bytes],
                 ),
             )
             if isinstance(reply, _Failed):
@@ -623,15 +638,21 @@ class RedisLLMCache(BaseCache):
         """
         keys = self._keys(prompt, llm_string)
         near = self._near
+        epoch = 0
         if near is not None:
             local = near.get(keys.entry)
             if local is not None:
                 return self._hit([g.model_copy() for g in local], "local")
+            epoch = near.epoch()
         reply = await self._guard.arun("lookup", lambda: self._aread(keys))
         if isinstance(reply, _Failed):
             return None
         found = self._decode_read(keys, reply)
         if found is not None:
+            if near is not None:
+                # Same as lookup: an async hit fills the in-process layer too.
+                near.put(keys.entry, found, epoch=epoch)
+                return self._hit([g.model_copy() for g in found], "redis")
             return self._hit(found, "redis")
         if not self.settings.single_flight:
             self._guard.count("lookup", "miss")
@@ -640,7 +661,9 @@ class RedisLLMCache(BaseCache):
 
     async def _aread(self, keys: _Keys) -> Any:
         client: Any = await self._aclient()
-        return await READ.acall(client, keys=[keys.gen, keys.entry], args=[self._refresh_ms])
+        return await READ.acall(
+            client, keys=[keys.gen, keys.entry], args=[self._refresh_ms, self._max_bytes]
+        )
 
     async def _asingle_flight(self, keys: _Keys) -> list[Generation] | None:
         client = await self._guard.arun("lookup", self._aclient)
@@ -655,7 +678,9 @@ class RedisLLMCache(BaseCache):
             reply = await self._guard.arun(
                 "lookup",
                 lambda: ACQUIRE.acall(
-                    client, keys=[keys.gen, keys.entry, keys.lease], args=[token, self._lease_ms]
+                    client,
+                    keys=[keys.gen, keys.entry, keys.lease],
+                    args=[token, self._lease_ms, self._max_bytes],
                 ),
             )
             if isinstance(reply, _Failed):

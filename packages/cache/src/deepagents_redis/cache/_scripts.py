@@ -17,10 +17,16 @@ READ = LuaScript(
     """
 -- KEYS[1] namespace generation   KEYS[2] entry
 -- ARGV[1] ttl in ms pushed on a fresh hit ('0' = leave the expiry alone)
+-- ARGV[2] largest value served, in bytes
 -- returns the stored value ('<gen>:<envelope>') when it is fresh; nil when there is none;
---         0 when it belongs to an older generation (stale); 1 when it is not ours (corrupt)
+--         0 when it belongs to an older generation (stale); 1 when it is not ours (corrupt);
+--         2 when it is larger than ARGV[2] (oversize: never sent, so a planted 200 MiB value
+--         costs the client nothing)
 -- One bulk reply, like a GET: an MGET of both keys costs an array reply to parse, which
 -- made a hit ~1.3x a GET on its own (benchmarks suite ``cache``).
+if redis.call('STRLEN', KEYS[2]) > tonumber(ARGV[2]) then
+  return 2
+end
 local v = redis.call('GET', KEYS[2])
 if not v then
   return nil
@@ -44,13 +50,16 @@ ACQUIRE = LuaScript(
     """
 -- KEYS[1] namespace generation   KEYS[2] entry   KEYS[3] single-flight lease
 -- ARGV[1] lease token (random per caller)   ARGV[2] lease ttl in ms
+-- ARGV[3] largest value served, in bytes (a larger entry counts as absent)
 -- returns {1, value} when a fresh entry exists (value = '<gen>:<envelope>');
 --         {2} when this caller holds the lease now (new, or already its own: re-entry);
 --         {3, pttl} when another caller holds the lease (pttl = its remaining ms)
 local gen = redis.call('GET', KEYS[1]) or '0'
-local v = redis.call('GET', KEYS[2])
-if v and string.sub(v, 1, string.len(gen) + 1) == gen .. ':' then
-  return {1, v}
+if redis.call('STRLEN', KEYS[2]) <= tonumber(ARGV[3]) then
+  local v = redis.call('GET', KEYS[2])
+  if v and string.sub(v, 1, string.len(gen) + 1) == gen .. ':' then
+    return {1, v}
+  end
 end
 if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {2}

@@ -69,6 +69,14 @@ class CacheSettings(BaseSettings):
     model call, a stall costs the agent; three such misses open the breaker, and each
     half-open trial call gets the same short bound."""
 
+    max_entry_bytes: int = Field(default=8_388_608, ge=1_024, le=536_870_912)
+    """Largest entry the cache stores or serves, in bytes (8 MiB by default).
+
+    A lookup checks the size inside its read script (``STRLEN``) and treats a larger entry
+    as a miss without transferring it (counted ``outcome=oversize``): before this bound a
+    planted 200 MiB value cost each lookup 1.3 s, and a 64 MiB one +254 MB of memory. An
+    update whose encoded value is larger is skipped (``outcome=oversize``)."""
+
     warn_interval_seconds: float = Field(default=30.0, ge=0)
     """At most one "serving a miss" warning per this many seconds (per cache object)."""
 

@@ -1,0 +1,77 @@
+"""Entries over ``max_entry_bytes`` are neither served nor stored (issue 8, cache read bound).
+
+Before: a lookup read whatever value sat under its key, so a planted 200 MiB value cost
+each lookup 1.3 s and a 64 MiB one +254 MB of memory in the agent's process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from deepagents_redis.cache import CacheSettings
+from langchain_core.outputs import Generation
+
+pytestmark = pytest.mark.integration
+
+PROMPT, LLM = "a question", "model=fake"
+LIMIT = 1_048_576
+BOUNDED = CacheSettings(max_entry_bytes=LIMIT)
+
+
+def _sent_bytes(client: Any) -> int:
+    """Bytes the server has sent to all clients (INFO stats; the test's private server)."""
+    return int(client.info("stats")["total_net_output_bytes"])
+
+
+def _plant(cache: Any, client: Any, size: int) -> None:
+    """A well-formed entry of ``size`` bytes under the lookup's own key (an attacker, or a
+    writer with a larger limit)."""
+    cache.update(PROMPT, LLM, [Generation(text="small")])
+    keys = cache._keys(PROMPT, LLM)
+    value = client.get(keys.entry)
+    client.set(keys.entry, value + b"\x00" * (size - len(value)))
+
+
+@pytest.mark.parametrize("single_flight", [False, True])
+def test_an_oversize_entry_is_a_miss_and_is_not_transferred(
+    make_llm_cache: Any, redis_target: Any, recorder: Any, single_flight: bool
+) -> None:
+    cache = make_llm_cache(namespace="big", cache_settings=BOUNDED, single_flight=single_flight)
+    client = redis_target.client
+    _plant(cache, client, 4 * LIMIT)
+    before = _sent_bytes(client) if not redis_target.is_cluster else 0
+    assert cache.lookup(PROMPT, LLM) is None
+    if not redis_target.is_cluster:
+        assert _sent_bytes(client) - before < 64_000  # the 4 MiB value stayed on the server
+    outcome = "oversize" if not single_flight else "miss"
+    assert recorder.total("cache.lookup", outcome=outcome) >= 1
+    if single_flight:
+        # The caller got the lease (an oversize entry counts as absent): its update with a
+        # normal value replaces the planted one.
+        cache.update(PROMPT, LLM, [Generation(text="fresh")])
+        assert cache.lookup(PROMPT, LLM) == [Generation(text="fresh")]
+
+
+async def test_async_lookup_has_the_same_bound(
+    make_allm_cache: Any, redis_target: Any, recorder: Any
+) -> None:
+    cache = make_allm_cache(namespace="abig", cache_settings=BOUNDED, single_flight=False)
+    _plant(cache, redis_target.client, 2 * LIMIT)
+    assert await cache.alookup(PROMPT, LLM) is None
+    assert recorder.total("cache.lookup", outcome="oversize") == 1
+
+
+def test_an_oversize_update_is_skipped_and_counted(
+    make_llm_cache: Any, redis_target: Any, recorder: Any
+) -> None:
+    cache = make_llm_cache(namespace="bigw", cache_settings=BOUNDED)
+    assert cache.lookup(PROMPT, LLM) is None  # takes the single-flight lease
+    cache.update(PROMPT, LLM, [Generation(text="x" * (2 * LIMIT))])
+    assert recorder.total("cache.update", outcome="oversize") == 1
+    keys = cache._keys(PROMPT, LLM)
+    assert redis_target.client.exists(keys.entry) == 0
+    assert redis_target.client.exists(keys.lease) == 0  # waiters need not wait it out
+    # An entry just under the limit is stored and served.
+    cache.update(PROMPT, LLM, [Generation(text="y" * (LIMIT // 2))])
+    assert cache.lookup(PROMPT, LLM) == [Generation(text="y" * (LIMIT // 2))]
