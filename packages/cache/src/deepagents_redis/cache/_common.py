@@ -68,4 +68,5 @@ def make_guard(
         ),
         warn_interval=settings.warn_interval_seconds,
         deadline_seconds=settings.deadline_seconds,
+        connect_deadline_seconds=settings.connect_deadline_seconds,
     )

@@ -76,9 +76,16 @@ class FailOpen:
         breaker: CircuitBreaker,
         warn_interval: float,
         deadline_seconds: float | None = None,
+        connect_deadline_seconds: float | None = None,
     ) -> None:
         self.metric_prefix = metric_prefix
         self.deadline_seconds = deadline_seconds
+        self.connect_deadline_seconds = connect_deadline_seconds or deadline_seconds
+        # Until a call has succeeded (per client flavour), a call may also have to connect
+        # and, on Cluster, discover the slots: a few round trips to every primary, which a
+        # loaded machine does not finish in the per-call budget.
+        self._warm_sync = False
+        self._warm_async = False
         self.strict = strict
         self.breaker = breaker
         self._warn_interval = warn_interval
@@ -138,8 +145,9 @@ class FailOpen:
         if not self.breaker.allow():
             return self._refuse(op)
         start = time.perf_counter()
+        budget = self.deadline_seconds if self._warm_sync else self.connect_deadline_seconds
         try:
-            with deadline(self.deadline_seconds):
+            with deadline(budget):
                 result = fn()
         except _ANY_REDIS as exc:
             return self._fail(op, exc)
@@ -149,6 +157,7 @@ class FailOpen:
             if self.strict:
                 raise
             return self._fail(op, exc)
+        self._warm_sync = True
         self.breaker.record_success()
         get_instrumentation().record_duration(
             f"{self.metric_prefix}.{op}", time.perf_counter() - start
@@ -160,8 +169,9 @@ class FailOpen:
         if not self.breaker.allow():
             return self._refuse(op)
         start = time.perf_counter()
+        budget = self.deadline_seconds if self._warm_async else self.connect_deadline_seconds
         try:
-            with deadline(self.deadline_seconds):
+            with deadline(budget):
                 result = await fn()
         except _ANY_REDIS as exc:
             return self._fail(op, exc)
@@ -169,6 +179,7 @@ class FailOpen:
             if self.strict:
                 raise
             return self._fail(op, exc)
+        self._warm_async = True
         self.breaker.record_success()
         get_instrumentation().record_duration(
             f"{self.metric_prefix}.{op}", time.perf_counter() - start

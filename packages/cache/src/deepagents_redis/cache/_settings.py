@@ -77,6 +77,12 @@ class CacheSettings(BaseSettings):
     planted 200 MiB value cost each lookup 1.3 s, and a 64 MiB one +254 MB of memory. An
     update whose encoded value is larger is skipped (``outcome=oversize``)."""
 
+    connect_deadline_seconds: float = Field(default=1.0, gt=0)
+    """The deadline of a cache object's calls until one has succeeded (per sync/async
+    client): those calls also connect and, on Cluster, discover the slots, which takes more
+    than ``deadline_seconds`` on a busy machine. After the first success every call gets
+    ``deadline_seconds``."""
+
     warn_interval_seconds: float = Field(default=30.0, ge=0)
     """At most one "serving a miss" warning per this many seconds (per cache object)."""
 
