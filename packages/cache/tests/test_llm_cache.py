@@ -251,6 +251,51 @@ def test_from_url_closes_its_client(redis_url: str, key_prefix: str) -> None:
         cache.clear()
 
 
+def test_from_url_returns_the_cache_set_llm_cache_can_use(
+    redis_url: str, key_prefix: str, redis_client: Any
+) -> None:
+    # Before: from_url returned a context manager; set_llm_cache accepted it silently and
+    # the first lookup raised AttributeError.
+    from langchain_core.globals import get_llm_cache, set_llm_cache
+
+    cache = RedisLLMCache.from_url(redis_url, namespace=key_prefix, ttl=5)
+    assert isinstance(cache, RedisLLMCache)
+    previous = get_llm_cache()
+    set_llm_cache(cache)
+    try:
+        get_llm_cache().update("p", LLM, [Generation(text="x")])
+        assert get_llm_cache().lookup("p", LLM) == [Generation(text="x")]
+        client_id = cache.connector.client().client_id()
+    finally:
+        set_llm_cache(previous)
+        cache.close()
+    assert all(int(c["id"]) != client_id for c in redis_client.client_list())
+
+
+def test_components_share_one_connector_and_leave_it_open(redis_settings: Any) -> None:
+    from deepagents_redis.cache import RedisNodeCache
+    from deepagents_redis.core import RedisConnector
+
+    with RedisConnector(settings=redis_settings) as shared:
+        llm = RedisLLMCache(connector=shared, namespace="shared")
+        node: RedisNodeCache[Any] = RedisNodeCache(connector=shared)
+        assert llm.connector is node.connector is shared
+        llm.update("p", LLM, [Generation(text="x")])
+        llm.close()
+        node.close()
+        # The connector is the caller's: its client still serves after both closed.
+        again = RedisLLMCache(connector=shared, namespace="shared")
+        assert again.lookup("p", LLM) == [Generation(text="x")]
+        assert shared.client().ping()
+
+
+def test_connector_with_a_convenience_is_refused(redis_settings: Any) -> None:
+    from deepagents_redis.core import RedisConnector
+
+    with pytest.raises(ConfigurationError, match="connector= and url="):
+        RedisLLMCache(connector=RedisConnector(settings=redis_settings), url="redis://h:1/0")
+
+
 def test_stored_value_layout(make_llm_cache: Any, redis_target: Any) -> None:
     # '<generation>:<codec envelope carrying the key hash>' - documented on the docs page.
     cache = make_llm_cache(ttl=60)

@@ -296,3 +296,30 @@ def test_no_eviction_warning_on_noeviction(
     with caplog.at_level(logging.WARNING, logger="deepagents_redis.todos"):
         repo.add("s", "one")
     assert not [r for r in caplog.records if "evict" in r.getMessage()]
+
+
+def test_repository_and_middleware_share_a_connector(redis_settings: Any) -> None:
+    from deepagents_redis.core import ConfigurationError, RedisConnector
+    from deepagents_redis.todos import RedisTodoMiddleware
+
+    with RedisConnector(settings=redis_settings) as shared:
+        repo = RedisTodoRepository(connector=shared)
+        middleware = RedisTodoMiddleware(connector=shared)
+        assert middleware.repository.connector is shared
+        repo.add("shared-plan", "one")
+        middleware.close()
+        repo.close()
+        assert RedisTodoRepository(connector=shared).get("shared-plan").version == 1
+        with pytest.raises(ConfigurationError, match="repository= and connector="):
+            RedisTodoMiddleware(repository=repo, connector=shared)
+        with pytest.raises(ConfigurationError, match="connector= and client="):
+            RedisTodoRepository(connector=shared, client=shared.client())
+
+
+def test_middleware_leaves_a_passed_repository_open(redis_target: Any) -> None:
+    from deepagents_redis.todos import RedisTodoMiddleware
+
+    repo = RedisTodoRepository(client=redis_target.client, settings=redis_target.settings)
+    with RedisTodoMiddleware(repository=repo) as middleware:
+        assert middleware.repository is repo
+    assert repo.add("still-open", "works").version == 1

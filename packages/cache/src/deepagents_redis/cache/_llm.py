@@ -9,8 +9,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from typing import Any, NamedTuple
 
 import redis
@@ -29,11 +27,14 @@ from deepagents_redis.cache._near import NearCache
 from deepagents_redis.cache._scripts import ACQUIRE, READ, WRITE
 from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.core import (
+    AsyncClient,
     CircuitBreaker,
     Codec,
     ConfigurationError,
+    RedisComponent,
     RedisConnector,
     RedisSettings,
+    SyncClient,
     get_instrumentation,
     redis_errors,
 )
@@ -198,7 +199,7 @@ def from_stored(stored: Any) -> list[Generation]:
     return out
 
 
-class RedisLLMCache(BaseCache):
+class RedisLLMCache(RedisComponent, BaseCache):
     """A LangChain ``BaseCache`` in Redis, shared by every worker that uses the same keys.
 
     Put it on a model (``init_chat_model("...", cache=cache)``, ``ChatX(cache=cache)``) or
@@ -217,7 +218,12 @@ class RedisLLMCache(BaseCache):
     lease expires after ``lease_ttl`` and one waiter takes over. The same thread or task
     asking again (a retry after an error) re-enters its own lease instead of waiting on it.
 
+    Lifecycle: ``RedisLLMCache.from_url(url)`` (or the constructor) returns the cache;
+    ``close()``/``aclose()`` or a ``with``/``async with`` block closes what it built. A
+    ``connector`` you pass stays yours.
+
     Args:
+        connector: A shared ``RedisConnector`` (excludes the four conveniences below).
         url: Redis URL (else ``settings``/``client`` or ``DEEPAGENTS_REDIS_URL``).
         settings: Connection settings.
         client: A ready sync client (not closed by this cache).
@@ -245,10 +251,11 @@ class RedisLLMCache(BaseCache):
     def __init__(
         self,
         *,
+        connector: RedisConnector | None = None,
         url: str | None = None,
         settings: RedisSettings | None = None,
-        client: redis.Redis | redis.RedisCluster | None = None,
-        async_client: redis.asyncio.Redis | redis.asyncio.RedisCluster | None = None,
+        client: SyncClient | None = None,
+        async_client: AsyncClient | None = None,
         namespace: str | None = None,
         ttl: float | _Unset | None = UNSET,
         cache_settings: CacheSettings | None = None,
@@ -279,8 +286,12 @@ class RedisLLMCache(BaseCache):
         cs = self.settings
         self.namespace: str = cs.namespace
         """The namespace of this cache's entries."""
-        self._connector = RedisConnector(
-            url=url, settings=settings, client=client, async_client=async_client
+        self._attach(
+            connector=connector,
+            url=url,
+            settings=settings,
+            client=client,
+            async_client=async_client,
         )
         self._ks = self._connector.keyspace
         self._codec = codec or Codec()
@@ -297,45 +308,8 @@ class RedisLLMCache(BaseCache):
             try:
                 self._start_near_cache()
             except BaseException:
-                self._connector.close()
+                self.close()
                 raise
-
-    # -- construction helpers ----------------------------------------------------------
-    @classmethod
-    @contextmanager
-    def from_url(cls, url: str, **kwargs: Any) -> Iterator[RedisLLMCache]:
-        """Open a cache on ``url`` and close its clients on exit.
-
-        Args:
-            url: Redis URL.
-            **kwargs: Any other keyword argument of the constructor.
-
-        Yields:
-            The cache.
-        """
-        cache = cls(url=url, **kwargs)
-        try:
-            yield cache
-        finally:
-            cache.close()
-
-    @classmethod
-    @asynccontextmanager
-    async def afrom_url(cls, url: str, **kwargs: Any) -> AsyncIterator[RedisLLMCache]:
-        """Async twin of :meth:`from_url` (closes the asyncio client on exit).
-
-        Args:
-            url: Redis URL.
-            **kwargs: Any other keyword argument of the constructor.
-
-        Yields:
-            The cache.
-        """
-        cache = cls(url=url, **kwargs)
-        try:
-            yield cache
-        finally:
-            await cache.aclose()
 
     def _start_near_cache(self) -> None:
         if self._connector.is_cluster:
@@ -373,17 +347,11 @@ class RedisLLMCache(BaseCache):
             await client.initialize()
         return client
 
-    def close(self) -> None:
-        """Close the clients this cache created (a ready client passed in stays open)."""
+    def _close_resources(self) -> None:
+        # The client-side layer's tracking connection and thread; the connector (and the
+        # clients it created) are closed by RedisComponent when this cache built them.
         if self._near is not None:
             self._near.close()
-        self._connector.close()
-
-    async def aclose(self) -> None:
-        """Async twin of :meth:`close`."""
-        if self._near is not None:
-            self._near.close()
-        await self._connector.aclose()
 
     # -- keys and values -----------------------------------------------------------------
     def _keys(self, prompt: str, llm_string: str) -> _Keys:

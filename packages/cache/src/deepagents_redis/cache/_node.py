@@ -15,11 +15,14 @@ from deepagents_redis.cache._failopen import FAILED, _Failed
 from deepagents_redis.cache._scripts import WRITE_MANY
 from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.core import (
+    AsyncClient,
     CircuitBreaker,
     Codec,
     KeySpace,
+    RedisComponent,
     RedisConnector,
     RedisSettings,
+    SyncClient,
     redis_errors,
 )
 from langgraph.cache.base import BaseCache, FullKey, Namespace, ValueT
@@ -48,7 +51,7 @@ def namespace_scope(ns: Namespace) -> str:
     return json.dumps(list(ns), ensure_ascii=False, separators=(",", ":"))
 
 
-class RedisNodeCache(BaseCache[ValueT]):
+class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
     """LangGraph ``BaseCache`` in Redis: shared node results for every worker.
 
     Use it as ``graph.compile(cache=RedisNodeCache(url=...))`` together with a
@@ -65,7 +68,12 @@ class RedisNodeCache(BaseCache[ValueT]):
     Failure policy as :class:`RedisLLMCache`: reads and writes fail open (a miss, a
     counter, the breaker) unless ``strict``; ``clear`` raises.
 
+    Lifecycle as :class:`RedisLLMCache`: ``from_url``/the constructor return the cache;
+    ``close()``/``aclose()``/``with`` close what it built; a ``connector`` you pass stays
+    yours.
+
     Args:
+        connector: A shared ``RedisConnector`` (excludes the four conveniences below).
         url: Redis URL (else ``settings``/``client`` or ``DEEPAGENTS_REDIS_URL``).
         settings: Connection settings.
         client: A ready sync client (not closed by this cache).
@@ -81,10 +89,11 @@ class RedisNodeCache(BaseCache[ValueT]):
     def __init__(
         self,
         *,
+        connector: RedisConnector | None = None,
         url: str | None = None,
         settings: RedisSettings | None = None,
-        client: redis.Redis | redis.RedisCluster | None = None,
-        async_client: redis.asyncio.Redis | redis.asyncio.RedisCluster | None = None,
+        client: SyncClient | None = None,
+        async_client: AsyncClient | None = None,
         serde: SerializerProtocol | None = None,
         default_ttl: float | _Unset | None = UNSET,
         cache_settings: CacheSettings | None = None,
@@ -100,8 +109,12 @@ class RedisNodeCache(BaseCache[ValueT]):
         """The effective cache options."""
         self.default_ttl: float | None = None if isinstance(default_ttl, _Unset) else default_ttl
         """TTL for entries whose cache policy sets none (None: no expiry)."""
-        self._connector = RedisConnector(
-            url=url, settings=settings, client=client, async_client=async_client
+        self._attach(
+            connector=connector,
+            url=url,
+            settings=settings,
+            client=client,
+            async_client=async_client,
         )
         self._ks = self._connector.keyspace
         self._codec = codec or Codec()
@@ -123,14 +136,6 @@ class RedisNodeCache(BaseCache[ValueT]):
             # Initialising first (a no-op once done) avoids it.
             await client.initialize()
         return client
-
-    def close(self) -> None:
-        """Close the clients this cache created."""
-        self._connector.close()
-
-    async def aclose(self) -> None:
-        """Async twin of :meth:`close`."""
-        await self._connector.aclose()
 
     # -- keys and values -------------------------------------------------------------------
     def _head(self, ns: Namespace) -> str:

@@ -14,6 +14,7 @@ from deepagents_redis.core._clients import (
     parse_redis_url,
 )
 from deepagents_redis.core._codec import DEFAULT_LC_ALLOWED, Codec
+from deepagents_redis.core._component import RedisComponent, resolve_connector
 from deepagents_redis.core._deadline import deadline, no_resend, remaining, was_not_sent
 from deepagents_redis.core._embedded import EmbeddedRedis, embedded_redis
 from deepagents_redis.core._errors import (
@@ -76,6 +77,7 @@ __all__ = [
     "OutcomeUnknownError",
     "PayloadTooLargeError",
     "RecordingInstrumentation",
+    "RedisComponent",
     "RedisConnector",
     "RedisSettings",
     "RedisUnavailableError",
@@ -96,6 +98,7 @@ __all__ = [
     "redact_url",
     "redis_errors",
     "remaining",
+    "resolve_connector",
     "run_idempotent",
     "set_instrumentation",
     "translate_redis_error",

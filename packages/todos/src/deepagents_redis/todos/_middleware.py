@@ -27,7 +27,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any, NotRequired, cast
+from typing import Annotated, Any, NotRequired, Self, cast
 
 from deepagents_redis.core import (
     ConfigurationError,
@@ -35,6 +35,7 @@ from deepagents_redis.core import (
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
+    RedisConnector,
     RedisSettings,
     get_instrumentation,
 )
@@ -156,22 +157,19 @@ class _ScopedRepository:
 
 def _make_repository(
     repository: RedisTodoRepository | None,
-    url: str | None,
-    settings: RedisSettings | None,
-    client: Any,
-    async_client: Any,
+    connection: dict[str, Any],
     todos_settings: TodosSettings,
-) -> RedisTodoRepository:
+) -> tuple[RedisTodoRepository, bool]:
+    """The middleware's repository, and whether the middleware built it (and closes it)."""
+    given = [f"{name}=" for name, value in connection.items() if value is not None]
     if repository is not None:
-        return repository
-    return RedisTodoRepository(
-        url=url,
-        settings=settings,
-        client=client,
-        async_client=async_client,
-        todos_settings=todos_settings,
-        actor="agent",
-    )
+        if given:
+            raise ConfigurationError(
+                f"RedisTodoMiddleware got repository= and {', '.join(given)}: the repository "
+                "carries its connection; pass one or the other"
+            )
+        return repository, False
+    return RedisTodoRepository(**connection, todos_settings=todos_settings, actor="agent"), True
 
 
 class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
@@ -190,6 +188,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
     def __init__(
         self,
         *,
+        connector: RedisConnector | None = None,
         url: str | None = None,
         settings: RedisSettings | None = None,
         client: Any = None,
@@ -205,12 +204,14 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         """Create the middleware.
 
         Args:
+            connector: A shared ``RedisConnector`` (the caller closes it).
             url: Redis URL (or pass ``settings``, ``client``/``async_client``, or
                 ``repository``).
             settings: Connection settings.
             client: A ready sync client (used by ``invoke``).
             async_client: A ready async client (used by ``ainvoke``).
-            repository: A ready repository (then the connection arguments are ignored).
+            repository: A ready repository (the caller closes it; excludes the connection
+                arguments).
             todos_settings: Phase settings (default: from the environment).
             scope: A named plan shared by every thread, a function of the run's config, or
                 None for the thread id (default: ``todos_settings.scope``).
@@ -222,8 +223,16 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         super().__init__(system_prompt=system_prompt, tool_description=tool_description)
         self.todos_settings = todos_settings or TodosSettings()
         """The phase settings."""
-        self.repository = _make_repository(
-            repository, url, settings, client, async_client, self.todos_settings
+        self.repository, self._owns_repository = _make_repository(
+            repository,
+            {
+                "connector": connector,
+                "url": url,
+                "settings": settings,
+                "client": client,
+                "async_client": async_client,
+            },
+            self.todos_settings,
         )
         """The repository every read and write goes through."""
         self.conflict_policy: ConflictPolicy = (
@@ -243,12 +252,26 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         return "TodoListMiddleware"
 
     def close(self) -> None:
-        """Close the sync client the repository created (clients you passed stay open)."""
-        self.repository.close()
+        """Close the repository if this middleware built it (yours stays open)."""
+        if self._owns_repository:
+            self.repository.close()
 
     async def aclose(self) -> None:
-        """Close the async client the repository created (clients you passed stay open)."""
-        await self.repository.aclose()
+        """Async twin of :meth:`close`."""
+        if self._owns_repository:
+            await self.repository.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def scope_for(self, config: RunnableConfig) -> str:
         """The plan scope of a run.

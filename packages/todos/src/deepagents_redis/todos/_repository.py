@@ -35,14 +35,17 @@ from importlib import resources
 from typing import Any, Literal
 
 from deepagents_redis.core import (
+    AsyncClient,
     ConfigurationError,
     ConflictError,
     HealthReport,
     IdempotentScript,
     InvalidInputError,
     LuaScript,
+    RedisComponent,
     RedisConnector,
     RedisSettings,
+    SyncClient,
     acheck_health,
     arun_idempotent,
     check_health,
@@ -214,7 +217,7 @@ def _parse_change(entry_id: Any, fields: Mapping[Any, Any]) -> TodoChange:
     )
 
 
-class RedisTodoRepository:
+class RedisTodoRepository(RedisComponent):
     """Versioned todo plans in Redis, with sync and async methods.
 
     Every mutation takes an optional ``expected_version`` (raise
@@ -232,10 +235,11 @@ class RedisTodoRepository:
     def __init__(
         self,
         *,
+        connector: RedisConnector | None = None,
         url: str | None = None,
         settings: RedisSettings | None = None,
-        client: Any = None,
-        async_client: Any = None,
+        client: SyncClient | None = None,
+        async_client: AsyncClient | None = None,
         todos_settings: TodosSettings | None = None,
         actor: str = "api",
         retries: int = 2,
@@ -244,6 +248,8 @@ class RedisTodoRepository:
         """Create a repository.
 
         Args:
+            connector: A shared ``RedisConnector`` (the caller closes it; excludes the four
+                conveniences below).
             url: Redis URL (ignored when ``client``/``async_client`` is given).
             settings: Connection settings (key prefix included).
             client: A ready sync client (not closed by :meth:`close`).
@@ -256,8 +262,12 @@ class RedisTodoRepository:
                 have no TTL. ``warn`` logs a warning, ``refuse`` raises
                 ``ConfigurationError``, ``off`` skips the check.
         """
-        self._connector = RedisConnector(
-            url=url, settings=settings, client=client, async_client=async_client
+        self._attach(
+            connector=connector,
+            url=url,
+            settings=settings,
+            client=client,
+            async_client=async_client,
         )
         self.settings = todos_settings or TodosSettings()
         """The todos settings in use."""
@@ -292,28 +302,6 @@ class RedisTodoRepository:
             The key.
         """
         return self.keyspace.key(KIND, scope, "log")
-
-    # -- lifecycle ----------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the sync client if this repository created it."""
-        self._connector.close()
-
-    async def aclose(self) -> None:
-        """Close the async client if this repository created it."""
-        await self._connector.aclose()
-
-    def __enter__(self) -> RedisTodoRepository:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> RedisTodoRepository:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # -- durability ---------------------------------------------------------------------
 
