@@ -11,7 +11,8 @@ from deepagents_redis import agent as agent_pkg
 from deepagents_redis.agent import (
     AgentBuild,
     AgentRedisSettings,
-    _wiring,
+    Phase,
+    _phases,
     create_deep_agent,
     resolve_flags,
 )
@@ -74,22 +75,30 @@ def test_flags_object_is_not_re_read_from_env(monkeypatch: pytest.MonkeyPatch) -
     assert resolve_flags(redis_flags=flags, redis_fs=True).enabled_phases() == ["todos", "fs"]
 
 
-def test_hooks_see_flags_and_connection_and_edit_kwargs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_phases_see_flags_and_one_connector_and_edit_kwargs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     seen: list[AgentBuild] = []
 
-    def hook(build: AgentBuild) -> None:
+    def wire(build: AgentBuild) -> list[str]:
         seen.append(build)
         build.kwargs["name"] = "wired"
-        build.notes.append("test hook ran")
+        return ["test phase ran"]
 
     captured: dict[str, Any] = {}
 
-    def fake_upstream(**kwargs: Any) -> str:
+    class Graph:
+        pass
+
+    graph = Graph()
+
+    def fake_upstream(**kwargs: Any) -> Graph:
         captured.update(kwargs)
-        return "graph"
+        return graph
 
     upstream_params = set(inspect.signature(deepagents.create_deep_agent).parameters)
-    monkeypatch.setattr(_wiring, "PHASE_HOOKS", [hook])
+    test_phase = Phase("todos", "json", "-", "todos", lambda f: f.todos_enabled, wire)
+    monkeypatch.setattr(_phases, "PHASES", (test_phase,))
     monkeypatch.setattr(deepagents, "create_deep_agent", fake_upstream)
     middleware = ("m1",)
     result = create_deep_agent(
@@ -98,21 +107,27 @@ def test_hooks_see_flags_and_connection_and_edit_kwargs(monkeypatch: pytest.Monk
         redis_url="redis://example:6379/0",
         redis_todos=True,
     )
-    assert result == "graph"
+    assert result is graph
     (build,) = seen
     assert build.flags.todos_enabled
-    assert build.connection_kwargs() == {
-        "url": "redis://example:6379/0",
-        "settings": None,
-        "client": None,
-        "async_client": None,
-    }
+    assert build.connector is not None
+    assert build.connector.settings.url == "redis://example:6379/0"
+    assert build.notes == ["test phase ran"]
     assert captured["name"] == "wired"
     assert captured["model"] == "openai:gpt-x"
-    # The caller's middleware sequence is copied, never mutated by hooks.
+    # The caller's middleware sequence is copied, never mutated by the wiring.
     assert captured["middleware"] == ["m1"]
     assert captured["middleware"] is not middleware
     assert set(captured) == upstream_params
+
+
+def test_a_missing_phase_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepagents_redis.core import ConfigurationError
+
+    missing = Phase("todos", "no_such_module_x", "dist-x", "extra-x", lambda f: True, list)
+    monkeypatch.setattr(_phases, "PHASES", (missing,))
+    with pytest.raises(ConfigurationError, match=r"pip install 'deepagents-redis\[extra-x\]'"):
+        create_deep_agent("openai:gpt-x", redis_url="redis://example:6379/0", redis_todos=True)
 
 
 def test_public_names() -> None:

@@ -5,12 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from deepagents_redis.agent import create_deep_agent
-from deepagents_redis.cache import CacheSettings, RedisLLMCache, RedisNodeCache, wire_agent_cache
+from deepagents_redis.agent import AgentBuild, AgentRedisSettings, create_deep_agent
+from deepagents_redis.agent._phases import wire_cache
+from deepagents_redis.cache import CacheSettings, RedisLLMCache, RedisNodeCache
 from deepagents_redis.cli._demo import DemoContext
 from deepagents_redis.cli._demo_cache import ScriptedChatModel, demo_script
 from deepagents_redis.core import RedisConnector
 from langchain_core.messages import HumanMessage
+
+
+def _build(kwargs: dict[str, Any], redis_settings: Any) -> AgentBuild:
+    return AgentBuild(
+        kwargs=kwargs,
+        flags=AgentRedisSettings(cache_enabled=True),
+        connector=RedisConnector(settings=redis_settings),
+    )
+
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +53,16 @@ def test_cache_flag_from_environment(
     monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_NAMESPACE", "from-env")
     model = ScriptedChatModel(script=demo_script())
     kwargs: dict[str, Any] = {"model": model, "cache": None}
-    notes = wire_agent_cache(kwargs, connection={"settings": redis_settings})
+    build = _build(kwargs, redis_settings)
+    notes = wire_cache(build)
     assert isinstance(kwargs["model"].cache, RedisLLMCache)
     assert kwargs["model"].cache.namespace == "from-env"
+    assert kwargs["model"].cache.connector is build.connector
     assert kwargs["cache"] is None
     assert any("LLM cache" in n for n in notes)
+    assert build.components == [kwargs["model"].cache]
     kwargs["model"].cache.close()
+    build.shared().close()
     # The flag comes from the environment.
     agent = create_deep_agent(model, redis_settings=redis_settings, redis_client=redis_client)
     agent.invoke({"messages": [HumanMessage(content="x")]})
@@ -61,21 +75,19 @@ def test_string_model_goes_through_init_chat_model(
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "not-a-real-key")
     kwargs: dict[str, Any] = {"model": "anthropic:claude-sonnet-4-5", "cache": None}
-    wire_agent_cache(kwargs, connection={"settings": redis_settings})
+    build = _build(kwargs, redis_settings)
+    wire_cache(build)
     assert isinstance(kwargs["model"].cache, RedisLLMCache)
-    kwargs["model"].cache.close()
+    build.shared().close()
 
 
 def test_node_cache_option(redis_settings: Any) -> None:
     kwargs: dict[str, Any] = {"model": None, "cache": None}
-    notes = wire_agent_cache(
-        kwargs,
-        connection={"settings": redis_settings},
-        cache_settings=CacheSettings(node_cache_enabled=True),
-    )
+    build = _build(kwargs, redis_settings)
+    notes = wire_cache(build, CacheSettings(node_cache_enabled=True))
     assert isinstance(kwargs["cache"], RedisNodeCache)
     assert any("model=None" in n for n in notes)
-    kwargs["cache"].close()
+    build.shared().close()
 
 
 def test_demo_section_prints_model_calls(redis_settings: Any) -> None:

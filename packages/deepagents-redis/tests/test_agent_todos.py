@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from deepagents_redis.agent import create_deep_agent
-from deepagents_redis.core import RedisSettings
+from deepagents_redis.agent import AgentBuild, AgentRedisSettings, create_deep_agent
+from deepagents_redis.agent._phases import wire_todos
+from deepagents_redis.core import RedisConnector, RedisSettings
 from deepagents_redis.todos import RedisTodoMiddleware, RedisTodoRepository, TodosSettings
 from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
-from deepagents_redis.todos._wiring import wire_agent_todos
 from langchain.agents.middleware import TodoListMiddleware
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -40,18 +40,24 @@ def test_wiring_replaces_langchains_middleware_and_equips_subagents() -> None:
     custom = TodoListMiddleware(system_prompt="plan carefully")
     spec: dict[str, Any] = {"name": "w", "description": "d", "system_prompt": "p"}
     kwargs: dict[str, Any] = {"middleware": [custom], "subagents": [spec]}
-    notes = wire_agent_todos(
-        kwargs,
-        connection={"settings": RedisSettings(url="redis://127.0.0.1:1/0"), "client": object()},
-        todos_settings=TodosSettings(subagent_tools=True),
+    connector = RedisConnector(settings=RedisSettings(url="redis://127.0.0.1:1/0"))
+    build = AgentBuild(
+        kwargs=kwargs, flags=AgentRedisSettings(todos_enabled=True), connector=connector
     )
+    notes = wire_todos(build, TodosSettings(subagent_tools=True))
     (mw,) = kwargs["middleware"]
     assert isinstance(mw, RedisTodoMiddleware)
+    assert mw.repository.connector is connector
     assert mw.system_prompt == "plan carefully"
     assert [m.name for m in kwargs["subagents"][0]["middleware"]] == ["RedisTodoSubagentMiddleware"]
     assert "middleware" not in spec  # the caller's spec is not mutated
     assert len(notes) == 2
     # A RedisTodoMiddleware the caller passed is kept as is.
-    again: dict[str, Any] = {"middleware": [mw]}
-    wire_agent_todos(again, connection={}, todos_settings=TodosSettings())
-    assert again["middleware"] == [mw]
+    again = AgentBuild(
+        kwargs={"middleware": [mw]},
+        flags=AgentRedisSettings(todos_enabled=True),
+        connector=connector,
+    )
+    wire_todos(again, TodosSettings())
+    assert again.kwargs["middleware"] == [mw]
+    assert again.components == []  # nothing built, nothing to close

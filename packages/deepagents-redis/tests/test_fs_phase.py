@@ -9,7 +9,7 @@ import pytest
 import redis
 from deepagents.backends import StateBackend
 from deepagents_redis.agent import AgentBuild, AgentRedisSettings
-from deepagents_redis.agent import _fs as fs_hook
+from deepagents_redis.agent._phases import wire_fs
 from deepagents_redis.cli import main
 from deepagents_redis.cli._demo import DemoContext, run_sections
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_USAGE
@@ -78,31 +78,28 @@ def test_demo_fs_section(redis_url: str, key_prefix: str) -> None:
     assert leftover == []
 
 
-def _build(**kwargs: Any) -> AgentBuild:
+def _build(redis_url: str, **kwargs: Any) -> AgentBuild:
     return AgentBuild(
         kwargs={"backend": None, **kwargs},
         flags=AgentRedisSettings(fs_enabled=True),
-        redis_url=None,
+        connector=RedisConnector(url=redis_url),
     )
 
 
-def test_agent_hook_sets_a_redis_backend(redis_url: str) -> None:
-    build = _build()
-    build.redis_url = redis_url
-    fs_hook.wire(build)
+def test_agent_wiring_sets_a_redis_backend(redis_url: str) -> None:
+    build = _build(redis_url)
+    build.notes.extend(wire_fs(build))
     backend = build.kwargs["backend"]
     try:
         assert isinstance(backend, RedisBackend)
         assert backend.resolve_namespace() == "default"
+        assert backend.connector is build.connector
+        assert build.components == [backend]
         assert any("RedisBackend" in n for n in build.notes)
     finally:
-        backend.close()
+        build.shared().close()
     # an explicit backend is never replaced
     mine = StateBackend()
-    build = _build(backend=mine)
-    fs_hook.wire(build)
+    build = _build(redis_url, backend=mine)
+    wire_fs(build)
     assert build.kwargs["backend"] is mine
-    # off: nothing happens
-    off = AgentBuild(kwargs={"backend": None}, flags=AgentRedisSettings())
-    fs_hook.wire(off)
-    assert off.kwargs["backend"] is None

@@ -8,7 +8,7 @@
 * :func:`with_llm_cache` — a copy of a model (or an ``init_chat_model`` string) with the cache.
 """
 
-from deepagents_redis.cache._attach import wire_agent_cache, with_llm_cache
+from deepagents_redis.cache._attach import with_llm_cache
 from deepagents_redis.cache._llm import RedisLLMCache, entry_hash
 from deepagents_redis.cache._near import NearCache
 from deepagents_redis.cache._node import RedisNodeCache, namespace_scope
@@ -21,6 +21,5 @@ __all__ = [
     "RedisNodeCache",
     "entry_hash",
     "namespace_scope",
-    "wire_agent_cache",
     "with_llm_cache",
 ]

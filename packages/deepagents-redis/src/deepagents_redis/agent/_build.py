@@ -1,4 +1,4 @@
-"""The object phase hooks receive while an agent is being wired."""
+"""The object phase wiring receives while an agent is being built."""
 
 from __future__ import annotations
 
@@ -6,47 +6,45 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepagents_redis.agent._flags import AgentRedisSettings
+from deepagents_redis.core import RedisConnector
 
 
 @dataclass
 class AgentBuild:
-    """Everything a phase hook may read or change before deepagents builds the graph.
+    """Everything a phase's wiring may read or change before deepagents builds the graph.
 
-    A hook is ``wire(build: AgentBuild) -> None``; it returns early when its phase is off
-    (``build.flags.<phase>_enabled``) and otherwise edits ``build.kwargs`` in place (for
-    example replaces ``kwargs["model"]`` with a cached copy, appends to
-    ``kwargs["middleware"]``, or sets ``kwargs["backend"]``). Hooks never mutate objects the
-    caller passed in (copy a model before attaching a cache).
+    A phase's `wire(build) -> list[str]` edits `build.kwargs` in place (for example replaces
+    `kwargs["model"]` with a cached copy, appends to `kwargs["middleware"]`, or sets
+    `kwargs["backend"]`), builds its components on `build.connector` (the agent's ONE
+    connection) and registers each with `build.own(...)` so `close_redis(agent)` closes
+    it. It never mutates objects the caller passed in (a model is copied before a cache is
+    attached).
 
     Attributes:
-        kwargs: The arguments that will be passed to ``deepagents.create_deep_agent``.
+        kwargs: The arguments that will be passed to `deepagents.create_deep_agent`.
         flags: Which phases are on.
-        redis_url: The ``redis_url`` the caller gave, if any.
-        redis_settings: The ``redis_settings`` the caller gave, if any.
-        redis_client: A ready sync client the caller gave, if any.
-        redis_async_client: A ready async client the caller gave, if any.
-        notes: What each hook did, one line each (for logs and tests).
+        connector: The one connection every phase shares (None until a phase is on).
+        components: What the wiring built, closed by `close_redis` in reverse order.
+        notes: What each phase did, one line each (for logs and tests).
     """
 
     kwargs: dict[str, Any]
     flags: AgentRedisSettings
-    redis_url: str | None = None
-    redis_settings: Any = None
-    redis_client: Any = None
-    redis_async_client: Any = None
+    connector: RedisConnector | None = None
+    components: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def connection_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for a phase component's constructor.
+    def own(self, component: Any) -> Any:
+        """Remember a component the wiring built, for `close_redis`; returns it."""
+        self.components.append(component)
+        return component
 
-        Every phase component takes ``url``, ``settings``, ``client`` and ``async_client``
-        (CONTRACT), so hooks pass these straight through: ``RedisLLMCache(**build.
-        connection_kwargs(), ...)``. With none given, the component reads
-        ``DEEPAGENTS_REDIS_URL`` or raises ``ConfigurationError``: never a silent localhost.
+    def shared(self) -> RedisConnector:
+        """The agent's connector (`create_deep_agent` sets it before any phase runs).
+
+        Raises:
+            RuntimeError: Called outside `create_deep_agent`'s wiring.
         """
-        return {
-            "url": self.redis_url,
-            "settings": self.redis_settings,
-            "client": self.redis_client,
-            "async_client": self.redis_async_client,
-        }
+        if self.connector is None:
+            raise RuntimeError("AgentBuild.connector is set by create_deep_agent")
+        return self.connector

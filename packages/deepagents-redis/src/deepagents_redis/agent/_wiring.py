@@ -1,27 +1,59 @@
-"""``create_deep_agent`` with Redis-backed phases.
+"""`create_deep_agent` with Redis-backed phases, and closing what it opened.
 
-The signature is deepagents' own (0.7.x, ``deepagents/graph.py``) plus keyword-only Redis
-options, so swapping ``from deepagents import create_deep_agent`` for
-``from deepagents_redis.agent import create_deep_agent`` changes nothing until a phase is
-turned on.
-
-Extension point for phase helpers: each phase owns ``agent/_<phase>.py`` with
-``wire(build: AgentBuild) -> None`` (see :class:`~deepagents_redis.agent.AgentBuild`), listed
-in :data:`PHASE_HOOKS`. Hooks run in list order (cache, todos, fs) after the flags are
-resolved and before deepagents builds the graph.
+The signature is deepagents' own (0.7.x, `deepagents/graph.py`) plus keyword-only Redis
+options, so swapping `from deepagents import create_deep_agent` for
+`from deepagents_redis.agent import create_deep_agent` changes nothing until a phase is
+turned on. When one is, the agent gets ONE `RedisConnector` shared by every phase (one pool
+per client flavour, one Cluster probe), and `close_redis(agent)` / `redis_agent(...)` close
+it with everything the wiring built. The phases themselves are rows of
+`deepagents_redis.agent._phases.PHASES`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Sequence
+from types import TracebackType
 from typing import Any
 
-from deepagents_redis.agent import _cache, _fs, _todos
 from deepagents_redis.agent._build import AgentBuild
 from deepagents_redis.agent._flags import AgentRedisSettings
+from deepagents_redis.agent._phases import wire_phases
+from deepagents_redis.core import ConfigurationError, RedisConnector
 
-PHASE_HOOKS: list[Callable[[AgentBuild], None]] = [_cache.wire, _todos.wire, _fs.wire]
-"""Phase hooks, in the order they run."""
+__all__ = [
+    "RedisAgent",
+    "aclose_redis",
+    "close_redis",
+    "create_deep_agent",
+    "redis_agent",
+    "resolve_flags",
+]
+
+
+class _Opened:
+    """What one `create_deep_agent` call opened: its components and maybe its connector."""
+
+    def __init__(self, components: list[Any], connector: RedisConnector | None) -> None:
+        self.components = components
+        self.connector = connector  # None when the caller passed redis_connector=
+
+    def close(self) -> None:
+        for component in reversed(self.components):
+            component.close()
+        if self.connector is not None:
+            self.connector.close()
+
+    async def aclose(self) -> None:
+        for component in reversed(self.components):
+            await component.aclose()
+        if self.connector is not None:
+            await self.connector.aclose()
+
+
+# Keyed by the graph object: the compiled graph is deepagents', we do not add attributes
+# to it; entries go away with the graph.
+_OPENED: weakref.WeakKeyDictionary[Any, _Opened] = weakref.WeakKeyDictionary()
 
 
 def resolve_flags(
@@ -80,6 +112,7 @@ def create_deep_agent(
     redis_settings: Any = None,
     redis_client: Any = None,
     redis_async_client: Any = None,
+    redis_connector: RedisConnector | None = None,
     redis_flags: AgentRedisSettings | None = None,
     redis_cache: bool | None = None,
     redis_todos: bool | None = None,
@@ -114,16 +147,21 @@ def create_deep_agent(
         redis_settings: A :class:`~deepagents_redis.core.RedisSettings` for every phase.
         redis_client: A ready sync Redis client to share (you close it).
         redis_async_client: A ready async Redis client to share (you close it).
+        redis_connector: A `RedisConnector` to share (you close it; excludes the four
+            options above).
         redis_flags: Phase switches; read from ``DEEPAGENTS_REDIS_*_ENABLED`` when None.
         redis_cache: Turn the Redis LLM cache on/off (beats ``redis_flags`` and env).
         redis_todos: Turn durable todos on/off (beats ``redis_flags`` and env).
         redis_fs: Turn the Redis filesystem on/off (beats ``redis_flags`` and env).
 
     Returns:
-        The compiled deep agent graph, as deepagents returns it.
+        The compiled deep agent graph, as deepagents returns it. With a phase on, it holds
+        Redis connections: close them with `close_redis(agent)` (or build it with
+        `redis_agent(...)` in a `with` block).
 
     Raises:
-        ConfigurationError: A phase is on but cannot be wired (missing package or URL).
+        ConfigurationError: A phase is on but cannot be wired (missing package or URL), or
+            `redis_connector` together with another connection option.
     """
     from deepagents import create_deep_agent as _upstream
 
@@ -155,11 +193,120 @@ def create_deep_agent(
             "cache": cache,
         },
         flags=flags,
-        redis_url=redis_url,
-        redis_settings=redis_settings,
-        redis_client=redis_client,
-        redis_async_client=redis_async_client,
     )
-    for hook in PHASE_HOOKS:
-        hook(build)
-    return _upstream(**build.kwargs)
+    owned: RedisConnector | None = None
+    if flags.enabled_phases():
+        build.connector, owned = _connector(
+            redis_connector, redis_url, redis_settings, redis_client, redis_async_client
+        )
+    opened = _Opened(build.components, owned)
+    try:
+        wire_phases(build)
+        agent = _upstream(**build.kwargs)
+    except BaseException:
+        opened.close()
+        raise
+    if build.connector is not None:
+        _OPENED[agent] = opened
+    return agent
+
+
+def _connector(
+    connector: RedisConnector | None,
+    url: str | None,
+    settings: Any,
+    client: Any,
+    async_client: Any,
+) -> tuple[RedisConnector, RedisConnector | None]:
+    """The agent's one connector, and the same again if the agent owns it (else None)."""
+    given = [
+        f"redis_{name}="
+        for name, value in (
+            ("url", url),
+            ("settings", settings),
+            ("client", client),
+            ("async_client", async_client),
+        )
+        if value is not None
+    ]
+    if connector is not None:
+        if given:
+            raise ConfigurationError(
+                f"create_deep_agent got redis_connector= and {', '.join(given)}: the "
+                "connector carries the connection; pass one or the other"
+            )
+        return connector, None
+    built = RedisConnector(url=url, settings=settings, client=client, async_client=async_client)
+    return built, built
+
+
+def close_redis(agent: Any) -> None:
+    """Close what `create_deep_agent` opened for `agent` (its components, its connector).
+
+    A connector or clients you passed stay open. Calling it twice, or for an agent with no
+    phase on, does nothing.
+
+    Args:
+        agent: A graph returned by `deepagents_redis.agent.create_deep_agent`.
+    """
+    opened = _OPENED.pop(agent, None)
+    if opened is not None:
+        opened.close()
+
+
+async def aclose_redis(agent: Any) -> None:
+    """Async twin of `close_redis` (also closes the asyncio clients it created).
+
+    Args:
+        agent: A graph returned by `deepagents_redis.agent.create_deep_agent`.
+    """
+    opened = _OPENED.pop(agent, None)
+    if opened is not None:
+        await opened.aclose()
+
+
+class RedisAgent:
+    """`with redis_agent(...) as agent:` / `async with ...`: the agent, closed on exit."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+        """The compiled graph."""
+
+    def __enter__(self) -> Any:
+        return self.agent
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        close_redis(self.agent)
+
+    async def __aenter__(self) -> Any:
+        return self.agent
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await aclose_redis(self.agent)
+
+
+def redis_agent(*args: Any, **kwargs: Any) -> RedisAgent:
+    """`create_deep_agent(...)` for a `with` block: the agent's Redis is closed on exit.
+
+    Args:
+        *args: As `create_deep_agent`.
+        **kwargs: As `create_deep_agent`.
+
+    Returns:
+        A context manager (sync and async) that yields the agent.
+
+    Example:
+        >>> with redis_agent(model, redis_url=url, redis_todos=True) as agent:  # doctest: +SKIP
+        ...     agent.invoke({"messages": [("user", "plan it")]})
+    """
+    return RedisAgent(create_deep_agent(*args, **kwargs))

@@ -16,7 +16,6 @@ from deepagents_redis.fs._migrate import (
     copy_files,
 )
 from deepagents_redis.fs._settings import FsSettings
-from deepagents_redis.fs._wiring import wire_agent_fs
 
 __all__ = [
     "BlobStore",
@@ -31,5 +30,4 @@ __all__ = [
     "S3BlobStore",
     "acopy_files",
     "copy_files",
-    "wire_agent_fs",
 ]

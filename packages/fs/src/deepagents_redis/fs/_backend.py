@@ -58,6 +58,7 @@ from deepagents_redis.core import (
     KeySpace,
     LuaScript,
     NotFoundError,
+    RedisComponent,
     RedisConnector,
     RedisSettings,
     arun_idempotent,
@@ -301,7 +302,7 @@ def _read_window(meta: dict[str, Any], data: bytes, offset: int, limit: int) -> 
 # ----------------------------------------------------------------------------- backend
 
 
-class RedisBackend(BackendProtocol):
+class RedisBackend(RedisComponent, BackendProtocol):
     """A deepagents filesystem backend on Redis, shared by every worker.
 
     Semantics match deepagents' `StoreBackend` (same results, error strings, pagination,
@@ -310,14 +311,17 @@ class RedisBackend(BackendProtocol):
     atomic writes, edits that never lose a concurrent update, TTLs with per-prefix
     rules, spillover of large files to a blob store, and a hard size limit.
 
-    Every option is keyword-only. Give a ready `client` and/or `async_client`, or a
-    `url`/`settings` (the backend then owns and closes its clients).
+    Every option is keyword-only. Give a shared `connector` (yours to close), or a ready
+    `client` and/or `async_client`, or a `url`/`settings` (the backend then owns and
+    closes the clients it creates: `close()`/`aclose()`, `with`, `async with`).
 
     Args:
         namespace: A namespace string, or a callable receiving the LangGraph `Runtime`
             (None outside a graph) and returning a string or a tuple of strings (tuples
             are checked like `StoreBackend` namespaces and joined with `/`).
             Namespaces are exact: `"a"` never sees files of `"a/b"` or `"ab"`.
+        connector: A shared `RedisConnector` (excludes `url`/`settings`/`client`/
+            `async_client`).
         url: Redis URL.
         settings: Redis connection settings (`deepagents_redis.core.RedisSettings`).
         client: A ready sync client (redis-py, `decode_responses=False`).
@@ -344,6 +348,7 @@ class RedisBackend(BackendProtocol):
         self,
         *,
         namespace: str | NamespaceFactory = "default",
+        connector: RedisConnector | None = None,
         url: str | None = None,
         settings: RedisSettings | None = None,
         client: Any = None,
@@ -375,8 +380,12 @@ class RedisBackend(BackendProtocol):
                     "(core's create_client / create_async_client make them)"
                 )
         self._namespace = namespace
-        self._connector = RedisConnector(
-            url=url, settings=settings, client=client, async_client=async_client
+        self._attach(
+            connector=connector,
+            url=url,
+            settings=settings,
+            client=client,
+            async_client=async_client,
         )
         self._ks: KeySpace = self._connector.keyspace
         self._ttl = ttl
@@ -429,28 +438,6 @@ class RedisBackend(BackendProtocol):
         }
         opts.update(kwargs)
         return cls(**opts)
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def close(self) -> None:
-        """Close the sync client if this backend created it."""
-        self._connector.close()
-
-    async def aclose(self) -> None:
-        """Close every client this backend created."""
-        await self._connector.aclose()
-
-    def __enter__(self) -> RedisBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> RedisBackend:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # ------------------------------------------------------------------ plumbing
 

@@ -27,7 +27,6 @@ from deepagents_redis.todos._reconcile import (
 )
 from deepagents_redis.todos._repository import RedisTodoRepository
 from deepagents_redis.todos._settings import ConflictPolicy, TodosSettings
-from deepagents_redis.todos._wiring import wire_agent_todos
 
 __all__ = [
     "TODO_STATUSES",
@@ -50,5 +49,4 @@ __all__ = [
     "TodoStatus",
     "TodosSettings",
     "TooManyItemsError",
-    "wire_agent_todos",
 ]

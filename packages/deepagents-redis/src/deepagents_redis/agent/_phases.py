@@ -1,0 +1,228 @@
+"""The phase table: how each phase is put into a deep agent, in one place.
+
+Adding a phase means one row in `PHASES` (name, distribution, extra, flag, wire) and its
+flag in `AgentRedisSettings`; `create_deep_agent` does the rest (the import check with the
+extra to install, the shared connector, closing). Phase packages know nothing of the
+umbrella: the wiring is deepagents glue, so it lives here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from deepagents_redis.agent._build import AgentBuild
+from deepagents_redis.agent._flags import AgentRedisSettings
+from deepagents_redis.core import ConfigurationError
+
+__all__ = ["PHASES", "Phase", "wire_phases"]
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One phase the agent wiring can turn on.
+
+    Attributes:
+        name: The phase name (`cache`, `todos`, `fs`).
+        module: What must be importable (the phase package).
+        distribution: Its PyPI distribution, for the error message.
+        extra: The umbrella extra that installs it.
+        enabled: Whether the flags turn it on.
+        wire: Edits the build; returns one note per change.
+    """
+
+    name: str
+    module: str
+    distribution: str
+    extra: str
+    enabled: Callable[[AgentRedisSettings], bool]
+    wire: Callable[[AgentBuild], list[str]]
+
+
+# -- cache ----------------------------------------------------------------------------------
+
+
+def _model_from_name(name: str, cache: Any) -> Any:
+    # Same construction as deepagents' resolve_model (init_chat_model with the registered
+    # provider profile's kwargs), plus the cache.
+    from langchain.chat_models import init_chat_model
+
+    try:
+        from deepagents.profiles.provider.provider_profiles import apply_provider_profile
+    except ImportError:  # pragma: no cover - older/newer deepagents layout
+        return init_chat_model(name, cache=cache)
+    return init_chat_model(name, **apply_provider_profile(name, {"cache": cache}))
+
+
+def wire_cache(build: AgentBuild, cache_settings: Any = None) -> list[str]:
+    """Put a `RedisLLMCache` on the model and, with `node_cache_enabled`, a node cache.
+
+    A string model goes through `init_chat_model(..., cache=...)` with deepagents' provider
+    profile; an instance is copied (`with_llm_cache`), never mutated. Options come from
+    `DEEPAGENTS_REDIS_CACHE_*` unless `cache_settings` is given.
+
+    Returns:
+        One line per change.
+    """
+    from deepagents_redis.cache import CacheSettings, RedisLLMCache, RedisNodeCache, with_llm_cache
+
+    cs = cache_settings if cache_settings is not None else CacheSettings()
+    kwargs, notes = build.kwargs, []
+    model = kwargs.get("model")
+    if model is None:
+        notes.append(
+            "cache: model=None (deepagents' deprecated default model) is left alone; "
+            "pass a model to cache its calls"
+        )
+    else:
+        llm_cache = build.own(RedisLLMCache(connector=build.shared(), cache_settings=cs))
+        kwargs["model"] = (
+            _model_from_name(model, llm_cache)
+            if isinstance(model, str)
+            else with_llm_cache(model, llm_cache)
+        )
+        notes.append(
+            f"cache: LLM cache on the model (namespace={cs.namespace!r}, "
+            f"ttl={cs.ttl_seconds!r}, single_flight={cs.single_flight})"
+        )
+    if cs.node_cache_enabled:
+        if kwargs.get("cache") is None:
+            kwargs["cache"] = build.own(RedisNodeCache(connector=build.shared(), cache_settings=cs))
+            notes.append("cache: RedisNodeCache as the graph cache (nodes need a cache policy)")
+        else:
+            notes.append("cache: node cache enabled but a graph cache was passed; kept yours")
+    return notes
+
+
+# -- todos ----------------------------------------------------------------------------------
+
+
+def wire_todos(build: AgentBuild, todos_settings: Any = None) -> list[str]:
+    """Add `RedisTodoMiddleware` (it takes the `TodoListMiddleware` slot).
+
+    A langchain `TodoListMiddleware` the caller passed is replaced (its prompt and tool
+    description kept); a `RedisTodoMiddleware` the caller passed is kept. With
+    `subagent_tools`, every dict subagent spec gets `read_todos`/`update_todo` (specs are
+    copied, never mutated).
+
+    Returns:
+        One line per change.
+    """
+    from deepagents_redis.todos import RedisTodoMiddleware, TodosSettings
+    from langchain.agents.middleware.todo import TodoListMiddleware
+
+    settings = todos_settings or TodosSettings()
+    kwargs = build.kwargs
+    middleware: list[Any] = list(kwargs.get("middleware") or [])
+    notes: list[str] = []
+    existing = next(
+        (i for i, m in enumerate(middleware) if getattr(m, "name", None) == "TodoListMiddleware"),
+        None,
+    )
+    if existing is not None and isinstance(middleware[existing], RedisTodoMiddleware):
+        mw = middleware[existing]
+        notes.append("todos: kept the caller's RedisTodoMiddleware")
+    else:
+        options: dict[str, Any] = {}
+        if existing is not None and isinstance(middleware[existing], TodoListMiddleware):
+            options = {
+                "system_prompt": middleware[existing].system_prompt,
+                "tool_description": middleware[existing].tool_description,
+            }
+        mw = build.own(
+            RedisTodoMiddleware(connector=build.shared(), todos_settings=settings, **options)
+        )
+        if existing is None:
+            middleware.append(mw)
+            notes.append("todos: added RedisTodoMiddleware (plan kept in Redis)")
+        else:
+            middleware[existing] = mw
+            notes.append("todos: replaced TodoListMiddleware with RedisTodoMiddleware")
+    kwargs["middleware"] = middleware
+    if settings.subagent_tools and kwargs.get("subagents"):
+        specs = []
+        for spec in kwargs["subagents"]:
+            if isinstance(spec, Mapping) and "runnable" not in spec and "graph_id" not in spec:
+                spec = {
+                    **spec,
+                    "middleware": [*spec.get("middleware", []), mw.subagent_middleware()],
+                }
+                notes.append(f"todos: gave subagent {spec.get('name')!r} read_todos/update_todo")
+            specs.append(spec)
+        kwargs["subagents"] = specs
+    return notes
+
+
+# -- fs -------------------------------------------------------------------------------------
+
+
+def wire_fs(build: AgentBuild, fs_settings: Any = None) -> list[str]:
+    """Set `backend=` to a `RedisBackend` unless the caller chose a backend (kept as is).
+
+    Returns:
+        One line per decision.
+    """
+    from deepagents_redis.fs import FsSettings, RedisBackend
+
+    if build.kwargs.get("backend") is not None:
+        kind = type(build.kwargs["backend"]).__name__
+        return [f"fs: kept the caller's backend ({kind})"]
+    settings = fs_settings or FsSettings()
+    build.kwargs["backend"] = build.own(
+        RedisBackend.from_settings(settings, connector=build.shared())
+    )
+    return [f"fs: RedisBackend, namespace {settings.namespace!r}"]
+
+
+PHASES: tuple[Phase, ...] = (
+    Phase(
+        "cache",
+        "deepagents_redis.cache",
+        "deepagents-redis-cache",
+        "cache",
+        lambda f: f.cache_enabled,
+        wire_cache,
+    ),
+    Phase(
+        "todos",
+        "deepagents_redis.todos",
+        "deepagents-redis-todos",
+        "todos",
+        lambda f: f.todos_enabled,
+        wire_todos,
+    ),
+    Phase(
+        "fs",
+        "deepagents_redis.fs",
+        "deepagents-redis-fs",
+        "fs",
+        lambda f: f.fs_enabled,
+        wire_fs,
+    ),
+)
+"""Every phase the wiring knows, in the order it wires them."""
+
+
+def require(phase: Phase) -> None:
+    """Import the phase's package, or say which extra installs it.
+
+    Raises:
+        ConfigurationError: The package is not installed.
+    """
+    try:
+        importlib.import_module(phase.module)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the {phase.name} phase is enabled but {phase.distribution} is not installed: "
+            f"pip install 'deepagents-redis[{phase.extra}]'"
+        ) from exc
+
+
+def wire_phases(build: AgentBuild) -> None:
+    """Wire every enabled phase of `PHASES` into `build`, in table order."""
+    for phase in PHASES:
+        if phase.enabled(build.flags):
+            require(phase)
+            build.notes.extend(phase.wire(build))
