@@ -112,7 +112,7 @@ def run(ctx: BenchContext) -> list[Result]:
 
 def _drop_plan(repo: Any, scope: str) -> None:
     """Delete a plan, its log and its op-id records (their ids are in the log)."""
-    client = repo._connector.sync()
+    client = repo._connector.client()
     op_keys = [repo.keyspace.op_key(scope, c.op_id) for c in repo.history(scope, limit=1_000_000)]
     for start in range(0, len(op_keys), 500):
         client.delete(*op_keys[start : start + 500])

@@ -323,8 +323,8 @@ async def test_async_cluster_auto(redis_cluster):
 def test_connector_creates_lazily_and_closes_what_it_created(redis_settings):
     connector = RedisConnector(settings=redis_settings)
     assert connector._sync is None  # no I/O at construction
-    client = connector.sync()
-    assert connector.sync() is client
+    client = connector.client()
+    assert connector.client() is client
     assert client.ping()
     assert connector.is_cluster is False
     assert connector.settings is redis_settings
@@ -336,11 +336,11 @@ def test_connector_never_closes_a_client_it_was_given(redis_url):
     given = redis.Redis.from_url(redis_url)
     try:
         with RedisConnector(client=given) as connector:
-            assert connector.sync() is given
+            assert connector.client() is given
             assert connector.is_cluster is False
         assert given.ping()  # still open
         with pytest.raises(ConfigurationError, match="no URL"):
-            RedisConnector(client=given).async_()
+            asyncio.run(RedisConnector(client=given).aclient())
     finally:
         given.close()
 
@@ -350,7 +350,7 @@ def test_connector_reads_the_env_url(monkeypatch, redis_url):
     monkeypatch.setenv("DEEPAGENTS_REDIS_KEY_PREFIX", "envpfx")
     with RedisConnector() as connector:
         assert connector.settings.key_prefix == "envpfx"
-        assert connector.sync().ping()
+        assert connector.client().ping()
     assert SECRET not in repr(RedisConnector(url=f"redis://:{SECRET}@h:1/0"))
 
 
@@ -373,9 +373,9 @@ def test_connector_keyspace_uses_the_prefix(redis_settings):
 @pytest.mark.integration
 async def test_connector_async_paths(redis_settings):
     connector = RedisConnector(settings=redis_settings)
-    client = await connector.async_client()  # detects without blocking the loop
+    client = await connector.aclient()  # detects without blocking the loop
     assert isinstance(client, redis.asyncio.Redis)
-    assert connector.async_() is client
+    assert await connector.aclient() is client
     assert await client.ping()
     assert connector._sync is None  # the sync client was never needed
     await connector.aclose()
@@ -383,11 +383,11 @@ async def test_connector_async_paths(redis_settings):
 
 
 @pytest.mark.integration
-async def test_connector_async_sync_method_in_loop(redis_settings):
+async def test_connector_async_client_is_reused_in_its_loop(redis_settings):
     async with RedisConnector(settings=redis_settings) as connector:
-        client = connector.async_()
+        client = await connector.aclient()
         assert await client.ping()
-        assert await connector.async_client() is client
+        assert await connector.aclient() is client
 
 
 @pytest.mark.integration
@@ -395,7 +395,7 @@ def test_connector_new_loop_gets_a_new_async_client(redis_settings):
     connector = RedisConnector(settings=redis_settings.with_overrides(cluster="off"))
 
     async def use():
-        client = connector.async_()
+        client = await connector.aclient()
         await client.ping()
         return client
 
@@ -415,8 +415,7 @@ def test_connector_new_loop_gets_a_new_async_client(redis_settings):
 @pytest.mark.integration
 async def test_connector_given_async_client_is_not_closed(async_redis_client):
     async with RedisConnector(async_client=async_redis_client) as connector:
-        assert connector.async_() is async_redis_client
-        assert await connector.async_client() is async_redis_client
+        assert await connector.aclient() is async_redis_client
     assert await async_redis_client.ping()
 
 
@@ -424,8 +423,8 @@ async def test_connector_given_async_client_is_not_closed(async_redis_client):
 async def test_connector_on_cluster(cluster_settings):
     async with RedisConnector(settings=cluster_settings) as connector:
         assert connector.is_cluster is True
-        assert isinstance(connector.sync(), redis.RedisCluster)
-        aclient = connector.async_()  # mode known: no second probe
+        assert isinstance(connector.client(), redis.RedisCluster)
+        aclient = await connector.aclient()  # mode known: no second probe
         assert isinstance(aclient, redis.asyncio.RedisCluster)
         assert await aclient.ping()
 

@@ -317,7 +317,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
                 "client_side_cache needs a standalone server: Redis Cluster sends tracking "
                 "invalidations per node"
             )
-        client = self._connector.sync()
+        client = self._connector.client()
         assert isinstance(client, redis.Redis)
         prefix = self._gen_key[: -len("gen")]
         self._near = NearCache(
@@ -338,7 +338,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         return self._near
 
     async def _aclient(self) -> Any:
-        client: Any = await self._connector.async_client()
+        client: Any = await self._connector.aclient()
         if isinstance(client, redis.asyncio.RedisCluster):
             # redis-py 8.1: several tasks sending the first commands of a fresh asyncio
             # RedisCluster at once can hit a half-connected connection (AttributeError
@@ -451,7 +451,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
             if local is not None:
                 return self._hit([g.model_copy() for g in local], "local")
             epoch = near.epoch()
-        reply = self._guard.run("lookup", lambda: self._read(self._connector.sync(), keys))
+        reply = self._guard.run("lookup", lambda: self._read(self._connector.client(), keys))
         if isinstance(reply, _Failed):
             return None
         found = self._decode_read(keys, reply)
@@ -484,7 +484,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         return self._decode(keys, value.split(b":", 1)[0], value)
 
     def _single_flight(self, keys: _Keys) -> list[Generation] | None:
-        client = self._connector.sync()
+        client = self._connector.client()
         owner = sync_owner()
         token = self._token(owner, keys.entry)
         deadline = time.monotonic() + self.settings.wait_timeout_seconds
@@ -560,7 +560,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         result = self._guard.run(
             "update",
             lambda: WRITE(
-                self._connector.sync(),
+                self._connector.client(),
                 keys=[keys.gen, keys.entry, keys.lease],
                 args=[payload, self._ttl_ms],
             ),
@@ -570,7 +570,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
 
     def _drop_lease(self, keys: _Keys) -> None:
         # Nothing will be stored: let a waiter take over now instead of at lease expiry.
-        self._guard.run("update", lambda: self._connector.sync().delete(keys.lease))
+        self._guard.run("update", lambda: self._connector.client().delete(keys.lease))
 
     def clear(self, **kwargs: Any) -> None:
         """Empty this cache's namespace (one ``INCR``, O(1), Cluster-safe).
@@ -585,7 +585,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
             RedisUnavailableError: When Redis cannot be reached.
         """
         with redis_errors():
-            self._connector.sync().incr(self._gen_key)
+            self._connector.client().incr(self._gen_key)
         if self._near is not None:
             self._near.flush()
         self._guard.count("clear", "ok")

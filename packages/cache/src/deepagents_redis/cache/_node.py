@@ -128,7 +128,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         return self._guard.breaker
 
     async def _aclient(self) -> Any:
-        client: Any = await self._connector.async_client()
+        client: Any = await self._connector.aclient()
         if isinstance(client, redis.asyncio.RedisCluster):
             # redis-py 8.1: several tasks sending the first commands of a fresh asyncio
             # RedisCluster at once can hit a half-connected connection (AttributeError
@@ -260,7 +260,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         groups = self._group(keys)
 
         def read() -> list[Any]:
-            client = self._connector.sync()
+            client = self._connector.client()
             cluster = isinstance(client, redis.RedisCluster)
             pipe = client.pipeline(transaction=False)
             self._queue_reads(pipe, groups, cluster=cluster)
@@ -282,7 +282,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             return
 
         def write() -> None:
-            client = self._connector.sync()
+            client = self._connector.client()
             reg = [namespace_scope(ns) for ns in by_ns]
             client.sadd(self._registry, *reg)
             for keys, args in by_ns.values():
@@ -301,7 +301,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             RedisUnavailableError: When Redis cannot be reached.
         """
         with redis_errors():
-            client = self._connector.sync()
+            client = self._connector.client()
             if namespaces is None:
                 gens = [self._gen_key(_scope_ns(s)) for s in client.smembers(self._registry)]
             else:

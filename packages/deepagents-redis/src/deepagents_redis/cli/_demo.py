@@ -8,7 +8,7 @@ Adding a section (phase helpers: this is your extension point):
 
 1. Write ``cli/_demo_<phase>.py`` with a function ``run(ctx: DemoContext) -> None``. Use
    ``ctx.out(...)`` for every line you print (tests capture it), ``ctx.connector`` for Redis
-   (``.sync()``, ``.async_()`` inside your own ``asyncio.run``, ``.keyspace``, ``.settings``),
+   (``.client()``, ``await .aclient()``, ``.keyspace``, ``.settings``),
    and ``ctx.url`` if you need to start another process. Raise on failure: the demo exits
    non-zero and prints the error; it does not swallow exceptions.
 2. Append a :class:`Section` to :data:`SECTIONS` (one line), with ``requires`` set to the
@@ -210,14 +210,14 @@ def run(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> int:
         try:
             out("")
             out("== health ==")
-            report = check_health(connector.sync())
+            report = check_health(connector.client())
             out(report.to_table())
             ctx = DemoContext(
                 connector=connector,
                 url=target.url,
                 source=target.source,
                 out=out,
-                lua=server_runs_lua(connector.sync()),
+                lua=server_runs_lua(connector.client()),
             )
             if not ctx.lua:
                 out(f"note: {_NO_LUA}")

@@ -100,7 +100,7 @@ def run(ctx: DemoContext) -> None:
     from deepagents_redis.agent import create_deep_agent
     from deepagents_redis.cache import CacheSettings, RedisLLMCache
 
-    client = ctx.connector.sync()
+    client = ctx.connector.client()
     settings = CacheSettings()
     # Start from an empty namespace (one INCR; only this demo's key prefix is touched).
     RedisLLMCache(client=client, settings=ctx.settings, cache_settings=settings).clear()

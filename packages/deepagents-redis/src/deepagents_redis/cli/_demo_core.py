@@ -29,7 +29,7 @@ def run(ctx: DemoContext) -> None:
     from langchain_core.outputs import ChatGeneration
 
     keyspace = ctx.connector.keyspace
-    client = ctx.connector.sync()
+    client = ctx.connector.client()
     scope = f"demo user {uuid.uuid4().hex[:6]}: {{tricky}} *scope*"
 
     key = keyspace.key("demo", scope, "greeting")

@@ -50,7 +50,7 @@ def run(ctx: DemoContext) -> None:
     from langchain_core.messages import HumanMessage
 
     namespace = f"demo-fs-{uuid.uuid4().hex[:8]}"
-    backend = RedisBackend(settings=ctx.settings, client=ctx.connector.sync(), namespace=namespace)
+    backend = RedisBackend(connector=ctx.connector, namespace=namespace)
     try:
         agent = _scripted_agent(backend)
         result = agent.invoke({"messages": [HumanMessage("Draft the weekly report.")]})

@@ -53,7 +53,7 @@ def run(ctx: Any) -> None:
     from langgraph.checkpoint.memory import InMemorySaver
 
     scope = f"demo-plan-{uuid.uuid4().hex[:8]}"
-    repo = RedisTodoRepository(client=ctx.connector.sync(), settings=ctx.settings, actor="demo")
+    repo = RedisTodoRepository(client=ctx.connector.client(), settings=ctx.settings, actor="demo")
     mw = RedisTodoMiddleware(repository=repo, scope=scope)
     model = ScriptedChatModel(
         script=[tool_call("write_todos", {"todos": PLAN}, "plan-1"), AIMessage("Plan written.")]
@@ -123,7 +123,7 @@ def run(ctx: Any) -> None:
     # Clean up: the plan, its log, and the op-id records of every change (their ids are in
     # the log). All share the plan's hash tag, so one DEL works on a cluster too.
     op_keys = [repo.keyspace.op_key(scope, change.op_id) for change in repo.history(scope)]
-    ctx.connector.sync().delete(repo.plan_key(scope), repo.log_key(scope), *op_keys)
+    ctx.connector.client().delete(repo.plan_key(scope), repo.log_key(scope), *op_keys)
 
 
 def _child(scope: str) -> int:

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             # One budget for the whole check: connecting (and Cluster detection) included.
             with deadline(target.settings.deadline_seconds):
-                report = check_health(connector.sync(), deadline_seconds=None)
+                report = check_health(connector.client(), deadline_seconds=None)
         finally:
             connector.close()
     print(report.to_table())

@@ -69,7 +69,7 @@ def run_status(args: argparse.Namespace) -> int:
         try:
             keyspace = connector.keyspace
             key = keyspace.schema_marker_key()
-            stored = _read_marker(connector.sync(), key)
+            stored = _read_marker(connector.client(), key)
         finally:
             connector.close()
     code = keyspace.schema_version
@@ -107,7 +107,7 @@ def run_up(args: argparse.Namespace) -> int:
             keyspace = connector.keyspace
             key = keyspace.schema_marker_key()
             code = keyspace.schema_version
-            client = connector.sync()
+            client = connector.client()
             with redis_errors():
                 # NX: two operators running `up` at once both end with the same marker.
                 created = client.set(key, str(code), nx=True)

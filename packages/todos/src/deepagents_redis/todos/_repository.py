@@ -320,11 +320,11 @@ class RedisTodoRepository(RedisComponent):
 
     def _check_eviction(self) -> None:
         if not self._eviction_checked:
-            self._judge(check_health(self._connector.sync()))
+            self._judge(check_health(self._connector.client()))
 
     async def _acheck_eviction(self) -> None:
         if not self._eviction_checked:
-            self._judge(await acheck_health(await self._connector.async_client()))
+            self._judge(await acheck_health(await self._connector.aclient()))
 
     # -- the call -----------------------------------------------------------------------
 
@@ -379,7 +379,7 @@ class RedisTodoRepository(RedisComponent):
         with self._deadline():
             self._check_eviction()
             with self._observed(scope, op, expected_version, item_id):
-                reply = run_idempotent(self._connector.sync(), MUTATE_SCRIPT, **call)
+                reply = run_idempotent(self._connector.client(), MUTATE_SCRIPT, **call)
         return self._reply(scope, reply)
 
     async def _amutate(
@@ -397,7 +397,7 @@ class RedisTodoRepository(RedisComponent):
         with self._deadline():
             await self._acheck_eviction()
             with self._observed(scope, op, expected_version, item_id):
-                client = await self._connector.async_client()
+                client = await self._connector.aclient()
                 reply = await arun_idempotent(client, MUTATE_SCRIPT, **call)
         return self._reply(scope, reply)
 
@@ -541,7 +541,7 @@ class RedisTodoRepository(RedisComponent):
         """
         span = get_instrumentation().span("todos.get", scope=scope)
         with span, self._deadline(), redis_errors():
-            raw = self._connector.sync().hmget(
+            raw = self._connector.client().hmget(
                 self.plan_key(scope), ["version", "items", "updated_ms"]
             )
         return parse_plan(scope, *raw)
@@ -557,7 +557,7 @@ class RedisTodoRepository(RedisComponent):
         """
         with get_instrumentation().span("todos.get", scope=scope), self._deadline():
             async with redis_errors():
-                raw = await (await self._connector.async_client()).hmget(
+                raw = await (await self._connector.aclient()).hmget(
                     self.plan_key(scope), ["version", "items", "updated_ms"]
                 )
         return parse_plan(scope, *raw)
@@ -573,7 +573,7 @@ class RedisTodoRepository(RedisComponent):
             The changes.
         """
         with self._deadline(), redis_errors():
-            raw: Any = self._connector.sync().xrevrange(self.log_key(scope), count=limit)
+            raw: Any = self._connector.client().xrevrange(self.log_key(scope), count=limit)
         return [_parse_change(eid, fields) for eid, fields in reversed(raw)]
 
     async def ahistory(self, scope: str, *, limit: int = 100) -> list[TodoChange]:
@@ -588,7 +588,7 @@ class RedisTodoRepository(RedisComponent):
         """
         with self._deadline():
             async with redis_errors():
-                raw: Any = await (await self._connector.async_client()).xrevrange(
+                raw: Any = await (await self._connector.aclient()).xrevrange(
                     self.log_key(scope), count=limit
                 )
         return [_parse_change(eid, fields) for eid, fields in reversed(raw)]
