@@ -99,6 +99,8 @@ class Idempotent:
     keys: Sequence[str | bytes]
     args: Sequence[Any] = ()
     op_ttl_ms: int = DEFAULT_OP_TTL_MS
+    retries: int = 3
+    """Re-sends after a transport failure, with the same op id (deadline permitting)."""
 
 
 @dataclass(slots=True)
@@ -246,6 +248,7 @@ def _exec_sync(client: Any, req: Request) -> Any:
             keys=req.keys,
             args=req.args,
             op_ttl_ms=req.op_ttl_ms,
+            retries=req.retries,
         )
     if isinstance(req, Command):
         return client.execute_command(*req.args)
@@ -275,6 +278,7 @@ async def _exec_async(client: Any, req: Request) -> Any:
             keys=req.keys,
             args=req.args,
             op_ttl_ms=req.op_ttl_ms,
+            retries=req.retries,
         )
     if isinstance(req, Command):
         return await client.execute_command(*req.args)

@@ -1,7 +1,8 @@
 """Todos-specific errors and the translation of the mutation script's error replies.
 
 The script answers a rejected mutation with an error reply whose first word says why
-(see ``mutate.lua``); :func:`script_error` turns it into a typed error from the core tree:
+(see ``mutate.lua``). Core's driver maps the shared words; :func:`script_words` adds the
+todos ones:
 
 ========================  ================================================================
 ``CONFLICT <actual>``     :class:`~deepagents_redis.core.ConflictError`
@@ -22,13 +23,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import redis.exceptions as rexc
 from deepagents_redis.core import (
     ConflictError,
     DeepAgentsRedisError,
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
+    ScriptErrorWords,
 )
 
 _LIMIT_NAMES = {
@@ -113,50 +114,33 @@ class TooManyItemsError(InvalidInputError):
         return (TooManyItemsError, (self.count, self.limit))
 
 
-def _response_error(exc: BaseException) -> rexc.ResponseError | None:
-    """Find the script's error reply in ``exc`` or its cause chain."""
-    seen: BaseException | None = exc
-    for _ in range(4):
-        if seen is None:
-            return None
-        if isinstance(seen, rexc.ResponseError):
-            return seen
-        seen = seen.__cause__
-    return None
-
-
-def script_error(
-    exc: BaseException, *, expected: int | None, item_id: str | None = None
-) -> DeepAgentsRedisError | None:
-    """Translate the mutation script's error reply, if ``exc`` is one.
+def script_words(item_id: str | None = None) -> ScriptErrorWords:
+    """The todos words of the one script-error vocabulary (core maps ``CONFLICT``/``INVALID``).
 
     Args:
-        exc: What the script call raised.
-        expected: The expected version the caller sent (for ``ConflictError.expected``).
-        item_id: The item the operation was about (for ``ItemClaimedError``).
+        item_id: The item the operation is about (for ``ItemClaimedError``).
 
     Returns:
-        The typed error, or None when ``exc`` is not one of the script's replies.
+        Each word mapped to a factory of its typed error (core's driver calls it with the
+        rest of the reply).
     """
-    reply = _response_error(exc)
-    if reply is None:
-        return None
-    text = str(reply)
-    word, _, rest = text.partition(" ")
-    if word == "CONFLICT":
-        return ConflictError(expected, int(rest))
-    if word == "CLAIMED":
+
+    def claimed(rest: str) -> DeepAgentsRedisError:
         version, lease_ms, owner = rest.split(" ", 2)
         lease = datetime.fromtimestamp(int(float(lease_ms)) / 1000, tz=UTC)
         return ItemClaimedError(item_id or "?", owner, lease, version=int(version))
-    if word == "NOTFOUND":
-        return NotFoundError(f"no todo with id {rest!r}")
-    if word == "INVALID":
-        return InvalidInputError(rest)
-    if word == "TOOMANY":
+
+    def too_many(rest: str) -> DeepAgentsRedisError:
         count, limit = rest.split(" ")
         return TooManyItemsError(int(count), int(limit))
-    if word == "TOOLARGE":
+
+    def too_big(rest: str) -> DeepAgentsRedisError:
         what, size, limit = rest.split(" ")
         return too_large(what, int(size), int(limit))
-    return None
+
+    return {
+        "CLAIMED": claimed,
+        "NOTFOUND": lambda rest: NotFoundError(f"no todo with id {rest!r}"),
+        "TOOMANY": too_many,
+        "TOOLARGE": too_big,
+    }

@@ -26,35 +26,35 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Literal
 
 from deepagents_redis.core import (
     AsyncClient,
+    Command,
     ConfigurationError,
-    ConflictError,
     HealthReport,
+    Idempotent,
     IdempotentScript,
     InvalidInputError,
     LuaScript,
+    Operation,
     RedisComponent,
     RedisConnector,
     RedisSettings,
     SyncClient,
     acheck_health,
-    arun_idempotent,
+    arun_operation,
     check_health,
     deadline,
     get_instrumentation,
-    redis_errors,
-    run_idempotent,
+    run_operation,
 )
-from deepagents_redis.todos._errors import script_error, too_large
+from deepagents_redis.todos._errors import script_words, too_large
 from deepagents_redis.todos._models import (
     TODO_STATUSES,
     Todo,
@@ -375,12 +375,18 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None,
         item_id: str | None = None,
     ) -> TodoList:
-        call = self._call(scope, op, payload, expected_version, actor, op_id)
+        request = self._request(scope, op, payload, expected_version, actor, op_id)
         with self._deadline():
             self._check_eviction()
-            with self._observed(scope, op, expected_version, item_id):
-                reply = run_idempotent(self._connector.client(), MUTATE_SCRIPT, **call)
-        return self._reply(scope, reply)
+            return run_operation(
+                self._connector,
+                f"todos.{op}",
+                self._mutate_op(scope, request),
+                deadline_seconds=self._connector.settings.deadline_seconds,
+                expected=expected_version,
+                words=script_words(item_id),
+                scope=scope,
+            )
 
     async def _amutate(
         self,
@@ -393,15 +399,25 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None,
         item_id: str | None = None,
     ) -> TodoList:
-        call = self._call(scope, op, payload, expected_version, actor, op_id)
+        request = self._request(scope, op, payload, expected_version, actor, op_id)
         with self._deadline():
             await self._acheck_eviction()
-            with self._observed(scope, op, expected_version, item_id):
-                client = await self._connector.aclient()
-                reply = await arun_idempotent(client, MUTATE_SCRIPT, **call)
+            return await arun_operation(
+                self._connector,
+                f"todos.{op}",
+                self._mutate_op(scope, request),
+                deadline_seconds=self._connector.settings.deadline_seconds,
+                expected=expected_version,
+                words=script_words(item_id),
+                scope=scope,
+            )
+
+    def _mutate_op(self, scope: str, request: Idempotent) -> Operation[TodoList]:
+        """One mutation: one call of ``MUTATE_SCRIPT`` (run sync or async by core's driver)."""
+        reply = yield request
         return self._reply(scope, reply)
 
-    def _call(
+    def _request(
         self,
         scope: str,
         op: str,
@@ -409,41 +425,21 @@ class RedisTodoRepository(RedisComponent):
         expected_version: int | None,
         actor: str | None,
         op_id: str | None,
-    ) -> dict[str, Any]:
-        """The keyword arguments of one MUTATE call, shared by the sync and async paths."""
+    ) -> Idempotent:
+        """The request of one mutation (limits checked here, before anything is sent)."""
         op_id = op_id or uuid.uuid4().hex
-        return {
-            "op_key": self.keyspace.op_key(scope, op_id),
-            "keys": [self.plan_key(scope), self.log_key(scope)],
-            "args": self._args(op, expected_version, payload, actor, op_id),
-            "op_ttl_ms": self.settings.op_ttl_seconds * 1000,
-            "retries": self._retries,
-        }
+        return Idempotent(
+            MUTATE_SCRIPT,
+            self.keyspace.op_key(scope, op_id),
+            [self.plan_key(scope), self.log_key(scope)],
+            self._args(op, expected_version, payload, actor, op_id),
+            op_ttl_ms=self.settings.op_ttl_seconds * 1000,
+            retries=self._retries,
+        )
 
     def _deadline(self) -> AbstractContextManager[None]:
         """The time bound of one public call (`RedisSettings.deadline_seconds`)."""
         return deadline(self._connector.settings.deadline_seconds)
-
-    @contextmanager
-    def _observed(
-        self, scope: str, op: str, expected_version: int | None, item_id: str | None
-    ) -> Iterator[None]:
-        """Span, outcome counter and duration around one mutation; script errors typed."""
-        inst = get_instrumentation()
-        started = time.perf_counter()
-        outcome = "ok"
-        try:
-            with inst.span(f"todos.{op}", scope=scope):
-                yield
-        except Exception as exc:
-            typed = script_error(exc, expected=expected_version, item_id=item_id)
-            outcome = "conflict" if isinstance(typed, ConflictError) else "error"
-            if typed is not None:
-                raise typed from exc
-            raise
-        finally:
-            inst.count(f"todos.{op}", outcome=outcome)
-            inst.record_duration(f"todos.{op}", time.perf_counter() - started)
 
     @staticmethod
     def _reply(scope: str, reply: Any) -> TodoList:
@@ -530,6 +526,14 @@ class RedisTodoRepository(RedisComponent):
 
     # -- reads --------------------------------------------------------------------------
 
+    def _get_op(self, scope: str) -> Operation[TodoList]:
+        raw = yield Command(("HMGET", self.plan_key(scope), "version", "items", "updated_ms"))
+        return parse_plan(scope, *raw)
+
+    def _history_op(self, scope: str, limit: int) -> Operation[list[TodoChange]]:
+        raw = yield Command(("XREVRANGE", self.log_key(scope), "+", "-", "COUNT", limit))
+        return [_parse_change(eid, fields) for eid, fields in reversed(raw)]
+
     def get(self, scope: str) -> TodoList:
         """Read a plan (version 0 and no items when it was never written).
 
@@ -539,12 +543,13 @@ class RedisTodoRepository(RedisComponent):
         Returns:
             The plan.
         """
-        span = get_instrumentation().span("todos.get", scope=scope)
-        with span, self._deadline(), redis_errors():
-            raw = self._connector.client().hmget(
-                self.plan_key(scope), ["version", "items", "updated_ms"]
-            )
-        return parse_plan(scope, *raw)
+        return run_operation(
+            self._connector,
+            "todos.get",
+            self._get_op(scope),
+            deadline_seconds=self._connector.settings.deadline_seconds,
+            scope=scope,
+        )
 
     async def aget(self, scope: str) -> TodoList:
         """Async :meth:`get`.
@@ -555,12 +560,13 @@ class RedisTodoRepository(RedisComponent):
         Returns:
             The plan.
         """
-        with get_instrumentation().span("todos.get", scope=scope), self._deadline():
-            async with redis_errors():
-                raw = await (await self._connector.aclient()).hmget(
-                    self.plan_key(scope), ["version", "items", "updated_ms"]
-                )
-        return parse_plan(scope, *raw)
+        return await arun_operation(
+            self._connector,
+            "todos.get",
+            self._get_op(scope),
+            deadline_seconds=self._connector.settings.deadline_seconds,
+            scope=scope,
+        )
 
     def history(self, scope: str, *, limit: int = 100) -> list[TodoChange]:
         """The newest ``limit`` entries of a plan's change log, oldest first.
@@ -572,9 +578,13 @@ class RedisTodoRepository(RedisComponent):
         Returns:
             The changes.
         """
-        with self._deadline(), redis_errors():
-            raw: Any = self._connector.client().xrevrange(self.log_key(scope), count=limit)
-        return [_parse_change(eid, fields) for eid, fields in reversed(raw)]
+        return run_operation(
+            self._connector,
+            "todos.history",
+            self._history_op(scope, limit),
+            deadline_seconds=self._connector.settings.deadline_seconds,
+            scope=scope,
+        )
 
     async def ahistory(self, scope: str, *, limit: int = 100) -> list[TodoChange]:
         """Async :meth:`history`.
@@ -586,12 +596,13 @@ class RedisTodoRepository(RedisComponent):
         Returns:
             The changes.
         """
-        with self._deadline():
-            async with redis_errors():
-                raw: Any = await (await self._connector.aclient()).xrevrange(
-                    self.log_key(scope), count=limit
-                )
-        return [_parse_change(eid, fields) for eid, fields in reversed(raw)]
+        return await arun_operation(
+            self._connector,
+            "todos.history",
+            self._history_op(scope, limit),
+            deadline_seconds=self._connector.settings.deadline_seconds,
+            scope=scope,
+        )
 
     # -- mutations (sync) ---------------------------------------------------------------
 
