@@ -75,6 +75,8 @@ from deepagents_redis.fs._paths import (
     file_path_error,
     invalid_path_message,
     listing_dir,
+    listing_path_error,
+    text_error,
 )
 from deepagents_redis.fs._settings import MIB, FsSettings
 from redis.asyncio import RedisCluster as AsyncRedisCluster
@@ -250,6 +252,26 @@ def _outcome(result: Any) -> str:
     if error is None:
         return "ok"
     return "conflict" if "changed" in str(error) or "kept changing" in str(error) else "miss"
+
+
+def _search_args_error(**args: str | None) -> str | None:
+    """The error text for the first unusable argument of `glob`/`grep`, or None.
+
+    Paths follow `listing_path_error`; patterns and globs need only be text a Redis
+    argument can carry (no lone surrogate).
+    """
+    for name, value in args.items():
+        if value is None and name != "pattern":
+            continue
+        if name == "path":
+            reason = listing_path_error(value)
+            if reason is not None:
+                return invalid_path_message(value, reason)
+            continue
+        reason = text_error(value, name)
+        if reason is not None:
+            return f"Error: Invalid {name} {value!r}: {reason}"
+    return None
 
 
 def _now_iso() -> str:
@@ -1007,8 +1029,9 @@ class RedisBackend(RedisComponent, BackendProtocol):
         return int(reply[0]), bool(int(reply[1]))
 
     def _delete_op(self, file_path: str) -> _Op[DeleteResult]:
-        if not isinstance(file_path, str):
-            return DeleteResult(error=invalid_path_message(file_path, "not a string"))
+        reason = listing_path_error(file_path)
+        if reason is not None:
+            return DeleteResult(error=invalid_path_message(file_path, reason))
         ns = self.resolve_namespace()
         base = file_path.rstrip("/")
         prefix = base + "/"
@@ -1085,8 +1108,9 @@ class RedisBackend(RedisComponent, BackendProtocol):
                 return out
 
     def _ls_op(self, path: str) -> _Op[LsResult]:
-        if not isinstance(path, str):
-            return LsResult(error=invalid_path_message(path, "not a string"))
+        reason = listing_path_error(path)
+        if reason is not None:
+            return LsResult(error=invalid_path_message(path, reason))
         ns = self.resolve_namespace()
         directory = listing_dir(path)
         keys = [self._k(ns, "d", directory), self._k(ns, "files"), self._k(ns, "exp")]
@@ -1132,6 +1156,9 @@ class RedisBackend(RedisComponent, BackendProtocol):
         return await self._arun("ls", self._ls_op(path))
 
     def _glob_op(self, pattern: str, path: str | None) -> _Op[GlobResult]:
+        reason = _search_args_error(pattern=pattern, path=path)
+        if reason is not None:
+            return GlobResult(error=reason)
         ns = self.resolve_namespace()
         summaries = (yield from self._candidates(ns, path)) or {}
         files = {p: {"modified_at": s.split("|", 3)[3]} for p, s in summaries.items()}
@@ -1168,6 +1195,9 @@ class RedisBackend(RedisComponent, BackendProtocol):
     def _grep_op(
         self, pattern: str, path: str | None, glob: str | None, max_count: int | None
     ) -> _Op[GrepResult]:
+        reason = _search_args_error(pattern=pattern, path=path, glob=glob)
+        if reason is not None:
+            return GrepResult(error=reason)
         ns = self.resolve_namespace()
         summaries = yield from self._candidates(ns, path)
         if summaries is None:

@@ -32,10 +32,10 @@ def file_path_error(path: object) -> str | None:
         return "path must be absolute (start with '/')"
     if "\x00" in path:
         return "path contains a NUL character"
-    try:
-        size = len(path.encode("utf-8"))
-    except UnicodeEncodeError:
-        return "path is not valid unicode text"
+    reason = text_error(path, "path")
+    if reason is not None:
+        return reason
+    size = len(path.encode("utf-8"))
     if size > MAX_PATH_BYTES:
         return f"path is {size} bytes long, over the limit of {MAX_PATH_BYTES}"
     if path.endswith("/"):
@@ -48,6 +48,53 @@ def file_path_error(path: object) -> str | None:
         return str(exc)
     if canonical != path:
         return f"path is not normalized (did you mean {canonical!r}?)"
+    return None
+
+
+def text_error(value: object, what: str) -> str | None:
+    """Say why `value` is not Unicode text Redis can store (a lone surrogate), or None.
+
+    A model's JSON escape for U+D800 decodes to a lone surrogate: a Python `str` with no
+    UTF-8 form, which no Redis key or argument can carry.
+
+    Args:
+        value: A path, glob or pattern from the caller.
+        what: What it is, for the message (`path`, `pattern`, `glob`).
+
+    Returns:
+        A human readable reason, or None.
+    """
+    if not isinstance(value, str):
+        return f"{what} must be a string, got {type(value).__name__}"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"{what} is not valid unicode text (lone surrogate at index {exc.start})"
+    return None
+
+
+def listing_path_error(path: object) -> str | None:
+    """Say why `path` cannot name a directory or prefix to list, or None when it can.
+
+    `ls`, `glob(path=)`, `grep(path=)` and `delete` follow `StoreBackend`'s prefix rules,
+    which accept any text; we refuse only what no key can hold or no file path can contain
+    (a lone surrogate, a NUL, more than `MAX_PATH_BYTES`), so every method checks its path
+    arguments here, before anything is sent.
+
+    Args:
+        path: The caller's path.
+
+    Returns:
+        A human readable reason, or None.
+    """
+    reason = text_error(path, "path")
+    if reason is not None:
+        return reason
+    assert isinstance(path, str)
+    if "\x00" in path:
+        return "path contains a NUL character"
+    if len(path) > MAX_PATH_BYTES // 4 and len(path.encode("utf-8")) > MAX_PATH_BYTES:
+        return f"path is over the limit of {MAX_PATH_BYTES} bytes"
     return None
 
 

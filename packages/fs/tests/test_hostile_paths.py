@@ -1,0 +1,101 @@
+"""Paths that are not valid Unicode text (issue 8 defect 6), on a real server.
+
+A model's JSON `"\\ud800"` becomes a lone surrogate in a Python str. Before the fix `ls`,
+`glob(path=)`, `grep(path=)` and `delete` raised `UnicodeEncodeError` for one; every
+method must instead return its error result (as `StoreBackend` returns a result) and change
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytestmark = pytest.mark.integration
+
+HOSTILE = ["/\ud800", "/a/\udfff.txt", "/a/\ud83d/b", "\ud800", "/ok/\x00/x"]
+
+# (name, call, how the result reports an error)
+CALLS: list[tuple[str, Callable[[Any, str], Any], Callable[[Any], Any]]] = [
+    ("ls", lambda b, p: b.ls(p), lambda r: r.error),
+    ("read", lambda b, p: b.read(p), lambda r: r.error),
+    ("write", lambda b, p: b.write(p, "x"), lambda r: r.error),
+    ("edit", lambda b, p: b.edit(p, "a", "b"), lambda r: r.error),
+    ("delete", lambda b, p: b.delete(p), lambda r: r.error),
+    ("glob path", lambda b, p: b.glob("*", path=p), lambda r: r.error),
+    ("glob pattern", lambda b, p: b.glob(p), lambda r: r.error),
+    ("grep path", lambda b, p: b.grep("x", path=p), lambda r: r.error),
+    ("grep pattern", lambda b, p: b.grep(p), lambda r: r.error),
+    ("grep glob", lambda b, p: b.grep("x", glob=p), lambda r: r.error),
+    ("upload", lambda b, p: b.upload_files([(p, b"x")]), lambda r: r[0].error),
+    ("download", lambda b, p: b.download_files([p]), lambda r: r[0].error),
+]
+
+ACALLS: list[tuple[str, Callable[[Any, str], Any], Callable[[Any], Any]]] = [
+    ("als", lambda b, p: b.als(p), lambda r: r.error),
+    ("aread", lambda b, p: b.aread(p), lambda r: r.error),
+    ("awrite", lambda b, p: b.awrite(p, "x"), lambda r: r.error),
+    ("aedit", lambda b, p: b.aedit(p, "a", "b"), lambda r: r.error),
+    ("adelete", lambda b, p: b.adelete(p), lambda r: r.error),
+    ("aglob path", lambda b, p: b.aglob("*", path=p), lambda r: r.error),
+    ("agrep path", lambda b, p: b.agrep("x", path=p), lambda r: r.error),
+    ("agrep pattern", lambda b, p: b.agrep(p), lambda r: r.error),
+    ("aupload", lambda b, p: b.aupload_files([(p, b"x")]), lambda r: r[0].error),
+    ("adownload", lambda b, p: b.adownload_files([p]), lambda r: r[0].error),
+]
+
+
+def _surrogate(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("path", HOSTILE)
+@pytest.mark.parametrize(("name", "call", "error"), CALLS, ids=[c[0] for c in CALLS])
+def test_every_method_returns_an_error_result(
+    make_backend: Any, path: str, name: str, call: Any, error: Any
+) -> None:
+    backend = make_backend()
+    backend.write("/keep.txt", "kept")
+    before = backend.ls("/")
+    result = call(backend, path)
+    if _surrogate(path) or "\x00" in path:
+        if name in {"glob pattern", "grep pattern", "grep glob"} and "\x00" in path:
+            pass  # a NUL in a pattern is just text that matches nothing
+        else:
+            assert error(result), f"{name}({path!r}) gave no error: {result!r}"
+    assert backend.ls("/") == before  # nothing written, nothing deleted
+    assert backend.read("/keep.txt").file_data is not None
+
+
+@pytest.mark.parametrize("path", ["/\ud800", "/a/\ud83d/b"])
+@pytest.mark.parametrize(("name", "call", "error"), ACALLS, ids=[c[0] for c in ACALLS])
+async def test_every_async_method_returns_an_error_result(
+    amake_backend: Any, path: str, name: str, call: Any, error: Any
+) -> None:
+    backend = amake_backend()
+    await backend.awrite("/keep.txt", "kept")
+    result = await call(backend, path)
+    assert error(result), f"{name}({path!r}) gave no error: {result!r}"
+    assert [e["path"] for e in (await backend.als("/")).entries or []] == ["/keep.txt"]
+
+
+_TEXT = st.text(st.characters(codec=None, categories=None), max_size=12)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tail=_TEXT)
+def test_no_path_makes_a_method_raise(make_backend: Any, tail: str) -> None:
+    backend = make_backend(namespace="prop")
+    path = "/" + tail
+    for _name, call, _error in CALLS:
+        call(backend, path)  # any result, never an exception
