@@ -94,11 +94,16 @@ def test_health_without_url_is_a_configuration_error(capsys: pytest.CaptureFixtu
     assert "DEEPAGENTS_REDIS_URL" in capsys.readouterr().err
 
 
-def test_health_never_prints_the_password(capsys: pytest.CaptureFixture[str]) -> None:
-    url = _closed_port_url().replace("redis://", "redis://user:hunter2-secret@")
+@pytest.mark.parametrize("password", ["hunter2-secret", "Zx9/hunter2+b64==", "a#b?c hunter2"])
+def test_health_never_prints_the_password(
+    capsys: pytest.CaptureFixture[str], password: str
+) -> None:
+    # '/', '#', '?' and spaces used to end the redaction early (issue 8 defect 2).
+    url = _closed_port_url().replace("redis://", f"redis://user:{password}@")
     assert main(["health", "--url", url]) == EXIT_UNREACHABLE
     captured = capsys.readouterr()
-    assert "hunter2-secret" not in captured.out + captured.err
+    assert "hunter2" not in captured.out + captured.err
+    assert "target: redis://user:***@" in captured.out
 
 
 def test_migrate_status_up_cycle(

@@ -41,7 +41,8 @@ from deepagents_redis.core._errors import (
     redis_errors,
     translate_redis_error,
 )
-from deepagents_redis.core._settings import RedisSettings, redact_url
+from deepagents_redis.core._settings import RedisSettings
+from deepagents_redis.core._urls import redact_url, split_userinfo
 from redis.backoff import ExponentialWithJitterBackoff
 
 if TYPE_CHECKING:
@@ -150,15 +151,17 @@ def parse_redis_url(url: str) -> ParsedURL:
             f"unknown scheme {scheme!r}; use redis://, rediss://, unix://, "
             "redis+sentinel:// or rediss+sentinel://",
         )
-    # Split off the query and fragment by hand: urlsplit rejects several hosts in netloc.
+    # The user info first, up to the LAST '@' (split_userinfo, shared with redact_url): a
+    # password may contain '/', '?', '#' or ':' unencoded and must not leak into the host.
+    # Then the query and fragment, by hand: urlsplit rejects several hosts in netloc.
+    userinfo, rest = split_userinfo(rest, query_keys=_QUERY_KEYS)
     rest, _, _fragment = rest.partition("#")
     rest, _, query = rest.partition("?")
     netloc, slash, path = rest.partition("/")
     path = slash + path
     username: str | None = None
     password: str | None = None
-    if "@" in netloc:
-        userinfo, _, netloc = netloc.rpartition("@")
+    if userinfo is not None:
         user, sep, pw = userinfo.partition(":")
         if sep:
             username, password = (unquote(user) or None), (unquote(pw) or None)

@@ -44,11 +44,13 @@ __all__ = [
     "translate_redis_error",
 ]
 
-# scheme://user:password@host  ->  scheme://user:***@host. The userinfo may itself contain
-# '@' or ':' (unencoded passwords do), so we match up to the LAST '@' before the host part.
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s?#]*)@")
+# Free text (exception messages) can hold URLs we did not parse: scheme://user:pw@host ->
+# scheme://user:***@host, the user info running to the last '@' before whitespace (so a
+# password with '/', '?', '#' or '@' is covered; redact_url, which parses, covers
+# whitespace too).
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>\S*)@")
 # ?password=... in query strings (redis-py accepts it for unix:// URLs).
-_QUERY_PASSWORD = re.compile(r"(?i)(password=)[^&\s#]*")
+_QUERY_PASSWORD = re.compile(r"(?i)(password=)\S*")
 
 
 def _redact_userinfo(match: re.Match[str]) -> str:

@@ -11,6 +11,7 @@ import re
 from typing import Any, Literal
 
 from deepagents_redis.core._errors import ConfigurationError, redact_text
+from deepagents_redis.core._urls import redact_url
 from pydantic import Field, SecretStr, ValidationError, field_serializer, field_validator
 from pydantic import model_validator as _model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,26 +24,6 @@ ENV_PREFIX = "DEEPAGENTS_REDIS_"
 # A key prefix is written raw in front of every key, so it must not contain a hash-tag brace
 # (that would move keys to another Cluster slot) nor glob characters (admin scans use it).
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
-
-
-def redact_url(url: str | None) -> str:
-    """Return ``url`` with its password (if any) replaced by ``***``.
-
-    Works on malformed URLs too (falls back to pattern-based redaction).
-
-    Args:
-        url: A Redis URL, possibly with credentials.
-
-    Returns:
-        The URL without secrets, or ``"<unset>"`` for ``None``.
-    """
-    if url is None:
-        return "<unset>"
-    # Pattern-based on purpose: it must also work on URLs too malformed for urlsplit.
-    if "://" not in url and "@" in url:
-        # No scheme (a typo): whatever precedes the last '@' may be a password.
-        return "***@" + url.rpartition("@")[2]
-    return redact_text(url)
 
 
 class RedisSettings(BaseSettings):

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Self
 
+from deepagents_redis.core import redact_url as _core_redact_url
+
 __all__ = [
     "ServerHandle",
     "SessionReport",
@@ -92,8 +94,8 @@ def redis_server_version(binary: str | None = None) -> tuple[str | None, str | N
 
 
 def redact_url(url: str) -> str:
-    """Hide the password in a URL (`redis://user:***@host`)."""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """Hide the password in a URL (`redis://user:***@host`): core's one redaction function."""
+    return _core_redact_url(url)
 
 
 @dataclass
