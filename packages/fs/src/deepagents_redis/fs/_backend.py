@@ -8,7 +8,6 @@ methods are real asyncio code paths with exactly the semantics of the sync ones.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import codecs
 import hashlib
@@ -18,7 +17,7 @@ import re
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,22 +50,28 @@ from deepagents.backends.utils import (
     slice_read_response,
 )
 from deepagents_redis.core import (
+    Call,
+    Command,
     ConfigurationError,
     DeepAgentsRedisError,
+    Idempotent,
     IdempotentScript,
     InvalidInputError,
     KeySpace,
     LuaScript,
     NotFoundError,
+    Operation,
+    Pipeline,
     RedisComponent,
     RedisConnector,
     RedisSettings,
-    arun_idempotent,
-    deadline,
+    Script,
+    Sleep,
+    Snapshot,
+    arun_operation,
     get_instrumentation,
     new_op_id,
-    redis_errors,
-    run_idempotent,
+    run_operation,
 )
 from deepagents_redis.fs import _lua
 from deepagents_redis.fs._blobs import BlobStore, LocalBlobStore
@@ -79,7 +84,6 @@ from deepagents_redis.fs._paths import (
     text_error,
 )
 from deepagents_redis.fs._settings import MIB, FsSettings
-from redis.asyncio import RedisCluster as AsyncRedisCluster
 
 log = logging.getLogger("deepagents_redis.fs")
 
@@ -123,58 +127,9 @@ NamespaceFactory: TypeAlias = Callable[[Any], "str | tuple[str, ...]"]
 
 # ----------------------------------------------------------------------------- requests
 
-
-@dataclass(slots=True)
-class _Eval:
-    script: LuaScript
-    keys: list[str]
-    args: list[Any]
-
-
-@dataclass(slots=True)
-class _Idem:
-    script: IdempotentScript
-    op_key: str
-    keys: list[str]
-    args: list[Any]
-
-
-@dataclass(slots=True)
-class _Cmd:
-    args: tuple[Any, ...]
-
-
-@dataclass(slots=True)
-class _Pipe:
-    cmds: list[tuple[Any, ...]]
-
-
-@dataclass(slots=True)
-class _Snapshot:
-    """Commands run as one MULTI/EXEC transaction, replying `("multi", [replies])`.
-
-    A client that cannot run a transaction (redis-py's asyncio cluster client) runs
-    `fallback` instead, replying `("lua", reply)`.
-    """
-
-    cmds: list[tuple[Any, ...]]
-    fallback: _Eval
-
-
-@dataclass(slots=True)
-class _Blob:
-    op: str  # "get" | "put" | "delete" | "list"
-    args: tuple[Any, ...]
-    best_effort: bool = False
-
-
-@dataclass(slots=True)
-class _Sleep:
-    seconds: float
-
-
-_Req: TypeAlias = _Eval | _Idem | _Cmd | _Pipe | _Snapshot | _Blob | _Sleep
-_Op: TypeAlias = Generator[_Req, Any, T]
+# Operations are generators of core's driver requests (Script, Idempotent, Command,
+# Pipeline, Snapshot, Call, Sleep), run sync or async by core's run_operation/arun_operation.
+_Op: TypeAlias = Operation[T]
 
 
 # ----------------------------------------------------------------------------- results
@@ -528,107 +483,28 @@ class RedisBackend(RedisComponent, BackendProtocol):
         return hashlib.sha256(scope).hexdigest()[:24] + "/"
 
     def _run(self, name: str, op: _Op[T]) -> T:
-        inst = get_instrumentation()
-        outcome = "error"
-        try:
-            with inst.span(f"fs.{name}"), deadline(self._deadline), redis_errors():
-                client = self._connector.sync()
-                reply: Any = None
-                while True:
-                    try:
-                        req = op.send(reply)
-                    except StopIteration as stop:
-                        outcome = _outcome(stop.value)
-                        return cast(T, stop.value)
-                    reply = self._exec_sync(client, req)
-        finally:
-            op.close()
-            inst.count(f"fs.{name}", outcome=outcome)
-
-    def _exec_sync(self, client: Any, req: _Req) -> Any:
-        if isinstance(req, _Eval):
-            return req.script(client, keys=req.keys, args=req.args)
-        if isinstance(req, _Idem):
-            return run_idempotent(
-                client,
-                req.script,
-                op_key=req.op_key,
-                keys=req.keys,
-                args=req.args,
-                op_ttl_ms=_OP_TTL_MS,
-            )
-        if isinstance(req, _Cmd):
-            return client.execute_command(*req.args)
-        if isinstance(req, _Pipe | _Snapshot):
-            pipe = client.pipeline(transaction=isinstance(req, _Snapshot))
-            try:
-                for cmd in req.cmds:
-                    pipe.execute_command(*cmd)
-                replies = pipe.execute()
-            finally:
-                pipe.reset()
-            return ("multi", replies) if isinstance(req, _Snapshot) else replies
-        if isinstance(req, _Blob):
-            return self._blob_call(req)
-        time.sleep(req.seconds)
-        return None
-
-    def _blob_call(self, req: _Blob) -> Any:
-        try:
-            result = getattr(self.blob_store, req.op)(*req.args)
-            return list(result) if req.op == "list" else result
-        except Exception as exc:
-            if not req.best_effort:
-                raise
-            log.warning("blob %s of %r failed (left for gc): %s", req.op, req.args[0], exc)
-            return None
+        return run_operation(
+            self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
+        )
 
     async def _arun(self, name: str, op: _Op[T]) -> T:
-        inst = get_instrumentation()
-        outcome = "error"
-        try:
-            with inst.span(f"fs.{name}"), deadline(self._deadline), redis_errors():
-                client = await self._connector.async_client()
-                reply: Any = None
-                while True:
-                    try:
-                        req = op.send(reply)
-                    except StopIteration as stop:
-                        outcome = _outcome(stop.value)
-                        return cast(T, stop.value)
-                    reply = await self._exec_async(client, req)
-        finally:
-            op.close()
-            inst.count(f"fs.{name}", outcome=outcome)
+        return await arun_operation(
+            self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
+        )
 
-    async def _exec_async(self, client: Any, req: _Req) -> Any:
-        if isinstance(req, _Eval):
-            return await req.script.acall(client, keys=req.keys, args=req.args)
-        if isinstance(req, _Idem):
-            return await arun_idempotent(
-                client,
-                req.script,
-                op_key=req.op_key,
-                keys=req.keys,
-                args=req.args,
-                op_ttl_ms=_OP_TTL_MS,
-            )
-        if isinstance(req, _Cmd):
-            return await client.execute_command(*req.args)
-        if isinstance(req, _Snapshot) and isinstance(client, AsyncRedisCluster):
-            return "lua", await req.fallback.script.acall(
-                client, keys=req.fallback.keys, args=req.fallback.args
-            )
-        if isinstance(req, _Pipe | _Snapshot):
-            pipe = client.pipeline(transaction=isinstance(req, _Snapshot))
-            for cmd in req.cmds:
-                pipe.execute_command(*cmd)
-            replies = await pipe.execute()
-            return ("multi", replies) if isinstance(req, _Snapshot) else replies
-        if isinstance(req, _Blob):
-            return await asyncio.to_thread(self._blob_call, req)
-        await asyncio.sleep(req.seconds)
-        return None
+    def _blob(self, op: str, args: tuple[Any, ...], *, best_effort: bool = False) -> Call:
+        """A blob-store call as a driver request (run in a thread by the async driver)."""
+        return Call(self._blob_call, (op, args, best_effort))
+
+    def _blob_call(self, op: str, args: tuple[Any, ...], best_effort: bool) -> Any:
+        try:
+            result = getattr(self.blob_store, op)(*args)
+            return list(result) if op == "list" else result
+        except Exception as exc:
+            if not best_effort:
+                raise
+            log.warning("blob %s of %r failed (left for gc): %s", op, args[0], exc)
+            return None
 
     # ------------------------------------------------------------------ core ops
 
@@ -652,7 +528,7 @@ class RedisBackend(RedisComponent, BackendProtocol):
         inline = b""
         if self._spill and size > self._spill:
             ref = self._blob_ref(ns, path, gen)
-            yield _Blob("put", (ref, data))
+            yield self._blob("put", (ref, data))
         elif size > self._chunk_size:
             cs = self._chunk_size
             chunks = [data[i : i + cs] for i in range(0, size, cs)]
@@ -686,26 +562,26 @@ class RedisBackend(RedisComponent, BackendProtocol):
         ]
         args.extend(chunks if chunks else ([] if ref else [inline]))
         op_key = self._ks.op_key(ns, new_op_id())
-        reply = yield _Idem(_WRITE, op_key, keys, args)
+        reply = yield Idempotent(_WRITE, op_key, keys, args, op_ttl_ms=_OP_TTL_MS)
         status = _s(reply[0])
         if status != "OK":
             if ref:
-                yield _Blob("delete", (ref,), best_effort=True)
+                yield self._blob("delete", (ref,), best_effort=True)
             return "CONFLICT", int(reply[1])
         old_blob = _s(reply[2]) if len(reply) > 2 else ""
         if old_blob:
-            yield _Blob("delete", (old_blob,), best_effort=True)
+            yield self._blob("delete", (old_blob,), best_effort=True)
         return "OK", int(reply[1])
 
     def _meta(self, ns: str, path: str) -> _Op[dict[str, Any]]:
-        reply = yield _Cmd(("HGETALL", self._k(ns, "m", path)))
+        reply = yield Command(("HGETALL", self._k(ns, "m", path)))
         return _meta_dict(reply)
 
     def _content(self, ns: str, path: str, meta: dict[str, Any]) -> _Op[bytes | None]:
         """Inline or spilled content `meta` describes (None: the blob is gone)."""
         ref = _s(meta.get("b") or b"")
         if ref:
-            data = yield _Blob("get", (ref,))
+            data = yield self._blob("get", (ref,))
             return cast("bytes | None", data)
         return _b(meta.get("d", b""))
 
@@ -737,10 +613,10 @@ class RedisBackend(RedisComponent, BackendProtocol):
         last_ref = None
         for _ in range(_TORN_RETRIES * 8):
             if use_refresh:
-                reply: Any = ("lua", (yield _Eval(_READ, keys, args)))
+                reply: Any = ("lua", (yield Script(_READ, keys, args)))
             else:
                 snapshot = [("HGETALL", keys[0]), ("HGETALL", keys[1])]
-                reply = yield _Snapshot(snapshot, _Eval(_READ, keys, args))
+                reply = yield Snapshot(snapshot, Script(_READ, keys, args))
             if reply[0] == "multi":
                 meta = _meta_dict(reply[1][0])
                 if "n" not in meta:
@@ -900,7 +776,7 @@ class RedisBackend(RedisComponent, BackendProtocol):
             old_bytes = new_bytes = b""
         if old_bytes:
             # one round trip, no race: the common edit of a small file runs in Redis
-            reply = yield _Idem(
+            reply = yield Idempotent(
                 _EDIT,
                 self._ks.op_key(ns, new_op_id()),
                 [
@@ -919,6 +795,7 @@ class RedisBackend(RedisComponent, BackendProtocol):
                     str(self._max_size),
                     str(self._chunk_size),
                 ],
+                op_ttl_ms=_OP_TTL_MS,
             )
             status = _s(reply[0])
             if status == "OK":
@@ -962,7 +839,7 @@ class RedisBackend(RedisComponent, BackendProtocol):
             inst.count("fs.edit.conflict")
             # jittered backoff: concurrent editors of one file spread out instead of
             # colliding again on the next round trip
-            yield _Sleep(random.uniform(0, min(0.01, 0.0002 * 2 ** min(attempt, 6))))
+            yield Sleep(random.uniform(0, min(0.01, 0.0002 * 2 ** min(attempt, 6))))
         return EditResult(
             error=f"Error: File '{file_path}' kept changing under concurrent edits; gave up "
             f"after {self._edit_retries} attempts. Read it again and retry."
@@ -1023,9 +900,11 @@ class RedisBackend(RedisComponent, BackendProtocol):
         keys += list(dir_keys)
         # One op id per batch, reused by the driver's retries of that batch only.
         op_key = self._ks.op_key(ns, new_op_id())
-        reply = yield _Idem(_DELETE, op_key, keys, [str(len(paths)), probe, *per_path])
+        reply = yield Idempotent(
+            _DELETE, op_key, keys, [str(len(paths)), probe, *per_path], op_ttl_ms=_OP_TTL_MS
+        )
         for ref in reply[2:]:
-            yield _Blob("delete", (_s(ref),), best_effort=True)
+            yield self._blob("delete", (_s(ref),), best_effort=True)
         return int(reply[0]), bool(int(reply[1]))
 
     def _delete_op(self, file_path: str) -> _Op[DeleteResult]:
@@ -1074,13 +953,13 @@ class RedisBackend(RedisComponent, BackendProtocol):
         dir_keys: dict[str, int] = {}
         per_path = self._dir_args(ns, paths, dir_keys)
         keys = [self._k(ns, "idx"), self._k(ns, "files"), self._k(ns, "exp"), *dir_keys]
-        reply = yield _Eval(_PURGE, keys, [str(len(paths)), *per_path])
+        reply = yield Script(_PURGE, keys, [str(len(paths)), *per_path])
         return int(reply)
 
     def _list_page(
         self, ns: str, exact: str, prefix: str, cursor: str
     ) -> _Op[tuple[bool, str, dict[str, str]]]:
-        reply = yield _Eval(
+        reply = yield Script(
             _LIST,
             [self._k(ns, "idx"), self._k(ns, "files")],
             [exact, prefix, cursor, str(_PAGE)],
@@ -1115,7 +994,7 @@ class RedisBackend(RedisComponent, BackendProtocol):
         directory = listing_dir(path)
         keys = [self._k(ns, "d", directory), self._k(ns, "files"), self._k(ns, "exp")]
         for _ in range(10_000):
-            reply = yield _Eval(_LS, keys, [directory, str(_PURGE_BATCH)])
+            reply = yield Script(_LS, keys, [directory, str(_PURGE_BATCH)])
             if _s(reply[0]) == "PURGE":
                 yield from self._purge(ns, [_s(p) for p in reply[1]])
                 continue
@@ -1235,7 +1114,7 @@ class RedisBackend(RedisComponent, BackendProtocol):
                 size += sizes[p]
             budget = -1 if max_count is None else max_count - len(matches)
             keys = [meta_head + encode(p) for p in batch]
-            reply = yield _Eval(_GREP, keys, [needle, str(budget)])
+            reply = yield Script(_GREP, keys, [needle, str(budget)])
             for j in range(1, len(reply), 3):
                 matches.append(
                     {
@@ -1252,7 +1131,7 @@ class RedisBackend(RedisComponent, BackendProtocol):
                 continue
             # a chunked or spilled file: stream it here, then carry on after it
             p = batch[stop - 1]
-            meta = _meta_dict((yield _Cmd(("HGETALL", self._k(ns, "m", p)))))
+            meta = _meta_dict((yield Command(("HGETALL", self._k(ns, "m", p)))))
             truncated = yield from self._grep_file(ns, p, meta, pattern, matches, max_count)
             if truncated:
                 return GrepResult(matches=matches, truncated=True)
@@ -1293,7 +1172,7 @@ class RedisBackend(RedisComponent, BackendProtocol):
                     gen = _s(meta["g"])
                     stop = min(n, start + _GREP_CHUNK_BATCH)
                     fields = [f"{gen}:{i}" for i in range(start, stop)]
-                    vals = yield _Cmd(("HMGET", ckey, *fields))
+                    vals = yield Command(("HMGET", ckey, *fields))
                     piece = None if any(v is None for v in vals) else b"".join(map(_b, vals))
                 if piece is None:
                     complete = False
@@ -1307,7 +1186,7 @@ class RedisBackend(RedisComponent, BackendProtocol):
                             return True
                         matches.append({"path": path, "line": line_num, "text": line})
             if not complete:
-                meta = _meta_dict((yield _Cmd(("HGETALL", self._k(ns, "m", path)))))
+                meta = _meta_dict((yield Command(("HGETALL", self._k(ns, "m", path)))))
                 continue
             last = carry + decoder.decode(b"", final=True)
             if pattern in last:
@@ -1489,21 +1368,21 @@ class RedisBackend(RedisComponent, BackendProtocol):
         ns = self.resolve_namespace()
         removed = 0
         while True:
-            refs = yield _Eval(_GC_CLAIM, [self._k(ns, "blobs")], [str(_PURGE_BATCH)])
+            refs = yield Script(_GC_CLAIM, [self._k(ns, "blobs")], [str(_PURGE_BATCH)])
             for ref in refs:
-                yield _Blob("delete", (_s(ref),), best_effort=True)
+                yield self._blob("delete", (_s(ref),), best_effort=True)
             removed += len(refs)
             if len(refs) < _PURGE_BATCH:
                 break
-        listed = yield _Blob("list", (self._blob_prefix(ns),))
+        listed = yield self._blob("list", (self._blob_prefix(ns),))
         cutoff = time.time() - orphan_grace
         old = [ref for ref, mtime in listed or [] if mtime < cutoff]
         for start in range(0, len(old), 500):
             batch = old[start : start + 500]
-            scores = yield _Pipe([("ZSCORE", self._k(ns, "blobs"), ref) for ref in batch])
+            scores = yield Pipeline([("ZSCORE", self._k(ns, "blobs"), ref) for ref in batch])
             for ref, score in zip(batch, scores, strict=True):
                 if score is None:
-                    yield _Blob("delete", (ref,), best_effort=True)
+                    yield self._blob("delete", (ref,), best_effort=True)
                     removed += 1
         return removed
 
