@@ -172,6 +172,7 @@ def run(ctx: BenchContext) -> list[Result]:
         results.append(_async_hit(ctx, settings, prompt, raw_key))
         results.append(_node_batch(ctx, node, lg, raw))
         results.append(_blackholed(ctx, prefix))
+        results.append(_blackholed_defaults(ctx, prefix))
         results.append(_single_flight(ctx, settings))
     finally:
         csc.close()
@@ -314,6 +315,56 @@ def _blackholed(ctx: BenchContext, prefix: str) -> Result:
         )
     finally:
         ours.close()
+        base_client.close()
+        proxy.close()
+
+
+def _blackholed_defaults(ctx: BenchContext, prefix: str) -> Result:
+    """The lookups that open the breaker, with DEFAULT settings (issue 9 §3).
+
+    Before the deadlines, one such lookup stalled 6.2 s (2 s timeout x 3 attempts) and the
+    breaker needed three of them. Ours: the three stalled lookups of a warm cache (each
+    bounded by `CacheSettings.deadline_seconds`); the cold first lookup (connect included,
+    bounded by `connect_deadline_seconds`) is in the notes.
+    """
+    from deepagents_redis.cache import RedisLLMCache
+    from deepagents_redis.core import BreakerState, RedisSettings
+    from deepagents_redis.testing import FaultProxy
+    from langgraph.cache.redis import RedisCache as LangGraphRedisCache
+
+    proxy = FaultProxy(ctx.url)
+    defaults = RedisSettings(url=proxy.url, key_prefix=prefix, cluster="off")
+    warm = RedisLLMCache(settings=defaults, namespace="bench-defaults")
+    cold = RedisLLMCache(settings=defaults, namespace="bench-defaults")
+    base_client = redis.Redis.from_url(proxy.url)
+    lg: LangGraphRedisCache[Any] = LangGraphRedisCache(base_client, prefix=f"{prefix}:lg:")
+    try:
+        warm.lookup("warm", LLM)
+        base_client.ping()
+        proxy.set_mode("blackhole")
+        o, _ = ctx.compare(lambda: warm.lookup("p", LLM), None, iterations=3, warmup=0)
+        assert warm.breaker.state is BreakerState.OPEN
+        started = time.perf_counter()
+        cold.lookup("p", LLM)
+        cold_s = time.perf_counter() - started
+        _, b = ctx.compare(
+            lambda: None, lambda: lg.get([(("bench",), "k")]), iterations=1, warmup=0
+        )
+        assert b is not None
+        return Result(
+            "RedisLLMCache lookup, server blackholed, DEFAULT settings (3 open the breaker)",
+            o,
+            "langgraph RedisCache.get, redis-py defaults",
+            b,
+            notes=(
+                f"each bounded by deadline_seconds=0.25; a cold cache's first lookup "
+                f"(connecting) took {cold_s:.2f} s (connect_deadline_seconds=1.0); "
+                f"baseline measured once"
+            ),
+        )
+    finally:
+        warm.close()
+        cold.close()
         base_client.close()
         proxy.close()
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from deepagents_redis.core import PhaseSettings
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 
-class CacheSettings(BaseSettings):
+class CacheSettings(PhaseSettings):
     """Options of :class:`RedisLLMCache` and :class:`RedisNodeCache`.
 
     Values come from keyword arguments first, then from ``DEEPAGENTS_REDIS_CACHE_*``
@@ -15,9 +16,7 @@ class CacheSettings(BaseSettings):
     :class:`deepagents_redis.core.RedisSettings`.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="DEEPAGENTS_REDIS_CACHE_", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_CACHE_")
 
     enabled: bool = False
     """Whether the umbrella ``create_deep_agent`` puts the LLM cache on the model.

@@ -64,7 +64,7 @@ from deepagents_redis.core._instrumentation import (
 )
 from deepagents_redis.core._keys import KeySpace
 from deepagents_redis.core._scripts import LuaScript
-from deepagents_redis.core._settings import ENV_PREFIX, RedisSettings, redact_url
+from deepagents_redis.core._settings import ENV_PREFIX, PhaseSettings, RedisSettings, redact_url
 
 __all__ = [
     "DEFAULT_LC_ALLOWED",
@@ -94,6 +94,7 @@ __all__ = [
     "Operation",
     "OutcomeUnknownError",
     "PayloadTooLargeError",
+    "PhaseSettings",
     "Pipeline",
     "RecordingInstrumentation",
     "RedisComponent",

@@ -8,7 +8,7 @@ docstring says where we differ from redis-py 8's own defaults and why.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from deepagents_redis.core._errors import ConfigurationError, redact_text
 from deepagents_redis.core._urls import redact_url
@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_serializer, field_
 from pydantic import model_validator as _model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ENV_PREFIX", "RedisSettings", "redact_url"]
+__all__ = ["ENV_PREFIX", "PhaseSettings", "RedisSettings", "redact_url"]
 
 ENV_PREFIX = "DEEPAGENTS_REDIS_"
 """Prefix of every environment variable read by :class:`RedisSettings`."""
@@ -26,7 +26,53 @@ ENV_PREFIX = "DEEPAGENTS_REDIS_"
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 
 
-class RedisSettings(BaseSettings):
+class PhaseSettings(BaseSettings):
+    """The base of every settings class: one convention for core and each phase.
+
+    Keyword arguments first, then environment variables under the subclass's prefix;
+    unknown keyword arguments are refused (`extra="forbid"`), defaults are validated, and
+    attribute docstrings become field descriptions (docs, CLI help). Any invalid value
+    raises `ConfigurationError` naming the class, the field and the rule (never the
+    rejected input, which may be a secret), never pydantic's `ValidationError`: a bad
+    `DEEPAGENTS_REDIS_TODOS_MAX_ITEMS` is a one-line configuration error, not a traceback.
+    Durations are `*_seconds`.
+    """
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        validate_default=True,
+        use_attribute_docstrings=True,
+        # Pydantic echoes rejected input in validation errors; a bad URL carries a password.
+        hide_input_in_errors=True,
+    )
+
+    def __init__(self, *args: Any, **values: Any) -> None:
+        try:
+            super().__init__(*args, **values)
+        except ValidationError as exc:
+            raise ConfigurationError(_describe(type(self).__name__, exc)) from exc
+
+    def with_overrides(self, **overrides: Any) -> Self:
+        """Return a validated copy with some fields replaced (the environment is not re-read).
+
+        Args:
+            **overrides: Field names and their new values.
+
+        Returns:
+            A new settings object.
+
+        Raises:
+            ConfigurationError: An override names no field or has an invalid value.
+        """
+        data = {name: getattr(self, name) for name in type(self).model_fields}
+        data.update(overrides)
+        try:
+            return type(self).model_validate(data)
+        except ValidationError as exc:
+            raise ConfigurationError(_describe(type(self).__name__, exc)) from exc
+
+
+class RedisSettings(PhaseSettings):
     """How to reach Redis, read from keyword arguments first, then ``DEEPAGENTS_REDIS_*``.
 
     A password (inside ``url`` or in ``password``) never appears in ``repr()``, ``str()``,
@@ -41,15 +87,7 @@ class RedisSettings(BaseSettings):
         'redis://:***@cache:6379/0'
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        extra="forbid",
-        # Pydantic echoes rejected input in validation errors; a bad URL carries a password.
-        hide_input_in_errors=True,
-        validate_default=True,
-        # The field docstrings below become their descriptions (docs, CLI help, tests).
-        use_attribute_docstrings=True,
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
     url: str | None = Field(default=None, repr=False)
     """Redis URL: ``redis://``, ``rediss://`` (TLS), ``unix://``, ``redis+sentinel://`` or
@@ -181,12 +219,6 @@ class RedisSettings(BaseSettings):
         # Dumps are for logs and config printouts: keep them secret-free.
         return None if value is None else redact_url(value)
 
-    def __init__(self, *args: Any, **values: Any) -> None:
-        try:
-            super().__init__(*args, **values)
-        except ValidationError as exc:
-            raise ConfigurationError(_describe(exc)) from exc
-
     def __repr_args__(self) -> Any:
         url = getattr(self, "url", None)  # absent while a failed __init__ is being reported
         yield "url", None if url is None else redact_url(url)
@@ -200,29 +232,10 @@ class RedisSettings(BaseSettings):
         """
         return redact_url(self.url)
 
-    def with_overrides(self, **overrides: Any) -> RedisSettings:
-        """Return a validated copy with some fields replaced (the environment is not re-read).
 
-        Args:
-            **overrides: Field names and their new values.
-
-        Returns:
-            A new settings object.
-
-        Raises:
-            ConfigurationError: An override names no field or has an invalid value.
-        """
-        data = {name: getattr(self, name) for name in type(self).model_fields}
-        data.update(overrides)
-        try:
-            return type(self).model_validate(data)
-        except ValidationError as exc:
-            raise ConfigurationError(_describe(exc)) from exc
-
-
-def _describe(exc: ValidationError) -> str:
+def _describe(owner: str, exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         where = ".".join(str(part) for part in error["loc"]) or "settings"
         problems.append(f"{where}: {error['msg']}")
-    return redact_text("invalid Redis settings: " + "; ".join(problems))
+    return redact_text(f"invalid {owner}: " + "; ".join(problems))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from deepagents_redis.core import PhaseSettings
+from pydantic_settings import SettingsConfigDict
 
 
-class AgentRedisSettings(BaseSettings):
+class AgentRedisSettings(PhaseSettings):
     """Phase switches for :func:`deepagents_redis.agent.create_deep_agent`.
 
     Read from keyword arguments first, then from ``DEEPAGENTS_REDIS_<PHASE>_ENABLED``
@@ -15,7 +16,7 @@ class AgentRedisSettings(BaseSettings):
     (``CacheSettings`` with prefix ``DEEPAGENTS_REDIS_CACHE_``, ...).
     """
 
-    model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_")
 
     cache_enabled: bool = False
     """Put the Redis LLM cache on the model (``DEEPAGENTS_REDIS_CACHE_ENABLED``)."""

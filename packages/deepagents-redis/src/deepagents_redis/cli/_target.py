@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from deepagents_redis.core import ConfigurationError, RedisSettings
 
@@ -58,7 +59,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(url: str, prefix: str | None, **fixed: str) -> RedisSettings:
-    values = dict(fixed)
+    values: dict[str, Any] = dict(fixed)
     if prefix is not None:
         values["key_prefix"] = prefix
     return RedisSettings(url=url, **values)

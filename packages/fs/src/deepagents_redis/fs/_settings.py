@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from deepagents_redis.core import PhaseSettings
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 KIB = 1024
 MIB = 1024 * KIB
 
 
-class FsSettings(BaseSettings):
+class FsSettings(PhaseSettings):
     """Options of `RedisBackend`, read from keyword arguments first, then the environment.
 
     Environment variables use the prefix `DEEPAGENTS_REDIS_FS_` (for example
@@ -17,7 +18,7 @@ class FsSettings(BaseSettings):
     `deepagents_redis.core.RedisSettings` (`DEEPAGENTS_REDIS_URL`, ...).
     """
 
-    model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_FS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_FS_")
 
     enabled: bool = False
     """Whether `deepagents_redis.agent.create_deep_agent` puts agent files on Redis."""

@@ -208,8 +208,9 @@ def redis_settings(redis_url: str, key_prefix: str) -> RedisSettings:
     from deepagents_redis.core import RedisSettings
 
     # With an external REDIS_URL the server might be anything: let core detect a cluster.
-    cluster = "auto" if os.environ.get("REDIS_URL") else "off"
-    return RedisSettings(url=redis_url, key_prefix=key_prefix, cluster=cluster)
+    if os.environ.get("REDIS_URL"):
+        return RedisSettings(url=redis_url, key_prefix=key_prefix, cluster="auto")
+    return RedisSettings(url=redis_url, key_prefix=key_prefix, cluster="off")
 
 
 @pytest.fixture

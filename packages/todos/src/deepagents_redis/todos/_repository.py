@@ -845,18 +845,7 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None = None,
         actor: str | None = None,
     ) -> TodoList:
-        """Async :meth:`replace`.
-
-        Args:
-            scope: The plan's scope.
-            items: The new items, in order.
-            expected_version: Apply only if the plan is at this version.
-            op_id: Operation id (a retry with the same id applies once).
-            actor: Who makes the change (change log).
-
-        Returns:
-            The plan after the change.
-        """
+        """Async twin of :meth:`replace` (same arguments, result and errors)."""
         payload = self._replace_payload(items)
         return await self._amutate(
             scope, "replace", payload, expected_version=expected_version, actor=actor, op_id=op_id
@@ -875,22 +864,7 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None = None,
         actor: str | None = None,
     ) -> TodoList:
-        """Async :meth:`add`.
-
-        Args:
-            scope: The plan's scope.
-            content: What to do.
-            status: Its status.
-            metadata: Free-form JSON-serializable data.
-            index: Insert before this position (None: append).
-            item_id: The new item's id (generated when None).
-            expected_version: Apply only if the plan is at this version.
-            op_id: Operation id (a retry with the same id applies once).
-            actor: Who makes the change (change log).
-
-        Returns:
-            The plan after the change.
-        """
+        """Async twin of :meth:`add` (same arguments, result and errors)."""
         payload = self._add_payload(content, status, metadata, index, item_id)
         return await self._amutate(
             scope, "add", payload, expected_version=expected_version, actor=actor, op_id=op_id
@@ -908,21 +882,7 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None = None,
         actor: str | None = None,
     ) -> TodoList:
-        """Async :meth:`update`.
-
-        Args:
-            scope: The plan's scope.
-            item_id: The item.
-            status: New status (None: unchanged).
-            content: New content (None: unchanged).
-            metadata: New metadata, replacing the old (None: unchanged).
-            expected_version: Apply only if the plan is at this version.
-            op_id: Operation id (a retry with the same id applies once).
-            actor: Who makes the change (change log).
-
-        Returns:
-            The plan after the change.
-        """
+        """Async twin of :meth:`update` (same arguments, result and errors)."""
         payload = self._update_payload(item_id, status, content, metadata)
         return await self._amutate(
             scope,
@@ -944,19 +904,7 @@ class RedisTodoRepository(RedisComponent):
         expected_version: int | None = None,
         op_id: str | None = None,
     ) -> TodoList:
-        """Async :meth:`claim`.
-
-        Args:
-            scope: The plan's scope.
-            item_id: The item.
-            owner: Who takes it.
-            lease_seconds: How long the claim holds without renewal.
-            expected_version: Apply only if the plan is at this version.
-            op_id: Operation id (a retry with the same id applies once).
-
-        Returns:
-            The plan after the change.
-        """
+        """Async twin of :meth:`claim` (same arguments, result and errors)."""
         payload = self._claim_payload(item_id, owner, lease_seconds)
         return await self._amutate(
             scope,
@@ -978,19 +926,7 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None = None,
         actor: str | None = None,
     ) -> TodoList:
-        """Async :meth:`complete`.
-
-        Args:
-            scope: The plan's scope.
-            item_id: The item.
-            owner: If given, refuse when another owner holds a live lease.
-            expected_version: Apply only if the plan is at this version.
-            op_id: Operation id (a retry with the same id applies once).
-            actor: Who makes the change (change log; defaults to ``owner``).
-
-        Returns:
-            The plan after the change.
-        """
+        """Async twin of :meth:`complete` (same arguments, result and errors)."""
         payload: dict[str, Any] = {"id": item_id}
         if owner is not None:
             payload["owner"] = owner
@@ -1013,18 +949,7 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None = None,
         actor: str | None = None,
     ) -> TodoList:
-        """Async :meth:`remove`.
-
-        Args:
-            scope: The plan's scope.
-            item_id: The item.
-            expected_version: Apply only if the plan is at this version.
-            op_id: Operation id (a retry with the same id applies once).
-            actor: Who makes the change (change log).
-
-        Returns:
-            The plan after the change.
-        """
+        """Async twin of :meth:`remove` (same arguments, result and errors)."""
         return await self._amutate(
             scope,
             "remove",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from deepagents_redis.core import PhaseSettings
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 ConflictPolicy = Literal["merge", "reject"]
 """What ``write_todos`` does when the plan moved since the agent last saw it.
@@ -17,7 +18,7 @@ the agent's view and tell it to write again.
 """
 
 
-class TodosSettings(BaseSettings):
+class TodosSettings(PhaseSettings):
     """Options of the todos phase, read from ``DEEPAGENTS_REDIS_TODOS_*`` after kwargs.
 
     Example:
@@ -25,7 +26,7 @@ class TodosSettings(BaseSettings):
         50
     """
 
-    model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_TODOS_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_TODOS_")
 
     enabled: bool = False
     """Whether ``deepagents_redis.agent.create_deep_agent`` wires the todos phase in."""

@@ -1,0 +1,66 @@
+"""Every settings class follows core's one convention (issue 9 §4).
+
+Before: `CacheSettings(ttl_seconds=-1)` or a bad `DEEPAGENTS_REDIS_TODOS_MAX_ITEMS` raised
+pydantic's `ValidationError` (a traceback in the CLI), and unknown keywords were ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from deepagents_redis.agent import AgentRedisSettings
+from deepagents_redis.cache import CacheSettings
+from deepagents_redis.core import ConfigurationError, PhaseSettings, RedisSettings
+from deepagents_redis.fs import FsSettings
+from deepagents_redis.todos import TodosSettings
+
+CLASSES: list[tuple[type[PhaseSettings], str, dict[str, Any], str]] = [
+    (RedisSettings, "DEEPAGENTS_REDIS_SOCKET_TIMEOUT", {"socket_timeout": -1}, "-1"),
+    (CacheSettings, "DEEPAGENTS_REDIS_CACHE_TTL_SECONDS", {"ttl_seconds": -1}, "-1"),
+    (TodosSettings, "DEEPAGENTS_REDIS_TODOS_MAX_ITEMS", {"max_items": 0}, "lots"),
+    (FsSettings, "DEEPAGENTS_REDIS_FS_CHUNK_SIZE", {"chunk_size": "big"}, "big"),
+    (AgentRedisSettings, "DEEPAGENTS_REDIS_CACHE_ENABLED", {"cache_enabled": "maybe"}, "maybe"),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "env", "bad", "bad_env"), CLASSES, ids=[c[0].__name__ for c in CLASSES]
+)
+def test_bad_values_are_configuration_errors(
+    cls: type[PhaseSettings],
+    env: str,
+    bad: dict[str, Any],
+    bad_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert issubclass(cls, PhaseSettings)
+    field = next(iter(bad))
+    with pytest.raises(ConfigurationError, match=f"invalid {cls.__name__}: {field}"):
+        cls(**bad)
+    monkeypatch.setenv(env, bad_env)
+    with pytest.raises(ConfigurationError, match=f"invalid {cls.__name__}"):
+        cls()
+
+
+@pytest.mark.parametrize("cls", [c[0] for c in CLASSES], ids=[c[0].__name__ for c in CLASSES])
+def test_unknown_keywords_are_refused(cls: type[PhaseSettings]) -> None:
+    with pytest.raises(ConfigurationError, match="no_such_option"):
+        cls(no_such_option=1)
+
+
+@pytest.mark.parametrize("cls", [c[0] for c in CLASSES], ids=[c[0].__name__ for c in CLASSES])
+def test_fields_are_documented_and_durations_are_seconds(cls: type[PhaseSettings]) -> None:
+    # redis-py's own names (seconds, as in redis-py) are kept so users recognise them.
+    redis_py_names = {"socket_timeout", "socket_connect_timeout"}
+    for name, info in cls.model_fields.items():
+        assert info.description, f"{cls.__name__}.{name} has no docstring"
+        if name not in redis_py_names:
+            assert not name.endswith(("_ms", "_millis", "_timeout")), name
+
+
+def test_with_overrides_validates() -> None:
+    settings = TodosSettings(max_items=10)
+    assert settings.with_overrides(max_items=20).max_items == 20
+    with pytest.raises(ConfigurationError, match="max_items"):
+        settings.with_overrides(max_items=-5)
