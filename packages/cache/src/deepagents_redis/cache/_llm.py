@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import redis
@@ -22,7 +22,7 @@ from deepagents_redis.cache._common import (
     sync_owner,
     ttl_ms,
 )
-from deepagents_redis.cache._failopen import FAILED, _Failed
+from deepagents_redis.cache._failopen import FAILED
 from deepagents_redis.cache._near import NearCache
 from deepagents_redis.cache._scripts import ACQUIRE, READ, WRITE
 from deepagents_redis.cache._settings import CacheSettings
@@ -30,11 +30,20 @@ from deepagents_redis.core import (
     AsyncClient,
     CircuitBreaker,
     Codec,
+    Command,
     ConfigurationError,
+    Operation,
     RedisComponent,
     RedisConnector,
     RedisSettings,
+    Request,
+    Script,
+    Sleep,
     SyncClient,
+    adrive_operation,
+    aexecute_request,
+    drive_operation,
+    execute_request,
     get_instrumentation,
     redis_errors,
 )
@@ -428,6 +437,98 @@ class RedisLLMCache(RedisComponent, BaseCache):
         with self._held_lock:
             self._held.pop((owner, entry), None)
 
+    # -- operations (written once, run sync or async) ------------------------------------
+    #
+    # Each Redis request of an operation runs under the fail-open guard (breaker, short
+    # deadline, counted errors) through core's drive/adrive; a request that failed replies
+    # FAILED and the operation serves a miss. The single-flight wait is part of the
+    # operation: its pauses are Sleep requests, so the sync and async paths are one code.
+
+    def _lookup_op(
+        self, keys: _Keys, owner: tuple[str, int]
+    ) -> Operation[tuple[list[Generation] | None, bool]]:
+        """Look up `keys`; returns (generations, read_by_the_first_request)."""
+        reply = yield Script(READ, [keys.gen, keys.entry], [self._refresh_ms, self._max_bytes])
+        if reply is FAILED:
+            return None, False
+        found = self._decode_read(keys, reply)
+        if found is not None or not self.settings.single_flight:
+            if found is None:
+                self._guard.count("lookup", "miss")
+            return found, True
+        token = self._token(owner, keys.entry)
+        deadline = time.monotonic() + self.settings.wait_timeout_seconds
+        delay = _FIRST_POLL
+        waited = False
+        while True:
+            reply = yield Script(
+                ACQUIRE,
+                [keys.gen, keys.entry, keys.lease],
+                [token, self._lease_ms, self._max_bytes],
+            )
+            if reply is FAILED:
+                return None, False
+            outcome = self._after_acquire(owner, keys, token, reply, waited, deadline)
+            if not isinstance(outcome, _Wait):
+                return outcome, False
+            waited = True
+            yield Sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, self.settings.poll_interval_seconds)
+
+    def _update_op(self, keys: _Keys, payload: bytes | None) -> Operation[None]:
+        if payload is None:
+            # Nothing will be stored: let a waiter take over now instead of at lease expiry.
+            yield Command(("DEL", keys.lease))
+            return
+        result = yield Script(WRITE, [keys.gen, keys.entry, keys.lease], [payload, self._ttl_ms])
+        if result is not FAILED:
+            self._guard.count("update", "ok")
+
+    def _step(self, op: str) -> Callable[[Request], Any]:
+        """How the sync path runs one request: under the guard, FAILED on failure."""
+
+        def step(req: Request) -> Any:
+            if isinstance(req, Sleep):
+                return execute_request(None, req)
+            return self._guard.run(op, lambda: execute_request(self._connector.client(), req))
+
+        return step
+
+    def _astep(self, op: str) -> Callable[[Request], Awaitable[Any]]:
+        """How the async path runs one request (see `_step`)."""
+
+        async def step(req: Request) -> Any:
+            if isinstance(req, Sleep):
+                return await aexecute_request(None, req)
+
+            async def call() -> Any:
+                return await aexecute_request(await self._aclient(), req)
+
+            return await self._guard.arun(op, call)
+
+        return step
+
+    def _local(self, keys: _Keys) -> tuple[list[Generation] | None, int]:
+        """A hit from the client-side layer, and the epoch to store a Redis read under."""
+        near = self._near
+        if near is None:
+            return None, 0
+        local = near.get(keys.entry)
+        if local is not None:
+            return self._hit([g.model_copy() for g in local], "local"), 0
+        return None, near.epoch()
+
+    def _served(
+        self, keys: _Keys, found: list[Generation] | None, read: bool, epoch: int
+    ) -> list[Generation] | None:
+        """What a lookup returns; a hit read from Redis fills the client-side layer."""
+        if found is None or not read:
+            return found
+        if self._near is not None:
+            self._near.put(keys.entry, found, epoch=epoch)
+            return self._hit([g.model_copy() for g in found], "redis")
+        return self._hit(found, "redis")
+
     # -- sync API ------------------------------------------------------------------------
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Look up ``(prompt, llm_string)``; on a miss, maybe wait for a concurrent caller.
@@ -444,34 +545,88 @@ class RedisLLMCache(RedisComponent, BaseCache):
             RedisUnavailableError: Only with ``strict=True``.
         """
         keys = self._keys(prompt, llm_string)
-        near = self._near
-        epoch = 0
-        if near is not None:
-            local = near.get(keys.entry)
-            if local is not None:
-                return self._hit([g.model_copy() for g in local], "local")
-            epoch = near.epoch()
-        reply = self._guard.run("lookup", lambda: self._read(self._connector.client(), keys))
-        if isinstance(reply, _Failed):
-            return None
-        found = self._decode_read(keys, reply)
-        if found is not None:
-            if near is not None:
-                near.put(keys.entry, found, epoch=epoch)
-                return self._hit([g.model_copy() for g in found], "redis")
-            return self._hit(found, "redis")
-        if not self.settings.single_flight:
-            self._guard.count("lookup", "miss")
-            return None
-        return self._single_flight(keys)
+        local, epoch = self._local(keys)
+        if local is not None:
+            return local
+        found, read = drive_operation(self._lookup_op(keys, sync_owner()), self._step("lookup"))
+        return self._served(keys, found, read, epoch)
+
+    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Store the model's generations (with the TTL, atomically) and release the lease.
+
+        Args:
+            prompt: The serialised prompt.
+            llm_string: The model's configuration string.
+            return_val: The generations to cache.
+
+        Raises:
+            RedisUnavailableError: Only with ``strict=True``.
+        """
+        keys = self._keys(prompt, llm_string)
+        self._release(sync_owner(), keys.entry)
+        payload = self._encode(keys, return_val)
+        if self._near is not None:
+            self._near.discard(keys.entry)
+        drive_operation(self._update_op(keys, payload), self._step("update"))
+
+    def clear(self, **kwargs: Any) -> None:
+        """Empty this cache's namespace (one ``INCR``, O(1), Cluster-safe).
+
+        Unlike lookups, ``clear`` never fails open: a clear that silently did nothing
+        would leave entries the caller believes gone.
+
+        Args:
+            **kwargs: Ignored (accepted for ``BaseCache`` compatibility).
+
+        Raises:
+            RedisUnavailableError: When Redis cannot be reached.
+        """
+        with redis_errors():
+            self._connector.client().incr(self._gen_key)
+        if self._near is not None:
+            self._near.flush()
+        self._guard.count("clear", "ok")
+
+    # -- async API (the same operations, awaited) ----------------------------------------
+    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """Async twin of :meth:`lookup` (awaits the asyncio client; same result)."""
+        keys = self._keys(prompt, llm_string)
+        local, epoch = self._local(keys)
+        if local is not None:
+            return local
+        found, read = await adrive_operation(
+            self._lookup_op(keys, async_owner()), self._astep("lookup")
+        )
+        return self._served(keys, found, read, epoch)
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Async twin of :meth:`update`."""
+        keys = self._keys(prompt, llm_string)
+        self._release(async_owner(), keys.entry)
+        payload = self._encode(keys, return_val)
+        if self._near is not None:
+            self._near.discard(keys.entry)
+        await adrive_operation(self._update_op(keys, payload), self._astep("update"))
+
+    async def aclear(self, **kwargs: Any) -> None:
+        """Async twin of :meth:`clear`.
+
+        Args:
+            **kwargs: Ignored (accepted for ``BaseCache`` compatibility).
+
+        Raises:
+            RedisUnavailableError: When Redis cannot be reached.
+        """
+        with redis_errors():
+            await (await self._aclient()).incr(self._gen_key)
+        if self._near is not None:
+            self._near.flush()
+        self._guard.count("clear", "ok")
 
     @property
     def _refresh_ms(self) -> str:
         """The TTL a hit pushes forward ('0': none), as READ's ARGV[1]."""
         return self._ttl_ms if self.settings.refresh_on_hit else "0"
-
-    def _read(self, client: Any, keys: _Keys) -> Any:
-        return READ(client, keys=[keys.gen, keys.entry], args=[self._refresh_ms, self._max_bytes])
 
     def _decode_read(self, keys: _Keys, reply: Any) -> list[Generation] | None:
         """Generations from READ's reply, else None (stale and corrupt entries counted)."""
@@ -482,31 +637,6 @@ class RedisLLMCache(RedisComponent, BaseCache):
         if value is None:
             return None
         return self._decode(keys, value.split(b":", 1)[0], value)
-
-    def _single_flight(self, keys: _Keys) -> list[Generation] | None:
-        client = self._connector.client()
-        owner = sync_owner()
-        token = self._token(owner, keys.entry)
-        deadline = time.monotonic() + self.settings.wait_timeout_seconds
-        delay = _FIRST_POLL
-        waited = False
-        while True:
-            reply = self._guard.run(
-                "lookup",
-                lambda: ACQUIRE(
-                    client,
-                    keys=[keys.gen, keys.entry, keys.lease],
-                    args=[token, self._lease_ms, self._max_bytes],
-                ),
-            )
-            if isinstance(reply, _Failed):
-                return None
-            outcome = self._after_acquire(owner, keys, token, reply, waited, deadline)
-            if not isinstance(outcome, _Wait):
-                return outcome
-            waited = True
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, self.settings.poll_interval_seconds)
 
     def _after_acquire(
         self,
@@ -537,174 +667,6 @@ class RedisLLMCache(RedisComponent, BaseCache):
         if not waited:
             self._guard.count("single_flight", "waiter")
         return _WAIT
-
-    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        """Store the model's generations (with the TTL, atomically) and release the lease.
-
-        Args:
-            prompt: The serialised prompt.
-            llm_string: The model's configuration string.
-            return_val: The generations to cache.
-
-        Raises:
-            RedisUnavailableError: Only with ``strict=True``.
-        """
-        keys = self._keys(prompt, llm_string)
-        self._release(sync_owner(), keys.entry)
-        payload = self._encode(keys, return_val)
-        if self._near is not None:
-            self._near.discard(keys.entry)
-        if payload is None:
-            self._drop_lease(keys)
-            return
-        result = self._guard.run(
-            "update",
-            lambda: WRITE(
-                self._connector.client(),
-                keys=[keys.gen, keys.entry, keys.lease],
-                args=[payload, self._ttl_ms],
-            ),
-        )
-        if result is not FAILED:
-            self._guard.count("update", "ok")
-
-    def _drop_lease(self, keys: _Keys) -> None:
-        # Nothing will be stored: let a waiter take over now instead of at lease expiry.
-        self._guard.run("update", lambda: self._connector.client().delete(keys.lease))
-
-    def clear(self, **kwargs: Any) -> None:
-        """Empty this cache's namespace (one ``INCR``, O(1), Cluster-safe).
-
-        Unlike lookups, ``clear`` never fails open: a clear that silently did nothing
-        would leave entries the caller believes gone.
-
-        Args:
-            **kwargs: Ignored (accepted for ``BaseCache`` compatibility).
-
-        Raises:
-            RedisUnavailableError: When Redis cannot be reached.
-        """
-        with redis_errors():
-            self._connector.client().incr(self._gen_key)
-        if self._near is not None:
-            self._near.flush()
-        self._guard.count("clear", "ok")
-
-    # -- async API -----------------------------------------------------------------------
-    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        """Async twin of :meth:`lookup` (awaits the asyncio client).
-
-        Args:
-            prompt: The serialised prompt.
-            llm_string: The model's configuration string.
-
-        Returns:
-            The cached generations, or None on a miss.
-
-        Raises:
-            RedisUnavailableError: Only with ``strict=True``.
-        """
-        keys = self._keys(prompt, llm_string)
-        near = self._near
-        epoch = 0
-        if near is not None:
-            local = near.get(keys.entry)
-            if local is not None:
-                return self._hit([g.model_copy() for g in local], "local")
-            epoch = near.epoch()
-        reply = await self._guard.arun("lookup", lambda: self._aread(keys))
-        if isinstance(reply, _Failed):
-            return None
-        found = self._decode_read(keys, reply)
-        if found is not None:
-            if near is not None:
-                # Same as lookup: an async hit fills the in-process layer too.
-                near.put(keys.entry, found, epoch=epoch)
-                return self._hit([g.model_copy() for g in found], "redis")
-            return self._hit(found, "redis")
-        if not self.settings.single_flight:
-            self._guard.count("lookup", "miss")
-            return None
-        return await self._asingle_flight(keys)
-
-    async def _aread(self, keys: _Keys) -> Any:
-        client: Any = await self._aclient()
-        return await READ.acall(
-            client, keys=[keys.gen, keys.entry], args=[self._refresh_ms, self._max_bytes]
-        )
-
-    async def _asingle_flight(self, keys: _Keys) -> list[Generation] | None:
-        client = await self._guard.arun("lookup", self._aclient)
-        if isinstance(client, _Failed):
-            return None
-        owner = async_owner()
-        token = self._token(owner, keys.entry)
-        deadline = time.monotonic() + self.settings.wait_timeout_seconds
-        delay = _FIRST_POLL
-        waited = False
-        while True:
-            reply = await self._guard.arun(
-                "lookup",
-                lambda: ACQUIRE.acall(
-                    client,
-                    keys=[keys.gen, keys.entry, keys.lease],
-                    args=[token, self._lease_ms, self._max_bytes],
-                ),
-            )
-            if isinstance(reply, _Failed):
-                return None
-            outcome = self._after_acquire(owner, keys, token, reply, waited, deadline)
-            if not isinstance(outcome, _Wait):
-                return outcome
-            waited = True
-            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, self.settings.poll_interval_seconds)
-
-    async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        """Async twin of :meth:`update`.
-
-        Args:
-            prompt: The serialised prompt.
-            llm_string: The model's configuration string.
-            return_val: The generations to cache.
-
-        Raises:
-            RedisUnavailableError: Only with ``strict=True``.
-        """
-        keys = self._keys(prompt, llm_string)
-        self._release(async_owner(), keys.entry)
-        payload = self._encode(keys, return_val)
-        if self._near is not None:
-            self._near.discard(keys.entry)
-
-        async def write() -> Any:
-            client = await self._aclient()
-            if payload is None:
-                return await client.delete(keys.lease)
-            return await WRITE.acall(
-                client, keys=[keys.gen, keys.entry, keys.lease], args=[payload, self._ttl_ms]
-            )
-
-        result = await self._guard.arun("update", write)
-        if payload is None:
-            return
-        if result is not FAILED:
-            self._guard.count("update", "ok")
-
-    async def aclear(self, **kwargs: Any) -> None:
-        """Async twin of :meth:`clear`.
-
-        Args:
-            **kwargs: Ignored (accepted for ``BaseCache`` compatibility).
-
-        Raises:
-            RedisUnavailableError: When Redis cannot be reached.
-        """
-        with redis_errors():
-            await (await self._aclient()).incr(self._gen_key)
-        if self._near is not None:
-            self._near.flush()
-        self._guard.count("clear", "ok")
 
     def __repr__(self) -> str:
         return (

@@ -22,12 +22,17 @@ from deepagents_redis.core._driver import (
     Idempotent,
     Operation,
     Pipeline,
+    Request,
     Script,
     ScriptErrorWords,
     Sleep,
     Snapshot,
 )
+from deepagents_redis.core._driver import adrive as adrive_operation
+from deepagents_redis.core._driver import aexecute as aexecute_request
 from deepagents_redis.core._driver import arun as arun_operation
+from deepagents_redis.core._driver import drive as drive_operation
+from deepagents_redis.core._driver import execute as execute_request
 from deepagents_redis.core._driver import run as run_operation
 from deepagents_redis.core._driver import script_error as map_script_error
 from deepagents_redis.core._embedded import EmbeddedRedis, embedded_redis
@@ -101,6 +106,7 @@ __all__ = [
     "RedisConnector",
     "RedisSettings",
     "RedisUnavailableError",
+    "Request",
     "Script",
     "ScriptErrorWords",
     "SerializationError",
@@ -108,13 +114,17 @@ __all__ = [
     "Snapshot",
     "SyncClient",
     "acheck_health",
+    "adrive_operation",
+    "aexecute_request",
     "arun_idempotent",
     "arun_operation",
     "check_health",
     "create_async_client",
     "create_client",
     "deadline",
+    "drive_operation",
     "embedded_redis",
+    "execute_request",
     "get_instrumentation",
     "map_script_error",
     "new_op_id",

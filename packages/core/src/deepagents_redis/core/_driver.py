@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, cast
@@ -73,7 +73,11 @@ __all__ = [
     "ScriptErrorWords",
     "Sleep",
     "Snapshot",
+    "adrive",
+    "aexecute",
     "arun",
+    "drive",
+    "execute",
     "run",
     "script_error",
 ]
@@ -237,7 +241,8 @@ def _script_errors(run_: _Run) -> Iterator[None]:
         raise mapped from exc
 
 
-def _exec_sync(client: Any, req: Request) -> Any:
+def execute(client: Any, req: Request) -> Any:
+    """Run one request on a sync client and return its reply (no span, no deadline)."""
     if isinstance(req, Script):
         return req.script(client, keys=req.keys, args=req.args)
     if isinstance(req, Idempotent):
@@ -267,7 +272,8 @@ def _exec_sync(client: Any, req: Request) -> Any:
     return None
 
 
-async def _exec_async(client: Any, req: Request) -> Any:
+async def aexecute(client: Any, req: Request) -> Any:
+    """Run one request on an asyncio client and return its reply (see `execute`)."""
     if isinstance(req, Script):
         return await req.script.acall(client, keys=req.keys, args=req.args)
     if isinstance(req, Idempotent):
@@ -296,6 +302,53 @@ async def _exec_async(client: Any, req: Request) -> Any:
         return await asyncio.to_thread(req.fn, *req.args)
     await asyncio.sleep(req.seconds)
     return None
+
+
+def drive(op: Operation[T], step: Callable[[Request], Any]) -> T:
+    """Run `op`, handing each request to `step` and sending its reply back.
+
+    The one generator loop. `run` uses it with `execute` on the connector's client; a phase
+    with its own per-request policy (the cache's fail-open breaker) passes its own `step`.
+
+    Args:
+        op: The operation (closed when this returns or raises).
+        step: Executes one request and returns its reply.
+
+    Returns:
+        What the operation returned.
+    """
+    reply: Any = None
+    try:
+        while True:
+            try:
+                req = op.send(reply)
+            except StopIteration as stop:
+                return cast(T, stop.value)
+            reply = step(req)
+    finally:
+        op.close()
+
+
+async def adrive(op: Operation[T], step: Callable[[Request], Awaitable[Any]]) -> T:
+    """Async twin of `drive`: `step` is awaited.
+
+    Args:
+        op: The operation.
+        step: Executes one request (awaitable) and returns its reply.
+
+    Returns:
+        What the operation returned.
+    """
+    reply: Any = None
+    try:
+        while True:
+            try:
+                req = op.send(reply)
+            except StopIteration as stop:
+                return cast(T, stop.value)
+            reply = await step(req)
+    finally:
+        op.close()
 
 
 def run(
@@ -340,14 +393,9 @@ def run(
             _script_errors(spec),
         ):
             client = connector.client()
-            reply: Any = None
-            while True:
-                try:
-                    req = op.send(reply)
-                except StopIteration as stop:
-                    result_outcome = spec.outcome(stop.value)
-                    return cast(T, stop.value)
-                reply = _exec_sync(client, req)
+            result = drive(op, lambda req: execute(client, req))
+            result_outcome = spec.outcome(result)
+            return result
     except ConflictError:
         result_outcome = "conflict"
         raise
@@ -395,14 +443,9 @@ async def arun(
             _script_errors(spec),
         ):
             client = await connector.aclient()
-            reply: Any = None
-            while True:
-                try:
-                    req = op.send(reply)
-                except StopIteration as stop:
-                    result_outcome = spec.outcome(stop.value)
-                    return cast(T, stop.value)
-                reply = await _exec_async(client, req)
+            result = await adrive(op, lambda req: aexecute(client, req))
+            result_outcome = spec.outcome(result)
+            return result
     except ConflictError:
         result_outcome = "conflict"
         raise
