@@ -1,11 +1,11 @@
 """deepagents_redis.cache: a shared LLM response cache and LangGraph node cache in Redis.
 
-* :class:`RedisLLMCache` — a ``langchain_core`` ``BaseCache``: put it on a model
+* `RedisLLMCache` — a ``langchain_core`` ``BaseCache``: put it on a model
   (``init_chat_model(..., cache=...)``) or globally (``set_llm_cache``). Single-flight,
   fail-open with a circuit breaker, O(1) namespace clear, optional client-side caching.
-* :class:`RedisNodeCache` — a ``langgraph`` ``BaseCache`` for ``graph.compile(cache=...)``.
-* :class:`CacheSettings` — options, from keyword arguments or ``DEEPAGENTS_REDIS_CACHE_*``.
-* :func:`with_llm_cache` — a copy of a model (or an ``init_chat_model`` string) with the cache.
+* `RedisNodeCache` — a ``langgraph`` ``BaseCache`` for ``graph.compile(cache=...)``.
+* `CacheSettings` — options, from keyword arguments or ``DEEPAGENTS_REDIS_CACHE_*``.
+* `with_llm_cache` — a copy of a model (or an ``init_chat_model`` string) with the cache.
 """
 
 from deepagents_redis.cache._attach import with_llm_cache

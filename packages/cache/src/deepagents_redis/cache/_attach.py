@@ -21,7 +21,7 @@ def with_llm_cache(
 
     Args:
         model: A model instance or an ``init_chat_model`` string.
-        cache: The LLM cache (e.g. :class:`RedisLLMCache`).
+        cache: The LLM cache (e.g. `RedisLLMCache`).
         **init_kwargs: Extra ``init_chat_model`` arguments (strings only).
 
     Returns:

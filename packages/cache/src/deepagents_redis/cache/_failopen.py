@@ -1,7 +1,7 @@
 """The cache's failure policy: fail open (a miss), or raise when ``strict``.
 
 BRIEF §3: the cache must never stall or break an agent. Every Redis call of the cache goes
-through :class:`FailOpen`, which
+through `FailOpen`, which
 
 * refuses the call up front while the circuit breaker is open (no I/O, microseconds),
 * bounds each call by the cache's deadline (`CacheSettings.deadline_seconds`, 250 ms by
@@ -10,8 +10,8 @@ through :class:`FailOpen`, which
   rate-limited warning,
 * turns other server errors (e.g. ``WRONGTYPE`` from a key someone else wrote) into a miss
   and a counter, without tripping the breaker (the server is up),
-* and with ``strict=True`` raises :class:`RedisUnavailableError` (or its subclass
-  :class:`BreakerOpenError`) instead.
+* and with ``strict=True`` raises `RedisUnavailableError` (or its subclass
+  `BreakerOpenError`) instead.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ class FailOpen:
         return result
 
     async def arun(self, op: str, fn: Callable[[], Awaitable[T]]) -> T | _Failed:
-        """Async twin of :meth:`run`."""
+        """Async twin of `run`."""
         if not self.breaker.allow():
             return self._refuse(op)
         start = time.perf_counter()

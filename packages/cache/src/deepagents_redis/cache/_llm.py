@@ -170,7 +170,7 @@ def to_stored(generations: RETURN_VAL_TYPE) -> dict[str, Any]:
 
 
 def from_stored(stored: Any) -> list[Generation]:
-    """Invert :func:`to_stored`; raise on anything malformed.
+    """Invert `to_stored`; raise on anything malformed.
 
     Args:
         stored: The decoded dict.
@@ -589,7 +589,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
 
     # -- async API (the same operations, awaited) ----------------------------------------
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        """Async twin of :meth:`lookup` (awaits the asyncio client; same result)."""
+        """Async twin of `lookup` (awaits the asyncio client; same result)."""
         keys = self._keys(prompt, llm_string)
         local, epoch = self._local(keys)
         if local is not None:
@@ -600,7 +600,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         return self._served(keys, found, read, epoch)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        """Async twin of :meth:`update`."""
+        """Async twin of `update`."""
         keys = self._keys(prompt, llm_string)
         self._release(async_owner(), keys.entry)
         payload = self._encode(keys, return_val)
@@ -609,7 +609,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         await adrive_operation(self._update_op(keys, payload), self._astep("update"))
 
     async def aclear(self, **kwargs: Any) -> None:
-        """Async twin of :meth:`clear`.
+        """Async twin of `clear`.
 
         Args:
             **kwargs: Ignored (accepted for ``BaseCache`` compatibility).

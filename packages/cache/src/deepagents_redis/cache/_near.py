@@ -75,7 +75,7 @@ class NearCache:
         return self._ready.wait(timeout)
 
     def epoch(self) -> int:
-        """Token to take before reading from Redis and hand back to :meth:`put`."""
+        """Token to take before reading from Redis and hand back to `put`."""
         with self._lock:
             return self._epoch
 

@@ -65,10 +65,10 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
     ``INCR`` of its generation counter. ``clear()`` without namespaces clears every
     namespace this key prefix has written to (a registry set; no ``KEYS``).
 
-    Failure policy as :class:`RedisLLMCache`: reads and writes fail open (a miss, a
+    Failure policy as `RedisLLMCache`: reads and writes fail open (a miss, a
     counter, the breaker) unless ``strict``; ``clear`` raises.
 
-    Lifecycle as :class:`RedisLLMCache`: ``from_url``/the constructor return the cache;
+    Lifecycle as `RedisLLMCache`: ``from_url``/the constructor return the cache;
     ``close()``/``aclose()``/``with`` close what it built; a ``connector`` you pass stays
     yours.
 
@@ -312,7 +312,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
 
     # -- async -----------------------------------------------------------------------------
     async def aget(self, keys: Sequence[FullKey]) -> dict[FullKey, ValueT]:
-        """Async twin of :meth:`get` (awaits the asyncio client).
+        """Async twin of `get` (awaits the asyncio client).
 
         Args:
             keys: ``(namespace, key)`` pairs.
@@ -337,7 +337,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         return self._collect(groups, replies)
 
     async def aset(self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]) -> None:
-        """Async twin of :meth:`set`.
+        """Async twin of `set`.
 
         Args:
             pairs: ``(namespace, key) -> (value, ttl seconds or None)``.
@@ -356,7 +356,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             self._guard.count("set", "ok", sum(len(k) - 1 for k, _ in by_ns.values()))
 
     async def aclear(self, namespaces: Sequence[Namespace] | None = None) -> None:
-        """Async twin of :meth:`clear`.
+        """Async twin of `clear`.
 
         Args:
             namespaces: Namespaces to clear; None clears all of this key prefix.

@@ -8,12 +8,12 @@ from pydantic_settings import SettingsConfigDict
 
 
 class CacheSettings(PhaseSettings):
-    """Options of :class:`RedisLLMCache` and :class:`RedisNodeCache`.
+    """Options of `RedisLLMCache` and `RedisNodeCache`.
 
     Values come from keyword arguments first, then from ``DEEPAGENTS_REDIS_CACHE_*``
     environment variables (e.g. ``DEEPAGENTS_REDIS_CACHE_TTL_SECONDS=3600``). The
     connection itself (URL, timeouts, TLS) is configured by
-    :class:`deepagents_redis.core.RedisSettings`.
+    `deepagents_redis.core.RedisSettings`.
     """
 
     model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_CACHE_")
@@ -26,7 +26,7 @@ class CacheSettings(PhaseSettings):
     """
 
     node_cache_enabled: bool = False
-    """Whether the agent wiring also passes a :class:`RedisNodeCache` as the graph cache."""
+    """Whether the agent wiring also passes a `RedisNodeCache` as the graph cache."""
 
     namespace: str = "default"
     """Entries live in a namespace; ``clear()`` empties one namespace only."""
@@ -54,7 +54,7 @@ class CacheSettings(PhaseSettings):
     """Longest pause between two checks of a waiter (pauses start at 5 ms and double)."""
 
     strict: bool = False
-    """Raise :class:`~deepagents_redis.core.RedisUnavailableError` instead of failing open."""
+    """Raise `RedisUnavailableError` instead of failing open."""
 
     breaker_failure_threshold: int = Field(default=3, ge=1)
     """Consecutive connection failures that open the circuit breaker."""

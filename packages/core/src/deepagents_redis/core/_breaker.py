@@ -25,7 +25,7 @@ __all__ = ["BreakerState", "CircuitBreaker"]
 
 
 class BreakerState(enum.Enum):
-    """State of a :class:`CircuitBreaker`."""
+    """State of a `CircuitBreaker`."""
 
     CLOSED = "closed"
     """Calls flow; consecutive failures are counted."""

@@ -1,4 +1,4 @@
-"""Client factory and :class:`RedisConnector`.
+"""Client factory and `RedisConnector`.
 
 One place turns settings into redis-py clients, so every component gets the same bounded
 timeouts, retry policy, pool size, protocol and TLS handling, for every topology:
@@ -60,10 +60,10 @@ __all__ = [
 log = logging.getLogger("deepagents_redis.core")
 
 SyncClient: TypeAlias = "redis.Redis | redis.RedisCluster"
-"""A synchronous client as returned by :func:`create_client`."""
+"""A synchronous client as returned by `create_client`."""
 
 AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
-"""An asyncio client as returned by :func:`create_async_client`."""
+"""An asyncio client as returned by `create_async_client`."""
 
 _DEFAULT_PORT = 6379
 _DEFAULT_SENTINEL_PORT = 26379
@@ -72,7 +72,7 @@ _QUERY_KEYS = frozenset({"db", "username", "password"})
 
 @dataclass(frozen=True)
 class ParsedURL:
-    """A Redis URL taken apart (see :func:`parse_redis_url`).
+    """A Redis URL taken apart (see `parse_redis_url`).
 
     Attributes:
         kind: ``"tcp"``, ``"unix"`` or ``"sentinel"``.
@@ -542,7 +542,7 @@ async def create_async_client(
         ``await client.aclose()``.
 
     Raises:
-        ConfigurationError: See :func:`create_client`.
+        ConfigurationError: See `create_client`.
         RedisUnavailableError: ``cluster="auto"`` and the server could not be asked.
     """
     settings, extra = _resolve_settings(settings, url, overrides)
@@ -579,7 +579,7 @@ class RedisConnector:
 
     Every component takes a connector so callers can hand over clients they already own or
     just a URL. Clients passed in are never closed by the connector; clients it creates are
-    closed by :meth:`close` / :meth:`aclose` (or the ``with`` / ``async with`` forms).
+    closed by `close` / `aclose` (or the ``with`` / ``async with`` forms).
 
     Args:
         url: Redis URL (overrides ``settings.url``).
@@ -635,7 +635,7 @@ class RedisConnector:
 
     @property
     def keyspace(self) -> KeySpace:
-        """The :class:`KeySpace` for ``settings.key_prefix`` (built once)."""
+        """The `KeySpace` for ``settings.key_prefix`` (built once)."""
         if self._keyspace is None:
             from deepagents_redis.core._keys import KeySpace
 
@@ -730,7 +730,7 @@ class RedisConnector:
         return self._adopt_async(self._build_async_now())
 
     async def async_client(self) -> AsyncClient:
-        """Like :meth:`async_`, but detects ``cluster="auto"`` without blocking the loop.
+        """Like `async_`, but detects ``cluster="auto"`` without blocking the loop.
 
         Returns:
             The async client passed in, or one created from the settings.
@@ -782,7 +782,7 @@ class RedisConnector:
         return client
 
     def close(self) -> None:
-        """Close the sync client if this connector created it (async: use :meth:`aclose`)."""
+        """Close the sync client if this connector created it (async: use `aclose`)."""
         with self._lock:
             client, owned = self._sync, self._owns_sync
             if owned:

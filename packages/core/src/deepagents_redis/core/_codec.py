@@ -155,7 +155,7 @@ class Codec:
         max_size: Largest envelope, in bytes, that ``encode`` produces and ``decode`` accepts.
         max_depth: Deepest container nesting accepted in either direction.
         lc_allowed: LangChain classes that ``decode`` may revive
-            (default :data:`DEFAULT_LC_ALLOWED`).
+            (default `DEFAULT_LC_ALLOWED`).
 
     Raises:
         InvalidInputError: On an unknown format or non-positive limits.
@@ -228,7 +228,7 @@ class Codec:
             value: Plain data (see the module docstring), LangChain ``Serializable`` objects,
                 or plain containers holding them.
             key: The Redis key the value is stored under; its hash is embedded and checked by
-                :meth:`decode`.
+                `decode`.
 
         Returns:
             The envelope bytes.
@@ -361,7 +361,7 @@ class Codec:
     # ------------------------------------------------------------------ decode
 
     def decode(self, data: bytes | bytearray | memoryview, *, key: str | None = None) -> Any:
-        """Decode an envelope produced by :meth:`encode`.
+        """Decode an envelope produced by `encode`.
 
         Args:
             data: The stored bytes.

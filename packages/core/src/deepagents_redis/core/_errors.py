@@ -14,7 +14,7 @@ Every error we raise derives from one root, so callers can catch the whole famil
      +-- ConfigurationError         bad settings or URL (also: wrong credentials)
      +-- CapabilityError            the server lacks a command/feature we need (or ACL denies it)
 
-redis-py exceptions are wrapped with :func:`translate_redis_error` or the :func:`redis_errors`
+redis-py exceptions are wrapped with `translate_redis_error` or the `redis_errors`
 context manager (``raise ... from exc`` keeps the original as ``__cause__``). Messages never
 carry passwords: URLs inside them are redacted.
 """
@@ -84,7 +84,7 @@ class RedisUnavailableError(DeepAgentsRedisError):
 
     Raised for refused/reset connections, timeouts, a server still loading its data set,
     a cluster that is down or resharding, an exhausted pool, and an open circuit breaker.
-    Reads may be retried; for writes see :class:`OutcomeUnknownError`.
+    Reads may be retried; for writes see `OutcomeUnknownError`.
     """
 
 
@@ -176,15 +176,15 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
 
     * our own errors are returned unchanged;
     * ``AuthenticationError`` / ``AuthenticationWrongNumberOfArgsError`` ->
-      :class:`ConfigurationError` (retrying will not fix a wrong password);
+      `ConfigurationError` (retrying will not fix a wrong password);
     * ``ConnectionError`` (incl. ``BusyLoadingError``, ``MaxConnectionsError``),
       ``TimeoutError``, ``ClusterDownError``, ``TryAgainError``, ``SlotNotCoveredError``,
       ``ReadOnlyError`` (a replica promoted/demoted mid-failover), and the ``NOREPLICAS`` /
       ``MASTERDOWN`` refusals (``min-replicas-to-write`` not met, a replica cut off from its
-      master: the command was refused, nothing was applied) -> :class:`RedisUnavailableError`;
+      master: the command was refused, nothing was applied) -> `RedisUnavailableError`;
     * ``NoPermissionError``, ``ModuleError`` and ``ResponseError`` "unknown command" ->
-      :class:`CapabilityError`;
-    * anything else -> :class:`DeepAgentsRedisError`.
+      `CapabilityError`;
+    * anything else -> `DeepAgentsRedisError`.
 
     Args:
         exc: The exception raised by redis-py.

@@ -97,7 +97,7 @@ class HealthReport:
         return rows
 
     def to_table(self) -> str:
-        """A two-column plain-text table of :meth:`to_rows`.
+        """A two-column plain-text table of `to_rows`.
 
         Returns:
             The table as one string, one line per row (warnings on their own lines).
@@ -391,7 +391,7 @@ async def acheck_health(
         deadline_seconds: See `check_health`.
 
     Returns:
-        The report; see :func:`check_health`.
+        The report; see `check_health`.
 
     Raises:
         RedisUnavailableError: The server did not answer PING.

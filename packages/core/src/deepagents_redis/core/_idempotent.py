@@ -6,7 +6,7 @@ operation id, and the server records "op id -> reply" in the same Lua script tha
 the write. A retry with the same op id finds the record and returns the first reply without
 applying anything.
 
-**Wrapper contract** (what :class:`IdempotentScript` sends to Redis)::
+**Wrapper contract** (what `IdempotentScript` sends to Redis)::
 
     KEYS[1]    op-id key; must share the hash tag of the data keys (KeySpace.op_key)
     KEYS[2..]  data keys
@@ -31,12 +31,12 @@ must validate everything before its first write**, and report problems with
 ``redis.error_reply`` (a Lua ``error()`` or a failing ``redis.call`` also records nothing, but
 Redis does not roll back writes made before it).
 
-:func:`run_idempotent` / :func:`arun_idempotent` call the script with one op-id key and retry
+`run_idempotent` / `arun_idempotent` call the script with one op-id key and retry
 on connection errors and timeouts with the *same* op id and jittered exponential backoff. When
 the last attempt still failed and an earlier one may have reached the server, they raise
-:class:`~deepagents_redis.core.OutcomeUnknownError`; when no attempt can have been sent
+`OutcomeUnknownError`; when no attempt can have been sent
 (connection refused on a client without its own retries), they raise
-:class:`~deepagents_redis.core.RedisUnavailableError`.
+`RedisUnavailableError`.
 """
 
 from __future__ import annotations
@@ -302,7 +302,7 @@ async def arun_idempotent(
     backoff_base: float = 0.05,
     backoff_cap: float = 1.0,
 ) -> Any:
-    """Async twin of :func:`run_idempotent` (same arguments, reply and errors).
+    """Async twin of `run_idempotent` (same arguments, reply and errors).
 
     Args:
         client: A ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster``.

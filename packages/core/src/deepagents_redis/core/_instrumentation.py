@@ -1,7 +1,7 @@
 """The instrumentation seam: spans, counters and durations, no-op by default.
 
 Phases report ``<phase>.<op>`` names with attributes such as ``outcome="hit"``; the
-``observe`` package plugs OpenTelemetry in with :func:`set_instrumentation`, so no phase
+``observe`` package plugs OpenTelemetry in with `set_instrumentation`, so no phase
 imports OpenTelemetry itself.
 """
 
@@ -98,7 +98,7 @@ class NoOpInstrumentation:
 
 @dataclass
 class RecordedSpan:
-    """A span seen by :class:`RecordingInstrumentation`.
+    """A span seen by `RecordingInstrumentation`.
 
     Attributes:
         name: Span name.
@@ -145,7 +145,7 @@ class RecordingInstrumentation:
             **attrs: Span attributes.
 
         Returns:
-            A context manager yielding the :class:`RecordedSpan`.
+            A context manager yielding the `RecordedSpan`.
         """
         return self._span(name, attrs)
 

@@ -9,7 +9,7 @@ Layout::
 * ``kind`` is a trusted identifier chosen by our code (``todo``, ``fs``, ``cache``...):
   ``[a-z0-9_-]+``.
 * ``scope`` and the ``rest`` parts are untrusted (thread ids, paths, user names) and go through
-  :meth:`KeySpace.encode_component`.
+  `KeySpace.encode_component`.
 * The braces are the Redis Cluster hash tag: every key of one scope hashes to one slot, so one
   Lua script or MULTI may touch all of them.
 
@@ -166,7 +166,7 @@ class KeySpace:
 
     @staticmethod
     def decode_component(value: str) -> str:
-        """Invert :meth:`encode_component`.
+        """Invert `encode_component`.
 
         Args:
             value: An encoded component.

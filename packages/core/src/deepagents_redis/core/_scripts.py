@@ -1,6 +1,6 @@
 """Lua scripts run by SHA, re-loaded when the server forgot them.
 
-A :class:`LuaScript` computes its SHA1 locally and runs with ``EVALSHA``. When the server
+A `LuaScript` computes its SHA1 locally and runs with ``EVALSHA``. When the server
 answers ``NOSCRIPT`` (first use on a node, a restart, a failover, or another tenant's
 ``SCRIPT FLUSH``) it re-sends the script once with ``EVAL``, which runs it and caches it on
 that node.
@@ -12,12 +12,12 @@ routed by its keys exactly like ``EVALSHA``, reaches the node that owns them, an
 round trip. ``NOSCRIPT`` means the script did not run, so re-sending it cannot apply it twice.
 
 Errors: transport failures (connection, timeout, cluster down...) are re-raised through
-:func:`~deepagents_redis.core.translate_redis_error` (``RedisUnavailableError``...). Error
+`translate_redis_error` (``RedisUnavailableError``...). Error
 replies produced *by the script* (``redis.error_reply('CONFLICT 3')``, a failing
 ``redis.call``) are re-raised unchanged as ``redis.exceptions.ResponseError`` so that the
 phase that owns the script maps its own error vocabulary (``CONFLICT``, ``NOTFOUND``...) to
 our error tree. A timed-out write may or may not have been applied: non-idempotent writes
-should go through :func:`~deepagents_redis.core.run_idempotent`.
+should go through `run_idempotent`.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class LuaScript:
         keys: Sequence[KeyArg] = (),
         args: Sequence[ScriptArg] = (),
     ) -> Any:
-        """Async twin of :meth:`run_raw`.
+        """Async twin of `run_raw`.
 
         Args:
             client: A ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster``.
@@ -176,7 +176,7 @@ class LuaScript:
         keys: Sequence[KeyArg] = (),
         args: Sequence[ScriptArg] = (),
     ) -> Any:
-        """Run the script (async): the same contract as :meth:`__call__`.
+        """Run the script (async): the same contract as `__call__`.
 
         Args:
             client: A ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster``.

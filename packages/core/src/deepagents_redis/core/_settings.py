@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = ["ENV_PREFIX", "PhaseSettings", "RedisSettings", "redact_url"]
 
 ENV_PREFIX = "DEEPAGENTS_REDIS_"
-"""Prefix of every environment variable read by :class:`RedisSettings`."""
+"""Prefix of every environment variable read by `RedisSettings`."""
 
 # A key prefix is written raw in front of every key, so it must not contain a hash-tag brace
 # (that would move keys to another Cluster slot) nor glob characters (admin scans use it).
@@ -77,9 +77,9 @@ class RedisSettings(PhaseSettings):
 
     A password (inside ``url`` or in ``password``) never appears in ``repr()``, ``str()``,
     ``model_dump()`` or in the messages of the errors raised here; use
-    :meth:`redacted_url` to show where you connect.
+    `redacted_url` to show where you connect.
 
-    Invalid values raise :class:`~deepagents_redis.core.ConfigurationError` (whose message
+    Invalid values raise `ConfigurationError` (whose message
     names the field and the rule, never the rejected secret).
 
     Example:

@@ -7,7 +7,7 @@ from pydantic_settings import SettingsConfigDict
 
 
 class AgentRedisSettings(PhaseSettings):
-    """Phase switches for :func:`deepagents_redis.agent.create_deep_agent`.
+    """Phase switches for `deepagents_redis.agent.create_deep_agent`.
 
     Read from keyword arguments first, then from ``DEEPAGENTS_REDIS_<PHASE>_ENABLED``
     environment variables (``1``/``true``/``yes`` enable). Every phase is off by default:

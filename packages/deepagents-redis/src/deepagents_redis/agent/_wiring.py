@@ -144,7 +144,7 @@ def create_deep_agent(
         name: Graph name.
         cache: LangGraph node cache.
         redis_url: Redis URL for every enabled phase (else ``DEEPAGENTS_REDIS_URL``).
-        redis_settings: A :class:`~deepagents_redis.core.RedisSettings` for every phase.
+        redis_settings: A `RedisSettings` for every phase.
         redis_client: A ready sync Redis client to share (you close it).
         redis_async_client: A ready async Redis client to share (you close it).
         redis_connector: A `RedisConnector` to share (you close it; excludes the four

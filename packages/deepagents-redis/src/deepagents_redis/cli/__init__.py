@@ -1,8 +1,8 @@
 """The ``deepagents-redis`` command line.
 
 Run ``deepagents-redis --help``. Subcommands live in one module each (``_health.py``,
-``_migrate.py``, ``_demo.py``, ...) and are registered in :mod:`deepagents_redis.cli._app`.
-Exit statuses are documented in :mod:`deepagents_redis.cli._exit`.
+``_migrate.py``, ``_demo.py``, ...) and are registered in `deepagents_redis.cli._app`.
+Exit statuses are documented in `deepagents_redis.cli._exit`.
 """
 
 from deepagents_redis.cli._app import build_parser, main

@@ -5,8 +5,8 @@ Adding a subcommand (phase helpers: this is your extension point):
 1. Write ``cli/_<name>.py`` with ``register(subparsers) -> None`` that adds a parser via
    ``subparsers.add_parser(...)`` and sets ``handler=<callable(args) -> int>`` with
    ``parser.set_defaults(handler=...)``. The handler returns an exit status from
-   :mod:`deepagents_redis.cli._exit`.
-2. Add the module's dotted name to :data:`COMMAND_MODULES` below (one line).
+   `deepagents_redis.cli._exit`.
+2. Add the module's dotted name to `COMMAND_MODULES` below (one line).
 
 A module whose phase package is not installed should import it lazily inside its handler
 and say which extra to install, so ``--help`` works with only the core installed.
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name; ``sys.argv[1:]`` when None.
 
     Returns:
-        The exit status (see :mod:`deepagents_redis.cli._exit`).
+        The exit status (see `deepagents_redis.cli._exit`).
     """
     from deepagents_redis.core import (
         ConfigurationError,

@@ -11,7 +11,7 @@ Adding a section (phase helpers: this is your extension point):
    (``.client()``, ``await .aclient()``, ``.keyspace``, ``.settings``),
    and ``ctx.url`` if you need to start another process. Raise on failure: the demo exits
    non-zero and prints the error; it does not swallow exceptions.
-2. Append a :class:`Section` to :data:`SECTIONS` (one line), with ``requires`` set to the
+2. Append a `Section` to `SECTIONS` (one line), with ``requires`` set to the
    phase's import name so the section is skipped, with an install hint, when the optional
    package is not installed, and ``needs_lua=True`` if it runs scripts (the fakeredis
    fallback has no Lua; ``ctx.lua`` says whether the server has it).
@@ -39,7 +39,7 @@ class DemoContext:
     """What a demo section gets.
 
     Attributes:
-        connector: A connected :class:`~deepagents_redis.core.RedisConnector`; the demo
+        connector: A connected `RedisConnector`; the demo
             closes it after the last section. Do not close it yourself.
         url: The Redis URL (may contain a password: never print it; print ``source``).
         source: Where the URL came from (``--url``, ``DEEPAGENTS_REDIS_URL``, ``embedded ...``).
@@ -58,7 +58,7 @@ class DemoContext:
 
     @property
     def settings(self) -> Any:
-        """The :class:`~deepagents_redis.core.RedisSettings` in use."""
+        """The `RedisSettings` in use."""
         return self.connector.settings
 
 

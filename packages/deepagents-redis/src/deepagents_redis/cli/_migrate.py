@@ -4,7 +4,7 @@ Every key carries the schema version (``<prefix>:v<N>:...``); the marker key
 ``<prefix>:schema`` records which version the data in this prefix was written with.
 ``status`` compares the marker with the code's version; ``up`` writes the marker when it is
 absent. Version 1 is the first schema, so there is nothing else to migrate yet; later
-versions add their steps to :data:`MIGRATIONS`.
+versions add their steps to `MIGRATIONS`.
 
 Exit status: 0 up to date (or marker written), 1 marker absent (status) or written by a
 newer version of this code, 2 unreachable.

@@ -70,7 +70,7 @@ def resolve_target(args: argparse.Namespace, *, allow_embedded: bool) -> Iterato
     """Resolve where to connect, starting an embedded server if allowed and needed.
 
     Args:
-        args: Parsed arguments with ``url`` and ``prefix`` (see :func:`add_target_arguments`).
+        args: Parsed arguments with ``url`` and ``prefix`` (see `add_target_arguments`).
         allow_embedded: Start a private embedded server when no URL is configured.
 
     Yields:

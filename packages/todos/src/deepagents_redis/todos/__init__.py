@@ -1,11 +1,11 @@
 """Durable, shared todo plans on Redis for deepagents.
 
-* :class:`RedisTodoRepository`: versioned plans with atomic per-item operations (sync and
+* `RedisTodoRepository`: versioned plans with atomic per-item operations (sync and
   async), each mutation one Lua script call with an operation id so a retry applies once.
-* :class:`RedisTodoMiddleware`: langchain's ``TodoListMiddleware`` (same name, tool and
-  prompt) with the plan kept in Redis; :class:`RedisTodoSubagentMiddleware` lets
+* `RedisTodoMiddleware`: langchain's ``TodoListMiddleware`` (same name, tool and
+  prompt) with the plan kept in Redis; `RedisTodoSubagentMiddleware` lets
   subagents read the plan and update their item.
-* :class:`TodoReconciler` and :class:`TodoBackfill`: compare with / copy from LangGraph
+* `TodoReconciler` and `TodoBackfill`: compare with / copy from LangGraph
   checkpoints.
 """
 

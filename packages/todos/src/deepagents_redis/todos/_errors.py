@@ -1,16 +1,16 @@
 """Todos-specific errors and the translation of the mutation script's error replies.
 
 The script answers a rejected mutation with an error reply whose first word says why
-(see ``mutate.lua``). Core's driver maps the shared words; :func:`script_words` adds the
+(see ``mutate.lua``). Core's driver maps the shared words; `script_words` adds the
 todos ones:
 
 ========================  ================================================================
-``CONFLICT <actual>``     :class:`~deepagents_redis.core.ConflictError`
-``CLAIMED ...``           :class:`ItemClaimedError` (a ``ConflictError``)
-``NOTFOUND <id>``         :class:`~deepagents_redis.core.NotFoundError`
-``INVALID <why>``         :class:`~deepagents_redis.core.InvalidInputError`
-``TOOMANY <n> <cap>``     :class:`TooManyItemsError` (an ``InvalidInputError``)
-``TOOLARGE <what> ...``   :class:`~deepagents_redis.core.PayloadTooLargeError` (``.size``
+``CONFLICT <actual>``     `ConflictError`
+``CLAIMED ...``           `ItemClaimedError` (a ``ConflictError``)
+``NOTFOUND <id>``         `NotFoundError`
+``INVALID <why>``         `InvalidInputError`
+``TOOMANY <n> <cap>``     `TooManyItemsError` (an ``InvalidInputError``)
+``TOOLARGE <what> ...``   `PayloadTooLargeError` (``.size``
                           and ``.limit`` in bytes; what: content, payload or plan)
 ========================  ================================================================
 

@@ -15,7 +15,7 @@ prompt and the one-call-per-turn check; what changes is where the plan lives:
 
 Conflict policy (``conflict_policy``), for a write based on a version that moved:
 ``merge`` (default) re-applies the agent's own edits on top of the latest plan (see
-:func:`deepagents_redis.todos._plan.merge`) and says so in the tool result; ``reject``
+`deepagents_redis.todos._plan.merge`) and says so in the tool result; ``reject``
 changes nothing, refreshes the agent's view and returns an error result asking it to write
 again.
 """
@@ -257,7 +257,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
             self.repository.close()
 
     async def aclose(self) -> None:
-        """Async twin of :meth:`close`."""
+        """Async twin of `close`."""
         if self._owns_repository:
             await self.repository.aclose()
 
@@ -407,7 +407,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         return self._load(state, starting=True)
 
     async def abefore_agent(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        """Async :meth:`before_agent`.
+        """Async `before_agent`.
 
         Args:
             state: The agent state.
@@ -431,7 +431,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         return self._load(state, starting=False)
 
     async def abefore_model(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        """Async :meth:`before_model`.
+        """Async `before_model`.
 
         Args:
             state: The agent state.
@@ -640,7 +640,7 @@ SUBAGENT_PROMPT = """## Shared plan
 The agent that delegated this task keeps a shared todo plan. Use `read_todos` to see it
 (with item ids) and `update_todo` to report progress on the item you are working on
 (for example mark it `in_progress`, then `completed`). Do not change other items."""
-"""System prompt section added by :class:`RedisTodoSubagentMiddleware`."""
+"""System prompt section added by `RedisTodoSubagentMiddleware`."""
 
 
 class UpdateTodoInput(BaseModel):
@@ -671,7 +671,7 @@ def _format_for_subagent(plan: TodoList) -> str:
 class RedisTodoSubagentMiddleware(AgentMiddleware[Any, Any, Any]):
     """Gives a subagent ``read_todos`` and ``update_todo`` on the parent's shared plan.
 
-    Get one from :meth:`RedisTodoMiddleware.subagent_middleware` and put it in a subagent
+    Get one from `RedisTodoMiddleware.subagent_middleware` and put it in a subagent
     spec's ``middleware``. The subagent resolves the same scope as the parent (the thread
     id reaches subagents through the inherited config, or the named scope).
     """
@@ -687,7 +687,7 @@ class RedisTodoSubagentMiddleware(AgentMiddleware[Any, Any, Any]):
 
         Args:
             repository: The repository of the parent's plan.
-            scope: As :class:`RedisTodoMiddleware` (None: the thread id).
+            scope: As `RedisTodoMiddleware` (None: the thread id).
             system_prompt: Appended to the subagent's system prompt.
         """
         super().__init__()
@@ -714,7 +714,7 @@ class RedisTodoSubagentMiddleware(AgentMiddleware[Any, Any, Any]):
         return handler(self._with_prompt(request))
 
     async def awrap_model_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        """Async :meth:`wrap_model_call`.
+        """Async `wrap_model_call`.
 
         Args:
             request: The model request.

@@ -1,4 +1,4 @@
-"""The todo data model: :class:`Todo`, :class:`TodoList` and :class:`TodoChange`.
+"""The todo data model: `Todo`, `TodoList` and `TodoChange`.
 
 Statuses are langchain's (``TodoListMiddleware``): ``pending``, ``in_progress``,
 ``completed``. Times are timezone-aware UTC datetimes taken from the Redis server clock
@@ -54,8 +54,8 @@ def new_item_id() -> str:
 class Todo(BaseModel):
     """One item of a plan.
 
-    Build new items with :meth:`RedisTodoRepository.add` (which assigns the id) or pass
-    them to :meth:`RedisTodoRepository.replace`; fields you leave unset in a ``replace``
+    Build new items with `RedisTodoRepository.add` (which assigns the id) or pass
+    them to `RedisTodoRepository.replace`; fields you leave unset in a ``replace``
     (``owner``, ``lease_expires_at``, ``metadata``) keep their stored values.
     """
 
@@ -71,7 +71,7 @@ class Todo(BaseModel):
     """``pending``, ``in_progress`` or ``completed``."""
 
     owner: str | None = None
-    """Who holds the item (set by :meth:`RedisTodoRepository.claim`), if anyone."""
+    """Who holds the item (set by `RedisTodoRepository.claim`), if anyone."""
 
     lease_expires_at: datetime | None = None
     """When the owner's claim lapses (server clock); after it, others may claim the item."""

@@ -1,8 +1,8 @@
 """Pure plan arithmetic used by the middleware: id matching, three-way merge, diffs.
 
 The model writes whole lists of ``{content, status}`` (langchain's ``write_todos``) without
-ids; Redis keeps stable ids. :func:`assign_ids` maps one onto the other, :func:`merge`
-re-applies the agent's edits on top of a plan that moved, and :func:`describe_changes`
+ids; Redis keeps stable ids. `assign_ids` maps one onto the other, `merge`
+re-applies the agent's edits on top of a plan that moved, and `describe_changes`
 says in words what changed between two views.
 """
 
@@ -55,7 +55,7 @@ def view_from_state(state: Mapping[str, Any]) -> list[Item]:
 
 
 def view_from_plan(plan: TodoList) -> list[Item]:
-    """The plan's items as :class:`Item`.
+    """The plan's items as `Item`.
 
     Args:
         plan: A plan read from Redis.
@@ -116,7 +116,7 @@ def merge(base: Sequence[Item], desired: Sequence[Item], latest: Sequence[Item])
 
     Args:
         base: What the agent saw.
-        desired: What the agent wrote (ids assigned by :func:`assign_ids`).
+        desired: What the agent wrote (ids assigned by `assign_ids`).
         latest: The plan as it stands now.
 
     Returns:

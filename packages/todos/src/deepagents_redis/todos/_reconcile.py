@@ -1,6 +1,6 @@
 """Reconcile Redis plans with LangGraph checkpoints, and backfill Redis from them.
 
-:class:`TodoReconciler` compares; :class:`TodoBackfill` copies checkpoint todos into Redis.
+`TodoReconciler` compares; `TodoBackfill` copies checkpoint todos into Redis.
 
 Both read each thread's *latest* root checkpoint (``checkpoint_ns == ""``) through the
 public ``BaseCheckpointSaver`` API (``list(None)`` to find threads, ``get_tuple`` for the
@@ -100,7 +100,7 @@ def list_thread_ids(checkpointer: BaseCheckpointSaver[Any]) -> list[str]:
 
 
 async def alist_thread_ids(checkpointer: BaseCheckpointSaver[Any]) -> list[str]:
-    """Async :func:`list_thread_ids`.
+    """Async `list_thread_ids`.
 
     Args:
         checkpointer: The saver.
@@ -126,7 +126,7 @@ def iter_thread_todos(
         thread_ids: Only these threads (default: every thread).
 
     Yields:
-        One :class:`ThreadTodos` per thread that has a checkpoint.
+        One `ThreadTodos` per thread that has a checkpoint.
     """
     ids = list_thread_ids(checkpointer) if thread_ids is None else list(thread_ids)
     for thread_id in ids:
@@ -138,14 +138,14 @@ def iter_thread_todos(
 async def aiter_thread_todos(
     checkpointer: BaseCheckpointSaver[Any], thread_ids: Iterable[str] | None = None
 ) -> AsyncIterator[ThreadTodos]:
-    """Async :func:`iter_thread_todos`.
+    """Async `iter_thread_todos`.
 
     Args:
         checkpointer: The saver.
         thread_ids: Only these threads (default: every thread).
 
     Yields:
-        One :class:`ThreadTodos` per thread that has a checkpoint.
+        One `ThreadTodos` per thread that has a checkpoint.
     """
     ids = await alist_thread_ids(checkpointer) if thread_ids is None else list(thread_ids)
     for thread_id in ids:
@@ -182,7 +182,7 @@ class Drift:
     Attributes:
         thread_id: The thread.
         scope: The plan scope compared with it.
-        kind: See :data:`DriftKind`.
+        kind: See `DriftKind`.
         checkpoint_todos: The checkpoint's todos.
         checkpoint_version: The plan version the checkpoint saw (None: unversioned).
         redis_todos: The plan's items (content and status).
@@ -400,10 +400,10 @@ class TodoReconciler:
         thread_ids: Iterable[str] | None = None,
         progress: Progress | None = None,
     ) -> ReconcileReport:
-        """Async :meth:`reconcile` (async saver and async Redis client).
+        """Async `reconcile` (async saver and async Redis client).
 
         Args:
-            repair: As :meth:`reconcile`.
+            repair: As `reconcile`.
             thread_ids: Only these threads.
             progress: Called after each thread.
 
@@ -544,7 +544,7 @@ class TodoBackfill:
     async def arun(
         self, *, dry_run: bool = False, progress: Progress | None = None
     ) -> BackfillReport:
-        """Async :meth:`run` (async saver and async Redis client).
+        """Async `run` (async saver and async Redis client).
 
         Args:
             dry_run: Read only: count what would be written.

@@ -14,7 +14,7 @@ Layout (all keys of a plan share its scope's hash tag, so one Cluster slot):
 Every mutation is one call of one Lua script (``mutate.lua``) run through core's
 ``IdempotentScript``: validate, check the expected version, apply, bump the version, append
 to the log, record the operation id; then, in the same call, the current plan is read back
-(see :data:`MUTATE_SCRIPT`). A read is one ``HMGET``.
+(see `MUTATE_SCRIPT`). A read is one ``HMGET``.
 
 Limits (``TodosSettings``: ``max_items``, ``max_content_bytes``, ``max_plan_bytes``) are
 checked on the client before anything is sent, and again by the script before its first
@@ -109,7 +109,7 @@ MUTATE_SCRIPT: IdempotentScript = _MutateScript(
 is ``{op_version, op_digest, version, items_json, updated_ms}``, see ``_WITH_PLAN``)."""
 
 TodoInput = Todo | Mapping[str, Any]
-"""An item for :meth:`RedisTodoRepository.replace`: a :class:`Todo` or a mapping with at
+"""An item for `RedisTodoRepository.replace`: a `Todo` or a mapping with at
 least ``content`` (``id`` is generated when absent, ``status`` defaults to ``pending``)."""
 
 
@@ -174,7 +174,7 @@ def _item_payload(item: TodoInput) -> dict[str, Any]:
 
 
 def parse_plan(scope: str, version_raw: Any, items_raw: Any, updated_raw: Any) -> TodoList:
-    """Build a :class:`TodoList` from the stored hash fields (or a script reply).
+    """Build a `TodoList` from the stored hash fields (or a script reply).
 
     Args:
         scope: The plan's scope.
@@ -221,7 +221,7 @@ class RedisTodoRepository(RedisComponent):
     """Versioned todo plans in Redis, with sync and async methods.
 
     Every mutation takes an optional ``expected_version`` (raise
-    :class:`~deepagents_redis.core.ConflictError` carrying the actual version if the plan
+    `ConflictError` carrying the actual version if the plan
     moved) and an optional ``op_id`` (reuse it when you retry the same logical operation,
     and it is applied once; by default one is generated per call and reused on the
     client's own retries). Every mutation returns the plan as it stands after it.
@@ -252,8 +252,8 @@ class RedisTodoRepository(RedisComponent):
                 conveniences below).
             url: Redis URL (ignored when ``client``/``async_client`` is given).
             settings: Connection settings (key prefix included).
-            client: A ready sync client (not closed by :meth:`close`).
-            async_client: A ready async client (not closed by :meth:`aclose`).
+            client: A ready sync client (not closed by `close`).
+            async_client: A ready async client (not closed by `aclose`).
             todos_settings: Item cap, log length, op-id TTL (default: from the environment).
             actor: Recorded in the change log for mutations that do not pass their own.
             retries: How many times a timed-out mutation is re-sent with the same op id.
@@ -552,7 +552,7 @@ class RedisTodoRepository(RedisComponent):
         )
 
     async def aget(self, scope: str) -> TodoList:
-        """Async :meth:`get`.
+        """Async `get`.
 
         Args:
             scope: The plan's scope.
@@ -587,7 +587,7 @@ class RedisTodoRepository(RedisComponent):
         )
 
     async def ahistory(self, scope: str, *, limit: int = 100) -> list[TodoChange]:
-        """Async :meth:`history`.
+        """Async `history`.
 
         Args:
             scope: The plan's scope.
@@ -845,7 +845,7 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None = None,
         actor: str | None = None,
     ) -> TodoList:
-        """Async twin of :meth:`replace` (same arguments, result and errors)."""
+        """Async twin of `replace` (same arguments, result and errors)."""
         payload = self._replace_payload(items)
         return await self._amutate(
             scope, "replace", payload, expected_version=expected_version, actor=actor, op_id=op_id
@@ -864,7 +864,7 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None = None,
         actor: str | None = None,
     ) -> TodoList:
-        """Async twin of :meth:`add` (same arguments, result and errors)."""
+        """Async twin of `add` (same arguments, result and errors)."""
         payload = self._add_payload(content, status, metadata, index, item_id)
         return await self._amutate(
             scope, "add", payload, expected_version=expected_version, actor=actor, op_id=op_id
@@ -882,7 +882,7 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None = None,
         actor: str | None = None,
     ) -> TodoList:
-        """Async twin of :meth:`update` (same arguments, result and errors)."""
+        """Async twin of `update` (same arguments, result and errors)."""
         payload = self._update_payload(item_id, status, content, metadata)
         return await self._amutate(
             scope,
@@ -904,7 +904,7 @@ class RedisTodoRepository(RedisComponent):
         expected_version: int | None = None,
         op_id: str | None = None,
     ) -> TodoList:
-        """Async twin of :meth:`claim` (same arguments, result and errors)."""
+        """Async twin of `claim` (same arguments, result and errors)."""
         payload = self._claim_payload(item_id, owner, lease_seconds)
         return await self._amutate(
             scope,
@@ -926,7 +926,7 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None = None,
         actor: str | None = None,
     ) -> TodoList:
-        """Async twin of :meth:`complete` (same arguments, result and errors)."""
+        """Async twin of `complete` (same arguments, result and errors)."""
         payload: dict[str, Any] = {"id": item_id}
         if owner is not None:
             payload["owner"] = owner
@@ -949,7 +949,7 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None = None,
         actor: str | None = None,
     ) -> TodoList:
-        """Async twin of :meth:`remove` (same arguments, result and errors)."""
+        """Async twin of `remove` (same arguments, result and errors)."""
         return await self._amutate(
             scope,
             "remove",

@@ -46,7 +46,7 @@ class ScriptedChatModel(BaseChatModel):
     """
 
     script: list[Any]
-    """The replies, in order (:data:`Step`)."""
+    """The replies, in order (`Step`)."""
 
     _position: int = PrivateAttr(default=0)
     _seen: list[list[BaseMessage]] = PrivateAttr(default_factory=list)

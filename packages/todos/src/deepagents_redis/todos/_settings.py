@@ -59,7 +59,7 @@ class TodosSettings(PhaseSettings):
     """A named plan shared by every thread; None scopes each plan to its thread id."""
 
     conflict_policy: ConflictPolicy = "merge"
-    """See :data:`ConflictPolicy`."""
+    """See `ConflictPolicy`."""
 
     subagent_tools: bool = False
     """Give subagents (``create_deep_agent`` wiring) the ``read_todos``/``update_todo`` tools."""
