@@ -64,3 +64,10 @@ def test_with_overrides_validates() -> None:
     assert settings.with_overrides(max_items=20).max_items == 20
     with pytest.raises(ConfigurationError, match="max_items"):
         settings.with_overrides(max_items=-5)
+
+
+@pytest.mark.parametrize("prefix", ["app:", ":x", "a{b}", "a*", ""])
+def test_a_bad_key_prefix_is_refused_at_settings_time(prefix: str) -> None:
+    # Before: RedisSettings(key_prefix="app:") was accepted and failed at first use.
+    with pytest.raises(ConfigurationError, match="key_prefix"):
+        RedisSettings(url="redis://h:1/0", key_prefix=prefix)

@@ -41,6 +41,20 @@ _PREFIX_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-:]*")
 _HEX: Final = frozenset("0123456789ABCDEF")
 
 
+def prefix_problem(prefix: object) -> str | None:
+    """Why `prefix` cannot start our keys, or None (the one rule: settings and `KeySpace`).
+
+    Args:
+        prefix: A key prefix.
+
+    Returns:
+        The reason, or None when the prefix is valid.
+    """
+    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix) or prefix[-1] == ":":
+        return f"key prefix {prefix!r} must match [A-Za-z0-9][A-Za-z0-9_.:-]* and not end with ':'"
+    return None
+
+
 def _escape_char(ch: str) -> str:
     return "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
 
@@ -116,10 +130,9 @@ class KeySpace:
     __slots__ = ("_base", "_prefix", "_schema_version")
 
     def __init__(self, prefix: str = "dar", *, schema_version: int = 1) -> None:
-        if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix) or prefix[-1] == ":":
-            raise InvalidInputError(
-                f"key prefix {prefix!r} must match [A-Za-z0-9][A-Za-z0-9_.:-]* and not end with ':'"
-            )
+        problem = prefix_problem(prefix)
+        if problem is not None:
+            raise InvalidInputError(problem)
         if isinstance(schema_version, bool) or not isinstance(schema_version, int):
             raise InvalidInputError("schema_version must be an int")
         if schema_version < 1:

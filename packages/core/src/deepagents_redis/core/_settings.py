@@ -7,10 +7,10 @@ docstring says where we differ from redis-py 8's own defaults and why.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal, Self
 
 from deepagents_redis.core._errors import ConfigurationError, redact_text
+from deepagents_redis.core._keys import prefix_problem
 from deepagents_redis.core._urls import redact_url
 from pydantic import Field, SecretStr, ValidationError, field_serializer, field_validator
 from pydantic import model_validator as _model_validator
@@ -20,10 +20,6 @@ __all__ = ["ENV_PREFIX", "PhaseSettings", "RedisSettings", "redact_url"]
 
 ENV_PREFIX = "DEEPAGENTS_REDIS_"
 """Prefix of every environment variable read by `RedisSettings`."""
-
-# A key prefix is written raw in front of every key, so it must not contain a hash-tag brace
-# (that would move keys to another Cluster slot) nor glob characters (admin scans use it).
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 
 
 class PhaseSettings(BaseSettings):
@@ -202,10 +198,10 @@ class RedisSettings(PhaseSettings):
     @field_validator("key_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
-        if not _PREFIX_RE.match(value):
-            raise ValueError(
-                "key_prefix must be non-empty and use only letters, digits and '_', '.', ':', '-'"
-            )
+        # The same rule KeySpace applies, checked once here instead of at first use.
+        problem = prefix_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @_model_validator(mode="after")
