@@ -68,7 +68,7 @@ from deepagents_redis.core._instrumentation import (
     set_instrumentation,
 )
 from deepagents_redis.core._keys import KeySpace
-from deepagents_redis.core._scripts import LuaScript
+from deepagents_redis.core._scripts import LuaScript, registered_scripts
 from deepagents_redis.core._settings import ENV_PREFIX, PhaseSettings, RedisSettings, redact_url
 
 __all__ = [
@@ -133,6 +133,7 @@ __all__ = [
     "redact_text",
     "redact_url",
     "redis_errors",
+    "registered_scripts",
     "remaining",
     "resolve_connector",
     "run_idempotent",

@@ -33,7 +33,10 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
-__all__ = ["LuaScript"]
+__all__ = [
+    "LuaScript",
+    "registered_scripts",
+]
 
 KeyArg: TypeAlias = "str | bytes"
 ScriptArg: TypeAlias = "str | bytes | int | float"
@@ -50,6 +53,18 @@ def _is_script_error(exc: BaseException) -> bool:
         return False
     lowered = str(exc).lower()
     return "unknown command" not in lowered and "unknown subcommand" not in lowered
+
+
+_REGISTRY: dict[str, LuaScript] = {}
+
+
+def registered_scripts() -> dict[str, LuaScript]:
+    """Every `LuaScript` created so far, by name (a phase's scripts register on import).
+
+    Returns:
+        A copy of the registry.
+    """
+    return dict(_REGISTRY)
 
 
 class LuaScript:
@@ -76,6 +91,8 @@ class LuaScript:
         self._name = name
         self._source = source
         self._sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
+        # Every script of every phase, for the one contract test (tests/test_lua_contract.py).
+        _REGISTRY[name] = self
 
     @property
     def name(self) -> str:
