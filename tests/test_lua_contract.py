@@ -63,10 +63,8 @@ def test_compiles_everywhere_and_reloads_after_flush(
     # but the call must have loaded it again on the node that owns the slot.
     keys = [f"{redis_target.key_prefix}:contract:{{{name}}}:{i}" for i in range(8)]
     client = redis_target.client
-    try:
+    with contextlib.suppress(Exception):  # any reply or script error is fine here
         script(client, keys=keys, args=["0"] * 8)
-    except Exception:
-        pass
     owner = client
     if isinstance(client, redis.RedisCluster):
         owner = client.get_redis_connection(client.get_node_from_key(keys[0]))
