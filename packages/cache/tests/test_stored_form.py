@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from deepagents_redis.cache._llm import from_stored, to_stored
+from deepagents_redis.cache._stored import from_stored, to_stored
 from deepagents_redis.core import Codec
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation

@@ -74,7 +74,7 @@ def test_read_reports_a_lost_chunk(make_backend: Any) -> None:
         b = make_backend(refresh_ttl_on_read=refresh)
         b.write("/big.txt", "x" * 5000 + "\n")
         assert b.read("/big.txt").file_data is not None
-        client = b._connector.sync()
+        client = b.connector.client()
         ckey = b._k(b.resolve_namespace(), "c", "/big.txt")
         field = sorted(client.hkeys(ckey))[0]
         client.hdel(ckey, field)

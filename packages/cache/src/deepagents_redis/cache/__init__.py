@@ -9,10 +9,11 @@
 """
 
 from deepagents_redis.cache._attach import with_llm_cache
-from deepagents_redis.cache._llm import RedisLLMCache, entry_hash
+from deepagents_redis.cache._llm import RedisLLMCache
 from deepagents_redis.cache._near import NearCache
 from deepagents_redis.cache._node import RedisNodeCache, namespace_scope
 from deepagents_redis.cache._settings import CacheSettings
+from deepagents_redis.cache._stored import entry_hash
 
 __all__ = [
     "CacheSettings",

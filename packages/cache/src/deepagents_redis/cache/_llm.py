@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -26,6 +24,7 @@ from deepagents_redis.cache._failopen import FAILED
 from deepagents_redis.cache._near import NearCache
 from deepagents_redis.cache._scripts import ACQUIRE, READ, WRITE
 from deepagents_redis.cache._settings import CacheSettings
+from deepagents_redis.cache._stored import canonical_prompt, entry_hash, from_stored, to_stored
 from deepagents_redis.core import (
     AsyncClient,
     CircuitBreaker,
@@ -48,14 +47,11 @@ from deepagents_redis.core import (
     redis_errors,
 )
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
-from langchain_core.messages import AIMessage
-from langchain_core.outputs import ChatGeneration, Generation
+from langchain_core.outputs import Generation
 
 log = logging.getLogger("deepagents_redis.cache")
 
 _KIND = "llm"
-# Versioned so a change of the hashing scheme can never read an older entry as a hit.
-_HASH_DOMAIN = b"deepagents-redis llm-cache v1\x00"
 _FIRST_POLL = 0.005
 _MAX_HELD = 1024
 _READ_OUTCOMES = {0: "stale", 1: "corrupt", 2: "oversize"}
@@ -74,138 +70,6 @@ class _Keys(NamedTuple):
     def lease(self) -> str:
         # Only needed on a miss; same string as KeySpace.key(kind, ns, "lease", digest).
         return f"{self.head}:lease:{self.digest}"
-
-
-def canonical_prompt(prompt: str) -> str:
-    """The prompt as it counts for the key: ``usage_metadata`` of earlier turns removed.
-
-    Why: on every cache hit LangChain's chat model adds ``total_cost: 0`` to the returned
-    message's ``usage_metadata`` (``BaseChatModel._convert_cached_generations``). That
-    message becomes part of the next turn's prompt, so without this a replayed multi-turn
-    conversation (an agent loop) would hit on its first turn and miss on every later one.
-    Token counts are never sent to a provider, so they cannot change the answer.
-
-    Args:
-        prompt: The serialised prompt (LangChain's ``dumps`` of the messages).
-
-    Returns:
-        The prompt with usage metadata dropped (unchanged when there is none, or when it
-        is not a serialised message list).
-    """
-    if '"usage_metadata"' not in prompt:
-        return prompt
-    try:
-        data = json.loads(prompt)
-    except ValueError:
-        return prompt
-    if not isinstance(data, list):
-        return prompt
-    changed = False
-    for item in data:
-        kwargs = item.get("kwargs") if isinstance(item, dict) else None
-        if isinstance(kwargs, dict) and "usage_metadata" in kwargs:
-            del kwargs["usage_metadata"]
-            changed = True
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")) if changed else prompt
-
-
-def entry_hash(prompt: str, llm_string: str) -> str:
-    """Canonical hash of ``(prompt, llm_string)``.
-
-    The prompt's byte length is written before it, so no choice of separator characters
-    inside either string can make two different pairs hash alike (``("a|b", "c")`` vs
-    ``("a", "b|c")``).
-
-    Args:
-        prompt: The prompt as LangChain serialises it.
-        llm_string: The model's configuration string.
-
-    Returns:
-        A 64-character hex SHA-256 digest.
-    """
-    p = prompt.encode("utf-8", "surrogatepass")
-    h = hashlib.sha256(_HASH_DOMAIN)
-    h.update(len(p).to_bytes(8, "big"))
-    h.update(p)
-    h.update(llm_string.encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
-
-
-# Stored form. The common case (exactly Generation, or exactly ChatGeneration holding exactly
-# an AIMessage: what every chat model returns) is plain data revived with the classes'
-# own constructors: ~15 µs per generation against ~80 µs for langchain_core.load (measured
-# here), which matters because a hit should cost about one GET. Anything else (subclasses,
-# chunks) goes through the codec's LangChain path (dumpd/load with an allowlist).
-#
-# The message is stored without the fields that hold their default (``exclude_defaults``;
-# ``type`` is kept, so the entry says what it is): less to unpack and less to validate, ~30%
-# cheaper to revive for a typical tool-calling answer (empty ``additional_kwargs`` and
-# ``invalid_tool_calls``, no ``name``/``id``), and the same message back, since validation
-# fills in the very defaults that were left out. Entries holding the full ``model_dump()``
-# (written before) read the same way.
-_FAST = "g1"
-_LC = "lc1"
-
-
-def to_stored(generations: RETURN_VAL_TYPE) -> dict[str, Any]:
-    """The plain-data form of a list of generations (see the comment above).
-
-    Args:
-        generations: What the model returned.
-
-    Returns:
-        A dict the codec can encode.
-    """
-    items: list[Any] = []
-    for g in generations:
-        if type(g) is ChatGeneration and type(g.message) is AIMessage:
-            message = g.message.model_dump(exclude_defaults=True)
-            message["type"] = "ai"
-            items.append({"m": message, "i": g.generation_info})
-        elif type(g) is Generation:
-            items.append({"t": g.text, "i": g.generation_info})
-        else:
-            return {"f": _LC, "g": list(generations)}
-    return {"f": _FAST, "g": items}
-
-
-def from_stored(stored: Any) -> list[Generation]:
-    """Invert `to_stored`; raise on anything malformed.
-
-    Args:
-        stored: The decoded dict.
-
-    Returns:
-        The generations.
-
-    Raises:
-        TypeError: The value is not a stored generation list.
-    """
-    if not isinstance(stored, dict) or not isinstance(stored.get("g"), list):
-        raise TypeError("not a stored generation list")
-    fmt, items = stored.get("f"), stored["g"]
-    if fmt == _LC:
-        if not all(isinstance(g, Generation) for g in items):
-            raise TypeError("not a generation")
-        return list(items)
-    if fmt != _FAST:
-        raise TypeError(f"unknown stored format {fmt!r}")
-    out: list[Generation] = []
-    for item in items:
-        if not isinstance(item, dict):
-            raise TypeError("not a stored generation")
-        info = item.get("i")
-        if "m" in item:
-            data = item["m"]
-            if not isinstance(data, dict) or data.get("type") != "ai":
-                raise TypeError("not an AI message")
-            # model_validate runs AIMessage's own validators (pydantic calls its __init__
-            # too); a field left out because it held its default gets that default back.
-            message = AIMessage.model_validate(data)
-            out.append(ChatGeneration(message=message, generation_info=info))
-        else:
-            out.append(Generation(text=item["t"], generation_info=info))
-    return out
 
 
 class RedisLLMCache(RedisComponent, BaseCache):
@@ -682,4 +546,4 @@ class _Wait:
 _WAIT = _Wait()
 
 
-__all__ = ["RedisLLMCache", "canonical_prompt", "entry_hash", "from_stored", "to_stored"]
+__all__ = ["RedisLLMCache"]

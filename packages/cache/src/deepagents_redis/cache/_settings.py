@@ -18,13 +18,6 @@ class CacheSettings(PhaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_CACHE_")
 
-    enabled: bool = False
-    """Whether the umbrella ``create_deep_agent`` puts the LLM cache on the model.
-
-    A cache object you construct yourself always caches; this flag only drives the
-    agent wiring (``DEEPAGENTS_REDIS_CACHE_ENABLED=1``).
-    """
-
     node_cache_enabled: bool = False
     """Whether the agent wiring also passes a `RedisNodeCache` as the graph cache."""
 

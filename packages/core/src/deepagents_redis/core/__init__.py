@@ -7,14 +7,13 @@ Everything the phase packages share. Import public names from here, never from t
 from deepagents_redis.core._breaker import BreakerState, CircuitBreaker
 from deepagents_redis.core._clients import (
     AsyncClient,
-    RedisConnector,
     SyncClient,
     create_async_client,
     create_client,
-    parse_redis_url,
 )
 from deepagents_redis.core._codec import DEFAULT_LC_ALLOWED, Codec
 from deepagents_redis.core._component import RedisComponent, resolve_connector
+from deepagents_redis.core._connector import RedisConnector
 from deepagents_redis.core._deadline import deadline, no_resend, remaining, was_not_sent
 from deepagents_redis.core._driver import (
     Call,
@@ -70,6 +69,7 @@ from deepagents_redis.core._instrumentation import (
 from deepagents_redis.core._keys import KeySpace
 from deepagents_redis.core._scripts import LuaScript, registered_scripts
 from deepagents_redis.core._settings import ENV_PREFIX, PhaseSettings, RedisSettings, redact_url
+from deepagents_redis.core._urls import parse_redis_url
 
 __all__ = [
     "DEFAULT_LC_ALLOWED",

@@ -17,7 +17,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Self, cast
 
-from deepagents_redis.core._clients import AsyncClient, RedisConnector, SyncClient
+from deepagents_redis.core._clients import AsyncClient, SyncClient
+from deepagents_redis.core._connector import RedisConnector
 from deepagents_redis.core._errors import ConfigurationError
 from deepagents_redis.core._settings import RedisSettings
 

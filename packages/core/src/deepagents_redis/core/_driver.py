@@ -60,7 +60,7 @@ from deepagents_redis.core._instrumentation import get_instrumentation
 from deepagents_redis.core._scripts import LuaScript
 
 if TYPE_CHECKING:
-    from deepagents_redis.core._clients import RedisConnector
+    from deepagents_redis.core._connector import RedisConnector
 
 __all__ = [
     "Call",

@@ -20,9 +20,6 @@ class FsSettings(PhaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_FS_")
 
-    enabled: bool = False
-    """Whether `deepagents_redis.agent.create_deep_agent` puts agent files on Redis."""
-
     namespace: str = "default"
     """Namespace (one isolated file tree) used when no namespace factory is given."""
 

@@ -10,11 +10,7 @@
 """
 
 from deepagents_redis.todos._errors import ItemClaimedError, TooManyItemsError
-from deepagents_redis.todos._middleware import (
-    RedisPlanningState,
-    RedisTodoMiddleware,
-    RedisTodoSubagentMiddleware,
-)
+from deepagents_redis.todos._middleware import RedisPlanningState, RedisTodoMiddleware
 from deepagents_redis.todos._models import TODO_STATUSES, Todo, TodoChange, TodoList, TodoStatus
 from deepagents_redis.todos._reconcile import (
     BackfillReport,
@@ -27,6 +23,7 @@ from deepagents_redis.todos._reconcile import (
 )
 from deepagents_redis.todos._repository import RedisTodoRepository
 from deepagents_redis.todos._settings import ConflictPolicy, TodosSettings
+from deepagents_redis.todos._subagent import RedisTodoSubagentMiddleware
 
 __all__ = [
     "TODO_STATUSES",

@@ -22,24 +22,20 @@ again.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Generator, Sequence
 from typing import Annotated, Any, NotRequired, Self, cast
 
 from deepagents_redis.core import (
     ConfigurationError,
     ConflictError,
     InvalidInputError,
-    NotFoundError,
     PayloadTooLargeError,
     RedisConnector,
     RedisSettings,
     get_instrumentation,
 )
-from deepagents_redis.todos._models import TodoList, TodoStatus, new_item_id
+from deepagents_redis.todos._models import TodoList, new_item_id
 from deepagents_redis.todos._plan import (
     Item,
     assign_ids,
@@ -50,7 +46,14 @@ from deepagents_redis.todos._plan import (
     view_from_state,
 )
 from deepagents_redis.todos._repository import RedisTodoRepository
+from deepagents_redis.todos._scope import (
+    ScopeResolver,
+    _op_id,
+    _ScopedRepository,
+    _task_scope,
+)
 from deepagents_redis.todos._settings import ConflictPolicy, TodosSettings
+from deepagents_redis.todos._subagent import RedisTodoSubagentMiddleware
 from langchain.agents.middleware.todo import (
     WRITE_TODOS_SYSTEM_PROMPT,
     WRITE_TODOS_TOOL_DESCRIPTION,
@@ -59,7 +62,7 @@ from langchain.agents.middleware.todo import (
     WriteTodosInput,
 )
 from langchain.agents.middleware.todo import Todo as LangchainTodo
-from langchain.agents.middleware.types import AgentMiddleware, PrivateStateAttr
+from langchain.agents.middleware.types import PrivateStateAttr
 from langchain.tools import ToolRuntime
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
@@ -67,12 +70,14 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-from pydantic import BaseModel, Field
 
 log = logging.getLogger(__name__)
 
-ScopeResolver = Callable[[RunnableConfig], str]
-"""Maps a run's config to a plan scope."""
+_RepoCall = tuple[str, tuple[Any, ...], dict[str, Any]]
+"""A repository call of the write flow: method name (sync form), args, kwargs."""
+
+_EXPECTED = (ConflictError, InvalidInputError, PayloadTooLargeError)
+"""Errors the write flow handles itself (thrown back into it)."""
 
 SYNC_MESSAGE_PREFIX = "todo-sync-"
 """Id prefix of the messages the middleware adds to tell the model about the plan."""
@@ -88,71 +93,12 @@ class RedisPlanningState(PlanningState[Any]):
     """The plan version ``todos`` reflects."""
 
 
-def _thread_scope(config: RunnableConfig) -> str:
-    thread_id = (config.get("configurable") or {}).get("thread_id")
-    if thread_id is None:
-        raise ConfigurationError(
-            "RedisTodoMiddleware needs a plan scope: run the agent with a thread_id "
-            "(config={'configurable': {'thread_id': ...}}) or pass scope=..."
-        )
-    return str(thread_id)
-
-
-def _op_id(kind: str, call_id: str | None, version: int | None, payload: Any) -> str:
-    """The operation id of a tool call's write.
-
-    A re-run of the same tool call (same id, same arguments, same base version) gets the
-    same id and so applies once. The arguments' digest keeps two different writes apart
-    even when a provider reuses tool call ids (some number them per turn).
-    """
-    digest = hashlib.sha256(
-        json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
-    ).hexdigest()[:16]
-    return f"{kind}:{call_id}:{version}:{digest}"
-
-
-def _task_scope(config: Any) -> str:
-    """What tells this execution of a tool call apart from a later call with the same id.
-
-    LangGraph gives every task (one tool call in one step) a deterministic id: a task re-run
-    after a crash or an interrupt gets the same id (its write must apply once), while a later
-    call that happens to reuse the tool-call id (providers number calls per turn: `call_0`,
-    `toolu_01`) runs in another task. Outside a graph there is no such id: a fresh one makes
-    every call distinct, so a repeat is never silently replayed.
-    """
-    configurable = (config or {}).get("configurable") or {}
-    task = configurable.get("__pregel_task_id")
-    return str(task) if task else uuid.uuid4().hex
-
-
 def _state_update(plan: TodoList) -> dict[str, Any]:
     return {
         "todos": plan.as_langchain(),
         "todo_ids": plan.ids,
         "todos_version": plan.version,
     }
-
-
-class _ScopedRepository:
-    """The repository plus how to find the scope and actor of a run (shared by the tools)."""
-
-    def __init__(self, repository: RedisTodoRepository, scope: str | ScopeResolver | None):
-        self.repository = repository
-        self._scope = scope
-
-    def scope(self, config: RunnableConfig) -> str:
-        if callable(self._scope):
-            return self._scope(config)
-        if self._scope is not None:
-            return self._scope
-        return _thread_scope(config)
-
-    @staticmethod
-    def actor(config: RunnableConfig, default: str) -> str:
-        name = (config.get("metadata") or {}).get("lc_agent_name")
-        thread_id = (config.get("configurable") or {}).get("thread_id")
-        who = name or default
-        return f"{who}:{thread_id}" if thread_id is not None else str(who)
 
 
 def _make_repository(
@@ -511,60 +457,44 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         Returns:
             The state update and the tool message.
         """
-        config = runtime.config
-        scope = self.scope_for(config)
-        actor = self._scoped.actor(config, "agent")
-        call_id = runtime.tool_call_id or "no-call-id"
-        # The op id's call part: the tool call id alone repeats (providers number calls per
-        # turn), so a later write could replay an old op record (issue 8 defect 4).
-        op_call = f"{call_id}@{_task_scope(config)}"
-        state = runtime.state
-        base = view_from_state(state)
-        base_version = state.get("todos_version")
-        desired = assign_ids(base, todos)
-        repo = self.repository
-        try:
+        flow = self._write_flow(runtime, todos)
+        reply: Any = None
+        error: Exception | None = None
+        while True:
             try:
-                plan = repo.replace(
-                    scope,
-                    [i.as_payload() for i in desired],
-                    expected_version=base_version,
-                    op_id=_op_id("write_todos", op_call, base_version, todos),
-                    actor=actor,
-                )
-                return self._written(plan, todos, call_id)
-            except ConflictError:
-                if self.conflict_policy == "reject":
-                    return self._rejected(base, repo.get(scope), call_id)
-            for _ in range(self.max_merge_attempts):
-                latest = repo.get(scope)
-                merged = merge(base, desired, view_from_plan(latest))
-                try:
-                    plan = repo.replace(
-                        scope,
-                        [i.as_payload() for i in merged],
-                        expected_version=latest.version,
-                        op_id=_op_id("write_todos", op_call, latest.version, todos),
-                        actor=actor,
-                    )
-                except ConflictError:
-                    continue
-                return self._written(plan, todos, call_id, merged_over=(base, latest))
-        except (InvalidInputError, PayloadTooLargeError) as exc:
-            return self._invalid(exc, call_id)
-        # The plan kept moving under every merge: hand the model the latest plan instead.
-        log.warning("write_todos on %r: the plan kept changing; gave up merging", scope)
-        return self._rejected(base, repo.get(scope), call_id)
+                name, args, kwargs = flow.send(reply) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return cast("Command[Any]", stop.value)
+            reply, error = None, None
+            try:
+                reply = getattr(self.repository, name)(*args, **kwargs)
+            except _EXPECTED as exc:
+                error = exc
 
     async def awrite(self, runtime: ToolRuntime[Any, Any], todos: list[Any]) -> Command[Any]:
-        """The async ``write_todos`` tool body (awaits the async client).
+        """Async twin of :meth:`write` (the same flow on the repository's async methods)."""
+        flow = self._write_flow(runtime, todos)
+        reply: Any = None
+        error: Exception | None = None
+        while True:
+            try:
+                name, args, kwargs = flow.send(reply) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return cast("Command[Any]", stop.value)
+            reply, error = None, None
+            try:
+                reply = await getattr(self.repository, f"a{name}")(*args, **kwargs)
+            except _EXPECTED as exc:
+                error = exc
 
-        Args:
-            runtime: The tool runtime (state, config, tool call id).
-            todos: What the model wrote.
+    def _write_flow(
+        self, runtime: ToolRuntime[Any, Any], todos: list[Any]
+    ) -> Generator[_RepoCall, Any, Command[Any]]:
+        """``write_todos``, written once for `write` and `awrite`.
 
-        Returns:
-            The state update and the tool message.
+        It yields repository calls (``replace``/``get``) that `write` runs on the sync
+        methods and `awrite` on the async ones; the errors a call raises (conflicts, bad
+        input) are thrown back in.
         """
         config = runtime.config
         scope = self.scope_for(config)
@@ -577,30 +507,33 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         base = view_from_state(state)
         base_version = state.get("todos_version")
         desired = assign_ids(base, todos)
-        repo = self.repository
         try:
             try:
-                plan = await repo.areplace(
-                    scope,
-                    [i.as_payload() for i in desired],
-                    expected_version=base_version,
-                    op_id=_op_id("write_todos", op_call, base_version, todos),
-                    actor=actor,
+                plan = yield (
+                    "replace",
+                    (scope, [i.as_payload() for i in desired]),
+                    {
+                        "expected_version": base_version,
+                        "op_id": _op_id("write_todos", op_call, base_version, todos),
+                        "actor": actor,
+                    },
                 )
                 return self._written(plan, todos, call_id)
             except ConflictError:
                 if self.conflict_policy == "reject":
-                    return self._rejected(base, await repo.aget(scope), call_id)
+                    return self._rejected(base, (yield ("get", (scope,), {})), call_id)
             for _ in range(self.max_merge_attempts):
-                latest = await repo.aget(scope)
+                latest = yield ("get", (scope,), {})
                 merged = merge(base, desired, view_from_plan(latest))
                 try:
-                    plan = await repo.areplace(
-                        scope,
-                        [i.as_payload() for i in merged],
-                        expected_version=latest.version,
-                        op_id=_op_id("write_todos", op_call, latest.version, todos),
-                        actor=actor,
+                    plan = yield (
+                        "replace",
+                        (scope, [i.as_payload() for i in merged]),
+                        {
+                            "expected_version": latest.version,
+                            "op_id": _op_id("write_todos", op_call, latest.version, todos),
+                            "actor": actor,
+                        },
                     )
                 except ConflictError:
                     continue
@@ -609,7 +542,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
             return self._invalid(exc, call_id)
         # The plan kept moving under every merge: hand the model the latest plan instead.
         log.warning("write_todos on %r: the plan kept changing; gave up merging", scope)
-        return self._rejected(base, await repo.aget(scope), call_id)
+        return self._rejected(base, (yield ("get", (scope,), {})), call_id)
 
 
 def _write_todos_tool(mw: RedisTodoMiddleware, description: str) -> BaseTool:
@@ -634,206 +567,3 @@ def _write_todos_tool(mw: RedisTodoMiddleware, description: str) -> BaseTool:
 
 
 # -- subagents --------------------------------------------------------------------------
-
-SUBAGENT_PROMPT = """## Shared plan
-
-The agent that delegated this task keeps a shared todo plan. Use `read_todos` to see it
-(with item ids) and `update_todo` to report progress on the item you are working on
-(for example mark it `in_progress`, then `completed`). Do not change other items."""
-"""System prompt section added by `RedisTodoSubagentMiddleware`."""
-
-
-class UpdateTodoInput(BaseModel):
-    """Arguments of the subagent ``update_todo`` tool."""
-
-    item_id: str = Field(description="The id of the item, as shown by read_todos.")
-    """The item's id."""
-    status: TodoStatus | None = Field(default=None, description="The new status.")
-    """The new status (None: unchanged)."""
-    content: str | None = Field(default=None, description="New wording (optional).")
-    """The new content (None: unchanged)."""
-
-
-class ReadTodosInput(BaseModel):
-    """Arguments of the subagent ``read_todos`` tool (none)."""
-
-
-def _format_for_subagent(plan: TodoList) -> str:
-    if not plan.items:
-        return f"The shared plan {plan.scope!r} is empty (version {plan.version})."
-    lines = [f"Shared plan {plan.scope!r} (version {plan.version}):"]
-    for item in plan.items:
-        owner = f" (owner: {item.owner})" if item.owner else ""
-        lines.append(f"- id={item.id} [{item.status}] {item.content}{owner}")
-    return "\n".join(lines)
-
-
-class RedisTodoSubagentMiddleware(AgentMiddleware[Any, Any, Any]):
-    """Gives a subagent ``read_todos`` and ``update_todo`` on the parent's shared plan.
-
-    Get one from `RedisTodoMiddleware.subagent_middleware` and put it in a subagent
-    spec's ``middleware``. The subagent resolves the same scope as the parent (the thread
-    id reaches subagents through the inherited config, or the named scope).
-    """
-
-    def __init__(
-        self,
-        *,
-        repository: RedisTodoRepository,
-        scope: str | ScopeResolver | None = None,
-        system_prompt: str = SUBAGENT_PROMPT,
-    ) -> None:
-        """Create the middleware.
-
-        Args:
-            repository: The repository of the parent's plan.
-            scope: As `RedisTodoMiddleware` (None: the thread id).
-            system_prompt: Appended to the subagent's system prompt.
-        """
-        super().__init__()
-        self._scoped = _ScopedRepository(repository, scope)
-        self.system_prompt = system_prompt
-        """Appended to the subagent's system prompt."""
-        self.tools = _subagent_tools(self._scoped)
-
-    @property
-    def name(self) -> str:
-        """``"RedisTodoSubagentMiddleware"``."""
-        return "RedisTodoSubagentMiddleware"
-
-    def wrap_model_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        """Add the shared-plan section to the system prompt.
-
-        Args:
-            request: The model request.
-            handler: The next handler.
-
-        Returns:
-            The model response.
-        """
-        return handler(self._with_prompt(request))
-
-    async def awrap_model_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        """Async `wrap_model_call`.
-
-        Args:
-            request: The model request.
-            handler: The next handler.
-
-        Returns:
-            The model response.
-        """
-        return await handler(self._with_prompt(request))
-
-    def _with_prompt(self, request: Any) -> Any:
-        from langchain_core.messages import SystemMessage
-
-        if request.system_message is not None:
-            content = [
-                *request.system_message.content_blocks,
-                {"type": "text", "text": f"\n\n{self.system_prompt}"},
-            ]
-        else:
-            content = [{"type": "text", "text": self.system_prompt}]
-        return request.override(
-            system_message=SystemMessage(content=cast("list[str | dict[str, str]]", content))
-        )
-
-
-def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
-    repo = scoped.repository
-
-    # No runtime parameter here: langchain drops every argument, injected ones included,
-    # when a tool's args schema has no fields; the run's config comes from the context.
-    def read_todos() -> str:
-        return _format_for_subagent(repo.get(scoped.scope(get_config())))
-
-    async def aread_todos() -> str:
-        return _format_for_subagent(await repo.aget(scoped.scope(get_config())))
-
-    def _done(plan: TodoList, item_id: str) -> str:
-        item = plan.get(item_id)
-        if item is None:
-            # A replay whose plan moved on: the update was applied once, then someone removed
-            # the item.
-            return (
-                f"Updated {item_id}; it has since been removed from the plan "
-                f"(plan version {plan.version})"
-            )
-        return f"Updated {item_id}: [{item.status}] {item.content} (plan version {plan.version})"
-
-    def update_todo(
-        runtime: ToolRuntime[Any, Any],
-        item_id: str,
-        status: TodoStatus | None = None,
-        content: str | None = None,
-    ) -> str:
-        config = runtime.config
-        try:
-            plan = repo.update(
-                scoped.scope(config),
-                item_id,
-                status=status,
-                content=content,
-                op_id=_op_id(
-                    "update_todo",
-                    f"{runtime.tool_call_id}@{_task_scope(config)}",
-                    None,
-                    [item_id, status, content],
-                ),
-                actor=scoped.actor(config, "subagent"),
-            )
-        except (InvalidInputError, PayloadTooLargeError) as exc:
-            return f"Error: {exc}"
-        except NotFoundError as exc:
-            return f"Error: {exc}; call read_todos for the current ids"
-        return _done(plan, item_id)
-
-    async def aupdate_todo(
-        runtime: ToolRuntime[Any, Any],
-        item_id: str,
-        status: TodoStatus | None = None,
-        content: str | None = None,
-    ) -> str:
-        config = runtime.config
-        try:
-            plan = await repo.aupdate(
-                scoped.scope(config),
-                item_id,
-                status=status,
-                content=content,
-                op_id=_op_id(
-                    "update_todo",
-                    f"{runtime.tool_call_id}@{_task_scope(config)}",
-                    None,
-                    [item_id, status, content],
-                ),
-                actor=scoped.actor(config, "subagent"),
-            )
-        except (InvalidInputError, PayloadTooLargeError) as exc:
-            return f"Error: {exc}"
-        except NotFoundError as exc:
-            return f"Error: {exc}; call read_todos for the current ids"
-        return _done(plan, item_id)
-
-    return [
-        StructuredTool.from_function(
-            name="read_todos",
-            description="Read the shared todo plan of the agent that delegated this task.",
-            func=read_todos,
-            coroutine=aread_todos,
-            args_schema=ReadTodosInput,
-            infer_schema=False,
-        ),
-        StructuredTool.from_function(
-            name="update_todo",
-            description=(
-                "Update one item of the shared todo plan (its status and/or wording). "
-                "Use the item id shown by read_todos."
-            ),
-            func=update_todo,
-            coroutine=aupdate_todo,
-            args_schema=UpdateTodoInput,
-            infer_schema=False,
-        ),
-    ]

@@ -28,9 +28,6 @@ class TodosSettings(PhaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_TODOS_")
 
-    enabled: bool = False
-    """Whether ``deepagents_redis.agent.create_deep_agent`` wires the todos phase in."""
-
     max_items: int = Field(default=100, ge=1, le=10_000)
     """Most items one plan may hold; a mutation that would exceed it changes nothing."""
 

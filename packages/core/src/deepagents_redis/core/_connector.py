@@ -1,0 +1,235 @@
+"""`RedisConnector`: one connection (sync and asyncio clients, key space, settings), shared.
+
+Every component takes a connector (or builds one from `url=`/`settings=`/`client=`/
+`async_client=`); an agent builds one for all its phases. It creates clients lazily through
+the factory (`_clients.py`) and closes only the clients it created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING
+
+import redis
+import redis.asyncio
+from deepagents_redis.core._clients import (
+    AsyncClient,
+    SyncClient,
+    _build_async,
+    _check_mode,
+    create_async_client,
+    create_client,
+)
+from deepagents_redis.core._errors import ConfigurationError, redis_errors
+from deepagents_redis.core._settings import RedisSettings
+from deepagents_redis.core._urls import parse_redis_url
+
+if TYPE_CHECKING:
+    from deepagents_redis.core._keys import KeySpace
+
+__all__ = ["RedisConnector"]
+
+
+class RedisConnector:
+    """A ready client (sync and/or async) or the settings to create one, lazily.
+
+    Every component takes a connector so callers can hand over clients they already own or
+    just a URL. Clients passed in are never closed by the connector; clients it creates are
+    closed by `close` / `aclose` (or the ``with`` / ``async with`` forms).
+
+    Args:
+        url: Redis URL (overrides ``settings.url``).
+        settings: Settings; defaults to ``RedisSettings()`` (environment variables).
+        client: A ready synchronous client.
+        async_client: A ready asyncio client.
+
+    Raises:
+        ConfigurationError: Nothing to connect with: no client, no URL and no
+            ``DEEPAGENTS_REDIS_URL`` (we never silently use localhost).
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        settings: RedisSettings | None = None,
+        client: SyncClient | None = None,
+        async_client: AsyncClient | None = None,
+    ) -> None:
+        if settings is None:
+            settings = RedisSettings() if url is None else RedisSettings(url=url)
+        elif url is not None:
+            settings = settings.with_overrides(url=url)
+        if settings.url is None and client is None and async_client is None:
+            raise ConfigurationError(
+                "RedisConnector needs a client, an async client, a URL or settings with a url "
+                "(or DEEPAGENTS_REDIS_URL); it never assumes localhost"
+            )
+        if settings.url is not None:
+            parsed = parse_redis_url(settings.url)  # fail now, not on first use
+            _check_mode(settings, parsed)
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._sync = client
+        self._owns_sync = False
+        self._async = async_client
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._owns_async = False
+        self._is_cluster: bool | None = None
+        if client is not None:
+            self._is_cluster = isinstance(client, redis.RedisCluster)
+        elif async_client is not None:
+            self._is_cluster = isinstance(async_client, redis.asyncio.RedisCluster)
+        elif settings.cluster != "auto":
+            self._is_cluster = settings.cluster == "on"
+        self._keyspace: KeySpace | None = None
+
+    @property
+    def settings(self) -> RedisSettings:
+        """The settings this connector was built from (or read from the environment)."""
+        return self._settings
+
+    @property
+    def keyspace(self) -> KeySpace:
+        """The `KeySpace` for ``settings.key_prefix`` (built once)."""
+        if self._keyspace is None:
+            from deepagents_redis.core._keys import KeySpace
+
+            self._keyspace = KeySpace(self._settings.key_prefix)
+        return self._keyspace
+
+    @property
+    def is_cluster(self) -> bool:
+        """Whether the target is a Redis Cluster.
+
+        Known without I/O when a client was passed or ``settings.cluster`` is pinned; with
+        ``"auto"`` it creates the sync client (one ``INFO cluster`` round trip).
+        """
+        if self._is_cluster is None:
+            self.client()
+        assert self._is_cluster is not None
+        return self._is_cluster
+
+    def _settings_for_creation(self, what: str) -> RedisSettings:
+        if self._settings.url is None:
+            raise ConfigurationError(
+                f"this connector was given no URL and no {what} client; pass one of them"
+            )
+        if self._is_cluster is not None and self._settings.cluster == "auto":
+            # Already detected: skip the second probe.
+            return self._settings.with_overrides(cluster="on" if self._is_cluster else "off")
+        return self._settings
+
+    def client(self) -> SyncClient:
+        """The synchronous client, created on first use (thread-safe).
+
+        Returns:
+            The client passed in, or one created from the settings.
+
+        Raises:
+            ConfigurationError: There is neither a sync client nor a URL.
+            RedisUnavailableError: Cluster auto-detection could not reach the server.
+        """
+        if self._sync is not None:
+            return self._sync
+        with self._lock:
+            if self._sync is None:
+                client = create_client(self._settings_for_creation("sync"))
+                self._is_cluster = isinstance(client, redis.RedisCluster)
+                self._sync = client
+                self._owns_sync = True
+            return self._sync
+
+    async def aclient(self) -> AsyncClient:
+        """The asyncio client, created on first use inside the running event loop.
+
+        With ``cluster="auto"`` the mode is detected with the asyncio client, so the event
+        loop is never blocked. A new event loop (a second ``asyncio.run``) gets a fresh
+        client: asyncio clients are bound to the loop that created them.
+
+        Returns:
+            The async client passed in, or one created from the settings.
+
+        Raises:
+            ConfigurationError: There is neither an async client nor a URL.
+            RedisUnavailableError: Cluster auto-detection could not reach the server.
+        """
+        client = self._current_async()
+        if client is not None:
+            return client
+        if self._is_cluster is None:
+            created = await create_async_client(self._settings_for_creation("async"))
+            self._is_cluster = isinstance(created, redis.asyncio.RedisCluster)
+            current = self._current_async()
+            if current is not None:  # another task won the race while we awaited
+                await created.aclose()
+                return current
+            return self._adopt_async(created)
+        return self._adopt_async(self._build_async_now())
+
+    def _current_async(self) -> AsyncClient | None:
+        if self._async is None:
+            return None
+        if not self._owns_async:
+            return self._async
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None and self._async_loop is not None and loop is not self._async_loop:
+            # asyncio clients are bound to the loop that created them; a new loop (a second
+            # asyncio.run) gets a fresh client. The old one died with its loop.
+            self._async = None
+            return None
+        return self._async
+
+    def _build_async_now(self) -> AsyncClient:
+        settings = self._settings_for_creation("async")
+        assert settings.url is not None
+        assert self._is_cluster is not None
+        parsed = parse_redis_url(settings.url)
+        with redis_errors():
+            return _build_async(settings, parsed, {}, cluster=self._is_cluster)
+
+    def _adopt_async(self, client: AsyncClient) -> AsyncClient:
+        try:
+            self._async_loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._async_loop = None
+        self._async = client
+        self._owns_async = True
+        return client
+
+    def close(self) -> None:
+        """Close the sync client if this connector created it (async: use `aclose`)."""
+        with self._lock:
+            client, owned = self._sync, self._owns_sync
+            if owned:
+                self._sync, self._owns_sync = None, False
+        if owned and client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close every client this connector created (async and sync)."""
+        client, owned = self._async, self._owns_async
+        if owned:
+            self._async, self._owns_async, self._async_loop = None, False, None
+        if owned and client is not None:
+            await client.aclose()
+        self.close()
+
+    def __enter__(self) -> RedisConnector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RedisConnector:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"RedisConnector(url={self._settings.redacted_url()!r})"
