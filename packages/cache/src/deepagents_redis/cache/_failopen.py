@@ -24,6 +24,8 @@ from typing import Any, Final, TypeVar
 
 import redis.exceptions
 from deepagents_redis.core import (
+    REDIS_EXCEPTIONS,
+    TRANSPORT_EXCEPTIONS,
     BreakerOpenError,
     CircuitBreaker,
     DeepAgentsRedisError,
@@ -50,19 +52,13 @@ class _Failed:
 FAILED: Final = _Failed()
 
 # Connection-level trouble trips the breaker; a server that answers with an error is up.
-_UNAVAILABLE = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    *TRANSPORT_EXCEPTIONS,
     RedisUnavailableError,
     OSError,
 )
-# RedisClusterException does not derive from RedisError (redis-py 8).
-_ANY_REDIS = (
-    redis.exceptions.RedisError,
-    redis.exceptions.RedisClusterException,
-    DeepAgentsRedisError,
-    OSError,
-)
+# Everything redis-py raises (core's one tuple), our own errors, and socket errors.
+_ANY_REDIS: tuple[type[BaseException], ...] = (*REDIS_EXCEPTIONS, DeepAgentsRedisError, OSError)
 
 
 class FailOpen:

@@ -36,6 +36,8 @@ from deepagents_redis.core._driver import run as run_operation
 from deepagents_redis.core._driver import script_error as map_script_error
 from deepagents_redis.core._embedded import EmbeddedRedis, embedded_redis
 from deepagents_redis.core._errors import (
+    REDIS_EXCEPTIONS,
+    TRANSPORT_EXCEPTIONS,
     BreakerOpenError,
     CapabilityError,
     ConfigurationError,
@@ -56,6 +58,7 @@ from deepagents_redis.core._idempotent import (
     DEFAULT_OP_TTL_MS,
     IdempotentScript,
     arun_idempotent,
+    jittered_backoff,
     new_op_id,
     run_idempotent,
 )
@@ -75,6 +78,8 @@ __all__ = [
     "DEFAULT_LC_ALLOWED",
     "DEFAULT_OP_TTL_MS",
     "ENV_PREFIX",
+    "REDIS_EXCEPTIONS",
+    "TRANSPORT_EXCEPTIONS",
     "AsyncClient",
     "BreakerOpenError",
     "BreakerState",
@@ -126,6 +131,7 @@ __all__ = [
     "embedded_redis",
     "execute_request",
     "get_instrumentation",
+    "jittered_backoff",
     "map_script_error",
     "new_op_id",
     "no_resend",

@@ -22,6 +22,7 @@ import redis.connection as sconn
 import redis.exceptions as rexc
 import redis.sentinel
 from deepagents_redis.core._deadline import clamp, deadline_exceeded, mark_not_sent, remaining
+from deepagents_redis.core._errors import TRANSPORT_EXCEPTIONS
 
 __all__ = [
     "async_connection_class",
@@ -34,7 +35,7 @@ __all__ = [
 # Authentication and LOADING are ConnectionError subclasses but are answers, not transport
 # failures; they keep their own meaning (and are not retried into a deadline).
 _NOT_TRANSPORT = (rexc.AuthenticationError, rexc.AuthenticationWrongNumberOfArgsError)
-_TRANSPORT = (rexc.ConnectionError, rexc.TimeoutError)
+_TRANSPORT = TRANSPORT_EXCEPTIONS
 # redis-py's "no timeout given" marker for sync reads (not in its public exports).
 _SENTINEL: Any = getattr(sconn, "SENTINEL")  # noqa: B009
 

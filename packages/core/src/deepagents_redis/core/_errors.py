@@ -216,7 +216,14 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
 
 
 # Everything redis-py raises: RedisClusterException does not derive from RedisError.
-_REDIS_EXCEPTIONS = (rexc.RedisError, rexc.RedisClusterException)
+REDIS_EXCEPTIONS: tuple[type[BaseException], ...] = (rexc.RedisError, rexc.RedisClusterException)
+"""Everything redis-py raises (RedisClusterException does not derive from RedisError): the
+one tuple every phase catches."""
+
+TRANSPORT_EXCEPTIONS: tuple[type[BaseException], ...] = (rexc.ConnectionError, rexc.TimeoutError)
+"""redis-py's connection-level failures (the request may or may not have been sent)."""
+
+_REDIS_EXCEPTIONS = REDIS_EXCEPTIONS
 
 
 class redis_errors:  # used like a function: ``with redis_errors(): ...``

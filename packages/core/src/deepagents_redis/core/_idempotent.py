@@ -176,10 +176,26 @@ def _client_resends(client: Any) -> bool:
     return True  # unknown policy: assume the worst
 
 
-def _delay(attempt: int, base: float, cap: float) -> float:
-    # "Full jitter" (AWS architecture blog, Exponential Backoff And Jitter): spreads retries of
-    # many workers that failed together.
-    return random.uniform(0.0, min(cap, base * (2 ** (attempt - 1))))
+def jittered_backoff(attempt: int, base: float, cap: float) -> float:
+    """The pause before retry `attempt` (1, 2, ...): the one backoff formula of every phase.
+
+    "Full jitter" (AWS architecture blog, Exponential Backoff And Jitter): uniform in
+    `[0, min(cap, base * 2**(attempt - 1))]`, which spreads the retries of many workers that
+    failed together. redis-py's `ExponentialWithJitterBackoff`, which our clients use for
+    their own retries, is the same formula.
+
+    Args:
+        attempt: Which retry this is, from 1.
+        base: Seconds of the first step.
+        cap: Most seconds of any step.
+
+    Returns:
+        Seconds to pause.
+    """
+    return random.uniform(0.0, min(cap, base * (2 ** (max(attempt, 1) - 1))))
+
+
+_delay = jittered_backoff
 
 
 def _pause(attempt: int, retries: int, base: float, cap: float) -> float | None:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import redis.exceptions as rexc
-from deepagents_redis.core._errors import InvalidInputError, translate_redis_error
+from deepagents_redis.core._errors import REDIS_EXCEPTIONS, InvalidInputError, translate_redis_error
 
 if TYPE_CHECKING:
     import redis
@@ -40,9 +40,6 @@ __all__ = [
 
 KeyArg: TypeAlias = "str | bytes"
 ScriptArg: TypeAlias = "str | bytes | int | float"
-
-# Everything redis-py raises; RedisClusterException does not derive from RedisError.
-_REDIS_EXCEPTIONS = (rexc.RedisError, rexc.RedisClusterException)
 
 
 def _is_script_error(exc: BaseException) -> bool:
@@ -182,7 +179,7 @@ class LuaScript:
         """
         try:
             return self.run_raw(client, keys, args)
-        except _REDIS_EXCEPTIONS as exc:
+        except REDIS_EXCEPTIONS as exc:
             if _is_script_error(exc):
                 raise
             raise translate_redis_error(exc) from exc
@@ -210,7 +207,7 @@ class LuaScript:
         """
         try:
             return await self.arun_raw(client, keys, args)
-        except _REDIS_EXCEPTIONS as exc:
+        except REDIS_EXCEPTIONS as exc:
             if _is_script_error(exc):
                 raise
             raise translate_redis_error(exc) from exc

@@ -12,7 +12,6 @@ import base64
 import codecs
 import hashlib
 import logging
-import random
 import re
 import secrets
 import tempfile
@@ -70,6 +69,7 @@ from deepagents_redis.core import (
     Snapshot,
     arun_operation,
     get_instrumentation,
+    jittered_backoff,
     new_op_id,
     run_operation,
 )
@@ -839,7 +839,7 @@ class RedisBackend(RedisComponent, BackendProtocol):
             inst.count("fs.edit.conflict")
             # jittered backoff: concurrent editors of one file spread out instead of
             # colliding again on the next round trip
-            yield Sleep(random.uniform(0, min(0.01, 0.0002 * 2 ** min(attempt, 6))))
+            yield Sleep(jittered_backoff(attempt + 1, 0.0002, 0.01))
         return EditResult(
             error=f"Error: File '{file_path}' kept changing under concurrent edits; gave up "
             f"after {self._edit_retries} attempts. Read it again and retry."
