@@ -91,12 +91,12 @@ _KIND = "fs"
 # Writes go through core's op-id wrapper: a write whose reply was lost (timeout) is retried
 # with the same op id and applied once, so an edit is never applied twice and a conditional
 # write never reports a conflict with itself.
-_WRITE = IdempotentScript("fs_write", _lua.as_body(_lua.WRITE))
-_EDIT = IdempotentScript("fs_edit", _lua.as_body(_lua.EDIT))
+_WRITE = IdempotentScript("fs_write", _lua.WRITE)
+_EDIT = IdempotentScript("fs_edit", _lua.EDIT)
 _OP_TTL_MS = 10 * 60 * 1000  # far longer than any retry loop, short enough to stay small
 # Deletes too (issue 8 defect 3): a delete re-sent after a lost reply, once another worker
 # had written the same path, deleted that new file; now the retry replays the first reply.
-_DELETE = IdempotentScript("fs_delete", _lua.as_body(_lua.DELETE))
+_DELETE = IdempotentScript("fs_delete", _lua.DELETE)
 _PURGE = LuaScript("fs_purge", _lua.PURGE)
 _LS = LuaScript("fs_ls", _lua.LS)
 _LIST = LuaScript("fs_list", _lua.LIST)

@@ -22,10 +22,9 @@ Layout of one namespace (all keys share the scope `{namespace}`):
 
 from __future__ import annotations
 
-
-def as_body(source: str) -> str:
-    """A script rewritten as the body of core's `IdempotentScript` (shifted keys/argv)."""
-    return source.replace("KEYS[", "keys[").replace("ARGV[", "argv[")
+# WRITE, EDIT and DELETE are bodies of core's `IdempotentScript` and use its shifted
+# `keys`/`argv` tables; the other scripts are plain and use KEYS/ARGV, except PURGE, which
+# binds `keys, argv = KEYS, ARGV` to share `unlink_dirs` with DELETE. No text is rewritten.
 
 
 _NOW = """
@@ -36,10 +35,10 @@ local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 # Remove `path` from the directory hashes. `pos` points at its D in ARGV; pairs follow.
 _UNLINK_DIRS = """
 local function unlink_dirs(pos, key_base)
-  local dcount = tonumber(ARGV[pos])
+  local dcount = tonumber(argv[pos])
   for j = 0, dcount - 1 do
-    local key = KEYS[key_base + tonumber(ARGV[pos + 1 + 2 * j])]
-    local field = ARGV[pos + 2 + 2 * j]
+    local key = keys[key_base + tonumber(argv[pos + 1 + 2 * j])]
+    local field = argv[pos + 2 + 2 * j]
     if j == 0 then
       redis.call('HDEL', key, field)
     elseif redis.call('HINCRBY', key, field, -1) <= 0 then
@@ -65,62 +64,62 @@ WRITE = (
 """
     + _NOW
     + """
-local meta = KEYS[1]
-local path = ARGV[1]
+local meta = keys[1]
+local path = argv[1]
 local cur = redis.call('HMGET', meta, 'v', 'g', 'n', 'ca', 'b')
 local actual = tonumber(cur[1]) or 0
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= actual then
+if argv[2] ~= '' and tonumber(argv[2]) ~= actual then
   return {'CONFLICT', actual}
 end
 if actual == 0 then
   -- leftovers of an expired generation (chunks outlive their meta by the grace period)
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', keys[2])
 else
   local old_n = tonumber(cur[3]) or 0
-  for i = 0, old_n - 1 do redis.call('HDEL', KEYS[2], cur[2] .. ':' .. i) end
+  for i = 0, old_n - 1 do redis.call('HDEL', keys[2], cur[2] .. ':' .. i) end
 end
-local d = tonumber(ARGV[12])
+local d = tonumber(argv[12])
 local nidx = 13 + d
-local n = tonumber(ARGV[nidx])
-local gen = ARGV[3]
-local blob = ARGV[11]
-local grace = tonumber(ARGV[10])
-local version = redis.call('INCR', KEYS[7])
-local created = ARGV[6]
-if ARGV[7] == '1' and cur[4] then created = cur[4] end
-local ttl = tonumber(ARGV[9])
+local n = tonumber(argv[nidx])
+local gen = argv[3]
+local blob = argv[11]
+local grace = tonumber(argv[10])
+local version = redis.call('INCR', keys[7])
+local created = argv[6]
+if argv[7] == '1' and cur[4] then created = cur[4] end
+local ttl = tonumber(argv[9])
 local expire_at = 0
 if ttl > 0 then expire_at = now + ttl end
-redis.call('HSET', meta, 'v', version, 'g', gen, 'n', n, 's', ARGV[4], 'e', ARGV[5],
-  'ca', created, 'ma', ARGV[8], 't', ttl, 'x', expire_at, 'b', blob, 'p', path)
+redis.call('HSET', meta, 'v', version, 'g', gen, 'n', n, 's', argv[4], 'e', argv[5],
+  'ca', created, 'ma', argv[8], 't', ttl, 'x', expire_at, 'b', blob, 'p', path)
 if n == 0 and blob == '' then
-  redis.call('HSET', meta, 'd', ARGV[nidx + 1])
+  redis.call('HSET', meta, 'd', argv[nidx + 1])
 else
   redis.call('HDEL', meta, 'd')
-  for i = 1, n do redis.call('HSET', KEYS[2], gen .. ':' .. (i - 1), ARGV[nidx + i]) end
+  for i = 1, n do redis.call('HSET', keys[2], gen .. ':' .. (i - 1), argv[nidx + i]) end
 end
 if ttl > 0 then
   redis.call('PEXPIREAT', meta, expire_at)
-  redis.call('PEXPIREAT', KEYS[2], expire_at + grace)
-  redis.call('ZADD', KEYS[5], expire_at, path)
+  redis.call('PEXPIREAT', keys[2], expire_at + grace)
+  redis.call('ZADD', keys[5], expire_at, path)
 else
   redis.call('PERSIST', meta)
-  redis.call('PERSIST', KEYS[2])
-  redis.call('ZREM', KEYS[5], path)
+  redis.call('PERSIST', keys[2])
+  redis.call('ZREM', keys[5], path)
 end
 local old_blob = cur[5] or ''
-if old_blob ~= '' and old_blob ~= blob then redis.call('ZREM', KEYS[6], old_blob) end
+if old_blob ~= '' and old_blob ~= blob then redis.call('ZREM', keys[6], old_blob) end
 if blob ~= '' then
   local score = '+inf'
   if ttl > 0 then score = expire_at + grace end
-  redis.call('ZADD', KEYS[6], score, blob)
+  redis.call('ZADD', keys[6], score, blob)
 end
-local is_new = redis.call('HEXISTS', KEYS[4], path) == 0
-redis.call('HSET', KEYS[4], path, ARGV[4] .. '|' .. expire_at .. '|' .. ARGV[5] .. '|' .. ARGV[8])
-redis.call('ZADD', KEYS[3], 0, path)
+local is_new = redis.call('HEXISTS', keys[4], path) == 0
+redis.call('HSET', keys[4], path, argv[4] .. '|' .. expire_at .. '|' .. argv[5] .. '|' .. argv[8])
+redis.call('ZADD', keys[3], 0, path)
 if is_new then
-  redis.call('HSET', KEYS[8], ARGV[13], 'f')
-  for j = 2, d do redis.call('HINCRBY', KEYS[7 + j], ARGV[12 + j], 1) end
+  redis.call('HSET', keys[8], argv[13], 'f')
+  for j = 2, d do redis.call('HINCRBY', keys[7 + j], argv[12 + j], 1) end
 end
 return {'OK', version, old_blob}
 """
@@ -137,36 +136,36 @@ DELETE = (
     + _NOW
     + _UNLINK_DIRS
     + """
-local p = tonumber(ARGV[1])
+local p = tonumber(argv[1])
 local dir_base = 4 + 2 * p
 local live = 0
 local out = {0, 0}
 local pos = 3
 for k = 1, p do
-  local path = ARGV[pos]
-  local meta = KEYS[3 + 2 * k]
-  local chunks = KEYS[4 + 2 * k]
-  if redis.call('HEXISTS', KEYS[2], path) == 1 then
+  local path = argv[pos]
+  local meta = keys[3 + 2 * k]
+  local chunks = keys[4 + 2 * k]
+  if redis.call('HEXISTS', keys[2], path) == 1 then
     if redis.call('EXISTS', meta) == 1 then
       live = live + 1
       local b = redis.call('HGET', meta, 'b')
       if b and b ~= '' then
-        redis.call('ZREM', KEYS[4], b)
+        redis.call('ZREM', keys[4], b)
         out[#out + 1] = b
       end
     end
     redis.call('DEL', meta, chunks)
-    redis.call('HDEL', KEYS[2], path)
-    redis.call('ZREM', KEYS[1], path)
-    redis.call('ZREM', KEYS[3], path)
+    redis.call('HDEL', keys[2], path)
+    redis.call('ZREM', keys[1], path)
+    redis.call('ZREM', keys[3], path)
     pos = unlink_dirs(pos + 1, dir_base)
   else
-    pos = pos + 2 + 2 * tonumber(ARGV[pos + 1])
+    pos = pos + 2 + 2 * tonumber(argv[pos + 1])
   end
 end
 out[1] = live
-if ARGV[2] ~= '' then
-  local left = redis.call('ZRANGEBYLEX', KEYS[1], '[' .. ARGV[2], '(' .. ARGV[2] .. '\\255',
+if argv[2] ~= '' then
+  local left = redis.call('ZRANGEBYLEX', keys[1], '[' .. argv[2], '(' .. argv[2] .. '\\255',
     'LIMIT', 0, 1)
   if #left > 0 then out[2] = 1 end
 end
@@ -181,6 +180,7 @@ PURGE = (
 -- drops the index entries of paths whose expiry has passed (their meta and chunks are
 -- already gone, expired by Redis); a path rewritten since is left alone
 -- returns the number of entries purged
+local keys, argv = KEYS, ARGV  -- unlink_dirs is shared with the delete body
 """
     + _NOW
     + _UNLINK_DIRS
@@ -345,11 +345,11 @@ EDIT = (
 """
     + _NOW
     + """
-local m = redis.call('HMGET', KEYS[1], 'v', 'n', 'b', 'e', 'd', 'ma')
+local m = redis.call('HMGET', keys[1], 'v', 'n', 'b', 'e', 'd', 'ma')
 if not m[1] then return {'NOTFOUND'} end
 if m[4] == 'base64' then return {'BINARY'} end
 if (tonumber(m[2]) or 0) > 0 or (m[3] and m[3] ~= '') or not m[5] then return {'FALLBACK'} end
-local content, old, new = m[5], ARGV[2], ARGV[3]
+local content, old, new = m[5], argv[2], argv[3]
 local parts, pos, count = {}, 1, 0
 while true do
   local s, e = string.find(content, old, pos, true)
@@ -359,24 +359,24 @@ while true do
   parts[#parts + 1] = new
   pos = e + 1
 end
-if count == 0 or (count > 1 and ARGV[4] ~= '1') then return {'FALLBACK'} end
+if count == 0 or (count > 1 and argv[4] ~= '1') then return {'FALLBACK'} end
 parts[#parts + 1] = string.sub(content, pos)
 local out = table.concat(parts)
-if #out > tonumber(ARGV[7]) or #out > tonumber(ARGV[8]) then return {'FALLBACK'} end
-local version = redis.call('INCR', KEYS[4])
-local ttl = tonumber(ARGV[6])
+if #out > tonumber(argv[7]) or #out > tonumber(argv[8]) then return {'FALLBACK'} end
+local version = redis.call('INCR', keys[4])
+local ttl = tonumber(argv[6])
 local expire_at = 0
 if ttl > 0 then expire_at = now + ttl end
-redis.call('HSET', KEYS[1], 'v', version, 'd', out, 's', #out, 'ma', ARGV[5], 't', ttl,
+redis.call('HSET', keys[1], 'v', version, 'd', out, 's', #out, 'ma', argv[5], 't', ttl,
   'x', expire_at)
 if ttl > 0 then
-  redis.call('PEXPIREAT', KEYS[1], expire_at)
-  redis.call('ZADD', KEYS[3], expire_at, ARGV[1])
+  redis.call('PEXPIREAT', keys[1], expire_at)
+  redis.call('ZADD', keys[3], expire_at, argv[1])
 else
-  redis.call('PERSIST', KEYS[1])
-  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('PERSIST', keys[1])
+  redis.call('ZREM', keys[3], argv[1])
 end
-redis.call('HSET', KEYS[2], ARGV[1], #out .. '|' .. expire_at .. '|' .. m[4] .. '|' .. ARGV[5])
+redis.call('HSET', keys[2], argv[1], #out .. '|' .. expire_at .. '|' .. m[4] .. '|' .. argv[5])
 return {'OK', version, count}
 """
 )
