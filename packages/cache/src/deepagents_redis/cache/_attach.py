@@ -8,6 +8,10 @@ if TYPE_CHECKING:
     from langchain_core.caches import BaseCache
     from langchain_core.language_models import BaseLanguageModel
 
+__all__ = [
+    "with_llm_cache",
+]
+
 
 def with_llm_cache(
     model: str | BaseLanguageModel[Any], cache: BaseCache, **init_kwargs: Any

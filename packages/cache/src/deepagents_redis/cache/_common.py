@@ -10,6 +10,15 @@ from deepagents_redis.cache._failopen import FailOpen
 from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.core import CircuitBreaker
 
+__all__ = [
+    "UNSET",
+    "as_bytes",
+    "async_owner",
+    "make_guard",
+    "sync_owner",
+    "ttl_ms",
+]
+
 
 class _Unset:
     """Marker for "argument not given" where None is a meaningful value."""

@@ -35,6 +35,13 @@ from deepagents_redis.core import (
     translate_redis_error,
 )
 
+__all__ = [
+    "FAILED",
+    "FailOpen",
+    "failed",
+]
+
+
 log = logging.getLogger("deepagents_redis.cache")
 
 T = TypeVar("T")

@@ -29,6 +29,11 @@ from typing import Any
 
 import redis
 
+__all__ = [
+    "NearCache",
+]
+
+
 log = logging.getLogger("deepagents_redis.cache")
 
 _CHANNEL = "__redis__:invalidate"

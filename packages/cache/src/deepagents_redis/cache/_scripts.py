@@ -12,6 +12,14 @@ from __future__ import annotations
 
 from deepagents_redis.core import LuaScript
 
+__all__ = [
+    "ACQUIRE",
+    "READ",
+    "WRITE",
+    "WRITE_MANY",
+]
+
+
 READ = LuaScript(
     "cache_read",
     """

@@ -6,6 +6,10 @@ from deepagents_redis.core import PhaseSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+__all__ = [
+    "CacheSettings",
+]
+
 
 class CacheSettings(PhaseSettings):
     """Options of `RedisLLMCache` and `RedisNodeCache`.

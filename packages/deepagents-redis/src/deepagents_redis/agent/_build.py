@@ -8,6 +8,10 @@ from typing import Any
 from deepagents_redis.agent._flags import AgentRedisSettings
 from deepagents_redis.core import RedisConnector
 
+__all__ = [
+    "AgentBuild",
+]
+
 
 @dataclass
 class AgentBuild:

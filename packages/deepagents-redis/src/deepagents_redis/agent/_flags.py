@@ -5,6 +5,10 @@ from __future__ import annotations
 from deepagents_redis.core import PhaseSettings
 from pydantic_settings import SettingsConfigDict
 
+__all__ = [
+    "AgentRedisSettings",
+]
+
 
 class AgentRedisSettings(PhaseSettings):
     """Phase switches for `deepagents_redis.agent.create_deep_agent`.

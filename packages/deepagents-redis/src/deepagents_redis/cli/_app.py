@@ -22,6 +22,13 @@ from typing import Any, NoReturn
 
 from deepagents_redis.cli._exit import EXIT_PROBLEM, EXIT_UNREACHABLE, EXIT_USAGE
 
+__all__ = [
+    "COMMAND_MODULES",
+    "build_parser",
+    "main",
+]
+
+
 COMMAND_MODULES: list[str] = [
     "deepagents_redis.cli._health",
     "deepagents_redis.cli._migrate",

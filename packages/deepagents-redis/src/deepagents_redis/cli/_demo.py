@@ -33,6 +33,16 @@ from typing import Any
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
 from deepagents_redis.cli._target import add_target_arguments, resolve_target
 
+__all__ = [
+    "SECTIONS",
+    "DemoContext",
+    "Section",
+    "register",
+    "run",
+    "run_sections",
+    "server_runs_lua",
+]
+
 
 @dataclass
 class DemoContext:

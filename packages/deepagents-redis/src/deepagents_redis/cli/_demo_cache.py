@@ -17,6 +17,14 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
+__all__ = [
+    "QUESTION",
+    "ScriptedChatModel",
+    "demo_script",
+    "run",
+]
+
+
 QUESTION = "Plan a three-step release of deepagents-redis, then say you are done."
 
 

@@ -7,6 +7,11 @@ from typing import Any
 
 from deepagents_redis.cli._demo import DemoContext
 
+__all__ = [
+    "run",
+]
+
+
 # Body convention (core's _idempotent): `keys`/`argv` are KEYS/ARGV shifted past the op-id slot.
 _INCR_BODY = "return redis.call('INCRBY', keys[1], argv[1])"
 

@@ -14,6 +14,11 @@ from typing import Any
 
 from deepagents_redis.cli._demo import DemoContext
 
+__all__ = [
+    "run",
+]
+
+
 _REPORT = "# Weekly report\n\nstatus: draft\nowner: agent\n"
 
 

@@ -19,6 +19,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+__all__ = [
+    "PLAN",
+    "REVIEW_ITEM",
+    "run",
+]
+
+
 PLAN = [
     {"content": "outline the report", "status": "in_progress"},
     {"content": "write the draft", "status": "pending"},

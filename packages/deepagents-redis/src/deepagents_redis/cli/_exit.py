@@ -11,6 +11,14 @@
 ===  =====================================================================================
 """
 
+__all__ = [
+    "EXIT_OK",
+    "EXIT_PROBLEM",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+]
+
+
 EXIT_OK = 0
 """Success."""
 EXIT_PROBLEM = 1

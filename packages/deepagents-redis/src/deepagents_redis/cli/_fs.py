@@ -28,6 +28,15 @@ from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 
+__all__ = [
+    "describe",
+    "open_backend",
+    "register",
+    "run_copy",
+    "run_gc",
+]
+
+
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis:#")
 
 

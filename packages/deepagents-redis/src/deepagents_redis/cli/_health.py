@@ -14,6 +14,11 @@ from typing import Any
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
 from deepagents_redis.cli._target import add_target_arguments, resolve_target
 
+__all__ = [
+    "register",
+    "run",
+]
+
 
 def register(subparsers: Any) -> None:
     """Add the ``health`` subcommand."""

@@ -19,6 +19,14 @@ from typing import Any
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
 from deepagents_redis.cli._target import add_target_arguments, resolve_target
 
+__all__ = [
+    "MIGRATIONS",
+    "register",
+    "run_status",
+    "run_up",
+]
+
+
 MIGRATIONS: dict[int, Callable[[Any, Any], None]] = {}
 """Steps keyed by the version they migrate *to* (``fn(client, keyspace)``). Empty: v1 is first."""
 

@@ -16,6 +16,14 @@ from typing import Any
 
 from deepagents_redis.core import ConfigurationError, RedisSettings
 
+__all__ = [
+    "URL_ENV",
+    "Target",
+    "add_target_arguments",
+    "resolve_target",
+]
+
+
 URL_ENV = "DEEPAGENTS_REDIS_URL"
 """Environment variable read when ``--url`` is not given."""
 

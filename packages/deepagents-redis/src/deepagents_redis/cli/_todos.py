@@ -28,6 +28,15 @@ from typing import Any, TextIO
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
 from deepagents_redis.cli._target import add_target_arguments, resolve_target
 
+__all__ = [
+    "open_checkpointer",
+    "progress_bar",
+    "register",
+    "run_backfill",
+    "run_reconcile",
+]
+
+
 _INSTALL_TODOS = (
     "the todos commands need deepagents-redis-todos: pip install 'deepagents-redis[todos]'"
 )

@@ -85,6 +85,13 @@ from deepagents_redis.fs._paths import (
 )
 from deepagents_redis.fs._settings import MIB, FsSettings
 
+__all__ = [
+    "FileStat",
+    "NamespaceFactory",
+    "RedisBackend",
+]
+
+
 log = logging.getLogger("deepagents_redis.fs")
 
 _KIND = "fs"

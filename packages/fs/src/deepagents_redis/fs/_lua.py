@@ -22,6 +22,19 @@ Layout of one namespace (all keys share the scope `{namespace}`):
 
 from __future__ import annotations
 
+__all__ = [
+    "DELETE",
+    "EDIT",
+    "GC_CLAIM",
+    "GREP",
+    "LIST",
+    "LS",
+    "PURGE",
+    "READ",
+    "WRITE",
+]
+
+
 # WRITE, EDIT and DELETE are bodies of core's `IdempotentScript` and use its shifted
 # `keys`/`argv` tables; the other scripts are plain and use KEYS/ARGV, except PURGE, which
 # binds `keys, argv = KEYS, ARGV` to share `unlink_dirs` with DELETE. No text is rewritten.

@@ -28,6 +28,15 @@ from deepagents.backends.protocol import (
 )
 from deepagents_redis.core import get_instrumentation
 
+__all__ = [
+    "CopyReport",
+    "Divergence",
+    "DualWriteBackend",
+    "acopy_files",
+    "copy_files",
+]
+
+
 log = logging.getLogger("deepagents_redis.fs")
 
 _STAMPS = ("created_at", "modified_at")

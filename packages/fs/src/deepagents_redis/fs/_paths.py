@@ -13,6 +13,17 @@ from __future__ import annotations
 
 from deepagents.backends.utils import validate_path
 
+__all__ = [
+    "MAX_PATH_BYTES",
+    "directory_entries",
+    "file_path_error",
+    "invalid_path_message",
+    "listing_dir",
+    "listing_path_error",
+    "text_error",
+]
+
+
 MAX_PATH_BYTES = 4096
 """Longest accepted file path, in UTF-8 bytes (Linux PATH_MAX)."""
 

@@ -6,6 +6,13 @@ from deepagents_redis.core import PhaseSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+__all__ = [
+    "KIB",
+    "MIB",
+    "FsSettings",
+]
+
+
 KIB = 1024
 MIB = 1024 * KIB
 

@@ -32,6 +32,14 @@ from deepagents_redis.core import (
     ScriptErrorWords,
 )
 
+__all__ = [
+    "ItemClaimedError",
+    "TooManyItemsError",
+    "script_words",
+    "too_large",
+]
+
+
 _LIMIT_NAMES = {
     "content": "max_content_bytes",
     "payload": "max_plan_bytes",

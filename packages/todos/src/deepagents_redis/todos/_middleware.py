@@ -71,7 +71,14 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "SYNC_MESSAGE_PREFIX",
+    "RedisPlanningState",
+    "RedisTodoMiddleware",
+]
+
+
+log = logging.getLogger("deepagents_redis.todos")
 
 _RepoCall = tuple[str, tuple[Any, ...], dict[str, Any]]
 """A repository call of the write flow: method name (sync form), args, kwargs."""

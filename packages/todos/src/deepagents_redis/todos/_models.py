@@ -14,6 +14,17 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "TODO_STATUSES",
+    "Todo",
+    "TodoChange",
+    "TodoList",
+    "TodoStatus",
+    "content_is_blank",
+    "new_item_id",
+]
+
+
 TodoStatus = Literal["pending", "in_progress", "completed"]
 """The status of a todo item, exactly as langchain's ``TodoListMiddleware`` spells it."""
 

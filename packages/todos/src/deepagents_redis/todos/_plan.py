@@ -14,6 +14,16 @@ from typing import Any
 
 from deepagents_redis.todos._models import TodoList, new_item_id
 
+__all__ = [
+    "Item",
+    "assign_ids",
+    "describe_changes",
+    "format_plan",
+    "merge",
+    "view_from_plan",
+    "view_from_state",
+]
+
 
 @dataclass(frozen=True)
 class Item:

@@ -37,7 +37,25 @@ from deepagents_redis.todos._plan import assign_ids
 from deepagents_redis.todos._repository import RedisTodoRepository
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "ALERT_KINDS",
+    "BackfillReport",
+    "Drift",
+    "DriftKind",
+    "Progress",
+    "ReconcileReport",
+    "ThreadTodos",
+    "TodoBackfill",
+    "TodoReconciler",
+    "aiter_thread_todos",
+    "alist_thread_ids",
+    "classify",
+    "iter_thread_todos",
+    "list_thread_ids",
+]
+
+
+log = logging.getLogger("deepagents_redis.todos")
 
 DriftKind = Literal["missing", "behind", "diverged", "lagging"]
 """See the module docstring."""

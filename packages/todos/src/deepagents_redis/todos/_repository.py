@@ -66,7 +66,17 @@ from deepagents_redis.todos._models import (
 )
 from deepagents_redis.todos._settings import TodosSettings
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "KIND",
+    "MUTATE_SCRIPT",
+    "EvictionCheck",
+    "RedisTodoRepository",
+    "TodoInput",
+    "parse_plan",
+]
+
+
+log = logging.getLogger("deepagents_redis.todos")
 
 EvictionCheck = Literal["warn", "refuse", "off"]
 """What a repository does, before its first write, if the server may evict plans."""

@@ -19,7 +19,12 @@ from deepagents_redis.core import (
 from deepagents_redis.todos._repository import RedisTodoRepository
 from langchain_core.runnables import RunnableConfig
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "ScopeResolver",
+]
+
+
+log = logging.getLogger("deepagents_redis.todos")
 
 ScopeResolver = Callable[[RunnableConfig], str]
 """Maps a run's config to a plan scope."""

@@ -18,6 +18,13 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
+__all__ = [
+    "ScriptedChatModel",
+    "Step",
+    "tool_call",
+]
+
+
 Step = AIMessage | Callable[[Sequence[BaseMessage]], AIMessage]
 """One scripted reply."""
 

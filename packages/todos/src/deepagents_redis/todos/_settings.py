@@ -8,6 +8,12 @@ from deepagents_redis.core import PhaseSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+__all__ = [
+    "ConflictPolicy",
+    "TodosSettings",
+]
+
+
 ConflictPolicy = Literal["merge", "reject"]
 """What ``write_todos`` does when the plan moved since the agent last saw it.
 

@@ -25,7 +25,15 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.config import get_config
 from pydantic import BaseModel, Field
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "SUBAGENT_PROMPT",
+    "ReadTodosInput",
+    "RedisTodoSubagentMiddleware",
+    "UpdateTodoInput",
+]
+
+
+log = logging.getLogger("deepagents_redis.todos")
 
 SUBAGENT_PROMPT = """## Shared plan
 
