@@ -36,6 +36,7 @@ from deepagents_redis.core import (
     RedisConnector,
     RedisSettings,
     Request,
+    ScopedKeys,
     Script,
     Sleep,
     SyncClient,
@@ -63,13 +64,13 @@ class _Keys(NamedTuple):
     # against ~2.9 µs, measured here).
     gen: str
     entry: str
-    head: str
+    scoped: ScopedKeys
     digest: str
 
     @property
     def lease(self) -> str:
-        # Only needed on a miss; same string as KeySpace.key(kind, ns, "lease", digest).
-        return f"{self.head}:lease:{self.digest}"
+        # Only needed on a miss.
+        return self.scoped.key("lease", self.digest)
 
 
 class RedisLLMCache(RedisComponent, BaseCache):
@@ -172,8 +173,8 @@ class RedisLLMCache(RedisComponent, BaseCache):
         self._ttl_ms = ttl_ms(cs.ttl_seconds)
         self._lease_ms = ttl_ms(cs.lease_ttl_seconds)
         self._max_bytes = str(cs.max_entry_bytes)
-        self._gen_key = self._ks.key(_KIND, self.namespace, "gen")
-        self._head = self._ks.key(_KIND, self.namespace)
+        self._scoped = self._ks.scoped(_KIND, self.namespace)
+        self._gen_key = self._scoped.key("gen")
         self._held: dict[tuple[tuple[str, int], str], tuple[str, float]] = {}
         self._held_lock = threading.Lock()
         self._near: NearCache | None = None
@@ -192,7 +193,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
             )
         client = self._connector.client()
         assert isinstance(client, redis.Redis)
-        prefix = self._gen_key[: -len("gen")]
+        prefix = self._scoped.head + ":"
         self._near = NearCache(
             client,
             prefixes=[prefix],
@@ -229,12 +230,11 @@ class RedisLLMCache(RedisComponent, BaseCache):
     # -- keys and values -----------------------------------------------------------------
     def _keys(self, prompt: str, llm_string: str) -> _Keys:
         digest = entry_hash(canonical_prompt(prompt), llm_string)
-        # A hex digest needs no escaping: append to the namespace's head instead of
-        # re-encoding the namespace on every call.
+        # KeySpace's scoped builder: the namespace is encoded once, not per lookup.
         return _Keys(
             gen=self._gen_key,
-            entry=f"{self._head}:e:{digest}",
-            head=self._head,
+            entry=self._scoped.key("e", digest),
+            scoped=self._scoped,
             digest=digest,
         )
 

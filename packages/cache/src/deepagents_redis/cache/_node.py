@@ -18,10 +18,10 @@ from deepagents_redis.core import (
     AsyncClient,
     CircuitBreaker,
     Codec,
-    KeySpace,
     RedisComponent,
     RedisConnector,
     RedisSettings,
+    ScopedKeys,
     SyncClient,
     redis_errors,
 )
@@ -120,7 +120,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         self._codec = codec or Codec()
         self._guard = make_guard(cs, metric_prefix="node_cache", breaker=breaker)
         self._registry = self._ks.key(_REGISTRY_KIND, "namespaces")
-        self._heads: dict[Namespace, str] = {}
+        self._heads: dict[Namespace, ScopedKeys] = {}
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -138,23 +138,22 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         return client
 
     # -- keys and values -------------------------------------------------------------------
-    def _head(self, ns: Namespace) -> str:
+    def _keys_of(self, ns: Namespace) -> ScopedKeys:
         # Encoding a namespace (JSON, then KeySpace escaping of its brackets) costs ~20 µs;
-        # a graph has a handful of namespaces, so remember them (bounded).
-        head = self._heads.get(ns)
-        if head is None:
-            head = self._ks.key(_KIND, namespace_scope(ns))
+        # a graph has a handful of namespaces, so remember their builders (bounded).
+        scoped = self._heads.get(ns)
+        if scoped is None:
+            scoped = self._ks.scoped(_KIND, namespace_scope(ns))
             if len(self._heads) >= _MAX_HEADS:
                 self._heads.clear()
-            self._heads[ns] = head
-        return head
+            self._heads[ns] = scoped
+        return scoped
 
     def _gen_key(self, ns: Namespace) -> str:
-        return self._head(ns) + ":gen"
+        return self._keys_of(ns).key("gen")
 
     def _entry_key(self, ns: Namespace, key: str) -> str:
-        # Same string as KeySpace.key(kind, scope, "e", key), built from the cached head.
-        return self._head(ns) + ":e:" + KeySpace.encode_component(key)
+        return self._keys_of(ns).key("e", key)
 
     def _group(self, keys: Sequence[FullKey]) -> dict[Namespace, list[FullKey]]:
         groups: dict[Namespace, list[FullKey]] = defaultdict(list)

@@ -69,7 +69,7 @@ from deepagents_redis.core._instrumentation import (
     get_instrumentation,
     set_instrumentation,
 )
-from deepagents_redis.core._keys import KeySpace
+from deepagents_redis.core._keys import KeySpace, ScopedKeys
 from deepagents_redis.core._scripts import LuaScript, registered_scripts
 from deepagents_redis.core._settings import ENV_PREFIX, PhaseSettings, RedisSettings, redact_url
 from deepagents_redis.core._urls import parse_redis_url
@@ -112,6 +112,7 @@ __all__ = [
     "RedisSettings",
     "RedisUnavailableError",
     "Request",
+    "ScopedKeys",
     "Script",
     "ScriptErrorWords",
     "SerializationError",

@@ -29,7 +29,7 @@ from typing import Final
 
 from deepagents_redis.core._errors import InvalidInputError
 
-__all__ = ["KeySpace"]
+__all__ = ["KeySpace", "ScopedKeys"]
 
 _SPECIAL: Final = frozenset("%:{}*?[]\\")
 _SPECIAL_RE: Final = re.compile(r"[%:{}*?\[\]\\]")
@@ -228,6 +228,21 @@ class KeySpace:
             return head
         return head + ":" + ":".join(_encode(part) for part in rest)
 
+    def scoped(self, kind: str, scope: str) -> ScopedKeys:
+        """A builder for the keys of one (kind, scope), with the head encoded once.
+
+        For hot paths (a cache lookup builds a key per call): `scoped(k, s).key(*rest)` is
+        `key(k, s, *rest)` without re-encoding the kind and scope each time.
+
+        Args:
+            kind: Trusted identifier of the key family.
+            scope: Untrusted scope (the hash tag).
+
+        Returns:
+            The builder.
+        """
+        return ScopedKeys(self.key(kind, scope))
+
     def op_key(self, scope: str, op_id: str) -> str:
         """Build the operation-id key of a retry-safe write (see ``run_idempotent``).
 
@@ -302,3 +317,32 @@ class KeySpace:
     def schema_marker_key(self) -> str:
         """Return the key holding the deployed key-schema version: ``<prefix>:schema``."""
         return f"{self._prefix}:schema"
+
+
+class ScopedKeys:
+    """The keys of one (kind, scope) of a `KeySpace` (see `KeySpace.scoped`).
+
+    Attributes:
+        head: `<prefix>:v<schema>:<kind>:{<scope>}`, the key every other key extends.
+    """
+
+    __slots__ = ("head",)
+
+    def __init__(self, head: str) -> None:
+        self.head = head
+
+    def key(self, *rest: str) -> str:
+        """`KeySpace.key(kind, scope, *rest)`, with only `rest` encoded here.
+
+        Args:
+            *rest: Untrusted further components, each encoded and joined by ``:``.
+
+        Returns:
+            The key.
+        """
+        if not rest:
+            return self.head
+        return self.head + ":" + ":".join(_encode(part) for part in rest)
+
+    def __repr__(self) -> str:
+        return f"ScopedKeys({self.head!r})"
