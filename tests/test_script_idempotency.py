@@ -13,7 +13,7 @@ import importlib
 import re
 
 import pytest
-from deepagents_redis.core import IdempotentScript, LuaScript
+from deepagents_redis.core import IdempotentScript, LuaScript, registered_scripts
 
 PHASE_MODULES = [
     "deepagents_redis.cache._scripts",
@@ -53,13 +53,11 @@ IDEMPOTENT_BY_CONSTRUCTION = {
 
 
 def _phase_scripts() -> list[LuaScript]:
-    found: dict[str, LuaScript] = {}
+    # Importing a phase registers its scripts with core (registered_scripts); the registry,
+    # not a scan of module globals, is the list.
     for name in PHASE_MODULES:
-        module = importlib.import_module(name)
-        for value in vars(module).values():
-            if isinstance(value, LuaScript):
-                found[value.name] = value
-    return sorted(found.values(), key=lambda s: s.name)
+        importlib.import_module(name)
+    return sorted(registered_scripts().values(), key=lambda s: s.name)
 
 
 def _body(script: LuaScript) -> str:

@@ -16,7 +16,7 @@ import redis
 import redis.exceptions as rexc
 from deepagents_redis.core import RedisSettings
 from deepagents_redis.fs import RedisBackend
-from deepagents_redis.fs._backend import _DELETE
+from deepagents_redis.fs._common import _DELETE
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from deepagents.backends.protocol import FileData
 from deepagents.backends.utils import slice_read_response
-from deepagents_redis.fs import _backend
-from deepagents_redis.fs._backend import RedisBackend, _read_window
+from deepagents_redis.fs import _common
+from deepagents_redis.fs._backend import RedisBackend
+from deepagents_redis.fs._common import _read_window
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,8 +32,8 @@ def _ours(content: str, offset: int, limit: int) -> Any:
 @pytest.fixture(autouse=True)
 def _small_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     # exercise the fast path on small inputs too
-    monkeypatch.setattr(_backend, "_FAST_SLICE_MIN", 0)
-    monkeypatch.setattr(_backend, "_FAST_SLICE_LINES", 60)
+    monkeypatch.setattr(_common, "_FAST_SLICE_MIN", 0)
+    monkeypatch.setattr(_common, "_FAST_SLICE_LINES", 60)
 
 
 @settings(max_examples=600, deadline=None)
@@ -47,7 +48,7 @@ def test_same_as_deepagents(pieces: list[str], offset: int, limit: int) -> None:
 
 
 def test_big_file_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_backend, "_FAST_SLICE_LINES", 50_000)
+    monkeypatch.setattr(_common, "_FAST_SLICE_LINES", 50_000)
     rng = random.Random(7)
     lines = [("x" * rng.randrange(0, 90)) + "\n" for _ in range(30_000)]
     for content in ("".join(lines), "".join(lines) + "tail", "".join(lines) + "\n\n"):

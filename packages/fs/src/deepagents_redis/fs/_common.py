@@ -1,0 +1,545 @@
+"""What every part of `RedisBackend` shares.
+
+The layout constants, the scripts, result helpers, and `_Layout` (namespace and keys, TTL
+rules, blob refs, the driver, the core read/commit operations).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeAlias, TypeVar, cast
+
+from deepagents.backends.protocol import (
+    FileData,
+    ReadResult,
+)
+from deepagents.backends.utils import (
+    normalize_read_bounds,
+    slice_read_response,
+)
+from deepagents_redis.core import (
+    Call,
+    Command,
+    DeepAgentsRedisError,
+    Idempotent,
+    IdempotentScript,
+    InvalidInputError,
+    KeySpace,
+    LuaScript,
+    NotFoundError,
+    Operation,
+    RedisConnector,
+    Script,
+    Snapshot,
+    arun_operation,
+    new_op_id,
+    run_operation,
+)
+from deepagents_redis.fs import _lua
+from deepagents_redis.fs._blobs import BlobStore, LocalBlobStore
+from deepagents_redis.fs._paths import (
+    directory_entries,
+    invalid_path_message,
+    listing_path_error,
+    text_error,
+)
+
+__all__ = ["FileStat", "NamespaceFactory"]
+
+
+log = logging.getLogger("deepagents_redis.fs")
+
+_KIND = "fs"
+# Writes go through core's op-id wrapper: a write whose reply was lost (timeout) is retried
+# with the same op id and applied once, so an edit is never applied twice and a conditional
+# write never reports a conflict with itself.
+_WRITE = IdempotentScript("fs_write", _lua.WRITE)
+_EDIT = IdempotentScript("fs_edit", _lua.EDIT)
+_OP_TTL_MS = 10 * 60 * 1000  # far longer than any retry loop, short enough to stay small
+# Deletes too (issue 8 defect 3): a delete re-sent after a lost reply, once another worker
+# had written the same path, deleted that new file; now the retry replays the first reply.
+_DELETE = IdempotentScript("fs_delete", _lua.DELETE)
+_PURGE = LuaScript("fs_purge", _lua.PURGE)
+_LS = LuaScript("fs_ls", _lua.LS)
+_LIST = LuaScript("fs_list", _lua.LIST)
+_READ = LuaScript("fs_read", _lua.READ)
+_GC_CLAIM = LuaScript("fs_gc_claim", _lua.GC_CLAIM)
+_GREP = LuaScript("fs_grep", _lua.GREP)
+
+_PAGE = 1000  # paths per LIST page: bounds the work of one script call
+_PURGE_BATCH = 200
+_DELETE_BATCH = 200
+_GREP_FILES = 1000  # candidate files one server-side grep call searches
+_GREP_BYTES = 4 * 1024 * 1024  # ... and at most this much content (bounds one script's work)
+_GREP_CHUNK_BATCH = 8  # chunks (x chunk_size bytes) held in memory per file while grepping
+_TORN_RETRIES = 8  # a reader re-reads this often when a writer replaced what it was reading
+# UTF-8 of the line breaks `str.splitlines` knows besides LF (CR, VT, FF, FS, GS, RS, NEL,
+# U+2028, U+2029): text without them has LF-separated lines
+_ASCII_BREAKS = (b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")
+_OTHER_BREAKS = (*_ASCII_BREAKS, b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+_NON_BLANK = re.compile(rb"[\x21-\x7e]")  # printable ASCII: never whitespace
+_FAST_SLICE_MIN = 64 * 1024  # smaller files: deepagents' slicing is as cheap as ours
+_FAST_SLICE_LINES = 50_000  # windows ending further down go through deepagents' slicing
+
+T = TypeVar("T")
+
+NamespaceFactory: TypeAlias = Callable[[Any], "str | tuple[str, ...]"]
+"""A callable taking the LangGraph `Runtime` (None outside a graph) returning a namespace."""
+
+
+# ----------------------------------------------------------------------------- requests
+
+# Operations are generators of core's driver requests (Script, Idempotent, Command,
+# Pipeline, Snapshot, Call, Sleep), run sync or async by core's run_operation/arun_operation.
+_Op: TypeAlias = Operation[T]
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """What Redis knows about one file, without its content.
+
+    Versions come from one counter per namespace, so they only grow: a file deleted and
+    created again never reuses a version an old reader may still hold.
+    """
+
+    path: str
+    """The file's path."""
+    version: int
+    """Version of the current content; pass it as `expected_version` to write safely."""
+    size: int
+    """Size in bytes of the stored content string (UTF-8; base64 text for binary files)."""
+    encoding: str
+    """`"utf-8"` or `"base64"`."""
+    created_at: str
+    """ISO 8601 creation time."""
+    modified_at: str
+    """ISO 8601 time of the last write or edit."""
+    expires_at: float | None
+    """Epoch seconds when the file expires, or None when it lives until deleted."""
+    chunks: int
+    """Number of chunks in Redis (0 when the content is stored inline or spilled)."""
+    spilled: bool
+    """Whether the content lives in the blob store."""
+    blob_ref: str | None = None
+    """The blob store reference of a spilled file's content."""
+
+
+def _pairs(listing: Any) -> Iterable[tuple[str, str]]:
+    """(name, summary) pairs of a NUL-joined listing string from the LS or LIST script.
+
+    A summary is `size|expire_at|encoding|modified_at`; it is split only where needed.
+    """
+    text = _s(listing)
+    if not text:
+        return ()
+    parts = text.split("\0")
+    return zip(parts[0::2], parts[1::2], strict=True)
+
+
+def _s(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _b(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("utf-8")
+
+
+def _meta_dict(reply: Any) -> dict[str, Any]:
+    """HGETALL reply (a dict, or a flat list from a script) with str field names."""
+    if not reply:
+        return {}
+    if isinstance(reply, dict):
+        return {_s(k): v for k, v in reply.items()}
+    items = list(reply)
+    return {_s(items[i]): items[i + 1] for i in range(0, len(items), 2)}
+
+
+def _decodes_responses(client: Any) -> bool:
+    try:
+        return bool(client.get_connection_kwargs().get("decode_responses"))
+    except (AttributeError, TypeError):
+        return False
+
+
+def _outcome(result: Any) -> str:
+    error = getattr(result, "error", None)
+    if error is None:
+        return "ok"
+    return "conflict" if "changed" in str(error) or "kept changing" in str(error) else "miss"
+
+
+def _search_args_error(**args: str | None) -> str | None:
+    """The error text for the first unusable argument of `glob`/`grep`, or None.
+
+    Paths follow `listing_path_error`; patterns and globs need only be text a Redis
+    argument can carry (no lone surrogate).
+    """
+    for name, value in args.items():
+        if value is None and name != "pattern":
+            continue
+        if name == "path":
+            reason = listing_path_error(value)
+            if reason is not None:
+                return invalid_path_message(value, reason)
+            continue
+        reason = text_error(value, name)
+        if reason is not None:
+            return f"Error: Invalid {name} {value!r}: {reason}"
+    return None
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _read_window(meta: dict[str, Any], data: bytes, offset: int, limit: int) -> ReadResult:
+    """Exactly `slice_read_response(<FileData of meta and data>, offset, limit)`, cheaper.
+
+    deepagents decodes the whole content and splits it into lines (`str.splitlines`) to
+    cut a window of a few; on a 10 MB file that is most of a read. When the stored UTF-8
+    only uses LF line breaks (none of the other `splitlines` breaks occurs in it), lines
+    are counted with `bytes.count` and the window is cut out by byte position and decoded
+    alone, which gives the same result. Every other case (small or blank content, zero
+    limit, far offsets, CR or other breaks) goes to deepagents' function itself.
+    """
+    start, count = normalize_read_bounds(offset, limit)
+    if (
+        len(data) < _FAST_SLICE_MIN
+        or count == 0
+        or start + count > _FAST_SLICE_LINES
+        or _NON_BLANK.search(data) is None
+        # (searching for a 2-3 byte sequence is slow: skip that when the text is ASCII)
+        or any(br in data for br in (_ASCII_BREAKS if data.isascii() else _OTHER_BREAKS))
+    ):
+        return slice_read_response(_Layout._file_data(meta, data), offset, limit)
+    total = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if start >= total:
+        return ReadResult(error=f"Line offset {start} exceeds file length ({total} lines)")
+    lo = 0
+    for _ in range(start):
+        lo = data.index(b"\n", lo) + 1
+    end = min(start + count, total)
+    hi = lo
+    for _ in range(end - start):
+        nl = data.find(b"\n", hi)
+        if nl < 0:
+            hi = len(data)
+            break
+        hi = nl + 1
+    return ReadResult(
+        file_data=_Layout._file_data(meta, data[lo:hi]),
+        total_lines=total,
+        start_line=start + 1,
+        end_line=end,
+        next_offset=end if end < total else None,
+    )
+
+
+# ----------------------------------------------------------------------------- backend
+
+
+class _Layout:
+    """The plumbing and core operations every part of the backend builds on."""
+
+    # Set by RedisBackend.__init__ (see its docstring).
+    _connector: RedisConnector
+    _namespace: str | NamespaceFactory
+    _ks: KeySpace
+    _ttl: float | None
+    _ttl_rules: list[tuple[str, float | None]]
+    _refresh: bool
+    _chunk_size: int
+    _spill: int
+    _max_size: int
+    _blob_store: BlobStore | None
+    _blob_dir: str | None
+    _edit_retries: int
+    _grace_ms: int
+    _deadline: float | None
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def blob_store(self) -> BlobStore:
+        """The blob store spilled files go to (created on first use)."""
+        if self._blob_store is None:
+            root = self._blob_dir or str(Path(tempfile.gettempdir()) / "deepagents-redis-blobs")
+            self._blob_store = LocalBlobStore(root)
+        return self._blob_store
+
+    def resolve_namespace(self) -> str:
+        """The namespace of the current call (a factory is asked each time).
+
+        Returns:
+            The namespace string.
+
+        Raises:
+            InvalidInputError: The factory returned an empty or malformed namespace.
+        """
+        ns = self._namespace
+        if not callable(ns):
+            return ns
+        from langgraph.runtime import get_runtime
+
+        try:
+            runtime: Any = get_runtime()
+        except (RuntimeError, KeyError):
+            runtime = None
+        try:
+            value = ns(runtime)
+        except AttributeError as exc:
+            if runtime is None:
+                raise InvalidInputError(
+                    "the namespace factory read the Runtime, but none is available outside "
+                    "a LangGraph run; pass a factory that does not need it"
+                ) from exc
+            raise
+        if isinstance(value, tuple):
+            from deepagents.backends.store import _validate_namespace
+
+            try:
+                return "/".join(_validate_namespace(value))
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(str(exc)) from exc
+        if isinstance(value, str) and value:
+            return value
+        raise InvalidInputError(f"namespace factory returned {value!r}; want a str or tuple")
+
+    def _k(self, ns: str, *rest: str) -> str:
+        return self._ks.key(_KIND, ns, *rest)
+
+    def _ttl_ms(self, path: str) -> int:
+        ttl = self._ttl
+        for prefix, rule in self._ttl_rules:
+            if path.startswith(prefix):
+                ttl = rule
+                break
+        return 0 if ttl is None else max(1, int(ttl * 1000))
+
+    def _blob_ref(self, ns: str, path: str, gen: str) -> str:
+        return f"{self._blob_prefix(ns)}{hashlib.sha256(path.encode()).hexdigest()[:24]}/{gen}"
+
+    def _blob_prefix(self, ns: str) -> str:
+        scope = f"{self._ks.prefix}\x00{ns}".encode()
+        return hashlib.sha256(scope).hexdigest()[:24] + "/"
+
+    def _run(self, name: str, op: _Op[T]) -> T:
+        return run_operation(
+            self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
+        )
+
+    async def _arun(self, name: str, op: _Op[T]) -> T:
+        return await arun_operation(
+            self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
+        )
+
+    def _blob(self, op: str, args: tuple[Any, ...], *, best_effort: bool = False) -> Call:
+        """A blob-store call as a driver request (run in a thread by the async driver)."""
+        return Call(self._blob_call, (op, args, best_effort))
+
+    def _blob_call(self, op: str, args: tuple[Any, ...], best_effort: bool) -> Any:
+        try:
+            result = getattr(self.blob_store, op)(*args)
+            return list(result) if op == "list" else result
+        except Exception as exc:
+            if not best_effort:
+                raise
+            log.warning("blob %s of %r failed (left for gc): %s", op, args[0], exc)
+            return None
+
+    # ------------------------------------------------------------------ core ops
+
+    def _commit(
+        self,
+        ns: str,
+        path: str,
+        data: bytes,
+        *,
+        encoding: str,
+        created_at: str,
+        keep_created: bool,
+        modified_at: str,
+        expected_version: int | None,
+    ) -> _Op[tuple[str, int]]:
+        """Write `data` as the new content of `path`; returns ('OK'|'CONFLICT', version)."""
+        gen = secrets.token_hex(8)
+        size = len(data)
+        ref = ""
+        chunks: list[bytes] = []
+        inline = b""
+        if self._spill and size > self._spill:
+            ref = self._blob_ref(ns, path, gen)
+            yield self._blob("put", (ref, data))
+        elif size > self._chunk_size:
+            cs = self._chunk_size
+            chunks = [data[i : i + cs] for i in range(0, size, cs)]
+        else:
+            inline = data
+        dirs = directory_entries(path)
+        keys = [
+            self._k(ns, "m", path),
+            self._k(ns, "c", path),
+            self._k(ns, "idx"),
+            self._k(ns, "files"),
+            self._k(ns, "exp"),
+            self._k(ns, "blobs"),
+            self._k(ns, "seq"),
+        ] + [self._k(ns, "d", d) for d, _ in dirs]
+        args: list[Any] = [
+            path,
+            "" if expected_version is None else str(expected_version),
+            gen,
+            str(size),
+            encoding,
+            created_at,
+            "1" if keep_created else "0",
+            modified_at,
+            str(self._ttl_ms(path)),
+            str(self._grace_ms),
+            ref,
+            str(len(dirs)),
+            *[field for _, field in dirs],
+            str(len(chunks)),
+        ]
+        args.extend(chunks if chunks else ([] if ref else [inline]))
+        op_key = self._ks.op_key(ns, new_op_id())
+        reply = yield Idempotent(_WRITE, op_key, keys, args, op_ttl_ms=_OP_TTL_MS)
+        status = _s(reply[0])
+        if status != "OK":
+            if ref:
+                yield self._blob("delete", (ref,), best_effort=True)
+            return "CONFLICT", int(reply[1])
+        old_blob = _s(reply[2]) if len(reply) > 2 else ""
+        if old_blob:
+            yield self._blob("delete", (old_blob,), best_effort=True)
+        return "OK", int(reply[1])
+
+    def _meta(self, ns: str, path: str) -> _Op[dict[str, Any]]:
+        reply = yield Command(("HGETALL", self._k(ns, "m", path)))
+        return _meta_dict(reply)
+
+    def _content(self, ns: str, path: str, meta: dict[str, Any]) -> _Op[bytes | None]:
+        """Inline or spilled content `meta` describes (None: the blob is gone)."""
+        ref = _s(meta.get("b") or b"")
+        if ref:
+            data = yield self._blob("get", (ref,))
+            return cast("bytes | None", data)
+        return _b(meta.get("d", b""))
+
+    def _load(
+        self, ns: str, path: str, *, refresh: bool | None = None
+    ) -> _Op[tuple[dict[str, Any], bytes] | None]:
+        """Metadata and content, consistent with each other; None when there is no file.
+
+        Inline and chunked content come back in one atomic step: a MULTI/EXEC of two
+        HGETALLs (metadata, chunk hash), or the READ script when the read also restarts
+        the file's lifetime (or the client cannot run a transaction). The transaction is
+        cheaper for big files: the script copies every chunk into Lua and out again. A
+        spilled file's blob is immutable per write: if it vanished between reading the
+        metadata and fetching it, a writer replaced the file, and the read starts again.
+        """
+        use_refresh = self._refresh if refresh is None else refresh
+        keys = [
+            self._k(ns, "m", path),
+            self._k(ns, "c", path),
+            self._k(ns, "files"),
+            self._k(ns, "exp"),
+            self._k(ns, "blobs"),
+        ]
+        args = [path, str(self._grace_ms), "1" if use_refresh else "0"]
+        missing = DeepAgentsRedisError(
+            f"a chunk of {path!r} (namespace {ns!r}) is missing from Redis; "
+            "was a key evicted (maxmemory-policy) or deleted by hand?"
+        )
+        last_ref = None
+        for _ in range(_TORN_RETRIES * 8):
+            if use_refresh:
+                reply: Any = ("lua", (yield Script(_READ, keys, args)))
+            else:
+                snapshot = [("HGETALL", keys[0]), ("HGETALL", keys[1])]
+                reply = yield Snapshot(snapshot, Script(_READ, keys, args))
+            if reply[0] == "multi":
+                meta = _meta_dict(reply[1][0])
+                if "n" not in meta:
+                    return None
+                n = int(meta.get("n") or 0)
+                if n > 0:
+                    # the chunk hash holds the current generation's fields (a write removes
+                    # the previous ones); fields of any other generation are ignored
+                    held = _meta_dict(reply[1][1])
+                    gen = _s(meta["g"])
+                    parts = [held.get(f"{gen}:{i}") for i in range(n)]
+                    if any(c is None for c in parts):
+                        raise missing
+                    return meta, b"".join(map(_b, parts))
+            else:
+                lua = reply[1]
+                if not lua:
+                    return None
+                count = int(lua[0])
+                if count < 0:
+                    raise missing
+                meta = _meta_dict(lua[1 : 1 + count])
+                if int(meta.get("n") or 0) > 0:
+                    return meta, b"".join(_b(c) for c in lua[1 + count :])
+            data = yield from self._content(ns, path, meta)
+            if data is not None:
+                return meta, data
+            ref = meta.get("b")
+            if ref == last_ref:
+                raise NotFoundError(
+                    f"the content of {path!r} (namespace {ns!r}) is missing: its blob store "
+                    "does not hold it (is every worker configured with the same blob store?)"
+                )
+            last_ref = ref
+        raise DeepAgentsRedisError(f"{path!r} kept changing while being read")
+
+    @staticmethod
+    def _file_data(meta: dict[str, Any], data: bytes) -> FileData:
+        fd = FileData(content=data.decode("utf-8"), encoding=_s(meta.get("e", b"utf-8")))
+        if meta.get("ca") is not None:
+            fd["created_at"] = _s(meta["ca"])
+        if meta.get("ma") is not None:
+            fd["modified_at"] = _s(meta["ma"])
+        return fd
+
+    def _size_error(self, size: int, path: str) -> str | None:
+        if size > self._max_size:
+            return (
+                f"Error: File '{path}' is {size} bytes, over the maximum file size of "
+                f"{self._max_size} bytes; nothing was written."
+            )
+        return None
+
+    def _dir_args(self, ns: str, paths: Iterable[str], dir_keys: dict[str, int]) -> list[str]:
+        args: list[str] = []
+        for path in paths:
+            dirs = directory_entries(path)
+            args += [path, str(len(dirs))]
+            for d, field in dirs:
+                key = self._k(ns, "d", d)
+                if key not in dir_keys:
+                    dir_keys[key] = len(dir_keys) + 1
+                args += [str(dir_keys[key]), field]
+        return args
+
+    def _list_page(
+        self, ns: str, exact: str, prefix: str, cursor: str
+    ) -> _Op[tuple[bool, str, dict[str, str]]]:
+        reply = yield Script(
+            _LIST,
+            [self._k(ns, "idx"), self._k(ns, "files")],
+            [exact, prefix, cursor, str(_PAGE)],
+        )
+        return bool(int(reply[0])), _s(reply[1]), dict(_pairs(reply[2]))

@@ -1,0 +1,397 @@
+"""File operations of `RedisBackend`: read, write, edit, delete, upload and download."""
+
+from __future__ import annotations
+
+import base64
+
+from deepagents.backends.protocol import (
+    DeleteResult,
+    EditResult,
+    FileDownloadResponse,
+    FileUploadResponse,
+    ReadResult,
+    WriteResult,
+)
+from deepagents.backends.utils import (
+    _get_backend_read_file_type,
+    perform_string_replacement,
+)
+from deepagents_redis.core import (
+    Idempotent,
+    Sleep,
+    get_instrumentation,
+    jittered_backoff,
+    new_op_id,
+)
+from deepagents_redis.fs._common import (
+    _DELETE,
+    _DELETE_BATCH,
+    _EDIT,
+    _OP_TTL_MS,
+    _Layout,
+    _now_iso,
+    _Op,
+    _read_window,
+    _s,
+)
+from deepagents_redis.fs._paths import (
+    file_path_error,
+    invalid_path_message,
+    listing_path_error,
+)
+
+__all__: list[str] = []
+
+
+class _FileOps(_Layout):
+    """read/write/edit/delete/upload/download (sync and async) as operations."""
+
+    # ------------------------------------------------------------------ read
+
+    def _read_op(self, file_path: str, offset: int, limit: int) -> _Op[ReadResult]:
+        reason = file_path_error(file_path)
+        if reason is not None:
+            return ReadResult(error=invalid_path_message(file_path, reason))
+        ns = self.resolve_namespace()
+        got = yield from self._load(ns, file_path)
+        if got is None:
+            return ReadResult(error=f"File '{file_path}' not found")
+        if _get_backend_read_file_type(file_path) != "text":
+            return ReadResult(file_data=self._file_data(*got))
+        return _read_window(*got, offset, limit)
+
+    def read(self, file_path: str, offset: int = 0, limit: int = 2000) -> ReadResult:
+        """Read a window of lines of a file (binary types whole, as base64).
+
+        Args:
+            file_path: Absolute path of the file.
+            offset: 0-indexed first line.
+            limit: Maximum number of lines.
+
+        Returns:
+            The raw window and its pagination fields, or an error.
+        """
+        return self._run("read", self._read_op(file_path, offset, limit))
+
+    async def aread(self, file_path: str, offset: int = 0, limit: int = 2000) -> ReadResult:
+        """Async `read`."""
+        return await self._arun("read", self._read_op(file_path, offset, limit))
+
+    # ------------------------------------------------------------------ write
+
+    def _write_op(
+        self, file_path: str, content: str, expected_version: int | None
+    ) -> _Op[WriteResult]:
+        reason = file_path_error(file_path)
+        if reason is not None:
+            return WriteResult(error=invalid_path_message(file_path, reason))
+        if not isinstance(content, str):
+            return WriteResult(error=f"Error: content must be a string, got {type(content)}")
+        try:
+            data = content.encode("utf-8")
+        except UnicodeEncodeError:
+            return WriteResult(error="Error: content is not valid unicode text")
+        too_big = self._size_error(len(data), file_path)
+        if too_big:
+            return WriteResult(error=too_big)
+        ns = self.resolve_namespace()
+        now = _now_iso()
+        status, version = yield from self._commit(
+            ns,
+            file_path,
+            data,
+            encoding="utf-8",
+            created_at=now,
+            keep_created=True,
+            modified_at=now,
+            expected_version=expected_version,
+        )
+        if status != "OK":
+            return WriteResult(
+                error=f"Error: File '{file_path}' changed: expected version "
+                f"{expected_version}, found {version}. Read it again and retry."
+            )
+        return WriteResult(path=file_path)
+
+    def write(
+        self, file_path: str, content: str, *, expected_version: int | None = None
+    ) -> WriteResult:
+        """Create or overwrite a file.
+
+        Args:
+            file_path: Absolute path of the file.
+            content: The new text content.
+            expected_version: When given, write only if the file is at this version
+                (0: only if it does not exist); otherwise an error result.
+
+        Returns:
+            The written path, or an error.
+        """
+        return self._run("write", self._write_op(file_path, content, expected_version))
+
+    async def awrite(
+        self, file_path: str, content: str, *, expected_version: int | None = None
+    ) -> WriteResult:
+        """Async `write`."""
+        return await self._arun("write", self._write_op(file_path, content, expected_version))
+
+    # ------------------------------------------------------------------ edit
+
+    def _edit_op(
+        self, file_path: str, old_string: str, new_string: str, replace_all: bool
+    ) -> _Op[EditResult]:
+        reason = file_path_error(file_path)
+        if reason is not None:
+            return EditResult(error=invalid_path_message(file_path, reason))
+        ns = self.resolve_namespace()
+        inst = get_instrumentation()
+        try:
+            old_bytes = old_string.encode("utf-8")
+            new_bytes = new_string.encode("utf-8")
+        except (AttributeError, UnicodeEncodeError):
+            old_bytes = new_bytes = b""
+        if old_bytes:
+            # one round trip, no race: the common edit of a small file runs in Redis
+            reply = yield Idempotent(
+                _EDIT,
+                self._ks.op_key(ns, new_op_id()),
+                [
+                    self._k(ns, "m", file_path),
+                    self._k(ns, "files"),
+                    self._k(ns, "exp"),
+                    self._k(ns, "seq"),
+                ],
+                [
+                    file_path,
+                    old_bytes,
+                    new_bytes,
+                    "1" if replace_all else "0",
+                    _now_iso(),
+                    str(self._ttl_ms(file_path)),
+                    str(self._max_size),
+                    str(self._chunk_size),
+                ],
+                op_ttl_ms=_OP_TTL_MS,
+            )
+            status = _s(reply[0])
+            if status == "OK":
+                return EditResult(path=file_path, occurrences=int(reply[2]))
+            if status == "NOTFOUND":
+                return EditResult(error=f"Error: File '{file_path}' not found")
+            if status == "BINARY":
+                return EditResult(error="Error: Cannot edit binary files with text replacements.")
+        for attempt in range(self._edit_retries):
+            got = yield from self._load(ns, file_path, refresh=False)
+            if got is None:
+                return EditResult(error=f"Error: File '{file_path}' not found")
+            meta, data = got
+            if _s(meta.get("e", b"utf-8")) == "base64":
+                return EditResult(error="Error: Cannot edit binary files with text replacements.")
+            result = perform_string_replacement(
+                data.decode("utf-8"), old_string, new_string, replace_all
+            )
+            if isinstance(result, str):
+                return EditResult(error=result)
+            new_content, occurrences = result
+            try:
+                new_data = new_content.encode("utf-8")
+            except UnicodeEncodeError:
+                return EditResult(error="Error: new_string is not valid unicode text")
+            too_big = self._size_error(len(new_data), file_path)
+            if too_big:
+                return EditResult(error=too_big)
+            status, _version = yield from self._commit(
+                ns,
+                file_path,
+                new_data,
+                encoding=_s(meta.get("e", b"utf-8")),
+                created_at=_s(meta.get("ca") or _now_iso()),
+                keep_created=True,
+                modified_at=_now_iso(),
+                expected_version=int(meta["v"]),
+            )
+            if status == "OK":
+                return EditResult(path=file_path, occurrences=int(occurrences))
+            inst.count("fs.edit.conflict")
+            # jittered backoff: concurrent editors of one file spread out instead of
+            # colliding again on the next round trip
+            yield Sleep(jittered_backoff(attempt + 1, 0.0002, 0.01))
+        return EditResult(
+            error=f"Error: File '{file_path}' kept changing under concurrent edits; gave up "
+            f"after {self._edit_retries} attempts. Read it again and retry."
+        )
+
+    def edit(
+        self,
+        file_path: str,
+        old_string: str,
+        new_string: str,
+        replace_all: bool = False,
+    ) -> EditResult:
+        """Replace text in a file; never loses a concurrent update (re-applies on conflict).
+
+        Args:
+            file_path: Absolute path of the file.
+            old_string: Exact text to replace.
+            new_string: Replacement text.
+            replace_all: Replace every occurrence instead of requiring a unique one.
+
+        Returns:
+            The path and the number of replacements, or an error.
+        """
+        return self._run("edit", self._edit_op(file_path, old_string, new_string, replace_all))
+
+    async def aedit(
+        self,
+        file_path: str,
+        old_string: str,
+        new_string: str,
+        replace_all: bool = False,
+    ) -> EditResult:
+        """Async `edit`."""
+        return await self._arun(
+            "edit", self._edit_op(file_path, old_string, new_string, replace_all)
+        )
+
+    # ------------------------------------------------------------------ delete
+
+    def _delete_batch(self, ns: str, paths: list[str], probe: str) -> _Op[tuple[int, bool]]:
+        dir_keys: dict[str, int] = {}
+        per_path = self._dir_args(ns, paths, dir_keys)
+        keys = [self._k(ns, "idx"), self._k(ns, "files"), self._k(ns, "exp"), self._k(ns, "blobs")]
+        for path in paths:
+            keys += [self._k(ns, "m", path), self._k(ns, "c", path)]
+        keys += list(dir_keys)
+        # One op id per batch, reused by the driver's retries of that batch only.
+        op_key = self._ks.op_key(ns, new_op_id())
+        reply = yield Idempotent(
+            _DELETE, op_key, keys, [str(len(paths)), probe, *per_path], op_ttl_ms=_OP_TTL_MS
+        )
+        for ref in reply[2:]:
+            yield self._blob("delete", (_s(ref),), best_effort=True)
+        return int(reply[0]), bool(int(reply[1]))
+
+    def _delete_op(self, file_path: str) -> _Op[DeleteResult]:
+        reason = listing_path_error(file_path)
+        if reason is not None:
+            return DeleteResult(error=invalid_path_message(file_path, reason))
+        ns = self.resolve_namespace()
+        base = file_path.rstrip("/")
+        prefix = base + "/"
+        live = 0
+        children = True
+        if file_path_error(base) is None:
+            live, children = yield from self._delete_batch(ns, [base], prefix)
+        if children:
+            cursor = ""
+            while True:
+                _exact, cursor, entries = yield from self._list_page(ns, "", prefix, cursor)
+                paths = list(entries)
+                for i in range(0, len(paths), _DELETE_BATCH):
+                    n, _ = yield from self._delete_batch(ns, paths[i : i + _DELETE_BATCH], "")
+                    live += n
+                if not cursor:
+                    break
+        if live == 0:
+            return DeleteResult(error=f"Error: File '{file_path}' not found")
+        return DeleteResult(path=file_path)
+
+    def delete(self, file_path: str) -> DeleteResult:
+        """Delete a file, or recursively everything under a directory path.
+
+        Args:
+            file_path: Absolute path of a file or directory.
+
+        Returns:
+            The path, or an error when nothing exists at or under it.
+        """
+        return self._run("delete", self._delete_op(file_path))
+
+    async def adelete(self, file_path: str) -> DeleteResult:
+        """Async `delete`."""
+        return await self._arun("delete", self._delete_op(file_path))
+
+    # ------------------------------------------------------------------ upload / download
+
+    def _upload_op(self, files: list[tuple[str, bytes]]) -> _Op[list[FileUploadResponse]]:
+        ns = self.resolve_namespace()
+        out: list[FileUploadResponse] = []
+        for path, content in files:
+            if file_path_error(path) is not None:
+                out.append(FileUploadResponse(path=path, error="invalid_path"))
+                continue
+            try:
+                text = bytes(content).decode("utf-8")
+                encoding = "utf-8"
+            except UnicodeDecodeError:
+                text = base64.standard_b64encode(content).decode("ascii")
+                encoding = "base64"
+            data = text.encode("utf-8")
+            if self._size_error(len(data), path):
+                out.append(
+                    FileUploadResponse(
+                        path=path,
+                        error=f"file too large: {len(data)} bytes > {self._max_size}",
+                    )
+                )
+                continue
+            now = _now_iso()
+            yield from self._commit(
+                ns,
+                path,
+                data,
+                encoding=encoding,
+                created_at=now,
+                keep_created=True,
+                modified_at=now,
+                expected_version=None,
+            )
+            out.append(FileUploadResponse(path=path, error=None))
+        return out
+
+    def upload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
+        """Store files given as bytes (UTF-8 text as text, anything else as base64).
+
+        Args:
+            files: `(path, content)` pairs.
+
+        Returns:
+            One response per input, in order.
+        """
+        return self._run("upload", self._upload_op(files))
+
+    async def aupload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
+        """Async `upload_files`."""
+        return await self._arun("upload", self._upload_op(files))
+
+    def _download_op(self, paths: list[str]) -> _Op[list[FileDownloadResponse]]:
+        ns = self.resolve_namespace()
+        out: list[FileDownloadResponse] = []
+        for path in paths:
+            if file_path_error(path) is not None:
+                out.append(FileDownloadResponse(path=path, content=None, error="invalid_path"))
+                continue
+            got = yield from self._load(ns, path)
+            if got is None:
+                out.append(FileDownloadResponse(path=path, content=None, error="file_not_found"))
+                continue
+            meta, data = got
+            if _s(meta.get("e", b"utf-8")) == "base64":
+                data = base64.standard_b64decode(data)
+            out.append(FileDownloadResponse(path=path, content=data, error=None))
+        return out
+
+    def download_files(self, paths: list[str]) -> list[FileDownloadResponse]:
+        """Fetch files as bytes (base64 files decoded).
+
+        Args:
+            paths: File paths.
+
+        Returns:
+            One response per input, in order (`file_not_found`, `invalid_path` on errors).
+        """
+        return self._run("download", self._download_op(paths))
+
+    async def adownload_files(self, paths: list[str]) -> list[FileDownloadResponse]:
+        """Async `download_files`."""
+        return await self._arun("download", self._download_op(paths))

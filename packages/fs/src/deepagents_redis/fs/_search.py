@@ -1,0 +1,338 @@
+"""Listing and search operations of `RedisBackend`: ls, glob and grep."""
+
+from __future__ import annotations
+
+import codecs
+from typing import Any
+
+from deepagents.backends.protocol import (
+    FileInfo,
+    GlobResult,
+    GrepMatch,
+    GrepResult,
+    LsResult,
+)
+from deepagents.backends.utils import (
+    InvalidGlobPatternError,
+    _glob_search_files,
+    _normalize_path,
+    _relative_to_root,
+    compile_grep_include_glob,
+)
+from deepagents_redis.core import (
+    Command,
+    DeepAgentsRedisError,
+    Script,
+)
+from deepagents_redis.fs._common import (
+    _GREP,
+    _GREP_BYTES,
+    _GREP_CHUNK_BATCH,
+    _GREP_FILES,
+    _LS,
+    _PURGE,
+    _PURGE_BATCH,
+    _TORN_RETRIES,
+    _b,
+    _Layout,
+    _meta_dict,
+    _Op,
+    _pairs,
+    _s,
+    _search_args_error,
+)
+from deepagents_redis.fs._paths import (
+    invalid_path_message,
+    listing_dir,
+    listing_path_error,
+)
+
+__all__: list[str] = []
+
+
+class _SearchOps(_Layout):
+    """ls/glob/grep (sync and async) as operations over the path and directory indexes."""
+
+    # ------------------------------------------------------------------ listing
+
+    def _purge(self, ns: str, paths: list[str]) -> _Op[int]:
+        dir_keys: dict[str, int] = {}
+        per_path = self._dir_args(ns, paths, dir_keys)
+        keys = [self._k(ns, "idx"), self._k(ns, "files"), self._k(ns, "exp"), *dir_keys]
+        reply = yield Script(_PURGE, keys, [str(len(paths)), *per_path])
+        return int(reply)
+
+    def _candidates(self, ns: str, path: str | None) -> _Op[dict[str, str] | None]:
+        """Files `_filter_files_by_path(files, normalize(path))` would keep, in path order.
+
+        Maps each path to its summary `size|expire_at|encoding|modified_at`. None when the
+        path does not normalize (the callers' utils then find nothing).
+        """
+        try:
+            normalized = _normalize_path(path)
+        except ValueError:
+            return None
+        exact = "" if normalized == "/" else normalized
+        prefix = "/" if normalized == "/" else normalized + "/"
+        out: dict[str, str] = {}
+        cursor = ""
+        while True:
+            is_exact, cursor, entries = yield from self._list_page(ns, exact, prefix, cursor)
+            out.update(entries)
+            if is_exact or not cursor:
+                return out
+
+    def _ls_op(self, path: str) -> _Op[LsResult]:
+        reason = listing_path_error(path)
+        if reason is not None:
+            return LsResult(error=invalid_path_message(path, reason))
+        ns = self.resolve_namespace()
+        directory = listing_dir(path)
+        keys = [self._k(ns, "d", directory), self._k(ns, "files"), self._k(ns, "exp")]
+        for _ in range(10_000):
+            reply = yield Script(_LS, keys, [directory, str(_PURGE_BATCH)])
+            if _s(reply[0]) == "PURGE":
+                yield from self._purge(ns, [_s(p) for p in reply[1]])
+                continue
+            # sorted by name = sorted by path (every entry shares the directory prefix)
+            entries = sorted((name[1:], name[0], summary) for name, summary in _pairs(reply[1]))
+            infos: list[FileInfo] = []
+            for name, kind, summary in entries:
+                if kind == "d":
+                    infos.append(
+                        {"path": directory + name, "is_dir": True, "size": 0, "modified_at": ""}
+                    )
+                else:
+                    size, _expire, _enc, modified = summary.split("|", 3)
+                    infos.append(
+                        {
+                            "path": directory + name,
+                            "is_dir": False,
+                            "size": int(size),
+                            "modified_at": modified,
+                        }
+                    )
+            return LsResult(entries=infos)
+        raise DeepAgentsRedisError("ls could not finish purging expired entries")
+
+    def ls(self, path: str) -> LsResult:
+        """List a directory's files and sub-directories (non-recursive; contents unread).
+
+        Args:
+            path: Absolute directory path.
+
+        Returns:
+            Entries sorted by path; directories end with `/` and have `is_dir=True`.
+        """
+        return self._run("ls", self._ls_op(path))
+
+    async def als(self, path: str) -> LsResult:
+        """Async `ls`."""
+        return await self._arun("ls", self._ls_op(path))
+
+    def _glob_op(self, pattern: str, path: str | None) -> _Op[GlobResult]:
+        reason = _search_args_error(pattern=pattern, path=path)
+        if reason is not None:
+            return GlobResult(error=reason)
+        ns = self.resolve_namespace()
+        summaries = (yield from self._candidates(ns, path)) or {}
+        files = {p: {"modified_at": s.split("|", 3)[3]} for p, s in summaries.items()}
+        try:
+            result = _glob_search_files(files, pattern, path)
+        except InvalidGlobPatternError as exc:
+            return GlobResult(error=str(exc))
+        if result == "No files found":
+            return GlobResult(matches=[])
+        infos: list[FileInfo] = []
+        for p in result.split("\n"):
+            size, _expire, _enc, modified = summaries.get(p, "0|0||").split("|", 3)
+            infos.append({"path": p, "is_dir": False, "size": int(size), "modified_at": modified})
+        return GlobResult(matches=infos)
+
+    def glob(self, pattern: str, path: str | None = None) -> GlobResult:
+        """Find files matching a glob pattern (deepagents' shared glob contract).
+
+        Args:
+            pattern: Glob pattern.
+            path: Directory to search from (default `/`).
+
+        Returns:
+            Matching files, most recently modified first, or an error for a refused pattern.
+        """
+        return self._run("glob", self._glob_op(pattern, path))
+
+    async def aglob(self, pattern: str, path: str | None = None) -> GlobResult:
+        """Async `glob`."""
+        return await self._arun("glob", self._glob_op(pattern, path))
+
+    # ------------------------------------------------------------------ grep
+
+    def _grep_op(
+        self, pattern: str, path: str | None, glob: str | None, max_count: int | None
+    ) -> _Op[GrepResult]:
+        reason = _search_args_error(pattern=pattern, path=path, glob=glob)
+        if reason is not None:
+            return GrepResult(error=reason)
+        ns = self.resolve_namespace()
+        summaries = yield from self._candidates(ns, path)
+        if summaries is None:
+            return GrepResult(matches=[])
+        normalized = _normalize_path(path)
+        names = list(summaries)
+        if glob:
+            try:
+                matcher = compile_grep_include_glob(glob)
+            except InvalidGlobPatternError as exc:
+                return GrepResult(error=str(exc))
+            names = [p for p in names if matcher(_relative_to_root(p, normalized))]
+        sizes: dict[str, int] = {}
+        for p in names:
+            size_text, _expire, enc, _modified = summaries[p].split("|", 3)
+            if enc != "base64":
+                sizes[p] = int(size_text)
+        names = list(sizes)
+        # key(kind, ns, path) is key(kind, ns) + ":" + encode(path): build the head once
+        meta_head = self._k(ns, "m") + ":"
+        encode = self._ks.encode_component
+        try:
+            needle = pattern.encode("utf-8")
+        except UnicodeEncodeError:  # stored text is valid unicode: it cannot contain this
+            return GrepResult(matches=[])
+        matches: list[GrepMatch] = []
+        i = 0
+        while i < len(names):
+            batch: list[str] = []
+            size = 0
+            for p in names[i : i + _GREP_FILES]:
+                if batch and size + sizes[p] > _GREP_BYTES:
+                    break
+                batch.append(p)
+                size += sizes[p]
+            budget = -1 if max_count is None else max_count - len(matches)
+            keys = [meta_head + encode(p) for p in batch]
+            reply = yield Script(_GREP, keys, [needle, str(budget)])
+            for j in range(1, len(reply), 3):
+                matches.append(
+                    {
+                        "path": batch[int(reply[j]) - 1],
+                        "line": int(reply[j + 1]),
+                        "text": _s(reply[j + 2]),
+                    }
+                )
+            if max_count is not None and len(matches) > max_count:
+                return GrepResult(matches=matches[:max_count], truncated=True)
+            stop = int(reply[0])
+            if stop == 0:
+                i += len(batch)
+                continue
+            # a chunked or spilled file: stream it here, then carry on after it
+            p = batch[stop - 1]
+            meta = _meta_dict((yield Command(("HGETALL", self._k(ns, "m", p)))))
+            truncated = yield from self._grep_file(ns, p, meta, pattern, matches, max_count)
+            if truncated:
+                return GrepResult(matches=matches, truncated=True)
+            i += stop
+        return GrepResult(matches=matches)
+
+    def _grep_file(
+        self,
+        ns: str,
+        path: str,
+        meta: dict[str, Any],
+        pattern: str,
+        matches: list[GrepMatch],
+        max_count: int | None,
+    ) -> _Op[bool]:
+        """Append this file's matches; True when `max_count` cut the search short.
+
+        Lines are matched as the content streams in, `_GREP_CHUNK_BATCH` chunks at a time,
+        so memory stays at one batch plus the longest line, whatever the file's size. If a
+        writer replaces the file meanwhile (its chunks vanish), this file's matches are
+        dropped and the new version is searched from the start.
+        """
+        mark = len(matches)
+        for _ in range(_TORN_RETRIES):
+            if not meta or _s(meta.get("e", b"utf-8")) == "base64":
+                return False
+            del matches[mark:]
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            carry = ""
+            line_num = 0
+            complete = True
+            n = int(meta.get("n") or 0)
+            ckey = self._k(ns, "c", path)
+            for start in range(0, max(n, 1), _GREP_CHUNK_BATCH):
+                if n == 0:  # inline or spilled: one piece
+                    piece = yield from self._content(ns, path, meta)
+                else:
+                    gen = _s(meta["g"])
+                    stop = min(n, start + _GREP_CHUNK_BATCH)
+                    fields = [f"{gen}:{i}" for i in range(start, stop)]
+                    vals = yield Command(("HMGET", ckey, *fields))
+                    piece = None if any(v is None for v in vals) else b"".join(map(_b, vals))
+                if piece is None:
+                    complete = False
+                    break
+                parts = (carry + decoder.decode(piece)).split("\n")
+                carry = parts.pop()
+                for line in parts:
+                    line_num += 1
+                    if pattern in line:
+                        if max_count is not None and len(matches) >= max_count:
+                            return True
+                        matches.append({"path": path, "line": line_num, "text": line})
+            if not complete:
+                meta = _meta_dict((yield Command(("HGETALL", self._k(ns, "m", path)))))
+                continue
+            last = carry + decoder.decode(b"", final=True)
+            if pattern in last:
+                if max_count is not None and len(matches) >= max_count:
+                    return True
+                matches.append({"path": path, "line": line_num + 1, "text": last})
+            return False
+        # rewritten faster than we could stream it: search one atomic snapshot instead
+        del matches[mark:]
+        got = yield from self._load(ns, path, refresh=False)
+        if got is None or _s(got[0].get("e", b"utf-8")) == "base64":
+            return False
+        for line_num, line in enumerate(got[1].decode("utf-8").split("\n"), 1):
+            if pattern in line:
+                if max_count is not None and len(matches) >= max_count:
+                    return True
+                matches.append({"path": path, "line": line_num, "text": line})
+        return False
+
+    def grep(
+        self,
+        pattern: str,
+        path: str | None = None,
+        glob: str | None = None,
+        *,
+        max_count: int | None = None,
+    ) -> GrepResult:
+        """Search text files for a literal string (binary files are skipped).
+
+        Candidates come from the index (path and glob filters first); contents are fetched
+        in pipelined batches and matching stops at `max_count`.
+
+        Args:
+            pattern: Literal text to find.
+            path: Directory (or file) to search (default `/`).
+            glob: Include-glob on paths relative to `path`.
+            max_count: Cap on the number of matches (then `truncated=True`).
+
+        Returns:
+            Matches in path order, or an error for a refused glob.
+        """
+        return self._run("grep", self._grep_op(pattern, path, glob, max_count))
+
+    async def agrep(
+        self,
+        pattern: str,
+        path: str | None = None,
+        glob: str | None = None,
+        *,
+        max_count: int | None = None,
+    ) -> GrepResult:
+        """Async `grep`."""
+        return await self._arun("grep", self._grep_op(pattern, path, glob, max_count))
