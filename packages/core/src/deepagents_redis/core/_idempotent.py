@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Final
 import redis.exceptions as rexc
 from deepagents_redis.core._deadline import no_resend, remaining, was_not_sent
 from deepagents_redis.core._errors import (
+    REDIS_EXCEPTIONS,
     InvalidInputError,
     OutcomeUnknownError,
     RedisUnavailableError,
@@ -231,6 +232,32 @@ class _Tracker:
         if self.resends or not was_not_sent(exc):
             self.maybe_sent = True
 
+    def after(
+        self,
+        exc: BaseException,
+        script: LuaScript,
+        attempt: int,
+        retries: int,
+        base: float,
+        cap: float,
+    ) -> float:
+        """Decide after failed attempt `attempt`: the pause before the next, or raise.
+
+        The one policy of the sync and async loops: transport failures are retried with the
+        same op id while retries and the deadline allow; a script error reply is re-raised
+        as is; anything else is translated.
+        """
+        if not isinstance(exc, _RETRYABLE):
+            translated = _translate_other(exc)
+            if translated is None:
+                raise exc
+            raise translated from exc
+        self.failed(exc)
+        pause = _pause(attempt, retries, base, cap)
+        if pause is None:
+            raise self.final(script, attempt) from self.last
+        return pause
+
     def final(self, script: LuaScript, attempts: int) -> Exception:
         assert self.last is not None
         what = f"{script.name}: {attempts} attempt(s) failed"
@@ -292,17 +319,9 @@ def run_idempotent(
         while True:
             try:
                 return script.run_raw(client, full_keys, full_args)
-            except _RETRYABLE as exc:
-                tracker.failed(exc)
-            except (rexc.RedisError, rexc.RedisClusterException) as exc:
-                translated = _translate_other(exc)
-                if translated is None:
-                    raise
-                raise translated from exc
-            attempt += 1
-            pause = _pause(attempt, retries, backoff_base, backoff_cap)
-            if pause is None:
-                raise tracker.final(script, attempt) from tracker.last
+            except REDIS_EXCEPTIONS as exc:
+                attempt += 1
+                pause = tracker.after(exc, script, attempt, retries, backoff_base, backoff_cap)
             time.sleep(pause)
 
 
@@ -318,28 +337,7 @@ async def arun_idempotent(
     backoff_base: float = 0.05,
     backoff_cap: float = 1.0,
 ) -> Any:
-    """Async twin of `run_idempotent` (same arguments, reply and errors).
-
-    Args:
-        client: A ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster``.
-        script: The wrapped write.
-        op_key: The op-id key, reused on every retry.
-        keys: Data keys (the body's ``keys``), in the op key's hash slot.
-        args: Data arguments (the body's ``argv``).
-        op_ttl_ms: How long the op-id record lives.
-        retries: Retries after the first attempt (on connection errors and timeouts).
-        backoff_base: First backoff ceiling in seconds (full jitter, doubling).
-        backoff_cap: Largest backoff ceiling in seconds.
-
-    Returns:
-        The body's reply (the stored first reply if the op already ran).
-
-    Raises:
-        OutcomeUnknownError: Every attempt failed and one may have reached the server.
-        RedisUnavailableError: Every attempt failed before anything could be sent.
-        InvalidInputError: Bad arguments, or keys outside the op key's hash slot.
-        redis.exceptions.ResponseError: An error reply from the body (nothing recorded).
-    """
+    """Async twin of `run_idempotent` (same arguments, reply and errors)."""
     _check_call(op_key, keys, op_ttl_ms, retries)
     full_keys = [op_key, *keys]
     full_args = [op_ttl_ms, *args]
@@ -349,15 +347,7 @@ async def arun_idempotent(
         while True:
             try:
                 return await script.arun_raw(client, full_keys, full_args)
-            except _RETRYABLE as exc:
-                tracker.failed(exc)
-            except (rexc.RedisError, rexc.RedisClusterException) as exc:
-                translated = _translate_other(exc)
-                if translated is None:
-                    raise
-                raise translated from exc
-            attempt += 1
-            pause = _pause(attempt, retries, backoff_base, backoff_cap)
-            if pause is None:
-                raise tracker.final(script, attempt) from tracker.last
+            except REDIS_EXCEPTIONS as exc:
+                attempt += 1
+                pause = tracker.after(exc, script, attempt, retries, backoff_base, backoff_cap)
             await asyncio.sleep(pause)
