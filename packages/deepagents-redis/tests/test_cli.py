@@ -192,3 +192,34 @@ def test_demo_on_the_cluster(
     out = capsys.readouterr().out
     assert "mode                   cluster" in out
     assert "counter = 5 (applied once)" in out
+
+
+def test_version_lists_every_distribution(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("deepagents-redis ", "deepagents-redis-core ", "redis "):
+        assert name in out
+
+
+def test_health_json_is_one_object(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["health", "--json", "--url", redis_url]) == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"] == "ok"
+    assert data["report"]["ok"] is True
+    assert data["target"].startswith("redis://")
+
+
+def test_a_missing_phase_package_names_its_extra(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    # Before: `fs copy` without the extra raised ModuleNotFoundError with a traceback.
+    monkeypatch.setitem(sys.modules, "deepagents_redis.fs", None)
+    status = main(["-q", "fs", "copy", f"{redis_url}#a", f"{redis_url}#b"])
+    assert status == EXIT_USAGE
+    assert "pip install 'deepagents-redis[fs]'" in capsys.readouterr().err

@@ -26,6 +26,7 @@ __all__ = [
     "COMMAND_MODULES",
     "build_parser",
     "main",
+    "versions",
 ]
 
 
@@ -51,6 +52,47 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+_DISTRIBUTIONS = (
+    "deepagents-redis",
+    "deepagents-redis-core",
+    "deepagents-redis-cache",
+    "deepagents-redis-todos",
+    "deepagents-redis-fs",
+    "deepagents",
+    "redis",
+)
+
+# A phase package the CLI imports lazily -> the extra that installs it.
+_PHASE_EXTRAS = {
+    "deepagents_redis.cache": "cache",
+    "deepagents_redis.todos": "todos",
+    "deepagents_redis.fs": "fs",
+}
+
+
+def versions() -> str:
+    """The installed versions of our distributions and the libraries we plug into.
+
+    Returns:
+        One ``name version`` per line (``not installed`` for a phase you did not install).
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    lines = []
+    for name in _DISTRIBUTIONS:
+        try:
+            lines.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            lines.append(f"{name} not installed")
+    return "\n".join(lines)
+
+
+class _Versions(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        print(versions())
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``deepagents-redis`` parser with every registered subcommand.
 
@@ -60,6 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="deepagents-redis",
         description="Health checks, migrations and demos for deepagents-redis.",
+    )
+    parser.add_argument(
+        "--version",
+        action=_Versions,
+        nargs=0,
+        help="Print the installed versions of deepagents-redis and its phases, then exit.",
+    )
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="More log output (-v: info, -vv: debug).",
+    )
+    verbosity.add_argument(
+        "-q", "--quiet", action="store_true", help="Only errors in the log output."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
@@ -85,9 +144,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    _configure_logging(args.verbose, args.quiet)
     handler: Callable[[Any], int] = args.handler
     try:
         return handler(args)
+    except ModuleNotFoundError as exc:
+        extra = _PHASE_EXTRAS.get(exc.name or "")
+        if extra is None:
+            raise
+        print(
+            f"error: this command needs the {extra} phase, which is not installed: "
+            f"pip install 'deepagents-redis[{extra}]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except RedisUnavailableError as exc:
         print(f"error: Redis is unreachable: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -98,3 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # e.g. CapabilityError: the server lacks a command. A message, not a traceback.
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    """Warnings by default; ``-v`` info, ``-vv`` debug, ``-q`` errors only (on stderr)."""
+    import logging
+
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO)[min(verbose, 1)]
+    if verbose >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("deepagents_redis").setLevel(level)

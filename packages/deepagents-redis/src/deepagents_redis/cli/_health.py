@@ -9,6 +9,7 @@ some hash slots are not served) or ``--strict`` is given and there is at least o
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
@@ -34,6 +35,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="Exit 1 when the report has warnings (for readiness probes and CI).",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="Print the report as one JSON object (target, report, verdict) instead of a table.",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -49,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from deepagents_redis.core import RedisConnector, check_health, deadline
 
     with resolve_target(args, allow_embedded=False) as target:
-        print(f"target: {target.describe()}")
+        if not args.json:
+            print(f"target: {target.describe()}")
         connector = RedisConnector(settings=target.settings)
         try:
             # One budget for the whole check: connecting (and Cluster detection) included.
@@ -57,12 +64,26 @@ def run(args: argparse.Namespace) -> int:
                 report = check_health(connector.client(), deadline_seconds=None)
         finally:
             connector.close()
-    print(report.to_table())
+        described = target.describe()
     if not report.ok:
-        print("health: FAILED (the server answered but cannot serve every key)")
-        return EXIT_PROBLEM
-    if args.strict and report.warnings:
-        print(f"health: {len(report.warnings)} warning(s) and --strict")
-        return EXIT_PROBLEM
-    print("health: ok" + (f" with {len(report.warnings)} warning(s)" if report.warnings else ""))
-    return EXIT_OK
+        verdict, status = "failed", EXIT_PROBLEM
+        summary = "health: FAILED (the server answered but cannot serve every key)"
+    elif args.strict and report.warnings:
+        verdict, status = "warnings", EXIT_PROBLEM
+        summary = f"health: {len(report.warnings)} warning(s) and --strict"
+    else:
+        verdict, status = "ok", EXIT_OK
+        summary = "health: ok" + (
+            f" with {len(report.warnings)} warning(s)" if report.warnings else ""
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {"target": described, "verdict": verdict, "report": report.to_dict()},
+                sort_keys=True,
+            )
+        )
+        return status
+    print(report.to_table())
+    print(summary)
+    return status
