@@ -66,6 +66,16 @@ def test_demo_core_round_against_url(
     assert _count_keys(redis_url, key_prefix) == 0
 
 
+def test_every_section_deletes_what_it_wrote(redis_url: str, key_prefix: str) -> None:
+    # Before: 7 demo keys stayed after `demo --url` (LLM cache entries and its generation
+    # counter, the fs version counter, op records), two of them without expiry.
+    lines: list[str] = []
+    status = _demo.run(_args(url=redis_url, prefix=key_prefix), out=lines.append)
+    assert status == EXIT_OK, "\n".join(lines)
+    assert "demo finished: core, cache, todos, fs" in lines[-1]
+    assert _count_keys(redis_url, key_prefix) == 0
+
+
 def test_demo_on_the_embedded_default(capsys: pytest.CaptureFixture[str]) -> None:
     # The README's demo command: every section whose package is installed, end to end.
     assert main(["demo"]) == EXIT_OK

@@ -65,6 +65,19 @@ class DemoContext:
     out: Callable[[str], None] = print
     facts: dict[str, Any] = field(default_factory=dict)
     lua: bool = True
+    scopes: set[str] = field(default_factory=set)
+
+    def scratch(self, scope: str) -> str:
+        """Register a scope the section writes under; the demo deletes all its keys at the end.
+
+        Args:
+            scope: A scope (plan, fs namespace, cache namespace) unique to this run.
+
+        Returns:
+            The scope.
+        """
+        self.scopes.add(scope)
+        return scope
 
     @property
     def settings(self) -> Any:
@@ -231,9 +244,32 @@ def run(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> int:
             )
             if not ctx.lua:
                 out(f"note: {_NO_LUA}")
-            ran = run_sections(ctx, only=args.only)
+            try:
+                ran = run_sections(ctx, only=args.only)
+            finally:
+                removed = _delete_scratch(connector, ctx.scopes)
+                if removed:
+                    out(f"cleanup: deleted the demo's {removed} key(s)")
         finally:
             connector.close()
     out("")
     out(f"demo finished: {', '.join(ran) or 'no sections ran'}")
     return EXIT_OK if ran else EXIT_PROBLEM
+
+
+def _delete_scratch(connector: Any, scopes: set[str]) -> int:
+    """Delete every key of the demo's scopes (a SCAN per scope: the demo's own keys only).
+
+    Every key of a scope carries its hash tag, so ``<prefix>:v*:*:{<scope>}*`` matches the
+    scope's data, logs and op records and nothing else (the encoded scope has no glob
+    characters).
+    """
+    client = connector.client()
+    keyspace = connector.keyspace
+    removed = 0
+    for scope in sorted(scopes):
+        pattern = f"{keyspace.prefix}:v*:*:{keyspace.scope_tag(scope)}*"
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        for key in keys:  # one by one: on Cluster every scope is one slot, but stay simple
+            removed += int(client.delete(key))
+    return removed

@@ -7,7 +7,10 @@ things. The first run calls it; the second finds every answer in the Redis LLM c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from deepagents_redis.cli._demo import DemoContext
@@ -105,22 +108,21 @@ def run(ctx: DemoContext) -> None:
     Raises:
         RuntimeError: The second run was not served from the cache.
     """
-    from deepagents_redis.agent import create_deep_agent
-    from deepagents_redis.cache import CacheSettings, RedisLLMCache
+    from deepagents_redis.agent import close_redis, create_deep_agent
+    from deepagents_redis.cache import CacheSettings
 
-    client = ctx.connector.client()
-    settings = CacheSettings()
-    # Start from an empty namespace (one INCR; only this demo's key prefix is touched).
-    RedisLLMCache(client=client, settings=ctx.settings, cache_settings=settings).clear()
-
-    model = ScriptedChatModel(script=demo_script())
-    agent = create_deep_agent(
-        model,
-        system_prompt="You are a release manager.",
-        redis_client=client,
-        redis_settings=ctx.settings,
-        redis_cache=True,
-    )
+    # A namespace of this run only (deleted with the demo's other keys at the end), passed
+    # the way a deployment would: DEEPAGENTS_REDIS_CACHE_NAMESPACE.
+    namespace = ctx.scratch(f"demo-cache-{uuid.uuid4().hex[:8]}")
+    with _env("DEEPAGENTS_REDIS_CACHE_NAMESPACE", namespace):
+        settings = CacheSettings()
+        model = ScriptedChatModel(script=demo_script())
+        agent = create_deep_agent(
+            model,
+            system_prompt="You are a release manager.",
+            redis_connector=ctx.connector,
+            redis_cache=True,
+        )
     ctx.out(f"agent: deep agent with a scripted model; LLM cache namespace {settings.namespace!r}")
     per_run: list[int] = []
     answers: list[str] = []
@@ -135,7 +137,22 @@ def run(ctx: DemoContext) -> None:
             f"run {attempt}: {made} model call(s), files {files}, "
             f"answer {answers[-1]!r}" + ("  <- served from the Redis cache" if made == 0 else "")
         )
+    close_redis(agent)
     ctx.facts["cache_model_calls"] = per_run
     if per_run[1] != 0 or answers[0] != answers[1]:
         raise RuntimeError(f"the second run was not served from the cache: calls {per_run}")
     ctx.out(f"model calls: run 1 = {per_run[0]}, run 2 = {per_run[1]} (saved {per_run[0]})")
+
+
+@contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """Set an environment variable for the block, then restore it."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

@@ -35,7 +35,7 @@ def run(ctx: DemoContext) -> None:
 
     keyspace = ctx.connector.keyspace
     client = ctx.connector.client()
-    scope = f"demo user {uuid.uuid4().hex[:6]}: {{tricky}} *scope*"
+    scope = ctx.scratch(f"demo user {uuid.uuid4().hex[:6]}: {{tricky}} *scope*")
 
     key = keyspace.key("demo", scope, "greeting")
     ctx.out(f"KeySpace: scope {scope!r} -> key {key!r}")

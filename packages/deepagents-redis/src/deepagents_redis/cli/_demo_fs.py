@@ -54,7 +54,7 @@ def run(ctx: DemoContext) -> None:
     from deepagents_redis.fs import RedisBackend
     from langchain_core.messages import HumanMessage
 
-    namespace = f"demo-fs-{uuid.uuid4().hex[:8]}"
+    namespace = ctx.scratch(f"demo-fs-{uuid.uuid4().hex[:8]}")
     backend = RedisBackend(connector=ctx.connector, namespace=namespace)
     try:
         agent = _scripted_agent(backend)

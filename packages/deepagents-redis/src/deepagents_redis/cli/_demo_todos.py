@@ -59,7 +59,7 @@ def run(ctx: Any) -> None:
     from langchain_core.messages import AIMessage, HumanMessage
     from langgraph.checkpoint.memory import InMemorySaver
 
-    scope = f"demo-plan-{uuid.uuid4().hex[:8]}"
+    scope = ctx.scratch(f"demo-plan-{uuid.uuid4().hex[:8]}")
     repo = RedisTodoRepository(client=ctx.connector.client(), settings=ctx.settings, actor="demo")
     mw = RedisTodoMiddleware(repository=repo, scope=scope)
     model = ScriptedChatModel(
