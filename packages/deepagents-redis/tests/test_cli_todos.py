@@ -107,3 +107,30 @@ def test_bad_checkpointer_is_a_usage_error(
     assert "no SQLite checkpoint database" in capsys.readouterr().err
     code = cli("todos", "reconcile", "--url", redis_url, "--checkpointer", "mysql://x")
     assert code == EXIT_USAGE
+
+
+def test_progress_is_plain_lines_off_a_terminal() -> None:
+    import io
+
+    from deepagents_redis.cli._progress import progress_bar
+
+    # Before: 41 updates wrote one 3 KB line of \r frames into a log file.
+    log = io.StringIO()
+    draw = progress_bar("reconcile", log)
+    for done in range(42):
+        draw(done, 41)
+    text = log.getvalue()
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert 2 <= len(lines) <= 12
+    assert lines[-1] == "reconcile: 41/41"
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    bar = progress_bar("reconcile", tty)
+    bar(1, 2)
+    bar(2, 2)
+    assert "\r" in tty.getvalue()

@@ -149,6 +149,7 @@ def run_copy(args: argparse.Namespace, *, out: Callable[[str], None] = print) ->
     Returns:
         The exit status: 0 when every file was copied, 1 when some failed.
     """
+    from deepagents_redis.cli._progress import progress_bar
     from deepagents_redis.fs import copy_files
 
     if args.batch < 1:
@@ -161,7 +162,9 @@ def run_copy(args: argparse.Namespace, *, out: Callable[[str], None] = print) ->
         dst = stack.enter_context(
             open_backend(args.dst, prefix=args.prefix, blob_dir=args.blob_dir, create_dir=True)
         )
-        report = copy_files(src, dst, path=args.path, batch_size=args.batch)
+        report = copy_files(
+            src, dst, path=args.path, batch_size=args.batch, progress=progress_bar("copy")
+        )
     out(
         f"copied {len(report.copied)} files from {describe(args.src)} to "
         f"{describe(args.dst)} ({len(report.failed)} failed)"

@@ -19,18 +19,17 @@ threads that failed (backfill), 2 Redis unreachable, 64 usage or configuration e
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
+from deepagents_redis.cli._progress import progress_bar
 from deepagents_redis.cli._target import add_target_arguments, resolve_target
 
 __all__ = [
     "open_checkpointer",
-    "progress_bar",
     "register",
     "run_backfill",
     "run_reconcile",
@@ -133,29 +132,6 @@ def open_checkpointer(uri: str) -> Iterator[Any]:
             yield saver
         return
     raise ConfigurationError("--checkpointer must be sqlite:PATH or a postgresql:// URL")
-
-
-def progress_bar(label: str, stream: TextIO | None = None) -> Callable[[int, int], None]:
-    """A ``progress(done, total)`` callback drawing a one-line bar on stderr.
-
-    Args:
-        label: Shown before the bar.
-        stream: Where to draw (default: ``sys.stderr``).
-
-    Returns:
-        The callback; it ends the line when ``done == total``.
-    """
-    out = stream or sys.stderr
-
-    def draw(done: int, total: int) -> None:
-        width = 30
-        filled = width if total == 0 else width * done // total
-        out.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        if done >= total:
-            out.write("\n")
-        out.flush()
-
-    return draw
 
 
 def _repository(target: Any) -> Any:

@@ -377,7 +377,12 @@ def _apply(
 
 
 def copy_files(
-    source: BackendProtocol, target: BackendProtocol, *, path: str = "/", batch_size: int = 100
+    source: BackendProtocol,
+    target: BackendProtocol,
+    *,
+    path: str = "/",
+    batch_size: int = 100,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CopyReport:
     """Copy every file under `path` from one backend to another (any two backends).
 
@@ -389,12 +394,16 @@ def copy_files(
         target: Where they go.
         path: The directory to copy (default: everything).
         batch_size: Files per download/upload batch (bounds memory).
+        progress: Called with `(files done, files in all)` after each batch (and once
+            before the first).
 
     Returns:
         What was copied and what failed.
     """
     report = CopyReport()
     paths = _walk(source, path)
+    if progress is not None:
+        progress(0, len(paths))
     for start in range(0, len(paths), batch_size):
         ready = _apply(report, source.download_files(paths[start : start + batch_size]))
         for resp in target.upload_files(ready) if ready else []:
@@ -402,6 +411,8 @@ def copy_files(
                 report.copied.append(resp.path)
             else:
                 report.failed.append((resp.path, str(resp.error)))
+        if progress is not None:
+            progress(min(start + batch_size, len(paths)), len(paths))
     return report
 
 
