@@ -223,3 +223,30 @@ def test_a_missing_phase_package_names_its_extra(
     status = main(["-q", "fs", "copy", f"{redis_url}#a", f"{redis_url}#b"])
     assert status == EXIT_USAGE
     assert "pip install 'deepagents-redis[fs]'" in capsys.readouterr().err
+
+
+def test_the_reference_page_is_generated_from_the_parser() -> None:
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from deepagents_redis.cli import reference
+
+    page = (Path(__file__).resolve().parents[3] / "docs" / "cli.md").read_text()
+
+    # Every command and every option the parser has is on the page (argparse's layout
+    # differs a little between Python versions, so the exact text is compared on the
+    # version the page is generated with, 3.11, the project's floor).
+    def walk(prog: str, parser: argparse.ArgumentParser) -> None:
+        assert f"## `{prog}`" in page, prog
+        for action in parser._actions:
+            for option in action.option_strings:
+                assert option in page, (prog, option)
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(f"{prog} {name}", child)
+
+    walk("deepagents-redis", build_parser())
+    if sys.version_info[:2] == (3, 11):
+        # Regenerate with: uv run python -m deepagents_redis.cli.reference > docs/cli.md
+        assert page == reference()

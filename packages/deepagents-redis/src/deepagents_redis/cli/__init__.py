@@ -5,6 +5,6 @@ Run ``deepagents-redis --help``. Subcommands live in one module each (``_health.
 Exit statuses are documented in `deepagents_redis.cli._exit`.
 """
 
-from deepagents_redis.cli._app import build_parser, main
+from deepagents_redis.cli._app import build_parser, main, reference
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "reference"]

@@ -26,6 +26,7 @@ __all__ = [
     "COMMAND_MODULES",
     "build_parser",
     "main",
+    "reference",
     "versions",
 ]
 
@@ -179,3 +180,42 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
         level = logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("deepagents_redis").setLevel(level)
+
+
+def reference() -> str:
+    """The CLI reference page (Markdown), generated from the parser itself.
+
+    `docs/cli.md` is this text; a test fails when the two differ, so the page never
+    drifts from the commands (regenerate with ``python -m deepagents_redis.cli.reference``).
+
+    Returns:
+        The page.
+    """
+    import os
+
+    parser = build_parser()
+    sections = [
+        "# Command line reference",
+        "",
+        "Generated from the parser (`deepagents_redis.cli.reference()`); every command and",
+        "option below is what `deepagents-redis` accepts. Exit status: 0 ok, 1 a problem was",
+        "found, 2 Redis is unreachable, 64 usage or configuration error.",
+    ]
+
+    def walk(prog: str, p: argparse.ArgumentParser) -> None:
+        sections.extend(["", f"## `{prog}`", "", "```text", p.format_help().rstrip(), "```"])
+        for action in p._actions:  # argparse has no public accessor for subcommands
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(f"{prog} {name}", child)
+
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # stable wrapping whatever the terminal
+    try:
+        walk("deepagents-redis", parser)
+    finally:
+        if previous is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = previous
+    return "\n".join(sections) + "\n"
