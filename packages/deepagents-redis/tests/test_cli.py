@@ -120,6 +120,11 @@ def test_migrate_status_up_cycle(
 
     assert main(["migrate", "status", *target]) == EXIT_OK
     assert "up to date" in capsys.readouterr().out
+    assert main(["migrate", "status", "--json", *target]) == EXIT_OK
+    import json
+
+    data = json.loads(capsys.readouterr().out)
+    assert (data["stored"], data["code"], data["status"]) == (1, 1, "up-to-date")
     # Running `up` again is safe and changes nothing.
     assert main(["migrate", "up", *target]) == EXIT_OK
     assert "up to date" in capsys.readouterr().out

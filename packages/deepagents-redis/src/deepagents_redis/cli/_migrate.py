@@ -13,6 +13,7 @@ newer version of this code, 2 unreachable.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,12 @@ def register(subparsers: Any) -> None:
     ):
         action = actions.add_parser(name, help=help_text)
         add_target_arguments(action)
+        if name == "status":
+            action.add_argument(
+                "--json",
+                action="store_true",
+                help="Print {target, key, stored, code, status} as one JSON object.",
+            )
         action.set_defaults(handler=handler)
 
 
@@ -71,8 +78,10 @@ def run_status(args: argparse.Namespace) -> int:
     """
     from deepagents_redis.core import RedisConnector
 
+    as_json = getattr(args, "json", False)
     with resolve_target(args, allow_embedded=False) as target:
-        print(f"target: {target.describe()}")
+        if not as_json:
+            print(f"target: {target.describe()}")
         connector = RedisConnector(settings=target.settings)
         try:
             keyspace = connector.keyspace
@@ -80,21 +89,31 @@ def run_status(args: argparse.Namespace) -> int:
             stored = _read_marker(connector.client(), key)
         finally:
             connector.close()
+        described = target.describe()
     code = keyspace.schema_version
-    print(f"marker key:          {key}")
-    print(f"stored version:      {'absent' if stored is None else stored}")
-    print(f"code schema version: {code}")
     if stored is None:
-        print("status: no marker yet; run `deepagents-redis migrate up` to write it")
-        return EXIT_PROBLEM
-    if stored > code:
-        print("status: the data was written by a newer version; upgrade deepagents-redis")
-        return EXIT_PROBLEM
-    if stored < code:
-        print(f"status: {code - stored} migration(s) pending; run `deepagents-redis migrate up`")
-        return EXIT_PROBLEM
-    print("status: up to date")
-    return EXIT_OK
+        status = "absent"
+        advice = "status: no marker yet; run `deepagents-redis migrate up` to write it"
+    elif stored > code:
+        status = "newer"
+        advice = "status: the data was written by a newer version; upgrade deepagents-redis"
+    elif stored < code:
+        status = "pending"
+        advice = f"status: {code - stored} migration(s) pending; run `deepagents-redis migrate up`"
+    else:
+        status, advice = "up-to-date", "status: up to date"
+    if as_json:
+        print(
+            json.dumps(
+                {"target": described, "key": key, "stored": stored, "code": code, "status": status}
+            )
+        )
+    else:
+        print(f"marker key:          {key}")
+        print(f"stored version:      {'absent' if stored is None else stored}")
+        print(f"code schema version: {code}")
+        print(advice)
+    return EXIT_OK if status == "up-to-date" else EXIT_PROBLEM
 
 
 def run_up(args: argparse.Namespace) -> int:
