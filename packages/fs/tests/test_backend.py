@@ -245,3 +245,36 @@ def test_clients_that_decode_responses_are_refused(redis_url: str) -> None:
             RedisBackend(client=client)
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("mode", ["warn", "refuse", "off"])
+def test_eviction_policy_check_before_the_first_write(
+    redis_server_factory: Any, caplog: pytest.LogCaptureFixture, mode: str, tmp_path: Any
+) -> None:
+    # Files have no TTL: an allkeys-* server can evict them silently (before: fs never
+    # looked; todos did). One check, core's EvictionGuard, before the first write.
+    import logging
+
+    from deepagents_redis.core import ConfigurationError, RedisSettings
+    from deepagents_redis.fs import RedisBackend
+
+    server = redis_server_factory(config={"maxmemory-policy": "allkeys-lru"})
+    backend = RedisBackend(
+        settings=RedisSettings(url=server.url, key_prefix="p"),
+        blob_dir=str(tmp_path),
+        eviction_check=mode,  # type: ignore[arg-type]
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="deepagents_redis.fs"):
+            assert backend.ls("/").entries == []  # reads never check
+            if mode == "refuse":
+                with pytest.raises(ConfigurationError, match="allkeys-lru"):
+                    backend.write("/a.txt", "one")
+                assert backend.ls("/").entries == []
+            else:
+                assert backend.write("/a.txt", "one").error is None
+                assert backend.write("/b.txt", "two").error is None
+        warned = [r for r in caplog.records if "can evict agent files" in r.getMessage()]
+        assert len(warned) == (1 if mode == "warn" else 0)
+    finally:
+        backend.close()

@@ -53,6 +53,7 @@ from deepagents_redis.core._errors import (
     redis_errors,
     translate_redis_error,
 )
+from deepagents_redis.core._eviction import EvictionCheck, EvictionGuard
 from deepagents_redis.core._health import HealthReport, acheck_health, check_health
 from deepagents_redis.core._idempotent import (
     DEFAULT_OP_TTL_MS,
@@ -92,6 +93,8 @@ __all__ = [
     "ConflictError",
     "DeepAgentsRedisError",
     "EmbeddedRedis",
+    "EvictionCheck",
+    "EvictionGuard",
     "HealthReport",
     "Idempotent",
     "IdempotentScript",

@@ -19,6 +19,8 @@ from deepagents.backends.protocol import (
 )
 from deepagents_redis.core import (
     ConfigurationError,
+    EvictionCheck,
+    EvictionGuard,
     InvalidInputError,
     KeySpace,
     Pipeline,
@@ -87,6 +89,9 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
             retries, reconnects and health checks included (None: only the socket
             timeouts bound it). Longer than the other phases' because a call may move a
             file of up to `max_file_size` bytes.
+        eviction_check: Before the first write, look at the server's eviction policy (core's
+            `EvictionGuard`): an `allkeys-*` policy can evict files, which have no TTL.
+            `warn` logs a warning, `refuse` raises `ConfigurationError`, `off` skips it.
     """
 
     def __init__(
@@ -109,6 +114,7 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         edit_retries: int = 64,
         chunk_grace: float = 60.0,
         deadline_seconds: float | None = 30.0,
+        eviction_check: EvictionCheck = "warn",
     ) -> None:
         if not callable(namespace) and (not isinstance(namespace, str) or not namespace):
             raise InvalidInputError("namespace must be a non-empty string or a callable")
@@ -148,6 +154,7 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         if deadline_seconds is not None and deadline_seconds <= 0:
             raise InvalidInputError("deadline_seconds must be positive (or None)")
         self._deadline = deadline_seconds
+        self._eviction = EvictionGuard("agent files", eviction_check, logger="deepagents_redis.fs")
 
     @classmethod
     def from_settings(
@@ -180,6 +187,7 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
             "blob_dir": s.blob_dir,
             "edit_retries": s.edit_retries,
             "deadline_seconds": s.deadline_seconds,
+            "eviction_check": s.eviction_check,
         }
         opts.update(kwargs)
         return cls(**opts)

@@ -29,6 +29,7 @@ from deepagents_redis.core import (
     Call,
     Command,
     DeepAgentsRedisError,
+    EvictionGuard,
     Idempotent,
     IdempotentScript,
     InvalidInputError,
@@ -40,6 +41,7 @@ from deepagents_redis.core import (
     Script,
     Snapshot,
     arun_operation,
+    deadline,
     new_op_id,
     run_operation,
 )
@@ -74,6 +76,8 @@ _READ = LuaScript("fs_read", _lua.READ)
 _GC_CLAIM = LuaScript("fs_gc_claim", _lua.GC_CLAIM)
 _GREP = LuaScript("fs_grep", _lua.GREP)
 
+# Operations that store files: the first one checks the server's eviction policy.
+_WRITES = frozenset({"write", "edit", "upload"})
 _PAGE = 1000  # paths per LIST page: bounds the work of one script call
 _PURGE_BATCH = 200
 _DELETE_BATCH = 200
@@ -267,6 +271,7 @@ class _Layout:
     _edit_retries: int
     _grace_ms: int
     _deadline: float | None
+    _eviction: EvictionGuard
 
     # ------------------------------------------------------------------ plumbing
 
@@ -335,11 +340,17 @@ class _Layout:
         return hashlib.sha256(scope).hexdigest()[:24] + "/"
 
     def _run(self, name: str, op: _Op[T]) -> T:
+        if name in _WRITES:
+            with deadline(self._deadline):
+                self._eviction.check(self._connector.client())
         return run_operation(
             self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
         )
 
     async def _arun(self, name: str, op: _Op[T]) -> T:
+        if name in _WRITES:
+            with deadline(self._deadline):
+                await self._eviction.acheck(await self._connector.aclient())
         return await arun_operation(
             self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deepagents_redis.core import PhaseSettings
+from deepagents_redis.core import EvictionCheck, PhaseSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -53,6 +53,10 @@ class FsSettings(PhaseSettings):
 
     edit_retries: int = Field(default=64, ge=1, le=10_000)
     """How many times an edit re-reads and re-applies after losing a version race."""
+
+    eviction_check: EvictionCheck = "warn"
+    """Before the first write: ``warn`` (log), ``refuse`` (``ConfigurationError``) or ``off``
+    when the server's ``maxmemory-policy`` can evict files (``allkeys-*``)."""
 
     deadline_seconds: float = Field(default=30.0, gt=0)
     """Most seconds one call may take (retries, reconnects and health checks included).

@@ -31,13 +31,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 from deepagents_redis.core import (
     AsyncClient,
     Command,
-    ConfigurationError,
-    HealthReport,
+    EvictionCheck,
+    EvictionGuard,
     Idempotent,
     IdempotentScript,
     InvalidInputError,
@@ -47,9 +47,7 @@ from deepagents_redis.core import (
     RedisConnector,
     RedisSettings,
     SyncClient,
-    acheck_health,
     arun_operation,
-    check_health,
     deadline,
     get_instrumentation,
     run_operation,
@@ -78,7 +76,6 @@ __all__ = [
 
 log = logging.getLogger("deepagents_redis.todos")
 
-EvictionCheck = Literal["warn", "refuse", "off"]
 """What a repository does, before its first write, if the server may evict plans."""
 
 KIND = "todos"
@@ -286,8 +283,9 @@ class RedisTodoRepository(RedisComponent):
         self.actor = actor
         """Default actor recorded in the change log."""
         self._retries = retries
-        self._eviction_check: EvictionCheck = eviction_check
-        self._eviction_checked = eviction_check == "off"
+        self._eviction = EvictionGuard(
+            "todo plans", eviction_check, logger="deepagents_redis.todos"
+        )
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -315,26 +313,11 @@ class RedisTodoRepository(RedisComponent):
 
     # -- durability ---------------------------------------------------------------------
 
-    def _judge(self, report: HealthReport) -> None:
-        self._eviction_checked = True
-        policy = report.maxmemory_policy
-        if policy is None or not policy.startswith("allkeys"):
-            return
-        message = (
-            f"maxmemory-policy {policy} can evict todo plans (they have no TTL): set "
-            "noeviction (or a volatile-* policy) on the server that holds them"
-        )
-        if self._eviction_check == "refuse":
-            raise ConfigurationError(message)
-        log.warning(message)
-
     def _check_eviction(self) -> None:
-        if not self._eviction_checked:
-            self._judge(check_health(self._connector.client()))
+        self._eviction.check(self._connector.client())
 
     async def _acheck_eviction(self) -> None:
-        if not self._eviction_checked:
-            self._judge(await acheck_health(await self._connector.aclient()))
+        await self._eviction.acheck(await self._connector.aclient())
 
     # -- the call -----------------------------------------------------------------------
 
