@@ -23,7 +23,7 @@ def main() -> None:
     settings = RedisSettings()
     raw = create_client(settings)
     cache = RedisLLMCache(settings=settings, namespace=namespace, ttl=60, lease_ttl=1.0)
-    ks = cache._ks
+    ks = cache.connector.keyspace
     try:
         if mode == "write":
             cache.update(PROMPT, LLM, [Generation(text=sys.argv[3])])

@@ -355,7 +355,7 @@ def test_keys_are_keyspace_keys(namespace: str, redis_settings: Any) -> None:
     cache = RedisLLMCache(settings=redis_settings, namespace=namespace)
     try:
         keys = cache._keys("p", LLM)
-        ks = cache._ks
+        ks = cache.connector.keyspace
         digest = entry_hash("p", LLM)
         assert keys.entry == ks.key("llm", namespace, "e", digest)
         assert keys.lease == ks.key("llm", namespace, "lease", digest)
@@ -370,7 +370,7 @@ async def test_ready_async_client_is_used_and_left_open(redis_target: Any) -> No
     cache = RedisLLMCache(
         settings=redis_target.settings, async_client=redis_target.async_client, ttl=60
     )
-    assert cache._connector._async is redis_target.async_client
+    assert await cache.connector.aclient() is redis_target.async_client
     await cache.aupdate("p", LLM, [Generation(text="via ready client")])
     assert await cache.alookup("p", LLM) == [Generation(text="via ready client")]
     await cache.aclose()

@@ -179,9 +179,11 @@ def test_keys_are_keyspace_keys(make_node_cache: Any) -> None:
     cache = make_node_cache()
     for ns in TRICKY:
         for key in ("k", "a:b", "*", ""):
-            expected = cache._ks.key("node", namespace_scope(ns), "e", key)
+            expected = cache.connector.keyspace.key("node", namespace_scope(ns), "e", key)
             assert cache._entry_key(ns, key) == expected
-        assert cache._gen_key(ns) == cache._ks.key("node", namespace_scope(ns), "gen")
+        assert cache._gen_key(ns) == cache.connector.keyspace.key(
+            "node", namespace_scope(ns), "gen"
+        )
 
 
 @pytest.mark.cluster

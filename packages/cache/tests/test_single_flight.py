@@ -125,7 +125,7 @@ def test_four_processes_one_model_call(redis_target: Any) -> None:
         for _ in range(4)
     ]
     cache = RedisLLMCache(settings=redis_target.settings, namespace=ns)
-    ks = cache._ks
+    ks = cache.connector.keyspace
     cache.close()
     try:
         # Let every child import and connect, then release them together.

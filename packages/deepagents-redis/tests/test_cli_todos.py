@@ -94,7 +94,7 @@ def test_backfill_then_reconcile(
 
 
 def _delete_plan(repo: Any, scope: str) -> None:
-    client = repo._connector.client()
+    client = repo.connector.client()
     client.delete(repo.plan_key(scope))
 
 
