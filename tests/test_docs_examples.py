@@ -72,4 +72,4 @@ def test_testing_page_examples_pass(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert re.search(r"\b9 passed\b", proc.stdout), proc.stdout[-2000:]
+    assert re.search(r"\b10 passed\b", proc.stdout), proc.stdout[-2000:]

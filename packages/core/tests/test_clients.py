@@ -1,10 +1,6 @@
 import asyncio
 import os
-import shutil
 import socket
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
 import redis
@@ -436,38 +432,9 @@ def _free_port():
 
 
 @pytest.fixture
-def sentinel_url(redis_server_factory, tmp_path):
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("needs the redis-server binary (sentinel mode)")
-    master = redis_server_factory()
-    port = _free_port()
-    conf = Path(tmp_path) / "sentinel.conf"
-    conf.write_text(
-        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
-        f"sentinel monitor mymaster 127.0.0.1 {master.port} 1\n"
-    )
-    proc = subprocess.Popen(  # killed below, by its own PID
-        [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        probe = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
-        try:
-            for _ in range(100):  # bounded: at most ~5 s
-                try:
-                    if probe.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"):
-                        break
-                except redis.exceptions.ConnectionError:
-                    pass
-                time.sleep(0.05)
-            else:
-                pytest.fail("sentinel did not come up")
-        finally:
-            probe.close()
-        yield f"redis+sentinel://127.0.0.1:{port}/mymaster/0"
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
+def sentinel_url(redis_sentinel_factory):
+    # One master, one Sentinel (quorum 1): the testing plugin's topology.
+    return redis_sentinel_factory(replicas=0, sentinels=1, quorum=1).url
 
 
 @pytest.mark.integration

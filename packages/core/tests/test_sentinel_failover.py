@@ -1,8 +1,8 @@
 """Real Sentinel failover through core's client factory (BRIEF §4: tested, not assumed).
 
-Topology, all private subprocesses on free loopback ports with their own temp dirs: one
-master, one replica (``REPLICAOF``), three Sentinels (quorum 2) with a short
-``down-after-milliseconds``. Each test builds ONE client from a
+Topology (the testing plugin's ``redis_sentinel_factory``), all private subprocesses on free
+loopback ports with their own temp dirs: one master, one replica (``REPLICAOF``), three
+Sentinels (quorum 2) with a short ``down-after-milliseconds``. Each test builds ONE client from a
 ``redis+sentinel://s1,s2,s3/mymaster/0`` URL, makes writes acknowledged by the replica
 (``WAIT 1``), triggers a failover (``SENTINEL FAILOVER`` or ``kill -9`` of the master) and then
 checks that the same client object:
@@ -26,12 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -46,14 +42,12 @@ from deepagents_redis.core import (
     create_client,
     redis_errors,
 )
-from deepagents_redis.core._embedded import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 SERVICE = "mymaster"
 TYPED = (RedisUnavailableError, OutcomeUnknownError)
 POLL = 0.05  # seconds between polls
-SETUP_POLLS = 600  # bounded waits for replication and Sentinel discovery
 SWITCH_POLLS = 300  # bounded wait for the failover (and, for SENTINEL FAILOVER, the demotion)
 WRITE_ATTEMPTS = 200  # bounded attempts for the first write after the switch
 WAIT_MS = 200  # WAIT's own bound; a 0 reply only means "not known to be replicated"
@@ -95,40 +89,42 @@ def _probe(port: int, *command: Any) -> Any:
         client.close()
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+@pytest.fixture
+def topology(redis_sentinel_factory: Any) -> Any:
+    # One master, one replica, three Sentinels (quorum 2), fast failure detection; the
+    # testing plugin's topology (stopped after the test).
+    return Topology(
+        redis_sentinel_factory(
+            replicas=1,
+            sentinels=3,
+            quorum=2,
+            service=SERVICE,
+            down_after_ms=1000,
+            failover_timeout_ms=3000,
+            debug=_SENTINEL_DEBUG,
+        )
+    )
 
 
-def _pairs(reply: Any) -> dict[str, str]:
-    if isinstance(reply, dict):
-        return {_text(k): _text(v) for k, v in reply.items()}
-    items = [_text(x) for x in reply]
-    return dict(zip(items[::2], items[1::2], strict=True))
-
-
-@dataclass
 class Topology:
-    master: Any  # EmbeddedRedis
-    replica: Any  # EmbeddedRedis
-    sentinel_ports: list[int]
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    """The plugin's `SentinelTopology` with what these tests ask of it."""
+
+    def __init__(self, topo: Any) -> None:
+        self._topo = topo
+        self.master = topo.master
+        self.replica = topo.replicas[0]
+        self.sentinel_ports = topo.sentinel_ports
 
     @property
     def url(self) -> str:
-        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
-        return f"redis+sentinel://{hosts}/{SERVICE}/0"
+        return str(self._topo.url)
 
     def reported_masters(self) -> list[int | None]:
-        """The master port each Sentinel reports (None when it cannot be asked)."""
-        ports: list[int | None] = []
-        for port in self.sentinel_ports:
-            try:
-                reply = _probe(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
-            except redis.exceptions.RedisError:
-                ports.append(None)
-                continue
-            ports.append(int(reply[1]) if reply else None)
-        return ports
+        return list(self._topo.reported_masters())
+
+    def role(self, port: int) -> str | None:
+        role = self._topo.role(port)
+        return None if role is None else str(role)
 
     def describe(self) -> str:
         return (
@@ -136,12 +132,6 @@ class Topology:
             f"{self.role(self.master.port)}, replica {self.replica.port} is "
             f"{self.role(self.replica.port)}"
         )
-
-    def role(self, port: int) -> str | None:
-        try:
-            return _text(_probe(port, "ROLE")[0])
-        except redis.exceptions.RedisError:
-            return None
 
     def switched(self, *, old_master_dead: bool) -> bool:
         """Every Sentinel names the replica, it is a master, and the old master is gone or
@@ -151,111 +141,6 @@ class Topology:
         if self.role(self.replica.port) != "master":
             return False
         return old_master_dead or self.role(self.master.port) == "slave"
-
-
-def _wait(condition: Any, what: str, polls: int = SETUP_POLLS) -> None:
-    for _ in range(polls):
-        if condition():
-            return
-        time.sleep(POLL)
-    pytest.fail(f"gave up waiting for {what} after {polls} polls")
-
-
-def _replication_up(replica_port: int) -> bool:
-    info = _direct_info(replica_port)
-    return info.get("master_link_status") == "up"
-
-
-def _direct_info(port: int) -> dict[str, Any]:
-    client = _direct(port)
-    try:
-        return dict(client.info("replication"))
-    finally:
-        client.close()
-
-
-def _sentinel_ready(port: int) -> bool:
-    try:
-        master = _pairs(_probe(port, "SENTINEL", "MASTER", SERVICE))
-        replicas = [_pairs(r) for r in _probe(port, "SENTINEL", "REPLICAS", SERVICE)]
-    except redis.exceptions.RedisError:
-        return False
-    return (
-        master.get("flags") == "master"
-        and master.get("num-other-sentinels") == "2"
-        and len(replicas) == 1
-        and replicas[0].get("flags") == "slave"
-        and replicas[0].get("master-link-status") == "ok"
-    )
-
-
-@pytest.fixture
-def topology(redis_server_factory, tmp_path) -> Iterator[Topology]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("needs the redis-server binary (sentinel mode)")
-    # No 5 s diskless-sync delay before the replica's first full sync.
-    master = redis_server_factory(config={"repl-diskless-sync-delay": "0"})
-    replica = redis_server_factory()
-    _probe(replica.port, "REPLICAOF", "127.0.0.1", str(master.port))
-    _wait(lambda: _replication_up(replica.port), "the replica to sync with the master")
-
-    topo = Topology(master=master, replica=replica, sentinel_ports=[])
-    logs = []
-    try:
-        for index in range(3):
-            port = free_port()
-            home = Path(tmp_path) / f"sentinel-{index}"
-            home.mkdir()
-            conf = home / "sentinel.conf"  # Sentinel rewrites its own config: one file each
-            conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {home}\n"
-                f"sentinel monitor {SERVICE} 127.0.0.1 {master.port} 2\n"
-                f"sentinel down-after-milliseconds {SERVICE} 1000\n"
-                f"sentinel failover-timeout {SERVICE} 3000\n"
-            )
-            log = (home / "sentinel.log").open("ab")
-            logs.append(log)
-            topo.procs.append(
-                subprocess.Popen(  # stopped below, by its own PID
-                    [binary, str(conf), "--sentinel"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=home,
-                )
-            )
-            topo.sentinel_ports.append(port)
-        for port, proc in zip(topo.sentinel_ports, topo.procs, strict=True):
-            _wait(
-                lambda port=port, proc=proc: proc.poll() is not None or _answers(port),
-                f"sentinel on port {port} to start",
-            )
-            assert proc.poll() is None, f"sentinel on port {port} exited (see {tmp_path})"
-            for name, value in _SENTINEL_DEBUG:
-                try:
-                    _probe(port, "SENTINEL", "DEBUG", name, value)
-                except redis.exceptions.ResponseError:
-                    break  # Redis < 7: keep the default timers (slower, same behaviour)
-        for port in topo.sentinel_ports:
-            _wait(
-                lambda port=port: _sentinel_ready(port),
-                f"sentinel {port} to see the master, the replica and both other sentinels",
-            )
-        yield topo
-    finally:
-        for proc in topo.procs:
-            proc.kill()
-            proc.wait(timeout=10)
-        for log in logs:
-            log.close()
-
-
-def _answers(port: int) -> bool:
-    try:
-        return bool(_probe(port, "PING"))
-    except redis.exceptions.RedisError:
-        return False
 
 
 def _trigger(topo: Topology, how: str) -> None:

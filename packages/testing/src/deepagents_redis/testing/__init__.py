@@ -7,6 +7,7 @@ fixtures hand out, usable on their own too.
 
 from ._cluster import LocalCluster
 from ._proxy import FaultMode, FaultProxy
+from ._sentinel import SentinelTopology
 from ._servers import ServerHandle, SessionReport, in_ci, parse_version
 from ._targets import RedisTarget, TargetMode, unique_key_prefix
 
@@ -15,6 +16,7 @@ __all__ = [
     "FaultProxy",
     "LocalCluster",
     "RedisTarget",
+    "SentinelTopology",
     "ServerHandle",
     "SessionReport",
     "TargetMode",

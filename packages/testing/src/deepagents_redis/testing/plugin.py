@@ -38,12 +38,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
 
 from ._proxy import FaultProxy
+from ._sentinel import SentinelTopology
 from ._servers import SessionReport, in_ci, parse_version, redact_url, redis_server_version
 from ._targets import RedisTarget, unique_key_prefix
 
@@ -404,6 +406,36 @@ def redis_server_factory(request: pytest.FixtureRequest) -> Iterator[ServerFacto
     finally:
         for server in started:
             server.close()
+
+
+@pytest.fixture
+def redis_sentinel_factory(
+    redis_server_factory: ServerFactory, tmp_path: Path
+) -> Iterator[Callable[..., SentinelTopology]]:
+    """Start Sentinel topologies (master, replicas, Sentinels); all are stopped after the test.
+
+    `factory(*, replicas=0, sentinels=1, quorum=None, service="mymaster", ...)` (see
+    `SentinelTopology.start`) returns a running `SentinelTopology` whose `.url` is a
+    ``redis+sentinel://`` URL for core's client factory.
+    """
+    from deepagents_redis.testing._sentinel import SentinelTopology
+
+    started: list[SentinelTopology] = []
+
+    def factory(**options: Any) -> SentinelTopology:
+        workdir = tmp_path / f"sentinels-{len(started)}"
+        try:
+            topo = SentinelTopology.start(redis_server_factory, workdir, **options)
+        except RuntimeError as exc:
+            _fail_or_skip(str(exc))
+        started.append(topo)
+        return topo
+
+    try:
+        yield factory
+    finally:
+        for topo in started:
+            topo.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,249 @@
+"""Private Sentinel topologies for tests: a master, replicas and Sentinels on free ports.
+
+`SentinelTopology.start(factory, workdir, ...)` (or the `redis_sentinel_factory` fixture)
+builds one from the plugin's `redis_server_factory`: the master and replicas are private
+`redis-server`s, the Sentinels are `redis-server --sentinel` subprocesses with their own
+config file and directory, stopped by their own PID. Every wait is bounded by a poll count.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import redis
+
+__all__ = ["SentinelTopology"]
+
+_POLL = 0.05
+_POLLS = 600  # bounded waits: replication, Sentinel start and discovery
+
+
+def _direct(port: int) -> redis.Redis:
+    """A plain client for probing one node (never the client under test)."""
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+
+
+def probe(port: int, *command: Any) -> Any:
+    """Run one command on the node at `port` with a throwaway client."""
+    client = _direct(port)
+    try:
+        return client.execute_command(*command)  # type: ignore[no-untyped-call]
+    finally:
+        client.close()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(reply: Any) -> dict[str, str]:
+    if isinstance(reply, dict):
+        return {_text(k): _text(v) for k, v in reply.items()}
+    items = [_text(x) for x in reply]
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
+def wait_for(condition: Callable[[], bool], what: str, polls: int = _POLLS) -> None:
+    """Poll `condition` up to `polls` times; raise `TimeoutError` naming `what` if never true."""
+    for _ in range(polls):
+        if condition():
+            return
+        time.sleep(_POLL)
+    raise TimeoutError(f"gave up waiting for {what} after {polls} polls")
+
+
+def _free_port() -> int:
+    from deepagents_redis.core._embedded import free_port
+
+    return int(free_port())
+
+
+@dataclass
+class SentinelTopology:
+    """A running master, its replicas and the Sentinels that watch them.
+
+    Attributes:
+        master: The master's server handle (`.port`, `.url`, `.kill()`...).
+        replicas: The replicas' server handles.
+        sentinel_ports: One port per Sentinel.
+        service: The monitored master name.
+    """
+
+    master: Any
+    replicas: list[Any]
+    sentinel_ports: list[int]
+    service: str = "mymaster"
+    _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+    _logs: list[IO[bytes]] = field(default_factory=list, repr=False)
+
+    @property
+    def url(self) -> str:
+        """``redis+sentinel://<every sentinel>/<service>/0``."""
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    @classmethod
+    def start(
+        cls,
+        server_factory: Callable[..., Any],
+        workdir: Path,
+        *,
+        replicas: int = 0,
+        sentinels: int = 1,
+        quorum: int | None = None,
+        service: str = "mymaster",
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 3000,
+        debug: tuple[tuple[str, str], ...] = (),
+    ) -> SentinelTopology:
+        """Start a topology and wait until every Sentinel sees all of it.
+
+        Args:
+            server_factory: The plugin's `redis_server_factory`.
+            workdir: A directory for the Sentinels' config files and logs.
+            replicas: How many replicas of the master.
+            sentinels: How many Sentinels.
+            quorum: Sentinels needed to agree the master is down (default: a majority).
+            service: The master name.
+            down_after_ms: ``down-after-milliseconds``.
+            failover_timeout_ms: ``failover-timeout``.
+            debug: ``SENTINEL DEBUG`` name/value pairs (Redis >= 7; ignored before).
+
+        Returns:
+            The running topology; `stop()` it (the fixture does).
+        """
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("a Sentinel topology needs the redis-server binary")
+        # No diskless-sync delay before a replica's first full sync.
+        master = server_factory(config={"repl-diskless-sync-delay": "0"})
+        copies = [server_factory() for _ in range(replicas)]
+        for replica in copies:
+            probe(replica.port, "REPLICAOF", "127.0.0.1", str(master.port))
+        for replica in copies:
+            wait_for(functools.partial(_link_up, replica.port), f"replica {replica.port} to sync")
+        topo = cls(master=master, replicas=copies, sentinel_ports=[], service=service)
+        majority = quorum if quorum is not None else sentinels // 2 + 1
+        try:
+            for index in range(sentinels):
+                topo._spawn(
+                    binary,
+                    workdir / f"sentinel-{index}",
+                    majority,
+                    down_after_ms,
+                    failover_timeout_ms,
+                )
+            for port, proc in zip(topo.sentinel_ports, topo._procs, strict=True):
+                wait_for(
+                    functools.partial(_started, proc, port), f"sentinel on port {port} to start"
+                )
+                if proc.poll() is not None:
+                    raise RuntimeError(f"sentinel on port {port} exited (see {workdir})")
+                for name, value in debug:
+                    try:
+                        probe(port, "SENTINEL", "DEBUG", name, value)
+                    except redis.exceptions.ResponseError:
+                        break  # Redis < 7: keep the default timers
+            for port in topo.sentinel_ports:
+                wait_for(
+                    functools.partial(topo._ready, port),
+                    f"sentinel {port} to see the master, its replicas and the other sentinels",
+                )
+        except BaseException:
+            topo.stop()
+            raise
+        return topo
+
+    def _spawn(
+        self, binary: str, home: Path, quorum: int, down_after_ms: int, failover_ms: int
+    ) -> None:
+        port = _free_port()
+        home.mkdir(parents=True)
+        conf = home / "sentinel.conf"  # Sentinel rewrites its own config: one file each
+        conf.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {home}\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} {quorum}\n"
+            f"sentinel down-after-milliseconds {self.service} {down_after_ms}\n"
+            f"sentinel failover-timeout {self.service} {failover_ms}\n"
+        )
+        log = (home / "sentinel.log").open("ab")
+        self._logs.append(log)
+        self._procs.append(
+            subprocess.Popen(  # noqa: S603 - fixed argv, no shell; stopped by stop(), by PID
+                [binary, str(conf), "--sentinel"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=home,
+            )
+        )
+        self.sentinel_ports.append(port)
+
+    def _ready(self, port: int) -> bool:
+        try:
+            master = _pairs(probe(port, "SENTINEL", "MASTER", self.service))
+            replicas = [_pairs(r) for r in probe(port, "SENTINEL", "REPLICAS", self.service)]
+        except redis.exceptions.RedisError:
+            return False
+        return (
+            master.get("flags") == "master"
+            and master.get("num-other-sentinels") == str(len(self.sentinel_ports) - 1)
+            and len(replicas) == len(self.replicas)
+            and all(r.get("flags") == "slave" for r in replicas)
+            and all(r.get("master-link-status") == "ok" for r in replicas)
+        )
+
+    def reported_masters(self) -> list[int | None]:
+        """The master port each Sentinel reports (None when it cannot be asked)."""
+        ports: list[int | None] = []
+        for port in self.sentinel_ports:
+            try:
+                reply = probe(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+            except redis.exceptions.RedisError:
+                ports.append(None)
+                continue
+            ports.append(int(reply[1]) if reply else None)
+        return ports
+
+    def role(self, port: int) -> str | None:
+        """``master`` or ``slave`` for the node at `port` (None when it does not answer)."""
+        try:
+            return _text(probe(port, "ROLE")[0])
+        except redis.exceptions.RedisError:
+            return None
+
+    def stop(self) -> None:
+        """Stop every Sentinel (by its own PID); the servers belong to the factory."""
+        for proc in self._procs:
+            proc.kill()
+            proc.wait(timeout=10)
+        self._procs.clear()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+
+def _link_up(port: int) -> bool:
+    client = _direct(port)
+    try:
+        return dict(client.info("replication")).get("master_link_status") == "up"
+    finally:
+        client.close()
+
+
+def _started(proc: subprocess.Popen[bytes], port: int) -> bool:
+    return proc.poll() is not None or _answers(port)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return bool(probe(port, "PING"))
+    except redis.exceptions.RedisError:
+        return False
