@@ -69,10 +69,10 @@ def test_every_phase_shares_one_connector_and_close_redis_closes_it(
     )
     result = agent.invoke({"messages": [HumanMessage("go")]}, {"configurable": {"thread_id": "a"}})
     assert result["messages"][-1].content == "done"
-    # One cluster probe for the whole agent, plus the todos eviction check's INFO (and the
-    # observer's own first INFO, counted once the command has run). Before: one probe
-    # per phase.
-    assert _info_calls(redis_client) - probes - 1 <= 2
+    # One cluster probe for the whole agent, plus one INFO for each data phase's eviction
+    # check (todos, fs), not counting the observer's own first INFO. Before: one probe per
+    # phase too (3 + 2).
+    assert _info_calls(redis_client) - probes - 1 <= 3
     opened = _ours(redis_client, before)
     assert opened, "the agent holds connections"
     close_redis(agent)
