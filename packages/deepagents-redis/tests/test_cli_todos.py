@@ -82,6 +82,14 @@ def test_backfill_then_reconcile(
         assert "2 in sync" in capsys.readouterr().out
 
         _delete_plan(repo, "t2")
+        assert cli("todos", "reconcile", "--json", *target) == EXIT_PROBLEM
+        import json
+
+        data = json.loads(capsys.readouterr().out)
+        assert (data["counts"]["missing"], data["status"]) == (1, "attention")
+        assert data["drifts"][0]["thread_id"] == "t2"
+        assert cli("todos", "backfill", "--dry-run", "--json", *target) == EXIT_OK
+        assert json.loads(capsys.readouterr().out)["written"] == 1
         assert cli("todos", "reconcile", *target) == EXIT_PROBLEM
         out = capsys.readouterr().out
         assert "missing   thread=t2" in out

@@ -36,7 +36,11 @@ def test_fs_copy_dir_to_redis_to_redis_to_dir(
     (src / "bin.dat").write_bytes(b"\x00\xff\x10")
     assert main(["fs", "copy", str(src), f"{redis_url}#team-a"]) == EXIT_OK
     assert "copied 3 files" in capsys.readouterr().out
-    assert main(["fs", "copy", f"{redis_url}#team-a", f"{redis_url}#team-b"]) == EXIT_OK
+    assert main(["fs", "copy", "--json", f"{redis_url}#team-a", f"{redis_url}#team-b"]) == 0
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert (report["copied"], report["failed"]) == (3, [])
     out_dir = tmp_path / "out"
     assert main(["fs", "copy", f"{redis_url}#team-b", f"dir:{out_dir}", "--path", "/a"]) == 0
     assert (out_dir / "a" / "b" / "c.txt").read_text() == "deep\n"

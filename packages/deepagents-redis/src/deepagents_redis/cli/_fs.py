@@ -19,6 +19,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -58,6 +59,7 @@ def register(subparsers: Any) -> None:
     copy.add_argument("--batch", type=int, default=100, help="Files per batch (default 100).")
     copy.add_argument("--prefix", default=None, help="Redis key prefix (default: env or dar).")
     copy.add_argument("--blob-dir", default=None, help="Blob directory of Redis backends.")
+    copy.add_argument("--json", action="store_true", help="Print the report as one JSON object.")
     copy.set_defaults(handler=run_copy)
 
     gc = sub.add_parser("gc", help="Delete blobs no live file references.")
@@ -70,6 +72,7 @@ def register(subparsers: Any) -> None:
         default=3600.0,
         help="Never delete unreferenced blobs younger than this many seconds (default 3600).",
     )
+    gc.add_argument("--json", action="store_true", help="Print the result as one JSON object.")
     gc.set_defaults(handler=run_gc)
 
 
@@ -165,6 +168,18 @@ def run_copy(args: argparse.Namespace, *, out: Callable[[str], None] = print) ->
         report = copy_files(
             src, dst, path=args.path, batch_size=args.batch, progress=progress_bar("copy")
         )
+    if getattr(args, "json", False):
+        out(
+            json.dumps(
+                {
+                    "source": describe(args.src),
+                    "target": describe(args.dst),
+                    "copied": len(report.copied),
+                    "failed": [{"path": p, "error": e} for p, e in report.failed],
+                }
+            )
+        )
+        return EXIT_PROBLEM if report.failed else EXIT_OK
     out(
         f"copied {len(report.copied)} files from {describe(args.src)} to "
         f"{describe(args.dst)} ({len(report.failed)} failed)"
@@ -191,5 +206,8 @@ def run_gc(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> i
         args.target, prefix=args.prefix, blob_dir=args.blob_dir, create_dir=False
     ) as backend:
         removed = backend.gc(orphan_grace=args.orphan_grace)
+    if getattr(args, "json", False):
+        out(json.dumps({"target": describe(args.target), "removed": removed}))
+        return EXIT_OK
     out(f"removed {removed} blobs for {describe(args.target)}")
     return EXIT_OK

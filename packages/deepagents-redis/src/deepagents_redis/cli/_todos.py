@@ -19,6 +19,7 @@ threads that failed (backfill), 2 Redis unreachable, 64 usage or configuration e
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +66,7 @@ def register(subparsers: Any) -> None:
     reconcile.add_argument(
         "--thread", action="append", default=None, help="Only this thread (repeatable)."
     )
+    _add_json_argument(reconcile)
     reconcile.set_defaults(handler=run_reconcile)
 
     backfill = actions.add_parser("backfill", help="Copy checkpoint todos into Redis (idempotent).")
@@ -73,7 +75,16 @@ def register(subparsers: Any) -> None:
     backfill.add_argument(
         "--dry-run", action="store_true", help="Write nothing; report what would be written."
     )
+    _add_json_argument(backfill)
     backfill.set_defaults(handler=run_backfill)
+
+
+def _add_json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="Print the report as one JSON object on stdout (progress stays on stderr).",
+    )
 
 
 def _add_checkpointer_argument(parser: argparse.ArgumentParser) -> None:
@@ -156,7 +167,9 @@ def run_reconcile(args: argparse.Namespace) -> int:
     from deepagents_redis.todos import TodoReconciler
 
     with resolve_target(args, allow_embedded=False) as target:
-        print(f"target: {target.describe()}")
+        if not args.json:
+            print(f"target: {target.describe()}")
+        described = target.describe()
         repo = _repository(target)
         try:
             with open_checkpointer(args.checkpointer) as saver:
@@ -167,6 +180,32 @@ def run_reconcile(args: argparse.Namespace) -> int:
                 )
         finally:
             repo.close()
+    left = [d for d in report.alerts if not d.repaired]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "target": described,
+                    "checked": report.checked,
+                    "in_sync": report.in_sync,
+                    "counts": report.counts(),
+                    "repaired": report.repaired,
+                    "drifts": [
+                        {
+                            "kind": d.kind,
+                            "thread_id": d.thread_id,
+                            "checkpoint_version": d.checkpoint_version,
+                            "redis_version": d.redis_version,
+                            "repaired": d.repaired,
+                            "error": d.error,
+                        }
+                        for d in report.drifts
+                    ],
+                    "status": "attention" if left else "ok",
+                }
+            )
+        )
+        return EXIT_PROBLEM if left else EXIT_OK
     for drift in report.drifts:
         state = (
             "repaired"
@@ -184,7 +223,6 @@ def run_reconcile(args: argparse.Namespace) -> int:
         f"missing {counts['missing']}, behind {counts['behind']}, diverged {counts['diverged']}, "
         f"lagging {counts['lagging']} (normal), repaired {report.repaired}"
     )
-    left = [d for d in report.alerts if not d.repaired]
     if left:
         hint = "" if args.repair else "; rerun with --repair to fix missing/behind plans"
         print(f"status: {len(left)} plan(s) need attention{hint}")
@@ -205,7 +243,9 @@ def run_backfill(args: argparse.Namespace) -> int:
     from deepagents_redis.todos import TodoBackfill
 
     with resolve_target(args, allow_embedded=False) as target:
-        print(f"target: {target.describe()}")
+        if not args.json:
+            print(f"target: {target.describe()}")
+        described = target.describe()
         repo = _repository(target)
         try:
             with open_checkpointer(args.checkpointer) as saver:
@@ -214,6 +254,21 @@ def run_backfill(args: argparse.Namespace) -> int:
                 )
         finally:
             repo.close()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "target": described,
+                    "dry_run": args.dry_run,
+                    "threads": report.threads,
+                    "with_todos": report.with_todos,
+                    "written": report.written,
+                    "already_present": report.already_present,
+                    "failed": [{"thread_id": t, "error": e} for t, e in report.failed],
+                }
+            )
+        )
+        return EXIT_PROBLEM if report.failed else EXIT_OK
     for thread_id, error in report.failed:
         print(f"failed   thread={thread_id}: {error}")
     print(("dry run: " if args.dry_run else "") + report.summary())
