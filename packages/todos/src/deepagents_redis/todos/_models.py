@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,6 +60,26 @@ def new_item_id() -> str:
         The id.
     """
     return uuid.uuid4().hex[:12]
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
+    """`cls.model_construct(**values)` for data already validated, with every field given.
+
+    What pydantic's `model_construct` ends with, without its per-field loop (aliases,
+    defaults) that cost ~10 µs per object: a plan of 10 items spent a quarter of `get` there
+    (profiled: 116 µs of 450 µs). Only for these frozen models without aliases, extras,
+    private attributes or post-init hooks; `test_models.py` checks the result equals
+    `model_validate` of the same data, field by field.
+    """
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 class Todo(BaseModel):
@@ -116,14 +136,17 @@ class Todo(BaseModel):
             The item.
         """
         metadata_raw = raw.get("metadata")
-        return cls.model_construct(
-            id=str(raw["id"]),
-            content=str(raw["content"]),
-            status=raw["status"],
-            owner=raw.get("owner") or None,
-            lease_expires_at=_ms_to_datetime(raw.get("lease_until")),
-            updated_at=_ms_to_datetime(raw.get("updated_at")),
-            metadata=json.loads(metadata_raw) if isinstance(metadata_raw, str) else {},
+        return _trusted(
+            cls,
+            {
+                "id": str(raw["id"]),
+                "content": str(raw["content"]),
+                "status": raw["status"],
+                "owner": raw.get("owner") or None,
+                "lease_expires_at": _ms_to_datetime(raw.get("lease_until")),
+                "updated_at": _ms_to_datetime(raw.get("updated_at")),
+                "metadata": json.loads(metadata_raw) if isinstance(metadata_raw, str) else {},
+            },
         )
 
 
@@ -143,6 +166,25 @@ class TodoList(BaseModel):
 
     updated_at: datetime | None = None
     """When the plan last changed (server clock)."""
+
+    @classmethod
+    def trusted(
+        cls, *, scope: str, version: int, items: list[Todo], updated_at: datetime | None
+    ) -> TodoList:
+        """A plan from data the mutation script validated (no second validation pass).
+
+        Args:
+            scope: The plan's scope.
+            version: Its version.
+            items: Its items (from `Todo.from_stored`).
+            updated_at: When it last changed.
+
+        Returns:
+            The plan.
+        """
+        return _trusted(
+            cls, {"scope": scope, "version": version, "items": items, "updated_at": updated_at}
+        )
 
     def get(self, item_id: str) -> Todo | None:
         """The item with this id, or None.

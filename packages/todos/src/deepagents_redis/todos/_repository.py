@@ -201,7 +201,7 @@ def parse_plan(scope: str, version_raw: Any, items_raw: Any, updated_raw: Any) -
         else None
     )
     # Trusted data (validated by the script before it was stored): skip validation.
-    return TodoList.model_construct(
+    return TodoList.trusted(
         scope=scope,
         version=int(_text(version_raw)),
         items=[Todo.from_stored(raw) for raw in items],
