@@ -255,3 +255,20 @@ def test_the_reference_page_is_generated_from_the_parser() -> None:
     if sys.version_info[:2] == (3, 11):
         # Regenerate with: uv run python -m deepagents_redis.cli.reference > docs/cli.md
         assert page == reference()
+
+
+def test_health_judges_each_phase(redis_server_factory, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    # An evicting server: fine for the cache, a FAIL for todos and fs (no TTL on their data).
+    lru = redis_server_factory(config={"maxmemory-policy": "allkeys-lru"})
+    assert main(["health", "--url", lru.url, "--phase", "cache"]) == EXIT_OK
+    assert "phase cache  OK" in capsys.readouterr().out
+    assert main(["health", "--url", lru.url, "--phase", "cache", "--phase", "todos"]) == 1
+    out = capsys.readouterr().out
+    assert "phase todos  FAIL" in out
+    assert "health: FAILED for todos" in out
+    assert main(["health", "--json", "--url", lru.url]) == EXIT_PROBLEM
+    data = json.loads(capsys.readouterr().out)
+    assert data["phases"]["fs"]["verdict"] == "fail"
+    assert data["phases"]["cache"]["verdict"] == "ok"

@@ -53,7 +53,13 @@ from deepagents_redis.core._errors import (
     redis_errors,
     translate_redis_error,
 )
-from deepagents_redis.core._eviction import EvictionCheck, EvictionGuard
+from deepagents_redis.core._eviction import (
+    PHASE_DATA,
+    EvictionCheck,
+    EvictionGuard,
+    PhaseVerdict,
+    phase_verdicts,
+)
 from deepagents_redis.core._health import HealthReport, acheck_health, check_health
 from deepagents_redis.core._idempotent import (
     DEFAULT_OP_TTL_MS,
@@ -79,6 +85,7 @@ __all__ = [
     "DEFAULT_LC_ALLOWED",
     "DEFAULT_OP_TTL_MS",
     "ENV_PREFIX",
+    "PHASE_DATA",
     "REDIS_EXCEPTIONS",
     "TRANSPORT_EXCEPTIONS",
     "AsyncClient",
@@ -108,6 +115,7 @@ __all__ = [
     "OutcomeUnknownError",
     "PayloadTooLargeError",
     "PhaseSettings",
+    "PhaseVerdict",
     "Pipeline",
     "RecordingInstrumentation",
     "RedisComponent",
@@ -140,6 +148,7 @@ __all__ = [
     "new_op_id",
     "no_resend",
     "parse_redis_url",
+    "phase_verdicts",
     "redact_text",
     "redact_url",
     "redis_errors",

@@ -10,12 +10,14 @@ TTL, which for data phases are op-id records and TTL'd scratch files: acceptable
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from deepagents_redis.core._errors import ConfigurationError
 from deepagents_redis.core._health import HealthReport, acheck_health, check_health
 
-__all__ = ["EvictionCheck", "EvictionGuard"]
+__all__ = ["PHASE_DATA", "EvictionCheck", "EvictionGuard", "PhaseVerdict", "phase_verdicts"]
 
 EvictionCheck = Literal["warn", "refuse", "off"]
 """What a data phase does about an evicting server: log, raise, or not look."""
@@ -74,3 +76,76 @@ class EvictionGuard:
         """Check once, on an asyncio client."""
         if not self.done:
             self.judge(await acheck_health(client))
+
+
+PHASE_DATA = {
+    "cache": None,
+    "todos": "todo plans",
+    "fs": "agent files",
+}
+"""Each phase and the data of it that has no TTL (None: everything it stores may vanish)."""
+
+
+@dataclass(frozen=True)
+class PhaseVerdict:
+    """Whether a server suits one phase (see `phase_verdicts`).
+
+    Attributes:
+        phase: ``cache``, ``todos`` or ``fs``.
+        verdict: ``ok``, ``warn`` or ``fail``.
+        reason: One sentence an operator can act on.
+    """
+
+    phase: str
+    verdict: Literal["ok", "warn", "fail"]
+    reason: str
+
+
+def phase_verdicts(report: HealthReport, phases: Iterable[str]) -> list[PhaseVerdict]:
+    """Judge a server for each phase: what it stores decides what the server must promise.
+
+    The cache's entries have a TTL and a lost entry is a miss, so any eviction policy and any
+    persistence suits it. Todo plans and agent files have no TTL: an ``allkeys-*`` policy can
+    evict them (``fail``), and without AOF a crash loses the writes since the last snapshot
+    (``warn``).
+
+    Args:
+        report: The server's health report.
+        phases: Phase names (keys of `PHASE_DATA`).
+
+    Returns:
+        One verdict per phase, in the order given.
+
+    Raises:
+        ConfigurationError: An unknown phase name.
+    """
+    out: list[PhaseVerdict] = []
+    policy = report.maxmemory_policy
+    for phase in phases:
+        if phase not in PHASE_DATA:
+            raise ConfigurationError(
+                f"unknown phase {phase!r}; expected one of {sorted(PHASE_DATA)}"
+            )
+        data = PHASE_DATA[phase]
+        if data is None:
+            out.append(
+                PhaseVerdict(phase, "ok", "entries expire and a lost entry is a miss: any policy")
+            )
+        elif policy is not None and policy.startswith("allkeys"):
+            out.append(
+                PhaseVerdict(
+                    phase,
+                    "fail",
+                    f"maxmemory-policy {policy} can evict {data} (no TTL): use noeviction or "
+                    "a volatile-* policy",
+                )
+            )
+        elif report.aof_enabled is False:
+            out.append(
+                PhaseVerdict(
+                    phase, "warn", f"AOF is off: a crash loses {data} written since the snapshot"
+                )
+            )
+        else:
+            out.append(PhaseVerdict(phase, "ok", report.durability or "no eviction of data"))
+    return out

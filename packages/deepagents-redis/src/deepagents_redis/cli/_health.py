@@ -2,7 +2,9 @@
 
 Exit status: 0 when the server answered and can serve (warnings are printed but do not fail
 unless ``--strict``); 1 when the report is not ok (on Cluster: ``cluster_state`` is not ok or
-some hash slots are not served) or ``--strict`` is given and there is at least one warning;
+some hash slots are not served), when a phase fails on this server (an ``allkeys-*`` eviction
+policy fails todos and fs, whose data has no TTL; choose the phases with ``--phase``), or
+``--strict`` is given and there is at least one warning;
 2 when Redis is unreachable; 64 on a usage or configuration error (no URL, bad credentials).
 """
 
@@ -36,6 +38,17 @@ def register(subparsers: Any) -> None:
         help="Exit 1 when the report has warnings (for readiness probes and CI).",
     )
     parser.add_argument(
+        "--phase",
+        action="append",
+        choices=["cache", "todos", "fs"],
+        default=None,
+        help=(
+            "Judge the server for this phase (repeatable; default: every installed phase). "
+            "An allkeys-* eviction policy fails todos and fs, whose data has no TTL, and is "
+            "fine for the cache."
+        ),
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         help="Print the report as one JSON object (target, report, verdict) instead of a table.",
@@ -52,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         The exit status.
     """
-    from deepagents_redis.core import RedisConnector, check_health, deadline
+    from deepagents_redis.core import RedisConnector, check_health, deadline, phase_verdicts
 
     with resolve_target(args, allow_embedded=False) as target:
         if not args.json:
@@ -65,12 +78,18 @@ def run(args: argparse.Namespace) -> int:
         finally:
             connector.close()
         described = target.describe()
+    phases = phase_verdicts(report, args.phase or _installed_phases())
+    failing = [p.phase for p in phases if p.verdict == "fail"]
+    warned = [p.phase for p in phases if p.verdict == "warn"]
     if not report.ok:
         verdict, status = "failed", EXIT_PROBLEM
         summary = "health: FAILED (the server answered but cannot serve every key)"
-    elif args.strict and report.warnings:
+    elif failing:
+        verdict, status = "failed", EXIT_PROBLEM
+        summary = f"health: FAILED for {', '.join(failing)} (see the phase verdicts)"
+    elif args.strict and (report.warnings or warned):
         verdict, status = "warnings", EXIT_PROBLEM
-        summary = f"health: {len(report.warnings)} warning(s) and --strict"
+        summary = f"health: {len(report.warnings) + len(warned)} warning(s) and --strict"
     else:
         verdict, status = "ok", EXIT_OK
         summary = "health: ok" + (
@@ -79,11 +98,29 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {"target": described, "verdict": verdict, "report": report.to_dict()},
+                {
+                    "target": described,
+                    "verdict": verdict,
+                    "report": report.to_dict(),
+                    "phases": {p.phase: {"verdict": p.verdict, "reason": p.reason} for p in phases},
+                },
                 sort_keys=True,
             )
         )
         return status
     print(report.to_table())
+    for p in phases:
+        print(f"phase {p.phase:<6} {p.verdict.upper():<4}  {p.reason}")
     print(summary)
     return status
+
+
+def _installed_phases() -> list[str]:
+    """The phases whose package is installed (the ones this server has to suit)."""
+    import importlib.util
+
+    return [
+        name
+        for name in ("cache", "todos", "fs")
+        if importlib.util.find_spec(f"deepagents_redis.{name}") is not None
+    ]
