@@ -272,3 +272,50 @@ def test_health_judges_each_phase(redis_server_factory, capsys: pytest.CaptureFi
     data = json.loads(capsys.readouterr().out)
     assert data["phases"]["fs"]["verdict"] == "fail"
     assert data["phases"]["cache"]["verdict"] == "ok"
+
+
+def test_health_serve_answers_probes(redis_url: str) -> None:
+    import json
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = int(_closed_port_url().rsplit(":", 1)[1].split("/")[0])
+    proc = subprocess.Popen(  # stopped below, by its own PID
+        [
+            sys.executable,
+            "-m",
+            "deepagents_redis.cli",
+            "health",
+            "--url",
+            redis_url,
+            "--serve",
+            f"127.0.0.1:{port}",
+            "--phase",
+            "cache",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        body = None
+        for _ in range(200):  # bounded: the server starts within a few seconds
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    body = json.loads(r.read())
+                    break
+            except OSError:
+                time.sleep(0.05)
+        assert body is not None
+        assert body["status"] == "ready"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=2) as r:
+            assert r.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_health_serve_needs_host_and_port(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["health", "--url", "redis://127.0.0.1:1/0", "--serve", "8080"]) == EXIT_USAGE
+    assert "HOST:PORT" in capsys.readouterr().err

@@ -77,6 +77,7 @@ from deepagents_redis.core._instrumentation import (
     set_instrumentation,
 )
 from deepagents_redis.core._keys import KeySpace, ScopedKeys
+from deepagents_redis.core._probes import HealthApp, readiness, serve_health
 from deepagents_redis.core._scripts import LuaScript, registered_scripts
 from deepagents_redis.core._settings import ENV_PREFIX, PhaseSettings, RedisSettings, redact_url
 from deepagents_redis.core._urls import parse_redis_url
@@ -102,6 +103,7 @@ __all__ = [
     "EmbeddedRedis",
     "EvictionCheck",
     "EvictionGuard",
+    "HealthApp",
     "HealthReport",
     "Idempotent",
     "IdempotentScript",
@@ -149,6 +151,7 @@ __all__ = [
     "no_resend",
     "parse_redis_url",
     "phase_verdicts",
+    "readiness",
     "redact_text",
     "redact_url",
     "redis_errors",
@@ -157,6 +160,7 @@ __all__ = [
     "resolve_connector",
     "run_idempotent",
     "run_operation",
+    "serve_health",
     "set_instrumentation",
     "translate_redis_error",
     "was_not_sent",

@@ -53,6 +53,15 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="Print the report as one JSON object (target, report, verdict) instead of a table.",
     )
+    parser.add_argument(
+        "--serve",
+        metavar="HOST:PORT",
+        default=None,
+        help=(
+            "Serve /livez and /readyz on HOST:PORT for an orchestrator instead of checking "
+            "once (readiness: 200 or 503 with a JSON body; --phase and --strict apply)."
+        ),
+    )
     parser.set_defaults(handler=run)
 
 
@@ -67,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     """
     from deepagents_redis.core import RedisConnector, check_health, deadline, phase_verdicts
 
+    if args.serve:
+        return _serve(args)
     with resolve_target(args, allow_embedded=False) as target:
         if not args.json:
             print(f"target: {target.describe()}")
@@ -124,3 +135,33 @@ def _installed_phases() -> list[str]:
         for name in ("cache", "todos", "fs")
         if importlib.util.find_spec(f"deepagents_redis.{name}") is not None
     ]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Serve the probes until interrupted (Ctrl-C or SIGTERM from the orchestrator)."""
+    from deepagents_redis.core import ConfigurationError, RedisConnector, serve_health
+
+    host, sep, port = str(args.serve).rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigurationError(
+            f"--serve takes HOST:PORT, e.g. 127.0.0.1:8080, not {args.serve!r}"
+        )
+    phases = args.phase or _installed_phases()
+    with resolve_target(args, allow_embedded=False) as target:
+        print(f"target: {target.describe()}")
+        print(f"serving /livez and /readyz on http://{host}:{port} (phases: {', '.join(phases)})")
+        connector = RedisConnector(settings=target.settings)
+        try:
+            serve_health(
+                connector,
+                host,
+                int(port),
+                phases=phases,
+                strict=args.strict,
+                deadline_seconds=target.settings.deadline_seconds,
+            )
+        except KeyboardInterrupt:
+            pass
+        finally:
+            connector.close()
+    return EXIT_OK
