@@ -11,11 +11,12 @@ policy fails todos and fs, whose data has no TTL; choose the phases with ``--pha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
-from deepagents_redis.cli._target import add_target_arguments, resolve_target
+from deepagents_redis.cli._target import add_target_arguments, connect
 
 __all__ = [
     "register",
@@ -74,20 +75,14 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         The exit status.
     """
-    from deepagents_redis.core import RedisConnector, check_health, deadline, phase_verdicts
+    from deepagents_redis.core import check_health, deadline, phase_verdicts
 
     if args.serve:
         return _serve(args)
-    with resolve_target(args, allow_embedded=False) as target:
-        if not args.json:
-            print(f"target: {target.describe()}")
-        connector = RedisConnector(settings=target.settings)
-        try:
-            # One budget for the whole check: connecting (and Cluster detection) included.
-            with deadline(target.settings.deadline_seconds):
-                report = check_health(connector.client(), deadline_seconds=None)
-        finally:
-            connector.close()
+    with connect(args, announce=not args.json) as (target, connector):
+        # One budget for the whole check: connecting (and Cluster detection) included.
+        with deadline(target.settings.deadline_seconds):
+            report = check_health(connector.client(), deadline_seconds=None)
         described = target.describe()
     phases = phase_verdicts(report, args.phase or _installed_phases())
     failing = [p.phase for p in phases if p.verdict == "fail"]
@@ -139,7 +134,7 @@ def _installed_phases() -> list[str]:
 
 def _serve(args: argparse.Namespace) -> int:
     """Serve the probes until interrupted (Ctrl-C or SIGTERM from the orchestrator)."""
-    from deepagents_redis.core import ConfigurationError, RedisConnector, serve_health
+    from deepagents_redis.core import ConfigurationError, serve_health
 
     host, sep, port = str(args.serve).rpartition(":")
     if not sep or not port.isdigit():
@@ -147,11 +142,9 @@ def _serve(args: argparse.Namespace) -> int:
             f"--serve takes HOST:PORT, e.g. 127.0.0.1:8080, not {args.serve!r}"
         )
     phases = args.phase or _installed_phases()
-    with resolve_target(args, allow_embedded=False) as target:
-        print(f"target: {target.describe()}")
+    with connect(args) as (target, connector):
         print(f"serving /livez and /readyz on http://{host}:{port} (phases: {', '.join(phases)})")
-        connector = RedisConnector(settings=target.settings)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends serving, not an error
             serve_health(
                 connector,
                 host,
@@ -160,8 +153,4 @@ def _serve(args: argparse.Namespace) -> int:
                 strict=args.strict,
                 deadline_seconds=target.settings.deadline_seconds,
             )
-        except KeyboardInterrupt:
-            pass
-        finally:
-            connector.close()
     return EXIT_OK

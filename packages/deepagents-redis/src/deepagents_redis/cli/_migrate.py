@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
-from deepagents_redis.cli._target import add_target_arguments, resolve_target
+from deepagents_redis.cli._target import add_target_arguments, connect
 
 __all__ = [
     "MIGRATIONS",
@@ -76,19 +76,11 @@ def run_status(args: argparse.Namespace) -> int:
     Returns:
         0 when they match, 1 otherwise.
     """
-    from deepagents_redis.core import RedisConnector
-
     as_json = getattr(args, "json", False)
-    with resolve_target(args, allow_embedded=False) as target:
-        if not as_json:
-            print(f"target: {target.describe()}")
-        connector = RedisConnector(settings=target.settings)
-        try:
-            keyspace = connector.keyspace
-            key = keyspace.schema_marker_key()
-            stored = _read_marker(connector.client(), key)
-        finally:
-            connector.close()
+    with connect(args, announce=not as_json) as (target, connector):
+        keyspace = connector.keyspace
+        key = keyspace.schema_marker_key()
+        stored = _read_marker(connector.client(), key)
         described = target.describe()
     code = keyspace.schema_version
     if stored is None:
@@ -125,37 +117,32 @@ def run_up(args: argparse.Namespace) -> int:
     Returns:
         0 when the marker is at the code's version afterwards, 1 when the data is newer.
     """
-    from deepagents_redis.core import RedisConnector, redis_errors
+    from deepagents_redis.core import redis_errors
 
-    with resolve_target(args, allow_embedded=False) as target:
-        print(f"target: {target.describe()}")
-        connector = RedisConnector(settings=target.settings)
-        try:
-            keyspace = connector.keyspace
-            key = keyspace.schema_marker_key()
-            code = keyspace.schema_version
-            client = connector.client()
-            with redis_errors():
-                # NX: two operators running `up` at once both end with the same marker.
-                created = client.set(key, str(code), nx=True)
-            if created:
-                print(f"wrote marker {key} = {code}; there is nothing else to migrate yet")
-                return EXIT_OK
-            stored = _read_marker(client, key)
-            assert stored is not None
-            if stored > code:
-                print(f"marker {key} = {stored} is newer than this code ({code}); refusing")
-                return EXIT_PROBLEM
-            for version in range(stored + 1, code + 1):
-                step = MIGRATIONS.get(version)
-                if step is None:
-                    print(f"no migration step to v{version} in this release; refusing")
-                    return EXIT_PROBLEM
-                print(f"migrating to v{version}")
-                step(client, keyspace)
-                with redis_errors():
-                    client.set(key, str(version))
-            print(f"marker {key} = {code}: up to date, nothing to migrate")
+    with connect(args) as (_target, connector):
+        keyspace = connector.keyspace
+        key = keyspace.schema_marker_key()
+        code = keyspace.schema_version
+        client = connector.client()
+        with redis_errors():
+            # NX: two operators running `up` at once both end with the same marker.
+            created = client.set(key, str(code), nx=True)
+        if created:
+            print(f"wrote marker {key} = {code}; there is nothing else to migrate yet")
             return EXIT_OK
-        finally:
-            connector.close()
+        stored = _read_marker(client, key)
+        assert stored is not None
+        if stored > code:
+            print(f"marker {key} = {stored} is newer than this code ({code}); refusing")
+            return EXIT_PROBLEM
+        for version in range(stored + 1, code + 1):
+            step = MIGRATIONS.get(version)
+            if step is None:
+                print(f"no migration step to v{version} in this release; refusing")
+                return EXIT_PROBLEM
+            print(f"migrating to v{version}")
+            step(client, keyspace)
+            with redis_errors():
+                client.set(key, str(version))
+        print(f"marker {key} = {code}: up to date, nothing to migrate")
+        return EXIT_OK

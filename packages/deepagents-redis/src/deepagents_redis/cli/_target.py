@@ -20,6 +20,7 @@ __all__ = [
     "URL_ENV",
     "Target",
     "add_target_arguments",
+    "connect",
     "resolve_target",
 ]
 
@@ -105,3 +106,29 @@ def resolve_target(args: argparse.Namespace, *, allow_embedded: bool) -> Iterato
         # cluster detection, which fakeredis (the no-binary fallback) does not answer.
         settings = _settings(server.url, args.prefix, cluster="off")
         yield Target(settings, f"embedded {server.kind}")
+
+
+@contextmanager
+def connect(
+    args: argparse.Namespace, *, allow_embedded: bool = False, announce: bool = True
+) -> Iterator[tuple[Target, Any]]:
+    """Resolve the target and open one `RedisConnector` on it (closed on exit).
+
+    Args:
+        args: Parsed arguments with ``url`` and ``prefix``.
+        allow_embedded: Start a private embedded server when no URL is configured.
+        announce: Print the ``target:`` line first (off for ``--json`` output).
+
+    Yields:
+        ``(target, connector)``.
+    """
+    from deepagents_redis.core import RedisConnector
+
+    with resolve_target(args, allow_embedded=allow_embedded) as target:
+        if announce:
+            print(f"target: {target.describe()}")
+        connector = RedisConnector(settings=target.settings)
+        try:
+            yield target, connector
+        finally:
+            connector.close()
