@@ -83,6 +83,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(slots=True)
@@ -228,6 +229,38 @@ def _ok(_result: Any) -> str:
     return "ok"
 
 
+@dataclass(slots=True)
+class _Seen:
+    outcome: str = "error"
+
+
+@contextmanager
+def _observed(spec: _Run, op: Operation[Any], deadline_seconds: float | None) -> Iterator[_Seen]:
+    """What `run` and `arun` do around an operation, in one place.
+
+    The span, the deadline, error translation and script-error mapping; then the outcome
+    count and the duration, whatever happened.
+    """
+    inst = get_instrumentation()
+    started = time.perf_counter()
+    seen = _Seen()
+    try:
+        with (
+            inst.span(spec.name, **spec.attributes),
+            deadline(deadline_seconds),
+            redis_errors(),
+            _script_errors(spec),
+        ):
+            yield seen
+    except ConflictError:
+        seen.outcome = "conflict"
+        raise
+    finally:
+        op.close()
+        inst.count(spec.name, outcome=seen.outcome)
+        inst.record_duration(spec.name, time.perf_counter() - started)
+
+
 @contextmanager
 def _script_errors(run_: _Run) -> Iterator[None]:
     # Inside redis_errors(): a mapped reply leaves as our typed error; anything else is
@@ -304,11 +337,12 @@ async def aexecute(client: Any, req: Request) -> Any:
     return None
 
 
-def drive(op: Operation[T], step: Callable[[Request], Any]) -> T:
+def drive(op: Generator[R, Any, T], step: Callable[[R], Any]) -> T:
     """Run `op`, handing each request to `step` and sending its reply back.
 
     The one generator loop. `run` uses it with `execute` on the connector's client; a phase
-    with its own per-request policy (the cache's fail-open breaker) passes its own `step`.
+    with its own per-request policy (the cache's fail-open breaker) passes its own `step`, and
+    a flow over other calls (todos' `write_todos` over repository methods) its own requests.
 
     Args:
         op: The operation (closed when this returns or raises).
@@ -329,7 +363,7 @@ def drive(op: Operation[T], step: Callable[[Request], Any]) -> T:
         op.close()
 
 
-async def adrive(op: Operation[T], step: Callable[[Request], Awaitable[Any]]) -> T:
+async def adrive(op: Generator[R, Any, T], step: Callable[[R], Awaitable[Any]]) -> T:
     """Async twin of `drive`: `step` is awaited.
 
     Args:
@@ -382,27 +416,11 @@ def run(
         DeepAgentsRedisError: Translated Redis errors and mapped script error replies.
     """
     spec = _Run(name, cast("Callable[[Any], str]", outcome or _ok), expected, words, attributes)
-    inst = get_instrumentation()
-    started = time.perf_counter()
-    result_outcome = "error"
-    try:
-        with (
-            inst.span(name, **attributes),
-            deadline(deadline_seconds),
-            redis_errors(),
-            _script_errors(spec),
-        ):
-            client = connector.client()
-            result = drive(op, lambda req: execute(client, req))
-            result_outcome = spec.outcome(result)
-            return result
-    except ConflictError:
-        result_outcome = "conflict"
-        raise
-    finally:
-        op.close()
-        inst.count(name, outcome=result_outcome)
-        inst.record_duration(name, time.perf_counter() - started)
+    with _observed(spec, op, deadline_seconds) as seen:
+        client = connector.client()
+        result = drive(op, lambda req: execute(client, req))
+        seen.outcome = spec.outcome(result)
+        return result
 
 
 async def arun(
@@ -432,24 +450,8 @@ async def arun(
         What the operation returned.
     """
     spec = _Run(name, cast("Callable[[Any], str]", outcome or _ok), expected, words, attributes)
-    inst = get_instrumentation()
-    started = time.perf_counter()
-    result_outcome = "error"
-    try:
-        with (
-            inst.span(name, **attributes),
-            deadline(deadline_seconds),
-            redis_errors(),
-            _script_errors(spec),
-        ):
-            client = await connector.aclient()
-            result = await adrive(op, lambda req: aexecute(client, req))
-            result_outcome = spec.outcome(result)
-            return result
-    except ConflictError:
-        result_outcome = "conflict"
-        raise
-    finally:
-        op.close()
-        inst.count(name, outcome=result_outcome)
-        inst.record_duration(name, time.perf_counter() - started)
+    with _observed(spec, op, deadline_seconds) as seen:
+        client = await connector.aclient()
+        result = await adrive(op, lambda req: aexecute(client, req))
+        seen.outcome = spec.outcome(result)
+        return result

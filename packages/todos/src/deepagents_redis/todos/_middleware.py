@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Sequence
-from typing import Annotated, Any, NotRequired, Self, cast
+from typing import Annotated, Any, NotRequired, Self
 
 from deepagents_redis.core import (
     ConfigurationError,
@@ -33,6 +33,8 @@ from deepagents_redis.core import (
     PayloadTooLargeError,
     RedisConnector,
     RedisSettings,
+    adrive_operation,
+    drive_operation,
     get_instrumentation,
 )
 from deepagents_redis.todos._models import TodoList, new_item_id
@@ -84,7 +86,7 @@ _RepoCall = tuple[str, tuple[Any, ...], dict[str, Any]]
 """A repository call of the write flow: method name (sync form), args, kwargs."""
 
 _EXPECTED = (ConflictError, InvalidInputError, PayloadTooLargeError)
-"""Errors the write flow handles itself (thrown back into it)."""
+"""Errors the write flow handles itself (they come back to it as replies)."""
 
 SYNC_MESSAGE_PREFIX = "todo-sync-"
 """Id prefix of the messages the middleware adds to tell the model about the plan."""
@@ -464,35 +466,30 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         Returns:
             The state update and the tool message.
         """
-        flow = self._write_flow(runtime, todos)
-        reply: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                name, args, kwargs = flow.send(reply) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                return cast("Command[Any]", stop.value)
-            reply, error = None, None
-            try:
-                reply = getattr(self.repository, name)(*args, **kwargs)
-            except _EXPECTED as exc:
-                error = exc
+        return drive_operation(self._write_flow(runtime, todos), self._repo_call)
 
     async def awrite(self, runtime: ToolRuntime[Any, Any], todos: list[Any]) -> Command[Any]:
         """Async twin of :meth:`write` (the same flow on the repository's async methods)."""
-        flow = self._write_flow(runtime, todos)
-        reply: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                name, args, kwargs = flow.send(reply) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                return cast("Command[Any]", stop.value)
-            reply, error = None, None
-            try:
-                reply = await getattr(self.repository, f"a{name}")(*args, **kwargs)
-            except _EXPECTED as exc:
-                error = exc
+        return await adrive_operation(self._write_flow(runtime, todos), self._arepo_call)
+
+    def _repo_call(self, call: _RepoCall) -> Any:
+        """Run one call of the write flow on the repository (sync methods).
+
+        The errors the flow handles come back as the reply; anything else raises.
+        """
+        name, args, kwargs = call
+        try:
+            return getattr(self.repository, name)(*args, **kwargs)
+        except _EXPECTED as exc:
+            return exc
+
+    async def _arepo_call(self, call: _RepoCall) -> Any:
+        """Async twin of `_repo_call` (the repository's ``a``-methods)."""
+        name, args, kwargs = call
+        try:
+            return await getattr(self.repository, f"a{name}")(*args, **kwargs)
+        except _EXPECTED as exc:
+            return exc
 
     def _write_flow(
         self, runtime: ToolRuntime[Any, Any], todos: list[Any]
@@ -500,8 +497,8 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         """``write_todos``, written once for `write` and `awrite`.
 
         It yields repository calls (``replace``/``get``) that `write` runs on the sync
-        methods and `awrite` on the async ones; the errors a call raises (conflicts, bad
-        input) are thrown back in.
+        methods and `awrite` on the async ones (core's `drive`/`adrive`); the errors a call
+        raises that the flow handles (conflicts, bad input) come back as its reply.
         """
         config = runtime.config
         scope = self.scope_for(config)
@@ -514,39 +511,38 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         base = view_from_state(state)
         base_version = state.get("todos_version")
         desired = assign_ids(base, todos)
-        try:
-            try:
-                plan = yield (
-                    "replace",
-                    (scope, [i.as_payload() for i in desired]),
-                    {
-                        "expected_version": base_version,
-                        "op_id": _op_id("write_todos", op_call, base_version, todos),
-                        "actor": actor,
-                    },
-                )
-                return self._written(plan, todos, call_id)
-            except ConflictError:
-                if self.conflict_policy == "reject":
-                    return self._rejected(base, (yield ("get", (scope,), {})), call_id)
-            for _ in range(self.max_merge_attempts):
-                latest = yield ("get", (scope,), {})
-                merged = merge(base, desired, view_from_plan(latest))
-                try:
-                    plan = yield (
-                        "replace",
-                        (scope, [i.as_payload() for i in merged]),
-                        {
-                            "expected_version": latest.version,
-                            "op_id": _op_id("write_todos", op_call, latest.version, todos),
-                            "actor": actor,
-                        },
-                    )
-                except ConflictError:
-                    continue
-                return self._written(plan, todos, call_id, merged_over=(base, latest))
-        except (InvalidInputError, PayloadTooLargeError) as exc:
-            return self._invalid(exc, call_id)
+        plan = yield (
+            "replace",
+            (scope, [i.as_payload() for i in desired]),
+            {
+                "expected_version": base_version,
+                "op_id": _op_id("write_todos", op_call, base_version, todos),
+                "actor": actor,
+            },
+        )
+        if isinstance(plan, InvalidInputError | PayloadTooLargeError):
+            return self._invalid(plan, call_id)
+        if not isinstance(plan, ConflictError):
+            return self._written(plan, todos, call_id)
+        if self.conflict_policy == "reject":
+            return self._rejected(base, (yield ("get", (scope,), {})), call_id)
+        for _ in range(self.max_merge_attempts):
+            latest = yield ("get", (scope,), {})
+            merged = merge(base, desired, view_from_plan(latest))
+            plan = yield (
+                "replace",
+                (scope, [i.as_payload() for i in merged]),
+                {
+                    "expected_version": latest.version,
+                    "op_id": _op_id("write_todos", op_call, latest.version, todos),
+                    "actor": actor,
+                },
+            )
+            if isinstance(plan, ConflictError):
+                continue
+            if isinstance(plan, InvalidInputError | PayloadTooLargeError):
+                return self._invalid(plan, call_id)
+            return self._written(plan, todos, call_id, merged_over=(base, latest))
         # The plan kept moving under every merge: hand the model the latest plan instead.
         log.warning("write_todos on %r: the plan kept changing; gave up merging", scope)
         return self._rejected(base, (yield ("get", (scope,), {})), call_id)
