@@ -38,6 +38,7 @@ from deepagents_redis.core._embedded import EmbeddedRedis, embedded_redis
 from deepagents_redis.core._errors import (
     REDIS_EXCEPTIONS,
     TRANSPORT_EXCEPTIONS,
+    BackpressureError,
     BreakerOpenError,
     CapabilityError,
     ConfigurationError,
@@ -90,6 +91,7 @@ __all__ = [
     "REDIS_EXCEPTIONS",
     "TRANSPORT_EXCEPTIONS",
     "AsyncClient",
+    "BackpressureError",
     "BreakerOpenError",
     "BreakerState",
     "Call",

@@ -13,6 +13,7 @@ Every error we raise derives from one root, so callers can catch the whole famil
      +-- SerializationError         a value could not be encoded or decoded
      +-- ConfigurationError         bad settings or URL (also: wrong credentials)
      +-- CapabilityError            the server lacks a command/feature we need (or ACL denies it)
+     +-- BackpressureError          a bounded queue is full: .backlog vs .limit (nothing was added)
 
 redis-py exceptions are wrapped with `translate_redis_error` or the `redis_errors`
 context manager (``raise ... from exc`` keeps the original as ``__cause__``). Messages never
@@ -28,6 +29,7 @@ from typing import Any, Literal
 import redis.exceptions as rexc
 
 __all__ = [
+    "BackpressureError",
     "BreakerOpenError",
     "CapabilityError",
     "ConfigurationError",
@@ -156,6 +158,27 @@ class ConfigurationError(DeepAgentsRedisError):
 
 class CapabilityError(DeepAgentsRedisError):
     """The server lacks a command or feature we need, or an ACL denies it."""
+
+
+class BackpressureError(DeepAgentsRedisError):
+    """A bounded queue is full; nothing was added (retry later, or wait with a timeout).
+
+    Attributes:
+        backlog: How many items the queue held when the request was refused.
+        limit: The configured bound.
+    """
+
+    def __init__(self, backlog: int, limit: int, *, message: str | None = None):
+        self.backlog = backlog
+        self.limit = limit
+        super().__init__(message or f"queue is full: {backlog} waiting, the limit is {limit}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_backpressure, (self.backlog, self.limit, str(self)))
+
+
+def _rebuild_backpressure(backlog: int, limit: int, message: str) -> BackpressureError:
+    return BackpressureError(backlog, limit, message=message)
 
 
 def _is_unknown_command(message: str) -> bool:

@@ -1,0 +1,497 @@
+"""`TaskClient`: submit work to remote workers, follow it, cancel it (sync and asyncio).
+
+Every method is written once, as an operation (core's driver runs it on the sync or the
+asyncio client). Submitting is two scripts in two slots, ordered so a crash between them is
+repaired by the retry (ADR 0003 "keys and hash tags"):
+
+1. ``coord_create`` writes the task record in the task's slot, once: the task id of a submit
+   with an ``idempotency_key`` is derived from the key, so a repeat finds the record and
+   returns the same id (a different agent or input under the same key is an error);
+2. ``coord_enqueue`` adds the id to the agent's queue once (a mark keyed by the task id), if
+   the backlog has room; else the submit waits up to `timeout` or removes the record it
+   created and raises `BackpressureError`.
+
+Waiting for a result blocks on the task's event stream (``XREAD BLOCK``), so it wakes on the
+event that ends the task, with no pub/sub and no polling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+from deepagents_redis.core import (
+    BackpressureError,
+    Command,
+    InvalidInputError,
+    NotFoundError,
+    Operation,
+    PayloadTooLargeError,
+    Pipeline,
+    Script,
+    Sleep,
+    arun_operation,
+    jittered_backoff,
+    run_operation,
+)
+from deepagents_redis.coord._common import TASK_FIELDS, CoordComponent, TaskInfo, parse_record, text
+from deepagents_redis.coord._errors import ResultTimeoutError, TaskFailedError, UnknownAgentError
+from deepagents_redis.coord._event import EVENT_FIELD, Event, decode_event
+from deepagents_redis.coord._keys import check_name, check_task_id, new_task_id
+from deepagents_redis.coord._scripts import ABANDON, CANCEL, CREATE, ENQUEUE, RESET, SEND
+
+__all__ = ["TaskClient"]
+
+_SOURCE: Final = "client"
+
+
+class TaskClient(CoordComponent):
+    """Submit tasks to workers of a namespace and follow them.
+
+    Args:
+        connector: A shared `RedisConnector` (excludes the four conveniences).
+        url: Redis URL (convenience).
+        settings: Connection settings (convenience).
+        client: A ready sync client (convenience).
+        async_client: A ready asyncio client (convenience).
+        coord_settings: Coord options (default: `CoordSettings()` from the environment).
+        check_agents: Refuse to submit to an agent no worker has announced
+            (`UnknownAgentError` naming the known ones). Off: tasks wait for a worker.
+        **options: Any `CoordSettings` field, overriding `coord_settings`.
+
+    Example:
+        >>> with TaskClient.from_url(url, namespace="demo") as tasks:  # doctest: +SKIP
+        ...     task_id = tasks.submit("researcher", {"messages": [...]})
+        ...     print(tasks.result(task_id, timeout=60))
+    """
+
+    def __init__(self, *, check_agents: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._check_agents = check_agents
+        self._known: set[str] = set()
+
+    # ------------------------------------------------------------------ submit
+
+    def _prepare(
+        self, agent: str, input: Any, idempotency_key: str | None, run_timeout: float | None
+    ) -> tuple[str, bytes, str, str]:
+        check_name("agent", agent)
+        if idempotency_key is not None:
+            check_name("idempotency_key", idempotency_key)
+            task_id = hashlib.sha256(
+                f"{self.namespace}\0{idempotency_key}".encode("utf-8", "surrogatepass")
+            ).hexdigest()[:32]
+        else:
+            task_id = new_task_id()
+        if run_timeout is not None and not run_timeout > 0:
+            raise InvalidInputError("run_timeout must be positive seconds")
+        keys = self.keys.task(task_id)
+        payload = self.codec.encode(input, key=keys.record)
+        if len(payload) > self.coord_settings.max_input_bytes:
+            raise PayloadTooLargeError(len(payload), self.coord_settings.max_input_bytes)
+        digest = hashlib.sha1(
+            agent.encode("utf-8", "surrogatepass") + b"\0" + payload, usedforsecurity=False
+        ).hexdigest()
+        timeout = run_timeout or self.coord_settings.task_timeout_seconds
+        return task_id, payload, digest, "" if timeout is None else repr(float(timeout))
+
+    def _submit_op(
+        self,
+        agent: str,
+        prepared: tuple[str, bytes, str, str],
+        wait: float | None,
+        check: bool,
+    ) -> Operation[str]:
+        task_id, payload, digest, timeout = prepared
+        opts = self.coord_settings
+        if check and agent not in self._known:
+            score = yield Command(("ZSCORE", self.keys.registry, agent))
+            if score is None:
+                known = yield Command(("ZRANGE", self.keys.registry, 0, -1))
+                raise UnknownAgentError(agent, sorted(text(k) for k in known), self.namespace)
+            self._known.add(agent)
+        keys = self.keys.task(task_id)
+        event = self._encoded("task.submitted", _SOURCE, task_id, agent, keys)
+        created, status, same = yield Script(
+            CREATE,
+            [keys.record, keys.events],
+            [agent, payload, digest, opts.max_attempts, event, opts.events_maxlen, timeout],
+        )
+        if not same:
+            raise InvalidInputError(
+                f"idempotency key already used for another agent or input (task {task_id})"
+            )
+        if text(status) != "pending":
+            return task_id  # an earlier submit with this key: started or finished already
+        queue = self.keys.queue(agent)
+        mark = self.keys.op(queue.scope, f"enqueue:{task_id}")
+        until = None if wait is None else time.monotonic() + wait
+        attempt = 0
+        while True:
+            reply = yield Script(
+                ENQUEUE,
+                [queue.stream, queue.delayed, mark],
+                [task_id, opts.max_backlog, opts.result_ttl_seconds * 1000],
+            )
+            if int(reply[0]) == 1:
+                return task_id
+            left = None if until is None else until - time.monotonic()
+            if left is None or left <= 0:
+                if created:
+                    yield Script(ABANDON, [keys.record, keys.events], [digest])
+                raise BackpressureError(int(reply[1]), int(reply[2]))
+            attempt += 1
+            yield Sleep(min(left, jittered_backoff(attempt, 0.02, 0.5) + 0.005))
+
+    def submit(
+        self,
+        agent: str,
+        input: Any,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        run_timeout: float | None = None,
+    ) -> str:
+        """Queue `input` for `agent` and return the task id (at once: the run is remote).
+
+        Args:
+            agent: Which agent runs it (a name a `Worker` serves).
+            input: The run's input (plain data; LangChain messages through the codec).
+            idempotency_key: Submitting again with the same key returns the same task id
+                and runs nothing more (kept `result_ttl_seconds` after the task ends).
+            timeout: How long to wait for room when the agent's backlog is full; None
+                raises `BackpressureError` at once.
+            run_timeout: Longest run of one attempt (default `task_timeout_seconds`).
+
+        Returns:
+            The task id (32 hex digits).
+
+        Raises:
+            UnknownAgentError: No worker serves `agent` (with `check_agents`).
+            PayloadTooLargeError: The encoded input is over `max_input_bytes`.
+            BackpressureError: The backlog stayed full.
+            InvalidInputError: The idempotency key was used for another agent or input.
+        """
+        prepared = self._prepare(agent, input, idempotency_key, run_timeout)
+        return run_operation(
+            self._connector,
+            "coord.submit",
+            self._submit_op(agent, prepared, timeout, self._check_agents),
+            deadline_seconds=self._deadline + (timeout or 0.0),
+            agent=agent,
+        )
+
+    async def asubmit(
+        self,
+        agent: str,
+        input: Any,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        run_timeout: float | None = None,
+    ) -> str:
+        """Async twin of `submit` (same arguments, same errors).
+
+        Returns:
+            The task id.
+        """
+        prepared = self._prepare(agent, input, idempotency_key, run_timeout)
+        return await arun_operation(
+            self._connector,
+            "coord.submit",
+            self._submit_op(agent, prepared, timeout, self._check_agents),
+            deadline_seconds=self._deadline + (timeout or 0.0),
+            agent=agent,
+        )
+
+    # ------------------------------------------------------------------ read
+
+    def _get_op(self, task_id: str) -> Operation[TaskInfo]:
+        keys = self.keys.task(task_id)
+        values = yield Command(("HMGET", keys.record, *TASK_FIELDS))
+        info = parse_record(task_id, keys, values, self.codec)
+        if info is None:
+            raise NotFoundError(f"no task {task_id} in namespace {self.namespace!r}")
+        return info
+
+    def get(self, task_id: str) -> TaskInfo:
+        """Read a task's status, attempts, errors and (once done) result.
+
+        Raises:
+            NotFoundError: No such task (never submitted, or expired after it ended).
+        """
+        check_task_id(task_id)
+        return run_operation(
+            self._connector, "coord.get", self._get_op(task_id), deadline_seconds=self._deadline
+        )
+
+    async def aget(self, task_id: str) -> TaskInfo:
+        """Async twin of `get`."""
+        check_task_id(task_id)
+        return await arun_operation(
+            self._connector, "coord.get", self._get_op(task_id), deadline_seconds=self._deadline
+        )
+
+    def _wait_op(self, task_id: str, timeout: float | None) -> Operation[TaskInfo]:
+        keys = self.keys.task(task_id)
+        until = None if timeout is None else time.monotonic() + timeout
+        # One blocking read stays under the socket timeout, so a slow answer is never
+        # mistaken for a dead connection.
+        block_cap = max(0.05, min(1.0, self._connector.settings.socket_timeout / 2))
+        while True:
+            values, last = yield Pipeline(
+                [("HMGET", keys.record, *TASK_FIELDS), ("XREVRANGE", keys.events, "+", "-", "COUNT", 1)]
+            )
+            info = parse_record(task_id, keys, values, self.codec)
+            if info is None:
+                raise NotFoundError(f"no task {task_id} in namespace {self.namespace!r}")
+            if info.done:
+                return info
+            left = None if until is None else until - time.monotonic()
+            if left is not None and left <= 0:
+                raise ResultTimeoutError(f"task {task_id} is still {info.status} after {timeout}s")
+            after = text(last[0][0]) if last else "0-0"
+            block = block_cap if left is None else min(block_cap, left)
+            yield Command(("XREAD", "BLOCK", max(1, int(block * 1000)), "STREAMS", keys.events, after))
+
+    @staticmethod
+    def _outcome(info: TaskInfo) -> Any:
+        if info.status != "success":
+            raise TaskFailedError(info.task_id, info.status, info.error)
+        return info.result
+
+    def join(self, task_id: str, *, timeout: float | None = None) -> TaskInfo:
+        """Wait until the task ends and return its `TaskInfo` (whatever the status).
+
+        Raises:
+            ResultTimeoutError: Still running after `timeout` seconds (it keeps running).
+            NotFoundError: No such task.
+        """
+        check_task_id(task_id)
+        return run_operation(
+            self._connector,
+            "coord.join",
+            self._wait_op(task_id, timeout),
+            deadline_seconds=None if timeout is None else self._deadline + timeout,
+        )
+
+    async def ajoin(self, task_id: str, *, timeout: float | None = None) -> TaskInfo:
+        """Async twin of `join`."""
+        check_task_id(task_id)
+        return await arun_operation(
+            self._connector,
+            "coord.join",
+            self._wait_op(task_id, timeout),
+            deadline_seconds=None if timeout is None else self._deadline + timeout,
+        )
+
+    def result(self, task_id: str, *, timeout: float | None = None) -> Any:
+        """Wait for the task and return its result.
+
+        Raises:
+            TaskFailedError: It ended with ``error``, ``cancelled`` or ``timeout``.
+            ResultTimeoutError: Still running after `timeout` seconds.
+        """
+        return self._outcome(self.join(task_id, timeout=timeout))
+
+    async def aresult(self, task_id: str, *, timeout: float | None = None) -> Any:
+        """Async twin of `result`."""
+        return self._outcome(await self.ajoin(task_id, timeout=timeout))
+
+    def _events_op(self, task_id: str, after: str, count: int) -> Operation[list[tuple[str, Event]]]:
+        keys = self.keys.task(task_id)
+        start = "-" if after in ("", "0", "0-0", "-") else f"({after}"
+        rows = yield Command(("XRANGE", keys.events, start, "+", "COUNT", count))
+        return [(text(eid), decode_event(self.codec, fields[EVENT_FIELD], key=keys.events))
+                for eid, fields in rows]
+
+    def events(self, task_id: str, *, after: str = "-", count: int = 1_000) -> list[tuple[str, Event]]:
+        """The task's lifecycle and progress events, oldest first: `(stream id, Event)`.
+
+        Args:
+            task_id: The task.
+            after: Only events after this stream id (``-``: from the start).
+            count: Most events returned.
+
+        Raises:
+            SerializationError: An entry that is not one of our events (someone else wrote it).
+        """
+        check_task_id(task_id)
+        return run_operation(
+            self._connector, "coord.events", self._events_op(task_id, after, count),
+            deadline_seconds=self._deadline,
+        )
+
+    async def aevents(
+        self, task_id: str, *, after: str = "-", count: int = 1_000
+    ) -> list[tuple[str, Event]]:
+        """Async twin of `events`."""
+        check_task_id(task_id)
+        return await arun_operation(
+            self._connector, "coord.events", self._events_op(task_id, after, count),
+            deadline_seconds=self._deadline,
+        )
+
+    # ------------------------------------------------------------------ control
+
+    def _cancel_op(self, task_id: str) -> Operation[str]:
+        keys = self.keys.task(task_id)
+        info = yield from self._get_op(task_id)
+        done = self._encoded("task.cancelled", _SOURCE, task_id, info.agent, keys)
+        asked = self._encoded("task.cancel_requested", _SOURCE, task_id, info.agent, keys)
+        status = yield Script(
+            CANCEL,
+            [keys.record, keys.events, keys.inbox],
+            [done, asked, self.coord_settings.events_maxlen, self.coord_settings.result_ttl_seconds * 1000],
+        )
+        return text(status)
+
+    def cancel(self, task_id: str) -> str:
+        """Cancel a task: at once if it waits, within about a heartbeat if it runs.
+
+        Returns:
+            ``cancelled`` (it had not started), ``cancelling`` (its worker will stop it), or
+            the status it had already ended with.
+
+        Raises:
+            NotFoundError: No such task.
+        """
+        check_task_id(task_id)
+        return run_operation(
+            self._connector, "coord.cancel", self._cancel_op(task_id), deadline_seconds=self._deadline
+        )
+
+    async def acancel(self, task_id: str) -> str:
+        """Async twin of `cancel`."""
+        check_task_id(task_id)
+        return await arun_operation(
+            self._connector, "coord.cancel", self._cancel_op(task_id), deadline_seconds=self._deadline
+        )
+
+    def _send_op(self, task_id: str, message: Any) -> Operation[str]:
+        keys = self.keys.task(task_id)
+        info = yield from self._get_op(task_id)
+        body = self.codec.encode(message, key=keys.inbox)
+        if len(body) > self.coord_settings.max_input_bytes:
+            raise PayloadTooLargeError(len(body), self.coord_settings.max_input_bytes)
+        event = self._encoded("task.message", _SOURCE, task_id, info.agent, keys)
+        entry = yield Script(
+            SEND, [keys.record, keys.inbox, keys.events], [body, event, self.coord_settings.events_maxlen]
+        )
+        return text(entry)
+
+    def send(self, task_id: str, message: Any) -> str:
+        """Send a follow-up message to a task that has not finished (its inbox).
+
+        The worker hands the inbox to the run: a callable agent reads it through its
+        `TaskContext`; a runnable agent is run again with the messages appended when its
+        current run ends (deepagents' "enqueue" follow-up).
+
+        Returns:
+            The inbox entry id.
+
+        Raises:
+            NotFoundError: No such task.
+            InvalidInputError: The task has ended.
+        """
+        check_task_id(task_id)
+        return run_operation(
+            self._connector, "coord.send", self._send_op(task_id, message), deadline_seconds=self._deadline
+        )
+
+    async def asend(self, task_id: str, message: Any) -> str:
+        """Async twin of `send`."""
+        check_task_id(task_id)
+        return await arun_operation(
+            self._connector, "coord.send", self._send_op(task_id, message), deadline_seconds=self._deadline
+        )
+
+    # ------------------------------------------------------------------ admin
+
+    def _retry_op(self, task_id: str) -> Operation[str]:
+        keys = self.keys.task(task_id)
+        info = yield from self._get_op(task_id)
+        event = self._encoded("task.reset", _SOURCE, task_id, info.agent, keys)
+        yield Script(RESET, [keys.record, keys.events, keys.inbox], [event, self.coord_settings.events_maxlen])
+        queue = self.keys.queue(info.agent)
+        # A new mark: the task goes on the queue again even though it was queued before.
+        mark = self.keys.op(queue.scope, f"enqueue:{task_id}:{new_task_id()}")
+        reply = yield Script(
+            ENQUEUE,
+            [queue.stream, queue.delayed, mark],
+            [task_id, self.coord_settings.max_backlog, self.coord_settings.result_ttl_seconds * 1000],
+        )
+        if int(reply[0]) != 1:
+            raise BackpressureError(int(reply[1]), int(reply[2]))
+        return task_id
+
+    def retry(self, task_id: str) -> str:
+        """Run a failed task again with a fresh set of attempts (``tasks retry``).
+
+        Raises:
+            NotFoundError: No such task.
+            InvalidInputError: The task did not fail (only ``error`` and ``timeout`` restart).
+        """
+        check_task_id(task_id)
+        return run_operation(
+            self._connector, "coord.retry", self._retry_op(task_id), deadline_seconds=self._deadline
+        )
+
+    def _agents_op(self) -> Operation[list[str]]:
+        names = yield Command(("ZRANGE", self.keys.registry, 0, -1))
+        return sorted(text(n) for n in names)
+
+    def agents(self) -> list[str]:
+        """The agents workers have announced in this namespace."""
+        return run_operation(
+            self._connector, "coord.agents", self._agents_op(), deadline_seconds=self._deadline
+        )
+
+    def _dead_op(self, agents: Sequence[str], count: int) -> Operation[list[dict[str, Any]]]:
+        out: list[dict[str, Any]] = []
+        for agent in agents:
+            queue = self.keys.queue(agent)
+            rows = yield Command(("XREVRANGE", queue.dlq, "+", "-", "COUNT", count))
+            for eid, fields in rows:
+                letter = self.codec.decode(fields[EVENT_FIELD], key=queue.dlq)
+                out.append({"id": text(eid), "agent": agent, **letter})
+        return out
+
+    def dead_letters(self, agent: str | None = None, *, count: int = 100) -> list[dict[str, Any]]:
+        """The newest dead letters of one agent (or of every announced agent).
+
+        Each holds ``task_id``, ``agent``, ``error``, ``reason`` and ``history``.
+        """
+        agents = [check_name("agent", agent)] if agent else self.agents()
+        return run_operation(
+            self._connector, "coord.dead_letters", self._dead_op(agents, count),
+            deadline_seconds=self._deadline,
+        )
+
+    def _active_op(self, agents: Sequence[str], count: int) -> Operation[list[dict[str, Any]]]:
+        out: list[dict[str, Any]] = []
+        for agent in agents:
+            queue = self.keys.queue(agent)
+            rows, delayed = yield Pipeline(
+                [("XRANGE", queue.stream, "-", "+", "COUNT", count),
+                 ("ZRANGE", queue.delayed, 0, count - 1, "WITHSCORES")]
+            )
+            seen = set()
+            for _eid, fields in rows:
+                task_id = text(fields.get(b"t"))
+                if task_id and task_id not in seen:
+                    seen.add(task_id)
+                    out.append({"task_id": task_id, "agent": agent, "queued": "queue"})
+            for member, _score in delayed:
+                out.append({"task_id": text(member), "agent": agent, "queued": "retry"})
+        return out
+
+    def active(self, agent: str | None = None, *, count: int = 100) -> list[dict[str, Any]]:
+        """Tasks on the queues (waiting or running) and waiting for a retry (``tasks list``)."""
+        agents = [check_name("agent", agent)] if agent else self.agents()
+        return run_operation(
+            self._connector, "coord.active", self._active_op(agents, count),
+            deadline_seconds=self._deadline,
+        )

@@ -1,0 +1,168 @@
+"""What `TaskClient`, `Worker` and `EventBus` share: settings, keys, codec, events, records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from deepagents_redis.core import (
+    AsyncClient,
+    Codec,
+    RedisComponent,
+    RedisConnector,
+    RedisSettings,
+    SerializationError,
+    SyncClient,
+)
+from deepagents_redis.coord._event import TYPE_PREFIX, Event
+from deepagents_redis.coord._keys import CoordKeys, TaskKeys
+from deepagents_redis.coord._settings import CoordSettings
+
+__all__ = ["CoordComponent", "TaskInfo", "parse_record", "text"]
+
+TASK_FIELDS = (
+    "status",
+    "agent",
+    "attempts",
+    "max_attempts",
+    "worker",
+    "error",
+    "created_ms",
+    "started_ms",
+    "ended_ms",
+    "history",
+    "cancel",
+    "result",
+)
+"""The record fields `TaskInfo` is read from (one ``HMGET``; the input stays on the server)."""
+
+
+def text(value: Any) -> str:
+    """Bytes from Redis as text (``''`` for nil)."""
+    if value is None:
+        return ""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _when(value: Any) -> datetime | None:
+    raw = text(value)
+    return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw.isdigit() and raw != "0" else None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """What a task is doing, as `TaskClient.get` reads it.
+
+    `status` uses deepagents' vocabulary: ``pending``, ``running``, ``success``, ``error``,
+    ``cancelled``, ``timeout``.
+    """
+
+    task_id: str
+    agent: str
+    status: str
+    attempts: int
+    max_attempts: int
+    worker: str | None = None
+    error: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    cancel_requested: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per failed or lost attempt: attempt, worker, error, at_ms."""
+    result: Any = None
+    """The run's output once `status` is ``success`` (decoded by core's codec)."""
+
+    @property
+    def done(self) -> bool:
+        """Whether the task reached a status it never leaves."""
+        return self.status in ("success", "error", "cancelled", "timeout")
+
+
+def parse_record(task_id: str, keys: TaskKeys, values: list[Any], codec: Codec) -> TaskInfo | None:
+    """Build a `TaskInfo` from the ``HMGET`` of `TASK_FIELDS` (None: no such task).
+
+    Raises:
+        SerializationError: A stored result that fails the codec's checks.
+    """
+    row = dict(zip(TASK_FIELDS, values, strict=True))
+    if row["status"] is None:
+        return None
+    try:
+        history = json.loads(text(row["history"]) or "[]")
+    except ValueError as exc:
+        raise SerializationError(f"task {task_id}: history is not JSON") from exc
+    if not isinstance(history, list):  # cjson writes an empty array as {}
+        history = []
+    result = None
+    if row["result"] is not None:
+        result = codec.decode(row["result"], key=keys.record)
+    return TaskInfo(
+        task_id=task_id,
+        agent=text(row["agent"]),
+        status=text(row["status"]),
+        attempts=int(text(row["attempts"]) or 0),
+        max_attempts=int(text(row["max_attempts"]) or 0),
+        worker=text(row["worker"]) or None,
+        error=text(row["error"]) or None,
+        created_at=_when(row["created_ms"]),
+        started_at=_when(row["started_ms"]),
+        ended_at=_when(row["ended_ms"]),
+        cancel_requested=text(row["cancel"]) == "1",
+        history=history,
+        result=result,
+    )
+
+
+class CoordComponent(RedisComponent):
+    """The connector, coord settings, keys and codec of a client, worker or bus."""
+
+    def __init__(
+        self,
+        *,
+        connector: RedisConnector | None = None,
+        url: str | None = None,
+        settings: RedisSettings | None = None,
+        client: SyncClient | None = None,
+        async_client: AsyncClient | None = None,
+        coord_settings: CoordSettings | None = None,
+        **options: Any,
+    ) -> None:
+        self._attach(
+            connector=connector, url=url, settings=settings, client=client, async_client=async_client
+        )
+        base = coord_settings or CoordSettings()
+        self.coord_settings: CoordSettings = base.with_overrides(**options) if options else base
+        """The coord options in force (settings object, then keyword overrides)."""
+        self.keys = CoordKeys(self._connector.keyspace, self.coord_settings.namespace)
+        """Key builder of the namespace."""
+        # Payloads are bounded by max_input_bytes before encoding is even attempted for
+        # strings; the codec's own limit is a backstop for everything else.
+        self.codec = Codec(max_size=self.coord_settings.max_input_bytes + 4_096)
+        """The codec of inputs, results and events."""
+
+    @property
+    def namespace(self) -> str:
+        """The coord namespace."""
+        return self.coord_settings.namespace
+
+    @property
+    def _deadline(self) -> float:
+        return self._connector.settings.deadline_seconds
+
+    def _event(self, kind: str, source: str, task_id: str, agent: str, **data: Any) -> Event:
+        return Event(
+            source=f"dar://{self.namespace}/{source}",
+            type=f"{TYPE_PREFIX}{kind}",
+            subject=task_id,
+            taskid=task_id,
+            agent=agent,
+            data=data or None,
+        )
+
+    def _encoded(
+        self, kind: str, source: str, task_id: str, agent: str, keys: TaskKeys, **data: Any
+    ) -> bytes:
+        return self._event(kind, source, task_id, agent, **data).encode(self.codec, key=keys.events)

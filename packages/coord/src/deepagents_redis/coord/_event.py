@@ -1,0 +1,104 @@
+"""`Event`: the CloudEvents 1.0 envelope of every coord event (ADR 0003 "the envelope").
+
+One stream entry holds one event as a single field ``e``: core's codec bytes, keyed by the
+stream's key (so an entry copied to another stream fails its key-hash check), never pickle.
+Attributes a newer version adds are kept and re-emitted (`extra="allow"`), never dropped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from deepagents_redis.core import Codec, SerializationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["EVENT_FIELD", "SCHEMA_VERSION", "TYPE_PREFIX", "Event", "decode_event"]
+
+TYPE_PREFIX: Final = "dev.deepagents-redis."
+"""Prefix of our event types: ``dev.deepagents-redis.task.started`` and so on."""
+
+SCHEMA_VERSION: Final = 1
+"""Version of this envelope (the ``schemaversion`` extension)."""
+
+EVENT_FIELD: Final = b"e"
+"""The one field of a stream entry that carries an event."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Event(BaseModel):
+    """One event, with CloudEvents 1.0 attribute names and our extensions.
+
+    Example:
+        >>> e = Event(source="dar://default/planner", type="dev.example.hello", data={"n": 1})
+        >>> e.specversion, e.schemaversion
+        ('1.0', 1)
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    """Unique per event; a re-publish with the same `idempotencykey` keeps the first."""
+    source: str
+    """Who emitted it: ``dar://<namespace>/<agent or worker>``."""
+    type: str
+    """Reverse-DNS type, e.g. ``dev.deepagents-redis.task.completed``."""
+    specversion: str = "1.0"
+    """CloudEvents version."""
+    time: str = Field(default_factory=_now)
+    """RFC 3339 UTC time from the emitter's clock (order comes from the stream id)."""
+    subject: str | None = None
+    """What the event is about (a task id)."""
+    datacontenttype: str = "application/msgpack"
+    """How `data` travels (core's codec)."""
+    data: Any = None
+    """The payload (plain data; LangChain objects through the codec's allowlist)."""
+    traceparent: str | None = None
+    """W3C trace context, so a consumer's spans join the emitter's trace."""
+    tracestate: str | None = None
+    """W3C trace state."""
+    idempotencykey: str | None = None
+    """Publishing again with the same key stores the event once."""
+    schemaversion: int = SCHEMA_VERSION
+    """Our envelope version."""
+    agent: str | None = None
+    """Scope: the agent (subagent) name."""
+    threadid: str | None = None
+    """Scope: the LangGraph thread."""
+    taskid: str | None = None
+    """Scope: the remote task."""
+
+    def encode(self, codec: Codec, *, key: str) -> bytes:
+        """Encode for the stream `key` (its hash is embedded and checked on decode).
+
+        Returns:
+            The codec's bytes.
+        """
+        return codec.encode(self.model_dump(mode="python", exclude_none=True), key=key)
+
+
+def decode_event(codec: Codec, raw: bytes, *, key: str) -> Event:
+    """Decode one entry's ``e`` field read from the stream `key`.
+
+    Args:
+        codec: The codec.
+        raw: The field's bytes.
+        key: The stream it was read from.
+
+    Returns:
+        The event.
+
+    Raises:
+        SerializationError: Not an event written for this stream (foreign, hostile, damaged).
+    """
+    value = codec.decode(raw, key=key)
+    if not isinstance(value, dict):
+        raise SerializationError("stream entry is not an event")
+    try:
+        return Event.model_validate(value)
+    except ValidationError as exc:
+        raise SerializationError(f"stream entry is not a valid event: {exc.error_count()} errors") from exc

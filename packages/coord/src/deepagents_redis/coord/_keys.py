@@ -1,0 +1,154 @@
+"""Every key of the coord phase (ADR 0003 "keys and hash tags"), built through `KeySpace`.
+
+Everything one task touches (its record, events, inbox and op records) shares the task's hash
+tag, so every write about a task is one script in one Cluster slot. An agent's queue, its
+delayed retries and its dead letters share the queue's tag.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Final
+
+from deepagents_redis.core import InvalidInputError, KeySpace
+
+__all__ = ["KIND", "CoordKeys", "QueueKeys", "TaskKeys", "check_name", "new_task_id"]
+
+KIND: Final = "coord"
+"""The key kind of every coord key."""
+
+GROUP: Final = "workers"
+"""The consumer group every worker of a queue reads in."""
+
+_TASK_ID = re.compile(r"[0-9a-f]{32}")
+_MAX_NAME = 200
+
+
+def check_name(what: str, value: object) -> str:
+    """Validate an untrusted name (namespace, agent, topic): printable text, bounded.
+
+    Args:
+        what: What the value names, for the error message.
+        value: The value.
+
+    Returns:
+        The value.
+
+    Raises:
+        InvalidInputError: Not a non-empty printable string of at most 200 characters.
+    """
+    if not isinstance(value, str) or not value or len(value) > _MAX_NAME:
+        raise InvalidInputError(f"{what} must be a non-empty string of at most {_MAX_NAME} chars")
+    if not value.isprintable():
+        raise InvalidInputError(f"{what} {value!r} holds control or non-printable characters")
+    return value
+
+
+def new_task_id() -> str:
+    """A fresh task id (32 lower-case hex digits)."""
+    return uuid.uuid4().hex
+
+
+def check_task_id(task_id: object) -> str:
+    """Validate a task id given by a caller (it becomes part of keys).
+
+    Returns:
+        The id.
+
+    Raises:
+        InvalidInputError: Not 32 lower-case hex digits.
+    """
+    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id):
+        raise InvalidInputError(f"task id {task_id!r} is not 32 lower-case hex digits")
+    return task_id
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """The keys of one agent's queue (one hash tag)."""
+
+    scope: str
+    stream: str
+    """Stream of task ids waiting or running (consumer group `workers`)."""
+    delayed: str
+    """Sorted set: task id -> when (ms) its retry is due."""
+    dlq: str
+    """Stream of dead letters."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskKeys:
+    """The keys of one task (one hash tag)."""
+
+    scope: str
+    record: str
+    """Hash: status, attempts, fencing token, lease, input, result."""
+    events: str
+    """Stream of the task's lifecycle and progress events."""
+    inbox: str
+    """Stream of follow-up messages (`send`)."""
+
+
+class CoordKeys:
+    """Key builder of one namespace.
+
+    Args:
+        keyspace: The connector's key space (prefix, schema version).
+        namespace: The coord namespace (untrusted: encoded by `KeySpace`).
+    """
+
+    __slots__ = ("_ks", "namespace")
+
+    def __init__(self, keyspace: KeySpace, namespace: str) -> None:
+        self._ks = keyspace
+        self.namespace = check_name("namespace", namespace)
+
+    @property
+    def keyspace(self) -> KeySpace:
+        """The key space."""
+        return self._ks
+
+    def queue(self, agent: str) -> QueueKeys:
+        """The keys of `agent`'s queue."""
+        scope = f"{self.namespace}/q/{check_name('agent', agent)}"
+        return QueueKeys(
+            scope=scope,
+            stream=self._ks.key(KIND, scope, "tasks"),
+            delayed=self._ks.key(KIND, scope, "delayed"),
+            dlq=self._ks.key(KIND, scope, "dlq"),
+        )
+
+    def task(self, task_id: str) -> TaskKeys:
+        """The keys of one task."""
+        scope = f"{self.namespace}/t/{check_task_id(task_id)}"
+        return TaskKeys(
+            scope=scope,
+            record=self._ks.key(KIND, scope, "task"),
+            events=self._ks.key(KIND, scope, "events"),
+            inbox=self._ks.key(KIND, scope, "inbox"),
+        )
+
+    def op(self, scope: str, op_id: str) -> str:
+        """The op-id key of a retry-safe write in `scope`'s slot."""
+        return self._ks.op_key(scope, op_id)
+
+    @property
+    def registry(self) -> str:
+        """Sorted set: agent name -> when (ms) a worker last announced it."""
+        return self._ks.key(KIND, f"{self.namespace}/reg", "agents")
+
+    @property
+    def log(self) -> str:
+        """The namespace's global event log (a live tail, trimmed hard)."""
+        return self._ks.key(KIND, f"{self.namespace}/log", "events")
+
+    def topic(self, topic: str) -> str:
+        """The stream of an `EventBus` topic."""
+        scope = f"{self.namespace}/bus/{check_name('topic', topic)}"
+        return self._ks.key(KIND, scope, "events")
+
+    def topic_scope(self, topic: str) -> str:
+        """The scope (hash tag) of a topic, for its idempotency keys."""
+        return f"{self.namespace}/bus/{check_name('topic', topic)}"

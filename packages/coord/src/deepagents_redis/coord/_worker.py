@@ -1,0 +1,700 @@
+"""`Worker`: runs remote tasks for named agents, with leases, fencing, retries, dead letters.
+
+One asyncio loop per worker process (`run()` starts it; `arun()` runs in yours):
+
+* per agent, a reader takes new entries from the agent's queue (``XREADGROUP``), never more
+  than it has free slots (`concurrency`);
+* each entry is claimed by ``coord_claim`` (new fencing token, lease, attempt) and run;
+* every `heartbeat_seconds` the worker renews the leases of its runs (a lost lease stops the
+  run: another worker owns the task now), notices cancellations, moves retries that are due
+  back to the queue, and takes over entries whose worker died (``XAUTOCLAIM``; the claim
+  script runs them again only when the task's lease expired, never because a task runs long);
+* a run ends with ``coord_finish`` (fenced: a stale worker writes nothing), then the entry is
+  acknowledged, rescheduled with backoff, or dead-lettered, in one script on the queue's slot.
+
+`stop()` (SIGTERM/SIGINT under `run()`) stops taking work, lets runs finish for
+`stop_grace_seconds`, then hands the rest back to the queue (the attempt does not count).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from deepagents_redis.core import (
+    Command,
+    DeepAgentsRedisError,
+    Idempotent,
+    Operation,
+    RedisUnavailableError,
+    Script,
+    SerializationError,
+    arun_operation,
+    get_instrumentation,
+    jittered_backoff,
+)
+from langchain_core.callbacks import AsyncCallbackHandler
+
+from deepagents_redis.coord._common import CoordComponent, text
+from deepagents_redis.coord._errors import LeaseLostError
+from deepagents_redis.coord._event import EVENT_FIELD
+from deepagents_redis.coord._keys import GROUP, QueueKeys, TaskKeys, check_name, check_task_id
+from deepagents_redis.coord._scripts import (
+    ACK,
+    CLAIM,
+    EVENT,
+    FINISH,
+    GROUP as GROUP_SCRIPT,
+    HANDBACK,
+    HEARTBEAT,
+    PROMOTE,
+)
+
+__all__ = ["TaskContext", "Worker"]
+
+log = logging.getLogger("deepagents_redis.coord")
+
+_FENCED: Final = {"FENCED": lambda rest: LeaseLostError(f"lease lost (token now {rest})")}
+_MAX_FOLLOW_UPS: Final = 16
+
+
+class TaskContext:
+    """What a running task can see and do: who it is, cancellation, progress, follow-ups.
+
+    A callable agent that takes two parameters receives it: `agent(input, ctx)`.
+    """
+
+    def __init__(self, worker: Worker, agent: str, task_id: str, fence: int, attempt: int) -> None:
+        self._worker = worker
+        self.agent = agent
+        """The agent name."""
+        self.task_id = task_id
+        """The task id."""
+        self.attempt = attempt
+        """Which run this is, from 1."""
+        self.fence = fence
+        """The fencing token of this run (every write for the task carries it)."""
+        self.cancelled = threading.Event()
+        """Set when the task was cancelled or its lease lost: a sync agent should stop."""
+        self._inbox_after = "0-0"
+
+    async def aprogress(self, **data: Any) -> None:
+        """Append a ``task.progress`` event (fenced: refused once the lease is lost)."""
+        await self._worker._progress(self, data)
+
+    def progress(self, **data: Any) -> None:
+        """Sync twin of `aprogress`, for agents run in a thread."""
+        loop = self._worker._loop
+        if loop is None:
+            raise RuntimeError("the worker is not running")
+        asyncio.run_coroutine_threadsafe(self.aprogress(**data), loop).result(
+            timeout=self._worker._deadline * 2
+        )
+
+    async def amessages(self) -> list[Any]:
+        """Follow-up messages sent to the task (`TaskClient.send`) since the last call."""
+        return await self._worker._inbox(self)
+
+
+@dataclass(slots=True)
+class _Run:
+    agent: str
+    task_id: str
+    entry_id: str
+    fence: int
+    attempt: int
+    ctx: TaskContext
+    task: asyncio.Task[Any] | None = None
+    reason: str | None = None
+    """Why the run was cancelled: 'cancel', 'lost' or 'stop'."""
+    started: float = field(default_factory=time.monotonic)
+
+
+class _Slots:
+    """Free run slots: a reader reserves what it may read, and gives back what it did not use."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._cond = asyncio.Condition()
+
+    async def reserve(self) -> int:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.free > 0)
+            taken, self.free = self.free, 0
+            return taken
+
+    async def give_back(self, n: int = 1) -> None:
+        if n <= 0:
+            return
+        async with self._cond:
+            self.free += n
+            self._cond.notify_all()
+
+
+def _kind(agent: Any) -> str:
+    """'runnable', 'async' or 'sync' (a plain function taking the input, maybe a context)."""
+    if hasattr(agent, "ainvoke"):
+        return "runnable"
+    if inspect.iscoroutinefunction(agent) or inspect.iscoroutinefunction(
+        getattr(agent, "__call__", None)  # noqa: B004 - async callable objects
+    ):
+        return "async"
+    return "sync"
+
+
+def _takes_context(agent: Any) -> bool:
+    try:
+        params = inspect.signature(agent).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2
+
+
+class Worker(CoordComponent):
+    """Run tasks submitted to a namespace for the given agents.
+
+    Args:
+        agents: Agent name -> a LangChain runnable (a compiled deep agent), a function
+            `f(input)` / `f(input, ctx)` (sync runs in a thread, async is awaited), or a
+            zero-argument factory returning one of these (called once, at start).
+        concurrency: Most tasks run at once (and most entries read ahead: none).
+        worker_id: Name in task records and events (default: host, pid and a random suffix).
+        stop_grace_seconds: After `stop()`, how long runs may finish before they are handed
+            back to the queue.
+        **kwargs: Connection (`connector=` or `url=`...) and `CoordSettings` options.
+
+    Example:
+        >>> Worker(url=url, namespace="demo", agents={"echo": lambda x: x}).run()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        agents: Mapping[str, Any],
+        concurrency: int = 4,
+        worker_id: str | None = None,
+        stop_grace_seconds: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not agents:
+            raise ValueError("a Worker needs at least one agent")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._agents: dict[str, Any] = {}
+        for name, agent in agents.items():
+            check_name("agent", name)
+            if not callable(agent) and not hasattr(agent, "ainvoke"):
+                raise TypeError(f"agent {name!r} is neither a runnable nor a callable")
+            self._agents[name] = agent
+        self.concurrency = concurrency
+        """Most tasks run at once."""
+        self.worker_id = check_name(
+            "worker_id", worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+        """This worker's name."""
+        self.stop_grace_seconds = stop_grace_seconds
+        self._runs: dict[str, _Run] = {}
+        self._outer: set[asyncio.Future[Any]] = set()
+        self._stopping: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lease_ms = int(self.coord_settings.lease_seconds * 1000)
+        self.completed = 0
+        """Runs this worker finished (any outcome), for tests and the CLI."""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def run(self) -> None:
+        """Run until `stop()` or SIGTERM/SIGINT, then stop gracefully (blocks).
+
+        The event loop is the worker's own: a connector the worker built is closed at the end.
+        """
+
+        async def main() -> None:
+            try:
+                await self.arun(handle_signals=True)
+            finally:
+                if self._owns_connector:
+                    await self.aclose()
+
+        asyncio.run(main())
+
+    def stop(self) -> None:
+        """Ask the worker to stop: no new work; runs finish or are handed back. Thread-safe."""
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None:
+            loop.call_soon_threadsafe(stopping.set)
+
+    async def arun(self, *, handle_signals: bool = False) -> None:
+        """Run in the current event loop until `stop()`.
+
+        Args:
+            handle_signals: Stop gracefully on SIGTERM and SIGINT (main thread only).
+        """
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(sig, self._stopping.set)
+        for name, agent in list(self._agents.items()):
+            if _kind(agent) == "sync" and not inspect.signature(agent).parameters:
+                self._agents[name] = agent()  # a factory
+        slots = _Slots(self.concurrency)
+        await self._announce(startup=True)
+        log.info("worker %s serving %s in namespace %r", self.worker_id, sorted(self._agents), self.namespace)
+        readers = [asyncio.create_task(self._reader(name, slots)) for name in self._agents]
+        keeper = asyncio.create_task(self._keeper(slots))
+        try:
+            await self._stopping.wait()
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            await self._drain()
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            log.info("worker %s stopped", self.worker_id)
+
+    async def _drain(self) -> None:
+        pending = [r.task for r in self._runs.values() if r.task is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=self.stop_grace_seconds)
+        for run in list(self._runs.values()):
+            if run.task is not None and not run.task.done():
+                run.reason = "stop"
+                run.task.cancel()
+        outers = list(self._outer)
+        if outers:
+            await asyncio.gather(*outers, return_exceptions=True)
+
+    # ------------------------------------------------------------------ redis calls
+
+    async def _op(self, name: str, op: Operation[Any], **attrs: Any) -> Any:
+        return await arun_operation(
+            self._connector, name, op, deadline_seconds=self._deadline, words=_FENCED, **attrs
+        )
+
+    @staticmethod
+    def _one(req: Any) -> Operation[Any]:
+        reply = yield req
+        return reply
+
+    async def _announce(self, *, startup: bool = False) -> None:
+        now_ms = int(time.time() * 1000)
+        for name in self._agents:
+            queue = self.keys.queue(name)
+            await self._op("coord.announce", self._one(Command(("ZADD", self.keys.registry, now_ms, name))))
+            if startup:
+                await self._op("coord.group", self._one(Script(GROUP_SCRIPT, [queue.stream], [GROUP])))
+                cutoff = now_ms - self.coord_settings.dlq_retention_seconds * 1000
+                await self._op("coord.trim", self._one(Command(("XTRIM", queue.dlq, "MINID", "~", cutoff))))
+
+    # ------------------------------------------------------------------ reading work
+
+    async def _reader(self, agent: str, slots: _Slots) -> None:
+        queue = self.keys.queue(agent)
+        block_ms = int(
+            min(self.coord_settings.block_seconds, self._connector.settings.socket_timeout / 2) * 1000
+        )
+        failures = 0
+        while True:
+            free = await slots.reserve()
+            try:
+                reply = await self._op(
+                    "coord.read",
+                    self._one(Command(("XREADGROUP", "GROUP", GROUP, self.worker_id, "COUNT", free,
+                                       "BLOCK", max(block_ms, 1), "STREAMS", queue.stream, ">"))),
+                )
+                failures = 0
+            except RedisUnavailableError as exc:
+                await slots.give_back(free)
+                failures += 1
+                log.warning("worker %s: reading %s failed, retrying: %s", self.worker_id, agent, exc)
+                get_instrumentation().count("coord.read_failed", agent=agent)
+                await asyncio.sleep(jittered_backoff(failures, 0.1, 2.0))
+                continue
+            except DeepAgentsRedisError as exc:
+                # NOGROUP after a FLUSH or a deleted stream: make the group again.
+                await slots.give_back(free)
+                log.warning("worker %s: reading %s: %s; re-creating its group", self.worker_id, agent, exc)
+                await self._op("coord.group", self._one(Script(GROUP_SCRIPT, [queue.stream], [GROUP])))
+                await asyncio.sleep(0.1)
+                continue
+            entries = _entries(reply)
+            await slots.give_back(free - len(entries))
+            for entry_id, fields in entries:
+                self._spawn(self._handle(agent, queue, entry_id, fields, slots))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._outer.add(task)
+        task.add_done_callback(self._outer.discard)
+
+    async def _handle(
+        self, agent: str, queue: QueueKeys, entry_id: str, fields: dict[bytes, bytes], slots: _Slots
+    ) -> None:
+        try:
+            await self._handle_entry(agent, queue, entry_id, fields)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one bad task must not stop the worker; it is logged and counted
+            log.exception("worker %s: task entry %s of %s failed", self.worker_id, entry_id, agent)
+            get_instrumentation().count("coord.worker_error", agent=agent)
+        finally:
+            await slots.give_back(1)
+
+    async def _handle_entry(
+        self, agent: str, queue: QueueKeys, entry_id: str, fields: dict[bytes, bytes]
+    ) -> None:
+        raw = fields.get(b"t")
+        try:
+            task_id = check_task_id(text(raw))
+        except DeepAgentsRedisError:
+            await self._dead_letter(queue, entry_id, "", reason="malformed entry", fields=fields)
+            return
+        keys = self.keys.task(task_id)
+        started = self._encoded("task.started", self.worker_id, task_id, agent, keys, worker=self.worker_id)
+        failed = self._encoded("task.failed", self.worker_id, task_id, agent, keys, reason="out of attempts")
+        reply = await self._op(
+            "coord.claim",
+            self._one(Script(CLAIM, [keys.record, keys.events],
+                             [self.worker_id, self._lease_ms, started, self.coord_settings.events_maxlen,
+                              failed, self.coord_settings.result_ttl_seconds * 1000])),
+            agent=agent,
+        )
+        verdict = text(reply[0])
+        if verdict in ("done", "gone"):
+            await self._ack(queue, entry_id, task_id, "ack", fence=0)
+        elif verdict == "busy":
+            return  # a live worker holds it; its own entry is acknowledged when it ends
+        elif verdict == "exhausted":
+            history = _json_list(reply[2])
+            await self._log_event("task.failed", task_id, agent)
+            await self._dead_letter(queue, entry_id, task_id, reason="out of attempts",
+                                    error=f"out of attempts: {int(reply[1])}", history=history)
+        else:
+            fence, attempt = int(reply[1]), int(reply[2])
+            timeout = float(text(reply[4])) if text(reply[4]) else None
+            await self._log_event("task.started", task_id, agent)
+            await self._execute(agent, queue, keys, entry_id, task_id, fence, attempt, reply[3], timeout)
+
+    # ------------------------------------------------------------------ running
+
+    async def _invoke(self, agent: str, value: Any, ctx: TaskContext, events: Any) -> Any:
+        impl = self._agents[agent]
+        kind = _kind(impl)
+        if kind == "runnable":
+            config: dict[str, Any] = {"callbacks": [events], "metadata": {"dar_task_id": ctx.task_id}}
+            result = await impl.ainvoke(value, config=config)
+            for _ in range(_MAX_FOLLOW_UPS):
+                more = await ctx.amessages()
+                if not more or not isinstance(result, dict) or "messages" not in result:
+                    break
+                # deepagents' "enqueue" follow-up: the run goes on with the new messages.
+                follow = [m if not isinstance(m, str) else {"role": "user", "content": m} for m in more]
+                result = await impl.ainvoke({**result, "messages": [*result["messages"], *follow]}, config=config)
+            return result
+        args = (value, ctx) if _takes_context(impl) else (value,)
+        if kind == "async":
+            return await impl(*args)
+        return await asyncio.to_thread(impl, *args)
+
+    async def _execute(
+        self, agent: str, queue: QueueKeys, keys: TaskKeys, entry_id: str, task_id: str,
+        fence: int, attempt: int, raw_input: bytes, timeout: float | None,
+    ) -> None:
+        ctx = TaskContext(self, agent, task_id, fence, attempt)
+        run = _Run(agent, task_id, entry_id, fence, attempt, ctx)
+        self._runs[task_id] = run
+        inst = get_instrumentation()
+        try:
+            try:
+                value = self.codec.decode(raw_input, key=keys.record)
+            except SerializationError as exc:
+                await self._end(run, queue, keys, "error", error=f"input cannot be decoded: {exc}", final=True)
+                return
+            run.task = asyncio.ensure_future(self._invoke(agent, value, ctx, _ProgressHandler(self, ctx)))
+            try:
+                result = await asyncio.wait_for(asyncio.shield(run.task), timeout) if timeout else await run.task
+            except TimeoutError:
+                run.task.cancel()
+                ctx.cancelled.set()
+                await self._end(run, queue, keys, "timeout", error=f"ran longer than {timeout}s", final=True)
+                return
+            except asyncio.CancelledError:
+                if run.reason is None:
+                    raise  # the worker itself is being torn down
+                ctx.cancelled.set()
+                await self._after_cancel(run, queue, keys)
+                return
+            except Exception as exc:  # the agent's own failure: retried, then dead letters
+                inst.count("coord.run", outcome="error", agent=agent)
+                await self._failed(run, queue, keys, exc)
+                return
+            try:
+                payload = self.codec.encode(result, key=keys.record)
+                if len(payload) > self.coord_settings.max_input_bytes:
+                    raise SerializationError(
+                        f"result of {len(payload)} bytes is over max_input_bytes "
+                        f"({self.coord_settings.max_input_bytes})"
+                    )
+            except DeepAgentsRedisError as exc:
+                await self._end(run, queue, keys, "error", error=f"result cannot be stored: {exc}", final=True)
+                return
+            inst.count("coord.run", outcome="success", agent=agent)
+            await self._end(run, queue, keys, "success", result=payload)
+        finally:
+            self._runs.pop(task_id, None)
+            self.completed += 1
+
+    async def _after_cancel(self, run: _Run, queue: QueueKeys, keys: TaskKeys) -> None:
+        if run.reason == "cancel":
+            await self._end(run, queue, keys, "cancelled", error="cancelled", final=True)
+        elif run.reason == "stop":
+            event = self._encoded("task.handed_back", self.worker_id, run.task_id, run.agent, keys)
+            try:
+                await self._op("coord.handback", self._one(Script(
+                    HANDBACK, [keys.record, keys.events], [run.fence, event, self.coord_settings.events_maxlen])))
+            except LeaseLostError:
+                return
+            await self._ack(queue, run.entry_id, run.task_id, "requeue", fence=run.fence)
+        # 'lost': another worker holds the task; we write nothing.
+
+    async def _failed(self, run: _Run, queue: QueueKeys, keys: TaskKeys, exc: BaseException) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:2_000]
+        final = run.attempt >= self._max_attempts(keys)
+        await self._end(run, queue, keys, "error" if final else "retry", error=error, final=final)
+
+    def _max_attempts(self, keys: TaskKeys) -> int:
+        # The record's own max_attempts was fixed at submit; the claim refuses past it too.
+        return self.coord_settings.max_attempts
+
+    async def _end(
+        self, run: _Run, queue: QueueKeys, keys: TaskKeys, outcome: str, *,
+        result: bytes = b"", error: str = "", final: bool = False,
+    ) -> None:
+        opts = self.coord_settings
+        kind = {"success": "task.completed", "retry": "task.retrying"}.get(outcome, f"task.{outcome}" if outcome != "error" else "task.failed")
+        event = self._encoded(kind, self.worker_id, run.task_id, run.agent, keys,
+                              attempt=run.attempt, **({"error": error} if error else {}))
+        entry = (json.dumps({"attempt": run.attempt, "worker": self.worker_id, "error": error,
+                             "at_ms": int(time.time() * 1000)}) if error else "")
+        try:
+            await self._op("coord.finish", self._one(Script(
+                FINISH, [keys.record, keys.events, keys.inbox],
+                [run.fence, outcome, result, error, event, opts.events_maxlen,
+                 opts.result_ttl_seconds * 1000, entry])), agent=run.agent, status=outcome)
+        except LeaseLostError:
+            log.warning("worker %s: task %s was taken over; its %s is dropped", self.worker_id, run.task_id, outcome)
+            get_instrumentation().count("coord.fenced", agent=run.agent)
+            return
+        await self._log_event(kind, run.task_id, run.agent)
+        if outcome == "retry":
+            delay = jittered_backoff(run.attempt, opts.backoff_base_seconds, opts.backoff_cap_seconds)
+            await self._ack(queue, run.entry_id, run.task_id, "retry", fence=run.fence, delay=delay)
+        elif outcome == "error" and final:
+            await self._dead_letter(queue, run.entry_id, run.task_id, reason="failed", error=error, fence=run.fence)
+        else:
+            await self._ack(queue, run.entry_id, run.task_id, "ack", fence=run.fence)
+
+    async def _ack(
+        self, queue: QueueKeys, entry_id: str, task_id: str, mode: str, *,
+        fence: int, delay: float = 0.0, letter: bytes = b"",
+    ) -> None:
+        op_key = self.keys.op(queue.scope, f"ack:{task_id or entry_id}:{entry_id}:{fence}:{mode}")
+        await self._op("coord.ack", self._one(Idempotent(
+            ACK, op_key, [queue.stream, queue.delayed, queue.dlq],
+            [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000],
+            op_ttl_ms=self.coord_settings.result_ttl_seconds * 1000)))
+
+    async def _dead_letter(
+        self, queue: QueueKeys, entry_id: str, task_id: str, *, reason: str, error: str = "",
+        history: list[Any] | None = None, fields: Mapping[bytes, bytes] | None = None, fence: int = 0,
+    ) -> None:
+        letter: dict[str, Any] = {"task_id": task_id, "reason": reason, "error": error,
+                                  "worker": self.worker_id, "at_ms": int(time.time() * 1000)}
+        if history is not None:
+            letter["history"] = history
+        elif task_id:
+            info = await self._op("coord.get", self._one(Command(("HGET", self.keys.task(task_id).record, "history"))))
+            letter["history"] = _json_list(info)
+        if fields is not None:
+            letter["fields"] = {text(k)[:200]: text(v)[:1_000] for k, v in list(fields.items())[:20]}
+        log.warning("worker %s: dead letter for %s: %s %s", self.worker_id, task_id or entry_id, reason, error)
+        get_instrumentation().count("coord.dead_letter", reason=reason)
+        await self._ack(queue, entry_id, task_id, "dead", fence=fence,
+                        letter=self.codec.encode(letter, key=queue.dlq))
+
+    async def _log_event(self, kind: str, task_id: str, agent: str) -> None:
+        # The namespace's live tail (another slot, so not in the task's script): losing one
+        # costs a live listener a line, never a task's state; it is logged and counted.
+        event = self._event(kind, self.worker_id, task_id, agent)
+        try:
+            await self._op("coord.log", self._one(Command((
+                "XADD", self.keys.log, "MAXLEN", "~", self.coord_settings.log_maxlen, "*",
+                EVENT_FIELD, event.encode(self.codec, key=self.keys.log)))))
+        except RedisUnavailableError as exc:
+            log.warning("worker %s: event log write failed: %s", self.worker_id, exc)
+            get_instrumentation().count("coord.log_failed")
+
+    async def _progress(self, ctx: TaskContext, data: dict[str, Any]) -> None:
+        keys = self.keys.task(ctx.task_id)
+        event = self._encoded("task.progress", self.worker_id, ctx.task_id, ctx.agent, keys, **data)
+        try:
+            await self._op("coord.progress", self._one(Script(
+                EVENT, [keys.record, keys.events], [ctx.fence, event, self.coord_settings.events_maxlen])))
+        except LeaseLostError:
+            ctx.cancelled.set()
+
+    async def _inbox(self, ctx: TaskContext) -> list[Any]:
+        keys = self.keys.task(ctx.task_id)
+        rows = await self._op("coord.inbox", self._one(Command(("XRANGE", keys.inbox, f"({ctx._inbox_after}", "+"))))
+        out = []
+        for eid, fields in rows:
+            ctx._inbox_after = text(eid)
+            out.append(self.codec.decode(fields[b"m"], key=keys.inbox))
+        return out
+
+    # ------------------------------------------------------------------ upkeep
+
+    async def _keeper(self, slots: _Slots) -> None:
+        period = self.coord_settings.heartbeat_seconds
+        while True:
+            await asyncio.sleep(period * (0.9 + 0.2 * _jitter()))
+            try:
+                await self._heartbeats()
+                await self._promote()
+                await self._reclaim(slots)
+                await self._announce()
+            except asyncio.CancelledError:
+                raise
+            except DeepAgentsRedisError as exc:
+                log.warning("worker %s: upkeep failed, retrying next beat: %s", self.worker_id, exc)
+                get_instrumentation().count("coord.upkeep_failed")
+
+    async def _heartbeats(self) -> None:
+        runs = list(self._runs.values())
+        replies = await asyncio.gather(*(self._beat(run) for run in runs), return_exceptions=True)
+        for run, reply in zip(runs, replies, strict=True):
+            if isinstance(reply, LeaseLostError):
+                self._interrupt(run, "lost")
+                log.warning("worker %s: lost the lease of %s; stopping that run", self.worker_id, run.task_id)
+            elif isinstance(reply, BaseException):
+                log.warning("worker %s: heartbeat of %s failed: %s", self.worker_id, run.task_id, reply)
+            elif reply == 1:
+                self._interrupt(run, "cancel")
+
+    async def _beat(self, run: _Run) -> Any:
+        keys = self.keys.task(run.task_id)
+        return await self._op("coord.heartbeat", self._one(Script(HEARTBEAT, [keys.record], [run.fence, self._lease_ms])))
+
+    def _interrupt(self, run: _Run, reason: str) -> None:
+        if run.reason is None and run.task is not None and not run.task.done():
+            run.reason = reason
+            run.ctx.cancelled.set()
+            run.task.cancel()
+
+    async def _promote(self) -> None:
+        for agent in self._agents:
+            queue = self.keys.queue(agent)
+            await self._op("coord.promote", self._one(Script(PROMOTE, [queue.stream, queue.delayed], [100])))
+
+    async def _reclaim(self, slots: _Slots) -> None:
+        # Entries idle for a heartbeat may belong to a dead worker; the claim script decides
+        # from the task's lease, so a live worker's long run is looked at, never re-run.
+        idle_ms = int(self.coord_settings.heartbeat_seconds * 1000)
+        for agent in self._agents:
+            if self._stopping is not None and self._stopping.is_set():
+                return
+            free = slots.free
+            if free <= 0:
+                return
+            slots.free -= free
+            queue = self.keys.queue(agent)
+            try:
+                reply = await self._op("coord.reclaim", self._one(Command((
+                    "XAUTOCLAIM", queue.stream, GROUP, self.worker_id, idle_ms, "0-0", "COUNT", free))))
+            except BaseException:
+                await slots.give_back(free)
+                raise
+            entries = _entries_claimed(reply)
+            await slots.give_back(free - len(entries))
+            for entry_id, fields in entries:
+                self._spawn(self._handle(agent, queue, entry_id, fields, slots))
+
+
+class _ProgressHandler(AsyncCallbackHandler):
+    """LangChain callbacks -> ``task.progress`` events (tool and model calls)."""
+
+    def __init__(self, worker: Worker, ctx: TaskContext) -> None:
+        self._worker = worker
+        self._ctx = ctx
+
+    async def on_tool_start(  # type: ignore[override]
+        self, serialized: dict[str, Any] | None, input_str: str, **kwargs: Any
+    ) -> None:
+        name = (serialized or {}).get("name") or kwargs.get("name") or "tool"
+        await self._emit(step="tool", name=str(name))
+
+    async def on_chat_model_start(  # type: ignore[override]
+        self, serialized: dict[str, Any] | None, messages: Any, **kwargs: Any
+    ) -> None:
+        await self._emit(step="model", name=str((serialized or {}).get("name") or "model"))
+
+    async def _emit(self, **data: Any) -> None:
+        try:
+            await self._worker._progress(self._ctx, data)
+        except DeepAgentsRedisError as exc:
+            log.warning("progress event for %s lost: %s", self._ctx.task_id, exc)
+
+
+def _jitter() -> float:
+    return uuid.uuid4().int % 1000 / 1000
+
+
+def _json_list(raw: Any) -> list[Any]:
+    try:
+        value = json.loads(text(raw) or "[]")
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def _entries(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:
+    """XREADGROUP's reply (RESP2 list or RESP3 map) as [(entry id, fields)]."""
+    if not reply:
+        return []
+    streams = reply.items() if isinstance(reply, dict) else reply
+    out: list[tuple[str, dict[bytes, bytes]]] = []
+    for _name, rows in streams:
+        if rows and isinstance(rows[0], list) and rows and not isinstance(rows[0][0], bytes | str):
+            rows = rows[0]
+        for eid, fields in rows:
+            out.append((text(eid), _fields(fields)))
+    return out
+
+
+def _entries_claimed(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:
+    rows = reply[1] if reply else []
+    return [(text(eid), _fields(fields)) for eid, fields in rows if fields is not None]
+
+
+def _fields(fields: Any) -> dict[bytes, bytes]:
+    if isinstance(fields, dict):
+        return {k if isinstance(k, bytes) else str(k).encode(): v for k, v in fields.items()}
+    if isinstance(fields, list):
+        return {fields[i]: fields[i + 1] for i in range(0, len(fields) - 1, 2)}
+    return {}
+

@@ -1,0 +1,150 @@
+"""Remote tasks end to end on a real server (standalone and Cluster)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from deepagents_redis.coord import (
+    BackpressureError,
+    TaskClient,
+    TaskFailedError,
+    UnknownAgentError,
+)
+from deepagents_redis.core import InvalidInputError, NotFoundError, PayloadTooLargeError
+
+pytestmark = pytest.mark.integration
+
+
+def double(x: dict[str, int]) -> dict[str, int]:
+    return {"n": x["n"] * 2}
+
+
+def test_submit_runs_once_and_returns_the_result(tasks: TaskClient, worker_factory: Any) -> None:
+    with worker_factory({"double": double}):
+        task_id = tasks.submit("double", {"n": 21})
+        assert tasks.result(task_id, timeout=10) == {"n": 42}
+        info = tasks.get(task_id)
+    assert info.status == "success" and info.attempts == 1 and info.done
+    kinds = [e.type.rsplit(".", 2)[-2] + "." + e.type.rsplit(".", 1)[-1] for _, e in tasks.events(task_id)]
+    assert kinds == ["task.submitted", "task.started", "task.completed"]
+
+
+async def test_async_client_and_async_agent(tasks: TaskClient, worker_factory: Any) -> None:
+    async def triple(x: dict[str, int]) -> int:
+        return x["n"] * 3
+
+    with worker_factory({"triple": triple}):
+        task_id = await tasks.asubmit("triple", {"n": 5})
+        assert await tasks.aresult(task_id, timeout=10) == 15
+        assert (await tasks.aget(task_id)).status == "success"
+
+
+def test_unknown_agent_names_the_known_ones(tasks: TaskClient, worker_factory: Any) -> None:
+    with worker_factory({"double": double}):
+        with pytest.raises(UnknownAgentError, match="'double'") as err:
+            tasks.submit("dobule", {"n": 1})
+    assert err.value.known == ["double"]
+
+
+def test_idempotent_submit_returns_the_same_task(tasks: TaskClient, worker_factory: Any, connector: Any) -> None:
+    calls: list[int] = []
+
+    def count(x: dict[str, int]) -> int:
+        calls.append(x["n"])
+        return x["n"]
+
+    with worker_factory({"count": count}):
+        first = tasks.submit("count", {"n": 7}, idempotency_key="order-7")
+        tasks.result(first, timeout=10)
+        again = tasks.submit("count", {"n": 7}, idempotency_key="order-7")
+        assert again == first
+        with pytest.raises(InvalidInputError, match="idempotency key"):
+            tasks.submit("count", {"n": 8}, idempotency_key="order-7")
+        time.sleep(0.5)
+    assert calls == [7]
+
+
+def test_failure_is_retried_then_dead_lettered(tasks: TaskClient, worker_factory: Any) -> None:
+    def poison(_x: Any) -> None:
+        raise RuntimeError("boom")
+
+    with worker_factory({"poison": poison}, max_attempts=3):
+        task_id = tasks.submit("poison", {})
+        with pytest.raises(TaskFailedError, match="boom") as err:
+            tasks.result(task_id, timeout=15)
+        assert err.value.status == "error"
+        info = tasks.get(task_id)
+        assert info.attempts == 3
+        assert [h["attempt"] for h in info.history] == [1, 2, 3]
+        letters = tasks.dead_letters("poison")
+    assert [ltr["task_id"] for ltr in letters] == [task_id]
+    assert "boom" in letters[0]["error"] and len(letters[0]["history"]) == 3
+
+
+def test_retry_after_dead_letter_runs_again(tasks: TaskClient, worker_factory: Any) -> None:
+    state = {"fail": True}
+
+    def flaky(_x: Any) -> str:
+        if state["fail"]:
+            raise RuntimeError("not yet")
+        return "ok"
+
+    with worker_factory({"flaky": flaky}, max_attempts=1):
+        task_id = tasks.submit("flaky", {})
+        with pytest.raises(TaskFailedError):
+            tasks.result(task_id, timeout=10)
+        state["fail"] = False
+        tasks.retry(task_id)
+        assert tasks.result(task_id, timeout=10) == "ok"
+
+
+def test_backlog_bound_refuses_and_changes_nothing(tasks: TaskClient) -> None:
+    small = TaskClient(connector=tasks.connector, check_agents=False, max_backlog=3)
+    ids = [small.submit("idle", {"i": i}) for i in range(3)]
+    with pytest.raises(BackpressureError) as err:
+        small.submit("idle", {"i": 3})
+    assert (err.value.backlog, err.value.limit) == (3, 3)
+    assert len(small.active("idle")) == 3
+    started = time.monotonic()
+    with pytest.raises(BackpressureError):
+        small.submit("idle", {"i": 4}, timeout=0.3)
+    assert time.monotonic() - started >= 0.3
+    for task_id in ids:
+        assert small.cancel(task_id) == "cancelled"
+
+
+def test_cancel_a_running_task(tasks: TaskClient, worker_factory: Any) -> None:
+    import asyncio
+
+    async def sleepy(_x: Any) -> str:
+        await asyncio.sleep(30)
+        return "late"
+
+    with worker_factory({"sleepy": sleepy}):
+        task_id = tasks.submit("sleepy", {})
+        for _ in range(100):
+            if tasks.get(task_id).status == "running":
+                break
+            time.sleep(0.02)
+        started = time.monotonic()
+        assert tasks.cancel(task_id) == "cancelling"
+        info = tasks.join(task_id, timeout=10)
+        took = time.monotonic() - started
+    assert info.status == "cancelled"
+    assert took < 5  # about one heartbeat (0.25 s), not the 30 s run
+    with pytest.raises(TaskFailedError, match="cancelled"):
+        tasks.result(task_id, timeout=1)
+
+
+def test_bad_input(tasks: TaskClient) -> None:
+    small = TaskClient(connector=tasks.connector, check_agents=False, max_input_bytes=1_024)
+    with pytest.raises(PayloadTooLargeError):
+        small.submit("a", {"blob": "x" * 5_000})
+    with pytest.raises(InvalidInputError):
+        small.submit("bad\nname", {})
+    with pytest.raises(InvalidInputError):
+        small.get("../../etc")
+    with pytest.raises(NotFoundError):
+        small.get("0" * 32)
