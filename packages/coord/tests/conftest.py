@@ -34,7 +34,9 @@ def tasks(connector: RedisConnector) -> TaskClient:
 
 
 @contextmanager
-def running_worker(connector: RedisConnector, agents: dict[str, Any], **options: Any) -> Iterator[Worker]:
+def running_worker(
+    connector: RedisConnector, agents: dict[str, Any], **options: Any
+) -> Iterator[Worker]:
     """A worker running in its own thread and loop (with its own connector), stopped after."""
     merged = {**FAST, **options}
     conn = RedisConnector(settings=connector.settings)

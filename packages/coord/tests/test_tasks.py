@@ -26,8 +26,13 @@ def test_submit_runs_once_and_returns_the_result(tasks: TaskClient, worker_facto
         task_id = tasks.submit("double", {"n": 21})
         assert tasks.result(task_id, timeout=10) == {"n": 42}
         info = tasks.get(task_id)
-    assert info.status == "success" and info.attempts == 1 and info.done
-    kinds = [e.type.rsplit(".", 2)[-2] + "." + e.type.rsplit(".", 1)[-1] for _, e in tasks.events(task_id)]
+    assert info.status == "success"
+    assert info.attempts == 1
+    assert info.done
+    kinds = [
+        e.type.rsplit(".", 2)[-2] + "." + e.type.rsplit(".", 1)[-1]
+        for _, e in tasks.events(task_id)
+    ]
     assert kinds == ["task.submitted", "task.started", "task.completed"]
 
 
@@ -42,13 +47,17 @@ async def test_async_client_and_async_agent(tasks: TaskClient, worker_factory: A
 
 
 def test_unknown_agent_names_the_known_ones(tasks: TaskClient, worker_factory: Any) -> None:
-    with worker_factory({"double": double}):
-        with pytest.raises(UnknownAgentError, match="'double'") as err:
-            tasks.submit("dobule", {"n": 1})
+    with (
+        worker_factory({"double": double}),
+        pytest.raises(UnknownAgentError, match="'double'") as err,
+    ):
+        tasks.submit("dobule", {"n": 1})
     assert err.value.known == ["double"]
 
 
-def test_idempotent_submit_returns_the_same_task(tasks: TaskClient, worker_factory: Any, connector: Any) -> None:
+def test_idempotent_submit_returns_the_same_task(
+    tasks: TaskClient, worker_factory: Any, connector: Any
+) -> None:
     calls: list[int] = []
 
     def count(x: dict[str, int]) -> int:
@@ -80,7 +89,8 @@ def test_failure_is_retried_then_dead_lettered(tasks: TaskClient, worker_factory
         assert [h["attempt"] for h in info.history] == [1, 2, 3]
         letters = tasks.dead_letters("poison")
     assert [ltr["task_id"] for ltr in letters] == [task_id]
-    assert "boom" in letters[0]["error"] and len(letters[0]["history"]) == 3
+    assert "boom" in letters[0]["error"]
+    assert len(letters[0]["history"]) == 3
 
 
 def test_retry_after_dead_letter_runs_again(tasks: TaskClient, worker_factory: Any) -> None:
@@ -128,12 +138,10 @@ def test_cancel_a_running_task(tasks: TaskClient, worker_factory: Any) -> None:
             if tasks.get(task_id).status == "running":
                 break
             time.sleep(0.02)
-        started = time.monotonic()
         assert tasks.cancel(task_id) == "cancelling"
+        # join would time out (ResultTimeoutError) if the 30 s run were not stopped
         info = tasks.join(task_id, timeout=10)
-        took = time.monotonic() - started
     assert info.status == "cancelled"
-    assert took < 5  # about one heartbeat (0.25 s), not the 30 s run
     with pytest.raises(TaskFailedError, match="cancelled"):
         tasks.result(task_id, timeout=1)
 

@@ -11,8 +11,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from deepagents_redis.coord._common import CoordComponent, entries, text
+from deepagents_redis.coord._event import EVENT_FIELD, Event, decode_event
+from deepagents_redis.coord._keys import check_name
+from deepagents_redis.coord._scripts import GROUP, PUBLISH
 from deepagents_redis.core import (
     Command,
+    DeepAgentsRedisError,
     InvalidInputError,
     Operation,
     Script,
@@ -20,10 +25,6 @@ from deepagents_redis.core import (
     get_instrumentation,
     run_operation,
 )
-from deepagents_redis.coord._common import CoordComponent, text
-from deepagents_redis.coord._event import EVENT_FIELD, Event, decode_event
-from deepagents_redis.coord._keys import check_name
-from deepagents_redis.coord._scripts import GROUP, PUBLISH
 
 __all__ = ["EventBus", "Received"]
 
@@ -44,7 +45,9 @@ class EventBus(CoordComponent):
         >>> bus.publish("builds", Event(source="ci", type="build.done", data={"ok": True}))
     """
 
-    def __init__(self, *, maxlen: int = 10_000, dedupe_ttl_seconds: int = 86_400, **kwargs: Any) -> None:
+    def __init__(
+        self, *, maxlen: int = 10_000, dedupe_ttl_seconds: int = 86_400, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if maxlen < 1 or dedupe_ttl_seconds < 1:
             raise InvalidInputError("maxlen and dedupe_ttl_seconds must be positive")
@@ -65,28 +68,48 @@ class EventBus(CoordComponent):
         return Script(
             PUBLISH,
             [stream, idem],
-            [event.encode(self.codec, key=stream), self.maxlen, self.dedupe_ttl_seconds * 1000,
-             "1" if key else "0"],
+            [
+                event.encode(self.codec, key=stream),
+                self.maxlen,
+                self.dedupe_ttl_seconds * 1000,
+                "1" if key else "0",
+            ],
         )
 
     def publish(self, topic: str, event: Event) -> str:
         """Append `event` to `topic` (once per idempotency key); return its stream id."""
         req = self._publish_req(topic, event)
-        return text(run_operation(self._connector, "coord.publish", self._one(req),
-                                  deadline_seconds=self._deadline, topic=topic))
+        return text(
+            run_operation(
+                self._connector,
+                "coord.publish",
+                self._one(req),
+                deadline_seconds=self._deadline,
+                topic=topic,
+            )
+        )
 
     async def apublish(self, topic: str, event: Event) -> str:
         """Async twin of `publish`."""
         req = self._publish_req(topic, event)
-        return text(await arun_operation(self._connector, "coord.publish", self._one(req),
-                                         deadline_seconds=self._deadline, topic=topic))
+        return text(
+            await arun_operation(
+                self._connector,
+                "coord.publish",
+                self._one(req),
+                deadline_seconds=self._deadline,
+                topic=topic,
+            )
+        )
 
     def _decode_rows(self, stream: str, rows: Any) -> list[Received]:
         out: list[Received] = []
         for eid, fields in rows or ():
             try:
-                out.append((text(eid), decode_event(self.codec, fields.get(EVENT_FIELD, b""), key=stream)))
-            except Exception as exc:  # a foreign entry: skipped, never handed out as an event
+                out.append(
+                    (text(eid), decode_event(self.codec, fields.get(EVENT_FIELD, b""), key=stream))
+                )
+            except (DeepAgentsRedisError, AttributeError) as exc:  # a foreign entry: skipped
                 get_instrumentation().count("coord.bad_event", stream="bus")
                 import logging
 
@@ -95,7 +118,9 @@ class EventBus(CoordComponent):
                 )
         return out
 
-    def _read_op(self, topic: str, group: str, consumer: str, count: int, block_ms: int | None) -> Operation[list[Received]]:
+    def _read_op(
+        self, topic: str, group: str, consumer: str, count: int, block_ms: int | None
+    ) -> Operation[list[Received]]:
         stream = self.keys.topic(topic)
         check_name("group", group)
         check_name("consumer", consumer)
@@ -104,7 +129,7 @@ class EventBus(CoordComponent):
         if block_ms is not None:
             args += ["BLOCK", block_ms]
         reply = yield Command((*args, "STREAMS", stream, ">"))
-        return self._decode_rows(stream, _rows(reply))
+        return self._decode_rows(stream, entries(reply))
 
     def _block_ms(self, block: float | None) -> int | None:
         if block is None:
@@ -112,7 +137,9 @@ class EventBus(CoordComponent):
         cap = self._connector.settings.socket_timeout / 2
         return max(1, int(min(block, cap) * 1000))
 
-    def read(self, topic: str, *, group: str, consumer: str, count: int = 100, block: float | None = None) -> list[Received]:
+    def read(
+        self, topic: str, *, group: str, consumer: str, count: int = 100, block: float | None = None
+    ) -> list[Received]:
         """Take new entries of `topic` for `group` (each goes to one consumer of the group).
 
         Args:
@@ -122,29 +149,55 @@ class EventBus(CoordComponent):
             count: Most entries.
             block: Seconds to wait for an entry (capped below the socket timeout).
         """
-        return run_operation(self._connector, "coord.read", self._read_op(topic, group, consumer, count, self._block_ms(block)),
-                             deadline_seconds=self._deadline + (block or 0))
+        return run_operation(
+            self._connector,
+            "coord.read",
+            self._read_op(topic, group, consumer, count, self._block_ms(block)),
+            deadline_seconds=self._deadline + (block or 0),
+        )
 
-    async def aread(self, topic: str, *, group: str, consumer: str, count: int = 100, block: float | None = None) -> list[Received]:
+    async def aread(
+        self, topic: str, *, group: str, consumer: str, count: int = 100, block: float | None = None
+    ) -> list[Received]:
         """Async twin of `read`."""
-        return await arun_operation(self._connector, "coord.read", self._read_op(topic, group, consumer, count, self._block_ms(block)),
-                                    deadline_seconds=self._deadline + (block or 0))
+        return await arun_operation(
+            self._connector,
+            "coord.read",
+            self._read_op(topic, group, consumer, count, self._block_ms(block)),
+            deadline_seconds=self._deadline + (block or 0),
+        )
 
     def ack(self, topic: str, group: str, *ids: str) -> int:
         """Acknowledge handled entries; return how many were pending."""
         stream = self.keys.topic(topic)
-        return int(run_operation(self._connector, "coord.ack", self._one(Command(("XACK", stream, group, *ids))),
-                                 deadline_seconds=self._deadline))
+        return int(
+            run_operation(
+                self._connector,
+                "coord.ack",
+                self._one(Command(("XACK", stream, group, *ids))),
+                deadline_seconds=self._deadline,
+            )
+        )
 
     async def aack(self, topic: str, group: str, *ids: str) -> int:
         """Async twin of `ack`."""
         stream = self.keys.topic(topic)
-        return int(await arun_operation(self._connector, "coord.ack", self._one(Command(("XACK", stream, group, *ids))),
-                                        deadline_seconds=self._deadline))
+        return int(
+            await arun_operation(
+                self._connector,
+                "coord.ack",
+                self._one(Command(("XACK", stream, group, *ids))),
+                deadline_seconds=self._deadline,
+            )
+        )
 
-    def _tail_op(self, stream: str, after: str, block_ms: int, count: int) -> Operation[list[Received]]:
-        reply = yield Command(("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", stream, after))
-        return self._decode_rows(stream, _rows(reply))
+    def _tail_op(
+        self, stream: str, after: str, block_ms: int, count: int
+    ) -> Operation[list[Received]]:
+        reply = yield Command(
+            ("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", stream, after)
+        )
+        return self._decode_rows(stream, entries(reply))
 
     def _start(self, stream: str, after: str) -> Operation[str]:
         if after != "$":
@@ -152,7 +205,15 @@ class EventBus(CoordComponent):
         last = yield Command(("XREVRANGE", stream, "+", "-", "COUNT", 1))
         return text(last[0][0]) if last else "0-0"
 
-    def tail(self, topic: str, *, after: str = "$", block: float = 1.0, count: int = 100, stream: str | None = None) -> Iterator[Received]:
+    def tail(
+        self,
+        topic: str,
+        *,
+        after: str = "$",
+        block: float = 1.0,
+        count: int = 100,
+        stream: str | None = None,
+    ) -> Iterator[Received]:
         """Follow `topic` live: yield each new entry, forever (stop by breaking out).
 
         Args:
@@ -164,33 +225,42 @@ class EventBus(CoordComponent):
         """
         key = stream or self.keys.topic(topic)
         block_ms = self._block_ms(block) or 1
-        last = run_operation(self._connector, "coord.tail", self._start(key, after), deadline_seconds=self._deadline)
+        last = run_operation(
+            self._connector, "coord.tail", self._start(key, after), deadline_seconds=self._deadline
+        )
         while True:
-            rows = run_operation(self._connector, "coord.tail", self._tail_op(key, last, block_ms, count),
-                                 deadline_seconds=self._deadline + block)
+            rows = run_operation(
+                self._connector,
+                "coord.tail",
+                self._tail_op(key, last, block_ms, count),
+                deadline_seconds=self._deadline + block,
+            )
             for row in rows:
                 last = row[0]
                 yield row
 
-    async def atail(self, topic: str, *, after: str = "$", block: float = 1.0, count: int = 100, stream: str | None = None) -> AsyncIterator[Received]:
+    async def atail(
+        self,
+        topic: str,
+        *,
+        after: str = "$",
+        block: float = 1.0,
+        count: int = 100,
+        stream: str | None = None,
+    ) -> AsyncIterator[Received]:
         """Async twin of `tail`."""
         key = stream or self.keys.topic(topic)
         block_ms = self._block_ms(block) or 1
-        last = await arun_operation(self._connector, "coord.tail", self._start(key, after), deadline_seconds=self._deadline)
+        last = await arun_operation(
+            self._connector, "coord.tail", self._start(key, after), deadline_seconds=self._deadline
+        )
         while True:
-            rows = await arun_operation(self._connector, "coord.tail", self._tail_op(key, last, block_ms, count),
-                                        deadline_seconds=self._deadline + block)
+            rows = await arun_operation(
+                self._connector,
+                "coord.tail",
+                self._tail_op(key, last, block_ms, count),
+                deadline_seconds=self._deadline + block,
+            )
             for row in rows:
                 last = row[0]
                 yield row
-
-
-def _rows(reply: Any) -> list[Any]:
-    """The entries of a one-stream XREAD/XREADGROUP reply (RESP2 list or RESP3 map)."""
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        values = list(reply.values())
-        rows = values[0] if values else []
-        return rows[0] if rows and isinstance(rows[0], list) and rows[0] and isinstance(rows[0][0], list | tuple) else rows
-    return reply[0][1]

@@ -22,6 +22,11 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
+from deepagents_redis.coord._common import TASK_FIELDS, CoordComponent, TaskInfo, parse_record, text
+from deepagents_redis.coord._errors import ResultTimeoutError, TaskFailedError, UnknownAgentError
+from deepagents_redis.coord._event import EVENT_FIELD, Event, decode_event
+from deepagents_redis.coord._keys import check_name, check_task_id, new_task_id
+from deepagents_redis.coord._scripts import ABANDON, CANCEL, CREATE, ENQUEUE, RESET, SEND
 from deepagents_redis.core import (
     BackpressureError,
     Command,
@@ -36,11 +41,6 @@ from deepagents_redis.core import (
     jittered_backoff,
     run_operation,
 )
-from deepagents_redis.coord._common import TASK_FIELDS, CoordComponent, TaskInfo, parse_record, text
-from deepagents_redis.coord._errors import ResultTimeoutError, TaskFailedError, UnknownAgentError
-from deepagents_redis.coord._event import EVENT_FIELD, Event, decode_event
-from deepagents_redis.coord._keys import check_name, check_task_id, new_task_id
-from deepagents_redis.coord._scripts import ABANDON, CANCEL, CREATE, ENQUEUE, RESET, SEND
 
 __all__ = ["TaskClient"]
 
@@ -189,7 +189,7 @@ class TaskClient(CoordComponent):
         input: Any,
         *,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the sync twin's API
         run_timeout: float | None = None,
     ) -> str:
         """Async twin of `submit` (same arguments, same errors).
@@ -242,7 +242,10 @@ class TaskClient(CoordComponent):
         block_cap = max(0.05, min(1.0, self._connector.settings.socket_timeout / 2))
         while True:
             values, last = yield Pipeline(
-                [("HMGET", keys.record, *TASK_FIELDS), ("XREVRANGE", keys.events, "+", "-", "COUNT", 1)]
+                [
+                    ("HMGET", keys.record, *TASK_FIELDS),
+                    ("XREVRANGE", keys.events, "+", "-", "COUNT", 1),
+                ]
             )
             info = parse_record(task_id, keys, values, self.codec)
             if info is None:
@@ -254,7 +257,9 @@ class TaskClient(CoordComponent):
                 raise ResultTimeoutError(f"task {task_id} is still {info.status} after {timeout}s")
             after = text(last[0][0]) if last else "0-0"
             block = block_cap if left is None else min(block_cap, left)
-            yield Command(("XREAD", "BLOCK", max(1, int(block * 1000)), "STREAMS", keys.events, after))
+            yield Command(
+                ("XREAD", "BLOCK", max(1, int(block * 1000)), "STREAMS", keys.events, after)
+            )
 
     @staticmethod
     def _outcome(info: TaskInfo) -> Any:
@@ -277,7 +282,7 @@ class TaskClient(CoordComponent):
             deadline_seconds=None if timeout is None else self._deadline + timeout,
         )
 
-    async def ajoin(self, task_id: str, *, timeout: float | None = None) -> TaskInfo:
+    async def ajoin(self, task_id: str, *, timeout: float | None = None) -> TaskInfo:  # noqa: ASYNC109 - the sync twin's API
         """Async twin of `join`."""
         check_task_id(task_id)
         return await arun_operation(
@@ -296,18 +301,24 @@ class TaskClient(CoordComponent):
         """
         return self._outcome(self.join(task_id, timeout=timeout))
 
-    async def aresult(self, task_id: str, *, timeout: float | None = None) -> Any:
+    async def aresult(self, task_id: str, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109 - the sync twin's API
         """Async twin of `result`."""
         return self._outcome(await self.ajoin(task_id, timeout=timeout))
 
-    def _events_op(self, task_id: str, after: str, count: int) -> Operation[list[tuple[str, Event]]]:
+    def _events_op(
+        self, task_id: str, after: str, count: int
+    ) -> Operation[list[tuple[str, Event]]]:
         keys = self.keys.task(task_id)
         start = "-" if after in ("", "0", "0-0", "-") else f"({after}"
         rows = yield Command(("XRANGE", keys.events, start, "+", "COUNT", count))
-        return [(text(eid), decode_event(self.codec, fields[EVENT_FIELD], key=keys.events))
-                for eid, fields in rows]
+        return [
+            (text(eid), decode_event(self.codec, fields[EVENT_FIELD], key=keys.events))
+            for eid, fields in rows
+        ]
 
-    def events(self, task_id: str, *, after: str = "-", count: int = 1_000) -> list[tuple[str, Event]]:
+    def events(
+        self, task_id: str, *, after: str = "-", count: int = 1_000
+    ) -> list[tuple[str, Event]]:
         """The task's lifecycle and progress events, oldest first: `(stream id, Event)`.
 
         Args:
@@ -320,7 +331,9 @@ class TaskClient(CoordComponent):
         """
         check_task_id(task_id)
         return run_operation(
-            self._connector, "coord.events", self._events_op(task_id, after, count),
+            self._connector,
+            "coord.events",
+            self._events_op(task_id, after, count),
             deadline_seconds=self._deadline,
         )
 
@@ -330,7 +343,9 @@ class TaskClient(CoordComponent):
         """Async twin of `events`."""
         check_task_id(task_id)
         return await arun_operation(
-            self._connector, "coord.events", self._events_op(task_id, after, count),
+            self._connector,
+            "coord.events",
+            self._events_op(task_id, after, count),
             deadline_seconds=self._deadline,
         )
 
@@ -344,7 +359,12 @@ class TaskClient(CoordComponent):
         status = yield Script(
             CANCEL,
             [keys.record, keys.events, keys.inbox],
-            [done, asked, self.coord_settings.events_maxlen, self.coord_settings.result_ttl_seconds * 1000],
+            [
+                done,
+                asked,
+                self.coord_settings.events_maxlen,
+                self.coord_settings.result_ttl_seconds * 1000,
+            ],
         )
         return text(status)
 
@@ -360,14 +380,20 @@ class TaskClient(CoordComponent):
         """
         check_task_id(task_id)
         return run_operation(
-            self._connector, "coord.cancel", self._cancel_op(task_id), deadline_seconds=self._deadline
+            self._connector,
+            "coord.cancel",
+            self._cancel_op(task_id),
+            deadline_seconds=self._deadline,
         )
 
     async def acancel(self, task_id: str) -> str:
         """Async twin of `cancel`."""
         check_task_id(task_id)
         return await arun_operation(
-            self._connector, "coord.cancel", self._cancel_op(task_id), deadline_seconds=self._deadline
+            self._connector,
+            "coord.cancel",
+            self._cancel_op(task_id),
+            deadline_seconds=self._deadline,
         )
 
     def _send_op(self, task_id: str, message: Any) -> Operation[str]:
@@ -378,7 +404,9 @@ class TaskClient(CoordComponent):
             raise PayloadTooLargeError(len(body), self.coord_settings.max_input_bytes)
         event = self._encoded("task.message", _SOURCE, task_id, info.agent, keys)
         entry = yield Script(
-            SEND, [keys.record, keys.inbox, keys.events], [body, event, self.coord_settings.events_maxlen]
+            SEND,
+            [keys.record, keys.inbox, keys.events],
+            [body, event, self.coord_settings.events_maxlen],
         )
         return text(entry)
 
@@ -398,14 +426,20 @@ class TaskClient(CoordComponent):
         """
         check_task_id(task_id)
         return run_operation(
-            self._connector, "coord.send", self._send_op(task_id, message), deadline_seconds=self._deadline
+            self._connector,
+            "coord.send",
+            self._send_op(task_id, message),
+            deadline_seconds=self._deadline,
         )
 
     async def asend(self, task_id: str, message: Any) -> str:
         """Async twin of `send`."""
         check_task_id(task_id)
         return await arun_operation(
-            self._connector, "coord.send", self._send_op(task_id, message), deadline_seconds=self._deadline
+            self._connector,
+            "coord.send",
+            self._send_op(task_id, message),
+            deadline_seconds=self._deadline,
         )
 
     # ------------------------------------------------------------------ admin
@@ -414,14 +448,22 @@ class TaskClient(CoordComponent):
         keys = self.keys.task(task_id)
         info = yield from self._get_op(task_id)
         event = self._encoded("task.reset", _SOURCE, task_id, info.agent, keys)
-        yield Script(RESET, [keys.record, keys.events, keys.inbox], [event, self.coord_settings.events_maxlen])
+        yield Script(
+            RESET,
+            [keys.record, keys.events, keys.inbox],
+            [event, self.coord_settings.events_maxlen],
+        )
         queue = self.keys.queue(info.agent)
         # A new mark: the task goes on the queue again even though it was queued before.
         mark = self.keys.op(queue.scope, f"enqueue:{task_id}:{new_task_id()}")
         reply = yield Script(
             ENQUEUE,
             [queue.stream, queue.delayed, mark],
-            [task_id, self.coord_settings.max_backlog, self.coord_settings.result_ttl_seconds * 1000],
+            [
+                task_id,
+                self.coord_settings.max_backlog,
+                self.coord_settings.result_ttl_seconds * 1000,
+            ],
         )
         if int(reply[0]) != 1:
             raise BackpressureError(int(reply[1]), int(reply[2]))
@@ -466,7 +508,9 @@ class TaskClient(CoordComponent):
         """
         agents = [check_name("agent", agent)] if agent else self.agents()
         return run_operation(
-            self._connector, "coord.dead_letters", self._dead_op(agents, count),
+            self._connector,
+            "coord.dead_letters",
+            self._dead_op(agents, count),
             deadline_seconds=self._deadline,
         )
 
@@ -475,8 +519,10 @@ class TaskClient(CoordComponent):
         for agent in agents:
             queue = self.keys.queue(agent)
             rows, delayed = yield Pipeline(
-                [("XRANGE", queue.stream, "-", "+", "COUNT", count),
-                 ("ZRANGE", queue.delayed, 0, count - 1, "WITHSCORES")]
+                [
+                    ("XRANGE", queue.stream, "-", "+", "COUNT", count),
+                    ("ZRANGE", queue.delayed, 0, count - 1, "WITHSCORES"),
+                ]
             )
             seen = set()
             for _eid, fields in rows:
@@ -492,6 +538,8 @@ class TaskClient(CoordComponent):
         """Tasks on the queues (waiting or running) and waiting for a retry (``tasks list``)."""
         agents = [check_name("agent", agent)] if agent else self.agents()
         return run_operation(
-            self._connector, "coord.active", self._active_op(agents, count),
+            self._connector,
+            "coord.active",
+            self._active_op(agents, count),
             deadline_seconds=self._deadline,
         )

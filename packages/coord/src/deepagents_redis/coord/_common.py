@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from deepagents_redis.coord._event import TYPE_PREFIX, Event
+from deepagents_redis.coord._keys import CoordKeys, TaskKeys
+from deepagents_redis.coord._settings import CoordSettings
 from deepagents_redis.core import (
     AsyncClient,
     Codec,
@@ -16,11 +19,16 @@ from deepagents_redis.core import (
     SerializationError,
     SyncClient,
 )
-from deepagents_redis.coord._event import TYPE_PREFIX, Event
-from deepagents_redis.coord._keys import CoordKeys, TaskKeys
-from deepagents_redis.coord._settings import CoordSettings
 
-__all__ = ["CoordComponent", "TaskInfo", "parse_record", "text"]
+__all__ = [
+    "CoordComponent",
+    "TaskInfo",
+    "claimed_entries",
+    "entries",
+    "fields_of",
+    "parse_record",
+    "text",
+]
 
 TASK_FIELDS = (
     "status",
@@ -131,7 +139,11 @@ class CoordComponent(RedisComponent):
         **options: Any,
     ) -> None:
         self._attach(
-            connector=connector, url=url, settings=settings, client=client, async_client=async_client
+            connector=connector,
+            url=url,
+            settings=settings,
+            client=client,
+            async_client=async_client,
         )
         base = coord_settings or CoordSettings()
         self.coord_settings: CoordSettings = base.with_overrides(**options) if options else base
@@ -166,3 +178,32 @@ class CoordComponent(RedisComponent):
         self, kind: str, source: str, task_id: str, agent: str, keys: TaskKeys, **data: Any
     ) -> bytes:
         return self._event(kind, source, task_id, agent, **data).encode(self.codec, key=keys.events)
+
+
+def entries(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:
+    """An XREAD/XREADGROUP reply (RESP2 list or RESP3 map) as [(entry id, fields)]."""
+    if not reply:
+        return []
+    streams = reply.items() if isinstance(reply, dict) else reply
+    out: list[tuple[str, dict[bytes, bytes]]] = []
+    for _name, rows in streams:
+        if rows and isinstance(rows[0], list) and rows and not isinstance(rows[0][0], bytes | str):
+            rows = rows[0]
+        for eid, fields in rows:
+            out.append((text(eid), fields_of(fields)))
+    return out
+
+
+def claimed_entries(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:
+    """XAUTOCLAIM's reply as [(entry id, fields)] (deleted entries left out)."""
+    rows = reply[1] if reply else []
+    return [(text(eid), fields_of(fields)) for eid, fields in rows if fields is not None]
+
+
+def fields_of(fields: Any) -> dict[bytes, bytes]:
+    """An entry's fields as a dict (RESP2 pairs or RESP3 map)."""
+    if isinstance(fields, dict):
+        return {k if isinstance(k, bytes) else str(k).encode(): v for k, v in fields.items()}
+    if isinstance(fields, list):
+        return {fields[i]: fields[i + 1] for i in range(0, len(fields) - 1, 2)}
+    return {}

@@ -101,4 +101,6 @@ def decode_event(codec: Codec, raw: bytes, *, key: str) -> Event:
     try:
         return Event.model_validate(value)
     except ValidationError as exc:
-        raise SerializationError(f"stream entry is not a valid event: {exc.error_count()} errors") from exc
+        raise SerializationError(
+            f"stream entry is not a valid event: {exc.error_count()} errors"
+        ) from exc

@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from deepagents.middleware.subagents import CompiledSubAgent
-from langchain_core.runnables import RunnableConfig, RunnableLambda
-
 from deepagents_redis.coord._client import TaskClient
 from deepagents_redis.core import RedisConnector
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 __all__ = ["remote_subagent"]
 

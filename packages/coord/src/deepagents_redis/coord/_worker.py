@@ -32,6 +32,22 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from deepagents_redis.coord._common import CoordComponent, claimed_entries, entries, text
+from deepagents_redis.coord._errors import LeaseLostError
+from deepagents_redis.coord._event import EVENT_FIELD
+from deepagents_redis.coord._keys import GROUP, QueueKeys, TaskKeys, check_name, check_task_id
+from deepagents_redis.coord._scripts import (
+    ACK,
+    CLAIM,
+    EVENT,
+    FINISH,
+    HANDBACK,
+    HEARTBEAT,
+    PROMOTE,
+)
+from deepagents_redis.coord._scripts import (
+    GROUP as GROUP_SCRIPT,
+)
 from deepagents_redis.core import (
     Command,
     DeepAgentsRedisError,
@@ -45,21 +61,6 @@ from deepagents_redis.core import (
     jittered_backoff,
 )
 from langchain_core.callbacks import AsyncCallbackHandler
-
-from deepagents_redis.coord._common import CoordComponent, text
-from deepagents_redis.coord._errors import LeaseLostError
-from deepagents_redis.coord._event import EVENT_FIELD
-from deepagents_redis.coord._keys import GROUP, QueueKeys, TaskKeys, check_name, check_task_id
-from deepagents_redis.coord._scripts import (
-    ACK,
-    CLAIM,
-    EVENT,
-    FINISH,
-    GROUP as GROUP_SCRIPT,
-    HANDBACK,
-    HEARTBEAT,
-    PROMOTE,
-)
 
 __all__ = ["TaskContext", "Worker"]
 
@@ -253,7 +254,12 @@ class Worker(CoordComponent):
                 self._agents[name] = agent()  # a factory
         slots = _Slots(self.concurrency)
         await self._announce(startup=True)
-        log.info("worker %s serving %s in namespace %r", self.worker_id, sorted(self._agents), self.namespace)
+        log.info(
+            "worker %s serving %s in namespace %r",
+            self.worker_id,
+            sorted(self._agents),
+            self.namespace,
+        )
         readers = [asyncio.create_task(self._reader(name, slots)) for name in self._agents]
         keeper = asyncio.create_task(self._keeper(slots))
         try:
@@ -295,18 +301,25 @@ class Worker(CoordComponent):
         now_ms = int(time.time() * 1000)
         for name in self._agents:
             queue = self.keys.queue(name)
-            await self._op("coord.announce", self._one(Command(("ZADD", self.keys.registry, now_ms, name))))
+            await self._op(
+                "coord.announce", self._one(Command(("ZADD", self.keys.registry, now_ms, name)))
+            )
             if startup:
-                await self._op("coord.group", self._one(Script(GROUP_SCRIPT, [queue.stream], [GROUP])))
+                await self._op(
+                    "coord.group", self._one(Script(GROUP_SCRIPT, [queue.stream], [GROUP]))
+                )
                 cutoff = now_ms - self.coord_settings.dlq_retention_seconds * 1000
-                await self._op("coord.trim", self._one(Command(("XTRIM", queue.dlq, "MINID", "~", cutoff))))
+                await self._op(
+                    "coord.trim", self._one(Command(("XTRIM", queue.dlq, "MINID", "~", cutoff)))
+                )
 
     # ------------------------------------------------------------------ reading work
 
     async def _reader(self, agent: str, slots: _Slots) -> None:
         queue = self.keys.queue(agent)
         block_ms = int(
-            min(self.coord_settings.block_seconds, self._connector.settings.socket_timeout / 2) * 1000
+            min(self.coord_settings.block_seconds, self._connector.settings.socket_timeout / 2)
+            * 1000
         )
         failures = 0
         while True:
@@ -314,27 +327,48 @@ class Worker(CoordComponent):
             try:
                 reply = await self._op(
                     "coord.read",
-                    self._one(Command(("XREADGROUP", "GROUP", GROUP, self.worker_id, "COUNT", free,
-                                       "BLOCK", max(block_ms, 1), "STREAMS", queue.stream, ">"))),
+                    self._one(
+                        Command(
+                            (
+                                "XREADGROUP",
+                                "GROUP",
+                                GROUP,
+                                self.worker_id,
+                                "COUNT",
+                                free,
+                                "BLOCK",
+                                max(block_ms, 1),
+                                "STREAMS",
+                                queue.stream,
+                                ">",
+                            )
+                        )
+                    ),
                 )
                 failures = 0
             except RedisUnavailableError as exc:
                 await slots.give_back(free)
                 failures += 1
-                log.warning("worker %s: reading %s failed, retrying: %s", self.worker_id, agent, exc)
+                log.warning(
+                    "worker %s: reading %s failed, retrying: %s", self.worker_id, agent, exc
+                )
                 get_instrumentation().count("coord.read_failed", agent=agent)
                 await asyncio.sleep(jittered_backoff(failures, 0.1, 2.0))
                 continue
             except DeepAgentsRedisError as exc:
                 # NOGROUP after a FLUSH or a deleted stream: make the group again.
                 await slots.give_back(free)
-                log.warning("worker %s: reading %s: %s; re-creating its group", self.worker_id, agent, exc)
-                await self._op("coord.group", self._one(Script(GROUP_SCRIPT, [queue.stream], [GROUP])))
+                log.warning(
+                    "worker %s: reading %s: %s; re-creating its group", self.worker_id, agent, exc
+                )
+                await self._op(
+                    "coord.group", self._one(Script(GROUP_SCRIPT, [queue.stream], [GROUP]))
+                )
                 await asyncio.sleep(0.1)
                 continue
-            entries = _entries(reply)
-            await slots.give_back(free - len(entries))
-            for entry_id, fields in entries:
+            taken = entries(reply)
+            await slots.give_back(free - len(taken))
+            for entry_id, fields in taken:
                 self._spawn(self._handle(agent, queue, entry_id, fields, slots))
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
@@ -365,13 +399,28 @@ class Worker(CoordComponent):
             await self._dead_letter(queue, entry_id, "", reason="malformed entry", fields=fields)
             return
         keys = self.keys.task(task_id)
-        started = self._encoded("task.started", self.worker_id, task_id, agent, keys, worker=self.worker_id)
-        failed = self._encoded("task.failed", self.worker_id, task_id, agent, keys, reason="out of attempts")
+        started = self._encoded(
+            "task.started", self.worker_id, task_id, agent, keys, worker=self.worker_id
+        )
+        failed = self._encoded(
+            "task.failed", self.worker_id, task_id, agent, keys, reason="out of attempts"
+        )
         reply = await self._op(
             "coord.claim",
-            self._one(Script(CLAIM, [keys.record, keys.events],
-                             [self.worker_id, self._lease_ms, started, self.coord_settings.events_maxlen,
-                              failed, self.coord_settings.result_ttl_seconds * 1000])),
+            self._one(
+                Script(
+                    CLAIM,
+                    [keys.record, keys.events],
+                    [
+                        self.worker_id,
+                        self._lease_ms,
+                        started,
+                        self.coord_settings.events_maxlen,
+                        failed,
+                        self.coord_settings.result_ttl_seconds * 1000,
+                    ],
+                )
+            ),
             agent=agent,
         )
         verdict = text(reply[0])
@@ -382,13 +431,21 @@ class Worker(CoordComponent):
         elif verdict == "exhausted":
             history = _json_list(reply[2])
             await self._log_event("task.failed", task_id, agent)
-            await self._dead_letter(queue, entry_id, task_id, reason="out of attempts",
-                                    error=f"out of attempts: {int(reply[1])}", history=history)
+            await self._dead_letter(
+                queue,
+                entry_id,
+                task_id,
+                reason="out of attempts",
+                error=f"out of attempts: {int(reply[1])}",
+                history=history,
+            )
         else:
             fence, attempt = int(reply[1]), int(reply[2])
             timeout = float(text(reply[4])) if text(reply[4]) else None
             await self._log_event("task.started", task_id, agent)
-            await self._execute(agent, queue, keys, entry_id, task_id, fence, attempt, reply[3], timeout)
+            await self._execute(
+                agent, queue, keys, entry_id, task_id, fence, attempt, reply[3], timeout
+            )
 
     # ------------------------------------------------------------------ running
 
@@ -396,15 +453,22 @@ class Worker(CoordComponent):
         impl = self._agents[agent]
         kind = _kind(impl)
         if kind == "runnable":
-            config: dict[str, Any] = {"callbacks": [events], "metadata": {"dar_task_id": ctx.task_id}}
+            config: dict[str, Any] = {
+                "callbacks": [events],
+                "metadata": {"dar_task_id": ctx.task_id},
+            }
             result = await impl.ainvoke(value, config=config)
             for _ in range(_MAX_FOLLOW_UPS):
                 more = await ctx.amessages()
                 if not more or not isinstance(result, dict) or "messages" not in result:
                     break
                 # deepagents' "enqueue" follow-up: the run goes on with the new messages.
-                follow = [m if not isinstance(m, str) else {"role": "user", "content": m} for m in more]
-                result = await impl.ainvoke({**result, "messages": [*result["messages"], *follow]}, config=config)
+                follow = [
+                    m if not isinstance(m, str) else {"role": "user", "content": m} for m in more
+                ]
+                result = await impl.ainvoke(
+                    {**result, "messages": [*result["messages"], *follow]}, config=config
+                )
             return result
         args = (value, ctx) if _takes_context(impl) else (value,)
         if kind == "async":
@@ -412,8 +476,16 @@ class Worker(CoordComponent):
         return await asyncio.to_thread(impl, *args)
 
     async def _execute(
-        self, agent: str, queue: QueueKeys, keys: TaskKeys, entry_id: str, task_id: str,
-        fence: int, attempt: int, raw_input: bytes, timeout: float | None,
+        self,
+        agent: str,
+        queue: QueueKeys,
+        keys: TaskKeys,
+        entry_id: str,
+        task_id: str,
+        fence: int,
+        attempt: int,
+        raw_input: bytes,
+        timeout: float | None,  # noqa: ASYNC109 - the sync twin's API
     ) -> None:
         ctx = TaskContext(self, agent, task_id, fence, attempt)
         run = _Run(agent, task_id, entry_id, fence, attempt, ctx)
@@ -423,15 +495,25 @@ class Worker(CoordComponent):
             try:
                 value = self.codec.decode(raw_input, key=keys.record)
             except SerializationError as exc:
-                await self._end(run, queue, keys, "error", error=f"input cannot be decoded: {exc}", final=True)
+                await self._end(
+                    run, queue, keys, "error", error=f"input cannot be decoded: {exc}", final=True
+                )
                 return
-            run.task = asyncio.ensure_future(self._invoke(agent, value, ctx, _ProgressHandler(self, ctx)))
+            run.task = asyncio.ensure_future(
+                self._invoke(agent, value, ctx, _ProgressHandler(self, ctx))
+            )
             try:
-                result = await asyncio.wait_for(asyncio.shield(run.task), timeout) if timeout else await run.task
+                result = (
+                    await asyncio.wait_for(asyncio.shield(run.task), timeout)
+                    if timeout
+                    else await run.task
+                )
             except TimeoutError:
                 run.task.cancel()
                 ctx.cancelled.set()
-                await self._end(run, queue, keys, "timeout", error=f"ran longer than {timeout}s", final=True)
+                await self._end(
+                    run, queue, keys, "timeout", error=f"ran longer than {timeout}s", final=True
+                )
                 return
             except asyncio.CancelledError:
                 if run.reason is None:
@@ -439,7 +521,7 @@ class Worker(CoordComponent):
                 ctx.cancelled.set()
                 await self._after_cancel(run, queue, keys)
                 return
-            except Exception as exc:  # the agent's own failure: retried, then dead letters
+            except Exception as exc:  # noqa: BLE001 - the agent's own failure: retried, then dead letters
                 inst.count("coord.run", outcome="error", agent=agent)
                 await self._failed(run, queue, keys, exc)
                 return
@@ -451,7 +533,9 @@ class Worker(CoordComponent):
                         f"({self.coord_settings.max_input_bytes})"
                     )
             except DeepAgentsRedisError as exc:
-                await self._end(run, queue, keys, "error", error=f"result cannot be stored: {exc}", final=True)
+                await self._end(
+                    run, queue, keys, "error", error=f"result cannot be stored: {exc}", final=True
+                )
                 return
             inst.count("coord.run", outcome="success", agent=agent)
             await self._end(run, queue, keys, "success", result=payload)
@@ -465,14 +549,24 @@ class Worker(CoordComponent):
         elif run.reason == "stop":
             event = self._encoded("task.handed_back", self.worker_id, run.task_id, run.agent, keys)
             try:
-                await self._op("coord.handback", self._one(Script(
-                    HANDBACK, [keys.record, keys.events], [run.fence, event, self.coord_settings.events_maxlen])))
+                await self._op(
+                    "coord.handback",
+                    self._one(
+                        Script(
+                            HANDBACK,
+                            [keys.record, keys.events],
+                            [run.fence, event, self.coord_settings.events_maxlen],
+                        )
+                    ),
+                )
             except LeaseLostError:
                 return
             await self._ack(queue, run.entry_id, run.task_id, "requeue", fence=run.fence)
         # 'lost': another worker holds the task; we write nothing.
 
-    async def _failed(self, run: _Run, queue: QueueKeys, keys: TaskKeys, exc: BaseException) -> None:
+    async def _failed(
+        self, run: _Run, queue: QueueKeys, keys: TaskKeys, exc: BaseException
+    ) -> None:
         error = f"{type(exc).__name__}: {exc}"[:2_000]
         final = run.attempt >= self._max_attempts(keys)
         await self._end(run, queue, keys, "error" if final else "retry", error=error, final=final)
@@ -482,69 +576,179 @@ class Worker(CoordComponent):
         return self.coord_settings.max_attempts
 
     async def _end(
-        self, run: _Run, queue: QueueKeys, keys: TaskKeys, outcome: str, *,
-        result: bytes = b"", error: str = "", final: bool = False,
+        self,
+        run: _Run,
+        queue: QueueKeys,
+        keys: TaskKeys,
+        outcome: str,
+        *,
+        result: bytes = b"",
+        error: str = "",
+        final: bool = False,
     ) -> None:
         opts = self.coord_settings
-        kind = {"success": "task.completed", "retry": "task.retrying"}.get(outcome, f"task.{outcome}" if outcome != "error" else "task.failed")
-        event = self._encoded(kind, self.worker_id, run.task_id, run.agent, keys,
-                              attempt=run.attempt, **({"error": error} if error else {}))
-        entry = (json.dumps({"attempt": run.attempt, "worker": self.worker_id, "error": error,
-                             "at_ms": int(time.time() * 1000)}) if error else "")
+        kind = {"success": "task.completed", "retry": "task.retrying"}.get(
+            outcome, f"task.{outcome}" if outcome != "error" else "task.failed"
+        )
+        event = self._encoded(
+            kind,
+            self.worker_id,
+            run.task_id,
+            run.agent,
+            keys,
+            attempt=run.attempt,
+            **({"error": error} if error else {}),
+        )
+        entry = (
+            json.dumps(
+                {
+                    "attempt": run.attempt,
+                    "worker": self.worker_id,
+                    "error": error,
+                    "at_ms": int(time.time() * 1000),
+                }
+            )
+            if error
+            else ""
+        )
         try:
-            await self._op("coord.finish", self._one(Script(
-                FINISH, [keys.record, keys.events, keys.inbox],
-                [run.fence, outcome, result, error, event, opts.events_maxlen,
-                 opts.result_ttl_seconds * 1000, entry])), agent=run.agent, status=outcome)
+            await self._op(
+                "coord.finish",
+                self._one(
+                    Script(
+                        FINISH,
+                        [keys.record, keys.events, keys.inbox],
+                        [
+                            run.fence,
+                            outcome,
+                            result,
+                            error,
+                            event,
+                            opts.events_maxlen,
+                            opts.result_ttl_seconds * 1000,
+                            entry,
+                        ],
+                    )
+                ),
+                agent=run.agent,
+                status=outcome,
+            )
         except LeaseLostError:
-            log.warning("worker %s: task %s was taken over; its %s is dropped", self.worker_id, run.task_id, outcome)
+            log.warning(
+                "worker %s: task %s was taken over; its %s is dropped",
+                self.worker_id,
+                run.task_id,
+                outcome,
+            )
             get_instrumentation().count("coord.fenced", agent=run.agent)
             return
         await self._log_event(kind, run.task_id, run.agent)
         if outcome == "retry":
-            delay = jittered_backoff(run.attempt, opts.backoff_base_seconds, opts.backoff_cap_seconds)
+            delay = jittered_backoff(
+                run.attempt, opts.backoff_base_seconds, opts.backoff_cap_seconds
+            )
             await self._ack(queue, run.entry_id, run.task_id, "retry", fence=run.fence, delay=delay)
         elif outcome == "error" and final:
-            await self._dead_letter(queue, run.entry_id, run.task_id, reason="failed", error=error, fence=run.fence)
+            await self._dead_letter(
+                queue, run.entry_id, run.task_id, reason="failed", error=error, fence=run.fence
+            )
         else:
             await self._ack(queue, run.entry_id, run.task_id, "ack", fence=run.fence)
 
     async def _ack(
-        self, queue: QueueKeys, entry_id: str, task_id: str, mode: str, *,
-        fence: int, delay: float = 0.0, letter: bytes = b"",
+        self,
+        queue: QueueKeys,
+        entry_id: str,
+        task_id: str,
+        mode: str,
+        *,
+        fence: int,
+        delay: float = 0.0,
+        letter: bytes = b"",
     ) -> None:
         op_key = self.keys.op(queue.scope, f"ack:{task_id or entry_id}:{entry_id}:{fence}:{mode}")
-        await self._op("coord.ack", self._one(Idempotent(
-            ACK, op_key, [queue.stream, queue.delayed, queue.dlq],
-            [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000],
-            op_ttl_ms=self.coord_settings.result_ttl_seconds * 1000)))
+        await self._op(
+            "coord.ack",
+            self._one(
+                Idempotent(
+                    ACK,
+                    op_key,
+                    [queue.stream, queue.delayed, queue.dlq],
+                    [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000],
+                    op_ttl_ms=self.coord_settings.result_ttl_seconds * 1000,
+                )
+            ),
+        )
 
     async def _dead_letter(
-        self, queue: QueueKeys, entry_id: str, task_id: str, *, reason: str, error: str = "",
-        history: list[Any] | None = None, fields: Mapping[bytes, bytes] | None = None, fence: int = 0,
+        self,
+        queue: QueueKeys,
+        entry_id: str,
+        task_id: str,
+        *,
+        reason: str,
+        error: str = "",
+        history: list[Any] | None = None,
+        fields: Mapping[bytes, bytes] | None = None,
+        fence: int = 0,
     ) -> None:
-        letter: dict[str, Any] = {"task_id": task_id, "reason": reason, "error": error,
-                                  "worker": self.worker_id, "at_ms": int(time.time() * 1000)}
+        letter: dict[str, Any] = {
+            "task_id": task_id,
+            "reason": reason,
+            "error": error,
+            "worker": self.worker_id,
+            "at_ms": int(time.time() * 1000),
+        }
         if history is not None:
             letter["history"] = history
         elif task_id:
-            info = await self._op("coord.get", self._one(Command(("HGET", self.keys.task(task_id).record, "history"))))
+            info = await self._op(
+                "coord.get", self._one(Command(("HGET", self.keys.task(task_id).record, "history")))
+            )
             letter["history"] = _json_list(info)
         if fields is not None:
-            letter["fields"] = {text(k)[:200]: text(v)[:1_000] for k, v in list(fields.items())[:20]}
-        log.warning("worker %s: dead letter for %s: %s %s", self.worker_id, task_id or entry_id, reason, error)
+            letter["fields"] = {
+                text(k)[:200]: text(v)[:1_000] for k, v in list(fields.items())[:20]
+            }
+        log.warning(
+            "worker %s: dead letter for %s: %s %s",
+            self.worker_id,
+            task_id or entry_id,
+            reason,
+            error,
+        )
         get_instrumentation().count("coord.dead_letter", reason=reason)
-        await self._ack(queue, entry_id, task_id, "dead", fence=fence,
-                        letter=self.codec.encode(letter, key=queue.dlq))
+        await self._ack(
+            queue,
+            entry_id,
+            task_id,
+            "dead",
+            fence=fence,
+            letter=self.codec.encode(letter, key=queue.dlq),
+        )
 
     async def _log_event(self, kind: str, task_id: str, agent: str) -> None:
         # The namespace's live tail (another slot, so not in the task's script): losing one
         # costs a live listener a line, never a task's state; it is logged and counted.
         event = self._event(kind, self.worker_id, task_id, agent)
         try:
-            await self._op("coord.log", self._one(Command((
-                "XADD", self.keys.log, "MAXLEN", "~", self.coord_settings.log_maxlen, "*",
-                EVENT_FIELD, event.encode(self.codec, key=self.keys.log)))))
+            await self._op(
+                "coord.log",
+                self._one(
+                    Command(
+                        (
+                            "XADD",
+                            self.keys.log,
+                            "MAXLEN",
+                            "~",
+                            self.coord_settings.log_maxlen,
+                            "*",
+                            EVENT_FIELD,
+                            event.encode(self.codec, key=self.keys.log),
+                        )
+                    )
+                ),
+            )
         except RedisUnavailableError as exc:
             log.warning("worker %s: event log write failed: %s", self.worker_id, exc)
             get_instrumentation().count("coord.log_failed")
@@ -553,14 +757,24 @@ class Worker(CoordComponent):
         keys = self.keys.task(ctx.task_id)
         event = self._encoded("task.progress", self.worker_id, ctx.task_id, ctx.agent, keys, **data)
         try:
-            await self._op("coord.progress", self._one(Script(
-                EVENT, [keys.record, keys.events], [ctx.fence, event, self.coord_settings.events_maxlen])))
+            await self._op(
+                "coord.progress",
+                self._one(
+                    Script(
+                        EVENT,
+                        [keys.record, keys.events],
+                        [ctx.fence, event, self.coord_settings.events_maxlen],
+                    )
+                ),
+            )
         except LeaseLostError:
             ctx.cancelled.set()
 
     async def _inbox(self, ctx: TaskContext) -> list[Any]:
         keys = self.keys.task(ctx.task_id)
-        rows = await self._op("coord.inbox", self._one(Command(("XRANGE", keys.inbox, f"({ctx._inbox_after}", "+"))))
+        rows = await self._op(
+            "coord.inbox", self._one(Command(("XRANGE", keys.inbox, f"({ctx._inbox_after}", "+")))
+        )
         out = []
         for eid, fields in rows:
             ctx._inbox_after = text(eid)
@@ -590,15 +804,24 @@ class Worker(CoordComponent):
         for run, reply in zip(runs, replies, strict=True):
             if isinstance(reply, LeaseLostError):
                 self._interrupt(run, "lost")
-                log.warning("worker %s: lost the lease of %s; stopping that run", self.worker_id, run.task_id)
+                log.warning(
+                    "worker %s: lost the lease of %s; stopping that run",
+                    self.worker_id,
+                    run.task_id,
+                )
             elif isinstance(reply, BaseException):
-                log.warning("worker %s: heartbeat of %s failed: %s", self.worker_id, run.task_id, reply)
+                log.warning(
+                    "worker %s: heartbeat of %s failed: %s", self.worker_id, run.task_id, reply
+                )
             elif reply == 1:
                 self._interrupt(run, "cancel")
 
     async def _beat(self, run: _Run) -> Any:
         keys = self.keys.task(run.task_id)
-        return await self._op("coord.heartbeat", self._one(Script(HEARTBEAT, [keys.record], [run.fence, self._lease_ms])))
+        return await self._op(
+            "coord.heartbeat",
+            self._one(Script(HEARTBEAT, [keys.record], [run.fence, self._lease_ms])),
+        )
 
     def _interrupt(self, run: _Run, reason: str) -> None:
         if run.reason is None and run.task is not None and not run.task.done():
@@ -609,7 +832,9 @@ class Worker(CoordComponent):
     async def _promote(self) -> None:
         for agent in self._agents:
             queue = self.keys.queue(agent)
-            await self._op("coord.promote", self._one(Script(PROMOTE, [queue.stream, queue.delayed], [100])))
+            await self._op(
+                "coord.promote", self._one(Script(PROMOTE, [queue.stream, queue.delayed], [100]))
+            )
 
     async def _reclaim(self, slots: _Slots) -> None:
         # Entries idle for a heartbeat may belong to a dead worker; the claim script decides
@@ -624,14 +849,29 @@ class Worker(CoordComponent):
             slots.free -= free
             queue = self.keys.queue(agent)
             try:
-                reply = await self._op("coord.reclaim", self._one(Command((
-                    "XAUTOCLAIM", queue.stream, GROUP, self.worker_id, idle_ms, "0-0", "COUNT", free))))
+                reply = await self._op(
+                    "coord.reclaim",
+                    self._one(
+                        Command(
+                            (
+                                "XAUTOCLAIM",
+                                queue.stream,
+                                GROUP,
+                                self.worker_id,
+                                idle_ms,
+                                "0-0",
+                                "COUNT",
+                                free,
+                            )
+                        )
+                    ),
+                )
             except BaseException:
                 await slots.give_back(free)
                 raise
-            entries = _entries_claimed(reply)
-            await slots.give_back(free - len(entries))
-            for entry_id, fields in entries:
+            taken = claimed_entries(reply)
+            await slots.give_back(free - len(taken))
+            for entry_id, fields in taken:
                 self._spawn(self._handle(agent, queue, entry_id, fields, slots))
 
 
@@ -670,31 +910,3 @@ def _json_list(raw: Any) -> list[Any]:
     except ValueError:
         return []
     return value if isinstance(value, list) else []
-
-
-def _entries(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:
-    """XREADGROUP's reply (RESP2 list or RESP3 map) as [(entry id, fields)]."""
-    if not reply:
-        return []
-    streams = reply.items() if isinstance(reply, dict) else reply
-    out: list[tuple[str, dict[bytes, bytes]]] = []
-    for _name, rows in streams:
-        if rows and isinstance(rows[0], list) and rows and not isinstance(rows[0][0], bytes | str):
-            rows = rows[0]
-        for eid, fields in rows:
-            out.append((text(eid), _fields(fields)))
-    return out
-
-
-def _entries_claimed(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:
-    rows = reply[1] if reply else []
-    return [(text(eid), _fields(fields)) for eid, fields in rows if fields is not None]
-
-
-def _fields(fields: Any) -> dict[bytes, bytes]:
-    if isinstance(fields, dict):
-        return {k if isinstance(k, bytes) else str(k).encode(): v for k, v in fields.items()}
-    if isinstance(fields, list):
-        return {fields[i]: fields[i + 1] for i in range(0, len(fields) - 1, 2)}
-    return {}
-
