@@ -20,13 +20,14 @@ PHASES = [
     "deepagents_redis.cache._scripts",
     "deepagents_redis.todos._repository",
     "deepagents_redis.fs._backend",
+    "deepagents_redis.coord._scripts",
 ]
 for module in PHASES:
     importlib.import_module(module)
 
 # Phase scripts are named <phase>_<what>; tests register scripts of their own (the registry
 # is process-wide), which this contract does not cover.
-PHASE_PREFIXES = ("cache_", "todos_", "fs_")
+PHASE_PREFIXES = ("cache_", "todos_", "fs_", "coord_")
 SCRIPTS = sorted(
     (name, script)
     for name, script in registered_scripts().items()
@@ -39,6 +40,7 @@ def test_every_phase_registers_its_scripts() -> None:
     names = {name for name, _ in SCRIPTS}
     assert names >= EXPECTED
     assert {n for n in names if n.startswith("fs_")} >= {"fs_write", "fs_edit", "fs_delete"}
+    assert {n for n in names if n.startswith("coord_")} >= {"coord_claim", "coord_finish"}
 
 
 @pytest.mark.parametrize(("name", "script"), SCRIPTS, ids=[n for n, _ in SCRIPTS])

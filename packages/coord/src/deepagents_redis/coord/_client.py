@@ -491,6 +491,17 @@ class TaskClient(CoordComponent):
             self._connector, "coord.agents", self._agents_op(), deadline_seconds=self._deadline
         )
 
+    def _workers_op(self) -> Operation[list[str]]:
+        since = int((time.time() - 3 * self.coord_settings.lease_seconds) * 1000)
+        names = yield Command(("ZRANGE", self.keys.workers, since, "+inf", "BYSCORE"))
+        return sorted(text(n) for n in names)
+
+    def workers(self) -> list[str]:
+        """Workers of this namespace that heartbeated within three leases."""
+        return run_operation(
+            self._connector, "coord.workers", self._workers_op(), deadline_seconds=self._deadline
+        )
+
     def _dead_op(self, agents: Sequence[str], count: int) -> Operation[list[dict[str, Any]]]:
         out: list[dict[str, Any]] = []
         for agent in agents:

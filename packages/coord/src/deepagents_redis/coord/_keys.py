@@ -14,7 +14,16 @@ from typing import Final
 
 from deepagents_redis.core import InvalidInputError, KeySpace
 
-__all__ = ["KIND", "CoordKeys", "QueueKeys", "TaskKeys", "check_name", "new_task_id"]
+__all__ = [
+    "GROUP",
+    "KIND",
+    "CoordKeys",
+    "QueueKeys",
+    "TaskKeys",
+    "check_name",
+    "check_task_id",
+    "new_task_id",
+]
 
 KIND: Final = "coord"
 """The key kind of every coord key."""
@@ -138,6 +147,11 @@ class CoordKeys:
     def registry(self) -> str:
         """Sorted set: agent name -> when (ms) a worker last announced it."""
         return self._ks.key(KIND, f"{self.namespace}/reg", "agents")
+
+    @property
+    def workers(self) -> str:
+        """Sorted set: worker id -> when (ms) it last heartbeated (same tag as `registry`)."""
+        return self._ks.key(KIND, f"{self.namespace}/reg", "workers")
 
     @property
     def log(self) -> str:

@@ -53,6 +53,7 @@ from deepagents_redis.core import (
     DeepAgentsRedisError,
     Idempotent,
     Operation,
+    Pipeline,
     RedisUnavailableError,
     Script,
     SerializationError,
@@ -261,7 +262,7 @@ class Worker(CoordComponent):
             self.namespace,
         )
         readers = [asyncio.create_task(self._reader(name, slots)) for name in self._agents]
-        keeper = asyncio.create_task(self._keeper(slots))
+        keeper = asyncio.create_task(self._keeper())
         try:
             await self._stopping.wait()
         finally:
@@ -271,6 +272,7 @@ class Worker(CoordComponent):
             await self._drain()
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
+            await self._leave()
             log.info("worker %s stopped", self.worker_id)
 
     async def _drain(self) -> None:
@@ -299,74 +301,107 @@ class Worker(CoordComponent):
 
     async def _announce(self, *, startup: bool = False) -> None:
         now_ms = int(time.time() * 1000)
+        registry = [
+            ("ZADD", self.keys.workers, now_ms, self.worker_id),
+            # workers silent for a day are forgotten (the set stays bounded)
+            ("ZREMRANGEBYSCORE", self.keys.workers, "-inf", now_ms - 86_400_000),
+        ]
+        for name in self._agents:
+            registry.append(("ZADD", self.keys.registry, now_ms, name))
+        await self._op("coord.announce", self._one(Pipeline(registry)))
+        if not startup:
+            return
         for name in self._agents:
             queue = self.keys.queue(name)
+            await self._op("coord.group", self._one(Script(GROUP_SCRIPT, [queue.stream], [GROUP])))
+            cutoff = now_ms - self.coord_settings.dlq_retention_seconds * 1000
             await self._op(
-                "coord.announce", self._one(Command(("ZADD", self.keys.registry, now_ms, name)))
+                "coord.trim", self._one(Command(("XTRIM", queue.dlq, "MINID", "~", cutoff)))
             )
-            if startup:
-                await self._op(
-                    "coord.group", self._one(Script(GROUP_SCRIPT, [queue.stream], [GROUP]))
-                )
-                cutoff = now_ms - self.coord_settings.dlq_retention_seconds * 1000
-                await self._op(
-                    "coord.trim", self._one(Command(("XTRIM", queue.dlq, "MINID", "~", cutoff)))
-                )
+
+    async def _leave(self) -> None:
+        try:
+            await self._op(
+                "coord.leave", self._one(Command(("ZREM", self.keys.workers, self.worker_id)))
+            )
+        except DeepAgentsRedisError as exc:
+            log.warning("worker %s: could not sign off: %s", self.worker_id, exc)
 
     # ------------------------------------------------------------------ reading work
 
     async def _reader(self, agent: str, slots: _Slots) -> None:
+        """Take work for `agent`: new entries, and every heartbeat those a dead worker left.
+
+        Both reads happen here, under the same slot reservation, so the worker never holds
+        more entries than it can run.
+        """
         queue = self.keys.queue(agent)
-        block_ms = int(
-            min(self.coord_settings.block_seconds, self._connector.settings.socket_timeout / 2)
-            * 1000
+        block_ms = max(
+            1,
+            int(
+                min(self.coord_settings.block_seconds, self._connector.settings.socket_timeout / 2)
+                * 1000
+            ),
         )
-        failures = 0
+        # Entries idle for a heartbeat may belong to a dead worker; the claim script decides
+        # from the task's lease, so a live worker's long run is looked at, never re-run.
+        idle_ms = int(self.coord_settings.heartbeat_seconds * 1000)
+        cursor, next_reclaim, failures = "0-0", 0.0, 0
         while True:
             free = await slots.reserve()
+            reclaim = time.monotonic() >= next_reclaim
+            if reclaim:
+                next_reclaim = time.monotonic() + self.coord_settings.heartbeat_seconds
+                cmd: tuple[Any, ...] = (
+                    "XAUTOCLAIM",
+                    queue.stream,
+                    GROUP,
+                    self.worker_id,
+                    idle_ms,
+                    cursor,
+                    "COUNT",
+                    free,
+                )
+            else:
+                cmd = (
+                    "XREADGROUP",
+                    "GROUP",
+                    GROUP,
+                    self.worker_id,
+                    "COUNT",
+                    free,
+                    "BLOCK",
+                    block_ms,
+                    "STREAMS",
+                    queue.stream,
+                    ">",
+                )
             try:
                 reply = await self._op(
-                    "coord.read",
-                    self._one(
-                        Command(
-                            (
-                                "XREADGROUP",
-                                "GROUP",
-                                GROUP,
-                                self.worker_id,
-                                "COUNT",
-                                free,
-                                "BLOCK",
-                                max(block_ms, 1),
-                                "STREAMS",
-                                queue.stream,
-                                ">",
-                            )
-                        )
-                    ),
+                    "coord.reclaim" if reclaim else "coord.read", self._one(Command(cmd))
                 )
                 failures = 0
-            except RedisUnavailableError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the reader must outlive any one failure
                 await slots.give_back(free)
                 failures += 1
                 log.warning(
                     "worker %s: reading %s failed, retrying: %s", self.worker_id, agent, exc
                 )
                 get_instrumentation().count("coord.read_failed", agent=agent)
+                if isinstance(exc, DeepAgentsRedisError) and "NOGROUP" in str(exc.__cause__ or exc):
+                    # the stream or its group was deleted (a FLUSH, an operator): make it again
+                    await self._op(
+                        "coord.group", self._one(Script(GROUP_SCRIPT, [queue.stream], [GROUP]))
+                    )
                 await asyncio.sleep(jittered_backoff(failures, 0.1, 2.0))
                 continue
-            except DeepAgentsRedisError as exc:
-                # NOGROUP after a FLUSH or a deleted stream: make the group again.
-                await slots.give_back(free)
-                log.warning(
-                    "worker %s: reading %s: %s; re-creating its group", self.worker_id, agent, exc
-                )
-                await self._op(
-                    "coord.group", self._one(Script(GROUP_SCRIPT, [queue.stream], [GROUP]))
-                )
-                await asyncio.sleep(0.1)
-                continue
-            taken = entries(reply)
+            if reclaim:
+                cursor = text(reply[0]) if reply else "0-0"
+                taken = claimed_entries(reply)
+            else:
+                taken = entries(reply)
             await slots.give_back(free - len(taken))
             for entry_id, fields in taken:
                 self._spawn(self._handle(agent, queue, entry_id, fields, slots))
@@ -783,14 +818,13 @@ class Worker(CoordComponent):
 
     # ------------------------------------------------------------------ upkeep
 
-    async def _keeper(self, slots: _Slots) -> None:
+    async def _keeper(self) -> None:
         period = self.coord_settings.heartbeat_seconds
         while True:
             await asyncio.sleep(period * (0.9 + 0.2 * _jitter()))
             try:
                 await self._heartbeats()
                 await self._promote()
-                await self._reclaim(slots)
                 await self._announce()
             except asyncio.CancelledError:
                 raise
@@ -835,44 +869,6 @@ class Worker(CoordComponent):
             await self._op(
                 "coord.promote", self._one(Script(PROMOTE, [queue.stream, queue.delayed], [100]))
             )
-
-    async def _reclaim(self, slots: _Slots) -> None:
-        # Entries idle for a heartbeat may belong to a dead worker; the claim script decides
-        # from the task's lease, so a live worker's long run is looked at, never re-run.
-        idle_ms = int(self.coord_settings.heartbeat_seconds * 1000)
-        for agent in self._agents:
-            if self._stopping is not None and self._stopping.is_set():
-                return
-            free = slots.free
-            if free <= 0:
-                return
-            slots.free -= free
-            queue = self.keys.queue(agent)
-            try:
-                reply = await self._op(
-                    "coord.reclaim",
-                    self._one(
-                        Command(
-                            (
-                                "XAUTOCLAIM",
-                                queue.stream,
-                                GROUP,
-                                self.worker_id,
-                                idle_ms,
-                                "0-0",
-                                "COUNT",
-                                free,
-                            )
-                        )
-                    ),
-                )
-            except BaseException:
-                await slots.give_back(free)
-                raise
-            taken = claimed_entries(reply)
-            await slots.give_back(free - len(taken))
-            for entry_id, fields in taken:
-                self._spawn(self._handle(agent, queue, entry_id, fields, slots))
 
 
 class _ProgressHandler(AsyncCallbackHandler):
