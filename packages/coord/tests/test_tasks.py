@@ -17,6 +17,15 @@ from deepagents_redis.core import InvalidInputError, NotFoundError, PayloadTooLa
 pytestmark = pytest.mark.integration
 
 
+def _eventually(read: Any, size: int = 1) -> Any:
+    for _ in range(250):
+        got = read()
+        if len(got) >= size:
+            return got
+        time.sleep(0.02)
+    return read()
+
+
 def double(x: dict[str, int]) -> dict[str, int]:
     return {"n": x["n"] * 2}
 
@@ -87,7 +96,8 @@ def test_failure_is_retried_then_dead_lettered(tasks: TaskClient, worker_factory
         info = tasks.get(task_id)
         assert info.attempts == 3
         assert [h["attempt"] for h in info.history] == [1, 2, 3]
-        letters = tasks.dead_letters("poison")
+        # the dead letter is written on the queue's slot right after the task's status
+        letters = _eventually(lambda: tasks.dead_letters("poison"))
     assert [ltr["task_id"] for ltr in letters] == [task_id]
     assert "boom" in letters[0]["error"]
     assert len(letters[0]["history"]) == 3
@@ -156,3 +166,84 @@ def test_bad_input(tasks: TaskClient) -> None:
         small.get("../../etc")
     with pytest.raises(NotFoundError):
         small.get("0" * 32)
+
+
+def test_malformed_entry_goes_to_dead_letters_and_the_worker_goes_on(
+    tasks: TaskClient, worker_factory: Any, connector: Any
+) -> None:
+    with worker_factory({"double": double}):
+        queue = tasks.keys.queue("double").stream
+        raw = connector.client()
+        raw.xadd(queue, {"t": "not-a-task-id"})
+        raw.xadd(queue, {"junk": "x" * 10})
+        task_id = tasks.submit("double", {"n": 2})
+        assert tasks.result(task_id, timeout=10) == {"n": 4}
+        letters = _eventually(lambda: tasks.dead_letters("double"), size=2)
+    assert {ltr["reason"] for ltr in letters} == {"malformed entry"}
+    assert {ltr["fields"].get("t") for ltr in letters} == {"not-a-task-id", None}
+
+
+def test_run_timeout_ends_with_status_timeout(tasks: TaskClient, worker_factory: Any) -> None:
+    import asyncio
+
+    async def slow(_x: Any) -> str:
+        await asyncio.sleep(30)
+        return "late"
+
+    with worker_factory({"slow": slow}):
+        task_id = tasks.submit("slow", {}, run_timeout=0.3)
+        info = tasks.join(task_id, timeout=10)
+    assert info.status == "timeout"
+    assert info.attempts == 1
+
+
+def test_send_reaches_a_running_task(tasks: TaskClient, worker_factory: Any) -> None:
+    import asyncio
+
+    from deepagents_redis.coord import TaskContext
+
+    async def chat(_x: Any, ctx: TaskContext) -> list[Any]:
+        for _ in range(500):
+            got = await ctx.amessages()
+            if got:
+                return got
+            await asyncio.sleep(0.01)
+        return []
+
+    with worker_factory({"chat": chat}):
+        task_id = tasks.submit("chat", {})
+        tasks.send(task_id, {"text": "and also this"})
+        assert tasks.result(task_id, timeout=10) == [{"text": "and also this"}]
+        with pytest.raises(InvalidInputError, match="success"):
+            tasks.send(task_id, "too late")
+
+
+def test_progress_events_from_a_runnable(tasks: TaskClient, worker_factory: Any) -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="hello")]))
+    with worker_factory({"model": model}):
+        task_id = tasks.submit("model", "hi")
+        reply = tasks.result(task_id, timeout=10)
+    assert reply.content == "hello"
+    progress = [e.data for _, e in tasks.events(task_id) if e.type.endswith("task.progress")]
+    assert progress == [{"step": "model", "name": "GenericFakeChatModel"}]
+
+
+def test_backlog_bound_holds_under_a_flood(tasks: TaskClient) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    small = TaskClient(connector=tasks.connector, check_agents=False, max_backlog=25)
+
+    def one(i: int) -> bool:
+        try:
+            small.submit("flood", {"i": i})
+        except BackpressureError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(16) as pool:
+        accepted = sum(pool.map(one, range(200)))
+    assert accepted == 25
+    assert len(small.active("flood", count=1_000)) == 25
