@@ -45,7 +45,13 @@ def test_consumer_group_gives_each_entry_to_one_consumer(bus: EventBus) -> None:
 
 def test_unknown_attributes_survive_a_round_trip(bus: EventBus) -> None:
     event = Event.model_validate(
-        {"source": "s", "type": "t", "data": None, "futureattr": "kept", "traceparent": "00-ab-cd-01"}
+        {
+            "source": "s",
+            "type": "t",
+            "data": None,
+            "futureattr": "kept",
+            "traceparent": "00-ab-cd-01",
+        }
     )
     bus.publish("future", event)
     [(_, got)] = bus.read("future", group="g", consumer="c")

@@ -16,6 +16,7 @@ from deepagents_redis.coord._errors import (
     UnknownAgentError,
 )
 from deepagents_redis.coord._event import SCHEMA_VERSION, TYPE_PREFIX, Event
+from deepagents_redis.coord._lifecycle import SubagentEventsMiddleware
 from deepagents_redis.coord._settings import CoordSettings
 from deepagents_redis.coord._subagent import remote_subagent
 from deepagents_redis.coord._worker import TaskContext, Worker
@@ -31,6 +32,7 @@ __all__ = [
     "LeaseLostError",
     "Received",
     "ResultTimeoutError",
+    "SubagentEventsMiddleware",
     "TaskClient",
     "TaskContext",
     "TaskFailedError",

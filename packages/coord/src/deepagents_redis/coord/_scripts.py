@@ -126,8 +126,9 @@ CLAIM: Final = LuaScript(
 -- KEYS[1] task record   KEYS[2] task events
 -- ARGV[1] worker id   ARGV[2] lease ms   ARGV[3] 'started' event   ARGV[4] events maxlen
 -- ARGV[5] 'failed' event (out of attempts)   ARGV[6] ttl ms of a finished task
--- returns {'run', fence, attempt, input, timeout_s, agent} | {'busy'} (another live worker
--- holds it) | {'done', status} (finished: ack the entry) | {'gone'} (no record: expired)
+-- returns {'run', fence, attempt, input, timeout_s, agent, max attempts}
+-- | {'busy'} (another live worker holds it) | {'done', status} (finished: ack the entry)
+-- | {'gone'} (no record: expired)
 -- | {'exhausted', attempts, history} (out of attempts: now status error; dead-letter it)
 """
     + _TERMINAL
@@ -162,7 +163,7 @@ redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[1],
   'lease_until', now + tonumber(ARGV[2]), 'started_ms', now)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[3])
 local rest = redis.call('HMGET', KEYS[1], 'input', 'timeout_s', 'agent')
-return {'run', fence, attempts, rest[1], rest[2], rest[3]}
+return {'run', fence, attempts, rest[1], rest[2], rest[3], tonumber(f[4])}
 """,
 )
 

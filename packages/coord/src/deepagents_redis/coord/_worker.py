@@ -118,6 +118,7 @@ class _Run:
     attempt: int
     ctx: TaskContext
     task: asyncio.Task[Any] | None = None
+    max_attempts: int = 1
     reason: str | None = None
     """Why the run was cancelled: 'cancel', 'lost' or 'stop'."""
     started: float = field(default_factory=time.monotonic)
@@ -476,11 +477,11 @@ class Worker(CoordComponent):
             )
         else:
             fence, attempt = int(reply[1]), int(reply[2])
-            timeout = float(text(reply[4])) if text(reply[4]) else None
+            run_timeout = float(text(reply[4])) if text(reply[4]) else None
+            ctx = TaskContext(self, agent, task_id, fence, attempt)
+            run = _Run(agent, task_id, entry_id, fence, attempt, ctx, max_attempts=int(reply[6]))
             await self._log_event("task.started", task_id, agent)
-            await self._execute(
-                agent, queue, keys, entry_id, task_id, fence, attempt, reply[3], timeout
-            )
+            await self._execute(run, queue, keys, reply[3], run_timeout)
 
     # ------------------------------------------------------------------ running
 
@@ -512,18 +513,13 @@ class Worker(CoordComponent):
 
     async def _execute(
         self,
-        agent: str,
+        run: _Run,
         queue: QueueKeys,
         keys: TaskKeys,
-        entry_id: str,
-        task_id: str,
-        fence: int,
-        attempt: int,
         raw_input: bytes,
-        timeout: float | None,  # noqa: ASYNC109 - the sync twin's API
+        run_timeout: float | None,
     ) -> None:
-        ctx = TaskContext(self, agent, task_id, fence, attempt)
-        run = _Run(agent, task_id, entry_id, fence, attempt, ctx)
+        agent, task_id, ctx, timeout = run.agent, run.task_id, run.ctx, run_timeout
         self._runs[task_id] = run
         inst = get_instrumentation()
         try:
@@ -603,12 +599,8 @@ class Worker(CoordComponent):
         self, run: _Run, queue: QueueKeys, keys: TaskKeys, exc: BaseException
     ) -> None:
         error = f"{type(exc).__name__}: {exc}"[:2_000]
-        final = run.attempt >= self._max_attempts(keys)
+        final = run.attempt >= run.max_attempts  # the record's, fixed at submit
         await self._end(run, queue, keys, "error" if final else "retry", error=error, final=final)
-
-    def _max_attempts(self, keys: TaskKeys) -> int:
-        # The record's own max_attempts was fixed at submit; the claim refuses past it too.
-        return self.coord_settings.max_attempts
 
     async def _end(
         self,

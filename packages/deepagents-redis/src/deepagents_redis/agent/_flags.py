@@ -31,6 +31,9 @@ class AgentRedisSettings(PhaseSettings):
     fs_enabled: bool = False
     """Use the Redis filesystem backend (``DEEPAGENTS_REDIS_FS_ENABLED``)."""
 
+    coord_enabled: bool = False
+    """Publish subagent lifecycle events to Redis Streams (``DEEPAGENTS_REDIS_COORD_ENABLED``)."""
+
     def enabled_phases(self) -> list[str]:
         """Names of the enabled phases, in wiring order."""
         return [
@@ -39,6 +42,7 @@ class AgentRedisSettings(PhaseSettings):
                 ("cache", self.cache_enabled),
                 ("todos", self.todos_enabled),
                 ("fs", self.fs_enabled),
+                ("coord", self.coord_enabled),
             )
             if on
         ]

@@ -176,6 +176,26 @@ def wire_fs(build: AgentBuild, fs_settings: Any = None) -> list[str]:
     return [f"fs: RedisBackend, namespace {settings.namespace!r}"]
 
 
+# -- coord ----------------------------------------------------------------------------------
+
+
+def wire_coord(build: AgentBuild, coord_settings: Any = None) -> list[str]:
+    """Add `SubagentEventsMiddleware`: every `task` subagent run publishes lifecycle events.
+
+    Returns:
+        One line per change.
+    """
+    from deepagents_redis.coord import CoordSettings, SubagentEventsMiddleware
+
+    settings = coord_settings or CoordSettings()
+    middleware: list[Any] = list(build.kwargs.get("middleware") or [])
+    if any(isinstance(m, SubagentEventsMiddleware) for m in middleware):
+        return ["coord: kept the caller's SubagentEventsMiddleware"]
+    mw = build.own(SubagentEventsMiddleware(connector=build.shared(), coord_settings=settings))
+    build.kwargs["middleware"] = [*middleware, mw]
+    return [f"coord: subagent lifecycle events to namespace {settings.namespace!r}"]
+
+
 PHASES: tuple[Phase, ...] = (
     Phase(
         "cache",
@@ -200,6 +220,14 @@ PHASES: tuple[Phase, ...] = (
         "fs",
         lambda f: f.fs_enabled,
         wire_fs,
+    ),
+    Phase(
+        "coord",
+        "deepagents_redis.coord",
+        "deepagents-redis-coord",
+        "coord",
+        lambda f: f.coord_enabled,
+        wire_coord,
     ),
 )
 """Every phase the wiring knows, in the order it wires them."""

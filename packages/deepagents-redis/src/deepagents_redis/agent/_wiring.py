@@ -62,6 +62,7 @@ def resolve_flags(
     redis_cache: bool | None = None,
     redis_todos: bool | None = None,
     redis_fs: bool | None = None,
+    redis_coord: bool | None = None,
 ) -> AgentRedisSettings:
     """Resolve phase switches: explicit keyword arguments, then ``redis_flags``, then env.
 
@@ -70,6 +71,7 @@ def resolve_flags(
         redis_cache: Turn the cache phase on or off; None defers.
         redis_todos: Turn the todos phase on or off; None defers.
         redis_fs: Turn the fs phase on or off; None defers.
+        redis_coord: Turn the coord phase on or off; None defers.
 
     Returns:
         The resolved flags.
@@ -80,6 +82,7 @@ def resolve_flags(
             ("cache_enabled", redis_cache),
             ("todos_enabled", redis_todos),
             ("fs_enabled", redis_fs),
+            ("coord_enabled", redis_coord),
         )
         if value is not None
     }
@@ -117,6 +120,7 @@ def create_deep_agent(
     redis_cache: bool | None = None,
     redis_todos: bool | None = None,
     redis_fs: bool | None = None,
+    redis_coord: bool | None = None,
 ) -> Any:
     """Create a deep agent, with the Redis phases you turn on.
 
@@ -153,6 +157,8 @@ def create_deep_agent(
         redis_cache: Turn the Redis LLM cache on/off (beats ``redis_flags`` and env).
         redis_todos: Turn durable todos on/off (beats ``redis_flags`` and env).
         redis_fs: Turn the Redis filesystem on/off (beats ``redis_flags`` and env).
+        redis_coord: Turn subagent lifecycle events on/off (beats ``redis_flags`` and env);
+            remote subagents themselves are `remote_subagent(...)` entries in `subagents`.
 
     Returns:
         The compiled deep agent graph, as deepagents returns it. With a phase on, it holds
@@ -170,6 +176,7 @@ def create_deep_agent(
         redis_cache=redis_cache,
         redis_todos=redis_todos,
         redis_fs=redis_fs,
+        redis_coord=redis_coord,
     )
     build = AgentBuild(
         kwargs={

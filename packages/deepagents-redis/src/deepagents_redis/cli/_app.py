@@ -37,6 +37,7 @@ COMMAND_MODULES: list[str] = [
     "deepagents_redis.cli._demo",
     "deepagents_redis.cli._todos",
     "deepagents_redis.cli._fs",
+    "deepagents_redis.cli._coord",
     # phase helpers: add "deepagents_redis.cli._todos", "deepagents_redis.cli._fs", ... here
 ]
 """Dotted names of the modules whose ``register(subparsers)`` adds a subcommand."""
@@ -59,6 +60,7 @@ _DISTRIBUTIONS = (
     "deepagents-redis-cache",
     "deepagents-redis-todos",
     "deepagents-redis-fs",
+    "deepagents-redis-coord",
     "deepagents",
     "redis",
 )
@@ -68,6 +70,7 @@ _PHASE_EXTRAS = {
     "deepagents_redis.cache": "cache",
     "deepagents_redis.todos": "todos",
     "deepagents_redis.fs": "fs",
+    "deepagents_redis.coord": "coord",
 }
 
 
@@ -102,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = _Parser(
         prog="deepagents-redis",
-        description="Health checks, migrations and demos for deepagents-redis.",
+        description="Health checks, migrations, demos, workers and tasks for deepagents-redis.",
     )
     parser.add_argument(
         "--version",

@@ -1,0 +1,175 @@
+"""`SubagentEventsMiddleware`: lifecycle events for every subagent run of a deep agent.
+
+deepagents runs a subagent through its `task` tool (in process, or on our workers with
+`remote_subagent`). This middleware wraps that tool call and appends
+``subagent.started`` / ``subagent.completed`` / ``subagent.failed`` events to the namespace's
+event log, which `deepagents-redis events tail` (or `EventBus.tail`) follows live from
+another process.
+
+Failure policy (stated, not silent): the events are for watching, not for the run's
+correctness, so a publish that fails (Redis down) is logged and counted
+(``coord.lifecycle_failed``) and never fails or delays the subagent run beyond the write's
+deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from deepagents_redis.coord._common import CoordComponent
+from deepagents_redis.coord._event import EVENT_FIELD, TYPE_PREFIX, Event
+from deepagents_redis.core import (
+    Command,
+    DeepAgentsRedisError,
+    Operation,
+    arun_operation,
+    get_instrumentation,
+    run_operation,
+)
+from langchain.agents.middleware import AgentMiddleware
+from langchain.agents.middleware.types import ToolCallRequest
+from langchain_core.messages import ToolMessage
+from langgraph.types import Command as GraphCommand
+
+__all__ = ["SubagentEventsMiddleware"]
+
+log = logging.getLogger("deepagents_redis.coord")
+
+_Result = ToolMessage | GraphCommand[Any]
+
+
+class _LogWriter(CoordComponent):
+    def op(self, event: Event) -> Operation[Any]:
+        key = self.keys.log
+        reply = yield Command(
+            (
+                "XADD",
+                key,
+                "MAXLEN",
+                "~",
+                self.coord_settings.log_maxlen,
+                "*",
+                EVENT_FIELD,
+                event.encode(self.codec, key=key),
+            )
+        )
+        return reply
+
+
+def _thread_id(request: ToolCallRequest) -> str | None:
+    config = getattr(getattr(request, "runtime", None), "config", None) or {}
+    value = (config.get("configurable") or {}).get("thread_id")
+    return None if value is None else str(value)
+
+
+def _failed(result: Any) -> bool:
+    return isinstance(result, ToolMessage) and result.status == "error"
+
+
+class SubagentEventsMiddleware(AgentMiddleware):  # type: ignore[type-arg]
+    """Publish a lifecycle event before and after each subagent (`task`) call.
+
+    Args:
+        tool_names: The tools that run subagents (deepagents: ``task``).
+        source: The emitter named in each event (default ``agent``).
+        **kwargs: Connection (`connector=` or `url=`...) and `CoordSettings` options.
+    """
+
+    name = "SubagentEventsMiddleware"
+
+    def __init__(
+        self, *, tool_names: tuple[str, ...] = ("task",), source: str = "agent", **kwargs: Any
+    ) -> None:
+        super().__init__()
+        self._writer = _LogWriter(**kwargs)
+        self._tools = frozenset(tool_names)
+        self._source = source
+
+    @property
+    def writer(self) -> CoordComponent:
+        """The component that writes the events (its connector, keys and settings)."""
+        return self._writer
+
+    def close(self) -> None:
+        """Close the connector this middleware built (a shared one stays open)."""
+        self._writer.close()
+
+    async def aclose(self) -> None:
+        """Async twin of `close`."""
+        await self._writer.aclose()
+
+    def _event(self, kind: str, request: ToolCallRequest, **data: Any) -> Event:
+        call = request.tool_call
+        args = call.get("args") or {}
+        return Event(
+            source=f"dar://{self._writer.namespace}/{self._source}",
+            type=f"{TYPE_PREFIX}subagent.{kind}",
+            subject=str(call.get("id") or ""),
+            agent=str(args.get("subagent_type") or call.get("name")),
+            threadid=_thread_id(request),
+            data=data or None,
+        )
+
+    def _publish(self, event: Event) -> None:
+        try:
+            run_operation(
+                self._writer.connector,
+                "coord.lifecycle",
+                self._writer.op(event),
+                deadline_seconds=self._writer.connector.settings.deadline_seconds,
+            )
+        except DeepAgentsRedisError as exc:
+            log.warning("subagent event %s not published: %s", event.type, exc)
+            get_instrumentation().count("coord.lifecycle_failed")
+
+    async def _apublish(self, event: Event) -> None:
+        try:
+            await arun_operation(
+                self._writer.connector,
+                "coord.lifecycle",
+                self._writer.op(event),
+                deadline_seconds=self._writer.connector.settings.deadline_seconds,
+            )
+        except DeepAgentsRedisError as exc:
+            log.warning("subagent event %s not published: %s", event.type, exc)
+            get_instrumentation().count("coord.lifecycle_failed")
+
+    def _started(self, request: ToolCallRequest) -> Event:
+        description = str((request.tool_call.get("args") or {}).get("description") or "")
+        return self._event("started", request, description=description[:500])
+
+    def wrap_tool_call(
+        self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], _Result]
+    ) -> _Result:
+        """Publish started, run the subagent, publish completed or failed."""
+        if request.tool_call.get("name") not in self._tools:
+            return handler(request)
+        self._publish(self._started(request))
+        try:
+            result = handler(request)
+        except Exception as exc:
+            self._publish(
+                self._event("failed", request, error=f"{type(exc).__name__}: {exc}"[:2_000])
+            )
+            raise
+        self._publish(self._event("failed" if _failed(result) else "completed", request))
+        return result
+
+    async def awrap_tool_call(
+        self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], Awaitable[_Result]]
+    ) -> _Result:
+        """Async twin of `wrap_tool_call`."""
+        if request.tool_call.get("name") not in self._tools:
+            return await handler(request)
+        await self._apublish(self._started(request))
+        try:
+            result = await handler(request)
+        except Exception as exc:
+            await self._apublish(
+                self._event("failed", request, error=f"{type(exc).__name__}: {exc}"[:2_000])
+            )
+            raise
+        await self._apublish(self._event("failed" if _failed(result) else "completed", request))
+        return result

@@ -1,0 +1,285 @@
+"""``deepagents-redis worker|tasks|events``: run remote subagents and look after their tasks.
+
+``worker --agent NAME=MODULE:ATTR`` serves agents until SIGTERM/SIGINT (then it stops taking
+work, lets runs finish for ``--grace`` seconds, hands the rest back, and exits 0). ATTR is a
+compiled deep agent or other runnable, a function ``f(input)``/``f(input, ctx)``, or a
+zero-argument factory returning one.
+
+``tasks list|show|dlq|retry|cancel`` inspect and steer tasks; ``events tail`` follows the
+namespace's event log (or one task's events) live.
+
+Exit status: 0 success, 1 a problem (``show``: the task failed; ``retry``: it cannot be
+retried), 2 Redis unreachable, 64 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any
+
+from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from deepagents_redis.cli._target import add_target_arguments, connect
+
+__all__ = ["load_agent", "register"]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_target_arguments(parser)
+    parser.add_argument(
+        "--namespace",
+        default=None,
+        help="Coord namespace (default: $DEEPAGENTS_REDIS_COORD_NAMESPACE or 'default').",
+    )
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="Print JSON on stdout.")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``worker``, ``tasks`` and ``events`` subcommands."""
+    worker = subparsers.add_parser(
+        "worker",
+        help="Run remote subagents: serve tasks for the given agents until SIGTERM.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(worker)
+    worker.add_argument(
+        "--agent",
+        action="append",
+        required=True,
+        metavar="NAME=MODULE:ATTR",
+        help="An agent to serve (repeatable).",
+    )
+    worker.add_argument("--concurrency", type=int, default=4, help="Most tasks run at once.")
+    worker.add_argument(
+        "--grace", type=float, default=10.0, help="Seconds runs may finish after SIGTERM."
+    )
+    worker.set_defaults(handler=run_worker)
+
+    tasks = subparsers.add_parser("tasks", help="Inspect and steer remote tasks.")
+    actions = tasks.add_subparsers(dest="action", metavar="ACTION", parser_class=type(tasks))
+    actions.required = True
+    listing = actions.add_parser("list", help="Tasks waiting, running or waiting for a retry.")
+    _common(listing)
+    listing.add_argument("--agent", default=None, help="Only this agent's queue.")
+    _json_flag(listing)
+    listing.set_defaults(handler=run_list)
+    show = actions.add_parser("show", help="One task: status, attempts, errors, events.")
+    _common(show)
+    show.add_argument("task_id")
+    _json_flag(show)
+    show.set_defaults(handler=run_show)
+    dlq = actions.add_parser("dlq", help="Dead letters: tasks out of attempts, bad entries.")
+    _common(dlq)
+    dlq.add_argument("--agent", default=None, help="Only this agent's dead letters.")
+    dlq.add_argument("--count", type=int, default=100, help="Most letters per agent.")
+    _json_flag(dlq)
+    dlq.set_defaults(handler=run_dlq)
+    retry = actions.add_parser("retry", help="Run a failed task again with fresh attempts.")
+    _common(retry)
+    retry.add_argument("task_id")
+    retry.set_defaults(handler=run_retry)
+    cancel = actions.add_parser("cancel", help="Cancel a task.")
+    _common(cancel)
+    cancel.add_argument("task_id")
+    cancel.set_defaults(handler=run_cancel)
+
+    events = subparsers.add_parser("events", help="Follow coord events live.")
+    ev_actions = events.add_subparsers(dest="action", metavar="ACTION", parser_class=type(events))
+    ev_actions.required = True
+    tail = ev_actions.add_parser("tail", help="Print events as they happen (Ctrl-C stops).")
+    _common(tail)
+    tail.add_argument("--task", default=None, help="One task's events (from its start).")
+    tail.add_argument(
+        "--from", dest="start", default=None, help="Replay from this stream id (default: now)."
+    )
+    tail.add_argument("--count", type=int, default=None, help="Stop after this many events.")
+    _json_flag(tail)
+    tail.set_defaults(handler=run_tail)
+
+
+def load_agent(spec: str) -> tuple[str, Any]:
+    """Parse ``NAME=MODULE:ATTR`` and import the object.
+
+    Returns:
+        ``(name, object)``.
+
+    Raises:
+        ConfigurationError: The spec is malformed or does not import.
+    """
+    from deepagents_redis.core import ConfigurationError
+
+    name, sep, target = spec.partition("=")
+    module_name, colon, attr = target.partition(":")
+    if not (sep and colon and name and module_name and attr):
+        raise ConfigurationError(f"--agent {spec!r}: expected NAME=MODULE:ATTR")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"--agent {spec!r}: cannot import {target}: {exc}") from exc
+    return name, obj
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"namespace": args.namespace} if args.namespace else {}
+
+
+def _client(connector: Any, args: argparse.Namespace) -> Any:
+    from deepagents_redis.coord import TaskClient
+
+    return TaskClient(connector=connector, check_agents=False, **_options(args))
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Serve tasks until SIGTERM/SIGINT; exit 0 after a graceful stop."""
+    from deepagents_redis.coord import Worker
+
+    agents = dict(load_agent(spec) for spec in args.agent)
+    if args.concurrency < 1:
+        print("error: --concurrency must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    with connect(args) as (_target, connector):
+        worker = Worker(
+            connector=connector,
+            agents=agents,
+            concurrency=args.concurrency,
+            stop_grace_seconds=args.grace,
+            **_options(args),
+        )
+        print(f"worker {worker.worker_id}: serving {', '.join(sorted(agents))}", flush=True)
+        worker.run()
+        print(f"worker {worker.worker_id}: stopped after {worker.completed} run(s)", flush=True)
+    return EXIT_OK
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else "-"
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print the tasks on the queues."""
+    with connect(args, announce=not args.json) as (_target, connector):
+        rows = _client(connector, args).active(args.agent)
+    if args.json:
+        print(json.dumps({"tasks": rows}))
+        return EXIT_OK
+    for row in rows:
+        print(f"{row['task_id']}  {row['agent']:<20} {row['queued']}")
+    print(f"{len(rows)} task(s) queued or running")
+    return EXIT_OK
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """Print one task."""
+    with connect(args, announce=not args.json) as (_target, connector):
+        tasks = _client(connector, args)
+        info = tasks.get(args.task_id)
+        events = tasks.events(args.task_id)
+    failed = info.status in ("error", "timeout")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "task_id": info.task_id,
+                    "agent": info.agent,
+                    "status": info.status,
+                    "attempts": info.attempts,
+                    "max_attempts": info.max_attempts,
+                    "worker": info.worker,
+                    "error": info.error,
+                    "history": info.history,
+                    "events": [{"id": i, "type": e.type, "time": e.time} for i, e in events],
+                },
+                default=str,
+            )
+        )
+        return EXIT_PROBLEM if failed else EXIT_OK
+    print(f"task {info.task_id}  agent {info.agent}  status {info.status}")
+    print(f"attempts {info.attempts}/{info.max_attempts}  worker {info.worker or '-'}")
+    print(
+        f"created {_when(info.created_at)}  started {_when(info.started_at)}  "
+        f"ended {_when(info.ended_at)}"
+    )
+    if info.error:
+        print(f"error: {info.error}")
+    for entry in info.history:
+        print(f"  attempt {entry.get('attempt')}: {entry.get('error')} ({entry.get('worker')})")
+    for _, event in events:
+        print(f"  {event.time}  {event.type.rsplit('.', 2)[-2]}.{event.type.rsplit('.', 1)[-1]}")
+    return EXIT_PROBLEM if failed else EXIT_OK
+
+
+def run_dlq(args: argparse.Namespace) -> int:
+    """Print dead letters."""
+    with connect(args, announce=not args.json) as (_target, connector):
+        letters = _client(connector, args).dead_letters(args.agent, count=args.count)
+    if args.json:
+        print(json.dumps({"dead_letters": letters}, default=str))
+        return EXIT_OK
+    for letter in letters:
+        print(
+            f"{letter['id']}  {letter['agent']:<20} {letter.get('task_id') or '-'}  "
+            f"{letter.get('reason')}: {letter.get('error') or ''}".rstrip()
+        )
+    print(f"{len(letters)} dead letter(s)")
+    return EXIT_OK
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    """Give a failed task fresh attempts."""
+    from deepagents_redis.core import InvalidInputError
+
+    with connect(args) as (_target, connector):
+        try:
+            _client(connector, args).retry(args.task_id)
+        except InvalidInputError as exc:
+            print(f"error: cannot retry {args.task_id}: {exc}", file=sys.stderr)
+            return EXIT_PROBLEM
+    print(f"task {args.task_id} queued again")
+    return EXIT_OK
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    """Cancel a task."""
+    with connect(args) as (_target, connector):
+        status = _client(connector, args).cancel(args.task_id)
+    print(f"task {args.task_id}: {status}")
+    return EXIT_OK
+
+
+def run_tail(args: argparse.Namespace) -> int:
+    """Print events as they arrive."""
+    from deepagents_redis.coord import EventBus
+
+    with connect(args, announce=not args.json) as (_target, connector):
+        bus = EventBus(connector=connector, **_options(args))
+        if args.task:
+            stream = bus.keys.task(args.task).events
+            start = args.start or "0-0"
+        else:
+            stream = bus.keys.log
+            start = args.start or "$"
+        seen = 0
+        try:
+            for entry_id, event in bus.tail("", after=start, stream=stream):
+                seen += 1
+                if args.json:
+                    print(json.dumps({"id": entry_id, **event.model_dump(mode="json")}), flush=True)
+                else:
+                    print(
+                        f"{event.time}  {event.type.removeprefix('dev.deepagents-redis.'):<22} "
+                        f"task={event.subject or '-'} agent={event.agent or '-'}",
+                        flush=True,
+                    )
+                if args.count is not None and seen >= args.count:
+                    break
+        except KeyboardInterrupt:
+            pass
+    return EXIT_OK
