@@ -247,3 +247,22 @@ def test_backlog_bound_holds_under_a_flood(tasks: TaskClient) -> None:
         accepted = sum(pool.map(one, range(200)))
     assert accepted == 25
     assert len(small.active("flood", count=1_000)) == 25
+
+
+async def test_worker_refuses_an_evicting_server(redis_server_factory: Any) -> None:
+    from deepagents_redis.coord import Worker
+    from deepagents_redis.core import ConfigurationError, RedisSettings
+
+    server = redis_server_factory(config={"maxmemory-policy": "allkeys-lru"})
+    worker = Worker(
+        settings=RedisSettings(url=server.url, key_prefix="p"),
+        agents={"double": double},
+        eviction_check="refuse",
+    )
+    try:
+        with pytest.raises(ConfigurationError, match="can evict task queues"):
+            await worker.arun()
+        client = await worker.connector.aclient()
+        assert await client.exists(worker.keys.queue("double").stream) == 0  # nothing set up
+    finally:
+        await worker.aclose()

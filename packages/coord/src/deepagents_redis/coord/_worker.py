@@ -51,6 +51,8 @@ from deepagents_redis.coord._scripts import (
 from deepagents_redis.core import (
     Command,
     DeepAgentsRedisError,
+    EvictionCheck,
+    EvictionGuard,
     Idempotent,
     Operation,
     Pipeline,
@@ -176,6 +178,9 @@ class Worker(CoordComponent):
         worker_id: Name in task records and events (default: host, pid and a random suffix).
         stop_grace_seconds: After `stop()`, how long runs may finish before they are handed
             back to the queue.
+        eviction_check: What to do at start if the server may evict keys (`allkeys-*`):
+            queues and running tasks have no TTL, so an eviction loses work. ``warn`` logs,
+            ``refuse`` raises `ConfigurationError`, ``off`` does not look.
         **kwargs: Connection (`connector=` or `url=`...) and `CoordSettings` options.
 
     Example:
@@ -189,6 +194,7 @@ class Worker(CoordComponent):
         concurrency: int = 4,
         worker_id: str | None = None,
         stop_grace_seconds: float = 10.0,
+        eviction_check: EvictionCheck = "warn",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -213,6 +219,9 @@ class Worker(CoordComponent):
         self._outer: set[asyncio.Future[Any]] = set()
         self._stopping: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._eviction = EvictionGuard(
+            "task queues and task records", eviction_check, logger="deepagents_redis.coord"
+        )
         self._lease_ms = int(self.coord_settings.lease_seconds * 1000)
         self.completed = 0
         """Runs this worker finished (any outcome), for tests and the CLI."""
@@ -254,6 +263,7 @@ class Worker(CoordComponent):
         for name, agent in list(self._agents.items()):
             if _kind(agent) == "sync" and not inspect.signature(agent).parameters:
                 self._agents[name] = agent()  # a factory
+        await self._eviction.acheck(await self._connector.aclient())
         slots = _Slots(self.concurrency)
         await self._announce(startup=True)
         log.info(

@@ -82,6 +82,7 @@ PHASE_DATA = {
     "cache": None,
     "todos": "todo plans",
     "fs": "agent files",
+    "coord": "task queues and task records",
 }
 """Each phase and the data of it that has no TTL (None: everything it stores may vanish)."""
 

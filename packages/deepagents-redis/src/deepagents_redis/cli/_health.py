@@ -41,12 +41,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--phase",
         action="append",
-        choices=["cache", "todos", "fs"],
+        choices=["cache", "todos", "fs", "coord"],
         default=None,
         help=(
             "Judge the server for this phase (repeatable; default: every installed phase). "
-            "An allkeys-* eviction policy fails todos and fs, whose data has no TTL, and is "
-            "fine for the cache."
+            "An allkeys-* eviction policy fails todos, fs and coord, whose data has no "
+            "TTL, and is fine for the cache."
         ),
     )
     parser.add_argument(
@@ -127,7 +127,7 @@ def _installed_phases() -> list[str]:
 
     return [
         name
-        for name in ("cache", "todos", "fs")
+        for name in ("cache", "todos", "fs", "coord")
         if importlib.util.find_spec(f"deepagents_redis.{name}") is not None
     ]
 
