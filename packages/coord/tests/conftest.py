@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -47,7 +48,9 @@ def running_worker(
         try:
             await worker.arun()
         finally:
+            logging.getLogger("deepagents_redis.coord").debug("test worker: closing its connector")
             await conn.aclose()
+            logging.getLogger("deepagents_redis.coord").debug("test worker: closed")
 
     def main() -> None:
         try:

@@ -6,6 +6,7 @@ while its worker lives), retries with jittered backoff, dead letters, backpressu
 cancellation; events use the CloudEvents 1.0 envelope. Design: ADR 0003.
 """
 
+from deepagents_redis.coord._async_subagents import RedisAsyncSubAgent, RedisAsyncSubAgentMiddleware
 from deepagents_redis.coord._bus import EventBus, Received
 from deepagents_redis.coord._client import TaskClient
 from deepagents_redis.coord._common import TaskInfo
@@ -31,6 +32,8 @@ __all__ = [
     "EventBus",
     "LeaseLostError",
     "Received",
+    "RedisAsyncSubAgent",
+    "RedisAsyncSubAgentMiddleware",
     "ResultTimeoutError",
     "SubagentEventsMiddleware",
     "TaskClient",

@@ -127,16 +127,23 @@ class _Run:
 
 
 class _Slots:
-    """Free run slots: a reader reserves what it may read, and gives back what it did not use."""
+    """Free run slots: a reader reserves what it may read, and gives back what it did not use.
 
-    def __init__(self, size: int) -> None:
+    A reader holds its reservation while its read blocks, so one reader never takes more
+    than its share (the slots split evenly across the agents), or a busy agent's reader
+    would starve the others.
+    """
+
+    def __init__(self, size: int, readers: int) -> None:
         self.free = size
+        self.share = max(1, -(-size // max(1, readers)))
         self._cond = asyncio.Condition()
 
     async def reserve(self) -> int:
         async with self._cond:
             await self._cond.wait_for(lambda: self.free > 0)
-            taken, self.free = self.free, 0
+            taken = min(self.free, self.share)
+            self.free -= taken
             return taken
 
     async def give_back(self, n: int = 1) -> None:
@@ -216,6 +223,8 @@ class Worker(CoordComponent):
         """This worker's name."""
         self.stop_grace_seconds = stop_grace_seconds
         self._runs: dict[str, _Run] = {}
+        self._closing = False
+        self._keeping = True
         self._outer: set[asyncio.Future[Any]] = set()
         self._stopping: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -257,6 +266,7 @@ class Worker(CoordComponent):
         """
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self._closing, self._keeping = False, True
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self._stopping.set)
@@ -264,7 +274,7 @@ class Worker(CoordComponent):
             if _kind(agent) == "sync" and not inspect.signature(agent).parameters:
                 self._agents[name] = agent()  # a factory
         await self._eviction.acheck(await self._connector.aclient())
-        slots = _Slots(self.concurrency)
+        slots = _Slots(self.concurrency, len(self._agents))
         await self._announce(startup=True)
         log.info(
             "worker %s serving %s in namespace %r",
@@ -277,12 +287,20 @@ class Worker(CoordComponent):
         try:
             await self._stopping.wait()
         finally:
+            log.debug("worker %s: stopping; %d run(s) in flight", self.worker_id, len(self._runs))
+            # A cancellation that lands inside redis-py can come out as a connection error,
+            # which the loops survive on purpose; these flags are what really end them.
+            self._closing = True
             for reader in readers:
                 reader.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
+            log.debug("worker %s: readers stopped", self.worker_id)
             await self._drain()
+            log.debug("worker %s: runs drained", self.worker_id)
+            self._keeping = False
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
+            log.debug("worker %s: upkeep stopped", self.worker_id)
             await self._leave()
             log.info("worker %s stopped", self.worker_id)
 
@@ -358,7 +376,7 @@ class Worker(CoordComponent):
         # from the task's lease, so a live worker's long run is looked at, never re-run.
         idle_ms = int(self.coord_settings.heartbeat_seconds * 1000)
         cursor, next_reclaim, failures = "0-0", 0.0, 0
-        while True:
+        while not self._closing:
             free = await slots.reserve()
             reclaim = time.monotonic() >= next_reclaim
             if reclaim:
@@ -396,6 +414,8 @@ class Worker(CoordComponent):
                 raise
             except Exception as exc:  # noqa: BLE001 - the reader must outlive any one failure
                 await slots.give_back(free)
+                if self._closing:
+                    return
                 failures += 1
                 log.warning(
                     "worker %s: reading %s failed, retrying: %s", self.worker_id, agent, exc
@@ -822,8 +842,10 @@ class Worker(CoordComponent):
 
     async def _keeper(self) -> None:
         period = self.coord_settings.heartbeat_seconds
-        while True:
+        while self._keeping:
             await asyncio.sleep(period * (0.9 + 0.2 * _jitter()))
+            if not self._keeping:
+                return
             try:
                 await self._heartbeats()
                 await self._promote()

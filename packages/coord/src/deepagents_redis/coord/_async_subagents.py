@@ -1,0 +1,534 @@
+"""`RedisAsyncSubAgentMiddleware`: deepagents' async subagent tools, run on our workers.
+
+deepagents' `AsyncSubAgentMiddleware` starts background subagents on a LangGraph Agent
+Server. This middleware gives the model the same five tools (`start_async_task`,
+`check_async_task`, `update_async_task`, `cancel_async_task`, `list_async_tasks`), with the
+same names, argument schemas, descriptions, ``async_tasks`` state and statuses, and the same
+task notifications before the next model call, but each task is a `TaskClient` task that our
+`Worker` processes run: no Agent Server, Redis Cluster welcome.
+
+Formatting (check output, list output, notifications) reuses deepagents' own helpers, so the
+model reads exactly what it would read with upstream; deepagents is pinned to 0.7.x, and
+``tests/test_async_subagents.py`` fails if a helper moves.
+
+Differences, on purpose:
+
+* Follow-ups (`update_async_task`) queue behind the current run (deepagents'
+  ``update_strategy="enqueue"``): the worker goes on with the new message when the run ends.
+  A follow-up to a finished task starts a new run with its conversation plus the message,
+  tracked under the same task id (`run_id` changes, as upstream).
+* Notifications come on both paths: `before_model` (sync `invoke`) and `abefore_model`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, NotRequired, TypedDict
+
+from deepagents.middleware.async_subagents import (
+    _UNFINISHED_STATUSES,
+    ASYNC_TASK_TOOL_DESCRIPTION,
+    AsyncSubAgentState,
+    AsyncTask,
+    CancelAsyncTaskSchema,
+    CheckAsyncTaskSchema,
+    ListAsyncTasksSchema,
+    StartAsyncTaskSchema,
+    UpdateAsyncTaskSchema,
+    _build_check_command,
+    _build_list_command,
+    _event,
+    _filter_tasks,
+    _final_content,
+    _notification_message,
+    _observed,
+    _resolve_tracked_task,
+    _validate_agent_type,
+)
+from deepagents_redis.coord._client import TaskClient
+from deepagents_redis.coord._common import TaskInfo
+from deepagents_redis.core import DeepAgentsRedisError, InvalidInputError
+from langchain.agents.middleware import AgentMiddleware
+from langchain.tools import ToolRuntime
+from langchain_core.messages import ToolMessage
+from langchain_core.tools import StructuredTool
+from langgraph.types import Command
+
+__all__ = ["RedisAsyncSubAgent", "RedisAsyncSubAgentMiddleware"]
+
+log = logging.getLogger("deepagents_redis.coord")
+
+
+class RedisAsyncSubAgent(TypedDict):
+    """One async subagent a `Worker` serves."""
+
+    name: str
+    """The name the model passes as `subagent_type`."""
+    description: str
+    """What it does (the model reads it to decide when to delegate)."""
+    agent: NotRequired[str]
+    """The worker-side agent name (default: `name`)."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_result(task: AsyncTask, info: TaskInfo) -> dict[str, Any]:
+    """The `check_async_task` result dict (deepagents' shape) for our task record."""
+    result: dict[str, Any] = {"status": info.status, "thread_id": task["thread_id"]}
+    if info.status == "pending":
+        result["note"] = "The latest run hasn't started yet."
+    elif info.status == "success":
+        values = (
+            info.result if isinstance(info.result, Mapping) else {"messages": [str(info.result)]}
+        )
+        result["result"] = _final_content(values)
+    elif info.status in ("error", "timeout"):
+        result["error"] = info.error or "The async subagent encountered an error."
+    return result
+
+
+def _notification(task: AsyncTask, info: TaskInfo) -> dict[str, Any] | None:
+    if info.status not in ("success", "error", "timeout", "cancelled"):
+        return None
+    details: dict[str, object] = {}
+    if info.status == "success":
+        details["result"] = _check_result(task, info)["result"]
+    if info.status == "error":
+        details["error"] = "The subagent failed."
+    update = _event(task["task_id"], task["agent_name"], info.status, task["run_id"], **details)
+    return _notification_message(update)
+
+
+class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
+    """deepagents' async subagent tools, with the work on `Worker` processes.
+
+    Args:
+        subagents: The async subagents (`name`, `description`, optional worker `agent`).
+        system_prompt: Appended to the system prompt, followed by the list of subagents
+            (None: nothing appended; the tool description lists them too).
+        client: A ready `TaskClient` (its connection and namespace are used).
+        **kwargs: Otherwise, connection (`connector=` or `url=`...) and `CoordSettings`
+            options for the `TaskClient` built here.
+
+    Raises:
+        ValueError: No subagents, or two with one name.
+    """
+
+    state_schema = AsyncSubAgentState
+    name = "RedisAsyncSubAgentMiddleware"
+
+    def __init__(
+        self,
+        *,
+        subagents: Sequence[RedisAsyncSubAgent],
+        system_prompt: str | None = None,
+        client: TaskClient | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if not subagents:
+            raise ValueError("At least one async subagent must be specified")
+        names = [s["name"] for s in subagents]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"Duplicate async subagent names: {dupes}")
+        self._specs: dict[str, RedisAsyncSubAgent] = {s["name"]: s for s in subagents}
+        # deepagents' validator reads only the names
+        self._agent_map: dict[str, Any] = dict(self._specs)
+        self._owns_client = client is None
+        self.tasks: TaskClient = client or TaskClient(check_agents=False, **kwargs)
+        """The client the tools submit through."""
+        listing = "\n".join(f"- {s['name']}: {s['description']}" for s in subagents)
+        self.system_prompt = (
+            None
+            if not system_prompt
+            else f"{system_prompt}\n\nAvailable async subagent types:\n\n{listing}"
+        )
+        self.tools = self._build_tools(ASYNC_TASK_TOOL_DESCRIPTION.format(available_agents=listing))
+
+    def close(self) -> None:
+        """Close the client this middleware built (a client you passed stays open)."""
+        if self._owns_client:
+            self.tasks.close()
+
+    async def aclose(self) -> None:
+        """Async twin of `close`."""
+        if self._owns_client:
+            await self.tasks.aclose()
+
+    def _worker_agent(self, name: str) -> str:
+        return self._specs[name].get("agent") or name
+
+    @staticmethod
+    def _tracked(task_id: str, agent_name: str, run_id: str) -> AsyncTask:
+        now = _now()
+        return {
+            "task_id": task_id,
+            "agent_name": agent_name,
+            "thread_id": task_id,
+            "run_id": run_id,
+            "status": "running",
+            "created_at": now,
+            "last_checked_at": now,
+            "last_updated_at": now,
+        }
+
+    @staticmethod
+    def _launched(task: AsyncTask, tool_call_id: str | None) -> Command[Any]:
+        msg = f"Launched async subagent. task_id: {task['task_id']}"
+        return Command(
+            update={
+                "messages": [ToolMessage(msg, tool_call_id=tool_call_id)],
+                "async_tasks": {task["task_id"]: task},
+            }
+        )
+
+    @staticmethod
+    def _cancelled(task: AsyncTask, tool_call_id: str | None) -> Command[Any]:
+        now = _now()
+        updated: AsyncTask = {
+            **task,
+            "status": "cancelled",
+            "last_checked_at": now,
+            "last_updated_at": now,
+        }
+        return Command(
+            update={
+                "messages": [
+                    ToolMessage(
+                        f"Cancelled async subagent task: {task['task_id']}",
+                        tool_call_id=tool_call_id,
+                    )
+                ],
+                "async_tasks": {task["task_id"]: updated},
+            }
+        )
+
+    @staticmethod
+    def _updated(
+        task: AsyncTask, run_id: str, queued: bool, tool_call_id: str | None
+    ) -> Command[Any]:
+        updated: AsyncTask = {
+            **task,
+            "run_id": run_id,
+            "status": "running",
+            "last_updated_at": _now(),
+        }
+        msg = (
+            "Queued follow-up to async subagent without interrupting its current run. "
+            f"task_id: {task['task_id']}"
+            if queued
+            else f"Updated async subagent. task_id: {task['task_id']}"
+        )
+        return Command(
+            update={
+                "messages": [ToolMessage(msg, tool_call_id=tool_call_id)],
+                "async_tasks": {task["task_id"]: updated},
+            }
+        )
+
+    @staticmethod
+    def _follow_up_input(info: TaskInfo, message: str) -> dict[str, Any]:
+        earlier = (
+            list(info.result.get("messages") or []) if isinstance(info.result, Mapping) else []
+        )
+        return {"messages": [*earlier, {"role": "user", "content": message}]}
+
+    # ------------------------------------------------------------------ tools
+
+    def _build_tools(self, start_description: str) -> list[StructuredTool]:
+        mw = self
+
+        def start_async_task(
+            description: str, subagent_type: str, runtime: ToolRuntime
+        ) -> str | Command[Any]:
+            error = _validate_agent_type(mw._agent_map, subagent_type)
+            if error:
+                return error
+            try:
+                task_id = mw.tasks.submit(
+                    mw._worker_agent(subagent_type),
+                    {"messages": [{"role": "user", "content": description}]},
+                )
+            except DeepAgentsRedisError as exc:
+                log.warning("Failed to launch async subagent '%s': %s", subagent_type, exc)
+                return f"Failed to launch async subagent '{subagent_type}': {exc}"
+            return mw._launched(mw._tracked(task_id, subagent_type, task_id), runtime.tool_call_id)
+
+        async def astart_async_task(
+            description: str, subagent_type: str, runtime: ToolRuntime
+        ) -> str | Command[Any]:
+            error = _validate_agent_type(mw._agent_map, subagent_type)
+            if error:
+                return error
+            try:
+                task_id = await mw.tasks.asubmit(
+                    mw._worker_agent(subagent_type),
+                    {"messages": [{"role": "user", "content": description}]},
+                )
+            except DeepAgentsRedisError as exc:
+                log.warning("Failed to launch async subagent '%s': %s", subagent_type, exc)
+                return f"Failed to launch async subagent '{subagent_type}': {exc}"
+            return mw._launched(mw._tracked(task_id, subagent_type, task_id), runtime.tool_call_id)
+
+        def check_async_task(task_id: str, runtime: ToolRuntime) -> str | Command[Any]:
+            task = _resolve_tracked_task(task_id, runtime)
+            if isinstance(task, str):
+                return task
+            try:
+                info = mw.tasks.get(task["run_id"])
+            except DeepAgentsRedisError as exc:
+                return f"Failed to get run status: {exc}"
+            return _build_check_command(
+                _check_result(task, info), task, task["run_id"], runtime.tool_call_id
+            )
+
+        async def acheck_async_task(task_id: str, runtime: ToolRuntime) -> str | Command[Any]:
+            task = _resolve_tracked_task(task_id, runtime)
+            if isinstance(task, str):
+                return task
+            try:
+                info = await mw.tasks.aget(task["run_id"])
+            except DeepAgentsRedisError as exc:
+                return f"Failed to get run status: {exc}"
+            return _build_check_command(
+                _check_result(task, info), task, task["run_id"], runtime.tool_call_id
+            )
+
+        def update_async_task(
+            task_id: str, message: str, runtime: ToolRuntime
+        ) -> str | Command[Any]:
+            task = _resolve_tracked_task(task_id, runtime)
+            if isinstance(task, str):
+                return task
+            try:
+                try:
+                    mw.tasks.send(task["run_id"], {"role": "user", "content": message})
+                    return mw._updated(task, task["run_id"], True, runtime.tool_call_id)
+                except InvalidInputError:  # it ended: a new run with its conversation
+                    info = mw.tasks.get(task["run_id"])
+                    run_id = mw.tasks.submit(
+                        mw._worker_agent(task["agent_name"]), mw._follow_up_input(info, message)
+                    )
+                    return mw._updated(task, run_id, False, runtime.tool_call_id)
+            except DeepAgentsRedisError as exc:
+                log.warning("Failed to update async subagent '%s': %s", task["agent_name"], exc)
+                return f"Failed to update async subagent: {exc}"
+
+        async def aupdate_async_task(
+            task_id: str, message: str, runtime: ToolRuntime
+        ) -> str | Command[Any]:
+            task = _resolve_tracked_task(task_id, runtime)
+            if isinstance(task, str):
+                return task
+            try:
+                try:
+                    await mw.tasks.asend(task["run_id"], {"role": "user", "content": message})
+                    return mw._updated(task, task["run_id"], True, runtime.tool_call_id)
+                except InvalidInputError:
+                    info = await mw.tasks.aget(task["run_id"])
+                    run_id = await mw.tasks.asubmit(
+                        mw._worker_agent(task["agent_name"]), mw._follow_up_input(info, message)
+                    )
+                    return mw._updated(task, run_id, False, runtime.tool_call_id)
+            except DeepAgentsRedisError as exc:
+                log.warning("Failed to update async subagent '%s': %s", task["agent_name"], exc)
+                return f"Failed to update async subagent: {exc}"
+
+        def cancel_async_task(task_id: str, runtime: ToolRuntime) -> str | Command[Any]:
+            task = _resolve_tracked_task(task_id, runtime)
+            if isinstance(task, str):
+                return task
+            try:
+                mw.tasks.cancel(task["run_id"])
+            except DeepAgentsRedisError as exc:
+                return f"Failed to cancel run: {exc}"
+            return mw._cancelled(task, runtime.tool_call_id)
+
+        async def acancel_async_task(task_id: str, runtime: ToolRuntime) -> str | Command[Any]:
+            task = _resolve_tracked_task(task_id, runtime)
+            if isinstance(task, str):
+                return task
+            try:
+                await mw.tasks.acancel(task["run_id"])
+            except DeepAgentsRedisError as exc:
+                return f"Failed to cancel run: {exc}"
+            return mw._cancelled(task, runtime.tool_call_id)
+
+        def list_async_tasks(
+            runtime: ToolRuntime, status_filter: str | None = None
+        ) -> str | Command[Any]:
+            filtered = _filter_tasks(runtime.state.get("async_tasks") or {}, status_filter)
+            if not filtered:
+                return "No async subagent tasks tracked."
+            return _build_list_command(
+                filtered, [mw._live(t) for t in filtered], runtime.tool_call_id
+            )
+
+        async def alist_async_tasks(
+            runtime: ToolRuntime, status_filter: str | None = None
+        ) -> str | Command[Any]:
+            filtered = _filter_tasks(runtime.state.get("async_tasks") or {}, status_filter)
+            if not filtered:
+                return "No async subagent tasks tracked."
+            live = await asyncio.gather(*(mw._alive(t) for t in filtered))
+            return _build_list_command(filtered, list(live), runtime.tool_call_id)
+
+        upstream = _upstream_descriptions()
+        return [
+            StructuredTool.from_function(
+                name="start_async_task",
+                func=start_async_task,
+                coroutine=astart_async_task,
+                description=start_description,
+                infer_schema=False,
+                args_schema=StartAsyncTaskSchema,
+            ),
+            StructuredTool.from_function(
+                name="check_async_task",
+                func=check_async_task,
+                coroutine=acheck_async_task,
+                description=upstream["check_async_task"],
+                infer_schema=False,
+                args_schema=CheckAsyncTaskSchema,
+            ),
+            StructuredTool.from_function(
+                name="update_async_task",
+                func=update_async_task,
+                coroutine=aupdate_async_task,
+                description=_UPDATE_DESCRIPTION,
+                infer_schema=False,
+                args_schema=UpdateAsyncTaskSchema,
+            ),
+            StructuredTool.from_function(
+                name="cancel_async_task",
+                func=cancel_async_task,
+                coroutine=acancel_async_task,
+                description=upstream["cancel_async_task"],
+                infer_schema=False,
+                args_schema=CancelAsyncTaskSchema,
+            ),
+            StructuredTool.from_function(
+                name="list_async_tasks",
+                func=list_async_tasks,
+                coroutine=alist_async_tasks,
+                description=upstream["list_async_tasks"],
+                infer_schema=False,
+                args_schema=ListAsyncTasksSchema,
+            ),
+        ]
+
+    def _live(self, task: AsyncTask) -> tuple[str, str]:
+        if task["status"] not in _UNFINISHED_STATUSES:
+            return task["status"], task["run_id"]
+        try:
+            return self.tasks.get(task["run_id"]).status, task["run_id"]
+        except DeepAgentsRedisError as exc:
+            log.warning("Failed to fetch live status for task %s: %s", task["task_id"], exc)
+            return task["status"], task["run_id"]
+
+    async def _alive(self, task: AsyncTask) -> tuple[str, str]:
+        if task["status"] not in _UNFINISHED_STATUSES:
+            return task["status"], task["run_id"]
+        try:
+            return (await self.tasks.aget(task["run_id"])).status, task["run_id"]
+        except DeepAgentsRedisError as exc:
+            log.warning("Failed to fetch live status for task %s: %s", task["task_id"], exc)
+            return task["status"], task["run_id"]
+
+    # ------------------------------------------------------------------ notifications
+
+    def _updates(
+        self, tasks: Mapping[str, AsyncTask], infos: Sequence[TaskInfo | None]
+    ) -> dict[str, Any] | None:
+        unfinished = [t for t in tasks.values() if t["status"] in _UNFINISHED_STATUSES]
+        records: dict[str, AsyncTask] = {}
+        messages: list[dict[str, Any]] = []
+        for task, info in zip(unfinished, infos, strict=True):
+            if info is None or info.status == task["status"]:
+                continue
+            records[task["task_id"]] = _observed(task, info.status, task["run_id"])
+            note = _notification(task, info)
+            if note is not None:
+                messages.append(note)
+        update: dict[str, Any] = {"async_tasks": records} if records else {}
+        if messages:
+            update["messages"] = messages
+        return update or None
+
+    def _get_or_none(self, task: AsyncTask) -> TaskInfo | None:
+        try:
+            return self.tasks.get(task["run_id"])
+        except DeepAgentsRedisError as exc:  # checked again before the next model call
+            log.warning("Failed to check task %s: %s", task["task_id"], exc)
+            return None
+
+    async def _aget_or_none(self, task: AsyncTask) -> TaskInfo | None:
+        try:
+            return await self.tasks.aget(task["run_id"])
+        except DeepAgentsRedisError as exc:
+            log.warning("Failed to check task %s: %s", task["task_id"], exc)
+            return None
+
+    def before_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        """Tell the model about tasks that finished since its last call."""
+        tasks = state.get("async_tasks") or {}
+        unfinished = [t for t in tasks.values() if t["status"] in _UNFINISHED_STATUSES]
+        return self._updates(tasks, [self._get_or_none(t) for t in unfinished])
+
+    async def abefore_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        """Async twin of `before_model`."""
+        tasks = state.get("async_tasks") or {}
+        unfinished = [t for t in tasks.values() if t["status"] in _UNFINISHED_STATUSES]
+        infos = await asyncio.gather(*(self._aget_or_none(t) for t in unfinished))
+        return self._updates(tasks, infos)
+
+    def wrap_model_call(self, request: Any, handler: Any) -> Any:
+        """Append the system prompt addition, if any."""
+        if self.system_prompt is not None:
+            return handler(
+                request.override(
+                    system_message=_with_prompt(request.system_message, self.system_prompt)
+                )
+            )
+        return handler(request)
+
+    async def awrap_model_call(self, request: Any, handler: Any) -> Any:
+        """Async twin of `wrap_model_call`."""
+        if self.system_prompt is not None:
+            return await handler(
+                request.override(
+                    system_message=_with_prompt(request.system_message, self.system_prompt)
+                )
+            )
+        return await handler(request)
+
+
+_UPDATE_DESCRIPTION = (
+    "Send updated instructions to an async subagent. The follow-up queues behind the current "
+    "run without interrupting it (the subagent sees the full conversation plus your new "
+    "message); if the task already finished, a new run starts with its conversation. The "
+    "task_id remains the same. Send one follow-up per task per turn; combine several into "
+    "one message."
+)
+
+
+def _with_prompt(system_message: Any, addition: str) -> Any:
+    from deepagents.middleware._utils import append_to_system_message
+
+    return append_to_system_message(system_message, addition)
+
+
+def _upstream_descriptions() -> dict[str, str]:
+    """The tool descriptions of deepagents (check, cancel, list), word for word."""
+    from deepagents.middleware.async_subagents import _build_async_subagent_tools
+
+    tools = _build_async_subagent_tools(
+        [{"name": "x", "description": "x", "graph_id": "x", "url": "http://unused.invalid"}]
+    )
+    return {t.name: t.description for t in tools}
