@@ -56,7 +56,6 @@ from deepagents_redis.core import (
     Idempotent,
     Operation,
     Pipeline,
-    RedisUnavailableError,
     Script,
     SerializationError,
     arun_operation,
@@ -225,6 +224,7 @@ class Worker(CoordComponent):
         self._runs: dict[str, _Run] = {}
         self._closing = False
         self._keeping = True
+        self._log_queue: asyncio.Queue[Any] | None = None
         self._outer: set[asyncio.Future[Any]] = set()
         self._stopping: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -267,6 +267,8 @@ class Worker(CoordComponent):
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._closing, self._keeping = False, True
+        self._log_queue = asyncio.Queue()
+        writer = asyncio.create_task(self._log_writer())
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self._stopping.set)
@@ -301,6 +303,12 @@ class Worker(CoordComponent):
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
             log.debug("worker %s: upkeep stopped", self.worker_id)
+            try:  # the last lifecycle lines, bounded by the write deadline
+                await asyncio.wait_for(self._log_queue.join(), self._deadline)
+            except TimeoutError:
+                log.warning("worker %s: event log lines left unwritten at stop", self.worker_id)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
             await self._leave()
             log.info("worker %s stopped", self.worker_id)
 
@@ -496,7 +504,7 @@ class Worker(CoordComponent):
             return  # a live worker holds it; its own entry is acknowledged when it ends
         elif verdict == "exhausted":
             history = _json_list(reply[2])
-            await self._log_event("task.failed", task_id, agent)
+            self._log_event("task.failed", task_id, agent)
             await self._dead_letter(
                 queue,
                 entry_id,
@@ -510,7 +518,7 @@ class Worker(CoordComponent):
             run_timeout = float(text(reply[4])) if text(reply[4]) else None
             ctx = TaskContext(self, agent, task_id, fence, attempt)
             run = _Run(agent, task_id, entry_id, fence, attempt, ctx, max_attempts=int(reply[6]))
-            await self._log_event("task.started", task_id, agent)
+            self._log_event("task.started", task_id, agent)
             await self._execute(run, queue, keys, reply[3], run_timeout)
 
     # ------------------------------------------------------------------ running
@@ -699,7 +707,7 @@ class Worker(CoordComponent):
             )
             get_instrumentation().count("coord.fenced", agent=run.agent)
             return
-        await self._log_event(kind, run.task_id, run.agent)
+        self._log_event(kind, run.task_id, run.agent)
         if outcome == "retry":
             delay = jittered_backoff(
                 run.attempt, opts.backoff_base_seconds, opts.backoff_cap_seconds
@@ -784,31 +792,46 @@ class Worker(CoordComponent):
             letter=self.codec.encode(letter, key=queue.dlq),
         )
 
-    async def _log_event(self, kind: str, task_id: str, agent: str) -> None:
-        # The namespace's live tail (another slot, so not in the task's script): losing one
-        # costs a live listener a line, never a task's state; it is logged and counted.
-        event = self._event(kind, self.worker_id, task_id, agent)
-        try:
-            await self._op(
-                "coord.log",
-                self._one(
-                    Command(
-                        (
-                            "XADD",
-                            self.keys.log,
-                            "MAXLEN",
-                            "~",
-                            self.coord_settings.log_maxlen,
-                            "*",
-                            EVENT_FIELD,
-                            event.encode(self.codec, key=self.keys.log),
-                        )
-                    )
-                ),
-            )
-        except RedisUnavailableError as exc:
-            log.warning("worker %s: event log write failed: %s", self.worker_id, exc)
-            get_instrumentation().count("coord.log_failed")
+    def _log_event(self, kind: str, task_id: str, agent: str) -> None:
+        """Queue a lifecycle event for the namespace's log (written off the task's path)."""
+        if self._log_queue is not None:
+            self._log_queue.put_nowait(self._event(kind, self.worker_id, task_id, agent))
+
+    async def _log_writer(self) -> None:
+        # The namespace's live tail lives in another slot, so it is not part of the task's
+        # scripts. One writer keeps the log in order and batches what piled up into one
+        # pipeline; losing a batch costs a live listener some lines, never a task's state,
+        # and is logged and counted.
+        queue = self._log_queue
+        assert queue is not None
+        maxlen = self.coord_settings.log_maxlen
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < 500:
+                batch.append(queue.get_nowait())
+            cmds = [
+                (
+                    "XADD",
+                    self.keys.log,
+                    "MAXLEN",
+                    "~",
+                    maxlen,
+                    "*",
+                    EVENT_FIELD,
+                    event.encode(self.codec, key=self.keys.log),
+                )
+                for event in batch
+            ]
+            try:
+                await self._op("coord.log", self._one(Pipeline(cmds)))
+            except DeepAgentsRedisError as exc:
+                log.warning(
+                    "worker %s: %d event log line(s) lost: %s", self.worker_id, len(batch), exc
+                )
+                get_instrumentation().count("coord.log_failed")
+            finally:
+                for _ in batch:
+                    queue.task_done()
 
     async def _progress(self, ctx: TaskContext, data: dict[str, Any]) -> None:
         keys = self.keys.task(ctx.task_id)

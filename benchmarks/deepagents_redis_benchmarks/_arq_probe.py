@@ -1,0 +1,50 @@
+"""arq's submit -> result round trip, run in its own environment (see suites/coord.py).
+
+arq 0.26+ caps redis-py below 6, and every arq pulls hiredis (which redis-py would then use
+everywhere), so arq never enters our workspace: the coord suite runs this file with
+``uv run --no-project --with arq==0.25.0``. Prints one JSON object: per-job seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+
+async def noop(ctx: dict[str, object]) -> int:
+    return 1
+
+
+async def main(url: str, n: int, warmup: int) -> None:
+    from arq import create_pool
+    from arq.connections import RedisSettings
+    from arq.worker import Worker
+
+    settings = RedisSettings.from_dsn(url)
+    worker = Worker(
+        functions=[noop],
+        redis_settings=settings,
+        poll_delay=0.001,
+        handle_signals=False,
+        queue_name="bench-arq",
+    )
+    running = asyncio.create_task(worker.async_run())
+    pool = await create_pool(settings, default_queue_name="bench-arq")
+    samples = []
+    for i in range(warmup + n):
+        start = time.perf_counter()
+        job = await pool.enqueue_job("noop")
+        assert job is not None
+        await job.result(timeout=10, poll_delay=0.001)
+        if i >= warmup:
+            samples.append(time.perf_counter() - start)
+    running.cancel()
+    await worker.close()
+    await pool.aclose()
+    print(json.dumps({"samples": samples}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))

@@ -1,0 +1,352 @@
+"""Suite ``coord``: remote tasks and events against their floors and against arq.
+
+* submit -> result of a no-op task, one in-process worker: ours vs a raw Streams round trip
+  (client ``XADD``; worker ``XREADGROUP`` + ``XADD`` reply; client ``XREAD BLOCK``: the floor
+  any Streams queue pays) and vs arq 0.25 (its own environment, polling its result every
+  1 ms, the fastest it allows).
+* event publish -> receive by a live listener: `EventBus.publish` + `tail` vs raw
+  ``XADD``/``XREAD BLOCK`` and vs pub/sub ``PUBLISH``/``SUBSCRIBE``.
+* throughput of no-op tasks with 1, 2 and 4 worker processes (how it grows).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from deepagents_redis_benchmarks._harness import BenchContext, Result, Timing
+
+
+def _wait(cond: Callable[[], bool], seconds: float = 30) -> None:
+    end = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > end:
+            raise TimeoutError("benchmark setup did not settle")
+        time.sleep(0.002)
+
+
+class _InProcessWorker:
+    """A `Worker` on its own thread and event loop."""
+
+    def __init__(self, settings: Any, agents: dict[str, Any], **options: Any) -> None:
+        import asyncio
+
+        from deepagents_redis.coord import Worker
+        from deepagents_redis.core import RedisConnector
+
+        self.conn = RedisConnector(settings=settings)
+        self.worker = Worker(connector=self.conn, agents=agents, **options)
+
+        async def serve() -> None:
+            try:
+                await self.worker.arun()
+            finally:
+                await self.conn.aclose()
+
+        self.thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.thread.join(timeout=30)
+
+
+def _raw_floor(url: str, prefix: str) -> tuple[Callable[[], object], Callable[[], None]]:
+    """A raw Streams request/reply: the least a Streams task queue can cost."""
+    client = redis.Redis.from_url(url)
+    server = redis.Redis.from_url(url)
+    queue, reply = f"{prefix}:rawq", f"{prefix}:rawr"
+    client.xgroup_create(queue, "g", "0", mkstream=True)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            got = server.xreadgroup("g", "w", {queue: ">"}, count=1, block=100)
+            for _stream, rows in got or ():
+                for eid, _fields in rows:
+                    server.xack(queue, "g", eid)
+                    server.xadd(reply, {"r": b"1"})
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    last = ["0-0"]
+
+    def roundtrip() -> object:
+        client.xadd(queue, {"t": b"x"})
+        got = client.xread({reply: last[0]}, count=1, block=5_000)
+        last[0] = got[0][1][0][0].decode()
+        return got
+
+    def close() -> None:
+        stop.set()
+        thread.join(timeout=5)
+        client.close()
+        server.close()
+
+    return roundtrip, close
+
+
+def _arq(url: str, n: int, warmup: int) -> tuple[Timing | None, str]:
+    uv = shutil.which("uv")
+    if uv is None:
+        return None, "arq not measured: uv not on PATH"
+    probe = Path(__file__).resolve().parent.parent / "_arq_probe.py"
+    proc = subprocess.run(
+        [
+            uv,
+            "run",
+            "--quiet",
+            "--no-project",
+            "--with",
+            "arq==0.25.0",
+            "python",
+            str(probe),
+            url,
+            str(n),
+            str(warmup),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return None, f"arq not measured: {proc.stderr.strip().splitlines()[-1:]}"
+    return Timing.from_samples(
+        json.loads(proc.stdout.strip().splitlines()[-1])["samples"]
+    ), "arq 0.25 in its own env, result polled every 1 ms"
+
+
+def _events(ctx: BenchContext, settings: Any, prefix: str) -> list[Result]:
+    from deepagents_redis.coord import Event, EventBus
+
+    bus = EventBus(settings=settings, namespace="bench")
+    raw = redis.Redis.from_url(ctx.url)
+    listener = redis.Redis.from_url(ctx.url)
+    seen: dict[str, threading.Event] = {
+        "ours": threading.Event(),
+        "raw": threading.Event(),
+        "pubsub": threading.Event(),
+    }
+    stop = threading.Event()
+    raw_stream, channel = f"{prefix}:rawev", f"{prefix}:chan"
+
+    def tail_ours() -> None:
+        for _ in bus.tail("bench", block=0.1):
+            seen["ours"].set()
+            if stop.is_set():
+                return
+
+    def tail_raw() -> None:
+        last = "$"
+        while not stop.is_set():
+            got = listener.xread({raw_stream: last}, count=100, block=100)
+            for _s, rows in got or ():
+                last = rows[-1][0].decode()
+                seen["raw"].set()
+
+    pubsub = raw.pubsub()
+    pubsub.subscribe(channel)
+    pubsub.get_message(timeout=1)
+
+    def tail_pubsub() -> None:
+        while not stop.is_set():
+            if pubsub.get_message(timeout=0.1):
+                seen["pubsub"].set()
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (tail_ours, tail_raw, tail_pubsub)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    event = Event(source="dar://bench/b", type="dev.bench.tick", data={"n": 1})
+    sender = redis.Redis.from_url(ctx.url)
+
+    def one(kind: str, send: Callable[[], object]) -> Callable[[], None]:
+        def go() -> None:
+            seen[kind].clear()
+            send()
+            if not seen[kind].wait(5):
+                raise TimeoutError(kind)
+
+        return go
+
+    ours_fn = one("ours", lambda: bus.publish("bench", event))
+    raw_fn = one("raw", lambda: sender.xadd(raw_stream, {"e": b"x" * 200}))
+    pub_fn = one("pubsub", lambda: sender.publish(channel, b"x" * 200))
+    n = ctx.n(2_000)
+    o, b = ctx.compare(ours_fn, raw_fn, iterations=n, warmup=ctx.n(200))
+    _, p = ctx.compare(ours_fn, pub_fn, iterations=n, warmup=ctx.n(200))
+    stop.set()
+    bus.publish("bench", event)  # wakes the EventBus listener so it sees `stop`
+    for t in threads:
+        t.join(timeout=5)
+    pubsub.close()
+    for c in (raw, listener, sender):
+        c.close()
+    bus.close()
+    note = (
+        "publish to a live listener's wake-up, sequential; listener in a thread of the same process"
+    )
+    return [
+        Result("event publish -> receive (EventBus)", o, "raw XADD -> XREAD BLOCK", b, notes=note),
+        Result(
+            "event publish -> receive (EventBus)",
+            o,
+            "pub/sub PUBLISH -> listener (lossy)",
+            p,
+            notes="pub/sub loses messages without a listener; Streams keep them",
+        ),
+    ]
+
+
+_WORKER_SCRIPT = """
+import sys
+from deepagents_redis.coord import Worker
+from deepagents_redis.core import RedisSettings
+settings = RedisSettings(url=sys.argv[1], key_prefix=sys.argv[2])
+Worker(settings=settings, agents={"noop": lambda x: 1}, namespace="bench-tp", concurrency=8,
+       block_seconds=0.5).run()
+"""
+
+
+def _throughput(ctx: BenchContext, settings: Any, prefix: str) -> list[Result]:
+    from deepagents_redis.coord import TaskClient
+
+    counts = [1] if ctx.smoke else [1, 2, 4]
+    n = ctx.n(2_000)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "worker.py"
+        script.write_text(_WORKER_SCRIPT)
+        for workers in counts:
+            ns_prefix = f"{prefix}-tp{workers}"
+            from deepagents_redis.core import RedisSettings
+
+            client = TaskClient(
+                settings=RedisSettings(url=ctx.url, key_prefix=ns_prefix),
+                namespace="bench-tp",
+                check_agents=False,
+                max_backlog=1_000_000,
+            )
+            procs = [
+                subprocess.Popen([sys.executable, str(script), ctx.url, ns_prefix])
+                for _ in range(workers)
+            ]
+            try:
+                _wait(lambda c=client, w=workers: len(c.workers()) >= w, 60)
+                start = time.perf_counter()
+                ids = [client.submit("noop", None) for _ in range(n)]
+                for task_id in ids:
+                    client.join(task_id, timeout=120)
+                took = time.perf_counter() - start
+            finally:
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    p.wait(timeout=30)
+                client.close()
+            per = took / n
+            results.append(
+                Result(
+                    f"throughput, {workers} worker process(es)",
+                    Timing(per, per, n),
+                    notes=(
+                        f"{n / took:,.0f} tasks/s end to end ({n} no-op tasks, submitted and "
+                        "joined by one client, concurrency 8 per worker)"
+                    ),
+                )
+            )
+    return results
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    """Measure remote tasks and events against their floors and against arq."""
+    # Client, worker and listener share one process here: with CPython's default 5 ms GIL
+    # switch interval every thread hand-off would cost milliseconds that a real deployment
+    # (separate processes) never pays, on our side and the baselines' alike.
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.0001)
+    try:
+        return _run(ctx)
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _run(ctx: BenchContext) -> list[Result]:
+    from deepagents_redis.coord import TaskClient
+    from deepagents_redis.core import RedisSettings
+
+    prefix = f"bench-coord-{uuid.uuid4().hex[:8]}"
+    settings = RedisSettings(url=ctx.url, key_prefix=prefix)
+    results: list[Result] = []
+    worker = _InProcessWorker(
+        settings, {"noop": lambda _x: 1}, namespace="bench", concurrency=4, block_seconds=0.5
+    )
+    client = TaskClient(settings=settings, namespace="bench", max_backlog=1_000_000)
+    floor, close_floor = _raw_floor(ctx.url, prefix)
+    try:
+        _wait(lambda: bool(client.workers()))
+        roundtrip = lambda: client.result(client.submit("noop", None), timeout=10)  # noqa: E731
+        n = ctx.n(1_000)
+        o, b = ctx.compare(roundtrip, floor, iterations=n, warmup=ctx.n(100))
+        results.append(
+            Result(
+                "submit -> result, no-op task, 1 worker",
+                o,
+                "raw XADD -> XREADGROUP -> XADD -> XREAD",
+                b,
+                notes=(
+                    "ours: create record + enqueue, claim (fence, lease), finish (fenced), "
+                    "ack; the client wakes on the task's event stream (XREAD BLOCK)"
+                ),
+            )
+        )
+        if ctx.smoke:
+            results.append(
+                Result(
+                    "submit -> result vs arq",
+                    o,
+                    "arq",
+                    None,
+                    notes="arq not measured in --smoke (it is installed on the fly)",
+                )
+            )
+        else:
+            arq, note = _arq(ctx.url, n, ctx.n(100))
+            results.append(
+                Result(
+                    "submit -> result, no-op task, 1 worker",
+                    o,
+                    "arq enqueue_job -> job.result",
+                    arq,
+                    notes=note,
+                )
+            )
+    finally:
+        close_floor()
+        worker.close()
+        client.close()
+    results += _events(ctx, settings, prefix)
+    results += _throughput(ctx, settings, prefix)
+    _cleanup(ctx.url, prefix)
+    return results
+
+
+def _cleanup(url: str, prefix: str) -> None:
+    raw = redis.Redis.from_url(url)
+    try:
+        for key in raw.scan_iter(match=f"{prefix}*", count=1_000):
+            raw.delete(key)
+    finally:
+        raw.close()
