@@ -266,3 +266,27 @@ async def test_worker_refuses_an_evicting_server(redis_server_factory: Any) -> N
         assert await client.exists(worker.keys.queue("double").stream) == 0  # nothing set up
     finally:
         await worker.aclose()
+
+
+def test_a_task_whose_workers_keep_dying_is_dead_lettered(
+    tasks: TaskClient, worker_factory: Any, connector: Any
+) -> None:
+    from deepagents_redis.coord._scripts import CLAIM, GROUP
+
+    one_shot = TaskClient(connector=tasks.connector, check_agents=False, max_attempts=1)
+    task_id = one_shot.submit("double", {"n": 1})
+    queue, keys = tasks.keys.queue("double"), tasks.keys.task(task_id)
+    raw = connector.client()
+    GROUP(raw, keys=[queue.stream], args=["workers"])
+    raw.xreadgroup("workers", "doomed", {queue.stream: ">"}, count=1)  # a worker takes it...
+    started = tasks._encoded("task.started", "doomed", task_id, "double", keys)
+    CLAIM(raw, keys=[keys.record, keys.events], args=["doomed", 1, started, 10, b"", 60_000])
+    time.sleep(0.05)  # ... and dies: its 1 ms lease runs out
+    with worker_factory({"double": double}):
+        info = tasks.join(task_id, timeout=10)
+        letters = _eventually(lambda: tasks.dead_letters("double"))
+    assert info.status == "error"
+    assert info.error == "out of attempts: 1 of 1"
+    assert [h["error"] for h in info.history] == ["worker stopped heartbeating"]
+    assert [(ltr["task_id"], ltr["reason"]) for ltr in letters] == [(task_id, "out of attempts")]
+    assert [e.type.rsplit(".", 1)[-1] for _, e in tasks.events(task_id)][-1] == "failed"

@@ -17,6 +17,7 @@ from deepagents_redis.core import IdempotentScript, LuaScript
 __all__ = [
     "ABANDON",
     "ACK",
+    "ACK_PLAIN",
     "CANCEL",
     "CLAIM",
     "CREATE",
@@ -125,7 +126,8 @@ CLAIM: Final = LuaScript(
 -- coord_claim: a worker takes a delivered task: new fencing token, lease, attempt.
 -- KEYS[1] task record   KEYS[2] task events
 -- ARGV[1] worker id   ARGV[2] lease ms   ARGV[3] 'started' event   ARGV[4] events maxlen
--- ARGV[5] 'failed' event (out of attempts)   ARGV[6] ttl ms of a finished task
+-- ARGV[5] 'failed' event (out of attempts; '' asks for {'exhausted?'} first)
+-- ARGV[6] ttl ms of a finished task
 -- returns {'run', fence, attempt, input, timeout_s, agent, max attempts}
 -- | {'busy'} (another live worker holds it) | {'done', status} (finished: ack the entry)
 -- | {'gone'} (no record: expired)
@@ -143,6 +145,9 @@ if terminal[st] then return {'done', st} end
     + """\
 if st == 'running' and tonumber(f[2] or '0') > now then return {'busy'} end
 local attempts = tonumber(f[3])
+local exhausted = attempts >= tonumber(f[4])
+-- the 'failed' event is built only for this rare path: without it, ask for it (no writes)
+if exhausted and ARGV[5] == '' then return {'exhausted?', attempts} end
 if st == 'running' then
   -- the previous holder stopped heartbeating: that attempt is lost, and recorded
   local h = cjson.decode(f[6] or '[]')
@@ -150,7 +155,7 @@ if st == 'running' then
     at_ms = now}
   redis.call('HSET', KEYS[1], 'history', cjson.encode(h))
 end
-if attempts >= tonumber(f[4]) then
+if exhausted then
   redis.call('HSET', KEYS[1], 'status', 'error', 'lease_until', 0, 'ended_ms', now,
     'error', 'out of attempts: ' .. attempts .. ' of ' .. f[4])
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[5])
@@ -255,9 +260,7 @@ return 1
 """,
 )
 
-ACK: Final = IdempotentScript(
-    "coord_ack",
-    """\
+_ACK_BODY: Final = """\
 -- keys[1] queue stream   keys[2] delayed retries zset   keys[3] dead letters stream
 -- argv[1] entry id ('' none)   argv[2] mode: ack|retry|dead|requeue   argv[3] task id
 -- argv[4] retry delay ms   argv[5] dead letter (codec bytes)   argv[6] consumer group
@@ -277,7 +280,18 @@ elseif argv[2] == 'dead' then
 elseif argv[2] == 'requeue' then
   redis.call('XADD', keys[1], '*', 't', argv[3])
 end
-return 1""",
+return 1"""
+
+ACK: Final = IdempotentScript("coord_ack", _ACK_BODY)
+"""The queue-side end of a run, recorded by op id: for a dead letter or a re-queue, whose
+``XADD`` must not be repeated by a retry."""
+
+ACK_PLAIN: Final = LuaScript(
+    "coord_ack_plain",
+    "-- coord_ack_plain: the same as coord_ack (KEYS = its keys, ARGV = its argv), for the\n"
+    "-- modes that are idempotent by construction (ack: XACK/XDEL; retry: ZADD), so no op\n"
+    "-- record is written per task\n"
+    "local keys, argv = KEYS, ARGV\n" + _ACK_BODY,
 )
 
 PROMOTE: Final = LuaScript(

@@ -38,6 +38,7 @@ from deepagents_redis.coord._event import EVENT_FIELD
 from deepagents_redis.coord._keys import GROUP, QueueKeys, TaskKeys, check_name, check_task_id
 from deepagents_redis.coord._scripts import (
     ACK,
+    ACK_PLAIN,
     CLAIM,
     EVENT,
     FINISH,
@@ -241,11 +242,13 @@ class Worker(CoordComponent):
         """Run until `stop()` or SIGTERM/SIGINT, then stop gracefully (blocks).
 
         The event loop is the worker's own: a connector the worker built is closed at the end.
+        Signals are handled when this runs in the main thread (elsewhere, call `stop()`).
         """
+        in_main = threading.current_thread() is threading.main_thread()
 
         async def main() -> None:
             try:
-                await self.arun(handle_signals=True)
+                await self.arun(handle_signals=in_main)
             finally:
                 if self._owns_connector:
                     await self.aclose()
@@ -476,27 +479,21 @@ class Worker(CoordComponent):
         started = self._encoded(
             "task.started", self.worker_id, task_id, agent, keys, worker=self.worker_id
         )
-        failed = self._encoded(
-            "task.failed", self.worker_id, task_id, agent, keys, reason="out of attempts"
-        )
-        reply = await self._op(
-            "coord.claim",
-            self._one(
-                Script(
-                    CLAIM,
-                    [keys.record, keys.events],
-                    [
-                        self.worker_id,
-                        self._lease_ms,
-                        started,
-                        self.coord_settings.events_maxlen,
-                        failed,
-                        self.coord_settings.result_ttl_seconds * 1000,
-                    ],
-                )
-            ),
-            agent=agent,
-        )
+        args: list[Any] = [
+            self.worker_id,
+            self._lease_ms,
+            started,
+            self.coord_settings.events_maxlen,
+            b"",
+            self.coord_settings.result_ttl_seconds * 1000,
+        ]
+        claim = Script(CLAIM, [keys.record, keys.events], args)
+        reply = await self._op("coord.claim", self._one(claim), agent=agent)
+        if text(reply[0]) == "exhausted?":  # out of attempts: now with the 'failed' event
+            args[4] = self._encoded(
+                "task.failed", self.worker_id, task_id, agent, keys, reason="out of attempts"
+            )
+            reply = await self._op("coord.claim", self._one(claim), agent=agent)
         verdict = text(reply[0])
         if verdict in ("done", "gone"):
             await self._ack(queue, entry_id, task_id, "ack", fence=0)
@@ -731,18 +728,16 @@ class Worker(CoordComponent):
         delay: float = 0.0,
         letter: bytes = b"",
     ) -> None:
+        keys = [queue.stream, queue.delayed, queue.dlq]
+        args = [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000]
+        if mode in ("ack", "retry"):
+            # idempotent by construction: no op record (one per task would pile up)
+            await self._op("coord.ack", self._one(Script(ACK_PLAIN, keys, args)))
+            return
         op_key = self.keys.op(queue.scope, f"ack:{task_id or entry_id}:{entry_id}:{fence}:{mode}")
+        # the record only has to outlive this call's own retries
         await self._op(
-            "coord.ack",
-            self._one(
-                Idempotent(
-                    ACK,
-                    op_key,
-                    [queue.stream, queue.delayed, queue.dlq],
-                    [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000],
-                    op_ttl_ms=self.coord_settings.result_ttl_seconds * 1000,
-                )
-            ),
+            "coord.ack", self._one(Idempotent(ACK, op_key, keys, args, op_ttl_ms=600_000))
         )
 
     async def _dead_letter(
