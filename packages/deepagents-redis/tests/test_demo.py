@@ -72,7 +72,7 @@ def test_every_section_deletes_what_it_wrote(redis_url: str, key_prefix: str) ->
     lines: list[str] = []
     status = _demo.run(_args(url=redis_url, prefix=key_prefix), out=lines.append)
     assert status == EXIT_OK, "\n".join(lines)
-    assert "demo finished: core, cache, todos, fs" in lines[-1]
+    assert "demo finished: core, cache, todos, fs, coord" in lines[-1]
     assert _count_keys(redis_url, key_prefix) == 0
 
 
@@ -150,3 +150,33 @@ def test_server_without_lua_skips_script_parts_and_says_so(
 
 def test_lua_probe_on_a_real_server(redis_client) -> None:
     assert _demo.server_runs_lua(redis_client) is True
+
+
+def test_demo_coord_kills_a_worker_and_every_task_completes_once(
+    redis_url: str, key_prefix: str
+) -> None:
+    facts: dict[str, object] = {}
+    original = _demo.run_sections
+
+    def capture(ctx: DemoContext, *, only: list[str] | None = None) -> list[str]:
+        try:
+            return original(ctx, only=only)
+        finally:
+            facts.update(ctx.facts)
+
+    lines: list[str] = []
+    _demo.run_sections = capture  # type: ignore[assignment]
+    try:
+        status = _demo.run(
+            _args(url=redis_url, prefix=key_prefix, only=["coord"]), out=lines.append
+        )
+    finally:
+        _demo.run_sections = original  # type: ignore[assignment]
+    assert status == EXIT_OK, "\n".join(lines)
+    coord = facts["coord"]
+    assert isinstance(coord, dict)
+    assert sorted(coord["attempts"]) == [1, 2]  # the killed worker's task ran again, once
+    assert set(coord["completed"].values()) == {1}
+    assert any(line.startswith("killed worker pid") for line in lines)
+    assert sum("subagent.completed" in line for line in lines) == 2
+    assert _count_keys(redis_url, key_prefix) == 0

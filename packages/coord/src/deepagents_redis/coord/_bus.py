@@ -8,7 +8,7 @@ follows the stream live from now or from an id. Topics are trimmed to `maxlen` e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from deepagents_redis.coord._common import CoordComponent, entries, text
@@ -213,6 +213,7 @@ class EventBus(CoordComponent):
         block: float = 1.0,
         count: int = 100,
         stream: str | None = None,
+        stop_when: Callable[[], bool] | None = None,
     ) -> Iterator[Received]:
         """Follow `topic` live: yield each new entry, forever (stop by breaking out).
 
@@ -222,13 +223,15 @@ class EventBus(CoordComponent):
             block: Seconds each read waits.
             count: Most entries per read.
             stream: Follow this key instead of the topic's (the namespace's event log).
+            stop_when: Checked after every read (also an empty one, at least every `block`
+                seconds): the tail ends when it returns True.
         """
         key = stream or self.keys.topic(topic)
         block_ms = self._block_ms(block) or 1
         last = run_operation(
             self._connector, "coord.tail", self._start(key, after), deadline_seconds=self._deadline
         )
-        while True:
+        while stop_when is None or not stop_when():
             rows = run_operation(
                 self._connector,
                 "coord.tail",
@@ -247,6 +250,7 @@ class EventBus(CoordComponent):
         block: float = 1.0,
         count: int = 100,
         stream: str | None = None,
+        stop_when: Callable[[], bool] | None = None,
     ) -> AsyncIterator[Received]:
         """Async twin of `tail`."""
         key = stream or self.keys.topic(topic)
@@ -254,7 +258,7 @@ class EventBus(CoordComponent):
         last = await arun_operation(
             self._connector, "coord.tail", self._start(key, after), deadline_seconds=self._deadline
         )
-        while True:
+        while stop_when is None or not stop_when():
             rows = await arun_operation(
                 self._connector,
                 "coord.tail",

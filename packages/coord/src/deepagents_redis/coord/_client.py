@@ -51,15 +51,11 @@ class TaskClient(CoordComponent):
     """Submit tasks to workers of a namespace and follow them.
 
     Args:
-        connector: A shared `RedisConnector` (excludes the four conveniences).
-        url: Redis URL (convenience).
-        settings: Connection settings (convenience).
-        client: A ready sync client (convenience).
-        async_client: A ready asyncio client (convenience).
-        coord_settings: Coord options (default: `CoordSettings()` from the environment).
         check_agents: Refuse to submit to an agent no worker has announced
             (`UnknownAgentError` naming the known ones). Off: tasks wait for a worker.
-        **options: Any `CoordSettings` field, overriding `coord_settings`.
+        **kwargs: The connection, as every component takes it (`connector=`, or the
+            conveniences `url=`, `settings=`, `client=`, `async_client=`), `coord_settings=`,
+            and any `CoordSettings` field as an override (`namespace=`, `max_backlog=`...).
 
     Example:
         >>> with TaskClient.from_url(url, namespace="demo") as tasks:  # doctest: +SKIP

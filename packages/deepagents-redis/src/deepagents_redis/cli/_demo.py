@@ -127,6 +127,13 @@ SECTIONS: list[Section] = [
         extra="fs",
         needs_lua=True,
     ),
+    Section(
+        "coord",
+        "deepagents_redis.cli._demo_coord",
+        requires="deepagents_redis.coord",
+        extra="coord",
+        needs_lua=True,
+    ),
     # phase helpers: Section("cache", "deepagents_redis.cli._demo_cache",
     #                        requires="deepagents_redis.cache", extra="cache", needs_lua=True),
 ]
