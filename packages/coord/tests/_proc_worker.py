@@ -12,14 +12,16 @@ import sys
 import time
 from typing import Any
 
-import redis
 from deepagents_redis.coord import TaskContext, Worker
-from deepagents_redis.core import RedisSettings
+from deepagents_redis.core import RedisSettings, create_client
 
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
-    counter = redis.Redis.from_url(cfg["url"])
+    settings = RedisSettings(
+        url=cfg["url"], key_prefix=cfg["prefix"], cluster="on" if cfg.get("cluster") else "off"
+    )
+    counter = create_client(settings)
 
     def work(value: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
         counter.hincrby(cfg["counter"], ctx.task_id, 1)
@@ -28,7 +30,6 @@ def main() -> None:
             time.sleep(0.01)
         return {"pid": os.getpid()}
 
-    settings = RedisSettings(url=cfg["url"], key_prefix=cfg["prefix"])
     Worker(
         settings=settings,
         agents={"work": work},

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from deepagents_redis.coord import TaskClient
-from deepagents_redis.core import RedisConnector, RedisSettings
+from deepagents_redis.core import RedisConnector, RedisSettings, create_client
 
 from .conftest import FAST
 
@@ -32,7 +31,7 @@ class Fleet:
         self.settings = settings
         self.counter = counter
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.raw = redis.Redis.from_url(settings.url or "")
+        self.raw = create_client(settings)
 
     def start(
         self, concurrency: int = 4, grace: float = 10.0, **options: Any
@@ -41,6 +40,7 @@ class Fleet:
             "url": self.settings.url,
             "prefix": self.settings.key_prefix,
             "counter": self.counter,
+            "cluster": self.settings.cluster == "on",
             "concurrency": concurrency,
             "grace": grace,
             "options": {**FAST, **options},
@@ -68,15 +68,23 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(redis_settings: RedisSettings) -> Iterator[Fleet]:
-    f = Fleet(redis_settings, f"{redis_settings.key_prefix}:runs")
+def settings(request: pytest.FixtureRequest) -> RedisSettings:
+    """The standalone server, or the cluster when a test asks for it (indirect param)."""
+    if getattr(request, "param", "standalone") == "cluster":
+        return request.getfixturevalue("cluster_settings")  # type: ignore[no-any-return]
+    return request.getfixturevalue("redis_settings")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def fleet(settings: RedisSettings) -> Iterator[Fleet]:
+    f = Fleet(settings, f"{settings.key_prefix}:runs")
     yield f
     f.close()
 
 
 @pytest.fixture
-def client(redis_settings: RedisSettings) -> Iterator[TaskClient]:
-    conn = RedisConnector(settings=redis_settings)
+def client(settings: RedisSettings) -> Iterator[TaskClient]:
+    conn = RedisConnector(settings=settings)
     yield TaskClient(connector=conn, check_agents=False, **FAST)
     conn.close()
 
@@ -89,6 +97,14 @@ def _wait_status(tasks: TaskClient, task_id: str, status: str) -> None:
     raise AssertionError(f"task never reached {status}")
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param("standalone", id="standalone"),
+        pytest.param("cluster", id="cluster", marks=pytest.mark.cluster),
+    ],
+    indirect=True,
+)
 def test_kill_9_mid_run_every_task_completes_once(fleet: Fleet, client: TaskClient) -> None:
     victim = fleet.start(concurrency=4)
     fleet.start(concurrency=4)
