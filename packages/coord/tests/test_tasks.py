@@ -290,3 +290,29 @@ def test_a_task_whose_workers_keep_dying_is_dead_lettered(
     assert [h["error"] for h in info.history] == ["worker stopped heartbeating"]
     assert [(ltr["task_id"], ltr["reason"]) for ltr in letters] == [(task_id, "out of attempts")]
     assert [e.type.rsplit(".", 1)[-1] for _, e in tasks.events(task_id)][-1] == "failed"
+
+
+def test_a_sync_agent_reports_progress_and_sees_its_cancel(
+    tasks: TaskClient, worker_factory: Any
+) -> None:
+    from deepagents_redis.coord import TaskContext
+
+    def steps(_x: Any, ctx: TaskContext) -> str:
+        ctx.progress(step="started", n=1)
+        for _ in range(3_000):  # a sync agent polls ctx.cancelled at its step boundaries
+            if ctx.cancelled.is_set():
+                return "stopped"
+            time.sleep(0.01)
+        return "ran to the end"
+
+    with worker_factory({"steps": steps}):
+        task_id = tasks.submit("steps", {})
+        for _ in range(500):
+            if any(e.type.endswith("task.progress") for _, e in tasks.events(task_id)):
+                break
+            time.sleep(0.01)
+        assert tasks.cancel(task_id) == "cancelling"
+        info = tasks.join(task_id, timeout=10)
+    assert info.status == "cancelled"
+    progress = [e.data for _, e in tasks.events(task_id) if e.type.endswith("task.progress")]
+    assert progress == [{"step": "started", "n": 1}]
