@@ -137,6 +137,15 @@ def test_long_task_is_not_rerun_while_its_worker_lives(fleet: Fleet, client: Tas
     assert fleet.runs() == {task_id: 1}
 
 
+def _wait_run_started(fleet: Fleet, task_id: str) -> None:
+    """Until the agent function itself ran (not just the claim): its side effect is counted."""
+    for _ in range(500):
+        if fleet.runs().get(task_id):
+            return
+        time.sleep(0.01)
+    raise AssertionError("the run never started")
+
+
 def _holder(fleet: Fleet, tasks: TaskClient, task_id: str) -> subprocess.Popen[bytes]:
     pid = int((tasks.get(task_id).worker or "").split("-")[-2])
     return next(p for p in fleet.procs if p.pid == pid)
@@ -147,7 +156,7 @@ def test_after_kill_9_a_long_task_runs_again_once(fleet: Fleet, client: TaskClie
     fleet.start(concurrency=1)
     fleet.wait_ready(client, 2)
     task_id = client.submit("work", {"sleep": 2.0})
-    _wait_status(client, task_id, "running")
+    _wait_run_started(fleet, task_id)
     first = _holder(fleet, client, task_id)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
@@ -167,7 +176,7 @@ def test_a_revived_stale_worker_cannot_overwrite_the_result(
     fleet.start(concurrency=1)
     fleet.wait_ready(client, 2)
     task_id = client.submit("work", {"sleep": 1.0})
-    _wait_status(client, task_id, "running")
+    _wait_run_started(fleet, task_id)
     stale = _holder(fleet, client, task_id)
     fresh = next(p for p in fleet.procs if p is not stale)
     stale.send_signal(signal.SIGSTOP)  # frozen: no heartbeats, its lease runs out
