@@ -22,9 +22,9 @@ Differences, on purpose:
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
@@ -50,7 +50,12 @@ from deepagents.middleware.async_subagents import (
 )
 from deepagents_redis.coord._client import TaskClient
 from deepagents_redis.coord._common import TaskInfo
-from deepagents_redis.core import DeepAgentsRedisError, InvalidInputError
+from deepagents_redis.core import (
+    DeepAgentsRedisError,
+    InvalidInputError,
+    adrive_operation,
+    drive_operation,
+)
 from langchain.agents.middleware import AgentMiddleware
 from langchain.tools import ToolRuntime
 from langchain_core.messages import ToolMessage
@@ -58,6 +63,17 @@ from langchain_core.tools import StructuredTool
 from langgraph.types import Command
 
 __all__ = ["RedisAsyncSubAgent", "RedisAsyncSubAgentMiddleware"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """One `TaskClient` call a tool flow needs: the sync method's name and its arguments."""
+
+    method: str
+    args: tuple[Any, ...]
+
+
+_Flow = Generator[_Ask, Any, Any]
 
 log = logging.getLogger("deepagents_redis.coord")
 
@@ -240,144 +256,150 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         return {"messages": [*earlier, {"role": "user", "content": message}]}
 
     # ------------------------------------------------------------------ tools
+    # Each tool is written once, as a flow that yields `_Ask` requests (a `TaskClient`
+    # method and its arguments); `_run` drives it with the sync methods, `_arun` with the
+    # async ones (core's generic driver), so the sync and async tools cannot drift apart.
+
+    def _run(self, flow: _Flow) -> Any:
+        def step(ask: _Ask) -> Any:
+            try:
+                return getattr(self.tasks, ask.method)(*ask.args)
+            except DeepAgentsRedisError as exc:  # handed to the flow, which decides
+                return exc
+
+        return drive_operation(flow, step)
+
+    async def _arun(self, flow: _Flow) -> Any:
+        async def step(ask: _Ask) -> Any:
+            try:
+                return await getattr(self.tasks, f"a{ask.method}")(*ask.args)
+            except DeepAgentsRedisError as exc:
+                return exc
+
+        return await adrive_operation(flow, step)
+
+    def _start(self, description: str, subagent_type: str, runtime: ToolRuntime) -> _Flow:
+        error = _validate_agent_type(self._agent_map, subagent_type)
+        if error:
+            return error
+        task_id = yield _Ask(
+            "submit",
+            (
+                self._worker_agent(subagent_type),
+                {"messages": [{"role": "user", "content": description}]},
+            ),
+        )
+        if isinstance(task_id, DeepAgentsRedisError):
+            log.warning("Failed to launch async subagent '%s': %s", subagent_type, task_id)
+            return f"Failed to launch async subagent '{subagent_type}': {task_id}"
+        return self._launched(self._tracked(task_id, subagent_type, task_id), runtime.tool_call_id)
+
+    def _check(self, task_id: str, runtime: ToolRuntime) -> _Flow:
+        task = _resolve_tracked_task(task_id, runtime)
+        if isinstance(task, str):
+            return task
+        info = yield _Ask("get", (task["run_id"],))
+        if isinstance(info, DeepAgentsRedisError):
+            return f"Failed to get run status: {info}"
+        return _build_check_command(
+            _check_result(task, info), task, task["run_id"], runtime.tool_call_id
+        )
+
+    def _update(self, task_id: str, message: str, runtime: ToolRuntime) -> _Flow:
+        task = _resolve_tracked_task(task_id, runtime)
+        if isinstance(task, str):
+            return task
+        sent = yield _Ask("send", (task["run_id"], {"role": "user", "content": message}))
+        if not isinstance(sent, DeepAgentsRedisError):
+            return self._updated(task, task["run_id"], True, runtime.tool_call_id)
+        failure: DeepAgentsRedisError = sent
+        if isinstance(sent, InvalidInputError):  # it ended: a new run with its conversation
+            info = yield _Ask("get", (task["run_id"],))
+            if not isinstance(info, DeepAgentsRedisError):
+                run_id = yield _Ask(
+                    "submit",
+                    (self._worker_agent(task["agent_name"]), self._follow_up_input(info, message)),
+                )
+                if not isinstance(run_id, DeepAgentsRedisError):
+                    return self._updated(task, run_id, False, runtime.tool_call_id)
+                failure = run_id
+            else:
+                failure = info
+        log.warning("Failed to update async subagent '%s': %s", task["agent_name"], failure)
+        return f"Failed to update async subagent: {failure}"
+
+    def _cancel(self, task_id: str, runtime: ToolRuntime) -> _Flow:
+        task = _resolve_tracked_task(task_id, runtime)
+        if isinstance(task, str):
+            return task
+        reply = yield _Ask("cancel", (task["run_id"],))
+        if isinstance(reply, DeepAgentsRedisError):
+            return f"Failed to cancel run: {reply}"
+        return self._cancelled(task, runtime.tool_call_id)
+
+    def _list(self, runtime: ToolRuntime, status_filter: str | None) -> _Flow:
+        filtered = _filter_tasks(runtime.state.get("async_tasks") or {}, status_filter)
+        if not filtered:
+            return "No async subagent tasks tracked."
+        live = []
+        for task in filtered:
+            if task["status"] not in _UNFINISHED_STATUSES:
+                live.append((task["status"], task["run_id"]))
+                continue
+            info = yield _Ask("get", (task["run_id"],))
+            if isinstance(info, DeepAgentsRedisError):
+                log.warning("Failed to fetch live status for task %s: %s", task["task_id"], info)
+                live.append((task["status"], task["run_id"]))
+            else:
+                live.append((info.status, task["run_id"]))
+        return _build_list_command(filtered, live, runtime.tool_call_id)
 
     def _build_tools(self, start_description: str) -> list[StructuredTool]:
         mw = self
 
+        # deepagents injects `runtime` by the parameter's annotation: each tool keeps the
+        # upstream signature and hands its flow to the sync or the async driver.
         def start_async_task(
             description: str, subagent_type: str, runtime: ToolRuntime
         ) -> str | Command[Any]:
-            error = _validate_agent_type(mw._agent_map, subagent_type)
-            if error:
-                return error
-            try:
-                task_id = mw.tasks.submit(
-                    mw._worker_agent(subagent_type),
-                    {"messages": [{"role": "user", "content": description}]},
-                )
-            except DeepAgentsRedisError as exc:
-                log.warning("Failed to launch async subagent '%s': %s", subagent_type, exc)
-                return f"Failed to launch async subagent '{subagent_type}': {exc}"
-            return mw._launched(mw._tracked(task_id, subagent_type, task_id), runtime.tool_call_id)
+            return mw._run(mw._start(description, subagent_type, runtime))  # type: ignore[no-any-return]
 
         async def astart_async_task(
             description: str, subagent_type: str, runtime: ToolRuntime
         ) -> str | Command[Any]:
-            error = _validate_agent_type(mw._agent_map, subagent_type)
-            if error:
-                return error
-            try:
-                task_id = await mw.tasks.asubmit(
-                    mw._worker_agent(subagent_type),
-                    {"messages": [{"role": "user", "content": description}]},
-                )
-            except DeepAgentsRedisError as exc:
-                log.warning("Failed to launch async subagent '%s': %s", subagent_type, exc)
-                return f"Failed to launch async subagent '{subagent_type}': {exc}"
-            return mw._launched(mw._tracked(task_id, subagent_type, task_id), runtime.tool_call_id)
+            return await mw._arun(mw._start(description, subagent_type, runtime))  # type: ignore[no-any-return]
 
         def check_async_task(task_id: str, runtime: ToolRuntime) -> str | Command[Any]:
-            task = _resolve_tracked_task(task_id, runtime)
-            if isinstance(task, str):
-                return task
-            try:
-                info = mw.tasks.get(task["run_id"])
-            except DeepAgentsRedisError as exc:
-                return f"Failed to get run status: {exc}"
-            return _build_check_command(
-                _check_result(task, info), task, task["run_id"], runtime.tool_call_id
-            )
+            return mw._run(mw._check(task_id, runtime))  # type: ignore[no-any-return]
 
         async def acheck_async_task(task_id: str, runtime: ToolRuntime) -> str | Command[Any]:
-            task = _resolve_tracked_task(task_id, runtime)
-            if isinstance(task, str):
-                return task
-            try:
-                info = await mw.tasks.aget(task["run_id"])
-            except DeepAgentsRedisError as exc:
-                return f"Failed to get run status: {exc}"
-            return _build_check_command(
-                _check_result(task, info), task, task["run_id"], runtime.tool_call_id
-            )
+            return await mw._arun(mw._check(task_id, runtime))  # type: ignore[no-any-return]
 
         def update_async_task(
             task_id: str, message: str, runtime: ToolRuntime
         ) -> str | Command[Any]:
-            task = _resolve_tracked_task(task_id, runtime)
-            if isinstance(task, str):
-                return task
-            try:
-                try:
-                    mw.tasks.send(task["run_id"], {"role": "user", "content": message})
-                    return mw._updated(task, task["run_id"], True, runtime.tool_call_id)
-                except InvalidInputError:  # it ended: a new run with its conversation
-                    info = mw.tasks.get(task["run_id"])
-                    run_id = mw.tasks.submit(
-                        mw._worker_agent(task["agent_name"]), mw._follow_up_input(info, message)
-                    )
-                    return mw._updated(task, run_id, False, runtime.tool_call_id)
-            except DeepAgentsRedisError as exc:
-                log.warning("Failed to update async subagent '%s': %s", task["agent_name"], exc)
-                return f"Failed to update async subagent: {exc}"
+            return mw._run(mw._update(task_id, message, runtime))  # type: ignore[no-any-return]
 
         async def aupdate_async_task(
             task_id: str, message: str, runtime: ToolRuntime
         ) -> str | Command[Any]:
-            task = _resolve_tracked_task(task_id, runtime)
-            if isinstance(task, str):
-                return task
-            try:
-                try:
-                    await mw.tasks.asend(task["run_id"], {"role": "user", "content": message})
-                    return mw._updated(task, task["run_id"], True, runtime.tool_call_id)
-                except InvalidInputError:
-                    info = await mw.tasks.aget(task["run_id"])
-                    run_id = await mw.tasks.asubmit(
-                        mw._worker_agent(task["agent_name"]), mw._follow_up_input(info, message)
-                    )
-                    return mw._updated(task, run_id, False, runtime.tool_call_id)
-            except DeepAgentsRedisError as exc:
-                log.warning("Failed to update async subagent '%s': %s", task["agent_name"], exc)
-                return f"Failed to update async subagent: {exc}"
+            return await mw._arun(mw._update(task_id, message, runtime))  # type: ignore[no-any-return]
 
         def cancel_async_task(task_id: str, runtime: ToolRuntime) -> str | Command[Any]:
-            task = _resolve_tracked_task(task_id, runtime)
-            if isinstance(task, str):
-                return task
-            try:
-                mw.tasks.cancel(task["run_id"])
-            except DeepAgentsRedisError as exc:
-                return f"Failed to cancel run: {exc}"
-            return mw._cancelled(task, runtime.tool_call_id)
+            return mw._run(mw._cancel(task_id, runtime))  # type: ignore[no-any-return]
 
         async def acancel_async_task(task_id: str, runtime: ToolRuntime) -> str | Command[Any]:
-            task = _resolve_tracked_task(task_id, runtime)
-            if isinstance(task, str):
-                return task
-            try:
-                await mw.tasks.acancel(task["run_id"])
-            except DeepAgentsRedisError as exc:
-                return f"Failed to cancel run: {exc}"
-            return mw._cancelled(task, runtime.tool_call_id)
+            return await mw._arun(mw._cancel(task_id, runtime))  # type: ignore[no-any-return]
 
         def list_async_tasks(
             runtime: ToolRuntime, status_filter: str | None = None
         ) -> str | Command[Any]:
-            filtered = _filter_tasks(runtime.state.get("async_tasks") or {}, status_filter)
-            if not filtered:
-                return "No async subagent tasks tracked."
-            return _build_list_command(
-                filtered, [mw._live(t) for t in filtered], runtime.tool_call_id
-            )
+            return mw._run(mw._list(runtime, status_filter))  # type: ignore[no-any-return]
 
         async def alist_async_tasks(
             runtime: ToolRuntime, status_filter: str | None = None
         ) -> str | Command[Any]:
-            filtered = _filter_tasks(runtime.state.get("async_tasks") or {}, status_filter)
-            if not filtered:
-                return "No async subagent tasks tracked."
-            live = await asyncio.gather(*(mw._alive(t) for t in filtered))
-            return _build_list_command(filtered, list(live), runtime.tool_call_id)
+            return await mw._arun(mw._list(runtime, status_filter))  # type: ignore[no-any-return]
 
         upstream = _upstream_descriptions()
         return [
@@ -423,34 +445,22 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             ),
         ]
 
-    def _live(self, task: AsyncTask) -> tuple[str, str]:
-        if task["status"] not in _UNFINISHED_STATUSES:
-            return task["status"], task["run_id"]
-        try:
-            return self.tasks.get(task["run_id"]).status, task["run_id"]
-        except DeepAgentsRedisError as exc:
-            log.warning("Failed to fetch live status for task %s: %s", task["task_id"], exc)
-            return task["status"], task["run_id"]
-
-    async def _alive(self, task: AsyncTask) -> tuple[str, str]:
-        if task["status"] not in _UNFINISHED_STATUSES:
-            return task["status"], task["run_id"]
-        try:
-            return (await self.tasks.aget(task["run_id"])).status, task["run_id"]
-        except DeepAgentsRedisError as exc:
-            log.warning("Failed to fetch live status for task %s: %s", task["task_id"], exc)
-            return task["status"], task["run_id"]
-
     # ------------------------------------------------------------------ notifications
 
-    def _updates(
-        self, tasks: Mapping[str, AsyncTask], infos: Sequence[TaskInfo | None]
-    ) -> dict[str, Any] | None:
-        unfinished = [t for t in tasks.values() if t["status"] in _UNFINISHED_STATUSES]
+    def _notify(self, state: Any) -> _Flow:
+        """Status updates for the unfinished tracked tasks, a notification for each that ended.
+
+        The notification is deepagents' message, word for word.
+        """
+        tasks: Mapping[str, AsyncTask] = state.get("async_tasks") or {}
         records: dict[str, AsyncTask] = {}
         messages: list[dict[str, Any]] = []
-        for task, info in zip(unfinished, infos, strict=True):
-            if info is None or info.status == task["status"]:
+        for task in [t for t in tasks.values() if t["status"] in _UNFINISHED_STATUSES]:
+            info = yield _Ask("get", (task["run_id"],))
+            if isinstance(info, DeepAgentsRedisError):  # looked at again before the next call
+                log.warning("Failed to check task %s: %s", task["task_id"], info)
+                continue
+            if info.status == task["status"]:
                 continue
             records[task["task_id"]] = _observed(task, info.status, task["run_id"])
             note = _notification(task, info)
@@ -461,32 +471,13 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             update["messages"] = messages
         return update or None
 
-    def _get_or_none(self, task: AsyncTask) -> TaskInfo | None:
-        try:
-            return self.tasks.get(task["run_id"])
-        except DeepAgentsRedisError as exc:  # checked again before the next model call
-            log.warning("Failed to check task %s: %s", task["task_id"], exc)
-            return None
-
-    async def _aget_or_none(self, task: AsyncTask) -> TaskInfo | None:
-        try:
-            return await self.tasks.aget(task["run_id"])
-        except DeepAgentsRedisError as exc:
-            log.warning("Failed to check task %s: %s", task["task_id"], exc)
-            return None
-
     def before_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
         """Tell the model about tasks that finished since its last call."""
-        tasks = state.get("async_tasks") or {}
-        unfinished = [t for t in tasks.values() if t["status"] in _UNFINISHED_STATUSES]
-        return self._updates(tasks, [self._get_or_none(t) for t in unfinished])
+        return self._run(self._notify(state))  # type: ignore[no-any-return]
 
     async def abefore_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
         """Async twin of `before_model`."""
-        tasks = state.get("async_tasks") or {}
-        unfinished = [t for t in tasks.values() if t["status"] in _UNFINISHED_STATUSES]
-        infos = await asyncio.gather(*(self._aget_or_none(t) for t in unfinished))
-        return self._updates(tasks, infos)
+        return await self._arun(self._notify(state))  # type: ignore[no-any-return]
 
     def wrap_model_call(self, request: Any, handler: Any) -> Any:
         """Append the system prompt addition, if any."""
