@@ -316,3 +316,16 @@ def test_a_sync_agent_reports_progress_and_sees_its_cancel(
     assert info.status == "cancelled"
     progress = [e.data for _, e in tasks.events(task_id) if e.type.endswith("task.progress")]
     assert progress == [{"step": "started", "n": 1}]
+
+
+def test_worker_refuses_bad_configuration(connector: Any) -> None:
+    from deepagents_redis.coord import Worker
+
+    with pytest.raises(InvalidInputError, match="at least one agent"):
+        Worker(connector=connector, agents={})
+    with pytest.raises(InvalidInputError, match="neither a runnable nor a callable"):
+        Worker(connector=connector, agents={"x": 42})
+    with pytest.raises(InvalidInputError, match="concurrency"):
+        Worker(connector=connector, agents={"x": double}, concurrency=0)
+    with pytest.raises(InvalidInputError):
+        Worker(connector=connector, agents={"bad\nname": double})

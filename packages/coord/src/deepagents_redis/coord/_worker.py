@@ -55,6 +55,7 @@ from deepagents_redis.core import (
     EvictionCheck,
     EvictionGuard,
     Idempotent,
+    InvalidInputError,
     Operation,
     Pipeline,
     Script,
@@ -206,14 +207,14 @@ class Worker(CoordComponent):
     ) -> None:
         super().__init__(**kwargs)
         if not agents:
-            raise ValueError("a Worker needs at least one agent")
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+            raise InvalidInputError("a Worker needs at least one agent")
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidInputError("concurrency must be an int of at least 1")
         self._agents: dict[str, Any] = {}
         for name, agent in agents.items():
             check_name("agent", name)
             if not callable(agent) and not hasattr(agent, "ainvoke"):
-                raise TypeError(f"agent {name!r} is neither a runnable nor a callable")
+                raise InvalidInputError(f"agent {name!r} is neither a runnable nor a callable")
             self._agents[name] = agent
         self.concurrency = concurrency
         """Most tasks run at once."""
