@@ -182,7 +182,12 @@ def test_readme_example_runs_from_the_wheel(
     }
     expected = {name, "deepagents-redis-core"}
     if name == "deepagents-redis":
-        expected |= {"deepagents-redis-cache", "deepagents-redis-todos", "deepagents-redis-fs"}
+        expected |= {
+            "deepagents-redis-cache",
+            "deepagents-redis-todos",
+            "deepagents-redis-fs",
+            "deepagents-redis-coord",
+        }
     assert ours == expected, frozen
 
     # A user's type checker sees the installed package as typed (py.typed), not import-untyped.
