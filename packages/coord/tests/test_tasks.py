@@ -329,3 +329,16 @@ def test_worker_refuses_bad_configuration(connector: Any) -> None:
         Worker(connector=connector, agents={"x": double}, concurrency=0)
     with pytest.raises(InvalidInputError):
         Worker(connector=connector, agents={"bad\nname": double})
+
+
+def test_result_times_out_while_the_task_waits(tasks: TaskClient) -> None:
+    from deepagents_redis.coord import ResultTimeoutError
+
+    lonely = TaskClient(connector=tasks.connector, check_agents=False)
+    task_id = lonely.submit("nobody-serves-this", {})
+    with pytest.raises(ResultTimeoutError, match="still pending") as err:
+        lonely.result(task_id, timeout=0.3)
+    assert isinstance(err.value, TimeoutError)
+    assert lonely.cancel(task_id) == "cancelled"
+    with pytest.raises(TaskFailedError, match="cancelled"):
+        lonely.result(task_id, timeout=1)

@@ -19,17 +19,25 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from deepagents_redis.coord._common import TASK_FIELDS, CoordComponent, TaskInfo, parse_record, text
+from deepagents_redis.coord._common import (
+    TASK_FIELDS,
+    CoordComponent,
+    TaskInfo,
+    entries,
+    parse_record,
+    text,
+)
 from deepagents_redis.coord._errors import ResultTimeoutError, TaskFailedError, UnknownAgentError
-from deepagents_redis.coord._event import EVENT_FIELD, Event, decode_event
-from deepagents_redis.coord._keys import check_name, check_task_id, new_task_id
+from deepagents_redis.coord._event import EVENT_FIELD, TYPE_PREFIX, Event, decode_event
+from deepagents_redis.coord._keys import TaskKeys, check_name, check_task_id, new_task_id
 from deepagents_redis.coord._scripts import ABANDON, CANCEL, CREATE, ENQUEUE, RESET, SEND
 from deepagents_redis.core import (
     BackpressureError,
     Command,
+    DeepAgentsRedisError,
     InvalidInputError,
     NotFoundError,
     Operation,
@@ -45,6 +53,10 @@ from deepagents_redis.core import (
 __all__ = ["TaskClient"]
 
 _SOURCE: Final = "client"
+_ENDING: Final = frozenset(
+    f"{TYPE_PREFIX}task.{kind}" for kind in ("completed", "failed", "cancelled", "timeout")
+)
+"""Event types written when a task reaches a status it never leaves."""
 
 
 class TaskClient(CoordComponent):
@@ -236,26 +248,42 @@ class TaskClient(CoordComponent):
         # One blocking read stays under the socket timeout, so a slow answer is never
         # mistaken for a dead connection.
         block_cap = max(0.05, min(1.0, self._connector.settings.socket_timeout / 2))
+        check, after, status = True, "0-0", "pending"
         while True:
-            values, last = yield Pipeline(
-                [
-                    ("HMGET", keys.record, *TASK_FIELDS),
-                    ("XREVRANGE", keys.events, "+", "-", "COUNT", 1),
-                ]
-            )
-            info = parse_record(task_id, keys, values, self.codec)
-            if info is None:
-                raise NotFoundError(f"no task {task_id} in namespace {self.namespace!r}")
-            if info.done:
-                return info
+            if check:
+                values, last = yield Pipeline(
+                    [
+                        ("HMGET", keys.record, *TASK_FIELDS),
+                        ("XREVRANGE", keys.events, "+", "-", "COUNT", 1),
+                    ]
+                )
+                info = parse_record(task_id, keys, values, self.codec)
+                if info is None:
+                    raise NotFoundError(f"no task {task_id} in namespace {self.namespace!r}")
+                if info.done:
+                    return info
+                status = info.status
+                after = text(last[0][0]) if last else "0-0"
             left = None if until is None else until - time.monotonic()
             if left is not None and left <= 0:
-                raise ResultTimeoutError(f"task {task_id} is still {info.status} after {timeout}s")
-            after = text(last[0][0]) if last else "0-0"
+                raise ResultTimeoutError(f"task {task_id} is still {status} after {timeout}s")
             block = block_cap if left is None else min(block_cap, left)
-            yield Command(
+            reply = yield Command(
                 ("XREAD", "BLOCK", max(1, int(block * 1000)), "STREAMS", keys.events, after)
             )
+            rows = entries(reply)
+            # Read the record again only when an event says the task ended (a 'started' or
+            # 'progress' event is not worth a round trip), or when the wait timed out.
+            check = not rows or any(self._ends(keys, fields) for _, fields in rows)
+            if rows:
+                after = rows[-1][0]
+
+    def _ends(self, keys: TaskKeys, fields: Mapping[bytes, bytes]) -> bool:
+        try:
+            event = self.codec.decode(fields.get(EVENT_FIELD, b""), key=keys.events)
+        except DeepAgentsRedisError:
+            return True  # not ours to judge: look at the record
+        return isinstance(event, dict) and event.get("type") in _ENDING
 
     @staticmethod
     def _outcome(info: TaskInfo) -> Any:
