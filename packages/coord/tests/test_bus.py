@@ -121,3 +121,23 @@ async def test_async_publish_read_and_tail(bus: EventBus) -> None:
     await asyncio.sleep(0.3)
     await bus.apublish("a", _event(9))
     assert await asyncio.wait_for(listener, 10) == 9
+
+
+def test_an_oversized_event_is_refused_and_nothing_is_stored(
+    bus: EventBus, connector: RedisConnector
+) -> None:
+    from deepagents_redis.core import PayloadTooLargeError
+
+    with pytest.raises(PayloadTooLargeError):
+        bus.publish("big", _event(1, note="x" * (2 * 1024 * 1024)))
+    assert connector.client().exists(bus.keys.topic("big")) == 0
+
+
+def test_topics_and_namespaces_are_separate_keys(connector: RedisConnector) -> None:
+    a = EventBus(connector=connector, namespace="a")
+    ab = EventBus(connector=connector, namespace="a/b")
+    assert (
+        len({a.keys.topic("t/x"), ab.keys.topic("x"), a.keys.topic("t"), ab.keys.topic("t")}) == 4
+    )
+    a.publish("t/x", _event(1))
+    assert ab.read("x", group="g", consumer="c") == []
