@@ -342,3 +342,33 @@ def test_result_times_out_while_the_task_waits(tasks: TaskClient) -> None:
     assert lonely.cancel(task_id) == "cancelled"
     with pytest.raises(TaskFailedError, match="cancelled"):
         lonely.result(task_id, timeout=1)
+
+
+def test_the_submitters_trace_reaches_the_run_and_its_events(
+    tasks: TaskClient, worker_factory: Any
+) -> None:
+    from deepagents_redis.core import RecordingInstrumentation, set_instrumentation
+
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    inst = RecordingInstrumentation(context={"traceparent": parent, "tracestate": "dar=1"})
+    previous = set_instrumentation(inst)
+    try:
+        with worker_factory({"double": double}):
+            task_id = tasks.submit("double", {"n": 4})
+            assert tasks.result(task_id, timeout=10) == {"n": 8}
+    finally:
+        set_instrumentation(previous)
+    assert {"traceparent": parent, "tracestate": "dar=1"} in inst.attached  # the worker's run
+    runs = [s for s in inst.spans if s.name == "coord.run"]
+    assert [s.attrs["task"] for s in runs] == [task_id]
+    submitted = next(e for _, e in tasks.events(task_id) if e.type.endswith("task.submitted"))
+    assert (submitted.traceparent, submitted.tracestate) == (parent, "dar=1")
+
+
+def test_no_trace_without_an_instrumentation_that_carries_one(
+    tasks: TaskClient, worker_factory: Any
+) -> None:
+    with worker_factory({"double": double}):
+        task_id = tasks.submit("double", {"n": 1})
+        tasks.result(task_id, timeout=10)
+    assert all(e.traceparent is None for _, e in tasks.events(task_id))

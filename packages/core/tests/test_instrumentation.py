@@ -52,3 +52,39 @@ def test_recording_spans_note_errors():
         raise KeyError("x")
     assert [(s.name, s.error) for s in rec.spans] == [("fs.write", None), ("fs.read", "KeyError")]
     assert rec.spans[0].attrs == {"path_bytes": 4}
+
+
+def test_trace_carrier_and_traced_do_nothing_by_default() -> None:
+    from deepagents_redis.core import trace_carrier, traced
+
+    assert trace_carrier() == {}
+    with traced({"traceparent": "00-ab-cd-01"}):
+        pass
+
+
+def test_trace_carrier_keeps_w3c_headers_and_never_raises() -> None:
+    from deepagents_redis.core import (
+        RecordingInstrumentation,
+        set_instrumentation,
+        trace_carrier,
+        traced,
+    )
+
+    inst = RecordingInstrumentation(context={"traceparent": "00-ab-cd-01", "baggage": "x=1"})
+    previous = set_instrumentation(inst)
+    try:
+        assert trace_carrier() == {"traceparent": "00-ab-cd-01"}
+        with traced({"traceparent": "00-ab-cd-01"}):
+            pass
+        with traced({}):  # no parent: not attached
+            pass
+        assert inst.attached == [{"traceparent": "00-ab-cd-01"}]
+
+        class Broken(RecordingInstrumentation):
+            def inject(self) -> dict[str, str]:
+                raise RuntimeError("exporter bug")
+
+        set_instrumentation(Broken())
+        assert trace_carrier() == {}
+    finally:
+        set_instrumentation(previous)

@@ -18,6 +18,7 @@ event that ends the task, with no pub/sub and no polling.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -48,6 +49,7 @@ from deepagents_redis.core import (
     arun_operation,
     jittered_backoff,
     run_operation,
+    trace_carrier,
 )
 
 __all__ = ["TaskClient"]
@@ -125,7 +127,16 @@ class TaskClient(CoordComponent):
         created, status, same = yield Script(
             CREATE,
             [keys.record, keys.events],
-            [agent, payload, digest, opts.max_attempts, event, opts.events_maxlen, timeout],
+            [
+                agent,
+                payload,
+                digest,
+                opts.max_attempts,
+                event,
+                opts.events_maxlen,
+                timeout,
+                json.dumps(trace) if (trace := trace_carrier()) else "",
+            ],
         )
         if not same:
             raise InvalidInputError(

@@ -18,6 +18,7 @@ from deepagents_redis.core import (
     RedisSettings,
     SerializationError,
     SyncClient,
+    trace_carrier,
 )
 
 __all__ = [
@@ -165,6 +166,8 @@ class CoordComponent(RedisComponent):
         return self._connector.settings.deadline_seconds
 
     def _event(self, kind: str, source: str, task_id: str, agent: str, **data: Any) -> Event:
+        # the current trace (a worker's run is under its submitter's trace: see `traced`)
+        trace = trace_carrier()
         return Event(
             source=f"dar://{self.namespace}/{source}",
             type=f"{TYPE_PREFIX}{kind}",
@@ -172,6 +175,8 @@ class CoordComponent(RedisComponent):
             taskid=task_id,
             agent=agent,
             data=data or None,
+            traceparent=trace.get("traceparent"),
+            tracestate=trace.get("tracestate"),
         )
 
     def _encoded(

@@ -27,6 +27,7 @@ from deepagents_redis.core import (
     arun_operation,
     get_instrumentation,
     run_operation,
+    trace_carrier,
 )
 from langchain.agents.middleware import AgentMiddleware
 from langchain.agents.middleware.types import ToolCallRequest
@@ -103,7 +104,10 @@ class SubagentEventsMiddleware(AgentMiddleware):  # type: ignore[type-arg]
     def _event(self, kind: str, request: ToolCallRequest, **data: Any) -> Event:
         call = request.tool_call
         args = call.get("args") or {}
+        trace = trace_carrier()
         return Event(
+            traceparent=trace.get("traceparent"),
+            tracestate=trace.get("tracestate"),
             source=f"dar://{self._writer.namespace}/{self._source}",
             type=f"{TYPE_PREFIX}subagent.{kind}",
             subject=str(call.get("id") or ""),

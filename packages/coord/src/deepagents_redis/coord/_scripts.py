@@ -53,7 +53,7 @@ CREATE: Final = LuaScript(
 -- KEYS[1] task record hash   KEYS[2] task events stream
 -- ARGV[1] agent   ARGV[2] input (codec bytes)   ARGV[3] digest of agent + input
 -- ARGV[4] max attempts   ARGV[5] 'submitted' event   ARGV[6] events maxlen
--- ARGV[7] run timeout seconds ('' = none)
+-- ARGV[7] run timeout seconds ('' = none)   ARGV[8] trace context (JSON, '' = none)
 -- returns {created 1|0, status, same digest 1|0}
 local digest = redis.call('HGET', KEYS[1], 'digest')
 if digest then
@@ -64,7 +64,7 @@ end
     + """\
 redis.call('HSET', KEYS[1], 'status', 'pending', 'agent', ARGV[1], 'input', ARGV[2],
   'digest', ARGV[3], 'attempts', 0, 'max_attempts', ARGV[4], 'fence', 0, 'cancel', 0,
-  'created_ms', now, 'timeout_s', ARGV[7], 'history', '[]', 'lease_until', 0)
+  'created_ms', now, 'timeout_s', ARGV[7], 'history', '[]', 'lease_until', 0, 'trace', ARGV[8])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'e', ARGV[5])
 return {1, 'pending', 1}
 """,
@@ -128,7 +128,7 @@ CLAIM: Final = LuaScript(
 -- ARGV[1] worker id   ARGV[2] lease ms   ARGV[3] 'started' event   ARGV[4] events maxlen
 -- ARGV[5] 'failed' event (out of attempts; '' asks for {'exhausted?'} first)
 -- ARGV[6] ttl ms of a finished task
--- returns {'run', fence, attempt, input, timeout_s, agent, max attempts}
+-- returns {'run', fence, attempt, input, timeout_s, agent, max attempts, trace context}
 -- | {'busy'} (another live worker holds it) | {'done', status} (finished: ack the entry)
 -- | {'gone'} (no record: expired)
 -- | {'exhausted', attempts, history} (out of attempts: now status error; dead-letter it)
@@ -167,8 +167,8 @@ local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[1],
   'lease_until', now + tonumber(ARGV[2]), 'started_ms', now)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'e', ARGV[3])
-local rest = redis.call('HMGET', KEYS[1], 'input', 'timeout_s', 'agent')
-return {'run', fence, attempts, rest[1], rest[2], rest[3], tonumber(f[4])}
+local rest = redis.call('HMGET', KEYS[1], 'input', 'timeout_s', 'agent', 'trace')
+return {'run', fence, attempts, rest[1], rest[2], rest[3], tonumber(f[4]), rest[4] or ''}
 """,
 )
 

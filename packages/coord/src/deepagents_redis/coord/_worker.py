@@ -63,6 +63,7 @@ from deepagents_redis.core import (
     arun_operation,
     get_instrumentation,
     jittered_backoff,
+    traced,
 )
 from langchain_core.callbacks import AsyncCallbackHandler
 
@@ -517,7 +518,13 @@ class Worker(CoordComponent):
             ctx = TaskContext(self, agent, task_id, fence, attempt)
             run = _Run(agent, task_id, entry_id, fence, attempt, ctx, max_attempts=int(reply[6]))
             self._log_event("task.started", task_id, agent)
-            await self._execute(run, queue, keys, reply[3], run_timeout)
+            carrier = _json_dict(reply[7]) if len(reply) > 7 else {}
+            # The run, its events and its Redis calls belong to the submitter's trace.
+            with (
+                traced(carrier),
+                get_instrumentation().span("coord.run", agent=agent, task=task_id),
+            ):
+                await self._execute(run, queue, keys, reply[3], run_timeout)
 
     # ------------------------------------------------------------------ running
 
@@ -941,6 +948,14 @@ class _ProgressHandler(AsyncCallbackHandler):
 
 def _jitter() -> float:
     return uuid.uuid4().int % 1000 / 1000
+
+
+def _json_dict(raw: Any) -> dict[str, str]:
+    try:
+        value = json.loads(text(raw) or "{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
 def _json_list(raw: Any) -> list[Any]:

@@ -76,6 +76,8 @@ from deepagents_redis.core._instrumentation import (
     RecordingInstrumentation,
     get_instrumentation,
     set_instrumentation,
+    trace_carrier,
+    traced,
 )
 from deepagents_redis.core._keys import KeySpace, ScopedKeys
 from deepagents_redis.core._probes import HealthApp, readiness, serve_health
@@ -164,6 +166,8 @@ __all__ = [
     "run_operation",
     "serve_health",
     "set_instrumentation",
+    "trace_carrier",
+    "traced",
     "translate_redis_error",
     "was_not_sent",
 ]

@@ -3,6 +3,11 @@
 Phases report ``<phase>.<op>`` names with attributes such as ``outcome="hit"``; the
 ``observe`` package plugs OpenTelemetry in with `set_instrumentation`, so no phase
 imports OpenTelemetry itself.
+
+Trace context crosses processes the same way: an implementation may also offer
+``inject() -> dict[str, str]`` (the current context as W3C ``traceparent``/``tracestate``
+headers) and ``attach(carrier) -> context manager`` (run under a remote parent). Phases call
+`trace_carrier` and `traced`, which do nothing when the implementation has neither.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ __all__ = [
     "RecordingInstrumentation",
     "get_instrumentation",
     "set_instrumentation",
+    "trace_carrier",
+    "traced",
 ]
 
 
@@ -124,7 +131,33 @@ class RecordingInstrumentation:
     counts: Counter[tuple[str, frozenset[tuple[str, Any]]]] = field(default_factory=Counter)
     durations: list[tuple[str, dict[str, Any], float]] = field(default_factory=list)
     spans: list[RecordedSpan] = field(default_factory=list)
+    context: dict[str, str] = field(default_factory=dict)
+    """What `inject` returns: the trace context a test pretends is current."""
+    attached: list[dict[str, str]] = field(default_factory=list)
+    """Every carrier `attach` was given, in order."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def inject(self) -> dict[str, str]:
+        """The pretended current trace context (`context`).
+
+        Returns:
+            A copy of `context`.
+        """
+        return dict(self.context)
+
+    @contextmanager
+    def attach(self, carrier: dict[str, str]) -> Iterator[None]:
+        """Record that work ran under `carrier`'s trace context.
+
+        Args:
+            carrier: W3C trace headers.
+
+        Yields:
+            Nothing.
+        """
+        with self._lock:
+            self.attached.append(dict(carrier))
+        yield
 
     @contextmanager
     def _span(self, name: str, attrs: dict[str, Any]) -> Iterator[RecordedSpan]:
@@ -212,3 +245,39 @@ def set_instrumentation(inst: Instrumentation | None) -> Instrumentation:
     previous = _current
     _current = _NOOP if inst is None else inst
     return previous
+
+
+_TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+def trace_carrier() -> dict[str, str]:
+    """The current trace context as W3C headers, for work that continues elsewhere.
+
+    Returns:
+        ``traceparent`` (and ``tracestate``) when the installed instrumentation offers
+        ``inject()`` and a trace is current; ``{}`` otherwise (and if it fails: tracing must
+        never fail the operation).
+    """
+    inject = getattr(_current, "inject", None)
+    if inject is None:
+        return {}
+    try:
+        carrier = inject()
+    except Exception:  # noqa: BLE001 - an exporter's bug must not fail the caller's work
+        return {}
+    return {k: str(carrier[k]) for k in _TRACE_HEADERS if carrier and carrier.get(k)}
+
+
+def traced(carrier: dict[str, str] | None) -> AbstractContextManager[Any]:
+    """Run under the trace context of `carrier` (a parent in another process).
+
+    Args:
+        carrier: What `trace_carrier` gave the other side (``None`` or ``{}``: no parent).
+
+    Returns:
+        The implementation's ``attach(carrier)``, or a null context.
+    """
+    attach = getattr(_current, "attach", None)
+    if attach is None or not carrier:
+        return nullcontext()
+    return attach(carrier)  # type: ignore[no-any-return]
