@@ -52,5 +52,40 @@ async def main(url: str, n: int, warmup: int) -> None:
     print(json.dumps({"samples": samples}))
 
 
+async def throughput(url: str, n: int) -> None:
+    """Tasks/s one arq worker process drains from a pre-filled queue (max_jobs 8, as ours).
+
+    Measured like ours: the jobs are enqueued first, then one worker drains them; the time
+    is from its first job's start to its last job's end, as arq records them.
+    """
+    from arq import create_pool
+    from arq.connections import RedisSettings
+    from arq.worker import Worker
+
+    settings = RedisSettings.from_dsn(url)
+    pool = await create_pool(settings, default_queue_name="bench-arq-tp")
+    jobs = [await pool.enqueue_job("noop") for _ in range(n)]
+    worker = Worker(
+        functions=[noop],
+        redis_settings=settings,
+        poll_delay=0.001,
+        handle_signals=False,
+        queue_name="bench-arq-tp",
+        max_jobs=8,
+        burst=True,
+    )
+    await worker.async_run()
+    infos = [await job.result_info() for job in jobs if job is not None]
+    starts = [i.start_time for i in infos if i is not None]
+    ends = [i.finish_time for i in infos if i is not None]
+    took = (max(ends) - min(starts)).total_seconds()
+    await worker.close()
+    await pool.aclose()
+    print(json.dumps({"done": len(ends), "seconds": took}))
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    if sys.argv[1] == "throughput":
+        asyncio.run(throughput(sys.argv[2], int(sys.argv[3])))
+    else:
+        asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))

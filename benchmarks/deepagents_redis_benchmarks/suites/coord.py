@@ -97,7 +97,8 @@ def _raw_floor(url: str, prefix: str) -> tuple[Callable[[], object], Callable[[]
     return roundtrip, close
 
 
-def _arq(url: str, n: int, warmup: int) -> tuple[Timing | None, str]:
+def _arq_probe(*args: str) -> tuple[dict[str, Any] | None, str]:
+    """Run `_arq_probe.py` in its own environment; its JSON, or None and why not."""
     uv = shutil.which("uv")
     if uv is None:
         return None, "arq not measured: uv not on PATH"
@@ -112,9 +113,7 @@ def _arq(url: str, n: int, warmup: int) -> tuple[Timing | None, str]:
             "arq==0.25.0",
             "python",
             str(probe),
-            url,
-            str(n),
-            str(warmup),
+            *args,
         ],
         capture_output=True,
         text=True,
@@ -123,9 +122,14 @@ def _arq(url: str, n: int, warmup: int) -> tuple[Timing | None, str]:
     )
     if proc.returncode != 0:
         return None, f"arq not measured: {proc.stderr.strip().splitlines()[-1:]}"
-    return Timing.from_samples(
-        json.loads(proc.stdout.strip().splitlines()[-1])["samples"]
-    ), "arq 0.25 in its own env, result polled every 1 ms"
+    return json.loads(proc.stdout.strip().splitlines()[-1]), ""
+
+
+def _arq(url: str, n: int, warmup: int) -> tuple[Timing | None, str]:
+    data, why = _arq_probe(url, str(n), str(warmup))
+    if data is None:
+        return None, why
+    return Timing.from_samples(data["samples"]), "arq 0.25 in its own env, result polled every 1 ms"
 
 
 def _events(ctx: BenchContext, settings: Any, prefix: str) -> list[Result]:
@@ -261,13 +265,25 @@ def _throughput(ctx: BenchContext, prefix: str) -> list[Result]:
             last = max(i.ended_at for i in infos if i.ended_at)
             took = max((last - first).total_seconds(), 1e-3)
             per = took / n
+            baseline, base_timing, vs = None, None, ""
+            if workers == 1 and not ctx.smoke:
+                data, why = _arq_probe("throughput", ctx.url, str(n))
+                if data is None:
+                    vs = f"; {why}"
+                else:
+                    arq_per = float(data["seconds"]) / int(data["done"])
+                    baseline = "arq 0.25, 1 worker process (max_jobs 8, burst)"
+                    base_timing = Timing(arq_per, arq_per, int(data["done"]))
+                    vs = f"; arq: {int(data['done']) / float(data['seconds']):,.0f} tasks/s"
             results.append(
                 Result(
                     f"throughput, {workers} worker process(es)",
                     Timing(per, per, n),
+                    baseline,
+                    base_timing,
                     notes=(
                         f"{n / took:,.0f} tasks/s ({n} no-op tasks drained from a full queue, "
-                        "concurrency 8 per worker, server clock: first start to last end)"
+                        f"concurrency 8 per worker, first start to last end){vs}"
                     ),
                 )
             )
