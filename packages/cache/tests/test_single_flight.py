@@ -12,13 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deepagents_redis.cache import RedisLLMCache
+from deepagents_redis.cache import CacheSettings, RedisLLMCache
 from langchain_core.outputs import Generation
 
 pytestmark = pytest.mark.integration
 
 WORKER = Path(__file__).with_name("_sf_worker.py")
 PROMPT, LLM = "the same question", "model=fake"
+
+# These tests are about single flight, not deadlines (tests/test_phase_deadlines.py covers
+# those): a busy CI machine once took over a second for the first Cluster discovery, the
+# lookups failed open at the default 1 s / 0.25 s deadlines and the model was called 3 times.
+PATIENT = CacheSettings(deadline_seconds=5.0, connect_deadline_seconds=10.0)
 
 
 def run_threads(cache_factory: Any, n: int) -> tuple[int, list[Any]]:
@@ -49,7 +54,7 @@ def run_threads(cache_factory: Any, n: int) -> tuple[int, list[Any]]:
 
 
 def test_eight_threads_one_model_call(make_llm_cache: Any, recorder: Any) -> None:
-    shared = make_llm_cache(ttl=60, namespace="sf-threads")
+    shared = make_llm_cache(ttl=60, namespace="sf-threads", cache_settings=PATIENT)
     calls, results = run_threads(lambda: shared, 8)
     assert calls == 1
     assert results == [[Generation(text="answer")]] * 8
@@ -57,7 +62,7 @@ def test_eight_threads_one_model_call(make_llm_cache: Any, recorder: Any) -> Non
 
 
 def test_eight_threads_separate_cache_objects(make_llm_cache: Any) -> None:
-    caches = [make_llm_cache(ttl=60, namespace="sf-objs") for _ in range(8)]
+    caches = [make_llm_cache(ttl=60, namespace="sf-objs", cache_settings=PATIENT) for _ in range(8)]
     it = iter(caches)
     lock = threading.Lock()
 
@@ -71,14 +76,14 @@ def test_eight_threads_separate_cache_objects(make_llm_cache: Any) -> None:
 
 
 def test_without_single_flight_every_thread_calls(make_llm_cache: Any) -> None:
-    shared = make_llm_cache(ttl=60, namespace="sf-off", single_flight=False)
+    shared = make_llm_cache(ttl=60, namespace="sf-off", single_flight=False, cache_settings=PATIENT)
     calls, _ = run_threads(lambda: shared, 8)
     # All 8 miss together (barrier); nothing makes them wait for each other.
     assert calls == 8
 
 
 async def test_async_tasks_one_model_call(make_allm_cache: Any) -> None:
-    cache = make_allm_cache(ttl=60, namespace="sf-async")
+    cache = make_allm_cache(ttl=60, namespace="sf-async", cache_settings=PATIENT)
     calls = 0
     start = asyncio.Event()
 
