@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from deepagents_redis.coord._common import CoordComponent, entries, text
+from deepagents_redis.coord._common import CoordComponent, entries, one, text
 from deepagents_redis.coord._event import EVENT_FIELD, Event, decode_event
 from deepagents_redis.coord._keys import check_name
 from deepagents_redis.coord._scripts import GROUP, PUBLISH
@@ -54,11 +54,6 @@ class EventBus(CoordComponent):
         self.maxlen = maxlen
         self.dedupe_ttl_seconds = dedupe_ttl_seconds
 
-    @staticmethod
-    def _one(req: Any) -> Operation[Any]:
-        reply = yield req
-        return reply
-
     def _publish_req(self, topic: str, event: Event) -> Script:
         if not isinstance(event, Event):
             raise InvalidInputError(f"publish takes an Event, not {type(event).__name__}")
@@ -83,7 +78,7 @@ class EventBus(CoordComponent):
             run_operation(
                 self._connector,
                 "coord.publish",
-                self._one(req),
+                one(req),
                 deadline_seconds=self._deadline,
                 topic=topic,
             )
@@ -96,7 +91,7 @@ class EventBus(CoordComponent):
             await arun_operation(
                 self._connector,
                 "coord.publish",
-                self._one(req),
+                one(req),
                 deadline_seconds=self._deadline,
                 topic=topic,
             )
@@ -174,7 +169,7 @@ class EventBus(CoordComponent):
             run_operation(
                 self._connector,
                 "coord.ack",
-                self._one(Command(("XACK", stream, group, *ids))),
+                one(Command(("XACK", stream, group, *ids))),
                 deadline_seconds=self._deadline,
             )
         )
@@ -186,7 +181,7 @@ class EventBus(CoordComponent):
             await arun_operation(
                 self._connector,
                 "coord.ack",
-                self._one(Command(("XACK", stream, group, *ids))),
+                one(Command(("XACK", stream, group, *ids))),
                 deadline_seconds=self._deadline,
             )
         )

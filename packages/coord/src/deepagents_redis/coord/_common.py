@@ -13,6 +13,7 @@ from deepagents_redis.coord._settings import CoordSettings
 from deepagents_redis.core import (
     AsyncClient,
     Codec,
+    Operation,
     RedisComponent,
     RedisConnector,
     RedisSettings,
@@ -27,6 +28,7 @@ __all__ = [
     "claimed_entries",
     "entries",
     "fields_of",
+    "one",
     "parse_record",
     "text",
 ]
@@ -212,3 +214,9 @@ def fields_of(fields: Any) -> dict[bytes, bytes]:
     if isinstance(fields, list):
         return {fields[i]: fields[i + 1] for i in range(0, len(fields) - 1, 2)}
     return {}
+
+
+def one(request: Any) -> Operation[Any]:
+    """An operation of a single request (its reply is the result)."""
+    reply = yield request
+    return reply

@@ -29,10 +29,10 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
-from deepagents_redis.coord._common import CoordComponent, claimed_entries, entries, text
+from deepagents_redis.coord._common import CoordComponent, claimed_entries, entries, one, text
 from deepagents_redis.coord._errors import LeaseLostError
 from deepagents_redis.coord._event import EVENT_FIELD
 from deepagents_redis.coord._keys import GROUP, QueueKeys, TaskKeys, check_name, check_task_id
@@ -125,7 +125,6 @@ class _Run:
     max_attempts: int = 1
     reason: str | None = None
     """Why the run was cancelled: 'cancel', 'lost' or 'stop'."""
-    started: float = field(default_factory=time.monotonic)
 
 
 class _Slots:
@@ -336,11 +335,6 @@ class Worker(CoordComponent):
             self._connector, name, op, deadline_seconds=self._deadline, words=_FENCED, **attrs
         )
 
-    @staticmethod
-    def _one(req: Any) -> Operation[Any]:
-        reply = yield req
-        return reply
-
     async def _announce(self, *, startup: bool = False) -> None:
         now_ms = int(time.time() * 1000)
         registry = [
@@ -350,22 +344,18 @@ class Worker(CoordComponent):
         ]
         for name in self._agents:
             registry.append(("ZADD", self.keys.registry, now_ms, name))
-        await self._op("coord.announce", self._one(Pipeline(registry)))
+        await self._op("coord.announce", one(Pipeline(registry)))
         if not startup:
             return
         for name in self._agents:
             queue = self.keys.queue(name)
-            await self._op("coord.group", self._one(Script(GROUP_SCRIPT, [queue.stream], [GROUP])))
+            await self._op("coord.group", one(Script(GROUP_SCRIPT, [queue.stream], [GROUP])))
             cutoff = now_ms - self.coord_settings.dlq_retention_seconds * 1000
-            await self._op(
-                "coord.trim", self._one(Command(("XTRIM", queue.dlq, "MINID", "~", cutoff)))
-            )
+            await self._op("coord.trim", one(Command(("XTRIM", queue.dlq, "MINID", "~", cutoff))))
 
     async def _leave(self) -> None:
         try:
-            await self._op(
-                "coord.leave", self._one(Command(("ZREM", self.keys.workers, self.worker_id)))
-            )
+            await self._op("coord.leave", one(Command(("ZREM", self.keys.workers, self.worker_id))))
         except DeepAgentsRedisError as exc:
             log.warning("worker %s: could not sign off: %s", self.worker_id, exc)
 
@@ -420,7 +410,7 @@ class Worker(CoordComponent):
                 )
             try:
                 reply = await self._op(
-                    "coord.reclaim" if reclaim else "coord.read", self._one(Command(cmd))
+                    "coord.reclaim" if reclaim else "coord.read", one(Command(cmd))
                 )
                 failures = 0
             except asyncio.CancelledError:
@@ -437,7 +427,7 @@ class Worker(CoordComponent):
                 if isinstance(exc, DeepAgentsRedisError) and "NOGROUP" in str(exc.__cause__ or exc):
                     # the stream or its group was deleted (a FLUSH, an operator): make it again
                     await self._op(
-                        "coord.group", self._one(Script(GROUP_SCRIPT, [queue.stream], [GROUP]))
+                        "coord.group", one(Script(GROUP_SCRIPT, [queue.stream], [GROUP]))
                     )
                 await asyncio.sleep(jittered_backoff(failures, 0.1, 2.0))
                 continue
@@ -490,12 +480,12 @@ class Worker(CoordComponent):
             self.coord_settings.result_ttl_seconds * 1000,
         ]
         claim = Script(CLAIM, [keys.record, keys.events], args)
-        reply = await self._op("coord.claim", self._one(claim), agent=agent)
+        reply = await self._op("coord.claim", one(claim), agent=agent)
         if text(reply[0]) == "exhausted?":  # out of attempts: now with the 'failed' event
             args[4] = self._encoded(
                 "task.failed", self.worker_id, task_id, agent, keys, reason="out of attempts"
             )
-            reply = await self._op("coord.claim", self._one(claim), agent=agent)
+            reply = await self._op("coord.claim", one(claim), agent=agent)
         verdict = text(reply[0])
         if verdict in ("done", "gone"):
             await self._ack(queue, entry_id, task_id, "ack", fence=0)
@@ -625,7 +615,7 @@ class Worker(CoordComponent):
             try:
                 await self._op(
                     "coord.handback",
-                    self._one(
+                    one(
                         Script(
                             HANDBACK,
                             [keys.record, keys.events],
@@ -684,7 +674,7 @@ class Worker(CoordComponent):
         try:
             await self._op(
                 "coord.finish",
-                self._one(
+                one(
                     Script(
                         FINISH,
                         [keys.record, keys.events, keys.inbox],
@@ -740,13 +730,11 @@ class Worker(CoordComponent):
         args = [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000]
         if mode in ("ack", "retry"):
             # idempotent by construction: no op record (one per task would pile up)
-            await self._op("coord.ack", self._one(Script(ACK_PLAIN, keys, args)))
+            await self._op("coord.ack", one(Script(ACK_PLAIN, keys, args)))
             return
         op_key = self.keys.op(queue.scope, f"ack:{task_id or entry_id}:{entry_id}:{fence}:{mode}")
         # the record only has to outlive this call's own retries
-        await self._op(
-            "coord.ack", self._one(Idempotent(ACK, op_key, keys, args, op_ttl_ms=600_000))
-        )
+        await self._op("coord.ack", one(Idempotent(ACK, op_key, keys, args, op_ttl_ms=600_000)))
 
     async def _dead_letter(
         self,
@@ -771,7 +759,7 @@ class Worker(CoordComponent):
             letter["history"] = history
         elif task_id:
             info = await self._op(
-                "coord.get", self._one(Command(("HGET", self.keys.task(task_id).record, "history")))
+                "coord.get", one(Command(("HGET", self.keys.task(task_id).record, "history")))
             )
             letter["history"] = _json_list(info)
         if fields is not None:
@@ -826,7 +814,7 @@ class Worker(CoordComponent):
                 for event in batch
             ]
             try:
-                await self._op("coord.log", self._one(Pipeline(cmds)))
+                await self._op("coord.log", one(Pipeline(cmds)))
             except DeepAgentsRedisError as exc:
                 log.warning(
                     "worker %s: %d event log line(s) lost: %s", self.worker_id, len(batch), exc
@@ -842,7 +830,7 @@ class Worker(CoordComponent):
         try:
             await self._op(
                 "coord.progress",
-                self._one(
+                one(
                     Script(
                         EVENT,
                         [keys.record, keys.events],
@@ -856,7 +844,7 @@ class Worker(CoordComponent):
     async def _inbox(self, ctx: TaskContext) -> list[Any]:
         keys = self.keys.task(ctx.task_id)
         rows = await self._op(
-            "coord.inbox", self._one(Command(("XRANGE", keys.inbox, f"({ctx._inbox_after}", "+")))
+            "coord.inbox", one(Command(("XRANGE", keys.inbox, f"({ctx._inbox_after}", "+")))
         )
         out = []
         for eid, fields in rows:
@@ -904,7 +892,7 @@ class Worker(CoordComponent):
         keys = self.keys.task(run.task_id)
         return await self._op(
             "coord.heartbeat",
-            self._one(Script(HEARTBEAT, [keys.record], [run.fence, self._lease_ms])),
+            one(Script(HEARTBEAT, [keys.record], [run.fence, self._lease_ms])),
         )
 
     def _interrupt(self, run: _Run, reason: str) -> None:
@@ -917,7 +905,7 @@ class Worker(CoordComponent):
         for agent in self._agents:
             queue = self.keys.queue(agent)
             await self._op(
-                "coord.promote", self._one(Script(PROMOTE, [queue.stream, queue.delayed], [100]))
+                "coord.promote", one(Script(PROMOTE, [queue.stream, queue.delayed], [100]))
             )
 
 
