@@ -1,0 +1,12 @@
+"""deepagents-redis checkpoint: a LangGraph checkpointer on plain Redis, Valkey and Cluster.
+
+`RedisSaver` implements every method of `BaseCheckpointSaver` natively, sync and async (get,
+list, put, put_writes, delete_thread, delete_for_runs, copy_thread, prune), with no Redis
+modules: one thread's keys share a hash tag and each write is one script in one slot.
+"""
+
+from deepagents_redis.checkpoint._saver import RedisSaver
+from deepagents_redis.checkpoint._serde import default_serde
+from deepagents_redis.checkpoint._settings import CheckpointSettings
+
+__all__ = ["CheckpointSettings", "RedisSaver", "default_serde"]

@@ -1,0 +1,785 @@
+"""`RedisSaver`: LangGraph's checkpointer on plain Redis, Valkey and Redis Cluster.
+
+Each call is one operation for core's driver (BRIEF §2), written once and run on the sync or
+the asyncio client: a put is one script in the thread's slot, a get is one script, a list is
+one script per page of the thread's index. Layout: `_keys`; scripts: `_scripts`; stored
+frames and their checks: `_serde`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgpack
+from deepagents_redis.checkpoint._keys import (
+    CheckpointKeys,
+    ThreadKeys,
+    check_checkpoint_id,
+    thread_id_of,
+)
+from deepagents_redis.checkpoint._scripts import DELETE, PUT, PUT_WRITES, READ
+from deepagents_redis.checkpoint._serde import canonical, default_serde, dump, load
+from deepagents_redis.checkpoint._settings import CheckpointSettings
+from deepagents_redis.core import (
+    AsyncClient,
+    Command,
+    InvalidInputError,
+    Operation,
+    Pipeline,
+    RedisComponent,
+    RedisConnector,
+    RedisSettings,
+    Script,
+    SerializationError,
+    SyncClient,
+    arun_operation,
+    run_operation,
+)
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+    writes_sort_key,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+__all__ = ["RedisSaver"]
+
+T = TypeVar("T")
+
+_PAGE = 32
+"""Most checkpoints one list call brings back (their bytes, not the scan, are the cost)."""
+_MEMO_MAX = 50_000
+_EMPTY = b"empty\n"
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _pairs(flat: Any) -> dict[bytes, bytes]:
+    if isinstance(flat, dict):  # RESP3 maps, should a script reply ever arrive as one
+        return {bytes(k): v for k, v in flat.items()}
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
+
+
+@dataclass(slots=True)
+class _Where:
+    """A config's thread and checkpoint namespace, checked."""
+
+    thread_value: Any
+    """The ``thread_id`` as the caller gave it (echoed back in configs)."""
+    thread: str
+    cns: str | None
+    cid: str | None
+    keys: ThreadKeys
+
+
+class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
+    """A LangGraph checkpointer on plain Redis 7+, Valkey and Redis Cluster (no modules).
+
+    Every key of one thread shares a hash tag, so a checkpoint and its blobs, writes and index
+    entries are written by one script in one slot; `list` pages through a per-thread index
+    newest first, with metadata filters evaluated on the server. Values go through LangGraph's
+    serializer without pickle; hostile bytes are a `SerializationError`.
+
+    Args:
+        connector: A shared connection (the caller closes it).
+        url: Redis URL (convenience; the saver then owns its connection).
+        settings: Connection settings (convenience).
+        client: A ready sync client (convenience; never closed by us).
+        async_client: A ready asyncio client (convenience; never closed by us).
+        checkpoint_settings: Saver options; keyword `options` override them.
+        serde: Your serializer (e.g. LangGraph's `EncryptedSerializer`); default: LangGraph's
+            `JsonPlusSerializer` with no pickle fallback and the strict msgpack allowlist.
+        **options: `CheckpointSettings` fields (`namespace`, `ttl_seconds`, ...).
+
+    Example:
+        >>> saver = RedisSaver(url="redis://localhost:6379/0")  # doctest: +SKIP
+        >>> graph = builder.compile(checkpointer=saver)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        connector: RedisConnector | None = None,
+        url: str | None = None,
+        settings: RedisSettings | None = None,
+        client: SyncClient | None = None,
+        async_client: AsyncClient | None = None,
+        checkpoint_settings: CheckpointSettings | None = None,
+        serde: SerializerProtocol | None = None,
+        **options: Any,
+    ) -> None:
+        BaseCheckpointSaver.__init__(self, serde=serde or default_serde())
+        self._strict = serde is None
+        self._attach(
+            connector=connector,
+            url=url,
+            settings=settings,
+            client=client,
+            async_client=async_client,
+        )
+        base = checkpoint_settings or CheckpointSettings()
+        self.checkpoint_settings: CheckpointSettings = (
+            base.with_overrides(**options) if options else base
+        )
+        """The saver options in force."""
+        self.keys = CheckpointKeys(self._connector.keyspace, self.checkpoint_settings.namespace)
+        """Key builder of the namespace."""
+        # Threads and (run, thread) pairs already in the cross-thread indexes, so a put pays
+        # for them once per process, not per call.
+        self._indexed: set[Any] = set()
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def _deadline(self) -> float | None:
+        own = self.checkpoint_settings.deadline_seconds
+        return own if own is not None else self._connector.settings.deadline_seconds
+
+    @property
+    def _ttl(self) -> str:
+        ttl = self.checkpoint_settings.ttl_seconds
+        return "" if ttl is None else str(ttl * 1000)
+
+    @property
+    def _read_ttl(self) -> str:
+        return self._ttl if self.checkpoint_settings.refresh_on_read else ""
+
+    def _run(self, name: str, op: Operation[T]) -> T:
+        return run_operation(
+            self._connector, f"checkpoint.{name}", op, deadline_seconds=self._deadline
+        )
+
+    async def _arun(self, name: str, op: Operation[T]) -> T:
+        return await arun_operation(
+            self._connector, f"checkpoint.{name}", op, deadline_seconds=self._deadline
+        )
+
+    def _where(self, config: RunnableConfig | None, *, need_ns: bool = False) -> _Where:
+        conf = (config or {}).get("configurable") or {}
+        if "thread_id" not in conf:
+            raise InvalidInputError("config['configurable'] has no thread_id")
+        thread = thread_id_of(conf["thread_id"])
+        cns = conf.get("checkpoint_ns")
+        if cns is None and need_ns:
+            cns = ""
+        if cns is not None and not isinstance(cns, str):
+            raise InvalidInputError("configurable.checkpoint_ns must be a str")
+        cid = conf.get("checkpoint_id")
+        if cid is not None:
+            cid = check_checkpoint_id(cid)
+        return _Where(conf["thread_id"], thread, cns, cid, self.keys.thread(thread))
+
+    def _remember(self, marker: Any) -> bool:
+        """Whether `marker` is new to this process (and note it)."""
+        if marker in self._indexed:
+            return False
+        if len(self._indexed) >= _MEMO_MAX:
+            self._indexed.clear()
+        self._indexed.add(marker)
+        return True
+
+    # ------------------------------------------------------------------ encode / decode
+    def _put_args(
+        self,
+        where: _Where,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+        parent: str | None,
+    ) -> tuple[list[Any], str]:
+        cid = check_checkpoint_id(checkpoint["id"])
+        stored: dict[str, Any] = dict(checkpoint)
+        values: dict[str, Any] = stored.pop("channel_values", None) or {}
+        run_id = metadata.get("run_id")
+        erun = self.keys.enc(str(run_id)) if run_id else ""
+        fields: list[Any] = [
+            "c",
+            dump(self.serde, stored),
+            "m",
+            dump(self.serde, metadata),
+            "p",
+            parent or "",
+            "r",
+            erun,
+        ]
+        for key, value in metadata.items():
+            text = canonical(value)
+            if text is not None:
+                fields += [f"f:{key}", text]
+        blobs: list[Any] = []
+        for channel, version in new_versions.items():
+            blobs += [
+                self.keys.blob_ref(channel, version),
+                dump(self.serde, values[channel]) if channel in values else _EMPTY,
+            ]
+        refs = "\n".join(
+            self.keys.blob_ref(ch, ver) for ch, ver in stored["channel_versions"].items()
+        )
+        ecns = self.keys.enc(where.cns or "")
+        args = [where.keys.head, ecns, cid, self._ttl, erun, refs, len(fields) // 2]
+        return [*args, len(blobs) // 2, *fields, *blobs], str(run_id) if run_id else ""
+
+    def _tuple(self, where: _Where, thread_value: Any, entry: Any) -> CheckpointTuple:
+        cid, ecns = _text(entry[0]), _text(entry[1])
+        cns = self.keys.dec(ecns)
+        row = _pairs(entry[2])
+        what = f"checkpoint {where.thread!r}/{cns!r}/{cid}"
+        checkpoint = load(self.serde, row.get(b"c"), what=what, strict=self._strict)
+        metadata = load(self.serde, row.get(b"m"), what=what + " metadata", strict=self._strict)
+        if not isinstance(checkpoint, dict) or not isinstance(
+            checkpoint.get("channel_versions"), dict
+        ):
+            raise SerializationError(f"{what}: not a checkpoint")
+        if not isinstance(metadata, dict):
+            raise SerializationError(f"{what}: metadata is not a mapping")
+        blobs = _pairs(entry[3])
+        values: dict[str, Any] = {}
+        for channel, version in checkpoint["channel_versions"].items():
+            raw = blobs.get(self.keys.blob_ref(channel, version).encode())
+            if raw is None or raw == _EMPTY:
+                continue
+            values[channel] = load(
+                self.serde, raw, what=f"{what} channel {channel!r}", strict=self._strict
+            )
+        checkpoint["channel_values"] = values
+        parent = _text(row.get(b"p", b""))
+        configurable = {"thread_id": thread_value, "checkpoint_ns": cns}
+        return CheckpointTuple(
+            config={"configurable": {**configurable, "checkpoint_id": cid}},
+            checkpoint=checkpoint,  # type: ignore[arg-type]
+            metadata=metadata,  # type: ignore[arg-type]
+            parent_config=(
+                {"configurable": {**configurable, "checkpoint_id": parent}} if parent else None
+            ),
+            pending_writes=self._writes(_pairs(entry[4]), what),
+        )
+
+    def _writes(self, rows: dict[bytes, bytes], what: str) -> list[PendingWrite]:
+        ordered: list[tuple[tuple[str, str, int], PendingWrite]] = []
+        for field, raw in rows.items():
+            idx_b, sep, task_b = field.partition(b"\t")
+            try:
+                idx = int(idx_b)
+                channel, task_path, frame = msgpack.unpackb(
+                    raw, raw=False, strict_map_key=True, max_bin_len=len(raw)
+                )
+                task_id = task_b.decode("utf-8")
+            except (ValueError, TypeError, UnicodeDecodeError, msgpack.UnpackException) as exc:
+                raise SerializationError(f"{what}: a pending write is malformed") from exc
+            if not sep or not isinstance(channel, str) or not isinstance(task_path, str):
+                raise SerializationError(f"{what}: a pending write is malformed")
+            value = load(self.serde, frame, what=f"{what} write {channel!r}", strict=self._strict)
+            ordered.append((writes_sort_key(task_path, task_id, idx), (task_id, channel, value)))
+        ordered.sort(key=lambda pair: pair[0])
+        return [write for _, write in ordered]
+
+    # ------------------------------------------------------------------ operations
+    def _put_op(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> Operation[RunnableConfig]:
+        where = self._where(config, need_ns=True)
+        meta = get_checkpoint_metadata(config, metadata)
+        args, run_id = self._put_args(where, checkpoint, meta, new_versions, where.cid)
+        # The cross-thread indexes first: a crash after them leaves an index entry with no
+        # thread behind it (skipped on read), never a thread the indexes do not know.
+        cmds: list[tuple[Any, ...]] = []
+        if self._remember(("thread", where.thread)):
+            cmds.append(("ZADD", self.keys.threads, "NX", int(time.time() * 1000), where.thread))
+        if run_id and self._remember(("run", run_id, where.thread)):
+            cmds.append(("SADD", self.keys.run(run_id), where.thread))
+        if cmds:
+            yield Pipeline(cmds)
+        yield Script(PUT, [where.keys.index], args)
+        return {
+            "configurable": {
+                "thread_id": where.thread_value,
+                "checkpoint_ns": where.cns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+
+    def _put_writes_op(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> Operation[None]:
+        where = self._where(config, need_ns=True)
+        if where.cid is None:
+            raise InvalidInputError("put_writes needs configurable.checkpoint_id")
+        if not isinstance(task_id, str) or not isinstance(task_path, str):
+            raise InvalidInputError("task_id and task_path must be str")
+        if not writes:
+            return
+        args: list[Any] = [self._ttl]
+        for idx, (channel, value) in enumerate(writes):
+            if not isinstance(channel, str):
+                raise InvalidInputError("a write's channel must be a str")
+            slot = WRITES_IDX_MAP.get(channel, idx)
+            frame = msgpack.packb([channel, task_path, dump(self.serde, value)], use_bin_type=True)
+            args += [f"{slot}\t{task_id}", frame, "1" if slot < 0 else "0"]
+        key = where.keys.writes(self.keys.enc(where.cns or ""), where.cid)
+        yield Script(PUT_WRITES, [key], args)
+
+    def _get_op(self, config: RunnableConfig) -> Operation[CheckpointTuple | None]:
+        where = self._where(config, need_ns=True)
+        ecns = self.keys.enc(where.cns or "")
+        index = where.keys.ns_index(ecns)
+        if where.cid is not None:
+            reply = yield Script(
+                READ, [index], [where.keys.head, ecns, "id", where.cid, 1, 1, self._read_ttl]
+            )
+            return self._tuple(where, where.thread_value, reply[1]) if len(reply) > 1 else None
+        bound = "+"
+        while True:  # newest first, past index entries whose checkpoint expired
+            reply = yield Script(
+                READ,
+                [index],
+                [
+                    where.keys.head,
+                    ecns,
+                    "scan",
+                    bound,
+                    1,
+                    self.checkpoint_settings.scan_batch,
+                    self._read_ttl,
+                ],
+            )
+            if len(reply) > 1:
+                return self._tuple(where, where.thread_value, reply[1])
+            if not reply[0]:
+                return None
+            bound = "(" + _text(reply[0])
+
+    def _page_op(
+        self,
+        where: _Where,
+        bound: str | bytes,
+        want: int,
+        filters: list[str],
+    ) -> Operation[tuple[str, list[Any]]]:
+        if where.cns is None:
+            index, ecns = where.keys.index, ""
+        else:
+            ecns = self.keys.enc(where.cns)
+            index = where.keys.ns_index(ecns)
+        reply = yield Script(
+            READ,
+            [index],
+            [
+                where.keys.head,
+                ecns,
+                "scan",
+                bound,
+                want,
+                self.checkpoint_settings.scan_batch,
+                self._read_ttl,
+                *filters,
+            ],
+        )
+        return _text(reply[0]), list(reply[1:])
+
+    def _threads_op(self, after: str, count: int) -> Operation[list[str]]:
+        bound = "(" + after if after else "-"
+        reply = yield Command(("ZRANGE", self.keys.threads, bound, "+", "BYLEX", "LIMIT", 0, count))
+        return [_text(t) for t in reply]
+
+    def _delete_thread_op(self, thread_id: str) -> Operation[None]:
+        thread = thread_id_of(thread_id)
+        keys = self.keys.thread(thread)
+        while True:
+            _deleted, left = yield Script(
+                DELETE, [keys.index], [keys.head, "all", self.checkpoint_settings.delete_batch]
+            )
+            if not int(left):
+                break
+        yield Command(("ZREM", self.keys.threads, thread))
+        self._indexed.discard(("thread", thread))
+
+    def _delete_runs_op(self, run_ids: Sequence[str]) -> Operation[None]:
+        for run_id in run_ids:
+            if not isinstance(run_id, str) or not run_id:
+                raise InvalidInputError("run ids must be non-empty str")
+            run_key = self.keys.run(run_id)
+            threads = yield Command(("SMEMBERS", run_key))
+            for raw in threads:
+                keys = self.keys.thread(thread_id_of(_text(raw)))
+                yield Script(DELETE, [keys.index], [keys.head, "run", self.keys.enc(run_id)])
+            yield Command(("DEL", run_key))
+
+    def _prune_op(self, thread_ids: Sequence[str], strategy: str) -> Operation[None]:
+        if strategy not in ("keep_latest", "delete"):
+            raise InvalidInputError(
+                f"prune strategy must be 'keep_latest' or 'delete', not {strategy!r}"
+            )
+        for thread_id in thread_ids:
+            if strategy == "delete":
+                yield from self._delete_thread_op(thread_id)
+                continue
+            keys = self.keys.thread(thread_id_of(thread_id))
+            yield Script(DELETE, [keys.index], [keys.head, "keep_latest"])
+
+    def _copy_op(self, source: str, target: str) -> Operation[None]:
+        src = self.keys.thread(thread_id_of(source))
+        dst_thread = thread_id_of(target)
+        dst = self.keys.thread(dst_thread)
+        if src.head == dst.head:
+            raise InvalidInputError("copy_thread: source and target are the same thread")
+        bound: str = "+"
+        indexed = False
+        while True:
+            reply = yield Script(
+                READ,
+                [src.index],
+                [src.head, "", "scan", bound, _PAGE, self.checkpoint_settings.scan_batch, ""],
+            )
+            for cid_b, ecns_b, hash_flat, blob_flat, write_flat in reply[1:]:
+                cid, ecns = _text(cid_b), _text(ecns_b)
+                row = _pairs(hash_flat)
+                refs = row.pop(b"bk", b"")
+                erun = _text(row.get(b"r", b""))
+                if not indexed:
+                    indexed = True
+                    yield Command(
+                        ("ZADD", self.keys.threads, "NX", int(time.time() * 1000), target)
+                    )
+                if erun:
+                    yield Command(("SADD", self.keys.run(self.keys.dec(erun)), dst_thread))
+                fields = [part for pair in row.items() for part in pair]
+                args = [dst.head, ecns, cid, self._ttl, erun, refs, len(row), len(blob_flat) // 2]
+                yield Script(PUT, [dst.index], [*args, *fields, *blob_flat])
+                writes = _pairs(write_flat)
+                if writes:
+                    triples: list[Any] = [self._ttl]
+                    for field, value in writes.items():
+                        triples += [field, value, "1"]
+                    yield Script(PUT_WRITES, [dst.writes(ecns, cid)], triples)
+            if not reply[0]:
+                return
+            bound = "(" + _text(reply[0])
+
+    # ------------------------------------------------------------------ list
+    def _list_plan(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+    ) -> tuple[str | None, list[str], Callable[[CheckpointTuple], bool]]:
+        """The `before` bound, server-side filter pairs and the exact Python check."""
+        before_id = get_checkpoint_id(before) if before else None
+        if before_id is not None:
+            before_id = check_checkpoint_id(before_id)
+        pairs: list[str] = []
+        for key, value in (filter or {}).items():
+            if not isinstance(key, str):
+                raise InvalidInputError("filter keys must be str")
+            text = canonical(value)
+            if text is not None:
+                pairs += [f"f:{key}", text]
+        wanted = dict(filter or {})
+        config_id = get_checkpoint_id(config) if config else None
+
+        def keep(tup: CheckpointTuple) -> bool:
+            if config_id and tup.config["configurable"]["checkpoint_id"] != config_id:
+                return False
+            return all(tup.metadata.get(k) == v for k, v in wanted.items())  # type: ignore[misc]
+
+        return before_id, pairs, keep
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """List checkpoints newest first, from the thread's index (see `alist`).
+
+        Args:
+            config: The thread (and, with ``checkpoint_ns``, one namespace; with
+                ``checkpoint_id``, that checkpoint). None lists every thread.
+            filter: Metadata key/value pairs every result has (checked on the server).
+            before: Only checkpoints older than this config's checkpoint.
+            limit: At most this many.
+
+        Yields:
+            Checkpoint tuples.
+        """
+        before_id, pairs, keep = self._list_plan(config, filter, before)
+        left = limit
+        for where in self._wheres(config):
+            bound: str | bytes = "(" + before_id if before_id else "+"
+            while left is None or left > 0:
+                want = _PAGE if left is None else min(left, _PAGE)
+                cursor, entries = self._run("list", self._page_op(where, bound, want, pairs))
+                for entry in entries:
+                    tup = self._tuple(where, where.thread_value, entry)
+                    if keep(tup) and (left is None or left > 0):
+                        left = None if left is None else left - 1
+                        yield tup
+                if not cursor:
+                    break
+                bound = "(" + cursor
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Async twin of `list` (the asyncio client; nothing blocks the loop).
+
+        Args:
+            config: The thread (see `list`).
+            filter: Metadata key/value pairs every result has.
+            before: Only checkpoints older than this config's checkpoint.
+            limit: At most this many.
+
+        Yields:
+            Checkpoint tuples.
+        """
+        before_id, pairs, keep = self._list_plan(config, filter, before)
+        left = limit
+        async for where in self._awheres(config):
+            bound: str | bytes = "(" + before_id if before_id else "+"
+            while left is None or left > 0:
+                want = _PAGE if left is None else min(left, _PAGE)
+                cursor, entries = await self._arun("list", self._page_op(where, bound, want, pairs))
+                for entry in entries:
+                    tup = self._tuple(where, where.thread_value, entry)
+                    if keep(tup) and (left is None or left > 0):
+                        left = None if left is None else left - 1
+                        yield tup
+                if not cursor:
+                    break
+                bound = "(" + cursor
+
+    def _wheres(self, config: RunnableConfig | None) -> Iterator[_Where]:
+        if config is not None:
+            yield self._where(config)
+            return
+        after = ""
+        while True:
+            threads = self._run("threads", self._threads_op(after, 100))
+            for thread in threads:
+                yield self._where({"configurable": {"thread_id": thread}})
+            if len(threads) < 100:
+                return
+            after = threads[-1]
+
+    async def _awheres(self, config: RunnableConfig | None) -> AsyncIterator[_Where]:
+        if config is not None:
+            yield self._where(config)
+            return
+        after = ""
+        while True:
+            threads = await self._arun("threads", self._threads_op(after, 100))
+            for thread in threads:
+                yield self._where({"configurable": {"thread_id": thread}})
+            if len(threads) < 100:
+                return
+            after = threads[-1]
+
+    # ------------------------------------------------------------------ the protocol
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint `config` names, or the thread's newest (one script call).
+
+        Args:
+            config: ``thread_id``, optional ``checkpoint_ns`` and ``checkpoint_id``.
+
+        Returns:
+            The tuple, its pending writes in `writes_sort_key` order; None if absent.
+        """
+        return self._run("get", self._get_op(config))
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Async twin of `get_tuple`.
+
+        Args:
+            config: ``thread_id``, optional ``checkpoint_ns`` and ``checkpoint_id``.
+
+        Returns:
+            The tuple, or None.
+        """
+        return await self._arun("get", self._get_op(config))
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint, its new channel blobs and index entries atomically.
+
+        Args:
+            config: The thread, namespace and parent checkpoint.
+            checkpoint: The checkpoint.
+            metadata: Its metadata.
+            new_versions: Channels whose values changed (their blobs are written).
+
+        Returns:
+            The config of the stored checkpoint.
+        """
+        return self._run("put", self._put_op(config, checkpoint, metadata, new_versions))
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Async twin of `put`.
+
+        Args:
+            config: The thread, namespace and parent checkpoint.
+            checkpoint: The checkpoint.
+            metadata: Its metadata.
+            new_versions: Channels whose values changed.
+
+        Returns:
+            The config of the stored checkpoint.
+        """
+        return await self._arun("put", self._put_op(config, checkpoint, metadata, new_versions))
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes; a write already stored for (task, index) is kept.
+
+        Args:
+            config: The checkpoint the writes belong to.
+            writes: ``(channel, value)`` pairs.
+            task_id: The task.
+            task_path: The task's path (orders writes, as LangGraph replays them).
+        """
+        self._run("put_writes", self._put_writes_op(config, writes, task_id, task_path))
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Async twin of `put_writes`.
+
+        Args:
+            config: The checkpoint the writes belong to.
+            writes: ``(channel, value)`` pairs.
+            task_id: The task.
+            task_path: The task's path.
+        """
+        await self._arun("put_writes", self._put_writes_op(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, write and blob of a thread (bounded script calls).
+
+        Args:
+            thread_id: The thread.
+        """
+        self._run("delete_thread", self._delete_thread_op(thread_id))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async twin of `delete_thread`.
+
+        Args:
+            thread_id: The thread.
+        """
+        await self._arun("delete_thread", self._delete_thread_op(thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) that the given runs wrote.
+
+        Args:
+            run_ids: LangGraph run ids (``metadata["run_id"]``).
+        """
+        self._run("delete_for_runs", self._delete_runs_op(run_ids))
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Async twin of `delete_for_runs`.
+
+        Args:
+            run_ids: LangGraph run ids.
+        """
+        await self._arun("delete_for_runs", self._delete_runs_op(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, write and blob of one thread to another, bytes unchanged.
+
+        Idempotent: copying again rewrites the same values.
+
+        Args:
+            source_thread_id: The thread to copy.
+            target_thread_id: The thread to write.
+        """
+        self._run("copy_thread", self._copy_op(source_thread_id, target_thread_id))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Async twin of `copy_thread`.
+
+        Args:
+            source_thread_id: The thread to copy.
+            target_thread_id: The thread to write.
+        """
+        await self._arun("copy_thread", self._copy_op(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Keep only each namespace's newest checkpoint (``keep_latest``) or delete all.
+
+        Blobs the kept checkpoints use stay; their pending writes stay.
+
+        Args:
+            thread_ids: The threads.
+            strategy: ``"keep_latest"`` or ``"delete"``.
+        """
+        self._run("prune", self._prune_op(thread_ids, strategy))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Async twin of `prune`.
+
+        Args:
+            thread_ids: The threads.
+            strategy: ``"keep_latest"`` or ``"delete"``.
+        """
+        await self._arun("prune", self._prune_op(thread_ids, strategy))
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """The next channel version: a zero-padded counter plus a random tie-breaker.
+
+        The same form as LangGraph's own savers, so threads copied between savers compare
+        versions the same way.
+        """
+        if current is None:
+            number = 0
+        elif isinstance(current, int):
+            number = current
+        else:
+            number = int(str(current).split(".")[0])
+        return f"{number + 1:032}.{random.random():016}"

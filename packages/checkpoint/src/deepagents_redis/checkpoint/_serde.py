@@ -1,0 +1,122 @@
+r"""How values are framed in Redis and revived: LangGraph's serializer, never pickle.
+
+A stored value is ``<type>\\n<bytes>``: the pair `SerializerProtocol.dumps_typed` returns. The
+default serializer is LangGraph's `JsonPlusSerializer` with no pickle fallback and the strict
+msgpack allowlist (LangGraph's safe types plus what a compiled graph adds for its state
+schema via `with_allowlist`). Reading refuses what it cannot trust, with a typed error:
+
+* a value without the frame, or with a type the serializer does not produce (``pickle``);
+* bytes the serializer cannot decode;
+* a msgpack object of a type outside the allowlist (LangGraph would log and hand back the
+  raw payload; we raise, so a poisoned key is an error, never code that runs or state that
+  silently changes shape).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import math
+from typing import Any, Final
+
+from deepagents_redis.core import SerializationError
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.event_hooks import SerdeEvent, register_serde_event_listener
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+__all__ = ["StoredValue", "canonical", "default_serde", "dump", "load"]
+
+StoredValue = bytes
+
+_SAFE_TYPES: Final = frozenset({"msgpack", "json", "null", "bytes", "bytearray", "empty"})
+_blocked: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "deepagents_redis_checkpoint_blocked", default=None
+)
+
+
+def _listen(event: SerdeEvent) -> None:
+    seen = _blocked.get()
+    if seen is not None and event.get("kind", "").endswith("blocked"):
+        seen.append(f"{event.get('module')}.{event.get('name')}")
+
+
+register_serde_event_listener(_listen)
+
+
+def default_serde() -> SerializerProtocol:
+    """LangGraph's serializer without pickle and with the strict msgpack allowlist."""
+    return JsonPlusSerializer(pickle_fallback=False, allowed_msgpack_modules=None)
+
+
+def dump(serde: SerializerProtocol, value: Any) -> bytes:
+    """Serialize `value` into the stored frame.
+
+    Raises:
+        SerializationError: The serializer cannot encode it, or named a type with a newline.
+    """
+    try:
+        type_, data = serde.dumps_typed(value)
+    except Exception as exc:  # the serializer's own errors vary (msgpack, TypeError...)
+        raise SerializationError(
+            f"cannot serialize a {type(value).__name__}: {type(exc).__name__}"
+        ) from exc
+    if "\n" in type_:
+        raise SerializationError(f"serializer type {type_!r} holds a newline")
+    return type_.encode() + b"\n" + bytes(data)
+
+
+def load(serde: SerializerProtocol, raw: Any, *, what: str, strict: bool) -> Any:
+    """Revive a stored frame.
+
+    Args:
+        serde: The saver's serializer.
+        raw: What Redis returned.
+        what: Where it came from (for the error; never the bytes themselves).
+        strict: Only accept the types the default serializer produces (True unless the
+            caller brought their own serializer, e.g. an encrypting one).
+
+    Returns:
+        The value.
+
+    Raises:
+        SerializationError: Not a frame, a refused type, undecodable bytes, or a type outside
+            the msgpack allowlist.
+    """
+    if not isinstance(raw, bytes):
+        raise SerializationError(f"{what}: expected bytes, Redis returned {type(raw).__name__}")
+    type_b, sep, data = raw.partition(b"\n")
+    if not sep:
+        raise SerializationError(f"{what}: not a serialized value (no type frame)")
+    type_ = type_b.decode("utf-8", "replace")
+    if strict and type_ not in _SAFE_TYPES:
+        raise SerializationError(f"{what}: refused serialization type {type_[:40]!r}")
+    seen: list[str] = []
+    token = _blocked.set(seen)
+    try:
+        value = serde.loads_typed((type_, data))
+    except Exception as exc:
+        raise SerializationError(f"{what}: undecodable {type_[:40]} value") from exc
+    finally:
+        _blocked.reset(token)
+    if seen:
+        raise SerializationError(
+            f"{what}: holds {', '.join(sorted(set(seen)))}, which is not in the msgpack "
+            "allowlist (add it with serde=JsonPlusSerializer(allowed_msgpack_modules=[...]) "
+            "if it is yours)"
+        )
+    return value
+
+
+def canonical(value: Any) -> str | None:
+    """The text a metadata value is filtered by: canonical JSON, or None if not JSON.
+
+    Integral floats are written as integers (``1.0`` matches a filter of ``1``, as in Python).
+    """
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    try:
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,50 @@
+"""Settings of the checkpoint phase: keyword arguments, then ``DEEPAGENTS_REDIS_CHECKPOINT_*``."""
+
+from __future__ import annotations
+
+from deepagents_redis.core import PhaseSettings
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+__all__ = ["CheckpointSettings"]
+
+
+class CheckpointSettings(PhaseSettings):
+    """Options of `RedisSaver`, read from ``DEEPAGENTS_REDIS_CHECKPOINT_*`` after kwargs.
+
+    `RedisSaver` takes these as keyword arguments too (`RedisSaver(url=..., ttl_seconds=3600)`).
+
+    Example:
+        >>> CheckpointSettings(ttl_seconds=3600).refresh_on_read
+        False
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DEEPAGENTS_REDIS_CHECKPOINT_")
+
+    namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    """Which set of threads: savers meet in one namespace (an operator's name, not user input;
+    ``[A-Za-z0-9_.-]``, so ``<namespace>/<thread id>`` names one thread unambiguously)."""
+
+    ttl_seconds: int | None = Field(default=None, ge=1)
+    """How long a checkpoint lives after it was written (or read, with `refresh_on_read`).
+
+    None keeps threads until they are deleted. With a TTL, every put also renews the blobs the
+    new checkpoint still uses and the thread's indexes, so a thread in use never loses state;
+    a thread idle for longer than the TTL is gone, and resuming it starts from empty state.
+    Older checkpoints of a busy thread expire one by one (time travel reaches back one TTL).
+    """
+
+    refresh_on_read: bool = False
+    """Whether `get_tuple`/`list` renew the TTL of what they read (a thread that is only read,
+    e.g. a finished conversation a UI shows, stays alive)."""
+
+    scan_batch: int = Field(default=256, ge=1, le=10_000)
+    """Index entries one `list` script call looks at (bounded work per call: a filter that
+    matches rarely is served in several calls instead of one long script)."""
+
+    delete_batch: int = Field(default=500, ge=1, le=10_000)
+    """Checkpoints one `delete_thread` script call removes (a huge thread is deleted in
+    several bounded calls)."""
+
+    deadline_seconds: float | None = Field(default=None, gt=0)
+    """Time bound of one saver call; None uses the connection's `deadline_seconds`."""
