@@ -424,6 +424,26 @@ async def test_connector_on_cluster(cluster_settings):
         assert await aclient.ping()
 
 
+@pytest.mark.parametrize("cluster", ["on", "auto"])
+async def test_a_fresh_async_cluster_client_takes_concurrent_first_commands(
+    redis_cluster, key_prefix, cluster
+):
+    """redis-py's asyncio RedisCluster, used by many tasks at once before it learned its
+    slots, failed one of them with AttributeError ('NoneType' ... 'writelines'); the
+    connector and create_async_client hand out clients whose topology is known."""
+    for _ in range(3):
+        settings = RedisSettings(url=redis_cluster.url, key_prefix=key_prefix, cluster=cluster)
+        async with RedisConnector(settings=settings) as connector:
+            client = await connector.aclient()
+            replies = await asyncio.gather(*(client.get(f"{{t{i}}}k") for i in range(16)))
+            assert replies == [None] * 16
+        direct = await create_async_client(settings)
+        try:
+            await asyncio.gather(*(direct.get(f"{{t{i}}}k") for i in range(16)))
+        finally:
+            await direct.aclose()
+
+
 # --------------------------------------------------------------------------- sentinel
 def _free_port():
     with socket.socket() as s:

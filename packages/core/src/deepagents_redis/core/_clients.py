@@ -387,7 +387,8 @@ async def _create_async_client(
 ) -> AsyncClient:
     if settings.cluster != "auto" or parsed.kind != "tcp":
         with redis_errors():
-            return _build_async(settings, parsed, extra, cluster=settings.cluster == "on")
+            client = _build_async(settings, parsed, extra, cluster=settings.cluster == "on")
+        return await ready_async(client)
     probe = _build_async(settings, parsed, extra, cluster=False)
     try:
         is_cluster = _cluster_enabled(await probe.info("cluster"))
@@ -400,4 +401,32 @@ async def _create_async_client(
     if parsed.db:
         raise ConfigurationError(f"Redis Cluster has only database 0, the URL asks for {parsed.db}")
     with redis_errors():
-        return _build_async(settings, parsed, extra, cluster=True)
+        cluster = _build_async(settings, parsed, extra, cluster=True)
+    return await ready_async(cluster)
+
+
+async def ready_async(client: AsyncClient) -> AsyncClient:
+    """Learn an asyncio cluster client's topology before anyone uses it (no-op otherwise).
+
+    redis-py's asyncio `RedisCluster` discovers its slots lazily, inside the first commands.
+    When several tasks send their first commands at once (a `gather` of graph runs, a worker
+    starting its slots), that discovery races with their connects and one of them fails with
+    `AttributeError: 'NoneType' object has no attribute 'writelines'` (redis-py 8.1, seen
+    with 16 concurrent GETs on a fresh client). Discovering once, before the client is
+    shared, closes the window. The caller's deadline bounds it; on failure the client is
+    closed and the error is ours (`RedisUnavailableError`).
+
+    Args:
+        client: A freshly built asyncio client.
+
+    Returns:
+        The same client, its topology known when it is a cluster client.
+    """
+    if isinstance(client, redis.asyncio.RedisCluster):
+        try:
+            with redis_errors():
+                await client.initialize()
+        except BaseException:
+            await client.aclose()
+            raise
+    return client

@@ -20,7 +20,9 @@ from deepagents_redis.core._clients import (
     _check_mode,
     create_async_client,
     create_client,
+    ready_async,
 )
+from deepagents_redis.core._deadline import deadline
 from deepagents_redis.core._errors import ConfigurationError, redis_errors
 from deepagents_redis.core._settings import RedisSettings
 from deepagents_redis.core._urls import parse_redis_url
@@ -161,12 +163,17 @@ class RedisConnector:
         if self._is_cluster is None:
             created = await create_async_client(self._settings_for_creation("async"))
             self._is_cluster = isinstance(created, redis.asyncio.RedisCluster)
-            current = self._current_async()
-            if current is not None:  # another task won the race while we awaited
-                await created.aclose()
-                return current
-            return self._adopt_async(created)
-        return self._adopt_async(self._build_async_now())
+        else:
+            created = self._build_async_now()
+            if self._is_cluster:
+                # a cluster client learns its slots before it is shared (see ready_async)
+                with deadline(self._settings.deadline_seconds):
+                    created = await ready_async(created)
+        current = self._current_async()
+        if current is not None:  # another task won the race while we awaited
+            await created.aclose()
+            return current
+        return self._adopt_async(created)
 
     def _current_async(self) -> AsyncClient | None:
         if self._async is None:
