@@ -21,13 +21,14 @@ PHASES = [
     "deepagents_redis.todos._repository",
     "deepagents_redis.fs._backend",
     "deepagents_redis.coord._scripts",
+    "deepagents_redis.checkpoint._scripts",
 ]
 for module in PHASES:
     importlib.import_module(module)
 
 # Phase scripts are named <phase>_<what>; tests register scripts of their own (the registry
 # is process-wide), which this contract does not cover.
-PHASE_PREFIXES = ("cache_", "todos_", "fs_", "coord_")
+PHASE_PREFIXES = ("cache_", "todos_", "fs_", "coord_", "ckpt_")
 SCRIPTS = sorted(
     (name, script)
     for name, script in registered_scripts().items()
@@ -41,6 +42,7 @@ def test_every_phase_registers_its_scripts() -> None:
     assert names >= EXPECTED
     assert {n for n in names if n.startswith("fs_")} >= {"fs_write", "fs_edit", "fs_delete"}
     assert {n for n in names if n.startswith("coord_")} >= {"coord_claim", "coord_finish"}
+    assert {n for n in names if n.startswith("ckpt_")} >= {"ckpt_put", "ckpt_read"}
 
 
 @pytest.mark.parametrize(("name", "script"), SCRIPTS, ids=[n for n, _ in SCRIPTS])

@@ -21,6 +21,7 @@ PHASE_MODULES = [
     "deepagents_redis.cache._node",
     "deepagents_redis.todos._repository",
     "deepagents_redis.fs._backend",
+    "deepagents_redis.checkpoint._scripts",
 ]
 
 _WRITES = re.compile(
@@ -49,6 +50,19 @@ IDEMPOTENT_BY_CONSTRUCTION = {
     # Claims blob refs whose grace passed (ZREM). A lost reply loses only the list of claimed
     # refs; their blobs are then orphans, which gc()'s sweep deletes after orphan_grace.
     "fs_gc_claim",
+    # A checkpoint is a pure function of its id: a re-run of a put rewrites the same fields,
+    # blobs (keyed by channel version) and index members; TTLs are set to the same lifetime.
+    "ckpt_put",
+    # HSETNX keeps the write stored first for (task, index), as LangGraph requires; special
+    # writes (error, interrupt) are HSET to the same bytes. A re-run stores nothing new.
+    "ckpt_put_writes",
+    # Drops index entries whose checkpoint is gone and renews TTLs: a re-run finds nothing
+    # left to drop and sets the same lifetimes.
+    "ckpt_read",
+    # Selects what to delete by the caller's request at run time (the thread, one run's
+    # checkpoints, all but each namespace's newest): a re-run finds those already gone and
+    # deletes only what the same request names (e.g. a checkpoint the doomed run wrote since).
+    "ckpt_delete",
 }
 
 
@@ -58,7 +72,7 @@ def _phase_scripts() -> list[LuaScript]:
     for name in PHASE_MODULES:
         importlib.import_module(name)
     # Phase scripts are named <phase>_<what>; tests register scripts of their own.
-    phase = ("cache_", "todos_", "fs_")
+    phase = ("cache_", "todos_", "fs_", "ckpt_")
     return sorted(
         (s for s in registered_scripts().values() if s.name.startswith(phase)),
         key=lambda s: s.name,

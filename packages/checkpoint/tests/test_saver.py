@@ -1,0 +1,388 @@
+"""`RedisSaver` beyond the conformance suite: hostile bytes, bad input, TTL, paging, layout."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgpack
+import pytest
+from deepagents_redis.checkpoint import CheckpointSettings, RedisSaver
+from deepagents_redis.core import (
+    ConfigurationError,
+    DeepAgentsRedisError,
+    InvalidInputError,
+    RedisConnector,
+    SerializationError,
+)
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.base.id import uuid6
+
+
+def _cfg(thread: str, ns: str = "", cid: str | None = None) -> dict[str, Any]:
+    conf: dict[str, Any] = {"thread_id": thread, "checkpoint_ns": ns}
+    if cid:
+        conf["checkpoint_id"] = cid
+    return {"configurable": conf}
+
+
+def _put_chain(
+    saver: RedisSaver, thread: str, n: int, *, ns: str = "", value: Any = None
+) -> list[dict[str, Any]]:
+    """n checkpoints, each the child of the one before; channel 'v' changes every time,
+    channel 'fixed' only in the first."""
+    stored: list[dict[str, Any]] = []
+    parent: str | None = None
+    for i in range(n):
+        cp = empty_checkpoint()
+        cp["id"] = str(uuid6(clock_seq=i))
+        cp["channel_values"] = {"v": value if value is not None else i, "fixed": "same"}
+        cp["channel_versions"] = {"v": f"{i + 1:032}.0", "fixed": f"{1:032}.0"}
+        new = {"v": cp["channel_versions"]["v"]}
+        if i == 0:
+            new["fixed"] = cp["channel_versions"]["fixed"]
+        md = {"source": "loop", "step": i, "parents": {}, "kind": "odd" if i % 2 else "even"}
+        stored.append(saver.put(_cfg(thread, ns, parent), cp, md, new))  # type: ignore[arg-type]
+        parent = cp["id"]
+    return stored
+
+
+def _thread() -> str:
+    return f"t-{uuid.uuid4()}"
+
+
+def _raw(connector: RedisConnector) -> Any:
+    return connector.client()
+
+
+def _scan(connector: RedisConnector, head: str, suffix: str = "*") -> list[str]:
+    """The keys under a thread's head (tests only: SCAN on the test's private server)."""
+    pattern = head.replace("{", "\\{").replace("}", "\\}") + suffix
+    return [k.decode() for k in _raw(connector).scan_iter(match=pattern)]
+
+
+# ------------------------------------------------------------------ construction
+def test_from_url_returns_the_saver_and_owns_its_connection(redis_url: str) -> None:
+    saver = RedisSaver.from_url(redis_url)
+    assert isinstance(saver, RedisSaver)
+    assert saver.owns_connector
+    thread = _thread()
+    _put_chain(saver, thread, 1)
+    assert saver.get_tuple(_cfg(thread)) is not None
+    saver.delete_thread(thread)
+    saver.close()
+
+
+def test_connector_and_url_together_are_refused(connector: RedisConnector, redis_url: str) -> None:
+    with pytest.raises(ConfigurationError, match="connector= and url="):
+        RedisSaver(connector=connector, url=redis_url)
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPAGENTS_REDIS_CHECKPOINT_TTL_SECONDS", "60")
+    monkeypatch.setenv("DEEPAGENTS_REDIS_CHECKPOINT_NAMESPACE", "tenant-a")
+    settings = CheckpointSettings()
+    assert (settings.ttl_seconds, settings.namespace) == (60, "tenant-a")
+    with pytest.raises(ConfigurationError, match="namespace"):
+        CheckpointSettings(namespace="a/b")
+
+
+def test_namespaces_do_not_see_each_other(connector: RedisConnector) -> None:
+    a = RedisSaver(connector=connector, namespace="a")
+    b = RedisSaver(connector=connector, namespace="b")
+    thread = _thread()
+    _put_chain(a, thread, 2)
+    assert b.get_tuple(_cfg(thread)) is None
+    assert len(list(a.list(_cfg(thread)))) == 2
+    a.delete_thread(thread)
+
+
+# ------------------------------------------------------------------ round trips and layout
+def test_every_key_of_a_thread_is_in_one_slot(connector: RedisConnector) -> None:
+    saver = RedisSaver(connector=connector)
+    thread = "odd {thread} : id * ? [x]"
+    _put_chain(saver, thread, 3, ns="child:1|x")
+    tup = saver.get_tuple(_cfg(thread, "child:1|x"))
+    assert tup is not None
+    assert tup.checkpoint["channel_values"] == {"v": 2, "fixed": "same"}
+    saver.put_writes(tup.config, [("v", 1), ("v", 2)], "task-1")
+    head = saver.keys.thread(thread).head
+    tag = head[head.index("{") : head.index("}") + 1]
+    keys = _scan(connector, head)
+    assert len(keys) == 10  # 2 indexes, 3 checkpoints, 4 blobs (3 of "v"), 1 writes hash
+    assert all(tag in k for k in keys)
+    assert any(":b:" in k for k in keys)
+    assert any(":w:" in k for k in keys)
+    saver.delete_thread(thread)
+    assert saver.get_tuple(_cfg(thread, "child:1|x")) is None
+
+
+def test_unchanged_channels_are_stored_once(connector: RedisConnector) -> None:
+    saver = RedisSaver(connector=connector)
+    thread = _thread()
+    _put_chain(saver, thread, 5)
+    every = list(saver.list(_cfg(thread)))
+    assert [t.checkpoint["channel_values"] for t in every] == [
+        {"v": i, "fixed": "same"} for i in reversed(range(5))
+    ]
+    head = saver.keys.thread(thread).head
+    assert len(_scan(connector, head, ":b:*")) == 6  # five versions of 'v', one of 'fixed'
+    saver.prune([thread])
+    (latest,) = list(saver.list(_cfg(thread)))
+    assert latest.checkpoint["channel_values"] == {"v": 4, "fixed": "same"}
+    assert len(_scan(connector, head, ":b:*")) == 2  # the kept checkpoint's, nothing else
+    saver.delete_thread(thread)
+
+
+# ------------------------------------------------------------------ list from the index
+@pytest.mark.parametrize("scan_batch", [1, 3, 256])
+async def test_list_filters_before_and_limit_page_correctly(
+    connector: RedisConnector, scan_batch: int
+) -> None:
+    saver = RedisSaver(connector=connector, scan_batch=scan_batch)
+    thread = _thread()
+    stored = _put_chain(saver, thread, 10)
+    ids = [s["configurable"]["checkpoint_id"] for s in stored]
+    odd = [t.metadata["step"] for t in saver.list(_cfg(thread), filter={"kind": "odd"})]
+    assert odd == [9, 7, 5, 3, 1]
+    assert [
+        t.metadata["step"] async for t in saver.alist(_cfg(thread), filter={"kind": "odd"}, limit=2)
+    ] == [9, 7]
+    before = [t.metadata["step"] for t in saver.list(_cfg(thread), before=stored[5], limit=3)]
+    assert before == [4, 3, 2]
+    both = list(saver.list(_cfg(thread), filter={"kind": "even", "step": 4.0}))
+    assert [t.metadata["step"] for t in both] == [4]
+    assert list(saver.list(_cfg(thread), filter={"missing": "x"})) == []
+    assert len(list(saver.list(_cfg(thread), filter={"missing": None}))) == 10
+    one = list(saver.list({"configurable": {"thread_id": thread, "checkpoint_id": ids[3]}}))
+    assert [t.checkpoint["id"] for t in one] == [ids[3]]
+    assert list(saver.list(_cfg(thread), limit=0)) == []
+    saver.delete_thread(thread)
+
+
+def test_list_without_a_config_walks_every_thread(connector: RedisConnector) -> None:
+    saver = RedisSaver(connector=connector, namespace=f"ns{uuid.uuid4().hex[:8]}")
+    threads = sorted(_thread() for _ in range(3))
+    for thread in threads:
+        _put_chain(saver, thread, 2)
+    seen = [t.config["configurable"]["thread_id"] for t in saver.list(None)]
+    assert seen == [t for t in threads for _ in range(2)]
+    assert len(list(saver.list(None, limit=3))) == 3
+    saver.delete_thread(threads[0])
+    assert {t.config["configurable"]["thread_id"] for t in saver.list(None)} == set(threads[1:])
+    for thread in threads[1:]:
+        saver.delete_thread(thread)
+
+
+def test_langgraph_calls_use_no_keys_or_scan(redis_url: str, redis_settings: Any) -> None:
+    """INFO commandstats before and after every call LangGraph makes: no KEYS, no SCAN."""
+    saver = RedisSaver(settings=redis_settings)
+    client = saver.connector.client()
+
+    def counts() -> tuple[int, int]:
+        stats = client.info("commandstats")
+        return (
+            stats.get("cmdstat_keys", {}).get("calls", 0),
+            stats.get("cmdstat_scan", {}).get("calls", 0),
+        )
+
+    start = counts()
+    thread = _thread()
+    stored = _put_chain(saver, thread, 4)
+    saver.put_writes(stored[-1], [("v", 1)], "task")
+    saver.get_tuple(_cfg(thread))
+    saver.get_tuple(stored[1])
+    list(saver.list(_cfg(thread), filter={"kind": "odd"}, before=stored[3], limit=2))
+    saver.delete_for_runs(["nope"])
+    saver.copy_thread(thread, thread + "-copy")
+    saver.prune([thread])
+    saver.delete_thread(thread)
+    saver.delete_thread(thread + "-copy")
+    assert counts() == start
+    saver.close()
+
+
+# ------------------------------------------------------------------ TTL
+def test_ttl_is_set_and_renewed_for_blobs_still_in_use(connector: RedisConnector) -> None:
+    saver = RedisSaver(connector=connector, ttl_seconds=1000)
+    thread = _thread()
+    stored = _put_chain(saver, thread, 1)
+    client = _raw(connector)
+    keys = saver.keys.thread(thread)
+    fixed_blob = f"{keys.head}:b:%_:{saver.keys.blob_ref('fixed', f'{1:032}.0')}"
+    cp_key = keys.checkpoint("%_", stored[0]["configurable"]["checkpoint_id"])
+    for key in (keys.index, keys.ns_index("%_"), cp_key, fixed_blob):
+        assert 0 < client.pttl(key) <= 1_000_000, key
+    client.pexpire(fixed_blob, 5_000)  # as if written long ago
+    _put_chain(saver, thread, 1)  # a new checkpoint that still uses 'fixed'
+    assert client.pttl(fixed_blob) > 900_000
+    saver.delete_thread(thread)
+
+
+def test_refresh_on_read_renews_what_was_read(connector: RedisConnector) -> None:
+    saver = RedisSaver(connector=connector, ttl_seconds=1000, refresh_on_read=True)
+    thread = _thread()
+    stored = _put_chain(saver, thread, 2)
+    client = _raw(connector)
+    keys = saver.keys.thread(thread)
+    cp_key = keys.checkpoint("%_", stored[-1]["configurable"]["checkpoint_id"])
+    client.pexpire(cp_key, 5_000)
+    saver.get_tuple(_cfg(thread))
+    assert client.pttl(cp_key) > 900_000
+    plain = RedisSaver(connector=connector, ttl_seconds=1000)
+    client.pexpire(cp_key, 5_000)
+    plain.get_tuple(_cfg(thread))
+    assert client.pttl(cp_key) <= 5_000
+    saver.delete_thread(thread)
+
+
+def test_an_expired_checkpoint_drops_out_of_the_index(connector: RedisConnector) -> None:
+    saver = RedisSaver(connector=connector)
+    thread = _thread()
+    stored = _put_chain(saver, thread, 3)
+    keys = saver.keys.thread(thread)
+    newest = stored[-1]["configurable"]["checkpoint_id"]
+    _raw(connector).delete(keys.checkpoint("%_", newest))  # what an expiry does
+    tup = saver.get_tuple(_cfg(thread))
+    assert tup is not None
+    assert tup.checkpoint["id"] == stored[1]["configurable"]["checkpoint_id"]
+    assert _raw(connector).zcard(keys.index) == 2
+    assert len(list(saver.list(_cfg(thread)))) == 2
+    saver.delete_thread(thread)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"configurable": {}},
+        {"configurable": {"thread_id": ""}},
+        {"configurable": {"thread_id": "a\x00b"}},
+        {"configurable": {"thread_id": "x" * 1025}},
+        {"configurable": {"thread_id": ["list"]}},
+        {"configurable": {"thread_id": "t", "checkpoint_ns": 3}},
+        {"configurable": {"thread_id": "t", "checkpoint_id": "../../etc"}},
+    ],
+)
+def test_bad_configs_are_invalid_input_and_change_nothing(
+    connector: RedisConnector, config: dict[str, Any]
+) -> None:
+    saver = RedisSaver(connector=connector)
+    size = _raw(connector).dbsize() if not connector.is_cluster else None
+    cp = empty_checkpoint()
+    with pytest.raises(InvalidInputError):
+        saver.put(config, cp, {}, {})  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        saver.get_tuple(config)  # type: ignore[arg-type]
+    if size is not None:
+        assert _raw(connector).dbsize() == size
+
+
+def test_bad_checkpoint_ids_and_strategies_are_refused(connector: RedisConnector) -> None:
+    saver = RedisSaver(connector=connector)
+    cp = empty_checkpoint()
+    cp["id"] = "has:colon"
+    with pytest.raises(InvalidInputError):
+        saver.put(_cfg(_thread()), cp, {}, {})
+    with pytest.raises(InvalidInputError, match="strategy"):
+        saver.prune([_thread()], strategy="everything")
+    with pytest.raises(InvalidInputError):
+        saver.put_writes(_cfg(_thread()), [("c", 1)], "task")  # no checkpoint id
+
+
+def test_unserializable_values_are_a_typed_error(connector: RedisConnector) -> None:
+    saver = RedisSaver(connector=connector)
+    thread = _thread()
+    cp = empty_checkpoint()
+    cp["channel_values"] = {"v": object()}
+    cp["channel_versions"] = {"v": "1"}
+    with pytest.raises(SerializationError):
+        saver.put(_cfg(thread), cp, {}, {"v": "1"})
+    assert saver.get_tuple(_cfg(thread)) is None
+
+
+# ------------------------------------------------------------------ hostile bytes
+def _ext(module: str, name: str, arg: Any) -> bytes:
+    """A msgpack value asking the loader to call module.name(arg) (LangGraph's ext code 0)."""
+    return msgpack.packb(msgpack.ExtType(0, msgpack.packb([module, name, arg])))
+
+
+HOSTILE = {
+    "no frame": b"\x00\x01garbage",
+    "pickle": b"pickle\n\x80\x04K\x01.",
+    "bad msgpack": b"msgpack\n\xc1\xc1\xc1",
+    "callable": b"msgpack\n" + _ext("os", "system", "echo pwned > /tmp/dar-pwned"),
+    "unknown type": b"marshal\n\x00",
+}
+
+
+@pytest.mark.parametrize("where", ["checkpoint", "metadata", "blob", "write"])
+@pytest.mark.parametrize("payload", list(HOSTILE), ids=list(HOSTILE))
+def test_hostile_bytes_are_a_serialization_error(
+    connector: RedisConnector, where: str, payload: str, tmp_path: Any
+) -> None:
+    saver = RedisSaver(connector=connector)
+    thread = _thread()
+    stored = _put_chain(saver, thread, 1)
+    saver.put_writes(stored[0], [("v", 1)], "task")
+    keys = saver.keys.thread(thread)
+    cid = stored[0]["configurable"]["checkpoint_id"]
+    client = _raw(connector)
+    bad = HOSTILE[payload]
+    if where == "checkpoint":
+        client.hset(keys.checkpoint("%_", cid), "c", bad)
+    elif where == "metadata":
+        client.hset(keys.checkpoint("%_", cid), "m", bad)
+    elif where == "blob":
+        client.set(f"{keys.head}:b:%_:{saver.keys.blob_ref('v', f'{1:032}.0')}", bad)
+    else:
+        client.hset(keys.writes("%_", cid), "0\ttask", msgpack.packb(["v", "", bad]))
+    with pytest.raises(SerializationError):
+        saver.get_tuple(_cfg(thread))
+    with pytest.raises(SerializationError):
+        list(saver.list(_cfg(thread)))
+    import os
+
+    assert not os.path.exists("/tmp/dar-pwned")
+    saver.delete_thread(thread)
+
+
+def test_wrong_key_types_and_malformed_writes_are_typed_errors(connector: RedisConnector) -> None:
+    saver = RedisSaver(connector=connector)
+    thread = _thread()
+    stored = _put_chain(saver, thread, 1)
+    keys = saver.keys.thread(thread)
+    cid = stored[0]["configurable"]["checkpoint_id"]
+    client = _raw(connector)
+    client.hset(keys.writes("%_", cid), "notanindex", b"\x93")
+    with pytest.raises(SerializationError):
+        saver.get_tuple(_cfg(thread))
+    client.delete(keys.writes("%_", cid))
+    client.delete(keys.checkpoint("%_", cid))
+    client.set(keys.checkpoint("%_", cid), b"a string where a hash belongs")
+    with pytest.raises(DeepAgentsRedisError):
+        saver.get_tuple(_cfg(thread))
+    client.delete(keys.checkpoint("%_", cid))
+    saver.delete_thread(thread)
+
+
+def test_a_custom_type_outside_the_allowlist_is_refused_not_revived(
+    connector: RedisConnector,
+) -> None:
+    """LangGraph would log and hand back the raw payload; we raise (no silent shape change)."""
+    saver = RedisSaver(connector=connector)
+    thread = _thread()
+    stored = _put_chain(saver, thread, 1, value=uuid.UUID(int=1))  # a safe type: revived
+    tup = saver.get_tuple(stored[0])
+    assert tup is not None
+    assert tup.checkpoint["channel_values"]["v"] == uuid.UUID(int=1)
+    client = _raw(connector)
+    keys = saver.keys.thread(thread)
+    client.set(
+        f"{keys.head}:b:%_:{saver.keys.blob_ref('v', f'{1:032}.0')}",
+        b"msgpack\n" + _ext("collections", "OrderedDict", [["a", 1]]),
+    )
+    with pytest.raises(SerializationError, match=r"collections\.OrderedDict"):
+        saver.get_tuple(stored[0])
+    saver.delete_thread(thread)
