@@ -187,6 +187,7 @@ def test_readme_example_runs_from_the_wheel(
             "deepagents-redis-todos",
             "deepagents-redis-fs",
             "deepagents-redis-coord",
+            "deepagents-redis-checkpoint",
         }
     assert ours == expected, frozen
 

@@ -13,6 +13,7 @@ from deepagents_redis.core import (
     DeepAgentsRedisError,
     InvalidInputError,
     RedisConnector,
+    RedisSettings,
     SerializationError,
 )
 from langgraph.checkpoint.base import empty_checkpoint
@@ -115,6 +116,36 @@ def test_every_key_of_a_thread_is_in_one_slot(connector: RedisConnector) -> None
     assert any(":w:" in k for k in keys)
     saver.delete_thread(thread)
     assert saver.get_tuple(_cfg(thread, "child:1|x")) is None
+    assert _scan(connector, head) == []
+
+
+def test_deleting_a_graph_thread_leaves_no_key_behind(connector: RedisConnector) -> None:
+    from langgraph.graph import END, START, StateGraph
+
+    namespace = f"ns{uuid.uuid4().hex[:8]}"
+    saver = RedisSaver(connector=connector, namespace=namespace)
+    builder = StateGraph(dict)
+    builder.add_node("one", lambda state: {"x": 1})
+    builder.add_edge(START, "one")
+    builder.add_edge("one", END)
+    graph = builder.compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": "t"}, "metadata": {"run_id": str(uuid.uuid4())}}
+    graph.invoke({"x": 0}, config)
+    prefix = connector.settings.key_prefix
+    ours = [
+        k.decode()
+        for k in _raw(connector).scan_iter(match=f"{prefix}:v1:ckpt*")
+        if namespace in k.decode()
+    ]
+    assert any(":ckpt-run:" in k for k in ours)  # LangGraph's run id was indexed
+    assert any(":ckpt-idx:" in k for k in ours)
+    saver.delete_thread("t")
+    left = [
+        k.decode()
+        for k in _raw(connector).scan_iter(match=f"{prefix}:v1:ckpt*")
+        if namespace in k.decode()
+    ]
+    assert left == []
 
 
 def test_unchanged_channels_are_stored_once(connector: RedisConnector) -> None:
@@ -386,3 +417,19 @@ def test_a_custom_type_outside_the_allowlist_is_refused_not_revived(
     with pytest.raises(SerializationError, match=r"collections\.OrderedDict"):
         saver.get_tuple(stored[0])
     saver.delete_thread(thread)
+
+
+def test_an_evicting_server_is_refused_when_asked(
+    redis_server_factory: Any, key_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = redis_server_factory(config={"maxmemory": "100mb", "maxmemory-policy": "allkeys-lru"})
+    settings = RedisSettings(url=server.url, key_prefix=key_prefix)
+    strict = RedisSaver(settings=settings, eviction_check="refuse")
+    with pytest.raises(ConfigurationError, match="allkeys-lru"):
+        _put_chain(strict, _thread(), 1)
+    strict.close()
+    lenient = RedisSaver(settings=settings)
+    with caplog.at_level("WARNING", logger="deepagents_redis.checkpoint"):
+        _put_chain(lenient, _thread(), 1)
+    assert "allkeys-lru" in caplog.text
+    lenient.close()

@@ -27,6 +27,7 @@ from deepagents_redis.checkpoint._settings import CheckpointSettings
 from deepagents_redis.core import (
     AsyncClient,
     Command,
+    EvictionGuard,
     InvalidInputError,
     Operation,
     Pipeline,
@@ -138,6 +139,11 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         """The saver options in force."""
         self.keys = CheckpointKeys(self._connector.keyspace, self.checkpoint_settings.namespace)
         """Key builder of the namespace."""
+        self._eviction = EvictionGuard(
+            "conversation checkpoints",
+            self.checkpoint_settings.eviction_check,
+            logger="deepagents_redis.checkpoint",
+        )
         # Threads and (run, thread) pairs already in the cross-thread indexes, so a put pays
         # for them once per process, not per call.
         self._indexed: set[Any] = set()
@@ -405,13 +411,19 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
     def _delete_thread_op(self, thread_id: str) -> Operation[None]:
         thread = thread_id_of(thread_id)
         keys = self.keys.thread(thread)
+        runs: set[str] = set()
         while True:
-            _deleted, left = yield Script(
+            reply = yield Script(
                 DELETE, [keys.index], [keys.head, "all", self.checkpoint_settings.delete_batch]
             )
-            if not int(left):
+            runs.update(self.keys.dec(_text(erun)) for erun in reply[2:])
+            if not int(reply[1]):
                 break
-        yield Command(("ZREM", self.keys.threads, thread))
+        # the cross-thread indexes last (a crash before this leaves entries that point at
+        # nothing, which readers skip)
+        cmds: list[tuple[Any, ...]] = [("ZREM", self.keys.threads, thread)]
+        cmds += [("SREM", self.keys.run(run), thread) for run in sorted(runs)]
+        yield Pipeline(cmds)
         self._indexed.discard(("thread", thread))
 
     def _delete_runs_op(self, run_ids: Sequence[str]) -> Operation[None]:
@@ -642,6 +654,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         Returns:
             The config of the stored checkpoint.
         """
+        if not self._eviction.done:
+            self._eviction.check(self._connector.client())
         return self._run("put", self._put_op(config, checkpoint, metadata, new_versions))
 
     async def aput(
@@ -662,6 +676,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         Returns:
             The config of the stored checkpoint.
         """
+        if not self._eviction.done:
+            await self._eviction.acheck(await self._connector.aclient())
         return await self._arun("put", self._put_op(config, checkpoint, metadata, new_versions))
 
     def put_writes(

@@ -187,9 +187,10 @@ DELETE: Final = LuaScript(
 --   'all'          delete up to ARGV[3] checkpoints (the whole thread, in bounded calls)
 --   'run'          delete the checkpoints run ARGV[3] (erun) wrote
 --   'keep_latest'  delete all but the newest checkpoint of each checkpoint namespace
--- returns {checkpoints deleted, checkpoints left in the thread}
+-- returns {checkpoints deleted, checkpoints left in the thread, erun of each run seen...}
 local head, mode = ARGV[1], ARGV[2]
 local touched = {}
+local runs = {}
 local deleted = 0
 local function drop(member)
   local tab = string.find(member, '\\t', 1, true)
@@ -200,6 +201,7 @@ local function drop(member)
   for ref in string.gmatch(fields[1] or '', '[^\\n]+') do touched[ecns][ref] = true end
   if fields[2] and fields[2] ~= '' then
     redis.call('SREM', head .. ':run:' .. fields[2], member)
+    runs[fields[2]] = true
   end
   redis.call('UNLINK', cp, head .. ':w:' .. ecns .. ':' .. cid)
   redis.call('ZREM', KEYS[1], member)
@@ -236,6 +238,8 @@ for ecns, refs in pairs(touched) do
   end
   for ref in pairs(refs) do redis.call('UNLINK', head .. ':b:' .. ecns .. ':' .. ref) end
 end
-return {deleted, redis.call('ZCARD', KEYS[1])}
+local out = {deleted, redis.call('ZCARD', KEYS[1])}
+for erun in pairs(runs) do out[#out + 1] = erun end
+return out
 """,
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from deepagents_redis.core import PhaseSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -45,6 +47,11 @@ class CheckpointSettings(PhaseSettings):
     delete_batch: int = Field(default=500, ge=1, le=10_000)
     """Checkpoints one `delete_thread` script call removes (a huge thread is deleted in
     several bounded calls)."""
+
+    eviction_check: Literal["warn", "refuse", "off"] = "warn"
+    """What the first write does if the server may evict keys (``maxmemory-policy
+    allkeys-*``): a checkpoint evicted from under a thread loses the conversation. ``warn``
+    logs once, ``refuse`` raises `ConfigurationError`, ``off`` skips the check."""
 
     deadline_seconds: float | None = Field(default=None, gt=0)
     """Time bound of one saver call; None uses the connection's `deadline_seconds`."""

@@ -83,6 +83,7 @@ PHASE_DATA = {
     "todos": "todo plans",
     "fs": "agent files",
     "coord": "task queues and task records",
+    "checkpoint": "conversation checkpoints",
 }
 """Each phase and the data of it that has no TTL (None: everything it stores may vanish)."""
 

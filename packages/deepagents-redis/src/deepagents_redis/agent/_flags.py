@@ -34,6 +34,10 @@ class AgentRedisSettings(PhaseSettings):
     coord_enabled: bool = False
     """Publish subagent lifecycle events to Redis Streams (``DEEPAGENTS_REDIS_COORD_ENABLED``)."""
 
+    checkpoint_enabled: bool = False
+    """Keep the conversation (LangGraph checkpoints) in Redis with `RedisSaver`
+    (``DEEPAGENTS_REDIS_CHECKPOINT_ENABLED``)."""
+
     def enabled_phases(self) -> list[str]:
         """Names of the enabled phases, in wiring order."""
         return [
@@ -43,6 +47,7 @@ class AgentRedisSettings(PhaseSettings):
                 ("todos", self.todos_enabled),
                 ("fs", self.fs_enabled),
                 ("coord", self.coord_enabled),
+                ("checkpoint", self.checkpoint_enabled),
             )
             if on
         ]

@@ -196,6 +196,28 @@ def wire_coord(build: AgentBuild, coord_settings: Any = None) -> list[str]:
     return [f"coord: subagent lifecycle events to namespace {settings.namespace!r}"]
 
 
+# -- checkpoint -----------------------------------------------------------------------------
+
+
+def wire_checkpoint(build: AgentBuild, checkpoint_settings: Any = None) -> list[str]:
+    """Set `checkpointer=` to a `RedisSaver` unless the caller chose one (kept as is).
+
+    Returns:
+        One line per decision.
+    """
+    from deepagents_redis.checkpoint import CheckpointSettings, RedisSaver
+
+    if build.kwargs.get("checkpointer") is not None:
+        kind = type(build.kwargs["checkpointer"]).__name__
+        return [f"checkpoint: kept the caller's checkpointer ({kind})"]
+    settings = checkpoint_settings or CheckpointSettings()
+    build.kwargs["checkpointer"] = build.own(
+        RedisSaver(connector=build.shared(), checkpoint_settings=settings)
+    )
+    ttl = f", ttl {settings.ttl_seconds} s" if settings.ttl_seconds else ""
+    return [f"checkpoint: RedisSaver, namespace {settings.namespace!r}{ttl}"]
+
+
 PHASES: tuple[Phase, ...] = (
     Phase(
         "cache",
@@ -228,6 +250,14 @@ PHASES: tuple[Phase, ...] = (
         "coord",
         lambda f: f.coord_enabled,
         wire_coord,
+    ),
+    Phase(
+        "checkpoint",
+        "deepagents_redis.checkpoint",
+        "deepagents-redis-checkpoint",
+        "checkpoint",
+        lambda f: f.checkpoint_enabled,
+        wire_checkpoint,
     ),
 )
 """Every phase the wiring knows, in the order it wires them."""

@@ -63,6 +63,7 @@ def resolve_flags(
     redis_todos: bool | None = None,
     redis_fs: bool | None = None,
     redis_coord: bool | None = None,
+    redis_checkpointer: bool | None = None,
 ) -> AgentRedisSettings:
     """Resolve phase switches: explicit keyword arguments, then ``redis_flags``, then env.
 
@@ -72,6 +73,7 @@ def resolve_flags(
         redis_todos: Turn the todos phase on or off; None defers.
         redis_fs: Turn the fs phase on or off; None defers.
         redis_coord: Turn the coord phase on or off; None defers.
+        redis_checkpointer: Turn the checkpoint phase on or off; None defers.
 
     Returns:
         The resolved flags.
@@ -83,6 +85,7 @@ def resolve_flags(
             ("todos_enabled", redis_todos),
             ("fs_enabled", redis_fs),
             ("coord_enabled", redis_coord),
+            ("checkpoint_enabled", redis_checkpointer),
         )
         if value is not None
     }
@@ -121,6 +124,7 @@ def create_deep_agent(
     redis_todos: bool | None = None,
     redis_fs: bool | None = None,
     redis_coord: bool | None = None,
+    redis_checkpointer: bool | None = None,
 ) -> Any:
     """Create a deep agent, with the Redis phases you turn on.
 
@@ -159,6 +163,8 @@ def create_deep_agent(
         redis_fs: Turn the Redis filesystem on/off (beats ``redis_flags`` and env).
         redis_coord: Turn subagent lifecycle events on/off (beats ``redis_flags`` and env);
             remote subagents themselves are `remote_subagent(...)` entries in `subagents`.
+        redis_checkpointer: Keep the conversation in Redis (`RedisSaver` as
+            ``checkpointer``, unless you passed one) on/off (beats ``redis_flags`` and env).
 
     Returns:
         The compiled deep agent graph, as deepagents returns it. With a phase on, it holds
@@ -177,6 +183,7 @@ def create_deep_agent(
         redis_todos=redis_todos,
         redis_fs=redis_fs,
         redis_coord=redis_coord,
+        redis_checkpointer=redis_checkpointer,
     )
     build = AgentBuild(
         kwargs={

@@ -61,6 +61,7 @@ _DISTRIBUTIONS = (
     "deepagents-redis-todos",
     "deepagents-redis-fs",
     "deepagents-redis-coord",
+    "deepagents-redis-checkpoint",
     "deepagents",
     "redis",
 )
@@ -71,6 +72,7 @@ _PHASE_EXTRAS = {
     "deepagents_redis.todos": "todos",
     "deepagents_redis.fs": "fs",
     "deepagents_redis.coord": "coord",
+    "deepagents_redis.checkpoint": "checkpoint",
 }
 
 

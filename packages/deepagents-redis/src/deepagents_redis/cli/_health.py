@@ -41,11 +41,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--phase",
         action="append",
-        choices=["cache", "todos", "fs", "coord"],
+        choices=["cache", "todos", "fs", "coord", "checkpoint"],
         default=None,
         help=(
             "Judge the server for this phase (repeatable; default: every installed phase). "
-            "An allkeys-* eviction policy fails todos, fs and coord, whose data has no "
+            "An allkeys-* eviction policy fails todos, fs, coord and checkpoint, whose data has no "
             "TTL, and is fine for the cache."
         ),
     )
@@ -127,7 +127,7 @@ def _installed_phases() -> list[str]:
 
     return [
         name
-        for name in ("cache", "todos", "fs", "coord")
+        for name in ("cache", "todos", "fs", "coord", "checkpoint")
         if importlib.util.find_spec(f"deepagents_redis.{name}") is not None
     ]
 
