@@ -180,3 +180,44 @@ def test_demo_coord_kills_a_worker_and_every_task_completes_once(
     assert any(line.startswith("killed worker pid") for line in lines)
     assert sum("subagent.completed" in line for line in lines) == 2
     assert _count_keys(redis_url, key_prefix) == 0
+
+
+def test_demo_handoff_resumes_a_killed_agent_in_another_process(
+    redis_url: str, key_prefix: str
+) -> None:
+    facts: dict[str, object] = {}
+    original = _demo.run_sections
+
+    def capture(ctx: DemoContext, *, only: list[str] | None = None) -> list[str]:
+        try:
+            return original(ctx, only=only)
+        finally:
+            facts.update(ctx.facts)
+
+    lines: list[str] = []
+    _demo.run_sections = capture  # type: ignore[assignment]
+    try:
+        args = _args(url=redis_url, prefix=key_prefix, sections=["handoff"])
+        status = _demo.run(args, out=lines.append)
+    finally:
+        _demo.run_sections = original  # type: ignore[assignment]
+    assert status == EXIT_OK, "\n".join(lines)
+    handoff = facts["handoff"]
+    assert isinstance(handoff, dict)
+    assert handoff["killed_returncode"] == -9  # SIGKILL, not a clean exit
+    assert "s4-0" in handoff["done_before_kill"]  # the write of step 4 was done
+    assert "s4-1" not in handoff["done_before_kill"]  # its pause was not
+    assert handoff["same_history"] is True
+    assert handoff["files"] == handoff["reference_files"]
+    assert handoff["files"] == {"/notes.md": "# Notes\nfinal\n", "/review.md": "looks good\n"}
+    assert handoff["todos"] == handoff["reference_todos"]
+    assert [t["status"] for t in handoff["todos"]] == ["completed"] * 3  # type: ignore[index]
+    # every tool call completed exactly once across both processes: nothing re-applied
+    assert handoff["ledger"] == {
+        call: 1 for call in ("s1-0", "s2-0", "s3-0", "s4-0", "s4-1", "s5-0", "s5-1")
+    }
+    assert _count_keys(redis_url, key_prefix) == 0
+
+
+def test_demo_rejects_an_unknown_section(redis_url: str) -> None:
+    assert main(["demo", "--url", redis_url, "nope"]) == 64

@@ -26,11 +26,12 @@ import argparse
 import importlib
 import importlib.util
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
+from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 from deepagents_redis.cli._target import add_target_arguments, resolve_target
 
 __all__ = [
@@ -134,6 +135,13 @@ SECTIONS: list[Section] = [
         extra="coord",
         needs_lua=True,
     ),
+    Section(
+        "handoff",
+        "deepagents_redis.cli._demo_handoff",
+        requires="deepagents_redis.checkpoint",
+        extra="all",
+        needs_lua=True,
+    ),
     # phase helpers: Section("cache", "deepagents_redis.cli._demo_cache",
     #                        requires="deepagents_redis.cache", extra="cache", needs_lua=True),
 ]
@@ -149,6 +157,15 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_target_arguments(parser)
+    parser.add_argument(
+        "sections",
+        nargs="*",
+        metavar="SECTION",
+        help=(
+            f"Run only these sections ({', '.join(s.name for s in SECTIONS)}); "
+            "e.g. `demo handoff`. Same as --only."
+        ),
+    )
     parser.add_argument(
         "--only",
         action="append",
@@ -232,6 +249,17 @@ def run(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> int:
     """
     from deepagents_redis.core import RedisConnector, check_health
 
+    named = list(getattr(args, "sections", None) or [])
+    unknown = sorted(set(named) - {s.name for s in SECTIONS})
+    if unknown:
+        print(
+            f"deepagents-redis demo: unknown section(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(s.name for s in SECTIONS)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if named:
+        args.only = [*(args.only or []), *named]
     if args.prefix is None and not os.environ.get("DEEPAGENTS_REDIS_KEY_PREFIX"):
         args.prefix = "demo"
     with resolve_target(args, allow_embedded=True) as target:
