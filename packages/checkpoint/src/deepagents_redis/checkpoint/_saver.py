@@ -613,6 +613,21 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 return
             after = threads[-1]
 
+    def threads(self) -> Iterator[str]:
+        """Every thread id of the namespace, in lexicographic order (from its thread index).
+
+        Yields:
+            Thread ids (a thread deleted by another process may still be named until the
+            next `delete_thread`; `list` on it is empty).
+        """
+        after = ""
+        while True:
+            page = self._run("threads", self._threads_op(after, 100))
+            yield from page
+            if len(page) < 100:
+                return
+            after = page[-1]
+
     # ------------------------------------------------------------------ the protocol
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint `config` names, or the thread's newest (one script call).

@@ -38,6 +38,7 @@ COMMAND_MODULES: list[str] = [
     "deepagents_redis.cli._todos",
     "deepagents_redis.cli._fs",
     "deepagents_redis.cli._coord",
+    "deepagents_redis.cli._checkpoint",
     # phase helpers: add "deepagents_redis.cli._todos", "deepagents_redis.cli._fs", ... here
 ]
 """Dotted names of the modules whose ``register(subparsers)`` adds a subcommand."""

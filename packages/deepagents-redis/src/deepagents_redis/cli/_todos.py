@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
+from deepagents_redis.cli._checkpointers import open_checkpointer as _open
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
 from deepagents_redis.cli._progress import progress_bar
 from deepagents_redis.cli._target import add_target_arguments, resolve_target
@@ -96,53 +94,12 @@ def _add_checkpointer_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@contextmanager
-def open_checkpointer(uri: str) -> Iterator[Any]:
-    """Open the checkpointer a URI names, and close it afterwards.
+def open_checkpointer(uri: str) -> Any:
+    """Open the checkpointer a URI names (``sqlite:PATH`` or ``postgresql://``); a context.
 
-    Args:
-        uri: ``sqlite:PATH``, ``sqlite:///PATH`` or ``postgres(ql)://...``.
-
-    Yields:
-        A ``BaseCheckpointSaver``.
-
-    Raises:
-        ConfigurationError: Unknown scheme, missing SQLite file, or missing extra.
+    See `deepagents_redis.cli._checkpointers.open_checkpointer`.
     """
-    from deepagents_redis.core import ConfigurationError
-
-    if uri.startswith("sqlite:"):
-        raw = uri[len("sqlite:") :]
-        path = Path(raw[2:] if raw.startswith("///") else raw)
-        if not path.is_file():
-            raise ConfigurationError(f"no SQLite checkpoint database at {path}")
-        try:
-            import sqlite3
-
-            from langgraph.checkpoint.sqlite import SqliteSaver
-        except ImportError as exc:
-            raise ConfigurationError(
-                "SQLite checkpoints need langgraph-checkpoint-sqlite: "
-                "pip install 'deepagents-redis-todos[sqlite]'"
-            ) from exc
-        conn = sqlite3.connect(path, check_same_thread=False)
-        try:
-            yield SqliteSaver(conn)
-        finally:
-            conn.close()
-        return
-    if uri.startswith(("postgres://", "postgresql://")):
-        try:
-            from langgraph.checkpoint.postgres import PostgresSaver
-        except ImportError as exc:
-            raise ConfigurationError(
-                "Postgres checkpoints need langgraph-checkpoint-postgres: "
-                "pip install 'deepagents-redis-todos[postgres]'"
-            ) from exc
-        with PostgresSaver.from_conn_string(uri) as saver:
-            yield saver
-        return
-    raise ConfigurationError("--checkpointer must be sqlite:PATH or a postgresql:// URL")
+    return _open(uri, hint="deepagents-redis-todos")
 
 
 def _repository(target: Any) -> Any:

@@ -1,0 +1,135 @@
+"""Copy threads between any two LangGraph checkpointers (PostgreSQL, SQLite, Redis, ...).
+
+Through the public `BaseCheckpointSaver` API only: for each thread, every checkpoint of every
+namespace in id order (parents before children), each followed by its pending writes. So a
+copy carries the whole parent chain (what `DeltaChannel` histories need), and:
+
+* it is **idempotent**: a put of the same checkpoint id rewrites the same checkpoint, and
+  `put_writes` keeps writes already stored for (task, index);
+* it is **resumable**: a thread whose newest checkpoint and its writes are already in the
+  target is skipped, and a thread cut off half-way is copied again (idempotently).
+
+What the public API does not expose is not carried: a write's ``task_path`` (it only orders
+writes of parallel tasks; copied writes sort by task id) and checkpoints the source's TTL
+already dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
+
+__all__ = ["CopyReport", "copy_threads", "thread_ids"]
+
+
+@dataclass
+class CopyReport:
+    """What `copy_threads` did."""
+
+    threads: int = 0
+    """Threads copied in this run."""
+    skipped: int = 0
+    """Threads already complete in the target (a resumed run skips them)."""
+    checkpoints: int = 0
+    """Checkpoints written."""
+    writes: int = 0
+    """Pending writes written."""
+    copied: list[str] = field(default_factory=list)
+    """The ids of the threads copied."""
+
+
+def thread_ids(saver: BaseCheckpointSaver[Any]) -> list[str]:
+    """Every thread id a checkpointer holds, sorted.
+
+    `RedisSaver` reads its thread index; LangGraph's SQLite and PostgreSQL savers are asked
+    with one ``SELECT DISTINCT``; any other saver is listed (`list(None)`), which loads
+    every checkpoint once.
+
+    Args:
+        saver: The checkpointer.
+
+    Returns:
+        The thread ids.
+    """
+    threads = getattr(saver, "threads", None)
+    if callable(threads):
+        return sorted(threads())
+    conn = getattr(saver, "conn", None)
+    if conn is not None and callable(getattr(conn, "execute", None)):
+        rows = conn.execute("SELECT DISTINCT thread_id FROM checkpoints").fetchall()
+        return sorted(str(row["thread_id"] if isinstance(row, dict) else row[0]) for row in rows)
+    return sorted({str(t.config["configurable"]["thread_id"]) for t in saver.list(None)})
+
+
+def _config(thread: str, tup: CheckpointTuple, checkpoint_id: str | None) -> Any:
+    configurable = {
+        "thread_id": thread,
+        "checkpoint_ns": tup.config["configurable"]["checkpoint_ns"],
+    }
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable}
+
+
+def _grouped(writes: Iterable[tuple[str, str, Any]]) -> Iterator[tuple[str, list[tuple[str, Any]]]]:
+    by_task: dict[str, list[tuple[str, Any]]] = {}
+    for task_id, channel, value in writes:
+        by_task.setdefault(task_id, []).append((channel, value))
+    yield from by_task.items()
+
+
+def _complete(target: BaseCheckpointSaver[Any], thread: str, newest: CheckpointTuple) -> bool:
+    there = target.get_tuple(_config(thread, newest, newest.checkpoint["id"]))
+    return there is not None and len(there.pending_writes or []) == len(newest.pending_writes or [])
+
+
+def copy_threads(
+    source: BaseCheckpointSaver[Any],
+    target: BaseCheckpointSaver[Any],
+    *,
+    threads: Iterable[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CopyReport:
+    """Copy threads from one checkpointer to another (idempotent and resumable).
+
+    Args:
+        source: Where the threads are (e.g. a `PostgresSaver`).
+        target: Where they go (e.g. a `RedisSaver`, or the reverse).
+        threads: Only these thread ids (default: every thread of the source).
+        progress: Called with ``(threads done, threads in all)`` after each thread.
+
+    Returns:
+        What was copied.
+
+    Example:
+        >>> with PostgresSaver.from_conn_string(pg_url) as pg:  # doctest: +SKIP
+        ...     copy_threads(pg, RedisSaver(url=redis_url))
+    """
+    wanted = sorted(set(threads)) if threads is not None else thread_ids(source)
+    report = CopyReport()
+    for done, thread in enumerate(wanted, start=1):
+        config: Any = {"configurable": {"thread_id": thread}}
+        tuples = sorted(source.list(config), key=lambda t: t.checkpoint["id"])
+        if tuples and _complete(target, thread, tuples[-1]):
+            report.skipped += 1
+        elif tuples:
+            for tup in tuples:
+                parent = (tup.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+                stored = target.put(
+                    _config(thread, tup, parent),
+                    tup.checkpoint,
+                    tup.metadata,
+                    dict(tup.checkpoint["channel_versions"]),
+                )
+                report.checkpoints += 1
+                for task_id, writes in _grouped(tup.pending_writes or []):
+                    target.put_writes(stored, writes, task_id)
+                    report.writes += len(writes)
+            report.threads += 1
+            report.copied.append(thread)
+        if progress is not None:
+            progress(done, len(wanted))
+    return report

@@ -1,0 +1,159 @@
+"""`copy_threads`: SQLite and PostgreSQL to Redis and back, idempotent and resumable."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deepagents_redis.checkpoint import RedisSaver, copy_threads, thread_ids
+from deepagents_redis.core import RedisConnector
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_graph import _counter_graph, _nested_graph
+
+
+def _dump(saver: BaseCheckpointSaver[Any], thread: str) -> list[tuple[Any, ...]]:
+    """Everything a thread holds, in a form two savers can be compared on."""
+    rows = []
+    for tup in saver.list({"configurable": {"thread_id": thread}}):
+        conf = tup.config["configurable"]
+        parent = (tup.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        checkpoint = {k: v for k, v in tup.checkpoint.items() if k != "channel_values"}
+        rows.append(
+            (
+                conf["checkpoint_ns"],
+                conf["checkpoint_id"],
+                parent,
+                tup.metadata,
+                checkpoint,
+                tup.checkpoint["channel_values"],
+                sorted(map(repr, tup.pending_writes or [])),
+            )
+        )
+    return sorted(rows, key=lambda row: (row[1], row[0]))
+
+
+def _populate(saver: BaseCheckpointSaver[Any]) -> dict[str, str]:
+    """Three threads: finished, interrupted inside a subgraph, and a branched history."""
+    tag = uuid.uuid4().hex[:6]
+    threads = {"done": f"done-{tag}", "waiting": f"waiting-{tag}", "forked": f"forked-{tag}"}
+    _counter_graph(saver).invoke({"log": []}, {"configurable": {"thread_id": threads["done"]}})
+    _nested_graph(saver).invoke({"log": []}, {"configurable": {"thread_id": threads["waiting"]}})
+    graph = _counter_graph(saver)
+    config = {"configurable": {"thread_id": threads["forked"]}}
+    graph.invoke({"log": []}, config)
+    past = next(s for s in graph.get_state_history(config) if s.next == ("b",))
+    graph.invoke(None, graph.update_state(past.config, {"log": ["edited"]}))
+    return threads
+
+
+@pytest.fixture
+def sqlite_saver(tmp_path: Path) -> Iterator[SqliteSaver]:
+    conn = sqlite3.connect(tmp_path / "checkpoints.db", check_same_thread=False)
+    try:
+        yield SqliteSaver(conn)
+    finally:
+        conn.close()
+
+
+def test_sqlite_to_redis_and_back(
+    sqlite_saver: SqliteSaver, connector: RedisConnector, tmp_path: Path
+) -> None:
+    threads = _populate(sqlite_saver)
+    redis_saver = RedisSaver(connector=connector, namespace=f"m{uuid.uuid4().hex[:8]}")
+    seen: list[tuple[int, int]] = []
+    report = copy_threads(sqlite_saver, redis_saver, progress=lambda d, t: seen.append((d, t)))
+    assert (report.threads, report.skipped) == (3, 0)
+    assert seen[-1] == (3, 3)
+    assert report.writes > 0  # the interrupted thread's pending writes came along
+    for thread in threads.values():
+        assert _dump(redis_saver, thread) == _dump(sqlite_saver, thread)
+    assert sorted(thread_ids(redis_saver)) == sorted(threads.values())
+
+    # the copied thread resumes on Redis where it stopped on SQLite
+    done = _nested_graph(redis_saver).invoke(
+        Command(resume="ok"), {"configurable": {"thread_id": threads["waiting"]}}
+    )
+    assert done["log"][-2:] == ["inner:ok", "after"]
+
+    # and back, into a fresh SQLite database
+    back = SqliteSaver(sqlite3.connect(tmp_path / "back.db", check_same_thread=False))
+    copy_threads(redis_saver, back)
+    for thread in threads.values():
+        assert _dump(back, thread) == _dump(redis_saver, thread)
+    back.conn.close()
+    for thread in threads.values():
+        redis_saver.delete_thread(thread)
+
+
+def test_a_copy_is_idempotent_and_resumes(
+    sqlite_saver: SqliteSaver, connector: RedisConnector
+) -> None:
+    threads = _populate(sqlite_saver)
+    redis_saver = RedisSaver(connector=connector, namespace=f"m{uuid.uuid4().hex[:8]}")
+    first = copy_threads(sqlite_saver, redis_saver, threads=[threads["done"]])
+    assert first.copied == [threads["done"]]
+    again = copy_threads(sqlite_saver, redis_saver)  # the rest, skipping what is there
+    assert (again.threads, again.skipped) == (2, 1)
+    # a copy cut off half-way: the newest checkpoint of a thread never arrived
+    newest = redis_saver.get_tuple({"configurable": {"thread_id": threads["forked"]}})
+    assert newest is not None
+    keys = redis_saver.keys.thread(threads["forked"])
+    connector.client().delete(keys.checkpoint("%_", newest.checkpoint["id"]))
+    resumed = copy_threads(sqlite_saver, redis_saver)
+    assert (resumed.threads, resumed.skipped) == (1, 2)
+    for thread in threads.values():
+        assert _dump(redis_saver, thread) == _dump(sqlite_saver, thread)
+        redis_saver.delete_thread(thread)
+
+
+psycopg = pytest.importorskip("psycopg", reason="needs the checkpoint 'postgres' extra")
+postgres_saver = pytest.importorskip(
+    "langgraph.checkpoint.postgres", reason="needs the checkpoint 'postgres' extra"
+)
+ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_saver() -> Iterator[Any]:
+    try:
+        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required under CI=true and unreachable: {exc}")
+        pytest.skip(f"no PostgreSQL at {ADMIN_URL.rsplit('@', 1)[-1]}: {exc}")
+    dbname = f"ckpt_test_{uuid.uuid4().hex[:12]}"
+    base = ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        admin.execute(f'CREATE DATABASE "{dbname}"')
+        with postgres_saver.PostgresSaver.from_conn_string(f"{base}/{dbname}") as pg:
+            pg.setup()
+            yield pg
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.mark.postgres
+def test_postgres_to_redis_and_back(pg_saver: Any, connector: RedisConnector) -> None:
+    threads = _populate(pg_saver)
+    redis_saver = RedisSaver(connector=connector, namespace=f"m{uuid.uuid4().hex[:8]}")
+    assert copy_threads(pg_saver, redis_saver).threads == 3
+    for thread in threads.values():
+        assert _dump(redis_saver, thread) == _dump(pg_saver, thread)
+    # the reverse: a thread that lived on Redis moves to PostgreSQL
+    extra = f"redis-born-{uuid.uuid4().hex[:6]}"
+    _counter_graph(redis_saver).invoke({"log": []}, {"configurable": {"thread_id": extra}})
+    assert copy_threads(redis_saver, pg_saver, threads=[extra]).threads == 1
+    assert _dump(pg_saver, extra) == _dump(redis_saver, extra)
+    for thread in [*threads.values(), extra]:
+        redis_saver.delete_thread(thread)

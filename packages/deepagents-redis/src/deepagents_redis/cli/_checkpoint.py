@@ -1,0 +1,167 @@
+"""``deepagents-redis checkpoint``: move LangGraph threads between checkpointers.
+
+``copy --from SOURCE [--to TARGET]`` copies threads, every checkpoint of every namespace and
+their pending writes, from one checkpointer to another. Each side is ``redis`` (the Redis
+server of ``--url`` / ``$DEEPAGENTS_REDIS_URL``, namespace ``--namespace``), ``sqlite:PATH``
+or a ``postgresql://`` URL; ``--to`` defaults to ``redis``. So moving to Redis is
+``copy --from postgresql://...`` and back is ``copy --from redis --to postgresql://...``.
+
+A copy is idempotent (run it twice, the target holds the same) and resumable (threads
+already complete in the target are skipped; one cut off half-way is copied again).
+``threads`` lists the threads of the Redis namespace. URLs are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from deepagents_redis.cli._checkpointers import is_sql_uri, open_checkpointer
+from deepagents_redis.cli._exit import EXIT_OK
+from deepagents_redis.cli._progress import progress_bar
+from deepagents_redis.cli._target import add_target_arguments, connect
+
+__all__ = ["register", "run_copy", "run_threads"]
+
+_HINT = "deepagents-redis-checkpoint"
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``checkpoint`` subcommand with ``copy`` and ``threads``."""
+    parser = subparsers.add_parser(
+        "checkpoint",
+        help="Copy LangGraph threads between PostgreSQL, SQLite and Redis checkpointers.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    actions.required = True
+
+    copy = actions.add_parser(
+        "copy", help="Copy threads from one checkpointer to another (idempotent, resumable)."
+    )
+    add_target_arguments(copy)
+    copy.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="redis, sqlite:PATH or postgresql://... (never printed: it may hold a password).",
+    )
+    copy.add_argument(
+        "--to",
+        dest="target",
+        default="redis",
+        help="redis (default), sqlite:PATH (created if missing) or postgresql://...",
+    )
+    _add_namespace(copy)
+    copy.add_argument(
+        "--thread", action="append", default=None, help="Only this thread (repeatable)."
+    )
+    copy.add_argument("--json", action="store_true", help="Print the report as one JSON object.")
+    copy.set_defaults(handler=run_copy)
+
+    threads = actions.add_parser("threads", help="List the threads of the Redis namespace.")
+    add_target_arguments(threads)
+    _add_namespace(threads)
+    threads.add_argument("--json", action="store_true", help="Print a JSON list.")
+    threads.set_defaults(handler=run_threads)
+
+
+def _add_namespace(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--namespace",
+        default=None,
+        help="RedisSaver namespace (default: $DEEPAGENTS_REDIS_CHECKPOINT_NAMESPACE or 'default').",
+    )
+
+
+def _check_side(value: str, flag: str) -> None:
+    from deepagents_redis.core import ConfigurationError
+
+    if value != "redis" and not is_sql_uri(value):
+        raise ConfigurationError(f"{flag} must be redis, sqlite:PATH or a postgresql:// URL")
+
+
+@contextmanager
+def _redis_saver(args: argparse.Namespace, announce: bool) -> Iterator[Any]:
+    from deepagents_redis.checkpoint import CheckpointSettings, RedisSaver
+
+    options = {"namespace": args.namespace} if args.namespace else {}
+    with connect(args, announce=announce) as (_target, connector):
+        yield RedisSaver(connector=connector, checkpoint_settings=CheckpointSettings(**options))
+
+
+@contextmanager
+def _open(args: argparse.Namespace, side: str, *, create: bool, announce: bool) -> Iterator[Any]:
+    if side == "redis":
+        with _redis_saver(args, announce) as saver:
+            yield saver
+        return
+    with open_checkpointer(side, hint=_HINT, create=create) as saver:
+        yield saver
+
+
+def run_copy(args: argparse.Namespace) -> int:
+    """Copy threads between checkpointers.
+
+    Returns:
+        The exit status.
+    """
+    from deepagents_redis.checkpoint import copy_threads
+    from deepagents_redis.core import ConfigurationError
+
+    _check_side(args.source, "--from")
+    _check_side(args.target, "--to")
+    if args.source == args.target:
+        raise ConfigurationError("--from and --to name the same checkpointer")
+    announce = not args.json
+    with (
+        _open(args, args.source, create=False, announce=announce) as source,
+        _open(
+            args, args.target, create=True, announce=announce and args.source != "redis"
+        ) as target,
+    ):
+        report = copy_threads(
+            source,
+            target,
+            threads=args.thread,
+            progress=None if args.json else progress_bar("threads"),
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "threads": report.threads,
+                    "skipped": report.skipped,
+                    "checkpoints": report.checkpoints,
+                    "writes": report.writes,
+                    "copied": report.copied,
+                }
+            )
+        )
+    else:
+        print(
+            f"copied {report.threads} thread(s) ({report.checkpoints} checkpoints, "
+            f"{report.writes} pending writes); {report.skipped} already complete in the target"
+        )
+    return EXIT_OK
+
+
+def run_threads(args: argparse.Namespace) -> int:
+    """List the threads of the Redis namespace.
+
+    Returns:
+        The exit status.
+    """
+    with _redis_saver(args, announce=not args.json) as saver:
+        threads = list(saver.threads())
+    if args.json:
+        print(json.dumps(threads))
+    else:
+        for thread in threads:
+            print(thread)
+        print(f"{len(threads)} thread(s)")
+    return EXIT_OK

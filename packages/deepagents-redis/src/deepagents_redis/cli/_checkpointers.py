@@ -1,0 +1,89 @@
+"""Open a LangGraph checkpointer from a URI: ``sqlite:PATH`` or ``postgresql://...``.
+
+Shared by ``todos`` (reads checkpoints) and ``checkpoint copy`` (reads and writes them).
+The URI may hold a password: it is never printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["is_sql_uri", "open_checkpointer"]
+
+
+def is_sql_uri(uri: str) -> bool:
+    """Whether `uri` names a SQLite or PostgreSQL checkpointer."""
+    return uri.startswith(("sqlite:", "postgres://", "postgresql://"))
+
+
+@contextmanager
+def open_checkpointer(uri: str, *, hint: str, create: bool = False) -> Iterator[Any]:
+    """Open the checkpointer a URI names, and close it afterwards.
+
+    Args:
+        uri: ``sqlite:PATH``, ``sqlite:///PATH`` or ``postgres(ql)://...``.
+        hint: The distribution whose ``sqlite``/``postgres`` extra installs the driver.
+        create: Create what is missing (the SQLite file, the PostgreSQL tables): the
+            checkpointer is written to.
+
+    Yields:
+        A ``BaseCheckpointSaver``.
+
+    Raises:
+        ConfigurationError: Unknown scheme, missing SQLite file, or missing extra.
+    """
+    from deepagents_redis.core import ConfigurationError
+
+    if uri.startswith("sqlite:"):
+        raw = uri[len("sqlite:") :]
+        path = Path(raw[2:] if raw.startswith("///") else raw)
+        if not create and not path.is_file():
+            raise ConfigurationError(f"no SQLite checkpoint database at {path}")
+        try:
+            import sqlite3
+
+            from langgraph.checkpoint.sqlite import SqliteSaver
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"SQLite checkpoints need langgraph-checkpoint-sqlite: pip install '{hint}[sqlite]'"
+            ) from exc
+        conn = sqlite3.connect(path, check_same_thread=False)
+        try:
+            saver: Any = SqliteSaver(conn)
+            if create:
+                saver.setup()
+            yield saver
+        finally:
+            conn.close()
+        return
+    if uri.startswith(("postgres://", "postgresql://")):
+        try:
+            from langgraph.checkpoint.postgres import PostgresSaver
+        except ImportError as exc:
+            raise ConfigurationError(
+                "Postgres checkpoints need langgraph-checkpoint-postgres: "
+                f"pip install '{hint}[postgres]'"
+            ) from exc
+        try:
+            import psycopg
+
+            opened = PostgresSaver.from_conn_string(uri)
+            saver = opened.__enter__()
+        except psycopg.OperationalError as exc:
+            # one line, not a traceback; the URI (and its password) is not repeated
+            from deepagents_redis.core import redact_text
+
+            lines = str(exc).strip().splitlines()
+            reason = redact_text(lines[0]) if lines else type(exc).__name__
+            raise ConfigurationError(f"PostgreSQL is unreachable: {reason}") from exc
+        try:
+            if create:
+                saver.setup()
+            yield saver
+        finally:
+            opened.__exit__(None, None, None)
+        return
+    raise ConfigurationError("a checkpointer must be sqlite:PATH or a postgresql:// URL")

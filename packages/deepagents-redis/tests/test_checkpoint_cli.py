@@ -1,0 +1,152 @@
+"""``deepagents-redis checkpoint copy|threads``: a deep agent's thread moves to Redis and back."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deepagents_redis.agent import redis_agent
+from deepagents_redis.checkpoint import RedisSaver
+from deepagents_redis.cli import main
+from deepagents_redis.core import RedisSettings
+from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+pytestmark = pytest.mark.integration
+
+
+def _model(*replies: Any) -> ScriptedChatModel:
+    return ScriptedChatModel(script=list(replies))
+
+
+def _sqlite_thread(path: Path, thread: str) -> None:
+    """A deep agent's conversation, checkpointed in SQLite (its messages are a DeltaChannel)."""
+    from deepagents import create_deep_agent
+
+    conn = sqlite3.connect(path, check_same_thread=False)
+    agent = create_deep_agent(
+        model=_model(
+            tool_call("write_file", {"file_path": "/a.md", "content": "alpha"}, "w1"),
+            AIMessage("first answer"),
+        ),
+        checkpointer=SqliteSaver(conn),
+    )
+    agent.invoke({"messages": [HumanMessage("hello")]}, {"configurable": {"thread_id": thread}})
+    conn.close()
+
+
+def test_a_deep_agent_thread_moves_to_redis_and_carries_on(
+    tmp_path: Path, redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "checkpoints.db"
+    thread = f"t-{uuid.uuid4().hex[:8]}"
+    _sqlite_thread(db, thread)
+    ns = f"cli{uuid.uuid4().hex[:6]}"
+    base = ["--url", redis_url, "--prefix", key_prefix, "--namespace", ns]
+    assert main(["checkpoint", "copy", "--from", f"sqlite:{db}", *base, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["threads"], report["skipped"], report["copied"]) == (1, 0, [thread])
+    assert main(["checkpoint", "copy", "--from", f"sqlite:{db}", *base, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["skipped"] == 1  # resumable: nothing to redo
+    assert main(["checkpoint", "threads", *base, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [thread]
+
+    # the same thread continues on Redis: history, plan and all
+    settings = RedisSettings(url=redis_url, key_prefix=key_prefix)
+    with redis_agent(
+        model=_model(AIMessage("second answer")),
+        checkpointer=RedisSaver(settings=settings, namespace=ns),
+    ) as agent:
+        config = {"configurable": {"thread_id": thread}}
+        files = agent.get_state(config).values["files"]  # the state backend's, in the checkpoint
+        assert files["/a.md"]["content"] == "alpha"
+        result = agent.invoke({"messages": [HumanMessage("again")]}, config)
+        contents = [m.content for m in result["messages"] if m.type in ("human", "ai")]
+        assert contents == ["hello", "", "first answer", "again", "second answer"]
+
+    # and back to SQLite, text output with progress lines
+    back = tmp_path / "back.db"
+    assert main(["checkpoint", "copy", "--from", "redis", "--to", f"sqlite:{back}", *base]) == 0
+    out = capsys.readouterr()
+    assert "copied 1 thread(s)" in out.out
+    assert "threads: 1/1" in out.err
+    conn = sqlite3.connect(back, check_same_thread=False)
+    copied = SqliteSaver(conn).get_tuple({"configurable": {"thread_id": thread}})
+    conn.close()
+    assert copied is not None
+    RedisSaver(settings=settings, namespace=ns).delete_thread(thread)
+
+
+def test_ordinary_failures_are_one_line(
+    tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["checkpoint", "copy", "--url", redis_url, "--from", "mysql://x"]) == 64
+    assert "must be redis, sqlite:PATH" in capsys.readouterr().err
+    missing = tmp_path / "nope.db"
+    assert main(["checkpoint", "copy", "--url", redis_url, "--from", f"sqlite:{missing}"]) == 64
+    assert "no SQLite checkpoint database" in capsys.readouterr().err
+    status = main(
+        [
+            "checkpoint",
+            "copy",
+            "--url",
+            redis_url,
+            "--from",
+            "postgresql://someone:s3cret@127.0.0.1:1/db?connect_timeout=2",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert status == 64
+    assert err.startswith("error: PostgreSQL is unreachable")
+    assert "Traceback" not in err
+    assert "s3cret" not in err
+    assert main(["checkpoint", "copy", "--url", redis_url, "--from", "redis"]) == 64
+
+
+@pytest.mark.postgres
+def test_copy_from_postgres_into_redis(
+    redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    psycopg = pytest.importorskip("psycopg")
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    admin_url = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required under CI=true and unreachable: {exc}")
+        pytest.skip(f"no PostgreSQL: {exc}")
+    dbname = f"ckpt_cli_{uuid.uuid4().hex[:12]}"
+    pg_url = f"{admin_url.rsplit('/', 1)[0]}/{dbname}"
+    thread = f"pg-{uuid.uuid4().hex[:8]}"
+    try:
+        admin.execute(f'CREATE DATABASE "{dbname}"')
+        from deepagents import create_deep_agent
+
+        with PostgresSaver.from_conn_string(pg_url) as pg:
+            pg.setup()
+            agent = create_deep_agent(model=_model(AIMessage("from postgres")), checkpointer=pg)
+            agent.invoke(
+                {"messages": [HumanMessage("hi")]}, {"configurable": {"thread_id": thread}}
+            )
+        ns = f"pg{uuid.uuid4().hex[:6]}"
+        args = ["--url", redis_url, "--prefix", key_prefix, "--namespace", ns, "--json"]
+        assert main(["checkpoint", "copy", "--from", pg_url, *args]) == 0
+        assert json.loads(capsys.readouterr().out)["copied"] == [thread]
+        saver = RedisSaver(
+            settings=RedisSettings(url=redis_url, key_prefix=key_prefix), namespace=ns
+        )
+        assert saver.get_tuple({"configurable": {"thread_id": thread}}) is not None
+        saver.delete_thread(thread)
+        saver.close()
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        admin.close()
