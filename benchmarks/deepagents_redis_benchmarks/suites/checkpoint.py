@@ -1,0 +1,263 @@
+"""Suite ``checkpoint``: `RedisSaver` beside the checkpointers users would pick instead.
+
+Over a thread that already holds 100 checkpoints (each: a 20-message history of ~4 KB and two
+small channels, the messages changed at every step), interleaved call by call:
+
+* ``put`` (a new checkpoint: the messages blob, a counter, metadata), ``get_tuple`` (the newest,
+  with 2 pending writes) and ``list(limit=10)`` against LangGraph's `InMemorySaver`,
+  `SqliteSaver` (a file in a temp dir) and `PostgresSaver` (127.0.0.1:5432, a throwaway
+  database; rows skipped with a note when it is unreachable);
+* ``get_tuple`` against a raw redis-py ``GET`` of as many bytes as the saver's reply carries
+  (the floor for one round trip with that payload);
+* a scripted deep agent run of 10 model steps (9 ``ls`` tool calls, then an answer; a new
+  thread per run) with each checkpointer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from deepagents_redis_benchmarks._harness import BenchContext, Result
+
+_HISTORY = 100
+
+
+@contextlib.contextmanager
+def _postgres_saver() -> Iterator[Any]:
+    """A PostgresSaver on a database created for this run (dropped afterwards), or None."""
+    try:
+        import psycopg
+        from langgraph.checkpoint.postgres import PostgresSaver
+    except ImportError:
+        yield None
+        return
+    admin = None
+    user = ""
+    for candidate in ("postgres", "root"):
+        try:
+            admin = psycopg.connect(
+                f"postgresql://{candidate}@127.0.0.1:5432/test", autocommit=True, connect_timeout=3
+            )
+            user = candidate
+            break
+        except psycopg.Error:
+            continue
+    if admin is None:
+        yield None
+        return
+    dbname = f"bench_ckpt_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{dbname}"')
+    try:
+        with PostgresSaver.from_conn_string(f"postgresql://{user}@127.0.0.1:5432/{dbname}") as pg:
+            pg.setup()
+            yield pg
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        admin.close()
+
+
+def _messages(step: int) -> list[Any]:
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    out: list[Any] = []
+    for i in range(10):
+        out.append(HumanMessage(f"question {i} at step {step}: " + "words " * 30))
+        out.append(AIMessage(f"answer {i}: " + "more words " * 15))
+    return out
+
+
+class _Thread:
+    """A thread of checkpoints written the way LangGraph writes them (versions, parents)."""
+
+    def __init__(self, saver: Any, thread: str) -> None:
+        self.saver = saver
+        self.config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+        self.step = 0
+        self.versions: dict[str, Any] = {}
+
+    def put(self) -> Any:
+        from langgraph.checkpoint.base import empty_checkpoint
+
+        self.step += 1
+        new = {
+            "messages": self.saver.get_next_version(self.versions.get("messages"), None),
+            "step": self.saver.get_next_version(self.versions.get("step"), None),
+        }
+        if "config" not in self.versions:
+            new["config"] = self.saver.get_next_version(None, None)
+        self.versions.update(new)
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {
+            "messages": _messages(self.step),
+            "step": self.step,
+            "config": {"model": "scripted", "temperature": 0},
+        }
+        checkpoint["channel_versions"] = dict(self.versions)
+        checkpoint["versions_seen"] = {"agent": dict(self.versions)}
+        metadata: Any = {"source": "loop", "step": self.step, "parents": {}}
+        self.config = self.saver.put(self.config, checkpoint, metadata, new)
+        return self.config
+
+
+def _savers(stack: contextlib.ExitStack, url: str, prefix: str) -> dict[str, Any]:
+    from deepagents_redis.checkpoint import RedisSaver
+    from deepagents_redis.core import RedisSettings
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    ours = RedisSaver(settings=RedisSettings(url=url, key_prefix=prefix))
+    stack.callback(ours.close)
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    conn = sqlite3.connect(tmp / "checkpoints.db", check_same_thread=False)
+    stack.callback(conn.close)
+    savers: dict[str, Any] = {
+        "RedisSaver": ours,
+        "InMemorySaver": InMemorySaver(),
+        "SqliteSaver (file)": SqliteSaver(conn),
+    }
+    pg = stack.enter_context(_postgres_saver())
+    if pg is not None:
+        savers["PostgresSaver (127.0.0.1)"] = pg
+    return savers
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    """Measure put, get_tuple and list, and a scripted agent run, beside each alternative."""
+    prefix = f"bench-ckpt-{uuid.uuid4().hex[:8]}"
+    results: list[Result] = []
+    with contextlib.ExitStack() as stack:
+        savers = _savers(stack, ctx.url, prefix)
+        threads = {
+            name: _Thread(saver, f"bench-{uuid.uuid4().hex[:8]}") for name, saver in savers.items()
+        }
+        for thread in threads.values():
+            for _ in range(ctx.n(_HISTORY) if ctx.smoke else _HISTORY):
+                latest = thread.put()
+            thread.saver.put_writes(latest, [("messages", _messages(0)[:1]), ("step", 1)], "task-1")
+        ours = threads["RedisSaver"]
+        others = [name for name in savers if name != "RedisSaver"]
+        missing = (
+            ""
+            if any(n.startswith("Postgres") for n in savers)
+            else " (PostgreSQL unreachable: its rows are missing)"
+        )
+        n = ctx.n(2000)
+
+        def get(thread: _Thread) -> Callable[[], Any]:
+            config = {"configurable": {"thread_id": thread.config["configurable"]["thread_id"]}}
+            return lambda: thread.saver.get_tuple(config)
+
+        def listing(thread: _Thread) -> Callable[[], Any]:
+            config = {"configurable": {"thread_id": thread.config["configurable"]["thread_id"]}}
+            return lambda: list(thread.saver.list(config, limit=10))
+
+        note = f"thread of {_HISTORY}+ checkpoints, ~4 KB of messages each{missing}"
+        for name in others:
+            o, b = ctx.compare(ours.put, threads[name].put, iterations=n)
+            results.append(Result("RedisSaver put", o, f"{name} put", b, notes=note))
+        for name in others:
+            o, b = ctx.compare(get(ours), get(threads[name]), iterations=n)
+            results.append(Result("RedisSaver get_tuple", o, f"{name} get_tuple", b, notes=note))
+        results.append(_raw_floor(ctx, ours, get(ours), n))
+        for name in others:
+            o, b = ctx.compare(listing(ours), listing(threads[name]), iterations=ctx.n(500))
+            results.append(
+                Result("RedisSaver list(limit=10)", o, f"{name} list(limit=10)", b, notes=note)
+            )
+        results.extend(_agent_runs(ctx, savers, missing))
+        for thread in threads.values():
+            if hasattr(thread.saver, "delete_thread"):
+                with contextlib.suppress(NotImplementedError):
+                    thread.saver.delete_thread(thread.config["configurable"]["thread_id"])
+    return results
+
+
+def _raw_floor(ctx: BenchContext, ours: _Thread, get: Callable[[], Any], n: int) -> Result:
+    """``get_tuple`` beside a raw GET of as many bytes as its script reply carries."""
+    from deepagents_redis.checkpoint._scripts import READ
+
+    saver = ours.saver
+    keys = saver.keys.thread(ours.config["configurable"]["thread_id"])
+    reply = READ(
+        saver.connector.client(),
+        keys=[keys.ns_index("%_")],
+        args=[keys.head, "%_", "scan", "+", 1, 256, ""],
+    )
+
+    def size(value: Any) -> int:
+        if isinstance(value, bytes):
+            return len(value)
+        if isinstance(value, list):
+            return sum(size(v) for v in value)
+        return len(str(value))
+
+    nbytes = size(reply)
+    raw = redis.Redis.from_url(ctx.url)
+    key = f"{saver.connector.keyspace.prefix}:raw-floor"
+    raw.set(key, b"x" * nbytes)
+    try:
+        o, b = ctx.compare(get, lambda: raw.get(key), iterations=n)
+    finally:
+        raw.delete(key)
+        raw.close()
+    return Result(
+        "RedisSaver get_tuple",
+        o,
+        f"redis-py GET {nbytes} B (the same bytes)",
+        b,
+        notes="one EVALSHA; the rest is LangGraph's serializer reviving 20 messages",
+    )
+
+
+def _agent_runs(ctx: BenchContext, savers: dict[str, Any], missing: str) -> list[Result]:
+    from deepagents import create_deep_agent
+    from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    def script() -> list[Any]:
+        return [*(tool_call("ls", {"path": "/"}, f"c{i}") for i in range(9)), AIMessage("done")]
+
+    counter = itertools.count()
+    runs: dict[str, Callable[[], Any]] = {}
+    used: dict[str, list[str]] = {}
+    for name, saver in savers.items():
+        model = ScriptedChatModel(script=script())
+        agent = create_deep_agent(model=model, checkpointer=saver)
+        used[name] = []
+
+        def one(agent: Any = agent, model: Any = model, name: str = name) -> None:
+            model.rewind()
+            thread = f"agent-{next(counter)}"
+            used[name].append(thread)
+            agent.invoke(
+                {"messages": [HumanMessage("look around")]}, {"configurable": {"thread_id": thread}}
+            )
+
+        runs[name] = one
+    results = []
+    for name in savers:
+        if name == "RedisSaver":
+            continue
+        o, b = ctx.compare(runs["RedisSaver"], runs[name], iterations=ctx.n(100), warmup=ctx.n(10))
+        results.append(
+            Result(
+                "scripted deep agent run, 10 steps, RedisSaver",
+                o,
+                f"same run, {name}",
+                b,
+                notes=f"9 ls tool calls + an answer; a new thread per run{missing}",
+            )
+        )
+    ours = savers["RedisSaver"]
+    for thread in used["RedisSaver"]:
+        ours.delete_thread(thread)
+    return results
