@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.core import RedisConnector
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -207,3 +208,79 @@ def test_subgraph_state_lives_in_its_namespace(connector: RedisConnector) -> Non
         assert root_only == {""}
         results.append((done, _history(graph, config)))
     assert results[0] == results[1]
+
+
+# ------------------------------------------------------------------ DeltaChannel histories
+def _merge(state: list[str] | None, writes: list[Any]) -> list[str]:
+    out = list(state or [])
+    for write in writes:
+        out.extend(write if isinstance(write, list) else [write])
+    return out
+
+
+class DeltaState(TypedDict):
+    notes: Annotated[list[str], DeltaChannel(_merge, snapshot_frequency=3)]
+    turn: int
+
+
+def _delta_graph(saver: BaseCheckpointSaver[Any]) -> Any:
+    def step(state: DeltaState) -> dict[str, Any]:
+        return {"notes": [f"note {state['turn']}"], "turn": state["turn"] + 1}
+
+    builder = StateGraph(DeltaState)
+    builder.add_node("step", step)
+    builder.add_edge(START, "step")
+    builder.add_edge("step", END)
+    return builder.compile(checkpointer=saver)
+
+
+@pytest.mark.parametrize("scan_batch", [1, 2, 256])
+def test_delta_channel_history_matches_the_base_walk(
+    connector: RedisConnector, scan_batch: int
+) -> None:
+    """The server-side walk returns what BaseCheckpointSaver's get_tuple walk returns."""
+    saver = RedisSaver(connector=connector, scan_batch=scan_batch)
+    graph = _delta_graph(saver)
+    config = _config()
+    turn = 0
+    for _ in range(8):  # a multi-turn thread: each turn resumes from the last checkpoint
+        state = graph.invoke({"notes": [f"user {turn}"], "turn": turn}, config)
+        turn = state["turn"]
+    assert state["notes"][:3] == ["user 0", "note 0", "user 1"]
+    history = list(saver.list(config))
+    assert len(history) > 10
+    seen_writes = seen_seed = False
+    for tup in history:
+        ours = saver.get_delta_channel_history(config=tup.config, channels=["notes", "turn"])
+        base = BaseCheckpointSaver.get_delta_channel_history(
+            saver, config=tup.config, channels=["notes", "turn"]
+        )
+        assert ours == base
+        seen_writes |= bool(ours["notes"]["writes"])
+        seen_seed |= "seed" in ours["notes"]
+    assert seen_writes
+    assert seen_seed  # the walk met writes to replay and snapshots to start from
+    newest = {"configurable": {"thread_id": config["configurable"]["thread_id"]}}
+    assert saver.get_delta_channel_history(
+        config=newest, channels=["notes"]
+    ) == BaseCheckpointSaver.get_delta_channel_history(saver, config=newest, channels=["notes"])
+    assert saver.get_delta_channel_history(config=newest, channels=[]) == {}
+    missing = {"configurable": {"thread_id": "nope", "checkpoint_id": history[0].checkpoint["id"]}}
+    assert saver.get_delta_channel_history(config=missing, channels=["notes"]) == {
+        "notes": {"writes": []}
+    }
+
+
+async def test_delta_channel_history_async(connector: RedisConnector) -> None:
+    saver = RedisSaver(connector=connector)
+    graph = _delta_graph(saver)
+    config = _config()
+    for turn in range(4):
+        await graph.ainvoke({"notes": [f"user {turn}"], "turn": turn}, config)
+    tup = await saver.aget_tuple(config)
+    assert tup is not None
+    ours = await saver.aget_delta_channel_history(config=tup.config, channels=["notes"])
+    base = await BaseCheckpointSaver.aget_delta_channel_history(
+        saver, config=tup.config, channels=["notes"]
+    )
+    assert ours == base

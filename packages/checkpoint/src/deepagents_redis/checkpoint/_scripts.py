@@ -13,7 +13,7 @@ from typing import Final
 
 from deepagents_redis.core import LuaScript
 
-__all__ = ["DELETE", "PUT", "PUT_WRITES", "READ"]
+__all__ = ["DELETE", "HISTORY", "PUT", "PUT_WRITES", "READ"]
 
 _EXPIRE_REFS = """\
 local function expire_refs(head, ecns, refs, ttl)
@@ -107,37 +107,36 @@ READ: Final = LuaScript(
 -- ARGV[1] thread head  ARGV[2] ecns when KEYS[1] is a namespace index, '' for the thread's
 -- ARGV[3] 'id' (ARGV[4] = the cid) or 'scan' (ARGV[4] = upper bound: '+' or '(<member>')
 -- ARGV[5] matches wanted  ARGV[6] index entries to look at (bounded work per call)
--- ARGV[7] ttl ms to renew on what is read ('' = none), then filter pairs: field, value
--- ('null' also matches a missing field)
--- returns {cursor, entry...}: cursor '' when done, else the last member looked at;
--- entry = {cid, ecns, {hash field, value...}, {blob ref, value...}, {write field, value...}}
+-- ARGV[7] ttl ms to renew on what is read ('' = none)  ARGV[8] 'lean' or 'full' (every
+-- hash field, for copies), then filter pairs: field, value ('null' matches a missing field)
+-- returns ONE msgpack value (a nested reply costs the client a parse per element):
+--   {cursor, entry...}: cursor '' when done, else the last member looked at;
+--   lean entry {cid, ecns, checkpoint, metadata, parent, refs, {blob per ref or ''},
+--   {write field, value...}}; full entry {cid, ecns, {hash field, value...}, refs, blobs,
+--   writes}
 """
     + _EXPIRE_REFS
     + """\
-local head, ecns0, mode, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[7]
+local head, ecns0, mode, ttl, shape = ARGV[1], ARGV[2], ARGV[3], ARGV[7], ARGV[8]
 local function load(cid, ecns)
   local cp = head .. ':cp:' .. ecns .. ':' .. cid
-  for i = 8, #ARGV, 2 do
+  for i = 9, #ARGV, 2 do
     local have = redis.call('HGET', cp, ARGV[i])
     if not (have == ARGV[i + 1] or (not have and ARGV[i + 1] == 'null')) then
       return nil
     end
   end
-  local hash = redis.call('HGETALL', cp)
-  if #hash == 0 then
+  local row = redis.call('HMGET', cp, 'c', 'm', 'p', 'bk')
+  if not row[1] then
     -- expired (TTL) or deleted under us: drop the stale index entries
     redis.call('ZREM', head .. ':idx', cid .. '\\t' .. ecns)
     redis.call('ZREM', head .. ':ns:' .. ecns, cid)
     return false
   end
-  local refs = redis.call('HGET', cp, 'bk') or ''
+  local refs = row[4] or ''
   local blobs = {}
   for ref in string.gmatch(refs, '[^\\n]+') do
-    local value = redis.call('GET', head .. ':b:' .. ecns .. ':' .. ref)
-    if value then
-      blobs[#blobs + 1] = ref
-      blobs[#blobs + 1] = value
-    end
+    blobs[#blobs + 1] = redis.call('GET', head .. ':b:' .. ecns .. ':' .. ref) or ''
   end
   local wkey = head .. ':w:' .. ecns .. ':' .. cid
   local writes = redis.call('HGETALL', wkey)
@@ -148,12 +147,15 @@ local function load(cid, ecns)
     redis.call('PEXPIRE', head .. ':ns:' .. ecns, ttl)
     expire_refs(head, ecns, refs, ttl)
   end
-  return {cid, ecns, hash, blobs, writes}
+  if shape == 'full' then
+    return {cid, ecns, redis.call('HGETALL', cp), refs, blobs, writes}
+  end
+  return {cid, ecns, row[1], row[2] or '', row[3] or '', refs, blobs, writes}
 end
 if mode == 'id' then
   local entry = load(ARGV[4], ecns0)
-  if entry then return {'', entry} end
-  return {''}
+  if entry then return cmsgpack.pack({'', entry}) end
+  return cmsgpack.pack({''})
 end
 local want, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
 local members = redis.call('ZRANGE', KEYS[1], ARGV[4], '-', 'BYLEX', 'REV', 'LIMIT', 0, budget)
@@ -169,12 +171,66 @@ for n, member in ipairs(members) do
     out[#out + 1] = entry
     if #out - 1 >= want then
       out[1] = member
-      return out
+      return cmsgpack.pack(out)
     end
   end
   if n == budget then out[1] = member end
 end
-return out
+return cmsgpack.pack(out)
+""",
+)
+
+HISTORY: Final = LuaScript(
+    "ckpt_history",
+    """\
+-- ckpt_history: walk a checkpoint's ancestors for DeltaChannel histories, in one call.
+-- KEYS[1] the namespace index (zset 'cid'); other keys: ARGV[1] .. suffix (same slot)
+-- ARGV[1] thread head  ARGV[2] ecns  ARGV[3] 'after' (start at the parent of ARGV[4]) or
+-- 'from' (start at ARGV[4] itself; '' in ARGV[4] with 'after': the newest checkpoint)
+-- ARGV[5] most ancestors to visit (bounded work per call), then the encoded channels
+-- returns ONE msgpack value {cursor, ancestor...}: cursor is the cid to continue 'from'
+-- ('' when the walk ended); ancestor = {cid, {write field, value...}, {ech, blob...}} with
+-- the seed blob of each channel whose value this ancestor holds (the walk stops for it)
+local head, ecns = ARGV[1], ARGV[2]
+local cid = ARGV[4]
+if ARGV[3] == 'after' then
+  if cid == '' then
+    cid = redis.call('ZRANGE', KEYS[1], '+', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
+    if not cid then return cmsgpack.pack({''}) end
+  end
+  cid = redis.call('HGET', head .. ':cp:' .. ecns .. ':' .. cid, 'p') or ''
+end
+local remaining, left = {}, 0
+for i = 6, #ARGV do remaining[ARGV[i]] = true; left = left + 1 end
+local out = {''}
+local budget = tonumber(ARGV[5])
+while cid ~= '' and left > 0 do
+  if budget == 0 then
+    out[1] = cid
+    break
+  end
+  budget = budget - 1
+  local cp = head .. ':cp:' .. ecns .. ':' .. cid
+  local row = redis.call('HMGET', cp, 'p', 'bk')
+  if not row[1] then break end  -- a missing ancestor ends the walk (as get_tuple -> None)
+  local seeds = {}
+  for ref in string.gmatch(row[2] or '', '[^\\n]+') do
+    local ech = string.match(ref, '^([^:]+):')
+    if remaining[ech] then
+      local blob = redis.call('GET', head .. ':b:' .. ecns .. ':' .. ref)
+      if blob and blob ~= 'empty\\n' then
+        seeds[#seeds + 1] = ech
+        seeds[#seeds + 1] = blob
+      end
+    end
+  end
+  out[#out + 1] = {cid, redis.call('HGETALL', head .. ':w:' .. ecns .. ':' .. cid), seeds}
+  for i = 1, #seeds, 2 do
+    if remaining[seeds[i]] then remaining[seeds[i]] = nil; left = left - 1 end
+  end
+  cid = row[1]
+end
+return cmsgpack.pack(out)
 """,
 )
 
