@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import redis
 
 from deepagents_redis_benchmarks._harness import BenchContext, Result
@@ -167,7 +168,7 @@ def run(ctx: BenchContext) -> list[Result]:
         for name in others:
             o, b = ctx.compare(get(ours), get(threads[name]), iterations=n)
             results.append(Result("RedisSaver get_tuple", o, f"{name} get_tuple", b, notes=note))
-        results.append(_raw_floor(ctx, ours, get(ours), n))
+        results.extend(_raw_floor(ctx, ours, get(ours), n))
         for name in others:
             o, b = ctx.compare(listing(ours), listing(threads[name]), iterations=ctx.n(500))
             results.append(
@@ -181,7 +182,7 @@ def run(ctx: BenchContext) -> list[Result]:
     return results
 
 
-def _raw_floor(ctx: BenchContext, ours: _Thread, get: Callable[[], Any], n: int) -> Result:
+def _raw_floor(ctx: BenchContext, ours: _Thread, get: Callable[[], Any], n: int) -> list[Result]:
     """``get_tuple`` beside a raw GET of as many bytes as its script reply carries."""
     from deepagents_redis.checkpoint._scripts import READ
 
@@ -190,7 +191,7 @@ def _raw_floor(ctx: BenchContext, ours: _Thread, get: Callable[[], Any], n: int)
     reply = READ(
         saver.connector.client(),
         keys=[keys.ns_index("%_")],
-        args=[keys.head, "%_", "scan", "+", 1, 256, ""],
+        args=[keys.head, "%_", "scan", "+", 1, 256, "", "lean"],
     )
 
     def size(value: Any) -> int:
@@ -201,21 +202,43 @@ def _raw_floor(ctx: BenchContext, ours: _Thread, get: Callable[[], Any], n: int)
         return len(str(value))
 
     nbytes = size(reply)
+    # the frames get_tuple revives (checkpoint, metadata, blobs, writes' values), as
+    # (type, bytes) pairs for LangGraph's serializer
+    entry = msgpack.unpackb(reply, raw=True)[1]
+    frames = [entry[2], entry[3], *(blob for blob in entry[6] if blob)]
+    frames += [msgpack.unpackb(v, raw=False)[2] for v in entry[7][1::2]]
+    typed = [(f.split(b"\n", 1)[0].decode(), f.split(b"\n", 1)[1]) for f in frames]
     raw = redis.Redis.from_url(ctx.url)
     key = f"{saver.connector.keyspace.prefix}:raw-floor"
     raw.set(key, b"x" * nbytes)
+
+    def floor() -> None:
+        raw.get(key)
+        for pair in typed:
+            saver.serde.loads_typed(pair)
+
     try:
         o, b = ctx.compare(get, lambda: raw.get(key), iterations=n)
+        o2, b2 = ctx.compare(get, floor, iterations=n)
     finally:
         raw.delete(key)
         raw.close()
-    return Result(
-        "RedisSaver get_tuple",
-        o,
-        f"redis-py GET {nbytes} B (the same bytes)",
-        b,
-        notes="one EVALSHA; the rest is LangGraph's serializer reviving 20 messages",
-    )
+    return [
+        Result(
+            "RedisSaver get_tuple",
+            o,
+            f"redis-py GET {nbytes} B (the same bytes)",
+            b,
+            notes="one EVALSHA; then LangGraph's serializer revives 20 messages",
+        ),
+        Result(
+            "RedisSaver get_tuple",
+            o2,
+            f"GET {nbytes} B + LangGraph loads_typed of its {len(typed)} values",
+            b2,
+            notes="the floor of any saver using LangGraph's serializer: one round trip + revival",
+        ),
+    ]
 
 
 def _agent_runs(ctx: BenchContext, savers: dict[str, Any], missing: str) -> list[Result]:
