@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
 import uuid
@@ -102,7 +103,10 @@ def test_ordinary_failures_are_one_line(
     )
     err = capsys.readouterr().err
     assert status == 64
-    assert err.startswith("error: PostgreSQL is unreachable")
+    if importlib.util.find_spec("langgraph.checkpoint.postgres") is None:  # no postgres extra
+        assert "pip install 'deepagents-redis-checkpoint[postgres]'" in err
+    else:
+        assert err.startswith("error: PostgreSQL is unreachable")
     assert "Traceback" not in err
     assert "s3cret" not in err
     assert main(["checkpoint", "copy", "--url", redis_url, "--from", "redis"]) == 64
