@@ -150,7 +150,8 @@ class FailOpen:
         start = time.perf_counter()
         budget = self.deadline_seconds if self._warm_sync else self.connect_deadline_seconds
         try:
-            with deadline(budget):
+            # the span sees a failure before it is turned into a fail-open miss
+            with get_instrumentation().span(f"{self.metric_prefix}.{op}"), deadline(budget):
                 result = fn()
         except _ANY_REDIS as exc:
             return self._fail(op, exc)
@@ -174,7 +175,7 @@ class FailOpen:
         start = time.perf_counter()
         budget = self.deadline_seconds if self._warm_async else self.connect_deadline_seconds
         try:
-            with deadline(budget):
+            with get_instrumentation().span(f"{self.metric_prefix}.{op}"), deadline(budget):
                 result = await fn()
         except _ANY_REDIS as exc:
             return self._fail(op, exc)

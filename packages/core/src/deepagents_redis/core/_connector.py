@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio
@@ -72,6 +72,7 @@ class RedisConnector:
             parsed = parse_redis_url(settings.url)  # fail now, not on first use
             _check_mode(settings, parsed)
         self._settings = settings
+        self._telemetry: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._sync = client
         self._owns_sync = False
@@ -100,6 +101,30 @@ class RedisConnector:
 
             self._keyspace = KeySpace(self._settings.key_prefix)
         return self._keyspace
+
+    @property
+    def telemetry(self) -> dict[str, Any]:
+        """Span attributes naming the server (OpenTelemetry database conventions).
+
+        ``db.system.name``, ``server.address``, ``server.port`` and ``db.namespace`` (the
+        database number), from the URL; never the user name or password. Computed once.
+        """
+        if self._telemetry is None:
+            attrs: dict[str, Any] = {"db.system.name": "redis"}
+            try:
+                parsed = parse_redis_url(self._settings.url) if self._settings.url else None
+            except ConfigurationError:
+                parsed = None
+            if parsed is not None:
+                if parsed.kind == "unix" and parsed.path:
+                    attrs["server.address"] = parsed.path
+                elif parsed.kind == "sentinel" and parsed.service:
+                    attrs["server.address"] = parsed.service
+                elif parsed.hosts:
+                    attrs["server.address"], attrs["server.port"] = parsed.hosts[0]
+                attrs["db.namespace"] = str(parsed.db)
+            self._telemetry = attrs
+        return self._telemetry
 
     @property
     def is_cluster(self) -> bool:

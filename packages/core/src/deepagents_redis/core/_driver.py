@@ -235,18 +235,24 @@ class _Seen:
 
 
 @contextmanager
-def _observed(spec: _Run, op: Operation[Any], deadline_seconds: float | None) -> Iterator[_Seen]:
+def _observed(
+    spec: _Run,
+    op: Operation[Any],
+    deadline_seconds: float | None,
+    telemetry: Mapping[str, Any],
+) -> Iterator[_Seen]:
     """What `run` and `arun` do around an operation, in one place.
 
-    The span, the deadline, error translation and script-error mapping; then the outcome
-    count and the duration, whatever happened.
+    The span (with the connection's server attributes, `RedisConnector.telemetry`), the
+    deadline, error translation and script-error mapping; then the outcome count and the
+    duration (with its outcome), whatever happened.
     """
     inst = get_instrumentation()
     started = time.perf_counter()
     seen = _Seen()
     try:
         with (
-            inst.span(spec.name, **spec.attributes),
+            inst.span(spec.name, **telemetry, **spec.attributes),
             deadline(deadline_seconds),
             redis_errors(),
             _script_errors(spec),
@@ -258,7 +264,7 @@ def _observed(spec: _Run, op: Operation[Any], deadline_seconds: float | None) ->
     finally:
         op.close()
         inst.count(spec.name, outcome=seen.outcome)
-        inst.record_duration(spec.name, time.perf_counter() - started)
+        inst.record_duration(spec.name, time.perf_counter() - started, outcome=seen.outcome)
 
 
 @contextmanager
@@ -416,7 +422,7 @@ def run(
         DeepAgentsRedisError: Translated Redis errors and mapped script error replies.
     """
     spec = _Run(name, cast("Callable[[Any], str]", outcome or _ok), expected, words, attributes)
-    with _observed(spec, op, deadline_seconds) as seen:
+    with _observed(spec, op, deadline_seconds, connector.telemetry) as seen:
         client = connector.client()
         result = drive(op, lambda req: execute(client, req))
         seen.outcome = spec.outcome(result)
@@ -450,7 +456,7 @@ async def arun(
         What the operation returned.
     """
     spec = _Run(name, cast("Callable[[Any], str]", outcome or _ok), expected, words, attributes)
-    with _observed(spec, op, deadline_seconds) as seen:
+    with _observed(spec, op, deadline_seconds, connector.telemetry) as seen:
         client = await connector.aclient()
         result = await adrive(op, lambda req: aexecute(client, req))
         seen.outcome = spec.outcome(result)
