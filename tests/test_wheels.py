@@ -188,6 +188,7 @@ def test_readme_example_runs_from_the_wheel(
             "deepagents-redis-fs",
             "deepagents-redis-coord",
             "deepagents-redis-checkpoint",
+            "deepagents-redis-observe",
         }
     assert ours == expected, frozen
 

@@ -75,3 +75,20 @@ def test_a_checkpointer_you_pass_is_kept(redis_url: str, key_prefix: str) -> Non
         redis_checkpointer=True,
     ) as agent:
         assert agent.checkpointer is mine
+
+
+def test_redis_observe_reports_the_agents_phases(redis_url: str, key_prefix: str) -> None:
+    from deepagents_redis.core import NoOpInstrumentation, get_instrumentation
+    from deepagents_redis.observe import OpenTelemetryInstrumentation, uninstrument
+
+    try:
+        with redis_agent(
+            model=_model(),
+            redis_settings=RedisSettings(url=redis_url, key_prefix=key_prefix),
+            redis_checkpointer=True,
+            redis_observe=True,
+        ):
+            assert isinstance(get_instrumentation(), OpenTelemetryInstrumentation)
+    finally:
+        uninstrument()
+    assert isinstance(get_instrumentation(), NoOpInstrumentation)

@@ -38,6 +38,10 @@ class AgentRedisSettings(PhaseSettings):
     """Keep the conversation (LangGraph checkpoints) in Redis with `RedisSaver`
     (``DEEPAGENTS_REDIS_CHECKPOINT_ENABLED``)."""
 
+    observe_enabled: bool = False
+    """Report every phase's operations to OpenTelemetry (`deepagents_redis.observe.instrument`
+    with the global providers; ``DEEPAGENTS_REDIS_OBSERVE_ENABLED``)."""
+
     def enabled_phases(self) -> list[str]:
         """Names of the enabled phases, in wiring order."""
         return [
@@ -48,6 +52,7 @@ class AgentRedisSettings(PhaseSettings):
                 ("fs", self.fs_enabled),
                 ("coord", self.coord_enabled),
                 ("checkpoint", self.checkpoint_enabled),
+                ("observe", self.observe_enabled),
             )
             if on
         ]

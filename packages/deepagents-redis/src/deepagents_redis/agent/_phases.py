@@ -218,6 +218,21 @@ def wire_checkpoint(build: AgentBuild, checkpoint_settings: Any = None) -> list[
     return [f"checkpoint: RedisSaver, namespace {settings.namespace!r}{ttl}"]
 
 
+# -- observe --------------------------------------------------------------------------------
+
+
+def wire_observe(build: AgentBuild) -> list[str]:
+    """Plug OpenTelemetry into core's seam (global providers; harmless if already done).
+
+    Returns:
+        One line.
+    """
+    from deepagents_redis.observe import instrument
+
+    instrument()
+    return ["observe: OpenTelemetry spans and metrics for every phase (global providers)"]
+
+
 PHASES: tuple[Phase, ...] = (
     Phase(
         "cache",
@@ -258,6 +273,14 @@ PHASES: tuple[Phase, ...] = (
         "checkpoint",
         lambda f: f.checkpoint_enabled,
         wire_checkpoint,
+    ),
+    Phase(
+        "observe",
+        "deepagents_redis.observe",
+        "deepagents-redis-observe",
+        "observe",
+        lambda f: f.observe_enabled,
+        wire_observe,
     ),
 )
 """Every phase the wiring knows, in the order it wires them."""

@@ -64,6 +64,7 @@ def resolve_flags(
     redis_fs: bool | None = None,
     redis_coord: bool | None = None,
     redis_checkpointer: bool | None = None,
+    redis_observe: bool | None = None,
 ) -> AgentRedisSettings:
     """Resolve phase switches: explicit keyword arguments, then ``redis_flags``, then env.
 
@@ -74,6 +75,7 @@ def resolve_flags(
         redis_fs: Turn the fs phase on or off; None defers.
         redis_coord: Turn the coord phase on or off; None defers.
         redis_checkpointer: Turn the checkpoint phase on or off; None defers.
+        redis_observe: Turn OpenTelemetry reporting on or off; None defers.
 
     Returns:
         The resolved flags.
@@ -86,6 +88,7 @@ def resolve_flags(
             ("fs_enabled", redis_fs),
             ("coord_enabled", redis_coord),
             ("checkpoint_enabled", redis_checkpointer),
+            ("observe_enabled", redis_observe),
         )
         if value is not None
     }
@@ -125,6 +128,7 @@ def create_deep_agent(
     redis_fs: bool | None = None,
     redis_coord: bool | None = None,
     redis_checkpointer: bool | None = None,
+    redis_observe: bool | None = None,
 ) -> Any:
     """Create a deep agent, with the Redis phases you turn on.
 
@@ -165,6 +169,8 @@ def create_deep_agent(
             remote subagents themselves are `remote_subagent(...)` entries in `subagents`.
         redis_checkpointer: Keep the conversation in Redis (`RedisSaver` as
             ``checkpointer``, unless you passed one) on/off (beats ``redis_flags`` and env).
+        redis_observe: Report every phase to OpenTelemetry (`instrument()` with the global
+            providers; the SDK and exporters are yours) on/off (beats ``redis_flags`` and env).
 
     Returns:
         The compiled deep agent graph, as deepagents returns it. With a phase on, it holds
@@ -184,6 +190,7 @@ def create_deep_agent(
         redis_fs=redis_fs,
         redis_coord=redis_coord,
         redis_checkpointer=redis_checkpointer,
+        redis_observe=redis_observe,
     )
     build = AgentBuild(
         kwargs={

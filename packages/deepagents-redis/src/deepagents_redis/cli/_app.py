@@ -63,6 +63,7 @@ _DISTRIBUTIONS = (
     "deepagents-redis-fs",
     "deepagents-redis-coord",
     "deepagents-redis-checkpoint",
+    "deepagents-redis-observe",
     "deepagents",
     "redis",
 )
@@ -74,6 +75,7 @@ _PHASE_EXTRAS = {
     "deepagents_redis.fs": "fs",
     "deepagents_redis.coord": "coord",
     "deepagents_redis.checkpoint": "checkpoint",
+    "deepagents_redis.observe": "observe",
 }
 
 

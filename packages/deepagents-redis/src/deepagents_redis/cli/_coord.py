@@ -145,6 +145,11 @@ def run_worker(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         print("error: --concurrency must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if _observe_enabled():
+        from deepagents_redis.observe import instrument
+
+        instrument()  # the global providers: configure the SDK as your deployment does
+        print("worker: OpenTelemetry reporting on (DEEPAGENTS_REDIS_OBSERVE_ENABLED)", flush=True)
     with connect(args) as (_target, connector):
         worker = Worker(
             connector=connector,
@@ -157,6 +162,12 @@ def run_worker(args: argparse.Namespace) -> int:
         worker.run()
         print(f"worker {worker.worker_id}: stopped after {worker.completed} run(s)", flush=True)
     return EXIT_OK
+
+
+def _observe_enabled() -> bool:
+    from deepagents_redis.agent import AgentRedisSettings
+
+    return AgentRedisSettings().observe_enabled
 
 
 def _when(value: Any) -> str:

@@ -1,0 +1,213 @@
+"""`OpenTelemetryInstrumentation`: core's instrumentation seam, implemented with OpenTelemetry.
+
+Every phase reports through core's seam (`span`, `count`, `record_duration`; BRIEF §3), so
+this one class gives every phase its spans and metrics:
+
+* a span per operation, named ``<phase>.<operation>`` (``cache.lookup``, ``fs.write``,
+  ``checkpoint.put``, ``coord.run``...), kind CLIENT, with the database conventions
+  (``db.system.name = "redis"``, ``server.address``, ``server.port``, ``db.namespace``) and
+  our own attributes under ``deepagents_redis.*``. Values that may carry user data (thread
+  ids, paths, namespaces, scopes) are hashed; long strings are dropped. An exception sets
+  the span's status to ERROR and records its type, never its message (which may hold a path
+  or a prompt);
+* a histogram ``deepagents_redis.operation.duration`` (seconds) by phase, operation and
+  outcome;
+* one counter per reported name, ``deepagents_redis.<phase>.<operation>`` (unit
+  ``{operation}``), by outcome: cache hits and misses are ``deepagents_redis.cache.lookup``
+  with ``outcome`` ``hit``/``miss``/``fail_open``...
+
+The W3C trace context crosses processes through `inject`/`attach` (core's `trace_carrier`
+and `traced`): coord stores the submitter's ``traceparent`` with a task and the worker runs
+it under that parent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.propagate import extract, inject
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+__all__ = ["PREFIX", "OpenTelemetryInstrumentation", "clean_attributes"]
+
+PREFIX: Final = "deepagents_redis"
+"""The prefix of our attribute and metric names."""
+
+_SEMCONV: Final = frozenset({"db.system.name", "server.address", "server.port", "db.namespace"})
+_HASHED: Final = frozenset({"scope", "namespace", "thread", "thread_id", "path", "plan", "key"})
+_MAX_TEXT: Final = 128
+_SCOPE: Final = "deepagents_redis"
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(str(value).encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def clean_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes a span or metric point may carry: nothing secret, nothing long.
+
+    Semantic-convention keys pass as they are; ours get the ``deepagents_redis.`` prefix.
+    Keys that name user data (scope, namespace, thread, path, plan, key) become
+    ``<key>_hash`` (16 hex digits of SHA-256); other strings longer than 128 characters, and
+    values that are not str, bool, int or float, are dropped.
+
+    Args:
+        attrs: What a phase reported.
+
+    Returns:
+        OpenTelemetry attributes.
+    """
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if key in _SEMCONV:
+            out[key] = value
+            continue
+        if value is None:
+            continue
+        if key in _HASHED:
+            out[f"{PREFIX}.{key}_hash"] = _digest(value)
+            continue
+        if isinstance(value, bool | int | float) or (
+            isinstance(value, str) and len(value) <= _MAX_TEXT
+        ):
+            out[f"{PREFIX}.{key}"] = value
+    return out
+
+
+def _split(name: str) -> tuple[str, str]:
+    phase, _, operation = name.partition(".")
+    return phase, operation or phase
+
+
+class OpenTelemetryInstrumentation:
+    """Core's `Instrumentation` on OpenTelemetry providers (cheap, never raises).
+
+    Args:
+        tracer_provider: Where spans go (default: the global provider).
+        meter_provider: Where metrics go (default: the global provider).
+    """
+
+    def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            own = version("deepagents-redis-observe")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            own = "0"
+        self._tracer = trace.get_tracer(_SCOPE, own, tracer_provider=tracer_provider)
+        self._meter = metrics.get_meter(_SCOPE, own, meter_provider=meter_provider)
+        self._duration = self._meter.create_histogram(
+            f"{PREFIX}.operation.duration",
+            unit="s",
+            description="Duration of each deepagents-redis operation by phase, operation, outcome.",
+        )
+        self._counters: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ spans
+    def span(self, name: str, **attrs: Any) -> AbstractContextManager[Any]:
+        """Open a CLIENT span named `name` (see the module docstring for attributes).
+
+        Args:
+            name: ``<phase>.<operation>``.
+            **attrs: What the phase reported.
+
+        Returns:
+            The span's context manager.
+        """
+        return self._span(name, attrs)
+
+    @contextmanager
+    def _span(self, name: str, attrs: Mapping[str, Any]) -> Iterator[Any]:
+        phase, operation = _split(name)
+        attributes = clean_attributes(attrs)
+        attributes.setdefault("db.system.name", "redis")
+        attributes[f"{PREFIX}.phase"] = phase
+        attributes[f"{PREFIX}.operation"] = operation
+        with self._tracer.start_as_current_span(
+            name,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            except BaseException as exc:
+                # the type, never the message: messages may hold paths, ids or prompts
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                span.set_attribute("error.type", type(exc).__name__)
+                raise
+
+    # ------------------------------------------------------------------ metrics
+    def _counter(self, name: str) -> Any:
+        counter = self._counters.get(name)
+        if counter is None:
+            with self._lock:
+                counter = self._counters.get(name)
+                if counter is None:
+                    counter = self._meter.create_counter(
+                        f"{PREFIX}.{name}",
+                        unit="{operation}",
+                        description=f"deepagents-redis {name} operations, by outcome.",
+                    )
+                    self._counters[name] = counter
+        return counter
+
+    def count(self, name: str, value: int = 1, **attrs: Any) -> None:
+        """Add `value` to the counter ``deepagents_redis.<name>``.
+
+        Args:
+            name: ``<phase>.<operation>``.
+            value: How many.
+            **attrs: Such as ``outcome="hit"``.
+        """
+        try:
+            attributes = clean_attributes(attrs)
+            attributes[f"{PREFIX}.phase"] = _split(name)[0]
+            self._counter(name).add(value, attributes)
+        except Exception:  # noqa: BLE001 - instrumentation never breaks an operation
+            return
+
+    def record_duration(self, name: str, seconds: float, **attrs: Any) -> None:
+        """Record an operation's duration in ``deepagents_redis.operation.duration``.
+
+        Args:
+            name: ``<phase>.<operation>``.
+            seconds: How long it took.
+            **attrs: Such as ``outcome="ok"``.
+        """
+        try:
+            phase, operation = _split(name)
+            attributes = clean_attributes(attrs)
+            attributes[f"{PREFIX}.phase"] = phase
+            attributes[f"{PREFIX}.operation"] = operation
+            self._duration.record(seconds, attributes)
+        except Exception:  # noqa: BLE001 - instrumentation never breaks an operation
+            return
+
+    # ------------------------------------------------------------------ trace context
+    def inject(self) -> dict[str, str]:
+        """The current trace context as W3C headers (``traceparent``, ``tracestate``)."""
+        carrier: dict[str, str] = {}
+        inject(carrier)
+        return carrier
+
+    @contextmanager
+    def attach(self, carrier: Mapping[str, str]) -> Iterator[None]:
+        """Run the block under the remote parent `carrier` names.
+
+        Args:
+            carrier: W3C headers from `inject` (in another process).
+        """
+        token = otel_context.attach(extract(dict(carrier)))
+        try:
+            yield
+        finally:
+            otel_context.detach(token)

@@ -1,0 +1,150 @@
+"""The OpenTelemetry side of core's seam: spans, metrics, attributes, context, lifecycle."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from deepagents_redis.core import (
+    Command,
+    DeepAgentsRedisError,
+    RedisConnector,
+    get_instrumentation,
+    run_operation,
+    trace_carrier,
+    traced,
+)
+from deepagents_redis.observe import (
+    Captured,
+    clean_attributes,
+    instrument,
+    is_instrumented,
+    uninstrument,
+)
+
+
+def _op(*args: Any) -> Any:
+    reply = yield Command(args)
+    return reply
+
+
+@pytest.fixture
+def connector(redis_settings: Any) -> Any:
+    conn = RedisConnector(settings=redis_settings)
+    yield conn
+    conn.close()
+
+
+def test_attributes_hide_user_data_and_keep_the_conventions() -> None:
+    cleaned = clean_attributes(
+        {
+            "db.system.name": "redis",
+            "server.port": 6379,
+            "outcome": "hit",
+            "bytes": 42,
+            "path": "/home/me/secret.txt",
+            "scope": "thread-of-alice",
+            "note": "x" * 500,
+            "obj": object(),
+            "none": None,
+        }
+    )
+    assert cleaned["db.system.name"] == "redis"
+    assert cleaned["server.port"] == 6379
+    assert cleaned["deepagents_redis.outcome"] == "hit"
+    assert cleaned["deepagents_redis.bytes"] == 42
+    assert len(cleaned["deepagents_redis.path_hash"]) == 16
+    assert "secret" not in repr(cleaned)
+    assert "alice" not in repr(cleaned)
+    assert not any(k.endswith(("note", "obj", "none")) for k in cleaned)
+
+
+def test_an_operation_is_a_span_a_count_and_a_duration(otel: Captured, connector: Any) -> None:
+    assert run_operation(connector, "test.ping", _op("PING"), deadline_seconds=5) is True
+    (span,) = otel.finished("test.ping")
+    attrs = dict(span.attributes or {})
+    assert attrs["db.system.name"] == "redis"
+    assert attrs["server.address"] == "127.0.0.1"
+    assert isinstance(attrs["server.port"], int)
+    assert attrs["deepagents_redis.phase"] == "test"
+    assert attrs["deepagents_redis.operation"] == "ping"
+    (point,) = [p for a, p in otel.points("deepagents_redis.operation.duration")]
+    assert point.count == 1
+    assert point.sum > 0
+    ((count_attrs, count),) = otel.points("deepagents_redis.test.ping")
+    assert (count_attrs["deepagents_redis.outcome"], count.value) == ("ok", 1)
+
+
+def test_a_failed_operation_sets_error_status_with_the_type_only(
+    otel: Captured, connector: Any, key_prefix: str
+) -> None:
+    key = f"{key_prefix}:not-a-number"
+    connector.client().set(key, "abc")
+    with pytest.raises(DeepAgentsRedisError):
+        run_operation(connector, "test.incr", _op("INCR", key), deadline_seconds=5)
+    (span,) = otel.finished("test.incr")
+    assert span.status.status_code.name == "ERROR"
+    assert dict(span.attributes or {})["error.type"] == span.status.description
+    assert not span.events
+    outcomes = {a["deepagents_redis.outcome"] for a, _ in otel.points("deepagents_redis.test.incr")}
+    assert outcomes == {"error"}
+    connector.client().delete(key)
+
+
+def test_trace_context_crosses_to_another_thread(otel: Captured, connector: Any) -> None:
+    tracer = otel.tracer_provider.get_tracer("test")
+    with tracer.start_as_current_span("parent") as parent:
+        carrier = trace_carrier()
+    assert carrier["traceparent"].split("-")[1] == format(
+        parent.get_span_context().trace_id, "032x"
+    )
+
+    def elsewhere() -> None:  # no current span here: only the carrier links the two
+        with traced(carrier):
+            run_operation(connector, "test.remote", _op("PING"), deadline_seconds=5)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join(timeout=10)
+    (remote,) = otel.finished("test.remote")
+    assert remote.context.trace_id == parent.get_span_context().trace_id
+    assert remote.parent is not None
+    assert remote.parent.span_id == parent.get_span_context().span_id
+
+
+def test_lifecycle(otel: Captured, connector: Any) -> None:
+    installed = get_instrumentation()
+    assert is_instrumented()
+    assert (
+        instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+        is installed
+    )
+    run_operation(connector, "test.once", _op("PING"), deadline_seconds=5)
+    uninstrument()
+    assert not is_instrumented()
+    run_operation(connector, "test.once", _op("PING"), deadline_seconds=5)
+    assert len(otel.finished("test.once")) == 1
+    ((_, count),) = otel.points("deepagents_redis.test.once")
+    assert count.value == 1
+    uninstrument()  # nothing to undo: harmless
+
+
+def test_redis_commands_adds_command_spans_and_goes_away(otel: Captured, connector: Any) -> None:
+    instrument(
+        tracer_provider=otel.tracer_provider,
+        meter_provider=otel.meter_provider,
+        redis_commands=True,
+    )
+    client = RedisConnector(settings=connector.settings)  # built after: redis-py is patched
+    try:
+        run_operation(client, "test.cmd", _op("PING"), deadline_seconds=5)
+        names = [s.name for s in otel.spans.get_finished_spans()]
+        assert "test.cmd" in names
+        assert any(name.upper().startswith("PING") for name in names)
+        uninstrument()
+        otel.spans.clear()
+        client.client().ping()
+        assert otel.spans.get_finished_spans() == ()
+    finally:
+        client.close()
