@@ -148,3 +148,29 @@ def test_redis_commands_adds_command_spans_and_goes_away(otel: Captured, connect
         assert otel.spans.get_finished_spans() == ()
     finally:
         client.close()
+
+
+def test_spans_inside_a_graph_carry_its_thread_and_run(otel: Captured, connector: Any) -> None:
+    import uuid
+
+    from langgraph.graph import END, START, StateGraph
+
+    def node(state: dict[str, Any]) -> dict[str, Any]:
+        run_operation(connector, "test.in_graph", _op("PING"), deadline_seconds=5)
+        return {"done": True}
+
+    builder = StateGraph(dict)
+    builder.add_node("node", node)
+    builder.add_edge(START, "node")
+    builder.add_edge("node", END)
+    run_id = uuid.uuid4()
+    # the run id as the LangGraph Agent Server passes it: in the run's metadata
+    config = {"configurable": {"thread_id": "t-42"}, "metadata": {"run_id": str(run_id)}}
+    builder.compile().invoke({}, config)
+    (span,) = otel.finished("test.in_graph")
+    attrs = dict(span.attributes or {})
+    assert attrs["langgraph.thread_id"] == "t-42"
+    assert attrs["langgraph.run_id"] == str(run_id)
+    run_operation(connector, "test.outside", _op("PING"), deadline_seconds=5)
+    (outside,) = otel.finished("test.outside")
+    assert "langgraph.thread_id" not in dict(outside.attributes or {})

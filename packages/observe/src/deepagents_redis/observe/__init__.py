@@ -6,6 +6,7 @@ out. Only `opentelemetry-api` is required; the SDK and exporters are your choice
 """
 
 from deepagents_redis.observe._capture import Captured, capture
+from deepagents_redis.observe._gauges import watch
 from deepagents_redis.observe._otel import PREFIX, OpenTelemetryInstrumentation, clean_attributes
 from deepagents_redis.observe._setup import instrument, is_instrumented, uninstrument
 
@@ -18,4 +19,5 @@ __all__ = [
     "instrument",
     "is_instrumented",
     "uninstrument",
+    "watch",
 ]

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final
 
+from langchain_core.runnables.config import var_child_runnable_config
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.propagate import extract, inject
@@ -80,6 +81,25 @@ def clean_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def graph_attributes() -> dict[str, str]:
+    """``langgraph.thread_id`` and ``langgraph.run_id`` of the graph run we are inside, if any.
+
+    Ids, not content: they let an operator go from a slow span to the conversation. Read from
+    the runnable config LangGraph puts in context for each node (and its checkpointer calls).
+    """
+    config = var_child_runnable_config.get()
+    if not config:
+        return {}
+    out: dict[str, str] = {}
+    thread = (config.get("configurable") or {}).get("thread_id")
+    if thread is not None and len(str(thread)) <= _MAX_TEXT:
+        out["langgraph.thread_id"] = str(thread)
+    run_id = config.get("run_id") or (config.get("metadata") or {}).get("run_id")
+    if run_id is not None and len(str(run_id)) <= _MAX_TEXT:
+        out["langgraph.run_id"] = str(run_id)
+    return out
+
+
 def _split(name: str) -> tuple[str, str]:
     phase, _, operation = name.partition(".")
     return phase, operation or phase
@@ -128,6 +148,7 @@ class OpenTelemetryInstrumentation:
         phase, operation = _split(name)
         attributes = clean_attributes(attrs)
         attributes.setdefault("db.system.name", "redis")
+        attributes.update(graph_attributes())
         attributes[f"{PREFIX}.phase"] = phase
         attributes[f"{PREFIX}.operation"] = operation
         with self._tracer.start_as_current_span(
