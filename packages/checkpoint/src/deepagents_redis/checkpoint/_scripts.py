@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from deepagents_redis.core import LuaScript
+from deepagents_redis.core import LuaScript, deny_oom
 
 __all__ = ["DELETE", "HISTORY", "PUT", "PUT_WRITES", "READ"]
 
@@ -40,6 +40,9 @@ local nf, nb = tonumber(ARGV[7]), tonumber(ARGV[8])
 local cp = head .. ':cp:' .. ecns .. ':' .. cid
 local nsidx = head .. ':ns:' .. ecns
 local member = cid .. '\\t' .. ecns
+"""
+    + deny_oom("KEYS[1]")
+    + """\
 redis.call('DEL', cp)
 local i = 9
 for _ = 1, nf do
@@ -85,6 +88,9 @@ PUT_WRITES: Final = LuaScript(
 -- error, interrupt... are replaced) or '0' to keep a write already stored (LangGraph's rule)
 -- returns the number of fields written
 local ttl = ARGV[1]
+"""
+    + deny_oom("KEYS[1]")
+    + """\
 local n = 0
 for i = 2, #ARGV, 3 do
   if ARGV[i + 2] == '1' then

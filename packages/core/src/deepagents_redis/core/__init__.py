@@ -81,7 +81,7 @@ from deepagents_redis.core._instrumentation import (
 )
 from deepagents_redis.core._keys import KeySpace, ScopedKeys
 from deepagents_redis.core._probes import HealthApp, readiness, serve_health
-from deepagents_redis.core._scripts import LuaScript, registered_scripts
+from deepagents_redis.core._scripts import LuaScript, deny_oom, registered_scripts
 from deepagents_redis.core._settings import ENV_PREFIX, PhaseSettings, RedisSettings, redact_url
 from deepagents_redis.core._urls import parse_redis_url
 
@@ -145,6 +145,7 @@ __all__ = [
     "create_async_client",
     "create_client",
     "deadline",
+    "deny_oom",
     "drive_operation",
     "embedded_redis",
     "execute_request",

@@ -35,8 +35,33 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LuaScript",
+    "deny_oom",
     "registered_scripts",
 ]
+
+
+def deny_oom(key: str) -> str:
+    """A Lua line that makes a full server refuse the script before it writes anything.
+
+    On a server at ``maxmemory`` with ``noeviction``, Redis refuses a script's deny-oom
+    commands (SET, HSET, ZADD...) only until the script has written something: a script whose
+    first write is a DEL, HDEL or ZREM (a cleanup) then writes past ``maxmemory`` (the chaos
+    suite found fs writes and checkpoint puts doing that). An empty ``SETRANGE`` is a deny-oom
+    command that never creates or changes a key, so as a script's first write it turns "the
+    server is full" into an ``OOM`` error before any change.
+
+    Args:
+        key: A Lua expression of a key of the script (its hash tag keeps the probe in the
+            script's slot), e.g. ``"KEYS[1]"``.
+
+    Returns:
+        The line (with its comment), to put before the script's first write.
+    """
+    return (
+        "-- a full server refuses this script here, before it writes (core's deny_oom)\n"
+        f"redis.call('SETRANGE', {key} .. ':oom-probe', 0, '')\n"
+    )
+
 
 KeyArg: TypeAlias = "str | bytes"
 ScriptArg: TypeAlias = "str | bytes | int | float"

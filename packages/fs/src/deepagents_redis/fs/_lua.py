@@ -22,6 +22,8 @@ Layout of one namespace (all keys share the scope `{namespace}`):
 
 from __future__ import annotations
 
+from deepagents_redis.core import deny_oom
+
 __all__ = [
     "DELETE",
     "EDIT",
@@ -79,6 +81,9 @@ WRITE = (
     + """
 local meta = keys[1]
 local path = argv[1]
+"""
+    + deny_oom("keys[1]")
+    + """
 local cur = redis.call('HMGET', meta, 'v', 'g', 'n', 'ca', 'b')
 local actual = tonumber(cur[1]) or 0
 if argv[2] ~= '' and tonumber(argv[2]) ~= actual then
@@ -362,6 +367,9 @@ local m = redis.call('HMGET', keys[1], 'v', 'n', 'b', 'e', 'd', 'ma')
 if not m[1] then return {'NOTFOUND'} end
 if m[4] == 'base64' then return {'BINARY'} end
 if (tonumber(m[2]) or 0) > 0 or (m[3] and m[3] ~= '') or not m[5] then return {'FALLBACK'} end
+"""
+    + deny_oom("keys[1]")
+    + """
 local content, old, new = m[5], argv[2], argv[3]
 local parts, pos, count = {}, 1, 0
 while true do
