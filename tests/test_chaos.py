@@ -32,4 +32,6 @@ def test_faults_are_seen_and_no_acknowledged_write_is_lost(tmp_path: Path) -> No
     data = json.loads((tmp_path / "chaos.json").read_text())
     assert [r["fault"] for r in data["rows"]] == ["reset", "script_flush", "maxmemory"]
     svg = (tmp_path / "plots" / "todos-reset.svg").read_text()
-    assert svg.count("<circle") == reset.ops
+    # every error is drawn; successes and misses are thinned to about 400 points each
+    failures = sum(n for outcome, n in reset.outcomes.items() if outcome != "ok")
+    assert failures <= svg.count("<circle") <= reset.ops
