@@ -16,7 +16,7 @@ from typing import Any
 from deepagents_redis_benchmarks._harness import BenchContext, Result
 
 
-def _otel() -> Any:
+def _otel(ratio: float | None = None) -> Any:
     from deepagents_redis.observe import OpenTelemetryInstrumentation
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -27,7 +27,10 @@ def _otel() -> Any:
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    tracer_provider = TracerProvider()
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    sampler = None if ratio is None else ParentBased(TraceIdRatioBased(ratio))
+    tracer_provider = TracerProvider(sampler=sampler) if sampler else TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(Drop()))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     return OpenTelemetryInstrumentation(tracer_provider, meter_provider)
@@ -67,6 +70,17 @@ def run(ctx: BenchContext) -> list[Result]:
                 "same hit, no instrumentation",
                 b,
                 notes="SDK providers, spans dropped by the exporter; target within 1.10x",
+            )
+        )
+        sampled = _otel(0.1)
+        o, b = ctx.compare(_with(sampled, hit), _with(None, hit), iterations=ctx.n(5000))
+        results.append(
+            Result(
+                "RedisLLMCache hit 1 KB, OpenTelemetry on, 10% of traces sampled",
+                o,
+                "same hit, no instrumentation",
+                b,
+                notes="metrics for every call, spans recorded for 1 in 10 (ParentBased ratio)",
             )
         )
         saver = RedisSaver(connector=connector)
