@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
 import uuid
@@ -120,27 +119,13 @@ psycopg = pytest.importorskip("psycopg", reason="needs the checkpoint 'postgres'
 postgres_saver = pytest.importorskip(
     "langgraph.checkpoint.postgres", reason="needs the checkpoint 'postgres' extra"
 )
-ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture
-def pg_saver() -> Iterator[Any]:
-    try:
-        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true and unreachable: {exc}")
-        pytest.skip(f"no PostgreSQL at {ADMIN_URL.rsplit('@', 1)[-1]}: {exc}")
-    dbname = f"ckpt_test_{uuid.uuid4().hex[:12]}"
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        admin.execute(f'CREATE DATABASE "{dbname}"')
-        with postgres_saver.PostgresSaver.from_conn_string(f"{base}/{dbname}") as pg:
-            pg.setup()
-            yield pg
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        admin.close()
+def pg_saver(postgres_url: str) -> Iterator[Any]:
+    with postgres_saver.PostgresSaver.from_conn_string(postgres_url) as pg:
+        pg.setup()
+        yield pg
 
 
 @pytest.mark.postgres

@@ -113,44 +113,26 @@ def test_ordinary_failures_are_one_line(
 
 
 @pytest.mark.postgres
+@pytest.mark.skipif(
+    importlib.util.find_spec("langgraph.checkpoint.postgres") is None,
+    reason="needs the checkpoint 'postgres' extra (not in the umbrella alone)",
+)
 def test_copy_from_postgres_into_redis(
-    redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str]
+    redis_url: str, key_prefix: str, postgres_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import os
-
-    psycopg = pytest.importorskip("psycopg")
+    from deepagents import create_deep_agent
     from langgraph.checkpoint.postgres import PostgresSaver
 
-    admin_url = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    try:
-        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true and unreachable: {exc}")
-        pytest.skip(f"no PostgreSQL: {exc}")
-    dbname = f"ckpt_cli_{uuid.uuid4().hex[:12]}"
-    pg_url = f"{admin_url.rsplit('/', 1)[0]}/{dbname}"
     thread = f"pg-{uuid.uuid4().hex[:8]}"
-    try:
-        admin.execute(f'CREATE DATABASE "{dbname}"')
-        from deepagents import create_deep_agent
-
-        with PostgresSaver.from_conn_string(pg_url) as pg:
-            pg.setup()
-            agent = create_deep_agent(model=_model(AIMessage("from postgres")), checkpointer=pg)
-            agent.invoke(
-                {"messages": [HumanMessage("hi")]}, {"configurable": {"thread_id": thread}}
-            )
-        ns = f"pg{uuid.uuid4().hex[:6]}"
-        args = ["--url", redis_url, "--prefix", key_prefix, "--namespace", ns, "--json"]
-        assert main(["checkpoint", "copy", "--from", pg_url, *args]) == 0
-        assert json.loads(capsys.readouterr().out)["copied"] == [thread]
-        saver = RedisSaver(
-            settings=RedisSettings(url=redis_url, key_prefix=key_prefix), namespace=ns
-        )
-        assert saver.get_tuple({"configurable": {"thread_id": thread}}) is not None
-        saver.delete_thread(thread)
-        saver.close()
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        admin.close()
+    with PostgresSaver.from_conn_string(postgres_url) as pg:
+        pg.setup()
+        agent = create_deep_agent(model=_model(AIMessage("from postgres")), checkpointer=pg)
+        agent.invoke({"messages": [HumanMessage("hi")]}, {"configurable": {"thread_id": thread}})
+    ns = f"pg{uuid.uuid4().hex[:6]}"
+    args = ["--url", redis_url, "--prefix", key_prefix, "--namespace", ns, "--json"]
+    assert main(["checkpoint", "copy", "--from", postgres_url, *args]) == 0
+    assert json.loads(capsys.readouterr().out)["copied"] == [thread]
+    saver = RedisSaver(settings=RedisSettings(url=redis_url, key_prefix=key_prefix), namespace=ns)
+    assert saver.get_tuple({"configurable": {"thread_id": thread}}) is not None
+    saver.delete_thread(thread)
+    saver.close()

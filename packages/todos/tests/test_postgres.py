@@ -7,8 +7,6 @@ the tests skip locally and FAIL under ``CI=true``, the same policy as for redis-
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +24,6 @@ postgres_saver = pytest.importorskip(
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
-ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PLAN = [
     {"content": "collect data", "status": "completed"},
     {"content": "analyse", "status": "in_progress"},
@@ -34,23 +31,10 @@ PLAN = [
 
 
 @pytest.fixture
-def saver() -> Iterator[Any]:
-    try:
-        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true and unreachable: {exc}")
-        pytest.skip(f"no PostgreSQL at {ADMIN_URL.rsplit('@', 1)[-1]}: {exc}")
-    dbname = f"todos_test_{uuid.uuid4().hex[:12]}"
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        admin.execute(f'CREATE DATABASE "{dbname}"')
-        with postgres_saver.PostgresSaver.from_conn_string(f"{base}/{dbname}") as pg:
-            pg.setup()
-            yield pg
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        admin.close()
+def saver(postgres_url: str) -> Iterator[Any]:
+    with postgres_saver.PostgresSaver.from_conn_string(postgres_url) as pg:
+        pg.setup()
+        yield pg
 
 
 def run_plain(saver: Any, thread: str, todos: list[dict[str, str]] | None) -> None:

@@ -29,6 +29,10 @@ Fixtures:
   `.kill()` (SIGKILL), `.restart()` (same port and data dir), `.stop()`.
 - `fault_proxy` (function): `fault_proxy(target_url) -> FaultProxy` with modes pass, delay,
   blackhole and reset.
+- `postgres_url` (function): the URL of a throwaway PostgreSQL database, created on the server
+  of `TEST_POSTGRES_URL` (default `postgresql://postgres@127.0.0.1:5432/test`) and dropped
+  after the test. Needs psycopg; an unreachable server skips locally and fails under
+  `CI=true`. For migration tests against LangGraph's `PostgresSaver` or `PostgresStore`.
 
 Markers: `integration`, `cluster`, `fault`, `benchmark`, and `redis_version(min="7.2")`, which
 skips a test (naming both versions) when the session's server is older.
@@ -266,6 +270,34 @@ def _target_mode(request: pytest.FixtureRequest) -> str:
     if "redis_cluster" in names and "redis_url" not in names:
         return "cluster"
     return "standalone"
+
+
+# ---------------------------------------------------------------------------- postgres
+POSTGRES_ENV = "TEST_POSTGRES_URL"
+_POSTGRES_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database (created here, dropped after the test)."""
+    import uuid
+
+    try:
+        import psycopg
+    except ImportError:
+        _fail_or_skip("postgres_url needs psycopg (pip install 'psycopg[binary]')")
+    admin_url = os.environ.get(POSTGRES_ENV, _POSTGRES_DEFAULT)
+    try:
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        _fail_or_skip(f"no PostgreSQL at {redact_url(admin_url)}: {type(exc).__name__}")
+    name = f"dar_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 # ---------------------------------------------------------------------------- cluster
