@@ -28,6 +28,7 @@ import msgpack
 import redis
 
 from deepagents_redis_benchmarks._harness import BenchContext, Result
+from deepagents_redis_benchmarks._postgres import throwaway_database
 
 _HISTORY = 100
 
@@ -36,34 +37,17 @@ _HISTORY = 100
 def _postgres_saver() -> Iterator[Any]:
     """A PostgresSaver on a database created for this run (dropped afterwards), or None."""
     try:
-        import psycopg
         from langgraph.checkpoint.postgres import PostgresSaver
     except ImportError:
         yield None
         return
-    admin = None
-    user = ""
-    for candidate in ("postgres", "root"):
-        try:
-            admin = psycopg.connect(
-                f"postgresql://{candidate}@127.0.0.1:5432/test", autocommit=True, connect_timeout=3
-            )
-            user = candidate
-            break
-        except psycopg.Error:
-            continue
-    if admin is None:
-        yield None
-        return
-    dbname = f"bench_ckpt_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{dbname}"')
-    try:
-        with PostgresSaver.from_conn_string(f"postgresql://{user}@127.0.0.1:5432/{dbname}") as pg:
+    with throwaway_database("ckpt") as url:
+        if url is None:
+            yield None
+            return
+        with PostgresSaver.from_conn_string(url) as pg:
             pg.setup()
             yield pg
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        admin.close()
 
 
 def _messages(step: int) -> list[Any]:

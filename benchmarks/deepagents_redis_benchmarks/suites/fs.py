@@ -24,6 +24,7 @@ from typing import Any
 import redis
 
 from deepagents_redis_benchmarks._harness import BenchContext, Result
+from deepagents_redis_benchmarks._postgres import throwaway_database
 
 _LINE = "def handler(event):  # process one event and return the result\n"
 _4KB = (_LINE * (4096 // len(_LINE) + 1))[:4096]
@@ -38,36 +39,17 @@ def _source_file(i: int) -> str:
 def _postgres_store() -> Iterator[Any]:
     """A PostgresStore on a database created for this run (dropped afterwards), or None."""
     try:
-        import psycopg
         from langgraph.store.postgres import PostgresStore
     except ImportError:
         yield None
         return
-    admin = None
-    user = ""
-    for candidate in ("postgres", "root"):
-        try:
-            admin = psycopg.connect(
-                f"postgresql://{candidate}@127.0.0.1:5432/test", autocommit=True, connect_timeout=3
-            )
-            user = candidate
-            break
-        except psycopg.Error:
-            continue
-    if admin is None:
-        yield None
-        return
-    dbname = f"bench_fs_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{dbname}"')
-    try:
-        with PostgresStore.from_conn_string(
-            f"postgresql://{user}@127.0.0.1:5432/{dbname}"
-        ) as store:
+    with throwaway_database("fs") as url:
+        if url is None:
+            yield None
+            return
+        with PostgresStore.from_conn_string(url) as store:
             store.setup()
             yield store
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        admin.close()
 
 
 class _CountingStore:
