@@ -8,6 +8,7 @@ frames and their checks: `_serde`.
 
 from __future__ import annotations
 
+import builtins
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -68,6 +69,11 @@ _EMPTY = b"empty\n"
 
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _want(left: int | None) -> int:
+    """How many checkpoints to ask one list page for."""
+    return _PAGE if left is None else min(left, _PAGE)
 
 
 def _unpacked(reply: Any) -> list[Any]:
@@ -649,15 +655,12 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         before_id, pairs, keep = self._list_plan(config, filter, before)
         left = limit
         for where in self._wheres(config):
-            bound: str | bytes = "(" + before_id if before_id else "+"
+            bound = "(" + before_id if before_id else "+"
             while left is None or left > 0:
-                want = _PAGE if left is None else min(left, _PAGE)
-                cursor, entries = self._run("list", self._page_op(where, bound, want, pairs))
-                for entry in entries:
-                    tup = self._tuple(where, where.thread_value, entry)
-                    if keep(tup) and (left is None or left > 0):
-                        left = None if left is None else left - 1
-                        yield tup
+                op = self._page_op(where, bound, _want(left), pairs)
+                cursor, entries = self._run("list", op)
+                tuples, left = self._accept(where, entries, keep, left)
+                yield from tuples
                 if not cursor:
                     break
                 bound = "(" + cursor
@@ -684,31 +687,39 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         before_id, pairs, keep = self._list_plan(config, filter, before)
         left = limit
         async for where in self._awheres(config):
-            bound: str | bytes = "(" + before_id if before_id else "+"
+            bound = "(" + before_id if before_id else "+"
             while left is None or left > 0:
-                want = _PAGE if left is None else min(left, _PAGE)
-                cursor, entries = await self._arun("list", self._page_op(where, bound, want, pairs))
-                for entry in entries:
-                    tup = self._tuple(where, where.thread_value, entry)
-                    if keep(tup) and (left is None or left > 0):
-                        left = None if left is None else left - 1
-                        yield tup
+                op = self._page_op(where, bound, _want(left), pairs)
+                cursor, entries = await self._arun("list", op)
+                tuples, left = self._accept(where, entries, keep, left)
+                for tup in tuples:
+                    yield tup
                 if not cursor:
                     break
                 bound = "(" + cursor
+
+    def _accept(
+        self,
+        where: _Where,
+        entries: Sequence[Any],
+        keep: Callable[[CheckpointTuple], bool],
+        left: int | None,
+    ) -> tuple[builtins.list[CheckpointTuple], int | None]:
+        """A page's tuples that pass the exact check, within the limit; the limit left."""
+        out: builtins.list[CheckpointTuple] = []
+        for entry in entries:
+            tup = self._tuple(where, where.thread_value, entry)
+            if keep(tup) and (left is None or left > 0):
+                left = None if left is None else left - 1
+                out.append(tup)
+        return out, left
 
     def _wheres(self, config: RunnableConfig | None) -> Iterator[_Where]:
         if config is not None:
             yield self._where(config)
             return
-        after = ""
-        while True:
-            threads = self._run("threads", self._threads_op(after, 100))
-            for thread in threads:
-                yield self._where({"configurable": {"thread_id": thread}})
-            if len(threads) < 100:
-                return
-            after = threads[-1]
+        for thread in self.threads():
+            yield self._where({"configurable": {"thread_id": thread}})
 
     async def _awheres(self, config: RunnableConfig | None) -> AsyncIterator[_Where]:
         if config is not None:
