@@ -7,6 +7,8 @@ values, the next nodes and the metadata of every checkpoint, newest first.
 from __future__ import annotations
 
 import operator
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
@@ -129,38 +131,54 @@ def test_time_travel_replay_fork_and_update(connector: RedisConnector) -> None:
 
 
 # ------------------------------------------------------------------ pending writes
+def _pending_writes_case(saver: BaseCheckpointSaver[Any]) -> dict[str, int]:
+    """One parallel superstep where a node fails once; returns how often each node ran."""
+    calls: dict[str, int] = {"ok": 0, "flaky": 0}
+    done = threading.Event()
+
+    def ok(state: State, calls: dict[str, int] = calls) -> dict[str, Any]:
+        calls["ok"] += 1
+        done.set()
+        return {"log": ["ok"]}
+
+    def flaky(state: State, calls: dict[str, int] = calls) -> dict[str, Any]:
+        calls["flaky"] += 1
+        if calls["flaky"] == 1:
+            # fail only once the sibling's writes are saved (else it would be cut short
+            # and re-run, LangGraph's rule for an unfinished task, not what is tested here)
+            done.wait(timeout=10)
+            end = time.monotonic() + 10
+            while time.monotonic() < end:
+                tup = saver.get_tuple(config)
+                if tup and any(w[1] == "log" for w in tup.pending_writes or []):
+                    break
+                time.sleep(0.01)
+            raise RuntimeError("transient")
+        return {"log": ["flaky"]}
+
+    builder = StateGraph(State)
+    builder.add_node("ok", ok)
+    builder.add_node("flaky", flaky)
+    builder.add_edge(START, "ok")
+    builder.add_edge(START, "flaky")
+    builder.add_edge("ok", END)
+    builder.add_edge("flaky", END)
+    graph = builder.compile(checkpointer=saver)
+    config = _config()
+    with pytest.raises(RuntimeError, match="transient"):
+        graph.invoke({"log": []}, config)
+    pending = saver.get_tuple(config)
+    assert pending is not None
+    assert any(channel == "log" for _, channel, _ in pending.pending_writes or [])
+    result = graph.invoke(None, config)
+    assert sorted(result["log"]) == ["flaky", "ok"]
+    return calls
+
+
 def test_pending_writes_spare_the_successful_sibling(connector: RedisConnector) -> None:
     """A superstep where one of two parallel nodes fails: the retry re-runs only that one."""
     for saver in _both(connector):
-        calls: dict[str, int] = {"ok": 0, "flaky": 0}
-
-        def ok(state: State, calls: dict[str, int] = calls) -> dict[str, Any]:
-            calls["ok"] += 1
-            return {"log": ["ok"]}
-
-        def flaky(state: State, calls: dict[str, int] = calls) -> dict[str, Any]:
-            calls["flaky"] += 1
-            if calls["flaky"] == 1:
-                raise RuntimeError("transient")
-            return {"log": ["flaky"]}
-
-        builder = StateGraph(State)
-        builder.add_node("ok", ok)
-        builder.add_node("flaky", flaky)
-        builder.add_edge(START, "ok")
-        builder.add_edge(START, "flaky")
-        builder.add_edge("ok", END)
-        builder.add_edge("flaky", END)
-        graph = builder.compile(checkpointer=saver)
-        config = _config()
-        with pytest.raises(RuntimeError, match="transient"):
-            graph.invoke({"log": []}, config)
-        pending = saver.get_tuple(config)
-        assert pending is not None
-        assert any(channel == "log" for _, channel, _ in pending.pending_writes or [])
-        result = graph.invoke(None, config)
-        assert sorted(result["log"]) == ["flaky", "ok"]
-        assert calls == {"ok": 1, "flaky": 2}
+        assert _pending_writes_case(saver) == {"ok": 1, "flaky": 2}
 
 
 # ------------------------------------------------------------------ subgraphs
