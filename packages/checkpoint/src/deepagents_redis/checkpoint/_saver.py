@@ -552,6 +552,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             raise InvalidInputError("copy_thread: source and target are the same thread")
         bound: str = "+"
         indexed = False
+        runs: set[str] = set()
         while True:
             reply = _unpacked(
                 (
@@ -589,7 +590,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                     yield Command(
                         ("ZADD", self.keys.threads, "NX", int(time.time() * 1000), target)
                     )
-                if erun:
+                if erun and erun not in runs:  # once per run, not per checkpoint
+                    runs.add(erun)
                     yield Command(("SADD", self.keys.run(self.keys.dec(erun)), dst_thread))
                 fields = [part for pair in row.items() for part in pair]
                 args = [dst.head, ecns, cid, self._ttl, erun, refs, len(row), len(blob_flat) // 2]
