@@ -25,6 +25,26 @@ def _args(**values: object) -> argparse.Namespace:
     return argparse.Namespace(**defaults)
 
 
+def _run_capturing(args: argparse.Namespace) -> tuple[int, list[str], dict[str, object]]:
+    """Run the demo; return its status, its lines and the facts its sections recorded."""
+    facts: dict[str, object] = {}
+    original = _demo.run_sections
+
+    def capture(ctx: DemoContext, *, only: list[str] | None = None) -> list[str]:
+        try:
+            return original(ctx, only=only)
+        finally:
+            facts.update(ctx.facts)
+
+    lines: list[str] = []
+    _demo.run_sections = capture  # type: ignore[assignment]
+    try:
+        status = _demo.run(args, out=lines.append)
+    finally:
+        _demo.run_sections = original  # type: ignore[assignment]
+    return status, lines, facts
+
+
 def _core_section() -> Section:
     # Tests of the demo machinery run the core section only; phase sections have their own tests.
     (core,) = [s for s in _demo.SECTIONS if s.name == "core"]
@@ -155,23 +175,7 @@ def test_lua_probe_on_a_real_server(redis_client) -> None:
 def test_demo_coord_kills_a_worker_and_every_task_completes_once(
     redis_url: str, key_prefix: str
 ) -> None:
-    facts: dict[str, object] = {}
-    original = _demo.run_sections
-
-    def capture(ctx: DemoContext, *, only: list[str] | None = None) -> list[str]:
-        try:
-            return original(ctx, only=only)
-        finally:
-            facts.update(ctx.facts)
-
-    lines: list[str] = []
-    _demo.run_sections = capture  # type: ignore[assignment]
-    try:
-        status = _demo.run(
-            _args(url=redis_url, prefix=key_prefix, only=["coord"]), out=lines.append
-        )
-    finally:
-        _demo.run_sections = original  # type: ignore[assignment]
+    status, lines, facts = _run_capturing(_args(url=redis_url, prefix=key_prefix, only=["coord"]))
     assert status == EXIT_OK, "\n".join(lines)
     coord = facts["coord"]
     assert isinstance(coord, dict)
@@ -185,22 +189,8 @@ def test_demo_coord_kills_a_worker_and_every_task_completes_once(
 def test_demo_handoff_resumes_a_killed_agent_in_another_process(
     redis_url: str, key_prefix: str
 ) -> None:
-    facts: dict[str, object] = {}
-    original = _demo.run_sections
-
-    def capture(ctx: DemoContext, *, only: list[str] | None = None) -> list[str]:
-        try:
-            return original(ctx, only=only)
-        finally:
-            facts.update(ctx.facts)
-
-    lines: list[str] = []
-    _demo.run_sections = capture  # type: ignore[assignment]
-    try:
-        args = _args(url=redis_url, prefix=key_prefix, sections=["handoff"])
-        status = _demo.run(args, out=lines.append)
-    finally:
-        _demo.run_sections = original  # type: ignore[assignment]
+    args = _args(url=redis_url, prefix=key_prefix, sections=["handoff"])
+    status, lines, facts = _run_capturing(args)
     assert status == EXIT_OK, "\n".join(lines)
     handoff = facts["handoff"]
     assert isinstance(handoff, dict)
