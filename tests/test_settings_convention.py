@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from deepagents_redis.agent import AgentRedisSettings
 from deepagents_redis.cache import CacheSettings
-from deepagents_redis.core import ConfigurationError, PhaseSettings, RedisSettings
+from deepagents_redis.checkpoint import CheckpointOptions, CheckpointSettings
+from deepagents_redis.coord import CoordOptions, CoordSettings
+from deepagents_redis.core import ConfigurationError, Connection, PhaseSettings, RedisSettings
 from deepagents_redis.fs import FsSettings
 from deepagents_redis.todos import TodosSettings
 
@@ -20,6 +22,8 @@ CLASSES: list[tuple[type[PhaseSettings], str, dict[str, Any], str]] = [
     (CacheSettings, "DEEPAGENTS_REDIS_CACHE_TTL_SECONDS", {"ttl_seconds": -1}, "-1"),
     (TodosSettings, "DEEPAGENTS_REDIS_TODOS_MAX_ITEMS", {"max_items": 0}, "lots"),
     (FsSettings, "DEEPAGENTS_REDIS_FS_CHUNK_SIZE", {"chunk_size": "big"}, "big"),
+    (CoordSettings, "DEEPAGENTS_REDIS_COORD_LEASE_SECONDS", {"lease_seconds": 0}, "soon"),
+    (CheckpointSettings, "DEEPAGENTS_REDIS_CHECKPOINT_TTL_SECONDS", {"ttl_seconds": 0}, "x"),
     (AgentRedisSettings, "DEEPAGENTS_REDIS_CACHE_ENABLED", {"cache_enabled": "maybe"}, "maybe"),
 ]
 
@@ -71,3 +75,22 @@ def test_a_bad_key_prefix_is_refused_at_settings_time(prefix: str) -> None:
     # Before: RedisSettings(key_prefix="app:") was accepted and failed at first use.
     with pytest.raises(ConfigurationError, match="key_prefix"):
         RedisSettings(url="redis://h:1/0", key_prefix=prefix)
+
+
+@pytest.mark.parametrize(
+    ("options", "settings", "extra"),
+    [
+        (CheckpointOptions, CheckpointSettings, set()),
+        (CoordOptions, CoordSettings, {"coord_settings"}),
+    ],
+    ids=["checkpoint", "coord"],
+)
+def test_keyword_options_list_every_settings_field(
+    options: type, settings: type[PhaseSettings], extra: set[str]
+) -> None:
+    # The TypedDict that types `RedisSaver(**options)` / `Worker(**kwargs)` must name the
+    # connection keywords and exactly the settings fields: a field added to the settings
+    # and not here would type-check as an error at every caller that uses it.
+    expected = set(Connection.__annotations__) | set(settings.model_fields) | extra
+    assert set(options.__annotations__) | set(Connection.__annotations__) == expected
+    assert set(options.__annotations__) - set(Connection.__annotations__) <= expected

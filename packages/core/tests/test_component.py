@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Unpack
 
 import pytest
 from deepagents_redis.core import (
     ConfigurationError,
+    Connection,
     RedisComponent,
     RedisConnector,
     RedisSettings,
     resolve_connector,
+    split_connection,
 )
 
 pytestmark = pytest.mark.integration
@@ -20,15 +22,9 @@ pytestmark = pytest.mark.integration
 class Widget(RedisComponent):
     """The smallest component: what every phase component does with its connection."""
 
-    def __init__(self, *, connector: Any = None, **conveniences: Any) -> None:
+    def __init__(self, **connection: Unpack[Connection]) -> None:
         self.released = 0
-        self._attach(
-            connector=connector,
-            url=conveniences.get("url"),
-            settings=conveniences.get("settings"),
-            client=conveniences.get("client"),
-            async_client=conveniences.get("async_client"),
-        )
+        self._attach(**connection)
 
     def _close_resources(self) -> None:
         self.released += 1
@@ -96,3 +92,14 @@ def test_connector_and_a_convenience_is_a_configuration_error(
 def test_connector_must_be_a_connector() -> None:
     with pytest.raises(ConfigurationError, match="must be a RedisConnector"):
         resolve_connector("Widget", connector="redis://h:1/0")  # type: ignore[arg-type]
+
+
+def test_an_unknown_keyword_is_a_type_error_as_with_an_explicit_signature() -> None:
+    with pytest.raises(TypeError, match="Widget\\(\\) got an unexpected keyword argument 'ulr'"):
+        Widget(ulr="redis://h:1/0")  # type: ignore[call-arg]
+
+
+def test_split_connection_separates_the_connection_from_overrides() -> None:
+    connection, rest = split_connection({"url": "redis://h:1/0", "namespace": "n", "client": None})
+    assert connection == {"url": "redis://h:1/0", "client": None}
+    assert rest == {"namespace": "n"}

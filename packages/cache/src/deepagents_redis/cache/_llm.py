@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Unpack
 
 import redis
 import redis.asyncio
@@ -26,20 +26,17 @@ from deepagents_redis.cache._scripts import ACQUIRE, READ, WRITE
 from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.cache._stored import canonical_prompt, entry_hash, from_stored, to_stored
 from deepagents_redis.core import (
-    AsyncClient,
     CircuitBreaker,
     Codec,
     Command,
     ConfigurationError,
+    Connection,
     Operation,
     RedisComponent,
-    RedisConnector,
-    RedisSettings,
     Request,
     ScopedKeys,
     Script,
     Sleep,
-    SyncClient,
     adrive_operation,
     aexecute_request,
     drive_operation,
@@ -97,11 +94,6 @@ class RedisLLMCache(RedisComponent, BaseCache):
     ``connector`` you pass stays yours.
 
     Args:
-        connector: A shared ``RedisConnector`` (excludes the four conveniences below).
-        url: Redis URL (else ``settings``/``client`` or ``DEEPAGENTS_REDIS_URL``).
-        settings: Connection settings.
-        client: A ready sync client (not closed by this cache).
-        async_client: A ready asyncio client (not closed by this cache).
         namespace: Namespace of the entries (default from ``cache_settings``: ``"default"``).
         ttl: Seconds an entry lives; None keeps it until evicted or cleared.
         cache_settings: Cache options; defaults read ``DEEPAGENTS_REDIS_CACHE_*``.
@@ -113,6 +105,10 @@ class RedisLLMCache(RedisComponent, BaseCache):
         client_side_cache: Overrides ``cache_settings.client_side_cache``.
         breaker: A circuit breaker to share (default: one per cache object).
         codec: The value codec (default: ``Codec()``, MessagePack).
+        **connection: How to connect (core's `Connection`): `connector=`, a shared
+            `RedisConnector` the caller closes, or the conveniences `url=`, `settings=`,
+            `client=`, `async_client=`, from which this cache builds one it owns and closes
+            (ready clients are never closed by it).
 
     Raises:
         ConfigurationError: No connection configured, or client-side caching on a Cluster.
@@ -125,11 +121,6 @@ class RedisLLMCache(RedisComponent, BaseCache):
     def __init__(
         self,
         *,
-        connector: RedisConnector | None = None,
-        url: str | None = None,
-        settings: RedisSettings | None = None,
-        client: SyncClient | None = None,
-        async_client: AsyncClient | None = None,
         namespace: str | None = None,
         ttl: float | _Unset | None = UNSET,
         cache_settings: CacheSettings | None = None,
@@ -141,6 +132,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         client_side_cache: bool | None = None,
         breaker: CircuitBreaker | None = None,
         codec: Codec | None = None,
+        **connection: Unpack[Connection],
     ) -> None:
         overrides: dict[str, Any] = {
             "namespace": namespace,
@@ -160,13 +152,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         cs = self.settings
         self.namespace: str = cs.namespace
         """The namespace of this cache's entries."""
-        self._attach(
-            connector=connector,
-            url=url,
-            settings=settings,
-            client=client,
-            async_client=async_client,
-        )
+        self._attach(**connection)
         self._ks = self._connector.keyspace
         self._codec = codec or Codec()
         self._guard = make_guard(cs, metric_prefix="cache", breaker=breaker)

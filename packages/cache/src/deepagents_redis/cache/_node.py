@@ -6,7 +6,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import redis
 import redis.asyncio
@@ -15,14 +15,11 @@ from deepagents_redis.cache._failopen import FAILED, _Failed
 from deepagents_redis.cache._scripts import WRITE_MANY
 from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.core import (
-    AsyncClient,
     CircuitBreaker,
     Codec,
+    Connection,
     RedisComponent,
-    RedisConnector,
-    RedisSettings,
     ScopedKeys,
-    SyncClient,
     redis_errors,
 )
 from langgraph.cache.base import BaseCache, FullKey, Namespace, ValueT
@@ -73,33 +70,28 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
     yours.
 
     Args:
-        connector: A shared ``RedisConnector`` (excludes the four conveniences below).
-        url: Redis URL (else ``settings``/``client`` or ``DEEPAGENTS_REDIS_URL``).
-        settings: Connection settings.
-        client: A ready sync client (not closed by this cache).
-        async_client: A ready asyncio client (not closed by this cache).
         serde: LangGraph serializer (default: the base class's, no pickle).
         default_ttl: Seconds for entries whose ``CachePolicy`` has no TTL; None keeps them.
         cache_settings: Cache options (``strict``, breaker); defaults read the environment.
         strict: Overrides ``cache_settings.strict``.
         breaker: A circuit breaker to share.
         codec: The envelope codec (default ``Codec()``).
+        **connection: How to connect (core's `Connection`): `connector=`, a shared
+            `RedisConnector` the caller closes, or the conveniences `url=`, `settings=`,
+            `client=`, `async_client=`, from which this cache builds one it owns and closes
+            (ready clients are never closed by it).
     """
 
     def __init__(
         self,
         *,
-        connector: RedisConnector | None = None,
-        url: str | None = None,
-        settings: RedisSettings | None = None,
-        client: SyncClient | None = None,
-        async_client: AsyncClient | None = None,
         serde: SerializerProtocol | None = None,
         default_ttl: float | _Unset | None = UNSET,
         cache_settings: CacheSettings | None = None,
         strict: bool | None = None,
         breaker: CircuitBreaker | None = None,
         codec: Codec | None = None,
+        **connection: Unpack[Connection],
     ) -> None:
         super().__init__(serde=serde)
         cs = cache_settings if cache_settings is not None else CacheSettings()
@@ -109,13 +101,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         """The effective cache options."""
         self.default_ttl: float | None = None if isinstance(default_ttl, _Unset) else default_ttl
         """TTL for entries whose cache policy sets none (None: no expiry)."""
-        self._attach(
-            connector=connector,
-            url=url,
-            settings=settings,
-            client=client,
-            async_client=async_client,
-        )
+        self._attach(**connection)
         self._ks = self._connector.keyspace
         self._codec = codec or Codec()
         self._guard = make_guard(cs, metric_prefix="node_cache", breaker=breaker)

@@ -8,9 +8,10 @@ modules: one thread's keys share a hash tag and each write is one script in one 
 from deepagents_redis.checkpoint._migrate import CopyReport, copy_threads, thread_ids
 from deepagents_redis.checkpoint._saver import RedisSaver
 from deepagents_redis.checkpoint._serde import default_serde
-from deepagents_redis.checkpoint._settings import CheckpointSettings
+from deepagents_redis.checkpoint._settings import CheckpointOptions, CheckpointSettings
 
 __all__ = [
+    "CheckpointOptions",
     "CheckpointSettings",
     "CopyReport",
     "RedisSaver",

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import msgpack
 from deepagents_redis.checkpoint._keys import (
@@ -24,22 +24,19 @@ from deepagents_redis.checkpoint._keys import (
 )
 from deepagents_redis.checkpoint._scripts import DELETE, HISTORY, PUT, PUT_WRITES, READ
 from deepagents_redis.checkpoint._serde import canonical, default_serde, dump, load
-from deepagents_redis.checkpoint._settings import CheckpointSettings
+from deepagents_redis.checkpoint._settings import CheckpointOptions, CheckpointSettings
 from deepagents_redis.core import (
-    AsyncClient,
     Command,
     EvictionGuard,
     InvalidInputError,
     Operation,
     Pipeline,
     RedisComponent,
-    RedisConnector,
-    RedisSettings,
     Script,
     SerializationError,
-    SyncClient,
     arun_operation,
     run_operation,
+    split_connection,
 )
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -114,15 +111,13 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
     serializer without pickle; hostile bytes are a `SerializationError`.
 
     Args:
-        connector: A shared connection (the caller closes it).
-        url: Redis URL (convenience; the saver then owns its connection).
-        settings: Connection settings (convenience).
-        client: A ready sync client (convenience; never closed by us).
-        async_client: A ready asyncio client (convenience; never closed by us).
         checkpoint_settings: Saver options; keyword `options` override them.
         serde: Your serializer (e.g. LangGraph's `EncryptedSerializer`); default: LangGraph's
             `JsonPlusSerializer` with no pickle fallback and the strict msgpack allowlist.
-        **options: `CheckpointSettings` fields (`namespace`, `ttl_seconds`, ...).
+        **options: The connection (`connector=`, a shared one the caller closes, or the
+            conveniences `url=`, `settings=`, `client=`, `async_client=`, from which the
+            saver builds one it owns), then any `CheckpointSettings` field (`namespace`,
+            `ttl_seconds`, ...); see `CheckpointOptions`.
 
     Example:
         >>> saver = RedisSaver(url="redis://localhost:6379/0")  # doctest: +SKIP
@@ -132,27 +127,17 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
     def __init__(
         self,
         *,
-        connector: RedisConnector | None = None,
-        url: str | None = None,
-        settings: RedisSettings | None = None,
-        client: SyncClient | None = None,
-        async_client: AsyncClient | None = None,
         checkpoint_settings: CheckpointSettings | None = None,
         serde: SerializerProtocol | None = None,
-        **options: Any,
+        **options: Unpack[CheckpointOptions],
     ) -> None:
         BaseCheckpointSaver.__init__(self, serde=serde or default_serde())
         self._strict = serde is None
-        self._attach(
-            connector=connector,
-            url=url,
-            settings=settings,
-            client=client,
-            async_client=async_client,
-        )
+        connection, overrides = split_connection(options)
+        self._attach(**connection)
         base = checkpoint_settings or CheckpointSettings()
         self.checkpoint_settings: CheckpointSettings = (
-            base.with_overrides(**options) if options else base
+            base.with_overrides(**overrides) if overrides else base
         )
         """The saver options in force."""
         self.keys = CheckpointKeys(self._connector.keyspace, self.checkpoint_settings.namespace)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from deepagents_redis.core import PhaseSettings
+from deepagents_redis.core import Connection, PhaseSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-__all__ = ["CheckpointSettings"]
+__all__ = ["CheckpointOptions", "CheckpointSettings"]
 
 
 class CheckpointSettings(PhaseSettings):
@@ -55,3 +55,20 @@ class CheckpointSettings(PhaseSettings):
 
     deadline_seconds: float | None = Field(default=None, gt=0)
     """Time bound of one saver call; None uses the connection's `deadline_seconds`."""
+
+
+class CheckpointOptions(Connection, total=False):
+    """The keyword arguments of `RedisSaver` after `checkpoint_settings=` and `serde=`.
+
+    The connection (core's `Connection`: `connector=`, or `url=`, `settings=`, `client=`,
+    `async_client=`) and any `CheckpointSettings` field as an override, type-checked at the
+    call site (a test keeps this list equal to the fields).
+    """
+
+    namespace: str
+    ttl_seconds: int | None
+    refresh_on_read: bool
+    scan_batch: int
+    delete_batch: int
+    eviction_check: Literal["warn", "refuse", "off"]
+    deadline_seconds: float | None

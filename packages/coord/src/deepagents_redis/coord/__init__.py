@@ -18,7 +18,7 @@ from deepagents_redis.coord._errors import (
 )
 from deepagents_redis.coord._event import SCHEMA_VERSION, TYPE_PREFIX, Event
 from deepagents_redis.coord._lifecycle import SubagentEventsMiddleware
-from deepagents_redis.coord._settings import CoordSettings
+from deepagents_redis.coord._settings import CoordOptions, CoordSettings
 from deepagents_redis.coord._subagent import remote_subagent
 from deepagents_redis.coord._worker import TaskContext, Worker
 from deepagents_redis.core import BackpressureError
@@ -27,6 +27,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TYPE_PREFIX",
     "BackpressureError",
+    "CoordOptions",
     "CoordSettings",
     "Event",
     "EventBus",

@@ -9,12 +9,13 @@ follows the stream live from now or from an id. Topics are trimmed to `maxlen` e
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Unpack
 
 from deepagents_redis.coord._common import CoordComponent, entries, one, text
 from deepagents_redis.coord._event import EVENT_FIELD, Event, decode_event
 from deepagents_redis.coord._keys import check_name
 from deepagents_redis.coord._scripts import GROUP, PUBLISH
+from deepagents_redis.coord._settings import CoordOptions
 from deepagents_redis.core import (
     Command,
     DeepAgentsRedisError,
@@ -46,7 +47,11 @@ class EventBus(CoordComponent):
     """
 
     def __init__(
-        self, *, maxlen: int = 10_000, dedupe_ttl_seconds: int = 86_400, **kwargs: Any
+        self,
+        *,
+        maxlen: int = 10_000,
+        dedupe_ttl_seconds: int = 86_400,
+        **kwargs: Unpack[CoordOptions],
     ) -> None:
         super().__init__(**kwargs)
         if maxlen < 1 or dedupe_ttl_seconds < 1:

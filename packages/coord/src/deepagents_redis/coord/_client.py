@@ -21,7 +21,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 from deepagents_redis.coord._common import (
     TASK_FIELDS,
@@ -35,6 +35,7 @@ from deepagents_redis.coord._errors import ResultTimeoutError, TaskFailedError, 
 from deepagents_redis.coord._event import EVENT_FIELD, TYPE_PREFIX, Event, decode_event
 from deepagents_redis.coord._keys import TaskKeys, check_name, check_task_id, new_task_id
 from deepagents_redis.coord._scripts import ABANDON, CANCEL, CREATE, ENQUEUE, RESET, SEND
+from deepagents_redis.coord._settings import CoordOptions
 from deepagents_redis.core import (
     BackpressureError,
     Command,
@@ -77,7 +78,7 @@ class TaskClient(CoordComponent):
         ...     print(tasks.result(task_id, timeout=60))
     """
 
-    def __init__(self, *, check_agents: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *, check_agents: bool = True, **kwargs: Unpack[CoordOptions]) -> None:
         super().__init__(**kwargs)
         self._check_agents = check_agents
         self._known: set[str] = set()

@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 from deepagents_redis.coord._event import TYPE_PREFIX, Event
 from deepagents_redis.coord._keys import CoordKeys, TaskKeys
-from deepagents_redis.coord._settings import CoordSettings
+from deepagents_redis.coord._settings import CoordOptions, CoordSettings
 from deepagents_redis.core import (
-    AsyncClient,
     Codec,
     Operation,
     RedisComponent,
-    RedisConnector,
-    RedisSettings,
     SerializationError,
-    SyncClient,
+    split_connection,
     trace_carrier,
 )
 
@@ -130,26 +127,11 @@ def parse_record(task_id: str, keys: TaskKeys, values: list[Any], codec: Codec) 
 class CoordComponent(RedisComponent):
     """The connector, coord settings, keys and codec of a client, worker or bus."""
 
-    def __init__(
-        self,
-        *,
-        connector: RedisConnector | None = None,
-        url: str | None = None,
-        settings: RedisSettings | None = None,
-        client: SyncClient | None = None,
-        async_client: AsyncClient | None = None,
-        coord_settings: CoordSettings | None = None,
-        **options: Any,
-    ) -> None:
-        self._attach(
-            connector=connector,
-            url=url,
-            settings=settings,
-            client=client,
-            async_client=async_client,
-        )
-        base = coord_settings or CoordSettings()
-        self.coord_settings: CoordSettings = base.with_overrides(**options) if options else base
+    def __init__(self, **kwargs: Unpack[CoordOptions]) -> None:
+        connection, overrides = split_connection(kwargs)
+        self._attach(**connection)
+        base = overrides.pop("coord_settings", None) or CoordSettings()
+        self.coord_settings: CoordSettings = base.with_overrides(**overrides) if overrides else base
         """The coord options in force (settings object, then keyword overrides)."""
         self.keys = CoordKeys(self._connector.keyspace, self.coord_settings.namespace)
         """Key builder of the namespace."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Self
 
-from deepagents_redis.core import PhaseSettings
+from deepagents_redis.core import Connection, PhaseSettings
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-__all__ = ["CoordSettings"]
+__all__ = ["CoordOptions", "CoordSettings"]
 
 
 class CoordSettings(PhaseSettings):
@@ -87,3 +87,28 @@ class CoordSettings(PhaseSettings):
         if self.backoff_cap_seconds < self.backoff_base_seconds:
             raise ValueError("backoff_cap_seconds must be at least backoff_base_seconds")
         return self
+
+
+class CoordOptions(Connection, total=False):
+    """The keyword arguments of every coord component (`TaskClient`, `Worker`, `EventBus`).
+
+    The connection (core's `Connection`: `connector=`, or `url=`, `settings=`, `client=`,
+    `async_client=`), a `coord_settings=` object, and any `CoordSettings` field as an
+    override, type-checked at the call site (a test keeps this list equal to the fields).
+    """
+
+    coord_settings: CoordSettings | None
+    namespace: str
+    lease_seconds: float
+    heartbeat_seconds: float
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_cap_seconds: float
+    max_backlog: int
+    max_input_bytes: int
+    result_ttl_seconds: int
+    events_maxlen: int
+    log_maxlen: int
+    dlq_retention_seconds: int
+    task_timeout_seconds: float | None
+    block_seconds: float

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 from deepagents_redis.coord._common import CoordComponent, claimed_entries, entries, one, text
 from deepagents_redis.coord._errors import LeaseLostError
@@ -49,6 +49,7 @@ from deepagents_redis.coord._scripts import (
 from deepagents_redis.coord._scripts import (
     GROUP as GROUP_SCRIPT,
 )
+from deepagents_redis.coord._settings import CoordOptions
 from deepagents_redis.core import (
     Command,
     DeepAgentsRedisError,
@@ -203,7 +204,7 @@ class Worker(CoordComponent):
         worker_id: str | None = None,
         stop_grace_seconds: float = 10.0,
         eviction_check: EvictionCheck = "warn",
-        **kwargs: Any,
+        **kwargs: Unpack[CoordOptions],
     ) -> None:
         super().__init__(**kwargs)
         if not agents:

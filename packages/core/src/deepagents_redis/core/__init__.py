@@ -12,7 +12,12 @@ from deepagents_redis.core._clients import (
     create_client,
 )
 from deepagents_redis.core._codec import DEFAULT_LC_ALLOWED, Codec
-from deepagents_redis.core._component import RedisComponent, resolve_connector
+from deepagents_redis.core._component import (
+    Connection,
+    RedisComponent,
+    resolve_connector,
+    split_connection,
+)
 from deepagents_redis.core._connector import RedisConnector
 from deepagents_redis.core._deadline import deadline, no_resend, remaining, was_not_sent
 from deepagents_redis.core._driver import (
@@ -103,6 +108,7 @@ __all__ = [
     "Command",
     "ConfigurationError",
     "ConflictError",
+    "Connection",
     "DeepAgentsRedisError",
     "EmbeddedRedis",
     "EvictionCheck",
@@ -167,6 +173,7 @@ __all__ = [
     "run_operation",
     "serve_health",
     "set_instrumentation",
+    "split_connection",
     "trace_carrier",
     "traced",
     "translate_redis_error",

@@ -5,6 +5,8 @@ and what comes later) takes `connector=`, a `RedisConnector` that may be shared 
 components, or the conveniences `url=`, `settings=`, `client=`, `async_client=` from which
 it builds its own. The rule, in one place:
 
+* The five keywords are declared once, as the `Connection` TypedDict; components take them
+  as `**connection: Unpack[Connection]`.
 * `connector=` excludes the conveniences: passing both is a `ConfigurationError` that names
   them (which one should win is not ours to guess).
 * A connector the component built is the component's: `close()`/`aclose()` and the `with` /
@@ -14,35 +16,68 @@ it builds its own. The rule, in one place:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self, TypedDict, Unpack, cast
 
 from deepagents_redis.core._clients import AsyncClient, SyncClient
 from deepagents_redis.core._connector import RedisConnector
 from deepagents_redis.core._errors import ConfigurationError
 from deepagents_redis.core._settings import RedisSettings
 
-__all__ = ["RedisComponent", "resolve_connector"]
+__all__ = ["Connection", "RedisComponent", "resolve_connector", "split_connection"]
 
 
-def resolve_connector(
-    owner: str,
-    *,
-    connector: RedisConnector | None = None,
-    url: str | None = None,
-    settings: RedisSettings | None = None,
-    client: SyncClient | None = None,
-    async_client: AsyncClient | None = None,
-) -> tuple[RedisConnector, bool]:
+class Connection(TypedDict, total=False):
+    """How a component connects: the keyword arguments every component accepts.
+
+    Components take them as `**connection: Unpack[Connection]`, so the five names are
+    declared once, type-checked at every call site, and checked again at run time (an
+    unknown keyword is a `TypeError`, as with an explicit signature).
+
+    Attributes:
+        connector: A shared `RedisConnector` (the caller keeps and closes it; excludes the
+            four conveniences).
+        url: Redis URL (else `settings`, `client`/`async_client`, or `DEEPAGENTS_REDIS_URL`).
+        settings: Connection settings (key prefix included).
+        client: A ready sync client (never closed by the component).
+        async_client: A ready asyncio client (never closed by the component).
+    """
+
+    connector: RedisConnector | None
+    url: str | None
+    settings: RedisSettings | None
+    client: SyncClient | None
+    async_client: AsyncClient | None
+
+
+CONNECTION_KEYS: frozenset[str] = frozenset(Connection.__annotations__)
+
+
+def split_connection(kwargs: Mapping[str, Any]) -> tuple[Connection, dict[str, Any]]:
+    """Separate the connection arguments from a component's other keyword arguments.
+
+    For components that take keyword overrides of their phase settings next to the
+    connection (`RedisSaver(url=..., ttl_seconds=...)`).
+
+    Args:
+        kwargs: Every keyword argument the component got.
+
+    Returns:
+        `(connection, rest)`.
+    """
+    connection = cast(Connection, {k: v for k, v in kwargs.items() if k in CONNECTION_KEYS})
+    rest = {k: v for k, v in kwargs.items() if k not in CONNECTION_KEYS}
+    return connection, rest
+
+
+def resolve_connector(owner: str, **connection: Unpack[Connection]) -> tuple[RedisConnector, bool]:
     """The connector a component uses, and whether the component owns it.
 
     Args:
         owner: The component's name, for the error message.
-        connector: A shared connector (the caller keeps it).
-        url: Redis URL (convenience).
-        settings: Connection settings (convenience).
-        client: A ready sync client (convenience; never closed by us).
-        async_client: A ready asyncio client (convenience; never closed by us).
+        **connection: `connector=`, or the conveniences `url=`, `settings=`, `client=`,
+            `async_client=` (see `Connection`).
 
     Returns:
         `(connector, owned)`: `owned` is True when the connector was built here.
@@ -50,7 +85,16 @@ def resolve_connector(
     Raises:
         ConfigurationError: `connector=` together with a convenience argument, or nothing
             to connect with.
+        TypeError: A keyword that is not a connection argument.
     """
+    unknown = sorted(set(connection) - CONNECTION_KEYS)
+    if unknown:
+        raise TypeError(f"{owner}() got an unexpected keyword argument {unknown[0]!r}")
+    connector = connection.get("connector")
+    url = connection.get("url")
+    settings = connection.get("settings")
+    client = connection.get("client")
+    async_client = connection.get("async_client")
     if connector is not None:
         given = [
             name
@@ -90,28 +134,16 @@ class RedisComponent:
     _connector: RedisConnector
     _owns_connector: bool
 
-    def _attach(
-        self,
-        *,
-        connector: RedisConnector | None,
-        url: str | None,
-        settings: RedisSettings | None,
-        client: Any,
-        async_client: Any,
-    ) -> RedisConnector:
+    def _attach(self, **connection: Unpack[Connection]) -> RedisConnector:
         """Resolve and keep the connector (see `resolve_connector`).
+
+        Args:
+            **connection: The component's connection arguments (see `Connection`).
 
         Returns:
             The connector.
         """
-        self._connector, self._owns_connector = resolve_connector(
-            type(self).__name__,
-            connector=connector,
-            url=url,
-            settings=settings,
-            client=client,
-            async_client=async_client,
-        )
+        self._connector, self._owns_connector = resolve_connector(type(self).__name__, **connection)
         return self._connector
 
     @classmethod

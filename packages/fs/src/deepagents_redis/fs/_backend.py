@@ -12,21 +12,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from deepagents.backends.protocol import (
     BackendProtocol,
 )
 from deepagents_redis.core import (
     ConfigurationError,
+    Connection,
     EvictionCheck,
     EvictionGuard,
     InvalidInputError,
     KeySpace,
     Pipeline,
     RedisComponent,
-    RedisConnector,
-    RedisSettings,
     Script,
 )
 from deepagents_redis.fs._blobs import BlobStore
@@ -67,12 +66,6 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
             (None outside a graph) and returning a string or a tuple of strings (tuples
             are checked like `StoreBackend` namespaces and joined with `/`).
             Namespaces are exact: `"a"` never sees files of `"a/b"` or `"ab"`.
-        connector: A shared `RedisConnector` (excludes `url`/`settings`/`client`/
-            `async_client`).
-        url: Redis URL.
-        settings: Redis connection settings (`deepagents_redis.core.RedisSettings`).
-        client: A ready sync client (redis-py, `decode_responses=False`).
-        async_client: A ready asyncio client (`decode_responses=False`).
         ttl: Default lifetime of a file in seconds (None: forever). Each write restarts it.
         ttl_rules: Lifetimes per path prefix, e.g. `{"/large_tool_results/": 3600}`;
             the longest matching prefix wins; None in a rule means forever.
@@ -92,17 +85,16 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         eviction_check: Before the first write, look at the server's eviction policy (core's
             `EvictionGuard`): an `allkeys-*` policy can evict files, which have no TTL.
             `warn` logs a warning, `refuse` raises `ConfigurationError`, `off` skips it.
+        **connection: How to connect (core's `Connection`): `connector=`, a shared
+            `RedisConnector` the caller closes, or the conveniences `url=`, `settings=`,
+            `client=`, `async_client=`, from which the backend builds one it owns and closes
+            (ready clients are never closed by it; they need `decode_responses=False`).
     """
 
     def __init__(
         self,
         *,
         namespace: str | NamespaceFactory = "default",
-        connector: RedisConnector | None = None,
-        url: str | None = None,
-        settings: RedisSettings | None = None,
-        client: Any = None,
-        async_client: Any = None,
         ttl: float | None = None,
         ttl_rules: Mapping[str, float | None] | None = None,
         refresh_ttl_on_read: bool = False,
@@ -115,6 +107,7 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         chunk_grace: float = 60.0,
         deadline_seconds: float | None = 30.0,
         eviction_check: EvictionCheck = "warn",
+        **connection: Unpack[Connection],
     ) -> None:
         if not callable(namespace) and (not isinstance(namespace, str) or not namespace):
             raise InvalidInputError("namespace must be a non-empty string or a callable")
@@ -122,7 +115,7 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
             raise InvalidInputError("chunk_size must be at least 1024 bytes")
         if ttl is not None and ttl <= 0:
             raise InvalidInputError("ttl must be positive (or None for no expiry)")
-        for given in (client, async_client):
+        for given in (connection.get("client"), connection.get("async_client")):
             if given is not None and _decodes_responses(given):
                 # content is stored as raw UTF-8 chunks cut at byte boundaries; a client that
                 # decodes replies would fail on a chunk that ends inside a character
@@ -131,13 +124,7 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
                     "(core's create_client / create_async_client make them)"
                 )
         self._namespace = namespace
-        self._attach(
-            connector=connector,
-            url=url,
-            settings=settings,
-            client=client,
-            async_client=async_client,
-        )
+        self._attach(**connection)
         self._ks: KeySpace = self._connector.keyspace
         self._ttl = ttl
         self._ttl_rules = sorted(

@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Sequence
-from typing import Annotated, Any, NotRequired, Self
+from typing import Annotated, Any, NotRequired, Self, Unpack
 
 from deepagents_redis.core import (
     ConfigurationError,
     ConflictError,
+    Connection,
     InvalidInputError,
     PayloadTooLargeError,
-    RedisConnector,
-    RedisSettings,
     adrive_operation,
     drive_operation,
     get_instrumentation,
@@ -112,7 +111,7 @@ def _state_update(plan: TodoList) -> dict[str, Any]:
 
 def _make_repository(
     repository: RedisTodoRepository | None,
-    connection: dict[str, Any],
+    connection: Connection,
     todos_settings: TodosSettings,
 ) -> tuple[RedisTodoRepository, bool]:
     """The middleware's repository, and whether the middleware built it (and closes it)."""
@@ -143,11 +142,6 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
     def __init__(
         self,
         *,
-        connector: RedisConnector | None = None,
-        url: str | None = None,
-        settings: RedisSettings | None = None,
-        client: Any = None,
-        async_client: Any = None,
         repository: RedisTodoRepository | None = None,
         todos_settings: TodosSettings | None = None,
         scope: str | ScopeResolver | None = None,
@@ -155,16 +149,11 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         max_merge_attempts: int = 5,
         system_prompt: str = WRITE_TODOS_SYSTEM_PROMPT,
         tool_description: str = WRITE_TODOS_TOOL_DESCRIPTION,
+        **connection: Unpack[Connection],
     ) -> None:
         """Create the middleware.
 
         Args:
-            connector: A shared ``RedisConnector`` (the caller closes it).
-            url: Redis URL (or pass ``settings``, ``client``/``async_client``, or
-                ``repository``).
-            settings: Connection settings.
-            client: A ready sync client (used by ``invoke``).
-            async_client: A ready async client (used by ``ainvoke``).
             repository: A ready repository (the caller closes it; excludes the connection
                 arguments).
             todos_settings: Phase settings (default: from the environment).
@@ -174,19 +163,16 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
             max_merge_attempts: Merges tried before giving up under constant contention.
             system_prompt: As langchain's ``TodoListMiddleware``.
             tool_description: As langchain's ``TodoListMiddleware``.
+            **connection: How the repository built here connects (core's `Connection`):
+                `connector=` (shared; the caller closes it), or the conveniences `url=`,
+                `settings=`, `client=` (used by `invoke`), `async_client=` (by `ainvoke`).
         """
         super().__init__(system_prompt=system_prompt, tool_description=tool_description)
         self.todos_settings = todos_settings or TodosSettings()
         """The phase settings."""
         self.repository, self._owns_repository = _make_repository(
             repository,
-            {
-                "connector": connector,
-                "url": url,
-                "settings": settings,
-                "client": client,
-                "async_client": async_client,
-            },
+            connection,
             self.todos_settings,
         )
         """The repository every read and write goes through."""

@@ -31,11 +31,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Unpack
 
 from deepagents_redis.core import (
-    AsyncClient,
     Command,
+    Connection,
     EvictionCheck,
     EvictionGuard,
     Idempotent,
@@ -44,9 +44,6 @@ from deepagents_redis.core import (
     LuaScript,
     Operation,
     RedisComponent,
-    RedisConnector,
-    RedisSettings,
-    SyncClient,
     arun_operation,
     deadline,
     get_instrumentation,
@@ -242,25 +239,15 @@ class RedisTodoRepository(RedisComponent):
     def __init__(
         self,
         *,
-        connector: RedisConnector | None = None,
-        url: str | None = None,
-        settings: RedisSettings | None = None,
-        client: SyncClient | None = None,
-        async_client: AsyncClient | None = None,
         todos_settings: TodosSettings | None = None,
         actor: str = "api",
         retries: int = 2,
         eviction_check: EvictionCheck = "warn",
+        **connection: Unpack[Connection],
     ) -> None:
         """Create a repository.
 
         Args:
-            connector: A shared ``RedisConnector`` (the caller closes it; excludes the four
-                conveniences below).
-            url: Redis URL (ignored when ``client``/``async_client`` is given).
-            settings: Connection settings (key prefix included).
-            client: A ready sync client (not closed by `close`).
-            async_client: A ready async client (not closed by `aclose`).
             todos_settings: Item cap, log length, op-id TTL (default: from the environment).
             actor: Recorded in the change log for mutations that do not pass their own.
             retries: How many times a timed-out mutation is re-sent with the same op id.
@@ -268,14 +255,12 @@ class RedisTodoRepository(RedisComponent):
                 (core's ``check_health``): an ``allkeys-*`` policy can evict plans, which
                 have no TTL. ``warn`` logs a warning, ``refuse`` raises
                 ``ConfigurationError``, ``off`` skips the check.
+            **connection: How to connect (core's `Connection`): `connector=`, a shared
+                `RedisConnector` the caller closes, or the conveniences `url=`, `settings=`,
+                `client=`, `async_client=`, from which the repository builds one it owns
+                and closes (ready clients are never closed by it).
         """
-        self._attach(
-            connector=connector,
-            url=url,
-            settings=settings,
-            client=client,
-            async_client=async_client,
-        )
+        self._attach(**connection)
         self.settings = todos_settings or TodosSettings()
         """The todos settings in use."""
         self.keyspace = self._connector.keyspace
