@@ -21,6 +21,7 @@ from typing import Any
 
 from deepagents_redis.cli._checkpointers import is_sql_uri, open_checkpointer
 from deepagents_redis.cli._exit import EXIT_OK
+from deepagents_redis.cli._parsers import add_actions, add_command
 from deepagents_redis.cli._progress import progress_bar
 from deepagents_redis.cli._target import add_target_arguments, connect
 
@@ -31,14 +32,13 @@ _HINT = "deepagents-redis-checkpoint"
 
 def register(subparsers: Any) -> None:
     """Add the ``checkpoint`` subcommand with ``copy`` and ``threads``."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "checkpoint",
         help="Copy LangGraph threads between PostgreSQL, SQLite and Redis checkpointers.",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        doc=__doc__,
     )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
-    actions.required = True
+    actions = add_actions(parser)
 
     copy = actions.add_parser(
         "copy", help="Copy threads from one checkpointer to another (idempotent, resumable)."

@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from deepagents_redis.cli._parsers import add_actions, add_command
 from deepagents_redis.cli._target import add_target_arguments, connect
 
 __all__ = ["load_agent", "register"]
@@ -41,11 +42,11 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add the ``worker``, ``tasks`` and ``events`` subcommands."""
-    worker = subparsers.add_parser(
+    worker = add_command(
+        subparsers,
         "worker",
         help="Run remote subagents: serve tasks for the given agents until SIGTERM.",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        doc=__doc__,
     )
     _common(worker)
     worker.add_argument(
@@ -62,8 +63,7 @@ def register(subparsers: Any) -> None:
     worker.set_defaults(handler=run_worker)
 
     tasks = subparsers.add_parser("tasks", help="Inspect and steer remote tasks.")
-    actions = tasks.add_subparsers(dest="action", metavar="ACTION", parser_class=type(tasks))
-    actions.required = True
+    actions = add_actions(tasks)
     listing = actions.add_parser("list", help="Tasks waiting, running or waiting for a retry.")
     _common(listing)
     listing.add_argument("--agent", default=None, help="Only this agent's queue.")
@@ -90,8 +90,7 @@ def register(subparsers: Any) -> None:
     cancel.set_defaults(handler=run_cancel)
 
     events = subparsers.add_parser("events", help="Follow coord events live.")
-    ev_actions = events.add_subparsers(dest="action", metavar="ACTION", parser_class=type(events))
-    ev_actions.required = True
+    ev_actions = add_actions(events)
     tail = ev_actions.add_parser("tail", help="Print events as they happen (Ctrl-C stops).")
     _common(tail)
     tail.add_argument("--task", default=None, help="One task's events (from its start).")

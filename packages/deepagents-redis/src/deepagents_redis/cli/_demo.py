@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from deepagents_redis.cli._parsers import add_command
 from deepagents_redis.cli._target import add_target_arguments, resolve_target
 
 __all__ = [
@@ -150,11 +151,11 @@ SECTIONS: list[Section] = [
 
 def register(subparsers: Any) -> None:
     """Add the ``demo`` subcommand."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "demo",
         help="Run a demo of every installed phase (embedded server by default).",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        doc=__doc__,
     )
     add_target_arguments(parser)
     parser.add_argument(

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+from deepagents_redis.cli._parsers import add_actions, add_command
 
 __all__ = [
     "describe",
@@ -43,14 +44,13 @@ _REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis:#")
 
 def register(subparsers: Any) -> None:
     """Add the ``fs`` subcommand group (``copy``, ``gc``)."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "fs",
         help="Agent filesystem tools: copy between backends, blob GC.",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        doc=__doc__,
     )
-    sub = parser.add_subparsers(dest="fs_command", metavar="FS_COMMAND")
-    sub.required = True
+    sub = add_actions(parser, dest="fs_command", metavar="FS_COMMAND")
 
     copy = sub.add_parser("copy", help="Copy every file (or a sub-tree) from SRC to DST.")
     copy.add_argument("src", metavar="SRC", help="Source backend spec.")

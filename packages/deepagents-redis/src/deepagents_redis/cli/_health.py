@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
+from deepagents_redis.cli._parsers import add_command
 from deepagents_redis.cli._target import add_target_arguments, connect
 
 __all__ = [
@@ -26,11 +27,11 @@ __all__ = [
 
 def register(subparsers: Any) -> None:
     """Add the ``health`` subcommand."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "health",
         help="Check the server: latency, version, mode, persistence, eviction, durability.",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        doc=__doc__,
     )
     add_target_arguments(parser)
     parser.add_argument(

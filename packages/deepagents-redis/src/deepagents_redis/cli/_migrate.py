@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
+from deepagents_redis.cli._parsers import add_actions, add_command
 from deepagents_redis.cli._target import add_target_arguments, connect
 
 __all__ = [
@@ -34,14 +35,10 @@ MIGRATIONS: dict[int, Callable[[Any, Any], None]] = {}
 
 def register(subparsers: Any) -> None:
     """Add the ``migrate`` subcommand with ``status`` and ``up``."""
-    parser = subparsers.add_parser(
-        "migrate",
-        help="Show or advance the key-schema version.",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_command(
+        subparsers, "migrate", help="Show or advance the key-schema version.", doc=__doc__
     )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
-    actions.required = True
+    actions = add_actions(parser)
     for name, help_text, handler in (
         ("status", "Compare the stored schema marker with the code's version.", run_status),
         ("up", "Write the marker when absent; apply pending migrations.", run_up),

@@ -24,6 +24,7 @@ from typing import Any
 
 from deepagents_redis.cli._checkpointers import open_checkpointer as _open
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
+from deepagents_redis.cli._parsers import add_actions, add_command
 from deepagents_redis.cli._progress import progress_bar
 from deepagents_redis.cli._target import add_target_arguments, resolve_target
 
@@ -42,14 +43,13 @@ _INSTALL_TODOS = (
 
 def register(subparsers: Any) -> None:
     """Add the ``todos`` subcommand with ``reconcile`` and ``backfill``."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "todos",
         help="Reconcile todo plans with checkpoints; backfill Redis from checkpoints.",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        doc=__doc__,
     )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
-    actions.required = True
+    actions = add_actions(parser)
 
     reconcile = actions.add_parser(
         "reconcile", help="Compare each thread's latest checkpoint with its Redis plan."

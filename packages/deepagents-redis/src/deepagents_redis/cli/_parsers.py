@@ -1,0 +1,46 @@
+"""How every subcommand module declares its parsers (one shape, not seven copies).
+
+A command's `--help` shows its module docstring verbatim (`RawDescriptionHelpFormatter`
+keeps its line breaks), and a command with actions (`todos reconcile`, `fs copy`...)
+requires one: `deepagents-redis todos` alone is a usage error (exit 64), not a silent no-op.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_actions", "add_command"]
+
+
+def add_command(subparsers: Any, name: str, *, help: str, doc: str | None) -> Any:
+    """Add the subcommand `name`, its description the module docstring `doc`.
+
+    Args:
+        subparsers: The top-level parser's subparsers.
+        name: The command's name.
+        help: One line for `deepagents-redis --help`.
+        doc: The module docstring, shown by `deepagents-redis NAME --help`.
+
+    Returns:
+        The command's parser.
+    """
+    return subparsers.add_parser(
+        name, help=help, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def add_actions(parser: Any, *, dest: str = "action", metavar: str = "ACTION") -> Any:
+    """Give `parser` required sub-actions (the sub-parsers inherit its exit-64 class).
+
+    Args:
+        parser: A command's parser.
+        dest: Where the chosen action's name is stored.
+        metavar: How the action is shown in usage lines.
+
+    Returns:
+        The sub-parsers, to `add_parser` each action on.
+    """
+    actions = parser.add_subparsers(dest=dest, metavar=metavar, parser_class=type(parser))
+    actions.required = True
+    return actions
