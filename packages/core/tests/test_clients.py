@@ -1,6 +1,7 @@
 import asyncio
 import os
 import socket
+import time
 
 import pytest
 import redis
@@ -314,17 +315,33 @@ async def test_async_cluster_auto(redis_cluster):
 
 
 # --------------------------------------------------------------------------- connector
+def _accepted(observer) -> int:
+    # Connections the server has accepted so far: what "no I/O" means, seen from the server.
+    return int(observer.info("stats")["total_connections_received"])
+
+
+def _gone(observer, client_id: int) -> bool:
+    # The server notices a closed socket on its next event-loop turn: poll, bounded.
+    for _ in range(100):
+        if all(int(c["id"]) != client_id for c in observer.client_list()):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 @pytest.mark.integration
-def test_connector_creates_lazily_and_closes_what_it_created(redis_settings):
+def test_connector_creates_lazily_and_closes_what_it_created(redis_settings, redis_client):
+    before = _accepted(redis_client)
     connector = RedisConnector(settings=redis_settings)
-    assert connector._sync is None  # no I/O at construction
+    assert _accepted(redis_client) == before  # no I/O at construction
     client = connector.client()
     assert connector.client() is client
     assert client.ping()
     assert connector.is_cluster is False
     assert connector.settings is redis_settings
+    client_id = client.client_id()
     connector.close()
-    assert connector._sync is None
+    assert _gone(redis_client, client_id)
 
 
 def test_connector_never_closes_a_client_it_was_given(redis_url):
@@ -349,13 +366,14 @@ def test_connector_reads_the_env_url(monkeypatch, redis_url):
     assert SECRET not in repr(RedisConnector(url=f"redis://:{SECRET}@h:1/0"))
 
 
-def test_connector_url_overrides_settings(redis_url):
+def test_connector_url_overrides_settings(redis_url, redis_client):
+    before = _accepted(redis_client)
     settings = RedisSettings(url="redis://elsewhere:1/0", key_prefix="kp", cluster="off")
     connector = RedisConnector(url=redis_url, settings=settings)
     assert connector.settings.url == redis_url
     assert connector.settings.key_prefix == "kp"
     assert connector.is_cluster is False  # pinned: known without I/O
-    assert connector._sync is None
+    assert _accepted(redis_client) == before
 
 
 def test_connector_keyspace_uses_the_prefix(redis_settings):
@@ -366,15 +384,19 @@ def test_connector_keyspace_uses_the_prefix(redis_settings):
 
 
 @pytest.mark.integration
-async def test_connector_async_paths(redis_settings):
+async def test_connector_async_paths(redis_settings, redis_client):
     connector = RedisConnector(settings=redis_settings)
+    before = _accepted(redis_client)
     client = await connector.aclient()  # detects without blocking the loop
     assert isinstance(client, redis.asyncio.Redis)
     assert await connector.aclient() is client
     assert await client.ping()
-    assert connector._sync is None  # the sync client was never needed
+    client_id = await client.client_id()
+    # Only the asyncio client connected (the sync client was never needed): the connection
+    # that detected the mode is the one the client keeps.
+    assert _accepted(redis_client) - before == 1
     await connector.aclose()
-    assert connector._async is None
+    assert _gone(redis_client, client_id)
 
 
 @pytest.mark.integration
