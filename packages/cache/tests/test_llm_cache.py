@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from deepagents_redis.cache import CacheSettings, RedisLLMCache, entry_hash
 from deepagents_redis.core import Codec, ConfigurationError
+from deepagents_redis.testing.chat import ScriptedChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation
@@ -105,7 +106,7 @@ def test_ttl_is_set_with_the_value_and_entries_expire(
     # the PTTL read, and the entry had already (correctly) expired.
     cache = make_llm_cache(ttl=2.0, single_flight=False)
     cache.update("p", LLM, [Generation(text="soon gone")])
-    key = cache._keys("p", LLM).entry
+    key = cache.redis_keys("p", LLM)["entry"]
     pttl = redis_target.client.pttl(key)
     assert 0 < pttl <= 2000
     assert cache.lookup("p", LLM) == [Generation(text="soon gone")]
@@ -119,13 +120,13 @@ def test_ttl_is_set_with_the_value_and_entries_expire(
 def test_no_ttl_means_no_expiry(make_llm_cache: Any, redis_target: Any) -> None:
     cache = make_llm_cache(ttl=None)
     cache.update("p", LLM, [Generation(text="kept")])
-    assert redis_target.client.pttl(cache._keys("p", LLM).entry) == -1
+    assert redis_target.client.pttl(cache.redis_keys("p", LLM)["entry"]) == -1
 
 
 def test_refresh_on_hit_pushes_expiry(make_llm_cache: Any, redis_target: Any) -> None:
     cache = make_llm_cache(ttl=100, refresh_on_hit=True)
     cache.update("p", LLM, [Generation(text="x")])
-    key = cache._keys("p", LLM).entry
+    key = cache.redis_keys("p", LLM)["entry"]
     redis_target.client.pexpire(key, 5_000)
     assert cache.lookup("p", LLM) == [Generation(text="x")]
     assert redis_target.client.pttl(key) > 5_000
@@ -140,14 +141,14 @@ def test_clear_is_one_generation_bump(make_llm_cache: Any, redis_target: Any) ->
     # Writing again after clear makes fresh entries.
     cache.update("p0", LLM, [Generation(text="again")])
     assert cache.lookup("p0", LLM) == [Generation(text="again")]
-    assert redis_target.client.get(cache._gen_key) == b"1"
+    assert redis_target.client.get(cache.redis_keys("p", LLM)["generation"]) == b"1"
 
 
 async def test_async_write_lands_for_other_clients(make_allm_cache: Any, redis_target: Any) -> None:
     writer = make_allm_cache(ttl=60)
     await writer.aupdate("p", LLM, [tool_call_generation()])
     # A separate sync client and a separate cache object read it back.
-    key = writer._keys("p", LLM).entry
+    key = writer.redis_keys("p", LLM)["entry"]
     raw = redis_target.client.get(key)
     assert raw is not None
     assert raw.startswith(b"0:")
@@ -174,9 +175,9 @@ def test_garbage_is_a_counted_miss(
     make_llm_cache: Any, redis_target: Any, recorder: Any, garbage: Any
 ) -> None:
     cache = make_llm_cache(ttl=60, single_flight=False)
-    key = cache._keys("p", LLM).entry
+    key = cache.redis_keys("p", LLM)["entry"]
     if garbage == "wrong_key":
-        other = cache._keys("other", LLM).entry
+        other = cache.redis_keys("other", LLM)["entry"]
         garbage = b"0:" + Codec().encode({"f": "g1", "g": [{"t": "x", "i": None}]}, key=other)
     redis_target.client.set(key, garbage)
     assert cache.lookup("p", LLM) is None
@@ -193,7 +194,7 @@ def test_pickle_payload_is_never_executed(
             return (open, (str(marker), "w"))
 
     cache = make_llm_cache(ttl=60)
-    key = cache._keys("p", LLM).entry
+    key = cache.redis_keys("p", LLM)["entry"]
     redis_target.client.set(key, b"0:" + pickle.dumps(Evil()))
     assert cache.lookup("p", LLM) is None
     assert not marker.exists()
@@ -201,7 +202,7 @@ def test_pickle_payload_is_never_executed(
 
 def test_garbage_under_single_flight_still_misses(make_llm_cache: Any, redis_target: Any) -> None:
     cache = make_llm_cache(ttl=60)
-    key = cache._keys("p", LLM).entry
+    key = cache.redis_keys("p", LLM)["entry"]
     redis_target.client.set(key, b"0:not an envelope")
     assert cache.lookup("p", LLM) is None
     cache.update("p", LLM, [Generation(text="healed")])
@@ -304,39 +305,28 @@ def test_stored_value_layout(make_llm_cache: Any, redis_target: Any) -> None:
     # '<generation>:<codec envelope carrying the key hash>' - documented on the docs page.
     cache = make_llm_cache(ttl=60)
     cache.update("p", LLM, [Generation(text="x")])
-    raw = redis_target.client.get(cache._keys("p", LLM).entry)
+    raw = redis_target.client.get(cache.redis_keys("p", LLM)["entry"])
     gen, _, env = raw.partition(b":")
     assert gen == b"0"
-    assert Codec().decode(env, key=cache._keys("p", LLM).entry) == {
+    assert Codec().decode(env, key=cache.redis_keys("p", LLM)["entry"]) == {
         "f": "g1",
         "g": [{"t": "x", "i": None}],
     }
     assert json.dumps(cache.settings.model_dump())  # settings are plain data
 
 
-class TurnModel(GenericFakeChatModel):
-    """Answers by turn (number of AI messages so far) and reports usage, like real models."""
-
-    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
-        from langchain_core.outputs import ChatResult
-
-        turn = sum(isinstance(m, AIMessage) for m in messages)
-        CALLS.append(turn)
-        reply = AIMessage(
-            content=f"answer {turn}",
-            usage_metadata={"input_tokens": 5, "output_tokens": 1, "total_tokens": 6},
-        )
-        return ChatResult(generations=[ChatGeneration(message=reply)])
-
-
-CALLS: list[int] = []
+def _answer(turn: int) -> AIMessage:
+    """A reply that reports usage, like real models do."""
+    usage = {"input_tokens": 5, "output_tokens": 1, "total_tokens": 6}
+    return AIMessage(content=f"answer {turn}", usage_metadata=usage)
 
 
 def test_replayed_multi_turn_conversation_hits_every_turn(make_llm_cache: Any) -> None:
     # LangChain adds total_cost=0 to usage_metadata on a hit; that message is in the next
     # turn's prompt. The key ignores usage metadata, so turn 2 of the replay hits too.
-    CALLS.clear()
-    model = TurnModel(messages=iter(()), cache=make_llm_cache(ttl=60))
+    model = ScriptedChatModel(
+        script=[_answer(0), _answer(1)], by_turn=True, cache=make_llm_cache(ttl=60)
+    )
 
     def conversation() -> None:
         history: list[Any] = [HumanMessage(content="first")]
@@ -345,22 +335,22 @@ def test_replayed_multi_turn_conversation_hits_every_turn(make_llm_cache: Any) -
         history.append(model.invoke(history))
 
     conversation()
-    assert CALLS == [0, 1]
+    assert model.calls == [0, 1]
     conversation()
-    assert CALLS == [0, 1]
+    assert model.calls == [0, 1]
 
 
 @pytest.mark.parametrize("namespace", ["default", "a:b*{c}[d]?\\", "", "émoji 🎉"])
 def test_keys_are_keyspace_keys(namespace: str, redis_settings: Any) -> None:
     cache = RedisLLMCache(settings=redis_settings, namespace=namespace)
     try:
-        keys = cache._keys("p", LLM)
+        keys = cache.redis_keys("p", LLM)
         ks = cache.connector.keyspace
         digest = entry_hash("p", LLM)
-        assert keys.entry == ks.key("llm", namespace, "e", digest)
-        assert keys.lease == ks.key("llm", namespace, "lease", digest)
-        assert keys.gen == ks.key("llm", namespace, "gen")
-        assert ks.parse(keys.entry) == ("llm", namespace, ("e", digest))
+        assert keys["entry"] == ks.key("llm", namespace, "e", digest)
+        assert keys["lease"] == ks.key("llm", namespace, "lease", digest)
+        assert keys["generation"] == ks.key("llm", namespace, "gen")
+        assert ks.parse(keys["entry"]) == ("llm", namespace, ("e", digest))
     finally:
         cache.close()
 

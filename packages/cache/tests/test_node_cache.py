@@ -101,8 +101,8 @@ def test_clear_all_uses_the_registry(make_node_cache: Any) -> None:
 def test_ttl(make_node_cache: Any, redis_target: Any) -> None:
     cache = make_node_cache()
     cache.set({(("ns",), "short"): ("x", 1), (("ns",), "forever"): ("y", None)})
-    assert redis_target.client.pttl(cache._entry_key(("ns",), "forever")) == -1
-    assert 0 < redis_target.client.pttl(cache._entry_key(("ns",), "short")) <= 1000
+    assert redis_target.client.pttl(cache.redis_keys(("ns",), "forever")["entry"]) == -1
+    assert 0 < redis_target.client.pttl(cache.redis_keys(("ns",), "short")["entry"]) <= 1000
     for _ in range(200):  # bounded: 4 s
         if cache.get([(("ns",), "short")]) == {}:
             break
@@ -114,15 +114,17 @@ def test_ttl(make_node_cache: Any, redis_target: Any) -> None:
 def test_default_ttl(make_node_cache: Any, redis_target: Any) -> None:
     cache = make_node_cache(default_ttl=30)
     cache.set({(("ns",), "k"): ("x", None)})
-    assert 0 < redis_target.client.pttl(cache._entry_key(("ns",), "k")) <= 30_000
+    assert 0 < redis_target.client.pttl(cache.redis_keys(("ns",), "k")["entry"]) <= 30_000
 
 
 def test_garbage_is_a_counted_miss(make_node_cache: Any, redis_target: Any, recorder: Any) -> None:
     cache = make_node_cache()
-    good = Codec().encode({"t": "json", "d": b'"x"'}, key=cache._entry_key(("ns",), "other"))
-    redis_target.client.set(cache._entry_key(("ns",), "a"), b"0:" + good)  # wrong key hash
-    redis_target.client.set(cache._entry_key(("ns",), "b"), b"0:\x80\x04garbage")
-    redis_target.client.set(cache._entry_key(("ns",), "c"), b"no prefix")
+    good = Codec().encode(
+        {"t": "json", "d": b'"x"'}, key=cache.redis_keys(("ns",), "other")["entry"]
+    )
+    redis_target.client.set(cache.redis_keys(("ns",), "a")["entry"], b"0:" + good)  # wrong key hash
+    redis_target.client.set(cache.redis_keys(("ns",), "b")["entry"], b"0:\x80\x04garbage")
+    redis_target.client.set(cache.redis_keys(("ns",), "c")["entry"], b"no prefix")
     assert cache.get([(("ns",), "a"), (("ns",), "b"), (("ns",), "c")]) == {}
     assert recorder.total("node_cache.get", outcome="corrupt") == 3
 
@@ -180,8 +182,8 @@ def test_keys_are_keyspace_keys(make_node_cache: Any) -> None:
     for ns in TRICKY:
         for key in ("k", "a:b", "*", ""):
             expected = cache.connector.keyspace.key("node", namespace_scope(ns), "e", key)
-            assert cache._entry_key(ns, key) == expected
-        assert cache._gen_key(ns) == cache.connector.keyspace.key(
+            assert cache.redis_keys(ns, key)["entry"] == expected
+        assert cache.redis_keys(ns, "")["generation"] == cache.connector.keyspace.key(
             "node", namespace_scope(ns), "gen"
         )
 

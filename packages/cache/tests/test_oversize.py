@@ -28,9 +28,9 @@ def _plant(cache: Any, client: Any, size: int) -> None:
     """A well-formed entry of ``size`` bytes under the lookup's own key (an attacker, or a
     writer with a larger limit)."""
     cache.update(PROMPT, LLM, [Generation(text="small")])
-    keys = cache._keys(PROMPT, LLM)
-    value = client.get(keys.entry)
-    client.set(keys.entry, value + b"\x00" * (size - len(value)))
+    keys = cache.redis_keys(PROMPT, LLM)
+    value = client.get(keys["entry"])
+    client.set(keys["entry"], value + b"\x00" * (size - len(value)))
 
 
 @pytest.mark.parametrize("single_flight", [False, True])
@@ -69,9 +69,9 @@ def test_an_oversize_update_is_skipped_and_counted(
     assert cache.lookup(PROMPT, LLM) is None  # takes the single-flight lease
     cache.update(PROMPT, LLM, [Generation(text="x" * (2 * LIMIT))])
     assert recorder.total("cache.update", outcome="oversize") == 1
-    keys = cache._keys(PROMPT, LLM)
-    assert redis_target.client.exists(keys.entry) == 0
-    assert redis_target.client.exists(keys.lease) == 0  # waiters need not wait it out
+    keys = cache.redis_keys(PROMPT, LLM)
+    assert redis_target.client.exists(keys["entry"]) == 0
+    assert redis_target.client.exists(keys["lease"]) == 0  # waiters need not wait it out
     # An entry just under the limit is stored and served.
     cache.update(PROMPT, LLM, [Generation(text="y" * (LIMIT // 2))])
     assert cache.lookup(PROMPT, LLM) == [Generation(text="y" * (LIMIT // 2))]

@@ -214,6 +214,21 @@ class RedisLLMCache(RedisComponent, BaseCache):
             self._near.close()
 
     # -- keys and values -----------------------------------------------------------------
+    def redis_keys(self, prompt: str, llm_string: str) -> dict[str, str]:
+        """The Redis keys behind one entry, to inspect with `redis-cli` (TTL, size...).
+
+        Args:
+            prompt: The prompt, as LangChain passes it to `lookup`.
+            llm_string: The model's parameters string, as LangChain passes it.
+
+        Returns:
+            `{"entry": ..., "lease": ..., "generation": ...}`: the entry, the single-flight
+            lease of a miss being computed, and the namespace's generation counter that
+            `clear()` bumps (key schema: the cache page of the docs).
+        """
+        keys = self._keys(prompt, llm_string)
+        return {"entry": keys.entry, "lease": keys.lease, "generation": keys.gen}
+
     def _keys(self, prompt: str, llm_string: str) -> _Keys:
         digest = entry_hash(canonical_prompt(prompt), llm_string)
         # KeySpace's scoped builder: the namespace is encoded once, not per lookup.

@@ -135,6 +135,20 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             self._heads[ns] = scoped
         return scoped
 
+    def redis_keys(self, namespace: Namespace, key: str) -> dict[str, str]:
+        """The Redis keys behind one node's cached value, to inspect with `redis-cli`.
+
+        Args:
+            namespace: The LangGraph cache namespace (a tuple of strings).
+            key: The entry's key within it.
+
+        Returns:
+            `{"entry": ..., "generation": ...}`: the value, and the namespace's generation
+            counter that `clear(namespaces)` bumps.
+        """
+        ns = tuple(namespace)
+        return {"entry": self._entry_key(ns, key), "generation": self._gen_key(ns)}
+
     def _gen_key(self, ns: Namespace) -> str:
         return self._keys_of(ns).key("gen")
 
