@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
+import redis.asyncio
 import redis.exceptions
 from deepagents_redis.core import (
     REDIS_EXCEPTIONS,
@@ -29,8 +30,13 @@ from deepagents_redis.core import (
     BreakerOpenError,
     CircuitBreaker,
     DeepAgentsRedisError,
+    RedisConnector,
     RedisUnavailableError,
+    Request,
+    Sleep,
+    aexecute_request,
     deadline,
+    execute_request,
     get_instrumentation,
     translate_redis_error,
 )
@@ -189,6 +195,58 @@ class FailOpen:
             f"{self.metric_prefix}.{op}", time.perf_counter() - start
         )
         return result
+
+    def step(self, op: str, connector: RedisConnector) -> Callable[[Request], Any]:
+        """How core's sync driver runs one request of a cache operation: under this guard.
+
+        Args:
+            op: The operation's metric name (`lookup`, `get`...).
+            connector: Where the client comes from.
+
+        Returns:
+            A step for `drive_operation`: the reply, or FAILED (the operation serves a miss).
+        """
+
+        def run_one(req: Request) -> Any:
+            if isinstance(req, Sleep):
+                return execute_request(None, req)
+            return self.run(op, lambda: execute_request(connector.client(), req))
+
+        return run_one
+
+    def astep(self, op: str, connector: RedisConnector) -> Callable[[Request], Awaitable[Any]]:
+        """Async twin of `step`, for `adrive_operation` (awaits the asyncio client)."""
+
+        async def run_one(req: Request) -> Any:
+            if isinstance(req, Sleep):
+                return await aexecute_request(None, req)
+
+            async def call() -> Any:
+                return await aexecute_request(await ready_client(connector), req)
+
+            return await self.arun(op, call)
+
+        return run_one
+
+
+async def ready_client(connector: RedisConnector) -> Any:
+    """The connector's asyncio client, its cluster topology known before first use.
+
+    A client the caller passed (`async_client=`) was not initialised by core: redis-py 8.1's
+    asyncio `RedisCluster` then races its slot discovery with concurrent first commands
+    (`AttributeError` on `_writer`; 18 of 40 rounds of 8 concurrent GETs here).
+    Initialising first is a no-op once done.
+
+    Args:
+        connector: The cache's connector.
+
+    Returns:
+        The asyncio client.
+    """
+    client: Any = await connector.aclient()
+    if isinstance(client, redis.asyncio.RedisCluster):
+        await client.initialize()
+    return client
 
 
 def _safe_message(exc: BaseException) -> str:

@@ -6,7 +6,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, Unpack
 
 import redis
@@ -20,7 +19,7 @@ from deepagents_redis.cache._common import (
     sync_owner,
     ttl_ms,
 )
-from deepagents_redis.cache._failopen import FAILED
+from deepagents_redis.cache._failopen import FAILED, ready_client
 from deepagents_redis.cache._near import NearCache
 from deepagents_redis.cache._scripts import ACQUIRE, READ, WRITE
 from deepagents_redis.cache._settings import CacheSettings
@@ -33,14 +32,11 @@ from deepagents_redis.core import (
     Connection,
     Operation,
     RedisComponent,
-    Request,
     ScopedKeys,
     Script,
     Sleep,
     adrive_operation,
-    aexecute_request,
     drive_operation,
-    execute_request,
     get_instrumentation,
     redis_errors,
 )
@@ -197,16 +193,6 @@ class RedisLLMCache(RedisComponent, BaseCache):
         """The in-process layer, when ``client_side_cache`` is on."""
         return self._near
 
-    async def _aclient(self) -> Any:
-        client: Any = await self._connector.aclient()
-        if isinstance(client, redis.asyncio.RedisCluster):
-            # redis-py 8.1: several tasks sending the first commands of a fresh asyncio
-            # RedisCluster at once can hit a half-connected connection (AttributeError
-            # on ``_writer``; reproduced in 18 of 40 rounds of 8 concurrent GETs here).
-            # Initialising first (a no-op once done) avoids it.
-            await client.initialize()
-        return client
-
     def _close_resources(self) -> None:
         # The client-side layer's tracking connection and thread; the connector (and the
         # clients it created) are closed by RedisComponent when this cache built them.
@@ -349,30 +335,6 @@ class RedisLLMCache(RedisComponent, BaseCache):
         if result is not FAILED:
             self._guard.count("update", "ok")
 
-    def _step(self, op: str) -> Callable[[Request], Any]:
-        """How the sync path runs one request: under the guard, FAILED on failure."""
-
-        def step(req: Request) -> Any:
-            if isinstance(req, Sleep):
-                return execute_request(None, req)
-            return self._guard.run(op, lambda: execute_request(self._connector.client(), req))
-
-        return step
-
-    def _astep(self, op: str) -> Callable[[Request], Awaitable[Any]]:
-        """How the async path runs one request (see `_step`)."""
-
-        async def step(req: Request) -> Any:
-            if isinstance(req, Sleep):
-                return await aexecute_request(None, req)
-
-            async def call() -> Any:
-                return await aexecute_request(await self._aclient(), req)
-
-            return await self._guard.arun(op, call)
-
-        return step
-
     def _local(self, keys: _Keys) -> tuple[list[Generation] | None, int]:
         """A hit from the client-side layer, and the epoch to store a Redis read under."""
         near = self._near
@@ -413,7 +375,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
         local, epoch = self._local(keys)
         if local is not None:
             return local
-        found, read = drive_operation(self._lookup_op(keys, sync_owner()), self._step("lookup"))
+        found, read = drive_operation(
+            self._lookup_op(keys, sync_owner()), self._guard.step("lookup", self._connector)
+        )
         return self._served(keys, found, read, epoch)
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
@@ -432,7 +396,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         payload = self._encode(keys, return_val)
         if self._near is not None:
             self._near.discard(keys.entry)
-        drive_operation(self._update_op(keys, payload), self._step("update"))
+        drive_operation(self._update_op(keys, payload), self._guard.step("update", self._connector))
 
     def clear(self, **kwargs: Any) -> None:
         """Empty this cache's namespace (one ``INCR``, O(1), Cluster-safe).
@@ -460,7 +424,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         if local is not None:
             return local
         found, read = await adrive_operation(
-            self._lookup_op(keys, async_owner()), self._astep("lookup")
+            self._lookup_op(keys, async_owner()), self._guard.astep("lookup", self._connector)
         )
         return self._served(keys, found, read, epoch)
 
@@ -471,7 +435,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
         payload = self._encode(keys, return_val)
         if self._near is not None:
             self._near.discard(keys.entry)
-        await adrive_operation(self._update_op(keys, payload), self._astep("update"))
+        await adrive_operation(
+            self._update_op(keys, payload), self._guard.astep("update", self._connector)
+        )
 
     async def aclear(self, **kwargs: Any) -> None:
         """Async twin of `clear`.
@@ -483,7 +449,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
             RedisUnavailableError: When Redis cannot be reached.
         """
         with redis_errors():
-            await (await self._aclient()).incr(self._gen_key)
+            await (await ready_client(self._connector)).incr(self._gen_key)
         if self._near is not None:
             self._near.flush()
         self._guard.count("clear", "ok")

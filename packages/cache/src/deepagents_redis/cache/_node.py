@@ -8,19 +8,24 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
-import redis
-import redis.asyncio
 from deepagents_redis.cache._common import UNSET, _Unset, as_bytes, make_guard, ttl_ms
-from deepagents_redis.cache._failopen import FAILED, _Failed
+from deepagents_redis.cache._failopen import FAILED
 from deepagents_redis.cache._scripts import WRITE_MANY
 from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.core import (
     CircuitBreaker,
     Codec,
+    Command,
     Connection,
+    Operation,
+    Pipeline,
     RedisComponent,
     ScopedKeys,
-    redis_errors,
+    Script,
+    adrive_operation,
+    arun_operation,
+    drive_operation,
+    run_operation,
 )
 from langgraph.cache.base import BaseCache, FullKey, Namespace, ValueT
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -113,17 +118,6 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         """The circuit breaker guarding this cache's Redis calls."""
         return self._guard.breaker
 
-    async def _aclient(self) -> Any:
-        client: Any = await self._connector.aclient()
-        if isinstance(client, redis.asyncio.RedisCluster):
-            # redis-py 8.1: several tasks sending the first commands of a fresh asyncio
-            # RedisCluster at once can hit a half-connected connection (AttributeError
-            # on ``_writer``; reproduced in 18 of 40 rounds of 8 concurrent GETs here).
-            # Initialising first (a no-op once done) avoids it.
-            await client.initialize()
-        return client
-
-    # -- keys and values -------------------------------------------------------------------
     def _keys_of(self, ns: Namespace) -> ScopedKeys:
         # Encoding a namespace (JSON, then KeySpace escaping of its brackets) costs ~20 µs;
         # a graph has a handful of namespaces, so remember their builders (bounded).
@@ -180,32 +174,34 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             log.debug("node cache entry unreadable: %s", type(exc).__name__)
             return False, None
 
-    def _queue_reads(
-        self, pipe: Any, groups: dict[Namespace, list[FullKey]], *, cluster: bool
-    ) -> None:
-        # One non-transactional pipeline, one round trip. Standalone: one MGET per
-        # namespace. Cluster: a Cluster pipeline refuses MGET, so plain GETs, which
-        # redis-py groups by node; a batch spanning namespaces in different slots works.
+    def _get_op(self, groups: dict[Namespace, list[FullKey]]) -> Operation[dict[FullKey, Any]]:
+        # One non-transactional pipeline, one round trip: each namespace's generation, then
+        # its entries. Plain GETs (a Cluster pipeline refuses MGET across slots; redis-py
+        # groups GETs by node), so a batch spanning namespaces in different slots works.
+        cmds: list[tuple[Any, ...]] = []
         for ns, fulls in groups.items():
-            keys = [self._gen_key(ns), *(self._entry_key(*f) for f in fulls)]
-            if cluster:
-                for key in keys:
-                    pipe.get(key)
-            else:
-                pipe.mget(keys)
-
-    @staticmethod
-    def _split(
-        groups: dict[Namespace, list[FullKey]], flat: list[Any], *, cluster: bool
-    ) -> list[Any]:
-        if not cluster:
-            return [list(reply) for reply in flat]
+            cmds.append(("GET", self._gen_key(ns)))
+            cmds += [("GET", self._entry_key(*f)) for f in fulls]
+        flat = yield Pipeline(cmds)
+        if flat is FAILED:
+            return {}
         replies: list[Any] = []
         i = 0
         for fulls in groups.values():
             replies.append(flat[i : i + 1 + len(fulls)])
             i += 1 + len(fulls)
-        return replies
+        return self._collect(groups, replies)
+
+    def _set_op(self, by_ns: dict[Namespace, tuple[list[str], list[Any]]]) -> Operation[None]:
+        # The registry lets clear() find every namespace; then one script per namespace
+        # writes its entries, each with its TTL, checked against the generation.
+        reg = [namespace_scope(ns) for ns in by_ns]
+        if (yield Command(("SADD", self._registry, *reg))) is FAILED:
+            return
+        for keys, args in by_ns.values():
+            if (yield Script(WRITE_MANY, keys, args)) is FAILED:
+                return
+        self._guard.count("set", "ok", sum(len(k) - 1 for k, _ in by_ns.values()))
 
     def _collect(
         self, groups: dict[Namespace, list[FullKey]], replies: list[Any]
@@ -244,9 +240,20 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             args += [ttl_ms(ttl if ttl is not None else self.default_ttl), env]
         return by_ns
 
+    def _clear_op(self, namespaces: Sequence[Namespace] | None) -> Operation[None]:
+        # Fail-closed (core's driver raises): a clear that silently did nothing would leave
+        # entries the caller believes gone. One INCR per namespace makes its entries stale.
+        if namespaces is None:
+            members = yield Command(("SMEMBERS", self._registry))
+            gens = [self._gen_key(_scope_ns(s)) for s in members]
+        else:
+            gens = [self._gen_key(tuple(ns)) for ns in namespaces]
+        if gens:
+            yield Pipeline([("INCR", gen) for gen in gens])  # one round trip
+
     # -- sync ------------------------------------------------------------------------------
     def get(self, keys: Sequence[FullKey]) -> dict[FullKey, ValueT]:
-        """Read a batch of keys: one ``MGET`` per namespace, pipelined.
+        """Read a batch of keys in one round trip (pipelined GETs, any mix of namespaces).
 
         Args:
             keys: ``(namespace, key)`` pairs.
@@ -256,19 +263,9 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         """
         if not keys:
             return {}
-        groups = self._group(keys)
-
-        def read() -> list[Any]:
-            client = self._connector.client()
-            cluster = isinstance(client, redis.RedisCluster)
-            pipe = client.pipeline(transaction=False)
-            self._queue_reads(pipe, groups, cluster=cluster)
-            return self._split(groups, pipe.execute(), cluster=cluster)
-
-        replies = self._guard.run("get", read)
-        if isinstance(replies, _Failed):
-            return {}
-        return self._collect(groups, replies)
+        return drive_operation(
+            self._get_op(self._group(keys)), self._guard.step("get", self._connector)
+        )
 
     def set(self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]) -> None:
         """Write entries, each with its TTL in the same ``SET`` (one script per namespace).
@@ -280,15 +277,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         if not by_ns:
             return
 
-        def write() -> None:
-            client = self._connector.client()
-            reg = [namespace_scope(ns) for ns in by_ns]
-            client.sadd(self._registry, *reg)
-            for keys, args in by_ns.values():
-                WRITE_MANY(client, keys=keys, args=args)
-
-        if self._guard.run("set", write) is not FAILED:
-            self._guard.count("set", "ok", sum(len(k) - 1 for k, _ in by_ns.values()))
+        drive_operation(self._set_op(by_ns), self._guard.step("set", self._connector))
 
     def clear(self, namespaces: Sequence[Namespace] | None = None) -> None:
         """Empty the given namespaces (one ``INCR`` each), or every registered one.
@@ -299,15 +288,12 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         Raises:
             RedisUnavailableError: When Redis cannot be reached.
         """
-        with redis_errors():
-            client = self._connector.client()
-            if namespaces is None:
-                gens = [self._gen_key(_scope_ns(s)) for s in client.smembers(self._registry)]
-            else:
-                gens = [self._gen_key(tuple(ns)) for ns in namespaces]
-            for gen in gens:
-                client.incr(gen)
-        self._guard.count("clear", "ok")
+        run_operation(
+            self._connector,
+            "node_cache.clear",
+            self._clear_op(namespaces),
+            deadline_seconds=self._connector.settings.deadline_seconds,
+        )
 
     # -- async -----------------------------------------------------------------------------
     async def aget(self, keys: Sequence[FullKey]) -> dict[FullKey, ValueT]:
@@ -321,19 +307,9 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         """
         if not keys:
             return {}
-        groups = self._group(keys)
-
-        async def read() -> list[Any]:
-            client: Any = await self._aclient()
-            cluster = isinstance(client, redis.asyncio.RedisCluster)
-            pipe = client.pipeline(transaction=False)
-            self._queue_reads(pipe, groups, cluster=cluster)
-            return self._split(groups, await pipe.execute(), cluster=cluster)
-
-        replies = await self._guard.arun("get", read)
-        if isinstance(replies, _Failed):
-            return {}
-        return self._collect(groups, replies)
+        return await adrive_operation(
+            self._get_op(self._group(keys)), self._guard.astep("get", self._connector)
+        )
 
     async def aset(self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]) -> None:
         """Async twin of `set`.
@@ -345,14 +321,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         if not by_ns:
             return
 
-        async def write() -> None:
-            client: Any = await self._aclient()
-            await client.sadd(self._registry, *[namespace_scope(ns) for ns in by_ns])
-            for keys, args in by_ns.values():
-                await WRITE_MANY.acall(client, keys=keys, args=args)
-
-        if await self._guard.arun("set", write) is not FAILED:
-            self._guard.count("set", "ok", sum(len(k) - 1 for k, _ in by_ns.values()))
+        await adrive_operation(self._set_op(by_ns), self._guard.astep("set", self._connector))
 
     async def aclear(self, namespaces: Sequence[Namespace] | None = None) -> None:
         """Async twin of `clear`.
@@ -363,16 +332,12 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         Raises:
             RedisUnavailableError: When Redis cannot be reached.
         """
-        with redis_errors():
-            client: Any = await self._aclient()
-            if namespaces is None:
-                members = await client.smembers(self._registry)
-                gens = [self._gen_key(_scope_ns(s)) for s in members]
-            else:
-                gens = [self._gen_key(tuple(ns)) for ns in namespaces]
-            for gen in gens:
-                await client.incr(gen)
-        self._guard.count("clear", "ok")
+        await arun_operation(
+            self._connector,
+            "node_cache.clear",
+            self._clear_op(namespaces),
+            deadline_seconds=self._connector.settings.deadline_seconds,
+        )
 
 
 def _scope_ns(scope: Any) -> Namespace:
