@@ -500,3 +500,16 @@ async def test_async_sentinel_client(sentinel_url):
         assert await client.ping()
     finally:
         await client.aclose()
+
+
+@pytest.mark.integration
+def test_cluster_hint_is_known_only_without_io(redis_settings, redis_client):
+    auto = redis_settings.with_overrides(cluster="auto")
+    connector = RedisConnector(settings=auto)
+    before = _accepted(redis_client)
+    assert connector.cluster_hint is None  # would need a round trip to know
+    assert _accepted(redis_client) == before
+    connector.client().ping()
+    assert connector.cluster_hint is False
+    connector.close()
+    assert RedisConnector(settings=auto.with_overrides(cluster="on")).cluster_hint is True

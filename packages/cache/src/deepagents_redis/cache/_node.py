@@ -175,16 +175,23 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             return False, None
 
     def _get_op(self, groups: dict[Namespace, list[FullKey]]) -> Operation[dict[FullKey, Any]]:
-        # One non-transactional pipeline, one round trip: each namespace's generation, then
-        # its entries. Plain GETs (a Cluster pipeline refuses MGET across slots; redis-py
-        # groups GETs by node), so a batch spanning namespaces in different slots works.
+        # One non-transactional pipeline, one round trip: per namespace its generation, then
+        # its entries, as one MGET on one server. A Cluster pipeline refuses MGET, so there
+        # (and until the connector knows which it is) plain GETs, which redis-py groups by
+        # node: a batch spanning namespaces in different slots works either way.
+        mget = self._connector.cluster_hint is False
         cmds: list[tuple[Any, ...]] = []
         for ns, fulls in groups.items():
-            cmds.append(("GET", self._gen_key(ns)))
-            cmds += [("GET", self._entry_key(*f)) for f in fulls]
+            keys = [self._gen_key(ns), *(self._entry_key(*f) for f in fulls)]
+            if mget:
+                cmds.append(("MGET", *keys))
+            else:
+                cmds += [("GET", key) for key in keys]
         flat = yield Pipeline(cmds)
         if flat is FAILED:
             return {}
+        if mget:
+            return self._collect(groups, [list(reply) for reply in flat])
         replies: list[Any] = []
         i = 0
         for fulls in groups.values():
@@ -253,7 +260,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
 
     # -- sync ------------------------------------------------------------------------------
     def get(self, keys: Sequence[FullKey]) -> dict[FullKey, ValueT]:
-        """Read a batch of keys in one round trip (pipelined GETs, any mix of namespaces).
+        """Read a batch of keys in one round trip (an MGET per namespace, any mix of them).
 
         Args:
             keys: ``(namespace, key)`` pairs.

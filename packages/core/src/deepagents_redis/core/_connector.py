@@ -127,6 +127,16 @@ class RedisConnector:
         return self._telemetry
 
     @property
+    def cluster_hint(self) -> bool | None:
+        """Whether the target is a Redis Cluster, if that is known without I/O (else None).
+
+        None only with ``cluster="auto"`` before any client was created. For code that picks
+        a faster command shape when it can (MGET on one server) and a shape that works on
+        both otherwise, without contacting the server to find out.
+        """
+        return self._is_cluster
+
+    @property
     def is_cluster(self) -> bool:
         """Whether the target is a Redis Cluster.
 
