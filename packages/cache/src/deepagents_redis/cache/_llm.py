@@ -43,6 +43,8 @@ from deepagents_redis.core import (
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.outputs import Generation
 
+__all__ = ["RedisLLMCache"]
+
 log = logging.getLogger("deepagents_redis.cache")
 
 _KIND = "llm"
@@ -511,6 +513,3 @@ class _Wait:
 
 
 _WAIT = _Wait()
-
-
-__all__ = ["RedisLLMCache"]

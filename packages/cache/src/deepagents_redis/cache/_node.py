@@ -30,6 +30,8 @@ from deepagents_redis.core import (
 from langgraph.cache.base import BaseCache, FullKey, Namespace, ValueT
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+__all__ = ["RedisNodeCache", "namespace_scope"]
+
 log = logging.getLogger("deepagents_redis.cache")
 
 _KIND = "node"
@@ -350,6 +352,3 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
 def _scope_ns(scope: Any) -> Namespace:
     raw = as_bytes(scope) or b"[]"
     return tuple(json.loads(raw.decode("utf-8")))
-
-
-__all__ = ["RedisNodeCache", "namespace_scope"]
