@@ -282,9 +282,18 @@ def test_a_task_whose_workers_keep_dying_is_dead_lettered(
     started = tasks._encoded("task.started", "doomed", task_id, "double", keys)
     CLAIM(raw, keys=[keys.record, keys.events], args=["doomed", 1, started, 10, b"", 60_000])
     time.sleep(0.05)  # ... and dies: its 1 ms lease runs out
-    with worker_factory({"double": double}):
-        info = tasks.join(task_id, timeout=10)
-        letters = _eventually(lambda: tasks.dead_letters("double"))
+    from deepagents_redis.core import RecordingInstrumentation, set_instrumentation
+
+    recorder = RecordingInstrumentation()
+    previous = set_instrumentation(recorder)
+    try:
+        with worker_factory({"double": double}):
+            info = tasks.join(task_id, timeout=10)
+            letters = _eventually(lambda: tasks.dead_letters("double"))
+    finally:
+        set_instrumentation(previous)
+    # the new worker took the dead one's entry over: one redelivery, counted per agent
+    assert recorder.total("coord.redelivered", agent="double") == 1
     assert info.status == "error"
     assert info.error == "out of attempts: 1 of 1"
     assert [h["error"] for h in info.history] == ["worker stopped heartbeating"]

@@ -435,6 +435,10 @@ class Worker(CoordComponent):
             if reclaim:
                 cursor = text(reply[0]) if reply else "0-0"
                 taken = claimed_entries(reply)
+                if taken:
+                    # entries another worker took and never acknowledged (it died, or it is
+                    # slow: the claim script re-runs only tasks whose lease ran out)
+                    get_instrumentation().count("coord.redelivered", len(taken), agent=agent)
             else:
                 taken = entries(reply)
             await slots.give_back(free - len(taken))

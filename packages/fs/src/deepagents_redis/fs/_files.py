@@ -43,6 +43,13 @@ from deepagents_redis.fs._paths import (
 __all__: list[str] = []
 
 
+def _moved(counter: str, size: int) -> None:
+    # Bytes of file content stored or returned (the UTF-8, or base64, as kept in Redis or the
+    # blob store): what sizes the Redis memory and network an agent's files cost. Edits run
+    # inside Redis and move no content, so they are not counted.
+    get_instrumentation().count(counter, size)
+
+
 class _FileOps(_Layout):
     """read/write/edit/delete/upload/download (sync and async) as operations."""
 
@@ -56,6 +63,7 @@ class _FileOps(_Layout):
         got = yield from self._load(ns, file_path)
         if got is None:
             return ReadResult(error=f"File '{file_path}' not found")
+        _moved("fs.bytes_read", len(got[1]))
         if _get_backend_read_file_type(file_path) != "text":
             return ReadResult(file_data=self._file_data(*got))
         return _read_window(*got, offset, limit)
@@ -111,6 +119,7 @@ class _FileOps(_Layout):
                 error=f"Error: File '{file_path}' changed: expected version "
                 f"{expected_version}, found {version}. Read it again and retry."
             )
+        _moved("fs.bytes_written", len(data))
         return WriteResult(path=file_path)
 
     def write(
@@ -185,6 +194,7 @@ class _FileOps(_Layout):
             if got is None:
                 return EditResult(error=f"Error: File '{file_path}' not found")
             meta, data = got
+            _moved("fs.bytes_read", len(data))
             if _s(meta.get("e", b"utf-8")) == "base64":
                 return EditResult(error="Error: Cannot edit binary files with text replacements.")
             result = perform_string_replacement(
@@ -346,6 +356,7 @@ class _FileOps(_Layout):
                 modified_at=now,
                 expected_version=None,
             )
+            _moved("fs.bytes_written", len(data))
             out.append(FileUploadResponse(path=path, error=None))
         return out
 
@@ -376,6 +387,7 @@ class _FileOps(_Layout):
                 out.append(FileDownloadResponse(path=path, content=None, error="file_not_found"))
                 continue
             meta, data = got
+            _moved("fs.bytes_read", len(data))
             if _s(meta.get("e", b"utf-8")) == "base64":
                 data = base64.standard_b64decode(data)
             out.append(FileDownloadResponse(path=path, content=data, error=None))
