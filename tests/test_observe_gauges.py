@@ -68,3 +68,38 @@ def test_queue_depths_and_breaker_state(redis_settings: Any) -> None:
         provider.shutdown()
         tasks.close()
         connector.close()
+
+
+def test_pool_connections_by_state(redis_target: Any) -> None:
+    connector = RedisConnector(settings=redis_target.settings)
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    watch(connectors=[connector], meter_provider=provider)
+
+    def totals() -> dict[str, int]:
+        points = _gauges(reader).get("deepagents_redis.pool.connections", {})
+        by_state: dict[str, int] = {}
+        for attrs, value in points.items():
+            state = dict(attrs)["db.client.connection.state"]
+            assert dict(attrs)["deepagents_redis.client"] == "sync"
+            by_state[state] = by_state.get(state, 0) + value
+        return by_state
+
+    try:
+        assert totals() == {}  # no client yet: nothing reported, nothing created
+        assert connector.open_clients() == []
+        client = connector.client()
+        client.ping()
+        assert totals().get("idle", 0) >= 1
+        assert totals().get("used", 0) == 0
+        if not redis_target.is_cluster:
+            pubsub = client.pubsub()
+            pubsub.subscribe("obs-channel")  # a subscriber holds its connection
+            try:
+                assert totals()["used"] == 1
+            finally:
+                pubsub.close()
+            assert totals()["used"] == 0
+    finally:
+        provider.shutdown()
+        connector.close()

@@ -126,6 +126,22 @@ class RedisConnector:
             self._telemetry = attrs
         return self._telemetry
 
+    def open_clients(self) -> list[tuple[str, Any]]:
+        """The clients this connector holds now, created or given: `("sync" | "async", client)`.
+
+        Creates nothing and does no I/O: for gauges that report on pools (observe's
+        `watch(connectors=...)`) without opening connections of their own.
+
+        Returns:
+            Zero, one or two pairs.
+        """
+        held: list[tuple[str, Any]] = []
+        if self._sync is not None:
+            held.append(("sync", self._sync))
+        if self._async is not None:
+            held.append(("async", self._async))
+        return held
+
     @property
     def cluster_hint(self) -> bool | None:
         """Whether the target is a Redis Cluster, if that is known without I/O (else None).
