@@ -149,6 +149,13 @@ class FailOpen:
             suppressed,
         )
 
+    def _timed(self, op: str, start: float, outcome: str) -> None:
+        # Failures too (outcome "error"): how long a sick Redis made a lookup wait is what
+        # the deadline bounds, and an operator wants to see it.
+        get_instrumentation().record_duration(
+            f"{self.metric_prefix}.{op}", time.perf_counter() - start, outcome=outcome
+        )
+
     def run(self, op: str, fn: Callable[[], T]) -> T | _Failed:
         """Call ``fn`` under the breaker; FAILED (or an exception when strict) on failure."""
         if not self.breaker.allow():
@@ -160,8 +167,10 @@ class FailOpen:
             with get_instrumentation().span(f"{self.metric_prefix}.{op}"), deadline(budget):
                 result = fn()
         except _ANY_REDIS as exc:
+            self._timed(op, start, "error")
             return self._fail(op, exc)
         except Exception as exc:
+            self._timed(op, start, "error")
             # A bug in the client library (e.g. redis-py's asyncio cluster raising
             # AttributeError on a half-set-up connection) must not break the agent either.
             if self.strict:
@@ -169,9 +178,7 @@ class FailOpen:
             return self._fail(op, exc)
         self._warm_sync = True
         self.breaker.record_success()
-        get_instrumentation().record_duration(
-            f"{self.metric_prefix}.{op}", time.perf_counter() - start
-        )
+        self._timed(op, start, "ok")
         return result
 
     async def arun(self, op: str, fn: Callable[[], Awaitable[T]]) -> T | _Failed:
@@ -184,16 +191,16 @@ class FailOpen:
             with get_instrumentation().span(f"{self.metric_prefix}.{op}"), deadline(budget):
                 result = await fn()
         except _ANY_REDIS as exc:
+            self._timed(op, start, "error")
             return self._fail(op, exc)
         except Exception as exc:
+            self._timed(op, start, "error")
             if self.strict:
                 raise
             return self._fail(op, exc)
         self._warm_async = True
         self.breaker.record_success()
-        get_instrumentation().record_duration(
-            f"{self.metric_prefix}.{op}", time.perf_counter() - start
-        )
+        self._timed(op, start, "ok")
         return result
 
     def step(self, op: str, connector: RedisConnector) -> Callable[[Request], Any]:

@@ -6,6 +6,7 @@ out. Only `opentelemetry-api` is required; the SDK and exporters are your choice
 """
 
 from deepagents_redis.observe._capture import Captured, capture
+from deepagents_redis.observe._dashboard import dashboard
 from deepagents_redis.observe._gauges import watch
 from deepagents_redis.observe._otel import PREFIX, OpenTelemetryInstrumentation, clean_attributes
 from deepagents_redis.observe._setup import instrument, is_instrumented, uninstrument
@@ -16,6 +17,7 @@ __all__ = [
     "OpenTelemetryInstrumentation",
     "capture",
     "clean_attributes",
+    "dashboard",
     "instrument",
     "is_instrumented",
     "uninstrument",
