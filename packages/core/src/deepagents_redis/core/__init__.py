@@ -86,7 +86,7 @@ from deepagents_redis.core._instrumentation import (
 )
 from deepagents_redis.core._keys import KeySpace, ScopedKeys
 from deepagents_redis.core._probes import HealthApp, readiness, serve_health
-from deepagents_redis.core._scripts import LuaScript, deny_oom, registered_scripts
+from deepagents_redis.core._scripts import LuaScript, deny_oom, load_lua, registered_scripts
 from deepagents_redis.core._settings import ENV_PREFIX, PhaseSettings, RedisSettings, redact_url
 from deepagents_redis.core._urls import parse_redis_url
 
@@ -157,6 +157,7 @@ __all__ = [
     "execute_request",
     "get_instrumentation",
     "jittered_backoff",
+    "load_lua",
     "map_script_error",
     "new_op_id",
     "no_resend",

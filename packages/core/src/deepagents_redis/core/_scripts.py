@@ -11,6 +11,12 @@ fails a script that only touches a healthy one, and it costs a second round trip
 routed by its keys exactly like ``EVALSHA``, reaches the node that owns them, and needs one
 round trip. ``NOSCRIPT`` means the script did not run, so re-sending it cannot apply it twice.
 
+**Where the Lua lives.** A phase keeps each script in a ``.lua`` file of its package's ``lua/``
+folder, headed by its contract (the name and purpose, ``-- KEYS``, ``-- ARGV``, what it returns,
+its error replies), and builds it with `LuaScript.from_package`. Shared helpers are files of
+their own, concatenated whole and in order (`load_lua`); nothing rewrites a script's text, so
+what a reader sees in the file is what the server runs.
+
 Errors: transport failures (connection, timeout, cluster down...) are re-raised through
 `translate_redis_error` (``RedisUnavailableError``...). Error
 replies produced *by the script* (``redis.error_reply('CONFLICT 3')``, a failing
@@ -24,7 +30,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Final, Self, TypeAlias
 
 import redis.exceptions as rexc
 from deepagents_redis.core._errors import REDIS_EXCEPTIONS, InvalidInputError, translate_redis_error
@@ -36,12 +43,20 @@ if TYPE_CHECKING:
 __all__ = [
     "LuaScript",
     "deny_oom",
+    "load_lua",
     "registered_scripts",
 ]
+
+# The folder, inside a phase's package, that holds its .lua files (package data): one layout
+# for every phase, so a reader finds a script's file without being told where.
+_LUA_FOLDER: Final = "lua"
 
 
 def deny_oom(key: str) -> str:
     """A Lua line that makes a full server refuse the script before it writes anything.
+
+    Phase scripts write this line out in their ``.lua`` files (a script reads as it runs);
+    the Lua contract test checks that each copy is exactly this line.
 
     On a server at ``maxmemory`` with ``noeviction``, Redis refuses a script's deny-oom
     commands (SET, HSET, ZADD...) only until the script has written something: a script whose
@@ -52,7 +67,7 @@ def deny_oom(key: str) -> str:
 
     Args:
         key: A Lua expression of a key of the script (its hash tag keeps the probe in the
-            script's slot), e.g. ``"KEYS[1]"``.
+            script's slot), e.g. ``"KEYS[1]"`` or a local bound to it.
 
     Returns:
         The line (with its comment), to put before the script's first write.
@@ -61,6 +76,37 @@ def deny_oom(key: str) -> str:
         "-- a full server refuses this script here, before it writes (core's deny_oom)\n"
         f"redis.call('SETRANGE', {key} .. ':oom-probe', 0, '')\n"
     )
+
+
+def load_lua(package: str, *files: str) -> str:
+    """The Lua text of files shipped in a package's ``lua/`` folder, joined in order.
+
+    Files are read with `importlib.resources`, so this works from a wheel as from a source
+    tree, and joined whole: a shared helper is a file of its own, listed before the script
+    that calls it. Each file is given a final newline if it lacks one, so no line of one file
+    runs into the next.
+
+    Args:
+        package: The importable package that ships the files, e.g. ``"deepagents_redis.fs"``.
+        *files: File names inside its ``lua/`` folder, e.g. ``"unlink_dirs.lua"``,
+            ``"delete.lua"``.
+
+    Returns:
+        The joined text. Files are read in text mode, so CRLF line ends become LF and the
+        SHA does not depend on how the file was checked out.
+
+    Raises:
+        InvalidInputError: If no file is named.
+        FileNotFoundError: If a file is not in the package (a packaging mistake).
+    """
+    if not files:
+        raise InvalidInputError("load_lua needs at least one file")
+    folder = resources.files(package).joinpath(_LUA_FOLDER)
+    parts = []
+    for name in files:
+        text = folder.joinpath(name).read_text(encoding="utf-8")
+        parts.append(text if text.endswith("\n") else text + "\n")
+    return "".join(parts)
 
 
 KeyArg: TypeAlias = "str | bytes"
@@ -105,7 +151,7 @@ class LuaScript:
         2
     """
 
-    __slots__ = ("_name", "_sha", "_source")
+    __slots__ = ("_name", "_origin", "_sha", "_source")
 
     def __init__(self, name: str, source: str) -> None:
         if not name or not source.strip():
@@ -113,8 +159,40 @@ class LuaScript:
         self._name = name
         self._source = source
         self._sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
+        self._origin: tuple[str, tuple[str, ...]] | None = None
         # Every script of every phase, for the one contract test (tests/test_lua_contract.py).
         _REGISTRY[name] = self
+
+    @classmethod
+    def from_package(cls, name: str, package: str, *files: str) -> Self:
+        """Build a script from ``.lua`` files of a package (see `load_lua`).
+
+        The files are joined in order and passed to the constructor as its Lua text: the
+        source of a `LuaScript`, the body of an `IdempotentScript`. `origin` remembers them.
+
+        Args:
+            name: Short identifier of the script (``<phase>_<what>`` for a phase's scripts).
+            package: The package that ships the files, e.g. ``"deepagents_redis.cache"``.
+            *files: File names in its ``lua/`` folder, in the order they run: a shared
+                helper before the file that calls it. One of them is the script's own file,
+                headed by its contract (``-- <name>: ...``).
+
+        Returns:
+            The script, registered under `name` like any other.
+
+        Example:
+            >>> READ = LuaScript.from_package("cache_read", "deepagents_redis.cache", "read.lua")
+            >>> READ.origin  # doctest: +SKIP
+            ('deepagents_redis.cache', ('read.lua',))
+        """
+        script = cls(name, load_lua(package, *files))
+        script._origin = (package, files)
+        return script
+
+    @property
+    def origin(self) -> tuple[str, tuple[str, ...]] | None:
+        """``(package, files)`` the Lua was read from (`from_package`); None if given as text."""
+        return self._origin
 
     @property
     def name(self) -> str:

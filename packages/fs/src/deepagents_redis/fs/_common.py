@@ -31,10 +31,8 @@ from deepagents_redis.core import (
     DeepAgentsRedisError,
     EvictionGuard,
     Idempotent,
-    IdempotentScript,
     InvalidInputError,
     KeySpace,
-    LuaScript,
     NotFoundError,
     Operation,
     RedisConnector,
@@ -60,21 +58,12 @@ __all__ = ["FileStat", "NamespaceFactory"]
 log = logging.getLogger("deepagents_redis.fs")
 
 _KIND = "fs"
-# Writes go through core's op-id wrapper: a write whose reply was lost (timeout) is retried
-# with the same op id and applied once, so an edit is never applied twice and a conditional
-# write never reports a conflict with itself.
-_WRITE = IdempotentScript("fs_write", _lua.WRITE)
-_EDIT = IdempotentScript("fs_edit", _lua.EDIT)
+# The scripts (built in _lua from the package's lua/ files); writes, edits and deletes are
+# op-id wrapped (see there).
+_WRITE, _EDIT, _DELETE = _lua.WRITE, _lua.EDIT, _lua.DELETE
+_PURGE, _LS, _LIST, _READ = _lua.PURGE, _lua.LS, _lua.LIST, _lua.READ
+_GC_CLAIM, _GREP = _lua.GC_CLAIM, _lua.GREP
 _OP_TTL_MS = 10 * 60 * 1000  # far longer than any retry loop, short enough to stay small
-# Deletes too (issue 8 defect 3): a delete re-sent after a lost reply, once another worker
-# had written the same path, deleted that new file; now the retry replays the first reply.
-_DELETE = IdempotentScript("fs_delete", _lua.DELETE)
-_PURGE = LuaScript("fs_purge", _lua.PURGE)
-_LS = LuaScript("fs_ls", _lua.LS)
-_LIST = LuaScript("fs_list", _lua.LIST)
-_READ = LuaScript("fs_read", _lua.READ)
-_GC_CLAIM = LuaScript("fs_gc_claim", _lua.GC_CLAIM)
-_GREP = LuaScript("fs_grep", _lua.GREP)
 
 # Operations that store files: the first one checks the server's eviction policy.
 _WRITES = frozenset({"write", "edit", "upload"})

@@ -11,7 +11,7 @@ Layout (all keys of a plan share its scope's hash tag, so one Cluster slot):
                                       retry is recognised
 ====================================  =====================================================
 
-Every mutation is one call of one Lua script (``mutate.lua``) run through core's
+Every mutation is one call of one Lua script (``lua/mutate.lua``) run through core's
 ``IdempotentScript``: validate, check the expected version, apply, bump the version, append
 to the log, record the operation id; then, in the same call, the current plan is read back
 (see `MUTATE_SCRIPT`). A read is one ``HMGET``.
@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any, Unpack
 
 from deepagents_redis.core import (
@@ -106,10 +105,10 @@ class _MutateScript(IdempotentScript):
         LuaScript.__init__(self, name, _WITH_PLAN.replace("{wrapped}", self.source))
 
 
-MUTATE_SCRIPT: IdempotentScript = _MutateScript(
-    "todos_mutate", resources.files(__package__).joinpath("mutate.lua").read_text("utf-8")
+MUTATE_SCRIPT: IdempotentScript = _MutateScript.from_package(
+    "todos_mutate", "deepagents_redis.todos", "mutate.lua"
 )
-"""The one script every mutation runs (contract in the header of ``mutate.lua``; the reply
+"""The one script every mutation runs (contract in the header of ``lua/mutate.lua``; the reply
 is ``{op_version, op_digest, version, items_json, updated_ms}``, see ``_WITH_PLAN``)."""
 
 TodoInput = Todo | Mapping[str, Any]

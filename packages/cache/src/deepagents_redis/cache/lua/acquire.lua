@@ -1,0 +1,33 @@
+-- cache_acquire: a fresh entry, or the single-flight lease to compute it (one caller of N).
+--
+-- KEYS (all in the namespace's hash tag, so one Cluster slot):
+--   gen_key      the namespace's generation counter (absent = generation '0')
+--   entry_key    the entry: '<generation>:<codec envelope>'
+--   lease_key    the single-flight lease: the holder's token, with a TTL
+-- ARGV:
+--   token        lease token (random per caller)
+--   lease_ms     lease TTL in ms
+--   max_bytes    largest value served, in bytes (a larger entry counts as absent)
+-- Returns {1, value} when a fresh entry exists (value = '<gen>:<envelope>');
+-- {2} when this caller holds the lease now (new, or already its own: re-entry);
+-- {3, pttl} when another caller holds the lease (pttl = its remaining ms).
+-- Errors: none of its own.
+
+local gen_key, entry_key, lease_key = KEYS[1], KEYS[2], KEYS[3]
+local token, lease_ms, max_bytes = ARGV[1], ARGV[2], ARGV[3]
+
+local gen = redis.call('GET', gen_key) or '0'
+if redis.call('STRLEN', entry_key) <= tonumber(max_bytes) then
+  local v = redis.call('GET', entry_key)
+  if v and string.sub(v, 1, string.len(gen) + 1) == gen .. ':' then
+    return {1, v}
+  end
+end
+if redis.call('SET', lease_key, token, 'NX', 'PX', lease_ms) then
+  return {2}
+end
+if redis.call('GET', lease_key) == token then
+  redis.call('PEXPIRE', lease_key, lease_ms)
+  return {2}
+end
+return {3, redis.call('PTTL', lease_key)}

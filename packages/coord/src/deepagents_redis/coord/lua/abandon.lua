@@ -1,0 +1,17 @@
+-- coord_abandon: remove a task this submit created when it could not be queued.
+--
+-- KEYS (one task's keys: one hash tag):
+--   task_key       task record hash
+--   events_key     task events stream
+-- ARGV:
+--   digest         digest of the submit that created it
+-- Returns 1 if removed, 0 if it is no longer an unstarted task of that submit.
+-- Errors: none of its own.
+
+local task_key, events_key = KEYS[1], KEYS[2]
+local digest = ARGV[1]
+
+local f = redis.call('HMGET', task_key, 'status', 'attempts', 'digest')
+if f[1] ~= 'pending' or f[2] ~= '0' or f[3] ~= digest then return 0 end
+redis.call('DEL', task_key, events_key)
+return 1

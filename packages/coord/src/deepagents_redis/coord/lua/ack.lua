@@ -1,0 +1,39 @@
+-- coord_ack: the queue-side end of a run: acknowledge and delete the entry, and reschedule,
+-- re-queue or dead-letter the task as asked (all in one slot, so a crash never leaves half
+-- of it). This is the body of core's IdempotentScript: it runs as `body(keys, argv)`, where
+-- keys and argv are KEYS/ARGV without the op-id key and the op-id TTL the wrapper puts
+-- first. coord_ack_plain runs the same text with keys, argv = KEYS, ARGV.
+--
+-- KEYS (data keys; one agent's queue keys, one hash tag):
+--   queue_key      queue stream
+--   delayed_key    delayed retries zset
+--   dead_key       dead letters stream
+-- ARGV (data args):
+--   entry_id       the queue entry to acknowledge and delete ('' = none)
+--   mode           ack | retry | dead | requeue
+--   task_id        the task id
+--   delay_ms       retry delay in ms
+--   dead_letter    the dead letter (codec bytes)
+--   group          the consumer group
+--   dead_maxlen    approximate length cap of the dead letters stream
+-- Returns 1.
+-- Errors: none of its own.
+
+local queue_key, delayed_key, dead_key = keys[1], keys[2], keys[3]
+local entry_id, mode, task_id, delay_ms = argv[1], argv[2], argv[3], argv[4]
+local dead_letter, group, dead_maxlen = argv[5], argv[6], argv[7]
+
+if entry_id ~= '' then
+  redis.call('XACK', queue_key, group, entry_id)
+  redis.call('XDEL', queue_key, entry_id)
+end
+if mode == 'retry' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', delayed_key, now + tonumber(delay_ms), task_id)
+elseif mode == 'dead' then
+  redis.call('XADD', dead_key, 'MAXLEN', '~', dead_maxlen, '*', 'e', dead_letter)
+elseif mode == 'requeue' then
+  redis.call('XADD', queue_key, '*', 't', task_id)
+end
+return 1

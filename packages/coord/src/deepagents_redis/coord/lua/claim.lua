@@ -1,0 +1,57 @@
+-- coord_claim: a worker takes a delivered task: new fencing token, lease, attempt.
+--
+-- KEYS (one task's keys: one hash tag):
+--   task_key       task record hash
+--   events_key     task events stream
+-- ARGV:
+--   worker         the worker id
+--   lease_ms       lease length in ms
+--   started        the 'started' event
+--   events_maxlen  approximate length cap of the events stream
+--   failed         the 'failed' event (out of attempts; '' asks for {'exhausted?'} first)
+--   done_ttl_ms    TTL in ms of a finished task
+-- Returns {'run', fence, attempt, input, timeout_s, agent, max attempts, trace context}
+-- | {'busy'} (another live worker holds it) | {'done', status} (finished: ack the entry)
+-- | {'gone'} (no record: expired)
+-- | {'exhausted?', attempts} (out of attempts and no 'failed' event given: nothing written)
+-- | {'exhausted', attempts, history} (out of attempts: now status error; dead-letter it).
+-- Errors: none of its own.
+
+local task_key, events_key = KEYS[1], KEYS[2]
+local worker, lease_ms, started, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local failed, done_ttl_ms = ARGV[5], ARGV[6]
+
+local terminal = {success = true, error = true, cancelled = true, timeout = true}
+local f = redis.call('HMGET', task_key, 'status', 'lease_until', 'attempts', 'max_attempts',
+  'worker', 'history')
+local st = f[1]
+if not st then return {'gone'} end
+if terminal[st] then return {'done', st} end
+local _t = redis.call('TIME')
+local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+if st == 'running' and tonumber(f[2] or '0') > now then return {'busy'} end
+local attempts = tonumber(f[3])
+local exhausted = attempts >= tonumber(f[4])
+-- the 'failed' event is built only for this rare path: without it, ask for it (no writes)
+if exhausted and failed == '' then return {'exhausted?', attempts} end
+if st == 'running' then
+  -- the previous holder stopped heartbeating: that attempt is lost, and recorded
+  local h = cjson.decode(f[6] or '[]')
+  h[#h + 1] = {attempt = attempts, worker = f[5] or '', error = 'worker stopped heartbeating',
+    at_ms = now}
+  redis.call('HSET', task_key, 'history', cjson.encode(h))
+end
+if exhausted then
+  redis.call('HSET', task_key, 'status', 'error', 'lease_until', 0, 'ended_ms', now,
+    'error', 'out of attempts: ' .. attempts .. ' of ' .. f[4])
+  redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', failed)
+  for _, k in ipairs({task_key, events_key}) do redis.call('PEXPIRE', k, done_ttl_ms) end
+  return {'exhausted', attempts, redis.call('HGET', task_key, 'history')}
+end
+attempts = redis.call('HINCRBY', task_key, 'attempts', 1)
+local fence = redis.call('HINCRBY', task_key, 'fence', 1)
+redis.call('HSET', task_key, 'status', 'running', 'worker', worker,
+  'lease_until', now + tonumber(lease_ms), 'started_ms', now)
+redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', started)
+local rest = redis.call('HMGET', task_key, 'input', 'timeout_s', 'agent', 'trace')
+return {'run', fence, attempts, rest[1], rest[2], rest[3], tonumber(f[4]), rest[4] or ''}

@@ -1,0 +1,24 @@
+-- coord_enqueue: put a task id on its agent's queue once, if the backlog has room.
+--
+-- KEYS (one agent's queue keys: one hash tag):
+--   queue_key      queue stream
+--   delayed_key    delayed retries zset
+--   mark_key       enqueue mark: the entry id this task was queued as
+-- ARGV:
+--   task_id        the task id
+--   max_backlog    most entries queued and delayed together
+--   mark_ttl_ms    TTL of the mark in ms
+-- Returns {1, entry id} (added now, or by an earlier call with the same mark) or
+-- {0, backlog, limit} (full: nothing added, nothing recorded, so a later call may add it).
+-- Errors: none of its own.
+
+local queue_key, delayed_key, mark_key = KEYS[1], KEYS[2], KEYS[3]
+local task_id, max_backlog, mark_ttl_ms = ARGV[1], ARGV[2], ARGV[3]
+
+local prev = redis.call('GET', mark_key)
+if prev then return {1, prev} end
+local backlog = redis.call('XLEN', queue_key) + redis.call('ZCARD', delayed_key)
+if backlog >= tonumber(max_backlog) then return {0, backlog, tonumber(max_backlog)} end
+local id = redis.call('XADD', queue_key, '*', 't', task_id)
+redis.call('SET', mark_key, id, 'PX', mark_ttl_ms)
+return {1, id}

@@ -1,0 +1,46 @@
+-- coord_finish: end an attempt, once, by the worker holding the lease. Needs fence.lua
+-- before it.
+--
+-- KEYS (one task's keys: one hash tag):
+--   task_key       task record hash
+--   events_key     task events stream
+--   inbox_key      task inbox stream
+-- ARGV:
+--   fence          the fencing token of the caller's claim
+--   outcome        success | error | cancelled | timeout | retry
+--   result         the result (codec bytes, '' = none)
+--   error_text     the error text ('' = none)
+--   event          the event to append
+--   events_maxlen  approximate length cap of the events stream
+--   done_ttl_ms    TTL in ms of a finished task
+--   history_entry  an entry for the task's history (JSON, '' = none)
+-- Returns the outcome.
+-- Errors: 'FENCED <current token>' (not the holder: nothing written).
+
+local task_key, events_key, inbox_key = KEYS[1], KEYS[2], KEYS[3]
+local fence, outcome, result, error_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local event, events_maxlen, done_ttl_ms, history_entry = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+
+local f, fenced = holder(task_key, fence, 'history')
+if not f then return fenced end
+local _t = redis.call('TIME')
+local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+if history_entry ~= '' then
+  local h = cjson.decode(f[3] or '[]')
+  h[#h + 1] = cjson.decode(history_entry)
+  redis.call('HSET', task_key, 'history', cjson.encode(h))
+end
+if error_text ~= '' then redis.call('HSET', task_key, 'error', error_text) end
+if outcome == 'retry' then
+  redis.call('HSET', task_key, 'status', 'pending', 'lease_until', 0, 'worker', '')
+else
+  redis.call('HSET', task_key, 'status', outcome, 'lease_until', 0, 'ended_ms', now)
+  if result ~= '' then redis.call('HSET', task_key, 'result', result) end
+end
+redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', event)
+if outcome ~= 'retry' then
+  for _, k in ipairs({task_key, events_key, inbox_key}) do
+    redis.call('PEXPIRE', k, done_ttl_ms)
+  end
+end
+return outcome

@@ -1,0 +1,25 @@
+-- coord_reset: give a failed (dead-lettered) task a new set of attempts.
+--
+-- KEYS (one task's keys: one hash tag):
+--   task_key       task record hash
+--   events_key     task events stream
+--   inbox_key      task inbox stream
+-- ARGV:
+--   event          the event to append
+--   events_maxlen  approximate length cap of the events stream
+-- Returns 1.
+-- Errors (nothing changed): 'NOTFOUND task'; 'INVALID task is <status>' (only a task in
+-- error or timeout restarts).
+
+local task_key, events_key, inbox_key = KEYS[1], KEYS[2], KEYS[3]
+local event, events_maxlen = ARGV[1], ARGV[2]
+
+local st = redis.call('HGET', task_key, 'status')
+if not st then return redis.error_reply('NOTFOUND task') end
+if st ~= 'error' and st ~= 'timeout' then return redis.error_reply('INVALID task is ' .. st) end
+redis.call('HSET', task_key, 'status', 'pending', 'attempts', 0, 'cancel', 0, 'lease_until', 0)
+redis.call('HINCRBY', task_key, 'fence', 1)
+redis.call('HDEL', task_key, 'result', 'ended_ms')
+for _, k in ipairs({task_key, events_key, inbox_key}) do redis.call('PERSIST', k) end
+redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', event)
+return 1

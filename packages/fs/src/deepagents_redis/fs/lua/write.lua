@@ -1,0 +1,100 @@
+-- fs_write: write one file (inline, chunked or in a blob) and keep the index in step.
+-- This is the body of core's IdempotentScript: it runs as `body(keys, argv)`, where keys
+-- and argv are KEYS/ARGV without the op-id key and the op-id TTL the wrapper puts first.
+--
+-- KEYS (data keys; all in the namespace's hash tag, so one Cluster slot):
+--   meta_key     the file's meta hash (m:<path>)
+--   chunks_key   the file's chunk hash (c:<path>)
+--   idx_key      sorted set of every path
+--   files_key    hash path -> 'size|expire_at|encoding|modified_at'
+--   exp_key      sorted set path -> expire-at ms
+--   blobs_key    sorted set blob ref -> when it may be deleted
+--   seq_key      the version counter
+--   keys[8..7+D] directory hashes, parent first, then each ancestor to the root
+-- ARGV (data args):
+--   path         the file's path
+--   expected     expected version ('' = any, '0' = must not exist)
+--   gen          the content's generation (names its chunks)
+--   size         the content's size in bytes
+--   encoding     'utf-8' or 'base64'
+--   created_at   created_at to store
+--   keep_created '1' keeps a stored created_at, '0' replaces it
+--   modified_at  modified_at to store
+--   ttl          TTL in ms ('0' = none)
+--   grace        how long chunks and blobs outlive their meta, in ms
+--   blob         blob ref ('' when the content is in Redis)
+--   d            D, the number of directory hashes
+--   argv[13..12+D]      the path's field in each directory hash
+--   argv[13+D]          N chunks (0: content inline in argv[14+D], or in the blob)
+--   argv[14+D..13+D+N]  the chunks
+-- Returns {'OK', version, replaced_blob_ref} or {'CONFLICT', actual_version} (nothing
+-- written).
+-- Errors: OOM from core's deny_oom probe when the server is full (before any write).
+
+local meta_key, chunks_key, idx_key, files_key = keys[1], keys[2], keys[3], keys[4]
+local exp_key, blobs_key, seq_key = keys[5], keys[6], keys[7]
+local path, expected, gen, size, encoding = argv[1], argv[2], argv[3], argv[4], argv[5]
+local created_at, keep_created, modified_at = argv[6], argv[7], argv[8]
+local ttl, grace, blob = tonumber(argv[9]), tonumber(argv[10]), argv[11]
+local d = tonumber(argv[12])
+-- the parent directory's hash and the path's field in it (the first of the D)
+local parent_key, parent_field = keys[8], argv[13]
+
+local _t = redis.call('TIME')
+local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+
+-- a full server refuses this script here, before it writes (core's deny_oom)
+redis.call('SETRANGE', meta_key .. ':oom-probe', 0, '')
+
+local cur = redis.call('HMGET', meta_key, 'v', 'g', 'n', 'ca', 'b')
+local actual = tonumber(cur[1]) or 0
+if expected ~= '' and tonumber(expected) ~= actual then
+  return {'CONFLICT', actual}
+end
+if actual == 0 then
+  -- leftovers of an expired generation (chunks outlive their meta by the grace period)
+  redis.call('DEL', chunks_key)
+else
+  local old_n = tonumber(cur[3]) or 0
+  for i = 0, old_n - 1 do redis.call('HDEL', chunks_key, cur[2] .. ':' .. i) end
+end
+local nidx = 13 + d
+local n = tonumber(argv[nidx])
+local version = redis.call('INCR', seq_key)
+local created = created_at
+if keep_created == '1' and cur[4] then created = cur[4] end
+local expire_at = 0
+if ttl > 0 then expire_at = now + ttl end
+redis.call('HSET', meta_key, 'v', version, 'g', gen, 'n', n, 's', size, 'e', encoding,
+  'ca', created, 'ma', modified_at, 't', ttl, 'x', expire_at, 'b', blob, 'p', path)
+if n == 0 and blob == '' then
+  redis.call('HSET', meta_key, 'd', argv[nidx + 1])
+else
+  redis.call('HDEL', meta_key, 'd')
+  for i = 1, n do redis.call('HSET', chunks_key, gen .. ':' .. (i - 1), argv[nidx + i]) end
+end
+if ttl > 0 then
+  redis.call('PEXPIREAT', meta_key, expire_at)
+  redis.call('PEXPIREAT', chunks_key, expire_at + grace)
+  redis.call('ZADD', exp_key, expire_at, path)
+else
+  redis.call('PERSIST', meta_key)
+  redis.call('PERSIST', chunks_key)
+  redis.call('ZREM', exp_key, path)
+end
+local old_blob = cur[5] or ''
+if old_blob ~= '' and old_blob ~= blob then redis.call('ZREM', blobs_key, old_blob) end
+if blob ~= '' then
+  local score = '+inf'
+  if ttl > 0 then score = expire_at + grace end
+  redis.call('ZADD', blobs_key, score, blob)
+end
+local is_new = redis.call('HEXISTS', files_key, path) == 0
+redis.call('HSET', files_key, path,
+  size .. '|' .. expire_at .. '|' .. encoding .. '|' .. modified_at)
+redis.call('ZADD', idx_key, 0, path)
+if is_new then
+  redis.call('HSET', parent_key, parent_field, 'f')
+  for j = 2, d do redis.call('HINCRBY', keys[7 + j], argv[12 + j], 1) end
+end
+return {'OK', version, old_blob}
