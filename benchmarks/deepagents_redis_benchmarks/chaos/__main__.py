@@ -64,8 +64,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         page = write_report(rows, Path(args.publish), mode=mode, page="index.md", heading=heading)
         print(f"wrote {page}")
-    # acknowledged work lost or applied twice is a failure of the suite, not just a number
-    bad = [r for r in rows if r.workload != "cache" and (r.lost or r.duplicates)]
+    # acknowledged work lost or applied twice is a failure of the suite, not just a number;
+    # except a loss on a primary's kill -9, which Redis' asynchronous replication allows
+    # (the runbook says how to bound it): reported, not failed
+    for r in rows:
+        if r.workload != "cache" and r.lost and FAULTS[r.fault].replication_loss:
+            print(
+                f"NOTE: {r.workload} / {r.fault}: lost {r.lost} acknowledged writes the killed "
+                "primary had not replicated yet",
+                file=sys.stderr,
+            )
+    bad = [
+        r
+        for r in rows
+        if r.workload != "cache"
+        and (r.duplicates or (r.lost and not FAULTS[r.fault].replication_loss))
+    ]
     for r in bad:
         print(
             f"FAILED: {r.workload} / {r.fault}: lost {r.lost}, duplicated {r.duplicates}",

@@ -1,7 +1,10 @@
 """The faults of the chaos suite: each one starts, lasts its window, and stops.
 
-Clients reach the server through a `FaultProxy` (from the testing package), so network faults
-apply to them only; server faults act on the server behind it.
+Clients reach a single server through a `FaultProxy` (from the testing package), so network
+faults apply to them only; server faults act on the server behind it. The failover faults run
+on topologies of their own: a Sentinel-watched master with a replica, and a Cluster whose
+primaries have a replica each; their window lasts until the topology has healed (a replica
+promoted and serving), bounded.
 """
 
 from __future__ import annotations
@@ -18,12 +21,18 @@ __all__ = ["FAULTS", "Fault", "Stage"]
 class Stage:
     """What a fault acts on."""
 
-    server: Any
-    """The `EmbeddedRedis` (AOF, appendfsync always, DEBUG enabled)."""
-    proxy: Any
-    """The `FaultProxy` the clients go through."""
-    admin: Any
-    """A redis-py client straight to the server (for CONFIG, SCRIPT, DEBUG)."""
+    server: Any = None
+    """The single `EmbeddedRedis` (AOF, appendfsync always, DEBUG enabled)."""
+    proxy: Any = None
+    """The `FaultProxy` the clients of the single server go through."""
+    admin: Any = None
+    """A redis-py client straight to the single server (for CONFIG, SCRIPT, DEBUG)."""
+    sentinel: Any = None
+    """The `SentinelTopology` (topology `sentinel`)."""
+    cluster: Any = None
+    """The `LocalCluster` with replicas (topology `cluster`)."""
+    victim: Any = None
+    """The node a failover fault killed."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,13 @@ class Fault:
     description: str
     start: Callable[[Stage], None]
     stop: Callable[[Stage], None]
+    topology: str = "single"
+    """`single` (one server behind a proxy), `sentinel` or `cluster`."""
+    healed: Callable[[Stage], bool] | None = None
+    """When set, the window lasts until this is true (bounded): the topology recovered."""
+    replication_loss: bool = False
+    """A kill -9 of a primary: writes it acknowledged and had not yet sent to its replica
+    are lost by Redis' asynchronous replication itself (reported, not a failure of ours)."""
 
 
 def _nothing(stage: Stage) -> None:
@@ -80,6 +96,30 @@ def _debug_sleep(seconds: float) -> Callable[[Stage], None]:
     return apply
 
 
+def _kill_sentinel_master(stage: Stage) -> None:
+    stage.victim = stage.sentinel.master
+    stage.victim.kill()
+
+
+def _sentinel_failed_over(stage: Stage) -> bool:
+    return bool(stage.sentinel.failed_over(old_master_dead=True))
+
+
+def _kill_cluster_primary(stage: Stage) -> None:
+    port = stage.cluster.primaries()[0]
+    stage.victim = next(node for node in stage.cluster.nodes if node.port == port)
+    stage.victim.kill()
+
+
+def _cluster_failed_over(stage: Stage) -> bool:
+    return bool(stage.cluster.healthy(without=stage.victim.port))
+
+
+def _restart_victim(stage: Stage) -> None:
+    # it comes back with its data and rejoins as a replica of the promoted node
+    stage.victim.restart()
+
+
 FAULTS: dict[str, Fault] = {
     f.name: f
     for f in (
@@ -108,6 +148,24 @@ FAULTS: dict[str, Fault] = {
             "the server stalls 1 s (DEBUG SLEEP): writes applied, replies late",
             _debug_sleep(1.0),
             _nothing,
+        ),
+        Fault(
+            "sentinel_failover",
+            "kill -9 of the Sentinel-watched master; 3 Sentinels promote its replica",
+            _kill_sentinel_master,
+            _restart_victim,
+            topology="sentinel",
+            healed=_sentinel_failed_over,
+            replication_loss=True,
+        ),
+        Fault(
+            "cluster_failover",
+            "kill -9 of a Cluster primary (1 of 3); its replica is promoted",
+            _kill_cluster_primary,
+            _restart_victim,
+            topology="cluster",
+            healed=_cluster_failed_over,
+            replication_loss=True,
         ),
     )
 }

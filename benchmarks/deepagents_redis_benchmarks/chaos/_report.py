@@ -93,12 +93,16 @@ def write_report(
     lines = [
         *([heading, ""] if heading else []),
         f"Mode: {mode}. Each row: a private redis-server (AOF, `appendfsync always`) behind a "
-        "fault proxy; the workload runs before, during and after the fault, then retries "
+        "fault proxy, or for the failover faults a master with a replica watched by three "
+        "Sentinels, or a Cluster of three primaries with a replica each "
+        "(`cluster-node-timeout` 1 s); the workload runs before, during and after the fault "
+        "(a failover's window lasts until a replica is promoted and serving), then retries "
         "each failed operation once and checks every acknowledged one.",
         "",
         "| workload | fault | ops | acknowledged | lost | duplicated | outcomes "
-        "| retried ok / still failing | p50 / p99 ms before | during | after | recovery s | plot |",
-        "|---|---|---:|---:|---:|---:|---|---|---|---|---|---:|---|",
+        "| retried ok / still failing | p50 / p99 ms before | during | after | window s "
+        "| recovery s | plot |",
+        "|---|---|---:|---:|---:|---:|---|---|---|---|---|---:|---:|---|",
     ]
     for row in rows:
         outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(row.outcomes.items()))
@@ -117,6 +121,7 @@ def write_report(
             outcomes,
             f"{row.retried_ok} / {row.still_failed}",
             *phases,
+            f"{row.window[1] - row.window[0]:.2f}",
             recovery,
             f"[svg](plots/{row.workload}-{row.fault}.svg)",
         ]

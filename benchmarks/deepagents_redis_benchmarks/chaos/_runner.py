@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from deepagents_redis_benchmarks.chaos._faults import FAULTS, Stage
 from deepagents_redis_benchmarks.chaos._workloads import WORKLOADS
@@ -53,35 +57,76 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+_AOF = {"appendonly": "yes", "appendfsync": "always"}
+HEAL_LIMIT_S = 30.0
+"""Longest a failover fault's window may last waiting for the topology to heal."""
+
+
+@contextlib.contextmanager
+def _topology(kind: str) -> Iterator[tuple[Stage, str, Literal["on", "off"]]]:
+    """Private servers of one kind: `(stage, url the clients use, cluster setting)`."""
+    import redis
+    from deepagents_redis.core import EmbeddedRedis
+    from deepagents_redis.testing import FaultProxy, LocalCluster, SentinelTopology
+
+    if kind == "single":
+        config = {**_AOF, "enable-debug-command": "local"}
+        with (
+            EmbeddedRedis(config=config, allow_fallback=False) as server,
+            FaultProxy(server.url) as proxy,
+        ):
+            admin = redis.Redis.from_url(server.url, socket_timeout=10)
+            try:
+                yield Stage(server=server, proxy=proxy, admin=admin), proxy.url, "off"
+            finally:
+                admin.close()
+        return
+    if kind == "cluster":
+        with LocalCluster(replicas=1, node_timeout_ms=1000) as cluster:
+            yield Stage(cluster=cluster), cluster.url, "on"
+        return
+    servers: list[Any] = []
+
+    def factory(config: dict[str, str] | None = None) -> Any:
+        server = EmbeddedRedis(config={**_AOF, **(config or {})}, allow_fallback=False)
+        servers.append(server)
+        return server.start()
+
+    with tempfile.TemporaryDirectory(prefix="chaos-sentinel-") as home:
+        topo = None
+        try:
+            topo = SentinelTopology.start(
+                factory, Path(home), replicas=1, sentinels=3, down_after_ms=1000
+            )
+            yield Stage(sentinel=topo), topo.url, "off"
+        finally:
+            if topo is not None:
+                topo.stop()
+            for server in servers:
+                server.close()
+
+
 def run_pair(workload_name: str, fault_name: str, timing: Timing) -> Row:
-    """Start a private server with AOF behind a fault proxy, run, fault, recover, verify.
+    """Start private servers (the fault's topology), run, fault, recover, verify.
 
     Returns:
         The row.
     """
-    import redis
-    from deepagents_redis.core import EmbeddedRedis, RedisConnector, RedisSettings
-    from deepagents_redis.testing import FaultProxy
+    from deepagents_redis.core import RedisConnector, RedisSettings
 
     fault = FAULTS[fault_name]
     row = Row(workload_name, fault_name)
-    config = {"appendonly": "yes", "appendfsync": "always", "enable-debug-command": "local"}
-    with (
-        EmbeddedRedis(config=config, allow_fallback=False) as server,
-        FaultProxy(server.url) as proxy,
-    ):
-        admin = redis.Redis.from_url(server.url, socket_timeout=10)
+    with _topology(fault.topology) as (stage, url, cluster):
         settings = RedisSettings(
-            url=proxy.url,
+            url=url,
             key_prefix="chaos",
-            cluster="off",
+            cluster=cluster,
             deadline_seconds=1.0,
             socket_timeout=0.5,
             socket_connect_timeout=0.5,
         )
         connector = RedisConnector(settings=settings)
         workload = WORKLOADS[workload_name](connector)
-        stage = Stage(server, proxy, admin)
         acked: dict[int, Any] = {}
         failed: list[int] = []
         t0 = time.monotonic()
@@ -120,6 +165,12 @@ def run_pair(workload_name: str, fault_name: str, timing: Timing) -> Row:
             fault_start = time.monotonic() - t0
             fault.start(stage)
             until(timing.before + timing.during)
+            if fault.healed is not None:
+                # a failover takes as long as it takes: the window lasts until it is done
+                limit = time.monotonic() + HEAL_LIMIT_S
+                while not fault.healed(stage) and time.monotonic() < limit:
+                    step()
+                    time.sleep(timing.pace)
             fault.stop(stage)
             fault_end = time.monotonic() - t0
             row.window = (fault_start, fault_end)
@@ -141,7 +192,6 @@ def run_pair(workload_name: str, fault_name: str, timing: Timing) -> Row:
         finally:
             workload.close()
             connector.close()
-            admin.close()
     row.ops = counter
     row.acked = len(acked)
     row.outcomes = dict(outcomes)

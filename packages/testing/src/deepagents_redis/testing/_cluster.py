@@ -21,7 +21,7 @@ _SLOTS = 16_384
 
 
 class LocalCluster:
-    """Three cluster-enabled primaries on free loopback ports, no replicas.
+    """Cluster-enabled primaries on free loopback ports (three by default), and replicas.
 
     Each node is an `EmbeddedRedis` started with `--cluster-enabled yes` and its own
     `nodes.conf` in its own data directory; the slots are assigned with
@@ -35,6 +35,8 @@ class LocalCluster:
         self,
         *,
         primaries: int = 3,
+        replicas: int = 0,
+        node_timeout_ms: int = 5000,
         redis_server: str | None = None,
         ready_timeout: float = 60.0,
     ) -> None:
@@ -42,10 +44,16 @@ class LocalCluster:
 
         Args:
             primaries: Number of primaries (3 is the minimum `redis-cli --cluster` accepts).
+            replicas: Replicas per primary (they need `redis-cli`); a killed primary's replica
+                is promoted about `node_timeout_ms` later.
+            node_timeout_ms: `cluster-node-timeout`: how long a node may be unreachable before
+                the others fail it over.
             redis_server: Path of the `redis-server` binary; found on PATH when None.
             ready_timeout: Seconds to wait for the cluster to converge.
         """
         self._primaries = primaries
+        self._replicas = replicas
+        self._node_timeout_ms = node_timeout_ms
         self._redis_server = redis_server
         self._ready_timeout = ready_timeout
         self.nodes: list[EmbeddedRedis] = []
@@ -81,12 +89,12 @@ class LocalCluster:
         from deepagents_redis.core._embedded import EmbeddedRedis
 
         try:
-            for _ in range(self._primaries):
+            for _ in range(self._primaries * (1 + self._replicas)):
                 node = EmbeddedRedis(
                     config={
                         "cluster-enabled": "yes",
                         "cluster-config-file": "nodes.conf",
-                        "cluster-node-timeout": "5000",
+                        "cluster-node-timeout": str(self._node_timeout_ms),
                         # Without this, CLUSTERDOWN is returned while the nodes gossip.
                         "cluster-require-full-coverage": "yes",
                     },
@@ -120,14 +128,48 @@ class LocalCluster:
     ) -> None:
         self.close()
 
+    def primaries(self) -> list[int]:
+        """The ports of the nodes that serve slots now (after a failover: the promoted ones)."""
+        for node in self.nodes:
+            try:
+                with _client(node.port) as client:
+                    slots: Any = client.execute_command("CLUSTER", "SLOTS")
+            except redis.exceptions.RedisError:
+                continue  # a killed node
+            return sorted({int(s[2][1]) for s in slots})
+        return []
+
+    def healthy(self, *, without: int | None = None) -> bool:
+        """Whether every running node says `cluster_state:ok` and no slot is served by `without`.
+
+        Args:
+            without: The port of a killed primary: healthy once its slots moved to a replica.
+
+        Returns:
+            True when the cluster serves every slot again.
+        """
+        for node in self.nodes:
+            if node.port == without:
+                continue
+            try:
+                with _client(node.port) as client:
+                    info = _parse_info(client.execute_command("CLUSTER", "INFO"))
+            except redis.exceptions.RedisError:
+                return False
+            if info.get("cluster_state") != "ok":
+                return False
+        return without not in self.primaries()
+
     def _create(self) -> None:
         cli = shutil.which("redis-cli")
         if cli is None:
+            if self._replicas:
+                raise RuntimeError("a LocalCluster with replicas needs redis-cli on PATH")
             self._create_manually()
             return
         command = [cli, "--cluster", "create"]
         command += [f"127.0.0.1:{node.port}" for node in self.nodes]
-        command += ["--cluster-replicas", "0", "--cluster-yes"]
+        command += ["--cluster-replicas", str(self._replicas), "--cluster-yes"]
         result = subprocess.run(  # noqa: S603 - fixed argv, no shell
             command,
             capture_output=True,
@@ -177,6 +219,17 @@ class LocalCluster:
             maps.append(sorted((int(s[0]), int(s[1]), int(s[2][1])) for s in slots))
         if any(m != maps[0] for m in maps):
             return "nodes disagree on CLUSTER SLOTS"
+        served = {port for _, _, port in maps[0]}
+        for node in self.nodes:
+            if node.port in served:
+                continue
+            with _client(node.port) as client:
+                try:
+                    role = client.execute_command("ROLE")
+                except redis.exceptions.RedisError as exc:
+                    return f"replica {node.port}: {exc}"
+            if str(role[0]) != "slave" or str(role[3]) != "connected":
+                return f"replica {node.port}: not in sync with its primary yet"
         covered = sum(end - start + 1 for start, end, _ in maps[0])
         if covered != _SLOTS:
             return f"CLUSTER SLOTS covers {covered} slots"
