@@ -227,7 +227,7 @@ def _raw_floor(ctx: BenchContext, ours: _Thread, get: Callable[[], Any], n: int)
 
 def _agent_runs(ctx: BenchContext, savers: dict[str, Any], missing: str) -> list[Result]:
     from deepagents import create_deep_agent
-    from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
+    from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
     from langchain_core.messages import AIMessage, HumanMessage
 
     def script() -> list[Any]:

@@ -121,8 +121,8 @@ def _drop_plan(repo: Any, scope: str) -> None:
 
 def _agent_run(ctx: BenchContext, settings: Any) -> list[Result]:
     from deepagents import create_deep_agent
+    from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
     from deepagents_redis.todos import RedisTodoMiddleware
-    from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
     from langchain.agents.middleware import TodoListMiddleware
     from langchain_core.messages import AIMessage, HumanMessage
 

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from deepagents_redis.cache import RedisLLMCache, RedisNodeCache
 from deepagents_redis.core import RecordingInstrumentation, set_instrumentation
+from deepagents_redis.testing import Closer, RedisTarget
 
 
 @pytest.fixture
@@ -20,47 +20,14 @@ def recorder() -> Iterator[RecordingInstrumentation]:
 
 
 @pytest.fixture
-def make_llm_cache(redis_target: Any) -> Iterator[Callable[..., RedisLLMCache]]:
-    """Sync caches on the target (standalone or cluster); closed after the test."""
-    made: list[RedisLLMCache] = []
-
-    def factory(**kwargs: Any) -> RedisLLMCache:
-        kwargs.setdefault("settings", redis_target.settings)
-        cache = RedisLLMCache(**kwargs)
-        made.append(cache)
-        return cache
-
-    yield factory
-    for cache in made:
-        cache.close()
+def make_llm_cache(redis_target: RedisTarget, closer: Closer) -> Callable[..., RedisLLMCache]:
+    """Caches on the target (standalone or cluster), closed after the test (in its loop)."""
+    return closer.factory(RedisLLMCache, settings=redis_target.settings)
 
 
-@pytest_asyncio.fixture
-async def make_allm_cache(redis_target: Any) -> AsyncIterator[Callable[..., RedisLLMCache]]:
-    """Caches for async tests (their asyncio clients live in the test's loop)."""
-    made: list[RedisLLMCache] = []
-
-    def factory(**kwargs: Any) -> RedisLLMCache:
-        kwargs.setdefault("settings", redis_target.settings)
-        cache = RedisLLMCache(**kwargs)
-        made.append(cache)
-        return cache
-
-    yield factory
-    for cache in made:
-        await cache.aclose()
-
-
-@pytest_asyncio.fixture
-async def make_node_cache(redis_target: Any) -> AsyncIterator[Callable[..., RedisNodeCache[Any]]]:
-    made: list[RedisNodeCache[Any]] = []
-
-    def factory(**kwargs: Any) -> RedisNodeCache[Any]:
-        kwargs.setdefault("settings", redis_target.settings)
-        cache: RedisNodeCache[Any] = RedisNodeCache(**kwargs)
-        made.append(cache)
-        return cache
-
-    yield factory
-    for cache in made:
-        await cache.aclose()
+@pytest.fixture
+def make_node_cache(
+    redis_target: RedisTarget, closer: Closer
+) -> Callable[..., RedisNodeCache[Any]]:
+    """Node caches on the target, closed after the test (in its loop)."""
+    return closer.factory(RedisNodeCache, settings=redis_target.settings)

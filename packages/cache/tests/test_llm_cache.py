@@ -71,8 +71,8 @@ def test_other_generation_types_round_trip(make_llm_cache: Any) -> None:
     assert [type(g) for g in got] == [ChatGenerationChunk, Generation]
 
 
-async def test_async_round_trip(make_allm_cache: Any) -> None:
-    cache = make_allm_cache(ttl=60)
+async def test_async_round_trip(make_llm_cache: Any) -> None:
+    cache = make_llm_cache(ttl=60)
     gen = tool_call_generation()
     assert await cache.alookup("p", LLM) is None
     await cache.aupdate("p", LLM, [gen])
@@ -144,8 +144,8 @@ def test_clear_is_one_generation_bump(make_llm_cache: Any, redis_target: Any) ->
     assert redis_target.client.get(cache.redis_keys("p", LLM)["generation"]) == b"1"
 
 
-async def test_async_write_lands_for_other_clients(make_allm_cache: Any, redis_target: Any) -> None:
-    writer = make_allm_cache(ttl=60)
+async def test_async_write_lands_for_other_clients(make_llm_cache: Any, redis_target: Any) -> None:
+    writer = make_llm_cache(ttl=60)
     await writer.aupdate("p", LLM, [tool_call_generation()])
     # A separate sync client and a separate cache object read it back.
     key = writer.redis_keys("p", LLM)["entry"]

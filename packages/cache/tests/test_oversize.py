@@ -54,9 +54,9 @@ def test_an_oversize_entry_is_a_miss_and_is_not_transferred(
 
 
 async def test_async_lookup_has_the_same_bound(
-    make_allm_cache: Any, redis_target: Any, recorder: Any
+    make_llm_cache: Any, redis_target: Any, recorder: Any
 ) -> None:
-    cache = make_allm_cache(namespace="abig", cache_settings=BOUNDED, single_flight=False)
+    cache = make_llm_cache(namespace="abig", cache_settings=BOUNDED, single_flight=False)
     _plant(cache, redis_target.client, 2 * LIMIT)
     assert await cache.alookup(PROMPT, LLM) is None
     assert recorder.total("cache.lookup", outcome="oversize") == 1

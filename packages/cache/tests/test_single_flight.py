@@ -82,8 +82,8 @@ def test_without_single_flight_every_thread_calls(make_llm_cache: Any) -> None:
     assert calls == 8
 
 
-async def test_async_tasks_one_model_call(make_allm_cache: Any) -> None:
-    cache = make_allm_cache(ttl=60, namespace="sf-async", cache_settings=PATIENT)
+async def test_async_tasks_one_model_call(make_llm_cache: Any) -> None:
+    cache = make_llm_cache(ttl=60, namespace="sf-async", cache_settings=PATIENT)
     calls = 0
     start = asyncio.Event()
 

@@ -13,10 +13,9 @@ import pytest
 from deepagents import create_deep_agent
 from deepagents.middleware.async_subagents import AsyncSubAgentMiddleware
 from deepagents_redis.coord import RedisAsyncSubAgentMiddleware, TaskClient
+from deepagents_redis.testing.chat import ScriptedChatModel, tool_call, tool_calls
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableLambda
-
-from ._scripted import Scripted, call
 
 pytestmark = pytest.mark.integration
 
@@ -53,56 +52,39 @@ def _wait_done(tasks: TaskClient, task_id: str) -> None:
     tasks.join(task_id, timeout=20)
 
 
-def _script(tasks: TaskClient) -> Scripted:
+def _script(tasks: TaskClient) -> ScriptedChatModel:
     def wait_then_check_slow(messages: Sequence[BaseMessage]) -> AIMessage:
         first, second = _ids(messages)
         tasks.join(first, timeout=20)  # A ends now; the next model call is told so
-        return AIMessage(
-            content="", tool_calls=[call("check_async_task", {"task_id": second}, "c2")]
-        )
+        return tool_call("check_async_task", {"task_id": second}, "c2")
 
     def check_and_cancel(messages: Sequence[BaseMessage]) -> AIMessage:
         first, second = _ids(messages)
-        return AIMessage(
-            content="",
-            tool_calls=[
-                call("check_async_task", {"task_id": first}, "c3"),
-                call("cancel_async_task", {"task_id": second}, "c4"),
-            ],
+        return tool_calls(
+            ("check_async_task", {"task_id": first}, "c3"),
+            ("cancel_async_task", {"task_id": second}, "c4"),
         )
 
     def follow_up(messages: Sequence[BaseMessage]) -> AIMessage:
         first, _ = _ids(messages)
-        return AIMessage(
-            content="",
-            tool_calls=[
-                call("update_async_task", {"task_id": first, "message": "more on A"}, "c5")
-            ],
-        )
+        return tool_call("update_async_task", {"task_id": first, "message": "more on A"}, "c5")
 
     def listing(messages: Sequence[BaseMessage]) -> AIMessage:
         for _ in range(500):  # the follow-up run ends
             if not tasks.active("researcher"):
                 break
             time.sleep(0.01)
-        return AIMessage(content="", tool_calls=[call("list_async_tasks", {}, "c6")])
+        return tool_call("list_async_tasks", {}, "c6")
 
-    return Scripted(
-        steps=[
-            AIMessage(
-                content="",
-                tool_calls=[
-                    call(
-                        "start_async_task",
-                        {"description": "topic A", "subagent_type": "researcher"},
-                        "c0",
-                    ),
-                    call(
-                        "start_async_task",
-                        {"description": "topic B", "subagent_type": "slow"},
-                        "c1",
-                    ),
-                ],
+    return ScriptedChatModel(
+        script=[
+            tool_calls(
+                (
+                    "start_async_task",
+                    {"description": "topic A", "subagent_type": "researcher"},
+                    "c0",
+                ),
+                ("start_async_task", {"description": "topic B", "subagent_type": "slow"}, "c1"),
             ),
             wait_then_check_slow,
             check_and_cancel,

@@ -8,39 +8,22 @@ import pytest
 from deepagents import create_deep_agent
 from deepagents_redis.coord import EventBus, SubagentEventsMiddleware, TaskClient, remote_subagent
 from deepagents_redis.core import RedisConnector
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
 from langchain_core.messages import AIMessage
 
 pytestmark = pytest.mark.integration
 
 
-class Scripted(GenericFakeChatModel):
-    """Replays its messages; accepts tools like a real tool-calling model."""
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
-
-
-def _script() -> Scripted:
-    return Scripted(
-        messages=iter(
-            [
-                AIMessage(
-                    content="",
-                    tool_calls=[
-                        {
-                            "name": "task",
-                            "args": {
-                                "description": "find the answer",
-                                "subagent_type": "researcher",
-                            },
-                            "id": "call-1",
-                        }
-                    ],
-                ),
-                AIMessage(content="The researcher says 42."),
-            ]
-        )
+def _script() -> ScriptedChatModel:
+    return ScriptedChatModel(
+        script=[
+            tool_call(
+                "task",
+                {"description": "find the answer", "subagent_type": "researcher"},
+                "call-1",
+            ),
+            AIMessage(content="The researcher says 42."),
+        ]
     )
 
 

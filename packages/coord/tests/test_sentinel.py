@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 import pytest
 from deepagents_redis.coord import TaskClient
 from deepagents_redis.core import DeepAgentsRedisError, RedisConnector, RedisSettings
+from deepagents_redis.testing import SentinelFactory
 
 from .conftest import running_worker
 
@@ -27,7 +27,9 @@ def square(x: dict[str, int]) -> int:
     return x["n"] * x["n"]
 
 
-def test_tasks_through_sentinel_survive_a_master_kill(redis_sentinel_factory: Any) -> None:
+def test_tasks_through_sentinel_survive_a_master_kill(
+    redis_sentinel_factory: SentinelFactory,
+) -> None:
     topo = redis_sentinel_factory(
         replicas=1, sentinels=3, quorum=2, down_after_ms=1000, failover_timeout_ms=3000
     )

@@ -42,6 +42,7 @@ from deepagents_redis.core import (
     create_client,
     redis_errors,
 )
+from deepagents_redis.testing import SentinelFactory, SentinelTopology
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -90,60 +91,21 @@ def _probe(port: int, *command: Any) -> Any:
 
 
 @pytest.fixture
-def topology(redis_sentinel_factory: Any) -> Any:
+def topology(redis_sentinel_factory: SentinelFactory) -> SentinelTopology:
     # One master, one replica, three Sentinels (quorum 2), fast failure detection; the
     # testing plugin's topology (stopped after the test).
-    return Topology(
-        redis_sentinel_factory(
-            replicas=1,
-            sentinels=3,
-            quorum=2,
-            service=SERVICE,
-            down_after_ms=1000,
-            failover_timeout_ms=3000,
-            debug=_SENTINEL_DEBUG,
-        )
+    return redis_sentinel_factory(
+        replicas=1,
+        sentinels=3,
+        quorum=2,
+        service=SERVICE,
+        down_after_ms=1000,
+        failover_timeout_ms=3000,
+        debug=_SENTINEL_DEBUG,
     )
 
 
-class Topology:
-    """The plugin's `SentinelTopology` with what these tests ask of it."""
-
-    def __init__(self, topo: Any) -> None:
-        self._topo = topo
-        self.master = topo.master
-        self.replica = topo.replicas[0]
-        self.sentinel_ports = topo.sentinel_ports
-
-    @property
-    def url(self) -> str:
-        return str(self._topo.url)
-
-    def reported_masters(self) -> list[int | None]:
-        return list(self._topo.reported_masters())
-
-    def role(self, port: int) -> str | None:
-        role = self._topo.role(port)
-        return None if role is None else str(role)
-
-    def describe(self) -> str:
-        return (
-            f"sentinels report {self.reported_masters()}; master {self.master.port} is "
-            f"{self.role(self.master.port)}, replica {self.replica.port} is "
-            f"{self.role(self.replica.port)}"
-        )
-
-    def switched(self, *, old_master_dead: bool) -> bool:
-        """Every Sentinel names the replica, it is a master, and the old master is gone or
-        demoted (until then Redis itself has two writable masters)."""
-        if any(port != self.replica.port for port in self.reported_masters()):
-            return False
-        if self.role(self.replica.port) != "master":
-            return False
-        return old_master_dead or self.role(self.master.port) == "slave"
-
-
-def _trigger(topo: Topology, how: str) -> None:
+def _trigger(topo: SentinelTopology, how: str) -> None:
     if how == "kill-master":
         topo.master.kill()  # SIGKILL by its own PID, waits for the process to go
     else:
@@ -168,12 +130,12 @@ class Outcome:
 BEFORE = {f"failover:before:{i}": f"v{i}".encode() for i in range(20)}
 
 
-def _verify_on_new_master(topo: Topology, outcomes: list[Outcome], *, dead: bool) -> None:
+def _verify_on_new_master(topo: SentinelTopology, outcomes: list[Outcome], *, dead: bool) -> None:
     """Look at the promoted replica directly, not through the client under test."""
     for outcome in outcomes:
         if outcome.error is not None:
             _check_typed(outcome.error)
-    new_master = _direct(topo.replica.port)
+    new_master = _direct(topo.replicas[0].port)
     try:
         assert new_master.mget(list(BEFORE)) == list(BEFORE.values())
         assert new_master.get("failover:after") == b"a"
@@ -190,7 +152,7 @@ def _verify_on_new_master(topo: Topology, outcomes: list[Outcome], *, dead: bool
 
 # --------------------------------------------------------------------------- sync
 @pytest.mark.parametrize("how", ["sentinel-failover", "kill-master"])
-def test_sync_client_survives_failover(topology: Topology, how: str) -> None:
+def test_sync_client_survives_failover(topology: SentinelTopology, how: str) -> None:
     client = create_client(url=topology.url)
     try:
         _run_sync(client, topology, how)
@@ -219,7 +181,7 @@ def _sync_set_wait(client: Any, key: str) -> Outcome:
     return Outcome(key, replicated=replicas >= 1)
 
 
-def _run_sync(client: Any, topo: Topology, how: str) -> None:
+def _run_sync(client: Any, topo: SentinelTopology, how: str) -> None:
     with redis_errors():
         pipe = client.pipeline(transaction=False)
         for key, value in BEFORE.items():
@@ -234,7 +196,7 @@ def _run_sync(client: Any, topo: Topology, how: str) -> None:
     outcomes: list[Outcome] = []
     for i in range(SWITCH_POLLS):  # keep writing through the switch
         outcomes.append(_sync_set_wait(client, f"failover:during:{i}"))
-        if topo.switched(old_master_dead=dead):
+        if topo.failed_over(old_master_dead=dead):
             break
         time.sleep(POLL)
     else:
@@ -253,7 +215,7 @@ def _run_sync(client: Any, topo: Topology, how: str) -> None:
     with redis_errors():
         for i in range(10):  # ...and keeps doing so, without errors
             assert client.set(f"failover:after:{i}", b"a")
-        assert client.connection_pool.master_address == ("127.0.0.1", topo.replica.port)
+        assert client.connection_pool.master_address == ("127.0.0.1", topo.replicas[0].port)
         assert client.mget(list(BEFORE)) == list(BEFORE.values())
     _verify_on_new_master(topo, outcomes, dead=dead)
     report = check_health(client)
@@ -263,7 +225,7 @@ def _run_sync(client: Any, topo: Topology, how: str) -> None:
 
 # --------------------------------------------------------------------------- async
 @pytest.mark.parametrize("how", ["sentinel-failover", "kill-master"])
-async def test_async_client_survives_failover(topology: Topology, how: str) -> None:
+async def test_async_client_survives_failover(topology: SentinelTopology, how: str) -> None:
     client = await create_async_client(url=topology.url)
     try:
         await _run_async(client, topology, how)
@@ -291,7 +253,7 @@ async def _async_set_wait(client: Any, key: str) -> Outcome:
     return Outcome(key, replicated=replicas >= 1)
 
 
-async def _run_async(client: Any, topo: Topology, how: str) -> None:
+async def _run_async(client: Any, topo: SentinelTopology, how: str) -> None:
     async with redis_errors():
         pipe = client.pipeline(transaction=False)
         for key, value in BEFORE.items():
@@ -306,7 +268,7 @@ async def _run_async(client: Any, topo: Topology, how: str) -> None:
     outcomes: list[Outcome] = []
     for i in range(SWITCH_POLLS):
         outcomes.append(await _async_set_wait(client, f"failover:during:{i}"))
-        if await asyncio.to_thread(topo.switched, old_master_dead=dead):
+        if await asyncio.to_thread(topo.failed_over, old_master_dead=dead):
             break
         await asyncio.sleep(POLL)
     else:
@@ -324,7 +286,7 @@ async def _run_async(client: Any, topo: Topology, how: str) -> None:
     async with redis_errors():
         for i in range(10):
             assert await client.set(f"failover:after:{i}", b"a")
-        assert client.connection_pool.master_address == ("127.0.0.1", topo.replica.port)
+        assert client.connection_pool.master_address == ("127.0.0.1", topo.replicas[0].port)
         assert await client.mget(list(BEFORE)) == list(BEFORE.values())
     await asyncio.to_thread(_verify_on_new_master, topo, outcomes, dead=dead)
     report = await acheck_health(client)

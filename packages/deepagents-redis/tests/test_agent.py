@@ -16,15 +16,8 @@ from deepagents_redis.agent import (
     create_deep_agent,
     resolve_flags,
 )
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from deepagents_redis.testing.chat import ScriptedChatModel
 from langchain_core.messages import AIMessage, HumanMessage
-
-
-class ScriptedModel(GenericFakeChatModel):
-    """A fake chat model that accepts tools (deepagents binds its file/todo tools)."""
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +41,7 @@ def test_signature_mirrors_deepagents() -> None:
 
 
 def test_no_phase_passes_through_and_runs() -> None:
-    model = ScriptedModel(messages=iter([AIMessage(content="all done")]))
+    model = ScriptedChatModel(script=[AIMessage(content="all done")])
     graph = create_deep_agent(model, system_prompt="be brief")
     result = graph.invoke({"messages": [HumanMessage(content="hi")]})
     assert result["messages"][-1].content == "all done"

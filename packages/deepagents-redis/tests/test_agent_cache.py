@@ -9,7 +9,7 @@ from deepagents_redis.agent import AgentBuild, AgentRedisSettings, create_deep_a
 from deepagents_redis.agent._phases import wire_cache
 from deepagents_redis.cache import CacheSettings, RedisLLMCache, RedisNodeCache
 from deepagents_redis.cli._demo import DemoContext
-from deepagents_redis.cli._demo_cache import ScriptedChatModel, demo_script
+from deepagents_redis.cli._demo_cache import demo_model
 from deepagents_redis.core import RedisConnector
 from langchain_core.messages import HumanMessage
 
@@ -32,7 +32,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_second_agent_run_is_served_from_the_cache(redis_settings: Any, redis_client: Any) -> None:
-    model = ScriptedChatModel(script=demo_script())
+    model = demo_model()
     agent = create_deep_agent(
         model, redis_settings=redis_settings, redis_client=redis_client, redis_cache=True
     )
@@ -51,7 +51,7 @@ def test_cache_flag_from_environment(
 ) -> None:
     monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_ENABLED", "1")
     monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_NAMESPACE", "from-env")
-    model = ScriptedChatModel(script=demo_script())
+    model = demo_model()
     kwargs: dict[str, Any] = {"model": model, "cache": None}
     build = _build(kwargs, redis_settings)
     notes = wire_cache(build)

@@ -10,7 +10,7 @@ from deepagents_redis.agent import close_redis, create_deep_agent, redis_agent
 from deepagents_redis.agent._wiring import _OPENED
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.core import RedisSettings
-from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
+from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 

@@ -8,8 +8,8 @@ import pytest
 from deepagents_redis.agent import AgentBuild, AgentRedisSettings, create_deep_agent
 from deepagents_redis.agent._phases import wire_todos
 from deepagents_redis.core import RedisConnector, RedisSettings
+from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
 from deepagents_redis.todos import RedisTodoMiddleware, RedisTodoRepository, TodosSettings
-from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
 from langchain.agents.middleware import TodoListMiddleware
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver

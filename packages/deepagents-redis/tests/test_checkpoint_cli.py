@@ -14,7 +14,7 @@ from deepagents_redis.agent import redis_agent
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.cli import main
 from deepagents_redis.core import RedisSettings
-from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
+from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.sqlite import SqliteSaver
 

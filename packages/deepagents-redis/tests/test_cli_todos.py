@@ -11,8 +11,8 @@ from deepagents import create_deep_agent
 from deepagents_redis.cli import main
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 from deepagents_redis.core import RedisSettings
+from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
 from deepagents_redis.todos import RedisTodoRepository
-from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
 from langchain.agents.middleware import TodoListMiddleware
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.sqlite import SqliteSaver

@@ -145,15 +145,11 @@ def test_worker_agent_spec_errors(
 
 
 def test_coord_phase_adds_the_lifecycle_middleware(redis_settings: RedisSettings) -> None:
-    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from deepagents_redis.testing.chat import ScriptedChatModel
     from langchain_core.messages import AIMessage
 
-    class Model(GenericFakeChatModel):
-        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-            return self
-
     agent = create_deep_agent(
-        Model(messages=iter([AIMessage(content="hi")])),
+        ScriptedChatModel(script=[AIMessage(content="hi")]),
         redis_settings=redis_settings,
         redis_coord=True,
     )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from deepagents_redis.agent import aclose_redis, close_redis, create_deep_agent, redis_agent
 from deepagents_redis.core import ConfigurationError, RedisConnector, RedisSettings
-from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
+from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 

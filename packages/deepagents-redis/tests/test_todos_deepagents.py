@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from deepagents import create_deep_agent
+from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
 from deepagents_redis.todos import RedisTodoMiddleware, RedisTodoRepository
-from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 

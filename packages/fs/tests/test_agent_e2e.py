@@ -8,21 +8,14 @@ from typing import Any
 import pytest
 from deepagents import create_deep_agent
 from deepagents_redis.fs import RedisBackend
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 pytestmark = pytest.mark.integration
 
 
-class ScriptedModel(GenericFakeChatModel):
-    """Replays AIMessages (with tool calls); accepts tools like a real chat model."""
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
-
-
 def _call(name: str, n: int, **args: Any) -> AIMessage:
-    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call-{n}"}])
+    return tool_call(name, args, f"call-{n}")
 
 
 def script() -> list[AIMessage]:
@@ -65,13 +58,13 @@ def _check(result: dict[str, Any], backend: RedisBackend) -> None:
 
 def test_create_deep_agent_with_redis_backend(make_backend: Any) -> None:
     backend = make_backend()
-    agent = create_deep_agent(model=ScriptedModel(messages=iter(script())), backend=backend)
+    agent = create_deep_agent(model=ScriptedChatModel(script=script()), backend=backend)
     result = agent.invoke({"messages": [HumanMessage("organise my notes")]})
     _check(result, backend)
 
 
-async def test_create_deep_agent_async(amake_backend: Any) -> None:
-    backend = amake_backend()
-    agent = create_deep_agent(model=ScriptedModel(messages=iter(script())), backend=backend)
+async def test_create_deep_agent_async(make_backend: Any) -> None:
+    backend = make_backend()
+    agent = create_deep_agent(model=ScriptedChatModel(script=script()), backend=backend)
     result = await agent.ainvoke({"messages": [HumanMessage("organise my notes")]})
     _check(result, backend)

@@ -78,9 +78,9 @@ def test_every_method_returns_an_error_result(
 @pytest.mark.parametrize("path", ["/\ud800", "/a/\ud83d/b"])
 @pytest.mark.parametrize(("name", "call", "error"), ACALLS, ids=[c[0] for c in ACALLS])
 async def test_every_async_method_returns_an_error_result(
-    amake_backend: Any, path: str, name: str, call: Any, error: Any
+    make_backend: Any, path: str, name: str, call: Any, error: Any
 ) -> None:
-    backend = amake_backend()
+    backend = make_backend()
     await backend.awrite("/keep.txt", "kept")
     result = await call(backend, path)
     assert error(result), f"{name}({path!r}) gave no error: {result!r}"

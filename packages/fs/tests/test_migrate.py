@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _fs_helpers import store_backend
 from deepagents.backends import FilesystemBackend
 from deepagents_redis.fs import (
     DualWriteBackend,
@@ -16,12 +15,13 @@ from deepagents_redis.fs import (
     acopy_files,
     copy_files,
 )
+from deepagents_redis.testing.backends import reference_backend
 
 pytestmark = pytest.mark.integration
 
 
 def test_dual_write_mirrors_writes_and_reports_divergence(make_backend: Any) -> None:
-    primary = store_backend()
+    primary = reference_backend()
     secondary: RedisBackend = make_backend(max_file_size=50)
     seen: list[Any] = []
     dual = DualWriteBackend(primary, secondary, on_divergence=seen.append)
@@ -43,9 +43,9 @@ def test_dual_write_mirrors_writes_and_reports_divergence(make_backend: Any) -> 
     assert dual.divergence_count == 1
 
 
-async def test_dual_write_async_with_shadow_reads(amake_backend: Any) -> None:
-    primary = store_backend()
-    secondary: RedisBackend = amake_backend()
+async def test_dual_write_async_with_shadow_reads(make_backend: Any) -> None:
+    primary = reference_backend()
+    secondary: RedisBackend = make_backend()
     dual = DualWriteBackend(primary, secondary, shadow_reads=True)
     await dual.awrite("/d/one.py", "print(1)  # TODO\n")
     await dual.aedit("/d/one.py", "1", "2")
@@ -81,7 +81,7 @@ def test_copy_between_filesystem_redis_and_store(make_backend: Any, tmp_path: Pa
     assert redis_fs.download_files(["/img.png"])[0].content == b"\x89PNG\r\n\x1a\n\x00\xff"
     assert redis_fs.read("/src/pkg/mod.py").file_data["content"] == "x = 1\n"
     # and on to a StoreBackend, then a sub-tree back to a fresh directory
-    store = store_backend()
+    store = reference_backend()
     assert len(copy_files(redis_fs, store).copied) == 4
     out = FilesystemBackend(root_dir=tmp_path / "out", virtual_mode=True)
     (tmp_path / "out").mkdir()
@@ -89,9 +89,9 @@ def test_copy_between_filesystem_redis_and_store(make_backend: Any, tmp_path: Pa
     assert (tmp_path / "out" / "src" / "pkg" / "mod.py").read_text() == "x = 1\n"
 
 
-async def test_acopy_files(amake_backend: Any) -> None:
-    a: RedisBackend = amake_backend()
-    b: RedisBackend = amake_backend()
+async def test_acopy_files(make_backend: Any) -> None:
+    a: RedisBackend = make_backend()
+    b: RedisBackend = make_backend()
     await a.aupload_files([("/x/1.txt", b"one"), ("/x/y/2.bin", b"\x00\xff"), ("/3", b"")])
     report = await acopy_files(a, b)
     assert sorted(report.copied) == ["/3", "/x/1.txt", "/x/y/2.bin"]

@@ -1,65 +1,37 @@
-"""Property tests: differential against StoreBackend, and path fuzzing."""
+"""Property tests: differential against StoreBackend (RedisBackend, and DualWriteBackend in
+front of it), and path fuzzing."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from _fs_helpers import assert_same, store_backend
 from deepagents.backends.utils import validate_path
-from deepagents_redis.fs import RedisBackend
+from deepagents_redis.fs import DualWriteBackend, RedisBackend
+from deepagents_redis.testing.backends import check_backend_against, reference_backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 pytestmark = pytest.mark.integration
 
-_NAMES = ["a", "b", "c.txt", "d.py", ".e", "x.png", "é", "sp ace"]
-paths = st.lists(st.sampled_from(_NAMES), min_size=1, max_size=3).map(lambda p: "/" + "/".join(p))
-dirs = st.one_of(st.just("/"), paths, paths.map(lambda p: p + "/"))
-texts = st.tuples(
-    st.text(alphabet="ab\n\r é☃TODO", max_size=25), st.sampled_from([1, 1, 1, 60, 250])
-).map(lambda t: t[0] * t[1])
-needles = st.sampled_from(["a", "b", "TODO", "\n", "é☃", "ab", "zz", ""])
-globs = st.sampled_from(["*", "**", "*.txt", "**/*.py", "/*", "a/*", "*.{txt,py}", ".e", "../x"])
 
-ops = st.one_of(
-    st.tuples(st.just("write"), paths, texts),
-    st.tuples(st.just("edit"), paths, needles, st.text(alphabet="xy\n", max_size=4), st.booleans()),
-    st.tuples(st.just("read"), paths, st.integers(-2, 40), st.integers(-1, 50)),
-    st.tuples(st.just("delete"), dirs),
-    st.tuples(st.just("ls"), dirs),
-    st.tuples(st.just("glob"), globs, st.one_of(st.none(), dirs)),
-    st.tuples(st.just("grep"), needles, st.one_of(st.none(), dirs), st.one_of(st.none(), globs)),
-    st.tuples(
-        st.just("upload_files"),
-        st.lists(st.tuples(paths, st.binary(max_size=40) | texts.map(str.encode)), max_size=3),
-    ),
-    st.tuples(st.just("download_files"), st.lists(paths, max_size=3)),
-)
+def test_differential_against_store_backend(make_backend: Any) -> None:
+    # Small chunks and spill threshold: generated files cross both.
+    check_backend_against(lambda: make_backend(chunk_size=1024, spill_threshold=4096))
 
 
-@settings(
-    max_examples=35,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(sequence=st.lists(ops, min_size=1, max_size=25))
-def test_differential_against_store_backend(
-    make_backend: Any, sequence: list[tuple[Any, ...]]
-) -> None:
-    ours: RedisBackend = make_backend(chunk_size=1024, spill_threshold=4096)
-    reference = store_backend()
-    for op in sequence:
-        name, args = op[0], op[1:]
-        if name == "upload_files":
-            # StoreBackend stores a batch one by one: later duplicates win, like ours
-            args = (list(args[0]),)
-        expected = getattr(reference, name)(*args)
-        got = getattr(ours, name)(*args)
-        try:
-            assert_same(name, got, expected)
-        except AssertionError as exc:
-            raise AssertionError(f"{name}{args}: {got!r} != {expected!r}") from exc
+def test_dual_write_backend_differential_and_never_diverges(make_backend: Any) -> None:
+    # Redis as the primary (what callers get), StoreBackend as the mirrored secondary with
+    # shadow reads: the results must match a plain StoreBackend's, and the dual backend must
+    # never have seen its two backends disagree.
+    def dual() -> DualWriteBackend:
+        primary: RedisBackend = make_backend(chunk_size=1024, spill_threshold=4096)
+        return DualWriteBackend(primary, reference_backend(), shadow_reads=True)
+
+    def agreed(backend: Any) -> None:
+        assert backend.divergences == []
+
+    check_backend_against(dual, max_examples=20, invariant=agreed)
 
 
 _FUZZ_ALPHABET = st.sampled_from(

@@ -257,3 +257,53 @@ def test_redis_cluster_url_override(
             "cluster: external cluster from REDIS_CLUSTER_URL redis://127.0.0.1:*",
         ]
     )
+
+
+def test_closer_closes_after_the_test_the_way_the_test_ran(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+
+        CLOSED = []
+
+        class Thing:
+            def __init__(self, name):
+                self.name = name
+
+            def close(self):
+                CLOSED.append(("close", self.name))
+
+            async def aclose(self):
+                CLOSED.append(("aclose", self.name))
+
+        class SyncOnly:
+            def close(self):
+                CLOSED.append(("close", "sync-only"))
+
+        def test_sync(closer):
+            make = closer.factory(Thing, name="default")
+            assert make().name == "default"
+            assert make(name="b").name == "b"
+            closer(SyncOnly())
+            assert CLOSED == []
+
+        async def test_async(closer):
+            closer(Thing("async"))
+            closer(SyncOnly())
+
+        def test_not_closable(closer):
+            with pytest.raises(TypeError, match="no close"):
+                closer(object())
+
+        def test_closed_newest_first_and_by_test_kind():
+            assert CLOSED == [
+                ("close", "sync-only"),
+                ("close", "b"),
+                ("close", "default"),
+                ("close", "sync-only"),
+                ("aclose", "async"),
+            ]
+        """
+    )
+    result = inner.runpytest_inprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=4)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from deepagents_redis.core import RedisSettings
+from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
 from deepagents_redis.todos import RedisTodoMiddleware, RedisTodoRepository, TodosSettings
-from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
 from langchain.agents import create_agent
 from langchain.agents.middleware import TodoListMiddleware
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage

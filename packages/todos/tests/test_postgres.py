@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
 from deepagents_redis.todos import RedisTodoRepository, TodoBackfill, TodoReconciler
-from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
 from langchain.agents import create_agent
 from langchain.agents.middleware import TodoListMiddleware
 from langchain_core.messages import AIMessage, HumanMessage

@@ -14,7 +14,9 @@ Adding a section (phase helpers: this is your extension point):
 2. Append a `Section` to `SECTIONS` (one line), with ``requires`` set to the
    phase's import name so the section is skipped, with an install hint, when the optional
    package is not installed, and ``needs_lua=True`` if it runs scripts (the fakeredis
-   fallback has no Lua; ``ctx.lua`` says whether the server has it).
+   fallback has no Lua; ``ctx.lua`` says whether the server has it). A section that drives
+   an agent uses ``deepagents_redis.testing.chat``'s scripted model (no API key): require
+   it too, with the ``demo`` extra, which installs it and every phase.
 
 The key prefix is ``demo`` unless ``--prefix`` or ``DEEPAGENTS_REDIS_KEY_PREFIX`` says
 otherwise; sections should build every key through ``ctx.connector.keyspace``.
@@ -94,53 +96,66 @@ class Section:
     Attributes:
         name: Short name, used by ``--only``.
         module: Dotted module name exposing ``run(ctx) -> None``.
-        requires: Import name that must be installed (``None``: always available).
+        requires: Import name(s) that must be installed (``None``: always available).
         extra: The ``deepagents-redis[...]`` extra that installs ``requires``.
         needs_lua: Skip (with a message) when the server cannot run Lua scripts.
     """
 
     name: str
     module: str
-    requires: str | None = None
+    requires: str | tuple[str, ...] | None = None
     extra: str | None = None
     needs_lua: bool = False
 
+    def missing(self) -> str | None:
+        """The first module of ``requires`` that is not installed, if any."""
+        names = (self.requires,) if isinstance(self.requires, str) else self.requires or ()
+        return next((name for name in names if not _installed(name)), None)
+
+
+_SCRIPTED = "deepagents_redis.testing.chat"
+"""The scripted chat model every agent-driving section runs on (no API key)."""
 
 SECTIONS: list[Section] = [
     Section("core", "deepagents_redis.cli._demo_core"),
     Section(
         "cache",
         "deepagents_redis.cli._demo_cache",
-        requires="deepagents_redis.cache",
-        extra="cache",
+        requires=("deepagents_redis.cache", _SCRIPTED),
+        extra="demo",
         needs_lua=True,
     ),
     Section(
         "todos",
         "deepagents_redis.cli._demo_todos",
-        requires="deepagents_redis.todos",
-        extra="todos",
+        requires=("deepagents_redis.todos", _SCRIPTED),
+        extra="demo",
         needs_lua=True,
     ),
     Section(
         "fs",
         "deepagents_redis.cli._demo_fs",
-        requires="deepagents_redis.fs",
-        extra="fs",
+        requires=("deepagents_redis.fs", _SCRIPTED),
+        extra="demo",
         needs_lua=True,
     ),
     Section(
         "coord",
         "deepagents_redis.cli._demo_coord",
-        requires="deepagents_redis.coord",
-        extra="coord",
+        requires=("deepagents_redis.coord", _SCRIPTED),
+        extra="demo",
         needs_lua=True,
     ),
     Section(
         "handoff",
         "deepagents_redis.cli._demo_handoff",
-        requires="deepagents_redis.checkpoint",
-        extra="all",
+        requires=(
+            "deepagents_redis.checkpoint",
+            "deepagents_redis.fs",
+            "deepagents_redis.todos",
+            _SCRIPTED,
+        ),
+        extra="demo",
         needs_lua=True,
     ),
     # phase helpers: Section("cache", "deepagents_redis.cli._demo_cache",
@@ -224,9 +239,10 @@ def run_sections(ctx: DemoContext, *, only: list[str] | None = None) -> list[str
             continue
         ctx.out("")
         ctx.out(f"== {section.name} ==")
-        if section.requires and not _installed(section.requires):
+        missing = section.missing()
+        if missing is not None:
             ctx.out(
-                f"skipped: {section.requires} is not installed "
+                f"skipped: {missing} is not installed "
                 f"(pip install 'deepagents-redis[{section.extra or section.name}]')"
             )
             continue

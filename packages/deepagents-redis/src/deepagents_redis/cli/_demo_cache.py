@@ -1,78 +1,31 @@
 """Demo section ``cache``: a deep agent run twice; the second run is served from Redis.
 
-The model is scripted (no API key): it answers by turn, so both runs ask it exactly the same
-things. The first run calls it; the second finds every answer in the Redis LLM cache, which
-``create_deep_agent(..., redis_cache=True)`` put on (a copy of) the model.
+The model is `deepagents_redis.testing.chat`'s scripted one (no API key), answering by turn,
+so both runs ask it exactly the same things. The first run calls it; the second finds every
+answer in the Redis LLM cache, which ``create_deep_agent(..., redis_cache=True)`` put on (a
+copy of) the model.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from deepagents_redis.cli._demo import DemoContext
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import PrivateAttr
+from langchain_core.messages import AIMessage, HumanMessage
 
 __all__ = [
     "QUESTION",
-    "ScriptedChatModel",
+    "demo_model",
     "demo_script",
     "run",
 ]
 
 
 QUESTION = "Plan a three-step release of deepagents-redis, then say you are done."
-
-
-class ScriptedChatModel(BaseChatModel):
-    """A chat model that plays a fixed script: reply ``n`` answers the ``n``-th model turn.
-
-    The turn is the number of AI messages already in the conversation, so the same
-    conversation always gets the same reply (deterministic, cacheable, no API key).
-    ``calls`` records every real call (cache hits never reach ``_generate``).
-    """
-
-    script: list[AIMessage]
-    """The replies, in turn order."""
-
-    _calls: list[int] = PrivateAttr(default_factory=list)
-
-    @property
-    def calls(self) -> list[int]:
-        """The turn number of each real model call."""
-        return self._calls
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted-demo"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        # Part of LangChain's llm_string: two different scripts never share cache entries.
-        return {"script": [m.model_dump(exclude={"id"}) for m in self.script]}
-
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
-        """Accept deepagents' tools; the script already knows which ones it calls."""
-        return self
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        turn = sum(isinstance(m, AIMessage) for m in messages)
-        self._calls.append(turn)
-        reply = self.script[min(turn, len(self.script) - 1)]
-        return ChatResult(generations=[ChatGeneration(message=reply)])
 
 
 def demo_script() -> list[AIMessage]:
@@ -99,6 +52,18 @@ def demo_script() -> list[AIMessage]:
     ]
 
 
+def demo_model() -> Any:
+    """The scripted model of the demo: `demo_script`, reply `n` for the `n`-th model turn.
+
+    By turn, not by call: the same conversation always gets the same reply, so it is
+    cacheable, and `calls` lists the turn of every call that reached the model (cache hits
+    never do).
+    """
+    from deepagents_redis.testing.chat import ScriptedChatModel
+
+    return ScriptedChatModel(script=demo_script(), by_turn=True)
+
+
 def run(ctx: DemoContext) -> None:
     """Run the agent twice and print the model calls each run made.
 
@@ -116,7 +81,7 @@ def run(ctx: DemoContext) -> None:
     namespace = ctx.scratch(f"demo-cache-{uuid.uuid4().hex[:8]}")
     with _env("DEEPAGENTS_REDIS_CACHE_NAMESPACE", namespace):
         settings = CacheSettings()
-        model = ScriptedChatModel(script=demo_script())
+        model = demo_model()
         agent = create_deep_agent(
             model,
             system_prompt="You are a release manager.",

@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["researcher", "run"]
@@ -42,22 +41,13 @@ def researcher(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _planner_script() -> Any:
-    from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
+    from deepagents_redis.testing.chat import ScriptedChatModel, tool_calls
     from langchain_core.messages import AIMessage
 
-    def both(_messages: Sequence[Any]) -> AIMessage:
-        return AIMessage(
-            content="",
-            tool_calls=[
-                *tool_call(
-                    "task", {"description": "Redis Streams", "subagent_type": "researcher"}, "t1"
-                ).tool_calls,
-                *tool_call(
-                    "task", {"description": "consumer groups", "subagent_type": "researcher"}, "t2"
-                ).tool_calls,
-            ],
-        )
-
+    both = tool_calls(
+        ("task", {"description": "Redis Streams", "subagent_type": "researcher"}, "t1"),
+        ("task", {"description": "consumer groups", "subagent_type": "researcher"}, "t2"),
+    )
     return ScriptedChatModel(script=[both, AIMessage(content="Both researchers reported back.")])
 
 

@@ -24,25 +24,18 @@ _REPORT = "# Weekly report\n\nstatus: draft\nowner: agent\n"
 
 def _scripted_agent(backend: Any) -> Any:
     from deepagents import create_deep_agent
-    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
     from langchain_core.messages import AIMessage
 
-    class ScriptedModel(GenericFakeChatModel):
-        """Replays tool calls like a model would (no LLM needed for the demo)."""
-
-        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-            return self
-
-    def call(n: int, name: str, **args: Any) -> AIMessage:
-        return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"c{n}"}])
-
     script = [
-        call(1, "write_file", file_path="/reports/weekly.md", content=_REPORT),
-        call(2, "write_file", file_path="/reports/data.csv", content="day,tasks\nmon,3\n"),
-        call(3, "ls", path="/reports"),
+        tool_call("write_file", {"file_path": "/reports/weekly.md", "content": _REPORT}, "c1"),
+        tool_call(
+            "write_file", {"file_path": "/reports/data.csv", "content": "day,tasks\nmon,3\n"}, "c2"
+        ),
+        tool_call("ls", {"path": "/reports"}, "c3"),
         AIMessage(content="Report drafted."),
     ]
-    return create_deep_agent(model=ScriptedModel(messages=iter(script)), backend=backend)
+    return create_deep_agent(model=ScriptedChatModel(script=script), backend=backend)
 
 
 def run(ctx: DemoContext) -> None:

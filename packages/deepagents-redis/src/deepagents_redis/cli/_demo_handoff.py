@@ -42,35 +42,26 @@ def _todos(*statuses: str) -> list[dict[str, str]]:
 
 
 def _script() -> list[Any]:
+    from deepagents_redis.testing.chat import tool_call, tool_calls
     from langchain_core.messages import AIMessage
 
-    def calls(*pairs: tuple[str, dict[str, Any]], step: int) -> AIMessage:
-        return AIMessage(
-            content="",
-            tool_calls=[
-                {"name": name, "args": args, "id": f"s{step}-{i}"}
-                for i, (name, args) in enumerate(pairs)
-            ],
-        )
-
     return [
-        calls(("write_todos", {"todos": _todos("in_progress", "pending", "pending")}), step=1),
-        calls(
-            ("write_file", {"file_path": "/notes.md", "content": "# Notes\nfirst draft\n"}), step=2
+        tool_call("write_todos", {"todos": _todos("in_progress", "pending", "pending")}, "s1-0"),
+        tool_call(
+            "write_file", {"file_path": "/notes.md", "content": "# Notes\nfirst draft\n"}, "s2-0"
         ),
-        calls(("write_todos", {"todos": _todos("completed", "in_progress", "pending")}), step=3),
-        calls(
-            ("write_file", {"file_path": "/review.md", "content": "looks good\n"}),
-            ("pause", {"label": "review"}),
-            step=4,
+        tool_call("write_todos", {"todos": _todos("completed", "in_progress", "pending")}, "s3-0"),
+        tool_calls(
+            ("write_file", {"file_path": "/review.md", "content": "looks good\n"}, "s4-0"),
+            ("pause", {"label": "review"}, "s4-1"),
         ),
-        calls(
+        tool_calls(
             (
                 "edit_file",
                 {"file_path": "/notes.md", "old_string": "first draft", "new_string": "final"},
+                "s5-0",
             ),
-            ("write_todos", {"todos": _todos("completed", "completed", "completed")}),
-            step=5,
+            ("write_todos", {"todos": _todos("completed", "completed", "completed")}, "s5-1"),
         ),
         AIMessage(content="Published: /notes.md is final and /review.md is in place."),
     ]
@@ -81,16 +72,9 @@ def _model() -> Any:
 
     A new process resuming the thread gets the step the conversation is at.
     """
-    from deepagents_redis.todos._scripted import ScriptedChatModel
-    from langchain_core.messages import AIMessage
+    from deepagents_redis.testing.chat import ScriptedChatModel
 
-    script = _script()
-
-    def by_position(messages: Sequence[Any]) -> Any:
-        done = sum(isinstance(m, AIMessage) for m in messages)
-        return script[min(done, len(script) - 1)]
-
-    return ScriptedChatModel(script=[by_position] * (len(script) + 2))
+    return ScriptedChatModel(script=_script(), by_turn=True)
 
 
 def _pause_tool() -> Any:

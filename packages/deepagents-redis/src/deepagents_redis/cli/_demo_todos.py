@@ -54,8 +54,8 @@ def run(ctx: Any) -> None:
         RuntimeError: The second process failed or did not see the plan or the update.
     """
     from deepagents import create_deep_agent
+    from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
     from deepagents_redis.todos import RedisTodoMiddleware, RedisTodoRepository
-    from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
     from langchain_core.messages import AIMessage, HumanMessage
     from langgraph.checkpoint.memory import InMemorySaver
 
@@ -137,8 +137,8 @@ def _child(scope: str) -> int:
     """The second process: resume the plan, advance it, wait, see the outside update."""
     from deepagents import create_deep_agent
     from deepagents_redis.core import RedisSettings
+    from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
     from deepagents_redis.todos import RedisTodoMiddleware
-    from deepagents_redis.todos._scripted import ScriptedChatModel, tool_call
     from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
     from langchain_core.tools import tool
     from langgraph.checkpoint.memory import InMemorySaver

@@ -219,6 +219,36 @@ class SentinelTopology:
         except redis.exceptions.RedisError:
             return None
 
+    def failed_over(self, *, old_master_dead: bool = False) -> bool:
+        """Whether a failover to the first replica has completed.
+
+        Every Sentinel names the replica, the replica says it is a master, and the old master
+        is gone (`old_master_dead=True`, e.g. after `master.kill()`) or demoted to a replica.
+        Until the demotion Redis itself has two writable masters: after `SENTINEL FAILOVER`
+        a test that judges where writes land must wait for it.
+
+        Args:
+            old_master_dead: The old master was killed, so it cannot be asked for its role.
+
+        Returns:
+            True once all of the above holds.
+        """
+        if not self.replicas:
+            return False
+        promoted = self.replicas[0].port
+        if any(port != promoted for port in self.reported_masters()):
+            return False
+        if self.role(promoted) != "master":
+            return False
+        return old_master_dead or self.role(self.master.port) == "slave"
+
+    def describe(self) -> str:
+        """What the Sentinels report and each node's role, for a failure message."""
+        roles = ", ".join(
+            f"{node.port} is {self.role(node.port)}" for node in [self.master, *self.replicas]
+        )
+        return f"sentinels report masters {self.reported_masters()}; {roles}"
+
     def stop(self) -> None:
         """Stop every Sentinel (by its own PID); the servers belong to the factory."""
         for proc in self._procs:

@@ -5,34 +5,52 @@ installed. Every server it starts binds 127.0.0.1 on a free port, has its own te
 directory and is stopped by its own PID at teardown; it never touches a server it did not start
 and never flushes anything.
 
-Fixtures:
+Fixtures (the types they hand out are importable from `deepagents_redis.testing`, so a test
+can annotate its parameters precisely):
 
-- `redis_url` (session): URL of a private `redis-server` started for this session (one per
-  xdist worker, since each worker is its own session). `REDIS_URL` in the environment overrides
-  it: then tests isolate their keys by prefix and nothing is flushed. Without a `redis-server`
-  binary the plugin falls back to fakeredis's TCP server and says so in the header and summary;
-  under `CI=true` that fallback is a hard failure.
-- `key_prefix` (function): a prefix unique to the test.
-- `redis_settings` (function): `RedisSettings(url=redis_url, key_prefix=key_prefix)`.
-- `redis_client` / `async_redis_client` (function): clients from core's factory, closed after.
-- `redis_cluster` (session, started lazily on first use): 3 primaries (`.url`, `.nodes`);
-  `REDIS_CLUSTER_URL` overrides it. `cluster_settings`, `cluster_client`,
-  `async_cluster_client` (function).
+- `redis_url` (session) -> `str`: URL of a private `redis-server` started for this session
+  (one per xdist worker, since each worker is its own session). `REDIS_URL` in the environment
+  overrides it: then tests isolate their keys by prefix and nothing is flushed. Without a
+  `redis-server` binary the plugin falls back to fakeredis's TCP server and says so in the
+  header and summary; under `CI=true` that fallback is a hard failure.
+- `key_prefix` (function) -> `str`: a prefix unique to the test.
+- `redis_settings` (function) -> `RedisSettings`: `RedisSettings(url=redis_url,
+  key_prefix=key_prefix)`.
+- `redis_client` / `async_redis_client` (function) -> core's `SyncClient` / `AsyncClient`:
+  clients from core's factory, closed after.
+- `redis_cluster` (session, started lazily on first use) -> `ClusterHandle`: 3 primaries
+  (`.url`, `.nodes`, `.version`); `REDIS_CLUSTER_URL` overrides it. `cluster_settings`,
+  `cluster_client`, `async_cluster_client` (function).
 - `redis_target` (function, parametrized `standalone` / `cluster`, the latter marked
-  `cluster`): `.mode`, `.settings`, `.client`, `.async_client`. It is an async fixture
-  (pytest-asyncio), so it runs in the test's function-scoped event loop: `.async_client` is
-  created there (no I/O until first use) and closed by the fixture's async teardown in that
-  same loop. `.client` (sync) is created on first access. Sync tests may use the fixture too;
-  they just should not use `.async_client`.
-- `redis_server_factory` (function): `factory(*, aof=False, debug=False, config=None)` starts a
-  dedicated `redis-server` (AOF with `appendfsync always`; `--enable-debug-command local`) with
-  `.kill()` (SIGKILL), `.restart()` (same port and data dir), `.stop()`.
-- `fault_proxy` (function): `fault_proxy(target_url) -> FaultProxy` with modes pass, delay,
-  blackhole and reset.
-- `postgres_url` (function): the URL of a throwaway PostgreSQL database, created on the server
-  of `TEST_POSTGRES_URL` (default `postgresql://postgres@127.0.0.1:5432/test`) and dropped
-  after the test. Needs psycopg; an unreachable server skips locally and fails under
+  `cluster`) -> `RedisTarget`: `.mode`, `.settings`, `.client`, `.async_client`. It is an
+  async fixture (pytest-asyncio), so it runs in the test's function-scoped event loop:
+  `.async_client` is created there (no I/O until first use) and closed by the fixture's async
+  teardown in that same loop. `.client` (sync) is created on first access. Sync tests may use
+  the fixture too; they just should not use `.async_client`.
+- `closer` (function) -> `Closer`: `closer(obj)` returns `obj` and closes it after the test;
+  `closer.factory(build, **defaults)` is a factory whose products are closed after the test
+  (the way to write a `make_<thing>` fixture). Newest first, with `aclose()` in the test's
+  loop after an async test and `close()` after a sync one.
+- `redis_server_factory` (function) -> `ServerFactory`: `factory(*, aof=False, debug=False,
+  config=None) -> ServerHandle` starts a dedicated `redis-server` (AOF with `appendfsync
+  always`; `--enable-debug-command local`) with `.kill()` (SIGKILL), `.restart()` (same port
+  and data dir), `.stop()`.
+- `redis_sentinel_factory` (function) -> `SentinelFactory`: `factory(*, replicas=0,
+  sentinels=1, quorum=None, ...) -> SentinelTopology` starts a master, its replicas and
+  Sentinels and waits until every Sentinel sees all of them; `.url` is a
+  `redis+sentinel://` URL for core's client factory, `.failed_over()` says whether a
+  failover has completed.
+- `fault_proxy` (function) -> `ProxyFactory`: `fault_proxy(target_url) -> FaultProxy` with
+  modes pass, delay, blackhole and reset.
+- `postgres_url` (function) -> `str`: the URL of a throwaway PostgreSQL database, created on
+  the server of `TEST_POSTGRES_URL` (default `postgresql://postgres@127.0.0.1:5432/test`) and
+  dropped after the test. Needs psycopg; an unreachable server skips locally and fails under
   `CI=true`. For migration tests against LangGraph's `PostgresSaver` or `PostgresStore`.
+
+Beyond the fixtures, two modules of the test kit need more than the plugin does and are not
+imported by it: `deepagents_redis.testing.chat` (extra `chat`: a scripted chat model) and
+`deepagents_redis.testing.backends` (extra `backends`: differential checks of any
+`BackendProtocol` against deepagents' `StoreBackend`).
 
 Markers: `integration`, `cluster`, `fault`, `benchmark`, and `redis_version(min="7.2")`, which
 skips a test (naming both versions) when the session's server is older.
@@ -40,24 +58,25 @@ skips a test (naming both versions) when the session's server is older.
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_asyncio
 
+from ._closing import Closer
 from ._proxy import FaultProxy
 from ._sentinel import SentinelTopology
 from ._servers import SessionReport, in_ci, parse_version, redact_url, redis_server_version
 from ._targets import RedisTarget, unique_key_prefix
+from ._types import ClusterHandle, ProxyFactory, SentinelFactory, ServerFactory
 
 if TYPE_CHECKING:
-    from deepagents_redis.core import RedisSettings
+    from deepagents_redis.core import AsyncClient, RedisSettings, SyncClient
     from deepagents_redis.core._embedded import EmbeddedRedis
-
-    from ._cluster import LocalCluster
 
 # Core is imported lazily (inside fixtures): this module is loaded by every pytest run in the
 # environment, and an import error here would break test collection for everyone.
@@ -220,7 +239,7 @@ def redis_settings(redis_url: str, key_prefix: str) -> RedisSettings:
 
 
 @pytest.fixture
-def redis_client(redis_settings: RedisSettings) -> Iterator[Any]:
+def redis_client(redis_settings: RedisSettings) -> Iterator[SyncClient]:
     """A sync client from core's `create_client`, closed after the test."""
     from deepagents_redis.core import create_client
 
@@ -232,7 +251,7 @@ def redis_client(redis_settings: RedisSettings) -> Iterator[Any]:
 
 
 @pytest_asyncio.fixture
-async def async_redis_client(redis_settings: RedisSettings) -> AsyncIterator[Any]:
+async def async_redis_client(redis_settings: RedisSettings) -> AsyncIterator[AsyncClient]:
     """An asyncio client from core's `create_async_client`, closed after the test."""
     from deepagents_redis.core import create_async_client
 
@@ -253,7 +272,7 @@ def _dar_redis_version_gate(request: pytest.FixtureRequest) -> None:
     if not minimum or not parse_version(str(minimum)):
         pytest.fail('redis_version marker needs a version: redis_version(min="7.2")')
     if _target_mode(request) == "cluster":
-        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        cluster: ClusterHandle = request.getfixturevalue("redis_cluster")
         actual = cluster.version or "0"
     else:
         actual = request.getfixturevalue("_dar_standalone_version")
@@ -311,7 +330,7 @@ class _ExternalCluster:
 
 
 @pytest.fixture(scope="session")
-def redis_cluster(request: pytest.FixtureRequest) -> Iterator[Any]:
+def redis_cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
     """A local 3-primary Redis Cluster, started on first use and ready (`cluster_state:ok`)."""
     report = request.config.stash[_REPORT]
     external = os.environ.get("REDIS_CLUSTER_URL")
@@ -342,7 +361,7 @@ def redis_cluster(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.fixture
-def cluster_settings(redis_cluster: Any, key_prefix: str) -> RedisSettings:
+def cluster_settings(redis_cluster: ClusterHandle, key_prefix: str) -> RedisSettings:
     """Core settings for the cluster (`cluster="on"`) with the test's key prefix."""
     from deepagents_redis.core import RedisSettings
 
@@ -350,7 +369,7 @@ def cluster_settings(redis_cluster: Any, key_prefix: str) -> RedisSettings:
 
 
 @pytest.fixture
-def cluster_client(cluster_settings: RedisSettings) -> Iterator[Any]:
+def cluster_client(cluster_settings: RedisSettings) -> Iterator[SyncClient]:
     """A sync cluster client from core's `create_client`, closed after the test."""
     from deepagents_redis.core import create_client
 
@@ -362,7 +381,7 @@ def cluster_client(cluster_settings: RedisSettings) -> Iterator[Any]:
 
 
 @pytest_asyncio.fixture
-async def async_cluster_client(cluster_settings: RedisSettings) -> AsyncIterator[Any]:
+async def async_cluster_client(cluster_settings: RedisSettings) -> AsyncIterator[AsyncClient]:
     """An asyncio cluster client from core's `create_async_client`, closed after the test."""
     from deepagents_redis.core import create_async_client
 
@@ -397,9 +416,6 @@ async def redis_target(
 
 
 # ---------------------------------------------------------------------------- factory, proxy
-ServerFactory = Callable[..., "EmbeddedRedis"]
-
-
 @pytest.fixture
 def redis_server_factory(request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
     """Start dedicated `redis-server`s with custom config; all are stopped after the test.
@@ -443,7 +459,7 @@ def redis_server_factory(request: pytest.FixtureRequest) -> Iterator[ServerFacto
 @pytest.fixture
 def redis_sentinel_factory(
     redis_server_factory: ServerFactory, tmp_path: Path
-) -> Iterator[Callable[..., SentinelTopology]]:
+) -> Iterator[SentinelFactory]:
     """Start Sentinel topologies (master, replicas, Sentinels); all are stopped after the test.
 
     `factory(*, replicas=0, sentinels=1, quorum=None, service="mymaster", ...)` (see
@@ -471,7 +487,7 @@ def redis_sentinel_factory(
 
 
 @pytest.fixture
-def fault_proxy(request: pytest.FixtureRequest) -> Iterator[Callable[[str], FaultProxy]]:
+def fault_proxy(request: pytest.FixtureRequest) -> Iterator[ProxyFactory]:
     """`fault_proxy(target_url) -> FaultProxy` on a free loopback port; closed after the test."""
     report = request.config.stash[_REPORT]
     proxies: list[FaultProxy] = []
@@ -487,3 +503,19 @@ def fault_proxy(request: pytest.FixtureRequest) -> Iterator[Callable[[str], Faul
     finally:
         for proxy in proxies:
             proxy.close()
+
+
+# ---------------------------------------------------------------------------- closer
+@pytest_asyncio.fixture
+async def closer(request: pytest.FixtureRequest) -> AsyncIterator[Closer]:
+    """`closer(obj)` or `closer.factory(build, **defaults)`: what it gets is closed after the test.
+
+    Newest first; with `aclose()` in the test's event loop after an async test, `close()`
+    after a sync one. An async fixture, like `redis_target`, so that its teardown runs in the
+    loop where the test's asyncio clients live.
+    """
+    closing = Closer(use_aclose=inspect.iscoroutinefunction(request.function))
+    try:
+        yield closing
+    finally:
+        await closing.aclose_all()
