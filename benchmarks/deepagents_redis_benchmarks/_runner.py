@@ -31,7 +31,7 @@ def _server(url: str | None) -> Iterator[tuple[str, str]]:
     if url:
         yield url, "--url"
         return
-    from deepagents_redis.core import EmbeddedRedis
+    from deepagents_redis.core.embedded import EmbeddedRedis
 
     # A private server on a free port (never 6379), killed by its own PID afterwards.
     # No persistence: we measure round trips, not fsync.

@@ -66,7 +66,7 @@ HEAL_LIMIT_S = 30.0
 def _topology(kind: str) -> Iterator[tuple[Stage, str, Literal["on", "off"]]]:
     """Private servers of one kind: `(stage, url the clients use, cluster setting)`."""
     import redis
-    from deepagents_redis.core import EmbeddedRedis
+    from deepagents_redis.core.embedded import EmbeddedRedis
     from deepagents_redis.testing import FaultProxy, LocalCluster, SentinelTopology
 
     if kind == "single":

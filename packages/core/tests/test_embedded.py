@@ -9,13 +9,8 @@ import socket
 
 import pytest
 import redis
-from deepagents_redis.core import (
-    ConfigurationError,
-    EmbeddedRedis,
-    RedisUnavailableError,
-    embedded_redis,
-)
-from deepagents_redis.core._embedded import free_port
+from deepagents_redis.core import ConfigurationError, RedisUnavailableError
+from deepagents_redis.core.embedded import EmbeddedRedis, embedded_redis, free_port
 
 
 def _gone(pid: int) -> bool:
@@ -164,7 +159,7 @@ def test_interpreter_exit_stops_forgotten_servers(tmp_path: os.PathLike[str]) ->
 
     pid_file = os.path.join(tmp_path, "pid")
     code = (
-        "from deepagents_redis.core import EmbeddedRedis\n"
+        "from deepagents_redis.core.embedded import EmbeddedRedis\n"
         "s = EmbeddedRedis().start()\n"
         f"open({pid_file!r}, 'w').write(str(s.pid))\n"
         "globals()['keep'] = s  # never stopped by the script itself\n"

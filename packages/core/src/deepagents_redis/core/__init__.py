@@ -39,7 +39,6 @@ from deepagents_redis.core._driver import drive as drive_operation
 from deepagents_redis.core._driver import execute as execute_request
 from deepagents_redis.core._driver import run as run_operation
 from deepagents_redis.core._driver import script_error as map_script_error
-from deepagents_redis.core._embedded import EmbeddedRedis, embedded_redis
 from deepagents_redis.core._errors import (
     REDIS_EXCEPTIONS,
     TRANSPORT_EXCEPTIONS,
@@ -110,7 +109,6 @@ __all__ = [
     "ConflictError",
     "Connection",
     "DeepAgentsRedisError",
-    "EmbeddedRedis",
     "EvictionCheck",
     "EvictionGuard",
     "HealthApp",
@@ -153,7 +151,6 @@ __all__ = [
     "deadline",
     "deny_oom",
     "drive_operation",
-    "embedded_redis",
     "execute_request",
     "get_instrumentation",
     "jittered_backoff",

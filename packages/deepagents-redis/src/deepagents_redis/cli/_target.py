@@ -99,7 +99,7 @@ def resolve_target(args: argparse.Namespace, *, allow_embedded: bool) -> Iterato
         raise ConfigurationError(
             f"no Redis URL: pass --url or set {URL_ENV} (this command never assumes localhost)"
         )
-    from deepagents_redis.core import EmbeddedRedis
+    from deepagents_redis.core.embedded import EmbeddedRedis
 
     with EmbeddedRedis() as server:
         # We started it, so we know it is standalone: pinning the mode skips the INFO-based

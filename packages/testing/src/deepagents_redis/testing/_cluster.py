@@ -13,7 +13,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 if TYPE_CHECKING:
-    from deepagents_redis.core._embedded import EmbeddedRedis
+    from deepagents_redis.core.embedded import EmbeddedRedis
 
 __all__ = ["LocalCluster"]
 
@@ -86,7 +86,7 @@ class LocalCluster:
             RuntimeError: A node did not start or the cluster did not converge in time.
         """
         # Imported here so that loading the pytest plugin does not import core.
-        from deepagents_redis.core._embedded import EmbeddedRedis
+        from deepagents_redis.core.embedded import EmbeddedRedis
 
         try:
             for _ in range(self._primaries * (1 + self._replicas)):

@@ -60,7 +60,7 @@ def wait_for(condition: Callable[[], bool], what: str, polls: int = _POLLS) -> N
 
 
 def _free_port() -> int:
-    from deepagents_redis.core._embedded import free_port
+    from deepagents_redis.core.embedded import free_port
 
     return int(free_port())
 

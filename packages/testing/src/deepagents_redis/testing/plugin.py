@@ -76,7 +76,7 @@ from ._types import ClusterHandle, ProxyFactory, SentinelFactory, ServerFactory
 
 if TYPE_CHECKING:
     from deepagents_redis.core import AsyncClient, RedisSettings, SyncClient
-    from deepagents_redis.core._embedded import EmbeddedRedis
+    from deepagents_redis.core.embedded import EmbeddedRedis
 
 # Core is imported lazily (inside fixtures): this module is loaded by every pytest run in the
 # environment, and an import error here would break test collection for everyone.
@@ -180,7 +180,7 @@ def _dar_standalone(request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis | 
         yield None
         return
     from deepagents_redis.core import ConfigurationError
-    from deepagents_redis.core._embedded import EmbeddedRedis
+    from deepagents_redis.core.embedded import EmbeddedRedis
 
     problem: str | None = None
     try:
@@ -435,7 +435,7 @@ def redis_server_factory(request: pytest.FixtureRequest) -> Iterator[ServerFacto
     ) -> EmbeddedRedis:
         if path is None:
             _fail_or_skip("redis_server_factory needs the redis-server binary")
-        from deepagents_redis.core._embedded import EmbeddedRedis
+        from deepagents_redis.core.embedded import EmbeddedRedis
 
         options: dict[str, str] = {}
         if aof:

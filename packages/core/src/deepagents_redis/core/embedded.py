@@ -1,4 +1,7 @@
-"""A private, throw-away Redis server for demos and tests.
+"""A private, throw-away Redis server for demos and tests (`deepagents_redis.core.embedded`).
+
+Not part of the runtime API (`deepagents_redis.core` does not import it): the CLI's `demo`
+and the testing plugin import this module, production code never needs it.
 
 `EmbeddedRedis` starts `redis-server` as a child process bound to 127.0.0.1 on a free port, with
 its own temporary data directory, and stops it by its own PID (never by name, never a server it
@@ -32,7 +35,7 @@ from redis.retry import Retry
 
 from ._errors import ConfigurationError, RedisUnavailableError
 
-__all__ = ["EmbeddedRedis", "embedded_redis"]
+__all__ = ["EmbeddedRedis", "embedded_redis", "free_port"]
 
 log = logging.getLogger("deepagents_redis.core.embedded")
 
