@@ -36,6 +36,7 @@ from deepagents_redis.core import (
     drive_operation,
     get_instrumentation,
 )
+from deepagents_redis.todos._calls import RepoCall, arepo_step, repo_step
 from deepagents_redis.todos._models import TodoList, new_item_id
 from deepagents_redis.todos._plan import (
     Item,
@@ -80,9 +81,6 @@ __all__ = [
 
 
 log = logging.getLogger("deepagents_redis.todos")
-
-_RepoCall = tuple[str, tuple[Any, ...], dict[str, Any]]
-"""A repository call of the write flow: method name (sync form), args, kwargs."""
 
 _EXPECTED = (ConflictError, InvalidInputError, PayloadTooLargeError)
 """Errors the write flow handles itself (they come back to it as replies)."""
@@ -452,34 +450,19 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         Returns:
             The state update and the tool message.
         """
-        return drive_operation(self._write_flow(runtime, todos), self._repo_call)
+        return drive_operation(
+            self._write_flow(runtime, todos), repo_step(self.repository, _EXPECTED)
+        )
 
     async def awrite(self, runtime: ToolRuntime[Any, Any], todos: list[Any]) -> Command[Any]:
         """Async twin of :meth:`write` (the same flow on the repository's async methods)."""
-        return await adrive_operation(self._write_flow(runtime, todos), self._arepo_call)
-
-    def _repo_call(self, call: _RepoCall) -> Any:
-        """Run one call of the write flow on the repository (sync methods).
-
-        The errors the flow handles come back as the reply; anything else raises.
-        """
-        name, args, kwargs = call
-        try:
-            return getattr(self.repository, name)(*args, **kwargs)
-        except _EXPECTED as exc:
-            return exc
-
-    async def _arepo_call(self, call: _RepoCall) -> Any:
-        """Async twin of `_repo_call` (the repository's ``a``-methods)."""
-        name, args, kwargs = call
-        try:
-            return await getattr(self.repository, f"a{name}")(*args, **kwargs)
-        except _EXPECTED as exc:
-            return exc
+        return await adrive_operation(
+            self._write_flow(runtime, todos), arepo_step(self.repository, _EXPECTED)
+        )
 
     def _write_flow(
         self, runtime: ToolRuntime[Any, Any], todos: list[Any]
-    ) -> Generator[_RepoCall, Any, Command[Any]]:
+    ) -> Generator[RepoCall, Any, Command[Any]]:
         """``write_todos``, written once for `write` and `awrite`.
 
         It yields repository calls (``replace``/``get``) that `write` runs on the sync

@@ -27,11 +27,18 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from deepagents_redis.core import ConflictError, DeepAgentsRedisError, get_instrumentation
+from deepagents_redis.core import (
+    ConflictError,
+    DeepAgentsRedisError,
+    adrive_operation,
+    drive_operation,
+    get_instrumentation,
+)
+from deepagents_redis.todos._calls import RepoCall, arepo_step, repo_step
 from deepagents_redis.todos._models import TodoList
 from deepagents_redis.todos._plan import assign_ids
 from deepagents_redis.todos._repository import RedisTodoRepository
@@ -54,6 +61,9 @@ __all__ = [
     "list_thread_ids",
 ]
 
+
+_HANDLED = (DeepAgentsRedisError,)
+"""Errors the flows record in their report (they come back to them as results)."""
 
 log = logging.getLogger("deepagents_redis.todos")
 
@@ -345,35 +355,45 @@ class TodoReconciler:
             )
         return report
 
-    def _repair(self, drift: Drift, entry: ThreadTodos) -> Drift:
-        try:
-            self.repository.replace(
-                drift.scope,
-                _payload(drift.checkpoint_todos),
-                expected_version=drift.redis_version,
-                op_id=_op_id(
-                    "repair", entry.thread_id, drift.checkpoint_todos, drift.redis_version
-                ),
-                actor="reconcile",
-            )
-        except (ConflictError, DeepAgentsRedisError) as exc:
-            return _with(drift, error=str(exc))
-        return _with(drift, repaired=True)
-
-    async def _arepair(self, drift: Drift, entry: ThreadTodos) -> Drift:
-        try:
-            await self.repository.areplace(
-                drift.scope,
-                _payload(drift.checkpoint_todos),
-                expected_version=drift.redis_version,
-                op_id=_op_id(
-                    "repair", entry.thread_id, drift.checkpoint_todos, drift.redis_version
-                ),
-                actor="reconcile",
-            )
-        except (ConflictError, DeepAgentsRedisError) as exc:
-            return _with(drift, error=str(exc))
-        return _with(drift, repaired=True)
+    def _flow(
+        self, entries: list[ThreadTodos], repair: bool, progress: Progress | None
+    ) -> Generator[RepoCall, Any, ReconcileReport]:
+        """The reconciliation, written once: run on the repository's sync or async methods."""
+        report = ReconcileReport()
+        for done, entry in enumerate(entries, 1):
+            if entry.todos is not None:
+                report.checked += 1
+                plan = yield ("get", (self.scope_for_thread(entry.thread_id),), {})
+                if isinstance(plan, BaseException):
+                    raise plan  # a read that failed fails the run, as it always did
+                kind = classify(entry, plan)
+                if kind is None:
+                    report.in_sync += 1
+                else:
+                    drift = self._drift(entry, plan, kind)
+                    if repair and kind in ("missing", "behind"):
+                        done_ = yield (
+                            "replace",
+                            (drift.scope, _payload(drift.checkpoint_todos)),
+                            {
+                                "expected_version": drift.redis_version,
+                                "op_id": _op_id(
+                                    "repair",
+                                    entry.thread_id,
+                                    drift.checkpoint_todos,
+                                    drift.redis_version,
+                                ),
+                                "actor": "reconcile",
+                            },
+                        )
+                        if isinstance(done_, BaseException):
+                            drift = _with(drift, error=str(done_))
+                        else:
+                            drift = _with(drift, repaired=True)
+                    report.drifts.append(drift)
+            if progress is not None:
+                progress(done, len(entries))
+        return self._finish(report)
 
     def reconcile(
         self,
@@ -393,23 +413,10 @@ class TodoReconciler:
         Returns:
             The report.
         """
-        report = ReconcileReport()
         entries = list(iter_thread_todos(self.checkpointer, thread_ids))
-        for done, entry in enumerate(entries, 1):
-            if entry.todos is not None:
-                report.checked += 1
-                plan = self.repository.get(self.scope_for_thread(entry.thread_id))
-                kind = classify(entry, plan)
-                if kind is None:
-                    report.in_sync += 1
-                else:
-                    drift = self._drift(entry, plan, kind)
-                    if repair and kind in ("missing", "behind"):
-                        drift = self._repair(drift, entry)
-                    report.drifts.append(drift)
-            if progress is not None:
-                progress(done, len(entries))
-        return self._finish(report)
+        return drive_operation(
+            self._flow(entries, repair, progress), repo_step(self.repository, _HANDLED)
+        )
 
     async def areconcile(
         self,
@@ -428,23 +435,10 @@ class TodoReconciler:
         Returns:
             The report.
         """
-        report = ReconcileReport()
         entries = [e async for e in aiter_thread_todos(self.checkpointer, thread_ids)]
-        for done, entry in enumerate(entries, 1):
-            if entry.todos is not None:
-                report.checked += 1
-                plan = await self.repository.aget(self.scope_for_thread(entry.thread_id))
-                kind = classify(entry, plan)
-                if kind is None:
-                    report.in_sync += 1
-                else:
-                    drift = self._drift(entry, plan, kind)
-                    if repair and kind in ("missing", "behind"):
-                        drift = await self._arepair(drift, entry)
-                    report.drifts.append(drift)
-            if progress is not None:
-                progress(done, len(entries))
-        return self._finish(report)
+        return await adrive_operation(
+            self._flow(entries, repair, progress), arepo_step(self.repository, _HANDLED)
+        )
 
 
 def _with(drift: Drift, **changes: Any) -> Drift:
@@ -519,6 +513,42 @@ class TodoBackfill:
         self.scope_for_thread = scope_for_thread or (lambda thread_id: thread_id)
         """Thread id -> plan scope."""
 
+    def _flow(
+        self, entries: list[ThreadTodos], dry_run: bool, progress: Progress | None
+    ) -> Generator[RepoCall, Any, BackfillReport]:
+        """The backfill, written once: run on the repository's sync or async methods."""
+        report = BackfillReport(dry_run=dry_run)
+        for done, entry in enumerate(entries, 1):
+            report.threads += 1
+            if entry.todos:
+                report.with_todos += 1
+                scope = self.scope_for_thread(entry.thread_id)
+                reply = yield ("get", (scope,), {})
+                if not isinstance(reply, BaseException) and reply.version:
+                    report.already_present += 1
+                elif not isinstance(reply, BaseException) and dry_run:
+                    report.written += 1
+                elif not isinstance(reply, BaseException):
+                    reply = yield (
+                        "replace",
+                        (scope, _payload(entry.todos)),
+                        {
+                            "expected_version": 0,
+                            "op_id": _op_id("backfill", entry.thread_id, entry.todos, 0),
+                            "actor": "backfill",
+                        },
+                    )
+                    if not isinstance(reply, BaseException):
+                        report.written += 1
+                if isinstance(reply, ConflictError):
+                    report.already_present += 1
+                elif isinstance(reply, BaseException):
+                    report.failed.append((entry.thread_id, str(reply)))
+            if progress is not None:
+                progress(done, len(entries))
+        get_instrumentation().count("todos.backfill.written", report.written, dry_run=dry_run)
+        return report
+
     def run(self, *, dry_run: bool = False, progress: Progress | None = None) -> BackfillReport:
         """Backfill every thread.
 
@@ -529,35 +559,10 @@ class TodoBackfill:
         Returns:
             The report.
         """
-        report = BackfillReport(dry_run=dry_run)
         entries = list(iter_thread_todos(self.checkpointer))
-        for done, entry in enumerate(entries, 1):
-            report.threads += 1
-            if entry.todos:
-                report.with_todos += 1
-                scope = self.scope_for_thread(entry.thread_id)
-                try:
-                    if self.repository.get(scope).version:
-                        report.already_present += 1
-                    elif dry_run:
-                        report.written += 1
-                    else:
-                        self.repository.replace(
-                            scope,
-                            _payload(entry.todos),
-                            expected_version=0,
-                            op_id=_op_id("backfill", entry.thread_id, entry.todos, 0),
-                            actor="backfill",
-                        )
-                        report.written += 1
-                except ConflictError:
-                    report.already_present += 1
-                except DeepAgentsRedisError as exc:
-                    report.failed.append((entry.thread_id, str(exc)))
-            if progress is not None:
-                progress(done, len(entries))
-        get_instrumentation().count("todos.backfill.written", report.written, dry_run=dry_run)
-        return report
+        return drive_operation(
+            self._flow(entries, dry_run, progress), repo_step(self.repository, _HANDLED)
+        )
 
     async def arun(
         self, *, dry_run: bool = False, progress: Progress | None = None
@@ -571,32 +576,7 @@ class TodoBackfill:
         Returns:
             The report.
         """
-        report = BackfillReport(dry_run=dry_run)
         entries = [e async for e in aiter_thread_todos(self.checkpointer)]
-        for done, entry in enumerate(entries, 1):
-            report.threads += 1
-            if entry.todos:
-                report.with_todos += 1
-                scope = self.scope_for_thread(entry.thread_id)
-                try:
-                    if (await self.repository.aget(scope)).version:
-                        report.already_present += 1
-                    elif dry_run:
-                        report.written += 1
-                    else:
-                        await self.repository.areplace(
-                            scope,
-                            _payload(entry.todos),
-                            expected_version=0,
-                            op_id=_op_id("backfill", entry.thread_id, entry.todos, 0),
-                            actor="backfill",
-                        )
-                        report.written += 1
-                except ConflictError:
-                    report.already_present += 1
-                except DeepAgentsRedisError as exc:
-                    report.failed.append((entry.thread_id, str(exc)))
-            if progress is not None:
-                progress(done, len(entries))
-        get_instrumentation().count("todos.backfill.written", report.written, dry_run=dry_run)
-        return report
+        return await adrive_operation(
+            self._flow(entries, dry_run, progress), arepo_step(self.repository, _HANDLED)
+        )
