@@ -16,11 +16,13 @@ through `FailOpen`, which
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Final, TypeVar, cast
 
 import redis.asyncio
 import redis.exceptions
@@ -72,6 +74,13 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 # Everything redis-py raises (core's one tuple), our own errors, and socket errors.
 _ANY_REDIS: tuple[type[BaseException], ...] = (*REDIS_EXCEPTIONS, DeepAgentsRedisError, OSError)
+
+
+@dataclasses.dataclass(slots=True)
+class _Call:
+    """The result of one guarded call: FAILED until the call returns."""
+
+    result: Any = FAILED
 
 
 class FailOpen:
@@ -156,52 +165,55 @@ class FailOpen:
             f"{self.metric_prefix}.{op}", time.perf_counter() - start, outcome=outcome
         )
 
-    def run(self, op: str, fn: Callable[[], T]) -> T | _Failed:
-        """Call ``fn`` under the breaker; FAILED (or an exception when strict) on failure."""
-        if not self.breaker.allow():
-            return self._refuse(op)
+    @contextlib.contextmanager
+    def _guarded(self, op: str, *, asynchronous: bool) -> Iterator[_Call]:
+        """What `run` and `arun` do around the call, written once.
+
+        The span and the deadline; then success (warm, breaker, duration) or failure (the
+        call's result stays FAILED, or the error is raised when strict).
+        """
+        call = _Call()
+        warm = self._warm_async if asynchronous else self._warm_sync
+        budget = self.deadline_seconds if warm else self.connect_deadline_seconds
         start = time.perf_counter()
-        budget = self.deadline_seconds if self._warm_sync else self.connect_deadline_seconds
         try:
             # the span sees a failure before it is turned into a fail-open miss
             with get_instrumentation().span(f"{self.metric_prefix}.{op}"), deadline(budget):
-                result = fn()
+                yield call
         except _ANY_REDIS as exc:
             self._timed(op, start, "error")
-            return self._fail(op, exc)
+            call.result = self._fail(op, exc)
+            return
         except Exception as exc:
             self._timed(op, start, "error")
             # A bug in the client library (e.g. redis-py's asyncio cluster raising
             # AttributeError on a half-set-up connection) must not break the agent either.
             if self.strict:
                 raise
-            return self._fail(op, exc)
-        self._warm_sync = True
+            call.result = self._fail(op, exc)
+            return
+        if asynchronous:
+            self._warm_async = True
+        else:
+            self._warm_sync = True
         self.breaker.record_success()
         self._timed(op, start, "ok")
-        return result
 
-    async def arun(self, op: str, fn: Callable[[], Awaitable[T]]) -> T | _Failed:
-        """Async twin of `run`."""
+    def run(self, op: str, fn: Callable[[], T]) -> T | _Failed:
+        """Call ``fn`` under the breaker; FAILED (or an exception when strict) on failure."""
         if not self.breaker.allow():
             return self._refuse(op)
-        start = time.perf_counter()
-        budget = self.deadline_seconds if self._warm_async else self.connect_deadline_seconds
-        try:
-            with get_instrumentation().span(f"{self.metric_prefix}.{op}"), deadline(budget):
-                result = await fn()
-        except _ANY_REDIS as exc:
-            self._timed(op, start, "error")
-            return self._fail(op, exc)
-        except Exception as exc:
-            self._timed(op, start, "error")
-            if self.strict:
-                raise
-            return self._fail(op, exc)
-        self._warm_async = True
-        self.breaker.record_success()
-        self._timed(op, start, "ok")
-        return result
+        with self._guarded(op, asynchronous=False) as call:
+            call.result = fn()
+        return cast("T | _Failed", call.result)
+
+    async def arun(self, op: str, fn: Callable[[], Awaitable[T]]) -> T | _Failed:
+        """Async `run` (awaits ``fn``)."""
+        if not self.breaker.allow():
+            return self._refuse(op)
+        with self._guarded(op, asynchronous=True) as call:
+            call.result = await fn()
+        return cast("T | _Failed", call.result)
 
     def step(self, op: str, connector: RedisConnector) -> Callable[[Request], Any]:
         """How core's sync driver runs one request of a cache operation: under this guard.

@@ -402,47 +402,28 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             return await mw._arun(mw._list(runtime, status_filter))  # type: ignore[no-any-return]
 
         upstream = _upstream_descriptions()
+        tools = (
+            ("start_async_task", start_async_task, astart_async_task, start_description,
+             StartAsyncTaskSchema),
+            ("check_async_task", check_async_task, acheck_async_task,
+             upstream["check_async_task"], CheckAsyncTaskSchema),
+            ("update_async_task", update_async_task, aupdate_async_task, _UPDATE_DESCRIPTION,
+             UpdateAsyncTaskSchema),
+            ("cancel_async_task", cancel_async_task, acancel_async_task,
+             upstream["cancel_async_task"], CancelAsyncTaskSchema),
+            ("list_async_tasks", list_async_tasks, alist_async_tasks,
+             upstream["list_async_tasks"], ListAsyncTasksSchema),
+        )  # fmt: skip
         return [
             StructuredTool.from_function(
-                name="start_async_task",
-                func=start_async_task,
-                coroutine=astart_async_task,
-                description=start_description,
+                name=name,
+                func=func,
+                coroutine=coroutine,
+                description=description,
                 infer_schema=False,
-                args_schema=StartAsyncTaskSchema,
-            ),
-            StructuredTool.from_function(
-                name="check_async_task",
-                func=check_async_task,
-                coroutine=acheck_async_task,
-                description=upstream["check_async_task"],
-                infer_schema=False,
-                args_schema=CheckAsyncTaskSchema,
-            ),
-            StructuredTool.from_function(
-                name="update_async_task",
-                func=update_async_task,
-                coroutine=aupdate_async_task,
-                description=_UPDATE_DESCRIPTION,
-                infer_schema=False,
-                args_schema=UpdateAsyncTaskSchema,
-            ),
-            StructuredTool.from_function(
-                name="cancel_async_task",
-                func=cancel_async_task,
-                coroutine=acancel_async_task,
-                description=upstream["cancel_async_task"],
-                infer_schema=False,
-                args_schema=CancelAsyncTaskSchema,
-            ),
-            StructuredTool.from_function(
-                name="list_async_tasks",
-                func=list_async_tasks,
-                coroutine=alist_async_tasks,
-                description=upstream["list_async_tasks"],
-                infer_schema=False,
-                args_schema=ListAsyncTasksSchema,
-            ),
+                args_schema=schema,
+            )
+            for name, func, coroutine, description, schema in tools
         ]
 
     # ------------------------------------------------------------------ notifications

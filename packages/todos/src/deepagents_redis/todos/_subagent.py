@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, cast
 
 from deepagents_redis.core import (
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
+    adrive_operation,
+    drive_operation,
 )
+from deepagents_redis.todos._calls import RepoCall, arepo_step, repo_step
 from deepagents_redis.todos._models import TodoList, TodoStatus
 from deepagents_redis.todos._repository import RedisTodoRepository
 from deepagents_redis.todos._scope import (
@@ -140,6 +143,10 @@ class RedisTodoSubagentMiddleware(AgentMiddleware[Any, Any, Any]):
         )
 
 
+_TOOL_ERRORS = (InvalidInputError, PayloadTooLargeError, NotFoundError)
+"""What `update_todo` tells the model instead of raising."""
+
+
 def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
     repo = scoped.repository
 
@@ -162,32 +169,44 @@ def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
             )
         return f"Updated {item_id}: [{item.status}] {item.content} (plan version {plan.version})"
 
+    def update_flow(
+        runtime: ToolRuntime[Any, Any],
+        item_id: str,
+        status: TodoStatus | None,
+        content: str | None,
+    ) -> Generator[RepoCall, Any, str]:
+        # The tool, written once: run on the repository's sync or async methods.
+        config = runtime.config
+        reply = yield (
+            "update",
+            (scoped.scope(config), item_id),
+            {
+                "status": status,
+                "content": content,
+                "op_id": _op_id(
+                    "update_todo",
+                    f"{runtime.tool_call_id}@{_task_scope(config)}",
+                    None,
+                    [item_id, status, content],
+                ),
+                "actor": scoped.actor(config, "subagent"),
+            },
+        )
+        if isinstance(reply, NotFoundError):
+            return f"Error: {reply}; call read_todos for the current ids"
+        if isinstance(reply, BaseException):
+            return f"Error: {reply}"
+        return _done(reply, item_id)
+
     def update_todo(
         runtime: ToolRuntime[Any, Any],
         item_id: str,
         status: TodoStatus | None = None,
         content: str | None = None,
     ) -> str:
-        config = runtime.config
-        try:
-            plan = repo.update(
-                scoped.scope(config),
-                item_id,
-                status=status,
-                content=content,
-                op_id=_op_id(
-                    "update_todo",
-                    f"{runtime.tool_call_id}@{_task_scope(config)}",
-                    None,
-                    [item_id, status, content],
-                ),
-                actor=scoped.actor(config, "subagent"),
-            )
-        except (InvalidInputError, PayloadTooLargeError) as exc:
-            return f"Error: {exc}"
-        except NotFoundError as exc:
-            return f"Error: {exc}; call read_todos for the current ids"
-        return _done(plan, item_id)
+        return drive_operation(
+            update_flow(runtime, item_id, status, content), repo_step(repo, _TOOL_ERRORS)
+        )
 
     async def aupdate_todo(
         runtime: ToolRuntime[Any, Any],
@@ -195,26 +214,9 @@ def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
         status: TodoStatus | None = None,
         content: str | None = None,
     ) -> str:
-        config = runtime.config
-        try:
-            plan = await repo.aupdate(
-                scoped.scope(config),
-                item_id,
-                status=status,
-                content=content,
-                op_id=_op_id(
-                    "update_todo",
-                    f"{runtime.tool_call_id}@{_task_scope(config)}",
-                    None,
-                    [item_id, status, content],
-                ),
-                actor=scoped.actor(config, "subagent"),
-            )
-        except (InvalidInputError, PayloadTooLargeError) as exc:
-            return f"Error: {exc}"
-        except NotFoundError as exc:
-            return f"Error: {exc}; call read_todos for the current ids"
-        return _done(plan, item_id)
+        return await adrive_operation(
+            update_flow(runtime, item_id, status, content), arepo_step(repo, _TOOL_ERRORS)
+        )
 
     return [
         StructuredTool.from_function(
