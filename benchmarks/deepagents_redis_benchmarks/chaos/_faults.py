@@ -33,6 +33,8 @@ class Stage:
     """The `LocalCluster` with replicas (topology `cluster`)."""
     victim: Any = None
     """The node a failover fault killed."""
+    hot_key: Any = None
+    """A function giving a key the workload writes now: the Cluster fault kills its primary."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,10 @@ def _sentinel_failed_over(stage: Stage) -> bool:
 
 
 def _kill_cluster_primary(stage: Stage) -> None:
-    port = stage.cluster.primaries()[0]
+    # the primary of the slot the workload is writing to (a workload keeps a unit of work in
+    # one slot: killing another primary would leave it untouched)
+    port = stage.cluster.primary_for(stage.hot_key()) if stage.hot_key else None
+    port = port or stage.cluster.primaries()[0]
     stage.victim = next(node for node in stage.cluster.nodes if node.port == port)
     stage.victim.kill()
 

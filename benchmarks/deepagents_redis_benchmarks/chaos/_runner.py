@@ -127,6 +127,7 @@ def run_pair(workload_name: str, fault_name: str, timing: Timing) -> Row:
         )
         connector = RedisConnector(settings=settings)
         workload = WORKLOADS[workload_name](connector)
+        stage.hot_key = workload.hot_key
         acked: dict[int, Any] = {}
         failed: list[int] = []
         t0 = time.monotonic()

@@ -29,6 +29,10 @@ class Workload:
     def op(self, i: int) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def hot_key(self) -> str:  # pragma: no cover - overridden
+        """A key in the slot the workload writes to now."""
+        raise NotImplementedError
+
     def verify(self, acked: list[Any]) -> tuple[int, int]:
         """``(lost, duplicated)`` among the acknowledged operations."""
         return 0, 0
@@ -55,6 +59,9 @@ class CacheWorkload(Workload):
         self.cache.update(key, "llm", [Generation(text=f"answer {i}")])
         return self.cache.lookup(key, "llm") is not None
 
+    def hot_key(self) -> str:
+        return self.cache.redis_keys("prompt 0", "llm")["entry"]  # a namespace is one slot
+
     def close(self) -> None:
         self.cache.close()
 
@@ -75,8 +82,13 @@ class TodosWorkload(Workload):
 
     def op(self, i: int) -> Any:
         # an item id makes the caller's retry after a lost reply apply once
+        self.last = i
         self.repo.add(self._scope(i), f"item {i}", item_id=f"i{i}")
         return i
+
+    def hot_key(self) -> str:
+        # the plan being filled now (and the next few operations')
+        return self.repo.keyspace.key("todos", self._scope(getattr(self, "last", 0) + 5), "plan")
 
     def verify(self, acked: list[Any]) -> tuple[int, int]:
         seen: Counter[str] = Counter()
@@ -107,6 +119,9 @@ class FsWorkload(Workload):
             raise RuntimeError(result.error)
         return i
 
+    def hot_key(self) -> str:
+        return self.connector.keyspace.key("fs", f"chaos-{self.tag}", "idx")  # one slot
+
     def verify(self, acked: list[Any]) -> tuple[int, int]:
         lost = 0
         for i in acked:
@@ -134,6 +149,9 @@ class CoordWorkload(Workload):
 
     def op(self, i: int) -> Any:
         return (i, self.tasks.submit("chaos", {"i": i}, idempotency_key=f"op-{i}"))
+
+    def hot_key(self) -> str:
+        return str(self.tasks.keys.queue("chaos").stream)  # every submit appends to it
 
     def verify(self, acked: list[Any]) -> tuple[int, int]:
         lost = 0
@@ -179,6 +197,9 @@ class CheckpointWorkload(Workload):
         self.saver.put(config, checkpoint, {"step": i}, {"i": f"{i + 1:032}.0"})
         self.parent = checkpoint["id"]
         return checkpoint["id"]
+
+    def hot_key(self) -> str:
+        return self.saver.keys.thread(self.thread).index  # a thread is one slot
 
     def verify(self, acked: list[Any]) -> tuple[int, int]:
         stored = Counter(

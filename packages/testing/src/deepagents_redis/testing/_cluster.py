@@ -139,6 +139,20 @@ class LocalCluster:
             return sorted({int(s[2][1]) for s in slots})
         return []
 
+    def primary_for(self, key: str) -> int | None:
+        """The port of the primary that serves `key`'s slot now (None if none answers)."""
+        for node in self.nodes:
+            try:
+                with _client(node.port) as client:
+                    slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+                    slots: Any = client.execute_command("CLUSTER", "SLOTS")
+            except redis.exceptions.RedisError:
+                continue  # a killed node
+            for start, end, primary, *_replicas in slots:
+                if int(start) <= slot <= int(end):
+                    return int(primary[1])
+        return None
+
     def healthy(self, *, without: int | None = None) -> bool:
         """Whether every running node says `cluster_state:ok` and no slot is served by `without`.
 
