@@ -13,6 +13,7 @@ from deepagents_redis.core._clients import (
 )
 from deepagents_redis.core._codec import DEFAULT_LC_ALLOWED, Codec
 from deepagents_redis.core._component import (
+    Closing,
     Connection,
     RedisComponent,
     resolve_connector,
@@ -103,6 +104,7 @@ __all__ = [
     "Call",
     "CapabilityError",
     "CircuitBreaker",
+    "Closing",
     "Codec",
     "Command",
     "ConfigurationError",

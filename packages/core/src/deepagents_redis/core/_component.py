@@ -25,7 +25,7 @@ from deepagents_redis.core._connector import RedisConnector
 from deepagents_redis.core._errors import ConfigurationError
 from deepagents_redis.core._settings import RedisSettings
 
-__all__ = ["Connection", "RedisComponent", "resolve_connector", "split_connection"]
+__all__ = ["Closing", "Connection", "RedisComponent", "resolve_connector", "split_connection"]
 
 
 class Connection(TypedDict, total=False):
@@ -123,7 +123,30 @@ def resolve_connector(owner: str, **connection: Unpack[Connection]) -> tuple[Red
     )
 
 
-class RedisComponent:
+class Closing:
+    """`with obj:` closes `obj` on the way out: `__exit__` calls `close()`, once per class.
+
+    `__enter__` returns the object; a class that must start first (a server, a cluster)
+    overrides it to return `self.start()`.
+    """
+
+    def close(self) -> None:  # pragma: no cover - every subclass defines it
+        """Release what the object holds."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RedisComponent(Closing):
     """Lifecycle shared by every component: `close`, `aclose`, `with`, `async with`.
 
     A subclass calls `_attach(...)` in its `__init__` and, when it holds more than the
@@ -186,17 +209,6 @@ class RedisComponent:
         self._close_resources()
         if self._owns_connector:
             await self._connector.aclose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     async def __aenter__(self) -> Self:
         return self

@@ -26,13 +26,13 @@ import time
 import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, Self
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ._component import Closing
 from ._errors import ConfigurationError, RedisUnavailableError
 
 __all__ = ["EmbeddedRedis", "embedded_redis", "free_port"]
@@ -101,7 +101,7 @@ def find_redis_server() -> str | None:
     return shutil.which("redis-server")
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(Closing):
     """A private Redis server on 127.0.0.1, owned and stopped by this object.
 
     `redis-server` runs with `--save ""` (no RDB snapshots), `--appendonly no` unless `config`
@@ -320,14 +320,6 @@ class EmbeddedRedis:
 
     def __enter__(self) -> Self:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         port = self._port if self._port is not None else "?"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import redis
+from deepagents_redis.core import Closing
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -20,7 +20,7 @@ __all__ = ["LocalCluster"]
 _SLOTS = 16_384
 
 
-class LocalCluster:
+class LocalCluster(Closing):
     """Cluster-enabled primaries on free loopback ports (three by default), and replicas.
 
     Each node is an `EmbeddedRedis` started with `--cluster-enabled yes` and its own
@@ -119,14 +119,6 @@ class LocalCluster:
 
     def __enter__(self) -> Self:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def primaries(self) -> list[int]:
         """The ports of the nodes that serve slots now (after a failover: the promoted ones)."""

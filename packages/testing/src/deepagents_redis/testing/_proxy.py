@@ -8,9 +8,10 @@ import socket
 import struct
 import threading
 from collections.abc import Coroutine
-from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
+
+from deepagents_redis.core import Closing
 
 __all__ = ["FaultMode", "FaultProxy"]
 
@@ -21,7 +22,7 @@ _CHUNK = 65_536
 _CLOSE_TIMEOUT = 5.0
 
 
-class FaultProxy:
+class FaultProxy(Closing):
     """Forward 127.0.0.1:<proxy port> to a standalone Redis, with switchable faults.
 
     Modes (switch any time with `set_mode`; they apply to open and new connections):
@@ -121,17 +122,6 @@ class FaultProxy:
             self._call(self._close())
         finally:
             self._shutdown_loop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"FaultProxy(port={self._port}, target={self._target}, mode={self._mode!r})"
