@@ -76,6 +76,8 @@ class TodosWorkload(Workload):
         from deepagents_redis.todos import RedisTodoRepository
 
         self.repo = RedisTodoRepository(connector=connector)
+        self.last = 0
+        """The latest operation: its plan is the one being filled now."""
 
     def _scope(self, i: int) -> str:
         return f"chaos-{self.tag}-{i // 50}"
@@ -88,7 +90,7 @@ class TodosWorkload(Workload):
 
     def hot_key(self) -> str:
         # the plan being filled now (and the next few operations')
-        return self.repo.keyspace.key("todos", self._scope(getattr(self, "last", 0) + 5), "plan")
+        return self.repo.keyspace.key("todos", self._scope(self.last + 5), "plan")
 
     def verify(self, acked: list[Any]) -> tuple[int, int]:
         seen: Counter[str] = Counter()

@@ -9,7 +9,6 @@ import uuid
 from typing import Any, NamedTuple, Unpack
 
 import redis
-import redis.asyncio
 from deepagents_redis.cache._common import (
     UNSET,
     _Unset,
