@@ -80,3 +80,79 @@ async def test_async_deep_agent_with_a_remote_subagent(
     tool_reply = next(m for m in result["messages"] if m.type == "tool")
     assert tool_reply.content == "answer to 'find the answer': 42"
     assert ("subagent.completed", "researcher") in _log_kinds(connector)
+
+
+def _local_agent(connector: RedisConnector, *, progress: bool = True) -> Any:
+    """A parent whose `task` runs a local subagent that calls `ls` once, then answers."""
+    sub_model = ScriptedChatModel(
+        script=[tool_call("ls", {"path": "/"}, "sub-1"), AIMessage(content="nothing here")]
+    )
+    return create_deep_agent(
+        model=ScriptedChatModel(
+            script=[
+                tool_call("task", {"description": "look", "subagent_type": "looker"}, "call-1"),
+                AIMessage(content="The looker found nothing."),
+            ]
+        ),
+        subagents=[
+            {
+                "name": "looker",
+                "description": "Looks around.",
+                "system_prompt": "Look.",
+                "model": sub_model,
+            }
+        ],
+        middleware=[SubagentEventsMiddleware(connector=connector, progress=progress)],
+    )
+
+
+def _log_events(connector: RedisConnector) -> list[Any]:
+    from deepagents_redis.coord._event import decode_event
+
+    bus = EventBus(connector=connector)
+    return [
+        decode_event(bus.codec, fields[b"e"], key=bus.keys.log)
+        for _eid, fields in connector.client().xrange(bus.keys.log)
+    ]
+
+
+_SUBAGENT_STEPS = [
+    ("subagent.started", None),
+    ("subagent.progress", "model"),
+    ("subagent.progress", "tool"),
+    ("subagent.progress", "model"),
+    ("subagent.completed", None),
+]
+
+
+def _steps(events: list[Any]) -> list[tuple[str, str | None]]:
+    return [
+        (e.type.removeprefix("dev.deepagents-redis."), (e.data or {}).get("step")) for e in events
+    ]
+
+
+def test_a_local_subagent_reports_its_model_and_tool_calls_as_progress(
+    connector: RedisConnector,
+) -> None:
+    result = _local_agent(connector).invoke({"messages": [("user", "look around")]})
+    assert result["messages"][-1].content == "The looker found nothing."
+    events = _log_events(connector)
+    # Only the subagent's calls: the parent's two model calls run outside the `task` call.
+    assert _steps(events) == _SUBAGENT_STEPS
+    assert {e.agent for e in events} == {"looker"}
+    assert {e.subject for e in events} == {"call-1"}
+    assert events[2].data == {"step": "tool", "name": "ls"}
+
+
+async def test_an_async_local_subagent_reports_progress_too(connector: RedisConnector) -> None:
+    result = await _local_agent(connector).ainvoke({"messages": [("user", "look around")]})
+    assert result["messages"][-1].content == "The looker found nothing."
+    assert _steps(_log_events(connector)) == _SUBAGENT_STEPS
+
+
+def test_progress_off_publishes_only_the_lifecycle(connector: RedisConnector) -> None:
+    _local_agent(connector, progress=False).invoke({"messages": [("user", "look around")]})
+    assert _steps(_log_events(connector)) == [
+        ("subagent.started", None),
+        ("subagent.completed", None),
+    ]

@@ -2,9 +2,15 @@
 
 deepagents runs a subagent through its `task` tool (in process, or on our workers with
 `remote_subagent`). This middleware wraps that tool call and appends
-``subagent.started`` / ``subagent.completed`` / ``subagent.failed`` events to the namespace's
-event log, which `deepagents-redis events tail` (or `EventBus.tail`) follows live from
-another process.
+``subagent.started`` / ``subagent.progress`` / ``subagent.completed`` / ``subagent.failed``
+events to the namespace's event log, which `deepagents-redis events tail` (or
+`EventBus.tail`) follows live from another process.
+
+Progress (one event per model call and per tool call the subagent makes) comes from a LangChain
+callback handler that is active only while the `task` call runs: it is installed through
+langchain-core's configure hook (a context variable, as `get_usage_metadata_callback` does), so
+every run started inside the call, the subagent's graph included, reports to it, and runs of
+other calls (parallel `task` calls run in their own contexts) do not.
 
 Failure policy (stated, not silent): the events are for watching, not for the run's
 correctness, so a publish that fails (Redis down) is logged and counted
@@ -15,7 +21,9 @@ deadline.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from deepagents_redis.coord._common import CoordComponent
@@ -31,7 +39,9 @@ from deepagents_redis.core import (
 )
 from langchain.agents.middleware import AgentMiddleware
 from langchain.agents.middleware.types import ToolCallRequest
+from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import ToolMessage
+from langchain_core.tracers.context import register_configure_hook
 from langgraph.types import Command as GraphCommand
 
 __all__ = ["SubagentEventsMiddleware"]
@@ -39,6 +49,89 @@ __all__ = ["SubagentEventsMiddleware"]
 log = logging.getLogger("deepagents_redis.coord")
 
 _Result = ToolMessage | GraphCommand[Any]
+
+# The progress handler of the `task` call running in this context (None outside one). Every
+# callback manager configured while it is set includes the handler (inheritable: child runs
+# too), which is how the subagent's own model and tool calls reach it.
+_progress: ContextVar[BaseCallbackHandler | None] = ContextVar(
+    "deepagents_redis_subagent_progress", default=None
+)
+register_configure_hook(_progress, inheritable=True)
+
+
+def _run_name(serialized: dict[str, Any] | None, kwargs: dict[str, Any], default: str) -> str:
+    return str((serialized or {}).get("name") or kwargs.get("name") or default)
+
+
+class _OuterCall:
+    """Skips the one callback of the `task` tool itself (it starts first, inside our context)."""
+
+    def __init__(self, tools: frozenset[str]) -> None:
+        self._tools = tools
+        self._seen = False
+
+    def is_outer(self, name: str) -> bool:
+        if not self._seen and name in self._tools:
+            self._seen = True
+            return True
+        return False
+
+
+class _SyncProgress(BaseCallbackHandler):
+    """Model and tool calls of a sync subagent run -> ``subagent.progress`` events."""
+
+    def __init__(self, middleware: SubagentEventsMiddleware, request: ToolCallRequest) -> None:
+        self._mw, self._request = middleware, request
+        self._outer = _OuterCall(middleware._tools)
+
+    def on_tool_start(  # type: ignore[override]
+        self, serialized: dict[str, Any] | None, input_str: str, **kwargs: Any
+    ) -> None:
+        name = _run_name(serialized, kwargs, "tool")
+        if not self._outer.is_outer(name):
+            self._mw._publish(self._mw._event("progress", self._request, step="tool", name=name))
+
+    def on_chat_model_start(  # type: ignore[override]
+        self, serialized: dict[str, Any] | None, messages: Any, **kwargs: Any
+    ) -> None:
+        name = _run_name(serialized, kwargs, "model")
+        self._mw._publish(self._mw._event("progress", self._request, step="model", name=name))
+
+
+class _AsyncProgress(AsyncCallbackHandler):
+    """Async twin of `_SyncProgress` (publishes on the event loop, never blocking it)."""
+
+    def __init__(self, middleware: SubagentEventsMiddleware, request: ToolCallRequest) -> None:
+        self._mw, self._request = middleware, request
+        self._outer = _OuterCall(middleware._tools)
+
+    async def on_tool_start(  # type: ignore[override]
+        self, serialized: dict[str, Any] | None, input_str: str, **kwargs: Any
+    ) -> None:
+        name = _run_name(serialized, kwargs, "tool")
+        if not self._outer.is_outer(name):
+            event = self._mw._event("progress", self._request, step="tool", name=name)
+            await self._mw._apublish(event)
+
+    async def on_chat_model_start(  # type: ignore[override]
+        self, serialized: dict[str, Any] | None, messages: Any, **kwargs: Any
+    ) -> None:
+        name = _run_name(serialized, kwargs, "model")
+        await self._mw._apublish(
+            self._mw._event("progress", self._request, step="model", name=name)
+        )
+
+
+@contextmanager
+def _reporting(handler: BaseCallbackHandler | None) -> Iterator[None]:
+    if handler is None:
+        yield
+        return
+    token = _progress.set(handler)
+    try:
+        yield
+    finally:
+        _progress.reset(token)
 
 
 class _LogWriter(CoordComponent):
@@ -75,18 +168,27 @@ class SubagentEventsMiddleware(AgentMiddleware):  # type: ignore[type-arg]
     Args:
         tool_names: The tools that run subagents (deepagents: ``task``).
         source: The emitter named in each event (default ``agent``).
+        progress: Also publish a ``subagent.progress`` event (``data``: ``step`` ``model`` or
+            ``tool`` and its ``name``) for each model and tool call the subagent makes. Each is
+            one ``XADD`` on the subagent's path; turn off to save those round trips.
         **kwargs: Connection (`connector=` or `url=`...) and `CoordSettings` options.
     """
 
     name = "SubagentEventsMiddleware"
 
     def __init__(
-        self, *, tool_names: tuple[str, ...] = ("task",), source: str = "agent", **kwargs: Any
+        self,
+        *,
+        tool_names: tuple[str, ...] = ("task",),
+        source: str = "agent",
+        progress: bool = True,
+        **kwargs: Any,
     ) -> None:
         super().__init__()
         self._writer = _LogWriter(**kwargs)
         self._tools = frozenset(tool_names)
         self._source = source
+        self._progress = progress
 
     @property
     def writer(self) -> CoordComponent:
@@ -147,12 +249,13 @@ class SubagentEventsMiddleware(AgentMiddleware):  # type: ignore[type-arg]
     def wrap_tool_call(
         self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], _Result]
     ) -> _Result:
-        """Publish started, run the subagent, publish completed or failed."""
+        """Publish started, run the subagent (reporting progress), publish completed or failed."""
         if request.tool_call.get("name") not in self._tools:
             return handler(request)
         self._publish(self._started(request))
         try:
-            result = handler(request)
+            with _reporting(_SyncProgress(self, request) if self._progress else None):
+                result = handler(request)
         except Exception as exc:
             self._publish(
                 self._event("failed", request, error=f"{type(exc).__name__}: {exc}"[:2_000])
@@ -169,7 +272,8 @@ class SubagentEventsMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             return await handler(request)
         await self._apublish(self._started(request))
         try:
-            result = await handler(request)
+            with _reporting(_AsyncProgress(self, request) if self._progress else None):
+                result = await handler(request)
         except Exception as exc:
             await self._apublish(
                 self._event("failed", request, error=f"{type(exc).__name__}: {exc}"[:2_000])
