@@ -1,9 +1,10 @@
-"""Suite ``coord``: remote tasks and events against their floors and against arq.
+"""Suite ``coord``: remote tasks and events against their floors, arq and Celery.
 
 * submit -> result of a no-op task, one in-process worker: ours vs a raw Streams round trip
   (client ``XADD``; worker ``XREADGROUP`` + ``XADD`` reply; client ``XREAD BLOCK``: the floor
-  any Streams queue pays) and vs arq 0.25 (its own environment, polling its result every
-  1 ms, the fastest it allows).
+  any Streams queue pays), vs arq 0.25 (its own environment, polling its result every
+  1 ms, the fastest it allows) and vs Celery 5.5 on its Redis broker and result backend (its
+  own environment, one ``--pool solo`` worker process); both skipped in ``--smoke``.
 * event publish -> receive by a live listener: `EventBus.publish` + `tail` vs raw
   ``XADD``/``XREAD BLOCK`` and vs pub/sub ``PUBLISH``/``SUBSCRIBE``.
 * throughput of no-op tasks with 1, 2 and 4 worker processes (how it grows).
@@ -97,32 +98,42 @@ def _raw_floor(url: str, prefix: str) -> tuple[Callable[[], object], Callable[[]
     return roundtrip, close
 
 
-def _arq_probe(*args: str) -> tuple[dict[str, Any] | None, str]:
-    """Run `_arq_probe.py` in its own environment; its JSON, or None and why not."""
+def _probe(
+    what: str, requirement: str, script: str, *args: str
+) -> tuple[dict[str, Any] | None, str]:
+    """Run a probe script in its own environment (`requirement` installed on the fly, never in
+    our workspace); its JSON, or None and why not."""
     uv = shutil.which("uv")
     if uv is None:
-        return None, "arq not measured: uv not on PATH"
-    probe = Path(__file__).resolve().parent.parent / "_arq_probe.py"
+        return None, f"{what} not measured: uv not on PATH"
+    probe = Path(__file__).resolve().parent.parent / script
     proc = subprocess.run(
-        [
-            uv,
-            "run",
-            "--quiet",
-            "--no-project",
-            "--with",
-            "arq==0.25.0",
-            "python",
-            str(probe),
-            *args,
-        ],
+        [uv, "run", "--quiet", "--no-project", "--with", requirement, "python", str(probe), *args],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     if proc.returncode != 0:
-        return None, f"arq not measured: {proc.stderr.strip().splitlines()[-1:]}"
+        return None, f"{what} not measured: {proc.stderr.strip().splitlines()[-1:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1]), ""
+
+
+def _arq_probe(*args: str) -> tuple[dict[str, Any] | None, str]:
+    """arq 0.25 (see `_arq_probe.py` for why that version and why its own environment)."""
+    return _probe("arq", "arq==0.25.0", "_arq_probe.py", *args)
+
+
+def _celery(url: str, n: int, warmup: int) -> tuple[Timing | None, str]:
+    data, why = _probe(
+        "Celery", "celery[redis]==5.5.*", "_celery_probe.py", url, str(n), str(warmup)
+    )
+    if data is None:
+        return None, why
+    return Timing.from_samples(data["samples"]), (
+        "Celery 5.5 in its own env: Redis broker and result backend, 1 worker process "
+        "(--pool solo), the client waits on AsyncResult.get()"
+    )
 
 
 def _arq(url: str, n: int, warmup: int) -> tuple[Timing | None, str]:
@@ -291,7 +302,7 @@ def _throughput(ctx: BenchContext, prefix: str) -> list[Result]:
 
 
 def run(ctx: BenchContext) -> list[Result]:
-    """Measure remote tasks and events against their floors and against arq."""
+    """Measure remote tasks and events against their floors, arq and Celery."""
     # Client, worker and listener share one process here: with CPython's default 5 ms GIL
     # switch interval every thread hand-off would cost milliseconds that a real deployment
     # (separate processes) never pays, on our side and the baselines' alike.
@@ -350,6 +361,16 @@ def _run(ctx: BenchContext) -> list[Result]:
                     o,
                     "arq enqueue_job -> job.result",
                     arq,
+                    notes=note,
+                )
+            )
+            celery, note = _celery(ctx.url, n, ctx.n(100))
+            results.append(
+                Result(
+                    "submit -> result, no-op task, 1 worker",
+                    o,
+                    "Celery delay() -> AsyncResult.get()",
+                    celery,
                     notes=note,
                 )
             )
