@@ -324,7 +324,10 @@ def _run_rows(
         f"redis-py SET+GET {size} (one value)",
         raw_wr,
         iterations=reps,
-        notes="ours: 256 KiB chunks, one script call to write, one to read",
+        notes=(
+            "ours: 256 KiB chunks staged in one MULTI then committed by one script call; "
+            "read: HMGET metadata, HMGET chunks"
+        ),
     )
     if have_pg:
         _row(

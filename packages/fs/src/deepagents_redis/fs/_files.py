@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
 
 from deepagents.backends.protocol import (
     DeleteResult,
@@ -43,6 +44,20 @@ from deepagents_redis.fs._paths import (
 __all__: list[str] = []
 
 
+def _is_text(path: str) -> bool:
+    """Whether deepagents reads `path` as text (by its extension)."""
+    if len(path) <= 512:
+        return _cached_is_text(path)
+    return _get_backend_read_file_type(path) == "text"
+
+
+@lru_cache(maxsize=4096)
+def _cached_is_text(path: str) -> bool:
+    # deepagents' classification builds a pathlib object (~3 µs of a 4 KB read); it is a
+    # pure function of the path, so short paths' answers are kept (bounded like _paths').
+    return _get_backend_read_file_type(path) == "text"
+
+
 def _moved(counter: str, size: int) -> None:
     # Bytes of file content stored or returned (the UTF-8, or base64, as kept in Redis or the
     # blob store): what sizes the Redis memory and network an agent's files cost. Edits run
@@ -64,7 +79,7 @@ class _FileOps(_Layout):
         if got is None:
             return ReadResult(error=f"File '{file_path}' not found")
         _moved("fs.bytes_read", len(got[1]))
-        if _get_backend_read_file_type(file_path) != "text":
+        if not _is_text(file_path):
             return ReadResult(file_data=self._file_data(*got))
         return _read_window(*got, offset, limit)
 

@@ -16,6 +16,8 @@ Layout of one namespace (all keys share the scope `{namespace}`):
 - `exp`        sorted set path -> expire-at ms, for purging index entries of expired files
 - `blobs`      sorted set blob ref -> when it may be deleted (`+inf` while its file lives)
 - `seq`        version counter: versions only grow, even across delete and re-create
+- `s:<path>:<generation>`  hash of a big write's staged chunks, with a TTL, until the write
+  script RENAMEs it over `c:<path>`
 - `d:<dir>`    hash per directory: a file child `name -> 'f'`; a sub-directory
   `name/ -> number of files below it`, so `ls` reads only the directory's own entries
 """
@@ -35,6 +37,7 @@ __all__ = [
     "LS",
     "PURGE",
     "READ",
+    "STAGE",
     "WRITE",
 ]
 
@@ -57,3 +60,6 @@ LIST: Final = LuaScript.from_package("fs_list", _PACKAGE, "list.lua")
 READ: Final = LuaScript.from_package("fs_read", _PACKAGE, "read.lua")
 GC_CLAIM: Final = LuaScript.from_package("fs_gc_claim", _PACKAGE, "gc_claim.lua")
 GREP: Final = LuaScript.from_package("fs_grep", _PACKAGE, "grep.lua")
+# Big chunked writes stage their chunks first (see _common._STAGE_MIN); this is the stage
+# for clients without MULTI. WRITE then commits the stage.
+STAGE: Final = LuaScript.from_package("fs_stage", _PACKAGE, "stage.lua")

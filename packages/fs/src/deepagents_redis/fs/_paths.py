@@ -11,6 +11,8 @@ follow `StoreBackend`'s prefix rules exactly.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from deepagents.backends.utils import validate_path
 
 __all__ = [
@@ -28,6 +30,13 @@ MAX_PATH_BYTES = 4096
 """Longest accepted file path, in UTF-8 bytes (Linux PATH_MAX)."""
 
 
+# Answers for recently seen short paths (a pure function of the string): the checks below
+# (deepagents' validate_path builds pathlib objects) were ~3 µs of a ~100 µs 4 KB read.
+# Bounded in count and in path length, so hostile paths cannot grow it.
+_CACHED_PATH_CHARS = 512
+_CACHED_PATHS = 4096
+
+
 def file_path_error(path: object) -> str | None:
     """Say why `path` is not an acceptable file path, or return None when it is.
 
@@ -37,6 +46,17 @@ def file_path_error(path: object) -> str | None:
     Returns:
         A human readable reason, or None for a valid canonical absolute path.
     """
+    if type(path) is str and len(path) <= _CACHED_PATH_CHARS:
+        return _cached_file_path_error(path)
+    return _file_path_error(path)
+
+
+@lru_cache(maxsize=_CACHED_PATHS)
+def _cached_file_path_error(path: str) -> str | None:
+    return _file_path_error(path)
+
+
+def _file_path_error(path: object) -> str | None:
     if not isinstance(path, str):
         return f"path must be a string, got {type(path).__name__}"
     if not path.startswith("/"):

@@ -26,10 +26,15 @@
 --   d            D, the number of directory hashes
 --   argv[13..12+D]      the path's field in each directory hash
 --   argv[13+D]          N chunks (0: content inline in argv[14+D], or in the blob)
---   argv[14+D..13+D+N]  the chunks
+--   argv[14+D..13+D+N]  the chunks, unless they were staged (see stage_key)
+-- keys[8+D] (optional) stage_key: a hash the client filled with the N chunks (fields
+--   '<gen>:<i>', with a TTL) before this call, in one MULTI; it becomes the chunk hash by
+--   RENAME, so 10 MB of chunks never pass through Lua (issue: fs performance pass).
 -- Returns {'OK', version, replaced_blob_ref} or {'CONFLICT', actual_version} (nothing
--- written).
--- Errors: OOM from core's deny_oom probe when the server is full (before any write).
+-- written; a stage is dropped).
+-- Errors: OOM from core's deny_oom probe when the server is full (before any write);
+-- 'NOTFOUND staged chunks ...' when the stage does not hold the N chunks (nothing written,
+-- nothing recorded).
 
 local meta_key, chunks_key, idx_key, files_key = keys[1], keys[2], keys[3], keys[4]
 local exp_key, blobs_key, seq_key = keys[5], keys[6], keys[7]
@@ -40,8 +45,14 @@ local d = tonumber(argv[12])
 -- the parent directory's hash and the path's field in it (the first of the D)
 local parent_key, parent_field = keys[8], argv[13]
 
-local _t = redis.call('TIME')
-local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+local nidx = 13 + d
+local n = tonumber(argv[nidx])
+local stage_key = keys[8 + d]
+-- a stage is checked before anything is written: a missing or partial one (an expired
+-- stage, a failover that lost it) writes nothing and records nothing
+if stage_key and redis.call('HLEN', stage_key) ~= n then
+  return redis.error_reply('NOTFOUND staged chunks of ' .. path .. ' are missing')
+end
 
 -- a full server refuses this script here, before it writes (core's deny_oom)
 redis.call('SETRANGE', meta_key .. ':oom-probe', 0, '')
@@ -49,6 +60,7 @@ redis.call('SETRANGE', meta_key .. ':oom-probe', 0, '')
 local cur = redis.call('HMGET', meta_key, 'v', 'g', 'n', 'ca', 'b')
 local actual = tonumber(cur[1]) or 0
 if expected ~= '' and tonumber(expected) ~= actual then
+  if stage_key then redis.call('DEL', stage_key) end
   return {'CONFLICT', actual}
 end
 if actual == 0 then
@@ -58,20 +70,30 @@ else
   local old_n = tonumber(cur[3]) or 0
   for i = 0, old_n - 1 do redis.call('HDEL', chunks_key, cur[2] .. ':' .. i) end
 end
-local nidx = 13 + d
-local n = tonumber(argv[nidx])
 local version = redis.call('INCR', seq_key)
 local created = created_at
 if keep_created == '1' and cur[4] then created = cur[4] end
 local expire_at = 0
-if ttl > 0 then expire_at = now + ttl end
-redis.call('HSET', meta_key, 'v', version, 'g', gen, 'n', n, 's', size, 'e', encoding,
-  'ca', created, 'ma', modified_at, 't', ttl, 'x', expire_at, 'b', blob, 'p', path)
+if ttl > 0 then
+  -- TIME only when a deadline is needed (Redis 7 freezes it for the script's length)
+  local _t = redis.call('TIME')
+  expire_at = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000) + ttl
+end
 if n == 0 and blob == '' then
-  redis.call('HSET', meta_key, 'd', argv[nidx + 1])
+  -- inline content goes in with the rest of the metadata: one HSET
+  redis.call('HSET', meta_key, 'v', version, 'g', gen, 'n', n, 's', size, 'e', encoding,
+    'ca', created, 'ma', modified_at, 't', ttl, 'x', expire_at, 'b', blob, 'p', path,
+    'd', argv[nidx + 1])
 else
+  redis.call('HSET', meta_key, 'v', version, 'g', gen, 'n', n, 's', size, 'e', encoding,
+    'ca', created, 'ma', modified_at, 't', ttl, 'x', expire_at, 'b', blob, 'p', path)
   redis.call('HDEL', meta_key, 'd')
-  for i = 1, n do redis.call('HSET', chunks_key, gen .. ':' .. (i - 1), argv[nidx + i]) end
+  if stage_key then
+    -- the stage replaces the chunk hash whole (its TTL is set just below)
+    redis.call('RENAME', stage_key, chunks_key)
+  else
+    for i = 1, n do redis.call('HSET', chunks_key, gen .. ':' .. (i - 1), argv[nidx + i]) end
+  end
 end
 if ttl > 0 then
   redis.call('PEXPIREAT', meta_key, expire_at)
@@ -89,9 +111,9 @@ if blob ~= '' then
   if ttl > 0 then score = expire_at + grace end
   redis.call('ZADD', blobs_key, score, blob)
 end
-local is_new = redis.call('HEXISTS', files_key, path) == 0
-redis.call('HSET', files_key, path,
-  size .. '|' .. expire_at .. '|' .. encoding .. '|' .. modified_at)
+-- HSET answers how many fields it added: 1 exactly when the path is new to the index
+local is_new = redis.call('HSET', files_key, path,
+  size .. '|' .. expire_at .. '|' .. encoding .. '|' .. modified_at) == 1
 redis.call('ZADD', idx_key, 0, path)
 if is_new then
   redis.call('HSET', parent_key, parent_field, 'f')

@@ -1,0 +1,243 @@
+"""Big chunked writes stage their chunks, then commit them with the write script.
+
+The chunks go to a stage hash (one MULTI, with a TTL) and the op-id write script RENAMEs it
+over the chunk hash in the same step that switches the metadata. What must hold, checked on
+a real server: a reader never sees a partial file; a retried commit is applied once; a
+conflict or a lost stage writes nothing; an abandoned stage expires; nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.exceptions as rexc
+from deepagents_redis.core import DeepAgentsRedisError, RedisSettings
+from deepagents_redis.fs import RedisBackend, _common
+from deepagents_redis.fs._common import _STAGE_TTL_MS, _WRITE
+
+pytestmark = pytest.mark.integration
+
+CHUNK = 4096
+
+
+@pytest.fixture(autouse=True)
+def _stage_small_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    # stage anything over two chunks, so test files stay small
+    monkeypatch.setattr(_common, "_STAGE_MIN", 2 * CHUNK)
+
+
+def _text(tag: str, size: int = 10 * CHUNK + 123) -> str:
+    line = f"{tag} line of a big file\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
+def _stages(backend: RedisBackend) -> list[Any]:
+    head = backend._head(backend.resolve_namespace())
+    return list(backend.connector.client().scan_iter(match=f"{head}:s:*"))
+
+
+def _content(backend: RedisBackend, path: str) -> str:
+    got = backend.read(path, 0, 100_000)
+    assert got.error is None, got.error
+    assert got.file_data is not None
+    return got.file_data["content"]
+
+
+def test_big_write_is_staged_and_read_back(make_backend: Any) -> None:
+    b = make_backend(chunk_size=CHUNK, spill_threshold=0)
+    for tag in ("first", "second"):  # create, then overwrite a chunked file
+        text = _text(tag)
+        assert b.write("/big.txt", text).error is None
+        assert _content(b, "/big.txt") == text
+        stat = b.stat("/big.txt")
+        assert stat is not None
+        assert stat.chunks == 11
+        assert stat.size == len(text)
+        assert _stages(b) == []
+        # the chunk hash holds exactly this generation's chunks
+        ckey = b._k(b.resolve_namespace(), "c", "/big.txt")
+        assert len(b.connector.client().hkeys(ckey)) == 11
+        assert b.connector.client().ttl(ckey) == -1  # no TTL left from the stage
+    assert b.download_files(["/big.txt"])[0].content == _text("second").encode()
+
+
+def test_staged_write_honours_the_file_ttl(make_backend: Any) -> None:
+    b = make_backend(chunk_size=CHUNK, spill_threshold=0, ttl=3600)
+    assert b.write("/big.txt", _text("ttl")).error is None
+    client = b.connector.client()
+    ckey = b._k(b.resolve_namespace(), "c", "/big.txt")
+    # the file's TTL plus the chunk grace, not the stage's ten minutes
+    assert 3600 < client.ttl(ckey) <= 3600 + 60
+
+
+async def test_async_staged_write(make_backend: Any) -> None:
+    # on the asyncio cluster client the stage is the fs_stage script instead of MULTI
+    b = make_backend(chunk_size=CHUNK, spill_threshold=0)
+    text = _text("async")
+    assert (await b.awrite("/big.txt", text)).error is None
+    got = await b.aread("/big.txt", 0, 100_000)
+    assert got.file_data is not None
+    assert got.file_data["content"] == text
+    assert _stages(b) == []
+
+
+def test_conflicting_staged_write_writes_nothing_and_drops_its_stage(make_backend: Any) -> None:
+    b = make_backend(chunk_size=CHUNK, spill_threshold=0)
+    assert b.write("/big.txt", _text("old")).error is None
+    stat = b.stat("/big.txt")
+    assert stat is not None
+    result = b.write("/big.txt", _text("new"), expected_version=stat.version + 5)
+    assert result.error is not None
+    assert "changed" in result.error
+    assert _content(b, "/big.txt") == _text("old")
+    assert b.stat("/big.txt") == stat
+    assert _stages(b) == []
+
+
+def test_readers_never_see_a_partial_big_file(make_backend: Any) -> None:
+    writer = make_backend(chunk_size=CHUNK, spill_threshold=0)
+    reader = make_backend(chunk_size=CHUNK, spill_threshold=0, namespace=writer.resolve_namespace())
+    versions = {_text("a"), _text("b", 12 * CHUNK), _text("c", 3 * CHUNK)}
+    assert writer.write("/big.txt", _text("a")).error is None
+    done = threading.Event()
+    failures: list[str] = []
+
+    def write_loop() -> None:
+        try:
+            for i in range(60):
+                text = sorted(versions)[i % 3]
+                if writer.write("/big.txt", text).error is not None:
+                    failures.append("write failed")
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=write_loop)
+    thread.start()
+    reads = 0
+    while not done.is_set() or reads < 20:
+        if _content(reader, "/big.txt") not in versions:
+            failures.append("a read returned content no write wrote")
+        reads += 1
+        if reads > 5000:
+            break
+    thread.join(60)
+    assert not thread.is_alive()
+    assert failures == []
+
+
+# ---------------------------------------------------------------- standalone: hooked client
+
+
+class _Hooked(redis.Redis):
+    """Runs `before` (once) just before the write script's call, `after` right after it."""
+
+    before: Callable[[], None] = staticmethod(lambda: None)
+    after: Callable[[], None] = staticmethod(lambda: None)
+    fired = False
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        ours = args[0] in ("EVALSHA", "EVAL") and args[1] in (_WRITE.sha, _WRITE.source)
+        if ours and not self.fired:
+            self.fired = True
+            self.before()
+            reply = super().execute_command(*args, **options)
+            self.after()
+            return reply
+        return super().execute_command(*args, **options)
+
+
+@pytest.fixture
+def hooked(redis_url: str) -> Iterator[tuple[RedisBackend, RedisBackend, _Hooked]]:
+    """A backend on a hooked client, and a plain one on the same namespace."""
+    settings = RedisSettings(url=redis_url, cluster="off", key_prefix="stg")
+    ns = f"staged-{uuid.uuid4().hex[:8]}"
+    opts: dict[str, Any] = {"namespace": ns, "chunk_size": CHUNK, "spill_threshold": 0}
+    client = _Hooked.from_url(redis_url)
+    ours = RedisBackend(client=client, settings=settings, **opts)
+    other = RedisBackend(settings=settings, **opts)
+    try:
+        yield ours, other, client
+    finally:
+        other.delete("/")
+        ours.close()
+        other.close()
+        client.close()
+
+
+def test_a_reader_sees_the_old_file_while_the_new_one_is_staged(
+    hooked: tuple[RedisBackend, RedisBackend, _Hooked],
+) -> None:
+    ours, other, client = hooked
+    assert other.write("/big.txt", _text("old")).error is None
+    seen: list[Any] = []
+    client.fired = False
+    client.before = lambda: seen.append((len(_stages(other)), _content(other, "/big.txt")))
+    assert ours.write("/big.txt", _text("new")).error is None
+    assert seen == [(1, _text("old"))]  # staged, not visible
+    assert _content(other, "/big.txt") == _text("new")
+    assert _stages(other) == []
+
+
+def test_a_retried_commit_is_applied_once(
+    hooked: tuple[RedisBackend, RedisBackend, _Hooked],
+) -> None:
+    ours, other, client = hooked
+    assert other.write("/big.txt", _text("old")).error is None
+    stat = other.stat("/big.txt")
+    assert stat is not None
+
+    def lose_reply() -> None:
+        raise rexc.TimeoutError("Timeout reading from socket (reply dropped by the test)")
+
+    client.fired = False
+    client.after = lose_reply  # applied, then the reply is lost: the driver re-sends it
+    assert ours.write("/big.txt", _text("new")).error is None
+    after = other.stat("/big.txt")
+    assert after is not None
+    assert after.version == stat.version + 1
+    assert _content(other, "/big.txt") == _text("new")
+    assert _stages(other) == []
+
+
+def test_a_lost_stage_writes_nothing(
+    hooked: tuple[RedisBackend, RedisBackend, _Hooked],
+) -> None:
+    ours, other, client = hooked
+    assert other.write("/big.txt", _text("old")).error is None
+    stat = other.stat("/big.txt")
+
+    def drop_stage() -> None:
+        for key in _stages(other):
+            other.connector.client().delete(key)
+
+    client.fired = False
+    client.before = drop_stage  # e.g. a failover to a replica that never got the stage
+    with pytest.raises(DeepAgentsRedisError, match="staged chunks"):
+        ours.write("/big.txt", _text("new"))
+    assert other.stat("/big.txt") == stat
+    assert _content(other, "/big.txt") == _text("old")
+
+
+def test_an_abandoned_stage_expires(
+    hooked: tuple[RedisBackend, RedisBackend, _Hooked],
+) -> None:
+    ours, other, client = hooked
+    assert other.write("/big.txt", _text("old")).error is None
+
+    def die() -> None:
+        raise RuntimeError("the worker died between staging and committing")
+
+    client.fired = False
+    client.before = die
+    with pytest.raises(RuntimeError, match="worker died"):
+        ours.write("/big.txt", _text("new"))
+    stages = _stages(other)
+    assert len(stages) == 1
+    assert 0 < other.connector.client().pttl(stages[0]) <= _STAGE_TTL_MS
+    assert _content(other, "/big.txt") == _text("old")
+    other.connector.client().delete(*stages)
