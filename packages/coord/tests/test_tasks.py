@@ -14,6 +14,8 @@ from deepagents_redis.coord import (
 )
 from deepagents_redis.core import InvalidInputError, NotFoundError, PayloadTooLargeError
 
+from .conftest import FAST
+
 pytestmark = pytest.mark.integration
 
 
@@ -381,3 +383,48 @@ def test_no_trace_without_an_instrumentation_that_carries_one(
         task_id = tasks.submit("double", {"n": 1})
         tasks.result(task_id, timeout=10)
     assert all(e.traceparent is None for _, e in tasks.events(task_id))
+
+
+def _first_request_of_wait(client: TaskClient, task_id: str, monkeypatch: Any) -> str:
+    """What a wait on `task_id` sends first: ``XREAD`` (a blocking read) or ``pipeline``."""
+    redis_client = client.connector.client()
+    seen: list[str] = []
+    execute, pipeline = redis_client.execute_command, redis_client.pipeline
+
+    def counted_execute(*args: Any, **kwargs: Any) -> Any:
+        seen.append(str(args[0]))
+        return execute(*args, **kwargs)
+
+    def counted_pipeline(*args: Any, **kwargs: Any) -> Any:
+        seen.append("pipeline")
+        return pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(redis_client, "execute_command", counted_execute)
+    monkeypatch.setattr(redis_client, "pipeline", counted_pipeline)
+    with pytest.raises(Exception, match="still pending"):
+        client.result(task_id, timeout=0.2)
+    monkeypatch.undo()
+    return seen[0]
+
+
+def test_a_wait_on_a_task_this_client_submitted_blocks_at_once(
+    connector: Any, monkeypatch: Any
+) -> None:
+    # No worker: the task stays pending. The client that created it knows the id of its
+    # 'submitted' event and blocks right after it; another client looks at the record first.
+    mine = TaskClient(connector=connector, check_agents=False, **FAST)
+    theirs = TaskClient(connector=connector, check_agents=False, **FAST)
+    task_id = mine.submit("nobody", {"n": 1})
+    assert _first_request_of_wait(mine, task_id, monkeypatch) == "XREAD"
+    assert _first_request_of_wait(theirs, task_id, monkeypatch) == "pipeline"
+    # The memo is used once: a second wait by the same client looks first too.
+    assert _first_request_of_wait(mine, task_id, monkeypatch) == "pipeline"
+
+
+def test_a_task_that_ended_before_the_wait_is_returned_from_the_memo(
+    tasks: TaskClient, worker_factory: Any
+) -> None:
+    with worker_factory({"double": double}):
+        task_id = tasks.submit("double", {"n": 4})
+        _eventually(lambda: [1] if tasks.get(task_id).done else [])
+        assert tasks.result(task_id, timeout=10) == {"n": 8}

@@ -12,7 +12,8 @@
 --   events_maxlen  approximate length cap of the events stream
 --   timeout_s      run timeout in seconds ('' = none)
 --   trace          trace context (JSON, '' = none)
--- Returns {created 1|0, status, same digest 1|0}.
+-- Returns {created 1|0, status, same digest 1|0, id of the 'submitted' event ('' when not
+-- created)}.
 -- Errors: none of its own.
 
 local task_key, events_key = KEYS[1], KEYS[2]
@@ -21,12 +22,12 @@ local event, events_maxlen, timeout_s, trace = ARGV[5], ARGV[6], ARGV[7], ARGV[8
 
 local stored = redis.call('HGET', task_key, 'digest')
 if stored then
-  return {0, redis.call('HGET', task_key, 'status'), stored == digest and 1 or 0}
+  return {0, redis.call('HGET', task_key, 'status'), stored == digest and 1 or 0, ''}
 end
 local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 redis.call('HSET', task_key, 'status', 'pending', 'agent', agent, 'input', input,
   'digest', digest, 'attempts', 0, 'max_attempts', max_attempts, 'fence', 0, 'cancel', 0,
   'created_ms', now, 'timeout_s', timeout_s, 'history', '[]', 'lease_until', 0, 'trace', trace)
-redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', event)
-return {1, 'pending', 1}
+local event_id = redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', event)
+return {1, 'pending', 1, event_id}
