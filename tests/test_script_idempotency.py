@@ -47,6 +47,9 @@ IDEMPOTENT_BY_CONSTRUCTION = {
     "fs_purge",
     # Pushes a file's expiry to now + its TTL on read: a re-run sets about the same time.
     "fs_read",
+    # HSET of a big write's chunks into its own stage hash ('<generation>:<i>' fields, the same
+    # bytes on a re-run) and PEXPIRE to the same TTL: a re-run stages the same chunks again.
+    "fs_stage",
     # Claims blob refs whose grace passed (ZREM). A lost reply loses only the list of claimed
     # refs; their blobs are then orphans, which gc()'s sweep deletes after orphan_grace.
     "fs_gc_claim",
