@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,8 @@ def test_backfill_then_reconcile(
         assert json.loads(capsys.readouterr().out)["written"] == 1
         assert cli("todos", "reconcile", *target) == EXIT_PROBLEM
         out = capsys.readouterr().out
-        assert "missing   thread=t2" in out
+        assert re.search(r"^drift +thread +checkpoint +redis +state$", out, re.M)
+        assert re.search(r"^missing +t2 +\S+ \(2 items\) +v\d+ \(0 items\) +-$", out, re.M)
         assert "rerun with --repair" in out
         assert cli("todos", "reconcile", "--repair", *target) == EXIT_OK
         assert "repaired 1" in capsys.readouterr().out
@@ -124,9 +126,9 @@ def test_progress_is_plain_lines_off_a_terminal() -> None:
 
     # Before: 41 updates wrote one 3 KB line of \r frames into a log file.
     log = io.StringIO()
-    draw = progress_bar("reconcile", log)
-    for done in range(42):
-        draw(done, 41)
+    with progress_bar("reconcile", log) as draw:
+        for done in range(42):
+            draw(done, 41)
     text = log.getvalue()
     assert "\r" not in text
     lines = text.splitlines()
@@ -138,7 +140,36 @@ def test_progress_is_plain_lines_off_a_terminal() -> None:
             return True
 
     tty = Tty()
-    bar = progress_bar("reconcile", tty)
-    bar(1, 2)
-    bar(2, 2)
-    assert "\r" in tty.getvalue()
+    with progress_bar("reconcile", tty) as bar:
+        bar(1, 2)
+        bar(2, 2)
+    drawn = tty.getvalue()
+    assert "\r" in drawn  # rich redraws the line in place
+    assert "2/2" in drawn
+
+
+def test_reconcile_prints_a_hostile_thread_id_literally(
+    tmp_path: Path, redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Thread ids come from applications: one that looks like rich markup must not be styled
+    # (or swallowed) by the drift table.
+    hostile = "[bold]t3[/] :smile:"
+    path = tmp_path / "hostile.db"
+    conn = sqlite3.connect(path, check_same_thread=False)
+    try:
+        model = ScriptedChatModel(
+            script=[tool_call("write_todos", {"todos": PLAN}, "w"), AIMessage("ok")]
+        )
+        graph = create_deep_agent(
+            model=model, middleware=[TodoListMiddleware()], checkpointer=SqliteSaver(conn)
+        )
+        graph.invoke({"messages": [HumanMessage("go")]}, {"configurable": {"thread_id": hostile}})
+    finally:
+        conn.close()
+    target = ["--url", redis_url, "--prefix", key_prefix, "--checkpointer", f"sqlite:{path}"]
+    assert cli("todos", "reconcile", *target) == EXIT_PROBLEM
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^missing +\[bold\]t3\[/\] :smile: +unversioned \(2 items\) +v0", out, re.M
+    ), out
+    assert "\x1b[" not in out

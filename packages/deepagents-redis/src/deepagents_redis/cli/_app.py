@@ -20,7 +20,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from deepagents_redis.cli._exit import EXIT_PROBLEM, EXIT_UNREACHABLE, EXIT_USAGE
+from deepagents_redis.cli._exit import (
+    EXIT_INTERRUPTED,
+    EXIT_PROBLEM,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    UnreachableError,
+)
 
 __all__ = [
     "COMMAND_MODULES",
@@ -111,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="deepagents-redis",
         description="Health checks, migrations, demos, workers and tasks for deepagents-redis.",
+        epilog=(
+            "Exit status: 0 ok; 1 the command found a problem; 2 Redis (or another server "
+            "the command needs) is unreachable; 64 usage or configuration error; "
+            "130 interrupted. Each command has its own --help."
+        ),
     )
     parser.add_argument(
         "--version",
@@ -170,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RedisUnavailableError as exc:
         print(f"error: Redis is unreachable: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    except UnreachableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -177,6 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # e.g. CapabilityError: the server lacks a command. A message, not a traceback.
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        # Ctrl-C in a long command (fs copy, todos backfill): one line, not a traceback.
+        # Commands that run until Ctrl-C (worker, events tail, health --serve) handle it.
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
@@ -207,7 +226,8 @@ def reference() -> str:
         "",
         "Generated from the parser (`deepagents_redis.cli.reference()`); every command and",
         "option below is what `deepagents-redis` accepts. Exit status: 0 ok, 1 a problem was",
-        "found, 2 Redis is unreachable, 64 usage or configuration error.",
+        "found, 2 Redis (or another server the command needs) is unreachable, 64 usage or",
+        "configuration error, 130 interrupted (Ctrl-C).",
     ]
 
     def walk(prog: str, p: argparse.ArgumentParser) -> None:

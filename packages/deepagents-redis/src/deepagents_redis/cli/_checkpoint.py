@@ -1,14 +1,18 @@
-"""``deepagents-redis checkpoint``: move LangGraph threads between checkpointers.
+"""Move LangGraph threads between checkpointers: PostgreSQL, SQLite and Redis.
 
-``copy --from SOURCE [--to TARGET]`` copies threads, every checkpoint of every namespace and
-their pending writes, from one checkpointer to another. Each side is ``redis`` (the Redis
-server of ``--url`` / ``$DEEPAGENTS_REDIS_URL``, namespace ``--namespace``), ``sqlite:PATH``
-or a ``postgresql://`` URL; ``--to`` defaults to ``redis``. So moving to Redis is
-``copy --from postgresql://...`` and back is ``copy --from redis --to postgresql://...``.
+'copy --from SOURCE [--to TARGET]' copies threads (every checkpoint of every namespace, and
+their pending writes) from one checkpointer to another. Each side is 'redis' (the server of
+--url or $DEEPAGENTS_REDIS_URL, in the namespace --namespace), sqlite:PATH, or a
+postgresql:// URL; --to defaults to redis. So moving to Redis is
+'copy --from postgresql://...' and back is 'copy --from redis --to postgresql://...'.
 
 A copy is idempotent (run it twice, the target holds the same) and resumable (threads
-already complete in the target are skipped; one cut off half-way is copied again).
-``threads`` lists the threads of the Redis namespace. URLs are never printed.
+already complete in the target are skipped; one cut off half-way is copied again). It shows
+progress on stderr; --json prints the report as one JSON object instead.
+'threads' lists the threads of the Redis namespace. URLs are never printed.
+
+Exit status: 0 success; 2 Redis or the PostgreSQL server is unreachable; 64 usage or
+configuration error.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from typing import Any
 from deepagents_redis.cli._checkpointers import is_sql_uri, open_checkpointer
 from deepagents_redis.cli._exit import EXIT_OK
 from deepagents_redis.cli._parsers import add_actions, add_command
-from deepagents_redis.cli._progress import progress_bar
 from deepagents_redis.cli._target import add_target_arguments, connect
 
 __all__ = ["register", "run_copy", "run_threads"]
@@ -48,25 +51,31 @@ def register(subparsers: Any) -> None:
         "--from",
         dest="source",
         required=True,
+        metavar="SOURCE",
         help="redis, sqlite:PATH or postgresql://... (never printed: it may hold a password).",
     )
     copy.add_argument(
         "--to",
         dest="target",
         default="redis",
-        help="redis (default), sqlite:PATH (created if missing) or postgresql://...",
+        metavar="TARGET",
+        help="redis, sqlite:PATH (created if missing) or postgresql://... (default: redis).",
     )
     _add_namespace(copy)
     copy.add_argument(
         "--thread", action="append", default=None, help="Only this thread (repeatable)."
     )
-    copy.add_argument("--json", action="store_true", help="Print the report as one JSON object.")
+    copy.add_argument(
+        "--json",
+        action="store_true",
+        help="Print the report as one JSON object (and no progress).",
+    )
     copy.set_defaults(handler=run_copy)
 
     threads = actions.add_parser("threads", help="List the threads of the Redis namespace.")
     add_target_arguments(threads)
     _add_namespace(threads)
-    threads.add_argument("--json", action="store_true", help="Print a JSON list.")
+    threads.add_argument("--json", action="store_true", help="Print the thread ids as a JSON list.")
     threads.set_defaults(handler=run_threads)
 
 
@@ -74,7 +83,10 @@ def _add_namespace(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--namespace",
         default=None,
-        help="RedisSaver namespace (default: $DEEPAGENTS_REDIS_CHECKPOINT_NAMESPACE or 'default').",
+        help=(
+            "Checkpoint namespace in Redis "
+            "(default: $DEEPAGENTS_REDIS_CHECKPOINT_NAMESPACE or 'default')."
+        ),
     )
 
 
@@ -124,12 +136,13 @@ def run_copy(args: argparse.Namespace) -> int:
             args, args.target, create=True, announce=announce and args.source != "redis"
         ) as target,
     ):
-        report = copy_threads(
-            source,
-            target,
-            threads=args.thread,
-            progress=None if args.json else progress_bar("threads"),
-        )
+        if args.json:
+            report = copy_threads(source, target, threads=args.thread, progress=None)
+        else:
+            from deepagents_redis.cli._progress import progress_bar
+
+            with progress_bar("threads") as progress:
+                report = copy_threads(source, target, threads=args.thread, progress=progress)
     if args.json:
         print(
             json.dumps(

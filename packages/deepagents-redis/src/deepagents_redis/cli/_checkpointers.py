@@ -34,6 +34,7 @@ def open_checkpointer(uri: str, *, hint: str, create: bool = False) -> Iterator[
 
     Raises:
         ConfigurationError: Unknown scheme, missing SQLite file, or missing extra.
+        UnreachableError: The PostgreSQL server cannot be connected to.
     """
     from deepagents_redis.core import ConfigurationError
 
@@ -73,12 +74,14 @@ def open_checkpointer(uri: str, *, hint: str, create: bool = False) -> Iterator[
             opened = PostgresSaver.from_conn_string(uri)
             saver = opened.__enter__()
         except psycopg.OperationalError as exc:
-            # one line, not a traceback; the URI (and its password) is not repeated
+            # One line, not a traceback, and exit 2 like an unreachable Redis; the URI (and
+            # its password) is not repeated.
+            from deepagents_redis.cli._exit import UnreachableError
             from deepagents_redis.core import redact_text
 
             lines = str(exc).strip().splitlines()
             reason = redact_text(lines[0]) if lines else type(exc).__name__
-            raise ConfigurationError(f"PostgreSQL is unreachable: {reason}") from exc
+            raise UnreachableError(f"PostgreSQL is unreachable: {reason}") from exc
         try:
             if create:
                 saver.setup()

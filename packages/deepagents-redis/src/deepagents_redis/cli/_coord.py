@@ -1,15 +1,12 @@
-"""``deepagents-redis worker|tasks|events``: run remote subagents and look after their tasks.
+"""Run remote subagents (worker), look after their tasks (tasks), follow events (events).
 
-``worker --agent NAME=MODULE:ATTR`` serves agents until SIGTERM/SIGINT (then it stops taking
-work, lets runs finish for ``--grace`` seconds, hands the rest back, and exits 0). ATTR is a
-compiled deep agent or other runnable, a function ``f(input)``/``f(input, ctx)``, or a
-zero-argument factory returning one.
+'worker --agent NAME=MODULE:ATTR' serves agents until SIGTERM or SIGINT; then it stops
+taking work, lets runs finish for --grace seconds, hands the rest back, and exits 0. ATTR is
+a compiled deep agent or another runnable, a function f(input) or f(input, ctx), or a
+function without arguments that returns one of those.
 
-``tasks list|show|dlq|retry|cancel`` inspect and steer tasks; ``events tail`` follows the
-namespace's event log (or one task's events) live.
-
-Exit status: 0 success, 1 a problem (``show``: the task failed; ``retry``: it cannot be
-retried), 2 Redis unreachable, 64 usage or configuration error.
+Exit status: 0 success (worker: stopped gracefully); 2 Redis is unreachable; 64 usage or
+configuration error (a bad --agent).
 """
 
 from __future__ import annotations
@@ -27,6 +24,26 @@ from deepagents_redis.cli._target import add_target_arguments, connect
 __all__ = ["load_agent", "register"]
 
 
+_TASKS_HELP = """Inspect and steer the tasks of remote subagents.
+
+'list' shows the tasks waiting, running or waiting for a retry; 'show' one task with its
+attempts and events; 'dlq' the dead letters (tasks out of attempts, malformed entries);
+'retry' gives a failed task fresh attempts; 'cancel' cancels a task. The listing commands
+print tables, or JSON with --json.
+
+Exit status: 0 success; 1 a problem (show: the task failed; retry: it cannot be retried);
+2 Redis is unreachable; 64 usage or configuration error.
+"""
+
+_EVENTS_HELP = """Follow the coord event log live (task and subagent lifecycle events).
+
+'tail' prints the namespace's events as they happen, or one task's events from its start
+(--task); Ctrl-C stops. --json prints one JSON object per line.
+
+Exit status: 0 success; 2 Redis is unreachable; 64 usage or configuration error.
+"""
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     add_target_arguments(parser)
     parser.add_argument(
@@ -37,7 +54,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="Print JSON on stdout.")
+    parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+
+
+def _task_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "task_id", metavar="TASK_ID", help="The task's id, as 'tasks list' prints it."
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -56,13 +79,21 @@ def register(subparsers: Any) -> None:
         metavar="NAME=MODULE:ATTR",
         help="An agent to serve (repeatable).",
     )
-    worker.add_argument("--concurrency", type=int, default=4, help="Most tasks run at once.")
     worker.add_argument(
-        "--grace", type=float, default=10.0, help="Seconds runs may finish after SIGTERM."
+        "--concurrency", type=int, default=4, help="Most tasks run at once (default: %(default)s)."
+    )
+    worker.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="How long runs may finish after SIGTERM (default: %(default)g).",
     )
     worker.set_defaults(handler=run_worker)
 
-    tasks = subparsers.add_parser("tasks", help="Inspect and steer remote tasks.")
+    tasks = add_command(
+        subparsers, "tasks", help="Inspect and steer remote tasks.", doc=_TASKS_HELP
+    )
     actions = add_actions(tasks)
     listing = actions.add_parser("list", help="Tasks waiting, running or waiting for a retry.")
     _common(listing)
@@ -71,25 +102,27 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(handler=run_list)
     show = actions.add_parser("show", help="One task: status, attempts, errors, events.")
     _common(show)
-    show.add_argument("task_id")
+    _task_id(show)
     _json_flag(show)
     show.set_defaults(handler=run_show)
     dlq = actions.add_parser("dlq", help="Dead letters: tasks out of attempts, bad entries.")
     _common(dlq)
     dlq.add_argument("--agent", default=None, help="Only this agent's dead letters.")
-    dlq.add_argument("--count", type=int, default=100, help="Most letters per agent.")
+    dlq.add_argument(
+        "--count", type=int, default=100, help="Most letters per agent (default: %(default)s)."
+    )
     _json_flag(dlq)
     dlq.set_defaults(handler=run_dlq)
     retry = actions.add_parser("retry", help="Run a failed task again with fresh attempts.")
     _common(retry)
-    retry.add_argument("task_id")
+    _task_id(retry)
     retry.set_defaults(handler=run_retry)
     cancel = actions.add_parser("cancel", help="Cancel a task.")
     _common(cancel)
-    cancel.add_argument("task_id")
+    _task_id(cancel)
     cancel.set_defaults(handler=run_cancel)
 
-    events = subparsers.add_parser("events", help="Follow coord events live.")
+    events = add_command(subparsers, "events", help="Follow coord events live.", doc=_EVENTS_HELP)
     ev_actions = add_actions(events)
     tail = ev_actions.add_parser("tail", help="Print events as they happen (Ctrl-C stops).")
     _common(tail)
@@ -97,8 +130,10 @@ def register(subparsers: Any) -> None:
     tail.add_argument(
         "--from", dest="start", default=None, help="Replay from this stream id (default: now)."
     )
-    tail.add_argument("--count", type=int, default=None, help="Stop after this many events.")
-    _json_flag(tail)
+    tail.add_argument(
+        "--count", type=int, default=None, help="Stop after this many events (default: never)."
+    )
+    tail.add_argument("--json", action="store_true", help="Print one JSON object per event.")
     tail.set_defaults(handler=run_tail)
 
 
@@ -180,8 +215,12 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"tasks": rows}))
         return EXIT_OK
-    for row in rows:
-        print(f"{row['task_id']}  {row['agent']:<20} {row['queued']}")
+    from deepagents_redis.cli._render import print_table
+
+    if rows:
+        print_table(
+            ("task", "agent", "on"), [(r["task_id"], r["agent"], r["queued"]) for r in rows]
+        )
     print(f"{len(rows)} task(s) queued or running")
     return EXIT_OK
 
@@ -219,10 +258,23 @@ def run_show(args: argparse.Namespace) -> int:
     )
     if info.error:
         print(f"error: {info.error}")
-    for entry in info.history:
-        print(f"  attempt {entry.get('attempt')}: {entry.get('error')} ({entry.get('worker')})")
-    for _, event in events:
-        print(f"  {event.time}  {event.type.rsplit('.', 2)[-2]}.{event.type.rsplit('.', 1)[-1]}")
+    from deepagents_redis.cli._render import print_table
+
+    if info.history:
+        print()
+        print_table(
+            ("attempt", "error", "worker"),
+            [
+                (entry.get("attempt"), entry.get("error") or "-", entry.get("worker") or "-")
+                for entry in info.history
+            ],
+        )
+    if events:
+        print()
+        print_table(
+            ("time", "event"),
+            [(event.time, ".".join(event.type.rsplit(".", 2)[-2:])) for _, event in events],
+        )
     return EXIT_PROBLEM if failed else EXIT_OK
 
 
@@ -233,10 +285,21 @@ def run_dlq(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"dead_letters": letters}, default=str))
         return EXIT_OK
-    for letter in letters:
-        print(
-            f"{letter['id']}  {letter['agent']:<20} {letter.get('task_id') or '-'}  "
-            f"{letter.get('reason')}: {letter.get('error') or ''}".rstrip()
+    from deepagents_redis.cli._render import print_table
+
+    if letters:
+        print_table(
+            ("letter", "agent", "task", "reason", "error"),
+            [
+                (
+                    letter["id"],
+                    letter["agent"],
+                    letter.get("task_id") or "-",
+                    letter.get("reason") or "-",
+                    letter.get("error") or "-",
+                )
+                for letter in letters
+            ],
         )
     print(f"{len(letters)} dead letter(s)")
     return EXIT_OK

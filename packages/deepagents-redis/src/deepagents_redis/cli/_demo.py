@@ -1,25 +1,21 @@
-"""``deepagents-redis demo``: health plus a round of operations, one section per phase.
+"""Run a demo: a health check, then one section per installed phase.
 
-Where it connects: ``--url``, else ``$DEEPAGENTS_REDIS_URL``, else a private embedded
-``redis-server`` (or fakeredis when no binary exists) that is stopped afterwards. The demo
-prints which, and never touches a server you did not point it at beyond its own key prefix.
+Sections: core (keys, codec, Lua, an idempotent write, the circuit breaker), cache (an agent
+run twice, the second served from the Redis LLM cache), todos (a plan resumed by a new
+process that sees an outside update), fs (an agent writes files, another process edits
+them), coord (a planner delegates to two worker processes, one is killed), handoff (an
+agent's process is killed mid-run and another finishes the thread). Agents run on a scripted
+model: no API key is needed. A section whose phase is not installed is skipped, naming the
+extra to install (pip install 'deepagents-redis[demo]' installs every phase).
 
-Adding a section (phase helpers: this is your extension point):
+Where it connects: --url, else $DEEPAGENTS_REDIS_URL, else a private embedded redis-server
+(or fakeredis when there is no redis-server binary) that is stopped afterwards. The demo
+prints which. On a server you point it at, it writes only under its key prefix ('demo'
+unless --prefix or $DEEPAGENTS_REDIS_KEY_PREFIX says otherwise) and deletes every key it
+wrote before it exits.
 
-1. Write ``cli/_demo_<phase>.py`` with a function ``run(ctx: DemoContext) -> None``. Use
-   ``ctx.out(...)`` for every line you print (tests capture it), ``ctx.connector`` for Redis
-   (``.client()``, ``await .aclient()``, ``.keyspace``, ``.settings``),
-   and ``ctx.url`` if you need to start another process. Raise on failure: the demo exits
-   non-zero and prints the error; it does not swallow exceptions.
-2. Append a `Section` to `SECTIONS` (one line), with ``requires`` set to the
-   phase's import name so the section is skipped, with an install hint, when the optional
-   package is not installed, and ``needs_lua=True`` if it runs scripts (the fakeredis
-   fallback has no Lua; ``ctx.lua`` says whether the server has it). A section that drives
-   an agent uses ``deepagents_redis.testing.chat``'s scripted model (no API key): require
-   it too, with the ``demo`` extra, which installs it and every phase.
-
-The key prefix is ``demo`` unless ``--prefix`` or ``DEEPAGENTS_REDIS_KEY_PREFIX`` says
-otherwise; sections should build every key through ``ctx.connector.keyspace``.
+Exit status: 0 at least one section ran; 1 no section ran; 2 Redis is unreachable; 64 usage
+or configuration error (an unknown section).
 """
 
 from __future__ import annotations
@@ -161,7 +157,26 @@ SECTIONS: list[Section] = [
     # phase helpers: Section("cache", "deepagents_redis.cli._demo_cache",
     #                        requires="deepagents_redis.cache", extra="cache", needs_lua=True),
 ]
-"""The sections, in the order they run."""
+"""The sections, in the order they run.
+
+Adding a section (phase helpers: this is your extension point):
+
+1. Write ``cli/_demo_<phase>.py`` with a function ``run(ctx: DemoContext) -> None``. Use
+   ``ctx.out(...)`` for every line you print (tests capture it), ``ctx.connector`` for Redis
+   (``.client()``, ``await .aclient()``, ``.keyspace``, ``.settings``), and ``ctx.url`` if
+   you need to start another process. Raise on failure: the demo exits non-zero and prints
+   the error; it does not swallow exceptions.
+2. Append a `Section` here (one line), with ``requires`` set to the phase's import name so
+   the section is skipped, with an install hint, when the optional package is not
+   installed, and ``needs_lua=True`` if it runs scripts (the fakeredis fallback has no Lua;
+   ``ctx.lua`` says whether the server has it). A section that drives an agent uses
+   ``deepagents_redis.testing.chat``'s scripted model (no API key): require it too, with
+   the ``demo`` extra, which installs it and every phase.
+3. Register every scope the section writes under with ``ctx.scratch(scope)`` and build
+   every key through ``ctx.connector.keyspace``: the demo deletes the scopes' keys at the
+   end, and the tests check that the server is empty afterwards.
+4. Describe the section in one phrase in the module docstring (the ``demo --help`` text).
+"""
 
 
 def register(subparsers: Any) -> None:
@@ -172,14 +187,14 @@ def register(subparsers: Any) -> None:
         help="Run a demo of every installed phase (embedded server by default).",
         doc=__doc__,
     )
-    add_target_arguments(parser)
+    add_target_arguments(parser, default_prefix="demo")
     parser.add_argument(
         "sections",
         nargs="*",
         metavar="SECTION",
         help=(
-            f"Run only these sections ({', '.join(s.name for s in SECTIONS)}); "
-            "e.g. `demo handoff`. Same as --only."
+            f"Run only these sections ({', '.join(s.name for s in SECTIONS)}), "
+            "e.g. 'demo handoff'; same as --only (default: every section)."
         ),
     )
     parser.add_argument(
@@ -264,6 +279,7 @@ def run(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> int:
     Returns:
         The exit status.
     """
+    from deepagents_redis.cli._render import table_lines
     from deepagents_redis.core import RedisConnector, check_health
 
     named = list(getattr(args, "sections", None) or [])
@@ -286,7 +302,8 @@ def run(args: argparse.Namespace, *, out: Callable[[str], None] = print) -> int:
             out("")
             out("== health ==")
             report = check_health(connector.client())
-            out(report.to_table())
+            for line in table_lines(("check", "result"), report.to_rows(), header=False):
+                out(line)
             ctx = DemoContext(
                 connector=connector,
                 url=target.url,

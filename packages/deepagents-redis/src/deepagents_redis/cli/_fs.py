@@ -1,19 +1,25 @@
-"""``deepagents-redis fs ...``: copy a file tree between backends, collect orphaned blobs.
+"""Agent files: copy a file tree between backends, collect orphaned blobs.
 
-Backend specs (``SRC`` / ``DST``):
+A backend (SRC, DST, REDIS_SPEC) is one of:
 
-- ``redis://host:port/db#namespace`` (also ``rediss://``, ``unix://``): a RedisBackend on
-  that namespace (``#`` omitted: ``default``); the key prefix comes from ``--prefix`` or
-  ``DEEPAGENTS_REDIS_KEY_PREFIX``. ``redis:#namespace`` means ``$DEEPAGENTS_REDIS_URL``.
-- ``dir:/some/path`` or a plain path: a deepagents ``FilesystemBackend`` rooted there
-  (virtual mode: ``/a.txt`` is ``/some/path/a.txt``).
+  redis://host:port/db#namespace   a Redis file tree (also rediss:// and unix://); without
+                                   #namespace, the namespace 'default'. The key prefix comes
+                                   from --prefix or $DEEPAGENTS_REDIS_KEY_PREFIX.
+  redis:#namespace                 the same on the server of $DEEPAGENTS_REDIS_URL.
+  dir:/some/path or a plain path   a directory: /a.txt is /some/path/a.txt.
 
-Examples::
+'copy' shows progress on stderr and a summary at the end; --json prints the report as one
+JSON object. URLs are printed with their password redacted.
 
-    deepagents-redis fs copy ./workspace redis://localhost:6379/0#team-a
-    deepagents-redis fs copy redis://old:6379/0#team-a redis://new:6379/0#team-a
-    deepagents-redis fs copy redis:#team-a ./backup --path /reports
-    deepagents-redis fs gc redis:#team-a --blob-dir /var/lib/dar-blobs
+For example:
+
+  deepagents-redis fs copy ./workspace redis://localhost:6379/0#team-a
+  deepagents-redis fs copy redis://old:6379/0#team-a redis://new:6379/0#team-a
+  deepagents-redis fs copy redis:#team-a ./backup --path /reports
+  deepagents-redis fs gc redis:#team-a --blob-dir /var/lib/dar-blobs
+
+Exit status: 0 success; 1 some files failed to copy; 2 Redis is unreachable; 64 usage or
+configuration error.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ __all__ = [
 
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis:#")
+# The variable RedisBackend.from_settings reads: agents and this command find the same blobs.
+_BLOB_DIR_ENV = "DEEPAGENTS_REDIS_FS_BLOB_DIR"
 
 
 def register(subparsers: Any) -> None:
@@ -55,25 +63,46 @@ def register(subparsers: Any) -> None:
     copy = sub.add_parser("copy", help="Copy every file (or a sub-tree) from SRC to DST.")
     copy.add_argument("src", metavar="SRC", help="Source backend spec.")
     copy.add_argument("dst", metavar="DST", help="Destination backend spec.")
-    copy.add_argument("--path", default="/", help="Sub-tree to copy (default: /).")
-    copy.add_argument("--batch", type=int, default=100, help="Files per batch (default 100).")
-    copy.add_argument("--prefix", default=None, help="Redis key prefix (default: env or dar).")
-    copy.add_argument("--blob-dir", default=None, help="Blob directory of Redis backends.")
-    copy.add_argument("--json", action="store_true", help="Print the report as one JSON object.")
+    copy.add_argument("--path", default="/", help="Sub-tree to copy (default: %(default)s).")
+    copy.add_argument(
+        "--batch", type=int, default=100, help="Files per batch (default: %(default)s)."
+    )
+    _add_redis_options(copy)
+    copy.add_argument(
+        "--json",
+        action="store_true",
+        help="Print the report as one JSON object on stdout (progress stays on stderr).",
+    )
     copy.set_defaults(handler=run_copy)
 
     gc = sub.add_parser("gc", help="Delete blobs no live file references.")
     gc.add_argument("target", metavar="REDIS_SPEC", help="redis://...#namespace")
-    gc.add_argument("--prefix", default=None, help="Redis key prefix (default: env or dar).")
-    gc.add_argument("--blob-dir", default=None, help="Directory of the local blob store.")
+    _add_redis_options(gc)
     gc.add_argument(
         "--orphan-grace",
         type=float,
         default=3600.0,
-        help="Never delete unreferenced blobs younger than this many seconds (default 3600).",
+        metavar="SECONDS",
+        help="Never delete unreferenced blobs younger than this (default: %(default)g).",
     )
     gc.add_argument("--json", action="store_true", help="Print the result as one JSON object.")
     gc.set_defaults(handler=run_gc)
+
+
+def _add_redis_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prefix",
+        default=None,
+        help="Key prefix of Redis backends (default: $DEEPAGENTS_REDIS_KEY_PREFIX or 'dar').",
+    )
+    parser.add_argument(
+        "--blob-dir",
+        default=None,
+        help=(
+            f"Directory of the local blob store of Redis backends (default: ${_BLOB_DIR_ENV}, "
+            "else deepagents-redis-blobs in the system temp directory)."
+        ),
+    )
 
 
 def _is_redis(spec: str) -> bool:
@@ -125,7 +154,7 @@ def open_backend(
         backend = RedisBackend(
             settings=RedisSettings(**overrides),
             namespace=namespace or "default",
-            blob_dir=blob_dir,
+            blob_dir=blob_dir or os.environ.get(_BLOB_DIR_ENV) or None,
         )
         try:
             yield backend
@@ -165,9 +194,8 @@ def run_copy(args: argparse.Namespace, *, out: Callable[[str], None] = print) ->
         dst = stack.enter_context(
             open_backend(args.dst, prefix=args.prefix, blob_dir=args.blob_dir, create_dir=True)
         )
-        report = copy_files(
-            src, dst, path=args.path, batch_size=args.batch, progress=progress_bar("copy")
-        )
+        progress = stack.enter_context(progress_bar("copy"))
+        report = copy_files(src, dst, path=args.path, batch_size=args.batch, progress=progress)
     if getattr(args, "json", False):
         out(
             json.dumps(
@@ -184,8 +212,11 @@ def run_copy(args: argparse.Namespace, *, out: Callable[[str], None] = print) ->
         f"copied {len(report.copied)} files from {describe(args.src)} to "
         f"{describe(args.dst)} ({len(report.failed)} failed)"
     )
-    for path, error in report.failed:
-        out(f"  failed: {path}: {error}")
+    if report.failed:
+        from deepagents_redis.cli._render import table_lines
+
+        for line in table_lines(("failed path", "error"), report.failed):
+            out(line)
     return EXIT_PROBLEM if report.failed else EXIT_OK
 
 

@@ -1,11 +1,15 @@
-"""``deepagents-redis health``: print core's HealthReport as a table.
+"""Check a Redis server: latency, version, mode, persistence, eviction and durability.
 
-Exit status: 0 when the server answered and can serve (warnings are printed but do not fail
-unless ``--strict``); 1 when the report is not ok (on Cluster: ``cluster_state`` is not ok or
-some hash slots are not served), when a phase fails on this server (an ``allkeys-*`` eviction
-policy fails todos and fs, whose data has no TTL; choose the phases with ``--phase``), or
-``--strict`` is given and there is at least one warning;
-2 when Redis is unreachable; 64 on a usage or configuration error (no URL, bad credentials).
+Prints the report as a table, then a verdict for each phase (cache, todos, fs, coord,
+checkpoint): an allkeys-* eviction policy fails todos, fs, coord and checkpoint, whose data
+has no TTL, and is fine for the cache. --json prints the same as one JSON object; --serve
+answers /livez and /readyz for an orchestrator instead of checking once.
+
+Exit status: 0 the server answered and can serve (warnings are printed but do not fail
+without --strict); 1 the report is not ok (on Cluster: cluster_state is not ok or some hash
+slots are not served), a phase fails on this server (choose the phases with --phase), or
+--strict is given and there is at least one warning; 2 Redis is unreachable; 64 usage or
+configuration error (no URL, bad credentials).
 """
 
 from __future__ import annotations
@@ -115,9 +119,13 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         return status
-    print(report.to_table())
-    for p in phases:
-        print(f"phase {p.phase:<6} {p.verdict.upper():<4}  {p.reason}")
+    from deepagents_redis.cli._render import print_table
+
+    print_table(("check", "result"), report.to_rows(), header=False)
+    print()
+    print_table(
+        ("phase", "verdict", "reason"), [(p.phase, p.verdict.upper(), p.reason) for p in phases]
+    )
     print(summary)
     return status
 

@@ -1,13 +1,14 @@
-"""``deepagents-redis migrate status|up``: the key-schema version marker.
+"""Show or advance the key-schema version of a key prefix.
 
-Every key carries the schema version (``<prefix>:v<N>:...``); the marker key
-``<prefix>:schema`` records which version the data in this prefix was written with.
-``status`` compares the marker with the code's version; ``up`` writes the marker when it is
-absent. Version 1 is the first schema, so there is nothing else to migrate yet; later
-versions add their steps to `MIGRATIONS`.
+Every key carries the schema version (<prefix>:v<N>:...), and the marker key <prefix>:schema
+records which version the data under that prefix was written with. 'status' compares the
+marker with this release's version (--json for one JSON object); 'up' writes the marker when
+it is absent and applies pending migrations. Version 1 is the first schema, so there is
+nothing else to migrate yet.
 
-Exit status: 0 up to date (or marker written), 1 marker absent (status) or written by a
-newer version of this code, 2 unreachable.
+Exit status: 0 up to date (or marker written); 1 marker absent (status), migrations pending
+(status), or written by a newer release; 2 Redis is unreachable; 64 usage or configuration
+error.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ __all__ = [
 
 
 MIGRATIONS: dict[int, Callable[[Any, Any], None]] = {}
-"""Steps keyed by the version they migrate *to* (``fn(client, keyspace)``). Empty: v1 is first."""
+"""Steps keyed by the version they migrate *to* (``fn(client, keyspace)``). Empty: v1 is first.
+
+A release with schema version N adds its step here as ``MIGRATIONS[N]``; ``up`` runs the
+steps from the stored version to the code's, moving the marker after each.
+"""
 
 
 def register(subparsers: Any) -> None:
@@ -98,9 +103,14 @@ def run_status(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(f"marker key:          {key}")
-        print(f"stored version:      {'absent' if stored is None else stored}")
-        print(f"code schema version: {code}")
+        from deepagents_redis.cli._render import print_table
+
+        rows = [
+            ("marker key", key),
+            ("stored version", "absent" if stored is None else stored),
+            ("code schema version", code),
+        ]
+        print_table(("field", "value"), rows, header=False)
         print(advice)
     return EXIT_OK if status == "up-to-date" else EXIT_PROBLEM
 

@@ -1,8 +1,10 @@
 """How every subcommand module declares its parsers (one shape, not seven copies).
 
 A command's `--help` shows its module docstring verbatim (`RawDescriptionHelpFormatter`
-keeps its line breaks), and a command with actions (`todos reconcile`, `fs copy`...)
-requires one: `deepagents-redis todos` alone is a usage error (exit 64), not a silent no-op.
+keeps its line breaks), so that docstring is written for users: plain text, no markup, no
+notes for developers (those go on the functions and constants). A command with actions
+(`todos reconcile`, `fs copy`...) requires one: `deepagents-redis todos` alone is a usage
+error (exit 64), not a silent no-op.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ def add_command(subparsers: Any, name: str, *, help: str, doc: str | None) -> An
         subparsers: The top-level parser's subparsers.
         name: The command's name.
         help: One line for `deepagents-redis --help`.
-        doc: The module docstring, shown by `deepagents-redis NAME --help`.
+        doc: The description shown by `deepagents-redis NAME --help` (usually the module
+            docstring; plain text for users).
 
     Returns:
         The command's parser.

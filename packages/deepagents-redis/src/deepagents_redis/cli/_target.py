@@ -53,8 +53,14 @@ class Target:
         return f"{self.settings.redacted_url()} (from {self.source})"
 
 
-def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--url`` and ``--prefix`` to a subcommand parser."""
+def add_target_arguments(parser: argparse.ArgumentParser, *, default_prefix: str = "dar") -> None:
+    """Add ``--url`` and ``--prefix`` to a subcommand parser.
+
+    Args:
+        parser: The subcommand's parser.
+        default_prefix: The prefix used when neither ``--prefix`` nor the environment
+            names one, for the help text (``demo`` sets ``demo`` itself).
+    """
     parser.add_argument(
         "--url",
         default=None,
@@ -63,7 +69,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prefix",
         default=None,
-        help="Key prefix (default: $DEEPAGENTS_REDIS_KEY_PREFIX or 'dar').",
+        help=f"Key prefix (default: $DEEPAGENTS_REDIS_KEY_PREFIX or '{default_prefix}').",
     )
 
 

@@ -1,19 +1,21 @@
-"""``deepagents-redis todos reconcile|backfill``: todo plans vs LangGraph checkpoints.
+"""Compare todo plans in Redis with LangGraph checkpoints; backfill Redis from them.
 
-``reconcile`` compares each thread's latest checkpoint with its Redis plan and prints the
-drift (``missing``, ``behind``, ``diverged``, ``lagging``); ``--repair`` writes the
-checkpoint's todos back to Redis for ``missing`` and ``behind`` plans.
+'reconcile' compares each thread's latest checkpoint with its Redis plan and prints the
+drift: missing (no plan in Redis), behind (Redis is older), diverged, or lagging (normal
+while an agent runs). --repair writes the checkpoint's todos to Redis for missing and behind
+plans.
 
-``backfill`` copies every thread's checkpoint todos into Redis where Redis has no plan
-yet: idempotent (safe to run twice, and next to live agents), ``--dry-run`` to count only,
-a progress bar on stderr and a summary at the end.
+'backfill' copies every thread's checkpoint todos into Redis where Redis has no plan yet. It
+is idempotent (safe to run twice, and next to live agents); --dry-run only counts. Both show
+progress on stderr and a summary at the end; --json prints the report as one JSON object.
 
-The checkpointer is given as ``--checkpointer``: ``sqlite:PATH`` (``sqlite:///abs/path``
-also works; the file must exist) or a ``postgresql://`` URL (needs the ``postgres`` extra).
-Plans are scoped by thread id, as ``RedisTodoMiddleware`` does by default.
+--checkpointer is sqlite:PATH (sqlite:///abs/path also works; the file must exist) or a
+postgresql:// URL (needs the postgres extra: pip install 'deepagents-redis-todos[postgres]').
+Plans are looked up by thread id, the scope the todo middleware uses by default.
 
-Exit status: 0 success (reconcile: no alert-kind drift left), 1 drift left (reconcile) or
-threads that failed (backfill), 2 Redis unreachable, 64 usage or configuration error.
+Exit status: 0 success (reconcile: no drift that needs attention is left); 1 drift left
+(reconcile) or threads that failed (backfill); 2 Redis or the PostgreSQL checkpointer is
+unreachable; 64 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from typing import Any
 from deepagents_redis.cli._checkpointers import open_checkpointer as _open
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
 from deepagents_redis.cli._parsers import add_actions, add_command
-from deepagents_redis.cli._progress import progress_bar
 from deepagents_redis.cli._target import add_target_arguments, resolve_target
 
 __all__ = [
@@ -121,6 +122,8 @@ def run_reconcile(args: argparse.Namespace) -> int:
     Returns:
         0 when no alert-kind drift is left, 1 otherwise.
     """
+    from deepagents_redis.cli._progress import progress_bar
+    from deepagents_redis.cli._render import print_table
     from deepagents_redis.todos import TodoReconciler
 
     with resolve_target(args, allow_embedded=False) as target:
@@ -129,11 +132,12 @@ def run_reconcile(args: argparse.Namespace) -> int:
         described = target.describe()
         repo = _repository(target)
         try:
-            with open_checkpointer(args.checkpointer) as saver:
+            with (
+                open_checkpointer(args.checkpointer) as saver,
+                progress_bar("reconcile") as progress,
+            ):
                 report = TodoReconciler(repo, saver).reconcile(
-                    repair=args.repair,
-                    thread_ids=args.thread,
-                    progress=progress_bar("reconcile"),
+                    repair=args.repair, thread_ids=args.thread, progress=progress
                 )
         finally:
             repo.close()
@@ -163,16 +167,21 @@ def run_reconcile(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_PROBLEM if left else EXIT_OK
-    for drift in report.drifts:
-        state = (
-            "repaired"
-            if drift.repaired
-            else (f"repair failed: {drift.error}" if drift.error else "")
-        )
-        print(
-            f"{drift.kind:<9} thread={drift.thread_id} checkpoint v{drift.checkpoint_version} "
-            f"({len(drift.checkpoint_todos)} items) redis v{drift.redis_version} "
-            f"({len(drift.redis_todos)} items) {state}".rstrip()
+    if report.drifts:
+        print_table(
+            ("drift", "thread", "checkpoint", "redis", "state"),
+            [
+                (
+                    drift.kind,
+                    drift.thread_id,
+                    f"{_version(drift.checkpoint_version)} ({len(drift.checkpoint_todos)} items)",
+                    f"v{drift.redis_version} ({len(drift.redis_todos)} items)",
+                    "repaired"
+                    if drift.repaired
+                    else (f"repair failed: {drift.error}" if drift.error else "-"),
+                )
+                for drift in report.drifts
+            ],
         )
     counts = report.counts()
     print(
@@ -188,6 +197,11 @@ def run_reconcile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _version(version: int | None) -> str:
+    # None: the checkpoint was written without the Redis middleware, so it has no version.
+    return "unversioned" if version is None else f"v{version}"
+
+
 def run_backfill(args: argparse.Namespace) -> int:
     """Copy checkpoint todos into Redis.
 
@@ -197,6 +211,8 @@ def run_backfill(args: argparse.Namespace) -> int:
     Returns:
         0 on success, 1 when some threads failed.
     """
+    from deepagents_redis.cli._progress import progress_bar
+    from deepagents_redis.cli._render import print_table
     from deepagents_redis.todos import TodoBackfill
 
     with resolve_target(args, allow_embedded=False) as target:
@@ -205,10 +221,11 @@ def run_backfill(args: argparse.Namespace) -> int:
         described = target.describe()
         repo = _repository(target)
         try:
-            with open_checkpointer(args.checkpointer) as saver:
-                report = TodoBackfill(repo, saver).run(
-                    dry_run=args.dry_run, progress=progress_bar("backfill")
-                )
+            with (
+                open_checkpointer(args.checkpointer) as saver,
+                progress_bar("backfill") as progress,
+            ):
+                report = TodoBackfill(repo, saver).run(dry_run=args.dry_run, progress=progress)
         finally:
             repo.close()
     if args.json:
@@ -226,7 +243,7 @@ def run_backfill(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_PROBLEM if report.failed else EXIT_OK
-    for thread_id, error in report.failed:
-        print(f"failed   thread={thread_id}: {error}")
+    if report.failed:
+        print_table(("failed thread", "error"), report.failed)
     print(("dry run: " if args.dry_run else "") + report.summary())
     return EXIT_PROBLEM if report.failed else EXIT_OK
