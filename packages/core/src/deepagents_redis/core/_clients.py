@@ -297,8 +297,9 @@ def _detect_failed(settings: RedisSettings, exc: BaseException) -> DeepAgentsRed
         return translated  # e.g. wrong credentials: a ConfigurationError, not an outage
     return RedisUnavailableError(
         f"could not auto-detect whether {settings.redacted_url()} is a Redis Cluster "
-        f"({type(exc).__name__}: {redact_text(str(exc))}); set cluster='on' or 'off' to "
-        "create clients without contacting the server"
+        f"({type(exc).__name__}: {redact_text(str(exc))}); set cluster='on' or 'off' "
+        "(environment: DEEPAGENTS_REDIS_CLUSTER=on|off) to create clients without "
+        "contacting the server"
     )
 
 
