@@ -101,8 +101,9 @@ def load(serde: SerializerProtocol, raw: Any, *, what: str, strict: bool) -> Any
     if seen:
         raise SerializationError(
             f"{what}: holds {', '.join(sorted(set(seen)))}, which is not in the msgpack "
-            "allowlist (add it with serde=JsonPlusSerializer(allowed_msgpack_modules=[...]) "
-            "if it is yours)"
+            "allowlist; if it is yours, set LANGGRAPH_STRICT_MSGPACK=true (compile() then "
+            "allowlists your state schema's types) or pass "
+            "serde=JsonPlusSerializer(allowed_msgpack_modules=[...])"
         )
     return value
 
