@@ -174,8 +174,8 @@ def _raw_floor(ctx: BenchContext, ours: _Thread, get: Callable[[], Any], n: int)
     keys = saver.keys.thread(ours.config["configurable"]["thread_id"])
     reply = READ(
         saver.connector.client(),
-        keys=[keys.ns_index("%_")],
-        args=[keys.head, "%_", "scan", "+", 1, 256, "", "lean"],
+        keys=keys.all,
+        args=["scan", "%_", "(%_\n", "[%_\t", 1, 256, ""],
     )
 
     def size(value: Any) -> int:
@@ -189,8 +189,8 @@ def _raw_floor(ctx: BenchContext, ours: _Thread, get: Callable[[], Any], n: int)
     # the frames get_tuple revives (checkpoint, metadata, blobs, writes' values), as
     # (type, bytes) pairs for LangGraph's serializer
     entry = msgpack.unpackb(reply, raw=True)[1]
-    frames = [entry[2], entry[3], *(blob for blob in entry[6] if blob)]
-    frames += [msgpack.unpackb(v, raw=False)[2] for v in entry[7][1::2]]
+    frames = [*msgpack.unpackb(entry[2], raw=False), *(blob for blob in entry[4] if blob)]
+    frames += [msgpack.unpackb(v, raw=False)[2] for v in entry[5][1::2]]
     typed = [(f.split(b"\n", 1)[0].decode(), f.split(b"\n", 1)[1]) for f in frames]
     raw = redis.Redis.from_url(ctx.url)
     key = f"{saver.connector.keyspace.prefix}:raw-floor"

@@ -107,7 +107,7 @@ def test_a_copy_is_idempotent_and_resumes(
     newest = redis_saver.get_tuple({"configurable": {"thread_id": threads["forked"]}})
     assert newest is not None
     keys = redis_saver.keys.thread(threads["forked"])
-    connector.client().delete(keys.checkpoint("%_", newest.checkpoint["id"]))
+    connector.client().hdel(keys.checkpoints, keys.field("%_", newest.checkpoint["id"]))
     resumed = copy_threads(sqlite_saver, redis_saver)
     assert (resumed.threads, resumed.skipped) == (1, 2)
     for thread in threads.values():

@@ -107,13 +107,18 @@ def test_every_key_of_a_thread_is_in_one_slot(connector: RedisConnector) -> None
     assert tup is not None
     assert tup.checkpoint["channel_values"] == {"v": 2, "fixed": "same"}
     saver.put_writes(tup.config, [("v", 1), ("v", 2)], "task-1")
-    head = saver.keys.thread(thread).head
+    tkeys = saver.keys.thread(thread)
+    head = tkeys.head
     tag = head[head.index("{") : head.index("}") + 1]
     keys = _scan(connector, head)
-    assert len(keys) == 10  # 2 indexes, 3 checkpoints, 4 blobs (3 of "v"), 1 writes hash
+    # a thread is its fixed keys (no run here): what varies lives in fields and members
+    assert sorted(keys) == sorted(tkeys.all[:7])
     assert all(tag in k for k in keys)
-    assert any(":b:" in k for k in keys)
-    assert any(":w:" in k for k in keys)
+    client = _raw(connector)
+    assert client.hlen(tkeys.checkpoints) == client.hlen(tkeys.records) == 3
+    assert client.hlen(tkeys.blobs) == 4  # 3 versions of "v", 1 of "fixed"
+    assert client.hlen(tkeys.writes) == 2
+    assert client.hlen(tkeys.write_lists) == 1
     saver.delete_thread(thread)
     assert saver.get_tuple(_cfg(thread, "child:1|x")) is None
     assert _scan(connector, head) == []
@@ -134,7 +139,7 @@ def test_deleting_a_graph_thread_leaves_no_key_behind(connector: RedisConnector)
     prefix = connector.settings.key_prefix
     ours = [
         k.decode()
-        for k in _raw(connector).scan_iter(match=f"{prefix}:v1:ckpt*")
+        for k in _raw(connector).scan_iter(match=f"{prefix}:v2:ckpt*")
         if namespace in k.decode()
     ]
     assert any(":ckpt-run:" in k for k in ours)  # LangGraph's run id was indexed
@@ -142,7 +147,7 @@ def test_deleting_a_graph_thread_leaves_no_key_behind(connector: RedisConnector)
     saver.delete_thread("t")
     left = [
         k.decode()
-        for k in _raw(connector).scan_iter(match=f"{prefix}:v1:ckpt*")
+        for k in _raw(connector).scan_iter(match=f"{prefix}:v2:ckpt*")
         if namespace in k.decode()
     ]
     assert left == []
@@ -156,12 +161,12 @@ def test_unchanged_channels_are_stored_once(connector: RedisConnector) -> None:
     assert [t.checkpoint["channel_values"] for t in every] == [
         {"v": i, "fixed": "same"} for i in reversed(range(5))
     ]
-    head = saver.keys.thread(thread).head
-    assert len(_scan(connector, head, ":b:*")) == 6  # five versions of 'v', one of 'fixed'
+    blobs = saver.keys.thread(thread).blobs
+    assert _raw(connector).hlen(blobs) == 6  # five versions of 'v', one of 'fixed'
     saver.prune([thread])
     (latest,) = list(saver.list(_cfg(thread)))
     assert latest.checkpoint["channel_values"] == {"v": 4, "fixed": "same"}
-    assert len(_scan(connector, head, ":b:*")) == 2  # the kept checkpoint's, nothing else
+    assert _raw(connector).hlen(blobs) == 2  # the kept checkpoint's, nothing else
     saver.delete_thread(thread)
 
 
@@ -234,29 +239,31 @@ def test_langgraph_calls_use_no_keys_or_scan(redis_url: str, redis_settings: Any
 
 
 # ------------------------------------------------------------------ TTL
-def test_ttl_is_set_and_renewed_for_blobs_still_in_use(connector: RedisConnector) -> None:
+def test_ttl_is_per_thread_and_renewed_by_every_write(connector: RedisConnector) -> None:
     saver = RedisSaver(connector=connector, ttl_seconds=1000)
     thread = _thread()
     stored = _put_chain(saver, thread, 1)
     client = _raw(connector)
     keys = saver.keys.thread(thread)
-    fixed_blob = f"{keys.head}:b:%_:{saver.keys.blob_ref('fixed', f'{1:032}.0')}"
-    cp_key = keys.checkpoint("%_", stored[0]["configurable"]["checkpoint_id"])
-    for key in (keys.index, keys.ns_index("%_"), cp_key, fixed_blob):
+    present = [key for key in keys.all if client.exists(key)]
+    assert set(present) == {*keys.all[:5]}  # no writes, no run yet
+    for key in present:
         assert 0 < client.pttl(key) <= 1_000_000, key
-    client.pexpire(fixed_blob, 5_000)  # as if written long ago
+    saver.put_writes(stored[0], [("v", 1)], "task")
+    assert 0 < client.pttl(keys.writes) <= 1_000_000
+    client.pexpire(keys.blobs, 5_000)  # as if written long ago
     _put_chain(saver, thread, 1)  # a new checkpoint that still uses 'fixed'
-    assert client.pttl(fixed_blob) > 900_000
+    assert client.pttl(keys.blobs) > 900_000
+    assert client.pttl(keys.write_lists) > 900_000
     saver.delete_thread(thread)
 
 
 def test_refresh_on_read_renews_what_was_read(connector: RedisConnector) -> None:
     saver = RedisSaver(connector=connector, ttl_seconds=1000, refresh_on_read=True)
     thread = _thread()
-    stored = _put_chain(saver, thread, 2)
+    _put_chain(saver, thread, 2)
     client = _raw(connector)
-    keys = saver.keys.thread(thread)
-    cp_key = keys.checkpoint("%_", stored[-1]["configurable"]["checkpoint_id"])
+    cp_key = saver.keys.thread(thread).checkpoints
     client.pexpire(cp_key, 5_000)
     saver.get_tuple(_cfg(thread))
     assert client.pttl(cp_key) > 900_000
@@ -267,17 +274,18 @@ def test_refresh_on_read_renews_what_was_read(connector: RedisConnector) -> None
     saver.delete_thread(thread)
 
 
-def test_an_expired_checkpoint_drops_out_of_the_index(connector: RedisConnector) -> None:
+def test_a_checkpoint_gone_under_its_index_drops_out_of_it(connector: RedisConnector) -> None:
     saver = RedisSaver(connector=connector)
     thread = _thread()
     stored = _put_chain(saver, thread, 3)
     keys = saver.keys.thread(thread)
     newest = stored[-1]["configurable"]["checkpoint_id"]
-    _raw(connector).delete(keys.checkpoint("%_", newest))  # what an expiry does
+    _raw(connector).hdel(keys.checkpoints, keys.field("%_", newest))  # as if lost
     tup = saver.get_tuple(_cfg(thread))
     assert tup is not None
     assert tup.checkpoint["id"] == stored[1]["configurable"]["checkpoint_id"]
     assert _raw(connector).zcard(keys.index) == 2
+    assert _raw(connector).zcard(keys.ns_index) == 2
     assert len(list(saver.list(_cfg(thread)))) == 2
     saver.delete_thread(thread)
 
@@ -359,16 +367,18 @@ def test_hostile_bytes_are_a_serialization_error(
     saver.put_writes(stored[0], [("v", 1)], "task")
     keys = saver.keys.thread(thread)
     cid = stored[0]["configurable"]["checkpoint_id"]
+    field = keys.field("%_", cid)
     client = _raw(connector)
     bad = HOSTILE[payload]
+    body = msgpack.unpackb(client.hget(keys.checkpoints, field))
     if where == "checkpoint":
-        client.hset(keys.checkpoint("%_", cid), "c", bad)
+        client.hset(keys.checkpoints, field, msgpack.packb([bad, body[1]]))
     elif where == "metadata":
-        client.hset(keys.checkpoint("%_", cid), "m", bad)
+        client.hset(keys.checkpoints, field, msgpack.packb([body[0], bad]))
     elif where == "blob":
-        client.set(f"{keys.head}:b:%_:{saver.keys.blob_ref('v', f'{1:032}.0')}", bad)
+        client.hset(keys.blobs, f"%_\t{saver.keys.blob_ref('v', f'{1:032}.0')}", bad)
     else:
-        client.hset(keys.writes("%_", cid), "0\ttask", msgpack.packb(["v", "", bad]))
+        client.hset(keys.writes, f"{field}\t0\ttask", msgpack.packb(["v", "", bad]))
     with pytest.raises(SerializationError):
         saver.get_tuple(_cfg(thread))
     with pytest.raises(SerializationError):
@@ -379,22 +389,52 @@ def test_hostile_bytes_are_a_serialization_error(
     saver.delete_thread(thread)
 
 
-def test_wrong_key_types_and_malformed_writes_are_typed_errors(connector: RedisConnector) -> None:
+@pytest.mark.parametrize(
+    "damage", ["write name", "write list", "index record", "record shape", "body"]
+)
+def test_malformed_stored_records_are_a_serialization_error(
+    connector: RedisConnector, damage: str
+) -> None:
     saver = RedisSaver(connector=connector)
     thread = _thread()
-    stored = _put_chain(saver, thread, 1)
+    stored = _put_chain(saver, thread, 2)  # the older one is damaged: history walks to it
+    saver.put_writes(stored[0], [("v", 1)], "task")
     keys = saver.keys.thread(thread)
-    cid = stored[0]["configurable"]["checkpoint_id"]
+    field = keys.field("%_", stored[0]["configurable"]["checkpoint_id"])
     client = _raw(connector)
-    client.hset(keys.writes("%_", cid), "notanindex", b"\x93")
+    if damage == "write name":
+        client.hset(keys.write_lists, field, msgpack.packb(["notanindex"]))
+        client.hset(keys.writes, f"{field}\tnotanindex", b"\x93")
+    elif damage == "write list":
+        client.hset(keys.write_lists, field, b"\xc1 not msgpack")
+    elif damage == "index record":
+        client.hset(keys.records, field, b"\xc1 not msgpack")
+    elif damage == "record shape":
+        client.hset(keys.records, field, msgpack.packb(["parent", "refs", "", {}]))
+    else:
+        client.hset(keys.checkpoints, field, b"\x00 not a body")
     with pytest.raises(SerializationError):
-        saver.get_tuple(_cfg(thread))
-    client.delete(keys.writes("%_", cid))
-    client.delete(keys.checkpoint("%_", cid))
-    client.set(keys.checkpoint("%_", cid), b"a string where a hash belongs")
+        saver.get_tuple(stored[0])
+    with pytest.raises(SerializationError):
+        list(saver.list(_cfg(thread)))
+    if damage != "body":  # a history walk reads no body
+        with pytest.raises(SerializationError):
+            saver.get_delta_channel_history(config=stored[1], channels=["v"])
+    client.delete(*keys.all)
+    saver.delete_thread(thread)
+
+
+def test_a_key_of_the_wrong_type_is_a_typed_error(connector: RedisConnector) -> None:
+    saver = RedisSaver(connector=connector)
+    thread = _thread()
+    _put_chain(saver, thread, 1)
+    keys = saver.keys.thread(thread)
+    client = _raw(connector)
+    client.delete(keys.checkpoints)
+    client.set(keys.checkpoints, b"a string where a hash belongs")
     with pytest.raises(DeepAgentsRedisError):
         saver.get_tuple(_cfg(thread))
-    client.delete(keys.checkpoint("%_", cid))
+    client.delete(keys.checkpoints)
     saver.delete_thread(thread)
 
 
@@ -410,8 +450,9 @@ def test_a_custom_type_outside_the_allowlist_is_refused_not_revived(
     assert tup.checkpoint["channel_values"]["v"] == uuid.UUID(int=1)
     client = _raw(connector)
     keys = saver.keys.thread(thread)
-    client.set(
-        f"{keys.head}:b:%_:{saver.keys.blob_ref('v', f'{1:032}.0')}",
+    client.hset(
+        keys.blobs,
+        f"%_\t{saver.keys.blob_ref('v', f'{1:032}.0')}",
         b"msgpack\n" + _ext("collections", "OrderedDict", [["a", 1]]),
     )
     with pytest.raises(SerializationError, match=r"collections\.OrderedDict"):

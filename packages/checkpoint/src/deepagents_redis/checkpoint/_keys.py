@@ -1,24 +1,50 @@
-"""Every key of the checkpoint phase, built through core's `KeySpace`.
+"""Every key of the checkpoint phase, built through core's `KeySpace` (key schema v2).
 
-All keys of one thread share the hash tag ``{<namespace>/<thread id>}``, so a checkpoint, its
-blobs, its writes and its index entries are written by one script in one Cluster slot::
+A thread is a FIXED set of eight keys under the hash tag ``{<namespace>/<thread id>}``: what
+varies (checkpoint namespace, checkpoint id, channel, version, run, task) lives in hash fields
+and sorted-set members, never in a key name. So the client names every key a script touches
+before it runs it, and every checkpoint script declares them all in KEYS (BRIEF §3 "Lua":
+keys only in KEYS, data only in ARGV), in this order::
 
-    <prefix>:v1:ckpt:{<ns>/<thread>}:idx              zset  'cid<TAB>ecns' (every namespace)
-    <prefix>:v1:ckpt:{<ns>/<thread>}:ns:<ecns>        zset  'cid' (one checkpoint namespace)
-    <prefix>:v1:ckpt:{<ns>/<thread>}:cp:<ecns>:<cid>  hash  checkpoint, metadata, parent, ...
-    <prefix>:v1:ckpt:{<ns>/<thread>}:w:<ecns>:<cid>   hash  pending writes, '<idx><TAB><task>'
-    <prefix>:v1:ckpt:{<ns>/<thread>}:b:<ecns>:<ech>:<ever>  string  one channel version
-    <prefix>:v1:ckpt:{<ns>/<thread>}:run:<erun>       set   'cid<TAB>ecns' written by one run
+    KEYS[1] <prefix>:v2:ckpt:{<ns>/<thread>}:idx   zset  'cid<TAB>ecns' (all, time order)
+    KEYS[2] <prefix>:v2:ckpt:{<ns>/<thread>}:ns    zset  'ecns<TAB>cid' (a namespace: a range)
+    KEYS[3] <prefix>:v2:ckpt:{<ns>/<thread>}:cp    hash  'ecns<TAB>cid' -> body
+    KEYS[4] <prefix>:v2:ckpt:{<ns>/<thread>}:cpi   hash  'ecns<TAB>cid' -> index record
+    KEYS[5] <prefix>:v2:ckpt:{<ns>/<thread>}:b     hash  'ecns<TAB>ech:ever' -> a channel value
+    KEYS[6] <prefix>:v2:ckpt:{<ns>/<thread>}:w     hash  'ecns<TAB>cid<TAB>idx<TAB>task' -> a write
+    KEYS[7] <prefix>:v2:ckpt:{<ns>/<thread>}:wl    hash  'ecns<TAB>cid' -> write list
+    KEYS[8] <prefix>:v2:ckpt:{<ns>/<thread>}:runs  zset  'erun<TAB>cid<TAB>ecns' (a run: a range)
 
-``ecns``, ``ech``, ``ever`` and ``erun`` are `KeySpace`-encoded (no ``:``, no control
-characters); checkpoint ids are checked to need no encoding. Members are sorted by
-lexicographic order (all scores 0): checkpoint ids are UUIDv6, so that is time order.
+* The **body** is msgpack ``[checkpoint frame, metadata frame]``: only Python reads it.
+* The **index record** is msgpack ``[parent cid, [blob ref...], erun, {filter field: canonical
+  JSON}]``, the few bytes a script needs (``cmsgpack.unpack``): which blobs to fetch, the
+  parent for history walks, the run for deletes, the metadata `list(filter=...)` compares. Kept
+  apart from the body so a script never copies a checkpoint's kilobytes through Lua to learn
+  them (deletes and history walks read many index records and no body).
+* A **write list** is a cmsgpack array of ``'<idx><TAB><task>'``, the fields of one
+  checkpoint's writes in ``:w``: a read fetches them with one HMGET, O(its writes), no HSCAN;
+  `put_writes` keeps LangGraph's rule with plain HSETNX (normal writes: the first one per
+  (task, idx) stays) and HSET (special writes, idx < 0: replaced).
+
+``ecns``, ``ech``, ``ever`` and ``erun`` are `KeySpace`-encoded (printable, no ``:``, never
+empty), so ``<TAB>`` separates unambiguously and ``'<ecns><TAB>'`` .. ``'<ecns><LF>'`` is exactly
+one namespace's lex range (likewise one run's in ``:runs``). Checkpoint ids are checked to
+need no encoding. All scores are 0 and order is lexicographic: checkpoint ids are UUIDv6, so
+that is time order.
+
+TTL (``ttl_seconds``) is per thread: each write (and, with ``refresh_on_read``, each read)
+sets the lifetime of all eight keys at once.
 
 Two indexes span threads, each in its own slot, and are written before a thread's first put
-in a process (so a crash never leaves a thread out of them):
+in a process (so a crash never leaves a thread out of them)::
 
-    <prefix>:v1:ckpt-idx:{<ns>}:threads               zset  thread id -> first put (ms)
-    <prefix>:v1:ckpt-run:{<ns>/<run id>}:threads      set   threads a run wrote to
+    <prefix>:v2:ckpt-idx:{<ns>}:threads            zset  thread id -> first put (ms)
+    <prefix>:v2:ckpt-run:{<ns>/<run id>}:threads   set   threads a run wrote to
+
+Schema v2 is the checkpoint phase's own version (`SCHEMA_VERSION`), independent of core's
+connector-wide ``v1``: v1 put a checkpoint, its writes and each blob in keys named after them,
+which scripts had to build from data. v1 checkpoint keys were only written by unreleased
+builds and are not read.
 """
 
 from __future__ import annotations
@@ -30,11 +56,20 @@ from typing import Any, Final
 
 from deepagents_redis.core import InvalidInputError, KeySpace
 
-__all__ = ["CheckpointKeys", "ThreadKeys", "check_checkpoint_id", "thread_id_of"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "CheckpointKeys",
+    "ThreadKeys",
+    "check_checkpoint_id",
+    "thread_id_of",
+]
 
 KIND: Final = "ckpt"
+SCHEMA_VERSION: Final = 2
+"""The checkpoint phase's key-schema version (``<prefix>:v2:ckpt...``)."""
 _CID = re.compile(r"[0-9A-Za-z._-]{1,128}")
 MAX_THREAD_ID: Final = 1_024
+_SUFFIXES: Final = (":idx", ":ns", ":cp", ":cpi", ":b", ":w", ":wl", ":runs")
 
 
 def thread_id_of(value: Any) -> str:
@@ -56,7 +91,7 @@ def thread_id_of(value: Any) -> str:
 
 
 def check_checkpoint_id(value: Any) -> str:
-    """A checkpoint id as stored in keys (LangGraph's are UUIDv6 text).
+    """A checkpoint id as stored in fields and members (LangGraph's are UUIDv6 text).
 
     Raises:
         InvalidInputError: Not 1-128 characters of ``[0-9A-Za-z._-]``.
@@ -68,47 +103,77 @@ def check_checkpoint_id(value: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ThreadKeys:
-    """The keys of one thread (one hash tag)."""
+    """The fixed keys of one thread (one hash tag), in the scripts' KEYS order."""
 
     thread_id: str
     head: str
-    """``<prefix>:v1:ckpt:{<ns>/<thread>}``: scripts append the suffixes above."""
+    """``<prefix>:v2:ckpt:{<ns>/<thread>}``, which each key extends by a fixed suffix."""
+    all: tuple[str, ...]
+    """Every key of the thread, in the order each checkpoint script takes as KEYS."""
 
     @property
     def index(self) -> str:
         """Sorted set of every checkpoint of the thread (``cid<TAB>ecns``)."""
-        return self.head + ":idx"
+        return self.all[0]
 
-    def ns_index(self, ecns: str) -> str:
-        """Sorted set of the checkpoint ids of one checkpoint namespace."""
-        return f"{self.head}:ns:{ecns}"
+    @property
+    def ns_index(self) -> str:
+        """Sorted set ``ecns<TAB>cid``: each checkpoint namespace is one lex range."""
+        return self.all[1]
 
-    def writes(self, ecns: str, cid: str) -> str:
-        """Hash of one checkpoint's pending writes."""
-        return f"{self.head}:w:{ecns}:{cid}"
+    @property
+    def checkpoints(self) -> str:
+        """Hash ``ecns<TAB>cid`` -> body (checkpoint and metadata frames)."""
+        return self.all[2]
 
-    def checkpoint(self, ecns: str, cid: str) -> str:
-        """Hash of one checkpoint."""
-        return f"{self.head}:cp:{ecns}:{cid}"
+    @property
+    def records(self) -> str:
+        """Hash ``ecns<TAB>cid`` -> index record (parent, blob refs, run, filter fields)."""
+        return self.all[3]
+
+    @property
+    def blobs(self) -> str:
+        """Hash ``ecns<TAB><blob ref>`` -> one channel value at one version."""
+        return self.all[4]
+
+    @property
+    def writes(self) -> str:
+        """Hash ``ecns<TAB>cid<TAB>idx<TAB>task`` -> one pending write."""
+        return self.all[5]
+
+    @property
+    def write_lists(self) -> str:
+        """Hash ``ecns<TAB>cid`` -> the ``idx<TAB>task`` of that checkpoint's writes."""
+        return self.all[6]
+
+    @property
+    def runs(self) -> str:
+        """Sorted set ``erun<TAB>cid<TAB>ecns``: each run is one lex range."""
+        return self.all[7]
+
+    @staticmethod
+    def field(ecns: str, cid: str) -> str:
+        """A checkpoint's field in ``:cp``, ``:cpi`` and ``:wl`` (and prefix in ``:w``)."""
+        return f"{ecns}\t{cid}"
 
 
 class CheckpointKeys:
     """Key builder of one checkpoint namespace.
 
     Args:
-        keyspace: The connector's key space.
+        keyspace: The connector's key space (its prefix; the schema version is ours).
         namespace: The saver's namespace (validated by `CheckpointSettings`).
     """
 
     __slots__ = ("_ks", "namespace")
 
     def __init__(self, keyspace: KeySpace, namespace: str) -> None:
-        self._ks = keyspace
+        self._ks = KeySpace(keyspace.prefix, schema_version=SCHEMA_VERSION)
         self.namespace = namespace
 
     @staticmethod
     def enc(value: str) -> str:
-        """One untrusted key component, encoded."""
+        """One untrusted component (of a field or member), encoded."""
         return KeySpace.encode_component(value)
 
     @staticmethod
@@ -118,7 +183,8 @@ class CheckpointKeys:
 
     def thread(self, thread_id: str) -> ThreadKeys:
         """The keys of one thread."""
-        return ThreadKeys(thread_id, self._ks.key(KIND, f"{self.namespace}/{thread_id}"))
+        head = self._ks.key(KIND, f"{self.namespace}/{thread_id}")
+        return ThreadKeys(thread_id, head, tuple(head + suffix for suffix in _SUFFIXES))
 
     @property
     def threads(self) -> str:
@@ -131,5 +197,5 @@ class CheckpointKeys:
 
     @staticmethod
     def blob_ref(channel: str, version: Any) -> str:
-        """The suffix of one channel version's blob key (``<ech>:<ever>``)."""
+        """One channel version's name in its namespace (``<ech>:<ever>``)."""
         return f"{KeySpace.encode_component(channel)}:{KeySpace.encode_component(str(version))}"

@@ -2,8 +2,9 @@
 
 Each call is one operation for core's driver (BRIEF §2), written once and run on the sync or
 the asyncio client: a put is one script in the thread's slot, a get is one script, a list is
-one script per page of the thread's index. Layout: `_keys`; scripts: `_scripts`; stored
-frames and their checks: `_serde`.
+one script per page of the thread's index. Every script is given the thread's eight fixed keys
+and touches no other. Layout: `_keys`; scripts: `_scripts`; stored frames and their checks:
+`_serde`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, Unpack
+from typing import Any, Final, TypeVar, Unpack
 
 import msgpack
 from deepagents_redis.checkpoint._keys import (
@@ -64,6 +65,14 @@ _MEMO_MAX = 50_000
 _EMPTY = b"empty\n"
 
 
+def _corrupt(rest: str) -> SerializationError:
+    """A script's ``CORRUPT <what>`` reply: bytes under our keys that we did not write."""
+    return SerializationError(rest.split(" script:", 1)[0])
+
+
+_WORDS: Final = {"CORRUPT": _corrupt}
+
+
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
@@ -71,6 +80,16 @@ def _text(value: Any) -> str:
 def _want(left: int | None) -> int:
     """How many checkpoints to ask one list page for."""
     return _PAGE if left is None else min(left, _PAGE)
+
+
+def _ns_range(ecns: str, below: str | None) -> tuple[str, str]:
+    """Lex bounds (hi, lo) of one namespace in the ``ns`` index, below checkpoint `below`.
+
+    Its members are ``ecns<TAB>cid`` and an encoded namespace holds no control character, so
+    ``[ecns<TAB>`` .. ``(ecns<LF>`` is exactly that namespace.
+    """
+    hi = f"({ecns}\t{below}" if below else f"({ecns}\n"
+    return hi, f"[{ecns}\t"
 
 
 def _unpacked(reply: Any) -> list[Any]:
@@ -82,6 +101,33 @@ def _unpacked(reply: Any) -> list[Any]:
     if not isinstance(value, list) or not value:
         raise SerializationError("a checkpoint script reply has an unexpected shape")
     return value
+
+
+def _record(raw: Any, what: str) -> tuple[str, list[bytes], str]:
+    """An index record (see `_keys`) as (parent, blob refs, erun)."""
+    try:
+        rec = msgpack.unpackb(raw, raw=True, use_list=True)
+        parent, refs, erun, filters = rec
+        if not isinstance(refs, list) or not isinstance(filters, dict):
+            raise TypeError("not a record")
+        return _text(parent), [bytes(ref) for ref in refs], _text(erun)
+    except (ValueError, TypeError, UnicodeDecodeError, msgpack.UnpackException) as exc:
+        raise SerializationError(f"{what}: the index record is malformed") from exc
+
+
+def _body(raw: Any, what: str) -> tuple[bytes, bytes]:
+    """A body (see `_keys`) as its (checkpoint, metadata) frames."""
+    try:
+        frames = msgpack.unpackb(raw, raw=False, use_list=True, max_bin_len=len(raw))
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise SerializationError(f"{what}: the stored checkpoint is malformed") from exc
+    if (
+        not isinstance(frames, list)
+        or len(frames) != 2
+        or not all(isinstance(frame, bytes) for frame in frames)
+    ):
+        raise SerializationError(f"{what}: the stored checkpoint is malformed")
+    return frames[0], frames[1]
 
 
 def _pairs(flat: Any) -> dict[bytes, bytes]:
@@ -168,12 +214,20 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
 
     def _run(self, name: str, op: Operation[T]) -> T:
         return run_operation(
-            self._connector, f"checkpoint.{name}", op, deadline_seconds=self._deadline
+            self._connector,
+            f"checkpoint.{name}",
+            op,
+            deadline_seconds=self._deadline,
+            words=_WORDS,
         )
 
     async def _arun(self, name: str, op: Operation[T]) -> T:
         return await arun_operation(
-            self._connector, f"checkpoint.{name}", op, deadline_seconds=self._deadline
+            self._connector,
+            f"checkpoint.{name}",
+            op,
+            deadline_seconds=self._deadline,
+            words=_WORDS,
         )
 
     def _where(self, config: RunnableConfig | None, *, need_ns: bool = False) -> _Where:
@@ -209,43 +263,39 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
         parent: str | None,
     ) -> tuple[list[Any], str]:
+        """PUT's ARGV (see ``put.lua``) and the run id."""
         cid = check_checkpoint_id(checkpoint["id"])
         stored: dict[str, Any] = dict(checkpoint)
         values: dict[str, Any] = stored.pop("channel_values", None) or {}
         run_id = metadata.get("run_id")
         erun = self.keys.enc(str(run_id)) if run_id else ""
-        fields: list[Any] = [
-            "c",
-            dump(self.serde, stored),
-            "m",
-            dump(self.serde, metadata),
-            "p",
-            parent or "",
-            "r",
-            erun,
-        ]
+        body = msgpack.packb(
+            [dump(self.serde, stored), dump(self.serde, metadata)], use_bin_type=True
+        )
+        filters: dict[str, str] = {}
         for key, value in metadata.items():
             text = canonical(value)
             if text is not None:
-                fields += [f"f:{key}", text]
+                filters[str(key)] = text
+        refs = [self.keys.blob_ref(ch, ver) for ch, ver in stored["channel_versions"].items()]
+        # no bin type: Lua's cmsgpack reads this record (strings only)
+        record = msgpack.packb([parent or "", refs, erun, filters], use_bin_type=False)
         blobs: list[Any] = []
         for channel, version in new_versions.items():
             blobs += [
                 self.keys.blob_ref(channel, version),
                 dump(self.serde, values[channel]) if channel in values else _EMPTY,
             ]
-        refs = "\n".join(
-            self.keys.blob_ref(ch, ver) for ch, ver in stored["channel_versions"].items()
-        )
         ecns = self.keys.enc(where.cns or "")
-        args = [where.keys.head, ecns, cid, self._ttl, erun, refs, len(fields) // 2]
-        return [*args, len(blobs) // 2, *fields, *blobs], str(run_id) if run_id else ""
+        return [ecns, cid, self._ttl, erun, body, record, *blobs], str(run_id) if run_id else ""
 
     def _tuple(self, where: _Where, thread_value: Any, entry: Any) -> CheckpointTuple:
-        cid_b, ecns_b, c_raw, m_raw, parent_b, refs_b, blob_values, write_flat = entry
+        cid_b, ecns_b, body, record, blob_values, write_flat = entry
         cid, ecns = _text(cid_b), _text(ecns_b)
         cns = self.keys.dec(ecns)
         what = f"checkpoint {where.thread!r}/{cns!r}/{cid}"
+        c_raw, m_raw = _body(body, what)
+        parent, refs, _erun = _record(record, what)
         checkpoint = load(self.serde, c_raw, what=what, strict=self._strict)
         metadata = load(self.serde, m_raw or None, what=what + " metadata", strict=self._strict)
         if not isinstance(checkpoint, dict) or not isinstance(
@@ -255,7 +305,6 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         if not isinstance(metadata, dict):
             raise SerializationError(f"{what}: metadata is not a mapping")
         # the blobs come aligned with the refs stored at put time ('' for a missing blob)
-        refs = refs_b.split(b"\n") if refs_b else []
         blobs = dict(zip(refs, blob_values, strict=False))
         values: dict[str, Any] = {}
         for channel, version in checkpoint["channel_versions"].items():
@@ -266,7 +315,6 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 self.serde, raw, what=f"{what} channel {channel!r}", strict=self._strict
             )
         checkpoint["channel_values"] = values
-        parent = _text(parent_b or b"")
         configurable = {"thread_id": thread_value, "checkpoint_ns": cns}
         return CheckpointTuple(
             config={"configurable": {**configurable, "checkpoint_id": cid}},
@@ -322,7 +370,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             cmds.append(("SADD", self.keys.run(run_id), where.thread))
         if cmds:
             yield Pipeline(cmds)
-        yield Script(PUT, [where.keys.index], args)
+        yield Script(PUT, where.keys.all, args)
         return {
             "configurable": {
                 "thread_id": where.thread_value,
@@ -345,47 +393,45 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             raise InvalidInputError("task_id and task_path must be str")
         if not writes:
             return
-        args: list[Any] = [self._ttl]
+        field = where.keys.field(self.keys.enc(where.cns or ""), where.cid)
+        args: list[Any] = [field, self._ttl]
         for idx, (channel, value) in enumerate(writes):
             if not isinstance(channel, str):
                 raise InvalidInputError("a write's channel must be a str")
             slot = WRITES_IDX_MAP.get(channel, idx)
             frame = msgpack.packb([channel, task_path, dump(self.serde, value)], use_bin_type=True)
             args += [f"{slot}\t{task_id}", frame, "1" if slot < 0 else "0"]
-        key = where.keys.writes(self.keys.enc(where.cns or ""), where.cid)
-        yield Script(PUT_WRITES, [key], args)
+        yield Script(PUT_WRITES, where.keys.all, args)
 
     def _get_op(self, config: RunnableConfig) -> Operation[CheckpointTuple | None]:
         where = self._where(config, need_ns=True)
         ecns = self.keys.enc(where.cns or "")
-        index = where.keys.ns_index(ecns)
         if where.cid is not None:
             reply = _unpacked(
                 (
                     yield Script(
                         READ,
-                        [index],
-                        [where.keys.head, ecns, "id", where.cid, 1, 1, self._read_ttl, "lean"],
+                        where.keys.all,
+                        ["id", ecns, where.cid, "", 1, 1, self._read_ttl],
                     )
                 )
             )
             return self._tuple(where, where.thread_value, reply[1]) if len(reply) > 1 else None
-        bound = "+"
-        while True:  # newest first, past index entries whose checkpoint expired
+        hi, lo = _ns_range(ecns, None)
+        while True:  # newest first, past index entries whose checkpoint is gone
             reply = _unpacked(
                 (
                     yield Script(
                         READ,
-                        [index],
+                        where.keys.all,
                         [
-                            where.keys.head,
-                            ecns,
                             "scan",
-                            bound,
+                            ecns,
+                            hi,
+                            lo,
                             1,
                             self.checkpoint_settings.scan_batch,
                             self._read_ttl,
-                            "lean",
                         ],
                     )
                 )
@@ -394,40 +440,46 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 return self._tuple(where, where.thread_value, reply[1])
             if not reply[0]:
                 return None
-            bound = "(" + _text(reply[0])
+            hi = "(" + _text(reply[0])
 
     def _page_op(
         self,
         where: _Where,
-        bound: str | bytes,
+        hi: str,
         want: int,
         filters: list[str],
     ) -> Operation[tuple[str, list[Any]]]:
+        """One page of `list`: the thread's index, or one namespace's range, below `hi`."""
         if where.cns is None:
-            index, ecns = where.keys.index, ""
+            ecns, lo = "", "-"
         else:
             ecns = self.keys.enc(where.cns)
-            index = where.keys.ns_index(ecns)
+            lo = _ns_range(ecns, None)[1]
         reply = _unpacked(
             (
                 yield Script(
                     READ,
-                    [index],
+                    where.keys.all,
                     [
-                        where.keys.head,
-                        ecns,
                         "scan",
-                        bound,
+                        ecns,
+                        hi,
+                        lo,
                         want,
                         self.checkpoint_settings.scan_batch,
                         self._read_ttl,
-                        "lean",
                         *filters,
                     ],
                 )
             )
         )
         return _text(reply[0]), list(reply[1:])
+
+    def _first_bound(self, where: _Where, before_id: str | None) -> str:
+        """The upper lex bound of a list's first page (exclusive of `before_id`)."""
+        if where.cns is None:  # members 'cid<TAB>ecns': '(cid' is below all of cid's
+            return "(" + before_id if before_id else "+"
+        return _ns_range(self.keys.enc(where.cns), before_id)[0]
 
     def _history_op(
         self, config: RunnableConfig, channels: Sequence[str]
@@ -445,9 +497,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 (
                     yield Script(
                         HISTORY,
-                        [where.keys.ns_index(ecns)],
+                        where.keys.all,
                         [
-                            where.keys.head,
                             ecns,
                             mode,
                             start,
@@ -492,9 +543,9 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         thread = thread_id_of(thread_id)
         keys = self.keys.thread(thread)
         runs: set[str] = set()
-        while True:
+        while True:  # one call unless the thread names more runs than a batch
             reply = yield Script(
-                DELETE, [keys.index], [keys.head, "all", self.checkpoint_settings.delete_batch]
+                DELETE, keys.all, ["all", self.checkpoint_settings.delete_batch, ""]
             )
             runs.update(self.keys.dec(_text(erun)) for erun in reply[2:])
             if not int(reply[1]):
@@ -512,9 +563,13 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 raise InvalidInputError("run ids must be non-empty str")
             run_key = self.keys.run(run_id)
             threads = yield Command(("SMEMBERS", run_key))
+            batch = self.checkpoint_settings.delete_batch
             for raw in threads:
                 keys = self.keys.thread(thread_id_of(_text(raw)))
-                yield Script(DELETE, [keys.index], [keys.head, "run", self.keys.enc(run_id)])
+                while True:
+                    reply = yield Script(DELETE, keys.all, ["run", batch, self.keys.enc(run_id)])
+                    if int(reply[0]) < batch:
+                        break
             yield Command(("DEL", run_key))
 
     def _prune_op(self, thread_ids: Sequence[str], strategy: str) -> Operation[None]:
@@ -527,7 +582,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 yield from self._delete_thread_op(thread_id)
                 continue
             keys = self.keys.thread(thread_id_of(thread_id))
-            yield Script(DELETE, [keys.index], [keys.head, "keep_latest"])
+            yield Script(DELETE, keys.all, ["keep_latest", 0, ""])
 
     def _copy_op(self, source: str, target: str) -> Operation[None]:
         src = self.keys.thread(thread_id_of(source))
@@ -543,33 +598,20 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 (
                     yield Script(
                         READ,
-                        [src.index],
-                        [
-                            src.head,
-                            "",
-                            "scan",
-                            bound,
-                            _PAGE,
-                            self.checkpoint_settings.scan_batch,
-                            "",
-                            "full",
-                        ],
+                        src.all,
+                        ["scan", "", bound, "-", _PAGE, self.checkpoint_settings.scan_batch, ""],
                     )
                 )
             )
-            for cid_b, ecns_b, hash_flat, refs, blob_values, write_flat in reply[1:]:
+            for cid_b, ecns_b, body, record, blob_values, write_flat in reply[1:]:
                 cid, ecns = _text(cid_b), _text(ecns_b)
-                row = _pairs(hash_flat)
-                row.pop(b"bk", None)
+                _parent, refs, erun = _record(record, f"checkpoint {source!r}/{ecns}/{cid}")
                 blob_flat = [
                     part
-                    for ref, value in zip(
-                        refs.split(b"\n") if refs else [], blob_values, strict=False
-                    )
+                    for ref, value in zip(refs, blob_values, strict=False)
                     if value
                     for part in (ref, value)
                 ]
-                erun = _text(row.get(b"r", b""))
                 if not indexed:
                     indexed = True
                     yield Command(
@@ -578,15 +620,14 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 if erun and erun not in runs:  # once per run, not per checkpoint
                     runs.add(erun)
                     yield Command(("SADD", self.keys.run(self.keys.dec(erun)), dst_thread))
-                fields = [part for pair in row.items() for part in pair]
-                args = [dst.head, ecns, cid, self._ttl, erun, refs, len(row), len(blob_flat) // 2]
-                yield Script(PUT, [dst.index], [*args, *fields, *blob_flat])
+                args = [ecns, cid, self._ttl, erun, body, record]
+                yield Script(PUT, dst.all, [*args, *blob_flat])
                 writes = _pairs(write_flat)
                 if writes:
-                    triples: list[Any] = [self._ttl]
-                    for field, value in writes.items():
-                        triples += [field, value, "1"]
-                    yield Script(PUT_WRITES, [dst.writes(ecns, cid)], triples)
+                    triples: list[Any] = [dst.field(ecns, cid), self._ttl]
+                    for name, value in writes.items():
+                        triples += [name, value, "1"]
+                    yield Script(PUT_WRITES, dst.all, triples)
             if not reply[0]:
                 return
             bound = "(" + _text(reply[0])
@@ -608,7 +649,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 raise InvalidInputError("filter keys must be str")
             text = canonical(value)
             if text is not None:
-                pairs += [f"f:{key}", text]
+                pairs += [key, text]
         wanted = dict(filter or {})
         config_id = get_checkpoint_id(config) if config else None
 
@@ -642,7 +683,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         before_id, pairs, keep = self._list_plan(config, filter, before)
         left = limit
         for where in self._wheres(config):
-            bound = "(" + before_id if before_id else "+"
+            bound = self._first_bound(where, before_id)
             while left is None or left > 0:
                 op = self._page_op(where, bound, _want(left), pairs)
                 cursor, entries = self._run("list", op)
@@ -674,7 +715,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         before_id, pairs, keep = self._list_plan(config, filter, before)
         left = limit
         async for where in self._awheres(config):
-            bound = "(" + before_id if before_id else "+"
+            bound = self._first_bound(where, before_id)
             while left is None or left > 0:
                 op = self._page_op(where, bound, _want(left), pairs)
                 cursor, entries = await self._arun("list", op)

@@ -1,14 +1,16 @@
 """The checkpoint phase's Lua scripts: one ``.lua`` file each in ``lua/`` (BRIEF §3 "Lua").
 
 Each file is headed by its contract: KEYS, ARGV, what it returns and its error replies.
-``expire_refs.lua`` is a helper shared by ``ckpt_put`` and ``ckpt_read``, listed before
-their own file.
+``thread.lua`` is the prelude of every script, listed first: it binds the thread's eight
+fixed keys from KEYS and the helpers that read them; ``expire.lua`` (the thread's TTL) follows
+it in the scripts that write or renew.
 
-Every script touches one thread only: KEYS[1] is one of the thread's keys and every other key
-it reads or writes is the thread's head (ARGV[1]) plus a suffix, so all of them share KEYS[1]'s
-hash tag and Cluster slot (see `_keys`). Each write is idempotent by construction (a re-sent
-put stores the same fields again; a re-sent put_writes finds its writes in place), so a retry
-after a lost reply is safe without op ids.
+Keys only in KEYS: every script takes the same eight keys of one thread (`ThreadKeys.all`)
+and touches no other key (core's deny_oom probe, ``KEYS[1] .. ':oom-probe'``, which never
+creates a key, aside); what varies per checkpoint is in hash fields and sorted-set members,
+passed in ARGV. Each write is idempotent by construction (a re-sent put stores the same
+fields again; a re-sent put_writes finds its writes in place), so a retry after a lost reply
+is safe without op ids.
 """
 
 from __future__ import annotations
@@ -20,9 +22,13 @@ from deepagents_redis.core import LuaScript
 __all__ = ["DELETE", "HISTORY", "PUT", "PUT_WRITES", "READ"]
 
 _PACKAGE: Final = "deepagents_redis.checkpoint"
+_PRELUDE: Final = "thread.lua"
+_EXPIRE: Final = "expire.lua"
 
-PUT: Final = LuaScript.from_package("ckpt_put", _PACKAGE, "expire_refs.lua", "put.lua")
-PUT_WRITES: Final = LuaScript.from_package("ckpt_put_writes", _PACKAGE, "put_writes.lua")
-READ: Final = LuaScript.from_package("ckpt_read", _PACKAGE, "expire_refs.lua", "read.lua")
-HISTORY: Final = LuaScript.from_package("ckpt_history", _PACKAGE, "history.lua")
-DELETE: Final = LuaScript.from_package("ckpt_delete", _PACKAGE, "delete.lua")
+PUT: Final = LuaScript.from_package("ckpt_put", _PACKAGE, _PRELUDE, _EXPIRE, "put.lua")
+PUT_WRITES: Final = LuaScript.from_package(
+    "ckpt_put_writes", _PACKAGE, _PRELUDE, _EXPIRE, "put_writes.lua"
+)
+READ: Final = LuaScript.from_package("ckpt_read", _PACKAGE, _PRELUDE, _EXPIRE, "read.lua")
+HISTORY: Final = LuaScript.from_package("ckpt_history", _PACKAGE, _PRELUDE, "history.lua")
+DELETE: Final = LuaScript.from_package("ckpt_delete", _PACKAGE, _PRELUDE, "delete.lua")

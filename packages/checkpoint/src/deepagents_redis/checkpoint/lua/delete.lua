@@ -1,71 +1,95 @@
 -- ckpt_delete: delete checkpoints of one thread with their writes and unused blobs.
+-- Needs thread.lua before it.
 --
 -- KEYS:
---   index_key    the thread's index (zset 'cid<TAB>ecns'); every other key is the thread
---                head plus a suffix, so it shares this key's hash tag and slot
+--   the thread's eight keys (thread.lua): idx, ns, cp, cpi, b, w, wl, runs
 -- ARGV:
---   head         the thread's key head
---   mode         'all'          delete up to `arg` checkpoints (the whole thread, in
---                               bounded calls)
---                'run'          delete the checkpoints run `arg` (an erun) wrote
+--   mode         'all'          the whole thread: collect up to `arg` run members per call
+--                               (the runs it wrote, for the cross-thread run index), then
+--                               UNLINK the eight keys in the call that finds none left
+--                'run'          delete up to `arg` checkpoints that run `erun` wrote
 --                'keep_latest'  delete all but the newest checkpoint of each checkpoint
 --                               namespace (`arg` unused)
 --   arg          see mode
--- Returns {checkpoints deleted, checkpoints left in the thread, erun of each run seen...}.
--- Errors: 'INVALID unknown delete mode' (nothing deleted).
+--   erun         the encoded run id ('run'; '' otherwise)
+-- Returns {checkpoints deleted, checkpoints left in the thread (for 'all': run members
+-- left), erun of each run seen...}.
+-- Errors: 'INVALID unknown delete mode' (nothing deleted); 'CORRUPT ...' when an index
+--   record or a write list is not ours.
 
-local index_key = KEYS[1]
-local head, mode = ARGV[1], ARGV[2]
-local arg = ARGV[3]
+local mode, arg, erun0 = ARGV[1], ARGV[2], ARGV[3]
 local touched = {}
 local runs = {}
 local deleted = 0
-local function drop(member)
-  local tab = string.find(member, '\t', 1, true)
-  local cid, ecns = string.sub(member, 1, tab - 1), string.sub(member, tab + 1)
-  local cp = head .. ':cp:' .. ecns .. ':' .. cid
-  local fields = redis.call('HMGET', cp, 'bk', 'r')
-  touched[ecns] = touched[ecns] or {}
-  for ref in string.gmatch(fields[1] or '', '[^\n]+') do touched[ecns][ref] = true end
-  if fields[2] and fields[2] ~= '' then
-    redis.call('SREM', head .. ':run:' .. fields[2], member)
-    runs[fields[2]] = true
+local function drop(cid, ecns)
+  local f = ecns .. '\t' .. cid
+  local rec = record(f)
+  if rec then
+    touched[ecns] = touched[ecns] or {}
+    for _, ref in ipairs(rec[2]) do touched[ecns][ref] = true end
+    if rec[3] ~= '' then
+      redis.call('ZREM', runs_key, rec[3] .. '\t' .. cid .. '\t' .. ecns)
+      runs[rec[3]] = true
+    end
   end
-  redis.call('UNLINK', cp, head .. ':w:' .. ecns .. ':' .. cid)
-  redis.call('ZREM', index_key, member)
-  redis.call('ZREM', head .. ':ns:' .. ecns, cid)
+  for _, name in ipairs(write_names(f)) do redis.call('HDEL', w_key, f .. '\t' .. name) end
+  redis.call('HDEL', wl_key, f)
+  redis.call('HDEL', cp_key, f)
+  redis.call('HDEL', cpi_key, f)
+  redis.call('ZREM', idx_key, cid .. '\t' .. ecns)
+  redis.call('ZREM', ns_key, f)
   deleted = deleted + 1
 end
 if mode == 'all' then
-  for _, member in ipairs(redis.call('ZRANGE', index_key, 0, tonumber(arg) - 1)) do
-    drop(member)
+  -- a thread is eight keys: what needs a walk is only the runs it names (for the caller's
+  -- cross-thread run index), taken in bounded batches; then UNLINK (freed off the main thread)
+  local batch = tonumber(arg)
+  for _, member in ipairs(redis.call('ZRANGE', runs_key, 0, batch - 1)) do
+    runs[string.sub(member, 1, string.find(member, '\t', 1, true) - 1)] = true
   end
+  redis.call('ZREMRANGEBYRANK', runs_key, 0, batch - 1)
+  local left = redis.call('ZCARD', runs_key)
+  if left == 0 then
+    deleted = redis.call('ZCARD', idx_key)
+    redis.call('UNLINK', idx_key, ns_key, cp_key, cpi_key, blob_key, w_key, wl_key, runs_key)
+  end
+  local out = {deleted, left}
+  for erun in pairs(runs) do out[#out + 1] = erun end
+  return out
 elseif mode == 'run' then
-  local runkey = head .. ':run:' .. arg
-  for _, member in ipairs(redis.call('SMEMBERS', runkey)) do drop(member) end
-  redis.call('DEL', runkey)
+  -- the run's members are the lex range ['erun<TAB>', 'erun<LF>')
+  local lo, hi = '[' .. erun0 .. '\t', '(' .. erun0 .. '\n'
+  local members = redis.call('ZRANGE', runs_key, lo, hi, 'BYLEX', 'LIMIT', 0, tonumber(arg))
+  for _, member in ipairs(members) do
+    local rest = string.sub(member, #erun0 + 2)
+    local tab = string.find(rest, '\t', 1, true)
+    drop(string.sub(rest, 1, tab - 1), string.sub(rest, tab + 1))
+  end
 elseif mode == 'keep_latest' then
-  local newest = {}
-  for _, member in ipairs(redis.call('ZRANGE', index_key, 0, -1)) do
+  -- ns members sort by namespace, then id: each namespace's newest is its last member
+  local members = redis.call('ZRANGE', ns_key, 0, -1)
+  for i, member in ipairs(members) do
     local tab = string.find(member, '\t', 1, true)
-    local ecns = string.sub(member, tab + 1)
-    if newest[ecns] then drop(newest[ecns]) end
-    newest[ecns] = member
+    local ecns = string.sub(member, 1, tab - 1)
+    local following = members[i + 1]
+    if following and string.sub(following, 1, tab) == ecns .. '\t' then
+      drop(string.sub(member, tab + 1), ecns)
+    end
   end
 else
   return redis.error_reply('INVALID unknown delete mode')
 end
--- a blob may be shared by checkpoints of one namespace: keep those still referenced (when
--- the whole thread goes, the rest is deleted by the next calls anyway)
+-- a blob may be shared by checkpoints of one namespace: keep those still referenced
 for ecns, refs in pairs(touched) do
-  if mode ~= 'all' then
-    for _, cid in ipairs(redis.call('ZRANGE', head .. ':ns:' .. ecns, 0, -1)) do
-      local kept = redis.call('HGET', head .. ':cp:' .. ecns .. ':' .. cid, 'bk')
-      for ref in string.gmatch(kept or '', '[^\n]+') do refs[ref] = nil end
+  local kept = redis.call('ZRANGE', ns_key, '[' .. ecns .. '\t', '(' .. ecns .. '\n', 'BYLEX')
+  for _, member in ipairs(kept) do
+    local rec = record(member)
+    if rec then
+      for _, ref in ipairs(rec[2]) do refs[ref] = nil end
     end
   end
-  for ref in pairs(refs) do redis.call('UNLINK', head .. ':b:' .. ecns .. ':' .. ref) end
+  for ref in pairs(refs) do redis.call('HDEL', blob_key, ecns .. '\t' .. ref) end
 end
-local out = {deleted, redis.call('ZCARD', index_key)}
+local out = {deleted, redis.call('ZCARD', idx_key)}
 for erun in pairs(runs) do out[#out + 1] = erun end
 return out

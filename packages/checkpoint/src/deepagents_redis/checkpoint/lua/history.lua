@@ -1,59 +1,63 @@
 -- ckpt_history: walk a checkpoint's ancestors for DeltaChannel histories, in one call.
+-- Needs thread.lua before it.
 --
 -- KEYS:
---   ns_index_key the namespace index (zset 'cid'); every other key is the thread head plus
---                a suffix, so it shares this key's hash tag and slot
+--   the thread's eight keys (thread.lua): idx, ns, cp, cpi, b, w, wl, runs
 -- ARGV:
---   head         the thread's key head
 --   ecns         the encoded checkpoint namespace
 --   start        'after' (start at the parent of cid) or 'from' (start at cid itself)
---   cid          where to start ('' with 'after': the newest checkpoint)
+--   cid          where to start ('' with 'after': the newest checkpoint of ecns)
 --   budget       most ancestors to visit (bounded work per call)
---   ARGV[6..]    the encoded channels whose history is wanted
+--   ARGV[5..]    the encoded channels whose history is wanted
 -- Returns ONE msgpack value {cursor, ancestor...}: cursor is the cid to continue 'from'
--- ('' when the walk ended); ancestor = {cid, {write field, value...}, {ech, blob...}} with
+-- ('' when the walk ended); ancestor = {cid, {write name, value...}, {ech, blob...}} with
 -- the seed blob of each channel whose value this ancestor holds (the walk stops for it).
--- Errors: none of its own.
+-- Errors: 'CORRUPT ...' when an index record or a write list is not ours.
 
-local ns_index_key = KEYS[1]
-local head, ecns = ARGV[1], ARGV[2]
-local start = ARGV[3]
-local cid = ARGV[4]
+local ecns, start, cid = ARGV[1], ARGV[2], ARGV[3]
 if start == 'after' then
   if cid == '' then
-    cid = redis.call('ZRANGE', ns_index_key, '+', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
-    if not cid then return cmsgpack.pack({''}) end
+    -- the namespace's members are the lex range ['ecns<TAB>', 'ecns<LF>')
+    local newest = redis.call(
+      'ZRANGE', ns_key, '(' .. ecns .. '\n', '[' .. ecns .. '\t', 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
+    if not newest then return cmsgpack.pack({''}) end
+    cid = string.sub(newest, #ecns + 2)
   end
-  cid = redis.call('HGET', head .. ':cp:' .. ecns .. ':' .. cid, 'p') or ''
+  local rec = record(ecns .. '\t' .. cid)
+  cid = rec and rec[1] or ''
 end
 local remaining, left = {}, 0
-for i = 6, #ARGV do remaining[ARGV[i]] = true; left = left + 1 end
+for i = 5, #ARGV do remaining[ARGV[i]] = true; left = left + 1 end
 local out = {''}
-local budget = tonumber(ARGV[5])
+local budget = tonumber(ARGV[4])
 while cid ~= '' and left > 0 do
   if budget == 0 then
     out[1] = cid
     break
   end
   budget = budget - 1
-  local cp = head .. ':cp:' .. ecns .. ':' .. cid
-  local row = redis.call('HMGET', cp, 'p', 'bk')
-  if not row[1] then break end  -- a missing ancestor ends the walk (as get_tuple -> None)
-  local seeds = {}
-  for ref in string.gmatch(row[2] or '', '[^\n]+') do
+  local f = ecns .. '\t' .. cid
+  local rec = record(f)
+  if not rec then break end  -- a missing ancestor ends the walk (as get_tuple -> None)
+  local refs, wanted = {}, {}
+  for _, ref in ipairs(rec[2]) do
     local ech = string.match(ref, '^([^:]+):')
     if remaining[ech] then
-      local blob = redis.call('GET', head .. ':b:' .. ecns .. ':' .. ref)
-      if blob and blob ~= 'empty\n' then
-        seeds[#seeds + 1] = ech
-        seeds[#seeds + 1] = blob
-      end
+      refs[#refs + 1] = ref
+      wanted[#wanted + 1] = ech
     end
   end
-  out[#out + 1] = {cid, redis.call('HGETALL', head .. ':w:' .. ecns .. ':' .. cid), seeds}
+  local seeds = {}
+  for i, blob in ipairs(blobs_of(ecns, refs)) do
+    if blob ~= '' and blob ~= 'empty\n' then
+      seeds[#seeds + 1] = wanted[i]
+      seeds[#seeds + 1] = blob
+    end
+  end
+  out[#out + 1] = {cid, writes_of(f), seeds}
   for i = 1, #seeds, 2 do
     if remaining[seeds[i]] then remaining[seeds[i]] = nil; left = left - 1 end
   end
-  cid = row[1]
+  cid = rec[1]
 end
 return cmsgpack.pack(out)

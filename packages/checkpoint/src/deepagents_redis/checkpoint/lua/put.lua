@@ -1,60 +1,37 @@
 -- ckpt_put: store one checkpoint with its new blobs and index entries, atomically.
--- Needs expire_refs.lua before it.
+-- Needs thread.lua and expire.lua before it.
 --
 -- KEYS:
---   index_key    the thread's index (zset 'cid<TAB>ecns'); every other key is the thread
---                head (ARGV head) plus a suffix, so it shares this key's hash tag and slot
+--   the thread's eight keys (thread.lua): idx, ns, cp, cpi, b, w, wl, runs
 -- ARGV:
---   head         the thread's key head
 --   ecns         the encoded checkpoint namespace
 --   cid          the checkpoint id
---   ttl          TTL in ms ('' = none)
---   erun         the encoded run id ('' = none)
---   refs         blob refs of every channel version ('\n'-joined)
---   nf, nb       F hash fields and B blobs that follow
---   ARGV[9..]    F field/value pairs of the checkpoint hash, then B ref/value pairs of blobs
+--   ttl          TTL in ms of the whole thread ('' = none)
+--   erun         the encoded run id ('' = none); the index record holds it too
+--   body         msgpack [checkpoint frame, metadata frame] (stored as given)
+--   rec          the index record (msgpack; see _keys), stored as given
+--   ARGV[7..]    pairs: blob ref ('<ech>:<ever>'), blob value (the new channel versions)
 -- Returns 1.
--- Errors: OOM from core's deny_oom probe when the server is full (before any write).
+-- Errors: OOM from core's deny_oom probe when the server is full (before any write);
+--   'CORRUPT ...' when the record stored under this id before is not ours.
 
-local index_key = KEYS[1]
-local head, ecns, cid, ttl, erun = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local refs = ARGV[6]
-local nf, nb = tonumber(ARGV[7]), tonumber(ARGV[8])
-local cp = head .. ':cp:' .. ecns .. ':' .. cid
-local nsidx = head .. ':ns:' .. ecns
-local member = cid .. '\t' .. ecns
+local ecns, cid, ttl, erun = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local body, rec = ARGV[5], ARGV[6]
+local f = ecns .. '\t' .. cid
 -- a full server refuses this script here, before it writes (core's deny_oom)
-redis.call('SETRANGE', index_key .. ':oom-probe', 0, '')
-redis.call('DEL', cp)
-local i = 9
-for _ = 1, nf do
-  redis.call('HSET', cp, ARGV[i], ARGV[i + 1])
-  i = i + 2
+redis.call('SETRANGE', idx_key .. ':oom-probe', 0, '')
+-- a put again under the same id (a retry, a copy) may name another run: leave no stale one
+local old = record(f)
+if old and old[3] ~= '' and old[3] ~= erun then
+  redis.call('ZREM', runs_key, old[3] .. '\t' .. cid .. '\t' .. ecns)
 end
-redis.call('HSET', cp, 'bk', refs)
-for _ = 1, nb do
-  local key = head .. ':b:' .. ecns .. ':' .. ARGV[i]
-  if ttl ~= '' then
-    redis.call('SET', key, ARGV[i + 1], 'PX', ttl)
-  else
-    redis.call('SET', key, ARGV[i + 1])
-  end
-  i = i + 2
+redis.call('HSET', cp_key, f, body)
+redis.call('HSET', cpi_key, f, rec)
+for i = 7, #ARGV, 2 do
+  redis.call('HSET', blob_key, ecns .. '\t' .. ARGV[i], ARGV[i + 1])
 end
-redis.call('ZADD', index_key, 0, member)
-redis.call('ZADD', nsidx, 0, cid)
-local runkey = nil
-if erun ~= '' then
-  runkey = head .. ':run:' .. erun
-  redis.call('SADD', runkey, member)
-end
-if ttl ~= '' then
-  redis.call('PEXPIRE', cp, ttl)
-  redis.call('PEXPIRE', index_key, ttl)
-  redis.call('PEXPIRE', nsidx, ttl)
-  redis.call('PEXPIRE', head .. ':w:' .. ecns .. ':' .. cid, ttl)
-  if runkey then redis.call('PEXPIRE', runkey, ttl) end
-  -- blobs this checkpoint still uses (written by earlier puts) live as long as it does
-  expire_refs(head, ecns, refs, ttl)
-end
+redis.call('ZADD', idx_key, 0, cid .. '\t' .. ecns)
+redis.call('ZADD', ns_key, 0, f)
+if erun ~= '' then redis.call('ZADD', runs_key, 0, erun .. '\t' .. cid .. '\t' .. ecns) end
+if ttl ~= '' then expire_thread(ttl) end
 return 1

@@ -1,26 +1,38 @@
 -- ckpt_put_writes: store a task's pending writes for one checkpoint, once per (task, index).
+-- Needs thread.lua and expire.lua before it.
 --
 -- KEYS:
---   writes_key   the checkpoint's writes hash (fields '<idx><TAB><task id>')
+--   the thread's eight keys (thread.lua): idx, ns, cp, cpi, b, w, wl, runs
 -- ARGV:
---   ttl          TTL in ms ('' = none)
---   ARGV[2..]    triples: field, value, '1' to replace (special writes: error, interrupt...
---                are replaced) or '0' to keep a write already stored (LangGraph's rule)
+--   f            the checkpoint's field ('ecns<TAB>cid')
+--   ttl          TTL in ms of the whole thread ('' = none)
+--   ARGV[3..]    triples: name ('<idx><TAB><task id>'), value, '1' to replace (special
+--                writes: error, interrupt... are replaced) or '0' to keep a write already
+--                stored (LangGraph's rule)
 -- Returns the number of fields written.
--- Errors: OOM from core's deny_oom probe when the server is full (before any write).
+-- Errors: OOM from core's deny_oom probe when the server is full (before any write);
+--   'CORRUPT ...' when the checkpoint's write list is not ours.
 
-local writes_key = KEYS[1]
-local ttl = ARGV[1]
+local f, ttl = ARGV[1], ARGV[2]
 -- a full server refuses this script here, before it writes (core's deny_oom)
-redis.call('SETRANGE', writes_key .. ':oom-probe', 0, '')
-local n = 0
-for i = 2, #ARGV, 3 do
+redis.call('SETRANGE', idx_key .. ':oom-probe', 0, '')
+local names = write_names(f)
+local n, grown = 0, false
+for i = 3, #ARGV, 3 do
+  local written
   if ARGV[i + 2] == '1' then
-    redis.call('HSET', writes_key, ARGV[i], ARGV[i + 1])
+    written = redis.call('HSET', w_key, f .. '\t' .. ARGV[i], ARGV[i + 1])
     n = n + 1
   else
-    n = n + redis.call('HSETNX', writes_key, ARGV[i], ARGV[i + 1])
+    written = redis.call('HSETNX', w_key, f .. '\t' .. ARGV[i], ARGV[i + 1])
+    n = n + written
+  end
+  -- 1 only for a name new to the hash: the list names each write once
+  if written == 1 then
+    names[#names + 1] = ARGV[i]
+    grown = true
   end
 end
-if ttl ~= '' then redis.call('PEXPIRE', writes_key, ttl) end
+if grown then redis.call('HSET', wl_key, f, cmsgpack.pack(names)) end
+if ttl ~= '' then expire_thread(ttl) end
 return n
