@@ -8,7 +8,10 @@ it in the scripts that write or renew.
 Keys only in KEYS: every script takes the same eight keys of one thread (`ThreadKeys.all`)
 and touches no other key (core's deny_oom probe, ``KEYS[1] .. ':oom-probe'``, which never
 creates a key, aside); what varies per checkpoint is in hash fields and sorted-set members,
-passed in ARGV. Each write is idempotent by construction (a re-sent put stores the same
+passed in ARGV. ``tests/test_keys_contract.py`` proves it statically (every key argument of
+every ``redis.call`` is a local bound once to KEYS) and dynamically (every operation under
+MONITOR: each key a script's commands touch, per the server's ``COMMAND GETKEYS``, is in that
+call's KEYS). Each write is idempotent by construction (a re-sent put stores the same
 fields again; a re-sent put_writes finds its writes in place), so a retry after a lost reply
 is safe without op ids.
 """
