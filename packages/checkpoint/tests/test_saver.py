@@ -170,6 +170,37 @@ def test_unchanged_channels_are_stored_once(connector: RedisConnector) -> None:
     saver.delete_thread(thread)
 
 
+def test_deletes_in_bounded_batches_leave_nothing_behind(connector: RedisConnector) -> None:
+    """delete_batch=2: a run of 5 checkpoints and a thread naming 5 runs take several calls."""
+    saver = RedisSaver(connector=connector, namespace=f"ns{uuid.uuid4().hex[:8]}", delete_batch=2)
+    thread, other = _thread(), _thread()
+    runs = [str(uuid.uuid4()) for _ in range(5)]
+    parent: str | None = None
+    for i, run in enumerate(runs):
+        for n in range(2):
+            cp = empty_checkpoint()
+            cp["id"] = str(uuid6(clock_seq=i * 2 + n))
+            md: Any = {"step": i, "run_id": run}
+            saver.put(_cfg(thread, "", parent), cp, md, {})
+            parent = cp["id"]
+    _put_chain(saver, other, 5)
+    for i in range(5):
+        cp = empty_checkpoint()
+        meta: Any = {"step": i, "run_id": runs[0]}
+        saver.put(_cfg(other), cp, meta, {})
+    client = _raw(connector)
+    keys = saver.keys.thread(thread)
+    saver.delete_for_runs([runs[0]])
+    assert len(list(saver.list(_cfg(thread)))) == 8
+    assert len(list(saver.list(_cfg(other)))) == 5
+    assert client.zcard(keys.runs) == 8
+    saver.delete_thread(thread)
+    assert not any(client.exists(key) for key in keys.all)
+    assert all(not client.sismember(saver.keys.run(run), thread) for run in runs)
+    assert list(saver.threads()) == [other]
+    saver.delete_thread(other)
+
+
 # ------------------------------------------------------------------ list from the index
 @pytest.mark.parametrize("scan_batch", [1, 3, 256])
 async def test_list_filters_before_and_limit_page_correctly(
