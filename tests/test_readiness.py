@@ -352,3 +352,16 @@ def test_a_broken_evidence_file_is_an_error_not_an_empty_result(tmp_path: Path) 
     bad.write_text("<testsuites><testcase")
     with pytest.raises(EvidenceError, match="junit"):
         load_junit(bad)
+
+
+def test_junit_files_are_combined_and_a_missing_one_counts_as_not_run(tmp_path: Path) -> None:
+    from deepagents_redis_benchmarks.readiness._generate import _cases
+
+    root = _project(tmp_path)
+    other = tmp_path / "other.xml"
+    other.write_text(JUNIT.replace("packages.cache.tests.test_a", "tests.test_time_travel"))
+    cases = _cases([root / "junit.xml", other, tmp_path / "missing.xml"])
+    assert cases is not None
+    assert len(cases) == 8
+    assert sum(c.module == "tests.test_time_travel" for c in cases) == 2
+    assert _cases([tmp_path / "missing.xml"]) is None

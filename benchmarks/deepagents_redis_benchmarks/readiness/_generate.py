@@ -18,6 +18,7 @@ from deepagents_redis_benchmarks.readiness._digest import (
 from deepagents_redis_benchmarks.readiness._evaluate import Evaluation, evaluate
 from deepagents_redis_benchmarks.readiness._evidence import (
     EvidenceError,
+    TestCase,
     commits_since,
     head_commit,
     load_chaos,
@@ -42,10 +43,26 @@ ROOT = Path(__file__).resolve().parents[3]
 """The repository root (``benchmarks/deepagents_redis_benchmarks/readiness/`` is three down)."""
 
 
+def _cases(junit: Path | list[Path] | None) -> list[TestCase] | None:
+    """Every testcase of the junit files given (None when none were)."""
+    if not junit:
+        return None
+    files = [junit] if isinstance(junit, Path) else junit
+    present = [path for path in files if path.exists()]
+    for path in files:
+        if not path.exists():
+            # A test step that died before writing its report: its items show "no evidence";
+            # that is the report's finding, not a reason for generation to fail.
+            print(
+                f"readiness: no junit file at {path}; its tests count as not run", file=sys.stderr
+            )
+    return [case for path in present for case in load_junit(path)] if present else None
+
+
 def generate(
     *,
     root: Path,
-    junit: Path | None,
+    junit: Path | list[Path] | None,
     chaos: Path | None,
     docs: Path,
     digest: bool,
@@ -68,7 +85,7 @@ def generate(
     evaluation = evaluate(
         model,
         root=root,
-        cases=load_junit(junit) if junit else None,
+        cases=_cases(junit),
         runs=runs,
         chaos=load_chaos(chaos) if chaos else None,
     )
@@ -117,7 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "latest test run, the benchmark history and the chaos report."
         ),
     )
-    parser.add_argument("--junit", type=Path, help="Junit XML of a test run (pytest --junitxml).")
+    parser.add_argument(
+        "--junit",
+        type=Path,
+        action="append",
+        help="Junit XML of a test run (pytest --junitxml); repeat for several runs.",
+    )
     parser.add_argument(
         "--chaos",
         type=Path,
