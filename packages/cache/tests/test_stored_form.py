@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from deepagents_redis.cache._stored import from_stored, to_stored
 from deepagents_redis.core import Codec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation
 
@@ -121,3 +123,94 @@ def test_malformed_lean_messages_are_refused(message: dict[str, Any]) -> None:
 def test_only_ai_messages_are_revived(message: dict[str, Any]) -> None:
     with pytest.raises(TypeError):
         from_stored({"f": "g1", "g": [{"m": message, "i": None}]})
+
+
+# -- differential: the revival against the one it replaced ---------------------------------
+# `from_stored` builds a message with `AIMessage(**data)` (one validation pass) where it used
+# `AIMessage.model_validate(data)`; hostile or odd stored data must get the same answer from
+# both: the same generations, or a refusal from each.
+
+_json_leaf = st.none() | st.booleans() | st.integers(-(2**31), 2**31) | st.text(max_size=8)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_tool_call = st.fixed_dictionaries(
+    {
+        "name": st.text(max_size=6) | _json_leaf,
+        "args": st.dictionaries(st.text(max_size=4), _json, max_size=2) | _json,
+    },
+    optional={
+        "id": st.none() | st.text(max_size=6),
+        "type": st.just("tool_call") | st.text(max_size=6),
+    },
+)
+_fields = {
+    "content": st.text(max_size=12)
+    | st.lists(
+        st.text(max_size=6) | st.dictionaries(st.text(max_size=5), _json, max_size=3), max_size=3
+    )
+    | _json,
+    "tool_calls": st.lists(_tool_call, max_size=2) | _json,
+    "invalid_tool_calls": st.lists(
+        st.dictionaries(st.text(max_size=5), _json, max_size=4), max_size=2
+    )
+    | _json,
+    "usage_metadata": st.fixed_dictionaries(
+        {
+            "input_tokens": st.integers(0, 99) | _json_leaf,
+            "output_tokens": st.integers(0, 99),
+            "total_tokens": st.integers(0, 99),
+        }
+    )
+    | _json,
+    "additional_kwargs": st.dictionaries(st.text(max_size=6), _json, max_size=3) | _json,
+    "response_metadata": st.dictionaries(st.text(max_size=6), _json, max_size=3) | _json,
+    "id": st.none() | st.text(max_size=6) | _json_leaf,
+    "name": st.none() | st.text(max_size=6) | _json_leaf,
+    "example": st.booleans() | _json_leaf,
+    "content_blocks": st.lists(st.dictionaries(st.text(max_size=5), _json, max_size=3), max_size=2),
+    "lc": _json_leaf,
+    "type": st.just("ai"),
+}
+_message_dicts = st.fixed_dictionaries(
+    {"type": st.just("ai")}, optional={k: v for k, v in _fields.items() if k != "type"}
+) | st.dictionaries(st.sampled_from(sorted(_fields)) | st.text(max_size=6), _json, max_size=4).map(
+    lambda d: {**d, "type": "ai"}
+)
+
+
+def _revived_before(stored: dict[str, Any]) -> list[Generation]:
+    # The revival of the fast form as it was: model_validate.
+    out: list[Generation] = []
+    for item in stored["g"]:
+        message = AIMessage.model_validate(item["m"])
+        out.append(ChatGeneration(message=message, generation_info=item.get("i")))
+    return out
+
+
+def _outcome(fn: Any, stored: dict[str, Any]) -> Any:
+    try:
+        return [(g, g.message.model_dump(), g.text) for g in fn(stored)]
+    except Exception:
+        return "refused"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    message=_message_dicts,
+    info=st.none() | st.dictionaries(st.text(max_size=4), _json, max_size=2) | _json,
+)
+def test_revival_matches_model_validate(message: dict[str, Any], info: Any) -> None:
+    stored = {"f": "g1", "g": [{"m": message, "i": info}]}
+    assert _outcome(from_stored, stored) == _outcome(_revived_before, stored)
+
+
+@pytest.mark.parametrize("message", _messages())
+def test_revival_matches_model_validate_on_real_messages(message: AIMessage) -> None:
+    stored = to_stored([ChatGeneration(message=message, generation_info={"finish_reason": "stop"})])
+    assert _outcome(from_stored, stored) == _outcome(_revived_before, stored)
+    assert _outcome(from_stored, stored) != "refused"

@@ -16,7 +16,11 @@ from deepagents_redis.core import (
     new_op_id,
     run_idempotent,
 )
+from deepagents_redis.core._idempotent import _check_call
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.retry import Retry
 
 INCR = IdempotentScript(
@@ -126,6 +130,75 @@ def test_bad_ttl_refused_by_wrapper(redis_client: Any, key_prefix: str) -> None:
         with pytest.raises(rexc.ResponseError, match="positive integer TTL"):
             INCR(redis_client, keys=[ks.op_key("s", "o"), key], args=[ttl])
     assert redis_client.get(key) is None
+
+
+def _refuses(op_key: str | bytes, keys: list[str | bytes]) -> bool:
+    try:
+        _check_call(op_key, keys, 1000, 0)
+    except InvalidInputError:
+        return True
+    return False
+
+
+def _tag_with_slot_of(tag: str) -> str:
+    # Another hash-tag text hashing to the same slot (16384 slots: a short search finds one).
+    slot = key_slot(tag.encode())
+    for i in range(1_000_000):
+        other = f"t{i}"
+        if other != tag and key_slot(other.encode()) == slot:
+            return other
+    raise AssertionError("no colliding tag found")
+
+
+def test_slot_check_same_tag_text_is_one_slot() -> None:
+    ks = KeySpace("t")
+    op = ks.op_key("scope", new_op_id())
+    keys: list[str | bytes] = [ks.key("n", "scope"), ks.key("todo", "scope", "a", "b")]
+    assert not _refuses(op, keys)
+    assert not _refuses(op, [k.encode() for k in keys if isinstance(k, str)])  # bytes keys too
+    assert not _refuses(op.encode(), keys)
+    # The tag is the FIRST {...}: a later brace pair in the key changes nothing.
+    assert not _refuses(op, ["x:{scope}:{other}"])
+    assert not _refuses("{scope}", ["{scope}"])
+
+
+def test_slot_check_refuses_other_slots() -> None:
+    ks = KeySpace("t")
+    op = ks.op_key("scope", "1")
+    assert _refuses(op, [ks.key("n", "other")])  # another scope
+    assert _refuses(op, [ks.key("n", "scope"), ks.key("n", "other")])  # one bad key of several
+    assert _refuses(op, ["no-tag-at-all"])  # a key without a tag hashes as a whole
+    assert _refuses(op, ["x:{}:{scope}"])  # an empty first tag: the whole key is hashed
+    assert _refuses(op, ["x:{scope"])  # no closing brace: the whole key is hashed
+    assert _refuses(op, ["x:{scope-longer}"])  # the op tag's text as a prefix is not enough
+    assert _refuses(op, ["x:{sco}pe}"])  # the first '}' ends the tag
+    assert _refuses("op-without-tag", [ks.key("n", "scope")])
+    assert _refuses("{}op", ["{}other"])  # empty tags: each key hashed whole
+
+
+def test_slot_check_goes_by_slot_not_by_tag_text() -> None:
+    # Decided: the check is Redis Cluster's own rule (one slot), so keys whose tags differ in
+    # text but share a slot are accepted (the server runs such a script), and untagged keys
+    # are accepted exactly when their whole-key slots agree.
+    other = _tag_with_slot_of("scope")
+    assert not _refuses("op:{scope}:1", [f"data:{{{other}}}"])
+    untagged = _tag_with_slot_of("plain-op-key")
+    assert not _refuses("plain-op-key", [untagged])
+    assert _refuses("plain-op-key", ["plain-data-key"]) == (
+        key_slot(b"plain-op-key") != key_slot(b"plain-data-key")
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    op_key=st.text(alphabet="ab{}:", min_size=1, max_size=8),
+    keys=st.lists(st.text(alphabet="ab{}:é", max_size=8), max_size=4),
+)
+def test_slot_check_agrees_with_key_slot(op_key: str, keys: list[str]) -> None:
+    # Differential: the tag-text fast path decides exactly as comparing CRC16 slots does.
+    slot = key_slot(op_key.encode())
+    expected = any(key_slot(k.encode()) != slot for k in keys)
+    assert _refuses(op_key, list(keys)) == expected
 
 
 def test_argument_checks() -> None:

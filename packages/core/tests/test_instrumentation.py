@@ -3,6 +3,7 @@ from deepagents_redis.core import (
     Instrumentation,
     NoOpInstrumentation,
     RecordingInstrumentation,
+    active_instrumentation,
     get_instrumentation,
     set_instrumentation,
 )
@@ -86,5 +87,19 @@ def test_trace_carrier_keeps_w3c_headers_and_never_raises() -> None:
 
         set_instrumentation(Broken())
         assert trace_carrier() == {}
+    finally:
+        set_instrumentation(previous)
+
+
+def test_active_instrumentation_is_none_only_for_the_no_op_default() -> None:
+    # Hot paths (driver, cache guard) skip spans and metrics when this is None.
+    rec = RecordingInstrumentation()
+    previous = set_instrumentation(None)
+    try:
+        assert active_instrumentation() is None
+        set_instrumentation(rec)
+        assert active_instrumentation() is rec
+        set_instrumentation(NoOpInstrumentation())  # a no-op of one's own is still "installed"
+        assert active_instrumentation() is not None
     finally:
         set_instrumentation(previous)

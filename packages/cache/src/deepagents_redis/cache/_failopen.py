@@ -16,13 +16,12 @@ through `FailOpen`, which
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Final, TypeVar, cast
+from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
+from typing import Any, Final, TypeVar
 
 import redis.asyncio
 import redis.exceptions
@@ -32,14 +31,15 @@ from deepagents_redis.core import (
     BreakerOpenError,
     CircuitBreaker,
     DeepAgentsRedisError,
+    Instrumentation,
     RedisConnector,
     RedisUnavailableError,
     Request,
     Sleep,
+    active_instrumentation,
     aexecute_request,
     deadline,
     execute_request,
-    get_instrumentation,
     translate_redis_error,
 )
 
@@ -76,11 +76,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 _ANY_REDIS: tuple[type[BaseException], ...] = (*REDIS_EXCEPTIONS, DeepAgentsRedisError, OSError)
 
 
-@dataclasses.dataclass(slots=True)
-class _Call:
-    """The result of one guarded call: FAILED until the call returns."""
-
-    result: Any = FAILED
+_NO_SPAN: Final = nullcontext()
 
 
 class FailOpen:
@@ -110,10 +106,20 @@ class FailOpen:
         self._warn_lock = threading.Lock()
         self._last_warn = -float("inf")
         self._suppressed = 0
+        self._names: dict[str, str] = {}
 
     def count(self, op: str, outcome: str, value: int = 1) -> None:
         """Report ``<prefix>.<op>`` with an outcome attribute."""
-        get_instrumentation().count(f"{self.metric_prefix}.{op}", value, outcome=outcome)
+        inst = active_instrumentation()
+        if inst is not None:
+            inst.count(self._name(op), value, outcome=outcome)
+
+    def _name(self, op: str) -> str:
+        # `<prefix>.<op>`, built once per op: every lookup reports under it.
+        name = self._names.get(op)
+        if name is None:
+            name = self._names[op] = f"{self.metric_prefix}.{op}"
+        return name
 
     def _refuse(self, op: str) -> _Failed:
         self.count(op, "breaker_open")
@@ -158,62 +164,72 @@ class FailOpen:
             suppressed,
         )
 
-    def _timed(self, op: str, start: float, outcome: str) -> None:
+    def _timed(self, inst: Instrumentation | None, op: str, start: float, outcome: str) -> None:
         # Failures too (outcome "error"): how long a sick Redis made a lookup wait is what
         # the deadline bounds, and an operator wants to see it.
-        get_instrumentation().record_duration(
-            f"{self.metric_prefix}.{op}", time.perf_counter() - start, outcome=outcome
-        )
+        if inst is not None:
+            inst.record_duration(self._name(op), time.perf_counter() - start, outcome=outcome)
 
-    @contextlib.contextmanager
-    def _guarded(self, op: str, *, asynchronous: bool) -> Iterator[_Call]:
-        """What `run` and `arun` do around the call, written once.
-
-        The span and the deadline; then success (warm, breaker, duration) or failure (the
-        call's result stays FAILED, or the error is raised when strict).
-        """
-        call = _Call()
-        warm = self._warm_async if asynchronous else self._warm_sync
-        budget = self.deadline_seconds if warm else self.connect_deadline_seconds
-        start = time.perf_counter()
-        try:
-            # the span sees a failure before it is turned into a fail-open miss
-            with get_instrumentation().span(f"{self.metric_prefix}.{op}"), deadline(budget):
-                yield call
-        except _ANY_REDIS as exc:
-            self._timed(op, start, "error")
-            call.result = self._fail(op, exc)
-            return
-        except Exception as exc:
-            self._timed(op, start, "error")
-            # A bug in the client library (e.g. redis-py's asyncio cluster raising
-            # AttributeError on a half-set-up connection) must not break the agent either.
-            if self.strict:
-                raise
-            call.result = self._fail(op, exc)
-            return
-        if asynchronous:
-            self._warm_async = True
-        else:
-            self._warm_sync = True
-        self.breaker.record_success()
-        self._timed(op, start, "ok")
+    # `run` and `arun` are written out, not built on a shared generator-based context
+    # manager: that cost ~5 µs of every cache hit (the performance pass, benchmark row
+    # "RedisLLMCache hit"). Both do the same: refuse while the breaker is open; the span
+    # (which sees a failure before it is turned into a fail-open miss) and the deadline
+    # (`connect_deadline_seconds` until a call of this flavour has succeeded); then success
+    # (warm, breaker, duration) or failure (FAILED, or the error raised when strict).
+    # Without instrumentation installed the span, the clock and the metrics are skipped.
 
     def run(self, op: str, fn: Callable[[], T]) -> T | _Failed:
         """Call ``fn`` under the breaker; FAILED (or an exception when strict) on failure."""
         if not self.breaker.allow():
             return self._refuse(op)
-        with self._guarded(op, asynchronous=False) as call:
-            call.result = fn()
-        return cast("T | _Failed", call.result)
+        inst = active_instrumentation()
+        warm = self._warm_sync
+        budget = self.deadline_seconds if warm else self.connect_deadline_seconds
+        start = 0.0 if inst is None else time.perf_counter()
+        try:
+            with _NO_SPAN if inst is None else inst.span(self._name(op)), deadline(budget):
+                result = fn()
+        except _ANY_REDIS as exc:
+            self._timed(inst, op, start, "error")
+            return self._fail(op, exc)
+        except Exception as exc:
+            self._timed(inst, op, start, "error")
+            # A bug in the client library must not break the agent either.
+            if self.strict:
+                raise
+            return self._fail(op, exc)
+        if not warm:
+            self._warm_sync = True
+        self.breaker.record_success()
+        self._timed(inst, op, start, "ok")
+        return result
 
     async def arun(self, op: str, fn: Callable[[], Awaitable[T]]) -> T | _Failed:
         """Async `run` (awaits ``fn``)."""
         if not self.breaker.allow():
             return self._refuse(op)
-        with self._guarded(op, asynchronous=True) as call:
-            call.result = await fn()
-        return cast("T | _Failed", call.result)
+        inst = active_instrumentation()
+        warm = self._warm_async
+        budget = self.deadline_seconds if warm else self.connect_deadline_seconds
+        start = 0.0 if inst is None else time.perf_counter()
+        try:
+            with _NO_SPAN if inst is None else inst.span(self._name(op)), deadline(budget):
+                result = await fn()
+        except _ANY_REDIS as exc:
+            self._timed(inst, op, start, "error")
+            return self._fail(op, exc)
+        except Exception as exc:
+            self._timed(inst, op, start, "error")
+            # A bug in the client library (e.g. redis-py's asyncio cluster raising
+            # AttributeError on a half-set-up connection) must not break the agent either.
+            if self.strict:
+                raise
+            return self._fail(op, exc)
+        if not warm:
+            self._warm_async = True
+        self.breaker.record_success()
+        self._timed(inst, op, start, "ok")
+        return result
 
     def step(self, op: str, connector: RedisConnector) -> Callable[[Request], Any]:
         """How core's sync driver runs one request of a cache operation: under this guard.

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, NamedTuple, Unpack
 
 import redis
@@ -34,9 +35,9 @@ from deepagents_redis.core import (
     ScopedKeys,
     Script,
     Sleep,
+    active_instrumentation,
     adrive_operation,
     drive_operation,
-    get_instrumentation,
     redis_errors,
 )
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
@@ -158,6 +159,10 @@ class RedisLLMCache(RedisComponent, BaseCache):
         self._max_bytes = str(cs.max_entry_bytes)
         self._scoped = self._ks.scoped(_KIND, self.namespace)
         self._gen_key = self._scoped.key("gen")
+        # `_scoped.key("e", digest)` without encoding per lookup: "e" and a hex digest are
+        # their own encoding (no character KeySpace escapes), so this is the same key
+        # (test_keys_are_keyspace_keys checks it against KeySpace).
+        self._entry_head = self._scoped.key("e") + ":"
         self._held: dict[tuple[tuple[str, int], str], tuple[str, float]] = {}
         self._held_lock = threading.Lock()
         self._near: NearCache | None = None
@@ -218,13 +223,8 @@ class RedisLLMCache(RedisComponent, BaseCache):
 
     def _keys(self, prompt: str, llm_string: str) -> _Keys:
         digest = entry_hash(canonical_prompt(prompt), llm_string)
-        # KeySpace's scoped builder: the namespace is encoded once, not per lookup.
-        return _Keys(
-            gen=self._gen_key,
-            entry=self._scoped.key("e", digest),
-            scoped=self._scoped,
-            digest=digest,
-        )
+        # The namespace is encoded once (KeySpace's scoped builder), the digest never needs it.
+        return _Keys(self._gen_key, self._entry_head + digest, self._scoped, digest)
 
     def _decode(self, keys: _Keys, gen_raw: Any, value_raw: Any) -> list[Generation] | None:
         """A fresh, well-formed entry's generations, else None (counted, never raised)."""
@@ -237,7 +237,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
             self._guard.count("lookup", "stale" if head.isdigit() else "corrupt")
             return None
         try:
-            obj = from_stored(self._codec.decode(value[len(prefix) :], key=keys.entry))
+            # A view, not a copy of the value (the codec reads views).
+            payload = memoryview(value)[len(prefix) :]
+            obj = from_stored(self._codec.decode(payload, key=keys.entry))
         except Exception as exc:  # noqa: BLE001 - garbage in Redis must never reach the agent
             self._guard.count("lookup", "corrupt")
             log.debug("cache entry %s unreadable: %s", keys.entry, type(exc).__name__)
@@ -265,7 +267,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
     def _hit(self, generations: list[Generation], source: str) -> list[Generation]:
         self._guard.count("lookup", "hit")
         if source != "redis":
-            get_instrumentation().count("cache.lookup_source", source=source)
+            inst = active_instrumentation()
+            if inst is not None:
+                inst.count("cache.lookup_source", source=source)
         return generations
 
     # -- lease bookkeeping (which thread/task holds which lease) -------------------------
@@ -297,9 +301,12 @@ class RedisLLMCache(RedisComponent, BaseCache):
     # operation: its pauses are Sleep requests, so the sync and async paths are one code.
 
     def _lookup_op(
-        self, keys: _Keys, owner: tuple[str, int]
+        self, keys: _Keys, owner_of: Callable[[], tuple[str, int]]
     ) -> Operation[tuple[list[Generation] | None, bool]]:
-        """Look up `keys`; returns (generations, read_by_the_first_request)."""
+        """Look up `keys`; returns (generations, read_by_the_first_request).
+
+        `owner_of` names the lease holder (thread or task), asked only on a miss.
+        """
         reply = yield Script(READ, [keys.gen, keys.entry], [self._refresh_ms, self._max_bytes])
         if reply is FAILED:
             return None, False
@@ -308,6 +315,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
             if found is None:
                 self._guard.count("lookup", "miss")
             return found, True
+        owner = owner_of()
         token = self._token(owner, keys.entry)
         deadline = time.monotonic() + self.settings.wait_timeout_seconds
         delay = _FIRST_POLL
@@ -377,7 +385,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         if local is not None:
             return local
         found, read = drive_operation(
-            self._lookup_op(keys, sync_owner()), self._guard.step("lookup", self._connector)
+            self._lookup_op(keys, sync_owner), self._guard.step("lookup", self._connector)
         )
         return self._served(keys, found, read, epoch)
 
@@ -425,7 +433,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         if local is not None:
             return local
         found, read = await adrive_operation(
-            self._lookup_op(keys, async_owner()), self._guard.astep("lookup", self._connector)
+            self._lookup_op(keys, async_owner), self._guard.astep("lookup", self._connector)
         )
         return self._served(keys, found, read, epoch)
 
@@ -468,7 +476,10 @@ class RedisLLMCache(RedisComponent, BaseCache):
         value = as_bytes(reply)
         if value is None:
             return None
-        return self._decode(keys, value.split(b":", 1)[0], value)
+        # The generation READ checked is the value's own prefix (found without copying the
+        # rest, as `split` would).
+        colon = value.find(b":")
+        return self._decode(keys, value[:colon] if colon >= 0 else value, value)
 
     def _after_acquire(
         self,

@@ -144,9 +144,13 @@ def from_stored(stored: Any) -> list[Generation]:
             data = item["m"]
             if not isinstance(data, dict) or data.get("type") != "ai":
                 raise TypeError("not an AI message")
-            # model_validate runs AIMessage's own validators (pydantic calls its __init__
-            # too); a field left out because it held its default gets that default back.
-            message = AIMessage.model_validate(data)
+            # AIMessage's own constructor, i.e. one full validation with its validators; a
+            # field left out because it held its default gets that default back.
+            # `model_validate(data)` is the same (AIMessage has a custom __init__, so pydantic
+            # hands the dict to it as keywords) plus an outer validation pass of its own:
+            # ~0.3 µs more per hit (performance pass). Keys are str (the codec refuses other
+            # map keys; a non-str key would make this raise TypeError, a counted miss).
+            message = AIMessage(**data)
             out.append(ChatGeneration(message=message, generation_info=info))
         else:
             out.append(Generation(text=item["t"], generation_info=info))

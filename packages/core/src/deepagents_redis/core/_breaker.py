@@ -106,6 +106,11 @@ class CircuitBreaker:
             True when closed, or when half-open and a probe slot is free (the slot is
             taken); False when open or when every probe slot is in flight.
         """
+        seen = self._state
+        if seen is BreakerState.CLOSED:
+            # Lock-free read of the common case (one attribute, atomic under the GIL): the
+            # same answer as taking the lock just before a concurrent failure opens it.
+            return True
         with self._lock:
             self._refresh()
             if self._state is BreakerState.CLOSED:
@@ -117,6 +122,10 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """Report a successful call: resets the failure count and closes the breaker."""
+        if self._state is BreakerState.CLOSED and self._failures == 0:
+            # Nothing to reset (every success of a healthy server lands here): skipping the
+            # lock is the same as this success being ordered before a concurrent failure.
+            return
         with self._lock:
             self._state = BreakerState.CLOSED
             self._failures = 0

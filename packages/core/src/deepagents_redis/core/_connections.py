@@ -55,6 +55,10 @@ class _SyncDeadline:
     def connect_check_health(
         self, check_health: bool = True, retry_socket_connect: bool = True
     ) -> None:
+        if getattr(self, "_sock", None) is not None:
+            # Connected: redis-py returns at once too. The pool asks this before every
+            # command; a spent deadline is refused by `send_packed_command` next.
+            return
         _spent("connecting")
         saved = self.socket_connect_timeout
         self.socket_connect_timeout = clamp(saved)
@@ -98,6 +102,9 @@ class _AsyncDeadline:
     async def connect_check_health(
         self, check_health: bool = True, retry_socket_connect: bool = True
     ) -> None:
+        if getattr(self, "is_connected", False):
+            # As in the sync mixin: connected, nothing to bound here.
+            return
         _spent("connecting")
         saved = self.socket_connect_timeout
         self.socket_connect_timeout = clamp(saved)

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
+from typing import Any, Final, TypeVar
 
 import redis.asyncio.retry
 import redis.exceptions as rexc
@@ -57,8 +57,48 @@ _IN_RETRY: ContextVar[bool] = ContextVar("dar_in_retry", default=False)
 _NOT_SENT_ATTR = "_dar_not_sent"
 
 
-@contextmanager
-def deadline(seconds: float | None) -> Iterator[None]:
+class _Bound:
+    """`deadline(seconds)`'s context manager: sets the bound on entry, restores it on exit.
+
+    A class, not a `@contextmanager` generator: every operation of every phase enters one,
+    and a generator-based manager costs ~1 µs more per call (measured here, the performance
+    pass of the cache hit).
+    """
+
+    __slots__ = ("_seconds", "_token")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._token: Token[float | None] | None = None
+
+    def __enter__(self) -> None:
+        # The budget starts when the block is entered, as it did with the generator form.
+        until = time.monotonic() + max(0.0, self._seconds)
+        current = _DEADLINE.get()
+        self._token = _DEADLINE.set(until if current is None or until < current else current)
+
+    def __exit__(self, *exc_info: object) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            _DEADLINE.reset(token)
+
+
+class _Unbounded:
+    """`deadline(None)`: a shared do-nothing context manager (it holds no state)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_UNBOUNDED: Final = _Unbounded()
+
+
+def deadline(seconds: float | None) -> AbstractContextManager[None]:
     """Bound every Redis call made inside the block to `seconds` from now.
 
     Nested blocks keep the earlier (tighter) deadline. `None` adds no bound.
@@ -66,19 +106,12 @@ def deadline(seconds: float | None) -> Iterator[None]:
     Args:
         seconds: The time budget, retries, reconnects and health checks included.
 
-    Yields:
-        Nothing; leave the block to drop the bound.
+    Returns:
+        A context manager; leave the block to drop the bound.
     """
     if seconds is None:
-        yield
-        return
-    until = time.monotonic() + max(0.0, seconds)
-    current = _DEADLINE.get()
-    token = _DEADLINE.set(until if current is None else min(current, until))
-    try:
-        yield
-    finally:
-        _DEADLINE.reset(token)
+        return _UNBOUNDED
+    return _Bound(seconds)
 
 
 def remaining() -> float | None:
@@ -87,14 +120,28 @@ def remaining() -> float | None:
     return None if until is None else until - time.monotonic()
 
 
-@contextmanager
-def no_resend() -> Iterator[None]:
-    """Inside the block our clients send each command once (the caller owns the retries)."""
-    token = _NO_RESEND.set(True)
-    try:
-        yield
-    finally:
-        _NO_RESEND.reset(token)
+class _NoResend:
+    __slots__ = ("_token",)
+
+    def __init__(self) -> None:
+        self._token: Token[bool] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _NO_RESEND.set(True)
+
+    def __exit__(self, *exc_info: object) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            _NO_RESEND.reset(token)
+
+
+def no_resend() -> AbstractContextManager[None]:
+    """Inside the block our clients send each command once (the caller owns the retries).
+
+    Returns:
+        The context manager (a class, like `deadline`'s: every op-id write enters one).
+    """
+    return _NoResend()
 
 
 def mark_not_sent(exc: BaseException) -> BaseException:

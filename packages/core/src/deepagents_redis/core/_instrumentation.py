@@ -23,6 +23,7 @@ __all__ = [
     "Instrumentation",
     "NoOpInstrumentation",
     "RecordingInstrumentation",
+    "active_instrumentation",
     "get_instrumentation",
     "set_instrumentation",
     "trace_carrier",
@@ -230,6 +231,18 @@ def get_instrumentation() -> Instrumentation:
         The current implementation.
     """
     return _current
+
+
+def active_instrumentation() -> Instrumentation | None:
+    """The installed instrumentation, or None while it is the no-op default.
+
+    For hot paths (the driver, the cache's guard): with None they skip the clock reads, the
+    metric names and the span attributes they would build only to hand them to a no-op.
+
+    Returns:
+        The current implementation, or None when nothing was installed.
+    """
+    return None if _current is _NOOP else _current
 
 
 def set_instrumentation(inst: Instrumentation | None) -> Instrumentation:
