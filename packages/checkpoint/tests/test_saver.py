@@ -505,3 +505,37 @@ def test_an_evicting_server_is_refused_when_asked(
         _put_chain(lenient, _thread(), 1)
     assert "allkeys-lru" in caplog.text
     lenient.close()
+
+
+async def test_an_asyncio_burst_wider_than_the_pool_completes(redis_target: Any) -> None:
+    # An asyncio graph runs many nodes at once and each writes: 3 connections, 30 first
+    # writes at once (their eviction check included) all complete instead of the pool
+    # failing with "Too many connections" (found by LangGraph's own test_store_injected_async).
+    import asyncio
+
+    from deepagents_redis.core import RedisConnector
+
+    conn = RedisConnector(settings=redis_target.settings.with_overrides(max_connections=3))
+    saver = RedisSaver(connector=conn)
+    fresh = RedisSaver(connector=conn)  # its first writes all want the one eviction check
+    try:
+        thread = f"burst-{uuid.uuid4().hex[:8]}"
+        config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+        stored = await saver.aput(config, empty_checkpoint(), {"step": 0}, {})
+        await asyncio.gather(
+            *(saver.aput_writes(stored, [("count", n)], f"task-{n}") for n in range(30)),
+            *(
+                fresh.aput(
+                    {"configurable": {"thread_id": f"{thread}-{n}", "checkpoint_ns": ""}},
+                    empty_checkpoint(),
+                    {"step": 0},
+                    {},
+                )
+                for n in range(10)
+            ),
+        )
+        got = await saver.aget_tuple(stored)
+        assert got is not None
+        assert len(got.pending_writes or []) == 30
+    finally:
+        await conn.aclose()

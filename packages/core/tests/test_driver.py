@@ -196,3 +196,49 @@ async def test_deadline_bounds_the_operation(
         assert time.monotonic() - start < 5.0
     finally:
         await connector.aclose()
+
+
+def _hold(ks: Any, n: int) -> Operation[Any]:
+    # XREAD BLOCK on an empty stream keeps its connection busy for 50 ms.
+    reply = yield Command(("XREAD", "BLOCK", 50, "STREAMS", ks.key("drv", f"s{n}", "empty"), "$"))
+    return reply
+
+
+async def test_an_asyncio_fan_out_wider_than_the_pool_waits_for_connections(
+    redis_target: Any,
+) -> None:
+    import asyncio
+
+    # 3 connections, 24 operations at once: redis-py alone fails the 4th ("Too many
+    # connections"); the connector's gate makes the others wait their turn within the deadline.
+    conn = RedisConnector(settings=redis_target.settings.with_overrides(max_connections=3))
+    try:
+        ks = conn.keyspace
+        results = await asyncio.gather(
+            *(arun(conn, "test.hold", _hold(ks, n), deadline_seconds=10.0) for n in range(24))
+        )
+        assert results == [[]] * 24  # each XREAD timed out empty: none failed
+        assert conn.async_gate()._value == 3  # every slot given back
+    finally:
+        await conn.aclose()
+
+
+async def test_a_full_gate_past_the_deadline_is_a_typed_error(redis_target: Any) -> None:
+    import asyncio
+
+    conn = RedisConnector(settings=redis_target.settings.with_overrides(max_connections=1))
+    try:
+        ks = conn.keyspace
+        # Connected first (a Cluster client's first use reads the slot map), so the short
+        # deadline below is spent waiting at the gate and nowhere else.
+        await arun(conn, "test.warm", _hold(ks, 2), deadline_seconds=10.0)
+        outcomes = await asyncio.gather(
+            arun(conn, "test.hold", _hold(ks, 0), deadline_seconds=10.0),
+            arun(conn, "test.hold", _hold(ks, 1), deadline_seconds=0.01),
+            return_exceptions=True,
+        )
+        assert outcomes[0] == []
+        assert isinstance(outcomes[1], RedisUnavailableError)
+        assert "no free connection" in str(outcomes[1])
+    finally:
+        await conn.aclose()

@@ -38,6 +38,7 @@ from deepagents_redis.core import (
     Sleep,
     active_instrumentation,
     aexecute_request,
+    aexecute_request_gated,
     deadline,
     execute_request,
     translate_redis_error,
@@ -257,7 +258,7 @@ class FailOpen:
                 return await aexecute_request(None, req)
 
             async def call() -> Any:
-                return await aexecute_request(await ready_client(connector), req)
+                return await aexecute_request_gated(connector, await ready_client(connector), req)
 
             return await self.arun(op, call)
 

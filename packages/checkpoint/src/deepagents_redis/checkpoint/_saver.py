@@ -841,7 +841,9 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             The config of the stored checkpoint.
         """
         if not self._eviction.done:
-            await self._eviction.acheck(await self._connector.aclient())
+            await self._eviction.acheck(
+                await self._connector.aclient(), gate=self._connector.async_gate()
+            )
         return await self._arun("put", self._put_op(config, checkpoint, metadata, new_versions))
 
     def put_writes(

@@ -280,7 +280,9 @@ class Worker(CoordComponent):
         for name, agent in list(self._agents.items()):
             if _kind(agent) == "sync" and not inspect.signature(agent).parameters:
                 self._agents[name] = agent()  # a factory
-        await self._eviction.acheck(await self._connector.aclient())
+        await self._eviction.acheck(
+            await self._connector.aclient(), gate=self._connector.async_gate()
+        )
         slots = _Slots(self.concurrency, len(self._agents))
         await self._announce(startup=True)
         log.info(

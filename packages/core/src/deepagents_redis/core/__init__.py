@@ -35,6 +35,7 @@ from deepagents_redis.core._driver import (
 )
 from deepagents_redis.core._driver import adrive as adrive_operation
 from deepagents_redis.core._driver import aexecute as aexecute_request
+from deepagents_redis.core._driver import aexecute_gated as aexecute_request_gated
 from deepagents_redis.core._driver import arun as arun_operation
 from deepagents_redis.core._driver import drive as drive_operation
 from deepagents_redis.core._driver import execute as execute_request
@@ -147,6 +148,7 @@ __all__ = [
     "active_instrumentation",
     "adrive_operation",
     "aexecute_request",
+    "aexecute_request_gated",
     "arun_idempotent",
     "arun_operation",
     "check_health",

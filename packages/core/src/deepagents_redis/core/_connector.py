@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -87,6 +88,37 @@ class RedisConnector:
         elif settings.cluster != "auto":
             self._is_cluster = settings.cluster == "on"
         self._keyspace: KeySpace | None = None
+        # One gate per event loop (asyncio primitives belong to the loop they wait on).
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def async_gate(self) -> asyncio.Semaphore:
+        """The running loop's bound on requests in flight on the asyncio client.
+
+        redis-py's asyncio pools fail at once when every connection is busy ("Too many
+        connections"), so an asyncio fan-out wider than the pool (a graph running 60 nodes in
+        parallel, each writing its checkpoint) would fail although nothing is wrong. Each
+        request of an operation first takes a slot here, waiting within the operation's
+        deadline: the pool is never asked for more connections than it has. The bound is
+        ``max_connections`` (for a client you passed: its pool's, when it has one); requests
+        sent on the client outside the driver are not counted.
+
+        Returns:
+            The semaphore of the running loop (created on first use).
+        """
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(self._pool_bound())
+        return gate
+
+    def _pool_bound(self) -> int:
+        pool = getattr(self._async, "connection_pool", None)
+        bound = getattr(pool, "max_connections", None)
+        if self._async is not None and not self._owns_async and isinstance(bound, int):
+            return max(1, min(bound, 2**16))
+        return self._settings.max_connections
 
     @property
     def settings(self) -> RedisSettings:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, cast
 
 import redis.asyncio
 import redis.exceptions as rexc
-from deepagents_redis.core._deadline import deadline
+from deepagents_redis.core._deadline import deadline, remaining
 from deepagents_redis.core._errors import (
     REDIS_EXCEPTIONS,
     ConflictError,
@@ -50,6 +50,7 @@ from deepagents_redis.core._errors import (
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
+    RedisUnavailableError,
     translate_redis_error,
 )
 from deepagents_redis.core._idempotent import (
@@ -77,6 +78,7 @@ __all__ = [
     "Snapshot",
     "adrive",
     "aexecute",
+    "aexecute_gated",
     "arun",
     "drive",
     "execute",
@@ -301,6 +303,34 @@ async def aexecute(client: Any, req: Request) -> Any:
     return None
 
 
+async def aexecute_gated(connector: RedisConnector, client: Any, req: Request) -> Any:
+    """`aexecute`, holding a slot of the connector's `async_gate` while the request runs.
+
+    Pauses and thread calls take no slot. A request waits for a free connection within the
+    deadline instead of redis-py failing at once when the pool is exhausted.
+    """
+    if isinstance(req, Sleep | Call):
+        return await aexecute(client, req)
+    gate = connector.async_gate()
+    if gate.locked():
+        left = remaining()
+        wait = connector.settings.socket_timeout if left is None else max(0.0, left)
+        try:
+            await asyncio.wait_for(gate.acquire(), wait)
+        except TimeoutError:
+            raise RedisUnavailableError(
+                f"no free connection: {connector.settings.max_connections} requests were in "
+                f"flight on this event loop for {wait:.2f}s (raise max_connections, "
+                "DEEPAGENTS_REDIS_MAX_CONNECTIONS, or run fewer operations at once)"
+            ) from None
+    else:
+        await gate.acquire()
+    try:
+        return await aexecute(client, req)
+    finally:
+        gate.release()
+
+
 def drive(op: Generator[R, Any, T], step: Callable[[R], Any]) -> T:
     """Run `op`, handing each request to `step` and sending its reply back.
 
@@ -450,7 +480,7 @@ async def arun(
         with span, deadline(deadline_seconds):
             try:
                 client = await connector.aclient()
-                result = await adrive(op, partial(aexecute, client))
+                result = await adrive(op, partial(aexecute_gated, connector, client))
             except REDIS_EXCEPTIONS as exc:
                 raise _translated(exc, expected, words) from exc
             seen = (outcome or _ok)(result)

@@ -9,7 +9,10 @@ TTL, which for data phases are op-id records and TTL'd scratch files: acceptable
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -45,6 +48,13 @@ class EvictionGuard:
         self.mode: EvictionCheck = mode
         self.done = mode == "off"
         self._log = logging.getLogger(logger)
+        # One check in flight: the first writes of a burst (an asyncio graph putting 50
+        # checkpoints at once) wait for it instead of each running a health check, which
+        # would take connections the gate of the driver does not count.
+        self._lock = threading.Lock()
+        self._alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def judge(self, report: HealthReport) -> None:
         """Act on a health report (warn or raise for an ``allkeys-*`` policy).
@@ -68,14 +78,36 @@ class EvictionGuard:
         self._log.warning(message)
 
     def check(self, client: Any) -> None:
-        """Check once, on a sync client (later calls return at once)."""
-        if not self.done:
-            self.judge(check_health(client))
+        """Check once, on a sync client (later calls return at once, concurrent first ones wait)."""
+        if self.done:
+            return
+        with self._lock:
+            if not self.done:
+                self.judge(check_health(client))
 
-    async def acheck(self, client: Any) -> None:
-        """Check once, on an asyncio client."""
-        if not self.done:
-            self.judge(await acheck_health(client))
+    async def acheck(self, client: Any, *, gate: asyncio.Semaphore | None = None) -> None:
+        """Check once, on an asyncio client (concurrent first calls wait for the one check).
+
+        Args:
+            client: The asyncio client.
+            gate: The connector's `async_gate`: the check's commands then count among the
+                requests in flight, so a burst of first writes cannot exhaust the pool.
+        """
+        if self.done:
+            return
+        loop = asyncio.get_running_loop()
+        lock = self._alocks.get(loop)
+        if lock is None:
+            lock = self._alocks[loop] = asyncio.Lock()
+        async with lock:
+            if self.done:
+                return
+            if gate is None:
+                self.judge(await acheck_health(client))
+                return
+            async with gate:
+                report = await acheck_health(client)
+            self.judge(report)
 
 
 PHASE_DATA = {

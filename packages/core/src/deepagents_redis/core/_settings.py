@@ -128,7 +128,9 @@ class RedisSettings(PhaseSettings):
     max_connections: int = Field(default=50, ge=1)
     """Connection pool size per process (per node on Cluster). redis-py 8 allows 100 per pool
     and older versions 2**31; a bound keeps a burst of agents from exhausting the server's
-    ``maxclients``. When exhausted, a call fails fast with ``RedisUnavailableError``."""
+    ``maxclients``. On the asyncio client, operations beyond it wait for a free connection
+    within their deadline (``RedisConnector.async_gate``), then fail with
+    ``RedisUnavailableError``; a sync call finding every connection busy fails at once."""
 
     health_check_interval: float = Field(default=30.0, ge=0)
     """Seconds a pooled connection may sit idle before it is PINGed on checkout (0 = never,

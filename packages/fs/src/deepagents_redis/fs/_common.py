@@ -373,7 +373,9 @@ class _Layout:
     async def _arun(self, name: str, op: _Op[T]) -> T:
         if name in _WRITES:
             with deadline(self._deadline):
-                await self._eviction.acheck(await self._connector.aclient())
+                await self._eviction.acheck(
+                    await self._connector.aclient(), gate=self._connector.async_gate()
+                )
         return await arun_operation(
             self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
         )

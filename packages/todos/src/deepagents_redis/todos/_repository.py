@@ -301,7 +301,9 @@ class RedisTodoRepository(RedisComponent):
         self._eviction.check(self._connector.client())
 
     async def _acheck_eviction(self) -> None:
-        await self._eviction.acheck(await self._connector.aclient())
+        await self._eviction.acheck(
+            await self._connector.aclient(), gate=self._connector.async_gate()
+        )
 
     # -- the call -----------------------------------------------------------------------
 
