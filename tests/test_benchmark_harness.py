@@ -88,3 +88,20 @@ def test_smoke_run_writes_json_and_markdown(
     md = (tmp_path / "latest.md").read_text()
     assert md.count("\n| core |") == len(data["results"])
     capsys.readouterr()
+
+
+def test_drop_prefix_deletes_exactly_the_suites_keys(redis_url: str, key_prefix: str) -> None:
+    import redis
+    from deepagents_redis_benchmarks._harness import drop_prefix
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        mine = [f"{key_prefix}-bench:k{i}" for i in range(1_203)]
+        client.mset(dict.fromkeys(mine, b"x"))
+        client.set(f"{key_prefix}-benchX:other", b"kept")  # same start, another prefix
+        assert drop_prefix(redis_url, f"{key_prefix}-bench") == 1_203
+        assert client.exists(*mine) == 0
+        assert client.get(f"{key_prefix}-benchX:other") == b"kept"
+        client.delete(f"{key_prefix}-benchX:other")
+    finally:
+        client.close()

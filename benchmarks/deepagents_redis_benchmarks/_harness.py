@@ -192,3 +192,31 @@ class BenchContext:
                     await teardown()
 
         return asyncio.run(main())
+
+
+def drop_prefix(url: str, prefix: str) -> int:
+    """Delete every key under a suite's own random key prefix (``<prefix>:*``).
+
+    SCAN with a MATCH (never ``KEYS``) and UNLINK in unpipelined batches of 500, so it works on
+    a big namespace and, key by key, on a Cluster URL too.
+
+    Args:
+        url: The server the suite wrote to.
+        prefix: The suite's prefix (random per run: nothing else can live under it).
+
+    Returns:
+        How many keys were deleted.
+    """
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1_000))
+        for start in range(0, len(keys), 500):
+            pipe = client.pipeline(transaction=False)
+            for key in keys[start : start + 500]:
+                pipe.unlink(key)
+            pipe.execute()
+        return len(keys)
+    finally:
+        client.close()

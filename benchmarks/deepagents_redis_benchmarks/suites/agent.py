@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from deepagents_redis_benchmarks._harness import BenchContext, Result
+from deepagents_redis_benchmarks._harness import BenchContext, Result, drop_prefix
 
 _NOTES = "# notes\n" + "line of notes\n" * 40
 
@@ -80,7 +80,7 @@ def run(ctx: BenchContext) -> list[Result]:
     """Measure the all-phases agent run against the in-memory defaults."""
     from deepagents import create_deep_agent as upstream
     from deepagents_redis.agent import close_redis, create_deep_agent
-    from deepagents_redis.core import RedisSettings, create_client
+    from deepagents_redis.core import RedisSettings
     from deepagents_redis.testing.chat import ScriptedChatModel
     from langchain.agents.middleware import TodoListMiddleware
     from langchain_core.caches import InMemoryCache
@@ -118,13 +118,7 @@ def run(ctx: BenchContext) -> list[Result]:
         )
     finally:
         close_redis(ours)
-        client = create_client(settings)
-        try:
-            batch = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-            for start in range(0, len(batch), 500):
-                client.delete(*batch[start : start + 500])
-        finally:
-            client.close()
+        drop_prefix(ctx.url, prefix)
     return [
         Result(
             "scripted deep agent run, every phase on",

@@ -32,7 +32,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from deepagents_redis_benchmarks._harness import BenchContext, Result
+from deepagents_redis_benchmarks._harness import BenchContext, Result, drop_prefix
 
 _TEXT = ("The plan has three steps: read the files, summarise them, write a report. " * 12)[:700]
 LLM = "model=scripted temperature=0"
@@ -181,9 +181,8 @@ def run(ctx: BenchContext) -> list[Result]:
         node.close()
         if written:
             raw.delete(*written)
-        for key in raw.scan_iter(match=f"{prefix}:*", count=1000):  # our own random prefix
-            raw.delete(key)
         raw.close()
+        drop_prefix(ctx.url, prefix)  # our own random prefix
     return results
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from deepagents_redis_benchmarks._harness import BenchContext, Result
+from deepagents_redis_benchmarks._harness import BenchContext, Result, drop_prefix
 from deepagents_redis_benchmarks._postgres import throwaway_database
 
 _LINE = "def handler(event):  # process one event and return the result\n"
@@ -110,9 +110,8 @@ def run(ctx: BenchContext) -> list[Result]:
         with contextlib.suppress(Exception):
             ours.delete("/")
         ours.close()
-        for key in raw.scan_iter(match=f"{prefix}:*", count=1000):
-            raw.delete(key)
         raw.close()
+        drop_prefix(ctx.url, prefix)
         shutil.rmtree(tmp, ignore_errors=True)
     return results
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deepagents_redis_benchmarks._harness import BenchContext, Result, Timing
+from deepagents_redis_benchmarks._harness import BenchContext, Result, Timing, drop_prefix
 
 _MB = 1_000_000
 
@@ -43,7 +43,7 @@ def _peak(call: Callable[[], Any]) -> tuple[float, int, Any]:
 
 def run(ctx: BenchContext) -> list[Result]:
     """Peak memory of a 50 MB write and read, and of ls/glob/grep over 10,000 files."""
-    from deepagents_redis.core import RedisSettings, create_client
+    from deepagents_redis.core import RedisSettings
     from deepagents_redis.fs import RedisBackend
 
     prefix = f"bench:mem:{uuid.uuid4().hex[:8]}"
@@ -126,12 +126,6 @@ def run(ctx: BenchContext) -> list[Result]:
     finally:
         with contextlib.suppress(Exception):
             backend.close()
-        client = create_client(settings)
-        try:
-            batch_keys = list(client.scan_iter(match=f"{prefix}:*", count=1_000))
-            for start in range(0, len(batch_keys), 500):
-                client.delete(*batch_keys[start : start + 500])
-        finally:
-            client.close()
+        drop_prefix(ctx.url, prefix)
         shutil.rmtree(tmp, ignore_errors=True)
     return results
