@@ -46,6 +46,65 @@ def _with(inst: Any, fn: Callable[[], Any]) -> Callable[[], Any]:
     return call
 
 
+def _sdk_floor(ctx: BenchContext, otel: Any, connector: Any, cache: Any) -> list[Result]:
+    """What the OpenTelemetry SDK itself costs around one round trip, without our code.
+
+    A redis-py GET of the bytes a hit reads, inside a bare ``start_as_current_span``; and the
+    same plus the counter and histogram point a hit records, with attributes built in advance.
+    No instrumentation of ours can cost less than these (only the SDK could).
+    """
+    from opentelemetry.trace import SpanKind
+
+    client = connector.client()
+    key = cache.redis_keys("prompt", "llm")["entry"]
+    tracer = otel._tracer
+    counter = otel._meter.create_counter("bench.floor.count")
+    histogram = otel._meter.create_histogram("bench.floor.duration", unit="s")
+    span_attrs = {
+        "db.system.name": "redis",
+        "deepagents_redis.phase": "cache",
+        "deepagents_redis.operation": "lookup",
+    }
+    count_attrs = {"deepagents_redis.phase": "cache", "deepagents_redis.outcome": "hit"}
+    time_attrs = {**span_attrs, "deepagents_redis.outcome": "ok"}
+
+    def spanned() -> Any:
+        with tracer.start_as_current_span("cache.lookup"):
+            return client.get(key)
+
+    def everything() -> Any:
+        with tracer.start_as_current_span(
+            "cache.lookup", kind=SpanKind.CLIENT, attributes=span_attrs
+        ):
+            reply = client.get(key)
+        counter.add(1, count_attrs)
+        histogram.record(0.0001, time_attrs)
+        return reply
+
+    rows = []
+    o, b = ctx.compare(spanned, lambda: client.get(key), iterations=ctx.n(5000))
+    rows.append(
+        Result(
+            "floor: redis-py GET in a bare SDK span",
+            o,
+            "redis-py GET of the same bytes",
+            b,
+            notes="tracer.start_as_current_span only: the SDK's span cost, no code of ours",
+        )
+    )
+    o, b = ctx.compare(everything, lambda: client.get(key), iterations=ctx.n(5000))
+    rows.append(
+        Result(
+            "floor: redis-py GET + SDK span, counter and histogram point",
+            o,
+            "redis-py GET of the same bytes",
+            b,
+            notes="what a hit reports, attributes built in advance: the least OpenTelemetry costs",
+        )
+    )
+    return rows
+
+
 def run(ctx: BenchContext) -> list[Result]:
     """Cache hit and checkpoint get, instrumented vs not."""
     from deepagents_redis.cache import RedisLLMCache
@@ -72,6 +131,7 @@ def run(ctx: BenchContext) -> list[Result]:
                 notes="SDK providers, spans dropped by the exporter; target within 1.10x",
             )
         )
+        results.extend(_sdk_floor(ctx, otel, connector, cache))
         sampled = _otel(0.1)
         o, b = ctx.compare(_with(sampled, hit), _with(None, hit), iterations=ctx.n(5000))
         results.append(

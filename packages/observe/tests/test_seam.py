@@ -174,3 +174,50 @@ def test_spans_inside_a_graph_carry_its_thread_and_run(otel: Captured, connector
     run_operation(connector, "test.outside", _op("PING"), deadline_seconds=5)
     (outside,) = otel.finished("test.outside")
     assert "langgraph.thread_id" not in dict(outside.attributes or {})
+
+
+def test_reused_attribute_sets_stay_exact_per_call(otel: Captured) -> None:
+    # Cleaned attributes are built once per distinct set and shared: equal-but-different
+    # values (True == 1 == 1.0) must still be reported as given, and sets must not mix.
+    inst = get_instrumentation()
+    for _ in range(3):
+        inst.count("test.cached", outcome="hit", flag=True)
+        inst.count("test.cached", outcome="hit", flag=1)
+        inst.count("test.cached", outcome="miss", flag=1.0)
+        inst.record_duration("test.cached", 0.5, outcome="ok")
+        inst.record_duration("test.cached", 0.25, outcome="error")
+    points = {
+        (a["deepagents_redis.outcome"], flag, type(flag)): p.value
+        for a, p in otel.points("deepagents_redis.test.cached")
+        for flag in [a["deepagents_redis.flag"]]
+    }
+    assert points == {("hit", True, bool): 3, ("hit", 1, int): 3, ("miss", 1.0, float): 3}
+    durations = {
+        a["deepagents_redis.outcome"]: (p.count, p.sum)
+        for a, p in otel.points("deepagents_redis.operation.duration")
+        if a["deepagents_redis.operation"] == "cached"
+    }
+    assert durations == {"ok": (3, 1.5), "error": (3, 0.75)}
+
+
+def test_the_span_is_current_inside_and_records_errors_by_type(otel: Captured) -> None:
+    inst = get_instrumentation()
+    tracer = otel.tracer_provider.get_tracer("test")
+    with inst.span("test.outer", scope="s1"), tracer.start_as_current_span("inner"):
+        pass
+    with pytest.raises(KeyError), inst.span("test.outer", scope="s1"):
+        raise KeyError("secret-path")
+    inner = otel.finished("inner")[0]
+    ok, failed = otel.finished("test.outer")
+    assert inner.parent is not None
+    assert inner.parent.span_id == ok.context.span_id
+    assert ok.status.status_code.name == "UNSET"
+    assert failed.status.status_code.name == "ERROR"
+    assert failed.status.description == "KeyError"
+    assert "secret" not in repr(dict(failed.attributes or {}))
+    assert dict(failed.attributes or {})["error.type"] == "KeyError"
+    assert "deepagents_redis.scope_hash" in dict(ok.attributes or {})
+    # after the block the outer span is no longer current
+    from opentelemetry import trace
+
+    assert not trace.get_current_span().get_span_context().is_valid

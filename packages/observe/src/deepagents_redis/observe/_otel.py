@@ -44,6 +44,8 @@ _SEMCONV: Final = frozenset({"db.system.name", "server.address", "server.port", 
 _HASHED: Final = frozenset({"scope", "namespace", "thread", "thread_id", "path", "plan", "key"})
 _MAX_TEXT: Final = 128
 _SCOPE: Final = "deepagents_redis"
+_MAX_CACHED: Final = 1024
+"""Distinct attribute sets kept per kind (span, counter, duration) before starting over."""
 
 
 def _digest(value: Any) -> str:
@@ -129,10 +131,27 @@ class OpenTelemetryInstrumentation:
         )
         self._counters: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._span_attrs: dict[Any, dict[str, Any]] = {}
+        self._count_attrs: dict[Any, dict[str, Any]] = {}
+        self._duration_attrs: dict[Any, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ spans
+    #
+    # The hot path (benchmark suite `observe`: a cache hit with OpenTelemetry on). Every
+    # operation of every phase comes through `span`, `count` and `record_duration`, so each
+    # one builds its cleaned attributes once per distinct (name, attributes) and reuses the
+    # same dict afterwards (the SDK copies span attributes and only reads metric ones), and
+    # the span is a slotted context manager around `start_span` + a context attach instead
+    # of the SDK's two nested generator context managers (`start_as_current_span` and
+    # `use_span`). Profile before this change: ~62 µs of OpenTelemetry per cache hit, of
+    # which the SDK's own span, counter and histogram point cost ~27 µs.
+
     def span(self, name: str, **attrs: Any) -> AbstractContextManager[Any]:
         """Open a CLIENT span named `name` (see the module docstring for attributes).
+
+        The span is current inside the block (a Redis command span, or any other span
+        started inside, is its child). An exception leaving the block sets the span's
+        status to ERROR with the exception's type (never its message) and re-raises.
 
         Args:
             name: ``<phase>.<operation>``.
@@ -141,30 +160,62 @@ class OpenTelemetryInstrumentation:
         Returns:
             The span's context manager.
         """
-        return self._span(name, attrs)
+        attributes = self._cached(self._span_attrs, name, attrs, self._build_span_attrs)
+        config = var_child_runnable_config.get()
+        if config:
+            graph = graph_attributes()
+            if graph:
+                attributes = {**attributes, **graph}
+        return _CurrentSpan(self._tracer, name, attributes)
 
-    @contextmanager
-    def _span(self, name: str, attrs: Mapping[str, Any]) -> Iterator[Any]:
+    @staticmethod
+    def _build_span_attrs(name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
         phase, operation = _split(name)
         attributes = clean_attributes(attrs)
         attributes.setdefault("db.system.name", "redis")
-        attributes.update(graph_attributes())
         attributes[f"{PREFIX}.phase"] = phase
         attributes[f"{PREFIX}.operation"] = operation
-        with self._tracer.start_as_current_span(
-            name,
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                yield span
-            except BaseException as exc:
-                # the type, never the message: messages may hold paths, ids or prompts
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                span.set_attribute("error.type", type(exc).__name__)
-                raise
+        return attributes
+
+    @staticmethod
+    def _build_count_attrs(name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        attributes = clean_attributes(attrs)
+        attributes[f"{PREFIX}.phase"] = _split(name)[0]
+        return attributes
+
+    @staticmethod
+    def _build_duration_attrs(name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        phase, operation = _split(name)
+        attributes = clean_attributes(attrs)
+        attributes[f"{PREFIX}.phase"] = phase
+        attributes[f"{PREFIX}.operation"] = operation
+        return attributes
+
+    @staticmethod
+    def _cached(
+        cache: dict[Any, dict[str, Any]],
+        name: str,
+        attrs: Mapping[str, Any],
+        build: Any,
+    ) -> dict[str, Any]:
+        """The cleaned attributes of (name, attrs), built once and shared (never mutated).
+
+        Bounded: attribute values may vary without limit (hashed ids), so past
+        `_MAX_CACHED` entries the cache starts over instead of growing.
+        """
+        try:
+            # The value types are part of the key: True == 1 == 1.0 as dict keys, but
+            # they are different attribute values.
+            key: Any = (name, *attrs.items(), *map(type, attrs.values())) if attrs else name
+            found = cache.get(key)
+        except TypeError:  # an unhashable value: clean it every time
+            return build(name, attrs)  # type: ignore[no-any-return]
+        if found is None:
+            found = build(name, attrs)
+            if len(cache) >= _MAX_CACHED:
+                cache.clear()
+            cache[key] = found
+        return found
 
     # ------------------------------------------------------------------ metrics
     def _counter(self, name: str) -> Any:
@@ -190,9 +241,10 @@ class OpenTelemetryInstrumentation:
             **attrs: Such as ``outcome="hit"``.
         """
         try:
-            attributes = clean_attributes(attrs)
-            attributes[f"{PREFIX}.phase"] = _split(name)[0]
-            self._counter(name).add(value, attributes)
+            counter = self._counters.get(name) or self._counter(name)
+            counter.add(
+                value, self._cached(self._count_attrs, name, attrs, self._build_count_attrs)
+            )
         except Exception:  # noqa: BLE001 - instrumentation never breaks an operation
             return
 
@@ -205,11 +257,10 @@ class OpenTelemetryInstrumentation:
             **attrs: Such as ``outcome="ok"``.
         """
         try:
-            phase, operation = _split(name)
-            attributes = clean_attributes(attrs)
-            attributes[f"{PREFIX}.phase"] = phase
-            attributes[f"{PREFIX}.operation"] = operation
-            self._duration.record(seconds, attributes)
+            self._duration.record(
+                seconds,
+                self._cached(self._duration_attrs, name, attrs, self._build_duration_attrs),
+            )
         except Exception:  # noqa: BLE001 - instrumentation never breaks an operation
             return
 
@@ -232,3 +283,45 @@ class OpenTelemetryInstrumentation:
             yield
         finally:
             otel_context.detach(token)
+
+
+class _CurrentSpan:
+    """A CLIENT span, current inside the block; an exception sets ERROR with its type only.
+
+    What ``start_as_current_span(..., record_exception=False, set_status_on_exception=False)``
+    plus our status handling did, in one slotted object (the SDK's form is two nested
+    generator context managers, measured among the costs of an instrumented cache hit).
+    """
+
+    __slots__ = ("_attributes", "_name", "_span", "_token", "_tracer")
+
+    def __init__(self, tracer: Any, name: str, attributes: dict[str, Any]) -> None:
+        self._tracer = tracer
+        self._name = name
+        self._attributes = attributes
+        self._span: Any = None
+        self._token: Any = None
+
+    def __enter__(self) -> Any:
+        span = self._tracer.start_span(
+            self._name,
+            kind=SpanKind.CLIENT,
+            attributes=self._attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        self._span = span
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+        return span
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        span, token = self._span, self._token
+        self._span = self._token = None
+        try:
+            if exc_type is not None and span.is_recording():
+                # the type, never the message: messages may hold paths, ids or prompts
+                span.set_status(Status(StatusCode.ERROR, exc_type.__name__))
+                span.set_attribute("error.type", exc_type.__name__)
+        finally:
+            otel_context.detach(token)
+            span.end()
