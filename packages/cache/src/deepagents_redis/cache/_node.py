@@ -157,7 +157,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             groups[tuple(ns)].append((tuple(ns), key))
         return groups
 
-    def _decode(self, full: FullKey, gen_raw: Any, raw: Any) -> tuple[bool, Any]:
+    def _decode(self, entry: str, gen_raw: Any, raw: Any) -> tuple[bool, Any]:
         value = as_bytes(raw)
         if value is None:
             return False, None
@@ -167,7 +167,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             self._guard.count("get", "stale" if head.isdigit() else "corrupt")
             return False, None
         try:
-            env = self._codec.decode(value[len(prefix) :], key=self._entry_key(*full))
+            env = self._codec.decode(value[len(prefix) :], key=entry)
             if not isinstance(env, dict) or set(env) != {"t", "d"}:
                 raise TypeError("not a node-cache envelope")
             return True, self.serde.loads_typed((str(env["t"]), bytes(env["d"])))
@@ -177,29 +177,35 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             return False, None
 
     def _get_op(self, groups: dict[Namespace, list[FullKey]]) -> Operation[dict[FullKey, Any]]:
-        # One non-transactional pipeline, one round trip: per namespace its generation, then
-        # its entries, as one MGET on one server. A Cluster pipeline refuses MGET, so there
-        # (and until the connector knows which it is) plain GETs, which redis-py groups by
-        # node: a batch spanning namespaces in different slots works either way.
+        # One round trip: per namespace its generation, then its entries, as one MGET on
+        # one server; one namespace (the common case: a graph's node) is a plain MGET, more
+        # in one non-transactional pipeline. A Cluster pipeline refuses MGET, so there (and
+        # until the connector knows which it is) plain GETs, which redis-py groups by node: a
+        # batch spanning namespaces in different slots works either way. Each entry's key
+        # is built once, for the request and for the codec's key check.
         mget = self._connector.cluster_hint is False
+        entries = [[self._entry_key(*f) for f in fulls] for fulls in groups.values()]
+        if mget and len(groups) == 1:
+            (ns,) = groups
+            reply = yield Command(("MGET", self._gen_key(ns), *entries[0]))
+            return {} if reply is FAILED else self._collect(groups, entries, [reply])
         cmds: list[tuple[Any, ...]] = []
-        for ns, fulls in groups.items():
-            keys = [self._gen_key(ns), *(self._entry_key(*f) for f in fulls)]
+        for ns, keys in zip(groups, entries, strict=True):
             if mget:
-                cmds.append(("MGET", *keys))
+                cmds.append(("MGET", self._gen_key(ns), *keys))
             else:
-                cmds += [("GET", key) for key in keys]
+                cmds += [("GET", key) for key in (self._gen_key(ns), *keys)]
         flat = yield Pipeline(cmds)
         if flat is FAILED:
             return {}
         if mget:
-            return self._collect(groups, [list(reply) for reply in flat])
+            return self._collect(groups, entries, flat)
         replies: list[Any] = []
         i = 0
         for fulls in groups.values():
             replies.append(flat[i : i + 1 + len(fulls)])
             i += 1 + len(fulls)
-        return self._collect(groups, replies)
+        return self._collect(groups, entries, replies)
 
     def _set_op(self, by_ns: dict[Namespace, tuple[list[str], list[Any]]]) -> Operation[None]:
         # The registry lets clear() find every namespace; then one script per namespace
@@ -213,13 +219,16 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         self._guard.count("set", "ok", sum(len(k) - 1 for k, _ in by_ns.values()))
 
     def _collect(
-        self, groups: dict[Namespace, list[FullKey]], replies: list[Any]
+        self,
+        groups: dict[Namespace, list[FullKey]],
+        entries: list[list[str]],
+        replies: list[Any],
     ) -> dict[FullKey, ValueT]:
         out: dict[FullKey, ValueT] = {}
-        for (_ns, fulls), reply in zip(groups.items(), replies, strict=True):
+        for fulls, keys, reply in zip(groups.values(), entries, replies, strict=True):
             gen_raw, *values = reply
-            for full, raw in zip(fulls, values, strict=True):
-                ok, value = self._decode(full, gen_raw, raw)
+            for full, entry, raw in zip(fulls, keys, values, strict=True):
+                ok, value = self._decode(entry, gen_raw, raw)
                 if ok:
                     out[full] = value
         hits = len(out)
