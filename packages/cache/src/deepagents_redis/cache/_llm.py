@@ -163,6 +163,16 @@ class RedisLLMCache(RedisComponent, BaseCache):
         # their own encoding (no character KeySpace escapes), so this is the same key
         # (test_keys_are_keyspace_keys checks it against KeySpace).
         self._entry_head = self._scoped.key("e") + ":"
+        # READ's keys and arguments as bytes, built once: redis-py then sends them as they are
+        # instead of checking and encoding each str on every hit (~0.05x of a GET per hit in
+        # the performance pass: EVALSHA with bytes vs str arguments, side by side). Only when
+        # the keys are ASCII, which every client encoding writes the same way; otherwise the
+        # str keys go to the client like every other request's.
+        ascii_keys = self._gen_key.isascii() and self._entry_head.isascii()
+        self._read_gen: str | bytes = self._gen_key.encode() if ascii_keys else self._gen_key
+        self._read_head: bytes | None = self._entry_head.encode() if ascii_keys else None
+        self._read_args = (b"0", self._max_bytes.encode())
+        self._read_args_refresh = (self._ttl_ms.encode(), self._max_bytes.encode())
         self._held: dict[tuple[tuple[str, int], str], tuple[str, float]] = {}
         self._held_lock = threading.Lock()
         self._near: NearCache | None = None
@@ -307,7 +317,12 @@ class RedisLLMCache(RedisComponent, BaseCache):
 
         `owner_of` names the lease holder (thread or task), asked only on a miss.
         """
-        reply = yield Script(READ, [keys.gen, keys.entry], [self._refresh_ms, self._max_bytes])
+        head = self._read_head
+        reply = yield Script(
+            READ,
+            (self._read_gen, keys.entry if head is None else head + keys.digest.encode()),
+            self._read_args_refresh if self.settings.refresh_on_hit else self._read_args,
+        )
         if reply is FAILED:
             return None, False
         found = self._decode_read(keys, reply)
