@@ -192,9 +192,31 @@ def _revived_before(stored: dict[str, Any]) -> list[Generation]:
     return out
 
 
+def _typed(value: Any) -> Any:
+    # A value with the exact type of everything inside it (True == 1 == 1.0 otherwise).
+    if isinstance(value, dict):
+        return (type(value), [(k, _typed(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return (type(value), [_typed(v) for v in value])
+    if isinstance(value, AIMessage):
+        return _internals(value)
+    return (type(value), value)
+
+
+def _internals(obj: Any) -> Any:
+    # Everything pydantic keeps on a model: its fields (order and types), fields-set, extras.
+    return (
+        type(obj),
+        _typed(obj.__dict__),
+        sorted(obj.model_fields_set),
+        _typed(obj.__pydantic_extra__),
+        obj.__pydantic_private__,
+    )
+
+
 def _outcome(fn: Any, stored: dict[str, Any]) -> Any:
     try:
-        return [(g, g.message.model_dump(), g.text) for g in fn(stored)]
+        return [(g, g.message.model_dump(), g.text, _internals(g)) for g in fn(stored)]
     except Exception:
         return "refused"
 
@@ -214,3 +236,94 @@ def test_revival_matches_model_validate_on_real_messages(message: AIMessage) -> 
     stored = to_stored([ChatGeneration(message=message, generation_info={"finish_reason": "stop"})])
     assert _outcome(from_stored, stored) == _outcome(_revived_before, stored)
     assert _outcome(from_stored, stored) != "refused"
+
+
+# -- the exact-shape fast path (`_fast_generation`) against the constructors ----------------
+# Messages of the shape the fast path takes, and near misses of it (one value of the wrong
+# type, an extra key, token details, raw tool calls): the same objects either way, down to
+# each field's type, the order of keys and pydantic's fields-set.
+
+_str_or_none = st.none() | st.text(max_size=6)
+_near_call = st.fixed_dictionaries(
+    {"name": st.text(max_size=6), "args": st.dictionaries(st.text(max_size=4), _json, max_size=2)},
+    optional={
+        "id": _str_or_none | st.integers(0, 3),
+        "type": st.just("tool_call") | st.just("function"),
+        "extras": _json_leaf,
+    },
+)
+_near_usage = st.fixed_dictionaries(
+    {
+        "input_tokens": st.integers(0, 2**40) | st.booleans() | st.floats(0, 9),
+        "output_tokens": st.integers(0, 99),
+        "total_tokens": st.integers(0, 99),
+    },
+    optional={"input_token_details": st.dictionaries(st.just("cache_read"), st.integers(0, 9))},
+)
+_near_fields = {
+    "content": st.text(max_size=12) | st.lists(st.text(max_size=4), max_size=2),
+    "tool_calls": st.lists(_near_call, max_size=3),
+    "invalid_tool_calls": st.just([])
+    | st.lists(st.fixed_dictionaries({"name": st.text()}), max_size=1),
+    "usage_metadata": st.none() | _near_usage,
+    "additional_kwargs": st.dictionaries(
+        st.text(max_size=6) | st.just("tool_calls"), _json, max_size=3
+    ),
+    "response_metadata": st.dictionaries(st.text(max_size=6), _json, max_size=3),
+    "id": _str_or_none,
+    "name": _str_or_none,
+    "example": st.booleans(),
+}
+_near_messages = st.fixed_dictionaries(
+    {"type": st.just("ai"), "content": _near_fields["content"]},
+    optional={k: v for k, v in _near_fields.items() if k != "content"},
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    message=_near_messages,
+    info=st.none() | st.dictionaries(st.text(max_size=4), _json, max_size=2) | st.integers(),
+)
+def test_fast_path_builds_what_the_constructors_build(message: dict[str, Any], info: Any) -> None:
+    stored = {"f": "g1", "g": [{"m": message, "i": info}]}
+    ours = _outcome(from_stored, stored)
+    assert ours == _outcome(_revived_before, stored)
+
+    # Also against the constructor route `from_stored` takes off the fast path.
+    def constructors(stored: dict[str, Any]) -> list[Generation]:
+        item = stored["g"][0]
+        return [ChatGeneration(message=AIMessage(**item["m"]), generation_info=item["i"])]
+
+    assert ours == _outcome(constructors, stored)
+
+
+def test_fast_path_is_taken_for_a_typical_answer() -> None:
+    from deepagents_redis.cache._stored import _fast_generation
+
+    message = AIMessage(
+        content="the answer",
+        tool_calls=[{"name": "read_file", "args": {"path": "/a"}, "id": "call_1"}],
+        usage_metadata={"input_tokens": 5, "output_tokens": 7, "total_tokens": 12},
+        response_metadata={"model_name": "m", "finish_reason": "tool_calls"},
+        id="run-1",
+    )
+    stored = to_stored([ChatGeneration(message=message, generation_info=None)])
+    item = stored["g"][0]
+    fast = _fast_generation(dict(item["m"]), item["i"])
+    assert fast is not None
+    built = ChatGeneration(message=AIMessage(**item["m"]), generation_info=None)
+    assert _internals(fast) == _internals(built)
+    assert fast == ChatGeneration(message=message)
+    # A copy behaves like a constructed one (pydantic's own operations work on it).
+    assert fast.model_copy(deep=True) == fast
+    assert fast.message.model_dump() == message.model_dump()
+    # Near misses take the constructors.
+    for change in (
+        {"content": ["block"]},
+        {"usage_metadata": {**item["m"]["usage_metadata"], "input_token_details": {}}},
+        {"additional_kwargs": {"tool_calls": []}},
+        {"id": 7},
+        {"reasoning": "extra field"},
+    ):
+        assert _fast_generation({**item["m"], **change}, None) is None
