@@ -6,9 +6,10 @@ Rows (each one ``compare``, interleaved, same run):
   langgraph's ``RedisCache.get`` of the same generation, vs ``langchain_core``'s
   ``InMemoryCache``;
 * where a hit's time goes, each vs the same raw GET: the read script alone (the round trip
-  of a hit, no decoding), and a floor for any validated hit: raw GET + MessagePack unpack +
-  rebuilding the ``AIMessage``/``ChatGeneration`` with their validators (no key check, no
-  codec checks, no bookkeeping);
+  of a hit, no decoding), and a floor for a hit revalidated by the constructors: raw GET +
+  MessagePack unpack + rebuilding the ``AIMessage``/``ChatGeneration`` with their validators
+  (no key check, no codec checks, no bookkeeping; a hit of the common shape checks it field
+  by field instead, see the cache page);
 * miss (single-flight off: the read script; on: read script + the lease script) vs a raw GET
   of a missing key;
 * client-side-cached hit vs ``InMemoryCache`` (both in process);
@@ -226,7 +227,8 @@ def _hit_parts(ctx: BenchContext, cache: Any, prompt: str, raw: Any, raw_key: st
             o,
             "redis-py GET of the same bytes",
             b,
-            notes="the least any validated hit costs (no key check, no codec checks)",
+            notes="the constructors' validation, no key check, no codec checks (a hit of the "
+            "common shape checks it field by field instead: see the cache page)",
         )
     )
     return parts
