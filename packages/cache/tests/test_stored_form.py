@@ -311,6 +311,7 @@ def test_fast_path_is_taken_for_a_typical_answer() -> None:
     stored = to_stored([ChatGeneration(message=message, generation_info=None)])
     item = stored["g"][0]
     fast = _fast_generation(dict(item["m"]), item["i"])
+    # On the langchain-core the path was proven on (the lock file's), it is on.
     assert fast is not None
     built = ChatGeneration(message=AIMessage(**item["m"]), generation_info=None)
     assert _internals(fast) == _internals(built)
@@ -327,3 +328,11 @@ def test_fast_path_is_taken_for_a_typical_answer() -> None:
         {"reasoning": "extra field"},
     ):
         assert _fast_generation({**item["m"], **change}, None) is None
+
+
+def test_fast_path_switches_off_when_the_models_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepagents_redis.cache import _stored
+
+    assert _stored._models_as_verified()
+    monkeypatch.setitem(AIMessage.model_config, "extra", "forbid")
+    assert not _stored._models_as_verified()

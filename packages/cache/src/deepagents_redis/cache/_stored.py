@@ -224,8 +224,65 @@ def _optional_str(data: dict[str, Any], key: str) -> bool:
     return v is None or type(v) is str
 
 
+def _models_as_verified() -> bool:
+    """Whether AIMessage and ChatGeneration are still the models the fast path was proven on.
+
+    The fields, the validators and the extra policy of langchain-core 1.8 (the differential
+    test's subject). A langchain-core that adds a field or a validator switches the fast path
+    off, and every entry goes through the constructors again, until the test is re-run.
+    """
+
+    def shape(cls: Any) -> tuple[Any, ...]:
+        decorators = cls.__pydantic_decorators__
+        return (
+            tuple(cls.model_fields),
+            tuple(sorted(decorators.model_validators)),
+            tuple(sorted(decorators.field_validators)),
+            tuple(sorted(decorators.validators)),
+            tuple(sorted(decorators.root_validators)),
+            tuple(cls.__private_attributes__),
+            cls.model_config.get("extra"),
+        )
+
+    try:
+        return shape(AIMessage) == (
+            (
+                "content",
+                "additional_kwargs",
+                "response_metadata",
+                "type",
+                "name",
+                "id",
+                "tool_calls",
+                "invalid_tool_calls",
+                "usage_metadata",
+            ),
+            ("_backwards_compat_tool_calls",),
+            (),
+            (),
+            (),
+            (),
+            "allow",
+        ) and shape(ChatGeneration) == (
+            ("text", "generation_info", "type", "message"),
+            ("set_text",),
+            (),
+            (),
+            (),
+            (),
+            "ignore",
+        )
+    except AttributeError:  # a pydantic without these internals: take the constructors
+        return False
+
+
+_FAST_PATH_ON: Final = _models_as_verified()
+
+
 def _fast_generation(data: dict[str, Any], info: Any) -> ChatGeneration | None:
     """The ChatGeneration `AIMessage(**data)` would give, built directly; None if not that shape."""
+    if not _FAST_PATH_ON:
+        return None
     content = data.get("content")
     if type(content) is not str or not data.keys() <= _AI_KEYS:
         return None
