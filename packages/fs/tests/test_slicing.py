@@ -33,7 +33,9 @@ def _ours(content: str, offset: int, limit: int) -> Any:
 def _small_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     # exercise the fast path on small inputs too
     monkeypatch.setattr(_common, "_FAST_SLICE_MIN", 0)
-    monkeypatch.setattr(_common, "_FAST_SLICE_LINES", 60)
+    # tiny blocks and walks: the block skip and the halving run on small inputs too
+    monkeypatch.setattr(_common, "_LINE_BLOCK", 16)
+    monkeypatch.setattr(_common, "_LINE_WALK", 2)
 
 
 @settings(max_examples=600, deadline=None)
@@ -47,8 +49,10 @@ def test_same_as_deepagents(pieces: list[str], offset: int, limit: int) -> None:
     assert _ours(content, offset, limit) == slice_read_response(_fd(content), offset, limit)
 
 
-def test_big_file_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_common, "_FAST_SLICE_LINES", 50_000)
+@pytest.mark.parametrize(("block", "walk"), [(1 << 16, 64), (4096, 8), (64, 1)])
+def test_big_file_windows(monkeypatch: pytest.MonkeyPatch, block: int, walk: int) -> None:
+    monkeypatch.setattr(_common, "_LINE_BLOCK", block)
+    monkeypatch.setattr(_common, "_LINE_WALK", walk)
     rng = random.Random(7)
     lines = [("x" * rng.randrange(0, 90)) + "\n" for _ in range(30_000)]
     for content in ("".join(lines), "".join(lines) + "tail", "".join(lines) + "\n\n"):
@@ -61,6 +65,10 @@ def test_big_file_windows(monkeypatch: pytest.MonkeyPatch) -> None:
             (12_345, 678),
             (0, 0),
             (-1, 3),
+            (0, 30_001),
+            (1, 30_000),
+            (29_999, 1),
+            (15_000, 100_000),
         ]:
             assert _ours(content, offset, limit) == slice_read_response(
                 _fd(content), offset, limit
@@ -81,3 +89,21 @@ def test_read_reports_a_lost_chunk(make_backend: Any) -> None:
         client.hdel(ckey, field)
         with pytest.raises(DeepAgentsRedisError, match="missing"):
             b.read("/big.txt")
+
+
+def test_skip_lines_lands_after_the_nth_lf() -> None:
+    """`_skip_lines` against a plain walk, across block and halving edges."""
+    from deepagents_redis.fs._common import _skip_lines
+
+    rng = random.Random(11)
+    data = b"".join(b"y" * rng.choice([0, 0, 1, 5, 70, 300]) + b"\n" for _ in range(3000))
+    lfs = [i + 1 for i, c in enumerate(data) if c == 10]
+    for pos_line in (0, 1, 17, 1500, 2999):
+        pos = 0 if pos_line == 0 else lfs[pos_line - 1]
+        for n in (0, 1, 2, 63, 64, 65, 999, 3000 - pos_line):
+            if pos_line + n > 3000:
+                continue
+            want = pos if n == 0 else lfs[pos_line + n - 1]
+            assert _skip_lines(data, pos, n) == want, (pos_line, n)
+    with pytest.raises(ValueError, match="subsection not found"):
+        _skip_lines(b"a\nb", 0, 2)
