@@ -77,6 +77,41 @@ def test_ttl_default_and_prefix_rules(make_backend: Any) -> None:
     assert plain.stat("/x").expires_at is None
 
 
+@pytest.mark.parametrize("size", [10, 8000, MB + 1000], ids=["inline", "chunked", "staged"])
+def test_lifetime_follows_each_rewrite(make_backend: Any, size: int) -> None:
+    """Rewrites between lifetimes leave no stray TTL or expiry entry (the write script only
+    clears lifetimes when the file had one, is new, or its chunks came from a stage)."""
+    ns = f"ns-{time.time_ns()}"
+    forever: RedisBackend = make_backend(namespace=ns, spill_threshold=0)
+    brief: RedisBackend = make_backend(namespace=ns, spill_threshold=0, ttl=300)
+    client = forever.connector.client()
+    meta, chunks = forever._k(ns, "m", "/f"), forever._k(ns, "c", "/f")
+    exp = forever._k(ns, "exp")
+
+    def check(lifetime: bool) -> None:
+        ttls = [client.pttl(meta)] + ([client.pttl(chunks)] if size > 4096 else [])
+        if lifetime:
+            assert all(t > 0 for t in ttls), ttls
+            assert client.zscore(exp, "/f") is not None
+        else:
+            assert ttls == [-1] * len(ttls), ttls
+            assert client.zscore(exp, "/f") is None
+        assert forever.read("/f", 0, 1).error is None
+
+    for writer, lifetime in [
+        (forever, False),
+        (forever, False),
+        (brief, True),
+        (forever, False),
+        (brief, True),
+        (brief, True),
+        (forever, False),
+    ]:
+        writer.write("/f", _text(size, "v") or "v")
+        check(lifetime)
+    assert [e["path"] for e in forever.ls("/").entries] == ["/f"]
+
+
 def test_refresh_on_read_restarts_the_lifetime(make_backend: Any) -> None:
     b: RedisBackend = make_backend(ttl=30, refresh_ttl_on_read=True)
     b.write("/f", "x")

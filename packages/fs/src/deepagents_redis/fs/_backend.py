@@ -127,6 +127,8 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         self._attach(**connection)
         self._ks: KeySpace = self._connector.keyspace
         self._heads = {}
+        self._op_heads = {}
+        self._write_cache = {}
         self._ttl = ttl
         self._ttl_rules = sorted(
             ((str(p), t) for p, t in (ttl_rules or {}).items()), key=lambda r: -len(r[0])

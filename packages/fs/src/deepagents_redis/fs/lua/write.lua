@@ -12,41 +12,52 @@
 --   seq_key      the version counter
 --   keys[8..7+D] directory hashes, parent first, then each ancestor to the root
 -- ARGV (data args):
---   path         the file's path
---   expected     expected version ('' = any, '0' = must not exist)
---   gen          the content's generation (names its chunks)
---   size         the content's size in bytes
---   encoding     'utf-8' or 'base64'
---   created_at   created_at to store
---   keep_created '1' keeps a stored created_at, '0' replaces it
---   modified_at  modified_at to store
---   ttl          TTL in ms ('0' = none)
---   grace        how long chunks and blobs outlive their meta, in ms
---   blob         blob ref ('' when the content is in Redis)
---   d            D, the number of directory hashes
---   argv[13..12+D]      the path's field in each directory hash
---   argv[13+D]          N chunks (0: content inline in argv[14+D], or in the blob)
---   argv[14+D..13+D+N]  the chunks, unless they were staged (see stage_key)
+--   header       one string, its fields joined by NUL (no field can hold a NUL: paths are
+--                refused with one, the rest are ours): path, expected version ('' = any,
+--                '0' = must not exist), gen (the content's generation, names its chunks),
+--                size in bytes, encoding ('utf-8' or 'base64'), created_at, keep_created
+--                ('1' keeps a stored created_at, '0' replaces it), modified_at, ttl in ms
+--                ('0' = none), grace (how long chunks and blobs outlive their meta, in
+--                ms), blob ref ('' when the content is in Redis), N chunks (0: content
+--                inline in argv[2], or in the blob), D (the number of directory hashes),
+--                then the path's field in each of the D directory hashes. One argument
+--                instead of 13 + D: redis-py packs each argument in Python (~0.5 us each,
+--                ~half of a 4 KB write's packing; fs performance pass, issue 13).
+--   argv[2..1+N] the chunks, unless they were staged (see stage_key); argv[2] the inline
+--                content when N is 0 and there is no blob
 -- keys[8+D] (optional) stage_key: a hash the client filled with the N chunks (fields
 --   '<gen>:<i>', with a TTL) before this call, in one MULTI; it becomes the chunk hash by
 --   RENAME, so 10 MB of chunks never pass through Lua (issue: fs performance pass).
 -- Returns {'OK', version, replaced_blob_ref} or {'CONFLICT', actual_version} (nothing
 -- written; a stage is dropped).
--- Errors: OOM from core's deny_oom probe when the server is full (before any write);
+-- Errors: 'ERR fs_write: malformed header' when the header's field count does not match
+-- its D (nothing written, nothing recorded); OOM from core's deny_oom probe when the
+-- server is full (before any write);
 -- 'NOTFOUND staged chunks ...' when the stage does not hold the N chunks (nothing written,
 -- nothing recorded).
 
 local meta_key, chunks_key, idx_key, files_key = keys[1], keys[2], keys[3], keys[4]
 local exp_key, blobs_key, seq_key = keys[5], keys[6], keys[7]
-local path, expected, gen, size, encoding = argv[1], argv[2], argv[3], argv[4], argv[5]
-local created_at, keep_created, modified_at = argv[6], argv[7], argv[8]
-local ttl, grace, blob = tonumber(argv[9]), tonumber(argv[10]), argv[11]
-local d = tonumber(argv[12])
+local h, pos = {}, 1
+local header, inline = argv[1], argv[2]
+while true do
+  local stop = string.find(header, '\0', pos, true)
+  if not stop then
+    h[#h + 1] = string.sub(header, pos)
+    break
+  end
+  h[#h + 1] = string.sub(header, pos, stop - 1)
+  pos = stop + 1
+end
+local path, expected, gen, size, encoding = h[1], h[2], h[3], h[4], h[5]
+local created_at, keep_created, modified_at = h[6], h[7], h[8]
+local ttl, grace, blob = tonumber(h[9]), tonumber(h[10]), h[11]
+local n, d = tonumber(h[12]), tonumber(h[13])
+if not n or not d or #h ~= 13 + d then
+  return redis.error_reply('ERR fs_write: malformed header')
+end
 -- the parent directory's hash and the path's field in it (the first of the D)
-local parent_key, parent_field = keys[8], argv[13]
-
-local nidx = 13 + d
-local n = tonumber(argv[nidx])
+local parent_key, parent_field = keys[8], h[14]
 local stage_key = keys[8 + d]
 -- a stage is checked before anything is written: a missing or partial one (an expired
 -- stage, a failover that lost it) writes nothing and records nothing
@@ -57,7 +68,7 @@ end
 -- a full server refuses this script here, before it writes (core's deny_oom)
 redis.call('SETRANGE', meta_key .. ':oom-probe', 0, '')
 
-local cur = redis.call('HMGET', meta_key, 'v', 'g', 'n', 'ca', 'b')
+local cur = redis.call('HMGET', meta_key, 'v', 'g', 'n', 'ca', 'b', 't')
 local actual = tonumber(cur[1]) or 0
 if expected ~= '' and tonumber(expected) ~= actual then
   if stage_key then redis.call('DEL', stage_key) end
@@ -83,7 +94,7 @@ if n == 0 and blob == '' then
   -- inline content goes in with the rest of the metadata: one HSET
   redis.call('HSET', meta_key, 'v', version, 'g', gen, 'n', n, 's', size, 'e', encoding,
     'ca', created, 'ma', modified_at, 't', ttl, 'x', expire_at, 'b', blob, 'p', path,
-    'd', argv[nidx + 1])
+    'd', inline)
 else
   redis.call('HSET', meta_key, 'v', version, 'g', gen, 'n', n, 's', size, 'e', encoding,
     'ca', created, 'ma', modified_at, 't', ttl, 'x', expire_at, 'b', blob, 'p', path)
@@ -92,14 +103,17 @@ else
     -- the stage replaces the chunk hash whole (its TTL is set just below)
     redis.call('RENAME', stage_key, chunks_key)
   else
-    for i = 1, n do redis.call('HSET', chunks_key, gen .. ':' .. (i - 1), argv[nidx + i]) end
+    for i = 1, n do redis.call('HSET', chunks_key, gen .. ':' .. (i - 1), argv[1 + i]) end
   end
 end
 if ttl > 0 then
   redis.call('PEXPIREAT', meta_key, expire_at)
   redis.call('PEXPIREAT', chunks_key, expire_at + grace)
   redis.call('ZADD', exp_key, expire_at, path)
-else
+elseif actual == 0 or cur[6] ~= '0' or stage_key then
+  -- a file that had no lifetime ('t' = '0') has none on its meta or chunk hash and no
+  -- entry in exp: only a new file (maybe an expired one's leftovers), one that had a
+  -- lifetime, or a renamed stage (it carries the stage's TTL) needs these
   redis.call('PERSIST', meta_key)
   redis.call('PERSIST', chunks_key)
   redis.call('ZREM', exp_key, path)
@@ -114,9 +128,10 @@ end
 -- HSET answers how many fields it added: 1 exactly when the path is new to the index
 local is_new = redis.call('HSET', files_key, path,
   size .. '|' .. expire_at .. '|' .. encoding .. '|' .. modified_at) == 1
-redis.call('ZADD', idx_key, 0, path)
 if is_new then
+  -- idx and files always hold the same paths (every script adds or drops both)
+  redis.call('ZADD', idx_key, 0, path)
   redis.call('HSET', parent_key, parent_field, 'f')
-  for j = 2, d do redis.call('HINCRBY', keys[7 + j], argv[12 + j], 1) end
+  for j = 2, d do redis.call('HINCRBY', keys[7 + j], h[13 + j], 1) end
 end
 return {'OK', version, old_blob}
