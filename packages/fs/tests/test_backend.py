@@ -104,6 +104,35 @@ def test_capped_grep_keeps_the_first_matches_in_path_order(make_backend: Any) ->
     assert [(m["path"], m["line"]) for m in capped.matches] == [("/a.txt", 1), ("/b.txt", 1)]
 
 
+@pytest.mark.parametrize(("files", "max_bytes"), [(1000, 4 * 1024 * 1024), (3, 10), (2, 1)])
+def test_grep_batches_by_files_and_bytes_find_the_same(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch, files: int, max_bytes: int
+) -> None:
+    """Small file and byte budgets per GREP call split the search, never change its result
+    (binary, chunked and expired files in between included)."""
+    import time
+
+    from deepagents_redis.fs import _search
+
+    backend = make_backend()
+    brief = make_backend(namespace=backend.resolve_namespace(), ttl=0.05)
+    backend.upload_files(
+        [(f"/s/{i:02d}.txt", f"head {i}\nneedle {i}\n".encode()) for i in range(12)]
+        + [("/s/03.bin", b"\xffneedle"), ("/s/07.txt", ("needle\n" + "y" * 5000).encode())]
+    )
+    brief.write("/s/05b.txt", "needle gone soon")
+    time.sleep(0.1)
+    want = [(f"/s/{i:02d}.txt", 2) for i in range(12)]
+    want[7] = ("/s/07.txt", 1)
+    monkeypatch.setattr(_search, "_GREP_FILES", files)
+    monkeypatch.setattr(_search, "_GREP_BYTES", max_bytes)
+    got = backend.grep("needle", "/s")
+    assert [(m["path"], m["line"]) for m in got.matches] == want
+    capped = backend.grep("needle", "/s", max_count=5)
+    assert capped.truncated
+    assert [(m["path"], m["line"]) for m in capped.matches] == want[:5]
+
+
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_chunked_and_spilled_files_round_trip(make_backend: Any, mode: str) -> None:
     ours = make_backend()

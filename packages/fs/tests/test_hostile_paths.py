@@ -99,3 +99,26 @@ def test_no_path_makes_a_method_raise(make_backend: Any, tail: str) -> None:
     path = "/" + tail
     for _name, call, _error in CALLS:
         call(backend, path)  # any result, never an exception
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.text(alphabet=st.sampled_from("ab/:{}*?[]\\%\n\t é\u2028\x7f"), min_size=1),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_bulk_meta_keys_are_the_keys_one_by_one(paths: list[str]) -> None:
+    """grep's bulk key builder gives exactly `_k(ns, "m", path)` for any path mix."""
+    from deepagents_redis.core import RedisSettings
+    from deepagents_redis.fs import RedisBackend
+
+    b = RedisBackend(settings=RedisSettings(url="redis://127.0.0.1:1/0"), namespace="n{s}")
+    try:
+        want = [b._k("n{s}", "m", "/" + p).encode() for p in paths]
+        assert b._meta_keys("n{s}", ["/" + p for p in paths]) == want
+        plain = ["/x", "/y/z.py"]
+        assert b._meta_keys("n{s}", plain) == [b._k("n{s}", "m", p).encode() for p in plain]
+    finally:
+        b.close()

@@ -667,11 +667,15 @@ class _Layout:
         return args
 
     def _list_page(
-        self, ns: str, exact: str, prefix: str, cursor: str
+        self, ns: str, exact: str, prefix: str, cursor: str, *, paths_only: bool = False
     ) -> _Op[tuple[bool, str, dict[str, str]]]:
         reply = yield Script(
             _LIST,
             [self._k(ns, "idx"), self._k(ns, "files")],
-            [exact, prefix, cursor, str(_PAGE)],
+            [exact, prefix, cursor, str(_PAGE), "1" if paths_only else "0"],
         )
-        return bool(int(reply[0])), _s(reply[1]), dict(_pairs(reply[2]))
+        is_exact = bool(int(reply[0]))
+        if paths_only and not is_exact:
+            text = _s(reply[2])
+            return False, _s(reply[1]), dict.fromkeys(text.split("\0") if text else (), "")
+        return is_exact, _s(reply[1]), dict(_pairs(reply[2]))

@@ -8,24 +8,35 @@
 --   pat          literal pattern
 --   budget       match budget: stop once more than this many matches were found
 --                (-1 = no limit)
--- Returns {stop, file_index, line_number, line, ...}: stop is 0 when every file was searched,
--- else the index of the first file that is not inline (chunked or spilled) and was not
--- searched; the client streams that one and calls again with the files after it.
+--   max_bytes    content budget: once the files searched hold this many bytes, stop
+--                (bounds one call's work; at least one file is always searched)
+-- Returns {stop, file_index, line_number, line, ...}: stop is 0 when every file was searched;
+-- k > 0 when file k is not inline (chunked or spilled) and was not searched: the client
+-- streams that one and calls again with the files after it; -k when the content budget ran
+-- out before file k: the client calls again from file k.
 -- Binary (base64) files and files that no longer exist are skipped.
 -- Errors: none of its own.
 
 local pat = ARGV[1]
 local budget = tonumber(ARGV[2])
+local max_bytes = tonumber(ARGV[3])
 local out = {0}
 local found = 0
+local searched = 0
 for k = 1, #KEYS do
-  local m = redis.call('HMGET', KEYS[k], 'n', 'b', 'e', 'd')
-  if m[1] and m[3] ~= 'base64' then
-    if tonumber(m[1]) > 0 or (m[2] and m[2] ~= '') then
+  if searched >= max_bytes then
+    out[1] = -k
+    return out
+  end
+  -- every file has 'e'; only inline files have 'd' (a chunked or spilled write drops it)
+  local m = redis.call('HMGET', KEYS[k], 'e', 'd')
+  if m[1] and m[1] ~= 'base64' then
+    if not m[2] then
       out[1] = k
       return out
     end
-    local content = m[4] or ''
+    local content = m[2]
+    searched = searched + #content
     if string.find(content, pat, 1, true) then
       local pos, line_no = 1, 0
       while true do
