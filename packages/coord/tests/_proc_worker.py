@@ -1,19 +1,57 @@
 """A worker process for the fault tests: `python _proc_worker.py '<json config>'`.
 
-Its one agent, `work`, counts each execution in a hash (task id -> runs) before it sleeps
+Its agent `work` counts each execution in a hash (task id -> runs) before it sleeps
 `input["sleep"]` seconds and returns its pid, so a test can tell who ran what, and how often.
+Its agent `chat` is a LangGraph graph (a note, then an answer to the last user message; a
+message starting with "slow" makes the answer take 60 s), counting its answers per task
+(`<task id>:answers`), for the follow-up tests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
 import time
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 from deepagents_redis.coord import TaskContext, Worker
 from deepagents_redis.core import RedisSettings, create_client
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+
+
+class State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def _chat(counter: Any, counts: str) -> Any:
+    def last_user(state: State) -> str:
+        return str(
+            next(m for m in reversed(state["messages"]) if isinstance(m, HumanMessage)).content
+        )
+
+    def note(state: State) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=f"noted: {last_user(state)}")]}
+
+    async def answer(state: State, config: RunnableConfig) -> dict[str, Any]:
+        asked = last_user(state)
+        if asked.startswith("slow"):
+            await asyncio.sleep(60)
+        task_id = config["metadata"]["dar_task_id"]
+        counter.hincrby(counts, f"{task_id}:answers", 1)
+        return {"messages": [AIMessage(content=f"answer to {asked}")]}
+
+    graph = StateGraph(State)
+    graph.add_node("note", note)
+    graph.add_node("answer", answer)
+    graph.add_edge(START, "note")
+    graph.add_edge("note", "answer")
+    graph.add_edge("answer", END)
+    return graph.compile()
 
 
 def main() -> None:
@@ -32,7 +70,7 @@ def main() -> None:
 
     Worker(
         settings=settings,
-        agents={"work": work},
+        agents={"work": work, "chat": _chat(counter, cfg["counter"])},
         concurrency=cfg.get("concurrency", 4),
         stop_grace_seconds=cfg.get("grace", 10.0),
         **cfg["options"],

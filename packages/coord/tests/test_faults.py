@@ -209,3 +209,78 @@ def test_sigterm_hands_in_flight_tasks_back_and_exits_0(fleet: Fleet, client: Ta
     kinds = [e.type.rsplit(".", 1)[-1] for _, e in client.events(task_id)]
     assert kinds.count("handed_back") == 1
     assert kinds.count("started") == 2
+
+
+def _contents(result: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(m.type, m.content) for m in result["messages"]]
+
+
+def _wait_event(tasks: TaskClient, task_id: str, kind: str) -> None:
+    for _ in range(1_000):
+        if any(e.type.endswith(kind) for _, e in tasks.events(task_id)):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"no {kind} event")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param("standalone", id="standalone"),
+        pytest.param("cluster", id="cluster", marks=pytest.mark.cluster),
+    ],
+    indirect=True,
+)
+def test_an_interrupting_follow_up_stops_the_remote_run_and_runs_once(
+    fleet: Fleet, client: TaskClient
+) -> None:
+    fleet.start(concurrency=2)
+    fleet.wait_ready(client, 1)
+    task_id = client.submit("chat", {"messages": [{"role": "user", "content": "slow question"}]})
+    _wait_event(client, task_id, "task.started")
+    time.sleep(0.3)  # the note is taken; the answer takes 60 s
+    client.send(task_id, {"role": "user", "content": "quick one"}, strategy="interrupt")
+    info = client.join(task_id, timeout=30)  # about a heartbeat, not the 60 s answer
+    assert info.status == "success"
+    assert info.attempts == 1  # an interrupt is not a failed attempt
+    # the conversation so far (the note of the stopped run), the follow-up, its answer
+    assert _contents(info.result) == [
+        ("human", "slow question"),
+        ("ai", "noted: slow question"),
+        ("human", "quick one"),
+        ("ai", "noted: quick one"),
+        ("ai", "answer to quick one"),
+    ]
+    assert fleet.runs() == {f"{task_id}:answers": 1}  # the stopped answer never ran on
+    kinds = [e.type.rsplit(".", 1)[-1] for _, e in client.events(task_id)]
+    assert kinds.count("interrupted") == 1
+    assert kinds.count("completed") == 1
+    # the stopped run's token is stale: it can write nothing, no result either
+    raw = fleet.raw
+    keys = client.keys.task(task_id)
+    assert int(raw.hget(keys.record, "fence")) == 2
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param("standalone", id="standalone"),
+        pytest.param("cluster", id="cluster", marks=pytest.mark.cluster),
+    ],
+    indirect=True,
+)
+def test_an_enqueued_follow_up_runs_after_the_remote_run(fleet: Fleet, client: TaskClient) -> None:
+    fleet.start(concurrency=2)
+    fleet.wait_ready(client, 1)
+    task_id = client.submit("chat", {"messages": [{"role": "user", "content": "first"}]})
+    client.send(task_id, {"role": "user", "content": "second"}, strategy="enqueue")
+    info = client.join(task_id, timeout=30)
+    assert info.status == "success"
+    contents = _contents(info.result)
+    assert contents[-1] == ("ai", "answer to second")
+    assert ("ai", "answer to first") in contents or contents[:2] == [
+        ("human", "first"),
+        ("human", "second"),
+    ]  # sent before the run started, the follow-up joins the first call
+    kinds = [e.type.rsplit(".", 1)[-1] for _, e in client.events(task_id)]
+    assert "interrupted" not in kinds

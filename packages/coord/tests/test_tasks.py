@@ -282,7 +282,11 @@ def test_a_task_whose_workers_keep_dying_is_dead_lettered(
     GROUP(raw, keys=[queue.stream], args=["workers"])
     raw.xreadgroup("workers", "doomed", {queue.stream: ">"}, count=1)  # a worker takes it...
     started = tasks._encoded("task.started", "doomed", task_id, "double", keys)
-    CLAIM(raw, keys=[keys.record, keys.events], args=["doomed", 1, started, 10, b"", 60_000])
+    CLAIM(
+        raw,
+        keys=[keys.record, keys.events, keys.inbox],
+        args=["doomed", 1, started, 10, b"", 60_000],
+    )
     time.sleep(0.05)  # ... and dies: its 1 ms lease runs out
     from deepagents_redis.core import RecordingInstrumentation, set_instrumentation
 
@@ -428,3 +432,65 @@ def test_a_task_that_ended_before_the_wait_is_returned_from_the_memo(
         task_id = tasks.submit("double", {"n": 4})
         _eventually(lambda: [1] if tasks.get(task_id).done else [])
         assert tasks.result(task_id, timeout=10) == {"n": 8}
+
+
+def test_an_interrupted_sync_agent_is_fenced_and_its_follow_up_runs_once(
+    tasks: TaskClient, worker_factory: Any
+) -> None:
+    import threading as th
+
+    from deepagents_redis.coord import TaskContext
+
+    calls: list[str] = []
+    stale: list[bool] = []
+    started = th.Event()
+
+    def chat(value: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+        calls.append(value["messages"][-1]["content"])
+        if len(calls) == 1:  # the first call runs until it is told to stop
+            started.set()
+            ctx.cancelled.wait(20)
+            time.sleep(0.3)  # it goes on for a while, as a sync agent does
+            ctx.progress(note="stale")  # fenced: the token is not this call's any more
+            stale.append(ctx.cancelled.is_set())
+            return {"messages": [{"role": "ai", "content": "stale result"}]}
+        return {"messages": [*value["messages"], {"role": "ai", "content": "fresh"}]}
+
+    with worker_factory({"chat": chat}):
+        task_id = tasks.submit("chat", {"messages": [{"role": "user", "content": "one"}]})
+        assert started.wait(10)
+        tasks.send(task_id, {"role": "user", "content": "two"}, strategy="interrupt")
+        info = tasks.join(task_id, timeout=20)
+        time.sleep(0.5)  # the stale call ends after the result; it must change nothing
+        after = tasks.get(task_id)
+    assert calls == ["one", "two"]
+    assert info.result["messages"][-1] == {"role": "ai", "content": "fresh"}
+    assert after.result == info.result
+    assert stale == [True]
+    kinds = [e.type.rsplit(".", 1)[-1] for _, e in tasks.events(task_id)]
+    assert kinds.count("interrupted") == 1
+    assert kinds.count("completed") == 1
+    assert "progress" not in kinds
+
+
+def test_a_follow_up_to_a_waiting_task_joins_its_first_run(
+    tasks: TaskClient, worker_factory: Any
+) -> None:
+    seen: list[Any] = []
+
+    def chat(value: dict[str, Any]) -> int:
+        seen.append([m["content"] for m in value["messages"]])
+        return len(seen)
+
+    early = TaskClient(connector=tasks._connector, check_agents=False, **FAST)
+    task_id = early.submit("chat", {"messages": [{"role": "user", "content": "one"}]})
+    tasks.send(task_id, {"role": "user", "content": "two"}, strategy="interrupt")
+    tasks.send(task_id, "three")
+    with worker_factory({"chat": chat}):
+        assert tasks.result(task_id, timeout=10) == 1
+    assert seen == [["one", "two", "three"]]
+
+
+def test_send_refuses_an_unknown_strategy(tasks: TaskClient) -> None:
+    with pytest.raises(InvalidInputError, match="strategy"):
+        tasks.send("0" * 32, "hi", strategy="later")  # type: ignore[arg-type]

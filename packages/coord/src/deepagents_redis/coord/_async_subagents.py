@@ -7,30 +7,33 @@ same names, argument schemas, descriptions, ``async_tasks`` state and statuses, 
 task notifications before the next model call, but each task is a `TaskClient` task that our
 `Worker` processes run: no Agent Server, Redis Cluster welcome.
 
-Formatting (check output, list output, notifications) reuses deepagents' own helpers, so the
-model reads exactly what it would read with upstream; deepagents is pinned to 0.7.x, and
+Formatting (tool descriptions, check output, list output, update confirmations,
+notifications) and the fork snapshot reuse deepagents' own helpers, so the model and the
+subagent read exactly what they would read with upstream; deepagents is pinned to 0.7.x, and
 ``tests/test_async_subagents.py`` fails if a helper moves.
 
-Differences, on purpose:
+As upstream, each subagent has an ``update_strategy`` (default ``interrupt``: the follow-up
+stops the current run and starts at once with the conversation so far plus the message;
+``enqueue``: it waits for the current run) and a ``mode`` (default ``isolated``: the subagent
+gets the task description; ``fork``: a snapshot of the parent's conversation, then the task).
+A follow-up to a finished task starts a new run with its conversation plus the message,
+tracked under the same task id (`run_id` changes, as upstream).
 
-* Follow-ups (`update_async_task`) queue behind the current run (deepagents'
-  ``update_strategy="enqueue"``): the worker goes on with the new message when the run ends.
-  A follow-up to a finished task starts a new run with its conversation plus the message,
-  tracked under the same task id (`run_id` changes, as upstream).
-* Notifications come on both paths: `before_model` (sync `invoke`) and `abefore_model`.
+Difference: notifications come on both paths, `before_model` (sync `invoke`) and
+`abefore_model` (upstream: async only); there is no ``waiting`` status (a worker's run does
+not pause for a human).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from deepagents.middleware.async_subagents import (
     _UNFINISHED_STATUSES,
-    ASYNC_TASK_TOOL_DESCRIPTION,
     AsyncSubAgentState,
     AsyncTask,
     CancelAsyncTaskSchema,
@@ -38,14 +41,20 @@ from deepagents.middleware.async_subagents import (
     ListAsyncTasksSchema,
     StartAsyncTaskSchema,
     UpdateAsyncTaskSchema,
+    _astart_task_messages,
+    _build_async_subagent_tools,
     _build_check_command,
     _build_list_command,
+    _describe_async_subagent,
     _event,
     _filter_tasks,
     _final_content,
     _notification_message,
     _observed,
+    _parallel_update_error,
     _resolve_tracked_task,
+    _start_task_messages,
+    _update_message,
     _validate_agent_type,
 )
 from deepagents_redis.coord._client import TaskClient
@@ -71,6 +80,7 @@ class _Ask:
 
     method: str
     args: tuple[Any, ...]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 _Flow = Generator[_Ask, Any, Any]
@@ -87,6 +97,13 @@ class RedisAsyncSubAgent(TypedDict):
     """What it does (the model reads it to decide when to delegate)."""
     agent: NotRequired[str]
     """The worker-side agent name (default: `name`)."""
+    update_strategy: NotRequired[Literal["interrupt", "enqueue"]]
+    """How `update_async_task` reaches a running task (deepagents' field; default
+    ``interrupt``): ``interrupt`` stops the current run (within about a worker heartbeat)
+    and starts the follow-up with the conversation so far; ``enqueue`` runs it after."""
+    mode: NotRequired[Literal["isolated", "fork"]]
+    """deepagents' field: ``isolated`` (default) sends the task description only; ``fork``
+    sends a snapshot of the parent's conversation at launch, then the task."""
 
 
 def _now() -> str:
@@ -153,19 +170,36 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ValueError(f"Duplicate async subagent names: {dupes}")
+        for spec in subagents:  # deepagents' checks and messages
+            strategy = spec.get("update_strategy", "interrupt")
+            if strategy not in ("interrupt", "enqueue"):
+                raise ValueError(
+                    f"AsyncSubAgent '{spec['name']}' has invalid update_strategy "
+                    f"'{strategy}'; expected 'interrupt' or 'enqueue'"
+                )
+            mode = spec.get("mode", "isolated")
+            if mode not in ("isolated", "fork"):
+                raise ValueError(
+                    f"AsyncSubAgent '{spec['name']}' has invalid mode '{mode}'; "
+                    "expected 'isolated' or 'fork'"
+                )
+        if any(spec.get("mode") == "fork" for spec in subagents):
+            from langchain_core._api.beta_decorator import warn_beta
+
+            warn_beta(name="forked subagents", obj_type="feature")
         self._specs: dict[str, RedisAsyncSubAgent] = {s["name"]: s for s in subagents}
         # deepagents' validator reads only the names
         self._agent_map: dict[str, Any] = dict(self._specs)
         self._owns_client = client is None
         self.tasks: TaskClient = client or TaskClient(check_agents=False, **kwargs)
         """The client the tools submit through."""
-        listing = "\n".join(f"- {s['name']}: {s['description']}" for s in subagents)
+        listing = "\n".join(_describe_async_subagent(_upstream_spec(s)) for s in subagents)
         self.system_prompt = (
             None
             if not system_prompt
             else f"{system_prompt}\n\nAvailable async subagent types:\n\n{listing}"
         )
-        self.tools = self._build_tools(ASYNC_TASK_TOOL_DESCRIPTION.format(available_agents=listing))
+        self.tools = self._build_tools(_upstream_descriptions(subagents))
 
     def close(self) -> None:
         """Close the client this middleware built (a client you passed stays open)."""
@@ -227,7 +261,7 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
 
     @staticmethod
     def _updated(
-        task: AsyncTask, run_id: str, queued: bool, tool_call_id: str | None
+        task: AsyncTask, run_id: str, strategy: str, tool_call_id: str | None
     ) -> Command[Any]:
         updated: AsyncTask = {
             **task,
@@ -235,15 +269,11 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
             "status": "running",
             "last_updated_at": _now(),
         }
-        msg = (
-            "Queued follow-up to async subagent without interrupting its current run. "
-            f"task_id: {task['task_id']}"
-            if queued
-            else f"Updated async subagent. task_id: {task['task_id']}"
-        )
         return Command(
             update={
-                "messages": [ToolMessage(msg, tool_call_id=tool_call_id)],
+                "messages": [
+                    ToolMessage(_update_message(task, strategy), tool_call_id=tool_call_id)  # type: ignore[arg-type]
+                ],
                 "async_tasks": {task["task_id"]: updated},
             }
         )
@@ -263,7 +293,7 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
     def _run(self, flow: _Flow) -> Any:
         def step(ask: _Ask) -> Any:
             try:
-                return getattr(self.tasks, ask.method)(*ask.args)
+                return getattr(self.tasks, ask.method)(*ask.args, **ask.kwargs)
             except DeepAgentsRedisError as exc:  # handed to the flow, which decides
                 return exc
 
@@ -272,23 +302,14 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
     async def _arun(self, flow: _Flow) -> Any:
         async def step(ask: _Ask) -> Any:
             try:
-                return await getattr(self.tasks, f"a{ask.method}")(*ask.args)
+                return await getattr(self.tasks, f"a{ask.method}")(*ask.args, **ask.kwargs)
             except DeepAgentsRedisError as exc:
                 return exc
 
         return await adrive_operation(flow, step)
 
-    def _start(self, description: str, subagent_type: str, runtime: ToolRuntime) -> _Flow:
-        error = _validate_agent_type(self._agent_map, subagent_type)
-        if error:
-            return error
-        task_id = yield _Ask(
-            "submit",
-            (
-                self._worker_agent(subagent_type),
-                {"messages": [{"role": "user", "content": description}]},
-            ),
-        )
+    def _start(self, subagent_type: str, messages: list[Any], runtime: ToolRuntime) -> _Flow:
+        task_id = yield _Ask("submit", (self._worker_agent(subagent_type), {"messages": messages}))
         if isinstance(task_id, DeepAgentsRedisError):
             log.warning("Failed to launch async subagent '%s': %s", subagent_type, task_id)
             return f"Failed to launch async subagent '{subagent_type}': {task_id}"
@@ -309,9 +330,14 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         task = _resolve_tracked_task(task_id, runtime)
         if isinstance(task, str):
             return task
-        sent = yield _Ask("send", (task["run_id"], {"role": "user", "content": message}))
+        strategy = self._specs[task["agent_name"]].get("update_strategy", "interrupt")
+        if strategy == "enqueue" and (error := _parallel_update_error(task["task_id"], runtime)):
+            return error
+        sent = yield _Ask(
+            "send", (task["run_id"], {"role": "user", "content": message}), {"strategy": strategy}
+        )
         if not isinstance(sent, DeepAgentsRedisError):
-            return self._updated(task, task["run_id"], True, runtime.tool_call_id)
+            return self._updated(task, task["run_id"], strategy, runtime.tool_call_id)
         failure: DeepAgentsRedisError = sent
         if isinstance(sent, InvalidInputError):  # it ended: a new run with its conversation
             info = yield _Ask("get", (task["run_id"],))
@@ -321,7 +347,9 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
                     (self._worker_agent(task["agent_name"]), self._follow_up_input(info, message)),
                 )
                 if not isinstance(run_id, DeepAgentsRedisError):
-                    return self._updated(task, run_id, False, runtime.tool_call_id)
+                    # it had ended: a new run, confirmed as upstream confirms one
+                    ended: AsyncTask = {**task, "status": info.status}
+                    return self._updated(ended, run_id, strategy, runtime.tool_call_id)
                 failure = run_id
             else:
                 failure = info
@@ -354,7 +382,7 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
                 live.append((info.status, task["run_id"]))
         return _build_list_command(filtered, live, runtime.tool_call_id)
 
-    def _build_tools(self, start_description: str) -> list[StructuredTool]:
+    def _build_tools(self, upstream: Mapping[str, str]) -> list[StructuredTool]:
         mw = self
 
         # deepagents injects `runtime` by the parameter's annotation: each tool keeps the
@@ -362,12 +390,22 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         def start_async_task(
             description: str, subagent_type: str, runtime: ToolRuntime
         ) -> str | Command[Any]:
-            return mw._run(mw._start(description, subagent_type, runtime))  # type: ignore[no-any-return]
+            error = _validate_agent_type(mw._agent_map, subagent_type)
+            if error:
+                return error
+            spec = _upstream_spec(mw._specs[subagent_type])
+            messages = _start_task_messages(spec, runtime, description)  # fork: the snapshot
+            return mw._run(mw._start(subagent_type, messages, runtime))  # type: ignore[no-any-return]
 
         async def astart_async_task(
             description: str, subagent_type: str, runtime: ToolRuntime
         ) -> str | Command[Any]:
-            return await mw._arun(mw._start(description, subagent_type, runtime))  # type: ignore[no-any-return]
+            error = _validate_agent_type(mw._agent_map, subagent_type)
+            if error:
+                return error
+            spec = _upstream_spec(mw._specs[subagent_type])
+            messages = await _astart_task_messages(spec, runtime, description)
+            return await mw._arun(mw._start(subagent_type, messages, runtime))  # type: ignore[no-any-return]
 
         def check_async_task(task_id: str, runtime: ToolRuntime) -> str | Command[Any]:
             return mw._run(mw._check(task_id, runtime))  # type: ignore[no-any-return]
@@ -401,14 +439,13 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         ) -> str | Command[Any]:
             return await mw._arun(mw._list(runtime, status_filter))  # type: ignore[no-any-return]
 
-        upstream = _upstream_descriptions()
         tools = (
-            ("start_async_task", start_async_task, astart_async_task, start_description,
-             StartAsyncTaskSchema),
+            ("start_async_task", start_async_task, astart_async_task,
+             upstream["start_async_task"], StartAsyncTaskSchema),
             ("check_async_task", check_async_task, acheck_async_task,
              upstream["check_async_task"], CheckAsyncTaskSchema),
-            ("update_async_task", update_async_task, aupdate_async_task, _UPDATE_DESCRIPTION,
-             UpdateAsyncTaskSchema),
+            ("update_async_task", update_async_task, aupdate_async_task,
+             upstream["update_async_task"], UpdateAsyncTaskSchema),
             ("cancel_async_task", cancel_async_task, acancel_async_task,
              upstream["cancel_async_task"], CancelAsyncTaskSchema),
             ("list_async_tasks", list_async_tasks, alist_async_tasks,
@@ -481,26 +518,31 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         return await handler(request)
 
 
-_UPDATE_DESCRIPTION = (
-    "Send updated instructions to an async subagent. The follow-up queues behind the current "
-    "run without interrupting it (the subagent sees the full conversation plus your new "
-    "message); if the task already finished, a new run starts with its conversation. The "
-    "task_id remains the same. Send one follow-up per task per turn; combine several into "
-    "one message."
-)
-
-
 def _with_prompt(system_message: Any, addition: str) -> Any:
     from deepagents.middleware._utils import append_to_system_message
 
     return append_to_system_message(system_message, addition)
 
 
-def _upstream_descriptions() -> dict[str, str]:
-    """The tool descriptions of deepagents (check, cancel, list), word for word."""
-    from deepagents.middleware.async_subagents import _build_async_subagent_tools
+def _upstream_spec(spec: RedisAsyncSubAgent) -> Any:
+    """Our spec as deepagents' `AsyncSubAgent`, for its helpers (no server is contacted)."""
+    out: dict[str, Any] = {
+        "name": spec["name"],
+        "description": spec["description"],
+        "graph_id": spec.get("agent") or spec["name"],
+        "url": "http://unused.invalid",
+    }
+    for key in ("update_strategy", "mode"):
+        if key in spec:
+            out[key] = spec[key]
+    return out
 
-    tools = _build_async_subagent_tools(
-        [{"name": "x", "description": "x", "graph_id": "x", "url": "http://unused.invalid"}]
-    )
+
+def _upstream_descriptions(subagents: Sequence[RedisAsyncSubAgent]) -> dict[str, str]:
+    """Deepagents' five tool descriptions for these subagents, word for word.
+
+    Built by deepagents itself from the same specs, so the launch listing (with the fork
+    note) and the update text (with the exception for ``enqueue`` subagents) are theirs.
+    """
+    tools = _build_async_subagent_tools([_upstream_spec(s) for s in subagents])
     return {t.name: t.description for t in tools}

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Unpack
+from typing import Any, Final, Literal, Unpack
 
 from deepagents_redis.coord._common import (
     TASK_FIELDS,
@@ -55,7 +55,7 @@ from deepagents_redis.core import (
     trace_carrier,
 )
 
-__all__ = ["TaskClient"]
+__all__ = ["TaskClient", "UpdateStrategy"]
 
 _SOURCE: Final = "client"
 _SUBMITTED_MEMO: Final = 4_096
@@ -65,6 +65,14 @@ _ENDING: Final = frozenset(
     f"{TYPE_PREFIX}task.{kind}" for kind in ("completed", "failed", "cancelled", "timeout")
 )
 """Event types written when a task reaches a status it never leaves."""
+
+UpdateStrategy = Literal["enqueue", "interrupt"]
+"""How a follow-up reaches a running task (deepagents' ``update_strategy``)."""
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in ("enqueue", "interrupt"):
+        raise InvalidInputError(f"strategy must be 'enqueue' or 'interrupt', not {strategy!r}")
 
 
 class TaskClient(CoordComponent):
@@ -462,49 +470,64 @@ class TaskClient(CoordComponent):
             deadline_seconds=self._deadline,
         )
 
-    def _send_op(self, task_id: str, message: Any) -> Operation[str]:
+    def _send_op(self, task_id: str, message: Any, strategy: str) -> Operation[str]:
         keys = self.keys.task(task_id)
         info = yield from self._get_op(task_id)
         body = self.codec.encode(message, key=keys.inbox)
         if len(body) > self.coord_settings.max_input_bytes:
             raise PayloadTooLargeError(len(body), self.coord_settings.max_input_bytes)
-        event = self._encoded("task.message", _SOURCE, task_id, info.agent, keys)
+        event = self._encoded("task.message", _SOURCE, task_id, info.agent, keys, strategy=strategy)
         entry = yield Script(
             SEND,
             [keys.record, keys.inbox, keys.events],
-            [body, event, self.coord_settings.events_maxlen],
+            [body, event, self.coord_settings.events_maxlen, strategy],
         )
         return text(entry)
 
-    def send(self, task_id: str, message: Any) -> str:
+    def send(self, task_id: str, message: Any, *, strategy: UpdateStrategy = "enqueue") -> str:
         """Send a follow-up message to a task that has not finished (its inbox).
 
-        The worker hands the inbox to the run: a callable agent reads it through its
-        `TaskContext`; a runnable agent is run again with the messages appended when its
-        current run ends (deepagents' "enqueue" follow-up).
+        The two strategies are deepagents' `update_strategy`:
+
+        * ``enqueue``: the follow-up waits for the current run. A runnable agent (a deep
+          agent) is run again with its conversation plus the new messages when its run ends;
+          a callable agent reads them through its `TaskContext` (`amessages`).
+        * ``interrupt``: the worker stops the current run within about a heartbeat (an async
+          run is cancelled; a sync one stops at its next step, and its `TaskContext` is
+          marked cancelled) and starts the follow-up once: a runnable with the conversation
+          so far (its state after the last step it finished) plus the new messages. The
+          stopped run gets a stale fencing token, so it can write nothing more, no result
+          either. The attempt is the same one (it does not count as a failure).
+
+        A task that has not started yet takes waiting follow-ups into its first run, with
+        either strategy.
 
         Returns:
             The inbox entry id.
 
         Raises:
             NotFoundError: No such task.
-            InvalidInputError: The task has ended.
+            InvalidInputError: The task has ended, or an unknown strategy.
         """
         check_task_id(task_id)
+        _check_strategy(strategy)
         return run_operation(
             self._connector,
             "coord.send",
-            self._send_op(task_id, message),
+            self._send_op(task_id, message, strategy),
             deadline_seconds=self._deadline,
         )
 
-    async def asend(self, task_id: str, message: Any) -> str:
+    async def asend(
+        self, task_id: str, message: Any, *, strategy: UpdateStrategy = "enqueue"
+    ) -> str:
         """Async twin of `send`."""
         check_task_id(task_id)
+        _check_strategy(strategy)
         return await arun_operation(
             self._connector,
             "coord.send",
-            self._send_op(task_id, message),
+            self._send_op(task_id, message, strategy),
             deadline_seconds=self._deadline,
         )
 

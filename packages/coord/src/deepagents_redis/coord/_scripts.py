@@ -35,6 +35,7 @@ __all__ = [
     "PUBLISH",
     "RESET",
     "SEND",
+    "TAKE",
     "TERMINAL",
 ]
 
@@ -60,5 +61,6 @@ ACK_PLAIN: Final = LuaScript.from_package("coord_ack_plain", _PACKAGE, "ack_plai
 PROMOTE: Final = LuaScript.from_package("coord_promote", _PACKAGE, "promote.lua")
 CANCEL: Final = LuaScript.from_package("coord_cancel", _PACKAGE, "cancel.lua")
 SEND: Final = LuaScript.from_package("coord_send", _PACKAGE, "send.lua")
+TAKE: Final = LuaScript.from_package("coord_take", _PACKAGE, "fence.lua", "take.lua")
 GROUP: Final = LuaScript.from_package("coord_group", _PACKAGE, "group.lua")
 PUBLISH: Final = LuaScript.from_package("coord_publish", _PACKAGE, "publish.lua")

@@ -45,6 +45,7 @@ from deepagents_redis.coord._scripts import (
     HANDBACK,
     HEARTBEAT,
     PROMOTE,
+    TAKE,
 )
 from deepagents_redis.coord._scripts import (
     GROUP as GROUP_SCRIPT,
@@ -93,8 +94,10 @@ class TaskContext:
         self.fence = fence
         """The fencing token of this run (every write for the task carries it)."""
         self.cancelled = threading.Event()
-        """Set when the task was cancelled or its lease lost: a sync agent should stop."""
+        """Set when the task was cancelled, its lease lost, or this run interrupted by a
+        follow-up (`TaskClient.send(..., strategy="interrupt")`): a sync agent should stop."""
         self._inbox_after = "0-0"
+        self._pending: list[Any] = []
 
     async def aprogress(self, **data: Any) -> None:
         """Append a ``task.progress`` event (fenced: refused once the lease is lost)."""
@@ -110,8 +113,13 @@ class TaskContext:
         )
 
     async def amessages(self) -> list[Any]:
-        """Follow-up messages sent to the task (`TaskClient.send`) since the last call."""
-        return await self._worker._inbox(self)
+        """Follow-up messages sent to the task (`TaskClient.send`) since the last call.
+
+        A run that was interrupted (or lost its lease) gets none: they belong to the run
+        that follows it.
+        """
+        pending, self._pending = self._pending, []
+        return [*pending, *await self._worker._inbox(self)]
 
 
 @dataclass(slots=True)
@@ -126,6 +134,13 @@ class _Run:
     max_attempts: int = 1
     reason: str | None = None
     """Why the run was cancelled: 'cancel', 'lost' or 'stop'."""
+    mail: int = 0
+    """Follow-ups already in the inbox when the task was claimed (sent while it waited)."""
+    step: asyncio.Task[Any] | None = None
+    """The agent call in progress (an interrupting follow-up cancels it, not the run)."""
+    interrupting: bool = False
+    latest: Any = None
+    """A graph call's state after its last finished step (the conversation so far)."""
 
 
 class _Slots:
@@ -486,7 +501,7 @@ class Worker(CoordComponent):
             b"",
             self.coord_settings.result_ttl_seconds * 1000,
         ]
-        claim = Script(CLAIM, [keys.record, keys.events], args)
+        claim = Script(CLAIM, [keys.record, keys.events, keys.inbox], args)
         reply = await self._op("coord.claim", one(claim), agent=agent)
         if text(reply[0]) == "exhausted?":  # out of attempts: now with the 'failed' event
             args[4] = self._encoded(
@@ -513,7 +528,16 @@ class Worker(CoordComponent):
             fence, attempt = int(reply[1]), int(reply[2])
             run_timeout = float(text(reply[4])) if text(reply[4]) else None
             ctx = TaskContext(self, agent, task_id, fence, attempt)
-            run = _Run(agent, task_id, entry_id, fence, attempt, ctx, max_attempts=int(reply[6]))
+            run = _Run(
+                agent,
+                task_id,
+                entry_id,
+                fence,
+                attempt,
+                ctx,
+                max_attempts=int(reply[6]),
+                mail=int(reply[8]) if len(reply) > 8 else 0,
+            )
             self._log_event("task.started", task_id, agent)
             carrier = _json_dict(reply[7]) if len(reply) > 7 else {}
             # The run, its events and its Redis calls belong to the submitter's trace.
@@ -525,31 +549,148 @@ class Worker(CoordComponent):
 
     # ------------------------------------------------------------------ running
 
-    async def _invoke(self, agent: str, value: Any, ctx: TaskContext, events: Any) -> Any:
-        impl = self._agents[agent]
+    async def _invoke(self, run: _Run, value: Any) -> Any:
+        """Run the agent, then the follow-ups: queued ones after it, interrupting ones at once.
+
+        Each agent call is its own asyncio task (`run.step`), so an interrupting follow-up
+        cancels the call without ending the run; cancelling the run (cancel, lost lease,
+        stop, timeout) cancels the call in progress too.
+        """
+        try:
+            return await self._invoke_steps(run, value)
+        except LeaseLostError:
+            run.reason = run.reason or "lost"
+            raise asyncio.CancelledError from None  # ends as a lost run: nothing written
+
+    async def _invoke_steps(self, run: _Run, value: Any) -> Any:
+        impl = self._agents[run.agent]
         kind = _kind(impl)
+        if run.mail:  # follow-ups sent before the task started join its first call
+            value = await self._follow(run, value, await self._take(run, restart=False))
+        queued = 0
+        while True:
+            run.interrupting = False
+            run.step = asyncio.ensure_future(self._call(impl, kind, value, run))
+            try:
+                result = await run.step
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not run.interrupting or (current is not None and current.cancelling()):
+                    raise  # the run itself is cancelled, not just this call
+                # An interrupting follow-up: go on from the conversation so far.
+                state = run.latest if run.latest is not None else value
+                run.ctx.cancelled.set()  # a sync call still in its thread stops at its next check
+                value = await self._follow(run, state, await self._take(run, restart=True))
+                continue
+            if kind != "runnable" or not isinstance(result, dict) or "messages" not in result:
+                return result
+            if queued >= _MAX_FOLLOW_UPS:
+                return result
+            # deepagents' "enqueue" follow-up: the run goes on with the new messages.
+            more = await self._take(run, restart=False)
+            if not more:
+                return result
+            queued += 1
+            value = await self._follow(run, result, more)
+
+    async def _call(self, impl: Any, kind: str, value: Any, run: _Run) -> Any:
+        ctx = run.ctx
+        run.latest = None
         if kind == "runnable":
             config: dict[str, Any] = {
-                "callbacks": [events],
+                "callbacks": [_ProgressHandler(self, ctx)],
                 "metadata": {"dar_task_id": ctx.task_id},
             }
-            result = await impl.ainvoke(value, config=config)
-            for _ in range(_MAX_FOLLOW_UPS):
-                more = await ctx.amessages()
-                if not more or not isinstance(result, dict) or "messages" not in result:
-                    break
-                # deepagents' "enqueue" follow-up: the run goes on with the new messages.
-                follow = [
-                    m if not isinstance(m, str) else {"role": "user", "content": m} for m in more
-                ]
-                result = await impl.ainvoke(
-                    {**result, "messages": [*result["messages"], *follow]}, config=config
+            if not _is_graph(impl):
+                return await impl.ainvoke(value, config=config)
+            # A LangGraph graph runs as `ainvoke` does (stream of updates and values, the
+            # last value is the output), keeping each step's state: an interrupting
+            # follow-up continues from it.
+            interrupts: list[Any] = []
+            async for mode, payload in impl.astream(
+                value, config, stream_mode=["updates", "values"]
+            ):
+                if mode == "values":
+                    run.latest = payload
+                elif isinstance(payload, dict) and (found := payload.get("__interrupt__")):
+                    interrupts.extend(found)
+            latest = run.latest
+            run.latest = None
+            if interrupts:
+                return (
+                    {**latest, "__interrupt__": interrupts}
+                    if isinstance(latest, dict)
+                    else {"__interrupt__": interrupts}
                 )
-            return result
+            return latest
         args = (value, ctx) if _takes_context(impl) else (value,)
         if kind == "async":
             return await impl(*args)
         return await asyncio.to_thread(impl, *args)
+
+    async def _follow(self, run: _Run, state: Any, messages: list[Any]) -> Any:
+        """The next call's input: the conversation so far plus the follow-ups.
+
+        An input without a ``messages`` list (a callable's own shape) stays as it is; the
+        follow-ups then wait in the run's `TaskContext` for `amessages`.
+        """
+        if not messages:
+            return state
+        if isinstance(state, Mapping) and isinstance(state.get("messages"), list):
+            follow = [
+                m if not isinstance(m, str) else {"role": "user", "content": m} for m in messages
+            ]
+            return {**state, "messages": [*state["messages"], *follow]}
+        run.ctx._pending.extend(messages)
+        return state
+
+    async def _take(self, run: _Run, *, restart: bool) -> list[Any]:
+        """Take the follow-ups after the run's inbox cursor (coord_take, fenced).
+
+        With `restart`, the run gets a new fencing token and a new `TaskContext`: whatever
+        the interrupted call still does (a sync agent in its thread, a callback) is fenced.
+
+        Raises:
+            LeaseLostError: Another worker holds the task now.
+        """
+        ctx = run.ctx
+        keys = self.keys.task(run.task_id)
+        event = (
+            self._encoded("task.interrupted", self.worker_id, run.task_id, run.agent, keys)
+            if restart
+            else b""
+        )
+        try:
+            reply = await self._op(
+                "coord.take",
+                one(
+                    Script(
+                        TAKE,
+                        [keys.record, keys.inbox, keys.events],
+                        [
+                            run.fence,
+                            ctx._inbox_after,
+                            "1" if restart else "0",
+                            event,
+                            self.coord_settings.events_maxlen,
+                        ],
+                    )
+                ),
+            )
+        except LeaseLostError:
+            ctx.cancelled.set()
+            raise
+        fence, rows = int(reply[0]), reply[1:]
+        after = text(rows[-2]) if rows else ctx._inbox_after
+        messages = [self.codec.decode(rows[i + 1], key=keys.inbox) for i in range(0, len(rows), 2)]
+        if restart:
+            pending = ctx._pending
+            run.fence = fence
+            run.ctx = TaskContext(self, run.agent, run.task_id, fence, run.attempt)
+            run.ctx._pending = pending
+            self._log_event("task.interrupted", run.task_id, run.agent)
+        run.ctx._inbox_after = after
+        return messages
 
     async def _execute(
         self,
@@ -559,7 +700,7 @@ class Worker(CoordComponent):
         raw_input: bytes,
         run_timeout: float | None,
     ) -> None:
-        agent, task_id, ctx, timeout = run.agent, run.task_id, run.ctx, run_timeout
+        agent, task_id, timeout = run.agent, run.task_id, run_timeout
         self._runs[task_id] = run
         inst = get_instrumentation()
         try:
@@ -570,9 +711,7 @@ class Worker(CoordComponent):
                     run, queue, keys, "error", error=f"input cannot be decoded: {exc}", final=True
                 )
                 return
-            run.task = asyncio.ensure_future(
-                self._invoke(agent, value, ctx, _ProgressHandler(self, ctx))
-            )
+            run.task = asyncio.ensure_future(self._invoke(run, value))
             try:
                 result = (
                     await asyncio.wait_for(asyncio.shield(run.task), timeout)
@@ -581,7 +720,7 @@ class Worker(CoordComponent):
                 )
             except TimeoutError:
                 run.task.cancel()
-                ctx.cancelled.set()
+                run.ctx.cancelled.set()
                 await self._end(
                     run, queue, keys, "timeout", error=f"ran longer than {timeout}s", final=True
                 )
@@ -589,7 +728,7 @@ class Worker(CoordComponent):
             except asyncio.CancelledError:
                 if run.reason is None:
                     raise  # the worker itself is being torn down
-                ctx.cancelled.set()
+                run.ctx.cancelled.set()
                 await self._after_cancel(run, queue, keys)
                 return
             except Exception as exc:  # noqa: BLE001 - the agent's own failure: retried, then dead letters
@@ -849,15 +988,14 @@ class Worker(CoordComponent):
             ctx.cancelled.set()
 
     async def _inbox(self, ctx: TaskContext) -> list[Any]:
-        keys = self.keys.task(ctx.task_id)
-        rows = await self._op(
-            "coord.inbox", one(Command(("XRANGE", keys.inbox, f"({ctx._inbox_after}", "+")))
-        )
-        out = []
-        for eid, fields in rows:
-            ctx._inbox_after = text(eid)
-            out.append(self.codec.decode(fields[b"m"], key=keys.inbox))
-        return out
+        run = self._runs.get(ctx.task_id)
+        if run is None or run.ctx is not ctx or ctx.cancelled.is_set():
+            return []  # an interrupted (or ended) call: the follow-ups are the next call's
+        try:
+            return await self._take(run, restart=False)
+        except LeaseLostError:  # another worker holds the task: this run stops, writes nothing
+            self._interrupt(run, "lost")
+            return []
 
     # ------------------------------------------------------------------ upkeep
 
@@ -879,8 +1017,11 @@ class Worker(CoordComponent):
 
     async def _heartbeats(self) -> None:
         runs = list(self._runs.values())
+        fences = [run.fence for run in runs]
         replies = await asyncio.gather(*(self._beat(run) for run in runs), return_exceptions=True)
-        for run, reply in zip(runs, replies, strict=True):
+        for run, fence, reply in zip(runs, fences, replies, strict=True):
+            if run.fence != fence:
+                continue  # the run restarted for a follow-up meanwhile (new token): next beat
             if isinstance(reply, LeaseLostError):
                 self._interrupt(run, "lost")
                 log.warning(
@@ -894,6 +1035,8 @@ class Worker(CoordComponent):
                 )
             elif reply == 1:
                 self._interrupt(run, "cancel")
+            elif reply == 2:
+                self._interrupt_step(run)
 
     async def _beat(self, run: _Run) -> Any:
         keys = self.keys.task(run.task_id)
@@ -907,6 +1050,14 @@ class Worker(CoordComponent):
             run.reason = reason
             run.ctx.cancelled.set()
             run.task.cancel()
+
+    def _interrupt_step(self, run: _Run) -> None:
+        """Stop the agent call in progress for an interrupting follow-up (the run goes on)."""
+        step = run.step
+        if run.reason is None and not run.interrupting and step is not None and not step.done():
+            run.interrupting = True
+            run.ctx.cancelled.set()
+            step.cancel()
 
     async def _promote(self) -> None:
         for agent in self._agents:
@@ -939,6 +1090,14 @@ class _ProgressHandler(AsyncCallbackHandler):
             await self._worker._progress(self._ctx, data)
         except DeepAgentsRedisError as exc:
             log.warning("progress event for %s lost: %s", self._ctx.task_id, exc)
+
+
+def _is_graph(agent: Any) -> bool:
+    try:
+        from langgraph.pregel import Pregel
+    except ImportError:  # pragma: no cover - langgraph is a dependency
+        return False
+    return isinstance(agent, Pregel)
 
 
 def _jitter() -> float:

@@ -3,6 +3,7 @@
 -- KEYS (one task's keys: one hash tag):
 --   task_key       task record hash
 --   events_key     task events stream
+--   inbox_key      task inbox stream (read: how many follow-ups wait)
 -- ARGV:
 --   worker         the worker id
 --   lease_ms       lease length in ms
@@ -10,14 +11,15 @@
 --   events_maxlen  approximate length cap of the events stream
 --   failed         the 'failed' event (out of attempts; '' asks for {'exhausted?'} first)
 --   done_ttl_ms    TTL in ms of a finished task
--- Returns {'run', fence, attempt, input, timeout_s, agent, max attempts, trace context}
+-- Returns {'run', fence, attempt, input, timeout_s, agent, max attempts, trace context,
+-- follow-ups in the inbox}
 -- | {'busy'} (another live worker holds it) | {'done', status} (finished: ack the entry)
 -- | {'gone'} (no record: expired)
 -- | {'exhausted?', attempts} (out of attempts and no 'failed' event given: nothing written)
 -- | {'exhausted', attempts, history} (out of attempts: now status error; dead-letter it).
 -- Errors: none of its own.
 
-local task_key, events_key = KEYS[1], KEYS[2]
+local task_key, events_key, inbox_key = KEYS[1], KEYS[2], KEYS[3]
 local worker, lease_ms, started, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local failed, done_ttl_ms = ARGV[5], ARGV[6]
 
@@ -51,7 +53,8 @@ end
 attempts = redis.call('HINCRBY', task_key, 'attempts', 1)
 local fence = redis.call('HINCRBY', task_key, 'fence', 1)
 redis.call('HSET', task_key, 'status', 'running', 'worker', worker,
-  'lease_until', now + tonumber(lease_ms), 'started_ms', now)
+  'lease_until', now + tonumber(lease_ms), 'started_ms', now, 'interrupt', 0)
 redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', started)
 local rest = redis.call('HMGET', task_key, 'input', 'timeout_s', 'agent', 'trace')
-return {'run', fence, attempts, rest[1], rest[2], rest[3], tonumber(f[4]), rest[4] or ''}
+return {'run', fence, attempts, rest[1], rest[2], rest[3], tonumber(f[4]), rest[4] or '',
+  redis.call('XLEN', inbox_key)}

@@ -1,7 +1,7 @@
--- fence.lua (helper of coord_heartbeat, coord_event, coord_finish and coord_handback, listed
--- before their own file): holder(task_key, fence, ...) reads the task record's status and
--- fencing token, then the fields named in `...`, and checks that the caller still holds the
--- lease: the task runs and its token is the caller's.
+-- fence.lua (helper of coord_heartbeat, coord_event, coord_finish, coord_handback and
+-- coord_take, listed before their own file): holder(task_key, fence, ...) reads the task
+-- record's status and fencing token, then the fields named in `...`, and checks that the
+-- caller still holds the lease: the task runs and its token is the caller's.
 -- Returns the fields read {status, fence, ...} when it does; else nil and the error reply
 -- 'FENCED <current token>', which the script returns before it writes anything.
 local function holder(task_key, fence, ...)
