@@ -18,26 +18,27 @@ from typing import Annotated, Any, TypedDict
 
 from deepagents_redis.coord import TaskContext, Worker
 from deepagents_redis.core import RedisSettings, create_client
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
-from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
-
-
-class State(TypedDict):
-    messages: Annotated[list[AnyMessage], add_messages]
 
 
 def _chat(counter: Any, counts: str) -> Any:
-    def last_user(state: State) -> str:
+    # imported only by the workers that serve it: langgraph slows every worker's start
+    from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.graph.message import add_messages
+
+    # functional form: the annotations are objects here, not strings naming locals
+    State = TypedDict("State", {"messages": Annotated[list[AnyMessage], add_messages]})  # noqa: UP013
+
+    def last_user(state: Any) -> str:
         return str(
             next(m for m in reversed(state["messages"]) if isinstance(m, HumanMessage)).content
         )
 
-    def note(state: State) -> dict[str, Any]:
+    def note(state: Any) -> dict[str, Any]:
         return {"messages": [AIMessage(content=f"noted: {last_user(state)}")]}
 
-    async def answer(state: State, config: RunnableConfig) -> dict[str, Any]:
+    async def answer(state: Any, config: RunnableConfig) -> dict[str, Any]:
         asked = last_user(state)
         if asked.startswith("slow"):
             await asyncio.sleep(60)
@@ -70,7 +71,10 @@ def main() -> None:
 
     Worker(
         settings=settings,
-        agents={"work": work, "chat": _chat(counter, cfg["counter"])},
+        agents={
+            "work": work,
+            **({"chat": _chat(counter, cfg["counter"])} if cfg.get("chat") else {}),
+        },
         concurrency=cfg.get("concurrency", 4),
         stop_grace_seconds=cfg.get("grace", 10.0),
         **cfg["options"],

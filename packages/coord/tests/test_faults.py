@@ -34,7 +34,7 @@ class Fleet:
         self.raw = create_client(settings)
 
     def start(
-        self, concurrency: int = 4, grace: float = 10.0, **options: Any
+        self, concurrency: int = 4, grace: float = 10.0, chat: bool = False, **options: Any
     ) -> subprocess.Popen[bytes]:
         cfg = {
             "url": self.settings.url,
@@ -43,6 +43,7 @@ class Fleet:
             "cluster": self.settings.cluster == "on",
             "concurrency": concurrency,
             "grace": grace,
+            "chat": chat,
             "options": {**FAST, **options},
         }
         proc = subprocess.Popen([sys.executable, str(SCRIPT), json.dumps(cfg)])
@@ -50,7 +51,7 @@ class Fleet:
         return proc
 
     def wait_ready(self, tasks: TaskClient, n: int) -> None:
-        for _ in range(400):
+        for _ in range(1_200):  # a loaded machine takes seconds to import a worker
             if len(tasks.workers()) >= n:
                 return
             time.sleep(0.05)
@@ -234,7 +235,7 @@ def _wait_event(tasks: TaskClient, task_id: str, kind: str) -> None:
 def test_an_interrupting_follow_up_stops_the_remote_run_and_runs_once(
     fleet: Fleet, client: TaskClient
 ) -> None:
-    fleet.start(concurrency=2)
+    fleet.start(concurrency=2, chat=True)
     fleet.wait_ready(client, 1)
     task_id = client.submit("chat", {"messages": [{"role": "user", "content": "slow question"}]})
     _wait_event(client, task_id, "task.started")
@@ -270,7 +271,7 @@ def test_an_interrupting_follow_up_stops_the_remote_run_and_runs_once(
     indirect=True,
 )
 def test_an_enqueued_follow_up_runs_after_the_remote_run(fleet: Fleet, client: TaskClient) -> None:
-    fleet.start(concurrency=2)
+    fleet.start(concurrency=2, chat=True)
     fleet.wait_ready(client, 1)
     task_id = client.submit("chat", {"messages": [{"role": "user", "content": "first"}]})
     client.send(task_id, {"role": "user", "content": "second"}, strategy="enqueue")

@@ -390,7 +390,8 @@ def test_no_trace_without_an_instrumentation_that_carries_one(
 
 
 def _first_request_of_wait(client: TaskClient, task_id: str, monkeypatch: Any) -> str:
-    """What a wait on `task_id` sends first: ``XREAD`` (a blocking read) or ``pipeline``."""
+    """What a wait on `task_id` sends first: ``XREAD`` (a blocking read, alone or first in a
+    pipeline) or ``HMGET`` (a look at the record first)."""
     redis_client = client.connector.client()
     seen: list[str] = []
     execute, pipeline = redis_client.execute_command, redis_client.pipeline
@@ -400,8 +401,15 @@ def _first_request_of_wait(client: TaskClient, task_id: str, monkeypatch: Any) -
         return execute(*args, **kwargs)
 
     def counted_pipeline(*args: Any, **kwargs: Any) -> Any:
-        seen.append("pipeline")
-        return pipeline(*args, **kwargs)
+        pipe = pipeline(*args, **kwargs)
+        queue = pipe.execute_command
+
+        def first(*cmd: Any, **kw: Any) -> Any:
+            seen.append(str(cmd[0]))
+            return queue(*cmd, **kw)
+
+        pipe.execute_command = first
+        return pipe
 
     monkeypatch.setattr(redis_client, "execute_command", counted_execute)
     monkeypatch.setattr(redis_client, "pipeline", counted_pipeline)
@@ -420,9 +428,9 @@ def test_a_wait_on_a_task_this_client_submitted_blocks_at_once(
     theirs = TaskClient(connector=connector, check_agents=False, **FAST)
     task_id = mine.submit("nobody", {"n": 1})
     assert _first_request_of_wait(mine, task_id, monkeypatch) == "XREAD"
-    assert _first_request_of_wait(theirs, task_id, monkeypatch) == "pipeline"
+    assert _first_request_of_wait(theirs, task_id, monkeypatch) == "HMGET"
     # The memo is used once: a second wait by the same client looks first too.
-    assert _first_request_of_wait(mine, task_id, monkeypatch) == "pipeline"
+    assert _first_request_of_wait(mine, task_id, monkeypatch) == "HMGET"
 
 
 def test_a_task_that_ended_before_the_wait_is_returned_from_the_memo(

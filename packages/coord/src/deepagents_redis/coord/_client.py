@@ -116,7 +116,7 @@ class TaskClient(CoordComponent):
 
     def _prepare(
         self, agent: str, input: Any, idempotency_key: str | None, run_timeout: float | None
-    ) -> tuple[str, bytes, str, str]:
+    ) -> tuple[str, bytes, str, str, bool]:
         check_name("agent", agent)
         if idempotency_key is not None:
             check_name("idempotency_key", idempotency_key)
@@ -135,16 +135,17 @@ class TaskClient(CoordComponent):
             agent.encode("utf-8", "surrogatepass") + b"\0" + payload, usedforsecurity=False
         ).hexdigest()
         timeout = run_timeout or self.coord_settings.task_timeout_seconds
-        return task_id, payload, digest, "" if timeout is None else repr(float(timeout))
+        fresh = idempotency_key is None  # a new random id: no earlier record can exist
+        return task_id, payload, digest, "" if timeout is None else repr(float(timeout)), fresh
 
     def _submit_op(
         self,
         agent: str,
-        prepared: tuple[str, bytes, str, str],
+        prepared: tuple[str, bytes, str, str, bool],
         wait: float | None,
         check: bool,
     ) -> Operation[str]:
-        task_id, payload, digest, timeout = prepared
+        task_id, payload, digest, timeout, fresh = prepared
         opts = self.coord_settings
         if check and agent not in self._known:
             score = yield Command(("ZSCORE", self.keys.registry, agent))
@@ -154,20 +155,35 @@ class TaskClient(CoordComponent):
             self._known.add(agent)
         keys = self.keys.task(task_id)
         event = self._encoded("task.submitted", _SOURCE, task_id, agent, keys)
-        created, status, same, event_id = yield Script(
-            CREATE,
-            [keys.record, keys.events],
-            [
-                agent,
-                payload,
-                digest,
-                opts.max_attempts,
-                event,
-                opts.events_maxlen,
-                timeout,
-                json.dumps(trace) if (trace := trace_carrier()) else "",
-            ],
-        )
+        create_keys = [keys.record, keys.events]
+        create_args = [
+            agent,
+            payload,
+            digest,
+            opts.max_attempts,
+            event,
+            opts.events_maxlen,
+            timeout,
+            json.dumps(trace) if (trace := trace_carrier()) else "",
+        ]
+        queue = self.keys.queue(agent)
+        mark = self.keys.op(queue.scope, f"enqueue:{task_id}")
+        enqueue_keys = [queue.stream, queue.delayed, mark]
+        enqueue_args = [task_id, opts.max_backlog, opts.result_ttl_seconds * 1000]
+        first: Any = None
+        if fresh and self._connector.cluster_hint is False:
+            # One server, a new task id: create and enqueue in one round trip. The server
+            # runs them in order on this connection, so no worker can see the entry before
+            # the record. Sent as EVAL (the file's text, cached by the server): a pipelined
+            # EVALSHA answering NOSCRIPT for the create would let the enqueue run alone.
+            (created, status, same, event_id), first = yield Pipeline(
+                [
+                    ("EVAL", CREATE.source, len(create_keys), *create_keys, *create_args),
+                    ("EVAL", ENQUEUE.source, len(enqueue_keys), *enqueue_keys, *enqueue_args),
+                ]
+            )
+        else:
+            created, status, same, event_id = yield Script(CREATE, create_keys, create_args)
         if not same:
             raise InvalidInputError(
                 f"idempotency key already used for another agent or input (task {task_id})"
@@ -176,16 +192,13 @@ class TaskClient(CoordComponent):
             return task_id  # an earlier submit with this key: started or finished already
         if created:
             self._note_submitted(task_id, text(event_id))
-        queue = self.keys.queue(agent)
-        mark = self.keys.op(queue.scope, f"enqueue:{task_id}")
         until = None if wait is None else time.monotonic() + wait
         attempt = 0
         while True:
-            reply = yield Script(
-                ENQUEUE,
-                [queue.stream, queue.delayed, mark],
-                [task_id, opts.max_backlog, opts.result_ttl_seconds * 1000],
-            )
+            if first is not None:
+                reply, first = first, None
+            else:
+                reply = yield Script(ENQUEUE, enqueue_keys, enqueue_args)
             if int(reply[0]) == 1:
                 return task_id
             left = None if until is None else until - time.monotonic()
@@ -318,15 +331,29 @@ class TaskClient(CoordComponent):
             if left is not None and left <= 0:
                 raise ResultTimeoutError(f"task {task_id} is still {status} after {timeout}s")
             block = block_cap if left is None else min(block_cap, left)
-            reply = yield Command(
-                ("XREAD", "BLOCK", max(1, int(block * 1000)), "STREAMS", keys.events, after)
+            # The record is read in the same round trip: the server runs the HMGET when the
+            # blocking read returns, so after an event that ends the task it sees the end
+            # (the finishing script writes the record and the event at once).
+            reply, values = yield Pipeline(
+                [
+                    ("XREAD", "BLOCK", max(1, int(block * 1000)), "STREAMS", keys.events, after),
+                    ("HMGET", keys.record, *TASK_FIELDS),
+                ]
             )
             rows = entries(reply)
-            # Read the record again only when an event says the task ended (a 'started' or
-            # 'progress' event is not worth a round trip), or when the wait timed out.
-            check = not rows or any(self._ends(keys, fields) for _, fields in rows)
             if rows:
                 after = rows[-1][0]
+            # The record is parsed only when an event says the task ended (a 'started' or
+            # 'progress' event is not worth decoding a result), or when the wait timed out
+            # (the task may have expired, or ended unseen).
+            check = False
+            if not rows or any(self._ends(keys, fields) for _, fields in rows):
+                info = parse_record(task_id, keys, values, self.codec)
+                if info is None:
+                    raise NotFoundError(f"no task {task_id} in namespace {self.namespace!r}")
+                if info.done:
+                    return info
+                status = info.status
 
     def _ends(self, keys: TaskKeys, fields: Mapping[bytes, bytes]) -> bool:
         try:

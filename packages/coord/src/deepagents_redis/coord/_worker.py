@@ -250,6 +250,7 @@ class Worker(CoordComponent):
             "task queues and task records", eviction_check, logger="deepagents_redis.coord"
         )
         self._lease_ms = int(self.coord_settings.lease_seconds * 1000)
+        self._shapes: dict[str, tuple[str, bool]] = {}
         self.completed = 0
         """Runs this worker finished (any outcome), for tests and the CLI."""
 
@@ -295,6 +296,10 @@ class Worker(CoordComponent):
         for name, agent in list(self._agents.items()):
             if _kind(agent) == "sync" and not inspect.signature(agent).parameters:
                 self._agents[name] = agent()  # a factory
+        # what each agent is, looked at once (inspect.signature per run costs ~50 us)
+        self._shapes = {
+            name: (_kind(agent), _takes_context(agent)) for name, agent in self._agents.items()
+        }
         await self._eviction.acheck(
             await self._connector.aclient(), gate=self._connector.async_gate()
         )
@@ -564,13 +569,13 @@ class Worker(CoordComponent):
 
     async def _invoke_steps(self, run: _Run, value: Any) -> Any:
         impl = self._agents[run.agent]
-        kind = _kind(impl)
+        kind, with_context = self._shapes[run.agent]
         if run.mail:  # follow-ups sent before the task started join its first call
             value = await self._follow(run, value, await self._take(run, restart=False))
         queued = 0
         while True:
             run.interrupting = False
-            run.step = asyncio.ensure_future(self._call(impl, kind, value, run))
+            run.step = asyncio.ensure_future(self._call(impl, kind, with_context, value, run))
             try:
                 result = await run.step
             except asyncio.CancelledError:
@@ -593,7 +598,7 @@ class Worker(CoordComponent):
             queued += 1
             value = await self._follow(run, result, more)
 
-    async def _call(self, impl: Any, kind: str, value: Any, run: _Run) -> Any:
+    async def _call(self, impl: Any, kind: str, with_context: bool, value: Any, run: _Run) -> Any:
         ctx = run.ctx
         run.latest = None
         if kind == "runnable":
@@ -623,7 +628,7 @@ class Worker(CoordComponent):
                     else {"__interrupt__": interrupts}
                 )
             return latest
-        args = (value, ctx) if _takes_context(impl) else (value,)
+        args = (value, ctx) if with_context else (value,)
         if kind == "async":
             return await impl(*args)
         return await asyncio.to_thread(impl, *args)
