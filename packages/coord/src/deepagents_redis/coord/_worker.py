@@ -1027,6 +1027,9 @@ class Worker(CoordComponent):
         for run, fence, reply in zip(runs, fences, replies, strict=True):
             if run.fence != fence:
                 continue  # the run restarted for a follow-up meanwhile (new token): next beat
+            if self._runs.get(run.task_id) is not run:
+                continue  # it ended while the beat was under way (its record is no longer
+                # running, hence FENCED): nothing was lost
             if isinstance(reply, LeaseLostError):
                 self._interrupt(run, "lost")
                 log.warning(
