@@ -286,7 +286,10 @@ def _run_every_phase(connector: RedisConnector, settings: Any) -> None:
     event = Event(source=f"dar://{scope}/contract", type="dev.example.noted")
     EventBus(connector=connector, namespace=scope).publish("topic", event)
     tasks = TaskClient(connector=connector, namespace=scope, check_agents=False)
-    waiting = tasks.submit("echo", {"n": 1})
+    # A keyed submit runs coord_create and coord_enqueue as scripts; an unkeyed one on a
+    # single server sends the same two scripts, with the same key lists, as one pipelined
+    # EVAL round trip (the submit below), which this spy does not see.
+    waiting = tasks.submit("echo", {"n": 1}, idempotency_key=f"{scope}-waiting")
     tasks.send(waiting, {"hint": 1})
     tasks.cancel(waiting)
     worker = Worker(
