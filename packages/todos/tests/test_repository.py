@@ -207,17 +207,102 @@ def test_all_keys_of_a_plan_share_one_slot(repo: RedisTodoRepository) -> None:
     assert len({key_slot(k.encode()) for k in keys}) == 1
 
 
+def _fields(redis_target: Any, key: str) -> dict[str, Any]:
+    raw = redis_target.client.hgetall(key)
+    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+
+
 def test_plan_stored_as_documented_json(repo: RedisTodoRepository, redis_target: Any) -> None:
     import json
 
     repo.add("s", "one", item_id="a", metadata={"x": [1, 2]})
-    raw = redis_target.client.hgetall(repo.plan_key("s"))
-    fields = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
-    assert set(fields) == {"version", "items", "updated_ms"}
-    items = json.loads(fields["items"])
-    assert items[0]["id"] == "a"
-    assert json.loads(items[0]["metadata"]) == {"x": [1, 2]}
+    repo.add("s", "two", item_id="b")
+    fields = _fields(redis_target, repo.plan_key("s"))
+    assert set(fields) == {"version", "updated_ms", "order", "size", "last_op", "i:a", "i:b"}
+    assert json.loads(fields["order"]) == ["a", "b"]
+    item = json.loads(fields["i:a"])
+    assert item["id"] == "a"
+    assert json.loads(item["metadata"]) == {"x": [1, 2]}
+    # size: the plan as one JSON array (what max_plan_bytes bounds).
+    assert int(fields["size"]) == len(b"[" + fields["i:a"] + b"," + fields["i:b"] + b"]")
     assert redis_target.client.type(repo.log_key("s")) in (b"stream", "stream")
+    repo.remove("s", "a")
+    fields = _fields(redis_target, repo.plan_key("s"))
+    assert "i:a" not in fields
+    assert int(fields["size"]) == len(fields["i:b"]) + 2
+    repo.replace("s", [{"id": "c", "content": "three"}])
+    fields = _fields(redis_target, repo.plan_key("s"))
+    assert {k for k in fields if k.startswith("i:")} == {"i:c"}
+
+
+def _old_layout(repo: RedisTodoRepository, redis_target: Any, scope: str) -> None:
+    """Store a plan as versions before issue 13 did: one `items` field, a JSON array."""
+    import json
+
+    items = [
+        {"id": "a", "content": "one", "status": "pending", "updated_at": 1_700_000_000_000},
+        {
+            "id": "b",
+            "content": "two",
+            "status": "in_progress",
+            "owner": "w",
+            "lease_until": 1_700_000_060_000,
+            "metadata": json.dumps({"k": []}),
+            "updated_at": 1_700_000_000_000,
+        },
+    ]
+    redis_target.client.hset(
+        repo.plan_key(scope),
+        mapping={"version": 7, "items": json.dumps(items), "updated_ms": 1_700_000_000_000},
+    )
+
+
+@pytest.mark.parametrize("op", ["update", "claim", "complete", "add", "remove", "replace"])
+def test_a_plan_in_the_old_layout_is_read_then_rewritten(
+    repo: RedisTodoRepository, redis_target: Any, op: str
+) -> None:
+    scope = f"old-{op}"
+    _old_layout(repo, redis_target, scope)
+    plan = repo.get(scope)
+    assert plan.version == 7
+    assert plan.ids == ["a", "b"]
+    b = plan.get("b")
+    assert b is not None
+    assert (b.owner, b.metadata, b.status) == ("w", {"k": []}, "in_progress")
+    expected = {
+        "update": lambda: repo.update(scope, "a", status="completed"),
+        "claim": lambda: repo.claim(scope, "a", "me", 30),
+        "complete": lambda: repo.complete(scope, "a"),
+        "add": lambda: repo.add(scope, "three", item_id="c"),
+        "remove": lambda: repo.remove(scope, "a"),
+        "replace": lambda: repo.replace(
+            scope, [{"id": "b", "content": "two", "status": "in_progress"}]
+        ),
+    }[op]()
+    assert expected.version == 8
+    fields = _fields(redis_target, repo.plan_key(scope))
+    assert "items" not in fields
+    assert {"order", "size", "last_op"} <= set(fields)
+    again = repo.get(scope)
+    assert again == expected
+    kept = again.get("b")
+    assert kept is not None
+    assert (kept.owner, kept.metadata) == ("w", {"k": []})
+    # And the plan goes on in the new layout.
+    assert repo.update(scope, "b", status="completed").version == 9
+
+
+def test_the_old_layout_wins_over_stale_fields(
+    repo: RedisTodoRepository, redis_target: Any
+) -> None:
+    # A writer of the old layout wrote after the plan moved to the new one: its `items` is
+    # the newer plan; the i:* fields it did not know about are dropped on the next write.
+    repo.replace("mixed", [{"id": "z", "content": "stale"}])
+    _old_layout(repo, redis_target, "mixed")
+    assert repo.get("mixed").ids == ["a", "b"]
+    plan = repo.update("mixed", "a", status="completed")
+    assert plan.ids == ["a", "b"]
+    assert "i:z" not in _fields(redis_target, repo.plan_key("mixed"))
 
 
 async def test_async_operations(arepo: RedisTodoRepository) -> None:

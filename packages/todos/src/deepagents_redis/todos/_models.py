@@ -32,10 +32,21 @@ TODO_STATUSES: tuple[str, ...] = get_args(TodoStatus)
 """Every valid status, in workflow order."""
 
 
-def _ms_to_datetime(ms: int | float | None) -> datetime | None:
+_DATETIMES: dict[Any, datetime] = {}
+"""Recent stored times -> datetime: the items of a plan mostly share a few (a replace stamps
+every changed item with one time), and a datetime is immutable, so one object serves all."""
+
+
+def _stored_time(ms: Any) -> datetime | None:
+    """A stored time (server ms) as a UTC datetime, through `_DATETIMES` (cleared when large)."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+    when = _DATETIMES.get(ms)
+    if when is None:
+        if len(_DATETIMES) >= 1024:
+            _DATETIMES.clear()
+        when = _DATETIMES[ms] = datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+    return when
 
 
 def content_is_blank(content: str) -> bool:
@@ -135,16 +146,17 @@ class Todo(BaseModel):
         Returns:
             The item.
         """
-        metadata_raw = raw.get("metadata")
+        get = raw.get
+        metadata_raw = get("metadata")
         return _trusted(
             cls,
             {
                 "id": str(raw["id"]),
                 "content": str(raw["content"]),
                 "status": raw["status"],
-                "owner": raw.get("owner") or None,
-                "lease_expires_at": _ms_to_datetime(raw.get("lease_until")),
-                "updated_at": _ms_to_datetime(raw.get("updated_at")),
+                "owner": get("owner") or None,
+                "lease_expires_at": _stored_time(get("lease_until")),
+                "updated_at": _stored_time(get("updated_at")),
                 "metadata": json.loads(metadata_raw) if isinstance(metadata_raw, str) else {},
             },
         )

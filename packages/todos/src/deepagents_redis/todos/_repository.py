@@ -3,18 +3,25 @@
 Layout (all keys of a plan share its scope's hash tag, so one Cluster slot):
 
 ====================================  =====================================================
-``<prefix>:v1:todos:{<scope>}:plan``  hash: ``version``, ``items`` (JSON array),
-                                      ``updated_ms``
+``<prefix>:v1:todos:{<scope>}:plan``  hash: ``version``, ``updated_ms``, ``order`` (JSON
+                                      array of item ids), ``size`` (bytes of the plan as
+                                      one JSON array), ``last_op`` (op id of the last
+                                      mutation), and ``i:<id>`` -> the item's JSON, one
+                                      field per item
 ``<prefix>:v1:todos:{<scope>}:log``   stream: one entry per applied mutation, ``MAXLEN ~``
-``<prefix>:v1:op:{<scope>}:<op id>``  ``{version, digest}`` of an applied mutation
-                                      (not the plan), kept ``op_ttl_seconds`` so a
-                                      retry is recognised
+``<prefix>:v1:op:{<scope>}:<op id>``  ``{version}`` of an applied mutation (not the
+                                      plan), kept ``op_ttl_seconds`` so a retry is
+                                      recognised
 ====================================  =====================================================
+
+A plan stored by an older version (one ``items`` field holding the JSON array) is read as
+it is; its first mutation rewrites it in the layout above, in the same script call.
 
 Every mutation is one call of one Lua script (``lua/mutate.lua``) run through core's
 ``IdempotentScript``: validate, check the expected version, apply, bump the version, append
 to the log, record the operation id; then, in the same call, the current plan is read back
-(see `MUTATE_SCRIPT`). A read is one ``HMGET``.
+(see `MUTATE_SCRIPT`). A read is one call of `READ_SCRIPT`. One item's update, claim or complete
+decodes and re-encodes that item only, server-side (not the whole plan).
 
 Limits (``TodosSettings``: ``max_items``, ``max_content_bytes``, ``max_plan_bytes``) are
 checked on the client before anything is sent, and again by the script before its first
@@ -23,7 +30,6 @@ write, for plans that grew through other writers.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import uuid
@@ -43,9 +49,11 @@ from deepagents_redis.core import (
     LuaScript,
     Operation,
     RedisComponent,
+    Script,
     arun_operation,
     deadline,
     get_instrumentation,
+    load_lua,
     run_operation,
 )
 from deepagents_redis.todos._errors import script_words, too_large
@@ -63,6 +71,7 @@ from deepagents_redis.todos._settings import TodosSettings
 __all__ = [
     "KIND",
     "MUTATE_SCRIPT",
+    "READ_SCRIPT",
     "EvictionCheck",
     "RedisTodoRepository",
     "TodoInput",
@@ -80,9 +89,9 @@ KIND = "todos"
 _WITH_PLAN = """\
 -- todos_mutate: core's idempotent wrapper around mutate.lua (unchanged, below), then the plan.
 -- KEYS/ARGV: the wrapper's; KEYS[2] is the plan hash.
--- returns {op_version, op_digest, version, items_json, updated_ms}: the first two are the
--- body's reply (on a replay: the recorded one), the rest the plan as it is now; errors: the
--- body's error replies, unchanged.
+-- returns {op_version, version, items_json, updated_ms, last_op}: the version the operation
+-- produced (the body's reply; on a replay: the recorded one), then the plan as it is now
+-- (plan.lua's read_plan); errors: the body's error replies, unchanged.
 -- Why: the wrapper records the body's reply for op_ttl; a reply carrying the plan made every
 -- mutation hold a plan-sized record for a day (1,000 updates of a 27 KB plan: +27.5 MB). The
 -- body now returns {version, digest} and the plan is read here, after the wrapper, in the
@@ -92,8 +101,8 @@ local function idempotent()
 end
 local reply = idempotent()
 if type(reply) ~= 'table' or reply['err'] ~= nil then return reply end
-local plan = redis.call('HMGET', KEYS[2], 'version', 'items', 'updated_ms')
-return {reply[1], reply[2], plan[1], plan[2], plan[3]}
+local plan = read_plan(KEYS[2])
+return {reply[1], plan[1], plan[2], plan[3], plan[4]}
 """
 
 
@@ -102,14 +111,25 @@ class _MutateScript(IdempotentScript):
 
     def __init__(self, name: str, body: str) -> None:
         super().__init__(name, body)
-        LuaScript.__init__(self, name, _WITH_PLAN.replace("{wrapped}", self.source))
+        LuaScript.__init__(
+            self,
+            name,
+            load_lua("deepagents_redis.todos", "plan.lua")
+            + _WITH_PLAN.replace("{wrapped}", self.source),
+        )
 
 
 MUTATE_SCRIPT: IdempotentScript = _MutateScript.from_package(
     "todos_mutate", "deepagents_redis.todos", "mutate.lua"
 )
 """The one script every mutation runs (contract in the header of ``lua/mutate.lua``; the reply
-is ``{op_version, op_digest, version, items_json, updated_ms}``, see ``_WITH_PLAN``)."""
+is ``{op_version, version, items_json, updated_ms, last_op}``, see ``_WITH_PLAN``)."""
+
+READ_SCRIPT: LuaScript = LuaScript.from_package(
+    "todos_read", "deepagents_redis.todos", "plan.lua", "read.lua"
+)
+"""A plan read (contract in the header of ``lua/read.lua``): one string of items JSON, in
+either stored layout."""
 
 TodoInput = Todo | Mapping[str, Any]
 """An item for `RedisTodoRepository.replace`: a `Todo` or a mapping with at
@@ -138,11 +158,6 @@ def _contents(payload: Mapping[str, Any]) -> Iterator[Any]:
     if isinstance(item, Mapping):
         yield item.get("content")
     yield payload.get("content")
-
-
-def _digest(items_raw: Any) -> str:
-    raw = items_raw if isinstance(items_raw, bytes) else str(items_raw).encode("utf-8")
-    return hashlib.sha1(raw, usedforsecurity=False).hexdigest()
 
 
 def _encode_metadata(metadata: Mapping[str, Any]) -> str:
@@ -177,12 +192,12 @@ def _item_payload(item: TodoInput) -> dict[str, Any]:
 
 
 def parse_plan(scope: str, version_raw: Any, items_raw: Any, updated_raw: Any) -> TodoList:
-    """Build a `TodoList` from the stored hash fields (or a script reply).
+    """Build a `TodoList` from the plan as the scripts reply it (``plan.lua``'s ``read_plan``).
 
     Args:
         scope: The plan's scope.
         version_raw: The ``version`` field (None when the plan was never written).
-        items_raw: The ``items`` field (a JSON array).
+        items_raw: The items, one JSON array in plan order.
         updated_raw: The ``updated_ms`` field.
 
     Returns:
@@ -354,13 +369,14 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None,
         item_id: str | None = None,
     ) -> TodoList:
+        op_id = op_id or uuid.uuid4().hex
         request = self._request(scope, op, payload, expected_version, actor, op_id)
         with self._deadline():
             self._check_eviction()
             return run_operation(
                 self._connector,
                 f"todos.{op}",
-                self._mutate_op(scope, request),
+                self._mutate_op(scope, request, op_id),
                 deadline_seconds=self._connector.settings.deadline_seconds,
                 expected=expected_version,
                 words=script_words(item_id),
@@ -378,23 +394,24 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None,
         item_id: str | None = None,
     ) -> TodoList:
+        op_id = op_id or uuid.uuid4().hex
         request = self._request(scope, op, payload, expected_version, actor, op_id)
         with self._deadline():
             await self._acheck_eviction()
             return await arun_operation(
                 self._connector,
                 f"todos.{op}",
-                self._mutate_op(scope, request),
+                self._mutate_op(scope, request, op_id),
                 deadline_seconds=self._connector.settings.deadline_seconds,
                 expected=expected_version,
                 words=script_words(item_id),
                 scope=scope,
             )
 
-    def _mutate_op(self, scope: str, request: Idempotent) -> Operation[TodoList]:
+    def _mutate_op(self, scope: str, request: Idempotent, op_id: str) -> Operation[TodoList]:
         """One mutation: one call of ``MUTATE_SCRIPT`` (run sync or async by core's driver)."""
         reply = yield request
-        return self._reply(scope, reply)
+        return self._reply(scope, reply, op_id)
 
     def _request(
         self,
@@ -403,10 +420,9 @@ class RedisTodoRepository(RedisComponent):
         payload: Mapping[str, Any],
         expected_version: int | None,
         actor: str | None,
-        op_id: str | None,
+        op_id: str,
     ) -> Idempotent:
         """The request of one mutation (limits checked here, before anything is sent)."""
-        op_id = op_id or uuid.uuid4().hex
         return Idempotent(
             MUTATE_SCRIPT,
             self.keyspace.op_key(scope, op_id),
@@ -421,20 +437,20 @@ class RedisTodoRepository(RedisComponent):
         return deadline(self._connector.settings.deadline_seconds)
 
     @staticmethod
-    def _reply(scope: str, reply: Any) -> TodoList:
+    def _reply(scope: str, reply: Any, op_id: str) -> TodoList:
         """The plan after a mutation, from ``MUTATE_SCRIPT``'s reply.
 
-        The op record holds the version the mutation produced and the digest of that plan.
-        The plan returned is the one stored now: on a first run (and on a replay when nobody
-        wrote since) it is exactly the mutation's result; on a replay after other writes it
-        is the newer plan, whose version is higher than the operation's (the operation was
-        applied once, at its own version). That case is logged and counted
-        (``todos.replay.moved``).
+        The op record holds the version the mutation produced; the plan records the op id
+        of its last mutation (``last_op``). The plan returned is the one stored now: on a
+        first run (and on a replay when nobody wrote since) it is exactly the mutation's
+        result; on a replay after other writes it is the newer plan, whose version is higher
+        than the operation's (the operation was applied once, at its own version). That case
+        is logged and counted (``todos.replay.moved``).
         """
-        op_version, op_digest, version, items_json, updated_ms = reply
+        op_version, version, items_json, updated_ms, last_op = reply
         plan = parse_plan(scope, version, items_json, updated_ms)
         if plan.version != int(_text(op_version)) or (
-            items_json is not None and _digest(items_json) != _text(op_digest)
+            last_op is not None and _text(last_op) != op_id
         ):
             log.info(
                 "todo plan %r: replayed operation (version %s); the plan moved on to version %s",
@@ -506,8 +522,10 @@ class RedisTodoRepository(RedisComponent):
     # -- reads --------------------------------------------------------------------------
 
     def _get_op(self, scope: str) -> Operation[TodoList]:
-        raw = yield Command(("HMGET", self.plan_key(scope), "version", "items", "updated_ms"))
-        return parse_plan(scope, *raw)
+        version, items_json, updated_ms, _last_op = yield Script(
+            READ_SCRIPT, [self.plan_key(scope)]
+        )
+        return parse_plan(scope, version, items_json, updated_ms)
 
     def _history_op(self, scope: str, limit: int) -> Operation[list[TodoChange]]:
         raw = yield Command(("XREVRANGE", self.log_key(scope), "+", "-", "COUNT", limit))
