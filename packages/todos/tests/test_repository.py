@@ -216,23 +216,52 @@ def test_plan_stored_as_documented_json(repo: RedisTodoRepository, redis_target:
     import json
 
     repo.add("s", "one", item_id="a", metadata={"x": [1, 2]})
-    repo.add("s", "two", item_id="b")
+    repo.add("s", "two", item_id="b", index=0)
     fields = _fields(redis_target, repo.plan_key("s"))
-    assert set(fields) == {"version", "updated_ms", "order", "size", "last_op", "i:a", "i:b"}
-    assert json.loads(fields["order"]) == ["a", "b"]
-    item = json.loads(fields["i:a"])
-    assert item["id"] == "a"
-    assert json.loads(item["metadata"]) == {"x": [1, 2]}
-    # size: the plan as one JSON array (what max_plan_bytes bounds).
-    assert int(fields["size"]) == len(b"[" + fields["i:a"] + b"," + fields["i:b"] + b"]")
+    assert set(fields) == {"version", "items", "updated_ms", "index", "last_op"}
+    items = json.loads(fields["items"])
+    assert [i["id"] for i in items] == ["b", "a"]
+    assert json.loads(items[1]["metadata"]) == {"x": [1, 2]}
     assert redis_target.client.type(repo.log_key("s")) in (b"stream", "stream")
-    repo.remove("s", "a")
-    fields = _fields(redis_target, repo.plan_key("s"))
-    assert "i:a" not in fields
-    assert int(fields["size"]) == len(fields["i:b"]) + 2
-    repo.replace("s", [{"id": "c", "content": "three"}])
-    fields = _fields(redis_target, repo.plan_key("s"))
-    assert {k for k in fields if k.startswith("i:")} == {"i:c"}
+    _assert_indexed(fields)
+
+
+def _assert_indexed(fields: dict[str, Any]) -> None:
+    """The index matches `items`: each length cuts out exactly one item's JSON."""
+    import json
+
+    index = json.loads(fields["index"])
+    assert index["v"] == int(fields["version"])
+    raw: bytes = fields["items"]
+    pos, cut = 1, []
+    for n in index["lens"]:
+        cut.append(json.loads(raw[pos : pos + n]))
+        pos += n + 1
+    assert cut == json.loads(raw)
+    assert index["ids"] == [i["id"] for i in cut]
+
+
+def test_every_mutation_keeps_the_index_exact(repo: RedisTodoRepository, redis_target: Any) -> None:
+    key = repo.plan_key("ix")
+    steps = [
+        lambda: repo.add("ix", "one", item_id="a"),
+        lambda: repo.add("ix", "zwei \u00fc\u00e9 \u4e2d", item_id="b"),
+        lambda: repo.add("ix", "first", item_id="c", index=0),
+        lambda: repo.add("ix", "middle", item_id="d", index=2),
+        lambda: repo.update("ix", "d", content="middle, longer now", metadata={"k": []}),
+        lambda: repo.claim("ix", "a", "w", 30),
+        lambda: repo.complete("ix", "a"),
+        lambda: repo.remove("ix", "c"),
+        lambda: repo.remove("ix", "b"),
+        lambda: repo.replace("ix", [{"id": "d", "content": "middle, longer now"}]),
+        lambda: repo.remove("ix", "d"),
+        lambda: repo.add("ix", "again", item_id="e"),
+    ]
+    for step in steps:
+        plan = step()
+        fields = _fields(redis_target, key)
+        _assert_indexed(fields)
+        assert repo.get("ix") == plan
 
 
 def _old_layout(repo: RedisTodoRepository, redis_target: Any, scope: str) -> None:
@@ -281,8 +310,7 @@ def test_a_plan_in_the_old_layout_is_read_then_rewritten(
     }[op]()
     assert expected.version == 8
     fields = _fields(redis_target, repo.plan_key(scope))
-    assert "items" not in fields
-    assert {"order", "size", "last_op"} <= set(fields)
+    _assert_indexed(fields)
     again = repo.get(scope)
     assert again == expected
     kept = again.get("b")
@@ -292,17 +320,19 @@ def test_a_plan_in_the_old_layout_is_read_then_rewritten(
     assert repo.update(scope, "b", status="completed").version == 9
 
 
-def test_the_old_layout_wins_over_stale_fields(
-    repo: RedisTodoRepository, redis_target: Any
-) -> None:
-    # A writer of the old layout wrote after the plan moved to the new one: its `items` is
-    # the newer plan; the i:* fields it did not know about are dropped on the next write.
-    repo.replace("mixed", [{"id": "z", "content": "stale"}])
+def test_a_stale_index_is_not_used(repo: RedisTodoRepository, redis_target: Any) -> None:
+    # A writer of the old layout wrote after this version indexed the plan: the index no
+    # longer describes `items` (its version is behind), so the next mutation decodes the
+    # plan and indexes it again instead of cutting at stale offsets.
+    repo.replace("mixed", [{"id": "z", "content": "a much longer item than the others"}])
     _old_layout(repo, redis_target, "mixed")
     assert repo.get("mixed").ids == ["a", "b"]
     plan = repo.update("mixed", "a", status="completed")
     assert plan.ids == ["a", "b"]
-    assert "i:z" not in _fields(redis_target, repo.plan_key("mixed"))
+    a = plan.get("a")
+    assert a is not None
+    assert a.status == "completed"
+    _assert_indexed(_fields(redis_target, repo.plan_key("mixed")))
 
 
 async def test_async_operations(arepo: RedisTodoRepository) -> None:

@@ -3,25 +3,24 @@
 Layout (all keys of a plan share its scope's hash tag, so one Cluster slot):
 
 ====================================  =====================================================
-``<prefix>:v1:todos:{<scope>}:plan``  hash: ``version``, ``updated_ms``, ``order`` (JSON
-                                      array of item ids), ``size`` (bytes of the plan as
-                                      one JSON array), ``last_op`` (op id of the last
-                                      mutation), and ``i:<id>`` -> the item's JSON, one
-                                      field per item
+``<prefix>:v1:todos:{<scope>}:plan``  hash: ``version``, ``items`` (JSON array),
+                                      ``updated_ms``, ``last_op`` (op id of the last
+                                      mutation), ``index`` (item ids and JSON lengths)
 ``<prefix>:v1:todos:{<scope>}:log``   stream: one entry per applied mutation, ``MAXLEN ~``
 ``<prefix>:v1:op:{<scope>}:<op id>``  ``{version}`` of an applied mutation (not the
                                       plan), kept ``op_ttl_seconds`` so a retry is
                                       recognised
 ====================================  =====================================================
 
-A plan stored by an older version (one ``items`` field holding the JSON array) is read as
-it is; its first mutation rewrites it in the layout above, in the same script call.
+A plan stored by an older version (no ``index``, or one it made stale) reads the same; its
+next mutation indexes it, in the same script call.
 
 Every mutation is one call of one Lua script (``lua/mutate.lua``) run through core's
 ``IdempotentScript``: validate, check the expected version, apply, bump the version, append
 to the log, record the operation id; then, in the same call, the current plan is read back
-(see `MUTATE_SCRIPT`). A read is one call of `READ_SCRIPT`. One item's update, claim or complete
-decodes and re-encodes that item only, server-side (not the whole plan).
+(see `MUTATE_SCRIPT`). A read is one ``HMGET``. One item's update, claim, complete, add or
+remove decodes and encodes that item only, server-side: the index gives its offset in
+``items`` (see ``lua/mutate.lua``).
 
 Limits (``TodosSettings``: ``max_items``, ``max_content_bytes``, ``max_plan_bytes``) are
 checked on the client before anything is sent, and again by the script before its first
@@ -49,11 +48,9 @@ from deepagents_redis.core import (
     LuaScript,
     Operation,
     RedisComponent,
-    Script,
     arun_operation,
     deadline,
     get_instrumentation,
-    load_lua,
     run_operation,
 )
 from deepagents_redis.todos._errors import script_words, too_large
@@ -71,7 +68,6 @@ from deepagents_redis.todos._settings import TodosSettings
 __all__ = [
     "KIND",
     "MUTATE_SCRIPT",
-    "READ_SCRIPT",
     "EvictionCheck",
     "RedisTodoRepository",
     "TodoInput",
@@ -90,18 +86,18 @@ _WITH_PLAN = """\
 -- todos_mutate: core's idempotent wrapper around mutate.lua (unchanged, below), then the plan.
 -- KEYS/ARGV: the wrapper's; KEYS[2] is the plan hash.
 -- returns {op_version, version, items_json, updated_ms, last_op}: the version the operation
--- produced (the body's reply; on a replay: the recorded one), then the plan as it is now
--- (plan.lua's read_plan); errors: the body's error replies, unchanged.
+-- produced (the body's reply; on a replay: the recorded one), then the plan as it is now;
+-- errors: the body's error replies, unchanged.
 -- Why: the wrapper records the body's reply for op_ttl; a reply carrying the plan made every
 -- mutation hold a plan-sized record for a day (1,000 updates of a 27 KB plan: +27.5 MB). The
--- body now returns {version, digest} and the plan is read here, after the wrapper, in the
+-- body now returns {version} and the plan is read here, after the wrapper, in the
 -- same call: a first run and a replay both cost one round trip.
 local function idempotent()
 {wrapped}
 end
 local reply = idempotent()
 if type(reply) ~= 'table' or reply['err'] ~= nil then return reply end
-local plan = read_plan(KEYS[2])
+local plan = redis.call('HMGET', KEYS[2], 'version', 'items', 'updated_ms', 'last_op')
 return {reply[1], plan[1], plan[2], plan[3], plan[4]}
 """
 
@@ -111,12 +107,7 @@ class _MutateScript(IdempotentScript):
 
     def __init__(self, name: str, body: str) -> None:
         super().__init__(name, body)
-        LuaScript.__init__(
-            self,
-            name,
-            load_lua("deepagents_redis.todos", "plan.lua")
-            + _WITH_PLAN.replace("{wrapped}", self.source),
-        )
+        LuaScript.__init__(self, name, _WITH_PLAN.replace("{wrapped}", self.source))
 
 
 MUTATE_SCRIPT: IdempotentScript = _MutateScript.from_package(
@@ -124,12 +115,6 @@ MUTATE_SCRIPT: IdempotentScript = _MutateScript.from_package(
 )
 """The one script every mutation runs (contract in the header of ``lua/mutate.lua``; the reply
 is ``{op_version, version, items_json, updated_ms, last_op}``, see ``_WITH_PLAN``)."""
-
-READ_SCRIPT: LuaScript = LuaScript.from_package(
-    "todos_read", "deepagents_redis.todos", "plan.lua", "read.lua"
-)
-"""A plan read (contract in the header of ``lua/read.lua``): one string of items JSON, in
-either stored layout."""
 
 TodoInput = Todo | Mapping[str, Any]
 """An item for `RedisTodoRepository.replace`: a `Todo` or a mapping with at
@@ -192,12 +177,12 @@ def _item_payload(item: TodoInput) -> dict[str, Any]:
 
 
 def parse_plan(scope: str, version_raw: Any, items_raw: Any, updated_raw: Any) -> TodoList:
-    """Build a `TodoList` from the plan as the scripts reply it (``plan.lua``'s ``read_plan``).
+    """Build a `TodoList` from the stored hash fields (or a script reply).
 
     Args:
         scope: The plan's scope.
         version_raw: The ``version`` field (None when the plan was never written).
-        items_raw: The items, one JSON array in plan order.
+        items_raw: The ``items`` field (a JSON array).
         updated_raw: The ``updated_ms`` field.
 
     Returns:
@@ -522,10 +507,8 @@ class RedisTodoRepository(RedisComponent):
     # -- reads --------------------------------------------------------------------------
 
     def _get_op(self, scope: str) -> Operation[TodoList]:
-        version, items_json, updated_ms, _last_op = yield Script(
-            READ_SCRIPT, [self.plan_key(scope)]
-        )
-        return parse_plan(scope, version, items_json, updated_ms)
+        raw = yield Command(("HMGET", self.plan_key(scope), "version", "items", "updated_ms"))
+        return parse_plan(scope, *raw)
 
     def _history_op(self, scope: str, limit: int) -> Operation[list[TodoChange]]:
         raw = yield Command(("XREVRANGE", self.log_key(scope), "+", "-", "COUNT", limit))

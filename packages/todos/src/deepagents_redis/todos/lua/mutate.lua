@@ -5,13 +5,12 @@
 --
 -- KEYS (data keys, after the op-id key that IdempotentScript puts first; all share the
 --       plan's hash tag, so one Cluster slot):
---   plan hash    fields: version (int), updated_ms (int), order (JSON array of the item ids,
---                in plan order), size (bytes of the plan as one JSON array: the sum of the
---                item JSONs, plus commas and brackets), last_op (op id of the last applied
---                mutation), and one field per item: 'i:' .. id -> the item's JSON object.
---                A plan stored by an older version has one field `items` (the JSON array)
---                instead of order/size/i:*: it is read, and the first mutation rewrites it
---                in this layout (and deletes `items`), in the same call.
+--   plan hash    fields: version (int), items (JSON array), updated_ms (int), last_op (op id
+--                of the last applied mutation), index: {"v": version, "ids": [id, ...],
+--                "lens": [n, ...]}, the id and the byte length of each item's JSON in
+--                `items`, in order, valid only when "v" is the plan's version (so a plan
+--                written by an older version, which has no index or a stale one, is
+--                indexed again by its next mutation).
 --   change log   a stream capped with MAXLEN ~
 -- ARGV (data args, after the op-id TTL that IdempotentScript puts first):
 --   op           replace | add | update | claim | complete | remove
@@ -31,7 +30,7 @@
 --   actor        who makes the change (recorded in the log)
 --   op_id        the operation id (recorded in the log, and as the plan's last_op)
 --   max_content  largest item content, in bytes
---   max_plan     largest payload and largest stored plan (size), in bytes
+--   max_plan     largest payload and largest stored plan (the items JSON), in bytes
 -- Returns {version}: the new version. The wrapper records this reply under the op id for a
 -- day, so it is kept small on purpose (a reply carrying the plan cost a plan-sized record per
 -- mutation); the repository's outer script appends the current plan to it (see
@@ -46,10 +45,11 @@
 -- Items are JSON so the script can edit them (cjson is built into Redis and Valkey);
 -- `metadata` is an opaque JSON string the script never parses, so cjson cannot reshape
 -- user data (it would turn an empty array into an object).
--- Why one field per item: update, claim, complete, add and remove touch one item, so they
--- decode and encode that item only (and the order list for add/remove), not the whole plan;
--- decoding and re-encoding a 10-item plan was ~30 us of a ~48 us update (issue 13). replace,
--- and any mutation of a plan in the old layout, rebuild every item.
+-- Why the index: update, claim, complete, add and remove cut their item out of `items` by
+-- its offset and splice the new JSON in, so they decode and encode that item only, not the
+-- whole plan (decoding and re-encoding a 10-item plan was ~30 us of a ~48 us update, issue
+-- 13); reads stay one HMGET of one JSON array. replace decodes the plan (it keeps stored
+-- owners, leases and metadata) but reuses the stored JSON of every item it leaves unchanged.
 
 local plan_key, log_key = keys[1], keys[2]
 local op, expected, payload_raw = argv[1], argv[2], argv[3]
@@ -117,19 +117,16 @@ else
 end
 
 -- Then the version check against the stored plan.
-local stored = redis.call('HMGET', plan_key, 'version', 'items', 'order', 'size')
+local stored = redis.call('HMGET', plan_key, 'version', 'items', 'index')
 local version = tonumber(stored[1]) or 0
 if expected ~= '' and tonumber(expected) ~= version then
   return fail('CONFLICT ' .. version)
 end
--- `items`: the whole plan as one JSON array, as older versions stored it.
-local legacy, order_raw = stored[2], stored[3]
-local plan_size = 2
-if legacy then plan_size = #legacy elseif stored[4] then plan_size = tonumber(stored[4]) end
+local items_raw = stored[2] or '[]'
 -- An add only grows the plan: refuse it before decoding a plan that is already too large
 -- (one that grew through another writer, or before the limit existed).
-if op == 'add' and plan_size > max_plan then
-  return too_large('plan', plan_size, max_plan)
+if op == 'add' and #items_raw > max_plan then
+  return too_large('plan', #items_raw, max_plan)
 end
 
 local t = redis.call('TIME')
@@ -139,21 +136,34 @@ local function lease_live(it)
   return is_str(it.owner) and #it.owner > 0 and tonumber(it.lease_until or 0) > now
 end
 
-local function encode_ids(ids)
-  -- By hand: cjson would encode an empty array as '{}'.
-  local parts = {}
-  for i, id in ipairs(ids) do parts[i] = cjson.encode(id) end
-  return '[' .. table.concat(parts, ',') .. ']'
+-- The index, if it describes `items` as stored: written at this version, and its lengths
+-- add up to the length of `items` (else: nil, and the whole plan is decoded).
+local ids, lens
+if not stored[2] then
+  ids, lens = {}, {}
+elseif stored[3] then
+  local ok_idx, idx = pcall(cjson.decode, stored[3])
+  if ok_idx and type(idx) == 'table' and tonumber(idx.v) == version
+      and type(idx.ids) == 'table' and type(idx.lens) == 'table' and #idx.ids == #idx.lens then
+    local total = 1
+    for _, n in ipairs(idx.lens) do total = total + n + 1 end
+    if #idx.ids == 0 then total = 2 end
+    if total == #items_raw then ids, lens = idx.ids, idx.lens end
+  end
 end
 
--- HSET/HMGET/HDEL with many arguments, in chunks (Lua's unpack has a stack limit).
-local function chunked(cmd, args)
-  local out = {}
-  for start = 1, #args, 1000 do
-    local r = redis.call(cmd, plan_key, unpack(args, start, math.min(start + 999, #args)))
-    if type(r) == 'table' then for _, v in ipairs(r) do out[#out + 1] = v end end
+-- Where item k's JSON starts in `items`: after '[' and the items before it, with commas.
+local function offset(k)
+  local pos = 2
+  for j = 1, k - 1 do pos = pos + lens[j] + 1 end
+  return pos
+end
+
+local function position(id)
+  for k, v in ipairs(ids) do
+    if v == id then return k end
   end
-  return out
+  return nil
 end
 
 local item_id = ''
@@ -188,74 +198,67 @@ local function change(it)
   return nil
 end
 
--- The fields every mutation writes, then its own.
-local new_version = version + 1
-local writes = { 'version', new_version, 'updated_ms', now, 'last_op', op_id }
-local deletes = {}
+local new_items
 
-if not legacy and op ~= 'replace' then
-  -- One item (and, for add/remove, the order list): the stored size is updated by the
-  -- difference, so the whole plan is never decoded.
+if ids and op ~= 'replace' then
+  -- One item: cut out and spliced in by its offset; the rest of `items` is copied as is.
   if op == 'add' then
-    local ids = {}
-    if order_raw then ids = cjson.decode(order_raw) end
     if #ids + 1 > max_items then return fail('TOOMANY ' .. (#ids + 1) .. ' ' .. max_items) end
     local it = payload.item
-    if redis.call('HEXISTS', plan_key, 'i:' .. it.id) == 1 then
-      return fail('INVALID duplicate item id ' .. it.id)
-    end
+    if position(it.id) then return fail('INVALID duplicate item id ' .. it.id) end
     local n = { id = it.id, content = it.content, status = it.status, metadata = it.metadata, updated_at = now }
-    local index = tonumber(payload.index) or -1
-    if index < 0 or index >= #ids then
-      ids[#ids + 1] = it.id
-    else
-      table.insert(ids, index + 1, it.id)
-    end
     local enc = cjson.encode(n)
-    if #ids == 1 then plan_size = #enc + 2 else plan_size = plan_size + #enc + 1 end
-    if plan_size > max_plan then return too_large('plan', plan_size, max_plan) end
+    local index = tonumber(payload.index) or -1
+    local k = #ids + 1
+    if index >= 0 and index < #ids then k = index + 1 end
+    if #ids == 0 then
+      new_items = '[' .. enc .. ']'
+    elseif k > #ids then
+      new_items = string.sub(items_raw, 1, -2) .. ',' .. enc .. ']'
+    else
+      local a = offset(k)
+      new_items = string.sub(items_raw, 1, a - 1) .. enc .. ',' .. string.sub(items_raw, a)
+    end
+    table.insert(ids, k, it.id)
+    table.insert(lens, k, #enc)
     item_id = it.id
     detail = { content = it.content, status = it.status }
-    writes[#writes + 1] = 'order'; writes[#writes + 1] = encode_ids(ids)
-    writes[#writes + 1] = 'i:' .. it.id; writes[#writes + 1] = enc
   else
-    local field = 'i:' .. payload.id
-    local raw = redis.call('HGET', plan_key, field)
-    if not raw then return fail('NOTFOUND ' .. payload.id) end
-    local it = cjson.decode(raw)
+    local k = position(payload.id)
+    if not k then return fail('NOTFOUND ' .. payload.id) end
+    local a = offset(k)
+    local b = a + lens[k] - 1
+    local it = cjson.decode(string.sub(items_raw, a, b))
     item_id = payload.id
     if op == 'remove' then
-      local ids = cjson.decode(order_raw)
-      for i, id in ipairs(ids) do
-        if id == payload.id then table.remove(ids, i); break end
+      if #ids == 1 then
+        new_items = '[]'
+      elseif k == #ids then
+        new_items = string.sub(items_raw, 1, a - 2) .. ']'
+      else
+        new_items = string.sub(items_raw, 1, a - 1) .. string.sub(items_raw, b + 2)
       end
-      if #ids == 0 then plan_size = 2 else plan_size = plan_size - #raw - 1 end
+      table.remove(ids, k)
+      table.remove(lens, k)
       detail = { content = it.content }
-      writes[#writes + 1] = 'order'; writes[#writes + 1] = encode_ids(ids)
-      deletes[1] = field
     else
       local err = change(it)
       if err then return err end
       local enc = cjson.encode(it)
-      plan_size = plan_size - #raw + #enc
-      if plan_size > max_plan then return too_large('plan', plan_size, max_plan) end
-      writes[#writes + 1] = field; writes[#writes + 1] = enc
+      new_items = string.sub(items_raw, 1, a - 1) .. enc .. string.sub(items_raw, b + 1)
+      lens[k] = #enc
     end
   end
 else
-  -- The whole plan: replace, or any mutation of a plan stored in the old layout.
-  local items, old_ids = {}, {}
-  if legacy then
-    -- `items` wins over `order`: it is there either because nothing migrated the plan yet,
-    -- or because a writer of the old layout wrote after (its i:* fields are stale: dropped).
-    items = cjson.decode(legacy)
-    if order_raw then old_ids = cjson.decode(order_raw) end
-  elseif order_raw then
-    old_ids = cjson.decode(order_raw)
-    local names = {}
-    for i, id in ipairs(old_ids) do names[i] = 'i:' .. id end
-    for _, raw in ipairs(chunked('HMGET', names)) do
-      if raw then items[#items + 1] = cjson.decode(raw) end
+  -- The whole plan: replace, or a plan without a valid index (an older version wrote it).
+  local items = cjson.decode(items_raw)
+  -- raws: id -> stored JSON (when indexed); same: items a replace leaves exactly as stored,
+  -- whose stored JSON is reused instead of encoding them again.
+  local raws, same = {}, {}
+  if ids then
+    for k, id in ipairs(ids) do
+      local a = offset(k)
+      raws[id] = string.sub(items_raw, a, a + lens[k] - 1)
     end
   end
 
@@ -270,7 +273,7 @@ else
     if #payload.items > max_items then return fail('TOOMANY ' .. #payload.items .. ' ' .. max_items) end
     local old = {}
     for _, it in ipairs(items) do old[it.id] = it end
-    local new_items = {}
+    local new_list = {}
     for _, it in ipairs(payload.items) do
       local prev = old[it.id]
       local n = { id = it.id, content = it.content, status = it.status }
@@ -283,12 +286,13 @@ else
       if prev and prev.content == n.content and prev.status == n.status and prev.owner == n.owner
           and prev.metadata == n.metadata then
         n.updated_at = prev.updated_at
+        if prev.lease_until == n.lease_until then same[n] = true end
       else
         n.updated_at = now
       end
-      new_items[#new_items + 1] = n
+      new_list[#new_list + 1] = n
     end
-    items = new_items
+    items = new_list
     detail = { count = #items }
   elseif op == 'add' then
     if #items + 1 > max_items then return fail('TOOMANY ' .. (#items + 1) .. ' ' .. max_items) end
@@ -316,32 +320,27 @@ else
     end
   end
 
-  -- Encode each item; the size is what the plan would be as one JSON array.
-  local ids, kept = {}, {}
-  plan_size = 1
+  -- Encode by hand: cjson would encode an empty array as '{}'.
+  local parts = {}
+  ids, lens = {}, {}
   for i, it in ipairs(items) do
-    local enc = cjson.encode(it)
-    plan_size = plan_size + #enc + 1
+    parts[i] = (same[it] and raws[it.id]) or cjson.encode(it)
     ids[i] = it.id
-    kept[it.id] = true
-    writes[#writes + 1] = 'i:' .. it.id; writes[#writes + 1] = enc
+    lens[i] = #parts[i]
   end
-  if #items == 0 then plan_size = 2 end
-  -- The last check, still before the first write.
-  if plan_size > max_plan then return too_large('plan', plan_size, max_plan) end
-  writes[#writes + 1] = 'order'; writes[#writes + 1] = encode_ids(ids)
-  if legacy then deletes[#deletes + 1] = 'items' end
-  for _, id in ipairs(old_ids) do
-    if not kept[id] then deletes[#deletes + 1] = 'i:' .. id end
-  end
+  new_items = '[' .. table.concat(parts, ',') .. ']'
 end
 
-writes[#writes + 1] = 'size'; writes[#writes + 1] = plan_size
-version = new_version
--- HSET first: a deny-oom command as the first write makes a full server refuse the script
--- before it changes anything (a first HDEL would go through, then the HSET fail).
-chunked('HSET', writes)
-if #deletes > 0 then chunked('HDEL', deletes) end
+-- The last check, still before the first write.
+if #new_items > max_plan then return too_large('plan', #new_items, max_plan) end
+
+version = version + 1
+local encoded_ids = {}
+for i, id in ipairs(ids) do encoded_ids[i] = cjson.encode(id) end
+local index_json = '{"v":' .. version .. ',"ids":[' .. table.concat(encoded_ids, ',')
+  .. '],"lens":[' .. table.concat(lens, ',') .. ']}'
+redis.call('HSET', plan_key, 'version', version, 'items', new_items, 'updated_ms', now,
+  'index', index_json, 'last_op', op_id)
 local detail_json = '{}'
 if next(detail) ~= nil then detail_json = cjson.encode(detail) end
 redis.call('XADD', log_key, 'MAXLEN', '~', log_maxlen, '*',
