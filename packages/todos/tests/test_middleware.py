@@ -392,3 +392,40 @@ def test_repeated_tool_call_id_is_not_a_replay(redis_target: Any) -> None:
     assert final.version == 4  # replace, complete, reopen, complete
     (reply,) = [m for m in result["messages"] if isinstance(m, ToolMessage)]
     assert f"plan version {final.version}" in str(reply.content)
+
+
+@pytest.mark.parametrize("reuse", [0.0, 60.0])
+def test_a_view_this_run_just_wrote_is_not_read_again(redis_target: Any, reuse: float) -> None:
+    # write_todos, then the next model call: the plan the write returned is the latest the
+    # run can know of, so before_model skips its read (within reuse_view_seconds); after a
+    # model call it reads again, so changes made meanwhile show at once.
+    outside = RedisTodoRepository(client=redis_target.client, settings=redis_target.settings)
+
+    def step2(msgs: Sequence[BaseMessage]) -> AIMessage:
+        outside.update("rv", outside.get("rv").ids[0], status="completed", actor="human")
+        return tool_call("ls", {"path": "/"}, "ls1")
+
+    model = ScriptedChatModel(
+        script=[tool_call("write_todos", {"todos": PLAN}, "w1"), step2, AIMessage("done")]
+    )
+    mw = RedisTodoMiddleware(
+        client=redis_target.client,
+        settings=redis_target.settings,
+        todos_settings=TodosSettings(reuse_view_seconds=reuse),
+    )
+    reads = 0
+    get = mw.repository.get
+
+    def counted(scope: str) -> Any:
+        nonlocal reads
+        reads += 1
+        return get(scope)
+
+    mw.repository.get = counted  # type: ignore[method-assign]
+    result = run(agent(model, mw), "rv")
+    # before_agent + 3 before_model; with reuse, the one right after before_agent and the
+    # one right after write_todos are skipped.
+    assert reads == (2 if reuse else 4)
+    (note,) = sync_notes(model.seen[2])
+    assert "changed outside this run (version 1 -> 2)" in note
+    assert result["todos"][0] == {"content": "research the topic", "status": "completed"}

@@ -11,7 +11,9 @@ prompt and the one-call-per-turn check; what changes is where the plan lives:
 * ``write_todos``: a versioned ``replace`` (one script call, op id derived from the tool
   call id and the LangGraph task that runs it, so re-running a tool call after a crash
   applies once while a later call that reuses the tool call id is applied);
-* ``before_model``: pull changes made outside the run and tell the model what changed.
+* ``before_model``: pull changes made outside the run and tell the model what changed
+  (skipped when this run loaded or wrote the plan after the previous model call, less than
+  ``TodosSettings.reuse_view_seconds`` ago: the view is that fresh already).
 
 Conflict policy (``conflict_policy``), for a write based on a version that moved:
 ``merge`` (default) re-applies the agent's own edits on top of the latest plan (see
@@ -23,6 +25,7 @@ again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Generator, Sequence
 from typing import Annotated, Any, NotRequired, Self, Unpack
 
@@ -183,6 +186,9 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         self.max_merge_attempts = max_merge_attempts
         """Merges tried before a write gives up with ``ConflictError``."""
         self._scoped = _ScopedRepository(self.repository, scope or self.todos_settings.scope)
+        # (scope, thread id) -> (version, ids, monotonic time) of the plan this process last
+        # loaded or wrote for a run; the next before_model consumes it (see _fresh_view).
+        self._views: dict[tuple[str, Any], tuple[int, list[str], float]] = {}
         self.tools = [_write_todos_tool(self, tool_description)]
 
     @property
@@ -236,6 +242,34 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         return RedisTodoSubagentMiddleware(repository=self.repository, scope=self._scoped._scope)
 
     # -- pulling ------------------------------------------------------------------------
+
+    @staticmethod
+    def _view_key(scope: str, config: RunnableConfig) -> tuple[str, Any]:
+        return scope, (config.get("configurable") or {}).get("thread_id")
+
+    def _saw(self, scope: str, config: RunnableConfig, plan: TodoList) -> None:
+        """Remember that this run's state now reflects ``plan`` (loaded or just written)."""
+        if self.todos_settings.reuse_view_seconds <= 0:
+            return
+        if len(self._views) >= 4096:  # runs that ended before their next model call
+            self._views.clear()
+        self._views[self._view_key(scope, config)] = (plan.version, plan.ids, time.monotonic())
+
+    def _fresh_view(self, state: Any, scope: str, config: RunnableConfig) -> bool:
+        """Whether this run loaded or wrote the state's plan since its last model call.
+
+        True only within ``reuse_view_seconds`` of that load or write. The memo is consumed:
+        the ``before_model`` after the next model call reads again.
+        """
+        seen = self._views.pop(self._view_key(scope, config), None)
+        if seen is None:
+            return False
+        version, ids, at = seen
+        return (
+            time.monotonic() - at < self.todos_settings.reuse_view_seconds
+            and state.get("todos_version") == version
+            and (state.get("todo_ids") or []) == ids
+        )
 
     def _pull(self, state: Any, plan: TodoList, *, starting: bool) -> dict[str, Any] | None:
         known = state.get("todos_version")
@@ -304,33 +338,41 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
     def _load(self, state: Any, *, starting: bool) -> dict[str, Any] | None:
         config = get_config()
         scope = self.scope_for(config)
+        if not starting and self._fresh_view(state, scope, config):
+            return None
         plan = self.repository.get(scope)
         seed = self._seed_payload(state, plan)
         if seed is not None:
             try:
-                return _state_update(
-                    self.repository.replace(
-                        scope, seed, expected_version=0, actor=self._scoped.actor(config, "agent")
-                    )
+                seeded = self.repository.replace(
+                    scope, seed, expected_version=0, actor=self._scoped.actor(config, "agent")
                 )
+                self._saw(scope, config, seeded)
+                return _state_update(seeded)
             except ConflictError:
                 plan = self.repository.get(scope)
+        if starting:
+            self._saw(scope, config, plan)
         return self._pull(state, plan, starting=starting)
 
     async def _aload(self, state: Any, *, starting: bool) -> dict[str, Any] | None:
         config = get_config()
         scope = self.scope_for(config)
+        if not starting and self._fresh_view(state, scope, config):
+            return None
         plan = await self.repository.aget(scope)
         seed = self._seed_payload(state, plan)
         if seed is not None:
             try:
-                return _state_update(
-                    await self.repository.areplace(
-                        scope, seed, expected_version=0, actor=self._scoped.actor(config, "agent")
-                    )
+                seeded = await self.repository.areplace(
+                    scope, seed, expected_version=0, actor=self._scoped.actor(config, "agent")
                 )
+                self._saw(scope, config, seeded)
+                return _state_update(seeded)
             except ConflictError:
                 plan = await self.repository.aget(scope)
+        if starting:
+            self._saw(scope, config, plan)
         return self._pull(state, plan, starting=starting)
 
     def before_agent(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
@@ -492,6 +534,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         if isinstance(plan, InvalidInputError | PayloadTooLargeError):
             return self._invalid(plan, call_id)
         if not isinstance(plan, ConflictError):
+            self._saw(scope, config, plan)
             return self._written(plan, todos, call_id)
         if self.conflict_policy == "reject":
             return self._rejected(base, (yield ("get", (scope,), {})), call_id)
@@ -511,6 +554,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                 continue
             if isinstance(plan, InvalidInputError | PayloadTooLargeError):
                 return self._invalid(plan, call_id)
+            self._saw(scope, config, plan)
             return self._written(plan, todos, call_id, merged_over=(base, latest))
         # The plan kept moving under every merge: hand the model the latest plan instead.
         log.warning("write_todos on %r: the plan kept changing; gave up merging", scope)

@@ -64,5 +64,12 @@ class TodosSettings(PhaseSettings):
     conflict_policy: ConflictPolicy = "merge"
     """See `ConflictPolicy`."""
 
+    reuse_view_seconds: float = Field(default=0.25, ge=0, le=60)
+    """Before a model call, ``RedisTodoMiddleware`` reads the plan again, unless this run
+    loaded or wrote it after the previous model call and less than this long ago (then the
+    agent's view is that fresh already: a read would add a round trip to learn nothing a
+    model has not yet had a chance to act on). Changes made outside the run within this
+    window show at the next model call instead; writes stay version-checked either way.
+    0 reads before every model call."""
     subagent_tools: bool = False
     """Give subagents (``create_deep_agent`` wiring) the ``read_todos``/``update_todo`` tools."""
