@@ -335,6 +335,27 @@ def test_a_stale_index_is_not_used(repo: RedisTodoRepository, redis_target: Any)
     _assert_indexed(_fields(redis_target, repo.plan_key("mixed")))
 
 
+def test_an_index_that_does_not_match_items_is_not_used(
+    repo: RedisTodoRepository, redis_target: Any
+) -> None:
+    import json
+
+    # Something other than the script rewrote the index (same version, lengths that still
+    # add up, but cut in the wrong places): the script decodes the plan whole instead.
+    repo.replace("bad", [{"id": "a", "content": "one"}, {"id": "b", "content": "two, longer"}])
+    key = repo.plan_key("bad")
+    index = json.loads(redis_target.client.hget(key, "index"))
+    index["lens"] = [index["lens"][1], index["lens"][0]]
+    redis_target.client.hset(key, "index", json.dumps(index))
+    plan = repo.update("bad", "b", status="completed")
+    assert [(i.id, i.status) for i in plan.items] == [("a", "pending"), ("b", "completed")]
+    _assert_indexed(_fields(redis_target, key))
+    redis_target.client.hset(key, "index", json.dumps(index | {"v": plan.version}))
+    plan = repo.add("bad", "zero", item_id="z", index=1)
+    assert plan.ids == ["a", "z", "b"]
+    _assert_indexed(_fields(redis_target, key))
+
+
 async def test_async_operations(arepo: RedisTodoRepository) -> None:
     plan = await arepo.areplace("s", [{"id": "a", "content": "one"}])
     assert plan.version == 1

@@ -166,6 +166,36 @@ local function position(id)
   return nil
 end
 
+-- A one-item op cuts its item out here; a cut that does not decode to that item means the
+-- index does not describe `items` (a write to the hash by something else than this script):
+-- then the whole plan is decoded instead, as for a plan without an index.
+local cut_k, cut_a, cut_b, cut_item
+if ids and (op == 'update' or op == 'claim' or op == 'complete' or op == 'remove') then
+  cut_k = position(payload.id)
+  if cut_k then
+    cut_a = offset(cut_k)
+    cut_b = cut_a + lens[cut_k] - 1
+    local ok_cut, it = pcall(cjson.decode, string.sub(items_raw, cut_a, cut_b))
+    if ok_cut and type(it) == 'table' and it.id == payload.id then
+      cut_item = it
+    else
+      ids, lens = nil, nil
+    end
+  end
+end
+
+-- An insert checks the same way that its offset is an item boundary.
+if ids and op == 'add' then
+  local index = tonumber(payload.index) or -1
+  if index >= 0 and index < #ids then
+    local a = offset(index + 1)
+    local before = string.sub(items_raw, a - 1, a - 1)
+    if (before ~= '[' and before ~= ',') or string.sub(items_raw, a, a) ~= '{' then
+      ids, lens = nil, nil
+    end
+  end
+end
+
 local item_id = ''
 local detail = {}
 
@@ -224,11 +254,8 @@ if ids and op ~= 'replace' then
     item_id = it.id
     detail = { content = it.content, status = it.status }
   else
-    local k = position(payload.id)
+    local k, a, b, it = cut_k, cut_a, cut_b, cut_item
     if not k then return fail('NOTFOUND ' .. payload.id) end
-    local a = offset(k)
-    local b = a + lens[k] - 1
-    local it = cjson.decode(string.sub(items_raw, a, b))
     item_id = payload.id
     if op == 'remove' then
       if #ids == 1 then
