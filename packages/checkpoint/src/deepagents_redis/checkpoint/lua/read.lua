@@ -43,25 +43,37 @@ if mode == 'id' then
   if entry then out[2] = entry end
 else
   local want, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
-  local members
-  if ecns0 == '' then
-    members = redis.call('ZRANGE', idx_key, hi, lo, 'BYLEX', 'REV', 'LIMIT', 0, budget)
-  else
-    members = redis.call('ZRANGE', ns_key, hi, lo, 'BYLEX', 'REV', 'LIMIT', 0, budget)
-  end
-  for n, member in ipairs(members) do
-    local tab = string.find(member, '\t', 1, true)
-    local left, right = string.sub(member, 1, tab - 1), string.sub(member, tab + 1)
-    local entry
-    if ecns0 == '' then entry = load(left, right) else entry = load(right, left) end
-    if entry then
-      out[#out + 1] = entry
-      if #out - 1 >= want then
-        out[1] = member
-        break
-      end
+  -- The index is read in chunks that start at `want` and double (never past `budget`): a
+  -- get_tuple (want 1) of a long thread used to pull `budget` members into Lua to use one
+  -- (17 us of 66 at 100 checkpoints, measured). Same members, same order, same cursor.
+  local seen, chunk, bound, found = 0, math.max(want, 1), hi, 0
+  while seen < budget and found < want do
+    chunk = math.min(chunk, budget - seen)
+    local members
+    if ecns0 == '' then
+      members = redis.call('ZRANGE', idx_key, bound, lo, 'BYLEX', 'REV', 'LIMIT', 0, chunk)
+    else
+      members = redis.call('ZRANGE', ns_key, bound, lo, 'BYLEX', 'REV', 'LIMIT', 0, chunk)
     end
-    if n == budget then out[1] = member end
+    for _, member in ipairs(members) do
+      seen = seen + 1
+      local tab = string.find(member, '\t', 1, true)
+      local left, right = string.sub(member, 1, tab - 1), string.sub(member, tab + 1)
+      local entry
+      if ecns0 == '' then entry = load(left, right) else entry = load(right, left) end
+      if entry then
+        out[#out + 1] = entry
+        found = found + 1
+        if found >= want then
+          out[1] = member
+          break
+        end
+      end
+      if seen == budget then out[1] = member end
+    end
+    if #members < chunk then break end
+    bound = '(' .. members[#members]
+    chunk = chunk * 2
   end
 end
 if ttl ~= '' then expire_thread(ttl) end
