@@ -276,6 +276,10 @@ class TaskClient(CoordComponent):
     def _get_op(self, task_id: str) -> Operation[TaskInfo]:
         keys = self.keys.task(task_id)
         values = yield Command(("HMGET", keys.record, *TASK_FIELDS))
+        return self._record(task_id, keys, values)
+
+    def _record(self, task_id: str, keys: TaskKeys, values: list[Any]) -> TaskInfo:
+        """The task read from its record's `TASK_FIELDS` values, or `NotFoundError`."""
         info = parse_record(task_id, keys, values, self.codec)
         if info is None:
             raise NotFoundError(f"no task {task_id} in namespace {self.namespace!r}")
@@ -320,9 +324,7 @@ class TaskClient(CoordComponent):
                         ("XREVRANGE", keys.events, "+", "-", "COUNT", 1),
                     ]
                 )
-                info = parse_record(task_id, keys, values, self.codec)
-                if info is None:
-                    raise NotFoundError(f"no task {task_id} in namespace {self.namespace!r}")
+                info = self._record(task_id, keys, values)
                 if info.done:
                     return info
                 status = info.status
@@ -348,9 +350,7 @@ class TaskClient(CoordComponent):
             # (the task may have expired, or ended unseen).
             check = False
             if not rows or any(self._ends(keys, fields) for _, fields in rows):
-                info = parse_record(task_id, keys, values, self.codec)
-                if info is None:
-                    raise NotFoundError(f"no task {task_id} in namespace {self.namespace!r}")
+                info = self._record(task_id, keys, values)
                 if info.done:
                     return info
                 status = info.status
