@@ -40,6 +40,7 @@ from deepagents_redis.coord._scripts import ABANDON, CANCEL, CREATE, ENQUEUE, RE
 from deepagents_redis.coord._settings import CoordOptions
 from deepagents_redis.core import (
     BackpressureError,
+    Chain,
     Command,
     DeepAgentsRedisError,
     InvalidInputError,
@@ -171,15 +172,15 @@ class TaskClient(CoordComponent):
         enqueue_keys = [queue.stream, queue.delayed, mark]
         enqueue_args = [task_id, opts.max_backlog, opts.result_ttl_seconds * 1000]
         first: Any = None
-        if fresh and self._connector.cluster_hint is False:
-            # One server, a new task id: create and enqueue in one round trip. The server
-            # runs them in order on this connection, so no worker can see the entry before
-            # the record. Sent as EVAL (the file's text, cached by the server): a pipelined
-            # EVALSHA answering NOSCRIPT for the create would let the enqueue run alone.
-            (created, status, same, event_id), first = yield Pipeline(
+        if fresh:
+            # A new task id: create and enqueue in one round trip (core's `Chain`: one script
+            # on one server, so no worker can see the entry before the record; one call each,
+            # in order, across Cluster slots). No earlier record can exist, so the enqueue
+            # that follows the create is the one the loop below would make.
+            (created, status, same, event_id), first = yield Chain(
                 [
-                    ("EVAL", CREATE.source, len(create_keys), *create_keys, *create_args),
-                    ("EVAL", ENQUEUE.source, len(enqueue_keys), *enqueue_keys, *enqueue_args),
+                    Script(CREATE, create_keys, create_args),
+                    Script(ENQUEUE, enqueue_keys, enqueue_args),
                 ]
             )
         else:

@@ -23,6 +23,7 @@ from deepagents_redis.core._connector import RedisConnector
 from deepagents_redis.core._deadline import deadline, no_resend, remaining, was_not_sent
 from deepagents_redis.core._driver import (
     Call,
+    Chain,
     Command,
     Idempotent,
     Operation,
@@ -105,6 +106,7 @@ __all__ = [
     "BreakerState",
     "Call",
     "CapabilityError",
+    "Chain",
     "CircuitBreaker",
     "Closing",
     "Codec",

@@ -22,6 +22,7 @@ Requests:
 | request | sync | async |
 |---|---|---|
 | `Script(script, keys, args)` | `EVALSHA` (re-sent with `EVAL` after `NOSCRIPT`) | same, awaited |
+| `Chain(steps)` | the steps as one script (one call each across Cluster slots) | awaited |
 | `Idempotent(script, op_key, keys, args, op_ttl_ms)` | `run_idempotent` | `arun_idempotent` |
 | `Command(args)` | `execute_command` | awaited |
 | `Pipeline(cmds)` | one pipeline round trip | awaited |
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, cast
 
 import redis.asyncio
 import redis.exceptions as rexc
+from deepagents_redis.core._chain import chain_args, chain_script, one_slot
 from deepagents_redis.core._deadline import deadline, remaining
 from deepagents_redis.core._errors import (
     REDIS_EXCEPTIONS,
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Call",
+    "Chain",
     "Command",
     "Idempotent",
     "Operation",
@@ -97,6 +100,22 @@ class Script:
     script: LuaScript
     keys: Sequence[str | bytes]
     args: Sequence[Any] = ()
+
+
+@dataclass(slots=True)
+class Chain:
+    """Run `Script` steps in order in one round trip; the reply is a list, one per step.
+
+    On one server (standalone, Sentinel), or when every key of every step is in one Cluster
+    slot, the steps run as one script made of their texts (`_chain`): atomically, in order,
+    all or none after a ``NOSCRIPT``. Across Cluster slots they run one call each, in order.
+    Either way a step's error reply stops the chain (later steps do not run) and is raised as
+    that step's error. Use it for scripts that must run in this order and whose order a
+    pipeline cannot keep (a pipelined ``EVALSHA`` answering ``NOSCRIPT`` lets the next one run
+    alone).
+    """
+
+    steps: Sequence[Script]
 
 
 @dataclass(slots=True)
@@ -153,7 +172,7 @@ class Sleep:
     seconds: float
 
 
-Request: TypeAlias = Script | Idempotent | Command | Pipeline | Snapshot | Call | Sleep
+Request: TypeAlias = Script | Chain | Idempotent | Command | Pipeline | Snapshot | Call | Sleep
 Operation: TypeAlias = Generator[Request, Any, T]
 """An operation: yields requests, receives each reply, returns its result."""
 
@@ -240,10 +259,20 @@ def _translated(
 _UNOBSERVED: Final = nullcontext()
 
 
+def _chained(req: Chain) -> tuple[LuaScript, list[Any], list[Any]]:
+    keys, args = chain_args([(step.keys, step.args) for step in req.steps])
+    return chain_script(tuple(step.script for step in req.steps)), keys, args
+
+
 def execute(client: Any, req: Request) -> Any:
     """Run one request on a sync client and return its reply (no span, no deadline)."""
     if isinstance(req, Script):
         return req.script(client, keys=req.keys, args=req.args)
+    if isinstance(req, Chain):
+        script, keys, args = _chained(req)
+        if one_slot(client, keys):
+            return script(client, keys=keys, args=args)
+        return [step.script(client, keys=step.keys, args=step.args) for step in req.steps]
     if isinstance(req, Idempotent):
         return run_idempotent(
             client,
@@ -275,6 +304,13 @@ async def aexecute(client: Any, req: Request) -> Any:
     """Run one request on an asyncio client and return its reply (see `execute`)."""
     if isinstance(req, Script):
         return await req.script.acall(client, keys=req.keys, args=req.args)
+    if isinstance(req, Chain):
+        script, keys, args = _chained(req)
+        if one_slot(client, keys):
+            return await script.acall(client, keys=keys, args=args)
+        return [
+            await step.script.acall(client, keys=step.keys, args=step.args) for step in req.steps
+        ]
     if isinstance(req, Idempotent):
         return await arun_idempotent(
             client,

@@ -15,7 +15,8 @@ round trip. ``NOSCRIPT`` means the script did not run, so re-sending it cannot a
 folder, headed by its contract (the name and purpose, ``-- KEYS``, ``-- ARGV``, what it returns,
 its error replies), and builds it with `LuaScript.from_package`. Shared helpers are files of
 their own, concatenated whole and in order (`load_lua`); nothing rewrites a script's text, so
-what a reader sees in the file is what the server runs.
+what a reader sees in the file is what the server runs. (A driver `Chain` runs several scripts
+as one: each text unchanged, wrapped in a function; see `_chain`.)
 
 Errors: transport failures (connection, timeout, cluster down...) are re-raised through
 `translate_redis_error` (``RedisUnavailableError``...). Error
@@ -141,6 +142,8 @@ class LuaScript:
     Args:
         name: Short identifier used in logs, metrics and error messages.
         source: The Lua source, headed by its contract (KEYS, ARGV, returns, errors).
+        register: Whether `registered_scripts` lists it (False only for scripts core builds
+            at run time from registered ones: a driver `Chain`).
 
     Raises:
         InvalidInputError: If the name or source is empty.
@@ -153,15 +156,16 @@ class LuaScript:
 
     __slots__ = ("_name", "_origin", "_sha", "_source")
 
-    def __init__(self, name: str, source: str) -> None:
+    def __init__(self, name: str, source: str, *, register: bool = True) -> None:
         if not name or not source.strip():
             raise InvalidInputError("a LuaScript needs a name and a non-empty source")
         self._name = name
         self._source = source
         self._sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
         self._origin: tuple[str, tuple[str, ...]] | None = None
-        # Every script of every phase, for the one contract test (tests/test_lua_contract.py).
-        _REGISTRY[name] = self
+        if register:
+            # Every script of every phase, for the one contract test (tests/test_lua_contract.py).
+            _REGISTRY[name] = self
 
     @classmethod
     def from_package(cls, name: str, package: str, *files: str) -> Self:
