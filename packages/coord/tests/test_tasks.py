@@ -12,6 +12,7 @@ from deepagents_redis.coord import (
     TaskFailedError,
     UnknownAgentError,
 )
+from deepagents_redis.coord._keys import GROUP
 from deepagents_redis.core import InvalidInputError, NotFoundError, PayloadTooLargeError
 
 from .conftest import FAST
@@ -84,6 +85,37 @@ def test_idempotent_submit_returns_the_same_task(
             tasks.submit("count", {"n": 8}, idempotency_key="order-7")
         time.sleep(0.5)
     assert calls == [7]
+
+
+def test_a_finished_or_rescheduled_run_leaves_nothing_in_the_queue(
+    tasks: TaskClient, worker_factory: Any, connector: Any
+) -> None:
+    # The finish and the queue ack go together (one round trip on one server): a success
+    # and a retry each acknowledge and delete their entry, so nothing stays pending.
+    seen: list[int] = []
+
+    def once_flaky(x: dict[str, int]) -> int:
+        seen.append(x["n"])
+        if seen.count(x["n"]) == 1 and x["n"] % 2:
+            raise RuntimeError("first try fails")
+        return x["n"]
+
+    client = connector.client()
+    queue = tasks.keys.queue("once_flaky")
+    # A slow heartbeat: the worker's own sweep of idle entries (which would acknowledge a
+    # finished task's leftover entry) does not run within this test, so only the ack can.
+    slow = {"heartbeat_seconds": 4.0, "lease_seconds": 12.0}
+    with worker_factory({"once_flaky": once_flaky}, max_attempts=3, **slow):
+        ids = [tasks.submit("once_flaky", {"n": n}) for n in range(6)]
+        assert [tasks.result(task_id, timeout=15) for task_id in ids] == list(range(6))
+        assert [tasks.get(task_id).attempts for task_id in ids] == [1, 2, 1, 2, 1, 2]
+        for _ in range(50):  # on a Cluster the ack is a second call, just after the finish
+            if not client.xlen(queue.stream):
+                break
+            time.sleep(0.02)
+        assert client.xlen(queue.stream) == 0
+    assert client.xpending(queue.stream, GROUP)["pending"] == 0
+    assert client.zcard(queue.delayed) == 0
 
 
 def test_failure_is_retried_then_dead_lettered(tasks: TaskClient, worker_factory: Any) -> None:

@@ -52,6 +52,7 @@ from deepagents_redis.coord._scripts import (
 )
 from deepagents_redis.coord._settings import CoordOptions
 from deepagents_redis.core import (
+    Chain,
     Command,
     DeepAgentsRedisError,
     EvictionCheck,
@@ -822,28 +823,38 @@ class Worker(CoordComponent):
             if error
             else ""
         )
-        try:
-            await self._op(
-                "coord.finish",
-                one(
-                    Script(
-                        FINISH,
-                        [keys.record, keys.events, keys.inbox],
-                        [
-                            run.fence,
-                            outcome,
-                            result,
-                            error,
-                            event,
-                            opts.events_maxlen,
-                            opts.result_ttl_seconds * 1000,
-                            entry,
-                        ],
-                    )
-                ),
-                agent=run.agent,
-                status=outcome,
+        finish = Script(
+            FINISH,
+            [keys.record, keys.events, keys.inbox],
+            [
+                run.fence,
+                outcome,
+                result,
+                error,
+                event,
+                opts.events_maxlen,
+                opts.result_ttl_seconds * 1000,
+                entry,
+            ],
+        )
+        dead = outcome == "error" and final
+        delay = 0.0
+        if outcome == "retry":
+            delay = jittered_backoff(
+                run.attempt, opts.backoff_base_seconds, opts.backoff_cap_seconds
             )
+        # Finish, then acknowledge the queue entry: one round trip (core's `Chain`: one
+        # script on a single server; two calls in that order across Cluster slots). A
+        # finish refused by the fence stops the chain, so a worker that lost its lease
+        # acknowledges nothing. Dead letters carry the task's history: they go after.
+        request: Any = finish
+        if not dead:
+            mode = "retry" if outcome == "retry" else "ack"
+            request = Chain(
+                [finish, self._ack_plain(queue, run.entry_id, run.task_id, mode, delay)]
+            )
+        try:
+            await self._op("coord.finish", one(request), agent=run.agent, status=outcome)
         except LeaseLostError:
             log.warning(
                 "worker %s: task %s was taken over; its %s is dropped",
@@ -854,17 +865,20 @@ class Worker(CoordComponent):
             get_instrumentation().count("coord.fenced", agent=run.agent)
             return
         self._log_event(kind, run.task_id, run.agent)
-        if outcome == "retry":
-            delay = jittered_backoff(
-                run.attempt, opts.backoff_base_seconds, opts.backoff_cap_seconds
-            )
-            await self._ack(queue, run.entry_id, run.task_id, "retry", fence=run.fence, delay=delay)
-        elif outcome == "error" and final:
+        if dead:
             await self._dead_letter(
                 queue, run.entry_id, run.task_id, reason="failed", error=error, fence=run.fence
             )
-        else:
-            await self._ack(queue, run.entry_id, run.task_id, "ack", fence=run.fence)
+
+    @staticmethod
+    def _ack_plain(
+        queue: QueueKeys, entry_id: str, task_id: str, mode: str, delay: float = 0.0
+    ) -> Script:
+        """The ack of a mode idempotent by construction (ack: XACK/XDEL; retry: ZADD)."""
+        keys = [queue.stream, queue.delayed, queue.dlq]
+        return Script(
+            ACK_PLAIN, keys, [entry_id, mode, task_id, int(delay * 1000), b"", GROUP, 10_000]
+        )
 
     async def _ack(
         self,
@@ -877,12 +891,13 @@ class Worker(CoordComponent):
         delay: float = 0.0,
         letter: bytes = b"",
     ) -> None:
-        keys = [queue.stream, queue.delayed, queue.dlq]
-        args = [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000]
         if mode in ("ack", "retry"):
             # idempotent by construction: no op record (one per task would pile up)
-            await self._op("coord.ack", one(Script(ACK_PLAIN, keys, args)))
+            ack = self._ack_plain(queue, entry_id, task_id, mode, delay)
+            await self._op("coord.ack", one(ack))
             return
+        keys = [queue.stream, queue.delayed, queue.dlq]
+        args = [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000]
         op_key = self.keys.op(queue.scope, f"ack:{task_id or entry_id}:{entry_id}:{fence}:{mode}")
         # the record only has to outlive this call's own retries
         await self._op("coord.ack", one(Idempotent(ACK, op_key, keys, args, op_ttl_ms=600_000)))
