@@ -151,6 +151,46 @@ def test_outside_update_shows_in_the_next_step(redis_target: Any) -> None:
     assert '- "review": pending -> completed' in note
     assert '- added: "publish" (pending)' in note
     assert result["todos"][-1] == {"content": "publish", "status": "pending"}
+    # The model saw the note last; the thread keeps it just before the model's answer.
+    assert sync_notes(model.seen[2][-1:]) == [note]
+    messages = result["messages"]
+    at = next(i for i, m in enumerate(messages) if sync_notes([m]) == [note])
+    assert isinstance(messages[at], HumanMessage)
+    assert isinstance(messages[at - 1], ToolMessage)  # the ls result came before it
+    assert messages[at + 1].content == "noted" and at + 2 == len(messages)
+
+
+async def test_an_outside_update_reaches_an_async_run_too(redis_target: Any) -> None:
+    outside = RedisTodoRepository(client=redis_target.client, settings=redis_target.settings)
+
+    def step2(msgs: Sequence[BaseMessage]) -> AIMessage:
+        plan = outside.get("t2a")
+        outside.update("t2a", plan.ids[0], status="completed", actor="dashboard")
+        return tool_call("ls", {"path": "/"}, "ls1")
+
+    model = ScriptedChatModel(
+        script=[tool_call("write_todos", {"todos": PLAN}, "w1"), step2, AIMessage("noted")]
+    )
+    settings = RedisSettings(key_prefix=redis_target.key_prefix)  # no URL: async path only
+    mw = RedisTodoMiddleware(async_client=redis_target.async_client, settings=settings)
+    result = await agent(model, mw).ainvoke(
+        {"messages": [HumanMessage("go")]}, {"configurable": {"thread_id": "t2a"}}
+    )
+    (note,) = sync_notes(model.seen[2])
+    assert "changed outside this run (version 1 -> 2)" in note
+    assert result["todos"][0]["status"] == "completed"
+    assert result["messages"][-1].content == "noted"
+    assert sync_notes(result["messages"][-2:-1]) == [note]
+
+
+def test_the_pull_adds_no_graph_step_per_model_call(redis_target: Any) -> None:
+    # A before_model hook would be a node (a checkpointed step per model call); the pull
+    # runs inside the model call, so the graph has langchain's todo nodes only.
+    model = ScriptedChatModel(script=[AIMessage("hi")])
+    ours = agent(model, middleware(redis_target)).get_graph().nodes
+    theirs = create_agent(model, middleware=[TodoListMiddleware()]).get_graph().nodes
+    extra = sorted(set(ours) - set(theirs))
+    assert extra == ["TodoListMiddleware.before_agent"]
 
 
 @pytest.mark.parametrize("policy", ["merge", "reject"])
