@@ -157,7 +157,8 @@ def test_outside_update_shows_in_the_next_step(redis_target: Any) -> None:
     at = next(i for i, m in enumerate(messages) if sync_notes([m]) == [note])
     assert isinstance(messages[at], HumanMessage)
     assert isinstance(messages[at - 1], ToolMessage)  # the ls result came before it
-    assert messages[at + 1].content == "noted" and at + 2 == len(messages)
+    assert messages[at + 1].content == "noted"
+    assert at + 2 == len(messages)
 
 
 async def test_an_outside_update_reaches_an_async_run_too(redis_target: Any) -> None:
