@@ -197,7 +197,7 @@ def test_compiles_everywhere_and_reloads_after_flush(
 # phases' Cluster runs.
 EXERCISED = {
     "cache_read",
-    "cache_acquire",
+    "cache_lookup",
     "cache_write",
     "cache_write_many",
     "todos_mutate",
@@ -228,14 +228,26 @@ def script_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]
     lock = threading.Lock()  # the coord worker calls from its own thread
     run_raw, arun_raw = LuaScript.run_raw, LuaScript.arun_raw
 
-    def spy(self: LuaScript, client: Any, keys: Any = (), args: Any = ()) -> Any:
+    def record(script: LuaScript, keys: Any, args: Any) -> None:
         with lock:
-            calls.append((self.name, list(keys)))
+            if not script.name.startswith("chain("):
+                calls.append((script.name, list(keys)))
+                return
+            # A driver Chain (one script made of its steps): record each step with its own
+            # keys, split by the counts that head ARGV (core's _chain layout).
+            steps = script.name[len("chain(") : -1].split(",")
+            at = 0
+            for index, step in enumerate(steps):
+                count = int(args[2 * index])
+                calls.append((step, list(keys[at : at + count])))
+                at += count
+
+    def spy(self: LuaScript, client: Any, keys: Any = (), args: Any = ()) -> Any:
+        record(self, keys, args)
         return run_raw(self, client, keys, args)
 
     async def aspy(self: LuaScript, client: Any, keys: Any = (), args: Any = ()) -> Any:
-        with lock:
-            calls.append((self.name, list(keys)))
+        record(self, keys, args)
         return await arun_raw(self, client, keys, args)
 
     monkeypatch.setattr(LuaScript, "run_raw", spy)
@@ -257,6 +269,8 @@ def _run_every_phase(connector: RedisConnector, settings: Any) -> None:
     assert llm.lookup("prompt", "llm") is None
     llm.update("prompt", "llm", [Generation(text="answer")])
     assert llm.lookup("prompt", "llm") is not None
+    plain = RedisLLMCache(connector=connector, namespace=scope, single_flight=False)
+    assert plain.lookup("prompt", "llm") is not None
     node: RedisNodeCache[Any] = RedisNodeCache(connector=connector)
     node.set({(("graph", scope), "k"): ({"v": 1}, 60)})
 
@@ -286,9 +300,8 @@ def _run_every_phase(connector: RedisConnector, settings: Any) -> None:
     event = Event(source=f"dar://{scope}/contract", type="dev.example.noted")
     EventBus(connector=connector, namespace=scope).publish("topic", event)
     tasks = TaskClient(connector=connector, namespace=scope, check_agents=False)
-    # A keyed submit runs coord_create and coord_enqueue as scripts; an unkeyed one on a
-    # single server sends the same two scripts, with the same key lists, as one pipelined
-    # EVAL round trip (the submit below), which this spy does not see.
+    # A keyed submit runs coord_create and coord_enqueue one by one; an unkeyed one (below)
+    # runs them as a driver Chain, which the spy records step by step.
     waiting = tasks.submit("echo", {"n": 1}, idempotency_key=f"{scope}-waiting")
     tasks.send(waiting, {"hint": 1})
     tasks.cancel(waiting)

@@ -166,7 +166,7 @@ def run(ctx: BenchContext) -> list[Result]:
                 o,
                 "redis-py GET (missing key)",
                 b,
-                notes="read script + lease script (re-entered by the same thread each call)",
+                notes="one script: read, then the lease (re-entered by the same thread each call)",
             )
         )
 

@@ -201,3 +201,48 @@ def test_waiter_gives_up_after_wait_timeout(make_llm_cache: Any, recorder: Any) 
     t.join(timeout=30)
     assert result == [None]
     assert recorder.total("cache.single_flight", outcome="wait_timeout") == 1
+
+
+def _script_calls(target: Any) -> int:
+    """EVALSHA + EVAL calls the target's servers have answered so far."""
+    client = target.client
+    nodes = (
+        [client.get_redis_connection(n) for n in client.get_primaries()]
+        if hasattr(client, "get_primaries")
+        else [client]
+    )
+    total = 0
+    for node in nodes:
+        stats = node.info("commandstats")
+        total += sum(
+            int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval")
+        )
+    return total
+
+
+async def test_a_miss_takes_the_lease_in_the_same_call(
+    make_llm_cache: Any, redis_target: Any, recorder: Any
+) -> None:
+    # One script call answers "no entry" and hands this caller the lease (cache_lookup);
+    # the old way was a read, then a second call for the lease.
+    cache = make_llm_cache(ttl=60, namespace="sf-one-call")
+    cache.lookup("warm-up", LLM)  # loads the script on the server (EVALSHA, then EVAL)
+    cache.update("warm-up", LLM, [Generation(text="warm")])
+    before = _script_calls(redis_target)
+    assert cache.lookup(PROMPT, LLM) is None
+    assert _script_calls(redis_target) - before == 1
+    assert recorder.total("cache.lookup", outcome="miss") == 2
+    assert recorder.total("cache.single_flight", outcome="leader") == 2  # and the warm-up
+    # The lease is held: another caller waits instead of computing too.
+    other = make_llm_cache(ttl=60, namespace="sf-one-call", wait_timeout=0.1)
+    assert await other.alookup(PROMPT, LLM) is None
+    assert recorder.total("cache.single_flight", outcome="wait_timeout") == 1
+    cache.update(PROMPT, LLM, [Generation(text="answer")])
+    before = _script_calls(redis_target)
+    assert await other.alookup(PROMPT, LLM) == [Generation(text="answer")]
+    assert _script_calls(redis_target) - before == 1  # a hit: one call too
+    # A stale entry (older generation) is counted as such, and the miss takes the lease.
+    cache.clear()
+    assert cache.lookup(PROMPT, LLM) is None
+    assert recorder.total("cache.lookup", outcome="stale") == 1
+    assert recorder.total("cache.single_flight", outcome="leader") == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ from deepagents_redis.cache._common import (
 )
 from deepagents_redis.cache._failopen import FAILED, ready_client
 from deepagents_redis.cache._near import NearCache
-from deepagents_redis.cache._scripts import ACQUIRE, READ, WRITE
+from deepagents_redis.cache._scripts import ACQUIRE, LOOKUP, READ, WRITE
 from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.cache._stored import canonical_prompt, entry_hash, from_stored, to_stored
 from deepagents_redis.core import (
@@ -171,10 +172,17 @@ class RedisLLMCache(RedisComponent, BaseCache):
         ascii_keys = self._gen_key.isascii() and self._entry_head.isascii()
         self._read_gen: str | bytes = self._gen_key.encode() if ascii_keys else self._gen_key
         self._read_head: bytes | None = self._entry_head.encode() if ascii_keys else None
+        # The lease key of a miss, as `_Keys.lease` builds it, the same way.
+        lease_head = self._scoped.key("lease") + ":"
+        self._lease_head: bytes | None = (
+            lease_head.encode() if ascii_keys and lease_head.isascii() else None
+        )
         self._read_args = (b"0", self._max_bytes.encode())
         self._read_args_refresh = (self._ttl_ms.encode(), self._max_bytes.encode())
         self._held: dict[tuple[tuple[str, int], str], tuple[str, float]] = {}
         self._held_lock = threading.Lock()
+        self._token_prefix = uuid.uuid4().hex[:16] + "-"
+        self._token_seq = itertools.count(1)
         self._near: NearCache | None = None
         if cs.client_side_cache:
             try:
@@ -288,7 +296,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
             held = self._held.get((owner, entry))
             if held is not None:
                 return held[0]
-        return uuid.uuid4().hex
+        # Unique per caller, not secret: this cache's random prefix and a counter (every
+        # lookup asks for one now, and uuid4 reads the OS's random source each time).
+        return f"{self._token_prefix}{next(self._token_seq)}"
 
     def _hold(self, owner: tuple[str, int], entry: str, token: str) -> None:
         now = time.monotonic()
@@ -315,27 +325,48 @@ class RedisLLMCache(RedisComponent, BaseCache):
     ) -> Operation[tuple[list[Generation] | None, bool]]:
         """Look up `keys`; returns (generations, read_by_the_first_request).
 
-        `owner_of` names the lease holder (thread or task), asked only on a miss.
+        `owner_of` names the lease holder (thread or task) when single-flight is on.
         """
         head = self._read_head
-        reply = yield Script(
-            READ,
-            (self._read_gen, keys.entry if head is None else head + keys.digest.encode()),
-            self._read_args_refresh if self.settings.refresh_on_hit else self._read_args,
-        )
-        if reply is FAILED:
-            return None, False
-        found = self._decode_read(keys, reply)
-        if found is not None or not self.settings.single_flight:
+        entry = keys.entry if head is None else head + keys.digest.encode()
+        read_args = self._read_args_refresh if self.settings.refresh_on_hit else self._read_args
+        if not self.settings.single_flight:
+            reply = yield Script(READ, (self._read_gen, entry), read_args)
+            if reply is FAILED:
+                return None, False
+            found = self._decode_read(keys, reply)
             if found is None:
                 self._guard.count("lookup", "miss")
             return found, True
+        # Single-flight: one call reads the entry and, on a miss, takes the lease (LOOKUP);
+        # waiting for another caller's lease polls with ACQUIRE.
         owner = owner_of()
         token = self._token(owner, keys.entry)
+        lease = keys.lease if self._lease_head is None else self._lease_head + keys.digest.encode()
+        reply = yield Script(
+            LOOKUP, (self._read_gen, entry, lease), (*read_args, token, self._lease_ms)
+        )
+        if reply is FAILED:
+            return None, False
         deadline = time.monotonic() + self.settings.wait_timeout_seconds
+        if isinstance(reply, list):
+            why = int(reply[0])
+            if why >= 0:
+                self._guard.count("lookup", _READ_OUTCOMES.get(why, "corrupt"))
+            outcome = self._after_acquire(owner, keys, token, reply[1:], False, deadline)
+            if not isinstance(outcome, _Wait):
+                return outcome, False
+            waited = True
+        else:
+            found = self._decode_read(keys, reply)
+            if found is not None:
+                return found, True
+            waited = False  # a fresh value that did not decode (counted): take the lease
         delay = _FIRST_POLL
-        waited = False
         while True:
+            if waited:
+                yield Sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, self.settings.poll_interval_seconds)
             reply = yield Script(
                 ACQUIRE,
                 [keys.gen, keys.entry, keys.lease],
@@ -347,8 +378,6 @@ class RedisLLMCache(RedisComponent, BaseCache):
             if not isinstance(outcome, _Wait):
                 return outcome, False
             waited = True
-            yield Sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, self.settings.poll_interval_seconds)
 
     def _update_op(self, keys: _Keys, payload: bytes | None) -> Operation[None]:
         if payload is None:

@@ -16,6 +16,7 @@ from deepagents_redis.core import LuaScript
 
 __all__ = [
     "ACQUIRE",
+    "LOOKUP",
     "READ",
     "WRITE",
     "WRITE_MANY",
@@ -24,7 +25,10 @@ __all__ = [
 
 _PACKAGE: Final = "deepagents_redis.cache"
 
-READ: Final = LuaScript.from_package("cache_read", _PACKAGE, "read.lua")
-ACQUIRE: Final = LuaScript.from_package("cache_acquire", _PACKAGE, "acquire.lua")
+READ: Final = LuaScript.from_package("cache_read", _PACKAGE, "entry.lua", "read.lua")
+ACQUIRE: Final = LuaScript.from_package("cache_acquire", _PACKAGE, "lease.lua", "acquire.lua")
+LOOKUP: Final = LuaScript.from_package(
+    "cache_lookup", _PACKAGE, "entry.lua", "lease.lua", "lookup.lua"
+)
 WRITE: Final = LuaScript.from_package("cache_write", _PACKAGE, "write.lua")
 WRITE_MANY: Final = LuaScript.from_package("cache_write_many", _PACKAGE, "write_many.lua")

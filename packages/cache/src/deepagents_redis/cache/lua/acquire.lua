@@ -1,4 +1,5 @@
 -- cache_acquire: a fresh entry, or the single-flight lease to compute it (one caller of N).
+-- Needs lease.lua before it.
 --
 -- KEYS (all in the namespace's hash tag, so one Cluster slot):
 --   gen_key      the namespace's generation counter (absent = generation '0')
@@ -23,11 +24,4 @@ if redis.call('STRLEN', entry_key) <= tonumber(max_bytes) then
     return {1, v}
   end
 end
-if redis.call('SET', lease_key, token, 'NX', 'PX', lease_ms) then
-  return {2}
-end
-if redis.call('GET', lease_key) == token then
-  redis.call('PEXPIRE', lease_key, lease_ms)
-  return {2}
-end
-return {3, redis.call('PTTL', lease_key)}
+return take_lease(lease_key, token, lease_ms)

@@ -1,0 +1,26 @@
+-- entry.lua (helper of cache_read and cache_lookup, listed before them):
+-- fresh_entry(gen_key, entry_key, ttl_ms, max_bytes) reads one entry the way cache_read
+-- answers: the stored value ('<gen>:<envelope>') when it belongs to the namespace's current
+-- generation (its TTL pushed to ttl_ms unless ttl_ms is '0'); nil when there is none; 0 when
+-- it belongs to an older generation (stale); 1 when it is not ours (corrupt); 2 when it is
+-- larger than max_bytes (oversize: never read, so a planted 200 MiB value costs nothing).
+local function fresh_entry(gen_key, entry_key, ttl_ms, max_bytes)
+  if redis.call('STRLEN', entry_key) > tonumber(max_bytes) then
+    return 2
+  end
+  local v = redis.call('GET', entry_key)
+  if not v then
+    return nil
+  end
+  local gen = redis.call('GET', gen_key) or '0'
+  if string.sub(v, 1, string.len(gen) + 1) == gen .. ':' then
+    if ttl_ms ~= '0' then
+      redis.call('PEXPIRE', entry_key, ttl_ms)
+    end
+    return v
+  end
+  if string.match(v, '^%d+:') then
+    return 0
+  end
+  return 1
+end
