@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -50,7 +48,6 @@ log = logging.getLogger("deepagents_redis.cache")
 
 _KIND = "llm"
 _FIRST_POLL = 0.005
-_MAX_HELD = 1024
 _READ_OUTCOMES = {0: "stale", 1: "corrupt", 2: "oversize"}
 """READ's integer replies, as lookup outcomes."""
 
@@ -179,10 +176,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         )
         self._read_args = (b"0", self._max_bytes.encode())
         self._read_args_refresh = (self._ttl_ms.encode(), self._max_bytes.encode())
-        self._held: dict[tuple[tuple[str, int], str], tuple[str, float]] = {}
-        self._held_lock = threading.Lock()
         self._token_prefix = uuid.uuid4().hex[:16] + "-"
-        self._token_seq = itertools.count(1)
         self._near: NearCache | None = None
         if cs.client_side_cache:
             try:
@@ -290,28 +284,16 @@ class RedisLLMCache(RedisComponent, BaseCache):
                 inst.count("cache.lookup_source", source=source)
         return generations
 
-    # -- lease bookkeeping (which thread/task holds which lease) -------------------------
-    def _token(self, owner: tuple[str, int], entry: str) -> str:
-        with self._held_lock:
-            held = self._held.get((owner, entry))
-            if held is not None:
-                return held[0]
-        # Unique per caller, not secret: this cache's random prefix and a counter (every
-        # lookup asks for one now, and uuid4 reads the OS's random source each time).
-        return f"{self._token_prefix}{next(self._token_seq)}"
+    # -- lease tokens ----------------------------------------------------------------------
+    def _token(self, owner: tuple[str, int]) -> str:
+        """The lease token of `owner` (a thread or task) on this cache object.
 
-    def _hold(self, owner: tuple[str, int], entry: str, token: str) -> None:
-        now = time.monotonic()
-        with self._held_lock:
-            if len(self._held) >= _MAX_HELD:
-                # Leases whose TTL has run out are the server's business now.
-                for k in [k for k, (_, exp) in self._held.items() if exp <= now]:
-                    del self._held[k]
-            self._held[owner, entry] = (token, now + self.settings.lease_ttl_seconds)
-
-    def _release(self, owner: tuple[str, int], entry: str) -> None:
-        with self._held_lock:
-            self._held.pop((owner, entry), None)
+        It names the owner: this object's random prefix and the thread or task id. The same
+        owner asking again (its model call raised, LangChain retried) finds its own token on
+        the lease and re-enters it; anyone else waits. Unique, not secret; built without a
+        lock or the OS's random source, since every single-flight lookup sends one.
+        """
+        return f"{self._token_prefix}{owner[0]}-{owner[1]}"
 
     # -- operations (written once, run sync or async) ------------------------------------
     #
@@ -341,7 +323,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         # Single-flight: one call reads the entry and, on a miss, takes the lease (LOOKUP);
         # waiting for another caller's lease polls with ACQUIRE.
         owner = owner_of()
-        token = self._token(owner, keys.entry)
+        token = self._token(owner)
         lease = keys.lease if self._lease_head is None else self._lease_head + keys.digest.encode()
         reply = yield Script(
             LOOKUP, (self._read_gen, entry, lease), (*read_args, token, self._lease_ms)
@@ -353,7 +335,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
             why = int(reply[0])
             if why >= 0:
                 self._guard.count("lookup", _READ_OUTCOMES.get(why, "corrupt"))
-            outcome = self._after_acquire(owner, keys, token, reply[1:], False, deadline)
+            outcome = self._after_acquire(keys, reply[1:], False, deadline)
             if not isinstance(outcome, _Wait):
                 return outcome, False
             waited = True
@@ -374,7 +356,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
             )
             if reply is FAILED:
                 return None, False
-            outcome = self._after_acquire(owner, keys, token, reply, waited, deadline)
+            outcome = self._after_acquire(keys, reply, waited, deadline)
             if not isinstance(outcome, _Wait):
                 return outcome, False
             waited = True
@@ -445,7 +427,6 @@ class RedisLLMCache(RedisComponent, BaseCache):
             RedisUnavailableError: Only with ``strict=True``.
         """
         keys = self._keys(prompt, llm_string)
-        self._release(sync_owner(), keys.entry)
         payload = self._encode(keys, return_val)
         if self._near is not None:
             self._near.discard(keys.entry)
@@ -484,7 +465,6 @@ class RedisLLMCache(RedisComponent, BaseCache):
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async twin of `update`."""
         keys = self._keys(prompt, llm_string)
-        self._release(async_owner(), keys.entry)
         payload = self._encode(keys, return_val)
         if self._near is not None:
             self._near.discard(keys.entry)
@@ -527,9 +507,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
 
     def _after_acquire(
         self,
-        owner: tuple[str, int],
         keys: _Keys,
-        token: str,
         reply: Any,
         waited: bool,
         deadline: float,
@@ -543,7 +521,6 @@ class RedisLLMCache(RedisComponent, BaseCache):
                 return None
             return self._hit(found, "redis")
         if status == 2:
-            self._hold(owner, keys.entry, token)
             self._guard.count("lookup", "miss")
             self._guard.count("single_flight", "takeover" if waited else "leader")
             return None
