@@ -534,3 +534,30 @@ def test_a_follow_up_to_a_waiting_task_joins_its_first_run(
 def test_send_refuses_an_unknown_strategy(tasks: TaskClient) -> None:
     with pytest.raises(InvalidInputError, match="strategy"):
         tasks.send("0" * 32, "hi", strategy="later")  # type: ignore[arg-type]
+
+
+def test_a_read_batch_is_claimed_in_one_round_trip(
+    connector: Any, redis_target: Any, worker_factory: Any
+) -> None:
+    from deepagents_redis.core import RecordingInstrumentation, set_instrumentation
+
+    early = TaskClient(connector=connector, check_agents=False, **FAST)
+    ids = [early.submit("double", {"n": n}) for n in range(8)]
+    # Someone else's garbage in the same batch: dead-lettered, the rest still claimed.
+    redis_target.client.xadd(early.keys.queue("double").stream, {"t": "../not-a-task"})
+    recorder = RecordingInstrumentation()
+    previous = set_instrumentation(recorder)
+    try:
+        with worker_factory({"double": double}, concurrency=16):
+            results = [early.result(task_id, timeout=15) for task_id in ids]
+            letters = _eventually(lambda: early.dead_letters("double"))
+    finally:
+        set_instrumentation(previous)
+    assert results == [{"n": 2 * n} for n in range(8)]
+    assert [early.get(task_id).attempts for task_id in ids] == [1] * 8
+    assert [letter["reason"] for letter in letters] == ["malformed entry"]
+    claims = recorder.total("coord.claim", outcome="ok")
+    if redis_target.mode == "cluster":
+        assert claims == 8  # tasks live in other slots: one claim each
+    else:
+        assert claims < 8  # the first read took the backlog and claimed it in one call

@@ -465,8 +465,11 @@ class Worker(CoordComponent):
             else:
                 taken = entries(reply)
             await slots.give_back(free - len(taken))
+            claimed = await self._claim_batch(agent, taken) if len(taken) > 1 else {}
             for entry_id, fields in taken:
-                self._spawn(self._handle(agent, queue, entry_id, fields, slots))
+                self._spawn(
+                    self._handle(agent, queue, entry_id, fields, slots, claimed.get(entry_id))
+                )
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -474,10 +477,16 @@ class Worker(CoordComponent):
         task.add_done_callback(self._outer.discard)
 
     async def _handle(
-        self, agent: str, queue: QueueKeys, entry_id: str, fields: dict[bytes, bytes], slots: _Slots
+        self,
+        agent: str,
+        queue: QueueKeys,
+        entry_id: str,
+        fields: dict[bytes, bytes],
+        slots: _Slots,
+        claimed: Any = None,
     ) -> None:
         try:
-            await self._handle_entry(agent, queue, entry_id, fields)
+            await self._handle_entry(agent, queue, entry_id, fields, claimed)
         except asyncio.CancelledError:
             raise
         except Exception:  # one bad task must not stop the worker; it is logged and counted
@@ -486,15 +495,8 @@ class Worker(CoordComponent):
         finally:
             await slots.give_back(1)
 
-    async def _handle_entry(
-        self, agent: str, queue: QueueKeys, entry_id: str, fields: dict[bytes, bytes]
-    ) -> None:
-        raw = fields.get(b"t")
-        try:
-            task_id = check_task_id(text(raw))
-        except DeepAgentsRedisError:
-            await self._dead_letter(queue, entry_id, "", reason="malformed entry", fields=fields)
-            return
+    def _claim(self, agent: str, task_id: str, failed: bytes = b"") -> Script:
+        """The claim of one task by this worker (``coord_claim``; `failed`: its 'failed' event)."""
         keys = self.keys.task(task_id)
         started = self._encoded(
             "task.started", self.worker_id, task_id, agent, keys, worker=self.worker_id
@@ -504,15 +506,66 @@ class Worker(CoordComponent):
             self._lease_ms,
             started,
             self.coord_settings.events_maxlen,
-            b"",
+            failed,
             self.coord_settings.result_ttl_seconds * 1000,
         ]
-        claim = Script(CLAIM, [keys.record, keys.events, keys.inbox], args)
-        reply = await self._op("coord.claim", one(claim), agent=agent)
+        return Script(CLAIM, [keys.record, keys.events, keys.inbox], args)
+
+    async def _claim_batch(
+        self, agent: str, taken: list[tuple[str, dict[bytes, bytes]]]
+    ) -> dict[str, Any]:
+        """Claim a read batch in one round trip on a single server: entry id -> claim reply.
+
+        Core's `Chain` runs the claims as one script, in order. On a Cluster (tasks in other
+        slots), or if the batch call fails, the result is empty and each entry claims for
+        itself as before: a claim the failed call did make reads as held by a live worker
+        and is reclaimed when its lease runs out, like any claim whose reply was lost.
+        """
+        if self._connector.cluster_hint is not False:
+            return {}
+        ids: list[str] = []
+        claims: list[Script] = []
+        for entry_id, fields in taken:
+            try:
+                task_id = check_task_id(text(fields.get(b"t")))
+            except DeepAgentsRedisError:
+                continue  # malformed: its own handler dead-letters it
+            ids.append(entry_id)
+            claims.append(self._claim(agent, task_id))
+        if len(claims) < 2:
+            return {}
+        try:
+            replies = await self._op("coord.claim", one(Chain(claims)), agent=agent)
+        except DeepAgentsRedisError as exc:
+            log.warning("worker %s: claiming a batch of %s failed: %s", self.worker_id, agent, exc)
+            get_instrumentation().count("coord.claim_batch_failed", agent=agent)
+            return {}
+        return dict(zip(ids, replies, strict=True))
+
+    async def _handle_entry(
+        self,
+        agent: str,
+        queue: QueueKeys,
+        entry_id: str,
+        fields: dict[bytes, bytes],
+        claimed: Any = None,
+    ) -> None:
+        raw = fields.get(b"t")
+        try:
+            task_id = check_task_id(text(raw))
+        except DeepAgentsRedisError:
+            await self._dead_letter(queue, entry_id, "", reason="malformed entry", fields=fields)
+            return
+        keys = self.keys.task(task_id)
+        if claimed is not None:
+            reply = claimed  # claimed with its read batch (`_claim_batch`)
+        else:
+            reply = await self._op("coord.claim", one(self._claim(agent, task_id)), agent=agent)
         if text(reply[0]) == "exhausted?":  # out of attempts: now with the 'failed' event
-            args[4] = self._encoded(
+            failed = self._encoded(
                 "task.failed", self.worker_id, task_id, agent, keys, reason="out of attempts"
             )
+            claim = self._claim(agent, task_id, failed)
             reply = await self._op("coord.claim", one(claim), agent=agent)
         verdict = text(reply[0])
         if verdict in ("done", "gone"):
