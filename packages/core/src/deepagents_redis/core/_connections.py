@@ -10,6 +10,11 @@ redis-py's message text.
 Hooks used (redis-py 8.1): `connect_check_health`, `check_health`, `send_packed_command` and
 `read_response(timeout=...)` of the sync and asyncio connection classes. A test drives each
 hook through a blackholing listener, so an upstream rename fails loudly.
+
+They also pack commands with `_resp.pack_command` (one chunk per command instead of one per
+6,000 bytes; the same bytes), through `_construct_command_packer` (sync; only when redis-py
+would use its pure-Python packer, not hiredis's) and `pack_command` (asyncio, which always
+packs in Python). A test checks that our connections use it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import redis.exceptions as rexc
 import redis.sentinel
 from deepagents_redis.core._deadline import clamp, deadline_exceeded, mark_not_sent, remaining
 from deepagents_redis.core._errors import TRANSPORT_EXCEPTIONS
+from deepagents_redis.core._resp import RespPacker, pack_command
 
 __all__ = [
     "async_connection_class",
@@ -51,6 +57,13 @@ class _SyncDeadline:
 
     socket_connect_timeout: float | None
     socket_timeout: float | None
+    encoder: Any
+    _buffer_cutoff: int
+
+    def _construct_command_packer(self, packer: Any) -> Any:
+        if packer is None and not sconn.HIREDIS_AVAILABLE:
+            return RespPacker(self._buffer_cutoff, self.encoder.encode)
+        return super()._construct_command_packer(packer)  # type: ignore[misc]
 
     def connect_check_health(
         self, check_health: bool = True, retry_socket_connect: bool = True
@@ -98,6 +111,11 @@ class _AsyncDeadline:
 
     socket_connect_timeout: float | None
     socket_timeout: float | None
+    encoder: Any
+    _buffer_cutoff: int
+
+    def pack_command(self, *args: Any) -> list[Any]:
+        return pack_command(self.encoder.encode, self._buffer_cutoff, args)
 
     async def connect_check_health(
         self, check_health: bool = True, retry_socket_connect: bool = True

@@ -1,0 +1,66 @@
+"""A leaner RESP command packer for our connection classes (same bytes as redis-py's).
+
+redis-py's pure-Python packer (used when `hiredis` is not installed) re-joins its growing
+buffer once per argument and starts a new chunk every 6,000 bytes, and the sync connection
+then makes one `sendall` per chunk. A grep over 1,000 files sends a script call with 1,000
+keys: 19 chunks and 19 `sendall`s, and one grep was ~0.3 ms faster with this packer
+(fs performance pass, issue 13).
+This packer formats each argument once and joins once per command, so a command is one
+chunk (plus one per argument too large to copy). Arguments are still encoded by the
+connection's own `Encoder`, so what is accepted or refused (bools, other types) and how text
+is encoded stay redis-py's. A property test checks the bytes against redis-py's packer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["RespPacker", "pack_command"]
+
+
+def pack_command(encode: Callable[[Any], Any], cutoff: int, args: tuple[Any, ...]) -> list[Any]:
+    """The RESP array for one command, as a list of chunks to send in order.
+
+    Args:
+        encode: The connection's argument encoder (`Encoder.encode`).
+        cutoff: Arguments longer than this (and memoryviews) are sent as chunks of their
+            own instead of being copied into the command buffer (redis-py's rule).
+        args: The command name and its arguments. A name with spaces (``"CONFIG GET"``)
+            is split into separate arguments, as redis-py does.
+
+    Returns:
+        The chunks: bytes, and the large arguments themselves.
+    """
+    first = args[0]
+    if isinstance(first, str):
+        args = (*first.encode().split(), *args[1:])
+    elif b" " in first:
+        args = (*first.split(), *args[1:])
+    chunks: list[Any] = []
+    pieces = [b"*%d\r\n" % len(args)]
+    for arg in map(encode, args):
+        size = len(arg)
+        if size > cutoff or isinstance(arg, memoryview):
+            pieces.append(b"$%d\r\n" % size)
+            chunks.append(b"".join(pieces))
+            chunks.append(arg)
+            pieces = [b"\r\n"]
+        else:
+            pieces.append(b"$%d\r\n%b\r\n" % (size, arg))
+    chunks.append(b"".join(pieces))
+    return chunks
+
+
+class RespPacker:
+    """Drop-in for redis-py's `PythonRespSerializer` (its `pack(*args)` interface)."""
+
+    __slots__ = ("_cutoff", "_encode")
+
+    def __init__(self, cutoff: int, encode: Callable[[Any], Any]) -> None:
+        self._cutoff = cutoff
+        self._encode = encode
+
+    def pack(self, *args: Any) -> list[Any]:
+        """Pack one command (see `pack_command`)."""
+        return pack_command(self._encode, self._cutoff, args)
