@@ -104,6 +104,25 @@ def test_capped_grep_keeps_the_first_matches_in_path_order(make_backend: Any) ->
     assert [(m["path"], m["line"]) for m in capped.matches] == [("/a.txt", 1), ("/b.txt", 1)]
 
 
+def test_grep_skips_a_binary_file_whose_stored_base64_holds_the_pattern(
+    make_backend: Any, store: Any
+) -> None:
+    # GREP reads the content first and the encoding only on a match: this binary file's
+    # stored form (base64 "needleAB") matches, and must still be skipped.
+    import base64
+
+    binary = base64.b64decode("needleAB")
+    with pytest.raises(UnicodeDecodeError):
+        binary.decode("utf-8")
+    files = [("/s/a.bin", binary), ("/s/b.txt", b"no\nneedle here\n")]
+    backend = make_backend()
+    for b in (backend, store):
+        b.upload_files(files)
+    want = [{"path": "/s/b.txt", "line": 2, "text": "needle here"}]
+    assert backend.grep("needle", "/s").matches == want
+    assert store.grep("needle", "/s").matches == want
+
+
 @pytest.mark.parametrize(("files", "max_bytes"), [(1000, 4 * 1024 * 1024), (3, 10), (2, 1)])
 def test_grep_batches_by_files_and_bytes_find_the_same(
     make_backend: Any, monkeypatch: pytest.MonkeyPatch, files: int, max_bytes: int

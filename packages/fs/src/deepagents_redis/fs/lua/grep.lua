@@ -28,16 +28,21 @@ for k = 1, #KEYS do
     out[1] = -k
     return out
   end
-  -- every file has 'e'; only inline files have 'd' (a chunked or spilled write drops it)
-  local m = redis.call('HMGET', KEYS[k], 'e', 'd')
-  if m[1] and m[1] ~= 'base64' then
-    if not m[2] then
+  -- Only inline files have 'd' (a chunked or spilled write drops it), and every file has
+  -- 'e'. The content is read first and the encoding only when it matters (no content, or
+  -- a match to confirm): one HGET per file instead of an HMGET of both fields, ~20% of
+  -- this script's time over 1,000 files (fs performance pass, issue 13).
+  local content = redis.call('HGET', KEYS[k], 'd')
+  if not content then
+    local e = redis.call('HGET', KEYS[k], 'e')
+    if e and e ~= 'base64' then
       out[1] = k
       return out
     end
-    local content = m[2]
+  else
     searched = searched + #content
-    if string.find(content, pat, 1, true) then
+    if string.find(content, pat, 1, true)
+        and redis.call('HGET', KEYS[k], 'e') ~= 'base64' then
       local pos, line_no = 1, 0
       while true do
         local s = string.find(content, '\n', pos, true)
