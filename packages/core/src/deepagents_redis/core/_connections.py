@@ -29,6 +29,7 @@ import redis.sentinel
 from deepagents_redis.core._deadline import clamp, deadline_exceeded, mark_not_sent, remaining
 from deepagents_redis.core._errors import TRANSPORT_EXCEPTIONS
 from deepagents_redis.core._resp import RespPacker, pack_command
+from redis.utils import HIREDIS_AVAILABLE
 
 __all__ = [
     "async_connection_class",
@@ -61,7 +62,7 @@ class _SyncDeadline:
     _buffer_cutoff: int
 
     def _construct_command_packer(self, packer: Any) -> Any:
-        if packer is None and not sconn.HIREDIS_AVAILABLE:
+        if packer is None and not HIREDIS_AVAILABLE:
             return RespPacker(self._buffer_cutoff, self.encoder.encode)
         return super()._construct_command_packer(packer)  # type: ignore[misc]
 
