@@ -7,8 +7,11 @@ from deepagents_redis.core._resp import RespPacker, pack_command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis._parsers.encoders import Encoder
-from redis.connection import PythonRespSerializer
+from redis.connection import HiredisRespSerializer, PythonRespSerializer
+from redis.utils import HIREDIS_AVAILABLE
 
+# With hiredis installed redis-py packs in C, which our sync connections keep.
+SYNC_PACKER = HiredisRespSerializer if HIREDIS_AVAILABLE else RespPacker
 ENCODE = Encoder("utf-8", "strict", False).encode
 CUTOFF = 6000
 
@@ -52,7 +55,7 @@ def test_sync_client_packs_with_it_and_round_trips(redis_settings):
     try:
         conn = client.connection_pool.get_connection()
         try:
-            assert isinstance(conn._command_packer, RespPacker)
+            assert isinstance(conn._command_packer, SYNC_PACKER)
         finally:
             client.connection_pool.release(conn)
         key = redis_settings.key_prefix + ":resp"
@@ -95,7 +98,7 @@ def test_cluster_nodes_pack_with_it(cluster_client, cluster_settings):
     pool = node.redis_connection.connection_pool
     conn = pool.get_connection()
     try:
-        assert isinstance(conn._command_packer, RespPacker)
+        assert isinstance(conn._command_packer, SYNC_PACKER)
     finally:
         pool.release(conn)
     key = cluster_settings.key_prefix + ":{resp}"
