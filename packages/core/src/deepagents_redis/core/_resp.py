@@ -39,7 +39,9 @@ def pack_command(encode: Callable[[Any], Any], cutoff: int, args: tuple[Any, ...
         args = (*first.split(), *args[1:])
     chunks: list[Any] = []
     pieces = [b"*%d\r\n" % len(args)]
-    for arg in map(encode, args):
+    for arg in args:
+        if arg.__class__ is not bytes:  # bytes (most keys and values) need no encoding
+            arg = encode(arg)
         size = len(arg)
         if size > cutoff or isinstance(arg, memoryview):
             pieces.append(b"$%d\r\n" % size)
