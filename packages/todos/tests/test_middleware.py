@@ -184,14 +184,14 @@ async def test_an_outside_update_reaches_an_async_run_too(redis_target: Any) -> 
     assert sync_notes(result["messages"][-2:-1]) == [note]
 
 
-def test_the_pull_adds_no_graph_step_per_model_call(redis_target: Any) -> None:
-    # A before_model hook would be a node (a checkpointed step per model call); the pull
-    # runs inside the model call, so the graph has langchain's todo nodes only.
+def test_the_plan_adds_no_graph_step(redis_target: Any) -> None:
+    # before_agent / before_model hooks would be nodes (a checkpointed step per run and per
+    # model call); the load and the pull run inside the model call, so the graph is
+    # langchain's own.
     model = ScriptedChatModel(script=[AIMessage("hi")])
     ours = agent(model, middleware(redis_target)).get_graph().nodes
     theirs = create_agent(model, middleware=[TodoListMiddleware()]).get_graph().nodes
-    extra = sorted(set(ours) - set(theirs))
-    assert extra == ["TodoListMiddleware.before_agent"]
+    assert sorted(ours) == sorted(theirs)
 
 
 @pytest.mark.parametrize("policy", ["merge", "reject"])
@@ -464,9 +464,22 @@ def test_a_view_this_run_just_wrote_is_not_read_again(redis_target: Any, reuse: 
 
     mw.repository.get = counted  # type: ignore[method-assign]
     result = run(agent(model, mw), "rv")
-    # before_agent + 3 before_model; with reuse, the one right after before_agent and the
-    # one right after write_todos are skipped.
-    assert reads == (2 if reuse else 4)
+    # One read per model call (the first loads); with reuse, the one right after
+    # write_todos is skipped.
+    assert reads == (2 if reuse else 3)
     (note,) = sync_notes(model.seen[2])
     assert "changed outside this run (version 1 -> 2)" in note
     assert result["todos"][0] == {"content": "research the topic", "status": "completed"}
+
+
+def test_a_run_starts_at_the_first_model_call_after_input() -> None:
+    from deepagents_redis.todos._middleware import SYNC_MESSAGE_PREFIX, _run_starts
+
+    note = HumanMessage("[shared todo plan] ...", id=f"{SYNC_MESSAGE_PREFIX}s-2-1")
+    call = AIMessage("", tool_calls=[{"name": "ls", "args": {}, "id": "c1"}])
+    result = ToolMessage("[]", tool_call_id="c1")
+    assert _run_starts({"messages": [HumanMessage("go")]})
+    assert _run_starts({"messages": []})
+    assert not _run_starts({"messages": [HumanMessage("go"), call, result]})
+    assert not _run_starts({"messages": [HumanMessage("go"), call, result, note]})
+    assert _run_starts({"messages": [HumanMessage("go"), call, result, HumanMessage("more")]})

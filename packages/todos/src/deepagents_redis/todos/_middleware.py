@@ -6,8 +6,9 @@ It subclasses langchain's middleware and reports the same ``name``
 one name). The ``write_todos`` tool keeps its name, description, argument schema, system
 prompt and the one-call-per-turn check; what changes is where the plan lives:
 
-* ``before_agent``: load the plan, so a restarted or different worker resumes it (a thread
-  whose checkpoint has todos but whose plan is empty in Redis seeds Redis from it);
+* the run's first model call: load the plan, so a restarted or different worker resumes it
+  (a thread whose checkpoint has todos but whose plan is empty in Redis seeds Redis from
+  it). Inside the call, not a ``before_agent`` node: no graph step of its own;
 * ``write_todos``: a versioned ``replace`` (one script call, op id derived from the tool
   call id and the LangGraph task that runs it, so re-running a tool call after a crash
   applies once while a later call that reuses the tool call id is applied);
@@ -81,7 +82,6 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.config import get_config
-from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 __all__ = [
@@ -116,6 +116,22 @@ def _state_update(plan: TodoList) -> dict[str, Any]:
         "todo_ids": plan.ids,
         "todos_version": plan.version,
     }
+
+
+def _run_starts(state: Any) -> bool:
+    """Whether this model call is the run's first: no model answer since the user's input.
+
+    Read from the messages, newest first: a model message before a human one (our own
+    notes are not input) means the run has called the model already.
+    """
+    for message in reversed(state.get("messages") or []):
+        if isinstance(message, AIMessage):
+            return False
+        if isinstance(message, HumanMessage) and not str(message.id or "").startswith(
+            SYNC_MESSAGE_PREFIX
+        ):
+            return True
+    return True
 
 
 def _with_pull(
@@ -208,7 +224,8 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         """Merges tried before a write gives up with ``ConflictError``."""
         self._scoped = _ScopedRepository(self.repository, scope or self.todos_settings.scope)
         # (scope, thread id) -> (version, ids, monotonic time) of the plan this process last
-        # loaded or wrote for a run; the next model call consumes it (see _fresh_view).
+        # wrote for a run; the next model call consumes it (see _fresh_view). Loads happen
+        # inside a model call, after which the model acts: they leave no memo.
         self._views: dict[tuple[str, Any], tuple[int, list[str], float]] = {}
         self.tools = [_write_todos_tool(self, tool_description)]
 
@@ -269,7 +286,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         return scope, (config.get("configurable") or {}).get("thread_id")
 
     def _saw(self, scope: str, config: RunnableConfig, plan: TodoList) -> None:
-        """Remember that this run's state now reflects ``plan`` (loaded or just written)."""
+        """Remember that this run's state now reflects ``plan`` (just written)."""
         if self.todos_settings.reuse_view_seconds <= 0:
             return
         if len(self._views) >= 4096:  # runs that ended before their next model call
@@ -277,9 +294,9 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         self._views[self._view_key(scope, config)] = (plan.version, plan.ids, time.monotonic())
 
     def _fresh_view(self, state: Any, scope: str, config: RunnableConfig) -> bool:
-        """Whether this run loaded or wrote the state's plan since its last model call.
+        """Whether this run wrote the state's plan since its last model call.
 
-        True only within ``reuse_view_seconds`` of that load or write. The memo is consumed:
+        True only within ``reuse_view_seconds`` of that write. The memo is consumed:
         the model call after the next one reads again.
         """
         seen = self._views.pop(self._view_key(scope, config), None)
@@ -359,7 +376,8 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
     def _load(self, state: Any, *, starting: bool) -> dict[str, Any] | None:
         config = get_config()
         scope = self.scope_for(config)
-        if not starting and self._fresh_view(state, scope, config):
+        # A run's first call always reads (a memo left by an earlier run is dropped).
+        if self._fresh_view(state, scope, config) and not starting:
             return None
         plan = self.repository.get(scope)
         seed = self._seed_payload(state, plan)
@@ -368,18 +386,16 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                 seeded = self.repository.replace(
                     scope, seed, expected_version=0, actor=self._scoped.actor(config, "agent")
                 )
-                self._saw(scope, config, seeded)
                 return _state_update(seeded)
             except ConflictError:
                 plan = self.repository.get(scope)
-        if starting:
-            self._saw(scope, config, plan)
         return self._pull(state, plan, starting=starting)
 
     async def _aload(self, state: Any, *, starting: bool) -> dict[str, Any] | None:
         config = get_config()
         scope = self.scope_for(config)
-        if not starting and self._fresh_view(state, scope, config):
+        # A run's first call always reads (a memo left by an earlier run is dropped).
+        if self._fresh_view(state, scope, config) and not starting:
             return None
         plan = await self.repository.aget(scope)
         seed = self._seed_payload(state, plan)
@@ -388,37 +404,10 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                 seeded = await self.repository.areplace(
                     scope, seed, expected_version=0, actor=self._scoped.actor(config, "agent")
                 )
-                self._saw(scope, config, seeded)
                 return _state_update(seeded)
             except ConflictError:
                 plan = await self.repository.aget(scope)
-        if starting:
-            self._saw(scope, config, plan)
         return self._pull(state, plan, starting=starting)
-
-    def before_agent(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        """Load the plan at the start of a run (seed or restore Redis from the thread).
-
-        Args:
-            state: The agent state.
-            runtime: The runtime.
-
-        Returns:
-            The state update, if the plan differs from the state.
-        """
-        return self._load(state, starting=True)
-
-    async def abefore_agent(self, state: Any, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        """Async `before_agent`.
-
-        Args:
-            state: The agent state.
-            runtime: The runtime.
-
-        Returns:
-            The state update, if the plan differs from the state.
-        """
-        return await self._aload(state, starting=True)
 
     # AgentMiddleware's hook may return an ExtendedModelResponse; TodoListMiddleware's
     # annotation narrows that away, hence the ignores.
@@ -427,14 +416,16 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelCallResult[Any]:
-        """Pull changes made outside the run into this model call; add langchain's prompt.
+        """Load or pull the plan into this model call; add langchain's prompt.
 
-        Inside the model call rather than a ``before_model`` hook: a hook is a graph node
-        of its own, so a checkpointed step per model call (measured: 17% of a scripted
-        all-phases deep agent run). When the plan moved, the note telling the model what
-        changed is appended to this call's messages and stored in the thread just before
-        the model's answer, where a ``before_model`` hook would have put it, and the plan
-        fields are updated with it.
+        The run's first model call loads the plan (a run resumed on another worker picks
+        it up; a thread that ran without Redis seeds it); later ones pull changes made
+        outside the run. Inside the model call rather than ``before_agent`` and
+        ``before_model`` hooks: a hook is a graph node of its own, so a checkpointed step
+        (measured for ``before_model``: 17% of a scripted all-phases deep agent run). When
+        the plan moved, the note telling the model what changed is appended to this call's
+        messages and stored in the thread just before the model's answer, where a hook
+        would have put it, and the plan fields are updated with it.
 
         Args:
             request: The model request (its ``state`` is the agent state).
@@ -443,7 +434,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         Returns:
             The model's response, with the pulled plan as a state update when it moved.
         """
-        update = self._load(request.state, starting=False)
+        update = self._load(request.state, starting=_run_starts(request.state))
         if update is None:
             return super().wrap_model_call(request, handler)
         note = update.pop("messages", [])
@@ -465,7 +456,7 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
         Returns:
             The model's response, with the pulled plan as a state update when it moved.
         """
-        update = await self._aload(request.state, starting=False)
+        update = await self._aload(request.state, starting=_run_starts(request.state))
         if update is None:
             return await super().awrap_model_call(request, handler)
         note = update.pop("messages", [])
