@@ -34,7 +34,8 @@
 -- Returns {version}: the new version. The wrapper records this reply under the op id for a
 -- day, so it is kept small on purpose (a reply carrying the plan cost a plan-sized record per
 -- mutation); the repository's outer script appends the current plan to it (see
--- _repository.py, MUTATE_SCRIPT).
+-- _repository.py, MUTATE_SCRIPT): the body hands it the plan it wrote in the outer script's
+-- local `written` (so this body runs only inside that script).
 -- Errors (nothing is changed when one is raised; every check runs before the first write):
 --   INVALID <why>                     bad payload: status, empty content, duplicate id ...
 --   CONFLICT <actual>                 the plan is not at the expected version
@@ -372,4 +373,7 @@ local detail_json = '{}'
 if next(detail) ~= nil then detail_json = cjson.encode(detail) end
 redis.call('XADD', log_key, 'MAXLEN', '~', log_maxlen, '*',
   'v', version, 'op', op, 'actor', actor, 'op_id', op_id, 'item', item_id, 'detail', detail_json)
+-- The plan as just written, for the outer script's reply (`written` is its local, see
+-- MUTATE_SCRIPT in _repository.py): not part of the recorded reply.
+written = { version, new_items, now, op_id }
 return { version }
