@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -45,9 +45,11 @@ from deepagents_redis.core import (
     Idempotent,
     IdempotentScript,
     InvalidInputError,
+    KeySpace,
     LuaScript,
     Operation,
     RedisComponent,
+    ScopedKeys,
     arun_operation,
     deadline,
     get_instrumentation,
@@ -127,6 +129,11 @@ is ``{op_version, version, items_json, updated_ms, last_op}``, see ``_WITH_PLAN`
 TodoInput = Todo | Mapping[str, Any]
 """An item for `RedisTodoRepository.replace`: a `Todo` or a mapping with at
 least ``content`` (``id`` is generated when absent, ``status`` defaults to ``pending``)."""
+
+
+def _new_op_id() -> str:
+    """A fresh op id: 128 random bits as hex (``uuid4().hex`` cost ~2 µs, this ~0.4 µs)."""
+    return os.urandom(16).hex()
 
 
 def _text(value: Any) -> str:
@@ -287,6 +294,8 @@ class RedisTodoRepository(RedisComponent):
         self._eviction = EvictionGuard(
             "todo plans", eviction_check, logger="deepagents_redis.todos"
         )
+        self._scope_keys: dict[str, tuple[str, str, ScopedKeys]] = {}
+        self._scope_keys_of: KeySpace | None = None
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -311,6 +320,26 @@ class RedisTodoRepository(RedisComponent):
             The key.
         """
         return self.keyspace.key(KIND, scope, "log")
+
+    def _keys(self, scope: str) -> tuple[str, str, ScopedKeys]:
+        """A scope's plan key, log key and op-key builder, built once per scope.
+
+        Three keys per mutation cost ~3.5 µs to encode (a tenth of a mutation's client
+        time, profiled); the cache is bounded and belongs to the key space it was built
+        with. A scope that is not a ``str`` is not cached, so it fails in `KeySpace.key`
+        with its usual `InvalidInputError`.
+        """
+        cache = self._scope_keys
+        if self._scope_keys_of is not self.keyspace:
+            cache.clear()
+            self._scope_keys_of = self.keyspace
+        keys = cache.get(scope) if type(scope) is str else None
+        if keys is None:
+            keys = (self.plan_key(scope), self.log_key(scope), self.keyspace.scoped("op", scope))
+            if len(cache) >= 1024:
+                cache.clear()
+            cache[scope] = keys
+        return keys
 
     # -- durability ---------------------------------------------------------------------
 
@@ -371,7 +400,7 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None,
         item_id: str | None = None,
     ) -> TodoList:
-        op_id = op_id or uuid.uuid4().hex
+        op_id = op_id or _new_op_id()
         request = self._request(scope, op, payload, expected_version, actor, op_id)
         with self._deadline():
             self._check_eviction()
@@ -396,7 +425,7 @@ class RedisTodoRepository(RedisComponent):
         op_id: str | None,
         item_id: str | None = None,
     ) -> TodoList:
-        op_id = op_id or uuid.uuid4().hex
+        op_id = op_id or _new_op_id()
         request = self._request(scope, op, payload, expected_version, actor, op_id)
         with self._deadline():
             await self._acheck_eviction()
@@ -425,10 +454,11 @@ class RedisTodoRepository(RedisComponent):
         op_id: str,
     ) -> Idempotent:
         """The request of one mutation (limits checked here, before anything is sent)."""
+        plan_key, log_key, op_keys = self._keys(scope)
         return Idempotent(
             MUTATE_SCRIPT,
-            self.keyspace.op_key(scope, op_id),
-            [self.plan_key(scope), self.log_key(scope)],
+            op_keys.key(op_id),
+            [plan_key, log_key],
             self._args(op, expected_version, payload, actor, op_id),
             op_ttl_ms=self.settings.op_ttl_seconds * 1000,
             retries=self._retries,
