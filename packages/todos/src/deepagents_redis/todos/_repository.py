@@ -22,6 +22,12 @@ to the log, record the operation id; then, in the same call, the current plan is
 remove decodes and encodes that item only, server-side: the index gives its offset in
 ``items`` (see ``lua/mutate.lua``).
 
+A mutation returns the plan after it. When the repository holds the plan as it stood before
+the call (the state its last reply for that scope described, kept for up to 128 scopes of at
+most 64 KB each) and nobody wrote since, the script sends back only the change (one item and
+its position) and the repository applies it to that state: a 10-item update no longer
+transfers and parses the 9 items it did not touch (see `RedisTodoRepository._reply`).
+
 Limits (``TodosSettings``: ``max_items``, ``max_content_bytes``, ``max_plan_bytes``) are
 checked on the client before anything is sent, and again by the script before its first
 write, for plans that grew through other writers.
@@ -64,6 +70,7 @@ from deepagents_redis.todos._models import (
     TodoStatus,
     _stored_time,
     _todo_from_stored,
+    _trusted,
     content_is_blank,
     malformed,
     new_item_id,
@@ -100,13 +107,20 @@ _WITH_PLAN = """\
 -- `written`: the body sets it to {version, items, updated_ms, last_op}, the fields its HSET
 -- just wrote, so a first run returns them without reading them back (an HMGET of the plan
 -- was ~2.5 us of server time per mutation); a replay (the body does not run) reads them.
+-- A first run whose client knew the plan before it (ARGV `known`) gets {op_version, version,
+-- false, updated_ms, last_op, kind, position, item_json, items_length} instead: the change,
+-- not the plan (see the end of mutate.lua).
 local written
 local function idempotent()
 {wrapped}
 end
 local reply = idempotent()
 if type(reply) ~= 'table' or reply['err'] ~= nil then return reply end
-if written then return {reply[1], written[1], written[2], written[3], written[4]} end
+if written then
+  local out = {reply[1]}
+  for i = 1, #written do out[i + 1] = written[i] end
+  return out
+end
 local plan = redis.call('HMGET', KEYS[2], 'version', 'items', 'updated_ms', 'last_op')
 return {reply[1], plan[1], plan[2], plan[3], plan[4]}
 """
@@ -191,6 +205,38 @@ def _item_payload(item: TodoInput) -> dict[str, Any]:
     return out
 
 
+_Item = tuple[dict[str, Any], Any]
+"""A parsed item as the repository keeps it: its fields (never handed out: each plan gets its
+own copy) and its stored ``metadata`` JSON (decoded again for each plan, so no two plans
+share a mutable dict)."""
+
+_Known = tuple[str, list[_Item]]
+"""A plan state the client holds: the token the script compares (``known`` in mutate.lua)
+and the items."""
+
+
+def _parse_items(items_raw: Any) -> list[Any]:
+    try:
+        items = json.loads(_text(items_raw)) if items_raw is not None else []
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise malformed(f"{type(exc).__name__}: {exc}") from exc
+    if type(items) is not list:
+        raise malformed("items is not a JSON array")
+    return items
+
+
+def _fresh(item: _Item) -> Todo:
+    """A new `Todo` from a kept item (checked when it was first parsed)."""
+    values, metadata_raw = item
+    fields = values.copy()
+    fields["metadata"] = {} if metadata_raw is None else json.loads(metadata_raw)
+    return _trusted(Todo, fields)
+
+
+def _kept(todo: Todo, raw: Mapping[str, Any]) -> _Item:
+    return todo.__dict__.copy(), raw.get("metadata")
+
+
 def parse_plan(scope: str, version_raw: Any, items_raw: Any, updated_raw: Any) -> TodoList:
     """Build a `TodoList` from the stored hash fields (or a script reply).
 
@@ -211,22 +257,24 @@ def parse_plan(scope: str, version_raw: Any, items_raw: Any, updated_raw: Any) -
     """
     if version_raw is None:
         return TodoList(scope=scope)
-    try:
-        version = int(version_raw)
-        items = json.loads(_text(items_raw)) if items_raw is not None else []
-        updated = None if updated_raw is None else _stored_time(int(updated_raw))
-    except (ValueError, TypeError, RecursionError) as exc:
-        # UnicodeDecodeError and JSONDecodeError are ValueErrors.
-        raise malformed(f"{type(exc).__name__}: {exc}") from exc
-    if type(items) is not list:
-        raise malformed("items is not a JSON array")
+    version, updated = _version_and_time(version_raw, updated_raw)
     # Checked per field by `_todo_from_stored`, then built without a pydantic pass.
     return TodoList.trusted(
         scope=scope,
         version=version,
-        items=[_todo_from_stored(raw) for raw in items],
+        items=[_todo_from_stored(raw) for raw in _parse_items(items_raw)],
         updated_at=updated,
     )
+
+
+def _version_and_time(version_raw: Any, updated_raw: Any) -> tuple[int, datetime | None]:
+    try:
+        version = int(version_raw)
+        updated = None if updated_raw is None else _stored_time(int(updated_raw))
+    except (ValueError, TypeError) as exc:
+        # UnicodeDecodeError is a ValueError.
+        raise malformed(f"{type(exc).__name__}: {exc}") from exc
+    return version, updated
 
 
 def _parse_change(entry_id: Any, fields: Mapping[Any, Any]) -> TodoChange:
@@ -295,6 +343,7 @@ class RedisTodoRepository(RedisComponent):
             "todo plans", eviction_check, logger="deepagents_redis.todos"
         )
         self._scope_keys: dict[str, tuple[str, str, ScopedKeys]] = {}
+        self._known: dict[str, _Known] = {}
         self._scope_keys_of: KeySpace | None = None
 
     # -- keys ---------------------------------------------------------------------------
@@ -360,6 +409,7 @@ class RedisTodoRepository(RedisComponent):
         payload: Mapping[str, Any],
         actor: str | None,
         op_id: str,
+        known: str = "",
     ) -> list[str]:
         if expected_version is not None and (
             isinstance(expected_version, bool) or not isinstance(expected_version, int)
@@ -387,6 +437,7 @@ class RedisTodoRepository(RedisComponent):
             op_id,
             str(self.settings.max_content_bytes),
             str(self.settings.max_plan_bytes),
+            known,
         ]
 
     def _mutate(
@@ -401,13 +452,14 @@ class RedisTodoRepository(RedisComponent):
         item_id: str | None = None,
     ) -> TodoList:
         op_id = op_id or _new_op_id()
-        request = self._request(scope, op, payload, expected_version, actor, op_id)
+        known = self._known.get(scope) if type(scope) is str else None
+        request = self._request(scope, op, payload, expected_version, actor, op_id, known)
         with self._deadline():
             self._check_eviction()
             return run_operation(
                 self._connector,
                 f"todos.{op}",
-                self._mutate_op(scope, request, op_id),
+                self._mutate_op(scope, request, op_id, known),
                 deadline_seconds=self._connector.settings.deadline_seconds,
                 expected=expected_version,
                 words=script_words(item_id),
@@ -426,23 +478,26 @@ class RedisTodoRepository(RedisComponent):
         item_id: str | None = None,
     ) -> TodoList:
         op_id = op_id or _new_op_id()
-        request = self._request(scope, op, payload, expected_version, actor, op_id)
+        known = self._known.get(scope) if type(scope) is str else None
+        request = self._request(scope, op, payload, expected_version, actor, op_id, known)
         with self._deadline():
             await self._acheck_eviction()
             return await arun_operation(
                 self._connector,
                 f"todos.{op}",
-                self._mutate_op(scope, request, op_id),
+                self._mutate_op(scope, request, op_id, known),
                 deadline_seconds=self._connector.settings.deadline_seconds,
                 expected=expected_version,
                 words=script_words(item_id),
                 scope=scope,
             )
 
-    def _mutate_op(self, scope: str, request: Idempotent, op_id: str) -> Operation[TodoList]:
+    def _mutate_op(
+        self, scope: str, request: Idempotent, op_id: str, known: _Known | None
+    ) -> Operation[TodoList]:
         """One mutation: one call of ``MUTATE_SCRIPT`` (run sync or async by core's driver)."""
         reply = yield request
-        return self._reply(scope, reply, op_id)
+        return self._reply(scope, reply, op_id, known)
 
     def _request(
         self,
@@ -452,6 +507,7 @@ class RedisTodoRepository(RedisComponent):
         expected_version: int | None,
         actor: str | None,
         op_id: str,
+        known: _Known | None = None,
     ) -> Idempotent:
         """The request of one mutation (limits checked here, before anything is sent)."""
         plan_key, log_key, op_keys = self._keys(scope)
@@ -459,7 +515,7 @@ class RedisTodoRepository(RedisComponent):
             MUTATE_SCRIPT,
             op_keys.key(op_id),
             [plan_key, log_key],
-            self._args(op, expected_version, payload, actor, op_id),
+            self._args(op, expected_version, payload, actor, op_id, known[0] if known else ""),
             op_ttl_ms=self.settings.op_ttl_seconds * 1000,
             retries=self._retries,
         )
@@ -468,8 +524,7 @@ class RedisTodoRepository(RedisComponent):
         """The time bound of one public call (`RedisSettings.deadline_seconds`)."""
         return deadline(self._connector.settings.deadline_seconds)
 
-    @staticmethod
-    def _reply(scope: str, reply: Any, op_id: str) -> TodoList:
+    def _reply(self, scope: str, reply: Any, op_id: str, known: _Known | None) -> TodoList:
         """The plan after a mutation, from ``MUTATE_SCRIPT``'s reply.
 
         The op record holds the version the mutation produced; the plan records the op id
@@ -478,9 +533,19 @@ class RedisTodoRepository(RedisComponent):
         result; on a replay after other writes it is the newer plan, whose version is higher
         than the operation's (the operation was applied once, at its own version). That case
         is logged and counted (``todos.replay.moved``).
+
+        A first run whose request named the plan state this client holds (``known``, the
+        state the last reply for this scope described) may carry the change instead of the
+        plan (see `_applied`). Either way the state the reply describes is kept for the
+        next mutation of the scope.
         """
-        op_version, version, items_json, updated_ms, last_op = reply
-        plan = parse_plan(scope, version, items_json, updated_ms)
+        items: list[_Item] | None
+        if len(reply) == 9:
+            op_version, version_raw, _, updated_ms, last_op, kind, k, item_json, size = reply
+            plan, items = self._applied(scope, known, version_raw, updated_ms, kind, k, item_json)
+        else:
+            op_version, version_raw, items_json, updated_ms, last_op = reply
+            plan, items, size = self._parsed(scope, version_raw, items_json, updated_ms)
         if plan.version != int(_text(op_version)) or (
             last_op is not None and _text(last_op) != op_id
         ):
@@ -491,7 +556,92 @@ class RedisTodoRepository(RedisComponent):
                 plan.version,
             )
             get_instrumentation().count("todos.replay.moved")
+        if items is not None and type(scope) is str:
+            self._keep(scope, plan, last_op, updated_ms, size, items)
         return plan
+
+    @staticmethod
+    def _parsed(
+        scope: str, version_raw: Any, items_json: Any, updated_ms: Any
+    ) -> tuple[TodoList, list[_Item] | None, int]:
+        """`parse_plan`, and the items as kept (None for a plan never written)."""
+        if version_raw is None:
+            return TodoList(scope=scope), None, 0
+        version, updated = _version_and_time(version_raw, updated_ms)
+        raws = _parse_items(items_json)
+        todos = [_todo_from_stored(raw) for raw in raws]
+        plan = TodoList.trusted(scope=scope, version=version, items=todos, updated_at=updated)
+        kept = [_kept(todo, raw) for todo, raw in zip(todos, raws, strict=True)]
+        # The byte length as the script counts it (a missing field reads as '[]').
+        return plan, kept, 2 if items_json is None else len(items_json)
+
+    @staticmethod
+    def _applied(
+        scope: str,
+        known: _Known | None,
+        version_raw: Any,
+        updated_ms: Any,
+        kind: Any,
+        k: Any,
+        item_json: Any,
+    ) -> tuple[TodoList, list[_Item]]:
+        """The plan after a change the script sent instead of the plan.
+
+        The script sends it only when the stored plan was, before the change, the state
+        ``known`` describes (its version, last op, time and byte length all matched); the
+        new item is checked as any stored item is, the others were when first parsed, and
+        each comes back as a new `Todo` (no two plans share an object).
+        """
+        if known is None:
+            raise malformed("a change came back for a plan this client does not hold")
+        version, updated = _version_and_time(version_raw, updated_ms)
+        items = list(known[1])
+        pos = int(k) - 1 if type(k) is int else -1
+        what = _text(kind)
+        new: Todo | None = None
+        if what == "r" and 0 <= pos < len(items):
+            del items[pos]
+        elif what in ("u", "a") and 0 <= pos <= len(items) - (what == "u"):
+            raw = _parse_items(b"[" + item_json + b"]" if isinstance(item_json, bytes) else None)
+            if len(raw) != 1:
+                raise malformed("a changed item is not one JSON object")
+            new = _todo_from_stored(raw[0])
+            entry = _kept(new, raw[0])
+            if what == "u":
+                items[pos] = entry
+            else:
+                items.insert(pos, entry)
+        else:
+            raise malformed(f"unknown change {what!r} at {k!r}")
+        todos = [_fresh(item) for item in items]
+        if new is not None:
+            todos[pos] = new
+        plan = TodoList.trusted(scope=scope, version=version, items=todos, updated_at=updated)
+        return plan, items
+
+    def _keep(
+        self,
+        scope: str,
+        plan: TodoList,
+        last_op: Any,
+        updated_ms: Any,
+        size: Any,
+        items: list[_Item],
+    ) -> None:
+        """Keep the state a reply described, for the next mutation of this scope.
+
+        Bounded: at most 128 scopes, and plans of at most 64 KB of JSON (a larger plan is
+        sent whole each time, as before).
+        """
+        n = int(size)
+        if n > 65_536:
+            self._known.pop(scope, None)
+            return
+        token = f"{plan.version}:{_text(last_op) if last_op is not None else ''}:"
+        token += f"{_text(updated_ms) if updated_ms is not None else ''}:{n}"
+        if len(self._known) >= 128 and scope not in self._known:
+            self._known.clear()
+        self._known[scope] = (token, items)
 
     # -- payload builders (shared by the sync and async methods) ------------------------
 

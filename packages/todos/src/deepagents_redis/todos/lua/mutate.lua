@@ -31,6 +31,8 @@
 --   op_id        the operation id (recorded in the log, and as the plan's last_op)
 --   max_content  largest item content, in bytes
 --   max_plan     largest payload and largest stored plan (the items JSON), in bytes
+--   known        the plan state the client holds ('' = none): '<version>:<last_op>:
+--                <updated_ms>:<byte length of items>', as stored; see the end of the script
 -- Returns {version}: the new version. The wrapper records this reply under the op id for a
 -- day, so it is kept small on purpose (a reply carrying the plan cost a plan-sized record per
 -- mutation); the repository's outer script appends the current plan to it (see
@@ -57,6 +59,7 @@ local op, expected, payload_raw = argv[1], argv[2], argv[3]
 local max_items, log_maxlen = tonumber(argv[4]), argv[5]
 local actor, op_id = argv[6], argv[7]
 local max_content, max_plan = tonumber(argv[8]), tonumber(argv[9])
+local known = argv[10] or ''
 
 local STATUSES = { pending = true, in_progress = true, completed = true }
 
@@ -118,7 +121,7 @@ else
 end
 
 -- Then the version check against the stored plan.
-local stored = redis.call('HMGET', plan_key, 'version', 'items', 'index')
+local stored = redis.call('HMGET', plan_key, 'version', 'items', 'index', 'last_op', 'updated_ms')
 local version = tonumber(stored[1]) or 0
 if expected ~= '' and tonumber(expected) ~= version then
   return fail('CONFLICT ' .. version)
@@ -230,6 +233,9 @@ local function change(it)
 end
 
 local new_items
+-- The change as the client can apply it to the plan it knows: {kind, position, item JSON},
+-- kind 'u' (item k replaced), 'a' (inserted at k) or 'r' (item k removed).
+local delta
 
 if ids and op ~= 'replace' then
   -- One item: cut out and spliced in by its offset; the rest of `items` is copied as is.
@@ -252,6 +258,7 @@ if ids and op ~= 'replace' then
     end
     table.insert(ids, k, it.id)
     table.insert(lens, k, #enc)
+    delta = { 'a', k, enc }
     item_id = it.id
     detail = { content = it.content, status = it.status }
   else
@@ -268,6 +275,7 @@ if ids and op ~= 'replace' then
       end
       table.remove(ids, k)
       table.remove(lens, k)
+      delta = { 'r', k, '' }
       detail = { content = it.content }
     else
       local err = change(it)
@@ -275,6 +283,7 @@ if ids and op ~= 'replace' then
       local enc = cjson.encode(it)
       new_items = string.sub(items_raw, 1, a - 1) .. enc .. string.sub(items_raw, b + 1)
       lens[k] = #enc
+      delta = { 'u', k, enc }
     end
   end
 else
@@ -374,6 +383,14 @@ if next(detail) ~= nil then detail_json = cjson.encode(detail) end
 redis.call('XADD', log_key, 'MAXLEN', '~', log_maxlen, '*',
   'v', version, 'op', op, 'actor', actor, 'op_id', op_id, 'item', item_id, 'detail', detail_json)
 -- The plan as just written, for the outer script's reply (`written` is its local, see
--- MUTATE_SCRIPT in _repository.py): not part of the recorded reply.
-written = { version, new_items, now, op_id }
+-- MUTATE_SCRIPT in _repository.py): not part of the recorded reply. When the client knows
+-- the plan as it was before this call (`known` names that state: version, last op,
+-- updated_ms and byte length of `items`; all four as stored), only the change is sent back,
+-- with the new length of `items`, instead of the whole plan.
+if delta and known ~= '' and known == (version - 1) .. ':' .. (stored[4] or '') .. ':'
+    .. (stored[5] or '') .. ':' .. #items_raw then
+  written = { version, false, now, op_id, delta[1], delta[2], delta[3], #new_items }
+else
+  written = { version, new_items, now, op_id }
+end
 return { version }
