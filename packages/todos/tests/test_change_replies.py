@@ -6,6 +6,7 @@ the client holds (see the end of ``mutate.lua``); the client applies it to that 
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -63,9 +64,44 @@ def test_every_result_is_the_stored_plan(
         except DeepAgentsRedisError:
             plan = repo.get("s")
         assert plan == repo.get("s"), step
+        _assert_index_describes_items(redis_target.client.hgetall(repo.plan_key("s")))
     assert seen["change"] > 50
     assert seen["plan"] > 5
     other.close()
+
+
+def _assert_index_describes_items(fields: dict[Any, Any]) -> None:
+    """The stored index is current and framed as the script writes it (so it is reused)."""
+    fields = {(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()}
+    raw, index_raw = fields["items"], fields["index"]
+    index = json.loads(index_raw)
+    items = json.loads(raw)
+    assert index["v"] == int(fields["version"])
+    assert index["ids"] == [item["id"] for item in items]
+    pos, cut = 1, []
+    for n in index["lens"]:
+        cut.append(json.loads(raw[pos : pos + n]))
+        pos += n + 1
+    assert cut == items
+    frame = json.dumps(
+        {"v": index["v"], "ids": index["ids"], "lens": index["lens"]},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    assert json.loads(frame) == json.loads(index_raw)
+    assert index_raw.startswith(b'{"v":' + fields["version"] + b',"ids":[')
+
+
+def test_reused_ids_text_keeps_odd_ids_exact(repo: RedisTodoRepository, redis_target: Any) -> None:
+    odd = ['a"b', "c,d", 'e],"lens":[1', "\\", "ünï", "f\n", '"]}']
+    plan = repo.replace("s", [{"id": i, "content": "x", "status": "pending"} for i in odd[:3]])
+    for item_id in odd[3:]:
+        plan = repo.add("s", "more", item_id=item_id)
+    for item_id in odd:
+        plan = repo.update("s", item_id, status="completed")
+        assert plan == repo.get("s")
+        _assert_index_describes_items(redis_target.client.hgetall(repo.plan_key("s")))
+    assert plan.ids == odd
 
 
 def test_results_share_no_mutable_state(repo: RedisTodoRepository) -> None:

@@ -142,7 +142,7 @@ end
 
 -- The index, if it describes `items` as stored: written at this version, and its lengths
 -- add up to the length of `items` (else: nil, and the whole plan is decoded).
-local ids, lens
+local ids, lens, ids_text
 if not stored[2] then
   ids, lens = {}, {}
 elseif stored[3] then
@@ -152,7 +152,22 @@ elseif stored[3] then
     local total = 1
     for _, n in ipairs(idx.lens) do total = total + n + 1 end
     if #idx.ids == 0 then total = 2 end
-    if total == #items_raw then ids, lens = idx.ids, idx.lens end
+    if total == #items_raw then
+      ids, lens = idx.ids, idx.lens
+      -- ids_text: the stored "ids" array as text, when the index is framed exactly as this
+      -- script writes it: '{"v":<v>,"ids":' .. ids_text .. ',"lens":[<digits and commas>]}'.
+      -- Put back into that frame it decodes to these same ids (cjson reads it the same
+      -- way), so an op that keeps the ids, or appends one, reuses it instead of encoding
+      -- every id again.
+      local raw = stored[3]
+      local head = '{"v":' .. stored[1] .. ',"ids":'
+      if string.sub(raw, 1, #head) == head then
+        local at = string.find(raw, ',"lens":[', #head + 1, true)
+        if at and string.find(raw, '^[%d,]*%]}$', at + 9) then
+          ids_text = string.sub(raw, #head + 1, at - 1)
+        end
+      end
+    end
   end
 end
 
@@ -236,6 +251,7 @@ local new_items
 -- The change as the client can apply it to the plan it knows: {kind, position, item JSON},
 -- kind 'u' (item k replaced), 'a' (inserted at k) or 'r' (item k removed).
 local delta
+local keep_ids  -- the ids array as text, when reused from the stored index (see ids_text)
 
 if ids and op ~= 'replace' then
   -- One item: cut out and spliced in by its offset; the rest of `items` is copied as is.
@@ -255,6 +271,13 @@ if ids and op ~= 'replace' then
     else
       local a = offset(k)
       new_items = string.sub(items_raw, 1, a - 1) .. enc .. ',' .. string.sub(items_raw, a)
+    end
+    if ids_text and k > #ids then
+      if #ids == 0 then
+        keep_ids = '[' .. cjson.encode(it.id) .. ']'
+      elseif string.sub(ids_text, -1) == ']' then
+        keep_ids = string.sub(ids_text, 1, -2) .. ',' .. cjson.encode(it.id) .. ']'
+      end
     end
     table.insert(ids, k, it.id)
     table.insert(lens, k, #enc)
@@ -283,6 +306,7 @@ if ids and op ~= 'replace' then
       local enc = cjson.encode(it)
       new_items = string.sub(items_raw, 1, a - 1) .. enc .. string.sub(items_raw, b + 1)
       lens[k] = #enc
+      keep_ids = ids_text
       delta = { 'u', k, enc }
     end
   end
@@ -372,10 +396,13 @@ end
 if #new_items > max_plan then return too_large('plan', #new_items, max_plan) end
 
 version = version + 1
-local encoded_ids = {}
-for i, id in ipairs(ids) do encoded_ids[i] = cjson.encode(id) end
-local index_json = '{"v":' .. version .. ',"ids":[' .. table.concat(encoded_ids, ',')
-  .. '],"lens":[' .. table.concat(lens, ',') .. ']}'
+if not keep_ids then
+  local encoded_ids = {}
+  for i, id in ipairs(ids) do encoded_ids[i] = cjson.encode(id) end
+  keep_ids = '[' .. table.concat(encoded_ids, ',') .. ']'
+end
+local index_json = '{"v":' .. version .. ',"ids":' .. keep_ids
+  .. ',"lens":[' .. table.concat(lens, ',') .. ']}'
 redis.call('HSET', plan_key, 'version', version, 'items', new_items, 'updated_ms', now,
   'index', index_json, 'last_op', op_id)
 local detail_json = '{}'
