@@ -104,6 +104,24 @@ def test_capped_grep_keeps_the_first_matches_in_path_order(make_backend: Any) ->
     assert [(m["path"], m["line"]) for m in capped.matches] == [("/a.txt", 1), ("/b.txt", 1)]
 
 
+def test_ls_of_a_directory_larger_than_one_summary_batch(make_backend: Any, store: Any) -> None:
+    # LS reads file summaries 1,000 per HMGET: 2,345 files (and sub-directories among them)
+    # cross two batch boundaries and end inside a third.
+    files = [(f"/big/f{i:05d}.txt", f"{i}\n".encode()) for i in range(2345)]
+    files += [(f"/big/sub{i}/x.txt", b"x") for i in range(3)]
+    backend = make_backend()
+    for b in (backend, store):
+        b.upload_files(files)
+
+    def shape(entries: Any) -> list[tuple[Any, ...]]:  # written at different moments
+        return [(e["path"], e["is_dir"], e["size"]) for e in entries]
+
+    got = backend.ls("/big").entries
+    assert len(got) == 2348
+    assert all(e["modified_at"] for e in got if not e["is_dir"])
+    assert shape(got) == shape(store.ls("/big").entries)
+
+
 def test_grep_skips_a_binary_file_whose_stored_base64_holds_the_pattern(
     make_backend: Any, store: Any
 ) -> None:
