@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import tempfile
 from collections.abc import Callable, Iterable
@@ -44,6 +43,14 @@ from deepagents_redis.core import (
 )
 from deepagents_redis.fs import _lua
 from deepagents_redis.fs._blobs import BlobStore, LocalBlobStore
+from deepagents_redis.fs._lines import (
+    NON_BLANK,
+    Window,
+    fetched_as_indexed,
+    lf_lines_only,
+    line_index,
+    plan_window,
+)
 from deepagents_redis.fs._paths import (
     directory_entries,
     invalid_path_message,
@@ -73,11 +80,6 @@ _GREP_FILES = 1000  # candidate files one server-side grep call searches
 _GREP_BYTES = 4 * 1024 * 1024  # ... and at most this much content (bounds one script's work)
 _GREP_CHUNK_BATCH = 8  # chunks (x chunk_size bytes) held in memory per file while grepping
 _TORN_RETRIES = 8  # a reader re-reads this often when a writer replaced what it was reading
-# UTF-8 of the line breaks `str.splitlines` knows besides LF (CR, VT, FF, FS, GS, RS, NEL,
-# U+2028, U+2029): text without them has LF-separated lines
-_ASCII_BREAKS = (b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")
-_OTHER_BREAKS = (*_ASCII_BREAKS, b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
-_NON_BLANK = re.compile(rb"[\x21-\x7e]")  # printable ASCII: never whitespace
 # Smaller files go through deepagents' slicing. 0 since the fs performance pass: with the
 # whole-window shortcut ours cuts a 4 KB read's window in ~4.5 µs against ~8.5 µs.
 _FAST_SLICE_MIN = 0
@@ -95,7 +97,7 @@ _HEADS_MAX = 1024  # namespaces whose key head is cached (see _Layout._head)
 _STAGE_MIN = 1024 * 1024
 _STAGE_TTL_MS = 10 * 60 * 1000  # an abandoned stage (client died before committing) expires
 # The metadata fields a read needs (HMGET: no field names on the wire, no MULTI)
-_READ_FIELDS = ("v", "g", "n", "d", "e", "ca", "ma", "b")
+_READ_FIELDS = ("v", "g", "n", "d", "e", "ca", "ma", "b", "L")
 _READ_FIELD_BYTES = tuple(f.encode() for f in _READ_FIELDS)  # redis-py sends bytes as they are
 
 T = TypeVar("T")
@@ -262,9 +264,8 @@ def _read_window(meta: dict[str, Any], data: bytes, offset: int, limit: int) -> 
     if (
         len(data) < _FAST_SLICE_MIN
         or count == 0
-        or _NON_BLANK.search(data) is None
-        # (searching for a 2-3 byte sequence is slow: skip that when the text is ASCII)
-        or any(br in data for br in (_ASCII_BREAKS if data.isascii() else _OTHER_BREAKS))
+        or NON_BLANK.search(data) is None
+        or not lf_lines_only(data)
     ):
         return slice_read_response(_Layout._file_data(meta, data), offset, limit)
     total = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
@@ -281,6 +282,44 @@ def _read_window(meta: dict[str, Any], data: bytes, offset: int, limit: int) -> 
         start_line=start + 1,
         end_line=end,
         next_offset=end if end < total else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRead:
+    """A read served from the chunks of its window (see `_Layout._load`)."""
+
+    result: ReadResult
+    """The read's result, as `_read_window` gives it for the whole content."""
+    fetched: int
+    """Bytes of content fetched from Redis."""
+
+
+def _cut_window(
+    meta: dict[str, Any], parts: list[bytes], window: Window, start: int
+) -> WindowRead | None:
+    """`_read_window` of the whole content, cut from the chunks `window` names.
+
+    Returns None when they do not hold what the index says (the whole file is read then).
+    """
+    data = b"".join(parts)
+    if not fetched_as_indexed(parts, data, window):
+        return None
+    try:
+        lo = _skip_lines(data, 0, window.skip)
+        end, total = window.end, window.total
+        hi = len(data) if end == total else _skip_lines(data, lo, end - start)
+    except ValueError:  # fewer LFs than promised (not possible once the counts matched)
+        return None
+    return WindowRead(
+        ReadResult(
+            file_data=_Layout._file_data(meta, data[lo:hi]),
+            total_lines=total,
+            start_line=start + 1,
+            end_line=end,
+            next_offset=end if end < total else None,
+        ),
+        len(data),
     )
 
 
@@ -477,16 +516,20 @@ class _Layout:
         gen = op_id[:16]
         size = len(data)
         ref = ""
-        chunks: list[bytes] = []
+        chunks: list[memoryview] = []
         inline = b""
         if self._spill and size > self._spill:
             ref = self._blob_ref(ns, path, gen)
             yield self._blob("put", (ref, data))
         elif size > self._chunk_size:
             cs = self._chunk_size
-            chunks = [data[i : i + cs] for i in range(0, size, cs)]
+            # Views, not copies: each is packed straight into the command buffer.
+            view = memoryview(data)
+            chunks = [view[i : i + cs] for i in range(0, size, cs)]
         else:
             inline = data
+        # A chunked text file's line index lets a read fetch only the chunks of its window.
+        lines = line_index(gen, data, self._chunk_size) if chunks and encoding == "utf-8" else ""
         keys, dir_count, dir_fields = self._write_keys(ns, path)
         args: list[Any] = [
             "\0".join(
@@ -503,12 +546,13 @@ class _Layout:
                     str(self._grace_ms),
                     ref,
                     str(len(chunks)),
+                    lines,
                     dir_count,
                     dir_fields,
                 )
             )
         ]
-        if args[0].count("\0") != 12 + int(dir_count):
+        if args[0].count("\0") != 13 + int(dir_count):
             # only a NUL inside a stored timestamp could do this (paths cannot hold one)
             raise InvalidInputError(f"a field of the write of {path!r} holds a NUL character")
         if chunks and size >= _STAGE_MIN:
@@ -555,7 +599,23 @@ class _Layout:
     def _load(
         self, ns: str, path: str, *, refresh: bool | None = None
     ) -> _Op[tuple[dict[str, Any], bytes] | None]:
+        """Metadata and content, consistent with each other; None when there is no file."""
+        got = yield from self._load_lines(ns, path, refresh=refresh, lines=None)
+        return cast("tuple[dict[str, Any], bytes] | None", got)  # no lines: no WindowRead
+
+    def _load_lines(
+        self,
+        ns: str,
+        path: str,
+        *,
+        refresh: bool | None = None,
+        lines: tuple[int, int] | None,
+    ) -> _Op[tuple[dict[str, Any], bytes] | WindowRead | None]:
         """Metadata and content, consistent with each other; None when there is no file.
+
+        With `lines` (first line, positive count) a chunked text file with a line index
+        (`_lines.py`) is read as the window only: the chunks it covers are fetched and the
+        `ReadResult` is returned, as a `WindowRead`.
 
         First one HMGET of the metadata: inline content is part of it, so that is the
         whole read of a small file. A chunked file's chunks follow in a second HMGET of its
@@ -596,6 +656,19 @@ class _Layout:
                 n = int(meta["n"] or 0)
                 if n > 0:
                     gen = _s(meta["g"])
+                    plan = None
+                    if lines is not None and meta.get("e", b"utf-8") in (b"utf-8", "utf-8"):
+                        start = lines[0]
+                        plan = plan_window(meta.get("L"), gen, n, start, lines[1])
+                    if plan is not None:
+                        fields = [f"{gen}:{i}" for i in range(plan.first, plan.last + 1)]
+                        parts = yield Command(("HMGET", keys[1], *fields))
+                        if not all(c is not None for c in parts):
+                            continue
+                        cut = _cut_window(meta, [_b(c) for c in parts], plan, start)
+                        if cut is not None:
+                            return cut
+                        # an index that does not describe the chunks: read the whole file
                     fields = [f"{gen}:{i}" for i in range(n)]
                     parts = yield Command(("HMGET", keys[1], *fields))
                     if all(c is not None for c in parts):

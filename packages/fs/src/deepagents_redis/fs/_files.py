@@ -15,6 +15,7 @@ from deepagents.backends.protocol import (
 )
 from deepagents.backends.utils import (
     _get_backend_read_file_type,
+    normalize_read_bounds,
     perform_string_replacement,
 )
 from deepagents_redis.core import (
@@ -29,6 +30,7 @@ from deepagents_redis.fs._common import (
     _DELETE_BATCH,
     _EDIT,
     _OP_TTL_MS,
+    WindowRead,
     _Layout,
     _now_iso,
     _Op,
@@ -75,11 +77,18 @@ class _FileOps(_Layout):
         if reason is not None:
             return ReadResult(error=invalid_path_message(file_path, reason))
         ns = self.resolve_namespace()
-        got = yield from self._load(ns, file_path)
+        text = _is_text(file_path)
+        lines = normalize_read_bounds(offset, limit) if text else None
+        got = yield from self._load_lines(
+            ns, file_path, lines=lines if lines and lines[1] else None
+        )
         if got is None:
             return ReadResult(error=f"File '{file_path}' not found")
+        if isinstance(got, WindowRead):
+            _moved("fs.bytes_read", got.fetched)
+            return got.result
         _moved("fs.bytes_read", len(got[1]))
-        if not _is_text(file_path):
+        if not text:
             return ReadResult(file_data=self._file_data(*got))
         return _read_window(*got, offset, limit)
 

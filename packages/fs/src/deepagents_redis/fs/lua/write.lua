@@ -19,9 +19,11 @@
 --                ('1' keeps a stored created_at, '0' replaces it), modified_at, ttl in ms
 --                ('0' = none), grace (how long chunks and blobs outlive their meta, in
 --                ms), blob ref ('' when the content is in Redis), N chunks (0: content
---                inline in argv[2], or in the blob), D (the number of directory hashes),
---                then the path's field in each of the D directory hashes. One argument
---                instead of 13 + D: redis-py packs each argument in Python (~0.5 us each,
+--                inline in argv[2], or in the blob), the line index of the chunks ('' =
+--                none; stored as the meta's 'L', see _lines.py), D (the number of
+--                directory hashes), then the path's field in each of the D directory
+--                hashes. One argument
+--                instead of 14 + D: redis-py packs each argument in Python (~0.5 us each,
 --                ~half of a 4 KB write's packing; fs performance pass, issue 13).
 --   argv[2..1+N] the chunks, unless they were staged (see stage_key); argv[2] the inline
 --                content when N is 0 and there is no blob
@@ -52,12 +54,12 @@ end
 local path, expected, gen, size, encoding = h[1], h[2], h[3], h[4], h[5]
 local created_at, keep_created, modified_at = h[6], h[7], h[8]
 local ttl, grace, blob = tonumber(h[9]), tonumber(h[10]), h[11]
-local n, d = tonumber(h[12]), tonumber(h[13])
-if not n or not d or #h ~= 13 + d then
+local n, lines, d = tonumber(h[12]), h[13], tonumber(h[14])
+if not n or not d or #h ~= 14 + d then
   return redis.error_reply('ERR fs_write: malformed header')
 end
 -- the parent directory's hash and the path's field in it (the first of the D)
-local parent_key, parent_field = keys[8], h[14]
+local parent_key, parent_field = keys[8], h[15]
 local stage_key = keys[8 + d]
 -- a stage is checked before anything is written: a missing or partial one (an expired
 -- stage, a failover that lost it) writes nothing and records nothing
@@ -95,9 +97,12 @@ if n == 0 and blob == '' then
   redis.call('HSET', meta_key, 'v', version, 'g', gen, 'n', n, 's', size, 'e', encoding,
     'ca', created, 'ma', modified_at, 't', ttl, 'x', expire_at, 'b', blob, 'p', path,
     'd', inline)
+  -- a chunked file's line index goes with its chunks (only a chunked file has one)
+  if (tonumber(cur[3]) or 0) > 0 then redis.call('HDEL', meta_key, 'L') end
 else
   redis.call('HSET', meta_key, 'v', version, 'g', gen, 'n', n, 's', size, 'e', encoding,
-    'ca', created, 'ma', modified_at, 't', ttl, 'x', expire_at, 'b', blob, 'p', path)
+    'ca', created, 'ma', modified_at, 't', ttl, 'x', expire_at, 'b', blob, 'p', path,
+    'L', lines)
   redis.call('HDEL', meta_key, 'd')
   if stage_key then
     -- the stage replaces the chunk hash whole (its TTL is set just below)
@@ -132,6 +137,6 @@ if is_new then
   -- idx and files always hold the same paths (every script adds or drops both)
   redis.call('ZADD', idx_key, 0, path)
   redis.call('HSET', parent_key, parent_field, 'f')
-  for j = 2, d do redis.call('HINCRBY', keys[7 + j], h[13 + j], 1) end
+  for j = 2, d do redis.call('HINCRBY', keys[7 + j], h[14 + j], 1) end
 end
 return {'OK', version, old_blob}
