@@ -238,3 +238,18 @@ def test_index_follows_the_content(make_backend: Any) -> None:
     assert b.read("/crlf.txt", 10, 2).file_data is not None
     b.upload_files([("/bin.dat", bytes(range(256)) * 40)])
     assert stored("/bin.dat") in (b"", None)
+
+
+def test_edits_and_uploads_keep_windows_right(make_backend: Any, store: Any) -> None:
+    """A chunked file changed by edit (the read-modify-write path) or upload: new index."""
+    b = make_backend(spill_threshold=_NO_SPILL)
+    content = _chunked_text(900, seed=2)
+    for backend in (b, store):
+        backend.write("/e.txt", content)
+        # lines added near the start shift every later line into other chunks
+        edited = backend.edit("/e.txt", "\n3 ", "\n3\nnew line\nand another\n")
+        assert edited.error is None, edited.error
+        backend.upload_files([("/u.txt", content.replace("\n", "\n\n").encode())])
+    for path in ("/e.txt", "/u.txt"):
+        for offset, limit in _ANY:
+            _same(b.read(path, offset, limit), store.read(path, offset, limit))
