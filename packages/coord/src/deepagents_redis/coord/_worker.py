@@ -1010,13 +1010,16 @@ class Worker(CoordComponent):
     async def _log_writer(self) -> None:
         # The namespace's live tail lives in another slot, so it is not part of the task's
         # scripts. One writer keeps the log in order and batches what piled up into one
-        # pipeline; losing a batch costs a live listener some lines, never a task's state,
-        # and is logged and counted.
+        # pipeline (after a short linger, `_LOG_LINGER`, so that a short task's lines share
+        # one); losing a batch costs a live listener some lines, never a task's state, and
+        # is logged and counted.
         queue = self._log_queue
         assert queue is not None
         maxlen = self.coord_settings.log_maxlen
         while True:
             batch = [await queue.get()]
+            if _LOG_LINGER and queue.empty():
+                await asyncio.sleep(_LOG_LINGER)
             while not queue.empty() and len(batch) < 500:
                 batch.append(queue.get_nowait())
             cmds = [
@@ -1174,6 +1177,14 @@ def _is_graph(agent: Any) -> bool:
     except ImportError:  # pragma: no cover - langgraph is a dependency
         return False
     return isinstance(agent, Pregel)
+
+
+# How long the log writer waits after the first queued event for others to join its batch.
+# A task's 'started' and 'completed' log lines are ~1-2 ms apart when tasks are short: with
+# no wait each was a round trip of its own. 5 ms of added tail latency took a no-op task's
+# submit -> result from 2.50 / 2.26 ms to 2.00 / 2.02 ms and its CPU from 2.59 / 2.28 ms to
+# 2.11 / 2.11 ms (in-process worker, alternated; the coord performance pass).
+_LOG_LINGER = 0.005
 
 
 def _jitter() -> float:
