@@ -62,6 +62,12 @@ def _script(tasks: TaskClient) -> ScriptedChatModel:
     def wait_then_check_slow(messages: Sequence[BaseMessage]) -> AIMessage:
         first, second = _ids(messages)
         tasks.join(first, timeout=20)  # A ends now; the next model call is told so
+        # B runs for 30 s once a worker has claimed it; A ending first does not mean B's
+        # claim happened yet (under load its reader can lag): wait for it to be running.
+        for _ in range(2000):
+            if tasks.get(second).status == "running":
+                break
+            time.sleep(0.01)
         return tool_call("check_async_task", {"task_id": second}, "c2")
 
     def check_and_cancel(messages: Sequence[BaseMessage]) -> AIMessage:
