@@ -253,3 +253,15 @@ def test_edits_and_uploads_keep_windows_right(make_backend: Any, store: Any) -> 
     for path in ("/e.txt", "/u.txt"):
         for offset, limit in _ANY:
             _same(b.read(path, offset, limit), store.read(path, offset, limit))
+
+
+def test_files_without_an_index_are_read_whole(make_backend: Any, store: Any) -> None:
+    """A chunked file written before the index existed (no `L`) reads as before."""
+    b = make_backend(spill_threshold=_NO_SPILL)
+    content = _chunked_text(700, seed=4)
+    b.write("/old.txt", content)
+    store.write("/old.txt", content)
+    client = b.connector.client()
+    assert client.hdel(b._k(b.resolve_namespace(), "m", "/old.txt"), "L") == 1
+    for offset, limit in _ANY:
+        _same(b.read("/old.txt", offset, limit), store.read("/old.txt", offset, limit))
