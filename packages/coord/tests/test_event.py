@@ -6,7 +6,7 @@ import string
 
 import pytest
 from deepagents_redis.coord import Event
-from deepagents_redis.coord._event import decode_event
+from deepagents_redis.coord._event import decode_event, envelope
 from deepagents_redis.core import Codec, SerializationError
 from hypothesis import given
 from hypothesis import strategies as st
@@ -42,3 +42,51 @@ def test_an_event_read_from_another_stream_is_refused() -> None:
 def test_garbage_is_a_serialization_error(raw: bytes) -> None:
     with pytest.raises(SerializationError):
         decode_event(CODEC, raw, key="k")
+
+
+_PLAIN_VALUES = st.one_of(
+    st.booleans(), st.integers(-(2**62), 2**62), st.floats(allow_nan=False), st.text(max_size=50)
+)
+
+
+@given(
+    data=st.one_of(st.none(), st.dictionaries(st.text(max_size=10), _PLAIN_VALUES, max_size=5)),
+    agent=st.one_of(st.none(), st.text(max_size=10)),
+    trace=st.sampled_from(
+        [{}, {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}, {"tracestate": "x=1"}]
+    ),
+)
+def test_envelope_is_the_models_dump(
+    data: dict[str, object] | None, agent: str | None, trace: dict[str, str]
+) -> None:
+    # The worker's fast path must write exactly what `Event(...).encode` writes.
+    fields = envelope(
+        source="dar://ns/w", event_type="t.x", subject="task1", agent=agent, data=data, trace=trace
+    )
+    assert fields is not None
+    event = Event(
+        source="dar://ns/w",
+        type="t.x",
+        subject="task1",
+        taskid="task1",
+        agent=agent,
+        data=data or None,
+        traceparent=trace.get("traceparent"),
+        tracestate=trace.get("tracestate"),
+        id=fields["id"],
+        time=fields["time"],
+    )
+    dumped = event.model_dump(mode="python", exclude_none=True)
+    assert list(fields.items()) == list(dumped.items())  # same attributes, same order
+    back = decode_event(CODEC, CODEC.encode(fields, key="k"), key="k")
+    assert back == event
+
+
+@pytest.mark.parametrize(
+    "value", [None, [1], {"a": 1}, b"raw", Event(source="s", type="t"), type("S", (str,), {})("x")]
+)
+def test_envelope_leaves_anything_but_flat_scalars_to_the_model(value: object) -> None:
+    fields = envelope(
+        source="s", event_type="t", subject="x", agent="a", data={"v": value}, trace={}
+    )
+    assert fields is None

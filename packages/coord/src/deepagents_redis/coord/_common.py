@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Unpack
 
-from deepagents_redis.coord._event import TYPE_PREFIX, Event
+from deepagents_redis.coord._event import TYPE_PREFIX, Event, envelope
 from deepagents_redis.coord._keys import CoordKeys, TaskKeys
 from deepagents_redis.coord._settings import CoordOptions, CoordSettings
 from deepagents_redis.core import (
@@ -163,10 +163,27 @@ class CoordComponent(RedisComponent):
             tracestate=trace.get("tracestate"),
         )
 
+    def _fields(self, kind: str, source: str, task_id: str, agent: str, **data: Any) -> Any:
+        """A task event as its encodable dict (`envelope`), or an `Event` for other data."""
+        fields = envelope(
+            source=f"dar://{self.namespace}/{source}",
+            event_type=f"{TYPE_PREFIX}{kind}",
+            subject=task_id,
+            agent=agent,
+            data=data,
+            trace=trace_carrier(),
+        )
+        return fields if fields is not None else self._event(kind, source, task_id, agent, **data)
+
+    def _encode_fields(self, fields: Any, key: str) -> bytes:
+        if isinstance(fields, Event):
+            return fields.encode(self.codec, key=key)
+        return self.codec.encode(fields, key=key)
+
     def _encoded(
         self, kind: str, source: str, task_id: str, agent: str, keys: TaskKeys, **data: Any
     ) -> bytes:
-        return self._event(kind, source, task_id, agent, **data).encode(self.codec, key=keys.events)
+        return self._encode_fields(self._fields(kind, source, task_id, agent, **data), keys.events)
 
 
 def entries(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:

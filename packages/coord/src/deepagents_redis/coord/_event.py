@@ -14,7 +14,14 @@ from typing import Any, Final
 from deepagents_redis.core import Codec, SerializationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["EVENT_FIELD", "SCHEMA_VERSION", "TYPE_PREFIX", "Event", "decode_event"]
+__all__ = [
+    "EVENT_FIELD",
+    "SCHEMA_VERSION",
+    "TYPE_PREFIX",
+    "Event",
+    "decode_event",
+    "envelope",
+]
 
 TYPE_PREFIX: Final = "dev.deepagents-redis."
 """Prefix of our event types: ``dev.deepagents-redis.task.started`` and so on."""
@@ -79,6 +86,64 @@ class Event(BaseModel):
             The codec's bytes.
         """
         return codec.encode(self.model_dump(mode="python", exclude_none=True), key=key)
+
+
+_PLAIN: Final = (str, int, float, bool)
+
+
+def envelope(
+    *,
+    source: str,
+    event_type: str,
+    subject: str,
+    agent: str | None,
+    data: dict[str, Any] | None,
+    trace: dict[str, str],
+) -> dict[str, Any] | None:
+    """The encoded form of a task event our own code emits, built without pydantic.
+
+    It equals ``Event(...).model_dump(mode="python", exclude_none=True)`` for the same
+    attributes (a test compares them), with `subject` as the ``taskid`` too. Validating a
+    model we build from our own strings only to dump it again was ~15% of a worker's CPU
+    per no-op task (issue 13, profiled): four events per task.
+
+    Args:
+        source: The emitter's ``dar://`` source.
+        event_type: The full event type (the ``type`` attribute).
+        subject: The task id.
+        agent: The agent name.
+        data: The payload; ``None`` or empty for none.
+        trace: `trace_carrier()`'s headers.
+
+    Returns:
+        The dict, or ``None`` when `data` holds anything but flat str/int/float/bool values
+        (the caller then builds an `Event`, whose dump converts nested models).
+    """
+    if data:
+        for value in data.values():
+            if type(value) not in _PLAIN:  # exact types: a str subclass takes the model path
+                return None
+    out: dict[str, Any] = {
+        "id": uuid.uuid4().hex,
+        "source": source,
+        "type": event_type,
+        "specversion": "1.0",
+        "time": _now(),
+        "subject": subject,
+        "datacontenttype": "application/msgpack",
+    }
+    if data:
+        out["data"] = dict(data)
+    if trace:
+        if trace.get("traceparent") is not None:
+            out["traceparent"] = trace["traceparent"]
+        if trace.get("tracestate") is not None:
+            out["tracestate"] = trace["tracestate"]
+    out["schemaversion"] = SCHEMA_VERSION
+    if agent is not None:
+        out["agent"] = agent
+    out["taskid"] = subject
+    return out
 
 
 def decode_event(codec: Codec, raw: bytes, *, key: str) -> Event:

@@ -1005,7 +1005,7 @@ class Worker(CoordComponent):
     def _log_event(self, kind: str, task_id: str, agent: str) -> None:
         """Queue a lifecycle event for the namespace's log (written off the task's path)."""
         if self._log_queue is not None:
-            self._log_queue.put_nowait(self._event(kind, self.worker_id, task_id, agent))
+            self._log_queue.put_nowait(self._fields(kind, self.worker_id, task_id, agent))
 
     async def _log_writer(self) -> None:
         # The namespace's live tail lives in another slot, so it is not part of the task's
@@ -1031,7 +1031,7 @@ class Worker(CoordComponent):
                     maxlen,
                     "*",
                     EVENT_FIELD,
-                    event.encode(self.codec, key=self.keys.log),
+                    self._encode_fields(event, self.keys.log),
                 )
                 for event in batch
             ]
