@@ -8,6 +8,11 @@
 * event publish -> receive by a live listener: `EventBus.publish` + `tail` vs raw
   ``XADD``/``XREAD BLOCK`` and vs pub/sub ``PUBLISH``/``SUBSCRIBE``.
 * throughput of no-op tasks with 1, 2 and 4 worker processes (how it grows).
+
+The no-op task is an ``async def`` in every row compared with arq (arq's own job is an
+``async def``, and a worker runs an async agent on its event loop). A sync agent runs on a
+thread (`asyncio.to_thread`, so a blocking agent never stalls the worker): the rows marked
+"sync no-op agent" measure that hop, and compare only with our own floor.
 """
 
 from __future__ import annotations
@@ -229,10 +234,19 @@ _WORKER_SCRIPT = """
 import sys
 from deepagents_redis.coord import Worker
 from deepagents_redis.core import RedisSettings
+
+async def noop(_x):
+    return 1
+
 settings = RedisSettings(url=sys.argv[1], key_prefix=sys.argv[2])
-Worker(settings=settings, agents={"noop": lambda x: 1}, namespace="bench-tp", concurrency=8,
+agent = (lambda _x: 1) if sys.argv[3] == "sync" else noop
+Worker(settings=settings, agents={"noop": agent}, namespace="bench-tp", concurrency=8,
        block_seconds=0.5).run()
 """
+
+
+async def _noop(_x: object) -> int:
+    return 1
 
 
 def _throughput(ctx: BenchContext, prefix: str) -> list[Result]:
@@ -245,14 +259,14 @@ def _throughput(ctx: BenchContext, prefix: str) -> list[Result]:
     from deepagents_redis.coord import TaskClient
     from deepagents_redis.core import RedisSettings
 
-    counts = [1] if ctx.smoke else [1, 2, 4]
+    runs = [(1, "async")] if ctx.smoke else [(1, "async"), (2, "async"), (4, "async"), (1, "sync")]
     n = ctx.n(4_000)
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "worker.py"
         script.write_text(_WORKER_SCRIPT)
-        for workers in counts:
-            ns_prefix = f"{prefix}-tp{workers}"
+        for workers, kind in runs:
+            ns_prefix = f"{prefix}-tp{workers}{kind}"
             client = TaskClient(
                 settings=RedisSettings(url=ctx.url, key_prefix=ns_prefix),
                 namespace="bench-tp",
@@ -261,7 +275,7 @@ def _throughput(ctx: BenchContext, prefix: str) -> list[Result]:
             )
             ids = [client.submit("noop", None) for _ in range(n)]
             procs = [
-                subprocess.Popen([sys.executable, str(script), ctx.url, ns_prefix])
+                subprocess.Popen([sys.executable, str(script), ctx.url, ns_prefix, kind])
                 for _ in range(workers)
             ]
             try:
@@ -277,7 +291,7 @@ def _throughput(ctx: BenchContext, prefix: str) -> list[Result]:
             took = max((last - first).total_seconds(), 1e-3)
             per = took / n
             baseline, base_timing, vs = None, None, ""
-            if workers == 1 and not ctx.smoke:
+            if workers == 1 and kind == "async" and not ctx.smoke:
                 data, why = _arq_probe("throughput", ctx.url, str(n))
                 if data is None:
                     vs = f"; {why}"
@@ -286,14 +300,16 @@ def _throughput(ctx: BenchContext, prefix: str) -> list[Result]:
                     baseline = "arq 0.25, 1 worker process (max_jobs 8, burst)"
                     base_timing = Timing(arq_per, arq_per, int(data["done"]))
                     vs = f"; arq: {int(data['done']) / float(data['seconds']):,.0f} tasks/s"
+            what = "async no-op" if kind == "async" else "sync no-op agent (on a thread)"
             results.append(
                 Result(
-                    f"throughput, {workers} worker process(es)",
+                    f"throughput, {workers} worker process(es)"
+                    + ("" if kind == "async" else ", sync no-op agent"),
                     Timing(per, per, n),
                     baseline,
                     base_timing,
                     notes=(
-                        f"{n / took:,.0f} tasks/s ({n} no-op tasks drained from a full queue, "
+                        f"{n / took:,.0f} tasks/s ({n} {what} tasks drained from a full queue, "
                         f"concurrency 8 per worker, first start to last end){vs}"
                     ),
                 )
@@ -322,7 +338,11 @@ def _run(ctx: BenchContext) -> list[Result]:
     settings = RedisSettings(url=ctx.url, key_prefix=prefix)
     results: list[Result] = []
     worker = _InProcessWorker(
-        settings, {"noop": lambda _x: 1}, namespace="bench", concurrency=4, block_seconds=0.5
+        settings,
+        {"noop": _noop, "noop_sync": lambda _x: 1},
+        namespace="bench",
+        concurrency=4,
+        block_seconds=0.5,
     )
     client = TaskClient(settings=settings, namespace="bench", max_backlog=1_000_000)
     floor, close_floor = _raw_floor(ctx.url, prefix)
@@ -338,9 +358,24 @@ def _run(ctx: BenchContext) -> list[Result]:
                 "raw XADD -> XREADGROUP -> XADD -> XREAD",
                 b,
                 notes=(
-                    "ours: create record + enqueue, claim (fence, lease), finish (fenced), "
-                    "ack; the client wakes on the task's event stream (XREAD BLOCK)"
+                    "async no-op agent; ours: create record + enqueue, claim (fence, lease), "
+                    "finish (fenced), ack; the client wakes on the task's event stream "
+                    "(XREAD BLOCK)"
                 ),
+            )
+        )
+
+        def sync_trip() -> object:
+            return client.result(client.submit("noop_sync", None), timeout=10)
+
+        o_sync, b_sync = ctx.compare(sync_trip, floor, iterations=n, warmup=ctx.n(100))
+        results.append(
+            Result(
+                "submit -> result, sync no-op agent (on a thread), 1 worker",
+                o_sync,
+                "raw XADD -> XREADGROUP -> XADD -> XREAD",
+                b_sync,
+                notes="a sync agent runs on a thread (asyncio.to_thread): the hop's cost",
             )
         )
         if ctx.smoke:
