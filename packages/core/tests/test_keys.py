@@ -78,6 +78,24 @@ def test_component_round_trip(value: str) -> None:
     encoded.encode("utf-8")  # never a lone surrogate: Redis keys must be valid UTF-8
 
 
+def _reference_encode(value: str) -> str:
+    # The encoding as the module docstring states it, one character at a time.
+    if not value:
+        return "%_"
+    return "".join(
+        "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        if ch in "%:{}*?[]\\" or not ch.isprintable()
+        else ch
+        for ch in value
+    )
+
+
+@given(st.one_of(any_component, st.text(alphabet="branch:to%{}é\u2028", max_size=20)))
+def test_component_encoding_matches_the_reference(value: str) -> None:
+    # The fast paths (nothing to escape; a printable value's ASCII specials) change nothing.
+    assert KeySpace.encode_component(value) == _reference_encode(value)
+
+
 @settings(max_examples=300, deadline=None)  # no wall-clock limit in tests
 @given(key_inputs, key_inputs)
 def test_distinct_inputs_give_distinct_keys(a: tuple, b: tuple) -> None:  # type: ignore[type-arg]

@@ -157,6 +157,10 @@ class ThreadKeys:
         return f"{ecns}\t{cid}"
 
 
+_CHANNELS_MAX = 4_096
+"""Channel names whose encoding a saver keeps (cleared when full: names are untrusted)."""
+
+
 class CheckpointKeys:
     """Key builder of one checkpoint namespace.
 
@@ -165,11 +169,12 @@ class CheckpointKeys:
         namespace: The saver's namespace (validated by `CheckpointSettings`).
     """
 
-    __slots__ = ("_ks", "namespace")
+    __slots__ = ("_channels", "_ks", "namespace")
 
     def __init__(self, keyspace: KeySpace, namespace: str) -> None:
         self._ks = KeySpace(keyspace.prefix, schema_version=SCHEMA_VERSION)
         self.namespace = namespace
+        self._channels: dict[str, str] = {}
 
     @staticmethod
     def enc(value: str) -> str:
@@ -195,7 +200,16 @@ class CheckpointKeys:
         """Set of the threads one run wrote checkpoints to."""
         return self._ks.key("ckpt-run", f"{self.namespace}/{run_id}", "threads")
 
-    @staticmethod
-    def blob_ref(channel: str, version: Any) -> str:
+    def blob_ref(self, channel: str, version: Any) -> str:
         """One channel version's name in its namespace (``<ech>:<ever>``)."""
-        return f"{KeySpace.encode_component(channel)}:{KeySpace.encode_component(str(version))}"
+        # A graph has few channels, named in every checkpoint (nine refs per put of a deep
+        # agent, most of them "branch:to:..." names that need escaping): each is encoded
+        # once per saver. Versions change every step, and seldom need escaping.
+        if type(channel) is not str:  # read from Redis: the encoder's typed error
+            return f"{KeySpace.encode_component(channel)}:{KeySpace.encode_component(str(version))}"
+        ech = self._channels.get(channel)
+        if ech is None:
+            if len(self._channels) >= _CHANNELS_MAX:
+                self._channels.clear()
+            ech = self._channels[channel] = KeySpace.encode_component(channel)
+        return f"{ech}:{KeySpace.encode_component(str(version))}"

@@ -26,6 +26,9 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 __all__ = ["StoredValue", "canonical", "default_serde", "dump", "load"]
 
+# What json.dumps(..., ensure_ascii=False) writes for a str (its encoder calls this very function).
+_json_str: Final = json.encoder.encode_basestring
+
 StoredValue = bytes
 
 _SAFE_TYPES: Final = frozenset({"msgpack", "json", "null", "bytes", "bytearray", "empty"})
@@ -113,6 +116,17 @@ def canonical(value: Any) -> str | None:
 
     Integral floats are written as integers (``1.0`` matches a filter of ``1``, as in Python).
     """
+    # Every put indexes each metadata value: its common exact types skip the encoder object
+    # (the same text json.dumps writes; ~3 µs instead of ~12 per value, issue 13).
+    kind = type(value)
+    if kind is str:
+        return _json_str(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     try:
