@@ -10,7 +10,9 @@ small channels, the messages changed at every step), interleaved call by call:
 * ``get_tuple`` against a raw redis-py ``GET`` of as many bytes as the saver's reply carries
   (the floor for one round trip with that payload);
 * a scripted deep agent run of 10 model steps (9 ``ls`` tool calls, then an answer; a new
-  thread per run) with each checkpointer.
+  thread per run) with each checkpointer; beside its round-trip floor (an ``InMemorySaver``
+  that also sends one PING per call LangGraph makes: what any networked saver pays for the
+  ~45 calls LangGraph makes from its background thread); and the same run with ``ainvoke``.
 """
 
 from __future__ import annotations
@@ -264,7 +266,123 @@ def _agent_runs(ctx: BenchContext, savers: dict[str, Any], missing: str) -> list
                 notes=f"9 ls tool calls + an answer; a new thread per run{missing}",
             )
         )
+    results.extend(_agent_floor(ctx, runs, script, counter))
+    results.extend(_async_agent_runs(ctx, savers["RedisSaver"], script, counter, used))
     ours = savers["RedisSaver"]
     for thread in used["RedisSaver"]:
         ours.delete_thread(thread)
     return results
+
+
+def _pinging_saver(url: str) -> Any:
+    """An InMemorySaver that also sends one redis-py PING per call LangGraph makes.
+
+    The floor of any checkpointer that makes one network round trip per call: LangGraph
+    calls ``put`` and ``put_writes`` from its background thread, and on a machine where
+    waking a blocked thread is costly the wait itself, not the bytes, is what the run pays.
+    """
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    ping = redis.Redis.from_url(url)
+
+    class PingingSaver(InMemorySaver):
+        def put(self, *args: Any, **kwargs: Any) -> Any:
+            ping.ping()
+            return super().put(*args, **kwargs)
+
+        def put_writes(self, *args: Any, **kwargs: Any) -> Any:
+            ping.ping()
+            return super().put_writes(*args, **kwargs)
+
+        def get_tuple(self, *args: Any, **kwargs: Any) -> Any:
+            ping.ping()
+            return super().get_tuple(*args, **kwargs)
+
+    return PingingSaver()
+
+
+def _agent_floor(
+    ctx: BenchContext,
+    runs: dict[str, Callable[[], Any]],
+    script: Callable[[], list[Any]],
+    counter: Iterator[int],
+) -> list[Result]:
+    """The agent run beside its round-trip floor (InMemorySaver + one PING per call)."""
+    from deepagents import create_deep_agent
+    from deepagents_redis.testing.chat import ScriptedChatModel
+    from langchain_core.messages import HumanMessage
+
+    model = ScriptedChatModel(script=script())
+    agent = create_deep_agent(model=model, checkpointer=_pinging_saver(ctx.url))
+
+    def floor() -> None:
+        model.rewind()
+        agent.invoke(
+            {"messages": [HumanMessage("look around")]},
+            {"configurable": {"thread_id": f"agent-{next(counter)}"}},
+        )
+
+    iterations, warmup = ctx.n(100), ctx.n(10)
+    f, m = ctx.compare(floor, runs["InMemorySaver"], iterations=iterations, warmup=warmup)
+    o, f2 = ctx.compare(runs["RedisSaver"], floor, iterations=iterations, warmup=warmup)
+    note = "9 ls tool calls + an answer; ~45 checkpoint calls per run on LangGraph's thread"
+    return [
+        Result(
+            "floor: scripted deep agent run, 10 steps, InMemorySaver + one PING per call",
+            f,
+            "same run, InMemorySaver",
+            m,
+            notes=note + "; the floor of any saver making one round trip per call",
+        ),
+        Result(
+            "scripted deep agent run, 10 steps, RedisSaver",
+            o,
+            "same run, InMemorySaver + one PING per call (the round-trip floor)",
+            f2,
+            notes=note,
+        ),
+    ]
+
+
+def _async_agent_runs(
+    ctx: BenchContext,
+    ours: Any,
+    script: Callable[[], list[Any]],
+    counter: Iterator[int],
+    used: dict[str, list[str]],
+) -> list[Result]:
+    """The same run with ``ainvoke``: the saver's async methods on the asyncio client."""
+    from deepagents import create_deep_agent
+    from deepagents_redis.testing.chat import ScriptedChatModel
+    from langchain_core.messages import HumanMessage
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    def runner(saver: Any, name: str) -> Callable[[], Any]:
+        model = ScriptedChatModel(script=script())
+        agent = create_deep_agent(model=model, checkpointer=saver)
+
+        async def one() -> None:
+            model.rewind()
+            thread = f"agent-{next(counter)}"
+            used.setdefault(name, []).append(thread)
+            await agent.ainvoke(
+                {"messages": [HumanMessage("look around")]}, {"configurable": {"thread_id": thread}}
+            )
+
+        return one
+
+    o, b = ctx.acompare(
+        runner(ours, "RedisSaver"),
+        runner(InMemorySaver(), "InMemorySaver (async)"),
+        iterations=ctx.n(100),
+        warmup=ctx.n(10),
+    )
+    return [
+        Result(
+            "scripted deep agent run, 10 steps, RedisSaver, ainvoke",
+            o,
+            "same run, InMemorySaver, ainvoke",
+            b,
+            notes="9 ls tool calls + an answer; aput/aput_writes on the asyncio client",
+        )
+    ]
