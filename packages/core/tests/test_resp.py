@@ -1,9 +1,11 @@
 """Our RESP command packer: redis-py's bytes, one chunk per command, on every client."""
 
+import enum
+
 import pytest
 import redis
 from deepagents_redis.core import create_async_client, create_client
-from deepagents_redis.core._resp import RespPacker, pack_command
+from deepagents_redis.core._resp import RespPacker, pack_command, strict_utf8
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis._parsers.encoders import Encoder
@@ -28,11 +30,37 @@ name_st = st.sampled_from(["GET", "EVALSHA", "CONFIG GET", b"SET", b"CLIENT SETN
 
 
 @settings(max_examples=300, deadline=None)
-@given(name=name_st, args=st.lists(args_st, max_size=40))
-def test_same_bytes_as_redis_py(name, args):
-    ours = pack_command(ENCODE, CUTOFF, (name, *args))
+@given(name=name_st, args=st.lists(args_st, max_size=40), utf8=st.booleans())
+def test_same_bytes_as_redis_py(name, args, utf8):
+    ours = pack_command(ENCODE, CUTOFF, (name, *args), utf8=utf8)
     theirs = PythonRespSerializer(CUTOFF, ENCODE).pack(name, *args)
     assert b"".join(map(bytes, ours)) == b"".join(map(bytes, theirs))
+
+
+class _Color(enum.IntEnum):
+    RED = 1
+
+
+class _Mode(enum.StrEnum):
+    FAST = "fast"
+
+
+@pytest.mark.parametrize("value", [_Color.RED, _Mode.FAST, 2**70, -5, "é", 1.25])
+def test_the_utf8_shortcut_sends_what_the_encoder_sends(value):
+    # Subclasses of str and int are not shortcut: they keep redis-py's encoding.
+    ours = pack_command(ENCODE, CUTOFF, ("SET", "k", value), utf8=True)
+    theirs = PythonRespSerializer(CUTOFF, ENCODE).pack("SET", "k", value)
+    assert b"".join(map(bytes, ours)) == b"".join(map(bytes, theirs))
+
+
+def test_the_utf8_shortcut_is_only_for_strict_utf8_encoders():
+    assert strict_utf8(Encoder("utf-8", "strict", False))
+    assert strict_utf8(Encoder("UTF8", "strict", True))
+    assert not strict_utf8(Encoder("latin-1", "strict", False))
+    assert not strict_utf8(Encoder("utf-8", "replace", False))
+    latin = Encoder("latin-1", "strict", False)
+    packed = RespPacker(CUTOFF, latin.encode, utf8=strict_utf8(latin)).pack("SET", "k", "é")
+    assert b"".join(map(bytes, packed)).endswith(b"$1\r\n\xe9\r\n")
 
 
 def test_one_chunk_per_command_unless_an_argument_is_large():

@@ -28,7 +28,7 @@ import redis.exceptions as rexc
 import redis.sentinel
 from deepagents_redis.core._deadline import clamp, deadline_exceeded, mark_not_sent, remaining
 from deepagents_redis.core._errors import TRANSPORT_EXCEPTIONS
-from deepagents_redis.core._resp import RespPacker, pack_command
+from deepagents_redis.core._resp import RespPacker, pack_command, strict_utf8
 from redis.utils import HIREDIS_AVAILABLE
 
 __all__ = [
@@ -63,7 +63,9 @@ class _SyncDeadline:
 
     def _construct_command_packer(self, packer: Any) -> Any:
         if packer is None and not HIREDIS_AVAILABLE:
-            return RespPacker(self._buffer_cutoff, self.encoder.encode)
+            return RespPacker(
+                self._buffer_cutoff, self.encoder.encode, utf8=strict_utf8(self.encoder)
+            )
         return super()._construct_command_packer(packer)  # type: ignore[misc]
 
     def connect_check_health(
@@ -110,13 +112,18 @@ class _SyncDeadline:
 class _AsyncDeadline:
     """Mixin for `redis.asyncio.connection.AbstractConnection` subclasses."""
 
+    _strict_utf8: bool | None
     socket_connect_timeout: float | None
     socket_timeout: float | None
     encoder: Any
     _buffer_cutoff: int
 
     def pack_command(self, *args: Any) -> list[Any]:
-        return pack_command(self.encoder.encode, self._buffer_cutoff, args)
+        utf8 = getattr(self, "_strict_utf8", None)
+        if utf8 is None:
+            # The encoder is set once, in the constructor: look at it once.
+            utf8 = self._strict_utf8 = strict_utf8(self.encoder)
+        return pack_command(self.encoder.encode, self._buffer_cutoff, args, utf8=utf8)
 
     async def connect_check_health(
         self, check_health: bool = True, retry_socket_connect: bool = True

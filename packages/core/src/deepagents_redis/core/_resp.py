@@ -16,10 +16,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["RespPacker", "pack_command"]
+__all__ = ["RespPacker", "pack_command", "strict_utf8"]
 
 
-def pack_command(encode: Callable[[Any], Any], cutoff: int, args: tuple[Any, ...]) -> list[Any]:
+def strict_utf8(encoder: Any) -> bool:
+    """Whether redis-py's `Encoder` encodes text as strict UTF-8 (its default)."""
+    encoding = str(getattr(encoder, "encoding", "")).lower().replace("_", "-")
+    return encoding in ("utf-8", "utf8") and getattr(encoder, "encoding_errors", "") == "strict"
+
+
+def pack_command(
+    encode: Callable[[Any], Any], cutoff: int, args: tuple[Any, ...], *, utf8: bool = False
+) -> list[Any]:
     """The RESP array for one command, as a list of chunks to send in order.
 
     Args:
@@ -28,6 +36,10 @@ def pack_command(encode: Callable[[Any], Any], cutoff: int, args: tuple[Any, ...
             own instead of being copied into the command buffer (redis-py's rule).
         args: The command name and its arguments. A name with spaces (``"CONFIG GET"``)
             is split into separate arguments, as redis-py does.
+        utf8: The encoder encodes text as strict UTF-8 (redis-py's default). Then an exact
+            ``str`` or ``int`` is encoded here, as `encode` would, without the call: a
+            16-argument script call packed in ~4 µs instead of ~8 µs. Anything else (bool,
+            enums, floats, other types) still goes through `encode`, refusals included.
 
     Returns:
         The chunks: bytes, and the large arguments themselves.
@@ -40,7 +52,14 @@ def pack_command(encode: Callable[[Any], Any], cutoff: int, args: tuple[Any, ...
     chunks: list[Any] = []
     pieces = [b"*%d\r\n" % len(args)]
     for arg in args:
-        if arg.__class__ is not bytes:  # bytes (most keys and values) need no encoding
+        cls = arg.__class__
+        if cls is bytes:  # most keys and values: nothing to encode
+            pass
+        elif utf8 and cls is str:
+            arg = arg.encode()
+        elif utf8 and cls is int:
+            arg = b"%d" % arg  # the bytes of repr(arg).encode(), as redis-py sends
+        else:
             arg = encode(arg)
         size = len(arg)
         if size > cutoff or isinstance(arg, memoryview):
@@ -57,12 +76,13 @@ def pack_command(encode: Callable[[Any], Any], cutoff: int, args: tuple[Any, ...
 class RespPacker:
     """Drop-in for redis-py's `PythonRespSerializer` (its `pack(*args)` interface)."""
 
-    __slots__ = ("_cutoff", "_encode")
+    __slots__ = ("_cutoff", "_encode", "_utf8")
 
-    def __init__(self, cutoff: int, encode: Callable[[Any], Any]) -> None:
+    def __init__(self, cutoff: int, encode: Callable[[Any], Any], *, utf8: bool = False) -> None:
         self._cutoff = cutoff
         self._encode = encode
+        self._utf8 = utf8
 
     def pack(self, *args: Any) -> list[Any]:
         """Pack one command (see `pack_command`)."""
-        return pack_command(self._encode, self._cutoff, args)
+        return pack_command(self._encode, self._cutoff, args, utf8=self._utf8)
