@@ -321,7 +321,7 @@ def test_fast_path_is_taken_for_a_typical_answer() -> None:
     assert fast.message.model_dump() == message.model_dump()
     # Near misses take the constructors.
     for change in (
-        {"content": ["block"]},
+        {"content": [1]},
         {"usage_metadata": {**item["m"]["usage_metadata"], "input_token_details": {}}},
         {"additional_kwargs": {"tool_calls": []}},
         {"id": 7},

@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import Any, Final
 
+from deepagents_redis.core import fast_message, messages_as_verified
 from langchain_core.caches import RETURN_VAL_TYPE
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation
@@ -164,116 +165,50 @@ def from_stored(stored: Any) -> list[Generation]:
 # -- the exact-shape fast path ---------------------------------------------------------------
 #
 # Most cached answers have one shape: text content, tool calls of exactly name/args/id, token
-# counts without details, plain dicts of metadata. For exactly that shape (every value of the
-# exact type the field declares, no key that a validator would rewrite or keep as an extra)
-# pydantic's validation and AIMessage's tool-call validator change nothing: they return the
-# same values, in the same order, with the same `model_fields_set`. So this builds the
-# objects the way pydantic's own `model_construct` does, after checking that shape here,
-# and anything else (list content, token details, invalid tool calls, raw OpenAI tool calls
-# in additional_kwargs, extra fields, an int where a str belongs...) goes through the
-# constructors above. ~2 µs instead of ~9 µs per generation (performance pass, profile: the
-# two constructors were ~60% of a hit's Python time). A differential test
-# (tests/test_stored_form.py) checks every field, its type and the fields-set against the
-# constructors, on hypothesis-generated messages within and around this shape.
+# counts without details, plain dicts of metadata. For that shape AIMessage's validation and
+# ChatGeneration's change nothing, so core's `fast_message` builds the message the way
+# pydantic's own `model_construct` does (after checking the shape) and this builds the
+# generation around it; anything else goes through the constructors above. ~2 µs instead of
+# ~9 µs per generation (performance pass, profile: the two constructors were ~60% of a hit's
+# Python time). A differential test (tests/test_stored_form.py) checks every field, its type
+# and the fields-set against the constructors, on hypothesis-generated messages within and
+# around this shape.
 
-_AI_KEYS: Final = frozenset(AIMessage.model_fields)
-_TOOL_CALL_KEYS: Final = frozenset({"name", "args", "id", "type"})
-_USAGE_KEYS: Final = ("input_tokens", "output_tokens", "total_tokens")
 _GENERATION_FIELDS_SET: Final = frozenset({"text", "generation_info", "message"})
 _new = object.__new__
 _set = object.__setattr__
 
 
-def _fast_tool_calls(calls: Any) -> list[dict[str, Any]] | None:
-    if type(calls) is not list:
-        return None
-    out = []
-    for call in calls:
-        if (
-            type(call) is not dict
-            or not call.keys() <= _TOOL_CALL_KEYS
-            or type(call.get("name")) is not str
-            or type(call.get("args")) is not dict
-            or "id" not in call
-            or (call["id"] is not None and type(call["id"]) is not str)
-            or call.get("type", "tool_call") != "tool_call"
-        ):
-            return None
-        # The order and keys AIMessage's validator gives them (create_tool_call).
-        out.append(
-            {"name": call["name"], "args": call["args"], "id": call["id"], "type": "tool_call"}
-        )
-    return out
-
-
-def _fast_usage(usage: Any) -> dict[str, int] | None:
-    if type(usage) is not dict or len(usage) != 3:
-        return None
-    try:
-        counts = {k: usage[k] for k in _USAGE_KEYS}
-    except KeyError:
-        return None
-    for v in counts.values():
-        if type(v) is not int:
-            return None
-    return counts
-
-
-def _optional_str(data: dict[str, Any], key: str) -> bool:
-    v = data.get(key)
-    return v is None or type(v) is str
-
-
 def _models_as_verified() -> bool:
     """Whether AIMessage and ChatGeneration are still the models the fast path was proven on.
 
-    The fields, the validators and the extra policy of langchain-core 1.8 (the differential
-    test's subject). A langchain-core that adds a field or a validator switches the fast path
-    off, and every entry goes through the constructors again, until the test is re-run.
+    AIMessage is core's check (`messages_as_verified`); ChatGeneration's fields, validators
+    and extra policy are langchain-core 1.8's. A langchain-core that changes either switches
+    the fast path off, and every entry goes through the constructors again, until the test is
+    re-run.
     """
-
-    def shape(cls: Any) -> tuple[Any, ...]:
-        decorators = cls.__pydantic_decorators__
-        return (
-            tuple(cls.model_fields),
+    try:
+        decorators = ChatGeneration.__pydantic_decorators__
+        generation = (
+            tuple(ChatGeneration.model_fields),
             tuple(sorted(decorators.model_validators)),
             tuple(sorted(decorators.field_validators)),
             tuple(sorted(decorators.validators)),
             tuple(sorted(decorators.root_validators)),
-            tuple(cls.__private_attributes__),
-            cls.model_config.get("extra"),
-        )
-
-    try:
-        return shape(AIMessage) == (
-            (
-                "content",
-                "additional_kwargs",
-                "response_metadata",
-                "type",
-                "name",
-                "id",
-                "tool_calls",
-                "invalid_tool_calls",
-                "usage_metadata",
-            ),
-            ("_backwards_compat_tool_calls",),
-            (),
-            (),
-            (),
-            (),
-            "allow",
-        ) and shape(ChatGeneration) == (
-            ("text", "generation_info", "type", "message"),
-            ("set_text",),
-            (),
-            (),
-            (),
-            (),
-            "ignore",
+            tuple(ChatGeneration.__private_attributes__),
+            ChatGeneration.model_config.get("extra"),
         )
     except AttributeError:  # a pydantic without these internals: take the constructors
         return False
+    return messages_as_verified() and generation == (
+        ("text", "generation_info", "type", "message"),
+        ("set_text",),
+        (),
+        (),
+        (),
+        (),
+        "ignore",
+    )
 
 
 _FAST_PATH_ON: Final = _models_as_verified()
@@ -281,57 +216,11 @@ _FAST_PATH_ON: Final = _models_as_verified()
 
 def _fast_generation(data: dict[str, Any], info: Any) -> ChatGeneration | None:
     """The ChatGeneration `AIMessage(**data)` would give, built directly; None if not that shape."""
-    if not _FAST_PATH_ON:
+    if not _FAST_PATH_ON or (info is not None and type(info) is not dict):
         return None
-    content = data.get("content")
-    if type(content) is not str or not data.keys() <= _AI_KEYS:
+    message = fast_message(AIMessage, data)
+    if message is None:
         return None
-    if info is not None and type(info) is not dict:
-        return None
-    extra_kwargs = data.get("additional_kwargs", _MISSING)
-    if extra_kwargs is _MISSING:
-        extra_kwargs = {}
-    elif type(extra_kwargs) is not dict or "tool_calls" in extra_kwargs:
-        return None
-    metadata = data.get("response_metadata", _MISSING)
-    if metadata is _MISSING:
-        metadata = {}
-    elif type(metadata) is not dict:
-        return None
-    if not (_optional_str(data, "name") and _optional_str(data, "id")):
-        return None
-    calls: list[dict[str, Any]] | None = []
-    if "tool_calls" in data:
-        calls = _fast_tool_calls(data["tool_calls"])
-        if calls is None:
-            return None
-    invalid = data.get("invalid_tool_calls", _MISSING)
-    if invalid is not _MISSING and (type(invalid) is not list or invalid):
-        return None
-    usage = data.get("usage_metadata")
-    if usage is not None:
-        usage = _fast_usage(usage)
-        if usage is None:
-            return None
-    message = _new(AIMessage)
-    _set(
-        message,
-        "__dict__",
-        {
-            "content": content,
-            "additional_kwargs": extra_kwargs,
-            "response_metadata": metadata,
-            "type": "ai",
-            "name": data.get("name"),
-            "id": data.get("id"),
-            "tool_calls": calls,
-            "invalid_tool_calls": [],
-            "usage_metadata": usage,
-        },
-    )
-    _set(message, "__pydantic_fields_set__", set(data))
-    _set(message, "__pydantic_extra__", {})
-    _set(message, "__pydantic_private__", None)
     generation = _new(ChatGeneration)
     _set(
         generation,
@@ -348,10 +237,3 @@ def _fast_generation(data: dict[str, Any], info: Any) -> ChatGeneration | None:
     _set(generation, "__pydantic_extra__", None)
     _set(generation, "__pydantic_private__", None)
     return generation
-
-
-class _Missing:
-    __slots__ = ()
-
-
-_MISSING: Final = _Missing()
