@@ -12,6 +12,11 @@ request) of 7 model calls: ``write_todos``, ``write_file``, ``read_file``, ``edi
 * baseline: deepagents' `create_deep_agent` with what a single process uses instead:
   `InMemoryCache` on the model, todos in graph state, `StateBackend` files, `InMemorySaver`.
 
+Beside it, the run's round-trip floor: the same in-memory run plus one redis-py ``PING`` for
+each round trip ours makes (counted on a warm run: the cache's, todos' and files' ones as PINGs
+before the run, and the checkpointer's as a PING in each call LangGraph makes to an
+``InMemorySaver``, on the thread it makes it). What is left above the floor is our code.
+
 Each run writes under its own folder (``/r<n>/``) since the Redis files outlive the thread.
 Everything written lives under a random key prefix, deleted at the end.
 """
@@ -23,7 +28,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import redis
+
 from deepagents_redis_benchmarks._harness import BenchContext, Result, drop_prefix
+from deepagents_redis_benchmarks.suites.checkpoint import _pinging_saver
 
 _NOTES = "# notes\n" + "line of notes\n" * 40
 
@@ -112,13 +120,39 @@ def run(ctx: BenchContext) -> list[Result]:
             {"configurable": {"thread_id": f"agent-{n}"}},
         )
 
+    one(ours)  # the first run loads the scripts: count a later one
+    total, saver_calls = _count_commands(ours, lambda: one(ours))
+    main = total - saver_calls
+    floor_model = ScriptedChatModel(script=_script(), by_turn=True, cache=InMemoryCache())
+    floor_agent = upstream(
+        model=floor_model,
+        middleware=[TodoListMiddleware()],
+        checkpointer=_pinging_saver(ctx.url),
+    )
+    pinger = redis.Redis.from_url(ctx.url)
+
+    def floor() -> None:
+        # One round trip for each one our run makes outside the checkpointer (the cache's,
+        # the todos', the files'), then the run: a PING per checkpoint call on LangGraph's
+        # thread comes with the saver.
+        for _ in range(main):
+            pinger.ping()
+        one(floor_agent)
+
     try:
         o, b = ctx.compare(
             lambda: one(ours), lambda: one(base), iterations=ctx.n(100), warmup=ctx.n(10)
         )
+        f, b2 = ctx.compare(floor, lambda: one(base), iterations=ctx.n(100), warmup=ctx.n(10))
+        o2, f2 = ctx.compare(lambda: one(ours), floor, iterations=ctx.n(100), warmup=ctx.n(10))
     finally:
         close_redis(ours)
+        pinger.close()
         drop_prefix(ctx.url, prefix)
+    counted = (
+        f"ours makes {total} round trips per run: {saver_calls} checkpointer calls (on "
+        f"LangGraph's checkpoint thread but one) and {main} for the cache, todos and files"
+    )
     return [
         Result(
             "scripted deep agent run, every phase on",
@@ -129,7 +163,58 @@ def run(ctx: BenchContext) -> list[Result]:
                 "7 model calls (each a cache miss and write), 2 write_todos, write/read/edit/ls "
                 "of a 0.5 KB file, a checkpoint per step; ours: RedisLLMCache, "
                 "RedisTodoMiddleware, RedisBackend, RedisSaver on one connector; baseline: "
-                "InMemoryCache, todos in state, StateBackend, InMemorySaver"
+                f"InMemoryCache, todos in state, StateBackend, InMemorySaver; {counted}"
             ),
-        )
+        ),
+        Result(
+            "floor: scripted deep agent run, in-memory defaults + a PING per round trip of ours",
+            f,
+            "same run, in-memory defaults",
+            b2,
+            notes=(
+                f"the least any networked store pays for this run's round trips: {main} PINGs "
+                "before the run and one per checkpoint call where LangGraph makes it "
+                f"(InMemorySaver + PING); {counted}"
+            ),
+        ),
+        Result(
+            "scripted deep agent run, every phase on",
+            o2,
+            "same run, in-memory defaults + a PING per round trip of ours (the floor)",
+            f2,
+            notes=counted,
+        ),
     ]
+
+
+def _count_commands(agent: Any, run: Any) -> tuple[int, int]:
+    """Round trips one run of `agent` makes: all of them, and the checkpointer's calls.
+
+    Round trips are counted as connection checkouts from the connector's pool (one per
+    command, script call or pipeline, whatever the thread); checkpointer calls as calls of
+    the saver's methods (each is one round trip).
+    """
+    from deepagents_redis.agent._wiring import _OPENED
+
+    pool = _OPENED[agent].connector.client().connection_pool
+    saver = agent.checkpointer
+    counts = {"all": 0, "saver": 0}
+
+    def counting(fn: Any, key: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            counts[key] += 1
+            return fn(*args, **kwargs)
+
+        return call
+
+    names = ("put", "put_writes", "get_tuple", "list")
+    pool.get_connection = counting(pool.get_connection, "all")
+    for name in names:
+        setattr(saver, name, counting(getattr(saver, name), "saver"))
+    try:
+        run()
+    finally:
+        del pool.get_connection
+        for name in names:
+            delattr(saver, name)
+    return counts["all"], counts["saver"]
