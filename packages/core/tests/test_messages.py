@@ -173,3 +173,20 @@ def test_switches_off_when_the_models_change(monkeypatch: pytest.MonkeyPatch) ->
     assert messages_as_verified()
     monkeypatch.setitem(ToolMessage.model_config, "extra", "forbid")
     assert not messages_as_verified()
+
+
+def test_model_shape_names_what_validation_depends_on() -> None:
+    from deepagents_redis.core import model_shape
+    from pydantic import BaseModel, ConfigDict, field_validator
+
+    class Plain(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        b: int
+        a: str = ""
+
+        @field_validator("a")
+        @classmethod
+        def strip(cls, value: str) -> str:
+            return value.strip()
+
+    assert model_shape(Plain) == (("b", "a"), (), ("strip",), (), (), (), "forbid")

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, Final
 
-from deepagents_redis.core import fast_message, messages_as_verified
+from deepagents_redis.core import fast_message, messages_as_verified, model_shape
 from langchain_core.caches import RETURN_VAL_TYPE
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, Generation
@@ -188,16 +188,7 @@ def _models_as_verified() -> bool:
     re-run.
     """
     try:
-        decorators = ChatGeneration.__pydantic_decorators__
-        generation = (
-            tuple(ChatGeneration.model_fields),
-            tuple(sorted(decorators.model_validators)),
-            tuple(sorted(decorators.field_validators)),
-            tuple(sorted(decorators.validators)),
-            tuple(sorted(decorators.root_validators)),
-            tuple(ChatGeneration.__private_attributes__),
-            ChatGeneration.model_config.get("extra"),
-        )
+        generation = model_shape(ChatGeneration)
     except AttributeError:  # a pydantic without these internals: take the constructors
         return False
     return messages_as_verified() and generation == (

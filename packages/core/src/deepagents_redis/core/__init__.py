@@ -88,7 +88,7 @@ from deepagents_redis.core._instrumentation import (
     traced,
 )
 from deepagents_redis.core._keys import KeySpace, ScopedKeys
-from deepagents_redis.core._messages import fast_message, messages_as_verified
+from deepagents_redis.core._messages import fast_message, messages_as_verified, model_shape
 from deepagents_redis.core._probes import HealthApp, readiness, serve_health
 from deepagents_redis.core._scripts import LuaScript, deny_oom, load_lua, registered_scripts
 from deepagents_redis.core._settings import ENV_PREFIX, PhaseSettings, RedisSettings, redact_url
@@ -167,6 +167,7 @@ __all__ = [
     "load_lua",
     "map_script_error",
     "messages_as_verified",
+    "model_shape",
     "new_op_id",
     "no_resend",
     "parse_redis_url",

@@ -31,7 +31,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-__all__ = ["fast_message", "messages_as_verified"]
+__all__ = ["fast_message", "messages_as_verified", "model_shape"]
 
 _BASE_FIELDS: Final = ("content", "additional_kwargs", "response_metadata", "type", "name", "id")
 _VERIFIED: Final[dict[type[Any], tuple[Any, ...]]] = {
@@ -50,7 +50,22 @@ _new = object.__new__
 _set = object.__setattr__
 
 
-def _shape(cls: Any) -> tuple[Any, ...]:
+def model_shape(cls: Any) -> tuple[Any, ...]:
+    """What validating `cls` depends on: its fields, validators, private attributes, extras.
+
+    Fast paths that build a pydantic model without validating it compare this with the
+    shape they were proven on, and switch themselves off when it differs.
+
+    Args:
+        cls: A pydantic model class.
+
+    Returns:
+        Field names (in order), model, field, v1 and root validators (sorted), private
+        attribute names and the ``extra`` policy.
+
+    Raises:
+        AttributeError: A pydantic without these internals.
+    """
     decorators = cls.__pydantic_decorators__
     return (
         tuple(cls.model_fields),
@@ -72,7 +87,7 @@ def messages_as_verified() -> bool:
     """
     try:
         return all(
-            _shape(cls) == (fields, validators, (), (), (), (), "allow")
+            model_shape(cls) == (fields, validators, (), (), (), (), "allow")
             for cls, (fields, validators) in _VERIFIED.items()
         )
     except AttributeError:  # a pydantic without these internals: take the constructors
