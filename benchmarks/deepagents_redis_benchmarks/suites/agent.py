@@ -123,13 +123,13 @@ def run(ctx: BenchContext) -> list[Result]:
     one(ours)  # the first run loads the scripts: count a later one
     total, saver_calls = _count_commands(ours, lambda: one(ours))
     main = total - saver_calls
+    pinger = redis.Redis.from_url(ctx.url)  # the floor's one client (its saver's PINGs too)
     floor_model = ScriptedChatModel(script=_script(), by_turn=True, cache=InMemoryCache())
     floor_agent = upstream(
         model=floor_model,
         middleware=[TodoListMiddleware()],
-        checkpointer=_pinging_saver(ctx.url),
+        checkpointer=_pinging_saver(pinger),
     )
-    pinger = redis.Redis.from_url(ctx.url)
 
     def floor() -> None:
         # One round trip for each one our run makes outside the checkpointer (the cache's,

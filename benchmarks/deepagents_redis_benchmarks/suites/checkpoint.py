@@ -280,16 +280,14 @@ def _agent_runs(ctx: BenchContext, savers: dict[str, Any], missing: str) -> list
     return results
 
 
-def _pinging_saver(url: str) -> Any:
-    """An InMemorySaver that also sends one redis-py PING per call LangGraph makes.
+def _pinging_saver(ping: redis.Redis) -> Any:
+    """An InMemorySaver that also sends one PING on `ping` (the caller closes it) per call.
 
     The floor of any checkpointer that makes one network round trip per call: LangGraph
     calls ``put`` and ``put_writes`` from its background thread, and on a machine where
     waking a blocked thread is costly the wait itself, not the bytes, is what the run pays.
     """
     from langgraph.checkpoint.memory import InMemorySaver
-
-    ping = redis.Redis.from_url(url)
 
     class PingingSaver(InMemorySaver):
         def put(self, *args: Any, **kwargs: Any) -> Any:
@@ -319,7 +317,8 @@ def _agent_floor(
     from langchain_core.messages import HumanMessage
 
     model = ScriptedChatModel(script=script())
-    agent = create_deep_agent(model=model, checkpointer=_pinging_saver(ctx.url))
+    ping = redis.Redis.from_url(ctx.url)
+    agent = create_deep_agent(model=model, checkpointer=_pinging_saver(ping))
 
     def floor() -> None:
         model.rewind()
@@ -329,8 +328,11 @@ def _agent_floor(
         )
 
     iterations, warmup = ctx.n(100), ctx.n(10)
-    f, m = ctx.compare(floor, runs["InMemorySaver"], iterations=iterations, warmup=warmup)
-    o, f2 = ctx.compare(runs["RedisSaver"], floor, iterations=iterations, warmup=warmup)
+    try:
+        f, m = ctx.compare(floor, runs["InMemorySaver"], iterations=iterations, warmup=warmup)
+        o, f2 = ctx.compare(runs["RedisSaver"], floor, iterations=iterations, warmup=warmup)
+    finally:
+        ping.close()
     note = "9 ls tool calls + an answer; ~45 checkpoint calls per run on LangGraph's thread"
     return [
         Result(
