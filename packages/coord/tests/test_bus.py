@@ -31,6 +31,25 @@ def test_publish_dedupes_by_idempotency_key(bus: EventBus) -> None:
     assert [e.data for _, e in got] == [{"n": 1}, {"n": 2}]
 
 
+def test_unkeyed_and_keyed_events_are_stored_alike_and_trimmed(connector: RedisConnector) -> None:
+    # An unkeyed event is sent as a plain XADD, a keyed one through the dedupe script: same
+    # entry shape, same trimming, and no dedupe without a key.
+    bus = EventBus(connector=connector, namespace="bus-trim", maxlen=10)
+    client = connector.client()
+    stream = bus.keys.topic("t")
+    plain = bus.publish("t", _event(1))
+    again = bus.publish("t", _event(1))
+    keyed = bus.publish("t", _event(2, idempotencykey="k"))
+    assert len({plain, again, keyed}) == 3
+    rows = client.xrange(stream)
+    assert [sorted(fields) for _, fields in rows] == [[b"e"]] * 3
+    assert [e.data for _, e in bus._decode_rows(stream, rows)] == [{"n": 1}, {"n": 1}, {"n": 2}]
+    for n in range(600):
+        bus.publish("t", _event(n, idempotencykey=f"k{n}" if n % 2 else None))
+    # MAXLEN ~ trims whole macro nodes (100 entries by default): near 10, never all 603
+    assert 10 <= client.xlen(stream) <= 200
+
+
 def test_consumer_group_gives_each_entry_to_one_consumer(bus: EventBus) -> None:
     for n in range(10):
         bus.publish("jobs", _event(n))

@@ -59,21 +59,23 @@ class EventBus(CoordComponent):
         self.maxlen = maxlen
         self.dedupe_ttl_seconds = dedupe_ttl_seconds
 
-    def _publish_req(self, topic: str, event: Event) -> Script:
+    def _publish_req(self, topic: str, event: Event) -> Script | Command:
         if not isinstance(event, Event):
             raise InvalidInputError(f"publish takes an Event, not {type(event).__name__}")
         stream = self.keys.topic(topic)
-        key = event.idempotencykey or ""
+        payload = event.encode(self.codec, key=stream)
+        key = event.idempotencykey
+        if not key:
+            # Nothing to deduplicate: the script would run this one XADD, so send it alone
+            # (one command is as atomic, and a hit of the script costs ~15 us more on the
+            # server and the wire; issue 13). A retried unkeyed publish appends again either
+            # way: deduplication is what the idempotency key is for.
+            return Command(("XADD", stream, "MAXLEN", "~", self.maxlen, "*", EVENT_FIELD, payload))
         idem = self.keys.op(self.keys.topic_scope(topic), f"publish:{key}")
         return Script(
             PUBLISH,
             [stream, idem],
-            [
-                event.encode(self.codec, key=stream),
-                self.maxlen,
-                self.dedupe_ttl_seconds * 1000,
-                "1" if key else "0",
-            ],
+            [payload, self.maxlen, self.dedupe_ttl_seconds * 1000, "1"],
         )
 
     def publish(self, topic: str, event: Event) -> str:

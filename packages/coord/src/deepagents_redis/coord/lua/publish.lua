@@ -7,7 +7,8 @@
 --   event          the event (codec bytes)
 --   maxlen         approximate length cap of the topic stream
 --   record_ttl_ms  TTL of the idempotency record in ms
---   keyed          '1' when the event has an idempotency key
+--   keyed          '1' when the event has an idempotency key (the client sends an unkeyed
+--                  event as a plain XADD of the same fields, without this script)
 -- Returns the entry id (the first one's, for a repeated key).
 -- Errors: none of its own.
 
