@@ -17,7 +17,7 @@ from deepagents.backends.utils import normalize_read_bounds, slice_read_response
 from deepagents_redis.core import DeepAgentsRedisError
 from deepagents_redis.fs._backend import RedisBackend
 from deepagents_redis.fs._common import WindowRead, _cut_window
-from deepagents_redis.fs._lines import line_index, plan_window
+from deepagents_redis.fs._lines import lf_count, line_index, plan_window
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -70,6 +70,26 @@ def test_window_from_chunks_same_as_deepagents(
         assert "exceeds file length" in want.error
         return
     assert ours == want
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    lines=st.lists(st.integers(min_value=0, max_value=300), max_size=200),
+    filler=st.sampled_from([b"x", b"\r", b"\xc3\xa9"]),
+    cut=st.tuples(st.integers(0, 70_000), st.integers(0, 70_000)),
+)
+def test_lf_count_is_bytes_count(lines: list[int], filler: bytes, cut: tuple[int, int]) -> None:
+    # Short and long lines (both counting paths), ranges inside and past the data.
+    data = b"".join(filler * n + b"\n" for n in lines)
+    start, end = min(cut), max(cut)
+    assert lf_count(data, start, end) == data.count(b"\n", start, end)
+
+
+@pytest.mark.parametrize("line", [1, 47, 48, 49, 200])
+def test_lf_count_on_either_side_of_the_sample_rule(line: int) -> None:
+    data = (b"y" * (line - 1) + b"\n") * (20_000 // line) + b"tail"
+    for start, end in ((0, len(data)), (5, len(data) - 3), (4096, 10_000), (0, 4096)):
+        assert lf_count(data, start, end) == data.count(b"\n", start, end)
 
 
 @pytest.mark.parametrize("brk", _OTHER_BREAKS)

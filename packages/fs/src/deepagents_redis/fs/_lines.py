@@ -46,6 +46,26 @@ def lf_lines_only(data: bytes) -> bool:
     return not any(br in data for br in breaks)
 
 
+_SAMPLE: Final = 4096
+_SPARSE_LINE: Final = 48
+
+
+def lf_count(data: bytes, start: int, end: int) -> int:
+    """The number of LFs in `data[start:end]`, counted the faster way for its line lengths.
+
+    `bytes.count` of one byte checks every byte (~3 GB/s here); `bytes.replace` finds each
+    LF with `memchr`, so it is ~2x faster when lines are long and ~15x slower when they are
+    a few bytes. The first 4 KB decide: lines of 48 bytes or more on average go through
+    `replace` (of a copy of the range), shorter ones through `count`.
+    """
+    end = min(end, len(data))
+    probe = min(start + _SAMPLE, end)
+    if end - start <= _SAMPLE or data.count(b"\n", start, probe) * _SPARSE_LINE > probe - start:
+        return data.count(b"\n", start, end)
+    part = data[start:end]
+    return len(part) - len(part.replace(b"\n", b""))
+
+
 def line_index(gen: str, data: bytes, chunk_size: int) -> str:
     """The `L` value for `data` stored in chunks of `chunk_size` bytes ('' = no index).
 
@@ -60,7 +80,7 @@ def line_index(gen: str, data: bytes, chunk_size: int) -> str:
     if NON_BLANK.search(data) is None or not lf_lines_only(data):
         return ""
     counts = ",".join(
-        str(data.count(b"\n", at, at + chunk_size)) for at in range(0, len(data), chunk_size)
+        str(lf_count(data, at, at + chunk_size)) for at in range(0, len(data), chunk_size)
     )
     ends = "1" if data.endswith(b"\n") else "0"
     return f"{gen}:{ends}:{counts}"
@@ -142,5 +162,6 @@ def fetched_as_indexed(parts: list[bytes], joined: bytes, window: Window) -> boo
         window: What the index promised for them.
     """
     return all(
-        part.count(b"\n") == want for part, want in zip(parts, window.counts, strict=True)
+        lf_count(part, 0, len(part)) == want
+        for part, want in zip(parts, window.counts, strict=True)
     ) and lf_lines_only(joined)
