@@ -17,7 +17,7 @@ from deepagents.backends.utils import normalize_read_bounds, slice_read_response
 from deepagents_redis.core import DeepAgentsRedisError
 from deepagents_redis.fs._backend import RedisBackend
 from deepagents_redis.fs._common import WindowRead, _cut_window
-from deepagents_redis.fs._lines import lf_count, line_index, plan_window
+from deepagents_redis.fs._lines import ascii_line_index, lf_count, line_index, plan_window
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,6 +85,18 @@ def test_lf_count_is_bytes_count(lines: list[int], filler: bytes, cut: tuple[int
     assert lf_count(data, start, end) == data.count(b"\n", start, end)
 
 
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.text(alphabet="ab \t\n~", max_size=300)
+    | st.text(alphabet="ab \t\n\r\x0b\x0c\x1c\x1d\x1e~", max_size=300),
+    chunk=st.integers(min_value=1, max_value=40),
+)
+def test_ascii_index_from_chunks_is_the_whole_content_index(text: str, chunk: int) -> None:
+    data = text.encode()
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    assert ascii_line_index("g1", chunks) == line_index("g1", data, chunk)
+
+
 @pytest.mark.parametrize("line", [1, 47, 48, 49, 200])
 def test_lf_count_on_either_side_of_the_sample_rule(line: int) -> None:
     data = (b"y" * (line - 1) + b"\n") * (20_000 // line) + b"tail"
@@ -129,6 +141,10 @@ def _chunked_text(lines: int, seed: int = 3) -> str:
     )
 
 
+def _ascii_text(lines: int) -> str:
+    return _chunked_text(lines).replace("é", "e")
+
+
 def _same(a: Any, b: Any) -> None:
     assert (a.error, a.total_lines, a.start_line, a.end_line, a.next_offset) == (
         b.error,
@@ -155,10 +171,14 @@ _WINDOWS = [
 ]
 
 
+@pytest.mark.parametrize("ascii", [False, True], ids=["utf8", "ascii"])
 @pytest.mark.parametrize("tail", ["", "no final newline", "\n\n"])
-def test_windows_match_the_reference_backend(make_backend: Any, store: Any, tail: str) -> None:
+def test_windows_match_the_reference_backend(
+    make_backend: Any, store: Any, tail: str, ascii: bool
+) -> None:
+    # ASCII text is encoded chunk by chunk by the write (`stored_form`), other text whole
     b = make_backend(spill_threshold=_NO_SPILL)
-    content = _chunked_text(2000) + tail
+    content = (_ascii_text(2000) if ascii else _chunked_text(2000)) + tail
     for backend in (b, store):
         backend.write("/log.txt", content)
     meta = b.stat("/log.txt")
@@ -258,6 +278,14 @@ def test_index_follows_the_content(make_backend: Any) -> None:
     assert b.read("/crlf.txt", 10, 2).file_data is not None
     b.upload_files([("/bin.dat", bytes(range(256)) * 40)])
     assert stored("/bin.dat") in (b"", None)
+    # the index is exactly the whole content's, whichever way the write encoded it (ASCII
+    # text chunk by chunk, other text whole), also after an edit
+    for path, text in (("/u.txt", _chunked_text(400)), ("/a.txt", _ascii_text(400))):
+        b.write(path, text)
+        b.edit(path, "\n7 ", "\n7 edited ")
+        content = b.read(path, 0, 100_000).file_data["content"]
+        gen = client.hget(b._k(ns, "m", path), "g").decode()
+        assert stored(path) == line_index(gen, content.encode(), b._chunk_size).encode()
 
 
 def test_edits_and_uploads_keep_windows_right(make_backend: Any, store: Any) -> None:

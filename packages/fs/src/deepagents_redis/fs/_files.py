@@ -36,6 +36,7 @@ from deepagents_redis.fs._common import (
     _Op,
     _read_window,
     _s,
+    stored_form,
 )
 from deepagents_redis.fs._paths import (
     file_path_error,
@@ -120,7 +121,7 @@ class _FileOps(_Layout):
         if not isinstance(content, str):
             return WriteResult(error=f"Error: content must be a string, got {type(content)}")
         try:
-            data = content.encode("utf-8")
+            data = stored_form(content)
         except UnicodeEncodeError:
             return WriteResult(error="Error: content is not valid unicode text")
         too_big = self._size_error(len(data), file_path)
@@ -228,7 +229,7 @@ class _FileOps(_Layout):
                 return EditResult(error=result)
             new_content, occurrences = result
             try:
-                new_data = new_content.encode("utf-8")
+                new_data = stored_form(new_content)
             except UnicodeEncodeError:
                 return EditResult(error="Error: new_string is not valid unicode text")
             too_big = self._size_error(len(new_data), file_path)
