@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import redis
 import redis.exceptions as rexc
-from deepagents_redis.core import DeepAgentsRedisError, RedisSettings
+from deepagents_redis.core import DeepAgentsRedisError, RedisSettings, Snapshot
 from deepagents_redis.fs import RedisBackend, _common
 from deepagents_redis.fs._common import _STAGE_TTL_MS, _WRITE
+from deepagents_redis.fs._lines import line_index
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +65,32 @@ def test_big_write_is_staged_and_read_back(make_backend: Any) -> None:
         assert len(b.connector.client().hkeys(ckey)) == 11
         assert b.connector.client().ttl(ckey) == -1  # no TTL left from the stage
     assert b.download_files(["/big.txt"])[0].content == _text("second").encode()
+
+
+@pytest.mark.parametrize("tag", ["ascii", "naïve"])  # encoded batch by batch / whole
+def test_a_big_stage_goes_in_batches(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch, tag: str
+) -> None:
+    monkeypatch.setattr(_common, "_STAGE_BATCH", 3 * CHUNK)
+    batches: list[int] = []
+
+    def counted(cmds: Any, fallback: Any) -> Snapshot:
+        batches.append((len(cmds[0]) - 2) // 2)  # HSET key f1 v1 f2 v2 ...
+        return Snapshot(cmds, fallback)
+
+    monkeypatch.setattr(_common, "Snapshot", counted)
+    b = make_backend(chunk_size=CHUNK, spill_threshold=0)
+    text = _text(tag)
+    assert b.write("/big.txt", text).error is None
+    assert batches == [3, 3, 3, 2]  # 11 chunks
+    assert _content(b, "/big.txt") == text
+    assert _stages(b) == []
+    ns = b.resolve_namespace()
+    meta = b.connector.client().hmget(b._k(ns, "m", "/big.txt"), "g", "L")
+    assert meta[1] == line_index(meta[0].decode(), text.encode(), CHUNK).encode()
+    assert b.read("/big.txt", 400, 3).file_data["content"] == "".join(
+        text.splitlines(keepends=True)[400:403]
+    )
 
 
 def test_staged_write_honours_the_file_ttl(make_backend: Any) -> None:

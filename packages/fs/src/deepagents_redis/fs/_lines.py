@@ -103,12 +103,38 @@ def ascii_line_index(gen: str, chunks: Sequence[bytes]) -> str:
     Returns:
         What `line_index` gives for the joined chunks and their chunk size.
     """
-    if not any(NON_BLANK.search(c) for c in chunks) or not all(
-        lf_lines_only(c, ascii=True) for c in chunks
-    ):
-        return ""
-    counts = [lf_count(c, 0, len(c)) for c in chunks]
-    return _index_value(gen, counts, bool(chunks) and chunks[-1].endswith(b"\n"))
+    indexer = AsciiLineIndexer()
+    for chunk in chunks:
+        indexer.add(chunk)
+    return indexer.value(gen)
+
+
+class AsciiLineIndexer:
+    """`ascii_line_index` built one chunk at a time, as a big write encodes its chunks."""
+
+    __slots__ = ("_counts", "_ends", "_lf_only", "_non_blank")
+
+    def __init__(self) -> None:
+        self._counts: list[int] = []
+        self._non_blank = False
+        self._lf_only = True
+        self._ends = False
+
+    def add(self, chunk: bytes) -> None:
+        """Take the next chunk (ASCII)."""
+        if self._lf_only and not lf_lines_only(chunk, ascii=True):
+            self._lf_only = False  # no index: nothing more to count
+        if not self._lf_only:
+            return
+        self._counts.append(lf_count(chunk, 0, len(chunk)))
+        self._non_blank = self._non_blank or NON_BLANK.search(chunk) is not None
+        self._ends = chunk.endswith(b"\n")
+
+    def value(self, gen: str) -> str:
+        """The index of the chunks taken so far ('' = none: blank, or other line breaks)."""
+        if not (self._lf_only and self._non_blank):
+            return ""
+        return _index_value(gen, self._counts, self._ends)
 
 
 def _index_value(gen: str, counts: list[int], ends_with_lf: bool) -> str:
