@@ -324,7 +324,8 @@ def _run_rows(
         raw_wr,
         iterations=reps,
         notes=(
-            "ours: 256 KiB chunks staged in one MULTI then committed by one script call; "
+            "ours: 256 KiB chunks staged in one MULTI per 2 MiB, then committed by one script "
+            "call; "
             "read: HMGET metadata, HMGET chunks"
         ),
     )
