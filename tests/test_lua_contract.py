@@ -297,7 +297,8 @@ def _run_every_phase(connector: RedisConnector, settings: Any) -> None:
     assert list(saver.list(config))
     saver.delete_thread(scope)
 
-    event = Event(source=f"dar://{scope}/contract", type="dev.example.noted")
+    # (a keyed event goes through coord_publish; an unkeyed one is a plain XADD)
+    event = Event(source=f"dar://{scope}/contract", type="dev.example.noted", idempotencykey="k1")
     EventBus(connector=connector, namespace=scope).publish("topic", event)
     tasks = TaskClient(connector=connector, namespace=scope, check_agents=False)
     # A keyed submit runs coord_create and coord_enqueue one by one; an unkeyed one (below)
