@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 import redis.exceptions as rexc
-from deepagents_redis.core import DeepAgentsRedisError, RedisSettings, Snapshot
+from deepagents_redis.core import DeepAgentsRedisError, InvalidInputError, RedisSettings, Snapshot
 from deepagents_redis.fs import RedisBackend, _common
 from deepagents_redis.fs._common import _STAGE_TTL_MS, _WRITE
 from deepagents_redis.fs._lines import line_index
@@ -91,6 +91,22 @@ def test_a_big_stage_goes_in_batches(
     assert b.read("/big.txt", 400, 3).file_data["content"] == "".join(
         text.splitlines(keepends=True)[400:403]
     )
+
+
+def test_a_hostile_stored_field_stops_an_edit_before_anything_is_sent(make_backend: Any) -> None:
+    # the write header joins its fields with NUL: a NUL in the stored created_at (garbage in
+    # Redis) must refuse the edit before its chunks are staged, and change nothing
+    b = make_backend(chunk_size=CHUNK, spill_threshold=0)
+    text = _text("old")
+    assert b.write("/big.txt", text).error is None
+    meta_key = b._k(b.resolve_namespace(), "m", "/big.txt")
+    b.connector.client().hset(meta_key, "ca", "2026\x00evil")
+    before = b.stat("/big.txt")
+    with pytest.raises(InvalidInputError, match="NUL"):
+        b.edit("/big.txt", "old line", "new line", replace_all=True)
+    assert b.stat("/big.txt") == before
+    assert _content(b, "/big.txt") == text
+    assert _stages(b) == []
 
 
 def test_staged_write_honours_the_file_ttl(make_backend: Any) -> None:

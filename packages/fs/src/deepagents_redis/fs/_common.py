@@ -559,6 +559,11 @@ class _Layout:
         stage: bytes | None = None
         inline = b""
         lines = ""
+        # The header joins its fields with NUL (see write.lua). Paths cannot hold one and the
+        # other fields are ours, but a stored timestamp or encoding (an edit passes them on)
+        # comes from Redis: checked before anything is sent.
+        if "\0" in created_at or "\0" in modified_at or "\0" in encoding:
+            raise InvalidInputError(f"a field of the write of {path!r} holds a NUL character")
         if self._spill and size > self._spill:
             ref = self._blob_ref(ns, path, gen)
             yield self._blob("put", (ref, data.encode() if isinstance(data, str) else data))
@@ -597,9 +602,6 @@ class _Layout:
                 )
             )
         ]
-        if args[0].count("\0") != 13 + int(dir_count):
-            # only a NUL inside a stored timestamp could do this (paths cannot hold one)
-            raise InvalidInputError(f"a field of the write of {path!r} holds a NUL character")
         if stage is not None:
             keys = (*keys, stage)
         elif chunks:
