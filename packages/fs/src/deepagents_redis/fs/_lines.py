@@ -40,18 +40,18 @@ OTHER_BREAKS: Final = (*ASCII_BREAKS, b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\x
 NON_BLANK: Final = re.compile(rb"[\x21-\x7e]")  # printable ASCII: never whitespace
 
 
-def lf_lines_only(data: bytes, *, ascii: bool | None = None) -> bool:
+def lf_lines_only(data: bytes, *, is_ascii: bool | None = None) -> bool:
     """Whether `data` has LF as its only line break (so lines can be cut by byte position).
 
     Args:
         data: UTF-8 text.
-        ascii: Whether it is ASCII, when the caller knows (`str.isascii()` of the text it
+        is_ascii: Whether it is ASCII, when the caller knows (`str.isascii()` of the text it
             encoded answers at once; `bytes.isascii()` reads every byte: ~0.4 ms per 10 MB).
     """
     # (searching for a 2-3 byte sequence is slow: skip that when the text is ASCII)
-    if ascii is None:
-        ascii = data.isascii()
-    breaks = ASCII_BREAKS if ascii else OTHER_BREAKS
+    if is_ascii is None:
+        is_ascii = data.isascii()
+    breaks = ASCII_BREAKS if is_ascii else OTHER_BREAKS
     return not any(br in data for br in breaks)
 
 
@@ -122,7 +122,7 @@ class AsciiLineIndexer:
 
     def add(self, chunk: bytes) -> None:
         """Take the next chunk (ASCII)."""
-        if self._lf_only and not lf_lines_only(chunk, ascii=True):
+        if self._lf_only and not lf_lines_only(chunk, is_ascii=True):
             self._lf_only = False  # no index: nothing more to count
         if not self._lf_only:
             return

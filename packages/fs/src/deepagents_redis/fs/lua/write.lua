@@ -28,7 +28,7 @@
 --   argv[2..1+N] the chunks, unless they were staged (see stage_key); argv[2] the inline
 --                content when N is 0 and there is no blob
 -- keys[8+D] (optional) stage_key: a hash the client filled with the N chunks (fields
---   '<gen>:<i>', with a TTL) before this call, in one MULTI; it becomes the chunk hash by
+--   '<gen>:<i>', with a TTL) before this call, one MULTI per 2 MiB; it becomes the chunk hash by
 --   RENAME, so 10 MB of chunks never pass through Lua (issue: fs performance pass).
 -- Returns {'OK', version, replaced_blob_ref} or {'CONFLICT', actual_version} (nothing
 -- written; a stage is dropped).
