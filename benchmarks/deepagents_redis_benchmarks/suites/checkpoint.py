@@ -161,6 +161,7 @@ def run(ctx: BenchContext) -> list[Result]:
                 Result("RedisSaver list(limit=10)", o, f"{name} list(limit=10)", b, notes=note)
             )
         results.extend(_agent_runs(ctx, savers, missing))
+        results.extend(_big_conversation(ctx, prefix))
         for thread in threads.values():
             if hasattr(thread.saver, "delete_thread"):
                 with contextlib.suppress(NotImplementedError):
@@ -231,6 +232,94 @@ def _raw_floor(ctx: BenchContext, ours: _Thread, get: Callable[[], Any], n: int)
             ),
         ),
     ]
+
+
+def _big_conversation(ctx: BenchContext, prefix: str) -> list[Result]:
+    """A long conversation's put and get_tuple: blobs around the scripts vs through them.
+
+    ``script_blob_bytes`` (default 32 KiB) sends bigger blobs as plain HSET/HMGET; the
+    baseline is the same saver with every blob through the scripts (the one-call path). The
+    notes give each side's Redis server time per call (``INFO commandstats`` of the top-level
+    commands, over a separate pass): what the other clients of one Redis wait for.
+    """
+    from deepagents_redis.checkpoint import RedisSaver
+    from deepagents_redis.core import RedisSettings
+
+    pairs = ctx.n(400)
+    messages = _messages(0)[:0]
+    for step in range(-(-pairs // 10)):
+        messages += _messages(step)
+    messages = messages[: 2 * pairs]
+    settings = RedisSettings(url=ctx.url, key_prefix=f"{prefix}-big")
+    sides = {
+        "around": RedisSaver(settings=settings),
+        "inside": RedisSaver(settings=settings, script_blob_bytes=1 << 40),
+    }
+    raw = redis.Redis.from_url(ctx.url)
+    state: dict[str, Any] = {}
+
+    def put_of(name: str) -> Callable[[], Any]:
+        saver = sides[name]
+        thread = {"configurable": {"thread_id": f"big-{name}", "checkpoint_ns": ""}}
+        state[name] = {"config": thread, "v": 0, "thread": thread}
+
+        def put() -> Any:
+            from langgraph.checkpoint.base import empty_checkpoint
+
+            me = state[name]
+            me["v"] += 1
+            new = {"messages": f"{me['v']:032}.0"}
+            checkpoint = empty_checkpoint()
+            checkpoint["channel_values"] = {"messages": messages}
+            checkpoint["channel_versions"] = dict(new)
+            metadata: Any = {"source": "loop", "step": me["v"], "parents": {}}
+            me["config"] = saver.put(me["config"], checkpoint, metadata, new)
+            return me["config"]
+
+        return put
+
+    def get_of(name: str) -> Callable[[], Any]:
+        return lambda: sides[name].get_tuple(state[name]["thread"])
+
+    def server_us(fn: Callable[[], Any], calls: int) -> float:
+        raw.config_resetstat()
+        for _ in range(calls):
+            fn()
+        stats = raw.info("commandstats")
+        top = ("cmdstat_evalsha", "cmdstat_multi", "cmdstat_exec", "cmdstat_hmget")
+        return sum(stats.get(k, {}).get("usec", 0) for k in top) / calls
+
+    puts = {name: put_of(name) for name in sides}
+    gets = {name: get_of(name) for name in sides}
+    size = len(sides["around"].serde.dumps_typed(messages)[1])
+    n = ctx.n(200)
+    results: list[Result] = []
+    try:
+        for label, fns in (("put", puts), ("get_tuple", gets)):
+            o, b = ctx.compare(fns["around"], fns["inside"], iterations=n)
+            ours_us = server_us(fns["around"], max(10, n // 4))
+            theirs_us = server_us(fns["inside"], max(10, n // 4))
+            results.append(
+                Result(
+                    f"RedisSaver {label}, {len(messages)}-message conversation "
+                    f"({size // 1024} KB blob)",
+                    o,
+                    f"same saver, every blob through the script (script_blob_bytes={1 << 40})",
+                    b,
+                    notes=(
+                        f"Redis server time per call: ours {ours_us:.0f} µs, through the "
+                        f"script {theirs_us:.0f} µs (INFO commandstats, top-level commands); "
+                        "blobs past script_blob_bytes (32 KiB) go as plain HSET in the put's "
+                        "MULTI and an HMGET after the read's script"
+                    ),
+                )
+            )
+    finally:
+        for name, saver in sides.items():
+            saver.delete_thread(f"big-{name}")
+            saver.close()
+        raw.close()
+    return results
 
 
 def _agent_runs(ctx: BenchContext, savers: dict[str, Any], missing: str) -> list[Result]:

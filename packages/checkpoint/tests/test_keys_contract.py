@@ -44,6 +44,7 @@ SCRIPTS = [PUT, PUT_WRITES, READ, HISTORY, DELETE]
 KEY_POSITIONS = {
     "HGET": "first",
     "HMGET": "first",
+    "HSTRLEN": "first",
     "HSET": "first",
     "HSETNX": "first",
     "HDEL": "first",

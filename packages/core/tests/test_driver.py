@@ -242,3 +242,50 @@ async def test_a_full_gate_past_the_deadline_is_a_typed_error(redis_target: Any)
         assert "no free connection" in str(outcomes[1])
     finally:
         await conn.aclose()
+
+
+_SET_OR_CONFLICT = LuaScript(
+    "test_driver_set_or_conflict",
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.error_reply('CONFLICT 7') end\n"
+    "redis.call('SET', KEYS[1], ARGV[1]) return 1",
+)
+
+
+def _script_in_snapshot(ks: Any, value: str) -> Operation[Any]:
+    """A MULTI holding an HSET and an EVALSHA, with the script alone as the fallback."""
+    a, h = ks.key("drv", "s", "snap-a"), ks.key("drv", "s", "snap-h")
+    reply = yield Snapshot(
+        [
+            ("HSET", h, "f", value),
+            ("EVALSHA", _SET_OR_CONFLICT.sha, 1, a, value),
+        ],
+        fallback=Script(_SET_OR_CONFLICT, [a], [value]),
+    )
+    return reply
+
+
+async def test_a_snapshot_with_a_script_keeps_its_error_word_and_survives_a_lost_script(
+    connector: RedisConnector,
+) -> None:
+    """An error reply inside MULTI maps like a script's own (redis-py's pipeline text would
+    hide the word), and NOSCRIPT runs the fallback, which loads the script."""
+    ks = connector.keyspace
+    client = connector.client()
+    # Scripts lost (a restart, a failover, SCRIPT FLUSH): the fallback runs it and loads it.
+    client.script_flush()
+    kind, reply = run(connector, "t.snap", _script_in_snapshot(ks, "1"), deadline_seconds=5.0)
+    assert (kind, reply) == ("lua", 1)
+    # Now loaded: one MULTI, replies in order.
+    kind, replies = run(connector, "t.snap", _script_in_snapshot(ks, "2"), deadline_seconds=5.0)
+    assert (kind, replies) == ("multi", [0, 1])
+    # The script's error reply inside the transaction: a typed error, as for a Script.
+    with pytest.raises(ConflictError) as caught:
+        run(connector, "t.snap", _script_in_snapshot(ks, "2"), deadline_seconds=5.0, expected=3)
+    assert (caught.value.expected, caught.value.actual) == (3, 7)
+    with pytest.raises(ConflictError):
+        await arun(connector, "t.snap", _script_in_snapshot(ks, "2"), deadline_seconds=5.0)
+    # async: loaded scripts run in the MULTI (the asyncio cluster client runs the fallback)
+    kind, _ = await arun(connector, "t.snap", _script_in_snapshot(ks, "3"), deadline_seconds=5.0)
+    assert kind in ("multi", "lua")
+    client.delete(ks.key("drv", "s", "snap-a"), ks.key("drv", "s", "snap-h"))
+    await connector.aclose()

@@ -35,6 +35,7 @@ from deepagents_redis.core import (
     RedisComponent,
     Script,
     SerializationError,
+    Snapshot,
     arun_operation,
     run_operation,
     split_connection,
@@ -270,8 +271,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
         parent: str | None,
-    ) -> tuple[list[Any], str]:
-        """PUT's ARGV (see ``put.lua``) and the run id."""
+    ) -> tuple[list[Any], list[Any], str]:
+        """PUT's ARGV without the blobs (see ``put.lua``), the blob pairs, and the run id."""
         cid = check_checkpoint_id(checkpoint["id"])
         stored: dict[str, Any] = dict(checkpoint)
         values: dict[str, Any] = stored.pop("channel_values", None) or {}
@@ -295,7 +296,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 dump(self.serde, values[channel]) if channel in values else _EMPTY,
             ]
         ecns = self.keys.enc(where.cns or "")
-        return [ecns, cid, self._ttl, erun, body, record, *blobs], str(run_id) if run_id else ""
+        return [ecns, cid, self._ttl, erun, body, record], blobs, str(run_id) if run_id else ""
 
     def _tuple(self, where: _Where, thread_value: Any, entry: Any) -> CheckpointTuple:
         cid_b, ecns_b, body, record, blob_values, write_flat = entry
@@ -368,7 +369,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
     ) -> Operation[RunnableConfig]:
         where = self._where(config, need_ns=True)
         meta = get_checkpoint_metadata(config, metadata)
-        args, run_id = self._put_args(where, checkpoint, meta, new_versions, where.cid)
+        args, blobs, run_id = self._put_args(where, checkpoint, meta, new_versions, where.cid)
         # The cross-thread indexes first: a crash after them leaves an index entry with no
         # thread behind it (skipped on read), never a thread the indexes do not know.
         cmds: list[tuple[Any, ...]] = []
@@ -378,7 +379,27 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             cmds.append(("SADD", self.keys.run(run_id), where.thread))
         if cmds:
             yield Pipeline(cmds)
-        yield Script(PUT, where.keys.all, args)
+        inline = Script(PUT, where.keys.all, [*args, *blobs])
+        if sum(len(blob) for blob in blobs[1::2]) <= self.checkpoint_settings.script_blob_bytes:
+            yield inline
+        else:
+            # Big blobs go around the script (see `CheckpointSettings.script_blob_bytes`): an
+            # HSET of them, then the script without them, in one MULTI. Each blob's field
+            # names an immutable channel version, so repeating the HSET (a retry, or the
+            # fallback after NOSCRIPT) rewrites the same bytes.
+            keys = where.keys
+            fields = [
+                part
+                for ref, blob in zip(blobs[::2], blobs[1::2], strict=True)
+                for part in (f"{args[0]}\t{ref}", blob)
+            ]
+            yield Snapshot(
+                [
+                    ("HSET", keys.blobs, *fields),
+                    ("EVALSHA", PUT.sha, len(keys.all), *keys.all, *args),
+                ],
+                inline,
+            )
         return {
             "configurable": {
                 "thread_id": where.thread_value,
@@ -411,38 +432,57 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             args += [f"{slot}\t{task_id}", frame, "1" if slot < 0 else "0"]
         yield Script(PUT_WRITES, where.keys.all, args)
 
+    def _read_op(self, where: _Where, args: list[Any]) -> Operation[list[Any]]:
+        """One READ call: its cursor, then its entries with every blob in place.
+
+        `args` are READ's ARGV (``read.lua``) without ``inline_max``, which goes before the
+        filters. Blobs past `CheckpointSettings.script_blob_bytes` come as sizes: one HMGET reads
+        them. They are immutable (each field names one channel version), so a blob of the
+        size the script saw is that blob; one that changed or went between the two round
+        trips (the thread deleted, pruned or expired meanwhile) makes the call run again
+        with every blob inside the script, as one atomic read.
+        """
+        head, filters = args[:7], args[7:]
+        limit = self.checkpoint_settings.script_blob_bytes
+        reply = _unpacked((yield Script(READ, where.keys.all, [*head, limit, *filters])))
+        deferred = [entry for entry in reply[1:] if len(entry) == 7]
+        if deferred:
+            fields: list[bytes] = []
+            wanted: list[tuple[list[Any], int, int]] = []  # entry, ref index, size
+            for entry in deferred:
+                ecns = bytes(entry[1])
+                what = f"checkpoint {where.thread!r}/{_text(ecns)}/{_text(entry[0])}"
+                _parent, refs, _erun = _record(entry[3], what)
+                sizes = entry[4]
+                if not isinstance(sizes, list) or len(sizes) != len(refs):
+                    raise SerializationError(f"{what}: a read reply has an unexpected shape")
+                entry[4] = [b""] * len(refs)
+                for i, (ref, size) in enumerate(zip(refs, sizes, strict=True)):
+                    if size:
+                        fields.append(ecns + b"\t" + ref)
+                        wanted.append((entry, i, size))
+                del entry[6]
+            values = (yield Command(("HMGET", where.keys.blobs, *fields))) if fields else []
+            for (entry, i, size), value in zip(wanted, values, strict=True):
+                if value is None or len(value) != size:
+                    reply = _unpacked((yield Script(READ, where.keys.all, [*head, "", *filters])))
+                    break
+                entry[4][i] = value
+        return reply
+
     def _get_op(self, config: RunnableConfig) -> Operation[CheckpointTuple | None]:
         where = self._where(config, need_ns=True)
         ecns = self.keys.enc(where.cns or "")
         if where.cid is not None:
-            reply = _unpacked(
-                (
-                    yield Script(
-                        READ,
-                        where.keys.all,
-                        ["id", ecns, where.cid, "", 1, 1, self._read_ttl],
-                    )
-                )
+            reply = yield from self._read_op(
+                where, ["id", ecns, where.cid, "", 1, 1, self._read_ttl]
             )
             return self._tuple(where, where.thread_value, reply[1]) if len(reply) > 1 else None
         hi, lo = _ns_range(ecns, None)
         while True:  # newest first, past index entries whose checkpoint is gone
-            reply = _unpacked(
-                (
-                    yield Script(
-                        READ,
-                        where.keys.all,
-                        [
-                            "scan",
-                            ecns,
-                            hi,
-                            lo,
-                            1,
-                            self.checkpoint_settings.scan_batch,
-                            self._read_ttl,
-                        ],
-                    )
-                )
+            reply = yield from self._read_op(
+                where,
+                ["scan", ecns, hi, lo, 1, self.checkpoint_settings.scan_batch, self._read_ttl],
             )
             if len(reply) > 1:
                 return self._tuple(where, where.thread_value, reply[1])
@@ -463,23 +503,18 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         else:
             ecns = self.keys.enc(where.cns)
             lo = _ns_range(ecns, None)[1]
-        reply = _unpacked(
-            (
-                yield Script(
-                    READ,
-                    where.keys.all,
-                    [
-                        "scan",
-                        ecns,
-                        hi,
-                        lo,
-                        want,
-                        self.checkpoint_settings.scan_batch,
-                        self._read_ttl,
-                        *filters,
-                    ],
-                )
-            )
+        reply = yield from self._read_op(
+            where,
+            [
+                "scan",
+                ecns,
+                hi,
+                lo,
+                want,
+                self.checkpoint_settings.scan_batch,
+                self._read_ttl,
+                *filters,
+            ],
         )
         return _text(reply[0]), list(reply[1:])
 
@@ -607,7 +642,16 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                     yield Script(
                         READ,
                         src.all,
-                        ["scan", "", bound, "-", _PAGE, self.checkpoint_settings.scan_batch, ""],
+                        [
+                            "scan",
+                            "",
+                            bound,
+                            "-",
+                            _PAGE,
+                            self.checkpoint_settings.scan_batch,
+                            "",
+                            "",  # every blob inside the script (copied through PUT's ARGV)
+                        ],
                     )
                 )
             )

@@ -150,7 +150,14 @@ class Snapshot:
     """Commands run as one `MULTI/EXEC`; replies `("multi", [replies])`.
 
     The asyncio cluster client cannot run a transaction: it runs `fallback` (a script that
-    reads the same keys atomically) and replies `("lua", reply)`.
+    does the same atomically) and replies `("lua", reply)`.
+
+    An error reply of one command is raised as the server sent it (not wrapped in redis-py's
+    "Command # n of pipeline" text), so a script's error word maps as for a `Script`. A
+    ``NOSCRIPT`` reply (an ``EVALSHA`` in `cmds` after a server lost its scripts) runs
+    `fallback` instead, which loads the script: the commands of the transaction other than
+    that ``EVALSHA`` have run, so a Snapshot that holds one must be safe to repeat (each
+    checkpoint put with big blobs is: an ``HSET`` of immutable blobs, then the put script).
     """
 
     cmds: Sequence[tuple[Any, ...]]
@@ -264,6 +271,22 @@ def _chained(req: Chain) -> tuple[LuaScript, list[Any], list[Any]]:
     return chain_script(tuple(step.script for step in req.steps)), keys, args
 
 
+def _lost_script(replies: Sequence[Any]) -> bool:
+    """Whether a transaction's replies hold ``NOSCRIPT`` (run the fallback instead).
+
+    Any other error reply is raised as the server sent it: redis-py's `raise_on_error`
+    would prefix it with "Command # n ... of pipeline caused error", which hides a script's
+    error word (`script_error`).
+    """
+    lost = False
+    for reply in replies:
+        if isinstance(reply, rexc.NoScriptError):
+            lost = True
+        elif isinstance(reply, Exception):
+            raise reply
+    return lost
+
+
 def execute(client: Any, req: Request) -> Any:
     """Run one request on a sync client and return its reply (no span, no deadline)."""
     if isinstance(req, Script):
@@ -285,15 +308,27 @@ def execute(client: Any, req: Request) -> Any:
         )
     if isinstance(req, Command):
         return client.execute_command(*req.args)
-    if isinstance(req, Pipeline | Snapshot):
-        pipe = client.pipeline(transaction=isinstance(req, Snapshot))
+    if isinstance(req, Pipeline):
+        pipe = client.pipeline(transaction=False)
         try:
             for cmd in req.cmds:
                 pipe.execute_command(*cmd)
-            replies = pipe.execute()
+            return pipe.execute()
         finally:
             pipe.reset()
-        return ("multi", replies) if isinstance(req, Snapshot) else replies
+    if isinstance(req, Snapshot):
+        pipe = client.pipeline(transaction=True)
+        try:
+            for cmd in req.cmds:
+                pipe.execute_command(*cmd)
+            replies = pipe.execute(raise_on_error=False)
+        finally:
+            pipe.reset()
+        if _lost_script(replies):
+            return "lua", req.fallback.script(
+                client, keys=req.fallback.keys, args=req.fallback.args
+            )
+        return "multi", replies
     if isinstance(req, Call):
         return req.fn(*req.args)
     time.sleep(req.seconds)
@@ -327,12 +362,21 @@ async def aexecute(client: Any, req: Request) -> Any:
         return "lua", await req.fallback.script.acall(
             client, keys=req.fallback.keys, args=req.fallback.args
         )
-    if isinstance(req, Pipeline | Snapshot):
-        pipe = client.pipeline(transaction=isinstance(req, Snapshot))
+    if isinstance(req, Pipeline):
+        pipe = client.pipeline(transaction=False)
         for cmd in req.cmds:
             pipe.execute_command(*cmd)
-        replies = await pipe.execute()
-        return ("multi", replies) if isinstance(req, Snapshot) else replies
+        return await pipe.execute()
+    if isinstance(req, Snapshot):
+        pipe = client.pipeline(transaction=True)
+        for cmd in req.cmds:
+            pipe.execute_command(*cmd)
+        replies = await pipe.execute(raise_on_error=False)
+        if _lost_script(replies):
+            return "lua", await req.fallback.script.acall(
+                client, keys=req.fallback.keys, args=req.fallback.args
+            )
+        return "multi", replies
     if isinstance(req, Call):
         return await asyncio.to_thread(req.fn, *req.args)
     await asyncio.sleep(req.seconds)
