@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgpack
 import pytest
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.checkpoint._scripts import PUT, READ
@@ -157,6 +158,45 @@ def test_the_bytes_go_around_the_script(around: RedisSaver, connector: RedisConn
     assert got.checkpoint["channel_values"]["messages"] == _messages(40)
     assert [type(r).__name__ for r in sent] == ["Script", "Command"]
     assert sent[1].args[0] == "HMGET"
+
+
+def test_big_writes_go_around_the_script_and_keep_langgraphs_rules(
+    around: RedisSaver, inside: RedisSaver, connector: RedisConnector
+) -> None:
+    """put_writes past the limit: plain HSETNX (the first write per task and index stays)
+    or HSET (special writes are replaced) in the MULTI, the script lists each name once."""
+    from langgraph.checkpoint.base import ERROR
+
+    thread = f"t-{uuid.uuid4()}"
+    (cid,) = _chain(around, thread, [1])
+    config: Any = _cfg(thread, cid)
+    sent: list[Any] = []
+    client = connector.client()
+
+    def step(req: Any) -> Any:
+        sent.append(req)
+        return execute(client, req)
+
+    big, other = _messages(40), _messages(41)
+    # A server that lost its scripts: the MULTI's HSETNX stores the write, its EVALSHA gets
+    # NOSCRIPT, and the fallback (the one-call script) finds the field there: still listed.
+    client.script_flush()
+    drive(around._put_writes_op(config, [("messages", big), (ERROR, "boom")], "task-1", ""), step)
+    (snap,) = sent
+    assert isinstance(snap, Snapshot)
+    assert [w[1] for w in inside.get_tuple(config).pending_writes] == [ERROR, "messages"]
+    assert [c[0] for c in snap.cmds] == ["HSETNX", "HSET", "EVALSHA"]
+    assert max(len(a) for a in snap.cmds[-1] if isinstance(a, bytes | str)) < 1024
+    # again, with other values: the regular write stays, the special one is replaced
+    around.put_writes(config, [("messages", other), (ERROR, "boom 2")], "task-1")
+    for saver in (around, inside):
+        got = saver.get_tuple(config)
+        assert got is not None
+        assert got.pending_writes == [("task-1", ERROR, "boom 2"), ("task-1", "messages", big)]
+    keys = around.keys.thread(thread)
+    names = client.hget(keys.write_lists, keys.field(around.keys.enc(""), cid))
+    assert names is not None
+    assert len(msgpack.unpackb(names)) == 2  # each name listed once
 
 
 def test_a_blob_that_changes_between_the_round_trips_reads_again_in_one_script(

@@ -424,13 +424,33 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             return
         field = where.keys.field(self.keys.enc(where.cns or ""), where.cid)
         args: list[Any] = [field, self._ttl]
+        size = 0
         for idx, (channel, value) in enumerate(writes):
             if not isinstance(channel, str):
                 raise InvalidInputError("a write's channel must be a str")
             slot = WRITES_IDX_MAP.get(channel, idx)
             frame = msgpack.packb([channel, task_path, dump(self.serde, value)], use_bin_type=True)
             args += [f"{slot}\t{task_id}", frame, "1" if slot < 0 else "0"]
-        yield Script(PUT_WRITES, where.keys.all, args)
+            size += len(frame)
+        inline = Script(PUT_WRITES, where.keys.all, args)
+        if size <= self.checkpoint_settings.script_blob_bytes:
+            yield inline
+            return
+        # Big values go around the script (see `CheckpointSettings.script_blob_bytes`): each
+        # as the HSET (special writes: replaced) or HSETNX (the first write per task and
+        # index stays) the script would run, then the script lists the names, in one MULTI.
+        # Repeating it (a retry, the fallback after NOSCRIPT) stores the same thing once.
+        keys = where.keys
+        cmds: list[tuple[Any, ...]] = []
+        names: list[Any] = [field, self._ttl]
+        for i in range(2, len(args), 3):
+            name, frame, replace = args[i : i + 3]
+            cmds.append(
+                ("HSET" if replace == "1" else "HSETNX", keys.writes, f"{field}\t{name}", frame)
+            )
+            names += [name, "", "2"]
+        cmds.append(("EVALSHA", PUT_WRITES.sha, len(keys.all), *keys.all, *names))
+        yield Snapshot(cmds, inline)
 
     def _read_op(self, where: _Where, args: list[Any]) -> Operation[list[Any]]:
         """One READ call: its cursor, then its entries with every blob in place.

@@ -8,8 +8,11 @@
 --   ttl          TTL in ms of the whole thread ('' = none)
 --   ARGV[3..]    triples: name ('<idx><TAB><task id>'), value, '1' to replace (special
 --                writes: error, interrupt... are replaced) or '0' to keep a write already
---                stored (LangGraph's rule)
--- Returns the number of fields written.
+--                stored (LangGraph's rule); or name, '', '2': the value went around this
+--                script, as a plain HSET or HSETNX of the same field in the same MULTI (big
+--                values: every KB a script receives costs Redis ~1.2 us), so only the name
+--                is listed, once
+-- Returns the number of fields written (for '2' triples: the names new to the list).
 -- Errors: OOM from core's deny_oom probe when the server is full (before any write);
 --   'CORRUPT ...' when the checkpoint's write list is not ours.
 
@@ -17,20 +20,25 @@ local f, ttl = ARGV[1], ARGV[2]
 -- a full server refuses this script here, before it writes (core's deny_oom)
 redis.call('SETRANGE', idx_key .. ':oom-probe', 0, '')
 local names = write_names(f)
+-- A name is listed once, whoever wrote its field: this call, or (mode '2', or a call run
+-- again after NOSCRIPT stopped its MULTI) a plain HSET/HSETNX before it. Listing by
+-- "HSETNX wrote a new field" instead lost a write that such a retry found already stored.
+local listed = {}
+for _, name in ipairs(names) do listed[name] = true end
 local n, grown = 0, false
 for i = 3, #ARGV, 3 do
-  local written
-  if ARGV[i + 2] == '1' then
-    written = redis.call('HSET', w_key, f .. '\t' .. ARGV[i], ARGV[i + 1])
+  local name, mode = ARGV[i], ARGV[i + 2]
+  if mode == '1' then
+    redis.call('HSET', w_key, f .. '\t' .. name, ARGV[i + 1])
     n = n + 1
-  else
-    written = redis.call('HSETNX', w_key, f .. '\t' .. ARGV[i], ARGV[i + 1])
-    n = n + written
+  elseif mode == '0' then
+    n = n + redis.call('HSETNX', w_key, f .. '\t' .. name, ARGV[i + 1])
   end
-  -- 1 only for a name new to the hash: the list names each write once
-  if written == 1 then
-    names[#names + 1] = ARGV[i]
+  if not listed[name] then
+    listed[name] = true
+    names[#names + 1] = name
     grown = true
+    if mode == '2' then n = n + 1 end
   end
 end
 if grown then redis.call('HSET', wl_key, f, cmsgpack.pack(names)) end
