@@ -105,10 +105,14 @@ def _wait(predicate: Any, seconds: float = 10.0) -> None:
 
 
 @pytest.mark.parametrize("retries", [0, 2])
+@pytest.mark.parametrize("blob_bytes", [32_768, 0])  # blobs through the scripts / around them
 def test_a_put_retried_after_a_lost_reply_is_applied_once(
-    redis_url: str, key_prefix: str, fault_proxy: Any, retries: int
+    redis_url: str, key_prefix: str, fault_proxy: Any, retries: int, blob_bytes: int
 ) -> None:
-    """The reply to a put is lost (the request reaches Redis late); the caller retries."""
+    """The reply to a put is lost (the request reaches Redis late); the caller retries.
+
+    With ``script_blob_bytes=0`` the put and put_writes are MULTIs of plain HSET/HSETNX and
+    their script: re-sent whole, they store the same thing once too."""
     proxy = fault_proxy(redis_url)
     settings = RedisSettings(
         url=proxy.url,
@@ -117,7 +121,7 @@ def test_a_put_retried_after_a_lost_reply_is_applied_once(
         retries=retries,
         deadline_seconds=1.0,
     )
-    saver = RedisSaver(settings=settings)
+    saver = RedisSaver(settings=settings, script_blob_bytes=blob_bytes)
     direct = RedisSaver(settings=RedisSettings(url=redis_url, key_prefix=key_prefix))
     thread = f"t-{uuid.uuid4()}"
     config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
