@@ -270,3 +270,35 @@ def test_a_full_server_refuses_a_big_put_whole(redis_server_factory: Any) -> Non
     finally:
         client.config_set("maxmemory", "0")
     conn.close()
+
+
+def test_a_history_value_that_changes_between_the_round_trips_walks_again_in_one_script(
+    around: RedisSaver, inside: RedisSaver, connector: RedisConnector
+) -> None:
+    """`get_delta_channel_history` with values around the script: a write deleted between
+    the script and its HMGET makes the walk run again inside the script."""
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    client = connector.client()
+    thread = f"t-{uuid.uuid4()}"
+    ids = _chain(around, thread, [1, 2, 3])
+    around.put_writes(_cfg(thread, ids[1]), [("messages", _messages(30))], "task-1")
+    newest = _cfg(thread, ids[2])
+    sent: list[Any] = []
+
+    def step(req: Any) -> Any:
+        sent.append(req)
+        if type(req).__name__ == "Pipeline":
+            keys = around.keys.thread(thread)
+            for name in client.hkeys(keys.writes):
+                client.hdel(keys.writes, name)
+        return execute(client, req)
+
+    got = drive(around._history_op(newest, ["messages"]), step)
+    assert [type(r).__name__ for r in sent] == ["Script", "Pipeline", "Script"]
+    assert sent[2].args[4] == ""  # no limit: every value inside the script
+    assert got == BaseCheckpointSaver.get_delta_channel_history(
+        inside, config=newest, channels=["messages"]
+    )
+    assert got["messages"]["writes"] == []  # the write is gone; the seed is still there
+    assert got["messages"]["seed"] == _messages(2)

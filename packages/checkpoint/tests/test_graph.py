@@ -253,11 +253,12 @@ def _delta_graph(saver: BaseCheckpointSaver[Any]) -> Any:
 
 
 @pytest.mark.parametrize("scan_batch", [1, 2, 256])
+@pytest.mark.parametrize("blob_bytes", [32_768, 40, 0])  # values inside, some around, all around
 def test_delta_channel_history_matches_the_base_walk(
-    connector: RedisConnector, scan_batch: int
+    connector: RedisConnector, scan_batch: int, blob_bytes: int
 ) -> None:
     """The server-side walk returns what BaseCheckpointSaver's get_tuple walk returns."""
-    saver = RedisSaver(connector=connector, scan_batch=scan_batch)
+    saver = RedisSaver(connector=connector, scan_batch=scan_batch, script_blob_bytes=blob_bytes)
     graph = _delta_graph(saver)
     config = _config()
     turn = 0

@@ -556,21 +556,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         seeds: dict[str, Any] = {}
         mode, start = "after", where.cid or ""
         while remaining:
-            reply = _unpacked(
-                (
-                    yield Script(
-                        HISTORY,
-                        where.keys.all,
-                        [
-                            ecns,
-                            mode,
-                            start,
-                            self.checkpoint_settings.scan_batch,
-                            *by_ech,
-                        ],
-                    )
-                )
-            )
+            head = [ecns, mode, start, self.checkpoint_settings.scan_batch]
+            reply = yield from self._history_call(where, ecns, head, list(by_ech))
             for cid_b, write_flat, seed_flat in reply[1:]:
                 what = f"checkpoint {where.thread!r}/{where.cns!r}/{_text(cid_b)}"
                 # newest ancestor first; within one, writes newest first (as the base walk)
@@ -596,6 +583,52 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 entry["seed"] = seeds[channel]
             result[channel] = entry
         return result
+
+    def _history_call(
+        self, where: _Where, ecns: str, head: list[Any], channels: list[str]
+    ) -> Operation[list[Any]]:
+        """One HISTORY call, its ancestors with every write value and seed in place.
+
+        Values past `CheckpointSettings.script_blob_bytes` come as sizes (see ``history.lua``)
+        and one pipeline of two HMGETs reads them; as for `_read_op`, a value of another
+        size than the script saw (the thread changed between the round trips) makes the
+        call run again with every value inside the script.
+        """
+        limit = self.checkpoint_settings.script_blob_bytes
+        keys = where.keys
+        reply = _unpacked((yield Script(HISTORY, keys.all, [*head, limit, *channels])))
+        deferred = [entry for entry in reply[1:] if len(entry) == 4]
+        if not deferred:
+            return reply
+        prefix = ecns.encode()
+        w_fields: list[bytes] = []
+        b_fields: list[bytes] = []
+        sizes: list[int] = []
+        for entry in deferred:
+            cid_b, write_sizes, seed_sizes, _ = entry
+            f = prefix + b"\t" + bytes(cid_b)
+            w_fields += [f + b"\t" + bytes(name) for name in write_sizes[::2]]
+            b_fields += [prefix + b"\t" + bytes(ref) for ref in seed_sizes[1::3]]
+            sizes += [*write_sizes[1::2]]
+        sizes += [size for entry in deferred for size in entry[2][2::3]]
+        cmds: list[tuple[Any, ...]] = []
+        if w_fields:
+            cmds.append(("HMGET", keys.writes, *w_fields))
+        if b_fields:
+            cmds.append(("HMGET", keys.blobs, *b_fields))
+        got = yield Pipeline(cmds)
+        values = [v for part in got for v in part]
+        if any(v is None or len(v) != n for v, n in zip(values, sizes, strict=True)):
+            return _unpacked((yield Script(HISTORY, keys.all, [*head, "", *channels])))
+        writes, blobs = iter(values[: len(w_fields)]), iter(values[len(w_fields) :])
+        for entry in deferred:
+            cid_b, write_sizes, seed_sizes, _ = entry
+            entry[:] = [
+                cid_b,
+                [part for name in write_sizes[::2] for part in (name, next(writes))],
+                [part for ech in seed_sizes[::3] for part in (ech, next(blobs))],
+            ]
+        return reply
 
     def _threads_op(self, after: str, count: int) -> Operation[list[str]]:
         bound = "(" + after if after else "-"

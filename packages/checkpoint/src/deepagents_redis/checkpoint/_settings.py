@@ -59,8 +59,8 @@ class CheckpointSettings(PhaseSettings):
     script_blob_bytes: int = Field(default=32_768, ge=0)
     """Channel bytes one script call carries: above it, a put's blobs, a `put_writes`'
     values and a read's blobs go around the script, as plain ``HSET``/``HSETNX``/``HMGET``
-    (a write: in one ``MULTI`` with its script; a read: a second round trip, for the blobs
-    the script gave the sizes of).
+    (a write: in one ``MULTI`` with its script; a read, and `get_delta_channel_history`'s
+    walk: a second round trip, for the values the script gave the sizes of).
 
     Why: every kilobyte a Lua script receives or reads costs Redis ~1.2 µs, and a read packs
     it again for its reply, while ``HSET``/``HMGET`` only copy it. Measured on Redis 7.0 for
