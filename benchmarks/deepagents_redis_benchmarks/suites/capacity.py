@@ -18,7 +18,6 @@ from __future__ import annotations
 import statistics
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import redis
 
@@ -211,43 +210,22 @@ def _checkpoint(
 ) -> list[Result]:
     from deepagents_redis.checkpoint import RedisSaver
     from deepagents_redis.core import RedisSettings
-    from langgraph.checkpoint.base import empty_checkpoint
 
-    from deepagents_redis_benchmarks.suites.checkpoint import _messages
+    from deepagents_redis_benchmarks.suites.checkpoint import conversation, conversation_ops
 
     saver = RedisSaver(settings=RedisSettings(url=ctx.url, key_prefix=f"{prefix}-ckpt"))
     results: list[Result] = []
     try:
         for pairs in (10, 400):
-            messages: list[Any] = []
-            for step in range(-(-pairs // 10)):
-                messages += _messages(step)
-            messages = messages[: 2 * pairs]
+            messages = conversation(pairs)
             blob = saver.serde.dumps_typed(messages)[1]
-            thread = {"configurable": {"thread_id": f"cap-{pairs}", "checkpoint_ns": ""}}
-            state: dict[str, Any] = {"config": thread, "v": 0}
-
-            def put(state: dict[str, Any] = state, messages: list[Any] = messages) -> None:
-                state["v"] += 1
-                new = {"messages": f"{state['v']:032}.0"}
-                checkpoint = empty_checkpoint()
-                checkpoint["channel_values"] = {"messages": messages}
-                checkpoint["channel_versions"] = dict(new)
-                meta: Any = {"source": "loop", "step": state["v"], "parents": {}}
-                state["config"] = saver.put(state["config"], checkpoint, meta, new)
-
+            put, get = conversation_ops(saver, f"cap-{pairs}", messages)
             key = f"{prefix}:ckpt-raw-{pairs}"
             n = calls if pairs < 100 else max(3, calls // 10)
             put_cpu = _server_cpu(
                 raw, put, lambda key=key, blob=blob: raw.set(key, blob), n, blocks
             )
-            get_cpu = _server_cpu(
-                raw,
-                lambda thread=thread: saver.get_tuple(thread),
-                lambda key=key: raw.get(key),
-                n,
-                blocks,
-            )
+            get_cpu = _server_cpu(raw, get, lambda key=key: raw.get(key), n, blocks)
             size = f"{len(blob) // 1024} KB"
             note = f"{2 * pairs} messages, a {size} messages blob"
             results += [

@@ -234,6 +234,37 @@ def _raw_floor(ctx: BenchContext, ours: _Thread, get: Callable[[], Any], n: int)
     ]
 
 
+def conversation(pairs: int) -> list[Any]:
+    """A conversation of `pairs` questions and answers (the thread suite's messages)."""
+    messages: list[Any] = []
+    for step in range(-(-pairs // 10)):
+        messages += _messages(step)
+    return messages[: 2 * pairs]
+
+
+def conversation_ops(
+    saver: Any, thread_id: str, messages: list[Any]
+) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """`put` (a new checkpoint holding `messages`, the child of the last) and `get_tuple`
+    (the newest) of one thread of `saver`."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    thread: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+    state: dict[str, Any] = {"config": thread, "v": 0}
+
+    def put() -> Any:
+        state["v"] += 1
+        new = {"messages": f"{state['v']:032}.0"}
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": messages}
+        checkpoint["channel_versions"] = dict(new)
+        metadata: Any = {"source": "loop", "step": state["v"], "parents": {}}
+        state["config"] = saver.put(state["config"], checkpoint, metadata, new)
+        return state["config"]
+
+    return put, lambda: saver.get_tuple(thread)
+
+
 def _big_conversation(ctx: BenchContext, prefix: str) -> list[Result]:
     """A long conversation's put and get_tuple: blobs around the scripts vs through them.
 
@@ -245,41 +276,16 @@ def _big_conversation(ctx: BenchContext, prefix: str) -> list[Result]:
     from deepagents_redis.checkpoint import RedisSaver
     from deepagents_redis.core import RedisSettings
 
-    pairs = ctx.n(400)
-    messages = _messages(0)[:0]
-    for step in range(-(-pairs // 10)):
-        messages += _messages(step)
-    messages = messages[: 2 * pairs]
     settings = RedisSettings(url=ctx.url, key_prefix=f"{prefix}-big")
     sides = {
         "around": RedisSaver(settings=settings),
         "inside": RedisSaver(settings=settings, script_blob_bytes=1 << 40),
     }
     raw = redis.Redis.from_url(ctx.url)
-    state: dict[str, Any] = {}
-
-    def put_of(name: str) -> Callable[[], Any]:
-        saver = sides[name]
-        thread = {"configurable": {"thread_id": f"big-{name}", "checkpoint_ns": ""}}
-        state[name] = {"config": thread, "v": 0, "thread": thread}
-
-        def put() -> Any:
-            from langgraph.checkpoint.base import empty_checkpoint
-
-            me = state[name]
-            me["v"] += 1
-            new = {"messages": f"{me['v']:032}.0"}
-            checkpoint = empty_checkpoint()
-            checkpoint["channel_values"] = {"messages": messages}
-            checkpoint["channel_versions"] = dict(new)
-            metadata: Any = {"source": "loop", "step": me["v"], "parents": {}}
-            me["config"] = saver.put(me["config"], checkpoint, metadata, new)
-            return me["config"]
-
-        return put
-
-    def get_of(name: str) -> Callable[[], Any]:
-        return lambda: sides[name].get_tuple(state[name]["thread"])
+    messages = conversation(ctx.n(400))
+    ops = {name: conversation_ops(saver, f"big-{name}", messages) for name, saver in sides.items()}
+    puts = {name: put for name, (put, _) in ops.items()}
+    gets = {name: get for name, (_, get) in ops.items()}
 
     def server_us(fn: Callable[[], Any], calls: int) -> float:
         raw.config_resetstat()
@@ -289,8 +295,6 @@ def _big_conversation(ctx: BenchContext, prefix: str) -> list[Result]:
         top = ("cmdstat_evalsha", "cmdstat_multi", "cmdstat_exec", "cmdstat_hmget")
         return sum(stats.get(k, {}).get("usec", 0) for k in top) / calls
 
-    puts = {name: put_of(name) for name in sides}
-    gets = {name: get_of(name) for name in sides}
     size = len(sides["around"].serde.dumps_typed(messages)[1])
     n = ctx.n(200)
     results: list[Result] = []
