@@ -113,7 +113,15 @@ def test_both_paths_read_and_write_the_same_state(around: RedisSaver, inside: Re
         assert len(listed[0]) == 4
 
 
-async def test_async_methods_take_the_same_paths(around: RedisSaver, inside: RedisSaver) -> None:
+@pytest.mark.parametrize("cluster_multi", [True, False])
+async def test_async_methods_take_the_same_paths(
+    around: RedisSaver, inside: RedisSaver, monkeypatch: pytest.MonkeyPatch, cluster_multi: bool
+) -> None:
+    """Async, with MULTI on the asyncio cluster client, and without (an older redis-py: the
+    put runs as one script, its fallback)."""
+    from deepagents_redis.core import _driver
+
+    monkeypatch.setattr(_driver, "_ASYNC_CLUSTER_MULTI", cluster_multi)
     thread = f"t-{uuid.uuid4()}"
     cp = empty_checkpoint()
     cp["channel_values"] = {"messages": _messages(50)}
@@ -126,6 +134,11 @@ async def test_async_methods_take_the_same_paths(around: RedisSaver, inside: Red
     assert got[0].checkpoint["channel_values"]["messages"] == _messages(50)
     listed = [[t async for t in saver.alist(_cfg(thread))] for saver in (around, inside)]
     assert all(_same(a, b) for a, b in zip(*listed, strict=True))
+    await around.aput_writes(got[0].config, [("messages", _messages(45))], "task-1")
+    got = [await saver.aget_tuple(_cfg(thread)) for saver in (around, inside)]
+    assert got[0] is not None
+    assert _same(got[0], got[1])
+    assert got[0].pending_writes == [("task-1", "messages", _messages(45))]
 
 
 def test_the_bytes_go_around_the_script(around: RedisSaver, connector: RedisConnector) -> None:

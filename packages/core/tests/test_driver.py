@@ -284,8 +284,13 @@ async def test_a_snapshot_with_a_script_keeps_its_error_word_and_survives_a_lost
     assert (caught.value.expected, caught.value.actual) == (3, 7)
     with pytest.raises(ConflictError):
         await arun(connector, "t.snap", _script_in_snapshot(ks, "2"), deadline_seconds=5.0)
-    # async: loaded scripts run in the MULTI (the asyncio cluster client runs the fallback)
+    # async: loaded scripts run in the MULTI, a lost one in the fallback
     kind, _ = await arun(connector, "t.snap", _script_in_snapshot(ks, "3"), deadline_seconds=5.0)
-    assert kind in ("multi", "lua")
+    assert kind == "multi"
+    client.script_flush()
+    kind, reply = await arun(
+        connector, "t.snap", _script_in_snapshot(ks, "4"), deadline_seconds=5.0
+    )
+    assert (kind, reply) == ("lua", 1)
     client.delete(ks.key("drv", "s", "snap-a"), ks.key("drv", "s", "snap-h"))
     await connector.aclose()

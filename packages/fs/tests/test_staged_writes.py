@@ -119,8 +119,25 @@ def test_staged_write_honours_the_file_ttl(make_backend: Any) -> None:
     assert 3600 < client.ttl(ckey) <= 3600 + 60
 
 
-async def test_async_staged_write(make_backend: Any) -> None:
-    # on the asyncio cluster client the stage is the fs_stage script instead of MULTI
+@pytest.mark.parametrize("cluster_multi", [True, False])
+async def test_async_staged_write(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch, redis_target: Any, cluster_multi: bool
+) -> None:
+    """Async staging: MULTI, or the fs_stage script on an asyncio cluster client of a
+    redis-py without cluster transactions (core's `_ASYNC_CLUSTER_MULTI` off)."""
+    from deepagents_redis.core import _driver
+
+    monkeypatch.setattr(_driver, "_ASYNC_CLUSTER_MULTI", cluster_multi)
+    staged_by_script: list[str] = []
+    script_type = type(_common._STAGE)
+    real_acall = script_type.acall
+
+    async def acall(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self is _common._STAGE:
+            staged_by_script.append(self.name)
+        return await real_acall(self, *args, **kwargs)
+
+    monkeypatch.setattr(script_type, "acall", acall)
     b = make_backend(chunk_size=CHUNK, spill_threshold=0)
     text = _text("async")
     assert (await b.awrite("/big.txt", text)).error is None
@@ -128,6 +145,8 @@ async def test_async_staged_write(make_backend: Any) -> None:
     assert got.file_data is not None
     assert got.file_data["content"] == text
     assert _stages(b) == []
+    by_script = redis_target.mode == "cluster" and not cluster_multi
+    assert bool(staged_by_script) == by_script
 
 
 def test_conflicting_staged_write_writes_nothing_and_drops_its_stage(make_backend: Any) -> None:

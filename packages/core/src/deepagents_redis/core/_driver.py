@@ -26,7 +26,7 @@ Requests:
 | `Idempotent(script, op_key, keys, args, op_ttl_ms)` | `run_idempotent` | `arun_idempotent` |
 | `Command(args)` | `execute_command` | awaited |
 | `Pipeline(cmds)` | one pipeline round trip | awaited |
-| `Snapshot(cmds, fallback)` | one `MULTI/EXEC` | same; the asyncio cluster client runs `fallback` |
+| `Snapshot(cmds, fallback)` | one `MULTI/EXEC` | same (old redis-py cluster: `fallback`) |
 | `Call(fn, args)` | `fn(*args)` | `asyncio.to_thread(fn, *args)` |
 | `Sleep(seconds)` | `time.sleep` | `asyncio.sleep` |
 """
@@ -149,8 +149,8 @@ class Pipeline:
 class Snapshot:
     """Commands run as one `MULTI/EXEC`; replies `("multi", [replies])`.
 
-    The asyncio cluster client cannot run a transaction: it runs `fallback` (a script that
-    does the same atomically) and replies `("lua", reply)`.
+    An asyncio cluster client of a redis-py without cluster transactions runs `fallback` (a
+    script that does the same atomically) and replies `("lua", reply)`.
 
     An error reply of one command is raised as the server sent it (not wrapped in redis-py's
     "Command # n of pipeline" text), so a script's error word maps as for a `Script`. A
@@ -271,6 +271,12 @@ def _chained(req: Chain) -> tuple[LuaScript, list[Any], list[Any]]:
     return chain_script(tuple(step.script for step in req.steps)), keys, args
 
 
+_ASYNC_CLUSTER_MULTI: Final = hasattr(redis.asyncio.cluster, "TransactionStrategy")
+"""Whether redis-py's asyncio cluster client runs MULTI/EXEC on one slot (its pipeline has a
+transaction strategy; older redis-py refuse a transactional pipeline there, so a `Snapshot`
+runs its fallback script)."""
+
+
 def _lost_script(replies: Sequence[Any]) -> bool:
     """Whether a transaction's replies hold ``NOSCRIPT`` (run the fallback instead).
 
@@ -358,7 +364,11 @@ async def aexecute(client: Any, req: Request) -> Any:
         )
     if isinstance(req, Command):
         return await client.execute_command(*req.args)
-    if isinstance(req, Snapshot) and isinstance(client, redis.asyncio.RedisCluster):
+    if (
+        isinstance(req, Snapshot)
+        and isinstance(client, redis.asyncio.RedisCluster)
+        and not _ASYNC_CLUSTER_MULTI
+    ):
         return "lua", await req.fallback.script.acall(
             client, keys=req.fallback.keys, args=req.fallback.args
         )

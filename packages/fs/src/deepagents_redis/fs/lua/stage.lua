@@ -1,5 +1,6 @@
 -- fs_stage: put the chunks of a big write into its stage hash, with a TTL, in one step.
--- Only for clients that cannot run MULTI (redis-py's asyncio cluster client); every other
+-- Only for clients that cannot run MULTI (the asyncio cluster client of a redis-py without
+-- cluster transactions); every other
 -- client stages with MULTI / HSET / PEXPIRE / EXEC, which keeps the bytes out of Lua.
 --
 -- KEYS:
