@@ -16,6 +16,8 @@ from deepagents_redis.core import (
     create_client,
     parse_redis_url,
 )
+from deepagents_redis.core._alane import AsyncLaneRedis
+from deepagents_redis.core._lane import LaneRedis
 
 SECRET = "S3cr3t-Passw0rd"
 
@@ -221,7 +223,8 @@ async def test_async_kwargs_and_tls():
 def test_auto_detects_standalone(redis_url):
     client = create_client(url=redis_url)
     try:
-        assert type(client) is redis.Redis
+        # A standalone redis.Redis (our subclass with the command lane), not a cluster client.
+        assert type(client) is LaneRedis
         assert client.ping()
     finally:
         client.close()
@@ -231,7 +234,7 @@ def test_auto_detects_standalone(redis_url):
 async def test_async_auto_detects_standalone(redis_url):
     client = await create_async_client(url=redis_url)
     try:
-        assert type(client) is redis.asyncio.Redis
+        assert type(client) is AsyncLaneRedis  # standalone (with the lane), not cluster
         assert await client.ping()
     finally:
         await client.aclose()
@@ -292,7 +295,7 @@ def test_cluster_auto_on_off(redis_cluster):
     try:
         assert isinstance(auto, redis.RedisCluster)
         assert isinstance(on, redis.RedisCluster)
-        assert type(off) is redis.Redis
+        assert type(off) is LaneRedis
         assert auto.ping()
         # keys in many slots work through the auto-detected cluster client
         for i in range(20):

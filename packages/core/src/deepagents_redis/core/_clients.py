@@ -21,6 +21,7 @@ import redis.asyncio.retry
 import redis.asyncio.sentinel
 import redis.retry
 import redis.sentinel
+from deepagents_redis.core._alane import AsyncLaneRedis, enable_async_lane
 from deepagents_redis.core._connections import (
     DeadlineConnection,
     DeadlineSSLConnection,
@@ -37,6 +38,7 @@ from deepagents_redis.core._errors import (
     redis_errors,
     translate_redis_error,
 )
+from deepagents_redis.core._lane import LaneRedis, enable_lane
 from deepagents_redis.core._settings import RedisSettings
 from deepagents_redis.core._urls import ParsedURL, parse_redis_url
 from redis.backoff import ExponentialWithJitterBackoff
@@ -215,10 +217,11 @@ def _build_sync(
 ) -> SyncClient:
     kwargs = {**_connection_kwargs(settings, parsed), **extra}
     if parsed.kind == "unix":
-        client: redis.Redis = redis.Redis(
+        client: LaneRedis = LaneRedis(
             unix_socket_path=parsed.path, db=parsed.db, retry=_sync_retry(settings), **kwargs
         )
         install_sync(client)
+        enable_lane(client)
         return client
     if parsed.kind == "sentinel":
         service = parsed.service or settings.sentinel_service
@@ -242,8 +245,9 @@ def _build_sync(
         return redis.RedisCluster(
             url=_url_host(host, port), retry=_sync_retry(settings), **_cluster_kwargs(kwargs, cls)
         )
-    client = redis.Redis(host=host, port=port, db=parsed.db, retry=_sync_retry(settings), **kwargs)
+    client = LaneRedis(host=host, port=port, db=parsed.db, retry=_sync_retry(settings), **kwargs)
     install_sync(client)
+    enable_lane(client)
     return client
 
 
@@ -253,7 +257,7 @@ def _build_async(
     kwargs = {**_connection_kwargs(settings, parsed), **extra}
     client: AsyncClient
     if parsed.kind == "unix":
-        client = redis.asyncio.Redis(
+        client = AsyncLaneRedis(
             unix_socket_path=parsed.path, db=parsed.db, retry=_async_retry(settings), **kwargs
         )
     elif parsed.kind == "sentinel":
@@ -280,10 +284,12 @@ def _build_async(
         )
     else:
         host, port = parsed.hosts[0]
-        client = redis.asyncio.Redis(
+        client = AsyncLaneRedis(
             host=host, port=port, db=parsed.db, retry=_async_retry(settings), **kwargs
         )
     install_async(client)
+    if isinstance(client, AsyncLaneRedis):
+        enable_async_lane(client)
     return client
 
 

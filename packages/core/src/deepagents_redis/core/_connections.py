@@ -19,6 +19,7 @@ packs in Python). A test checks that our connections use it.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import redis.asyncio.connection as aconn
@@ -155,7 +156,27 @@ class _AsyncDeadline:
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         _spent("sending")
-        await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        saved = self.socket_timeout
+        if not saved:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+            return
+        # redis-py bounds the write with `asyncio.wait_for`, which runs it as a task of its
+        # own: two more event-loop turns per command. An `asyncio.timeout` scope in this
+        # task bounds it the same. Connecting and the health check run first, outside the
+        # scope, with their own timeouts and "not sent" marks, as in redis-py's order.
+        if not self.is_connected:  # type: ignore[attr-defined]
+            await self.connect_check_health(check_health=False)
+        if check_health:
+            await self.check_health()
+        self.socket_timeout = None  # redis-py's unwrapped branch: writelines + drain
+        try:
+            async with asyncio.timeout(saved):
+                await super().send_packed_command(command, False)  # type: ignore[misc]
+        except TimeoutError:
+            # redis-py closed the socket (its BaseException branch saw the cancellation).
+            raise rexc.TimeoutError("Timeout writing to socket") from None
+        finally:
+            self.socket_timeout = saved
 
     async def read_response(
         self,

@@ -1,0 +1,407 @@
+"""The command lane of our sync standalone client (`_lane`): same replies, clean sockets.
+
+The lane skips redis-py's checkout poll for stray data, so these tests are about the one
+thing that poll protects: a reply meant for one command must never be read by the next.
+"""
+
+import asyncio
+import multiprocessing
+import threading
+import uuid
+
+import pytest
+import redis
+import redis.asyncio
+import redis.exceptions as rexc
+from deepagents_redis.core import LuaScript, _lane, create_async_client, create_client
+from deepagents_redis.core._alane import AsyncLaneRedis
+from deepagents_redis.core._lane import LaneRedis, enable_lane
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(redis_url):
+    c = create_client(url=redis_url)
+    yield c
+    c.close()
+
+
+def _key() -> str:
+    return f"lane-test:{uuid.uuid4().hex}"
+
+
+def _refuse_pool(monkeypatch, client):
+    """Make redis-py's own checkout fail, so a passing call proves it took the lane."""
+
+    def refuse(*a, **k):
+        raise AssertionError("redis-py's pool path was used")
+
+    monkeypatch.setattr(client.connection_pool, "get_connection", refuse)
+
+
+def test_plain_commands_take_the_lane_with_redis_py_replies(client, monkeypatch):
+    assert isinstance(client, LaneRedis)
+    assert client._dar_lane is not None
+    k = _key()
+    _refuse_pool(monkeypatch, client)
+    assert client.set(k, "v") is True  # SET's reply callback: True, not b"OK"
+    assert client.get(k) == b"v"  # GET passes keys=...: dropped, as redis-py's parser does
+    client.hset(k + ":h", mapping={"a": "1", "b": "2"})
+    assert client.hgetall(k + ":h") == {b"a": b"1", b"b": b"2"}  # callback: a dict
+    script = LuaScript("lane_echo", "return {KEYS[1], ARGV[1]}", register=False)
+    assert script(client, keys=[k], args=["x"]) == [k.encode(), b"x"]
+    # One connection served all of it, one after the other.
+    ids = {client.client_id() for _ in range(5)}
+    assert len(ids) == 1
+    client.delete(k, k + ":h")
+
+
+def test_an_interrupt_between_send_and_read_never_leaks_its_reply(client):
+    k1, k2 = _key(), _key()
+    client.set(k1, "first")
+    client.set(k2, "second")
+    lane = client._dar_lane
+    conn = lane.checkout()
+    lane.checkin(conn)
+    real = conn.read_response
+
+    def interrupted(*a, **k):
+        conn.read_response = real
+        raise KeyboardInterrupt  # the GET went out; its reply is still on the socket
+
+    conn.read_response = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        client.get(k1)
+    # Without the lane closing that socket, this GET would read b"first".
+    assert client.get(k2) == b"second"
+    client.delete(k1, k2)
+
+
+def test_an_error_reply_keeps_the_connection(client):
+    before = client.client_id()
+    with pytest.raises(rexc.ResponseError):
+        client.execute_command("NO-SUCH-COMMAND")
+    script = LuaScript("lane_boom", "return redis.error_reply('BOOM nope')", register=False)
+    with pytest.raises(rexc.ResponseError):
+        script.run_raw(client)
+    assert client.client_id() == before
+
+
+def test_a_killed_connection_is_replaced_by_the_retry(client, redis_url):
+    k = _key()
+    client.set(k, "v")
+    victim = client.client_id()
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        admin.client_kill_filter(_id=victim)
+    finally:
+        admin.close()
+    assert client.get(k) == b"v"  # the retry reconnects (one retry layer, our default)
+    assert client.client_id() != victim
+    client.delete(k)
+
+
+def test_reply_options_behave_as_on_redis_py_path(redis_url, monkeypatch):
+    c = create_client(url=redis_url, decode_responses=True)
+    k = _key()
+    try:
+        c.set(k, "v")
+        _refuse_pool(monkeypatch, c)
+        assert c.get(k) == "v"
+        assert c.execute_command("GET", k, **{NEVER_DECODE: True}) == b"v"
+        # EMPTY_RESPONSE: an error reply answered by the given value (as redis-py does).
+        assert c.execute_command("NO-SUCH-COMMAND", **{EMPTY_RESPONSE: []}) == []
+    finally:
+        monkeypatch.undo()
+        c.delete(k)
+        c.close()
+
+
+def test_the_lane_steps_aside(client, monkeypatch):
+    k = _key()
+    client.set(k, "v")
+    calls = []
+    real = client.connection_pool.get_connection
+
+    def counted(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(client.connection_pool, "get_connection", counted)
+    # redis-py's OpenTelemetry metrics on: its own path, so they count every command.
+    monkeypatch.setattr(_lane._recorder, "_metrics_collector", object())
+    assert client.get(k) == b"v"
+    assert len(calls) == 1
+    monkeypatch.setattr(_lane._recorder, "_metrics_collector", None)
+    # A tracer wrapping redis-py's execute_command (as OpenTelemetry's instrumentation
+    # does): every command goes through it.
+    traced: list[tuple] = []
+    shipped = redis.Redis.__dict__["execute_command"]
+
+    def wrapper(self, *args, **options):
+        traced.append(args)
+        return shipped(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", wrapper)
+    assert client.get(k) == b"v"
+    assert traced == [("GET", k)]
+    monkeypatch.setattr(redis.Redis, "execute_command", shipped)
+    calls.clear()
+    assert client.get(k) == b"v"
+    assert calls == []  # back on the lane
+    client.delete(k)
+
+
+def test_pool_counts_show_idle_lane_connections_as_idle(client):
+    client.ping()
+    counts = {
+        attrs["db.client.connection.state"]: n
+        for n, attrs in client.connection_pool.get_connection_count()
+    }
+    assert counts == {"idle": 1, "used": 0}
+    lane = client._dar_lane
+    conn = lane.checkout()  # lent to a command
+    try:
+        counts = {
+            attrs["db.client.connection.state"]: n
+            for n, attrs in client.connection_pool.get_connection_count()
+        }
+        assert counts == {"idle": 0, "used": 1}
+    finally:
+        lane.checkin(conn)
+
+
+def test_clients_the_lane_cannot_serve_have_none(redis_url):
+    single = LaneRedis.from_url(redis_url, single_connection_client=True)
+    blocking = LaneRedis(connection_pool=redis.BlockingConnectionPool.from_url(redis_url))
+    try:
+        for c in (single, blocking):
+            enable_lane(c)
+            assert c._dar_lane is None
+            assert c.ping() is True
+    finally:
+        single.close()
+        blocking.close()
+
+
+def test_a_full_pool_takes_idle_lane_connections_back(redis_url):
+    c = create_client(url=redis_url, max_connections=2)
+    k = _key()
+    try:
+        lane = c._dar_lane
+        a, b = lane.checkout(), lane.checkout()  # as two threads on the lane at once would
+        assert lane.checkout() is None  # the bound holds for the lane too
+        lane.checkin(a)
+        lane.checkin(b)
+        # Every connection the pool may open sits idle in the lane: a pipeline still runs.
+        pipe = c.pipeline(transaction=True)
+        pipe.set(k, "1").incr(k)
+        assert pipe.execute() == [True, 2]
+        assert c.get(k) == b"2"
+    finally:
+        c.delete(k)
+        c.close()
+
+
+def test_threads_share_the_lane_without_crossed_replies(client):
+    prefix = _key()
+    errors: list[str] = []
+
+    def worker(n: int) -> None:
+        for i in range(300):
+            key = f"{prefix}:{n}:{i}"
+            client.set(key, f"{n}-{i}")
+            got = client.get(key)
+            if got != f"{n}-{i}".encode():
+                errors.append(f"{key}: {got!r}")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert 1 <= len(client._dar_lane._idle) <= 8
+    for cursor_keys in client.scan_iter(match=f"{prefix}:*", count=500):
+        client.delete(cursor_keys)
+
+
+def _child(url_and_parent_id, queue) -> None:  # runs in a forked child
+    client, parent_id = url_and_parent_id
+    try:
+        queue.put((client.client_id() != parent_id, client.ping()))
+    except Exception as exc:  # pragma: no cover - reported to the parent
+        queue.put(repr(exc))
+
+
+def test_a_forked_child_opens_its_own_connection(client):
+    parent_id = client.client_id()
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=((client, parent_id), queue))
+    proc.start()
+    result = queue.get(timeout=30)
+    proc.join(30)
+    assert result == (True, True)
+    # The parent's socket was left alone by the child.
+    assert client.client_id() == parent_id
+
+
+def test_close_closes_lane_connections(client):
+    before = client.client_id()
+    conn = client._dar_lane._idle[-1]
+    client.close()
+    assert conn._sock is None
+    assert client.client_id() != before  # used again: a new socket
+
+
+# --------------------------------------------------------------------------- asyncio lane
+@pytest.fixture
+async def aclient(redis_url):
+    c = await create_async_client(url=redis_url)
+    yield c
+    await c.aclose()
+
+
+def _refuse_apool(monkeypatch, client):
+    async def refuse(*a, **k):
+        raise AssertionError("redis-py's pool path was used")
+
+    monkeypatch.setattr(client.connection_pool, "get_connection", refuse)
+
+
+async def test_async_plain_commands_take_the_lane(aclient, monkeypatch):
+    assert isinstance(aclient, AsyncLaneRedis)
+    assert aclient._dar_lane is not None
+    k = _key()
+    _refuse_apool(monkeypatch, aclient)
+    assert await aclient.set(k, "v") is True
+    assert await aclient.get(k) == b"v"
+    await aclient.hset(k + ":h", mapping={"a": "1"})
+    assert await aclient.hgetall(k + ":h") == {b"a": b"1"}
+    script = LuaScript("lane_aecho", "return {KEYS[1], ARGV[1]}", register=False)
+    assert await script.acall(aclient, keys=[k], args=["x"]) == [k.encode(), b"x"]
+    assert len({await aclient.client_id() for _ in range(5)}) == 1
+    await aclient.delete(k, k + ":h")
+
+
+async def test_async_a_cancelled_read_never_leaks_its_reply(aclient):
+    k = _key()
+    await aclient.set(k, "mine")
+    waiter = asyncio.create_task(aclient.blpop([_key()], timeout=1))
+    await asyncio.sleep(0.05)  # BLPOP sent; its reply (nil) comes in about a second
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await asyncio.sleep(1.2)  # the BLPOP's reply has arrived by now, on its socket if kept
+    assert await aclient.get(k) == b"mine"
+    await aclient.delete(k)
+
+
+async def test_async_an_interrupt_between_send_and_read_never_leaks_its_reply(aclient):
+    k1, k2 = _key(), _key()
+    await aclient.set(k1, "first")
+    await aclient.set(k2, "second")
+    conn = aclient._dar_lane._idle[-1]
+    real = conn.read_response
+
+    async def interrupted(*a, **k):
+        conn.read_response = real
+        raise asyncio.CancelledError  # the GET went out; its reply is still on the socket
+
+    conn.read_response = interrupted
+    with pytest.raises(asyncio.CancelledError):
+        await aclient.get(k1)
+    assert await aclient.get(k2) == b"second"
+    await aclient.delete(k1, k2)
+
+
+async def test_async_an_error_reply_keeps_the_connection(aclient):
+    before = await aclient.client_id()
+    with pytest.raises(rexc.ResponseError):
+        await aclient.execute_command("NO-SUCH-COMMAND")
+    assert await aclient.client_id() == before
+
+
+async def test_async_a_full_pool_takes_idle_lane_connections_back(redis_url):
+    c = await create_async_client(url=redis_url, max_connections=2)
+    k = _key()
+    try:
+        lane = c._dar_lane
+        a, b = lane.checkout(), lane.checkout()
+        assert lane.checkout() is None
+        lane._idle.extend([a, b])
+        pipe = c.pipeline(transaction=True)
+        pipe.set(k, "1").incr(k)
+        assert await pipe.execute() == [True, 2]
+        assert await c.get(k) == b"2"
+        counts = {
+            attrs["db.client.connection.state"]: n
+            for n, attrs in c.connection_pool.get_connection_count()
+        }
+        assert counts == {"idle": 2, "used": 0}
+    finally:
+        await c.delete(k)
+        await c.aclose()
+
+
+async def test_async_lane_steps_aside_for_a_tracer(aclient, monkeypatch):
+    k = _key()
+    await aclient.set(k, "v")
+    shipped = redis.asyncio.Redis.__dict__["execute_command"]
+    traced: list[tuple] = []
+
+    async def wrapper(self, *args, **options):
+        traced.append(args)
+        return await shipped(self, *args, **options)
+
+    monkeypatch.setattr(redis.asyncio.Redis, "execute_command", wrapper)
+    assert await aclient.get(k) == b"v"
+    assert traced == [("GET", k)]
+    monkeypatch.setattr(redis.asyncio.Redis, "execute_command", shipped)
+    _refuse_apool(monkeypatch, aclient)
+    assert await aclient.get(k) == b"v"
+    await aclient.delete(k)
+
+
+async def test_async_tasks_share_the_lane_without_crossed_replies(aclient):
+    prefix = _key()
+
+    async def worker(n: int) -> list[str]:
+        bad = []
+        for i in range(200):
+            key = f"{prefix}:{n}:{i}"
+            await aclient.set(key, f"{n}-{i}")
+            got = await aclient.get(key)
+            if got != f"{n}-{i}".encode():
+                bad.append(f"{key}: {got!r}")
+        return bad
+
+    results = await asyncio.gather(*(worker(n) for n in range(8)))
+    assert [b for r in results for b in r] == []
+    assert 1 <= len(aclient._dar_lane._idle) <= 8
+    async for key in aclient.scan_iter(match=f"{prefix}:*", count=500):
+        await aclient.delete(key)
+
+
+async def test_async_write_timeout_is_a_redis_timeout(redis_url, monkeypatch):
+    """The write runs under an asyncio.timeout scope: a stalled drain is a redis-py
+    TimeoutError and the socket is closed (as redis-py's wait_for branch does)."""
+    c = await create_async_client(url=redis_url, socket_timeout=0.2, retries=0)
+    try:
+        await c.ping()
+        conn = c._dar_lane._idle[-1]
+
+        async def stalled():
+            await asyncio.sleep(5)
+
+        monkeypatch.setattr(conn._writer, "drain", stalled)
+        with pytest.raises(rexc.TimeoutError, match="writing"):
+            await c.ping()
+        assert not conn.is_connected
+        monkeypatch.undo()
+        assert await c.ping() is True
+    finally:
+        await c.aclose()
