@@ -261,6 +261,15 @@ def test_unix_socket(redis_server_factory, tmp_path):
     try:
         assert client.ping()
         assert client.connection_pool.connection_kwargs["path"] == str(sock)
+        # The command lane serves unix sockets too, on the URL's database.
+        assert client._dar_lane is not None
+        client.set("unix-db-check", "1")
+        db0 = create_client(url=f"unix://{sock}?db=0")
+        try:
+            assert db0.get("unix-db-check") is None
+        finally:
+            db0.close()
+        assert client.get("unix-db-check") == b"1"
     finally:
         client.close()
 
