@@ -22,7 +22,7 @@ from typing import Any
 
 import redis.asyncio
 import redis.exceptions as rexc
-from deepagents_redis.core._lane import STATE_ATTRIBUTE, metrics_off
+from deepagents_redis.core._lane import lane_counts, metrics_off
 
 __all__ = ["AsyncLaneRedis", "enable_async_lane"]
 
@@ -112,20 +112,8 @@ class _AsyncLanePool(redis.asyncio.ConnectionPool):
 
     def get_connection_count(self) -> list[tuple[int, dict[str, Any]]]:
         """redis-py's counts, with the lane's idle connections counted idle, not used."""
-        counts: list[tuple[int, dict[str, Any]]] = super().get_connection_count()
         lane = self._dar_lane
-        idle = 0 if lane is None else len(lane._idle)
-        if not idle:
-            return counts
-        out = []
-        for count, attributes in counts:
-            state = attributes.get(STATE_ATTRIBUTE)
-            if state == "idle":
-                count += idle
-            elif state == "used":
-                count = max(0, count - idle)
-            out.append((count, attributes))
-        return out
+        return lane_counts(super().get_connection_count(), 0 if lane is None else len(lane._idle))
 
 
 class AsyncLaneRedis(redis.asyncio.Redis):

@@ -31,7 +31,7 @@ from typing import Any
 import redis
 import redis.exceptions as rexc
 
-__all__ = ["STATE_ATTRIBUTE", "LaneRedis", "enable_lane", "metrics_off"]
+__all__ = ["LaneRedis", "enable_lane", "lane_counts", "metrics_off"]
 
 _recorder: Any
 _arecorder: Any
@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - older redis-py has no such hooks
     _recorder = _arecorder = _otel = None
 
 # The attribute naming a pool count's state in redis-py's `get_connection_count()`.
-STATE_ATTRIBUTE = "db.client.connection.state"
+_STATE_ATTRIBUTE = "db.client.connection.state"
 
 # Bumped in a forked child: a lane's connections belong to the process that opened them.
 _FORK_EPOCH = 0
@@ -62,6 +62,27 @@ os.register_at_fork(after_in_child=_forked)
 # instrumentation, Datadog, Sentry) wrap that class attribute; the lane must not hide
 # commands from them.
 _SHIPPED_EXECUTE = inspect.unwrap(redis.Redis.__dict__["execute_command"])
+
+
+def lane_counts(
+    counts: list[tuple[int, dict[str, Any]]], idle: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """A pool's `get_connection_count()` with `idle` lane connections moved from used to idle.
+
+    Lane connections are listed as in use by the pool (so its bound and its disconnect()
+    cover them); an idle one is not lent to any command, and a gauge should say so.
+    """
+    if not idle:
+        return counts
+    out = []
+    for count, attributes in counts:
+        state = attributes.get(_STATE_ATTRIBUTE)
+        if state == "idle":
+            count += idle
+        elif state == "used":
+            count = max(0, count - idle)
+        out.append((count, attributes))
+    return out
 
 
 def metrics_off() -> bool:
@@ -172,20 +193,8 @@ class _LanePool(redis.ConnectionPool):
 
     def get_connection_count(self) -> list[tuple[int, dict[str, Any]]]:
         """redis-py's counts, with the lane's idle connections counted idle, not used."""
-        counts = super().get_connection_count()
         lane = self._dar_lane
-        idle = 0 if lane is None else len(lane._idle)
-        if not idle:
-            return counts
-        out = []
-        for count, attributes in counts:
-            state = attributes.get(STATE_ATTRIBUTE)
-            if state == "idle":
-                count += idle
-            elif state == "used":
-                count = max(0, count - idle)
-            out.append((count, attributes))
-        return out
+        return lane_counts(super().get_connection_count(), 0 if lane is None else len(lane._idle))
 
 
 class LaneRedis(redis.Redis):
