@@ -22,21 +22,17 @@ from typing import Any
 
 import redis.asyncio
 import redis.exceptions as rexc
-from deepagents_redis.core._lane import lane_counts, metrics_off
+from deepagents_redis.core._lane import IdleLane, lane_counts, metrics_off
 
 __all__ = ["AsyncLaneRedis", "enable_async_lane"]
 
 _SHIPPED_EXECUTE = inspect.unwrap(redis.asyncio.Redis.__dict__["execute_command"])
 
 
-class _AsyncLane:
-    """The idle connections of one asyncio client's lane (LIFO)."""
+class _AsyncLane(IdleLane):
+    """The asyncio lane (its connections belong to the loop that opened them)."""
 
-    __slots__ = ("_idle", "_pool")
-
-    def __init__(self, pool: Any) -> None:
-        self._pool = pool
-        self._idle: list[Any] = []
+    __slots__ = ()
 
     def checkout(self) -> Any:
         """An idle lane connection, a new one, or None when the pool has none left.
@@ -55,13 +51,6 @@ class _AsyncLane:
         # Listed as in use: counted against the bound, closed by the pool's disconnect().
         pool._in_use_connections.add(conn)
         return conn
-
-    def give_back(self) -> Any:
-        """An idle lane connection for the pool to use as its own, or None."""
-        try:
-            return self._idle.pop()
-        except IndexError:
-            return None
 
     async def call(
         self, client: Any, conn: Any, args: tuple[Any, ...], options: dict[str, Any]

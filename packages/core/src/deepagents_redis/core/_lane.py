@@ -31,7 +31,7 @@ from typing import Any
 import redis
 import redis.exceptions as rexc
 
-__all__ = ["LaneRedis", "enable_lane", "lane_counts", "metrics_off"]
+__all__ = ["IdleLane", "LaneRedis", "enable_lane", "lane_counts", "metrics_off"]
 
 _recorder: Any
 _arecorder: Any
@@ -101,14 +101,30 @@ def _untouched() -> bool:
     return redis.Redis.__dict__["execute_command"] is _SHIPPED_EXECUTE and metrics_off()
 
 
-class _Lane:
+class IdleLane:
     """The idle connections of one client's lane (LIFO; list pop/append are atomic)."""
 
-    __slots__ = ("_epoch", "_idle", "_pool")
+    __slots__ = ("_idle", "_pool")
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
         self._idle: list[Any] = []
+
+    def give_back(self) -> Any:
+        """An idle lane connection for the pool to use as its own, or None."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return None
+
+
+class _Lane(IdleLane):
+    """The sync lane: its connections, the process that opened them."""
+
+    __slots__ = ("_epoch",)
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__(pool)
         self._epoch = _FORK_EPOCH
 
     def checkout(self) -> Any:
@@ -132,13 +148,6 @@ class _Lane:
                 return None
             pool._in_use_connections.add(conn)
         return conn
-
-    def give_back(self) -> Any:
-        """An idle lane connection for the pool to use as its own, or None."""
-        try:
-            return self._idle.pop()
-        except IndexError:
-            return None
 
     def checkin(self, conn: Any) -> None:
         should_reconnect = getattr(conn, "should_reconnect", None)  # redis-py 6+
