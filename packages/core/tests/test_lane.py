@@ -16,6 +16,8 @@ import redis.exceptions as rexc
 from deepagents_redis.core import LuaScript, _lane, create_async_client, create_client
 from deepagents_redis.core._alane import AsyncLaneRedis
 from deepagents_redis.core._lane import LaneRedis, enable_lane
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 
 pytestmark = pytest.mark.integration
@@ -405,3 +407,56 @@ async def test_async_write_timeout_is_a_redis_timeout(redis_url, monkeypatch):
         assert await c.ping() is True
     finally:
         await c.aclose()
+
+
+# --------------------------------------------------------------------------- differential
+_FIELDS = st.sampled_from(["a", "b", "c"])
+_VALUES = st.one_of(st.binary(max_size=40), st.integers(-(10**6), 10**6), st.text(max_size=20))
+_COMMANDS = st.one_of(
+    st.tuples(st.just("SET"), _VALUES),
+    st.tuples(st.just("GET")),
+    st.tuples(st.just("INCR")),
+    st.tuples(st.just("HSET"), _FIELDS, _VALUES),
+    st.tuples(st.just("HGETALL")),
+    st.tuples(st.just("HMGET"), _FIELDS, _FIELDS),
+    st.tuples(st.just("EXPIRE"), st.integers(1, 1000)),
+    st.tuples(st.just("TTL")),
+    st.tuples(st.just("DEL")),
+    st.tuples(st.just("EXISTS")),
+    st.tuples(st.just("TYPE")),
+    st.tuples(st.just("LPUSH"), _VALUES),
+    st.tuples(st.just("LRANGE")),
+    st.tuples(st.just("SCRIPT-ERROR")),
+)
+
+
+def _apply(client, key, cmd):
+    name, *args = cmd
+    if name == "SCRIPT-ERROR":
+        name, args = "EVAL", ["return redis.error_reply('NOPE ' .. KEYS[1])", 1]
+    elif name == "LRANGE":
+        args = [0, -1]
+    try:
+        return ("ok", client.execute_command(name, key, *args))
+    except rexc.ResponseError as exc:
+        return ("error", type(exc).__name__, str(exc).replace(key, "<key>"))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(_COMMANDS, min_size=1, max_size=25))
+def test_the_lane_answers_what_redis_pys_own_path_answers(redis_url, commands):
+    """Random command sequences on the lane and on redis-py's pool path, each on its own key:
+    the same replies, reply callbacks and error replies included."""
+    lane_client = create_client(url=redis_url)
+    plain = create_client(url=redis_url)
+    plain._dar_lane = None  # redis-py's own path, same connection class and retry
+    ours, theirs = _key(), _key()
+    try:
+        for cmd in commands:
+            assert _apply(lane_client, ours, cmd) == _apply(plain, theirs, cmd), cmd
+    finally:
+        lane_client.delete(ours, theirs)
+        lane_client.close()
+        plain.close()
