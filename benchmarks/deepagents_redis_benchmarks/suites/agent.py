@@ -123,6 +123,10 @@ def run(ctx: BenchContext) -> list[Result]:
     one(ours)  # the first run loads the scripts: count a later one
     total, saver_calls = _count_commands(ours, lambda: one(ours))
     main = total - saver_calls
+    if saver_calls <= 0 or main <= 0:
+        # A floor built from a miscount would be silently wrong (it was once: counting
+        # pool checkouts missed every command of core's command lane).
+        raise RuntimeError(f"round trips miscounted: {total} in all, {saver_calls} saver calls")
     pinger = redis.Redis.from_url(ctx.url)  # the floor's one client (its saver's PINGs too)
     floor_model = ScriptedChatModel(script=_script(), by_turn=True, cache=InMemoryCache())
     floor_agent = upstream(
@@ -190,31 +194,36 @@ def run(ctx: BenchContext) -> list[Result]:
 def _count_commands(agent: Any, run: Any) -> tuple[int, int]:
     """Round trips one run of `agent` makes: all of them, and the checkpointer's calls.
 
-    Round trips are counted as connection checkouts from the connector's pool (one per
-    command, script call or pipeline, whatever the thread); checkpointer calls as calls of
-    the saver's methods (each is one round trip).
+    Round trips are counted as sends on the connector's connections (one per command,
+    script call or pipeline, whatever the thread, whether the command took core's command
+    lane or redis-py's pool); checkpointer calls as calls of the saver's methods (each is
+    one round trip).
     """
     from deepagents_redis.agent._wiring import _OPENED
 
-    pool = _OPENED[agent].connector.client().connection_pool
+    cls = _OPENED[agent].connector.client().connection_pool.connection_class
     saver = agent.checkpointer
-    counts = {"all": 0, "saver": 0}
+    sends, saver_calls = itertools.count(), itertools.count()  # next() is thread-safe
 
-    def counting(fn: Any, key: str) -> Any:
+    def counting(fn: Any, counter: Any) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
-            counts[key] += 1
+            next(counter)
             return fn(*args, **kwargs)
 
         return call
 
     names = ("put", "put_writes", "get_tuple", "list")
-    pool.get_connection = counting(pool.get_connection, "all")
+    own = cls.__dict__.get("send_packed_command")
+    cls.send_packed_command = counting(cls.send_packed_command, sends)
     for name in names:
-        setattr(saver, name, counting(getattr(saver, name), "saver"))
+        setattr(saver, name, counting(getattr(saver, name), saver_calls))
     try:
         run()
     finally:
-        del pool.get_connection
+        if own is None:
+            del cls.send_packed_command
+        else:
+            cls.send_packed_command = own
         for name in names:
             delattr(saver, name)
-    return counts["all"], counts["saver"]
+    return next(sends), next(saver_calls)
