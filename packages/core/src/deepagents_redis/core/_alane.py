@@ -40,10 +40,9 @@ class _AsyncLane(IdleLane):
         No await between the bound check and taking the connection: no other task of this
         loop can take the same slot.
         """
-        try:
-            return self._idle.pop()
-        except IndexError:
-            pass
+        conn = self.give_back()
+        if conn is not None:
+            return conn
         pool = self._pool
         if len(pool._in_use_connections) >= pool.max_connections:
             return None

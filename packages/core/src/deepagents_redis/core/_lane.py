@@ -129,16 +129,16 @@ class _Lane(IdleLane):
 
     def checkout(self) -> Any:
         """An idle lane connection, a new one, or None when the pool has none left."""
+        pool = self._pool
         if self._epoch != _FORK_EPOCH:
-            # A forked child: the parent's sockets are not ours to use (redis-py's pool
-            # forgets them too, on its own pid check).
+            # A forked child: the parent's sockets are not ours to use. The pool forgets
+            # them too (its own pid check), before the lane counts against its bound.
             self._idle = []
             self._epoch = _FORK_EPOCH
-        try:
-            return self._idle.pop()
-        except IndexError:
-            pass
-        pool = self._pool
+            pool._checkpid()
+        conn = self.give_back()
+        if conn is not None:
+            return conn
         with pool._lock:
             try:
                 # Counted against max_connections like any of the pool's connections, and
@@ -234,10 +234,11 @@ def enable_lane(client: LaneRedis) -> None:
         or type(pool) is not redis.ConnectionPool  # blocking/sentinel pools manage their own
         or not hasattr(pool, "_in_use_connections")
         or not hasattr(pool, "_lock")
+        or not hasattr(pool, "_checkpid")
         or not hasattr(client, "_send_command_parse_response")
     ):
         return
     lane = _Lane(pool)
-    pool.__class__ = _LanePool  # a subclass adding one method: the same object, one hook
+    pool.__class__ = _LanePool  # a subclass adding two methods: the same object
     pool._dar_lane = lane  # type: ignore[attr-defined]
     client._dar_lane = lane
