@@ -9,8 +9,10 @@ calls took 18-75 s) and how many connections it opened (before: retries nested 3
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -289,3 +291,87 @@ async def test_reply_cut_by_deadline_never_answers_the_next_command(
             assert client.get("dl:k2") == b"v2"
         finally:
             client.close()
+
+
+# -- the bound a call leaves on a sync socket ----------------------------------------------
+#
+# A sync connection keeps the bound of the last call on its socket and sets a new one only
+# when the next call needs another (`_SyncDeadline._bound_socket`): the next call never
+# inherits a shorter bound, and a write is bounded by the deadline as a read is.
+
+
+def _socket(client: redis.Redis) -> socket.socket:
+    pool = client.connection_pool
+    conns = [c for c in (*pool._available_connections, *pool._in_use_connections) if c._sock]
+    assert len(conns) == 1, conns
+    return conns[0]._sock
+
+
+def test_short_deadline_does_not_cut_a_later_call_short(redis_url: str) -> None:
+    # A 0.2 s bound left on the socket must not end a later 1 s BLPOP: without a deadline
+    # it runs under socket_timeout (3 s), under a 3 s deadline under that deadline. No
+    # retries, and the same socket throughout: a retry on a new connection (which starts
+    # with socket_timeout) would hide a read cut short.
+    client = create_client(
+        RedisSettings(url=redis_url, cluster="off", socket_timeout=3.0, retries=0)
+    )
+    try:
+        with deadline(0.2):
+            client.get("dl:bound")
+        sock = _socket(client)
+        assert sock.gettimeout() <= 0.2
+        assert client.blpop(["dl:bound:list"], timeout=1) is None
+        assert _socket(client) is sock
+        assert sock.gettimeout() == 3.0
+        with deadline(0.2):
+            client.get("dl:bound")
+        with deadline(3.0):
+            assert client.blpop(["dl:bound:list"], timeout=1) is None
+        assert _socket(client) is sock
+    finally:
+        client.close()
+
+
+def test_same_bound_is_not_set_again(redis_url: str) -> None:
+    # Calls under the same budget, one after another, need the same bound (within
+    # microseconds): the socket keeps the one it has, with no settimeout syscall per call.
+    client = create_client(RedisSettings(url=redis_url, cluster="off", socket_timeout=3.0))
+    try:
+        client.ping()  # connected: the first bound below is not cut by the connect's time
+        with deadline(1.0):
+            client.get("dl:bound")
+        first = _socket(client).gettimeout()
+        assert first is not None
+        assert 0.9 < first <= 1.0
+        for _ in range(5):
+            with deadline(1.0):
+                client.get("dl:bound")
+            assert _socket(client).gettimeout() == first
+    finally:
+        client.close()
+
+
+def test_stalled_write_ends_at_its_deadline(redis_server_factory: Any) -> None:
+    # The server stops reading (DEBUG SLEEP), so a large SET fills the socket buffers and
+    # the write blocks: it ends at the deadline, not at socket_timeout (5 s) or when the
+    # server wakes (3 s), as writes did when only reads were bounded.
+    server = redis_server_factory(debug=True)
+    client = create_client(RedisSettings(url=server.url, cluster="off", socket_timeout=5.0))
+    sleeper = redis.Redis.from_url(server.url)
+    try:
+        client.ping()
+        thread = threading.Thread(target=lambda: sleeper.execute_command("DEBUG", "SLEEP", 3))
+        thread.start()
+        time.sleep(0.3)
+
+        def call() -> object:
+            with deadline(0.5):
+                return client.set("dl:big", b"x" * (64 << 20))
+
+        exc, took = _timed(call)
+        thread.join()
+    finally:
+        sleeper.close()
+        client.close()
+    assert isinstance(exc, rexc.TimeoutError | rexc.ConnectionError)
+    assert took < 2.0
