@@ -85,6 +85,24 @@ def test_valkey_is_named():
     assert (report.server_name, report.server_version) == ("valkey", "8.0.2")
 
 
+@pytest.mark.parametrize(
+    ("server", "mode"),
+    [
+        ({"redis_mode": "cluster"}, "cluster"),
+        ({"redis_mode": "standalone"}, "standalone"),
+        # Valkey 8's INFO says server_mode and has no redis_mode (read off valkey-server 8.0.1)
+        ({"redis_mode": None, "server_name": "valkey", "server_mode": "cluster"}, "cluster"),
+        ({"redis_mode": None, "server_name": "valkey", "server_mode": "standalone"}, "standalone"),
+    ],
+)
+def test_cluster_node_is_seen_on_redis_and_valkey(server, mode):
+    facts = _facts(**server)
+    assert facts.info is not None
+    info = {k: v for k, v in facts.info.items() if v is not None}
+    report = _report([_NodeFacts(info=info, appendfsync="everysec")])
+    assert report.mode == mode
+
+
 def test_mixed_primaries_take_the_weakest():
     report = _report(
         [_facts(aof=1, fsync="always"), _facts(aof=0, fsync="everysec")], mode="cluster"
@@ -123,12 +141,12 @@ def test_table_helpers():
 
 # ------------------------------------------------------------------- real servers
 @pytest.mark.integration
-def test_default_private_server(redis_client):
+def test_default_private_server(redis_client, redis_server_name):
     report = check_health(redis_client)
     assert isinstance(report, HealthReport)
     assert report.ok
     assert report.latency_ms > 0
-    assert report.server_name == "redis"
+    assert report.server_name == redis_server_name
     assert report.server_version
     assert report.server_version[0].isdigit()
     assert report.mode == "standalone"

@@ -126,6 +126,18 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+def _cluster_mode(info: Mapping[str, Any] | None) -> bool:
+    """Whether INFO server says the node runs in cluster mode.
+
+    Redis names the field ``redis_mode``; Valkey 8 names it ``server_mode`` (its INFO has no
+    ``redis_mode``: a Valkey cluster node read as standalone before this was checked on one).
+    """
+    if info is None:
+        return False
+    mode = info.get("server_mode") if "server_mode" in info else info.get("redis_mode")
+    return _text(mode) == "cluster"
+
+
 def _appendfsync(reply: Any) -> str | None:
     if not isinstance(reply, Mapping):
         return None
@@ -201,7 +213,7 @@ def _build_report(
         warnings.append("INFO is not permitted for this user: persistence and eviction unknown")
 
     mode: Mode = client_mode
-    if mode == "standalone" and _text(first.get("redis_mode")) == "cluster":
+    if mode == "standalone" and _cluster_mode(first):
         mode = "cluster"
 
     aof_values = [n.info.get("aof_enabled") for n in nodes if n.info is not None]
@@ -336,7 +348,7 @@ def _check_health(client: redis.Redis | redis.RedisCluster) -> HealthReport:
             else "standalone"
         )
         cluster_info = None
-        if node.info is not None and _text(node.info.get("redis_mode")) == "cluster":
+        if _cluster_mode(node.info):
             cluster_info = _safe_cluster_info(lambda: execute("CLUSTER INFO"))
         return _build_report(
             latency_ms=latency_ms,
@@ -436,7 +448,7 @@ async def _acheck_health(
             else "standalone"
         )
         cluster_info = None
-        if node.info is not None and _text(node.info.get("redis_mode")) == "cluster":
+        if _cluster_mode(node.info):
             try:
                 cluster_info = _cluster_info_dict(await execute("CLUSTER INFO"))
             except _HIDDEN:
