@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 
 import pytest
 import redis
 from deepagents_redis.core import ConfigurationError, RedisUnavailableError
-from deepagents_redis.core.embedded import EmbeddedRedis, embedded_redis, free_port
+from deepagents_redis.core.embedded import (
+    SERVER_BINARY_ENV,
+    EmbeddedRedis,
+    embedded_redis,
+    find_redis_server,
+    free_port,
+)
 
 
 def _gone(pid: int) -> bool:
@@ -171,3 +178,19 @@ def test_interpreter_exit_stops_forgotten_servers(tmp_path: os.PathLike[str]) ->
     if orphaned:
         os.kill(pid, signal.SIGKILL)  # don't leave it behind when the assertion fails
     assert not orphaned
+
+
+def test_server_binary_is_the_one_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    # REDIS_SERVER_BIN names the binary (a path or a name on PATH); one named but missing is
+    # missing: no silent fall back to redis-server (CI then fails instead of testing Redis
+    # while it says Valkey).
+    default = shutil.which("redis-server")
+    assert default is not None
+    monkeypatch.setenv(SERVER_BINARY_ENV, default)
+    assert find_redis_server() == default
+    monkeypatch.setenv(SERVER_BINARY_ENV, "no-such-server-binary")
+    assert find_redis_server() is None
+    with pytest.raises(ConfigurationError):
+        EmbeddedRedis(allow_fallback=False)
+    monkeypatch.delenv(SERVER_BINARY_ENV)
+    assert find_redis_server() == default

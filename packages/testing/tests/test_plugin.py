@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from deepagents_redis.testing._servers import server_binary
 
 pytest_plugins = ["pytester"]
 
@@ -31,6 +32,14 @@ def test_markers_registered(inner: pytest.Pytester) -> None:
         result.stdout.fnmatch_lines([f"@pytest.mark.{marker}*"])
 
 
+def _served() -> str:
+    """How the summary names the server REDIS_SERVER_BIN starts (redis-server by default;
+    Valkey in CI's Valkey tier): its product and version, and INFO's Redis version."""
+    _path, name, version = server_binary()
+    assert name in ("redis", "valkey")
+    return "redis-server 7.*" if name == "redis" else f"{name} {version} (redis_version 7.*)"
+
+
 def test_header_and_summary_name_the_server(inner: pytest.Pytester) -> None:
     inner.makepyfile(
         """
@@ -44,11 +53,15 @@ def test_header_and_summary_name_the_server(inner: pytest.Pytester) -> None:
     )
     result = inner.runpytest_inprocess()
     result.assert_outcomes(passed=1)
+    # The server is the one REDIS_SERVER_BIN names (redis-server by default; Valkey in CI's
+    # Valkey tier): its --version names it and its own version, INFO its Redis version.
+    path, name, version = server_binary()
+    assert path is not None
     result.stdout.fnmatch_lines(
         [
-            "deepagents-redis: private redis-server 7.* (*redis-server); cluster starts on demand",
+            f"deepagents-redis: private {name}-server {version} ({path}); cluster starts on demand",
             "*deepagents-redis servers*",
-            "standalone: redis-server 7.* on 127.0.0.1:*",
+            f"standalone: {_served()} on 127.0.0.1:*",
             "cluster: not started (no cluster test ran)",
         ]
     )
@@ -70,7 +83,7 @@ def test_redis_target_params_and_cluster_marker(inner: pytest.Pytester) -> None:
     result = inner.runpytest_inprocess("-v", "-m", "cluster")
     result.assert_outcomes(passed=1, deselected=1)
     result.stdout.fnmatch_lines(
-        ["*test_both[[]cluster[]] PASSED*", "cluster: 3 primaries, redis-server 7.*"]
+        ["*test_both[[]cluster[]] PASSED*", f"cluster: 3 primaries, {_served()}, ports *"]
     )
 
 
@@ -217,7 +230,7 @@ def test_each_xdist_worker_gets_its_own_server(inner: pytest.Pytester) -> None:
     ports = {
         line.split("127.0.0.1:")[1]
         for line in out.splitlines()
-        if line.startswith("gw") and "standalone: redis-server" in line
+        if line.startswith("gw") and "standalone: " in line and "127.0.0.1:" in line
     }
     assert len(ports) == 2
 

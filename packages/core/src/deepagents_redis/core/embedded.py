@@ -35,7 +35,13 @@ from redis.retry import Retry
 from ._component import Closing
 from ._errors import ConfigurationError, RedisUnavailableError
 
-__all__ = ["EmbeddedRedis", "embedded_redis", "free_port"]
+__all__ = [
+    "SERVER_BINARY_ENV",
+    "EmbeddedRedis",
+    "embedded_redis",
+    "find_redis_server",
+    "free_port",
+]
 
 log = logging.getLogger("deepagents_redis.core.embedded")
 
@@ -96,9 +102,20 @@ def free_port(*, cluster_bus: bool = False) -> int:
     raise ConfigurationError("could not find a free loopback port")
 
 
+SERVER_BINARY_ENV = "REDIS_SERVER_BIN"
+"""Environment variable naming the server binary to start instead of `redis-server` (a path, or
+a name on PATH such as ``valkey-server``): the test plugin's private servers, clusters and
+Sentinels, the demo's and the benchmarks' embedded server all start it."""
+
+
 def find_redis_server() -> str | None:
-    """Return the path of the `redis-server` binary on PATH, or None."""
-    return shutil.which("redis-server")
+    """Return the path of the server binary, or None when it is missing.
+
+    That is ``$REDIS_SERVER_BIN`` (`SERVER_BINARY_ENV`) when set, else `redis-server`, looked
+    up on PATH. A binary named but not found is missing too: nothing falls back to another
+    server than the one asked for.
+    """
+    return shutil.which(os.environ.get(SERVER_BINARY_ENV) or "redis-server")
 
 
 class EmbeddedRedis(Closing):
@@ -170,6 +187,7 @@ class EmbeddedRedis(Closing):
         self._fake_thread: threading.Thread | None = None
         self._fake_backend: Any = None
         self._version: str | None = None
+        self._server_name: str | None = None
         self.fallback_reason: str | None = None
         """Why fakeredis is used instead of redis-server (None when it is not)."""
 
@@ -228,8 +246,20 @@ class EmbeddedRedis(Closing):
 
     @property
     def version(self) -> str | None:
-        """Server version from `INFO server` (known once started)."""
+        """Server version from `INFO server` (known once started).
+
+        The Redis version the server is compatible with: Valkey reports one too
+        (``redis_version``), so version checks read the same on both.
+        """
         return self._version
+
+    @property
+    def server_name(self) -> str | None:
+        """Which server runs, from `INFO server`: ``"redis"``, or e.g. ``"valkey 8.0.1"``.
+
+        None before the first start, and for the fakeredis fallback.
+        """
+        return self._server_name
 
     @property
     def is_running(self) -> bool:
@@ -401,6 +431,10 @@ class EmbeddedRedis(Closing):
                     if client.ping():
                         info: dict[str, Any] = client.info("server")
                         self._version = str(info.get("redis_version", "unknown"))
+                        # Valkey says so (and its own version); Redis has no server_name.
+                        name = info.get("server_name")
+                        own = info.get(f"{name}_version") if name else None
+                        self._server_name = f"{name} {own}" if name and own else "redis"
                         return
                 except redis.exceptions.BusyLoadingError:
                     pass  # replaying the AOF after a restart; keep waiting

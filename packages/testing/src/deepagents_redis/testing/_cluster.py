@@ -12,6 +12,8 @@ from deepagents_redis.core import Closing
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ._servers import served_by
+
 if TYPE_CHECKING:
     from deepagents_redis.core.embedded import EmbeddedRedis
 
@@ -75,6 +77,11 @@ class LocalCluster(Closing):
     def version(self) -> str | None:
         """Server version of the nodes."""
         return self.nodes[0].version if self.nodes else None
+
+    @property
+    def served_by(self) -> str:
+        """Which server the nodes run, for reports (see `served_by`)."""
+        return served_by(self.nodes[0]) if self.nodes else "no nodes"
 
     def start(self) -> Self:
         """Start the nodes, assign the slots and wait until the cluster is consistent.

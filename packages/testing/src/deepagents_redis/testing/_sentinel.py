@@ -9,7 +9,6 @@ config file and directory, stopped by their own PID. Every wait is bounded by a 
 from __future__ import annotations
 
 import functools
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -119,7 +118,9 @@ class SentinelTopology:
         Returns:
             The running topology; `stop()` it (the fixture does).
         """
-        binary = shutil.which("redis-server")
+        from deepagents_redis.core.embedded import find_redis_server
+
+        binary = find_redis_server()  # the same server as the data nodes (REDIS_SERVER_BIN)
         if binary is None:
             raise RuntimeError("a Sentinel topology needs the redis-server binary")
         # No diskless-sync delay before a replica's first full sync.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,8 @@ __all__ = [
     "parse_version",
     "redact_url",
     "redis_server_version",
+    "served_by",
+    "server_binary",
 ]
 
 
@@ -79,18 +80,49 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 
 def redis_server_version(binary: str | None = None) -> tuple[str | None, str | None]:
-    """Return `(path, version)` of the `redis-server` binary, `(None, None)` when missing."""
-    path = binary or shutil.which("redis-server")
+    """Return `(path, version)` of the server binary, `(None, None)` when missing.
+
+    The binary is `binary`, else core's `find_redis_server` (``$REDIS_SERVER_BIN``, e.g.
+    ``valkey-server``, or `redis-server` on PATH).
+    """
+    path, _name, version = server_binary(binary)
+    return path, version
+
+
+def server_binary(binary: str | None = None) -> tuple[str | None, str | None, str | None]:
+    """Return `(path, name, version)` of the server binary, as its ``--version`` says.
+
+    `name` is the product, lower case: ``"redis"`` (``Redis server v=7.0.15 ...``) or
+    ``"valkey"`` (``Valkey server v=8.0.1 ...``); `version` is the product's own version.
+    All None when the binary is missing; name and version None when it does not answer.
+    """
+    from deepagents_redis.core.embedded import find_redis_server
+
+    path = binary or find_redis_server()
     if path is None:
-        return None, None
+        return None, None, None
     try:
         out = subprocess.run(  # noqa: S603 - fixed argv, no shell
             [path, "--version"], capture_output=True, timeout=10, check=False
         ).stdout.decode(errors="replace")
     except (OSError, subprocess.TimeoutExpired):
-        return path, None
-    match = re.search(r"v=(\S+)", out)
-    return path, match.group(1) if match else None
+        return path, None, None
+    match = re.match(r"\s*(\w+) server v=(\S+)", out)
+    if match is None:
+        return path, None, None
+    return path, match.group(1).lower(), match.group(2)
+
+
+def served_by(server: Any) -> str:
+    """What a started `EmbeddedRedis` runs, for reports.
+
+    ``"redis-server 7.0.15"``, or for Valkey ``"valkey 8.0.1 (redis_version 7.2.4)"``: the
+    version every check in the suite reads is the Redis version the server reports.
+    """
+    name = getattr(server, "server_name", None) or "redis"
+    if name == "redis":
+        return f"redis-server {server.version}"
+    return f"{name} (redis_version {server.version})"
 
 
 def redact_url(url: str) -> str:

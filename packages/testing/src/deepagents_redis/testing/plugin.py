@@ -12,7 +12,12 @@ can annotate its parameters precisely):
   (one per xdist worker, since each worker is its own session). `REDIS_URL` in the environment
   overrides it: then tests isolate their keys by prefix and nothing is flushed. Without a
   `redis-server` binary the plugin falls back to fakeredis's TCP server and says so in the
-  header and summary; under `CI=true` that fallback is a hard failure.
+  header and summary; under `CI=true` that fallback is a hard failure. `REDIS_SERVER_BIN`
+  names another server binary for every server the plugin starts (standalone, factory,
+  cluster nodes, Sentinels), e.g. `REDIS_SERVER_BIN=valkey-server` runs the suite on Valkey.
+- `redis_server_name` (session) -> `str`: which server `redis_url` answers from, `"redis"`
+  or `"valkey"`: what the started binary's `--version` says, or the `REDIS_URL` server's
+  `INFO` (`server_name`; Redis has none).
 - `key_prefix` (function) -> `str`: a prefix unique to the test.
 - `redis_settings` (function) -> `RedisSettings`: `RedisSettings(url=redis_url,
   key_prefix=key_prefix)`.
@@ -70,7 +75,15 @@ import pytest_asyncio
 from ._closing import Closer
 from ._proxy import FaultProxy
 from ._sentinel import SentinelTopology
-from ._servers import SessionReport, in_ci, parse_version, redact_url, redis_server_version
+from ._servers import (
+    SessionReport,
+    in_ci,
+    parse_version,
+    redact_url,
+    redis_server_version,
+    served_by,
+    server_binary,
+)
 from ._targets import RedisTarget, unique_key_prefix
 from ._types import ClusterHandle, ProxyFactory, SentinelFactory, ServerFactory
 
@@ -107,13 +120,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if os.environ.get("REDIS_URL"):
         standalone = f"REDIS_URL override {redact_url(os.environ['REDIS_URL'])}"
     else:
-        path, version = redis_server_version()
+        path, name, version = server_binary()
         if path is None:
             standalone = "no redis-server binary: fakeredis fallback" + (
                 " (fails under CI=true)" if in_ci() else ""
             )
         else:
-            standalone = f"private redis-server {version or '?'} ({path})"
+            standalone = f"private {name or 'redis'}-server {version or '?'} ({path})"
     if os.environ.get("REDIS_CLUSTER_URL"):
         cluster = f"cluster from REDIS_CLUSTER_URL {redact_url(os.environ['REDIS_CLUSTER_URL'])}"
     else:
@@ -198,7 +211,7 @@ def _dar_standalone(request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis | 
                 "integration coverage is reduced"
             )
         else:
-            report.standalone = f"redis-server {server.version} on 127.0.0.1:{server.port}"
+            report.standalone = f"{served_by(server)} on 127.0.0.1:{server.port}"
         yield server
     finally:
         server.close()
@@ -219,6 +232,20 @@ def _dar_standalone_version(redis_url: str) -> str:
     with redis.Redis.from_url(redis_url, socket_timeout=5, protocol=2) as client:
         info: dict[str, Any] = client.info("server")
     return str(info.get("redis_version", "0"))
+
+
+@pytest.fixture(scope="session")
+def redis_server_name(_dar_standalone: EmbeddedRedis | None, redis_url: str) -> str:
+    """Which server the session's standalone URL answers from: ``"redis"`` or ``"valkey"``."""
+    if _dar_standalone is not None and _dar_standalone.kind == "redis-server":
+        _path, name, _version = server_binary()
+        if name is not None:
+            return name
+    import redis
+
+    with redis.Redis.from_url(redis_url, socket_timeout=5, protocol=2) as client:
+        info: dict[str, Any] = client.info("server")
+    return str(info.get("server_name") or "redis")
 
 
 @pytest.fixture
@@ -352,9 +379,7 @@ def redis_cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
     local = LocalCluster()
     local.start()
     try:
-        report.cluster = (
-            f"3 primaries, redis-server {local.version}, ports {', '.join(map(str, local.ports))}"
-        )
+        report.cluster = f"3 primaries, {local.served_by}, ports {', '.join(map(str, local.ports))}"
         yield local
     finally:
         local.close()
