@@ -365,3 +365,37 @@ def test_junit_files_are_combined_and_a_missing_one_counts_as_not_run(tmp_path: 
     assert len(cases) == 8
     assert sum(c.module == "tests.test_time_travel" for c in cases) == 2
     assert _cases([tmp_path / "missing.xml"]) is None
+
+
+def test_an_item_can_count_one_run_only(tmp_path: Path) -> None:
+    # `run` picks the testcases of the junit files whose name holds it (CI's Valkey tier
+    # writes junit-valkey.xml): the same tests in another run neither meet nor fail it.
+    from deepagents_redis_benchmarks.readiness._generate import _cases
+
+    root = _project(
+        tmp_path,
+        model=MODEL.replace('match = ["[cluster"] }', 'match = ["[cluster"], run = "valkey" }'),
+    )
+    model = load_model(root / "benchmarks/readiness.toml", root / "benchmarks/targets.toml")
+    valkey = tmp_path / "junit-valkey.xml"
+    valkey.write_text(JUNIT)
+
+    def cluster_item(paths: list[Path]) -> tuple[str, str]:
+        ev = evaluate(model, root=root, cases=_cases(paths), runs=[], chaos=None)
+        result = next(r for r in ev.items if r.item.id == "cluster")
+        return result.status, result.detail
+
+    assert cluster_item([root / "junit.xml"]) == (
+        "no evidence",
+        "0 passed, 0 failed, 0 skipped; needs at least 1 passing",
+    )
+    assert cluster_item([root / "junit.xml", valkey]) == ("met", "1 passed, 0 failed, 0 skipped")
+    valkey.write_text(
+        JUNIT.replace(
+            'name="test_one[cluster]"/>', 'name="test_one[cluster]"><failure/></testcase>'
+        )
+    )
+    assert cluster_item([root / "junit.xml", valkey])[0] == "missed"
+    # Items without `run` count every run: a failure on Valkey fails the package's tests.
+    ev = evaluate(model, root=root, cases=_cases([root / "junit.xml", valkey]), runs=[], chaos=None)
+    assert next(r for r in ev.items if r.item.id == "tests").status == "missed"

@@ -147,11 +147,13 @@ def _tests_item(phase: str, item: Item, cases: list[TestCase] | None) -> ItemRes
         return ItemResult(phase, item, NO_EVIDENCE, "no junit results given to this run", link)
     prefixes = [p.strip("/").replace("/", ".") for p in opts["paths"]]
     match = opts.get("match", [])
+    run = opts.get("run", "")
     chosen = [
         c
         for c in cases
         if any(c.module == p or c.module.startswith(p + ".") for p in prefixes)
         and (not match or any(m in c.id for m in match))
+        and run in c.run
     ]
     passed = sum(c.outcome == "passed" for c in chosen)
     failed = [c for c in chosen if c.outcome == "failed"]

@@ -40,6 +40,8 @@ class TestCase:
         module: Its dotted module (junit ``classname``), e.g. ``packages.fs.tests.test_backend``.
         name: The test's name with its parameters, e.g. ``test_read[cluster]``.
         outcome: ``passed``, ``failed`` (failure or error) or ``skipped``.
+        run: The junit file's name without its suffix (``junit-valkey``): which run it was
+            in, for items that count one run only (evidence option ``run``).
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -47,6 +49,7 @@ class TestCase:
     module: str
     name: str
     outcome: str
+    run: str = ""
 
     @property
     def id(self) -> str:
@@ -69,7 +72,7 @@ def load_junit(path: Path) -> list[TestCase]:
             outcome = "skipped"
         else:
             outcome = "passed"
-        cases.append(TestCase(case.get("classname", ""), case.get("name", ""), outcome))
+        cases.append(TestCase(case.get("classname", ""), case.get("name", ""), outcome, path.stem))
     return cases
 
 
