@@ -1,6 +1,7 @@
 import asyncio
 import os
 import socket
+import threading
 import time
 
 import pytest
@@ -314,6 +315,45 @@ def test_cluster_auto_on_off(redis_cluster):
     finally:
         for c in (auto, on, off):
             c.close()
+
+
+@pytest.mark.cluster
+def test_closing_a_cluster_client_closes_its_node_connections(redis_cluster):
+    # redis-py's RedisCluster.close() left the node sockets of a client built from a URL
+    # open until garbage collection; ours closes them. The client stays referenced here, so
+    # only close() can have closed them.
+    name = f"close-probe-{os.getpid()}-{time.monotonic_ns()}"
+    client = create_client(url=redis_cluster.url, cluster="on", client_name=name)
+    assert isinstance(client, redis.RedisCluster)
+    nodes = [(n.host, n.port) for n in client.get_primaries()]
+    observers = [redis.Redis(host=h, port=p) for h, p in nodes]
+
+    def ours() -> int:
+        return sum(1 for o in observers for c in o.client_list() if c.get("name") == name)
+
+    def work(t: int) -> None:
+        for i in range(30):  # keys in every node's slots, from several threads at once
+            client.set(f"core-close:{t}:{i}", i)
+
+    try:
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert ours() >= len(nodes)  # every node has at least one of our connections
+        client.delete(*[f"core-close:{t}:{i}" for t in range(4) for i in range(30)])
+        client.close()
+        # The server notices a closed socket on its next event-loop turn: poll, bounded.
+        for _ in range(100):
+            if ours() == 0:
+                break
+            time.sleep(0.02)
+        assert ours() == 0
+    finally:
+        client.close()
+        for o in observers:
+            o.close()
 
 
 @pytest.mark.cluster
