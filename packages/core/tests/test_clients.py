@@ -318,45 +318,6 @@ def test_cluster_auto_on_off(redis_cluster):
 
 
 @pytest.mark.cluster
-def test_closing_a_cluster_client_closes_its_node_connections(redis_cluster):
-    # redis-py's RedisCluster.close() left the node sockets of a client built from a URL
-    # open until garbage collection; ours closes them. The client stays referenced here, so
-    # only close() can have closed them.
-    name = f"close-probe-{os.getpid()}-{time.monotonic_ns()}"
-    client = create_client(url=redis_cluster.url, cluster="on", client_name=name)
-    assert isinstance(client, redis.RedisCluster)
-    nodes = [(n.host, n.port) for n in client.get_primaries()]
-    observers = [redis.Redis(host=h, port=p) for h, p in nodes]
-
-    def ours() -> int:
-        return sum(1 for o in observers for c in o.client_list() if c.get("name") == name)
-
-    def work(t: int) -> None:
-        for i in range(30):  # keys in every node's slots, from several threads at once
-            client.set(f"core-close:{t}:{i}", i)
-
-    try:
-        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        assert ours() >= len(nodes)  # every node has at least one of our connections
-        client.delete(*[f"core-close:{t}:{i}" for t in range(4) for i in range(30)])
-        client.close()
-        # The server notices a closed socket on its next event-loop turn: poll, bounded.
-        for _ in range(100):
-            if ours() == 0:
-                break
-            time.sleep(0.02)
-        assert ours() == 0
-    finally:
-        client.close()
-        for o in observers:
-            o.close()
-
-
-@pytest.mark.cluster
 async def test_async_cluster_auto(redis_cluster):
     client = await create_async_client(url=redis_cluster.url)
     try:
@@ -565,3 +526,100 @@ def test_cluster_hint_is_known_only_without_io(redis_settings, redis_client):
     assert connector.cluster_hint is False
     connector.close()
     assert RedisConnector(settings=auto.with_overrides(cluster="on")).cluster_hint is True
+
+
+# ----------------------------------------------------------------- close, seen from the servers
+def _ours_on(ports: list[int], name: str) -> int:
+    """Connections named `name` on the servers at `ports` (a fresh observer each time)."""
+    total = 0
+    for port in ports:
+        with redis.Redis(port=port) as observer:
+            total += sum(1 for c in observer.client_list() if c.get("name") == name)
+    return total
+
+
+def _clients_on(port: int) -> int:
+    # Sentinels do not see our client name (their connections use sentinel_kwargs): count
+    # every connection but the observer's own.
+    with redis.Redis(port=port) as observer:
+        return len(observer.client_list()) - 1
+
+
+def _settle(count, want: int) -> int:
+    # The server notices a closed socket on its next event-loop turn: poll, bounded.
+    for _ in range(100):
+        got = count()
+        if got == want:
+            return got
+        time.sleep(0.02)
+    return count()
+
+
+def _topology(request, kind: str) -> tuple[str, list[int], list[int]]:
+    """(url, data-server ports, Sentinel ports) of a topology of `kind`."""
+    if kind == "standalone":
+        url = request.getfixturevalue("redis_url")
+        return url, [parse_redis_url(url).hosts[0][1]], []
+    if kind == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        with redis.RedisCluster.from_url(cluster.url) as probe:
+            ports = [n.port for n in probe.get_primaries()]
+        return cluster.url, ports, []
+    topo = request.getfixturevalue("redis_sentinel_factory")(replicas=0, sentinels=1, quorum=1)
+    return topo.url, [topo.master.port], list(topo.sentinel_ports)
+
+
+def _keys_for_every_slot_owner() -> list[str]:
+    return [f"core-closeall:{i}" for i in range(40)]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "kind", ["standalone", pytest.param("cluster", marks=pytest.mark.cluster), "sentinel"]
+)
+def test_a_closed_connector_leaves_no_connection_open(request, kind):
+    url, ports, sentinels = _topology(request, kind)
+    name = f"closeall-{kind}-{os.getpid()}-{time.monotonic_ns()}"
+    sentinel_before = [_clients_on(p) for p in sentinels]
+    connector = RedisConnector(settings=RedisSettings(url=url, client_name=name))
+    client = connector.client()
+
+    def work() -> None:
+        for key in _keys_for_every_slot_owner():
+            client.set(key, b"1")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    client.delete(*_keys_for_every_slot_owner())
+    assert _ours_on(ports, name) >= 1
+    connector.close()  # `client` stays referenced: only close() can close its sockets
+    assert _settle(lambda: _ours_on(ports, name), 0) == 0
+    for port, before in zip(sentinels, sentinel_before, strict=True):
+        assert _settle(lambda p=port: _clients_on(p), before) == before
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "kind", ["standalone", pytest.param("cluster", marks=pytest.mark.cluster), "sentinel"]
+)
+async def test_a_closed_async_connector_leaves_no_connection_open(request, kind):
+    url, ports, sentinels = _topology(request, kind)
+    name = f"acloseall-{kind}-{os.getpid()}-{time.monotonic_ns()}"
+    sentinel_before = [_clients_on(p) for p in sentinels]
+    connector = RedisConnector(settings=RedisSettings(url=url, client_name=name))
+    client = await connector.aclient()
+
+    async def work() -> None:
+        for key in _keys_for_every_slot_owner():
+            await client.set(key, b"1")
+
+    await asyncio.gather(*(work() for _ in range(4)))
+    await client.delete(*_keys_for_every_slot_owner())
+    assert _ours_on(ports, name) >= 1
+    await connector.aclose()  # `client` stays referenced, as above
+    assert _settle(lambda: _ours_on(ports, name), 0) == 0
+    for port, before in zip(sentinels, sentinel_before, strict=True):
+        assert _settle(lambda p=port: _clients_on(p), before) == before

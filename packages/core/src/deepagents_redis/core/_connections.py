@@ -104,9 +104,10 @@ class _SyncDeadline:
 
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         _spent("sending")
+        # Connected: bound the write by the deadline. Not connected yet: redis-py connects
+        # first (the connect timeout is bounded above), and that first write runs under
+        # `socket_timeout`, as before.
         if self._sock is not None:
-            # Not connected yet: redis-py connects first, with the connect timeout bounded
-            # above, and the write runs under `socket_timeout`, as before.
             self._bound_socket()
         super().send_packed_command(command, check_health)  # type: ignore[misc]
 
