@@ -1,8 +1,10 @@
 import asyncio
+import gc
 import os
 import socket
 import threading
 import time
+import warnings
 
 import pytest
 import redis
@@ -623,3 +625,55 @@ async def test_a_closed_async_connector_leaves_no_connection_open(request, kind)
     assert _settle(lambda: _ours_on(ports, name), 0) == 0
     for port, before in zip(sentinels, sentinel_before, strict=True):
         assert _settle(lambda p=port: _clients_on(p), before) == before
+
+
+@pytest.mark.integration
+def test_the_async_client_closes_with_its_loop(redis_url):
+    # asyncio.run ends by closing async generators inside the loop: the connector's asyncio
+    # client closes then, while its loop can still close its sockets. Before, the sockets
+    # outlived the loop, and a later aclose() raised "Event loop is closed".
+    name = f"loopclose-{os.getpid()}-{time.monotonic_ns()}"
+    port = parse_redis_url(redis_url).hosts[0][1]
+    connector = RedisConnector(settings=RedisSettings(url=redis_url, client_name=name))
+
+    async def use() -> None:
+        client = await connector.aclient()
+        await asyncio.gather(*(client.ping() for _ in range(3)))
+        assert _ours_on([port], name) >= 1
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        asyncio.run(use())
+        assert _settle(lambda: _ours_on([port], name), 0) == 0
+        asyncio.run(use())  # a new loop gets a new client, closed the same way
+        assert _settle(lambda: _ours_on([port], name), 0) == 0
+        asyncio.run(connector.aclose())  # nothing left to close, and no error
+        gc.collect()
+
+    async def use_then_close() -> None:
+        await use()
+        await connector.aclose()  # closed in its own loop: the loop's shutdown has nothing
+
+    asyncio.run(use_then_close())
+    assert _settle(lambda: _ours_on([port], name), 0) == 0
+
+
+@pytest.mark.integration
+# The dropped client's transports warn when collected (they close their sockets then): a loop
+# closed by hand, without shutdown_asyncgens, gives nothing a chance to close them earlier.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_aclose_after_its_loop_closed_without_shutdown_is_no_error(redis_url):
+    # A loop closed by hand (no shutdown_asyncgens) leaves the client behind; closing the
+    # connector later, in another loop, drops it instead of raising "Event loop is closed".
+    connector = RedisConnector(url=redis_url)
+
+    async def use() -> None:
+        await (await connector.aclient()).ping()
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(use())
+    loop.close()
+    asyncio.run(connector.aclose())
+    assert connector._async is None
+    del loop
+    gc.collect()  # the dropped client's warnings land here, under this test's filter

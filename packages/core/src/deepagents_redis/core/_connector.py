@@ -8,8 +8,10 @@ the factory (`_clients.py`) and closes only the clients it created.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import weakref
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from deepagents_redis.core._keys import KeySpace
 
 __all__ = ["RedisConnector"]
+
+log = logging.getLogger("deepagents_redis.core")
 
 
 class RedisConnector:
@@ -92,6 +96,11 @@ class RedisConnector:
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
+        # Per loop, the started async generator that closes the asyncio client this connector
+        # created in it when that loop shuts down (see `_close_with_loop`).
+        self._closers: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncGenerator[None, None]
+        ] = weakref.WeakKeyDictionary()
 
     def async_gate(self) -> asyncio.Semaphore:
         """The running loop's bound on requests in flight on the asyncio client.
@@ -256,7 +265,35 @@ class RedisConnector:
         if current is not None:  # another task won the race while we awaited
             await created.aclose()
             return current
-        return self._adopt_async(created)
+        adopted = self._adopt_async(created)
+        await self._close_with_loop(adopted)
+        return adopted
+
+    async def _close_with_loop(self, client: AsyncClient) -> None:
+        """Close `client` when the running loop shuts down, while that loop still runs.
+
+        An asyncio client dies with its loop: after `asyncio.run` returns, its sockets can
+        no longer be closed through their transports (`aclose()` raised "Event loop is
+        closed") and were left to garbage collection. `asyncio.run`, pytest-asyncio and
+        every `asyncio.Runner` end with `loop.shutdown_asyncgens()`, which closes each
+        open async generator inside the loop: this one's `finally` closes the client then.
+        """
+
+        async def closer() -> AsyncGenerator[None, None]:
+            try:
+                yield
+            finally:
+                if self._async is client:
+                    self._async, self._owns_async, self._async_loop = None, False, None
+                try:
+                    await client.aclose()
+                except (redis.RedisError, OSError) as exc:  # the loop is ending: log only
+                    log.debug("closing the asyncio client at loop shutdown: %r", exc)
+
+        gen = closer()
+        await gen.__anext__()  # started: the loop now finalizes it at shutdown
+        # The loop holds its async generators weakly; this keeps it until the loop goes.
+        self._closers[asyncio.get_running_loop()] = gen
 
     def _current_async(self) -> AsyncClient | None:
         if self._async is None:
@@ -301,12 +338,28 @@ class RedisConnector:
             client.close()
 
     async def aclose(self) -> None:
-        """Close every client this connector created (async and sync)."""
-        client, owned = self._async, self._owns_async
+        """Close every client this connector created (async and sync).
+
+        The asyncio client is closed in the loop that created it. A client left by a loop
+        that has since closed is dropped (its loop already closed it at shutdown, or can no
+        longer: `asyncio.run` always does); one of a loop still running in another thread
+        is closed there.
+        """
+        client, owned, loop = self._async, self._owns_async, self._async_loop
         if owned:
             self._async, self._owns_async, self._async_loop = None, False, None
         if owned and client is not None:
-            await client.aclose()
+            running = asyncio.get_running_loop()
+            gen = self._closers.pop(running, None) if loop in (None, running) else None
+            if gen is not None:
+                await gen.aclose()  # its finally closes `client`
+            elif loop is None or loop is running:
+                await client.aclose()
+            elif not loop.is_closed():
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+            else:
+                self._closers.pop(loop, None)
+                log.debug("dropping an asyncio client whose event loop has closed")
         self.close()
 
     def __enter__(self) -> RedisConnector:
