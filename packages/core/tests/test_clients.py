@@ -676,3 +676,27 @@ def test_aclose_after_its_loop_closed_without_shutdown_is_no_error(redis_url):
     assert connector._async is None
     del loop
     gc.collect()  # the dropped client's warnings land here, under this test's filter
+
+
+@pytest.mark.integration
+def test_aclose_closes_a_client_of_a_loop_running_in_another_thread(redis_url):
+    name = f"threadloop-{os.getpid()}-{time.monotonic_ns()}"
+    port = parse_redis_url(redis_url).hosts[0][1]
+    connector = RedisConnector(settings=RedisSettings(url=redis_url, client_name=name))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def use() -> None:
+        await (await connector.aclient()).ping()
+
+    try:
+        asyncio.run_coroutine_threadsafe(use(), loop).result(timeout=10)
+        assert _ours_on([port], name) == 1
+        asyncio.run(connector.aclose())  # another loop: the close runs on the client's own
+        assert _settle(lambda: _ours_on([port], name), 0) == 0
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
