@@ -110,10 +110,13 @@ def test_ttl_is_set_with_the_value_and_entries_expire(
     pttl = redis_target.client.pttl(key)
     assert 0 < pttl <= 2000
     assert cache.lookup("p", LLM) == [Generation(text="soon gone")]
+    # Wait for the server to expire it, asked of the server: a lookup that failed open (a
+    # slow call past the cache's deadline) is a miss too, and would end this wait too early.
     for _ in range(400):  # bounded: 400 * 20 ms = 8 s worst case
-        if cache.lookup("p", LLM) is None:
+        if not redis_target.client.exists(key):
             break
         time.sleep(0.02)
+    assert not redis_target.client.exists(key)
     assert cache.lookup("p", LLM) is None
 
 
