@@ -687,8 +687,18 @@ def test_aclose_closes_a_client_of_a_loop_running_in_another_thread(redis_url):
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
 
+    closes: list[int] = []
+
     async def use() -> None:
-        await (await connector.aclient()).ping()
+        client = await connector.aclient()
+        await client.ping()
+        aclose = client.aclose
+
+        async def counted() -> None:
+            closes.append(1)
+            await aclose()
+
+        client.aclose = counted  # type: ignore[method-assign]
 
     try:
         asyncio.run_coroutine_threadsafe(use(), loop).result(timeout=10)
@@ -700,3 +710,5 @@ def test_aclose_closes_a_client_of_a_loop_running_in_another_thread(redis_url):
         thread.join(timeout=10)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+    # Closed once: the close took that loop's closer with it, so its shutdown had nothing left
+    assert closes == [1]

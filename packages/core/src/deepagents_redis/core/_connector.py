@@ -350,15 +350,17 @@ class RedisConnector:
             self._async, self._owns_async, self._async_loop = None, False, None
         if owned and client is not None:
             running = asyncio.get_running_loop()
-            gen = self._closers.pop(running, None) if loop in (None, running) else None
-            if gen is not None:
-                await gen.aclose()  # its finally closes `client`
-            elif loop is None or loop is running:
-                await client.aclose()
-            elif not loop.is_closed():
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+            home = running if loop is None else loop
+            # The client's loop's closer goes with it: closing through the closer (its
+            # finally closes `client`) leaves nothing for that loop's shutdown to close again.
+            gen = self._closers.pop(home, None)
+            close = gen.aclose() if gen is not None else client.aclose()
+            if home is running:
+                await close
+            elif not home.is_closed():
+                asyncio.run_coroutine_threadsafe(close, home)
             else:
-                self._closers.pop(loop, None)
+                close.close()  # never awaited: its loop is gone
                 log.debug("dropping an asyncio client whose event loop has closed")
         self.close()
 
