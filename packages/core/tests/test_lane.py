@@ -13,7 +13,14 @@ import pytest
 import redis
 import redis.asyncio
 import redis.exceptions as rexc
-from deepagents_redis.core import LuaScript, _lane, create_async_client, create_client
+from deepagents_redis.core import (
+    LuaScript,
+    Pipeline,
+    _lane,
+    create_async_client,
+    create_client,
+    execute_request,
+)
 from deepagents_redis.core._alane import AsyncLaneRedis
 from deepagents_redis.core._lane import LaneRedis, enable_lane
 from hypothesis import HealthCheck, given, settings
@@ -253,6 +260,90 @@ def test_a_forked_child_opens_its_own_connection(client):
     assert client.client_id() == parent_id
 
 
+def test_plain_pipelines_take_the_lane_with_redis_py_replies(client, monkeypatch):
+    k = _key()
+    client.xadd(k + ":s", {"f": "v"}, id="1-0")
+    _refuse_pool(monkeypatch, client)
+    before = client.client_id()
+    replies = execute_request(
+        client,
+        Pipeline(
+            [
+                ("SET", k, "v"),
+                ("HSET", k + ":h", "a", "1"),
+                ("HGETALL", k + ":h"),
+                ("XRANGE", k + ":s", "-", "+"),
+                ("GET", k),
+            ]
+        ),
+    )
+    # redis-py's reply callbacks: True for SET, a dict for HGETALL, (id, fields) for XRANGE
+    assert replies == [True, 1, {b"a": b"1"}, [(b"1-0", {b"f": b"v"})], b"v"]
+    # The first error reply is raised after every reply was read, annotated as redis-py
+    # does, and the connection stays (nothing is left unread on it).
+    with pytest.raises(rexc.ResponseError, match=r"Command # 2 \(LPUSH .*\) of pipeline"):
+        execute_request(client, Pipeline([("INCR", k + ":n"), ("LPUSH", k, "x"), ("GET", k)]))
+    assert client.get(k + ":n") == b"1"  # the commands around the error ran
+    assert client.client_id() == before
+    client.delete(k, k + ":h", k + ":s", k + ":n")
+
+
+def test_an_interrupted_pipeline_never_leaks_its_replies(client):
+    k1, k2 = _key(), _key()
+    client.set(k1, "first")
+    client.set(k2, "second")
+    lane = client._dar_lane
+    conn = lane.checkout()
+    lane.checkin(conn)
+    real = conn.read_response
+    calls = []
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:  # one reply read, the other still on the socket
+            conn.read_response = real
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    conn.read_response = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        execute_request(client, Pipeline([("GET", k1), ("GET", k1)]))
+    assert execute_request(client, Pipeline([("GET", k2), ("GET", k2)])) == [b"second"] * 2
+    client.delete(k1, k2)
+
+
+def test_a_pipeline_on_a_killed_connection_is_retried(client, redis_url):
+    k = _key()
+    client.set(k, "v")
+    victim = client.client_id()
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        admin.client_kill_filter(_id=victim)
+    finally:
+        admin.close()
+    assert execute_request(client, Pipeline([("GET", k), ("STRLEN", k)])) == [b"v", 1]
+    assert client.client_id() != victim
+    client.delete(k)
+
+
+def test_transactions_and_scripted_pipelines_keep_redis_pys_path(client):
+    k = _key()
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(k, "v")
+        assert client.lane_pipeline(pipe) is None
+    with client.pipeline(transaction=False) as pipe:
+        assert client.lane_pipeline(pipe) is None  # empty: execute() answers []
+        pipe.watch(k)
+        pipe.multi()
+        pipe.get(k)
+        assert client.lane_pipeline(pipe) is None
+    script = client.register_script("return 1")
+    with client.pipeline(transaction=False) as pipe:
+        script(keys=[k], client=pipe)
+        assert client.lane_pipeline(pipe) is None  # redis-py loads the script first
+        assert pipe.execute() == [1]
+
+
 def test_close_closes_lane_connections(client):
     before = client.client_id()
     conn = client._dar_lane._idle[-1]
@@ -458,6 +549,41 @@ def test_the_lane_answers_what_redis_pys_own_path_answers(redis_url, commands):
     try:
         for cmd in commands:
             assert _apply(lane_client, ours, cmd) == _apply(plain, theirs, cmd), cmd
+    finally:
+        lane_client.delete(ours, theirs)
+        lane_client.close()
+        plain.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(_COMMANDS, min_size=1, max_size=12))
+def test_a_lane_pipeline_answers_what_redis_pys_pipeline_answers(redis_url, commands):
+    """Random commands as one pipeline on the lane and on redis-py's pool path, each on its
+    own key: the same replies, or the same annotated first error after the same effects."""
+    lane_client = create_client(url=redis_url)
+    plain = create_client(url=redis_url)
+    plain._dar_lane = None
+    ours, theirs = _key(), _key()
+
+    def run(client, key):
+        cmds = []
+        for cmd in commands:
+            name, *args = cmd
+            if name == "SCRIPT-ERROR":
+                name, args = "EVAL", ["return redis.error_reply('NOPE')", 1]
+            elif name == "LRANGE":
+                args = [0, -1]
+            cmds.append((name, key, *args))
+        try:
+            out = ("ok", execute_request(client, Pipeline(cmds)))
+        except rexc.ResponseError as exc:
+            out = ("error", type(exc).__name__, str(exc).replace(key, "<key>"))
+        return out, client.dump(key)
+
+    try:
+        assert run(lane_client, ours) == run(plain, theirs)
     finally:
         lane_client.delete(ours, theirs)
         lane_client.close()

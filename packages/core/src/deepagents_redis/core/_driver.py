@@ -62,6 +62,7 @@ from deepagents_redis.core._idempotent import (
     run_idempotent,
 )
 from deepagents_redis.core._instrumentation import active_instrumentation
+from deepagents_redis.core._lane import LaneRedis
 from deepagents_redis.core._scripts import LuaScript
 
 if TYPE_CHECKING:
@@ -319,6 +320,10 @@ def execute(client: Any, req: Request) -> Any:
         try:
             for cmd in req.cmds:
                 pipe.execute_command(*cmd)
+            if isinstance(client, LaneRedis):
+                replies = client.lane_pipeline(pipe)
+                if replies is not None:
+                    return replies
             return pipe.execute()
         finally:
             pipe.reset()

@@ -19,7 +19,13 @@ The lane steps aside, and redis-py's own path runs, whenever its shortcut could 
 a caller sees: redis-py's OpenTelemetry metrics turned on, its `execute_command` wrapped by a
 tracer, a client-side cache (`pool.cache`), a single-connection client, or the lane's share
 of the pool used up.
-Pipelines, transactions and pub/sub always use redis-py's pool.
+
+A plain pipeline (no transaction, no WATCH, no script objects) takes the lane too
+(`LaneRedis.lane_pipeline`): redis-py's own `_execute_pipeline` runs on a lane connection, so
+packing, reply callbacks and "the first error reply is raised after every reply is read"
+stay redis-py's; only the checkout's poll and the disabled metric hooks go (a two-command
+pipeline ~40% less CPU, benchmarks suite `core`). Transactions and pub/sub always use
+redis-py's pool.
 """
 
 from __future__ import annotations
@@ -162,6 +168,11 @@ class _Lane(IdleLane):
             # per-connection commands (HIMPORT SET) behave exactly as on its pool path.
             return client._send_command_parse_response(conn, args[0], *args, **options)
 
+        return self.run(conn, attempt)
+
+    def run(self, conn: Any, attempt: Any) -> Any:
+        """Run `attempt` on the lane connection `conn` with its retry, then check it in."""
+
         def failed(error: BaseException, failures: int) -> None:
             conn.disconnect()
 
@@ -219,6 +230,37 @@ class LaneRedis(redis.Redis):
             if conn is not None:
                 return lane.call(self, conn, args, options)
         return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+    def lane_pipeline(self, pipe: Any) -> list[Any] | None:
+        """Run a filled plain pipeline of this client on the lane; None when it cannot.
+
+        Args:
+            pipe: ``self.pipeline(transaction=False)`` with its commands queued; the caller
+                still resets it.
+
+        Returns:
+            The replies (the first error reply raised, as `Pipeline.execute` does), or None
+            when the lane is off or full, or the pipeline is not a plain one (a transaction,
+            a WATCH, script objects to load): then run ``pipe.execute()``.
+        """
+        lane = self._dar_lane
+        if (
+            lane is None
+            or pipe.transaction
+            or pipe.explicit_transaction
+            or pipe.watching
+            or pipe.scripts
+            or not pipe.command_stack
+            or not _untouched()
+        ):
+            return None
+        conn = lane.checkout()
+        if conn is None:
+            return None
+        stack = pipe.command_stack
+        # The same call `Pipeline.execute` retries (its failure callback also disconnects;
+        # raising WatchError needs a WATCH, excluded above).
+        return lane.run(conn, lambda: pipe._execute_pipeline(conn, stack, True))  # type: ignore[no-any-return]
 
 
 def enable_lane(client: LaneRedis) -> None:
