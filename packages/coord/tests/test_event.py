@@ -90,3 +90,32 @@ def test_envelope_leaves_anything_but_flat_scalars_to_the_model(value: object) -
         source="s", event_type="t", subject="x", agent="a", data={"v": value}, trace={}
     )
     assert fields is None
+
+
+def test_event_ids_are_unique_across_threads_and_forks() -> None:
+    import multiprocessing
+    import re
+    import threading
+
+    from deepagents_redis.coord._event import new_event_id
+
+    seen: list[list[str]] = [[] for _ in range(4)]
+
+    def draw(out: list[str]) -> None:
+        out.extend(new_event_id() for _ in range(5_000))
+
+    threads = [threading.Thread(target=draw, args=(out,)) for out in seen]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [i for out in seen for i in out]
+    assert len(set(ids)) == len(ids) == 20_000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    # A forked child draws its own prefix: its ids never repeat the parent's next ones.
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        child = pool.apply(new_event_id)
+    parent = new_event_id()
+    assert child[:16] != parent[:16]
+    assert Event(source="dar://x/y", type="t").id[:16] == parent[:16]

@@ -13,7 +13,12 @@ from deepagents_redis.coord import (
     UnknownAgentError,
 )
 from deepagents_redis.coord._keys import GROUP
-from deepagents_redis.core import InvalidInputError, NotFoundError, PayloadTooLargeError
+from deepagents_redis.core import (
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RedisConnector,
+)
 
 from .conftest import FAST
 
@@ -46,6 +51,37 @@ def test_submit_runs_once_and_returns_the_result(tasks: TaskClient, worker_facto
         for _, e in tasks.events(task_id)
     ]
     assert kinds == ["task.submitted", "task.started", "task.completed"]
+
+
+def test_the_namespace_log_carries_the_tasks_own_events(
+    connector: RedisConnector, tasks: TaskClient, worker_factory: Any
+) -> None:
+    """The log's 'started' and 'completed' lines are the task's own events (same id, same
+    data), so a reader of both streams can tell one event seen twice."""
+    from deepagents_redis.coord import EventBus
+    from deepagents_redis.coord._event import decode_event
+
+    with worker_factory({"double": double}):
+        task_id = tasks.submit("double", {"n": 1})
+        tasks.result(task_id, timeout=10)
+        own = {e.type: e for _, e in tasks.events(task_id)}
+        bus = EventBus(connector=connector, namespace=tasks.namespace)
+        deadline = time.monotonic() + 10
+        while True:  # the log is written off the task's path: wait for its lines
+            logged = {
+                e.type: e
+                for e in (
+                    decode_event(bus.codec, fields[b"e"], key=bus.keys.log)
+                    for _eid, fields in connector.client().xrange(bus.keys.log)
+                )
+                if e.taskid == task_id
+            }
+            if len(logged) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+    for kind in ("dev.deepagents-redis.task.started", "dev.deepagents-redis.task.completed"):
+        assert logged[kind] == own[kind]
+    assert logged["dev.deepagents-redis.task.completed"].data == {"attempt": 1}
 
 
 async def test_async_client_and_async_agent(tasks: TaskClient, worker_factory: Any) -> None:

@@ -483,7 +483,7 @@ class Worker(CoordComponent):
         entry_id: str,
         fields: dict[bytes, bytes],
         slots: _Slots,
-        claimed: Any = None,
+        claimed: tuple[Any, Any] | None = None,
     ) -> None:
         try:
             await self._handle_entry(agent, queue, entry_id, fields, claimed)
@@ -495,12 +495,15 @@ class Worker(CoordComponent):
         finally:
             await slots.give_back(1)
 
-    def _claim(self, agent: str, task_id: str, failed: bytes = b"") -> Script:
-        """The claim of one task by this worker (``coord_claim``; `failed`: its 'failed' event)."""
+    def _claim(self, agent: str, task_id: str, failed: bytes = b"") -> tuple[Script, Any]:
+        """The claim of one task by this worker (``coord_claim``; `failed`: its 'failed' event).
+
+        Returns:
+            The script, and its 'started' event (for the namespace log if the claim runs it).
+        """
         keys = self.keys.task(task_id)
-        started = self._encoded(
-            "task.started", self.worker_id, task_id, agent, keys, worker=self.worker_id
-        )
+        event = self._fields("task.started", self.worker_id, task_id, agent, worker=self.worker_id)
+        started = self._encode_fields(event, keys.events)
         args: list[Any] = [
             self.worker_id,
             self._lease_ms,
@@ -509,12 +512,15 @@ class Worker(CoordComponent):
             failed,
             self.coord_settings.result_ttl_seconds * 1000,
         ]
-        return Script(CLAIM, [keys.record, keys.events, keys.inbox], args)
+        return Script(CLAIM, [keys.record, keys.events, keys.inbox], args), event
 
     async def _claim_batch(
         self, agent: str, taken: list[tuple[str, dict[bytes, bytes]]]
-    ) -> dict[str, Any]:
-        """Claim a read batch in one round trip on a single server: entry id -> claim reply.
+    ) -> dict[str, tuple[Any, Any]]:
+        """Claim a read batch in one round trip on a single server.
+
+        Returns:
+            Entry id -> (claim reply, its 'started' event); empty when not claimed here.
 
         Core's `Chain` runs the claims as one script, in order. On a Cluster (tasks in other
         slots), or if the batch call fails, the result is empty and each entry claims for
@@ -525,13 +531,16 @@ class Worker(CoordComponent):
             return {}
         ids: list[str] = []
         claims: list[Script] = []
+        events: list[Any] = []
         for entry_id, fields in taken:
             try:
                 task_id = check_task_id(text(fields.get(b"t")))
             except DeepAgentsRedisError:
                 continue  # malformed: its own handler dead-letters it
             ids.append(entry_id)
-            claims.append(self._claim(agent, task_id))
+            claim, event = self._claim(agent, task_id)
+            claims.append(claim)
+            events.append(event)
         if len(claims) < 2:
             return {}
         try:
@@ -540,7 +549,7 @@ class Worker(CoordComponent):
             log.warning("worker %s: claiming a batch of %s failed: %s", self.worker_id, agent, exc)
             get_instrumentation().count("coord.claim_batch_failed", agent=agent)
             return {}
-        return dict(zip(ids, replies, strict=True))
+        return dict(zip(ids, zip(replies, events, strict=True), strict=True))
 
     async def _handle_entry(
         self,
@@ -548,7 +557,7 @@ class Worker(CoordComponent):
         queue: QueueKeys,
         entry_id: str,
         fields: dict[bytes, bytes],
-        claimed: Any = None,
+        claimed: tuple[Any, Any] | None = None,
     ) -> None:
         raw = fields.get(b"t")
         try:
@@ -558,14 +567,15 @@ class Worker(CoordComponent):
             return
         keys = self.keys.task(task_id)
         if claimed is not None:
-            reply = claimed  # claimed with its read batch (`_claim_batch`)
+            reply, started = claimed  # claimed with its read batch (`_claim_batch`)
         else:
-            reply = await self._op("coord.claim", one(self._claim(agent, task_id)), agent=agent)
+            claim, started = self._claim(agent, task_id)
+            reply = await self._op("coord.claim", one(claim), agent=agent)
         if text(reply[0]) == "exhausted?":  # out of attempts: now with the 'failed' event
             failed = self._encoded(
                 "task.failed", self.worker_id, task_id, agent, keys, reason="out of attempts"
             )
-            claim = self._claim(agent, task_id, failed)
+            claim, started = self._claim(agent, task_id, failed)
             reply = await self._op("coord.claim", one(claim), agent=agent)
         verdict = text(reply[0])
         if verdict in ("done", "gone"):
@@ -597,7 +607,7 @@ class Worker(CoordComponent):
                 max_attempts=int(reply[6]),
                 mail=int(reply[8]) if len(reply) > 8 else 0,
             )
-            self._log_event("task.started", task_id, agent)
+            self._log_event("task.started", task_id, agent, started)
             carrier = _json_dict(reply[7]) if len(reply) > 7 else {}
             # The run, its events and its Redis calls belong to the submitter's trace.
             with (
@@ -855,15 +865,15 @@ class Worker(CoordComponent):
         kind = {"success": "task.completed", "retry": "task.retrying"}.get(
             outcome, f"task.{outcome}" if outcome != "error" else "task.failed"
         )
-        event = self._encoded(
+        fields = self._fields(
             kind,
             self.worker_id,
             run.task_id,
             run.agent,
-            keys,
             attempt=run.attempt,
             **({"error": error} if error else {}),
         )
+        event = self._encode_fields(fields, keys.events)
         entry = (
             json.dumps(
                 {
@@ -917,7 +927,7 @@ class Worker(CoordComponent):
             )
             get_instrumentation().count("coord.fenced", agent=run.agent)
             return
-        self._log_event(kind, run.task_id, run.agent)
+        self._log_event(kind, run.task_id, run.agent, fields)
         if dead:
             await self._dead_letter(
                 queue, run.entry_id, run.task_id, reason="failed", error=error, fence=run.fence
@@ -1002,10 +1012,16 @@ class Worker(CoordComponent):
             letter=self.codec.encode(letter, key=queue.dlq),
         )
 
-    def _log_event(self, kind: str, task_id: str, agent: str) -> None:
-        """Queue a lifecycle event for the namespace's log (written off the task's path)."""
+    def _log_event(self, kind: str, task_id: str, agent: str, event: Any = None) -> None:
+        """Queue a lifecycle event for the namespace's log (written off the task's path).
+
+        `event`: the one the task's own stream got, logged as is (the same event in two
+        streams, same id: a reader of both can tell), else a new one without data.
+        """
         if self._log_queue is not None:
-            self._log_queue.put_nowait(self._fields(kind, self.worker_id, task_id, agent))
+            if event is None:
+                event = self._fields(kind, self.worker_id, task_id, agent)
+            self._log_queue.put_nowait(event)
 
     async def _log_writer(self) -> None:
         # The namespace's live tail lives in another slot, so it is not part of the task's
