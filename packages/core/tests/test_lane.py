@@ -17,6 +17,7 @@ from deepagents_redis.core import (
     LuaScript,
     Pipeline,
     _lane,
+    aexecute_request,
     create_async_client,
     create_client,
     execute_request,
@@ -344,6 +345,24 @@ def test_transactions_and_scripted_pipelines_keep_redis_pys_path(client):
         assert pipe.execute() == [1]
 
 
+def test_a_traced_pipeline_keeps_redis_pys_path(client, monkeypatch):
+    """A tracer wrapping redis-py's Pipeline.execute (as OpenTelemetry's does) sees every
+    pipeline: the lane steps aside."""
+    k = _key()
+    traced: list[int] = []
+    shipped = redis.client.Pipeline.__dict__["execute"]
+
+    def wrapper(self, *args, **kwargs):
+        traced.append(len(self.command_stack))
+        return shipped(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", wrapper)
+    assert execute_request(client, Pipeline([("SET", k, "v"), ("GET", k)])) == [True, b"v"]
+    assert traced == [2]
+    monkeypatch.undo()
+    client.delete(k)
+
+
 def test_close_closes_lane_connections(client):
     before = client.client_id()
     conn = client._dar_lane._idle[-1]
@@ -380,6 +399,56 @@ async def test_async_plain_commands_take_the_lane(aclient, monkeypatch):
     assert await script.acall(aclient, keys=[k], args=["x"]) == [k.encode(), b"x"]
     assert len({await aclient.client_id() for _ in range(5)}) == 1
     await aclient.delete(k, k + ":h")
+
+
+async def test_async_plain_pipelines_take_the_lane(aclient, monkeypatch):
+    k = _key()
+    await aclient.xadd(k + ":s", {"f": "v"}, id="1-0")
+    _refuse_apool(monkeypatch, aclient)
+    replies = await aexecute_request(
+        aclient,
+        Pipeline([("SET", k, "v"), ("XRANGE", k + ":s", "-", "+"), ("GET", k)]),
+    )
+    assert replies == [True, [(b"1-0", {b"f": b"v"})], b"v"]
+    with pytest.raises(rexc.ResponseError, match=r"Command # 2 \(LPUSH .*\) of pipeline"):
+        await aexecute_request(aclient, Pipeline([("INCR", k + ":n"), ("LPUSH", k, "x")]))
+    assert await aclient.get(k + ":n") == b"1"
+    monkeypatch.undo()
+    await aclient.delete(k, k + ":s", k + ":n")
+
+
+async def test_async_a_cancelled_pipeline_never_leaks_its_replies(aclient):
+    k1, k2 = _key(), _key()
+    await aclient.set(k1, "first")
+    await aclient.set(k2, "second")
+    slow = asyncio.ensure_future(
+        aexecute_request(aclient, Pipeline([("BLPOP", k1 + ":none", 5), ("GET", k1)]))
+    )
+    await asyncio.sleep(0.1)  # sent; its replies are not there yet
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    await aclient.rpush(k1 + ":none", "late")  # the BLPOP's reply would now arrive
+    got = await aexecute_request(aclient, Pipeline([("GET", k2), ("GET", k2)]))
+    assert got == [b"second", b"second"]
+    await aclient.delete(k1, k2, k1 + ":none")
+
+
+async def test_async_a_traced_pipeline_keeps_redis_pys_path(aclient, monkeypatch):
+    k = _key()
+    traced: list[int] = []
+    shipped = redis.asyncio.client.Pipeline.__dict__["execute"]
+
+    async def wrapper(self, *args, **kwargs):
+        traced.append(len(self.command_stack))
+        return await shipped(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.asyncio.client.Pipeline, "execute", wrapper)
+    got = await aexecute_request(aclient, Pipeline([("SET", k, "v"), ("GET", k)]))
+    assert got == [True, b"v"]
+    assert traced == [2]
+    monkeypatch.undo()
+    await aclient.delete(k)
 
 
 async def test_async_a_cancelled_read_never_leaks_its_reply(aclient):

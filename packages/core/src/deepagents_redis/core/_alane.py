@@ -13,6 +13,7 @@ around the call) closes the socket like any other interruption.
 It steps aside like the sync lane: redis-py's metrics on, `redis.asyncio.Redis.execute_command`
 wrapped by a tracer, a client-side cache, a single-connection client, or the lane's share of
 the pool used up. Connections belong to the event loop that opened them, as in redis-py's pool.
+Plain pipelines take the lane too (`AsyncLaneRedis.lane_pipeline`, as in `_lane`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from deepagents_redis.core._lane import IdleLane, lane_counts, metrics_off
 __all__ = ["AsyncLaneRedis", "enable_async_lane"]
 
 _SHIPPED_EXECUTE = inspect.unwrap(redis.asyncio.Redis.__dict__["execute_command"])
+_SHIPPED_PIPELINE = inspect.unwrap(redis.asyncio.client.Pipeline.__dict__["execute"])
 
 
 class _AsyncLane(IdleLane):
@@ -56,6 +58,11 @@ class _AsyncLane(IdleLane):
     ) -> Any:
         async def attempt() -> Any:
             return await client._send_command_parse_response(conn, args[0], *args, **options)
+
+        return await self.run(conn, attempt)
+
+    async def run(self, conn: Any, attempt: Any) -> Any:
+        """Await `attempt()` on the lane connection `conn` with its retry, then check it in."""
 
         async def failed(error: BaseException, failures: int) -> None:
             await conn.disconnect()
@@ -121,6 +128,31 @@ class AsyncLaneRedis(redis.asyncio.Redis):
             if conn is not None:
                 return await lane.call(self, conn, args, options)
         return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+    async def lane_pipeline(self, pipe: Any) -> list[Any] | None:
+        """Run a filled plain pipeline of this client on the lane; None when it cannot.
+
+        The asyncio twin of `LaneRedis.lane_pipeline` (same conditions, same replies).
+        """
+        lane = self._dar_lane
+        if (
+            lane is None
+            or type(pipe) is not redis.asyncio.client.Pipeline
+            or redis.asyncio.client.Pipeline.__dict__["execute"] is not _SHIPPED_PIPELINE
+            or redis.asyncio.Redis.__dict__["execute_command"] is not _SHIPPED_EXECUTE
+            or pipe.is_transaction
+            or pipe.explicit_transaction
+            or pipe.watching
+            or pipe.scripts
+            or not pipe.command_stack
+            or not metrics_off()
+        ):
+            return None
+        conn = lane.checkout()
+        if conn is None:
+            return None
+        stack = pipe.command_stack
+        return await lane.run(conn, lambda: pipe._execute_pipeline(conn, stack, True))  # type: ignore[no-any-return]
 
 
 def enable_async_lane(client: AsyncLaneRedis) -> None:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar, cast
 
 import redis.asyncio
 import redis.exceptions as rexc
+from deepagents_redis.core._alane import AsyncLaneRedis
 from deepagents_redis.core._chain import chain_args, chain_script, one_slot
 from deepagents_redis.core._deadline import deadline, remaining
 from deepagents_redis.core._errors import (
@@ -381,6 +382,10 @@ async def aexecute(client: Any, req: Request) -> Any:
         pipe = client.pipeline(transaction=False)
         for cmd in req.cmds:
             pipe.execute_command(*cmd)
+        if isinstance(client, AsyncLaneRedis):
+            replies = await client.lane_pipeline(pipe)
+            if replies is not None:
+                return replies
         return await pipe.execute()
     if isinstance(req, Snapshot):
         pipe = client.pipeline(transaction=True)

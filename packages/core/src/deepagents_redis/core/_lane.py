@@ -68,6 +68,9 @@ os.register_at_fork(after_in_child=_forked)
 # instrumentation, Datadog, Sentry) wrap that class attribute; the lane must not hide
 # commands from them.
 _SHIPPED_EXECUTE = inspect.unwrap(redis.Redis.__dict__["execute_command"])
+# And its `Pipeline.execute`, which the same tracers wrap: a wrapped one keeps every
+# pipeline on redis-py's path, where the tracer sees it.
+_SHIPPED_PIPELINE = inspect.unwrap(redis.client.Pipeline.__dict__["execute"])
 
 
 def lane_counts(
@@ -246,7 +249,9 @@ class LaneRedis(redis.Redis):
         lane = self._dar_lane
         if (
             lane is None
-            or pipe.transaction
+            or type(pipe) is not redis.client.Pipeline
+            or redis.client.Pipeline.__dict__["execute"] is not _SHIPPED_PIPELINE
+            or getattr(pipe, "transaction", True) is not False  # an attribute: a bool
             or pipe.explicit_transaction
             or pipe.watching
             or pipe.scripts
@@ -260,7 +265,7 @@ class LaneRedis(redis.Redis):
         stack = pipe.command_stack
         # The same call `Pipeline.execute` retries (its failure callback also disconnects;
         # raising WatchError needs a WATCH, excluded above).
-        return lane.run(conn, lambda: pipe._execute_pipeline(conn, stack, True))  # type: ignore[no-any-return]
+        return lane.run(conn, lambda: pipe._execute_pipeline(conn, stack, True))  # type: ignore[no-any-return,no-untyped-call]
 
 
 def enable_lane(client: LaneRedis) -> None:
