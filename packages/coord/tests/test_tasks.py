@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 import pytest
 from deepagents_redis.coord import (
     BackpressureError,
+    ResultTimeoutError,
     TaskClient,
     TaskFailedError,
     UnknownAgentError,
@@ -190,6 +192,89 @@ def test_retry_after_dead_letter_runs_again(tasks: TaskClient, worker_factory: A
         assert tasks.result(task_id, timeout=10) == "ok"
 
 
+def _ended(tasks: TaskClient, connector: RedisConnector, task_id: str) -> tuple[int, bool]:
+    """(entries in the task's end stream, its TTL set and within the record's)."""
+    keys, raw = tasks.keys.task(task_id), connector.client()
+    done_ttl, record_ttl = raw.pttl(keys.done), raw.pttl(keys.record)
+    return raw.xlen(keys.done), 0 < done_ttl <= record_ttl + 50
+
+
+def test_every_way_a_task_ends_writes_its_end_stream_once(
+    connector: RedisConnector, tasks: TaskClient, worker_factory: Any
+) -> None:
+    """Waiters block on the end stream alone: each ending script writes its one entry (with
+    the record's TTL), and a retry removes it."""
+    import asyncio
+
+    async def sleepy(_x: Any) -> str:
+        await asyncio.sleep(30)
+        return "late"
+
+    def boom(_x: Any) -> str:
+        raise ValueError("no")
+
+    once = TaskClient(connector=tasks.connector, max_attempts=1)
+    with worker_factory({"double": double, "sleepy": sleepy, "boom": boom}):
+        ok = tasks.submit("double", {"n": 1})
+        failed = once.submit("boom", {})
+        late = tasks.submit("sleepy", {}, run_timeout=0.2)
+        running = tasks.submit("sleepy", {})
+        _eventually(lambda: [1] if tasks.get(running).status == "running" else [])
+        assert tasks.cancel(running) == "cancelling"
+        ends = {t: tasks.join(t, timeout=10).status for t in (ok, failed, late, running)}
+    assert ends == {ok: "success", failed: "error", late: "timeout", running: "cancelled"}
+    waiting = TaskClient(connector=tasks.connector, check_agents=False).submit("nobody", {})
+    assert tasks.cancel(waiting) == "cancelled"
+    assert tasks.join(waiting, timeout=10).status == "cancelled"
+    for task_id in (ok, failed, late, running, waiting):
+        assert _ended(tasks, connector, task_id) == (1, True), task_id
+    tasks.retry(failed)  # no worker serves it now: it waits, and has not ended
+    assert connector.client().xlen(tasks.keys.task(failed).done) == 0
+    with pytest.raises(ResultTimeoutError):
+        tasks.join(failed, timeout=0.2)
+
+
+def test_a_waiter_wakes_once_for_a_task_that_reports_progress(
+    connector: RedisConnector, tasks: TaskClient, worker_factory: Any, monkeypatch: Any
+) -> None:
+    """The wait does not wake for 'started' or progress events: one read, after the end."""
+    from deepagents_redis.coord import TaskContext
+    from deepagents_redis.core import Pipeline
+
+    async def chatty(_x: Any, ctx: TaskContext) -> str:
+        import asyncio
+
+        for i in range(5):
+            await ctx.aprogress(step=i)
+            await asyncio.sleep(0.02)
+        return "done"
+
+    reads: list[str] = []
+    import deepagents_redis.core._driver as driver
+
+    real = driver.execute
+
+    def counted(client: Any, req: Any) -> Any:
+        if isinstance(req, Pipeline) and req.cmds[0][0] == "XREAD":
+            reads.append(req.cmds[0][-2])
+        return real(client, req)
+
+    with worker_factory({"chatty": chatty}):
+        task_id = tasks.submit("chatty", {})
+        monkeypatch.setattr(driver, "execute", counted)
+        started = time.monotonic()
+        assert tasks.result(task_id, timeout=30) == "done"
+        waited = time.monotonic() - started
+        monkeypatch.undo()
+    progress = [e for _, e in tasks.events(task_id) if e.type.endswith("task.progress")]
+    assert len(progress) == 5
+    # One read per block (each up to `cap` long), whatever the machine's speed; a wait that
+    # woke per event would read at least 7 times (started, 5 progress, completed).
+    cap = max(0.05, min(1.0, connector.settings.socket_timeout / 2))
+    assert 1 <= len(reads) <= 1 + math.ceil(waited / cap)
+    assert set(reads) == {tasks.keys.task(task_id).done}
+
+
 def test_backlog_bound_refuses_and_changes_nothing(tasks: TaskClient) -> None:
     small = TaskClient(connector=tasks.connector, check_agents=False, max_backlog=3)
     ids = [small.submit("idle", {"i": i}) for i in range(3)]
@@ -352,7 +437,7 @@ def test_a_task_whose_workers_keep_dying_is_dead_lettered(
     started = tasks._encoded("task.started", "doomed", task_id, "double", keys)
     CLAIM(
         raw,
-        keys=[keys.record, keys.events, keys.inbox],
+        keys=keys.scripted,
         args=["doomed", 1, started, 10, b"", 60_000],
     )
     time.sleep(0.05)  # ... and dies: its 1 ms lease runs out
@@ -373,6 +458,7 @@ def test_a_task_whose_workers_keep_dying_is_dead_lettered(
     assert [h["error"] for h in info.history] == ["worker stopped heartbeating"]
     assert [(ltr["task_id"], ltr["reason"]) for ltr in letters] == [(task_id, "out of attempts")]
     assert [e.type.rsplit(".", 1)[-1] for _, e in tasks.events(task_id)][-1] == "failed"
+    assert _ended(tasks, connector, task_id) == (1, True)  # out of attempts ends it too
 
 
 def test_a_sync_agent_reports_progress_and_sees_its_cancel(

@@ -11,8 +11,9 @@ repaired by the retry (ADR 0003 "keys and hash tags"):
    the backlog has room; else the submit waits up to `timeout` or removes the record it
    created and raises `BackpressureError`.
 
-Waiting for a result blocks on the task's event stream (``XREAD BLOCK``), so it wakes on the
-event that ends the task, with no pub/sub and no polling.
+Waiting for a result blocks on the task's end stream (``XREAD BLOCK``), which the script that
+ends the task writes its one entry to: the wait wakes once, when the task has ended, with no
+pub/sub and no polling (the events stream would also wake it for 'started' and progress).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Final, Literal, Unpack
 
 from deepagents_redis.coord._common import (
@@ -34,7 +35,7 @@ from deepagents_redis.coord._common import (
     text,
 )
 from deepagents_redis.coord._errors import ResultTimeoutError, TaskFailedError, UnknownAgentError
-from deepagents_redis.coord._event import EVENT_FIELD, TYPE_PREFIX, Event, decode_event
+from deepagents_redis.coord._event import EVENT_FIELD, Event, decode_event
 from deepagents_redis.coord._keys import TaskKeys, check_name, check_task_id, new_task_id
 from deepagents_redis.coord._scripts import ABANDON, CANCEL, CREATE, ENQUEUE, RESET, SEND
 from deepagents_redis.coord._settings import CoordOptions
@@ -42,7 +43,6 @@ from deepagents_redis.core import (
     BackpressureError,
     Chain,
     Command,
-    DeepAgentsRedisError,
     InvalidInputError,
     NotFoundError,
     Operation,
@@ -60,12 +60,7 @@ __all__ = ["TaskClient", "UpdateStrategy"]
 
 _SOURCE: Final = "client"
 _SUBMITTED_MEMO: Final = 4_096
-"""Most task ids a client remembers the 'submitted' event of (see `TaskClient._submitted`)."""
-
-_ENDING: Final = frozenset(
-    f"{TYPE_PREFIX}task.{kind}" for kind in ("completed", "failed", "cancelled", "timeout")
-)
-"""Event types written when a task reaches a status it never leaves."""
+"""Most task ids a client remembers creating (see `TaskClient._submitted`)."""
 
 UpdateStrategy = Literal["enqueue", "interrupt"]
 """How a follow-up reaches a running task (deepagents' ``update_strategy``)."""
@@ -96,22 +91,21 @@ class TaskClient(CoordComponent):
         super().__init__(**kwargs)
         self._check_agents = check_agents
         self._known: set[str] = set()
-        # task id -> id of its 'submitted' event, for tasks this client created: waiting on
-        # one starts with a blocking read after that event instead of a first look at the
-        # record (one round trip less on the submit -> result path). Bounded; a miss only
-        # costs that first look.
-        self._submitted: OrderedDict[str, str] = OrderedDict()
+        # The tasks this client created: waiting on one starts with the blocking read, not
+        # with a first look at the record (one round trip less on the submit -> result
+        # path). Bounded; a miss only costs that first look.
+        self._submitted: OrderedDict[str, None] = OrderedDict()
         self._submitted_lock = threading.Lock()
 
-    def _note_submitted(self, task_id: str, event_id: str) -> None:
+    def _note_submitted(self, task_id: str) -> None:
         with self._submitted_lock:
-            self._submitted[task_id] = event_id
+            self._submitted[task_id] = None
             while len(self._submitted) > _SUBMITTED_MEMO:
                 self._submitted.popitem(last=False)
 
-    def _take_submitted(self, task_id: str) -> str | None:
+    def _take_submitted(self, task_id: str) -> bool:
         with self._submitted_lock:
-            return self._submitted.pop(task_id, None)
+            return self._submitted.pop(task_id, False) is None
 
     # ------------------------------------------------------------------ submit
 
@@ -177,14 +171,14 @@ class TaskClient(CoordComponent):
             # on one server, so no worker can see the entry before the record; one call each,
             # in order, across Cluster slots). No earlier record can exist, so the enqueue
             # that follows the create is the one the loop below would make.
-            (created, status, same, event_id), first = yield Chain(
+            (created, status, same, _event_id), first = yield Chain(
                 [
                     Script(CREATE, create_keys, create_args),
                     Script(ENQUEUE, enqueue_keys, enqueue_args),
                 ]
             )
         else:
-            created, status, same, event_id = yield Script(CREATE, create_keys, create_args)
+            created, status, same, _event_id = yield Script(CREATE, create_keys, create_args)
         if not same:
             raise InvalidInputError(
                 f"idempotency key already used for another agent or input (task {task_id})"
@@ -192,7 +186,7 @@ class TaskClient(CoordComponent):
         if text(status) != "pending":
             return task_id  # an earlier submit with this key: started or finished already
         if created:
-            self._note_submitted(task_id, text(event_id))
+            self._note_submitted(task_id)
         until = None if wait is None else time.monotonic() + wait
         attempt = 0
         while True:
@@ -310,58 +304,37 @@ class TaskClient(CoordComponent):
         # One blocking read stays under the socket timeout, so a slow answer is never
         # mistaken for a dead connection.
         block_cap = max(0.05, min(1.0, self._connector.settings.socket_timeout / 2))
-        check, after, status = True, "0-0", "pending"
-        submitted = self._take_submitted(task_id)
-        if submitted:
-            # Created by this client: every later event (started, ..., the ending one) is
-            # after its 'submitted' event, so block right away. A task that ended already
-            # answers at once; one that expired is seen at the first timed-out block.
-            check, after = False, submitted
+        status, after = "pending", "0-0"
+        if not self._take_submitted(task_id):
+            # Not created by this client: look first, so an unknown id fails at once (a
+            # task this client just created exists; it blocks right away).
+            info = self._record(
+                task_id, keys, (yield Command(("HMGET", keys.record, *TASK_FIELDS)))
+            )
+            if info.done:
+                return info
+            status = info.status
         while True:
-            if check:
-                values, last = yield Pipeline(
-                    [
-                        ("HMGET", keys.record, *TASK_FIELDS),
-                        ("XREVRANGE", keys.events, "+", "-", "COUNT", 1),
-                    ]
-                )
-                info = self._record(task_id, keys, values)
-                if info.done:
-                    return info
-                status = info.status
-                after = text(last[0][0]) if last else "0-0"
             left = None if until is None else until - time.monotonic()
             if left is not None and left <= 0:
                 raise ResultTimeoutError(f"task {task_id} is still {status} after {timeout}s")
             block = block_cap if left is None else min(block_cap, left)
-            # The record is read in the same round trip: the server runs the HMGET when the
-            # blocking read returns, so after an event that ends the task it sees the end
-            # (the finishing script writes the record and the event at once).
+            # The task's end stream gets its one entry in the script that ends the task, so
+            # this read wakes once, when the task has ended (an ended task answers at once).
+            # The record is read in the same round trip, after the read returns.
             reply, values = yield Pipeline(
                 [
-                    ("XREAD", "BLOCK", max(1, int(block * 1000)), "STREAMS", keys.events, after),
+                    ("XREAD", "BLOCK", max(1, int(block * 1000)), "STREAMS", keys.done, after),
                     ("HMGET", keys.record, *TASK_FIELDS),
                 ]
             )
+            info = self._record(task_id, keys, values)
+            if info.done:
+                return info
+            status = info.status
             rows = entries(reply)
-            if rows:
+            if rows:  # an end the record no longer shows (a retry reset it): wait past it
                 after = rows[-1][0]
-            # The record is parsed only when an event says the task ended (a 'started' or
-            # 'progress' event is not worth decoding a result), or when the wait timed out
-            # (the task may have expired, or ended unseen).
-            check = False
-            if not rows or any(self._ends(keys, fields) for _, fields in rows):
-                info = self._record(task_id, keys, values)
-                if info.done:
-                    return info
-                status = info.status
-
-    def _ends(self, keys: TaskKeys, fields: Mapping[bytes, bytes]) -> bool:
-        try:
-            event = self.codec.decode(fields.get(EVENT_FIELD, b""), key=keys.events)
-        except DeepAgentsRedisError:
-            return True  # not ours to judge: look at the record
-        return isinstance(event, dict) and event.get("type") in _ENDING
 
     @staticmethod
     def _outcome(info: TaskInfo) -> Any:
@@ -460,7 +433,7 @@ class TaskClient(CoordComponent):
         asked = self._encoded("task.cancel_requested", _SOURCE, task_id, info.agent, keys)
         status = yield Script(
             CANCEL,
-            [keys.record, keys.events, keys.inbox],
+            keys.scripted,
             [
                 done,
                 asked,
@@ -567,7 +540,7 @@ class TaskClient(CoordComponent):
         event = self._encoded("task.reset", _SOURCE, task_id, info.agent, keys)
         yield Script(
             RESET,
-            [keys.record, keys.events, keys.inbox],
+            keys.scripted,
             [event, self.coord_settings.events_maxlen],
         )
         queue = self.keys.queue(info.agent)

@@ -102,6 +102,14 @@ class TaskKeys:
     """Stream of the task's lifecycle and progress events."""
     inbox: str
     """Stream of follow-up messages (`send`)."""
+    done: str
+    """Stream of one entry, written when the task ends: a waiter blocks on it alone (the
+    events stream would also wake it for 'started' and each progress event)."""
+
+    @property
+    def scripted(self) -> list[str]:
+        """The keys the task's lifecycle scripts take: record, events, inbox, done."""
+        return [self.record, self.events, self.inbox, self.done]
 
 
 class CoordKeys:
@@ -155,6 +163,7 @@ class CoordKeys:
             record=self._ks.key(KIND, scope, "task"),
             events=self._ks.key(KIND, scope, "events"),
             inbox=self._ks.key(KIND, scope, "inbox"),
+            done=self._ks.key(KIND, scope, "done"),
         )
         if len(self._tasks) >= _KEYS_KEPT:
             self._tasks.clear()

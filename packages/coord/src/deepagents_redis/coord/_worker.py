@@ -512,7 +512,7 @@ class Worker(CoordComponent):
             failed,
             self.coord_settings.result_ttl_seconds * 1000,
         ]
-        return Script(CLAIM, [keys.record, keys.events, keys.inbox], args), event
+        return Script(CLAIM, keys.scripted, args), event
 
     async def _claim_batch(
         self, agent: str, taken: list[tuple[str, dict[bytes, bytes]]]
@@ -888,7 +888,7 @@ class Worker(CoordComponent):
         )
         finish = Script(
             FINISH,
-            [keys.record, keys.events, keys.inbox],
+            keys.scripted,
             [
                 run.fence,
                 outcome,

@@ -4,6 +4,7 @@
 --   task_key       task record hash
 --   events_key     task events stream
 --   inbox_key      task inbox stream
+--   done_key       task end stream (written when a waiting task is cancelled at once)
 -- ARGV:
 --   cancelled      the 'cancelled' event
 --   requested      the 'cancel requested' event
@@ -12,7 +13,7 @@
 -- Returns the status after the call: 'cancelled', 'cancelling' or the terminal status it had.
 -- Errors: 'NOTFOUND task'.
 
-local task_key, events_key, inbox_key = KEYS[1], KEYS[2], KEYS[3]
+local task_key, events_key, inbox_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local cancelled, requested, events_maxlen, done_ttl_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local terminal = {success = true, error = true, cancelled = true, timeout = true}
@@ -24,7 +25,8 @@ if st == 'pending' then
   local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
   redis.call('HSET', task_key, 'status', 'cancelled', 'ended_ms', now)
   redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', cancelled)
-  for _, k in ipairs({task_key, events_key, inbox_key}) do
+  redis.call('XADD', done_key, 'MAXLEN', 1, '*', 's', 'cancelled')
+  for _, k in ipairs({task_key, events_key, inbox_key, done_key}) do
     redis.call('PEXPIRE', k, done_ttl_ms)
   end
   return 'cancelled'

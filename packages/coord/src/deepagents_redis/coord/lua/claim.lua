@@ -4,6 +4,7 @@
 --   task_key       task record hash
 --   events_key     task events stream
 --   inbox_key      task inbox stream (read: how many follow-ups wait)
+--   done_key       task end stream (written when out of attempts ends the task)
 -- ARGV:
 --   worker         the worker id
 --   lease_ms       lease length in ms
@@ -19,7 +20,7 @@
 -- | {'exhausted', attempts, history} (out of attempts: now status error; dead-letter it).
 -- Errors: none of its own.
 
-local task_key, events_key, inbox_key = KEYS[1], KEYS[2], KEYS[3]
+local task_key, events_key, inbox_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local worker, lease_ms, started, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local failed, done_ttl_ms = ARGV[5], ARGV[6]
 
@@ -47,7 +48,8 @@ if exhausted then
   redis.call('HSET', task_key, 'status', 'error', 'lease_until', 0, 'ended_ms', now,
     'error', 'out of attempts: ' .. attempts .. ' of ' .. f[4])
   redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', failed)
-  for _, k in ipairs({task_key, events_key}) do redis.call('PEXPIRE', k, done_ttl_ms) end
+  redis.call('XADD', done_key, 'MAXLEN', 1, '*', 's', 'error')
+  for _, k in ipairs({task_key, events_key, done_key}) do redis.call('PEXPIRE', k, done_ttl_ms) end
   return {'exhausted', attempts, redis.call('HGET', task_key, 'history')}
 end
 attempts = redis.call('HINCRBY', task_key, 'attempts', 1)

@@ -5,6 +5,7 @@
 --   task_key       task record hash
 --   events_key     task events stream
 --   inbox_key      task inbox stream
+--   done_key       task end stream (one entry once the task has ended: waiters block on it)
 -- ARGV:
 --   fence          the fencing token of the caller's claim
 --   outcome        success | error | cancelled | timeout | retry
@@ -17,7 +18,7 @@
 -- Returns the outcome.
 -- Errors: 'FENCED <current token>' (not the holder: nothing written).
 
-local task_key, events_key, inbox_key = KEYS[1], KEYS[2], KEYS[3]
+local task_key, events_key, inbox_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local fence, outcome, result, error_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local event, events_maxlen, done_ttl_ms, history_entry = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 
@@ -39,7 +40,8 @@ else
 end
 redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', event)
 if outcome ~= 'retry' then
-  for _, k in ipairs({task_key, events_key, inbox_key}) do
+  redis.call('XADD', done_key, 'MAXLEN', 1, '*', 's', outcome)
+  for _, k in ipairs({task_key, events_key, inbox_key, done_key}) do
     redis.call('PEXPIRE', k, done_ttl_ms)
   end
 end

@@ -4,6 +4,7 @@
 --   task_key       task record hash
 --   events_key     task events stream
 --   inbox_key      task inbox stream
+--   done_key       task end stream (removed: the task has not ended any more)
 -- ARGV:
 --   event          the event to append
 --   events_maxlen  approximate length cap of the events stream
@@ -11,7 +12,7 @@
 -- Errors (nothing changed): 'NOTFOUND task'; 'INVALID task is <status>' (only a task in
 -- error or timeout restarts).
 
-local task_key, events_key, inbox_key = KEYS[1], KEYS[2], KEYS[3]
+local task_key, events_key, inbox_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local event, events_maxlen = ARGV[1], ARGV[2]
 
 local st = redis.call('HGET', task_key, 'status')
@@ -20,6 +21,7 @@ if st ~= 'error' and st ~= 'timeout' then return redis.error_reply('INVALID task
 redis.call('HSET', task_key, 'status', 'pending', 'attempts', 0, 'cancel', 0, 'lease_until', 0)
 redis.call('HINCRBY', task_key, 'fence', 1)
 redis.call('HDEL', task_key, 'result', 'ended_ms')
+redis.call('DEL', done_key)
 for _, k in ipairs({task_key, events_key, inbox_key}) do redis.call('PERSIST', k) end
 redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', event)
 return 1
