@@ -193,17 +193,17 @@ def test_retry_after_dead_letter_runs_again(tasks: TaskClient, worker_factory: A
 
 
 def _ended(tasks: TaskClient, connector: RedisConnector, task_id: str) -> tuple[int, bool]:
-    """(entries in the task's end stream, its TTL set and within the record's)."""
+    """(items in the task's end list, its TTL set and within the record's)."""
     keys, raw = tasks.keys.task(task_id), connector.client()
     done_ttl, record_ttl = raw.pttl(keys.done), raw.pttl(keys.record)
-    return raw.xlen(keys.done), 0 < done_ttl <= record_ttl + 50
+    return raw.llen(keys.done), 0 < done_ttl <= record_ttl + 50
 
 
-def test_every_way_a_task_ends_writes_its_end_stream_once(
+def test_every_way_a_task_ends_writes_its_end_list_once(
     connector: RedisConnector, tasks: TaskClient, worker_factory: Any
 ) -> None:
-    """Waiters block on the end stream alone: each ending script writes its one entry (with
-    the record's TTL), and a retry removes it."""
+    """Waiters block on the end list alone: each ending script writes its one item (with the
+    record's TTL), and a retry removes it."""
     import asyncio
 
     async def sleepy(_x: Any) -> str:
@@ -229,7 +229,7 @@ def test_every_way_a_task_ends_writes_its_end_stream_once(
     for task_id in (ok, failed, late, running, waiting):
         assert _ended(tasks, connector, task_id) == (1, True), task_id
     tasks.retry(failed)  # no worker serves it now: it waits, and has not ended
-    assert connector.client().xlen(tasks.keys.task(failed).done) == 0
+    assert connector.client().llen(tasks.keys.task(failed).done) == 0
     with pytest.raises(ResultTimeoutError):
         tasks.join(failed, timeout=0.2)
 
@@ -255,8 +255,8 @@ def test_a_waiter_wakes_once_for_a_task_that_reports_progress(
     real = driver.execute
 
     def counted(client: Any, req: Any) -> Any:
-        if isinstance(req, Pipeline) and req.cmds[0][0] == "XREAD":
-            reads.append(req.cmds[0][-2])
+        if isinstance(req, Pipeline) and req.cmds[0][0] == "BLMOVE":
+            reads.append(req.cmds[0][1])
         return real(client, req)
 
     with worker_factory({"chatty": chatty}):
@@ -273,6 +273,37 @@ def test_a_waiter_wakes_once_for_a_task_that_reports_progress(
     cap = max(0.05, min(1.0, connector.settings.socket_timeout / 2))
     assert 1 <= len(reads) <= 1 + math.ceil(waited / cap)
     assert set(reads) == {tasks.keys.task(task_id).done}
+
+
+def test_every_waiter_sees_the_end(
+    connector: RedisConnector, tasks: TaskClient, worker_factory: Any
+) -> None:
+    """Four threads, each with its own client, wait on one task: each wakes with the result,
+    and the end list still holds its one item (a waiter moves it onto the same list)."""
+    import threading
+
+    gate = threading.Event()
+
+    def gated(_x: Any) -> str:
+        gate.wait(10)
+        return "done"
+
+    results: list[Any] = []
+    with worker_factory({"gated": gated}):
+        task_id = tasks.submit("gated", {})
+
+        def wait() -> None:
+            results.append(TaskClient(connector=tasks.connector).result(task_id, timeout=20))
+
+        threads = [threading.Thread(target=wait) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)  # let them block (a late one answers at once anyway)
+        gate.set()
+        for t in threads:
+            t.join(30)
+    assert results == ["done"] * 4
+    assert _ended(tasks, connector, task_id) == (1, True)
 
 
 def test_backlog_bound_refuses_and_changes_nothing(tasks: TaskClient) -> None:
@@ -576,12 +607,12 @@ def _first_request_of_wait(client: TaskClient, task_id: str, monkeypatch: Any) -
 def test_a_wait_on_a_task_this_client_submitted_blocks_at_once(
     connector: Any, monkeypatch: Any
 ) -> None:
-    # No worker: the task stays pending. The client that created it knows the id of its
-    # 'submitted' event and blocks right after it; another client looks at the record first.
+    # No worker: the task stays pending. The client that created it knows the task exists
+    # and blocks on its end list right away; another client looks at the record first.
     mine = TaskClient(connector=connector, check_agents=False, **FAST)
     theirs = TaskClient(connector=connector, check_agents=False, **FAST)
     task_id = mine.submit("nobody", {"n": 1})
-    assert _first_request_of_wait(mine, task_id, monkeypatch) == "XREAD"
+    assert _first_request_of_wait(mine, task_id, monkeypatch) == "BLMOVE"
     assert _first_request_of_wait(theirs, task_id, monkeypatch) == "HMGET"
     # The memo is used once: a second wait by the same client looks first too.
     assert _first_request_of_wait(mine, task_id, monkeypatch) == "HMGET"

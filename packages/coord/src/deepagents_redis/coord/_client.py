@@ -11,9 +11,9 @@ repaired by the retry (ADR 0003 "keys and hash tags"):
    the backlog has room; else the submit waits up to `timeout` or removes the record it
    created and raises `BackpressureError`.
 
-Waiting for a result blocks on the task's end stream (``XREAD BLOCK``), which the script that
-ends the task writes its one entry to: the wait wakes once, when the task has ended, with no
-pub/sub and no polling (the events stream would also wake it for 'started' and progress).
+Waiting for a result blocks on the task's end list (``BLMOVE`` of its one item onto itself),
+which the script that ends the task fills: the wait wakes once, when the task has ended, with
+no pub/sub and no polling (the events stream would also wake it for 'started' and progress).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from deepagents_redis.coord._common import (
     TASK_FIELDS,
     CoordComponent,
     TaskInfo,
-    entries,
     parse_record,
     text,
 )
@@ -304,7 +303,7 @@ class TaskClient(CoordComponent):
         # One blocking read stays under the socket timeout, so a slow answer is never
         # mistaken for a dead connection.
         block_cap = max(0.05, min(1.0, self._connector.settings.socket_timeout / 2))
-        status, after = "pending", "0-0"
+        status = "pending"
         if not self._take_submitted(task_id):
             # Not created by this client: look first, so an unknown id fails at once (a
             # task this client just created exists; it blocks right away).
@@ -319,12 +318,13 @@ class TaskClient(CoordComponent):
             if left is not None and left <= 0:
                 raise ResultTimeoutError(f"task {task_id} is still {status} after {timeout}s")
             block = block_cap if left is None else min(block_cap, left)
-            # The task's end stream gets its one entry in the script that ends the task, so
-            # this read wakes once, when the task has ended (an ended task answers at once).
-            # The record is read in the same round trip, after the read returns.
-            reply, values = yield Pipeline(
+            # The script that ends the task pushes the one item of its end list; moving
+            # that item onto the same list leaves it there, so every waiter wakes, once,
+            # when the task has ended (an ended task answers at once). The record is read
+            # in the same round trip, after the wait returns.
+            ended, values = yield Pipeline(
                 [
-                    ("XREAD", "BLOCK", max(1, int(block * 1000)), "STREAMS", keys.done, after),
+                    ("BLMOVE", keys.done, keys.done, "LEFT", "LEFT", f"{max(block, 0.001):.3f}"),
                     ("HMGET", keys.record, *TASK_FIELDS),
                 ]
             )
@@ -332,9 +332,10 @@ class TaskClient(CoordComponent):
             if info.done:
                 return info
             status = info.status
-            rows = entries(reply)
-            if rows:  # an end the record no longer shows (a retry reset it): wait past it
-                after = rows[-1][0]
+            if ended is not None:
+                # an end the record does not show (only something else writing these keys
+                # can do that): do not spin on it
+                yield Sleep(block)
 
     @staticmethod
     def _outcome(info: TaskInfo) -> Any:

@@ -103,8 +103,10 @@ class TaskKeys:
     inbox: str
     """Stream of follow-up messages (`send`)."""
     done: str
-    """Stream of one entry, written when the task ends: a waiter blocks on it alone (the
-    events stream would also wake it for 'started' and each progress event)."""
+    """List of one item (the status), pushed when the task ends: a waiter blocks on it alone
+    (the events stream would also wake it for 'started' and each progress event). A list,
+    not a stream: ~150 bytes instead of a stream node's ~4.7 KB, for as long as the ended
+    task is kept."""
 
     @property
     def scripted(self) -> list[str]:

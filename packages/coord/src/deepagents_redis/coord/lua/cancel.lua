@@ -4,7 +4,7 @@
 --   task_key       task record hash
 --   events_key     task events stream
 --   inbox_key      task inbox stream
---   done_key       task end stream (written when a waiting task is cancelled at once)
+--   done_key       task end list (written when a waiting task is cancelled at once)
 -- ARGV:
 --   cancelled      the 'cancelled' event
 --   requested      the 'cancel requested' event
@@ -25,7 +25,8 @@ if st == 'pending' then
   local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
   redis.call('HSET', task_key, 'status', 'cancelled', 'ended_ms', now)
   redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', cancelled)
-  redis.call('XADD', done_key, 'MAXLEN', 1, '*', 's', 'cancelled')
+  redis.call('DEL', done_key)
+  redis.call('RPUSH', done_key, 'cancelled')
   for _, k in ipairs({task_key, events_key, inbox_key, done_key}) do
     redis.call('PEXPIRE', k, done_ttl_ms)
   end

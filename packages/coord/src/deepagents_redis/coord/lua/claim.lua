@@ -4,7 +4,7 @@
 --   task_key       task record hash
 --   events_key     task events stream
 --   inbox_key      task inbox stream (read: how many follow-ups wait)
---   done_key       task end stream (written when out of attempts ends the task)
+--   done_key       task end list (written when out of attempts ends the task)
 -- ARGV:
 --   worker         the worker id
 --   lease_ms       lease length in ms
@@ -48,7 +48,8 @@ if exhausted then
   redis.call('HSET', task_key, 'status', 'error', 'lease_until', 0, 'ended_ms', now,
     'error', 'out of attempts: ' .. attempts .. ' of ' .. f[4])
   redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', failed)
-  redis.call('XADD', done_key, 'MAXLEN', 1, '*', 's', 'error')
+  redis.call('DEL', done_key)
+  redis.call('RPUSH', done_key, 'error')
   for _, k in ipairs({task_key, events_key, done_key}) do redis.call('PEXPIRE', k, done_ttl_ms) end
   return {'exhausted', attempts, redis.call('HGET', task_key, 'history')}
 end

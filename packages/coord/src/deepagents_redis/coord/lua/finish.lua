@@ -5,7 +5,8 @@
 --   task_key       task record hash
 --   events_key     task events stream
 --   inbox_key      task inbox stream
---   done_key       task end stream (one entry once the task has ended: waiters block on it)
+--   done_key       task end list (one item, the status, once the task ended: waiters block
+--                  on it)
 -- ARGV:
 --   fence          the fencing token of the caller's claim
 --   outcome        success | error | cancelled | timeout | retry
@@ -40,7 +41,8 @@ else
 end
 redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', event)
 if outcome ~= 'retry' then
-  redis.call('XADD', done_key, 'MAXLEN', 1, '*', 's', outcome)
+  redis.call('DEL', done_key)
+  redis.call('RPUSH', done_key, outcome)
   for _, k in ipairs({task_key, events_key, inbox_key, done_key}) do
     redis.call('PEXPIRE', k, done_ttl_ms)
   end

@@ -4,7 +4,7 @@
 --   task_key       task record hash
 --   events_key     task events stream
 --   inbox_key      task inbox stream
---   done_key       task end stream (removed: the task has not ended any more)
+--   done_key       task end list (removed: the task has not ended any more)
 -- ARGV:
 --   event          the event to append
 --   events_maxlen  approximate length cap of the events stream
