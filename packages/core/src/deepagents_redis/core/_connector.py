@@ -354,13 +354,12 @@ class RedisConnector:
             # The client's loop's closer goes with it: closing through the closer (its
             # finally closes `client`) leaves nothing for that loop's shutdown to close again.
             gen = self._closers.pop(home, None)
-            close = gen.aclose() if gen is not None else client.aclose()
             if home is running:
-                await close
+                await (gen.aclose() if gen is not None else client.aclose())
             elif not home.is_closed():
+                close = gen.aclose() if gen is not None else client.aclose()
                 asyncio.run_coroutine_threadsafe(close, home)
             else:
-                close.close()  # never awaited: its loop is gone
                 log.debug("dropping an asyncio client whose event loop has closed")
         self.close()
 
