@@ -23,7 +23,7 @@ from typing import Any
 
 import redis.asyncio
 import redis.exceptions as rexc
-from deepagents_redis.core._lane import IdleLane, lane_counts, metrics_off
+from deepagents_redis.core._lane import IdleLane, lane_counts, metrics_off, plain_pipeline
 
 __all__ = ["AsyncLaneRedis", "enable_async_lane"]
 
@@ -141,10 +141,7 @@ class AsyncLaneRedis(redis.asyncio.Redis):
             or redis.asyncio.client.Pipeline.__dict__["execute"] is not _SHIPPED_PIPELINE
             or redis.asyncio.Redis.__dict__["execute_command"] is not _SHIPPED_EXECUTE
             or pipe.is_transaction
-            or pipe.explicit_transaction
-            or pipe.watching
-            or pipe.scripts
-            or not pipe.command_stack
+            or not plain_pipeline(pipe)
             or not metrics_off()
         ):
             return None

@@ -37,7 +37,7 @@ from typing import Any
 import redis
 import redis.exceptions as rexc
 
-__all__ = ["IdleLane", "LaneRedis", "enable_lane", "lane_counts", "metrics_off"]
+__all__ = ["IdleLane", "LaneRedis", "enable_lane", "lane_counts", "metrics_off", "plain_pipeline"]
 
 _recorder: Any
 _arecorder: Any
@@ -102,6 +102,17 @@ def metrics_off() -> bool:
         _recorder._metrics_collector is None
         and getattr(_arecorder, "_async_metrics_collector", None) is None
         and _otel().get_provider_manager() is None
+    )
+
+
+def plain_pipeline(pipe: Any) -> bool:
+    """Whether a filled pipeline (sync or asyncio) has nothing but commands.
+
+    No MULTI, no WATCH, no script objects to load; its transaction flag (named differently
+    in the two) is checked by the caller.
+    """
+    return bool(pipe.command_stack) and not (
+        pipe.explicit_transaction or pipe.watching or pipe.scripts
     )
 
 
@@ -252,10 +263,7 @@ class LaneRedis(redis.Redis):
             or type(pipe) is not redis.client.Pipeline
             or redis.client.Pipeline.__dict__["execute"] is not _SHIPPED_PIPELINE
             or getattr(pipe, "transaction", True) is not False  # an attribute: a bool
-            or pipe.explicit_transaction
-            or pipe.watching
-            or pipe.scripts
-            or not pipe.command_stack
+            or not plain_pipeline(pipe)
             or not _untouched()
         ):
             return None
