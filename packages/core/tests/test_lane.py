@@ -99,7 +99,18 @@ def test_an_error_reply_keeps_the_connection(client):
     assert client.client_id() == before
 
 
-def test_a_killed_connection_is_replaced_by_the_retry(client, redis_url):
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        pytest.param(lambda c, k: c.get(k), b"v", id="command"),
+        pytest.param(
+            lambda c, k: execute_request(c, Pipeline([("GET", k), ("STRLEN", k)])),
+            [b"v", 1],
+            id="pipeline",
+        ),
+    ],
+)
+def test_a_killed_connection_is_replaced_by_the_retry(client, redis_url, call, expected):
     k = _key()
     client.set(k, "v")
     victim = client.client_id()
@@ -108,7 +119,7 @@ def test_a_killed_connection_is_replaced_by_the_retry(client, redis_url):
         admin.client_kill_filter(_id=victim)
     finally:
         admin.close()
-    assert client.get(k) == b"v"  # the retry reconnects (one retry layer, our default)
+    assert call(client, k) == expected  # the retry reconnects (one retry layer, our default)
     assert client.client_id() != victim
     client.delete(k)
 
@@ -311,20 +322,6 @@ def test_an_interrupted_pipeline_never_leaks_its_replies(client):
         execute_request(client, Pipeline([("GET", k1), ("GET", k1)]))
     assert execute_request(client, Pipeline([("GET", k2), ("GET", k2)])) == [b"second"] * 2
     client.delete(k1, k2)
-
-
-def test_a_pipeline_on_a_killed_connection_is_retried(client, redis_url):
-    k = _key()
-    client.set(k, "v")
-    victim = client.client_id()
-    admin = redis.Redis.from_url(redis_url)
-    try:
-        admin.client_kill_filter(_id=victim)
-    finally:
-        admin.close()
-    assert execute_request(client, Pipeline([("GET", k), ("STRLEN", k)])) == [b"v", 1]
-    assert client.client_id() != victim
-    client.delete(k)
 
 
 def test_transactions_and_scripted_pipelines_keep_redis_pys_path(client):
