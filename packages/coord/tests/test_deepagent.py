@@ -47,11 +47,9 @@ def _agent(connector: RedisConnector, tasks: TaskClient) -> Any:
 def _log_kinds(connector: RedisConnector) -> list[tuple[str, str | None]]:
     bus = EventBus(connector=connector)
     rows = connector.client().xrange(bus.keys.log)
-    from deepagents_redis.coord._event import decode_event
-
     out = []
     for _eid, fields in rows:
-        event = decode_event(bus.codec, fields[b"e"], key=bus.keys.log)
+        event = bus._decode_entry(bus.keys.log, fields)
         out.append((event.type.removeprefix("dev.deepagents-redis."), event.agent))
     return out
 
@@ -107,11 +105,9 @@ def _local_agent(connector: RedisConnector, *, progress: bool = True) -> Any:
 
 
 def _log_events(connector: RedisConnector) -> list[Any]:
-    from deepagents_redis.coord._event import decode_event
-
     bus = EventBus(connector=connector)
     return [
-        decode_event(bus.codec, fields[b"e"], key=bus.keys.log)
+        bus._decode_entry(bus.keys.log, fields)
         for _eid, fields in connector.client().xrange(bus.keys.log)
     ]
 

@@ -61,7 +61,6 @@ def test_the_namespace_log_carries_the_tasks_own_events(
     """The log's 'started' and 'completed' lines are the task's own events (same id, same
     data), so a reader of both streams can tell one event seen twice."""
     from deepagents_redis.coord import EventBus
-    from deepagents_redis.coord._event import decode_event
 
     with worker_factory({"double": double}):
         task_id = tasks.submit("double", {"n": 1})
@@ -69,11 +68,11 @@ def test_the_namespace_log_carries_the_tasks_own_events(
         own = {e.type: e for _, e in tasks.events(task_id)}
         bus = EventBus(connector=connector, namespace=tasks.namespace)
         deadline = time.monotonic() + 10
-        while True:  # the log is written off the task's path: wait for its lines
+        while True:  # on a Cluster the log is written off the task's path: wait for it
             logged = {
                 e.type: e
                 for e in (
-                    decode_event(bus.codec, fields[b"e"], key=bus.keys.log)
+                    bus._decode_entry(bus.keys.log, fields)
                     for _eid, fields in connector.client().xrange(bus.keys.log)
                 )
                 if e.taskid == task_id
@@ -84,6 +83,65 @@ def test_the_namespace_log_carries_the_tasks_own_events(
     for kind in ("dev.deepagents-redis.task.started", "dev.deepagents-redis.task.completed"):
         assert logged[kind] == own[kind]
     assert logged["dev.deepagents-redis.task.completed"].data == {"attempt": 1}
+
+
+def test_log_lines_are_the_task_streams_bytes_written_by_its_scripts(
+    connector: RedisConnector,
+    tasks: TaskClient,
+    worker_factory: Any,
+    redis_target: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task's log line holds the task stream's own event bytes and names the task. On one
+    server the task's scripts write it, so it is there when the result is; on a Cluster
+    (another slot) the worker's log writer adds it shortly after."""
+    from deepagents_redis.coord import EventBus, _worker
+
+    if redis_target.mode != "cluster":
+        # a log writer would wait a minute before writing: the lines must come from the
+        # task's own scripts
+        monkeypatch.setattr(_worker, "_LOG_LINGER", 60.0)
+    bus = EventBus(connector=connector, namespace=tasks.namespace)
+    with worker_factory({"double": double}):
+        task_id = tasks.submit("double", {"n": 2})
+        assert tasks.result(task_id, timeout=10) == {"n": 4}
+        rows = connector.client().xrange(bus.keys.log)
+        if redis_target.mode == "cluster":
+            rows = _eventually(lambda: connector.client().xrange(bus.keys.log), size=2)
+    own = dict(connector.client().xrange(tasks.keys.task(task_id).events))
+    lines = [fields for _eid, fields in rows if fields.get(b"t") == task_id.encode()]
+    assert len(lines) == 2  # started, completed: no line missing, none twice
+    assert {fields[b"e"] for fields in lines} <= {fields[b"e"] for fields in own.values()}
+    kinds = [bus._decode_entry(bus.keys.log, fields).type for fields in lines]
+    assert kinds == ["dev.deepagents-redis.task.started", "dev.deepagents-redis.task.completed"]
+
+
+def test_hostile_log_lines_are_skipped(connector: RedisConnector, tasks: TaskClient) -> None:
+    """A log line is checked against the key its bytes were encoded for: a task's line
+    moved under another task id, a bad id, or the log's own bytes with a task id are
+    refused; a line without a task id (subagent events, older workers) still reads."""
+    from deepagents_redis.coord import EventBus
+    from deepagents_redis.coord._event import Event
+
+    bus = EventBus(connector=connector, namespace=tasks.namespace)
+    a, b = "a" * 32, "b" * 32
+    ev = Event(source="dar://x/w", type="dev.deepagents-redis.task.started", subject=a, taskid=a)
+    for_a = ev.encode(bus.codec, key=bus.keys.task(a).events)
+    for_log = ev.encode(bus.codec, key=bus.keys.log)
+    good = [
+        {b"e": for_a, b"t": a.encode()},
+        {b"e": for_log},
+    ]
+    bad = [
+        {b"e": for_a, b"t": b.encode()},  # moved under another task
+        {b"e": for_a, b"t": b"../x"},  # not a task id
+        {b"e": for_log, b"t": a.encode()},  # the log's bytes, claiming a task
+        {b"e": ev.encode(bus.codec, key=bus.keys.task(b).events), b"t": b.encode()},  # about a
+    ]
+    rows = [(f"{i + 1}-0".encode(), fields) for i, fields in enumerate(good + bad)]
+    decoded = bus._decode_rows(bus.keys.log, rows)
+    assert [eid for eid, _ in decoded] == ["1-0", "2-0"]
+    assert all(event == ev for _, event in decoded)
 
 
 async def test_async_client_and_async_agent(tasks: TaskClient, worker_factory: Any) -> None:

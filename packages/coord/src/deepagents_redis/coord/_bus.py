@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Unpack
 
 from deepagents_redis.coord._common import CoordComponent, entries, one, text
-from deepagents_redis.coord._event import EVENT_FIELD, Event, decode_event
-from deepagents_redis.coord._keys import check_name
+from deepagents_redis.coord._event import EVENT_FIELD, LOG_TASK_FIELD, Event, decode_event
+from deepagents_redis.coord._keys import check_name, check_task_id
 from deepagents_redis.coord._scripts import GROUP, PUBLISH
 from deepagents_redis.coord._settings import CoordOptions
 from deepagents_redis.core import (
@@ -22,6 +22,7 @@ from deepagents_redis.core import (
     InvalidInputError,
     Operation,
     Script,
+    SerializationError,
     arun_operation,
     get_instrumentation,
     run_operation,
@@ -104,13 +105,28 @@ class EventBus(CoordComponent):
             )
         )
 
+    def _decode_entry(self, stream: str, fields: dict[bytes, bytes]) -> Event:
+        """One entry's event, checked against the key it was encoded for.
+
+        A namespace log line that names its task (``t``) carries the task stream's own
+        event bytes: they are checked against that task's events key, and the event must be
+        about that task.
+        """
+        raw = fields.get(EVENT_FIELD, b"")
+        task = fields.get(LOG_TASK_FIELD) if stream == self.keys.log else None
+        if task is None:
+            return decode_event(self.codec, raw, key=stream)
+        task_id = check_task_id(text(task))
+        event = decode_event(self.codec, raw, key=self.keys.task(task_id).events)
+        if event.taskid != task_id:
+            raise SerializationError(f"log line names task {task_id}, its event another")
+        return event
+
     def _decode_rows(self, stream: str, rows: Any) -> list[Received]:
         out: list[Received] = []
         for eid, fields in rows or ():
             try:
-                out.append(
-                    (text(eid), decode_event(self.codec, fields.get(EVENT_FIELD, b""), key=stream))
-                )
+                out.append((text(eid), self._decode_entry(stream, fields)))
             except (DeepAgentsRedisError, AttributeError) as exc:  # a foreign entry: skipped
                 get_instrumentation().count("coord.bad_event", stream="bus")
                 import logging

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "EVENT_FIELD",
+    "LOG_TASK_FIELD",
     "SCHEMA_VERSION",
     "TYPE_PREFIX",
     "Event",
@@ -32,6 +33,10 @@ SCHEMA_VERSION: Final = 1
 
 EVENT_FIELD: Final = b"e"
 """The one field of a stream entry that carries an event."""
+
+LOG_TASK_FIELD: Final = b"t"
+"""The field of a namespace log line that names its task: the line's event is then the task
+stream's own bytes (encoded for the task's events key, and checked against it on read)."""
 
 
 class _EventIds:

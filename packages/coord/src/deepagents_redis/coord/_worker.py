@@ -34,7 +34,7 @@ from typing import Any, Final, Unpack
 
 from deepagents_redis.coord._common import CoordComponent, claimed_entries, entries, one, text
 from deepagents_redis.coord._errors import LeaseLostError
-from deepagents_redis.coord._event import EVENT_FIELD
+from deepagents_redis.coord._event import EVENT_FIELD, LOG_TASK_FIELD
 from deepagents_redis.coord._keys import GROUP, QueueKeys, TaskKeys, check_name, check_task_id
 from deepagents_redis.coord._scripts import (
     ACK,
@@ -495,11 +495,23 @@ class Worker(CoordComponent):
         finally:
             await slots.give_back(1)
 
-    def _claim(self, agent: str, task_id: str, failed: bytes = b"") -> tuple[Script, Any]:
+    def _inline_log(self) -> bool:
+        """Whether the task's scripts write the namespace log's lines themselves.
+
+        On a single server (standalone or Sentinel) a script may touch keys of any slot, so
+        the claim and finish scripts append the line in the same call: no second encoding,
+        no separate pipeline, and no line lost between the task's write and the log's. On a
+        Cluster the log lives in another slot, so the lines go through `_log_writer`.
+        """
+        return self._connector.cluster_hint is False
+
+    def _claim(self, agent: str, task_id: str, failed: bytes = b"") -> tuple[Script, bytes | None]:
         """The claim of one task by this worker (``coord_claim``; `failed`: its 'failed' event).
 
         Returns:
-            The script, and its 'started' event (for the namespace log if the claim runs it).
+            The script, and its 'started' event as encoded for the task's stream, for the
+            namespace log, or None when the script writes the log's line itself (on a single
+            server: `_inline_log`).
         """
         keys = self.keys.task(task_id)
         event = self._fields("task.started", self.worker_id, task_id, agent, worker=self.worker_id)
@@ -512,7 +524,10 @@ class Worker(CoordComponent):
             failed,
             self.coord_settings.result_ttl_seconds * 1000,
         ]
-        return Script(CLAIM, keys.scripted, args), event
+        if self._inline_log():
+            args += [self.coord_settings.log_maxlen, task_id]
+            return Script(CLAIM, [*keys.scripted, self.keys.log], args), None
+        return Script(CLAIM, keys.scripted, args), started
 
     async def _claim_batch(
         self, agent: str, taken: list[tuple[str, dict[bytes, bytes]]]
@@ -520,7 +535,8 @@ class Worker(CoordComponent):
         """Claim a read batch in one round trip on a single server.
 
         Returns:
-            Entry id -> (claim reply, its 'started' event); empty when not claimed here.
+            Entry id -> (claim reply, its 'started' event for the log, as `_claim` returns it);
+            empty when not claimed here.
 
         Core's `Chain` runs the claims as one script, in order. On a Cluster (tasks in other
         slots), or if the batch call fails, the result is empty and each entry claims for
@@ -531,7 +547,7 @@ class Worker(CoordComponent):
             return {}
         ids: list[str] = []
         claims: list[Script] = []
-        events: list[Any] = []
+        events: list[bytes | None] = []
         for entry_id, fields in taken:
             try:
                 task_id = check_task_id(text(fields.get(b"t")))
@@ -566,6 +582,7 @@ class Worker(CoordComponent):
             await self._dead_letter(queue, entry_id, "", reason="malformed entry", fields=fields)
             return
         keys = self.keys.task(task_id)
+        failed_line: bytes | None = None
         if claimed is not None:
             reply, started = claimed  # claimed with its read batch (`_claim_batch`)
         else:
@@ -577,6 +594,8 @@ class Worker(CoordComponent):
             )
             claim, started = self._claim(agent, task_id, failed)
             reply = await self._op("coord.claim", one(claim), agent=agent)
+            if started is not None:  # not logged by the script: the log gets 'failed'
+                failed_line = failed
         verdict = text(reply[0])
         if verdict in ("done", "gone"):
             await self._ack(queue, entry_id, task_id, "ack", fence=0)
@@ -584,7 +603,7 @@ class Worker(CoordComponent):
             return  # a live worker holds it; its own entry is acknowledged when it ends
         elif verdict == "exhausted":
             history = _json_list(reply[2])
-            self._log_event("task.failed", task_id, agent)
+            self._log_event(task_id, failed_line)
             await self._dead_letter(
                 queue,
                 entry_id,
@@ -607,7 +626,7 @@ class Worker(CoordComponent):
                 max_attempts=int(reply[6]),
                 mail=int(reply[8]) if len(reply) > 8 else 0,
             )
-            self._log_event("task.started", task_id, agent, started)
+            self._log_event(task_id, started)
             carrier = _json_dict(reply[7]) if len(reply) > 7 else {}
             # The run, its events and its Redis calls belong to the submitter's trace.
             with (
@@ -757,7 +776,16 @@ class Worker(CoordComponent):
             run.fence = fence
             run.ctx = TaskContext(self, run.agent, run.task_id, fence, run.attempt)
             run.ctx._pending = pending
-            self._log_event("task.interrupted", run.task_id, run.agent)
+            self._log_event(
+                run.task_id,
+                self._encoded(
+                    "task.interrupted",
+                    self.worker_id,
+                    run.task_id,
+                    run.agent,
+                    self.keys.task(run.task_id),
+                ),
+            )
         run.ctx._inbox_after = after
         return messages
 
@@ -886,20 +914,22 @@ class Worker(CoordComponent):
             if error
             else ""
         )
-        finish = Script(
-            FINISH,
-            keys.scripted,
-            [
-                run.fence,
-                outcome,
-                result,
-                error,
-                event,
-                opts.events_maxlen,
-                opts.result_ttl_seconds * 1000,
-                entry,
-            ],
-        )
+        finish_keys = keys.scripted
+        finish_args: list[Any] = [
+            run.fence,
+            outcome,
+            result,
+            error,
+            event,
+            opts.events_maxlen,
+            opts.result_ttl_seconds * 1000,
+            entry,
+        ]
+        logged = self._inline_log()
+        if logged:  # the script writes the log's line too (see `_inline_log`)
+            finish_keys = [*finish_keys, self.keys.log]
+            finish_args += [opts.log_maxlen, run.task_id]
+        finish = Script(FINISH, finish_keys, finish_args)
         dead = outcome == "error" and final
         delay = 0.0
         if outcome == "retry":
@@ -927,7 +957,8 @@ class Worker(CoordComponent):
             )
             get_instrumentation().count("coord.fenced", agent=run.agent)
             return
-        self._log_event(kind, run.task_id, run.agent, fields)
+        if not logged:
+            self._log_event(run.task_id, event)
         if dead:
             await self._dead_letter(
                 queue, run.entry_id, run.task_id, reason="failed", error=error, fence=run.fence
@@ -1012,16 +1043,14 @@ class Worker(CoordComponent):
             letter=self.codec.encode(letter, key=queue.dlq),
         )
 
-    def _log_event(self, kind: str, task_id: str, agent: str, event: Any = None) -> None:
-        """Queue a lifecycle event for the namespace's log (written off the task's path).
+    def _log_event(self, task_id: str, event: bytes | None) -> None:
+        """Queue a task's event for the namespace's log (written off the task's path).
 
-        `event`: the one the task's own stream got, logged as is (the same event in two
-        streams, same id: a reader of both can tell), else a new one without data.
+        `event`: the bytes the task's own stream got (the same event in two streams, same
+        id: a reader of both can tell); None when a script already logged it.
         """
-        if self._log_queue is not None:
-            if event is None:
-                event = self._fields(kind, self.worker_id, task_id, agent)
-            self._log_queue.put_nowait(event)
+        if event is not None and self._log_queue is not None:
+            self._log_queue.put_nowait((task_id, event))
 
     async def _log_writer(self) -> None:
         # The namespace's live tail lives in another slot, so it is not part of the task's
@@ -1047,9 +1076,11 @@ class Worker(CoordComponent):
                     maxlen,
                     "*",
                     EVENT_FIELD,
-                    self._encode_fields(event, self.keys.log),
+                    event,
+                    LOG_TASK_FIELD,
+                    task_id,
                 )
-                for event in batch
+                for task_id, event in batch
             ]
             try:
                 await self._op("coord.log", one(Pipeline(cmds)))

@@ -5,6 +5,8 @@
 --   events_key     task events stream
 --   inbox_key      task inbox stream (read: how many follow-ups wait)
 --   done_key       task end list (written when out of attempts ends the task)
+--   log_key        optional: the namespace's event log, on a single server only (another
+--                  slot): the 'started' or 'failed' line is written here too, in this call
 -- ARGV:
 --   worker         the worker id
 --   lease_ms       lease length in ms
@@ -12,6 +14,8 @@
 --   events_maxlen  approximate length cap of the events stream
 --   failed         the 'failed' event (out of attempts; '' asks for {'exhausted?'} first)
 --   done_ttl_ms    TTL in ms of a finished task
+--   log_maxlen     with log_key: approximate length cap of the log
+--   task_id        with log_key: the task id (the log line's 't' field)
 -- Returns {'run', fence, attempt, input, timeout_s, agent, max attempts, trace context,
 -- follow-ups in the inbox}
 -- | {'busy'} (another live worker holds it) | {'done', status} (finished: ack the entry)
@@ -23,6 +27,15 @@
 local task_key, events_key, inbox_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local worker, lease_ms, started, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local failed, done_ttl_ms = ARGV[5], ARGV[6]
+local log_key, log_maxlen, task_id = KEYS[5], ARGV[7], ARGV[8]
+
+-- The log's line is the task stream's own event bytes (encoded for the task's events key)
+-- and the task id, so a reader checks it against that key.
+local function log_line(event)
+  if log_key then
+    redis.call('XADD', log_key, 'MAXLEN', '~', log_maxlen, '*', 'e', event, 't', task_id)
+  end
+end
 
 local terminal = {success = true, error = true, cancelled = true, timeout = true}
 local f = redis.call('HMGET', task_key, 'status', 'lease_until', 'attempts', 'max_attempts',
@@ -48,6 +61,7 @@ if exhausted then
   redis.call('HSET', task_key, 'status', 'error', 'lease_until', 0, 'ended_ms', now,
     'error', 'out of attempts: ' .. attempts .. ' of ' .. f[4])
   redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', failed)
+  log_line(failed)
   redis.call('DEL', done_key)
   redis.call('RPUSH', done_key, 'error')
   for _, k in ipairs({task_key, events_key, done_key}) do redis.call('PEXPIRE', k, done_ttl_ms) end
@@ -58,6 +72,7 @@ local fence = redis.call('HINCRBY', task_key, 'fence', 1)
 redis.call('HSET', task_key, 'status', 'running', 'worker', worker,
   'lease_until', now + tonumber(lease_ms), 'started_ms', now, 'interrupt', 0)
 redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', started)
+log_line(started)
 local rest = redis.call('HMGET', task_key, 'input', 'timeout_s', 'agent', 'trace')
 return {'run', fence, attempts, rest[1], rest[2], rest[3], tonumber(f[4]), rest[4] or '',
   redis.call('XLEN', inbox_key)}

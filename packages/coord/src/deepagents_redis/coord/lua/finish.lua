@@ -7,6 +7,8 @@
 --   inbox_key      task inbox stream
 --   done_key       task end list (one item, the status, once the task ended: waiters block
 --                  on it)
+--   log_key        optional: the namespace's event log, on a single server only (another
+--                  slot): the event is written here too, in this call
 -- ARGV:
 --   fence          the fencing token of the caller's claim
 --   outcome        success | error | cancelled | timeout | retry
@@ -16,12 +18,15 @@
 --   events_maxlen  approximate length cap of the events stream
 --   done_ttl_ms    TTL in ms of a finished task
 --   history_entry  an entry for the task's history (JSON, '' = none)
+--   log_maxlen     with log_key: approximate length cap of the log
+--   task_id        with log_key: the task id (the log line's 't' field)
 -- Returns the outcome.
 -- Errors: 'FENCED <current token>' (not the holder: nothing written).
 
 local task_key, events_key, inbox_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local fence, outcome, result, error_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local event, events_maxlen, done_ttl_ms, history_entry = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local log_key, log_maxlen, task_id = KEYS[5], ARGV[9], ARGV[10]
 
 local f, fenced = holder(task_key, fence, 'history')
 if not f then return fenced end
@@ -40,6 +45,11 @@ else
   if result ~= '' then redis.call('HSET', task_key, 'result', result) end
 end
 redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', event)
+if log_key then
+  -- the task stream's own event bytes and the task id: a reader checks them against the
+  -- task's events key
+  redis.call('XADD', log_key, 'MAXLEN', '~', log_maxlen, '*', 'e', event, 't', task_id)
+end
 if outcome ~= 'retry' then
   redis.call('DEL', done_key)
   redis.call('RPUSH', done_key, outcome)
