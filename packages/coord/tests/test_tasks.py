@@ -441,6 +441,26 @@ def test_run_timeout_ends_with_status_timeout(tasks: TaskClient, worker_factory:
     assert info.attempts == 1
 
 
+def test_an_agents_own_timeout_error_is_a_failure_not_a_run_timeout(
+    tasks: TaskClient, worker_factory: Any
+) -> None:
+    """A TimeoutError the agent raises (its own HTTP call, say) fails the attempt like any
+    error: it is retried and ends as ``error``. Only the run's own limit ends a task as
+    ``timeout``."""
+
+    async def impatient(_x: Any) -> str:
+        raise TimeoutError("upstream took too long")
+
+    with worker_factory({"impatient": impatient}):
+        unlimited = tasks.submit("impatient", {})
+        limited = tasks.submit("impatient", {}, run_timeout=30)
+        infos = [tasks.join(task_id, timeout=10) for task_id in (unlimited, limited)]
+    for info in infos:
+        assert info.status == "error"
+        assert info.error is not None and "upstream took too long" in info.error
+        assert info.attempts == info.max_attempts  # retried like any failure
+
+
 def test_send_reaches_a_running_task(tasks: TaskClient, worker_factory: Any) -> None:
     import asyncio
 

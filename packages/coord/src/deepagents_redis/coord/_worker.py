@@ -132,13 +132,18 @@ class _Run:
     attempt: int
     ctx: TaskContext
     task: asyncio.Task[Any] | None = None
+    """The asyncio task handling the entry (claim, run, finish): the run's cancels target it."""
     max_attempts: int = 1
     reason: str | None = None
     """Why the run was cancelled: 'cancel', 'lost' or 'stop'."""
     mail: int = 0
     """Follow-ups already in the inbox when the task was claimed (sent while it waited)."""
-    step: asyncio.Task[Any] | None = None
-    """The agent call in progress (an interrupting follow-up cancels it, not the run)."""
+    invoking: bool = False
+    """The agent part of the run is in progress: a cancel (cancel, lost lease, stop) may
+    interrupt it. Once it is over the result is being written, which nothing interrupts."""
+    calling: bool = False
+    """An agent call is in progress: an interrupting follow-up may cancel it (the run goes
+    on from the conversation so far)."""
     interrupting: bool = False
     latest: Any = None
     """A graph call's state after its last finished step (the conversation so far)."""
@@ -345,7 +350,8 @@ class Worker(CoordComponent):
         if pending:
             await asyncio.wait(pending, timeout=self.stop_grace_seconds)
         for run in list(self._runs.values()):
-            if run.task is not None and not run.task.done():
+            # a run whose agent part is over is writing its result: let it
+            if run.invoking and run.task is not None and not run.task.done():
                 run.reason = "stop"
                 run.task.cancel()
         outers = list(self._outer)
@@ -640,9 +646,12 @@ class Worker(CoordComponent):
     async def _invoke(self, run: _Run, value: Any) -> Any:
         """Run the agent, then the follow-ups: queued ones after it, interrupting ones at once.
 
-        Each agent call is its own asyncio task (`run.step`), so an interrupting follow-up
-        cancels the call without ending the run; cancelling the run (cancel, lost lease,
-        stop, timeout) cancels the call in progress too.
+        Everything runs in the entry's own asyncio task (`run.task`): no task per run or per
+        call, each of which cost loop iterations on every task. Both kinds of cancel target
+        that task and are told apart by flags and the task's cancel count: an interrupting
+        follow-up (`_interrupt_step`, `run.interrupting`) is taken back (`uncancel`) where the
+        call was awaited and the run goes on; a cancel of the run (`_interrupt`:
+        `run.reason`) ends it in `_execute`.
         """
         try:
             return await self._invoke_steps(run, value)
@@ -658,13 +667,18 @@ class Worker(CoordComponent):
         queued = 0
         while True:
             run.interrupting = False
-            run.step = asyncio.ensure_future(self._call(impl, kind, with_context, value, run))
+            run.calling = True
             try:
-                result = await run.step
+                try:
+                    result = await self._call(impl, kind, with_context, value, run)
+                finally:
+                    run.calling = False
             except asyncio.CancelledError:
+                if not run.interrupting:
+                    raise  # the run itself is cancelled
                 current = asyncio.current_task()
-                if not run.interrupting or (current is not None and current.cancelling()):
-                    raise  # the run itself is cancelled, not just this call
+                if current is not None and current.uncancel() > 0:
+                    raise  # the run is cancelled too, not just this call
                 # An interrupting follow-up: go on from the conversation so far.
                 state = run.latest if run.latest is not None else value
                 run.ctx.cancelled.set()  # a sync call still in its thread stops at its next check
@@ -808,15 +822,25 @@ class Worker(CoordComponent):
                     run, queue, keys, "error", error=f"input cannot be decoded: {exc}", final=True
                 )
                 return
-            run.task = asyncio.ensure_future(self._invoke(run, value))
+            # The run is awaited in this task (see `_invoke`); its time limit is a timeout
+            # scope around it, told apart from a TimeoutError the agent raises itself.
+            run.task = current = asyncio.current_task()
+            limit = asyncio.timeout(timeout) if timeout else None
+            run.invoking = True
             try:
-                result = (
-                    await asyncio.wait_for(asyncio.shield(run.task), timeout)
-                    if timeout
-                    else await run.task
-                )
-            except TimeoutError:
-                run.task.cancel()
+                try:
+                    if limit is None:
+                        result = await self._invoke(run, value)
+                    else:
+                        async with limit:
+                            result = await self._invoke(run, value)
+                finally:
+                    run.invoking = False  # from here on the outcome is written, uncancelled
+            except TimeoutError as exc:
+                if limit is None or not limit.expired():
+                    inst.count("coord.run", outcome="error", agent=agent)
+                    await self._failed(run, queue, keys, exc)
+                    return
                 run.ctx.cancelled.set()
                 await self._end(
                     run, queue, keys, "timeout", error=f"ran longer than {timeout}s", final=True
@@ -825,6 +849,8 @@ class Worker(CoordComponent):
             except asyncio.CancelledError:
                 if run.reason is None:
                     raise  # the worker itself is being torn down
+                if current is not None and current.uncancel() > 0:
+                    raise  # torn down as well
                 run.ctx.cancelled.set()
                 await self._after_cancel(run, queue, keys)
                 return
@@ -1172,18 +1198,18 @@ class Worker(CoordComponent):
         )
 
     def _interrupt(self, run: _Run, reason: str) -> None:
-        if run.reason is None and run.task is not None and not run.task.done():
+        if run.reason is None and run.invoking and run.task is not None and not run.task.done():
             run.reason = reason
             run.ctx.cancelled.set()
             run.task.cancel()
 
     def _interrupt_step(self, run: _Run) -> None:
         """Stop the agent call in progress for an interrupting follow-up (the run goes on)."""
-        step = run.step
-        if run.reason is None and not run.interrupting and step is not None and not step.done():
+        task = run.task
+        if run.reason is None and run.calling and not run.interrupting and task is not None:
             run.interrupting = True
             run.ctx.cancelled.set()
-            step.cancel()
+            task.cancel()
 
     async def _promote(self) -> None:
         for agent in self._agents:
