@@ -122,7 +122,7 @@ class CoordKeys:
         namespace: The coord namespace (untrusted: encoded by `KeySpace`).
     """
 
-    __slots__ = ("_ks", "_queues", "_tasks", "namespace")
+    __slots__ = ("_ks", "_log", "_queues", "_tasks", "namespace")
 
     def __init__(self, keyspace: KeySpace, namespace: str) -> None:
         self._ks = keyspace
@@ -131,6 +131,8 @@ class CoordKeys:
         # queue's once (~10 µs each, issue 13's coord profile). Bounded; cleared when full.
         self._tasks: dict[str, TaskKeys] = {}
         self._queues: dict[str, QueueKeys] = {}
+        # the log key goes with every claim and finish on a single server: built once
+        self._log = self._ks.key(KIND, f"{self.namespace}/log", "events")
 
     @property
     def keyspace(self) -> KeySpace:
@@ -189,7 +191,7 @@ class CoordKeys:
     @property
     def log(self) -> str:
         """The namespace's global event log (a live tail, trimmed hard)."""
-        return self._ks.key(KIND, f"{self.namespace}/log", "events")
+        return self._log
 
     def topic(self, topic: str) -> str:
         """The stream of an `EventBus` topic."""
