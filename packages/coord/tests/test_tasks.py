@@ -412,6 +412,32 @@ def test_bad_input(tasks: TaskClient) -> None:
         small.get("0" * 32)
 
 
+async def test_result_reads_the_outcome_as_join_does(
+    connector: RedisConnector, tasks: TaskClient, worker_factory: Any
+) -> None:
+    """`result()` reads only the record's status, error and result: the same answers and
+    errors as `join()`, for a missing task, a bad id and a tampered result alike."""
+    from deepagents_redis.core import SerializationError
+
+    with pytest.raises(NotFoundError):
+        tasks.result("0" * 32, timeout=1)
+    with pytest.raises(NotFoundError):
+        await tasks.aresult("0" * 32, timeout=1)
+    with pytest.raises(InvalidInputError):
+        tasks.result("../../etc", timeout=1)
+    with worker_factory({"double": double}):
+        task_id = tasks.submit("double", {"n": 4})
+        assert tasks.result(task_id, timeout=10) == {"n": 8}
+        assert await tasks.aresult(task_id, timeout=10) == {"n": 8}
+        assert tasks.join(task_id, timeout=10).result == {"n": 8}
+    record = tasks.keys.task(task_id).record
+    other = tasks.codec.encode({"n": 666}, key=tasks.keys.task("1" * 32).record)
+    connector.client().hset(record, "result", other)  # moved from another task's record
+    for read in (lambda: tasks.result(task_id, timeout=1), lambda: tasks.get(task_id)):
+        with pytest.raises(SerializationError):
+            read()
+
+
 def test_malformed_entry_goes_to_dead_letters_and_the_worker_goes_on(
     tasks: TaskClient, worker_factory: Any, connector: Any
 ) -> None:
@@ -457,7 +483,8 @@ def test_an_agents_own_timeout_error_is_a_failure_not_a_run_timeout(
         infos = [tasks.join(task_id, timeout=10) for task_id in (unlimited, limited)]
     for info in infos:
         assert info.status == "error"
-        assert info.error is not None and "upstream took too long" in info.error
+        assert info.error is not None
+        assert "upstream took too long" in info.error
         assert info.attempts == info.max_attempts  # retried like any failure
 
 

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, Final, Literal, Unpack
+from typing import Any, Final, Literal, NamedTuple, Unpack
 
 from deepagents_redis.coord._common import (
     TASK_FIELDS,
@@ -59,6 +59,24 @@ __all__ = ["TaskClient", "UpdateStrategy"]
 
 _SOURCE: Final = "client"
 _SUBMITTED_MEMO: Final = 4_096
+
+_OUTCOME_FIELDS: Final = ("status", "error", "result")
+"""What `result()` reads of a task record: a third of `TASK_FIELDS`, less to parse per wait."""
+
+
+class _Outcome(NamedTuple):
+    """A task's end as `result()` needs it (a `TaskInfo` would read the whole record)."""
+
+    task_id: str
+    status: str
+    error: str | None
+    result: Any
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("success", "error", "cancelled", "timeout")
+
+
 """Most task ids a client remembers creating (see `TaskClient._submitted`)."""
 
 UpdateStrategy = Literal["enqueue", "interrupt"]
@@ -297,8 +315,24 @@ class TaskClient(CoordComponent):
             self._connector, "coord.get", self._get_op(task_id), deadline_seconds=self._deadline
         )
 
-    def _wait_op(self, task_id: str, timeout: float | None) -> Operation[TaskInfo]:
+    def _brief(self, task_id: str, keys: TaskKeys, values: list[Any]) -> _Outcome:
+        """The task's outcome from the ``HMGET`` of `_OUTCOME_FIELDS`, or `NotFoundError`."""
+        status, error, result = values
+        if status is None:
+            raise NotFoundError(f"no task {task_id} in namespace {self.namespace!r}")
+        value = None if result is None else self.codec.decode(result, key=keys.record)
+        return _Outcome(task_id, text(status), text(error) or None, value)
+
+    def _wait_op(
+        self, task_id: str, timeout: float | None, *, brief: bool = False
+    ) -> Operation[Any]:
+        """Wait for the task's end: its `TaskInfo`, or with `brief` only its `_Outcome`.
+
+        The outcome (status, error, result) is what `result()` needs: a third of the
+        record to read and parse per wait.
+        """
         keys = self.keys.task(task_id)
+        fields, read = (_OUTCOME_FIELDS, self._brief) if brief else (TASK_FIELDS, self._record)
         until = None if timeout is None else time.monotonic() + timeout
         # One blocking read stays under the socket timeout, so a slow answer is never
         # mistaken for a dead connection.
@@ -307,9 +341,7 @@ class TaskClient(CoordComponent):
         if not self._take_submitted(task_id):
             # Not created by this client: look first, so an unknown id fails at once (a
             # task this client just created exists; it blocks right away).
-            info = self._record(
-                task_id, keys, (yield Command(("HMGET", keys.record, *TASK_FIELDS)))
-            )
+            info = read(task_id, keys, (yield Command(("HMGET", keys.record, *fields))))
             if info.done:
                 return info
             status = info.status
@@ -325,10 +357,10 @@ class TaskClient(CoordComponent):
             ended, values = yield Pipeline(
                 [
                     ("BLMOVE", keys.done, keys.done, "LEFT", "LEFT", f"{max(block, 0.001):.3f}"),
-                    ("HMGET", keys.record, *TASK_FIELDS),
+                    ("HMGET", keys.record, *fields),
                 ]
             )
-            info = self._record(task_id, keys, values)
+            info = read(task_id, keys, values)
             if info.done:
                 return info
             status = info.status
@@ -338,7 +370,7 @@ class TaskClient(CoordComponent):
                 yield Sleep(block)
 
     @staticmethod
-    def _outcome(info: TaskInfo) -> Any:
+    def _outcome(info: TaskInfo | _Outcome) -> Any:
         if info.status != "success":
             raise TaskFailedError(info.task_id, info.status, info.error)
         return info.result
@@ -351,12 +383,13 @@ class TaskClient(CoordComponent):
             NotFoundError: No such task.
         """
         check_task_id(task_id)
-        return run_operation(
+        info: TaskInfo = run_operation(
             self._connector,
             "coord.join",
             self._wait_op(task_id, timeout),
             deadline_seconds=None if timeout is None else self._deadline + timeout,
         )
+        return info
 
     async def ajoin(self, task_id: str, *, timeout: float | None = None) -> TaskInfo:  # noqa: ASYNC109 - the sync twin's API
         """Async twin of `join`."""
@@ -374,12 +407,29 @@ class TaskClient(CoordComponent):
         Raises:
             TaskFailedError: It ended with ``error``, ``cancelled`` or ``timeout``.
             ResultTimeoutError: Still running after `timeout` seconds.
+            NotFoundError: No such task.
         """
-        return self._outcome(self.join(task_id, timeout=timeout))
+        check_task_id(task_id)
+        return self._outcome(
+            run_operation(
+                self._connector,
+                "coord.join",
+                self._wait_op(task_id, timeout, brief=True),
+                deadline_seconds=None if timeout is None else self._deadline + timeout,
+            )
+        )
 
     async def aresult(self, task_id: str, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109 - the sync twin's API
         """Async twin of `result`."""
-        return self._outcome(await self.ajoin(task_id, timeout=timeout))
+        check_task_id(task_id)
+        return self._outcome(
+            await arun_operation(
+                self._connector,
+                "coord.join",
+                self._wait_op(task_id, timeout, brief=True),
+                deadline_seconds=None if timeout is None else self._deadline + timeout,
+            )
+        )
 
     def _events_op(
         self, task_id: str, after: str, count: int
