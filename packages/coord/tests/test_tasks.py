@@ -116,6 +116,19 @@ def test_log_lines_are_the_task_streams_bytes_written_by_its_scripts(
     assert kinds == ["dev.deepagents-redis.task.started", "dev.deepagents-redis.task.completed"]
 
 
+def test_the_claim_reply_is_one_packed_string() -> None:
+    """The claim script answers with one MessagePack string (cheaper to parse than an
+    array reply); anything else is refused with a typed error, not an IndexError."""
+    import msgpack
+    from deepagents_redis.coord._worker import _claim_reply
+    from deepagents_redis.core import SerializationError
+
+    assert _claim_reply(msgpack.packb([b"run", 3, 1, b"in"])) == [b"run", 3, 1, b"in"]
+    for bad in (b"", b"\xc1", msgpack.packb([]), msgpack.packb({"a": 1}), None, [b"busy"]):
+        with pytest.raises(SerializationError):
+            _claim_reply(bad)
+
+
 def test_hostile_log_lines_are_skipped(connector: RedisConnector, tasks: TaskClient) -> None:
     """A log line is checked against the key its bytes were encoded for: a task's line
     moved under another task id, a bad id, or the log's own bytes with a task id are

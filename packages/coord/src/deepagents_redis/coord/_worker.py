@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Unpack
 
+import msgpack
 from deepagents_redis.coord._common import CoordComponent, claimed_entries, entries, one, text
 from deepagents_redis.coord._errors import LeaseLostError
 from deepagents_redis.coord._event import EVENT_FIELD, LOG_TASK_FIELD
@@ -590,16 +591,17 @@ class Worker(CoordComponent):
         keys = self.keys.task(task_id)
         failed_line: bytes | None = None
         if claimed is not None:
-            reply, started = claimed  # claimed with its read batch (`_claim_batch`)
+            packed, started = claimed  # claimed with its read batch (`_claim_batch`)
         else:
             claim, started = self._claim(agent, task_id)
-            reply = await self._op("coord.claim", one(claim), agent=agent)
+            packed = await self._op("coord.claim", one(claim), agent=agent)
+        reply = _claim_reply(packed)
         if text(reply[0]) == "exhausted?":  # out of attempts: now with the 'failed' event
             failed = self._encoded(
                 "task.failed", self.worker_id, task_id, agent, keys, reason="out of attempts"
             )
             claim, started = self._claim(agent, task_id, failed)
-            reply = await self._op("coord.claim", one(claim), agent=agent)
+            reply = _claim_reply(await self._op("coord.claim", one(claim), agent=agent))
             if started is not None:  # not logged by the script: the log gets 'failed'
                 failed_line = failed
         verdict = text(reply[0])
@@ -1270,6 +1272,21 @@ def _json_dict(raw: Any) -> dict[str, str]:
     except ValueError:
         return {}
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def _claim_reply(raw: Any) -> list[Any]:
+    """The claim script's reply: one MessagePack string (see ``claim.lua``), unpacked.
+
+    Raises:
+        SerializationError: Not a reply of that script.
+    """
+    try:
+        value = msgpack.unpackb(raw, raw=True)
+    except (TypeError, ValueError, msgpack.UnpackException) as exc:
+        raise SerializationError(f"unexpected claim reply: {exc}") from exc
+    if not isinstance(value, list) or not value:
+        raise SerializationError("unexpected claim reply")
+    return value
 
 
 def _json_list(raw: Any) -> list[Any]:
