@@ -359,8 +359,8 @@ def _run(ctx: BenchContext) -> list[Result]:
                 b,
                 notes=(
                     "async no-op agent; ours: create record + enqueue, claim (fence, lease), "
-                    "finish (fenced), ack; the client wakes on the task's event stream "
-                    "(XREAD BLOCK)"
+                    "finish (fenced), ack; the client wakes on the task's end list "
+                    "(BLMOVE) and reads its outcome in the same round trip"
                 ),
             )
         )
