@@ -324,6 +324,14 @@ def _run_every_phase(connector: RedisConnector, settings: Any) -> None:
     assert not thread.is_alive(), "the worker did not stop"
 
 
+_LOGGED_ON_ONE_SERVER = frozenset({"coord_claim", "coord_finish"})
+"""Scripts that take the namespace log's key as a last, extra key on a single server only."""
+
+
+def _text(key: Any) -> str:
+    return key.decode() if isinstance(key, bytes) else str(key)
+
+
 @pytest.mark.integration
 def test_every_call_keeps_its_keys_in_one_slot(
     redis_settings: Any, script_calls: list[tuple[str, list[Any]]]
@@ -334,6 +342,11 @@ def test_every_call_keeps_its_keys_in_one_slot(
     finally:
         connector.close()
     for name, keys in script_calls:
+        if name in _LOGGED_ON_ONE_SERVER and keys and _text(keys[-1]).endswith("/log}:events"):
+            # On a single server (this test's) coord's claim and finish also write the
+            # namespace log, another slot; on a Cluster the worker leaves that key out (the
+            # coord tests run these scripts on a real Cluster, which refuses CROSSSLOT).
+            keys = keys[:-1]
         slots = {key_slot(k.encode() if isinstance(k, str) else k) for k in keys}
         assert len(slots) <= 1, f"{name} was called with keys in {len(slots)} slots: {keys}"
     seen = {name for name, _ in script_calls}
