@@ -5,6 +5,8 @@
   any Streams queue pays), vs arq 0.25 (its own environment, polling its result every
   1 ms, the fastest it allows) and vs Celery 5.5 on its Redis broker and result backend (its
   own environment, one ``--pool solo`` worker process); both skipped in ``--smoke``.
+* the same raw floor with its worker on asyncio (``redis.asyncio``), beside the sync floor and
+  beside ours: what an asyncio worker pays whatever the queue (ours runs on asyncio).
 * event publish -> receive by a live listener: `EventBus.publish` + `tail` vs raw
   ``XADD``/``XREAD BLOCK`` and vs pub/sub ``PUBLISH``/``SUBSCRIBE``.
 * throughput of no-op tasks with 1, 2 and 4 worker processes (how it grows).
@@ -99,6 +101,51 @@ def _raw_floor(url: str, prefix: str) -> tuple[Callable[[], object], Callable[[]
         thread.join(timeout=5)
         client.close()
         server.close()
+
+    return roundtrip, close
+
+
+def _raw_async_floor(url: str, prefix: str) -> tuple[Callable[[], object], Callable[[], None]]:
+    """`_raw_floor` with its worker on an asyncio loop (``redis.asyncio``), as ours is.
+
+    The same four commands; only the worker's client differs. What it adds to the sync floor
+    is what asyncio itself costs a worker, whatever the queue on top of it.
+    """
+    import asyncio
+
+    import redis.asyncio
+
+    client = redis.Redis.from_url(url)
+    queue, reply = f"{prefix}:rawaq", f"{prefix}:rawar"
+    client.xgroup_create(queue, "g", "0", mkstream=True)
+    stop = threading.Event()
+
+    async def serve() -> None:
+        server = redis.asyncio.Redis.from_url(url)
+        try:
+            while not stop.is_set():
+                got = await server.xreadgroup("g", "w", {queue: ">"}, count=1, block=100)
+                for _stream, rows in got or ():
+                    for eid, _fields in rows:
+                        await server.xack(queue, "g", eid)
+                        await server.xadd(reply, {"r": b"1"})
+        finally:
+            await server.aclose()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    last = ["0-0"]
+
+    def roundtrip() -> object:
+        client.xadd(queue, {"t": b"x"})
+        got = client.xread({reply: last[0]}, count=1, block=5_000)
+        last[0] = got[0][1][0][0].decode()
+        return got
+
+    def close() -> None:
+        stop.set()
+        thread.join(timeout=5)
+        client.close()
 
     return roundtrip, close
 
@@ -346,6 +393,7 @@ def _run(ctx: BenchContext) -> list[Result]:
     )
     client = TaskClient(settings=settings, namespace="bench", max_backlog=1_000_000)
     floor, close_floor = _raw_floor(ctx.url, prefix)
+    async_floor, close_async_floor = _raw_async_floor(ctx.url, prefix)
     try:
         _wait(lambda: bool(client.workers()))
         roundtrip = lambda: client.result(client.submit("noop", None), timeout=10)  # noqa: E731
@@ -362,6 +410,29 @@ def _run(ctx: BenchContext) -> list[Result]:
                     "finish (fenced), ack; the client wakes on the task's end list "
                     "(BLMOVE) and reads its outcome in the same round trip"
                 ),
+            )
+        )
+
+        # The floor with an asyncio worker, beside the sync one and beside ours: how much of
+        # the distance to the sync floor asyncio itself takes.
+        af, f2 = ctx.compare(async_floor, floor, iterations=n, warmup=ctx.n(100))
+        results.append(
+            Result(
+                "floor: raw request/reply, asyncio worker",
+                af,
+                "raw XADD -> XREADGROUP -> XADD -> XREAD",
+                f2,
+                notes="the same four commands; the worker's client is redis.asyncio",
+            )
+        )
+        o3, af3 = ctx.compare(roundtrip, async_floor, iterations=n, warmup=ctx.n(100))
+        results.append(
+            Result(
+                "submit -> result, no-op task, 1 worker",
+                o3,
+                "raw request/reply, asyncio worker",
+                af3,
+                notes="ours beside the floor whose worker also runs on asyncio",
             )
         )
 
@@ -411,6 +482,7 @@ def _run(ctx: BenchContext) -> list[Result]:
             )
     finally:
         close_floor()
+        close_async_floor()
         worker.close()
         client.close()
     results += _events(ctx, settings, prefix)
