@@ -70,57 +70,41 @@ class _InProcessWorker:
         self.thread.join(timeout=30)
 
 
-def _raw_floor(url: str, prefix: str) -> tuple[Callable[[], object], Callable[[], None]]:
-    """A raw Streams request/reply: the least a Streams task queue can cost."""
-    client = redis.Redis.from_url(url)
-    server = redis.Redis.from_url(url)
-    queue, reply = f"{prefix}:rawq", f"{prefix}:rawr"
-    client.xgroup_create(queue, "g", "0", mkstream=True)
-    stop = threading.Event()
+def _raw_floor(
+    url: str, prefix: str, *, on_asyncio: bool = False
+) -> tuple[Callable[[], object], Callable[[], None]]:
+    """A raw Streams request/reply: the least a Streams task queue can cost.
 
-    def serve() -> None:
-        while not stop.is_set():
-            got = server.xreadgroup("g", "w", {queue: ">"}, count=1, block=100)
-            for _stream, rows in got or ():
-                for eid, _fields in rows:
-                    server.xack(queue, "g", eid)
-                    server.xadd(reply, {"r": b"1"})
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    last = ["0-0"]
-
-    def roundtrip() -> object:
-        client.xadd(queue, {"t": b"x"})
-        got = client.xread({reply: last[0]}, count=1, block=5_000)
-        last[0] = got[0][1][0][0].decode()
-        return got
-
-    def close() -> None:
-        stop.set()
-        thread.join(timeout=5)
-        client.close()
-        server.close()
-
-    return roundtrip, close
-
-
-def _raw_async_floor(url: str, prefix: str) -> tuple[Callable[[], object], Callable[[], None]]:
-    """`_raw_floor` with its worker on an asyncio loop (``redis.asyncio``), as ours is.
-
-    The same four commands; only the worker's client differs. What it adds to the sync floor
-    is what asyncio itself costs a worker, whatever the queue on top of it.
+    Args:
+        url: The server.
+        prefix: Key prefix of the run.
+        on_asyncio: Run the worker on an asyncio loop (``redis.asyncio``), as ours is: the
+            same four commands, so what it adds to the sync floor is what asyncio itself
+            costs a worker, whatever the queue on top of it.
     """
     import asyncio
 
     import redis.asyncio
 
     client = redis.Redis.from_url(url)
-    queue, reply = f"{prefix}:rawaq", f"{prefix}:rawar"
+    kind = "a" if on_asyncio else ""
+    queue, reply = f"{prefix}:raw{kind}q", f"{prefix}:raw{kind}r"
     client.xgroup_create(queue, "g", "0", mkstream=True)
     stop = threading.Event()
 
-    async def serve() -> None:
+    def serve() -> None:
+        server = redis.Redis.from_url(url)
+        try:
+            while not stop.is_set():
+                got = server.xreadgroup("g", "w", {queue: ">"}, count=1, block=100)
+                for _stream, rows in got or ():
+                    for eid, _fields in rows:
+                        server.xack(queue, "g", eid)
+                        server.xadd(reply, {"r": b"1"})
+        finally:
+            server.close()
+
+    async def aserve() -> None:
         server = redis.asyncio.Redis.from_url(url)
         try:
             while not stop.is_set():
@@ -132,7 +116,8 @@ def _raw_async_floor(url: str, prefix: str) -> tuple[Callable[[], object], Calla
         finally:
             await server.aclose()
 
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    target = (lambda: asyncio.run(aserve())) if on_asyncio else serve
+    thread = threading.Thread(target=target, daemon=True)
     thread.start()
     last = ["0-0"]
 
@@ -393,7 +378,7 @@ def _run(ctx: BenchContext) -> list[Result]:
     )
     client = TaskClient(settings=settings, namespace="bench", max_backlog=1_000_000)
     floor, close_floor = _raw_floor(ctx.url, prefix)
-    async_floor, close_async_floor = _raw_async_floor(ctx.url, prefix)
+    async_floor, close_async_floor = _raw_floor(ctx.url, prefix, on_asyncio=True)
     try:
         _wait(lambda: bool(client.workers()))
         roundtrip = lambda: client.result(client.submit("noop", None), timeout=10)  # noqa: E731
