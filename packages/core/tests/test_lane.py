@@ -68,14 +68,19 @@ def test_plain_commands_take_the_lane_with_redis_py_replies(client, monkeypatch)
     client.delete(k, k + ":h")
 
 
-def test_an_interrupt_between_send_and_read_never_leaks_its_reply(client):
+def _two_keys_and_the_lane_connection(client):
+    """Keys holding "first" and "second", and the lane's one connection with its reader."""
     k1, k2 = _key(), _key()
     client.set(k1, "first")
     client.set(k2, "second")
     lane = client._dar_lane
     conn = lane.checkout()
     lane.checkin(conn)
-    real = conn.read_response
+    return k1, k2, conn, conn.read_response
+
+
+def test_an_interrupt_between_send_and_read_never_leaks_its_reply(client):
+    k1, k2, conn, real = _two_keys_and_the_lane_connection(client)
 
     def interrupted(*a, **k):
         conn.read_response = real
@@ -301,13 +306,7 @@ def test_plain_pipelines_take_the_lane_with_redis_py_replies(client, monkeypatch
 
 
 def test_an_interrupted_pipeline_never_leaks_its_replies(client):
-    k1, k2 = _key(), _key()
-    client.set(k1, "first")
-    client.set(k2, "second")
-    lane = client._dar_lane
-    conn = lane.checkout()
-    lane.checkin(conn)
-    real = conn.read_response
+    k1, k2, conn, real = _two_keys_and_the_lane_connection(client)
     calls = []
 
     def interrupted(*a, **k):
