@@ -501,6 +501,37 @@ def test_an_agents_own_timeout_error_is_a_failure_not_a_run_timeout(
         assert info.attempts == info.max_attempts  # retried like any failure
 
 
+def test_stop_lets_a_run_that_is_writing_its_result_finish(
+    tasks: TaskClient, worker_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stop()` hands back only runs still in their agent: a run whose agent returned is
+    writing its result, and that write is not cancelled, even with no grace at all."""
+    import asyncio
+    import threading
+
+    from deepagents_redis.coord import _worker
+
+    writing, release = threading.Event(), threading.Event()
+    real_end = _worker.Worker._end
+
+    async def held_end(self: Any, *args: Any, **kwargs: Any) -> None:
+        writing.set()
+        await asyncio.to_thread(release.wait, 10)  # the stop arrives meanwhile
+        await real_end(self, *args, **kwargs)
+
+    monkeypatch.setattr(_worker.Worker, "_end", held_end)
+    with worker_factory({"double": double}, stop_grace_seconds=0) as worker:
+        task_id = tasks.submit("double", {"n": 3})
+        assert writing.wait(10)
+        worker.stop()
+        time.sleep(0.3)  # the drain has run by now: it must leave this run alone
+        release.set()
+    info = tasks.join(task_id, timeout=10)
+    assert info.status == "success"
+    assert info.result == {"n": 6}
+    assert "handed_back" not in [e.type.rsplit(".", 1)[-1] for _, e in tasks.events(task_id)]
+
+
 def test_send_reaches_a_running_task(tasks: TaskClient, worker_factory: Any) -> None:
     import asyncio
 
