@@ -36,7 +36,15 @@ from deepagents_redis.coord._common import (
 from deepagents_redis.coord._errors import ResultTimeoutError, TaskFailedError, UnknownAgentError
 from deepagents_redis.coord._event import EVENT_FIELD, Event, decode_event
 from deepagents_redis.coord._keys import TaskKeys, check_name, check_task_id, new_task_id
-from deepagents_redis.coord._scripts import ABANDON, CANCEL, CREATE, ENQUEUE, RESET, SEND
+from deepagents_redis.coord._scripts import (
+    ABANDON,
+    CANCEL,
+    CREATE,
+    ENQUEUE,
+    RESET,
+    SEND,
+    TERMINAL,
+)
 from deepagents_redis.coord._settings import CoordOptions
 from deepagents_redis.core import (
     BackpressureError,
@@ -74,7 +82,7 @@ class _Outcome(NamedTuple):
 
     @property
     def done(self) -> bool:
-        return self.status in ("success", "error", "cancelled", "timeout")
+        return self.status in TERMINAL
 
 
 """Most task ids a client remembers creating (see `TaskClient._submitted`)."""

@@ -9,6 +9,7 @@ from typing import Any, Unpack
 
 from deepagents_redis.coord._event import TYPE_PREFIX, Event, envelope
 from deepagents_redis.coord._keys import CoordKeys, TaskKeys
+from deepagents_redis.coord._scripts import TERMINAL
 from deepagents_redis.coord._settings import CoordOptions, CoordSettings
 from deepagents_redis.core import (
     Codec,
@@ -86,7 +87,7 @@ class TaskInfo:
     @property
     def done(self) -> bool:
         """Whether the task reached a status it never leaves."""
-        return self.status in ("success", "error", "cancelled", "timeout")
+        return self.status in TERMINAL
 
 
 def parse_record(task_id: str, keys: TaskKeys, values: list[Any], codec: Codec) -> TaskInfo | None:
