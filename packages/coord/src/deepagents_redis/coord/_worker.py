@@ -838,16 +838,6 @@ class Worker(CoordComponent):
                             result = await self._invoke(run, value)
                 finally:
                     run.invoking = False  # from here on the outcome is written, uncancelled
-            except TimeoutError as exc:
-                if limit is None or not limit.expired():
-                    inst.count("coord.run", outcome="error", agent=agent)
-                    await self._failed(run, queue, keys, exc)
-                    return
-                run.ctx.cancelled.set()
-                await self._end(
-                    run, queue, keys, "timeout", error=f"ran longer than {timeout}s", final=True
-                )
-                return
             except asyncio.CancelledError:
                 if run.reason is None:
                     raise  # the worker itself is being torn down
@@ -857,6 +847,13 @@ class Worker(CoordComponent):
                 await self._after_cancel(run, queue, keys)
                 return
             except Exception as exc:  # noqa: BLE001 - the agent's own failure: retried, then dead letters
+                if isinstance(exc, TimeoutError) and limit is not None and limit.expired():
+                    # the run's own limit, not a TimeoutError the agent raised itself
+                    run.ctx.cancelled.set()
+                    await self._end(
+                        run, queue, keys, "timeout", error=f"ran longer than {timeout}s", final=True
+                    )
+                    return
                 inst.count("coord.run", outcome="error", agent=agent)
                 await self._failed(run, queue, keys, exc)
                 return
