@@ -686,6 +686,14 @@ class Worker(CoordComponent):
                 run.ctx.cancelled.set()  # a sync call still in its thread stops at its next check
                 value = await self._follow(run, state, await self._take(run, restart=True))
                 continue
+            if run.interrupting:
+                # The agent swallowed the interrupting follow-up's cancel and answered: take
+                # that cancel back here, or the task's cancel count stays raised and a later
+                # cancel of the run (a cancel, a stop, its time limit) would read as the
+                # worker's own teardown, which writes nothing.
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
             if kind != "runnable" or not isinstance(result, dict) or "messages" not in result:
                 return result
             if queued >= _MAX_FOLLOW_UPS:
