@@ -351,10 +351,11 @@ class Worker(CoordComponent):
         if pending:
             await asyncio.wait(pending, timeout=self.stop_grace_seconds)
         for run in list(self._runs.values()):
-            # a run whose agent part is over is writing its result: let it
-            if run.invoking and run.task is not None and not run.task.done():
-                run.reason = "stop"
-                run.task.cancel()
+            # A run whose agent part is over is writing its result: let it (`_interrupt`
+            # looks at `run.invoking`). So is a run already being cancelled (a cancel, a lost
+            # lease): a second cancel would overwrite its reason and raise the task's cancel
+            # count past what `_execute` takes back, which reads as the worker's teardown.
+            self._interrupt(run, "stop")
         outers = list(self._outer)
         if outers:
             await asyncio.gather(*outers, return_exceptions=True)
