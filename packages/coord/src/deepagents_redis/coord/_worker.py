@@ -847,8 +847,16 @@ class Worker(CoordComponent):
                             result = await self._invoke(run, value)
                 finally:
                     run.invoking = False  # from here on the outcome is written, uncancelled
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as exc:
                 if run.reason is None:
+                    if current is not None and current.cancelling() == 0:
+                        # Nothing cancelled this task: the agent raised it (an inner task
+                        # of its own was cancelled, say). That is its failure; re-raised, it
+                        # would end the entry's task with nothing written, and the task
+                        # would wait out its lease to be blamed on a dead worker.
+                        inst.count("coord.run", outcome="error", agent=agent)
+                        await self._failed(run, queue, keys, exc)
+                        return
                     raise  # the worker itself is being torn down
                 if current is not None and current.uncancel() > 0:
                     raise  # torn down as well
