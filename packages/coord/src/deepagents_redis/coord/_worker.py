@@ -19,6 +19,7 @@ One asyncio loop per worker process (`run()` starts it; `arun()` runs in yours):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -146,6 +147,8 @@ class _Run:
     """An agent call is in progress: an interrupting follow-up may cancel it (the run goes
     on from the conversation so far)."""
     interrupting: bool = False
+    restarting: bool = False
+    """A follow-up's restart (`_restarting`: a new fencing token) is under way."""
     latest: Any = None
     """A graph call's state after its last finished step (the conversation so far)."""
 
@@ -773,23 +776,24 @@ class Worker(CoordComponent):
             if restart
             else b""
         )
+        call = self._op(
+            "coord.take",
+            one(
+                Script(
+                    TAKE,
+                    [keys.record, keys.inbox, keys.events],
+                    [
+                        run.fence,
+                        ctx._inbox_after,
+                        "1" if restart else "0",
+                        event,
+                        self.coord_settings.events_maxlen,
+                    ],
+                )
+            ),
+        )
         try:
-            reply = await self._op(
-                "coord.take",
-                one(
-                    Script(
-                        TAKE,
-                        [keys.record, keys.inbox, keys.events],
-                        [
-                            run.fence,
-                            ctx._inbox_after,
-                            "1" if restart else "0",
-                            event,
-                            self.coord_settings.events_maxlen,
-                        ],
-                    )
-                ),
-            )
+            reply = await (self._restarting(run, call) if restart else call)
         except LeaseLostError:
             ctx.cancelled.set()
             raise
@@ -797,22 +801,47 @@ class Worker(CoordComponent):
         after = text(rows[-2]) if rows else ctx._inbox_after
         messages = [self.codec.decode(rows[i + 1], key=keys.inbox) for i in range(0, len(rows), 2)]
         if restart:
-            pending = ctx._pending
-            run.fence = fence
-            run.ctx = TaskContext(self, run.agent, run.task_id, fence, run.attempt)
-            run.ctx._pending = pending
-            self._log_event(
-                run.task_id,
-                self._encoded(
-                    "task.interrupted",
-                    self.worker_id,
-                    run.task_id,
-                    run.agent,
-                    self.keys.task(run.task_id),
-                ),
-            )
+            self._restarted(run, fence)
         run.ctx._inbox_after = after
         return messages
+
+    def _restarted(self, run: _Run, fence: int) -> None:
+        """The run goes on under the restart's new token, with a new `TaskContext`."""
+        pending = run.ctx._pending
+        run.fence = fence
+        run.ctx = TaskContext(self, run.agent, run.task_id, fence, run.attempt)
+        run.ctx._pending = pending
+        self._log_event(
+            run.task_id,
+            self._encoded(
+                "task.interrupted",
+                self.worker_id,
+                run.task_id,
+                run.agent,
+                self.keys.task(run.task_id),
+            ),
+        )
+
+    async def _restarting(self, run: _Run, call: Awaitable[Any]) -> Any:
+        """Await a restarting take (`call`) to its end, even if the run is cancelled meanwhile.
+
+        The restart gives the run a new fencing token. Were its reply lost to a cancel of the
+        run (a cancel, a stop, its time limit), the run would end with the old token, be
+        refused, write nothing, and the task would run again once its lease ran out. So on a
+        cancel the reply is still awaited and its token taken before the cancel goes on.
+        Heartbeats sent with the old token meanwhile are refused too, which is no lost lease:
+        `_heartbeats` passes over the run while `run.restarting`.
+        """
+        run.restarting = True
+        take = asyncio.ensure_future(call)
+        try:
+            return await asyncio.shield(take)
+        except asyncio.CancelledError:
+            with contextlib.suppress(DeepAgentsRedisError):  # refused: nothing restarted
+                self._restarted(run, int((await take)[0]))
+            raise
+        finally:
+            run.restarting = False
 
     async def _execute(
         self,
@@ -1185,7 +1214,7 @@ class Worker(CoordComponent):
         fences = [run.fence for run in runs]
         replies = await asyncio.gather(*(self._beat(run) for run in runs), return_exceptions=True)
         for run, fence, reply in zip(runs, fences, replies, strict=True):
-            if run.fence != fence:
+            if run.fence != fence or run.restarting:
                 continue  # the run restarted for a follow-up meanwhile (new token): next beat
             if self._runs.get(run.task_id) is not run:
                 continue  # it ended while the beat was under way (its record is no longer
