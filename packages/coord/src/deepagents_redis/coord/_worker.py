@@ -793,7 +793,7 @@ class Worker(CoordComponent):
             ),
         )
         try:
-            reply = await (self._restarting(run, call) if restart else call)
+            reply = await (self._restarting(run, call, event) if restart else call)
         except LeaseLostError:
             ctx.cancelled.set()
             raise
@@ -801,28 +801,24 @@ class Worker(CoordComponent):
         after = text(rows[-2]) if rows else ctx._inbox_after
         messages = [self.codec.decode(rows[i + 1], key=keys.inbox) for i in range(0, len(rows), 2)]
         if restart:
-            self._restarted(run, fence)
+            self._restarted(run, fence, event)
         run.ctx._inbox_after = after
         return messages
 
-    def _restarted(self, run: _Run, fence: int) -> None:
-        """The run goes on under the restart's new token, with a new `TaskContext`."""
+    def _restarted(self, run: _Run, fence: int, event: bytes) -> None:
+        """The run goes on under the restart's new token, with a new `TaskContext`.
+
+        `event`: the 'interrupted' event as the take script wrote it to the task's stream;
+        the namespace log gets those very bytes (same event id), not a second encoding that
+        a reader of both streams would take for another event.
+        """
         pending = run.ctx._pending
         run.fence = fence
         run.ctx = TaskContext(self, run.agent, run.task_id, fence, run.attempt)
         run.ctx._pending = pending
-        self._log_event(
-            run.task_id,
-            self._encoded(
-                "task.interrupted",
-                self.worker_id,
-                run.task_id,
-                run.agent,
-                self.keys.task(run.task_id),
-            ),
-        )
+        self._log_event(run.task_id, event)
 
-    async def _restarting(self, run: _Run, call: Awaitable[Any]) -> Any:
+    async def _restarting(self, run: _Run, call: Awaitable[Any], event: bytes) -> Any:
         """Await a restarting take (`call`) to its end, even if the run is cancelled meanwhile.
 
         The restart gives the run a new fencing token. Were its reply lost to a cancel of the
@@ -838,7 +834,7 @@ class Worker(CoordComponent):
             return await asyncio.shield(take)
         except asyncio.CancelledError:
             with contextlib.suppress(DeepAgentsRedisError):  # refused: nothing restarted
-                self._restarted(run, int((await take)[0]))
+                self._restarted(run, int((await take)[0]), event)
             raise
         finally:
             run.restarting = False
