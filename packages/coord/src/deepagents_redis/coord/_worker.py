@@ -516,8 +516,13 @@ class Worker(CoordComponent):
         """
         return self._connector.cluster_hint is False
 
-    def _claim(self, agent: str, task_id: str, failed: bytes = b"") -> tuple[Script, bytes | None]:
-        """The claim of one task by this worker (``coord_claim``; `failed`: its 'failed' event).
+    def _claim(
+        self, agent: str, task_id: str, failed: bytes = b"", cancelled: bytes = b""
+    ) -> tuple[Script, bytes | None]:
+        """The claim of one task by this worker (``coord_claim``).
+
+        `failed` and `cancelled`: the events that end the task in the claim, once the script
+        asked for them (out of attempts; a cancel requested while an earlier attempt ran).
 
         Returns:
             The script, and its 'started' event as encoded for the task's stream, for the
@@ -535,8 +540,12 @@ class Worker(CoordComponent):
             failed,
             self.coord_settings.result_ttl_seconds * 1000,
         ]
-        if self._inline_log():
+        inline = self._inline_log()
+        if inline or cancelled:  # read with the log's key only; placed before `cancelled`
             args += [self.coord_settings.log_maxlen, task_id]
+        if cancelled:
+            args.append(cancelled)
+        if inline:
             return Script(CLAIM, [*keys.scripted, self.keys.log], args), None
         return Script(CLAIM, keys.scripted, args), started
 
@@ -600,16 +609,25 @@ class Worker(CoordComponent):
             claim, started = self._claim(agent, task_id)
             packed = await self._op("coord.claim", one(claim), agent=agent)
         reply = _claim_reply(packed)
-        if text(reply[0]) == "exhausted?":  # out of attempts: now with the 'failed' event
-            failed = self._encoded(
-                "task.failed", self.worker_id, task_id, agent, keys, reason="out of attempts"
-            )
-            claim, started = self._claim(agent, task_id, failed)
+        failed = cancelled = b""
+        for _ in range(2):  # the task ends here: claim again with the event that ends it
+            asked = text(reply[0])
+            if asked == "exhausted?":  # out of attempts
+                failed = self._encoded(
+                    "task.failed", self.worker_id, task_id, agent, keys, reason="out of attempts"
+                )
+            elif asked == "cancelled?":  # its cancel was requested while an attempt ran
+                cancelled = self._encoded("task.cancelled", self.worker_id, task_id, agent, keys)
+            else:
+                break
+            claim, started = self._claim(agent, task_id, failed, cancelled)
             reply = _claim_reply(await self._op("coord.claim", one(claim), agent=agent))
-            if started is not None:  # not logged by the script: the log gets 'failed'
-                failed_line = failed
         verdict = text(reply[0])
-        if verdict in ("done", "gone"):
+        if started is not None:  # not logged by the script: the log gets the ending line
+            failed_line = (failed if verdict == "exhausted" else cancelled) or None
+        if verdict in ("done", "gone", "cancelled"):
+            if verdict == "cancelled":  # ended by this claim
+                self._log_event(task_id, failed_line)
             await self._ack(queue, entry_id, task_id, "ack", fence=0)
         elif verdict == "busy":
             return  # a live worker holds it; its own entry is acknowledged when it ends

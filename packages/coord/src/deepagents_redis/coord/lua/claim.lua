@@ -16,6 +16,8 @@
 --   done_ttl_ms    TTL in ms of a finished task
 --   log_maxlen     with log_key: approximate length cap of the log
 --   task_id        with log_key: the task id (the log line's 't' field)
+--   cancelled      optional (ARGV 7 and 8 are then given, used with log_key only): the
+--                  'cancelled' event (a cancel was requested; none asks for {'cancelled?'})
 -- Returns, packed by cmsgpack as one bulk string (a 9-item array reply costs the asyncio
 -- client ~30 us more to parse than one string and a C unpack):
 -- {'run', fence, attempt, input, timeout_s, agent, max attempts, trace context,
@@ -23,13 +25,18 @@
 -- | {'busy'} (another live worker holds it) | {'done', status} (finished: ack the entry)
 -- | {'gone'} (no record: expired)
 -- | {'exhausted?', attempts} (out of attempts and no 'failed' event given: nothing written)
--- | {'exhausted', attempts, history} (out of attempts: now status error; dead-letter it).
+-- | {'exhausted', attempts, history} (out of attempts: now status error; dead-letter it)
+-- | {'cancelled?'} (a cancel was requested and no 'cancelled' event given: nothing written)
+-- | {'cancelled'} (a cancel was requested while an earlier attempt ran, which ended without
+--   seeing it: failed to be retried, handed back, or its worker died; now status cancelled,
+--   and no other attempt runs; ack the entry).
 -- Errors: none of its own.
 
 local task_key, events_key, inbox_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local worker, lease_ms, started, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local failed, done_ttl_ms = ARGV[5], ARGV[6]
 local log_key, log_maxlen, task_id = KEYS[5], ARGV[7], ARGV[8]
+local cancelled = ARGV[9] or ''
 
 -- The log's line is the task stream's own event bytes (encoded for the task's events key)
 -- and the task id, so a reader checks it against that key.
@@ -42,7 +49,7 @@ end
 local pack = cmsgpack.pack
 local terminal = {success = true, error = true, cancelled = true, timeout = true}
 local f = redis.call('HMGET', task_key, 'status', 'lease_until', 'attempts', 'max_attempts',
-  'worker', 'history')
+  'worker', 'history', 'cancel')
 local st = f[1]
 if not st then return pack({'gone'}) end
 if terminal[st] then return pack({'done', st}) end
@@ -50,15 +57,29 @@ local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 if st == 'running' and tonumber(f[2] or '0') > now then return pack({'busy'}) end
 local attempts = tonumber(f[3])
+local cancel = f[7] == '1'
 local exhausted = attempts >= tonumber(f[4])
--- the 'failed' event is built only for this rare path: without it, ask for it (no writes)
-if exhausted and failed == '' then return pack({'exhausted?', attempts}) end
+-- the ending events are built only for these rare paths: without one, ask for it (no writes)
+if cancel and cancelled == '' then return pack({'cancelled?'}) end
+if exhausted and not cancel and failed == '' then return pack({'exhausted?', attempts}) end
 if st == 'running' then
   -- the previous holder stopped heartbeating: that attempt is lost, and recorded
   local h = cjson.decode(f[6] or '[]')
   h[#h + 1] = {attempt = attempts, worker = f[5] or '', error = 'worker stopped heartbeating',
     at_ms = now}
   redis.call('HSET', task_key, 'history', cjson.encode(h))
+end
+if cancel then
+  redis.call('HSET', task_key, 'status', 'cancelled', 'lease_until', 0, 'ended_ms', now,
+    'error', 'cancelled')
+  redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', cancelled)
+  log_line(cancelled)
+  redis.call('DEL', done_key)
+  redis.call('RPUSH', done_key, 'cancelled')
+  for _, k in ipairs({task_key, events_key, inbox_key, done_key}) do
+    redis.call('PEXPIRE', k, done_ttl_ms)
+  end
+  return pack({'cancelled'})
 end
 if exhausted then
   redis.call('HSET', task_key, 'status', 'error', 'lease_until', 0, 'ended_ms', now,
