@@ -324,7 +324,7 @@ def _run_every_phase(connector: RedisConnector, settings: Any) -> None:
     assert not thread.is_alive(), "the worker did not stop"
 
 
-_LOGGED_ON_ONE_SERVER = frozenset({"coord_claim", "coord_finish"})
+_LOGGED_ON_ONE_SERVER = frozenset({"coord_claim", "coord_finish", "coord_handback", "coord_take"})
 """Scripts that take the namespace log's key as a last, extra key on a single server only."""
 
 
@@ -343,9 +343,10 @@ def test_every_call_keeps_its_keys_in_one_slot(
         connector.close()
     for name, keys in script_calls:
         if name in _LOGGED_ON_ONE_SERVER and keys and _text(keys[-1]).endswith("/log}:events"):
-            # On a single server (this test's) coord's claim and finish also write the
-            # namespace log, another slot; on a Cluster the worker leaves that key out (the
-            # coord tests run these scripts on a real Cluster, which refuses CROSSSLOT).
+            # On a single server (this test's) coord's claim, finish, take and handback also
+            # write the namespace log, another slot; on a Cluster the worker leaves that key
+            # out (the coord tests run these scripts on a real Cluster, which refuses
+            # CROSSSLOT).
             keys = keys[:-1]
         slots = {key_slot(k.encode() if isinstance(k, str) else k) for k in keys}
         assert len(slots) <= 1, f"{name} was called with keys in {len(slots)} slots: {keys}"

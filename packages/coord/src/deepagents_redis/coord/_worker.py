@@ -794,24 +794,22 @@ class Worker(CoordComponent):
             if restart
             else b""
         )
-        call = self._op(
-            "coord.take",
-            one(
-                Script(
-                    TAKE,
-                    [keys.record, keys.inbox, keys.events],
-                    [
-                        run.fence,
-                        ctx._inbox_after,
-                        "1" if restart else "0",
-                        event,
-                        self.coord_settings.events_maxlen,
-                    ],
-                )
-            ),
-        )
+        take_keys = [keys.record, keys.inbox, keys.events]
+        take_args: list[Any] = [
+            run.fence,
+            ctx._inbox_after,
+            "1" if restart else "0",
+            event,
+            self.coord_settings.events_maxlen,
+        ]
+        logged: bytes | None = event  # the line `_restarted` queues for the log writer
+        if restart and self._inline_log():  # the script writes it, in order with the rest
+            take_keys.append(self.keys.log)
+            take_args += [self.coord_settings.log_maxlen, run.task_id]
+            logged = None
+        call = self._op("coord.take", one(Script(TAKE, take_keys, take_args)))
         try:
-            reply = await (self._restarting(run, call, event) if restart else call)
+            reply = await (self._restarting(run, call, logged) if restart else call)
         except LeaseLostError:
             ctx.cancelled.set()
             raise
@@ -819,16 +817,16 @@ class Worker(CoordComponent):
         after = text(rows[-2]) if rows else ctx._inbox_after
         messages = [self.codec.decode(rows[i + 1], key=keys.inbox) for i in range(0, len(rows), 2)]
         if restart:
-            self._restarted(run, fence, event)
+            self._restarted(run, fence, logged)
         run.ctx._inbox_after = after
         return messages
 
-    def _restarted(self, run: _Run, fence: int, event: bytes) -> None:
+    def _restarted(self, run: _Run, fence: int, event: bytes | None) -> None:
         """The run goes on under the restart's new token, with a new `TaskContext`.
 
         `event`: the 'interrupted' event as the take script wrote it to the task's stream;
         the namespace log gets those very bytes (same event id), not a second encoding that
-        a reader of both streams would take for another event.
+        a reader of both streams would take for another event. None: the script logged it.
         """
         pending = run.ctx._pending
         run.fence = fence
@@ -836,7 +834,7 @@ class Worker(CoordComponent):
         run.ctx._pending = pending
         self._log_event(run.task_id, event)
 
-    async def _restarting(self, run: _Run, call: Awaitable[Any], event: bytes) -> Any:
+    async def _restarting(self, run: _Run, call: Awaitable[Any], event: bytes | None) -> Any:
         """Await a restarting take (`call`) to its end, even if the run is cancelled meanwhile.
 
         The restart gives the run a new fencing token. Were its reply lost to a cancel of the
@@ -940,19 +938,18 @@ class Worker(CoordComponent):
             await self._end(run, queue, keys, "cancelled", error="cancelled", final=True)
         elif run.reason == "stop":
             event = self._encoded("task.handed_back", self.worker_id, run.task_id, run.agent, keys)
+            back_keys = [keys.record, keys.events]
+            back_args: list[Any] = [run.fence, event, self.coord_settings.events_maxlen]
+            inline = self._inline_log()
+            if inline:  # the script writes the log's line (see `_inline_log`)
+                back_keys.append(self.keys.log)
+                back_args += [self.coord_settings.log_maxlen, run.task_id]
             try:
-                await self._op(
-                    "coord.handback",
-                    one(
-                        Script(
-                            HANDBACK,
-                            [keys.record, keys.events],
-                            [run.fence, event, self.coord_settings.events_maxlen],
-                        )
-                    ),
-                )
+                await self._op("coord.handback", one(Script(HANDBACK, back_keys, back_args)))
             except LeaseLostError:
                 return
+            if not inline:
+                self._log_event(run.task_id, event)
             await self._ack(queue, run.entry_id, run.task_id, "requeue", fence=run.fence)
         # 'lost': another worker holds the task; we write nothing.
 
