@@ -532,6 +532,24 @@ def test_stop_lets_a_run_that_is_writing_its_result_finish(
     assert "handed_back" not in [e.type.rsplit(".", 1)[-1] for _, e in tasks.events(task_id)]
 
 
+def test_stop_is_safe_to_call_again_once_the_worker_has_ended(
+    tasks: TaskClient, worker_factory: Any
+) -> None:
+    """`stop()` twice (a signal handler, then a ``finally``), the second after the worker's
+    loop has closed, is a no-op: it raised the loop's "Event loop is closed"."""
+    with worker_factory({"double": double}) as worker:
+        assert tasks.result(tasks.submit("double", {"n": 2}), timeout=10) == {"n": 4}
+        worker.stop()
+        loop = worker._loop
+        assert loop is not None
+        for _ in range(500):  # the worker's thread closes its loop as `asyncio.run` ends
+            if loop.is_closed():
+                break
+            time.sleep(0.02)
+        assert loop.is_closed()
+        worker.stop()  # and the fixture stops it once more on the way out
+
+
 def test_send_reaches_a_running_task(tasks: TaskClient, worker_factory: Any) -> None:
     import asyncio
 

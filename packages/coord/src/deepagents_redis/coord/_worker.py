@@ -284,9 +284,16 @@ class Worker(CoordComponent):
         asyncio.run(main())
 
     def stop(self) -> None:
-        """Ask the worker to stop: no new work; runs finish or are handed back. Thread-safe."""
+        """Ask the worker to stop: no new work; runs finish or are handed back.
+
+        Thread-safe, and safe to call again (a signal handler and a ``finally``, say): once
+        the worker's loop has ended there is nothing left to stop.
+        """
         loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None:
+        if loop is None or stopping is None or loop.is_closed():
+            return
+        # the loop may close between the check and the call (`asyncio.run` returning)
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(stopping.set)
 
     async def arun(self, *, handle_signals: bool = False) -> None:
