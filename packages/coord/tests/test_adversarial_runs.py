@@ -631,3 +631,106 @@ def test_a_handed_back_task_is_in_the_namespace_log_in_order(
         if f.get(b"t") == task_id.encode()
     ]
     assert logged == [b for b, kind in zip(own, kinds, strict=True) if kind in _LIFECYCLE]
+
+
+def test_a_stop_does_not_wait_for_an_agent_that_ignores_its_cancel(
+    tasks: TaskClient, worker_factory: Any
+) -> None:
+    """An agent that swallows every cancel held `stop()` (and SIGTERM) for as long as it
+    ran. After the grace, and as long again for the cancel to be taken, the stop hands the
+    task back and leaves the run behind: the task runs on another worker, once, and what the
+    left-behind run returns later is refused by the fence."""
+    started, release, returned = threading.Event(), threading.Event(), threading.Event()
+
+    async def stubborn(_x: Any) -> str:
+        started.set()
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):  # ignores every cancel
+                await asyncio.sleep(0.02)
+        returned.set()
+        return "late"
+
+    with worker_factory({"stub": stubborn}, stop_grace_seconds=0) as first:
+        task_id = tasks.submit("stub", {})
+        assert started.wait(10)
+        _running(tasks, task_id)
+        first.stop()
+        _until(lambda: tasks.get(task_id).status == "pending", "the task is handed back")
+        assert first.abandoned == 1
+        assert not returned.is_set()  # the stop did not wait for the agent
+        with worker_factory({"stub": lambda _x: "second"}):
+            assert tasks.result(task_id, timeout=20) == "second"
+        release.set()  # the left-behind run returns now: its success must be refused
+        assert returned.wait(10)
+    info = tasks.get(task_id)
+    assert info.status == "success"
+    assert info.result == "second"
+    kinds = _kinds(tasks, task_id)
+    assert kinds.count("started") == 2
+    assert kinds.count("handed_back") == 1
+    assert kinds.count("completed") == 1
+
+
+def test_run_returns_without_waiting_for_a_sync_agent_left_in_its_thread(
+    connector: RedisConnector, tasks: TaskClient
+) -> None:
+    """A sync agent in a blocking call does not see the stop until its own check of
+    `ctx.cancelled`. The stop hands its task back at once; `Worker.run()` then returned only
+    when the thread did (`asyncio.run` waits for executor threads), so SIGTERM did not stop
+    the CLI's worker for as long as the call lasted."""
+    entered, release = threading.Event(), threading.Event()
+
+    def blocking(_x: Any) -> str:
+        entered.set()
+        release.wait(60)  # a blocking call that never looks at ctx.cancelled
+        return "late"
+
+    conn = RedisConnector(settings=connector.settings)
+    worker = _worker.Worker(
+        connector=conn, agents={"block": blocking}, stop_grace_seconds=0, **FAST
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        _until(lambda: "block" in tasks.agents(), "the worker announced its agent")
+        task_id = tasks.submit("block", {})
+        assert entered.wait(10)
+        worker.stop()
+        thread.join(timeout=20)
+        assert not thread.is_alive(), "run() waited for the agent's thread"
+        assert worker.threads_running == 1
+        assert tasks.get(task_id).status == "pending"
+        assert _kinds(tasks, task_id).count("handed_back") == 1
+    finally:
+        release.set()
+        worker.stop()
+        thread.join(timeout=20)
+    _until(lambda: worker.threads_running == 0, "the agent's thread ended")
+
+
+def test_the_call_after_a_swallowed_interrupt_gets_a_context_that_is_not_cancelled(
+    tasks: TaskClient, worker_factory: Any
+) -> None:
+    """The interrupt told the call's context to stop (a sync agent's check). The agent
+    swallowed it and answered, so the run goes on with the follow-up: the next call's
+    context must not read as cancelled (its follow-ups would read as none)."""
+    agent = _Swallower()
+    seen: list[bool] = []
+
+    async def second_call(value: dict[str, Any], config: Any = None) -> dict[str, Any]:
+        run = worker._runs[task_id]
+        seen.append(run.ctx.cancelled.is_set())
+        return {"messages": [*value["messages"], {"role": "ai", "content": "done"}]}
+
+    with worker_factory({"chat": agent}) as worker:
+        task_id = tasks.submit("chat", _messages("one"))
+        assert agent.first.wait(10)
+        first_call = agent.ainvoke
+        agent.ainvoke = second_call  # type: ignore[method-assign]
+        try:
+            tasks.send(task_id, {"role": "user", "content": "two"}, strategy="interrupt")
+            info = tasks.join(task_id, timeout=20)
+        finally:
+            agent.ainvoke = first_call  # type: ignore[method-assign]
+    assert info.status == "success"
+    assert seen == [False]

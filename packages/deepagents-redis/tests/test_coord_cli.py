@@ -27,6 +27,10 @@ def echo(value: Any) -> Any:
     return value
 
 
+def blocking(_value: Any) -> None:
+    time.sleep(600)  # a blocking call that never looks at ctx.cancelled
+
+
 @pytest.fixture(autouse=True)
 def _no_env_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DEEPAGENTS_REDIS_URL", raising=False)
@@ -100,6 +104,40 @@ def test_worker_command_serves_until_sigterm_then_exits_0(
     assert main(["tasks", "retry", ok, *_args(redis_settings)]) == EXIT_PROBLEM
     assert main(["tasks", "cancel", bad, *_args(redis_settings)]) == EXIT_OK
     assert f"task {bad}: cancelled" in capsys.readouterr().out
+    tasks.close()
+
+
+def test_sigterm_does_not_wait_for_a_sync_agent_in_a_blocking_call(
+    redis_settings: RedisSettings,
+) -> None:
+    """SIGTERM hands the blocked run's task back at once; the process then waited for the
+    agent's thread (the interpreter joins executor threads at exit), so the worker outlived
+    any deployment's grace period. It leaves the call behind, says so, and exits 0."""
+    cmd = [sys.executable, "-m", "deepagents_redis.cli", "worker", *_args(redis_settings)]
+    cmd += ["--agent", "block=test_coord_cli:blocking", "--grace", "0"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(_here())
+    )
+    tasks = _client(redis_settings)
+    try:
+        _wait_workers(tasks)
+        task_id = tasks.submit("block", {})
+        for _ in range(400):
+            if tasks.get(task_id).status == "running":
+                break
+            time.sleep(0.05)
+        assert tasks.get(task_id).status == "running"
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)  # the agent's call lasts 600 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert "left 1 agent call(s) behind" in err
+    assert tasks.get(task_id).status == "pending"  # handed back, to run elsewhere
+    kinds = [e.type.rsplit(".", 1)[-1] for _, e in tasks.events(task_id)]
+    assert kinds.count("handed_back") == 1
     tasks.close()
 
 

@@ -13,13 +13,17 @@ One asyncio loop per worker process (`run()` starts it; `arun()` runs in yours):
   acknowledged, rescheduled with backoff, or dead-lettered, in one script on the queue's slot.
 
 `stop()` (SIGTERM/SIGINT under `run()`) stops taking work, lets runs finish for
-`stop_grace_seconds`, then hands the rest back to the queue (the attempt does not count).
+`stop_grace_seconds`, then cancels the rest and hands them back to the queue (the attempt does
+not count). A run whose agent ignores that cancel for another grace period is handed back
+anyway and left behind (`abandoned`): the stop never waits on an agent, and whatever the run
+still writes is refused by the fence.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import json
 import logging
@@ -210,8 +214,9 @@ class Worker(CoordComponent):
             zero-argument factory returning one of these (called once, at start).
         concurrency: Most tasks run at once (and most entries read ahead: none).
         worker_id: Name in task records and events (default: host, pid and a random suffix).
-        stop_grace_seconds: After `stop()`, how long runs may finish before they are handed
-            back to the queue.
+        stop_grace_seconds: After `stop()`, how long runs may finish before they are cancelled
+            and handed back to the queue; a run whose agent ignores its cancel for as long
+            again is handed back and left behind (see `abandoned`).
         eviction_check: What to do at start if the server may evict keys (`allkeys-*`):
             queues and running tasks have no TTL, so an eviction loses work. ``warn`` logs,
             ``refuse`` raises `ConfigurationError`, ``off`` does not look.
@@ -263,6 +268,10 @@ class Worker(CoordComponent):
         self._shapes: dict[str, tuple[str, bool]] = {}
         self.completed = 0
         """Runs this worker finished (any outcome), for tests and the CLI."""
+        self.abandoned = 0
+        """Runs a stop left behind: their agent ignored the cancel (handed back anyway)."""
+        self._threads = 0
+        self._threads_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -271,6 +280,8 @@ class Worker(CoordComponent):
 
         The event loop is the worker's own: a connector the worker built is closed at the end.
         Signals are handled when this runs in the main thread (elsewhere, call `stop()`).
+        It returns without waiting for agent calls a stop left behind (`abandoned`,
+        `threads_running`): their tasks were handed back.
         """
         in_main = threading.current_thread() is threading.main_thread()
 
@@ -281,7 +292,40 @@ class Worker(CoordComponent):
                 if self._owns_connector:
                     await self.aclose()
 
-        asyncio.run(main())
+        # Not `asyncio.run`: its clean-up waits for every task to take its cancel and for
+        # every executor thread to end, so one agent that ignores a stop (or a sync agent in
+        # a blocking call) would hold the worker long past its grace.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(main())
+        finally:
+            try:
+                self._close_loop(loop)
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+    def _close_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """`asyncio.run`'s clean-up, bounded: what is still running after it is left."""
+        left = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in left:
+            task.cancel()
+        if left:  # what takes its cancel ends within a few loop iterations
+            loop.run_until_complete(asyncio.wait(left, timeout=1.0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        if not self.threads_running:
+            loop.run_until_complete(loop.shutdown_default_executor())
+
+    @property
+    def threads_running(self) -> int:
+        """Sync agent calls still in their threads.
+
+        A stop does not wait for them: a sync agent stops only at its own check of
+        `TaskContext.cancelled`.
+        """
+        with self._threads_lock:
+            return self._threads
 
     def stop(self) -> None:
         """Ask the worker to stop: no new work; runs finish or are handed back.
@@ -367,8 +411,56 @@ class Worker(CoordComponent):
             # count past what `_execute` takes back, which reads as the worker's teardown.
             self._interrupt(run, "stop")
         outers = list(self._outer)
-        if outers:
-            await asyncio.gather(*outers, return_exceptions=True)
+        if not outers:
+            return
+        # A grace period for the cancelled runs to end (an agent's own clean-up), ...
+        _, stuck = await asyncio.wait(outers, timeout=max(self.stop_grace_seconds, 1.0))
+        if not stuck:
+            return
+        left = await self._abandon()
+        # ... then the runs that did end get to write their outcome or hand-back, each
+        # write bounded by the write deadline; the abandoned ones are not waited for.
+        writing = [outer for outer in stuck if outer not in left]
+        if writing:
+            await asyncio.wait(writing, timeout=2 * self._deadline)
+
+    async def _abandon(self) -> set[asyncio.Future[Any]]:
+        """Hand back the runs whose agent ignored the stop's cancel, and leave them behind.
+
+        Waiting on them would let one agent hold the stop (and SIGTERM) for as long as it
+        likes. The hand-back gives the task a new fencing token, so the run can no longer
+        write a result, an event or a heartbeat; the task runs again on another worker.
+
+        Returns:
+            The entry tasks of the runs left behind.
+        """
+        left: set[asyncio.Future[Any]] = set()
+        for run in list(self._runs.values()):
+            if not run.invoking or run.task is None or run.task.done():
+                continue  # it is writing its outcome: that is bounded by the write deadline
+            left.add(run.task)
+            self.abandoned += 1
+            log.error(
+                "worker %s: agent %r ignored the stop of task %s for %.1f s; the task is "
+                "handed back and the run left behind (what it writes now is refused)",
+                self.worker_id,
+                run.agent,
+                run.task_id,
+                max(self.stop_grace_seconds, 1.0),
+            )
+            try:
+                await self._hand_back(run, self.keys.queue(run.agent), self.keys.task(run.task_id))
+            except LeaseLostError:
+                continue  # the run took its cancel meanwhile and handed the task back itself
+            except DeepAgentsRedisError as exc:  # its lease runs out instead
+                log.warning(
+                    "worker %s: could not hand back task %s (%s); it is taken over once its "
+                    "lease expires",
+                    self.worker_id,
+                    run.task_id,
+                    exc,
+                )
+        return left
 
     # ------------------------------------------------------------------ redis calls
 
@@ -723,6 +815,10 @@ class Worker(CoordComponent):
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
+                if run.reason is None:
+                    # The context told that call to stop (a sync agent's check); the calls
+                    # that follow must not see its stop. Same token: nothing was restarted.
+                    self._renew_context(run, run.fence)
             if kind != "runnable" or not isinstance(result, dict) or "messages" not in result:
                 return result
             if queued >= _MAX_FOLLOW_UPS:
@@ -767,7 +863,33 @@ class Worker(CoordComponent):
         args = (value, ctx) if with_context else (value,)
         if kind == "async":
             return await impl(*args)
-        return await asyncio.to_thread(impl, *args)
+        return await self._in_thread(impl, args)
+
+    async def _in_thread(self, impl: Any, args: tuple[Any, ...]) -> Any:
+        """`asyncio.to_thread`, counting the calls still in their threads (`threads_running`).
+
+        A cancel ends the await, not the thread: a sync agent stops at its own check of
+        `TaskContext.cancelled`. The count lets `run()` and the CLI exit without waiting for
+        such calls (the interpreter would, at exit, for as long as the agent runs).
+        """
+        context = contextvars.copy_context()
+
+        def call() -> Any:
+            try:
+                return context.run(impl, *args)
+            finally:
+                with self._threads_lock:
+                    self._threads -= 1
+
+        with self._threads_lock:
+            self._threads += 1
+        try:
+            future = asyncio.get_running_loop().run_in_executor(None, call)
+        except BaseException:
+            with self._threads_lock:
+                self._threads -= 1
+            raise
+        return await future
 
     async def _follow(self, run: _Run, state: Any, messages: list[Any]) -> Any:
         """The next call's input: the conversation so far plus the follow-ups.
@@ -835,11 +957,16 @@ class Worker(CoordComponent):
         the namespace log gets those very bytes (same event id), not a second encoding that
         a reader of both streams would take for another event. None: the script logged it.
         """
-        pending = run.ctx._pending
+        self._renew_context(run, fence)
+        self._log_event(run.task_id, event)
+
+    def _renew_context(self, run: _Run, fence: int) -> None:
+        """A new `TaskContext` for the run's next calls (not cancelled), under `fence`."""
+        old = run.ctx
         run.fence = fence
         run.ctx = TaskContext(self, run.agent, run.task_id, fence, run.attempt)
-        run.ctx._pending = pending
-        self._log_event(run.task_id, event)
+        run.ctx._pending = old._pending
+        run.ctx._inbox_after = old._inbox_after
 
     async def _restarting(self, run: _Run, call: Awaitable[Any], event: bytes | None) -> Any:
         """Await a restarting take (`call`) to its end, even if the run is cancelled meanwhile.
@@ -944,21 +1071,28 @@ class Worker(CoordComponent):
         if run.reason == "cancel":
             await self._end(run, queue, keys, "cancelled", error="cancelled", final=True)
         elif run.reason == "stop":
-            event = self._encoded("task.handed_back", self.worker_id, run.task_id, run.agent, keys)
-            back_keys = [keys.record, keys.events]
-            back_args: list[Any] = [run.fence, event, self.coord_settings.events_maxlen]
-            inline = self._inline_log()
-            if inline:  # the script writes the log's line (see `_inline_log`)
-                back_keys.append(self.keys.log)
-                back_args += [self.coord_settings.log_maxlen, run.task_id]
-            try:
-                await self._op("coord.handback", one(Script(HANDBACK, back_keys, back_args)))
-            except LeaseLostError:
-                return
-            if not inline:
-                self._log_event(run.task_id, event)
-            await self._ack(queue, run.entry_id, run.task_id, "requeue", fence=run.fence)
+            with contextlib.suppress(LeaseLostError):  # handed back already, or taken over
+                await self._hand_back(run, queue, keys)
         # 'lost': another worker holds the task; we write nothing.
+
+    async def _hand_back(self, run: _Run, queue: QueueKeys, keys: TaskKeys) -> None:
+        """Give the task back to the queue (fenced; the attempt does not count).
+
+        Raises:
+            LeaseLostError: The run no longer holds the task (handed back already, or taken
+                over): nothing written.
+        """
+        event = self._encoded("task.handed_back", self.worker_id, run.task_id, run.agent, keys)
+        back_keys = [keys.record, keys.events]
+        back_args: list[Any] = [run.fence, event, self.coord_settings.events_maxlen]
+        inline = self._inline_log()
+        if inline:  # the script writes the log's line (see `_inline_log`)
+            back_keys.append(self.keys.log)
+            back_args += [self.coord_settings.log_maxlen, run.task_id]
+        await self._op("coord.handback", one(Script(HANDBACK, back_keys, back_args)))
+        if not inline:
+            self._log_event(run.task_id, event)
+        await self._ack(queue, run.entry_id, run.task_id, "requeue", fence=run.fence)
 
     async def _failed(
         self, run: _Run, queue: QueueKeys, keys: TaskKeys, exc: BaseException

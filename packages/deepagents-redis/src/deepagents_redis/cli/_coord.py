@@ -1,9 +1,10 @@
 """Run remote subagents (worker), look after their tasks (tasks), follow events (events).
 
 'worker --agent NAME=MODULE:ATTR' serves agents until SIGTERM or SIGINT; then it stops
-taking work, lets runs finish for --grace seconds, hands the rest back, and exits 0. ATTR is
-a compiled deep agent or another runnable, a function f(input) or f(input, ctx), or a
-function without arguments that returns one of those.
+taking work, lets runs finish for --grace seconds, hands the rest back, and exits 0 (an
+agent that ignores its cancel is handed back too, and left behind). ATTR is a compiled deep
+agent or another runnable, a function f(input) or f(input, ctx), or a function without
+arguments that returns one of those.
 
 Exit status: 0 success (worker: stopped gracefully); 2 Redis is unreachable; 64 usage or
 configuration error (a bad --agent).
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
+import os
 import sys
 from typing import Any
 
@@ -195,6 +198,19 @@ def run_worker(args: argparse.Namespace) -> int:
         print(f"worker {worker.worker_id}: serving {', '.join(sorted(agents))}", flush=True)
         worker.run()
         print(f"worker {worker.worker_id}: stopped after {worker.completed} run(s)", flush=True)
+    left = worker.abandoned + worker.threads_running
+    if left:
+        # Agents that ignored the stop (handed back already, their writes fenced off) or sync
+        # calls still in their threads: the interpreter would wait for those threads at exit,
+        # for as long as the agent likes. The worker's own work is done: leave now.
+        print(
+            f"worker {worker.worker_id}: left {left} agent call(s) behind that ignored the "
+            "stop; their tasks were handed back",
+            file=sys.stderr,
+            flush=True,
+        )
+        logging.shutdown()
+        os._exit(EXIT_OK)
     return EXIT_OK
 
 
