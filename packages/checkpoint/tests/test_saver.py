@@ -289,6 +289,47 @@ def test_ttl_is_per_thread_and_renewed_by_every_write(connector: RedisConnector)
     saver.delete_thread(thread)
 
 
+def _put_run(saver: RedisSaver, thread: str, run_id: str) -> dict[str, Any]:
+    cp = empty_checkpoint()
+    md = {"source": "loop", "step": 0, "parents": {}, "run_id": run_id}
+    return saver.put(_cfg(thread), cp, md, {})  # type: ignore[arg-type,return-value]
+
+
+def test_a_ttl_bounds_the_run_index_too(
+    connector: RedisConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a TTL every run's index set expires as well (each run left a key forever), and
+    a run still writing renews it (at most every half TTL per process: no extra round trip
+    per put)."""
+    from deepagents_redis.checkpoint import _saver
+
+    now = [1_000.0]
+    monkeypatch.setattr(_saver, "_clock", lambda: now[0], raising=False)
+    saver = RedisSaver(connector=connector, ttl_seconds=1000)
+    thread, run_id = _thread(), str(uuid.uuid4())
+    client = _raw(connector)
+    run_key = saver.keys.run(run_id)
+    _put_run(saver, thread, run_id)
+    assert 0 < client.pttl(run_key) <= 2_000_000
+    client.pexpire(run_key, 5_000)  # as if written long ago
+    _put_run(saver, thread, run_id)
+    assert client.pttl(run_key) <= 5_000  # renewed at most every half TTL
+    now[0] += 500
+    _put_run(saver, thread, run_id)
+    assert client.pttl(run_key) > 1_900_000
+    copy = _thread()
+    saver.copy_thread(thread, copy)
+    client.persist(run_key)
+    saver.copy_thread(thread, copy)
+    assert 0 < client.pttl(run_key) <= 2_000_000
+    saver.delete_for_runs([run_id])
+    assert not client.exists(run_key)
+    assert saver.get_tuple(_cfg(thread)) is None
+    assert saver.get_tuple(_cfg(copy)) is None
+    saver.delete_thread(thread)
+    saver.delete_thread(copy)
+
+
 def test_refresh_on_read_renews_what_was_read(connector: RedisConnector) -> None:
     saver = RedisSaver(connector=connector, ttl_seconds=1000, refresh_on_read=True)
     thread = _thread()

@@ -64,6 +64,8 @@ _PAGE = 32
 """Most checkpoints one list call brings back (their bytes, not the scan, are the cost)."""
 _MEMO_MAX = 50_000
 _EMPTY = b"empty\n"
+_clock = time.monotonic
+"""When this process last sent an index entry (tests move it instead of waiting)."""
 
 
 def _corrupt(rest: str) -> SerializationError:
@@ -194,9 +196,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             self.checkpoint_settings.eviction_check,
             logger="deepagents_redis.checkpoint",
         )
-        # Threads and (run, thread) pairs already in the cross-thread indexes, so a put pays
-        # for them once per process, not per call.
-        self._indexed: set[Any] = set()
+        # Threads and (run, thread) pairs already in the cross-thread indexes, with when this
+        # process sent them, so a put pays for them once per process (with a TTL, once per
+        # half TTL: see `_run_index`), not per call.
+        self._indexed: dict[Any, float] = {}
         # Each thread's eight keys, built once (encoding and joining them cost ~5 us per
         # call, paid by every put, put_writes and get of a conversation).
         self._thread_keys: dict[str, ThreadKeys] = {}
@@ -254,14 +257,34 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             keys = self._thread_keys[thread] = self.keys.thread(thread)
         return _Where(conf["thread_id"], thread, cns, cid, keys)
 
-    def _remember(self, marker: Any) -> bool:
-        """Whether `marker` is new to this process (and note it)."""
-        if marker in self._indexed:
+    def _remember(self, marker: Any, every: float | None = None) -> bool:
+        """Whether `marker` is new to this process, or was sent `every` seconds ago or more.
+
+        A true answer notes it as sent now.
+        """
+        now = _clock()
+        sent = self._indexed.get(marker)
+        if sent is not None and (every is None or now - sent < every):
             return False
         if len(self._indexed) >= _MEMO_MAX:
             self._indexed.clear()
-        self._indexed.add(marker)
+        self._indexed[marker] = now
         return True
+
+    def _run_index(self, run_id: str, thread: str) -> list[tuple[Any, ...]]:
+        """The commands that name `thread` in run `run_id`'s index (a key of its own).
+
+        With a TTL the run's key expires too (it outlived its threads: one key per run,
+        forever), after twice the TTL, renewed at least every half TTL while this process
+        writes the run: so it lives more than a TTL past the run's last write, as long as
+        the checkpoints `delete_for_runs` looks it up for (unless reads keep them alive
+        longer: `refresh_on_read`).
+        """
+        key = self.keys.run(run_id)
+        ttl = self.checkpoint_settings.ttl_seconds
+        if ttl is None:
+            return [("SADD", key, thread)]
+        return [("SADD", key, thread), ("PEXPIRE", key, 2_000 * ttl)]
 
     # ------------------------------------------------------------------ encode / decode
     def _put_args(
@@ -375,8 +398,11 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         cmds: list[tuple[Any, ...]] = []
         if self._remember(("thread", where.thread)):
             cmds.append(("ZADD", self.keys.threads, "NX", int(time.time() * 1000), where.thread))
-        if run_id and self._remember(("run", run_id, where.thread)):
-            cmds.append(("SADD", self.keys.run(run_id), where.thread))
+        ttl = self.checkpoint_settings.ttl_seconds
+        if run_id and self._remember(
+            ("run", run_id, where.thread), None if ttl is None else ttl / 2
+        ):
+            cmds += self._run_index(run_id, where.thread)
         if cmds:
             yield Pipeline(cmds)
         inline = Script(PUT, where.keys.all, [*args, *blobs])
@@ -651,7 +677,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         cmds: list[tuple[Any, ...]] = [("ZREM", self.keys.threads, thread)]
         cmds += [("SREM", self.keys.run(run), thread) for run in sorted(runs)]
         yield Pipeline(cmds)
-        self._indexed.discard(("thread", thread))
+        self._indexed.pop(("thread", thread), None)
 
     def _delete_runs_op(self, run_ids: Sequence[str]) -> Operation[None]:
         for run_id in run_ids:
@@ -724,7 +750,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                     )
                 if erun and erun not in runs:  # once per run, not per checkpoint
                     runs.add(erun)
-                    yield Command(("SADD", self.keys.run(self.keys.dec(erun)), dst_thread))
+                    yield Pipeline(self._run_index(self.keys.dec(erun), dst_thread))
                 args = [ecns, cid, self._ttl, erun, body, record]
                 yield Script(PUT, dst.all, [*args, *blob_flat])
                 writes = _pairs(write_flat)
