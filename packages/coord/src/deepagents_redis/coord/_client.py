@@ -346,9 +346,10 @@ class TaskClient(CoordComponent):
         # mistaken for a dead connection.
         block_cap = max(0.05, min(1.0, self._connector.settings.socket_timeout / 2))
         status = "pending"
-        if not self._take_submitted(task_id):
-            # Not created by this client: look first, so an unknown id fails at once (a
-            # task this client just created exists; it blocks right away).
+        # A task this client just created exists: its wait blocks right away, without a
+        # first look. Any other is looked at first, so an unknown id fails at once.
+        looked = not self._take_submitted(task_id)
+        if looked:
             info = read(task_id, keys, (yield Command(("HMGET", keys.record, *fields))))
             if info.done:
                 return info
@@ -356,6 +357,14 @@ class TaskClient(CoordComponent):
         while True:
             left = None if until is None else until - time.monotonic()
             if left is not None and left <= 0:
+                if not looked:
+                    # No time left before the first look (`timeout=0`, "is it done yet?"):
+                    # look once, or a task that has ended would be reported still pending.
+                    looked = True
+                    info = read(task_id, keys, (yield Command(("HMGET", keys.record, *fields))))
+                    if info.done:
+                        return info
+                    status = info.status
                 raise ResultTimeoutError(f"task {task_id} is still {status} after {timeout}s")
             block = block_cap if left is None else min(block_cap, left)
             # The script that ends the task pushes the one item of its end list; moving
@@ -369,6 +378,7 @@ class TaskClient(CoordComponent):
                 ]
             )
             info = read(task_id, keys, values)
+            looked = True
             if info.done:
                 return info
             status = info.status
