@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from deepagents_redis.coord import ResultTimeoutError, TaskClient, TaskFailedError
+from deepagents_redis.core import BackpressureError
 
 
 @pytest.mark.parametrize("wait", [0, -1.0])
@@ -33,3 +34,47 @@ async def test_a_zero_timeout_wait_reports_a_task_that_already_ended(
     with pytest.raises(ResultTimeoutError, match="still pending"):
         await tasks.aresult(waiting, timeout=wait)
     tasks.cancel(waiting)
+
+
+def test_a_retry_refused_by_a_full_backlog_changes_nothing(
+    connector: Any, worker_factory: Any
+) -> None:
+    # `retry` reset the record to pending before asking the queue for room: refused, it left
+    # a pending task on no queue, which nothing would run and a second retry refused
+    # ("task is pending").
+    state = {"fail": True}
+
+    def flaky(_x: Any) -> str:
+        if state["fail"]:
+            raise RuntimeError("not yet")
+        return "ok"
+
+    tasks = TaskClient(connector=connector, check_agents=False)
+    with worker_factory({"flaky": flaky}, max_attempts=1):
+        task_id = tasks.submit("flaky", {})
+        with pytest.raises(TaskFailedError):
+            tasks.result(task_id, timeout=10)
+    before = tasks.get(task_id)
+    raw = connector.client()
+    keys = tasks.keys.task(task_id)
+    full = TaskClient(connector=connector, check_agents=False, max_backlog=1)
+    filler = full.submit("flaky", {"filler": True})  # no worker now: the backlog is full
+    with pytest.raises(BackpressureError):
+        full.retry(task_id)
+    after = tasks.get(task_id)
+    assert (after.status, after.attempts, after.ended_at, after.error) == (
+        before.status,
+        before.attempts,
+        before.ended_at,
+        before.error,
+    )
+    assert tasks.join(task_id, timeout=0).status == "error"  # its end list is back
+    assert raw.pttl(keys.record) > 0  # and it expires again
+    assert raw.pttl(keys.done) > 0
+    # with room, the same retry runs it
+    state["fail"] = False
+    roomy = TaskClient(connector=connector, check_agents=False, max_backlog=10)
+    assert roomy.retry(task_id) == task_id
+    with worker_factory({"flaky": flaky}, max_attempts=1):
+        assert tasks.result(task_id, timeout=10) == "ok"
+        assert tasks.result(filler, timeout=10) == "ok"

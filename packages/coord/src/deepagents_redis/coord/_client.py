@@ -44,6 +44,7 @@ from deepagents_redis.coord._scripts import (
     RESET,
     SEND,
     TERMINAL,
+    UNRESET,
 )
 from deepagents_redis.coord._settings import CoordOptions
 from deepagents_redis.core import (
@@ -607,7 +608,7 @@ class TaskClient(CoordComponent):
         keys = self.keys.task(task_id)
         info = yield from self._get_op(task_id)
         event = self._encoded("task.reset", _SOURCE, task_id, info.agent, keys)
-        yield Script(
+        before = yield Script(
             RESET,
             keys.scripted,
             [event, self.coord_settings.events_maxlen],
@@ -625,7 +626,19 @@ class TaskClient(CoordComponent):
             ],
         )
         if int(reply[0]) != 1:
-            raise BackpressureError(int(reply[1]), int(reply[2]))
+            # The record was reset first (a queue entry of a task still 'error' would be
+            # dropped by the worker that read it); refused, put the task back as it ended,
+            # or it would stay pending on no queue, run by nothing and refused a new retry.
+            refused = self._encoded(
+                "task.reset_refused", _SOURCE, task_id, info.agent, keys, reason="backpressure"
+            )
+            undone = yield Script(
+                UNRESET,
+                keys.scripted,
+                [*before, refused, self.coord_settings.events_maxlen],
+            )
+            if int(undone) == 1:
+                raise BackpressureError(int(reply[1]), int(reply[2]))
         return task_id
 
     def retry(self, task_id: str) -> str:
@@ -634,6 +647,7 @@ class TaskClient(CoordComponent):
         Raises:
             NotFoundError: No such task.
             InvalidInputError: The task did not fail (only ``error`` and ``timeout`` restart).
+            BackpressureError: The agent's backlog is full: the task is left as it ended.
         """
         check_task_id(task_id)
         return run_operation(

@@ -37,6 +37,7 @@ __all__ = [
     "SEND",
     "TAKE",
     "TERMINAL",
+    "UNRESET",
 ]
 
 TERMINAL: Final = frozenset({"success", "error", "cancelled", "timeout"})
@@ -48,6 +49,7 @@ CREATE: Final = LuaScript.from_package("coord_create", _PACKAGE, "create.lua")
 ENQUEUE: Final = LuaScript.from_package("coord_enqueue", _PACKAGE, "enqueue.lua")
 ABANDON: Final = LuaScript.from_package("coord_abandon", _PACKAGE, "abandon.lua")
 RESET: Final = LuaScript.from_package("coord_reset", _PACKAGE, "reset.lua")
+UNRESET: Final = LuaScript.from_package("coord_unreset", _PACKAGE, "unreset.lua")
 CLAIM: Final = LuaScript.from_package("coord_claim", _PACKAGE, "claim.lua")
 HEARTBEAT: Final = LuaScript.from_package("coord_heartbeat", _PACKAGE, "fence.lua", "heartbeat.lua")
 EVENT: Final = LuaScript.from_package("coord_event", _PACKAGE, "fence.lua", "event.lua")
