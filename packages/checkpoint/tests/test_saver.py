@@ -330,6 +330,45 @@ def test_a_ttl_bounds_the_run_index_too(
     saver.delete_thread(copy)
 
 
+@pytest.mark.parametrize("blob_bytes", [32_768, 0], ids=["inline", "around"])
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_a_thread_deleted_by_another_process_is_indexed_again(
+    connector: RedisConnector, use_async: bool, blob_bytes: int
+) -> None:
+    """A saver remembers which threads and runs it already indexed; when another process
+    deletes the thread (a conversation reset under a stable thread id) and this one writes
+    it again, the thread is back in the thread index (threads(), list(None) and the
+    migration's copy missed it) and the run in the run index (delete_for_runs left it)."""
+    namespace = f"ns{uuid.uuid4().hex[:8]}"
+    worker = RedisSaver(connector=connector, namespace=namespace, script_blob_bytes=blob_bytes)
+    admin = RedisSaver(connector=connector, namespace=namespace)
+    thread, run_id = _thread(), str(uuid.uuid4())
+
+    async def put() -> None:
+        cp = empty_checkpoint()
+        cp["channel_values"] = {"v": "x" * 100}
+        cp["channel_versions"] = {"v": f"{1:032}.0"}
+        new = dict(cp["channel_versions"])
+        md = {"source": "loop", "step": 0, "parents": {}, "run_id": run_id}
+        if use_async:
+            await worker.aput(_cfg(thread), cp, md, new)  # type: ignore[arg-type]
+        else:
+            worker.put(_cfg(thread), cp, md, new)  # type: ignore[arg-type]
+
+    await put()
+    admin.delete_thread(thread)
+    assert list(admin.threads()) == []
+    await put()
+    assert list(admin.threads()) == [thread]
+    assert [t.config["configurable"]["thread_id"] for t in admin.list(None)] == [thread]
+    tup = admin.get_tuple(_cfg(thread))
+    assert tup is not None
+    assert tup.checkpoint["channel_values"] == {"v": "x" * 100}
+    admin.delete_for_runs([run_id])
+    assert admin.get_tuple(_cfg(thread)) is None
+    admin.delete_thread(thread)
+
+
 def test_refresh_on_read_renews_what_was_read(connector: RedisConnector) -> None:
     saver = RedisSaver(connector=connector, ttl_seconds=1000, refresh_on_read=True)
     thread = _thread()

@@ -395,37 +395,28 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         args, blobs, run_id = self._put_args(where, checkpoint, meta, new_versions, where.cid)
         # The cross-thread indexes first: a crash after them leaves an index entry with no
         # thread behind it (skipped on read), never a thread the indexes do not know.
-        cmds: list[tuple[Any, ...]] = []
-        if self._remember(("thread", where.thread)):
-            cmds.append(("ZADD", self.keys.threads, "NX", int(time.time() * 1000), where.thread))
+        thread_cmds = self._thread_index(where.thread)
         ttl = self.checkpoint_settings.ttl_seconds
+        run_cmds: list[tuple[Any, ...]] = []
         if run_id and self._remember(
             ("run", run_id, where.thread), None if ttl is None else ttl / 2
         ):
-            cmds += self._run_index(run_id, where.thread)
-        if cmds:
-            yield Pipeline(cmds)
-        inline = Script(PUT, where.keys.all, [*args, *blobs])
-        if sum(len(blob) for blob in blobs[1::2]) <= self.checkpoint_settings.script_blob_bytes:
-            yield inline
-        else:
-            # Big blobs go around the script (see `CheckpointSettings.script_blob_bytes`): an
-            # HSET of them, then the script without them, in one MULTI. Each blob's field
-            # names an immutable channel version, so repeating the HSET (a retry, or the
-            # fallback after NOSCRIPT) rewrites the same bytes.
-            keys = where.keys
-            fields = [
-                part
-                for ref, blob in zip(blobs[::2], blobs[1::2], strict=True)
-                for part in (f"{args[0]}\t{ref}", blob)
-            ]
-            yield Snapshot(
-                [
-                    ("HSET", keys.blobs, *fields),
-                    ("EVALSHA", PUT.sha, len(keys.all), *keys.all, *args),
-                ],
-                inline,
-            )
+            run_cmds = self._run_index(run_id, where.thread)
+        if thread_cmds or run_cmds:
+            yield Pipeline(thread_cmds + run_cmds)
+        reply = yield from self._put_script(where, args, blobs)
+        # The script tells a thread (or run) that had no checkpoint before it; should this
+        # process have skipped the index for it, another one deleted the thread since (e.g. a
+        # conversation reset under a stable id): name it again, or threads(), list(None), the
+        # migration's copy and delete_for_runs would miss it.
+        late: list[tuple[Any, ...]] = []
+        if int(reply[0]) and not thread_cmds:
+            late += self._thread_index(where.thread, force=True)
+        if run_id and int(reply[1]) and not run_cmds:
+            self._remember(("run", run_id, where.thread), 0)
+            late += self._run_index(run_id, where.thread)
+        if late:
+            yield Pipeline(late)
         return {
             "configurable": {
                 "thread_id": where.thread_value,
@@ -433,6 +424,36 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 "checkpoint_id": checkpoint["id"],
             }
         }
+
+    def _thread_index(self, thread: str, *, force: bool = False) -> list[tuple[Any, ...]]:
+        """The command naming `thread` in the thread index, if this process has not yet."""
+        if not self._remember(("thread", thread), 0 if force else None):
+            return []
+        return [("ZADD", self.keys.threads, "NX", int(time.time() * 1000), thread)]
+
+    def _put_script(self, where: _Where, args: list[Any], blobs: list[Any]) -> Operation[Any]:
+        """PUT with `blobs` inside it, or around it when they are big; PUT's reply."""
+        inline = Script(PUT, where.keys.all, [*args, *blobs])
+        if sum(len(blob) for blob in blobs[1::2]) <= self.checkpoint_settings.script_blob_bytes:
+            return (yield inline)
+        # Big blobs go around the script (see `CheckpointSettings.script_blob_bytes`): an
+        # HSET of them, then the script without them, in one MULTI. Each blob's field
+        # names an immutable channel version, so repeating the HSET (a retry, or the
+        # fallback after NOSCRIPT) rewrites the same bytes.
+        keys = where.keys
+        fields = [
+            part
+            for ref, blob in zip(blobs[::2], blobs[1::2], strict=True)
+            for part in (f"{args[0]}\t{ref}", blob)
+        ]
+        how, reply = yield Snapshot(
+            [
+                ("HSET", keys.blobs, *fields),
+                ("EVALSHA", PUT.sha, len(keys.all), *keys.all, *args),
+            ],
+            inline,
+        )
+        return reply[-1] if how == "multi" else reply
 
     def _put_writes_op(
         self,

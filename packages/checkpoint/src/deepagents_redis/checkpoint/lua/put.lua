@@ -11,13 +11,22 @@
 --   body         msgpack [checkpoint frame, metadata frame] (stored as given)
 --   rec          the index record (msgpack; see _keys), stored as given
 --   ARGV[7..]    pairs: blob ref ('<ech>:<ever>'), blob value (the new channel versions)
--- Returns 1.
+-- Returns {new thread, new run}: 1 when the thread had no checkpoint before this put, and when
+--   it had none of run erun (0 for no run); the client then names it in the cross-thread
+--   indexes, should it believe it already had (another process deleted the thread meanwhile).
 -- Errors: OOM from core's deny_oom probe when the server is full (before any write);
 --   'CORRUPT ...' when the record stored under this id before is not ours.
 
 local ecns, cid, ttl, erun = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local body, rec = ARGV[5], ARGV[6]
 local f = ecns .. '\t' .. cid
+local new_thread = redis.call('ZCARD', idx_key) == 0 and 1 or 0
+local new_run = 0
+if erun ~= '' then
+  local mine = redis.call('ZRANGE', runs_key, '[' .. erun .. '\t', '(' .. erun .. '\n', 'BYLEX',
+    'LIMIT', 0, 1)
+  if #mine == 0 then new_run = 1 end
+end
 -- a full server refuses this script here, before it writes (core's deny_oom)
 redis.call('SETRANGE', idx_key .. ':oom-probe', 0, '')
 -- a put again under the same id (a retry, a copy) may name another run: leave no stale one
@@ -34,4 +43,4 @@ redis.call('ZADD', idx_key, 0, cid .. '\t' .. ecns)
 redis.call('ZADD', ns_key, 0, f)
 if erun ~= '' then redis.call('ZADD', runs_key, 0, erun .. '\t' .. cid .. '\t' .. ecns) end
 if ttl ~= '' then expire_thread(ttl) end
-return 1
+return {new_thread, new_run}
