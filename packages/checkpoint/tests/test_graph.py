@@ -303,3 +303,43 @@ async def test_delta_channel_history_async(connector: RedisConnector) -> None:
         saver, config=tup.config, channels=["notes"]
     )
     assert ours == base
+
+
+def test_prune_keep_latest_refuses_a_delta_channel_thread(connector: RedisConnector) -> None:
+    """keep_latest drops the ancestors a DeltaChannel rebuilds its value from (the notes of a
+    thread silently came back short); like LangGraph's PostgresSaver, it refuses such a
+    thread and prunes nothing of the batch. 'delete' still deletes it."""
+    saver = RedisSaver(connector=connector)
+    graph = _delta_graph(saver)
+    config = _config()
+    plain_graph = _approval_graph(saver)
+    plain = _config()
+    plain_graph.invoke({"log": []}, plain)
+    state: dict[str, Any] = {}
+    for turn in range(4):
+        state = graph.invoke({"notes": [f"user {turn}"], "turn": turn}, config)
+    thread = config["configurable"]["thread_id"]
+    before = len(list(saver.list(config)))
+    with pytest.raises(NotImplementedError, match="DeltaChannel"):
+        saver.prune([plain["configurable"]["thread_id"], thread])
+    assert len(list(saver.list(config))) == before
+    assert len(list(saver.list(plain))) > 1  # nothing of the batch pruned
+    assert graph.get_state(config).values["notes"] == state["notes"]
+    saver.prune([plain["configurable"]["thread_id"]])
+    assert len(list(saver.list(plain))) == 1
+    saver.prune([thread], strategy="delete")
+    assert list(saver.list(config)) == []
+
+
+async def test_aprune_keep_latest_refuses_a_delta_channel_thread(
+    connector: RedisConnector,
+) -> None:
+    saver = RedisSaver(connector=connector)
+    graph = _delta_graph(saver)
+    config = _config()
+    for turn in range(4):
+        await graph.ainvoke({"notes": [f"user {turn}"], "turn": turn}, config)
+    before = len([t async for t in saver.alist(config)])
+    with pytest.raises(NotImplementedError, match="DeltaChannel"):
+        await saver.aprune([config["configurable"]["thread_id"]])
+    assert len([t async for t in saver.alist(config)]) == before

@@ -720,12 +720,29 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             raise InvalidInputError(
                 f"prune strategy must be 'keep_latest' or 'delete', not {strategy!r}"
             )
-        for thread_id in thread_ids:
-            if strategy == "delete":
+        if strategy == "delete":
+            for thread_id in thread_ids:
                 yield from self._delete_thread_op(thread_id)
-                continue
-            keys = self.keys.thread(thread_id_of(thread_id))
-            yield Script(DELETE, keys.all, ["keep_latest", 0, ""])
+            return
+        # keep_latest refuses threads that use a DeltaChannel (see ``delete.lua``), as
+        # LangGraph's PostgresSaver does: the whole batch first, then each thread again in
+        # its own script (one that started using one meanwhile is refused then).
+        threads = [self.keys.thread(thread_id_of(t)) for t in thread_ids]
+        delta = []
+        for keys in threads:
+            reply = yield Script(DELETE, keys.all, ["keep_latest", "check", ""])
+            if int(reply[0]) < 0:
+                delta.append(keys.thread_id)
+        for keys in threads:
+            if delta:
+                break
+            reply = yield Script(DELETE, keys.all, ["keep_latest", "", ""])
+            if int(reply[0]) < 0:
+                delta.append(keys.thread_id)
+        if delta:
+            raise NotImplementedError(
+                f"keep_latest can't prune threads that use a DeltaChannel: {', '.join(delta)}"
+            )
 
     def _copy_op(self, source: str, target: str) -> Operation[None]:
         src = self.keys.thread(thread_id_of(source))
@@ -1087,11 +1104,19 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep only each namespace's newest checkpoint (``keep_latest``) or delete all.
 
-        Blobs the kept checkpoints use stay; their pending writes stay.
+        Blobs the kept checkpoints use stay; their pending writes stay. ``keep_latest``
+        refuses threads that use a `DeltaChannel` (it rebuilds its value from the older
+        checkpoints' writes, which pruning deletes), as LangGraph's PostgresSaver does: if
+        any thread of the batch does, nothing is pruned.
 
         Args:
             thread_ids: The threads.
             strategy: ``"keep_latest"`` or ``"delete"``.
+
+        Raises:
+            NotImplementedError: ``keep_latest`` of a thread that uses a DeltaChannel (a
+                thread that starts using one before its turn in the batch is refused then,
+                after the threads before it).
         """
         self._run("prune", self._prune_op(thread_ids, strategy))
 
@@ -1101,6 +1126,9 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         Args:
             thread_ids: The threads.
             strategy: ``"keep_latest"`` or ``"delete"``.
+
+        Raises:
+            NotImplementedError: See `prune`.
         """
         await self._arun("prune", self._prune_op(thread_ids, strategy))
 

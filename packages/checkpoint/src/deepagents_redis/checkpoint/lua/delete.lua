@@ -9,11 +9,14 @@
 --                               UNLINK the eight keys in the call that finds none left
 --                'run'          delete up to `arg` checkpoints that run `erun` wrote
 --                'keep_latest'  delete all but the newest checkpoint of each checkpoint
---                               namespace (`arg` unused)
+--                               namespace; `arg` 'check': delete nothing (a batch's check
+--                               before it prunes); a thread that uses a DeltaChannel is
+--                               never pruned (see below)
 --   arg          see mode
 --   erun         the encoded run id ('run'; '' otherwise)
 -- Returns {checkpoints deleted, checkpoints left in the thread (for 'all': run members
--- left), erun of each run seen...}.
+-- left), erun of each run seen...}; 'keep_latest' of a thread that uses a DeltaChannel
+-- (or with 'check'): {-1 if it does else 0, checkpoints in the thread}.
 -- Errors: 'INVALID unknown delete mode' (nothing deleted); 'CORRUPT ...' when an index
 --   record or a write list is not ours.
 
@@ -68,6 +71,17 @@ elseif mode == 'run' then
 elseif mode == 'keep_latest' then
   -- ns members sort by namespace, then id: each namespace's newest is its last member
   local members = redis.call('ZRANGE', ns_key, 0, -1)
+  -- A DeltaChannel rebuilds its value from the ancestors' writes back to a snapshot: with
+  -- them deleted it silently comes back empty. LangGraph marks such checkpoints in their
+  -- metadata (PostgresSaver refuses the same threads by the same keys).
+  for _, member in ipairs(members) do
+    local rec = record(member)
+    if rec and (rec[4]['counters_since_delta_snapshot'] ~= nil
+        or rec[4]['delta_writes_versioned'] ~= nil) then
+      return {-1, #members}
+    end
+  end
+  if arg == 'check' then return {0, #members} end
   for i, member in ipairs(members) do
     local tab = string.find(member, '\t', 1, true)
     local ecns = string.sub(member, 1, tab - 1)
