@@ -441,6 +441,28 @@ def test_bad_checkpoint_ids_and_strategies_are_refused(connector: RedisConnector
         saver.put_writes(_cfg(_thread()), [("c", 1)], "task")  # no checkpoint id
 
 
+async def test_a_single_id_where_a_list_is_due_is_refused(connector: RedisConnector) -> None:
+    """prune("xy") walked the str: it deleted threads "x" and "y" (and not "xy"); so did
+    delete_for_runs with runs. A str is refused, as LangGraph's PostgresSaver refuses it."""
+    saver = RedisSaver(connector=connector, namespace=f"ns{uuid.uuid4().hex[:8]}")
+    for thread in ("x", "y", "xy"):
+        _put_chain(saver, thread, 2)
+    with pytest.raises(InvalidInputError, match="not a str"):
+        saver.prune("xy", strategy="delete")
+    with pytest.raises(InvalidInputError, match="not a str"):
+        await saver.aprune("xy", strategy="delete")
+    with pytest.raises(InvalidInputError, match="not a str"):
+        saver.prune("xy")
+    with pytest.raises(InvalidInputError, match="not a str"):
+        saver.delete_for_runs("xy")
+    with pytest.raises(InvalidInputError, match="not a str"):
+        await saver.adelete_for_runs("xy")
+    assert sorted(saver.threads()) == ["x", "xy", "y"]
+    for thread in ("x", "y", "xy"):
+        assert len(list(saver.list(_cfg(thread)))) == 2
+        saver.delete_thread(thread)
+
+
 def test_unserializable_values_are_a_typed_error(connector: RedisConnector) -> None:
     saver = RedisSaver(connector=connector)
     thread = _thread()

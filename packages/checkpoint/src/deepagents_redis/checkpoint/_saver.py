@@ -133,6 +133,20 @@ def _body(raw: Any, what: str) -> tuple[bytes, bytes]:
     return frames[0], frames[1]
 
 
+def _ids(ids: Sequence[str], what: str) -> Sequence[str]:
+    """A sequence of thread or run ids, never one id.
+
+    A str is a sequence of its characters, and a prune or delete of those would hit other
+    threads (LangGraph's PostgresSaver refuses it too).
+
+    Raises:
+        InvalidInputError: `ids` is a str or bytes.
+    """
+    if isinstance(ids, str | bytes):
+        raise InvalidInputError(f"{what} must be a sequence of ids, not a str")
+    return ids
+
+
 def _pairs(flat: Any) -> dict[bytes, bytes]:
     if isinstance(flat, dict):  # RESP3 maps, should a script reply ever arrive as one
         return {bytes(k): v for k, v in flat.items()}
@@ -701,7 +715,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         self._indexed.pop(("thread", thread), None)
 
     def _delete_runs_op(self, run_ids: Sequence[str]) -> Operation[None]:
-        for run_id in run_ids:
+        for run_id in _ids(run_ids, "run_ids"):
             if not isinstance(run_id, str) or not run_id:
                 raise InvalidInputError("run ids must be non-empty str")
             run_key = self.keys.run(run_id)
@@ -720,6 +734,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             raise InvalidInputError(
                 f"prune strategy must be 'keep_latest' or 'delete', not {strategy!r}"
             )
+        thread_ids = _ids(thread_ids, "thread_ids")
         if strategy == "delete":
             for thread_id in thread_ids:
                 yield from self._delete_thread_op(thread_id)
