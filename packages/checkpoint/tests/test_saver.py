@@ -241,6 +241,35 @@ def test_list_without_a_config_walks_every_thread(connector: RedisConnector) -> 
         saver.delete_thread(thread)
 
 
+def test_threads_pages_every_thread_whenever_each_was_created(
+    connector: RedisConnector,
+) -> None:
+    """The thread index is read by lex range, which Redis defines only when every member has
+    the same score; scored by creation time, threads created in another order than their
+    names were skipped past the first page (list(None) and the migration's copy missed
+    them). Threads created in reverse name order, each in a later millisecond."""
+    import time
+
+    saver = RedisSaver(connector=connector, namespace=f"ns{uuid.uuid4().hex[:8]}")
+    names = [f"t{i:03}" for i in range(230)]
+    for name in reversed(names):
+        _put_chain(saver, name, 1)
+        tick = int(time.time() * 1000)
+        for _ in range(100_000):  # bounded: the next millisecond, not a duration
+            if int(time.time() * 1000) != tick:
+                break
+    assert list(saver.threads()) == names
+    other = RedisSaver(connector=connector, namespace=saver.checkpoint_settings.namespace)
+    source = _thread()
+    _put_chain(other, source, 1)
+    other.copy_thread(source, "t000a")
+    other.delete_thread(source)
+    assert list(saver.threads()) == sorted([*names, "t000a"])
+    assert len({t.config["configurable"]["thread_id"] for t in saver.list(None)}) == 231
+    for name in [*names, "t000a"]:
+        saver.delete_thread(name)
+
+
 def test_langgraph_calls_use_no_keys_or_scan(redis_url: str, redis_settings: Any) -> None:
     """INFO commandstats before and after every call LangGraph makes: no KEYS, no SCAN."""
     saver = RedisSaver(settings=redis_settings)

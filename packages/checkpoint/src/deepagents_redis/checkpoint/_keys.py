@@ -38,7 +38,7 @@ sets the lifetime of all eight keys at once.
 Two indexes span threads, each in its own slot, and are written before a thread's first put
 in a process (so a crash never leaves a thread out of them)::
 
-    <prefix>:v2:ckpt-idx:{<ns>}:threads            zset  thread id -> first put (ms)
+    <prefix>:v2:ckpt-idx:{<ns>}:threads            zset  thread id, score 0 (a lex index)
     <prefix>:v2:ckpt-run:{<ns>/<run id>}:threads   set   threads a run wrote to
 
 Schema v2 is the checkpoint phase's own version (`SCHEMA_VERSION`), independent of core's

@@ -147,6 +147,17 @@ def _ids(ids: Sequence[str], what: str) -> Sequence[str]:
     return ids
 
 
+def _thread_entry(index: str, thread: str) -> tuple[Any, ...]:
+    """The ZADD naming `thread` in the thread index.
+
+    Score 0 for every thread: `threads()` pages the index by lex range, which Redis defines
+    only when all members share one score (scored by creation time, threads created in
+    another order than their names were skipped past the first page). Setting the score
+    (not NX) also levels an entry an earlier build scored by time.
+    """
+    return ("ZADD", index, 0, thread)
+
+
 def _pairs(flat: Any) -> dict[bytes, bytes]:
     if isinstance(flat, dict):  # RESP3 maps, should a script reply ever arrive as one
         return {bytes(k): v for k, v in flat.items()}
@@ -443,7 +454,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         """The command naming `thread` in the thread index, if this process has not yet."""
         if not self._remember(("thread", thread), 0 if force else None):
             return []
-        return [("ZADD", self.keys.threads, "NX", int(time.time() * 1000), thread)]
+        return [_thread_entry(self.keys.threads, thread)]
 
     def _put_script(self, where: _Where, args: list[Any], blobs: list[Any]) -> Operation[Any]:
         """PUT with `blobs` inside it, or around it when they are big; PUT's reply."""
@@ -798,9 +809,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 ]
                 if not indexed:
                     indexed = True
-                    yield Command(
-                        ("ZADD", self.keys.threads, "NX", int(time.time() * 1000), target)
-                    )
+                    yield Command(_thread_entry(self.keys.threads, dst_thread))
                 if erun and erun not in runs:  # once per run, not per checkpoint
                     runs.add(erun)
                     yield Pipeline(self._run_index(self.keys.dec(erun), dst_thread))
