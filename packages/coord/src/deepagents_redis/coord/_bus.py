@@ -2,8 +2,9 @@
 
 `publish` appends one `Event` (deduplicated by its `idempotencykey`: a re-publish returns the
 first entry's id and stores nothing); `read` takes entries for a consumer group (at least
-once: `ack` what you handled, `claim_stale` takes over what a dead consumer left); `tail`
-follows the stream live from now or from an id. Topics are trimmed to `maxlen` entries.
+once: `ack` what you handled; `read(pending=True)` gives a restarted consumer what it had not
+acknowledged, `claim_stale` hands a live consumer what a dead one left); `tail` follows the
+stream live from now or from an id. Topics are trimmed to `maxlen` entries.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Unpack
 
-from deepagents_redis.coord._common import CoordComponent, entries, one, text
+from deepagents_redis.coord._common import (
+    CoordComponent,
+    claimed_entries,
+    entries,
+    fields_of,
+    one,
+    text,
+)
 from deepagents_redis.coord._event import EVENT_FIELD, LOG_TASK_FIELD, Event, decode_event
 from deepagents_redis.coord._keys import check_name, check_task_id
 from deepagents_redis.coord._scripts import GROUP, PUBLISH
@@ -29,6 +37,9 @@ from deepagents_redis.core import (
 )
 
 __all__ = ["EventBus", "Received"]
+
+_CLAIM_ROUNDS = 100
+"""Most ``XAUTOCLAIM`` calls of one `claim_stale` (each scans up to 10 x `count` entries)."""
 
 Received = tuple[str, Event]
 """One read entry: `(stream id, Event)`."""
@@ -137,17 +148,67 @@ class EventBus(CoordComponent):
         return out
 
     def _read_op(
-        self, topic: str, group: str, consumer: str, count: int, block_ms: int | None
+        self,
+        topic: str,
+        group: str,
+        consumer: str,
+        count: int,
+        block_ms: int | None,
+        pending: bool = False,
     ) -> Operation[list[Received]]:
         stream = self.keys.topic(topic)
         check_name("group", group)
         check_name("consumer", consumer)
         yield Script(GROUP, [stream], [group])
         args: list[Any] = ["XREADGROUP", "GROUP", group, consumer, "COUNT", count]
+        if pending:
+            # The consumer's own pending list (never blocks). An entry trimmed from the
+            # topic since comes back without fields (nil, or {} as redis-py parses it; a
+            # stream entry has at least one): it can never be handled, so it is
+            # acknowledged, or it would fill every later page of this read.
+            reply = yield Command((*args, "STREAMS", stream, "0"))
+            rows: list[tuple[str, dict[bytes, bytes]]] = []
+            gone: list[str] = []
+            for eid, fields in _pending_rows(reply):
+                if fields:
+                    rows.append((eid, fields_of(fields)))
+                else:
+                    gone.append(eid)
+            if gone:
+                yield Command(("XACK", stream, group, *gone))
+            return self._decode_rows(stream, rows)
         if block_ms is not None:
             args += ["BLOCK", block_ms]
         reply = yield Command((*args, "STREAMS", stream, ">"))
         return self._decode_rows(stream, entries(reply))
+
+    def _claim_op(
+        self, topic: str, group: str, consumer: str, min_idle_ms: int, count: int
+    ) -> Operation[list[Received]]:
+        stream = self.keys.topic(topic)
+        check_name("group", group)
+        check_name("consumer", consumer)
+        yield Script(GROUP, [stream], [group])
+        rows: list[tuple[str, dict[bytes, bytes]]] = []
+        cursor = "0-0"
+        for _ in range(_CLAIM_ROUNDS):
+            reply = yield Command(
+                (
+                    "XAUTOCLAIM",
+                    stream,
+                    group,
+                    consumer,
+                    min_idle_ms,
+                    cursor,
+                    "COUNT",
+                    count - len(rows),
+                )
+            )
+            rows += claimed_entries(reply)  # trimmed entries: dropped by XAUTOCLAIM itself
+            cursor = text(reply[0]) if reply else "0-0"
+            if cursor == "0-0" or len(rows) >= count:
+                break
+        return self._decode_rows(stream, rows)
 
     def _block_ms(self, block: float | None) -> int | None:
         if block is None:
@@ -156,7 +217,14 @@ class EventBus(CoordComponent):
         return max(1, int(min(block, cap) * 1000))
 
     def read(
-        self, topic: str, *, group: str, consumer: str, count: int = 100, block: float | None = None
+        self,
+        topic: str,
+        *,
+        group: str,
+        consumer: str,
+        count: int = 100,
+        block: float | None = None,
+        pending: bool = False,
     ) -> list[Received]:
         """Take new entries of `topic` for `group` (each goes to one consumer of the group).
 
@@ -166,28 +234,76 @@ class EventBus(CoordComponent):
             consumer: This consumer's name in the group.
             count: Most entries.
             block: Seconds to wait for an entry (capped below the socket timeout).
+            pending: Instead of new entries, the ones this consumer read and has not
+                acknowledged yet, oldest first (what a restarted consumer reads first; an
+                empty list once it has caught up). Never blocks.
         """
         return run_operation(
             self._connector,
             "coord.read",
-            self._read_op(topic, group, consumer, count, self._block_ms(block)),
+            self._read_op(topic, group, consumer, count, self._block_ms(block), pending),
             deadline_seconds=self._deadline + (block or 0),
         )
 
     async def aread(
-        self, topic: str, *, group: str, consumer: str, count: int = 100, block: float | None = None
+        self,
+        topic: str,
+        *,
+        group: str,
+        consumer: str,
+        count: int = 100,
+        block: float | None = None,
+        pending: bool = False,
     ) -> list[Received]:
         """Async twin of `read`."""
         return await arun_operation(
             self._connector,
             "coord.read",
-            self._read_op(topic, group, consumer, count, self._block_ms(block)),
+            self._read_op(topic, group, consumer, count, self._block_ms(block), pending),
             deadline_seconds=self._deadline + (block or 0),
         )
 
+    def claim_stale(
+        self, topic: str, *, group: str, consumer: str, min_idle: float = 60.0, count: int = 100
+    ) -> list[Received]:
+        """Take over entries other consumers of `group` read and left unacknowledged.
+
+        What a consumer read stays pending in the group until it is acknowledged; when that
+        consumer died, nothing else would deliver it again. This hands `consumer` the
+        entries pending for at least `min_idle` seconds (``XAUTOCLAIM``), oldest first:
+        handle and `ack` them as entries from `read`.
+
+        Args:
+            topic: The topic.
+            group: The consumer group.
+            consumer: The consumer that takes them over.
+            min_idle: Seconds an entry must have been pending untouched (longer than a live
+                consumer takes to handle one, or it is handled twice).
+            count: Most entries.
+        """
+        return run_operation(
+            self._connector,
+            "coord.claim",
+            self._claim_op(topic, group, consumer, _idle_ms(min_idle), count),
+            deadline_seconds=self._deadline,
+        )
+
+    async def aclaim_stale(
+        self, topic: str, *, group: str, consumer: str, min_idle: float = 60.0, count: int = 100
+    ) -> list[Received]:
+        """Async twin of `claim_stale`."""
+        return await arun_operation(
+            self._connector,
+            "coord.claim",
+            self._claim_op(topic, group, consumer, _idle_ms(min_idle), count),
+            deadline_seconds=self._deadline,
+        )
+
     def ack(self, topic: str, group: str, *ids: str) -> int:
-        """Acknowledge handled entries; return how many were pending."""
+        """Acknowledge handled entries; return how many were pending (0 for none given)."""
         stream = self.keys.topic(topic)
+        if not ids:  # an empty read's batch: XACK with no id is an argument error
+            return 0
         return int(
             run_operation(
                 self._connector,
@@ -200,6 +316,8 @@ class EventBus(CoordComponent):
     async def aack(self, topic: str, group: str, *ids: str) -> int:
         """Async twin of `ack`."""
         stream = self.keys.topic(topic)
+        if not ids:
+            return 0
         return int(
             await arun_operation(
                 self._connector,
@@ -286,3 +404,21 @@ class EventBus(CoordComponent):
             for row in rows:
                 last = row[0]
                 yield row
+
+
+def _idle_ms(min_idle: float) -> int:
+    if not min_idle >= 0:
+        raise InvalidInputError("min_idle must be zero or positive seconds")
+    return int(min_idle * 1000)
+
+
+def _pending_rows(reply: Any) -> list[tuple[str, Any]]:
+    """An ``XREADGROUP ... 0`` reply as [(entry id, raw fields: empty for a trimmed entry)]."""
+    if not reply:
+        return []
+    streams = reply.items() if isinstance(reply, dict) else reply
+    out: list[tuple[str, Any]] = []
+    for _name, rows in streams:
+        for eid, fields in rows or ():
+            out.append((text(eid), fields))
+    return out

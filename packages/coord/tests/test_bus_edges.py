@@ -1,0 +1,80 @@
+"""`EventBus` edges found in review: an empty ack, and entries a dead consumer left."""
+
+from __future__ import annotations
+
+import pytest
+from deepagents_redis.coord import Event, EventBus
+from deepagents_redis.core import RedisConnector
+
+pytestmark = pytest.mark.integration
+
+
+def _event(n: int) -> Event:
+    return Event(source="dar://tests/bus", type="dev.example.n", data={"n": n})
+
+
+async def test_acking_an_empty_batch_is_zero(connector: RedisConnector) -> None:
+    # The documented loop `bus.ack(topic, group, *[i for i, _ in got])` raised a Redis
+    # argument error whenever a read came back empty.
+    bus = EventBus(connector=connector, namespace="bus-edges")
+    got = bus.read("quiet", group="g", consumer="c", count=10)
+    assert got == []
+    assert bus.ack("quiet", "g", *[i for i, _ in got]) == 0
+    assert await bus.aack("quiet", "g") == 0
+
+
+async def test_a_dead_consumers_entries_are_claimed_by_another(connector: RedisConnector) -> None:
+    # `read` hands each entry to one consumer, at least once: what a consumer read and never
+    # acknowledged (it died) is taken over by a live one, and only what idled long enough.
+    bus = EventBus(connector=connector, namespace="bus-edges")
+    for n in range(5):
+        bus.publish("work", _event(n))
+    dead = bus.read("work", group="g", consumer="dead", count=3)
+    assert [e.data["n"] for _, e in dead] == [0, 1, 2]
+    live = bus.read("work", group="g", consumer="live", count=10)
+    assert [e.data["n"] for _, e in live] == [3, 4]
+    bus.ack("work", "g", *[i for i, _ in live])
+    # not idle for an hour: nothing to take over
+    assert bus.claim_stale("work", group="g", consumer="live", min_idle=3600) == []
+    taken = bus.claim_stale("work", group="g", consumer="live", min_idle=0, count=2)
+    assert [e.data["n"] for _, e in taken] == [0, 1]
+    assert bus.ack("work", "g", *[i for i, _ in taken]) == 2
+    rest = await bus.aclaim_stale("work", group="g", consumer="live", min_idle=0)
+    assert [e.data["n"] for _, e in rest] == [2]
+    assert bus.ack("work", "g", *[i for i, _ in rest]) == 1
+    assert bus.claim_stale("work", group="g", consumer="live", min_idle=0) == []
+
+
+def test_a_restarted_consumer_reads_what_it_had_not_acknowledged(
+    connector: RedisConnector,
+) -> None:
+    # A consumer that restarts under its own name gets its unacknowledged entries again
+    # first (its pending list), then new ones.
+    bus = EventBus(connector=connector, namespace="bus-edges")
+    for n in range(3):
+        bus.publish("jobs", _event(n))
+    first = bus.read("jobs", group="g", consumer="c", count=2)
+    assert [e.data["n"] for _, e in first] == [0, 1]
+    again = bus.read("jobs", group="g", consumer="c", count=10, pending=True)
+    assert [e.data["n"] for _, e in again] == [0, 1]
+    assert bus.ack("jobs", "g", *[i for i, _ in again]) == 2
+    assert bus.read("jobs", group="g", consumer="c", count=10, pending=True) == []
+    assert [e.data["n"] for _, e in bus.read("jobs", group="g", consumer="c")] == [2]
+
+
+def test_pending_entries_trimmed_from_the_topic_do_not_block_the_pending_read(
+    connector: RedisConnector,
+) -> None:
+    bus = EventBus(connector=connector, namespace="bus-edges")
+    for n in range(4):
+        bus.publish("trimmed", _event(n))
+    got = bus.read("trimmed", group="g", consumer="c", count=4)
+    assert len(got) == 4
+    raw = connector.client()
+    stream = bus.keys.topic("trimmed")
+    raw.xdel(stream, got[0][0], got[1][0])  # gone from the topic, still pending
+    again = bus.read("trimmed", group="g", consumer="c", count=2, pending=True)
+    assert again == []  # the two trimmed ones: nothing to hand over, and acknowledged
+    again = bus.read("trimmed", group="g", consumer="c", count=2, pending=True)
+    assert [e.data["n"] for _, e in again] == [2, 3]
+    assert raw.xpending(stream, "g")["pending"] == 2
