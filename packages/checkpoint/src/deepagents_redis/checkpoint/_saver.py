@@ -1092,6 +1092,9 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) that the given runs wrote.
 
+        With a TTL, a run is found for at least twice the TTL after its last write (its
+        cross-thread index expires then; see `CheckpointSettings.ttl_seconds`).
+
         Args:
             run_ids: LangGraph run ids (``metadata["run_id"]``).
         """

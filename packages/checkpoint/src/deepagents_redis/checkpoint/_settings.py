@@ -30,10 +30,11 @@ class CheckpointSettings(PhaseSettings):
     ttl_seconds: int | None = Field(default=None, ge=1)
     """How long a checkpoint lives after it was written (or read, with `refresh_on_read`).
 
-    None keeps threads until they are deleted. With a TTL, every put also renews the blobs the
-    new checkpoint still uses and the thread's indexes, so a thread in use never loses state;
-    a thread idle for longer than the TTL is gone, and resuming it starts from empty state.
-    Older checkpoints of a busy thread expire one by one (time travel reaches back one TTL).
+    None keeps threads until they are deleted. With a TTL, every write sets it on all of the
+    thread's keys at once, so a thread in use never loses state and keeps all its checkpoints
+    (`prune` keeps only the newest); a thread idle for longer than the TTL is gone, whole, and
+    resuming it starts from empty state. A run's cross-thread index (`delete_for_runs`)
+    expires twice the TTL after the run's last write.
     """
 
     refresh_on_read: bool = False
