@@ -279,11 +279,8 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         )
 
     @staticmethod
-    def _follow_up_input(info: TaskInfo, message: str) -> dict[str, Any]:
-        earlier = (
-            list(info.result.get("messages") or []) if isinstance(info.result, Mapping) else []
-        )
-        return {"messages": [*earlier, {"role": "user", "content": message}]}
+    def _conversation(value: Any) -> list[Any]:
+        return list(value.get("messages") or []) if isinstance(value, Mapping) else []
 
     # ------------------------------------------------------------------ tools
     # Each tool is written once, as a flow that yields `_Ask` requests (a `TaskClient`
@@ -342,10 +339,18 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
         if isinstance(sent, InvalidInputError):  # it ended: a new run with its conversation
             info = yield _Ask("get", (task["run_id"],))
             if not isinstance(info, DeepAgentsRedisError):
-                run_id = yield _Ask(
-                    "submit",
-                    (self._worker_agent(task["agent_name"]), self._follow_up_input(info, message)),
-                )
+                earlier = self._conversation(info.result)
+                if not earlier:
+                    # It ended without a conversation (error, timeout, cancelled): upstream's
+                    # next run on the thread still sees the task it was given; ours gets the
+                    # task's input, or the follow-up would arrive without its task.
+                    given = yield _Ask("task_input", (task["run_id"],))
+                    if isinstance(given, DeepAgentsRedisError):
+                        log.warning("Input of task %s not read: %s", task["run_id"], given)
+                    else:
+                        earlier = self._conversation(given)
+                follow_up = {"messages": [*earlier, {"role": "user", "content": message}]}
+                run_id = yield _Ask("submit", (self._worker_agent(task["agent_name"]), follow_up))
                 if not isinstance(run_id, DeepAgentsRedisError):
                     # it had ended: a new run, confirmed as upstream confirms one
                     ended: AsyncTask = {**task, "status": info.status}

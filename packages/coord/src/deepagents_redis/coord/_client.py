@@ -299,6 +299,37 @@ class TaskClient(CoordComponent):
         values = yield Command(("HMGET", keys.record, *TASK_FIELDS))
         return self._record(task_id, keys, values)
 
+    def _input_op(self, task_id: str) -> Operation[Any]:
+        keys = self.keys.task(task_id)
+        raw = yield Command(("HGET", keys.record, "input"))
+        if raw is None:
+            raise NotFoundError(f"no task {task_id} in namespace {self.namespace!r}")
+        return self.codec.decode(raw, key=keys.record)
+
+    def task_input(self, task_id: str) -> Any:
+        """The input a task was submitted with (what `get` leaves on the server).
+
+        Raises:
+            NotFoundError: No such task.
+        """
+        check_task_id(task_id)
+        return run_operation(
+            self._connector,
+            "coord.input",
+            self._input_op(task_id),
+            deadline_seconds=self._deadline,
+        )
+
+    async def atask_input(self, task_id: str) -> Any:
+        """Async twin of `task_input`."""
+        check_task_id(task_id)
+        return await arun_operation(
+            self._connector,
+            "coord.input",
+            self._input_op(task_id),
+            deadline_seconds=self._deadline,
+        )
+
     def _record(self, task_id: str, keys: TaskKeys, values: list[Any]) -> TaskInfo:
         """The task read from its record's `TASK_FIELDS` values, or `NotFoundError`."""
         info = parse_record(task_id, keys, values, self.codec)
