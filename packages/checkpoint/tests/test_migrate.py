@@ -142,3 +142,28 @@ def test_postgres_to_redis_and_back(pg_saver: Any, connector: RedisConnector) ->
     assert _dump(pg_saver, extra) == _dump(redis_saver, extra)
     for thread in [*threads.values(), extra]:
         redis_saver.delete_thread(thread)
+
+
+def test_a_thread_the_target_refuses_does_not_stop_the_others(
+    sqlite_saver: SqliteSaver, connector: RedisConnector
+) -> None:
+    """A thread id Redis cannot hold (a newline; longer than 1,024 characters) stopped the
+    whole copy at that thread, on every run: the threads after it never moved. It is
+    reported, and the others are copied."""
+    tag = uuid.uuid4().hex[:6]
+    good = [f"a-{tag}", f"c-{tag}"]
+    bad = [f"b-{tag}\nline", "b" + "x" * 1_100]
+    for thread in [*good, *bad]:
+        _counter_graph(sqlite_saver).invoke({"log": []}, {"configurable": {"thread_id": thread}})
+    redis_saver = RedisSaver(connector=connector, namespace=f"m{uuid.uuid4().hex[:8]}")
+    report = copy_threads(sqlite_saver, redis_saver)
+    assert report.copied == good
+    assert sorted(report.refused) == sorted(bad)
+    assert all("thread_id" in reason for reason in report.refused.values())
+    assert sorted(redis_saver.threads()) == good
+    for thread in good:
+        assert _dump(redis_saver, thread) == _dump(sqlite_saver, thread)
+    again = copy_threads(sqlite_saver, redis_saver)  # resumed: still reported, nothing redone
+    assert (again.threads, again.skipped, sorted(again.refused)) == (0, 2, sorted(bad))
+    for thread in good:
+        redis_saver.delete_thread(thread)

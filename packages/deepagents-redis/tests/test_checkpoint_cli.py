@@ -137,3 +137,33 @@ def test_copy_from_postgres_into_redis(
     assert saver.get_tuple({"configurable": {"thread_id": thread}}) is not None
     saver.delete_thread(thread)
     saver.close()
+
+
+def test_a_refused_thread_is_named_and_the_rest_copied(
+    tmp_path: Path, redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A thread id Redis cannot hold stopped 'copy' at that thread on every run (a one-line
+    error, exit 64, the threads after it never copied); it is named, exit 1, the rest moves."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    db = tmp_path / "checkpoints.db"
+    conn = sqlite3.connect(db, check_same_thread=False)
+    source = SqliteSaver(conn)
+    threads = ["a-ok", "b\nbad", "c-ok"]
+    for thread in threads:
+        config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+        source.put(config, empty_checkpoint(), {"source": "input", "step": -1}, {})  # type: ignore[arg-type]
+    conn.close()
+    ns = f"cli{uuid.uuid4().hex[:6]}"
+    base = ["--url", redis_url, "--prefix", key_prefix, "--namespace", ns]
+    assert main(["checkpoint", "copy", "--from", f"sqlite:{db}", *base, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["copied"] == ["a-ok", "c-ok"]
+    assert list(report["refused"]) == ["b\nbad"]
+    assert main(["checkpoint", "copy", "--from", f"sqlite:{db}", *base]) == 1
+    out = capsys.readouterr().out
+    assert "refused thread 'b\\nbad': thread_id holds control" in out
+    saver = RedisSaver(settings=RedisSettings(url=redis_url, key_prefix=key_prefix), namespace=ns)
+    assert list(saver.threads()) == ["a-ok", "c-ok"]
+    for thread in ("a-ok", "c-ok"):
+        saver.delete_thread(thread)

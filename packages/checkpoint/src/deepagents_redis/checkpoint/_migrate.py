@@ -7,7 +7,10 @@ copy carries the whole parent chain (what `DeltaChannel` histories need), and:
 * it is **idempotent**: a put of the same checkpoint id rewrites the same checkpoint, and
   `put_writes` keeps writes already stored for (task, index);
 * it is **resumable**: a thread whose newest checkpoint and its writes are already in the
-  target is skipped, and a thread cut off half-way is copied again (idempotently).
+  target is skipped, and a thread cut off half-way is copied again (idempotently);
+* a thread the target refuses (an id or a value it cannot hold: `InvalidInputError`,
+  `SerializationError`) is reported and the copy goes on with the next one, so one odd
+  thread never blocks the others (each run would stop at it again).
 
 What the public API does not expose is not carried: a write's ``task_path`` (it only orders
 writes of parallel tasks; copied writes sort by task id) and checkpoints the source's TTL
@@ -20,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepagents_redis.core import InvalidInputError, SerializationError
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 
 __all__ = ["CopyReport", "copy_threads", "thread_ids"]
@@ -39,6 +43,8 @@ class CopyReport:
     """Pending writes written."""
     copied: list[str] = field(default_factory=list)
     """The ids of the threads copied."""
+    refused: dict[str, str] = field(default_factory=dict)
+    """Threads not copied (or copied in part), each with the reason the saver gave."""
 
 
 def thread_ids(saver: BaseCheckpointSaver[Any]) -> list[str]:
@@ -111,25 +117,40 @@ def copy_threads(
     wanted = sorted(set(threads)) if threads is not None else thread_ids(source)
     report = CopyReport()
     for done, thread in enumerate(wanted, start=1):
-        config: Any = {"configurable": {"thread_id": thread}}
-        tuples = sorted(source.list(config), key=lambda t: t.checkpoint["id"])
-        if tuples and _complete(target, thread, tuples[-1]):
-            report.skipped += 1
-        elif tuples:
-            for tup in tuples:
-                parent = (tup.parent_config or {}).get("configurable", {}).get("checkpoint_id")
-                stored = target.put(
-                    _config(thread, tup, parent),
-                    tup.checkpoint,
-                    tup.metadata,
-                    dict(tup.checkpoint["channel_versions"]),
-                )
-                report.checkpoints += 1
-                for task_id, writes in _grouped(tup.pending_writes or []):
-                    target.put_writes(stored, writes, task_id)
-                    report.writes += len(writes)
-            report.threads += 1
-            report.copied.append(thread)
+        try:
+            _copy_thread(source, target, thread, report)
+        except (InvalidInputError, SerializationError) as exc:
+            # this thread's data, not the savers: the rest can still move
+            report.refused[thread] = str(exc)
         if progress is not None:
             progress(done, len(wanted))
     return report
+
+
+def _copy_thread(
+    source: BaseCheckpointSaver[Any],
+    target: BaseCheckpointSaver[Any],
+    thread: str,
+    report: CopyReport,
+) -> None:
+    config: Any = {"configurable": {"thread_id": thread}}
+    tuples = sorted(source.list(config), key=lambda t: t.checkpoint["id"])
+    if not tuples:
+        return
+    if _complete(target, thread, tuples[-1]):
+        report.skipped += 1
+        return
+    for tup in tuples:
+        parent = (tup.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        stored = target.put(
+            _config(thread, tup, parent),
+            tup.checkpoint,
+            tup.metadata,
+            dict(tup.checkpoint["channel_versions"]),
+        )
+        report.checkpoints += 1
+        for task_id, writes in _grouped(tup.pending_writes or []):
+            target.put_writes(stored, writes, task_id)
+            report.writes += len(writes)
+    report.threads += 1
+    report.copied.append(thread)

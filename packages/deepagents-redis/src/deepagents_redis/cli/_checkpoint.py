@@ -7,12 +7,14 @@ postgresql:// URL; --to defaults to redis. So moving to Redis is
 'copy --from postgresql://...' and back is 'copy --from redis --to postgresql://...'.
 
 A copy is idempotent (run it twice, the target holds the same) and resumable (threads
-already complete in the target are skipped; one cut off half-way is copied again). It shows
-progress on stderr; --json prints the report as one JSON object instead.
+already complete in the target are skipped; one cut off half-way is copied again). A thread
+the target refuses (an id or a value it cannot hold) is named with the reason and the copy
+goes on with the others; the exit status is then 1. It shows progress on stderr; --json
+prints the report as one JSON object instead.
 'threads' lists the threads of the Redis namespace. URLs are never printed.
 
-Exit status: 0 success; 2 Redis or the PostgreSQL server is unreachable; 64 usage or
-configuration error.
+Exit status: 0 success; 1 some threads were refused (the others were copied); 2 Redis or
+the PostgreSQL server is unreachable; 64 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from deepagents_redis.cli._checkpointers import is_sql_uri, open_checkpointer
-from deepagents_redis.cli._exit import EXIT_OK
+from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
 from deepagents_redis.cli._parsers import add_actions, add_command
 from deepagents_redis.cli._target import add_target_arguments, connect
 
@@ -152,6 +154,7 @@ def run_copy(args: argparse.Namespace) -> int:
                     "checkpoints": report.checkpoints,
                     "writes": report.writes,
                     "copied": report.copied,
+                    "refused": report.refused,
                 }
             )
         )
@@ -160,7 +163,9 @@ def run_copy(args: argparse.Namespace) -> int:
             f"copied {report.threads} thread(s) ({report.checkpoints} checkpoints, "
             f"{report.writes} pending writes); {report.skipped} already complete in the target"
         )
-    return EXIT_OK
+        for thread, reason in report.refused.items():
+            print(f"refused thread {thread!r}: {reason}")
+    return EXIT_PROBLEM if report.refused else EXIT_OK
 
 
 def run_threads(args: argparse.Namespace) -> int:
