@@ -78,3 +78,40 @@ def test_a_retry_refused_by_a_full_backlog_changes_nothing(
     with worker_factory({"flaky": flaky}, max_attempts=1):
         assert tasks.result(task_id, timeout=10) == "ok"
         assert tasks.result(filler, timeout=10) == "ok"
+
+
+def test_a_refused_submit_never_removes_a_task_another_submit_queued(
+    connector: Any, monkeypatch: Any
+) -> None:
+    # Two submits with one idempotency key while the backlog is full: the first creates the
+    # record and, refused, removes it; if the second queued that task between the first's
+    # refusal and its removal, the queue held a task whose record was gone, and the id the
+    # second submit returned was unknown (NotFoundError).
+    from deepagents_redis.coord import _client
+    from deepagents_redis.core import Script
+
+    full = TaskClient(connector=connector, check_agents=False, max_backlog=1)
+    roomy = TaskClient(connector=connector, check_agents=False, max_backlog=10)
+    full.submit("racy", {"filler": True})
+    queued: list[str] = []
+    original = TaskClient._submit_op
+
+    def racing(self: TaskClient, *args: Any, **kwargs: Any) -> Any:
+        op = original(self, *args, **kwargs)
+        reply: Any = None
+        while True:
+            try:
+                request = op.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            if self is full and isinstance(request, Script) and request.script is _client.ABANDON:
+                queued.append(roomy.submit("racy", {"n": 1}, idempotency_key="same"))
+            reply = yield request
+
+    monkeypatch.setattr(TaskClient, "_submit_op", racing)
+    with pytest.raises(BackpressureError):
+        full.submit("racy", {"n": 1}, idempotency_key="same")
+    [task_id] = queued
+    assert full.get(task_id).status == "pending"  # the record the queue entry points at
+    assert [t["task_id"] for t in full.active("racy")][-1] == task_id
+    assert full.submit("racy", {"n": 1}, idempotency_key="same") == task_id

@@ -13,7 +13,7 @@
 --   timeout_s      run timeout in seconds ('' = none)
 --   trace          trace context (JSON, '' = none)
 -- Returns {created 1|0, status, same digest 1|0, id of the 'submitted' event ('' when not
--- created)}.
+-- created)}. A repeat (same digest) that finds the task pending marks it 'adopted'.
 -- Errors: none of its own.
 
 local task_key, events_key = KEYS[1], KEYS[2]
@@ -22,7 +22,13 @@ local event, events_maxlen, timeout_s, trace = ARGV[5], ARGV[6], ARGV[7], ARGV[8
 
 local stored = redis.call('HGET', task_key, 'digest')
 if stored then
-  return {0, redis.call('HGET', task_key, 'status'), stored == digest and 1 or 0, ''}
+  local status = redis.call('HGET', task_key, 'status')
+  if stored == digest and status == 'pending' then
+    -- this submit may queue the task now: the submit that created it must not remove it
+    -- any more when its own wait for room runs out (coord_abandon)
+    redis.call('HSET', task_key, 'adopted', 1)
+  end
+  return {0, status, stored == digest and 1 or 0, ''}
 end
 local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
