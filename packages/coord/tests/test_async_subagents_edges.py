@@ -49,3 +49,45 @@ async def test_a_follow_up_to_a_failed_task_carries_its_task(
         updated = run(flow) if run is not None else await mw._arun(flow)
         new_run = updated.update["async_tasks"][task_id]["run_id"]
         assert tasks.result(new_run, timeout=20) == {"seen": ["find X", "use source Y"]}
+
+
+def _upstream_check(status: str, error: str | None, values: Any, thread_id: str) -> Any:
+    """deepagents' check result for a LangGraph run ending as our task did."""
+    from deepagents.middleware.async_subagents import _build_check_result
+
+    run = {"run_id": "r", "status": status, "error": error}
+    thread = {"status": "idle", "values": values} if status == "success" else None
+    return _build_check_result(run, thread_id, thread)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "result"),
+    [
+        ("pending", None, None),
+        ("running", None, None),
+        ("success", None, {"messages": [{"role": "assistant", "content": "42"}]}),
+        ("success", None, {"messages": []}),
+        ("error", "RuntimeError: boom", None),
+        ("error", None, None),
+        ("timeout", "run timed out after 5s", None),
+        ("cancelled", None, None),
+    ],
+)
+def test_check_output_is_deepagents_own(status: str, error: str | None, result: Any) -> None:
+    # `check_async_task` is what the model reads: the same dict upstream builds for a run
+    # that ended the same way, byte for byte (the pending note; no error key on a timeout).
+    from deepagents_redis.coord._async_subagents import _check_result
+    from deepagents_redis.coord._common import TaskInfo
+
+    task_id = "0" * 32
+    task: Any = {"task_id": task_id, "thread_id": task_id, "run_id": task_id}
+    info = TaskInfo(
+        task_id=task_id,
+        agent="a",
+        status=status,
+        attempts=1,
+        max_attempts=1,
+        error=error,
+        result=result,
+    )
+    assert _check_result(task, info) == _upstream_check(status, error, result, task_id)

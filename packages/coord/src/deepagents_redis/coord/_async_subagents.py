@@ -44,11 +44,11 @@ from deepagents.middleware.async_subagents import (
     _astart_task_messages,
     _build_async_subagent_tools,
     _build_check_command,
+    _build_check_result,
     _build_list_command,
     _describe_async_subagent,
     _event,
     _filter_tasks,
-    _final_content,
     _notification_message,
     _observed,
     _parallel_update_error,
@@ -111,18 +111,20 @@ def _now() -> str:
 
 
 def _check_result(task: AsyncTask, info: TaskInfo) -> dict[str, Any]:
-    """The `check_async_task` result dict (deepagents' shape) for our task record."""
-    result: dict[str, Any] = {"status": info.status, "thread_id": task["thread_id"]}
-    if info.status == "pending":
-        result["note"] = "The latest run hasn't started yet."
-    elif info.status == "success":
+    """The `check_async_task` result dict for our task record, built by deepagents itself.
+
+    Our record is handed to deepagents' builder as the LangGraph run (status, error) and
+    thread (the result as its values) it stands for, so the model reads upstream's dict to
+    the byte: its notes, and its keys per status (no ``error`` on a ``timeout``).
+    """
+    run: dict[str, Any] = {"run_id": task["run_id"], "status": info.status, "error": info.error}
+    thread = None
+    if info.status == "success":
         values = (
             info.result if isinstance(info.result, Mapping) else {"messages": [str(info.result)]}
         )
-        result["result"] = _final_content(values)
-    elif info.status in ("error", "timeout"):
-        result["error"] = info.error or "The async subagent encountered an error."
-    return result
+        thread = {"status": "idle", "values": values}
+    return _build_check_result(run, task["thread_id"], thread)  # type: ignore[arg-type]
 
 
 def _notification(task: AsyncTask, info: TaskInfo) -> dict[str, Any] | None:
