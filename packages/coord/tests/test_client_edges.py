@@ -115,3 +115,19 @@ def test_a_refused_submit_never_removes_a_task_another_submit_queued(
     assert full.get(task_id).status == "pending"  # the record the queue entry points at
     assert [t["task_id"] for t in full.active("racy")][-1] == task_id
     assert full.submit("racy", {"n": 1}, idempotency_key="same") == task_id
+
+
+def test_cancelling_waiting_tasks_makes_room_in_the_backlog(connector: Any) -> None:
+    # Under overload a producer cancels the work nobody needs any more to make room: the
+    # cancelled tasks stayed on the queue (and in the backlog) until a worker with a free
+    # slot read them, so every submit kept failing with BackpressureError.
+    small = TaskClient(connector=connector, check_agents=False, max_backlog=2)
+    ids = [small.submit("busy", {"i": i}) for i in range(2)]
+    with pytest.raises(BackpressureError):
+        small.submit("busy", {"i": 2})
+    assert [small.cancel(task_id) for task_id in ids] == ["cancelled", "cancelled"]
+    assert small.active("busy") == []
+    fresh = small.submit("busy", {"i": 3})
+    assert [t["task_id"] for t in small.active("busy")] == [fresh]
+    assert small.cancel(ids[0]) == "cancelled"  # again: nothing more to remove
+    assert small.cancel(fresh) == "cancelled"

@@ -40,6 +40,7 @@ from deepagents_redis.coord._scripts import (
     ABANDON,
     CANCEL,
     CREATE,
+    DEQUEUE,
     ENQUEUE,
     RESET,
     SEND,
@@ -542,6 +543,13 @@ class TaskClient(CoordComponent):
                 self.coord_settings.result_ttl_seconds * 1000,
             ],
         )
+        if text(status) == "cancelled":
+            # Ended before it ran: off the queue now (another slot, so a second call), or it
+            # would hold a place in the backlog until a worker with a free slot read it, and
+            # a producer cancelling stale work under overload could not make room.
+            queue = self.keys.queue(info.agent)
+            mark = self.keys.op(queue.scope, f"enqueue:{task_id}")
+            yield Script(DEQUEUE, [queue.stream, queue.delayed, mark], [task_id])
         return text(status)
 
     def cancel(self, task_id: str) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "CANCEL",
     "CLAIM",
     "CREATE",
+    "DEQUEUE",
     "ENQUEUE",
     "EVENT",
     "FINISH",
@@ -62,6 +63,7 @@ ACK_PLAIN: Final = LuaScript.from_package("coord_ack_plain", _PACKAGE, "ack_plai
 """`ACK` without the op record, for the modes that are idempotent by construction."""
 PROMOTE: Final = LuaScript.from_package("coord_promote", _PACKAGE, "promote.lua")
 CANCEL: Final = LuaScript.from_package("coord_cancel", _PACKAGE, "cancel.lua")
+DEQUEUE: Final = LuaScript.from_package("coord_dequeue", _PACKAGE, "dequeue.lua")
 SEND: Final = LuaScript.from_package("coord_send", _PACKAGE, "send.lua")
 TAKE: Final = LuaScript.from_package("coord_take", _PACKAGE, "fence.lua", "take.lua")
 GROUP: Final = LuaScript.from_package("coord_group", _PACKAGE, "group.lua")
