@@ -126,3 +126,19 @@ def test_a_missing_phase_package_names_the_extra(monkeypatch: pytest.MonkeyPatch
 def test_public_names() -> None:
     for name in agent_pkg.__all__:
         assert getattr(agent_pkg, name) is not None
+
+
+def test_keyword_switches_over_a_flags_object_are_validated() -> None:
+    # A string switch (read from a config file) means what it means in the environment,
+    # whether or not a flags object is given: "false" is off, not a truthy string.
+    from deepagents_redis.core import ConfigurationError
+
+    flags = AgentRedisSettings(todos_enabled=True)
+    resolved = resolve_flags(redis_flags=flags, redis_fs="false", redis_cache="1")  # type: ignore[arg-type]
+    assert resolved.fs_enabled is False
+    assert resolved.cache_enabled is True
+    assert resolved.enabled_phases() == ["cache", "todos"]
+    assert resolve_flags(redis_fs="false").enabled_phases() == []  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="fs_enabled"):
+        resolve_flags(redis_flags=flags, redis_fs="maybe")  # type: ignore[arg-type]
+    assert flags.enabled_phases() == ["todos"]  # the caller's object is not changed

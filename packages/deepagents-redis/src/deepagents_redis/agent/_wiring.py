@@ -79,6 +79,10 @@ def resolve_flags(
 
     Returns:
         The resolved flags.
+
+    Raises:
+        ConfigurationError: A switch is not a boolean (``"maybe"``); strings such as
+            ``"false"`` and ``"1"`` are read as the environment variables are.
     """
     overrides = {
         name: value
@@ -93,7 +97,9 @@ def resolve_flags(
         if value is not None
     }
     if redis_flags is not None:
-        return redis_flags.model_copy(update=overrides)
+        # Validated like the environment path: model_copy(update=) stores values as given,
+        # so redis_fs="false" (a string from a config file) turned the fs phase ON.
+        return redis_flags.with_overrides(**overrides)
     return AgentRedisSettings(**overrides)
 
 
