@@ -78,3 +78,21 @@ def test_pending_entries_trimmed_from_the_topic_do_not_block_the_pending_read(
     again = bus.read("trimmed", group="g", consumer="c", count=2, pending=True)
     assert [e.data["n"] for _, e in again] == [2, 3]
     assert raw.xpending(stream, "g")["pending"] == 2
+
+
+def test_foreign_pending_entries_do_not_block_the_pending_read(connector: RedisConnector) -> None:
+    # A foreign entry (not one of our events) is skipped by `read`, so it is never
+    # acknowledged: in the consumer's pending list it would fill every page of
+    # `read(pending=True)`, which then looked caught up while real entries waited behind.
+    bus = EventBus(connector=connector, namespace="bus-edges")
+    raw = connector.client()
+    stream = bus.keys.topic("mixed")
+    raw.xadd(stream, {"e": b"not an event"})
+    raw.xadd(stream, {"other": b"field"})
+    bus.publish("mixed", _event(7))
+    got = bus.read("mixed", group="g", consumer="c", count=10)
+    assert [e.data["n"] for _, e in got] == [7]  # the two foreign ones skipped
+    first = bus.read("mixed", group="g", consumer="c", count=2, pending=True)
+    assert first == []
+    again = bus.read("mixed", group="g", consumer="c", count=2, pending=True)
+    assert [e.data["n"] for _, e in again] == [7]

@@ -133,12 +133,17 @@ class EventBus(CoordComponent):
             raise SerializationError(f"log line names task {task_id}, its event another")
         return event
 
-    def _decode_rows(self, stream: str, rows: Any) -> list[Received]:
+    def _decode_rows(
+        self, stream: str, rows: Any, foreign: list[str] | None = None
+    ) -> list[Received]:
+        """Our events of `rows`; foreign entries are skipped (their ids added to `foreign`)."""
         out: list[Received] = []
         for eid, fields in rows or ():
             try:
                 out.append((text(eid), self._decode_entry(stream, fields)))
             except (DeepAgentsRedisError, AttributeError) as exc:  # a foreign entry: skipped
+                if foreign is not None:
+                    foreign.append(text(eid))
                 get_instrumentation().count("coord.bad_event", stream="bus")
                 import logging
 
@@ -164,8 +169,9 @@ class EventBus(CoordComponent):
         if pending:
             # The consumer's own pending list (never blocks). An entry trimmed from the
             # topic since comes back without fields (nil, or {} as redis-py parses it; a
-            # stream entry has at least one): it can never be handled, so it is
-            # acknowledged, or it would fill every later page of this read.
+            # stream entry has at least one), and a foreign one (skipped, logged and
+            # counted) is never ours to handle: both are acknowledged, or they would fill
+            # every later page of this read.
             reply = yield Command((*args, "STREAMS", stream, "0"))
             rows: list[tuple[str, dict[bytes, bytes]]] = []
             gone: list[str] = []
@@ -174,9 +180,10 @@ class EventBus(CoordComponent):
                     rows.append((eid, fields_of(fields)))
                 else:
                     gone.append(eid)
+            out = self._decode_rows(stream, rows, gone)
             if gone:
                 yield Command(("XACK", stream, group, *gone))
-            return self._decode_rows(stream, rows)
+            return out
         if block_ms is not None:
             args += ["BLOCK", block_ms]
         reply = yield Command((*args, "STREAMS", stream, ">"))
