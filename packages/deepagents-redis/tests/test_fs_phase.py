@@ -107,3 +107,46 @@ def test_agent_wiring_sets_a_redis_backend(redis_url: str) -> None:
     build = _build(redis_url, backend=mine)
     wire_fs(build)
     assert build.kwargs["backend"] is mine
+
+
+@pytest.mark.parametrize("path", ["../../etc", "/a/../../..", "~/secrets", "a/..\\..\\x"])
+def test_fs_copy_refuses_a_path_outside_the_tree(
+    tmp_path: Path, redis_url: str, path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: a directory source raised deepagents' "Path traversal not allowed" as a
+    # traceback (exit 1). Now a usage error before anything is opened.
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["fs", "copy", str(src), f"{redis_url}#trav", "--path", path])
+    assert exited.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "leaves the file tree" in err
+    assert "Traceback" not in err
+    with RedisBackend(url=redis_url, namespace="trav") as b:
+        assert b.ls("/").entries == []
+
+
+@pytest.mark.parametrize("grace", ["-60", "nan", "inf", "soon"])
+def test_fs_gc_refuses_a_grace_that_is_not_a_finite_non_negative_number(
+    tmp_path: Path, redis_url: str, grace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: -60 moved the cutoff a minute into the future, so a blob whose mtime is a
+    # little ahead (a shared blob directory on another host's clock) was deleted before its
+    # writer committed it; nan deleted nothing and said "removed 0 blobs", exit 0.
+    import os
+    import time
+
+    blobs = tmp_path / "blobs"
+    with RedisBackend(url=redis_url, namespace="gc2", blob_dir=str(blobs)) as b:
+        ref = b._blob_prefix("gc2") + "0/in-flight"
+        b.blob_store.put(ref, b"uploaded, not yet committed")
+    (written,) = [p for p in blobs.rglob("*") if p.is_file()]
+    ahead = time.time() + 30
+    os.utime(written, (ahead, ahead))
+    with pytest.raises(SystemExit) as exited:
+        main(["fs", "gc", f"{redis_url}#gc2", "--blob-dir", str(blobs), "--orphan-grace", grace])
+    assert exited.value.code == EXIT_USAGE
+    assert "--orphan-grace" in capsys.readouterr().err
+    assert written.read_bytes() == b"uploaded, not yet committed"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -63,7 +64,9 @@ def register(subparsers: Any) -> None:
     copy = sub.add_parser("copy", help="Copy every file (or a sub-tree) from SRC to DST.")
     copy.add_argument("src", metavar="SRC", help="Source backend spec.")
     copy.add_argument("dst", metavar="DST", help="Destination backend spec.")
-    copy.add_argument("--path", default="/", help="Sub-tree to copy (default: %(default)s).")
+    copy.add_argument(
+        "--path", type=_tree_path, default="/", help="Sub-tree to copy (default: %(default)s)."
+    )
     copy.add_argument(
         "--batch", type=int, default=100, help="Files per batch (default: %(default)s)."
     )
@@ -80,13 +83,43 @@ def register(subparsers: Any) -> None:
     _add_redis_options(gc)
     gc.add_argument(
         "--orphan-grace",
-        type=float,
+        type=_grace,
         default=3600.0,
         metavar="SECONDS",
         help="Never delete unreferenced blobs younger than this (default: %(default)g).",
     )
     gc.add_argument("--json", action="store_true", help="Print the result as one JSON object.")
     gc.set_defaults(handler=run_gc)
+
+
+def _tree_path(text: str) -> str:
+    """`--path`: a path inside the tree; `..` and `~` are usage errors (exit 64).
+
+    A directory source refused them with a traceback (deepagents' `ValueError: Path
+    traversal not allowed`, exit 1); say so up front, before anything is opened.
+    """
+    if "\x00" in text or text.startswith("~") or ".." in text.replace("\\", "/").split("/"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} leaves the file tree: give a path inside it, e.g. /reports"
+        )
+    return text
+
+
+def _grace(text: str) -> float:
+    """`--orphan-grace`: a finite number of seconds, at least 0 (else exit 64).
+
+    A negative grace moved the cutoff into the future, so gc deleted blobs a writer had
+    just uploaded and not yet committed; NaN silently deleted nothing.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the grace must be a finite number of seconds, at least 0"
+        )
+    return value
 
 
 def _add_redis_options(parser: argparse.ArgumentParser) -> None:
