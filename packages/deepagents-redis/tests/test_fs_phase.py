@@ -150,3 +150,31 @@ def test_fs_gc_refuses_a_grace_that_is_not_a_finite_non_negative_number(
     assert exited.value.code == EXIT_USAGE
     assert "--orphan-grace" in capsys.readouterr().err
     assert written.read_bytes() == b"uploaded, not yet committed"
+
+
+def test_a_hash_in_a_password_is_never_printed(
+    tmp_path: Path,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Before: the spec was cut at its first '#', inside the password, and the URL's parse
+    # error printed "invalid Redis URL 'redis://:hunter2': missing host name".
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    host = redis_url.split("://", 1)[1]
+    for spec in (f"redis://:hunter2#xyz@{host}#ns", f"redis://app:12#34@{host}#ns"):
+        for argv in (["fs", "copy", str(src), spec], ["fs", "gc", spec, "--json"]):
+            assert main(argv) == EXIT_USAGE
+            out, err = capsys.readouterr()
+            assert "hunter2" not in out + err
+            assert "12#34" not in out + err
+            assert "%23" in err
+    # An '@' in a namespace still works through DEEPAGENTS_REDIS_URL and redis:#namespace.
+    monkeypatch.setenv("DEEPAGENTS_REDIS_URL", redis_url)
+    assert main(["fs", "copy", str(src), "redis:#alice@corp"]) == EXIT_OK
+    with RedisBackend(url=redis_url, namespace="alice@corp") as b:
+        assert b.read("/a.txt").file_data["content"] == "a\n"
+    with RedisBackend(url=redis_url, namespace="ns") as b:
+        assert b.ls("/").entries == []

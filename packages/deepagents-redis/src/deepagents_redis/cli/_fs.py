@@ -5,11 +5,13 @@ A backend (SRC, DST, REDIS_SPEC) is one of:
   redis://host:port/db#namespace   a Redis file tree (also rediss:// and unix://); without
                                    #namespace, the namespace 'default'. The key prefix comes
                                    from --prefix or $DEEPAGENTS_REDIS_KEY_PREFIX.
-  redis:#namespace                 the same on the server of $DEEPAGENTS_REDIS_URL.
+  redis:#namespace                 the same on the server of $DEEPAGENTS_REDIS_URL (use
+                                   this form for a namespace that contains '@').
   dir:/some/path or a plain path   a directory: /a.txt is /some/path/a.txt.
 
 'copy' shows progress on stderr and a summary at the end; --json prints the report as one
-JSON object. URLs are printed with their password redacted.
+JSON object. URLs are printed with their password redacted; write a '#' inside a password
+as %23 (a spec with a '#' before an '@' is refused: it could be either).
 
 For example:
 
@@ -151,6 +153,29 @@ def describe(spec: str) -> str:
     return redact_text(spec)
 
 
+def _split_spec(spec: str) -> tuple[str, str]:
+    """Split a Redis spec into its URL and namespace (at the first `#`).
+
+    Raises:
+        ConfigurationError: A `#` comes before the URL's last `@`. Core reads a URL's user
+            info up to its last `@`, so a raw `#` may be part of the password
+            (`redis://:pa#ss@host/0#ns`); split at that `#`, the spec became the URL
+            `redis://:pa`, whose parse error printed the password. It may as well be an
+            `@` in the namespace: which one is not ours to guess, and the message repeats
+            no part of the spec.
+    """
+    from deepagents_redis.core import ConfigurationError
+
+    url, _, namespace = spec.partition("#")
+    if "://" in url and "@" in namespace:
+        raise ConfigurationError(
+            "a Redis spec has a '#' before an '@', so it is unclear where the URL ends: "
+            "write a '#' inside a password as %23; for a namespace that contains '@', set "
+            "DEEPAGENTS_REDIS_URL and name it as redis:#NAMESPACE"
+        )
+    return url, namespace
+
+
 @contextmanager
 def open_backend(
     spec: str, *, prefix: str | None, blob_dir: str | None, create_dir: bool
@@ -175,7 +200,7 @@ def open_backend(
         from deepagents_redis.core import RedisSettings
         from deepagents_redis.fs import RedisBackend
 
-        url, _, namespace = spec.partition("#")
+        url, namespace = _split_spec(spec)
         if url == "redis:":
             env_url = os.environ.get("DEEPAGENTS_REDIS_URL")
             if not env_url:
