@@ -321,3 +321,20 @@ def test_health_serve_answers_probes(redis_url: str) -> None:
 def test_health_serve_needs_host_and_port(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["health", "--url", "redis://127.0.0.1:1/0", "--serve", "8080"]) == EXIT_USAGE
     assert "HOST:PORT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("marker", ["abc", "1.5", "-1", " 1", ""])
+def test_migrate_a_marker_that_is_not_a_version_is_one_line_and_exit_1(
+    redis_url: str, key_prefix: str, marker: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: int(raw) raised ValueError, a traceback (and '-1' read as a version).
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.set(f"{key_prefix}:schema", marker)
+        target = ["--url", redis_url, "--prefix", key_prefix]
+        for action in (["status"], ["status", "--json"], ["up"]):
+            assert main(["migrate", *action, *target]) == EXIT_PROBLEM
+            err = capsys.readouterr().err
+            assert "not a version number" in err
+            assert "Traceback" not in err
+        assert raw.get(f"{key_prefix}:schema") == marker.encode()
+        raw.delete(f"{key_prefix}:schema")

@@ -7,8 +7,8 @@ it is absent and applies pending migrations. Version 1 is the first schema, so t
 nothing else to migrate yet.
 
 Exit status: 0 up to date (or marker written); 1 marker absent (status), migrations pending
-(status), or written by a newer release; 2 Redis is unreachable; 64 usage or configuration
-error.
+(status), written by a newer release, or not a version number (changed by hand; fix or
+delete it); 2 Redis is unreachable; 64 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -60,13 +60,27 @@ def register(subparsers: Any) -> None:
 
 
 def _read_marker(client: Any, key: str) -> int | None:
-    from deepagents_redis.core import redis_errors
+    """The stored schema version; None when the marker is absent.
+
+    Raises:
+        SerializationError: The marker holds something other than a version number (a
+            hand edit, another tool's key): one line and exit 1, not a `ValueError`
+            traceback, and `up` changes nothing.
+    """
+    from deepagents_redis.core import SerializationError, redis_errors
 
     with redis_errors():
         raw = client.get(key)
     if raw is None:
         return None
-    return int(raw)
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    if not text.isascii() or not text.isdigit():
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise SerializationError(
+            f"the schema marker {key} holds {shown!r}, not a version number; "
+            "fix or delete it by hand (migrate never overwrites it)"
+        )
+    return int(text)
 
 
 def run_status(args: argparse.Namespace) -> int:
