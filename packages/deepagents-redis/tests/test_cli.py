@@ -338,3 +338,22 @@ def test_migrate_a_marker_that_is_not_a_version_is_one_line_and_exit_1(
             assert "Traceback" not in err
         assert raw.get(f"{key_prefix}:schema") == marker.encode()
         raw.delete(f"{key_prefix}:schema")
+
+
+def test_health_serve_on_a_port_it_cannot_listen_on_is_one_line_and_exit_64(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: the 'serving ...' line, then a traceback (OSError: Address already in use,
+    # OverflowError for 99999, gaierror for a host that does not resolve).
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+        for where in (busy, "127.0.0.1:99999", "127.0.0.1:0", "no-such-host.invalid:8080"):
+            assert main(["health", "--url", redis_url, "--serve", where]) == EXIT_USAGE
+            out, err = capsys.readouterr()
+            assert "serving" not in out
+            assert err.startswith("error: --serve")
+            assert len(err.strip().splitlines()) == 1

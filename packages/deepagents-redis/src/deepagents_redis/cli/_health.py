@@ -146,20 +146,41 @@ def _serve(args: argparse.Namespace) -> int:
     from deepagents_redis.core import ConfigurationError, serve_health
 
     host, sep, port = str(args.serve).rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ConfigurationError(
-            f"--serve takes HOST:PORT, e.g. 127.0.0.1:8080, not {args.serve!r}"
+            f"--serve takes HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:8080, "
+            f"not {args.serve!r}"
         )
     phases = args.phase or _installed_phases()
+    bound = False
+
+    def ready(_server: Any) -> None:
+        # Announced once the socket is bound: before, the line was printed and then the
+        # bind failed with a traceback.
+        nonlocal bound
+        bound = True
+        print(
+            f"serving /livez and /readyz on http://{host}:{port} (phases: {', '.join(phases)})",
+            flush=True,
+        )
+
     with connect(args) as (target, connector):
-        print(f"serving /livez and /readyz on http://{host}:{port} (phases: {', '.join(phases)})")
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends serving, not an error
-            serve_health(
-                connector,
-                host,
-                int(port),
-                phases=phases,
-                strict=args.strict,
-                deadline_seconds=target.settings.deadline_seconds,
-            )
+        try:
+            with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends serving, not an error
+                serve_health(
+                    connector,
+                    host,
+                    int(port),
+                    phases=phases,
+                    strict=args.strict,
+                    deadline_seconds=target.settings.deadline_seconds,
+                    ready=ready,
+                )
+        except OSError as exc:
+            if bound:
+                raise
+            # Address in use, a host that does not resolve or is not ours: one line, exit 64
+            # (a port an orchestrator restart still holds is the common case).
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise ConfigurationError(f"--serve cannot listen on {host}:{port}: {reason}") from exc
     return EXIT_OK
