@@ -178,3 +178,17 @@ def test_a_hash_in_a_password_is_never_printed(
         assert b.read("/a.txt").file_data["content"] == "a\n"
     with RedisBackend(url=redis_url, namespace="ns") as b:
         assert b.ls("/").entries == []
+
+
+@pytest.mark.parametrize("path", ["/missing", "/a.txt"])
+def test_fs_copy_from_a_path_the_source_does_not_have_is_exit_64(
+    tmp_path: Path, path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "copied 0 files ... (0 failed)", exit 0, and the destination was created.
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    dst = tmp_path / "dst"
+    assert main(["fs", "copy", str(src), f"dir:{dst}", "--path", path]) == EXIT_USAGE
+    assert "--path" in capsys.readouterr().err
+    assert not dst.exists()

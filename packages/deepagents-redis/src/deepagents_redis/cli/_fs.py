@@ -249,6 +249,14 @@ def run_copy(args: argparse.Namespace, *, out: Callable[[str], None] = print) ->
         src = stack.enter_context(
             open_backend(args.src, prefix=args.prefix, blob_dir=args.blob_dir, create_dir=False)
         )
+        # copy_files walks with ls and skips what ls refuses, so a --path that is missing or
+        # a file in a directory source copied nothing and exited 0 (a backup script's typo
+        # went unnoticed). Checked before the destination is opened (or created).
+        listed = src.ls(args.path)
+        if listed.error:
+            from deepagents_redis.core import ConfigurationError
+
+            raise ConfigurationError(f"--path: nothing to copy from the source: {listed.error}")
         dst = stack.enter_context(
             open_backend(args.dst, prefix=args.prefix, blob_dir=args.blob_dir, create_dir=True)
         )
