@@ -173,3 +173,23 @@ def test_reconcile_prints_a_hostile_thread_id_literally(
         r"^missing +\[bold\]t3\[/\] :smile: +unversioned \(2 items\) +v0", out, re.M
     ), out
     assert "\x1b[" not in out
+
+
+@pytest.mark.parametrize("action", ["reconcile", "backfill"])
+def test_a_sqlite_file_without_checkpoints_is_refused_and_left_alone(
+    redis_url: str, tmp_path: Path, action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: SqliteSaver created its tables in the file (here the application's own
+    # database) and the command reported 0 threads, exit 0.
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER)")
+    conn.close()
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a database at all, just some text long enough to have a header\n")
+    for path in (other, junk):
+        before = path.read_bytes()
+        code = cli("todos", action, "--url", redis_url, "--checkpointer", f"sqlite:{path}")
+        assert code == EXIT_USAGE
+        assert str(path) in capsys.readouterr().err
+        assert path.read_bytes() == before

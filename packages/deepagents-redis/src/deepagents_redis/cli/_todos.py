@@ -9,9 +9,10 @@ plans.
 is idempotent (safe to run twice, and next to live agents); --dry-run only counts. Both show
 progress on stderr and a summary at the end; --json prints the report as one JSON object.
 
---checkpointer is sqlite:PATH (sqlite:///abs/path also works; the file must exist) or a
-postgresql:// URL (needs the postgres extra: pip install 'deepagents-redis-todos[postgres]').
-Plans are looked up by thread id, the scope the todo middleware uses by default.
+--checkpointer is sqlite:PATH (sqlite:///abs/path also works; the file must exist and hold
+LangGraph checkpoints) or a postgresql:// URL (needs the postgres extra: pip install
+'deepagents-redis-todos[postgres]'). Plans are looked up by thread id, the scope the todo
+middleware uses by default.
 
 Exit status: 0 success (reconcile: no drift that needs attention is left); 1 drift left
 (reconcile) or threads that failed (backfill); 2 Redis or the PostgreSQL checkpointer is
@@ -99,8 +100,48 @@ def open_checkpointer(uri: str) -> Any:
     """Open the checkpointer a URI names (``sqlite:PATH`` or ``postgresql://``); a context.
 
     See `deepagents_redis.cli._checkpointers.open_checkpointer`.
+
+    Raises:
+        ConfigurationError: A SQLite file without LangGraph's checkpoint table.
     """
+    if uri.startswith("sqlite:"):
+        _require_checkpoint_table(uri)
     return _open(uri, hint="deepagents-redis-todos")
+
+
+def _require_checkpoint_table(uri: str) -> None:
+    """Refuse a SQLite file that holds no LangGraph checkpoints, without writing to it.
+
+    `SqliteSaver` creates its tables on first use, so pointed at the wrong file (an empty
+    one, the application's own database) these read-only commands added LangGraph's tables
+    to it and reported "0 thread(s)", exit 0.
+    """
+    import sqlite3
+    from pathlib import Path
+
+    from deepagents_redis.core import ConfigurationError
+
+    raw = uri[len("sqlite:") :]
+    path = Path(raw[2:] if raw.startswith("///") else raw)
+    if not path.is_file():
+        return  # open_checkpointer says there is no database there
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise ConfigurationError(f"cannot open the SQLite database at {path}: {exc}") from exc
+    try:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
+        ).fetchone()
+    except sqlite3.DatabaseError as exc:  # not a database at all
+        raise ConfigurationError(f"{path} is not a SQLite database: {exc}") from exc
+    finally:
+        conn.close()
+    if found is None:
+        raise ConfigurationError(
+            f"{path} holds no LangGraph checkpoints (no 'checkpoints' table); "
+            "is it the checkpointer's database?"
+        )
 
 
 def _repository(target: Any) -> Any:
