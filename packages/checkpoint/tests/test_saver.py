@@ -18,6 +18,7 @@ from deepagents_redis.core import (
 )
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
+from langgraph.checkpoint.memory import InMemorySaver
 
 
 def _cfg(thread: str, ns: str = "", cid: str | None = None) -> dict[str, Any]:
@@ -670,3 +671,30 @@ async def test_an_asyncio_burst_wider_than_the_pool_completes(redis_target: Any)
         assert len(got.pending_writes or []) == 30
     finally:
         await conn.aclose()
+
+
+async def test_an_empty_checkpoint_id_means_the_newest_as_in_memory_saver_reads_it(
+    connector: RedisConnector,
+) -> None:
+    """``checkpoint_id: ""`` (a config built with a blank id) was an InvalidInputError;
+    InMemorySaver and PostgresSaver read it as no id: the thread's newest checkpoint, and
+    a `before` that bounds nothing."""
+    saver = RedisSaver(connector=connector)
+    memory = InMemorySaver()
+    thread = _thread()
+    ids = [str(uuid6(clock_seq=n)) for n in range(3)]
+    for n in range(3):
+        cp = empty_checkpoint()
+        cp["id"] = ids[n]
+        for target in (saver, memory):
+            target.put(_cfg(thread), cp, {"step": n}, {})
+    blank: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": ""}}
+    for target in (saver, memory):
+        got = target.get_tuple(blank)
+        assert got is not None
+        assert got.checkpoint["id"] == ids[2]
+        assert [t.checkpoint["id"] for t in target.list(blank)] == ids[::-1]
+        assert len(list(target.list(_cfg(thread), before=blank))) == 3
+    got = await saver.aget_tuple(blank)
+    assert got is not None
+    assert got.checkpoint["id"] == ids[2]

@@ -272,7 +272,9 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             cns = ""
         if cns is not None and not isinstance(cns, str):
             raise InvalidInputError("configurable.checkpoint_ns must be a str")
-        cid = conf.get("checkpoint_id")
+        # An empty id names no checkpoint: the newest, as InMemorySaver and PostgresSaver
+        # read it (`if checkpoint_id := get_checkpoint_id(config)`).
+        cid = conf.get("checkpoint_id") or None
         if cid is not None:
             cid = check_checkpoint_id(cid)
         keys = self._thread_keys.get(thread)
@@ -833,7 +835,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         before: RunnableConfig | None,
     ) -> tuple[str | None, list[str], Callable[[CheckpointTuple], bool]]:
         """The `before` bound, server-side filter pairs and the exact Python check."""
-        before_id = get_checkpoint_id(before) if before else None
+        before_id = (get_checkpoint_id(before) if before else None) or None  # "" bounds nothing
         if before_id is not None:
             before_id = check_checkpoint_id(before_id)
         pairs: list[str] = []
