@@ -113,6 +113,30 @@ def test_ordinary_failures_are_one_line(
     assert main(["checkpoint", "copy", "--url", redis_url, "--from", "redis"]) == 64
 
 
+@pytest.mark.parametrize("threads", [[], ["--thread", "t1"]])
+def test_a_sqlite_source_without_checkpoints_is_refused_and_left_alone(
+    tmp_path: Path, redis_url: str, capsys: pytest.CaptureFixture[str], threads: list[str]
+) -> None:
+    """A --from SQLite file that holds no LangGraph checkpoints (the application's own
+    database, an empty file) ended in a traceback ('no such table: checkpoints'), and with
+    --thread SqliteSaver created its tables in the file. It is exit 64, the file as it was."""
+    app = tmp_path / "app.db"
+    conn = sqlite3.connect(app)
+    conn.execute("CREATE TABLE users (id INTEGER)")
+    conn.commit()
+    conn.close()
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    for path in (app, empty):
+        before = path.read_bytes()
+        argv = ["checkpoint", "copy", "--url", redis_url, "--from", f"sqlite:{path}", *threads]
+        assert main(argv) == 64
+        err = capsys.readouterr().err
+        assert "holds no LangGraph checkpoints" in err
+        assert "Traceback" not in err
+        assert path.read_bytes() == before
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(
     importlib.util.find_spec("langgraph.checkpoint.postgres") is None,

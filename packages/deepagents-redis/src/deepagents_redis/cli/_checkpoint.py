@@ -25,7 +25,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from deepagents_redis.cli._checkpointers import is_sql_uri, open_checkpointer
+from deepagents_redis.cli._checkpointers import (
+    is_sql_uri,
+    open_checkpointer,
+    require_checkpoint_table,
+)
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
 from deepagents_redis.cli._parsers import add_actions, add_command
 from deepagents_redis.cli._target import add_target_arguments, connect
@@ -114,6 +118,8 @@ def _open(args: argparse.Namespace, side: str, *, create: bool, announce: bool) 
         with _redis_saver(args, announce) as saver:
             yield saver
         return
+    if not create and side.startswith("sqlite:"):  # a source: read, never set up
+        require_checkpoint_table(side)
     with open_checkpointer(side, hint=_HINT, create=create) as saver:
         yield saver
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["is_sql_uri", "open_checkpointer"]
+__all__ = ["is_sql_uri", "open_checkpointer", "require_checkpoint_table"]
 
 
 def is_sql_uri(uri: str) -> bool:
@@ -39,8 +39,7 @@ def open_checkpointer(uri: str, *, hint: str, create: bool = False) -> Iterator[
     from deepagents_redis.core import ConfigurationError
 
     if uri.startswith("sqlite:"):
-        raw = uri[len("sqlite:") :]
-        path = Path(raw[2:] if raw.startswith("///") else raw)
+        path = _sqlite_path(uri)
         if not create and not path.is_file():
             raise ConfigurationError(f"no SQLite checkpoint database at {path}")
         try:
@@ -90,3 +89,49 @@ def open_checkpointer(uri: str, *, hint: str, create: bool = False) -> Iterator[
             opened.__exit__(None, None, None)
         return
     raise ConfigurationError("a checkpointer must be sqlite:PATH or a postgresql:// URL")
+
+
+def require_checkpoint_table(uri: str) -> None:
+    """Refuse a SQLite file that holds no LangGraph checkpoints, without writing to it.
+
+    `SqliteSaver` creates its tables on first use, so pointed at the wrong file (an empty
+    one, the application's own database) a command that only reads checkpoints (``todos``,
+    the source of ``checkpoint copy``) added LangGraph's tables to it and reported
+    "0 thread(s)", exit 0, or failed with a traceback.
+
+    Args:
+        uri: ``sqlite:PATH`` or ``sqlite:///PATH``.
+
+    Raises:
+        ConfigurationError: The file is not a SQLite database, or has no checkpoints table.
+    """
+    import sqlite3
+
+    from deepagents_redis.core import ConfigurationError
+
+    path = _sqlite_path(uri)
+    if not path.is_file():
+        return  # open_checkpointer says there is no database there
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise ConfigurationError(f"cannot open the SQLite database at {path}: {exc}") from exc
+    try:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
+        ).fetchone()
+    except sqlite3.DatabaseError as exc:  # not a database at all
+        raise ConfigurationError(f"{path} is not a SQLite database: {exc}") from exc
+    finally:
+        conn.close()
+    if found is None:
+        raise ConfigurationError(
+            f"{path} holds no LangGraph checkpoints (no 'checkpoints' table); "
+            "is it the checkpointer's database?"
+        )
+
+
+def _sqlite_path(uri: str) -> Path:
+    """The file of ``sqlite:PATH`` or ``sqlite:///PATH``."""
+    raw = uri[len("sqlite:") :]
+    return Path(raw[2:] if raw.startswith("///") else raw)

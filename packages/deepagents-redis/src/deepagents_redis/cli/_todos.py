@@ -26,6 +26,7 @@ import json
 from typing import Any
 
 from deepagents_redis.cli._checkpointers import open_checkpointer as _open
+from deepagents_redis.cli._checkpointers import require_checkpoint_table
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
 from deepagents_redis.cli._parsers import add_actions, add_command
 from deepagents_redis.cli._target import add_target_arguments, resolve_target
@@ -105,43 +106,8 @@ def open_checkpointer(uri: str) -> Any:
         ConfigurationError: A SQLite file without LangGraph's checkpoint table.
     """
     if uri.startswith("sqlite:"):
-        _require_checkpoint_table(uri)
+        require_checkpoint_table(uri)
     return _open(uri, hint="deepagents-redis-todos")
-
-
-def _require_checkpoint_table(uri: str) -> None:
-    """Refuse a SQLite file that holds no LangGraph checkpoints, without writing to it.
-
-    `SqliteSaver` creates its tables on first use, so pointed at the wrong file (an empty
-    one, the application's own database) these read-only commands added LangGraph's tables
-    to it and reported "0 thread(s)", exit 0.
-    """
-    import sqlite3
-    from pathlib import Path
-
-    from deepagents_redis.core import ConfigurationError
-
-    raw = uri[len("sqlite:") :]
-    path = Path(raw[2:] if raw.startswith("///") else raw)
-    if not path.is_file():
-        return  # open_checkpointer says there is no database there
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise ConfigurationError(f"cannot open the SQLite database at {path}: {exc}") from exc
-    try:
-        found = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
-        ).fetchone()
-    except sqlite3.DatabaseError as exc:  # not a database at all
-        raise ConfigurationError(f"{path} is not a SQLite database: {exc}") from exc
-    finally:
-        conn.close()
-    if found is None:
-        raise ConfigurationError(
-            f"{path} holds no LangGraph checkpoints (no 'checkpoints' table); "
-            "is it the checkpointer's database?"
-        )
 
 
 def _repository(target: Any) -> Any:
