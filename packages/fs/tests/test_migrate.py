@@ -131,3 +131,40 @@ def test_s3_blob_store_speaks_the_boto3_s3_api() -> None:
         store.delete("a/b")
         assert [ref for ref, _ in store.list("a/")] == ["a/b", "a/c"]
         stub.assert_no_pending_responses()
+
+
+class _Unlistable(FilesystemBackend):
+    """A source whose `ls` of one directory fails (permissions, a remote store's error)."""
+
+    def __init__(self, broken: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.broken = broken
+
+    def ls(self, path: str) -> Any:
+        from deepagents.backends.protocol import LsResult
+
+        if path.rstrip("/") == self.broken:
+            return LsResult(error=f"permission denied: {path}")
+        return super().ls(path)
+
+    async def als(self, path: str) -> Any:
+        return self.ls(path)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_directory_the_source_cannot_list_is_a_failure(
+    make_backend: Any, tmp_path: Path, mode: str
+) -> None:
+    """The walk ignored `ls` errors: the files under a directory it could not list were
+    skipped without a word and the copy reported no failure."""
+    _tree(tmp_path / "src-dir")
+    source = _Unlistable("/src/pkg", root_dir=tmp_path / "src-dir", virtual_mode=True)
+    target: RedisBackend = make_backend()
+    if mode == "sync":
+        report = copy_files(source, target)
+    else:
+        report = await acopy_files(source, target)
+    assert sorted(report.copied) == ["/README.md", "/big.txt", "/img.png"]
+    [(where, why)] = report.failed
+    assert where.rstrip("/") == "/src/pkg"
+    assert why.startswith("cannot list: permission denied")

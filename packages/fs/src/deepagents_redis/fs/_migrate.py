@@ -319,15 +319,20 @@ class CopyReport:
 
     Attributes:
         copied: Paths written to the target.
-        failed: `(path, error)` for files that could not be read or written.
+        failed: `(path, error)` for files that could not be read or written, and for
+            directories that could not be listed.
     """
 
     copied: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _walk(source: BackendProtocol, root: str) -> list[str]:
-    """Every file path under `root`, found with `ls` (works on every backend)."""
+def _walk(source: BackendProtocol, root: str, report: CopyReport) -> list[str]:
+    """Every file path under `root`, found with `ls` (works on every backend).
+
+    A directory that cannot be listed is a failure in `report` (its files would otherwise
+    be skipped without a word, and the copy reported complete).
+    """
     files: list[str] = []
     pending = [root]
     seen: set[str] = set()
@@ -337,6 +342,8 @@ def _walk(source: BackendProtocol, root: str) -> list[str]:
             continue
         seen.add(directory)
         res = source.ls(directory)
+        if res.error is not None:
+            report.failed.append((directory, f"cannot list: {res.error}"))
         for entry in res.entries or []:
             if entry.get("is_dir"):
                 pending.append(entry["path"])
@@ -345,7 +352,7 @@ def _walk(source: BackendProtocol, root: str) -> list[str]:
     return sorted(files)
 
 
-async def _awalk(source: BackendProtocol, root: str) -> list[str]:
+async def _awalk(source: BackendProtocol, root: str, report: CopyReport) -> list[str]:
     files: list[str] = []
     pending = [root]
     seen: set[str] = set()
@@ -355,6 +362,8 @@ async def _awalk(source: BackendProtocol, root: str) -> list[str]:
             continue
         seen.add(directory)
         res = await source.als(directory)
+        if res.error is not None:
+            report.failed.append((directory, f"cannot list: {res.error}"))
         for entry in res.entries or []:
             if entry.get("is_dir"):
                 pending.append(entry["path"])
@@ -401,7 +410,7 @@ def copy_files(
         What was copied and what failed.
     """
     report = CopyReport()
-    paths = _walk(source, path)
+    paths = _walk(source, path, report)
     if progress is not None:
         progress(0, len(paths))
     for start in range(0, len(paths), batch_size):
@@ -421,7 +430,7 @@ async def acopy_files(
 ) -> CopyReport:
     """Async `copy_files` (uses each backend's async methods)."""
     report = CopyReport()
-    paths = await _awalk(source, path)
+    paths = await _awalk(source, path, report)
     for start in range(0, len(paths), batch_size):
         downloaded = await source.adownload_files(paths[start : start + batch_size])
         ready = _apply(report, downloaded)
