@@ -96,3 +96,26 @@ def test_foreign_pending_entries_do_not_block_the_pending_read(connector: RedisC
     assert first == []
     again = bus.read("mixed", group="g", consumer="c", count=2, pending=True)
     assert [e.data["n"] for _, e in again] == [7]
+
+
+async def test_a_long_idempotency_key_keeps_its_dedupe_record_small(
+    connector: RedisConnector,
+) -> None:
+    # The publisher's key named the dedupe record as it was: a 200 KB key held a 200 KB key
+    # name on the server for the whole dedupe window (a day by default).
+    bus = EventBus(connector=connector, namespace="bus-edges")
+    long_key = "k" * 200_000
+    first = Event(source="dar://tests/bus", type="dev.example.n", data={}, idempotencykey=long_key)
+    again = Event(source="dar://tests/bus", type="dev.example.n", data={}, idempotencykey=long_key)
+    other = Event(
+        source="dar://tests/bus", type="dev.example.n", data={}, idempotencykey=long_key + "x"
+    )
+    got = bus.publish("long", first)
+    assert bus.publish("long", again) == got  # still deduplicated
+    assert await bus.apublish("long", again) == got
+    assert bus.publish("long", other) != got  # and still exact
+    client = connector.client()
+    prefix = connector.settings.key_prefix
+    names = [k for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+    assert names
+    assert max(len(k) for k in names) < 1_000

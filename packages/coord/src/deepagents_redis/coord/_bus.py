@@ -9,6 +9,7 @@ stream live from now or from an id. Topics are trimmed to `maxlen` entries.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Unpack
 
@@ -83,7 +84,7 @@ class EventBus(CoordComponent):
             # server and the wire; issue 13). A retried unkeyed publish appends again either
             # way: deduplication is what the idempotency key is for.
             return Command(("XADD", stream, "MAXLEN", "~", self.maxlen, "*", EVENT_FIELD, payload))
-        idem = self.keys.op(self.keys.topic_scope(topic), f"publish:{key}")
+        idem = self.keys.op(self.keys.topic_scope(topic), _dedupe_id(key))
         return Script(
             PUBLISH,
             [stream, idem],
@@ -429,3 +430,20 @@ def _pending_rows(reply: Any) -> list[tuple[str, Any]]:
         for eid, fields in rows or ():
             out.append((text(eid), fields))
     return out
+
+
+_KEY_INLINE_MAX = 128
+"""Idempotency keys up to this many characters name their dedupe record as they are."""
+
+
+def _dedupe_id(key: str) -> str:
+    """The op id that remembers `key` for a day: the key itself, or its SHA-256 when long.
+
+    The key comes from the publisher (an agent's or a user's id) and its length is not
+    bounded; as a Redis key name a megabyte of it is a megabyte held per event for the
+    dedupe window. A digest keeps the record small and the deduplication exact; the
+    ``#`` keeps a digest from colliding with a short key that happens to look like one.
+    """
+    if len(key) <= _KEY_INLINE_MAX:
+        return f"publish:{key}"
+    return "publish#" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
