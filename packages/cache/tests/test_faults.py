@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -10,6 +11,7 @@ from deepagents_redis.cache import RedisLLMCache, RedisNodeCache
 from deepagents_redis.core import (
     BreakerOpenError,
     BreakerState,
+    CircuitBreaker,
     RedisSettings,
     RedisUnavailableError,
 )
@@ -186,3 +188,97 @@ def test_client_library_bug_fails_open(recorder: Any, key_prefix: str) -> None:
     strict = make_cache(settings, client=BrokenClient(), strict=True)
     with pytest.raises(AttributeError):
         strict.lookup("p", LLM)
+
+
+class _ManualClock:
+    """A breaker clock the test moves by hand (no waiting on wall-clock time)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_cancelled_half_open_probe_does_not_wedge_the_breaker(
+    proxy: Any, fast_settings: RedisSettings, recorder: Any
+) -> None:
+    # The half-open breaker's one probe is a lookup cancelled mid-call (an agent run cancelled
+    # while Redis hangs). It reported neither success nor failure, so its probe slot stayed
+    # taken and every later call was refused as breaker_open, for the life of the process.
+    from deepagents_redis.cache import CacheSettings
+
+    clock = _ManualClock()
+    cs = CacheSettings(deadline_seconds=60, connect_deadline_seconds=60)
+    cache = RedisLLMCache(
+        settings=fast_settings.with_overrides(socket_timeout=60.0),
+        cache_settings=cs,
+        breaker=CircuitBreaker(failure_threshold=1, reset_timeout=1.0, clock=clock),
+        ttl=60,
+    )
+    try:
+        await cache.aupdate("p", LLM, [Generation(text="kept")])
+        cache.breaker.record_failure()
+        clock.now += 2.0
+        assert cache.breaker.state is BreakerState.HALF_OPEN
+        proxy.set_mode("blackhole")
+        opened = len(recorder.spans)
+        probe = asyncio.create_task(cache.alookup("p", LLM))
+        for _ in range(10_000):  # bounded: until the probe's request is in flight
+            if len(recorder.spans) > opened:
+                break
+            await asyncio.sleep(0.001)
+        probe.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await probe
+        proxy.set_mode("pass")
+        clock.now += 2.0  # past reset_timeout: the next call is a probe again
+        assert await cache.alookup("p", LLM) == [Generation(text="kept")]
+        assert cache.breaker.state is BreakerState.CLOSED
+    finally:
+        proxy.set_mode("pass")
+        await cache.aclose()
+
+
+class _Interrupted(BaseException):
+    """What gevent's Timeout or a KeyboardInterrupt is to the cache: not an Exception."""
+
+
+class _InterruptFirstScript:
+    """A real client whose first script call is interrupted before it is sent."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.armed = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def evalsha(self, *args: Any, **kwargs: Any) -> Any:
+        if self.armed:
+            self.armed = False
+            raise _Interrupted
+        return self._real.evalsha(*args, **kwargs)
+
+
+def test_an_interrupted_half_open_probe_does_not_wedge_the_breaker(
+    redis_settings: RedisSettings, closer: Any
+) -> None:
+    from deepagents_redis.core import RedisConnector
+
+    real = closer(RedisConnector(settings=redis_settings))
+    clock = _ManualClock()
+    client = _InterruptFirstScript(real.client())
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=1.0, clock=clock)
+    cache = closer(make_cache(redis_settings, client=client, breaker=breaker))
+    client.armed = False
+    cache.update("p", LLM, [Generation(text="kept")])
+    breaker.record_failure()
+    clock.now += 2.0
+    assert breaker.state is BreakerState.HALF_OPEN
+    client.armed = True
+    with pytest.raises(_Interrupted):
+        cache.lookup("p", LLM)
+    clock.now += 2.0
+    assert cache.lookup("p", LLM) == [Generation(text="kept")]
+    assert cache.breaker.state is BreakerState.CLOSED

@@ -29,6 +29,7 @@ from deepagents_redis.core import (
     REDIS_EXCEPTIONS,
     TRANSPORT_EXCEPTIONS,
     BreakerOpenError,
+    BreakerState,
     CircuitBreaker,
     DeepAgentsRedisError,
     Instrumentation,
@@ -147,6 +148,20 @@ class FailOpen:
         self._warn(op, exc)
         return FAILED
 
+    def _abandoned(self) -> None:
+        """A call left without an answer (cancelled, interrupted): free a half-open probe.
+
+        Half-open, the breaker lets one probe through and waits for its success or failure
+        before it lets anyone else through. A probe that is cancelled (an agent run
+        cancelled, a task timed out) reports neither, so its slot stayed taken and every
+        later call was refused as ``breaker_open`` for the life of the process. Counting it
+        as a failed probe re-opens the breaker: the next probe goes out after
+        ``reset_timeout``. A closed breaker is left alone (a cancellation says nothing about
+        the server).
+        """
+        if self.breaker.state is BreakerState.HALF_OPEN:
+            self.breaker.record_failure()
+
     def _warn(self, op: str, exc: BaseException) -> None:
         # One line per interval per cache: a dead server under load would otherwise log
         # thousands of identical lines per second.
@@ -199,6 +214,9 @@ class FailOpen:
             if self.strict:
                 raise
             return self._fail(op, exc)
+        except BaseException:
+            self._abandoned()
+            raise
         if not warm:
             self._warm_sync = True
         self.breaker.record_success()
@@ -226,6 +244,9 @@ class FailOpen:
             if self.strict:
                 raise
             return self._fail(op, exc)
+        except BaseException:
+            self._abandoned()
+            raise
         if not warm:
             self._warm_async = True
         self.breaker.record_success()
