@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -131,3 +133,103 @@ def test_cancelling_waiting_tasks_makes_room_in_the_backlog(connector: Any) -> N
     assert [t["task_id"] for t in small.active("busy")] == [fresh]
     assert small.cancel(ids[0]) == "cancelled"  # again: nothing more to remove
     assert small.cancel(fresh) == "cancelled"
+
+
+def _queued(connector: Any, tasks: TaskClient, agent: str) -> int:
+    """Entries on `agent`'s queue (waiting or read) plus its delayed retries: the backlog."""
+    queue = tasks.keys.queue(agent)
+    raw = connector.client()
+    return int(raw.xlen(queue.stream)) + int(raw.zcard(queue.delayed))
+
+
+def _failed_once(tasks: TaskClient, worker_factory: Any, agent: str) -> str:
+    """A task whose first attempt failed: now a delayed retry, due in about an hour."""
+    failed = threading.Event()
+
+    def fails(_x: Any) -> str:
+        failed.set()
+        raise RuntimeError("not yet")
+
+    with worker_factory(
+        {agent: fails}, max_attempts=3, backoff_base_seconds=3600, backoff_cap_seconds=3600
+    ):
+        task_id = tasks.submit(agent, {})
+        assert failed.wait(10)
+        _until(lambda: tasks.get(task_id).attempts == 1, "the first attempt ended")
+    return task_id
+
+
+def _until(check: Any, what: str) -> None:
+    for _ in range(400):
+        if check():
+            return
+        threading.Event().wait(0.025)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+async def test_cancelling_a_task_whose_retry_came_due_takes_it_off_the_queue(
+    connector: Any, worker_factory: Any
+) -> None:
+    # A due retry was moved to the queue as a new entry, but the task's enqueue mark still
+    # named the entry it was first queued as: a cancel before a worker read the new entry
+    # left it there, holding a place in the backlog, so cancelling stale work under
+    # overload made no room.
+    from deepagents_redis.coord import Worker
+
+    tasks = TaskClient(connector=connector, check_agents=False)
+    task_id = _failed_once(tasks, worker_factory, "later")
+    queue = tasks.keys.queue("later")
+    raw = connector.client()
+    assert raw.zscore(queue.delayed, task_id) is not None
+    raw.zadd(queue.delayed, {task_id: 0})  # due now; no worker runs to read it
+    idle = Worker(connector=connector, agents={"later": lambda _x: "ok"})
+    assert await idle._op("coord.promote", idle._promote_op(queue)) == 1
+    assert await idle._op("coord.promote", idle._promote_op(queue)) == 0  # moved once
+    assert raw.xlen(queue.stream) == 1
+    assert tasks.cancel(task_id) == "cancelled"
+    assert _queued(connector, tasks, "later") == 0
+
+
+def test_cancelling_a_task_an_operator_retried_takes_it_off_the_queue(
+    connector: Any, worker_factory: Any
+) -> None:
+    # `retry()` queued the task again under a mark of its own; the task's mark, the one a
+    # cancel reads, still named the first entry, so the retried task stayed queued.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    with worker_factory({"once": _raises}, max_attempts=1):
+        task_id = tasks.submit("once", {})
+        with pytest.raises(TaskFailedError):
+            tasks.result(task_id, timeout=10)
+    assert _queued(connector, tasks, "once") == 0
+    assert tasks.retry(task_id) == task_id
+    assert _queued(connector, tasks, "once") == 1
+    assert tasks.cancel(task_id) == "cancelled"
+    assert _queued(connector, tasks, "once") == 0
+
+
+def test_cancelling_a_handed_back_task_takes_it_off_the_queue(
+    connector: Any, worker_factory: Any
+) -> None:
+    # A stop hands a running task back as a new queue entry; the mark still named the
+    # entry the stopped worker had read and acknowledged, so a cancel left the new one.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    started = threading.Event()
+
+    async def waits(_x: Any) -> str:
+        started.set()
+        await asyncio.sleep(30)  # cancelled by the stop
+        return "done"
+
+    with worker_factory({"slow": waits}, stop_grace_seconds=0) as worker:
+        task_id = tasks.submit("slow", {})
+        assert started.wait(10)
+        _until(lambda: tasks.get(task_id).status == "running", "the task runs")
+        worker.stop()
+        _until(lambda: tasks.get(task_id).status == "pending", "the task is handed back")
+    assert _queued(connector, tasks, "slow") == 1
+    assert tasks.cancel(task_id) == "cancelled"
+    assert _queued(connector, tasks, "slow") == 0
+
+
+def _raises(_x: Any) -> str:
+    raise RuntimeError("boom")

@@ -189,8 +189,8 @@ class TaskClient(CoordComponent):
             json.dumps(trace) if (trace := trace_carrier()) else "",
         ]
         queue = self.keys.queue(agent)
-        mark = self.keys.op(queue.scope, f"enqueue:{task_id}")
-        enqueue_keys = [queue.stream, queue.delayed, mark]
+        mark = self.keys.mark(queue, task_id)
+        enqueue_keys = [queue.stream, queue.delayed, mark, mark]
         enqueue_args = [task_id, opts.max_backlog, opts.result_ttl_seconds * 1000]
         first: Any = None
         if fresh:
@@ -548,7 +548,7 @@ class TaskClient(CoordComponent):
             # would hold a place in the backlog until a worker with a free slot read it, and
             # a producer cancelling stale work under overload could not make room.
             queue = self.keys.queue(info.agent)
-            mark = self.keys.op(queue.scope, f"enqueue:{task_id}")
+            mark = self.keys.mark(queue, task_id)
             yield Script(DEQUEUE, [queue.stream, queue.delayed, mark], [task_id])
         return text(status)
 
@@ -653,11 +653,13 @@ class TaskClient(CoordComponent):
             [event, self.coord_settings.events_maxlen],
         )
         queue = self.keys.queue(info.agent)
-        # A new mark: the task goes on the queue again even though it was queued before.
+        # A mark of this retry's own: the task goes on the queue again even though it was
+        # queued before (and once, however often this call is retried); the task's mark
+        # follows the new entry, for a cancel.
         mark = self.keys.op(queue.scope, f"enqueue:{task_id}:{new_task_id()}")
         reply = yield Script(
             ENQUEUE,
-            [queue.stream, queue.delayed, mark],
+            [queue.stream, queue.delayed, mark, self.keys.mark(queue, task_id)],
             [
                 task_id,
                 self.coord_settings.max_backlog,

@@ -178,6 +178,16 @@ class CoordKeys:
         """The op-id key of a retry-safe write in `scope`'s slot."""
         return self._ks.op_key(scope, op_id)
 
+    def mark(self, queue: QueueKeys, task_id: str) -> str:
+        """The enqueue mark of `task_id` on `queue` (in its slot).
+
+        The mark holds the entry id the task is queued as now. Submit's enqueue writes it
+        once; every script that queues the task again (a hand-back, a due retry, an
+        operator's retry) moves it to the new entry, so a cancel can take the task off the
+        queue wherever it was put.
+        """
+        return self._ks.op_key(queue.scope, f"enqueue:{task_id}")
+
     @property
     def registry(self) -> str:
         """Sorted set: agent name -> when (ms) a worker last announced it."""

@@ -1187,15 +1187,29 @@ class Worker(CoordComponent):
                 queue, run.entry_id, run.task_id, reason="failed", error=error, fence=run.fence
             )
 
-    @staticmethod
     def _ack_plain(
-        queue: QueueKeys, entry_id: str, task_id: str, mode: str, delay: float = 0.0
+        self, queue: QueueKeys, entry_id: str, task_id: str, mode: str, delay: float = 0.0
     ) -> Script:
         """The ack of a mode idempotent by construction (ack: XACK/XDEL; retry: ZADD)."""
-        keys = [queue.stream, queue.delayed, queue.dlq]
-        return Script(
-            ACK_PLAIN, keys, [entry_id, mode, task_id, int(delay * 1000), b"", GROUP, 10_000]
-        )
+        return Script(ACK_PLAIN, *self._ack_request(queue, entry_id, task_id, mode, delay, b""))
+
+    def _ack_request(
+        self,
+        queue: QueueKeys,
+        entry_id: str,
+        task_id: str,
+        mode: str,
+        delay: float,
+        letter: bytes,
+    ) -> tuple[list[Any], list[Any]]:
+        """The keys and arguments of `coord_ack` (see ack.lua)."""
+        # Only 'requeue' writes the mark; the other modes get a stand-in in the same slot,
+        # so a finish (its hot path) builds no key and a dead letter of a malformed entry
+        # none from a task id someone else wrote.
+        mark = self.keys.mark(queue, task_id) if mode == "requeue" else queue.delayed
+        keys = [queue.stream, queue.delayed, queue.dlq, mark]
+        ttl_ms = self.coord_settings.result_ttl_seconds * 1000
+        return keys, [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000, ttl_ms]
 
     async def _ack(
         self,
@@ -1213,8 +1227,7 @@ class Worker(CoordComponent):
             ack = self._ack_plain(queue, entry_id, task_id, mode, delay)
             await self._op("coord.ack", one(ack))
             return
-        keys = [queue.stream, queue.delayed, queue.dlq]
-        args = [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000]
+        keys, args = self._ack_request(queue, entry_id, task_id, mode, delay, letter)
         op_key = self.keys.op(queue.scope, f"ack:{task_id or entry_id}:{entry_id}:{fence}:{mode}")
         # the record only has to outlive this call's own retries
         await self._op("coord.ack", one(Idempotent(ACK, op_key, keys, args, op_ttl_ms=600_000)))
@@ -1411,9 +1424,24 @@ class Worker(CoordComponent):
     async def _promote(self) -> None:
         for agent in self._agents:
             queue = self.keys.queue(agent)
-            await self._op(
-                "coord.promote", one(Script(PROMOTE, [queue.stream, queue.delayed], [100]))
-            )
+            await self._op("coord.promote", self._promote_op(queue))
+
+    def _promote_op(self, queue: QueueKeys) -> Operation[int]:
+        """Move `queue`'s due retries to the queue.
+
+        The first 100 by due time are listed, then moved by a script that checks each is
+        still delayed and due on the server's clock. Two calls, not one, because moving a
+        task also moves its enqueue mark (a key per task, which the script must be given,
+        not build).
+        """
+        listed = yield Command(("ZRANGE", queue.delayed, 0, 99))
+        if not listed:
+            return 0  # nothing delayed: the one call an idle queue costs, as before
+        ids = [text(task_id) for task_id in listed]
+        marks = [self.keys.mark(queue, task_id) for task_id in ids]
+        ttl_ms = self.coord_settings.result_ttl_seconds * 1000
+        moved = yield Script(PROMOTE, [queue.stream, queue.delayed, *marks], [ttl_ms, *ids])
+        return int(moved)
 
 
 class _ProgressHandler(AsyncCallbackHandler):

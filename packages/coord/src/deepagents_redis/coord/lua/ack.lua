@@ -8,6 +8,8 @@
 --   queue_key      queue stream
 --   delayed_key    delayed retries zset
 --   dead_key       dead letters stream
+--   mark_key       the task's enqueue mark (set to the new entry id by 'requeue'; other
+--                  modes do not touch it, and may pass any key of the slot)
 -- ARGV (data args):
 --   entry_id       the queue entry to acknowledge and delete ('' = none)
 --   mode           ack | retry | dead | requeue
@@ -16,12 +18,13 @@
 --   dead_letter    the dead letter (codec bytes)
 --   group          the consumer group
 --   dead_maxlen    approximate length cap of the dead letters stream
+--   mark_ttl_ms    TTL of the enqueue mark in ms
 -- Returns 1.
 -- Errors: none of its own.
 
-local queue_key, delayed_key, dead_key = keys[1], keys[2], keys[3]
+local queue_key, delayed_key, dead_key, mark_key = keys[1], keys[2], keys[3], keys[4]
 local entry_id, mode, task_id, delay_ms = argv[1], argv[2], argv[3], argv[4]
-local dead_letter, group, dead_maxlen = argv[5], argv[6], argv[7]
+local dead_letter, group, dead_maxlen, mark_ttl_ms = argv[5], argv[6], argv[7], argv[8]
 
 if entry_id ~= '' then
   redis.call('XACK', queue_key, group, entry_id)
@@ -34,6 +37,8 @@ if mode == 'retry' then
 elseif mode == 'dead' then
   redis.call('XADD', dead_key, 'MAXLEN', '~', dead_maxlen, '*', 'e', dead_letter)
 elseif mode == 'requeue' then
-  redis.call('XADD', queue_key, '*', 't', task_id)
+  -- the mark follows the entry, so a cancel before a worker reads it can take it off
+  local id = redis.call('XADD', queue_key, '*', 't', task_id)
+  redis.call('SET', mark_key, id, 'PX', mark_ttl_ms)
 end
 return 1

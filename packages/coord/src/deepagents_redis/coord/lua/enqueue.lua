@@ -3,7 +3,10 @@
 -- KEYS (one agent's queue keys: one hash tag):
 --   queue_key      queue stream
 --   delayed_key    delayed retries zset
---   mark_key       enqueue mark: the entry id this task was queued as
+--   mark_key       enqueue mark: the entry id this call queued the task as (once per mark)
+--   latest_key     the task's current enqueue mark (the one a cancel reads): mark_key itself
+--                  for a submit, the task's mark for an operator's retry, which queues the
+--                  task again under a mark of its own
 -- ARGV:
 --   task_id        the task id
 --   max_backlog    most entries queued and delayed together
@@ -12,7 +15,7 @@
 -- {0, backlog, limit} (full: nothing added, nothing recorded, so a later call may add it).
 -- Errors: none of its own.
 
-local queue_key, delayed_key, mark_key = KEYS[1], KEYS[2], KEYS[3]
+local queue_key, delayed_key, mark_key, latest_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local task_id, max_backlog, mark_ttl_ms = ARGV[1], ARGV[2], ARGV[3]
 
 local prev = redis.call('GET', mark_key)
@@ -21,4 +24,5 @@ local backlog = redis.call('XLEN', queue_key) + redis.call('ZCARD', delayed_key)
 if backlog >= tonumber(max_backlog) then return {0, backlog, tonumber(max_backlog)} end
 local id = redis.call('XADD', queue_key, '*', 't', task_id)
 redis.call('SET', mark_key, id, 'PX', mark_ttl_ms)
+if latest_key ~= mark_key then redis.call('SET', latest_key, id, 'PX', mark_ttl_ms) end
 return {1, id}
