@@ -233,3 +233,47 @@ def test_cancelling_a_handed_back_task_takes_it_off_the_queue(
 
 def _raises(_x: Any) -> str:
     raise RuntimeError("boom")
+
+
+async def test_operator_methods_have_async_twins_that_agree(
+    connector: Any, worker_factory: Any
+) -> None:
+    # `retry`, `agents`, `workers`, `dead_letters` and `active` were sync only: an asyncio
+    # service (a dashboard, an operator API) had to block its loop on them.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    with worker_factory({"dead": _raises}, max_attempts=1):
+        task_id = tasks.submit("dead", {})
+        with pytest.raises(TaskFailedError):
+            await tasks.aresult(task_id, timeout=10)
+        assert await tasks.aagents() == tasks.agents() == ["dead"]
+        assert await tasks.aworkers() == tasks.workers()
+        assert len(await tasks.aworkers()) == 1
+    letters = await tasks.adead_letters("dead")
+    assert letters == tasks.dead_letters("dead") == await tasks.adead_letters()
+    assert [letter["task_id"] for letter in letters] == [task_id]
+    assert await tasks.aactive() == tasks.active() == []
+    assert await tasks.aretry(task_id) == task_id
+    assert (
+        await tasks.aactive("dead")
+        == tasks.active()
+        == [{"task_id": task_id, "agent": "dead", "queued": "queue"}]
+    )
+    assert (await tasks.aget(task_id)).status == "pending"
+    assert await tasks.acancel(task_id) == "cancelled"
+
+
+@pytest.mark.parametrize("count", [0, -1, 1.5, True, "10"])
+async def test_a_listing_count_that_is_not_a_positive_int_is_refused(
+    connector: Any, count: Any
+) -> None:
+    # `active(count=0)` listed every delayed retry (``ZRANGE 0 -1``) and a negative count
+    # was a raw server error; each is now refused before any call.
+    from deepagents_redis.core import InvalidInputError
+
+    tasks = TaskClient(connector=connector, check_agents=False)
+    for call in (tasks.active, tasks.dead_letters):
+        with pytest.raises(InvalidInputError, match="count"):
+            call("a", count=count)
+    for acall in (tasks.aactive, tasks.adead_letters):
+        with pytest.raises(InvalidInputError, match="count"):
+            await acall("a", count=count)

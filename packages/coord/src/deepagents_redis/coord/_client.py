@@ -23,7 +23,6 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
 from typing import Any, Final, Literal, NamedTuple, Unpack
 
 from deepagents_redis.coord._common import (
@@ -91,6 +90,12 @@ class _Outcome(NamedTuple):
 
 UpdateStrategy = Literal["enqueue", "interrupt"]
 """How a follow-up reaches a running task (deepagents' ``update_strategy``)."""
+
+
+def _check_count(count: object) -> None:
+    """Check a listing's `count` (0 read every delayed retry, as ``ZRANGE 0 -1``)."""
+    if type(count) is not int or count < 1:
+        raise InvalidInputError(f"count must be a positive int, not {count!r}")
 
 
 def _check_strategy(strategy: str) -> None:
@@ -695,6 +700,13 @@ class TaskClient(CoordComponent):
             self._connector, "coord.retry", self._retry_op(task_id), deadline_seconds=self._deadline
         )
 
+    async def aretry(self, task_id: str) -> str:
+        """Async twin of `retry`."""
+        check_task_id(task_id)
+        return await arun_operation(
+            self._connector, "coord.retry", self._retry_op(task_id), deadline_seconds=self._deadline
+        )
+
     def _agents_op(self) -> Operation[list[str]]:
         names = yield Command(("ZRANGE", self.keys.registry, 0, -1))
         return sorted(text(n) for n in names)
@@ -702,6 +714,12 @@ class TaskClient(CoordComponent):
     def agents(self) -> list[str]:
         """The agents workers have announced in this namespace."""
         return run_operation(
+            self._connector, "coord.agents", self._agents_op(), deadline_seconds=self._deadline
+        )
+
+    async def aagents(self) -> list[str]:
+        """Async twin of `agents`."""
+        return await arun_operation(
             self._connector, "coord.agents", self._agents_op(), deadline_seconds=self._deadline
         )
 
@@ -716,33 +734,60 @@ class TaskClient(CoordComponent):
             self._connector, "coord.workers", self._workers_op(), deadline_seconds=self._deadline
         )
 
-    def _dead_op(self, agents: Sequence[str], count: int) -> Operation[list[dict[str, Any]]]:
+    async def aworkers(self) -> list[str]:
+        """Async twin of `workers`."""
+        return await arun_operation(
+            self._connector, "coord.workers", self._workers_op(), deadline_seconds=self._deadline
+        )
+
+    def _listed_agents(self, agent: str | None) -> Operation[list[str]]:
+        """`agent` (checked), or every announced agent."""
+        if agent is not None:
+            return [check_name("agent", agent)]
+        return (yield from self._agents_op())
+
+    def _dead_op(self, agent: str | None, count: int) -> Operation[list[dict[str, Any]]]:
         out: list[dict[str, Any]] = []
-        for agent in agents:
-            queue = self.keys.queue(agent)
+        for name in (yield from self._listed_agents(agent)):
+            queue = self.keys.queue(name)
             rows = yield Command(("XREVRANGE", queue.dlq, "+", "-", "COUNT", count))
             for eid, fields in rows:
                 letter = self.codec.decode(fields[EVENT_FIELD], key=queue.dlq)
-                out.append({"id": text(eid), "agent": agent, **letter})
+                out.append({"id": text(eid), "agent": name, **letter})
         return out
 
     def dead_letters(self, agent: str | None = None, *, count: int = 100) -> list[dict[str, Any]]:
         """The newest dead letters of one agent (or of every announced agent).
 
         Each holds ``task_id``, ``agent``, ``error``, ``reason`` and ``history``.
+
+        Raises:
+            InvalidInputError: A bad agent name, or `count` is not a positive int.
         """
-        agents = [check_name("agent", agent)] if agent else self.agents()
+        _check_count(count)
         return run_operation(
             self._connector,
             "coord.dead_letters",
-            self._dead_op(agents, count),
+            self._dead_op(agent, count),
             deadline_seconds=self._deadline,
         )
 
-    def _active_op(self, agents: Sequence[str], count: int) -> Operation[list[dict[str, Any]]]:
+    async def adead_letters(
+        self, agent: str | None = None, *, count: int = 100
+    ) -> list[dict[str, Any]]:
+        """Async twin of `dead_letters`."""
+        _check_count(count)
+        return await arun_operation(
+            self._connector,
+            "coord.dead_letters",
+            self._dead_op(agent, count),
+            deadline_seconds=self._deadline,
+        )
+
+    def _active_op(self, agent: str | None, count: int) -> Operation[list[dict[str, Any]]]:
         out: list[dict[str, Any]] = []
-        for agent in agents:
-            queue = self.keys.queue(agent)
+        for name in (yield from self._listed_agents(agent)):
+            queue = self.keys.queue(name)
             rows, delayed = yield Pipeline(
                 [
                     ("XRANGE", queue.stream, "-", "+", "COUNT", count),
@@ -754,17 +799,35 @@ class TaskClient(CoordComponent):
                 task_id = text(fields.get(b"t"))
                 if task_id and task_id not in seen:
                     seen.add(task_id)
-                    out.append({"task_id": task_id, "agent": agent, "queued": "queue"})
+                    out.append({"task_id": task_id, "agent": name, "queued": "queue"})
             for member, _score in delayed:
-                out.append({"task_id": text(member), "agent": agent, "queued": "retry"})
+                out.append({"task_id": text(member), "agent": name, "queued": "retry"})
         return out
 
     def active(self, agent: str | None = None, *, count: int = 100) -> list[dict[str, Any]]:
-        """Tasks on the queues (waiting or running) and waiting for a retry (``tasks list``)."""
-        agents = [check_name("agent", agent)] if agent else self.agents()
+        """Tasks on the queues (waiting or running) and waiting for a retry (``tasks list``).
+
+        Args:
+            agent: One agent's queue, or every announced agent's.
+            count: Most entries read from each agent's queue, and most delayed retries.
+
+        Raises:
+            InvalidInputError: A bad agent name, or `count` is not a positive int.
+        """
+        _check_count(count)
         return run_operation(
             self._connector,
             "coord.active",
-            self._active_op(agents, count),
+            self._active_op(agent, count),
+            deadline_seconds=self._deadline,
+        )
+
+    async def aactive(self, agent: str | None = None, *, count: int = 100) -> list[dict[str, Any]]:
+        """Async twin of `active`."""
+        _check_count(count)
+        return await arun_operation(
+            self._connector,
+            "coord.active",
+            self._active_op(agent, count),
             deadline_seconds=self._deadline,
         )
