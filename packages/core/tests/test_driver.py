@@ -23,6 +23,7 @@ from deepagents_redis.core import (
     RedisConnector,
     RedisSettings,
     RedisUnavailableError,
+    SerializationError,
     new_op_id,
     set_instrumentation,
 )
@@ -159,6 +160,46 @@ def test_unknown_reply_is_a_redis_error(connector: RedisConnector) -> None:
         run(connector, "test.reply", op(), deadline_seconds=5.0)
     assert "WEIRD thing" in str(info.value)
     assert script_error(ValueError("CONFLICT 1")) is None  # only replies from Redis
+
+
+HGET_IN_SCRIPT = LuaScript(
+    "test_hget_in_script", "-- KEYS[1] a hash\nreturn redis.call('HGET', KEYS[1], 'f')"
+)
+HSET = IdempotentScript("test_driver_hset", "return redis.call('HSET', keys[1], 'f', argv[1])")
+
+
+async def test_a_key_of_another_type_is_a_serialization_error(
+    connector: RedisConnector,
+) -> None:
+    # WRONGTYPE: a key we read as a hash holds a string (another writer, a restore). That is
+    # foreign data, as stored bytes failing our checks are: SerializationError, not the root.
+    key = connector.keyspace.key("drv", "s", "wrongtype")
+    connector.client().set(key, b"not a hash")
+
+    def ops() -> list[Operation[Any]]:
+        def command() -> Operation[Any]:
+            return (yield Command(("HGET", key, "f")))
+
+        def pipeline() -> Operation[Any]:
+            return (yield Pipeline([("HGET", key, "f"), ("GET", key)]))
+
+        def script() -> Operation[Any]:
+            return (yield Script(HGET_IN_SCRIPT, [key]))
+
+        def idempotent() -> Operation[Any]:
+            op_key = connector.keyspace.op_key("s", new_op_id())
+            return (yield Idempotent(HSET, op_key, [key], [1]))
+
+        return [command(), pipeline(), script(), idempotent()]
+
+    for op in ops():
+        with pytest.raises(SerializationError, match="WRONGTYPE"):
+            run(connector, "test.wrongtype", op, deadline_seconds=5.0)
+    for op in ops():
+        with pytest.raises(SerializationError, match="WRONGTYPE"):
+            await arun(connector, "test.wrongtype", op, deadline_seconds=5.0)
+    await connector.aclose()
+    assert connector.client().get(key) == b"not a hash"
 
 
 def test_generator_is_closed_on_failure(connector: RedisConnector) -> None:

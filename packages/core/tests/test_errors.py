@@ -86,7 +86,7 @@ def test_conflict_and_too_large_carry_their_numbers_and_pickle():
         (rexc.ResponseError("ERR unknown subcommand 'FOO'. Try CONFIG HELP."), CapabilityError),
         (rexc.NoPermissionError("NOPERM this user has no permissions"), CapabilityError),
         (rexc.ModuleError("Error loading the extension"), CapabilityError),
-        (rexc.ResponseError("WRONGTYPE Operation against a key"), DeepAgentsRedisError),
+        (rexc.ResponseError("WRONGTYPE Operation against a key"), SerializationError),
         (rexc.DataError("Invalid input of type"), DeepAgentsRedisError),
     ],
 )

@@ -181,6 +181,12 @@ def _rebuild_backpressure(backlog: int, limit: int, message: str) -> Backpressur
     return BackpressureError(backlog, limit, message=message)
 
 
+# The reply's word opens the message, or follows redis-py's pipeline annotation ("Command # 1
+# (...) of pipeline caused error: WRONGTYPE ..." or, with the args tuple, "...: ('WRONGTYPE
+# ...',)") or Redis 6's script prefix ("... @user_script:1: WRONGTYPE ...").
+_WRONGTYPE = re.compile(r"(?:^|: |: \(')WRONGTYPE ")
+
+
 def _is_unknown_command(message: str) -> bool:
     lowered = message.lower()
     return "unknown command" in lowered or "unknown subcommand" in lowered
@@ -207,6 +213,9 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
       master: the command was refused, nothing was applied) -> `RedisUnavailableError`;
     * ``NoPermissionError``, ``ModuleError`` and ``ResponseError`` "unknown command" ->
       `CapabilityError`;
+    * a ``WRONGTYPE`` reply (a key of ours holds another data type: another writer, a
+      restore, a collision) -> `SerializationError`, as for stored bytes that fail our
+      checks: foreign or damaged data that retrying will not fix;
     * anything else -> `DeepAgentsRedisError`.
 
     Args:
@@ -235,6 +244,8 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
         isinstance(exc, rexc.ResponseError) and _is_unknown_command(str(exc))
     ):
         return CapabilityError(f"Redis lacks a needed command or permission: {message}")
+    if isinstance(exc, rexc.ResponseError) and _WRONGTYPE.search(str(exc)):
+        return SerializationError(f"a key holds data of another type: {message}")
     return DeepAgentsRedisError(f"Redis error: {message}")
 
 
