@@ -106,3 +106,79 @@ def test_hostile_stored_plan_gives_typed_errors(
     redis_target.client.hset(key, mapping={"version": 3, "items": items, "updated_ms": 1})
     with pytest.raises(SerializationError):
         repo.get("hostile")
+
+
+def _spoil_log(client: Any, log_key: str, how: str) -> None:
+    client.delete(log_key)
+    if how == "a string":
+        client.set(log_key, b"not a stream")
+    elif how == "a hash":
+        client.hset(log_key, "f", "v")
+    else:  # a stream whose last id is the largest possible: XADD * has no id left to give
+        client.xadd(log_key, {"f": "v"}, id="18446744073709551615-18446744073709551615")
+
+
+HOSTILE_LOGS = ["a string", "a hash", "an exhausted stream"]
+
+
+def _mutations(repo: RedisTodoRepository, first: str, op_id: str) -> list[Any]:
+    return [
+        lambda: repo.add("spoiled", "more", op_id=op_id),
+        lambda: repo.update("spoiled", first, status="completed", op_id=op_id),
+        lambda: repo.claim("spoiled", first, owner="w", lease_seconds=60, op_id=op_id),
+        lambda: repo.complete("spoiled", first, op_id=op_id),
+        lambda: repo.remove("spoiled", first, op_id=op_id),
+        lambda: repo.replace("spoiled", [{"content": "other"}], op_id=op_id),
+    ]
+
+
+def _amutations(repo: RedisTodoRepository, first: str, op_id: str) -> list[Any]:
+    return [
+        lambda: repo.aadd("spoiled", "more", op_id=op_id),
+        lambda: repo.aupdate("spoiled", first, status="completed", op_id=op_id),
+        lambda: repo.aclaim("spoiled", first, owner="w", lease_seconds=60, op_id=op_id),
+        lambda: repo.acomplete("spoiled", first, op_id=op_id),
+        lambda: repo.aremove("spoiled", first, op_id=op_id),
+        lambda: repo.areplace("spoiled", [{"content": "other"}], op_id=op_id),
+    ]
+
+
+def _expected_error(how: str) -> type[DeepAgentsRedisError]:
+    return SerializationError if how != "an exhausted stream" else DeepAgentsRedisError
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", HOSTILE_LOGS)
+def test_a_log_that_refuses_the_entry_changes_nothing(
+    repo: RedisTodoRepository, redis_target: Any, how: str
+) -> None:
+    # The mutation wrote the plan, then its XADD failed: the caller got an error for a change
+    # that was applied, without an op record, so each retry with the same op id applied it
+    # again (two retries of an add: three items).
+    client = redis_target.client
+    first = repo.add("spoiled", "first").items[0].id
+    before = client.hgetall(repo.plan_key("spoiled"))
+    _spoil_log(client, repo.log_key("spoiled"), how)
+    for n, mutation in enumerate(_mutations(repo, first, f"op-{how}")):
+        for _retry in range(2):
+            with pytest.raises(_expected_error(how)):
+                mutation()
+            assert client.hgetall(repo.plan_key("spoiled")) == before, n
+    assert repo.get("spoiled").version == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", HOSTILE_LOGS)
+async def test_a_log_that_refuses_the_entry_changes_nothing_async(
+    arepo: RedisTodoRepository, redis_target: Any, how: str
+) -> None:
+    client = redis_target.client
+    first = (await arepo.aadd("spoiled", "first")).items[0].id
+    before = client.hgetall(arepo.plan_key("spoiled"))
+    _spoil_log(client, arepo.log_key("spoiled"), how)
+    for n, mutation in enumerate(_amutations(arepo, first, f"op-{how}")):
+        for _retry in range(2):
+            with pytest.raises(_expected_error(how)):
+                await mutation()
+            assert client.hgetall(arepo.plan_key("spoiled")) == before, n
+    assert (await arepo.aget("spoiled")).version == 1

@@ -403,12 +403,18 @@ if not keep_ids then
 end
 local index_json = '{"v":' .. version .. ',"ids":' .. keep_ids
   .. ',"lens":[' .. table.concat(lens, ',') .. ']}'
-redis.call('HSET', plan_key, 'version', version, 'items', new_items, 'updated_ms', now,
-  'index', index_json, 'last_op', op_id)
 local detail_json = '{}'
 if next(detail) ~= nil then detail_json = cjson.encode(detail) end
+-- The log entry first: XADD is the write that can still fail (the log key holds another
+-- type, or a stream whose last id is the largest possible), and a failing redis.call ends
+-- the script without undoing earlier writes. Written after the HSET, such a failure left the
+-- plan changed, the caller told it failed, and no op record (the wrapper records replies
+-- only), so a retry with the same op id applied it again. The HSET after it cannot fail:
+-- the HMGET above proved the plan key is a hash.
 redis.call('XADD', log_key, 'MAXLEN', '~', log_maxlen, '*',
   'v', version, 'op', op, 'actor', actor, 'op_id', op_id, 'item', item_id, 'detail', detail_json)
+redis.call('HSET', plan_key, 'version', version, 'items', new_items, 'updated_ms', now,
+  'index', index_json, 'last_op', op_id)
 -- The plan as just written, for the outer script's reply (`written` is its local, see
 -- MUTATE_SCRIPT in _repository.py): not part of the recorded reply. When the client knows
 -- the plan as it was before this call (`known` names that state: version, last op,
