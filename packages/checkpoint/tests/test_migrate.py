@@ -167,3 +167,33 @@ def test_a_thread_the_target_refuses_does_not_stop_the_others(
     assert (again.threads, again.skipped, sorted(again.refused)) == (0, 2, sorted(bad))
     for thread in good:
         redis_saver.delete_thread(thread)
+
+
+@pytest.mark.parametrize("target_kind", ["memory", "redis"])
+def test_a_copy_keeps_each_writes_index_when_special_writes_come_first(
+    connector: RedisConnector, target_kind: str
+) -> None:
+    """A task's writes were copied in one `put_writes` call in the source's order, where an
+    interrupt (index -3) sorts first: its normal writes moved from 0, 1 to 1, 2, so the same
+    writes put again (as LangGraph does when the task runs again) were stored twice."""
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    source = InMemorySaver()
+    thread = f"mixed-{uuid.uuid4().hex[:6]}"
+    config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    stored = source.put(config, empty_checkpoint(), {"step": 0}, {})
+    normal = [("a", 1), ("b", 2)]
+    source.put_writes(stored, normal, "task-1")
+    source.put_writes(stored, [("__interrupt__", "why")], "task-1")
+    source.put_writes(stored, [("__error__", "boom")], "task-2")
+    target: Any = InMemorySaver() if target_kind == "memory" else RedisSaver(connector=connector)
+    copy_threads(source, target, threads=[thread])
+    if isinstance(target, InMemorySaver):  # the stored indexes themselves
+        assert target.writes == source.writes
+    copied = target.get_tuple(config)
+    assert len(copied.pending_writes) == 4
+    target.put_writes(copied.config, normal, "task-1")  # the task's writes, once more
+    assert sorted(map(repr, target.get_tuple(config).pending_writes)) == sorted(
+        map(repr, source.get_tuple(config).pending_writes)
+    )

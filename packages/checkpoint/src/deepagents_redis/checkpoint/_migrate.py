@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepagents_redis.core import InvalidInputError, SerializationError
-from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
+from langgraph.checkpoint.base import WRITES_IDX_MAP, BaseCheckpointSaver, CheckpointTuple
 
 __all__ = ["CopyReport", "copy_threads", "thread_ids"]
 
@@ -81,10 +81,26 @@ def _config(thread: str, tup: CheckpointTuple, checkpoint_id: str | None) -> Any
 
 
 def _grouped(writes: Iterable[tuple[str, str, Any]]) -> Iterator[tuple[str, list[tuple[str, Any]]]]:
-    by_task: dict[str, list[tuple[str, Any]]] = {}
+    """A checkpoint's pending writes as the `put_writes` calls that stored them.
+
+    A saver stores a write at index ``WRITES_IDX_MAP[channel]`` for the special channels
+    (error, interrupt, ...) and at its position in the call otherwise. One call per task
+    with everything in it would move a task's normal writes up by one per special write
+    before them (an interrupt sorts first, at -3), and a later `put_writes` of the same
+    writes, as LangGraph makes when it runs the task again, would then add them a second
+    time instead of finding them. So per task: its normal writes in their order, in one
+    call (indexes 0, 1, ... as LangGraph writes them), then its special writes, in another.
+    """
+    normal: dict[str, list[tuple[str, Any]]] = {}
+    special: dict[str, list[tuple[str, Any]]] = {}
     for task_id, channel, value in writes:
-        by_task.setdefault(task_id, []).append((channel, value))
-    yield from by_task.items()
+        into = special if channel in WRITES_IDX_MAP else normal
+        into.setdefault(task_id, []).append((channel, value))
+    for task_id in dict.fromkeys([*normal, *special]):
+        if task_id in normal:
+            yield task_id, normal[task_id]
+        if task_id in special:
+            yield task_id, special[task_id]
 
 
 def _complete(target: BaseCheckpointSaver[Any], thread: str, newest: CheckpointTuple) -> bool:
