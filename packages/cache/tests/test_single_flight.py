@@ -246,3 +246,46 @@ async def test_a_miss_takes_the_lease_in_the_same_call(
     assert cache.lookup(PROMPT, LLM) is None
     assert recorder.total("cache.lookup", outcome="stale") == 1
     assert recorder.total("cache.single_flight", outcome="leader") == 3
+
+
+OUTCOMES = ("leader", "wait_timeout")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_worker_waits_on_its_parents_lease(make_llm_cache: Any, recorder: Any) -> None:
+    # A lease token names this cache object (a random prefix) and the thread; a forked child
+    # kept the prefix and its main thread has the parent's thread id, so it re-entered the
+    # parent's lease as its own and called the model too (prefork servers: once per worker).
+    cache = make_llm_cache(
+        ttl=60, namespace="sf-fork", lease_ttl=30, wait_timeout=0, cache_settings=PATIENT
+    )
+    assert cache.lookup(PROMPT, LLM) is None  # this thread leads and never updates
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the same question, on the same cache object
+        code = 1
+        try:
+            before = [recorder.total("cache.single_flight", outcome=o) for o in OUTCOMES]
+            got = cache.lookup(PROMPT, LLM)
+            after = [recorder.total("cache.single_flight", outcome=o) for o in OUTCOMES]
+            counts = " ".join(str(a - b) for a, b in zip(after, before, strict=True))
+            os.write(out_w, f"{got is None} {counts}".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(out_w)
+    reply = os.read(out_r, 64).decode()
+    os.close(out_r)
+    status = 1
+    for _ in range(3000):  # bounded: 3000 * 10 ms
+        done, raw = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = os.waitstatus_to_exitcode(raw)
+            break
+        time.sleep(0.01)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert status == 0
+    # A waiter that gave up (wait_timeout=0), not a second leader.
+    assert reply == "True 0 1"

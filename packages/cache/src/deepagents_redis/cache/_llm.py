@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, Unpack
 
@@ -176,8 +178,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
         )
         self._read_args = (b"0", self._max_bytes.encode())
         self._read_args_refresh = (self._ttl_ms.encode(), self._max_bytes.encode())
-        self._token_prefix = uuid.uuid4().hex[:16] + "-"
+        self._token_prefix = _token_prefix()
         self._near: NearCache | None = None
+        _LIVE.add(self)
         if cs.client_side_cache:
             try:
                 self._start_near_cache()
@@ -200,6 +203,12 @@ class RedisLLMCache(RedisComponent, BaseCache):
             flush_keys={self._gen_key},
             max_entries=self.settings.client_side_cache_max_entries,
         )
+
+    def _after_fork_in_child(self) -> None:
+        # A forked worker is another lease owner: with the parent's token prefix its main
+        # thread (same ident as the parent's) re-entered the parent's leases instead of
+        # waiting, and single-flight across prefork workers called the model once per worker.
+        self._token_prefix = _token_prefix()
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -544,3 +553,23 @@ class _Wait:
 
 
 _WAIT = _Wait()
+
+
+def _token_prefix() -> str:
+    """A random prefix for one cache object's lease tokens (one per process, see below)."""
+    return uuid.uuid4().hex[:16] + "-"
+
+
+_LIVE: weakref.WeakSet[RedisLLMCache] = weakref.WeakSet()
+"""Every cache object alive in this process, for the fork hook (held weakly)."""
+
+
+def _after_fork_in_child() -> None:
+    # One hook for the module, not one per cache object: os.register_at_fork cannot
+    # unregister, so a per-object hook would pin every cache ever built.
+    for cache in list(_LIVE):
+        cache._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
