@@ -149,3 +149,54 @@ async def test_async_hit_fills_the_local_layer(
         await asyncio.sleep(0.02)
     assert recorder.total("cache.lookup_source", source="local") >= 1
     await cache.aclose()
+
+
+def _reap(pid: int) -> int:
+    """The exit status of child `pid`, killing it if it has not ended within ~30 s."""
+    for _ in range(3000):  # bounded: 3000 * 10 ms
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    raise AssertionError("forked child did not finish")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_serve_what_was_cleared_after_the_fork(
+    near: Any, writer: Any
+) -> None:
+    # gunicorn --preload or a multiprocessing fork: the child inherits the parent's entries
+    # but not the thread that invalidates them, and `ready` still read set, so the child
+    # served its copy however long after another client cleared the namespace.
+    writer.update(PROMPT, LLM, [Generation(text="v1")])
+    assert eventually(
+        lambda: near.lookup(PROMPT, LLM) is not None and len(near.client_side_cache) == 1, True
+    )
+    go_r, go_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: wait for the parent's clear, then look up once
+        code = 1
+        try:
+            os.close(go_w)
+            os.read(go_r, 1)
+            got = near.lookup(PROMPT, LLM)
+            ready = near.client_side_cache.wait_ready(10)
+            os.write(out_w, f"{got is None} {ready}".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(go_r)
+    os.close(out_w)
+    writer.clear()
+    # The parent's own layer has seen the clear, so it reached Redis before the child looks.
+    assert eventually(lambda: len(near.client_side_cache), 0) == 0
+    os.write(go_w, b"x")
+    os.close(go_w)
+    reply = os.read(out_r, 64).decode()
+    os.close(out_r)
+    assert _reap(pid) == 0
+    # A miss (the entry is gone) and the child's own tracking connection up.
+    assert reply == "True True"

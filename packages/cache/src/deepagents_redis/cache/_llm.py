@@ -209,6 +209,8 @@ class RedisLLMCache(RedisComponent, BaseCache):
         # thread (same ident as the parent's) re-entered the parent's leases instead of
         # waiting, and single-flight across prefork workers called the model once per worker.
         self._token_prefix = _token_prefix()
+        if self._near is not None:
+            self._near.after_fork_in_child()
 
     @property
     def breaker(self) -> CircuitBreaker:

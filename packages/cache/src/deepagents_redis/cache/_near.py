@@ -16,7 +16,11 @@ directly and works on 6.x/7.x and Valkey:
   blackholed network never closes the socket) counts as lost;
 * while the tracking connection is down, the layer is bypassed and emptied: it can make a
   hit faster, never staler than the invalidation delay (one network hop after the write)
-  or, when the network silently drops, than the heartbeat timeout.
+  or, when the network silently drops, than the heartbeat timeout;
+* a forked child (gunicorn ``--preload``, a ``multiprocessing`` fork) inherits the entries
+  but not the thread that invalidates them: the child empties its copy and starts its own
+  tracking connection (`after_fork_in_child`), so a worker process never serves what another
+  client has since changed or cleared.
 """
 
 from __future__ import annotations
@@ -64,10 +68,36 @@ class NearCache:
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._conn: Any = None
-        self._thread = threading.Thread(
+        self._thread = self._start()
+
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(
             target=self._run, name="deepagents-redis-cache-tracking", daemon=True
         )
-        self._thread.start()
+        thread.start()
+        return thread
+
+    def after_fork_in_child(self) -> None:
+        """Make the layer a forked child's own (the owning cache calls it after `os.fork`).
+
+        The child has the parent's entries but no tracking thread (threads do not survive a
+        fork) while `ready` still reads set, so it served those entries however long after
+        another client changed or cleared them. Here the child drops them, takes fresh locks
+        (the parent's could have been held by a thread that no longer exists) and starts its
+        own tracking connection; until that is up the layer is bypassed. The parent's socket
+        is left alone: redis-py never shuts down a connection from another process.
+        """
+        stopped = self._stop.is_set()
+        self._lock = threading.Lock()
+        self._data = OrderedDict()
+        self._epoch += 1
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._conn = None
+        if stopped:
+            self._stop.set()
+        else:
+            self._thread = self._start()
 
     # -- data path -------------------------------------------------------------------
     @property
