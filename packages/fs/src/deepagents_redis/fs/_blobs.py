@@ -17,6 +17,10 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["BlobStore", "LocalBlobStore", "S3BlobStore"]
 
+# How often `LocalBlobStore.put` makes its directory again after a concurrent delete removed
+# it (each retry needs another delete to land in a window of a few system calls).
+_TEMP_ATTEMPTS = 16
+
 
 @runtime_checkable
 class BlobStore(Protocol):
@@ -66,8 +70,7 @@ class LocalBlobStore:
     def put(self, ref: str, data: bytes) -> None:
         """Write via a temporary file and `os.replace`, so readers never see half a blob."""
         target = self._path(ref)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        fd, tmp = self._temp_file(target.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -75,6 +78,25 @@ class LocalBlobStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    @staticmethod
+    def _temp_file(directory: Path) -> tuple[int, str]:
+        """A new temporary file in `directory` (created as needed): `mkstemp`'s answer.
+
+        `delete` prunes directories it leaves empty, so a concurrent delete of the last blob
+        of a directory can remove it after we made sure it exists: `mkstemp` then raises
+        FileNotFoundError, or `Path.mkdir(exist_ok=True)` FileExistsError (it saw the
+        directory, then found it gone). A write and a delete of one spilled file in two
+        threads failed 2 writes in 1,200 that way; make the directory again and retry.
+        """
+        for attempt in range(_TEMP_ATTEMPTS):
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                return tempfile.mkstemp(dir=directory, prefix=".tmp-")
+            except (FileNotFoundError, FileExistsError):
+                if attempt == _TEMP_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def get(self, ref: str) -> bytes | None:
         """Read a blob, or None when it does not exist."""

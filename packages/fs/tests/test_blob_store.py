@@ -1,0 +1,92 @@
+"""The local blob store under concurrent writers and deleters of one spilled file.
+
+`LocalBlobStore.delete` prunes the directories it leaves empty; a writer of the same path
+makes that directory and then creates its temporary file in it. A delete landing between the
+two steps made the write raise (FileNotFoundError from `mkstemp`, or FileExistsError from
+`Path.mkdir(exist_ok=True)`, which saw the directory and then found it gone): two writes in
+1,200 when one thread rewrote and another deleted a spilled file. The tests below put a real
+delete, by another worker through Redis, exactly in each of those windows.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from deepagents_redis.fs import RedisBackend, _blobs
+
+pytestmark = pytest.mark.integration
+
+BIG = "spilled line\n" * 1000  # 13 KB: over the 8 KB spill threshold below
+
+
+def _inject_delete(
+    monkeypatch: pytest.MonkeyPatch, where: str, directory: Path, delete: Callable[[], Any]
+) -> list[str]:
+    """Run `delete` once, inside the writer's `where` step ('mkdir' or 'mkstemp') on `directory`."""
+    done: list[str] = []
+    if where == "mkstemp":
+        real_mkstemp = tempfile.mkstemp
+
+        def mkstemp(*args: Any, **kwargs: Any) -> Any:
+            if not done and Path(kwargs["dir"]) == directory:
+                done.append(where)
+                delete()  # the directory was there a moment ago; now it is gone
+            return real_mkstemp(*args, **kwargs)
+
+        monkeypatch.setattr(_blobs.tempfile, "mkstemp", mkstemp)
+    else:
+        real_mkdir = os.mkdir
+
+        def mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
+            try:
+                real_mkdir(path, *args, **kwargs)
+            except FileExistsError:
+                if not done and Path(path) == directory:
+                    done.append(where)
+                    delete()  # between mkdir's EEXIST and its is_dir() check
+                raise
+
+        monkeypatch.setattr(os, "mkdir", mkdir)
+    return done
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("where", ["mkstemp", "mkdir"])
+async def test_a_write_survives_a_delete_that_removes_its_blob_directory(
+    make_backend: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, mode: str
+) -> None:
+    opts = {"chunk_size": 4096, "spill_threshold": 8192, "blob_dir": str(tmp_path / "blobs")}
+    writer: RedisBackend = make_backend(**opts)
+    deleter: RedisBackend = make_backend(namespace=writer.resolve_namespace(), **opts)
+    assert writer.write("/big.txt", BIG).error is None
+    old = writer.stat("/big.txt")
+    assert old is not None
+    assert old.blob_ref is not None
+    directory = Path(opts["blob_dir"], *old.blob_ref.split("/")[:-1])
+
+    def delete() -> None:
+        assert deleter.delete("/big.txt").error is None
+        assert not directory.exists()  # its only blob went, so did the directory
+
+    done = _inject_delete(monkeypatch, where, directory, delete)
+    new = BIG.replace("spilled", "rewritten")
+    if mode == "sync":
+        result = writer.write("/big.txt", new)
+    else:
+        result = await writer.awrite("/big.txt", new)
+
+    assert done == [where]
+    assert result.error is None
+    got = writer.read("/big.txt", 0, 5000)
+    assert got.file_data is not None
+    assert got.file_data["content"] == new
+    st = writer.stat("/big.txt")
+    assert st is not None
+    assert st.blob_ref is not None
+    assert st.blob_ref != old.blob_ref
+    assert writer.blob_store.get(st.blob_ref) == new.encode()
