@@ -210,3 +210,30 @@ def test_langgraph_redis_cache_reads_nothing_on_cluster_but_ours_does(
         assert ours.get(keys) == dict.fromkeys(keys, "v")
     finally:
         ours.close()
+
+
+FOREIGN_REGISTRY_MEMBERS = (b"\xff{", b"not json", b"123", b'{"a": 1}', b'["a", 1]', b"[" * 100_000)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_clear_all_skips_registry_members_it_did_not_write(
+    make_node_cache: Any, redis_target: Any, recorder: Any, mode: str
+) -> None:
+    # Bytes someone else put in the namespace registry made clear() raise a bare
+    # UnicodeDecodeError/JSONDecodeError/TypeError, and no namespace was cleared at all.
+    cache = make_node_cache()
+    cache_keys = [(("n1",), "k"), (("n2", "x"), "k")]
+    if mode == "sync":
+        cache.set({cache_keys[0]: (1, 60), cache_keys[1]: (2, 60)})
+    else:
+        await cache.aset({cache_keys[0]: (1, 60), cache_keys[1]: (2, 60)})
+    registry = cache.connector.keyspace.key("nodereg", "namespaces")
+    redis_target.client.sadd(registry, *FOREIGN_REGISTRY_MEMBERS)
+    if mode == "sync":
+        cache.clear()
+        got = cache.get(cache_keys)
+    else:
+        await cache.aclear()
+        got = await cache.aget(cache_keys)
+    assert got == {}
+    assert recorder.total("node_cache.clear", outcome="corrupt") == len(FOREIGN_REGISTRY_MEMBERS)

@@ -263,11 +263,21 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         # entries the caller believes gone. One INCR per namespace makes its entries stale.
         if namespaces is None:
             members = yield Command(("SMEMBERS", self._registry))
-            gens = [self._gen_key(_scope_ns(s)) for s in members]
+            found = [_scope_ns(s) for s in members]
+            gens = [self._gen_key(ns) for ns in found if ns is not None]
+            self._skip_foreign(len(found) - len(gens))
         else:
             gens = [self._gen_key(tuple(ns)) for ns in namespaces]
         if gens:
             yield Pipeline([("INCR", gen) for gen in gens])  # one round trip
+
+    def _skip_foreign(self, n: int) -> None:
+        # A registry member this cache did not write (bytes someone else put in the set):
+        # it names no namespace of ours, so there is nothing of it to clear. Skipped and
+        # counted; raising would have left every real namespace uncleared.
+        if n:
+            self._guard.count("clear", "corrupt", n)
+            log.warning("node cache clear skipped %d unreadable namespace registry members", n)
 
     # -- sync ------------------------------------------------------------------------------
     def get(self, keys: Sequence[FullKey]) -> dict[FullKey, ValueT]:
@@ -358,6 +368,12 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         )
 
 
-def _scope_ns(scope: Any) -> Namespace:
-    raw = as_bytes(scope) or b"[]"
-    return tuple(json.loads(raw.decode("utf-8")))
+def _scope_ns(scope: Any) -> Namespace | None:
+    """The namespace a registry member names (`namespace_scope` inverted), else None."""
+    try:
+        ns = json.loads((as_bytes(scope) or b"").decode("utf-8"))
+    except (ValueError, RecursionError, TypeError):  # not UTF-8, not JSON, nested too deep
+        return None
+    if not isinstance(ns, list) or not all(type(part) is str for part in ns):
+        return None
+    return tuple(ns)
