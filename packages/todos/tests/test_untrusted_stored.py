@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import pytest
-from deepagents_redis.core import DeepAgentsRedisError, SerializationError
+from deepagents_redis.core import DeepAgentsRedisError, InvalidInputError, SerializationError
 from deepagents_redis.todos import RedisTodoRepository, Todo, TodoList
 from deepagents_redis.todos._repository import parse_plan
 from hypothesis import given
@@ -182,3 +182,68 @@ async def test_a_log_that_refuses_the_entry_changes_nothing_async(
                 await mutation()
             assert client.hgetall(arepo.plan_key("spoiled")) == before, n
     assert (await arepo.aget("spoiled")).version == 1
+
+
+HOSTILE_ENTRIES = {
+    "no version": {"op": "add"},
+    "version not a number": {"v": "x", "op": "add"},
+    "no op": {"v": "1"},
+    "detail not json": {"v": "1", "op": "add", "detail": "{bad"},
+    "detail a list": {"v": "1", "op": "add", "detail": "[1]"},
+    "detail deeply nested": {"v": "1", "op": "add", "detail": "[" * 100_000 + "]" * 100_000},
+    "not utf-8": {"v": "1", "op": b"\xff\xfe"},
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fields", HOSTILE_ENTRIES.values(), ids=list(HOSTILE_ENTRIES))
+async def test_a_hostile_change_log_entry_is_a_serialization_error(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository, redis_target: Any, fields: Any
+) -> None:
+    # Another writer's XADD to the log: history raised KeyError, ValueError, a pydantic
+    # ValidationError or RecursionError.
+    repo.add("logged", "first")
+    redis_target.client.xadd(repo.log_key("logged"), fields)
+    with pytest.raises(SerializationError):
+        repo.history("logged")
+    with pytest.raises(SerializationError):
+        await arepo.ahistory("logged")
+
+
+@pytest.mark.integration
+async def test_a_change_log_entry_at_the_largest_id_is_a_serialization_error(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository, redis_target: Any
+) -> None:
+    # Its id's milliseconds are past any datetime: fromtimestamp raised ValueError.
+    repo.add("logged", "first")
+    redis_target.client.xadd(
+        repo.log_key("logged"),
+        {"v": "2", "op": "add"},
+        id="18446744073709551615-18446744073709551615",
+    )
+    with pytest.raises(SerializationError):
+        repo.history("logged")
+    with pytest.raises(SerializationError):
+        await arepo.ahistory("logged")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("limit", [-1, 1.5, True, "3"])
+async def test_history_refuses_a_limit_that_is_not_a_count(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository, limit: Any
+) -> None:
+    repo.add("logged", "first")
+    with pytest.raises(InvalidInputError):
+        repo.history("logged", limit=limit)
+    with pytest.raises(InvalidInputError):
+        await arepo.ahistory("logged", limit=limit)
+
+
+@pytest.mark.integration
+async def test_history_of_zero_entries_is_empty(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository
+) -> None:
+    # XREVRANGE ... COUNT 0 answers a null reply: history raised TypeError.
+    repo.add("logged", "first")
+    assert repo.history("logged", limit=0) == []
+    assert await arepo.ahistory("logged", limit=0) == []

@@ -56,6 +56,7 @@ from deepagents_redis.core import (
     Operation,
     RedisComponent,
     ScopedKeys,
+    SerializationError,
     arun_operation,
     deadline,
     get_instrumentation,
@@ -278,18 +279,41 @@ def _version_and_time(version_raw: Any, updated_raw: Any) -> tuple[int, datetime
 
 
 def _parse_change(entry_id: Any, fields: Mapping[Any, Any]) -> TodoChange:
-    data = {_text(k): _text(v) for k, v in fields.items()}
-    eid = _text(entry_id)
-    return TodoChange(
-        entry_id=eid,
-        version=int(data["v"]),
-        op=data["op"],
-        actor=data.get("actor", ""),
-        op_id=data.get("op_id", ""),
-        item_id=data.get("item") or None,
-        detail=json.loads(data.get("detail") or "{}"),
-        at=datetime.fromtimestamp(int(eid.split("-")[0]) / 1000, tz=UTC),
-    )
+    """One change-log entry as a `TodoChange`.
+
+    The log is untrusted like the plan (anything can ``XADD`` to it): an entry that is not
+    one the mutation script writes raises `SerializationError`, not a KeyError, a
+    ValueError or a pydantic error.
+
+    Raises:
+        SerializationError: The entry is not a change this package wrote.
+    """
+    try:
+        data = {_text(k): _text(v) for k, v in fields.items()}
+        eid = _text(entry_id)
+        detail = json.loads(data.get("detail") or "{}")
+        if type(detail) is not dict:
+            raise ValueError("detail is not a JSON object")
+        return TodoChange(
+            entry_id=eid,
+            version=int(data["v"]),
+            op=data["op"],
+            actor=data.get("actor", ""),
+            op_id=data.get("op_id", ""),
+            item_id=data.get("item") or None,
+            detail=detail,
+            at=datetime.fromtimestamp(int(eid.split("-")[0]) / 1000, tz=UTC),
+        )
+    except (KeyError, ValueError, TypeError, RecursionError, OverflowError, OSError) as exc:
+        # pydantic's ValidationError and UnicodeDecodeError are ValueErrors.
+        raise SerializationError(
+            f"change log entry {_text(entry_id)!r} is malformed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _check_limit(limit: Any) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidInputError(f"history limit must be an int >= 0, got {limit!r}")
 
 
 class RedisTodoRepository(RedisComponent):
@@ -708,6 +732,10 @@ class RedisTodoRepository(RedisComponent):
         return parse_plan(scope, *raw)
 
     def _history_op(self, scope: str, limit: int) -> Operation[list[TodoChange]]:
+        _check_limit(limit)
+        if limit == 0:
+            # XREVRANGE ... COUNT 0 answers a null reply, not an empty list.
+            return []
         raw = yield Command(("XREVRANGE", self.log_key(scope), "+", "-", "COUNT", limit))
         return [_parse_change(eid, fields) for eid, fields in reversed(raw)]
 
@@ -750,10 +778,14 @@ class RedisTodoRepository(RedisComponent):
 
         Args:
             scope: The plan's scope.
-            limit: How many entries at most.
+            limit: How many entries at most (0: none).
 
         Returns:
             The changes.
+
+        Raises:
+            InvalidInputError: ``limit`` is not an int >= 0.
+            SerializationError: An entry of the log is not one this package writes.
         """
         return run_operation(
             self._connector,
@@ -768,10 +800,14 @@ class RedisTodoRepository(RedisComponent):
 
         Args:
             scope: The plan's scope.
-            limit: How many entries at most.
+            limit: How many entries at most (0: none).
 
         Returns:
             The changes.
+
+        Raises:
+            InvalidInputError: ``limit`` is not an int >= 0.
+            SerializationError: An entry of the log is not one this package writes.
         """
         return await arun_operation(
             self._connector,
