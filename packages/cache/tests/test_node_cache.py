@@ -237,3 +237,55 @@ async def test_clear_all_skips_registry_members_it_did_not_write(
         got = await cache.aget(cache_keys)
     assert got == {}
     assert recorder.total("node_cache.clear", outcome="corrupt") == len(FOREIGN_REGISTRY_MEMBERS)
+
+
+def _plant(redis_target: Any, cache: Any, ns: tuple[str, ...], key: str, envelope: Any) -> None:
+    """Write `envelope` (the node cache's {"t", "d"} pair) under an entry, key hash and all."""
+    entry = cache.redis_keys(ns, key)["entry"]
+    redis_target.client.set(entry, b"0:" + Codec().encode(envelope, key=entry))
+
+
+def _ext_call(module: str, name: str, arg: Any) -> bytes:
+    """LangGraph's msgpack for "call module.name(arg)" (its constructor extension type 0)."""
+    import ormsgpack
+
+    return ormsgpack.packb({"v": ormsgpack.Ext(0, ormsgpack.packb((module, name, arg)))})
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_planted_entry_naming_a_callable_never_calls_it(
+    make_node_cache: Any, redis_target: Any, recorder: Any, tmp_path: Any, mode: str
+) -> None:
+    # The default serializer allowed every msgpack type: decoding a planted entry imported
+    # the module it named and called the callable with the writer's argument (os.system
+    # ran a shell command). Now only LangGraph's safe types are built; this is a miss.
+    cache = make_node_cache()
+    target = tmp_path / "made-by-a-planted-entry"
+    full = (("ns",), "k")
+    _plant(redis_target, cache, *full, {"t": "msgpack", "d": _ext_call("os", "mkdir", str(target))})
+    got = cache.get([full]) if mode == "sync" else await cache.aget([full])
+    assert got == {}
+    assert not target.exists()
+    assert recorder.total("node_cache.get", outcome="corrupt") == 1
+
+
+def test_a_type_outside_the_allowlist_is_a_miss_unless_the_serde_allows_it(
+    make_node_cache: Any, caplog: pytest.LogCaptureFixture, recorder: Any
+) -> None:
+    from http import HTTPStatus
+
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    full = (("ns",), "status")
+    strict = make_node_cache()
+    strict.set({full: ({"status": HTTPStatus.OK}, 60)})
+    assert strict.get([full]) == {}
+    assert recorder.total("node_cache.get", outcome="corrupt") == 1
+    assert any("http.HTTPStatus" in r.getMessage() for r in caplog.records)
+    allowing = make_node_cache(
+        serde=JsonPlusSerializer(allowed_msgpack_modules=[("http", "HTTPStatus")])
+    )
+    allowing.set({full: ({"status": HTTPStatus.OK}, 60)})
+    got = allowing.get([full])
+    assert got == {full: {"status": HTTPStatus.OK}}
+    assert type(got[full]["status"]) is HTTPStatus

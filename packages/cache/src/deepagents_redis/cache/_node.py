@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from collections import defaultdict
@@ -29,6 +30,8 @@ from deepagents_redis.core import (
 )
 from langgraph.cache.base import BaseCache, FullKey, Namespace, ValueT
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.event_hooks import SerdeEvent, register_serde_event_listener
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 __all__ = ["RedisNodeCache", "namespace_scope"]
 
@@ -37,6 +40,36 @@ log = logging.getLogger("deepagents_redis.cache")
 _KIND = "node"
 _REGISTRY_KIND = "nodereg"
 _MAX_HEADS = 4096
+_MAX_WARNED = 256
+
+# Types LangGraph's serializer refused to build while this thread decoded an entry (its
+# allowlist events; the strict hook hands back the raw payload instead of raising).
+_blocked: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "deepagents_redis_node_cache_blocked", default=None
+)
+
+
+def _listen(event: SerdeEvent) -> None:
+    seen = _blocked.get()
+    if seen is not None and event.get("kind", "").endswith("blocked"):
+        seen.append(f"{event.get('module')}.{event.get('name')}")
+
+
+register_serde_event_listener(_listen)
+
+
+def default_serde() -> SerializerProtocol:
+    """LangGraph's serializer without pickle and with its strict msgpack allowlist.
+
+    The base class's default (``JsonPlusSerializer(pickle_fallback=False)``) allows every
+    msgpack type unless ``LANGGRAPH_STRICT_MSGPACK`` is set: a stored entry then names any
+    module and callable and decoding calls it (``os.system`` with an argument of the
+    writer's choice ran here from a value planted under a node-cache key). Strict, only
+    LangGraph's safe types (messages, documents, ``Send``, ``Command``, dates, uuids...) are
+    built; a graph whose node writes hold other types passes its own ``serde`` with
+    ``allowed_msgpack_modules``.
+    """
+    return JsonPlusSerializer(pickle_fallback=False, allowed_msgpack_modules=None)
 
 
 def namespace_scope(ns: Namespace) -> str:
@@ -63,6 +96,12 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
     (LangGraph's ``JsonPlusSerializer`` without pickle by default) inside a codec
     envelope that carries a hash of the key.
 
+    Values a node wrote may only hold LangGraph's safe msgpack types (messages, documents,
+    ``Send``, ``Command``, dates, uuids...) unless you pass a ``serde`` that allows more
+    (``JsonPlusSerializer(allowed_msgpack_modules=[("my.module", "MyType")])``): an entry
+    naming any other type is a counted miss (``outcome=corrupt``) with a warning naming the
+    type, never a call into that type.
+
     Each namespace (the tuple LangGraph passes, e.g. ``("__pregel_ns_writes", "module.fn",
     "node")``) is one hash tag: a batch read is one ``MGET`` per namespace (so a batch
     spanning namespaces works on Cluster, grouped by slot), and clearing a namespace is one
@@ -77,7 +116,8 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
     yours.
 
     Args:
-        serde: LangGraph serializer (default: the base class's, no pickle).
+        serde: LangGraph serializer (default: `JsonPlusSerializer` without pickle and with
+            LangGraph's strict msgpack allowlist).
         default_ttl: Seconds for entries whose ``CachePolicy`` has no TTL; None keeps them.
         cache_settings: Cache options (``strict``, breaker); defaults read the environment.
         strict: Overrides ``cache_settings.strict``.
@@ -100,7 +140,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         codec: Codec | None = None,
         **connection: Unpack[Connection],
     ) -> None:
-        super().__init__(serde=serde)
+        super().__init__(serde=serde or default_serde())
         cs = cache_settings if cache_settings is not None else CacheSettings()
         if strict is not None:
             cs = cs.model_copy(update={"strict": strict})
@@ -114,6 +154,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         self._guard = make_guard(cs, metric_prefix="node_cache", breaker=breaker)
         self._registry = self._ks.key(_REGISTRY_KIND, "namespaces")
         self._heads: dict[Namespace, ScopedKeys] = {}
+        self._warned: set[str] = set()
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -166,15 +207,40 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             head = value.split(b":", 1)[0]
             self._guard.count("get", "stale" if head.isdigit() else "corrupt")
             return False, None
+        seen: list[str] = []
+        token = _blocked.set(seen)
         try:
             env = self._codec.decode(value[len(prefix) :], key=entry)
             if not isinstance(env, dict) or set(env) != {"t", "d"}:
                 raise TypeError("not a node-cache envelope")
-            return True, self.serde.loads_typed((str(env["t"]), bytes(env["d"])))
+            decoded = self.serde.loads_typed((str(env["t"]), bytes(env["d"])))
         except Exception as exc:  # noqa: BLE001 - garbage in Redis must never reach the graph
             self._guard.count("get", "corrupt")
             log.debug("node cache entry unreadable: %s", type(exc).__name__)
             return False, None
+        finally:
+            _blocked.reset(token)
+        if seen:
+            # The strict hook handed back the raw payload of a type it would not build:
+            # serving that would change the node's writes, so it is a miss.
+            self._guard.count("get", "corrupt")
+            self._warn_blocked(seen)
+            return False, None
+        return True, decoded
+
+    def _warn_blocked(self, types: list[str]) -> None:
+        # Once per type and cache object (bounded): a graph that writes such a type would
+        # otherwise log on every read of every such entry.
+        new = sorted(set(types) - self._warned)
+        if not new or len(self._warned) >= _MAX_WARNED:
+            return
+        self._warned.update(new)
+        log.warning(
+            "node cache entry holds %s, outside the serializer's msgpack allowlist: served "
+            "as a miss; if the type is yours, pass "
+            "serde=JsonPlusSerializer(allowed_msgpack_modules=[...])",
+            ", ".join(new),
+        )
 
     def _get_op(self, groups: dict[Namespace, list[FullKey]]) -> Operation[dict[FullKey, Any]]:
         # One round trip: per namespace its generation, then its entries, as one MGET on
