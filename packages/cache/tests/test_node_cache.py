@@ -289,3 +289,25 @@ def test_a_type_outside_the_allowlist_is_a_miss_unless_the_serde_allows_it(
     got = allowing.get([full])
     assert got == {full: {"status": HTTPStatus.OK}}
     assert type(got[full]["status"]) is HTTPStatus
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"t": "bytes", "d": 3},  # bytes(3): three zero bytes out of nothing
+        {"t": "bytes", "d": [104, 105]},  # bytes([104, 105]): b"hi"
+        {"t": 5, "d": b"5"},
+    ],
+)
+async def test_an_envelope_of_the_wrong_types_is_a_counted_miss(
+    make_node_cache: Any, redis_target: Any, recorder: Any, envelope: Any
+) -> None:
+    # The envelope's payload went through bytes(...): a planted integer n became n zero
+    # bytes (a few bytes in Redis, as many gigabytes as asked for on every read) and a list
+    # of small ints became their bytes, both served as the node's cached value.
+    cache = make_node_cache()
+    full = (("ns",), "k")
+    _plant(redis_target, cache, *full, envelope)
+    assert cache.get([full]) == {}
+    assert await cache.aget([full]) == {}
+    assert recorder.total("node_cache.get", outcome="corrupt") == 2

@@ -213,7 +213,11 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             env = self._codec.decode(value[len(prefix) :], key=entry)
             if not isinstance(env, dict) or set(env) != {"t", "d"}:
                 raise TypeError("not a node-cache envelope")
-            decoded = self.serde.loads_typed((str(env["t"]), bytes(env["d"])))
+            kind, data = env["t"], env["d"]
+            if type(kind) is not str or type(data) is not bytes:
+                # `bytes(n)` of a planted integer allocated n zero bytes per read.
+                raise TypeError("not a node-cache envelope")
+            decoded = self.serde.loads_typed((kind, data))
         except Exception as exc:  # noqa: BLE001 - garbage in Redis must never reach the graph
             self._guard.count("get", "corrupt")
             log.debug("node cache entry unreadable: %s", type(exc).__name__)
