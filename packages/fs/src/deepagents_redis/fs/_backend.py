@@ -10,6 +10,7 @@ upload, download), `_search` (ls, glob, grep); this module is the public class.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any, Unpack
@@ -43,9 +44,58 @@ from deepagents_redis.fs._paths import (
     file_path_error,
 )
 from deepagents_redis.fs._search import _SearchOps
-from deepagents_redis.fs._settings import MIB, FsSettings
+from deepagents_redis.fs._settings import MIB, FsSettings, lifetime_error
 
 __all__ = ["FileStat", "NamespaceFactory", "RedisBackend"]
+
+
+def _check_options(
+    *,
+    ttl: float | None,
+    ttl_rules: Mapping[str, float | None],
+    chunk_size: int,
+    spill_threshold: int,
+    max_file_size: int,
+    edit_retries: int,
+    chunk_grace: float,
+    deadline_seconds: float | None,
+) -> None:
+    """Refuse options the backend cannot honour, before anything is built (as `FsSettings`).
+
+    Unchecked, a `ttl_rules` lifetime of 0 or less made the files under its prefix expire
+    1 ms after each write, a NaN or infinite lifetime failed every write with a bare
+    ValueError/OverflowError, a negative `chunk_grace` expired a chunked file's chunks
+    before its metadata (reads of a live file failed), `edit_retries=0` gave up every
+    chunked edit unattempted and a negative `spill_threshold` spilled even empty files.
+
+    Raises:
+        InvalidInputError: Naming the first bad option.
+    """
+    reasons = [
+        None if ttl is None else lifetime_error(ttl, "ttl"),
+        *(
+            None if t is None else lifetime_error(t, "a ttl_rules value")
+            for t in ttl_rules.values()
+        ),
+        lifetime_error(chunk_grace, "chunk_grace", zero=True),
+        _count_error(chunk_size, "chunk_size", 1024),
+        _count_error(spill_threshold, "spill_threshold", 0),
+        _count_error(max_file_size, "max_file_size", 1),
+        _count_error(edit_retries, "edit_retries", 1),
+    ]
+    if deadline_seconds is not None and not (
+        isinstance(deadline_seconds, int | float) and 0 < deadline_seconds < math.inf
+    ):
+        reasons.append("deadline_seconds must be a positive finite number (or None)")
+    for reason in reasons:
+        if reason is not None:
+            raise InvalidInputError(reason)
+
+
+def _count_error(value: object, what: str, least: int) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        return f"{what} must be an integer of at least {least}"
+    return None
 
 
 class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
@@ -111,10 +161,16 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
     ) -> None:
         if not callable(namespace) and (not isinstance(namespace, str) or not namespace):
             raise InvalidInputError("namespace must be a non-empty string or a callable")
-        if chunk_size < 1024:
-            raise InvalidInputError("chunk_size must be at least 1024 bytes")
-        if ttl is not None and ttl <= 0:
-            raise InvalidInputError("ttl must be positive (or None for no expiry)")
+        _check_options(
+            ttl=ttl,
+            ttl_rules=ttl_rules or {},
+            chunk_size=chunk_size,
+            spill_threshold=spill_threshold,
+            max_file_size=max_file_size,
+            edit_retries=edit_retries,
+            chunk_grace=chunk_grace,
+            deadline_seconds=deadline_seconds,
+        )
         for given in (connection.get("client"), connection.get("async_client")):
             if given is not None and _decodes_responses(given):
                 # content is stored as raw UTF-8 chunks cut at byte boundaries; a client that
@@ -141,8 +197,6 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         self._blob_dir = blob_dir
         self._edit_retries = edit_retries
         self._grace_ms = int(chunk_grace * 1000)
-        if deadline_seconds is not None and deadline_seconds <= 0:
-            raise InvalidInputError("deadline_seconds must be positive (or None)")
         self._deadline = deadline_seconds
         self._eviction = EvictionGuard("agent files", eviction_check, logger="deepagents_redis.fs")
 
