@@ -11,8 +11,8 @@ import socket
 from typing import Any
 
 import pytest
-from deepagents_redis.core import KeySpace, PayloadTooLargeError, RedisSettings
-from deepagents_redis.todos import RedisTodoRepository, TodosSettings
+from deepagents_redis.core import InvalidInputError, KeySpace, PayloadTooLargeError, RedisSettings
+from deepagents_redis.todos import MAX_LEASE_SECONDS, RedisTodoRepository, TodosSettings
 
 pytestmark = pytest.mark.integration
 
@@ -144,3 +144,56 @@ async def test_async_limits_match_sync(redis_target: Any) -> None:
         await repo.aupdate("as", "a", content="x" * 1_025)
     assert (await repo.aget("as")).version == 1
     await repo.aclose()
+
+
+BAD_LEASES = [float("nan"), float("inf"), -1.0, 0, True, "60", 1e12, 1e30, MAX_LEASE_SECONDS + 1]
+
+
+@pytest.mark.parametrize("lease", BAD_LEASES, ids=repr)
+async def test_a_lease_that_is_not_a_bounded_number_changes_nothing(
+    redis_target: Any, lease: Any
+) -> None:
+    # A lease of 1e12 s was applied and its end (past any datetime) made every later read
+    # of the plan a SerializationError; nan and inf raised ValueError / OverflowError.
+    repo = _repo(redis_target)
+    arepo = RedisTodoRepository(
+        async_client=redis_target.async_client,
+        settings=redis_target.settings,
+        todos_settings=LIMITS,
+    )
+    item = repo.add("lease", "x").items[0].id
+    with pytest.raises(InvalidInputError):
+        repo.claim("lease", item, owner="w", lease_seconds=lease)
+    with pytest.raises(InvalidInputError):
+        await arepo.aclaim("lease", item, owner="w", lease_seconds=lease)
+    plan = repo.get("lease")
+    assert (plan.version, plan.items[0].owner) == (1, None)
+    await arepo.aclose()
+
+
+def test_the_longest_lease_reads_back(redis_target: Any) -> None:
+    repo = _repo(redis_target)
+    item = repo.add("lease", "x").items[0].id
+    plan = repo.claim("lease", item, owner="w", lease_seconds=MAX_LEASE_SECONDS)
+    assert repo.get("lease") == plan
+    held = plan.items[0]
+    assert held.lease_expires_at is not None
+    assert held.updated_at is not None
+    assert (held.lease_expires_at - held.updated_at).total_seconds() == MAX_LEASE_SECONDS
+
+
+def test_the_script_refuses_a_longer_lease_from_another_writer(
+    redis_target: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client that skips the check (an older version, another language) must not be able
+    # to write a lease the plan cannot be read back with.
+    repo = _repo(redis_target)
+    item = repo.add("lease", "x").items[0].id
+    monkeypatch.setattr(
+        RedisTodoRepository,
+        "_claim_payload",
+        staticmethod(lambda i, o, s: {"id": i, "owner": o, "lease_ms": 10**15}),
+    )
+    with pytest.raises(InvalidInputError, match="lease"):
+        repo.claim("lease", item, owner="w", lease_seconds=1)
+    assert repo.get("lease").version == 1

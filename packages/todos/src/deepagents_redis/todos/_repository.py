@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -80,6 +81,7 @@ from deepagents_redis.todos._settings import TodosSettings
 
 __all__ = [
     "KIND",
+    "MAX_LEASE_SECONDS",
     "MUTATE_SCRIPT",
     "EvictionCheck",
     "RedisTodoRepository",
@@ -94,6 +96,11 @@ log = logging.getLogger("deepagents_redis.todos")
 
 KIND = "todos"
 """The key kind of every todos key (``KeySpace.key(KIND, scope, ...)``)."""
+
+MAX_LEASE_SECONDS = 10 * 365 * 86_400
+"""The longest lease `RedisTodoRepository.claim` grants (ten years; ``mutate.lua`` holds the
+same bound in ms). Past it the lease's end is a number cjson writes with too few digits and,
+further out, past any datetime: one claim made the plan unreadable for every reader."""
 
 _WITH_PLAN = """\
 -- todos_mutate: core's idempotent wrapper around mutate.lua (unchanged, below), then the plan.
@@ -721,8 +728,16 @@ class RedisTodoRepository(RedisComponent):
     def _claim_payload(item_id: str, owner: str, lease_seconds: float) -> dict[str, Any]:
         if not owner:
             raise InvalidInputError("claim needs a non-empty owner")
-        if lease_seconds <= 0:
-            raise InvalidInputError("lease_seconds must be positive")
+        if (
+            isinstance(lease_seconds, bool)
+            or not isinstance(lease_seconds, int | float)
+            or not math.isfinite(lease_seconds)
+            or not 0 < lease_seconds <= MAX_LEASE_SECONDS
+        ):
+            raise InvalidInputError(
+                f"lease_seconds must be a number > 0 and <= {MAX_LEASE_SECONDS}, "
+                f"got {lease_seconds!r}"
+            )
         return {"id": item_id, "owner": owner, "lease_ms": max(1, int(lease_seconds * 1000))}
 
     # -- reads --------------------------------------------------------------------------
@@ -959,7 +974,8 @@ class RedisTodoRepository(RedisComponent):
         Raises:
             ItemClaimedError: Another owner holds a live lease.
             NotFoundError: No such item.
-            InvalidInputError: The item is completed, or bad owner/lease.
+            InvalidInputError: The item is completed, or bad owner/lease (a lease must be
+                > 0 and at most `MAX_LEASE_SECONDS`).
         """
         payload = self._claim_payload(item_id, owner, lease_seconds)
         return self._mutate(

@@ -113,6 +113,9 @@ elseif op == 'update' or op == 'claim' or op == 'complete' or op == 'remove' the
   elseif op == 'claim' then
     if not is_str(payload.owner) or #payload.owner == 0 then return fail('INVALID claim needs an owner') end
     if type(payload.lease_ms) ~= 'number' or payload.lease_ms <= 0 then return fail('INVALID lease must be positive') end
+    -- MAX_LEASE_SECONDS of _repository.py, in ms: a longer lease ends past what cjson
+    -- writes exactly (14 digits) or any datetime holds, and the plan could not be read.
+    if payload.lease_ms > 315360000000 then return fail('INVALID lease is longer than 315360000 seconds') end
   elseif op == 'complete' then
     if payload.owner ~= nil and not is_str(payload.owner) then return fail('INVALID owner must be a string') end
   end
