@@ -103,3 +103,29 @@ def test_pool_connections_by_state(redis_target: Any) -> None:
     finally:
         provider.shutdown()
         connector.close()
+
+
+def test_a_second_watch_adds_to_what_is_reported(redis_settings: Any) -> None:
+    # OpenTelemetry keeps the first gauge of a name on a meter and dropped the second
+    # watch()'s callbacks: a process watching its worker's queues and, in another call, its
+    # agent's caches reported only the first call's things.
+    connector = RedisConnector(settings=redis_settings)
+    first = RedisLLMCache(connector=connector, namespace="obs-a")
+    second = RedisLLMCache(connector=connector, namespace="obs-b")
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        watch(caches=[first], meter_provider=provider)
+        watch(caches=[second], connectors=[connector], meter_provider=provider)
+        for _ in range(second.settings.breaker_failure_threshold):
+            second.breaker.record_failure()
+        connector.client().ping()
+        seen = _gauges(reader)
+        assert seen["deepagents_redis.cache.breaker_state"] == {
+            (("deepagents_redis.cache", "RedisLLMCache#0"),): 0,
+            (("deepagents_redis.cache", "RedisLLMCache#1"),): 2,
+        }
+        assert seen["deepagents_redis.pool.connections"]
+    finally:
+        provider.shutdown()
+        connector.close()

@@ -11,7 +11,9 @@ into the exporter. The breaker and pool gauges read process memory only.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -89,6 +91,132 @@ def pool_observations(connectors: Iterable[Any]) -> list[Observation]:
     return out
 
 
+class _Queues:
+    """One `watch()` call's coord queues, read once per collection for its four gauges."""
+
+    def __init__(self, tasks: Any, agents: Sequence[str]) -> None:
+        self._tasks = tasks
+        self._agents = list(agents)
+        self._at = -1.0
+        self._rows: list[tuple[str, Observation]] = []
+
+    def rows(self) -> list[tuple[str, Observation]]:
+        # one read of each queue per collection, shared by the four gauges' callbacks
+        now = time.monotonic()
+        if now - self._at < 0.5:
+            return list(self._rows)
+        out: list[tuple[str, Observation]] = []
+        self._at, self._rows = now, out
+        client = self._tasks.connector.client()
+        for agent in self._agents:
+            out += _queue_rows(self._tasks, client, agent)
+        return out
+
+
+def _queue_rows(tasks: Any, client: Any, agent: str) -> list[tuple[str, Observation]]:
+    keys = tasks.keys.queue(agent)
+    attrs = {f"{PREFIX}.agent": agent}
+    try:
+        groups = (
+            client.execute_command("XINFO", "GROUPS", keys.stream)
+            if client.exists(keys.stream)
+            else []
+        )
+        group = _group_info(groups)
+        # no group yet (no worker ever started): every entry waits
+        lag = group.get("lag") if group else client.xlen(keys.stream)
+        if lag is None:  # the server cannot tell (entries deleted): count them all
+            lag = client.xlen(keys.stream)
+        return [
+            ("backlog", Observation(_int(lag), attrs)),
+            ("pending", Observation(_int(group.get("pending")), attrs)),
+            ("delayed", Observation(_int(client.zcard(keys.delayed)), attrs)),
+            ("dead_letters", Observation(_int(client.xlen(keys.dlq)), attrs)),
+        ]
+    except Exception as exc:  # noqa: BLE001 - a collection must never fail the exporter
+        log.warning("observe: could not read the queue of %r: %s", agent, type(exc).__name__)
+        return []
+
+
+class _Watched:
+    """Everything the `watch()` calls on one meter asked for; its gauges report all of it.
+
+    OpenTelemetry keeps the first instrument of a name on a meter and drops a second
+    registration's callbacks, so a second `watch()` (a process that is both a worker and
+    an agent) was silently never reported. The gauges are created once per meter and read
+    this, which every call extends.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queues: list[_Queues] = []
+        self.caches: list[tuple[str, Any]] = []
+        self.connectors: list[Any] = []
+
+    def add(
+        self, tasks: Any, agents: Sequence[str], caches: Iterable[Any], connectors: Iterable[Any]
+    ) -> None:
+        with self.lock:
+            if tasks is not None:
+                self.queues.append(_Queues(tasks, agents))
+            for cache in caches:
+                # numbered across calls, so two calls' caches never share a label
+                label = f"{type(cache).__name__}#{len(self.caches)}"
+                self.caches.append((label, cache))
+            self.connectors.extend(connectors)
+
+    def queue_rows(self) -> list[tuple[str, Observation]]:
+        with self.lock:
+            queues = list(self.queues)
+        return [row for q in queues for row in q.rows()]
+
+    def breakers(self) -> list[Observation]:
+        with self.lock:
+            caches = list(self.caches)
+        return [
+            Observation(_BREAKER[cache.breaker.state], {f"{PREFIX}.cache": label})
+            for label, cache in caches
+        ]
+
+    def pools(self) -> list[Observation]:
+        with self.lock:
+            connectors = list(self.connectors)
+        return pool_observations(connectors)
+
+
+_registry_lock = threading.Lock()
+_registry: weakref.WeakKeyDictionary[Any, _Watched] = weakref.WeakKeyDictionary()
+"""What each meter provider's gauges report (held weakly: a provider shut down and dropped
+takes its entry with it)."""
+
+
+def _register_gauges(meter: Any, watched: _Watched) -> None:
+    def gauge(kind: str, description: str) -> None:
+        def callback(options: CallbackOptions) -> list[Observation]:
+            return [obs for name, obs in watched.queue_rows() if name == kind]
+
+        meter.create_observable_gauge(
+            f"{PREFIX}.coord.{kind}", callbacks=[callback], unit="{task}", description=description
+        )
+
+    gauge("backlog", "Tasks waiting for a worker (the consumer group's lag).")
+    gauge("pending", "Tasks claimed by a worker and not yet acknowledged.")
+    gauge("delayed", "Retries waiting for their backoff.")
+    gauge("dead_letters", "Entries in the dead-letter stream.")
+    meter.create_observable_gauge(
+        f"{PREFIX}.cache.breaker_state",
+        callbacks=[lambda options: watched.breakers()],
+        unit="1",
+        description="A cache's circuit breaker: 0 closed, 1 half-open, 2 open.",
+    )
+    meter.create_observable_gauge(
+        f"{PREFIX}.pool.connections",
+        callbacks=[lambda options: watched.pools()],
+        unit="{connection}",
+        description="Connections of a pool, idle or used (lent to a command).",
+    )
+
+
 def watch(
     *,
     tasks: Any = None,
@@ -98,6 +226,10 @@ def watch(
     meter_provider: Any = None,
 ) -> Any:
     """Register observable gauges for coord queues, cache breakers and connection pools.
+
+    Calling it again (with the same meter provider) adds to what is reported: a process that
+    runs a worker and an agent can watch the worker's queues and the agent's caches in two
+    calls.
 
     Args:
         tasks: A coord `TaskClient` (its connection and namespace are read).
@@ -116,85 +248,19 @@ def watch(
         ``deepagents_redis.coord.pending``: tasks claimed and not yet acknowledged;
         ``deepagents_redis.coord.delayed``: retries waiting for their backoff;
         ``deepagents_redis.coord.dead_letters``: entries in the dead-letter stream;
-        ``deepagents_redis.cache.breaker_state``: 0 closed, 1 half-open, 2 open;
+        ``deepagents_redis.cache.breaker_state``: 0 closed, 1 half-open, 2 open
+        (``deepagents_redis.cache`` is the class and a number, counted across calls);
         ``deepagents_redis.pool.connections``: connections of a pool by
         ``db.client.connection.state`` (``idle``, ``used``).
     """
-    meter = metrics.get_meter(f"{PREFIX}.gauges", meter_provider=meter_provider)
-    watched = list(agents)
-
-    memo: dict[str, Any] = {"at": -1.0, "rows": []}
-
-    def queues(options: CallbackOptions) -> list[tuple[str, Observation]]:
-        # one read of each queue per collection, shared by the four gauges' callbacks
-        now = time.monotonic()
-        if now - memo["at"] < 0.5:
-            return list(memo["rows"])
-        out: list[tuple[str, Observation]] = []
-        memo["at"], memo["rows"] = now, out
-        if tasks is None:
-            return out
-        client = tasks.connector.client()
-        for agent in watched:
-            keys = tasks.keys.queue(agent)
-            attrs = {f"{PREFIX}.agent": agent}
-            try:
-                groups = (
-                    client.execute_command("XINFO", "GROUPS", keys.stream)
-                    if client.exists(keys.stream)
-                    else []
-                )
-                group = _group_info(groups)
-                # no group yet (no worker ever started): every entry waits
-                lag = group.get("lag") if group else client.xlen(keys.stream)
-                if lag is None:  # the server cannot tell (entries deleted): count them all
-                    lag = client.xlen(keys.stream)
-                out += [
-                    ("backlog", Observation(_int(lag), attrs)),
-                    ("pending", Observation(_int(group.get("pending")), attrs)),
-                    ("delayed", Observation(_int(client.zcard(keys.delayed)), attrs)),
-                    ("dead_letters", Observation(_int(client.xlen(keys.dlq)), attrs)),
-                ]
-            except Exception as exc:  # noqa: BLE001 - a collection must never fail the exporter
-                log.warning(
-                    "observe: could not read the queue of %r: %s", agent, type(exc).__name__
-                )
-        return out
-
-    def gauge(kind: str, description: str) -> None:
-        def callback(options: CallbackOptions) -> list[Observation]:
-            return [obs for name, obs in queues(options) if name == kind]
-
-        meter.create_observable_gauge(
-            f"{PREFIX}.coord.{kind}", callbacks=[callback], unit="{task}", description=description
-        )
-
-    gauge("backlog", "Tasks waiting for a worker (the consumer group's lag).")
-    gauge("pending", "Tasks claimed by a worker and not yet acknowledged.")
-    gauge("delayed", "Retries waiting for their backoff.")
-    gauge("dead_letters", "Entries in the dead-letter stream.")
-    watched_caches = list(caches)
-
-    def breakers(options: CallbackOptions) -> list[Observation]:
-        return [
-            Observation(
-                _BREAKER[cache.breaker.state],
-                {f"{PREFIX}.cache": f"{type(cache).__name__}#{index}"},
-            )
-            for index, cache in enumerate(watched_caches)
-        ]
-
-    meter.create_observable_gauge(
-        f"{PREFIX}.cache.breaker_state",
-        callbacks=[breakers],
-        unit="1",
-        description="A cache's circuit breaker: 0 closed, 1 half-open, 2 open.",
-    )
-    watched_connectors = list(connectors)
-    meter.create_observable_gauge(
-        f"{PREFIX}.pool.connections",
-        callbacks=[lambda options: pool_observations(watched_connectors)],
-        unit="{connection}",
-        description="Connections of a pool, idle or used (lent to a command).",
-    )
+    provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+    meter = metrics.get_meter(f"{PREFIX}.gauges", meter_provider=provider)
+    with _registry_lock:
+        # Keyed by provider: the SDK's hands back one meter per name, but the global proxy
+        # provider (before an SDK is set) a new one per call.
+        watched = _registry.get(provider)
+        if watched is None:
+            watched = _registry[provider] = _Watched()
+            _register_gauges(meter, watched)
+    watched.add(tasks, agents, caches, connectors)
     return meter
