@@ -372,4 +372,65 @@ async def test_fork_mode_sends_the_parents_conversation(
     assert snapshot[-1]["content"] == _ASYNC_FORK_TASK_PREAMBLE + "go on"
     (got,) = received
     assert got == snapshot  # what the worker ran is the snapshot, through the codec
-    assert result["messages"][-1].content == "all done"
+    # the task ended while "all done" was written: its notification gives the model a turn
+    assert [m.content for m in result["messages"] if m.type == "ai"][-2:] == ["all done", "done"]
+
+
+# ---------------------------------------------------------------- the turn after an answer
+
+
+def _answer_after_task_ends(tasks: TaskClient, gate: Any) -> ScriptedChatModel:
+    """Start a task, then answer: the task ends while the answer is being written."""
+
+    def answer_while_it_ends(messages: Sequence[BaseMessage]) -> AIMessage:
+        [task_id] = _ids(messages)
+        gate.set()  # the task ends now: after this call's before_model looked at it
+        tasks.join(task_id, timeout=20)
+        return AIMessage(content="started it; nothing back yet")
+
+    return ScriptedChatModel(
+        script=[
+            tool_call(
+                "start_async_task", {"description": "topic C", "subagent_type": "gated"}, "s0"
+            ),
+            answer_while_it_ends,
+            AIMessage(content="the findings came in"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_task_that_ends_during_the_final_answer_gives_the_model_another_turn(
+    tasks: TaskClient, worker_factory: Any, mode: str
+) -> None:
+    """Upstream's `aafter_model`: after a final answer the tasks are looked at once more, and
+    news gives the model another turn. Without it the run ended on "nothing back yet" and
+    the outcome waited for a next run that may never come."""
+    import threading
+
+    gate = threading.Event()
+
+    def gated(state: dict[str, Any]) -> dict[str, Any]:
+        assert gate.wait(20)
+        return _research(state)
+
+    with worker_factory({"gated": RunnableLambda(gated)}):
+        model = _answer_after_task_ends(tasks, gate)
+        agent = create_deep_agent(
+            model=model,
+            middleware=[
+                RedisAsyncSubAgentMiddleware(
+                    subagents=[{"name": "gated", "description": "Waits."}], client=tasks
+                )
+            ],
+        )
+        request = {"messages": [("user", "research C")]}
+        result = agent.invoke(request) if mode == "sync" else await agent.ainvoke(request)
+    assert [m.content for m in result["messages"] if m.type == "ai"][-2:] == [
+        "started it; nothing back yet",
+        "the findings came in",
+    ]
+    notes = [m for m in result["messages"] if "deepagents_notification" in m.additional_kwargs]
+    assert [n.additional_kwargs["deepagents_notification"]["status"] for n in notes] == ["success"]
+    assert "findings about topic C" in str(notes[0].content)
+    assert [t["status"] for t in result["async_tasks"].values()] == ["success"]

@@ -19,9 +19,12 @@ gets the task description; ``fork``: a snapshot of the parent's conversation, th
 A follow-up to a finished task starts a new run with its conversation plus the message,
 tracked under the same task id (`run_id` changes, as upstream).
 
-Difference: notifications come on both paths, `before_model` (sync `invoke`) and
-`abefore_model` (upstream: async only); there is no ``waiting`` status (a worker's run does
-not pause for a human).
+After a final answer the tasks are looked at once more, and a task that ended meanwhile gives
+the model another turn with its notification (upstream's ``aafter_model``).
+
+Difference: notifications come on both paths, `before_model`/`after_model` (sync `invoke`)
+and `abefore_model`/`aafter_model` (upstream: async only); there is no ``waiting`` status (a
+worker's run does not pause for a human).
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ from deepagents_redis.core import (
     adrive_operation,
     drive_operation,
 )
-from langchain.agents.middleware import AgentMiddleware
+from langchain.agents.middleware import AgentMiddleware, hook_config
 from langchain.tools import ToolRuntime
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import StructuredTool
@@ -503,6 +506,31 @@ class RedisAsyncSubAgentMiddleware(AgentMiddleware):  # type: ignore[type-arg]
     async def abefore_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
         """Async twin of `before_model`."""
         return await self._arun(self._notify(state))  # type: ignore[no-any-return]
+
+    def _after_answer(self, state: Any) -> _Flow:
+        """After a final answer, look at the tasks once more; news gives the model a turn.
+
+        deepagents' ``aafter_model``: an answer given while a task ran would otherwise end
+        the run without the outcome that came in meanwhile. Each extra turn needs a new
+        notification, so the tasks themselves bound how many there are.
+        """
+        messages = state.get("messages") or []
+        if not messages or getattr(messages[-1], "tool_calls", None):
+            return None
+        update = yield from self._notify(state)
+        if not update or not update.get("messages"):
+            return update
+        return {**update, "jump_to": "model"}
+
+    @hook_config(can_jump_to=["model"])
+    def after_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        """Give the model another turn when a task ended while it gave its final answer."""
+        return self._run(self._after_answer(state))  # type: ignore[no-any-return]
+
+    @hook_config(can_jump_to=["model"])
+    async def aafter_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        """Async twin of `after_model`."""
+        return await self._arun(self._after_answer(state))  # type: ignore[no-any-return]
 
     def wrap_model_call(self, request: Any, handler: Any) -> Any:
         """Append the system prompt addition, if any."""
