@@ -10,6 +10,7 @@ delete, by another worker through Redis, exactly in each of those windows.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deepagents_redis.core import InvalidInputError
 from deepagents_redis.fs import RedisBackend, _blobs
 
 pytestmark = pytest.mark.integration
@@ -90,3 +92,27 @@ async def test_a_write_survives_a_delete_that_removes_its_blob_directory(
     assert st.blob_ref is not None
     assert st.blob_ref != old.blob_ref
     assert writer.blob_store.get(st.blob_ref) == new.encode()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("grace", [-1.0, -3600.0, math.nan, math.inf])
+async def test_gc_refuses_a_grace_that_would_take_a_blob_about_to_be_committed(
+    make_backend: Any, tmp_path: Path, grace: float, mode: str
+) -> None:
+    # A negative grace put the orphan cutoff in the future: the blob a writer has just put
+    # and not yet committed was deleted (its file then had no content); NaN and infinity
+    # removed no orphan at all. The CLI already refused these (fs gc --orphan-grace).
+    b: RedisBackend = make_backend(blob_dir=str(tmp_path / "blobs"))
+    in_flight = b._blob_prefix(b.resolve_namespace()) + "feedface/uncommitted"
+    b.blob_store.put(in_flight, b"being written")
+    if mode == "sync":
+        with pytest.raises(InvalidInputError, match="orphan_grace"):
+            b.gc(orphan_grace=grace)
+    else:
+        with pytest.raises(InvalidInputError, match="orphan_grace"):
+            await b.agc(orphan_grace=grace)
+    assert b.blob_store.get(in_flight) == b"being written"
+    # the default grace leaves it alone and a grace of 0 takes it: it is an orphan
+    assert b.gc() == 0
+    assert b.gc(orphan_grace=0) == 1
+    assert b.blob_store.get(in_flight) is None

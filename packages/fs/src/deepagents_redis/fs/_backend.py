@@ -275,6 +275,11 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         return await self._arun("stat", self._stat_op(path))
 
     def _gc_op(self, orphan_grace: float) -> _Op[int]:
+        # A negative grace puts the cutoff in the future, so the blob a writer has just put
+        # and is about to commit counts as an orphan and is deleted (the file it commits
+        # then has no content); NaN compares false with every mtime and removes no orphan.
+        if not (isinstance(orphan_grace, int | float) and 0 <= orphan_grace < math.inf):
+            raise InvalidInputError("orphan_grace must be a finite number of seconds, at least 0")
         ns = self.resolve_namespace()
         removed = 0
         while True:
@@ -305,6 +310,9 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
 
         Returns:
             Number of blobs removed.
+
+        Raises:
+            InvalidInputError: `orphan_grace` is negative or not finite.
         """
         return self._run("gc", self._gc_op(orphan_grace))
 
