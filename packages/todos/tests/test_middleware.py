@@ -279,6 +279,26 @@ def test_invalid_write_is_an_error_result(redis_target: Any) -> None:
     assert mw.repository.get("t6").version == 0
 
 
+async def test_a_lone_surrogate_is_an_error_result(redis_target: Any) -> None:
+    # A model's JSON escape "\ud800" arrives as a lone surrogate: write_todos raised
+    # UnicodeEncodeError out of the tool (the run failed) instead of answering the model.
+    mw = middleware(redis_target)
+    runtime = ToolRuntime(
+        state={"messages": [], "todos_version": 0},
+        context=None,
+        config={"configurable": {"thread_id": "t-lone"}},
+        stream_writer=lambda _: None,
+        tool_call_id="c",
+        store=None,
+    )
+    todos = [{"content": "fix \ud800", "status": "pending"}]
+    for command in (mw.write(runtime, todos), await mw.awrite(runtime, todos)):
+        (msg,) = command.update["messages"]  # type: ignore[index]
+        assert msg.status == "error"
+        assert "not changed" in msg.content
+    assert mw.repository.get("t-lone").version == 0
+
+
 def test_missing_thread_id_is_a_configuration_error(redis_target: Any) -> None:
     from deepagents_redis.core import ConfigurationError
 

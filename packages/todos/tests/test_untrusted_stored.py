@@ -247,3 +247,40 @@ async def test_history_of_zero_entries_is_empty(
     repo.add("logged", "first")
     assert repo.history("logged", limit=0) == []
     assert await arepo.ahistory("logged", limit=0) == []
+
+
+LONE = "\ud800"
+"""A lone surrogate: what a model's JSON escape "\\ud800" decodes to; no UTF-8 encoder takes it."""
+
+
+def _unencodable(repo: RedisTodoRepository, first: str, aio: bool) -> list[Any]:
+    p = "a" if aio else ""
+    call = lambda name, *a, **k: lambda: getattr(repo, p + name)(*a, **k)  # noqa: E731
+    return [
+        call("add", "u", f"x{LONE}"),
+        call("add", "u", "x", item_id=LONE),
+        call("add", "u", "x", metadata={"k": LONE}),
+        call("add", "u", "x", metadata={LONE: 1}),
+        call("add", "u", "x", op_id=LONE),
+        call("add", "u", "x", actor=LONE),
+        call("update", "u", first, content=LONE),
+        call("replace", "u", [{"content": LONE}]),
+        call("claim", "u", first, owner=LONE, lease_seconds=60),
+        call("complete", "u", first, owner=LONE),
+    ]
+
+
+@pytest.mark.integration
+async def test_text_redis_cannot_carry_is_invalid_input_and_changes_nothing(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository, redis_target: Any
+) -> None:
+    # It raised UnicodeEncodeError from the packer (not one of our errors).
+    first = repo.add("u", "first").items[0].id
+    before = redis_target.client.hgetall(repo.plan_key("u"))
+    for mutation in _unencodable(repo, first, aio=False):
+        with pytest.raises(InvalidInputError, match="Unicode"):
+            mutation()
+    for mutation in _unencodable(arepo, first, aio=True):
+        with pytest.raises(InvalidInputError, match="Unicode"):
+            await mutation()
+    assert redis_target.client.hgetall(repo.plan_key("u")) == before

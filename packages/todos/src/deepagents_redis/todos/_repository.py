@@ -318,6 +318,20 @@ def _parse_change(entry_id: Any, fields: Mapping[Any, Any]) -> TodoChange:
         ) from exc
 
 
+def _not_unicode(exc: UnicodeEncodeError) -> InvalidInputError:
+    """The error for a mutation whose text Redis cannot carry (a lone surrogate).
+
+    A model's JSON escape for U+D800 decodes to a Python ``str`` that no UTF-8 encoder takes;
+    the packer refuses it before anything is sent (a mutation is one command), so nothing
+    changed. Caught around the call instead of checked up front: encoding every payload a
+    second time would cost each mutation, this costs nothing until it happens.
+    """
+    return InvalidInputError(
+        f"todo text must be valid Unicode: {exc.object[exc.start : exc.end]!r} "
+        "(a lone surrogate) cannot be stored"
+    )
+
+
 def _check_limit(limit: Any) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise InvalidInputError(f"history limit must be an int >= 0, got {limit!r}")
@@ -487,15 +501,18 @@ class RedisTodoRepository(RedisComponent):
         request = self._request(scope, op, payload, expected_version, actor, op_id, known)
         with self._deadline():
             self._check_eviction()
-            return run_operation(
-                self._connector,
-                f"todos.{op}",
-                self._mutate_op(scope, request, op_id, known),
-                deadline_seconds=self._connector.settings.deadline_seconds,
-                expected=expected_version,
-                words=script_words(item_id),
-                scope=scope,
-            )
+            try:
+                return run_operation(
+                    self._connector,
+                    f"todos.{op}",
+                    self._mutate_op(scope, request, op_id, known),
+                    deadline_seconds=self._connector.settings.deadline_seconds,
+                    expected=expected_version,
+                    words=script_words(item_id),
+                    scope=scope,
+                )
+            except UnicodeEncodeError as exc:
+                raise _not_unicode(exc) from exc
 
     async def _amutate(
         self,
@@ -513,15 +530,18 @@ class RedisTodoRepository(RedisComponent):
         request = self._request(scope, op, payload, expected_version, actor, op_id, known)
         with self._deadline():
             await self._acheck_eviction()
-            return await arun_operation(
-                self._connector,
-                f"todos.{op}",
-                self._mutate_op(scope, request, op_id, known),
-                deadline_seconds=self._connector.settings.deadline_seconds,
-                expected=expected_version,
-                words=script_words(item_id),
-                scope=scope,
-            )
+            try:
+                return await arun_operation(
+                    self._connector,
+                    f"todos.{op}",
+                    self._mutate_op(scope, request, op_id, known),
+                    deadline_seconds=self._connector.settings.deadline_seconds,
+                    expected=expected_version,
+                    words=script_words(item_id),
+                    scope=scope,
+                )
+            except UnicodeEncodeError as exc:
+                raise _not_unicode(exc) from exc
 
     def _mutate_op(
         self, scope: str, request: Idempotent, op_id: str, known: _Known | None
