@@ -221,3 +221,36 @@ def test_the_span_is_current_inside_and_records_errors_by_type(otel: Captured) -
     from opentelemetry import trace
 
     assert not trace.get_current_span().get_span_context().is_valid
+
+
+def test_capture_puts_back_the_instrumentation_that_was_in_force(connector: Any) -> None:
+    # capture() replaced a process's own instrument() for the block and then uninstrumented:
+    # after the block nothing was reported any more, to the process's own exporters or not.
+    from deepagents_redis.observe import capture
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    mine = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(mine))
+    installed = instrument(tracer_provider=provider, redis_commands=True)
+    later = None
+    try:
+        with capture() as seen:
+            run_operation(connector, "test.inside", _op("PING"), deadline_seconds=5)
+        assert [s.name for s in seen.finished("test.")] == ["test.inside"]
+        assert is_instrumented()
+        assert get_instrumentation() is installed
+        later = RedisConnector(settings=connector.settings)  # built after: commands traced
+        run_operation(later, "test.after", _op("PING"), deadline_seconds=5)
+        names = [s.name for s in mine.get_finished_spans()]
+        assert "test.after" in names
+        assert "test.inside" not in names
+        assert any(name.upper().startswith("PING") for name in names)
+    finally:
+        uninstrument()
+        assert not is_instrumented()
+        if later is not None:
+            later.close()
+        provider.shutdown()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepagents_redis.core import ConfigurationError
-from deepagents_redis.observe._setup import instrument, uninstrument
+from deepagents_redis.observe._setup import instrumented_for_block
 
 __all__ = ["Captured", "capture"]
 
@@ -47,7 +47,10 @@ class Captured:
 
 @contextmanager
 def capture() -> Iterator[Captured]:
-    """Instrument with in-memory SDK exporters for the block; uninstrument after.
+    """Instrument with in-memory SDK exporters for the block; put back what was in force after.
+
+    An `instrument()` of your own is replaced for the block (its exporters see nothing of
+    it) and is in force again after it.
 
     Yields:
         The recordings.
@@ -76,10 +79,9 @@ def capture() -> Iterator[Captured]:
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
-    instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
     try:
-        yield Captured(spans, reader, tracer_provider, meter_provider)
+        with instrumented_for_block(tracer_provider=tracer_provider, meter_provider=meter_provider):
+            yield Captured(spans, reader, tracer_provider, meter_provider)
     finally:
-        uninstrument()
         meter_provider.shutdown()
         tracer_provider.shutdown()

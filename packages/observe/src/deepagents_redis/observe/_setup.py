@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 from deepagents_redis.core import ConfigurationError, get_instrumentation, set_instrumentation
 from deepagents_redis.observe._otel import OpenTelemetryInstrumentation
 
-__all__ = ["instrument", "is_instrumented", "uninstrument"]
+__all__ = ["instrument", "instrumented_for_block", "is_instrumented", "uninstrument"]
 
 _lock = threading.Lock()
 _installed: OpenTelemetryInstrumentation | None = None
 _previous: Any = None
 _key: tuple[int, int, bool] | None = None
 _redis_instrumentor: Any = None
+_tracer_provider: Any = None
+
+
+class _InForce(NamedTuple):
+    """What `instrument()` had installed, to put back after a block (`capture`)."""
+
+    installed: OpenTelemetryInstrumentation
+    previous: Any
+    key: tuple[int, int, bool]
+    tracer_provider: Any
+    redis_commands: bool
 
 
 def instrument(
@@ -38,7 +51,7 @@ def instrument(
     Raises:
         ConfigurationError: ``redis_commands=True`` without the ``redis`` extra.
     """
-    global _installed, _previous, _key, _redis_instrumentor
+    global _installed, _previous, _key, _redis_instrumentor, _tracer_provider
     key = (id(tracer_provider), id(meter_provider), redis_commands)
     with _lock:
         if _installed is not None and _key == key and get_instrumentation() is _installed:
@@ -60,16 +73,71 @@ def instrument(
         installed = OpenTelemetryInstrumentation(tracer_provider, meter_provider)
         _previous = set_instrumentation(installed)
         _installed, _key, _redis_instrumentor = installed, key, instrumentor
+        _tracer_provider = tracer_provider
         return installed
 
 
 def _uninstall() -> None:
-    global _installed, _previous, _key, _redis_instrumentor
+    global _installed, _previous, _key, _redis_instrumentor, _tracer_provider
     if get_instrumentation() is _installed:
         set_instrumentation(_previous)
     if _redis_instrumentor is not None and _redis_instrumentor.is_instrumented_by_opentelemetry:
         _redis_instrumentor.uninstrument()
     _installed, _previous, _key, _redis_instrumentor = None, None, None, None
+    _tracer_provider = None
+
+
+def _in_force() -> _InForce | None:
+    with _lock:
+        if _installed is None or _key is None or get_instrumentation() is not _installed:
+            return None
+        return _InForce(
+            _installed, _previous, _key, _tracer_provider, _redis_instrumentor is not None
+        )
+
+
+def _put_back(state: _InForce) -> None:
+    global _installed, _previous, _key, _redis_instrumentor, _tracer_provider
+    with _lock:
+        if _installed is not None:  # instrumented again inside the block: that one stays
+            return
+        instrumentor = None
+        if state.redis_commands:
+            from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+            instrumentor = RedisInstrumentor()
+            if not instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.instrument(tracer_provider=state.tracer_provider)
+        set_instrumentation(state.installed)
+        _installed, _previous, _key = state.installed, state.previous, state.key
+        _redis_instrumentor, _tracer_provider = instrumentor, state.tracer_provider
+
+
+@contextmanager
+def instrumented_for_block(
+    *, tracer_provider: Any, meter_provider: Any
+) -> Iterator[OpenTelemetryInstrumentation]:
+    """`instrument()` for the block, then put back the instrumentation that was in force.
+
+    `capture` runs on this: a process's own `instrument()` (its exporters, its redis command
+    spans) was replaced for the block and, after it, nothing was instrumented any more, so
+    every span and metric after a `capture()` was silently lost.
+
+    Args:
+        tracer_provider: Where the block's spans go.
+        meter_provider: Where the block's metrics go.
+
+    Yields:
+        The block's instrumentation.
+    """
+    before = _in_force()
+    installed = instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        yield installed
+    finally:
+        uninstrument()
+        if before is not None:
+            _put_back(before)
 
 
 def uninstrument() -> None:
