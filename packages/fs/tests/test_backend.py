@@ -104,6 +104,29 @@ def test_capped_grep_keeps_the_first_matches_in_path_order(make_backend: Any) ->
     assert [(m["path"], m["line"]) for m in capped.matches] == [("/a.txt", 1), ("/b.txt", 1)]
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("cap", [-1, -5, 0, 1, 2.5, 7.0, float("nan"), float("inf"), True])
+async def test_grep_caps_like_deepagents_for_any_number(
+    make_backend: Any, store: Any, cap: Any, mode: str
+) -> None:
+    # deepagents stops at the first match that finds len(matches) >= max_count: a negative
+    # cap keeps no match, 2.5 keeps 3. Ours sent a negative cap to the GREP script as "no
+    # cap" and sliced with it (-1 kept all matches but the last), and 2.5 raised TypeError.
+    # One inline file before a chunked one (4 KB chunks): both search paths take the cap.
+    script = [
+        Operation("write", ("/a.txt", "x\nx\nx\n")),
+        Operation("write", ("/b.txt", "x\n" * 3000)),
+        Operation("grep", ("x",), {"max_count": cap}),
+        Operation("grep", ("x", "/b.txt"), {"max_count": cap}),
+    ]
+    if mode == "sync":
+        run_operations(make_backend(), store, script)
+    else:
+        await arun_operations(make_backend(), store, script)
+    got = await call(make_backend(), mode, "grep", "x", max_count="3")
+    assert got.error == "Error: max_count must be a number, got '3'"
+
+
 def test_ls_of_a_directory_larger_than_one_summary_batch(make_backend: Any, store: Any) -> None:
     # LS reads file summaries 1,000 per HMGET: 2,345 files (and sub-directories among them)
     # cross two batch boundaries and end inside a third.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import math
 from typing import Any
 
 from deepagents.backends.protocol import (
@@ -49,6 +50,20 @@ from deepagents_redis.fs._paths import (
 )
 
 __all__: list[str] = []
+
+
+def _match_cap(max_count: float) -> int | None:
+    """How many matches `grep_matches_from_files(..., max_count=max_count)` keeps at most.
+
+    deepagents stops at the first match that finds `len(matches) >= max_count`: a negative
+    cap keeps none, like 0, and a fractional one keeps its ceiling; NaN and infinity never
+    stop it. Taken as given, a negative cap was no cap to the GREP script (budget -1) and
+    then a negative slice (`max_count=-1` kept all matches but the last, the reference
+    none), and 2.5 raised TypeError from the slice.
+    """
+    if not math.isfinite(max_count):
+        return None
+    return max(0, math.ceil(max_count))
 
 
 class _SearchOps(_Layout):
@@ -197,6 +212,10 @@ class _SearchOps(_Layout):
         reason = _search_args_error(pattern=pattern, path=path, glob=glob)
         if reason is not None:
             return GrepResult(error=reason)
+        if max_count is not None:
+            if not isinstance(max_count, int | float):
+                return GrepResult(error=f"Error: max_count must be a number, got {max_count!r}")
+            max_count = _match_cap(max_count)
         ns = self.resolve_namespace()
         # Paths only: the GREP script itself skips binary files and files whose metadata
         # is gone (expired), and bounds its work by content bytes, so the listing needs no
