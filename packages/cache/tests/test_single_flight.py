@@ -289,3 +289,25 @@ def test_a_forked_worker_waits_on_its_parents_lease(make_llm_cache: Any, recorde
     assert status == 0
     # A waiter that gave up (wait_timeout=0), not a second leader.
     assert reply == "True 0 1"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_lease_without_an_expiry_is_taken_over_at_once(
+    make_llm_cache: Any, redis_target: Any, recorder: Any, mode: str
+) -> None:
+    # Every cache lease is SET with PX; one without an expiry (a copy that dropped TTLs,
+    # another tool) never ended: each lookup of that prompt waited the whole wait_timeout
+    # (75 s by default) and then missed, forever.
+    cache = make_llm_cache(ttl=60, namespace="sf-persist", wait_timeout=10, cache_settings=PATIENT)
+    lease = cache.redis_keys(PROMPT, LLM)["lease"]
+    redis_target.client.set(lease, b"not-a-cache-token")
+    got = cache.lookup(PROMPT, LLM) if mode == "sync" else await cache.alookup(PROMPT, LLM)
+    assert got is None
+    assert recorder.total("cache.single_flight", outcome="leader") == 1
+    assert recorder.total("cache.single_flight", outcome="wait_timeout") == 0
+    assert 0 < redis_target.client.pttl(lease) <= 60_000
+    if mode == "sync":
+        cache.update(PROMPT, LLM, [Generation(text="answer")])
+    else:
+        await cache.aupdate(PROMPT, LLM, [Generation(text="answer")])
+    assert redis_target.client.exists(lease) == 0

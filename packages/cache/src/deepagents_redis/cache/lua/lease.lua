@@ -2,7 +2,9 @@
 -- take_lease(lease_key, token, lease_ms) takes the single-flight lease of one entry, or
 -- says who has it: {2} when this caller holds it now (new, or already its own: re-entry,
 -- its TTL pushed to lease_ms); {3, pttl} when another caller holds it (pttl = its
--- remaining ms).
+-- remaining ms). A lease without an expiry was not written by a cache (every cache lease
+-- is SET with PX; a copy or restore that drops TTLs, or another tool, leaves one) and would
+-- never end: every caller waited wait_timeout on it, on every lookup. It is taken over.
 local function take_lease(lease_key, token, lease_ms)
   if redis.call('SET', lease_key, token, 'NX', 'PX', lease_ms) then
     return {2}
@@ -11,5 +13,10 @@ local function take_lease(lease_key, token, lease_ms)
     redis.call('PEXPIRE', lease_key, lease_ms)
     return {2}
   end
-  return {3, redis.call('PTTL', lease_key)}
+  local pttl = redis.call('PTTL', lease_key)
+  if pttl < 0 then
+    redis.call('SET', lease_key, token, 'PX', lease_ms)
+    return {2}
+  end
+  return {3, pttl}
 end
