@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import tempfile
 from collections.abc import Callable, Iterable
@@ -189,11 +190,21 @@ def _decodes_responses(client: Any) -> bool:
         return False
 
 
+# The endings of the two conflict errors (a write's expected version moved; an edit kept
+# losing races). Matched at the end of the text: a path or an edit's old_string inside any
+# other error (`File '/changed.md' not found`) made that error count as a conflict.
+_CONFLICT_ENDINGS = re.compile(
+    r"' changed: expected version \d+, found \d+\. Read it again and retry\.\Z"
+    r"|' kept changing under concurrent edits; gave up after \d+ attempts\. "
+    r"Read it again and retry\.\Z"
+)
+
+
 def _outcome(result: Any) -> str:
     error = getattr(result, "error", None)
     if error is None:
         return "ok"
-    return "conflict" if "changed" in str(error) or "kept changing" in str(error) else "miss"
+    return "conflict" if _CONFLICT_ENDINGS.search(str(error)) else "miss"
 
 
 def _search_args_error(**args: str | None) -> str | None:
