@@ -311,3 +311,15 @@ async def test_an_envelope_of_the_wrong_types_is_a_counted_miss(
     assert cache.get([full]) == {}
     assert await cache.aget([full]) == {}
     assert recorder.total("node_cache.get", outcome="corrupt") == 2
+
+
+async def test_a_key_asked_twice_counts_two_hits(make_node_cache: Any, recorder: Any) -> None:
+    # Two tasks with the same cache key in one batch: the value was served to both, but the
+    # second was counted as a miss (hits were counted per distinct key found).
+    cache = make_node_cache()
+    full = (("ns",), "k")
+    cache.set({full: ("v", 60)})
+    assert cache.get([full, full, (("ns",), "absent")]) == {full: "v"}
+    assert await cache.aget([full, full]) == {full: "v"}
+    assert recorder.total("node_cache.get", outcome="hit") == 4
+    assert recorder.total("node_cache.get", outcome="miss") == 1

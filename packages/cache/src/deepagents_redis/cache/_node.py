@@ -301,8 +301,10 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
                 ok, value = self._decode(entry, gen_raw, raw)
                 if ok:
                     out[full] = value
-        hits = len(out)
+        # Per key asked for, not per distinct key served: a batch naming one key twice (two
+        # tasks with the same cache key) counted the second one as a miss.
         total = sum(len(f) for f in groups.values())
+        hits = total if len(out) == total else sum(f in out for g in groups.values() for f in g)
         if hits:
             self._guard.count("get", "hit", hits)
         if total - hits:
