@@ -343,6 +343,30 @@ def test_replayed_multi_turn_conversation_hits_every_turn(make_llm_cache: Any) -
     assert model.calls == [0, 1]
 
 
+async def test_replayed_conversation_of_a_model_without_usage_hits_every_turn(
+    make_llm_cache: Any,
+) -> None:
+    # A model that reports no usage: its first run stored turn 2 under the prompt as LangChain
+    # dumped it; on the replay, turn 1's hit carries LangChain's total_cost=0, which the key
+    # dropped, but the rest was written back compactly: another key, so turn 2 missed.
+    model = ScriptedChatModel(
+        script=[AIMessage(content="a0"), AIMessage(content="é a1")],
+        by_turn=True,
+        cache=make_llm_cache(ttl=60),
+    )
+
+    async def conversation() -> None:
+        history: list[Any] = [HumanMessage(content="first ✓")]
+        history.append(await model.ainvoke(history))
+        history.append(HumanMessage(content="second"))
+        history.append(model.invoke(history))
+
+    await conversation()
+    assert model.calls == [0, 1]
+    await conversation()
+    assert model.calls == [0, 1]
+
+
 @pytest.mark.parametrize("namespace", ["default", "a:b*{c}[d]?\\", "", "émoji 🎉"])
 def test_keys_are_keyspace_keys(namespace: str, redis_settings: Any) -> None:
     cache = RedisLLMCache(settings=redis_settings, namespace=namespace)

@@ -52,7 +52,13 @@ def canonical_prompt(prompt: str) -> str:
         if isinstance(kwargs, dict) and "usage_metadata" in kwargs:
             del kwargs["usage_metadata"]
             changed = True
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")) if changed else prompt
+    # Written back the way LangChain's `dumps` wrote it (json.dumps' defaults), so a prompt
+    # that loses its usage metadata here is the very text of the same prompt that never had
+    # any: the original run of a model that reports no usage (a provider without it, OpenAI
+    # streaming without stream_usage) stored turn 2 under the prompt as dumped, while the
+    # replay's turn 2 carries LangChain's `total_cost: 0` from the turn-1 hit. Written
+    # compactly, the two keys differed and every replayed turn after the first missed.
+    return json.dumps(data) if changed else prompt
 
 
 def entry_hash(prompt: str, llm_string: str) -> str:
