@@ -1,4 +1,4 @@
-"""``deepagents-redis checkpoint copy|threads``: a deep agent's thread moves to Redis and back."""
+"""``deepagents-redis checkpoint copy|threads|sweep``: a thread moves to Redis and back."""
 
 from __future__ import annotations
 
@@ -191,3 +191,28 @@ def test_a_refused_thread_is_named_and_the_rest_copied(
     assert list(saver.threads()) == ["a-ok", "c-ok"]
     for thread in ("a-ok", "c-ok"):
         saver.delete_thread(thread)
+
+
+def test_checkpoint_sweep_takes_expired_threads_off_the_index(
+    redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    ns = f"sweep{uuid.uuid4().hex[:6]}"
+    saver = RedisSaver(settings=RedisSettings(url=redis_url, key_prefix=key_prefix), namespace=ns)
+    for thread in ("a", "b"):
+        saver.put(
+            {"configurable": {"thread_id": thread, "checkpoint_ns": ""}},
+            empty_checkpoint(),
+            {"step": 0},
+            {},
+        )
+    raw = saver._connector.client()
+    raw.delete(*saver.keys.thread("a").all)  # as its TTL would
+    base = ["--url", redis_url, "--prefix", key_prefix, "--namespace", ns]
+    assert main(["checkpoint", "sweep", *base, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"removed": 1}
+    assert main(["checkpoint", "sweep", *base]) == 0
+    assert "took 0 expired thread(s) off the index" in capsys.readouterr().out
+    assert main(["checkpoint", "threads", *base, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == ["b"]

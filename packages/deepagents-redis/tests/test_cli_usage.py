@@ -109,6 +109,7 @@ def test_advice_names_options_the_cli_has() -> None:
         "events tail",
         "checkpoint copy --from redis",
         "checkpoint threads",
+        "checkpoint sweep",
     ],
 )
 def test_every_data_command_has_json(command: str) -> None:

@@ -147,6 +147,11 @@ def _ids(ids: Sequence[str], what: str) -> Sequence[str]:
     return ids
 
 
+def _check_batch(batch: object) -> None:
+    if type(batch) is not int or batch < 1:
+        raise InvalidInputError(f"batch must be a positive int, not {batch!r}")
+
+
 def _thread_entry(index: str, thread: str) -> tuple[Any, ...]:
     """The ZADD naming `thread` in the thread index.
 
@@ -435,9 +440,12 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         # The script tells a thread (or run) that had no checkpoint before it; should this
         # process have skipped the index for it, another one deleted the thread since (e.g. a
         # conversation reset under a stable id): name it again, or threads(), list(None), the
-        # migration's copy and delete_for_runs would miss it.
+        # migration's copy and delete_for_runs would miss it. A new thread is named again
+        # even when the index was written just before the script: `sweep_threads` may have
+        # taken that name off in between (it saw no thread yet), and it relies on every
+        # thread's creation being followed by an index write (see `_sweep_page_op`).
         late: list[tuple[Any, ...]] = []
-        if int(reply[0]) and not thread_cmds:
+        if int(reply[0]):
             late += self._thread_index(where.thread, force=True)
         if run_id and int(reply[1]) and not run_cmds:
             self._remember(("run", run_id, where.thread), 0)
@@ -709,6 +717,42 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         reply = yield Command(("ZRANGE", self.keys.threads, bound, "+", "BYLEX", "LIMIT", 0, count))
         return [_text(t) for t in reply]
 
+    def _sweep_page_op(self, after: str, count: int) -> Operation[tuple[list[str], int]]:
+        """Take the names of threads with no checkpoint left off one page of the index.
+
+        Race-free against a put creating the thread at the same time, though the index is
+        in another slot (no script can hold both): names with no thread behind them are
+        taken off, then looked at again, and put back if a thread appeared meanwhile. A
+        thread that appears after that second look was created after the removal, and
+        every put that creates a thread writes its name after the thread (see `_put_op`).
+
+        Returns:
+            The page (to go on after its last name) and how many names were taken off.
+        """
+        page = yield from self._threads_op(after, count)
+        heads: dict[str, str | None] = {}
+        for name in page:
+            try:
+                heads[name] = self.keys.thread(thread_id_of(name)).index
+            except InvalidInputError:
+                heads[name] = None  # not a name put could write: no thread can be behind it
+        named = [name for name in page if heads[name] is not None]
+        seen = (yield Pipeline([("EXISTS", heads[name]) for name in named])) if named else []
+        gone = [name for name, there in zip(named, seen, strict=True) if not int(there)]
+        gone += [name for name in page if heads[name] is None]
+        if not gone:
+            return page, 0
+        yield Command(("ZREM", self.keys.threads, *gone))
+        looked = [name for name in gone if heads[name] is not None]
+        again = (yield Pipeline([("EXISTS", heads[name]) for name in looked])) if looked else []
+        back = [name for name, there in zip(looked, again, strict=True) if int(there)]
+        if back:
+            yield Pipeline([_thread_entry(self.keys.threads, name) for name in back])
+        for name in gone:
+            if name not in back:
+                self._indexed.pop(("thread", name), None)
+        return page, len(gone) - len(back)
+
     def _delete_thread_op(self, thread_id: str) -> Operation[None]:
         thread = thread_id_of(thread_id)
         keys = self.keys.thread(thread)
@@ -809,14 +853,17 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                     if value
                     for part in (ref, value)
                 ]
-                if not indexed:
+                first = not indexed
+                if first:
                     indexed = True
                     yield Command(_thread_entry(self.keys.threads, dst_thread))
                 if erun and erun not in runs:  # once per run, not per checkpoint
                     runs.add(erun)
                     yield Pipeline(self._run_index(self.keys.dec(erun), dst_thread))
                 args = [ecns, cid, self._ttl, erun, body, record]
-                yield Script(PUT, dst.all, [*args, *blob_flat])
+                put = yield Script(PUT, dst.all, [*args, *blob_flat])
+                if first and int(put[0]):  # a new thread: named after it exists (see put)
+                    yield Command(_thread_entry(self.keys.threads, dst_thread))
                 writes = _pairs(write_flat)
                 if writes:
                     triples: list[Any] = [dst.field(ecns, cid), self._ttl]
@@ -961,8 +1008,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         """Every thread id of the namespace, in lexicographic order (from its thread index).
 
         Yields:
-            Thread ids (a thread deleted by another process may still be named until the
-            next `delete_thread`; `list` on it is empty).
+            Thread ids (a thread whose TTL ran out is named until `sweep_threads` runs;
+            `list` on it is empty).
         """
         after = ""
         while True:
@@ -970,6 +1017,44 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             yield from page
             if len(page) < 100:
                 return
+            after = page[-1]
+
+    def sweep_threads(self, *, batch: int = 100) -> int:
+        """Take threads that no longer exist off the namespace's thread index.
+
+        With a TTL a thread's keys expire on their own, but its name in the thread index
+        (another slot on a Cluster) stays until this runs, so `threads()` and
+        ``checkpoint copy`` still list it and the index grows with every thread id ever
+        written. Safe to run at any time, from any process, while agents write: a thread
+        created during the sweep keeps its name. One call per page of `batch` names.
+
+        Args:
+            batch: Names looked at per call.
+
+        Returns:
+            How many names were taken off.
+
+        Raises:
+            InvalidInputError: `batch` is not a positive int.
+        """
+        _check_batch(batch)
+        removed, after = 0, ""
+        while True:
+            page, gone = self._run("sweep_threads", self._sweep_page_op(after, batch))
+            removed += gone
+            if len(page) < batch:
+                return removed
+            after = page[-1]
+
+    async def asweep_threads(self, *, batch: int = 100) -> int:
+        """Async twin of `sweep_threads`."""
+        _check_batch(batch)
+        removed, after = 0, ""
+        while True:
+            page, gone = await self._arun("sweep_threads", self._sweep_page_op(after, batch))
+            removed += gone
+            if len(page) < batch:
+                return removed
             after = page[-1]
 
     # ------------------------------------------------------------------ the protocol

@@ -40,7 +40,7 @@ _HINT = "deepagents-redis-checkpoint"
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``checkpoint`` subcommand with ``copy`` and ``threads``."""
+    """Add the ``checkpoint`` subcommand with ``copy``, ``threads`` and ``sweep``."""
     parser = add_command(
         subparsers,
         "checkpoint",
@@ -83,6 +83,15 @@ def register(subparsers: Any) -> None:
     _add_namespace(threads)
     threads.add_argument("--json", action="store_true", help="Print the thread ids as a JSON list.")
     threads.set_defaults(handler=run_threads)
+
+    sweep = actions.add_parser(
+        "sweep",
+        help="Take expired threads off the namespace's thread index (safe while agents run).",
+    )
+    add_target_arguments(sweep)
+    _add_namespace(sweep)
+    sweep.add_argument("--json", action="store_true", help="Print the count as JSON.")
+    sweep.set_defaults(handler=run_sweep)
 
 
 def _add_namespace(parser: argparse.ArgumentParser) -> None:
@@ -188,4 +197,19 @@ def run_threads(args: argparse.Namespace) -> int:
         for thread in threads:
             print(thread)
         print(f"{len(threads)} thread(s)")
+    return EXIT_OK
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """Take threads that no longer exist (their TTL ran out) off the thread index.
+
+    Returns:
+        The exit status.
+    """
+    with _redis_saver(args, announce=not args.json) as saver:
+        removed = saver.sweep_threads()
+    if args.json:
+        print(json.dumps({"removed": removed}))
+    else:
+        print(f"took {removed} expired thread(s) off the index")
     return EXIT_OK

@@ -1,0 +1,170 @@
+"""`sweep_threads`: expired threads leave the thread index, and no live thread is lost to it.
+
+The thread index lives in another slot than the threads on a Cluster, so no script can look
+at a thread and its name at once; these tests interleave a sweep and a put at the two points
+where a check-then-remove could lose a thread that is being created.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Generator
+from typing import Any
+
+import pytest
+from deepagents_redis.checkpoint import RedisSaver
+from deepagents_redis.core import Command, InvalidInputError, RedisConnector, Script
+from langgraph.checkpoint.base import empty_checkpoint
+
+
+def _put(saver: RedisSaver, thread: str) -> None:
+    saver.put(
+        {"configurable": {"thread_id": thread, "checkpoint_ns": ""}},
+        empty_checkpoint(),
+        {"step": 0},
+        {},
+    )
+
+
+def _names(prefix: str) -> list[str]:
+    return [f"{prefix}-{i:03d}" for i in range(5)]
+
+
+def _interleaved(
+    op: Generator[Any, Any, Any], before: Callable[[Any], bool], action: Callable[[], None]
+) -> Generator[Any, Any, Any]:
+    """`op` as the driver runs it, with `action` run once before its first request that
+    `before` picks."""
+    reply: Any = None
+    done = False
+    while True:
+        try:
+            request = op.send(reply)
+        except StopIteration as stop:
+            return stop.value
+        if not done and before(request):
+            done = True
+            action()
+        reply = yield request
+
+
+def test_a_sweep_takes_expired_threads_off_and_keeps_live_ones(
+    connector: RedisConnector,
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    brief = RedisSaver(connector=connector, ttl_seconds=1)
+    lasting = RedisSaver(connector=connector)
+    expiring, kept = _names(f"gone-{tag}"), _names(f"kept-{tag}")
+    for thread in expiring:
+        _put(brief, thread)
+    for thread in kept:
+        _put(lasting, thread)
+    raw = connector.client()
+    for _ in range(400):  # the TTL runs out (Redis expires the keys, not this test)
+        if not any(raw.exists(lasting.keys.thread(t).index) for t in expiring):
+            break
+        threading.Event().wait(0.025)
+    assert set(expiring) <= set(lasting.threads())  # named though gone: what a sweep is for
+    assert lasting.sweep_threads(batch=3) == len(expiring)  # pages of 3: across pages too
+    assert [t for t in lasting.threads() if tag in t] == kept
+    assert lasting.sweep_threads() == 0
+    _put(brief, expiring[0])  # a thread written again after its sweep is named again
+    assert [t for t in lasting.threads() if tag in t] == [expiring[0], *kept]
+
+
+async def test_the_async_sweep_agrees(connector: RedisConnector) -> None:
+    tag = uuid.uuid4().hex[:6]
+    saver = RedisSaver(connector=connector)
+    for thread in _names(f"a-{tag}"):
+        _put(saver, thread)
+    raw = connector.client()
+    raw.delete(*saver.keys.thread(f"a-{tag}-001").all)  # as its TTL would
+    assert await saver.asweep_threads(batch=2) == 1
+    assert [t for t in saver.threads() if tag in t] == [
+        n for n in _names(f"a-{tag}") if not n.endswith("001")
+    ]
+
+
+def test_a_sweep_keeps_a_thread_created_between_its_look_and_its_removal(
+    connector: RedisConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep sees no thread, then a put creates it (writing its name, which is there
+    already), then the sweep removes the name: without the second look, the live thread
+    was gone from `threads()` and from `list(None)` and the migration's copy."""
+    thread = f"reborn-{uuid.uuid4().hex[:6]}"
+    sweeper = RedisSaver(connector=connector)
+    writer = RedisSaver(connector=connector)
+    _put(writer, thread)
+    connector.client().delete(*writer.keys.thread(thread).all)  # expired
+    original = RedisSaver._sweep_page_op
+
+    def racing(self: RedisSaver, after: str, count: int) -> Any:
+        is_removal = lambda r: isinstance(r, Command) and r.args[0] == "ZREM"  # noqa: E731
+        return _interleaved(original(self, after, count), is_removal, lambda: _put(writer, thread))
+
+    monkeypatch.setattr(RedisSaver, "_sweep_page_op", racing)
+    assert sweeper.sweep_threads() == 0  # taken off, seen again, put back
+    assert thread in list(sweeper.threads())
+
+
+def test_a_put_names_a_new_thread_after_writing_it(
+    connector: RedisConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A put names a thread it has not seen in the index before its script; a sweep that
+    runs in between sees no thread yet and removes the name. The put must name the thread
+    again once it exists, or the thread is never listed."""
+    thread = f"fresh-{uuid.uuid4().hex[:6]}"
+    sweeper = RedisSaver(connector=connector)
+    writer = RedisSaver(connector=connector)
+    original = RedisSaver._put_op
+
+    def racing(self: RedisSaver, *args: Any) -> Any:
+        op = original(self, *args)
+        if self is not writer:
+            return op
+        return _interleaved(op, lambda r: isinstance(r, Script), sweeper.sweep_threads)
+
+    monkeypatch.setattr(RedisSaver, "_put_op", racing)
+    _put(writer, thread)
+    assert thread in list(sweeper.threads())
+
+
+def test_a_sweep_takes_off_names_no_thread_can_have(connector: RedisConnector) -> None:
+    # someone else's member in our index (too long, control characters): nothing to look at
+    saver = RedisSaver(connector=connector)
+    raw = connector.client()
+    raw.zadd(saver.keys.threads, {"x" * 2000: 0, "bad\x00name": 0})
+    assert saver.sweep_threads() >= 2
+    assert not {"x" * 2000, "bad\x00name"} & set(saver.threads())
+
+
+@pytest.mark.parametrize("batch", [0, -1, 2.5, True])
+def test_a_batch_that_is_not_a_positive_int_is_refused(
+    connector: RedisConnector, batch: Any
+) -> None:
+    with pytest.raises(InvalidInputError, match="batch"):
+        RedisSaver(connector=connector).sweep_threads(batch=batch)
+
+
+def test_copy_thread_names_its_new_thread_after_writing_it(
+    connector: RedisConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`copy_thread` names the target before its first put, as `put` does: a sweep in
+    between must not leave the copy unlisted."""
+    from deepagents_redis.checkpoint._scripts import PUT
+
+    tag = uuid.uuid4().hex[:6]
+    source, target = f"src-{tag}", f"dst-{tag}"
+    sweeper = RedisSaver(connector=connector)
+    copier = RedisSaver(connector=connector)
+    _put(copier, source)
+    original = RedisSaver._copy_op
+
+    def racing(self: RedisSaver, *args: Any) -> Any:
+        first_put = lambda r: isinstance(r, Script) and r.script is PUT  # noqa: E731
+        return _interleaved(original(self, *args), first_put, sweeper.sweep_threads)
+
+    monkeypatch.setattr(RedisSaver, "_copy_op", racing)
+    copier.copy_thread(source, target)
+    assert target in list(sweeper.threads())
