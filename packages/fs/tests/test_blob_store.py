@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deepagents_redis.core import InvalidInputError
+from deepagents_redis.core import InvalidInputError, RedisSettings
 from deepagents_redis.fs import RedisBackend, _blobs
 
 pytestmark = pytest.mark.integration
 
 BIG = "spilled line\n" * 1000  # 13 KB: over the 8 KB spill threshold below
+SPILL = {"chunk_size": 4096, "spill_threshold": 8192}
 
 
 def _inject_delete(
@@ -102,8 +103,12 @@ async def test_gc_refuses_a_grace_that_would_take_a_blob_about_to_be_committed(
     # A negative grace put the orphan cutoff in the future: the blob a writer has just put
     # and not yet committed was deleted (its file then had no content); NaN and infinity
     # removed no orphan at all. The CLI already refused these (fs gc --orphan-grace).
-    b: RedisBackend = make_backend(blob_dir=str(tmp_path / "blobs"))
-    in_flight = b._blob_prefix(b.resolve_namespace()) + "feedface/uncommitted"
+    b: RedisBackend = make_backend(**SPILL, blob_dir=str(tmp_path / "blobs"))
+    assert b.write("/big.txt", BIG).error is None
+    st = b.stat("/big.txt")
+    assert st is not None
+    assert st.blob_ref is not None
+    in_flight = st.blob_ref.rsplit("/", 2)[0] + "/feedface/uncommitted"
     b.blob_store.put(in_flight, b"being written")
     if mode == "sync":
         with pytest.raises(InvalidInputError, match="orphan_grace"):
@@ -116,3 +121,47 @@ async def test_gc_refuses_a_grace_that_would_take_a_blob_about_to_be_committed(
     assert b.gc() == 0
     assert b.gc(orphan_grace=0) == 1
     assert b.blob_store.get(in_flight) is None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_gc_of_another_deployment_sharing_the_blob_dir_keeps_our_blobs(
+    make_backend: Any, redis_target: Any, redis_url: str, tmp_path: Path, closer: Any, mode: str
+) -> None:
+    # Two deployments, same key prefix, same namespace, one blob directory (the default is
+    # a folder in the temp dir): ours on the target, the other on database 1 of the
+    # standalone server. gc on the other took our blob for its orphan (none of its files
+    # references it) and deleted it: our file then raised NotFoundError on every read.
+    blobs = str(tmp_path / "shared-blobs")
+    ours: RedisBackend = make_backend(**SPILL, blob_dir=blobs)
+    settings = RedisSettings(
+        url=redis_url.rsplit("/", 1)[0] + "/1" if redis_url.count("/") > 2 else redis_url + "/1",
+        key_prefix=redis_target.settings.key_prefix,
+        cluster="off",
+    )
+    other = closer(
+        RedisBackend(settings=settings, namespace=ours.resolve_namespace(), blob_dir=blobs, **SPILL)
+    )
+    assert ours.write("/big.txt", BIG).error is None
+    assert other.write("/theirs.txt", BIG.upper()).error is None
+    if mode == "sync":
+        removed = other.gc(orphan_grace=0)
+    else:
+        removed = await other.agc(orphan_grace=0)
+    assert removed == 0
+    got = ours.read("/big.txt", 0, 5000)
+    assert got.file_data is not None
+    assert got.file_data["content"] == BIG
+    assert other.read("/theirs.txt", 0, 1).error is None
+    # and each one's gc still collects its own orphans
+    st = ours.stat("/big.txt")
+    assert st is not None
+    assert st.blob_ref is not None
+    orphan = st.blob_ref.rsplit("/", 2)[0] + "/feedface/left-behind"
+    ours.blob_store.put(orphan, b"x")
+    # and one left by a writer from before blob folders had an id
+    legacy = ours._blob_prefix(ours.resolve_namespace()) + "feedface/left-behind"
+    ours.blob_store.put(legacy, b"x")
+    assert ours.gc(orphan_grace=0) == 2
+    assert ours.blob_store.get(orphan) is None
+    assert ours.blob_store.get(legacy) is None
+    assert other.read("/theirs.txt", 0, 1).error is None

@@ -169,8 +169,9 @@ def test_gc_removes_blobs_of_expired_files_and_orphans(make_backend: Any, tmp_pa
     b.write("/kept.txt", _text(100_000, "kept"))
     assert len(list(store.list(""))) == 2
     # an orphan, as left by a writer that died between uploading and committing
-    prefix = b._blob_prefix(b.resolve_namespace())
-    store.put(prefix + "deadbeef/orphan", b"left behind")
+    # (the namespace's blob folder: where its files' blobs are, the path hash and token cut)
+    home = b.stat("/kept.txt").blob_ref.rsplit("/", 2)[0] + "/"
+    store.put(home + "deadbeef/orphan", b"left behind")
     deadline = time.monotonic() + 10
     while b.stat("/tmp/big.txt") is not None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -98,6 +98,16 @@ def _count_error(value: object, what: str, least: int) -> str | None:
     return None
 
 
+def _gc_may_judge(ref: str, scope: str, home: str) -> bool:
+    """Whether `gc` may take blob `ref` for an orphan when no file of its Redis names it.
+
+    Only blobs in the namespace's own folder (`_blob_home`), or written before folders had
+    an id (`<scope>/<path hash>/<token>`): never another deployment's folder, whose files
+    live in another Redis.
+    """
+    return ref.startswith(home) or ref.count("/") == scope.count("/") + 1
+
+
 class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
     """A deepagents filesystem backend on Redis, shared by every worker.
 
@@ -184,6 +194,7 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         self._ks: KeySpace = self._connector.keyspace
         self._heads = {}
         self._op_heads = {}
+        self._blob_homes = {}
         self._write_cache = {}
         self._ttl = ttl
         self._ttl_rules = sorted(
@@ -289,9 +300,13 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
             removed += len(refs)
             if len(refs) < _PURGE_BATCH:
                 break
-        listed = yield self._blob("list", (self._blob_prefix(ns),))
+        home = yield from self._blob_home(ns)
+        scope = self._blob_prefix(ns)
+        listed = yield self._blob("list", (scope,))
         cutoff = time.time() - orphan_grace
-        old = [ref for ref, mtime in listed or [] if mtime < cutoff]
+        old = [
+            ref for ref, mtime in listed or [] if mtime < cutoff and _gc_may_judge(ref, scope, home)
+        ]
         for start in range(0, len(old), 500):
             batch = old[start : start + 500]
             scores = yield Pipeline([("ZSCORE", self._k(ns, "blobs"), ref) for ref in batch])

@@ -35,6 +35,7 @@ from deepagents_redis.core import (
     KeySpace,
     NotFoundError,
     Operation,
+    Pipeline,
     RedisConnector,
     Script,
     Snapshot,
@@ -390,6 +391,7 @@ class _Layout:
     _eviction: EvictionGuard
     _heads: dict[str, str]
     _op_heads: dict[str, str]
+    _blob_homes: dict[str, str]
     _write_cache: dict[tuple[str, str], tuple[tuple[bytes, ...], str, str]]
 
     # ------------------------------------------------------------------ plumbing
@@ -500,12 +502,33 @@ class _Layout:
                 break
         return 0 if ttl is None else max(1, int(ttl * 1000))
 
-    def _blob_ref(self, ns: str, path: str, gen: str) -> str:
-        return f"{self._blob_prefix(ns)}{hashlib.sha256(path.encode()).hexdigest()[:24]}/{gen}"
+    def _blob_ref(self, home: str, path: str, gen: str) -> str:
+        return f"{home}{hashlib.sha256(path.encode()).hexdigest()[:24]}/{gen}"
 
     def _blob_prefix(self, ns: str) -> str:
         scope = f"{self._ks.prefix}\x00{ns}".encode()
         return hashlib.sha256(scope).hexdigest()[:24] + "/"
+
+    def _blob_home(self, ns: str) -> _Op[str]:
+        """The blob-store folder of this namespace on this Redis: `<scope hash>/<id>/`.
+
+        The id is random and kept in Redis (key `blobid`, set once, SET NX), so deployments
+        that share a blob directory with the same key prefix and namespace (a second
+        database or server on one machine, the default temp-dir store) never share a
+        folder. `gc` takes a blob that no file of its own Redis references for an orphan:
+        run on database 1, it deleted the blobs of database 0's files, which then had no
+        content. Blobs written before the id existed sit directly under the scope hash;
+        their files still find them, and `gc` still judges them (`_gc_may_judge`).
+        """
+        home = self._blob_homes.get(ns)
+        if home is None:
+            key = self._k(ns, "blobid")
+            _set, current = yield Pipeline([("SET", key, secrets.token_hex(8), "NX"), ("GET", key)])
+            home = f"{self._blob_prefix(ns)}{_s(current)}/"
+            if len(self._blob_homes) >= _HEADS_MAX:
+                self._blob_homes.clear()
+            self._blob_homes[ns] = home
+        return home
 
     def _run(self, name: str, op: _Op[T]) -> T:
         if name in _WRITES:
@@ -579,7 +602,7 @@ class _Layout:
         if "\0" in created_at or "\0" in modified_at or "\0" in encoding:
             raise InvalidInputError(f"a field of the write of {path!r} holds a NUL character")
         if self._spill and size > self._spill:
-            ref = self._blob_ref(ns, path, gen)
+            ref = self._blob_ref((yield from self._blob_home(ns)), path, gen)
             yield self._blob("put", (ref, data.encode() if isinstance(data, str) else data))
         elif size > cs:
             n = -(-size // cs)

@@ -16,6 +16,8 @@ Layout of one namespace (all keys share the scope `{namespace}`):
 - `exp`        sorted set path -> expire-at ms, for purging index entries of expired files
 - `blobs`      sorted set blob ref -> when it may be deleted (`+inf` while its file lives)
 - `seq`        version counter: versions only grow, even across delete and re-create
+- `blobid`     random id naming this namespace's folder in the blob store (set once; no
+  script touches it): deployments sharing a blob directory never share a folder
 - `s:<path>:<generation>`  hash of a big write's staged chunks, with a TTL, until the write
   script RENAMEs it over `c:<path>`
 - `d:<dir>`    hash per directory: a file child `name -> 'f'`; a sub-directory
