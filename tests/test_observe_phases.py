@@ -191,3 +191,35 @@ def test_a_remote_task_runs_in_the_submitters_trace_across_processes(
         worker.send_signal(signal.SIGTERM)
         _out, err = worker.communicate(timeout=30)
         assert worker.returncode == 0, err[-2000:]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_cache_spans_name_the_server_like_every_operation(
+    otel: Any, connector: Any, mode: str
+) -> None:
+    # The cache's spans (one per request, opened by its fail-open guard) carried only
+    # db.system.name: a lookup that failed open could not be tied to a server.
+    from deepagents_redis.cache import RedisLLMCache, RedisNodeCache
+    from langchain_core.outputs import Generation
+
+    llm = RedisLLMCache(connector=connector, namespace=f"obs-{uuid.uuid4().hex[:8]}")
+    node: Any = RedisNodeCache(connector=connector)
+    if mode == "sync":
+        llm.update("prompt", "llm", [Generation(text="answer")])
+        assert llm.lookup("prompt", "llm") is not None
+        node.set({(("ns",), "k"): ("v", 60)})
+        assert node.get([(("ns",), "k")])
+    else:
+        await llm.aupdate("prompt", "llm", [Generation(text="answer")])
+        assert await llm.alookup("prompt", "llm") is not None
+        await node.aset({(("ns",), "k"): ("v", 60)})
+        assert await node.aget([(("ns",), "k")])
+    spans = otel.finished("cache.") + otel.finished("node_cache.")
+    assert {s.name for s in spans} >= {"cache.update", "cache.lookup", "node_cache.set"}
+    host, port = connector.settings.url.split("//")[1].split("/")[0].split(":")
+    for span in spans:
+        attrs = _attrs(span)
+        assert attrs["db.system.name"] == "redis"
+        assert attrs["server.address"] == host
+        assert attrs["server.port"] == int(port)
+        assert attrs["db.namespace"] == connector.telemetry["db.namespace"]

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final, TypeVar
 
 import redis.asyncio
@@ -180,6 +180,15 @@ class FailOpen:
             suppressed,
         )
 
+    def _span(
+        self, inst: Instrumentation, op: str, where: RedisConnector | None
+    ) -> AbstractContextManager[Any]:
+        # The server attributes every other operation's span carries (observe docs, Spans);
+        # read only when instrumented, so the uninstrumented hit path is unchanged.
+        if where is None:
+            return inst.span(self._name(op))
+        return inst.span(self._name(op), **where.telemetry)
+
     def _timed(self, inst: Instrumentation | None, op: str, start: float, outcome: str) -> None:
         # Failures too (outcome "error"): how long a sick Redis made a lookup wait is what
         # the deadline bounds, and an operator wants to see it.
@@ -194,8 +203,11 @@ class FailOpen:
     # (warm, breaker, duration) or failure (FAILED, or the error raised when strict).
     # Without instrumentation installed the span, the clock and the metrics are skipped.
 
-    def run(self, op: str, fn: Callable[[], T]) -> T | _Failed:
-        """Call ``fn`` under the breaker; FAILED (or an exception when strict) on failure."""
+    def run(self, op: str, fn: Callable[[], T], where: RedisConnector | None = None) -> T | _Failed:
+        """Call ``fn`` under the breaker; FAILED (or an exception when strict) on failure.
+
+        ``where`` is the connection the call goes to (its server attributes go on the span).
+        """
         if not self.breaker.allow():
             return self._refuse(op)
         inst = active_instrumentation()
@@ -203,7 +215,7 @@ class FailOpen:
         budget = self.deadline_seconds if warm else self.connect_deadline_seconds
         start = 0.0 if inst is None else time.perf_counter()
         try:
-            with _NO_SPAN if inst is None else inst.span(self._name(op)), deadline(budget):
+            with _NO_SPAN if inst is None else self._span(inst, op, where), deadline(budget):
                 result = fn()
         except _ANY_REDIS as exc:
             self._timed(inst, op, start, "error")
@@ -223,7 +235,9 @@ class FailOpen:
         self._timed(inst, op, start, "ok")
         return result
 
-    async def arun(self, op: str, fn: Callable[[], Awaitable[T]]) -> T | _Failed:
+    async def arun(
+        self, op: str, fn: Callable[[], Awaitable[T]], where: RedisConnector | None = None
+    ) -> T | _Failed:
         """Async `run` (awaits ``fn``)."""
         if not self.breaker.allow():
             return self._refuse(op)
@@ -232,7 +246,7 @@ class FailOpen:
         budget = self.deadline_seconds if warm else self.connect_deadline_seconds
         start = 0.0 if inst is None else time.perf_counter()
         try:
-            with _NO_SPAN if inst is None else inst.span(self._name(op)), deadline(budget):
+            with _NO_SPAN if inst is None else self._span(inst, op, where), deadline(budget):
                 result = await fn()
         except _ANY_REDIS as exc:
             self._timed(inst, op, start, "error")
@@ -267,7 +281,7 @@ class FailOpen:
         def run_one(req: Request) -> Any:
             if isinstance(req, Sleep):
                 return execute_request(None, req)
-            return self.run(op, lambda: execute_request(connector.client(), req))
+            return self.run(op, lambda: execute_request(connector.client(), req), connector)
 
         return run_one
 
@@ -281,7 +295,7 @@ class FailOpen:
             async def call() -> Any:
                 return await aexecute_request_gated(connector, await ready_client(connector), req)
 
-            return await self.arun(op, call)
+            return await self.arun(op, call, connector)
 
         return run_one
 
