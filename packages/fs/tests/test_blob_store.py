@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,32 @@ async def test_gc_of_another_deployment_sharing_the_blob_dir_keeps_our_blobs(
     assert ours.blob_store.get(orphan) is None
     assert ours.blob_store.get(legacy) is None
     assert other.read("/theirs.txt", 0, 1).error is None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_gc_removes_the_temporary_file_of_a_writer_killed_mid_put(
+    make_backend: Any, tmp_path: Path, mode: str
+) -> None:
+    # `put` writes .tmp-* beside its blob, then renames it; a writer killed in between left
+    # the temporary file, which `list` hides from gc: it stayed forever (here 13 KB; a
+    # spilled file is 32 MiB or more by default).
+    b: RedisBackend = make_backend(**SPILL, blob_dir=str(tmp_path / "blobs"))
+    assert b.write("/big.txt", BIG).error is None
+    st = b.stat("/big.txt")
+    assert st is not None
+    assert st.blob_ref is not None
+    folder = Path(tmp_path / "blobs", *st.blob_ref.split("/")[:-1])
+    crashed, fresh = folder / ".tmp-crashed", folder / ".tmp-in-flight"
+    crashed.write_bytes(BIG.encode())
+    fresh.write_bytes(BIG.encode())
+    two_hours_ago = time.time() - 7200
+    os.utime(crashed, (two_hours_ago, two_hours_ago))
+
+    removed = b.gc() if mode == "sync" else await b.agc()
+
+    assert removed == 1
+    assert not crashed.exists()
+    assert fresh.exists()  # younger than the orphan grace: a put may still rename it
+    got = b.read("/big.txt", 0, 5000)
+    assert got.file_data is not None
+    assert got.file_data["content"] == BIG

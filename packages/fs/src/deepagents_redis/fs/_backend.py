@@ -19,6 +19,7 @@ from deepagents.backends.protocol import (
     BackendProtocol,
 )
 from deepagents_redis.core import (
+    Call,
     ConfigurationError,
     Connection,
     EvictionCheck,
@@ -314,10 +315,25 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
                 if score is None:
                     yield self._blob("delete", (ref,), best_effort=True)
                     removed += 1
+        # Temporary files of puts that never finished (the writer was killed between writing
+        # and renaming): no file ever names them, and `list` does not show them.
+        temps = yield Call(self._stale_temporaries, (scope,))
+        for ref, mtime in temps:
+            if mtime < cutoff and _gc_may_judge(ref, scope, home):
+                yield self._blob("delete", (ref,), best_effort=True)
+                removed += 1
         return removed
+
+    def _stale_temporaries(self, prefix: str) -> list[tuple[str, float]]:
+        """The store's unfinished-put files under `prefix`, if it keeps any (a driver Call)."""
+        find = getattr(self.blob_store, "temporaries", None)
+        return list(find(prefix)) if callable(find) else []
 
     def gc(self, *, orphan_grace: float = 3600.0) -> int:
         """Delete blobs no live file references (expired files, interrupted writes).
+
+        Also the temporary files of blob writes that never finished, when the store keeps
+        them (`LocalBlobStore.temporaries`) and they are older than `orphan_grace`.
 
         Args:
             orphan_grace: Blobs younger than this many seconds are never treated as

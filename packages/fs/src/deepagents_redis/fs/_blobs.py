@@ -119,9 +119,21 @@ class LocalBlobStore:
 
     def list(self, prefix: str) -> Iterator[tuple[str, float]]:
         """Yield every blob whose reference starts with `prefix`."""
+        yield from self._walk(prefix, temporary=False)
+
+    def temporaries(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """Yield `(name, mtime)` of every temporary file of a put under `prefix`.
+
+        `put` writes `.tmp-*` beside its blob and renames it into place; a writer killed in
+        between leaves it behind, where `list` does not show it. `RedisBackend.gc` deletes
+        those older than its orphan grace (`delete` takes the name like a reference).
+        """
+        yield from self._walk(prefix, temporary=True)
+
+    def _walk(self, prefix: str, *, temporary: bool) -> Iterator[tuple[str, float]]:
         for dirpath, _dirs, names in os.walk(self.root):
             for name in names:
-                if name.startswith(".tmp-"):
+                if name.startswith(".tmp-") != temporary:
                     continue
                 full = Path(dirpath) / name
                 ref = full.relative_to(self.root).as_posix()
