@@ -104,6 +104,10 @@ def test_redact_url(url, expected):
         ("socket_timeout", 0),
         ("socket_timeout", -1),
         ("socket_connect_timeout", 0),
+        ("socket_timeout", float("inf")),
+        ("socket_timeout", 1e12),
+        ("socket_connect_timeout", float("inf")),
+        ("socket_connect_timeout", 1e12),
         ("retries", -1),
         ("retry_backoff_base", 0),
         ("max_connections", 0),
@@ -148,6 +152,28 @@ def test_bad_env_value_is_a_configuration_error(monkeypatch):
         RedisSettings()
     assert "retries" in str(info.value)
     assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["inf", "Infinity", "1e12"])
+def test_an_endless_socket_timeout_from_the_env_is_a_configuration_error(monkeypatch, value):
+    # Accepted before, then every command raised OverflowError from socket.settimeout.
+    monkeypatch.setenv("DEEPAGENTS_REDIS_URL", URL)
+    monkeypatch.setenv("DEEPAGENTS_REDIS_SOCKET_TIMEOUT", value)
+    with pytest.raises(ConfigurationError, match="socket_timeout"):
+        RedisSettings()
+
+
+@pytest.mark.integration
+async def test_the_longest_socket_timeouts_serve(redis_url):
+    from deepagents_redis.core import RedisConnector
+
+    settings = RedisSettings(
+        url=redis_url, cluster="off", socket_timeout=86_400, socket_connect_timeout=86_400
+    )
+    with RedisConnector(settings=settings) as connector:
+        assert connector.client().ping()
+        assert await (await connector.aclient()).ping()
+        await connector.aclose()
 
 
 def test_with_overrides_validates_and_keeps_secrets():

@@ -7,7 +7,7 @@ docstring says where we differ from redis-py 8's own defaults and why.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, Final, Literal, Self
 
 from deepagents_redis.core._errors import ConfigurationError, redact_text
 from deepagents_redis.core._keys import prefix_problem
@@ -68,6 +68,11 @@ class PhaseSettings(BaseSettings):
             raise ConfigurationError(_describe(type(self).__name__, exc)) from exc
 
 
+_MAX_SOCKET_TIMEOUT: Final = 86_400.0
+"""The largest socket timeout the settings accept (a day): finite, and far inside what
+``socket.settimeout`` takes."""
+
+
 class RedisSettings(PhaseSettings):
     """How to reach Redis, read from keyword arguments first, then ``DEEPAGENTS_REDIS_*``.
 
@@ -102,13 +107,16 @@ class RedisSettings(PhaseSettings):
     """Password; overrides the one in ``url`` when set (handy for secrets injected as their
     own environment variable, ``DEEPAGENTS_REDIS_PASSWORD``)."""
 
-    socket_timeout: float = Field(default=2.0, gt=0)
+    socket_timeout: float = Field(default=2.0, gt=0, le=_MAX_SOCKET_TIMEOUT)
     """Seconds to wait for a reply. redis-py 8 waits 5 s; our operations are single round
     trips of small payloads, so 2 s already means "the server is in trouble". Must be > 0:
-    ``None``/infinite timeouts let a stalled server hang an agent forever."""
+    ``None``/infinite timeouts let a stalled server hang an agent forever; and at most a day
+    (``inf``, or 1e12, passed here and then made every command fail with Python's
+    ``OverflowError`` from ``socket.settimeout``)."""
 
-    socket_connect_timeout: float = Field(default=2.0, gt=0)
-    """Seconds to wait for a TCP/TLS connection (redis-py 8: 5 s). Must be > 0."""
+    socket_connect_timeout: float = Field(default=2.0, gt=0, le=_MAX_SOCKET_TIMEOUT)
+    """Seconds to wait for a TCP/TLS connection (redis-py 8: 5 s). Must be > 0 and at most a
+    day."""
 
     retries: int = Field(default=2, ge=0, le=20)
     """Retries after a connection error or timeout (so up to ``retries + 1`` attempts).
