@@ -7,6 +7,7 @@ import pytest
 import redis
 import redis.exceptions as rexc
 from deepagents_redis.core import (
+    MAX_OP_TTL_MS,
     IdempotentScript,
     InvalidInputError,
     KeySpace,
@@ -126,7 +127,9 @@ async def test_error_reply_is_not_recorded(redis_target: Any, key_prefix: str) -
 def test_bad_ttl_refused_by_wrapper(redis_client: Any, key_prefix: str) -> None:
     ks = KeySpace(key_prefix)
     key = ks.key("n", "s")
-    for ttl in ("0", "-5", "1.5", "x"):
+    # 2^53 and 1e18: past what a Lua number holds exactly, SET ... PX got '1e+18' and failed
+    # after the body's INCR (the counter moved, no record, a retry INCRed again).
+    for ttl in ("0", "-5", "1.5", "x", "9007199254740992", "1000000000000000000"):
         with pytest.raises(rexc.ResponseError, match="positive integer TTL"):
             INCR(redis_client, keys=[ks.op_key("s", "o"), key], args=[ttl])
     assert redis_client.get(key) is None
@@ -210,6 +213,33 @@ def test_argument_checks() -> None:
         run_idempotent(client, INCR, op_key=ks.op_key("a", "1"), keys=[], op_ttl_ms=0)
     with pytest.raises(InvalidInputError):
         run_idempotent(client, INCR, op_key=ks.op_key("a", "1"), keys=[], retries=-1)
+    with pytest.raises(InvalidInputError, match="op_ttl_ms"):
+        run_idempotent(
+            client, INCR, op_key=ks.op_key("a", "1"), keys=[], op_ttl_ms=MAX_OP_TTL_MS + 1
+        )
+
+
+@pytest.mark.integration
+async def test_the_longest_op_ttl_records_and_a_longer_one_applies_nothing(
+    redis_target: Any, key_prefix: str
+) -> None:
+    ks = KeySpace(key_prefix)
+    key = ks.key("n", "ttl")
+    sync_op, async_op = ks.op_key("ttl", new_op_id()), ks.op_key("ttl", new_op_id())
+    for _ in range(2):
+        run_idempotent(
+            redis_target.client, INCR, op_key=sync_op, keys=[key], op_ttl_ms=MAX_OP_TTL_MS
+        )
+        await arun_idempotent(
+            redis_target.async_client, INCR, op_key=async_op, keys=[key], op_ttl_ms=MAX_OP_TTL_MS
+        )
+    too_long = {"op_key": ks.op_key("ttl", "x"), "keys": [key], "op_ttl_ms": 10**18}
+    with pytest.raises(InvalidInputError):
+        run_idempotent(redis_target.client, INCR, **too_long)
+    with pytest.raises(InvalidInputError):
+        await arun_idempotent(redis_target.async_client, INCR, **too_long)
+    assert redis_target.client.get(key) == b"2"  # once per op id
+    assert redis_target.client.pttl(sync_op) > 10**15
 
 
 class _LosesReplies:

@@ -71,6 +71,7 @@ from deepagents_redis.core._eviction import (
 from deepagents_redis.core._health import HealthReport, acheck_health, check_health
 from deepagents_redis.core._idempotent import (
     DEFAULT_OP_TTL_MS,
+    MAX_OP_TTL_MS,
     IdempotentScript,
     arun_idempotent,
     jittered_backoff,
@@ -98,6 +99,7 @@ __all__ = [
     "DEFAULT_LC_ALLOWED",
     "DEFAULT_OP_TTL_MS",
     "ENV_PREFIX",
+    "MAX_OP_TTL_MS",
     "PHASE_DATA",
     "REDIS_EXCEPTIONS",
     "TRANSPORT_EXCEPTIONS",

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_OP_TTL_MS",
+    "MAX_OP_TTL_MS",
     "IdempotentScript",
     "arun_idempotent",
     "new_op_id",
@@ -75,6 +76,12 @@ __all__ = [
 DEFAULT_OP_TTL_MS: Final = 24 * 3600 * 1000
 """How long an op-id record lives by default (one day): far longer than any retry loop."""
 
+MAX_OP_TTL_MS: Final = 2**53 - 1
+"""The longest op-id TTL the wrapper takes: the largest integer a Lua number holds exactly.
+Past it Lua hands ``SET ... PX`` a number like ``1e+18``, which Redis refuses only after the
+body's writes: the write applied, the caller got an error, no record was made, and a retry
+with the same op id applied it again (seen with todos' ``op_ttl_seconds=10**15``)."""
+
 _WRAPPER: Final = """\
 -- deepagents-redis idempotent wrapper: {name}
 -- KEYS[1] op-id key (same hash tag as the data keys)   KEYS[2..] data keys = keys[1..]
@@ -82,8 +89,11 @@ _WRAPPER: Final = """\
 -- returns the body's reply; a repeat with the same op-id key returns the stored reply;
 -- error replies from the body are returned and not recorded
 local op_ttl = tonumber(ARGV[1])
-if not op_ttl or op_ttl < 1 or op_ttl ~= math.floor(op_ttl) then
-  return redis.error_reply('ERR idempotent wrapper: ARGV[1] must be a positive integer TTL in ms')
+-- At most 2^53 - 1: a larger TTL is not an exact Lua number, is passed to SET as '1e+18'
+-- and SET fails after the body has written (applied, reported failed, no record).
+if not op_ttl or op_ttl < 1 or op_ttl ~= math.floor(op_ttl) or op_ttl > 9007199254740991 then
+  return redis.error_reply('ERR idempotent wrapper: ARGV[1] must be a positive integer TTL in ms'
+    .. ' (at most 2^53 - 1)')
 end
 local stored = redis.call('GET', KEYS[1])
 if stored then
@@ -159,8 +169,12 @@ def _hashed_part(key: bytes) -> bytes:
 
 
 def _check_call(op_key: KeyArg, keys: Sequence[KeyArg], op_ttl_ms: int, retries: int) -> None:
-    if isinstance(op_ttl_ms, bool) or not isinstance(op_ttl_ms, int) or op_ttl_ms < 1:
-        raise InvalidInputError("op_ttl_ms must be a positive int")
+    if (
+        isinstance(op_ttl_ms, bool)
+        or not isinstance(op_ttl_ms, int)
+        or not 1 <= op_ttl_ms <= MAX_OP_TTL_MS
+    ):
+        raise InvalidInputError(f"op_ttl_ms must be an int from 1 to {MAX_OP_TTL_MS}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidInputError("retries must be an int >= 0")
     if not op_key:
