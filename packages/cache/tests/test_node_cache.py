@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from deepagents_redis.cache import CacheSettings, RedisNodeCache, namespace_scope
+from deepagents_redis.cache import RedisNodeCache, namespace_scope
 from deepagents_redis.core import Codec
 from langgraph.cache.memory import InMemoryCache
 from langgraph.cache.redis import RedisCache as LangGraphRedisCache
@@ -15,17 +15,6 @@ from langgraph.types import CachePolicy
 from typing_extensions import TypedDict
 
 pytestmark = pytest.mark.integration
-
-# These tests are about what the node cache stores and serves, not deadlines (those have their
-# own tests): on a loaded machine the first Cluster connection took longer than the default
-# 1 s connect deadline, the set failed open (as it should) and test_ttl[cluster] found nothing.
-PATIENT = CacheSettings(deadline_seconds=5.0, connect_deadline_seconds=10.0)
-
-
-@pytest.fixture
-def make_node_cache(redis_target: Any, closer: Any) -> Any:
-    """Node caches on the target with patient deadlines, closed after the test."""
-    return closer.factory(RedisNodeCache, settings=redis_target.settings, cache_settings=PATIENT)
 
 
 TRICKY = [

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 PROMPT, LLM = "a question", "model=fake"
 LIMIT = 1_048_576
-BOUNDED = CacheSettings(max_entry_bytes=LIMIT)
+BOUNDED = CacheSettings(max_entry_bytes=LIMIT, deadline_seconds=5.0, connect_deadline_seconds=10.0)
 
 
 def _sent_bytes(client: Any) -> int:
