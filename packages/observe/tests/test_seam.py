@@ -254,3 +254,34 @@ def test_capture_puts_back_the_instrumentation_that_was_in_force(connector: Any)
         if later is not None:
             later.close()
         provider.shutdown()
+
+
+def test_uninstrument_leaves_redis_command_spans_the_application_turned_on(
+    otel: Captured, connector: Any
+) -> None:
+    # RedisInstrumentor is one object per process. When the application had turned it on
+    # itself, instrument(redis_commands=True) kept it as its own and uninstrument() turned
+    # the application's command spans off.
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    theirs = RedisInstrumentor()
+    theirs.instrument(tracer_provider=otel.tracer_provider)
+    try:
+        instrument(
+            tracer_provider=otel.tracer_provider,
+            meter_provider=otel.meter_provider,
+            redis_commands=True,
+        )
+        uninstrument()
+        assert RedisInstrumentor().is_instrumented_by_opentelemetry
+        client = RedisConnector(settings=connector.settings)  # built after: still traced
+        try:
+            otel.spans.clear()
+            client.client().ping()
+            names = [s.name for s in otel.spans.get_finished_spans()]
+            assert any(name.upper().startswith("PING") for name in names)
+        finally:
+            client.close()
+    finally:
+        if RedisInstrumentor().is_instrumented_by_opentelemetry:
+            RedisInstrumentor().uninstrument()

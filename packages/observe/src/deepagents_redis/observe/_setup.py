@@ -67,14 +67,25 @@ def instrument(
                     "redis_commands=True needs opentelemetry-instrumentation-redis: "
                     "pip install 'deepagents-redis-observe[redis]'"
                 ) from exc
-            instrumentor = RedisInstrumentor()
-            if not instrumentor.is_instrumented_by_opentelemetry:
-                instrumentor.instrument(tracer_provider=tracer_provider)
+            instrumentor = _instrument_redis(RedisInstrumentor(), tracer_provider)
         installed = OpenTelemetryInstrumentation(tracer_provider, meter_provider)
         _previous = set_instrumentation(installed)
         _installed, _key, _redis_instrumentor = installed, key, instrumentor
         _tracer_provider = tracer_provider
         return installed
+
+
+def _instrument_redis(instrumentor: Any, tracer_provider: Any) -> Any:
+    """Turn on redis-py command spans; the instrumentor if this call turned it on, else None.
+
+    `RedisInstrumentor` is one object per process: when the application had already turned
+    it on, it is the application's, and `uninstrument()` must leave it on. It was kept
+    as ours and `uninstrument()` turned the application's command spans off.
+    """
+    if instrumentor.is_instrumented_by_opentelemetry:
+        return None
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    return instrumentor
 
 
 def _uninstall() -> None:
@@ -105,9 +116,7 @@ def _put_back(state: _InForce) -> None:
         if state.redis_commands:
             from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-            instrumentor = RedisInstrumentor()
-            if not instrumentor.is_instrumented_by_opentelemetry:
-                instrumentor.instrument(tracer_provider=state.tracer_provider)
+            instrumentor = _instrument_redis(RedisInstrumentor(), state.tracer_provider)
         set_instrumentation(state.installed)
         _installed, _previous, _key = state.installed, state.previous, state.key
         _redis_instrumentor, _tracer_provider = instrumentor, state.tracer_provider
