@@ -11,7 +11,14 @@ import socket
 from typing import Any
 
 import pytest
-from deepagents_redis.core import InvalidInputError, KeySpace, PayloadTooLargeError, RedisSettings
+from deepagents_redis.core import (
+    MAX_OP_TTL_MS,
+    ConfigurationError,
+    InvalidInputError,
+    KeySpace,
+    PayloadTooLargeError,
+    RedisSettings,
+)
 from deepagents_redis.todos import MAX_LEASE_SECONDS, RedisTodoRepository, TodosSettings
 
 pytestmark = pytest.mark.integration
@@ -197,3 +204,15 @@ def test_the_script_refuses_a_longer_lease_from_another_writer(
     with pytest.raises(InvalidInputError, match="lease"):
         repo.claim("lease", item, owner="w", lease_seconds=1)
     assert repo.get("lease").version == 1
+
+
+def test_an_op_ttl_redis_cannot_hold_is_a_configuration_error(redis_target: Any) -> None:
+    # op_ttl_seconds=10**15 was accepted; each add then applied, failed on the op record's
+    # SET ... PX, and applied again when retried with the same op id.
+    with pytest.raises(ConfigurationError, match="op_ttl_seconds"):
+        TodosSettings(op_ttl_seconds=10**15)
+    longest = TodosSettings(op_ttl_seconds=MAX_OP_TTL_MS // 1000)
+    repo = _repo(redis_target, longest)
+    for _ in range(2):
+        repo.add("ttl", "x", op_id="same")
+    assert repo.get("ttl").version == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from deepagents_redis.core import PhaseSettings
+from deepagents_redis.core import MAX_OP_TTL_MS, PhaseSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -55,8 +55,10 @@ class TodosSettings(PhaseSettings):
     log_maxlen: int = Field(default=1_000, ge=1)
     """Approximate cap of each plan's change log (``XADD MAXLEN ~``)."""
 
-    op_ttl_seconds: int = Field(default=86_400, ge=1)
-    """How long an operation id is remembered, so a retry within it applies once."""
+    op_ttl_seconds: int = Field(default=86_400, ge=1, le=MAX_OP_TTL_MS // 1000)
+    """How long an operation id is remembered, so a retry within it applies once (at most
+    core's ``MAX_OP_TTL_MS``, in seconds: 10**15 was accepted, and every mutation then
+    failed after applying, so each retry applied it again)."""
 
     scope: str | None = None
     """A named plan shared by every thread; None scopes each plan to its thread id."""
