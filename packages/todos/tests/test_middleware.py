@@ -503,3 +503,31 @@ def test_a_run_starts_at_the_first_model_call_after_input() -> None:
     assert not _run_starts({"messages": [HumanMessage("go"), call, result]})
     assert not _run_starts({"messages": [HumanMessage("go"), call, result, note]})
     assert _run_starts({"messages": [HumanMessage("go"), call, result, HumanMessage("more")]})
+
+
+def test_a_note_never_replaces_an_earlier_one(redis_target: Any) -> None:
+    # A note's message id named the versions it went between; after Redis lost the plan and
+    # the thread restored it, the versions repeated, and add_messages replaced the earlier
+    # note in place (its text gone, the new one buried where the old one was).
+    saver = InMemorySaver()
+    mw = middleware(redis_target)
+    repo = mw.repository
+    run(
+        agent(
+            ScriptedChatModel(script=[tool_call("write_todos", {"todos": PLAN}, "w")]), mw, saver
+        ),
+        "t-notes",
+    )
+    ids = repo.get("t-notes").ids
+    repo.update("t-notes", ids[0], status="completed", actor="human")  # 1 -> 2
+    run(agent(ScriptedChatModel(script=[AIMessage("ok")]), mw, saver), "t-notes", "second")
+    redis_target.client.delete(repo.plan_key("t-notes"))  # Redis loses the plan
+    run(agent(ScriptedChatModel(script=[AIMessage("ok")]), mw, saver), "t-notes", "third")
+    assert repo.get("t-notes").version == 1  # restored from the thread
+    repo.update("t-notes", ids[2], status="completed", actor="human")  # 1 -> 2 again
+    result = run(agent(ScriptedChatModel(script=[AIMessage("ok")]), mw, saver), "t-notes", "4th")
+    notes = sync_notes(result["messages"])
+    assert len(notes) == 2
+    assert '"research the topic": in_progress -> completed' in notes[0]
+    assert '"review": pending -> completed' in notes[1]
+    assert [m.content for m in result["messages"]][-3:-1] == ["4th", notes[1]]

@@ -338,7 +338,11 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                 + f"\nCurrent plan:\n{format_plan(after)}\n"
                 "Work from the current plan; write_todos replaces it as a whole."
             )
-        msg_id = f"{SYNC_MESSAGE_PREFIX}{plan.scope}-{plan.version}-{known}"
+        # The write's server time in the id too: versions repeat after Redis lost a plan and
+        # the thread restored it, and a note whose id repeats an earlier one's replaces that
+        # one in place (add_messages) instead of being added.
+        written = "" if plan.updated_at is None else f"-{plan.updated_at.timestamp():.3f}"
+        msg_id = f"{SYNC_MESSAGE_PREFIX}{plan.scope}-{plan.version}-{known}{written}"
         update["messages"] = [HumanMessage(content=text, id=msg_id)]
         return update
 
