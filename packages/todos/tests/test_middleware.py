@@ -531,3 +531,41 @@ def test_a_note_never_replaces_an_earlier_one(redis_target: Any) -> None:
     assert '"research the topic": in_progress -> completed' in notes[0]
     assert '"review": pending -> completed' in notes[1]
     assert [m.content for m in result["messages"]][-3:-1] == ["4th", notes[1]]
+
+
+@pytest.mark.parametrize("aio", [False, True], ids=["sync", "async"])
+async def test_rerun_of_a_merged_write_applies_once(redis_target: Any, aio: bool) -> None:
+    # The merge's op id named the version it merged over, which the first run moved: a re-run
+    # of the tool call (a crash after Redis applied it, before the checkpoint) merged again,
+    # and the item it added came back twice (a fresh id each run).
+    mw = middleware(redis_target, scope="merged-rerun")
+    repo = mw.repository
+    base = repo.replace("merged-rerun", PLAN)
+    repo.update("merged-rerun", base.ids[2], content="review twice", actor="human")
+    runtime = ToolRuntime(
+        state={
+            "messages": [],
+            "todos": PLAN,
+            "todo_ids": base.ids,
+            "todos_version": base.version,
+        },
+        context=None,
+        config={"configurable": {"thread_id": "any", "__pregel_task_id": "task-m"}},
+        stream_writer=lambda _: None,
+        tool_call_id="call-m",
+        store=None,
+    )
+    todos = [*PLAN, {"content": "publish", "status": "pending"}]
+    write = mw.awrite if aio else mw.write
+    for _ in range(2):
+        result = write(runtime, todos)
+        if aio:
+            result = await result
+    plan = repo.get("merged-rerun")
+    assert plan.version == 3
+    assert [i.content for i in plan.items] == [
+        "research the topic",
+        "write the draft",
+        "review twice",
+        "publish",
+    ]

@@ -583,17 +583,20 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
             return self._written(plan, todos, call_id)
         if self.conflict_policy == "reject":
             return self._rejected(base, (yield ("get", (scope,), {})), call_id)
+        # One op id for every merge of this call, named by the version it was based on, not
+        # the one it merges over: a re-run of the call (a crash after Redis applied the merge,
+        # before the checkpoint) then replays it instead of merging again over a plan that
+        # already holds it (the items it added have fresh ids each run: they came back twice).
+        # Only an applied merge is recorded (a conflict is an error reply), so the attempts
+        # of one run can share it.
+        merge_op = _op_id("write_todos:merge", op_call, base_version, todos)
         for _ in range(self.max_merge_attempts):
             latest = yield ("get", (scope,), {})
             merged = merge(base, desired, view_from_plan(latest))
             plan = yield (
                 "replace",
                 (scope, [i.as_payload() for i in merged]),
-                {
-                    "expected_version": latest.version,
-                    "op_id": _op_id("write_todos", op_call, latest.version, todos),
-                    "actor": actor,
-                },
+                {"expected_version": latest.version, "op_id": merge_op, "actor": actor},
             )
             if isinstance(plan, ConflictError):
                 continue
