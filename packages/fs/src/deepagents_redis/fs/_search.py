@@ -32,6 +32,8 @@ from deepagents_redis.fs._common import (
     _GREP_CHUNK_BATCH,
     _GREP_FILES,
     _LS,
+    _LS_CALLS,
+    _LS_PAGE,
     _PURGE,
     _PURGE_BATCH,
     _TORN_RETRIES,
@@ -64,6 +66,31 @@ def _match_cap(max_count: float) -> int | None:
     if not math.isfinite(max_count):
         return None
     return max(0, math.ceil(max_count))
+
+
+def _ls_infos(directory: str, entries: dict[str, str]) -> list[FileInfo]:
+    """`ls` entries from the LS script's (name, summary) pairs, sorted by path."""
+    # Sorted by name = sorted by path (every entry shares the directory prefix). Names are
+    # unique and only sub-directories have an empty summary; sorting the names alone, not
+    # (name, kind, summary) tuples, took a quarter off this loop's time (fs performance
+    # pass, issue 13).
+    infos: list[FileInfo] = []
+    append = infos.append
+    for name in sorted(entries):
+        summary = entries[name]
+        if summary:
+            size, _expire, _enc, modified = summary.split("|", 3)
+            append(
+                {
+                    "path": directory + name,
+                    "is_dir": False,
+                    "size": int(size),
+                    "modified_at": modified,
+                }
+            )
+        else:
+            append({"path": directory + name, "is_dir": True, "size": 0, "modified_at": ""})
+    return infos
 
 
 class _SearchOps(_Layout):
@@ -125,33 +152,17 @@ class _SearchOps(_Layout):
         ns = self.resolve_namespace()
         directory = listing_dir(path)
         keys = [self._k(ns, "d", directory), self._k(ns, "files"), self._k(ns, "exp")]
-        for _ in range(10_000):
-            reply = yield Script(_LS, keys, [directory, str(_PURGE_BATCH)])
+        entries: dict[str, str] = {}
+        cursor = "0"
+        for _ in range(_LS_CALLS):
+            reply = yield Script(_LS, keys, [directory, str(_PURGE_BATCH), cursor, str(_LS_PAGE)])
             if _s(reply[0]) == "PURGE":
                 yield from self._purge(ns, [_s(p) for p in reply[1]])
-                continue
-            # Sorted by name = sorted by path (every entry shares the directory prefix).
-            # Names are unique and only sub-directories have an empty summary; sorting the
-            # names alone, not (name, kind, summary) tuples, took a quarter off this
-            # loop's time (fs performance pass, issue 13).
-            entries = dict(_pairs(reply[1]))
-            infos: list[FileInfo] = []
-            append = infos.append
-            for name in sorted(entries):
-                summary = entries[name]
-                if summary:
-                    size, _expire, _enc, modified = summary.split("|", 3)
-                    append(
-                        {
-                            "path": directory + name,
-                            "is_dir": False,
-                            "size": int(size),
-                            "modified_at": modified,
-                        }
-                    )
-                else:
-                    append({"path": directory + name, "is_dir": True, "size": 0, "modified_at": ""})
-            return LsResult(entries=infos)
+                continue  # the same page again: HSCAN keeps every entry not removed
+            entries.update(_pairs(reply[1]))  # a name HSCAN repeats is kept once
+            cursor = _s(reply[2])
+            if cursor == "0":
+                return LsResult(entries=_ls_infos(directory, entries))
         raise DeepAgentsRedisError("ls could not finish purging expired entries")
 
     def ls(self, path: str) -> LsResult:
