@@ -200,3 +200,32 @@ def test_a_forked_child_does_not_serve_what_was_cleared_after_the_fork(
     assert _reap(pid) == 0
     # A miss (the entry is gone) and the child's own tracking connection up.
     assert reply == "True True"
+
+
+def test_the_layer_comes_up_with_a_plain_redis_py_client(
+    redis_settings: RedisSettings, writer: Any
+) -> None:
+    # A `redis.Redis()` of the caller's carries redis-py 8's maintenance-notification
+    # settings, which redis-py refuses on the RESP2 tracking connection: the layer never came
+    # up (bypassed for good, a warning every second).
+    import redis
+
+    assert redis_settings.url is not None
+    plain = redis.Redis.from_url(redis_settings.url)
+    cache = RedisLLMCache(
+        settings=redis_settings, client=plain, namespace="csc", client_side_cache=True
+    )
+    try:
+        assert cache.client_side_cache is not None
+        assert cache.client_side_cache.wait_ready(10)
+        writer.update(PROMPT, LLM, [Generation(text="v1")])
+        assert eventually(
+            lambda: cache.lookup(PROMPT, LLM) is not None and len(cache.client_side_cache), 1
+        )
+        writer.update(PROMPT, LLM, [Generation(text="v2")])
+        assert eventually(lambda: cache.lookup(PROMPT, LLM), [Generation(text="v2")]) == [
+            Generation(text="v2")
+        ]
+    finally:
+        cache.close()
+        plain.close()

@@ -41,6 +41,13 @@ __all__ = [
 log = logging.getLogger("deepagents_redis.cache")
 
 _CHANNEL = "__redis__:invalidate"
+_NOT_FOR_TRACKING = (
+    "cache",
+    "cache_config",
+    "maint_notifications_config",
+    "maint_notifications_pool_handler",
+)
+"""Data-client connection settings the tracking connection must not take (see `_connect`)."""
 
 
 class NearCache:
@@ -155,10 +162,15 @@ class NearCache:
     # -- tracking connection ---------------------------------------------------------
     def _connect(self) -> Any:
         kwargs = dict(self._pool.connection_kwargs)
-        # RESP2 + SUBSCRIBE is the portable way to receive redirected invalidations.
+        # RESP2 + SUBSCRIBE is the portable way to receive redirected invalidations, read as
+        # bytes (what `_listen` compares) whatever the data client decodes. Without the
+        # maintenance-notification settings a plain `redis.Redis()` carries: redis-py runs
+        # them on RESP3 only and refused to build this connection, so with such a client the
+        # layer never came up (and warned every second).
         kwargs["protocol"] = 2
-        kwargs.pop("cache", None)
-        kwargs.pop("cache_config", None)
+        kwargs["decode_responses"] = False
+        for key in _NOT_FOR_TRACKING:
+            kwargs.pop(key, None)
         conn = self._pool.connection_class(**kwargs)
         conn.connect()
         conn.send_command("CLIENT", "ID")
