@@ -277,3 +277,27 @@ async def test_a_listing_count_that_is_not_a_positive_int_is_refused(
     for acall in (tasks.aactive, tasks.adead_letters):
         with pytest.raises(InvalidInputError, match="count"):
             await acall("a", count=count)
+
+
+async def test_promotion_moves_members_that_are_not_task_ids_without_stalling(
+    connector: Any, worker_factory: Any
+) -> None:
+    # Someone else's members in the delayed set (not UTF-8, not a task id, huge): each is
+    # moved to the queue like any due retry (its reader dead-letters it), with no mark, and
+    # the due retry beside them is moved with its mark. Left behind, such members would sit
+    # first in the listed page for ever and, a page of them, stop every promotion.
+    from deepagents_redis.coord import Worker
+
+    tasks = TaskClient(connector=connector, check_agents=False)
+    task_id = _failed_once(tasks, worker_factory, "mixed")
+    queue = tasks.keys.queue("mixed")
+    raw = connector.client()
+    hostile = [b"\xff\xfe-not-utf8", b"X" * 32, b"y" * 100_000]
+    raw.zadd(queue.delayed, {task_id: 1, **{member: 0 for member in hostile}})
+    idle = Worker(connector=connector, agents={"mixed": lambda _x: "ok"})
+    assert await idle._op("coord.promote", idle._promote_op(queue)) == 4
+    assert raw.zcard(queue.delayed) == 0
+    moved = [fields[b"t"] for _eid, fields in raw.xrange(queue.stream)]
+    assert sorted(moved) == sorted([*hostile, task_id.encode()])
+    assert tasks.cancel(task_id) == "cancelled"  # its mark followed it
+    assert task_id.encode() not in [f[b"t"] for _eid, f in raw.xrange(queue.stream)]

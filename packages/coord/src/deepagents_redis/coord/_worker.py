@@ -28,6 +28,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import threading
@@ -77,6 +78,9 @@ from deepagents_redis.core import (
 from langchain_core.callbacks import AsyncCallbackHandler
 
 __all__ = ["TaskContext", "Worker"]
+
+_TASK_ID_BYTES: Final = re.compile(rb"[0-9a-f]{32}")
+"""A task id as Redis returns it (see `check_task_id`)."""
 
 log = logging.getLogger("deepagents_redis.coord")
 
@@ -1437,10 +1441,18 @@ class Worker(CoordComponent):
         listed = yield Command(("ZRANGE", queue.delayed, 0, 99))
         if not listed:
             return 0  # nothing delayed: the one call an idle queue costs, as before
-        ids = [text(task_id) for task_id in listed]
-        marks = [self.keys.mark(queue, task_id) for task_id in ids]
+        # Members go back as the bytes they are (one that is no task id, someone else's,
+        # is moved too and dead-lettered by the worker that reads it, as before: left
+        # behind, it would hold a place in this list for ever). Only task ids get a mark.
+        marked = [m for m in listed if _TASK_ID_BYTES.fullmatch(m)]
+        others = [m for m in listed if not _TASK_ID_BYTES.fullmatch(m)]
+        marks = [self.keys.mark(queue, m.decode()) for m in marked]
         ttl_ms = self.coord_settings.result_ttl_seconds * 1000
-        moved = yield Script(PROMOTE, [queue.stream, queue.delayed, *marks], [ttl_ms, *ids])
+        moved = yield Script(
+            PROMOTE,
+            [queue.stream, queue.delayed, *marks],
+            [ttl_ms, len(marked), *marked, *others],
+        )
         return int(moved)
 
 
