@@ -392,3 +392,33 @@ async def test_ready_async_client_is_used_and_left_open(redis_target: Any) -> No
     assert await cache.alookup("p", LLM) == [Generation(text="via ready client")]
     await cache.aclose()
     assert await redis_target.async_client.ping()
+
+
+@pytest.mark.parametrize("flavour", ["client", "async_client"])
+@pytest.mark.parametrize("kind", ["llm", "node"])
+async def test_a_client_that_decodes_responses_is_refused(
+    redis_target: Any, flavour: str, kind: str
+) -> None:
+    # With decode_responses=True every read of a stored (binary) value raised
+    # UnicodeDecodeError: each lookup failed open, the breaker counted it as a connection
+    # failure and opened for good, and the cache never served anything.
+    import redis
+    import redis.asyncio
+    from deepagents_redis.cache import RedisNodeCache
+
+    url = redis_target.settings.url
+    if flavour == "client":
+        module: Any = redis
+    else:
+        module = redis.asyncio
+    factory = module.RedisCluster if redis_target.is_cluster else module.Redis
+    client = factory.from_url(url, decode_responses=True)
+    build: Any = RedisLLMCache if kind == "llm" else RedisNodeCache
+    try:
+        with pytest.raises(ConfigurationError, match="decode_responses=False"):
+            build(settings=redis_target.settings, **{flavour: client})
+    finally:
+        if flavour == "client":
+            client.close()
+        else:
+            await client.aclose()

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
 from typing import Any, Final
 
 from deepagents_redis.cache._failopen import FailOpen
 from deepagents_redis.cache._settings import CacheSettings
-from deepagents_redis.core import CircuitBreaker
+from deepagents_redis.core import CircuitBreaker, ConfigurationError
 
 __all__ = [
     "UNSET",
     "as_bytes",
     "async_owner",
     "make_guard",
+    "refuse_decoding_clients",
     "sync_owner",
     "ttl_ms",
 ]
@@ -79,3 +81,40 @@ def make_guard(
         deadline_seconds=settings.deadline_seconds,
         connect_deadline_seconds=settings.connect_deadline_seconds,
     )
+
+
+def refuse_decoding_clients(owner: str, connection: Mapping[str, Any]) -> None:
+    """Refuse a client that decodes replies to text: the caches store binary envelopes.
+
+    Such a client (``decode_responses=True``) raised UnicodeDecodeError on every read of a
+    stored value; the cache failed open each time and, counting that as a connection
+    failure, opened its breaker for good: a cache that never served anything.
+
+    Args:
+        owner: The cache class, for the message.
+        connection: The constructor's connection arguments (`client=`, `async_client=`,
+            `connector=`; a connector's clients only if it holds some already).
+
+    Raises:
+        ConfigurationError: One of the clients decodes responses.
+    """
+    clients = [connection.get("client"), connection.get("async_client")]
+    connector = connection.get("connector")
+    if connector is not None:
+        clients += [client for _, client in connector.open_clients()]
+    for client in clients:
+        if client is not None and _decodes(client):
+            raise ConfigurationError(
+                f"{owner} stores binary values: give it a client built with "
+                "decode_responses=False (or a URL, and it builds its own)"
+            )
+
+
+def _decodes(client: Any) -> bool:
+    get_encoder = getattr(client, "get_encoder", None)
+    if get_encoder is None:
+        return False
+    try:
+        return bool(get_encoder().decode_responses)
+    except Exception:  # noqa: BLE001 - a client we cannot inspect is given the benefit
+        return False

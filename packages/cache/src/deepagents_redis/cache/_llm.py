@@ -17,6 +17,7 @@ from deepagents_redis.cache._common import (
     as_bytes,
     async_owner,
     make_guard,
+    refuse_decoding_clients,
     sync_owner,
     ttl_ms,
 )
@@ -150,6 +151,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         cs = self.settings
         self.namespace: str = cs.namespace
         """The namespace of this cache's entries."""
+        refuse_decoding_clients("RedisLLMCache", connection)
         self._attach(**connection)
         self._ks = self._connector.keyspace
         self._codec = codec or Codec()

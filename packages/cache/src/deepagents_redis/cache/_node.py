@@ -9,7 +9,14 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
-from deepagents_redis.cache._common import UNSET, _Unset, as_bytes, make_guard, ttl_ms
+from deepagents_redis.cache._common import (
+    UNSET,
+    _Unset,
+    as_bytes,
+    make_guard,
+    refuse_decoding_clients,
+    ttl_ms,
+)
 from deepagents_redis.cache._failopen import FAILED
 from deepagents_redis.cache._scripts import WRITE_MANY
 from deepagents_redis.cache._settings import CacheSettings
@@ -148,6 +155,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         """The effective cache options."""
         self.default_ttl: float | None = None if isinstance(default_ttl, _Unset) else default_ttl
         """TTL for entries whose cache policy sets none (None: no expiry)."""
+        refuse_decoding_clients("RedisNodeCache", connection)
         self._attach(**connection)
         self._ks = self._connector.keyspace
         self._codec = codec or Codec()
