@@ -20,6 +20,7 @@ from deepagents_redis.core import (
     RedisSettings,
 )
 from deepagents_redis.todos import MAX_LEASE_SECONDS, RedisTodoRepository, TodosSettings
+from deepagents_redis.todos._repository import MAX_TAG_CHARS
 
 pytestmark = pytest.mark.integration
 
@@ -216,3 +217,58 @@ def test_an_op_ttl_redis_cannot_hold_is_a_configuration_error(redis_target: Any)
     for _ in range(2):
         repo.add("ttl", "x", op_id="same")
     assert repo.get("ttl").version == 1
+
+
+async def test_an_op_id_or_actor_past_the_limit_changes_nothing(redis_target: Any) -> None:
+    # Neither counted against any limit: a 1 MB actor grew the change log by 1 MB per
+    # mutation (up to log_maxlen entries), a 1 MB op id named a key and stayed in the plan.
+    repo = _repo(redis_target)
+    arepo = RedisTodoRepository(
+        async_client=redis_target.async_client,
+        settings=redis_target.settings,
+        todos_settings=LIMITS,
+    )
+    item = repo.add("tags", "x").items[0].id
+    long = "a" * (MAX_TAG_CHARS + 1)
+    calls = [
+        lambda: repo.add("tags", "y", op_id=long),
+        lambda: repo.add("tags", "y", actor=long),
+        lambda: repo.update("tags", item, status="completed", op_id=long),
+        lambda: repo.claim("tags", item, owner=long, lease_seconds=5),
+        lambda: repo.replace("tags", [{"content": "z"}], actor=long),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInputError, match="at most"):
+            call()
+    with pytest.raises(InvalidInputError, match="at most"):
+        await arepo.aadd("tags", "y", actor=long)
+    with pytest.raises(InvalidInputError, match="at most"):
+        await arepo.aremove("tags", item, op_id=long)
+    assert repo.get("tags").version == 1
+    assert len(repo.history("tags")) == 1
+    edge = "b" * MAX_TAG_CHARS
+    assert repo.add("tags", "y", op_id=edge, actor=edge).version == 2
+    await arepo.aclose()
+
+
+def test_write_todos_keeps_long_thread_and_call_ids_within_the_limit(redis_target: Any) -> None:
+    from deepagents_redis.todos import RedisTodoMiddleware
+    from langgraph.prebuilt.tool_node import ToolRuntime
+
+    mw = RedisTodoMiddleware(
+        client=redis_target.client, settings=redis_target.settings, todos_settings=LIMITS
+    )
+    thread = "t" * 5_000
+    runtime = ToolRuntime(
+        state={"messages": [], "todos_version": 0},
+        context=None,
+        config={"configurable": {"thread_id": thread, "__pregel_task_id": "task"}},
+        stream_writer=lambda _: None,
+        tool_call_id="c" * 5_000,
+        store=None,
+    )
+    command = mw.write(runtime, [{"content": "x", "status": "pending"}])
+    (msg,) = command.update["messages"]  # type: ignore[index]
+    assert msg.status != "error"
+    assert mw.repository.get(thread).version == 1
+    mw.close()

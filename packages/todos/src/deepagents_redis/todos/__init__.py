@@ -21,12 +21,17 @@ from deepagents_redis.todos._reconcile import (
     TodoBackfill,
     TodoReconciler,
 )
-from deepagents_redis.todos._repository import MAX_LEASE_SECONDS, RedisTodoRepository
+from deepagents_redis.todos._repository import (
+    MAX_LEASE_SECONDS,
+    MAX_TAG_CHARS,
+    RedisTodoRepository,
+)
 from deepagents_redis.todos._settings import ConflictPolicy, TodosSettings
 from deepagents_redis.todos._subagent import RedisTodoSubagentMiddleware
 
 __all__ = [
     "MAX_LEASE_SECONDS",
+    "MAX_TAG_CHARS",
     "TODO_STATUSES",
     "BackfillReport",
     "ConflictPolicy",

@@ -82,6 +82,7 @@ from deepagents_redis.todos._settings import TodosSettings
 __all__ = [
     "KIND",
     "MAX_LEASE_SECONDS",
+    "MAX_TAG_CHARS",
     "MUTATE_SCRIPT",
     "EvictionCheck",
     "RedisTodoRepository",
@@ -96,6 +97,12 @@ log = logging.getLogger("deepagents_redis.todos")
 
 KIND = "todos"
 """The key kind of every todos key (``KeySpace.key(KIND, scope, ...)``)."""
+
+MAX_TAG_CHARS = 1_024
+"""The longest ``op_id`` and ``actor`` a mutation takes. Neither counts against the plan's
+size limits, yet the op id names a key and is kept in the plan (``last_op``), and both go into
+every change-log entry: a 1 MB actor grew the log by 1 MB per mutation, up to ``log_maxlen``
+entries."""
 
 MAX_LEASE_SECONDS = 10 * 365 * 86_400
 """The longest lease `RedisTodoRepository.claim` grants (ten years; ``mutate.lua`` holds the
@@ -460,6 +467,14 @@ class RedisTodoRepository(RedisComponent):
             isinstance(expected_version, bool) or not isinstance(expected_version, int)
         ):
             raise InvalidInputError("expected_version must be an int or None")
+        actor = actor or self.actor
+        if not isinstance(op_id, str) or not isinstance(actor, str):
+            raise InvalidInputError("op_id and actor must be strings")
+        if len(op_id) > MAX_TAG_CHARS or len(actor) > MAX_TAG_CHARS:
+            raise InvalidInputError(
+                f"op_id and actor must be at most {MAX_TAG_CHARS} characters "
+                f"(got {len(op_id)} and {len(actor)})"
+            )
         # The limits, before anything is sent (the script checks them again for plans that
         # grew through other writers).
         for content in _contents(payload):
@@ -478,7 +493,7 @@ class RedisTodoRepository(RedisComponent):
             encoded,
             str(self.settings.max_items),
             str(self.settings.log_maxlen),
-            actor or self.actor,
+            actor,
             op_id,
             str(self.settings.max_content_bytes),
             str(self.settings.max_plan_bytes),

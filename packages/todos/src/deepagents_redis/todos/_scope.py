@@ -16,7 +16,7 @@ from typing import Any
 from deepagents_redis.core import (
     ConfigurationError,
 )
-from deepagents_redis.todos._repository import RedisTodoRepository
+from deepagents_redis.todos._repository import MAX_TAG_CHARS, RedisTodoRepository
 from langchain_core.runnables import RunnableConfig
 
 __all__ = [
@@ -25,6 +25,9 @@ __all__ = [
 
 
 log = logging.getLogger("deepagents_redis.todos")
+
+_LONG = 256
+"""A tool call id longer than this is named by its SHA-256 in an op id."""
 
 ScopeResolver = Callable[[RunnableConfig], str]
 """Maps a run's config to a plan scope."""
@@ -50,6 +53,10 @@ def _op_id(kind: str, call_id: str | None, version: int | None, payload: Any) ->
     digest = hashlib.sha256(
         json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
     ).hexdigest()[:16]
+    if call_id is not None and len(call_id) > _LONG:
+        # Tool call ids come from the model provider: a long one is named by its digest, so
+        # the op id stays within the repository's MAX_TAG_CHARS.
+        call_id = hashlib.sha256(call_id.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{kind}:{call_id}:{version}:{digest}"
 
 
@@ -86,4 +93,7 @@ class _ScopedRepository:
         name = (config.get("metadata") or {}).get("lc_agent_name")
         thread_id = (config.get("configurable") or {}).get("thread_id")
         who = name or default
-        return f"{who}:{thread_id}" if thread_id is not None else str(who)
+        actor = f"{who}:{thread_id}" if thread_id is not None else str(who)
+        # The log records who: a thread id past the repository's MAX_TAG_CHARS is cut there
+        # rather than refusing the write.
+        return actor[:MAX_TAG_CHARS]
