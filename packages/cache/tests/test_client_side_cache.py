@@ -229,3 +229,37 @@ def test_the_layer_comes_up_with_a_plain_redis_py_client(
     finally:
         cache.close()
         plain.close()
+
+
+async def test_aclose_stops_the_layer_without_blocking_the_event_loop(
+    redis_settings: RedisSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stopping the layer joins its thread (it wakes up to 200 ms later, longer while it
+    # connects); aclose() did that on the event loop, which stood still meanwhile.
+    import threading
+
+    from deepagents_redis.cache import NearCache
+
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+    original = NearCache.close
+
+    def held_close(self: NearCache) -> None:
+        entered.set()
+        release.wait(10)  # bounded: the blocking version holds the loop this long
+        original(self)
+        finished.set()
+
+    cache = RedisLLMCache(settings=redis_settings, namespace="csc", client_side_cache=True)
+    monkeypatch.setattr(NearCache, "close", held_close)
+    closing = asyncio.create_task(cache.aclose())
+    for _ in range(5000):  # bounded: until the layer's close has started
+        if entered.is_set():
+            break
+        await asyncio.sleep(0.001)
+    # This coroutine runs while the close is still held: the loop is not blocked by it.
+    still_closing = not finished.is_set()
+    release.set()
+    await closing
+    assert entered.is_set()
+    assert still_closing
+    assert finished.is_set()
