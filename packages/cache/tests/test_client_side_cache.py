@@ -263,3 +263,36 @@ async def test_aclose_stops_the_layer_without_blocking_the_event_loop(
     assert entered.is_set()
     assert still_closing
     assert finished.is_set()
+
+
+def test_an_outage_of_the_tracking_connection_is_one_warning(
+    fault_proxy: Any, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The tracking thread retries every reconnect_delay (1 s by default) and warned on each
+    # attempt: a server down for an hour logged 3,600 lines per cache object.
+    import logging
+
+    import redis
+    from deepagents_redis.cache import NearCache
+
+    proxy = fault_proxy(redis_url)
+    proxy.set_mode("reset")
+    client = redis.Redis.from_url(proxy.url)
+    caplog.set_level(logging.WARNING, logger="deepagents_redis.cache")
+    near = NearCache(
+        client, prefixes=["csc-outage:"], flush_keys=set(), max_entries=10, reconnect_delay=0.01
+    )
+    try:
+        for _ in range(3000):  # bounded: until several connection attempts were refused
+            if proxy.accepted_count >= 5:
+                break
+            time.sleep(0.01)
+        assert proxy.accepted_count >= 5
+        proxy.set_mode("pass")
+        assert near.wait_ready(10)
+        lines = [r.getMessage() for r in caplog.records if "tracking connection" in r.getMessage()]
+        assert len([m for m in lines if "failed" in m]) == 1
+        assert len([m for m in lines if "is back" in m]) == 1
+    finally:
+        near.close()
+        client.close()

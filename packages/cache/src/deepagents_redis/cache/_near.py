@@ -185,13 +185,26 @@ class NearCache:
         return conn
 
     def _run(self) -> None:
+        failing = False
         while not self._stop.is_set():
             try:
                 self._conn = self._connect()
             except (redis.RedisError, OSError) as exc:
-                log.warning("client-side cache: tracking connection failed: %s", exc)
+                # One warning per outage, not one per attempt: the thread retries every
+                # `reconnect_delay` (1 s), so a server down for an hour logged 3,600 lines
+                # per cache object; the rest go to debug until the connection is back.
+                (log.debug if failing else log.warning)(
+                    "client-side cache: tracking connection failed (retrying every %s s, "
+                    "the layer is bypassed meanwhile): %s",
+                    self._reconnect_delay,
+                    exc,
+                )
+                failing = True
                 self._stop.wait(self._reconnect_delay)
                 continue
+            if failing:
+                log.warning("client-side cache: tracking connection is back")
+                failing = False
             self.flush()  # anything could have changed while we were not listening
             self._ready.set()
             try:
