@@ -162,6 +162,40 @@ def test_no_torn_reads_at_ttl_expiry(make_backend: Any, grace: float, layout: st
     assert b.download_files(["/d/f.txt"])[0].error == "file_not_found"
 
 
+def _wait_until_expired(b: RedisBackend, path: str) -> None:
+    deadline = time.monotonic() + 10
+    while b.stat(path) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert b.stat(path) is None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_writes_drop_the_index_entries_of_expired_files(
+    make_backend: Any, redis_target: Any, mode: str
+) -> None:
+    # Only ls purged the index entries of expired files: a namespace whose files expired
+    # and that nobody listed kept every expired path in idx, files, exp and its directory
+    # hashes for good (500 expired files: 500 entries each, after any number of writes,
+    # reads, globs and greps). A write that sees some now purges a batch of them.
+    b: RedisBackend = make_backend(ttl_rules={"/tmp/": 1.0})
+    for i in range(250):
+        assert b.write(f"/tmp/{i % 5}/r{i}.txt", "x").error is None
+    _wait_until_expired(b, "/tmp/4/r249.txt")
+    head = b._head(b.resolve_namespace())
+    raw = redis_target.client
+    assert raw.zcard(f"{head}:idx") >= 1  # (a slow machine's own writes above may purge)
+    for i in range(2):  # a batch (200) per write that finds expired entries
+        path = f"/keep/k{i}.txt"
+        result = b.write(path, "y") if mode == "sync" else await b.awrite(path, "y")
+        assert result.error is None
+    assert raw.zcard(f"{head}:idx") == 2
+    assert raw.hlen(f"{head}:files") == 2
+    assert raw.zcard(f"{head}:exp") == 0
+    assert raw.hgetall(f"{head}:d:/") == {b"keep/": b"2"}
+    assert [e["path"] for e in b.ls("/").entries or []] == ["/keep/"]
+    assert sorted(m["path"] for m in b.glob("**").matches or []) == ["/keep/k0.txt", "/keep/k1.txt"]
+
+
 def test_gc_removes_blobs_of_expired_files_and_orphans(make_backend: Any, tmp_path: Any) -> None:
     store = LocalBlobStore(tmp_path / "gc-blobs")
     b: RedisBackend = make_backend(blob_store=store, ttl_rules={"/tmp/": 0.2}, chunk_grace=0)

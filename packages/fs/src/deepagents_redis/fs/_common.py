@@ -659,7 +659,29 @@ class _Layout:
         old_blob = _s(reply[2]) if len(reply) > 2 else ""
         if old_blob:
             yield self._blob("delete", (old_blob,), best_effort=True)
+        if len(reply) > 3 and int(reply[3]):
+            yield from self._purge_expired(ns)
         return "OK", int(reply[1])
+
+    def _purge_expired(self, ns: str) -> _Op[None]:
+        """Drop the index entries of up to `_PURGE_BATCH` expired files of the namespace.
+
+        A write calls this when its script saw expired entries (write.lua's `stale`): only
+        `ls` purged before, and a namespace nobody listed kept every expired path in its
+        indexes for good. The entries with the lowest expiry come first (the expired ones);
+        the PURGE script drops only those whose expiry has passed by the server's clock.
+        """
+        exp = self._k(ns, "exp")
+        paths = yield Command(("ZRANGE", exp, 0, _PURGE_BATCH - 1))
+        if paths:
+            yield from self._purge(ns, [_s(p) for p in paths])
+
+    def _purge(self, ns: str, paths: list[str]) -> _Op[int]:
+        dir_keys: dict[str, int] = {}
+        per_path = self._dir_args(ns, paths, dir_keys)
+        keys = [self._k(ns, "idx"), self._k(ns, "files"), self._k(ns, "exp"), *dir_keys]
+        reply = yield Script(_PURGE, keys, [str(len(paths)), *per_path])
+        return int(reply)
 
     def _stage(self, stage: bytes, gen: str, data: bytes | str, *, index: bool) -> _Op[str]:
         """Put the chunks of a big write into its stage hash; returns their line index.

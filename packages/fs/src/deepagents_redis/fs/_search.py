@@ -34,7 +34,6 @@ from deepagents_redis.fs._common import (
     _LS,
     _LS_CALLS,
     _LS_PAGE,
-    _PURGE,
     _PURGE_BATCH,
     _TORN_RETRIES,
     _b,
@@ -112,13 +111,6 @@ class _SearchOps(_Layout):
         if encode(whole) == whole:
             return (head + ("\n" + head).join(paths)).encode().split(b"\n")
         return [(head + encode(p)).encode() for p in paths]
-
-    def _purge(self, ns: str, paths: list[str]) -> _Op[int]:
-        dir_keys: dict[str, int] = {}
-        per_path = self._dir_args(ns, paths, dir_keys)
-        keys = [self._k(ns, "idx"), self._k(ns, "files"), self._k(ns, "exp"), *dir_keys]
-        reply = yield Script(_PURGE, keys, [str(len(paths)), *per_path])
-        return int(reply)
 
     def _candidates(
         self, ns: str, path: str | None, *, paths_only: bool = False

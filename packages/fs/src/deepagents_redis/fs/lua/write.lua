@@ -30,8 +30,11 @@
 -- keys[8+D] (optional) stage_key: a hash the client filled with the N chunks (fields
 --   '<gen>:<i>', with a TTL) before this call, one MULTI per 2 MiB; it becomes the chunk hash by
 --   RENAME, so 10 MB of chunks never pass through Lua (issue: fs performance pass).
--- Returns {'OK', version, replaced_blob_ref} or {'CONFLICT', actual_version} (nothing
--- written; a stage is dropped).
+-- Returns {'OK', version, replaced_blob_ref, stale} or {'CONFLICT', actual_version} (nothing
+-- written; a stage is dropped). stale is 1 when the namespace holds index entries of
+-- expired files (the client then purges a batch of them): only `ls` purged them before, so
+-- a namespace whose files expired but that nobody listed kept every expired path in idx,
+-- files, exp and its directory hashes for good.
 -- Errors: 'ERR fs_write: malformed header' when the header's field count does not match
 -- its D (nothing written, nothing recorded); OOM from core's deny_oom probe when the
 -- server is full (before any write);
@@ -86,12 +89,11 @@ end
 local version = redis.call('INCR', seq_key)
 local created = created_at
 if keep_created == '1' and cur[4] then created = cur[4] end
+-- Redis 7 freezes TIME for the script's length
+local _t = redis.call('TIME')
+local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 local expire_at = 0
-if ttl > 0 then
-  -- TIME only when a deadline is needed (Redis 7 freezes it for the script's length)
-  local _t = redis.call('TIME')
-  expire_at = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000) + ttl
-end
+if ttl > 0 then expire_at = now + ttl end
 if n == 0 and blob == '' then
   -- inline content goes in with the rest of the metadata: one HSET
   redis.call('HSET', meta_key, 'v', version, 'g', gen, 'n', n, 's', size, 'e', encoding,
@@ -139,4 +141,5 @@ if is_new then
   redis.call('HSET', parent_key, parent_field, 'f')
   for j = 2, d do redis.call('HINCRBY', keys[7 + j], h[14 + j], 1) end
 end
-return {'OK', version, old_blob}
+local stale = #redis.call('ZRANGEBYSCORE', exp_key, '-inf', '(' .. now, 'LIMIT', 0, 1)
+return {'OK', version, old_blob, stale}
