@@ -284,3 +284,20 @@ async def test_text_redis_cannot_carry_is_invalid_input_and_changes_nothing(
         with pytest.raises(InvalidInputError, match="Unicode"):
             await mutation()
     assert redis_target.client.hgetall(repo.plan_key("u")) == before
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("index", [-1, -5, True, 1.0, "0"], ids=repr)
+async def test_an_index_that_is_not_a_position_changes_nothing(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository, index: Any
+) -> None:
+    # -1 (Python's "before the last") and True were appended silently.
+    repo.replace("placed", [{"content": "a"}, {"content": "b"}])
+    with pytest.raises(InvalidInputError, match="index"):
+        repo.add("placed", "new", index=index)
+    with pytest.raises(InvalidInputError, match="index"):
+        await arepo.aadd("placed", "new", index=index)
+    plan = repo.get("placed")
+    assert [i.content for i in plan.items] == ["a", "b"]
+    assert plan.version == 1
+    assert [i.content for i in repo.add("placed", "new", index=1).items] == ["a", "new", "b"]

@@ -732,6 +732,12 @@ class RedisTodoRepository(RedisComponent):
     ) -> dict[str, Any]:
         _check_content(content)
         _check_status(status)
+        if index is not None and (
+            isinstance(index, bool) or not isinstance(index, int) or index < 0
+        ):
+            # The script appends for any index it cannot place: -1 (Python's "before the
+            # last") put the item last, silently.
+            raise InvalidInputError(f"index must be an int >= 0 or None, got {index!r}")
         item: dict[str, Any] = {
             "id": item_id or new_item_id(),
             "content": content,
@@ -919,7 +925,8 @@ class RedisTodoRepository(RedisComponent):
             content: What to do.
             status: Its status.
             metadata: Free-form JSON-serializable data.
-            index: Insert before this position (None: append).
+            index: Insert before this position, counted from 0 (None, or past the end:
+                append).
             item_id: The new item's id (generated when None).
             expected_version: Apply only if the plan is at this version.
             op_id: Operation id (a retry with the same id applies once).
@@ -930,7 +937,8 @@ class RedisTodoRepository(RedisComponent):
 
         Raises:
             ConflictError: The plan is not at ``expected_version``.
-            InvalidInputError: Bad input, duplicate id, or the plan is full.
+            InvalidInputError: Bad input (a negative ``index`` too), duplicate id, or the
+                plan is full.
         """
         payload = self._add_payload(content, status, metadata, index, item_id)
         return self._mutate(
