@@ -86,7 +86,12 @@ def test_reset_and_repr(clock):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"failure_threshold": 0}, {"reset_timeout": 0}, {"half_open_max_calls": 0}],
+    [
+        {"failure_threshold": 0},
+        {"reset_timeout": 0},
+        {"reset_timeout": float("nan")},  # accepted before: the breaker never half-opened
+        {"half_open_max_calls": 0},
+    ],
 )
 def test_rejects_bad_parameters(kwargs):
     with pytest.raises(ValueError, match="must be"):

@@ -63,7 +63,9 @@ class CircuitBreaker:
     ) -> None:
         if failure_threshold < 1:
             raise ValueError("failure_threshold must be >= 1")
-        if reset_timeout <= 0:
+        # `not > 0` also refuses NaN: `nan <= 0` is False, and a NaN timeout never elapses
+        # (`elapsed >= nan` is False), so the breaker stayed open for good.
+        if not reset_timeout > 0:
             raise ValueError("reset_timeout must be > 0")
         if half_open_max_calls < 1:
             raise ValueError("half_open_max_calls must be >= 1")
