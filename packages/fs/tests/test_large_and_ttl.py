@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from deepagents_redis.core import LuaScript
 from deepagents_redis.fs import LocalBlobStore, RedisBackend
 
 pytestmark = pytest.mark.integration
@@ -125,6 +126,47 @@ def test_refresh_on_read_restarts_the_lifetime(make_backend: Any) -> None:
     time.sleep(0.02)
     no_refresh.read("/f")
     assert no_refresh.stat("/f").expires_at == first
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_refreshing_read_keeps_the_chunks_out_of_lua(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    # The READ script restarted the lifetime and answered every chunk: a refreshing read of
+    # a 1 MB file copied 1 MB into Lua and out again, holding the server (10 MB: ~12 ms).
+    b: RedisBackend = make_backend(ttl=30, refresh_ttl_on_read=True, spill_threshold=0)
+    text = _text(MB, "refresh")
+    assert b.write("/r.txt", text).error is None
+    before = b.stat("/r.txt").expires_at
+    carried: list[int] = []
+    run_raw, arun_raw = LuaScript.run_raw, LuaScript.arun_raw
+
+    def spy(script: LuaScript, client: Any, keys: Any = (), args: Any = ()) -> Any:
+        reply = run_raw(script, client, keys, args)
+        if script.name == "fs_read":
+            carried.append(sum(len(x) for x in reply if isinstance(x, bytes)))
+        return reply
+
+    async def aspy(script: LuaScript, client: Any, keys: Any = (), args: Any = ()) -> Any:
+        reply = await arun_raw(script, client, keys, args)
+        if script.name == "fs_read":
+            carried.append(sum(len(x) for x in reply if isinstance(x, bytes)))
+        return reply
+
+    monkeypatch.setattr(LuaScript, "run_raw", spy)
+    monkeypatch.setattr(LuaScript, "arun_raw", aspy)
+    if mode == "sync":
+        whole = b.read("/r.txt", 0, 100_000)
+        got = b.download_files(["/r.txt"])[0].content
+    else:
+        whole = await b.aread("/r.txt", 0, 100_000)
+        got = (await b.adownload_files(["/r.txt"]))[0].content
+    assert whole.file_data is not None
+    assert whole.file_data["content"] == text
+    assert got == text.encode()
+    assert len(carried) == 2  # one refresh per call
+    assert max(carried) < 4096  # metadata only
+    assert b.stat("/r.txt").expires_at >= before  # (restarted: not earlier)
 
 
 @pytest.mark.parametrize("grace", [60.0, 0.0], ids=["grace", "no-grace"])

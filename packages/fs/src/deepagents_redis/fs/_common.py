@@ -773,20 +773,32 @@ class _Layout:
         last_ref = None
         for attempt in range(_TORN_RETRIES * 8):
             meta: dict[str, Any]
-            if use_refresh:
-                reply: Any = ("lua", (yield Script(_READ, keys, args)))
+            reply: Any
+            if attempt == 0 and use_refresh:
+                # The READ script restarts the lifetime and answers the metadata only; the
+                # chunks follow as below. With them in its reply, a refreshing read of a
+                # 10 MB file copied 10 MB into Lua and out again inside the script, and
+                # Redis served no one else meanwhile.
+                refreshed = yield Script(_READ, keys, [*args, "0"])
+                if not refreshed:
+                    return None
+                count = int(refreshed[0])
+                reply = ("meta", _meta_dict(refreshed[1 : 1 + count]))
             elif attempt == 0:
                 # First try: one HMGET, atomic on its own for inline and spilled content
                 # (a 4 KB read spent ~30 µs on MULTI/EXEC and parsing field names). Chunks of
                 # a generation are written once and never change, so fetching them next is
                 # consistent as long as all are there; if a writer replaced the file in
                 # between (or a chunk is lost), the MULTI snapshot below decides.
-                reply = ("hmget", (yield Command(("HMGET", keys[0], *_READ_FIELD_BYTES))))
+                fields = yield Command(("HMGET", keys[0], *_READ_FIELD_BYTES))
+                got = zip(_READ_FIELDS, fields, strict=True)
+                reply = ("meta", {f: v for f, v in got if v is not None})
             else:
+                # (a refreshing read restarted the lifetime on its first try already)
                 snapshot = [("HGETALL", keys[0]), ("HGETALL", keys[1])]
-                reply = yield Snapshot(snapshot, Script(_READ, keys, args))
-            if reply[0] == "hmget":
-                meta = {f: v for f, v in zip(_READ_FIELDS, reply[1], strict=True) if v is not None}
+                reply = yield Snapshot(snapshot, Script(_READ, keys, [*args[:2], "0", "1"]))
+            if reply[0] == "meta":
+                meta = reply[1]
                 if "n" not in meta:
                     return None
                 n = int(meta["n"] or 0)

@@ -11,13 +11,16 @@
 --   path         the file's path
 --   grace        how long chunks and blobs outlive their meta, in ms
 --   refresh      '1' restarts the lifetime of a file that has one, '0' leaves it
+--   chunks       '1' answers the chunks too; '0' the metadata only (a refreshing read
+--                fetches the chunks itself: copying megabytes through Lua holds the server)
 -- Returns {} when the file does not exist; {-1} when a chunk is missing (data loss);
--- else {number of metadata items, field, value, ..., chunk 0, chunk 1, ...}.
+-- else {number of metadata items, field, value, ..., chunk 0, chunk 1, ...} (no chunks
+-- with chunks = '0').
 -- Errors: none of its own.
 
 local meta_key, chunks_key, files_key = KEYS[1], KEYS[2], KEYS[3]
 local exp_key, blobs_key = KEYS[4], KEYS[5]
-local path, grace_ms, refresh = ARGV[1], ARGV[2], ARGV[3]
+local path, grace_ms, refresh, with_chunks = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
@@ -38,6 +41,7 @@ end
 local meta = redis.call('HGETALL', meta_key)
 local out = {#meta}
 for i = 1, #meta do out[#out + 1] = meta[i] end
+if with_chunks == '0' then return out end
 local n = tonumber(m[6]) or 0
 for i = 0, n - 1 do
   local c = redis.call('HGET', chunks_key, m[7] .. ':' .. i)
