@@ -272,3 +272,12 @@ def test_write_todos_keeps_long_thread_and_call_ids_within_the_limit(redis_targe
     assert msg.status != "error"
     assert mw.repository.get(thread).version == 1
     mw.close()
+
+
+def test_a_log_cap_redis_cannot_take_is_a_configuration_error(redis_target: Any) -> None:
+    # 2**63 was accepted; every mutation then failed on XADD ... MAXLEN ~ 2**63 (an
+    # "ERR value is not an integer or out of range", the root error).
+    with pytest.raises(ConfigurationError, match="log_maxlen"):
+        TodosSettings(log_maxlen=2**63)
+    repo = _repo(redis_target, TodosSettings(log_maxlen=2**63 - 1))
+    assert repo.add("cap", "x").version == 1

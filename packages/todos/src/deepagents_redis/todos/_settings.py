@@ -52,8 +52,9 @@ class TodosSettings(PhaseSettings):
     2.6 s and stalled other clients' commands for 5 s). Above it: ``PayloadTooLargeError``.
     """
 
-    log_maxlen: int = Field(default=1_000, ge=1)
-    """Approximate cap of each plan's change log (``XADD MAXLEN ~``)."""
+    log_maxlen: int = Field(default=1_000, ge=1, le=2**63 - 1)
+    """Approximate cap of each plan's change log (``XADD MAXLEN ~``; at most Redis's largest
+    integer: past it every mutation failed on its XADD)."""
 
     op_ttl_seconds: int = Field(default=86_400, ge=1, le=MAX_OP_TTL_MS // 1000)
     """How long an operation id is remembered, so a retry within it applies once (at most
