@@ -296,3 +296,42 @@ def test_an_outage_of_the_tracking_connection_is_one_warning(
     finally:
         near.close()
         client.close()
+
+
+def test_refresh_on_hit_with_the_layer_is_refused(redis_settings: Any, monkeypatch: Any) -> None:
+    # The expiry push is a write inside the read script, and Redis invalidates a tracked key
+    # on every write: each hit evicted the copy it had just stored, so every lookup went to
+    # Redis (50 lookups, 50 EVALSHA, measured) and the layer served nothing, silently.
+    from deepagents_redis.cache import CacheSettings
+
+    with pytest.raises(ConfigurationError, match="client_side_cache and refresh_on_hit"):
+        RedisLLMCache(settings=redis_settings, client_side_cache=True, refresh_on_hit=True)
+    monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_CLIENT_SIDE_CACHE", "true")
+    monkeypatch.setenv("DEEPAGENTS_REDIS_CACHE_REFRESH_ON_HIT", "true")
+    with pytest.raises(ConfigurationError, match="client_side_cache and refresh_on_hit"):
+        CacheSettings()
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{"lease_ttl": -5}, {"wait_timeout": -1}, {"ttl": -3}, {"ttl": float("nan")}],
+)
+def test_keyword_overrides_are_validated_like_the_environment(
+    redis_settings: Any, override: dict[str, Any]
+) -> None:
+    # Keyword overrides were stored as given (pydantic's model_copy does not validate): a
+    # lease_ttl of -5 or a ttl of -3 reached Redis as a negative PX, failing every miss or
+    # write (failing open), while the same values from the environment were refused.
+    with pytest.raises(ConfigurationError):
+        RedisLLMCache(settings=redis_settings, **override)
+
+
+@pytest.mark.parametrize("default_ttl", [0, -1, float("inf"), float("nan"), "60", True])
+def test_a_node_cache_default_ttl_must_be_positive_seconds(
+    redis_settings: Any, default_ttl: Any
+) -> None:
+    # 0 or less kept entries 1 ms (nothing cached, silently); inf and NaN failed every set
+    from deepagents_redis.cache import RedisNodeCache
+
+    with pytest.raises(ConfigurationError, match="default_ttl"):
+        RedisNodeCache(settings=redis_settings, default_ttl=default_ttl)

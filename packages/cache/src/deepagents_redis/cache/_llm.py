@@ -147,7 +147,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
         update = {k: v for k, v in overrides.items() if v is not None}
         if not isinstance(ttl, _Unset):
             update["ttl_seconds"] = ttl
-        self.settings: CacheSettings = base.model_copy(update=update) if update else base
+        # validated like the environment (model_copy stores values as given: a lease_ttl of
+        # -5 or a ttl of -3 reached Redis as a negative PX, failing every miss or write)
+        self.settings: CacheSettings = base.with_overrides(**update) if update else base
         """The effective cache options."""
         cs = self.settings
         self.namespace: str = cs.namespace

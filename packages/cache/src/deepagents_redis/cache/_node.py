@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
@@ -24,6 +25,7 @@ from deepagents_redis.core import (
     CircuitBreaker,
     Codec,
     Command,
+    ConfigurationError,
     Connection,
     Operation,
     Pipeline,
@@ -150,10 +152,12 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         super().__init__(serde=serde or default_serde())
         cs = cache_settings if cache_settings is not None else CacheSettings()
         if strict is not None:
-            cs = cs.model_copy(update={"strict": strict})
+            cs = cs.with_overrides(strict=strict)
         self.settings: CacheSettings = cs
         """The effective cache options."""
-        self.default_ttl: float | None = None if isinstance(default_ttl, _Unset) else default_ttl
+        self.default_ttl: float | None = _checked_ttl(
+            None if isinstance(default_ttl, _Unset) else default_ttl
+        )
         """TTL for entries whose cache policy sets none (None: no expiry)."""
         refuse_decoding_clients("RedisNodeCache", connection)
         self._attach(**connection)
@@ -457,3 +461,15 @@ def _scope_ns(scope: Any) -> Namespace | None:
     if not isinstance(ns, list) or not all(type(part) is str for part in ns):
         return None
     return tuple(ns)
+
+
+def _checked_ttl(ttl: object) -> float | None:
+    """Check `default_ttl`: None, or seconds > 0 and finite.
+
+    0 or less kept entries 1 ms (nothing cached, silently); infinity or NaN failed every set.
+    """
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf:
+        raise ConfigurationError(f"default_ttl must be None or seconds > 0, not {ttl!r}")
+    return float(ttl)

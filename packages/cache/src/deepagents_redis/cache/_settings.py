@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from deepagents_redis.core import PhaseSettings
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 __all__ = [
@@ -90,3 +92,15 @@ class CacheSettings(PhaseSettings):
 
     client_side_cache_max_entries: int = Field(default=10_000, ge=1)
     """Most entries the in-process layer keeps (least recently used are dropped)."""
+
+    @model_validator(mode="after")
+    def _check_layer(self) -> Self:
+        # Pushing the expiry is a write in the read script; Redis tells the tracking layer
+        # every write to a key it holds, so each hit dropped the copy it had just stored:
+        # with both on, every lookup went to Redis and the layer served nothing.
+        if self.client_side_cache and self.refresh_on_hit:
+            raise ValueError(
+                "client_side_cache and refresh_on_hit cannot both be on: the expiry push is a"
+                " write, which evicts the entry from the client-side layer on every hit"
+            )
+        return self
