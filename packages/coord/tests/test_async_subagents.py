@@ -372,8 +372,10 @@ async def test_fork_mode_sends_the_parents_conversation(
     assert snapshot[-1]["content"] == _ASYNC_FORK_TASK_PREAMBLE + "go on"
     (got,) = received
     assert got == snapshot  # what the worker ran is the snapshot, through the codec
-    # the task ended while "all done" was written: its notification gives the model a turn
-    assert [m.content for m in result["messages"] if m.type == "ai"][-2:] == ["all done", "done"]
+    # The task ends before "all done" is written: the notification comes before that call
+    # (the task ended before it), or after it, when it gives the model one more turn.
+    answers = [m.content for m in result["messages"] if m.type == "ai"]
+    assert answers[-1] == "all done" or answers[-2:] == ["all done", "done"], answers
 
 
 # ---------------------------------------------------------------- the turn after an answer
