@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from deepagents.backends import FilesystemBackend
 from deepagents_redis.fs import (
+    CopyReport,
     DualWriteBackend,
     RedisBackend,
     S3BlobStore,
@@ -168,3 +169,32 @@ async def test_a_directory_the_source_cannot_list_is_a_failure(
     [(where, why)] = report.failed
     assert where.rstrip("/") == "/src/pkg"
     assert why.startswith("cannot list: permission denied")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_path_naming_a_file_or_nothing_is_not_a_silent_empty_copy(
+    make_backend: Any, tmp_path: Path, mode: str
+) -> None:
+    """`ls` of a file or of a missing path is an empty listing on Redis (as on StoreBackend):
+    path="/notes.md" copied nothing and path="/typo" reported nothing copied, nothing failed."""
+    source: RedisBackend = make_backend()
+    target: RedisBackend = make_backend()
+    source.upload_files([("/notes.md", b"hello"), ("/dir/a.txt", b"a")])
+    (tmp_path / "fs" / "empty").mkdir(parents=True)
+    empty_dir = FilesystemBackend(root_dir=tmp_path / "fs", virtual_mode=True)
+
+    async def copy(src: Any, path: str) -> CopyReport:
+        if mode == "sync":
+            return copy_files(src, target, path=path)
+        return await acopy_files(src, target, path=path)
+
+    one = await copy(source, "/notes.md")
+    assert (one.copied, one.failed) == (["/notes.md"], [])
+    assert target.read("/notes.md").file_data["content"] == "hello"
+    typo = await copy(source, "/typo/")
+    assert typo.copied == []
+    assert typo.failed == [("/typo/", "nothing to copy: no file at or under it (file_not_found)")]
+    empty = await copy(empty_dir, "/empty")
+    assert (empty.copied, empty.failed) == ([], [])  # an empty directory is nothing to copy
+    tree = await copy(source, "/dir")
+    assert (tree.copied, tree.failed) == (["/dir/a.txt"], [])

@@ -372,6 +372,23 @@ async def _awalk(source: BackendProtocol, root: str, report: CopyReport) -> list
     return sorted(files)
 
 
+def _lone_root(root: str, found: list[FileDownloadResponse], report: CopyReport) -> list[str]:
+    """What to copy when the walk under `root` found nothing: `root` itself, if a file.
+
+    `ls` of a file, or of a path that does not exist, is an empty listing on key-value
+    backends (StoreBackend, RedisBackend), so `copy_files(path="/notes.md")` copied nothing
+    and `path="/typo"` reported nothing copied and nothing failed. Now a file is copied (the
+    exact path and everything under it, as `delete` reads a path) and a path with nothing at
+    or under it is a failure; an empty directory (`is_directory`) is neither.
+    """
+    [got] = found
+    if got.error is None:
+        return [got.path]
+    if got.error != "is_directory":
+        report.failed.append((root, f"nothing to copy: no file at or under it ({got.error})"))
+    return []
+
+
 def _apply(
     report: CopyReport,
     downloaded: list[FileDownloadResponse],
@@ -396,7 +413,8 @@ def copy_files(
     """Copy every file under `path` from one backend to another (any two backends).
 
     Files are moved as bytes with `download_files` / `upload_files`, so binary files stay
-    binary; existing target files with the same path are overwritten.
+    binary; existing target files with the same path are overwritten. A `path` naming a
+    file copies that file; a `path` with no file at or under it is a failure in the report.
 
     Args:
         source: Where the files are.
@@ -411,6 +429,9 @@ def copy_files(
     """
     report = CopyReport()
     paths = _walk(source, path, report)
+    root = path.rstrip("/")
+    if not paths and not report.failed and root:
+        paths = _lone_root(path, source.download_files([root]), report)
     if progress is not None:
         progress(0, len(paths))
     for start in range(0, len(paths), batch_size):
@@ -431,6 +452,9 @@ async def acopy_files(
     """Async `copy_files` (uses each backend's async methods)."""
     report = CopyReport()
     paths = await _awalk(source, path, report)
+    root = path.rstrip("/")
+    if not paths and not report.failed and root:
+        paths = _lone_root(path, await source.adownload_files([root]), report)
     for start in range(0, len(paths), batch_size):
         downloaded = await source.adownload_files(paths[start : start + batch_size])
         ready = _apply(report, downloaded)
