@@ -195,3 +195,61 @@ async def test_gc_removes_the_temporary_file_of_a_writer_killed_mid_put(
     got = b.read("/big.txt", 0, 5000)
     assert got.file_data is not None
     assert got.file_data["content"] == BIG
+
+
+def test_every_backend_of_a_namespace_names_the_blob_folder_by_the_id_in_redis(
+    make_backend: Any, redis_target: Any, tmp_path: Path
+) -> None:
+    # The id is set once and read in one atomic command (SET NX GET): the first backend's
+    # random id, and every later backend (a new process) finds the same one. As two calls
+    # (SET NX, then GET), a key gone in between named the folder "None".
+    blobs = str(tmp_path / "blobs")
+    first: RedisBackend = make_backend(**SPILL, blob_dir=blobs)
+    assert first.write("/a.txt", BIG).error is None
+    ns = first.resolve_namespace()
+    stored = redis_target.client.get(first._k(ns, "blobid"))
+    assert stored is not None
+    assert len(stored) == 16
+    later: RedisBackend = make_backend(**SPILL, blob_dir=blobs, namespace=ns)
+    assert later.write("/b.txt", BIG).error is None
+    for b, path in ((first, "/a.txt"), (later, "/b.txt")):
+        st = b.stat(path)
+        assert st is not None
+        assert st.blob_ref is not None
+        assert st.blob_ref.split("/")[1] == stored.decode()
+
+
+def test_a_blob_folder_id_gone_before_it_was_read_is_set_again(
+    make_backend: Any, redis_target: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The id is set (SET NX) and read (GET) in one pipeline; a key deleted in between (an
+    # operator, a flush) read as nothing, and the folder was named "None": shared by every
+    # backend that ever saw that, across namespaces' deployments.
+    from deepagents_redis.core import Pipeline
+
+    b: RedisBackend = make_backend(**SPILL, blob_dir=str(tmp_path / "blobs"))
+    original = RedisBackend._blob_home
+    vanished: list[bool] = []
+
+    def racing(self: RedisBackend, ns: str) -> Any:
+        op = original(self, ns)
+        reply: Any = None
+        while True:
+            try:
+                request = op.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(request, Pipeline) and not vanished:
+                vanished.append(True)
+                reply = [True, None]  # set, then gone before the GET
+                continue
+            reply = yield request
+
+    monkeypatch.setattr(RedisBackend, "_blob_home", racing)
+    assert b.write("/a.txt", BIG).error is None
+    st = b.stat("/a.txt")
+    assert st is not None
+    assert st.blob_ref is not None
+    assert vanished == [True]
+    stored = redis_target.client.get(b._k(b.resolve_namespace(), "blobid"))
+    assert st.blob_ref.split("/")[1] == stored.decode() != "None"

@@ -37,6 +37,7 @@ from deepagents_redis.core import (
     Operation,
     Pipeline,
     RedisConnector,
+    RedisUnavailableError,
     Script,
     Snapshot,
     arun_operation,
@@ -527,7 +528,15 @@ class _Layout:
         home = self._blob_homes.get(ns)
         if home is None:
             key = self._k(ns, "blobid")
-            _set, current = yield Pipeline([("SET", key, secrets.token_hex(8), "NX"), ("GET", key)])
+            current = None
+            for _ in range(3):  # the key gone between the two (deleted, a flush): again
+                _set, current = yield Pipeline(
+                    [("SET", key, secrets.token_hex(8), "NX"), ("GET", key)]
+                )
+                if current is not None:
+                    break
+            if current is None:  # never name a folder "None", shared by every such backend
+                raise RedisUnavailableError(f"fs: the blob folder id {key!r} keeps vanishing")
             home = f"{self._blob_prefix(ns)}{_s(current)}/"
             if len(self._blob_homes) >= _HEADS_MAX:
                 self._blob_homes.clear()
