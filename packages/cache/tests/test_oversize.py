@@ -75,3 +75,39 @@ def test_an_oversize_update_is_skipped_and_counted(
     # An entry just under the limit is stored and served.
     cache.update(PROMPT, LLM, [Generation(text="y" * (LIMIT // 2))])
     assert cache.lookup(PROMPT, LLM) == [Generation(text="y" * (LIMIT // 2))]
+
+
+# -- RedisNodeCache honours the same bound on writes (it ignored max_entry_bytes: a node's
+# 2 MiB result was stored under a 1 MiB limit) -------------------------------------------
+NS = ("graph", "node")
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_node_cache_skips_an_oversize_entry_and_stores_the_rest(
+    make_node_cache: Any, redis_target: Any, recorder: Any, caplog: Any, use_async: bool
+) -> None:
+    cache = make_node_cache(cache_settings=BOUNDED)
+    big, small, other = (NS, "big"), (NS, "small"), (("other",), "k")
+    pairs = {big: ("x" * (2 * LIMIT), 60), small: ("fits", 60), other: ([1, 2], None)}
+    with caplog.at_level("WARNING", logger="deepagents_redis.cache"):
+        if use_async:
+            await cache.aset(pairs)
+            got = await cache.aget(list(pairs))
+        else:
+            cache.set(pairs)
+            got = cache.get(list(pairs))
+    assert got == {small: "fits", other: [1, 2]}
+    assert redis_target.client.exists(cache.redis_keys(*big)["entry"]) == 0
+    assert recorder.total("node_cache.set", outcome="oversize") == 1
+    assert recorder.total("node_cache.set", outcome="ok") == 2
+    assert any("max_entry_bytes" in r.getMessage() for r in caplog.records)
+
+
+def test_node_cache_entry_just_under_the_bound_is_stored(
+    make_node_cache: Any, recorder: Any
+) -> None:
+    cache = make_node_cache(cache_settings=BOUNDED)
+    value = "y" * (LIMIT // 2)
+    cache.set({(NS, "k"): (value, 60)})
+    assert cache.get([(NS, "k")]) == {(NS, "k"): value}
+    assert recorder.total("node_cache.set", outcome="oversize") == 0

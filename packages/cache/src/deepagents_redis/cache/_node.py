@@ -128,7 +128,8 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         serde: LangGraph serializer (default: `JsonPlusSerializer` without pickle and with
             LangGraph's strict msgpack allowlist).
         default_ttl: Seconds for entries whose ``CachePolicy`` has no TTL; None keeps them.
-        cache_settings: Cache options (``strict``, breaker); defaults read the environment.
+        cache_settings: Cache options (``strict``, breaker, ``max_entry_bytes``: a larger
+            entry of a ``set`` is skipped, counted and logged); defaults read the environment.
         strict: Overrides ``cache_settings.strict``.
         breaker: A circuit breaker to share.
         codec: The envelope codec (default ``Codec()``).
@@ -336,6 +337,16 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             except Exception as exc:  # noqa: BLE001 - an uncachable value is not a graph error
                 self._guard.count("set", "unserializable")
                 log.warning("node cache set skipped, value not serialisable: %s", exc)
+                continue
+            # As RedisLLMCache: the stored value adds '<generation>:' (at most 21 bytes); an
+            # entry over the bound is skipped alone, the batch's other entries are stored.
+            if len(env) + 21 > self.settings.max_entry_bytes:
+                self._guard.count("set", "oversize")
+                log.warning(
+                    "node cache set skipped: %d bytes exceed max_entry_bytes=%d",
+                    len(env),
+                    self.settings.max_entry_bytes,
+                )
                 continue
             keys, args = by_ns.setdefault(nst, ([self._gen_key(nst)], []))
             keys.append(entry)
