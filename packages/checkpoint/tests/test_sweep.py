@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 from deepagents_redis.checkpoint import RedisSaver
-from deepagents_redis.core import Command, InvalidInputError, RedisConnector, Script
+from deepagents_redis.core import (
+    Command,
+    InvalidInputError,
+    RedisConnector,
+    Script,
+    SerializationError,
+)
 from langgraph.checkpoint.base import empty_checkpoint
 
 
@@ -168,3 +174,29 @@ def test_copy_thread_names_its_new_thread_after_writing_it(
     monkeypatch.setattr(RedisSaver, "_copy_op", racing)
     copier.copy_thread(source, target)
     assert target in list(sweeper.threads())
+
+
+async def test_foreign_bytes_in_the_thread_index_are_typed_and_swept(
+    connector: RedisConnector,
+) -> None:
+    """A member that is not UTF-8 (someone else's bytes in our index) made threads(),
+    list(None) and sweep_threads (the one tool that cleans the index) raise a bare
+    UnicodeDecodeError; now listing is a SerializationError that names the sweep, and the
+    sweep, sync and async, takes the member off and keeps the live threads."""
+    saver = RedisSaver(connector=connector, namespace=f"ns{uuid.uuid4().hex[:8]}")
+    _put(saver, "live")
+    raw = connector.client()
+    for sweep in (saver.sweep_threads, saver.asweep_threads):
+        raw.zadd(saver.keys.threads, {b"\xff\xfe": 0, b"bad\x00\xc3": 0})
+        with pytest.raises(SerializationError, match="sweep"):
+            list(saver.threads())
+        with pytest.raises(SerializationError, match="sweep"):
+            list(saver.list(None))
+        with pytest.raises(SerializationError, match="sweep"):
+            [t async for t in saver.alist(None)]
+        removed = sweep()
+        if not isinstance(removed, int):
+            removed = await removed
+        assert removed == 2
+        assert list(saver.threads()) == ["live"]
+        assert [t.config["configurable"]["thread_id"] for t in saver.list(None)] == ["live"]

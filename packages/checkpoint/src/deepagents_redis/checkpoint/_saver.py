@@ -152,7 +152,7 @@ def _check_batch(batch: object) -> None:
         raise InvalidInputError(f"batch must be a positive int, not {batch!r}")
 
 
-def _thread_entry(index: str, thread: str) -> tuple[Any, ...]:
+def _thread_entry(index: str, thread: str | bytes) -> tuple[Any, ...]:
     """The ZADD naming `thread` in the thread index.
 
     Score 0 for every thread: `threads()` pages the index by lex range, which Redis defines
@@ -161,6 +161,18 @@ def _thread_entry(index: str, thread: str) -> tuple[Any, ...]:
     (not NX) also levels an entry an earlier build scored by time.
     """
     return ("ZADD", index, 0, thread)
+
+
+def _thread_name(member: bytes) -> str | None:
+    """The thread id a thread index member names, or None when no thread can have it.
+
+    `put` writes only ids `thread_id_of` accepts, as UTF-8: anything else is someone else's
+    bytes, with no thread behind it.
+    """
+    try:
+        return thread_id_of(member.decode("utf-8"))
+    except (UnicodeDecodeError, InvalidInputError):
+        return None
 
 
 def _pairs(flat: Any) -> dict[bytes, bytes]:
@@ -712,12 +724,34 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             ]
         return reply
 
-    def _threads_op(self, after: str, count: int) -> Operation[list[str]]:
-        bound = "(" + after if after else "-"
+    def _index_page_op(self, after: bytes, count: int) -> Operation[builtins.list[bytes]]:
+        """One page of the thread index as stored (bytes), after member `after`."""
+        bound = b"(" + after if after else b"-"
         reply = yield Command(("ZRANGE", self.keys.threads, bound, "+", "BYLEX", "LIMIT", 0, count))
-        return [_text(t) for t in reply]
+        return [bytes(member) for member in reply]
 
-    def _sweep_page_op(self, after: str, count: int) -> Operation[tuple[list[str], int]]:
+    def _threads_op(self, after: str, count: int) -> Operation[builtins.list[str]]:
+        """One page of thread ids after `after`.
+
+        Raises:
+            SerializationError: A member no thread can be named (not UTF-8, or an id `put`
+                refuses): bytes someone else wrote into our index; `sweep_threads` takes
+                them off.
+        """
+        page = yield from self._index_page_op(after.encode(), count)
+        names: builtins.list[str] = []
+        for member in page:
+            name = _thread_name(member)
+            if name is None:
+                raise SerializationError(
+                    f"the thread index of namespace {self.keys.namespace!r} holds "
+                    f"{member[:60]!r}, which no thread can be named; sweep_threads() "
+                    "(or 'deepagents-redis checkpoint sweep') takes it off"
+                )
+            names.append(name)
+        return names
+
+    def _sweep_page_op(self, after: bytes, count: int) -> Operation[tuple[list[bytes], int]]:
         """Take the names of threads with no checkpoint left off one page of the index.
 
         Race-free against a put creating the thread at the same time, though the index is
@@ -725,32 +759,33 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         taken off, then looked at again, and put back if a thread appeared meanwhile. A
         thread that appears after that second look was created after the removal, and
         every put that creates a thread writes its name after the thread (see `_put_op`).
+        The page is handled as stored bytes: a member no thread can be named (not UTF-8,
+        an id `put` refuses) has nothing behind it and is taken off as it is.
 
         Returns:
-            The page (to go on after its last name) and how many names were taken off.
+            The page (to go on after its last member) and how many names were taken off.
         """
-        page = yield from self._threads_op(after, count)
-        heads: dict[str, str | None] = {}
-        for name in page:
-            try:
-                heads[name] = self.keys.thread(thread_id_of(name)).index
-            except InvalidInputError:
-                heads[name] = None  # not a name put could write: no thread can be behind it
-        named = [name for name in page if heads[name] is not None]
-        seen = (yield Pipeline([("EXISTS", heads[name]) for name in named])) if named else []
-        gone = [name for name, there in zip(named, seen, strict=True) if not int(there)]
-        gone += [name for name in page if heads[name] is None]
+        page = yield from self._index_page_op(after, count)
+        names = {member: _thread_name(member) for member in page}
+        heads: dict[bytes, str | None] = {
+            member: None if name is None else self.keys.thread(name).index
+            for member, name in names.items()
+        }
+        named = [member for member in page if heads[member] is not None]
+        seen = (yield Pipeline([("EXISTS", heads[member]) for member in named])) if named else []
+        gone = [member for member, there in zip(named, seen, strict=True) if not int(there)]
+        gone += [member for member in page if heads[member] is None]
         if not gone:
             return page, 0
         yield Command(("ZREM", self.keys.threads, *gone))
-        looked = [name for name in gone if heads[name] is not None]
-        again = (yield Pipeline([("EXISTS", heads[name]) for name in looked])) if looked else []
-        back = [name for name, there in zip(looked, again, strict=True) if int(there)]
+        looked = [member for member in gone if heads[member] is not None]
+        again = (yield Pipeline([("EXISTS", heads[m]) for m in looked])) if looked else []
+        back = [member for member, there in zip(looked, again, strict=True) if int(there)]
         if back:
-            yield Pipeline([_thread_entry(self.keys.threads, name) for name in back])
-        for name in gone:
-            if name not in back:
-                self._indexed.pop(("thread", name), None)
+            yield Pipeline([_thread_entry(self.keys.threads, member) for member in back])
+        for member in gone:
+            if member not in back and names[member] is not None:
+                self._indexed.pop(("thread", names[member]), None)
         return page, len(gone) - len(back)
 
     def _delete_thread_op(self, thread_id: str) -> Operation[None]:
@@ -1010,6 +1045,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         Yields:
             Thread ids (a thread whose TTL ran out is named until `sweep_threads` runs;
             `list` on it is empty).
+
+        Raises:
+            SerializationError: The index holds a member no thread can be named (bytes
+                someone else wrote there); `sweep_threads` takes it off.
         """
         after = ""
         while True:
@@ -1038,7 +1077,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             InvalidInputError: `batch` is not a positive int.
         """
         _check_batch(batch)
-        removed, after = 0, ""
+        removed, after = 0, b""
         while True:
             page, gone = self._run("sweep_threads", self._sweep_page_op(after, batch))
             removed += gone
@@ -1049,7 +1088,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
     async def asweep_threads(self, *, batch: int = 100) -> int:
         """Async twin of `sweep_threads`."""
         _check_batch(batch)
-        removed, after = 0, ""
+        removed, after = 0, b""
         while True:
             page, gone = await self._arun("sweep_threads", self._sweep_page_op(after, batch))
             removed += gone
