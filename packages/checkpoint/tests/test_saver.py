@@ -698,3 +698,42 @@ async def test_an_empty_checkpoint_id_means_the_newest_as_in_memory_saver_reads_
     got = await saver.aget_tuple(blank)
     assert got is not None
     assert got.checkpoint["id"] == ids[2]
+
+
+# ------------------------------------------------------------------ foreign run index entries
+async def test_foreign_run_index_entries_never_stop_a_delete(connector: RedisConnector) -> None:
+    """Bytes no put writes in a run's set or a thread's run index stopped the deletes:
+    delete_for_runs raised InvalidInputError ('thread_id holds control characters', as if
+    the caller's) on a member b'bad\\x00' and left the run; delete_thread raised a Lua
+    'arithmetic on a nil value' on a member without its tab (the thread could never be
+    deleted) and UnicodeDecodeError on a non-UTF-8 one; and a run member with no
+    checkpoint behind it was never taken off, so delete_for_runs with delete_batch=1 looped
+    on it until its deadline. Now they are skipped or taken off, and the deletes finish."""
+    saver = RedisSaver(connector=connector, namespace=f"ns{uuid.uuid4().hex[:8]}", delete_batch=1)
+    raw = _raw(connector)
+    for delete in ("sync", "async"):
+        run, thread, other = f"run-{delete}", f"a-{delete}", f"b-{delete}"
+        for name in (thread, other):
+            cp = empty_checkpoint()
+            saver.put(_cfg(name), cp, {"run_id": run}, {})
+        raw.sadd(saver.keys.run(run), b"\xff", b"bad\x00")
+        # a member of the run with nothing behind it, and one not of our shape
+        raw.zadd(saver.keys.thread(thread).runs, {f"{run}\tnone\t%_": 0, f"{run}\tx": 0})
+        if delete == "sync":
+            saver.delete_for_runs([run])
+        else:
+            await saver.adelete_for_runs([run])
+        assert saver.get_tuple(_cfg(thread)) is None
+        assert saver.get_tuple(_cfg(other)) is None
+        assert not raw.exists(saver.keys.run(run))
+        assert not raw.exists(saver.keys.thread(thread).runs)
+
+        saver.put(_cfg(thread), empty_checkpoint(), {"run_id": run}, {})
+        raw.zadd(saver.keys.thread(thread).runs, {b"notab": 0, b"\xff\tx\t%_": 0})
+        if delete == "sync":
+            saver.delete_thread(thread)
+        else:
+            await saver.adelete_thread(thread)
+        assert not any(raw.exists(key) for key in saver.keys.thread(thread).all)
+        assert thread not in list(saver.threads())
+        assert not raw.sismember(saver.keys.run(run), thread)

@@ -796,7 +796,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             reply = yield Script(
                 DELETE, keys.all, ["all", self.checkpoint_settings.delete_batch, ""]
             )
-            runs.update(self.keys.dec(_text(erun)) for erun in reply[2:])
+            runs.update(run for erun in reply[2:] if (run := self._run_name(erun)) is not None)
             if not int(reply[1]):
                 break
         # the cross-thread indexes last (a crash before this leaves entries that point at
@@ -806,6 +806,13 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         yield Pipeline(cmds)
         self._indexed.pop(("thread", thread), None)
 
+    def _run_name(self, erun: Any) -> str | None:
+        """The run id an encoded run names, or None for bytes no put wrote (no run to clean)."""
+        try:
+            return self.keys.dec(_text(erun))
+        except (UnicodeDecodeError, InvalidInputError):
+            return None
+
     def _delete_runs_op(self, run_ids: Sequence[str]) -> Operation[None]:
         for run_id in _ids(run_ids, "run_ids"):
             if not isinstance(run_id, str) or not run_id:
@@ -814,7 +821,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             threads = yield Command(("SMEMBERS", run_key))
             batch = self.checkpoint_settings.delete_batch
             for raw in threads:
-                keys = self.keys.thread(thread_id_of(_text(raw)))
+                thread = _thread_name(raw if isinstance(raw, bytes) else str(raw).encode())
+                if thread is None:  # not a name put writes: no thread behind it (DEL below)
+                    continue
+                keys = self.keys.thread(thread)
                 while True:
                     reply = yield Script(DELETE, keys.all, ["run", batch, self.keys.enc(run_id)])
                     if int(reply[0]) < batch:

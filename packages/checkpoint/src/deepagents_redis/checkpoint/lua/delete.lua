@@ -14,9 +14,11 @@
 --                               never pruned (see below)
 --   arg          see mode
 --   erun         the encoded run id ('run'; '' otherwise)
--- Returns {checkpoints deleted, checkpoints left in the thread (for 'all': run members
--- left), erun of each run seen...}; 'keep_latest' of a thread that uses a DeltaChannel
--- (or with 'check'): {-1 if it does else 0, checkpoints in the thread}.
+-- Returns {checkpoints deleted ('run': run members taken off, each with its checkpoint if
+-- one is behind it; fewer than `arg` when the run has none left), checkpoints left in the
+-- thread (for 'all': run members left), erun of each run seen...}; 'keep_latest' of a
+-- thread that uses a DeltaChannel (or with 'check'): {-1 if it does else 0, checkpoints
+-- in the thread}.
 -- Errors: 'INVALID unknown delete mode' (nothing deleted); 'CORRUPT ...' when an index
 --   record or a write list is not ours.
 
@@ -24,6 +26,7 @@ local mode, arg, erun0 = ARGV[1], ARGV[2], ARGV[3]
 local touched = {}
 local runs = {}
 local deleted = 0
+local taken = nil
 local function drop(cid, ecns)
   local f = ecns .. '\t' .. cid
   local rec = record(f)
@@ -48,7 +51,9 @@ if mode == 'all' then
   -- cross-thread run index), taken in bounded batches; then UNLINK (freed off the main thread)
   local batch = tonumber(arg)
   for _, member in ipairs(redis.call('ZRANGE', runs_key, 0, batch - 1)) do
-    runs[string.sub(member, 1, string.find(member, '\t', 1, true) - 1)] = true
+    -- a member without its tab is not ours: it names no run to clean (UNLINKed below)
+    local tab = string.find(member, '\t', 1, true)
+    if tab then runs[string.sub(member, 1, tab - 1)] = true end
   end
   redis.call('ZREMRANGEBYRANK', runs_key, 0, batch - 1)
   local left = redis.call('ZCARD', runs_key)
@@ -64,10 +69,15 @@ elseif mode == 'run' then
   local lo, hi = '[' .. erun0 .. '\t', '(' .. erun0 .. '\n'
   local members = redis.call('ZRANGE', runs_key, lo, hi, 'BYLEX', 'LIMIT', 0, tonumber(arg))
   for _, member in ipairs(members) do
+    -- Every member looked at leaves the range, whatever is behind it: drop() takes off
+    -- the member its checkpoint's record names, and a member with no record behind it
+    -- (or not of our shape) stayed, so the caller's loop ran again on it without end.
+    redis.call('ZREM', runs_key, member)
     local rest = string.sub(member, #erun0 + 2)
     local tab = string.find(rest, '\t', 1, true)
-    drop(string.sub(rest, 1, tab - 1), string.sub(rest, tab + 1))
+    if tab then drop(string.sub(rest, 1, tab - 1), string.sub(rest, tab + 1)) end
   end
+  taken = #members
 elseif mode == 'keep_latest' then
   -- ns members sort by namespace, then id: each namespace's newest is its last member
   local members = redis.call('ZRANGE', ns_key, 0, -1)
@@ -104,6 +114,6 @@ for ecns, refs in pairs(touched) do
   end
   for ref in pairs(refs) do redis.call('HDEL', blob_key, ecns .. '\t' .. ref) end
 end
-local out = {deleted, redis.call('ZCARD', idx_key)}
+local out = {taken or deleted, redis.call('ZCARD', idx_key)}
 for erun in pairs(runs) do out[#out + 1] = erun end
 return out
