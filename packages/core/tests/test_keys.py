@@ -172,3 +172,40 @@ def test_scan_pattern_variants() -> None:
 def test_parse_rejects_foreign_keys(key: str) -> None:
     with pytest.raises(InvalidInputError):
         KS.parse(key)
+
+
+# -- component length bound: a megabyte namespace or path became a megabyte key ----------
+def test_components_up_to_the_bound_are_accepted() -> None:
+    from deepagents_redis.core import MAX_KEY_COMPONENT_CHARS
+
+    # The longest file path fs accepts (4096 UTF-8 bytes), also as scope, fits easily.
+    path = "/" + "d/" * 2047 + "f"
+    assert len(path.encode()) == 4096
+    assert KS.parse(KS.key("fs", path, path)) == ("fs", path, (path,))
+    edge = "x" * MAX_KEY_COMPONENT_CHARS
+    assert KS.key("k", edge, edge).endswith(":" + edge)
+    assert KS.scoped("k", edge).key(edge) == KS.key("k", edge, edge)
+    assert KS.scope_tag(edge) == "{" + edge + "}"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda big: KS.key("k", big), id="scope"),
+        pytest.param(lambda big: KS.key("k", "s", "ok", big), id="rest"),
+        pytest.param(lambda big: KS.scoped("k", big), id="scoped"),
+        pytest.param(lambda big: KS.scoped("k", "s").key(big), id="scoped-rest"),
+        pytest.param(lambda big: KS.scope_tag(big), id="scope_tag"),
+        pytest.param(lambda big: KS.op_key("s", big), id="op_key"),
+        pytest.param(lambda big: KS.scan_pattern("k", big), id="scan_pattern"),
+    ],
+)
+@pytest.mark.parametrize("size", ["one-over", "megabytes"])
+def test_an_overlong_component_is_invalid_input(build: object, size: str) -> None:
+    from deepagents_redis.core import MAX_KEY_COMPONENT_CHARS
+
+    n = MAX_KEY_COMPONENT_CHARS + 1 if size == "one-over" else 4 * 1024 * 1024
+    with pytest.raises(InvalidInputError, match="over the limit") as info:
+        build(KeySpace.encode_component("é") * n)  # type: ignore[operator]
+    assert isinstance(info.value, ValueError)
+    assert len(str(info.value)) < 200  # the message names the length, not the value

@@ -88,7 +88,7 @@ from deepagents_redis.core._instrumentation import (
     trace_carrier,
     traced,
 )
-from deepagents_redis.core._keys import KeySpace, ScopedKeys
+from deepagents_redis.core._keys import MAX_KEY_COMPONENT_CHARS, KeySpace, ScopedKeys
 from deepagents_redis.core._messages import fast_message, messages_as_verified, model_shape
 from deepagents_redis.core._probes import HealthApp, readiness, serve_health
 from deepagents_redis.core._scripts import LuaScript, deny_oom, load_lua, registered_scripts
@@ -99,6 +99,7 @@ __all__ = [
     "DEFAULT_LC_ALLOWED",
     "DEFAULT_OP_TTL_MS",
     "ENV_PREFIX",
+    "MAX_KEY_COMPONENT_CHARS",
     "MAX_OP_TTL_MS",
     "PHASE_DATA",
     "REDIS_EXCEPTIONS",

@@ -20,6 +20,11 @@ byte of its UTF-8 form. The empty string becomes the marker ``%_`` (an empty has
 would make Redis hash the whole key and break the one-slot guarantee). Because ``%`` itself is
 escaped, ``:`` never appears inside an encoded component (it separates components unambiguously),
 no brace can end the hash tag early, and no ``* ? [ ] \\`` can act as a ``SCAN MATCH`` pattern.
+
+A key's scope and rest components are at most `MAX_KEY_COMPONENT_CHARS` characters each
+(before encoding); a longer one is an `InvalidInputError`, so an untrusted namespace or path of
+megabytes cannot become a key of megabytes. `encode_component` alone is not bounded: it is a
+pure text encoding that callers also apply to other strings.
 """
 
 from __future__ import annotations
@@ -29,7 +34,17 @@ from typing import Final
 
 from deepagents_redis.core._errors import InvalidInputError
 
-__all__ = ["KeySpace", "ScopedKeys"]
+__all__ = ["MAX_KEY_COMPONENT_CHARS", "KeySpace", "ScopedKeys"]
+
+MAX_KEY_COMPONENT_CHARS: Final = 8192
+"""Longest scope or rest component of a key, in characters before encoding.
+
+Generous for real input: twice fs's longest file path (4,096 UTF-8 bytes, Linux PATH_MAX,
+so at most 4,096 characters), which fs also uses as a scope joined with its namespace. The
+BRIEF's key schema sets no length; Redis accepts keys up to 512 MB, and every command naming
+a megabyte key sends, hashes and stores it again. Encoded, a component is at most 12 times
+longer (a non-printable 4-byte character becomes ``%XX`` four times).
+"""
 
 _SPECIAL: Final = frozenset("%:{}*?[]\\")
 _SPECIAL_RE: Final = re.compile(r"[%:{}*?\[\]\\]")
@@ -79,6 +94,20 @@ def _encode(value: str) -> str:
     return "".join(
         _escape_char(ch) if ch in _SPECIAL or not ch.isprintable() else ch for ch in value
     )
+
+
+def _component(value: str) -> str:
+    """`_encode` of a key's scope or rest component, refused over the length bound.
+
+    The length is checked first (``len`` is O(1)), so a hostile component is refused before
+    any encoding work; the message names its length, never its text.
+    """
+    if isinstance(value, str) and len(value) > MAX_KEY_COMPONENT_CHARS:
+        raise InvalidInputError(
+            f"key component is {len(value)} characters long, over the limit of "
+            f"{MAX_KEY_COMPONENT_CHARS}"
+        )
+    return _encode(value)
 
 
 def _decode(value: str) -> str:
@@ -214,8 +243,12 @@ class KeySpace:
 
         Returns:
             The tag; all keys of this scope share it and so share one Cluster slot.
+
+        Raises:
+            InvalidInputError: If ``scope`` is not a ``str`` or is over
+                `MAX_KEY_COMPONENT_CHARS` characters.
         """
-        return "{" + _encode(scope) + "}"
+        return "{" + _component(scope) + "}"
 
     def key(self, kind: str, scope: str, *rest: str) -> str:
         """Build a key.
@@ -229,13 +262,14 @@ class KeySpace:
             ``<prefix>:v<schema>:<kind>:{<scope>}`` followed by ``:<part>`` per rest part.
 
         Raises:
-            InvalidInputError: On a malformed kind or a non-``str`` component.
+            InvalidInputError: On a malformed kind, a non-``str`` component, or a component
+                over `MAX_KEY_COMPONENT_CHARS` characters.
         """
         self._check_kind(kind)
-        head = f"{self._base}{kind}:{{{_encode(scope)}}}"
+        head = f"{self._base}{kind}:{{{_component(scope)}}}"
         if not rest:
             return head
-        return head + ":" + ":".join(_encode(part) for part in rest)
+        return head + ":" + ":".join(_component(part) for part in rest)
 
     def scoped(self, kind: str, scope: str) -> ScopedKeys:
         """A builder for the keys of one (kind, scope), with the head encoded once.
@@ -312,7 +346,8 @@ class KeySpace:
             A glob pattern ending in ``*``.
 
         Raises:
-            InvalidInputError: If ``scope`` is given without ``kind``.
+            InvalidInputError: If ``scope`` is given without ``kind``, or is over
+                `MAX_KEY_COMPONENT_CHARS` characters.
         """
         if kind is None:
             if scope is not None:
@@ -351,7 +386,7 @@ class ScopedKeys:
         """
         if not rest:
             return self.head
-        return self.head + ":" + ":".join(_encode(part) for part in rest)
+        return self.head + ":" + ":".join(_component(part) for part in rest)
 
     def __repr__(self) -> str:
         return f"ScopedKeys({self.head!r})"
