@@ -737,3 +737,36 @@ async def test_foreign_run_index_entries_never_stop_a_delete(connector: RedisCon
         assert not any(raw.exists(key) for key in saver.keys.thread(thread).all)
         assert thread not in list(saver.threads())
         assert not raw.sismember(saver.keys.run(run), thread)
+
+
+async def test_strings_utf8_cannot_hold_are_invalid_input_or_match_nothing(
+    connector: RedisConnector,
+) -> None:
+    """A lone surrogate (a str UTF-8 cannot encode) in a task id, a task path or a write's
+    channel reached redis-py and came back as a bare UnicodeEncodeError; now put_writes
+    refuses it with InvalidInputError and stores nothing. In a list filter (a key or a
+    value, at any depth) it matches nothing, as in InMemorySaver (no metadata can hold one:
+    the serializer refuses it), instead of the same UnicodeEncodeError."""
+    saver = RedisSaver(connector=connector)
+    memory = InMemorySaver()
+    thread = _thread()
+    stored = _put_chain(saver, thread, 1)[0]
+    memory.put(_cfg(thread), empty_checkpoint(), {"source": "loop"}, {})
+    bad = "\udc80"
+    for kwargs in (
+        {"writes": [("v", 1)], "task_id": f"t{bad}"},
+        {"writes": [("v", 1)], "task_id": "t", "task_path": bad},
+        {"writes": [(f"v{bad}", 1)], "task_id": "t"},
+    ):
+        with pytest.raises(InvalidInputError, match="UTF-8"):
+            saver.put_writes(stored, **kwargs)
+        with pytest.raises(InvalidInputError, match="UTF-8"):
+            await saver.aput_writes(stored, **kwargs)
+    tup = saver.get_tuple(stored)
+    assert tup is not None
+    assert tup.pending_writes == []
+    for filter in ({f"k{bad}": 1}, {"source": bad}, {"source": [bad]}, {"source": {bad: 1}}):
+        assert list(memory.list(_cfg(thread), filter=filter)) == []
+        assert list(saver.list(_cfg(thread), filter=filter)) == []
+        assert [t async for t in saver.alist(_cfg(thread), filter=filter)] == []
+    assert len(list(saver.list(_cfg(thread), filter={"source": "loop"}))) == 1

@@ -163,6 +163,15 @@ def _thread_entry(index: str, thread: str | bytes) -> tuple[Any, ...]:
     return ("ZADD", index, 0, thread)
 
 
+def _utf8(text: str) -> bool:
+    """Whether `text` can go to Redis (UTF-8 holds no lone surrogate)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _thread_name(member: bytes) -> str | None:
     """The thread id a thread index member names, or None when no thread can have it.
 
@@ -519,13 +528,24 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         field = where.keys.field(self.keys.enc(where.cns or ""), where.cid)
         args: list[Any] = [field, self._ttl]
         size = 0
-        for idx, (channel, value) in enumerate(writes):
-            if not isinstance(channel, str):
-                raise InvalidInputError("a write's channel must be a str")
-            slot = WRITES_IDX_MAP.get(channel, idx)
-            frame = msgpack.packb([channel, task_path, dump(self.serde, value)], use_bin_type=True)
-            args += [f"{slot}\t{task_id}", frame, "1" if slot < 0 else "0"]
-            size += len(frame)
+        try:
+            # A str UTF-8 cannot hold (a lone surrogate) would fail in redis-py's encoder,
+            # untyped, as the request went out; the frames below refuse it in the channel.
+            task_id.encode()
+            task_path.encode()
+            for idx, (channel, value) in enumerate(writes):
+                if not isinstance(channel, str):
+                    raise InvalidInputError("a write's channel must be a str")
+                slot = WRITES_IDX_MAP.get(channel, idx)
+                frame = msgpack.packb(
+                    [channel, task_path, dump(self.serde, value)], use_bin_type=True
+                )
+                args += [f"{slot}\t{task_id}", frame, "1" if slot < 0 else "0"]
+                size += len(frame)
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                "task_id, task_path and channel names must be UTF-8 encodable (no lone surrogates)"
+            ) from exc
         inline = Script(PUT_WRITES, where.keys.all, args)
         if size <= self.checkpoint_settings.script_blob_bytes:
             yield inline
@@ -935,8 +955,11 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             if not isinstance(key, str):
                 raise InvalidInputError("filter keys must be str")
             text = canonical(value)
-            if text is not None:
+            if text is not None and _utf8(key) and _utf8(text):
                 pairs += [key, text]
+            # else the exact check below decides alone (a str UTF-8 cannot hold is in no
+            # stored metadata, whose serializer refuses it: it matches nothing, as in
+            # InMemorySaver; sent to Redis it failed in redis-py's encoder, untyped)
         wanted = dict(filter or {})
         config_id = get_checkpoint_id(config) if config else None
 
