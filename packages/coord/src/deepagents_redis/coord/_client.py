@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -57,6 +58,7 @@ from deepagents_redis.core import (
     PayloadTooLargeError,
     Pipeline,
     Script,
+    SerializationError,
     Sleep,
     arun_operation,
     jittered_backoff,
@@ -96,6 +98,24 @@ def _check_count(count: object) -> None:
     """Check a listing's `count` (0 read every delayed retry, as ``ZRANGE 0 -1``)."""
     if type(count) is not int or count < 1:
         raise InvalidInputError(f"count must be a positive int, not {count!r}")
+
+
+_STREAM_ID: Final = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
+
+
+def _check_after(after: object) -> str:
+    """Check an `events` cursor: a stream id, or one of the spellings of "from the start".
+
+    Anything else went to ``XRANGE`` as it was, and the server's "Invalid stream ID" came
+    back as a bare `DeepAgentsRedisError` instead of a bad-argument error.
+    """
+    if not isinstance(after, str) or (
+        after not in ("", "0", "0-0", "-") and not _STREAM_ID.fullmatch(after)
+    ):
+        raise InvalidInputError(
+            f"after must be a stream id such as '1700000000000-0', not {after!r}"
+        )
+    return after
 
 
 def _check_strategy(strategy: str) -> None:
@@ -493,10 +513,17 @@ class TaskClient(CoordComponent):
         keys = self.keys.task(task_id)
         start = "-" if after in ("", "0", "0-0", "-") else f"({after}"
         rows = yield Command(("XRANGE", keys.events, start, "+", "COUNT", count))
-        return [
-            (text(eid), decode_event(self.codec, fields[EVENT_FIELD], key=keys.events))
-            for eid, fields in rows
-        ]
+        out: list[tuple[str, Event]] = []
+        for eid, fields in rows or ():
+            raw = fields.get(EVENT_FIELD) if isinstance(fields, dict) else None
+            if raw is None:  # someone else's XADD: a bare KeyError before
+                raise SerializationError(f"entry {text(eid)} of task {task_id} is not an event")
+            try:
+                out.append((text(eid), decode_event(self.codec, raw, key=keys.events)))
+            except SerializationError as exc:
+                # name the entry, so a caller can page past it (`after=`)
+                raise SerializationError(f"entry {text(eid)} of task {task_id}: {exc}") from exc
+        return out
 
     def events(
         self, task_id: str, *, after: str = "-", count: int = 1_000
@@ -509,9 +536,13 @@ class TaskClient(CoordComponent):
             count: Most events returned.
 
         Raises:
-            SerializationError: An entry that is not one of our events (someone else wrote it).
+            InvalidInputError: `after` is not a stream id, or `count` not a positive int.
+            SerializationError: An entry that is not one of our events (someone else wrote
+                it); the message names the entry's id, so `after=` it reads on.
         """
         check_task_id(task_id)
+        _check_after(after)
+        _check_count(count)
         return run_operation(
             self._connector,
             "coord.events",
@@ -524,6 +555,8 @@ class TaskClient(CoordComponent):
     ) -> list[tuple[str, Event]]:
         """Async twin of `events`."""
         check_task_id(task_id)
+        _check_after(after)
+        _check_count(count)
         return await arun_operation(
             self._connector,
             "coord.events",

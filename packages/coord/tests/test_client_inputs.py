@@ -1,0 +1,61 @@
+"""`TaskClient` given bad arguments or entries someone else wrote: typed errors, nothing changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from deepagents_redis.coord import TaskClient
+from deepagents_redis.core import InvalidInputError, SerializationError
+
+
+@pytest.mark.parametrize("after", ["junk", "1-x", "(5", "-1", "5-5-5"])
+async def test_events_after_that_is_no_stream_id_is_invalid_input(
+    connector: Any, after: str
+) -> None:
+    # `after` went to XRANGE as it was: the caller got the server's "Invalid stream ID" as a
+    # bare DeepAgentsRedisError, not the InvalidInputError every other bad argument raises.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    task_id = tasks.submit("nobody-serves-this", {"n": 1})
+    with pytest.raises(InvalidInputError, match="after"):
+        tasks.events(task_id, after=after)
+    with pytest.raises(InvalidInputError, match="after"):
+        await tasks.aevents(task_id, after=after)
+    # a real id still pages
+    [(first, _)] = tasks.events(task_id, count=1)
+    assert tasks.events(task_id, after=first) == []
+    assert [e for e, _ in await tasks.aevents(task_id, after="0")] == [first]
+    tasks.cancel(task_id)
+
+
+@pytest.mark.parametrize("count", [0, -1, True, 1.5])
+async def test_events_count_that_is_not_a_positive_int_is_invalid_input(
+    connector: Any, count: Any
+) -> None:
+    # count=0 and count=-1 made XRANGE answer nil, and the parse died with a TypeError.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    task_id = tasks.submit("nobody-serves-this", {"n": 1})
+    with pytest.raises(InvalidInputError, match="count"):
+        tasks.events(task_id, count=count)
+    with pytest.raises(InvalidInputError, match="count"):
+        await tasks.aevents(task_id, count=count)
+    tasks.cancel(task_id)
+
+
+async def test_a_foreign_entry_in_a_task_stream_is_a_serialization_error(
+    connector: Any,
+) -> None:
+    # An entry without our 'e' field (someone else's XADD) raised a bare KeyError, not the
+    # SerializationError the docstring promises; the error names the entry so a caller can
+    # page past it.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    task_id = tasks.submit("nobody-serves-this", {"n": 1})
+    [(first, _)] = tasks.events(task_id)
+    foreign = connector.client().xadd(tasks.keys.task(task_id).events, {"x": "y"}).decode()
+    with pytest.raises(SerializationError, match=foreign):
+        tasks.events(task_id)
+    with pytest.raises(SerializationError, match=foreign):
+        await tasks.aevents(task_id)
+    assert [e for e, _ in tasks.events(task_id, count=1)] == [first]
+    assert tasks.events(task_id, after=foreign) == []
+    tasks.cancel(task_id)
