@@ -20,6 +20,7 @@ __all__ = [
     "describe_changes",
     "format_plan",
     "merge",
+    "one_line",
     "view_from_plan",
     "view_from_state",
 ]
@@ -168,6 +169,30 @@ def merge(base: Sequence[Item], desired: Sequence[Item], latest: Sequence[Item])
     return out
 
 
+def one_line(text: str) -> str:
+    r"""`text` as it is rendered inside a plan note or tool reply: always one line.
+
+    langchain's ``write_todos`` accepts any string as content (its ``Todo`` is a plain
+    TypedDict) and renders the list with ``repr``; our notes put content on a line of its
+    own, so a raw newline in one item forged further items, a "Current plan:" section or an
+    instruction. Every non-printable character (each line break ``str.splitlines`` knows:
+    ``\n \r \v \f \x1c-\x1e \x85 \u2028 \u2029``, other controls, lone surrogates) is shown
+    as its Python escape (``\n``, ``\x85``, ``\u2028``); printable text stays as written. The
+    stored text is never changed.
+
+    Args:
+        text: Content, an id, an owner or a status.
+
+    Returns:
+        The text with no line break in it.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
+
+
 def describe_changes(before: Sequence[Item], after: Sequence[Item]) -> list[str]:
     """Say in words how ``after`` differs from ``before`` (matched by id).
 
@@ -176,22 +201,26 @@ def describe_changes(before: Sequence[Item], after: Sequence[Item]) -> list[str]
         after: The new view.
 
     Returns:
-        One line per change (empty when nothing differs).
+        One line per change (empty when nothing differs); content and statuses go through
+        `one_line`, so each change is exactly one line whatever they hold.
     """
     old = {item.id: item for item in before if item.id}
     new_ids = {item.id for item in after}
     lines: list[str] = []
     for item in after:
         prev = old.get(item.id)
+        content, status = one_line(item.content), one_line(item.status)
         if prev is None:
-            lines.append(f'- added: "{item.content}" ({item.status})')
+            lines.append(f'- added: "{content}" ({status})')
             continue
         if prev.content != item.content:
-            lines.append(f'- reworded: "{prev.content}" -> "{item.content}"')
+            lines.append(f'- reworded: "{one_line(prev.content)}" -> "{content}"')
         if prev.status != item.status:
-            lines.append(f'- "{item.content}": {prev.status} -> {item.status}')
+            lines.append(f'- "{content}": {one_line(prev.status)} -> {status}')
     lines.extend(
-        f'- removed: "{prev.content}"' for prev in before if prev.id and prev.id not in new_ids
+        f'- removed: "{one_line(prev.content)}"'
+        for prev in before
+        if prev.id and prev.id not in new_ids
     )
     if not lines and [i.id for i in before] != [i.id for i in after]:
         lines.append("- the items were reordered")
@@ -205,8 +234,11 @@ def format_plan(items: Sequence[Item]) -> str:
         items: The items.
 
     Returns:
-        The text (``(empty)`` for no items).
+        The text (``(empty)`` for no items); each item is one line (`one_line`).
     """
     if not items:
         return "(empty)"
-    return "\n".join(f"{i}. [{item.status}] {item.content}" for i, item in enumerate(items, 1))
+    return "\n".join(
+        f"{i}. [{one_line(item.status)}] {one_line(item.content)}"
+        for i, item in enumerate(items, 1)
+    )

@@ -15,6 +15,7 @@ from deepagents_redis.core import (
 )
 from deepagents_redis.todos._calls import RepoCall, arepo_step, repo_step
 from deepagents_redis.todos._models import TodoList, TodoStatus
+from deepagents_redis.todos._plan import one_line
 from deepagents_redis.todos._repository import RedisTodoRepository
 from deepagents_redis.todos._scope import (
     ScopeResolver,
@@ -65,9 +66,11 @@ def _format_for_subagent(plan: TodoList) -> str:
     if not plan.items:
         return f"The shared plan {plan.scope!r} is empty (version {plan.version})."
     lines = [f"Shared plan {plan.scope!r} (version {plan.version}):"]
+    # One line per item whatever its content, id or owner holds (`one_line`): a newline in
+    # any of them forged further items for the subagent.
     for item in plan.items:
-        owner = f" (owner: {item.owner})" if item.owner else ""
-        lines.append(f"- id={item.id} [{item.status}] {item.content}{owner}")
+        owner = f" (owner: {one_line(item.owner)})" if item.owner else ""
+        lines.append(f"- id={one_line(item.id)} [{item.status}] {one_line(item.content)}{owner}")
     return "\n".join(lines)
 
 
@@ -164,10 +167,13 @@ def _subagent_tools(scoped: _ScopedRepository) -> list[BaseTool]:
             # A replay whose plan moved on: the update was applied once, then someone removed
             # the item.
             return (
-                f"Updated {item_id}; it has since been removed from the plan "
+                f"Updated {one_line(item_id)}; it has since been removed from the plan "
                 f"(plan version {plan.version})"
             )
-        return f"Updated {item_id}: [{item.status}] {item.content} (plan version {plan.version})"
+        return (
+            f"Updated {one_line(item_id)}: [{item.status}] {one_line(item.content)} "
+            f"(plan version {plan.version})"
+        )
 
     def update_flow(
         runtime: ToolRuntime[Any, Any],
