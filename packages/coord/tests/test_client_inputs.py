@@ -59,3 +59,28 @@ async def test_a_foreign_entry_in_a_task_stream_is_a_serialization_error(
     assert [e for e, _ in tasks.events(task_id, count=1)] == [first]
     assert tasks.events(task_id, after=foreign) == []
     tasks.cancel(task_id)
+
+
+async def test_dead_letters_skip_entries_that_are_not_dead_letters(connector: Any) -> None:
+    # One entry in a dead letters stream that our worker did not write (no 'e' field, bytes
+    # that do not decode, a value that is not a mapping) broke the whole listing with a
+    # KeyError/SerializationError/TypeError, and 'tasks dlq' with it; one that carried 'id'
+    # or 'agent' keys overwrote the listing's own.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    queue = tasks.keys.queue("dlq-agent")
+    raw = connector.client()
+    good = tasks.codec.encode({"task_id": "a" * 32, "reason": "failed"}, key=queue.dlq)
+    first = raw.xadd(queue.dlq, {"e": good}).decode()
+    raw.xadd(queue.dlq, {"x": "y"})
+    raw.xadd(queue.dlq, {"e": b"\xff not ours"})
+    raw.xadd(queue.dlq, {"e": tasks.codec.encode([1, 2], key=queue.dlq)})
+    spoof = tasks.codec.encode({"id": "0-1", "agent": "other", "reason": "x"}, key=queue.dlq)
+    last = raw.xadd(queue.dlq, {"e": spoof}).decode()
+    for letters in (
+        tasks.dead_letters("dlq-agent"),
+        await tasks.adead_letters("dlq-agent"),
+    ):
+        assert [(d["id"], d["agent"], d["reason"]) for d in letters] == [
+            (last, "dlq-agent", "x"),
+            (first, "dlq-agent", "failed"),
+        ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 import time
@@ -61,12 +62,15 @@ from deepagents_redis.core import (
     SerializationError,
     Sleep,
     arun_operation,
+    get_instrumentation,
     jittered_backoff,
     run_operation,
     trace_carrier,
 )
 
 __all__ = ["TaskClient", "UpdateStrategy"]
+
+log = logging.getLogger("deepagents_redis.coord")
 
 _SOURCE: Final = "client"
 _SUBMITTED_MEMO: Final = 4_096
@@ -785,14 +789,35 @@ class TaskClient(CoordComponent):
             queue = self.keys.queue(name)
             rows = yield Command(("XREVRANGE", queue.dlq, "+", "-", "COUNT", count))
             for eid, fields in rows:
-                letter = self.codec.decode(fields[EVENT_FIELD], key=queue.dlq)
-                out.append({"id": text(eid), "agent": name, **letter})
+                letter = self._letter(queue.dlq, text(eid), fields)
+                if letter is not None:
+                    # the listing's own id and agent win over keys a letter may carry
+                    out.append({**letter, "id": text(eid), "agent": name})
         return out
+
+    def _letter(self, dlq: str, eid: str, fields: Any) -> dict[str, Any] | None:
+        """One entry of a dead letters stream, or None (logged, counted) if it is not ours.
+
+        Anyone can append to the stream: one entry without our field, with bytes that do not
+        decode or with a value that is no mapping broke the whole listing (``tasks dlq``),
+        so it is skipped, as `EventBus.read` skips foreign events.
+        """
+        raw = fields.get(EVENT_FIELD) if isinstance(fields, dict) else None
+        try:
+            letter = None if raw is None else self.codec.decode(raw, key=dlq)
+        except SerializationError:
+            letter = None
+        if isinstance(letter, dict):
+            return letter
+        get_instrumentation().count("coord.bad_event", stream="dlq")
+        log.warning("skipping entry %s of %s: not a dead letter", eid, dlq)
+        return None
 
     def dead_letters(self, agent: str | None = None, *, count: int = 100) -> list[dict[str, Any]]:
         """The newest dead letters of one agent (or of every announced agent).
 
-        Each holds ``task_id``, ``agent``, ``error``, ``reason`` and ``history``.
+        Each holds ``task_id``, ``agent``, ``error``, ``reason`` and ``history``. An entry
+        that is not a dead letter (someone else wrote it) is skipped, logged and counted.
 
         Raises:
             InvalidInputError: A bad agent name, or `count` is not a positive int.
