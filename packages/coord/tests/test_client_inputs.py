@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -84,3 +85,33 @@ async def test_dead_letters_skip_entries_that_are_not_dead_letters(connector: An
             (last, "dlq-agent", "x"),
             (first, "dlq-agent", "failed"),
         ]
+
+
+@pytest.mark.parametrize("bad", [math.nan, True, "5"])
+async def test_a_wait_that_is_not_a_number_of_seconds_is_invalid_input(
+    connector: Any, bad: Any
+) -> None:
+    # timeout=nan made the operation's deadline NaN: the caller got RedisUnavailableError
+    # ("deadline exceeded before sending"), as if the server were down; True waited one
+    # second; a string died in a TypeError.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    task_id = tasks.submit("nan-agent", {"n": 1})
+    for call in (
+        lambda: tasks.result(task_id, timeout=bad),
+        lambda: tasks.join(task_id, timeout=bad),
+        lambda: tasks.submit("nan-agent", {"n": 2}, timeout=bad),
+        lambda: tasks.submit("nan-agent", {"n": 3}, run_timeout=bad),
+    ):
+        with pytest.raises(InvalidInputError, match="timeout"):
+            call()
+    for acall in (
+        lambda: tasks.aresult(task_id, timeout=bad),
+        lambda: tasks.ajoin(task_id, timeout=bad),
+        lambda: tasks.asubmit("nan-agent", {"n": 4}, timeout=bad),
+        lambda: tasks.asubmit("nan-agent", {"n": 5}, run_timeout=bad),
+    ):
+        with pytest.raises(InvalidInputError, match="timeout"):
+            await acall()
+    # nothing was submitted by the refused calls
+    assert [t["task_id"] for t in tasks.active("nan-agent")] == [task_id]
+    tasks.cancel(task_id)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -122,6 +123,18 @@ def _check_after(after: object) -> str:
     return after
 
 
+def _check_seconds(what: str, value: object) -> None:
+    """Check a number of seconds a caller gives (None passes: no limit).
+
+    NaN made an operation's deadline NaN, reported as RedisUnavailableError ("deadline
+    exceeded") as if the server were down; a bool read as 0 or 1 second.
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise InvalidInputError(f"{what} must be a number of seconds or None, not {value!r}")
+
+
 def _check_strategy(strategy: str) -> None:
     if strategy not in ("enqueue", "interrupt"):
         raise InvalidInputError(f"strategy must be 'enqueue' or 'interrupt', not {strategy!r}")
@@ -176,6 +189,7 @@ class TaskClient(CoordComponent):
             ).hexdigest()[:32]
         else:
             task_id = new_task_id()
+        _check_seconds("run_timeout", run_timeout)
         if run_timeout is not None and not run_timeout > 0:
             raise InvalidInputError("run_timeout must be positive seconds")
         keys = self.keys.task(task_id)
@@ -290,6 +304,7 @@ class TaskClient(CoordComponent):
             BackpressureError: The backlog stayed full.
             InvalidInputError: The idempotency key was used for another agent or input.
         """
+        _check_seconds("timeout", timeout)
         prepared = self._prepare(agent, input, idempotency_key, run_timeout)
         return run_operation(
             self._connector,
@@ -313,6 +328,7 @@ class TaskClient(CoordComponent):
         Returns:
             The task id.
         """
+        _check_seconds("timeout", timeout)
         prepared = self._prepare(agent, input, idempotency_key, run_timeout)
         return await arun_operation(
             self._connector,
@@ -463,6 +479,7 @@ class TaskClient(CoordComponent):
             NotFoundError: No such task.
         """
         check_task_id(task_id)
+        _check_seconds("timeout", timeout)
         info: TaskInfo = run_operation(
             self._connector,
             "coord.join",
@@ -474,6 +491,7 @@ class TaskClient(CoordComponent):
     async def ajoin(self, task_id: str, *, timeout: float | None = None) -> TaskInfo:  # noqa: ASYNC109 - the sync twin's API
         """Async twin of `join`."""
         check_task_id(task_id)
+        _check_seconds("timeout", timeout)
         return await arun_operation(
             self._connector,
             "coord.join",
@@ -490,6 +508,7 @@ class TaskClient(CoordComponent):
             NotFoundError: No such task.
         """
         check_task_id(task_id)
+        _check_seconds("timeout", timeout)
         return self._outcome(
             run_operation(
                 self._connector,
@@ -502,6 +521,7 @@ class TaskClient(CoordComponent):
     async def aresult(self, task_id: str, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109 - the sync twin's API
         """Async twin of `result`."""
         check_task_id(task_id)
+        _check_seconds("timeout", timeout)
         return self._outcome(
             await arun_operation(
                 self._connector,
