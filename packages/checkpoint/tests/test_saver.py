@@ -770,3 +770,88 @@ async def test_strings_utf8_cannot_hold_are_invalid_input_or_match_nothing(
         assert list(saver.list(_cfg(thread), filter=filter)) == []
         assert [t async for t in saver.alist(_cfg(thread), filter=filter)] == []
     assert len(list(saver.list(_cfg(thread), filter={"source": "loop"}))) == 1
+
+
+# ------------------------------------------------------------------ copy_thread of a big thread
+def _budgeted(op: Any, budget: int, cut: list[int] | None = None) -> Any:
+    """`op` as the driver runs it, failing once it sends more than `budget` requests (a
+    deadline measured in requests, not seconds), or at request `cut[0]` of all the ops
+    wrapped (a copy cut off part way)."""
+    from deepagents_redis.core import RedisUnavailableError
+
+    reply: Any = None
+    sent = 0
+    while True:
+        try:
+            request = op.send(reply)
+        except StopIteration as stop:
+            return stop.value
+        sent += 1
+        if sent > budget:
+            raise RedisUnavailableError(f"more than {budget} requests in one operation")
+        if cut is not None:
+            cut[0] -= 1
+            if cut[0] < 0:
+                raise RedisUnavailableError("cut off")
+        reply = yield request
+
+
+def _budget_saver(saver: RedisSaver, budget: int, cut: list[int] | None = None) -> None:
+    run, arun = saver._run, saver._arun
+    saver._run = lambda name, op: run(name, _budgeted(op, budget, cut))  # type: ignore[method-assign]
+    saver._arun = lambda name, op: arun(name, _budgeted(op, budget, cut))  # type: ignore[method-assign]
+
+
+def _chain_intact(saver: RedisSaver, thread: str) -> list[str]:
+    """The target's checkpoint ids, asserting each one's parent is there too."""
+    tuples = list(saver.list(_cfg(thread)))
+    ids = {t.checkpoint["id"] for t in tuples}
+    for tup in tuples:
+        if tup.parent_config is not None:
+            assert tup.parent_config["configurable"]["checkpoint_id"] in ids
+    return sorted(ids)
+
+
+async def test_copy_thread_pages_oldest_first_so_any_size_copies_and_a_cut_stays_whole(
+    connector: RedisConnector,
+) -> None:
+    """copy_thread ran as ONE operation under one deadline (default 5 s), newest first: a
+    400-step conversation of 2 KB turns took 1.6 s to copy here, so a few times that never
+    copied under the default deadline, and each failed try left the target with the
+    source's newest checkpoints and none of their ancestors (a DeltaChannel rebuilt from
+    them comes back short, silently). Now each page is its own operation, oldest first:
+    here each operation may send only 3 pages' worth of requests (a deadline in requests,
+    not seconds), and a copy cut off part way leaves every copied checkpoint's parent."""
+    from deepagents_redis.checkpoint._saver import _PAGE
+
+    saver = RedisSaver(connector=connector)
+    source = _thread()
+    stored = _put_chain(saver, source, 3 * _PAGE + 5)
+    for config in stored:
+        saver.put_writes(config, [("v", 1)], "task")
+    want = _chain_intact(saver, source)
+    for mode in ("sync", "async"):
+        target = f"{source}-{mode}"
+        cut_saver = RedisSaver(connector=connector)
+        _budget_saver(cut_saver, 10**6, cut=[_PAGE + 7])  # cut inside the second page
+        if mode == "sync":
+            with pytest.raises(DeepAgentsRedisError, match="cut off"):
+                cut_saver.copy_thread(source, target)
+        else:
+            with pytest.raises(DeepAgentsRedisError, match="cut off"):
+                await cut_saver.acopy_thread(source, target)
+        partial = _chain_intact(saver, target)
+        assert 0 < len(partial) < len(want)
+        bounded = RedisSaver(connector=connector)
+        _budget_saver(bounded, 3 * _PAGE)
+        if mode == "sync":
+            bounded.copy_thread(source, target)
+        else:
+            await bounded.acopy_thread(source, target)
+        assert _chain_intact(saver, target) == want
+        got = saver.get_tuple(_cfg(target))
+        assert got is not None
+        assert got.checkpoint["id"] == want[-1]
+        assert len(got.pending_writes or []) == 1
+        saver.delete_thread(target)
+    saver.delete_thread(source)

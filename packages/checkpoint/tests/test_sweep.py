@@ -165,13 +165,13 @@ def test_copy_thread_names_its_new_thread_after_writing_it(
     sweeper = RedisSaver(connector=connector)
     copier = RedisSaver(connector=connector)
     _put(copier, source)
-    original = RedisSaver._copy_op
+    original = RedisSaver._copy_page_op
 
     def racing(self: RedisSaver, *args: Any) -> Any:
         first_put = lambda r: isinstance(r, Script) and r.script is PUT  # noqa: E731
         return _interleaved(original(self, *args), first_put, sweeper.sweep_threads)
 
-    monkeypatch.setattr(RedisSaver, "_copy_op", racing)
+    monkeypatch.setattr(RedisSaver, "_copy_page_op", racing)
     copier.copy_thread(source, target)
     assert target in list(sweeper.threads())
 

@@ -10,6 +10,7 @@ and touches no other. Layout: `_keys`; scripts: `_scripts`; stored frames and th
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -200,6 +201,21 @@ class _Where:
     cns: str | None
     cid: str | None
     keys: ThreadKeys
+
+
+@dataclass(slots=True)
+class _Copy:
+    """A `copy_thread` under way: its threads and where the next page starts."""
+
+    source: str
+    src: ThreadKeys
+    dst_thread: str
+    dst: ThreadKeys
+    bound: str = "-"
+    """Lower lex bound of the next page of the source's index (exclusive after the first)."""
+    indexed: bool = False
+    runs: set[str] = dataclasses.field(default_factory=set)
+    """Encoded runs already named in the cross-thread run index."""
 
 
 class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
@@ -881,63 +897,73 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 f"keep_latest can't prune threads that use a DeltaChannel: {', '.join(delta)}"
             )
 
-    def _copy_op(self, source: str, target: str) -> Operation[None]:
+    def _copy_plan(self, source: str, target: str) -> _Copy:
+        """A copy's two threads, checked (before anything is read or written)."""
         src = self.keys.thread(thread_id_of(source))
         dst_thread = thread_id_of(target)
         dst = self.keys.thread(dst_thread)
         if src.head == dst.head:
             raise InvalidInputError("copy_thread: source and target are the same thread")
-        bound: str = "+"
-        indexed = False
-        runs: set[str] = set()
-        while True:
-            reply = _unpacked(
-                (
-                    yield Script(
-                        READ,
-                        src.all,
-                        [
-                            "scan",
-                            "",
-                            bound,
-                            "-",
-                            _PAGE,
-                            self.checkpoint_settings.scan_batch,
-                            "",
-                            "",  # every blob inside the script (copied through PUT's ARGV)
-                        ],
-                    )
+        return _Copy(source, src, dst_thread, dst)
+
+    def _copy_page_op(self, copy: _Copy) -> Operation[bool]:
+        """Copy one page of the source, oldest first; whether pages are left.
+
+        Oldest first, so parents are written before their children: a copy cut off part
+        way (a lost server, a deadline) leaves the target a consistent older state, never
+        a head whose ancestors are missing (a `DeltaChannel` rebuilt from them would come
+        back short, with no error). One operation per page, as `list` pages: the deadline
+        bounds a page, so a thread of any size can be copied.
+        """
+        src, dst, dst_thread = copy.src, copy.dst, copy.dst_thread
+        reply = _unpacked(
+            (
+                yield Script(
+                    READ,
+                    src.all,
+                    [
+                        "up",
+                        "",
+                        copy.bound,
+                        "+",
+                        _PAGE,
+                        self.checkpoint_settings.scan_batch,
+                        "",
+                        "",  # every blob inside the script (copied through PUT's ARGV)
+                    ],
                 )
             )
-            for cid_b, ecns_b, body, record, blob_values, write_flat in reply[1:]:
-                cid, ecns = _text(cid_b), _text(ecns_b)
-                _parent, refs, erun = _record(record, f"checkpoint {source!r}/{ecns}/{cid}")
-                blob_flat = [
-                    part
-                    for ref, value in zip(refs, blob_values, strict=False)
-                    if value
-                    for part in (ref, value)
-                ]
-                first = not indexed
-                if first:
-                    indexed = True
-                    yield Command(_thread_entry(self.keys.threads, dst_thread))
-                if erun and erun not in runs:  # once per run, not per checkpoint
-                    runs.add(erun)
-                    yield Pipeline(self._run_index(self.keys.dec(erun), dst_thread))
-                args = [ecns, cid, self._ttl, erun, body, record]
-                put = yield Script(PUT, dst.all, [*args, *blob_flat])
-                if first and int(put[0]):  # a new thread: named after it exists (see put)
-                    yield Command(_thread_entry(self.keys.threads, dst_thread))
-                writes = _pairs(write_flat)
-                if writes:
-                    triples: list[Any] = [dst.field(ecns, cid), self._ttl]
-                    for name, value in writes.items():
-                        triples += [name, value, "1"]
-                    yield Script(PUT_WRITES, dst.all, triples)
-            if not reply[0]:
-                return
-            bound = "(" + _text(reply[0])
+        )
+        for cid_b, ecns_b, body, record, blob_values, write_flat in reply[1:]:
+            cid, ecns = _text(cid_b), _text(ecns_b)
+            _parent, refs, erun = _record(record, f"checkpoint {copy.source!r}/{ecns}/{cid}")
+            blob_flat = [
+                part
+                for ref, value in zip(refs, blob_values, strict=False)
+                if value
+                for part in (ref, value)
+            ]
+            first = not copy.indexed
+            if first:
+                copy.indexed = True
+                yield Command(_thread_entry(self.keys.threads, dst_thread))
+            if erun and erun not in copy.runs:  # once per run, not per checkpoint
+                copy.runs.add(erun)
+                yield Pipeline(self._run_index(self.keys.dec(erun), dst_thread))
+            args = [ecns, cid, self._ttl, erun, body, record]
+            put = yield Script(PUT, dst.all, [*args, *blob_flat])
+            if first and int(put[0]):  # a new thread: named after it exists (see put)
+                yield Command(_thread_entry(self.keys.threads, dst_thread))
+            writes = _pairs(write_flat)
+            if writes:
+                triples: list[Any] = [dst.field(ecns, cid), self._ttl]
+                for name, value in writes.items():
+                    triples += [name, value, "1"]
+                yield Script(PUT_WRITES, dst.all, triples)
+        if not reply[0]:
+            return False
+        copy.bound = "(" + _text(reply[0])
+        return True
 
     # ------------------------------------------------------------------ list
     def _list_plan(
@@ -1270,13 +1296,18 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, write and blob of one thread to another, bytes unchanged.
 
-        Idempotent: copying again rewrites the same values.
+        Idempotent: copying again rewrites the same values. Oldest first, one operation
+        (and deadline) per page of checkpoints, as `list` pages: a thread of any size can
+        be copied, and a copy cut off part way leaves the target a consistent older state
+        (every checkpoint it holds has its ancestors); copying again completes it.
 
         Args:
             source_thread_id: The thread to copy.
             target_thread_id: The thread to write.
         """
-        self._run("copy_thread", self._copy_op(source_thread_id, target_thread_id))
+        copy = self._copy_plan(source_thread_id, target_thread_id)
+        while self._run("copy_thread", self._copy_page_op(copy)):
+            pass
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Async twin of `copy_thread`.
@@ -1285,7 +1316,9 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             source_thread_id: The thread to copy.
             target_thread_id: The thread to write.
         """
-        await self._arun("copy_thread", self._copy_op(source_thread_id, target_thread_id))
+        copy = self._copy_plan(source_thread_id, target_thread_id)
+        while await self._arun("copy_thread", self._copy_page_op(copy)):
+            pass
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep only each namespace's newest checkpoint (``keep_latest``) or delete all.

@@ -4,12 +4,14 @@
 -- KEYS:
 --   the thread's eight keys (thread.lua): idx, ns, cp, cpi, b, w, wl, runs
 -- ARGV:
---   mode         'id' (one checkpoint) or 'scan' (an index, newest first)
---   ecns         the encoded checkpoint namespace; '' (scan only) = every namespace
+--   mode         'id' (one checkpoint), 'scan' (an index, newest first) or 'up' (an index,
+--                oldest first: copy_thread writes parents before children)
+--   ecns         the encoded checkpoint namespace; '' (scan, up) = every namespace
 --   hi, lo       'id': the cid and ''; 'scan': the lex bounds, of idx ('cid<TAB>ecns') when
---                ecns is '' else of ns ('ecns<TAB>cid'), e.g. '(<member>' and '-'
---   want         matches wanted (scan)
---   budget       index entries to look at (scan; bounded work per call)
+--                ecns is '' else of ns ('ecns<TAB>cid'), e.g. '(<member>' and '-'; 'up':
+--                the same, from the low bound to the high one, e.g. '(<member>' and '+'
+--   want         matches wanted (scan, up)
+--   budget       index entries to look at (scan, up; bounded work per call)
 --   ttl          TTL in ms to renew on the thread ('' = none)
 --   inline_max   blob bytes this call may carry ('' = no limit): an entry whose blobs would
 --                go past it carries their sizes instead, and the client reads them with an
@@ -68,7 +70,11 @@ else
   while seen < budget and found < want do
     chunk = math.min(chunk, budget - seen)
     local members
-    if ecns0 == '' then
+    if mode == 'up' and ecns0 == '' then
+      members = redis.call('ZRANGE', idx_key, bound, lo, 'BYLEX', 'LIMIT', 0, chunk)
+    elseif mode == 'up' then
+      members = redis.call('ZRANGE', ns_key, bound, lo, 'BYLEX', 'LIMIT', 0, chunk)
+    elseif ecns0 == '' then
       members = redis.call('ZRANGE', idx_key, bound, lo, 'BYLEX', 'REV', 'LIMIT', 0, chunk)
     else
       members = redis.call('ZRANGE', ns_key, bound, lo, 'BYLEX', 'REV', 'LIMIT', 0, chunk)
