@@ -450,3 +450,42 @@ def test_eviction_policy_check_before_the_first_write(
         assert len(warned) == (1 if mode == "warn" else 0)
     finally:
         backend.close()
+
+
+# upload_files with a content that is not bytes: the files before it in the batch were
+# written, then it raised (a str: TypeError), or an int n silently became n zero bytes. Like
+# deepagents' own backends it raises (its FileUploadResponse codes name path conditions, not
+# a caller's type error), but now before anything is written, as core's InvalidInputError.
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(("/b.txt", "text, not bytes"), id="str"),
+        pytest.param(("/b.txt", 5), id="int"),
+        pytest.param(("/b.txt", None), id="none"),
+        pytest.param(("/b.txt", [104, 105]), id="list"),
+        pytest.param(("/b.txt",), id="not-a-pair"),
+        pytest.param("/b.txt", id="bare-path"),
+    ],
+)
+async def test_upload_with_a_bad_item_writes_nothing(
+    make_backend: Any, mode: str, bad: Any
+) -> None:
+    from deepagents_redis.core import InvalidInputError
+
+    ours = make_backend()
+    files = [("/a.txt", b"first\n"), bad, ("/c.bin", b"\xff\x00")]
+    with pytest.raises(InvalidInputError, match="item 1"):
+        await call(ours, mode, "upload_files", files)
+    assert (await call(ours, mode, "glob", "**")).matches == []
+    assert await call(ours, mode, "stat", "/a.txt") is None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_upload_takes_bytes_like_content(make_backend: Any, mode: str) -> None:
+    ours = make_backend()
+    files = [("/a.txt", bytearray(b"one\n")), ("/b.bin", memoryview(b"\xff\x01")), ("/c", b"")]
+    up = await call(ours, mode, "upload_files", files)
+    assert [r.error for r in up] == [None, None, None]
+    down = await call(ours, mode, "download_files", ["/a.txt", "/b.bin", "/c"])
+    assert [d.content for d in down] == [b"one\n", b"\xff\x01", b""]

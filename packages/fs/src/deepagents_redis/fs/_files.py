@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 from deepagents.backends.protocol import (
     DeleteResult,
@@ -20,6 +22,7 @@ from deepagents.backends.utils import (
 )
 from deepagents_redis.core import (
     Idempotent,
+    InvalidInputError,
     Sleep,
     get_instrumentation,
     jittered_backoff,
@@ -45,6 +48,42 @@ from deepagents_redis.fs._paths import (
 )
 
 __all__: list[str] = []
+
+
+def _checked_uploads(files: Iterable[Any]) -> list[tuple[str, bytes]]:
+    """`upload_files`' items, checked all before any is written.
+
+    A content that was not bytes raised midway (a ``str``: ``TypeError``), after the files
+    before it in the batch had been stored, or silently became something else (``bytes(5)``
+    is five zero bytes). deepagents' own backends raise on it too (`StoreBackend` calls
+    ``content.decode``), and `FileUploadResponse`'s codes name path conditions a model can
+    fix, not a caller's type error: so it is an `InvalidInputError`, raised before anything
+    is sent. Bad paths and oversize files stay per-file error responses, as upstream.
+
+    Args:
+        files: The caller's ``(path, content)`` items.
+
+    Returns:
+        The items, each content as ``bytes``.
+
+    Raises:
+        InvalidInputError: An item is not a pair, or its content is not bytes-like.
+    """
+    checked: list[tuple[str, bytes]] = []
+    for i, item in enumerate(files):
+        try:
+            path, content = item
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"upload_files: item {i} is not a (path, content) pair: {type(item).__name__}"
+            ) from None
+        if not isinstance(content, bytes | bytearray | memoryview):
+            raise InvalidInputError(
+                f"upload_files: item {i}'s content must be bytes, not {type(content).__name__};"
+                " nothing was written"
+            )
+        checked.append((path, content if type(content) is bytes else bytes(content)))
+    return checked
 
 
 def _is_text(path: str) -> bool:
@@ -349,6 +388,7 @@ class _FileOps(_Layout):
     # ------------------------------------------------------------------ upload / download
 
     def _upload_op(self, files: list[tuple[str, bytes]]) -> _Op[list[FileUploadResponse]]:
+        # `files` went through `_checked_uploads`: every content is bytes.
         ns = self.resolve_namespace()
         out: list[FileUploadResponse] = []
         for path, content in files:
@@ -356,7 +396,7 @@ class _FileOps(_Layout):
                 out.append(FileUploadResponse(path=path, error="invalid_path"))
                 continue
             try:
-                text = bytes(content).decode("utf-8")
+                text = content.decode("utf-8")
                 encoding = "utf-8"
             except UnicodeDecodeError:
                 text = base64.standard_b64encode(content).decode("ascii")
@@ -392,13 +432,19 @@ class _FileOps(_Layout):
             files: `(path, content)` pairs.
 
         Returns:
-            One response per input, in order.
+            One response per input, in order. A path that is not a valid file path
+            (``invalid_path``) or content over the size limit is that file's error; the
+            other files are stored.
+
+        Raises:
+            InvalidInputError: An item is not a ``(path, content)`` pair or its content is
+                not bytes-like (``bytes``, ``bytearray``, ``memoryview``); nothing is written.
         """
-        return self._run("upload", self._upload_op(files))
+        return self._run("upload", self._upload_op(_checked_uploads(files)))
 
     async def aupload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
-        """Async `upload_files`."""
-        return await self._arun("upload", self._upload_op(files))
+        """Async `upload_files` (same errors; nothing is written on a bad item)."""
+        return await self._arun("upload", self._upload_op(_checked_uploads(files)))
 
     def _download_op(self, paths: list[str]) -> _Op[list[FileDownloadResponse]]:
         ns = self.resolve_namespace()
