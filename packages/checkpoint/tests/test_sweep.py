@@ -200,3 +200,47 @@ async def test_foreign_bytes_in_the_thread_index_are_typed_and_swept(
         assert removed == 2
         assert list(saver.threads()) == ["live"]
         assert [t.config["configurable"]["thread_id"] for t in saver.list(None)] == ["live"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_thread_written_again_while_it_is_deleted_stays_indexed(
+    connector: RedisConnector, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """delete_thread unlinks the thread, then takes its name off the thread index and the
+    run indexes. A put by another process in between (a conversation reset under a stable
+    id: delete, then the next turn at once) created the thread again and named it, and the
+    delete's removal then took the new thread's names off: threads(), list(None), the
+    migration's copy and delete_for_runs missed it. Now the delete looks again after its
+    removal and names a thread that is back."""
+    tag = uuid.uuid4().hex[:6]
+    thread, run = f"again-{tag}", f"run-{tag}"
+    deleter = RedisSaver(connector=connector)
+    writer = RedisSaver(connector=connector)  # another process: its own memo
+
+    def put() -> None:
+        writer.put(
+            {"configurable": {"thread_id": thread, "checkpoint_ns": ""}},
+            empty_checkpoint(),
+            {"run_id": run},
+            {},
+        )
+
+    put()
+    original = RedisSaver._delete_thread_op
+
+    def racing(self: RedisSaver, *args: Any) -> Any:
+        removal = lambda r: not isinstance(r, Script)  # noqa: E731 - the index removal
+        return _interleaved(original(self, *args), removal, put)
+
+    monkeypatch.setattr(RedisSaver, "_delete_thread_op", racing)
+    writer._indexed.clear()  # the writer's next put is a new process's first
+    if mode == "sync":
+        deleter.delete_thread(thread)
+    else:
+        await deleter.adelete_thread(thread)
+    assert deleter.get_tuple({"configurable": {"thread_id": thread}}) is not None
+    assert thread in list(deleter.threads())
+    assert connector.client().sismember(deleter.keys.run(run), thread)
+    monkeypatch.undo()
+    deleter.delete_for_runs([run])
+    assert deleter.get_tuple({"configurable": {"thread_id": thread}}) is None

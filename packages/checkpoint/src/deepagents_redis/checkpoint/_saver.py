@@ -837,10 +837,33 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 break
         # the cross-thread indexes last (a crash before this leaves entries that point at
         # nothing, which readers skip)
+        ordered = sorted(runs)
         cmds: list[tuple[Any, ...]] = [("ZREM", self.keys.threads, thread)]
-        cmds += [("SREM", self.keys.run(run), thread) for run in sorted(runs)]
+        cmds += [("SREM", self.keys.run(run), thread) for run in ordered]
         yield Pipeline(cmds)
         self._indexed.pop(("thread", thread), None)
+        # Another process may have written the thread again since the script unlinked it
+        # (a conversation reset under a stable id: the next turn comes at once) and named
+        # it, names this removal just took off. Look again, as `sweep_threads` does: a
+        # thread created after this look names itself after its put (see `_put_op`).
+        if not int((yield Command(("EXISTS", keys.index)))):
+            return
+        back: list[tuple[Any, ...]] = [_thread_entry(self.keys.threads, thread)]
+        if ordered:
+            # which of the runs this thread has checkpoints of again (one lex range each)
+            found = yield Pipeline(
+                [
+                    ("ZRANGE", keys.runs, f"[{erun}\t", f"({erun}\n", "BYLEX", "LIMIT", 0, 1)
+                    for erun in (self.keys.enc(run) for run in ordered)
+                ]
+            )
+            back += [
+                cmd
+                for run, hit in zip(ordered, found, strict=True)
+                if hit
+                for cmd in self._run_index(run, thread)
+            ]
+        yield Pipeline(back)
 
     def _run_name(self, erun: Any) -> str | None:
         """The run id an encoded run names, or None for bytes no put wrote (no run to clean)."""
