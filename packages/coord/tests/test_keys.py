@@ -27,3 +27,19 @@ def test_a_bad_task_id_is_refused_every_time(bad: str) -> None:
         with pytest.raises(InvalidInputError):
             keys.task(bad)
     assert bad not in keys._tasks
+
+
+@pytest.mark.parametrize(
+    "candidate", ["", "x" * 32, "A" * 32, "0" * 31, "0" * 32 + "\n", "0" * 33, "0" * 32]
+)
+def test_task_id_bytes_agree_with_check_task_id(candidate: str) -> None:
+    # Promotion reads delayed members as bytes; the one task-id rule decides for both forms.
+    from deepagents_redis.coord._keys import check_task_id, is_task_id_bytes
+
+    try:
+        check_task_id(candidate)
+        valid = True
+    except InvalidInputError:
+        valid = False
+    assert is_task_id_bytes(candidate.encode()) is valid
+    assert is_task_id_bytes(new_task_id().encode()) is True

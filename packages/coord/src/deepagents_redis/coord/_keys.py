@@ -22,6 +22,7 @@ __all__ = [
     "TaskKeys",
     "check_name",
     "check_task_id",
+    "is_task_id_bytes",
     "new_task_id",
 ]
 
@@ -31,7 +32,11 @@ KIND: Final = "coord"
 GROUP: Final = "workers"
 """The consumer group every worker of a queue reads in."""
 
-_TASK_ID = re.compile(r"[0-9a-f]{32}")
+_TASK_ID_PATTERN: Final = "[0-9a-f]{32}"
+"""A task id: 32 lower-case hex digits (`new_task_id`), the one rule for both forms below."""
+_TASK_ID: Final = re.compile(_TASK_ID_PATTERN)
+# The same rule for ids as Redis hands them back (bytes), without decoding each member first.
+_TASK_ID_BYTES: Final = re.compile(_TASK_ID_PATTERN.encode("ascii"))
 _MAX_NAME = 200
 
 
@@ -72,6 +77,18 @@ def check_task_id(task_id: object) -> str:
     if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id):
         raise InvalidInputError(f"task id {task_id!r} is not 32 lower-case hex digits")
     return task_id
+
+
+def is_task_id_bytes(raw: bytes) -> bool:
+    """Whether `raw`, as Redis returned it, is a task id (the rule of `check_task_id`).
+
+    Args:
+        raw: A member or field read from Redis.
+
+    Returns:
+        True for 32 lower-case hex digits.
+    """
+    return _TASK_ID_BYTES.fullmatch(raw) is not None
 
 
 _KEYS_KEPT: Final = 1_024

@@ -28,7 +28,6 @@ import inspect
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import threading
@@ -42,7 +41,14 @@ import msgpack
 from deepagents_redis.coord._common import CoordComponent, claimed_entries, entries, one, text
 from deepagents_redis.coord._errors import LeaseLostError
 from deepagents_redis.coord._event import EVENT_FIELD, LOG_TASK_FIELD
-from deepagents_redis.coord._keys import GROUP, QueueKeys, TaskKeys, check_name, check_task_id
+from deepagents_redis.coord._keys import (
+    GROUP,
+    QueueKeys,
+    TaskKeys,
+    check_name,
+    check_task_id,
+    is_task_id_bytes,
+)
 from deepagents_redis.coord._scripts import (
     ACK,
     ACK_PLAIN,
@@ -78,9 +84,6 @@ from deepagents_redis.core import (
 from langchain_core.callbacks import AsyncCallbackHandler
 
 __all__ = ["TaskContext", "Worker"]
-
-_TASK_ID_BYTES: Final = re.compile(rb"[0-9a-f]{32}")
-"""A task id as Redis returns it (see `check_task_id`)."""
 
 log = logging.getLogger("deepagents_redis.coord")
 
@@ -1444,8 +1447,8 @@ class Worker(CoordComponent):
         # Members go back as the bytes they are (one that is no task id, someone else's,
         # is moved too and dead-lettered by the worker that reads it, as before: left
         # behind, it would hold a place in this list for ever). Only task ids get a mark.
-        marked = [m for m in listed if _TASK_ID_BYTES.fullmatch(m)]
-        others = [m for m in listed if not _TASK_ID_BYTES.fullmatch(m)]
+        marked = [m for m in listed if is_task_id_bytes(m)]
+        others = [m for m in listed if not is_task_id_bytes(m)]
         marks = [self.keys.mark(queue, m.decode()) for m in marked]
         ttl_ms = self.coord_settings.result_ttl_seconds * 1000
         moved = yield Script(
