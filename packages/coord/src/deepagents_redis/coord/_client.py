@@ -54,6 +54,7 @@ from deepagents_redis.core import (
     BackpressureError,
     Chain,
     Command,
+    Idempotent,
     InvalidInputError,
     NotFoundError,
     Operation,
@@ -65,6 +66,7 @@ from deepagents_redis.core import (
     arun_operation,
     get_instrumentation,
     jittered_backoff,
+    new_op_id,
     run_operation,
     trace_carrier,
 )
@@ -649,10 +651,15 @@ class TaskClient(CoordComponent):
         if len(body) > self.coord_settings.max_input_bytes:
             raise PayloadTooLargeError(len(body), self.coord_settings.max_input_bytes)
         event = self._encoded("task.message", _SOURCE, task_id, info.agent, keys, strategy=strategy)
-        entry = yield Script(
+        # By op id: a plain script whose reply was lost is re-sent by the client's retry,
+        # and the task got the follow-up twice. The record only has to outlive this call's
+        # retries.
+        entry = yield Idempotent(
             SEND,
+            self.keys.op(keys.scope, f"send:{new_op_id()}"),
             [keys.record, keys.inbox, keys.events],
             [body, event, self.coord_settings.events_maxlen, strategy],
+            op_ttl_ms=600_000,
         )
         return text(entry)
 

@@ -64,7 +64,9 @@ ACK_PLAIN: Final = LuaScript.from_package("coord_ack_plain", _PACKAGE, "ack_plai
 PROMOTE: Final = LuaScript.from_package("coord_promote", _PACKAGE, "promote.lua")
 CANCEL: Final = LuaScript.from_package("coord_cancel", _PACKAGE, "cancel.lua")
 DEQUEUE: Final = LuaScript.from_package("coord_dequeue", _PACKAGE, "dequeue.lua")
-SEND: Final = LuaScript.from_package("coord_send", _PACKAGE, "send.lua")
+SEND: Final = IdempotentScript.from_package("coord_send", _PACKAGE, "send.lua")
+"""A follow-up, recorded by op id: a call re-sent after its reply was lost (the client's
+retry) must not append the message twice."""
 TAKE: Final = LuaScript.from_package("coord_take", _PACKAGE, "fence.lua", "take.lua")
 GROUP: Final = LuaScript.from_package("coord_group", _PACKAGE, "group.lua")
 PUBLISH: Final = LuaScript.from_package("coord_publish", _PACKAGE, "publish.lua")

@@ -1,10 +1,14 @@
 -- coord_send: a follow-up message for a task that has not finished.
+-- This is the body of core's IdempotentScript: it runs as `body(keys, argv)`, where keys and
+-- argv are KEYS/ARGV without the op-id key and the op-id TTL the wrapper puts first, so a
+-- call re-sent after its reply was lost (the client's retry) appends nothing a second time
+-- and returns the first call's entry id.
 --
--- KEYS (one task's keys: one hash tag):
+-- KEYS (data keys; one task's keys: one hash tag):
 --   task_key       task record hash
 --   inbox_key      task inbox stream
 --   events_key     task events stream
--- ARGV:
+-- ARGV (data args):
 --   message        the message (codec bytes)
 --   event          the 'message' event
 --   maxlen         approximate length cap of the inbox and events streams
@@ -12,10 +16,11 @@
 --                  'interrupt' flag, which its worker's heartbeat reads (it stops the current
 --                  run and starts the follow-up); a pending task takes it in its first run
 -- Returns the inbox entry id.
--- Errors (nothing written): 'NOTFOUND task'; 'INVALID task is <status>' (it has finished).
+-- Errors (nothing written, nothing recorded): 'NOTFOUND task'; 'INVALID task is <status>'
+-- (it has finished).
 
-local task_key, inbox_key, events_key = KEYS[1], KEYS[2], KEYS[3]
-local message, event, maxlen, strategy = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local task_key, inbox_key, events_key = keys[1], keys[2], keys[3]
+local message, event, maxlen, strategy = argv[1], argv[2], argv[3], argv[4]
 
 local terminal = {success = true, error = true, cancelled = true, timeout = true}
 local st = redis.call('HGET', task_key, 'status')
