@@ -855,3 +855,28 @@ async def test_copy_thread_pages_oldest_first_so_any_size_copies_and_a_cut_stays
         assert len(got.pending_writes or []) == 1
         saver.delete_thread(target)
     saver.delete_thread(source)
+
+
+async def test_a_bad_id_in_a_batch_deletes_nothing(connector: RedisConnector) -> None:
+    """prune(strategy='delete') and delete_for_runs checked each id only when its turn
+    came: prune(['a', '', 'b'], strategy='delete') deleted thread 'a', then raised
+    InvalidInputError for ''; delete_for_runs(['r1', '']) deleted run r1's checkpoints,
+    then raised. Bad input now changes nothing: the whole batch is checked first."""
+    saver = RedisSaver(connector=connector, namespace=f"ns{uuid.uuid4().hex[:8]}")
+    for thread in ("a", "b"):
+        saver.put(_cfg(thread), empty_checkpoint(), {"run_id": f"r-{thread}"}, {})
+    for bad in ("", "a\x00b", None):
+        with pytest.raises(InvalidInputError):
+            saver.prune(["a", bad, "b"], strategy="delete")  # type: ignore[list-item]
+        with pytest.raises(InvalidInputError):
+            await saver.aprune(["a", bad, "b"], strategy="delete")  # type: ignore[list-item]
+        with pytest.raises(InvalidInputError):
+            saver.prune(["a", bad, "b"])  # type: ignore[list-item]
+    for bad in ("", 7):
+        with pytest.raises(InvalidInputError):
+            saver.delete_for_runs(["r-a", bad, "r-b"])  # type: ignore[list-item]
+        with pytest.raises(InvalidInputError):
+            await saver.adelete_for_runs(["r-a", bad, "r-b"])  # type: ignore[list-item]
+    for thread in ("a", "b"):
+        assert saver.get_tuple(_cfg(thread)) is not None
+    assert sorted(saver.threads()) == ["a", "b"]

@@ -873,9 +873,12 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             return None
 
     def _delete_runs_op(self, run_ids: Sequence[str]) -> Operation[None]:
-        for run_id in _ids(run_ids, "run_ids"):
+        run_ids = builtins.list(_ids(run_ids, "run_ids"))
+        # the whole batch is checked before anything is deleted (bad input changes nothing)
+        for run_id in run_ids:
             if not isinstance(run_id, str) or not run_id:
                 raise InvalidInputError("run ids must be non-empty str")
+        for run_id in run_ids:
             run_key = self.keys.run(run_id)
             threads = yield Command(("SMEMBERS", run_key))
             batch = self.checkpoint_settings.delete_batch
@@ -895,15 +898,15 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             raise InvalidInputError(
                 f"prune strategy must be 'keep_latest' or 'delete', not {strategy!r}"
             )
-        thread_ids = _ids(thread_ids, "thread_ids")
+        # the whole batch is checked before anything is deleted (bad input changes nothing)
+        threads = [self.keys.thread(thread_id_of(t)) for t in _ids(thread_ids, "thread_ids")]
         if strategy == "delete":
-            for thread_id in thread_ids:
-                yield from self._delete_thread_op(thread_id)
+            for keys in threads:
+                yield from self._delete_thread_op(keys.thread_id)
             return
         # keep_latest refuses threads that use a DeltaChannel (see ``delete.lua``), as
         # LangGraph's PostgresSaver does: the whole batch first, then each thread again in
         # its own script (one that started using one meanwhile is refused then).
-        threads = [self.keys.thread(thread_id_of(t)) for t in thread_ids]
         delta = []
         for keys in threads:
             reply = yield Script(DELETE, keys.all, ["keep_latest", "check", ""])
