@@ -880,3 +880,32 @@ async def test_a_bad_id_in_a_batch_deletes_nothing(connector: RedisConnector) ->
     for thread in ("a", "b"):
         assert saver.get_tuple(_cfg(thread)) is not None
     assert sorted(saver.threads()) == ["a", "b"]
+
+
+async def test_prune_and_delete_for_runs_of_many_threads_are_bounded_per_thread(
+    connector: RedisConnector,
+) -> None:
+    """prune and delete_for_runs ran a whole batch as ONE operation under one deadline
+    (5 s by default): two scripts per thread for keep_latest, so a batch of thousands of
+    threads over a network never finished, and each try pruned again the threads before
+    the same point. Now each thread is its own operation: here each may send at most 4
+    requests (a deadline in requests, not seconds) and batches of 12 threads complete."""
+    saver = RedisSaver(connector=connector, namespace=f"ns{uuid.uuid4().hex[:8]}")
+    threads = [f"t{n:02d}" for n in range(12)]
+    for thread in threads:
+        _put_chain(saver, thread, 2)
+        saver.put(_cfg(thread), empty_checkpoint(), {"run_id": "big-run"}, {})
+    bounded = RedisSaver(connector=connector, namespace=saver.keys.namespace)
+    _budget_saver(bounded, 4)
+    bounded.prune(threads[:6])
+    await bounded.aprune(threads[6:])
+    assert all(len(list(saver.list(_cfg(t)))) == 1 for t in threads)
+    bounded.delete_for_runs(["big-run"])
+    assert all(saver.get_tuple(_cfg(t)) is None for t in threads)
+    for thread in threads:
+        _put_chain(saver, thread, 1)
+        saver.put(_cfg(thread), empty_checkpoint(), {"run_id": "again"}, {})
+    await bounded.adelete_for_runs(["again"])
+    bounded.prune(threads[:6], strategy="delete")
+    await bounded.aprune(threads[6:], strategy="delete")
+    assert list(saver.threads()) == []

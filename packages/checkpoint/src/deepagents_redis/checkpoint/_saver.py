@@ -872,56 +872,64 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         except (UnicodeDecodeError, InvalidInputError):
             return None
 
-    def _delete_runs_op(self, run_ids: Sequence[str]) -> Operation[None]:
-        run_ids = builtins.list(_ids(run_ids, "run_ids"))
-        # the whole batch is checked before anything is deleted (bad input changes nothing)
-        for run_id in run_ids:
+    @staticmethod
+    def _runs_plan(run_ids: Sequence[str]) -> builtins.list[str]:
+        """`delete_for_runs`' run ids, all checked before anything is deleted."""
+        checked = builtins.list(_ids(run_ids, "run_ids"))
+        for run_id in checked:
             if not isinstance(run_id, str) or not run_id:
                 raise InvalidInputError("run ids must be non-empty str")
-        for run_id in run_ids:
-            run_key = self.keys.run(run_id)
-            threads = yield Command(("SMEMBERS", run_key))
-            batch = self.checkpoint_settings.delete_batch
-            for raw in threads:
-                thread = _thread_name(raw if isinstance(raw, bytes) else str(raw).encode())
-                if thread is None:  # not a name put writes: no thread behind it (DEL below)
-                    continue
-                keys = self.keys.thread(thread)
-                while True:
-                    reply = yield Script(DELETE, keys.all, ["run", batch, self.keys.enc(run_id)])
-                    if int(reply[0]) < batch:
-                        break
-            yield Command(("DEL", run_key))
+        return checked
 
-    def _prune_op(self, thread_ids: Sequence[str], strategy: str) -> Operation[None]:
+    def _run_threads_op(self, run_id: str) -> Operation[builtins.list[str]]:
+        """The threads run `run_id` wrote to (its cross-thread index)."""
+        members = yield Command(("SMEMBERS", self.keys.run(run_id)))
+        names = (_thread_name(m if isinstance(m, bytes) else str(m).encode()) for m in members)
+        # a member put never writes has no thread behind it (the run's key goes after)
+        return sorted(name for name in names if name is not None)
+
+    def _delete_run_op(self, run_id: str, thread: str) -> Operation[None]:
+        """Delete run `run_id`'s checkpoints of one thread, `delete_batch` per script."""
+        keys = self.keys.thread(thread)
+        batch = self.checkpoint_settings.delete_batch
+        while True:
+            reply = yield Script(DELETE, keys.all, ["run", batch, self.keys.enc(run_id)])
+            if int(reply[0]) < batch:
+                return
+
+    def _command_op(self, command: tuple[Any, ...]) -> Operation[Any]:
+        return (yield Command(command))
+
+    def _delete_runs_ops(self, run_id: str, threads: Sequence[str]) -> Iterator[Operation[Any]]:
+        """`delete_for_runs` of one run: one operation per thread, then its index.
+
+        Each operation has its own deadline, so a run that wrote to many threads is deleted
+        whatever their number.
+        """
+        for thread in threads:
+            yield self._delete_run_op(run_id, thread)
+        yield self._command_op(("DEL", self.keys.run(run_id)))
+
+    @staticmethod
+    def _prune_plan(thread_ids: Sequence[str], strategy: str) -> builtins.list[str]:
+        """`prune`'s thread ids, all checked before anything is deleted."""
         if strategy not in ("keep_latest", "delete"):
             raise InvalidInputError(
                 f"prune strategy must be 'keep_latest' or 'delete', not {strategy!r}"
             )
-        # the whole batch is checked before anything is deleted (bad input changes nothing)
-        threads = [self.keys.thread(thread_id_of(t)) for t in _ids(thread_ids, "thread_ids")]
-        if strategy == "delete":
-            for keys in threads:
-                yield from self._delete_thread_op(keys.thread_id)
-            return
-        # keep_latest refuses threads that use a DeltaChannel (see ``delete.lua``), as
-        # LangGraph's PostgresSaver does: the whole batch first, then each thread again in
-        # its own script (one that started using one meanwhile is refused then).
-        delta = []
-        for keys in threads:
-            reply = yield Script(DELETE, keys.all, ["keep_latest", "check", ""])
-            if int(reply[0]) < 0:
-                delta.append(keys.thread_id)
-        for keys in threads:
-            if delta:
-                break
-            reply = yield Script(DELETE, keys.all, ["keep_latest", "", ""])
-            if int(reply[0]) < 0:
-                delta.append(keys.thread_id)
-        if delta:
-            raise NotImplementedError(
-                f"keep_latest can't prune threads that use a DeltaChannel: {', '.join(delta)}"
-            )
+        return [thread_id_of(t) for t in _ids(thread_ids, "thread_ids")]
+
+    def _keep_latest_op(self, thread: str, *, check: bool) -> Operation[bool]:
+        """keep_latest of one thread (or only its check); whether it uses a DeltaChannel."""
+        keys = self.keys.thread(thread)
+        reply = yield Script(DELETE, keys.all, ["keep_latest", "check" if check else "", ""])
+        return int(reply[0]) < 0
+
+    @staticmethod
+    def _delta_refused(delta: Sequence[str]) -> NotImplementedError:
+        return NotImplementedError(
+            f"keep_latest can't prune threads that use a DeltaChannel: {', '.join(delta)}"
+        )
 
     def _copy_plan(self, source: str, target: str) -> _Copy:
         """A copy's two threads, checked (before anything is read or written)."""
@@ -1309,7 +1317,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         Args:
             run_ids: LangGraph run ids (``metadata["run_id"]``).
         """
-        self._run("delete_for_runs", self._delete_runs_op(run_ids))
+        for run_id in self._runs_plan(run_ids):
+            threads = self._run("delete_for_runs", self._run_threads_op(run_id))
+            for op in self._delete_runs_ops(run_id, threads):
+                self._run("delete_for_runs", op)
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Async twin of `delete_for_runs`.
@@ -1317,7 +1328,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         Args:
             run_ids: LangGraph run ids.
         """
-        await self._arun("delete_for_runs", self._delete_runs_op(run_ids))
+        for run_id in self._runs_plan(run_ids):
+            threads = await self._arun("delete_for_runs", self._run_threads_op(run_id))
+            for op in self._delete_runs_ops(run_id, threads):
+                await self._arun("delete_for_runs", op)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, write and blob of one thread to another, bytes unchanged.
@@ -1363,7 +1377,23 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 thread that starts using one before its turn in the batch is refused then,
                 after the threads before it).
         """
-        self._run("prune", self._prune_op(thread_ids, strategy))
+        # One operation per thread (each with its deadline: a batch of any size is pruned).
+        # keep_latest refuses threads that use a DeltaChannel (see ``delete.lua``), as
+        # LangGraph's PostgresSaver does: the whole batch is checked first, then each
+        # thread again in its own script (one that started using one meanwhile is refused
+        # then).
+        threads = self._prune_plan(thread_ids, strategy)
+        if strategy == "delete":
+            for thread in threads:
+                self._run("prune", self._delete_thread_op(thread))
+            return
+        delta = [t for t in threads if self._run("prune", self._keep_latest_op(t, check=True))]
+        for thread in [] if delta else threads:
+            if self._run("prune", self._keep_latest_op(thread, check=False)):
+                delta.append(thread)
+                break
+        if delta:
+            raise self._delta_refused(delta)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Async twin of `prune`.
@@ -1375,7 +1405,20 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         Raises:
             NotImplementedError: See `prune`.
         """
-        await self._arun("prune", self._prune_op(thread_ids, strategy))
+        threads = self._prune_plan(thread_ids, strategy)
+        if strategy == "delete":
+            for thread in threads:
+                await self._arun("prune", self._delete_thread_op(thread))
+            return
+        delta = [
+            t for t in threads if await self._arun("prune", self._keep_latest_op(t, check=True))
+        ]
+        for thread in [] if delta else threads:
+            if await self._arun("prune", self._keep_latest_op(thread, check=False)):
+                delta.append(thread)
+                break
+        if delta:
+            raise self._delta_refused(delta)
 
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
