@@ -27,7 +27,8 @@ class AgentBuild:
     Attributes:
         kwargs: The arguments that will be passed to `deepagents.create_deep_agent`.
         flags: Which phases are on.
-        connector: The one connection every phase shares (None until a phase is on).
+        connector: The one connection every phase shares (None unless a phase that talks
+            to Redis is on).
         components: What the wiring built, closed by `close_redis` in reverse order.
         notes: What each phase did, one line each (for logs and tests).
     """

@@ -17,7 +17,7 @@ from deepagents_redis.agent._build import AgentBuild
 from deepagents_redis.agent._flags import AgentRedisSettings
 from deepagents_redis.core import ConfigurationError
 
-__all__ = ["PHASES", "Phase", "wire_phases"]
+__all__ = ["PHASES", "Phase", "needs_redis", "wire_phases"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,8 @@ class Phase:
         extra: The umbrella extra that installs it.
         enabled: Whether the flags turn it on.
         wire: Edits the build; returns one note per change.
+        uses_redis: Whether it talks to Redis (needs the agent's connector). Observe
+            only reports to OpenTelemetry: with it alone on, the agent needs no URL.
     """
 
     name: str
@@ -39,6 +41,7 @@ class Phase:
     extra: str
     enabled: Callable[[AgentRedisSettings], bool]
     wire: Callable[[AgentBuild], list[str]]
+    uses_redis: bool = True
 
 
 # -- cache ----------------------------------------------------------------------------------
@@ -281,6 +284,7 @@ PHASES: tuple[Phase, ...] = (
         "observe",
         lambda f: f.observe_enabled,
         wire_observe,
+        uses_redis=False,
     ),
 )
 """Every phase the wiring knows, in the order it wires them."""
@@ -299,6 +303,11 @@ def require(phase: Phase) -> None:
             f"the {phase.name} phase is enabled but {phase.distribution} is not installed: "
             f"pip install 'deepagents-redis[{phase.extra}]'"
         ) from exc
+
+
+def needs_redis(flags: AgentRedisSettings) -> bool:
+    """Whether an enabled phase talks to Redis (and so the agent needs a connector)."""
+    return any(phase.uses_redis and phase.enabled(flags) for phase in PHASES)
 
 
 def wire_phases(build: AgentBuild) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from deepagents_redis.agent._build import AgentBuild
 from deepagents_redis.agent._flags import AgentRedisSettings
-from deepagents_redis.agent._phases import wire_phases
+from deepagents_redis.agent._phases import needs_redis, wire_phases
 from deepagents_redis.core import ConfigurationError, RedisConnector
 
 __all__ = [
@@ -222,7 +222,9 @@ def create_deep_agent(
         flags=flags,
     )
     owned: RedisConnector | None = None
-    if flags.enabled_phases():
+    # Only phases that talk to Redis get a connection: observe alone needs no URL (it
+    # demanded one, and a connector nobody used was built and held until close_redis).
+    if needs_redis(flags):
         build.connector, owned = _connector(
             redis_connector, redis_url, redis_settings, redis_client, redis_async_client
         )
