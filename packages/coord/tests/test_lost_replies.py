@@ -7,22 +7,25 @@ server applied the call; the client sees a timeout and re-sends) and check what 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 from deepagents_redis.coord import TaskClient
+from deepagents_redis.coord._scripts import RESET
 from deepagents_redis.core import _connections
 
 
 class _Loss:
-    """Drops the reply of the first script call whose packed command holds `match`."""
+    """Drops the reply of the first script call whose packed command holds one of `match`
+    (a script's SHA for EVALSHA, its name for EVAL, or a distinctive argument)."""
 
     def __init__(self) -> None:
-        self.match: bytes | None = None
+        self.match: tuple[bytes, ...] = ()
         self.lost = 0
 
-    def arm(self, match: bytes) -> None:
+    def arm(self, *match: bytes) -> None:
         self.match, self.lost = match, 0
 
 
@@ -34,12 +37,17 @@ def loss(monkeypatch: pytest.MonkeyPatch) -> _Loss:
     return state
 
 
+def _flat(command: Any) -> Iterator[bytes]:
+    if isinstance(command, list | tuple):
+        for part in command:
+            yield from _flat(part)
+    else:
+        yield bytes(command)
+
+
 def _chosen(state: _Loss, command: Any) -> bool:
-    parts = command if isinstance(command, list) else [command]
-    data = b"".join(bytes(p) for p in parts)
-    return (
-        state.match is not None and state.lost == 0 and b"EVAL" in data[:30] and state.match in data
-    )
+    data = b"".join(_flat(command))
+    return state.lost == 0 and b"EVAL" in data[:30] and any(m in data for m in state.match)
 
 
 def _patch(monkeypatch: pytest.MonkeyPatch, cls: Any, state: _Loss) -> None:
@@ -99,3 +107,36 @@ async def test_a_follow_up_whose_reply_was_lost_is_delivered_once(
     kinds = [e.type.rsplit(".", 1)[-1] for _, e in tasks.events(task_id)]
     assert kinds.count("message") == 2
     tasks.cancel(task_id)
+
+
+def _failed_task(connector: Any, worker_factory: Any, agent: str) -> tuple[TaskClient, str]:
+    """A task that ran out of attempts (status error), with no worker left running."""
+
+    def broken(_x: Any) -> str:
+        raise RuntimeError("always")
+
+    tasks = TaskClient(connector=connector, check_agents=False)
+    with worker_factory({agent: broken}, max_attempts=1):
+        task_id = tasks.submit(agent, {"n": 1})
+        assert tasks.join(task_id, timeout=30).status == "error"
+    return tasks, task_id
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_a_retry_whose_reset_reply_was_lost_queues_the_task(
+    connector: Any, worker_factory: Any, loss: _Loss, use_async: bool
+) -> None:
+    # retry() resets the record (coord_reset), then queues the task. The reset's reply lost,
+    # the client's retry ran it again on the now pending task: 'task is pending', so retry()
+    # raised InvalidInputError though the reset had applied, and the task stayed pending on
+    # no queue: run by nothing, and every later retry() refused it ('task is pending').
+    tasks, task_id = _failed_task(connector, worker_factory, f"reset-lost-{use_async}")
+    loss.arm(RESET.sha.encode(), b"coord_reset")
+    if use_async:
+        assert await tasks.aretry(task_id) == task_id
+    else:
+        assert tasks.retry(task_id) == task_id
+    assert loss.lost == 1
+    assert tasks.get(task_id).status == "pending"
+    assert [t["task_id"] for t in tasks.active(f"reset-lost-{use_async}")] == [task_id]
+    assert tasks.cancel(task_id) == "cancelled"

@@ -716,10 +716,14 @@ class TaskClient(CoordComponent):
         keys = self.keys.task(task_id)
         info = yield from self._get_op(task_id)
         event = self._encoded("task.reset", _SOURCE, task_id, info.agent, keys)
-        before = yield Script(
+        # By op id: re-sent by the client's retry after a lost reply, a plain script found
+        # the task it had just reset pending and refused it, leaving it on no queue.
+        before = yield Idempotent(
             RESET,
+            self.keys.op(keys.scope, f"reset:{new_op_id()}"),
             keys.scripted,
             [event, self.coord_settings.events_maxlen],
+            op_ttl_ms=600_000,
         )
         queue = self.keys.queue(info.agent)
         # A mark of this retry's own: the task goes on the queue again even though it was

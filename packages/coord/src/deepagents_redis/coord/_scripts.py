@@ -49,7 +49,9 @@ _PACKAGE: Final = "deepagents_redis.coord"
 CREATE: Final = LuaScript.from_package("coord_create", _PACKAGE, "create.lua")
 ENQUEUE: Final = LuaScript.from_package("coord_enqueue", _PACKAGE, "enqueue.lua")
 ABANDON: Final = LuaScript.from_package("coord_abandon", _PACKAGE, "abandon.lua")
-RESET: Final = LuaScript.from_package("coord_reset", _PACKAGE, "reset.lua")
+RESET: Final = IdempotentScript.from_package("coord_reset", _PACKAGE, "reset.lua")
+"""Recorded by op id: re-sent after a lost reply, it would refuse the task it had just
+reset ('task is pending') and leave it on no queue."""
 UNRESET: Final = LuaScript.from_package("coord_unreset", _PACKAGE, "unreset.lua")
 CLAIM: Final = LuaScript.from_package("coord_claim", _PACKAGE, "claim.lua")
 HEARTBEAT: Final = LuaScript.from_package("coord_heartbeat", _PACKAGE, "fence.lua", "heartbeat.lua")

@@ -1,20 +1,24 @@
 -- coord_reset: give a failed (dead-lettered) task a new set of attempts.
+-- This is the body of core's IdempotentScript: it runs as `body(keys, argv)`, where keys and
+-- argv are KEYS/ARGV without the op-id key and the op-id TTL the wrapper puts first, so a
+-- call re-sent after its reply was lost (the client's retry) returns the first call's reply
+-- instead of refusing the task it has just reset ('task is pending').
 --
--- KEYS (one task's keys: one hash tag):
+-- KEYS (data keys; one task's keys: one hash tag):
 --   task_key       task record hash
 --   events_key     task events stream
 --   inbox_key      task inbox stream
 --   done_key       task end list (removed: the task has not ended any more)
--- ARGV:
+-- ARGV (data args):
 --   event          the event to append
 --   events_maxlen  approximate length cap of the events stream
 -- Returns {new fence, status, attempts, cancel, ended_ms, record TTL in ms} (what it had
 -- before: `coord_unreset` puts it back if the queue refuses the task).
--- Errors (nothing changed): 'NOTFOUND task'; 'INVALID task is <status>' (only a task in
--- error or timeout restarts).
+-- Errors (nothing changed, nothing recorded): 'NOTFOUND task'; 'INVALID task is <status>'
+-- (only a task in error or timeout restarts).
 
-local task_key, events_key, inbox_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local event, events_maxlen = ARGV[1], ARGV[2]
+local task_key, events_key, inbox_key, done_key = keys[1], keys[2], keys[3], keys[4]
+local event, events_maxlen = argv[1], argv[2]
 
 local f = redis.call('HMGET', task_key, 'status', 'attempts', 'cancel', 'ended_ms')
 local st = f[1]
