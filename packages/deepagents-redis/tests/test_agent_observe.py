@@ -47,3 +47,27 @@ def test_observe_alone_with_a_url_builds_no_connector() -> None:
     )
     assert is_instrumented()
     assert agent not in _OPENED
+
+
+def test_observe_keeps_the_applications_own_instrumentation() -> None:
+    # An application that called instrument(tracer_provider=..., meter_provider=...) (its
+    # exporters) and then built an agent with redis_observe=True had its instrumentation
+    # replaced by one on the global providers: its exporters saw nothing after that.
+    from deepagents_redis.core import get_instrumentation
+    from deepagents_redis.observe import instrument
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    mine = instrument(tracer_provider=provider)
+    try:
+        create_deep_agent(_model(), redis_observe=True)
+        assert get_instrumentation() is mine
+        with get_instrumentation().span("test.probe"):
+            pass
+        assert [s.name for s in spans.get_finished_spans()] == ["test.probe"]
+    finally:
+        provider.shutdown()

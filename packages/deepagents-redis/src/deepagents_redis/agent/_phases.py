@@ -17,7 +17,13 @@ from deepagents_redis.agent._build import AgentBuild
 from deepagents_redis.agent._flags import AgentRedisSettings
 from deepagents_redis.core import ConfigurationError
 
-__all__ = ["PHASES", "Phase", "needs_redis", "wire_phases"]
+__all__ = [
+    "PHASES",
+    "Phase",
+    "instrument_unless_instrumented",
+    "needs_redis",
+    "wire_phases",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,16 +230,33 @@ def wire_checkpoint(build: AgentBuild, checkpoint_settings: Any = None) -> list[
 # -- observe --------------------------------------------------------------------------------
 
 
+def instrument_unless_instrumented() -> bool:
+    """`instrument()` with the global providers, unless an `instrument()` is in force.
+
+    An application that instrumented with its own providers (its exporters, redis command
+    spans) keeps that: replacing it with the global providers silently sent everything
+    after the agent was built (or the worker started) somewhere else, often nowhere.
+
+    Returns:
+        Whether this call instrumented (False: what was in force is kept).
+    """
+    from deepagents_redis.observe import instrument, is_instrumented
+
+    if is_instrumented():
+        return False
+    instrument()
+    return True
+
+
 def wire_observe(build: AgentBuild) -> list[str]:
-    """Plug OpenTelemetry into core's seam (global providers; harmless if already done).
+    """Plug OpenTelemetry into core's seam with the global providers, unless already done.
 
     Returns:
         One line.
     """
-    from deepagents_redis.observe import instrument
-
-    instrument()
-    return ["observe: OpenTelemetry spans and metrics for every phase (global providers)"]
+    if instrument_unless_instrumented():
+        return ["observe: OpenTelemetry spans and metrics for every phase (global providers)"]
+    return ["observe: kept the instrument() already in force (its providers)"]
 
 
 PHASES: tuple[Phase, ...] = (

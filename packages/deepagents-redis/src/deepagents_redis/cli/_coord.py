@@ -183,9 +183,11 @@ def run_worker(args: argparse.Namespace) -> int:
         print("error: --concurrency must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     if _observe_enabled():
-        from deepagents_redis.observe import instrument
+        from deepagents_redis.agent._phases import instrument_unless_instrumented
 
-        instrument()  # the global providers: configure the SDK as your deployment does
+        # The global providers (configure the SDK as your deployment does), unless an agent
+        # module loaded above already called instrument() with its own: that one is kept.
+        instrument_unless_instrumented()
         print("worker: OpenTelemetry reporting on (DEEPAGENTS_REDIS_OBSERVE_ENABLED)", flush=True)
     with connect(args) as (_target, connector):
         worker = Worker(
