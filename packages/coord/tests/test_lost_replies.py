@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import redis
 from deepagents_redis.coord import TaskClient
-from deepagents_redis.coord._scripts import RESET
-from deepagents_redis.core import _connections
+from deepagents_redis.coord._scripts import RESET, UNRESET
+from deepagents_redis.core import BackpressureError, _connections
 
 
 class _Loss:
@@ -140,3 +140,26 @@ async def test_a_retry_whose_reset_reply_was_lost_queues_the_task(
     assert tasks.get(task_id).status == "pending"
     assert [t["task_id"] for t in tasks.active(f"reset-lost-{use_async}")] == [task_id]
     assert tasks.cancel(task_id) == "cancelled"
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_a_refused_retry_whose_put_back_reply_was_lost_still_reports_the_refusal(
+    connector: Any, worker_factory: Any, loss: _Loss, use_async: bool
+) -> None:
+    # A retry() the full backlog refuses puts the task back as it ended (coord_unreset) and
+    # raises BackpressureError. The put-back's reply lost, the client's retry ran it again,
+    # found the task no longer pending (put back already) and answered 0 ('moved since'):
+    # retry() returned the task id as if it had been queued; the task was still 'error'.
+    agent = f"unreset-lost-{use_async}"
+    tasks, task_id = _failed_task(connector, worker_factory, agent)
+    full = TaskClient(connector=connector, check_agents=False, max_backlog=1)
+    full.submit(agent, {"filler": True})  # no worker now: the backlog is full
+    loss.arm(UNRESET.sha.encode(), b"reset_refused")  # its event: in no other call
+
+    async def retry() -> str:
+        return await full.aretry(task_id) if use_async else full.retry(task_id)
+
+    with pytest.raises(BackpressureError):
+        await retry()
+    assert loss.lost == 1
+    assert tasks.get(task_id).status == "error"

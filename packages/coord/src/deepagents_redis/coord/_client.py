@@ -746,10 +746,14 @@ class TaskClient(CoordComponent):
             refused = self._encoded(
                 "task.reset_refused", _SOURCE, task_id, info.agent, keys, reason="backpressure"
             )
-            undone = yield Script(
+            # By op id: re-sent after a lost reply, a plain script found the task put back
+            # already and answered 0, and the refused retry read as queued.
+            undone = yield Idempotent(
                 UNRESET,
+                self.keys.op(keys.scope, f"unreset:{new_op_id()}"),
                 keys.scripted,
                 [*before, refused, self.coord_settings.events_maxlen],
+                op_ttl_ms=600_000,
             )
             if int(undone) == 1:
                 raise BackpressureError(int(reply[1]), int(reply[2]))

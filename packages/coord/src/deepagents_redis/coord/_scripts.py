@@ -52,7 +52,9 @@ ABANDON: Final = LuaScript.from_package("coord_abandon", _PACKAGE, "abandon.lua"
 RESET: Final = IdempotentScript.from_package("coord_reset", _PACKAGE, "reset.lua")
 """Recorded by op id: re-sent after a lost reply, it would refuse the task it had just
 reset ('task is pending') and leave it on no queue."""
-UNRESET: Final = LuaScript.from_package("coord_unreset", _PACKAGE, "unreset.lua")
+UNRESET: Final = IdempotentScript.from_package("coord_unreset", _PACKAGE, "unreset.lua")
+"""Recorded by op id: re-sent after a lost reply, it answered 'moved since' (0) and the
+refused retry read as queued."""
 CLAIM: Final = LuaScript.from_package("coord_claim", _PACKAGE, "claim.lua")
 HEARTBEAT: Final = LuaScript.from_package("coord_heartbeat", _PACKAGE, "fence.lua", "heartbeat.lua")
 EVENT: Final = LuaScript.from_package("coord_event", _PACKAGE, "fence.lua", "event.lua")
