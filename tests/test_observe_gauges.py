@@ -129,3 +129,99 @@ def test_a_second_watch_adds_to_what_is_reported(redis_settings: Any) -> None:
     finally:
         provider.shutdown()
         connector.close()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class _Unreachable:
+    """A client whose every command times out (a blackholed server), each after 10 s."""
+
+    def __init__(self, clock: _Clock) -> None:
+        self.clock = clock
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        def command(*args: Any, **kwargs: Any) -> Any:
+            import redis
+
+            self.calls += 1
+            self.clock.now += 10.0  # what a timeout costs, on the fake clock
+            raise redis.TimeoutError("Timeout connecting to server")
+
+        return command
+
+
+def test_an_unreachable_server_is_read_once_per_collection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A blackholed server cost every queue read its timeouts: the four queue gauges each read
+    # again once the first read had taken longer than the 0.5 s memo, and each read tried
+    # every agent on a server that had already timed out, so one collection took
+    # 4 x agents x (timeouts and retries) and blocked the exporter (a scrape timed out).
+    from types import SimpleNamespace
+
+    from deepagents_redis.observe import _gauges as gauges_module
+
+    clock = _Clock()
+    monkeypatch.setattr(gauges_module.time, "monotonic", clock.monotonic)
+    client = _Unreachable(clock)
+    keys = SimpleNamespace(
+        queue=lambda agent: SimpleNamespace(
+            stream=f"s:{agent}", delayed=f"d:{agent}", dlq=f"q:{agent}"
+        )
+    )
+    tasks = SimpleNamespace(connector=SimpleNamespace(client=lambda: client), keys=keys)
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        watch(tasks=tasks, agents=["a", "b", "c"], meter_provider=provider)
+        seen = _gauges(reader)
+        assert not any(
+            seen.get(f"deepagents_redis.coord.{kind}") for kind in ("backlog", "pending")
+        )
+        assert client.calls == 1
+        clock.now += 60.0  # the next collection tries again
+        _gauges(reader)
+        assert client.calls == 2
+    finally:
+        provider.shutdown()
+
+
+def test_a_connector_that_cannot_make_a_client_is_tried_once_per_collection(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # connector.client() contacts the server to detect a Cluster (cluster="auto") and raises
+    # RedisUnavailableError when it is down: that went into the SDK from each of the four
+    # queue gauges (each one trying the detection again) instead of one logged skip.
+    from types import SimpleNamespace
+
+    from deepagents_redis.core import RedisUnavailableError
+    from deepagents_redis.observe import _gauges as gauges_module
+
+    clock = _Clock()
+    monkeypatch.setattr(gauges_module.time, "monotonic", clock.monotonic)
+    attempts: list[int] = []
+
+    def client() -> Any:
+        attempts.append(1)
+        clock.now += 10.0
+        raise RedisUnavailableError("could not auto-detect whether the server is a Cluster")
+
+    tasks = SimpleNamespace(connector=SimpleNamespace(client=client), keys=None)
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        watch(tasks=tasks, agents=["a"], meter_provider=provider)
+        with caplog.at_level("WARNING", logger="deepagents_redis.observe"):
+            seen = _gauges(reader)
+        assert not seen.get("deepagents_redis.coord.backlog")
+        assert len(attempts) == 1
+        assert "RedisUnavailableError" in caplog.text
+    finally:
+        provider.shutdown()

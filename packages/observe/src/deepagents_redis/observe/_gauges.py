@@ -101,19 +101,43 @@ class _Queues:
         self._rows: list[tuple[str, Observation]] = []
 
     def rows(self) -> list[tuple[str, Observation]]:
-        # one read of each queue per collection, shared by the four gauges' callbacks
-        now = time.monotonic()
-        if now - self._at < 0.5:
+        # One read of each queue per collection, shared by the four gauges' callbacks. The
+        # memo starts when the read ENDS: stamped at its start, a read slower than the memo
+        # (a blackholed server: timeouts and retries) was done again by each gauge.
+        if time.monotonic() - self._at < 0.5:
             return list(self._rows)
         out: list[tuple[str, Observation]] = []
-        self._at, self._rows = now, out
-        client = self._tasks.connector.client()
-        for agent in self._agents:
-            out += _queue_rows(self._tasks, client, agent)
-        return out
+        try:
+            # May contact the server (cluster auto-detection) and raise: never into the SDK.
+            client = self._tasks.connector.client()
+        except Exception as exc:  # noqa: BLE001 - a collection must never fail the exporter
+            log.warning("observe: no client for the coord queues: %s", type(exc).__name__)
+            self._at, self._rows = time.monotonic(), out
+            return []
+        for i, agent in enumerate(self._agents):
+            try:
+                out += _queue_rows(self._tasks, client, agent)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # Every queue is on this one server: after one has timed out the others
+                # would each cost the same timeouts, and the exporter waits for all of them.
+                log.warning(
+                    "observe: Redis unreachable reading the coord queues (%s); %d queue(s) "
+                    "not reported this collection",
+                    type(exc).__name__,
+                    len(self._agents) - i,
+                )
+                break
+        self._at, self._rows = time.monotonic(), out
+        return list(out)
 
 
 def _queue_rows(tasks: Any, client: Any, agent: str) -> list[tuple[str, Observation]]:
+    """One queue's four gauges; [] if it could not be read (logged).
+
+    Raises:
+        redis.ConnectionError: The server is unreachable (the caller stops reading).
+        redis.TimeoutError: Likewise.
+    """
     keys = tasks.keys.queue(agent)
     attrs = {f"{PREFIX}.agent": agent}
     try:
@@ -133,6 +157,8 @@ def _queue_rows(tasks: Any, client: Any, agent: str) -> list[tuple[str, Observat
             ("delayed", Observation(_int(client.zcard(keys.delayed)), attrs)),
             ("dead_letters", Observation(_int(client.xlen(keys.dlq)), attrs)),
         ]
+    except (redis.ConnectionError, redis.TimeoutError):
+        raise
     except Exception as exc:  # noqa: BLE001 - a collection must never fail the exporter
         log.warning("observe: could not read the queue of %r: %s", agent, type(exc).__name__)
         return []
