@@ -45,6 +45,7 @@ KEY_POSITIONS = {
     "HGET": "first",
     "HMGET": "first",
     "HSTRLEN": "first",
+    "HEXISTS": "first",
     "HSET": "first",
     "HSETNX": "first",
     "HDEL": "first",

@@ -909,3 +909,37 @@ async def test_prune_and_delete_for_runs_of_many_threads_are_bounded_per_thread(
     bounded.prune(threads[:6], strategy="delete")
     await bounded.aprune(threads[6:], strategy="delete")
     assert list(saver.threads()) == []
+
+
+async def test_keep_latest_leaves_a_kept_checkpoint_whose_parent_went_with_no_parent(
+    connector: RedisConnector,
+) -> None:
+    """After prune(keep_latest) the kept checkpoint still named its deleted parent:
+    get_tuple(...).parent_config pointed at a checkpoint that reads as None (a graph sent
+    there starts from an empty state). PostgresSaver's prune leaves such a checkpoint with
+    no parent; so does RedisSaver now, keeping its blobs, writes, run and filters."""
+    saver = RedisSaver(connector=connector)
+    for mode in ("sync", "async"):
+        thread = _thread()
+        _put_chain(saver, thread, 3)
+        sub = _put_chain(saver, thread, 2, ns="sub:1")
+        saver.put_writes(sub[-1], [("v", 9)], "task")
+        lone = _thread()
+        _put_chain(saver, lone, 1)  # nothing to delete: untouched
+        if mode == "sync":
+            saver.prune([thread, lone])
+        else:
+            await saver.aprune([thread, lone])
+        for ns in ("", "sub:1"):
+            tuples = list(saver.list(_cfg(thread, ns)))
+            assert len(tuples) == 1
+            assert tuples[0].parent_config is None
+            got = saver.get_tuple(_cfg(thread, ns))
+            assert got is not None
+            assert got.parent_config is None
+        got = saver.get_tuple(_cfg(thread, "sub:1"))
+        assert got is not None
+        assert got.checkpoint["channel_values"] == {"v": 1, "fixed": "same"}
+        assert [w[1:] for w in got.pending_writes or []] == [("v", 9)]
+        assert len(list(saver.list(_cfg(thread, "sub:1"), filter={"kind": "odd"}))) == 1
+        assert len(list(saver.list(_cfg(lone)))) == 1

@@ -1363,7 +1363,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep only each namespace's newest checkpoint (``keep_latest``) or delete all.
 
-        Blobs the kept checkpoints use stay; their pending writes stay. ``keep_latest``
+        Blobs the kept checkpoints use stay; their pending writes stay; a kept checkpoint
+        whose parent is deleted is left with no parent (as PostgresSaver's). ``keep_latest``
         refuses threads that use a `DeltaChannel` (it rebuilds its value from the older
         checkpoints' writes, which pruning deletes), as LangGraph's PostgresSaver does: if
         any thread of the batch does, nothing is pruned.

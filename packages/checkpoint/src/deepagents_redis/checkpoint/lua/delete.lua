@@ -92,12 +92,37 @@ elseif mode == 'keep_latest' then
     end
   end
   if arg == 'check' then return {0, #members} end
+  local kept = {}
   for i, member in ipairs(members) do
     local tab = string.find(member, '\t', 1, true)
     local ecns = string.sub(member, 1, tab - 1)
     local following = members[i + 1]
     if following and string.sub(following, 1, tab) == ecns .. '\t' then
       drop(string.sub(member, tab + 1), ecns)
+    else
+      kept[#kept + 1] = {member, ecns}
+    end
+  end
+  -- A kept checkpoint whose parent went is left with no parent, as PostgresSaver's prune
+  -- leaves it: a parent_config naming a deleted checkpoint reads as an empty state. The
+  -- record is the client's msgpack [parent, refs, erun, filters] (fixarray 4, parent a
+  -- raw string): its parent is cut out of the bytes, the rest kept as written (cmsgpack
+  -- would pack empty filters as an array).
+  for _, pair in ipairs(kept) do
+    local rec, raw = record(pair[1])
+    if rec and rec[1] ~= ''
+        and redis.call('HEXISTS', cpi_key, pair[2] .. '\t' .. rec[1]) == 0 then
+      local head, size = string.byte(raw, 2), nil
+      if string.byte(raw, 1) == 0x94 and head >= 0xa0 and head <= 0xbf then
+        size = 1 + head - 0xa0
+      elseif string.byte(raw, 1) == 0x94 and head == 0xd9 then
+        size = 2 + string.byte(raw, 3)
+      elseif string.byte(raw, 1) == 0x94 and head == 0xda then
+        size = 3 + string.byte(raw, 3) * 256 + string.byte(raw, 4)
+      else
+        error({err = 'CORRUPT a checkpoint index record has an unexpected shape'})
+      end
+      redis.call('HSET', cpi_key, pair[1], '\148\160' .. string.sub(raw, 2 + size))
     end
   end
 else
