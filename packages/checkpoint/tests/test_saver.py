@@ -943,3 +943,23 @@ async def test_keep_latest_leaves_a_kept_checkpoint_whose_parent_went_with_no_pa
         assert [w[1:] for w in got.pending_writes or []] == [("v", 9)]
         assert len(list(saver.list(_cfg(thread, "sub:1"), filter={"kind": "odd"}))) == 1
         assert len(list(saver.list(_cfg(lone)))) == 1
+
+
+def test_a_ttl_redis_cannot_set_is_refused_before_anything_is_written(
+    connector: RedisConnector,
+) -> None:
+    """ttl_seconds had no upper bound: at 10**17 s the first put failed in Redis
+    ('value is not an integer or out of range' on the run index's PEXPIRE) after its
+    pipeline had named the thread in the thread index, and without a run the put script
+    failed at its PEXPIRE after writing the checkpoint: an error, and state changed. A TTL
+    past 100 years is now a ConfigurationError when the saver is built."""
+    for ttl in (10**17, 10**16, 3_153_600_001):
+        with pytest.raises(ConfigurationError, match="ttl_seconds"):
+            RedisSaver(connector=connector, ttl_seconds=ttl)
+        with pytest.raises(ConfigurationError, match="ttl_seconds"):
+            CheckpointSettings(ttl_seconds=ttl)
+    saver = RedisSaver(connector=connector, ttl_seconds=3_153_600_000)
+    thread = _thread()
+    _put_chain(saver, thread, 1)
+    assert _raw(connector).pttl(saver.keys.thread(thread).index) > 0
+    saver.delete_thread(thread)

@@ -27,7 +27,7 @@ class CheckpointSettings(PhaseSettings):
     """Which set of threads: savers meet in one namespace (an operator's name, not user input;
     ``[A-Za-z0-9_.-]``, so ``<namespace>/<thread id>`` names one thread unambiguously)."""
 
-    ttl_seconds: int | None = Field(default=None, ge=1)
+    ttl_seconds: int | None = Field(default=None, ge=1, le=3_153_600_000)
     """How long a checkpoint lives after it was written (or read, with `refresh_on_read`).
 
     None keeps threads until they are deleted. With a TTL, every write sets it on all of the
@@ -35,6 +35,9 @@ class CheckpointSettings(PhaseSettings):
     (`prune` keeps only the newest); a thread idle for longer than the TTL is gone, whole, and
     resuming it starts from empty state. A run's cross-thread index (`delete_for_runs`)
     expires twice the TTL after the run's last write.
+
+    At most 100 years (``3_153_600_000``): Redis refuses an expiry past its range, and a put
+    then failed after it had written.
     """
 
     refresh_on_read: bool = False
