@@ -963,3 +963,27 @@ def test_a_ttl_redis_cannot_set_is_refused_before_anything_is_written(
     _put_chain(saver, thread, 1)
     assert _raw(connector).pttl(saver.keys.thread(thread).index) > 0
     saver.delete_thread(thread)
+
+
+def test_a_metadata_key_that_is_not_a_str_never_hides_a_str_key(
+    connector: RedisConnector,
+) -> None:
+    """The server-side filter index named each metadata key by str(key), so {'1': 2, 1: 1}
+    indexed '1' as 1 (the later key won) and list(filter={'1': 2}) found nothing where
+    InMemorySaver finds the checkpoint. Filter keys are str, so only str keys are indexed."""
+    saver = RedisSaver(connector=connector)
+    memory = InMemorySaver()
+    thread = _thread()
+    import enum
+
+    # str(Key.SOURCE) is 'Key.SOURCE' (a StrEnum would print its value), its value 'origin'
+    class Key(str, enum.Enum):  # noqa: UP042
+        SOURCE = "origin"
+
+    metadata: Any = {"1": 2, 1: 1, "source": "loop", Key.SOURCE: "x"}
+    for target in (saver, memory):
+        target.put(_cfg(thread), empty_checkpoint(), metadata, {})
+    for filter in ({"1": 2}, {"1": 1}, {"source": "loop"}, {"origin": "x"}):
+        want = len(list(memory.list(_cfg(thread), filter=filter)))
+        assert len(list(saver.list(_cfg(thread), filter=filter))) == want
+    assert len(list(saver.list(_cfg(thread), filter={"1": 2}))) == 1

@@ -375,9 +375,14 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         )
         filters: dict[str, str] = {}
         for key, value in metadata.items():
+            # filter keys are str: another key type is never matched, and as str(key) it
+            # could hide the str key it prints as ({'1': 2, 1: 1}); a str subclass (an enum)
+            # is stored, and compared, as its str value
+            if not isinstance(key, str):
+                continue
             text = canonical(value)
             if text is not None:
-                filters[str(key)] = text
+                filters[key if type(key) is str else str.__str__(key)] = text
         refs = [self.keys.blob_ref(ch, ver) for ch, ver in stored["channel_versions"].items()]
         # no bin type: Lua's cmsgpack reads this record (strings only)
         record = msgpack.packb([parent or "", refs, erun, filters], use_bin_type=False)
