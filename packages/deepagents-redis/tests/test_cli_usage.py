@@ -247,3 +247,41 @@ def test_fs_copy_shows_progress_as_plain_lines_off_a_terminal(
     assert (tmp_path / "dst" / "f7.txt").read_text() == "file 7\n"
     assert main(["fs", "copy", str(src), f"dir:{tmp_path / 'dst2'}", "--json"]) == EXIT_OK
     assert json.loads(capsys.readouterr().out)["copied"] == 25
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # --count 0 and -1 printed one event and stopped (seen >= count after the first)
+        ["events", "tail", "--count", "0"],
+        ["events", "tail", "--count", "-1"],
+        # a stream id Redis refuses: exit 1 with 'Redis error: ResponseError ...'
+        ["events", "tail", "--from", "garbage"],
+        ["events", "tail", "--from", "1-x"],
+        # a negative grace handed runs back at once; NaN reached the worker's waits
+        ["worker", "--agent", "x=json:dumps", "--grace", "-5"],
+        ["worker", "--agent", "x=json:dumps", "--grace", "nan"],
+        ["worker", "--agent", "x=json:dumps", "--grace", "inf"],
+        # exit 1 (InvalidInputError) after connecting, not a usage error
+        ["tasks", "dlq", "--count", "0"],
+        ["tasks", "dlq", "--count", "-5"],
+    ],
+)
+def test_coord_numbers_and_stream_ids_are_usage_errors(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Checked by the parser: exit 64 and one line, before anything is opened (the URL is
+    # unreachable: had the command connected, it would have exited 2).
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--url", NOWHERE])
+    assert exited.value.code == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert "target:" not in captured.out
+    assert "Traceback" not in captured.err
+    assert argv[-2] in captured.err
+
+
+@pytest.mark.parametrize("start", ["$", "0", "0-0", "1700000000000", "1700000000000-3"])
+def test_events_tail_accepts_stream_ids(start: str) -> None:
+    args = build_parser().parse_args(["events", "tail", "--from", start, "--count", "1"])
+    assert (args.start, args.count) == (start, 1)

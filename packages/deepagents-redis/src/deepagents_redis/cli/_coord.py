@@ -16,7 +16,9 @@ import argparse
 import importlib
 import json
 import logging
+import math
 import os
+import re
 import sys
 from typing import Any
 
@@ -56,6 +58,53 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _at_least_one(text: str) -> int:
+    """`--count`: a whole number, at least 1 (else exit 64, before anything is opened).
+
+    `events tail --count 0` (or -1) printed one event and stopped; `tasks dlq --count 0`
+    connected and then failed with exit 1 (`InvalidInputError`).
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: the count must be at least 1")
+    return value
+
+
+def _grace_seconds(text: str) -> float:
+    """`worker --grace`: a finite number of seconds, at least 0 (else exit 64).
+
+    A negative grace handed every run back the moment the worker stopped; NaN and infinity
+    reached the worker's waits.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the grace must be a finite number of seconds, at least 0"
+        )
+    return value
+
+
+_STREAM_ID = re.compile(r"\$|[0-9]+(-[0-9]+)?")
+
+
+def _stream_id(text: str) -> str:
+    """`events tail --from`: `$` or a stream id `MS[-SEQ]` (else exit 64).
+
+    Anything else went to Redis, which refused it: exit 1 with a Redis error.
+    """
+    if not _STREAM_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a stream id: give $ (now), MS or MS-SEQ (e.g. 0-0 for the start)"
+        )
+    return text
+
+
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
@@ -87,7 +136,7 @@ def register(subparsers: Any) -> None:
     )
     worker.add_argument(
         "--grace",
-        type=float,
+        type=_grace_seconds,
         default=10.0,
         metavar="SECONDS",
         help="How long runs may finish after SIGTERM (default: %(default)g).",
@@ -112,7 +161,10 @@ def register(subparsers: Any) -> None:
     _common(dlq)
     dlq.add_argument("--agent", default=None, help="Only this agent's dead letters.")
     dlq.add_argument(
-        "--count", type=int, default=100, help="Most letters per agent (default: %(default)s)."
+        "--count",
+        type=_at_least_one,
+        default=100,
+        help="Most letters per agent (default: %(default)s).",
     )
     _json_flag(dlq)
     dlq.set_defaults(handler=run_dlq)
@@ -131,10 +183,17 @@ def register(subparsers: Any) -> None:
     _common(tail)
     tail.add_argument("--task", default=None, help="One task's events (from its start).")
     tail.add_argument(
-        "--from", dest="start", default=None, help="Replay from this stream id (default: now)."
+        "--from",
+        dest="start",
+        type=_stream_id,
+        default=None,
+        help="Replay from this stream id (default: now).",
     )
     tail.add_argument(
-        "--count", type=int, default=None, help="Stop after this many events (default: never)."
+        "--count",
+        type=_at_least_one,
+        default=None,
+        help="Stop after this many events (default: never).",
     )
     tail.add_argument("--json", action="store_true", help="Print one JSON object per event.")
     tail.set_defaults(handler=run_tail)
