@@ -55,8 +55,11 @@ def _patch(monkeypatch: pytest.MonkeyPatch, cls: Any, state: _Loss) -> None:
     if cls is _connections.AsyncDeadlineConnection:
 
         async def asend(self: Any, command: Any, check_health: bool = True) -> None:
-            self._test_lose = _chosen(state, command)
+            # marked once sent: a health-check PING sent (and read) inside this call comes
+            # first, and its reply is not the one to drop
+            chosen = _chosen(state, command)
             await send(self, command, check_health)
+            self._test_lose = chosen
 
         async def aread(self: Any, *args: Any, **kwargs: Any) -> Any:
             reply = await read(self, *args, **kwargs)
@@ -71,8 +74,9 @@ def _patch(monkeypatch: pytest.MonkeyPatch, cls: Any, state: _Loss) -> None:
         return
 
     def ssend(self: Any, command: Any, check_health: bool = True) -> None:
-        self._test_lose = _chosen(state, command)
+        chosen = _chosen(state, command)
         send(self, command, check_health)
+        self._test_lose = chosen
 
     def sread(self: Any, *args: Any, **kwargs: Any) -> Any:
         reply = read(self, *args, **kwargs)
@@ -163,3 +167,28 @@ async def test_a_refused_retry_whose_put_back_reply_was_lost_still_reports_the_r
         await retry()
     assert loss.lost == 1
     assert tasks.get(task_id).status == "error"
+
+
+def test_a_claim_whose_reply_was_lost_runs_the_task_once_in_that_attempt(
+    connector: Any, worker_factory: Any, loss: _Loss
+) -> None:
+    # The worker's claim is one script call; its reply lost, the client's retry ran it again
+    # and found the task running under this worker's own live lease: 'busy'. Nobody ran the
+    # task until the lease ran out; then the next claim charged the lost attempt to a dead
+    # worker ('worker stopped heartbeating'), and with one attempt the task ended 'out of
+    # attempts' without its agent ever being called.
+    calls: list[Any] = []
+
+    def echo(x: Any) -> Any:
+        calls.append(x)
+        return x
+
+    tasks = TaskClient(connector=connector, check_agents=False, max_attempts=1)
+    loss.arm(b"task.started")
+    with worker_factory({"claim-lost": echo}, max_attempts=1):
+        task_id = tasks.submit("claim-lost", {"n": 1})
+        assert tasks.result(task_id, timeout=60) == {"n": 1}
+    assert loss.lost == 1
+    info = tasks.get(task_id)
+    assert (info.attempts, info.history) == (1, [])
+    assert calls == [{"n": 1}]

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -279,6 +280,10 @@ class Worker(CoordComponent):
         """Runs a stop left behind: their agent ignored the cancel (handed back anyway)."""
         self._threads = 0
         self._threads_lock = threading.Lock()
+        # Claim tokens: unique per call (a random prefix per worker object, so a restarted
+        # worker that reuses its worker_id never matches a token its predecessor left).
+        self._claim_prefix = uuid.uuid4().hex[:12]
+        self._claim_seq = itertools.count()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -622,6 +627,10 @@ class Worker(CoordComponent):
         """
         return self._connector.cluster_hint is False
 
+    def _claim_op(self) -> str:
+        """A fresh token for one claim call (see claim.lua's ``claim_op``)."""
+        return f"{self._claim_prefix}:{next(self._claim_seq)}"
+
     def _claim(
         self, agent: str, task_id: str, failed: bytes = b"", cancelled: bytes = b""
     ) -> tuple[Script, bytes | None]:
@@ -647,10 +656,10 @@ class Worker(CoordComponent):
             self.coord_settings.result_ttl_seconds * 1000,
         ]
         inline = self._inline_log()
-        if inline or cancelled:  # read with the log's key only; placed before `cancelled`
-            args += [self.coord_settings.log_maxlen, task_id]
-        if cancelled:
-            args.append(cancelled)
+        # The log's cap and the task id (read with the log's key only), the 'cancelled' event
+        # ('' = none) and this call's own token: the client's retry re-sends a call whose
+        # reply was lost, and the script answers that re-send with the run it started.
+        args += [self.coord_settings.log_maxlen, task_id, cancelled, self._claim_op()]
         if inline:
             return Script(CLAIM, [*keys.scripted, self.keys.log], args), None
         return Script(CLAIM, keys.scripted, args), started

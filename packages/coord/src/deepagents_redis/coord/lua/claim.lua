@@ -17,7 +17,14 @@
 --   log_maxlen     with log_key: approximate length cap of the log
 --   task_id        with log_key: the task id (the log line's 't' field)
 --   cancelled      optional (ARGV 7 and 8 are then given, used with log_key only): the
---                  'cancelled' event (a cancel was requested; none asks for {'cancelled?'})
+--                  'cancelled' event (a cancel was requested; none or '' asks for
+--                  {'cancelled?'})
+--   claim_op       optional (ARGV 7 to 9 are then given): this call's own token, kept in the
+--                  record by the run it starts. A call re-sent after its reply was lost (the
+--                  client's retry) finds the task running under its own worker and token and
+--                  answers the same 'run' again (lease renewed, nothing else written):
+--                  without it, it read as 'busy', nobody ran the task until the lease ran
+--                  out, and the lost attempt was charged to a dead worker.
 -- Returns, packed by cmsgpack as one bulk string (a 9-item array reply costs the asyncio
 -- client ~30 us more to parse than one string and a C unpack):
 -- {'run', fence, attempt, input, timeout_s, agent, max attempts, trace context,
@@ -36,7 +43,7 @@ local task_key, events_key, inbox_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEY
 local worker, lease_ms, started, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local failed, done_ttl_ms = ARGV[5], ARGV[6]
 local log_key, log_maxlen, task_id = KEYS[5], ARGV[7], ARGV[8]
-local cancelled = ARGV[9] or ''
+local cancelled, claim_op = ARGV[9] or '', ARGV[10] or ''
 
 -- The log's line is the task stream's own event bytes (encoded for the task's events key)
 -- and the task id, so a reader checks it against that key.
@@ -49,12 +56,19 @@ end
 local pack = cmsgpack.pack
 local terminal = {success = true, error = true, cancelled = true, timeout = true}
 local f = redis.call('HMGET', task_key, 'status', 'lease_until', 'attempts', 'max_attempts',
-  'worker', 'history', 'cancel')
+  'worker', 'history', 'cancel', 'claim_op', 'fence')
 local st = f[1]
 if not st then return pack({'gone'}) end
 if terminal[st] then return pack({'done', st}) end
 local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+if st == 'running' and claim_op ~= '' and f[8] == claim_op and f[5] == worker then
+  -- this very call ran before (its reply was lost): the run it started, once more
+  redis.call('HSET', task_key, 'lease_until', now + tonumber(lease_ms))
+  local again = redis.call('HMGET', task_key, 'input', 'timeout_s', 'agent', 'trace')
+  return pack({'run', tonumber(f[9]), tonumber(f[3]), again[1], again[2] or '', again[3],
+    tonumber(f[4]), again[4] or '', redis.call('XLEN', inbox_key)})
+end
 if st == 'running' and tonumber(f[2] or '0') > now then return pack({'busy'}) end
 local attempts = tonumber(f[3])
 local cancel = f[7] == '1'
@@ -94,7 +108,8 @@ end
 attempts = redis.call('HINCRBY', task_key, 'attempts', 1)
 local fence = redis.call('HINCRBY', task_key, 'fence', 1)
 redis.call('HSET', task_key, 'status', 'running', 'worker', worker,
-  'lease_until', now + tonumber(lease_ms), 'started_ms', now, 'interrupt', 0)
+  'lease_until', now + tonumber(lease_ms), 'started_ms', now, 'interrupt', 0,
+  'claim_op', claim_op)
 redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', started)
 log_line(started)
 local rest = redis.call('HMGET', task_key, 'input', 'timeout_s', 'agent', 'trace')
