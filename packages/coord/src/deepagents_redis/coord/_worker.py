@@ -247,8 +247,16 @@ class Worker(CoordComponent):
         super().__init__(**kwargs)
         if not agents:
             raise InvalidInputError("a Worker needs at least one agent")
-        if not isinstance(concurrency, int) or concurrency < 1:
+        if type(concurrency) is not int or concurrency < 1:  # a bool is no count
             raise InvalidInputError("concurrency must be an int of at least 1")
+        if (
+            isinstance(stop_grace_seconds, bool)
+            or not isinstance(stop_grace_seconds, int | float)
+            or not stop_grace_seconds >= 0  # NaN too: the stop's waits take it as given
+        ):
+            raise InvalidInputError(
+                f"stop_grace_seconds must be zero or positive seconds, not {stop_grace_seconds!r}"
+            )
         self._agents: dict[str, Any] = {}
         for name, agent in agents.items():
             check_name("agent", name)
