@@ -56,10 +56,10 @@ def instrument(
     with _lock:
         if _installed is not None and _key == key and get_instrumentation() is _installed:
             return _installed
-        if _installed is not None:
-            _uninstall()
-        instrumentor = None
+        redis_instrumentor: Any = None
         if redis_commands:
+            # Checked before anything is taken out: a refused call changes nothing (it
+            # uninstrumented first, so the process lost all of its reporting).
             try:
                 from opentelemetry.instrumentation.redis import RedisInstrumentor
             except ImportError as exc:
@@ -67,7 +67,12 @@ def instrument(
                     "redis_commands=True needs opentelemetry-instrumentation-redis: "
                     "pip install 'deepagents-redis-observe[redis]'"
                 ) from exc
-            instrumentor = _instrument_redis(RedisInstrumentor(), tracer_provider)
+            redis_instrumentor = RedisInstrumentor
+        if _installed is not None:
+            _uninstall()
+        instrumentor = None
+        if redis_instrumentor is not None:
+            instrumentor = _instrument_redis(redis_instrumentor(), tracer_provider)
         installed = OpenTelemetryInstrumentation(tracer_provider, meter_provider)
         _previous = set_instrumentation(installed)
         _installed, _key, _redis_instrumentor = installed, key, instrumentor
