@@ -225,3 +225,36 @@ def test_a_connector_that_cannot_make_a_client_is_tried_once_per_collection(
         assert "RedisUnavailableError" in caplog.text
     finally:
         provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        # a str is a sequence: its letters became agents ('i', 'd', 'l', 'e'), each a queue
+        {"agents": "idle"},
+        {"agents": ["idle", ""]},
+        {"agents": ["idle", 3]},
+        # agents without tasks= were silently not watched
+        {"agents": ["idle"], "tasks": None},
+        # not a cache: the breaker gauge raised in every collection ('Callback failed')
+        {"caches": [object()]},
+        {"caches": "cache"},
+        # not a connector: the pool gauge raised in every collection
+        {"connectors": [object()]},
+    ],
+)
+def test_bad_arguments_are_refused_and_register_nothing(kwargs: dict[str, Any]) -> None:
+    from types import SimpleNamespace
+
+    from deepagents_redis.core import InvalidInputError
+
+    tasks = SimpleNamespace(connector=SimpleNamespace(client=lambda: None), keys=None)
+    args: dict[str, Any] = {"tasks": tasks, **kwargs}
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        with pytest.raises(InvalidInputError):
+            watch(meter_provider=provider, **args)
+        assert _gauges(reader) == {}  # no gauge registered
+    finally:
+        provider.shutdown()

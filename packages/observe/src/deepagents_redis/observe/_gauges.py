@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import redis
-from deepagents_redis.core import BreakerState
+from deepagents_redis.core import BreakerState, InvalidInputError
 from deepagents_redis.observe._otel import PREFIX
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -243,6 +243,39 @@ def _register_gauges(meter: Any, watched: _Watched) -> None:
     )
 
 
+def _checked(
+    tasks: Any, agents: Any, caches: Any, connectors: Any
+) -> tuple[list[str], list[Any], list[Any]]:
+    """`watch()`'s arguments as lists, or `InvalidInputError` before anything is registered.
+
+    Bad arguments went unnoticed until a collection: a str for `agents` watched one queue
+    per letter, agents without `tasks` were never watched, and a cache or connector of the
+    wrong type raised in every collection (the SDK logs "Callback failed" and drops the
+    gauge's other observations).
+    """
+    for name, value in (("agents", agents), ("caches", caches), ("connectors", connectors)):
+        if isinstance(value, str | bytes):
+            raise InvalidInputError(f"watch({name}=...) takes a list, not a single {value!r}")
+    agents, caches, connectors = list(agents), list(caches), list(connectors)
+    for agent in agents:
+        if not isinstance(agent, str) or not agent:
+            raise InvalidInputError(f"watch(agents=...): {agent!r} is not an agent name")
+    if agents and tasks is None:
+        raise InvalidInputError("watch(agents=...) needs tasks= (the TaskClient to read with)")
+    for cache in caches:
+        if not isinstance(getattr(getattr(cache, "breaker", None), "state", None), BreakerState):
+            raise InvalidInputError(
+                f"watch(caches=...): {type(cache).__name__} has no circuit breaker "
+                "(pass RedisLLMCache or RedisNodeCache objects)"
+            )
+    for connector in connectors:
+        if not callable(getattr(connector, "open_clients", None)):
+            raise InvalidInputError(
+                f"watch(connectors=...): {type(connector).__name__} is not a RedisConnector"
+            )
+    return agents, caches, connectors
+
+
 def watch(
     *,
     tasks: Any = None,
@@ -268,6 +301,11 @@ def watch(
     Returns:
         The meter (keep it alive as long as you want the gauges).
 
+    Raises:
+        InvalidInputError: An argument of the wrong kind (a str for a list, agents without
+            `tasks`, a cache without a breaker, something that is not a connector); nothing
+            is registered.
+
     Gauges (attributes: ``deepagents_redis.agent``, ``deepagents_redis.cache``, or the
     pool's):
         ``deepagents_redis.coord.backlog``: tasks waiting for a worker (the group's lag);
@@ -279,6 +317,7 @@ def watch(
         ``deepagents_redis.pool.connections``: connections of a pool by
         ``db.client.connection.state`` (``idle``, ``used``).
     """
+    agents, caches, connectors = _checked(tasks, agents, caches, connectors)
     provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
     meter = metrics.get_meter(f"{PREFIX}.gauges", meter_provider=provider)
     with _registry_lock:
