@@ -244,3 +244,70 @@ async def test_a_thread_written_again_while_it_is_deleted_stays_indexed(
     monkeypatch.undo()
     deleter.delete_for_runs([run])
     assert deleter.get_tuple({"configurable": {"thread_id": thread}}) is None
+
+
+@pytest.mark.parametrize("point", ["before removal", "before script"])
+async def test_a_run_written_while_it_is_deleted_stays_findable(
+    connector: RedisConnector, monkeypatch: pytest.MonkeyPatch, point: str
+) -> None:
+    """delete_for_runs read a run's threads, deleted the run's checkpoints in each, then
+    DELeted the run's index. A put of the same run by another process in between (a
+    cancelled run's last step landing while it is rolled back) was in no index after
+    that: its checkpoint stayed and a second delete_for_runs could not find it. Now the
+    index loses only the threads the delete handled, each looked at again and named back
+    if the run wrote to it meanwhile; and a put whose script says the thread had none of
+    the run names the run after the script (the removal may have come between its index
+    write and its script)."""
+    tag = uuid.uuid4().hex[:6]
+    run = f"run-{tag}"
+    deleter = RedisSaver(connector=connector)
+    writer = RedisSaver(connector=connector)  # another process: its own memo
+
+    def put(thread: str) -> None:
+        writer.put(
+            {"configurable": {"thread_id": thread, "checkpoint_ns": ""}},
+            empty_checkpoint(),
+            {"run_id": run},
+            {},
+        )
+
+    put(f"old-{tag}")
+    late = f"late-{tag}"
+    if point == "before removal":  # the whole put lands between the deletes and the SREM
+        original = RedisSaver._delete_runs_ops
+        pending = [True]
+
+        def removal(request: Any) -> bool:
+            hit = pending and isinstance(request, Command) and request.args[0] in ("DEL", "SREM")
+            if hit:
+                pending.clear()
+            return bool(hit)
+
+        def racing(self: RedisSaver, *args: Any) -> Any:
+            for op in original(self, *args):
+                yield _interleaved(op, removal, lambda: put(late))
+
+        monkeypatch.setattr(RedisSaver, "_delete_runs_ops", racing)
+    else:  # the put's index write before the removal, its script after the look again
+        original_put = RedisSaver._put_op
+
+        def racing_put(self: RedisSaver, *args: Any) -> Any:
+            return _interleaved(
+                original_put(self, *args), lambda r: isinstance(r, Script), deleter_run
+            )
+
+        def deleter_run() -> None:
+            deleter.delete_for_runs([run])
+
+        monkeypatch.setattr(RedisSaver, "_put_op", racing_put)
+    try:
+        if point == "before removal":
+            deleter.delete_for_runs([run])
+        else:
+            put(late)
+    finally:
+        monkeypatch.undo()
+    assert connector.client().sismember(deleter.keys.run(run), late)
+    await deleter.adelete_for_runs([run])
+    assert deleter.get_tuple({"configurable": {"thread_id": late}}) is None
+    assert deleter.get_tuple({"configurable": {"thread_id": f"old-{tag}"}}) is None

@@ -489,8 +489,12 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         late: list[tuple[Any, ...]] = []
         if int(reply[0]):
             late += self._thread_index(where.thread, force=True)
-        if run_id and int(reply[1]) and not run_cmds:
-            self._remember(("run", run_id, where.thread), 0)
+        # Likewise a run this thread had no checkpoint of is named again after the script,
+        # even when it was named just before: `delete_for_runs` may have taken the name off
+        # in between (it saw none of the run in this thread yet; see `_forget_run_op`).
+        if run_id and int(reply[1]):
+            if not run_cmds:
+                self._remember(("run", run_id, where.thread), 0)
             late += self._run_index(run_id, where.thread)
         if late:
             yield Pipeline(late)
@@ -886,12 +890,55 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 raise InvalidInputError("run ids must be non-empty str")
         return checked
 
-    def _run_threads_op(self, run_id: str) -> Operation[builtins.list[str]]:
-        """The threads run `run_id` wrote to (its cross-thread index)."""
-        members = yield Command(("SMEMBERS", self.keys.run(run_id)))
+    def _run_threads_op(
+        self, run_id: str
+    ) -> Operation[tuple[builtins.list[str], builtins.list[Any]]]:
+        """The threads run `run_id` wrote to (its cross-thread index), and its members."""
+        members = builtins.list((yield Command(("SMEMBERS", self.keys.run(run_id)))))
         names = (_thread_name(m if isinstance(m, bytes) else str(m).encode()) for m in members)
-        # a member put never writes has no thread behind it (the run's key goes after)
-        return sorted(name for name in names if name is not None)
+        # a member put never writes has no thread behind it (taken off with the others)
+        return sorted(name for name in names if name is not None), members
+
+    def _forget_run_op(
+        self, run_id: str, threads: Sequence[str], members: Sequence[Any]
+    ) -> Operation[None]:
+        """Take the members a `delete_for_runs` handled off the run's index, race-free.
+
+        Only those (a thread the run wrote to since the index was read keeps its name),
+        then each is looked at again and named back if the run wrote to it since its
+        delete (a cancelled run's last step landing meanwhile): as `sweep_threads`, with
+        `put` naming a run after its script when the thread had none of it.
+        """
+        run_key = self.keys.run(run_id)
+        if not members:
+            return
+        yield Command(("SREM", run_key, *members))
+        if not threads:
+            return
+        erun = self.keys.enc(run_id)
+        found = yield Pipeline(
+            [
+                (
+                    "ZRANGE",
+                    self.keys.thread(thread).runs,
+                    f"[{erun}\t",
+                    f"({erun}\n",
+                    "BYLEX",
+                    "LIMIT",
+                    0,
+                    1,
+                )
+                for thread in threads
+            ]
+        )
+        back = [
+            cmd
+            for thread, hit in zip(threads, found, strict=True)
+            if hit
+            for cmd in self._run_index(run_id, thread)
+        ]
+        if back:
+            yield Pipeline(back)
 
     def _delete_run_op(self, run_id: str, thread: str) -> Operation[None]:
         """Delete run `run_id`'s checkpoints of one thread, `delete_batch` per script."""
@@ -902,10 +949,9 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             if int(reply[0]) < batch:
                 return
 
-    def _command_op(self, command: tuple[Any, ...]) -> Operation[Any]:
-        return (yield Command(command))
-
-    def _delete_runs_ops(self, run_id: str, threads: Sequence[str]) -> Iterator[Operation[Any]]:
+    def _delete_runs_ops(
+        self, run_id: str, threads: Sequence[str], members: Sequence[Any]
+    ) -> Iterator[Operation[Any]]:
         """`delete_for_runs` of one run: one operation per thread, then its index.
 
         Each operation has its own deadline, so a run that wrote to many threads is deleted
@@ -913,7 +959,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         """
         for thread in threads:
             yield self._delete_run_op(run_id, thread)
-        yield self._command_op(("DEL", self.keys.run(run_id)))
+        yield self._forget_run_op(run_id, threads, members)
 
     @staticmethod
     def _prune_plan(thread_ids: Sequence[str], strategy: str) -> builtins.list[str]:
@@ -1323,8 +1369,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             run_ids: LangGraph run ids (``metadata["run_id"]``).
         """
         for run_id in self._runs_plan(run_ids):
-            threads = self._run("delete_for_runs", self._run_threads_op(run_id))
-            for op in self._delete_runs_ops(run_id, threads):
+            threads, members = self._run("delete_for_runs", self._run_threads_op(run_id))
+            for op in self._delete_runs_ops(run_id, threads, members):
                 self._run("delete_for_runs", op)
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
@@ -1334,8 +1380,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             run_ids: LangGraph run ids.
         """
         for run_id in self._runs_plan(run_ids):
-            threads = await self._arun("delete_for_runs", self._run_threads_op(run_id))
-            for op in self._delete_runs_ops(run_id, threads):
+            threads, members = await self._arun("delete_for_runs", self._run_threads_op(run_id))
+            for op in self._delete_runs_ops(run_id, threads, members):
                 await self._arun("delete_for_runs", op)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
