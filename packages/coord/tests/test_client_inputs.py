@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import pytest
@@ -115,3 +116,65 @@ async def test_a_wait_that_is_not_a_number_of_seconds_is_invalid_input(
     # nothing was submitted by the refused calls
     assert [t["task_id"] for t in tasks.active("nan-agent")] == [task_id]
     tasks.cancel(task_id)
+
+
+def _wait_gone(raw: Any, key: str) -> None:
+    """Wait (bounded by count, not speed) until `key` has expired."""
+    for _ in range(600):
+        if not raw.exists(key):
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError(f"{key} never expired")
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_a_task_queued_longer_than_the_result_ttl_is_still_taken_off_by_cancel(
+    connector: Any, use_async: bool
+) -> None:
+    # The enqueue mark (the entry id a cancel takes off the queue, and what makes a repeat
+    # submit queue nothing) expired after result_ttl_seconds even while its task still
+    # waited in the queue: cancelling such a task left its entry in the backlog (submits kept
+    # failing with BackpressureError), and a repeat submit with the same idempotency key
+    # queued it a second time.
+    agent = f"long-wait-{use_async}"
+    short = TaskClient(connector=connector, check_agents=False, max_backlog=2, result_ttl_seconds=1)
+    raw = connector.client()
+    queue = short.keys.queue(agent)
+    keyed = short.submit(agent, {"n": 1}, idempotency_key=f"k-{use_async}")
+    plain = short.submit(agent, {"n": 2})
+    marks = [short.keys.mark(queue, t) for t in (keyed, plain)]
+    # a second (the TTL) passes while both wait: a marker key with the same TTL goes first
+    probe = f"{marks[0]}:probe"
+    raw.set(probe, 1, px=1_000)
+    _wait_gone(raw, probe)
+    for mark in marks:
+        assert raw.exists(mark)  # still queued: still marked
+    again = (
+        await short.asubmit(agent, {"n": 1}, idempotency_key=f"k-{use_async}")
+        if use_async
+        else short.submit(agent, {"n": 1}, idempotency_key=f"k-{use_async}")
+    )
+    assert again == keyed
+    assert raw.xlen(queue.stream) == 2  # not queued twice
+    status = await short.acancel(plain) if use_async else short.cancel(plain)
+    assert status == "cancelled"
+    assert raw.xlen(queue.stream) == 1  # room made
+    short.submit(agent, {"n": 3})
+    for mark in marks[1:]:
+        assert raw.pttl(mark) > 0  # the cancelled task's mark expires with it
+
+
+def test_a_task_that_ran_leaves_its_mark_to_expire(connector: Any, worker_factory: Any) -> None:
+    # The mark has no TTL while its task is queued; the end of the entry gives it one, so
+    # marks do not pile up.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    raw = connector.client()
+    with worker_factory({"marked": lambda x: x}):
+        task_id = tasks.submit("marked", {"n": 1})
+        assert tasks.result(task_id, timeout=60) == {"n": 1}
+        mark = tasks.keys.mark(tasks.keys.queue("marked"), task_id)
+        for _ in range(600):  # the ack follows the finish (on a Cluster, as a call of its own)
+            if raw.pttl(mark) > 0:
+                break
+            threading.Event().wait(0.05)
+        assert raw.pttl(mark) > 0

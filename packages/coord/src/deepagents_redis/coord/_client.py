@@ -613,7 +613,11 @@ class TaskClient(CoordComponent):
             # a producer cancelling stale work under overload could not make room.
             queue = self.keys.queue(info.agent)
             mark = self.keys.mark(queue, task_id)
-            yield Script(DEQUEUE, [queue.stream, queue.delayed, mark], [task_id])
+            yield Script(
+                DEQUEUE,
+                [queue.stream, queue.delayed, mark],
+                [task_id, self.coord_settings.result_ttl_seconds * 1000],
+            )
         return text(status)
 
     def cancel(self, task_id: str) -> str:

@@ -1227,10 +1227,10 @@ class Worker(CoordComponent):
         letter: bytes,
     ) -> tuple[list[Any], list[Any]]:
         """The keys and arguments of `coord_ack` (see ack.lua)."""
-        # Only 'requeue' writes the mark; the other modes get a stand-in in the same slot,
-        # so a finish (its hot path) builds no key and a dead letter of a malformed entry
-        # none from a task id someone else wrote.
-        mark = self.keys.mark(queue, task_id) if mode == "requeue" else queue.delayed
+        # 'requeue' moves the task's mark, 'ack' and 'dead' give it its TTL (the task has
+        # left the queue; see enqueue.lua); 'retry' and a malformed entry's dead letter get a
+        # stand-in in the same slot (no key built from a task id someone else wrote).
+        mark = self.keys.mark(queue, task_id) if mode != "retry" and task_id else queue.delayed
         keys = [queue.stream, queue.delayed, queue.dlq, mark]
         ttl_ms = self.coord_settings.result_ttl_seconds * 1000
         return keys, [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000, ttl_ms]

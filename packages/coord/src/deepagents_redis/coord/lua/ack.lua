@@ -8,8 +8,10 @@
 --   queue_key      queue stream
 --   delayed_key    delayed retries zset
 --   dead_key       dead letters stream
---   mark_key       the task's enqueue mark (set to the new entry id by 'requeue'; other
---                  modes do not touch it, and may pass any key of the slot)
+--   mark_key       the task's enqueue mark (set to the new entry id by 'requeue'; given a
+--                  TTL by 'ack' and 'dead' when it names the entry acknowledged: the task
+--                  left the queue; 'retry' does not touch it; delayed_key stands in for
+--                  none)
 -- ARGV (data args):
 --   entry_id       the queue entry to acknowledge and delete ('' = none)
 --   mode           ack | retry | dead | requeue
@@ -18,7 +20,7 @@
 --   dead_letter    the dead letter (codec bytes)
 --   group          the consumer group
 --   dead_maxlen    approximate length cap of the dead letters stream
---   mark_ttl_ms    TTL of the enqueue mark in ms
+--   mark_ttl_ms    TTL in ms the enqueue mark gets once its task has left the queue
 -- Returns 1.
 -- Errors: none of its own.
 
@@ -29,6 +31,11 @@ local dead_letter, group, dead_maxlen, mark_ttl_ms = argv[5], argv[6], argv[7], 
 if entry_id ~= '' then
   redis.call('XACK', queue_key, group, entry_id)
   redis.call('XDEL', queue_key, entry_id)
+  if (mode == 'ack' or mode == 'dead') and mark_key ~= delayed_key
+      and redis.call('GET', mark_key) == entry_id then
+    -- the task has left the queue: its mark expires with the task (see enqueue.lua)
+    redis.call('PEXPIRE', mark_key, mark_ttl_ms)
+  end
 end
 if mode == 'retry' then
   local t = redis.call('TIME')
@@ -39,6 +46,6 @@ elseif mode == 'dead' then
 elseif mode == 'requeue' then
   -- the mark follows the entry, so a cancel before a worker reads it can take it off
   local id = redis.call('XADD', queue_key, '*', 't', task_id)
-  redis.call('SET', mark_key, id, 'PX', mark_ttl_ms)
+  redis.call('SET', mark_key, id)  -- no TTL while queued: see enqueue.lua
 end
 return 1

@@ -10,7 +10,8 @@
 -- ARGV:
 --   task_id        the task id
 --   max_backlog    most entries queued and delayed together
---   mark_ttl_ms    TTL of the mark in ms
+--   mark_ttl_ms    TTL in ms of an operator retry's own mark (the task's mark gets none
+--                  here: see below)
 -- Returns {1, entry id} (added now, or by an earlier call with the same mark) or
 -- {0, backlog, limit} (full: nothing added, nothing recorded, so a later call may add it).
 -- Errors: none of its own.
@@ -23,6 +24,12 @@ if prev then return {1, prev} end
 local backlog = redis.call('XLEN', queue_key) + redis.call('ZCARD', delayed_key)
 if backlog >= tonumber(max_backlog) then return {0, backlog, tonumber(max_backlog)} end
 local id = redis.call('XADD', queue_key, '*', 't', task_id)
-redis.call('SET', mark_key, id, 'PX', mark_ttl_ms)
-if latest_key ~= mark_key then redis.call('SET', latest_key, id, 'PX', mark_ttl_ms) end
+-- The task's own mark has no TTL while the task may wait on the queue, however long: the
+-- end of its entry (coord_ack, coord_dequeue) gives it one. With result_ttl_seconds as its
+-- TTL from here, a task queued longer lost it: a cancel left its entry in the backlog and a
+-- repeat submit queued it twice. An operator retry's own mark is a record of this call only.
+if latest_key ~= mark_key then
+  redis.call('SET', mark_key, id, 'PX', mark_ttl_ms)
+end
+redis.call('SET', latest_key, id)
 return {1, id}

@@ -7,7 +7,7 @@
 --                  (set to its new entry id, so a cancel before a worker reads it takes it
 --                  off the queue)
 -- ARGV:
---   mark_ttl_ms    TTL of the marks in ms
+--   mark_ttl_ms    unused (the marks get no TTL while queued: see enqueue.lua)
 --   n_marked       how many of the members come with a mark key (the well-formed task ids)
 --   members        the members to move if still delayed and due: the caller lists the first
 --                  ones of the set, and the script checks each against the set and the
@@ -18,7 +18,7 @@
 -- Errors: none of its own.
 
 local queue_key, delayed_key = KEYS[1], KEYS[2]
-local mark_ttl_ms, n_marked = ARGV[1], tonumber(ARGV[2])
+local n_marked = tonumber(ARGV[2])
 
 local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
@@ -29,7 +29,7 @@ for i = 3, #ARGV do
   if due and tonumber(due) <= now then
     local id = redis.call('XADD', queue_key, '*', 't', member)
     redis.call('ZREM', delayed_key, member)
-    if i - 2 <= n_marked then redis.call('SET', KEYS[i], id, 'PX', mark_ttl_ms) end
+    if i - 2 <= n_marked then redis.call('SET', KEYS[i], id) end  -- no TTL: see enqueue.lua
     moved = moved + 1
   end
 end
