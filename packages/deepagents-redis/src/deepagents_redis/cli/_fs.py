@@ -2,12 +2,15 @@
 
 A backend (SRC, DST, REDIS_SPEC) is one of:
 
-  redis://host:port/db#namespace   a Redis file tree (also rediss:// and unix://); without
-                                   #namespace, the namespace 'default'. The key prefix comes
-                                   from --prefix or $DEEPAGENTS_REDIS_KEY_PREFIX.
+  redis://host:port/db#namespace   a Redis file tree (also rediss://, unix:// and
+                                   redis+sentinel://); without #namespace, the namespace
+                                   'default'. The key prefix comes from --prefix or
+                                   $DEEPAGENTS_REDIS_KEY_PREFIX.
   redis:#namespace                 the same on the server of $DEEPAGENTS_REDIS_URL (use
                                    this form for a namespace that contains '@').
-  dir:/some/path or a plain path   a directory: /a.txt is /some/path/a.txt.
+  dir:/some/path or a plain path   a directory: /a.txt is /some/path/a.txt. A path that
+                                   starts like a URL (name:...) is refused: write
+                                   ./name:... or dir:name:...
 
 'copy' shows progress on stderr and a summary at the end; --json prints the report as one
 JSON object. URLs are printed with their password redacted; write a '#' inside a password
@@ -30,6 +33,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -40,6 +44,7 @@ from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 from deepagents_redis.cli._parsers import add_actions, add_command
 
 __all__ = [
+    "check_spec",
     "describe",
     "open_backend",
     "register",
@@ -48,7 +53,19 @@ __all__ = [
 ]
 
 
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis:#")
+_REDIS_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+    "redis:#",
+)
+# A spec that starts like a URL (a scheme of two or more characters: 'C:' is a drive) but is
+# none of ours. It was read as a relative directory and created: 'redis:team-a' (the '#'
+# forgotten), a Sentinel URL, 'Redis://...' all became folders in the working directory,
+# the files were copied there and the command exited 0.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
 # The variable RedisBackend.from_settings reads: agents and this command find the same blobs.
 _BLOB_DIR_ENV = "DEEPAGENTS_REDIS_FS_BLOB_DIR"
 
@@ -144,6 +161,26 @@ def _is_redis(spec: str) -> bool:
     return spec.startswith(_REDIS_SCHEMES)
 
 
+def check_spec(spec: str) -> None:
+    """Refuse a spec that looks like a URL but names no backend we open (exit 64).
+
+    Raises:
+        ConfigurationError: The spec starts with a scheme that is not ours; the message
+            names the scheme only (the rest may hold a password).
+    """
+    if _is_redis(spec) or spec.startswith("dir:"):
+        return
+    found = _SCHEME.match(spec)
+    if found:
+        from deepagents_redis.core import ConfigurationError
+
+        raise ConfigurationError(
+            f"a spec starting {found.group(1)[:20]!r}: is not a backend: give "
+            "redis://...#NAMESPACE (rediss://, unix://, redis+sentinel://), redis:#NAMESPACE, "
+            "dir:PATH or a path (./NAME for a directory whose name has a ':')"
+        )
+
+
 def describe(spec: str) -> str:
     """A spec with any password redacted, for printing."""
     if not _is_redis(spec):
@@ -196,6 +233,7 @@ def open_backend(
     """
     from deepagents_redis.core import ConfigurationError
 
+    check_spec(spec)
     if _is_redis(spec):
         from deepagents_redis.core import RedisSettings
         from deepagents_redis.fs import RedisBackend
@@ -245,6 +283,8 @@ def run_copy(args: argparse.Namespace, *, out: Callable[[str], None] = print) ->
     if args.batch < 1:
         print("error: --batch must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    check_spec(args.src)  # both before anything is opened (or a destination created)
+    check_spec(args.dst)
     with ExitStack() as stack:
         src = stack.enter_context(
             open_backend(args.src, prefix=args.prefix, blob_dir=args.blob_dir, create_dir=False)
