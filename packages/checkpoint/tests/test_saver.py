@@ -228,6 +228,23 @@ async def test_list_filters_before_and_limit_page_correctly(
     saver.delete_thread(thread)
 
 
+@pytest.mark.parametrize("limit", [2.5, "3", True, b"1"])
+async def test_a_list_limit_that_is_not_an_int_is_invalid_input(
+    connector: RedisConnector, limit: Any
+) -> None:
+    # limit=2.5 reached Redis as a page size: the server's untyped "not an integer" error.
+    saver = RedisSaver(connector=connector)
+    thread = _thread()
+    _put_chain(saver, thread, 3)
+    with pytest.raises(InvalidInputError, match="limit must be an int"):
+        list(saver.list(_cfg(thread), limit=limit))
+    with pytest.raises(InvalidInputError, match="limit must be an int"):
+        [t async for t in saver.alist(_cfg(thread), limit=limit)]
+    assert len(list(saver.list(_cfg(thread), limit=-1))) == 0  # as InMemorySaver
+    assert len(list(saver.list(_cfg(thread), limit=2))) == 2
+    saver.delete_thread(thread)
+
+
 def test_list_without_a_config_walks_every_thread(connector: RedisConnector) -> None:
     saver = RedisSaver(connector=connector, namespace=f"ns{uuid.uuid4().hex[:8]}")
     threads = sorted(_thread() for _ in range(3))

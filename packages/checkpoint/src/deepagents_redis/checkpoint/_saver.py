@@ -86,6 +86,16 @@ def _want(left: int | None) -> int:
     return _PAGE if left is None else min(left, _PAGE)
 
 
+def _check_limit(limit: object) -> None:
+    """A `list` limit is None or an int (0 or less lists nothing, as in `InMemorySaver`).
+
+    Anything else reached Redis as a page size (``limit=2.5``: the server's own "value is not
+    an integer" error, untyped); a bool is refused too, as a flag passed by mistake.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise InvalidInputError(f"limit must be an int or None, not {type(limit).__name__}")
+
+
 def _ns_range(ecns: str, below: str | None) -> tuple[str, str]:
     """Lex bounds (hi, lo) of one namespace in the ``ns`` index, below checkpoint `below`.
 
@@ -1096,11 +1106,15 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 ``checkpoint_id``, that checkpoint). None lists every thread.
             filter: Metadata key/value pairs every result has (checked on the server).
             before: Only checkpoints older than this config's checkpoint.
-            limit: At most this many.
+            limit: At most this many (0 or less: none).
 
         Yields:
             Checkpoint tuples.
+
+        Raises:
+            InvalidInputError: `limit` is not an int or None.
         """
+        _check_limit(limit)
         before_id, pairs, keep = self._list_plan(config, filter, before)
         left = limit
         for where in self._wheres(config):
@@ -1128,11 +1142,15 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             config: The thread (see `list`).
             filter: Metadata key/value pairs every result has.
             before: Only checkpoints older than this config's checkpoint.
-            limit: At most this many.
+            limit: At most this many (0 or less: none).
 
         Yields:
             Checkpoint tuples.
+
+        Raises:
+            InvalidInputError: `limit` is not an int or None.
         """
+        _check_limit(limit)
         before_id, pairs, keep = self._list_plan(config, filter, before)
         left = limit
         async for where in self._awheres(config):
