@@ -285,3 +285,29 @@ def test_coord_numbers_and_stream_ids_are_usage_errors(
 def test_events_tail_accepts_stream_ids(start: str) -> None:
     args = build_parser().parse_args(["events", "tail", "--from", start, "--count", "1"])
     assert (args.start, args.count) == (start, 1)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # an empty --url (a script's "$STAGING_URL" unset) fell back to $DEEPAGENTS_REDIS_URL,
+        # or for the demo to an embedded server, and ran there
+        ["health", "--url", ""],
+        ["demo", "--url", ""],
+        ["tasks", "list", "--url", ""],
+        # an empty --namespace silently meant the 'default' namespace
+        ["tasks", "list", "--url", NOWHERE, "--namespace", ""],
+        ["checkpoint", "threads", "--url", NOWHERE, "--namespace", ""],
+        ["checkpoint", "sweep", "--url", NOWHERE, "--namespace", ""],
+    ],
+)
+def test_empty_url_or_namespace_is_a_usage_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEEPAGENTS_REDIS_URL", NOWHERE)  # what an empty --url fell back to
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert "target:" not in captured.out
+    assert "must not be empty" in captured.err

@@ -31,7 +31,7 @@ from deepagents_redis.cli._checkpointers import (
     require_checkpoint_table,
 )
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM
-from deepagents_redis.cli._parsers import add_actions, add_command
+from deepagents_redis.cli._parsers import add_actions, add_command, nonempty
 from deepagents_redis.cli._target import add_target_arguments, connect
 
 __all__ = ["register", "run_copy", "run_threads"]
@@ -97,6 +97,7 @@ def register(subparsers: Any) -> None:
 def _add_namespace(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--namespace",
+        type=nonempty,
         default=None,
         help=(
             "Checkpoint namespace in Redis "

@@ -23,7 +23,7 @@ import sys
 from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
-from deepagents_redis.cli._parsers import add_actions, add_command
+from deepagents_redis.cli._parsers import add_actions, add_command, nonempty
 from deepagents_redis.cli._target import add_target_arguments, connect
 
 __all__ = ["load_agent", "register"]
@@ -53,6 +53,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_target_arguments(parser)
     parser.add_argument(
         "--namespace",
+        type=nonempty,
         default=None,
         help="Coord namespace (default: $DEEPAGENTS_REDIS_COORD_NAMESPACE or 'default').",
     )

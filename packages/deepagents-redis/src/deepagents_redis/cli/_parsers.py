@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_actions", "add_command"]
+__all__ = ["add_actions", "add_command", "nonempty"]
 
 
 def add_command(subparsers: Any, name: str, *, help: str, doc: str | None) -> Any:
@@ -47,3 +47,15 @@ def add_actions(parser: Any, *, dest: str = "action", metavar: str = "ACTION") -
     actions = parser.add_subparsers(dest=dest, metavar=metavar, parser_class=type(parser))
     actions.required = True
     return actions
+
+
+def nonempty(text: str) -> str:
+    """An option value that must not be empty (`--url`, `--namespace`): else exit 64.
+
+    Read as "not given", an empty value chose for the user: `--url "$STAGING_URL"` with the
+    variable unset ran against $DEEPAGENTS_REDIS_URL (or the demo's embedded server), and
+    `--namespace ""` against the namespace 'default'.
+    """
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty (leave the option out instead)")
+    return text

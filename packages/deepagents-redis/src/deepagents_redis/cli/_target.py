@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from deepagents_redis.cli._parsers import nonempty
 from deepagents_redis.core import ConfigurationError, RedisSettings
 
 __all__ = [
@@ -63,6 +64,7 @@ def add_target_arguments(parser: argparse.ArgumentParser, *, default_prefix: str
     """
     parser.add_argument(
         "--url",
+        type=nonempty,
         default=None,
         help=f"Redis URL (default: ${URL_ENV}).",
     )
