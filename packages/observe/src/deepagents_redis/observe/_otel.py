@@ -24,6 +24,7 @@ it under that parent.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -46,6 +47,26 @@ _MAX_TEXT: Final = 128
 _SCOPE: Final = "deepagents_redis"
 _MAX_CACHED: Final = 1024
 """Distinct attribute sets kept per kind (span, counter, duration) before starting over."""
+
+
+log = logging.getLogger("deepagents_redis.observe")
+_warned: set[str] = set()
+"""Where a span has failed before (`start`, `end`): warned once, then logged at debug."""
+
+
+def _span_failed(where: str, exc: BaseException) -> None:
+    # The SDK calls span processors' on_start/on_end without catching: a broken processor
+    # (or exporter behind a synchronous one) raised out of every operation's span. The
+    # operation goes on without its span; said once, then at debug (one line per call
+    # would flood the log), with the type only (messages may hold data).
+    level = logging.DEBUG if where in _warned else logging.WARNING
+    _warned.add(where)
+    log.log(
+        level,
+        "observe: OpenTelemetry failed to %s a span (%s); the operation goes on without it",
+        where,
+        type(exc).__name__,
+    )
 
 
 def _digest(value: Any) -> str:
@@ -303,13 +324,18 @@ class _CurrentSpan:
         self._token: Any = None
 
     def __enter__(self) -> Any:
-        span = self._tracer.start_span(
-            self._name,
-            kind=SpanKind.CLIENT,
-            attributes=self._attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
+        try:
+            span = self._tracer.start_span(
+                self._name,
+                kind=SpanKind.CLIENT,
+                attributes=self._attributes,
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - instrumentation never breaks an operation
+            _span_failed("start", exc)
+            self._span, self._token = trace.INVALID_SPAN, None
+            return self._span
         self._span = span
         self._token = otel_context.attach(trace.set_span_in_context(span))
         return span
@@ -322,6 +348,12 @@ class _CurrentSpan:
                 # the type, never the message: messages may hold paths, ids or prompts
                 span.set_status(Status(StatusCode.ERROR, exc_type.__name__))
                 span.set_attribute("error.type", exc_type.__name__)
+        except Exception as failure:  # noqa: BLE001 - never breaks (or hides) the operation
+            _span_failed("end", failure)
         finally:
-            otel_context.detach(token)
-            span.end()
+            if token is not None:
+                otel_context.detach(token)
+            try:
+                span.end()
+            except Exception as failure:  # noqa: BLE001 - the operation's outcome stands
+                _span_failed("end", failure)
