@@ -667,7 +667,7 @@ class Worker(CoordComponent):
         # The log's cap and the task id (read with the log's key only), the 'cancelled' event
         # ('' = none) and this call's own token: the client's retry re-sends a call whose
         # reply was lost, and the script answers that re-send with the run it started.
-        args += [self.coord_settings.log_maxlen, task_id, cancelled, self._claim_op()]
+        args += [self.coord_settings.log_maxlen, task_id, cancelled, self._claim_op(), agent]
         if inline:
             return Script(CLAIM, [*keys.scripted, self.keys.log], args), None
         return Script(CLAIM, keys.scripted, args), started
@@ -746,6 +746,18 @@ class Worker(CoordComponent):
             claim, started = self._claim(agent, task_id, failed, cancelled)
             reply = _claim_reply(await self._op("coord.claim", one(claim), agent=agent))
         verdict = text(reply[0])
+        if verdict == "foreign":
+            # An entry someone else appended to this agent's queue for another agent's task:
+            # running it would feed that task's input to this agent and write the result as
+            # the task's. The task is left as it is (its own queue entry still stands).
+            await self._dead_letter(
+                queue,
+                entry_id,
+                "",
+                reason=f"entry names a task of another agent ({text(reply[1])[:200]})",
+                fields=fields,
+            )
+            return
         if started is not None:  # not logged by the script: the log gets the ending line
             failed_line = (failed if verdict == "exhausted" else cancelled) or None
         if verdict in ("done", "gone", "cancelled"):

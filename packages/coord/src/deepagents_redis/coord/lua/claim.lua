@@ -25,12 +25,16 @@
 --                  answers the same 'run' again (lease renewed, nothing else written):
 --                  without it, it read as 'busy', nobody ran the task until the lease ran
 --                  out, and the lost attempt was charged to a dead worker.
+--   agent          optional (ARGV 7 to 10 are then given): the agent whose queue the entry
+--                  came from. A task of another agent (an entry someone else appended) is
+--                  not claimed: {'foreign', its agent}, nothing written.
 -- Returns, packed by cmsgpack as one bulk string (a 9-item array reply costs the asyncio
 -- client ~30 us more to parse than one string and a C unpack):
 -- {'run', fence, attempt, input, timeout_s, agent, max attempts, trace context,
 -- follow-ups in the inbox}
 -- | {'busy'} (another live worker holds it) | {'done', status} (finished: ack the entry)
 -- | {'gone'} (no record: expired)
+-- | {'foreign', agent} (a task of another agent: not claimed, nothing written)
 -- | {'exhausted?', attempts} (out of attempts and no 'failed' event given: nothing written)
 -- | {'exhausted', attempts, history} (out of attempts: now status error; dead-letter it)
 -- | {'cancelled?'} (a cancel was requested and no 'cancelled' event given: nothing written)
@@ -43,7 +47,7 @@ local task_key, events_key, inbox_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEY
 local worker, lease_ms, started, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local failed, done_ttl_ms = ARGV[5], ARGV[6]
 local log_key, log_maxlen, task_id = KEYS[5], ARGV[7], ARGV[8]
-local cancelled, claim_op = ARGV[9] or '', ARGV[10] or ''
+local cancelled, claim_op, queue_agent = ARGV[9] or '', ARGV[10] or '', ARGV[11] or ''
 
 -- The log's line is the task stream's own event bytes (encoded for the task's events key)
 -- and the task id, so a reader checks it against that key.
@@ -56,10 +60,11 @@ end
 local pack = cmsgpack.pack
 local terminal = {success = true, error = true, cancelled = true, timeout = true}
 local f = redis.call('HMGET', task_key, 'status', 'lease_until', 'attempts', 'max_attempts',
-  'worker', 'history', 'cancel', 'claim_op', 'fence')
+  'worker', 'history', 'cancel', 'claim_op', 'fence', 'agent')
 local st = f[1]
 if not st then return pack({'gone'}) end
 if terminal[st] then return pack({'done', st}) end
+if queue_agent ~= '' and f[10] ~= queue_agent then return pack({'foreign', f[10] or ''}) end
 local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 if st == 'running' and claim_op ~= '' and f[8] == claim_op and f[5] == worker then

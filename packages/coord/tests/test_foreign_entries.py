@@ -1,0 +1,40 @@
+"""Queue entries someone else wrote: a worker never runs a task of another agent."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from deepagents_redis.coord import TaskClient
+
+
+def test_an_entry_naming_another_agents_task_is_dead_lettered_untouched(
+    connector: Any, worker_factory: Any
+) -> None:
+    # A queue entry is only a task id. One appended to agent B's queue for a task submitted
+    # to agent A (an operator's script, a bug elsewhere) was claimed by B's worker: A's input
+    # ran on B's agent, B's result was written as A's, and an attempt of A's was spent.
+    calls: list[Any] = []
+
+    def wrong(x: Any) -> str:
+        calls.append(x)
+        return "ran on the wrong agent"
+
+    tasks = TaskClient(connector=connector, check_agents=False)
+    raw = connector.client()
+    task_id = tasks.submit("right-agent", {"for": "right"})
+    wrong_queue = tasks.keys.queue("wrong-agent")
+    with worker_factory({"wrong-agent": wrong}):
+        raw.xadd(wrong_queue.stream, {"t": task_id})
+        for _ in range(600):
+            if tasks.dead_letters("wrong-agent"):
+                break
+            threading.Event().wait(0.05)
+        [letter] = tasks.dead_letters("wrong-agent")
+    assert calls == []
+    info = tasks.get(task_id)
+    assert (info.status, info.attempts, info.agent) == ("pending", 0, "right-agent")
+    assert "another agent" in letter["reason"]
+    assert raw.xlen(wrong_queue.stream) == 0
+    assert [t["task_id"] for t in tasks.active("right-agent")] == [task_id]
+    assert tasks.cancel(task_id) == "cancelled"
