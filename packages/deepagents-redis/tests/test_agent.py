@@ -142,3 +142,93 @@ def test_keyword_switches_over_a_flags_object_are_validated() -> None:
     with pytest.raises(ConfigurationError, match="fs_enabled"):
         resolve_flags(redis_flags=flags, redis_fs="maybe")  # type: ignore[arg-type]
     assert flags.enabled_phases() == ["todos"]  # the caller's object is not changed
+
+
+class _Part:
+    """A component the wiring built; `close` may fail."""
+
+    def __init__(self, name: str, closed: list[str], fails: bool = False) -> None:
+        self.name, self.closed, self.fails = name, closed, fails
+
+    def close(self) -> None:
+        self.closed.append(self.name)
+        if self.fails:
+            raise RuntimeError(f"{self.name} failed to close")
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+def _wired_with_failing_close(
+    monkeypatch: pytest.MonkeyPatch, closed: list[str], *, upstream_fails: bool = False
+) -> Any:
+    def wire(build: AgentBuild) -> list[str]:
+        build.own(_Part("first", closed))
+        build.own(_Part("second", closed, fails=True))
+        build.own(_Part("third", closed))
+        connector = build.shared()
+        real_close, real_aclose = connector.close, connector.aclose
+
+        def close() -> None:
+            if closed[-1:] != ["connector"]:  # aclose() ends with close(): one close
+                closed.append("connector")
+            real_close()
+
+        async def aclose() -> None:
+            closed.append("connector")
+            await real_aclose()
+
+        monkeypatch.setattr(connector, "close", close)
+        monkeypatch.setattr(connector, "aclose", aclose)
+        return []
+
+    class Graph:
+        pass
+
+    def fake_upstream(**kwargs: Any) -> Graph:
+        if upstream_fails:
+            raise ValueError("deepagents refused an argument")
+        return Graph()
+
+    phase = Phase("todos", "json", "-", "todos", lambda f: f.todos_enabled, wire)
+    monkeypatch.setattr(_phases, "PHASES", (phase,))
+    monkeypatch.setattr(deepagents, "create_deep_agent", fake_upstream)
+    return create_deep_agent("openai:gpt-x", redis_url="redis://example:6379/0", redis_todos=True)
+
+
+def test_close_redis_closes_everything_when_one_close_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A component whose close() raised stopped close_redis there: the components before it
+    # in close order and the agent's connector (its pools) stayed open, with nothing to
+    # close them any more (the agent was already forgotten).
+    from deepagents_redis.agent import close_redis
+
+    closed: list[str] = []
+    agent = _wired_with_failing_close(monkeypatch, closed)
+    with pytest.raises(RuntimeError, match="second failed to close"):
+        close_redis(agent)
+    assert closed == ["third", "second", "first", "connector"]
+
+
+async def test_aclose_redis_closes_everything_when_one_close_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from deepagents_redis.agent import aclose_redis
+
+    closed: list[str] = []
+    agent = _wired_with_failing_close(monkeypatch, closed)
+    with pytest.raises(RuntimeError, match="second failed to close"):
+        await aclose_redis(agent)
+    assert closed == ["third", "second", "first", "connector"]
+
+
+def test_a_failed_build_closes_everything_and_raises_its_own_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # deepagents refusing an argument: the build's error is what the caller sees (a close
+    # failure on the way out replaced it), and nothing stays open.
+    closed: list[str] = []
+    with pytest.raises(ValueError, match="deepagents refused"):
+        _wired_with_failing_close(monkeypatch, closed, upstream_fails=True)
+    assert closed == ["third", "second", "first", "connector"]

@@ -11,6 +11,7 @@ it with everything the wiring built. The phases themselves are rows of
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Sequence
 from types import TracebackType
@@ -31,6 +32,9 @@ __all__ = [
 ]
 
 
+log = logging.getLogger("deepagents_redis.agent")
+
+
 class _Opened:
     """What one `create_deep_agent` call opened: its components and maybe its connector."""
 
@@ -38,17 +42,33 @@ class _Opened:
         self.components = components
         self.connector = connector  # None when the caller passed redis_connector=
 
+    # Every part is closed even when one fails: a close() that raised stopped the loop, so
+    # the parts after it and the connector (its pools) stayed open with nothing left to
+    # close them (the agent is forgotten first). The first failure is raised at the end.
+
     def close(self) -> None:
-        for component in reversed(self.components):
-            component.close()
-        if self.connector is not None:
-            self.connector.close()
+        failure: BaseException | None = None
+        for part in [*reversed(self.components), *_present(self.connector)]:
+            try:
+                part.close()
+            except Exception as exc:  # noqa: BLE001 - raised below, after the rest
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     async def aclose(self) -> None:
-        for component in reversed(self.components):
-            await component.aclose()
-        if self.connector is not None:
-            await self.connector.aclose()
+        failure: BaseException | None = None
+        for part in [*reversed(self.components), *_present(self.connector)]:
+            try:
+                await part.aclose()
+            except Exception as exc:  # noqa: BLE001 - raised below, after the rest
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+
+def _present(connector: RedisConnector | None) -> list[RedisConnector]:
+    return [] if connector is None else [connector]
 
 
 # Keyed by the graph object: the compiled graph is deepagents', we do not add attributes
@@ -233,7 +253,10 @@ def create_deep_agent(
         wire_phases(build)
         agent = _upstream(**build.kwargs)
     except BaseException:
-        opened.close()
+        try:
+            opened.close()
+        except Exception:  # the build's own error is the one to see; this one is logged
+            log.warning("closing what a failed create_deep_agent opened failed", exc_info=True)
         raise
     if build.connector is not None:
         _OPENED[agent] = opened
