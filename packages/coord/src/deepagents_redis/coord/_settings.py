@@ -10,6 +10,11 @@ from pydantic_settings import SettingsConfigDict
 
 __all__ = ["CoordOptions", "CoordSettings"]
 
+_TEN_YEARS = 10 * 365 * 86_400
+"""Longest TTL or retention in seconds. Far longer ones reached Redis as values it refuses
+(``PEXPIRE`` past its range, a negative ``XTRIM MINID`` cutoff), and only after a script's
+first writes or at every worker's start; ten years is longer than anyone keeps a task."""
+
 
 class CoordSettings(PhaseSettings):
     """Options of remote tasks and events, read from ``DEEPAGENTS_REDIS_COORD_*`` after kwargs.
@@ -46,7 +51,7 @@ class CoordSettings(PhaseSettings):
     max_attempts: int = Field(default=3, ge=1, le=100)
     """Runs a task gets (failures and lost workers both count) before the dead letters."""
 
-    backoff_base_seconds: float = Field(default=1.0, ge=0)
+    backoff_base_seconds: float = Field(default=1.0, ge=0, allow_inf_nan=False)
     """First retry pause, doubled per attempt with full jitter (core's `jittered_backoff`)."""
 
     backoff_cap_seconds: float = Field(default=60.0, ge=0)
@@ -60,7 +65,7 @@ class CoordSettings(PhaseSettings):
     max_input_bytes: int = Field(default=1_048_576, ge=1_024, le=67_108_864)
     """Largest encoded task input (and result); above it `PayloadTooLargeError`."""
 
-    result_ttl_seconds: int = Field(default=86_400, ge=1)
+    result_ttl_seconds: int = Field(default=86_400, ge=1, le=_TEN_YEARS)
     """How long a finished task (record, events, idempotency key) is kept: one day."""
 
     events_maxlen: int = Field(default=1_000, ge=10)
@@ -69,7 +74,7 @@ class CoordSettings(PhaseSettings):
     log_maxlen: int = Field(default=10_000, ge=10)
     """Approximate cap of the namespace's global event log (a live tail, not an archive)."""
 
-    dlq_retention_seconds: int = Field(default=7 * 86_400, ge=60)
+    dlq_retention_seconds: int = Field(default=7 * 86_400, ge=60, le=_TEN_YEARS)
     """Dead letters older than this are trimmed (``MINID``) when a worker starts."""
 
     task_timeout_seconds: float | None = Field(default=None, gt=0)
