@@ -232,3 +232,31 @@ def test_a_failed_build_closes_everything_and_raises_its_own_error(
     with pytest.raises(ValueError, match="deepagents refused"):
         _wired_with_failing_close(monkeypatch, closed, upstream_fails=True)
     assert closed == ["third", "second", "first", "connector"]
+
+
+def test_what_the_wiring_decided_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # Each phase's decisions (kept your backend, kept your checkpointer...) went into a
+    # list nobody read: a user who turned a phase on and saw no effect had nothing to go on.
+    from deepagents.backends import StateBackend
+    from deepagents_redis.agent import close_redis
+
+    model = ScriptedChatModel(script=[AIMessage(content="done")])
+    with caplog.at_level("INFO", logger="deepagents_redis.agent"):
+        agent = create_deep_agent(
+            model, backend=StateBackend(), redis_url="redis://example:6379/0", redis_fs=True
+        )
+    close_redis(agent)
+    assert "fs: kept the caller's backend (StateBackend)" in caplog.text
+
+
+def test_cache_on_without_a_model_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    # redis_cache=True with model=None (deepagents' deprecated default model) cached nothing,
+    # and said so only in that unread list.
+    from deepagents_redis.cache import CacheSettings
+
+    build = AgentBuild(kwargs={"model": None, "cache": None}, flags=AgentRedisSettings())
+    with caplog.at_level("WARNING", logger="deepagents_redis.agent"):
+        _phases.wire_cache(build, CacheSettings(node_cache_enabled=False))
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "model=None" in caplog.text
+    assert build.components == []

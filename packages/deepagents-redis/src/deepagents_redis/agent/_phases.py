@@ -9,6 +9,7 @@ umbrella: the wiring is deepagents glue, so it lives here.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,9 @@ __all__ = [
     "needs_redis",
     "wire_phases",
 ]
+
+
+log = logging.getLogger("deepagents_redis.agent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,8 @@ def wire_cache(build: AgentBuild, cache_settings: Any = None) -> list[str]:
             "cache: model=None (deepagents' deprecated default model) is left alone; "
             "pass a model to cache its calls"
         )
+        # The phase is on and caches nothing: a degradation, so a warning (not only a note).
+        log.warning("%s", notes[-1])
     else:
         llm_cache = build.own(RedisLLMCache(connector=build.shared(), cache_settings=cs))
         kwargs["model"] = (
@@ -338,4 +344,9 @@ def wire_phases(build: AgentBuild) -> None:
     for phase in PHASES:
         if phase.enabled(build.flags):
             require(phase)
-            build.notes.extend(phase.wire(build))
+            notes = phase.wire(build)
+            # What each phase decided (kept your backend, your checkpointer...) was only in
+            # build.notes, which nobody outside the build reads.
+            for note in notes:
+                log.info("%s", note)
+            build.notes.extend(notes)
