@@ -91,3 +91,28 @@ def test_progress_defaults_to_stderr(capsys: pytest.CaptureFixture[str]) -> None
         progress(1, 1)
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", "backfill: 1/1\n")
+
+
+ESCAPES = [
+    "t\x1b]0;owned\x07",  # retitle the terminal (OSC)
+    "t\x1b[2J\x1b[H",  # clear the screen
+    "t\x1b]52;c;cHduZWQ=\x07",  # write the clipboard (OSC 52)
+    "t\u202egnp.exe",  # right-to-left override: shows as 'exe.png'
+    "t\x9b31m",  # a C1 control sequence introducer
+]
+
+
+@pytest.mark.parametrize("name", ESCAPES)
+@pytest.mark.parametrize("stream", [io.StringIO, Tty])
+def test_control_characters_in_data_never_reach_the_terminal(
+    name: str, stream: type[io.StringIO]
+) -> None:
+    # rich keeps ESC: a thread id or agent name holding a terminal control sequence was
+    # written to the operator's terminal as a command.
+    out = stream()
+    print_table(("thread", "state"), [(name, "missing\nsecond line")], stream=out)
+    text = out.getvalue()
+    for bad in ("\x07", "\x1b]", "\x1b[2J", "\u202e", "\x9b"):
+        assert bad not in text
+    assert "t\\x1b" in text or "t\\u202e" in text or "t\\x9b" in text
+    assert "second line" in text  # newlines in a cell still make lines

@@ -198,3 +198,23 @@ def test_coord_phase_adds_the_lifecycle_middleware(redis_settings: RedisSettings
         assert agent.invoke({"messages": [("user", "hello")]})["messages"][-1].content == "hi"
     finally:
         close_redis(agent)
+
+
+def test_tasks_show_escapes_control_characters(
+    redis_settings: RedisSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A task's error (an agent's exception text) and worker are data anyone with Redis access
+    # writes; printed raw, an escape sequence in them drove the operator's terminal.
+    hostile = "boom\x1b]0;owned\x07\x1b[2J"
+    tasks = TaskClient(settings=redis_settings, check_agents=False)
+    try:
+        task_id = tasks.submit("echo", {})
+        # a record as any client with Redis access (or an agent's exception text) can leave it
+        tasks.connector.client().hset(tasks.keys.task(task_id).record, "error", hostile)
+    finally:
+        tasks.close()
+    assert main(["tasks", "show", task_id, *_args(redis_settings)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "error: boom\\x1b]0;owned\\x07\\x1b[2J" in out

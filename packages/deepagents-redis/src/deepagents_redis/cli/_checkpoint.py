@@ -195,8 +195,10 @@ def run_threads(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(threads))
     else:
+        from deepagents_redis.cli._render import printable
+
         for thread in threads:
-            print(thread)
+            print(printable(thread))  # thread ids are the application's (its users') choice
         print(f"{len(threads)} thread(s)")
     return EXIT_OK
 

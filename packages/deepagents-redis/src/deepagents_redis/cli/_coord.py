@@ -328,15 +328,17 @@ def run_show(args: argparse.Namespace) -> int:
             )
         )
         return EXIT_PROBLEM if failed else EXIT_OK
-    print(f"task {info.task_id}  agent {info.agent}  status {info.status}")
-    print(f"attempts {info.attempts}/{info.max_attempts}  worker {info.worker or '-'}")
+    from deepagents_redis.cli._render import print_table, printable
+
+    # Agent, worker and error are data anyone with Redis access can write: no escapes.
+    print(printable(f"task {info.task_id}  agent {info.agent}  status {info.status}"))
+    print(printable(f"attempts {info.attempts}/{info.max_attempts}  worker {info.worker or '-'}"))
     print(
         f"created {_when(info.created_at)}  started {_when(info.started_at)}  "
         f"ended {_when(info.ended_at)}"
     )
     if info.error:
-        print(f"error: {info.error}")
-    from deepagents_redis.cli._render import print_table
+        print(printable(f"error: {info.error}"))
 
     if info.history:
         print()
@@ -407,6 +409,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 def run_tail(args: argparse.Namespace) -> int:
     """Print events as they arrive."""
+    from deepagents_redis.cli._render import printable
     from deepagents_redis.coord import EventBus
 
     with connect(args, announce=not args.json) as (_target, connector):
@@ -425,8 +428,10 @@ def run_tail(args: argparse.Namespace) -> int:
                     print(json.dumps({"id": entry_id, **event.model_dump(mode="json")}), flush=True)
                 else:
                     print(
-                        f"{event.time}  {event.type.removeprefix('dev.deepagents-redis.'):<22} "
-                        f"task={event.subject or '-'} agent={event.agent or '-'}",
+                        printable(  # anyone who can write the stream chose these: no escapes
+                            f"{event.time}  {event.type.removeprefix('dev.deepagents-redis.'):<22} "
+                            f"task={event.subject or '-'} agent={event.agent or '-'}"
+                        ),
                         flush=True,
                     )
                 if args.count is not None and seen >= args.count:

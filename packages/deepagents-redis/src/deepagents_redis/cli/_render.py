@@ -10,6 +10,7 @@ the same lines a person does.
 from __future__ import annotations
 
 import io
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import TextIO
@@ -23,12 +24,37 @@ __all__ = [
     "console",
     "is_terminal",
     "print_table",
+    "printable",
     "table_lines",
 ]
 
 
 PLAIN_WIDTH = 1000
 """Columns of a non-terminal console: wide enough that log lines never wrap."""
+
+
+# Control characters (C0 but newline, DEL, C1) and the bidi overrides that reorder what a
+# terminal shows. Names, thread ids and errors come from anyone who can write to Redis; rich
+# keeps ESC, so a thread id holding "\x1b]0;...\x07" or "\x1b[2J" reached the operator's
+# terminal as a command (retitle, clear, OSC 52 clipboard writes on some terminals).
+_UNPRINTABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    r"""`text` with control characters shown as escapes (``\x1b``), newlines kept.
+
+    Args:
+        text: Data to print (a name, an id, an error message).
+
+    Returns:
+        The text, safe to write to a terminal.
+    """
+    return _UNPRINTABLE.sub(
+        lambda m: (
+            f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}"
+        ),
+        text,
+    )
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -73,7 +99,14 @@ def _table(columns: Sequence[str], rows: Iterable[Sequence[object]], *, header: 
     for name in columns:
         table.add_column(Text(name))
     for row in rows:
-        table.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
+        table.add_row(
+            *(
+                Text(printable(cell.plain), style=cell.style)
+                if isinstance(cell, Text)
+                else Text(printable(str(cell)))
+                for cell in row
+            )
+        )
     return table
 
 
