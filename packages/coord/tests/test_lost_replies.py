@@ -192,3 +192,36 @@ def test_a_claim_whose_reply_was_lost_runs_the_task_once_in_that_attempt(
     info = tasks.get(task_id)
     assert (info.attempts, info.history) == (1, [])
     assert calls == [{"n": 1}]
+
+
+@pytest.mark.parametrize("kind", ["task.completed", "task.retrying"])
+def test_a_finish_whose_reply_was_lost_is_not_taken_for_a_takeover(
+    connector: Any, worker_factory: Any, loss: _Loss, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    # The worker's finish is one script call (with the queue's ack after it); its reply lost,
+    # the client's retry ran it again and found the attempt already ended: 'FENCED'. The
+    # worker logged a takeover that never happened and counted it as fenced, and the ack
+    # after the finish was skipped (on Cluster a retry then waited for the next reclaim).
+    calls: list[Any] = []
+
+    def flaky(x: Any) -> Any:
+        calls.append(x)
+        if kind == "task.retrying" and len(calls) == 1:
+            raise RuntimeError("first attempt fails")
+        return x
+
+    agent = f"finish-lost-{kind.rsplit('.', 1)[-1]}"
+    tasks = TaskClient(connector=connector, check_agents=False, max_attempts=2)
+    loss.arm(kind.encode())
+    with (
+        caplog.at_level("WARNING", logger="deepagents_redis.coord"),
+        worker_factory({agent: flaky}, max_attempts=2, backoff_base_seconds=0.05),
+    ):
+        task_id = tasks.submit(agent, {"n": 1})
+        assert tasks.result(task_id, timeout=60) == {"n": 1}
+    assert loss.lost == 1
+    assert not [r for r in caplog.records if "taken over" in r.getMessage()]
+    info = tasks.get(task_id)
+    assert info.status == "success"
+    assert len(calls) == (2 if kind == "task.retrying" else 1)
+    assert info.attempts == len(calls)

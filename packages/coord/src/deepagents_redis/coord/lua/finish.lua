@@ -20,7 +20,11 @@
 --   history_entry  an entry for the task's history (JSON, '' = none)
 --   log_maxlen     with log_key: approximate length cap of the log
 --   task_id        with log_key: the task id (the log line's 't' field)
--- Returns the outcome.
+-- Returns the outcome. A call re-sent after its reply was lost (the client's retry) finds
+-- the record still at its token with 'finished' = '<fence>:<outcome>', the mark this script
+-- leaves, and answers the outcome again, writing nothing: without it the re-send read as
+-- FENCED, the worker logged a takeover, and on Cluster the ack after it was skipped (a retry
+-- then ran again only at the next reclaim, without its backoff).
 -- Errors: 'FENCED <current token>' (not the holder: nothing written).
 
 local task_key, events_key, inbox_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -28,8 +32,14 @@ local fence, outcome, result, error_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local event, events_maxlen, done_ttl_ms, history_entry = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local log_key, log_maxlen, task_id = KEYS[5], ARGV[9], ARGV[10]
 
-local f, fenced = holder(task_key, fence, 'history')
-if not f then return fenced end
+local done_mark = fence .. ':' .. outcome
+local f, fenced, seen = holder(task_key, fence, 'history', 'finished')
+if not f then
+  -- every later owner (claim, hand-back, reset, take) moves the token on, so the mark with
+  -- the token still in place means this very call ended the attempt
+  if seen[2] == fence and seen[4] == done_mark then return outcome end
+  return fenced
+end
 local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 if history_entry ~= '' then
@@ -39,9 +49,11 @@ if history_entry ~= '' then
 end
 if error_text ~= '' then redis.call('HSET', task_key, 'error', error_text) end
 if outcome == 'retry' then
-  redis.call('HSET', task_key, 'status', 'pending', 'lease_until', 0, 'worker', '')
+  redis.call('HSET', task_key, 'status', 'pending', 'lease_until', 0, 'worker', '',
+    'finished', done_mark)
 else
-  redis.call('HSET', task_key, 'status', outcome, 'lease_until', 0, 'ended_ms', now)
+  redis.call('HSET', task_key, 'status', outcome, 'lease_until', 0, 'ended_ms', now,
+    'finished', done_mark)
   if result ~= '' then redis.call('HSET', task_key, 'result', result) end
 end
 redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', event)
