@@ -14,7 +14,7 @@ import pytest
 import redis
 from deepagents_redis.coord import TaskClient
 from deepagents_redis.coord._scripts import RESET, UNRESET
-from deepagents_redis.core import BackpressureError, _connections
+from deepagents_redis.core import BackpressureError, NotFoundError, _connections
 
 
 class _Loss:
@@ -225,3 +225,41 @@ def test_a_finish_whose_reply_was_lost_is_not_taken_for_a_takeover(
     assert info.status == "success"
     assert len(calls) == (2 if kind == "task.retrying" else 1)
     assert info.attempts == len(calls)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_a_refused_submit_whose_create_reply_was_lost_leaves_no_record(
+    connector: Any, loss: _Loss, monkeypatch: pytest.MonkeyPatch, use_async: bool
+) -> None:
+    # A submit with a random id creates the record and queues it in one call; with the
+    # backlog full the queueing is refused and the submit removes the record it made. The
+    # create's reply lost, the client's retry ran it again: "there already" (and marked it
+    # adopted by a repeat submit), so the submit removed nothing and raised: a pending record
+    # with no TTL stayed behind, on no queue, for good.
+    agent = f"create-lost-{use_async}"
+    full = TaskClient(connector=connector, check_agents=False, max_backlog=1)
+    full.submit(agent, {"filler": True})  # no worker: the backlog is full
+    made: list[str] = []
+    prepare = full._prepare
+
+    def spy(*args: Any) -> Any:
+        prepared = prepare(*args)
+        made.append(prepared[0])
+        return prepared
+
+    monkeypatch.setattr(full, "_prepare", spy)
+
+    async def submit() -> str:
+        return await full.asubmit(agent, {"n": 1}) if use_async else full.submit(agent, {"n": 1})
+
+    loss.arm(b"task.submitted")
+    with pytest.raises(BackpressureError):
+        await submit()
+    assert loss.lost == 1
+    assert len(made) == 1
+    keys = full.keys.task(made[0])
+    raw = connector.client()
+    assert raw.exists(keys.record) == 0
+    assert raw.exists(keys.events) == 0
+    with pytest.raises(NotFoundError):
+        full.get(made[0])

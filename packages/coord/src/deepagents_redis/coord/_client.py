@@ -249,6 +249,11 @@ class TaskClient(CoordComponent):
                     Script(ENQUEUE, enqueue_keys, enqueue_args),
                 ]
             )
+            # This submit made the record even when the create reads "there already": that
+            # is its own call re-sent after a lost reply (nobody else knows a random id). It
+            # must still remove the record when the backlog stays full (it left a pending
+            # record, with no TTL, on no queue).
+            created = 1
         else:
             created, status, same, _event_id = yield Script(CREATE, create_keys, create_args)
         if not same:
@@ -272,7 +277,9 @@ class TaskClient(CoordComponent):
             if left is None or left <= 0:
                 if created:
                     self._take_submitted(task_id)
-                    yield Script(ABANDON, [keys.record, keys.events], [digest])
+                    yield Script(
+                        ABANDON, [keys.record, keys.events], [digest, "1" if fresh else ""]
+                    )
                 raise BackpressureError(int(reply[1]), int(reply[2]))
             attempt += 1
             yield Sleep(min(left, jittered_backoff(attempt, 0.02, 0.5) + 0.005))
