@@ -7,12 +7,16 @@ server applied the call; the client sees a timeout and re-sends) and check what 
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 from deepagents_redis.coord import TaskClient
+from deepagents_redis.coord._keys import GROUP
 from deepagents_redis.coord._scripts import RESET, UNRESET
 from deepagents_redis.core import BackpressureError, NotFoundError, _connections
 
@@ -263,3 +267,37 @@ async def test_a_refused_submit_whose_create_reply_was_lost_leaves_no_record(
     assert raw.exists(keys.events) == 0
     with pytest.raises(NotFoundError):
         full.get(made[0])
+
+
+def test_a_hand_back_whose_reply_was_lost_still_queues_the_task(
+    connector: Any, worker_factory: Any, loss: _Loss
+) -> None:
+    # A stopping worker hands a running task back, then queues it again. The hand-back's
+    # reply lost, the client's retry ran it again and found the task pending under the next
+    # token: 'FENCED', so the worker skipped the requeue and the task waited, pending, on no
+    # queue until a reclaim.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    started = threading.Event()
+
+    async def waits(_x: Any) -> str:
+        started.set()
+        await asyncio.sleep(30)  # cancelled by the stop
+        return "done"
+
+    with worker_factory({"handback-lost": waits}, stop_grace_seconds=0) as worker:
+        task_id = tasks.submit("handback-lost", {})
+        assert started.wait(30)
+        deadline = time.monotonic() + 30
+        while tasks.get(task_id).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        loss.arm(b"task.handed_back")
+        worker.stop()
+    assert loss.lost == 1
+    assert tasks.get(task_id).status == "pending"
+    # queued again: the read entry acknowledged (not left to a reclaim), one entry to read
+    stream = tasks.keys.queue("handback-lost").stream
+    raw = connector.client()
+    assert raw.xpending(stream, GROUP)["pending"] == 0
+    assert raw.xlen(stream) == 1
+    assert [t["task_id"] for t in tasks.active("handback-lost")] == [task_id]
+    assert tasks.cancel(task_id) == "cancelled"

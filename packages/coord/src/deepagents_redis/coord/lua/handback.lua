@@ -12,16 +12,26 @@
 --   events_maxlen  approximate length cap of the events stream
 --   log_maxlen     with log_key: approximate length cap of the log
 --   task_id        with log_key: the task id (the log line's 't' field)
--- Returns 1.
+-- Returns 1. A call re-sent after its reply was lost (the client's retry) finds the task
+-- pending with 'handed_back' = its token and the token moved on by exactly this call, and
+-- answers 1 again, writing nothing: without it the re-send read as FENCED and the worker
+-- skipped the requeue, so the task waited on no queue until a reclaim.
 -- Errors: 'FENCED <current token>' (not the holder: nothing written).
 
 local task_key, events_key = KEYS[1], KEYS[2]
 local fence, event, events_maxlen = ARGV[1], ARGV[2], ARGV[3]
 local log_key, log_maxlen, task_id = KEYS[3], ARGV[4], ARGV[5]
 
-local f, fenced = holder(task_key, fence)
-if not f then return fenced end
-redis.call('HSET', task_key, 'status', 'pending', 'lease_until', 0, 'worker', '')
+local f, fenced, seen = holder(task_key, fence, 'handed_back')
+if not f then
+  -- every later owner (claim, reset, take) moves the token on again
+  if seen[1] == 'pending' and seen[3] == fence and tonumber(seen[2]) == tonumber(fence) + 1 then
+    return 1
+  end
+  return fenced
+end
+redis.call('HSET', task_key, 'status', 'pending', 'lease_until', 0, 'worker', '',
+  'handed_back', fence)
 redis.call('HINCRBY', task_key, 'attempts', -1)
 redis.call('HINCRBY', task_key, 'fence', 1)
 redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', event)
