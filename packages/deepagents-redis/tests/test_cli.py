@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+from typing import Any
 
 import pytest
 import redis
@@ -130,6 +131,37 @@ def test_migrate_status_up_cycle(
     assert main(["migrate", "up", *target]) == EXIT_OK
     assert "up to date" in capsys.readouterr().out
     with redis.Redis.from_url(redis_url) as raw:
+        raw.delete(f"{key_prefix}:schema")
+
+
+def test_migrate_up_writes_a_marker_deleted_under_it(
+    redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    # `up` found the marker (SET NX refused) and read it back; deleted in between, the read
+    # was None and `up` died on an assertion (a traceback, exit 1, nothing written).
+    from deepagents_redis.cli import _migrate
+
+    read = _migrate._read_marker
+    vanished: list[int] = []
+
+    def vanishing(client: Any, key: str) -> int | None:
+        if not vanished:  # once: the next try writes it again
+            vanished.append(1)
+            client.delete(key)
+        return read(client, key)
+
+    monkeypatch.setattr(_migrate, "_read_marker", vanishing)
+    target = ["--url", redis_url, "--prefix", key_prefix]
+    with redis.Redis.from_url(redis_url) as raw:
+        raw.set(f"{key_prefix}:schema", "1")
+        assert main(["migrate", "up", *target]) == EXIT_OK
+        assert "wrote marker" in capsys.readouterr().out
+        assert raw.get(f"{key_prefix}:schema") == b"1"
+        # Every try (a marker set again and deleted between each write and read): one line,
+        # exit 1, nothing written.
+        monkeypatch.setattr(_migrate, "_read_marker", lambda client, key: None)
+        assert main(["migrate", "up", *target]) == EXIT_PROBLEM
+        assert "keeps vanishing" in capsys.readouterr().out
         raw.delete(f"{key_prefix}:schema")
 
 

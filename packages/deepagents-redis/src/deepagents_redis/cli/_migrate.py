@@ -145,14 +145,22 @@ def run_up(args: argparse.Namespace) -> int:
         key = keyspace.schema_marker_key()
         code = keyspace.schema_version
         client = connector.client()
-        with redis_errors():
-            # NX: two operators running `up` at once both end with the same marker.
-            created = client.set(key, str(code), nx=True)
-        if created:
-            print(f"wrote marker {key} = {code}; there is nothing else to migrate yet")
-            return EXIT_OK
-        stored = _read_marker(client, key)
-        assert stored is not None
+        # A marker deleted between the SET NX and the read (another operator's hand, a
+        # flush) is written again: up to 3 tries, then one line and exit 1 (it was an
+        # assertion's traceback).
+        for _ in range(3):
+            with redis_errors():
+                # NX: two operators running `up` at once both end with the same marker.
+                created = client.set(key, str(code), nx=True)
+            if created:
+                print(f"wrote marker {key} = {code}; there is nothing else to migrate yet")
+                return EXIT_OK
+            stored = _read_marker(client, key)
+            if stored is not None:
+                break
+        else:
+            print(f"marker {key} keeps vanishing between its write and its read; refusing")
+            return EXIT_PROBLEM
         if stored > code:
             print(f"marker {key} = {stored} is newer than this code ({code}); refusing")
             return EXIT_PROBLEM
