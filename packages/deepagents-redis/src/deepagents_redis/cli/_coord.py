@@ -16,14 +16,13 @@ import argparse
 import importlib
 import json
 import logging
-import math
 import os
 import re
 import sys
 from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
-from deepagents_redis.cli._parsers import add_actions, add_command, nonempty
+from deepagents_redis.cli._parsers import add_actions, add_command, grace_seconds, nonempty
 from deepagents_redis.cli._target import add_target_arguments, connect
 
 __all__ = ["load_agent", "register"]
@@ -74,23 +73,6 @@ def _at_least_one(text: str) -> int:
     return value
 
 
-def _grace_seconds(text: str) -> float:
-    """`worker --grace`: a finite number of seconds, at least 0 (else exit 64).
-
-    A negative grace handed every run back the moment the worker stopped; NaN and infinity
-    reached the worker's waits.
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: the grace must be a finite number of seconds, at least 0"
-        )
-    return value
-
-
 _STREAM_ID = re.compile(r"\$|[0-9]+(-[0-9]+)?")
 
 
@@ -137,7 +119,7 @@ def register(subparsers: Any) -> None:
     )
     worker.add_argument(
         "--grace",
-        type=_grace_seconds,
+        type=grace_seconds,
         default=10.0,
         metavar="SECONDS",
         help="How long runs may finish after SIGTERM (default: %(default)g).",

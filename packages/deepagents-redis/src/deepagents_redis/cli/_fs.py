@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from deepagents_redis.cli._exit import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
-from deepagents_redis.cli._parsers import add_actions, add_command
+from deepagents_redis.cli._parsers import add_actions, add_command, grace_seconds
 
 __all__ = [
     "check_spec",
@@ -102,7 +101,7 @@ def register(subparsers: Any) -> None:
     _add_redis_options(gc)
     gc.add_argument(
         "--orphan-grace",
-        type=_grace,
+        type=grace_seconds,
         default=3600.0,
         metavar="SECONDS",
         help="Never delete unreferenced blobs younger than this (default: %(default)g).",
@@ -122,23 +121,6 @@ def _tree_path(text: str) -> str:
             f"{text!r} leaves the file tree: give a path inside it, e.g. /reports"
         )
     return text
-
-
-def _grace(text: str) -> float:
-    """`--orphan-grace`: a finite number of seconds, at least 0 (else exit 64).
-
-    A negative grace moved the cutoff into the future, so gc deleted blobs a writer had
-    just uploaded and not yet committed; NaN silently deleted nothing.
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: the grace must be a finite number of seconds, at least 0"
-        )
-    return value
 
 
 def _add_redis_options(parser: argparse.ArgumentParser) -> None:

@@ -10,9 +10,10 @@ error (exit 64), not a silent no-op.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
-__all__ = ["add_actions", "add_command", "nonempty"]
+__all__ = ["add_actions", "add_command", "grace_seconds", "nonempty"]
 
 
 def add_command(subparsers: Any, name: str, *, help: str, doc: str | None) -> Any:
@@ -59,3 +60,22 @@ def nonempty(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("must not be empty (leave the option out instead)")
     return text
+
+
+def grace_seconds(text: str) -> float:
+    """A grace period (`worker --grace`, `fs gc --orphan-grace`): seconds, finite, >= 0.
+
+    Anything else is exit 64. A negative grace handed every run back the moment a worker
+    stopped, and moved gc's cutoff into the future (it deleted blobs a writer had uploaded
+    and not yet committed); NaN and infinity reached the worker's waits, and NaN made gc
+    silently delete nothing.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the grace must be a finite number of seconds, at least 0"
+        )
+    return value
