@@ -111,3 +111,20 @@ def test_node_cache_entry_just_under_the_bound_is_stored(
     cache.set({(NS, "k"): (value, 60)})
     assert cache.get([(NS, "k")]) == {(NS, "k"): value}
     assert recorder.total("node_cache.set", outcome="oversize") == 0
+
+
+def test_fits_entry_counts_the_generation_prefix_at_the_bound(recorder: Any, caplog: Any) -> None:
+    # Both caches decide through one helper: a payload fits when it and the widest
+    # '<generation>:' prefix (21 bytes) are within the bound, to the byte.
+    from deepagents_redis.cache._common import fits_entry, make_guard
+    from deepagents_redis.cache._settings import CacheSettings
+
+    guard = make_guard(CacheSettings(), metric_prefix="cache", breaker=None)
+    assert fits_entry(guard, "update", 100 - 21, 100, "cache update")
+    assert recorder.total("cache.update", outcome="oversize") == 0
+    with caplog.at_level("WARNING", logger="deepagents_redis.cache"):
+        assert not fits_entry(guard, "update", 100 - 20, 100, "cache update")
+    assert recorder.total("cache.update", outcome="oversize") == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "cache update skipped: 80 bytes exceed max_entry_bytes=100"
+    ]

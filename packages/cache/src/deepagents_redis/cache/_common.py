@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any, Final
@@ -11,10 +12,13 @@ from deepagents_redis.cache._failopen import FailOpen
 from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.core import CircuitBreaker, ConfigurationError
 
+log = logging.getLogger("deepagents_redis.cache")
+
 __all__ = [
     "UNSET",
     "as_bytes",
     "async_owner",
+    "fits_entry",
     "make_guard",
     "refuse_decoding_clients",
     "sync_owner",
@@ -32,6 +36,34 @@ class _Unset:
 
 
 UNSET: Final = _Unset()
+
+# The stored value puts '<generation>:' (at most 21 bytes: a 20-digit INCR counter and the
+# colon) in front of the encoded payload.
+_GENERATION_PREFIX_MAX: Final = 21
+
+
+def fits_entry(guard: FailOpen, op: str, size: int, max_entry_bytes: int, what: str) -> bool:
+    """Whether an encoded payload fits ``max_entry_bytes`` once stored; if not, say so.
+
+    An oversize value is skipped, never truncated: it is counted as ``<op>/oversize`` and
+    logged at WARNING, so a cache that stores nothing because its values are too big is
+    visible.
+
+    Args:
+        guard: The cache's fail-open guard, which owns the counters.
+        op: The operation counted (``"update"`` or ``"set"``).
+        size: The encoded payload's size in bytes.
+        max_entry_bytes: The bound from the settings.
+        what: The operation's name in the log line (``"cache update"``).
+
+    Returns:
+        True when the stored value fits.
+    """
+    if size + _GENERATION_PREFIX_MAX <= max_entry_bytes:
+        return True
+    guard.count(op, "oversize")
+    log.warning("%s skipped: %d bytes exceed max_entry_bytes=%d", what, size, max_entry_bytes)
+    return False
 
 
 def ttl_ms(ttl: float | None) -> str:

@@ -17,6 +17,7 @@ from deepagents_redis.cache._common import (
     _Unset,
     as_bytes,
     async_owner,
+    fits_entry,
     make_guard,
     refuse_decoding_clients,
     sync_owner,
@@ -292,14 +293,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
             self._guard.count("update", "unserializable")
             log.warning("cache update skipped, value not serialisable: %s", exc)
             return None
-        # The stored value adds '<generation>:' (at most 21 bytes) in front of the payload.
-        if len(payload) + 21 > self.settings.max_entry_bytes:
-            self._guard.count("update", "oversize")
-            log.warning(
-                "cache update skipped: %d bytes exceed max_entry_bytes=%d",
-                len(payload),
-                self.settings.max_entry_bytes,
-            )
+        if not fits_entry(
+            self._guard, "update", len(payload), self.settings.max_entry_bytes, "cache update"
+        ):
             return None
         return payload
 

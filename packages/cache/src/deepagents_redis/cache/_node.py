@@ -14,6 +14,7 @@ from deepagents_redis.cache._common import (
     UNSET,
     _Unset,
     as_bytes,
+    fits_entry,
     make_guard,
     refuse_decoding_clients,
     ttl_ms,
@@ -338,15 +339,10 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
                 self._guard.count("set", "unserializable")
                 log.warning("node cache set skipped, value not serialisable: %s", exc)
                 continue
-            # As RedisLLMCache: the stored value adds '<generation>:' (at most 21 bytes); an
-            # entry over the bound is skipped alone, the batch's other entries are stored.
-            if len(env) + 21 > self.settings.max_entry_bytes:
-                self._guard.count("set", "oversize")
-                log.warning(
-                    "node cache set skipped: %d bytes exceed max_entry_bytes=%d",
-                    len(env),
-                    self.settings.max_entry_bytes,
-                )
+            # An entry over the bound is skipped alone; the batch's other entries are stored.
+            if not fits_entry(
+                self._guard, "set", len(env), self.settings.max_entry_bytes, "node cache set"
+            ):
                 continue
             keys, args = by_ns.setdefault(nst, ([self._gen_key(nst)], []))
             keys.append(entry)
