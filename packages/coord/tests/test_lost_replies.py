@@ -301,3 +301,31 @@ def test_a_hand_back_whose_reply_was_lost_still_queues_the_task(
     assert raw.xlen(stream) == 1
     assert [t["task_id"] for t in tasks.active("handback-lost")] == [task_id]
     assert tasks.cancel(task_id) == "cancelled"
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_a_progress_event_whose_reply_was_lost_is_stored_once(
+    connector: Any, worker_factory: Any, loss: _Loss, use_async: bool
+) -> None:
+    # A progress event is one script call; its reply lost, the client's retry ran it again
+    # and the task's events stream held the event twice (every reader of the task's events,
+    # and the namespace log, saw the same progress twice).
+    mark = f"progress-lost-{use_async}"
+
+    async def aruns(_x: Any, ctx: Any) -> str:
+        await ctx.aprogress(step=mark)
+        return "done"
+
+    def runs(_x: Any, ctx: Any) -> str:
+        ctx.progress(step=mark)
+        return "done"
+
+    agent = f"progress-lost-{'async' if use_async else 'sync'}"
+    tasks = TaskClient(connector=connector, check_agents=False)
+    loss.arm(mark.encode())
+    with worker_factory({agent: aruns if use_async else runs}):
+        task_id = tasks.submit(agent, {})
+        assert tasks.result(task_id, timeout=60) == "done"
+    assert loss.lost == 1
+    steps = [e.data for _, e in tasks.events(task_id) if e.type.endswith(".progress")]
+    assert steps == [{"step": mark}]

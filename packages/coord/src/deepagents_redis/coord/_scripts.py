@@ -57,7 +57,9 @@ UNRESET: Final = IdempotentScript.from_package("coord_unreset", _PACKAGE, "unres
 refused retry read as queued."""
 CLAIM: Final = LuaScript.from_package("coord_claim", _PACKAGE, "claim.lua")
 HEARTBEAT: Final = LuaScript.from_package("coord_heartbeat", _PACKAGE, "fence.lua", "heartbeat.lua")
-EVENT: Final = LuaScript.from_package("coord_event", _PACKAGE, "fence.lua", "event.lua")
+EVENT: Final = IdempotentScript.from_package("coord_event", _PACKAGE, "fence.lua", "event.lua")
+"""A progress event, recorded by op id: a call re-sent after its reply was lost (the client's
+retry) must not append the event twice."""
 FINISH: Final = LuaScript.from_package("coord_finish", _PACKAGE, "fence.lua", "finish.lua")
 HANDBACK: Final = LuaScript.from_package("coord_handback", _PACKAGE, "fence.lua", "handback.lua")
 ACK: Final = IdempotentScript.from_package("coord_ack", _PACKAGE, "ack.lua")

@@ -41,7 +41,7 @@ from typing import Any, Final, Unpack
 import msgpack
 from deepagents_redis.coord._common import CoordComponent, claimed_entries, entries, one, text
 from deepagents_redis.coord._errors import LeaseLostError
-from deepagents_redis.coord._event import EVENT_FIELD, LOG_TASK_FIELD
+from deepagents_redis.coord._event import EVENT_FIELD, LOG_TASK_FIELD, new_event_id
 from deepagents_redis.coord._keys import (
     GROUP,
     QueueKeys,
@@ -1368,14 +1368,21 @@ class Worker(CoordComponent):
     async def _progress(self, ctx: TaskContext, data: dict[str, Any]) -> None:
         keys = self.keys.task(ctx.task_id)
         event = self._encoded("task.progress", self.worker_id, ctx.task_id, ctx.agent, keys, **data)
+        # By op id: a plain script whose reply was lost is re-sent by the client's retry, and
+        # the task's events held the progress twice. The record only has to outlive this
+        # call's retries, all within its deadline (a busy agent reports often: keep it short).
+        op_key = self.keys.op(keys.scope, f"progress:{new_event_id()}")
+        ttl_ms = max(60_000, int(self._deadline * 2_000))
         try:
             await self._op(
                 "coord.progress",
                 one(
-                    Script(
+                    Idempotent(
                         EVENT,
+                        op_key,
                         [keys.record, keys.events],
                         [ctx.fence, event, self.coord_settings.events_maxlen],
+                        op_ttl_ms=ttl_ms,
                     )
                 ),
             )
