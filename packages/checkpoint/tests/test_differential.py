@@ -5,8 +5,8 @@ Random (seeded) threads, checkpoint namespaces and metadata, with hostile charac
 namespace, checkpoint id, filter, before, limit) and random `put_writes` (special writes,
 repeated task and index). Within one namespace the order is the same; across namespaces
 `InMemorySaver` orders per namespace and we by id (as PostgresSaver), so results compare as
-sets there. Booleans are left out of filters: Python's ``True == 1`` makes `InMemorySaver`
-match them against ints, where the SQL savers and we compare JSON.
+sets there. Filters match as `InMemorySaver`'s Python ``==`` does: ``True == 1 == 1.0``, at
+any depth.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 NAMESPACES = ["", "a", "a:b|c", "{x}", "é☃", "a\tb", "*?[]\\", "b"]
 THREADS = ["t1", "{t}", "t:2", "ü", "1", "a b"]
-VALUES: list[Any] = [0, 1, 2, None, "x", "1", 1.0, {"k": 1}, {"k": [1, 2]}, [1, 2], "é"]
+VALUES: list[Any] = [
+    *(0, 1, 2, None, "x", "1", 1.0, {"k": 1}, {"k": [1, 2]}, [1, 2], "é"),
+    *(True, False, 0.0, {"k": True}, {"k": 1.0}, [True, 2.0], (1, 2), {"k": [1.0, True]}),
+]
 
 
 def _both(connector: RedisConnector) -> tuple[RedisSaver, InMemorySaver]:
@@ -98,6 +101,41 @@ def test_list_answers_as_in_memory_saver(connector: RedisConnector, seed: int) -
             assert sorted(got) == sorted(want), query
         else:
             assert len(got) == len(want), query
+
+
+@pytest.mark.parametrize(
+    ("stored", "wanted"),
+    [
+        (1, True),
+        (True, 1),
+        (0, False),
+        (False, 0.0),
+        (True, 1.0),
+        ({"k": 1}, {"k": True}),
+        ({"k": [True, 2]}, {"k": [1, 2.0]}),
+        ([1.0, {"a": False}], [1, {"a": 0}]),
+        ({"k": 2.5}, {"k": 2.5}),
+        (True, "true"),
+        (1, "1"),
+        ({1: "a"}, {True: "a"}),
+    ],
+)
+def test_filter_matches_as_python_equality(
+    connector: RedisConnector, stored: Any, wanted: Any
+) -> None:
+    # A filter matches what Python's == matches in InMemorySaver ({"flag": True} finds a
+    # stored 1, and {"step": 1} a stored True); the server compared JSON texts and missed them.
+    ours, reference = _both(connector)
+    cp = empty_checkpoint()
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    for saver in (ours, reference):
+        saver.put(config, cp, {"v": stored}, {})  # type: ignore[arg-type, typeddict-unknown-key]
+    query: dict[str, Any] = {"config": None, "filter": {"v": wanted}}
+    want = _rows(reference, query)
+    assert len(want) == (0 if isinstance(wanted, str) else 1)  # the case is what it says
+    assert _rows(ours, query) == want
+    query["config"] = {"configurable": {"thread_id": "t"}}
+    assert _rows(ours, query) == _rows(reference, query) == want
 
 
 def test_pending_writes_as_in_memory_saver(connector: RedisConnector) -> None:

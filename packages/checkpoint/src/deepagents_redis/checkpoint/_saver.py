@@ -1087,7 +1087,9 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         def keep(tup: CheckpointTuple) -> bool:
             if config_id and tup.config["configurable"]["checkpoint_id"] != config_id:
                 return False
-            return all(tup.metadata.get(k) == v for k, v in wanted.items())  # type: ignore[misc]
+            # InMemorySaver's own comparison, operands in its order (``True == 1``: see
+            # `canonical`, which lets those through the server's text match)
+            return all(v == tup.metadata.get(k) for k, v in wanted.items())  # type: ignore[misc]
 
         return before_id, pairs, keep
 

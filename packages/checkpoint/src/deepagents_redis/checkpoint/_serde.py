@@ -175,7 +175,11 @@ def _wrap(inner: Callable[[int, bytes], Any]) -> Callable[[int, bytes], Any]:
 def canonical(value: Any) -> str | None:
     """The text a metadata value is filtered by: canonical JSON, or None if not JSON.
 
-    Integral floats are written as integers (``1.0`` matches a filter of ``1``, as in Python).
+    `InMemorySaver` matches a filter with Python's ``==``, so values equal in Python must have
+    one text (the server compares texts; what it lets through, Python checks exactly): a bool
+    is written as its int (``True == 1``), an integral float as an int (``1.0 == 1``), a tuple
+    as a list, at any depth. A mapping with a key that is not a str has no text (``{1: "a"}``
+    and ``{True: "a"}`` are equal, and JSON would write their keys apart): Python decides alone.
     """
     # Every put indexes each metadata value: its common exact types skip the encoder object
     # (the same text json.dumps writes; ~3 µs instead of ~12 per value, issue 13).
@@ -187,12 +191,40 @@ def canonical(value: Any) -> str | None:
     if value is None:
         return "null"
     if kind is bool:
-        return "true" if value else "false"
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
+        return "1" if value else "0"
     try:
         return json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            _plain(value),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
         )
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
+
+
+def _plain(value: Any) -> Any:
+    """`value` with each number as its int when it equals one, and tuples as lists.
+
+    Raises:
+        TypeError: A type JSON has no form for, or a mapping key that is not a str.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):  # bool and IntEnum too: the int they equal
+        return int(value)
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
+        return float(value)  # nan and inf: refused by json.dumps (allow_nan=False)
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError("a mapping key that is not a str")
+            out[key] = _plain(item)
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    raise TypeError(f"no JSON form for {type(value).__name__}")
