@@ -258,3 +258,67 @@ def test_bad_arguments_are_refused_and_register_nothing(kwargs: dict[str, Any]) 
         assert _gauges(reader) == {}  # no gauge registered
     finally:
         provider.shutdown()
+
+
+def test_unwatch_lets_go_of_what_watch_was_given(redis_settings: Any) -> None:
+    # watch() kept every cache, connector and queue it was given for the process's life: a
+    # service building a cache per tenant kept each one alive and reported for good.
+    import gc
+    import weakref
+
+    from deepagents_redis.core import InvalidInputError
+    from deepagents_redis.observe import unwatch
+
+    connector = RedisConnector(settings=redis_settings)
+    namespace = f"obs{uuid.uuid4().hex[:6]}"
+    tasks = TaskClient(connector=connector, namespace=namespace, check_agents=False)
+    kept = RedisLLMCache(connector=connector, namespace="obs-kept")
+    dropped = RedisLLMCache(connector=connector, namespace="obs-dropped")
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        watch(
+            tasks=tasks,
+            agents=["a", "b"],
+            caches=[kept, dropped],
+            connectors=[connector],
+            meter_provider=provider,
+        )
+        connector.client().ping()
+        seen = _gauges(reader)
+        assert len(seen["deepagents_redis.cache.breaker_state"]) == 2
+        assert set(seen["deepagents_redis.coord.backlog"]) == {
+            (("deepagents_redis.agent", "a"),),
+            (("deepagents_redis.agent", "b"),),
+        }
+        assert seen["deepagents_redis.pool.connections"]
+
+        unwatch(
+            tasks=tasks,
+            agents=["a"],
+            caches=[dropped],
+            connectors=[connector],
+            meter_provider=provider,
+        )
+        unwatch(caches=[dropped], meter_provider=provider)  # twice: harmless
+        seen = _gauges(reader)
+        assert seen["deepagents_redis.cache.breaker_state"] == {
+            (("deepagents_redis.cache", "RedisLLMCache#0"),): 0
+        }
+        assert set(seen["deepagents_redis.coord.backlog"]) == {(("deepagents_redis.agent", "b"),)}
+        assert not seen.get("deepagents_redis.pool.connections")
+        # the unwatched cache is no longer held
+        ref = weakref.ref(dropped)
+        del dropped
+        gc.collect()
+        assert ref() is None
+
+        unwatch(tasks=tasks, meter_provider=provider)  # every queue of this client
+        assert not _gauges(reader).get("deepagents_redis.coord.backlog")
+        with pytest.raises(InvalidInputError):
+            unwatch(caches=[object()], meter_provider=provider)
+        assert kept.breaker is not None
+    finally:
+        provider.shutdown()
+        tasks.close()
+        connector.close()

@@ -7,7 +7,7 @@ out. Only `opentelemetry-api` is required; the SDK and exporters are your choice
 
 from deepagents_redis.observe._capture import Captured, capture
 from deepagents_redis.observe._dashboard import dashboard
-from deepagents_redis.observe._gauges import watch
+from deepagents_redis.observe._gauges import unwatch, watch
 from deepagents_redis.observe._otel import PREFIX, OpenTelemetryInstrumentation, clean_attributes
 from deepagents_redis.observe._setup import instrument, is_instrumented, uninstrument
 
@@ -21,5 +21,6 @@ __all__ = [
     "instrument",
     "is_instrumented",
     "uninstrument",
+    "unwatch",
     "watch",
 ]

@@ -23,7 +23,7 @@ from deepagents_redis.observe._otel import PREFIX
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-__all__ = ["pool_observations", "watch"]
+__all__ = ["pool_observations", "unwatch", "watch"]
 
 log = logging.getLogger("deepagents_redis.observe")
 _BREAKER = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
@@ -95,10 +95,15 @@ class _Queues:
     """One `watch()` call's coord queues, read once per collection for its four gauges."""
 
     def __init__(self, tasks: Any, agents: Sequence[str]) -> None:
-        self._tasks = tasks
+        self.tasks = tasks
         self._agents = list(agents)
         self._at = -1.0
         self._rows: list[tuple[str, Observation]] = []
+
+    def without(self, agents: Sequence[str]) -> _Queues | None:
+        """These queues less `agents` (all of them when empty); None when none is left."""
+        left = [a for a in self._agents if a not in agents] if agents else []
+        return _Queues(self.tasks, left) if left else None
 
     def rows(self) -> list[tuple[str, Observation]]:
         # One read of each queue per collection, shared by the four gauges' callbacks. The
@@ -109,14 +114,14 @@ class _Queues:
         out: list[tuple[str, Observation]] = []
         try:
             # May contact the server (cluster auto-detection) and raise: never into the SDK.
-            client = self._tasks.connector.client()
+            client = self.tasks.connector.client()
         except Exception as exc:  # noqa: BLE001 - a collection must never fail the exporter
             log.warning("observe: no client for the coord queues: %s", type(exc).__name__)
             self._at, self._rows = time.monotonic(), out
             return []
         for i, agent in enumerate(self._agents):
             try:
-                out += _queue_rows(self._tasks, client, agent)
+                out += _queue_rows(self.tasks, client, agent)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # Every queue is on this one server: after one has timed out the others
                 # would each cost the same timeouts, and the exporter waits for all of them.
@@ -190,6 +195,23 @@ class _Watched:
                 label = f"{type(cache).__name__}#{len(self.caches)}"
                 self.caches.append((label, cache))
             self.connectors.extend(connectors)
+
+    def remove(
+        self, tasks: Any, agents: Sequence[str], caches: Iterable[Any], connectors: Iterable[Any]
+    ) -> None:
+        # By identity, not equality: two equal-looking caches are two breakers.
+        drop_caches = {id(cache) for cache in caches}
+        drop_connectors = {id(connector) for connector in connectors}
+        with self.lock:
+            if tasks is not None:
+                kept: list[_Queues] = []
+                for queues in self.queues:
+                    left = queues.without(agents) if queues.tasks is tasks else queues
+                    if left is not None:
+                        kept.append(left)
+                self.queues = kept
+            self.caches = [(n, c) for n, c in self.caches if id(c) not in drop_caches]
+            self.connectors = [c for c in self.connectors if id(c) not in drop_connectors]
 
     def queue_rows(self) -> list[tuple[str, Observation]]:
         with self.lock:
@@ -329,3 +351,37 @@ def watch(
             _register_gauges(meter, watched)
     watched.add(tasks, agents, caches, connectors)
     return meter
+
+
+def unwatch(
+    *,
+    tasks: Any = None,
+    agents: Sequence[str] = (),
+    caches: Iterable[Any] = (),
+    connectors: Iterable[Any] = (),
+    meter_provider: Any = None,
+) -> None:
+    """Stop reporting what `watch()` was given: the gauges let go of those objects.
+
+    `watch()` keeps what it reports (a process that builds a cache per tenant and drops it
+    would otherwise keep every one alive and reported for good). Objects are matched by
+    identity; what was never watched is ignored, so calling it twice is harmless. The gauges
+    themselves stay registered (OpenTelemetry cannot take an instrument back) and report
+    what is still watched.
+
+    Args:
+        tasks: A coord `TaskClient` given to `watch()`: its queues are no longer read.
+        agents: Only these agents' queues of `tasks` (default: all of them).
+        caches: Caches whose breaker state is no longer reported.
+        connectors: Connectors whose pools are no longer reported.
+        meter_provider: The provider given to `watch()` (default: the global provider).
+
+    Raises:
+        InvalidInputError: An argument of the wrong kind, as `watch()` checks them.
+    """
+    agents, caches, connectors = _checked(tasks, agents, caches, connectors)
+    provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+    with _registry_lock:
+        watched = _registry.get(provider)
+    if watched is not None:
+        watched.remove(tasks, agents, caches, connectors)
