@@ -178,3 +178,30 @@ def test_a_task_that_ran_leaves_its_mark_to_expire(connector: Any, worker_factor
                 break
             threading.Event().wait(0.05)
         assert raw.pttl(mark) > 0
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_an_idempotency_key_reused_with_another_run_timeout_is_invalid_input(
+    connector: Any, use_async: bool
+) -> None:
+    # The submit digest covered the agent and the input only: a second submit with the same
+    # key and another run_timeout got the first task's id back, and ran under the first
+    # submit's limit (or none), as if it had been a repeat of the same request.
+    tasks = TaskClient(connector=connector, check_agents=False)
+
+    async def submit(key: str, run_timeout: float | None) -> str:
+        args: dict[str, Any] = {"idempotency_key": f"{key}-{use_async}", "run_timeout": run_timeout}
+        if use_async:
+            return await tasks.asubmit("nobody-serves-this", {"n": 1}, **args)
+        return tasks.submit("nobody-serves-this", {"n": 1}, **args)
+
+    timed = await submit("timed", 30)
+    assert await submit("timed", 30.0) == timed  # the same request: the same task
+    bare = await submit("bare", None)
+    assert await submit("bare", None) == bare
+    for key, other in (("timed", None), ("timed", 60), ("bare", 5)):
+        with pytest.raises(InvalidInputError, match="run_timeout"):
+            await submit(key, other)
+    assert tasks.get(timed).status == tasks.get(bare).status == "pending"
+    tasks.cancel(timed)
+    tasks.cancel(bare)

@@ -198,9 +198,16 @@ class TaskClient(CoordComponent):
         payload = self.codec.encode(input, key=keys.record)
         if len(payload) > self.coord_settings.max_input_bytes:
             raise PayloadTooLargeError(len(payload), self.coord_settings.max_input_bytes)
-        digest = hashlib.sha1(
-            agent.encode("utf-8", "surrogatepass") + b"\0" + payload, usedforsecurity=False
-        ).hexdigest()
+        # What makes a repeat "the same request": the agent, the input and an explicit
+        # run_timeout (without it, another limit read as a repeat and ran under the first
+        # one); the settings' default is the client's, not the request's, like max_attempts.
+        # A submit without run_timeout keeps the digest it always had (records made
+        # before are still recognised); the second NUL keeps the two forms apart (an agent
+        # name is printable, a payload starts with the codec's envelope byte).
+        head = agent.encode("utf-8", "surrogatepass") + b"\0"
+        if run_timeout is not None:
+            head += f"\0run_timeout={float(run_timeout)!r}\0".encode()
+        digest = hashlib.sha1(head + payload, usedforsecurity=False).hexdigest()
         timeout = run_timeout or self.coord_settings.task_timeout_seconds
         fresh = idempotency_key is None  # a new random id: no earlier record can exist
         return task_id, payload, digest, "" if timeout is None else repr(float(timeout)), fresh
@@ -258,7 +265,8 @@ class TaskClient(CoordComponent):
             created, status, same, _event_id = yield Script(CREATE, create_keys, create_args)
         if not same:
             raise InvalidInputError(
-                f"idempotency key already used for another agent or input (task {task_id})"
+                f"idempotency key already used for another agent, input or run_timeout"
+                f" (task {task_id})"
             )
         if text(status) != "pending":
             return task_id  # an earlier submit with this key: started or finished already
@@ -298,8 +306,9 @@ class TaskClient(CoordComponent):
         Args:
             agent: Which agent runs it (a name a `Worker` serves).
             input: The run's input (plain data; LangChain messages through the codec).
-            idempotency_key: Submitting again with the same key returns the same task id
-                and runs nothing more (kept `result_ttl_seconds` after the task ends).
+            idempotency_key: Submitting again with the same key (and the same agent, input
+                and run_timeout) returns the same task id and runs nothing more (kept
+                `result_ttl_seconds` after the task ends).
             timeout: How long to wait for room when the agent's backlog is full; None
                 raises `BackpressureError` at once.
             run_timeout: Longest run of one attempt (default `task_timeout_seconds`).
@@ -311,7 +320,8 @@ class TaskClient(CoordComponent):
             UnknownAgentError: No worker serves `agent` (with `check_agents`).
             PayloadTooLargeError: The encoded input is over `max_input_bytes`.
             BackpressureError: The backlog stayed full.
-            InvalidInputError: The idempotency key was used for another agent or input.
+            InvalidInputError: The idempotency key was used for another agent, input or
+                run_timeout.
         """
         _check_seconds("timeout", timeout)
         prepared = self._prepare(agent, input, idempotency_key, run_timeout)
