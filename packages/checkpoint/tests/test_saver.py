@@ -1004,3 +1004,54 @@ def test_a_metadata_key_that_is_not_a_str_never_hides_a_str_key(
         want = len(list(memory.list(_cfg(thread), filter=filter)))
         assert len(list(saver.list(_cfg(thread), filter=filter))) == want
     assert len(list(saver.list(_cfg(thread), filter={"1": 2}))) == 1
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+@pytest.mark.parametrize("blob_bytes", [32_768, 0])
+async def test_a_put_again_with_other_versions_leaves_no_unreferenced_blob(
+    connector: RedisConnector, blob_bytes: int, use_async: bool
+) -> None:
+    """A put under an id already stored, naming other channel versions, left the blobs only
+    the old version named in the thread's blob hash for good (no checkpoint names them, so
+    no delete ever took them off). Now they go in the same script; a blob another checkpoint
+    still names stays. Inline and around the script (script_blob_bytes=0)."""
+    saver = RedisSaver(connector=connector, script_blob_bytes=blob_bytes)
+    thread = _thread()
+    blobs = saver.keys.thread(thread).blobs
+
+    def ver(n: int) -> str:
+        return f"{n:032}.0"
+
+    async def put(parent: str | None, cid: str, v: int, fixed: int, new: list[str]) -> None:
+        cp = empty_checkpoint()
+        cp["id"] = cid
+        cp["channel_values"] = {"v": f"v{v}", "fixed": f"f{fixed}"}
+        cp["channel_versions"] = {"v": ver(v), "fixed": ver(fixed)}
+        versions: Any = {ch: cp["channel_versions"][ch] for ch in new}
+        if use_async:
+            await saver.aput(_cfg(thread, "", parent), cp, {}, versions)
+        else:
+            saver.put(_cfg(thread, "", parent), cp, {}, versions)
+
+    def stored() -> set[str]:
+        return {f.decode().split("\t", 1)[1] for f in _raw(connector).hkeys(blobs)}
+
+    def refs(*pairs: tuple[str, int]) -> set[str]:
+        return {saver.keys.blob_ref(ch, ver(n)) for ch, n in pairs}
+
+    one, two = str(uuid6(clock_seq=1)), str(uuid6(clock_seq=2))
+    await put(None, one, 1, 1, ["v", "fixed"])
+    await put(one, two, 2, 1, ["v"])
+    await put(one, two, 2, 1, ["v"])  # a retry: the same versions, nothing goes
+    assert stored() == refs(("v", 1), ("v", 2), ("fixed", 1))
+    await put(one, two, 3, 1, ["v"])  # v:2 was only two's
+    assert stored() == refs(("v", 1), ("v", 3), ("fixed", 1))
+    await put(None, one, 1, 4, ["fixed"])  # fixed:1 is still two's: it stays
+    assert stored() == refs(("v", 1), ("v", 3), ("fixed", 1), ("fixed", 4))
+    got = saver.get_tuple(_cfg(thread, "", two))
+    assert got is not None
+    assert got.checkpoint["channel_values"] == {"v": "v3", "fixed": "f1"}
+    got = saver.get_tuple(_cfg(thread, "", one))
+    assert got is not None
+    assert got.checkpoint["channel_values"] == {"v": "v1", "fixed": "f4"}
+    saver.delete_thread(thread)

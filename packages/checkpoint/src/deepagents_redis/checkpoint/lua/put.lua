@@ -11,6 +11,8 @@
 --   body         msgpack [checkpoint frame, metadata frame] (stored as given)
 --   rec          the index record (msgpack; see _keys), stored as given
 --   ARGV[7..]    pairs: blob ref ('<ech>:<ever>'), blob value (the new channel versions)
+-- A put again under an id already stored with other channel versions deletes the blobs
+-- only the old version named (a walk over the namespace's records, on that path only).
 -- Returns {new thread, new run}: 1 when the thread had no checkpoint before this put, and when
 --   it had none of run erun (0 for no run); the client then names it in the cross-thread
 --   indexes, should it believe it already had (another process deleted the thread meanwhile).
@@ -33,6 +35,27 @@ redis.call('SETRANGE', idx_key .. ':oom-probe', 0, '')
 local old = record(f)
 if old and old[3] ~= '' and old[3] ~= erun then
   redis.call('ZREM', runs_key, old[3] .. '\t' .. cid .. '\t' .. ecns)
+end
+-- ... and other channel versions: the blobs only the old version named went unreferenced
+-- for good (nothing else deletes a blob but the delete of a checkpoint that names it).
+-- Only then is the namespace's records walked, to keep a blob another checkpoint shares
+-- (a retry or a copy names the same versions: LangGraph's own runs never get here).
+if old then
+  local gone = {}
+  for _, ref in ipairs(old[2]) do gone[ref] = true end
+  for _, ref in ipairs(unpacked(rec, 'a checkpoint index record')[2] or {}) do
+    gone[ref] = nil
+  end
+  if next(gone) then
+    local members = redis.call('ZRANGE', ns_key, '[' .. ecns .. '\t', '(' .. ecns .. '\n', 'BYLEX')
+    for _, member in ipairs(members) do
+      local other = member ~= f and record(member)
+      if other then
+        for _, ref in ipairs(other[2]) do gone[ref] = nil end
+      end
+    end
+    for ref in pairs(gone) do redis.call('HDEL', blob_key, ecns .. '\t' .. ref) end
+  end
 end
 redis.call('HSET', cp_key, f, body)
 redis.call('HSET', cpi_key, f, rec)
