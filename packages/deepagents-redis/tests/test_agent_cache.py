@@ -81,6 +81,81 @@ def test_string_model_goes_through_init_chat_model(
     build.shared().close()
 
 
+def test_subagent_models_are_cached_too(redis_settings: Any, redis_client: Any) -> None:
+    # deepagents builds a declarative subagent on its spec's own model: with the cache phase
+    # on, the main model's calls were cached and every call of such a subagent reached it.
+    from deepagents_redis.agent import close_redis
+    from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
+    from langchain_core.messages import AIMessage
+
+    def researched(messages: Any) -> AIMessage:
+        # A fresh message per call: deepagents names the subagent's reply in place, which
+        # would change a scripted message object (and so the model's cache key) for run 2.
+        return AIMessage(content="research done")
+
+    sub_model = ScriptedChatModel(script=[researched], by_turn=True)
+    researcher = {
+        "name": "researcher",
+        "description": "Researches one topic.",
+        "system_prompt": "Do the research.",
+        "model": sub_model,
+    }
+    model = ScriptedChatModel(
+        script=[
+            tool_call("task", {"description": "research it", "subagent_type": "researcher"}, "t1"),
+            AIMessage(content="thanks"),
+        ],
+        by_turn=True,
+    )
+    agent = create_deep_agent(
+        model,
+        subagents=[researcher],
+        redis_settings=redis_settings,
+        redis_client=redis_client,
+        redis_cache=True,
+    )
+    try:
+        question = {"messages": [HumanMessage(content="plan it")]}
+        first = agent.invoke(question)
+        assert (model.calls, sub_model.calls) == ([0, 1], [0])
+        second = agent.invoke(question)
+        assert (model.calls, sub_model.calls) == ([0, 1], [0])  # no new call of either
+        assert first["messages"][-1].content == second["messages"][-1].content == "thanks"
+    finally:
+        close_redis(agent)
+    # The caller's spec and model object were copied, not changed.
+    assert researcher["model"] is sub_model
+    assert sub_model.cache is None
+
+
+def test_subagent_string_models_share_the_agents_cache(
+    redis_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deepagents_redis.testing.chat import ScriptedChatModel
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "not-a-real-key")
+    compiled = {"name": "remote", "description": "d", "runnable": object()}
+    inherits = {"name": "plain", "description": "d", "system_prompt": "p"}
+    named = {"name": "named", "description": "d", "system_prompt": "p", "model": "anthropic:x-1"}
+    kwargs: dict[str, Any] = {
+        "model": ScriptedChatModel(script=[]),
+        "subagents": [named, inherits, compiled],
+        "cache": None,
+    }
+    build = _build(kwargs, redis_settings)
+    notes = wire_cache(build)
+    (llm_cache,) = build.components
+    assert kwargs["model"].cache is llm_cache
+    sub_named, sub_plain, sub_compiled = kwargs["subagents"]
+    assert sub_named["model"].cache is llm_cache
+    assert named["model"] == "anthropic:x-1"  # the caller's spec is not changed
+    assert sub_plain is inherits  # no model of its own: runs on the cached main model
+    assert sub_compiled is compiled
+    assert "cache: LLM cache on subagent 'named''s model" in notes
+    assert any("'remote' is a compiled graph" in n for n in notes)
+    build.shared().close()
+
+
 def test_node_cache_option(redis_settings: Any) -> None:
     kwargs: dict[str, Any] = {"model": None, "cache": None}
     build = _build(kwargs, redis_settings)

@@ -69,20 +69,40 @@ def _model_from_name(name: str, cache: Any) -> Any:
     return init_chat_model(name, **apply_provider_profile(name, {"cache": cache}))
 
 
+def _cached_model(model: Any, cache: Any) -> Any:
+    """`model` with `cache` on it: a string built as deepagents builds it, an instance copied."""
+    from deepagents_redis.cache import with_llm_cache
+
+    if isinstance(model, str):
+        return _model_from_name(model, cache)
+    return with_llm_cache(model, cache)
+
+
 def wire_cache(build: AgentBuild, cache_settings: Any = None) -> list[str]:
-    """Put a `RedisLLMCache` on the model and, with `node_cache_enabled`, a node cache.
+    """Put a `RedisLLMCache` on the model (and subagents' own), maybe a node cache.
 
     A string model goes through `init_chat_model(..., cache=...)` with deepagents' provider
-    profile; an instance is copied (`with_llm_cache`), never mutated. Options come from
-    `DEEPAGENTS_REDIS_CACHE_*` unless `cache_settings` is given.
+    profile; an instance is copied (`with_llm_cache`), never mutated. A declarative subagent
+    spec with its own `model` is copied with that model cached the same way (one cache for
+    every model of the agent); a subagent without one runs on the (cached) main model. A
+    compiled subagent (`runnable`) is the caller's graph: its model is left alone, and a note
+    says so. Options come from `DEEPAGENTS_REDIS_CACHE_*` unless `cache_settings` is given.
 
     Returns:
         One line per change.
     """
-    from deepagents_redis.cache import CacheSettings, RedisLLMCache, RedisNodeCache, with_llm_cache
+    from deepagents_redis.cache import CacheSettings, RedisLLMCache, RedisNodeCache
 
     cs = cache_settings if cache_settings is not None else CacheSettings()
     kwargs, notes = build.kwargs, []
+    built: list[Any] = []
+
+    def llm_cache() -> Any:
+        # One cache for the main model and every subagent's, built when a model needs it.
+        if not built:
+            built.append(build.own(RedisLLMCache(connector=build.shared(), cache_settings=cs)))
+        return built[0]
+
     model = kwargs.get("model")
     if model is None:
         notes.append(
@@ -92,16 +112,28 @@ def wire_cache(build: AgentBuild, cache_settings: Any = None) -> list[str]:
         # The phase is on and caches nothing: a degradation, so a warning (not only a note).
         log.warning("%s", notes[-1])
     else:
-        llm_cache = build.own(RedisLLMCache(connector=build.shared(), cache_settings=cs))
-        kwargs["model"] = (
-            _model_from_name(model, llm_cache)
-            if isinstance(model, str)
-            else with_llm_cache(model, llm_cache)
-        )
+        kwargs["model"] = _cached_model(model, llm_cache())
         notes.append(
             f"cache: LLM cache on the model (namespace={cs.namespace!r}, "
             f"ttl={cs.ttl_seconds!r}, single_flight={cs.single_flight})"
         )
+    if kwargs.get("subagents"):
+        # deepagents builds a declarative subagent on spec["model"] when it has one: without
+        # this, every call of a subagent given its own model went uncached with the phase on.
+        specs = []
+        for spec in kwargs["subagents"]:
+            if isinstance(spec, Mapping) and "graph_id" not in spec:
+                name = spec.get("name")
+                if "runnable" in spec:
+                    notes.append(
+                        f"cache: subagent {name!r} is a compiled graph; its model calls are "
+                        "not cached by this phase (put with_llm_cache on its model)"
+                    )
+                elif spec.get("model") is not None:
+                    spec = {**spec, "model": _cached_model(spec["model"], llm_cache())}
+                    notes.append(f"cache: LLM cache on subagent {name!r}'s model")
+            specs.append(spec)
+        kwargs["subagents"] = specs
     if cs.node_cache_enabled:
         if kwargs.get("cache") is None:
             kwargs["cache"] = build.own(RedisNodeCache(connector=build.shared(), cache_settings=cs))
