@@ -150,7 +150,8 @@ def test_redis_commands_adds_command_spans_and_goes_away(otel: Captured, connect
         client.close()
 
 
-def test_spans_inside_a_graph_carry_its_thread_and_run(otel: Captured, connector: Any) -> None:
+def _graph_span_attributes(connector: Any, spans: Any, thread: str) -> tuple[dict, str]:
+    """Run one LangGraph node that makes an operation; its span's attributes and run id."""
     import uuid
 
     from langgraph.graph import END, START, StateGraph
@@ -163,17 +164,49 @@ def test_spans_inside_a_graph_carry_its_thread_and_run(otel: Captured, connector
     builder.add_node("node", node)
     builder.add_edge(START, "node")
     builder.add_edge("node", END)
-    run_id = uuid.uuid4()
+    run_id = str(uuid.uuid4())
     # the run id as the LangGraph Agent Server passes it: in the run's metadata
-    config = {"configurable": {"thread_id": "t-42"}, "metadata": {"run_id": str(run_id)}}
+    config = {"configurable": {"thread_id": thread}, "metadata": {"run_id": run_id}}
     builder.compile().invoke({}, config)
-    (span,) = otel.finished("test.in_graph")
-    attrs = dict(span.attributes or {})
-    assert attrs["langgraph.thread_id"] == "t-42"
-    assert attrs["langgraph.run_id"] == str(run_id)
+    (span,) = spans("test.in_graph")
+    return dict(span.attributes or {}), run_id
+
+
+def test_spans_inside_a_graph_carry_its_thread_and_run(otel: Captured, connector: Any) -> None:
+    import hashlib
+
+    # A thread id is the application's and often user data: by default only its hash.
+    thread = "user-jane@example.com"
+    attrs, run_id = _graph_span_attributes(connector, otel.finished, thread)
+    assert attrs["langgraph.thread_id_hash"] == hashlib.sha256(thread.encode()).hexdigest()[:16]
+    assert thread not in attrs.values()
+    assert "langgraph.thread_id" not in attrs
+    assert attrs["langgraph.run_id"] == run_id
     run_operation(connector, "test.outside", _op("PING"), deadline_seconds=5)
     (outside,) = otel.finished("test.outside")
-    assert "langgraph.thread_id" not in dict(outside.attributes or {})
+    assert not {"langgraph.thread_id", "langgraph.thread_id_hash"} & set(outside.attributes or {})
+
+
+def test_raw_thread_ids_put_the_thread_id_itself_on_spans(connector: Any) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    def finished(name: str) -> list[Any]:
+        return [s for s in exporter.get_finished_spans() if s.name == name]
+
+    instrument(tracer_provider=provider, raw_thread_ids=True)
+    try:
+        attrs, _ = _graph_span_attributes(connector, finished, "t-42")
+    finally:
+        uninstrument()
+        provider.shutdown()
+    assert attrs["langgraph.thread_id"] == "t-42"
+    assert "langgraph.thread_id_hash" not in attrs
 
 
 def test_reused_attribute_sets_stay_exact_per_call(otel: Captured) -> None:

@@ -23,6 +23,7 @@ it under that parent.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -104,19 +105,36 @@ def clean_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def graph_attributes() -> dict[str, str]:
-    """``langgraph.thread_id`` and ``langgraph.run_id`` of the graph run we are inside, if any.
+@functools.lru_cache(maxsize=_MAX_CACHED)
+def _thread_digest(thread: str) -> str:
+    # One graph run's spans all carry the same thread: hashed once, not once per span.
+    return _digest(thread)
 
-    Ids, not content: they let an operator go from a slow span to the conversation. Read from
-    the runnable config LangGraph puts in context for each node (and its checkpointer calls).
+
+def graph_attributes(*, raw_thread_ids: bool = False) -> dict[str, str]:
+    """The graph run we are inside, if any: its thread (hashed) and ``langgraph.run_id``.
+
+    Ids, not content: they let an operator go from a slow span to the conversation. The
+    thread id is chosen by the application and is often user data (a user's or a ticket's
+    id), so by default it goes out as ``langgraph.thread_id_hash`` (16 hex digits of
+    SHA-256, as our other user-data attributes: hash the id you look for to find its spans);
+    ``raw_thread_ids=True`` sends ``langgraph.thread_id`` as it is. The run id is LangGraph's
+    (or the Agent Server's) UUID and goes out as it is. Read from the runnable config
+    LangGraph puts in context for each node (and its checkpointer calls).
+
+    Args:
+        raw_thread_ids: Send the thread id itself instead of its hash.
     """
     config = var_child_runnable_config.get()
     if not config:
         return {}
     out: dict[str, str] = {}
     thread = (config.get("configurable") or {}).get("thread_id")
-    if thread is not None and len(str(thread)) <= _MAX_TEXT:
-        out["langgraph.thread_id"] = str(thread)
+    if thread is not None:
+        if not raw_thread_ids:
+            out["langgraph.thread_id_hash"] = _thread_digest(str(thread))
+        elif len(str(thread)) <= _MAX_TEXT:
+            out["langgraph.thread_id"] = str(thread)
     run_id = config.get("run_id") or (config.get("metadata") or {}).get("run_id")
     if run_id is not None and len(str(run_id)) <= _MAX_TEXT:
         out["langgraph.run_id"] = str(run_id)
@@ -134,9 +152,17 @@ class OpenTelemetryInstrumentation:
     Args:
         tracer_provider: Where spans go (default: the global provider).
         meter_provider: Where metrics go (default: the global provider).
+        raw_thread_ids: Put a graph run's thread id on spans as it is
+            (``langgraph.thread_id``) instead of its hash (``langgraph.thread_id_hash``).
     """
 
-    def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+    def __init__(
+        self,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        *,
+        raw_thread_ids: bool = False,
+    ) -> None:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
@@ -150,6 +176,7 @@ class OpenTelemetryInstrumentation:
             unit="s",
             description="Duration of each deepagents-redis operation by phase, operation, outcome.",
         )
+        self._raw_thread_ids = raw_thread_ids
         self._counters: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._span_attrs: dict[Any, dict[str, Any]] = {}
@@ -184,7 +211,7 @@ class OpenTelemetryInstrumentation:
         attributes = self._cached(self._span_attrs, name, attrs, self._build_span_attrs)
         config = var_child_runnable_config.get()
         if config:
-            graph = graph_attributes()
+            graph = graph_attributes(raw_thread_ids=self._raw_thread_ids)
             if graph:
                 attributes = {**attributes, **graph}
         return _CurrentSpan(self._tracer, name, attributes)

@@ -15,7 +15,7 @@ __all__ = ["instrument", "instrumented_for_block", "is_instrumented", "uninstrum
 _lock = threading.Lock()
 _installed: OpenTelemetryInstrumentation | None = None
 _previous: Any = None
-_key: tuple[int, int, bool] | None = None
+_key: tuple[int, int, bool, bool] | None = None
 _redis_instrumentor: Any = None
 _tracer_provider: Any = None
 
@@ -25,13 +25,17 @@ class _InForce(NamedTuple):
 
     installed: OpenTelemetryInstrumentation
     previous: Any
-    key: tuple[int, int, bool]
+    key: tuple[int, int, bool, bool]
     tracer_provider: Any
     redis_commands: bool
 
 
 def instrument(
-    *, tracer_provider: Any = None, meter_provider: Any = None, redis_commands: bool = False
+    *,
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+    redis_commands: bool = False,
+    raw_thread_ids: bool = False,
 ) -> OpenTelemetryInstrumentation:
     """Report every phase's operations to OpenTelemetry (process-wide).
 
@@ -44,6 +48,10 @@ def instrument(
         meter_provider: Where metrics go (default: the global meter provider).
         redis_commands: Also add a span per Redis command, with the maintained
             ``opentelemetry-instrumentation-redis`` (the ``redis`` extra).
+        raw_thread_ids: Spans inside a LangGraph run carry the thread id as it is
+            (``langgraph.thread_id``). By default they carry its hash
+            (``langgraph.thread_id_hash``): thread ids are the application's, often user
+            data.
 
     Returns:
         The installed instrumentation.
@@ -52,7 +60,7 @@ def instrument(
         ConfigurationError: ``redis_commands=True`` without the ``redis`` extra.
     """
     global _installed, _previous, _key, _redis_instrumentor, _tracer_provider
-    key = (id(tracer_provider), id(meter_provider), redis_commands)
+    key = (id(tracer_provider), id(meter_provider), redis_commands, raw_thread_ids)
     with _lock:
         if _installed is not None and _key == key and get_instrumentation() is _installed:
             return _installed
@@ -73,7 +81,9 @@ def instrument(
         instrumentor = None
         if redis_instrumentor is not None:
             instrumentor = _instrument_redis(redis_instrumentor(), tracer_provider)
-        installed = OpenTelemetryInstrumentation(tracer_provider, meter_provider)
+        installed = OpenTelemetryInstrumentation(
+            tracer_provider, meter_provider, raw_thread_ids=raw_thread_ids
+        )
         _previous = set_instrumentation(installed)
         _installed, _key, _redis_instrumentor = installed, key, instrumentor
         _tracer_provider = tracer_provider
