@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from deepagents_redis.agent import close_redis, create_deep_agent, redis_agent
-from deepagents_redis.agent._wiring import _OPENED
+from deepagents_redis.agent._wiring import _OPENED, _key
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.core import RedisSettings
 from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
@@ -36,7 +36,7 @@ def test_the_conversation_survives_the_agent_that_wrote_it(redis_url: str, key_p
         saver = agent.checkpointer
         assert isinstance(saver, RedisSaver)
         # one connector for every phase: the agent's, which close_redis closes
-        assert saver.connector is _OPENED[agent].connector
+        assert saver.connector is _OPENED[_key(agent)].connector
         assert not saver.owns_connector
         agent.invoke({"messages": [HumanMessage("go")]}, config)
     # another agent, another connection (another process): same thread, same history

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from deepagents_redis.agent import close_redis, create_deep_agent
-from deepagents_redis.agent._wiring import _OPENED
+from deepagents_redis.agent._wiring import _OPENED, _key
 from deepagents_redis.testing.chat import ScriptedChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 
@@ -35,7 +35,7 @@ def test_observe_alone_needs_no_redis_and_opens_nothing() -> None:
     # and, given one, built a connector no phase used.
     agent = create_deep_agent(_model(), redis_observe=True)
     assert is_instrumented()
-    assert agent not in _OPENED
+    assert _key(agent) not in _OPENED
     result = agent.invoke({"messages": [HumanMessage("hi")]})
     assert result["messages"][-1].content == "done"
     close_redis(agent)  # nothing to close, and no error
@@ -46,7 +46,7 @@ def test_observe_alone_with_a_url_builds_no_connector() -> None:
         _model(), redis_url="redis://example.invalid:6379/0", redis_observe=True
     )
     assert is_instrumented()
-    assert agent not in _OPENED
+    assert _key(agent) not in _OPENED
 
 
 def test_observe_keeps_the_applications_own_instrumentation() -> None:

@@ -192,9 +192,9 @@ def test_coord_phase_adds_the_lifecycle_middleware(redis_settings: RedisSettings
         redis_coord=True,
     )
     try:
-        from deepagents_redis.agent._wiring import _OPENED
+        from deepagents_redis.agent._wiring import _OPENED, _key
 
-        assert any(isinstance(c, SubagentEventsMiddleware) for c in _OPENED[agent].components)
+        assert any(isinstance(c, SubagentEventsMiddleware) for c in _OPENED[_key(agent)].components)
         assert agent.invoke({"messages": [("user", "hello")]})["messages"][-1].content == "hi"
     finally:
         close_redis(agent)

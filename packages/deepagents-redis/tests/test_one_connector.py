@@ -127,3 +127,41 @@ def test_redis_connector_excludes_the_other_options(redis_url: str) -> None:
             redis_url=redis_url,
             redis_todos=True,
         )
+
+
+def test_close_redis_from_a_copy_closes_the_agents_connections(
+    redis_url: str, key_prefix: str, redis_client: Any
+) -> None:
+    # agent.with_config(...) is a new graph object: close_redis(copy) closed nothing, and
+    # with only the copy kept (`create_deep_agent(...).with_config(...)`) the agent's
+    # connections could not be closed at all.
+    settings = RedisSettings(url=redis_url, key_prefix=key_prefix)
+    before = {int(c["id"]) for c in redis_client.client_list()}
+    copy = create_deep_agent(
+        model=_model(), checkpointer=InMemorySaver(), redis_settings=settings, redis_todos=True
+    ).with_config({"configurable": {"thread_id": "f"}})
+    result = copy.invoke({"messages": [HumanMessage("go")]})
+    assert result["messages"][-1].content == "done"
+    opened = _ours(redis_client, before)
+    assert opened, "the agent holds connections"
+    close_redis(copy)
+    assert _closed(redis_client, before, opened)
+    close_redis(copy)  # twice is harmless
+
+
+async def test_aclose_redis_from_a_wrapper_closes_the_agents_connections(
+    redis_url: str, key_prefix: str, redis_client: Any
+) -> None:
+    settings = RedisSettings(url=redis_url, key_prefix=key_prefix)
+    before = {int(c["id"]) for c in redis_client.client_list()}
+    agent = create_deep_agent(
+        model=_model(), checkpointer=InMemorySaver(), redis_settings=settings, redis_todos=True
+    )
+    wrapped = agent.with_config({"configurable": {"thread_id": "g"}}).with_retry()
+    result = await wrapped.ainvoke({"messages": [HumanMessage("go")]})
+    assert result["messages"][-1].content == "done"
+    opened = _ours(redis_client, before)
+    assert opened, "the agent holds connections"
+    await aclose_redis(wrapped)
+    assert _closed(redis_client, before, opened)
+    close_redis(agent)  # already closed through the wrapper: nothing left to do

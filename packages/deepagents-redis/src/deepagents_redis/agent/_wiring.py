@@ -71,9 +71,26 @@ def _present(connector: RedisConnector | None) -> list[RedisConnector]:
     return [] if connector is None else [connector]
 
 
-# Keyed by the graph object: the compiled graph is deepagents', we do not add attributes
-# to it; entries go away with the graph.
+# Keyed by the graph's builder (see `_key`): the compiled graph is deepagents', we do not
+# add attributes to it; an entry goes away with the last graph built on that builder.
 _OPENED: weakref.WeakKeyDictionary[Any, _Opened] = weakref.WeakKeyDictionary()
+
+
+def _key(agent: Any) -> Any:
+    """What `_OPENED` knows an agent by: its graph's builder, shared by every copy.
+
+    `agent.with_config(...)` (and `copy()`) on a compiled graph make a new graph object that
+    shares the builder: keyed by the graph object, `close_redis(copy)` found nothing and
+    closed nothing, and `agent = create_deep_agent(...).with_config(...)` left the entry on
+    an object already gone, so nothing could close that agent's connections. A wrapper
+    (`agent.with_retry()`, `agent.bind(...)`) is unwrapped to its graph first.
+    """
+    from langchain_core.runnables.base import RunnableBindingBase
+
+    while isinstance(agent, RunnableBindingBase):
+        agent = agent.bound
+    builder = getattr(agent, "builder", None)
+    return agent if builder is None else builder
 
 
 def resolve_flags(
@@ -259,7 +276,7 @@ def create_deep_agent(
             log.warning("closing what a failed create_deep_agent opened failed", exc_info=True)
         raise
     if build.connector is not None:
-        _OPENED[agent] = opened
+        _OPENED[_key(agent)] = opened
     return agent
 
 
@@ -296,12 +313,14 @@ def close_redis(agent: Any) -> None:
     """Close what `create_deep_agent` opened for `agent` (its components, its connector).
 
     A connector or clients you passed stay open. Calling it twice, or for an agent with no
-    phase on, does nothing.
+    phase on, does nothing. A copy of the agent (`agent.with_config(...)`) or a wrapper
+    (`agent.with_retry()`) closes the same resources: they are the agent's, and closing
+    through one closes them for all.
 
     Args:
-        agent: A graph returned by `deepagents_redis.agent.create_deep_agent`.
+        agent: A graph returned by `deepagents_redis.agent.create_deep_agent`, or a copy.
     """
-    opened = _OPENED.pop(agent, None)
+    opened = _OPENED.pop(_key(agent), None)
     if opened is not None:
         opened.close()
 
@@ -310,9 +329,9 @@ async def aclose_redis(agent: Any) -> None:
     """Async twin of `close_redis` (also closes the asyncio clients it created).
 
     Args:
-        agent: A graph returned by `deepagents_redis.agent.create_deep_agent`.
+        agent: A graph returned by `deepagents_redis.agent.create_deep_agent`, or a copy.
     """
-    opened = _OPENED.pop(agent, None)
+    opened = _OPENED.pop(_key(agent), None)
     if opened is not None:
         await opened.aclose()
 
