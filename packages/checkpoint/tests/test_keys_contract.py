@@ -54,6 +54,7 @@ KEY_POSITIONS = {
     "ZRANGE": "first",
     "ZCARD": "first",
     "ZREMRANGEBYRANK": "first",
+    "HSCAN": "first",
     "PEXPIRE": "first",
     "SETRANGE": "first",
     "UNLINK": "all",

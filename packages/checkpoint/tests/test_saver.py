@@ -1055,3 +1055,99 @@ async def test_a_put_again_with_other_versions_leaves_no_unreferenced_blob(
     assert got is not None
     assert got.checkpoint["channel_values"] == {"v": "v1", "fixed": "f4"}
     saver.delete_thread(thread)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+@pytest.mark.parametrize("batch", [1, 3])
+async def test_keep_latest_deletes_in_bounded_batches(
+    connector: RedisConnector, batch: int, use_async: bool
+) -> None:
+    """prune(keep_latest) deleted every old checkpoint of a thread (and walked all its
+    records) in ONE script call: a thread of any length blocked the server until it was done.
+    Now each call deletes at most `delete_batch` checkpoints, and the unused blobs go after,
+    `delete_batch` fields per call; the result is what it was (one checkpoint per namespace,
+    no parent, its writes, only its blobs)."""
+    saver = RedisSaver(connector=connector, delete_batch=batch)
+    thread = _thread()
+    _put_chain(saver, thread, 7)
+    sub = _put_chain(saver, thread, 4, ns="sub:1", value="s")
+    saver.put_writes(sub[-1], [("v", 9)], "task")
+    client = _raw(connector)
+    keys = saver.keys.thread(thread)
+    assert client.hlen(keys.blobs) == 8 + 5
+    counts: list[tuple[int, int]] = []
+    run, arun = saver._run, saver._arun
+
+    def spied(op: Any) -> Any:
+        reply: Any = None
+        while True:
+            try:
+                request = op.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            reply = yield request
+            counts.append((client.zcard(keys.index), client.hlen(keys.blobs)))
+
+    saver._run = lambda name, op: run(name, spied(op))  # type: ignore[method-assign]
+    saver._arun = lambda name, op: arun(name, spied(op))  # type: ignore[method-assign]
+    if use_async:
+        await saver.aprune([thread])
+    else:
+        saver.prune([thread])
+    saver._run, saver._arun = run, arun
+    steps = list(zip([(11, 13), *counts], counts, strict=False))
+    assert all(before[0] - after[0] <= batch for before, after in steps)
+    assert counts[-1] == (2, 4)  # the newest of each namespace, with its two blobs
+    for ns, value in (("", 6), ("sub:1", "s")):
+        (kept,) = saver.list(_cfg(thread, ns))
+        assert kept.parent_config is None
+        assert kept.checkpoint["channel_values"] == {"v": value, "fixed": "same"}
+    got = saver.get_tuple(_cfg(thread, "sub:1"))
+    assert got is not None
+    assert [w[1:] for w in got.pending_writes or []] == [("v", 9)]
+    saver.delete_thread(thread)
+
+
+async def test_keep_latest_cut_off_or_sent_twice_completes_the_same(
+    connector: RedisConnector,
+) -> None:
+    """Each keep_latest call is atomic and safe to send again: every call sent twice (a lost
+    reply) prunes as once, and a prune cut off after any call leaves readable checkpoints
+    that pruning again completes."""
+    from deepagents_redis.core import RedisUnavailableError
+
+    def twice(op: Any) -> Any:
+        reply: Any = None
+        while True:
+            try:
+                request = op.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            yield request
+            reply = yield request
+
+    for cut in [None, *range(1, 12)]:
+        saver = RedisSaver(connector=connector, delete_batch=2)
+        thread = _thread()
+        _put_chain(saver, thread, 6)
+        _put_chain(saver, thread, 3, ns="sub:1", value="s")
+        lossy = RedisSaver(connector=connector, delete_batch=2)
+        if cut is None:
+            run = lossy._run
+            lossy._run = lambda name, op, run=run: run(name, twice(op))  # type: ignore[method-assign,misc]
+            lossy.prune([thread])
+        else:
+            _budget_saver(lossy, 100, [cut])
+            try:
+                lossy.prune([thread])
+            except RedisUnavailableError:
+                for tup in saver.list(_cfg(thread)):
+                    assert tup.checkpoint["channel_values"]["fixed"] == "same"
+            saver.prune([thread])
+        client = _raw(connector)
+        assert client.hlen(saver.keys.thread(thread).blobs) == 4
+        for ns, value in (("", 5), ("sub:1", "s")):
+            (kept,) = saver.list(_cfg(thread, ns))
+            assert kept.parent_config is None
+            assert kept.checkpoint["channel_values"] == {"v": value, "fixed": "same"}
+        saver.delete_thread(thread)

@@ -13,7 +13,7 @@ import builtins
 import dataclasses
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, Unpack
 
@@ -980,11 +980,60 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             )
         return [thread_id_of(t) for t in _ids(thread_ids, "thread_ids")]
 
-    def _keep_latest_op(self, thread: str, *, check: bool) -> Operation[bool]:
-        """keep_latest of one thread (or only its check); whether it uses a DeltaChannel."""
+    def _keep_latest_steps(
+        self, thread: str, *, check: bool
+    ) -> Generator[Operation[Any], Any, bool]:
+        """keep_latest of one thread (or its check) as operations; whether it uses a DeltaChannel.
+
+        Bounded work per call (BRIEF §3 "Lua"): one script deleted every old checkpoint of
+        the thread at once, blocking the server for as long as the thread was long. Now each
+        call looks at `delete_batch` checkpoints, then the unused blobs are dropped
+        `delete_batch` fields per call; each call is its own operation (and deadline), atomic,
+        and a call sent again goes on from where its batch began. Run by `_drive`/`_adrive`.
+        """
         keys = self.keys.thread(thread)
-        reply = yield Script(DELETE, keys.all, ["keep_latest", "check" if check else "", ""])
-        return int(reply[0]) < 0
+        batch = self.checkpoint_settings.delete_batch
+        mode, cursor = ("keep_check" if check else "keep_latest"), ""
+        while True:
+            found, cursor_b = yield self._script_op(keys, [mode, batch, cursor])
+            if int(found) < 0:
+                return True
+            cursor = _text(cursor_b)
+            if not cursor:
+                break
+        if check:
+            return False
+        # The blobs last, once no old checkpoint is left to name them (each batch above
+        # would otherwise walk its namespaces' records again for the blobs it freed).
+        cursor = "0"
+        while True:
+            _gone, cursor_b = yield self._script_op(keys, ["keep_gc", batch, cursor])
+            cursor = _text(cursor_b)
+            if cursor == "0":
+                return False
+
+    @staticmethod
+    def _script_op(keys: ThreadKeys, args: builtins.list[Any]) -> Operation[Any]:
+        """One DELETE call as an operation of its own."""
+        return (yield Script(DELETE, keys.all, args))
+
+    def _drive(self, name: str, steps: Generator[Operation[Any], Any, T]) -> T:
+        """Run each operation `steps` yields, sending it the result; what `steps` returns."""
+        try:
+            op = next(steps)
+            while True:
+                op = steps.send(self._run(name, op))
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def _adrive(self, name: str, steps: Generator[Operation[Any], Any, T]) -> T:
+        """Async twin of `_drive`."""
+        try:
+            op = next(steps)
+            while True:
+                op = steps.send(await self._arun(name, op))
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
     @staticmethod
     def _delta_refused(delta: Sequence[str]) -> NotImplementedError:
@@ -1440,6 +1489,12 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         checkpoints' writes, which pruning deletes), as LangGraph's PostgresSaver does: if
         any thread of the batch does, nothing is pruned.
 
+        ``keep_latest`` works through each thread in script calls of `delete_batch`
+        checkpoints (then of `delete_batch` blob fields), each atomic, so a thread of any
+        length never blocks the server for long; a checkpoint written meanwhile is kept
+        (it is the newest of its namespace), and one call cut off leaves a thread that
+        pruning again completes.
+
         Args:
             thread_ids: The threads.
             strategy: ``"keep_latest"`` or ``"delete"``.
@@ -1447,21 +1502,22 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         Raises:
             NotImplementedError: ``keep_latest`` of a thread that uses a DeltaChannel (a
                 thread that starts using one before its turn in the batch is refused then,
-                after the threads before it).
+                after the threads before it; one that starts while it is pruned, at the
+                first call that finds it, with the calls before it done).
         """
-        # One operation per thread (each with its deadline: a batch of any size is pruned).
+        # One operation per call (each with its deadline: a batch of any size is pruned).
         # keep_latest refuses threads that use a DeltaChannel (see ``delete.lua``), as
         # LangGraph's PostgresSaver does: the whole batch is checked first, then each
-        # thread again in its own script (one that started using one meanwhile is refused
-        # then).
+        # call of each thread's prune checks its own checkpoints again (one that started
+        # using one meanwhile is refused then).
         threads = self._prune_plan(thread_ids, strategy)
         if strategy == "delete":
             for thread in threads:
                 self._run("prune", self._delete_thread_op(thread))
             return
-        delta = [t for t in threads if self._run("prune", self._keep_latest_op(t, check=True))]
+        delta = [t for t in threads if self._drive("prune", self._keep_latest_steps(t, check=True))]
         for thread in [] if delta else threads:
-            if self._run("prune", self._keep_latest_op(thread, check=False)):
+            if self._drive("prune", self._keep_latest_steps(thread, check=False)):
                 delta.append(thread)
                 break
         if delta:
@@ -1483,10 +1539,12 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 await self._arun("prune", self._delete_thread_op(thread))
             return
         delta = [
-            t for t in threads if await self._arun("prune", self._keep_latest_op(t, check=True))
+            t
+            for t in threads
+            if await self._adrive("prune", self._keep_latest_steps(t, check=True))
         ]
         for thread in [] if delta else threads:
-            if await self._arun("prune", self._keep_latest_op(thread, check=False)):
+            if await self._adrive("prune", self._keep_latest_steps(thread, check=False)):
                 delta.append(thread)
                 break
         if delta:

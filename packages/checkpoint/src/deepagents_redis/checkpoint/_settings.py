@@ -49,8 +49,9 @@ class CheckpointSettings(PhaseSettings):
     matches rarely is served in several calls instead of one long script)."""
 
     delete_batch: int = Field(default=500, ge=1, le=10_000)
-    """Checkpoints one `delete_thread` script call removes (a huge thread is deleted in
-    several bounded calls)."""
+    """Checkpoints (or run entries) one script call of `delete_thread`, `delete_for_runs` or
+    `prune` looks at, and blob fields one call of `prune(strategy="keep_latest")` sweeps
+    (a huge thread is deleted or pruned in several bounded calls)."""
 
     eviction_check: Literal["warn", "refuse", "off"] = "warn"
     """What the first write does if the server may evict keys (``maxmemory-policy

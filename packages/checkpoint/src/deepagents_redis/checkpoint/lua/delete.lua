@@ -8,17 +8,25 @@
 --                               (the runs it wrote, for the cross-thread run index), then
 --                               UNLINK the eight keys in the call that finds none left
 --                'run'          delete up to `arg` checkpoints that run `erun` wrote
---                'keep_latest'  delete all but the newest checkpoint of each checkpoint
---                               namespace; `arg` 'check': delete nothing (a batch's check
---                               before it prunes); a thread that uses a DeltaChannel is
---                               never pruned (see below)
---   arg          see mode
---   erun         the encoded run id ('run'; '' otherwise)
+--                'keep_check'   keep_latest's check, deleting nothing: look at up to `arg`
+--                               members of the ns index after member `cursor`
+--                'keep_latest'  delete, of up to `arg` members of the ns index after member
+--                               `cursor`, each but the newest of its checkpoint namespace
+--                               (and cut the newest's parent if it is gone); a batch with
+--                               a checkpoint that uses a DeltaChannel deletes nothing
+--                'keep_gc'      after keep_latest: look at up to ~`arg` fields of the blob
+--                               hash from HSCAN cursor `cursor` ('0' first) and delete those
+--                               no checkpoint of their namespace names
+--   arg          see mode (a positive count)
+--   erun         the encoded run id ('run'); the cursor (keep_*; '' = from the first
+--                member); '' otherwise
 -- Returns {checkpoints deleted ('run': run members taken off, each with its checkpoint if
 -- one is behind it; fewer than `arg` when the run has none left), checkpoints left in the
--- thread (for 'all': run members left), erun of each run seen...}; 'keep_latest' of a
--- thread that uses a DeltaChannel (or with 'check'): {-1 if it does else 0, checkpoints
--- in the thread}.
+-- thread (for 'all': run members left), erun of each run seen...}; 'keep_check' and
+-- 'keep_latest': {-1 if the batch has a DeltaChannel checkpoint (then '') else checkpoints
+-- deleted, the cursor to go on from ('' when done)}; 'keep_gc': {blobs deleted, the next
+-- HSCAN cursor ('0' when done)}. Each keep_* call is atomic, and a call sent again (a lost
+-- reply) finds its work done and goes on from the same place.
 -- Errors: 'INVALID unknown delete mode' (nothing deleted); 'CORRUPT ...' when an index
 --   record or a write list is not ours.
 
@@ -45,6 +53,27 @@ local function drop(cid, ecns)
   redis.call('ZREM', idx_key, cid .. '\t' .. ecns)
   redis.call('ZREM', ns_key, f)
   deleted = deleted + 1
+end
+-- A kept checkpoint whose parent went is left with no parent, as PostgresSaver's prune
+-- leaves it: a parent_config naming a deleted checkpoint reads as an empty state. The
+-- record is the client's msgpack [parent, refs, erun, filters] (fixarray 4, parent a raw
+-- string): its parent is cut out of the bytes, the rest kept as written (cmsgpack would
+-- pack empty filters as an array).
+local function cut_parent(f, ecns)
+  local rec, raw = record(f)
+  if rec and rec[1] ~= '' and redis.call('HEXISTS', cpi_key, ecns .. '\t' .. rec[1]) == 0 then
+    local head, size = string.byte(raw, 2), nil
+    if string.byte(raw, 1) == 0x94 and head >= 0xa0 and head <= 0xbf then
+      size = 1 + head - 0xa0
+    elseif string.byte(raw, 1) == 0x94 and head == 0xd9 then
+      size = 2 + string.byte(raw, 3)
+    elseif string.byte(raw, 1) == 0x94 and head == 0xda then
+      size = 3 + string.byte(raw, 3) * 256 + string.byte(raw, 4)
+    else
+      error({err = 'CORRUPT a checkpoint index record has an unexpected shape'})
+    end
+    redis.call('HSET', cpi_key, f, '\148\160' .. string.sub(raw, 2 + size))
+  end
 end
 if mode == 'all' then
   -- a thread is eight keys: what needs a walk is only the runs it names (for the caller's
@@ -78,53 +107,76 @@ elseif mode == 'run' then
     if tab then drop(string.sub(rest, 1, tab - 1), string.sub(rest, tab + 1)) end
   end
   taken = #members
-elseif mode == 'keep_latest' then
-  -- ns members sort by namespace, then id: each namespace's newest is its last member
-  local members = redis.call('ZRANGE', ns_key, 0, -1)
+elseif mode == 'keep_check' or mode == 'keep_latest' then
+  -- Bounded: `arg` members of the ns index per call, after member `erun0` ('' = from the
+  -- first); the caller loops on the cursor returned. ns members sort by namespace, then
+  -- id: a member followed by one of its own namespace is not the newest (one more member
+  -- is read to tell for the batch's last).
+  local batch = tonumber(arg)
+  local lo = erun0 == '' and '-' or '(' .. erun0
+  local members = redis.call('ZRANGE', ns_key, lo, '+', 'BYLEX', 'LIMIT', 0, batch + 1)
+  local n = math.min(#members, batch)
+  local cursor = #members > batch and members[batch] or ''
   -- A DeltaChannel rebuilds its value from the ancestors' writes back to a snapshot: with
   -- them deleted it silently comes back empty. LangGraph marks such checkpoints in their
-  -- metadata (PostgresSaver refuses the same threads by the same keys).
-  for _, member in ipairs(members) do
-    local rec = record(member)
+  -- metadata (PostgresSaver refuses the same threads by the same keys). Checked before the
+  -- batch deletes anything, so a refused batch deletes nothing.
+  local recs = {}
+  for i = 1, n do
+    local rec = record(members[i])
     if rec and (rec[4]['counters_since_delta_snapshot'] ~= nil
         or rec[4]['delta_writes_versioned'] ~= nil) then
-      return {-1, #members}
+      return {-1, ''}
     end
+    recs[i] = rec or false
   end
-  if arg == 'check' then return {0, #members} end
-  local kept = {}
-  for i, member in ipairs(members) do
+  if mode == 'keep_check' then return {0, cursor} end
+  for i = 1, n do
+    local member = members[i]
     local tab = string.find(member, '\t', 1, true)
-    local ecns = string.sub(member, 1, tab - 1)
-    local following = members[i + 1]
-    if following and string.sub(following, 1, tab) == ecns .. '\t' then
-      drop(string.sub(member, tab + 1), ecns)
-    else
-      kept[#kept + 1] = {member, ecns}
-    end
-  end
-  -- A kept checkpoint whose parent went is left with no parent, as PostgresSaver's prune
-  -- leaves it: a parent_config naming a deleted checkpoint reads as an empty state. The
-  -- record is the client's msgpack [parent, refs, erun, filters] (fixarray 4, parent a
-  -- raw string): its parent is cut out of the bytes, the rest kept as written (cmsgpack
-  -- would pack empty filters as an array).
-  for _, pair in ipairs(kept) do
-    local rec, raw = record(pair[1])
-    if rec and rec[1] ~= ''
-        and redis.call('HEXISTS', cpi_key, pair[2] .. '\t' .. rec[1]) == 0 then
-      local head, size = string.byte(raw, 2), nil
-      if string.byte(raw, 1) == 0x94 and head >= 0xa0 and head <= 0xbf then
-        size = 1 + head - 0xa0
-      elseif string.byte(raw, 1) == 0x94 and head == 0xd9 then
-        size = 2 + string.byte(raw, 3)
-      elseif string.byte(raw, 1) == 0x94 and head == 0xda then
-        size = 3 + string.byte(raw, 3) * 256 + string.byte(raw, 4)
-      else
-        error({err = 'CORRUPT a checkpoint index record has an unexpected shape'})
+    if tab then
+      local ecns = string.sub(member, 1, tab - 1)
+      local following = members[i + 1]
+      if following and string.sub(following, 1, tab) == ecns .. '\t' then
+        drop(string.sub(member, tab + 1), ecns)
+      elseif recs[i] then
+        cut_parent(member, ecns)
       end
-      redis.call('HSET', cpi_key, pair[1], '\148\160' .. string.sub(raw, 2 + size))
     end
   end
+  return {deleted, cursor}
+elseif mode == 'keep_gc' then
+  -- keep_latest's blobs, after its batches: `arg` fields of the blob hash per call from
+  -- HSCAN cursor `erun0` ('0' first); a blob no checkpoint of its namespace names goes.
+  -- Puts write a blob and the record naming it in one script (or MULTI), so a blob seen
+  -- here with no record naming it is named by none, and can never be read.
+  local scan = redis.call('HSCAN', blob_key, erun0, 'COUNT', tonumber(arg))
+  local named, gone = {}, 0
+  for i = 1, #scan[2], 2 do
+    local field = scan[2][i]
+    local tab = string.find(field, '\t', 1, true)
+    if tab then
+      local ecns = string.sub(field, 1, tab - 1)
+      local refs = named[ecns]
+      if not refs then
+        refs = {}
+        local kept = redis.call(
+          'ZRANGE', ns_key, '[' .. ecns .. '\t', '(' .. ecns .. '\n', 'BYLEX')
+        for _, member in ipairs(kept) do
+          local rec = record(member)
+          if rec then
+            for _, ref in ipairs(rec[2]) do refs[ref] = true end
+          end
+        end
+        named[ecns] = refs
+      end
+      if not refs[string.sub(field, tab + 1)] then
+        redis.call('HDEL', blob_key, field)
+        gone = gone + 1
+      end
+    end
+  end
+  return {gone, scan[1]}
 else
   return redis.error_reply('INVALID unknown delete mode')
 end
