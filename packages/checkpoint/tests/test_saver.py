@@ -1151,3 +1151,45 @@ async def test_keep_latest_cut_off_or_sent_twice_completes_the_same(
             assert kept.parent_config is None
             assert kept.checkpoint["channel_values"] == {"v": value, "fixed": "same"}
         saver.delete_thread(thread)
+
+
+@pytest.mark.parametrize("batch", [1, 500])
+async def test_delete_for_runs_leaves_a_checkpoint_whose_parent_went_with_no_parent(
+    connector: RedisConnector, batch: int
+) -> None:
+    """After delete_for_runs the next run's first checkpoint still named its deleted
+    parent: its parent_config pointed at a checkpoint that reads as None. Now it is left
+    with no parent, as prune(keep_latest) leaves one (InMemorySaver has no delete_for_runs;
+    PostgresSaver's prune does the same), keeping its blobs, writes, run and filters."""
+    saver = RedisSaver(connector=connector, delete_batch=batch)
+    for use_async in (False, True):
+        thread = _thread()
+        old, new = str(uuid.uuid4()), str(uuid.uuid4())
+        parent: str | None = None
+        ids: list[str] = []
+        for i, run in enumerate([old, old, new, new]):
+            cp = empty_checkpoint()
+            cp["id"] = str(uuid6(clock_seq=i))
+            cp["channel_values"] = {"v": i}
+            cp["channel_versions"] = {"v": f"{i + 1:032}.0"}
+            md: Any = {"run_id": run, "step": i}
+            saver.put(_cfg(thread, "", parent), cp, md, dict(cp["channel_versions"]))
+            parent = cp["id"]
+            ids.append(parent)
+        saver.put_writes(_cfg(thread, "", ids[2]), [("v", 9)], "task")
+        if use_async:
+            await saver.adelete_for_runs([old])
+        else:
+            saver.delete_for_runs([old])
+        first, second = (saver.get_tuple(_cfg(thread, "", cid)) for cid in ids[2:])
+        assert first is not None
+        assert second is not None
+        assert first.parent_config is None
+        assert second.parent_config is not None
+        assert second.parent_config["configurable"]["checkpoint_id"] == ids[2]
+        assert first.checkpoint["channel_values"] == {"v": 2}
+        assert [w[1:] for w in first.pending_writes or []] == [("v", 9)]
+        listed = list(saver.list(_cfg(thread), filter={"run_id": new, "step": 2}))
+        assert [t.parent_config for t in listed] == [None]
+        saver.delete_for_runs([new])
+        assert list(saver.list(_cfg(thread))) == []

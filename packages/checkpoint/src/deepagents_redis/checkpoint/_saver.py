@@ -1431,6 +1431,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) that the given runs wrote.
 
+        A checkpoint left whose parent is deleted is left with no parent, as `prune` leaves
+        one (and LangGraph's PostgresSaver's prune; InMemorySaver has no delete_for_runs):
+        a parent_config naming a deleted checkpoint reads as an empty state.
+
         With a TTL, a run is found for at least twice the TTL after its last write (its
         cross-thread index expires then; see `CheckpointSettings.ttl_seconds`).
 

@@ -7,7 +7,8 @@
 --   mode         'all'          the whole thread: collect up to `arg` run members per call
 --                               (the runs it wrote, for the cross-thread run index), then
 --                               UNLINK the eight keys in the call that finds none left
---                'run'          delete up to `arg` checkpoints that run `erun` wrote
+--                'run'          delete up to `arg` checkpoints that run `erun` wrote (a
+--                               checkpoint left whose parent goes is left with no parent)
 --                'keep_check'   keep_latest's check, deleting nothing: look at up to `arg`
 --                               members of the ns index after member `cursor`
 --                'keep_latest'  delete, of up to `arg` members of the ns index after member
@@ -35,9 +36,12 @@ local touched = {}
 local runs = {}
 local deleted = 0
 local taken = nil
+local dropped = {}
 local function drop(cid, ecns)
   local f = ecns .. '\t' .. cid
   local rec = record(f)
+  dropped[ecns] = dropped[ecns] or {}
+  dropped[ecns][cid] = true
   if rec then
     touched[ecns] = touched[ecns] or {}
     for _, ref in ipairs(rec[2]) do touched[ecns][ref] = true end
@@ -180,13 +184,17 @@ elseif mode == 'keep_gc' then
 else
   return redis.error_reply('INVALID unknown delete mode')
 end
--- a blob may be shared by checkpoints of one namespace: keep those still referenced
+-- a blob may be shared by checkpoints of one namespace: keep those still referenced; and
+-- a checkpoint left whose parent this call deleted is left with no parent, as keep_latest
+-- (and PostgresSaver's prune) leaves one: InMemorySaver has no delete_for_runs to follow,
+-- and a parent_config naming a deleted checkpoint reads as an empty state
 for ecns, refs in pairs(touched) do
   local kept = redis.call('ZRANGE', ns_key, '[' .. ecns .. '\t', '(' .. ecns .. '\n', 'BYLEX')
   for _, member in ipairs(kept) do
     local rec = record(member)
     if rec then
       for _, ref in ipairs(rec[2]) do refs[ref] = nil end
+      if rec[1] ~= '' and dropped[ecns][rec[1]] then cut_parent(member, ecns) end
     end
   end
   for ref in pairs(refs) do redis.call('HDEL', blob_key, ecns .. '\t' .. ref) end
