@@ -301,3 +301,34 @@ async def test_an_index_that_is_not_a_position_changes_nothing(
     assert [i.content for i in plan.items] == ["a", "b"]
     assert plan.version == 1
     assert [i.content for i in repo.add("placed", "new", index=1).items] == ["a", "new", "b"]
+
+
+HOSTILE_VERSIONS = [b"abc", b"", b"1.5", b"1e3", b"-1", b" 2", b"1_0", b"0x10", b"9" * 20]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("version", HOSTILE_VERSIONS, ids=repr)
+async def test_a_plan_whose_version_is_not_a_count_is_refused_unchanged(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository, redis_target: Any, version: bytes
+) -> None:
+    # mutate.lua read the version with tonumber(...) or 0: 'abc' restarted the plan at
+    # version 1 (versions repeated), '1e3' jumped to 1001, '1.5' wrote 2.5 (every later read
+    # a SerializationError, while each mutation still applied and answered version 2), and
+    # get() took '-1', ' 2' or '1_0' (Python's int()) as versions.
+    client = redis_target.client
+    first = repo.add("spoiled", "first").items[0].id
+    client.hset(repo.plan_key("spoiled"), "version", version)
+    before = client.hgetall(repo.plan_key("spoiled"))
+    with pytest.raises(SerializationError):
+        repo.get("spoiled")
+    with pytest.raises(SerializationError):
+        await arepo.aget("spoiled")
+    for n, mutation in enumerate(_mutations(repo, first, "op-v")):
+        with pytest.raises(SerializationError, match="version"):
+            mutation()
+        assert client.hgetall(repo.plan_key("spoiled")) == before, n
+    for n, amutation in enumerate(_amutations(arepo, first, "op-av")):
+        with pytest.raises(SerializationError, match="version"):
+            await amutation()
+        assert client.hgetall(repo.plan_key("spoiled")) == before, n
+    assert client.xlen(repo.log_key("spoiled")) == 1

@@ -12,6 +12,8 @@ todos ones:
 ``TOOMANY <n> <cap>``     `TooManyItemsError` (an ``InvalidInputError``)
 ``TOOLARGE <what> ...``   `PayloadTooLargeError` (``.size``
                           and ``.limit`` in bytes; what: content, payload or plan)
+``MALFORMED <why>``       `SerializationError` (the stored plan is not what the
+                          script writes)
 ========================  ================================================================
 
 The item cap stays an ``InvalidInputError`` (``TooManyItemsError``) rather than a
@@ -30,6 +32,7 @@ from deepagents_redis.core import (
     NotFoundError,
     PayloadTooLargeError,
     ScriptErrorWords,
+    SerializationError,
 )
 
 __all__ = [
@@ -151,4 +154,5 @@ def script_words(item_id: str | None = None) -> ScriptErrorWords:
         "NOTFOUND": lambda rest: NotFoundError(f"no todo with id {rest!r}"),
         "TOOMANY": too_many,
         "TOOLARGE": too_big,
+        "MALFORMED": lambda rest: SerializationError(f"stored todo plan is malformed: {rest}"),
     }

@@ -282,9 +282,22 @@ def parse_plan(scope: str, version_raw: Any, items_raw: Any, updated_raw: Any) -
     )
 
 
+def _version(raw: Any) -> int:
+    """A stored version: 1 to 15 ASCII digits, as ``mutate.lua`` writes and accepts.
+
+    ``int()`` alone took ``-1``, `` 2`` and ``1_0``, and the script read what it could not
+    parse as 0 (see ``mutate.lua``): reads and writes now refuse the same values.
+    """
+    if type(raw) is int and raw >= 0:
+        return raw
+    if isinstance(raw, bytes | str) and 0 < len(raw) <= 15 and raw.isascii() and raw.isdigit():
+        return int(raw)
+    raise malformed(f"the stored version is not a count of at most 15 digits: {raw!r:.40}")
+
+
 def _version_and_time(version_raw: Any, updated_raw: Any) -> tuple[int, datetime | None]:
+    version = _version(version_raw)
     try:
-        version = int(version_raw)
         updated = None if updated_raw is None else _stored_time(int(updated_raw))
     except (ValueError, TypeError) as exc:
         # UnicodeDecodeError is a ValueError.

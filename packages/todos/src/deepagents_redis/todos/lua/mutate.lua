@@ -45,6 +45,7 @@
 --   TOOMANY <count> <cap>             the plan would exceed max_items
 --   TOOLARGE <what> <bytes> <cap>     content, payload or plan over its byte limit
 --   CLAIMED <version> <lease_until_ms> <owner>   held by another owner whose lease is live
+--   MALFORMED <why>                   the stored plan is not what this script writes
 -- Items are JSON so the script can edit them (cjson is built into Redis and Valkey);
 -- `metadata` is an opaque JSON string the script never parses, so cjson cannot reshape
 -- user data (it would turn an empty array into an object).
@@ -125,7 +126,16 @@ end
 
 -- Then the version check against the stored plan.
 local stored = redis.call('HMGET', plan_key, 'version', 'items', 'index', 'last_op', 'updated_ms')
-local version = tonumber(stored[1]) or 0
+-- The version as this script writes it: 1 to 15 ASCII digits (exact in a Lua number). Read
+-- with `tonumber(...) or 0`, a planted 'abc' restarted the plan at version 1 (versions
+-- repeated), '1e3' jumped to 1001 and '1.5' wrote 2.5, which no reader accepts.
+local version = 0
+if stored[1] then
+  if #stored[1] > 15 or not string.find(stored[1], '^%d+$') then
+    return fail('MALFORMED the stored version is not a count of at most 15 digits')
+  end
+  version = tonumber(stored[1])
+end
 if expected ~= '' and tonumber(expected) ~= version then
   return fail('CONFLICT ' .. version)
 end
