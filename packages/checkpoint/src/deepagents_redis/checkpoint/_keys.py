@@ -18,7 +18,8 @@ keys only in KEYS, data only in ARGV), in this order::
 * The **body** is msgpack ``[checkpoint frame, metadata frame]``: only Python reads it.
 * The **index record** is msgpack ``[parent cid, [blob ref...], erun, {filter field: canonical
   JSON}]``, the few bytes a script needs (``cmsgpack.unpack``): which blobs to fetch, the
-  parent for history walks, the run for deletes, the metadata `list(filter=...)` compares. Kept
+  parent for history walks, the run for deletes, the metadata `list(filter=...)` compares (a
+  text past 64 characters as ``#<sha1>``: the body holds the value already). Kept
   apart from the body so a script never copies a checkpoint's kilobytes through Lua to learn
   them (deletes and history walks read many index records and no body).
 * A **write list** is a cmsgpack array of ``'<idx><TAB><task>'``, the fields of one

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import hashlib
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
@@ -62,6 +63,8 @@ __all__ = ["RedisSaver"]
 T = TypeVar("T")
 
 _PAGE = 32
+_FILTER_TEXT_MAX: Final = 64
+"""Longest metadata text an index record holds as it is; a longer one is held as a digest."""
 """Most checkpoints one list call brings back (their bytes, not the scan, are the cost)."""
 _MEMO_MAX = 50_000
 _EMPTY = b"empty\n"
@@ -84,6 +87,21 @@ def _text(value: Any) -> str:
 def _want(left: int | None) -> int:
     """How many checkpoints to ask one list page for."""
     return _PAGE if left is None else min(left, _PAGE)
+
+
+def _filter_text(text: str) -> str:
+    """What an index record holds (and a filter sends) for a metadata value's `canonical` text.
+
+    The metadata is in the body already: a big value written again into the record, which
+    every delete and history walk reads, stored it twice. A long text is held as ``#`` and
+    its SHA-1 (a canonical text never starts with ``#``): the server's match stays exact
+    for short values, and for long ones lets through at worst a collision, which the exact
+    check in Python drops.
+    """
+    if len(text) <= _FILTER_TEXT_MAX:
+        return text
+    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass"), usedforsecurity=False)
+    return "#" + digest.hexdigest()
 
 
 def _check_limit(limit: object) -> None:
@@ -392,7 +410,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 continue
             text = canonical(value)
             if text is not None:
-                filters[key if type(key) is str else str.__str__(key)] = text
+                filters[key if type(key) is str else str.__str__(key)] = _filter_text(text)
         refs = [self.keys.blob_ref(ch, ver) for ch, ver in stored["channel_versions"].items()]
         # no bin type: Lua's cmsgpack reads this record (strings only)
         record = msgpack.packb([parent or "", refs, erun, filters], use_bin_type=False)
@@ -1126,7 +1144,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 raise InvalidInputError("filter keys must be str")
             text = canonical(value)
             if text is not None and _utf8(key) and _utf8(text):
-                pairs += [key, text]
+                pairs += [key, _filter_text(text)]
             # else the exact check below decides alone (a str UTF-8 cannot hold is in no
             # stored metadata, whose serializer refuses it: it matches nothing, as in
             # InMemorySaver; sent to Redis it failed in redis-py's encoder, untyped)
