@@ -1,10 +1,13 @@
-"""`EventBus` edges found in review: an empty ack, and entries a dead consumer left."""
+"""`EventBus` edges found in review: an empty ack, entries a dead consumer left, bad arguments."""
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import pytest
-from deepagents_redis.coord import Event, EventBus
-from deepagents_redis.core import RedisConnector
+from deepagents_redis.coord import Event, EventBus, _bus
+from deepagents_redis.core import InvalidInputError, RedisConnector
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +122,97 @@ async def test_a_long_idempotency_key_keeps_its_dedupe_record_small(
     names = [k for k in client.scan_iter(match=f"{prefix}*", count=1000)]
     assert names
     assert max(len(k) for k in names) < 1_000
+
+
+_NAN, _INF = float("nan"), float("inf")
+_BAD_CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("ack", ("t", "", "1-0"), {}),
+    ("ack", ("t", None, "1-0"), {}),
+    ("ack", ("t", 5, "1-0"), {}),
+    ("ack", ("t", "g", ""), {}),
+    ("ack", ("t", "g", "junk"), {}),
+    ("ack", ("t", "g", None), {}),
+    ("ack", ("t", "g", 5), {}),
+    ("ack", ("t", "g", b"1-0"), {}),
+    ("ack", ("t", "g", "1-2-3"), {}),
+    ("ack", ("t", "g", "18446744073709551616-0"), {}),
+    ("ack", ("t", "g", "1-0", "junk"), {}),
+    ("tail", ("t",), {"after": "junk"}),
+    ("tail", ("t",), {"after": ""}),
+    ("tail", ("t",), {"after": None}),
+    ("tail", ("t",), {"after": "-"}),
+    ("tail", ("t",), {"block": -1}),
+    ("tail", ("t",), {"block": _NAN}),
+    ("tail", ("t",), {"block": _INF}),
+    ("tail", ("t",), {"block": None}),
+    ("tail", ("t",), {"block": "1"}),
+    ("tail", ("t",), {"block": True}),
+    ("tail", ("t",), {"count": 0}),
+    ("tail", ("t",), {"count": -1}),
+    ("tail", ("t",), {"count": 1.5}),
+    ("tail", ("t",), {"count": True}),
+    ("tail", ("t",), {"stop_when": 5}),
+    ("tail", ("t",), {"stream": 5}),
+    ("tail", ("t",), {"stream": ""}),
+    ("tail", ("",), {}),
+    ("read", ("t",), {"group": "g", "consumer": "c", "count": 0}),
+    ("read", ("t",), {"group": "g", "consumer": "c", "count": -1}),
+    ("read", ("t",), {"group": "g", "consumer": "c", "block": -1}),
+    ("read", ("t",), {"group": "g", "consumer": "c", "block": _NAN}),
+    ("claim_stale", ("t",), {"group": "g", "consumer": "c", "count": 0}),
+    ("claim_stale", ("t",), {"group": "g", "consumer": "c", "min_idle": _INF}),
+]
+
+
+async def _call(fn: Any, *args: Any, **kwargs: Any) -> None:
+    """Call `fn`, awaiting what it returns when that is awaitable (an async method)."""
+    result = fn(*args, **kwargs)
+    if inspect.isawaitable(result):
+        await result
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "kwargs"),
+    _BAD_CALLS,
+    ids=[f"{m}-{a[1:] or ''}-{k}" for m, a, k in _BAD_CALLS],
+)
+async def test_bad_bus_arguments_are_invalid_input_before_redis(
+    connector: RedisConnector,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    # ack and tail sent what they were given: a bad id or `after` came back as the server's
+    # untyped "Invalid stream ID" (None as redis-py's DataError), an empty group was
+    # acknowledged as a group of its own, an int id as the id it spells; tail's NaN or None
+    # `block` raised a bare ValueError or TypeError at the first read, and count=0 or -1
+    # read without a limit (read's too). Now each raises InvalidInputError at the call, and
+    # nothing reaches Redis (tail's and atail's iterators are not even made).
+    bus = EventBus(connector=connector, namespace="bus-args")
+    sent: list[str] = []
+    monkeypatch.setattr(_bus, "run_operation", lambda _c, name, *a, **k: sent.append(name))
+
+    async def arun(_c: Any, name: str, *a: Any, **k: Any) -> None:
+        sent.append(name)
+
+    monkeypatch.setattr(_bus, "arun_operation", arun)
+    with pytest.raises(InvalidInputError):
+        getattr(bus, method)(*args, **kwargs)
+    with pytest.raises(InvalidInputError):
+        await _call(getattr(bus, "a" + method), *args, **kwargs)
+    assert sent == []
+
+
+async def test_a_batch_with_one_bad_id_acknowledges_nothing(connector: RedisConnector) -> None:
+    bus = EventBus(connector=connector, namespace="bus-args")
+    bus.publish("jobs", _event(1))
+    [(good, _)] = bus.read("jobs", group="g", consumer="c")
+    for ack in (bus.ack, bus.aack):
+        with pytest.raises(InvalidInputError, match="junk"):
+            await _call(ack, "jobs", "g", good, "junk")
+    assert connector.client().xpending(bus.keys.topic("jobs"), "g")["pending"] == 1
+    assert bus.ack("jobs", "g", good) == 1
+    # and the good arguments still work: a tail from an id, with a bound, stopping
+    got = list(bus.tail("jobs", after="0", block=0, count=1, stop_when=lambda: True))
+    assert got == []  # stop_when is checked before the first read: nothing read

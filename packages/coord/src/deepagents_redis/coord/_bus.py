@@ -10,14 +10,17 @@ stream live from now or from an id. Topics are trimmed to `maxlen` entries.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Unpack
 
 from deepagents_redis.coord._common import (
     CoordComponent,
+    check_count,
     claimed_entries,
     entries,
     fields_of,
+    is_stream_id,
     one,
     text,
 )
@@ -221,6 +224,7 @@ class EventBus(CoordComponent):
     def _block_ms(self, block: float | None) -> int | None:
         if block is None:
             return None
+        _check_block(block)
         cap = self._connector.settings.socket_timeout / 2
         return max(1, int(min(block, cap) * 1000))
 
@@ -246,6 +250,7 @@ class EventBus(CoordComponent):
                 acknowledged yet, oldest first (what a restarted consumer reads first; an
                 empty list once it has caught up). Never blocks.
         """
+        check_count(count)
         return run_operation(
             self._connector,
             "coord.read",
@@ -264,6 +269,7 @@ class EventBus(CoordComponent):
         pending: bool = False,
     ) -> list[Received]:
         """Async twin of `read`."""
+        check_count(count)
         return await arun_operation(
             self._connector,
             "coord.read",
@@ -289,6 +295,7 @@ class EventBus(CoordComponent):
                 consumer takes to handle one, or it is handled twice).
             count: Most entries.
         """
+        check_count(count)
         return run_operation(
             self._connector,
             "coord.claim",
@@ -300,6 +307,7 @@ class EventBus(CoordComponent):
         self, topic: str, *, group: str, consumer: str, min_idle: float = 60.0, count: int = 100
     ) -> list[Received]:
         """Async twin of `claim_stale`."""
+        check_count(count)
         return await arun_operation(
             self._connector,
             "coord.claim",
@@ -307,30 +315,53 @@ class EventBus(CoordComponent):
             deadline_seconds=self._deadline,
         )
 
-    def ack(self, topic: str, group: str, *ids: str) -> int:
-        """Acknowledge handled entries; return how many were pending (0 for none given)."""
+    def _ack_command(self, topic: str, group: str, ids: tuple[str, ...]) -> Command | None:
+        """The ``XACK`` of `ids`, None for none; bad arguments raise before anything is sent.
+
+        An empty group name was acknowledged as a group of its own (0, silently); an id that
+        is not one (``""``, a name, None) came back as the server's or redis-py's untyped
+        error, and an int was taken as the id it spells.
+        """
         stream = self.keys.topic(topic)
+        check_name("group", group)
+        for eid in ids:
+            if not is_stream_id(eid):
+                raise InvalidInputError(
+                    f"ack takes stream ids such as '1700000000000-0' (str), not {eid!r}"
+                )
         if not ids:  # an empty read's batch: XACK with no id is an argument error
+            return None
+        return Command(("XACK", stream, group, *ids))
+
+    def ack(self, topic: str, group: str, *ids: str) -> int:
+        """Acknowledge handled entries; return how many were pending (0 for none given).
+
+        Raises:
+            InvalidInputError: A bad topic or group name, or an id that is not a stream id
+                (before anything is sent).
+        """
+        cmd = self._ack_command(topic, group, ids)
+        if cmd is None:
             return 0
         return int(
             run_operation(
                 self._connector,
                 "coord.ack",
-                one(Command(("XACK", stream, group, *ids))),
+                one(cmd),
                 deadline_seconds=self._deadline,
             )
         )
 
     async def aack(self, topic: str, group: str, *ids: str) -> int:
         """Async twin of `ack`."""
-        stream = self.keys.topic(topic)
-        if not ids:
+        cmd = self._ack_command(topic, group, ids)
+        if cmd is None:
             return 0
         return int(
             await arun_operation(
                 self._connector,
                 "coord.ack",
-                one(Command(("XACK", stream, group, *ids))),
+                one(cmd),
                 deadline_seconds=self._deadline,
             )
         )
@@ -348,6 +379,39 @@ class EventBus(CoordComponent):
             return after
         last = yield Command(("XREVRANGE", stream, "+", "-", "COUNT", 1))
         return text(last[0][0]) if last else "0-0"
+
+    def _tail_args(
+        self,
+        topic: str,
+        after: str,
+        block: float,
+        count: int,
+        stream: str | None,
+        stop_when: Callable[[], bool] | None,
+    ) -> tuple[str, int]:
+        """The key `tail` follows and its block in ms; bad arguments raise at the call.
+
+        They used to reach the first read: an `after` that is no stream id came back as the
+        server's untyped "Invalid stream ID", a NaN or None `block` as a ValueError or
+        TypeError, and ``count=0`` or a negative one read without a limit.
+        """
+        if stream is None:
+            key = self.keys.topic(topic)
+        elif isinstance(stream, str) and stream:
+            key = stream
+        else:
+            raise InvalidInputError(
+                f"stream must be a key (a non-empty str) or None, not {stream!r}"
+            )
+        if after != "$" and not is_stream_id(after):
+            raise InvalidInputError(
+                f"after must be '$' or a stream id such as '1700000000000-0', not {after!r}"
+            )
+        _check_block(block)
+        check_count(count)
+        if stop_when is not None and not callable(stop_when):
+            raise InvalidInputError(f"stop_when must be a callable or None, not {stop_when!r}")
+        return key, self._block_ms(block) or 1
 
     def tail(
         self,
@@ -369,9 +433,22 @@ class EventBus(CoordComponent):
             stream: Follow this key instead of the topic's (the namespace's event log).
             stop_when: Checked after every read (also an empty one, at least every `block`
                 seconds): the tail ends when it returns True.
+
+        Raises:
+            InvalidInputError: A bad argument (at the call, before anything is read).
         """
-        key = stream or self.keys.topic(topic)
-        block_ms = self._block_ms(block) or 1
+        key, block_ms = self._tail_args(topic, after, block, count, stream, stop_when)
+        return self._tail(key, after, block, block_ms, count, stop_when)
+
+    def _tail(
+        self,
+        key: str,
+        after: str,
+        block: float,
+        block_ms: int,
+        count: int,
+        stop_when: Callable[[], bool] | None,
+    ) -> Iterator[Received]:
         last = run_operation(
             self._connector, "coord.tail", self._start(key, after), deadline_seconds=self._deadline
         )
@@ -386,7 +463,7 @@ class EventBus(CoordComponent):
                 last = row[0]
                 yield row
 
-    async def atail(
+    def atail(
         self,
         topic: str,
         *,
@@ -396,9 +473,19 @@ class EventBus(CoordComponent):
         stream: str | None = None,
         stop_when: Callable[[], bool] | None = None,
     ) -> AsyncIterator[Received]:
-        """Async twin of `tail`."""
-        key = stream or self.keys.topic(topic)
-        block_ms = self._block_ms(block) or 1
+        """Async twin of `tail` (``async for``; bad arguments raise at the call)."""
+        key, block_ms = self._tail_args(topic, after, block, count, stream, stop_when)
+        return self._atail(key, after, block, block_ms, count, stop_when)
+
+    async def _atail(
+        self,
+        key: str,
+        after: str,
+        block: float,
+        block_ms: int,
+        count: int,
+        stop_when: Callable[[], bool] | None,
+    ) -> AsyncIterator[Received]:
         last = await arun_operation(
             self._connector, "coord.tail", self._start(key, after), deadline_seconds=self._deadline
         )
@@ -414,8 +501,28 @@ class EventBus(CoordComponent):
                 yield row
 
 
+def _check_block(block: object) -> None:
+    """Check a read's `block` seconds: a finite number, zero or more (not a bool).
+
+    NaN raised a bare ValueError from ``int()``, a string a TypeError, and a negative wait
+    was read as 1 ms.
+    """
+    if (
+        isinstance(block, bool)
+        or not isinstance(block, int | float)
+        or not math.isfinite(block)
+        or block < 0
+    ):
+        raise InvalidInputError(f"block must be zero or positive seconds, not {block!r}")
+
+
 def _idle_ms(min_idle: float) -> int:
-    if not min_idle >= 0:
+    if (
+        isinstance(min_idle, bool)
+        or not isinstance(min_idle, int | float)
+        or not math.isfinite(min_idle)
+        or min_idle < 0
+    ):
         raise InvalidInputError("min_idle must be zero or positive seconds")
     return int(min_idle * 1000)
 

@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import math
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -32,6 +31,8 @@ from deepagents_redis.coord._common import (
     TASK_FIELDS,
     CoordComponent,
     TaskInfo,
+    check_count,
+    is_stream_id,
     parse_record,
     text,
 )
@@ -101,15 +102,6 @@ UpdateStrategy = Literal["enqueue", "interrupt"]
 """How a follow-up reaches a running task (deepagents' ``update_strategy``)."""
 
 
-def _check_count(count: object) -> None:
-    """Check a listing's `count` (0 read every delayed retry, as ``ZRANGE 0 -1``)."""
-    if type(count) is not int or count < 1:
-        raise InvalidInputError(f"count must be a positive int, not {count!r}")
-
-
-_STREAM_ID: Final = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
-
-
 def _check_after(after: object) -> str:
     """Check an `events` cursor: a stream id, or one of the spellings of "from the start".
 
@@ -117,7 +109,7 @@ def _check_after(after: object) -> str:
     back as a bare `DeepAgentsRedisError` instead of a bad-argument error.
     """
     if not isinstance(after, str) or (
-        after not in ("", "0", "0-0", "-") and not _STREAM_ID.fullmatch(after)
+        after not in ("", "0", "0-0", "-") and not is_stream_id(after)
     ):
         raise InvalidInputError(
             f"after must be a stream id such as '1700000000000-0', not {after!r}"
@@ -585,7 +577,7 @@ class TaskClient(CoordComponent):
         """
         check_task_id(task_id)
         _check_after(after)
-        _check_count(count)
+        check_count(count)
         return run_operation(
             self._connector,
             "coord.events",
@@ -599,7 +591,7 @@ class TaskClient(CoordComponent):
         """Async twin of `events`."""
         check_task_id(task_id)
         _check_after(after)
-        _check_count(count)
+        check_count(count)
         return await arun_operation(
             self._connector,
             "coord.events",
@@ -878,7 +870,7 @@ class TaskClient(CoordComponent):
         Raises:
             InvalidInputError: A bad agent name, or `count` is not a positive int.
         """
-        _check_count(count)
+        check_count(count)
         return run_operation(
             self._connector,
             "coord.dead_letters",
@@ -890,7 +882,7 @@ class TaskClient(CoordComponent):
         self, agent: str | None = None, *, count: int = 100
     ) -> list[dict[str, Any]]:
         """Async twin of `dead_letters`."""
-        _check_count(count)
+        check_count(count)
         return await arun_operation(
             self._connector,
             "coord.dead_letters",
@@ -928,7 +920,7 @@ class TaskClient(CoordComponent):
         Raises:
             InvalidInputError: A bad agent name, or `count` is not a positive int.
         """
-        _check_count(count)
+        check_count(count)
         return run_operation(
             self._connector,
             "coord.active",
@@ -938,7 +930,7 @@ class TaskClient(CoordComponent):
 
     async def aactive(self, agent: str | None = None, *, count: int = 100) -> list[dict[str, Any]]:
         """Async twin of `active`."""
-        _check_count(count)
+        check_count(count)
         return await arun_operation(
             self._connector,
             "coord.active",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Unpack
+from typing import Any, Final, Unpack
 
 from deepagents_redis.coord._event import TYPE_PREFIX, Event, envelope
 from deepagents_redis.coord._keys import CoordKeys, TaskKeys
@@ -13,6 +14,7 @@ from deepagents_redis.coord._scripts import TERMINAL
 from deepagents_redis.coord._settings import CoordOptions, CoordSettings
 from deepagents_redis.core import (
     Codec,
+    InvalidInputError,
     Operation,
     RedisComponent,
     SerializationError,
@@ -23,9 +25,11 @@ from deepagents_redis.core import (
 __all__ = [
     "CoordComponent",
     "TaskInfo",
+    "check_count",
     "claimed_entries",
     "entries",
     "fields_of",
+    "is_stream_id",
     "one",
     "parse_record",
     "text",
@@ -185,6 +189,29 @@ class CoordComponent(RedisComponent):
         self, kind: str, source: str, task_id: str, agent: str, keys: TaskKeys, **data: Any
     ) -> bytes:
         return self._encode_fields(self._fields(kind, source, task_id, agent, **data), keys.events)
+
+
+_STREAM_ID: Final = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
+"""A stream entry id as a caller may give it: ``<ms>-<seq>`` or ``<ms>``."""
+
+
+def is_stream_id(value: object) -> bool:
+    """Whether `value` is a stream entry id the server takes (`_STREAM_ID`, parts < 2**64)."""
+    return (
+        isinstance(value, str)
+        and _STREAM_ID.fullmatch(value) is not None
+        and all(int(part) < 2**64 for part in value.split("-"))
+    )
+
+
+def check_count(count: object) -> None:
+    """Check a caller's `count` of entries: a positive int.
+
+    0 read everything (``ZRANGE 0 -1`` of every delayed retry; ``XREAD`` and ``XREADGROUP``
+    take ``COUNT 0`` as no limit), a negative one did too or went to the server as an error.
+    """
+    if type(count) is not int or count < 1:
+        raise InvalidInputError(f"count must be a positive int, not {count!r}")
 
 
 def entries(reply: Any) -> list[tuple[str, dict[bytes, bytes]]]:
