@@ -179,3 +179,113 @@ def test_demo_section_prints_model_calls(redis_settings: Any) -> None:
         connector.close()
     assert ctx.facts["cache_model_calls"] == [2, 0]
     assert any("run 2: 0 model call(s)" in line for line in lines)
+
+
+def _record_anthropic_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
+    """Every ChatAnthropic call's messages (ids left out); each answers 'done', offline."""
+    from langchain_anthropic import ChatAnthropic
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    sent: list[list[Any]] = []
+
+    def generate(self: Any, messages: list[Any], *args: Any, **kwargs: Any) -> ChatResult:
+        sent.append([m.model_dump(exclude={"id"}) for m in messages])
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="done"))])
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "not-a-real-key")
+    monkeypatch.setattr(ChatAnthropic, "_generate", generate)
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("name", "cached"), [("anthropic:claude-sonnet-4-6", True), ("claude-sonnet-4-6", False)]
+)
+def test_a_string_model_keeps_the_harness_profile_deepagents_gives_it(
+    name: str,
+    cached: bool,
+    redis_settings: Any,
+    redis_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # deepagents picks a harness profile for a string model by the name as written, for a
+    # model object by its provider and identifier. 'claude-sonnet-4-6' names none; the
+    # ChatAnthropic built from it is 'anthropic:claude-sonnet-4-6', which has a prompt
+    # suffix: with the cache on (a model object), the agent's system prompt changed.
+    import deepagents
+    from deepagents_redis.agent import close_redis
+
+    sent = _record_anthropic_calls(monkeypatch)
+    question = {"messages": [HumanMessage(content="plan it")]}
+    deepagents.create_deep_agent(name).invoke(question)
+    with caplog.at_level("WARNING", logger="deepagents_redis.agent"):
+        agent = create_deep_agent(
+            name, redis_settings=redis_settings, redis_client=redis_client, redis_cache=True
+        )
+    try:
+        agent.invoke(question)
+        assert sent[1] == sent[0]  # the very prompt deepagents sends, system prompt and all
+        agent.invoke(question)
+    finally:
+        close_redis(agent)
+    if cached:
+        assert len(sent) == 2  # the second run was served from the cache
+        assert caplog.records == []
+    else:  # left to deepagents as given, uncached, and a warning says why
+        assert len(sent) == 3
+        (record,) = caplog.records
+        assert f"cache: model {name!r} left uncached" in record.getMessage()
+        assert "name it 'anthropic:claude-sonnet-4-6'" in record.getMessage()
+
+
+def test_a_subagent_string_model_keeps_its_harness_profile(
+    redis_settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from deepagents_redis.testing.chat import ScriptedChatModel
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "not-a-real-key")
+    bare = {"name": "bare", "description": "d", "system_prompt": "p", "model": "claude-sonnet-4-6"}
+    kwargs: dict[str, Any] = {
+        "model": ScriptedChatModel(script=[]),
+        "subagents": [bare],
+        "cache": None,
+    }
+    build = _build(kwargs, redis_settings)
+    with caplog.at_level("WARNING", logger="deepagents_redis.agent"):
+        wire_cache(build)
+    assert kwargs["subagents"] == [bare]  # passed on as given
+    (record,) = caplog.records
+    assert "subagent 'bare''s model 'claude-sonnet-4-6' left uncached" in record.getMessage()
+    build.shared().close()
+
+
+def test_merged_harness_profiles_compare_by_what_they_hold(
+    redis_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A provider profile and a model profile that both add middleware merge into a new
+    # closure on every lookup: the same name's two lookups are still the same profile.
+    from deepagents.profiles.harness import harness_profiles as hp
+    from langchain.agents.middleware import AgentMiddleware
+
+    class First(AgentMiddleware):  # type: ignore[type-arg]
+        pass
+
+    class Second(AgentMiddleware):  # type: ignore[type-arg]
+        pass
+
+    hp._ensure_harness_profiles_loaded()
+    monkeypatch.setitem(
+        hp._HARNESS_PROFILES, "anthropic", hp.HarnessProfile(extra_middleware=[First()])
+    )
+    monkeypatch.setitem(
+        hp._HARNESS_PROFILES,
+        "anthropic:claude-x-1",
+        hp.HarnessProfile(extra_middleware=[Second()]),
+    )
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "not-a-real-key")
+    kwargs: dict[str, Any] = {"model": "anthropic:claude-x-1", "cache": None}
+    build = _build(kwargs, redis_settings)
+    wire_cache(build)
+    assert isinstance(kwargs["model"].cache, RedisLLMCache)
+    build.shared().close()

@@ -8,8 +8,10 @@ umbrella: the wiring is deepagents glue, so it lives here.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,25 +59,89 @@ class Phase:
 # -- cache ----------------------------------------------------------------------------------
 
 
-def _model_from_name(name: str, cache: Any) -> Any:
+def _model_from_name(name: str, cache: Any) -> tuple[Any, str | None]:
+    """Build `name` as deepagents' `resolve_model` does, with `cache` on it.
+
+    Returns:
+        The model and None; or None and why the model is not to be used: deepagents would
+        give it another harness profile than it gives the name (see `_profile_change`).
+    """
     # Same construction as deepagents' resolve_model (init_chat_model with the registered
-    # provider profile's kwargs), plus the cache.
+    # provider profile's kwargs), plus the cache (caller kwargs win over the profile's).
     from langchain.chat_models import init_chat_model
 
     try:
         from deepagents.profiles.provider.provider_profiles import apply_provider_profile
     except ImportError:  # pragma: no cover - older/newer deepagents layout
-        return init_chat_model(name, cache=cache)
-    return init_chat_model(name, **apply_provider_profile(name, {"cache": cache}))
+        return init_chat_model(name, cache=cache), None
+    model = init_chat_model(name, **apply_provider_profile(name, {"cache": cache}))
+    why = _profile_change(name, model)
+    return (None, why) if why is not None else (model, None)
 
 
-def _cached_model(model: Any, cache: Any) -> Any:
-    """`model` with `cache` on it: a string built as deepagents builds it, an instance copied."""
+def _profile_change(name: str, model: Any) -> str | None:
+    """Why handing deepagents `model` (built from `name`) would change the agent, or None.
+
+    deepagents picks a harness profile (prompt suffix, tool descriptions, extra middleware,
+    the general-purpose subagent) for a string model by the name as written, and for a model
+    object by the provider and identifier it reports. Caching needs the object, and the two
+    lookups can differ: 'claude-sonnet-4-6' names no profile, while the ChatAnthropic built
+    from it is 'anthropic:claude-sonnet-4-6', which has one, so turning the cache on changed
+    the agent's system prompt.
+    """
+    try:
+        from deepagents._models import get_model_identifier, get_model_provider
+        from deepagents.profiles.harness.harness_profiles import _harness_profile_for_model
+    except ImportError:  # pragma: no cover - older/newer deepagents layout
+        return None
+    if _same(_harness_profile_for_model(model, name), _harness_profile_for_model(model, None)):
+        return None
+    provider, identifier = get_model_provider(model), get_model_identifier(model)
+    spelled = f"{provider}:{identifier}" if provider and identifier else None
+    hint = f"name it {spelled!r} or pass" if spelled and spelled != name else "pass"
+    return (
+        f"deepagents picks its harness profile by the name {name!r} and would pick another "
+        f"for the model object caching needs; {hint} a model instance to cache its calls"
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two harness profiles (or two of their fields) are the same configuration.
+
+    `==`, except that deepagents merges a provider's and a model's middleware into a new
+    closure on every lookup: closures of the same code over the same values are the same.
+    """
+    if a is b:
+        return True
+    if isinstance(a, types.FunctionType) and isinstance(b, types.FunctionType):
+        cells_a, cells_b = a.__closure__ or (), b.__closure__ or ()
+        try:
+            return (
+                a.__code__ is b.__code__
+                and len(cells_a) == len(cells_b)
+                and all(
+                    _same(x.cell_contents, y.cell_contents)
+                    for x, y in zip(cells_a, cells_b, strict=True)
+                )
+            )
+        except ValueError:  # an empty cell
+            return False
+    if dataclasses.is_dataclass(a) and not isinstance(a, type) and type(a) is type(b):
+        return all(_same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+    return bool(a == b)
+
+
+def _cached_model(model: Any, cache: Any) -> tuple[Any, str | None]:
+    """`model` with `cache` on it: a string built as deepagents builds it, an instance copied.
+
+    Returns:
+        The cached model and None, or None and why the model is left as given.
+    """
     from deepagents_redis.cache import with_llm_cache
 
     if isinstance(model, str):
         return _model_from_name(model, cache)
-    return with_llm_cache(model, cache)
+    return with_llm_cache(model, cache), None
 
 
 def wire_cache(build: AgentBuild, cache_settings: Any = None) -> list[str]:
@@ -112,11 +178,18 @@ def wire_cache(build: AgentBuild, cache_settings: Any = None) -> list[str]:
         # The phase is on and caches nothing: a degradation, so a warning (not only a note).
         log.warning("%s", notes[-1])
     else:
-        kwargs["model"] = _cached_model(model, llm_cache())
-        notes.append(
-            f"cache: LLM cache on the model (namespace={cs.namespace!r}, "
-            f"ttl={cs.ttl_seconds!r}, single_flight={cs.single_flight})"
-        )
+        cached, why = _cached_model(model, llm_cache())
+        if why is None:
+            kwargs["model"] = cached
+            notes.append(
+                f"cache: LLM cache on the model (namespace={cs.namespace!r}, "
+                f"ttl={cs.ttl_seconds!r}, single_flight={cs.single_flight})"
+            )
+        else:
+            # Left to deepagents as given: the agent it builds is the one it builds without
+            # the cache, uncached, and the warning says so.
+            notes.append(f"cache: model {model!r} left uncached: {why}")
+            log.warning("%s", notes[-1])
     if kwargs.get("subagents"):
         # deepagents builds a declarative subagent on spec["model"] when it has one: without
         # this, every call of a subagent given its own model went uncached with the phase on.
@@ -130,8 +203,16 @@ def wire_cache(build: AgentBuild, cache_settings: Any = None) -> list[str]:
                         "not cached by this phase (put with_llm_cache on its model)"
                     )
                 elif spec.get("model") is not None:
-                    spec = {**spec, "model": _cached_model(spec["model"], llm_cache())}
-                    notes.append(f"cache: LLM cache on subagent {name!r}'s model")
+                    cached, why = _cached_model(spec["model"], llm_cache())
+                    if why is None:
+                        spec = {**spec, "model": cached}
+                        notes.append(f"cache: LLM cache on subagent {name!r}'s model")
+                    else:
+                        notes.append(
+                            f"cache: subagent {name!r}'s model {spec['model']!r} left "
+                            f"uncached: {why}"
+                        )
+                        log.warning("%s", notes[-1])
             specs.append(spec)
         kwargs["subagents"] = specs
     if cs.node_cache_enabled:
