@@ -60,8 +60,9 @@ class CheckpointSettings(PhaseSettings):
 
     deadline_seconds: float | None = Field(default=None, gt=0)
     """Time bound of one saver call (of one page for `list`, `copy_thread` and
-    `sweep_threads`; of one thread for `prune` and `delete_for_runs`, so a batch of any size
-    completes); None uses the connection's `deadline_seconds`."""
+    `sweep_threads`; of one thread for `delete_for_runs` and `prune(strategy="delete")`; of
+    one script call of `delete_batch` for `prune(strategy="keep_latest")`; so a batch of any
+    size completes); None uses the connection's `deadline_seconds`."""
 
     script_blob_bytes: int = Field(default=32_768, ge=0)
     """Channel bytes one script call carries: above it, a put's blobs, a `put_writes`'
