@@ -332,3 +332,51 @@ async def test_a_plan_whose_version_is_not_a_count_is_refused_unchanged(
             await amutation()
         assert client.hgetall(repo.plan_key("spoiled")) == before, n
     assert client.xlen(repo.log_key("spoiled")) == 1
+
+
+PLANTED_ITEMS = {
+    "an object": b'{"a":1}',
+    "an empty object": b"{}",
+    "a string": b'"str"',
+    "not json": b"[{",
+    "items not objects": b"[1,2]",
+    "no id": b'[{"content":"x","status":"pending"}]',
+    "id a number": b'[{"id":5,"content":"x","status":"pending"}]',
+    "content a number": b'[{"id":"a","content":5,"status":"pending"}]',
+    "unknown status": b'[{"id":"a","content":"x","status":"evil"}]',
+    "owner a list": b'[{"id":"a","content":"x","status":"pending","owner":[1]}]',
+    "metadata a list": b'[{"id":"a","content":"x","status":"pending","metadata":"[1]"}]',
+    "metadata not encoded": b'[{"id":"a","content":"x","status":"pending","metadata":{}}]',
+    "time a string": b'[{"id":"a","content":"x","status":"pending","updated_at":"zz"}]',
+    "time a bool": b'[{"id":"a","content":"x","status":"pending","lease_until":true}]',
+    "time out of range": b'[{"id":"a","content":"x","status":"pending","updated_at":1e300}]',
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("items", PLANTED_ITEMS.values(), ids=list(PLANTED_ITEMS))
+async def test_a_mutation_over_planted_items_is_refused_unchanged(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository, redis_target: Any, items: bytes
+) -> None:
+    # A plan decoded whole (no index: an older version wrote it) was taken as it came: an
+    # add or a replace over '{"a":1}' read it as no items and dropped it, answering success;
+    # over an item get() refuses (no id, content 5, an unknown status...) the add applied,
+    # then the client's parse of the reply raised SerializationError: an error for a change
+    # that was applied; others failed on a Lua runtime error (not a typed error).
+    client = redis_target.client
+    first = repo.add("spoiled", "first").items[0].id
+    key = repo.plan_key("spoiled")
+    client.hset(key, "items", items)
+    client.hdel(key, "index")
+    before = client.hgetall(key)
+    with pytest.raises(SerializationError):
+        repo.get("spoiled")
+    for n, mutation in enumerate(_mutations(repo, first, "op-i")):
+        with pytest.raises(SerializationError):
+            mutation()
+        assert client.hgetall(key) == before, n
+    for n, amutation in enumerate(_amutations(arepo, first, "op-ai")):
+        with pytest.raises(SerializationError):
+            await amutation()
+        assert client.hgetall(key) == before, n
+    assert client.xlen(repo.log_key("spoiled")) == 1

@@ -260,6 +260,42 @@ local function change(it)
   return nil
 end
 
+-- Why a plan decoded whole is not what this script writes (nil when it is): a JSON array of
+-- items each as Todo.from_stored accepts them (its metadata's JSON is checked by the client
+-- only: here, that it is an object's text). Taken as it came, an add or a replace over a
+-- planted '{"a":1}' read it as no items and dropped it, answering success; over an item
+-- get() refuses (no id, content 5, an unknown status) the add was applied and the client's
+-- parse of the reply then failed: an error for a change that was applied.
+local function bad_time(v)
+  -- Python's datetime range in ms (years 1 to 9999); nil or JSON null is no time.
+  return v ~= nil and v ~= cjson.null and (type(v) ~= 'number' or v ~= v
+    or v < -62135596800000 or v > 253402300799999)
+end
+local function stored_problem(ok_dec, items)
+  if not ok_dec or type(items) ~= 'table' or not string.find(items_raw, '^%s*%[') then
+    return 'items is not a JSON array'
+  end
+  for i, it in ipairs(items) do
+    if type(it) ~= 'table' or not is_str(it.id) or #it.id == 0 then
+      return 'item ' .. i .. ' has no valid id'
+    end
+    if not is_str(it.content) or not valid_status(it.status) then
+      return 'item ' .. i .. ' has no valid content or status'
+    end
+    if it.owner ~= nil and it.owner ~= cjson.null and not is_str(it.owner) then
+      return 'item ' .. i .. ' has an owner that is not a string'
+    end
+    if it.metadata ~= nil and it.metadata ~= cjson.null
+        and not (is_str(it.metadata) and string.find(it.metadata, '^%s*{')) then
+      return 'item ' .. i .. ' has metadata that is not an encoded JSON object'
+    end
+    if bad_time(it.lease_until) or bad_time(it.updated_at) then
+      return 'item ' .. i .. ' has a time that is not a number of milliseconds'
+    end
+  end
+  return nil
+end
+
 local new_items
 -- The change as the client can apply it to the plan it knows: {kind, position, item JSON},
 -- kind 'u' (item k replaced), 'a' (inserted at k) or 'r' (item k removed).
@@ -325,7 +361,9 @@ if ids and op ~= 'replace' then
   end
 else
   -- The whole plan: replace, or a plan without a valid index (an older version wrote it).
-  local items = cjson.decode(items_raw)
+  local ok_items, items = pcall(cjson.decode, items_raw)
+  local why = stored_problem(ok_items, items)
+  if why then return fail('MALFORMED ' .. why) end
   -- raws: id -> stored JSON (when indexed); same: items a replace leaves exactly as stored,
   -- whose stored JSON is reused instead of encoding them again.
   local raws, same = {}, {}
