@@ -6,8 +6,13 @@ import asyncio
 import threading
 from typing import Any
 
+import msgpack
 import pytest
+import redis
 from deepagents_redis.coord import ResultTimeoutError, TaskClient, TaskFailedError
+from deepagents_redis.coord._keys import GROUP
+from deepagents_redis.coord._scripts import CLAIM, HEARTBEAT
+from deepagents_redis.coord._scripts import GROUP as GROUP_SCRIPT
 from deepagents_redis.core import BackpressureError
 
 
@@ -301,3 +306,69 @@ async def test_promotion_moves_members_that_are_not_task_ids_without_stalling(
     assert sorted(moved) == sorted([*hostile, task_id.encode()])
     assert tasks.cancel(task_id) == "cancelled"  # its mark followed it
     assert task_id.encode() not in [f[b"t"] for _eid, f in raw.xrange(queue.stream)]
+
+
+def _claimed_by_a_worker_that_dies(
+    connector: Any, tasks: TaskClient, agent: str, lease_ms: int
+) -> tuple[str, int]:
+    """A task a worker ("doomed") read and claimed with a `lease_ms` lease, then never renewed
+    (the worker died): (task id, its fencing token)."""
+    task_id = tasks.submit(agent, {"n": 1})
+    queue, keys = tasks.keys.queue(agent), tasks.keys.task(task_id)
+    raw = connector.client()
+    GROUP_SCRIPT(raw, keys=[queue.stream], args=[GROUP])
+    raw.xreadgroup(GROUP, "doomed", {queue.stream: ">"}, count=1)
+    started = tasks._encoded("task.started", "doomed", task_id, agent, keys)
+    reply = CLAIM(raw, keys=keys.scripted, args=["doomed", lease_ms, started, 10, b"", 60_000])
+    unpacked = msgpack.unpackb(reply, raw=True)
+    assert unpacked[0] == b"run"
+    return task_id, int(unpacked[1])
+
+
+def _lease_ran_out(connector: Any, tasks: TaskClient, task_id: str) -> bool:
+    """Whether the task's lease ran out, by the server's clock (the one the scripts use)."""
+    raw = connector.client()
+    until = int(raw.hget(tasks.keys.task(task_id).record, "lease_until") or 0)
+    secs, micros = raw.time()
+    return secs * 1000 + micros // 1000 > until
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_cancelling_a_task_whose_worker_died_ends_it_at_once(
+    connector: Any, use_async: bool
+) -> None:
+    # A running task's cancel only set the flag its worker reads at its next heartbeat. With
+    # the worker dead the task stayed 'cancelling', and every join waited, until another
+    # worker took its entry over after the lease: never, when none serves the agent.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    agent = f"dies-{use_async}"
+    task_id, fence = _claimed_by_a_worker_that_dies(connector, tasks, agent, lease_ms=1)
+    _until(lambda: _lease_ran_out(connector, tasks, task_id), "the lease runs out")
+    status = await tasks.acancel(task_id) if use_async else tasks.cancel(task_id)
+    assert status == "cancelled"
+    info = tasks.join(task_id, timeout=0)
+    assert info.status == "cancelled"
+    assert [(h["worker"], h["error"]) for h in info.history] == [
+        ("doomed", "worker stopped heartbeating")
+    ]
+    kinds = [e.type.rsplit(".", 1)[-1] for _, e in tasks.events(task_id)]
+    assert kinds == ["submitted", "started", "cancelled"]
+    assert _queued(connector, tasks, agent) == 0  # its entry is off the queue
+    # the worker, should it come back, writes nothing more (its token moved on)
+    keys, raw = tasks.keys.task(task_id), connector.client()
+    with pytest.raises(redis.exceptions.ResponseError, match="FENCED"):
+        HEARTBEAT(raw, keys=[keys.record], args=[fence, 60_000])
+    assert tasks.cancel(task_id) == "cancelled"
+    assert tasks.get(task_id).status == "cancelled"
+
+
+def test_cancelling_a_task_under_a_live_lease_asks_its_worker(connector: Any) -> None:
+    # Within the lease a dead worker cannot be told from a live one: the cancel is the
+    # worker's to carry out (it reads the flag at its next heartbeat).
+    tasks = TaskClient(connector=connector, check_agents=False)
+    task_id, fence = _claimed_by_a_worker_that_dies(connector, tasks, "lives", lease_ms=600_000)
+    assert tasks.cancel(task_id) == "cancelling"
+    info = tasks.get(task_id)
+    assert (info.status, info.cancel_requested, info.history) == ("running", True, [])
+    raw = connector.client()
+    assert HEARTBEAT(raw, keys=[tasks.keys.task(task_id).record], args=[fence, 1]) == 1

@@ -617,9 +617,10 @@ class TaskClient(CoordComponent):
             ],
         )
         if text(status) == "cancelled":
-            # Ended before it ran: off the queue now (another slot, so a second call), or it
-            # would hold a place in the backlog until a worker with a free slot read it, and
-            # a producer cancelling stale work under overload could not make room.
+            # Ended before it ran (or its worker died): off the queue now (another slot, so
+            # a second call), or it would hold a place in the backlog until a worker with a
+            # free slot read it, and a producer cancelling stale work under overload could
+            # not make room. A dead worker's entry is only deleted: the next reclaim drops it.
             queue = self.keys.queue(info.agent)
             mark = self.keys.mark(queue, task_id)
             yield Script(
@@ -632,9 +633,17 @@ class TaskClient(CoordComponent):
     def cancel(self, task_id: str) -> str:
         """Cancel a task: at once if it waits, within about a heartbeat if it runs.
 
+        A running task whose worker stopped heartbeating (it died, or lost Redis) and whose
+        lease ran out ends ``cancelled`` at once, with that attempt in its history as
+        ``worker stopped heartbeating``; its worker, should it come back, can write nothing
+        more (its fencing token moved on). Within the lease (up to `lease_seconds` after the
+        last heartbeat) a dead worker cannot be told from a live one: the call answers
+        ``cancelling``, and the task ends when another worker takes its entry over, or at
+        a `cancel` made again once the lease ran out.
+
         Returns:
-            ``cancelled`` (it had not started), ``cancelling`` (its worker will stop it), or
-            the status it had already ended with.
+            ``cancelled`` (it had not started, or its lease ran out), ``cancelling`` (its
+            worker will stop it), or the status it had already ended with.
 
         Raises:
             NotFoundError: No such task.
