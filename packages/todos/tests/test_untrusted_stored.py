@@ -380,3 +380,32 @@ async def test_a_mutation_over_planted_items_is_refused_unchanged(
             await amutation()
         assert client.hgetall(key) == before, n
     assert client.xlen(repo.log_key("spoiled")) == 1
+
+
+def _not_json_metadata(repo: RedisTodoRepository, first: str, aio: bool) -> list[Any]:
+    p = "a" if aio else ""
+    call = lambda name, *a, **k: lambda: getattr(repo, p + name)(*a, **k)  # noqa: E731
+    return [
+        call("add", "m", "x", metadata={"k": float("nan")}),
+        call("add", "m", "x", metadata={"k": [float("inf")]}),
+        call("update", "m", first, metadata={"k": -float("inf")}),
+        call("replace", "m", [{"content": "x", "metadata": {"k": float("nan")}}]),
+        call("replace", "m", [Todo(id=first, content="x", metadata={"k": float("nan")})]),
+    ]
+
+
+@pytest.mark.integration
+async def test_metadata_that_json_cannot_carry_is_invalid_input_and_changes_nothing(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository, redis_target: Any
+) -> None:
+    # json.dumps wrote NaN and Infinity, which are not JSON: the stored metadata, documented
+    # as opaque JSON, was text another language's (or a strict) JSON parser refuses.
+    first = repo.add("m", "first").items[0].id
+    before = redis_target.client.hgetall(repo.plan_key("m"))
+    for mutation in _not_json_metadata(repo, first, aio=False):
+        with pytest.raises(InvalidInputError, match="JSON"):
+            mutation()
+    for mutation in _not_json_metadata(arepo, first, aio=True):
+        with pytest.raises(InvalidInputError, match="JSON"):
+            await mutation()
+    assert redis_target.client.hgetall(repo.plan_key("m")) == before

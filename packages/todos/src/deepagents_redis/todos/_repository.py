@@ -190,8 +190,12 @@ def _contents(payload: Mapping[str, Any]) -> Iterator[Any]:
 
 
 def _encode_metadata(metadata: Mapping[str, Any]) -> str:
+    # allow_nan=False: json.dumps writes NaN and Infinity by default, which are not JSON, and
+    # the stored metadata is documented as JSON that other readers may parse.
     try:
-        return json.dumps(dict(metadata), separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(
+            dict(metadata), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"todo metadata must be JSON-serializable: {exc}") from exc
 
