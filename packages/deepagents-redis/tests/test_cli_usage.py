@@ -311,3 +311,31 @@ def test_empty_url_or_namespace_is_a_usage_error(
     captured = capsys.readouterr()
     assert "target:" not in captured.out
     assert "must not be empty" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("more", "message"),
+    [
+        (["--concurrency", "0"], "error: --concurrency must be at least 1"),
+        (["--concurrency", "-3"], "error: --concurrency must be at least 1"),
+        (["--agent", "broken"], "error: --agent 'broken': expected NAME=MODULE:ATTR"),
+    ],
+)
+def test_worker_usage_errors_come_before_any_agent_module_is_imported(
+    more: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The --agent modules were imported first (slow, and they may build models, open
+    # connections or start threads), and only then was --concurrency 0 refused.
+    module = f"agent_module_{tmp_path.name}"
+    (tmp_path / f"{module}.py").write_text("agent = object()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["worker", "--agent", f"a={module}:agent", *more, "--url", NOWHERE]
+    assert main(argv) == EXIT_USAGE
+    assert module not in sys.modules
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [message]
+    assert captured.out == ""

@@ -182,6 +182,24 @@ def register(subparsers: Any) -> None:
     tail.set_defaults(handler=run_tail)
 
 
+def parse_agent(spec: str) -> tuple[str, str, str]:
+    """Parse ``NAME=MODULE:ATTR`` without importing anything.
+
+    Returns:
+        ``(name, module, attr)``.
+
+    Raises:
+        ConfigurationError: The spec is malformed.
+    """
+    from deepagents_redis.core import ConfigurationError
+
+    name, sep, target = spec.partition("=")
+    module_name, colon, attr = target.partition(":")
+    if not (sep and colon and name and module_name and attr):
+        raise ConfigurationError(f"--agent {spec!r}: expected NAME=MODULE:ATTR")
+    return name, module_name, attr
+
+
 def load_agent(spec: str) -> tuple[str, Any]:
     """Parse ``NAME=MODULE:ATTR`` and import the object.
 
@@ -193,16 +211,15 @@ def load_agent(spec: str) -> tuple[str, Any]:
     """
     from deepagents_redis.core import ConfigurationError
 
-    name, sep, target = spec.partition("=")
-    module_name, colon, attr = target.partition(":")
-    if not (sep and colon and name and module_name and attr):
-        raise ConfigurationError(f"--agent {spec!r}: expected NAME=MODULE:ATTR")
+    name, module_name, attr = parse_agent(spec)
     try:
         obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"--agent {spec!r}: cannot import {target}: {exc}") from exc
+        raise ConfigurationError(
+            f"--agent {spec!r}: cannot import {module_name}:{attr}: {exc}"
+        ) from exc
     return name, obj
 
 
@@ -220,10 +237,15 @@ def run_worker(args: argparse.Namespace) -> int:
     """Serve tasks until SIGTERM/SIGINT; exit 0 after a graceful stop."""
     from deepagents_redis.coord import Worker
 
-    agents = dict(load_agent(spec) for spec in args.agent)
+    # Every argument is checked before any agent module is imported: importing one can be
+    # slow and do anything (build a model, open connections, start threads), and a usage
+    # error (`--concurrency 0`, a malformed later --agent) was reported only after that.
     if args.concurrency < 1:
         print("error: --concurrency must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    for spec in args.agent:
+        parse_agent(spec)
+    agents = dict(load_agent(spec) for spec in args.agent)
     if _observe_enabled():
         from deepagents_redis.agent._phases import instrument_unless_instrumented
 
