@@ -409,3 +409,21 @@ async def test_metadata_that_json_cannot_carry_is_invalid_input_and_changes_noth
         with pytest.raises(InvalidInputError, match="JSON"):
             await mutation()
     assert redis_target.client.hgetall(repo.plan_key("m")) == before
+
+
+NOT_ITEMS = [None, 5, "my content", b"content", ["my content"], [5], [None], [{"content": "x"}, 3]]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("items", NOT_ITEMS, ids=repr)
+async def test_replace_with_items_that_are_not_todos_is_invalid_input(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository, redis_target: Any, items: Any
+) -> None:
+    # It raised AttributeError ('str' object has no attribute 'get') or TypeError.
+    repo.add("typed", "first")
+    before = redis_target.client.hgetall(repo.plan_key("typed"))
+    with pytest.raises(InvalidInputError, match="todo"):
+        repo.replace("typed", items)
+    with pytest.raises(InvalidInputError, match="todo"):
+        await arepo.areplace("typed", items)
+    assert redis_target.client.hgetall(repo.plan_key("typed")) == before

@@ -210,6 +210,10 @@ def _item_payload(item: TodoInput) -> dict[str, Any]:
         if "metadata" in fields:
             out["metadata"] = _encode_metadata(item.metadata)
         return out
+    if not isinstance(item, Mapping):
+        raise InvalidInputError(
+            f"a todo is a Todo or a mapping with content, got {type(item).__name__}"
+        )
     if "content" not in item:
         raise InvalidInputError("a todo needs content")
     out = {
@@ -729,6 +733,10 @@ class RedisTodoRepository(RedisComponent):
     # -- payload builders (shared by the sync and async methods) ------------------------
 
     def _replace_payload(self, items: Iterable[TodoInput]) -> dict[str, Any]:
+        if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+            raise InvalidInputError(
+                f"replace takes a sequence of todos, got {type(items).__name__}"
+            )
         encoded = [_item_payload(item) for item in items]
         for item in encoded:
             _check_content(item["content"])
