@@ -281,3 +281,30 @@ def test_a_log_cap_redis_cannot_take_is_a_configuration_error(redis_target: Any)
         TodosSettings(log_maxlen=2**63)
     repo = _repo(redis_target, TodosSettings(log_maxlen=2**63 - 1))
     assert repo.add("cap", "x").version == 1
+
+
+async def test_an_op_record_outlives_the_retries_of_its_call(redis_target: Any) -> None:
+    # op_ttl_seconds=1 is accepted, while a call re-sends its mutation (same op id) until its
+    # deadline: with the default 2 s socket timeout, a reply lost to a timeout was re-sent
+    # after the record had expired and the mutation applied twice. The record now lives at
+    # least twice the deadline (a deadline of 1,000 s here: the PTTL bound leaves ~1,000 s of
+    # slack, so it holds on any machine).
+    settings = redis_target.settings.with_overrides(deadline_seconds=1_000)
+    short = TodosSettings(op_ttl_seconds=1)
+    client = redis_target.client
+    sync_repo = RedisTodoRepository(client=client, settings=settings, todos_settings=short)
+    async_repo = RedisTodoRepository(
+        async_client=redis_target.async_client, settings=settings, todos_settings=short
+    )
+    keys = KeySpace(redis_target.settings.key_prefix)
+    sync_repo.add("ttl", "x", op_id="sync-op")
+    await async_repo.aadd("ttl", "y", op_id="async-op")
+    for op_id in ("sync-op", "async-op"):
+        assert client.pttl(keys.op_key("ttl", op_id)) > 1_000_000
+    # A longer configured TTL is kept as it is.
+    long_repo = RedisTodoRepository(
+        client=client, settings=settings, todos_settings=TodosSettings(op_ttl_seconds=86_400)
+    )
+    long_repo.add("ttl", "z", op_id="long-op")
+    assert client.pttl(keys.op_key("ttl", "long-op")) > 2_000_000
+    await async_repo.aclose()

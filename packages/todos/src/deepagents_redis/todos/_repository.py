@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Any, Unpack
 
 from deepagents_redis.core import (
+    MAX_OP_TTL_MS,
     Command,
     Connection,
     EvictionCheck,
@@ -603,9 +604,20 @@ class RedisTodoRepository(RedisComponent):
             op_keys.key(op_id),
             [plan_key, log_key],
             self._args(op, expected_version, payload, actor, op_id, known[0] if known else ""),
-            op_ttl_ms=self.settings.op_ttl_seconds * 1000,
+            op_ttl_ms=self._op_ttl_ms(),
             retries=self._retries,
         )
+
+    def _op_ttl_ms(self) -> int:
+        """How long a mutation's op record lives: at least twice the call's deadline.
+
+        ``op_ttl_seconds``, raised to twice ``RedisSettings.deadline_seconds`` (the call
+        re-sends the mutation with the same op id until its deadline). A shorter record
+        (``op_ttl_seconds=1`` with the default 2 s socket timeout) expired before the re-send
+        of a reply lost to a timeout, and the mutation applied twice.
+        """
+        retry_window = math.ceil(2_000 * self._connector.settings.deadline_seconds)
+        return min(MAX_OP_TTL_MS, max(self.settings.op_ttl_seconds * 1000, retry_window))
 
     def _deadline(self) -> AbstractContextManager[None]:
         """The time bound of one public call (`RedisSettings.deadline_seconds`)."""

@@ -59,7 +59,9 @@ class TodosSettings(PhaseSettings):
     op_ttl_seconds: int = Field(default=86_400, ge=1, le=MAX_OP_TTL_MS // 1000)
     """How long an operation id is remembered, so a retry within it applies once (at most
     core's ``MAX_OP_TTL_MS``, in seconds: 10**15 was accepted, and every mutation then
-    failed after applying, so each retry applied it again)."""
+    failed after applying, so each retry applied it again). A record lives at least twice
+    ``RedisSettings.deadline_seconds`` whatever this says: a call re-sends its mutation with the
+    same op id until its deadline."""
 
     scope: str | None = None
     """A named plan shared by every thread; None scopes each plan to its thread id."""
