@@ -657,3 +657,52 @@ async def test_hostile_content_cannot_forge_lines_of_the_subagent_tools(
     ]
     assert updated.splitlines() == [f"Updated {item}: [completed] {escaped} (plan version 3)"]
     assert repo.get(thread).items[0].content == FORGED
+
+
+UNSTORABLE_PLANS = {
+    "empty content": [{"content": "", "status": "in_progress"}, *PLAN[1:]],
+    "content over max_content_bytes": [{"content": "x" * 5_000, "status": "pending"}],
+    "more than max_items": [{"content": f"step {n}", "status": "pending"} for n in range(101)],
+}
+
+
+@pytest.mark.parametrize("aio", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("todos", UNSTORABLE_PLANS.values(), ids=list(UNSTORABLE_PLANS))
+async def test_a_thread_whose_todos_redis_refuses_still_runs(
+    redis_target: Any, todos: list[dict[str, str]], aio: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # langchain's write_todos takes any content and any number of items; a thread it ran
+    # with such a plan, moved to RedisTodoMiddleware, failed every model call: the seed's
+    # replace raised InvalidInputError (or PayloadTooLargeError) out of wrap_model_call, so
+    # the thread could never run again. The thread's plan is now left as it is (a warning
+    # says why), and the model's next write_todos gets the usual error result.
+    import logging
+
+    saver = InMemorySaver()
+    plain = ScriptedChatModel(
+        script=[tool_call("write_todos", {"todos": todos}, "w1"), AIMessage("x")]
+    )
+    thread = f"unstorable-{aio}-{len(todos)}"
+    graph = create_deep_agent(model=plain, middleware=[TodoListMiddleware()], checkpointer=saver)
+    config = {"configurable": {"thread_id": thread}}
+    if aio:
+        await graph.ainvoke({"messages": [HumanMessage("go")]}, config)
+    else:
+        graph.invoke({"messages": [HumanMessage("go")]}, config)
+    mw = RedisTodoMiddleware(
+        client=redis_target.client,
+        async_client=redis_target.async_client,
+        settings=redis_target.settings,
+        todos_settings=TodosSettings(),
+    )
+    model = ScriptedChatModel(script=[AIMessage("resumed")])
+    resumed = agent(model, mw, saver)
+    with caplog.at_level(logging.WARNING, logger="deepagents_redis.todos"):
+        if aio:
+            result = await resumed.ainvoke({"messages": [HumanMessage("again")]}, config)
+        else:
+            result = resumed.invoke({"messages": [HumanMessage("again")]}, config)
+    assert result["messages"][-1].content == "resumed"
+    assert result["todos"] == todos  # the thread's plan, untouched
+    assert mw.repository.get(thread).version == 0
+    assert any("not seeded" in r.getMessage() for r in caplog.records)

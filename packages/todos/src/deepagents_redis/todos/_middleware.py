@@ -147,6 +147,18 @@ def _with_pull(
     return ExtendedModelResponse(model_response=response, command=Command(update=update))
 
 
+def _unseeded(scope: str, exc: InvalidInputError | PayloadTooLargeError) -> None:
+    """Say that a thread's todos stay as they are: Redis refused them as a seed.
+
+    langchain's ``write_todos`` takes any content and any number of items, so a thread it
+    ran can hold a plan the repository refuses (empty content, over ``max_content_bytes`` or
+    ``max_items``). Raised out of the model call, that failed every later run of the thread;
+    now the model keeps its view, and its next ``write_todos`` gets the usual error result.
+    """
+    log.warning("todo plan %r: the thread's todos were not seeded into Redis: %s", scope, exc)
+    get_instrumentation().count("todos.plan.unseeded")
+
+
 def _make_repository(
     repository: RedisTodoRepository | None,
     connection: Connection,
@@ -391,6 +403,9 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                     scope, seed, expected_version=0, actor=self._scoped.actor(config, "agent")
                 )
                 return _state_update(seeded)
+            except (InvalidInputError, PayloadTooLargeError) as exc:
+                _unseeded(scope, exc)
+                return None
             except ConflictError:
                 plan = self.repository.get(scope)
         return self._pull(state, plan, starting=starting)
@@ -409,6 +424,9 @@ class RedisTodoMiddleware(TodoListMiddleware[Any, Any]):
                     scope, seed, expected_version=0, actor=self._scoped.actor(config, "agent")
                 )
                 return _state_update(seeded)
+            except (InvalidInputError, PayloadTooLargeError) as exc:
+                _unseeded(scope, exc)
+                return None
             except ConflictError:
                 plan = await self.repository.aget(scope)
         return self._pull(state, plan, starting=starting)
