@@ -653,3 +653,103 @@ def test_a_lane_pipeline_answers_what_redis_pys_pipeline_answers(redis_url, comm
         lane_client.delete(ours, theirs)
         lane_client.close()
         plain.close()
+
+
+def _pipeline_cmds(commands, key):
+    cmds = []
+    for cmd in commands:
+        name, *args = cmd
+        if name == "SCRIPT-ERROR":
+            name, args = "EVAL", ["return redis.error_reply('NOPE')", 1]
+        elif name == "LRANGE":
+            args = [0, -1]
+        cmds.append((name, key, *args))
+    return cmds
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(_COMMANDS, min_size=1, max_size=12))
+def test_an_async_lane_pipeline_answers_what_redis_pys_pipeline_answers(redis_url, commands):
+    """The asyncio twin: a Pipeline request on the async lane (no redis-py Pipeline object)
+    and on redis-py's asyncio pool path give the same replies or the same annotated error."""
+
+    async def both():
+        lane_client = await create_async_client(url=redis_url)
+        plain = await create_async_client(url=redis_url)
+        plain._dar_lane = None
+        ours, theirs = _key(), _key()
+
+        async def run(client, key):
+            try:
+                out = (
+                    "ok",
+                    await aexecute_request(client, Pipeline(_pipeline_cmds(commands, key))),
+                )
+            except rexc.ResponseError as exc:
+                out = ("error", type(exc).__name__, str(exc).replace(key, "<key>"))
+            return out, await client.dump(key)
+
+        try:
+            return await run(lane_client, ours), await run(plain, theirs)
+        finally:
+            await lane_client.delete(ours, theirs)
+            await lane_client.aclose()
+            await plain.aclose()
+
+    ours, theirs = asyncio.run(both())
+    assert ours == theirs
+
+
+def test_a_pipeline_request_on_the_lane_builds_no_redis_py_pipeline(client, monkeypatch):
+    # A redis-py Pipeline object (build, queue, reset) cost more than the round trip's own
+    # packing and parsing: a plain Pipeline request is sent without one.
+    k = _key()
+
+    def no_pipeline(*a, **kw):
+        raise AssertionError("a redis-py Pipeline was built")
+
+    monkeypatch.setattr(client, "pipeline", no_pipeline)
+    _refuse_pool(monkeypatch, client)
+    assert execute_request(client, Pipeline([("SET", k, "v"), ("GETRANGE", k, 0, 0)])) == [
+        True,
+        b"v",
+    ]
+    with pytest.raises(rexc.ResponseError, match=r"Command # 2 \(LPUSH .*\) of pipeline"):
+        execute_request(client, Pipeline([("INCR", k + ":n"), ("LPUSH", k, "x")]))
+    monkeypatch.undo()
+    client.delete(k, k + ":n")
+
+
+async def test_an_async_pipeline_request_on_the_lane_builds_no_redis_py_pipeline(
+    aclient, monkeypatch
+):
+    k = _key()
+
+    def no_pipeline(*a, **kw):
+        raise AssertionError("a redis-py Pipeline was built")
+
+    monkeypatch.setattr(aclient, "pipeline", no_pipeline)
+    _refuse_apool(monkeypatch, aclient)
+    got = await aexecute_request(aclient, Pipeline([("SET", k, "v"), ("GETRANGE", k, 0, 0)]))
+    assert got == [True, b"v"]
+    monkeypatch.undo()
+    await aclient.delete(k)
+
+
+@pytest.mark.parametrize(
+    "cmds",
+    [
+        [],
+        [("WATCH", "k"), ("GET", "k")],
+        [("GET", "k"), ("multi",)],
+        [("EXEC",)],
+        [("HIMPORT", "SET", "x")],
+        [(b"GET", "k")],
+    ],
+    ids=["empty", "watch", "multi", "exec", "himport", "bytes-name"],
+)
+def test_commands_a_pipeline_treats_specially_keep_redis_pys_pipeline(cmds):
+    assert not _lane.plain_commands(cmds)
+    assert _lane.plain_commands([("GET", "k"), ("getrange", "k", 0, 1)])

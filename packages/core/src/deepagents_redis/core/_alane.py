@@ -19,11 +19,18 @@ Plain pipelines take the lane too (`AsyncLaneRedis.lane_pipeline`, as in `_lane`
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio
 import redis.exceptions as rexc
-from deepagents_redis.core._lane import IdleLane, lane_counts, metrics_off, plain_pipeline
+from deepagents_redis.core._lane import (
+    IdleLane,
+    lane_counts,
+    metrics_off,
+    plain_commands,
+    plain_pipeline,
+)
 
 __all__ = ["AsyncLaneRedis", "enable_async_lane"]
 
@@ -150,6 +157,43 @@ class AsyncLaneRedis(redis.asyncio.Redis):
             return None
         stack = pipe.command_stack
         return await lane.run(conn, lambda: pipe._execute_pipeline(conn, stack, True))  # type: ignore[no-any-return]
+
+    async def lane_commands(self, cmds: Sequence[tuple[Any, ...]]) -> list[Any] | None:
+        """Send plain commands in one round trip on the lane; None when it cannot.
+
+        The asyncio twin of `LaneRedis.lane_commands` (same conditions, same replies and
+        errors as redis-py's asyncio pipeline).
+        """
+        lane = self._dar_lane
+        if (
+            lane is None
+            or redis.asyncio.client.Pipeline.__dict__["execute"] is not _SHIPPED_PIPELINE
+            or redis.asyncio.Redis.__dict__["execute_command"] is not _SHIPPED_EXECUTE
+            or not plain_commands(cmds)
+            or not metrics_off()
+        ):
+            return None
+        conn = lane.checkout()
+        if conn is None:
+            return None
+
+        async def attempt() -> list[Any]:
+            await conn.send_packed_command(conn.pack_commands(cmds))
+            replies: list[Any] = []
+            for cmd in cmds:
+                try:
+                    replies.append(await self.parse_response(conn, cmd[0]))
+                except rexc.ResponseError as exc:
+                    replies.append(exc)
+            for number, reply in enumerate(replies, 1):
+                if isinstance(reply, rexc.ResponseError):
+                    # redis-py's own wording; `annotate_exception` does not use its `self`.
+                    annotate: Any = redis.asyncio.client.Pipeline.annotate_exception
+                    annotate(None, reply, number, cmds[number - 1])
+                    raise reply
+            return replies
+
+        return await lane.run(conn, attempt)  # type: ignore[no-any-return]
 
 
 def enable_async_lane(client: AsyncLaneRedis) -> None:

@@ -317,6 +317,10 @@ def execute(client: Any, req: Request) -> Any:
     if isinstance(req, Command):
         return client.execute_command(*req.args)
     if isinstance(req, Pipeline):
+        if isinstance(client, LaneRedis):
+            replies = client.lane_commands(req.cmds)
+            if replies is not None:
+                return replies
         pipe = client.pipeline(transaction=False)
         try:
             for cmd in req.cmds:
@@ -379,6 +383,10 @@ async def aexecute(client: Any, req: Request) -> Any:
             client, keys=req.fallback.keys, args=req.fallback.args
         )
     if isinstance(req, Pipeline):
+        if isinstance(client, AsyncLaneRedis):
+            replies = await client.lane_commands(req.cmds)
+            if replies is not None:
+                return replies
         pipe = client.pipeline(transaction=False)
         for cmd in req.cmds:
             pipe.execute_command(*cmd)
