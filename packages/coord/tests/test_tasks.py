@@ -765,6 +765,16 @@ def _first_request_of_wait(client: TaskClient, task_id: str, monkeypatch: Any) -
 
     monkeypatch.setattr(redis_client, "execute_command", counted_execute)
     monkeypatch.setattr(redis_client, "pipeline", counted_pipeline)
+    lane_commands = getattr(redis_client, "lane_commands", None)
+    if lane_commands is not None:  # a Pipeline request on the command lane builds no pipeline
+
+        def counted_lane(cmds: Any) -> Any:
+            replies = lane_commands(cmds)
+            if replies is not None:  # else the pipeline path above runs (and records)
+                seen.append(str(cmds[0][0]))
+            return replies
+
+        monkeypatch.setattr(redis_client, "lane_commands", counted_lane)
     with pytest.raises(Exception, match="still pending"):
         client.result(task_id, timeout=0.2)
     monkeypatch.undo()
