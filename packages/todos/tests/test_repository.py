@@ -459,3 +459,55 @@ def test_middleware_leaves_a_passed_repository_open(redis_target: Any) -> None:
     with RedisTodoMiddleware(repository=repo) as middleware:
         assert middleware.repository is repo
     assert repo.add("still-open", "works").version == 1
+
+
+def _plant_index(redis_target: Any, key: str, ids: list[str], lens: list[int]) -> None:
+    import json
+
+    version = int(redis_target.client.hget(key, "version"))
+    index = {"v": version, "ids": ids, "lens": lens}
+    redis_target.client.hset(key, "index", json.dumps(index, separators=(",", ":")))
+
+
+def test_an_index_whose_ids_or_lengths_lie_is_not_used(
+    repo: RedisTodoRepository, redis_target: Any
+) -> None:
+    # An index at the plan's version whose lengths add up, written by something other than
+    # the script, was trusted where no cut checked it: an append to '[]' under an index of
+    # one 0-byte item wrote '[,{...}]' (the plan unreadable, the mutation answered with a
+    # SerializationError after applying); a replace took each unchanged item's JSON from the
+    # index by id, so swapped ids swapped the items; an add checked duplicates in the index's
+    # ids only, so an id missing from them was added twice (and one-item ops answered
+    # NotFoundError for it).
+    key = repo.plan_key("lying")
+    repo.replace("lying", [{"id": "a", "content": "one"}])
+    repo.remove("lying", "a")
+    _plant_index(redis_target, key, ["q"], [0])
+    plan = repo.add("lying", "new", item_id="n")
+    assert plan.ids == ["n"]
+    assert repo.get("lying").ids == ["n"]
+    _assert_indexed(_fields(redis_target, key))
+
+    # Items of one length, so swapped ids still add up.
+    repo.replace("lying", [{"id": "a", "content": "one"}, {"id": "b", "content": "two"}])
+    length = int(json_lens(redis_target, key)[0])
+    _plant_index(redis_target, key, ["b", "a"], [length, length])
+    plan = repo.replace("lying", [{"id": "a", "content": "one"}, {"id": "b", "content": "two"}])
+    assert [(i.id, i.content) for i in plan.items] == [("a", "one"), ("b", "two")]
+    assert [(i.id, i.content) for i in repo.get("lying").items] == [("a", "one"), ("b", "two")]
+    _assert_indexed(_fields(redis_target, key))
+
+    _plant_index(redis_target, key, ["x", "y"], json_lens(redis_target, key))
+    with pytest.raises(InvalidInputError, match="duplicate"):
+        repo.add("lying", "again", item_id="a")
+    assert repo.get("lying").ids == ["a", "b"]
+    # An id missing from that index was NotFoundError; it is looked for in the whole plan.
+    plan = repo.update("lying", "b", status="completed")
+    assert [(i.id, i.status) for i in plan.items] == [("a", "pending"), ("b", "completed")]
+    _assert_indexed(_fields(redis_target, key))
+
+
+def json_lens(redis_target: Any, key: str) -> list[int]:
+    import json
+
+    return list(json.loads(redis_target.client.hget(key, "index"))["lens"])

@@ -162,10 +162,22 @@ elseif stored[3] then
   local ok_idx, idx = pcall(cjson.decode, stored[3])
   if ok_idx and type(idx) == 'table' and tonumber(idx.v) == version
       and type(idx.ids) == 'table' and type(idx.lens) == 'table' and #idx.ids == #idx.lens then
-    local total = 1
-    for _, n in ipairs(idx.lens) do total = total + n + 1 end
-    if #idx.ids == 0 then total = 2 end
-    if total == #items_raw then
+    -- Framed: each length cuts out one '{...}' at its offset, followed by ',' (or ']' after
+    -- the last), and the lengths add up to `items`. Trusted on the sum alone, an index at the
+    -- plan's version that another writer made (one 0-byte item on '[]') had an append write
+    -- '[,{...}]'. Its ids are checked where an op relies on them (the cut, the duplicate
+    -- check of an add, the JSON a replace reuses).
+    local framed = string.byte(items_raw, 1) == 91 and string.byte(items_raw, -1) == 93
+    local pos, count = 2, #idx.lens
+    for k = 1, count do
+      if not framed then break end
+      local n = idx.lens[k]
+      framed = type(n) == 'number' and n >= 2 and n == math.floor(n) and valid_id(idx.ids[k])
+        and string.byte(items_raw, pos) == 123 and string.byte(items_raw, pos + n - 1) == 125
+        and string.byte(items_raw, pos + n) == (k == count and 93 or 44)
+      if framed then pos = pos + n + 1 end
+    end
+    if framed and pos == #items_raw + (count == 0 and 0 or 1) then
       ids, lens = idx.ids, idx.lens
       -- ids_text: the stored "ids" array as text, when the index is framed exactly as this
       -- script writes it: '{"v":<v>,"ids":' .. ids_text .. ',"lens":[<digits and commas>]}'.
@@ -204,7 +216,11 @@ end
 local cut_k, cut_a, cut_b, cut_item
 if ids and (op == 'update' or op == 'claim' or op == 'complete' or op == 'remove') then
   cut_k = position(payload.id)
-  if cut_k then
+  if not cut_k then
+    -- Not in the index: decode the whole plan to be sure (an index another writer made
+    -- may lack an id `items` holds; this costs only the error path).
+    ids, lens = nil, nil
+  else
     cut_a = offset(cut_k)
     cut_b = cut_a + lens[cut_k] - 1
     local ok_cut, it = pcall(cjson.decode, string.sub(items_raw, cut_a, cut_b))
@@ -307,7 +323,12 @@ if ids and op ~= 'replace' then
   if op == 'add' then
     if #ids + 1 > max_items then return fail('TOOMANY ' .. (#ids + 1) .. ' ' .. max_items) end
     local it = payload.item
-    if position(it.id) then return fail('INVALID duplicate item id ' .. it.id) end
+    -- The index's ids, and the item's own "id" key in `items` (an unescaped quote in JSON
+    -- text only delimits a string, so this text is an item's id and nothing else): an
+    -- index another writer made may lack an id `items` holds.
+    if position(it.id) or string.find(items_raw, '"id":' .. cjson.encode(it.id), 1, true) then
+      return fail('INVALID duplicate item id ' .. it.id)
+    end
     local n = { id = it.id, content = it.content, status = it.status, metadata = it.metadata, updated_at = now }
     local enc = cjson.encode(n)
     local index = tonumber(payload.index) or -1
@@ -369,8 +390,12 @@ else
   local raws, same = {}, {}
   if ids then
     for k, id in ipairs(ids) do
-      local a = offset(k)
-      raws[id] = string.sub(items_raw, a, a + lens[k] - 1)
+      -- Only where the decoded item at k has that id: with another writer's index, swapped
+      -- ids swapped the items a replace left unchanged.
+      if type(items[k]) == 'table' and items[k].id == id then
+        local a = offset(k)
+        raws[id] = string.sub(items_raw, a, a + lens[k] - 1)
+      end
     end
   end
 
