@@ -427,3 +427,36 @@ async def test_replace_with_items_that_are_not_todos_is_invalid_input(
     with pytest.raises(InvalidInputError, match="todo"):
         await arepo.areplace("typed", items)
     assert redis_target.client.hgetall(repo.plan_key("typed")) == before
+
+
+PLANTED_OP_RECORDS = {
+    "an empty array": b"\x90",
+    "nil": b"\x91\xc0",
+    "a string": b"\x91\xa3abc",
+    "a float": b"\x91\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00",
+    "a nested array": b"\x91\x91\x91\x05",
+    "a version of 0": b"\x91\x00",
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("record", PLANTED_OP_RECORDS.values(), ids=list(PLANTED_OP_RECORDS))
+async def test_a_planted_op_record_is_a_serialization_error(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository, redis_target: Any, record: bytes
+) -> None:
+    # The op record of an op id is a key under the plan's hash tag; one this package did not
+    # write came back as the replay's version: TypeError or ValueError from the reply's
+    # parse instead of a typed error.
+    client = redis_target.client
+    first = repo.add("spoiled", "first").items[0].id
+    before = client.hgetall(repo.plan_key("spoiled"))
+    op_key = repo.keyspace.op_key("spoiled", "planted")
+    client.set(op_key, record)
+    for mutation in _mutations(repo, first, "planted"):
+        with pytest.raises(SerializationError, match="op record"):
+            mutation()
+    for amutation in _amutations(arepo, first, "planted"):
+        with pytest.raises(SerializationError, match="op record"):
+            await amutation()
+    assert client.hgetall(repo.plan_key("spoiled")) == before
+    assert client.get(op_key) == record

@@ -115,7 +115,8 @@ _WITH_PLAN = """\
 -- KEYS/ARGV: the wrapper's; KEYS[2] is the plan hash.
 -- returns {op_version, version, items_json, updated_ms, last_op}: the version the operation
 -- produced (the body's reply; on a replay: the recorded one), then the plan as it is now;
--- errors: the body's error replies, unchanged.
+-- errors: the body's error replies, unchanged; MALFORMED for an op record this package did
+-- not write.
 -- Why: the wrapper records the body's reply for op_ttl; a reply carrying the plan made every
 -- mutation hold a plan-sized record for a day (1,000 updates of a 27 KB plan: +27.5 MB). The
 -- body now returns {version} and the plan is read here, after the wrapper, in the
@@ -131,7 +132,14 @@ local function idempotent()
 {wrapped}
 end
 local reply = idempotent()
-if type(reply) ~= 'table' or reply['err'] ~= nil then return reply end
+if type(reply) == 'table' and reply['err'] ~= nil then return reply end
+-- A replay's reply is the op record as stored, under the plan's hash tag: one this package
+-- did not write ({version}, a whole number >= 1) is refused, not handed to the client as a
+-- version (it raised TypeError there, or answered a replay for an op never applied).
+local v = type(reply) == 'table' and reply[1]
+if type(v) ~= 'number' or v < 1 or v ~= math.floor(v) then
+  return redis.error_reply('MALFORMED the op record of this op id is not one this package wrote')
+end
 if written then
   local out = {reply[1]}
   for i = 1, #written do out[i + 1] = written[i] end
