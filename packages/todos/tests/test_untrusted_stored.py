@@ -460,3 +460,43 @@ async def test_a_planted_op_record_is_a_serialization_error(
             await amutation()
     assert client.hgetall(repo.plan_key("spoiled")) == before
     assert client.get(op_key) == record
+
+
+NULLS = (
+    b'[{"id":"a","content":"x","status":"pending","owner":"w","lease_until":null,'
+    b'"updated_at":null,"metadata":null}]'
+)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("aio", [False, True], ids=["sync", "async"])
+async def test_json_null_fields_another_writer_stored_mean_none(
+    repo: RedisTodoRepository,
+    arepo: RedisTodoRepository,
+    redis_target: Any,
+    aio: bool,
+) -> None:
+    # get() reads JSON null as None (no lease, no time, no metadata), but mutate.lua read a
+    # null lease with tonumber(lease_until or 0): nil, compared with a number, so claim and
+    # complete failed on a Lua runtime error for a plan every reader accepts.
+    key = repo.plan_key("nulls")
+    client = redis_target.client
+
+    def plant() -> None:
+        client.delete(key)
+        client.hset(key, mapping={"version": 1, "items": NULLS, "updated_ms": 1})
+
+    plant()
+    assert repo.get("nulls").items[0].lease_expires_at is None
+    if aio:
+        claimed = await arepo.aclaim("nulls", "a", owner="v", lease_seconds=60)
+    else:
+        claimed = repo.claim("nulls", "a", owner="v", lease_seconds=60)
+    assert claimed.items[0].owner == "v"
+    assert claimed.items[0].status == "in_progress"
+    plant()
+    if aio:
+        done = await arepo.acomplete("nulls", "a", owner="v")
+    else:
+        done = repo.complete("nulls", "a", owner="v")
+    assert done.items[0].status == "completed"

@@ -149,8 +149,10 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+-- tonumber(...) or 0: a lease another writer stored as JSON null (cjson.null, which
+-- tonumber makes nil) is no lease, as for every reader; compared as nil it was a Lua error.
 local function lease_live(it)
-  return is_str(it.owner) and #it.owner > 0 and tonumber(it.lease_until or 0) > now
+  return is_str(it.owner) and #it.owner > 0 and (tonumber(it.lease_until) or 0) > now
 end
 
 -- The index, if it describes `items` as stored: written at this version, and its lengths
