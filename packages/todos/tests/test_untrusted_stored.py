@@ -500,3 +500,34 @@ async def test_json_null_fields_another_writer_stored_mean_none(
     else:
         done = repo.complete("nulls", "a", owner="v")
     assert done.items[0].status == "completed"
+
+
+def _long_unencodable(repo: RedisTodoRepository, first: str, aio: bool) -> list[Any]:
+    p = "a" if aio else ""
+    call = lambda name, *a, **k: lambda: getattr(repo, p + name)(*a, **k)  # noqa: E731
+    long = "x" * 2_000 + LONE  # past a quarter of max_content_bytes: its size is counted
+    many = [{"content": "y" * 3_500 + LONE} for _ in range(40)]  # a payload of 140K chars
+    return [
+        call("add", "u", long),
+        call("update", "u", first, content=long),
+        call("replace", "u", [{"content": long}]),
+        call("replace", "u", many),
+    ]
+
+
+@pytest.mark.integration
+async def test_long_text_redis_cannot_carry_is_invalid_input_too(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository, redis_target: Any
+) -> None:
+    # The size checks encode long content and payloads to count their bytes, before the
+    # call that turns UnicodeEncodeError into InvalidInputError: a lone surrogate in a long
+    # todo raised UnicodeEncodeError (write_todos failed the agent run).
+    first = repo.add("u", "first").items[0].id
+    before = redis_target.client.hgetall(repo.plan_key("u"))
+    for mutation in _long_unencodable(repo, first, aio=False):
+        with pytest.raises(InvalidInputError, match="Unicode"):
+            mutation()
+    for mutation in _long_unencodable(arepo, first, aio=True):
+        with pytest.raises(InvalidInputError, match="Unicode"):
+            await mutation()
+    assert redis_target.client.hgetall(repo.plan_key("u")) == before

@@ -506,17 +506,21 @@ class RedisTodoRepository(RedisComponent):
                 f"(got {len(op_id)} and {len(actor)})"
             )
         # The limits, before anything is sent (the script checks them again for plans that
-        # grew through other writers).
-        for content in _contents(payload):
-            if isinstance(content, str) and len(content) > self.settings.max_content_bytes // 4:
-                size = len(content.encode("utf-8"))
-                if size > self.settings.max_content_bytes:
-                    raise too_large("content", size, self.settings.max_content_bytes)
-        encoded = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        if len(encoded) > self.settings.max_plan_bytes // 4:
-            size = len(encoded.encode("utf-8"))
-            if size > self.settings.max_plan_bytes:
-                raise too_large("payload", size, self.settings.max_plan_bytes)
+        # grew through other writers). Counting bytes encodes long text, so a lone surrogate
+        # fails here, before the call that maps the packer's UnicodeEncodeError.
+        try:
+            for content in _contents(payload):
+                if isinstance(content, str) and len(content) > self.settings.max_content_bytes // 4:
+                    size = len(content.encode("utf-8"))
+                    if size > self.settings.max_content_bytes:
+                        raise too_large("content", size, self.settings.max_content_bytes)
+            encoded = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            if len(encoded) > self.settings.max_plan_bytes // 4:
+                size = len(encoded.encode("utf-8"))
+                if size > self.settings.max_plan_bytes:
+                    raise too_large("payload", size, self.settings.max_plan_bytes)
+        except UnicodeEncodeError as exc:
+            raise _not_unicode(exc) from exc
         return [
             op,
             "" if expected_version is None else str(expected_version),
