@@ -319,6 +319,11 @@ def test_empty_url_or_namespace_is_a_usage_error(
         (["--concurrency", "0"], "error: --concurrency must be at least 1"),
         (["--concurrency", "-3"], "error: --concurrency must be at least 1"),
         (["--agent", "broken"], "error: --agent 'broken': expected NAME=MODULE:ATTR"),
+        # the same name twice: the worker served only the last one, silently
+        (
+            ["--agent", "a=other:agent"],
+            "error: --agent 'a=other:agent': the agent 'a' is given twice",
+        ),
     ],
 )
 def test_worker_usage_errors_come_before_any_agent_module_is_imported(

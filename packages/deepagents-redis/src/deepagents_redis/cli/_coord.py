@@ -243,8 +243,15 @@ def run_worker(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         print("error: --concurrency must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    names: set[str] = set()
     for spec in args.agent:
-        parse_agent(spec)
+        name = parse_agent(spec)[0]
+        if name in names:
+            # A dict of the specs kept only the last: the worker silently served one of them.
+            from deepagents_redis.core import ConfigurationError
+
+            raise ConfigurationError(f"--agent {spec!r}: the agent {name!r} is given twice")
+        names.add(name)
     agents = dict(load_agent(spec) for spec in args.agent)
     if _observe_enabled():
         from deepagents_redis.agent._phases import instrument_unless_instrumented
