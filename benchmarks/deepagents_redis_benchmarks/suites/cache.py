@@ -6,7 +6,8 @@ Rows (each one ``compare``, interleaved, same run):
   langgraph's ``RedisCache.get`` of the same generation, vs ``langchain_core``'s
   ``InMemoryCache``;
 * where a hit's time goes, each vs the same raw GET: the read script alone (the round trip
-  of a hit, no decoding), and a floor for a hit revalidated by the constructors: raw GET +
+  of a hit after a non-hit, no decoding), the two plain reads alone (the round trip of a hit
+  while lookups hit), and a floor for a hit revalidated by the constructors: raw GET +
   MessagePack unpack + rebuilding the ``AIMessage``/``ChatGeneration`` with their validators
   (no key check, no codec checks, no bookkeeping; a hit of the common shape checks it field
   by field instead, see the cache page);
@@ -209,6 +210,30 @@ def _hit_parts(ctx: BenchContext, cache: Any, prompt: str, raw: Any, raw_key: st
             notes="EVALSHA with one bulk reply",
         )
     ]
+    # While lookups hit, a hit's round trip is two plain reads through core's driver instead.
+    from deepagents_redis.cache._llm import _FAST_READ_BYTES
+    from deepagents_redis.core import Pipeline, run_operation
+
+    reads = (("GET", keys.gen), ("GETRANGE", keys.entry, 0, _FAST_READ_BYTES - 1))
+
+    def plain() -> Any:
+        reply = yield Pipeline(reads)
+        return reply
+
+    o, b = ctx.compare(
+        lambda: run_operation(cache._connector, "bench.reads", plain(), deadline_seconds=5),
+        lambda: raw.get(raw_key),
+        iterations=ctx.n(5000),
+    )
+    parts.append(
+        Result(
+            "plain reads (a hit's round trip while lookups hit, no decoding)",
+            o,
+            "redis-py GET of the same bytes",
+            b,
+            notes="GET generation + GETRANGE of the entry, one round trip through core's driver",
+        )
+    )
     # The value is '<gen>:' + 4-byte envelope header + 8-byte key hash + MessagePack payload.
     skip = len(raw.get(raw_key).split(b":", 1)[0]) + 1 + 12
 
