@@ -531,3 +531,39 @@ async def test_long_text_redis_cannot_carry_is_invalid_input_too(
         with pytest.raises(InvalidInputError, match="Unicode"):
             await mutation()
     assert redis_target.client.hgetall(repo.plan_key("u")) == before
+
+
+def _not_text(repo: RedisTodoRepository, first: str, aio: bool) -> list[Any]:
+    p = "a" if aio else ""
+    call = lambda name, *a, **k: lambda: getattr(repo, p + name)(*a, **k)  # noqa: E731
+    return [
+        call("add", "t", "x", item_id=b"new"),
+        call("add", "t", "x", item_id=0),
+        call("update", "t", first.encode(), status="completed"),
+        call("claim", "t", first.encode(), owner="w", lease_seconds=60),
+        call("complete", "t", first.encode()),
+        call("remove", "t", first.encode()),
+        call("replace", "t", [{"id": first.encode(), "content": "x"}]),
+        call("replace", "t", [{"id": 7, "content": "x"}]),
+        call("replace", "t", [{"content": "x", "owner": b"w"}]),
+        call("replace", "t", [{"content": "x", "owner": object()}]),
+    ]
+
+
+@pytest.mark.integration
+async def test_ids_and_owners_that_are_not_text_are_invalid_input(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository, redis_target: Any
+) -> None:
+    # Bytes or objects in an id or owner reached json.dumps (TypeError: not JSON
+    # serializable); replace stored str() of a non-str id (b'abc' as "b'abc'", 7 as "7") and
+    # add(item_id=0) generated an id silently.
+    first = repo.add("t", "first").items[0].id
+    before = redis_target.client.hgetall(repo.plan_key("t"))
+    for n, mutation in enumerate(_not_text(repo, first, aio=False)):
+        with pytest.raises(InvalidInputError):
+            mutation()
+        assert redis_target.client.hgetall(repo.plan_key("t")) == before, n
+    for n, mutation in enumerate(_not_text(arepo, first, aio=True)):
+        with pytest.raises(InvalidInputError):
+            await mutation()
+        assert redis_target.client.hgetall(repo.plan_key("t")) == before, n

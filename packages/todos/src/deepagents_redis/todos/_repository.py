@@ -225,8 +225,12 @@ def _item_payload(item: TodoInput) -> dict[str, Any]:
         )
     if "content" not in item:
         raise InvalidInputError("a todo needs content")
+    item_id = item.get("id")
+    if item_id is not None and not isinstance(item_id, str):
+        # str() stored b'abc' as "b'abc'" and 7 as "7".
+        raise InvalidInputError(f"a todo id must be a string, got {type(item_id).__name__}")
     out = {
-        "id": str(item.get("id") or new_item_id()),
+        "id": item_id or new_item_id(),
         "content": item["content"],
         "status": item.get("status", "pending"),
     }
@@ -514,7 +518,11 @@ class RedisTodoRepository(RedisComponent):
                     size = len(content.encode("utf-8"))
                     if size > self.settings.max_content_bytes:
                         raise too_large("content", size, self.settings.max_content_bytes)
-            encoded = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            try:
+                encoded = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                # An id or owner that is not text (bytes, an object) in the payload.
+                raise InvalidInputError(f"todo ids and owners must be strings: {exc}") from exc
             if len(encoded) > self.settings.max_plan_bytes // 4:
                 size = len(encoded.encode("utf-8"))
                 if size > self.settings.max_plan_bytes:
@@ -787,6 +795,9 @@ class RedisTodoRepository(RedisComponent):
             # The script appends for any index it cannot place: -1 (Python's "before the
             # last") put the item last, silently.
             raise InvalidInputError(f"index must be an int >= 0 or None, got {index!r}")
+        if item_id is not None and not isinstance(item_id, str):
+            # item_id=0 generated an id silently.
+            raise InvalidInputError(f"item_id must be a string or None, got {item_id!r:.40}")
         item: dict[str, Any] = {
             "id": item_id or new_item_id(),
             "content": content,
