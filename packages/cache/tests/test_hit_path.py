@@ -20,21 +20,6 @@ pytestmark = pytest.mark.integration
 LLM = "model=fake"
 
 
-def _calls(target: Any, *commands: str) -> int:
-    """Calls of `commands` the target's servers have answered so far (INFO commandstats)."""
-    client = target.client
-    nodes = (
-        [client.get_redis_connection(n) for n in client.get_primaries()]
-        if hasattr(client, "get_primaries")
-        else [client]
-    )
-    total = 0
-    for node in nodes:
-        stats = node.info("commandstats")
-        total += sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in commands)
-    return total
-
-
 def _warm(cache: Any) -> None:
     """One hit, so the next lookup takes the plain reads."""
     cache.update("warm", LLM, [Generation(text="warm")])
@@ -48,12 +33,15 @@ async def test_hits_after_a_hit_are_two_plain_reads(
     cache = make_llm_cache(namespace="hp-hits")
     _warm(cache)
     cache.update("q", LLM, [Generation(text="answer")])
-    scripts, reads = _calls(redis_target, "evalsha", "eval"), _calls(redis_target, "getrange")
+    scripts, reads = (
+        redis_target.command_calls("evalsha", "eval"),
+        redis_target.command_calls("getrange"),
+    )
     for _ in range(3):
         got = await cache.alookup("q", LLM) if use_async else cache.lookup("q", LLM)
         assert got == [Generation(text="answer")]
-    assert _calls(redis_target, "evalsha", "eval") == scripts  # no script
-    assert _calls(redis_target, "getrange") - reads == 3
+    assert redis_target.command_calls("evalsha", "eval") == scripts  # no script
+    assert redis_target.command_calls("getrange") - reads == 3
     assert recorder.total("cache.lookup", outcome="hit") == 4
 
 
@@ -62,20 +50,26 @@ async def test_a_miss_after_a_hit_still_takes_the_lease_and_the_next_goes_to_the
 ) -> None:
     cache = make_llm_cache(namespace="hp-miss")
     _warm(cache)
-    scripts, reads = _calls(redis_target, "evalsha", "eval"), _calls(redis_target, "getrange")
+    scripts, reads = (
+        redis_target.command_calls("evalsha", "eval"),
+        redis_target.command_calls("getrange"),
+    )
     assert cache.lookup("new", LLM) is None  # plain reads, then the script: lease taken
-    assert _calls(redis_target, "getrange") - reads == 1
-    assert _calls(redis_target, "evalsha", "eval") - scripts == 1
+    assert redis_target.command_calls("getrange") - reads == 1
+    assert redis_target.command_calls("evalsha", "eval") - scripts == 1
     assert recorder.total("cache.lookup", outcome="miss") == 1  # counted once
     assert recorder.total("cache.single_flight", outcome="leader") == 1
     other = make_llm_cache(namespace="hp-miss", wait_timeout=0.1)
     assert await other.alookup("new", LLM) is None
     assert recorder.total("cache.single_flight", outcome="wait_timeout") == 1
     # After a miss the script goes first: a run of misses costs one round trip each.
-    scripts, reads = _calls(redis_target, "evalsha", "eval"), _calls(redis_target, "getrange")
+    scripts, reads = (
+        redis_target.command_calls("evalsha", "eval"),
+        redis_target.command_calls("getrange"),
+    )
     assert cache.lookup("newer", LLM) is None
-    assert _calls(redis_target, "getrange") == reads
-    assert _calls(redis_target, "evalsha", "eval") - scripts == 1
+    assert redis_target.command_calls("getrange") == reads
+    assert redis_target.command_calls("evalsha", "eval") - scripts == 1
 
 
 def test_a_stale_entry_after_a_hit_is_stale(make_llm_cache: Any, recorder: Any) -> None:
@@ -94,9 +88,9 @@ def test_an_entry_bigger_than_the_plain_read_is_served_whole(
     text = "x" * (2 * _FAST_READ_BYTES)
     cache.update("big", LLM, [Generation(text=text)])
     _warm(cache)
-    scripts = _calls(redis_target, "evalsha", "eval")
+    scripts = redis_target.command_calls("evalsha", "eval")
     assert cache.lookup("big", LLM) == [Generation(text=text)]
-    assert _calls(redis_target, "evalsha", "eval") - scripts == 1  # the script served it
+    assert redis_target.command_calls("evalsha", "eval") - scripts == 1  # the script served it
 
 
 def test_an_oversize_value_after_a_hit_is_not_transferred(
@@ -156,9 +150,9 @@ def test_without_single_flight_a_corrupt_entry_after_a_hit_is_a_miss(
     keys = cache.redis_keys("q", LLM)
     client.set(keys["entry"], (client.get(keys["generation"]) or b"0") + b":garbage")
     _warm(cache)
-    scripts = _calls(redis_target, "evalsha", "eval")
+    scripts = redis_target.command_calls("evalsha", "eval")
     assert cache.lookup("q", LLM) is None
-    assert _calls(redis_target, "evalsha", "eval") == scripts
+    assert redis_target.command_calls("evalsha", "eval") == scripts
     assert recorder.total("cache.lookup", outcome="corrupt") == 1
     assert recorder.total("cache.lookup", outcome="miss") == 1
 
@@ -170,7 +164,7 @@ def test_refresh_on_hit_keeps_the_script_that_pushes_the_ttl(
     _warm(cache)
     entry = cache.redis_keys("warm", LLM)["entry"]
     redis_target.client.pexpire(entry, 5_000)
-    reads = _calls(redis_target, "getrange")
+    reads = redis_target.command_calls("getrange")
     assert cache.lookup("warm", LLM) == [Generation(text="warm")]
-    assert _calls(redis_target, "getrange") == reads
+    assert redis_target.command_calls("getrange") == reads
     assert redis_target.client.pttl(entry) > 50_000  # pushed back to the 100 s TTL

@@ -205,19 +205,7 @@ def test_waiter_gives_up_after_wait_timeout(make_llm_cache: Any, recorder: Any) 
 
 def _script_calls(target: Any) -> int:
     """EVALSHA + EVAL calls the target's servers have answered so far."""
-    client = target.client
-    nodes = (
-        [client.get_redis_connection(n) for n in client.get_primaries()]
-        if hasattr(client, "get_primaries")
-        else [client]
-    )
-    total = 0
-    for node in nodes:
-        stats = node.info("commandstats")
-        total += sum(
-            int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval")
-        )
-    return total
+    return int(target.command_calls("evalsha", "eval"))
 
 
 async def test_a_miss_takes_the_lease_in_the_same_call(

@@ -620,6 +620,18 @@ def test_the_lane_answers_what_redis_pys_own_path_answers(redis_url, commands):
         plain.close()
 
 
+def _pipeline_cmds(commands, key):
+    cmds = []
+    for cmd in commands:
+        name, *args = cmd
+        if name == "SCRIPT-ERROR":
+            name, args = "EVAL", ["return redis.error_reply('NOPE')", 1]
+        elif name == "LRANGE":
+            args = [0, -1]
+        cmds.append((name, key, *args))
+    return cmds
+
+
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -633,16 +645,8 @@ def test_a_lane_pipeline_answers_what_redis_pys_pipeline_answers(redis_url, comm
     ours, theirs = _key(), _key()
 
     def run(client, key):
-        cmds = []
-        for cmd in commands:
-            name, *args = cmd
-            if name == "SCRIPT-ERROR":
-                name, args = "EVAL", ["return redis.error_reply('NOPE')", 1]
-            elif name == "LRANGE":
-                args = [0, -1]
-            cmds.append((name, key, *args))
         try:
-            out = ("ok", execute_request(client, Pipeline(cmds)))
+            out = ("ok", execute_request(client, Pipeline(_pipeline_cmds(commands, key))))
         except rexc.ResponseError as exc:
             out = ("error", type(exc).__name__, str(exc).replace(key, "<key>"))
         return out, client.dump(key)
@@ -653,18 +657,6 @@ def test_a_lane_pipeline_answers_what_redis_pys_pipeline_answers(redis_url, comm
         lane_client.delete(ours, theirs)
         lane_client.close()
         plain.close()
-
-
-def _pipeline_cmds(commands, key):
-    cmds = []
-    for cmd in commands:
-        name, *args = cmd
-        if name == "SCRIPT-ERROR":
-            name, args = "EVAL", ["return redis.error_reply('NOPE')", 1]
-        elif name == "LRANGE":
-            args = [0, -1]
-        cmds.append((name, key, *args))
-    return cmds
 
 
 @settings(

@@ -97,6 +97,32 @@ class RedisTarget:
             self._async_client = await create_async_client(self.settings)
         return self
 
+    def command_calls(self, *commands: str) -> int:
+        """Calls of `commands` this target's servers have answered so far (every primary).
+
+        Read from ``INFO commandstats``: how tests count round trips and script calls
+        (take the count before and after the calls under test; the server is shared by the
+        session's tests, so only the difference means anything).
+
+        Args:
+            *commands: Command names in lower case, as INFO spells them (``"evalsha"``,
+                ``"getrange"``).
+
+        Returns:
+            The sum of their calls over the target's primaries.
+        """
+        client = self.client
+        nodes = (
+            [client.get_redis_connection(n) for n in client.get_primaries()]
+            if self.is_cluster
+            else [client]
+        )
+        total = 0
+        for node in nodes:
+            stats = node.info("commandstats")
+            total += sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in commands)
+        return total
+
     def close(self) -> None:
         """Close the sync client if it was created."""
         client, self._client = self._client, None
