@@ -199,9 +199,9 @@ def _count_commands(agent: Any, run: Any) -> tuple[int, int]:
     lane or redis-py's pool); checkpointer calls as calls of the saver's methods (each is
     one round trip).
     """
-    from deepagents_redis.agent._wiring import _OPENED
+    from deepagents_redis.agent._wiring import _OPENED, _key
 
-    cls = _OPENED[agent].connector.client().connection_pool.connection_class
+    cls = _OPENED[_key(agent)].connector.client().connection_pool.connection_class
     saver = agent.checkpointer
     sends, saver_calls = itertools.count(), itertools.count()  # next() is thread-safe
 
