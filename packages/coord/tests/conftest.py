@@ -86,3 +86,39 @@ def _wait_announced(connector: RedisConnector, agents: list[str], namespace: str
 @pytest.fixture
 def worker_factory(connector: RedisConnector) -> Callable[..., Any]:
     return lambda agents, **options: running_worker(connector, agents, **options)
+
+
+def handed_back(
+    connector: RedisConnector, agent: str, before_stop: Callable[[], None] | None = None
+) -> tuple[TaskClient, str]:
+    """Run a task that waits until a stop (grace 0) hands it back; the client and its id.
+
+    `before_stop` runs while the task runs, just before the worker stops (to arm a fault).
+    """
+    import time
+
+    tasks = TaskClient(connector=connector, check_agents=False)
+    started = threading.Event()
+
+    async def waits(_x: Any) -> str:
+        started.set()
+        await asyncio.sleep(30)  # cancelled by the stop
+        return "done"
+
+    with running_worker(connector, {agent: waits}, stop_grace_seconds=0) as worker:
+        task_id = tasks.submit(agent, {})
+        assert started.wait(30)
+        deadline = time.monotonic() + 30
+        while tasks.get(task_id).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert tasks.get(task_id).status == "running"
+        if before_stop is not None:
+            before_stop()
+        worker.stop()
+    return tasks, task_id
+
+
+@pytest.fixture
+def hand_back(connector: RedisConnector) -> Callable[..., tuple[TaskClient, str]]:
+    """`handed_back` on the test's connector: ``hand_back(agent, before_stop=None)``."""
+    return lambda agent, before_stop=None: handed_back(connector, agent, before_stop)

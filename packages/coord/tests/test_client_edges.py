@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from typing import Any
 
@@ -213,24 +212,12 @@ def test_cancelling_a_task_an_operator_retried_takes_it_off_the_queue(
 
 
 def test_cancelling_a_handed_back_task_takes_it_off_the_queue(
-    connector: Any, worker_factory: Any
+    hand_back: Any, connector: Any
 ) -> None:
     # A stop hands a running task back as a new queue entry; the mark still named the
     # entry the stopped worker had read and acknowledged, so a cancel left the new one.
-    tasks = TaskClient(connector=connector, check_agents=False)
-    started = threading.Event()
-
-    async def waits(_x: Any) -> str:
-        started.set()
-        await asyncio.sleep(30)  # cancelled by the stop
-        return "done"
-
-    with worker_factory({"slow": waits}, stop_grace_seconds=0) as worker:
-        task_id = tasks.submit("slow", {})
-        assert started.wait(10)
-        _until(lambda: tasks.get(task_id).status == "running", "the task runs")
-        worker.stop()
-        _until(lambda: tasks.get(task_id).status == "pending", "the task is handed back")
+    tasks, task_id = hand_back("slow")
+    _until(lambda: tasks.get(task_id).status == "pending", "the task is handed back")
     assert _queued(connector, tasks, "slow") == 1
     assert tasks.cancel(task_id) == "cancelled"
     assert _queued(connector, tasks, "slow") == 0

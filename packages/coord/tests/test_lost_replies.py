@@ -7,9 +7,6 @@ server applied the call; the client sees a timeout and re-sends) and check what 
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -270,28 +267,13 @@ async def test_a_refused_submit_whose_create_reply_was_lost_leaves_no_record(
 
 
 def test_a_hand_back_whose_reply_was_lost_still_queues_the_task(
-    connector: Any, worker_factory: Any, loss: _Loss
+    hand_back: Any, connector: Any, loss: _Loss
 ) -> None:
     # A stopping worker hands a running task back, then queues it again. The hand-back's
     # reply lost, the client's retry ran it again and found the task pending under the next
     # token: 'FENCED', so the worker skipped the requeue and the task waited, pending, on no
     # queue until a reclaim.
-    tasks = TaskClient(connector=connector, check_agents=False)
-    started = threading.Event()
-
-    async def waits(_x: Any) -> str:
-        started.set()
-        await asyncio.sleep(30)  # cancelled by the stop
-        return "done"
-
-    with worker_factory({"handback-lost": waits}, stop_grace_seconds=0) as worker:
-        task_id = tasks.submit("handback-lost", {})
-        assert started.wait(30)
-        deadline = time.monotonic() + 30
-        while tasks.get(task_id).status != "running" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        loss.arm(b"task.handed_back")
-        worker.stop()
+    tasks, task_id = hand_back("handback-lost", lambda: loss.arm(b"task.handed_back"))
     assert loss.lost == 1
     assert tasks.get(task_id).status == "pending"
     # queued again: the read entry acknowledged (not left to a reclaim), one entry to read
