@@ -712,3 +712,33 @@ def test_aclose_closes_a_client_of_a_loop_running_in_another_thread(redis_url):
         loop.close()
     # Closed once: the close took that loop's closer with it, so its shutdown had nothing left
     assert closes == [1]
+
+
+@pytest.mark.parametrize("cluster", ["on", "auto"])
+async def test_concurrent_first_uses_build_one_async_cluster_client(
+    redis_cluster, key_prefix, cluster, monkeypatch
+):
+    """A fan-out's first requests all asked `aclient()` while the first client was still
+    learning its slots: each task built, initialized and then closed a cluster client of its
+    own (24 clients for 24 tasks), and a loser's close timing out under load ("Timed out
+    closing connection after 2.0") failed that task's operation. One client is built."""
+    import deepagents_redis.core._clients as clients_module
+    import deepagents_redis.core._connector as connector_module
+
+    built: list[object] = []
+    for module, name in ((connector_module, "_build_async"), (clients_module, "_build_async")):
+        original = getattr(module, name)
+
+        def counting(*args, _original=original, **kwargs):
+            client = _original(*args, **kwargs)
+            if isinstance(client, redis.asyncio.RedisCluster):  # not auto's probe
+                built.append(client)
+            return client
+
+        monkeypatch.setattr(module, name, counting)
+    settings = RedisSettings(url=redis_cluster.url, key_prefix=key_prefix, cluster=cluster)
+    async with RedisConnector(settings=settings) as connector:
+        clients = await asyncio.gather(*(connector.aclient() for _ in range(24)))
+        assert all(client is clients[0] for client in clients)
+        assert await clients[0].ping()
+    assert len(built) == 1

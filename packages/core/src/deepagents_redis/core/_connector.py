@@ -12,6 +12,7 @@ import logging
 import threading
 import weakref
 from collections.abc import AsyncGenerator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -25,8 +26,8 @@ from deepagents_redis.core._clients import (
     create_client,
     ready_async,
 )
-from deepagents_redis.core._deadline import deadline
-from deepagents_redis.core._errors import ConfigurationError, redis_errors
+from deepagents_redis.core._deadline import clear_deadline, deadline, remaining
+from deepagents_redis.core._errors import ConfigurationError, RedisUnavailableError, redis_errors
 from deepagents_redis.core._settings import RedisSettings
 from deepagents_redis.core._urls import parse_redis_url
 
@@ -100,6 +101,10 @@ class RedisConnector:
         # created in it when that loop shuts down (see `_close_with_loop`).
         self._closers: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, AsyncGenerator[None, None]
+        ] = weakref.WeakKeyDictionary()
+        # Per loop, the task creating the asyncio client while one is under way (`aclient`).
+        self._creating: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Task[AsyncClient]
         ] = weakref.WeakKeyDictionary()
 
     def async_gate(self) -> asyncio.Semaphore:
@@ -240,18 +245,55 @@ class RedisConnector:
 
         With ``cluster="auto"`` the mode is detected with the asyncio client, so the event
         loop is never blocked. A new event loop (a second ``asyncio.run``) gets a fresh
-        client: asyncio clients are bound to the loop that created them.
+        client: asyncio clients are bound to the loop that created them. Tasks asking at once
+        share one creation (each waits within its own deadline).
 
         Returns:
             The async client passed in, or one created from the settings.
 
         Raises:
             ConfigurationError: There is neither an async client nor a URL.
-            RedisUnavailableError: Cluster auto-detection could not reach the server.
+            RedisUnavailableError: Cluster auto-detection could not reach the server, or
+                the client was not ready within the caller's deadline.
         """
         client = self._current_async()
         if client is not None:
             return client
+        # Creating a cluster client awaits its slot map (and "auto" awaits its probe): a
+        # fan-out's first requests all got here meanwhile and each built, initialized and
+        # closed a client of its own (24 for 24 tasks), and a loser's close timing out under
+        # load ("Timed out closing connection after 2.0") failed its operation. One task
+        # creates, the others wait for it.
+        loop = asyncio.get_running_loop()
+        creating = self._creating.get(loop)
+        if creating is None:
+            creating = loop.create_task(self._create_async())
+            self._creating[loop] = creating
+            creating.add_done_callback(partial(self._created, loop))
+        left = remaining()
+        if left is None:
+            return await asyncio.shield(creating)
+        try:
+            async with asyncio.timeout(max(0.0, left)) as scope:
+                # Shielded: a waiter giving up does not cancel the others' client.
+                return await asyncio.shield(creating)
+        except TimeoutError as exc:
+            if scope.expired():
+                raise RedisUnavailableError(
+                    "deadline exceeded before the asyncio client was ready"
+                ) from exc
+            raise
+
+    def _created(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+        if self._creating.get(loop) is task:
+            del self._creating[loop]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have given up before it ended
+
+    async def _create_async(self) -> AsyncClient:
+        # Bounded by `settings.deadline_seconds` below, not by the deadline of whichever
+        # caller came first: the client serves every waiter.
+        clear_deadline()
         if self._is_cluster is None:
             created = await create_async_client(self._settings_for_creation("async"))
             self._is_cluster = isinstance(created, redis.asyncio.RedisCluster)
@@ -262,8 +304,11 @@ class RedisConnector:
                 with deadline(self._settings.deadline_seconds):
                     created = await ready_async(created)
         current = self._current_async()
-        if current is not None:  # another task won the race while we awaited
-            await created.aclose()
+        if current is not None:  # another thread's loop won the race while we awaited
+            try:
+                await created.aclose()
+            except (redis.RedisError, OSError) as exc:  # ours is unused: log only
+                log.debug("closing a spare asyncio client: %r", exc)
             return current
         adopted = self._adopt_async(created)
         await self._close_with_loop(adopted)

@@ -38,6 +38,7 @@ import redis.retry
 __all__ = [
     "AsyncBoundedRetry",
     "BoundedRetry",
+    "clear_deadline",
     "deadline",
     "deadline_exceeded",
     "mark_not_sent",
@@ -112,6 +113,16 @@ def deadline(seconds: float | None) -> AbstractContextManager[None]:
     if seconds is None:
         return _UNBOUNDED
     return _Bound(seconds)
+
+
+def clear_deadline() -> None:
+    """Drop the current deadline for the rest of this context (a task's own copy).
+
+    For work one task does on behalf of several callers (the connector creating the asyncio
+    client that every waiting task then uses): the first caller's deadline must not cut it
+    short for the others, who each wait within their own.
+    """
+    _DEADLINE.set(None)
 
 
 def remaining() -> float | None:
