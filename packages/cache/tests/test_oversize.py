@@ -128,3 +128,23 @@ def test_fits_entry_counts_the_generation_prefix_at_the_bound(recorder: Any, cap
     assert [r.getMessage() for r in caplog.records] == [
         "cache update skipped: 80 bytes exceed max_entry_bytes=100"
     ]
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_node_cache_does_not_serve_an_entry_over_the_bound(
+    make_node_cache: Any, recorder: Any, use_async: bool
+) -> None:
+    # A writer with a larger max_entry_bytes (the default 8 MiB) stores a 2 MiB result; a
+    # reader bounded at 1 MiB served it whole: the bound held for set only.
+    writer = make_node_cache()
+    reader = make_node_cache(cache_settings=BOUNDED)
+    big, small = (NS, "big-read"), (NS, "small-read")
+    writer.set({big: ("x" * (2 * LIMIT), 60), small: ("fits", 60)})
+    keys = [big, small]
+    got = await reader.aget(keys) if use_async else reader.get(keys)
+    assert got == {small: "fits"}
+    assert recorder.total("node_cache.get", outcome="oversize") == 1
+    assert recorder.total("node_cache.get", outcome="miss") == 1
+    assert (await writer.aget([big]) if use_async else writer.get([big])) == {
+        big: "x" * (2 * LIMIT)
+    }

@@ -216,6 +216,12 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         value = as_bytes(raw)
         if value is None:
             return False, None
+        if len(value) > self.settings.max_entry_bytes:
+            # `max_entry_bytes` bounds what the cache serves, not only what it stores: an
+            # entry a writer with a larger bound (or anyone) put under a node's key was
+            # decoded and served whatever its size. A miss, counted like the LLM cache's.
+            self._guard.count("get", "oversize")
+            return False, None
         prefix = (as_bytes(gen_raw) or b"0") + b":"
         if not value.startswith(prefix):
             head = value.split(b":", 1)[0]

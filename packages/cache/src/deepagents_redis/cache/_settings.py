@@ -73,7 +73,9 @@ class CacheSettings(PhaseSettings):
     A lookup checks the size inside its read script (``STRLEN``) and treats a larger entry
     as a miss without transferring it (counted ``outcome=oversize``): before this bound a
     planted 200 MiB value cost each lookup 1.3 s, and a 64 MiB one +254 MB of memory. An
-    update whose encoded value is larger is skipped (``outcome=oversize``)."""
+    update whose encoded value is larger is skipped (``outcome=oversize``). `RedisNodeCache`
+    reads with ``MGET`` (no script), so a larger entry is transferred but never served: a
+    counted miss (``node_cache.get``, ``outcome=oversize``)."""
 
     connect_deadline_seconds: float = Field(default=1.0, gt=0)
     """The deadline of a cache object's calls until one has succeeded (per sync/async
