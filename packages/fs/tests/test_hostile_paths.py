@@ -122,3 +122,31 @@ def test_bulk_meta_keys_are_the_keys_one_by_one(paths: list[str]) -> None:
         assert b._meta_keys("n{s}", plain) == [b._k("n{s}", "m", p).encode() for p in plain]
     finally:
         b.close()
+
+
+# A conditional write's expected version rides in the write script's NUL-joined header: a
+# string with NULs in it replaced the fields after it (encoding, lifetime, blob reference).
+_FORGED_HEADER = "\0".join(
+    ["", "g1", "5", "base64", "1999", "0", "2000", "0", "0", "otherns/its/blob", "0", "", "13"]
+)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("version", [_FORGED_HEADER, "1", True, -1, 1.0])
+async def test_a_bad_expected_version_is_refused_and_changes_nothing(
+    make_backend: Any, mode: str, version: Any
+) -> None:
+    from deepagents_redis.core import InvalidInputError
+    from deepagents_redis.testing.backends import Operation
+
+    async def call(b: Any, mode: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        op = Operation(name, args, kwargs)
+        return op(b) if mode == "sync" else await op.acall(b)
+
+    backend = make_backend()
+    backend.write("/x.txt", "hello")
+    before = backend.stat("/x.txt")
+    with pytest.raises(InvalidInputError, match="expected_version"):
+        await call(backend, mode, "write", "/x.txt", "hello", expected_version=version)
+    assert backend.stat("/x.txt") == before
+    assert backend.read("/x.txt").file_data["content"] == "hello"

@@ -86,6 +86,30 @@ def _checked_uploads(files: Iterable[Any]) -> list[tuple[str, bytes]]:
     return checked
 
 
+def _check_expected_version(expected_version: object) -> None:
+    """Refuse an `expected_version` that is not None or a version number, before any I/O.
+
+    It travels in the write script's NUL-joined header: unchecked, a string holding NULs
+    replaced the header's later fields, so a "conditional" write stored a chosen encoding,
+    lifetime or blob reference (another namespace's blob, deleted with this file later).
+    A bool is refused too: `True` is no version, whatever `int(True)` says.
+
+    Raises:
+        InvalidInputError: It is not None or a non-negative int.
+    """
+    if expected_version is None:
+        return
+    if (
+        isinstance(expected_version, bool)
+        or not isinstance(expected_version, int)
+        or expected_version < 0
+    ):
+        got = expected_version if isinstance(expected_version, int) else type(expected_version)
+        raise InvalidInputError(
+            f"expected_version must be None or an integer of at least 0, got {got!r}"
+        )
+
+
 def _is_text(path: str) -> bool:
     """Whether deepagents reads `path` as text (by its extension)."""
     if len(path) <= 512:
@@ -154,6 +178,7 @@ class _FileOps(_Layout):
     def _write_op(
         self, file_path: str, content: str, expected_version: int | None
     ) -> _Op[WriteResult]:
+        _check_expected_version(expected_version)
         reason = file_path_error(file_path)
         if reason is not None:
             return WriteResult(error=invalid_path_message(file_path, reason))
@@ -199,13 +224,17 @@ class _FileOps(_Layout):
 
         Returns:
             The written path, or an error.
+
+        Raises:
+            InvalidInputError: `expected_version` is not None or a non-negative int;
+                nothing is written.
         """
         return self._run("write", self._write_op(file_path, content, expected_version))
 
     async def awrite(
         self, file_path: str, content: str, *, expected_version: int | None = None
     ) -> WriteResult:
-        """Async `write`."""
+        """Async `write` (same errors)."""
         return await self._arun("write", self._write_op(file_path, content, expected_version))
 
     # ------------------------------------------------------------------ edit
