@@ -8,6 +8,7 @@ import redis
 import redis.exceptions as rexc
 from deepagents_redis.core import (
     MAX_OP_TTL_MS,
+    DeepAgentsRedisError,
     IdempotentScript,
     InvalidInputError,
     KeySpace,
@@ -402,3 +403,57 @@ def test_debug_sleep_raw_incr_twice_idempotent_once(
         assert ours.exists(op) == 1
     finally:
         ours.close()
+
+
+class _Scripted:
+    """A client whose EVALSHA calls raise the given errors in turn (no server)."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def get_retry(self) -> None:
+        return None
+
+    def evalsha(self, *args: Any) -> Any:
+        self.calls += 1
+        raise self.errors.pop(0)
+
+    eval = evalsha
+
+
+class _AsyncScripted(_Scripted):
+    async def evalsha(self, *args: Any) -> Any:  # type: ignore[override]
+        return super().evalsha(*args)
+
+    eval = evalsha  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        rexc.ReadOnlyError("You can't write against a read only replica."),
+        rexc.ResponseError("NOREPLICAS Not enough good replicas to write."),
+        rexc.NoPermissionError("this user has no permissions to run the 'evalsha' command"),
+    ],
+    ids=["readonly", "noreplicas", "noperm"],
+)
+async def test_a_refusal_after_a_lost_reply_is_outcome_unknown(second: BaseException) -> None:
+    """The first attempt's reply was lost (it may have been applied); the retry was refused
+    (a failover's demoted primary, an ACL change). That refusal says nothing about the first
+    attempt: the caller was told "unavailable" (nothing applied) or "bad credentials", and a
+    caller retrying with a new op id applied the write twice. The outcome is unknown."""
+    lost = rexc.TimeoutError("Timeout reading from socket")
+    call = {"op_key": "{s}op", "keys": ["{s}k"], "retries": 1, "backoff_base": 0.001}
+    client = _Scripted(lost, second)
+    with pytest.raises(OutcomeUnknownError) as info:
+        run_idempotent(client, INCR, **call)  # type: ignore[arg-type]
+    assert info.value.__cause__ is second
+    assert client.calls == 2
+    aclient = _AsyncScripted(lost, second)
+    with pytest.raises(OutcomeUnknownError):
+        await arun_idempotent(aclient, INCR, **call)  # type: ignore[arg-type]
+    # Nothing may have been sent before the refusal: it is reported as it is.
+    with pytest.raises((rexc.RedisError, DeepAgentsRedisError)) as first_only:
+        run_idempotent(_Scripted(second), INCR, **{**call, "retries": 0})  # type: ignore[arg-type]
+    assert not isinstance(first_only.value, OutcomeUnknownError)

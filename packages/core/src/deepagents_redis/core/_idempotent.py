@@ -55,6 +55,7 @@ from deepagents_redis.core._errors import (
     InvalidInputError,
     OutcomeUnknownError,
     RedisUnavailableError,
+    _is_refused_for_availability,
     translate_redis_error,
 )
 from deepagents_redis.core._scripts import KeyArg, LuaScript, ScriptArg, _is_script_error
@@ -296,6 +297,13 @@ class _Tracker:
         as is; anything else is translated.
         """
         if not isinstance(exc, _RETRYABLE):
+            if self.maybe_sent and not _is_body_reply(exc):
+                # A refusal of this attempt (a demoted primary's READONLY, NOREPLICAS, an ACL
+                # change) says nothing about an earlier one whose reply was lost: reporting
+                # it as "unavailable" (nothing applied) led callers to retry with a new op
+                # id and apply the write twice. Only the body's own reply is an answer.
+                self.last = exc
+                raise self.final(script, attempt) from exc
             translated = _translate_other(exc)
             if translated is None:
                 raise exc
@@ -315,6 +323,14 @@ class _Tracker:
                 f"(last error: {translate_redis_error(self.last)})"
             )
         return RedisUnavailableError(f"{what} before anything was sent: {self.last}")
+
+
+def _is_body_reply(exc: BaseException) -> bool:
+    """Whether `exc` is the script body's own error reply (the wrapper ran: no record).
+
+    Not a server refusal that only looks like one (``NOREPLICAS``, ``MASTERDOWN``).
+    """
+    return _is_script_error(exc) and not _is_refused_for_availability(str(exc))
 
 
 def _translate_other(exc: BaseException) -> Exception | None:
