@@ -335,3 +335,40 @@ def test_a_node_cache_default_ttl_must_be_positive_seconds(
 
     with pytest.raises(ConfigurationError, match="default_ttl"):
         RedisNodeCache(settings=redis_settings, default_ttl=default_ttl)
+
+
+def test_an_entry_past_its_ttl_is_not_served_locally(
+    redis_server_factory: Any, key_prefix: str, recorder: Any
+) -> None:
+    # Redis reports an expired key to tracking clients only when it deletes it: on access,
+    # or when its active expiry cycle samples it, which in a large keyspace can be long
+    # after the TTL (here switched off, so only access deletes). The layer, which never
+    # asks Redis again, served an entry past its TTL until then.
+    import redis
+
+    server = redis_server_factory(debug=True)
+    admin = redis.Redis.from_url(server.url)
+    admin.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    settings = RedisSettings(url=server.url, key_prefix=key_prefix, cluster="off")
+    ttl = 3.0
+    cache = RedisLLMCache(settings=settings, namespace="csc-ttl", client_side_cache=True, ttl=ttl)
+    try:
+        assert cache.client_side_cache is not None
+        assert cache.client_side_cache.wait_ready(10)
+        cache.update(PROMPT, LLM, [Generation(text="v1")])
+        # A key outside the layer's prefix, expiring just after the entry: once the server
+        # says it is gone (asked of it, not of a clock here), the entry has expired too.
+        admin.set("sentinel", b"1", px=int(ttl * 1000) + 50)
+        served_locally = eventually(
+            lambda: (
+                cache.lookup(PROMPT, LLM) == [Generation(text="v1")]
+                and recorder.total("cache.lookup_source", source="local") >= 1
+            ),
+            True,
+        )
+        assert served_locally
+        assert eventually(lambda: admin.exists("sentinel"), 0, attempts=1_000) == 0
+        assert cache.lookup(PROMPT, LLM) is None
+    finally:
+        cache.close()
+        admin.close()

@@ -338,10 +338,12 @@ class RedisLLMCache(RedisComponent, BaseCache):
 
     def _lookup_op(
         self, keys: _Keys, owner_of: Callable[[], tuple[str, int]]
-    ) -> Operation[tuple[list[Generation] | None, bool]]:
-        """Look up `keys`; returns (generations, read_by_the_first_request).
+    ) -> Operation[tuple[list[Generation] | None, bool, int | None]]:
+        """Look up `keys`; returns (generations, read_by_the_first_request, pttl).
 
-        `owner_of` names the lease holder (thread or task) when single-flight is on.
+        `owner_of` names the lease holder (thread or task) when single-flight is on. `pttl`
+        is the entry's remaining lifetime in ms as ``PTTL`` answered it (-1: none), asked
+        only by the plain reads and only for the client-side layer; None otherwise.
         """
         head = self._read_head
         entry = keys.entry if head is None else head + keys.digest.encode()
@@ -357,31 +359,39 @@ class RedisLLMCache(RedisComponent, BaseCache):
             # round trip more, so after a lookup that did not hit the script goes first
             # again (`_hits_likely`): a run of misses (a new conversation) pays nothing
             # extra. The TTL push of `refresh_on_hit` needs the script (fresh entries only).
-            reply = yield Pipeline(
-                (("GET", self._read_gen), ("GETRANGE", entry, 0, self._fast_read - 1))
+            reads: tuple[tuple[Any, ...], ...] = (
+                ("GET", self._read_gen),
+                ("GETRANGE", entry, 0, self._fast_read - 1),
             )
+            if self._near is not None:
+                # The client-side layer must know when the entry expires: Redis reports an
+                # expired key only once it deletes it (on access, or when its active expiry
+                # samples it, which in a large keyspace can be long after the TTL). Same
+                # round trip; only with the layer on.
+                reads += (("PTTL", entry),)
+            reply = yield Pipeline(reads)
             if reply is FAILED:
-                return None, False
+                return None, False, None
             gen, value = as_bytes(reply[0]) or b"0", as_bytes(reply[1])
             if value and len(value) < self._fast_read and value.startswith(gen + b":"):
                 found = self._decode(keys, gen, value)
                 if found is not None:
-                    return found, True
+                    return found, True, int(reply[2]) if len(reply) > 2 else None
                 # Fresh but unreadable (counted as corrupt): the script would answer the
                 # same bytes again, so a miss is decided here.
                 fresh_but_unreadable = True
             self._hits_likely = False
         if fresh_but_unreadable and not self.settings.single_flight:
             self._guard.count("lookup", "miss")
-            return None, True
+            return None, True, None
         if not self.settings.single_flight:
             reply = yield Script(READ, (self._read_gen, entry), read_args)
             if reply is FAILED:
-                return None, False
+                return None, False, None
             found = self._decode_read(keys, reply)
             if found is None:
                 self._guard.count("lookup", "miss")
-            return found, True
+            return found, True, None
         # Single-flight: one call reads the entry and, on a miss, takes the lease (LOOKUP);
         # waiting for another caller's lease polls with ACQUIRE.
         owner = owner_of()
@@ -398,7 +408,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
                 LOOKUP, (self._read_gen, entry, lease), (*read_args, token, self._lease_ms)
             )
             if reply is FAILED:
-                return None, False
+                return None, False, None
             deadline = time.monotonic() + self.settings.wait_timeout_seconds
             if isinstance(reply, list):
                 why = int(reply[0])
@@ -406,12 +416,12 @@ class RedisLLMCache(RedisComponent, BaseCache):
                     self._guard.count("lookup", _READ_OUTCOMES.get(why, "corrupt"))
                 outcome = self._after_acquire(keys, reply[1:], False, deadline)
                 if not isinstance(outcome, _Wait):
-                    return outcome, False
+                    return outcome, False, None
                 waited = True
             else:
                 found = self._decode_read(keys, reply)
                 if found is not None:
-                    return found, True
+                    return found, True, None
                 unreadable = True
         delay = _FIRST_POLL
         while True:
@@ -428,10 +438,10 @@ class RedisLLMCache(RedisComponent, BaseCache):
                 [token, self._lease_ms, "-1" if unreadable and not waited else self._max_bytes],
             )
             if reply is FAILED:
-                return None, False
+                return None, False, None
             outcome = self._after_acquire(keys, reply, waited, deadline)
             if not isinstance(outcome, _Wait):
-                return outcome, False
+                return outcome, False, None
             waited = True
 
     def _update_op(self, keys: _Keys, payload: bytes | None) -> Operation[None]:
@@ -443,25 +453,38 @@ class RedisLLMCache(RedisComponent, BaseCache):
         if result is not FAILED:
             self._guard.count("update", "ok")
 
-    def _local(self, keys: _Keys) -> tuple[list[Generation] | None, int]:
-        """A hit from the client-side layer, and the epoch to store a Redis read under."""
+    def _local(self, keys: _Keys) -> tuple[list[Generation] | None, int, float]:
+        """A hit from the client-side layer; else the epoch and the time a read starts."""
         near = self._near
         if near is None:
-            return None, 0
+            return None, 0, 0.0
         local = near.get(keys.entry)
         if local is not None:
-            return self._hit([g.model_copy() for g in local], "local"), 0
-        return None, near.epoch()
+            return self._hit([g.model_copy() for g in local], "local"), 0, 0.0
+        return None, near.epoch(), time.monotonic()
 
     def _served(
-        self, keys: _Keys, found: list[Generation] | None, read: bool, epoch: int
+        self,
+        keys: _Keys,
+        found: list[Generation] | None,
+        read: bool,
+        pttl: int | None,
+        epoch: int,
+        started: float,
     ) -> list[Generation] | None:
-        """What a lookup returns; a hit read from Redis fills the client-side layer."""
+        """What a lookup returns; a hit read by the plain reads fills the client-side layer.
+
+        Only those reads say when the entry expires (``PTTL``); the layer keeps it no longer
+        than that, counted from before the read. A hit by the script is not stored: the next
+        lookup takes the plain reads (``_hits_likely``) and stores it.
+        """
         self._hits_likely = found is not None and read
         if found is None or not read:
             return found
         if self._near is not None:
-            self._near.put(keys.entry, found, epoch=epoch)
+            if pttl is not None and pttl != -2:  # -2: gone since it was read
+                expires_at = None if pttl < 0 else started + pttl / 1000
+                self._near.put(keys.entry, found, epoch=epoch, expires_at=expires_at)
             return self._hit([g.model_copy() for g in found], "redis")
         return self._hit(found, "redis")
 
@@ -481,13 +504,13 @@ class RedisLLMCache(RedisComponent, BaseCache):
             RedisUnavailableError: Only with ``strict=True``.
         """
         keys = self._keys(prompt, llm_string)
-        local, epoch = self._local(keys)
+        local, epoch, started = self._local(keys)
         if local is not None:
             return local
-        found, read = drive_operation(
+        found, read, pttl = drive_operation(
             self._lookup_op(keys, sync_owner), self._guard.step("lookup", self._connector)
         )
-        return self._served(keys, found, read, epoch)
+        return self._served(keys, found, read, pttl, epoch, started)
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store the model's generations (with the TTL, atomically) and release the lease.
@@ -528,13 +551,13 @@ class RedisLLMCache(RedisComponent, BaseCache):
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Async twin of `lookup` (awaits the asyncio client; same result)."""
         keys = self._keys(prompt, llm_string)
-        local, epoch = self._local(keys)
+        local, epoch, started = self._local(keys)
         if local is not None:
             return local
-        found, read = await adrive_operation(
+        found, read, pttl = await adrive_operation(
             self._lookup_op(keys, async_owner), self._guard.astep("lookup", self._connector)
         )
-        return self._served(keys, found, read, epoch)
+        return self._served(keys, found, read, pttl, epoch, started)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async twin of `update`."""

@@ -17,6 +17,9 @@ directly and works on 6.x/7.x and Valkey:
 * while the tracking connection is down, the layer is bypassed and emptied: it can make a
   hit faster, never staler than the invalidation delay (one network hop after the write)
   or, when the network silently drops, than the heartbeat timeout;
+* an entry is kept no longer than its key's TTL (read with it): Redis reports an expired
+  key only when it deletes it, on access or when its active expiry cycle samples it, which in
+  a large keyspace can be long after the TTL;
 * a forked child (gunicorn ``--preload``, a ``multiprocessing`` fork) inherits the entries
   but not the thread that invalidates them: the child empties its copy and starts its own
   tracking connection (`after_fork_in_child`), so a worker process never serves what another
@@ -122,23 +125,36 @@ class NearCache:
             return self._epoch
 
     def get(self, key: str) -> Any | None:
-        """The cached value, or None."""
+        """The cached value, or None (also once its ``expires_at`` has passed)."""
         if not self._ready.is_set():
             return None
         with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
+            item = self._data.get(key)
+            if item is None:
+                return None
+            value, expires_at = item
+            if expires_at is not None and time.monotonic() >= expires_at:
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
             return value
 
-    def put(self, key: str, value: Any, *, epoch: int) -> None:
-        """Store ``value`` unless an invalidation arrived since ``epoch`` was taken."""
+    def put(self, key: str, value: Any, *, epoch: int, expires_at: float | None = None) -> None:
+        """Store ``value`` unless an invalidation arrived since ``epoch`` was taken.
+
+        Args:
+            key: The Redis key the value was read from.
+            value: What to serve for it.
+            epoch: `epoch()` as taken before the read.
+            expires_at: ``time.monotonic()`` after which it is not served (the key's own
+                expiry, as read); None keeps it until invalidated or dropped as least used.
+        """
         if not self._ready.is_set():
             return
         with self._lock:
             if self._epoch != epoch:
                 return
-            self._data[key] = value
+            self._data[key] = (value, expires_at)
             self._data.move_to_end(key)
             while len(self._data) > self._max:
                 self._data.popitem(last=False)
