@@ -108,6 +108,38 @@ def _delete_plan(repo: Any, scope: str) -> None:
     client.delete(repo.plan_key(scope))
 
 
+def test_reconcile_reports_an_unreadable_plan(
+    checkpoint_db: Path, redis_url: str, key_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    target = [
+        "--url",
+        redis_url,
+        "--prefix",
+        key_prefix,
+        "--checkpointer",
+        f"sqlite:{checkpoint_db}",
+    ]
+    repo = RedisTodoRepository(settings=RedisSettings(url=redis_url, key_prefix=key_prefix))
+    try:
+        assert cli("todos", "backfill", *target) == EXIT_OK
+        capsys.readouterr()
+        repo.connector.client().hset(repo.plan_key("t1"), "items", b"\xff not json")
+        # Exit 1, the thread named, and the other thread still compared.
+        assert cli("todos", "reconcile", "--json", *target) == EXIT_PROBLEM
+        data = json.loads(capsys.readouterr().out)
+        assert data["status"] == "attention"
+        assert [u["thread_id"] for u in data["unreadable"]] == ["t1"]
+        assert (data["checked"], data["in_sync"]) == (2, 1)
+        assert cli("todos", "reconcile", "--repair", *target) == EXIT_PROBLEM
+        out = capsys.readouterr().out
+        assert re.search(r"^unreadable plan: thread t1: SerializationError", out, re.M)
+        assert "status: 1 plan(s) need attention" in out
+    finally:
+        repo.close()
+
+
 def test_bad_checkpointer_is_a_usage_error(
     redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -180,3 +180,64 @@ async def test_async_reconcile_and_backfill(redis_target: Any) -> None:
     assert (await repo.aget("a-1")).as_langchain() == PLAN_A
     report = await TodoReconciler(repo, saver).areconcile(repair=True)
     assert report.in_sync == 1
+
+
+def test_reconcile_reports_an_unreadable_plan_and_checks_the_rest(
+    saver: SqliteSaver,
+    redis_target: Any,
+    recorder: RecordingInstrumentation,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    repo = RedisTodoRepository(client=redis_target.client, settings=redis_target.settings)
+    for thread in ("t-1", "t-2", "t-3"):
+        run_plain(saver, thread, PLAN_A)
+    TodoBackfill(repo, saver).run()
+    # Bytes no writer of this package makes, under the middle thread's plan key.
+    redis_target.client.hset(repo.plan_key("t-2"), mapping={"version": "1", "items": "{oops"})
+    redis_target.client.delete(repo.plan_key("t-3"))  # and a plan lost after it
+
+    ticks: list[tuple[int, int]] = []
+    with caplog.at_level(logging.WARNING, logger="deepagents_redis.todos"):
+        report = TodoReconciler(repo, saver).reconcile(
+            repair=True, progress=lambda done, total: ticks.append((done, total))
+        )
+    assert [thread for thread, _why in report.unreadable] == ["t-2"]
+    assert report.unreadable[0][1].startswith("SerializationError")
+    # The threads after the unreadable one were still compared, and repaired.
+    assert {d.thread_id: (d.kind, d.repaired) for d in report.drifts} == {"t-3": ("missing", True)}
+    assert (report.checked, report.in_sync) == (3, 1)
+    assert ticks == [(1, 3), (2, 3), (3, 3)]
+    assert repo.get("t-3").as_langchain() == PLAN_A
+    assert recorder.total("todos.reconcile.unreadable") == 1
+    assert any("could not be read" in r.getMessage() for r in caplog.records)
+    # Nothing was written over the unreadable plan.
+    assert redis_target.client.hget(repo.plan_key("t-2"), "items") == b"{oops"
+
+
+async def test_async_reconcile_goes_on_past_an_unreadable_plan(redis_target: Any) -> None:
+    saver = InMemorySaver()
+    run_plain(saver, "u-1", PLAN_A)
+    run_plain(saver, "u-2", PLAN_B)
+    repo = RedisTodoRepository(
+        async_client=redis_target.async_client, settings=redis_target.settings
+    )
+    await TodoBackfill(repo, saver).arun()
+    await redis_target.async_client.hset(repo.plan_key("u-1"), "version", "x")
+    report = await TodoReconciler(repo, saver).areconcile()
+    assert [thread for thread, _why in report.unreadable] == ["u-1"]
+    assert (report.checked, report.in_sync) == (2, 1)
+
+
+def test_reconcile_fails_when_redis_itself_fails(saver: SqliteSaver, redis_target: Any) -> None:
+    from deepagents_redis.core import RedisUnavailableError
+
+    run_plain(saver, "d-1", PLAN_A)
+    repo = RedisTodoRepository(client=redis_target.client, settings=redis_target.settings)
+    reconciler = TodoReconciler(repo, saver)
+
+    def down(*_args: Any, **_kwargs: Any) -> Any:
+        raise RedisUnavailableError("down")
+
+    repo.get = down  # type: ignore[method-assign]
+    with pytest.raises(RedisUnavailableError):
+        reconciler.reconcile()

@@ -14,8 +14,9 @@ LangGraph checkpoints) or a postgresql:// URL (needs the postgres extra: pip ins
 'deepagents-redis-todos[postgres]'). Plans are looked up by thread id, the scope the todo
 middleware uses by default.
 
-Exit status: 0 success (reconcile: no drift that needs attention is left); 1 drift left
-(reconcile) or threads that failed (backfill); 2 Redis or the PostgreSQL checkpointer is
+Exit status: 0 success (reconcile: no drift that needs attention is left); 1 drift left or
+plans that could not be read (reconcile: it reports them and goes on to the next thread) or
+threads that failed (backfill); 2 Redis or the PostgreSQL checkpointer is
 unreachable; 64 usage or configuration error.
 """
 
@@ -169,11 +170,14 @@ def run_reconcile(args: argparse.Namespace) -> int:
                         }
                         for d in report.drifts
                     ],
-                    "status": "attention" if left else "ok",
+                    "unreadable": [
+                        {"thread_id": thread, "error": why} for thread, why in report.unreadable
+                    ],
+                    "status": "attention" if left or report.unreadable else "ok",
                 }
             )
         )
-        return EXIT_PROBLEM if left else EXIT_OK
+        return EXIT_PROBLEM if left or report.unreadable else EXIT_OK
     if report.drifts:
         print_table(
             ("drift", "thread", "checkpoint", "redis", "state"),
@@ -196,9 +200,13 @@ def run_reconcile(args: argparse.Namespace) -> int:
         f"missing {counts['missing']}, behind {counts['behind']}, diverged {counts['diverged']}, "
         f"lagging {counts['lagging']} (normal), repaired {report.repaired}"
     )
-    if left:
+    for thread, why in report.unreadable:
+        print(f"unreadable plan: thread {thread}: {why}")
+    if left or report.unreadable:
         hint = "" if args.repair else "; rerun with --repair to fix missing/behind plans"
-        print(f"status: {len(left)} plan(s) need attention{hint}")
+        if not left:  # only unreadable plans: --repair does not touch bytes it cannot read
+            hint = "; an unreadable plan's key holds bytes this package did not write"
+        print(f"status: {len(left) + len(report.unreadable)} plan(s) need attention{hint}")
         return EXIT_PROBLEM
     print("status: ok")
     return EXIT_OK

@@ -34,6 +34,9 @@ from typing import Any, Literal
 from deepagents_redis.core import (
     ConflictError,
     DeepAgentsRedisError,
+    InvalidInputError,
+    PayloadTooLargeError,
+    SerializationError,
     adrive_operation,
     drive_operation,
     get_instrumentation,
@@ -64,6 +67,12 @@ __all__ = [
 
 _HANDLED = (DeepAgentsRedisError,)
 """Errors the flows record in their report (they come back to them as results)."""
+
+_UNREADABLE = (SerializationError, InvalidInputError, PayloadTooLargeError)
+"""Read errors that belong to one thread's plan (bytes under its key that are not a plan, a
+scope the repository refuses): the reconciliation reports the thread and goes on. Any other
+error (Redis unreachable, a deadline, an unknown outcome) fails the run, as for every
+thread it would fail the same way."""
 
 log = logging.getLogger("deepagents_redis.todos")
 
@@ -238,11 +247,15 @@ class ReconcileReport:
         checked: Threads with todos in their checkpoint.
         in_sync: Threads whose plan matches.
         drifts: Every disagreement, lagging ones included.
+        unreadable: ``(thread_id, why)`` for threads whose plan could not be read (bytes
+            under its key that are not a plan this package wrote, or a scope the repository
+            refuses). They need a human, like alert-kind drift; the run goes on past them.
     """
 
     checked: int = 0
     in_sync: int = 0
     drifts: list[Drift] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def alerts(self) -> list[Drift]:
@@ -341,6 +354,14 @@ class TodoReconciler:
         for kind, count in report.counts().items():
             if count:
                 inst.count("todos.reconcile.drift", count, kind=kind)
+        if report.unreadable:
+            inst.count("todos.reconcile.unreadable", len(report.unreadable))
+            log.warning(
+                "todos: %d plan(s) could not be read and were not compared (first: thread "
+                "%r: %s); see `deepagents-redis todos reconcile`",
+                len(report.unreadable),
+                *report.unreadable[0],
+            )
         if report.alerts:
             counts = report.counts()
             log.warning(
@@ -364,8 +385,16 @@ class TodoReconciler:
             if entry.todos is not None:
                 report.checked += 1
                 plan = yield ("get", (self.scope_for_thread(entry.thread_id),), {})
+                if isinstance(plan, _UNREADABLE):
+                    # One poisoned or unaddressable plan used to end the run: every thread
+                    # after it went unchecked (and unrepaired) until a human found it.
+                    why = f"{type(plan).__name__}: {plan}"
+                    report.unreadable.append((entry.thread_id, why))
+                    if progress is not None:
+                        progress(done, len(entries))
+                    continue
                 if isinstance(plan, BaseException):
-                    raise plan  # a read that failed fails the run, as it always did
+                    raise plan  # Redis itself failed: every later read would too
                 kind = classify(entry, plan)
                 if kind is None:
                     report.in_sync += 1
