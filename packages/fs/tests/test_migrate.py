@@ -198,3 +198,23 @@ async def test_a_path_naming_a_file_or_nothing_is_not_a_silent_empty_copy(
     assert (empty.copied, empty.failed) == ([], [])  # an empty directory is nothing to copy
     tree = await copy(source, "/dir")
     assert (tree.copied, tree.failed) == (["/dir/a.txt"], [])
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_file_and_a_directory_of_one_name_are_both_copied(
+    make_backend: Any, mode: str
+) -> None:
+    """Key-value backends hold `/a` and `/a/b` at once; `path="/a"` names both (as `delete`
+    reads it), but only the walk under `/a/` was copied: `/a` was left behind while the
+    report said the copy was complete."""
+    source: RedisBackend = make_backend()
+    target: RedisBackend = make_backend()
+    source.upload_files([("/a", b"file a"), ("/a/b", b"file b"), ("/ab", b"not under /a")])
+    for path in ("/a", "/a/"):
+        if mode == "sync":
+            report = copy_files(source, target, path=path)
+        else:
+            report = await acopy_files(source, target, path=path)
+        assert (report.copied, report.failed) == (["/a", "/a/b"], [])
+    assert target.read("/a").file_data["content"] == "file a"
+    assert target.read("/ab").error is not None  # a sibling with the same prefix is not under it

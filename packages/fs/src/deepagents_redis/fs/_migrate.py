@@ -372,21 +372,35 @@ async def _awalk(source: BackendProtocol, root: str, report: CopyReport) -> list
     return sorted(files)
 
 
-def _lone_root(root: str, found: list[FileDownloadResponse], report: CopyReport) -> list[str]:
-    """What to copy when the walk under `root` found nothing: `root` itself, if a file.
+def _with_root(
+    root: str, found: list[FileDownloadResponse], walked: list[str], report: CopyReport
+) -> list[str]:
+    """What to copy under `root`: the files the walk found, and `root` itself if a file.
 
-    `ls` of a file, or of a path that does not exist, is an empty listing on key-value
-    backends (StoreBackend, RedisBackend), so `copy_files(path="/notes.md")` copied nothing
-    and `path="/typo"` reported nothing copied and nothing failed. Now a file is copied (the
-    exact path and everything under it, as `delete` reads a path) and a path with nothing at
-    or under it is a failure; an empty directory (`is_directory`) is neither.
+    A path is read as `delete` reads it: the exact path and everything under it. `ls` of a
+    file, or of a path that does not exist, is an empty listing on key-value backends
+    (StoreBackend, RedisBackend), so `copy_files(path="/notes.md")` copied nothing and
+    `path="/typo"` reported nothing copied and nothing failed. And where a file and a
+    directory share the name (`/a` and `/a/b`, which key-value backends allow), only the
+    walk was copied: `/a` was left behind without a word and the copy reported complete.
+    Now the file at `root` is always copied, and a path with nothing at or under it is a
+    failure; an empty directory (`is_directory`) is neither.
+
+    Args:
+        root: The caller's `path`.
+        found: `download_files` of `root` without its trailing slashes.
+        walked: The files the walk found under it.
+        report: Takes the failure when there is nothing to copy.
+
+    Returns:
+        The paths to copy, in order.
     """
     [got] = found
     if got.error is None:
-        return [got.path]
-    if got.error != "is_directory":
+        return [got.path, *walked]  # it sorts before every path under it
+    if not walked and not report.failed and got.error != "is_directory":
         report.failed.append((root, f"nothing to copy: no file at or under it ({got.error})"))
-    return []
+    return walked
 
 
 def _apply(
@@ -430,8 +444,8 @@ def copy_files(
     report = CopyReport()
     paths = _walk(source, path, report)
     root = path.rstrip("/")
-    if not paths and not report.failed and root:
-        paths = _lone_root(path, source.download_files([root]), report)
+    if root and root not in paths:
+        paths = _with_root(path, source.download_files([root]), paths, report)
     if progress is not None:
         progress(0, len(paths))
     for start in range(0, len(paths), batch_size):
@@ -453,8 +467,8 @@ async def acopy_files(
     report = CopyReport()
     paths = await _awalk(source, path, report)
     root = path.rstrip("/")
-    if not paths and not report.failed and root:
-        paths = _lone_root(path, await source.adownload_files([root]), report)
+    if root and root not in paths:
+        paths = _with_root(path, await source.adownload_files([root]), paths, report)
     for start in range(0, len(paths), batch_size):
         downloaded = await source.adownload_files(paths[start : start + batch_size])
         ready = _apply(report, downloaded)
