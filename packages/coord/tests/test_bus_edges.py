@@ -216,3 +216,64 @@ async def test_a_batch_with_one_bad_id_acknowledges_nothing(connector: RedisConn
     # and the good arguments still work: a tail from an id, with a bound, stopping
     got = list(bus.tail("jobs", after="0", block=0, count=1, stop_when=lambda: True))
     assert got == []  # stop_when is checked before the first read: nothing read
+
+
+async def test_a_tail_reads_past_foreign_entries(connector: RedisConnector) -> None:
+    # `tail` moved its cursor only on the entries it yielded: a read whose entries were all
+    # foreign (skipped) read them again, at once and for ever. A run of foreign entries as
+    # long as `count` stopped the tail before the events behind it, and a foreign entry at
+    # the end of the stream made every later read return at once (a busy loop, a warning
+    # per read) instead of blocking.
+    bus = EventBus(connector=connector, namespace="bus-edges")
+    raw = connector.client()
+    stream = bus.keys.topic("tailed")
+    start = bus.publish("tailed", _event(0))
+    raw.xadd(stream, {"e": b"not an event"})
+    raw.xadd(stream, {"other": b"field"})
+    bus.publish("tailed", _event(1))
+    last_foreign = raw.xadd(stream, {"x": b"trailing"}).decode()
+
+    reads = 0
+
+    def bounded() -> bool:
+        nonlocal reads
+        reads += 1
+        return reads > 10
+
+    got = [
+        e.data["n"]
+        for _, e in bus.tail("tailed", after=start, count=1, block=0.01, stop_when=bounded)
+    ]
+    assert got == [1]
+    async_reads = 0
+
+    def abounded() -> bool:
+        nonlocal async_reads
+        async_reads += 1
+        return async_reads > 10
+
+    agot = [
+        e.data["n"]
+        async for _, e in bus.atail("tailed", after=start, count=1, block=0.01, stop_when=abounded)
+    ]
+    assert agot == [1]
+    # past the trailing foreign entry, the cursor is at the stream's end: the next read
+    # asks for entries after it (spied on the read's own arguments)
+    seen: list[str] = []
+    real = bus._tail_op
+
+    def spy(key: str, after: str, block_ms: int, count: int) -> Any:
+        seen.append(after)
+        return real(key, after, block_ms, count)
+
+    bus._tail_op = spy  # type: ignore[method-assign]
+    calls = 0
+
+    def three() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 3
+
+    assert list(bus.tail("tailed", after=start, count=10, block=0.01, stop_when=three)) != []
+    assert seen[0] == start
+    assert seen[1:] == [last_foreign, last_foreign]

@@ -368,11 +368,19 @@ class EventBus(CoordComponent):
 
     def _tail_op(
         self, stream: str, after: str, block_ms: int, count: int
-    ) -> Operation[list[Received]]:
+    ) -> Operation[tuple[str, list[Received]]]:
+        """One read of a tail: the id of the last entry read (`after` for none), our events.
+
+        The cursor moves past every entry read, skipped foreign ones included: moved only
+        on the events yielded, a read of foreign entries alone read them again at once, for
+        ever (a run of `count` of them hid the events behind it; one at the stream's end
+        turned the blocking tail into a busy loop with a warning per read).
+        """
         reply = yield Command(
             ("XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", stream, after)
         )
-        return self._decode_rows(stream, entries(reply))
+        rows = entries(reply)
+        return (rows[-1][0] if rows else after), self._decode_rows(stream, rows)
 
     def _start(self, stream: str, after: str) -> Operation[str]:
         if after != "$":
@@ -453,15 +461,13 @@ class EventBus(CoordComponent):
             self._connector, "coord.tail", self._start(key, after), deadline_seconds=self._deadline
         )
         while stop_when is None or not stop_when():
-            rows = run_operation(
+            last, rows = run_operation(
                 self._connector,
                 "coord.tail",
                 self._tail_op(key, last, block_ms, count),
                 deadline_seconds=self._deadline + block,
             )
-            for row in rows:
-                last = row[0]
-                yield row
+            yield from rows
 
     def atail(
         self,
@@ -490,14 +496,13 @@ class EventBus(CoordComponent):
             self._connector, "coord.tail", self._start(key, after), deadline_seconds=self._deadline
         )
         while stop_when is None or not stop_when():
-            rows = await arun_operation(
+            last, rows = await arun_operation(
                 self._connector,
                 "coord.tail",
                 self._tail_op(key, last, block_ms, count),
                 deadline_seconds=self._deadline + block,
             )
             for row in rows:
-                last = row[0]
                 yield row
 
 
