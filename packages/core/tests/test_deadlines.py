@@ -18,6 +18,7 @@ import pytest
 import redis
 import redis.exceptions as rexc
 from deepagents_redis.core import (
+    ConfigurationError,
     IdempotentScript,
     KeySpace,
     OutcomeUnknownError,
@@ -385,3 +386,48 @@ def test_stalled_write_ends_at_its_deadline(redis_server_factory: Any) -> None:
         client.close()
     assert isinstance(exc, rexc.TimeoutError | rexc.ConnectionError)
     assert took < 2.0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_wrong_password_is_not_retried(redis_url: str, use_async: bool) -> None:
+    """redis-py's AuthenticationError is a ConnectionError, so our retry layer retried a wrong
+    password (3 connections for one GET, with backoff), and an op-id write retried it 4
+    times and then reported OutcomeUnknownError, which tells the caller its write may have
+    been applied. A rejected password is an answer: one connection, `ConfigurationError`."""
+    admin = redis.Redis.from_url(redis_url)
+    port = admin.connection_pool.connection_kwargs["port"]
+    # No such ACL user: the server answers AUTH with WRONGPASS, as for a wrong password.
+    settings = RedisSettings(
+        url=f"redis://no-such-user:wrong-password@127.0.0.1:{port}/0", cluster="off", retries=2
+    )
+
+    def accepted() -> int:
+        return int(admin.info("stats")["total_connections_received"])
+
+    try:
+        before = accepted()
+        if use_async:
+            aclient = await create_async_client(settings)
+            try:
+                with pytest.raises(rexc.AuthenticationError):
+                    await aclient.get("k")
+                after_get = accepted()
+                with pytest.raises(ConfigurationError):
+                    await arun_idempotent(aclient, INCR, op_key="{s}op", keys=["{s}k"])
+            finally:
+                await aclient.aclose()
+        else:
+            client = create_client(settings)
+            try:
+                with pytest.raises(rexc.AuthenticationError):
+                    client.get("k")
+                after_get = accepted()
+                with pytest.raises(ConfigurationError):
+                    run_idempotent(client, INCR, op_key="{s}op", keys=["{s}k"])
+            finally:
+                client.close()
+        assert after_get - before == 1
+        assert accepted() - after_get == 1
+    finally:
+        admin.close()

@@ -53,6 +53,14 @@ _DEADLINE: ContextVar[float | None] = ContextVar("dar_deadline", default=None)
 _NO_RESEND: ContextVar[bool] = ContextVar("dar_no_resend", default=False)
 _IN_RETRY: ContextVar[bool] = ContextVar("dar_in_retry", default=False)
 
+# Answers, not transport failures, although redis-py derives them from ConnectionError (so
+# its `Retry` retried them): a rejected password stays rejected, and each retry opened
+# another connection and slept a backoff before the caller learned it.
+NOT_RETRYABLE: Final[tuple[type[BaseException], ...]] = (
+    rexc.AuthenticationError,
+    rexc.AuthenticationWrongNumberOfArgsError,
+)
+
 # An attribute, not a subclass: redis-py's cluster client retries only exact exception types
 # (`type(e) in ERRORS_ALLOW_RETRY`), so a subclass would silently stop its failover retries.
 _NOT_SENT_ATTR = "_dar_not_sent"
@@ -272,7 +280,11 @@ class BoundedRetry(redis.retry.Retry):
                     else:
                         fail(error)
                     backoff = self._backoff.compute(failures)
-                    if nested or not _may_retry(failures, self._retries, backoff):
+                    if (
+                        nested
+                        or isinstance(error, NOT_RETRYABLE)
+                        or not _may_retry(failures, self._retries, backoff)
+                    ):
                         raise
                     if backoff > 0:
                         time.sleep(backoff)
@@ -324,7 +336,11 @@ class AsyncBoundedRetry(redis.asyncio.retry.Retry):
                     else:
                         await fail(error)
                     backoff = self._backoff.compute(failures)
-                    if nested or not _may_retry(failures, self._retries, backoff):
+                    if (
+                        nested
+                        or isinstance(error, NOT_RETRYABLE)
+                        or not _may_retry(failures, self._retries, backoff)
+                    ):
                         raise
                     if backoff > 0:
                         await asyncio.sleep(backoff)
