@@ -570,7 +570,17 @@ def test_hostile_bytes_are_a_serialization_error(
 
 
 @pytest.mark.parametrize(
-    "damage", ["write name", "write list", "index record", "record shape", "body"]
+    "damage",
+    [
+        "write name",
+        "write list",
+        "index record",
+        "record shape",
+        "body",
+        "ref a number",
+        "ref a table",
+        "write name a table",
+    ],
 )
 def test_malformed_stored_records_are_a_serialization_error(
     connector: RedisConnector, damage: str
@@ -591,6 +601,14 @@ def test_malformed_stored_records_are_a_serialization_error(
         client.hset(keys.records, field, b"\xc1 not msgpack")
     elif damage == "record shape":
         client.hset(keys.records, field, msgpack.packb(["parent", "refs", "", {}]))
+    elif damage == "ref a number":
+        # reached the client as an int: bytes(ref) allocated that many bytes (a MemoryError
+        # for 4000000000; a million here, which without the check read as a blob ref)
+        client.hset(keys.records, field, msgpack.packb(["", [1_000_000], "", {}]))
+    elif damage == "ref a table":  # a Lua runtime error in the read script, untyped
+        client.hset(keys.records, field, msgpack.packb(["", [["v:1"]], "", {}]))
+    elif damage == "write name a table":
+        client.hset(keys.write_lists, field, msgpack.packb([["0\ttask"]]))
     else:
         client.hset(keys.checkpoints, field, b"\x00 not a body")
     with pytest.raises(SerializationError):

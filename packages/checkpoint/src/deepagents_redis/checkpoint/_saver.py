@@ -140,9 +140,17 @@ def _record(raw: Any, what: str) -> tuple[str, list[bytes], str]:
     try:
         rec = msgpack.unpackb(raw, raw=True, use_list=True)
         parent, refs, erun, filters = rec
-        if not isinstance(refs, list) or not isinstance(filters, dict):
+        # every part as put writes it: a ref that is an int went to bytes(ref), which
+        # allocates that many zero bytes (4 GB for a record naming 4000000000)
+        if (
+            not isinstance(parent, bytes)
+            or not isinstance(refs, list)
+            or not all(isinstance(ref, bytes) for ref in refs)
+            or not isinstance(erun, bytes)
+            or not isinstance(filters, dict)
+        ):
             raise TypeError("not a record")
-        return _text(parent), [bytes(ref) for ref in refs], _text(erun)
+        return _text(parent), refs, _text(erun)
     except (ValueError, TypeError, UnicodeDecodeError, msgpack.UnpackException) as exc:
         raise SerializationError(f"{what}: the index record is malformed") from exc
 

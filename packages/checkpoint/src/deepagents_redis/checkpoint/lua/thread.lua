@@ -29,6 +29,14 @@ local function record(f)
       or type(rec[4]) ~= 'table' then
     error({err = 'CORRUPT a checkpoint index record has an unexpected shape'})
   end
+  -- each ref is concatenated into a field name here and read as bytes by the client: a
+  -- table stopped the script on a Lua error (untyped), and a number reached the client,
+  -- where bytes(4000000000) allocated 4 GB
+  for _, ref in ipairs(rec[2]) do
+    if type(ref) ~= 'string' then
+      error({err = 'CORRUPT a checkpoint index record has an unexpected shape'})
+    end
+  end
   return rec, raw
 end
 
@@ -36,7 +44,14 @@ end
 local function write_names(f)
   local raw = redis.call('HGET', wl_key, f)
   if not raw then return {} end
-  return unpacked(raw, 'a write list')
+  local names = unpacked(raw, 'a write list')
+  -- each name is concatenated into a field name (a table stopped the script, untyped)
+  for _, name in ipairs(names) do
+    if type(name) ~= 'string' then
+      error({err = 'CORRUPT a write list has an unexpected shape'})
+    end
+  end
+  return names
 end
 
 -- checkpoint f's writes, flat {'idx<TAB>task', value, ...}, O(its writes)
