@@ -90,6 +90,7 @@ def test_expected_version_conflict_changes_nothing(repo: RedisTodoRepository) ->
         (lambda r: r.add("s", "x", status="done"), InvalidInputError),
         (lambda r: r.update("s", "a", status="nope"), InvalidInputError),
         (lambda r: r.update("s", "a", content=""), InvalidInputError),
+        (lambda r: r.update("s", "a"), InvalidInputError),  # nothing to change
         (lambda r: r.update("s", "zzz", status="completed"), NotFoundError),
         (lambda r: r.remove("s", "zzz"), NotFoundError),
         (lambda r: r.claim("s", "zzz", "w", 10), NotFoundError),
@@ -119,6 +120,33 @@ def test_bad_input_is_typed_and_changes_nothing(
         call(repo)
     assert repo.get("s") == before
     assert len(repo.history("s")) == 2
+
+
+async def test_empty_item_id_and_empty_update_are_refused(
+    repo: RedisTodoRepository, arepo: RedisTodoRepository
+) -> None:
+    # add(item_id="") generated an id (a retry named "" added a second item), and an update
+    # with nothing to change bumped the version and logged a change.
+    repo.add("e", "first", item_id="a")
+    before = repo.get("e")
+    for call, says in (
+        (lambda: repo.add("e", "second", item_id=""), "item_id must be a non-empty string"),
+        (lambda: repo.update("e", "a"), "needs a status, content or metadata"),
+        (
+            lambda: repo.update("e", "a", expected_version=before.version),
+            "needs a status, content or metadata",
+        ),
+    ):
+        with pytest.raises(InvalidInputError, match=says):
+            call()
+    for acall in (
+        lambda: arepo.add("e", "second", item_id=""),
+        lambda: arepo.update("e", "a"),
+    ):
+        with pytest.raises(InvalidInputError):
+            await acall()
+    assert repo.get("e") == before
+    assert len(repo.history("e")) == 1
 
 
 def test_server_side_validation_without_client_checks(repo: RedisTodoRepository) -> None:

@@ -134,7 +134,8 @@ class RepositoryMachine(RuleBasedStateMachine):
                 expected_version=expected,
             )
 
-        if content is not None and content_is_blank(content):
+        nothing = status is None and content is None  # refused: it would change nothing
+        if nothing or (content is not None and content_is_blank(content)):
             with pytest.raises(InvalidInputError):
                 call(None)
             return

@@ -795,9 +795,13 @@ class RedisTodoRepository(RedisComponent):
             # The script appends for any index it cannot place: -1 (Python's "before the
             # last") put the item last, silently.
             raise InvalidInputError(f"index must be an int >= 0 or None, got {index!r}")
-        if item_id is not None and not isinstance(item_id, str):
-            # item_id=0 generated an id silently.
-            raise InvalidInputError(f"item_id must be a string or None, got {item_id!r:.40}")
+        if item_id is not None and (not isinstance(item_id, str) or not item_id):
+            # item_id=0 and item_id="" generated an id silently: a caller that meant to name
+            # its item got another id back, and a retry with the same name added a second one.
+            raise InvalidInputError(
+                "item_id must be a non-empty string, or None for a generated id; "
+                f"got {item_id!r:.40}"
+            )
         item: dict[str, Any] = {
             "id": item_id or new_item_id(),
             "content": content,
@@ -814,6 +818,10 @@ class RedisTodoRepository(RedisComponent):
         content: str | None,
         metadata: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
+        if status is None and content is None and metadata is None:
+            # It used to bump the version and log a change that changed nothing: every
+            # other writer's expected_version went stale for no edit.
+            raise InvalidInputError("update needs a status, content or metadata to change")
         payload: dict[str, Any] = {"id": item_id}
         if status is not None:
             _check_status(status)
@@ -1035,7 +1043,7 @@ class RedisTodoRepository(RedisComponent):
         Raises:
             ConflictError: The plan is not at ``expected_version``.
             NotFoundError: No such item.
-            InvalidInputError: Bad status or empty content.
+            InvalidInputError: Bad status, empty content, or nothing to change.
         """
         payload = self._update_payload(item_id, status, content, metadata)
         return self._mutate(
