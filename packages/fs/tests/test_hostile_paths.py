@@ -150,3 +150,28 @@ async def test_a_bad_expected_version_is_refused_and_changes_nothing(
         await call(backend, mode, "write", "/x.txt", "hello", expected_version=version)
     assert backend.stat("/x.txt") == before
     assert backend.read("/x.txt").file_data["content"] == "hello"
+
+
+async def test_a_namespace_that_is_not_unicode_text_is_refused(
+    make_backend: Any, redis_target: Any
+) -> None:
+    """A lone surrogate in a namespace (a JSON `\\ud800` in a user id) stored small files but
+    raised a bare UnicodeEncodeError on a spilled write or `gc` (the blob folder hashes the
+    namespace): it is refused as bad input, before anything is sent."""
+    from deepagents_redis.core import InvalidInputError
+    from deepagents_redis.fs import RedisBackend
+
+    with pytest.raises(InvalidInputError, match="namespace"):
+        RedisBackend(settings=redis_target.settings, namespace="user-\ud800")
+    backend = make_backend(namespace=lambda _runtime: "user-\ud800", spill_threshold=1024)
+    for call in (
+        lambda: backend.write("/big.txt", "x" * 2048),
+        lambda: backend.write("/small.txt", "x"),
+        lambda: backend.gc(),
+    ):
+        with pytest.raises(InvalidInputError, match="namespace"):
+            call()
+    with pytest.raises(InvalidInputError, match="namespace"):
+        await backend.awrite("/small.txt", "x")
+    ok = make_backend(namespace=lambda _runtime: "user-\u00e9")
+    assert ok.write("/small.txt", "x").error is None

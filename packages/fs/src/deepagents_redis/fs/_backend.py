@@ -43,6 +43,7 @@ from deepagents_redis.fs._common import (
 from deepagents_redis.fs._files import _FileOps
 from deepagents_redis.fs._paths import (
     file_path_error,
+    text_error,
 )
 from deepagents_redis.fs._search import _SearchOps
 from deepagents_redis.fs._settings import MIB, FsSettings, lifetime_error
@@ -126,7 +127,8 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         namespace: A namespace string, or a callable receiving the LangGraph `Runtime`
             (None outside a graph) and returning a string or a tuple of strings (tuples
             are checked like `StoreBackend` namespaces and joined with `/`).
-            Namespaces are exact: `"a"` never sees files of `"a/b"` or `"ab"`.
+            Namespaces are exact: `"a"` never sees files of `"a/b"` or `"ab"`. A string
+            must be valid Unicode text (no lone surrogate), else `InvalidInputError`.
         ttl: Default lifetime of a file in seconds (None: forever). Each write restarts it.
         ttl_rules: Lifetimes per path prefix, e.g. `{"/large_tool_results/": 3600}`;
             the longest matching prefix wins; None in a rule means forever.
@@ -172,6 +174,8 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
     ) -> None:
         if not callable(namespace) and (not isinstance(namespace, str) or not namespace):
             raise InvalidInputError("namespace must be a non-empty string or a callable")
+        if isinstance(namespace, str) and text_error(namespace, "namespace") is not None:
+            raise InvalidInputError(f"namespace {namespace!r} is not valid unicode text")
         _check_options(
             ttl=ttl,
             ttl_rules=ttl_rules or {},

@@ -444,6 +444,13 @@ class _Layout:
             except (TypeError, ValueError) as exc:
                 raise InvalidInputError(str(exc)) from exc
         if isinstance(value, str) and value:
+            # A lone surrogate (a JSON `\ud800` in a user or assistant id) has no UTF-8: its
+            # keys were escaped and small files stored, but a spilled write or `gc` raised a
+            # bare UnicodeEncodeError naming the blob folder (a hash of the namespace).
+            if text_error(value, "namespace") is not None:
+                raise InvalidInputError(
+                    f"namespace factory returned {value!r}, which is not valid unicode text"
+                )
             return value
         raise InvalidInputError(f"namespace factory returned {value!r}; want a str or tuple")
 
