@@ -33,6 +33,7 @@ __all__ = [
     "HANDBACK",
     "HEARTBEAT",
     "PROMOTE",
+    "PRUNE",
     "PUBLISH",
     "RESET",
     "SEND",
@@ -76,3 +77,6 @@ retry) must not append the message twice."""
 TAKE: Final = LuaScript.from_package("coord_take", _PACKAGE, "fence.lua", "take.lua")
 GROUP: Final = LuaScript.from_package("coord_group", _PACKAGE, "group.lua")
 PUBLISH: Final = LuaScript.from_package("coord_publish", _PACKAGE, "publish.lua")
+PRUNE: Final = LuaScript.from_package("coord_prune", _PACKAGE, "prune.lua")
+"""Deletes a queue group's consumers that hold nothing (a worker's own at its stop, others
+silent for a lease): one is made per worker start and Redis keeps it until deleted."""

@@ -59,6 +59,7 @@ from deepagents_redis.coord._scripts import (
     HANDBACK,
     HEARTBEAT,
     PROMOTE,
+    PRUNE,
     TAKE,
 )
 from deepagents_redis.coord._scripts import (
@@ -506,10 +507,23 @@ class Worker(CoordComponent):
             await self._op("coord.group", one(Script(GROUP_SCRIPT, [queue.stream], [GROUP])))
             cutoff = now_ms - self.coord_settings.dlq_retention_seconds * 1000
             await self._op("coord.trim", one(Command(("XTRIM", queue.dlq, "MINID", "~", cutoff))))
+            # the consumers dead or stopped workers left, holding nothing
+            await self._prune(queue, "")
+
+    def _prune(self, queue: QueueKeys, own: str) -> Awaitable[Any]:
+        """Delete `queue`'s consumers that hold nothing: `own`, and others silent a lease.
+
+        Each worker start is a new consumer of every queue it is delivered from, which Redis
+        keeps until it is deleted: the groups' consumer lists grew by one per worker start.
+        """
+        args = [GROUP, own, self._lease_ms, 1_000]
+        return self._op("coord.prune", one(Script(PRUNE, [queue.stream], args)))
 
     async def _leave(self) -> None:
         try:
             await self._op("coord.leave", one(Command(("ZREM", self.keys.workers, self.worker_id))))
+            for name in self._agents:  # its consumers, unless they still hold an entry
+                await self._prune(self.keys.queue(name), self.worker_id)
         except DeepAgentsRedisError as exc:
             log.warning("worker %s: could not sign off: %s", self.worker_id, exc)
 
