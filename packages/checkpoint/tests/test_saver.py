@@ -448,6 +448,31 @@ def test_a_checkpoint_gone_under_its_index_drops_out_of_it(connector: RedisConne
     saver.delete_thread(thread)
 
 
+async def test_an_index_member_without_its_tab_is_dropped_not_a_script_error(
+    connector: RedisConnector,
+) -> None:
+    """A member of the thread's index that no put wrote ('cid<TAB>ecns' without its tab:
+    someone else's bytes) names no checkpoint: list() over every namespace and copy_thread,
+    which read that index, stopped on the read script's Lua runtime error (untyped)."""
+    saver = RedisSaver(connector=connector)
+    thread, target = _thread(), _thread()
+    stored = _put_chain(saver, thread, 2)
+    keys = saver.keys.thread(thread)
+    ids = [c["configurable"]["checkpoint_id"] for c in reversed(stored)]
+    for member in ("zzzz", "~", "0"):  # above, between and below the real members
+        _raw(connector).zadd(keys.index, {member: 0})
+    every = {"configurable": {"thread_id": thread}}
+    assert [t.checkpoint["id"] for t in saver.list(every)] == ids
+    assert _raw(connector).zcard(keys.index) == 2  # dropped, as a stale entry is
+    _raw(connector).zadd(keys.index, {"zzzz": 0})
+    assert [t.checkpoint["id"] async for t in saver.alist(every, limit=1)] == ids[:1]
+    _raw(connector).zadd(keys.index, {"0": 0})
+    saver.copy_thread(thread, target)
+    assert [t.checkpoint["id"] for t in saver.list(_cfg(target))] == ids
+    saver.delete_thread(thread)
+    saver.delete_thread(target)
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(
     "config",

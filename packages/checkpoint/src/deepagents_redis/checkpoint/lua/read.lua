@@ -82,9 +82,20 @@ else
     for _, member in ipairs(members) do
       seen = seen + 1
       local tab = string.find(member, '\t', 1, true)
-      local left, right = string.sub(member, 1, tab - 1), string.sub(member, tab + 1)
       local entry
-      if ecns0 == '' then entry = load(left, right) else entry = load(right, left) end
+      if not tab then
+        -- not a member a put writes (someone else's bytes): it names no checkpoint, so it
+        -- goes as a stale entry goes (it stopped list(thread) and copy_thread on a Lua
+        -- runtime error, untyped)
+        if ecns0 == '' then
+          redis.call('ZREM', idx_key, member)
+        else
+          redis.call('ZREM', ns_key, member)
+        end
+      else
+        local left, right = string.sub(member, 1, tab - 1), string.sub(member, tab + 1)
+        if ecns0 == '' then entry = load(left, right) else entry = load(right, left) end
+      end
       if entry then
         out[#out + 1] = entry
         found = found + 1
