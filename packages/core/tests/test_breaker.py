@@ -90,6 +90,13 @@ def test_reset_and_repr(clock):
         {"failure_threshold": 0},
         {"reset_timeout": 0},
         {"reset_timeout": float("nan")},  # accepted before: the breaker never half-opened
+        # Accepted before: open for good after the threshold (inf never elapses; NaN never
+        # reached, so never opened; no probe slot below NaN, so half-open refused all).
+        {"reset_timeout": float("inf")},
+        {"failure_threshold": float("nan")},
+        {"failure_threshold": 2.5},
+        {"half_open_max_calls": float("nan")},
+        {"half_open_max_calls": True},
         {"half_open_max_calls": 0},
     ],
 )

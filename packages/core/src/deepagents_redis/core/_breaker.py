@@ -17,11 +17,16 @@ States::
 from __future__ import annotations
 
 import enum
+import math
 import threading
 import time
 from collections.abc import Callable
 
 __all__ = ["BreakerState", "CircuitBreaker"]
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 class BreakerState(enum.Enum):
@@ -61,14 +66,18 @@ class CircuitBreaker:
         half_open_max_calls: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if failure_threshold < 1:
-            raise ValueError("failure_threshold must be >= 1")
+        if not _is_count(failure_threshold):
+            # A NaN threshold is never reached (the breaker never opened); a float one
+            # counts to the next integer without saying so.
+            raise ValueError("failure_threshold must be an int >= 1")
         # `not > 0` also refuses NaN: `nan <= 0` is False, and a NaN timeout never elapses
-        # (`elapsed >= nan` is False), so the breaker stayed open for good.
-        if not reset_timeout > 0:
-            raise ValueError("reset_timeout must be > 0")
-        if half_open_max_calls < 1:
-            raise ValueError("half_open_max_calls must be >= 1")
+        # (`elapsed >= nan` is False), so the breaker stayed open for good. So does an
+        # infinite one (a settings value of "inf" read from the environment).
+        if not 0 < reset_timeout < math.inf:
+            raise ValueError("reset_timeout must be > 0 and finite")
+        if not _is_count(half_open_max_calls):
+            # No probe count is below NaN: half-open, the breaker refused every call.
+            raise ValueError("half_open_max_calls must be an int >= 1")
         self.failure_threshold = failure_threshold
         self.reset_timeout = reset_timeout
         self.half_open_max_calls = half_open_max_calls
