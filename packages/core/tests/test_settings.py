@@ -110,6 +110,10 @@ def test_redact_url(url, expected):
         ("socket_connect_timeout", 1e12),
         ("retries", -1),
         ("retry_backoff_base", 0),
+        # Accepted before: a retry without a deadline slept `inf` (OverflowError from GET).
+        ("retry_backoff_base", float("inf")),
+        ("retry_backoff_cap", float("inf")),
+        ("retry_backoff_cap", 1e308),
         ("max_connections", 0),
         ("health_check_interval", -1),
         ("protocol", 4),

@@ -125,13 +125,16 @@ class RedisSettings(PhaseSettings):
     We retry twice; writes that must not duplicate use operation ids (see
     ``run_idempotent``)."""
 
-    retry_backoff_base: float = Field(default=0.05, gt=0)
+    retry_backoff_base: float = Field(default=0.05, gt=0, le=_MAX_SOCKET_TIMEOUT)
     """Base of the jittered exponential backoff between retries, in seconds
     (``redis.backoff.ExponentialWithJitterBackoff``: sleep ``random() * base * 2**n``, capped).
-    redis-py uses 0.01 s; 50 ms gives a restarting server or a failover a moment to settle."""
+    redis-py uses 0.01 s; 50 ms gives a restarting server or a failover a moment to settle.
+    At most a day, like the timeouts."""
 
-    retry_backoff_cap: float = Field(default=0.5, gt=0)
-    """Upper bound of one backoff sleep, in seconds (redis-py: 1 s). Must be >= the base."""
+    retry_backoff_cap: float = Field(default=0.5, gt=0, le=_MAX_SOCKET_TIMEOUT)
+    """Upper bound of one backoff sleep, in seconds (redis-py: 1 s). Must be >= the base and
+    at most a day (``inf`` passed here, and a command without a deadline then failed with
+    Python's ``OverflowError`` from ``time.sleep`` instead of a Redis error)."""
 
     max_connections: int = Field(default=50, ge=1)
     """Connection pool size per process (per node on Cluster). redis-py 8 allows 100 per pool
