@@ -167,6 +167,17 @@ def test_lc_secret_markers_never_read_the_environment(monkeypatch: pytest.Monkey
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("value", ["\ud800", {"k\udfff": 1}, ["ok", "x\udc80y"]])
+def test_lone_surrogates_are_refused_on_encode_not_lost_on_decode(fmt: str, value: Any) -> None:
+    """The JSON codec wrote lone surrogates with "surrogatepass": bytes that are not UTF-8,
+    which its own decode (and any other reader) refused, so the write succeeded and the
+    value could never be read again. Both formats refuse it when writing."""
+    codec = Codec(format=fmt)  # type: ignore[arg-type]
+    with pytest.raises(SerializationError):
+        codec.encode(value)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_unsupported_values_refused_on_encode(fmt: str) -> None:
     codec = Codec(format=fmt)  # type: ignore[arg-type]
     for bad in (

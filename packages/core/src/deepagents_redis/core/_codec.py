@@ -244,9 +244,12 @@ class Codec:
             if self._codec_id == CODEC_MSGPACK:
                 payload = msgpack.packb(prepared, use_bin_type=True)
             else:
+                # Strict UTF-8, as MessagePack encodes: a lone surrogate written with
+                # "surrogatepass" made bytes that are not UTF-8, so `decode` (and every
+                # other language's reader) refused the stored value for good.
                 payload = json.dumps(
                     prepared, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-                ).encode("utf-8", "surrogatepass")
+                ).encode("utf-8")
         except (ValueError, TypeError, OverflowError) as exc:
             raise SerializationError(f"cannot encode value: {exc}") from exc
         flags = FLAG_LC if state.lc else 0
