@@ -218,3 +218,26 @@ async def test_a_file_and_a_directory_of_one_name_are_both_copied(
         assert (report.copied, report.failed) == (["/a", "/a/b"], [])
     assert target.read("/a").file_data["content"] == "file a"
     assert target.read("/ab").error is not None  # a sibling with the same prefix is not under it
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("batch_size", [-1, 0, True, 2.0])
+async def test_a_bad_batch_size_is_refused_not_a_silent_empty_copy(
+    make_backend: Any, mode: str, batch_size: Any
+) -> None:
+    """`batch_size=-1` made the batch loop empty: nothing copied, nothing failed, as if the
+    source held no file; 0 raised a bare ValueError from `range`."""
+    from deepagents_redis.core import InvalidInputError
+
+    source: RedisBackend = make_backend()
+    target: RedisBackend = make_backend()
+    source.upload_files([("/a.txt", b"a")])
+
+    async def copy() -> CopyReport:
+        if mode == "sync":
+            return copy_files(source, target, batch_size=batch_size)
+        return await acopy_files(source, target, batch_size=batch_size)
+
+    with pytest.raises(InvalidInputError, match="batch_size"):
+        await copy()
+    assert target.ls("/").entries == []

@@ -26,7 +26,7 @@ from deepagents.backends.protocol import (
     ReadResult,
     WriteResult,
 )
-from deepagents_redis.core import get_instrumentation
+from deepagents_redis.core import InvalidInputError, get_instrumentation
 
 __all__ = [
     "CopyReport",
@@ -403,6 +403,20 @@ def _with_root(
     return walked
 
 
+def _check_batch_size(batch_size: object) -> None:
+    """Refuse a batch size that is not a positive int, before anything is read or written.
+
+    Taken as given, a negative one made the batch loop's `range` empty: nothing was copied
+    and the report had neither copies nor failures, as if the source were empty; 0 raised a
+    bare ValueError from `range` after the whole source had been walked.
+
+    Raises:
+        InvalidInputError: It is not an int of at least 1.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+
+
 def _apply(
     report: CopyReport,
     downloaded: list[FileDownloadResponse],
@@ -440,7 +454,11 @@ def copy_files(
 
     Returns:
         What was copied and what failed.
+
+    Raises:
+        InvalidInputError: `batch_size` is not an int of at least 1; nothing is copied.
     """
+    _check_batch_size(batch_size)
     report = CopyReport()
     paths = _walk(source, path, report)
     root = path.rstrip("/")
@@ -463,7 +481,8 @@ def copy_files(
 async def acopy_files(
     source: BackendProtocol, target: BackendProtocol, *, path: str = "/", batch_size: int = 100
 ) -> CopyReport:
-    """Async `copy_files` (uses each backend's async methods)."""
+    """Async `copy_files` (uses each backend's async methods; same errors)."""
+    _check_batch_size(batch_size)
     report = CopyReport()
     paths = await _awalk(source, path, report)
     root = path.rstrip("/")
