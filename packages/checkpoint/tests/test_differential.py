@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -118,6 +119,12 @@ def test_list_answers_as_in_memory_saver(connector: RedisConnector, seed: int) -
         (True, "true"),
         (1, "1"),
         ({1: "a"}, {True: "a"}),
+        # a stored value with no canonical text, Python-equal to a filter that has one: the
+        # server found no field for it and matched only a filter of None
+        (Decimal(1), 1),
+        (Decimal("2.5"), 2.5),
+        ({"k": Decimal(1)}, {"k": True}),
+        ([Decimal(0), "x"], [False, "x"]),
     ],
 )
 def test_filter_matches_as_python_equality(

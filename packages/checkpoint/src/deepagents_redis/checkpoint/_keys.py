@@ -19,7 +19,8 @@ keys only in KEYS, data only in ARGV), in this order::
 * The **index record** is msgpack ``[parent cid, [blob ref...], erun, {filter field: canonical
   JSON}]``, the few bytes a script needs (``cmsgpack.unpack``): which blobs to fetch, the
   parent for history walks, the run for deletes, the metadata `list(filter=...)` compares (a
-  text past 64 characters as ``#<sha1>``: the body holds the value already). Kept
+  text past 64 characters as ``#<sha1>``: the body holds the value already; a value with no
+  canonical text as ``?``, which every filter on its key lets through to the exact check). Kept
   apart from the body so a script never copies a checkpoint's kilobytes through Lua to learn
   them (deletes and history walks read many index records and no body).
 * A **write list** is a cmsgpack array of ``'<idx><TAB><task>'``, the fields of one

@@ -65,6 +65,9 @@ T = TypeVar("T")
 _PAGE = 32
 _FILTER_TEXT_MAX: Final = 64
 """Longest metadata text an index record holds as it is; a longer one is held as a digest."""
+_ANY: Final = "?"
+"""What an index record holds for a metadata value with no canonical text: any filter on
+its key passes it to the exact check (no canonical text, or digest, starts with ``?``)."""
 """Most checkpoints one list call brings back (their bytes, not the scan, are the cost)."""
 _MEMO_MAX = 50_000
 _EMPTY = b"empty\n"
@@ -416,9 +419,15 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             # is stored, and compared, as its str value
             if not isinstance(key, str):
                 continue
+            # A value with no canonical text (a Decimal, a datetime, a dict holding one...)
+            # may still equal a filter value that has one (Decimal(1) == 1, as
+            # InMemorySaver compares): it is held as ANY, which every filter on its key
+            # lets through to the exact check in Python (without it the server found no
+            # field and matched only a filter of None: such checkpoints went missing).
             text = canonical(value)
-            if text is not None:
-                filters[key if type(key) is str else str.__str__(key)] = _filter_text(text)
+            filters[key if type(key) is str else str.__str__(key)] = (
+                _ANY if text is None else _filter_text(text)
+            )
         refs = [self.keys.blob_ref(ch, ver) for ch, ver in stored["channel_versions"].items()]
         # no bin type: Lua's cmsgpack reads this record (strings only)
         record = msgpack.packb([parent or "", refs, erun, filters], use_bin_type=False)

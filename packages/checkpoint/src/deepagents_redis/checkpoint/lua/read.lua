@@ -17,7 +17,8 @@
 --                go past it carries their sizes instead, and the client reads them with an
 --                HMGET (every KB a script reads costs the server ~1.2 us, and ~1.5 us more
 --                to pack it into the reply; HSTRLEN reads a size without the bytes)
---   ARGV[9..]    filter pairs: field, value ('null' matches a missing field)
+--   ARGV[9..]    filter pairs: field, value ('null' matches a missing field; a field
+--                stored as '?', a value with no canonical text, matches any value)
 -- Returns ONE msgpack value (a nested reply costs the client a parse per element):
 --   {cursor, entry...}: cursor '' when done, else the last member looked at; entry
 --   {cid, ecns, body, index record, {blob per ref or ''}, {write name, value...}}, or, for
@@ -40,7 +41,8 @@ local function load(cid, ecns)
   end
   for i = 9, #ARGV, 2 do
     local have = rec[4][ARGV[i]]
-    if not (have == ARGV[i + 1] or (have == nil and ARGV[i + 1] == 'null')) then
+    -- '?': a value with no canonical text, which only the client's exact check can judge
+    if not (have == ARGV[i + 1] or have == '?' or (have == nil and ARGV[i + 1] == 'null')) then
       return nil
     end
   end
