@@ -123,6 +123,31 @@ def test_cluster_coverage_gaps_fail_the_check():
     assert any("10000 of 16384" in w for w in report.warnings)
 
 
+@pytest.mark.parametrize("mode", ["standalone", "sentinel"])
+def test_a_replica_is_not_healthy(mode):
+    """A URL on a replica (the old primary after a failover) answers PING and INFO, and every
+    write fails with READONLY: the check said ok with no warning."""
+    report = _report([_facts(role="slave")], mode=mode)
+    assert report.ok is False
+    assert any("replica" in w and "READONLY" in w for w in report.warnings)
+    assert _report([_facts(role="master")], mode=mode).ok is True
+
+
+@pytest.mark.integration
+def test_a_real_replica_is_not_healthy(redis_server_factory):
+    primary, replica = redis_server_factory(), redis_server_factory()
+    client = create_client(url=replica.url, cluster="off")
+    try:
+        client.replicaof("127.0.0.1", primary.port)
+        report = check_health(client)
+        assert report.ok is False
+        assert any("replica" in w for w in report.warnings)
+        client.replicaof("NO", "ONE")
+        assert check_health(client).ok is True
+    finally:
+        client.close()
+
+
 def test_old_version_warns():
     report = _report([_facts(redis_version="6.0.9")])
     assert any("older than 6.2" in w for w in report.warnings)

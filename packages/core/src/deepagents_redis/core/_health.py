@@ -34,8 +34,9 @@ class HealthReport:
     """What a server looks like from here, and what that means for our data.
 
     Attributes:
-        ok: The server answered PING (and, on Cluster, reports ``cluster_state:ok`` with
-            every slot covered). Warnings do not make it false.
+        ok: The server answered PING, is not a replica (which refuses every write), and,
+            on Cluster, reports ``cluster_state:ok`` with every slot covered. Warnings do
+            not make it false.
         latency_ms: Round trip of one PING, in milliseconds (all primaries on Cluster).
         server_name: ``"redis"`` or ``"valkey"`` (``None`` when INFO is hidden).
         server_version: Server version string (Valkey's own version for Valkey).
@@ -249,6 +250,16 @@ def _build_report(
         warnings.append(f"Redis {version} is older than 6.2, the oldest version we test")
 
     ok = True
+    roles = {_text(n.info.get("role")) for n in nodes if n.info is not None}
+    if mode != "cluster" and roles & {"slave", "replica"}:
+        # Answers PING and reads, refuses every write with READONLY: nothing of ours works
+        # there (a URL left on the old primary after a failover, a replica's address given
+        # by mistake). A Cluster client follows MOVED to the new primary instead.
+        ok = False
+        warnings.append(
+            "this server is a replica (role:slave): every write fails with READONLY; "
+            "point the URL at the primary (or use Sentinel)"
+        )
     cluster_state = cluster_slots = None
     if cluster_info is not None:
         cluster_state = _text(cluster_info.get("cluster_state"))
