@@ -299,3 +299,27 @@ async def test_a_lease_without_an_expiry_is_taken_over_at_once(
     else:
         await cache.aupdate(PROMPT, LLM, [Generation(text="answer")])
     assert redis_target.client.exists(lease) == 0
+
+
+@pytest.mark.parametrize("after_a_hit", [False, True], ids=["script", "plain-reads"])
+def test_waiters_on_an_unreadable_entry_wait_for_the_leader(
+    make_llm_cache: Any, redis_target: Any, recorder: Any, after_a_hit: bool
+) -> None:
+    # A fresh entry that does not decode (another version's format, a planted value): the
+    # first caller takes the lease, the others must wait for its value. Their poll got the
+    # same unreadable bytes back, counted them corrupt and 'served', and returned a miss
+    # without the lease: every waiter called the model too.
+    shared = make_llm_cache(
+        ttl=60, namespace="sf-unreadable", cache_settings=PATIENT, wait_timeout=10
+    )
+    if after_a_hit:
+        shared.update("warm", LLM, [Generation(text="warm")])
+        assert shared.lookup("warm", LLM) == [Generation(text="warm")]
+    keys = shared.redis_keys(PROMPT, LLM)
+    client = redis_target.client
+    gen = client.get(keys["generation"]) or b"0"
+    client.set(keys["entry"], gen + b":not an envelope")
+    calls, results = run_threads(lambda: shared, 4)
+    assert calls == 1
+    assert results == [[Generation(text="answer")]] * 4
+    assert recorder.total("cache.single_flight", outcome="served") == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -348,7 +349,8 @@ class RedisLLMCache(RedisComponent, BaseCache):
         head = self._read_head
         entry = keys.entry if head is None else head + keys.digest.encode()
         read_args = self._read_args_refresh if self.settings.refresh_on_hit else self._read_args
-        fresh_but_unreadable = False
+        # The bytes of a fresh entry that did not decode, if the plain reads found one.
+        fresh_but_unreadable: bytes | None = None
         if self._hits_likely and not self.settings.refresh_on_hit:
             # The hit path, taken while lookups hit: the generation and the entry's first
             # `_fast_read` bytes in one round trip of two plain reads. Redis spends ~1 µs on
@@ -379,9 +381,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
                     return found, True, int(reply[2]) if len(reply) > 2 else None
                 # Fresh but unreadable (counted as corrupt): the script would answer the
                 # same bytes again, so a miss is decided here.
-                fresh_but_unreadable = True
+                fresh_but_unreadable = value
             self._hits_likely = False
-        if fresh_but_unreadable and not self.settings.single_flight:
+        if fresh_but_unreadable is not None and not self.settings.single_flight:
             self._guard.count("lookup", "miss")
             return None, True, None
         if not self.settings.single_flight:
@@ -397,10 +399,13 @@ class RedisLLMCache(RedisComponent, BaseCache):
         owner = owner_of()
         token = self._token(owner)
         deadline = time.monotonic() + self.settings.wait_timeout_seconds
-        # A fresh value that did not decode (counted): take the lease in the loop below.
+        # A fresh value that did not decode (counted): the loop below takes the lease or
+        # waits for the holder's new value, with ACQUIRE skipping exactly these bytes (their
+        # SHA1). Handed back, they were counted corrupt again and, for a waiter, 'served' as
+        # a miss without the lease: every waiter called the model too.
         waited = False
-        unreadable = fresh_but_unreadable
-        if not fresh_but_unreadable:
+        unreadable = None if fresh_but_unreadable is None else _sha1(fresh_but_unreadable)
+        if unreadable is None:
             lease = (
                 keys.lease if self._lease_head is None else self._lease_head + keys.digest.encode()
             )
@@ -414,33 +419,38 @@ class RedisLLMCache(RedisComponent, BaseCache):
                 why = int(reply[0])
                 if why >= 0:
                     self._guard.count("lookup", _READ_OUTCOMES.get(why, "corrupt"))
+                # reply[1:] is {2} or {3, pttl}: a lease, never an entry.
                 outcome = self._after_acquire(keys, reply[1:], False, deadline)
-                if not isinstance(outcome, _Wait):
+                if not isinstance(outcome, _Wait | bytes):
                     return outcome, False, None
                 waited = True
             else:
                 found = self._decode_read(keys, reply)
                 if found is not None:
                     return found, True, None
-                unreadable = True
+                unreadable = _sha1(as_bytes(reply) or b"")
         delay = _FIRST_POLL
         while True:
             if waited:
                 yield Sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, self.settings.poll_interval_seconds)
-            # After an unreadable entry the first ACQUIRE serves no entry at all (every value
-            # is over a bound of -1, so it counts as absent) and takes the lease: it served
-            # the same bytes back, counted them corrupt again, and left no lease, so every
-            # caller computed the value at once.
-            reply = yield Script(
-                ACQUIRE,
-                [keys.gen, keys.entry, keys.lease],
-                [token, self._lease_ms, "-1" if unreadable and not waited else self._max_bytes],
-            )
+            args = [token, self._lease_ms, self._max_bytes]
+            if unreadable is not None:
+                args.append(unreadable)
+            reply = yield Script(ACQUIRE, [keys.gen, keys.entry, keys.lease], args)
             if reply is FAILED:
                 return None, False, None
             outcome = self._after_acquire(keys, reply, waited, deadline)
-            if not isinstance(outcome, _Wait):
+            if isinstance(outcome, bytes):
+                # Other bytes that do not decode either (counted): skip those from now on,
+                # within the same bound as any wait (writers that keep storing such bytes
+                # would otherwise keep this caller here).
+                unreadable = _sha1(outcome)
+                if time.monotonic() >= deadline:
+                    self._guard.count("lookup", "miss")
+                    self._guard.count("single_flight", "wait_timeout")
+                    return None, False, None
+            elif not isinstance(outcome, _Wait):
                 return outcome, False, None
             waited = True
 
@@ -608,14 +618,19 @@ class RedisLLMCache(RedisComponent, BaseCache):
         reply: Any,
         waited: bool,
         deadline: float,
-    ) -> list[Generation] | _Wait | None:
+    ) -> list[Generation] | _Wait | bytes | None:
+        """What one ACQUIRE reply means: a hit, a miss (None), or wait on.
+
+        Wait on is `_WAIT`, or the bytes of a fresh entry that did not decode (counted
+        corrupt), which the caller skips from then on.
+        """
         status = int(reply[0])
         if status == 1:
             value = as_bytes(reply[1]) or b""
             found = self._decode(keys, value.split(b":", 1)[0], value)
-            self._guard.count("single_flight", "served" if waited else "late_hit")
             if found is None:
-                return None
+                return value
+            self._guard.count("single_flight", "served" if waited else "late_hit")
             return self._hit(found, "redis")
         if status == 2:
             self._guard.count("lookup", "miss")
@@ -641,6 +656,11 @@ class _Wait:
 
 
 _WAIT = _Wait()
+
+
+def _sha1(value: bytes) -> str:
+    """SHA1 hex of a stored value, as ACQUIRE's ``redis.sha1hex`` writes it (not a secret)."""
+    return hashlib.sha1(value, usedforsecurity=False).hexdigest()
 
 
 def _token_prefix() -> str:
