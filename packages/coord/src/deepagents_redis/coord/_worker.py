@@ -774,7 +774,22 @@ class Worker(CoordComponent):
             return
         if started is not None:  # not logged by the script: the log gets the ending line
             failed_line = (failed if verdict == "exhausted" else cancelled) or None
-        if verdict in ("done", "gone", "cancelled"):
+        if verdict == "done" and text(reply[1]) == "error":
+            # A task that failed for good and whose entry is still here was never dead-lettered:
+            # its worker's dead letter (a call after the finish) failed, or the worker died
+            # between the two. Acknowledged plainly, the entry took the dead letter with it.
+            row = await self._op(
+                "coord.get", one(Command(("HMGET", keys.record, "error", "history")))
+            )
+            await self._dead_letter(
+                queue,
+                entry_id,
+                task_id,
+                reason="failed",
+                error=text(row[0]),
+                history=_json_list(row[1]),
+            )
+        elif verdict in ("done", "gone", "cancelled"):
             if verdict == "cancelled":  # ended by this claim
                 self._log_event(task_id, failed_line)
             await self._ack(queue, entry_id, task_id, "ack", fence=0)
