@@ -6,6 +6,7 @@ from deepagents_redis.core import (
     active_instrumentation,
     get_instrumentation,
     set_instrumentation,
+    traced,
 )
 
 
@@ -101,5 +102,23 @@ def test_active_instrumentation_is_none_only_for_the_no_op_default() -> None:
         assert active_instrumentation() is rec
         set_instrumentation(NoOpInstrumentation())  # a no-op of one's own is still "installed"
         assert active_instrumentation() is not None
+    finally:
+        set_instrumentation(previous)
+
+
+def test_traced_hands_on_text_trace_headers_only() -> None:
+    """A carrier is stored data (coord's task records): non-text or unknown entries from
+    another writer reached the implementation's `attach` (OpenTelemetry's propagator raised
+    TypeError on `{"traceparent": 5}`, failing the traced work)."""
+    rec = RecordingInstrumentation()
+    previous = set_instrumentation(rec)
+    try:
+        for bad in ({"traceparent": 5}, {"traceparent": b"00-x"}, ["traceparent"], {"x": "y"}):
+            with traced(bad):  # type: ignore[arg-type]
+                pass
+        assert rec.attached == []
+        with traced({"traceparent": "00-t-s-01", "tracestate": 3, "other": "z"}):
+            pass
+        assert rec.attached == [{"traceparent": "00-t-s-01"}]
     finally:
         set_instrumentation(previous)

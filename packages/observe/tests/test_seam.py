@@ -113,6 +113,33 @@ def test_trace_context_crosses_to_another_thread(otel: Captured, connector: Any)
     assert remote.parent.span_id == parent.get_span_context().span_id
 
 
+@pytest.mark.parametrize(
+    "carrier",
+    [
+        {"traceparent": 5},
+        {"traceparent": b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        {"traceparent": None, "tracestate": 7},
+        ["traceparent"],
+    ],
+    ids=["int", "bytes", "none", "list"],
+)
+def test_a_malformed_stored_carrier_never_fails_the_work(otel: Captured, carrier: Any) -> None:
+    """A carrier comes from stored data (coord keeps the submitter's as JSON with the task):
+    another writer's `{"traceparent": 5}` raised TypeError out of `traced(...)` (the
+    propagator takes `len()` of it), so the worker failed the task over its tracing. The
+    work runs without a parent instead."""
+    inst = get_instrumentation()
+    with traced(carrier):
+        ran = True
+    assert ran
+    with inst.attach(carrier):  # type: ignore[attr-defined]
+        pass
+    # Under no parent: a span started inside is a root of its own trace.
+    tracer = otel.tracer_provider.get_tracer("test")
+    with traced(carrier), tracer.start_as_current_span("inside") as inside:
+        assert inside.parent is None
+
+
 def test_lifecycle(otel: Captured, connector: Any) -> None:
     installed = get_instrumentation()
     assert is_instrumented()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -291,6 +291,12 @@ def traced(carrier: dict[str, str] | None) -> AbstractContextManager[Any]:
         The implementation's ``attach(carrier)``, or a null context.
     """
     attach = getattr(_current, "attach", None)
-    if attach is None or not carrier:
+    if attach is None or not carrier or not isinstance(carrier, Mapping):
         return nullcontext()
-    return attach(carrier)  # type: ignore[no-any-return]
+    # The carrier is stored data (coord keeps it as JSON with a task): only the headers
+    # `trace_carrier` writes, and only as text. Another writer's {"traceparent": 5} raised
+    # TypeError out of OpenTelemetry's propagator and failed the work it was to trace.
+    headers = {k: v for k in _TRACE_HEADERS if isinstance(v := carrier.get(k), str)}
+    if not headers:
+        return nullcontext()
+    return attach(headers)  # type: ignore[no-any-return]

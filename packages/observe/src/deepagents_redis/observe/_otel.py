@@ -326,7 +326,20 @@ class OpenTelemetryInstrumentation:
         Args:
             carrier: W3C headers from `inject` (in another process).
         """
-        token = otel_context.attach(extract(dict(carrier)))
+        # Stored data (see core's `traced`): text headers only, and a propagator that still
+        # fails leaves the work without a parent instead of failing it.
+        headers = (
+            {k: v for k, v in carrier.items() if isinstance(k, str) and isinstance(v, str)}
+            if isinstance(carrier, Mapping)
+            else {}
+        )
+        try:
+            parent = extract(headers)
+        except Exception as exc:  # noqa: BLE001 - tracing never fails the traced work
+            log.debug("observe: unreadable trace carrier (%s)", type(exc).__name__)
+            yield
+            return
+        token = otel_context.attach(parent)
         try:
             yield
         finally:
