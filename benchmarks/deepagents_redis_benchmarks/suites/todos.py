@@ -3,7 +3,11 @@
 Each operation of ``RedisTodoRepository`` on a 10-item plan is compared, interleaved, with an
 ``EVALSHA`` no-op (the floor for any script call) and with a raw ``GET`` of the plan's size
 (the floor for any round trip). The notes give the commands sent per operation, counted on
-the client. Then a scripted deep agent run (3 ``write_todos`` calls, 4 model calls) with
+the client. Beside them, an update's command floor: one script making the six commands an
+update makes (op record ``GET``, plan ``HMGET``, ``TIME``, change-log ``XADD``, plan ``HSET``,
+op record ``SET``) with the same sizes and none of its logic, against the no-op and against
+the update: what is left above it is the script's Lua and our Python. Then a scripted deep
+agent run (3 ``write_todos`` calls, 4 model calls) with
 ``RedisTodoMiddleware`` against the same run with langchain's in-memory
 ``TodoListMiddleware``.
 """
@@ -103,6 +107,30 @@ def run(ctx: BenchContext) -> list[Result]:
             results.append(Result(f"todos {label}", o, "EVALSHA no-op", b, notes=note))
             o, b = ctx.compare(fn, get, iterations=n)
             results.append(Result(f"todos {label}", o, f"GET {size} B", b, notes=note))
+        floor, drop_floor = _update_floor(raw, plan_key)
+        try:
+            floor()
+            note = (
+                "one script making an update's six commands with its sizes (10-item plan, "
+                f"{size} B), no checks, no JSON work"
+            )
+            o, b = ctx.compare(floor, evalsha, iterations=n)
+            results.append(
+                Result("floor: todos update's six commands", o, "EVALSHA no-op", b, notes=note)
+            )
+            update = lambda: repo.update(scope, "i3", status=next(statuses))  # noqa: E731
+            o, b = ctx.compare(update, floor, iterations=n)
+            results.append(
+                Result(
+                    "todos update status",
+                    o,
+                    "floor: todos update's six commands",
+                    b,
+                    notes="what is left above the floor is the script's Lua and our Python",
+                )
+            )
+        finally:
+            drop_floor()
         results.extend(_agent_run(ctx, settings))
         for s in ("plan", "grow"):
             _drop_plan(repo, s)
@@ -112,6 +140,47 @@ def run(ctx: BenchContext) -> list[Result]:
         client.close()
         raw.close()
     return results
+
+
+_FLOOR = """\
+-- The commands one todos update makes, none of its checks or JSON work (benchmark floor).
+-- KEYS: op record, plan (read), change log, plan copy (written); ARGV: log cap, op id,
+-- change detail, the item's JSON.
+local record = redis.call('GET', KEYS[1])
+local p = redis.call('HMGET', KEYS[2], 'version', 'items', 'index', 'last_op', 'updated_ms')
+local t = redis.call('TIME')
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', 'v', p[1], 'op', 'update',
+  'actor', 'api', 'op_id', ARGV[2], 'item', 'i3', 'detail', ARGV[3])
+redis.call('HSET', KEYS[4], 'version', p[1], 'items', p[2], 'updated_ms', t[1],
+  'index', p[3], 'last_op', ARGV[2])
+redis.call('SET', KEYS[1], cmsgpack.pack({{1}}), 'NX', 'PX', 600000)
+return {1, p[1], false, t[1], ARGV[2], 'u', 4, ARGV[4], #p[2]}
+"""
+
+
+def _update_floor(raw: Any, plan_key: str) -> tuple[Any, Any]:
+    """The floor script as a callable (a fresh op record per call, as an update makes), and
+    a function that deletes what it wrote."""
+    from deepagents_redis.core import LuaScript
+
+    script = LuaScript("bench_todos_update_floor", _FLOOR)
+    ops = itertools.count()
+    log_key, copy_key = f"{plan_key}:floor-log", f"{plan_key}:floor-copy"
+    item = '{"id":"i3","content":"step 3: do the thing carefully","status":"pending"}'
+
+    def call() -> Any:
+        op = f"{uuid.uuid4().hex}"
+        keys = [f"{plan_key}:floor-op:{next(ops)}", plan_key, log_key, copy_key]
+        return script(raw, keys=keys, args=[10_000_000, op, '{"status":"pending"}', item])
+
+    def drop() -> None:
+        made = next(ops)
+        for start in range(0, made, 500):
+            stop = min(made, start + 500)
+            raw.delete(*(f"{plan_key}:floor-op:{n}" for n in range(start, stop)))
+        raw.delete(log_key, copy_key)
+
+    return call, drop
 
 
 def _drop_plan(repo: Any, scope: str) -> None:
