@@ -891,3 +891,38 @@ def test_a_read_batch_is_claimed_in_one_round_trip(
         assert claims == 8  # tasks live in other slots: one claim each
     else:
         assert claims < 8  # the first read took the backlog and claimed it in one call
+
+
+def test_the_blocking_progress_on_the_workers_loop_raises_at_once(
+    tasks: Any, worker_factory: Any
+) -> None:
+    # `TaskContext.progress` (for sync agents, in their thread) called by an async agent, on
+    # the worker's own loop, waited for a write that loop had to make: the loop, and every
+    # run's heartbeat with it, stood still for twice the write deadline, then TimeoutError.
+    from deepagents_redis.coord import TaskContext
+
+    seen: list[BaseException] = []
+
+    async def reports(_x: Any, ctx: TaskContext) -> str:
+        try:
+            ctx.progress(step=1)
+        except Exception as exc:  # what the call raises is the subject
+            seen.append(exc)
+        await ctx.aprogress(step=2)
+        return "ok"
+
+    def reports_in_thread(_x: Any, ctx: TaskContext) -> str:
+        ctx.progress(step=3)  # a sync agent in its thread: the call it is for
+        return "ok"
+
+    with worker_factory({"reports": reports, "threaded": reports_in_thread}):
+        first = tasks.submit("reports", {})
+        second = tasks.submit("threaded", {})
+        assert tasks.result(first, timeout=30) == "ok"
+        assert tasks.result(second, timeout=30) == "ok"
+    assert [type(e) for e in seen] == [RuntimeError]
+    assert "aprogress" in str(seen[0])
+    steps = [e.data for _, e in tasks.events(first) if e.type.endswith(".progress")]
+    assert steps == [{"step": 2}]
+    steps = [e.data for _, e in tasks.events(second) if e.type.endswith(".progress")]
+    assert steps == [{"step": 3}]

@@ -120,10 +120,26 @@ class TaskContext:
         await self._worker._progress(self, data)
 
     def progress(self, **data: Any) -> None:
-        """Sync twin of `aprogress`, for agents run in a thread."""
+        """Sync twin of `aprogress`, for agents run in a thread.
+
+        Raises:
+            RuntimeError: Called on the worker's own event loop (an async agent): use
+                ``await ctx.aprogress(...)`` there.
+        """
         loop = self._worker._loop
         if loop is None:
             raise RuntimeError("the worker is not running")
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # no running loop: a thread, as it should be
+            running = None
+        if running is loop:
+            # Waiting here for a write the loop itself must make blocked the loop, and every
+            # run's heartbeat with it, for twice the write deadline, then raised TimeoutError:
+            # leases could run out under a live worker.
+            raise RuntimeError(
+                "TaskContext.progress() blocks; an async agent awaits ctx.aprogress()"
+            )
         asyncio.run_coroutine_threadsafe(self.aprogress(**data), loop).result(
             timeout=self._worker._deadline * 2
         )
