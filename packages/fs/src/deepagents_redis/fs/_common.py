@@ -240,6 +240,15 @@ def _missing(ns: str, path: str) -> DeepAgentsRedisError:
     )
 
 
+def _purge_failed(ns: str, exc: Exception) -> None:
+    log.warning(
+        "purging index entries of expired files of namespace %r failed (the next write "
+        "retries): %s",
+        ns,
+        exc,
+    )
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -398,6 +407,7 @@ class _Layout:
     _op_heads: dict[str, str]
     _blob_homes: dict[str, str]
     _write_cache: dict[tuple[str, str], tuple[tuple[bytes, ...], str, str]]
+    _stale: set[str]
 
     # ------------------------------------------------------------------ plumbing
 
@@ -554,9 +564,24 @@ class _Layout:
         if name in _WRITES:
             with deadline(self._deadline):
                 self._eviction.check(self._connector.client())
-        return run_operation(
+        result = run_operation(
             self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
         )
+        while self._stale:
+            ns = self._next_stale()
+            if ns is None:
+                break
+            try:
+                run_operation(
+                    self._connector,
+                    "fs.purge",
+                    self._purge_expired(ns),
+                    deadline_seconds=self._deadline,
+                )
+            except DeepAgentsRedisError as exc:
+                _purge_failed(ns, exc)
+                break
+        return result
 
     async def _arun(self, name: str, op: _Op[T]) -> T:
         if name in _WRITES:
@@ -564,9 +589,35 @@ class _Layout:
                 await self._eviction.acheck(
                     await self._connector.aclient(), gate=self._connector.async_gate()
                 )
-        return await arun_operation(
+        result = await arun_operation(
             self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
         )
+        while self._stale:
+            ns = self._next_stale()
+            if ns is None:
+                break
+            try:
+                await arun_operation(
+                    self._connector,
+                    "fs.purge",
+                    self._purge_expired(ns),
+                    deadline_seconds=self._deadline,
+                )
+            except DeepAgentsRedisError as exc:
+                _purge_failed(ns, exc)
+                break
+        return result
+
+    def _next_stale(self) -> str | None:
+        """A namespace a write saw expired index entries in, taken off the set (or None).
+
+        Purging is housekeeping after the call has its answer (see `_commit`): a failure is
+        logged and left for the next write, whose script reports the entries again.
+        """
+        try:
+            return self._stale.pop()
+        except KeyError:  # another thread took the last one
+            return None
 
     def _blob(self, op: str, args: tuple[Any, ...], *, best_effort: bool = False) -> Call:
         """A blob-store call as a driver request (run in a thread by the async driver)."""
@@ -676,7 +727,10 @@ class _Layout:
         if old_blob:
             yield self._blob("delete", (old_blob,), best_effort=True)
         if len(reply) > 3 and int(reply[3]):
-            yield from self._purge_expired(ns)
+            # Purged after the call has its answer (`_tidy`), never inside it: a purge that
+            # failed here (a timeout, a failover) raised from a write already committed, and
+            # a caller retrying its conditional write was told it conflicted with itself.
+            self._stale.add(ns)
         return "OK", int(reply[1])
 
     def _purge_expired(self, ns: str) -> _Op[None]:
