@@ -1101,6 +1101,43 @@ async def test_a_put_again_with_other_versions_leaves_no_unreferenced_blob(
 
 
 @pytest.mark.parametrize("use_async", [False, True])
+@pytest.mark.parametrize("batch", [1, 2, 500])
+async def test_keep_latest_keeps_a_real_checkpoint_past_stale_index_entries(
+    connector: RedisConnector, batch: int, use_async: bool
+) -> None:
+    """An index entry whose checkpoint is gone (a read drops it) was taken by keep_latest as
+    the newest of its namespace: it was kept, and every real checkpoint before it deleted,
+    so the pruned thread came back empty. Stale entries now go as a read drops them, and
+    the newest real checkpoint of each namespace is kept."""
+    saver = RedisSaver(connector=connector, delete_batch=batch)
+    thread = _thread()
+    root = _put_chain(saver, thread, 3)
+    sub = _put_chain(saver, thread, 2, ns="sub:1", value="s")
+    keys = saver.keys.thread(thread)
+    client = _raw(connector)
+    root_ns, sub_ns = saver.keys.enc(""), saver.keys.enc("sub:1")
+    for ecns, cid in ((root_ns, "zzzz"), (root_ns, "zzzy"), (sub_ns, "zzzz")):
+        client.zadd(keys.ns_index, {f"{ecns}\t{cid}": 0})  # newer than every checkpoint
+        client.zadd(keys.index, {f"{cid}\t{ecns}": 0})
+    # and one with its record but not its body, between the real ones
+    lost = root[1]["configurable"]["checkpoint_id"]
+    client.hdel(keys.checkpoints, keys.field(root_ns, lost))
+    if use_async:
+        await saver.aprune([thread])
+    else:
+        saver.prune([thread])
+    for ns, stored in (("", root), ("sub:1", sub)):
+        kept = [t.checkpoint["id"] for t in saver.list(_cfg(thread, ns))]
+        assert kept == [stored[-1]["configurable"]["checkpoint_id"]], ns
+        tup = saver.get_tuple(_cfg(thread, ns))
+        assert tup is not None
+        assert tup.parent_config is None
+    assert client.zcard(keys.index) == client.zcard(keys.ns_index) == 2
+    assert client.hlen(keys.records) == 2
+    saver.delete_thread(thread)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
 @pytest.mark.parametrize("batch", [1, 3])
 async def test_keep_latest_deletes_in_bounded_batches(
     connector: RedisConnector, batch: int, use_async: bool

@@ -14,7 +14,9 @@
 --                'keep_latest'  delete, of up to `arg` members of the ns index after member
 --                               `cursor`, each but the newest of its checkpoint namespace
 --                               (and cut the newest's parent if it is gone); a batch with
---                               a checkpoint that uses a DeltaChannel deletes nothing
+--                               a checkpoint that uses a DeltaChannel deletes nothing;
+--                               index entries whose checkpoint is gone (no record or no
+--                               body) are dropped first, as a read drops them
 --                'keep_gc'      after keep_latest: look at up to ~`arg` fields of the blob
 --                               hash from HSCAN cursor `cursor` ('0' first) and delete those
 --                               no checkpoint of their namespace names
@@ -118,21 +120,43 @@ elseif mode == 'keep_check' or mode == 'keep_latest' then
   -- is read to tell for the batch's last).
   local batch = tonumber(arg)
   local lo = erun0 == '' and '-' or '(' .. erun0
-  local members = redis.call('ZRANGE', ns_key, lo, '+', 'BYLEX', 'LIMIT', 0, batch + 1)
-  local n = math.min(#members, batch)
-  local cursor = #members > batch and members[batch] or ''
-  -- A DeltaChannel rebuilds its value from the ancestors' writes back to a snapshot: with
-  -- them deleted it silently comes back empty. LangGraph marks such checkpoints in their
-  -- metadata (PostgresSaver refuses the same threads by the same keys). Checked before the
-  -- batch deletes anything, so a refused batch deletes nothing.
-  local recs = {}
-  for i = 1, n do
-    local rec = record(members[i])
-    if rec and (rec[4]['counters_since_delta_snapshot'] ~= nil
-        or rec[4]['delta_writes_versioned'] ~= nil) then
-      return {-1, ''}
+  local members, n, cursor, recs
+  while true do
+    members = redis.call('ZRANGE', ns_key, lo, '+', 'BYLEX', 'LIMIT', 0, batch + 1)
+    n = math.min(#members, batch)
+    cursor = #members > batch and members[batch] or ''
+    -- A DeltaChannel rebuilds its value from the ancestors' writes back to a snapshot:
+    -- with them deleted it silently comes back empty. LangGraph marks such checkpoints in
+    -- their metadata (PostgresSaver refuses the same threads by the same keys). Checked
+    -- before the batch deletes anything, so a refused batch deletes nothing.
+    recs = {}
+    local stale = false
+    for i = 1, #members do
+      local rec = record(members[i])
+      if i <= n and rec and (rec[4]['counters_since_delta_snapshot'] ~= nil
+          or rec[4]['delta_writes_versioned'] ~= nil) then
+        return {-1, ''}
+      end
+      -- an entry whose checkpoint is gone (as a read finds it: no record or no body)
+      if not rec or redis.call('HEXISTS', cp_key, members[i]) == 0 then rec = false end
+      recs[i] = rec
+      stale = stale or not rec
     end
-    recs[i] = rec or false
+    if mode == 'keep_check' or not stale then break end
+    -- Stale entries are no checkpoint: taken as the newest of their namespace, one kept
+    -- itself and had every real checkpoint before it deleted (the thread came back empty).
+    -- They go, as a read drops them, and the window is read again (each pass drops one
+    -- or more, so this ends).
+    for i = 1, #members do
+      if not recs[i] then
+        local tab = string.find(members[i], '\t', 1, true)
+        if tab then
+          drop(string.sub(members[i], tab + 1), string.sub(members[i], 1, tab - 1))
+        else
+          redis.call('ZREM', ns_key, members[i])
+        end
+      end
+    end
   end
   if mode == 'keep_check' then return {0, cursor} end
   for i = 1, n do
