@@ -323,3 +323,24 @@ def test_waiters_on_an_unreadable_entry_wait_for_the_leader(
     assert calls == 1
     assert results == [[Generation(text="answer")]] * 4
     assert recorder.total("cache.single_flight", outcome="served") == 3
+
+
+def test_a_skipped_update_without_single_flight_leaves_others_leases_alone(
+    make_llm_cache: Any, redis_target: Any
+) -> None:
+    # A cache without single flight holds no lease, but an update it skipped (a value over
+    # max_entry_bytes, or one that does not serialise) deleted the entry's lease anyway: a
+    # round trip for nothing, and the lease of another cache on the namespace was gone, so
+    # its waiters took over and called the model again.
+    settings = CacheSettings(
+        max_entry_bytes=4_096, deadline_seconds=5.0, connect_deadline_seconds=10.0
+    )
+    leader = make_llm_cache(namespace="sf-skip", cache_settings=settings)
+    plain = make_llm_cache(namespace="sf-skip", cache_settings=settings, single_flight=False)
+    assert leader.lookup(PROMPT, LLM) is None  # takes the lease
+    lease = leader.redis_keys(PROMPT, LLM)["lease"]
+    assert redis_target.client.exists(lease) == 1
+    plain.update(PROMPT, LLM, [Generation(text="x" * 8_192)])  # skipped: oversize
+    assert redis_target.client.exists(lease) == 1
+    leader.update(PROMPT, LLM, [Generation(text="x" * 8_192)])  # skipped: frees its lease
+    assert redis_target.client.exists(lease) == 0

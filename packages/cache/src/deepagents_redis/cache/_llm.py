@@ -457,7 +457,10 @@ class RedisLLMCache(RedisComponent, BaseCache):
     def _update_op(self, keys: _Keys, payload: bytes | None) -> Operation[None]:
         if payload is None:
             # Nothing will be stored: let a waiter take over now instead of at lease expiry.
-            yield Command(("DEL", keys.lease))
+            # Without single flight this cache took no lease, and the one there (another
+            # cache's on the namespace) is not its to drop.
+            if self.settings.single_flight:
+                yield Command(("DEL", keys.lease))
             return
         result = yield Script(WRITE, [keys.gen, keys.entry, keys.lease], [payload, self._ttl_ms])
         if result is not FAILED:
