@@ -926,3 +926,33 @@ def test_the_blocking_progress_on_the_workers_loop_raises_at_once(
     assert steps == [{"step": 2}]
     steps = [e.data for _, e in tasks.events(second) if e.type.endswith(".progress")]
     assert steps == [{"step": 3}]
+
+
+def test_a_repeat_submit_after_the_record_expired_before_its_mark_runs(
+    tasks: TaskClient, worker_factory: Any, connector: Any
+) -> None:
+    # The record gets its TTL from the script that ends the task, the enqueue mark its own
+    # from the queue's ack after it (a second call on a Cluster, a reclaim's later ack, a
+    # dead letter's): the record expires first. A repeat submit of the key in between made
+    # a new record and read the old mark as "queued already": the task waited on no queue,
+    # for good, and its result() never came.
+    calls: list[int] = []
+
+    def count(x: dict[str, int]) -> int:
+        calls.append(x["n"])
+        return x["n"]
+
+    raw = connector.client()
+    with worker_factory({"count": count}):
+        first = tasks.submit("count", {"n": 1}, idempotency_key="expiring")
+        assert tasks.result(first, timeout=10) == 1
+        mark = tasks.keys.mark(tasks.keys.queue("count"), first)
+        assert raw.get(mark) is not None  # kept for result_ttl_seconds after the ack
+        keys = tasks.keys.task(first)
+        raw.delete(*keys.scripted)  # the record's TTL ran out first
+        again = tasks.submit("count", {"n": 1}, idempotency_key="expiring")
+        assert again == first
+        assert tasks.result(again, timeout=10) == 1
+        # and a repeat once it has ended runs nothing more
+        assert tasks.submit("count", {"n": 1}, idempotency_key="expiring") == first
+    assert calls == [1, 1]

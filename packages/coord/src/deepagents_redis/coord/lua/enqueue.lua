@@ -20,6 +20,17 @@ local queue_key, delayed_key, mark_key, latest_key = KEYS[1], KEYS[2], KEYS[3], 
 local task_id, max_backlog, mark_ttl_ms = ARGV[1], ARGV[2], ARGV[3]
 
 local prev = redis.call('GET', mark_key)
+if prev and latest_key == mark_key and #redis.call('XRANGE', queue_key, prev, prev) == 0
+    and not redis.call('ZSCORE', delayed_key, task_id) then
+  -- A submit's mark that names no entry while the task is not delayed either is a mark of
+  -- the task's earlier life: it gets its TTL when the task leaves the queue, after the
+  -- record got its own (the ack follows the finish; on a Cluster, or after a reclaim, by
+  -- seconds), so a repeat submit of the key between the two expiries made a new record
+  -- and read it as queued already: pending on no queue, for good. A mark the task still
+  -- stands behind names its entry (queued, read or running) or the task is in the delayed
+  -- set (a retry whose entry went away).
+  prev = false
+end
 if prev then return {1, prev} end
 local backlog = redis.call('XLEN', queue_key) + redis.call('ZCARD', delayed_key)
 if backlog >= tonumber(max_backlog) then return {0, backlog, tonumber(max_backlog)} end
