@@ -473,6 +473,33 @@ async def test_an_index_member_without_its_tab_is_dropped_not_a_script_error(
     saver.delete_thread(target)
 
 
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_copy_thread_of_a_record_naming_no_run_is_a_serialization_error(
+    connector: RedisConnector, use_async: bool
+) -> None:
+    """A source index record whose run is not an encoding put writes (someone else's bytes)
+    made copy_thread raise InvalidInputError, an error about the caller's input (and for
+    the migration, a ValueError): it is a corrupt record, as for every other reader."""
+    saver = RedisSaver(connector=connector)
+    thread, target = _thread(), _thread()
+    cp = empty_checkpoint()
+    saver.put(_cfg(thread), cp, {"run_id": "r"}, {})  # type: ignore[typeddict-unknown-key]
+    keys = saver.keys.thread(thread)
+    field = keys.field("%_", cp["id"])
+    client = _raw(connector)
+    record = msgpack.unpackb(client.hget(keys.records, field), raw=False)
+    record[2] = "%%bad"
+    client.hset(keys.records, field, msgpack.packb(record, use_bin_type=False))
+    if use_async:
+        with pytest.raises(SerializationError, match="names no run"):
+            await saver.acopy_thread(thread, target)
+    else:
+        with pytest.raises(SerializationError, match="names no run"):
+            saver.copy_thread(thread, target)
+    saver.delete_thread(thread)
+    saver.delete_thread(target)
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(
     "config",

@@ -1127,8 +1127,13 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 copy.indexed = True
                 yield Command(_thread_entry(self.keys.threads, dst_thread))
             if erun and erun not in copy.runs:  # once per run, not per checkpoint
+                run = self._run_name(erun)
+                if run is None:  # decoding it raised InvalidInputError: not the caller's input
+                    raise SerializationError(
+                        f"checkpoint {copy.source!r}/{ecns}/{cid}: the index record names no run"
+                    )
                 copy.runs.add(erun)
-                yield Pipeline(self._run_index(self.keys.dec(erun), dst_thread))
+                yield Pipeline(self._run_index(run, dst_thread))
             args = [ecns, cid, self._ttl, erun, body, record]
             put = yield Script(PUT, dst.all, [*args, *blob_flat])
             if first and int(put[0]):  # a new thread: named after it exists (see put)
