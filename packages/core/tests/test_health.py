@@ -1,6 +1,7 @@
 import pytest
 import redis
 from deepagents_redis.core import (
+    ConfigurationError,
     HealthReport,
     RedisUnavailableError,
     acheck_health,
@@ -110,6 +111,26 @@ def test_mixed_primaries_take_the_weakest():
     assert report.aof_enabled is False
     assert report.appendfsync is None
     assert any("some primaries" in w for w in report.warnings)
+
+
+def test_mixed_eviction_policies_report_the_weakest():
+    """One primary on allkeys-lru among noeviction ones was reported as policy None
+    ("unknown"), which the eviction guard and the phase verdicts let pass: that shard's
+    todos and files could be evicted with eviction_check="refuse"."""
+    from deepagents_redis.core import EvictionGuard, phase_verdicts
+
+    report = _report(
+        [_facts(policy="noeviction"), _facts(policy="allkeys-lru"), _facts()], mode="cluster"
+    )
+    assert report.maxmemory_policy == "allkeys-lru"
+    assert any("disagree on maxmemory-policy" in w for w in report.warnings)
+    assert any("can evict" in w for w in report.warnings)
+    with pytest.raises(ConfigurationError):
+        EvictionGuard("todo plans", "refuse").judge(report)
+    assert phase_verdicts(report, ["todos"])[0].verdict == "fail"
+    mild = _report([_facts(policy="noeviction"), _facts(policy="volatile-lru")], mode="cluster")
+    assert mild.maxmemory_policy == "volatile-lru"
+    assert _report([_facts(), _facts()], mode="cluster").maxmemory_policy == "noeviction"
 
 
 def test_cluster_coverage_gaps_fail_the_check():

@@ -185,6 +185,17 @@ def _durability(mode: Mode, aof: bool | None, fsync: str | None) -> str:
     )
 
 
+def _eviction_rank(policy: str | None) -> tuple[int, str]:
+    """How much a policy may evict, for picking the weakest of several (then by name)."""
+    if policy is None:
+        return (1, "")  # hidden on one primary: weaker than noeviction, not than evicting
+    if policy.startswith("allkeys"):
+        return (3, policy)
+    if policy in _SAFE_POLICIES:
+        return (0, policy)
+    return (2, policy)
+
+
 def _version_tuple(version: str | None) -> tuple[int, ...] | None:
     if not version:
         return None
@@ -231,9 +242,12 @@ def _build_report(
         warnings.append("primaries disagree on appendfsync (or some hide it)")
 
     policies = {_text(n.info.get("maxmemory_policy")) for n in nodes if n.info is not None}
-    policy = policies.pop() if len(policies) == 1 else None
-    if len(policies) > 0:
+    if len(policies) > 1:
         warnings.append("primaries disagree on maxmemory-policy")
+    # The weakest, as for AOF: "unknown" (None) here let the eviction guard and the phase
+    # verdicts pass a cluster on which one primary runs allkeys-lru and evicts that shard's
+    # todos and files.
+    policy = max(policies, key=_eviction_rank) if policies else None
     if policy is not None and policy not in _SAFE_POLICIES and not policy.startswith("volatile-"):
         warnings.append(
             f"maxmemory-policy {policy} can evict any key, including todos, files and events "
