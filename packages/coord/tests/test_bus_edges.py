@@ -277,3 +277,32 @@ async def test_a_tail_reads_past_foreign_entries(connector: RedisConnector) -> N
     assert list(bus.tail("tailed", after=start, count=10, block=0.01, stop_when=three)) != []
     assert seen[0] == start
     assert seen[1:] == [last_foreign, last_foreign]
+
+
+async def test_foreign_entries_a_dead_consumer_left_do_not_block_claim_stale(
+    connector: RedisConnector,
+) -> None:
+    # A foreign entry (not one of our events) that a consumer read stays pending: `read`
+    # skips it and nobody acknowledges it. `claim_stale` took it over with the rest and
+    # skipped it again, still pending: it took a place of `count` on every call, and with
+    # min_idle=0 the same foreign entries filled every page while the dead consumer's real
+    # events stayed behind them.
+    bus = EventBus(connector=connector, namespace="bus-edges")
+    raw = connector.client()
+    stream = bus.keys.topic("stale-mixed")
+    raw.xadd(stream, {"e": b"not an event"})
+    raw.xadd(stream, {"other": b"field"})
+    bus.publish("stale-mixed", _event(5))
+    bus.publish("stale-mixed", _event(6))
+    dead = bus.read("stale-mixed", group="g", consumer="dead", count=10)
+    assert [e.data["n"] for _, e in dead] == [5, 6]  # the two foreign ones skipped, pending
+    assert raw.xpending(stream, "g")["pending"] == 4
+    first = bus.claim_stale("stale-mixed", group="g", consumer="live", min_idle=0, count=1)
+    assert [e.data["n"] for _, e in first] == [5]
+    # the foreign entries were acknowledged; only the real events are pending
+    assert raw.xpending(stream, "g")["pending"] == 2
+    assert bus.ack("stale-mixed", "g", first[0][0]) == 1
+    second = await bus.aclaim_stale("stale-mixed", group="g", consumer="live", min_idle=0)
+    assert [e.data["n"] for _, e in second] == [6]
+    assert bus.ack("stale-mixed", "g", second[0][0]) == 1
+    assert bus.claim_stale("stale-mixed", group="g", consumer="live", min_idle=0) == []
