@@ -523,8 +523,10 @@ class Worker(CoordComponent):
             await self._op("coord.group", one(Script(GROUP_SCRIPT, [queue.stream], [GROUP])))
             cutoff = now_ms - self.coord_settings.dlq_retention_seconds * 1000
             await self._op("coord.trim", one(Command(("XTRIM", queue.dlq, "MINID", "~", cutoff))))
-            # the consumers dead or stopped workers left, holding nothing
-            await self._prune(queue, "")
+            try:  # the consumers dead or stopped workers left, holding nothing
+                await self._prune(queue, "")
+            except DeepAgentsRedisError as exc:  # tidying only: never a reason not to serve
+                log.warning("worker %s: could not prune consumers: %s", self.worker_id, exc)
 
     def _prune(self, queue: QueueKeys, own: str) -> Awaitable[Any]:
         """Delete `queue`'s consumers that hold nothing: `own`, and others silent a lease.
