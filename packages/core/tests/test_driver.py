@@ -337,3 +337,48 @@ async def test_a_snapshot_with_a_script_keeps_its_error_word_and_survives_a_lost
     assert (kind, reply) == ("lua", 1)
     client.delete(ks.key("drv", "s", "snap-a"), ks.key("drv", "s", "snap-h"))
     await connector.aclose()
+
+
+async def test_a_sleep_never_outlasts_the_deadline(
+    connector: RedisConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operation's `Sleep` ran whole past the deadline (a 30 s pause under a 0.5 s bound
+    took 30 s); it is cut to the time left (a next request then fails on the spent
+    deadline). A negative pause is none, sync as async (`time.sleep(-1)` raised ValueError)."""
+    import asyncio
+
+    import deepagents_redis.core._driver as driver
+
+    asked: list[float] = []
+    real_sleep = asyncio.sleep
+
+    def fake_sleep(seconds: float) -> None:
+        asked.append(seconds)
+
+    async def fake_asleep(seconds: float, *args: Any) -> Any:
+        asked.append(seconds)
+        return await real_sleep(0, *args)
+
+    monkeypatch.setattr(driver.time, "sleep", fake_sleep)
+    key = connector.keyspace.key("drv", "s", "slept")
+
+    def op(pause: float) -> Operation[Any]:
+        yield Sleep(pause)
+        return (yield Command(("GET", key)))
+
+    assert run(connector, "t.sleep", op(-1.0), deadline_seconds=5.0) is None
+    assert run(connector, "t.sleep", op(30.0), deadline_seconds=None) is None
+    assert asked == [0.0, 30.0]  # no deadline: the pause as asked
+    asked.clear()
+    # (The fake pause takes no time, so the GET after it still fits in the deadline.)
+    run(connector, "t.sleep", op(30.0), deadline_seconds=0.5)
+    assert len(asked) == 1
+    assert 0.0 <= asked[0] <= 0.5
+    monkeypatch.setattr(driver.asyncio, "sleep", fake_asleep)
+    asked.clear()
+    assert await arun(connector, "t.sleep", op(-1.0), deadline_seconds=5.0) is None
+    await arun(connector, "t.sleep", op(30.0), deadline_seconds=0.5)
+    assert asked[0] == 0.0
+    assert 0.0 <= asked[1] <= 0.5
+    monkeypatch.undo()
+    await connector.aclose()

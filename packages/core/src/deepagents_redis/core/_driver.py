@@ -295,6 +295,20 @@ def _lost_script(replies: Sequence[Any]) -> bool:
     return lost
 
 
+def _pause(seconds: float) -> float:
+    """A `Sleep`'s pause, cut to the time left before the deadline (and never negative).
+
+    A pause past the deadline kept the operation running after its bound (an operation's
+    own backoff of 10 s under a 1 s deadline took 10 s); cut, the next request finds the
+    deadline spent and fails at once. A negative pause is none (`time.sleep(-1)` raised
+    ValueError where `asyncio.sleep(-1)` returned: the two drivers differed).
+    """
+    left = remaining()
+    if left is not None and not seconds <= left:
+        seconds = left
+    return seconds if seconds > 0 else 0.0
+
+
 def execute(client: Any, req: Request) -> Any:
     """Run one request on a sync client and return its reply (no span, no deadline)."""
     if isinstance(req, Script):
@@ -347,7 +361,7 @@ def execute(client: Any, req: Request) -> Any:
         return "multi", replies
     if isinstance(req, Call):
         return req.fn(*req.args)
-    time.sleep(req.seconds)
+    time.sleep(_pause(req.seconds))
     return None
 
 
@@ -407,7 +421,7 @@ async def aexecute(client: Any, req: Request) -> Any:
         return "multi", replies
     if isinstance(req, Call):
         return await asyncio.to_thread(req.fn, *req.args)
-    await asyncio.sleep(req.seconds)
+    await asyncio.sleep(_pause(req.seconds))
     return None
 
 
