@@ -148,3 +148,28 @@ async def test_node_cache_does_not_serve_an_entry_over_the_bound(
     assert (await writer.aget([big]) if use_async else writer.get([big])) == {
         big: "x" * (2 * LIMIT)
     }
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_skipped_updates_are_each_counted_but_logged_once_per_interval(
+    make_llm_cache: Any, make_node_cache: Any, recorder: Any, caplog: Any, use_async: bool
+) -> None:
+    # A model whose answers are too big logged a WARNING line per update (hundreds a second
+    # on a busy worker); Redis failures were already one line per warn_interval_seconds.
+    quiet = BOUNDED.with_overrides(warn_interval_seconds=3_600)  # no clock in the test
+    cache = make_llm_cache(namespace="bigw-log", cache_settings=quiet)
+    node = make_node_cache(cache_settings=quiet)
+    too_big = [Generation(text="x" * (2 * LIMIT))]
+    with caplog.at_level("WARNING", logger="deepagents_redis.cache"):
+        for i in range(5):
+            if use_async:
+                await cache.aupdate(f"{PROMPT} {i}", LLM, too_big)
+                await node.aset({(NS, f"k{i}"): ("x" * (2 * LIMIT), 60)})
+            else:
+                cache.update(f"{PROMPT} {i}", LLM, too_big)
+                node.set({(NS, f"k{i}"): ("x" * (2 * LIMIT), 60)})
+    assert recorder.total("cache.update", outcome="oversize") == 5
+    assert recorder.total("node_cache.set", outcome="oversize") == 5
+    lines = [r.getMessage() for r in caplog.records if "max_entry_bytes" in r.getMessage()]
+    assert len(lines) == 2  # one per cache object and interval
+    assert {line.split(" skipped")[0] for line in lines} == {"cache update", "node cache set"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import Mapping
 from typing import Any, Final
@@ -11,8 +10,6 @@ from typing import Any, Final
 from deepagents_redis.cache._failopen import FailOpen
 from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.core import CircuitBreaker, ConfigurationError
-
-log = logging.getLogger("deepagents_redis.cache")
 
 __all__ = [
     "UNSET",
@@ -46,8 +43,9 @@ def fits_entry(guard: FailOpen, op: str, size: int, max_entry_bytes: int, what: 
     """Whether an encoded payload fits ``max_entry_bytes`` once stored; if not, say so.
 
     An oversize value is skipped, never truncated: it is counted as ``<op>/oversize`` and
-    logged at WARNING, so a cache that stores nothing because its values are too big is
-    visible.
+    logged at WARNING (at most once per ``warn_interval_seconds``, with the number of lines
+    suppressed since), so a cache that stores nothing because its values are too big is
+    visible without a line per update.
 
     Args:
         guard: The cache's fail-open guard, which owns the counters.
@@ -62,7 +60,13 @@ def fits_entry(guard: FailOpen, op: str, size: int, max_entry_bytes: int, what: 
     if size + _GENERATION_PREFIX_MAX <= max_entry_bytes:
         return True
     guard.count(op, "oversize")
-    log.warning("%s skipped: %d bytes exceed max_entry_bytes=%d", what, size, max_entry_bytes)
+    guard.warn_skipped(
+        f"{op}/oversize",
+        "%s skipped: %d bytes exceed max_entry_bytes=%d",
+        what,
+        size,
+        max_entry_bytes,
+    )
     return False
 
 

@@ -109,6 +109,8 @@ class FailOpen:
         self._last_warn = -float("inf")
         self._suppressed = 0
         self._names: dict[str, str] = {}
+        # Per kind of skipped value (`warn_skipped`): last warning time, suppressed since.
+        self._skips: dict[str, tuple[float, int]] = {}
 
     def count(self, op: str, outcome: str, value: int = 1) -> None:
         """Report ``<prefix>.<op>`` with an outcome attribute."""
@@ -179,6 +181,30 @@ class FailOpen:
             _safe_message(exc),
             suppressed,
         )
+
+    def warn_skipped(self, kind: str, message: str, *args: Any) -> None:
+        """Log a skipped value (too big, not serialisable) at most once per interval per kind.
+
+        The counter says how many; the log says that it happens. Every update of a model
+        whose answers are too big logged a WARNING line of its own (hundreds a second on a
+        busy worker) while Redis failures were already rate-limited (`_warn`).
+
+        Args:
+            kind: What was skipped (``"update/oversize"``): each kind has its own interval.
+            message: The ``%``-format message of the first warning in an interval.
+            *args: Its arguments.
+        """
+        now = time.monotonic()
+        with self._warn_lock:
+            last, suppressed = self._skips.get(kind, (-float("inf"), 0))
+            if now - last < self._warn_interval:
+                self._skips[kind] = (last, suppressed + 1)
+                return
+            self._skips[kind] = (now, 0)
+        if suppressed:
+            log.warning(message + " (%d similar warnings suppressed)", *args, suppressed)
+        else:
+            log.warning(message, *args)
 
     def _span(
         self, inst: Instrumentation, op: str, where: RedisConnector | None

@@ -303,7 +303,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
             payload = self._codec.encode(to_stored(return_val), key=keys.entry)
         except Exception as exc:  # noqa: BLE001 - an uncachable value is not an agent error
             self._guard.count("update", "unserializable")
-            log.warning("cache update skipped, value not serialisable: %s", exc)
+            self._guard.warn_skipped(
+                "update/unserializable", "cache update skipped, value not serialisable: %s", exc
+            )
             return None
         if not fits_entry(
             self._guard, "update", len(payload), self.settings.max_entry_bytes, "cache update"

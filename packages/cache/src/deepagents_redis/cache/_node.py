@@ -343,7 +343,9 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
                 env = self._codec.encode({"t": t, "d": d}, key=entry)
             except Exception as exc:  # noqa: BLE001 - an uncachable value is not a graph error
                 self._guard.count("set", "unserializable")
-                log.warning("node cache set skipped, value not serialisable: %s", exc)
+                self._guard.warn_skipped(
+                    "set/unserializable", "node cache set skipped, value not serialisable: %s", exc
+                )
                 continue
             # An entry over the bound is skipped alone; the batch's other entries are stored.
             if not fits_entry(
