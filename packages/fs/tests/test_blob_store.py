@@ -253,3 +253,56 @@ def test_a_blob_folder_id_gone_before_it_was_read_is_set_again(
     assert vanished == [True]
     stored = redis_target.client.get(b._k(b.resolve_namespace(), "blobid"))
     assert st.blob_ref.split("/")[1] == stored.decode() != "None"
+
+
+def _replace_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("damage", ["cut short", "grown"])
+async def test_a_damaged_blob_is_an_error_not_the_files_content(
+    make_backend: Any, tmp_path: Path, damage: str
+) -> None:
+    # A spilled file's blob cut short (a power loss before the store flushed it, a file
+    # changed by hand) was served as the file's content, with no error.
+    from deepagents_redis.core import SerializationError
+
+    b: RedisBackend = make_backend(**SPILL, blob_dir=str(tmp_path / "blobs"))
+    assert b.write("/big.txt", BIG).error is None
+    st = b.stat("/big.txt")
+    assert st is not None
+    assert st.blob_ref is not None
+    blob = Path(tmp_path / "blobs", *st.blob_ref.split("/"))
+    raw = BIG.encode()
+    _replace_bytes(blob, raw[:100] if damage == "cut short" else raw + b"tail\n")
+    with pytest.raises(SerializationError, match="blob is damaged"):
+        b.read("/big.txt", 0, 5000)
+    with pytest.raises(SerializationError, match="blob is damaged"):
+        await b.aread("/big.txt", 0, 5000)
+    _replace_bytes(blob, raw)  # repaired: read as before
+    got = b.read("/big.txt", 0, 5000)
+    assert got.file_data is not None
+    assert got.file_data["content"] == BIG
+
+
+def test_a_local_blob_and_its_rename_are_flushed_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The backend commits the metadata right after `put`: without the flushes a power loss
+    # could leave Redis naming a blob that is empty or cut short.
+    store = _blobs.LocalBlobStore(tmp_path / "blobs")
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store.put("a/b/blob1", b"data")
+    folder = tmp_path / "blobs" / "a" / "b"
+    assert len(synced) == 2
+    assert Path(synced[0]).parent == folder  # the temporary file, before its rename
+    assert Path(synced[0]).name.startswith(".tmp-")
+    assert Path(synced[1]) == folder  # then the directory holding the rename
+    assert store.get("a/b/blob1") == b"data"

@@ -47,6 +47,20 @@ class BlobStore(Protocol):
         ...
 
 
+def _fsync_directory(directory: Path) -> None:
+    """Flush a directory's entries (a rename into it) to disk, where the platform can."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows: a directory cannot be opened; its renames are durable
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a directory: nothing more to do
+        pass
+    finally:
+        os.close(fd)
+
+
 class LocalBlobStore:
     """Blobs as files in a local directory (the default; one machine, or a shared mount).
 
@@ -68,16 +82,24 @@ class LocalBlobStore:
         return self.root.joinpath(*parts)
 
     def put(self, ref: str, data: bytes) -> None:
-        """Write via a temporary file and `os.replace`, so readers never see half a blob."""
+        """Write via a temporary file and `os.replace`, so readers never see half a blob.
+
+        The file's bytes, then the rename, are flushed to disk before `put` returns: the
+        backend commits the file's metadata to Redis right after, and without the flushes
+        a power loss could leave Redis (with AOF) naming a blob that is empty or cut short.
+        """
         target = self._path(ref)
         fd, tmp = self._temp_file(target.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        _fsync_directory(target.parent)
 
     @staticmethod
     def _temp_file(directory: Path) -> tuple[int, str]:

@@ -39,6 +39,7 @@ from deepagents_redis.core import (
     RedisConnector,
     RedisUnavailableError,
     Script,
+    SerializationError,
     Snapshot,
     arun_operation,
     deadline,
@@ -110,7 +111,8 @@ _STAGE_MIN = 64 * 1024
 _STAGE_TTL_MS = 10 * 60 * 1000  # an abandoned stage (client died before committing) expires
 _STAGE_BATCH = 2 * 1024 * 1024  # bytes of chunks per staging MULTI (see _Layout._stage)
 # The metadata fields a read needs (HMGET: no field names on the wire, no MULTI)
-_READ_FIELDS = ("v", "g", "n", "d", "e", "ca", "ma", "b", "L")
+# "s" (the size) lets a spilled file's read check the blob it gets back (see `_content`).
+_READ_FIELDS = ("v", "g", "n", "d", "e", "ca", "ma", "b", "L", "s")
 _READ_FIELD_BYTES = tuple(f.encode() for f in _READ_FIELDS)  # redis-py sends bytes as they are
 
 T = TypeVar("T")
@@ -798,8 +800,17 @@ class _Layout:
         """Inline or spilled content `meta` describes (None: the blob is gone)."""
         ref = _s(meta.get("b") or b"")
         if ref:
-            data = yield self._blob("get", (ref,))
-            return cast("bytes | None", data)
+            data = cast("bytes | None", (yield self._blob("get", (ref,))))
+            size = _b(meta.get("s") or b"")  # bytes: isdigit() is ASCII digits only
+            if data is not None and size and (not size.isdigit() or len(data) != int(size)):
+                # A blob cut short (a store that lost a write, a file changed by hand) was
+                # served as the file's content, with no error.
+                raise SerializationError(
+                    f"the content of {path!r} (namespace {ns!r}) in the blob store is "
+                    f"{len(data)} bytes, not the {size[:20]!r} its write stored: the blob is "
+                    "damaged (a partial write, or changed outside deepagents-redis)"
+                )
+            return data
         return _b(meta.get("d", b""))
 
     def _load(
