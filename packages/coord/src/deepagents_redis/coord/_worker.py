@@ -1147,7 +1147,12 @@ class Worker(CoordComponent):
             inst.count("coord.run", outcome="success", agent=agent)
             await self._end(run, queue, keys, "success", result=payload)
         finally:
-            self._runs.pop(task_id, None)
+            # Only this run's own entry: a run fenced out (its lease lost, the task taken
+            # over and handed back) may end after this worker claimed the task again, and
+            # removing that new run stopped its heartbeats (its lease ran out under a live
+            # worker, which ran the task once more) and its cancels.
+            if self._runs.get(task_id) is run:
+                del self._runs[task_id]
             self.completed += 1
 
     async def _after_cancel(self, run: _Run, queue: QueueKeys, keys: TaskKeys) -> None:
