@@ -1,4 +1,4 @@
-"""A task a worker runs again while its earlier, fenced run of it has not ended yet."""
+"""A worker claims and runs a task once: its run table and its batched claims."""
 
 from __future__ import annotations
 
@@ -74,3 +74,47 @@ def test_an_old_runs_end_does_not_unregister_the_new_run_of_its_task(
         info = tasks.join(task_id, timeout=10)  # ... and its cancel reaches it
     assert info.status == "cancelled"
     assert calls == [0, 1]  # not run a third time
+
+
+def test_a_claim_batch_whose_call_failed_after_applying_runs_its_tasks_at_once(
+    connector: Any, worker_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a single server the claims of one read batch go as one call. When that call
+    # failed after the server had run it (its reply lost past the call's retries), each
+    # entry claimed again with a new token: the claim read its task as held by a live
+    # worker ('busy'), nobody ran it until its lease ran out, and then the attempt was
+    # charged to a dead worker ('worker stopped heartbeating', attempt 2).
+    from deepagents_redis.coord import Worker
+    from deepagents_redis.core import Chain, RedisUnavailableError
+
+    tasks = TaskClient(connector=connector, check_agents=False, lease_seconds=30.0)
+    ids = [tasks.submit("batched", {"n": n}) for n in range(4)]  # waiting: one read's batch
+    real = Worker._op
+    failed: list[int] = []
+
+    async def lossy_claims(self: Worker, name: str, op: Any, **attrs: Any) -> Any:
+        if name != "coord.claim" or failed:
+            return await real(self, name, op, **attrs)
+        request = op.send(None)  # `one(request)`: its reply is the result
+        op.close()
+
+        def replay() -> Any:
+            reply = yield request
+            return reply
+
+        reply = await real(self, name, replay(), **attrs)  # the server runs the claims ...
+        if isinstance(request, Chain):
+            failed.append(len(request.steps))
+            raise RedisUnavailableError("injected: the batch's reply was lost")
+        return reply
+
+    monkeypatch.setattr(Worker, "_op", lossy_claims)
+    with worker_factory({"batched": lambda x: x["n"]}, lease_seconds=30.0, concurrency=4):
+        results = [tasks.result(task_id, timeout=20) for task_id in ids]
+    assert results == [0, 1, 2, 3]
+    if connector.cluster_hint is False:  # batches are a single server's
+        assert failed
+        assert failed[0] >= 2
+    for task_id in ids:
+        info = tasks.get(task_id)
+        assert (info.attempts, info.history) == (1, [])

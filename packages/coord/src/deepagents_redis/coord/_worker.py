@@ -711,12 +711,13 @@ class Worker(CoordComponent):
 
         Returns:
             Entry id -> (claim reply, its 'started' event for the log, as `_claim` returns it);
-            empty when not claimed here.
+            empty when not claimed here. When the batch call failed, the reply is the entry's
+            claim script itself, for the entry to send again as it is.
 
         Core's `Chain` runs the claims as one script, in order. On a Cluster (tasks in other
-        slots), or if the batch call fails, the result is empty and each entry claims for
-        itself as before: a claim the failed call did make reads as held by a live worker
-        and is reclaimed when its lease runs out, like any claim whose reply was lost.
+        slots) the result is empty and each entry claims for itself; if the batch call
+        fails, each entry sends its own claim of the batch again (same token, so a claim
+        the failed call did make answers with its run).
         """
         if self._connector.cluster_hint is not False:
             return {}
@@ -739,7 +740,11 @@ class Worker(CoordComponent):
         except DeepAgentsRedisError as exc:
             log.warning("worker %s: claiming a batch of %s failed: %s", self.worker_id, agent, exc)
             get_instrumentation().count("coord.claim_batch_failed", agent=agent)
-            return {}
+            # Each entry re-sends its own claim, with the same token: a claim the failed
+            # call did make answers that re-send with the run it started. A new claim (a
+            # new token) read such a task as held by a live worker: nobody ran it until its
+            # lease ran out, and the attempt was charged to a dead worker.
+            return dict(zip(ids, zip(claims, events, strict=True), strict=True))
         return dict(zip(ids, zip(replies, events, strict=True), strict=True))
 
     async def _handle_entry(
@@ -760,6 +765,8 @@ class Worker(CoordComponent):
         failed_line: bytes | None = None
         if claimed is not None:
             packed, started = claimed  # claimed with its read batch (`_claim_batch`)
+            if isinstance(packed, Script):  # the batch call failed: this entry's claim again
+                packed = await self._op("coord.claim", one(packed), agent=agent)
         else:
             claim, started = self._claim(agent, task_id)
             packed = await self._op("coord.claim", one(claim), agent=agent)
