@@ -38,3 +38,35 @@ def test_an_entry_naming_another_agents_task_is_dead_lettered_untouched(
     assert raw.xlen(wrong_queue.stream) == 0
     assert [t["task_id"] for t in tasks.active("right-agent")] == [task_id]
     assert tasks.cancel(task_id) == "cancelled"
+
+
+def test_an_entry_whose_task_record_is_unusable_is_dead_lettered(
+    connector: Any, worker_factory: Any
+) -> None:
+    # A queue entry naming a task whose record someone else wrote (a key of another type, a
+    # hash without the numbers the claim compares) failed its claim with a script error at
+    # every delivery: logged as a worker error each heartbeat, never dead-lettered, for ever.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    raw = connector.client()
+    queue = tasks.keys.queue("careful")
+    not_a_hash, no_numbers = "a" * 32, "b" * 32
+    raw.set(tasks.keys.task(not_a_hash).record, "a string")
+    raw.hset(
+        tasks.keys.task(no_numbers).record,
+        mapping={"status": "pending", "agent": "careful", "attempts": "x", "max_attempts": "3"},
+    )
+    with worker_factory({"careful": lambda x: x}):
+        raw.xadd(queue.stream, {"t": not_a_hash})
+        raw.xadd(queue.stream, {"t": no_numbers})
+        good = tasks.submit("careful", {"ok": 1})
+        assert tasks.result(good, timeout=10) == {"ok": 1}
+        for _ in range(600):
+            if len(tasks.dead_letters("careful")) >= 2:
+                break
+            threading.Event().wait(0.05)
+        letters = tasks.dead_letters("careful")
+    assert sorted(ltr["fields"]["t"] for ltr in letters) == [not_a_hash, no_numbers]
+    assert all("unusable" in ltr["reason"] for ltr in letters)
+    assert raw.xlen(queue.stream) == 0
+    assert raw.get(tasks.keys.task(not_a_hash).record) == b"a string"  # left as it was
+    assert raw.hget(tasks.keys.task(no_numbers).record, "attempts") == b"x"

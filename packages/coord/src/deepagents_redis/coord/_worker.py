@@ -785,6 +785,17 @@ class Worker(CoordComponent):
             claim, started = self._claim(agent, task_id, failed, cancelled)
             reply = _claim_reply(await self._op("coord.claim", one(claim), agent=agent))
         verdict = text(reply[0])
+        if verdict == "malformed":
+            # A record someone else wrote under the task's key: no run can be built from it,
+            # and it would fail the same way at every delivery. The record is left as it is.
+            await self._dead_letter(
+                queue,
+                entry_id,
+                "",
+                reason=f"task record unusable ({text(reply[1])[:200]})",
+                fields=fields,
+            )
+            return
         if verdict == "foreign":
             # An entry someone else appended to this agent's queue for another agent's task:
             # running it would feed that task's input to this agent and write the result as

@@ -35,6 +35,7 @@
 -- | {'busy'} (another live worker holds it) | {'done', status} (finished: ack the entry)
 -- | {'gone'} (no record: expired)
 -- | {'foreign', agent} (a task of another agent: not claimed, nothing written)
+-- | {'malformed', why} (the record is not one this package wrote: nothing written)
 -- | {'exhausted?', attempts} (out of attempts and no 'failed' event given: nothing written)
 -- | {'exhausted', attempts, history} (out of attempts: now status error; dead-letter it)
 -- | {'cancelled?'} (a cancel was requested and no 'cancelled' event given: nothing written)
@@ -59,12 +60,19 @@ end
 
 local pack = cmsgpack.pack
 local terminal = {success = true, error = true, cancelled = true, timeout = true}
-local f = redis.call('HMGET', task_key, 'status', 'lease_until', 'attempts', 'max_attempts',
+local f = redis.pcall('HMGET', task_key, 'status', 'lease_until', 'attempts', 'max_attempts',
   'worker', 'history', 'cancel', 'claim_op', 'fence', 'agent')
+if f.err then return pack({'malformed', f.err}) end  -- not a hash: not our record
 local st = f[1]
 if not st then return pack({'gone'}) end
 if terminal[st] then return pack({'done', st}) end
 if queue_agent ~= '' and f[10] ~= queue_agent then return pack({'foreign', f[10] or ''}) end
+-- a record this package did not write (numbers it needs that are none): the comparisons
+-- below raised a Lua error, so the entry failed at every delivery and was never dead-lettered
+if not tonumber(f[3]) or not tonumber(f[4]) or not tonumber(f[2] or '0')
+    or not tonumber(f[9] or '0') then
+  return pack({'malformed', 'task record fields are not numbers'})
+end
 local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 if st == 'running' and claim_op ~= '' and f[8] == claim_op and f[5] == worker then
