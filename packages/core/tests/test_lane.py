@@ -745,3 +745,62 @@ async def test_an_async_pipeline_request_on_the_lane_builds_no_redis_py_pipeline
 def test_commands_a_pipeline_treats_specially_keep_redis_pys_pipeline(cmds):
     assert not _lane.plain_commands(cmds)
     assert _lane.plain_commands([("GET", "k"), ("getrange", "k", 0, 1)])
+
+
+def test_a_connection_whose_close_fails_goes_back_to_the_lane(client, monkeypatch):
+    # A connection asked to reconnect (a maintenance notification) whose close raised never
+    # went back to the lane: the pool lists lane connections as in use, so each such failure
+    # lost one slot for good.
+    client.ping()
+    lane = client._dar_lane
+    (conn,) = lane._idle
+    calls = []
+
+    def failing_disconnect(*args, **kwargs):
+        calls.append(kwargs)
+        raise OSError("close failed")
+
+    monkeypatch.setattr(conn, "should_reconnect", lambda: True, raising=False)
+    monkeypatch.setattr(conn, "disconnect", failing_disconnect)
+    with pytest.raises(OSError, match="close failed"):
+        client.ping()
+    assert calls
+    assert list(lane._idle) == [conn]
+    # and a failed close on the error path gives it back too, raising the call's own error
+    monkeypatch.setattr(conn, "should_reconnect", lambda: False, raising=False)
+
+    def failing_send(*args, **kwargs):
+        raise RuntimeError("a bug in a callback")
+
+    monkeypatch.setattr(client, "_send_command_parse_response", failing_send)
+    with pytest.raises(RuntimeError, match="a bug in a callback"):
+        client.ping()
+    assert list(lane._idle) == [conn]
+
+
+async def test_async_a_connection_whose_close_fails_goes_back_to_the_lane(aclient, monkeypatch):
+    await aclient.ping()
+    lane = aclient._dar_lane
+    (conn,) = lane._idle
+    calls = []
+
+    async def failing_disconnect(*args, **kwargs):
+        calls.append(kwargs)
+        raise TimeoutError("Timed out closing connection after 2.0")
+
+    monkeypatch.setattr(conn, "should_reconnect", lambda: True, raising=False)
+    monkeypatch.setattr(conn, "disconnect", failing_disconnect)
+    with pytest.raises(TimeoutError):
+        await aclient.ping()
+    assert calls
+    assert list(lane._idle) == [conn]
+    # and a failed close on the error path (a cancelled call) gives it back too
+    monkeypatch.setattr(conn, "should_reconnect", lambda: False, raising=False)
+
+    async def failing_send(*args, **kwargs):
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(aclient, "_send_command_parse_response", failing_send)
+    with pytest.raises(asyncio.CancelledError):
+        await aclient.ping()
+    assert list(lane._idle) == [conn]

@@ -19,6 +19,7 @@ Plain pipelines take the lane too (`AsyncLaneRedis.lane_pipeline`, as in `_lane`
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,8 @@ from deepagents_redis.core._lane import (
     plain_commands,
     plain_pipeline,
 )
+
+_log = logging.getLogger("deepagents_redis.core")
 
 __all__ = ["AsyncLaneRedis", "enable_async_lane"]
 
@@ -81,17 +84,26 @@ class _AsyncLane(IdleLane):
             raise
         except BaseException:
             # A timeout, a cancelled task, a bug in a callback: maybe half sent or half read.
-            await conn.disconnect(nowait=True)
-            self._idle.append(conn)
+            try:
+                await conn.disconnect(nowait=True)
+            except Exception as close_error:  # noqa: BLE001 - the call's own error is raised
+                _log.debug("closing a failed lane connection failed: %r", close_error)
+            finally:
+                self._idle.append(conn)
             raise
         await self._checkin(conn)
         return reply
 
     async def _checkin(self, conn: Any) -> None:
         should_reconnect = getattr(conn, "should_reconnect", None)  # redis-py 6+
-        if should_reconnect is not None and should_reconnect():
-            await conn.disconnect()  # a maintenance notification asked for a fresh socket
-        self._idle.append(conn)
+        try:
+            if should_reconnect is not None and should_reconnect():
+                await conn.disconnect()  # a maintenance notification asked for a fresh socket
+        finally:
+            # Back to the lane even when closing failed (redis-py's "Timed out closing
+            # connection"): the pool lists it as in use, so a lost one was a slot lost for
+            # good. A connection whose close failed reconnects on its next use.
+            self._idle.append(conn)
 
 
 class _AsyncLanePool(redis.asyncio.ConnectionPool):

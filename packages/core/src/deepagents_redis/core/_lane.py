@@ -33,12 +33,15 @@ more than the round trip's own work. Transactions and pub/sub always use redis-p
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 import redis.exceptions as rexc
+
+_log = logging.getLogger("deepagents_redis.core")
 
 __all__ = [
     "IdleLane",
@@ -199,9 +202,13 @@ class _Lane(IdleLane):
 
     def checkin(self, conn: Any) -> None:
         should_reconnect = getattr(conn, "should_reconnect", None)  # redis-py 6+
-        if should_reconnect is not None and should_reconnect():
-            conn.disconnect()  # a maintenance notification asked for a fresh socket
-        self._idle.append(conn)
+        try:
+            if should_reconnect is not None and should_reconnect():
+                conn.disconnect()  # a maintenance notification asked for a fresh socket
+        finally:
+            # Back to the lane even when closing failed: the pool lists it as in use, so a
+            # lost one was a slot lost for good (it reconnects on its next use).
+            self._idle.append(conn)
 
     def call(self, client: Any, conn: Any, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
         def attempt() -> Any:
@@ -227,8 +234,12 @@ class _Lane(IdleLane):
         except BaseException:
             # Anything else (a timeout, an interrupt, a bug in a callback) may have left a
             # command half sent or a reply half read: the socket goes.
-            conn.disconnect()
-            self.checkin(conn)
+            try:
+                conn.disconnect()
+            except Exception as close_error:  # noqa: BLE001 - the call's own error is raised
+                _log.debug("closing a failed lane connection failed: %r", close_error)
+            finally:
+                self.checkin(conn)
             raise
         self.checkin(conn)
         return reply
