@@ -20,6 +20,9 @@ def test_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     ("values", "field"),
     [
         ({"lease_seconds": 1, "heartbeat_seconds": 2}, "heartbeat_seconds"),
+        # just under the lease: one late renewal lets another worker run a live task again
+        ({"lease_seconds": 10, "heartbeat_seconds": 9.5}, "heartbeat_seconds"),
+        ({"lease_seconds": 10, "heartbeat_seconds": 5.01}, "heartbeat_seconds"),
         ({"backoff_base_seconds": 5, "backoff_cap_seconds": 1}, "backoff_cap_seconds"),
         ({"max_attempts": 0}, "max_attempts"),
         ({"namespace": ""}, "namespace"),
@@ -29,6 +32,10 @@ def test_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_values_are_configuration_errors(values: dict[str, object], field: str) -> None:
     with pytest.raises(ConfigurationError, match=field):
         CoordSettings(**values)  # type: ignore[arg-type]
+
+
+def test_a_heartbeat_of_half_the_lease_is_accepted() -> None:
+    assert CoordSettings(lease_seconds=10, heartbeat_seconds=5).heartbeat_seconds == 5
 
 
 def test_bad_env_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:

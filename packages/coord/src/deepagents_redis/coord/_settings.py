@@ -45,7 +45,7 @@ class CoordSettings(PhaseSettings):
     """How often a worker renews its tasks' leases (and notices cancellations).
 
     A third of the lease: two heartbeats may be lost before a live worker loses a task. It also
-    bounds how long a cancel takes to reach a running task.
+    bounds how long a cancel takes to reach a running task. At most half of `lease_seconds`.
     """
 
     max_attempts: int = Field(default=3, ge=1, le=100)
@@ -87,8 +87,14 @@ class CoordSettings(PhaseSettings):
 
     @model_validator(mode="after")
     def _check_timing(self) -> Self:
-        if self.heartbeat_seconds >= self.lease_seconds:
-            raise ValueError("heartbeat_seconds must be shorter than lease_seconds")
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            # A worker sleeps 0.9-1.1 heartbeats between renewals and renews after its other
+            # upkeep: with a heartbeat just under the lease (9.5 s of 10 s) a live worker's
+            # lease lapsed and another worker ran its task again.
+            raise ValueError(
+                "heartbeat_seconds must be at most half of lease_seconds, so a late or lost "
+                "heartbeat does not hand a live worker's task to another"
+            )
         if self.backoff_cap_seconds < self.backoff_base_seconds:
             raise ValueError("backoff_cap_seconds must be at least backoff_base_seconds")
         return self
