@@ -195,6 +195,35 @@ def test_unsupported_values_refused_on_encode(fmt: str) -> None:
             codec.encode(float("nan"))
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_bytes_dict_keys_refused_on_encode(fmt: str) -> None:
+    codec = Codec(format=fmt)  # type: ignore[arg-type]
+    for bad in ({b"a": 1}, {"x": [{b"a": 1}]}, {"lc": {b"a": 1}}):
+        with pytest.raises(SerializationError, match="dict keys must be str"):
+            codec.encode(bad)
+
+
+def _bytes_keyed(value: Any, key: bytes, where: int) -> Any:
+    # Puts a map with a bytes key next to, inside or around a plain value.
+    return [{key: value}, [value, {key: 1}], {"v": value, "m": {key: None}}][where]
+
+
+@settings(max_examples=200, deadline=None)  # no wall-clock limit in tests
+@given(
+    value=plain,
+    key=st.binary(max_size=6),
+    where=st.integers(min_value=0, max_value=2),
+    flags=st.sampled_from([0x00, 0x01, 0x02]),
+)
+def test_bytes_map_keys_refused_on_decode(value: Any, key: bytes, where: int, flags: int) -> None:
+    # msgpack's strict_map_key lets bin keys through: stored bytes (not ours: encode refuses
+    # such keys) decoded to {b"a": ...}, which is not the {"a": ...} it looks like.
+    payload = msgpack.packb(_bytes_keyed(value, key, where), use_bin_type=True)
+    hashed = Codec().encode(None, key="k")[4:12] if flags & 0x01 else b""
+    with pytest.raises(SerializationError, match="map keys must be str"):
+        Codec().decode(header(1, flags) + hashed + payload, key="k" if flags & 0x01 else None)
+
+
 def test_size_limits() -> None:
     codec = Codec(max_size=100)
     with pytest.raises(PayloadTooLargeError) as info:

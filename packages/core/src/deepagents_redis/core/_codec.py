@@ -88,6 +88,9 @@ _CODEC_IDS: Final = {"msgpack": CODEC_MSGPACK, "json": CODEC_JSON}
 # its own header byte, so the count of these bytes in a payload (other bytes may match too:
 # it only over-counts) bounds how many containers, hence how many nesting levels, it holds.
 _CONTAINER_HEADERS: Final = bytes([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
+# The first byte of every MessagePack bin value (bin 8/16/32). msgpack's strict_map_key lets
+# bin map keys through (as bytes); a payload without any of these bytes cannot hold one.
+_BIN_HEADERS: Final = (b"\xc4", b"\xc5", b"\xc6")
 
 _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**64 - 1
@@ -130,10 +133,14 @@ def _all_mapped_paths() -> frozenset[tuple[str, ...]]:
     return frozenset(Reviver(allowed_objects="all").allowed_class_paths or set())
 
 
-def _max_containers(payload: memoryview) -> int:
+def _max_containers(data: bytes) -> int:
     """An upper bound on the arrays and maps in a MessagePack payload (one C pass, ~1 µs/KB)."""
-    data = payload.tobytes()
     return len(data) - len(data.translate(None, _CONTAINER_HEADERS))
+
+
+def _may_hold_bin(data: bytes) -> bool:
+    """Whether a MessagePack payload may hold a bin value (over-counts, never misses one)."""
+    return any(header in data for header in _BIN_HEADERS)
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:
@@ -377,7 +384,8 @@ class Codec:
         Raises:
             SerializationError: On anything but a well-formed envelope within the limits:
                 wrong magic/version/codec id/flags, truncated data, key hash mismatch, a
-                payload that is malformed, too big, too deep, or holds a disallowed class.
+                payload that is malformed, too big, too deep, holds a map key that is not a
+                string, or holds a disallowed class.
         """
         if not isinstance(data, bytes | bytearray | memoryview):
             raise SerializationError(f"expected bytes, got {type(data).__name__}")
@@ -411,10 +419,11 @@ class Codec:
         payload = view[offset:]
         if codec_id == CODEC_MSGPACK:
             value = self._unpack(payload)
-            if _max_containers(payload) > self._max_depth:
-                # Only then can the value nest deeper than max_depth: walk it. (The C
-                # unpacker's own stack limit is far above any sane max_depth.)
-                self._check_depth(value, 0)
+            raw = payload.tobytes()
+            if _max_containers(raw) > self._max_depth or _may_hold_bin(raw):
+                # Only then can the value nest deeper than max_depth (the C unpacker's own
+                # stack limit is far above any sane max_depth) or hold a bytes map key: walk it.
+                self._check_tree(value, 0)
         else:
             value = self._from_json(self._json_loads(payload), 0)
         if flags & FLAG_LC:
@@ -461,19 +470,26 @@ class Codec:
         except (ValueError, RecursionError) as exc:
             raise SerializationError(f"malformed JSON payload: {exc}") from exc
 
-    def _check_depth(self, value: Any, depth: int) -> None:
+    def _check_tree(self, value: Any, depth: int) -> None:
+        """Refuse a decoded value nested past max_depth or holding a non-``str`` map key."""
         if isinstance(value, dict):
             if depth >= self._max_depth:
                 raise self._too_deep()
+            for k in value:
+                if type(k) is not str:
+                    # encode refuses such keys, so these bytes were not written by this codec;
+                    # returned, a bytes key would differ from the str key it looks like
+                    # ({b"a": 1} != {"a": 1}) and JSON could not carry it at all.
+                    raise SerializationError(f"map keys must be str, got {type(k).__name__}")
             for v in value.values():
                 if isinstance(v, dict | list):
-                    self._check_depth(v, depth + 1)
+                    self._check_tree(v, depth + 1)
         elif isinstance(value, list):
             if depth >= self._max_depth:
                 raise self._too_deep()
             for v in value:
                 if isinstance(v, dict | list):
-                    self._check_depth(v, depth + 1)
+                    self._check_tree(v, depth + 1)
 
     def _from_json(self, value: Any, depth: int) -> Any:
         if isinstance(value, dict):
