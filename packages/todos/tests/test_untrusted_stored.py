@@ -391,7 +391,30 @@ def _not_json_metadata(repo: RedisTodoRepository, first: str, aio: bool) -> list
         call("update", "m", first, metadata={"k": -float("inf")}),
         call("replace", "m", [{"content": "x", "metadata": {"k": float("nan")}}]),
         call("replace", "m", [Todo(id=first, content="x", metadata={"k": float("nan")})]),
+        # keys json.dumps turned into text: {1: "a", "1": "b"} was stored with "1" twice
+        call("add", "m", "x", metadata={1: "a", "1": "b"}),
+        call("update", "m", first, metadata={"k": [{None: 1}]}),
+        call("replace", "m", [{"content": "x", "metadata": {"k": {2.5: 0}}}]),
+        call("replace", "m", [Todo(id=first, content="x", metadata={"k": ({True: 1},)})]),
+        # past the interpreter's recursion limit, and a cycle (RecursionError escaped)
+        call("add", "m", "x", metadata={"k": _nested(5_000)}),
+        call("update", "m", first, metadata={"k": _cycle()}),
     ]
+
+
+def _nested(depth: int) -> list[Any]:
+    top: list[Any] = []
+    cur = top
+    for _ in range(depth):
+        cur.append([])
+        cur = cur[0]
+    return top
+
+
+def _cycle() -> list[Any]:
+    loop: list[Any] = []
+    loop.append(loop)
+    return loop
 
 
 @pytest.mark.integration
@@ -399,7 +422,9 @@ async def test_metadata_that_json_cannot_carry_is_invalid_input_and_changes_noth
     repo: RedisTodoRepository, arepo: RedisTodoRepository, redis_target: Any
 ) -> None:
     # json.dumps wrote NaN and Infinity, which are not JSON: the stored metadata, documented
-    # as opaque JSON, was text another language's (or a strict) JSON parser refuses.
+    # as opaque JSON, was text another language's (or a strict) JSON parser refuses. It also
+    # wrote non-text keys as text (read back different, or a key twice), and a nest past
+    # the recursion limit raised RecursionError.
     first = repo.add("m", "first").items[0].id
     before = redis_target.client.hgetall(repo.plan_key("m"))
     for mutation in _not_json_metadata(repo, first, aio=False):

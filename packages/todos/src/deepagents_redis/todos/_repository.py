@@ -198,14 +198,44 @@ def _contents(payload: Mapping[str, Any]) -> Iterator[Any]:
     yield payload.get("content")
 
 
+def _check_keys(metadata: Mapping[str, Any]) -> None:
+    """Refuse a mapping key that is not text, at any depth.
+
+    json.dumps writes 1, 1.5, True and None keys as the strings "1", "1.5", "true" and
+    "null": the metadata read back was not the metadata written, and ``{1: "a", "1": "b"}``
+    became an object with the key "1" twice, of which a reader keeps one. A loop, not
+    recursion: a hostile nest reaches json.dumps, whose RecursionError is refused there;
+    a container met twice is walked once (a cycle is json.dumps' "Circular reference").
+    """
+    stack: list[Any] = [metadata]
+    seen: set[int] = set()
+    while stack:
+        value = stack.pop()
+        if not isinstance(value, (Mapping, list, tuple)) or id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidInputError(
+                        "todo metadata keys must be strings (JSON object keys), "
+                        f"got {type(key).__name__} {key!r:.40}"
+                    )
+                stack.append(item)
+        else:
+            stack.extend(value)
+
+
 def _encode_metadata(metadata: Mapping[str, Any]) -> str:
+    _check_keys(metadata)
     # allow_nan=False: json.dumps writes NaN and Infinity by default, which are not JSON, and
     # the stored metadata is documented as JSON that other readers may parse.
     try:
         return json.dumps(
             dict(metadata), separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
+        # RecursionError: nested past the interpreter's limit (it escaped untyped)
         raise InvalidInputError(f"todo metadata must be JSON-serializable: {exc}") from exc
 
 
