@@ -228,6 +228,61 @@ async def test_list_filters_before_and_limit_page_correctly(
     saver.delete_thread(thread)
 
 
+async def test_list_of_a_checkpoint_id_reads_only_that_checkpoint(
+    connector: RedisConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``list(config)`` whose config names a checkpoint fetches and decodes that checkpoint
+    (in each namespace that has it) and no other: it scanned the whole thread (or
+    namespace) and dropped all but one in Python. Answers as InMemorySaver's, with the
+    same id in two namespaces, `before`, filters and limits."""
+    saver = RedisSaver(connector=connector, scan_batch=4)
+    memory = InMemorySaver()
+    thread = _thread()
+    ids = [str(uuid6(clock_seq=n)) for n in range(12)]
+    for n, cid in enumerate(ids):
+        cp = empty_checkpoint()
+        cp["id"] = cid
+        for ns in ("", "child") if n == 5 else ("child",) if n % 3 == 0 else ("",):
+            for target in (saver, memory):
+                target.put(_cfg(thread, ns), cp, {"step": n, "kind": n % 2}, {})  # type: ignore[arg-type, typeddict-unknown-key]
+    decoded: list[str] = []
+    real_tuple = saver._tuple
+
+    def counted(where: Any, thread_value: Any, entry: Any) -> Any:
+        tup = real_tuple(where, thread_value, entry)
+        decoded.append(tup.checkpoint["id"])
+        return tup
+
+    monkeypatch.setattr(saver, "_tuple", counted)
+
+    def rows(found: Any) -> list[Any]:
+        return [(t.config, t.metadata, t.parent_config) for t in found]
+
+    for cid in (ids[5], ids[3], ids[4], str(uuid6(clock_seq=99))):
+        for conf in ({}, {"checkpoint_ns": ""}, {"checkpoint_ns": "child"}):
+            config: Any = {"configurable": {"thread_id": thread, "checkpoint_id": cid, **conf}}
+            for query in (
+                {},
+                {"limit": 1},
+                {"limit": 0},
+                {"filter": {"kind": 1}},
+                {"filter": {"kind": 0}},
+                {"before": _cfg(thread, cid=ids[6])},
+                {"before": _cfg(thread, cid=cid)},
+            ):
+                decoded.clear()
+                got = rows(saver.list(config, **query))  # type: ignore[arg-type]
+                assert got == rows(memory.list(config, **query)), (cid, conf, query)  # type: ignore[arg-type]
+                assert decoded == [t[0]["configurable"]["checkpoint_id"] for t in got]
+                decoded.clear()
+                agot = rows([t async for t in saver.alist(config, **query)])  # type: ignore[arg-type]
+                assert agot == got
+                assert len(decoded) == len(got)
+    both: Any = {"configurable": {"thread_id": thread, "checkpoint_id": ids[5]}}
+    assert len(list(saver.list(both))) == 2  # the case is what it says
+    saver.delete_thread(thread)
+
+
 @pytest.mark.parametrize("limit", [2.5, "3", True, b"1"])
 async def test_a_list_limit_that_is_not_an_int_is_invalid_input(
     connector: RedisConnector, limit: Any

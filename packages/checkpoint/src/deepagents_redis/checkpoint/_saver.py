@@ -698,15 +698,12 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         self,
         where: _Where,
         hi: str,
+        lo: str,
         want: int,
         filters: list[str],
     ) -> Operation[tuple[str, list[Any]]]:
-        """One page of `list`: the thread's index, or one namespace's range, below `hi`."""
-        if where.cns is None:
-            ecns, lo = "", "-"
-        else:
-            ecns = self.keys.enc(where.cns)
-            lo = _ns_range(ecns, None)[1]
+        """One page of `list`: the thread's index, or one namespace's range, from `hi` to `lo`."""
+        ecns = "" if where.cns is None else self.keys.enc(where.cns)
         reply = yield from self._read_op(
             where,
             [
@@ -722,11 +719,25 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         )
         return _text(reply[0]), list(reply[1:])
 
-    def _first_bound(self, where: _Where, before_id: str | None) -> str:
-        """The upper lex bound of a list's first page (exclusive of `before_id`)."""
+    def _bounds(self, where: _Where, before_id: str | None) -> tuple[str, str] | None:
+        """The lex bounds (hi, lo) of a list's first page; None when nothing can match.
+
+        `before_id` is excluded. A config's ``checkpoint_id`` narrows the range to that
+        checkpoint's members: the scan read (and the client decoded) every checkpoint of
+        the thread to keep the one it named.
+        """
+        cid = where.cid
+        if cid is not None and before_id is not None and cid >= before_id:
+            return None  # ids are ASCII: str order is the index's byte order
         if where.cns is None:  # members 'cid<TAB>ecns': '(cid' is below all of cid's
-            return "(" + before_id if before_id else "+"
-        return _ns_range(self.keys.enc(where.cns), before_id)[0]
+            if cid is not None:
+                return f"({cid}\n", f"[{cid}\t"
+            return ("(" + before_id if before_id else "+"), "-"
+        ecns = self.keys.enc(where.cns)
+        if cid is not None:  # exactly one member
+            return f"[{ecns}\t{cid}", f"[{ecns}\t{cid}"
+        hi, lo = _ns_range(ecns, before_id)
+        return hi, lo
 
     def _history_op(
         self, config: RunnableConfig, channels: Sequence[str]
@@ -1209,9 +1220,12 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         before_id, pairs, keep = self._list_plan(config, filter, before)
         left = limit
         for where in self._wheres(config):
-            bound = self._first_bound(where, before_id)
+            bounds = self._bounds(where, before_id)
+            if bounds is None:
+                continue
+            bound, lo = bounds
             while left is None or left > 0:
-                op = self._page_op(where, bound, _want(left), pairs)
+                op = self._page_op(where, bound, lo, _want(left), pairs)
                 cursor, entries = self._run("list", op)
                 tuples, left = self._accept(where, entries, keep, left)
                 yield from tuples
@@ -1245,9 +1259,12 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         before_id, pairs, keep = self._list_plan(config, filter, before)
         left = limit
         async for where in self._awheres(config):
-            bound = self._first_bound(where, before_id)
+            bounds = self._bounds(where, before_id)
+            if bounds is None:
+                continue
+            bound, lo = bounds
             while left is None or left > 0:
-                op = self._page_op(where, bound, _want(left), pairs)
+                op = self._page_op(where, bound, lo, _want(left), pairs)
                 cursor, entries = await self._arun("list", op)
                 tuples, left = self._accept(where, entries, keep, left)
                 for tup in tuples:
