@@ -344,3 +344,39 @@ def test_a_skipped_update_without_single_flight_leaves_others_leases_alone(
     assert redis_target.client.exists(lease) == 1
     leader.update(PROMPT, LLM, [Generation(text="x" * 8_192)])  # skipped: frees its lease
     assert redis_target.client.exists(lease) == 0
+
+
+@pytest.mark.parametrize("skipped", [False, True], ids=["stored", "skipped"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_an_update_leaves_a_lease_another_caller_took_after_ours_expired(
+    make_llm_cache: Any, redis_target: Any, mode: str, skipped: bool
+) -> None:
+    # Our model call outlived our lease; another caller took the key over (its lease, its
+    # token) and its waiters wait for its value. Our update deleted whatever lease was on
+    # the key: a skipped update (oversize) left those waiters with no lease and no value,
+    # and one of them called the model again. Only the caller's own lease may be dropped.
+    settings = CacheSettings(
+        max_entry_bytes=4_096, deadline_seconds=5.0, connect_deadline_seconds=10.0
+    )
+    cache = make_llm_cache(namespace=f"sf-stolen-{mode}-{skipped}", cache_settings=settings)
+    lease = cache.redis_keys(PROMPT, LLM)["lease"]
+    client = redis_target.client
+    assert (
+        cache.lookup(PROMPT, LLM) if mode == "sync" else await cache.alookup(PROMPT, LLM)
+    ) is None
+    ours = client.get(lease)
+    assert ours is not None
+    client.set(lease, b"another-callers-token", px=60_000)  # ours expired; it was taken over
+    answer = [Generation(text="x" * (8_192 if skipped else 10))]
+    if mode == "sync":
+        cache.update(PROMPT, LLM, answer)
+    else:
+        await cache.aupdate(PROMPT, LLM, answer)
+    assert client.get(lease) == b"another-callers-token"
+    # Our own lease is still dropped by our update, stored or skipped.
+    client.set(lease, ours, px=60_000)
+    if mode == "sync":
+        cache.update(PROMPT, LLM, answer)
+    else:
+        await cache.aupdate(PROMPT, LLM, answer)
+    assert client.exists(lease) == 0

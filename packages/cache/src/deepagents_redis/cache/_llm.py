@@ -32,7 +32,6 @@ from deepagents_redis.cache._stored import canonical_prompt, entry_hash, from_st
 from deepagents_redis.core import (
     CircuitBreaker,
     Codec,
-    Command,
     ConfigurationError,
     Connection,
     Operation,
@@ -92,8 +91,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
     Single-flight: when several callers (threads, tasks, processes, machines) miss the
     same key at once, the first takes a lease and calls the model; the others wait,
     bounded by ``wait_timeout``, and are served its result. ``update()`` releases the
-    lease. A leader that dies or whose model call raises never calls ``update()``: its
-    lease expires after ``lease_ttl`` and one waiter takes over. The same thread or task
+    lease (only its own: one another caller took over after it expired stays). A leader
+    that dies or whose model call raises never calls ``update()``: its lease expires after
+    ``lease_ttl`` and one waiter takes over. The same thread or task
     asking again (a retry after an error) re-enters its own lease instead of waiting on it.
 
     Lifecycle: ``RedisLLMCache.from_url(url)`` (or the constructor) returns the cache;
@@ -456,15 +456,21 @@ class RedisLLMCache(RedisComponent, BaseCache):
                 return outcome, False, None
             waited = True
 
-    def _update_op(self, keys: _Keys, payload: bytes | None) -> Operation[None]:
+    def _update_op(
+        self, keys: _Keys, payload: bytes | None, owner_of: Callable[[], tuple[str, int]]
+    ) -> Operation[None]:
+        # WRITE drops the lease only if it holds this caller's token: after our lease expired
+        # (a model call longer than lease_ttl) another caller may hold the key, and its
+        # waiters wait for its value. Without single flight this cache took no lease ('').
+        token = self._token(owner_of()) if self.settings.single_flight else ""
         if payload is None:
             # Nothing will be stored: let a waiter take over now instead of at lease expiry.
-            # Without single flight this cache took no lease, and the one there (another
-            # cache's on the namespace) is not its to drop.
-            if self.settings.single_flight:
-                yield Command(("DEL", keys.lease))
+            if token:
+                yield Script(WRITE, [keys.gen, keys.entry, keys.lease], ["", "0", token])
             return
-        result = yield Script(WRITE, [keys.gen, keys.entry, keys.lease], [payload, self._ttl_ms])
+        result = yield Script(
+            WRITE, [keys.gen, keys.entry, keys.lease], [payload, self._ttl_ms, token]
+        )
         if result is not FAILED:
             self._guard.count("update", "ok")
 
@@ -528,7 +534,11 @@ class RedisLLMCache(RedisComponent, BaseCache):
         return self._served(keys, found, read, pttl, epoch, started)
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        """Store the model's generations (with the TTL, atomically) and release the lease.
+        """Store the model's generations (with the TTL, atomically) and release its lease.
+
+        The lease is released only if it is still this caller's (same thread, or task for
+        `aupdate`, as the lookup): once a lease outlived ``lease_ttl`` and another caller
+        took the key over, that caller's lease stays and its waiters keep waiting for it.
 
         Args:
             prompt: The serialised prompt.
@@ -542,7 +552,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
         payload = self._encode(keys, return_val)
         if self._near is not None:
             self._near.discard(keys.entry)
-        drive_operation(self._update_op(keys, payload), self._guard.step("update", self._connector))
+        drive_operation(
+            self._update_op(keys, payload, sync_owner), self._guard.step("update", self._connector)
+        )
 
     def clear(self, **kwargs: Any) -> None:
         """Empty this cache's namespace (one ``INCR``, O(1), Cluster-safe).
@@ -581,7 +593,8 @@ class RedisLLMCache(RedisComponent, BaseCache):
         if self._near is not None:
             self._near.discard(keys.entry)
         await adrive_operation(
-            self._update_op(keys, payload), self._guard.astep("update", self._connector)
+            self._update_op(keys, payload, async_owner),
+            self._guard.astep("update", self._connector),
         )
 
     async def aclear(self, **kwargs: Any) -> None:
