@@ -157,6 +157,37 @@ def test_lifecycle(otel: Captured, connector: Any) -> None:
     uninstrument()  # nothing to undo: harmless
 
 
+def test_a_new_provider_at_a_dead_ones_address_is_instrumented(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # instrument() recognised its repeat calls by the providers' id(): a meter provider
+    # collected after the call (the instrumentation holds none) left its address to the
+    # next one allocated, which was taken for it; instrument(meter_provider=new) kept the
+    # old instrumentation and the new provider never got a metric (seen on CPython 3.11
+    # with gc disabled: del old; new = Provider() lands at the same address). The reuse is
+    # made certain here: every object has the same id() for _setup.
+    from deepagents_redis.observe import _setup
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    monkeypatch.setattr(_setup, "id", lambda obj: 1, raising=False)
+    readers = [InMemoryMetricReader(), InMemoryMetricReader()]
+    providers = [MeterProvider(metric_readers=[r], shutdown_on_exit=False) for r in readers]
+    try:
+        first = instrument(meter_provider=providers[0])
+        second = instrument(meter_provider=providers[1])
+        assert second is not first
+        assert get_instrumentation() is second
+        second.count("test.moved")
+        assert readers[0].get_metrics_data() is None
+        assert readers[1].get_metrics_data() is not None
+        assert instrument(meter_provider=providers[1]) is second  # a repeat is still a no-op
+    finally:
+        uninstrument()
+        for provider in providers:
+            provider.shutdown()
+
+
 def test_redis_commands_adds_command_spans_and_goes_away(otel: Captured, connector: Any) -> None:
     instrument(
         tracer_provider=otel.tracer_provider,

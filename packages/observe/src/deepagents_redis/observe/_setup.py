@@ -15,9 +15,34 @@ __all__ = ["instrument", "instrumented_for_block", "is_instrumented", "uninstrum
 _lock = threading.Lock()
 _installed: OpenTelemetryInstrumentation | None = None
 _previous: Any = None
-_key: tuple[int, int, bool, bool] | None = None
+_key: _Key | None = None
 _redis_instrumentor: Any = None
 _tracer_provider: Any = None
+
+
+class _Key(NamedTuple):
+    """What `instrument()` was called with: a repeat call with the same is a no-op.
+
+    The providers themselves, compared by identity (`same`): their ``id()`` was kept, and a
+    provider collected after the call (the instrumentation holds no reference to a meter
+    provider) left its address to the next one allocated, which was then taken for it:
+    ``instrument(meter_provider=new)`` kept the old instrumentation and ``new`` got nothing.
+    Holding them here also keeps the providers in use alive.
+    """
+
+    tracer_provider: Any
+    meter_provider: Any
+    redis_commands: bool
+    raw_thread_ids: bool
+
+    def same(self, other: _Key | None) -> bool:
+        return (
+            other is not None
+            and other.tracer_provider is self.tracer_provider
+            and other.meter_provider is self.meter_provider
+            and other.redis_commands == self.redis_commands
+            and other.raw_thread_ids == self.raw_thread_ids
+        )
 
 
 class _InForce(NamedTuple):
@@ -25,7 +50,7 @@ class _InForce(NamedTuple):
 
     installed: OpenTelemetryInstrumentation
     previous: Any
-    key: tuple[int, int, bool, bool]
+    key: _Key
     tracer_provider: Any
     redis_commands: bool
 
@@ -60,9 +85,9 @@ def instrument(
         ConfigurationError: ``redis_commands=True`` without the ``redis`` extra.
     """
     global _installed, _previous, _key, _redis_instrumentor, _tracer_provider
-    key = (id(tracer_provider), id(meter_provider), redis_commands, raw_thread_ids)
+    key = _Key(tracer_provider, meter_provider, redis_commands, raw_thread_ids)
     with _lock:
-        if _installed is not None and _key == key and get_instrumentation() is _installed:
+        if _installed is not None and key.same(_key) and get_instrumentation() is _installed:
             return _installed
         redis_instrumentor: Any = None
         if redis_commands:
