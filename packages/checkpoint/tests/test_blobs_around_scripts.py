@@ -16,6 +16,7 @@ from typing import Any
 
 import msgpack
 import pytest
+import redis
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.checkpoint._scripts import PUT, READ
 from deepagents_redis.core import DeepAgentsRedisError, RedisConnector, RedisSettings
@@ -315,3 +316,46 @@ def test_a_history_value_that_changes_between_the_round_trips_walks_again_in_one
     )
     assert got["messages"]["writes"] == []  # the write is gone; the seed is still there
     assert got["messages"]["seed"] == _messages(2)
+
+
+class _LostConnection:
+    """A fallback script whose call never reaches the server (it went away after EXEC)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise redis.ConnectionError("lost after EXEC")
+
+
+@pytest.mark.parametrize("what", ["put", "put_writes"])
+def test_a_big_write_whose_script_never_ran_leaves_no_key_without_the_ttl(
+    connector: RedisConnector, what: str
+) -> None:
+    """NOSCRIPT in the MULTI, then the fallback call fails: the MULTI's HSET (HSETNX) of the
+    big values had run and created the blob (writes) key of a new thread, or of one
+    deleted meanwhile, with no TTL and no checkpoint naming its fields: it was kept for
+    good. It now gets the thread's TTL in the same MULTI."""
+    saver = RedisSaver(connector=connector, script_blob_bytes=0, ttl_seconds=1000)
+    client = connector.client()
+    thread = f"t-{uuid.uuid4()}"
+    keys = saver.keys.thread(thread)
+    (cid,) = _chain(saver, thread, [1])
+    saver.delete_thread(thread)  # LangGraph writes to a checkpoint a reset just deleted
+
+    def step(req: Any) -> Any:
+        if isinstance(req, Snapshot):
+            client.script_flush()
+            req = Snapshot(req.cmds, Script(_LostConnection(), req.fallback.keys, []))  # type: ignore[arg-type]
+        return execute(client, req)
+
+    if what == "put":
+        cp = empty_checkpoint()
+        cp["channel_values"] = {"messages": _messages(30)}
+        cp["channel_versions"] = {"messages": f"{1:032}.0"}
+        op = saver._put_op(_cfg(thread), cp, {}, dict(cp["channel_versions"]))  # type: ignore[arg-type]
+    else:
+        op = saver._put_writes_op(_cfg(thread, cid), [("messages", _messages(30))], "task-1", "")
+    with pytest.raises(redis.ConnectionError):
+        drive(op, step)
+    left = [key for key in keys.all if client.exists(key)]
+    assert left == [keys.blobs if what == "put" else keys.writes]  # the case is what it says
+    assert 0 < client.pttl(left[0]) <= 1_000_000
+    saver.delete_thread(thread)

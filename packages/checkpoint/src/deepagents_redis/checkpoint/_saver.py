@@ -572,14 +572,22 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             for ref, blob in zip(blobs[::2], blobs[1::2], strict=True)
             for part in (f"{args[0]}\t{ref}", blob)
         ]
-        how, reply = yield Snapshot(
-            [
-                ("HSET", keys.blobs, *fields),
-                ("EVALSHA", PUT.sha, len(keys.all), *keys.all, *args),
-            ],
-            inline,
-        )
+        cmds: list[tuple[Any, ...]] = [("HSET", keys.blobs, *fields), *self._expire(keys.blobs)]
+        cmds.append(("EVALSHA", PUT.sha, len(keys.all), *keys.all, *args))
+        how, reply = yield Snapshot(cmds, inline)
         return reply[-1] if how == "multi" else reply
+
+    def _expire(self, key: str) -> list[tuple[Any, ...]]:
+        """The thread's TTL on `key`, for a MULTI that writes `key` before its script.
+
+        The HSET of such a MULTI runs even when its script does not (``NOSCRIPT``, then a
+        fallback call that fails; an error reply): it created the key of a new thread (or
+        of one deleted meanwhile) with no TTL, and with no checkpoint to name its fields
+        nothing ever deleted it. With it the key expires as the thread's others do (the
+        script sets the same TTL on all eight when it runs).
+        """
+        ttl = self._ttl
+        return [("PEXPIRE", key, ttl)] if ttl else []
 
     def _put_writes_op(
         self,
@@ -633,6 +641,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 ("HSET" if replace == "1" else "HSETNX", keys.writes, f"{field}\t{name}", frame)
             )
             names += [name, "", "2"]
+        cmds += self._expire(keys.writes)
         cmds.append(("EVALSHA", PUT_WRITES.sha, len(keys.all), *keys.all, *names))
         yield Snapshot(cmds, inline)
 
