@@ -175,3 +175,36 @@ async def test_a_namespace_that_is_not_unicode_text_is_refused(
         await backend.awrite("/small.txt", "x")
     ok = make_backend(namespace=lambda _runtime: "user-\u00e9")
     assert ok.write("/small.txt", "x").error is None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_write_refuses_a_path_deeper_than_the_limit_and_changes_nothing(
+    make_backend: Any, mode: str
+) -> None:
+    """Each directory above a file is a Redis hash keyed by its whole path, so key names grow
+    with the square of the depth: one 4,096-byte path of 2,047 directories stored 4.7 MB in
+    2,048 keys and held the server 49 ms. A path over `MAX_PATH_DEPTH` directories is refused
+    by `write` and `upload_files` (an `invalid_path` among the batch's other files, which are
+    stored); a read of such a path is still a plain lookup."""
+    from deepagents_redis.fs._paths import MAX_PATH_DEPTH
+    from deepagents_redis.testing.backends import Operation
+
+    async def call(b: Any, name: str, *args: Any) -> Any:
+        op = Operation(name, args, {})
+        return op(b) if mode == "sync" else await op.acall(b)
+
+    backend = make_backend()
+    deep = "/d" * (MAX_PATH_DEPTH + 1) + "/f.txt"
+    written = await call(backend, "write", deep, "x")
+    assert written.error is not None
+    assert "directories deep" in written.error
+    up = await call(backend, "upload_files", [(deep + "2", b"x"), ("/other.txt", b"y")])
+    assert [r.error for r in up] == ["invalid_path", None]
+    assert [e["path"] for e in (await call(backend, "ls", "/")).entries] == ["/other.txt"]
+    assert (await call(backend, "read", deep)).error == f"File '{deep}' not found"
+    at_limit = "/d" * MAX_PATH_DEPTH + "/f.txt"
+    assert (await call(backend, "write", at_limit, "ok")).error is None
+    assert (await call(backend, "read", at_limit)).file_data["content"] == "ok"
+    assert [r.error for r in await call(backend, "upload_files", [(at_limit, b"up")])] == [None]
+    assert (await call(backend, "delete", "/d")).error is None
+    assert [e["path"] for e in (await call(backend, "ls", "/")).entries] == ["/other.txt"]

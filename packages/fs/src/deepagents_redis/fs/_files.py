@@ -45,6 +45,7 @@ from deepagents_redis.fs._paths import (
     file_path_error,
     invalid_path_message,
     listing_path_error,
+    new_file_path_error,
 )
 
 __all__: list[str] = []
@@ -179,7 +180,7 @@ class _FileOps(_Layout):
         self, file_path: str, content: str, expected_version: int | None
     ) -> _Op[WriteResult]:
         _check_expected_version(expected_version)
-        reason = file_path_error(file_path)
+        reason = new_file_path_error(file_path)
         if reason is not None:
             return WriteResult(error=invalid_path_message(file_path, reason))
         if not isinstance(content, str):
@@ -223,7 +224,8 @@ class _FileOps(_Layout):
                 (0: only if it does not exist); otherwise an error result.
 
         Returns:
-            The written path, or an error.
+            The written path, or an error (also for a path in more than `MAX_PATH_DEPTH`
+            directories: see `new_file_path_error`).
 
         Raises:
             InvalidInputError: `expected_version` is not None or a non-negative int;
@@ -421,7 +423,7 @@ class _FileOps(_Layout):
         ns = self.resolve_namespace()
         out: list[FileUploadResponse] = []
         for path, content in files:
-            if file_path_error(path) is not None:
+            if new_file_path_error(path) is not None:
                 out.append(FileUploadResponse(path=path, error="invalid_path"))
                 continue
             try:
@@ -461,9 +463,9 @@ class _FileOps(_Layout):
             files: `(path, content)` pairs.
 
         Returns:
-            One response per input, in order. A path that is not a valid file path
-            (``invalid_path``) or content over the size limit is that file's error; the
-            other files are stored.
+            One response per input, in order. A path that is not a valid file path or
+            sits in more than `MAX_PATH_DEPTH` directories (``invalid_path``), or content
+            over the size limit, is that file's error; the other files are stored.
 
         Raises:
             InvalidInputError: An item is not a ``(path, content)`` pair or its content is
