@@ -529,6 +529,45 @@ async def test_an_index_member_without_its_tab_is_dropped_not_a_script_error(
 
 
 @pytest.mark.parametrize("use_async", [False, True])
+async def test_copy_thread_stores_writes_as_put_writes_does(
+    connector: RedisConnector, use_async: bool
+) -> None:
+    """A copy into a target that holds writes of its own for the same checkpoint and task
+    (a fork that ran on, then copied again) keeps them as `put_writes` keeps them: the
+    target's regular write for (task, index) stays, a special write is replaced. Every
+    write was replaced by the source's, so the fork's own step was overwritten."""
+    from langgraph.checkpoint.base import ERROR
+
+    saver = RedisSaver(connector=connector)
+    source, target, replay = _thread(), _thread(), _thread()
+    (src,) = _put_chain(saver, source, 1)
+    cid = src["configurable"]["checkpoint_id"]
+    saver.copy_thread(source, target)
+    (rep,) = _put_chain(saver, replay, 1)  # the oracle: the same calls through the API
+    for cfg in (_cfg(target, cid=cid), rep):
+        saver.put_writes(cfg, [("v", "own"), (ERROR, "own error")], "task-1")
+    saver.put_writes(src, [("v", "source"), ("w", "source w"), (ERROR, "source error")], "task-1")
+    saver.put_writes(src, [("v", "other task")], "task-2")
+    if use_async:
+        await saver.acopy_thread(source, target)
+    else:
+        saver.copy_thread(source, target)
+    source_writes = saver.get_tuple(src).pending_writes  # type: ignore[union-attr]
+    saver.put_writes(rep, [("v", "source"), ("w", "source w"), (ERROR, "source error")], "task-1")
+    saver.put_writes(rep, [("v", "other task")], "task-2")
+    got = saver.get_tuple(_cfg(target, cid=cid))
+    want = saver.get_tuple(rep)
+    assert got is not None
+    assert want is not None
+    assert got.pending_writes == want.pending_writes
+    assert ("task-1", "v", "own") in got.pending_writes  # type: ignore[operator]
+    assert ("task-1", ERROR, "source error") in got.pending_writes  # type: ignore[operator]
+    assert source_writes != got.pending_writes  # the case is what it says
+    for thread in (source, target, replay):
+        saver.delete_thread(thread)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
 async def test_copy_thread_of_a_record_naming_no_run_is_a_serialization_error(
     connector: RedisConnector, use_async: bool
 ) -> None:

@@ -1162,7 +1162,12 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             if writes:
                 triples: list[Any] = [dst.field(ecns, cid), self._ttl]
                 for name, value in writes.items():
-                    triples += [name, value, "1"]
+                    # LangGraph's put_writes rule, as `copy_threads` and a put_writes of the
+                    # same writes keep it: a write the target holds for (task, index) stays,
+                    # a special one (index < 0: '<idx><TAB><task>' starts with '-') is
+                    # replaced. Replacing every one overwrote the target's own writes for
+                    # that task (a fork that ran on) with the source's.
+                    triples += [name, value, "1" if name[:1] == b"-" else "0"]
                 yield Script(PUT_WRITES, dst.all, triples)
         if not reply[0]:
             return False
@@ -1530,6 +1535,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         (and deadline) per page of checkpoints, as `list` pages: a thread of any size can
         be copied, and a copy cut off part way leaves the target a consistent older state
         (every checkpoint it holds has its ancestors); copying again completes it.
+
+        Each checkpoint is stored as `put` stores it and its pending writes as `put_writes`
+        does: a write the target already holds for (task, index) is kept, a special write
+        (error, interrupt...) is replaced.
 
         Args:
             source_thread_id: The thread to copy.
