@@ -24,6 +24,8 @@ def _facts(aof=0, fsync="everysec", policy="noeviction", **server):
 
 
 def _report(nodes, mode="standalone", cluster_info=None):
+    if isinstance(cluster_info, dict):  # one node's view
+        cluster_info = [cluster_info]
     return _build_report(
         latency_ms=0.1, nodes=nodes, client_mode=mode, cluster_info=cluster_info, primaries=None
     )
@@ -109,8 +111,42 @@ def test_mixed_primaries_take_the_weakest():
         [_facts(aof=1, fsync="always"), _facts(aof=0, fsync="everysec")], mode="cluster"
     )
     assert report.aof_enabled is False
-    assert report.appendfsync is None
+    assert report.appendfsync == "everysec"
     assert any("some primaries" in w for w in report.warnings)
+
+
+@pytest.mark.parametrize(
+    ("fsyncs", "weakest"),
+    [
+        (["always", "everysec", "always"], "everysec"),
+        (["everysec", "no"], "no"),
+        (["always", None], None),
+        (["no", None, "always"], "no"),
+        (["always", "always"], "always"),
+    ],
+)
+def test_mixed_fsync_policies_report_the_weakest(fsyncs, weakest):
+    """Primaries on "always" and "everysec" were reported as appendfsync None ("unknown"):
+    the report hid that a power loss can lose the last second of one shard's writes."""
+    report = _report([_facts(aof=1, fsync=f) for f in fsyncs], mode="cluster")
+    assert report.appendfsync == weakest
+    assert any("disagree on appendfsync" in w for w in report.warnings) is (len(set(fsyncs)) > 1)
+    if weakest == "everysec":
+        assert "about the last second" in report.durability
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_mixed_versions_report_the_oldest(order):
+    """The version came from the first primary only: a cluster with one primary left on an
+    old Redis (a rolling upgrade half done) reported the new one and no warning."""
+    versions = ["7.2.4", "6.0.9", "7.0.15"][::order]
+    report = _report([_facts(redis_version=v) for v in versions], mode="cluster")
+    assert report.server_version == "6.0.9"
+    assert any("Redis 6.0.9 is older than 6.2" in w for w in report.warnings)
+    assert any("different server versions" in w for w in report.warnings)
+    same = _report([_facts(), _facts()], mode="cluster")
+    assert same.server_version == "7.0.15"
+    assert not any("version" in w for w in same.warnings)
 
 
 def test_mixed_eviction_policies_report_the_weakest():
@@ -131,6 +167,20 @@ def test_mixed_eviction_policies_report_the_weakest():
     mild = _report([_facts(policy="noeviction"), _facts(policy="volatile-lru")], mode="cluster")
     assert mild.maxmemory_policy == "volatile-lru"
     assert _report([_facts(), _facts()], mode="cluster").maxmemory_policy == "noeviction"
+
+
+def test_one_primary_whose_cluster_view_fails_fails_the_check():
+    """CLUSTER INFO was read on the first primary only: a primary cut off from the majority
+    (cluster_state:fail, refusing its shard's commands) behind a healthy first one was ok."""
+    full = {"cluster_state": "ok", "cluster_slots_ok": 16384}
+    views = [full, {"cluster_state": "fail", "cluster_slots_ok": 12000}, full]
+    report = _report([_facts(), _facts(), _facts()], mode="cluster", cluster_info=views)
+    assert report.ok is False
+    assert report.cluster_state == "fail"
+    assert report.cluster_slots_covered == 12000
+    assert any("disagree on cluster_state" in w for w in report.warnings)
+    hidden_one = _report([_facts(), _facts()], mode="cluster", cluster_info=[full, None])
+    assert (hidden_one.ok, hidden_one.cluster_state) == (True, "ok")
 
 
 def test_cluster_coverage_gaps_fail_the_check():
@@ -290,6 +340,34 @@ def test_cluster_health(cluster_client):
     assert report.cluster_primaries == 3
     assert report.aof_enabled is not None
     assert "failover" in report.durability
+
+
+def _cluster_info_targets(client, monkeypatch):
+    """Record the node each CLUSTER INFO call goes to."""
+    targets = []
+    execute = client.execute_command
+
+    def spy(*args, **options):
+        if args and args[0] == "CLUSTER INFO":
+            targets.append(options.get("target_nodes"))
+        return execute(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", spy)
+    return targets
+
+
+@pytest.mark.cluster
+def test_cluster_health_reads_every_primarys_view(cluster_client, monkeypatch):
+    targets = _cluster_info_targets(cluster_client, monkeypatch)
+    assert check_health(cluster_client).cluster_state == "ok"
+    assert {t.name for t in targets} == {p.name for p in cluster_client.get_primaries()}
+
+
+@pytest.mark.cluster
+async def test_async_cluster_health_reads_every_primarys_view(async_cluster_client, monkeypatch):
+    targets = _cluster_info_targets(async_cluster_client, monkeypatch)
+    assert (await acheck_health(async_cluster_client)).cluster_state == "ok"
+    assert {t.name for t in targets} == {p.name for p in async_cluster_client.get_primaries()}
 
 
 @pytest.mark.cluster

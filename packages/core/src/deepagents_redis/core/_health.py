@@ -9,7 +9,7 @@ that is refused. Anything hidden is reported as unknown, never guessed.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -39,16 +39,20 @@ class HealthReport:
             not make it false.
         latency_ms: Round trip of one PING, in milliseconds (all primaries on Cluster).
         server_name: ``"redis"`` or ``"valkey"`` (``None`` when INFO is hidden).
-        server_version: Server version string (Valkey's own version for Valkey).
+        server_version: Server version string (Valkey's own version for Valkey); on Cluster,
+            the oldest of the primaries'.
         mode: ``"standalone"``, ``"sentinel"`` (a master found through Sentinel),
             ``"cluster"`` or ``"unknown"``.
-        cluster_state: ``CLUSTER INFO`` state (``"ok"``/``"fail"``); ``None`` off Cluster.
-        cluster_slots_covered: Slots served (``cluster_slots_ok``) out of 16384; ``None`` off
-            Cluster.
+        cluster_state: ``CLUSTER INFO`` state (``"ok"``/``"fail"``): ``"ok"`` only when every
+            primary says so; ``None`` off Cluster.
+        cluster_slots_covered: Slots served (``cluster_slots_ok``) out of 16384, the fewest
+            any primary sees; ``None`` off Cluster.
         cluster_primaries: Number of primaries the client sees; ``None`` off Cluster.
         aof_enabled: Append-only file on (on every primary); ``None`` when hidden.
-        appendfsync: ``"always"``, ``"everysec"`` or ``"no"``; ``None`` when CONFIG is denied.
-        maxmemory_policy: Eviction policy; ``None`` when hidden.
+        appendfsync: ``"always"``, ``"everysec"`` or ``"no"`` (the weakest of the
+            primaries'); ``None`` when CONFIG is denied.
+        maxmemory_policy: Eviction policy (the weakest of the primaries'); ``None`` when
+            hidden.
         durability: What acknowledged writes survive, derived from the above.
         warnings: Things an operator should fix or know.
     """
@@ -196,6 +200,29 @@ def _eviction_rank(policy: str | None) -> tuple[int, str]:
     return (2, policy)
 
 
+def _fsync_rank(fsync: str | None) -> int:
+    """How much a power loss may lose under an fsync policy, for picking the weakest."""
+    # Hidden on one primary: weaker than what the others say, unless one says "no" (the most
+    # any policy loses), as for the eviction policy.
+    return {"always": 0, "everysec": 1, None: 2}.get(fsync, 3)
+
+
+def _server(info: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The server's name and version as INFO states them (Valkey's own version for Valkey)."""
+    name = _text(info.get("server_name")) or "redis"
+    return name, _text(info.get("valkey_version") or info.get("redis_version"))
+
+
+def _oldest(servers: list[tuple[str, str | None]]) -> tuple[str, str | None]:
+    """The server that runs the oldest version (an unreadable version counts as oldest)."""
+
+    def age(server: tuple[str, str | None]) -> tuple[int, tuple[int, ...]]:
+        parsed = _version_tuple(server[1])
+        return (0, ()) if parsed is None else (1, parsed)
+
+    return min(servers, key=age)
+
+
 def _version_tuple(version: str | None) -> tuple[int, ...] | None:
     if not version:
         return None
@@ -210,17 +237,26 @@ def _build_report(
     latency_ms: float,
     nodes: list[_NodeFacts],
     client_mode: Mode,
-    cluster_info: Mapping[str, Any] | None,
+    cluster_info: Sequence[Mapping[str, Any] | None] | None,
     primaries: int | None,
 ) -> HealthReport:
+    """The report from each primary's facts (``cluster_info``: each one's, None off Cluster).
+
+    Where primaries disagree, the report states the weakest (AOF, fsync, eviction policy,
+    version, cluster state and coverage) and warns: a fact read from one primary only said
+    nothing of the shards on the others.
+    """
     warnings: list[str] = []
     infos = [n.info for n in nodes if n.info is not None]
     first = infos[0] if infos else {}
     server_name: str | None = None
     version: str | None = None
     if infos:
-        server_name = _text(first.get("server_name")) or "redis"
-        version = _text(first.get("valkey_version") or first.get("redis_version"))
+        servers = [_server(info) for info in infos]
+        server_name, version = _oldest(servers)
+        if len(set(servers)) > 1:
+            running = ", ".join(f"{name} {ver}" for name, ver in sorted(set(servers), key=str))
+            warnings.append(f"primaries run different server versions ({running})")
     else:
         warnings.append("INFO is not permitted for this user: persistence and eviction unknown")
 
@@ -237,9 +273,11 @@ def _build_report(
             warnings.append("AOF is enabled on some primaries only; durability is the weakest")
 
     fsyncs = {n.appendfsync for n in nodes}
-    fsync = fsyncs.pop() if len(fsyncs) == 1 else None
-    if len(fsyncs) > 0:
+    if len(fsyncs) > 1:
         warnings.append("primaries disagree on appendfsync (or some hide it)")
+    # The weakest, as for AOF: "unknown" when two primaries said "always" and "everysec"
+    # hid that a power loss can lose the last second of one shard's writes.
+    fsync = max(fsyncs, key=_fsync_rank) if fsyncs else None
 
     policies = {_text(n.info.get("maxmemory_policy")) for n in nodes if n.info is not None}
     if len(policies) > 1:
@@ -259,9 +297,10 @@ def _build_report(
     elif aof is None and infos:
         warnings.append("persistence is hidden: durability unknown")
 
-    parsed_version = _version_tuple(version)
-    if parsed_version is not None and server_name == "redis" and parsed_version < (6, 2):
-        warnings.append(f"Redis {version} is older than 6.2, the oldest version we test")
+    for name, old in sorted({_server(info) for info in infos}, key=str):
+        parsed_version = _version_tuple(old)
+        if parsed_version is not None and name == "redis" and parsed_version < (6, 2):
+            warnings.append(f"Redis {old} is older than 6.2, the oldest version we test")
 
     ok = True
     roles = {_text(n.info.get("role")) for n in nodes if n.info is not None}
@@ -275,10 +314,17 @@ def _build_report(
             "point the URL at the primary (or use Sentinel)"
         )
     cluster_state = cluster_slots = None
-    if cluster_info is not None:
-        cluster_state = _text(cluster_info.get("cluster_state"))
-        slots = cluster_info.get("cluster_slots_ok")
-        cluster_slots = int(slots) if slots is not None else None
+    seen = [c for c in cluster_info or () if c is not None]
+    if seen:
+        # Each node has its own view of the cluster: one cut off from the majority says
+        # "fail" (and refuses its shard's commands) while the others say "ok"; the first
+        # primary's view alone reported such a cluster as healthy.
+        states = [_text(c.get("cluster_state")) for c in seen]
+        cluster_state = next((state for state in states if state != "ok"), "ok")
+        if len(set(states)) > 1:
+            warnings.append("primaries disagree on cluster_state")
+        counts = [int(c["cluster_slots_ok"]) for c in seen if c.get("cluster_slots_ok") is not None]
+        cluster_slots = min(counts) if counts else None
         if cluster_state != "ok":
             ok = False
             warnings.append(f"cluster_state is {cluster_state}: the cluster refuses commands")
@@ -356,14 +402,15 @@ def _check_health(client: redis.Redis | redis.RedisCluster) -> HealthReport:
                 _sync_node(lambda *args, node=node: execute(*args, target_nodes=node))
                 for node in primaries
             ]
-            cluster_info = _safe_cluster_info(
-                lambda: execute("CLUSTER INFO", target_nodes=primaries[0])
-            )
+            views = [
+                _safe_cluster_info(lambda node=node: execute("CLUSTER INFO", target_nodes=node))
+                for node in primaries
+            ]
             return _build_report(
                 latency_ms=latency_ms,
                 nodes=nodes,
                 client_mode="cluster",
-                cluster_info=cluster_info,
+                cluster_info=views,
                 primaries=len(primaries),
             )
         node = _sync_node(execute)
@@ -374,7 +421,7 @@ def _check_health(client: redis.Redis | redis.RedisCluster) -> HealthReport:
         )
         cluster_info = None
         if _cluster_mode(node.info):
-            cluster_info = _safe_cluster_info(lambda: execute("CLUSTER INFO"))
+            cluster_info = [_safe_cluster_info(lambda: execute("CLUSTER INFO"))]
         return _build_report(
             latency_ms=latency_ms,
             nodes=[node],
@@ -402,6 +449,14 @@ def _cluster_info_dict(reply: Any) -> Mapping[str, Any] | None:
         return None
     pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
     return {k.strip(): v.strip() for k, v in pairs}
+
+
+async def _async_cluster_info(run: Any) -> Mapping[str, Any] | None:
+    try:
+        reply = await run()
+    except _HIDDEN:
+        return None
+    return _cluster_info_dict(reply)
 
 
 async def _async_node(run: Any) -> _NodeFacts:
@@ -448,22 +503,19 @@ async def _acheck_health(
         if isinstance(client, redis.asyncio.RedisCluster):
             primaries: list[Any] = client.get_primaries()
             nodes = []
+            views: list[Mapping[str, Any] | None] = []
             for primary in primaries:
 
                 async def run(*args: Any, _node: Any = primary) -> Any:
                     return await execute(*args, target_nodes=_node)
 
                 nodes.append(await _async_node(run))
-            try:
-                reply = await execute("CLUSTER INFO", target_nodes=primaries[0])
-                cluster_info = _cluster_info_dict(reply)
-            except _HIDDEN:
-                cluster_info = None
+                views.append(await _async_cluster_info(lambda run=run: run("CLUSTER INFO")))
             return _build_report(
                 latency_ms=latency_ms,
                 nodes=nodes,
                 client_mode="cluster",
-                cluster_info=cluster_info,
+                cluster_info=views,
                 primaries=len(primaries),
             )
         node = await _async_node(execute)
@@ -474,10 +526,7 @@ async def _acheck_health(
         )
         cluster_info = None
         if _cluster_mode(node.info):
-            try:
-                cluster_info = _cluster_info_dict(await execute("CLUSTER INFO"))
-            except _HIDDEN:
-                cluster_info = None
+            cluster_info = [await _async_cluster_info(lambda: execute("CLUSTER INFO"))]
         return _build_report(
             latency_ms=latency_ms,
             nodes=[node],
