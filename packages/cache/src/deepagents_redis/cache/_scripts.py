@@ -25,10 +25,14 @@ __all__ = [
 
 _PACKAGE: Final = "deepagents_redis.cache"
 
-READ: Final = LuaScript.from_package("cache_read", _PACKAGE, "entry.lua", "read.lua")
-ACQUIRE: Final = LuaScript.from_package("cache_acquire", _PACKAGE, "lease.lua", "acquire.lua")
-LOOKUP: Final = LuaScript.from_package(
-    "cache_lookup", _PACKAGE, "entry.lua", "lease.lua", "lookup.lua"
+READ: Final = LuaScript.from_package("cache_read", _PACKAGE, "gen.lua", "entry.lua", "read.lua")
+ACQUIRE: Final = LuaScript.from_package(
+    "cache_acquire", _PACKAGE, "gen.lua", "lease.lua", "acquire.lua"
 )
-WRITE: Final = LuaScript.from_package("cache_write", _PACKAGE, "write.lua")
-WRITE_MANY: Final = LuaScript.from_package("cache_write_many", _PACKAGE, "write_many.lua")
+LOOKUP: Final = LuaScript.from_package(
+    "cache_lookup", _PACKAGE, "gen.lua", "entry.lua", "lease.lua", "lookup.lua"
+)
+WRITE: Final = LuaScript.from_package("cache_write", _PACKAGE, "gen.lua", "write.lua")
+WRITE_MANY: Final = LuaScript.from_package(
+    "cache_write_many", _PACKAGE, "gen.lua", "write_many.lua"
+)

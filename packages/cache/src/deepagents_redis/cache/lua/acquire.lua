@@ -1,8 +1,8 @@
 -- cache_acquire: a fresh entry, or the single-flight lease to compute it (one caller of N).
--- Needs lease.lua before it.
+-- Needs gen.lua and lease.lua before it.
 --
 -- KEYS (all in the namespace's hash tag, so one Cluster slot):
---   gen_key      the namespace's generation counter (absent = generation '0')
+--   gen_key      the namespace's generation counter (absent or empty = generation '0')
 --   entry_key    the entry: '<generation>:<codec envelope>'
 --   lease_key    the single-flight lease: the holder's token, with a TTL
 -- ARGV:
@@ -20,7 +20,7 @@
 local gen_key, entry_key, lease_key = KEYS[1], KEYS[2], KEYS[3]
 local token, lease_ms, max_bytes, unreadable = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
-local gen = redis.call('GET', gen_key) or '0'
+local gen = generation(gen_key)
 if redis.call('STRLEN', entry_key) <= tonumber(max_bytes) then
   local v = redis.call('GET', entry_key)
   if v and string.sub(v, 1, string.len(gen) + 1) == gen .. ':'

@@ -1,4 +1,4 @@
--- entry.lua (helper of cache_read and cache_lookup, listed before them):
+-- entry.lua (helper of cache_read and cache_lookup, listed before them; needs gen.lua):
 -- fresh_entry(gen_key, entry_key, ttl_ms, max_bytes) reads one entry the way cache_read
 -- answers: the stored value ('<gen>:<envelope>') when it belongs to the namespace's current
 -- generation (its TTL pushed to ttl_ms unless ttl_ms is '0'); nil when there is none; 0 when
@@ -12,7 +12,7 @@ local function fresh_entry(gen_key, entry_key, ttl_ms, max_bytes)
   if not v then
     return nil
   end
-  local gen = redis.call('GET', gen_key) or '0'
+  local gen = generation(gen_key)
   if string.sub(v, 1, string.len(gen) + 1) == gen .. ':' then
     if ttl_ms ~= '0' then
       redis.call('PEXPIRE', entry_key, ttl_ms)

@@ -1,9 +1,9 @@
 -- cache_lookup: cache_read, and on a miss the single-flight lease in the same call, so a
--- miss costs one round trip instead of a read and then cache_acquire. Needs entry.lua and
--- lease.lua before it.
+-- miss costs one round trip instead of a read and then cache_acquire. Needs gen.lua, entry.lua
+-- and lease.lua before it.
 --
 -- KEYS (all in the namespace's hash tag, so one Cluster slot):
---   gen_key      the namespace's generation counter (absent = generation '0')
+--   gen_key      the namespace's generation counter (absent or empty = generation '0')
 --   entry_key    the entry: '<generation>:<codec envelope>'
 --   lease_key    the single-flight lease: the holder's token, with a TTL
 -- ARGV:

@@ -1,10 +1,10 @@
--- cache_read: serve one entry if it belongs to the namespace's current generation. Needs
--- entry.lua before it.
+-- cache_read: serve one entry if it belongs to the namespace's current generation. Needs gen.lua
+-- and entry.lua before it.
 -- One bulk reply, like a GET: an MGET of both keys costs an array reply to parse, which
 -- made a hit ~1.3x a GET on its own (benchmarks suite `cache`).
 --
 -- KEYS (both in the namespace's hash tag, so one Cluster slot):
---   gen_key      the namespace's generation counter (absent = generation '0')
+--   gen_key      the namespace's generation counter (absent or empty = generation '0')
 --   entry_key    the entry: '<generation>:<codec envelope>'
 -- ARGV:
 --   ttl_ms       TTL in ms pushed on a fresh hit ('0' = leave the expiry alone)

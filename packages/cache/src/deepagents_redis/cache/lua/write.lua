@@ -3,10 +3,10 @@
 -- because the value is there and nobody needs to wait any more, but only when it still
 -- holds the caller's token: a model call that outlived its lease finds the key taken over
 -- by another caller, whose waiters wait for that caller's value (deleting its lease sent
--- one of them to the model again when this update stored nothing).
+-- one of them to the model again when this update stored nothing). Needs gen.lua before it.
 --
 -- KEYS (all in the namespace's hash tag, so one Cluster slot):
---   gen_key      the namespace's generation counter (absent = generation '0')
+--   gen_key      the namespace's generation counter (absent or empty = generation '0')
 --   entry_key    the entry, stored as '<current generation>:<envelope>'
 --   lease_key    the single-flight lease
 -- ARGV:
@@ -22,7 +22,7 @@ local envelope, ttl_ms, token = ARGV[1], ARGV[2], ARGV[3]
 
 local gen = false
 if envelope ~= '' then
-  gen = redis.call('GET', gen_key) or '0'
+  gen = generation(gen_key)
   if ttl_ms == '0' then
     redis.call('SET', entry_key, gen .. ':' .. envelope)
   else

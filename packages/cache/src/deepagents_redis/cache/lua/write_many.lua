@@ -1,7 +1,8 @@
 -- cache_write_many: store several entries of one namespace under its current generation.
+-- Needs gen.lua before it.
 --
 -- KEYS (all in the namespace's hash tag, so one Cluster slot):
---   gen_key      the namespace's generation counter (absent = generation '0')
+--   gen_key      the namespace's generation counter (absent or empty = generation '0')
 --   KEYS[2..n+1] the entries, each stored as '<current generation>:<envelope>'
 -- ARGV: one pair per entry, in the order of KEYS[2..]:
 --   ARGV[2i-1]   TTL in ms of KEYS[i+1] ('0' = no expiry), in the same SET as its value
@@ -11,7 +12,7 @@
 
 local gen_key = KEYS[1]
 
-local gen = redis.call('GET', gen_key) or '0'
+local gen = generation(gen_key)
 for i = 2, #KEYS do
   local ttl = ARGV[2 * (i - 1) - 1]
   local value = gen .. ':' .. ARGV[2 * (i - 1)]
