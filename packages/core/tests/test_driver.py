@@ -287,6 +287,41 @@ async def test_a_full_gate_past_the_deadline_is_a_typed_error(redis_target: Any)
         await conn.aclose()
 
 
+class _CountingClient:
+    """An asyncio client stand-in that records the commands sent on it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+
+    async def execute_command(self, *args: Any) -> Any:
+        self.sent.append(args)
+        return b"PONG"
+
+
+async def test_a_task_cancelled_as_the_gate_frees_sends_nothing() -> None:
+    """A task waiting at a full gate and cancelled in the same loop turn as the slot it waits
+    for frees ran its request anyway (Python 3.11's wait_for handed the slot back and dropped
+    the cancellation): a write went out after the caller's own timeout had fired."""
+    import asyncio
+
+    from deepagents_redis.core._driver import aexecute_gated
+
+    conn = RedisConnector(settings=RedisSettings(url="redis://127.0.0.1:1", max_connections=1))
+    client = _CountingClient()
+    gate = conn.async_gate()
+    await gate.acquire()  # the one slot, held by "another request"
+    waiting = asyncio.create_task(aexecute_gated(conn, client, Command(("SET", "k", "v"))))
+    for _ in range(10):  # bounded: until it waits at the gate
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    gate.release()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert client.sent == []
+    assert gate._value == 1  # the slot it was handed went back
+
+
 _SET_OR_CONFLICT = LuaScript(
     "test_driver_set_or_conflict",
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.error_reply('CONFLICT 7') end\n"

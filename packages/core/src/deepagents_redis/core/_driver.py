@@ -437,9 +437,16 @@ async def aexecute_gated(connector: RedisConnector, client: Any, req: Request) -
     if gate.locked():
         left = remaining()
         wait = connector.settings.socket_timeout if left is None else max(0.0, left)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for runs the acquire as a task of
+        # its own and, when the caller is cancelled just as that task gets the slot, returns
+        # the slot and drops the cancellation, so the request of a cancelled task was sent
+        # (a write applied after the caller's own timeout had fired).
         try:
-            await asyncio.wait_for(gate.acquire(), wait)
+            async with asyncio.timeout(wait) as scope:
+                await gate.acquire()
         except TimeoutError:
+            if not scope.expired():
+                raise
             raise RedisUnavailableError(
                 f"no free connection: {connector.settings.max_connections} requests were in "
                 f"flight on this event loop for {wait:.2f}s (raise max_connections, "
