@@ -11,6 +11,12 @@ repaired by the retry (ADR 0003 "keys and hash tags"):
    the backlog has room; else the submit waits up to `timeout` or removes the record it
    created and raises `BackpressureError`.
 
+The record is created with a TTL (longer than the submit may take) that goes once the task
+is queued: in the enqueue's own call on a single server, by a third call (``coord_confirm``)
+on a Cluster, and at the latest when a worker claims the task. A submit that never queued its
+task (failed for good, refused while a same-key submit kept the record, its process died)
+leaves a record that expires instead of one pending on no queue for good.
+
 Waiting for a result blocks on the task's end list (``BLMOVE`` of its one item onto itself),
 which the script that ends the task fills: the wait wakes once, when the task has ended, with
 no pub/sub and no polling (the events stream would also wake it for 'started' and progress).
@@ -42,6 +48,7 @@ from deepagents_redis.coord._keys import TaskKeys, check_name, check_task_id, ne
 from deepagents_redis.coord._scripts import (
     ABANDON,
     CANCEL,
+    CONFIRM,
     CREATE,
     DEQUEUE,
     ENQUEUE,
@@ -59,6 +66,7 @@ from deepagents_redis.core import (
     InvalidInputError,
     NotFoundError,
     Operation,
+    OutcomeUnknownError,
     PayloadTooLargeError,
     Pipeline,
     Script,
@@ -127,6 +135,23 @@ def _check_seconds(what: str, value: object) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise InvalidInputError(f"{what} must be a number of seconds or None, not {value!r}")
+
+
+_PENDING_TTL_SPARE_MS: Final = 60_000
+"""How much longer than its submit may take a new record lives unqueued (a submit's last
+calls may still be on their way when its deadline passes)."""
+_MAX_TTL_MS: Final = 10 * 365 * 86_400_000
+"""Longest TTL handed to the server (a longer one is out of ``PEXPIRE``'s range)."""
+
+
+def _pending_ttl_ms(deadline: float, wait: float | None) -> int:
+    """The TTL of a new task's record until its submit queued it (see create.lua).
+
+    Longer than the whole submit may take (its deadline plus its wait for room), so only a
+    submit that did not get as far as queueing the task leaves a record that expires.
+    """
+    ms = (deadline + max(wait or 0.0, 0.0)) * 1000 + _PENDING_TTL_SPARE_MS
+    return int(min(ms, _MAX_TTL_MS))
 
 
 def _check_strategy(strategy: str) -> None:
@@ -221,7 +246,7 @@ class TaskClient(CoordComponent):
             self._known.add(agent)
         keys = self.keys.task(task_id)
         event = self._encoded("task.submitted", _SOURCE, task_id, agent, keys)
-        create_keys = [keys.record, keys.events]
+        create_keys = [keys.record, keys.events, keys.inbox]
         create_args = [
             agent,
             payload,
@@ -231,10 +256,19 @@ class TaskClient(CoordComponent):
             opts.events_maxlen,
             timeout,
             json.dumps(trace) if (trace := trace_carrier()) else "",
+            _pending_ttl_ms(self._deadline, wait),
         ]
         queue = self.keys.queue(agent)
         mark = self.keys.mark(queue, task_id)
         enqueue_keys = [queue.stream, queue.delayed, mark, mark]
+        # The record lives with the TTL its create gave it until the task is queued: on a
+        # single server the enqueue removes it in the same call (it may touch any slot), on
+        # a Cluster a last call does (`CONFIRM`). A submit that never gets that far (its
+        # enqueue failed for good or was refused, its process died) leaves a record that
+        # expires, not one pending on no queue for good.
+        single = self._connector.cluster_hint is False
+        if single:
+            enqueue_keys += [keys.record, keys.events, keys.inbox]
         enqueue_args = [task_id, opts.max_backlog, opts.result_ttl_seconds * 1000]
         first: Any = None
         if fresh:
@@ -272,6 +306,14 @@ class TaskClient(CoordComponent):
             else:
                 reply = yield Script(ENQUEUE, enqueue_keys, enqueue_args)
             if int(reply[0]) == 1:
+                if not single:
+                    kept = yield Script(CONFIRM, [keys.record, keys.events, keys.inbox])
+                    if not int(kept):
+                        # its TTL ran out before this call (a submit slower than its own
+                        # deadline): the entry is dropped by the worker that reads it
+                        raise OutcomeUnknownError(
+                            f"task {task_id} expired before its submit ended; submit again"
+                        )
                 return task_id
             left = None if until is None else until - time.monotonic()
             if left is None or left <= 0:

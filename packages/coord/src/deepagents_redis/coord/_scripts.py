@@ -2,7 +2,8 @@
 
 Each file is headed by its contract: KEYS, ARGV, what it returns and its error replies.
 ``fence.lua`` is the lease check (`holder`) shared by the scripts a running task's worker
-calls, listed before their own file.
+calls, listed before their own file; ``keep.lua`` (`keep`) removes the TTL a new task's record
+gets until it is queued, shared by the enqueue and the confirm after it.
 
 Task scripts touch only one task's keys (one hash tag), queue scripts only one agent's queue.
 Every write about a running task passes the **fencing token** the claim handed out; a worker
@@ -24,6 +25,7 @@ __all__ = [
     "ACK_PLAIN",
     "CANCEL",
     "CLAIM",
+    "CONFIRM",
     "CREATE",
     "DEQUEUE",
     "ENQUEUE",
@@ -48,7 +50,10 @@ TERMINAL: Final = frozenset({"success", "error", "cancelled", "timeout"})
 _PACKAGE: Final = "deepagents_redis.coord"
 
 CREATE: Final = LuaScript.from_package("coord_create", _PACKAGE, "create.lua")
-ENQUEUE: Final = LuaScript.from_package("coord_enqueue", _PACKAGE, "enqueue.lua")
+ENQUEUE: Final = LuaScript.from_package("coord_enqueue", _PACKAGE, "keep.lua", "enqueue.lua")
+CONFIRM: Final = LuaScript.from_package("coord_confirm", _PACKAGE, "keep.lua", "confirm.lua")
+"""A submit's last call on a Cluster: its task is queued, so the TTL its create gave the
+record goes (on a single server the enqueue does it in the same call)."""
 ABANDON: Final = LuaScript.from_package("coord_abandon", _PACKAGE, "abandon.lua")
 RESET: Final = IdempotentScript.from_package("coord_reset", _PACKAGE, "reset.lua")
 """Recorded by op id: re-sent after a lost reply, it would refuse the task it had just

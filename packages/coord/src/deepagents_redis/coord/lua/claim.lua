@@ -120,6 +120,9 @@ if exhausted then
 end
 attempts = redis.call('HINCRBY', task_key, 'attempts', 1)
 local fence = redis.call('HINCRBY', task_key, 'fence', 1)
+-- a task whose submit died between its enqueue and the call that confirms it (coord_confirm)
+-- still has its create's TTL: a running task must not expire under its worker
+for _, k in ipairs({task_key, events_key, inbox_key}) do redis.call('PERSIST', k) end
 redis.call('HSET', task_key, 'status', 'running', 'worker', worker,
   'lease_until', now + tonumber(lease_ms), 'started_ms', now, 'interrupt', 0,
   'claim_op', claim_op)

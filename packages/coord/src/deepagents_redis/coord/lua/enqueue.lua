@@ -1,4 +1,5 @@
--- coord_enqueue: put a task id on its agent's queue once, if the backlog has room.
+-- coord_enqueue: put a task id on its agent's queue once, if the backlog has room. Needs
+-- keep.lua before it.
 --
 -- KEYS (one agent's queue keys: one hash tag):
 --   queue_key      queue stream
@@ -7,6 +8,10 @@
 --   latest_key     the task's current enqueue mark (the one a cancel reads): mark_key itself
 --                  for a submit, the task's mark for an operator's retry, which queues the
 --                  task again under a mark of its own
+--   task_key       optional, on a single server only (another slot): the task's record,
+--   events_key     events and inbox; once the task is queued (now or before) the TTL its
+--   inbox_key      create gave it is removed in this call (keep.lua). On a Cluster the
+--                  submit calls coord_confirm after this script instead.
 -- ARGV:
 --   task_id        the task id
 --   max_backlog    most entries queued and delayed together
@@ -18,6 +23,7 @@
 
 local queue_key, delayed_key, mark_key, latest_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local task_id, max_backlog, mark_ttl_ms = ARGV[1], ARGV[2], ARGV[3]
+local task_key, events_key, inbox_key = KEYS[5], KEYS[6], KEYS[7]
 
 local prev = redis.call('GET', mark_key)
 if prev and latest_key == mark_key and #redis.call('XRANGE', queue_key, prev, prev) == 0
@@ -31,7 +37,10 @@ if prev and latest_key == mark_key and #redis.call('XRANGE', queue_key, prev, pr
   -- set (a retry whose entry went away).
   prev = false
 end
-if prev then return {1, prev} end
+if prev then
+  if task_key then keep(task_key, events_key, inbox_key) end
+  return {1, prev}
+end
 local backlog = redis.call('XLEN', queue_key) + redis.call('ZCARD', delayed_key)
 if backlog >= tonumber(max_backlog) then return {0, backlog, tonumber(max_backlog)} end
 local id = redis.call('XADD', queue_key, '*', 't', task_id)
@@ -43,4 +52,5 @@ if latest_key ~= mark_key then
   redis.call('SET', mark_key, id, 'PX', mark_ttl_ms)
 end
 redis.call('SET', latest_key, id)
+if task_key then keep(task_key, events_key, inbox_key) end
 return {1, id}

@@ -27,6 +27,12 @@ local st = redis.call('HGET', task_key, 'status')
 if not st then return redis.error_reply('NOTFOUND task') end
 if terminal[st] then return redis.error_reply('INVALID task is ' .. st) end
 local id = redis.call('XADD', inbox_key, 'MAXLEN', '~', maxlen, '*', 'm', message)
+local ttl = redis.call('PTTL', task_key)
+if ttl > 0 then
+  -- a new task whose enqueue is not confirmed yet (coord_create's TTL): its inbox goes with
+  -- the record should the record expire unqueued (coord_confirm removes both TTLs)
+  redis.call('PEXPIRE', inbox_key, ttl)
+end
 redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*', 'e', event)
 if strategy == 'interrupt' and st == 'running' then
   redis.call('HSET', task_key, 'interrupt', 1)
