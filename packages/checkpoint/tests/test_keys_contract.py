@@ -58,6 +58,7 @@ KEY_POSITIONS = {
     "PEXPIRE": "first",
     "SETRANGE": "first",
     "UNLINK": "all",
+    "EXISTS": "all",
 }
 _BINDING = re.compile(r"^local\s+([\w\s,]+?)\s*=\s*(KEYS\[\d+\](?:\s*,\s*KEYS\[\d+\])*)\s*$")
 _IDENT = re.compile(r"[A-Za-z_]\w*")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import pytest
+import redis
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.core import (
     Command,
@@ -311,3 +312,63 @@ async def test_a_run_written_while_it_is_deleted_stays_findable(
     await deleter.adelete_for_runs([run])
     assert deleter.get_tuple({"configurable": {"thread_id": late}}) is None
     assert deleter.get_tuple({"configurable": {"thread_id": f"old-{tag}"}}) is None
+
+
+class _LostConnection:
+    """A fallback script whose call never reaches the server (it went away after EXEC)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise redis.ConnectionError("lost after EXEC")
+
+
+def test_a_sweep_takes_the_keys_a_failed_big_put_left_with_the_name(
+    connector: RedisConnector,
+) -> None:
+    """Without a TTL: a big put on a new thread whose MULTI got NOSCRIPT and whose
+    fallback call failed left its HSET's blob key, and no checkpoint. The sweep took the
+    name off and the key stayed, reached by nothing, for good; it now goes with the name
+    (a thread with a checkpoint keeps everything)."""
+    from deepagents_redis.core._driver import Snapshot, drive, execute
+
+    saver = RedisSaver(
+        connector=connector, script_blob_bytes=0, namespace=f"n{uuid.uuid4().hex[:8]}"
+    )
+    client = connector.client()
+    thread, live = f"left-{uuid.uuid4().hex}", f"live-{uuid.uuid4().hex}"
+    _put(saver, live)
+    cfg: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    big = "x" * 100_000
+
+    def step(req: Any) -> Any:
+        if isinstance(req, Snapshot):
+            client.script_flush()
+            req = Snapshot(req.cmds, Script(_LostConnection(), req.fallback.keys, []))  # type: ignore[arg-type]
+        return execute(client, req)
+
+    cp = empty_checkpoint()
+    cp["channel_values"] = {"big": big}
+    cp["channel_versions"] = {"big": "1"}
+    op = saver._put_op(cfg, cp, {}, {"big": "1"})  # type: ignore[arg-type]
+    with pytest.raises(redis.ConnectionError):
+        drive(op, step)
+    keys = saver.keys.thread(thread)
+    assert [k for k in keys.all if client.exists(k)] == [keys.blobs]  # the case it says
+    assert thread in set(saver.threads())
+    saver.put_writes(  # a live thread's keys are never touched
+        {"configurable": {"thread_id": live, "checkpoint_ns": "", "checkpoint_id": "x"}},
+        [("big", big)],
+        "task-1",
+    )
+    live_keys = [k for k in saver.keys.thread(live).all if client.exists(k)]
+    assert saver.sweep_threads() == 1
+    assert not any(client.exists(k) for k in keys.all)
+    assert thread not in set(saver.threads())
+    assert [k for k in saver.keys.thread(live).all if client.exists(k)] == live_keys
+    assert live in set(saver.threads())
+    # a thread created between the sweep's look and its call keeps everything (one check
+    # and removal, atomic, in the thread's slot)
+    keys_live = saver.keys.thread(live)
+    reply = saver._run("sweep_threads", saver._script_op(keys_live, ["leftover", 1, ""]))
+    assert [int(n) for n in reply] == [0, 1]
+    assert [k for k in keys_live.all if client.exists(k)] == live_keys
+    saver.delete_thread(live)

@@ -893,9 +893,20 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         back = [member for member, there in zip(looked, again, strict=True) if int(there)]
         if back:
             yield Pipeline([_thread_entry(self.keys.threads, member) for member in back])
+        left: list[ThreadKeys] = []
         for member in gone:
-            if member not in back and names[member] is not None:
-                self._indexed.pop(("thread", names[member]), None)
+            name = names[member]
+            if member not in back and name is not None:
+                self._indexed.pop(("thread", name), None)
+                left.append(self.keys.thread(name))
+        # Keys a thread with no checkpoint still has (a big put's HSET whose script never
+        # ran, on a new thread: see `_expire`) are reached by nothing once its name is off
+        # the index; without a TTL they were kept for good. One look per page, and one
+        # call (atomic with its own check) per thread that has some.
+        counts = (yield Pipeline([("EXISTS", *keys.all[1:]) for keys in left])) if left else []
+        for keys, count in zip(left, counts, strict=True):
+            if int(count):
+                yield Script(DELETE, keys.all, ["leftover", 1, ""])
         return page, len(gone) - len(back)
 
     def _delete_thread_op(self, thread_id: str) -> Operation[None]:
@@ -1350,6 +1361,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         ``checkpoint copy`` still list it and the index grows with every thread id ever
         written. Safe to run at any time, from any process, while agents write: a thread
         created during the sweep keeps its name. One call per page of `batch` names.
+        Keys left of a thread that has no checkpoint (the values a big put wrote around
+        its script when the script never ran) go with its name.
 
         Args:
             batch: Names looked at per call.

@@ -20,6 +20,9 @@
 --                'keep_gc'      after keep_latest: look at up to ~`arg` fields of the blob
 --                               hash from HSCAN cursor `cursor` ('0' first) and delete those
 --                               no checkpoint of their namespace names
+--                'leftover'     a thread with no checkpoint index (sweep_threads): UNLINK
+--                               its seven other keys, which no read can reach; a thread
+--                               with an index is left as it is
 --   arg          see mode (a positive count)
 --   erun         the encoded run id ('run'); the cursor (keep_*; '' = from the first
 --                member); '' otherwise
@@ -28,7 +31,8 @@
 -- thread (for 'all': run members left), erun of each run seen...}; 'keep_check' and
 -- 'keep_latest': {-1 if the batch has a DeltaChannel checkpoint (then '') else checkpoints
 -- deleted, the cursor to go on from ('' when done)}; 'keep_gc': {blobs deleted, the next
--- HSCAN cursor ('0' when done)}. Each keep_* call is atomic, and a call sent again (a lost
+-- HSCAN cursor ('0' when done)}; 'leftover': {keys unlinked, 1 if the thread has an index
+-- (nothing unlinked) else 0}. Each keep_* call is atomic, and a call sent again (a lost
 -- reply) finds its work done and goes on from the same place.
 -- Errors: 'INVALID unknown delete mode' (nothing deleted); 'CORRUPT ...' when an index
 --   record or a write list is not ours.
@@ -81,7 +85,15 @@ local function cut_parent(f, ecns)
     redis.call('HSET', cpi_key, f, '\148\160' .. string.sub(raw, 2 + size))
   end
 end
-if mode == 'all' then
+if mode == 'leftover' then
+  -- What a write left in a thread that has no checkpoint: the HSET (HSETNX) that a MULTI
+  -- ran before a script that never did (NOSCRIPT, then a failed fallback call) on a new
+  -- thread. No read reaches it and, with no TTL, nothing deleted it. Checked and removed
+  -- in one call: a put that creates the thread meanwhile writes its index with its
+  -- values (and a fallback still to come sends them all again).
+  if redis.call('EXISTS', idx_key) == 1 then return {0, 1} end
+  return {redis.call('UNLINK', ns_key, cp_key, cpi_key, blob_key, w_key, wl_key, runs_key), 0}
+elseif mode == 'all' then
   -- a thread is eight keys: what needs a walk is only the runs it names (for the caller's
   -- cross-thread run index), taken in bounded batches; then UNLINK (freed off the main thread)
   local batch = tonumber(arg)
