@@ -210,7 +210,9 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
       ``TimeoutError``, ``ClusterDownError``, ``TryAgainError``, ``SlotNotCoveredError``,
       ``ReadOnlyError`` (a replica promoted/demoted mid-failover), and the ``NOREPLICAS`` /
       ``MASTERDOWN`` refusals (``min-replicas-to-write`` not met, a replica cut off from its
-      master: the command was refused, nothing was applied) -> `RedisUnavailableError`;
+      master: the command was refused, nothing was applied), and a Cluster client's
+      ``ClusterError`` "TTL exhausted" (every attempt was redirected or told TRYAGAIN, as
+      during a slot migration: the command never ran) -> `RedisUnavailableError`;
     * ``NoPermissionError``, ``ModuleError`` and ``ResponseError`` "unknown command" ->
       `CapabilityError`;
     * a ``WRONGTYPE`` reply (a key of ours holds another data type: another writer, a
@@ -235,6 +237,7 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
         rexc.ConnectionError
         | rexc.TimeoutError
         | rexc.ClusterDownError
+        | rexc.ClusterError  # "TTL exhausted.": redis-py's only other ClusterError (8.1)
         | rexc.TryAgainError
         | rexc.SlotNotCoveredError
         | rexc.ReadOnlyError,
