@@ -391,6 +391,31 @@ def test_ttl_is_per_thread_and_renewed_by_every_write(connector: RedisConnector)
     saver.delete_thread(thread)
 
 
+@pytest.mark.parametrize("script_blob_bytes", [0, 1 << 30])
+async def test_writes_after_a_delete_get_the_thread_ttl(
+    connector: RedisConnector, script_blob_bytes: int
+) -> None:
+    """put_writes to a checkpoint a delete_thread just took (a run still going after a
+    reset) creates the thread's write keys again: each gets the thread's TTL, on both the
+    script's path and the one around it (guard: the suspected keys without a TTL)."""
+    saver = RedisSaver(connector=connector, ttl_seconds=1000, script_blob_bytes=script_blob_bytes)
+    client = _raw(connector)
+    for use_async in (False, True):
+        thread = _thread()
+        (stored,) = _put_chain(saver, thread, 1)
+        keys = saver.keys.thread(thread)
+        if use_async:
+            await saver.adelete_thread(thread)
+            await saver.aput_writes(stored, [("v", "x" * 100)], "task")  # type: ignore[arg-type]
+        else:
+            saver.delete_thread(thread)
+            saver.put_writes(stored, [("v", "x" * 100)], "task")  # type: ignore[arg-type]
+        present = [key for key in keys.all if client.exists(key)]
+        assert present == [keys.writes, keys.write_lists]
+        assert all(0 < client.pttl(key) <= 1_000_000 for key in present)
+        saver.delete_thread(thread)
+
+
 def _put_run(saver: RedisSaver, thread: str, run_id: str) -> dict[str, Any]:
     cp = empty_checkpoint()
     md = {"source": "loop", "step": 0, "parents": {}, "run_id": run_id}
