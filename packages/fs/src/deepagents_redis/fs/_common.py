@@ -88,6 +88,15 @@ _PURGE_BATCH = 200
 _DELETE_BATCH = 200
 _GREP_FILES = 1000  # candidate files one server-side grep call searches
 _GREP_BYTES = 4 * 1024 * 1024  # ... and at most this much content (bounds one script's work)
+# Byte comparisons a script's plain `string.find` may spend on one call (edit, grep): Lua
+# compares the needle at every position where its first byte occurs, so m needle bytes over
+# n content bytes cost up to n*m (content 'aaa...', needle 'aa...ab'). Measured on Redis 7.0
+# here: an edit of a 250,000-byte inline file with a 125,001-byte old_string held the server
+# 277 ms, a grep for it as long per file, with up to 4 MB of such files in one GREP call;
+# at 2**28 (262,000 x 1,024 bytes) either took 5.7 ms. Needles under 64 bytes never reach
+# it in a grep (4 MB x 64); an edit of a 256 KiB inline file keeps old_strings up to 1 KiB
+# in Redis. Costlier searches run in the client (Python's str search is linear).
+_SEARCH_WORK = 1 << 28
 _GREP_CHUNK_BATCH = 8  # chunks (x chunk_size bytes) held in memory per file while grepping
 _TORN_RETRIES = 8  # a reader re-reads this often when a writer replaced what it was reading
 # Smaller files go through deepagents' slicing. 0 since the fs performance pass: with the

@@ -33,6 +33,7 @@ from deepagents_redis.fs._common import (
     _DELETE_BATCH,
     _EDIT,
     _OP_TTL_MS,
+    _SEARCH_WORK,
     WindowRead,
     _Layout,
     _now_iso,
@@ -274,6 +275,7 @@ class _FileOps(_Layout):
                     str(self._ttl_ms(file_path)),
                     str(self._max_size),
                     str(self._chunk_size),
+                    str(_SEARCH_WORK),
                 ],
                 op_ttl_ms=_OP_TTL_MS,
             )

@@ -35,6 +35,7 @@ from deepagents_redis.fs._common import (
     _LS_CALLS,
     _LS_PAGE,
     _PURGE_BATCH,
+    _SEARCH_WORK,
     _TORN_RETRIES,
     _b,
     _Layout,
@@ -238,14 +239,14 @@ class _SearchOps(_Layout):
             needle = pattern.encode("utf-8")
         except UnicodeEncodeError:  # stored text is valid unicode: it cannot contain this
             return GrepResult(matches=[])
-        max_bytes = str(_GREP_BYTES)
+        max_bytes, max_work = str(_GREP_BYTES), str(_SEARCH_WORK)
         matches: list[GrepMatch] = []
         i = 0
         while i < len(names):
             batch = names[i : i + _GREP_FILES]
             budget = -1 if max_count is None else max_count - len(matches)
             keys = self._meta_keys(ns, batch)
-            reply = yield Script(_GREP, keys, [needle, str(budget), max_bytes])
+            reply = yield Script(_GREP, keys, [needle, str(budget), max_bytes, max_work])
             for j in range(1, len(reply), 3):
                 matches.append(
                     {
@@ -263,7 +264,8 @@ class _SearchOps(_Layout):
             if stop < 0:  # the content budget ran out before file -stop: resume there
                 i += -stop - 1
                 continue
-            # a chunked or spilled file: stream it here, then carry on after it
+            # a chunked or spilled file, or one too costly to search in Redis (see
+            # _SEARCH_WORK): stream it here, then carry on after it
             p = batch[stop - 1]
             meta = _meta_dict((yield Command(("HGETALL", self._k(ns, "m", p)))))
             truncated = yield from self._grep_file(ns, p, meta, pattern, matches, max_count)

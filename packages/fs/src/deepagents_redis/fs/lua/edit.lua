@@ -18,14 +18,20 @@
 --   ttl          TTL in ms ('0' = none)
 --   max_size     largest file, in bytes
 --   max_inline   largest content kept inline (the chunk size)
+--   max_work     most byte comparisons the search may make: a plain find compares `old`
+--                at every position where its first byte occurs, up to #content * #old
+--                (content 'aaa...', old 'aa...ab': 277 ms for 250 KB x 125 KB, the server
+--                held); over it the client searches instead (Python's search is linear)
 -- Returns {'OK', version, occurrences} | {'NOTFOUND'} | {'BINARY'} | {'FALLBACK'}.
--- FALLBACK: not inline, no unique match, or too large; the client takes the optimistic path
--- (which also words the exact error). Nothing is written unless the reply is OK.
+-- FALLBACK: not inline, no unique match, too large, or too costly to search here; the client
+-- takes the optimistic path (which also words the exact error). Nothing is written unless the
+-- reply is OK.
 -- Errors: OOM from core's deny_oom probe when the server is full (before any write).
 
 local meta_key, files_key, exp_key, seq_key = keys[1], keys[2], keys[3], keys[4]
 local path, old, new, replace_all = argv[1], argv[2], argv[3], argv[4]
 local modified_at, ttl_ms, max_size, max_inline = argv[5], argv[6], argv[7], argv[8]
+local max_work = tonumber(argv[9])
 
 local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
@@ -34,6 +40,7 @@ local m = redis.call('HMGET', meta_key, 'v', 'n', 'b', 'e', 'd', 'ma')
 if not m[1] then return {'NOTFOUND'} end
 if m[4] == 'base64' then return {'BINARY'} end
 if (tonumber(m[2]) or 0) > 0 or (m[3] and m[3] ~= '') or not m[5] then return {'FALLBACK'} end
+if #m[5] * #old > max_work then return {'FALLBACK'} end
 -- a full server refuses this script here, before it writes (core's deny_oom)
 redis.call('SETRANGE', meta_key .. ':oom-probe', 0, '')
 

@@ -10,19 +10,27 @@
 --                (-1 = no limit)
 --   max_bytes    content budget: once the files searched hold this many bytes, stop
 --                (bounds one call's work; at least one file is always searched)
+--   max_work     comparison budget: a plain find compares pat at every position where its
+--                first byte occurs, up to #content * #pat per search (content 'aaa...',
+--                pat 'aa...ab': 277 ms for one 250 KB file and a 125 KB pattern, the server
+--                held); the files of one call may cost this much in all, and a file that
+--                alone costs more is left to the client (whose search is linear)
 -- Returns {stop, file_index, line_number, line, ...}: stop is 0 when every file was searched;
--- k > 0 when file k is not inline (chunked or spilled) and was not searched: the client
--- streams that one and calls again with the files after it; -k when the content budget ran
--- out before file k: the client calls again from file k.
+-- k > 0 when file k is not inline (chunked or spilled), or too costly to search here, and
+-- was not searched: the client streams that one and calls again with the files after it;
+-- -k when the content or comparison budget ran out before file k: the client calls again
+-- from file k.
 -- Binary (base64) files and files that no longer exist are skipped.
 -- Errors: none of its own.
 
 local pat = ARGV[1]
 local budget = tonumber(ARGV[2])
 local max_bytes = tonumber(ARGV[3])
+local max_work = tonumber(ARGV[4])
 local out = {0}
 local found = 0
 local searched = 0
+local work = 0
 for k = 1, #KEYS do
   if searched >= max_bytes then
     out[1] = -k
@@ -41,6 +49,16 @@ for k = 1, #KEYS do
       return out
     end
   else
+    local cost = #content * #pat
+    if cost > max_work then
+      out[1] = k
+      return out
+    end
+    if work + cost > max_work then
+      out[1] = -k
+      return out
+    end
+    work = work + cost
     searched = searched + #content
     if string.find(content, pat, 1, true)
         and redis.call('HGET', KEYS[k], 'e') ~= 'base64' then
