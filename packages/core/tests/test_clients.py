@@ -177,20 +177,21 @@ def test_overrides_and_passthrough_kwargs():
         create_client(url="redis://h:1/0", cluster="off", socket_timeout=-1)
 
 
-def test_tls_options_map_to_ssl_kwargs(tmp_path):
+def test_tls_options_map_to_ssl_kwargs(pki):
+    # Real files: the factory loads them once when it makes the client (test_tls_server.py).
     client = create_client(
         url="rediss://h:6390/0",
         cluster="off",
-        tls_ca_file="/ca.pem",
-        tls_cert_file="/c.pem",
-        tls_key_file="/k.pem",
+        tls_ca_file=str(pki.ca),
+        tls_cert_file=str(pki.client_cert),
+        tls_key_file=str(pki.client_key),
     )
     try:
         kw = _conn_kwargs(client)
         assert issubclass(client.connection_pool.connection_class, redis.SSLConnection)
-        assert kw["ssl_ca_certs"] == "/ca.pem"
-        assert kw["ssl_certfile"] == "/c.pem"
-        assert kw["ssl_keyfile"] == "/k.pem"
+        assert kw["ssl_ca_certs"] == str(pki.ca)
+        assert kw["ssl_certfile"] == str(pki.client_cert)
+        assert kw["ssl_keyfile"] == str(pki.client_key)
         assert kw["ssl_cert_reqs"] == "required"  # verification on unless asked otherwise
         assert kw["ssl_check_hostname"] is True
     finally:

@@ -13,6 +13,7 @@ timeouts, retry policy, pool size, protocol and TLS handling, for every topology
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import redis
@@ -82,7 +83,38 @@ def _resolve_settings(
     return settings, extra
 
 
+def _check_tls_files(settings: RedisSettings) -> None:
+    """Load the TLS files once, now, so a bad one is a `ConfigurationError` here.
+
+    redis-py reads them on every connect: a missing CA file, an unreadable key or a key
+    that is not the certificate's surfaced as "Error 2 connecting to host:port. No such file
+    or directory." (a `RedisUnavailableError`, retried with backoff), as if the server were
+    down. A throwaway context, so what redis-py builds later is unchanged.
+
+    Raises:
+        ConfigurationError: A file is missing, unreadable or not what its setting needs.
+    """
+    if settings.tls_key_file and not settings.tls_cert_file:
+        raise ConfigurationError(
+            "tls_key_file is set without tls_cert_file: the key is the private half of a "
+            "client certificate; set both (or neither)"
+        )
+    context = ssl.create_default_context()
+    setting = "tls_ca_file"
+    try:
+        if settings.tls_ca_file:
+            context.load_verify_locations(cafile=settings.tls_ca_file)
+        if settings.tls_cert_file:
+            setting = "tls_cert_file/tls_key_file"
+            context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ConfigurationError(
+            f"{setting} cannot be used for TLS: {redact_text(str(exc)) or type(exc).__name__}"
+        ) from exc
+
+
 def _tls_kwargs(settings: RedisSettings) -> dict[str, Any]:
+    _check_tls_files(settings)
     kwargs: dict[str, Any] = {"ssl": True}
     if settings.tls_ca_file:
         kwargs["ssl_ca_certs"] = settings.tls_ca_file

@@ -34,6 +34,7 @@ from typing import Any, Final, TypeVar
 import redis.asyncio.retry
 import redis.exceptions as rexc
 import redis.retry
+from deepagents_redis.core._errors import tls_refusal
 
 __all__ = [
     "AsyncBoundedRetry",
@@ -60,6 +61,16 @@ NOT_RETRYABLE: Final[tuple[type[BaseException], ...]] = (
     rexc.AuthenticationError,
     rexc.AuthenticationWrongNumberOfArgsError,
 )
+
+
+def not_retryable(error: BaseException) -> bool:
+    """Whether a failure is an answer that a retry would only repeat.
+
+    `NOT_RETRYABLE`, and a connection refused by the TLS certificate check (a plain
+    ``ConnectionError`` to redis-py: see `_errors.tls_refusal`).
+    """
+    return isinstance(error, NOT_RETRYABLE) or tls_refusal(error) is not None
+
 
 # An attribute, not a subclass: redis-py's cluster client retries only exact exception types
 # (`type(e) in ERRORS_ALLOW_RETRY`), so a subclass would silently stop its failover retries.
@@ -282,7 +293,7 @@ class BoundedRetry(redis.retry.Retry):
                     backoff = self._backoff.compute(failures)
                     if (
                         nested
-                        or isinstance(error, NOT_RETRYABLE)
+                        or not_retryable(error)
                         or not _may_retry(failures, self._retries, backoff)
                     ):
                         raise
@@ -338,7 +349,7 @@ class AsyncBoundedRetry(redis.asyncio.retry.Retry):
                     backoff = self._backoff.compute(failures)
                     if (
                         nested
-                        or isinstance(error, NOT_RETRYABLE)
+                        or not_retryable(error)
                         or not _may_retry(failures, self._retries, backoff)
                     ):
                         raise

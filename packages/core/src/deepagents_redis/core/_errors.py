@@ -23,6 +23,7 @@ carry passwords: URLs inside them are redacted.
 from __future__ import annotations
 
 import re
+import ssl
 from types import TracebackType
 from typing import Any, Literal
 
@@ -198,6 +199,33 @@ def _is_refused_for_availability(message: str) -> bool:
     return message.startswith(("NOREPLICAS", "MASTERDOWN"))
 
 
+def tls_refusal(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate check that failed under a redis-py connection error, if one did.
+
+    redis-py turns the `ssl.SSLCertVerificationError` of a TLS handshake into a plain
+    ``ConnectionError`` whose ``__context__`` is the original. An untrusted or misnamed
+    server certificate is a configuration answer, not an outage: retrying reconnects to
+    the same certificate (it was retried with backoff, then reported as "Redis is
+    unavailable").
+
+    Args:
+        exc: A redis-py exception.
+
+    Returns:
+        The verification error, or None when the failure was something else.
+    """
+    if not isinstance(exc, rexc.ConnectionError):
+        return None
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 4:  # redis-py wraps once; a few levels is ample
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return None
+
+
 def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
     """Map a redis-py exception to our error tree (the caller raises it ``from exc``).
 
@@ -206,6 +234,8 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
     * our own errors are returned unchanged;
     * ``AuthenticationError`` / ``AuthenticationWrongNumberOfArgsError`` ->
       `ConfigurationError` (retrying will not fix a wrong password);
+    * a ``ConnectionError`` from a failed TLS certificate check (`tls_refusal`) ->
+      `ConfigurationError` (an untrusted CA or a host name the certificate does not list);
     * ``ConnectionError`` (incl. ``BusyLoadingError``, ``MaxConnectionsError``),
       ``TimeoutError``, ``ClusterDownError``, ``TryAgainError``, ``SlotNotCoveredError``,
       ``ReadOnlyError`` (a replica promoted/demoted mid-failover), and the ``NOREPLICAS`` /
@@ -232,6 +262,13 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
     message = f"{type(exc).__name__}: {detail}"
     if isinstance(exc, rexc.AuthenticationError | rexc.AuthenticationWrongNumberOfArgsError):
         return ConfigurationError(f"Redis rejected the credentials: {message}")
+    refusal = tls_refusal(exc)
+    if refusal is not None:
+        return ConfigurationError(
+            f"the server's TLS certificate was not accepted ({refusal.verify_message or detail}):"
+            " set tls_ca_file to the CA bundle that signed it, and connect by a host name the"
+            f" certificate lists ({message})"
+        )
     if isinstance(
         exc,
         rexc.ConnectionError

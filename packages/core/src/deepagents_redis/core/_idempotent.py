@@ -49,7 +49,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import redis.exceptions as rexc
-from deepagents_redis.core._deadline import NOT_RETRYABLE, no_resend, remaining, was_not_sent
+from deepagents_redis.core._deadline import no_resend, not_retryable, remaining, was_not_sent
 from deepagents_redis.core._errors import (
     REDIS_EXCEPTIONS,
     InvalidInputError,
@@ -296,7 +296,7 @@ class _Tracker:
         same op id while retries and the deadline allow; a script error reply is re-raised
         as is; anything else is translated.
         """
-        if not isinstance(exc, _RETRYABLE) or isinstance(exc, NOT_RETRYABLE):
+        if not isinstance(exc, _RETRYABLE) or not_retryable(exc):
             if self.maybe_sent and not _is_body_reply(exc):
                 # A refusal of this attempt (a demoted primary's READONLY, NOREPLICAS, an ACL
                 # change) says nothing about an earlier one whose reply was lost: reporting
