@@ -8,6 +8,7 @@ calls took 18-75 s) and how many connections it opened (before: retries nested 3
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -386,6 +387,58 @@ def test_stalled_write_ends_at_its_deadline(redis_server_factory: Any) -> None:
         client.close()
     assert isinstance(exc, rexc.TimeoutError | rexc.ConnectionError)
     assert took < 2.0
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_stalled_write_fails_while_the_server_still_sleeps(
+    redis_server_factory: Any, use_async: bool
+) -> None:
+    """The asyncio connection bounded its writes by socket_timeout alone: a big SET to a
+    server that had stopped reading held a 0.5 s deadline until the server read again (4 s
+    seen), then failed anyway. Judged by order, not by a clock: the write must fail while
+    the server still sleeps (socket_timeout outlasts the sleep, so only the deadline can
+    end it first)."""
+    import asyncio
+
+    server = redis_server_factory(debug=True)
+    settings = RedisSettings(url=server.url, cluster="off", socket_timeout=30.0, retries=0)
+    sleeper = redis.Redis.from_url(server.url)
+
+    def sleep() -> None:
+        with contextlib.suppress(redis.RedisError):  # killed below, mid-sleep
+            sleeper.execute_command("DEBUG", "SLEEP", 10)
+
+    thread = threading.Thread(target=sleep)
+    value = b"x" * (64 << 20)  # far more than the socket buffers hold
+    try:
+        if use_async:
+            aclient = await create_async_client(settings)
+            try:
+                await aclient.ping()
+                thread.start()
+                await asyncio.sleep(0.3)
+                with pytest.raises((rexc.TimeoutError, rexc.ConnectionError)), deadline(0.5):
+                    await aclient.set("dl:big", value)
+                asleep = thread.is_alive()
+            finally:
+                await aclient.aclose()
+        else:
+            client = create_client(settings)
+            try:
+                client.ping()
+                thread.start()
+                await asyncio.sleep(0.3)
+                with pytest.raises((rexc.TimeoutError, rexc.ConnectionError)), deadline(0.5):
+                    client.set("dl:big", value)
+                asleep = thread.is_alive()
+            finally:
+                client.close()
+        assert asleep, "the write outlived its deadline: it ended only when the server woke"
+    finally:
+        if thread.is_alive():
+            server.kill()  # no need to wait out the sleep
+        thread.join()
+        sleeper.close()
 
 
 @pytest.mark.integration

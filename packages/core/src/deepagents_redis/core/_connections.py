@@ -197,7 +197,7 @@ class _AsyncDeadline:
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         _spent("sending")
         saved = self.socket_timeout
-        if not saved:
+        if not saved and remaining() is None:
             await super().send_packed_command(command, check_health)  # type: ignore[misc]
             return
         # redis-py bounds the write with `asyncio.wait_for`, which runs it as a task of its
@@ -208,9 +208,14 @@ class _AsyncDeadline:
             await self.connect_check_health(check_health=False)
         if check_health:
             await self.check_health()
+        # Cut to the deadline, as the sync connection cuts its writes (`_bound_socket`): the
+        # write was bounded by `socket_timeout` alone, so a big value sent to a server that
+        # had stopped reading (DEBUG SLEEP, a stall) held a 0.5 s operation until the server
+        # read again (4 s, seen), past its deadline.
+        bound = clamp(saved or None)
         self.socket_timeout = None  # redis-py's unwrapped branch: writelines + drain
         try:
-            async with asyncio.timeout(saved):
+            async with asyncio.timeout(bound):
                 await super().send_packed_command(command, False)  # type: ignore[misc]
         except TimeoutError:
             # redis-py closed the socket (its BaseException branch saw the cancellation).
