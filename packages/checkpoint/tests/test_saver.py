@@ -793,6 +793,47 @@ def test_malformed_stored_records_are_a_serialization_error(
     saver.delete_thread(thread)
 
 
+@pytest.mark.parametrize("damage", ["namespace not ours", "namespace not utf-8", "channel an int"])
+async def test_stored_names_no_put_writes_are_a_serialization_error_not_invalid_input(
+    connector: RedisConnector, damage: str
+) -> None:
+    """An index entry whose namespace is no encoding a put writes, or a stored checkpoint
+    whose channel is not a str, reached the key codec: `list` and `get_tuple` raised its
+    InvalidInputError (a ValueError about the caller's input) or an untyped
+    UnicodeDecodeError, where every other reader of foreign bytes raises
+    SerializationError."""
+    from deepagents_redis.checkpoint._serde import dump
+
+    saver = RedisSaver(connector=connector)
+    thread = _thread()
+    (stored,) = _put_chain(saver, thread, 1)
+    cid = stored["configurable"]["checkpoint_id"]
+    keys = saver.keys.thread(thread)
+    field = keys.field("%_", cid)
+    client = _raw(connector)
+    body, record = client.hget(keys.checkpoints, field), client.hget(keys.records, field)
+    if damage == "channel an int":
+        checkpoint = saver.get_tuple(stored).checkpoint  # type: ignore[union-attr]
+        checkpoint.pop("channel_values")
+        checkpoint["channel_versions"] = {1: "1"}
+        meta = msgpack.unpackb(body)[1]
+        client.hset(keys.checkpoints, field, msgpack.packb([dump(saver.serde, checkpoint), meta]))
+    else:
+        ecns = b"%zz" if damage == "namespace not ours" else b"\xff"
+        other = ecns + b"\t" + cid.encode()
+        client.hset(keys.checkpoints, other, body)
+        client.hset(keys.records, other, record)
+        client.zadd(keys.index, {cid.encode() + b"\t" + ecns: 0})
+    with pytest.raises(SerializationError):
+        list(saver.list({"configurable": {"thread_id": thread}}))
+    with pytest.raises(SerializationError):
+        [t async for t in saver.alist({"configurable": {"thread_id": thread}})]
+    if damage == "channel an int":
+        with pytest.raises(SerializationError):
+            saver.get_tuple(stored)
+    saver.delete_thread(thread)
+
+
 def test_a_key_of_the_wrong_type_is_a_typed_error(connector: RedisConnector) -> None:
     saver = RedisSaver(connector=connector)
     thread = _thread()

@@ -442,16 +442,24 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
 
     def _tuple(self, where: _Where, thread_value: Any, entry: Any) -> CheckpointTuple:
         cid_b, ecns_b, body, record, blob_values, write_flat = entry
-        cid, ecns = _text(cid_b), _text(ecns_b)
-        cns = self.keys.dec(ecns)
+        try:
+            cid, ecns = _text(cid_b), _text(ecns_b)
+            cns = self.keys.dec(ecns)
+        except (UnicodeDecodeError, InvalidInputError) as exc:
+            # an index entry no put writes (someone else's bytes): the key decoder's
+            # InvalidInputError is about the caller's input, and this is not
+            raise SerializationError(
+                f"checkpoint {where.thread!r}: an index entry names no checkpoint namespace"
+            ) from exc
         what = f"checkpoint {where.thread!r}/{cns!r}/{cid}"
         c_raw, m_raw = _body(body, what)
         parent, refs, _erun = _record(record, what)
         checkpoint = load(self.serde, c_raw, what=what, strict=self._strict)
         metadata = load(self.serde, m_raw or None, what=what + " metadata", strict=self._strict)
-        if not isinstance(checkpoint, dict) or not isinstance(
-            checkpoint.get("channel_versions"), dict
-        ):
+        versions = checkpoint.get("channel_versions") if isinstance(checkpoint, dict) else None
+        # a channel that is not a str went to the key encoder (InvalidInputError, as if the
+        # caller had passed it): put refuses such a checkpoint, so the bytes are not ours
+        if not isinstance(versions, dict) or not all(isinstance(ch, str) for ch in versions):
             raise SerializationError(f"{what}: not a checkpoint")
         if not isinstance(metadata, dict):
             raise SerializationError(f"{what}: metadata is not a mapping")
@@ -664,7 +672,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             wanted: list[tuple[list[Any], int, int]] = []  # entry, ref index, size
             for entry in deferred:
                 ecns = bytes(entry[1])
-                what = f"checkpoint {where.thread!r}/{_text(ecns)}/{_text(entry[0])}"
+                what = (
+                    f"checkpoint {where.thread!r}/{ecns.decode('utf-8', 'replace')}/"
+                    f"{bytes(entry[0]).decode('utf-8', 'replace')}"
+                )
                 _parent, refs, _erun = _record(entry[3], what)
                 sizes = entry[4]
                 if not isinstance(sizes, list) or len(sizes) != len(refs):
