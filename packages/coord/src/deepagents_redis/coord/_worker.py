@@ -6,9 +6,10 @@ One asyncio loop per worker process (`run()` starts it; `arun()` runs in yours):
   than it has free slots (`concurrency`);
 * each entry is claimed by ``coord_claim`` (new fencing token, lease, attempt) and run;
 * every `heartbeat_seconds` the worker renews the leases of its runs (a lost lease stops the
-  run: another worker owns the task now), notices cancellations, moves retries that are due
-  back to the queue, and takes over entries whose worker died (``XAUTOCLAIM``; the claim
-  script runs them again only when the task's lease expired, never because a task runs long);
+  run: another worker owns the task now) and notices cancellations, in a task of its own that
+  no other upkeep holds up; moves retries that are due back to the queue, and takes over
+  entries whose worker died (``XAUTOCLAIM``; the claim script runs them again only when the
+  task's lease expired, never because a task runs long);
 * a run ends with ``coord_finish`` (fenced: a stale worker writes nothing), then the entry is
   acknowledged, rescheduled with backoff, or dead-lettered, in one script on the queue's slot.
 
@@ -410,7 +411,9 @@ class Worker(CoordComponent):
             self.namespace,
         )
         readers = [asyncio.create_task(self._reader(name, slots)) for name in self._agents]
-        keeper = asyncio.create_task(self._keeper())
+        # Leases are renewed by a task of their own: upkeep's steps (a slow queue, a
+        # deadline-long stall) must never hold up a renewal (see `_heartbeater`).
+        keepers = [asyncio.create_task(self._heartbeater()), asyncio.create_task(self._keeper())]
         try:
             await self._stopping.wait()
         finally:
@@ -425,8 +428,9 @@ class Worker(CoordComponent):
             await self._drain()
             log.debug("worker %s: runs drained", self.worker_id)
             self._keeping = False
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
+            for keeper in keepers:
+                keeper.cancel()
+            await asyncio.gather(*keepers, return_exceptions=True)
             log.debug("worker %s: upkeep stopped", self.worker_id)
             try:  # the last lifecycle lines, bounded by the write deadline
                 await asyncio.wait_for(self._log_queue.join(), self._deadline)
@@ -1471,14 +1475,42 @@ class Worker(CoordComponent):
 
     # ------------------------------------------------------------------ upkeep
 
+    async def _heartbeater(self) -> None:
+        """Renew this worker's leases every `heartbeat_seconds`, on a schedule of their own.
+
+        The renewals shared one loop with the upkeep (`_keeper`), each beat after the last
+        upkeep step: one slow step (a queue on a slow shard, a deadline-long stall, for each
+        agent in turn) held up the renewals behind it, a live worker's lease ran out, and
+        another worker ran its task again. A slow renewal round delays the next one by what
+        it took over the period, no more.
+        """
+        period = self.coord_settings.heartbeat_seconds
+        loop = asyncio.get_running_loop()
+        spent = 0.0
+        while self._keeping:
+            await asyncio.sleep(max(0.0, period * (0.9 + 0.2 * _jitter()) - spent))
+            if not self._keeping:
+                return
+            began = loop.time()
+            try:
+                await self._heartbeats()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the renewals must outlive any one failure
+                log.warning(
+                    "worker %s: heartbeat round failed, retrying next beat: %s", self.worker_id, exc
+                )
+                get_instrumentation().count("coord.upkeep_failed")
+            spent = loop.time() - began
+
     async def _keeper(self) -> None:
+        """Every heartbeat: move due retries back to the queues, announce this worker."""
         period = self.coord_settings.heartbeat_seconds
         while self._keeping:
             await asyncio.sleep(period * (0.9 + 0.2 * _jitter()))
             if not self._keeping:
                 return
             try:
-                await self._heartbeats()
                 await self._promote()
                 await self._announce()
             except asyncio.CancelledError:
