@@ -831,6 +831,12 @@ async def test_stored_names_no_put_writes_are_a_serialization_error_not_invalid_
     if damage == "channel an int":
         with pytest.raises(SerializationError):
             saver.get_tuple(stored)
+    else:  # nor is such an entry copied on (a copy stopped on it untyped, or spread it)
+        with pytest.raises(SerializationError):
+            saver.copy_thread(thread, thread + "-copy")
+        with pytest.raises(SerializationError):
+            await saver.acopy_thread(thread, thread + "-copy")
+        saver.delete_thread(thread + "-copy")
     saver.delete_thread(thread)
 
 

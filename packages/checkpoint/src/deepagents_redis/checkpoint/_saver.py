@@ -1156,7 +1156,14 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             )
         )
         for cid_b, ecns_b, body, record, blob_values, write_flat in reply[1:]:
-            cid, ecns = _text(cid_b), _text(ecns_b)
+            try:
+                cid, ecns = _text(cid_b), _text(ecns_b)
+                self.keys.dec(ecns)
+            except (UnicodeDecodeError, InvalidInputError) as exc:
+                # as `_tuple` reports it: a thread `list` cannot read is not copied either
+                raise SerializationError(
+                    f"checkpoint {copy.source!r}: an index entry names no checkpoint namespace"
+                ) from exc
             _parent, refs, erun = _record(record, f"checkpoint {copy.source!r}/{ecns}/{cid}")
             blob_flat = [
                 part
