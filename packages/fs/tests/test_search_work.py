@@ -122,3 +122,52 @@ def test_grep_work_budgets_split_the_search_never_change_it(
     capped = backend.grep("needle", "/s", max_count=5)
     assert capped == store.grep("needle", "/s", max_count=5)
     assert capped.truncated
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_grep_hands_a_file_of_too_many_lines_to_the_client(
+    make_backend: Any, store: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """The GREP script walks every line of an inline file that holds the pattern: 16 files
+    of 131,000 two-byte lines and one match each held the server 448 ms in one call (with
+    deepagents' default cap of 1,000 matches), and an uncapped grep("") of newline files
+    passed Redis' 5 s script limit (BUSY). A call now walks at most `_GREP_LINES` lines;
+    a file with more alone is left to the client's stream."""
+    from deepagents_redis.fs import _search
+
+    backend = make_backend(chunk_size=512 * 1024, spill_threshold=0)
+    lines = _search._GREP_LINES + 10
+    files = [
+        ("/l/1.txt", b"short\n"),
+        ("/l/2.txt", ("x\n" * lines + "needle").encode()),
+        ("/l/3.txt", b"needle\n"),
+    ]
+    await call(backend, mode, "upload_files", files)
+    store.upload_files(files)
+    replies = _spy_grep(monkeypatch)
+    got = await call(backend, mode, "grep", "needle", "/l")
+    assert got == store.grep("needle", "/l")
+    assert [(m["path"], m["line"]) for m in got.matches] == [
+        ("/l/2.txt", lines + 1),
+        ("/l/3.txt", 1),
+    ]
+    # file 2 was handed to the client with none of its lines in the reply
+    assert [int(r[0]) for r in replies] == [2, 0]
+    assert len(replies[0]) == 1
+
+
+@pytest.mark.parametrize("budget", [1, 2, 3, 5, 10**6])
+def test_grep_line_budgets_split_the_search_never_change_it(
+    make_backend: Any, store: Any, monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    from deepagents_redis.fs import _search
+
+    backend = make_backend()
+    files = [(f"/s/{i:02d}.txt", f"a {i}\nneedle {i}\nb\nneedle\n".encode()) for i in range(9)]
+    files += [("/s/03.bin", b"\xffneedle"), ("/s/z.txt", ("needle\n" + "y\n" * 3000).encode())]
+    backend.upload_files(files)
+    store.upload_files(files)
+    monkeypatch.setattr(_search, "_GREP_LINES", budget)
+    for cap in (None, 0, 1, 4, 7, 18, 19):
+        got = backend.grep("needle", "/s", max_count=cap)
+        assert got == store.grep("needle", "/s", max_count=cap), cap

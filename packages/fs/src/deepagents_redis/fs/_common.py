@@ -97,6 +97,12 @@ _GREP_BYTES = 4 * 1024 * 1024  # ... and at most this much content (bounds one s
 # it in a grep (4 MB x 64); an edit of a 256 KiB inline file keeps old_strings up to 1 KiB
 # in Redis. Costlier searches run in the client (Python's str search is linear).
 _SEARCH_WORK = 1 << 28
+# Lines one GREP call may walk, a match counting 5 (the script walks every line of an inline
+# file that holds the pattern, ~0.3 us each, ~1 us per match it answers): 16 inline files of
+# 131,000 two-byte lines with one match each held the server 448 ms in one call, and an
+# uncapped grep('') of newline files ran past the 5 s script limit (BUSY to every client).
+# Now a call walks ~20 ms at most; 2 MB of 40-byte lines without matches fit in one.
+_GREP_LINES = 50_000
 _GREP_CHUNK_BATCH = 8  # chunks (x chunk_size bytes) held in memory per file while grepping
 _TORN_RETRIES = 8  # a reader re-reads this often when a writer replaced what it was reading
 # Smaller files go through deepagents' slicing. 0 since the fs performance pass: with the

@@ -31,6 +31,7 @@ from deepagents_redis.fs._common import (
     _GREP_BYTES,
     _GREP_CHUNK_BATCH,
     _GREP_FILES,
+    _GREP_LINES,
     _LS,
     _LS_CALLS,
     _LS_PAGE,
@@ -239,14 +240,14 @@ class _SearchOps(_Layout):
             needle = pattern.encode("utf-8")
         except UnicodeEncodeError:  # stored text is valid unicode: it cannot contain this
             return GrepResult(matches=[])
-        max_bytes, max_work = str(_GREP_BYTES), str(_SEARCH_WORK)
+        limits = [str(_GREP_BYTES), str(_SEARCH_WORK), str(_GREP_LINES)]
         matches: list[GrepMatch] = []
         i = 0
         while i < len(names):
             batch = names[i : i + _GREP_FILES]
             budget = -1 if max_count is None else max_count - len(matches)
             keys = self._meta_keys(ns, batch)
-            reply = yield Script(_GREP, keys, [needle, str(budget), max_bytes, max_work])
+            reply = yield Script(_GREP, keys, [needle, str(budget), *limits])
             for j in range(1, len(reply), 3):
                 matches.append(
                     {
@@ -265,7 +266,7 @@ class _SearchOps(_Layout):
                 i += -stop - 1
                 continue
             # a chunked or spilled file, or one too costly to search in Redis (see
-            # _SEARCH_WORK): stream it here, then carry on after it
+            # _SEARCH_WORK, _GREP_LINES): stream it here, then carry on after it
             p = batch[stop - 1]
             meta = _meta_dict((yield Command(("HGETALL", self._k(ns, "m", p)))))
             truncated = yield from self._grep_file(ns, p, meta, pattern, matches, max_count)
