@@ -306,3 +306,27 @@ async def test_foreign_entries_a_dead_consumer_left_do_not_block_claim_stale(
     assert [e.data["n"] for _, e in second] == [6]
     assert bus.ack("stale-mixed", "g", second[0][0]) == 1
     assert bus.claim_stale("stale-mixed", group="g", consumer="live", min_idle=0) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"dedupe_ttl_seconds": 1.5},
+        {"dedupe_ttl_seconds": True},
+        {"dedupe_ttl_seconds": 0},
+        {"dedupe_ttl_seconds": 10**12},  # past any TTL we hand the server
+        {"maxlen": 2.5},
+        {"maxlen": True},
+        {"maxlen": "3"},
+        {"maxlen": 0},
+    ],
+)
+def test_bad_bus_options_are_invalid_input_before_anything_is_stored(
+    connector: RedisConnector, kwargs: dict[str, Any]
+) -> None:
+    # A float dedupe window reached the publish script as 'PX 1500.0', refused by the
+    # server after the script's XADD: every keyed publish stored its event, raised an
+    # untyped error and kept no dedupe record, so a retry stored the event again. A bool,
+    # float or str maxlen failed each publish (a TypeError for the str).
+    with pytest.raises(InvalidInputError):
+        EventBus(connector=connector, namespace="bus-options", **kwargs)

@@ -42,6 +42,9 @@ from deepagents_redis.core import (
 
 __all__ = ["EventBus", "Received"]
 
+_MAX_SECONDS = 10 * 365 * 86_400
+"""Longest dedupe window: ten years, as for the coord settings' TTLs."""
+
 _CLAIM_ROUNDS = 100
 """Most ``XAUTOCLAIM`` calls of one `claim_stale` (each scans up to 10 x `count` entries)."""
 
@@ -70,8 +73,17 @@ class EventBus(CoordComponent):
         **kwargs: Unpack[CoordOptions],
     ) -> None:
         super().__init__(**kwargs)
-        if maxlen < 1 or dedupe_ttl_seconds < 1:
-            raise InvalidInputError("maxlen and dedupe_ttl_seconds must be positive")
+        # Ints, checked here: a float TTL reached the publish script as 'PX 1500.0', which
+        # the server refused AFTER the script's XADD, so every keyed publish stored its
+        # event, raised, and kept no dedupe record (a retry stored it again); a bool or a
+        # float maxlen failed each publish with an untyped error.
+        if type(maxlen) is not int or maxlen < 1:
+            raise InvalidInputError(f"maxlen must be a positive int, not {maxlen!r}")
+        if type(dedupe_ttl_seconds) is not int or not 1 <= dedupe_ttl_seconds <= _MAX_SECONDS:
+            raise InvalidInputError(
+                f"dedupe_ttl_seconds must be a positive int of at most {_MAX_SECONDS}, "
+                f"not {dedupe_ttl_seconds!r}"
+            )
         self.maxlen = maxlen
         self.dedupe_ttl_seconds = dedupe_ttl_seconds
 
