@@ -43,3 +43,68 @@ def test_an_empty_generation_counter_reads_as_zero_on_every_path(
     keys = reader.redis_keys(PROMPT, LLM)
     reply = ACQUIRE(client, keys=[gen_key, keys["entry"], keys["lease"]], args=["t", 1000, 1 << 20])
     assert reply[0] == 1
+
+
+def _bytes_sent(target: Any) -> int:
+    """Bytes the target's primaries have sent to clients so far (INFO stats)."""
+    client = target.client
+    nodes = (
+        [client.get_redis_connection(n) for n in client.get_primaries()]
+        if target.is_cluster
+        else [client]
+    )
+    return sum(int(node.info("stats")["total_net_output_bytes"]) for node in nodes)
+
+
+HUGE = b"9" * (4 << 20)  # 4 MiB of digits: no counter INCR writes is longer than 20 bytes
+
+
+@pytest.mark.parametrize("planted", [HUGE, b"1:2", b"abc"], ids=["huge", "colon", "text"])
+async def test_a_corrupt_generation_counter_is_a_counted_miss_and_stores_nothing(
+    make_llm_cache: Any,
+    make_node_cache: Any,
+    redis_target: Any,
+    recorder: Any,
+    caplog: pytest.LogCaptureFixture,
+    planted: bytes,
+) -> None:
+    # A generation counter holding something INCR never writes. A huge one was read whole
+    # (by each lookup script, by the plain reads' GET, by the node cache's MGET) and every
+    # write stored '<counter>:<envelope>': a 4 MiB counter made each 200-byte answer a
+    # 4 MiB entry. Other values were served by one path and missed by another ('1:2').
+    # Now every path reads at most 21 bytes of it, lookups miss (counted corrupt), and
+    # updates and sets store nothing (counted, logged).
+    client = redis_target.client
+    cache = make_llm_cache(namespace=f"gen-bad-{len(planted)}-{planted[:1]!r}")
+    keys = cache.redis_keys(PROMPT, LLM)
+    node = make_node_cache()
+    nkey = (("gen-bad", repr(planted[:4])), "k")
+    node_keys = node.redis_keys(*nkey)
+    cache.update("warm", LLM, ANSWER)
+    assert cache.lookup("warm", LLM) == ANSWER  # the next lookup takes the plain reads
+    client.set(keys["generation"], planted)
+    client.set(node_keys["generation"], planted)
+    # An entry stored the way a writer under this counter stored it.
+    envelope = client.get(cache.redis_keys("warm", LLM)["entry"]).split(b":", 1)[1]
+    client.set(keys["entry"], planted + b":" + envelope)
+    sent = _bytes_sent(redis_target)
+    assert cache.lookup(PROMPT, LLM) is None  # plain reads, then the lookup script
+    sent = _bytes_sent(redis_target) - sent
+    cache.update(PROMPT, LLM, ANSWER)
+    assert await cache.alookup(PROMPT, LLM) is None  # the lookup script
+    await cache.aupdate(PROMPT, LLM, ANSWER)
+    assert client.get(keys["entry"]) == planted + b":" + envelope  # nothing stored
+    assert client.exists(keys["lease"]) == 0  # each caller's own lease is dropped all the same
+    node.set({nkey: ({"v": 1}, 60)})
+    assert client.exists(node_keys["entry"]) == 0
+    client.set(node_keys["entry"], planted + b":" + b"x")
+    assert node.get([nkey]) == {}
+    assert recorder.total("cache.lookup", outcome="corrupt") == 2
+    assert recorder.total("cache.lookup", outcome="hit") == 1
+    assert recorder.total("cache.update", outcome="corrupt") == 2
+    assert recorder.total("node_cache.set", outcome="corrupt") == 1
+    assert recorder.total("node_cache.get", outcome="corrupt") == 1
+    assert "generation counter" in caplog.text
+    if planted is HUGE:
+        # The plain reads transferred the whole counter (GET); now its first 21 bytes.
+        assert sent < len(HUGE) // 4

@@ -41,7 +41,8 @@ async def test_hits_after_a_hit_are_two_plain_reads(
         got = await cache.alookup("q", LLM) if use_async else cache.lookup("q", LLM)
         assert got == [Generation(text="answer")]
     assert redis_target.command_calls("evalsha", "eval") == scripts  # no script
-    assert redis_target.command_calls("getrange") - reads == 3
+    # Two per lookup: the generation counter's first 21 bytes and the entry's first 32 KiB.
+    assert redis_target.command_calls("getrange") - reads == 2 * 3
     assert recorder.total("cache.lookup", outcome="hit") == 4
 
 
@@ -55,7 +56,7 @@ async def test_a_miss_after_a_hit_still_takes_the_lease_and_the_next_goes_to_the
         redis_target.command_calls("getrange"),
     )
     assert cache.lookup("new", LLM) is None  # plain reads, then the script: lease taken
-    assert redis_target.command_calls("getrange") - reads == 1
+    assert redis_target.command_calls("getrange") - reads == 2  # counter and entry
     assert redis_target.command_calls("evalsha", "eval") - scripts == 1
     assert recorder.total("cache.lookup", outcome="miss") == 1  # counted once
     assert recorder.total("cache.single_flight", outcome="leader") == 1

@@ -12,10 +12,12 @@ from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.core import CircuitBreaker, ConfigurationError
 
 __all__ = [
+    "GENERATION_MAX",
     "UNSET",
     "as_bytes",
     "async_owner",
     "fits_entry",
+    "is_generation",
     "make_guard",
     "refuse_decoding_clients",
     "sync_owner",
@@ -37,6 +39,20 @@ UNSET: Final = _Unset()
 # The stored value puts '<generation>:' (at most 21 bytes: a 20-digit INCR counter and the
 # colon) in front of the encoded payload.
 _GENERATION_PREFIX_MAX: Final = 21
+GENERATION_MAX: Final = 20
+"""The longest generation counter INCR writes (``-9223372036854775808``), in bytes."""
+
+
+def is_generation(gen: bytes) -> bool:
+    """Whether a generation counter's value is one INCR could have written.
+
+    The same rule as the scripts' ``generation`` (lua/gen.lua), which the callers apply to
+    the counter as read (an absent or empty one being ``b"0"``): at most 20 bytes, a decimal
+    integer. Anything else is a corrupt counter, under which no entry is served.
+    """
+    if len(gen) > GENERATION_MAX:
+        return False
+    return gen.isdigit() or (gen[:1] == b"-" and gen[1:].isdigit())
 
 
 def fits_entry(guard: FailOpen, op: str, size: int, max_entry_bytes: int, what: str) -> bool:

@@ -14,11 +14,13 @@ from typing import Any, NamedTuple, Unpack
 
 import redis
 from deepagents_redis.cache._common import (
+    GENERATION_MAX,
     UNSET,
     _Unset,
     as_bytes,
     async_owner,
     fits_entry,
+    is_generation,
     make_guard,
     refuse_decoding_clients,
     sync_owner,
@@ -363,8 +365,10 @@ class RedisLLMCache(RedisComponent, BaseCache):
             # round trip more, so after a lookup that did not hit the script goes first
             # again (`_hits_likely`): a run of misses (a new conversation) pays nothing
             # extra. The TTL push of `refresh_on_hit` needs the script (fresh entries only).
+            # The counter's first 21 bytes: a longer one is corrupt (see `is_generation`),
+            # and a planted 4 MiB one was transferred whole on every lookup.
             reads: tuple[tuple[Any, ...], ...] = (
-                ("GET", self._read_gen),
+                ("GETRANGE", self._read_gen, 0, GENERATION_MAX),
                 ("GETRANGE", entry, 0, self._fast_read - 1),
             )
             if self._near is not None:
@@ -376,8 +380,14 @@ class RedisLLMCache(RedisComponent, BaseCache):
             reply = yield Pipeline(reads)
             if reply is FAILED:
                 return None, False, None
+            # GETRANGE answers '' for an absent counter; an empty one is generation 0 too.
             gen, value = as_bytes(reply[0]) or b"0", as_bytes(reply[1])
-            if value and len(value) < self._fast_read and value.startswith(gen + b":"):
+            if (
+                value
+                and len(value) < self._fast_read
+                and is_generation(gen)
+                and value.startswith(gen + b":")
+            ):
                 found = self._decode(keys, gen, value)
                 if found is not None:
                     return found, True, int(reply[2]) if len(reply) > 2 else None
@@ -471,7 +481,16 @@ class RedisLLMCache(RedisComponent, BaseCache):
         result = yield Script(
             WRITE, [keys.gen, keys.entry, keys.lease], [payload, self._ttl_ms, token]
         )
-        if result is not FAILED:
+        if result is None:
+            self._guard.count("update", "corrupt")
+            self._guard.warn_skipped(
+                "update/corrupt",
+                "cache update skipped: the generation counter %s holds what INCR never writes"
+                " (more than 20 bytes, or not an integer); every entry of the namespace is a"
+                " miss until it is repaired",
+                keys.gen,
+            )
+        elif result is not FAILED:
             self._guard.count("update", "ok")
 
     def _local(self, keys: _Keys) -> tuple[list[Generation] | None, int, float]:

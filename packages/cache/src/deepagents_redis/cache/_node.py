@@ -15,6 +15,7 @@ from deepagents_redis.cache._common import (
     _Unset,
     as_bytes,
     fits_entry,
+    is_generation,
     make_guard,
     refuse_decoding_clients,
     ttl_ms,
@@ -222,7 +223,13 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             # decoded and served whatever its size. A miss, counted like the LLM cache's.
             self._guard.count("get", "oversize")
             return False, None
-        prefix = (as_bytes(gen_raw) or b"0") + b":"
+        gen = as_bytes(gen_raw) or b"0"
+        if not is_generation(gen):
+            # Checked by length first: a corrupt counter is never copied or parsed. The
+            # scripts store nothing under it (lua/gen.lua), so whatever is here is not ours.
+            self._guard.count("get", "corrupt")
+            return False, None
+        prefix = gen + b":"
         if not value.startswith(prefix):
             head = value.split(b":", 1)[0]
             self._guard.count("get", "stale" if head.isdigit() else "corrupt")
@@ -303,10 +310,24 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         reg = [namespace_scope(ns) for ns in by_ns]
         if (yield Command(("SADD", self._registry, *reg))) is FAILED:
             return
+        stored = 0
         for keys, args in by_ns.values():
-            if (yield Script(WRITE_MANY, keys, args)) is FAILED:
+            written = yield Script(WRITE_MANY, keys, args)
+            if written is FAILED:
                 return
-        self._guard.count("set", "ok", sum(len(k) - 1 for k, _ in by_ns.values()))
+            if written == -1:
+                self._guard.count("set", "corrupt", len(keys) - 1)
+                self._guard.warn_skipped(
+                    "set/corrupt",
+                    "node cache set skipped: the generation counter %s holds what INCR never"
+                    " writes (more than 20 bytes, or not an integer); every entry of the"
+                    " namespace is a miss until it is repaired",
+                    keys[0],
+                )
+                continue
+            stored += len(keys) - 1
+        if stored:
+            self._guard.count("set", "ok", stored)
 
     def _collect(
         self,

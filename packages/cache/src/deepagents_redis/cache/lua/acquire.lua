@@ -12,7 +12,8 @@
 --   unreadable   optional: SHA1 hex of a value this caller could not decode; that value
 --                counts as absent, so the caller takes the lease or waits for the holder's
 --                new value instead of being handed the same bytes again
--- Returns {1, value} when a fresh entry exists (value = '<gen>:<envelope>');
+-- Returns {1, value} when a fresh entry exists (value = '<gen>:<envelope>'; none while the
+-- generation counter is corrupt: see gen.lua);
 -- {2} when this caller holds the lease now (new, or already its own: re-entry);
 -- {3, pttl} when another caller holds the lease (pttl = its remaining ms).
 -- Errors: none of its own.
@@ -21,7 +22,7 @@ local gen_key, entry_key, lease_key = KEYS[1], KEYS[2], KEYS[3]
 local token, lease_ms, max_bytes, unreadable = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local gen = generation(gen_key)
-if redis.call('STRLEN', entry_key) <= tonumber(max_bytes) then
+if gen and redis.call('STRLEN', entry_key) <= tonumber(max_bytes) then
   local v = redis.call('GET', entry_key)
   if v and string.sub(v, 1, string.len(gen) + 1) == gen .. ':'
       and (unreadable == nil or redis.sha1hex(v) ~= unreadable) then

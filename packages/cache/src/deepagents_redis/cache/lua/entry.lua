@@ -2,8 +2,9 @@
 -- fresh_entry(gen_key, entry_key, ttl_ms, max_bytes) reads one entry the way cache_read
 -- answers: the stored value ('<gen>:<envelope>') when it belongs to the namespace's current
 -- generation (its TTL pushed to ttl_ms unless ttl_ms is '0'); nil when there is none; 0 when
--- it belongs to an older generation (stale); 1 when it is not ours (corrupt); 2 when it is
--- larger than max_bytes (oversize: never read, so a planted 200 MiB value costs nothing).
+-- it belongs to an older generation (stale); 1 when it is not ours, or the generation
+-- counter is corrupt (corrupt); 2 when it is larger than max_bytes (oversize: never read, so
+-- a planted 200 MiB value costs nothing).
 local function fresh_entry(gen_key, entry_key, ttl_ms, max_bytes)
   if redis.call('STRLEN', entry_key) > tonumber(max_bytes) then
     return 2
@@ -13,6 +14,9 @@ local function fresh_entry(gen_key, entry_key, ttl_ms, max_bytes)
     return nil
   end
   local gen = generation(gen_key)
+  if not gen then
+    return 1
+  end
   if string.sub(v, 1, string.len(gen) + 1) == gen .. ':' then
     if ttl_ms ~= '0' then
       redis.call('PEXPIRE', entry_key, ttl_ms)

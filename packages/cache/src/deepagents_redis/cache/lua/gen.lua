@@ -1,12 +1,22 @@
 -- gen.lua (helper of every cache script that reads a namespace's generation, listed before
 -- them): generation(gen_key) is the namespace's current generation as text, '0' when the
--- counter is absent or empty. The Python reads (the plain-read hit path, the node cache's
--- MGET) take an empty counter as '0' too: the scripts read it as the generation '', wrote
--- entries as ':<envelope>', and each side missed what the other wrote.
+-- counter is absent or empty; false when it holds what INCR never writes (more than 20
+-- bytes, or not a decimal integer): a corrupt counter, read no further than its length.
+-- The scripts then serve no entry and store none: a 4 MiB counter was read whole by every
+-- call and put in front of every value stored ('<counter>:<envelope>'), and a counter like
+-- '1:2' was served by one path and missed by another. The Python reads (the plain-read hit
+-- path, the node cache's MGET) apply the same rule, an empty counter as '0' included: the
+-- scripts read '' as the generation '' and each side missed what the other wrote.
 local function generation(gen_key)
+  if redis.call('STRLEN', gen_key) > 20 then
+    return false
+  end
   local gen = redis.call('GET', gen_key)
   if not gen or gen == '' then
     return '0'
+  end
+  if not string.match(gen, '^%-?%d+$') then
+    return false
   end
   return gen
 end

@@ -14,20 +14,18 @@
 --                the cache skipped; a codec envelope is never empty)
 --   ttl_ms       TTL in ms ('0' = no expiry)
 --   token        the caller's lease token ('' = it holds none: the lease is left alone)
--- Returns the generation the value was stored under; false (nil) when nothing was stored.
+-- Returns the generation the value was stored under; false (nil) when nothing was stored
+-- (an empty envelope, or a corrupt generation counter: see gen.lua).
 -- Errors: none of its own.
 
 local gen_key, entry_key, lease_key = KEYS[1], KEYS[2], KEYS[3]
 local envelope, ttl_ms, token = ARGV[1], ARGV[2], ARGV[3]
 
-local gen = false
-if envelope ~= '' then
-  gen = generation(gen_key)
-  if ttl_ms == '0' then
-    redis.call('SET', entry_key, gen .. ':' .. envelope)
-  else
-    redis.call('SET', entry_key, gen .. ':' .. envelope, 'PX', ttl_ms)
-  end
+local gen = envelope ~= '' and generation(gen_key)
+if gen and ttl_ms == '0' then
+  redis.call('SET', entry_key, gen .. ':' .. envelope)
+elseif gen then
+  redis.call('SET', entry_key, gen .. ':' .. envelope, 'PX', ttl_ms)
 end
 if token ~= '' and redis.call('GET', lease_key) == token then
   redis.call('DEL', lease_key)

@@ -7,12 +7,16 @@
 -- ARGV: one pair per entry, in the order of KEYS[2..]:
 --   ARGV[2i-1]   TTL in ms of KEYS[i+1] ('0' = no expiry), in the same SET as its value
 --   ARGV[2i]     its codec envelope
--- Returns the number of entries written.
+-- Returns the number of entries written; -1 (none written) when the generation counter is
+-- corrupt (see gen.lua).
 -- Errors: none of its own.
 
 local gen_key = KEYS[1]
 
 local gen = generation(gen_key)
+if not gen then
+  return -1
+end
 for i = 2, #KEYS do
   local ttl = ARGV[2 * (i - 1) - 1]
   local value = gen .. ':' .. ARGV[2 * (i - 1)]
