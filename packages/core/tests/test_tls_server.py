@@ -165,3 +165,55 @@ async def test_bad_tls_files_are_a_configuration_error_when_the_client_is_made(
             create_client(settings)
         with pytest.raises(ConfigurationError, match=named):
             await create_async_client(settings)
+
+
+@pytest.mark.cluster
+async def test_a_tls_cluster_is_discovered_and_used_over_tls(pki: Any) -> None:
+    """`tls-cluster yes`: the nodes announce their TLS ports, and every connection the
+    cluster client opens to them is our deadline-aware TLS class."""
+    from deepagents_redis.core._connections import DeadlineSSLConnection
+    from deepagents_redis.testing import LocalCluster
+
+    tls_ports: list[int] = []
+
+    def node_config() -> dict[str, str]:
+        tls_ports.append(free_port(cluster_bus=True))  # the bus is tls-port + 10000
+        return {
+            "tls-port": str(tls_ports[-1]),
+            "tls-cert-file": str(pki.server_cert),
+            "tls-key-file": str(pki.server_key),
+            "tls-ca-cert-file": str(pki.ca),
+            "tls-cluster": "yes",
+            "tls-auth-clients": "optional",
+        }
+
+    with LocalCluster(node_config=node_config) as cluster:
+        del cluster  # reached through its TLS ports only
+        url = f"rediss://127.0.0.1:{tls_ports[0]}/0"
+        connector = RedisConnector(settings=RedisSettings(url=url, tls_ca_file=str(pki.ca)))
+        try:
+            client = connector.client()
+            assert connector.is_cluster is True  # auto-detected over TLS
+            keys = [f"tls:{i}" for i in range(60)]  # spread over the three primaries
+            for key in keys:
+                client.set(key, key)
+            assert [client.get(key) for key in keys] == [key.encode() for key in keys]
+            nodes = client.get_nodes()
+            assert sorted(node.port for node in nodes) == sorted(tls_ports)
+            for node in nodes:
+                pool = node.redis_connection.connection_pool
+                assert issubclass(pool.connection_class, DeadlineSSLConnection)
+            aclient = await connector.aclient()
+            assert [await aclient.get(key) for key in keys[:10]] == [k.encode() for k in keys[:10]]
+        finally:
+            await connector.aclose()
+        untrusted = RedisConnector(
+            settings=RedisSettings(url=url, cluster="on", tls_ca_file=str(pki.other_ca))
+        )
+        try:
+            with pytest.raises(ConfigurationError, match="TLS certificate"):
+                untrusted.client()
+            with pytest.raises(ConfigurationError, match="TLS certificate"):
+                await untrusted.aclient()
+        finally:
+            await untrusted.aclose()

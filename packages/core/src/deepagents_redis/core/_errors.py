@@ -232,6 +232,8 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
     Mapping (first match wins):
 
     * our own errors are returned unchanged;
+    * a ``RedisClusterException`` raised from a node's error (no startup node reachable)
+      -> what that error maps to, when it is `RedisUnavailableError` or `ConfigurationError`;
     * ``AuthenticationError`` / ``AuthenticationWrongNumberOfArgsError`` ->
       `ConfigurationError` (retrying will not fix a wrong password);
     * a ``ConnectionError`` from a failed TLS certificate check (`tls_refusal`) ->
@@ -258,6 +260,15 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
     """
     if isinstance(exc, DeepAgentsRedisError):
         return exc
+    cause = exc.__cause__
+    if isinstance(exc, rexc.RedisClusterException) and isinstance(cause, rexc.RedisError):
+        # "Redis Cluster cannot be connected. Please provide at least one reachable node"
+        # (redis-py, raised `from` the last node's error): every startup node down was the
+        # base `DeepAgentsRedisError`, not `RedisUnavailableError`, and a rejected password
+        # or server certificate was not `ConfigurationError`. The node's error decides.
+        inner = translate_redis_error(cause)
+        if isinstance(inner, RedisUnavailableError | ConfigurationError):
+            return type(inner)(f"no Redis Cluster startup node could be used: {inner}")
     detail = redact_text(str(exc)) or "(no message)"
     message = f"{type(exc).__name__}: {detail}"
     if isinstance(exc, rexc.AuthenticationError | rexc.AuthenticationWrongNumberOfArgsError):

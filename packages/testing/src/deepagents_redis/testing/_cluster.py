@@ -15,6 +15,8 @@ from redis.retry import Retry
 from ._servers import served_by
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from deepagents_redis.core.embedded import EmbeddedRedis
 
 __all__ = ["LocalCluster"]
@@ -41,6 +43,7 @@ class LocalCluster(Closing):
         node_timeout_ms: int = 5000,
         redis_server: str | None = None,
         ready_timeout: float = 60.0,
+        node_config: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
         """Configure (but do not start) the cluster.
 
@@ -52,12 +55,15 @@ class LocalCluster(Closing):
                 the others fail it over.
             redis_server: Path of the `redis-server` binary; found on PATH when None.
             ready_timeout: Seconds to wait for the cluster to converge.
+            node_config: Called once per node for more `redis-server` options (a TLS
+                cluster needs a `tls-port` of its own on each node).
         """
         self._primaries = primaries
         self._replicas = replicas
         self._node_timeout_ms = node_timeout_ms
         self._redis_server = redis_server
         self._ready_timeout = ready_timeout
+        self._node_config = node_config
         self.nodes: list[EmbeddedRedis] = []
         """The node servers (`.url`, `.port`, `.kill()`, ...), in creation order."""
 
@@ -104,6 +110,7 @@ class LocalCluster(Closing):
                         "cluster-node-timeout": str(self._node_timeout_ms),
                         # Without this, CLUSTERDOWN is returned while the nodes gossip.
                         "cluster-require-full-coverage": "yes",
+                        **(self._node_config() if self._node_config else {}),
                     },
                     allow_fallback=False,
                     redis_server=self._redis_server,
