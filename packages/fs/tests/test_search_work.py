@@ -171,3 +171,27 @@ def test_grep_line_budgets_split_the_search_never_change_it(
     for cap in (None, 0, 1, 4, 7, 18, 19):
         got = backend.grep("needle", "/s", max_count=cap)
         assert got == store.grep("needle", "/s", max_count=cap), cap
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_an_edit_with_too_many_occurrences_for_lua_is_applied_by_the_client(
+    make_backend: Any, mode: str
+) -> None:
+    """The EDIT script replaced every occurrence in Lua (a find, a cut and a table slot
+    each): 262,000 one-byte replacements held the server 148 ms. Over `_EDIT_HITS` the
+    script answers FALLBACK at once and the client applies the edit, with the same result."""
+    from deepagents_redis.fs import _common
+
+    backend = make_backend(chunk_size=256 * 1024, spill_threshold=0)
+    many = _common._EDIT_HITS + 1
+    assert (await call(backend, mode, "write", "/m.txt", "a" * many + "\n")).error is None
+    before = _generation(backend, "/m.txt")
+    res = await call(backend, mode, "edit", "/m.txt", "a", "b", True)
+    assert res.error is None, res.error
+    assert res.occurrences == many
+    assert (await call(backend, mode, "read", "/m.txt")).file_data["content"] == "b" * many + "\n"
+    after = _generation(backend, "/m.txt")
+    assert after != before  # the client's conditional write, not the EDIT script
+    res = await call(backend, mode, "edit", "/m.txt", "b" * (many - 5), "c" * (many - 5))
+    assert res.error is None, res.error
+    assert _generation(backend, "/m.txt") == after  # one match: the EDIT script did it

@@ -32,6 +32,7 @@ from deepagents_redis.fs._common import (
     _DELETE,
     _DELETE_BATCH,
     _EDIT,
+    _EDIT_HITS,
     _OP_TTL_MS,
     _SEARCH_WORK,
     WindowRead,
@@ -276,6 +277,7 @@ class _FileOps(_Layout):
                     str(self._max_size),
                     str(self._chunk_size),
                     str(_SEARCH_WORK),
+                    str(_EDIT_HITS),
                 ],
                 op_ttl_ms=_OP_TTL_MS,
             )
