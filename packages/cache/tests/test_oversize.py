@@ -173,3 +173,39 @@ async def test_skipped_updates_are_each_counted_but_logged_once_per_interval(
     lines = [r.getMessage() for r in caplog.records if "max_entry_bytes" in r.getMessage()]
     assert len(lines) == 2  # one per cache object and interval
     assert {line.split(" skipped")[0] for line in lines} == {"cache update", "node cache set"}
+
+
+def test_a_bound_over_the_codecs_limit_is_refused() -> None:
+    # Up to 512 MiB was accepted, but the codec refuses envelopes over 64 MiB: an answer
+    # between the two passed the cache's check and failed in the codec, counted as
+    # "unserialisable" with the codec's message, never stored.
+    from deepagents_redis.core import Codec, ConfigurationError
+
+    CacheSettings(max_entry_bytes=Codec().max_size)
+    with pytest.raises(ConfigurationError, match="max_entry_bytes"):
+        CacheSettings(max_entry_bytes=Codec().max_size + 1)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_a_value_over_the_codecs_own_limit_is_counted_oversize(
+    make_llm_cache: Any, make_node_cache: Any, recorder: Any, use_async: bool
+) -> None:
+    # A codec with a smaller max_size than max_entry_bytes refuses the envelope first: that
+    # is a value too big to store, and is counted and logged as one (outcome=oversize).
+    from deepagents_redis.core import Codec
+
+    small = Codec(max_size=4_096)
+    cache = make_llm_cache(namespace="over-codec", codec=small)
+    node = make_node_cache(codec=small)
+    big = [Generation(text="x" * 8_192)]
+    pairs = {(("over-codec",), "k"): ("x" * 8_192, 60)}
+    if use_async:
+        await cache.aupdate(PROMPT, LLM, big)
+        await node.aset(pairs)
+    else:
+        cache.update(PROMPT, LLM, big)
+        node.set(pairs)
+    assert recorder.total("cache.update", outcome="oversize") == 1
+    assert recorder.total("node_cache.set", outcome="oversize") == 1
+    assert recorder.total("cache.update", outcome="unserializable") == 0
+    assert recorder.total("node_cache.set", outcome="unserializable") == 0

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from deepagents_redis.cache._failopen import FailOpen
 from deepagents_redis.cache._settings import CacheSettings
-from deepagents_redis.core import CircuitBreaker, ConfigurationError
+from deepagents_redis.core import CircuitBreaker, ConfigurationError, PayloadTooLargeError
 
 __all__ = [
     "GENERATION_MAX",
@@ -20,6 +20,7 @@ __all__ = [
     "is_generation",
     "make_guard",
     "refuse_decoding_clients",
+    "skip_unencodable",
     "sync_owner",
     "ttl_ms",
 ]
@@ -84,6 +85,29 @@ def fits_entry(guard: FailOpen, op: str, size: int, max_entry_bytes: int, what: 
         max_entry_bytes,
     )
     return False
+
+
+def skip_unencodable(
+    guard: FailOpen, op: str, exc: Exception, max_entry_bytes: int, what: str
+) -> None:
+    """Count and log a value the codec would not encode (the update or set is skipped).
+
+    The codec's own size limit is a value too big to store, counted ``<op>/oversize`` like
+    one over ``max_entry_bytes`` (it was counted unserialisable, with the codec's message);
+    anything else is ``<op>/unserializable``.
+
+    Args:
+        guard: The cache's fail-open guard, which owns the counters.
+        op: The operation counted (``"update"`` or ``"set"``).
+        exc: What encoding raised.
+        max_entry_bytes: The bound from the settings.
+        what: The operation's name in the log line (``"cache update"``).
+    """
+    if isinstance(exc, PayloadTooLargeError):
+        fits_entry(guard, op, max(exc.size, max_entry_bytes), max_entry_bytes, what)
+        return
+    guard.count(op, "unserializable")
+    guard.warn_skipped(f"{op}/unserializable", "%s skipped, value not serialisable: %s", what, exc)
 
 
 def ttl_ms(ttl: float | None) -> str:

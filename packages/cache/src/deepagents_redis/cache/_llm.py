@@ -23,6 +23,7 @@ from deepagents_redis.cache._common import (
     is_generation,
     make_guard,
     refuse_decoding_clients,
+    skip_unencodable,
     sync_owner,
     ttl_ms,
 )
@@ -304,9 +305,8 @@ class RedisLLMCache(RedisComponent, BaseCache):
         try:
             payload = self._codec.encode(to_stored(return_val), key=keys.entry)
         except Exception as exc:  # noqa: BLE001 - an uncachable value is not an agent error
-            self._guard.count("update", "unserializable")
-            self._guard.warn_skipped(
-                "update/unserializable", "cache update skipped, value not serialisable: %s", exc
+            skip_unencodable(
+                self._guard, "update", exc, self.settings.max_entry_bytes, "cache update"
             )
             return None
         if not fits_entry(

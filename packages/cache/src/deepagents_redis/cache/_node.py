@@ -18,6 +18,7 @@ from deepagents_redis.cache._common import (
     is_generation,
     make_guard,
     refuse_decoding_clients,
+    skip_unencodable,
     ttl_ms,
 )
 from deepagents_redis.cache._failopen import FAILED
@@ -363,9 +364,8 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
                 t, d = self.serde.dumps_typed(value)
                 env = self._codec.encode({"t": t, "d": d}, key=entry)
             except Exception as exc:  # noqa: BLE001 - an uncachable value is not a graph error
-                self._guard.count("set", "unserializable")
-                self._guard.warn_skipped(
-                    "set/unserializable", "node cache set skipped, value not serialisable: %s", exc
+                skip_unencodable(
+                    self._guard, "set", exc, self.settings.max_entry_bytes, "node cache set"
                 )
                 continue
             # An entry over the bound is skipped alone; the batch's other entries are stored.

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Final, Self
 
-from deepagents_redis.core import PhaseSettings
+from deepagents_redis.core import Codec, PhaseSettings
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 __all__ = [
     "CacheSettings",
 ]
+
+_CODEC_MAX_SIZE: Final = Codec().max_size
+"""The default codec's largest envelope (64 MiB): the most an entry can ever hold."""
 
 
 class CacheSettings(PhaseSettings):
@@ -67,8 +70,13 @@ class CacheSettings(PhaseSettings):
     model call, a stall costs the agent; three such misses open the breaker, and each
     half-open trial call gets the same short bound."""
 
-    max_entry_bytes: int = Field(default=8_388_608, ge=1_024, le=536_870_912)
-    """Largest entry the cache stores or serves, in bytes (8 MiB by default).
+    max_entry_bytes: int = Field(default=8_388_608, ge=1_024, le=_CODEC_MAX_SIZE)
+    """Largest entry the cache stores or serves, in bytes (8 MiB by default, at most 64 MiB).
+
+    At most the codec's own limit on an envelope (`Codec.max_size`, 64 MiB): up to 512 MiB
+    was accepted, and an answer between the two passed this check and was then refused by
+    the codec, counted as unserialisable. A value the cache's codec refuses as too large
+    (a codec with a smaller ``max_size``) is skipped as over this bound.
 
     A lookup checks the size inside its read script (``STRLEN``) and treats a larger entry
     as a miss without transferring it (counted ``outcome=oversize``): before this bound a
