@@ -306,3 +306,49 @@ def test_a_local_blob_and_its_rename_are_flushed_to_disk(
     assert Path(synced[0]).name.startswith(".tmp-")
     assert Path(synced[1]) == folder  # then the directory holding the rename
     assert store.get("a/b/blob1") == b"data"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_overwrites_and_deletes_leave_only_the_live_files_blobs(
+    make_backend: Any, mode: str
+) -> None:
+    """Each write of a spilled file puts a new blob; the one it replaced goes once the new
+    metadata is committed (write, upload, edit, spilled to inline), and a delete (of a file
+    or a directory) removes its blobs: the store holds exactly the live files' blobs, with
+    no `gc` run."""
+    from deepagents_redis.testing.backends import Operation
+
+    async def call(b: Any, name: str, *args: Any) -> Any:
+        op = Operation(name, args, {})
+        return op(b) if mode == "sync" else await op.acall(b)
+
+    b = make_backend(**SPILL)
+
+    async def held() -> list[str]:
+        live = []
+        for path in ("/a.txt", "/d/x.txt", "/d/y.txt"):
+            st = await call(b, "stat", path)
+            if st is not None and st.spilled:
+                live.append(st.blob_ref)
+        assert sorted(ref for ref, _ in b.blob_store.list("")) == sorted(live)
+        return live
+
+    assert (await call(b, "write", "/a.txt", BIG)).error is None
+    first = await held()
+    assert len(first) == 1
+    assert (await call(b, "write", "/a.txt", BIG + "v2")).error is None
+    assert len(await held()) == 1
+    await call(b, "upload_files", [("/a.txt", (BIG + "v3").encode())])
+    assert len(await held()) == 1
+    assert (await call(b, "edit", "/a.txt", "v3", "v4")).error is None
+    assert len(await held()) == 1
+    assert first != await held()
+    assert (await call(b, "write", "/a.txt", "small now")).error is None
+    assert await held() == []
+    await call(b, "upload_files", [("/d/x.txt", BIG.encode()), ("/d/y.txt", BIG.encode())])
+    assert (await call(b, "write", "/a.txt", BIG)).error is None
+    assert len(await held()) == 3
+    assert (await call(b, "delete", "/a.txt")).error is None
+    assert len(await held()) == 2
+    assert (await call(b, "delete", "/d")).error is None
+    assert await held() == []
