@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from deepagents_redis.coord import TaskClient
+from deepagents_redis.core import SerializationError
 
 
 def test_an_entry_naming_another_agents_task_is_dead_lettered_untouched(
@@ -70,3 +72,32 @@ def test_an_entry_whose_task_record_is_unusable_is_dead_lettered(
     assert raw.xlen(queue.stream) == 0
     assert raw.get(tasks.keys.task(not_a_hash).record) == b"a string"  # left as it was
     assert raw.hget(tasks.keys.task(no_numbers).record, "attempts") == b"x"
+
+
+@pytest.mark.parametrize("field", ["attempts", "max_attempts"])
+async def test_reading_a_record_whose_counts_are_not_numbers_is_a_serialization_error(
+    connector: Any, field: str
+) -> None:
+    # A task record someone else changed: `get`, `join` (and `tasks list` behind them)
+    # raised int()'s bare ValueError, outside the package's error tree.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    raw = connector.client()
+    task_id = tasks.submit("hostile-record", {"n": 1})
+    raw.hset(tasks.keys.task(task_id).record, field, "not a number")
+    with pytest.raises(SerializationError, match=field):
+        tasks.get(task_id)
+    with pytest.raises(SerializationError, match=field):
+        await tasks.aget(task_id)
+    with pytest.raises(SerializationError, match=field):
+        tasks.join(task_id, timeout=0)
+
+
+async def test_a_record_time_out_of_range_reads_as_unknown(connector: Any) -> None:
+    # A creation time past what a datetime holds raised OverflowError out of `get`.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    raw = connector.client()
+    task_id = tasks.submit("hostile-record", {"n": 2})
+    raw.hset(tasks.keys.task(task_id).record, "created_ms", "9" * 30)
+    assert tasks.get(task_id).created_at is None
+    assert (await tasks.aget(task_id)).created_at is None
+    tasks.cancel(task_id)

@@ -61,7 +61,27 @@ def text(value: Any) -> str:
 
 def _when(value: Any) -> datetime | None:
     raw = text(value)
-    return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw.isdigit() and raw != "0" else None
+    if not raw.isdigit() or raw == "0":
+        return None
+    try:
+        return datetime.fromtimestamp(int(raw) / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        # not a time this package wrote (a record someone else changed): read as unknown,
+        # not an OverflowError out of `get`
+        return None
+
+
+def _count(task_id: str, name: str, value: Any) -> int:
+    """A record's count field (absent: 0).
+
+    Raises:
+        SerializationError: Not a count (a record someone else wrote): `int()` raised a bare
+            ValueError out of `get`, `join` and `tasks list`, outside the error tree.
+    """
+    raw = text(value) or "0"
+    if not raw.isdigit() or len(raw) > 18:
+        raise SerializationError(f"task {task_id}: {name} is not a count: {raw[:40]!r}")
+    return int(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +118,8 @@ def parse_record(task_id: str, keys: TaskKeys, values: list[Any], codec: Codec) 
     """Build a `TaskInfo` from the ``HMGET`` of `TASK_FIELDS` (None: no such task).
 
     Raises:
-        SerializationError: A stored result that fails the codec's checks.
+        SerializationError: A stored result that fails the codec's checks, or a count that
+            is not one (a record someone else wrote).
     """
     row = dict(zip(TASK_FIELDS, values, strict=True))
     if row["status"] is None:
@@ -116,8 +137,8 @@ def parse_record(task_id: str, keys: TaskKeys, values: list[Any], codec: Codec) 
         task_id=task_id,
         agent=text(row["agent"]),
         status=text(row["status"]),
-        attempts=int(text(row["attempts"]) or 0),
-        max_attempts=int(text(row["max_attempts"]) or 0),
+        attempts=_count(task_id, "attempts", row["attempts"]),
+        max_attempts=_count(task_id, "max_attempts", row["max_attempts"]),
         worker=text(row["worker"]) or None,
         error=text(row["error"]) or None,
         created_at=_when(row["created_ms"]),
