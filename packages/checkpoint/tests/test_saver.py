@@ -553,6 +553,50 @@ async def test_an_index_member_without_its_tab_is_dropped_not_a_script_error(
     saver.delete_thread(target)
 
 
+async def test_a_member_not_utf8_that_ends_a_call_is_dropped_not_a_decode_error(
+    connector: RedisConnector,
+) -> None:
+    """An index member that is not UTF-8 (someone else's bytes) is dropped by the read as
+    any foreign member is; but when it was the last one a call looked at it came back as
+    the cursor, which the client decoded as text: list, get_tuple and copy_thread stopped
+    with an untyped UnicodeDecodeError (a history walk likewise, on a parent not UTF-8)."""
+    saver = RedisSaver(connector=connector, scan_batch=1)
+    thread, target = _thread(), _thread()
+    stored = _put_chain(saver, thread, 2)
+    keys = saver.keys.thread(thread)
+    ids = [c["configurable"]["checkpoint_id"] for c in reversed(stored)]
+    client = _raw(connector)
+
+    def junk() -> None:  # above every real member, so the first a newest-first call sees
+        client.zadd(keys.index, {b"\xff\t\xff": 0})
+        client.zadd(keys.ns_index, {b"%_\t\xff": 0})
+
+    junk()
+    assert [t.checkpoint["id"] for t in saver.list({"configurable": {"thread_id": thread}})] == ids
+    junk()
+    assert [t.checkpoint["id"] for t in saver.list(_cfg(thread))] == ids
+    junk()
+    assert [t.checkpoint["id"] async for t in saver.alist(_cfg(thread))] == ids
+    junk()
+    got = saver.get_tuple(_cfg(thread))
+    assert got is not None
+    assert got.checkpoint["id"] == ids[0]
+    junk()
+    client.zadd(keys.index, {b"\x00\xff": 0})  # below them: the oldest-first copy's first
+    saver.copy_thread(thread, target)
+    assert [t.checkpoint["id"] for t in saver.list(_cfg(target))] == ids
+    # a parent not UTF-8 where a history call's budget (one ancestor) ends: its cursor
+    field = keys.field("%_", ids[1])
+    _parent, refs, erun, filters = msgpack.unpackb(client.hget(keys.records, field))
+    record = msgpack.packb([b"\xff", refs, erun, filters], use_bin_type=False)  # as put packs
+    client.hset(keys.records, field, record)
+    newest = _cfg(thread, cid=ids[0])
+    history = saver.get_delta_channel_history(config=newest, channels=["none"])
+    assert history == {"none": {"writes": []}}
+    saver.delete_thread(thread)
+    saver.delete_thread(target)
+
+
 @pytest.mark.parametrize("use_async", [False, True])
 async def test_copy_thread_stores_writes_as_put_writes_does(
     connector: RedisConnector, use_async: bool

@@ -250,7 +250,7 @@ class _Copy:
     src: ThreadKeys
     dst_thread: str
     dst: ThreadKeys
-    bound: str = "-"
+    bound: str | bytes = "-"
     """Lower lex bound of the next page of the source's index (exclusive after the first)."""
     indexed: bool = False
     runs: set[str] = dataclasses.field(default_factory=set)
@@ -702,6 +702,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 where, ["id", ecns, where.cid, "", 1, 1, self._read_ttl]
             )
             return self._tuple(where, where.thread_value, reply[1]) if len(reply) > 1 else None
+        hi: str | bytes
         hi, lo = _ns_range(ecns, None)
         while True:  # newest first, past index entries whose checkpoint is gone
             reply = yield from self._read_op(
@@ -712,17 +713,22 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 return self._tuple(where, where.thread_value, reply[1])
             if not reply[0]:
                 return None
-            hi = "(" + _text(reply[0])
+            hi = b"(" + bytes(reply[0])  # as stored: see `_page_op`
 
     def _page_op(
         self,
         where: _Where,
-        hi: str,
+        hi: str | bytes,
         lo: str,
         want: int,
         filters: list[str],
-    ) -> Operation[tuple[str, list[Any]]]:
-        """One page of `list`: the thread's index, or one namespace's range, from `hi` to `lo`."""
+    ) -> Operation[tuple[bytes, list[Any]]]:
+        """One page of `list`: the thread's index, or one namespace's range, from `hi` to `lo`.
+
+        The cursor comes back as the member's stored bytes: the last member a call looked
+        at may be one no put writes (a read drops it), and as text one not UTF-8 stopped
+        `list`, `get_tuple` and `copy_thread` with an untyped UnicodeDecodeError.
+        """
         ecns = "" if where.cns is None else self.keys.enc(where.cns)
         reply = yield from self._read_op(
             where,
@@ -737,7 +743,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 *filters,
             ],
         )
-        return _text(reply[0]), list(reply[1:])
+        return bytes(reply[0]), list(reply[1:])
 
     def _bounds(self, where: _Where, before_id: str | None) -> tuple[str, str] | None:
         """The lex bounds (hi, lo) of a list's first page; None when nothing can match.
@@ -769,12 +775,13 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         remaining = set(channels)
         collected: dict[str, list[PendingWrite]] = {ch: [] for ch in channels}
         seeds: dict[str, Any] = {}
-        mode, start = "after", where.cid or ""
+        mode, start = "after", (where.cid or "").encode()
         while remaining:
             head = [ecns, mode, start, self.checkpoint_settings.scan_batch]
             reply = yield from self._history_call(where, ecns, head, list(by_ech))
             for cid_b, write_flat, seed_flat in reply[1:]:
-                what = f"checkpoint {where.thread!r}/{where.cns!r}/{_text(cid_b)}"
+                cid = bytes(cid_b).decode("utf-8", "replace")  # named in errors only
+                what = f"checkpoint {where.thread!r}/{where.cns!r}/{cid}"
                 # newest ancestor first; within one, writes newest first (as the base walk)
                 for write in reversed(self._writes(_pairs(write_flat), what, only=remaining)):
                     collected[write[1]].append(write)
@@ -790,7 +797,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                         remaining.discard(channel)
             if not reply[0]:
                 break
-            mode, start = "from", _text(reply[0])
+            mode, start = "from", bytes(reply[0])  # as stored: see `_page_op`
         result: dict[str, DeltaChannelHistory] = {}
         for channel in channels:
             entry: DeltaChannelHistory = {"writes": list(reversed(collected[channel]))}
@@ -1200,7 +1207,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 yield Script(PUT_WRITES, dst.all, triples)
         if not reply[0]:
             return False
-        copy.bound = "(" + _text(reply[0])
+        copy.bound = b"(" + bytes(reply[0])  # as stored: see `_page_op`
         return True
 
     # ------------------------------------------------------------------ list
@@ -1266,7 +1273,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             bounds = self._bounds(where, before_id)
             if bounds is None:
                 continue
-            bound, lo = bounds
+            bound: str | bytes = bounds[0]
+            lo = bounds[1]
             while left is None or left > 0:
                 op = self._page_op(where, bound, lo, _want(left), pairs)
                 cursor, entries = self._run("list", op)
@@ -1274,7 +1282,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 yield from tuples
                 if not cursor:
                     break
-                bound = "(" + cursor
+                bound = b"(" + cursor
 
     async def alist(
         self,
@@ -1305,7 +1313,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             bounds = self._bounds(where, before_id)
             if bounds is None:
                 continue
-            bound, lo = bounds
+            bound: str | bytes = bounds[0]
+            lo = bounds[1]
             while left is None or left > 0:
                 op = self._page_op(where, bound, lo, _want(left), pairs)
                 cursor, entries = await self._arun("list", op)
@@ -1314,7 +1323,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                     yield tup
                 if not cursor:
                     break
-                bound = "(" + cursor
+                bound = b"(" + cursor
 
     def _accept(
         self,
