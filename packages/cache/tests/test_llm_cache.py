@@ -422,3 +422,16 @@ async def test_a_client_that_decodes_responses_is_refused(
             client.close()
         else:
             await client.aclose()
+
+
+@pytest.mark.parametrize("field", ["ttl_seconds", "lease_ttl_seconds"])
+@pytest.mark.parametrize("value", [float("inf"), 1e300])
+def test_an_infinite_or_huge_ttl_is_a_configuration_error(field: str, value: float) -> None:
+    # Both become a PX in milliseconds: inf passed the settings (only > 0 was checked) and
+    # the cache's constructor then raised OverflowError; 1e300 made a PX Redis refuses, so
+    # every update (or every miss's lease) failed open. None is how to keep entries forever.
+    from deepagents_redis.cache import CacheSettings
+    from deepagents_redis.core import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=field):
+        CacheSettings(**{field: value})

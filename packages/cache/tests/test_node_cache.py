@@ -324,3 +324,28 @@ async def test_a_key_asked_twice_counts_two_hits(make_node_cache: Any, recorder:
     assert await cache.aget([full, full]) == {full: "v"}
     assert recorder.total("node_cache.get", outcome="hit") == 4
     assert recorder.total("node_cache.get", outcome="miss") == 1
+
+
+@pytest.mark.parametrize("ttl", [float("inf"), float("nan"), -1, 0, 1e300, True, "60"], ids=repr)
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_a_policy_ttl_that_is_not_positive_finite_seconds_is_refused(
+    make_node_cache: Any, redis_target: Any, ttl: Any, use_async: bool
+) -> None:
+    # A CachePolicy TTL reaches set() per entry. inf raised OverflowError and NaN ValueError
+    # out of set (untyped); 1e300 made an EX Redis refuses (every set failed open); 0 and
+    # negatives kept the entry 1 ms (nothing cached, silently). Now an InvalidInputError
+    # before anything of the batch is written, like a bad default_ttl (ConfigurationError).
+    from deepagents_redis.core import InvalidInputError
+
+    cache = make_node_cache()
+    good, bad = (("ttl-bad",), "good"), (("ttl-bad",), "bad")
+    pairs = {good: ("v", 60), bad: ("v", ttl)}
+    if use_async:
+        with pytest.raises(InvalidInputError, match="ttl"):
+            await cache.aset(pairs)
+    else:
+        with pytest.raises(InvalidInputError, match="ttl"):
+            cache.set(pairs)
+    client = redis_target.client
+    assert client.exists(cache.redis_keys(*good)["entry"]) == 0
+    assert client.exists(cache.redis_keys(*bad)["entry"]) == 0

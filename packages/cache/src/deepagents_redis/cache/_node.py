@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
@@ -23,13 +22,15 @@ from deepagents_redis.cache._common import (
 )
 from deepagents_redis.cache._failopen import FAILED
 from deepagents_redis.cache._scripts import WRITE_MANY
-from deepagents_redis.cache._settings import CacheSettings
+from deepagents_redis.cache._settings import MAX_TTL_SECONDS, CacheSettings
 from deepagents_redis.core import (
     CircuitBreaker,
     Codec,
     Command,
     ConfigurationError,
     Connection,
+    DeepAgentsRedisError,
+    InvalidInputError,
     Operation,
     Pipeline,
     RedisComponent,
@@ -356,8 +357,10 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
     def _encode_pairs(
         self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]
     ) -> dict[Namespace, tuple[list[str], list[Any]]]:
+        # Every TTL first: a bad one refuses the whole batch before anything is written.
+        ttls = [_checked_ttl(ttl, what="ttl", error=InvalidInputError) for _, ttl in pairs.values()]
         by_ns: dict[Namespace, tuple[list[str], list[Any]]] = {}
-        for (ns, key), (value, ttl) in pairs.items():
+        for ((ns, key), (value, _)), ttl in zip(pairs.items(), ttls, strict=True):
             nst = tuple(ns)
             entry = self._entry_key(nst, key)
             try:
@@ -420,6 +423,10 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
 
         Args:
             pairs: ``(namespace, key) -> (value, ttl seconds or None)``.
+
+        Raises:
+            InvalidInputError: A TTL is not None or seconds > 0 (at most ten years); nothing
+                of the batch is written.
         """
         by_ns = self._encode_pairs(pairs)
         if not by_ns:
@@ -464,6 +471,10 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
 
         Args:
             pairs: ``(namespace, key) -> (value, ttl seconds or None)``.
+
+        Raises:
+            InvalidInputError: A TTL is not None or seconds > 0 (at most ten years); nothing
+                of the batch is written.
         """
         by_ns = self._encode_pairs(pairs)
         if not by_ns:
@@ -499,13 +510,26 @@ def _scope_ns(scope: Any) -> Namespace | None:
     return tuple(ns)
 
 
-def _checked_ttl(ttl: object) -> float | None:
-    """Check `default_ttl`: None, or seconds > 0 and finite.
+def _checked_ttl(
+    ttl: object,
+    *,
+    what: str = "default_ttl",
+    error: type[DeepAgentsRedisError] = ConfigurationError,
+) -> float | None:
+    """Check a TTL: None, or seconds > 0 and at most `MAX_TTL_SECONDS`.
 
-    0 or less kept entries 1 ms (nothing cached, silently); infinity or NaN failed every set.
+    0 or less kept entries 1 ms (nothing cached, silently); infinity or NaN raised
+    OverflowError or ValueError out of `set`, and a huge value made an EX Redis refuses.
+    `default_ttl` is configuration; a `CachePolicy`'s TTL reaches `set` per entry (input).
     """
     if ttl is None:
         return None
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not 0 < ttl < math.inf:
-        raise ConfigurationError(f"default_ttl must be None or seconds > 0, not {ttl!r}")
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, int | float)
+        or not 0 < ttl <= MAX_TTL_SECONDS  # NaN compares false
+    ):
+        raise error(
+            f"{what} must be None or seconds > 0 and at most {MAX_TTL_SECONDS}, not {ttl!r}"
+        )
     return float(ttl)

@@ -9,8 +9,15 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 __all__ = [
+    "MAX_TTL_SECONDS",
     "CacheSettings",
 ]
+
+MAX_TTL_SECONDS: Final = 315_360_000
+"""The longest TTL and lease (ten years): beyond that, None (no expiry) says it plainly.
+
+They become a PX in milliseconds: ``inf`` passed a ``> 0`` check and then raised
+OverflowError, and ``1e300`` made a PX Redis refuses (every write failed open)."""
 
 _CODEC_MAX_SIZE: Final = Codec().max_size
 """The default codec's largest envelope (64 MiB): the most an entry can ever hold."""
@@ -33,8 +40,9 @@ class CacheSettings(PhaseSettings):
     namespace: str = "default"
     """Entries live in a namespace; ``clear()`` empties one namespace only."""
 
-    ttl_seconds: float | None = Field(default=86_400, gt=0)
-    """How long an entry lives. None keeps entries until evicted or cleared."""
+    ttl_seconds: float | None = Field(default=86_400, gt=0, le=MAX_TTL_SECONDS)
+    """How long an entry lives, at most ten years. None keeps entries until evicted or
+    cleared."""
 
     refresh_on_hit: bool = False
     """Push an entry's expiry forward by ``ttl_seconds`` each time it is served."""
@@ -42,8 +50,9 @@ class CacheSettings(PhaseSettings):
     single_flight: bool = True
     """When several callers miss the same key at once, only one calls the model."""
 
-    lease_ttl_seconds: float = Field(default=60.0, gt=0)
-    """How long a single-flight lease lives. Set it above your model call's timeout:
+    lease_ttl_seconds: float = Field(default=60.0, gt=0, le=MAX_TTL_SECONDS)
+    """How long a single-flight lease lives (at most ten years). Set it above your model
+    call's timeout:
 
     a leader that dies, or whose model call raises, blocks the key for at most this long
     before one waiter takes over.
