@@ -321,8 +321,9 @@ class _LostConnection:
         raise redis.ConnectionError("lost after EXEC")
 
 
-def test_a_sweep_takes_the_keys_a_failed_big_put_left_with_the_name(
-    connector: RedisConnector,
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_a_sweep_takes_the_keys_a_failed_big_put_left_with_the_name(
+    connector: RedisConnector, use_async: bool
 ) -> None:
     """Without a TTL: a big put on a new thread whose MULTI got NOSCRIPT and whose
     fallback call failed left its HSET's blob key, and no checkpoint. The sweep took the
@@ -360,7 +361,7 @@ def test_a_sweep_takes_the_keys_a_failed_big_put_left_with_the_name(
         "task-1",
     )
     live_keys = [k for k in saver.keys.thread(live).all if client.exists(k)]
-    assert saver.sweep_threads() == 1
+    assert (await saver.asweep_threads() if use_async else saver.sweep_threads()) == 1
     assert not any(client.exists(k) for k in keys.all)
     assert thread not in set(saver.threads())
     assert [k for k in saver.keys.thread(live).all if client.exists(k)] == live_keys
