@@ -108,3 +108,28 @@ async def test_a_corrupt_generation_counter_is_a_counted_miss_and_stores_nothing
     if planted is HUGE:
         # The plain reads transferred the whole counter (GET); now its first 21 bytes.
         assert sent < len(HUGE) // 4
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_a_huge_foreign_lease_is_never_read_whole(
+    make_llm_cache: Any, redis_target: Any, recorder: Any, use_async: bool
+) -> None:
+    # The scripts compared a lease with the caller's token by GET: a 4 MiB value planted
+    # under the lease key was copied into the script on every lookup of that prompt (and by
+    # every update). Now its length is compared first (STRLEN), and a token is ~40 bytes.
+    client = redis_target.client
+    cache = make_llm_cache(namespace="lease-huge", wait_timeout=0)
+    keys = cache.redis_keys(PROMPT, LLM)
+    client.set(keys["lease"], HUGE, px=60_000)
+    gets = int(redis_target.command_calls("get"))
+    got = await cache.alookup(PROMPT, LLM) if use_async else cache.lookup(PROMPT, LLM)
+    assert got is None
+    if use_async:
+        await cache.aupdate(PROMPT, LLM, ANSWER)
+    else:
+        cache.update(PROMPT, LLM, ANSWER)
+    # The lookup script's GET of the (absent) entry and the write's GET of the counter;
+    # never one of the lease.
+    assert int(redis_target.command_calls("get")) - gets == 2
+    assert client.strlen(keys["lease"]) == len(HUGE)  # not ours: left alone
+    assert recorder.total("cache.single_flight", outcome="wait_timeout") == 1

@@ -32,7 +32,7 @@ ACQUIRE: Final = LuaScript.from_package(
 LOOKUP: Final = LuaScript.from_package(
     "cache_lookup", _PACKAGE, "gen.lua", "entry.lua", "lease.lua", "lookup.lua"
 )
-WRITE: Final = LuaScript.from_package("cache_write", _PACKAGE, "gen.lua", "write.lua")
+WRITE: Final = LuaScript.from_package("cache_write", _PACKAGE, "gen.lua", "lease.lua", "write.lua")
 WRITE_MANY: Final = LuaScript.from_package(
     "cache_write_many", _PACKAGE, "gen.lua", "write_many.lua"
 )

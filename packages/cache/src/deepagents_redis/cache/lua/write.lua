@@ -3,7 +3,8 @@
 -- because the value is there and nobody needs to wait any more, but only when it still
 -- holds the caller's token: a model call that outlived its lease finds the key taken over
 -- by another caller, whose waiters wait for that caller's value (deleting its lease sent
--- one of them to the model again when this update stored nothing). Needs gen.lua before it.
+-- one of them to the model again when this update stored nothing). Needs gen.lua and
+-- lease.lua before it.
 --
 -- KEYS (all in the namespace's hash tag, so one Cluster slot):
 --   gen_key      the namespace's generation counter (absent or empty = generation '0')
@@ -27,7 +28,7 @@ if gen and ttl_ms == '0' then
 elseif gen then
   redis.call('SET', entry_key, gen .. ':' .. envelope, 'PX', ttl_ms)
 end
-if token ~= '' and redis.call('GET', lease_key) == token then
+if token ~= '' and holds_lease(lease_key, token) then
   redis.call('DEL', lease_key)
 end
 return gen
