@@ -101,3 +101,29 @@ async def test_a_record_time_out_of_range_reads_as_unknown(connector: Any) -> No
     assert tasks.get(task_id).created_at is None
     assert (await tasks.aget(task_id)).created_at is None
     tasks.cancel(task_id)
+
+
+def test_an_entry_whose_record_has_an_unusable_run_timeout_is_dead_lettered_at_once(
+    connector: Any, worker_factory: Any
+) -> None:
+    # A record whose run timeout is not positive seconds (someone else wrote it): the
+    # claim marked the task running, then the worker's run set-up failed on float(): no
+    # run, no heartbeat, so the task waited out its lease at every delivery and was
+    # dead-lettered only once out of attempts, each attempt blamed on a dead worker.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    raw = connector.client()
+    queue = tasks.keys.queue("timed")
+    bad = tasks.submit("timed", {"n": 1}, run_timeout=5)
+    good = tasks.submit("timed", {"ok": 1})
+    raw.hset(tasks.keys.task(bad).record, "timeout_s", "soon")
+    with worker_factory({"timed": lambda x: x}, lease_seconds=60, heartbeat_seconds=0.25):
+        assert tasks.result(good, timeout=10) == {"ok": 1}
+        for _ in range(600):
+            if tasks.dead_letters("timed"):
+                break
+            threading.Event().wait(0.05)
+        letters = tasks.dead_letters("timed")
+    assert [ltr["fields"]["t"] for ltr in letters] == [bad]
+    assert "timeout_s" in letters[0]["reason"]
+    assert raw.xlen(queue.stream) == 0
+    assert tasks.get(bad).attempts == 0  # nothing was run, nothing blamed on a worker

@@ -61,7 +61,7 @@ end
 local pack = cmsgpack.pack
 local terminal = {success = true, error = true, cancelled = true, timeout = true}
 local f = redis.pcall('HMGET', task_key, 'status', 'lease_until', 'attempts', 'max_attempts',
-  'worker', 'history', 'cancel', 'claim_op', 'fence', 'agent')
+  'worker', 'history', 'cancel', 'claim_op', 'fence', 'agent', 'timeout_s')
 if f.err then return pack({'malformed', f.err}) end  -- not a hash: not our record
 local st = f[1]
 if not st then return pack({'gone'}) end
@@ -72,6 +72,13 @@ if queue_agent ~= '' and f[10] ~= queue_agent then return pack({'foreign', f[10]
 if not tonumber(f[3]) or not tonumber(f[4]) or not tonumber(f[2] or '0')
     or not tonumber(f[9] or '0') then
   return pack({'malformed', 'task record fields are not numbers'})
+end
+-- its run timeout: '' (none) or positive seconds. Another value failed the worker's run
+-- set-up after this claim had marked the task running: no run, no heartbeat, and the task
+-- ran into its lease at every delivery until out of attempts, blamed on a dead worker
+local limit = tonumber(f[11] or '')
+if (f[11] or '') ~= '' and (not limit or limit ~= limit or limit <= 0 or limit == math.huge) then
+  return pack({'malformed', 'task record timeout_s is not positive seconds'})
 end
 local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
