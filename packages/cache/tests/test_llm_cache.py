@@ -435,3 +435,16 @@ def test_an_infinite_or_huge_ttl_is_a_configuration_error(field: str, value: flo
 
     with pytest.raises(ConfigurationError, match=field):
         CacheSettings(**{field: value})
+
+
+def test_an_infinite_breaker_reset_is_a_configuration_error(redis_settings: Any) -> None:
+    # The settings accepted it and each cache's constructor then raised a bare ValueError
+    # from the circuit breaker (which needs a finite reset timeout).
+    from deepagents_redis.cache import CacheSettings
+    from deepagents_redis.core import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="breaker_reset_seconds"):
+        RedisLLMCache(
+            settings=redis_settings,
+            cache_settings=CacheSettings(breaker_reset_seconds=float("inf")),
+        )

@@ -70,8 +70,9 @@ class CacheSettings(PhaseSettings):
     breaker_failure_threshold: int = Field(default=3, ge=1)
     """Consecutive connection failures that open the circuit breaker."""
 
-    breaker_reset_seconds: float = Field(default=5.0, gt=0)
-    """How long the breaker stays open before one trial call is let through."""
+    breaker_reset_seconds: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    """How long the breaker stays open before one trial call is let through (finite: the
+    breaker refuses ``inf``, which every cache's constructor raised as a bare ValueError)."""
 
     deadline_seconds: float = Field(default=0.25, gt=0)
     """Most seconds one cache call to Redis may take, retries and reconnects included
