@@ -489,3 +489,73 @@ async def test_upload_takes_bytes_like_content(make_backend: Any, mode: str) -> 
     assert [r.error for r in up] == [None, None, None]
     down = await call(ours, mode, "download_files", ["/a.txt", "/b.bin", "/c"])
     assert [d.content for d in down] == [b"one\n", b"\xff\x01", b""]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("kind", ["text", "binary"])
+async def test_upload_holds_no_decoded_copy_of_the_file(
+    make_backend: Any, mode: str, kind: str
+) -> None:
+    """upload_files decoded a text file whole and encoded it again (two more copies of it:
+    a 256 MB upload peaked at ~3x), and a binary file's base64 was made as text and then
+    encoded (twice its 4/3). Now the UTF-8 is checked a piece at a time and stored as
+    given, and the base64 made once, as bytes (memory traced with tracemalloc; the content
+    itself was allocated before tracing started)."""
+    import tracemalloc
+
+    size = 8 * 1024 * 1024
+    ours = make_backend(spill_threshold=64 * 1024, max_file_size=4 * size)
+    if kind == "text":
+        content = ("é and some text\n" * (size // 17 + 1)).encode()[:size]
+        content = content[: content.rfind(b"\n") + 1]  # whole characters
+        stored = len(content)
+    else:
+        content = bytes(range(256)) * (size // 256)
+        stored = len(content) * 4 // 3 + 4
+    tracemalloc.start()
+    try:
+        up = await call(ours, mode, "upload_files", [("/big.dat", content)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [r.error for r in up] == [None]
+    # a text file: itself and a 1 MB piece (was ~3x); base64: its bytes once, built in a
+    # buffer that peaks at ~1.5x them inside binascii (was ~2.3x: text, then bytes)
+    limit = stored + size // 2 if kind == "text" else 2 * stored
+    assert peak < limit, (peak, stored)
+    got = await call(ours, mode, "download_files", ["/big.dat"])
+    assert got[0].content == content
+    assert (await call(ours, mode, "stat", "/big.dat")).encoding == (
+        "utf-8" if kind == "text" else "base64"
+    )
+
+
+def test_upload_stores_what_deepagents_would_for_any_bytes() -> None:
+    """The piecewise UTF-8 check takes exactly what ``bytes.decode("utf-8")`` takes, with
+    pieces cut anywhere inside a character."""
+    import base64
+
+    from deepagents_redis.fs import _files
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    def reference(content: bytes) -> tuple[bytes, str]:
+        try:
+            return content.decode("utf-8").encode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            return base64.standard_b64encode(content), "base64"
+
+    texts = st.text().map(lambda t: t.encode("utf-8", "surrogatepass"))
+    pieces = st.lists(st.one_of(texts, st.binary(max_size=6)), max_size=6).map(b"".join)
+
+    @settings(max_examples=300, deadline=None)
+    @given(content=pieces, piece=st.integers(1, 5))
+    def check(content: bytes, piece: int) -> None:
+        saved = _files._UTF8_PIECE
+        _files._UTF8_PIECE = piece
+        try:
+            assert _files._stored_upload(content) == reference(content)
+        finally:
+            _files._UTF8_PIECE = saved
+
+    check()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import codecs
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -52,6 +53,8 @@ from deepagents_redis.fs._paths import (
 
 __all__: list[str] = []
 
+_UTF8_PIECE = 1 << 20  # bytes of an upload decoded at a time to check it is UTF-8 text
+
 
 def _checked_uploads(files: Iterable[Any]) -> list[tuple[str, bytes]]:
     """`upload_files`' items, checked all before any is written.
@@ -87,6 +90,26 @@ def _checked_uploads(files: Iterable[Any]) -> list[tuple[str, bytes]]:
             )
         checked.append((path, content if type(content) is bytes else bytes(content)))
     return checked
+
+
+def _stored_upload(content: bytes) -> tuple[bytes, str]:
+    """What `upload_files` stores for `content`, and its encoding (`"utf-8"` or `"base64"`).
+
+    `content` itself when it is UTF-8 text, else its base64: deepagents' rule (text when
+    ``content.decode("utf-8")`` succeeds). The UTF-8 is checked `_UTF8_PIECE` bytes at a
+    time and the bytes stored as given: the whole file was decoded and encoded again (two
+    more copies of it while it was written: an 8 MB text upload peaked at 3x), and a binary
+    file's base64 was made as text, then encoded.
+    """
+    check = codecs.getincrementaldecoder("utf-8")().decode
+    view = memoryview(content)
+    try:
+        for lo in range(0, len(content), _UTF8_PIECE):
+            check(view[lo : lo + _UTF8_PIECE])
+        check(b"", True)
+    except UnicodeDecodeError:
+        return base64.standard_b64encode(content), "base64"
+    return content, "utf-8"
 
 
 def _check_expected_version(expected_version: object) -> None:
@@ -430,13 +453,7 @@ class _FileOps(_Layout):
             if new_file_path_error(path) is not None:
                 out.append(FileUploadResponse(path=path, error="invalid_path"))
                 continue
-            try:
-                text = content.decode("utf-8")
-                encoding = "utf-8"
-            except UnicodeDecodeError:
-                text = base64.standard_b64encode(content).decode("ascii")
-                encoding = "base64"
-            data = text.encode("utf-8")
+            data, encoding = _stored_upload(content)
             if self._size_error(len(data), path):
                 out.append(
                     FileUploadResponse(
