@@ -188,7 +188,7 @@ def test_a_bound_over_the_codecs_limit_is_refused() -> None:
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 async def test_a_value_over_the_codecs_own_limit_is_counted_oversize(
-    make_llm_cache: Any, make_node_cache: Any, recorder: Any, use_async: bool
+    make_llm_cache: Any, make_node_cache: Any, recorder: Any, caplog: Any, use_async: bool
 ) -> None:
     # A codec with a smaller max_size than max_entry_bytes refuses the envelope first: that
     # is a value too big to store, and is counted and logged as one (outcome=oversize).
@@ -209,3 +209,4 @@ async def test_a_value_over_the_codecs_own_limit_is_counted_oversize(
     assert recorder.total("node_cache.set", outcome="oversize") == 1
     assert recorder.total("cache.update", outcome="unserializable") == 0
     assert recorder.total("node_cache.set", outcome="unserializable") == 0
+    assert "exceed the codec's max_size=4096" in caplog.text

@@ -87,9 +87,7 @@ def fits_entry(guard: FailOpen, op: str, size: int, max_entry_bytes: int, what: 
     return False
 
 
-def skip_unencodable(
-    guard: FailOpen, op: str, exc: Exception, max_entry_bytes: int, what: str
-) -> None:
+def skip_unencodable(guard: FailOpen, op: str, exc: Exception, what: str) -> None:
     """Count and log a value the codec would not encode (the update or set is skipped).
 
     The codec's own size limit is a value too big to store, counted ``<op>/oversize`` like
@@ -100,11 +98,19 @@ def skip_unencodable(
         guard: The cache's fail-open guard, which owns the counters.
         op: The operation counted (``"update"`` or ``"set"``).
         exc: What encoding raised.
-        max_entry_bytes: The bound from the settings.
         what: The operation's name in the log line (``"cache update"``).
     """
     if isinstance(exc, PayloadTooLargeError):
-        fits_entry(guard, op, max(exc.size, max_entry_bytes), max_entry_bytes, what)
+        # The counter and log interval of `fits_entry`'s skips; the line names the codec's
+        # limit, which is the smaller one here.
+        guard.count(op, "oversize")
+        guard.warn_skipped(
+            f"{op}/oversize",
+            "%s skipped: %d bytes exceed the codec's max_size=%d",
+            what,
+            exc.size,
+            exc.limit,
+        )
         return
     guard.count(op, "unserializable")
     guard.warn_skipped(f"{op}/unserializable", "%s skipped, value not serialisable: %s", what, exc)

@@ -305,9 +305,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         try:
             payload = self._codec.encode(to_stored(return_val), key=keys.entry)
         except Exception as exc:  # noqa: BLE001 - an uncachable value is not an agent error
-            skip_unencodable(
-                self._guard, "update", exc, self.settings.max_entry_bytes, "cache update"
-            )
+            skip_unencodable(self._guard, "update", exc, "cache update")
             return None
         if not fits_entry(
             self._guard, "update", len(payload), self.settings.max_entry_bytes, "cache update"

@@ -367,9 +367,7 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
                 t, d = self.serde.dumps_typed(value)
                 env = self._codec.encode({"t": t, "d": d}, key=entry)
             except Exception as exc:  # noqa: BLE001 - an uncachable value is not a graph error
-                skip_unencodable(
-                    self._guard, "set", exc, self.settings.max_entry_bytes, "node cache set"
-                )
+                skip_unencodable(self._guard, "set", exc, "node cache set")
                 continue
             # An entry over the bound is skipped alone; the batch's other entries are stored.
             if not fits_entry(
