@@ -133,3 +133,28 @@ async def test_a_huge_foreign_lease_is_never_read_whole(
     assert int(redis_target.command_calls("get")) - gets == 2
     assert client.strlen(keys["lease"]) == len(HUGE)  # not ours: left alone
     assert recorder.total("cache.single_flight", outcome="wait_timeout") == 1
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_a_lease_key_of_another_type_is_taken_over(
+    make_llm_cache: Any, redis_target: Any, recorder: Any, use_async: bool
+) -> None:
+    # A list under the lease key (another tool, a key-name clash): reading it raised
+    # WRONGTYPE inside the scripts, so every miss of that prompt failed open as an error
+    # and single flight never worked for it. It holds no token, has no expiry, and is taken
+    # over like a lease without one.
+    client = redis_target.client
+    cache = make_llm_cache(namespace=f"lease-type-{use_async}")
+    keys = cache.redis_keys(PROMPT, LLM)
+    client.rpush(keys["lease"], b"x")
+    got = await cache.alookup(PROMPT, LLM) if use_async else cache.lookup(PROMPT, LLM)
+    assert got is None
+    assert recorder.total("cache.single_flight", outcome="leader") == 1
+    assert recorder.total("cache.lookup", outcome="error") == 0
+    if use_async:
+        await cache.aupdate(PROMPT, LLM, ANSWER)
+    else:
+        cache.update(PROMPT, LLM, ANSWER)
+    assert client.exists(keys["lease"]) == 0
+    assert recorder.total("cache.update", outcome="ok") == 1
+    assert cache.lookup(PROMPT, LLM) == ANSWER

@@ -6,9 +6,11 @@
 -- is SET with PX; a copy or restore that drops TTLs, or another tool, leaves one) and would
 -- never end: every caller waited wait_timeout on it, on every lookup. It is taken over.
 -- holds_lease(lease_key, token) says whether the lease holds this token, comparing lengths
--- first: a 4 MiB value planted under a lease key was copied into the script by each GET.
+-- first: a 4 MiB value planted under a lease key was copied into the script by each GET. A
+-- key of another type holds no token (pcall: its WRONGTYPE failed every miss of the prompt,
+-- and the update after it); without an expiry, it is taken over like any such lease.
 local function holds_lease(lease_key, token)
-  return redis.call('STRLEN', lease_key) == string.len(token)
+  return redis.pcall('STRLEN', lease_key) == string.len(token)
     and redis.call('GET', lease_key) == token
 end
 
