@@ -103,8 +103,9 @@ async def test_a_record_time_out_of_range_reads_as_unknown(connector: Any) -> No
     tasks.cancel(task_id)
 
 
+@pytest.mark.parametrize("limit", ["soon", "0x10", "-5.0", "nan"])
 def test_an_entry_whose_record_has_an_unusable_run_timeout_is_dead_lettered_at_once(
-    connector: Any, worker_factory: Any
+    connector: Any, worker_factory: Any, limit: str
 ) -> None:
     # A record whose run timeout is not positive seconds (someone else wrote it): the
     # claim marked the task running, then the worker's run set-up failed on float(): no
@@ -115,7 +116,7 @@ def test_an_entry_whose_record_has_an_unusable_run_timeout_is_dead_lettered_at_o
     queue = tasks.keys.queue("timed")
     bad = tasks.submit("timed", {"n": 1}, run_timeout=5)
     good = tasks.submit("timed", {"ok": 1})
-    raw.hset(tasks.keys.task(bad).record, "timeout_s", "soon")
+    raw.hset(tasks.keys.task(bad).record, "timeout_s", limit)
     with worker_factory({"timed": lambda x: x}, lease_seconds=60, heartbeat_seconds=0.25):
         assert tasks.result(good, timeout=10) == {"ok": 1}
         for _ in range(600):
@@ -127,3 +128,15 @@ def test_an_entry_whose_record_has_an_unusable_run_timeout_is_dead_lettered_at_o
     assert "timeout_s" in letters[0]["reason"]
     assert raw.xlen(queue.stream) == 0
     assert tasks.get(bad).attempts == 0  # nothing was run, nothing blamed on a worker
+
+
+@pytest.mark.parametrize("limit", [float("inf"), 1e-3 * 60_000, 2.5e20, 7])
+def test_every_run_timeout_a_submit_writes_passes_the_claims_check(
+    connector: Any, worker_factory: Any, limit: float
+) -> None:
+    # The claim refuses a record whose run timeout the worker cannot read; every form a
+    # submit writes (repr of a float: 'inf', '60.0', '2.5e+20', '7.0') must pass it.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    with worker_factory({"limits": lambda x: x}):
+        task_id = tasks.submit("limits", {"n": 1}, run_timeout=limit)
+        assert tasks.result(task_id, timeout=10) == {"n": 1}

@@ -76,9 +76,15 @@ end
 -- its run timeout: '' (none) or positive seconds. Another value failed the worker's run
 -- set-up after this claim had marked the task running: no run, no heartbeat, and the task
 -- ran into its lease at every delivery until out of attempts, blamed on a dead worker
-local limit = tonumber(f[11] or '')
-if (f[11] or '') ~= '' and (not limit or limit ~= limit or limit <= 0 or limit == math.huge) then
-  return pack({'malformed', 'task record timeout_s is not positive seconds'})
+-- (the forms Python's float() reads: the worker parses it so; 'inf' is no limit)
+local limit_s = f[11] or ''
+if limit_s ~= '' then
+  local shaped = limit_s == 'inf' or limit_s:match('^%d+$') or limit_s:match('^%d+%.%d+$')
+    or limit_s:match('^%d+%.?%d*[eE][-+]?%d+$')
+  local n = tonumber(limit_s)
+  if not shaped or not (limit_s == 'inf' or (n and n > 0)) then
+    return pack({'malformed', 'task record timeout_s is not positive seconds'})
+  end
 end
 local _t = redis.call('TIME')
 local now = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
