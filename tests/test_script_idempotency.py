@@ -41,8 +41,9 @@ IDEMPOTENT_BY_CONSTRUCTION = {
     # cache_read's PEXPIRE of a fresh hit, or cache_acquire's SET NX of the caller's token:
     # a re-run sets the same lifetime or finds its own token.
     "cache_lookup",
-    # SET of the same bytes under the same key (and DEL of the lease): a re-run writes the
-    # same entry again; an entry is a pure function of its key, so no one else's is lost.
+    # SET of the same bytes under the same key (and DEL of the caller's own lease, compared
+    # by token): a re-run writes the same entry again; an entry is a pure function of its
+    # key, so no one else's is lost.
     "cache_write",
     "cache_write_many",
     # Drops index entries whose expiry has passed and whose path was not rewritten since; a
