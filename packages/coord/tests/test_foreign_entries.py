@@ -140,3 +140,33 @@ def test_every_run_timeout_a_submit_writes_passes_the_claims_check(
     with worker_factory({"limits": lambda x: x}):
         task_id = tasks.submit("limits", {"n": 1}, run_timeout=limit)
         assert tasks.result(task_id, timeout=10) == {"n": 1}
+
+
+@pytest.mark.parametrize("status", ["pending", "running"])
+def test_an_entry_whose_record_history_is_not_json_is_dead_lettered(
+    connector: Any, worker_factory: Any, status: str
+) -> None:
+    # The claim of a task whose worker stopped heartbeating and the finish of a failed
+    # attempt add to the record's history with cjson.decode: a history someone else wrote
+    # failed that script (a failed finish leaves the task running: its lease runs out and
+    # the claim fails next) at every delivery, so the entry was never dead-lettered.
+    tasks = TaskClient(connector=connector, check_agents=False)
+    raw = connector.client()
+    bad = tasks.submit("historic", {"n": 1})
+    raw.hset(
+        tasks.keys.task(bad).record,
+        mapping={"history": "not json", "status": status, "lease_until": 0},
+    )
+
+    def fails(_x: Any) -> str:  # its failure is added to the history by the finish
+        raise RuntimeError("fails")
+
+    with worker_factory({"historic": fails}):
+        for _ in range(600):
+            if tasks.dead_letters("historic"):
+                break
+            threading.Event().wait(0.05)
+        letters = tasks.dead_letters("historic")
+    assert [ltr["fields"]["t"] for ltr in letters] == [bad]
+    assert "history" in letters[0]["reason"]
+    assert raw.hget(tasks.keys.task(bad).record, "history") == b"not json"  # left as it was

@@ -73,6 +73,14 @@ if not tonumber(f[3]) or not tonumber(f[4]) or not tonumber(f[2] or '0')
     or not tonumber(f[9] or '0') then
   return pack({'malformed', 'task record fields are not numbers'})
 end
+-- nor a history this claim (a lost attempt), the finish or a cancel can add to: their
+-- cjson.decode raised, so the entry failed at every delivery and was never dead-lettered
+if f[6] then
+  local ok, h = pcall(cjson.decode, f[6])
+  if not ok or type(h) ~= 'table' then
+    return pack({'malformed', 'task record history is not a JSON list'})
+  end
+end
 -- its run timeout: '' (none) or positive seconds. Another value failed the worker's run
 -- set-up after this claim had marked the task running: no run, no heartbeat, and the task
 -- ran into its lease at every delivery until out of attempts, blamed on a dead worker
