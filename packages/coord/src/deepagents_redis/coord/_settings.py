@@ -88,8 +88,9 @@ class CoordSettings(PhaseSettings):
     @model_validator(mode="after")
     def _check_timing(self) -> Self:
         if self.heartbeat_seconds * 2 > self.lease_seconds:
-            # A worker sleeps 0.9-1.1 heartbeats between renewals and renews after its other
-            # upkeep: with a heartbeat just under the lease (9.5 s of 10 s) a live worker's
+            # A worker sleeps 0.9-1.1 heartbeats between renewals (in a task of their own,
+            # which no other upkeep holds up, but a slow round of renewals still delays the
+            # next): with a heartbeat just under the lease (9.5 s of 10 s) a live worker's
             # lease lapsed and another worker ran its task again.
             raise ValueError(
                 "heartbeat_seconds must be at most half of lease_seconds, so a late or lost "
