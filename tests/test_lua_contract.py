@@ -327,6 +327,11 @@ def _run_every_phase(connector: RedisConnector, settings: Any) -> None:
 _LOGGED_ON_ONE_SERVER = frozenset({"coord_claim", "coord_finish", "coord_handback", "coord_take"})
 """Scripts that take the namespace log's key as a last, extra key on a single server only."""
 
+_TASK_KEYS_ON_ONE_SERVER = frozenset({"coord_enqueue"})
+"""Scripts that take a task's record, events and inbox keys (another slot) as three last,
+extra keys on a single server only, to drop the TTL a new record lives with until it is
+queued in the same call; on a Cluster the submit sends `coord_confirm` instead."""
+
 
 def _text(key: Any) -> str:
     return key.decode() if isinstance(key, bytes) else str(key)
@@ -348,6 +353,8 @@ def test_every_call_keeps_its_keys_in_one_slot(
             # out (the coord tests run these scripts on a real Cluster, which refuses
             # CROSSSLOT).
             keys = keys[:-1]
+        if name in _TASK_KEYS_ON_ONE_SERVER and len(keys) == 7:
+            keys = keys[:4]
         slots = {key_slot(k.encode() if isinstance(k, str) else k) for k in keys}
         assert len(slots) <= 1, f"{name} was called with keys in {len(slots)} slots: {keys}"
     seen = {name for name, _ in script_calls}

@@ -11,4 +11,6 @@
 -- confirmed: the queue entry is acknowledged as 'gone' by the worker that reads it).
 -- Errors: none of its own.
 
-return keep(KEYS[1], KEYS[2], KEYS[3])
+local task_key, events_key, inbox_key = KEYS[1], KEYS[2], KEYS[3]
+
+return keep(task_key, events_key, inbox_key)
