@@ -49,12 +49,23 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
             pytest.fail(f"{reason} (CI=true: refusing to skip)", pytrace=False)
         pytest.skip(reason)
     where = tmp_path_factory.mktemp("pki")
+    # The extensions a strict verifier requires (Python 3.13 sets VERIFY_X509_STRICT: a CA
+    # without keyUsage was refused, "CA cert does not include key usage extension").
     for ca in ("other-ca", "ca"):
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key",
                  "-out", f"{ca}.crt", "-days", "2", "-subj", f"/CN=deepagents-redis {ca}",
-                 cwd=where)  # fmt: skip
-    _signed("server", "/CN=localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\n", where)
-    _signed("client", "/CN=deepagents-redis client", "extendedKeyUsage=clientAuth\n", where)
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                 "-addext", "subjectKeyIdentifier=hash", cwd=where)  # fmt: skip
+    leaf = (
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+    )
+    # the server's certificate is also the client side of the cluster bus (tls-cluster)
+    _signed("server", "/CN=localhost", leaf + "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+            "extendedKeyUsage=serverAuth,clientAuth\n", where)  # fmt: skip
+    _signed("client", "/CN=deepagents-redis client", leaf + "extendedKeyUsage=clientAuth\n",
+            where)  # fmt: skip
     return Pki(
         ca=where / "ca.crt",
         server_cert=where / "server.crt",
