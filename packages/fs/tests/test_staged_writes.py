@@ -8,6 +8,7 @@ conflict or a lost stage writes nothing; an abandoned stage expires; nothing is 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -193,6 +194,155 @@ def test_readers_never_see_a_partial_big_file(make_backend: Any) -> None:
     assert failures == []
 
 
+# ------------------------------------------------------- failed writes remove their stage
+
+
+class _Died(BaseException):
+    """A process dying (no `Exception`: nothing after it is meant to run)."""
+
+
+def _failing_batch(monkeypatch: pytest.MonkeyPatch, fail_at: int) -> list[int]:
+    """Make staging batch number `fail_at` (1-based) fail on the server after its HSET.
+
+    Its PEXPIRE gets a non-integer TTL: Redis runs the HSET and refuses the PEXPIRE (in the
+    MULTI, or in the fs_stage script of the async cluster fallback), so the failure comes
+    after that batch's chunks were stored, as a reset or a full server would leave them.
+    """
+    calls: list[int] = []
+    real = _common.Snapshot
+
+    def snapshot(cmds: Any, fallback: Any) -> Snapshot:
+        calls.append(1)
+        if len(calls) == fail_at:
+            cmds = [cmds[0], ("PEXPIRE", cmds[1][1], "soon")]
+            fallback = type(fallback)(fallback.script, fallback.keys, ["soon", *fallback.args[1:]])
+        return real(cmds, fallback)
+
+    monkeypatch.setattr(_common, "Snapshot", snapshot)
+    monkeypatch.setattr(_common, "_STAGE_BATCH", 3 * CHUNK)
+    return calls
+
+
+@pytest.mark.parametrize("fail_at", [1, 3])
+async def test_a_write_that_fails_while_staging_removes_its_stage(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch, fail_at: int
+) -> None:
+    """A big write failing part-way left its staged chunks in Redis for 10 minutes (the
+    stage's TTL): an agent retrying a large file held every attempt's bytes that long."""
+    b = make_backend(chunk_size=CHUNK, spill_threshold=0)
+    assert b.write("/big.txt", _text("old")).error is None
+    stat = b.stat("/big.txt")
+    calls = _failing_batch(monkeypatch, fail_at)
+    with pytest.raises(DeepAgentsRedisError):
+        b.write("/big.txt", _text("new"))
+    assert len(calls) == fail_at
+    assert _stages(b) == []
+    assert b.stat("/big.txt") == stat
+    assert _content(b, "/big.txt") == _text("old")
+    calls.clear()
+    with pytest.raises(DeepAgentsRedisError):
+        await b.awrite("/big.txt", _text("new"))
+    assert len(calls) == fail_at
+    assert _stages(b) == []
+    assert b.stat("/big.txt") == stat
+
+
+async def test_a_write_whose_commit_fails_removes_its_stage(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the commit script refuses the call (a malformed header: nothing written, nothing
+    # recorded) after every chunk was staged; an edit commits through the same path
+    b = make_backend(chunk_size=CHUNK, spill_threshold=0)
+    assert b.write("/big.txt", _text("old")).error is None
+    stat = b.stat("/big.txt")
+    real = _common.Idempotent
+
+    def refused(script: Any, op_key: Any, keys: Any, args: Any, **kw: Any) -> Any:
+        return real(script, op_key, keys, ["bad header", *args[1:]], **kw)
+
+    monkeypatch.setattr(_common, "Idempotent", refused)
+    with pytest.raises(DeepAgentsRedisError, match="malformed header"):
+        b.write("/big.txt", _text("new"))
+    assert _stages(b) == []
+    with pytest.raises(DeepAgentsRedisError, match="malformed header"):
+        await b.awrite("/big.txt", _text("new"))
+    assert _stages(b) == []
+    with pytest.raises(DeepAgentsRedisError, match="malformed header"):
+        b.upload_files([("/big.txt", _text("new").encode())])
+    assert _stages(b) == []
+    assert b.stat("/big.txt") == stat
+    assert _content(b, "/big.txt") == _text("old")
+
+
+async def test_a_cancelled_staged_write_leaves_its_stage_to_the_next_call(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cancelled task does no more I/O for the write; the backend's next call removes it.
+    b = make_backend(chunk_size=CHUNK, spill_threshold=0)
+    monkeypatch.setattr(_common, "_STAGE_BATCH", 3 * CHUNK)
+    calls: list[int] = []
+    real = _common.Snapshot
+
+    def snapshot(cmds: Any, fallback: Any) -> Snapshot:
+        calls.append(1)
+        if len(calls) == 2:
+            raise asyncio.CancelledError
+        return real(cmds, fallback)
+
+    monkeypatch.setattr(_common, "Snapshot", snapshot)
+    with pytest.raises(asyncio.CancelledError):
+        await b.awrite("/big.txt", _text("new"))
+    assert len(_stages(b)) == 1  # the first batch
+    monkeypatch.setattr(_common, "Snapshot", real)
+    assert (await b.aread("/other.txt")).error is not None  # any call: not found
+    assert _stages(b) == []
+    assert await b.astat("/big.txt") is None
+
+
+def test_a_stage_whose_removal_failed_is_removed_by_a_later_call(
+    redis_url: str, fault_proxy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections reset in the middle of staging: the write fails, its stage cannot be
+    removed then (the server is unreachable), and the backend's next call removes it."""
+    proxy = fault_proxy(redis_url)
+    settings = RedisSettings(url=proxy.url, cluster="off", key_prefix=f"stg-{uuid.uuid4().hex[:6]}")
+    b = RedisBackend(
+        settings=settings,
+        namespace="reset",
+        chunk_size=CHUNK,
+        spill_threshold=0,
+        deadline_seconds=3,
+        eviction_check="off",
+    )
+    direct = redis.Redis.from_url(redis_url)
+    try:
+        monkeypatch.setattr(_common, "_STAGE_BATCH", 3 * CHUNK)
+        calls: list[int] = []
+        real = _common.Snapshot
+
+        def snapshot(cmds: Any, fallback: Any) -> Snapshot:
+            calls.append(1)
+            if len(calls) == 3:
+                proxy.set_mode("reset")
+            return real(cmds, fallback)
+
+        monkeypatch.setattr(_common, "Snapshot", snapshot)
+        head = b._head("reset")
+        with pytest.raises(DeepAgentsRedisError):
+            b.write("/big.txt", _text("new"))
+        proxy.set_mode("pass")
+        stages = list(direct.scan_iter(match=f"{head}:s:*"))
+        assert len(stages) == 1
+        assert direct.hlen(stages[0]) == 6  # two batches of three chunks
+        assert b.read("/big.txt").error is not None  # the next call (not found)
+        assert list(direct.scan_iter(match=f"{head}:s:*")) == []
+    finally:
+        for key in direct.scan_iter(match=f"{settings.key_prefix}*"):
+            direct.delete(key)
+        direct.close()
+        b.close()
+
+
 # ---------------------------------------------------------------- standalone: hooked client
 
 
@@ -293,11 +443,13 @@ def test_an_abandoned_stage_expires(
     assert other.write("/big.txt", _text("old")).error is None
 
     def die() -> None:
-        raise RuntimeError("the worker died between staging and committing")
+        # the process dies here: nothing of it runs afterwards, so only the TTL is left
+        # (an ordinary failure removes the stage: see the tests below)
+        raise _Died("the worker died between staging and committing")
 
     client.fired = False
     client.before = die
-    with pytest.raises(RuntimeError, match="worker died"):
+    with pytest.raises(_Died):
         ours.write("/big.txt", _text("new"))
     stages = _stages(other)
     assert len(stages) == 1

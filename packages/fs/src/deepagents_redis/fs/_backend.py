@@ -202,6 +202,7 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         self._blob_homes = {}
         self._write_cache = {}
         self._stale = set()
+        self._abandoned = {}
         self._ttl = ttl
         self._ttl_rules = sorted(
             ((str(p), t) for p, t in (ttl_rules or {}).items()), key=lambda r: -len(r[0])

@@ -129,6 +129,11 @@ _HEADS_MAX = 1024  # namespaces whose key head is cached (see _Layout._head)
 _STAGE_MIN = 64 * 1024
 _STAGE_TTL_MS = 10 * 60 * 1000  # an abandoned stage (client died before committing) expires
 _STAGE_BATCH = 2 * 1024 * 1024  # bytes of chunks per staging MULTI (see _Layout._stage)
+# Stage keys of writes that failed before their commit (see `_Layout._abandon`) the backend
+# remembers for removal; more are left to their TTL. Their removal, best effort, is bounded
+# by this many seconds (and the backend's own deadline): the caller is already failing.
+_ABANDONED_MAX = 1024
+_UNSTAGE_DEADLINE = 2.0
 # The metadata fields a read needs (HMGET: no field names on the wire, no MULTI)
 # "s" (the size) lets a spilled file's read check the blob it gets back (see `_content`).
 _READ_FIELDS = ("v", "g", "n", "d", "e", "ca", "ma", "b", "L", "s")
@@ -429,6 +434,7 @@ class _Layout:
     _blob_homes: dict[str, str]
     _write_cache: dict[tuple[str, str], tuple[tuple[bytes, ...], str, str]]
     _stale: set[str]
+    _abandoned: dict[bytes, None]
 
     # ------------------------------------------------------------------ plumbing
 
@@ -585,9 +591,16 @@ class _Layout:
         if name in _WRITES:
             with deadline(self._deadline):
                 self._eviction.check(self._connector.client())
-        result = run_operation(
-            self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
-        )
+        try:
+            result = run_operation(
+                self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
+            )
+        except Exception:
+            if self._abandoned:
+                self._unstage()
+            raise
+        if self._abandoned:  # left by a call that was interrupted (or whose removal failed)
+            self._unstage()
         while self._stale:
             ns = self._next_stale()
             if ns is None:
@@ -610,9 +623,16 @@ class _Layout:
                 await self._eviction.acheck(
                     await self._connector.aclient(), gate=self._connector.async_gate()
                 )
-        result = await arun_operation(
-            self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
-        )
+        try:
+            result = await arun_operation(
+                self._connector, f"fs.{name}", op, deadline_seconds=self._deadline, outcome=_outcome
+            )
+        except Exception:
+            if self._abandoned:
+                await self._aunstage()
+            raise
+        if self._abandoned:  # left by a call that was cancelled (or whose removal failed)
+            await self._aunstage()
         while self._stale:
             ns = self._next_stale()
             if ns is None:
@@ -628,6 +648,81 @@ class _Layout:
                 _purge_failed(ns, exc)
                 break
         return result
+
+    def _abandon(self, stage: bytes) -> None:
+        """Remember the stage key of a write that stopped before its commit answered.
+
+        A big write that failed part-way (a reset connection, a full server, a deadline, a
+        lost stage) left its staged chunks in Redis for `_STAGE_TTL_MS` (10 minutes): an
+        agent retrying a large file held every attempt's bytes that long. The stage key names
+        this write's own generation, so removing it never touches a committed file (the
+        commit RENAMEs the stage away) or another writer's stage. When the commit's outcome
+        is unknown its script may still run; if the removal comes first the script finds no
+        stage and writes nothing, which is one of the outcomes the caller was told to expect.
+        """
+        pending = self._abandoned
+        if len(pending) >= _ABANDONED_MAX:
+            pending.pop(next(iter(pending), b""), None)  # the oldest is left to its TTL
+        pending[stage] = None
+
+    def _take_abandoned(self) -> list[bytes]:
+        pending = self._abandoned
+        taken = []
+        for key in list(pending):
+            try:
+                del pending[key]
+            except KeyError:  # another thread took it
+                continue
+            taken.append(key)
+        return taken
+
+    def _unstage_op(self, keys: list[bytes]) -> _Op[None]:
+        # UNLINK: a 10 MB stage is freed off the main thread; one command per key (Cluster)
+        yield Pipeline([("UNLINK", key) for key in keys])
+
+    def _unstage_deadline(self) -> float:
+        return min(self._deadline or _UNSTAGE_DEADLINE, _UNSTAGE_DEADLINE)
+
+    def _unstage_failed(self, keys: list[bytes], exc: Exception) -> None:
+        log.warning(
+            "removing %d staged chunk key(s) of failed writes failed (retried after the next "
+            "call; they expire in %d s anyway): %s",
+            len(keys),
+            _STAGE_TTL_MS // 1000,
+            exc,
+        )
+        for key in keys:
+            self._abandon(key)
+
+    def _unstage(self) -> None:
+        """Remove the stages of failed writes, best effort (see `_abandon`)."""
+        keys = self._take_abandoned()
+        if not keys:
+            return
+        try:
+            run_operation(
+                self._connector,
+                "fs.unstage",
+                self._unstage_op(keys),
+                deadline_seconds=self._unstage_deadline(),
+            )
+        except DeepAgentsRedisError as exc:
+            self._unstage_failed(keys, exc)
+
+    async def _aunstage(self) -> None:
+        """Async `_unstage`."""
+        keys = self._take_abandoned()
+        if not keys:
+            return
+        try:
+            await arun_operation(
+                self._connector,
+                "fs.unstage",
+                self._unstage_op(keys),
+                deadline_seconds=self._unstage_deadline(),
+            )
+        except DeepAgentsRedisError as exc:
+            self._unstage_failed(keys, exc)
 
     def _next_stale(self) -> str | None:
         """A namespace a write saw expired index entries in, taken off the set (or None).
@@ -704,7 +799,13 @@ class _Layout:
                 # below checks it holds them all, then RENAMEs it over the chunk hash in the
                 # same atomic step that switches the metadata.
                 stage = f"{self._head(ns)}:s:{KeySpace.encode_component(path)}:{gen}".encode()
-                lines = yield from self._stage(stage, gen, data, index=index)
+                try:
+                    lines = yield from self._stage(stage, gen, data, index=index)
+                except BaseException:
+                    # a batch failed (the driver then closes this operation) or the op was
+                    # closed: the batches already sent are removed after the call (_abandon)
+                    self._abandon(stage)
+                    raise
             else:
                 chunks, lines = _chunked(gen, data, cs, index=index)
         else:
@@ -738,7 +839,14 @@ class _Layout:
         elif not ref:
             args.append(inline)
         op_key = self._op_head(ns) + op_id
-        reply = yield Idempotent(_WRITE, op_key, keys, args, op_ttl_ms=_OP_TTL_MS)
+        try:
+            reply = yield Idempotent(_WRITE, op_key, keys, args, op_ttl_ms=_OP_TTL_MS)
+        except BaseException:
+            # the commit failed or its outcome is unknown: a stage it did not RENAME is
+            # garbage (one it did is gone, and removing its name is a no-op)
+            if stage is not None:
+                self._abandon(stage)
+            raise
         status = _s(reply[0])
         if status != "OK":
             if ref:
