@@ -20,6 +20,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.retry
 import redis.asyncio.sentinel
+import redis.exceptions as rexc
 import redis.retry
 import redis.sentinel
 from deepagents_redis.core._alane import AsyncLaneRedis, enable_async_lane
@@ -37,6 +38,7 @@ from deepagents_redis.core._errors import (
     RedisUnavailableError,
     redact_text,
     redis_errors,
+    tls_refusal,
     translate_redis_error,
 )
 from deepagents_redis.core._lane import LaneRedis, enable_lane
@@ -192,6 +194,79 @@ def _check_mode(settings: RedisSettings, parsed: ParsedURL) -> None:
         )
 
 
+def _refused(probe: BaseException) -> bool:
+    """Whether a Sentinel's PING failed its TLS certificate check (and nothing else)."""
+    return isinstance(probe, rexc.ConnectionError) and tls_refusal(probe) is not None
+
+
+def _no_trusted_sentinel(service_name: str, error: type[Exception]) -> Exception:
+    return error(
+        f"No master found for {service_name!r}: no Sentinel's TLS certificate is trusted "
+        "by tls_ca_file, or names the host the URL uses"
+    )
+
+
+class _Sentinel(redis.sentinel.Sentinel):
+    """redis-py's Sentinel manager, telling a refused Sentinel certificate from an outage.
+
+    redis-py reports a failed discovery as ``MasterNotFoundError`` with each Sentinel's
+    error as text only, so an untrusted Sentinel certificate was retried as an outage and
+    raised `RedisUnavailableError`. When the Sentinels are reached over TLS and discovery
+    fails, each is asked once more (a PING, stopping at the first that is not a certificate
+    refusal: a Sentinel that is down costs one more connect, within the call's deadline).
+    When every one refuses its certificate, the error is raised from that refusal, which
+    our error mapping reads as `ConfigurationError` (not retried).
+    """
+
+    def discover_master(self, service_name: str) -> Any:
+        try:
+            return super().discover_master(service_name)  # type: ignore[no-untyped-call]
+        except redis.sentinel.MasterNotFoundError as exc:
+            if not self.sentinel_kwargs.get("ssl"):
+                raise
+            failure = exc
+        # Probed outside the handler: an error re-raised there gets the handled error as its
+        # context, hiding the certificate error under it (seen with the asyncio client).
+        refusal: BaseException | None = None
+        for client in self.sentinels:
+            try:
+                client.ping()
+            except rexc.RedisError as probe:
+                if not _refused(probe):
+                    raise failure from None
+                refusal = refusal or probe
+            else:
+                raise failure from None
+        error = _no_trusted_sentinel(service_name, redis.sentinel.MasterNotFoundError)
+        raise error from refusal
+
+
+class _AsyncSentinel(redis.asyncio.sentinel.Sentinel):
+    """The asyncio twin of `_Sentinel`."""
+
+    async def discover_master(self, service_name: str) -> Any:
+        try:
+            return await super().discover_master(service_name)  # type: ignore[no-untyped-call]
+        except redis.asyncio.sentinel.MasterNotFoundError as exc:
+            if not self.sentinel_kwargs.get("ssl"):
+                raise
+            failure = exc
+        # Probed outside the handler: an error re-raised there gets the handled error as its
+        # context, hiding the certificate error under it (seen with the asyncio client).
+        refusal: BaseException | None = None
+        for client in self.sentinels:
+            try:
+                await client.ping()
+            except rexc.RedisError as probe:
+                if not _refused(probe):
+                    raise failure from None
+                refusal = refusal or probe
+            else:
+                raise failure from None
+        error = _no_trusted_sentinel(service_name, redis.asyncio.sentinel.MasterNotFoundError)
+        raise error from refusal
+
+
 class _SentinelRedis(redis.Redis):
     """A master client that also closes the Sentinel clients it was discovered through."""
 
@@ -221,7 +296,14 @@ class _AsyncSentinelRedis(redis.asyncio.Redis):
                 await sentinel.aclose()
 
 
-def _sentinel_kwargs(settings: RedisSettings) -> dict[str, Any]:
+def _sentinel_kwargs(settings: RedisSettings, parsed: ParsedURL) -> dict[str, Any]:
+    """Keyword arguments of the clients that talk to the Sentinels themselves.
+
+    TLS follows the URL unless `RedisSettings.sentinel_tls` says otherwise: with
+    ``rediss+sentinel://`` the Sentinels were asked in plain text while the master was
+    reached over TLS, so Sentinels that listen on TLS only (``tls-port``, ``port 0``, the
+    usual TLS deployment) could not be asked: every call failed "No master found".
+    """
     kwargs: dict[str, Any] = {
         "socket_timeout": settings.socket_timeout,
         "socket_connect_timeout": settings.socket_connect_timeout,
@@ -229,6 +311,8 @@ def _sentinel_kwargs(settings: RedisSettings) -> dict[str, Any]:
     }
     if settings.sentinel_password is not None:
         kwargs["password"] = settings.sentinel_password.get_secret_value()
+    if parsed.tls if settings.sentinel_tls is None else settings.sentinel_tls:
+        kwargs.update(_tls_kwargs(settings))
     return kwargs
 
 
@@ -284,9 +368,12 @@ def _build_sync(
         service = parsed.service or settings.sentinel_service
         assert service is not None  # _check_mode guarantees it
         # Discovery gets our bounded retry too (redis-py's default backs off for seconds).
-        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = _Sentinel(  # type: ignore[no-untyped-call]
             list(parsed.hosts),
-            sentinel_kwargs={**_sentinel_kwargs(settings), "retry": _sync_retry(settings, 0)},
+            sentinel_kwargs={
+                **_sentinel_kwargs(settings, parsed),
+                "retry": _sync_retry(settings, 0),
+            },
         )
         install_sentinels(sentinel, is_async=False)
         master: _SentinelRedis = sentinel.master_for(  # type: ignore[no-untyped-call]
@@ -320,9 +407,12 @@ def _build_async(
     elif parsed.kind == "sentinel":
         service = parsed.service or settings.sentinel_service
         assert service is not None
-        sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = _AsyncSentinel(  # type: ignore[no-untyped-call]
             list(parsed.hosts),
-            sentinel_kwargs={**_sentinel_kwargs(settings), "retry": _async_retry(settings, 0)},
+            sentinel_kwargs={
+                **_sentinel_kwargs(settings, parsed),
+                "retry": _async_retry(settings, 0),
+            },
         )
         install_sentinels(sentinel, is_async=True)
         master: _AsyncSentinelRedis = sentinel.master_for(

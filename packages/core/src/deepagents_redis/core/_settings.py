@@ -165,6 +165,13 @@ class RedisSettings(PhaseSettings):
     """Password of the Sentinel processes themselves (often unset even when the master has
     one, which is why the URL credentials go to the master only)."""
 
+    sentinel_tls: bool | None = None
+    """TLS to the Sentinel processes. ``None`` (the default) follows the URL: with
+    ``rediss+sentinel://`` the Sentinels are reached over TLS too, with the same CA bundle
+    and client certificate as the master (a Sentinel with ``tls-port`` and ``port 0``).
+    ``False`` for Sentinels that listen in plain text beside TLS data nodes; ``True`` for
+    TLS Sentinels in front of plain-text data nodes (``redis+sentinel://``)."""
+
     tls_ca_file: str | None = None
     """CA bundle used to verify the server certificate (``rediss://``)."""
 
