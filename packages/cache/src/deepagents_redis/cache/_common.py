@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import redis.exceptions
 from deepagents_redis.cache._failopen import FailOpen
 from deepagents_redis.cache._settings import CacheSettings
-from deepagents_redis.core import CircuitBreaker, ConfigurationError, PayloadTooLargeError
+from deepagents_redis.core import (
+    CircuitBreaker,
+    ConfigurationError,
+    PayloadTooLargeError,
+    SerializationError,
+)
 
 __all__ = [
     "GENERATION_MAX",
     "UNSET",
     "as_bytes",
     "async_owner",
+    "corrupt_counters",
+    "counter_refusal",
     "fits_entry",
+    "incr_accepts",
     "is_generation",
     "make_guard",
     "refuse_decoding_clients",
@@ -54,6 +63,57 @@ def is_generation(gen: bytes) -> bool:
     if len(gen) > GENERATION_MAX:
         return False
     return gen.isdigit() or (gen[:1] == b"-" and gen[1:].isdigit())
+
+
+_INT64_MAX: Final = (1 << 63) - 1
+
+# What Redis answers an INCR of a value it will not increment (Redis 7 and Valkey 8 alike):
+# not a 64-bit decimal integer in its canonical form, or the largest one.
+_INCR_REFUSALS: Final = ("not an integer", "would overflow")
+
+
+def incr_accepts(gen: bytes) -> bool:
+    """Whether ``INCR`` increments a counter holding ``gen`` (an absent one counts as ``b"0"``).
+
+    Stricter than `is_generation`, which the readers apply: INCR also refuses a number that
+    is not in its canonical form (``007``, ``-0``), outside 64 bits, or the largest 64-bit one.
+    """
+    if not is_generation(gen):
+        return False
+    n = int(gen)
+    return str(n).encode() == gen and -_INT64_MAX - 1 <= n < _INT64_MAX
+
+
+def counter_refusal(exc: BaseException, keys: Sequence[str]) -> SerializationError | None:
+    """The typed error of a ``clear`` whose ``INCR`` Redis refused; None for other errors.
+
+    Redis refuses (and changes nothing) when a generation counter holds what INCR never
+    writes: someone else wrote it. That is corrupt stored data, a `SerializationError` as for
+    a key of ours of another type (``WRONGTYPE``); it was the base `DeepAgentsRedisError`,
+    which no caller could tell from any other server error.
+
+    Args:
+        exc: What the INCR raised: redis-py's ``ResponseError``, or ours raised from one.
+        keys: The counters of the clear, for the message.
+
+    Returns:
+        The error to raise, or None when ``exc`` is not such a refusal.
+    """
+    cause = exc if isinstance(exc, redis.exceptions.ResponseError) else exc.__cause__
+    if not isinstance(cause, redis.exceptions.ResponseError):
+        return None
+    if not any(word in str(cause) for word in _INCR_REFUSALS):
+        return None
+    return corrupt_counters(keys)
+
+
+def corrupt_counters(keys: Sequence[str]) -> SerializationError:
+    """The error of a ``clear`` refused because of corrupt generation counters."""
+    return SerializationError(
+        f"cache clear refused, nothing was changed: the generation counter {', '.join(keys)}"
+        " holds what INCR never writes (not a 64-bit decimal integer, or the largest one);"
+        " set it to an integer above every generation used before, then clear again"
+    )
 
 
 def fits_entry(guard: FailOpen, op: str, size: int, max_entry_bytes: int, what: str) -> bool:

@@ -19,6 +19,7 @@ from deepagents_redis.cache._common import (
     _Unset,
     as_bytes,
     async_owner,
+    counter_refusal,
     fits_entry,
     is_generation,
     make_guard,
@@ -37,6 +38,7 @@ from deepagents_redis.core import (
     Codec,
     ConfigurationError,
     Connection,
+    DeepAgentsRedisError,
     Operation,
     Pipeline,
     RedisComponent,
@@ -584,9 +586,14 @@ class RedisLLMCache(RedisComponent, BaseCache):
 
         Raises:
             RedisUnavailableError: When Redis cannot be reached.
+            SerializationError: The namespace's generation counter holds what INCR never
+                writes (someone else wrote it) or another data type; nothing was changed.
         """
-        with redis_errors():
-            self._connector.client().incr(self._gen_key)
+        try:
+            with redis_errors():
+                self._connector.client().incr(self._gen_key)
+        except DeepAgentsRedisError as exc:
+            raise self._refused(exc) from exc.__cause__
         if self._near is not None:
             self._near.flush()
         self._guard.count("clear", "ok")
@@ -622,12 +629,21 @@ class RedisLLMCache(RedisComponent, BaseCache):
 
         Raises:
             RedisUnavailableError: When Redis cannot be reached.
+            SerializationError: The namespace's generation counter holds what INCR never
+                writes (someone else wrote it) or another data type; nothing was changed.
         """
-        with redis_errors():
-            await (await ready_client(self._connector)).incr(self._gen_key)
+        try:
+            with redis_errors():
+                await (await ready_client(self._connector)).incr(self._gen_key)
+        except DeepAgentsRedisError as exc:
+            raise self._refused(exc) from exc.__cause__
         if self._near is not None:
             self._near.flush()
         self._guard.count("clear", "ok")
+
+    def _refused(self, exc: DeepAgentsRedisError) -> DeepAgentsRedisError:
+        """What a failed ``clear`` raises: a refused counter typed, anything else as it is."""
+        return counter_refusal(exc, [self._gen_key]) or exc
 
     @property
     def _refresh_ms(self) -> str:

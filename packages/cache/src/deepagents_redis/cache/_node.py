@@ -10,10 +10,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Unpack
 
 from deepagents_redis.cache._common import (
+    GENERATION_MAX,
     UNSET,
     _Unset,
     as_bytes,
+    corrupt_counters,
+    counter_refusal,
     fits_entry,
+    incr_accepts,
     is_generation,
     make_guard,
     refuse_decoding_clients,
@@ -276,35 +280,56 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         )
 
     def _get_op(self, groups: dict[Namespace, list[FullKey]]) -> Operation[dict[FullKey, Any]]:
-        # One round trip: per namespace its generation, then its entries, as one MGET on
-        # one server; one namespace (the common case: a graph's node) is a plain MGET, more
-        # in one non-transactional pipeline. A Cluster pipeline refuses MGET, so there (and
-        # until the connector knows which it is) plain GETs, which redis-py groups by node: a
-        # batch spanning namespaces in different slots works either way. Each entry's key
-        # is built once, for the request and for the codec's key check.
-        mget = self._connector.cluster_hint is False
+        # One round trip: per namespace one MGET of its generation and its entries (one hash
+        # tag, so one slot: an MGET works on Cluster too); one namespace (the common case: a
+        # graph's node) is a plain MGET, more are MGETs in one non-transactional pipeline,
+        # which redis-py groups by node on Cluster. Cluster used to read with GETs, whose
+        # first error reply (WRONGTYPE, a hash planted under one entry's key) failed the
+        # whole batch, while standalone's MGET answered nil for that key and served the
+        # others. Each entry's key is built once, for the request and the codec's key check.
         entries = [[self._entry_key(*f) for f in fulls] for fulls in groups.values()]
-        if mget and len(groups) == 1:
+        if len(groups) == 1:
             (ns,) = groups
             reply = yield Command(("MGET", self._gen_key(ns), *entries[0]))
-            return {} if reply is FAILED else self._collect(groups, entries, [reply])
-        cmds: list[tuple[Any, ...]] = []
-        for ns, keys in zip(groups, entries, strict=True):
-            if mget:
-                cmds.append(("MGET", self._gen_key(ns), *keys))
-            else:
-                cmds += [("GET", key) for key in (self._gen_key(ns), *keys)]
-        flat = yield Pipeline(cmds)
-        if flat is FAILED:
-            return {}
-        if mget:
-            return self._collect(groups, entries, flat)
-        replies: list[Any] = []
-        i = 0
-        for fulls in groups.values():
-            replies.append(flat[i : i + 1 + len(fulls)])
-            i += 1 + len(fulls)
-        return self._collect(groups, entries, replies)
+            if reply is FAILED:
+                return {}
+            replies = [reply]
+        else:
+            cmds = [
+                ("MGET", self._gen_key(ns), *keys) for ns, keys in zip(groups, entries, strict=True)
+            ]
+            replies = yield Pipeline(cmds)
+            if replies is FAILED:
+                return {}
+        absent: list[str] = []
+        out = self._collect(groups, entries, replies, absent)
+        if absent:
+            yield from self._foreign_op(absent)
+        return out
+
+    def _foreign_op(self, absent: list[str]) -> Operation[None]:
+        # MGET answers nil for a key of another type too (a hash someone put under an entry's
+        # key), which read as a plain miss, uncounted and unlogged. Only a batch with misses
+        # asks (one pipeline of TYPEs, the keys of misses only), so a hit costs nothing more;
+        # the miss runs the node, whose set overwrites such a key anyway. A key that became
+        # a string since the MGET was written by a concurrent set: not foreign.
+        types = yield Pipeline([("TYPE", key) for key in absent])
+        if types is FAILED:
+            return
+        foreign = [
+            key
+            for key, kind in zip(absent, types, strict=True)
+            if as_bytes(kind) not in (b"none", b"string")
+        ]
+        if foreign:
+            self._guard.count("get", "corrupt", len(foreign))
+            self._guard.warn_skipped(
+                "get/wrongtype",
+                "node cache get: %d entries hold another data type than a string (%s...),"
+                " served as misses; the next set of each overwrites it",
+                len(foreign),
+                foreign[0],
+            )
 
     def _set_op(self, by_ns: dict[Namespace, tuple[list[str], list[Any]]]) -> Operation[None]:
         # The registry lets clear() find every namespace; then one script per namespace
@@ -336,11 +361,16 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         groups: dict[Namespace, list[FullKey]],
         entries: list[list[str]],
         replies: list[Any],
+        absent: list[str],
     ) -> dict[FullKey, ValueT]:
+        # `absent` gets the keys MGET answered nil for (none there, or another data type).
         out: dict[FullKey, ValueT] = {}
         for fulls, keys, reply in zip(groups.values(), entries, replies, strict=True):
             gen_raw, *values = reply
             for full, entry, raw in zip(fulls, keys, values, strict=True):
+                if raw is None:
+                    absent.append(entry)
+                    continue
                 ok, value = self._decode(entry, gen_raw, raw)
                 if ok:
                     out[full] = value
@@ -389,8 +419,23 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             self._skip_foreign(len(found) - len(gens))
         else:
             gens = [self._gen_key(tuple(ns)) for ns in namespaces]
-        if gens:
-            yield Pipeline([("INCR", gen) for gen in gens])  # one round trip
+        if not gens:
+            return
+        # Every counter INCR will refuse (what INCR never writes: someone else wrote it) is
+        # found before any is bumped, so a clear refused for one namespace changes nothing,
+        # not the namespaces before it in the pipeline. A counter of another type raises
+        # WRONGTYPE here, also before anything changed. At most the first 21 bytes of each.
+        heads = yield Pipeline(
+            [cmd for gen in gens for cmd in (("EXISTS", gen), ("GETRANGE", gen, 0, GENERATION_MAX))]
+        )
+        bad = [
+            gen
+            for i, gen in enumerate(gens)
+            if heads[2 * i] and not incr_accepts(as_bytes(heads[2 * i + 1]) or b"")
+        ]
+        if bad:
+            raise corrupt_counters(bad)
+        yield Pipeline([("INCR", gen) for gen in gens])  # one round trip
 
     def _skip_foreign(self, n: int) -> None:
         # A registry member this cache did not write (bytes someone else put in the set):
@@ -440,13 +485,18 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
 
         Raises:
             RedisUnavailableError: When Redis cannot be reached.
+            SerializationError: A generation counter holds what INCR never writes (someone
+                else wrote it) or another data type; nothing was changed.
         """
-        run_operation(
-            self._connector,
-            "node_cache.clear",
-            self._clear_op(namespaces),
-            deadline_seconds=self._connector.settings.deadline_seconds,
-        )
+        try:
+            run_operation(
+                self._connector,
+                "node_cache.clear",
+                self._clear_op(namespaces),
+                deadline_seconds=self._connector.settings.deadline_seconds,
+            )
+        except DeepAgentsRedisError as exc:
+            raise _refused(exc, namespaces) from exc.__cause__
 
     # -- async -----------------------------------------------------------------------------
     async def aget(self, keys: Sequence[FullKey]) -> dict[FullKey, ValueT]:
@@ -488,13 +538,27 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
 
         Raises:
             RedisUnavailableError: When Redis cannot be reached.
+            SerializationError: A generation counter holds what INCR never writes (someone
+                else wrote it) or another data type; nothing was changed.
         """
-        await arun_operation(
-            self._connector,
-            "node_cache.clear",
-            self._clear_op(namespaces),
-            deadline_seconds=self._connector.settings.deadline_seconds,
-        )
+        try:
+            await arun_operation(
+                self._connector,
+                "node_cache.clear",
+                self._clear_op(namespaces),
+                deadline_seconds=self._connector.settings.deadline_seconds,
+            )
+        except DeepAgentsRedisError as exc:
+            raise _refused(exc, namespaces) from exc.__cause__
+
+
+def _refused(
+    exc: DeepAgentsRedisError, namespaces: Sequence[Namespace] | None
+) -> DeepAgentsRedisError:
+    # A counter made unacceptable between the check and the INCR (the check found none):
+    # typed like the check's refusal; the other namespaces of the pipeline were cleared.
+    what = "of a registered namespace" if namespaces is None else f"of {list(namespaces)!r}"
+    return counter_refusal(exc, [what]) or exc
 
 
 def _scope_ns(scope: Any) -> Namespace | None:

@@ -1,0 +1,148 @@
+"""Keys of the caches that someone else wrote: counters INCR refuses, entries of another type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from deepagents_redis.core import SerializationError
+from langchain_core.outputs import Generation
+
+pytestmark = pytest.mark.integration
+
+PROMPT, LLM = "a question", "model=fake"
+ANSWER = [Generation(text="an answer")]
+
+# What INCR refuses, each left as it is by a refused clear: text, a number INCR never writes
+# (not canonical; the largest 64-bit one, whose INCR would overflow), a '1:2' the readers
+# already treat as corrupt, and a key of another type (WRONGTYPE).
+PLANTED = [b"abc", b"007", b"9223372036854775807", b"1:2", "hash"]
+PLANTED_IDS = ["text", "leading-zero", "int64-max", "colon", "hash"]
+
+
+def _plant(client: Any, key: str, planted: bytes | str) -> None:
+    client.delete(key)
+    if planted == "hash":
+        client.hset(key, "f", "v")
+    else:
+        client.set(key, planted)
+
+
+def _dump(client: Any, key: str) -> Any:
+    return client.hgetall(key) if client.type(key) == b"hash" else client.get(key)
+
+
+async def _clear(cache: Any, use_async: bool, *args: Any) -> None:
+    if use_async:
+        await cache.aclear(*args)
+    else:
+        cache.clear(*args)
+
+
+@pytest.mark.parametrize("planted", PLANTED, ids=PLANTED_IDS)
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_clear_of_a_corrupt_counter_is_a_serialization_error_and_changes_nothing(
+    make_llm_cache: Any,
+    make_node_cache: Any,
+    redis_target: Any,
+    planted: bytes | str,
+    use_async: bool,
+) -> None:
+    # A generation counter someone else wrote: INCR refused it and clear() raised the base
+    # DeepAgentsRedisError ("Redis error: ResponseError: value is not an integer"), which no
+    # caller can tell from any other server error. Now SerializationError (corrupt stored
+    # data, as WRONGTYPE already was), with nothing changed. The node cache's clear of
+    # several namespaces checks every counter before bumping any: the pipeline of INCRs
+    # bumped the sound namespaces listed before the corrupt one, then raised.
+    client = redis_target.client
+    cache = make_llm_cache(namespace=f"clear-bad-{use_async}")
+    gen = cache.redis_keys(PROMPT, LLM)["generation"]
+    _plant(client, gen, planted)
+    before = _dump(client, gen)
+    with pytest.raises(SerializationError):
+        await _clear(cache, use_async)
+    assert _dump(client, gen) == before
+
+    node = make_node_cache()
+    sound, bad = ("sound", str(use_async)), ("bad", str(use_async))
+    node.set({(sound, "k"): ({"v": 1}, 60), (bad, "k"): ({"v": 2}, 60)})
+    sound_gen = node.redis_keys(sound, "k")["generation"]
+    bad_gen = node.redis_keys(bad, "k")["generation"]
+    client.set(sound_gen, b"5")
+    _plant(client, bad_gen, planted)
+    bad_before = _dump(client, bad_gen)
+    for namespaces in ([sound, bad], None):  # the ones named, and every registered one
+        with pytest.raises(SerializationError):
+            await _clear(node, use_async, namespaces)
+        assert client.get(sound_gen) == b"5"
+        assert _dump(client, bad_gen) == bad_before
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_clear_still_bumps_sound_counters(
+    make_llm_cache: Any, make_node_cache: Any, redis_target: Any, use_async: bool
+) -> None:
+    # The check before the node cache's INCRs lets through every counter INCR takes: absent,
+    # negative, the smallest 64-bit one.
+    client = redis_target.client
+    node = make_node_cache()
+    spaces = [("absent",), ("negative",), ("smallest",)]
+    gens = [node.redis_keys(ns, "k")["generation"] for ns in spaces]
+    client.set(gens[1], b"-5")
+    client.set(gens[2], b"-9223372036854775808")
+    await _clear(node, use_async, spaces)
+    assert [client.get(g) for g in gens] == [b"1", b"-4", b"-9223372036854775807"]
+
+
+@pytest.mark.parametrize("spread", ["one-namespace", "two-namespaces"])
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_a_node_entry_of_another_type_is_a_counted_miss_and_the_rest_is_served(
+    make_node_cache: Any,
+    redis_target: Any,
+    recorder: Any,
+    caplog: pytest.LogCaptureFixture,
+    spread: str,
+    use_async: bool,
+) -> None:
+    # A hash under one entry's key. On Cluster the batch read with GETs in a pipeline and
+    # the WRONGTYPE reply of that one failed the whole batch (every key a miss, counted
+    # error, and raised with strict); standalone's MGET answered nil for it: an uncounted,
+    # unlogged miss. Both now serve every other key and count the foreign one corrupt
+    # (logged, rate-limited), and the next set overwrites it.
+    client = redis_target.client
+    node = make_node_cache()
+    ns_a = ("wrongtype", spread, str(use_async))
+    ns_b = ns_a if spread == "one-namespace" else (*ns_a, "b")
+    keys = [(ns_a, "k1"), (ns_a, "k2"), (ns_b, "k3")]
+    node.set({k: ({"v": i}, 60) for i, k in enumerate(keys)})
+    planted = node.redis_keys(*keys[1])["entry"]
+    client.delete(planted)
+    client.hset(planted, "f", "v")
+    asked = [*keys, (ns_a, "absent")]
+    got = await node.aget(asked) if use_async else node.get(asked)
+    assert got == {keys[0]: {"v": 0}, keys[2]: {"v": 2}}
+    assert recorder.total("node_cache.get", outcome="corrupt") == 1
+    assert recorder.total("node_cache.get", outcome="miss") == 2
+    assert recorder.total("node_cache.get", outcome="hit") == 2
+    assert recorder.total("node_cache.get", outcome="error") == 0
+    assert "another data type" in caplog.text
+    node.set({keys[1]: ({"v": 1}, 60)})
+    assert node.get([keys[1]]) == {keys[1]: {"v": 1}}
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_a_strict_node_cache_serves_the_rest_of_a_batch_with_a_foreign_entry(
+    make_node_cache: Any, redis_target: Any, use_async: bool
+) -> None:
+    # With strict=True the Cluster batch raised SerializationError for all keys (WRONGTYPE
+    # of one GET); a foreign entry is data, not an unavailable server: a miss, as the
+    # standalone MGET always answered.
+    client = redis_target.client
+    node = make_node_cache(strict=True)
+    ns = ("strict-wrongtype", str(use_async))
+    node.set({(ns, "a"): ("A", 60), (ns, "b"): ("B", 60)})
+    client.delete(node.redis_keys(ns, "b")["entry"])
+    client.rpush(node.redis_keys(ns, "b")["entry"], b"x")
+    asked = [(ns, "a"), (ns, "b")]
+    got = await node.aget(asked) if use_async else node.get(asked)
+    assert got == {(ns, "a"): "A"}
