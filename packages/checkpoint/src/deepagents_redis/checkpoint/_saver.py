@@ -25,7 +25,14 @@ from deepagents_redis.checkpoint._keys import (
     check_checkpoint_id,
     thread_id_of,
 )
-from deepagents_redis.checkpoint._scripts import DELETE, HISTORY, PUT, PUT_WRITES, READ
+from deepagents_redis.checkpoint._scripts import (
+    DELETE,
+    HISTORY,
+    PUT,
+    PUT_WRITES,
+    READ,
+    RUN_INDEX,
+)
 from deepagents_redis.checkpoint._serde import canonical, default_serde, dump, load
 from deepagents_redis.checkpoint._settings import CheckpointOptions, CheckpointSettings
 from deepagents_redis.core import (
@@ -304,7 +311,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         )
         # Threads and (run, thread) pairs already in the cross-thread indexes, with when this
         # process sent them, so a put pays for them once per process (with a TTL, once per
-        # half TTL: see `_run_index`), not per call.
+        # half TTL: see `_indexes`), not per call.
         self._indexed: dict[Any, float] = {}
         # Each thread's eight keys, built once (encoding and joining them cost ~5 us per
         # call, paid by every put, put_writes and get of a conversation).
@@ -379,20 +386,37 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         self._indexed[marker] = now
         return True
 
-    def _run_index(self, run_id: str, thread: str) -> list[tuple[Any, ...]]:
-        """The commands that name `thread` in run `run_id`'s index (a key of its own).
+    def _indexes(
+        self, cmds: Sequence[tuple[Any, ...]], runs: Sequence[tuple[str, Sequence[str]]]
+    ) -> Operation[None]:
+        """Write thread index commands `cmds`, then name each run's threads in its index.
 
-        With a TTL the run's key expires too (it outlived its threads: one key per run,
-        forever), after twice the TTL, renewed at least every half TTL while this process
-        writes the run: so it lives more than a TTL past the run's last write, as long as
-        the checkpoints `delete_for_runs` looks it up for (unless reads keep them alive
-        longer: `refresh_on_read`).
+        A run's index is a key of its own (``ckpt-run:{<ns>/<run>}``). With a TTL it expires
+        too (it outlived its threads: one key per run, forever), after twice the TTL,
+        renewed at least every half TTL while this process writes the run: so it lives more
+        than a TTL past the run's last write, as long as the checkpoints `delete_for_runs`
+        looks it up for (unless reads keep them alive longer: `refresh_on_read`).
+
+        The set and its TTL are two commands, so with a TTL each run's pair goes in a MULTI
+        of its own (one slot): sent in a plain pipeline, a failure between them (a connection
+        cut after the SADD, a refused PEXPIRE) left a run index that lived forever. A MULTI
+        refused at queue time applies nothing; one sent again applies the same.
         """
-        key = self.keys.run(run_id)
         ttl = self.checkpoint_settings.ttl_seconds
-        if ttl is None:
-            return [("SADD", key, thread)]
-        return [("SADD", key, thread), ("PEXPIRE", key, 2_000 * ttl)]
+        if ttl is None:  # one SADD per run: nothing to keep together
+            cmds = [*cmds, *(("SADD", self.keys.run(run), *threads) for run, threads in runs)]
+            if cmds:
+                yield Pipeline(cmds)
+            return
+        if cmds:
+            yield Pipeline(cmds)
+        ms = 2_000 * ttl
+        for run, threads in runs:
+            key = self.keys.run(run)
+            yield Snapshot(
+                [("SADD", key, *threads), ("PEXPIRE", key, ms)],
+                Script(RUN_INDEX, [key], [ms, *threads]),
+            )
 
     # ------------------------------------------------------------------ encode / decode
     def _put_args(
@@ -524,13 +548,13 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         # thread behind it (skipped on read), never a thread the indexes do not know.
         thread_cmds = self._thread_index(where.thread)
         ttl = self.checkpoint_settings.ttl_seconds
-        run_cmds: list[tuple[Any, ...]] = []
+        runs: list[tuple[str, Sequence[str]]] = []
         if run_id and self._remember(
             ("run", run_id, where.thread), None if ttl is None else ttl / 2
         ):
-            run_cmds = self._run_index(run_id, where.thread)
-        if thread_cmds or run_cmds:
-            yield Pipeline(thread_cmds + run_cmds)
+            runs = [(run_id, [where.thread])]
+        named_run = bool(runs)
+        yield from self._indexes(thread_cmds, runs)
         reply = yield from self._put_script(where, args, blobs)
         # The script tells a thread (or run) that had no checkpoint before it; should this
         # process have skipped the index for it, another one deleted the thread since (e.g. a
@@ -545,12 +569,12 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         # Likewise a run this thread had no checkpoint of is named again after the script,
         # even when it was named just before: `delete_for_runs` may have taken the name off
         # in between (it saw none of the run in this thread yet; see `_forget_run_op`).
+        late_runs: list[tuple[str, Sequence[str]]] = []
         if run_id and int(reply[1]):
-            if not run_cmds:
+            if not named_run:
                 self._remember(("run", run_id, where.thread), 0)
-            late += self._run_index(run_id, where.thread)
-        if late:
-            yield Pipeline(late)
+            late_runs = [(run_id, [where.thread])]
+        yield from self._indexes(late, late_runs)
         return {
             "configurable": {
                 "thread_id": where.thread_value,
@@ -960,12 +984,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                     for erun in (self.keys.enc(run) for run in ordered)
                 ]
             )
-            back += [
-                cmd
-                for run, hit in zip(ordered, found, strict=True)
-                if hit
-                for cmd in self._run_index(run, thread)
-            ]
+            yield from self._indexes(
+                back, [(run, [thread]) for run, hit in zip(ordered, found, strict=True) if hit]
+            )
+            return
         yield Pipeline(back)
 
     def _run_name(self, erun: Any) -> str | None:
@@ -1025,14 +1047,9 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 for thread in threads
             ]
         )
-        back = [
-            cmd
-            for thread, hit in zip(threads, found, strict=True)
-            if hit
-            for cmd in self._run_index(run_id, thread)
-        ]
+        back = [thread for thread, hit in zip(threads, found, strict=True) if hit]
         if back:
-            yield Pipeline(back)
+            yield from self._indexes([], [(run_id, back)])
 
     def _delete_run_op(self, run_id: str, thread: str) -> Operation[None]:
         """Delete run `run_id`'s checkpoints of one thread, `delete_batch` per script."""
@@ -1189,7 +1206,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                         f"checkpoint {copy.source!r}/{ecns}/{cid}: the index record names no run"
                     )
                 copy.runs.add(erun)
-                yield Pipeline(self._run_index(run, dst_thread))
+                yield from self._indexes([], [(run, [dst_thread])])
             args = [ecns, cid, self._ttl, erun, body, record]
             put = yield Script(PUT, dst.all, [*args, *blob_flat])
             if first and int(put[0]):  # a new thread: named after it exists (see put)

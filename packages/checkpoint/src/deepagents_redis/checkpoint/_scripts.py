@@ -5,7 +5,10 @@ Each file is headed by its contract: KEYS, ARGV, what it returns and its error r
 fixed keys from KEYS and the helpers that read them; ``expire.lua`` (the thread's TTL) follows
 it in the scripts that write or renew.
 
-Keys only in KEYS: every script takes the same eight keys of one thread (`ThreadKeys.all`)
+``run_index.lua`` is apart: the fallback of the MULTI that names threads in a run's index (a key
+of its own, in the run's slot), never sent with the redis-py core requires (see `RUN_INDEX`).
+
+Keys only in KEYS: every other script takes the same eight keys of one thread (`ThreadKeys.all`)
 and touches no other key (core's deny_oom probe, ``KEYS[1] .. ':oom-probe'``, which never
 creates a key, aside); what varies per checkpoint is in hash fields and sorted-set members,
 passed in ARGV. ``tests/test_keys_contract.py`` proves it statically (every key argument of
@@ -20,9 +23,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from deepagents_redis.core import LuaScript
+from deepagents_redis.core import LuaScript, load_lua
 
-__all__ = ["DELETE", "HISTORY", "PUT", "PUT_WRITES", "READ"]
+__all__ = ["DELETE", "HISTORY", "PUT", "PUT_WRITES", "READ", "RUN_INDEX"]
 
 _PACKAGE: Final = "deepagents_redis.checkpoint"
 _PRELUDE: Final = "thread.lua"
@@ -35,3 +38,11 @@ PUT_WRITES: Final = LuaScript.from_package(
 READ: Final = LuaScript.from_package("ckpt_read", _PACKAGE, _PRELUDE, _EXPIRE, "read.lua")
 HISTORY: Final = LuaScript.from_package("ckpt_history", _PACKAGE, _PRELUDE, "history.lua")
 DELETE: Final = LuaScript.from_package("ckpt_delete", _PACKAGE, _PRELUDE, "delete.lua")
+
+RUN_INDEX: Final = LuaScript("ckpt_run_index", load_lua(_PACKAGE, "run_index.lua"), register=False)
+"""The fallback of the run index's MULTI (``SADD``, ``PEXPIRE``; see ``run_index.lua``).
+
+Core's `Snapshot` needs one, for an asyncio cluster client without transactions; the
+redis-py core requires has them, so it is never sent (no ``EVALSHA`` in that MULTI can answer
+``NOSCRIPT`` either) and is not registered with the phase's scripts.
+"""
