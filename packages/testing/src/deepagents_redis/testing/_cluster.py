@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import time
@@ -12,7 +13,7 @@ from deepagents_redis.core import Closing
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ._servers import served_by
+from ._servers import served_by, start_owned
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -98,32 +99,35 @@ class LocalCluster(Closing):
         Raises:
             RuntimeError: A node did not start or the cluster did not converge in time.
         """
-        # Imported here so that loading the pytest plugin does not import core.
-        from deepagents_redis.core.embedded import EmbeddedRedis
-
         try:
             for _ in range(self._primaries * (1 + self._replicas)):
-                node = EmbeddedRedis(
-                    config={
-                        "cluster-enabled": "yes",
-                        "cluster-config-file": "nodes.conf",
-                        "cluster-node-timeout": str(self._node_timeout_ms),
-                        # Without this, CLUSTERDOWN is returned while the nodes gossip.
-                        "cluster-require-full-coverage": "yes",
-                        **(self._node_config() if self._node_config else {}),
-                    },
-                    allow_fallback=False,
-                    redis_server=self._redis_server,
-                    cluster_bus=True,
-                )
-                self.nodes.append(node)
-                node.start()
+                # start_owned: a node whose port another process took meanwhile would have
+                # joined someone else's server to this cluster.
+                extra = dict(self._node_config()) if self._node_config else {}
+                self.nodes.append(start_owned(functools.partial(self._build_node, extra)))
             self._create()
             self._wait_ready()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _build_node(self, extra: Mapping[str, str]) -> EmbeddedRedis:
+        from deepagents_redis.core.embedded import EmbeddedRedis
+
+        return EmbeddedRedis(
+            config={
+                "cluster-enabled": "yes",
+                "cluster-config-file": "nodes.conf",
+                "cluster-node-timeout": str(self._node_timeout_ms),
+                # Without this, CLUSTERDOWN is returned while the nodes gossip.
+                "cluster-require-full-coverage": "yes",
+                **extra,
+            },
+            allow_fallback=False,
+            redis_server=self._redis_server,
+            cluster_bus=True,
+        )
 
     def close(self) -> None:
         """Stop every node (by its own PID) and remove their data directories."""

@@ -5,13 +5,18 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from deepagents_redis.core import redact_url as _core_redact_url
 
+if TYPE_CHECKING:
+    from deepagents_redis.core.embedded import EmbeddedRedis
+
 __all__ = [
+    "MIN_SERVER_VERSION",
     "ServerHandle",
     "SessionReport",
     "in_ci",
@@ -20,7 +25,12 @@ __all__ = [
     "redis_server_version",
     "served_by",
     "server_binary",
+    "start_owned",
 ]
+
+MIN_SERVER_VERSION = "7.0"
+"""The oldest Redis (``redis_version``, as Valkey reports it too) the project supports."""
+_START_ATTEMPTS = 3
 
 
 class ServerHandle(Protocol):
@@ -123,6 +133,90 @@ def served_by(server: Any) -> str:
     if name == "redis":
         return f"redis-server {server.version}"
     return f"{name} (redis_version {server.version})"
+
+
+def start_owned(
+    build: Callable[[], EmbeddedRedis], *, attempts: int = _START_ATTEMPTS
+) -> EmbeddedRedis:
+    """Start a server from `build`, and make sure the server answering is the one started.
+
+    A port picked free can be taken by another process (a second test session starting at
+    the same moment) before our `redis-server` binds it. Ours then exits on "address
+    already in use", but the startup PING may already have been answered by the other
+    server, and the session would have run (and flushed) someone else's database. So the
+    answering server's ``INFO server`` ``process_id`` must be our child's PID; when it is
+    not, our server is closed (its own process and temp dir; the other server is only
+    read from) and a fresh one is started on another port. A server older than
+    `MIN_SERVER_VERSION` is refused with a clear message instead of odd failures later.
+    Whatever fails, the started server and its temp dir are cleaned up.
+
+    Args:
+        build: Makes an unstarted `EmbeddedRedis` (called once per attempt).
+        attempts: How many servers to try before giving up.
+
+    Returns:
+        The started server, ours.
+
+    Raises:
+        RuntimeError: Every attempt was answered by a foreign server, or the server is too
+            old.
+    """
+    problem = ""
+    for _ in range(attempts):
+        server = build()
+        try:
+            server.start()
+            problem = _foreign(server)
+            if not problem:
+                _check_version(server)
+                return server
+        except BaseException:
+            server.close()
+            raise
+        server.close()
+    raise RuntimeError(f"could not start a private server of our own: {problem}")
+
+
+def _foreign(server: EmbeddedRedis) -> str:
+    """Why the server answering on `server.port` is not `server`'s process ("" if it is)."""
+    if server.kind != "redis-server":
+        return ""  # fakeredis runs in this process: binding a taken port fails loudly
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = redis.Redis(
+        host="127.0.0.1",
+        port=server.port,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        protocol=2,
+        retry=Retry(NoBackoff(), 0),
+    )
+    try:
+        answering = client.info("server").get("process_id")
+    except redis.exceptions.RedisError as exc:
+        return f"port {server.port}: {type(exc).__name__} right after startup"
+    finally:
+        client.close()
+    own = server.pid
+    if own is None or str(answering) != str(own):
+        return (
+            f"port {server.port} is answered by another process's server (pid {answering}), "
+            f"not by the one started (pid {own})"
+        )
+    return ""
+
+
+def _check_version(server: EmbeddedRedis) -> None:
+    if server.kind != "redis-server":
+        return
+    if parse_version(server.version or "0") < parse_version(MIN_SERVER_VERSION):
+        raise RuntimeError(
+            f"{served_by(server)} is too old: deepagents-redis needs "
+            f"Redis {MIN_SERVER_VERSION} or newer (or Valkey); install a newer one or point "
+            f"REDIS_SERVER_BIN at it"
+        )
 
 
 def redact_url(url: str) -> str:

@@ -65,6 +65,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import signal
+import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +85,7 @@ from ._servers import (
     redis_server_version,
     served_by,
     server_binary,
+    start_owned,
 )
 from ._targets import RedisTarget, unique_key_prefix
 from ._types import ClusterHandle, ProxyFactory, SentinelFactory, ServerFactory
@@ -96,6 +99,7 @@ if TYPE_CHECKING:
 
 _REPORT = pytest.StashKey[SessionReport]()
 _WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
+_SIGTERM_BEFORE = pytest.StashKey[Any]()
 
 MARKERS = (
     "integration: needs a real Redis server (the plugin starts a private one)",
@@ -115,10 +119,53 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_WORKER_REPORTS] = []
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give SIGTERM back to whoever had it before the plugin started a server."""
+    before = config.stash.get(_SIGTERM_BEFORE, None)
+    if before is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, before)
+        del config.stash[_SIGTERM_BEFORE]
+
+
+def _teardown_on_sigterm(config: pytest.Config) -> None:
+    """Make SIGTERM end the session the way Ctrl-C does: with teardown.
+
+    Python's default SIGTERM kills the interpreter on the spot: no fixture teardown, no
+    atexit, so every private `redis-server` (and its temp dir) outlived the session. That is
+    how CI stops a job that timed out or was cancelled. Installed once, when the plugin
+    starts its first server, and only over the default handler (a handler of the user's
+    stays theirs); further SIGTERMs are ignored while the teardown runs.
+    """
+    if _SIGTERM_BEFORE in config.stash:
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt("SIGTERM: stopping, with the private Redis servers' teardown")
+
+    config.stash[_SIGTERM_BEFORE] = signal.signal(signal.SIGTERM, stop)
+
+
+def _named_binary_missing() -> str | None:
+    """`REDIS_SERVER_BIN` names a binary that does not exist: never a silent substitute."""
+    from deepagents_redis.core.embedded import SERVER_BINARY_ENV, find_redis_server
+
+    named = os.environ.get(SERVER_BINARY_ENV)
+    if named and find_redis_server() is None:
+        return f"{SERVER_BINARY_ENV}={named!r} names no executable server binary"
+    return None
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Say up front which Redis the session will use."""
     if os.environ.get("REDIS_URL"):
         standalone = f"REDIS_URL override {redact_url(os.environ['REDIS_URL'])}"
+    elif missing := _named_binary_missing():
+        standalone = f"{missing}: tests that need a server fail"
     else:
         path, name, version = server_binary()
         if path is None:
@@ -192,18 +239,26 @@ def _dar_standalone(request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis | 
         report.standalone = f"external server from REDIS_URL {redact_url(external)}"
         yield None
         return
-    from deepagents_redis.core import ConfigurationError
+    from deepagents_redis.core import ConfigurationError, RedisUnavailableError
     from deepagents_redis.core.embedded import EmbeddedRedis
 
+    missing = _named_binary_missing()
+    if missing is not None:
+        # The user asked for that server (e.g. Valkey): fakeredis passing instead would
+        # report a green run that never touched it.
+        report.notes.append(f"FAILED: {missing}")
+        pytest.fail(missing, pytrace=False)
+    _teardown_on_sigterm(request.config)
     problem: str | None = None
     try:
-        server = EmbeddedRedis(allow_fallback=not in_ci())
+        server = start_owned(lambda: EmbeddedRedis(allow_fallback=not in_ci()))
     except ConfigurationError as exc:
-        problem = str(exc)
+        problem = f"CI=true requires a real redis-server: {exc}"
+    except (RedisUnavailableError, RuntimeError) as exc:
+        problem = f"could not start the session's private redis-server: {exc}"
     if problem is not None:
-        report.notes.append(f"FAILED: CI=true requires a real redis-server: {problem}")
-        pytest.fail(f"CI=true requires a real redis-server: {problem}", pytrace=False)
-    server.start()
+        report.notes.append(f"FAILED: {problem}")
+        pytest.fail(problem, pytrace=False)
     try:
         if server.kind == "fakeredis":
             report.standalone = (
@@ -372,10 +427,13 @@ def redis_cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
         yield cluster
         return
     path, _ = redis_server_version()
+    if missing := _named_binary_missing():
+        pytest.fail(missing, pytrace=False)
     if path is None:
         _fail_or_skip("the cluster tier needs the redis-server binary (fakeredis has no cluster)")
     from ._cluster import LocalCluster
 
+    _teardown_on_sigterm(request.config)
     local = LocalCluster()
     local.start()
     try:
@@ -458,19 +516,21 @@ def redis_server_factory(request: pytest.FixtureRequest) -> Iterator[ServerFacto
     def factory(
         *, aof: bool = False, debug: bool = False, config: Mapping[str, str] | None = None
     ) -> EmbeddedRedis:
+        if missing := _named_binary_missing():
+            pytest.fail(missing, pytrace=False)
         if path is None:
             _fail_or_skip("redis_server_factory needs the redis-server binary")
         from deepagents_redis.core.embedded import EmbeddedRedis
 
+        _teardown_on_sigterm(request.config)
         options: dict[str, str] = {}
         if aof:
             options.update({"appendonly": "yes", "appendfsync": "always"})
         if debug:
             options["enable-debug-command"] = "local"
         options.update(config or {})
-        server = EmbeddedRedis(config=options, allow_fallback=False)
+        server = start_owned(lambda: EmbeddedRedis(config=options, allow_fallback=False))
         started.append(server)
-        server.start()
         report.factory_servers += 1
         return server
 
