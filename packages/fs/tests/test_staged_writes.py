@@ -299,6 +299,43 @@ async def test_a_cancelled_staged_write_leaves_its_stage_to_the_next_call(
     assert await b.astat("/big.txt") is None
 
 
+def test_a_write_refused_by_a_full_server_removes_what_it_staged(
+    redis_server_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server fills up while a big write stages: the batches already staged were held
+    for 10 minutes on a server that had no memory to spare. UNLINK is allowed when full."""
+    server = redis_server_factory(config={"maxmemory-policy": "noeviction"})
+    settings = RedisSettings(url=server.url, cluster="off", key_prefix="full")
+    b = RedisBackend(
+        settings=settings,
+        namespace="full",
+        chunk_size=CHUNK,
+        spill_threshold=0,
+        eviction_check="off",
+    )
+    client = redis.Redis.from_url(server.url)
+    try:
+        monkeypatch.setattr(_common, "_STAGE_BATCH", 3 * CHUNK)
+        calls: list[int] = []
+        real = _common.Snapshot
+
+        def snapshot(cmds: Any, fallback: Any) -> Snapshot:
+            calls.append(1)
+            if len(calls) == 2:
+                client.config_set("maxmemory", "1")  # full from here on
+            return real(cmds, fallback)
+
+        monkeypatch.setattr(_common, "Snapshot", snapshot)
+        with pytest.raises(DeepAgentsRedisError, match="maxmemory"):
+            b.write("/big.txt", _text("new"))
+        assert len(calls) == 2
+        assert list(client.scan_iter(match="full*:s:*")) == []
+    finally:
+        client.config_set("maxmemory", "0")
+        client.close()
+        b.close()
+
+
 def test_a_stage_whose_removal_failed_is_removed_by_a_later_call(
     redis_url: str, fault_proxy: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
