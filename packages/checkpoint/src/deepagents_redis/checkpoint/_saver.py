@@ -1199,18 +1199,24 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             if first:
                 copy.indexed = True
                 yield Command(_thread_entry(self.keys.threads, dst_thread))
-            if erun and erun not in copy.runs:  # once per run, not per checkpoint
-                run = self._run_name(erun)
-                if run is None:  # decoding it raised InvalidInputError: not the caller's input
-                    raise SerializationError(
-                        f"checkpoint {copy.source!r}/{ecns}/{cid}: the index record names no run"
-                    )
+            run = self._run_name(erun) if erun else None
+            if erun and run is None:  # decoding it raised InvalidInputError: not the caller's
+                raise SerializationError(
+                    f"checkpoint {copy.source!r}/{ecns}/{cid}: the index record names no run"
+                )
+            if run is not None and erun not in copy.runs:  # once per run, not per checkpoint
                 copy.runs.add(erun)
                 yield from self._indexes([], [(run, [dst_thread])])
             args = [ecns, cid, self._ttl, erun, body, record]
             put = yield Script(PUT, dst.all, [*args, *blob_flat])
             if first and int(put[0]):  # a new thread: named after it exists (see put)
                 yield Command(_thread_entry(self.keys.threads, dst_thread))
+            # The target's first checkpoint of a run: named again after it exists, as put
+            # names it (a delete_for_runs between the index write above and this put saw
+            # none of the run in the target, and took the name off: the copied checkpoint
+            # was then in no run index, and no later delete_for_runs found it).
+            if run is not None and int(put[1]):
+                yield from self._indexes([], [(run, [dst_thread])])
             writes = _pairs(write_flat)
             if writes:
                 triples: list[Any] = [dst.field(ecns, cid), self._ttl]
