@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from deepagents_redis.checkpoint import RedisSaver, copy_threads, thread_ids
-from deepagents_redis.core import RedisConnector
+from deepagents_redis.core import InvalidInputError, RedisConnector
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
@@ -197,3 +197,20 @@ def test_a_copy_keeps_each_writes_index_when_special_writes_come_first(
     assert sorted(map(repr, target.get_tuple(config).pending_writes)) == sorted(
         map(repr, source.get_tuple(config).pending_writes)
     )
+
+
+def test_threads_given_as_one_str_are_refused_and_ids_are_text(connector: RedisConnector) -> None:
+    """A str is a sequence of its characters: threads="ab" copied threads "a" and "b"."""
+    tag = uuid.uuid4().hex[:6]
+    source = RedisSaver(connector=connector, namespace=f"src-{tag}")
+    target = RedisSaver(connector=connector, namespace=f"dst-{tag}")
+    graph = _counter_graph(source)
+    for thread in ("a", "b", "ab", "7"):
+        graph.invoke({"log": []}, {"configurable": {"thread_id": thread}})
+    for wrong in ("ab", b"ab"):
+        with pytest.raises(InvalidInputError):
+            copy_threads(source, target, threads=wrong)  # type: ignore[arg-type]
+    assert list(target.threads()) == []
+    report = copy_threads(source, target, threads=[7, "ab"])  # type: ignore[list-item]
+    assert report.copied == ["7", "ab"]
+    assert list(target.threads()) == ["7", "ab"]

@@ -126,11 +126,20 @@ def copy_threads(
     Returns:
         What was copied.
 
+    Raises:
+        InvalidInputError: `threads` is a str or bytes (one id, not a sequence of them).
+
     Example:
         >>> with PostgresSaver.from_conn_string(pg_url) as pg:  # doctest: +SKIP
         ...     copy_threads(pg, RedisSaver(url=redis_url))
     """
-    wanted = sorted(set(threads)) if threads is not None else thread_ids(source)
+    if isinstance(threads, str | bytes):
+        # a str is a sequence of its characters: copy_threads(src, dst, threads="ab")
+        # copied threads "a" and "b" (whichever the source had), not "ab"
+        raise InvalidInputError("threads must be a sequence of thread ids, not a str")
+    # as text, as savers name them (a thread id 7 is thread "7"): sorting ids of mixed types
+    # raised an untyped TypeError
+    wanted = sorted({str(t) for t in threads}) if threads is not None else thread_ids(source)
     report = CopyReport()
     for done, thread in enumerate(wanted, start=1):
         try:
