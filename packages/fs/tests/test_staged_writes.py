@@ -336,6 +336,41 @@ def test_a_write_refused_by_a_full_server_removes_what_it_staged(
         b.close()
 
 
+def test_a_stage_the_server_refuses_to_remove_is_left_to_its_ttl(
+    redis_server_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An ACL without UNLINK: the removal is refused once, with a warning, and not tried
+    # again on every later call (a round trip and a warning each).
+    server = redis_server_factory()
+    admin = redis.Redis.from_url(server.url)
+    admin.acl_setuser(
+        "agent", enabled=True, passwords=["+pw"], keys=["~*"], commands=["+@all", "-unlink"]
+    )
+    url = server.url.replace("redis://", "redis://agent:pw@")
+    settings = RedisSettings(url=url, cluster="off", key_prefix="acl")
+    b = RedisBackend(
+        settings=settings,
+        namespace="acl",
+        chunk_size=CHUNK,
+        spill_threshold=0,
+        eviction_check="off",
+    )
+    try:
+        _failing_batch(monkeypatch, 2)
+        with caplog.at_level("WARNING", logger="deepagents_redis.fs"):
+            with pytest.raises(DeepAgentsRedisError):
+                b.write("/big.txt", _text("new"))
+            assert len(list(admin.scan_iter(match="acl*:s:*"))) == 1
+            assert [r.message for r in caplog.records if "staged chunk" in r.message]
+            caplog.clear()
+            assert b.write("/small.txt", "x").error is None
+            assert b.read("/small.txt").error is None
+            assert not [r for r in caplog.records if "staged chunk" in r.message]
+    finally:
+        b.close()
+        admin.close()
+
+
 def test_a_stage_whose_removal_failed_is_removed_by_a_later_call(
     redis_url: str, fault_proxy: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

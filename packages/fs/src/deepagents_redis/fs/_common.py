@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -434,7 +435,7 @@ class _Layout:
     _blob_homes: dict[str, str]
     _write_cache: dict[tuple[str, str], tuple[tuple[bytes, ...], str, str]]
     _stale: set[str]
-    _abandoned: dict[bytes, None]
+    _abandoned: dict[bytes, float]
 
     # ------------------------------------------------------------------ plumbing
 
@@ -649,7 +650,7 @@ class _Layout:
                 break
         return result
 
-    def _abandon(self, stage: bytes) -> None:
+    def _abandon(self, stage: bytes, since: float | None = None) -> None:
         """Remember the stage key of a write that stopped before its commit answered.
 
         A big write that failed part-way (a reset connection, a full server, a deadline, a
@@ -663,36 +664,42 @@ class _Layout:
         pending = self._abandoned
         if len(pending) >= _ABANDONED_MAX:
             pending.pop(next(iter(pending), b""), None)  # the oldest is left to its TTL
-        pending[stage] = None
+        pending[stage] = time.monotonic() if since is None else since
 
-    def _take_abandoned(self) -> list[bytes]:
+    def _take_abandoned(self) -> list[tuple[bytes, float]]:
         pending = self._abandoned
         taken = []
         for key in list(pending):
-            try:
-                del pending[key]
-            except KeyError:  # another thread took it
-                continue
-            taken.append(key)
+            since = pending.pop(key, None)
+            if since is not None:  # (None: another thread took it)
+                taken.append((key, since))
         return taken
 
-    def _unstage_op(self, keys: list[bytes]) -> _Op[None]:
+    def _unstage_op(self, keys: list[tuple[bytes, float]]) -> _Op[None]:
         # UNLINK: a 10 MB stage is freed off the main thread; one command per key (Cluster)
-        yield Pipeline([("UNLINK", key) for key in keys])
+        yield Pipeline([("UNLINK", key) for key, _since in keys])
 
     def _unstage_deadline(self) -> float:
         return min(self._deadline or _UNSTAGE_DEADLINE, _UNSTAGE_DEADLINE)
 
-    def _unstage_failed(self, keys: list[bytes], exc: Exception) -> None:
+    def _unstage_failed(self, keys: list[tuple[bytes, float]], exc: Exception) -> None:
+        # Kept for the next call only while the server is out of reach and the stage has
+        # not expired by itself; any other failure (an ACL without UNLINK) would repeat on
+        # every call, a round trip and a warning each time.
+        retry = isinstance(exc, RedisUnavailableError)
         log.warning(
-            "removing %d staged chunk key(s) of failed writes failed (retried after the next "
-            "call; they expire in %d s anyway): %s",
+            "removing %d staged chunk key(s) of failed writes failed (%s; they expire within "
+            "%d s anyway): %s",
             len(keys),
+            "retried after the next call" if retry else "left to expire",
             _STAGE_TTL_MS // 1000,
             exc,
         )
-        for key in keys:
-            self._abandon(key)
+        if retry:
+            oldest = time.monotonic() - _STAGE_TTL_MS / 1000
+            for key, since in keys:
+                if since > oldest:
+                    self._abandon(key, since)
 
     def _unstage(self) -> None:
         """Remove the stages of failed writes, best effort (see `_abandon`)."""
