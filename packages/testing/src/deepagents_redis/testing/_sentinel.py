@@ -22,6 +22,7 @@ __all__ = ["SentinelTopology"]
 
 _POLL = 0.05
 _POLLS = 600  # bounded waits: replication, Sentinel start and discovery
+_SPAWN_ATTEMPTS = 3
 
 
 def _direct(port: int) -> redis.Redis:
@@ -165,27 +166,43 @@ class SentinelTopology:
     def _spawn(
         self, binary: str, home: Path, quorum: int, down_after_ms: int, failover_ms: int
     ) -> None:
-        port = _free_port()
         home.mkdir(parents=True)
-        conf = home / "sentinel.conf"  # Sentinel rewrites its own config: one file each
-        conf.write_text(
-            f"port {port}\nbind 127.0.0.1\ndir {home}\n"
-            f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} {quorum}\n"
-            f"sentinel down-after-milliseconds {self.service} {down_after_ms}\n"
-            f"sentinel failover-timeout {self.service} {failover_ms}\n"
-        )
         log = (home / "sentinel.log").open("ab")
         self._logs.append(log)
-        self._procs.append(
-            subprocess.Popen(  # noqa: S603 - fixed argv, no shell; stopped by stop(), by PID
+        conf = home / "sentinel.conf"  # Sentinel rewrites its own config: one file each
+        problem = ""
+        for _ in range(_SPAWN_ATTEMPTS):
+            # A port picked free can be bound by another process (another test session)
+            # before this Sentinel binds it: this one then exits, but the server already
+            # there answered the startup PING, and the topology was built on a stranger.
+            port = _free_port()
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {home}\n"
+                f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} {quorum}\n"
+                f"sentinel down-after-milliseconds {self.service} {down_after_ms}\n"
+                f"sentinel failover-timeout {self.service} {failover_ms}\n"
+            )
+            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell; stopped by PID
                 [binary, str(conf), "--sentinel"],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=home,
             )
-        )
-        self.sentinel_ports.append(port)
+            wait_for(functools.partial(_started, proc, port), f"sentinel on port {port} to start")
+            answering = _process_id(port)
+            if proc.poll() is None and answering == proc.pid:
+                self._procs.append(proc)
+                self.sentinel_ports.append(port)
+                return
+            problem = (
+                f"port {port} is answered by another process (pid {answering})"
+                if proc.poll() is None or answering is not None
+                else f"the sentinel on port {port} exited"
+            )
+            proc.kill()
+            proc.wait(timeout=10)
+        raise RuntimeError(f"could not start a sentinel of our own: {problem} (see {home})")
 
     def _ready(self, port: int) -> bool:
         try:
@@ -271,6 +288,21 @@ def _link_up(port: int) -> bool:
 
 def _started(proc: subprocess.Popen[bytes], port: int) -> bool:
     return proc.poll() is not None or _answers(port)
+
+
+def _process_id(port: int) -> int | None:
+    """The PID of the server answering on `port` (None when none answers)."""
+    try:
+        return int(_pairs_info(probe(port, "INFO", "server")).get("process_id", 0)) or None
+    except (redis.exceptions.RedisError, ValueError):
+        return None
+
+
+def _pairs_info(reply: Any) -> dict[str, str]:
+    if isinstance(reply, dict):
+        return {_text(k): _text(v) for k, v in reply.items()}
+    lines = _text(reply).splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
 
 
 def _answers(port: int) -> bool:

@@ -556,11 +556,16 @@ def redis_sentinel_factory(
     started: list[SentinelTopology] = []
 
     def factory(**options: Any) -> SentinelTopology:
+        from deepagents_redis.core.embedded import find_redis_server
+
+        if missing := _named_binary_missing():
+            pytest.fail(missing, pytrace=False)
+        if find_redis_server() is None:
+            _fail_or_skip("a Sentinel topology needs the redis-server binary")
         workdir = tmp_path / f"sentinels-{len(started)}"
-        try:
-            topo = SentinelTopology.start(redis_server_factory, workdir, **options)
-        except RuntimeError as exc:
-            _fail_or_skip(str(exc))
+        # Anything else that goes wrong (a Sentinel that exits, a port taken) is a failure:
+        # it was skipped with the missing binary, hiding a broken topology as "skipped".
+        topo = SentinelTopology.start(redis_server_factory, workdir, **options)
         started.append(topo)
         return topo
 
