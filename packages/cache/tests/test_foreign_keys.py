@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from deepagents_redis.cache._scripts import ACQUIRE
 from deepagents_redis.core import SerializationError
 from langchain_core.outputs import Generation
 
@@ -146,3 +147,60 @@ async def test_a_strict_node_cache_serves_the_rest_of_a_batch_with_a_foreign_ent
     asked = [(ns, "a"), (ns, "b")]
     got = await node.aget(asked) if use_async else node.get(asked)
     assert got == {(ns, "a"): "A"}
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["fail-open", "strict"])
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_an_llm_entry_of_another_type_is_a_corrupt_miss_that_takes_the_lease(
+    make_llm_cache: Any, redis_target: Any, recorder: Any, strict: bool, use_async: bool
+) -> None:
+    # A hash under an entry's key raised WRONGTYPE out of the lookup script (and the waiters'
+    # cache_acquire) on every lookup of that prompt: no lease, so no single flight for it;
+    # with strict=True every lookup raised, so the model was never called and the update that
+    # overwrites the key never came. Foreign bytes there are a counted miss: so is this now,
+    # taking the lease; the update overwrites it.
+    client = redis_target.client
+    cache = make_llm_cache(namespace=f"entry-type-{strict}-{use_async}", strict=strict)
+    keys = cache.redis_keys(PROMPT, LLM)
+    client.hset(keys["entry"], "f", "v")
+
+    async def lookup() -> Any:
+        return await cache.alookup(PROMPT, LLM) if use_async else cache.lookup(PROMPT, LLM)
+
+    assert await lookup() is None
+    assert recorder.total("cache.lookup", outcome="corrupt") == 1
+    assert recorder.total("cache.lookup", outcome="error") == 0
+    assert recorder.total("cache.single_flight", outcome="leader") == 1
+    # A waiter's poll (cache_acquire) sees no entry either, and re-enters its own lease.
+    reply = ACQUIRE(
+        client, keys=[keys["generation"], keys["entry"], keys["lease"]], args=["t", 1000, 1 << 20]
+    )
+    assert reply[0] == 3
+    if use_async:
+        await cache.aupdate(PROMPT, LLM, ANSWER)
+    else:
+        cache.update(PROMPT, LLM, ANSWER)
+    assert await lookup() == ANSWER
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_a_strict_lookup_that_raised_does_not_keep_taking_the_plain_reads(
+    make_llm_cache: Any, redis_target: Any, use_async: bool
+) -> None:
+    # While lookups hit, a lookup first tries two plain reads (GETRANGE), which raise WRONGTYPE
+    # for an entry of another type. With strict=True that raised out of the lookup and the
+    # cache kept preferring the plain reads, so that prompt raised on every lookup for as
+    # long as other lookups hit. Now a lookup that raised sends the next to the script.
+    client = redis_target.client
+    cache = make_llm_cache(namespace=f"strict-plain-{use_async}", strict=True)
+    cache.update("warm", LLM, ANSWER)
+
+    async def lookup(prompt: str) -> Any:
+        return await cache.alookup(prompt, LLM) if use_async else cache.lookup(prompt, LLM)
+
+    assert await lookup("warm") == ANSWER
+    assert await lookup("warm") == ANSWER  # plain reads: lookups hit
+    client.hset(cache.redis_keys(PROMPT, LLM)["entry"], "f", "v")
+    with pytest.raises(SerializationError):
+        await lookup(PROMPT)
+    assert await lookup(PROMPT) is None  # the script: a corrupt miss, with the lease

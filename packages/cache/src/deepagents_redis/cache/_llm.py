@@ -528,6 +528,14 @@ class RedisLLMCache(RedisComponent, BaseCache):
             return self._hit([g.model_copy() for g in found], "redis")
         return self._hit(found, "redis")
 
+    def _raised(self) -> None:
+        # A lookup that raised (strict=True) said nothing about hits: the next one takes the
+        # script first. Left as it was, a strict cache whose plain reads raised for one key
+        # (WRONGTYPE of an entry of another type) took them again on every lookup of that key
+        # while others hit, and raised each time; the script treats such an entry as a miss
+        # and takes the lease, and the update overwrites it. (A try costs nothing unraised.)
+        self._hits_likely = False
+
     # -- sync API ------------------------------------------------------------------------
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Look up ``(prompt, llm_string)``; on a miss, maybe wait for a concurrent caller.
@@ -547,9 +555,13 @@ class RedisLLMCache(RedisComponent, BaseCache):
         local, epoch, started = self._local(keys)
         if local is not None:
             return local
-        found, read, pttl = drive_operation(
-            self._lookup_op(keys, sync_owner), self._guard.step("lookup", self._connector)
-        )
+        try:
+            found, read, pttl = drive_operation(
+                self._lookup_op(keys, sync_owner), self._guard.step("lookup", self._connector)
+            )
+        except Exception:
+            self._raised()
+            raise
         return self._served(keys, found, read, pttl, epoch, started)
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
@@ -605,9 +617,13 @@ class RedisLLMCache(RedisComponent, BaseCache):
         local, epoch, started = self._local(keys)
         if local is not None:
             return local
-        found, read, pttl = await adrive_operation(
-            self._lookup_op(keys, async_owner), self._guard.astep("lookup", self._connector)
-        )
+        try:
+            found, read, pttl = await adrive_operation(
+                self._lookup_op(keys, async_owner), self._guard.astep("lookup", self._connector)
+            )
+        except Exception:
+            self._raised()
+            raise
         return self._served(keys, found, read, pttl, epoch, started)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:

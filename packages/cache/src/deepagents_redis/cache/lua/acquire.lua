@@ -21,8 +21,11 @@
 local gen_key, entry_key, lease_key = KEYS[1], KEYS[2], KEYS[3]
 local token, lease_ms, max_bytes, unreadable = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
+-- An entry of another type (pcall: its WRONGTYPE failed every poll) counts as absent, like
+-- one too large: the caller takes the lease or waits.
 local gen = generation(gen_key)
-if gen and redis.call('STRLEN', entry_key) <= tonumber(max_bytes) then
+local size = redis.pcall('STRLEN', entry_key)
+if gen and type(size) == 'number' and size <= tonumber(max_bytes) then
   local v = redis.call('GET', entry_key)
   if v and string.sub(v, 1, string.len(gen) + 1) == gen .. ':'
       and (unreadable == nil or redis.sha1hex(v) ~= unreadable) then

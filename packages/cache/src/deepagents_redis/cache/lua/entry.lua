@@ -2,11 +2,18 @@
 -- fresh_entry(gen_key, entry_key, ttl_ms, max_bytes) reads one entry the way cache_read
 -- answers: the stored value ('<gen>:<envelope>') when it belongs to the namespace's current
 -- generation (its TTL pushed to ttl_ms unless ttl_ms is '0'); nil when there is none; 0 when
--- it belongs to an older generation (stale); 1 when it is not ours, or the generation
--- counter is corrupt (corrupt); 2 when it is larger than max_bytes (oversize: never read, so
--- a planted 200 MiB value costs nothing).
+-- it belongs to an older generation (stale); 1 when it is not ours (bytes that are not an
+-- entry, or a key of another type), or the generation counter is corrupt (corrupt); 2 when
+-- it is larger than max_bytes (oversize: never read, so a planted 200 MiB value costs
+-- nothing). A key of another type (pcall) raised WRONGTYPE out of every lookup of the prompt:
+-- no lease, so no single flight for it, and with strict=True an error on every lookup, where
+-- foreign bytes are a counted miss; now it is foreign bytes' miss, and the update overwrites it.
 local function fresh_entry(gen_key, entry_key, ttl_ms, max_bytes)
-  if redis.call('STRLEN', entry_key) > tonumber(max_bytes) then
+  local size = redis.pcall('STRLEN', entry_key)
+  if type(size) ~= 'number' then
+    return 1
+  end
+  if size > tonumber(max_bytes) then
     return 2
   end
   local v = redis.call('GET', entry_key)
