@@ -482,6 +482,33 @@ async def test_upload_with_a_bad_item_writes_nothing(
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(
+    ("old", "new", "which"),
+    [
+        pytest.param(None, "x", "old_string", id="old-none"),
+        pytest.param("body", None, "new_string", id="new-none"),
+        pytest.param(b"body", "x", "old_string", id="old-bytes"),
+        pytest.param("body", 5, "new_string", id="new-int"),
+    ],
+)
+async def test_edit_with_a_non_string_argument_is_an_error_result(
+    make_backend: Any, mode: str, old: Any, new: Any, which: str
+) -> None:
+    # as `write` answers a non-str content: an error result naming it, nothing written (a
+    # None new_string raised a bare TypeError; a None old_string was called "empty")
+    ours = make_backend()
+    for path, text in (("/small.txt", "body\n"), ("/big.txt", "body\n" * 2000)):  # Lua / client
+        assert (await call(ours, mode, "write", path, text)).error is None
+        before = await call(ours, mode, "stat", path)
+        got = await call(ours, mode, "edit", path, old, new)
+        assert (
+            got.error
+            == f"Error: {which} must be a string, got {type(old if which == 'old_string' else new)}"
+        )
+        assert await call(ours, mode, "stat", path) == before
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_upload_takes_bytes_like_content(make_backend: Any, mode: str) -> None:
     ours = make_backend()
     files = [("/a.txt", bytearray(b"one\n")), ("/b.bin", memoryview(b"\xff\x01")), ("/c", b"")]

@@ -299,6 +299,21 @@ async def test_a_cancelled_staged_write_leaves_its_stage_to_the_next_call(
     assert await b.astat("/big.txt") is None
 
 
+async def test_stages_of_several_namespaces_are_removed_together(make_backend: Any) -> None:
+    # one pipeline of UNLINKs, whose keys sit in as many Cluster slots as namespaces
+    b = make_backend(chunk_size=CHUNK, spill_threshold=0)
+    client = b.connector.client()
+    for sync in (True, False):
+        stages = [f"{b._head(f'ns-{uuid.uuid4().hex[:6]}-{i}')}:s:/x:1".encode() for i in range(4)]
+        for key in stages:
+            client.hset(key, "1:0", "x")
+            b._abandon(key)
+        got = b.read("/none.txt") if sync else await b.aread("/none.txt")
+        assert got.error is not None
+        assert client.exists(*stages) == 0
+        assert b._abandoned == {}
+
+
 def test_a_write_refused_by_a_full_server_removes_what_it_staged(
     redis_server_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -272,12 +272,18 @@ class _FileOps(_Layout):
         reason = file_path_error(file_path)
         if reason is not None:
             return EditResult(error=invalid_path_message(file_path, reason))
+        # As `write` answers a content that is not a str. Unchecked, a None old_string was
+        # told "old_string cannot be empty" and a None new_string raised a bare TypeError
+        # from deepagents' replacement, after a read of the file.
+        for name, value in (("old_string", old_string), ("new_string", new_string)):
+            if not isinstance(value, str):
+                return EditResult(error=f"Error: {name} must be a string, got {type(value)}")
         ns = self.resolve_namespace()
         inst = get_instrumentation()
         try:
             old_bytes = old_string.encode("utf-8")
             new_bytes = new_string.encode("utf-8")
-        except (AttributeError, UnicodeEncodeError):
+        except UnicodeEncodeError:  # a lone surrogate: the client path words the error
             old_bytes = new_bytes = b""
         if old_bytes:
             # one round trip, no race: the common edit of a small file runs in Redis
