@@ -34,8 +34,8 @@ from typing import Any, Final
 from langchain_core.runnables.config import var_child_runnable_config
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.propagate import extract, inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = ["PREFIX", "OpenTelemetryInstrumentation", "clean_attributes"]
 
@@ -46,6 +46,10 @@ _SEMCONV: Final = frozenset({"db.system.name", "server.address", "server.port", 
 _HASHED: Final = frozenset({"scope", "namespace", "thread", "thread_id", "path", "plan", "key"})
 _MAX_TEXT: Final = 128
 _SCOPE: Final = "deepagents_redis"
+_W3C: Final = TraceContextTextMapPropagator()
+"""The carrier's format. Core keeps ``traceparent``/``tracestate`` and nothing else, so the
+application's global propagator (B3, Jaeger, baggage only...) must not decide it: with any of
+those the carrier came out empty and a worker's spans started traces of their own."""
 _MAX_CACHED: Final = 1024
 """Distinct attribute sets kept per kind (span, counter, duration) before starting over."""
 
@@ -314,9 +318,12 @@ class OpenTelemetryInstrumentation:
 
     # ------------------------------------------------------------------ trace context
     def inject(self) -> dict[str, str]:
-        """The current trace context as W3C headers (``traceparent``, ``tracestate``)."""
+        """The current trace context as W3C headers (``traceparent``, ``tracestate``).
+
+        Always W3C trace context, whatever the global propagator (see `_W3C`).
+        """
         carrier: dict[str, str] = {}
-        inject(carrier)
+        _W3C.inject(carrier)
         return carrier
 
     @contextmanager
@@ -334,7 +341,7 @@ class OpenTelemetryInstrumentation:
             else {}
         )
         try:
-            parent = extract(headers)
+            parent = _W3C.extract(headers)
         except Exception as exc:  # noqa: BLE001 - tracing never fails the traced work
             log.debug("observe: unreadable trace carrier (%s)", type(exc).__name__)
             yield
