@@ -574,3 +574,37 @@ def test_chunked_bytes_never_ride_in_the_script_call_by_default(
     assert calls[1][1] < 1024  # the commit: the header, no chunk
     assert _content(b, "/big.txt") == text
     assert _stages(b) == []
+
+
+class _LosesWriteReplies(redis.Redis):
+    """Runs every write script call, then loses its reply (each retry's too)."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        reply = super().execute_command(*args, **options)
+        if args[0] in ("EVALSHA", "EVAL") and args[1] in (_WRITE.sha, _WRITE.source):
+            raise rexc.TimeoutError("Timeout reading from socket (reply dropped by the test)")
+        return reply
+
+
+def test_a_commit_of_unknown_outcome_that_did_apply_keeps_its_file(redis_url: str) -> None:
+    # The removal after a failed commit must never touch what the commit made: the stage
+    # was RENAMEd over the chunk hash, and removing the stage's name removes nothing.
+    from deepagents_redis.core import OutcomeUnknownError
+
+    settings = RedisSettings(url=redis_url, cluster="off", key_prefix="stg")
+    ns = f"unknown-{uuid.uuid4().hex[:8]}"
+    opts: dict[str, Any] = {"namespace": ns, "chunk_size": CHUNK, "spill_threshold": 0}
+    client = _LosesWriteReplies.from_url(redis_url)
+    ours = RedisBackend(client=client, settings=settings, **opts)
+    other = RedisBackend(settings=settings, **opts)
+    try:
+        with pytest.raises(OutcomeUnknownError):
+            ours.write("/big.txt", _text("new"))
+        assert _stages(other) == []
+        assert _content(other, "/big.txt") == _text("new")  # applied, and whole
+        assert ours._abandoned == {}
+    finally:
+        other.delete("/")
+        ours.close()
+        other.close()
+        client.close()
