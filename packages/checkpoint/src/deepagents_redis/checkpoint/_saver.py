@@ -180,6 +180,27 @@ def _body(raw: Any, what: str) -> tuple[bytes, bytes]:
     return frames[0], frames[1]
 
 
+def _check_write(name: bytes, raw: Any, what: str) -> None:
+    """Check a stored pending write (``idx<TAB>task`` name, value) as `RedisSaver._writes` does.
+
+    copy_thread checks each write this way, then copies its bytes.
+
+    Raises:
+        SerializationError: It is not (someone else's bytes).
+    """
+    idx_b, sep, task_b = name.partition(b"\t")
+    try:
+        int(idx_b)
+        task_b.decode("utf-8")
+        channel, task_path, _frame = msgpack.unpackb(
+            raw, raw=False, strict_map_key=True, max_bin_len=len(raw)
+        )
+    except (ValueError, TypeError, UnicodeDecodeError, msgpack.UnpackException) as exc:
+        raise SerializationError(f"{what}: a pending write is malformed") from exc
+    if not sep or not isinstance(channel, str) or not isinstance(task_path, str):
+        raise SerializationError(f"{what}: a pending write is malformed")
+
+
 def _ids(ids: Sequence[str], what: str) -> Sequence[str]:
     """A sequence of thread or run ids, never one id.
 
@@ -1188,7 +1209,16 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 raise SerializationError(
                     f"checkpoint {copy.source!r}: an index entry names no checkpoint namespace"
                 ) from exc
-            _parent, refs, erun = _record(record, f"checkpoint {copy.source!r}/{ecns}/{cid}")
+            what = f"checkpoint {copy.source!r}/{ecns}/{cid}"
+            _parent, refs, erun = _record(record, what)
+            # Bytes no put wrote are refused as `list` refuses them, not copied on into the
+            # target (which could then not be read either): the body's frames and each
+            # write's name and frames (the values inside them are the serializer's: copied
+            # as they are, never loaded here).
+            _body(body, what)
+            writes = _pairs(write_flat)
+            for name, value in writes.items():
+                _check_write(bytes(name), value, what)
             blob_flat = [
                 part
                 for ref, value in zip(refs, blob_values, strict=False)
@@ -1217,7 +1247,6 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             # was then in no run index, and no later delete_for_runs found it).
             if run is not None and int(put[1]):
                 yield from self._indexes([], [(run, [dst_thread])])
-            writes = _pairs(write_flat)
             if writes:
                 triples: list[Any] = [dst.field(ecns, cid), self._ttl]
                 for name, value in writes.items():
