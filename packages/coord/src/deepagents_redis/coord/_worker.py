@@ -5,9 +5,10 @@ One asyncio loop per worker process (`run()` starts it; `arun()` runs in yours):
 * per agent, a reader takes new entries from the agent's queue (``XREADGROUP``), never more
   than it has free slots (`concurrency`);
 * each entry is claimed by ``coord_claim`` (new fencing token, lease, attempt) and run;
-* every `heartbeat_seconds` the worker renews the leases of its runs (a lost lease stops the
-  run: another worker owns the task now) and notices cancellations, in a task of its own that
-  no other upkeep holds up; moves retries that are due back to the queue, and takes over
+* every `heartbeat_seconds` the worker renews the leases of its runs, each renewal on its own
+  (a lost lease, or one that ran out with no renewal landing, stops the run: another worker
+  may own the task now) and notices cancellations, in a task of its own that no other upkeep
+  holds up; moves retries that are due back to the queue, and takes over
   entries whose worker died (``XAUTOCLAIM``; the claim script runs them again only when the
   task's lease expired, never because a task runs long);
 * a run ends with ``coord_finish`` (fenced: a stale worker writes nothing), then the entry is
@@ -92,6 +93,9 @@ log = logging.getLogger("deepagents_redis.coord")
 
 _FENCED: Final = {"FENCED": lambda rest: LeaseLostError(f"lease lost (token now {rest})")}
 _MAX_FOLLOW_UPS: Final = 16
+# Renewals of one run's lease in flight at once: a renewal stuck on one connection (up to the
+# write deadline) does not keep the next beat's, on another connection, from landing.
+_MAX_RENEWALS: Final = 2
 
 
 class TaskContext:
@@ -181,6 +185,12 @@ class _Run:
     """A follow-up's restart (`_restarting`: a new fencing token) is under way."""
     latest: Any = None
     """A graph call's state after its last finished step (the conversation so far)."""
+    lease_until: float = float("inf")
+    """When the run's lease ends at the latest, on the loop's clock: the send time of the
+    last claim or renewal that the server applied, plus the lease (the server counts from
+    when it ran the call, which is later). Past it, the run no longer holds the task."""
+    renewing: int = 0
+    """Renewals of this run's lease in flight (each in a task of its own)."""
 
 
 class _Slots:
@@ -293,6 +303,7 @@ class Worker(CoordComponent):
         self._keeping = True
         self._log_queue: asyncio.Queue[Any] | None = None
         self._outer: set[asyncio.Future[Any]] = set()
+        self._renewals: set[asyncio.Task[None]] = set()
         self._stopping: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._eviction = EvictionGuard(
@@ -428,9 +439,10 @@ class Worker(CoordComponent):
             await self._drain()
             log.debug("worker %s: runs drained", self.worker_id)
             self._keeping = False
-            for keeper in keepers:
-                keeper.cancel()
-            await asyncio.gather(*keepers, return_exceptions=True)
+            renewals = list(self._renewals)
+            for task in [*keepers, *renewals]:
+                task.cancel()
+            await asyncio.gather(*keepers, *renewals, return_exceptions=True)
             log.debug("worker %s: upkeep stopped", self.worker_id)
             try:  # the last lifecycle lines, bounded by the write deadline
                 await asyncio.wait_for(self._log_queue.join(), self._deadline)
@@ -631,10 +643,11 @@ class Worker(CoordComponent):
             else:
                 taken = entries(reply)
             await slots.give_back(free - len(taken))
+            sent = asyncio.get_running_loop().time()  # the batch claim's send time
             claimed = await self._claim_batch(agent, taken) if len(taken) > 1 else {}
             for entry_id, fields in taken:
                 self._spawn(
-                    self._handle(agent, queue, entry_id, fields, slots, claimed.get(entry_id))
+                    self._handle(agent, queue, entry_id, fields, slots, claimed.get(entry_id), sent)
                 )
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
@@ -650,9 +663,10 @@ class Worker(CoordComponent):
         fields: dict[bytes, bytes],
         slots: _Slots,
         claimed: tuple[Any, Any] | None = None,
+        sent: float = 0.0,
     ) -> None:
         try:
-            await self._handle_entry(agent, queue, entry_id, fields, claimed)
+            await self._handle_entry(agent, queue, entry_id, fields, claimed, sent)
         except asyncio.CancelledError:
             raise
         except Exception:  # one bad task must not stop the worker; it is logged and counted
@@ -676,7 +690,12 @@ class Worker(CoordComponent):
         return f"{self._claim_prefix}:{next(self._claim_seq)}"
 
     def _claim(
-        self, agent: str, task_id: str, failed: bytes = b"", cancelled: bytes = b""
+        self,
+        agent: str,
+        task_id: str,
+        entry_id: str,
+        failed: bytes = b"",
+        cancelled: bytes = b"",
     ) -> tuple[Script, bytes | None]:
         """The claim of one task by this worker (``coord_claim``).
 
@@ -703,7 +722,16 @@ class Worker(CoordComponent):
         # The log's cap and the task id (read with the log's key only), the 'cancelled' event
         # ('' = none) and this call's own token: the client's retry re-sends a call whose
         # reply was lost, and the script answers that re-send with the run it started.
-        args += [self.coord_settings.log_maxlen, task_id, cancelled, self._claim_op(), agent]
+        # The entry claimed: a re-delivered entry whose run ended in a retry or a hand-back
+        # whose ack has not landed yet is acked, not run (claim.lua's 'retrying', 'requeue').
+        args += [
+            self.coord_settings.log_maxlen,
+            task_id,
+            cancelled,
+            self._claim_op(),
+            agent,
+            entry_id,
+        ]
         if inline:
             return Script(CLAIM, [*keys.scripted, self.keys.log], args), None
         return Script(CLAIM, keys.scripted, args), started
@@ -734,7 +762,7 @@ class Worker(CoordComponent):
             except DeepAgentsRedisError:
                 continue  # malformed: its own handler dead-letters it
             ids.append(entry_id)
-            claim, event = self._claim(agent, task_id)
+            claim, event = self._claim(agent, task_id, entry_id)
             claims.append(claim)
             events.append(event)
         if len(claims) < 2:
@@ -758,8 +786,15 @@ class Worker(CoordComponent):
         entry_id: str,
         fields: dict[bytes, bytes],
         claimed: tuple[Any, Any] | None = None,
+        sent: float = 0.0,
     ) -> None:
+        """Claim the entry's task and run it, or ack / dead-letter the entry.
+
+        `sent`: when the batch claim in `claimed` was sent (the loop's clock): the run's
+        lease counts from then at the latest.
+        """
         raw = fields.get(b"t")
+        clock = asyncio.get_running_loop().time
         try:
             task_id = check_task_id(text(raw))
         except DeepAgentsRedisError:
@@ -770,9 +805,11 @@ class Worker(CoordComponent):
         if claimed is not None:
             packed, started = claimed  # claimed with its read batch (`_claim_batch`)
             if isinstance(packed, Script):  # the batch call failed: this entry's claim again
+                sent = clock()
                 packed = await self._op("coord.claim", one(packed), agent=agent)
         else:
-            claim, started = self._claim(agent, task_id)
+            claim, started = self._claim(agent, task_id, entry_id)
+            sent = clock()
             packed = await self._op("coord.claim", one(claim), agent=agent)
         reply = _claim_reply(packed)
         failed = cancelled = b""
@@ -786,7 +823,8 @@ class Worker(CoordComponent):
                 cancelled = self._encoded("task.cancelled", self.worker_id, task_id, agent, keys)
             else:
                 break
-            claim, started = self._claim(agent, task_id, failed, cancelled)
+            claim, started = self._claim(agent, task_id, entry_id, failed, cancelled)
+            sent = clock()
             reply = _claim_reply(await self._op("coord.claim", one(claim), agent=agent))
         verdict = text(reply[0])
         if verdict == "malformed":
@@ -835,6 +873,16 @@ class Worker(CoordComponent):
             await self._ack(queue, entry_id, task_id, "ack", fence=0)
         elif verdict == "busy":
             return  # a live worker holds it; its own entry is acknowledged when it ends
+        elif verdict == "retrying":
+            # This entry's attempt failed and its worker's ack (rescheduling the retry) has
+            # not landed: it died between its finish and its ack, or is just sending it. The
+            # same ack, from here: whichever acknowledges the entry schedules the retry.
+            delay = int(reply[1]) / 1000
+            await self._ack(queue, entry_id, task_id, "retry", fence=0, delay=delay)
+        elif verdict == "requeue":
+            # Handed back, the ack that re-queues it not landed: that ack, with its op id
+            # (the same token), so both make one new entry.
+            await self._ack(queue, entry_id, task_id, "requeue", fence=int(reply[1]))
         elif verdict == "exhausted":
             history = _json_list(reply[2])
             self._log_event(task_id, failed_line)
@@ -859,6 +907,7 @@ class Worker(CoordComponent):
                 ctx,
                 max_attempts=int(reply[6]),
                 mail=int(reply[8]) if len(reply) > 8 else 0,
+                lease_until=sent + self._lease_ms / 1000,
             )
             self._log_event(task_id, started)
             carrier = _json_dict(reply[7]) if len(reply) > 7 else {}
@@ -1261,14 +1310,16 @@ class Worker(CoordComponent):
         logged = self._inline_log()
         if logged:  # the script writes the log's line too (see `_inline_log`)
             finish_keys = [*finish_keys, self.keys.log]
-            finish_args += [opts.log_maxlen, run.task_id]
-        finish = Script(FINISH, finish_keys, finish_args)
         dead = outcome == "error" and final
         delay = 0.0
         if outcome == "retry":
             delay = jittered_backoff(
                 run.attempt, opts.backoff_base_seconds, opts.backoff_cap_seconds
             )
+        # The retry's delay is kept in the record too: a claim of this entry that comes
+        # before its ack (two calls on a Cluster) acks it with what is left of it.
+        finish_args += [opts.log_maxlen, run.task_id, int(delay * 1000)]
+        finish = Script(FINISH, finish_keys, finish_args)
         # Finish, then acknowledge the queue entry: one round trip (core's `Chain`: one
         # script on a single server; two calls in that order across Cluster slots). A
         # finish refused by the fence stops the chain, so a worker that lost its lease
@@ -1481,8 +1532,8 @@ class Worker(CoordComponent):
         The renewals shared one loop with the upkeep (`_keeper`), each beat after the last
         upkeep step: one slow step (a queue on a slow shard, a deadline-long stall, for each
         agent in turn) held up the renewals behind it, a live worker's lease ran out, and
-        another worker ran its task again. A slow renewal round delays the next one by what
-        it took over the period, no more.
+        another worker ran its task again. Each renewal runs in a task of its own (see
+        `_heartbeats`): a slow one delays no other run's renewal, nor the next beat.
         """
         period = self.coord_settings.heartbeat_seconds
         loop = asyncio.get_running_loop()
@@ -1520,30 +1571,78 @@ class Worker(CoordComponent):
                 get_instrumentation().count("coord.upkeep_failed")
 
     async def _heartbeats(self) -> None:
-        runs = list(self._runs.values())
-        fences = [run.fence for run in runs]
-        replies = await asyncio.gather(*(self._beat(run) for run in runs), return_exceptions=True)
-        for run, fence, reply in zip(runs, fences, replies, strict=True):
-            if run.fence != fence or run.restarting:
-                continue  # the run restarted for a follow-up meanwhile (new token): next beat
-            if self._runs.get(run.task_id) is not run:
-                continue  # it ended while the beat was under way (its record is no longer
-                # running, hence FENCED): nothing was lost
-            if isinstance(reply, LeaseLostError):
-                self._interrupt(run, "lost")
-                log.warning(
-                    "worker %s: lost the lease of %s; stopping that run",
-                    self.worker_id,
-                    run.task_id,
-                )
-            elif isinstance(reply, BaseException):
-                log.warning(
-                    "worker %s: heartbeat of %s failed: %s", self.worker_id, run.task_id, reply
-                )
-            elif reply == 1:
-                self._interrupt(run, "cancel")
-            elif reply == 2:
-                self._interrupt_step(run)
+        """One beat: renew each run's lease in a task of its own, and stop the expired runs.
+
+        The renewals of a beat were awaited together: one stalled renewal (a blackholed
+        connection, a slow shard, up to the write deadline) held up every other run's next
+        renewal, their leases ran out under a live worker, and another worker ran those
+        tasks again. Now each renewal answers for its own run; a run whose renewals are all
+        stuck or failing is stopped once its lease has surely run out (`Run.lease_until`), so
+        a lease is never lost silently (its writes were fenced anyway). The beat waits a
+        little for its renewals (their replies are handled by the time it returns when the
+        server is quick), never for a slow one.
+        """
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        started: list[asyncio.Task[None]] = []
+        for run in list(self._runs.values()):
+            if run.restarting:
+                continue  # a restart's new token is on its way: its beats would be refused
+            if now >= run.lease_until:
+                self._expired(run)
+                continue
+            if run.renewing >= _MAX_RENEWALS:
+                continue  # the ones in flight may still land; the lease check above decides
+            run.renewing += 1
+            renewal = asyncio.create_task(self._renew(run, now))
+            self._renewals.add(renewal)
+            renewal.add_done_callback(self._renewals.discard)
+            started.append(renewal)
+        if started:
+            await asyncio.wait(started, timeout=self.coord_settings.heartbeat_seconds / 2)
+
+    def _expired(self, run: _Run) -> None:
+        """Stop a run whose lease ran out with no renewal applied: another worker may hold it."""
+        if run.reason is not None or not run.invoking:
+            return  # already stopping, or writing its outcome (which the fence guards)
+        self._interrupt(run, "lost")
+        log.warning(
+            "worker %s: could not renew the lease of %s in time; stopping that run",
+            self.worker_id,
+            run.task_id,
+        )
+        get_instrumentation().count("coord.lease_expired", agent=run.agent)
+
+    async def _renew(self, run: _Run, sent: float) -> None:
+        """Renew one run's lease (sent at `sent`, the loop's clock) and act on the reply."""
+        fence = run.fence
+        try:
+            reply: Any = await self._beat(run)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - handled below, per run
+            reply = exc
+        finally:
+            run.renewing -= 1
+        if run.fence != fence or run.restarting:
+            return  # the run restarted for a follow-up meanwhile (new token): next beat
+        if self._runs.get(run.task_id) is not run:
+            return  # it ended while the beat was under way (its record is no longer
+            # running, hence FENCED): nothing was lost
+        if not isinstance(reply, BaseException):
+            # replies may come back out of order: the lease runs from the latest send
+            run.lease_until = max(run.lease_until, sent + self._lease_ms / 1000)
+        if isinstance(reply, LeaseLostError):
+            self._interrupt(run, "lost")
+            log.warning(
+                "worker %s: lost the lease of %s; stopping that run", self.worker_id, run.task_id
+            )
+        elif isinstance(reply, BaseException):
+            log.warning("worker %s: heartbeat of %s failed: %s", self.worker_id, run.task_id, reply)
+        elif reply == 1:
+            self._interrupt(run, "cancel")
+        elif reply == 2:
+            self._interrupt_step(run)
 
     async def _beat(self, run: _Run) -> Any:
         keys = self.keys.task(run.task_id)

@@ -13,7 +13,8 @@
 --                  left the queue; 'retry' does not touch it; delayed_key stands in for
 --                  none)
 -- ARGV (data args):
---   entry_id       the queue entry to acknowledge and delete ('' = none)
+--   entry_id       the queue entry to acknowledge and delete ('' = none); with 'retry',
+--                  the retry is scheduled only if this call acknowledged it (it was pending)
 --   mode           ack | retry | dead | requeue
 --   task_id        the task id
 --   delay_ms       retry delay in ms
@@ -28,8 +29,9 @@ local queue_key, delayed_key, dead_key, mark_key = keys[1], keys[2], keys[3], ke
 local entry_id, mode, task_id, delay_ms = argv[1], argv[2], argv[3], argv[4]
 local dead_letter, group, dead_maxlen, mark_ttl_ms = argv[5], argv[6], argv[7], argv[8]
 
+local acked = 1
 if entry_id ~= '' then
-  redis.call('XACK', queue_key, group, entry_id)
+  acked = redis.call('XACK', queue_key, group, entry_id)
   redis.call('XDEL', queue_key, entry_id)
   if (mode == 'ack' or mode == 'dead') and mark_key ~= delayed_key
       and redis.call('GET', mark_key) == entry_id then
@@ -37,7 +39,11 @@ if entry_id ~= '' then
     redis.call('PEXPIRE', mark_key, mark_ttl_ms)
   end
 end
-if mode == 'retry' then
+if mode == 'retry' and acked == 1 then
+  -- only the call that takes the entry off the pending list schedules the retry: the
+  -- failed attempt's worker and a worker the entry was re-delivered to (the claim's
+  -- 'retrying') may both send it, and the second one, landing after the retry was promoted
+  -- back to the queue, queued the task twice
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('ZADD', delayed_key, now + tonumber(delay_ms), task_id)

@@ -28,12 +28,24 @@
 --   agent          optional (ARGV 7 to 10 are then given): the agent whose queue the entry
 --                  came from. A task of another agent (an entry someone else appended) is
 --                  not claimed: {'foreign', its agent}, nothing written.
+--   entry_id       optional (ARGV 7 to 11 are then given): the queue entry claimed, kept in
+--                  the record ('entry') by the run it starts. The end of a run is two calls
+--                  on a Cluster (the finish on the task's slot, the ack on the queue's): an
+--                  entry whose attempt failed, or was handed back, and was re-delivered
+--                  before its ack (its worker died between the two, or another worker took
+--                  it over just then) ran again at once, without the retry's backoff; with
+--                  the ack landing too, the task was queued twice. Such an entry is not
+--                  run: {'retrying', ms to wait} / {'requeue', handed-back token}, nothing
+--                  written; the worker sends that ack itself.
 -- Returns, packed by cmsgpack as one bulk string (a 9-item array reply costs the asyncio
 -- client ~30 us more to parse than one string and a C unpack):
 -- {'run', fence, attempt, input, timeout_s, agent, max attempts, trace context,
 -- follow-ups in the inbox}
 -- | {'busy'} (another live worker holds it) | {'done', status} (finished: ack the entry)
 -- | {'gone'} (no record: expired)
+-- | {'retrying', ms} (this entry's attempt failed and its retry is scheduled in ms: ack it
+--   as 'retry' with that delay) | {'requeue', token} (this entry's run was handed back
+--   under that token: ack it as 'requeue')
 -- | {'foreign', agent} (a task of another agent: not claimed, nothing written)
 -- | {'malformed', why} (the record is not one this package wrote: nothing written)
 -- | {'exhausted?', attempts} (out of attempts and no 'failed' event given: nothing written)
@@ -49,6 +61,7 @@ local worker, lease_ms, started, events_maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV
 local failed, done_ttl_ms = ARGV[5], ARGV[6]
 local log_key, log_maxlen, task_id = KEYS[5], ARGV[7], ARGV[8]
 local cancelled, claim_op, queue_agent = ARGV[9] or '', ARGV[10] or '', ARGV[11] or ''
+local entry_id = ARGV[12] or ''
 
 -- The log's line is the task stream's own event bytes (encoded for the task's events key)
 -- and the task id, so a reader checks it against that key.
@@ -61,7 +74,8 @@ end
 local pack = cmsgpack.pack
 local terminal = {success = true, error = true, cancelled = true, timeout = true}
 local f = redis.pcall('HMGET', task_key, 'status', 'lease_until', 'attempts', 'max_attempts',
-  'worker', 'history', 'cancel', 'claim_op', 'fence', 'agent', 'timeout_s')
+  'worker', 'history', 'cancel', 'claim_op', 'fence', 'agent', 'timeout_s', 'finished',
+  'entry', 'handed_back', 'retry_at')
 if f.err then return pack({'malformed', f.err}) end  -- not a hash: not our record
 local st = f[1]
 if not st then return pack({'gone'}) end
@@ -106,6 +120,15 @@ end
 if st == 'running' and tonumber(f[2] or '0') > now then return pack({'busy'}) end
 local attempts = tonumber(f[3])
 local cancel = f[7] == '1'
+if st == 'pending' and not cancel and entry_id ~= '' and f[13] == entry_id then
+  -- the very entry whose run ended in a retry or a hand-back, and no claim since (a claim
+  -- sets 'entry', a claim or reset moves the token on): its ack did not land yet
+  if f[12] == (f[9] or '0') .. ':retry' then
+    return pack({'retrying', math.max(0, (tonumber(f[15] or '0') or 0) - now)})
+  end
+  local back = tonumber(f[14] or '')
+  if back and back + 1 == tonumber(f[9]) then return pack({'requeue', back}) end
+end
 local exhausted = attempts >= tonumber(f[4])
 -- the ending events are built only for these rare paths: without one, ask for it (no writes)
 if cancel and cancelled == '' then return pack({'cancelled?'}) end
@@ -146,7 +169,7 @@ local fence = redis.call('HINCRBY', task_key, 'fence', 1)
 for _, k in ipairs({task_key, events_key, inbox_key}) do redis.call('PERSIST', k) end
 redis.call('HSET', task_key, 'status', 'running', 'worker', worker,
   'lease_until', now + tonumber(lease_ms), 'started_ms', now, 'interrupt', 0,
-  'claim_op', claim_op)
+  'claim_op', claim_op, 'entry', entry_id)
 redis.call('XADD', events_key, 'MAXLEN', '~', events_maxlen, '*', 'e', started)
 log_line(started)
 local rest = redis.call('HMGET', task_key, 'input', 'timeout_s', 'agent', 'trace')

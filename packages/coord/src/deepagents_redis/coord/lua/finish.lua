@@ -20,6 +20,9 @@
 --   history_entry  an entry for the task's history (JSON, '' = none)
 --   log_maxlen     with log_key: approximate length cap of the log
 --   task_id        with log_key: the task id (the log line's 't' field)
+--   retry_ms       optional (ARGV 9 and 10 are then given): with 'retry', the delay before
+--                  the next attempt; kept in the record as 'retry_at' (server ms), for a claim
+--                  of the same entry that comes before the worker's ack (see claim.lua)
 -- Returns the outcome. A call re-sent after its reply was lost (the client's retry) finds
 -- the record still at its token with 'finished' = '<fence>:<outcome>', the mark this script
 -- leaves, and answers the outcome again, writing nothing: without it the re-send read as
@@ -31,6 +34,7 @@ local task_key, events_key, inbox_key, done_key = KEYS[1], KEYS[2], KEYS[3], KEY
 local fence, outcome, result, error_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local event, events_maxlen, done_ttl_ms, history_entry = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local log_key, log_maxlen, task_id = KEYS[5], ARGV[9], ARGV[10]
+local retry_ms = tonumber(ARGV[11] or '0') or 0
 
 local done_mark = fence .. ':' .. outcome
 local f, fenced, seen = holder(task_key, fence, 'history', 'finished')
@@ -50,7 +54,7 @@ end
 if error_text ~= '' then redis.call('HSET', task_key, 'error', error_text) end
 if outcome == 'retry' then
   redis.call('HSET', task_key, 'status', 'pending', 'lease_until', 0, 'worker', '',
-    'finished', done_mark)
+    'finished', done_mark, 'retry_at', now + retry_ms)
 else
   redis.call('HSET', task_key, 'status', outcome, 'lease_until', 0, 'ended_ms', now,
     'finished', done_mark)
