@@ -19,7 +19,8 @@ Layout of one namespace (all keys share the scope `{namespace}`):
 - `blobid`     random id naming this namespace's folder in the blob store (set once; no
   script touches it): deployments sharing a blob directory never share a folder
 - `s:<path>:<generation>`  hash of a big write's staged chunks, with a TTL, until the write
-  script RENAMEs it over `c:<path>`
+  script RENAMEs it over `c:<path>`; a write that fails before that removes it after the
+  call (`_Layout._abandon`), a writer that dies leaves it to the TTL
 - `d:<dir>`    hash per directory: a file child `name -> 'f'`; a sub-directory
   `name/ -> number of files below it`, so `ls` reads only the directory's own entries
 """
