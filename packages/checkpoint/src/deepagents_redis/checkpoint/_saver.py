@@ -1239,7 +1239,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
                 yield from self._indexes([], [(run, [dst_thread])])
             args = [ecns, cid, self._ttl, erun, body, record]
             put = yield Script(PUT, dst.all, [*args, *blob_flat])
-            if first and int(put[0]):  # a new thread: named after it exists (see put)
+            # A put that created the target names it after it exists, as put does: the first
+            # one, and any later one (a delete_thread of the target between two puts took its
+            # name off, and the thread the next put created again was in no thread index).
+            if int(put[0]):
                 yield Command(_thread_entry(self.keys.threads, dst_thread))
             # The target's first checkpoint of a run: named again after it exists, as put
             # names it (a delete_for_runs between the index write above and this put saw
