@@ -523,6 +523,38 @@ def test_a_lost_stage_writes_nothing(
     assert _content(other, "/big.txt") == _text("old")
 
 
+def test_a_failed_write_never_removes_another_writers_stage(
+    hooked: tuple[RedisBackend, RedisBackend, _Hooked], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours, other, client = hooked
+    assert other.write("/big.txt", _text("old")).error is None
+
+    def another_write_fails() -> None:
+        # ours has staged every chunk and is about to commit; a write of the same path by
+        # another backend fails part-way and removes its own stage only
+        with monkeypatch.context() as m:
+            m.setattr(_common, "_STAGE_BATCH", 3 * CHUNK)
+            real = _common.Snapshot
+            calls: list[int] = []
+
+            def snapshot(cmds: Any, fallback: Any) -> Snapshot:
+                calls.append(1)
+                if len(calls) == 2:
+                    cmds = [cmds[0], ("PEXPIRE", cmds[1][1], "soon")]
+                return real(cmds, fallback)
+
+            m.setattr(_common, "Snapshot", snapshot)
+            with pytest.raises(DeepAgentsRedisError):
+                other.write("/big.txt", _text("theirs"))
+        assert len(_stages(other)) == 1  # ours
+
+    client.fired = False
+    client.before = another_write_fails
+    assert ours.write("/big.txt", _text("new")).error is None
+    assert _content(other, "/big.txt") == _text("new")
+    assert _stages(other) == []
+
+
 def test_an_abandoned_stage_expires(
     hooked: tuple[RedisBackend, RedisBackend, _Hooked],
 ) -> None:
