@@ -372,3 +372,34 @@ def test_an_entry_past_its_ttl_is_not_served_locally(
     finally:
         cache.close()
         admin.close()
+
+
+def test_a_write_missed_while_tracking_was_down_is_not_served_after_it_is_back(
+    fault_proxy: Any, redis_url: str, key_prefix: str
+) -> None:
+    # Redis does not queue invalidations for a tracking connection that is gone: a write
+    # made while it was down is never reported. The layer must not come back holding what
+    # it held before (it empties when the connection is lost and again once it is back).
+    proxy = fault_proxy(redis_url)
+    settings = RedisSettings(
+        url=proxy.url, key_prefix=key_prefix, socket_timeout=0.5, retries=0, cluster="off"
+    )
+    direct = RedisSettings(url=redis_url, key_prefix=key_prefix, cluster="off")
+    cache = RedisLLMCache(settings=settings, namespace="csc-gap", client_side_cache=True)
+    writer = RedisLLMCache(settings=direct, namespace="csc-gap")
+    try:
+        near = cache.client_side_cache
+        assert near is not None
+        assert near.wait_ready(10)
+        writer.update(PROMPT, LLM, [Generation(text="v1")])
+        assert eventually(lambda: (cache.lookup(PROMPT, LLM), len(near))[1], 1) == 1
+        proxy.set_mode("reset")
+        assert eventually(lambda: near.ready, False, attempts=500) is False
+        writer.update(PROMPT, LLM, [Generation(text="v2")])  # its invalidation goes nowhere
+        proxy.set_mode("pass")
+        assert near.wait_ready(10)
+        expected = [Generation(text="v2")]
+        assert eventually(lambda: cache.lookup(PROMPT, LLM), expected) == expected
+    finally:
+        cache.close()
+        writer.close()
