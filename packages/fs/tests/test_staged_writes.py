@@ -314,6 +314,34 @@ async def test_stages_of_several_namespaces_are_removed_together(make_backend: A
         assert b._abandoned == {}
 
 
+@pytest.mark.parametrize("how", ["close", "aclose"])
+async def test_closing_the_backend_removes_the_stage_of_an_interrupted_write(
+    make_backend: Any, redis_target: Any, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # a service shutting down cancels its in-flight writes, then closes its backend
+    b = make_backend(chunk_size=CHUNK, spill_threshold=0)
+    monkeypatch.setattr(_common, "_STAGE_BATCH", 3 * CHUNK)
+    calls: list[int] = []
+    real = _common.Snapshot
+
+    def snapshot(cmds: Any, fallback: Any) -> Snapshot:
+        calls.append(1)
+        if len(calls) == 2:
+            raise asyncio.CancelledError
+        return real(cmds, fallback)
+
+    monkeypatch.setattr(_common, "Snapshot", snapshot)
+    with pytest.raises(asyncio.CancelledError):
+        await b.awrite("/big.txt", _text("new"))
+    stages = _stages(b)
+    assert len(stages) == 1
+    if how == "close":
+        b.close()
+    else:
+        await b.aclose()
+    assert redis_target.client.exists(*stages) == 0
+
+
 def test_a_write_refused_by_a_full_server_removes_what_it_staged(
     redis_server_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -357,6 +357,23 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         """Async `gc`."""
         return await self._arun("gc", self._gc_op(orphan_grace))
 
+    def close(self) -> None:
+        """Release the backend; close its connector if it built it (yours stays open).
+
+        First removes, best effort (about 2 s at most), the staged chunks of big writes
+        that were interrupted (a cancelled task, a KeyboardInterrupt) and not yet removed
+        by a later call: a service shutting down cancels its in-flight writes, then closes.
+        """
+        if self._abandoned:
+            self._unstage()  # (a failure is logged: they expire anyway)
+        super().close()
+
+    async def aclose(self) -> None:
+        """Async `close`."""
+        if self._abandoned:
+            await self._aunstage()
+        await super().aclose()
+
     def __repr__(self) -> str:
         ns = self._namespace if isinstance(self._namespace, str) else "<factory>"
         return f"RedisBackend(namespace={ns!r}, connector={self._connector!r})"
