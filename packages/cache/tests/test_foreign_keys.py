@@ -204,3 +204,46 @@ async def test_a_strict_lookup_that_raised_does_not_keep_taking_the_plain_reads(
     with pytest.raises(SerializationError):
         await lookup(PROMPT)
     assert await lookup(PROMPT) is None  # the script: a corrupt miss, with the lease
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["fail-open", "strict"])
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_a_generation_counter_of_another_type_is_a_corrupt_counter(
+    make_llm_cache: Any,
+    make_node_cache: Any,
+    redis_target: Any,
+    recorder: Any,
+    strict: bool,
+    use_async: bool,
+) -> None:
+    # A hash under a namespace's generation counter: every script's STRLEN of it raised
+    # WRONGTYPE, so each lookup and update of the namespace failed (an error, and with
+    # strict=True raised out of every lookup) and each node set too. A corrupt string
+    # counter is a counted miss and stores nothing (test_generation.py): so is this now.
+    client = redis_target.client
+    cache = make_llm_cache(namespace=f"gen-type-{strict}-{use_async}", strict=strict)
+    gen = cache.redis_keys(PROMPT, LLM)["generation"]
+    client.hset(gen, "f", "v")
+    if use_async:
+        assert await cache.alookup(PROMPT, LLM) is None
+        await cache.aupdate(PROMPT, LLM, ANSWER)
+    else:
+        assert cache.lookup(PROMPT, LLM) is None
+        cache.update(PROMPT, LLM, ANSWER)
+    assert client.exists(cache.redis_keys(PROMPT, LLM)["entry"]) == 0
+    assert recorder.total("cache.single_flight", outcome="leader") == 1  # a miss, with the lease
+    assert recorder.total("cache.update", outcome="corrupt") == 1
+    assert recorder.total("cache.lookup", outcome="error") == 0
+    assert recorder.total("cache.update", outcome="error") == 0
+
+    node = make_node_cache(strict=strict)
+    nkey = (("gen-type", str(strict), str(use_async)), "k")
+    node_gen = node.redis_keys(*nkey)["generation"]
+    client.hset(node_gen, "f", "v")
+    if use_async:
+        await node.aset({nkey: ("V", 60)})
+    else:
+        node.set({nkey: ("V", 60)})
+    assert client.exists(node.redis_keys(*nkey)["entry"]) == 0
+    assert recorder.total("node_cache.set", outcome="corrupt") == 1
+    assert recorder.total("node_cache.set", outcome="error") == 0

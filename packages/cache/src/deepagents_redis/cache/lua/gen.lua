@@ -7,8 +7,12 @@
 -- '1:2' was served by one path and missed by another. The Python reads (the plain-read hit
 -- path, the node cache's MGET) apply the same rule, an empty counter as '0' included: the
 -- scripts read '' as the generation '' and each side missed what the other wrote.
+-- A counter of another data type (a hash someone put there) is corrupt too (pcall): its
+-- WRONGTYPE failed every lookup, update and node set of the namespace, and with strict=True
+-- raised out of every lookup, where a corrupt string counter is a counted miss.
 local function generation(gen_key)
-  if redis.call('STRLEN', gen_key) > 20 then
+  local size = redis.pcall('STRLEN', gen_key)
+  if type(size) ~= 'number' or size > 20 then
     return false
   end
   local gen = redis.call('GET', gen_key)
