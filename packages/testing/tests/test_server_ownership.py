@@ -7,6 +7,7 @@ processes and temp dirs are left.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -92,6 +93,21 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _kill_orphans(temp: Path) -> None:
+    """SIGKILL every process whose working directory lies under `temp` (the inner session's
+    servers each run in their own data dir there, and nothing else does)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd.startswith(str(temp)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def _process_id(url: str) -> int:
@@ -252,61 +268,73 @@ def test_a_named_server_binary_that_is_missing_fails_with_no_stand_in(
     assert "fakeredis TCP server" not in result.stdout.str()
 
 
-# ---------------------------------------------------------------------------- SIGTERM
-def test_sigterm_stops_the_private_servers_and_removes_their_dirs(
-    inner: pytest.Pytester,
-    tmp_path_factory: pytest.TempPathFactory,
+# ---------------------------------------------------------------------------- killed sessions
+HANGING_SESSION = """
+import json, os, time
+import pytest
+import redis
+
+def _where(url):
+    with redis.Redis.from_url(url, protocol=2) as c:
+        pid = int(c.info("server")["process_id"])
+    return {{"pid": pid, "dir": os.readlink(f"/proc/{{pid}}/cwd")}}
+
+@pytest.fixture(scope="session")
+def users_own_teardown():
+    yield
+    open({ready!r} + ".torn-down", "w").close()
+
+def test_hangs(users_own_teardown, redis_url, redis_server_factory, redis_sentinel_factory):
+    topo = redis_sentinel_factory()
+    sentinel = f"redis://127.0.0.1:{{topo.sentinel_ports[0]}}"
+    servers = [_where(url) for url in (redis_url, redis_server_factory().url, sentinel)]
+    with open({ready!r} + ".tmp", "w") as f:
+        json.dump(servers, f)
+    os.replace({ready!r} + ".tmp", {ready!r})
+    while True:  # a hung test: CI's job timeout sends SIGTERM, then SIGKILL
+        time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_killed_session_leaves_no_server_and_no_temp_dir(
+    inner: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory, signum: int
 ) -> None:
+    # SIGTERM: Python's default handler ended the session with no teardown and no atexit.
+    # SIGKILL: nothing in the process can react; the plugin's watchdog process does.
     temp = tmp_path_factory.mktemp("tmpdir")
     ready = tmp_path_factory.mktemp("ready") / "servers.json"
-    inner.makepyfile(
-        f"""
-        import json, time
-        import redis
-
-        def test_hangs(redis_url, redis_server_factory):
-            servers = []
-            for url in (redis_url, redis_server_factory().url):
-                with redis.Redis.from_url(url, protocol=2, decode_responses=True) as c:
-                    servers.append(
-                        {{"pid": int(c.info("server")["process_id"]),
-                          "dir": c.config_get("dir")["dir"]}}
-                    )
-            with open({str(ready)!r} + ".tmp", "w") as f:
-                json.dump(servers, f)
-            import os
-            os.replace({str(ready)!r} + ".tmp", {str(ready)!r})
-            while True:  # a hung test: CI's job timeout sends SIGTERM
-                time.sleep(0.05)
-        """
-    )
-    env = {**os.environ, "TMPDIR": str(temp)}
+    inner.makepyfile(HANGING_SESSION.format(ready=str(ready)))
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
         cwd=inner.path,
-        env=env,
+        env={**os.environ, "TMPDIR": str(temp)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     servers: list[dict[str, Any]] = []
     try:
-        for _ in range(1200):  # the inner session starts two servers first
+        for _ in range(1200):  # the inner session starts its servers first
             if ready.exists() or proc.poll() is not None:
                 break
             time.sleep(0.05)
         assert ready.exists(), proc.communicate()[0].decode(errors="replace")
         servers = json.loads(ready.read_text())
-        assert len(servers) == 2
+        assert len(servers) == 3
         assert all(_alive(s["pid"]) for s in servers)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         output = proc.communicate(timeout=120)[0].decode(errors="replace")
+        for _ in range(600):  # the watchdog works after the session is gone
+            if not any(_alive(s["pid"]) for s in servers) and _leftover_dirs(temp) == []:
+                break
+            time.sleep(0.05)
         assert [s for s in servers if _alive(s["pid"])] == [], output
-        assert [s["dir"] for s in servers if Path(s["dir"]).exists()] == [], output
-        assert _leftover_dirs(temp) == []
+        assert _leftover_dirs(temp) == [], output
+        # SIGTERM ends the session like Ctrl-C: with every fixture's teardown, the user's too
+        torn_down = Path(str(ready) + ".torn-down").exists()
+        assert torn_down == (signum == signal.SIGTERM), output
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for server in servers:  # orphans of the inner session (the failure this catches)
-            if _alive(server["pid"]):
-                os.kill(server["pid"], signal.SIGKILL)
+        _kill_orphans(temp)  # the inner session's servers: the failure this test catches

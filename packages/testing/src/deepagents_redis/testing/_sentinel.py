@@ -18,6 +18,8 @@ from typing import IO, Any
 
 import redis
 
+from . import _reaper
+
 __all__ = ["SentinelTopology"]
 
 _POLL = 0.05
@@ -192,6 +194,7 @@ class SentinelTopology:
             wait_for(functools.partial(_started, proc, port), f"sentinel on port {port} to start")
             answering = _process_id(port)
             if proc.poll() is None and answering == proc.pid:
+                _reaper.register(home, remove=False)  # stopped even if the session is killed
                 self._procs.append(proc)
                 self.sentinel_ports.append(port)
                 return

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from deepagents_redis.core import redact_url as _core_redact_url
 
+from . import _reaper
+
 if TYPE_CHECKING:
     from deepagents_redis.core.embedded import EmbeddedRedis
 
@@ -169,6 +171,9 @@ def start_owned(
             problem = _foreign(server)
             if not problem:
                 _check_version(server)
+                if server.kind == "redis-server":
+                    # servers of a pytest session: stopped even if the session is SIGKILLed
+                    _reaper.register(server.data_dir, remove=True)
                 return server
         except BaseException:
             server.close()

@@ -74,6 +74,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import pytest_asyncio
 
+from . import _reaper
 from ._closing import Closer
 from ._proxy import FaultProxy
 from ._sentinel import SentinelTopology
@@ -121,6 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Give SIGTERM back to whoever had it before the plugin started a server."""
+    _reaper.deactivate(config)
     before = config.stash.get(_SIGTERM_BEFORE, None)
     if before is not None and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, before)
@@ -130,12 +132,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def _teardown_on_sigterm(config: pytest.Config) -> None:
     """Make SIGTERM end the session the way Ctrl-C does: with teardown.
 
+    And SIGKILL, which runs no teardown: a watchdog process stops the servers (`_reaper`).
+
     Python's default SIGTERM kills the interpreter on the spot: no fixture teardown, no
     atexit, so every private `redis-server` (and its temp dir) outlived the session. That is
     how CI stops a job that timed out or was cancelled. Installed once, when the plugin
     starts its first server, and only over the default handler (a handler of the user's
     stays theirs); further SIGTERMs are ignored while the teardown runs.
     """
+    _reaper.activate(config)
     if _SIGTERM_BEFORE in config.stash:
         return
     if threading.current_thread() is not threading.main_thread():
