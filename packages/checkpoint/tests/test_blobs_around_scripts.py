@@ -177,8 +177,9 @@ def test_the_bytes_go_around_the_script(around: RedisSaver, connector: RedisConn
 def test_big_writes_go_around_the_script_and_keep_langgraphs_rules(
     around: RedisSaver, inside: RedisSaver, connector: RedisConnector
 ) -> None:
-    """put_writes past the limit: plain HSETNX (the first write per task and index stays)
-    or HSET (special writes are replaced) in the MULTI, the script lists each name once."""
+    """put_writes past the limit: the script lists each name once, then plain HSETNX (the
+    first write per task and index stays) or HSET (special writes are replaced) in the
+    MULTI."""
     from langgraph.checkpoint.base import ERROR
 
     thread = f"t-{uuid.uuid4()}"
@@ -192,15 +193,15 @@ def test_big_writes_go_around_the_script_and_keep_langgraphs_rules(
         return execute(client, req)
 
     big, other = _messages(40), _messages(41)
-    # A server that lost its scripts: the MULTI's HSETNX stores the write, its EVALSHA gets
-    # NOSCRIPT, and the fallback (the one-call script) finds the field there: still listed.
+    # A server that lost its scripts: the MULTI's EVALSHA gets NOSCRIPT, its HSETNX stores
+    # the value, and the fallback (the one-call script) stores and lists it: one write.
     client.script_flush()
     drive(around._put_writes_op(config, [("messages", big), (ERROR, "boom")], "task-1", ""), step)
     (snap,) = sent
     assert isinstance(snap, Snapshot)
     assert [w[1] for w in inside.get_tuple(config).pending_writes] == [ERROR, "messages"]
-    assert [c[0] for c in snap.cmds] == ["HSETNX", "HSET", "EVALSHA"]
-    assert max(len(a) for a in snap.cmds[-1] if isinstance(a, bytes | str)) < 1024
+    assert [c[0] for c in snap.cmds] == ["EVALSHA", "HSETNX", "HSET"]
+    assert max(len(a) for a in snap.cmds[0] if isinstance(a, bytes | str)) < 1024
     # again, with other values: the regular write stays, the special one is replaced
     around.put_writes(config, [("messages", other), (ERROR, "boom 2")], "task-1")
     for saver in (around, inside):

@@ -681,21 +681,24 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         if size <= self.checkpoint_settings.script_blob_bytes:
             yield inline
             return
-        # Big values go around the script (see `CheckpointSettings.script_blob_bytes`): each
-        # as the HSET (special writes: replaced) or HSETNX (the first write per task and
-        # index stays) the script would run, then the script lists the names, in one MULTI.
-        # Repeating it (a retry, the fallback after NOSCRIPT) stores the same thing once.
+        # Big values go around the script (see `CheckpointSettings.script_blob_bytes`): the
+        # script lists the names (and drops a field no list names: the value of a call whose
+        # script never ran, see ``put_writes.lua``), then each value goes as the HSET
+        # (special writes: replaced) or HSETNX (the first write per task and index stays)
+        # the script would run, in one MULTI. Repeating it (a retry, the fallback after
+        # NOSCRIPT) stores the same thing once. The script first: after it, an HSETNX whose
+        # field held such a value kept that value instead of this call's.
         keys = where.keys
-        cmds: list[tuple[Any, ...]] = []
         names: list[Any] = [field, self._ttl]
+        cmds: list[tuple[Any, ...]] = [("EVALSHA", PUT_WRITES.sha, len(keys.all), *keys.all)]
         for i in range(2, len(args), 3):
             name, frame, replace = args[i : i + 3]
             cmds.append(
                 ("HSET" if replace == "1" else "HSETNX", keys.writes, f"{field}\t{name}", frame)
             )
             names += [name, "", "2"]
+        cmds[0] += tuple(names)
         cmds += self._expire(keys.writes)
-        cmds.append(("EVALSHA", PUT_WRITES.sha, len(keys.all), *keys.all, *names))
         yield Snapshot(cmds, inline)
 
     def _read_op(self, where: _Where, args: list[Any]) -> Operation[list[Any]]:
