@@ -296,6 +296,9 @@ def test_hangs(users_own_teardown, redis_url, redis_server_factory, redis_sentin
 """
 
 
+@pytest.mark.skipif(
+    not Path("/proc/self/cwd").exists(), reason="the watchdog and this test read /proc (Linux)"
+)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_a_killed_session_leaves_no_server_and_no_temp_dir(
     inner: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory, signum: int
