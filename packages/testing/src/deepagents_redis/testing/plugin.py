@@ -3,7 +3,12 @@
 Loaded automatically through the `pytest11` entry point once `deepagents-redis-testing` is
 installed. Every server it starts binds 127.0.0.1 on a free port, has its own temporary data
 directory and is stopped by its own PID at teardown; it never touches a server it did not start
-and never flushes anything.
+and never flushes anything. A server (or Sentinel) is used only once ``INFO server`` says its
+``process_id`` is the started child's: when another process took the picked port first (two
+sessions starting at once), the plugin starts again on another port instead of adopting that
+server. SIGTERM ends the session as Ctrl-C does, with every teardown (exit status 2); on Linux a
+watchdog process stops the servers and removes their temp dirs even when the session is
+SIGKILLed. A server older than Redis 7.0 is refused with a message saying so.
 
 Fixtures (the types they hand out are importable from `deepagents_redis.testing`, so a test
 can annotate its parameters precisely):
@@ -14,7 +19,9 @@ can annotate its parameters precisely):
   `redis-server` binary the plugin falls back to fakeredis's TCP server and says so in the
   header and summary; under `CI=true` that fallback is a hard failure. `REDIS_SERVER_BIN`
   names another server binary for every server the plugin starts (standalone, factory,
-  cluster nodes, Sentinels), e.g. `REDIS_SERVER_BIN=valkey-server` runs the suite on Valkey.
+  cluster nodes, Sentinels), e.g. `REDIS_SERVER_BIN=valkey-server` runs the suite on Valkey;
+  when it names no executable, every test that needs a server fails (no fakeredis stand-in
+  for the server asked for).
 - `redis_server_name` (session) -> `str`: which server `redis_url` answers from, `"redis"`
   or `"valkey"`: what the started binary's `--version` says, or the `REDIS_URL` server's
   `INFO` (`server_name`; Redis has none).
