@@ -293,7 +293,7 @@ def _node_batch(ctx: BenchContext, node: Any, lg: Any, raw: Any) -> Result:
         o,
         "langgraph RedisCache.get, 10 keys",
         b,
-        notes="ours: one MGET per namespace in one pipeline (GETs on Cluster); langgraph: one MGET",
+        notes="ours: one MGET per namespace in one pipeline (on Cluster too); langgraph: one MGET",
     )
 
 
