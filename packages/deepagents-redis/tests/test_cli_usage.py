@@ -104,7 +104,7 @@ def test_advice_names_options_the_cli_has() -> None:
         "fs copy a b",
         "fs gc redis:#a",
         "tasks list",
-        "tasks show 0",
+        "tasks show 0123456789abcdef0123456789abcdef",
         "tasks dlq",
         "events tail",
         "checkpoint copy --from redis",

@@ -141,6 +141,13 @@ def _cached_model(model: Any, cache: Any) -> tuple[Any, str | None]:
 
     if isinstance(model, str):
         return _model_from_name(model, cache)
+    own = getattr(model, "cache", None)
+    if own is not None:
+        # The caller set this model's caching (`cache=False`: never cache it; a cache of
+        # their own): kept, as a backend, checkpointer or graph cache they pass is kept.
+        # Replacing it silently cached a model its owner had said must not be cached.
+        setting = own if isinstance(own, bool) else type(own).__name__
+        return None, f"it has its own cache setting (cache={setting}), which is kept"
     return with_llm_cache(model, cache), None
 
 
@@ -148,11 +155,13 @@ def wire_cache(build: AgentBuild, cache_settings: Any = None) -> list[str]:
     """Put a `RedisLLMCache` on the model (and subagents' own), maybe a node cache.
 
     A string model goes through `init_chat_model(..., cache=...)` with deepagents' provider
-    profile; an instance is copied (`with_llm_cache`), never mutated. A declarative subagent
-    spec with its own `model` is copied with that model cached the same way (one cache for
-    every model of the agent); a subagent without one runs on the (cached) main model. A
-    compiled subagent (`runnable`) is the caller's graph: its model is left alone, and a note
-    says so. Options come from `DEEPAGENTS_REDIS_CACHE_*` unless `cache_settings` is given.
+    profile; an instance is copied (`with_llm_cache`), never mutated. A model instance whose
+    own ``cache`` is set (``False``, ``True`` or a cache) keeps it, with a warning. A
+    declarative subagent spec with its own `model` is copied with that model cached the same
+    way (one cache for every model of the agent); a subagent without one runs on the
+    (cached) main model. A compiled subagent (`runnable`) is the caller's graph: its model is
+    left alone, and a note says so. Options come from `DEEPAGENTS_REDIS_CACHE_*` unless
+    `cache_settings` is given.
 
     Returns:
         One line per change.

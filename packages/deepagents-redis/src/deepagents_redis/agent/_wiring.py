@@ -121,23 +121,64 @@ def resolve_flags(
         ConfigurationError: A switch is not a boolean (``"maybe"``); strings such as
             ``"false"`` and ``"1"`` are read as the environment variables are.
     """
-    overrides = {
-        name: value
-        for name, value in (
-            ("cache_enabled", redis_cache),
-            ("todos_enabled", redis_todos),
-            ("fs_enabled", redis_fs),
-            ("coord_enabled", redis_coord),
-            ("checkpoint_enabled", redis_checkpointer),
-            ("observe_enabled", redis_observe),
-        )
-        if value is not None
+    given = {
+        "cache_enabled": redis_cache,
+        "todos_enabled": redis_todos,
+        "fs_enabled": redis_fs,
+        "coord_enabled": redis_coord,
+        "checkpoint_enabled": redis_checkpointer,
+        "observe_enabled": redis_observe,
     }
-    if redis_flags is not None:
-        # Validated like the environment path: model_copy(update=) stores values as given,
-        # so redis_fs="false" (a string from a config file) turned the fs phase ON.
-        return redis_flags.with_overrides(**overrides)
-    return AgentRedisSettings(**overrides)
+    overrides = {name: value for name, value in given.items() if value is not None}
+    try:
+        if redis_flags is not None:
+            # Validated like the environment path: model_copy(update=) stores values as
+            # given, so redis_fs="false" (a string from a config file) turned the fs phase ON.
+            return redis_flags.with_overrides(**overrides)
+        return AgentRedisSettings(**overrides)
+    except ConfigurationError as exc:
+        raise ConfigurationError(_bad_switches(exc, overrides)) from exc
+
+
+_KEYWORDS = {
+    "cache_enabled": "redis_cache",
+    "todos_enabled": "redis_todos",
+    "fs_enabled": "redis_fs",
+    "coord_enabled": "redis_coord",
+    "checkpoint_enabled": "redis_checkpointer",
+    "observe_enabled": "redis_observe",
+}
+
+
+def _bad_switches(exc: ConfigurationError, overrides: dict[str, Any]) -> str:
+    """Say which switch was refused, by the name the user wrote it under.
+
+    The settings' own message named the field (``fs_enabled``): a bad
+    ``DEEPAGENTS_REDIS_FS_ENABLED`` in a deployment's environment was reported under a name
+    that appears nowhere in it, and the keyword ``redis_fs=`` under another. The value is not
+    repeated (the settings never echo input).
+    """
+    from pydantic import ValidationError
+
+    cause = exc.__cause__
+    fields = (
+        [str(error["loc"][0]) for error in cause.errors() if error["loc"]]
+        if isinstance(cause, ValidationError)
+        else []
+    )
+    names = [
+        f"{_KEYWORDS.get(field, field)}= (keyword argument)"
+        if field in overrides
+        else f"{AgentRedisSettings.model_config.get('env_prefix', '')}{field.upper()} "
+        "(environment variable)"
+        for field in dict.fromkeys(fields)
+    ]
+    if not names:
+        return str(exc)
+    return (
+        f"invalid phase switch {', '.join(names)}: not a boolean "
+        "(use 1, true or yes to enable; 0, false or no to disable)"
+    )
 
 
 def create_deep_agent(
@@ -205,9 +246,12 @@ def create_deep_agent(
         redis_connector: A `RedisConnector` to share (you close it; excludes the four
             options above).
         redis_flags: Phase switches; read from ``DEEPAGENTS_REDIS_*_ENABLED`` when None.
-        redis_cache: Turn the Redis LLM cache on/off (beats ``redis_flags`` and env).
+        redis_cache: Turn the Redis LLM cache on/off (beats ``redis_flags`` and env). A
+            model instance whose own ``cache`` is set (``False`` included) keeps it, with
+            a warning; a ``cache`` (node cache) you pass is kept too.
         redis_todos: Turn durable todos on/off (beats ``redis_flags`` and env).
-        redis_fs: Turn the Redis filesystem on/off (beats ``redis_flags`` and env).
+        redis_fs: Turn the Redis filesystem on/off (beats ``redis_flags`` and env); a
+            ``backend`` you pass is kept.
         redis_coord: Turn subagent lifecycle events on/off (beats ``redis_flags`` and env);
             remote subagents themselves are `remote_subagent(...)` entries in `subagents`.
         redis_checkpointer: Keep the conversation in Redis (`RedisSaver` as
@@ -221,8 +265,9 @@ def create_deep_agent(
         `redis_agent(...)` in a `with` block).
 
     Raises:
-        ConfigurationError: A phase is on but cannot be wired (missing package or URL), or
-            `redis_connector` together with another connection option.
+        ConfigurationError: A phase is on but cannot be wired (missing package or URL),
+            `redis_connector` together with another connection option, or a switch that is
+            not a boolean (the message names the keyword or environment variable).
     """
     from deepagents import create_deep_agent as _upstream
 

@@ -50,7 +50,12 @@ def open_checkpointer(uri: str, *, hint: str, create: bool = False) -> Iterator[
             raise ConfigurationError(
                 f"SQLite checkpoints need langgraph-checkpoint-sqlite: pip install '{hint}[sqlite]'"
             ) from exc
-        conn = sqlite3.connect(path, check_same_thread=False)
+        try:
+            conn = sqlite3.connect(path, check_same_thread=False)
+        except sqlite3.Error as exc:
+            # `--to sqlite:` in a directory that does not exist (or cannot be written) was
+            # a traceback with exit 1.
+            raise ConfigurationError(f"cannot open the SQLite database at {path}: {exc}") from exc
         try:
             saver: Any = SqliteSaver(conn)
             if create:
@@ -67,20 +72,25 @@ def open_checkpointer(uri: str, *, hint: str, create: bool = False) -> Iterator[
                 "Postgres checkpoints need langgraph-checkpoint-postgres: "
                 f"pip install '{hint}[postgres]'"
             ) from exc
-        try:
-            import psycopg
+        import psycopg
+        from deepagents_redis.core import redact_text
 
+        try:
             opened = PostgresSaver.from_conn_string(uri)
             saver = opened.__enter__()
         except psycopg.OperationalError as exc:
             # One line, not a traceback, and exit 2 like an unreachable Redis; the URI (and
             # its password) is not repeated.
             from deepagents_redis.cli._exit import UnreachableError
-            from deepagents_redis.core import redact_text
 
             lines = str(exc).strip().splitlines()
             reason = redact_text(lines[0]) if lines else type(exc).__name__
             raise UnreachableError(f"PostgreSQL is unreachable: {reason}") from exc
+        except psycopg.ProgrammingError as exc:
+            # A URL psycopg cannot parse (`[::1/db`): a traceback whose last line repeated
+            # the URL, password and all. A usage error, and the URL is not repeated.
+            reason = redact_text(str(exc).replace(uri, "<the URL>").strip().splitlines()[0])
+            raise ConfigurationError(f"invalid PostgreSQL URL: {reason}") from exc
         try:
             if create:
                 saver.setup()

@@ -73,6 +73,9 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+_TASK_ID = re.compile(r"[0-9a-f]{32}")
+"""coord's task id rule (`check_task_id` in coord, which does not export it)."""
+
 _STREAM_ID = re.compile(r"\$|[0-9]+(-[0-9]+)?")
 
 
@@ -92,9 +95,25 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
 
+def _task_id_text(text: str) -> str:
+    """A task id argument, checked as coord checks it (else exit 64, before connecting).
+
+    A malformed id connected first and then failed with exit 1, which for `tasks show`
+    means "the task failed": a typo read as a failed task.
+    """
+    if not _TASK_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a task id (32 lower-case hex digits, as 'tasks list' prints)"
+        )
+    return text
+
+
 def _task_id(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "task_id", metavar="TASK_ID", help="The task's id, as 'tasks list' prints it."
+        "task_id",
+        metavar="TASK_ID",
+        type=_task_id_text,
+        help="The task's id, as 'tasks list' prints it.",
     )
 
 
@@ -164,7 +183,9 @@ def register(subparsers: Any) -> None:
     ev_actions = add_actions(events)
     tail = ev_actions.add_parser("tail", help="Print events as they happen (Ctrl-C stops).")
     _common(tail)
-    tail.add_argument("--task", default=None, help="One task's events (from its start).")
+    tail.add_argument(
+        "--task", type=_task_id_text, default=None, help="One task's events (from its start)."
+    )
     tail.add_argument(
         "--from",
         dest="start",
@@ -207,7 +228,8 @@ def load_agent(spec: str) -> tuple[str, Any]:
         ``(name, object)``.
 
     Raises:
-        ConfigurationError: The spec is malformed or does not import.
+        ConfigurationError: The spec is malformed, does not import, or names something
+            that is neither a runnable nor a callable.
     """
     from deepagents_redis.core import ConfigurationError
 
@@ -220,6 +242,13 @@ def load_agent(spec: str) -> tuple[str, Any]:
         raise ConfigurationError(
             f"--agent {spec!r}: cannot import {module_name}:{attr}: {exc}"
         ) from exc
+    if not callable(obj) and not hasattr(obj, "ainvoke"):
+        # The Worker refuses it too, but only after the CLI had connected, and as an
+        # InvalidInputError: exit 1, where a bad --agent is a usage error (64).
+        raise ConfigurationError(
+            f"--agent {spec!r}: {module_name}:{attr} is a {type(obj).__name__}, neither a "
+            "runnable nor a callable"
+        )
     return name, obj
 
 
@@ -288,9 +317,10 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def _observe_enabled() -> bool:
-    from deepagents_redis.agent import AgentRedisSettings
+    from deepagents_redis.agent import resolve_flags
 
-    return AgentRedisSettings().observe_enabled
+    # resolve_flags, not AgentRedisSettings(): a bad value is reported under its variable.
+    return resolve_flags().observe_enabled
 
 
 def _when(value: Any) -> str:
@@ -418,6 +448,25 @@ def run_cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _require_task(connector: Any, args: argparse.Namespace) -> None:
+    """Refuse `--task` of a task that has neither a record nor events.
+
+    Its events stream can only be written by the task: tailing an id nobody submitted (a
+    typo, another namespace) waited forever, printing nothing.
+
+    Raises:
+        NotFoundError: No record and no events (exit 1, as `tasks show` says it).
+    """
+    from deepagents_redis.core import NotFoundError
+
+    tasks = _client(connector, args)
+    try:
+        tasks.get(args.task)
+    except NotFoundError:
+        if not tasks.events(args.task, count=1):
+            raise
+
+
 def run_tail(args: argparse.Namespace) -> int:
     """Print events as they arrive."""
     from deepagents_redis.cli._render import printable
@@ -426,6 +475,7 @@ def run_tail(args: argparse.Namespace) -> int:
     with connect(args, announce=not args.json) as (_target, connector):
         bus = EventBus(connector=connector, **_options(args))
         if args.task:
+            _require_task(connector, args)
             stream = bus.keys.task(args.task).events
             start = args.start or "0-0"
         else:

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -51,12 +52,36 @@ def _planner_script() -> Any:
     return ScriptedChatModel(script=[both, AIMessage(content="Both researchers reported back.")])
 
 
-def _wait(cond: Any, seconds: float, what: str) -> None:
+def _wait(cond: Any, seconds: float, what: str, check: Any = None) -> None:
     end = time.monotonic() + seconds
     while not cond():
+        if check is not None:
+            check()
         if time.monotonic() > end:
             raise RuntimeError(f"demo coord: timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def _died(workers: list[Any], logs: list[Any]) -> None:
+    """Raise when a worker process exited before the demo stopped it, with its last words.
+
+    A worker that could not start (a bad environment, a missing package, a server it cannot
+    reach) was only noticed when the 60 s wait for two workers ran out, and then said
+    nothing of why: its output went to /dev/null.
+
+    Raises:
+        RuntimeError: A worker process has exited.
+    """
+    for proc, log in zip(workers, logs, strict=True):
+        status = proc.poll()
+        if status is not None:
+            log.seek(0)
+            lines = [line.strip() for line in log.read().decode(errors="replace").splitlines()]
+            last = next((line for line in reversed(lines) if line), "no output")
+            raise RuntimeError(
+                f"demo coord: a worker process exited with status {status} before the demo "
+                f"stopped it: {last}"
+            )
 
 
 def _pid(worker_id: str | None) -> int:
@@ -106,11 +131,14 @@ def run(ctx: Any) -> None:
         "--grace",
         "1",
     ]
+    # Each worker's stderr goes to a file of its own: it says why a worker did not start.
+    # (Closed in the finally below: the worker processes write to them until then.)
+    logs = [tempfile.TemporaryFile() for _ in range(2)]  # noqa: SIM115
     workers = [
         subprocess.Popen(  # noqa: S603 - our own CLI, with our own interpreter, no shell
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=log
         )
-        for _ in range(2)
+        for log in logs
     ]
     tasks = TaskClient(connector=ctx.connector, **options)
     bus = EventBus(connector=ctx.connector, **options)
@@ -124,7 +152,7 @@ def run(ctx: Any) -> None:
 
     listener = threading.Thread(target=listen, daemon=True)
     try:
-        _wait(lambda: len(tasks.workers()) >= 2, 60, "two workers")
+        _wait(lambda: len(tasks.workers()) >= 2, 60, "two workers", lambda: _died(workers, logs))
         ctx.out(f"workers: {', '.join(tasks.workers())} serve 'researcher' in {namespace!r}")
         listener.start()
         agent: Any = create_deep_agent(
@@ -153,6 +181,7 @@ def run(ctx: Any) -> None:
             ),
             30,
             "both tasks to run",
+            lambda: _died(workers, logs),
         )
         ids = sorted({t["task_id"] for t in tasks.active("researcher")})
         for task_id in ids:
@@ -191,5 +220,10 @@ def run(ctx: Any) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
-        listener.join(timeout=2)
+        if listener.ident is not None:
+            # Not started when the workers never came up: join() raised RuntimeError("cannot
+            # join thread before it is started"), which replaced the error that said why.
+            listener.join(timeout=2)
+        for log in logs:
+            log.close()
     ctx.out(f"result: {result['messages'][-1].content}")

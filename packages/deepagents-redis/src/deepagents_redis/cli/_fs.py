@@ -241,11 +241,25 @@ def open_backend(
         return
     from deepagents.backends import FilesystemBackend
 
-    root = Path(spec.removeprefix("dir:")).expanduser()
+    raw = spec.removeprefix("dir:")
+    if not raw:
+        # Path("") is the current directory: `fs copy "$SRC" ...` with the variable unset
+        # (or `dir:` alone) copied the whole working directory, or wrote into it.
+        raise ConfigurationError(
+            "an empty directory spec: give a path (./ for the current directory)"
+        )
+    root = Path(raw).expanduser()
     if not root.is_dir():
         if not create_dir:
             raise ConfigurationError(f"{root} is not a directory")
-        root.mkdir(parents=True)
+        try:
+            root.mkdir(parents=True)
+        except OSError as exc:
+            # A destination that cannot be created (a read-only or missing mount, a file
+            # in the way) was a traceback with exit 1.
+            raise ConfigurationError(
+                f"cannot create the directory {root}: {exc.strerror or exc}"
+            ) from exc
     yield FilesystemBackend(root_dir=root, virtual_mode=True)
 
 

@@ -1,0 +1,44 @@
+"""`checkpoint copy` with a checkpointer that cannot be opened: one line, exit 64, no secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from deepagents_redis.cli import main
+from deepagents_redis.cli._exit import EXIT_USAGE
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEEPAGENTS_REDIS_URL", raising=False)
+    monkeypatch.delenv("DEEPAGENTS_REDIS_KEY_PREFIX", raising=False)
+
+
+def test_a_postgres_url_psycopg_cannot_parse_is_a_usage_error_without_the_password(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: a psycopg.ProgrammingError traceback ending in the URL, password included.
+    status = main(
+        ["checkpoint", "copy", "--url", redis_url, "--from", "postgresql://u:sekret@[::1/db"]
+    )
+    out, err = capsys.readouterr()
+    assert status == EXIT_USAGE, err
+    assert "invalid PostgreSQL URL" in err
+    assert "sekret" not in out + err
+
+
+def test_a_sqlite_target_in_a_missing_directory_is_a_usage_error(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: sqlite3.OperationalError traceback, exit 1.
+    target = tmp_path / "no-such-dir" / "threads.db"
+    status = main(
+        ["checkpoint", "copy", "--url", redis_url, "--from", "redis", "--to", f"sqlite:{target}"]
+    )
+    err = capsys.readouterr().err
+    assert status == EXIT_USAGE, err
+    assert f"cannot open the SQLite database at {target}" in err
+    assert not target.parent.exists()
