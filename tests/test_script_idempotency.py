@@ -60,8 +60,9 @@ IDEMPOTENT_BY_CONSTRUCTION = {
     # A checkpoint is a pure function of its id: a re-run of a put rewrites the same fields,
     # blobs (keyed by channel version) and index members; TTLs are set to the same lifetime.
     "ckpt_put",
-    # HSETNX keeps the write stored first for (task, index), as LangGraph requires; special
-    # writes (error, interrupt) are HSET to the same bytes. A re-run stores nothing new.
+    # A write listed first for (task, index) stays, as LangGraph requires (values no list
+    # names, left by a call whose script never ran, are replaced); special writes (error,
+    # interrupt) are HSET to the same bytes. A re-run stores nothing new.
     "ckpt_put_writes",
     # Drops index entries whose checkpoint is gone and renews TTLs: a re-run finds nothing
     # left to drop and sets the same lifetimes.
