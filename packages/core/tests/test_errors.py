@@ -183,3 +183,26 @@ def test_real_min_replicas_refusal_is_unavailable(redis_server_factory):
         assert client.exists("core:noreplicas") == 0
     finally:
         client.close()
+
+
+@pytest.mark.integration
+async def test_a_database_the_server_does_not_have_is_a_configuration_error(
+    redis_server_factory,
+):
+    # redis://host/99 past the server's `databases` (16 here): SELECT fails at connect time.
+    # It was the base DeepAgentsRedisError ("DB index is out of range"), which no caller
+    # handles as a setting to fix; `deepagents-redis health` exited 1 instead of 64.
+    from deepagents_redis.core import RedisConnector, RedisSettings, acheck_health, check_health
+
+    server = redis_server_factory(config={"databases": "16"})
+    url = server.url.rsplit("/", 1)[0] + "/16"
+    with RedisConnector(settings=RedisSettings(url=url, cluster="auto")) as connector:
+        with pytest.raises(ConfigurationError, match="database number") as info:
+            check_health(connector.client())
+        assert isinstance(info.value.__cause__, rexc.ResponseError)
+        with pytest.raises(ConfigurationError, match="database number"):
+            await acheck_health(await connector.aclient())
+    # The last database there is works.
+    last = server.url.rsplit("/", 1)[0] + "/15"
+    with RedisConnector(settings=RedisSettings(url=last, cluster="off")) as connector:
+        assert check_health(connector.client()).ok

@@ -186,6 +186,9 @@ def _rebuild_backpressure(backlog: int, limit: int, message: str) -> Backpressur
 # (...) of pipeline caused error: WRONGTYPE ..." or, with the args tuple, "...: ('WRONGTYPE
 # ...',)") or Redis 6's script prefix ("... @user_script:1: WRONGTYPE ...").
 _WRONGTYPE = re.compile(r"(?:^|: |: \(')WRONGTYPE ")
+# SELECT of a database the server does not have: "ERR DB index is out of range" (Redis 7 and
+# Valkey 8; redis-py strips the "ERR "), raised while a connection is made.
+_DB_OUT_OF_RANGE = re.compile(r"(?:^|: )(?:ERR )?DB index is out of range")
 
 
 def _is_unknown_command(message: str) -> bool:
@@ -273,6 +276,13 @@ def translate_redis_error(exc: BaseException) -> DeepAgentsRedisError:
     message = f"{type(exc).__name__}: {detail}"
     if isinstance(exc, rexc.AuthenticationError | rexc.AuthenticationWrongNumberOfArgsError):
         return ConfigurationError(f"Redis rejected the credentials: {message}")
+    if isinstance(exc, rexc.ResponseError) and _DB_OUT_OF_RANGE.search(str(exc)):
+        # SELECT at connect time (redis://host/99 past the server's `databases`): it failed
+        # every call as the base error, which nothing handles as a setting to fix.
+        return ConfigurationError(
+            "the URL's database number does not exist on this server (it has `databases` "
+            f"of them, numbered from 0): {message}"
+        )
     refusal = tls_refusal(exc)
     if refusal is not None:
         return ConfigurationError(
