@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -158,3 +159,22 @@ def test_url_keeps_credentials_and_db() -> None:
         assert proxy.url == f"redis://user:secret@127.0.0.1:{proxy.port}/3"
     finally:
         proxy.close()
+
+
+def test_blackhole_hides_the_server_going_away(
+    redis_server_factory: Callable[..., Any], fault_proxy: ProxyFactory
+) -> None:
+    # A partition: nothing of the server reaches the client, not even that it closed the
+    # connection or is gone. The proxy forwarded the server's FIN (an open connection saw
+    # "Connection closed by server") and reset a new connection it could not take upstream
+    # (a connection error): the client learnt what a partition hides.
+    server = redis_server_factory()
+    proxy = fault_proxy(server.url)
+    with _client(proxy.url, timeout=0.3) as open_conn:
+        assert open_conn.ping()
+        proxy.set_mode("blackhole")
+        server.kill()
+        with pytest.raises(redis.exceptions.TimeoutError):
+            open_conn.ping()
+    with _client(proxy.url, timeout=0.3) as new_conn, pytest.raises(redis.exceptions.TimeoutError):
+        new_conn.ping()

@@ -29,7 +29,9 @@ class FaultProxy(Closing):
 
     - `pass`: forward bytes both ways unchanged.
     - `delay`: forward, but sleep `delay` seconds before each chunk in either direction.
-    - `blackhole`: accept and read, never forward or answer (the client sees timeouts).
+    - `blackhole`: accept and read, never forward or answer (the client sees timeouts), as
+      in a partition: not even the server closing a connection or being down reaches the
+      client while it lasts.
     - `reset`: abort every connection with a TCP RST (SO_LINGER 0); new connections are reset
       as soon as they are accepted (the client sees connection resets).
 
@@ -55,6 +57,7 @@ class FaultProxy(Closing):
         self._accepted = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
+        self._mode_changed: asyncio.Event | None = None
         self._closed = False
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="dar-fault-proxy", daemon=True
@@ -138,12 +141,17 @@ class FaultProxy(Closing):
             self._loop.close()
 
     async def _start(self) -> int:
+        self._mode_changed = asyncio.Event()
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _set_mode(self, mode: FaultMode, delay: float) -> None:
         self._mode = mode
         self._delay = delay
+        # Wake whoever waits for the blackhole to end (a fresh event for the next change).
+        changed, self._mode_changed = self._mode_changed, asyncio.Event()
+        if changed is not None:
+            changed.set()
         if mode == "reset":
             for pipe in list(self._conns):
                 pipe.reset()
@@ -175,11 +183,15 @@ class FaultProxy(Closing):
             try:
                 up_reader, up_writer = await asyncio.open_connection(*self._target)
             except OSError:
+                # The server is down: a blackhole hides that too (read, drop, never answer).
+                with contextlib.suppress(OSError):
+                    while self._mode == "blackhole" and await reader.read(_CHUNK):
+                        pass
                 return
             pipe.upstream = up_writer
             await asyncio.gather(
                 self._pump(reader, up_writer),
-                self._pump(up_reader, writer),
+                self._pump(up_reader, writer, from_server=True),
                 return_exceptions=True,
             )
         except asyncio.CancelledError:
@@ -191,24 +203,40 @@ class FaultProxy(Closing):
             self._conns.discard(pipe)
             pipe.reset()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        from_server: bool = False,
+    ) -> None:
         try:
-            while True:
-                data = await reader.read(_CHUNK)
-                if not data:
-                    break
-                if self._mode == "blackhole":
-                    continue
-                if self._mode == "delay" and self._delay > 0:
-                    await asyncio.sleep(self._delay)
-                if self._mode in ("blackhole", "reset"):
-                    continue
-                writer.write(data)
-                await writer.drain()
+            with contextlib.suppress(OSError):  # a peer that resets has left, as one closing
+                await self._forward(reader, writer)
+            if from_server:
+                # The server closed (or died): in a blackhole the client must not learn it
+                # before the blackhole ends. Only after the forwarding ended by itself: a
+                # cancellation (reset, close) was delivered there and ends the pump now.
+                while self._mode == "blackhole" and self._mode_changed is not None:
+                    await self._mode_changed.wait()
         finally:
             # Either side closing ends the whole connection, like a real TCP peer would.
             with contextlib.suppress(Exception):
                 writer.close()
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            data = await reader.read(_CHUNK)
+            if not data:
+                return
+            if self._mode == "blackhole":
+                continue
+            if self._mode == "delay" and self._delay > 0:
+                await asyncio.sleep(self._delay)
+            if self._mode in ("blackhole", "reset"):
+                continue
+            writer.write(data)
+            await writer.drain()
 
 
 class _Pipe:
