@@ -194,3 +194,32 @@ def test_server_binary_is_the_one_named(monkeypatch: pytest.MonkeyPatch) -> None
         EmbeddedRedis(allow_fallback=False)
     monkeypatch.delenv(SERVER_BINARY_ENV)
     assert find_redis_server() == default
+
+
+def test_a_port_another_server_holds_is_never_adopted(
+    redis_server_factory: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another server bound the port first: it answers PING, and the embedded server used to
+    # take it as its own (the demo and the benchmarks then wrote to it and stopped it). Only
+    # a server whose INFO names our child process counts; ours exits "address in use".
+    other = redis_server_factory()  # type: ignore[operator]
+    with redis.Redis.from_url(other.url) as admin:
+        admin.set("theirs", b"1")
+        their_pid = admin.info("server")["process_id"]
+    made: list[str] = []
+    real_mkdtemp = __import__("tempfile").mkdtemp
+
+    def recording_mkdtemp(*args: object, **kwargs: object) -> str:
+        made.append(real_mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr("deepagents_redis.core.embedded.tempfile.mkdtemp", recording_mkdtemp)
+    server = EmbeddedRedis(port=other.port, startup_timeout=10)
+    with pytest.raises(RedisUnavailableError, match="exited during startup"):
+        server.start()
+    assert not server.is_running
+    # A failed first start leaves no temporary directory behind.
+    assert made and not any(os.path.exists(path) for path in made)
+    with redis.Redis.from_url(other.url) as admin:
+        assert admin.info("server")["process_id"] == their_pid
+        assert admin.get("theirs") == b"1"

@@ -285,12 +285,21 @@ class EmbeddedRedis(Closing):
         """
         if self.is_running:
             return self
-        if self._data_dir is None:
+        made_dir = self._data_dir is None
+        if made_dir:
             self._data_dir = Path(tempfile.mkdtemp(prefix="dar-redis-"))
-        if self._kind == "fakeredis":
-            self._start_fake()
-        else:
-            self._start_process()
+        try:
+            if self._kind == "fakeredis":
+                self._start_fake()
+            else:
+                self._start_process()
+        except BaseException:
+            if made_dir and self._data_dir is not None:
+                # A first start that failed leaves nothing behind (it left its temp dir).
+                self._close_log()
+                shutil.rmtree(self._data_dir, ignore_errors=True)
+                self._data_dir = None
+            raise
         _LIVE.add(self)
         return self
 
@@ -428,8 +437,12 @@ class EmbeddedRedis(Closing):
                         f"{self._log_tail(log_path)}"
                     )
                 try:
-                    if client.ping():
-                        info: dict[str, Any] = client.info("server")
+                    info: dict[str, Any] = client.info("server") if client.ping() else {}
+                    # Only our own child counts: another server that bound the port first
+                    # (a port picked free and taken before ours bound it) answers PING too,
+                    # and was used, written to and stopped as ours. Ours then exits
+                    # ("address already in use"), which the poll above reports.
+                    if info and str(info.get("process_id")) == str(self._proc.pid):
                         self._version = str(info.get("redis_version", "unknown"))
                         # Valkey says so (and its own version); Redis has no server_name.
                         name = info.get("server_name")
