@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import math
 import time
 from typing import Any
@@ -615,6 +617,15 @@ async def test_worker_refuses_an_evicting_server(redis_server_factory: Any) -> N
     try:
         with pytest.raises(ConfigurationError, match="can evict task queues"):
             await worker.arun()
+        # The failed start leaves no task of its own behind (its event log writer was left
+        # pending, and collected later on a closed loop as "Event loop is closed").
+        left = [
+            t
+            for t in asyncio.all_tasks()
+            if t is not asyncio.current_task()
+            and getattr(t.get_coro(), "__qualname__", "").startswith("Worker.")
+        ]
+        assert left == []
         client = await worker.connector.aclient()
         assert await client.exists(worker.keys.queue("double").stream) == 0  # nothing set up
     finally:

@@ -400,21 +400,29 @@ class Worker(CoordComponent):
         self._closing, self._keeping = False, True
         self._log_queue = asyncio.Queue()
         writer = asyncio.create_task(self._log_writer())
-        if handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self._loop.add_signal_handler(sig, self._stopping.set)
-        for name, agent in list(self._agents.items()):
-            if _kind(agent) == "sync" and not inspect.signature(agent).parameters:
-                self._agents[name] = agent()  # a factory
-        # what each agent is, looked at once (inspect.signature per run costs ~50 us)
-        self._shapes = {
-            name: (_kind(agent), _takes_context(agent)) for name, agent in self._agents.items()
-        }
-        await self._eviction.acheck(
-            await self._connector.aclient(), gate=self._connector.async_gate()
-        )
-        slots = _Slots(self.concurrency, len(self._agents))
-        await self._announce(startup=True)
+        try:
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    self._loop.add_signal_handler(sig, self._stopping.set)
+            for name, agent in list(self._agents.items()):
+                if _kind(agent) == "sync" and not inspect.signature(agent).parameters:
+                    self._agents[name] = agent()  # a factory
+            # what each agent is, looked at once (inspect.signature per run costs ~50 us)
+            self._shapes = {
+                name: (_kind(agent), _takes_context(agent)) for name, agent in self._agents.items()
+            }
+            await self._eviction.acheck(
+                await self._connector.aclient(), gate=self._connector.async_gate()
+            )
+            slots = _Slots(self.concurrency, len(self._agents))
+            await self._announce(startup=True)
+        except BaseException:
+            # A start that failed (Redis down, an eviction policy refused, a factory that
+            # raised) must not leave the log writer pending: on a loop closed by its owner
+            # it was collected later as "Event loop is closed".
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            raise
         log.info(
             "worker %s serving %s in namespace %r",
             self.worker_id,
