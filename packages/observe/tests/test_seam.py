@@ -270,19 +270,29 @@ def test_raw_thread_ids_put_the_thread_id_itself_on_spans(connector: Any) -> Non
 def test_reused_attribute_sets_stay_exact_per_call(otel: Captured) -> None:
     # Cleaned attributes are built once per distinct set and shared: equal-but-different
     # values (True == 1 == 1.0) must still be reported as given, and sets must not mix.
+    # What is checked is what we hand the SDK: SDKs before 1.45 key their own points by
+    # equality, so they fold flag=True and flag=1 together whatever we pass.
     inst = get_instrumentation()
+    inst.count("test.cached", 0, outcome="miss", flag=1.0)  # creates the counter
+    real = inst._counters["test.cached"]  # type: ignore[attr-defined]
+    given: list[tuple[str, object, type]] = []
+
+    class Recording:
+        def add(self, value: int, attributes: dict[str, object]) -> None:
+            flag = attributes["deepagents_redis.flag"]
+            given.append((str(attributes["deepagents_redis.outcome"]), flag, type(flag)))
+            real.add(value, attributes)
+
+    inst._counters["test.cached"] = Recording()  # type: ignore[attr-defined]
     for _ in range(3):
         inst.count("test.cached", outcome="hit", flag=True)
         inst.count("test.cached", outcome="hit", flag=1)
         inst.count("test.cached", outcome="miss", flag=1.0)
         inst.record_duration("test.cached", 0.5, outcome="ok")
         inst.record_duration("test.cached", 0.25, outcome="error")
-    points = {
-        (a["deepagents_redis.outcome"], flag, type(flag)): p.value
-        for a, p in otel.points("deepagents_redis.test.cached")
-        for flag in [a["deepagents_redis.flag"]]
-    }
-    assert points == {("hit", True, bool): 3, ("hit", 1, int): 3, ("miss", 1.0, float): 3}
+    assert given == [("hit", True, bool), ("hit", 1, int), ("miss", 1.0, float)] * 3
+    total = sum(p.value for _, p in otel.points("deepagents_redis.test.cached"))
+    assert total == 9
     durations = {
         a["deepagents_redis.outcome"]: (p.count, p.sum)
         for a, p in otel.points("deepagents_redis.operation.duration")
