@@ -219,7 +219,8 @@ def test_a_port_another_server_holds_is_never_adopted(
         server.start()
     assert not server.is_running
     # A failed first start leaves no temporary directory behind.
-    assert made and not any(os.path.exists(path) for path in made)
+    assert made
+    assert not any(os.path.exists(path) for path in made)
     with redis.Redis.from_url(other.url) as admin:
         assert admin.info("server")["process_id"] == their_pid
         assert admin.get("theirs") == b"1"
