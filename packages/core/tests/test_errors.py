@@ -196,7 +196,7 @@ async def test_a_database_the_server_does_not_have_is_a_configuration_error(
 
     server = redis_server_factory(config={"databases": "16"})
     url = server.url.rsplit("/", 1)[0] + "/16"
-    with RedisConnector(settings=RedisSettings(url=url, cluster="auto")) as connector:
+    async with RedisConnector(settings=RedisSettings(url=url, cluster="auto")) as connector:
         with pytest.raises(ConfigurationError, match="database number") as info:
             check_health(connector.client())
         assert isinstance(info.value.__cause__, rexc.ResponseError)

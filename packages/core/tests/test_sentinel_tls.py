@@ -174,7 +174,7 @@ async def test_plain_text_sentinels_in_front_of_tls_data_nodes(
     url = f"rediss+sentinel://127.0.0.1:{port}/{SERVICE}/0"
 
     mixed = _settings(url, pki, mutual=False, sentinel_tls=False)
-    with RedisConnector(settings=mixed) as connector:
+    async with RedisConnector(settings=mixed) as connector:  # closes its asyncio client too
         assert connector.client().set("mixed", "1")
         assert await (await connector.aclient()).get("mixed") == b"1"
 
@@ -201,7 +201,7 @@ async def test_an_untrusted_sentinel_certificate_is_a_configuration_error(
         tls_ca_file=str(pki.other_ca),
         deadline_seconds=10,
     )
-    with RedisConnector(settings=settings) as connector:
+    async with RedisConnector(settings=settings) as connector:
         with pytest.raises(ConfigurationError, match="certificate"):
             check_health(connector.client())
         with pytest.raises(ConfigurationError, match="certificate"):

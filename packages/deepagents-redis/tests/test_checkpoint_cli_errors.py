@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,11 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DEEPAGENTS_REDIS_KEY_PREFIX", raising=False)
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("langgraph.checkpoint.postgres") is None,
+    reason="needs langgraph-checkpoint-postgres (the checkpoint 'postgres' extra; the whole "
+    "suite has it)",
+)
 def test_a_postgres_url_psycopg_cannot_parse_is_a_usage_error_without_the_password(
     redis_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
