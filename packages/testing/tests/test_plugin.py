@@ -155,6 +155,9 @@ def test_fakeredis_fallback_without_binary(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("empty-path")))
+    # No server anywhere and none named: a REDIS_SERVER_BIN the run was given (CI's Valkey
+    # tier) that is not found is a failure of its own, not this fallback.
+    monkeypatch.delenv("REDIS_SERVER_BIN", raising=False)
     inner.makepyfile(
         """
         import pytest
@@ -190,6 +193,9 @@ def test_ci_refuses_fakeredis_fallback(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("empty-path")))
+    # No server anywhere and none named: a REDIS_SERVER_BIN the run was given (CI's Valkey
+    # tier) that is not found is a failure of its own, not this fallback.
+    monkeypatch.delenv("REDIS_SERVER_BIN", raising=False)
     monkeypatch.setenv("CI", "true")
     inner.makepyfile(
         """
