@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import redis
@@ -71,6 +75,48 @@ def test_kill_and_restart_keep_port_and_aof_data() -> None:
         assert server.port == port
         with redis.Redis.from_url(server.url, protocol=2) as c:
             assert c.get("k") == b"v"
+
+
+def test_a_server_only_stopped_removes_the_temp_dir_it_made_when_it_goes(
+    tmp_path: Path,
+) -> None:
+    """`stop()` keeps the data dir for `restart()`; the object's end removes the one it made
+    (only stopped, never closed, servers left a `dar-redis-*` dir behind per run)."""
+    server = EmbeddedRedis().start()
+    made = server.data_dir
+    server.stop()
+    assert made.is_dir()  # still there for restart()
+    server.restart()
+    assert server.data_dir == made
+    server.stop()
+    del server
+    gc.collect()
+    assert not made.exists()
+    # a directory the caller gave is the caller's: kept
+    given = EmbeddedRedis(data_dir=tmp_path).start()
+    given.stop()
+    del given
+    gc.collect()
+    assert (tmp_path / "redis-server.log").exists()
+
+
+def test_a_process_that_only_stopped_its_server_leaves_no_temp_dir(tmp_path: Path) -> None:
+    """A script that stops its server and exits (no `close()`) leaves the temp dir empty,
+    and what was there before stays."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    (temp / "dar-redis-not-ours").mkdir()  # made by someone else: never removed
+    script = (
+        "from deepagents_redis.core.embedded import EmbeddedRedis\n"
+        "server = EmbeddedRedis(allow_fallback=False).start()\n"
+        "server.stop()\n"
+    )
+    env = {**os.environ, "TMPDIR": str(temp)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert sorted(p.name for p in temp.iterdir()) == ["dar-redis-not-ours"]
 
 
 def test_explicit_data_dir_is_kept(tmp_path: os.PathLike[str]) -> None:

@@ -69,6 +69,10 @@ def _stop_leftovers() -> None:
             server.stop()
 
 
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -178,6 +182,10 @@ class EmbeddedRedis(Closing):
         self._config = dict(config or {})
         self._own_dir = data_dir is None
         self._data_dir: Path | None = None if data_dir is None else Path(data_dir)
+        # Removes the temporary data directory this object made when the object goes (or the
+        # interpreter exits) without `close()`: `stop()` keeps it for `restart()`, and
+        # servers only ever stopped left a `dar-redis-*` directory per run in the temp dir.
+        self._dir_reaper: weakref.finalize[Any, Any] | None = None
         self._cluster_bus = cluster_bus
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
@@ -288,6 +296,8 @@ class EmbeddedRedis(Closing):
         made_dir = self._data_dir is None
         if made_dir:
             self._data_dir = Path(tempfile.mkdtemp(prefix="dar-redis-"))
+            # Holds the path only (never self): it names just the directory made here.
+            self._dir_reaper = weakref.finalize(self, _remove_tree, self._data_dir)
         try:
             if self._kind == "fakeredis":
                 self._start_fake()
@@ -297,8 +307,7 @@ class EmbeddedRedis(Closing):
             if made_dir and self._data_dir is not None:
                 # A first start that failed leaves nothing behind (it left its temp dir).
                 self._close_log()
-                shutil.rmtree(self._data_dir, ignore_errors=True)
-                self._data_dir = None
+                self._remove_own_dir()
             raise
         _LIVE.add(self)
         return self
@@ -353,9 +362,15 @@ class EmbeddedRedis(Closing):
     def close(self) -> None:
         """Stop the server and remove the data directory if this object created it."""
         self.stop()
-        if self._own_dir and self._data_dir is not None:
-            shutil.rmtree(self._data_dir, ignore_errors=True)
-            self._data_dir = None
+        if self._own_dir:
+            self._remove_own_dir()
+
+    def _remove_own_dir(self) -> None:
+        """Remove the temporary data directory made by `start()` (nothing else), once."""
+        reaper, self._dir_reaper = self._dir_reaper, None
+        if reaper is not None:
+            reaper()  # removes it now; a finalizer runs at most once
+        self._data_dir = None
 
     def __enter__(self) -> Self:
         return self.start()
