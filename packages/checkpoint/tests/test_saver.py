@@ -1471,6 +1471,53 @@ async def test_keep_latest_cut_off_or_sent_twice_completes_the_same(
 
 
 @pytest.mark.parametrize("batch", [1, 500])
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_keep_latest_deletes_writes_of_checkpoints_that_do_not_exist(
+    connector: RedisConnector, batch: int, use_async: bool
+) -> None:
+    """put_writes stores writes for any checkpoint id; for one never put (or deleted before
+    they landed) no index named them, and prune left them until the thread's TTL or delete.
+    keep_latest now deletes those below their namespace's newest checkpoint, and keeps
+    those above it (LangGraph may send a step's writes before its checkpoint's put) and
+    those of a namespace with no checkpoint yet."""
+    saver = RedisSaver(connector=connector, delete_batch=batch)
+    thread = _thread()
+    early = {ns: str(uuid6()) for ns in ("", "sub:1")}  # older than every checkpoint below
+    stored = _put_chain(saver, thread, 4)
+    sub = _put_chain(saver, thread, 2, ns="sub:1", value="s")
+    late, alone = str(uuid6()), str(uuid6())
+    for ns, cid in [*early.items(), ("", late), ("other", alone)]:
+        saver.put_writes(_cfg(thread, ns, cid), [("v", 1), ("__error__", "boom")], "task")
+    saver.put_writes(stored[-1], [("v", 7)], "task")
+    saver.put_writes(sub[-1], [("v", 8)], "task")
+    if use_async:
+        await saver.aprune([thread])
+    else:
+        saver.prune([thread])
+    client = _raw(connector)
+    keys = saver.keys.thread(thread)
+    fields = {f.decode() for f in client.hkeys(keys.write_lists)}
+    written = {f.decode().rsplit("\t", 2)[0] for f in client.hkeys(keys.writes)}
+    enc = saver.keys.enc
+    kept = {
+        f"{enc('')}\t{late}",
+        f"{enc('other')}\t{alone}",
+        f"{enc('')}\t{stored[-1]['configurable']['checkpoint_id']}",
+        f"{enc('sub:1')}\t{sub[-1]['configurable']['checkpoint_id']}",
+    }
+    assert fields == kept
+    assert written == kept
+    # the checkpoint the kept writes waited for lands: they are its pending writes
+    cp = empty_checkpoint()
+    cp["id"] = late
+    saver.put(stored[-1], cp, {"source": "loop", "step": 9}, {})
+    got = saver.get_tuple(_cfg(thread, "", late))
+    assert got is not None
+    assert sorted(w[1] for w in got.pending_writes or []) == ["__error__", "v"]
+    saver.delete_thread(thread)
+
+
+@pytest.mark.parametrize("batch", [1, 500])
 async def test_delete_for_runs_leaves_a_checkpoint_whose_parent_went_with_no_parent(
     connector: RedisConnector, batch: int
 ) -> None:

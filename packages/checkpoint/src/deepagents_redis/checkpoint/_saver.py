@@ -1130,12 +1130,17 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             return False
         # The blobs last, once no old checkpoint is left to name them (each batch above
         # would otherwise walk its namespaces' records again for the blobs it freed).
-        cursor = "0"
-        while True:
-            _gone, cursor_b = yield self._script_op(keys, ["keep_gc", batch, cursor])
-            cursor = _text(cursor_b)
-            if cursor == "0":
-                return False
+        # Then the writes of checkpoints that have no record (put_writes stores writes for
+        # any id; see ``keep_wgc`` in ``delete.lua``): no index names them, so without this
+        # they stayed until the thread's TTL or delete.
+        for gc in ("keep_gc", "keep_wgc"):
+            cursor = "0"
+            while True:
+                _gone, cursor_b = yield self._script_op(keys, [gc, batch, cursor])
+                cursor = _text(cursor_b)
+                if cursor == "0":
+                    break
+        return False
 
     @staticmethod
     def _script_op(keys: ThreadKeys, args: builtins.list[Any]) -> Operation[Any]:
@@ -1662,6 +1667,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
 
         Blobs the kept checkpoints use stay; their pending writes stay; a kept checkpoint
         whose parent is deleted is left with no parent (as PostgresSaver's). ``keep_latest``
+        also deletes pending writes stored for a checkpoint that does not exist (never put,
+        or deleted before they landed) when its id is below its namespace's newest
+        checkpoint (one above it may be awaiting its put, which LangGraph can send after the
+        step's writes: kept). ``keep_latest``
         refuses threads that use a `DeltaChannel` (it rebuilds its value from the older
         checkpoints' writes, which pruning deletes), as LangGraph's PostgresSaver does: if
         any thread of the batch does, nothing is pruned.

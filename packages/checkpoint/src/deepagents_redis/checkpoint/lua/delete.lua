@@ -20,6 +20,12 @@
 --                'keep_gc'      after keep_latest: look at up to ~`arg` fields of the blob
 --                               hash from HSCAN cursor `cursor` ('0' first) and delete those
 --                               no checkpoint of their namespace names
+--                'keep_wgc'     after keep_gc: look at up to ~`arg` fields of the write list
+--                               hash from HSCAN cursor `cursor` ('0' first) and delete the
+--                               writes of each checkpoint that has no index record and an
+--                               id below its namespace's newest checkpoint (writes put_writes
+--                               stored for a checkpoint never put, or deleted before they
+--                               landed); one above it may await its put (kept)
 --                'leftover'     a thread with no checkpoint index (sweep_threads): UNLINK
 --                               its seven other keys, which no read can reach; a thread
 --                               with an index is left as it is
@@ -31,7 +37,8 @@
 -- thread (for 'all': run members left), erun of each run seen...}; 'keep_check' and
 -- 'keep_latest': {-1 if the batch has a DeltaChannel checkpoint (then '') else checkpoints
 -- deleted, the cursor to go on from ('' when done)}; 'keep_gc': {blobs deleted, the next
--- HSCAN cursor ('0' when done)}; 'leftover': {keys unlinked, 1 if the thread has an index
+-- HSCAN cursor ('0' when done)}; 'keep_wgc': {write lists deleted, the next HSCAN cursor};
+-- 'leftover': {keys unlinked, 1 if the thread has an index
 -- (nothing unlinked) else 0}. Each keep_* call is atomic, and a call sent again (a lost
 -- reply) finds its work done and goes on from the same place.
 -- Errors: 'INVALID unknown delete mode' (nothing deleted); 'CORRUPT ...' when an index
@@ -84,6 +91,15 @@ local function cut_parent(f, ecns)
     end
     redis.call('HSET', cpi_key, f, '\148\160' .. string.sub(raw, 2 + size))
   end
+end
+-- whether byte string a sorts before b (Lua's '<' follows the server's LC_COLLATE locale;
+-- the indexes sort by bytes)
+local function below(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
 end
 if mode == 'leftover' then
   -- What a write left in a thread that has no checkpoint: the HSET (HSETNX) that a MULTI
@@ -212,6 +228,33 @@ elseif mode == 'keep_gc' then
       end
       if not refs[string.sub(field, tab + 1)] then
         redis.call('HDEL', blob_key, field)
+        gone = gone + 1
+      end
+    end
+  end
+  return {gone, scan[1]}
+elseif mode == 'keep_wgc' then
+  -- Writes of a checkpoint with no record: put_writes stores them for any id it is given,
+  -- and no index names them, so nothing but the thread's TTL or delete reached them. A
+  -- checkpoint namespace's puts land in id order (LangGraph chains them), while a step's
+  -- writes may land before its checkpoint's put: an id below the namespace's newest
+  -- checkpoint will never be put (or was deleted), one above it may still come.
+  local scan = redis.call('HSCAN', wl_key, erun0, 'COUNT', tonumber(arg))
+  local newest, gone = {}, 0
+  for i = 1, #scan[2], 2 do
+    local f = scan[2][i]
+    local tab = string.find(f, '\t', 1, true)
+    if tab and redis.call('HEXISTS', cpi_key, f) == 0 then
+      local ecns = string.sub(f, 1, tab - 1)
+      local top = newest[ecns]
+      if top == nil then
+        top = redis.call('ZRANGE', ns_key, '(' .. ecns .. '\n', '[' .. ecns .. '\t', 'BYLEX',
+          'REV', 'LIMIT', 0, 1)[1] or false
+        newest[ecns] = top
+      end
+      if top and below(f, top) then
+        for _, name in ipairs(write_names(f)) do redis.call('HDEL', w_key, f .. '\t' .. name) end
+        redis.call('HDEL', wl_key, f)
         gone = gone + 1
       end
     end
