@@ -214,3 +214,67 @@ def test_threads_given_as_one_str_are_refused_and_ids_are_text(connector: RedisC
     report = copy_threads(source, target, threads=[7, "ab"])  # type: ignore[list-item]
     assert report.copied == ["7", "ab"]
     assert list(target.threads()) == ["7", "ab"]
+
+
+@pytest.mark.parametrize("into", ["redis", "sqlite"])
+def test_resume_copies_a_target_that_holds_the_newest_but_not_the_whole_thread(
+    sqlite_saver: SqliteSaver, connector: RedisConnector, tmp_path: Path, into: str
+) -> None:
+    """A resumed copy skipped a thread when the target held the source's newest checkpoint
+    with as many writes: a target that lost older checkpoints (pruned, or written by
+    something else) or that holds other writes for the newest was never completed. Now
+    every checkpoint's id and the newest's writes, by task and channel, must be there."""
+    threads = _populate(sqlite_saver)
+    thread = threads["waiting"]  # a subgraph namespace, and pending writes on the newest
+    if into == "redis":
+        target: Any = RedisSaver(connector=connector, namespace=f"m{uuid.uuid4().hex[:8]}")
+    else:
+        target = SqliteSaver(sqlite3.connect(tmp_path / "t.db", check_same_thread=False))
+    config: Any = {"configurable": {"thread_id": thread}}
+    tuples = sorted(sqlite_saver.list(config), key=lambda t: t.checkpoint["id"])
+    newest = tuples[-1]
+    assert newest.pending_writes
+    assert len({t.config["configurable"]["checkpoint_ns"] for t in tuples}) == 2
+
+    def put_newest(writes: list[tuple[str, str, Any]]) -> None:
+        conf = {
+            "configurable": {
+                "thread_id": thread,
+                "checkpoint_ns": newest.config["configurable"]["checkpoint_ns"],
+            }
+        }
+        stored = target.put(
+            conf, newest.checkpoint, newest.metadata, dict(newest.checkpoint["channel_versions"])
+        )
+        for task_id, channel, value in writes:
+            target.put_writes(stored, [(channel, value)], task_id)
+
+    # 1. only the newest, with its writes: the older checkpoints are missing
+    put_newest(list(newest.pending_writes))
+    report = copy_threads(sqlite_saver, target, threads=[thread])
+    assert (report.threads, report.skipped) == (1, 0)
+    assert _dump(target, thread) == _dump(sqlite_saver, thread)
+    # 2. every checkpoint, the newest with as many writes but other ones (other tasks)
+    target.delete_thread(thread)
+    for tup in tuples[:-1]:
+        parent = (tup.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        conf = {
+            "configurable": {
+                "thread_id": thread,
+                "checkpoint_ns": tup.config["configurable"]["checkpoint_ns"],
+                **({"checkpoint_id": parent} if parent else {}),
+            }
+        }
+        target.put(conf, tup.checkpoint, tup.metadata, dict(tup.checkpoint["channel_versions"]))
+    put_newest([(f"other-{i}", ch, v) for i, (_, ch, v) in enumerate(newest.pending_writes)])
+    report = copy_threads(sqlite_saver, target, threads=[thread])
+    assert (report.threads, report.skipped) == (1, 0)
+    got = target.get_tuple({"configurable": {**newest.config["configurable"]}})
+    assert got is not None
+    assert {w[0] for w in newest.pending_writes} <= {w[0] for w in got.pending_writes or []}
+    # 3. now whole: skipped
+    again = copy_threads(sqlite_saver, target, threads=[thread])
+    assert (again.threads, again.skipped) == (0, 1)
+    target.delete_thread(thread)
+    if into == "sqlite":
+        target.conn.close()

@@ -6,8 +6,9 @@ copy carries the whole parent chain (what `DeltaChannel` histories need), and:
 
 * it is **idempotent**: a put of the same checkpoint id rewrites the same checkpoint, and
   `put_writes` keeps writes already stored for (task, index);
-* it is **resumable**: a thread whose newest checkpoint and its writes are already in the
-  target is skipped, and a thread cut off half-way is copied again (idempotently);
+* it is **resumable**: a thread the target already holds whole (every checkpoint's id in
+  its namespace, and the newest's writes by task and channel) is skipped, and any other,
+  such as one cut off half-way, is copied again (idempotently);
 * a thread the target refuses (an id or a value it cannot hold: `InvalidInputError`,
   `SerializationError`) is reported and the copy goes on with the next one, so one odd
   thread never blocks the others (each run would stop at it again).
@@ -19,10 +20,12 @@ already dropped.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepagents_redis.checkpoint._saver import RedisSaver
 from deepagents_redis.core import InvalidInputError, SerializationError
 from langgraph.checkpoint.base import WRITES_IDX_MAP, BaseCheckpointSaver, CheckpointTuple
 
@@ -103,9 +106,41 @@ def _grouped(writes: Iterable[tuple[str, str, Any]]) -> Iterator[tuple[str, list
             yield task_id, special[task_id]
 
 
-def _complete(target: BaseCheckpointSaver[Any], thread: str, newest: CheckpointTuple) -> bool:
+def _write_keys(tup: CheckpointTuple) -> Counter[tuple[str, str]]:
+    return Counter((str(task), str(channel)) for task, channel, _ in tup.pending_writes or [])
+
+
+def _ids_in(target: BaseCheckpointSaver[Any], thread: str) -> set[tuple[str, str]]:
+    """The (namespace, checkpoint id) of every checkpoint `target` holds for `thread`.
+
+    `RedisSaver` answers from its index (ids only, no checkpoint read); another saver is
+    listed.
+    """
+    if isinstance(target, RedisSaver):
+        return target._checkpoint_ids(thread)
+    return {
+        (str(tup.config["configurable"]["checkpoint_ns"]), str(tup.checkpoint["id"]))
+        for tup in target.list({"configurable": {"thread_id": thread}})
+    }
+
+
+def _complete(target: BaseCheckpointSaver[Any], thread: str, tuples: list[CheckpointTuple]) -> bool:
+    """Whether `target` holds the whole copy of `tuples` (one thread, oldest first).
+
+    The newest checkpoint with (at least) each of its writes, by task and channel, and every
+    checkpoint's id in its namespace. The newest with as many writes was taken as proof: a
+    target thread that holds it with other writes (its own, a fork's) or without older
+    checkpoints (pruned, or written by something else) was skipped, and never completed.
+    """
+    newest = tuples[-1]
     there = target.get_tuple(_config(thread, newest, newest.checkpoint["id"]))
-    return there is not None and len(there.pending_writes or []) == len(newest.pending_writes or [])
+    if there is None or _write_keys(newest) - _write_keys(there):
+        return False
+    wanted = {
+        (str(tup.config["configurable"]["checkpoint_ns"]), str(tup.checkpoint["id"]))
+        for tup in tuples
+    }
+    return wanted <= _ids_in(target, thread)
 
 
 def copy_threads(
@@ -162,7 +197,7 @@ def _copy_thread(
     tuples = sorted(source.list(config), key=lambda t: t.checkpoint["id"])
     if not tuples:
         return
-    if _complete(target, thread, tuples[-1]):
+    if _complete(target, thread, tuples):
         report.skipped += 1
         return
     for tup in tuples:
