@@ -10,11 +10,9 @@ may ``PEXPIRE`` the thread's keys (so every script runs) but not the run index's
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.checkpoint._scripts import RUN_INDEX
 from deepagents_redis.core import DeepAgentsRedisError, RedisConnector
@@ -22,35 +20,10 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 
 
-def _primaries(target: Any) -> list[Any]:
-    client = target.client
-    if isinstance(client, redis.RedisCluster):
-        return [client.get_redis_connection(node) for node in client.get_primaries()]
-    return [client]
-
-
-def _acl(target: Any, user: str, *, run_expire: bool) -> None:
-    """`user` may do anything but ``PEXPIRE`` a key outside a thread (unless `run_expire`)."""
+def _no_run_expire(user: Any, target: Any) -> None:
+    """`user` may do anything but ``PEXPIRE`` a key outside a thread."""
     thread_keys = f"~{target.key_prefix}:v2:ckpt:*"
-    rules = ["reset", "on", "nopass", "~*", "&*", "+@all"]
-    rules += [] if run_expire else ["-pexpire", f"({thread_keys} +pexpire)"]
-    for node in _primaries(target):
-        node.execute_command("ACL", "SETUSER", user, *rules)
-
-
-@pytest.fixture
-def limited(redis_target: Any) -> Iterator[tuple[RedisConnector, str]]:
-    """A connector as a user whose run-index PEXPIRE can be refused (`_acl`)."""
-    user = f"ckpt-{uuid.uuid4().hex[:10]}"
-    _acl(redis_target, user, run_expire=True)
-    url = redis_target.url.replace("redis://", f"redis://{user}:x@", 1)
-    conn = RedisConnector(settings=redis_target.settings.with_overrides(url=url))
-    try:
-        yield conn, user
-    finally:
-        conn.close()
-        for node in _primaries(redis_target):
-            node.execute_command("ACL", "DELUSER", user)
+    user.allow("-pexpire", f"({thread_keys} +pexpire)")
 
 
 def _checkpoint() -> Any:
@@ -82,11 +55,11 @@ def _no_key_without_ttl(target: Any, key: str) -> None:
 
 @pytest.mark.parametrize("how", ["sync", "async"])
 async def test_a_refused_run_index_expiry_leaves_no_run_key_without_ttl(
-    redis_target: Any, limited: tuple[RedisConnector, str], how: str
+    redis_target: Any, acl_user: Any, how: str
 ) -> None:
-    conn, user = limited
-    _acl(redis_target, user, run_expire=False)
-    saver = RedisSaver(connector=conn, ttl_seconds=60, eviction_check="off")
+    user = acl_user()
+    _no_run_expire(user, redis_target)
+    saver = RedisSaver(connector=user.connector, ttl_seconds=60, eviction_check="off")
     thread, run = f"t-{uuid.uuid4().hex[:8]}", f"r-{uuid.uuid4().hex[:8]}"
     with pytest.raises(DeepAgentsRedisError):
         await _put(saver, thread, run, how)
@@ -95,18 +68,18 @@ async def test_a_refused_run_index_expiry_leaves_no_run_key_without_ttl(
 
 @pytest.mark.parametrize("how", ["sync", "async"])
 async def test_a_run_named_again_after_the_script_gets_its_ttl_or_nothing(
-    redis_target: Any, limited: tuple[RedisConnector, str], how: str
+    redis_target: Any, acl_user: Any, how: str
 ) -> None:
     """The index a put writes after its script (the thread was deleted meanwhile)."""
-    conn, user = limited
-    saver = RedisSaver(connector=conn, ttl_seconds=60, eviction_check="off")
+    user = acl_user()
+    saver = RedisSaver(connector=user.connector, ttl_seconds=60, eviction_check="off")
     thread, run = f"t-{uuid.uuid4().hex[:8]}", f"r-{uuid.uuid4().hex[:8]}"
     await _put(saver, thread, run, how)  # this process has named the thread and the run
     # another process resets the conversation; this one, unaware, writes the same run on
     with RedisConnector(settings=redis_target.settings) as admin_conn:
         RedisSaver(connector=admin_conn).delete_thread(thread)
     assert not redis_target.client.exists(saver.keys.run(run))
-    _acl(redis_target, user, run_expire=False)
+    _no_run_expire(user, redis_target)
     with pytest.raises(DeepAgentsRedisError):
         await _put(saver, thread, run, how)
     _no_key_without_ttl(redis_target, saver.keys.run(run))
@@ -114,14 +87,14 @@ async def test_a_run_named_again_after_the_script_gets_its_ttl_or_nothing(
 
 @pytest.mark.parametrize("how", ["sync", "async"])
 async def test_a_copy_whose_run_index_expiry_is_refused_leaves_no_run_key_without_ttl(
-    redis_target: Any, limited: tuple[RedisConnector, str], how: str
+    redis_target: Any, acl_user: Any, how: str
 ) -> None:
-    conn, user = limited
-    saver = RedisSaver(connector=conn, ttl_seconds=60, eviction_check="off")
+    user = acl_user()
+    saver = RedisSaver(connector=user.connector, ttl_seconds=60, eviction_check="off")
     source, target, run = (f"{w}-{uuid.uuid4().hex[:8]}" for w in ("s", "t", "r"))
     await _put(saver, source, run, how)
     redis_target.client.delete(saver.keys.run(run))  # the run's index expired meanwhile
-    _acl(redis_target, user, run_expire=False)
+    _no_run_expire(user, redis_target)
     with pytest.raises(DeepAgentsRedisError):
         await _copy(saver, source, target, how)
     _no_key_without_ttl(redis_target, saver.keys.run(run))
