@@ -386,3 +386,68 @@ def test_uninstrument_leaves_redis_command_spans_the_application_turned_on(
     finally:
         if RedisInstrumentor().is_instrumented_by_opentelemetry:
             RedisInstrumentor().uninstrument()
+
+
+def test_coord_names_a_submitter_chose_are_hashed_a_workers_own_are_not(
+    otel: Captured, connector: Any
+) -> None:
+    # Before: the topic of coord.publish and the agent of coord.submit went out as they were
+    # (a model's subagent_type, a topic named after a user), while thread ids, paths and
+    # namespaces were hashed.
+    import hashlib
+
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    run_operation(connector, "coord.publish", _op("PING"), deadline_seconds=5, topic="jane@x")
+    run_operation(connector, "coord.submit", _op("PING"), deadline_seconds=5, agent="a@jane")
+    (publish,) = otel.finished("coord.publish")
+    (submit,) = otel.finished("coord.submit")
+    publish_attrs = dict(publish.attributes or {})
+    submit_attrs = dict(submit.attributes or {})
+    assert publish_attrs["deepagents_redis.topic_hash"] == digest("jane@x")
+    assert submit_attrs["deepagents_redis.agent_hash"] == digest("a@jane")
+    assert "jane" not in repr(publish_attrs) + repr(submit_attrs)
+    assert "deepagents_redis.topic" not in publish_attrs
+    assert "deepagents_redis.agent" not in submit_attrs
+
+    # A worker's own operations name an agent of its `agents=` mapping: kept readable (the
+    # dashboard groups redeliveries by it).
+    run_operation(connector, "coord.claim", _op("PING"), deadline_seconds=5, agent="research")
+    inst = get_instrumentation()
+    with inst.span("coord.run", agent="research", task="t-1"):
+        pass
+    inst.count("coord.redelivered", 2, agent="research")
+    for name in ("coord.claim", "coord.run"):
+        (span,) = otel.finished(name)
+        assert dict(span.attributes or {})["deepagents_redis.agent"] == "research"
+    ((attrs, point),) = otel.points("deepagents_redis.coord.redelivered")
+    assert (attrs["deepagents_redis.agent"], point.value) == ("research", 2)
+    # and any other operation's agent is hashed, wherever it is reported
+    inst.count("coord.other", agent="a@jane")
+    ((attrs, _point),) = otel.points("deepagents_redis.coord.other")
+    assert attrs == {
+        "deepagents_redis.agent_hash": digest("a@jane"),
+        "deepagents_redis.phase": "coord",
+    }
+
+
+def test_raw_coord_names_put_topics_and_agents_themselves_on_spans(connector: Any) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrument(tracer_provider=provider, raw_coord_names=True)
+    try:
+        run_operation(connector, "coord.publish", _op("PING"), deadline_seconds=5, topic="news")
+        run_operation(connector, "coord.submit", _op("PING"), deadline_seconds=5, agent="writer")
+    finally:
+        uninstrument()
+        provider.shutdown()
+    by_name = {s.name: dict(s.attributes or {}) for s in exporter.get_finished_spans()}
+    assert by_name["coord.publish"]["deepagents_redis.topic"] == "news"
+    assert by_name["coord.submit"]["deepagents_redis.agent"] == "writer"
+    assert not any(k.endswith("_hash") for attrs in by_name.values() for k in attrs)

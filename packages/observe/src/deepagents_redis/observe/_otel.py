@@ -7,7 +7,8 @@ this one class gives every phase its spans and metrics:
   ``checkpoint.put``, ``coord.run``...), kind CLIENT, with the database conventions
   (``db.system.name = "redis"``, ``server.address``, ``server.port``, ``db.namespace``) and
   our own attributes under ``deepagents_redis.*``. Values that may carry user data (thread
-  ids, paths, namespaces, scopes) are hashed; long strings are dropped. An exception sets
+  ids, paths, namespaces, scopes, coord topics and agent names a submitter chose) are
+  hashed; long strings are dropped (see `clean_attributes`). An exception sets
   the span's status to ERROR and records its type, never its message (which may hold a path
   or a prompt);
 * a histogram ``deepagents_redis.operation.duration`` (seconds) by phase, operation and
@@ -27,7 +28,7 @@ import functools
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final
 
@@ -43,7 +44,31 @@ PREFIX: Final = "deepagents_redis"
 """The prefix of our attribute and metric names."""
 
 _SEMCONV: Final = frozenset({"db.system.name", "server.address", "server.port", "db.namespace"})
-_HASHED: Final = frozenset({"scope", "namespace", "thread", "thread_id", "path", "plan", "key"})
+_HASHED: Final = frozenset(
+    {"scope", "namespace", "thread", "thread_id", "path", "plan", "key", "agent", "topic"}
+)
+_COORD_NAMES: Final = frozenset({"agent", "topic"})
+"""Coord's names, hashed like the keys above unless `raw_coord_names` (or, for ``agent``,
+the operation is one of `_WORKER_AGENT_OPS`). A topic (``coord.publish``) and the agent a
+task is submitted to (``coord.submit``) are the caller's text: a model's ``task`` tool call
+names its ``subagent_type``, and an application may name topics after users or tickets."""
+_WORKER_AGENT_OPS: Final = frozenset(
+    {
+        "coord.claim",
+        "coord.claim_batch_failed",
+        "coord.fenced",
+        "coord.finish",
+        "coord.lease_expired",
+        "coord.read_failed",
+        "coord.redelivered",
+        "coord.run",
+        "coord.worker_error",
+    }
+)
+"""Worker-side operations: their ``agent`` is a name from the worker's own ``agents=``
+mapping (the operator's configuration, which `watch(agents=...)` reports raw too; a worker
+claims only from those queues), so it stays readable, and dashboards group by it (the
+``coord.redelivered`` panel). Any other operation's ``agent`` is hashed."""
 _MAX_TEXT: Final = 128
 _SCOPE: Final = "deepagents_redis"
 _W3C: Final = TraceContextTextMapPropagator()
@@ -78,16 +103,20 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(str(value).encode("utf-8", "replace")).hexdigest()[:16]
 
 
-def clean_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
+def clean_attributes(attrs: Mapping[str, Any], *, raw: Collection[str] = ()) -> dict[str, Any]:
     """The attributes a span or metric point may carry: nothing secret, nothing long.
 
     Semantic-convention keys pass as they are; ours get the ``deepagents_redis.`` prefix.
-    Keys that name user data (scope, namespace, thread, path, plan, key) become
-    ``<key>_hash`` (16 hex digits of SHA-256); other strings longer than 128 characters, and
-    values that are not str, bool, int or float, are dropped.
+    Keys that name user data (scope, namespace, thread, path, plan, key) and coord's names
+    (``agent``, ``topic``: chosen by whoever submits or publishes) become ``<key>_hash``
+    (16 hex digits of SHA-256); other strings longer than 128 characters, and values that
+    are not str, bool, int or float, are dropped.
 
     Args:
         attrs: What a phase reported.
+        raw: Keys to pass as they are although they are hashed by default: the
+            instrumentation passes ``agent`` for a worker's own operations, and ``agent``
+            and ``topic`` with ``raw_coord_names=True``.
 
     Returns:
         OpenTelemetry attributes.
@@ -99,7 +128,7 @@ def clean_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if value is None:
             continue
-        if key in _HASHED:
+        if key in _HASHED and key not in raw:
             out[f"{PREFIX}.{key}_hash"] = _digest(value)
             continue
         if isinstance(value, bool | int | float) or (
@@ -158,6 +187,13 @@ class OpenTelemetryInstrumentation:
         meter_provider: Where metrics go (default: the global provider).
         raw_thread_ids: Put a graph run's thread id on spans as it is
             (``langgraph.thread_id``) instead of its hash (``langgraph.thread_id_hash``).
+        raw_coord_names: Put coord topics and every coord agent name on spans and metric
+            points as they are (``deepagents_redis.topic``, ``deepagents_redis.agent``).
+            By default a topic, and the agent a task is submitted to, go out hashed
+            (``..._hash``): they are the caller's text, often a model's or a user's. The
+            agent name of a worker's own operations (claim, run, finish, redeliveries...)
+            comes from its ``agents=`` mapping, the operator's configuration, and is always
+            sent as it is.
     """
 
     def __init__(
@@ -166,6 +202,7 @@ class OpenTelemetryInstrumentation:
         meter_provider: Any = None,
         *,
         raw_thread_ids: bool = False,
+        raw_coord_names: bool = False,
     ) -> None:
         from importlib.metadata import PackageNotFoundError, version
 
@@ -181,6 +218,7 @@ class OpenTelemetryInstrumentation:
             description="Duration of each deepagents-redis operation by phase, operation, outcome.",
         )
         self._raw_thread_ids = raw_thread_ids
+        self._raw_coord_names = raw_coord_names
         self._counters: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._span_attrs: dict[Any, dict[str, Any]] = {}
@@ -220,25 +258,28 @@ class OpenTelemetryInstrumentation:
                 attributes = {**attributes, **graph}
         return _CurrentSpan(self._tracer, name, attributes)
 
-    @staticmethod
-    def _build_span_attrs(name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    def _raw(self, name: str) -> Collection[str]:
+        """The keys of `name`'s attributes sent as they are (see `_COORD_NAMES`)."""
+        if self._raw_coord_names:
+            return _COORD_NAMES
+        return ("agent",) if name in _WORKER_AGENT_OPS else ()
+
+    def _build_span_attrs(self, name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
         phase, operation = _split(name)
-        attributes = clean_attributes(attrs)
+        attributes = clean_attributes(attrs, raw=self._raw(name))
         attributes.setdefault("db.system.name", "redis")
         attributes[f"{PREFIX}.phase"] = phase
         attributes[f"{PREFIX}.operation"] = operation
         return attributes
 
-    @staticmethod
-    def _build_count_attrs(name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
-        attributes = clean_attributes(attrs)
+    def _build_count_attrs(self, name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        attributes = clean_attributes(attrs, raw=self._raw(name))
         attributes[f"{PREFIX}.phase"] = _split(name)[0]
         return attributes
 
-    @staticmethod
-    def _build_duration_attrs(name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    def _build_duration_attrs(self, name: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
         phase, operation = _split(name)
-        attributes = clean_attributes(attrs)
+        attributes = clean_attributes(attrs, raw=self._raw(name))
         attributes[f"{PREFIX}.phase"] = phase
         attributes[f"{PREFIX}.operation"] = operation
         return attributes

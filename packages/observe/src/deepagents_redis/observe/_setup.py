@@ -34,6 +34,7 @@ class _Key(NamedTuple):
     meter_provider: Any
     redis_commands: bool
     raw_thread_ids: bool
+    raw_coord_names: bool
 
     def same(self, other: _Key | None) -> bool:
         return (
@@ -42,6 +43,7 @@ class _Key(NamedTuple):
             and other.meter_provider is self.meter_provider
             and other.redis_commands == self.redis_commands
             and other.raw_thread_ids == self.raw_thread_ids
+            and other.raw_coord_names == self.raw_coord_names
         )
 
 
@@ -61,6 +63,7 @@ def instrument(
     meter_provider: Any = None,
     redis_commands: bool = False,
     raw_thread_ids: bool = False,
+    raw_coord_names: bool = False,
 ) -> OpenTelemetryInstrumentation:
     """Report every phase's operations to OpenTelemetry (process-wide).
 
@@ -77,6 +80,14 @@ def instrument(
             (``langgraph.thread_id``). By default they carry its hash
             (``langgraph.thread_id_hash``): thread ids are the application's, often user
             data.
+        raw_coord_names: Spans and metric points carry coord topics and the agent names
+            of submitted tasks as they are (``deepagents_redis.topic``,
+            ``deepagents_redis.agent``). By default they carry their hashes
+            (``deepagents_redis.topic_hash``, ``deepagents_redis.agent_hash``): a topic or
+            an agent named by a submitter (a model's ``task`` call, an application naming
+            topics after users) is the caller's text. A worker's own operations always
+            carry their agent's name as it is: it comes from the worker's ``agents=``
+            mapping, the operator's configuration.
 
     Returns:
         The installed instrumentation.
@@ -85,7 +96,7 @@ def instrument(
         ConfigurationError: ``redis_commands=True`` without the ``redis`` extra.
     """
     global _installed, _previous, _key, _redis_instrumentor, _tracer_provider
-    key = _Key(tracer_provider, meter_provider, redis_commands, raw_thread_ids)
+    key = _Key(tracer_provider, meter_provider, redis_commands, raw_thread_ids, raw_coord_names)
     with _lock:
         if _installed is not None and key.same(_key) and get_instrumentation() is _installed:
             return _installed
@@ -107,7 +118,10 @@ def instrument(
         if redis_instrumentor is not None:
             instrumentor = _instrument_redis(redis_instrumentor(), tracer_provider)
         installed = OpenTelemetryInstrumentation(
-            tracer_provider, meter_provider, raw_thread_ids=raw_thread_ids
+            tracer_provider,
+            meter_provider,
+            raw_thread_ids=raw_thread_ids,
+            raw_coord_names=raw_coord_names,
         )
         _previous = set_instrumentation(installed)
         _installed, _key, _redis_instrumentor = installed, key, instrumentor
