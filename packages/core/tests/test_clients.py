@@ -630,6 +630,67 @@ async def test_a_closed_async_connector_leaves_no_connection_open(request, kind)
         assert _settle(lambda p=port: _clients_on(p), before) == before
 
 
+async def _turns_until(done, turns: int = 300) -> bool:
+    # Lets the loop run (closing transports) between looks: bounded in count.
+    for _ in range(turns):
+        if done():
+            return True
+        await asyncio.sleep(0.01)
+    return done()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("interruption", ["abandoned", "cancelled", "task cancelled"])
+async def test_a_sentinel_client_close_left_midway_awaits_nothing_more(
+    redis_sentinel_factory, interruption
+):
+    """A Sentinel master client's close interrupted at its first await: its coroutine closed
+    (what the garbage collector or a loop's end does to an abandoned one) or cancelled. It
+    awaited the Sentinels' close in a `finally` and so "ignored GeneratorExit" (an unraisable
+    RuntimeError, CI on Python 3.12); now it closes the rest without awaiting, and no
+    connection stays open on the master or the Sentinel."""
+    topo = redis_sentinel_factory(replicas=0, sentinels=1, quorum=1)
+    name = f"midway-{interruption.replace(' ', '-')}-{os.getpid()}-{time.monotonic_ns()}"
+    sentinel_before = [_clients_on(p) for p in topo.sentinel_ports]
+    client = await create_async_client(url=topo.url, client_name=name)
+    await asyncio.gather(*(client.ping() for _ in range(3)))  # a few master connections
+    sentinel_clients = client._dar_sentinel.sentinels
+    assert _ours_on([topo.master.port], name) >= 1
+    assert any(
+        _clients_on(p) > b for p, b in zip(topo.sentinel_ports, sentinel_before, strict=True)
+    )
+
+    if interruption == "task cancelled":
+        # Cancelled after its first step, before the tasks closing the master's sockets ran:
+        # those never run, so the master's sockets must be closed without them.
+        task = asyncio.create_task(client.aclose())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    else:
+        closing = client.aclose()
+        closing.send(None)  # runs to its first suspension: the master's sockets closing
+        if interruption == "abandoned":
+            closing.close()  # raised RuntimeError("coroutine ignored GeneratorExit")
+        else:
+            with pytest.raises(asyncio.CancelledError):  # awaited the Sentinels' close
+                closing.throw(asyncio.CancelledError())
+    # the Sentinel clients were closed without awaiting, before the interruption went on
+    for sentinel_client in sentinel_clients:
+        pool = sentinel_client.connection_pool
+        assert not any(
+            c.is_connected for c in [*pool._available_connections, *pool._in_use_connections]
+        )
+    assert client._dar_sentinel is None
+
+    def all_closed() -> bool:
+        sentinels = [_clients_on(p) for p in topo.sentinel_ports]
+        return _ours_on([topo.master.port], name) == 0 and sentinels == sentinel_before
+
+    assert await _turns_until(all_closed)
+
+
 @pytest.mark.integration
 def test_the_async_client_closes_with_its_loop(redis_url):
     # asyncio.run ends by closing async generators inside the loop: the connector's asyncio

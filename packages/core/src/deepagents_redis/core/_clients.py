@@ -282,18 +282,64 @@ class _SentinelRedis(redis.Redis):
                     client.close()
 
 
+def _close_now(client: redis.asyncio.Redis) -> None:
+    """Close an asyncio client's sockets without awaiting: for a close that was interrupted.
+
+    A coroutine that the garbage collector (or an event loop's end) closes gets
+    ``GeneratorExit`` at its await, and a cancelled one ``CancelledError``: awaiting again
+    there fails ("coroutine ignored GeneratorExit", reported as an unraisable error, seen in
+    CI on Python 3.12) or outlives the cancellation. redis-py's own finalizers close a
+    connection this way (``Connection._close()``: the transport closes, nobody waits); its
+    pools only close by awaiting (redis-py 8.1), so their connections are read from their
+    attributes, best effort. A loop already closed can close no transport (``RuntimeError``):
+    those sockets are left to the garbage collector, as redis-py does.
+    """
+    pool = client.connection_pool
+    connections = [
+        *getattr(pool, "_available_connections", ()),
+        *getattr(pool, "_in_use_connections", ()),
+    ]
+    for connection in connections:
+        try:
+            connection._close()
+        except (RuntimeError, OSError) as exc:
+            log.debug("closing an asyncio connection without its loop: %r", exc)
+
+
 class _AsyncSentinelRedis(redis.asyncio.Redis):
     """Async master client that also closes its Sentinel clients."""
 
     _dar_sentinel: redis.asyncio.sentinel.Sentinel | None = None
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        """Close the master client, then the Sentinel clients it was discovered through.
+
+        An error closing the master still closes the Sentinel clients and is the one raised
+        (as redis-py's ``Sentinel.aclose`` does for its clients). A close that is cancelled or
+        abandoned midway (``GeneratorExit``) awaits nothing more: it closes the remaining
+        sockets without waiting (`_close_now`) and lets the interruption go on.
+        """
+        sentinel, self._dar_sentinel = self._dar_sentinel, None
         try:
             await super().aclose(close_connection_pool)
-        finally:
-            sentinel, self._dar_sentinel = self._dar_sentinel, None
+        except Exception:
             if sentinel is not None:
-                await sentinel.aclose()
+                try:
+                    await sentinel.aclose()
+                except (rexc.RedisError, OSError) as exc:  # the master's error is raised
+                    log.debug("closing the Sentinel clients after a failed close: %r", exc)
+            raise
+        except BaseException:
+            if close_connection_pool or (
+                close_connection_pool is None and self.auto_close_connection_pool
+            ):
+                _close_now(self)
+            if sentinel is not None:
+                for client in sentinel.sentinels:
+                    _close_now(client)
+            raise
+        if sentinel is not None:
+            await sentinel.aclose()
 
 
 def _sentinel_kwargs(settings: RedisSettings, parsed: ParsedURL) -> dict[str, Any]:
