@@ -360,9 +360,10 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
     def close(self) -> None:
         """Release the backend; close its connector if it built it (yours stays open).
 
-        First removes, best effort (about 2 s at most), the staged chunks of big writes
-        that were interrupted (a cancelled task, a KeyboardInterrupt) and not yet removed
-        by a later call: a service shutting down cancels its in-flight writes, then closes.
+        First removes, best effort (about 2 s at most), the staged chunks and spilled blobs
+        of big writes that were interrupted (a cancelled task, a KeyboardInterrupt) and not
+        yet removed by a later call: a service shutting down cancels its in-flight writes,
+        then closes.
         """
         if self._abandoned:
             self._unstage()  # (a failure is logged: they expire anyway)

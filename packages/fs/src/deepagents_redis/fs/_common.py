@@ -130,11 +130,17 @@ _HEADS_MAX = 1024  # namespaces whose key head is cached (see _Layout._head)
 _STAGE_MIN = 64 * 1024
 _STAGE_TTL_MS = 10 * 60 * 1000  # an abandoned stage (client died before committing) expires
 _STAGE_BATCH = 2 * 1024 * 1024  # bytes of chunks per staging MULTI (see _Layout._stage)
-# Stage keys of writes that failed before their commit (see `_Layout._abandon`) the backend
-# remembers for removal; more are left to their TTL. Their removal, best effort, is bounded
-# by this many seconds (and the backend's own deadline): the caller is already failing.
+# Stage keys (and spilled blobs) of writes that failed before their commit answered (see
+# `_Layout._abandon`) the backend remembers for removal; more are left to their TTL (blobs:
+# to gc). Their removal, best effort, is bounded by this many seconds (and the backend's own
+# deadline): the caller is already failing.
 _ABANDONED_MAX = 1024
 _UNSTAGE_DEADLINE = 2.0
+# What a failed spilled write puts under its own op-id key before deleting its blob (see
+# `_Layout._abandon_blob`): the idempotent wrapper's record format (cmsgpack of a one-element
+# array), so a commit script of that op id that still reaches the server finds a "reply" and
+# applies nothing. A real reply is an array (status, version, ...): never this string.
+_FENCE = b"\x91\xa9ABANDONED"
 # The metadata fields a read needs (HMGET: no field names on the wire, no MULTI)
 # "s" (the size) lets a spilled file's read check the blob it gets back (see `_content`).
 _READ_FIELDS = ("v", "g", "n", "d", "e", "ca", "ma", "b", "L", "s")
@@ -435,7 +441,7 @@ class _Layout:
     _blob_homes: dict[str, str]
     _write_cache: dict[tuple[str, str], tuple[tuple[bytes, ...], str, str]]
     _stale: set[str]
-    _abandoned: dict[bytes, float]
+    _abandoned: dict[bytes | tuple[str, str], float]
 
     # ------------------------------------------------------------------ plumbing
 
@@ -650,7 +656,7 @@ class _Layout:
                 break
         return result
 
-    def _abandon(self, stage: bytes, since: float | None = None) -> None:
+    def _abandon(self, stage: bytes | tuple[str, str], since: float | None = None) -> None:
         """Remember the stage key of a write that stopped before its commit answered.
 
         A big write that failed part-way (a reset connection, a full server, a deadline, a
@@ -660,13 +666,31 @@ class _Layout:
         commit RENAMEs the stage away) or another writer's stage. When the commit's outcome
         is unknown its script may still run; if the removal comes first the script finds no
         stage and writes nothing, which is one of the outcomes the caller was told to expect.
+
+        `stage` may also be `(blob ref, op-id key)`: a spilled write's blob (see
+        `_abandon_blob`).
         """
         pending = self._abandoned
         if len(pending) >= _ABANDONED_MAX:
             pending.pop(next(iter(pending), b""), None)  # the oldest is left to its TTL
         pending[stage] = time.monotonic() if since is None else since
 
-    def _take_abandoned(self) -> list[tuple[bytes, float]]:
+    def _abandon_blob(self, ref: str, op_key: str) -> None:
+        """Remember the blob of a spilled write that stopped before its commit answered.
+
+        Such a blob stayed in the blob store until the next `gc()` pass (a full 10 MB+ file
+        per failed attempt). Unlike a stage, the commit script cannot check that a blob
+        still exists, so deleting it while the commit may still run could leave a file
+        naming a deleted blob. The removal (`_unstage_op`) therefore first fences the
+        write: it puts `_FENCE` under the write's own op-id key with `SET NX`. A commit that
+        reaches Redis later finds that record and applies nothing (the idempotent wrapper
+        replays it); a commit that already ran left its own record, the fence is not set,
+        and the blob is kept (the file's content, or a conflict's leftover for `gc`). The
+        blob is named by this write's generation: no other writer's blob is touched.
+        """
+        self._abandon((ref, op_key))
+
+    def _take_abandoned(self) -> list[tuple[bytes | tuple[str, str], float]]:
         pending = self._abandoned
         taken = []
         for key in list(pending):
@@ -675,21 +699,36 @@ class _Layout:
                 taken.append((key, since))
         return taken
 
-    def _unstage_op(self, keys: list[tuple[bytes, float]]) -> _Op[None]:
-        # UNLINK: a 10 MB stage is freed off the main thread; one command per key (Cluster)
-        yield Pipeline([("UNLINK", key) for key, _since in keys])
+    def _unstage_op(self, keys: list[tuple[bytes | tuple[str, str], float]]) -> _Op[None]:
+        stages = [key for key, _since in keys if isinstance(key, bytes)]
+        blobs = [key for key, _since in keys if isinstance(key, tuple)]
+        if stages:
+            # UNLINK: a 10 MB stage is freed off the main thread; one command per key (Cluster)
+            yield Pipeline([("UNLINK", key) for key in stages])
+        if blobs:
+            # Fence each write's op id, then read what the op key holds: our fence means the
+            # commit never applied and never will (see `_abandon_blob`).
+            cmds: list[tuple[Any, ...]] = []
+            for _ref, op_key in blobs:
+                cmds += [("SET", op_key, _FENCE, "NX", "PX", _OP_TTL_MS), ("GET", op_key)]
+            replies = yield Pipeline(cmds)
+            for i, (ref, _op_key) in enumerate(blobs):
+                if replies[2 * i + 1] == _FENCE:
+                    yield self._blob("delete", (ref,), best_effort=True)
 
     def _unstage_deadline(self) -> float:
         return min(self._deadline or _UNSTAGE_DEADLINE, _UNSTAGE_DEADLINE)
 
-    def _unstage_failed(self, keys: list[tuple[bytes, float]], exc: Exception) -> None:
+    def _unstage_failed(
+        self, keys: list[tuple[bytes | tuple[str, str], float]], exc: Exception
+    ) -> None:
         # Kept for the next call only while the server is out of reach and the stage has
         # not expired by itself; any other failure (an ACL without UNLINK) would repeat on
         # every call, a round trip and a warning each time.
         retry = isinstance(exc, RedisUnavailableError)
         log.warning(
-            "removing %d staged chunk key(s) of failed writes failed (%s; they expire within "
-            "%d s anyway): %s",
+            "removing %d staged chunk key(s) or blob(s) of failed writes failed (%s; stages "
+            "expire within %d s anyway, blobs are left for gc): %s",
             len(keys),
             "retried after the next call" if retry else "left to expire",
             _STAGE_TTL_MS // 1000,
@@ -702,7 +741,7 @@ class _Layout:
                     self._abandon(key, since)
 
     def _unstage(self) -> None:
-        """Remove the stages of failed writes, best effort (see `_abandon`)."""
+        """Remove the stages and blobs of failed writes, best effort (see `_abandon`)."""
         keys = self._take_abandoned()
         if not keys:
             return
@@ -796,8 +835,8 @@ class _Layout:
         if "\0" in created_at or "\0" in modified_at or "\0" in encoding:
             raise InvalidInputError(f"a field of the write of {path!r} holds a NUL character")
         if self._spill and size > self._spill:
+            # the blob is put right before the commit, below
             ref = self._blob_ref((yield from self._blob_home(ns)), path, gen)
-            yield self._blob("put", (ref, data.encode() if isinstance(data, str) else data))
         elif size > cs:
             n = -(-size // cs)
             if size >= _STAGE_MIN:
@@ -847,12 +886,18 @@ class _Layout:
             args.append(inline)
         op_key = self._op_head(ns) + op_id
         try:
+            if ref:
+                yield self._blob("put", (ref, data.encode() if isinstance(data, str) else data))
             reply = yield Idempotent(_WRITE, op_key, keys, args, op_ttl_ms=_OP_TTL_MS)
         except BaseException:
             # the commit failed or its outcome is unknown: a stage it did not RENAME is
-            # garbage (one it did is gone, and removing its name is a no-op)
+            # garbage (one it did is gone, and removing its name is a no-op); a blob is
+            # deleted only once the op id is fenced (`_abandon_blob`). A put that failed
+            # left no blob (puts are atomic), and deleting a missing ref is a no-op.
             if stage is not None:
                 self._abandon(stage)
+            if ref:
+                self._abandon_blob(ref, op_key)
             raise
         status = _s(reply[0])
         if status != "OK":

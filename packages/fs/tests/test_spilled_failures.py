@@ -1,0 +1,199 @@
+"""A spilled write whose commit fails removes its blob, and only when that is safe.
+
+A spilled write puts an immutable blob, then commits the metadata naming it. When the commit
+failed (a refused script, a reset connection, a cancelled task) the blob stayed in the blob
+store until the next `gc()` pass: a 32 MiB+ file per failed attempt. Now the backend fences
+the write's op id (`SET NX` of a record the idempotent wrapper replays) and deletes the blob
+only when its fence holds: a commit that still reaches Redis afterwards applies nothing, and
+a commit that did apply keeps its blob. Checked on real servers (standalone and Cluster).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import redis.exceptions as rexc
+from deepagents_redis.core import (
+    Command,
+    DeepAgentsRedisError,
+    OutcomeUnknownError,
+    RedisSettings,
+    run_idempotent,
+)
+from deepagents_redis.fs import LocalBlobStore, RedisBackend, _common
+from deepagents_redis.fs._common import _WRITE
+
+pytestmark = pytest.mark.integration
+
+SPILL = 16 * 1024
+
+
+def _text(tag: str, size: int = 3 * SPILL) -> str:
+    line = f"{tag} line of a spilled file\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
+def _blobs(backend: RedisBackend) -> list[str]:
+    return sorted(ref for ref, _mtime in backend.blob_store.list(""))
+
+
+def _content(backend: RedisBackend, path: str) -> str:
+    got = backend.read(path, 0, 100_000)
+    assert got.error is None, got.error
+    assert got.file_data is not None
+    return got.file_data["content"]
+
+
+async def test_a_spilled_write_whose_commit_fails_removes_its_blob(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The commit script refuses the call (a malformed header: nothing written, nothing
+    # recorded) after the blob was put; write, awrite and upload_files commit the same way.
+    b: RedisBackend = make_backend(spill_threshold=SPILL)
+    assert b.write("/big.txt", _text("old")).error is None
+    stat = b.stat("/big.txt")
+    assert stat is not None
+    assert stat.spilled
+    kept = _blobs(b)
+    assert kept == [stat.blob_ref]
+    real = _common.Idempotent
+
+    def refused(script: Any, op_key: Any, keys: Any, args: Any, **kw: Any) -> Any:
+        return real(script, op_key, keys, ["bad header", *args[1:]], **kw)
+
+    monkeypatch.setattr(_common, "Idempotent", refused)
+    with pytest.raises(DeepAgentsRedisError, match="malformed header"):
+        b.write("/big.txt", _text("new"))
+    assert _blobs(b) == kept
+    with pytest.raises(DeepAgentsRedisError, match="malformed header"):
+        await b.awrite("/big.txt", _text("new"))
+    assert _blobs(b) == kept
+    with pytest.raises(DeepAgentsRedisError, match="malformed header"):
+        b.upload_files([("/other.txt", _text("new").encode())])
+    assert _blobs(b) == kept
+    assert b._abandoned == {}
+    monkeypatch.setattr(_common, "Idempotent", real)
+    assert b.stat("/big.txt") == stat
+    assert _content(b, "/big.txt") == _text("old")
+    assert b.stat("/other.txt") is None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_commit_arriving_after_the_fence_applies_nothing(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    # The commit request is held back (the driver sends an unknown command instead and
+    # fails), as if it sat in a dead connection's buffer; after the failed write removed its
+    # blob, the very same commit reaches Redis: it must not name the deleted blob.
+    b: RedisBackend = make_backend(spill_threshold=SPILL)
+    held: list[Any] = []
+    real = _common.Idempotent
+
+    def hold(script: Any, op_key: Any, keys: Any, args: Any, **kw: Any) -> Any:
+        held.append(real(script, op_key, keys, args, **kw))
+        return Command(("NO-SUCH-COMMAND",))
+
+    monkeypatch.setattr(_common, "Idempotent", hold)
+    if mode == "sync":
+        with pytest.raises(DeepAgentsRedisError):
+            b.write("/late.txt", _text("late"))
+    else:
+        with pytest.raises(DeepAgentsRedisError):
+            await b.awrite("/late.txt", _text("late"))
+    monkeypatch.setattr(_common, "Idempotent", real)
+    assert _blobs(b) == []
+    (commit,) = held
+    assert commit.script is _WRITE
+    reply = run_idempotent(
+        b.connector.client(),
+        commit.script,
+        op_key=commit.op_key,
+        keys=commit.keys,
+        args=commit.args,
+        op_ttl_ms=commit.op_ttl_ms,
+    )
+    assert reply == b"ABANDONED"
+    assert b.stat("/late.txt") is None
+    assert b.ls("/").entries == []
+
+
+class _LosesWriteReplies:
+    """A client whose write-script replies are lost after the script ran (each retry's too)."""
+
+    @staticmethod
+    def wrap(client: Any) -> Any:
+        real = client.execute_command
+
+        def execute_command(*args: Any, **options: Any) -> Any:
+            reply = real(*args, **options)
+            if args[0] in ("EVALSHA", "EVAL") and args[1] in (_WRITE.sha, _WRITE.source):
+                raise rexc.TimeoutError("Timeout reading from socket (reply dropped by the test)")
+            return reply
+
+        client.execute_command = execute_command
+        return client
+
+
+def test_a_spilled_commit_of_unknown_outcome_that_did_apply_keeps_its_blob(
+    redis_url: str, tmp_path: Any
+) -> None:
+    # The fence finds the commit's own record: the blob is the file's content and stays.
+    import redis
+
+    settings = RedisSettings(url=redis_url, cluster="off", key_prefix="spf")
+    store = LocalBlobStore(tmp_path / "blobs")
+    opts: dict[str, Any] = {
+        "namespace": f"unknown-{uuid.uuid4().hex[:8]}",
+        "spill_threshold": SPILL,
+        "blob_store": store,
+    }
+    client = _LosesWriteReplies.wrap(redis.Redis.from_url(redis_url))
+    ours = RedisBackend(client=client, settings=settings, **opts)
+    other = RedisBackend(settings=settings, **opts)
+    try:
+        with pytest.raises(OutcomeUnknownError):
+            ours.write("/big.txt", _text("new"))
+        assert ours._abandoned == {}
+        stat = other.stat("/big.txt")
+        assert stat is not None
+        assert stat.spilled
+        assert _blobs(other) == [stat.blob_ref]
+        assert _content(other, "/big.txt") == _text("new")  # applied, and whole
+    finally:
+        other.delete("/")
+        ours.close()
+        other.close()
+        client.close()
+
+
+def test_a_blob_whose_fence_cannot_be_set_is_kept_and_retried_later(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cleanup fails with the server out of reach: the blob is kept (never deleted
+    # unfenced) and the backend's next call fences and removes it.
+    from deepagents_redis.core import RedisUnavailableError
+
+    b: RedisBackend = make_backend(spill_threshold=SPILL)
+    real_idem = _common.Idempotent
+    real_op = b._unstage_op
+
+    def refused(script: Any, op_key: Any, keys: Any, args: Any, **kw: Any) -> Any:
+        return real_idem(script, op_key, keys, ["bad header", *args[1:]], **kw)
+
+    def unreachable(keys: Any) -> Any:
+        raise RedisUnavailableError("out of reach (test)")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(_common, "Idempotent", refused)
+    monkeypatch.setattr(b, "_unstage_op", unreachable)
+    with pytest.raises(DeepAgentsRedisError, match="malformed header"):
+        b.write("/big.txt", _text("new"))
+    assert len(_blobs(b)) == 1
+    assert len(b._abandoned) == 1
+    monkeypatch.setattr(_common, "Idempotent", real_idem)
+    monkeypatch.setattr(b, "_unstage_op", real_op)
+    assert b.read("/nothing.txt").error is not None  # any call
+    assert _blobs(b) == []
+    assert b._abandoned == {}
