@@ -85,10 +85,12 @@ def incr_accepts(gen: bytes) -> bool:
 
 
 def counter_refusal(exc: BaseException, keys: Sequence[str]) -> SerializationError | None:
-    """The typed error of a ``clear`` whose ``INCR`` Redis refused; None for other errors.
+    """The typed error of a refused ``clear``; None for other errors.
 
-    Redis refuses (and changes nothing) when a generation counter holds what INCR never
-    writes: someone else wrote it. That is corrupt stored data, a `SerializationError` as for
+    ``cache_clear`` refuses (``CORRUPT <keys>``, and changes nothing) when a generation
+    counter holds another data type or a non-empty value INCR never writes: someone else
+    wrote it (an empty counter is repaired, not refused). Redis's own ``INCR`` refusal is
+    recognised too. That is corrupt stored data, a `SerializationError` as for
     a key of ours of another type (``WRONGTYPE``); it was the base `DeepAgentsRedisError`,
     which no caller could tell from any other server error.
 
@@ -102,7 +104,11 @@ def counter_refusal(exc: BaseException, keys: Sequence[str]) -> SerializationErr
     cause = exc if isinstance(exc, redis.exceptions.ResponseError) else exc.__cause__
     if not isinstance(cause, redis.exceptions.ResponseError):
         return None
-    if not any(word in str(cause) for word in _INCR_REFUSALS):
+    message = str(cause)
+    if message.startswith("CORRUPT "):
+        # cache_clear's own refusal names the counters it refused.
+        return corrupt_counters([message.removeprefix("CORRUPT ")])
+    if not any(word in message for word in _INCR_REFUSALS):
         return None
     return corrupt_counters(keys)
 
@@ -111,7 +117,8 @@ def corrupt_counters(keys: Sequence[str]) -> SerializationError:
     """The error of a ``clear`` refused because of corrupt generation counters."""
     return SerializationError(
         f"cache clear refused, nothing was changed: the generation counter {', '.join(keys)}"
-        " holds what INCR never writes (not a 64-bit decimal integer, or the largest one);"
+        " holds another data type or a non-empty value INCR never writes (not a 64-bit"
+        " decimal integer, or the largest one);"
         " set it to an integer above every generation used before, then clear again"
     )
 

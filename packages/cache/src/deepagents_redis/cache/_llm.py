@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import threading
 import time
 import uuid
 import weakref
@@ -30,7 +31,7 @@ from deepagents_redis.cache._common import (
 )
 from deepagents_redis.cache._failopen import FAILED, ready_client
 from deepagents_redis.cache._near import NearCache
-from deepagents_redis.cache._scripts import ACQUIRE, LOOKUP, READ, WRITE
+from deepagents_redis.cache._scripts import ACQUIRE, CLEAR, LOOKUP, READ, WRITE
 from deepagents_redis.cache._settings import CacheSettings
 from deepagents_redis.cache._stored import canonical_prompt, entry_hash, from_stored, to_stored
 from deepagents_redis.core import (
@@ -64,7 +65,9 @@ _FIRST_POLL = 0.005
 # under a key is never transferred beyond this much.
 _FAST_READ_BYTES = 32_768
 _READ_OUTCOMES = {0: "stale", 1: "corrupt", 2: "oversize"}
-"""READ's integer replies, as lookup outcomes."""
+"""READ's miss reasons, as lookup outcomes."""
+_MAX_SEEN = 4096
+"""Most generations remembered between a miss and its update (per cache object)."""
 
 
 class _Keys(NamedTuple):
@@ -202,6 +205,10 @@ class RedisLLMCache(RedisComponent, BaseCache):
         self._hits_likely = False
         self._read_args_refresh = (self._ttl_ms.encode(), self._max_bytes.encode())
         self._token_prefix = _token_prefix()
+        # The generation each (owner, entry) missed under, until its update: the update then
+        # stores under it or not at all (see `_remember`).
+        self._seen: dict[tuple[tuple[str, int], str], bytes] = {}
+        self._seen_lock = threading.Lock()
         self._near: NearCache | None = None
         _LIVE.add(self)
         if cs.client_side_cache:
@@ -225,6 +232,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
             prefixes=[prefix],
             flush_keys={self._gen_key},
             max_entries=self.settings.client_side_cache_max_entries,
+            max_bytes=self.settings.client_side_cache_max_bytes,
         )
 
     def _after_fork_in_child(self) -> None:
@@ -232,6 +240,8 @@ class RedisLLMCache(RedisComponent, BaseCache):
         # thread (same ident as the parent's) re-entered the parent's leases instead of
         # waiting, and single-flight across prefork workers called the model once per worker.
         self._token_prefix = _token_prefix()
+        self._seen = {}
+        self._seen_lock = threading.Lock()
         if self._near is not None:
             self._near.after_fork_in_child()
 
@@ -343,12 +353,15 @@ class RedisLLMCache(RedisComponent, BaseCache):
 
     def _lookup_op(
         self, keys: _Keys, owner_of: Callable[[], tuple[str, int]]
-    ) -> Operation[tuple[list[Generation] | None, bool, int | None]]:
-        """Look up `keys`; returns (generations, read_by_the_first_request, pttl).
+    ) -> Operation[tuple[list[Generation] | None, bool, int | None, int, Any]]:
+        """Look up `keys`; returns (generations, read_by_the_first_request, pttl, size, gen).
 
         `owner_of` names the lease holder (thread or task) when single-flight is on. `pttl`
         is the entry's remaining lifetime in ms as ``PTTL`` answered it (-1: none), asked
-        only by the plain reads and only for the client-side layer; None otherwise.
+        only by the plain reads and only for the client-side layer; None otherwise. `size`
+        is the stored entry's length in bytes on a plain-read hit (the client-side layer's
+        byte bound counts it), else 0. `gen` is, on a miss, the generation the scripts read
+        (None: unknown or corrupt), which the update passes on (`_remember`).
         """
         head = self._read_head
         entry = keys.entry if head is None else head + keys.digest.encode()
@@ -379,7 +392,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
                 reads += (("PTTL", entry),)
             reply = yield Pipeline(reads)
             if reply is FAILED:
-                return None, False, None
+                return None, False, None, 0, None
             # GETRANGE answers '' for an absent counter; an empty one is generation 0 too.
             gen, value = as_bytes(reply[0]) or b"0", as_bytes(reply[1])
             if (
@@ -390,22 +403,25 @@ class RedisLLMCache(RedisComponent, BaseCache):
             ):
                 found = self._decode(keys, gen, value)
                 if found is not None:
-                    return found, True, int(reply[2]) if len(reply) > 2 else None
+                    pttl = int(reply[2]) if len(reply) > 2 else None
+                    return found, True, pttl, len(value), None
                 # Fresh but unreadable (counted as corrupt): the script would answer the
                 # same bytes again, so a miss is decided here.
                 fresh_but_unreadable = value
             self._hits_likely = False
         if fresh_but_unreadable is not None and not self.settings.single_flight:
             self._guard.count("lookup", "miss")
-            return None, True, None
+            # `gen` as the plain reads saw it: the value is fresh, so the counter is sound.
+            return None, True, None, 0, gen
         if not self.settings.single_flight:
             reply = yield Script(READ, (self._read_gen, entry), read_args)
             if reply is FAILED:
-                return None, False, None
+                return None, False, None, 0, None
             found = self._decode_read(keys, reply)
             if found is None:
                 self._guard.count("lookup", "miss")
-            return found, True, None
+                return None, True, None, 0, reply[1] if isinstance(reply, list) else None
+            return found, True, None, 0, None
         # Single-flight: one call reads the entry and, on a miss, takes the lease (LOOKUP);
         # waiting for another caller's lease polls with ACQUIRE.
         owner = owner_of()
@@ -416,6 +432,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         # SHA1). Handed back, they were counted corrupt again and, for a waiter, 'served' as
         # a miss without the lease: every waiter called the model too.
         waited = False
+        seen: Any = None
         unreadable = None if fresh_but_unreadable is None else _sha1(fresh_but_unreadable)
         if unreadable is None:
             lease = (
@@ -425,21 +442,22 @@ class RedisLLMCache(RedisComponent, BaseCache):
                 LOOKUP, (self._read_gen, entry, lease), (*read_args, token, self._lease_ms)
             )
             if reply is FAILED:
-                return None, False, None
+                return None, False, None, 0, None
             deadline = time.monotonic() + self.settings.wait_timeout_seconds
             if isinstance(reply, list):
                 why = int(reply[0])
                 if why >= 0:
                     self._guard.count("lookup", _READ_OUTCOMES.get(why, "corrupt"))
-                # reply[1:] is {2} or {3, pttl}: a lease, never an entry.
+                # reply[1:] is {2, gen} or {3, pttl, gen}: a lease, never an entry.
+                seen = reply[-1]
                 outcome = self._after_acquire(keys, reply[1:], False, deadline)
                 if not isinstance(outcome, _Wait | bytes):
-                    return outcome, False, None
+                    return outcome, False, None, 0, seen
                 waited = True
             else:
                 found = self._decode_read(keys, reply)
                 if found is not None:
-                    return found, True, None
+                    return found, True, None, 0, None
                 unreadable = _sha1(as_bytes(reply) or b"")
         delay = _FIRST_POLL
         while True:
@@ -451,7 +469,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
                 args.append(unreadable)
             reply = yield Script(ACQUIRE, [keys.gen, keys.entry, keys.lease], args)
             if reply is FAILED:
-                return None, False, None
+                return None, False, None, 0, None
+            if int(reply[0]) != 1:
+                seen = reply[-1]  # {2, gen} or {3, pttl, gen}
             outcome = self._after_acquire(keys, reply, waited, deadline)
             if isinstance(outcome, bytes):
                 # Other bytes that do not decode either (counted): skip those from now on,
@@ -461,27 +481,33 @@ class RedisLLMCache(RedisComponent, BaseCache):
                 if time.monotonic() >= deadline:
                     self._guard.count("lookup", "miss")
                     self._guard.count("single_flight", "wait_timeout")
-                    return None, False, None
+                    return None, False, None, 0, seen
             elif not isinstance(outcome, _Wait):
-                return outcome, False, None
+                return outcome, False, None, 0, seen
             waited = True
 
     def _update_op(
-        self, keys: _Keys, payload: bytes | None, owner_of: Callable[[], tuple[str, int]]
+        self, keys: _Keys, payload: bytes | None, owner: tuple[str, int], seen: bytes
     ) -> Operation[None]:
         # WRITE drops the lease only if it holds this caller's token: after our lease expired
         # (a model call longer than lease_ttl) another caller may hold the key, and its
         # waiters wait for its value. Without single flight this cache took no lease ('').
-        token = self._token(owner_of()) if self.settings.single_flight else ""
+        # `seen` is the generation this caller's lookup missed under (b'': none known).
+        token = self._token(owner) if self.settings.single_flight else ""
         if payload is None:
             # Nothing will be stored: let a waiter take over now instead of at lease expiry.
             if token:
                 yield Script(WRITE, [keys.gen, keys.entry, keys.lease], ["", "0", token])
             return
         result = yield Script(
-            WRITE, [keys.gen, keys.entry, keys.lease], [payload, self._ttl_ms, token]
+            WRITE, [keys.gen, keys.entry, keys.lease], [payload, self._ttl_ms, token, seen]
         )
-        if result is None:
+        if result == 0:
+            # A clear() since this caller's lookup missed: its answer was computed before
+            # the clear, so it is dropped rather than served after it.
+            self._guard.count("update", "stale")
+            log.debug("cache update dropped: %s was cleared while the model ran", keys.gen)
+        elif result is None:
             self._guard.count("update", "corrupt")
             self._guard.warn_skipped(
                 "update/corrupt",
@@ -509,6 +535,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         found: list[Generation] | None,
         read: bool,
         pttl: int | None,
+        size: int,
         epoch: int,
         started: float,
     ) -> list[Generation] | None:
@@ -524,7 +551,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         if self._near is not None:
             if pttl is not None and pttl != -2:  # -2: gone since it was read
                 expires_at = None if pttl < 0 else started + pttl / 1000
-                self._near.put(keys.entry, found, epoch=epoch, expires_at=expires_at)
+                self._near.put(keys.entry, found, epoch=epoch, expires_at=expires_at, size=size)
             return self._hit([g.model_copy() for g in found], "redis")
         return self._hit(found, "redis")
 
@@ -535,6 +562,31 @@ class RedisLLMCache(RedisComponent, BaseCache):
         # while others hit, and raised each time; the script treats such an entry as a miss
         # and takes the lease, and the update overwrites it. (A try costs nothing unraised.)
         self._hits_likely = False
+
+    def _remember(self, owner: tuple[str, int], keys: _Keys, gen: Any) -> None:
+        """Note the generation a miss read, for the same owner's update of the same entry.
+
+        LangChain calls ``update`` after the model answers a miss; a ``clear()`` in between
+        made the answer one computed before the clear, and the update stored it under the
+        generation after it, so the clear did not drop it. The update hands this generation
+        to the write script, which then stores nothing if it has moved. Misses only, so the
+        hit path does no work for it; bounded (the oldest dropped first: its update stores
+        under the current generation, as an update without a lookup does).
+        """
+        with self._seen_lock:
+            if gen is None:
+                self._seen.pop((owner, keys.digest), None)
+                return
+            if len(self._seen) >= _MAX_SEEN:
+                self._seen.pop(next(iter(self._seen)))
+            self._seen[(owner, keys.digest)] = as_bytes(gen) or b""
+
+    def _recalled(self, owner: tuple[str, int], keys: _Keys) -> bytes:
+        """The generation `_remember` noted for this owner and entry (b'': none), forgotten."""
+        if not self._seen:
+            return b""
+        with self._seen_lock:
+            return self._seen.pop((owner, keys.digest), b"")
 
     # -- sync API ------------------------------------------------------------------------
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
@@ -556,13 +608,15 @@ class RedisLLMCache(RedisComponent, BaseCache):
         if local is not None:
             return local
         try:
-            found, read, pttl = drive_operation(
+            found, read, pttl, size, gen = drive_operation(
                 self._lookup_op(keys, sync_owner), self._guard.step("lookup", self._connector)
             )
         except Exception:
             self._raised()
             raise
-        return self._served(keys, found, read, pttl, epoch, started)
+        if found is None:
+            self._remember(sync_owner(), keys, gen)
+        return self._served(keys, found, read, pttl, size, epoch, started)
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Store the model's generations (with the TTL, atomically) and release its lease.
@@ -570,6 +624,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
         The lease is released only if it is still this caller's (same thread, or task for
         `aupdate`, as the lookup): once a lease outlived ``lease_ttl`` and another caller
         took the key over, that caller's lease stays and its waiters keep waiting for it.
+        After a miss, the value is stored only if the namespace was not cleared since that
+        lookup (counted ``cache.update``, ``outcome=stale``, otherwise): an answer computed
+        before a ``clear()`` is never served after it.
 
         Args:
             prompt: The serialised prompt.
@@ -580,30 +637,36 @@ class RedisLLMCache(RedisComponent, BaseCache):
             RedisUnavailableError: Only with ``strict=True``.
         """
         keys = self._keys(prompt, llm_string)
+        owner = sync_owner()
+        seen = self._recalled(owner, keys)
         payload = self._encode(keys, return_val)
         if self._near is not None:
             self._near.discard(keys.entry)
         drive_operation(
-            self._update_op(keys, payload, sync_owner), self._guard.step("update", self._connector)
+            self._update_op(keys, payload, owner, seen),
+            self._guard.step("update", self._connector),
         )
 
     def clear(self, **kwargs: Any) -> None:
-        """Empty this cache's namespace (one ``INCR``, O(1), Cluster-safe).
+        """Empty this cache's namespace (one ``INCR`` in a script, O(1), Cluster-safe).
 
         Unlike lookups, ``clear`` never fails open: a clear that silently did nothing
-        would leave entries the caller believes gone.
+        would leave entries the caller believes gone. An empty generation counter (left by
+        a restore or another tool) is repaired: it becomes a fresh generation (the server's
+        clock in microseconds, above any generation counted from 0), atomically.
 
         Args:
             **kwargs: Ignored (accepted for ``BaseCache`` compatibility).
 
         Raises:
             RedisUnavailableError: When Redis cannot be reached.
-            SerializationError: The namespace's generation counter holds what INCR never
-                writes (someone else wrote it) or another data type; nothing was changed.
+            SerializationError: The namespace's generation counter holds another data type
+                or a non-empty value INCR never writes (someone else wrote it); nothing was
+                changed.
         """
         try:
             with redis_errors():
-                self._connector.client().incr(self._gen_key)
+                CLEAR(self._connector.client(), keys=[self._gen_key])
         except DeepAgentsRedisError as exc:
             raise self._refused(exc) from exc.__cause__
         if self._near is not None:
@@ -618,22 +681,26 @@ class RedisLLMCache(RedisComponent, BaseCache):
         if local is not None:
             return local
         try:
-            found, read, pttl = await adrive_operation(
+            found, read, pttl, size, gen = await adrive_operation(
                 self._lookup_op(keys, async_owner), self._guard.astep("lookup", self._connector)
             )
         except Exception:
             self._raised()
             raise
-        return self._served(keys, found, read, pttl, epoch, started)
+        if found is None:
+            self._remember(async_owner(), keys, gen)
+        return self._served(keys, found, read, pttl, size, epoch, started)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Async twin of `update`."""
         keys = self._keys(prompt, llm_string)
+        owner = async_owner()
+        seen = self._recalled(owner, keys)
         payload = self._encode(keys, return_val)
         if self._near is not None:
             self._near.discard(keys.entry)
         await adrive_operation(
-            self._update_op(keys, payload, async_owner),
+            self._update_op(keys, payload, owner, seen),
             self._guard.astep("update", self._connector),
         )
 
@@ -645,12 +712,13 @@ class RedisLLMCache(RedisComponent, BaseCache):
 
         Raises:
             RedisUnavailableError: When Redis cannot be reached.
-            SerializationError: The namespace's generation counter holds what INCR never
-                writes (someone else wrote it) or another data type; nothing was changed.
+            SerializationError: The namespace's generation counter holds another data type
+                or a non-empty value INCR never writes (someone else wrote it); nothing was
+                changed.
         """
         try:
             with redis_errors():
-                await (await ready_client(self._connector)).incr(self._gen_key)
+                await CLEAR.acall(await ready_client(self._connector), keys=[self._gen_key])
         except DeepAgentsRedisError as exc:
             raise self._refused(exc) from exc.__cause__
         if self._near is not None:
@@ -668,8 +736,10 @@ class RedisLLMCache(RedisComponent, BaseCache):
 
     def _decode_read(self, keys: _Keys, reply: Any) -> list[Generation] | None:
         """Generations from READ's reply, else None (stale and corrupt entries counted)."""
-        if isinstance(reply, int):
-            self._guard.count("lookup", _READ_OUTCOMES.get(reply, "corrupt"))
+        if isinstance(reply, list):  # a miss: {why, gen}
+            why = int(reply[0])
+            if why >= 0:
+                self._guard.count("lookup", _READ_OUTCOMES.get(why, "corrupt"))
             return None
         value = as_bytes(reply)
         if value is None:

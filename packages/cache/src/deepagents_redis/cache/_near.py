@@ -54,7 +54,13 @@ _NOT_FOR_TRACKING = (
 
 
 class NearCache:
-    """A bounded LRU of decoded entries, invalidated by Redis tracking messages."""
+    """A bounded LRU of decoded entries, invalidated by Redis tracking messages.
+
+    Bounded twice: at most ``max_entries`` entries and at most ``max_bytes`` of them, each
+    entry counted by the ``size`` it is `put` with (its stored length in Redis). The least
+    recently used go first until both hold; an entry larger than ``max_bytes`` alone is not
+    kept. A count bound alone let a few large answers hold any amount of memory.
+    """
 
     def __init__(
         self,
@@ -63,6 +69,7 @@ class NearCache:
         prefixes: list[str],
         flush_keys: set[str],
         max_entries: int,
+        max_bytes: int | None = None,
         reconnect_delay: float = 1.0,
         heartbeat: float = 1.0,
     ) -> None:
@@ -70,6 +77,8 @@ class NearCache:
         self._prefixes = prefixes
         self._flush_keys = {k.encode() for k in flush_keys}
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._reconnect_delay = reconnect_delay
         self._heartbeat = heartbeat
         self._lock = threading.Lock()
@@ -100,6 +109,7 @@ class NearCache:
         stopped = self._stop.is_set()
         self._lock = threading.Lock()
         self._data = OrderedDict()
+        self._bytes = 0
         self._epoch += 1
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -132,14 +142,23 @@ class NearCache:
             item = self._data.get(key)
             if item is None:
                 return None
-            value, expires_at = item
+            value, expires_at, size = item
             if expires_at is not None and time.monotonic() >= expires_at:
                 del self._data[key]
+                self._bytes -= size
                 return None
             self._data.move_to_end(key)
             return value
 
-    def put(self, key: str, value: Any, *, epoch: int, expires_at: float | None = None) -> None:
+    def put(
+        self,
+        key: str,
+        value: Any,
+        *,
+        epoch: int,
+        expires_at: float | None = None,
+        size: int = 0,
+    ) -> None:
         """Store ``value`` unless an invalidation arrived since ``epoch`` was taken.
 
         Args:
@@ -148,32 +167,49 @@ class NearCache:
             epoch: `epoch()` as taken before the read.
             expires_at: ``time.monotonic()`` after which it is not served (the key's own
                 expiry, as read); None keeps it until invalidated or dropped as least used.
+            size: What it counts against ``max_bytes`` (the stored value's length).
         """
         if not self._ready.is_set():
             return
         with self._lock:
             if self._epoch != epoch:
                 return
-            self._data[key] = (value, expires_at)
-            self._data.move_to_end(key)
-            while len(self._data) > self._max:
-                self._data.popitem(last=False)
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._bytes -= old[2]
+            if self._max_bytes is not None and size > self._max_bytes:
+                return  # would push out everything else and still not fit
+            self._data[key] = (value, expires_at, size)
+            self._bytes += size
+            while len(self._data) > self._max or (
+                self._max_bytes is not None and self._bytes > self._max_bytes
+            ):
+                self._bytes -= self._data.popitem(last=False)[1][2]
 
     def discard(self, key: str) -> None:
         """Drop one key (our own write; the server's message follows)."""
         with self._lock:
             self._epoch += 1
-            self._data.pop(key, None)
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._bytes -= old[2]
 
     def flush(self) -> None:
         """Drop everything."""
         with self._lock:
             self._epoch += 1
             self._data.clear()
+            self._bytes = 0
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._data)
+
+    @property
+    def nbytes(self) -> int:
+        """The sizes of the entries kept, summed (what ``max_bytes`` bounds)."""
+        with self._lock:
+            return self._bytes
 
     # -- tracking connection ---------------------------------------------------------
     def _connect(self) -> Any:
@@ -265,7 +301,9 @@ class NearCache:
         with self._lock:
             self._epoch += 1
             for k in keys:
-                self._data.pop(k.decode("utf-8", "replace"), None)
+                old = self._data.pop(k.decode("utf-8", "replace"), None)
+                if old is not None:
+                    self._bytes -= old[2]
 
     def close(self) -> None:
         """Stop the thread and close the tracking connection."""

@@ -25,7 +25,7 @@ from deepagents_redis.cache._common import (
     ttl_ms,
 )
 from deepagents_redis.cache._failopen import FAILED
-from deepagents_redis.cache._scripts import WRITE_MANY
+from deepagents_redis.cache._scripts import CLEAR, WRITE_MANY
 from deepagents_redis.cache._settings import MAX_TTL_SECONDS, CacheSettings
 from deepagents_redis.core import (
     CircuitBreaker,
@@ -49,6 +49,7 @@ from langgraph.cache.base import BaseCache, FullKey, Namespace, ValueT
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.event_hooks import SerdeEvent, register_serde_event_listener
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from redis.crc import key_slot
 
 __all__ = ["RedisNodeCache", "namespace_scope"]
 
@@ -302,20 +303,55 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             if replies is FAILED:
                 return {}
         absent: list[str] = []
-        out = self._collect(groups, entries, replies, absent)
-        if absent:
-            yield from self._foreign_op(absent)
+        unsure: list[tuple[str, list[FullKey], list[str], list[Any]]] = []
+        out = self._collect(groups, entries, replies, absent, unsure)
+        if absent or unsure:
+            yield from self._foreign_op(absent, unsure, out)
+        self._count_get(groups, out)
         return out
 
-    def _foreign_op(self, absent: list[str]) -> Operation[None]:
+    def _foreign_op(
+        self,
+        absent: list[str],
+        unsure: list[tuple[str, list[FullKey], list[str], list[Any]]],
+        out: dict[FullKey, Any],
+    ) -> Operation[None]:
         # MGET answers nil for a key of another type too (a hash someone put under an entry's
         # key), which read as a plain miss, uncounted and unlogged. Only a batch with misses
         # asks (one pipeline of TYPEs, the keys of misses only), so a hit costs nothing more;
         # the miss runs the node, whose set overwrites such a key anyway. A key that became
         # a string since the MGET was written by a concurrent set: not foreign.
-        types = yield Pipeline([("TYPE", key) for key in absent])
+        # The same nil for a generation counter of another type (a list or hash someone put
+        # there) served the namespace's generation-0 entries as if it were absent, where the
+        # LLM cache serves nothing under it. Entries under a nil counter (`unsure`) are
+        # served only once TYPE says the counter is absent: since sets create the counter
+        # (cache_write_many), that is only data written before they did, or a deleted
+        # counter; a counter of another type makes them misses counted corrupt, logged.
+        gens = [gen for gen, _, _, _ in unsure]
+        types = yield Pipeline([("TYPE", key) for key in (*gens, *absent)])
         if types is FAILED:
             return
+        for (gen, fulls, keys, values), kind in zip(unsure, types, strict=False):
+            kind = as_bytes(kind)
+            if kind == b"none":
+                for full, entry, raw in zip(fulls, keys, values, strict=True):
+                    if raw is not None:
+                        ok, value = self._decode(entry, None, raw)
+                        if ok:
+                            out[full] = value
+            elif kind != b"string":  # a string: written since the MGET; a miss this once
+                found = sum(raw is not None for raw in values)
+                self._guard.count("get", "corrupt", found)
+                self._guard.warn_skipped(
+                    "get/counter-type",
+                    "node cache get: the generation counter %s holds another data type (%s);"
+                    " %d entries served as misses, and sets store nothing until it is"
+                    " deleted or set to an integer above every generation used before",
+                    gen,
+                    (kind or b"?").decode("ascii", "replace"),
+                    found,
+                )
+        types = types[len(gens) :]
         foreign = [
             key
             for key, kind in zip(absent, types, strict=True)
@@ -362,11 +398,18 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         entries: list[list[str]],
         replies: list[Any],
         absent: list[str],
+        unsure: list[tuple[str, list[FullKey], list[str], list[Any]]],
     ) -> dict[FullKey, ValueT]:
-        # `absent` gets the keys MGET answered nil for (none there, or another data type).
+        # `absent` gets the keys MGET answered nil for (none there, or another data type);
+        # `unsure` the namespaces whose counter MGET answered nil for while it found entries
+        # (absent, or another data type: `_foreign_op` asks which before serving them).
         out: dict[FullKey, ValueT] = {}
-        for fulls, keys, reply in zip(groups.values(), entries, replies, strict=True):
+        for ns, fulls, keys, reply in zip(groups, groups.values(), entries, replies, strict=True):
             gen_raw, *values = reply
+            if gen_raw is None and any(raw is not None for raw in values):
+                unsure.append((self._gen_key(ns), fulls, keys, values))
+                absent.extend(e for e, raw in zip(keys, values, strict=True) if raw is None)
+                continue
             for full, entry, raw in zip(fulls, keys, values, strict=True):
                 if raw is None:
                     absent.append(entry)
@@ -374,6 +417,9 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
                 ok, value = self._decode(entry, gen_raw, raw)
                 if ok:
                     out[full] = value
+        return out
+
+    def _count_get(self, groups: dict[Namespace, list[FullKey]], out: dict[FullKey, Any]) -> None:
         # Per key asked for, not per distinct key served: a batch naming one key twice (two
         # tasks with the same cache key) counted the second one as a miss.
         total = sum(len(f) for f in groups.values())
@@ -382,7 +428,6 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
             self._guard.count("get", "hit", hits)
         if total - hits:
             self._guard.count("get", "miss", total - hits)
-        return out
 
     def _encode_pairs(
         self, pairs: Mapping[FullKey, tuple[ValueT, int | None]]
@@ -425,17 +470,31 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
         # found before any is bumped, so a clear refused for one namespace changes nothing,
         # not the namespaces before it in the pipeline. A counter of another type raises
         # WRONGTYPE here, also before anything changed. At most the first 21 bytes of each.
-        heads = yield Pipeline(
-            [cmd for gen in gens for cmd in (("EXISTS", gen), ("GETRANGE", gen, 0, GENERATION_MAX))]
-        )
-        bad = [
-            gen
-            for i, gen in enumerate(gens)
-            if heads[2 * i] and not incr_accepts(as_bytes(heads[2 * i + 1]) or b"")
-        ]
-        if bad:
-            raise corrupt_counters(bad)
-        yield Pipeline([("INCR", gen) for gen in gens])  # one round trip
+        # The bump is `cache_clear`, which checks every counter it is given before it bumps
+        # any (and repairs an empty one): one call for all of them on one server, one per
+        # slot on Cluster, where the check below runs first over every slot.
+        groups: dict[int, list[str]] = defaultdict(list)
+        for gen in gens:
+            groups[key_slot(gen.encode()) if self._connector.is_cluster else 0].append(gen)
+        if len(groups) > 1:
+            heads = yield Pipeline(
+                [
+                    cmd
+                    for gen in gens
+                    for cmd in (("EXISTS", gen), ("GETRANGE", gen, 0, GENERATION_MAX))
+                ]
+            )
+            bad = [
+                gen
+                for i, gen in enumerate(gens)
+                if heads[2 * i]
+                and heads[2 * i + 1] != b""  # empty: cache_clear repairs it
+                and not incr_accepts(as_bytes(heads[2 * i + 1]) or b"")
+            ]
+            if bad:
+                raise corrupt_counters(bad)
+        for group in groups.values():
+            yield Script(CLEAR, group)
 
     def _skip_foreign(self, n: int) -> None:
         # A registry member this cache did not write (bytes someone else put in the set):
@@ -485,8 +544,9 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
 
         Raises:
             RedisUnavailableError: When Redis cannot be reached.
-            SerializationError: A generation counter holds what INCR never writes (someone
-                else wrote it) or another data type; nothing was changed.
+            SerializationError: A generation counter holds another data type or a non-empty
+                value INCR never writes (someone else wrote it); nothing was changed. An
+                empty counter is repaired instead (a fresh generation, as `RedisLLMCache`).
         """
         try:
             run_operation(
@@ -538,8 +598,9 @@ class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
 
         Raises:
             RedisUnavailableError: When Redis cannot be reached.
-            SerializationError: A generation counter holds what INCR never writes (someone
-                else wrote it) or another data type; nothing was changed.
+            SerializationError: A generation counter holds another data type or a non-empty
+                value INCR never writes (someone else wrote it); nothing was changed. An
+                empty counter is repaired instead (a fresh generation, as `RedisLLMCache`).
         """
         try:
             await arun_operation(

@@ -113,6 +113,17 @@ class CacheSettings(PhaseSettings):
     client_side_cache_max_entries: int = Field(default=10_000, ge=1)
     """Most entries the in-process layer keeps (least recently used are dropped)."""
 
+    client_side_cache_max_bytes: int = Field(default=33_554_432, ge=1)
+    """Most bytes of entries the in-process layer keeps (32 MiB by default), per cache object.
+
+    Each entry counts its length as stored in Redis (the encoded value the hit read; the
+    decoded objects in memory take a small multiple of it). The least recently used entries
+    are dropped until both this and ``client_side_cache_max_entries`` hold; an entry larger
+    than this alone is served from Redis and not kept. The entry count alone bounded the
+    layer's memory only by the largest entry it may keep (32 KiB each: up to ~320 MiB of
+    stored bytes at the default count).
+    """
+
     @model_validator(mode="after")
     def _check_layer(self) -> Self:
         # Pushing the expiry is a write in the read script; Redis tells the tracking layer

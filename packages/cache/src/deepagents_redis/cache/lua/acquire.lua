@@ -14,8 +14,10 @@
 --                new value instead of being handed the same bytes again
 -- Returns {1, value} when a fresh entry exists (value = '<gen>:<envelope>'; none while the
 -- generation counter is corrupt: see gen.lua);
--- {2} when this caller holds the lease now (new, or already its own: re-entry);
--- {3, pttl} when another caller holds the lease (pttl = its remaining ms).
+-- {2, gen} when this caller holds the lease now (new, or already its own: re-entry);
+-- {3, pttl, gen} when another caller holds the lease (pttl = its remaining ms); gen is the
+-- generation read (false: a corrupt counter), which the caller's update passes to
+-- cache_write.
 -- Errors: none of its own.
 
 local gen_key, entry_key, lease_key = KEYS[1], KEYS[2], KEYS[3]
@@ -32,4 +34,6 @@ if gen and type(size) == 'number' and size <= tonumber(max_bytes) then
     return {1, v}
   end
 end
-return take_lease(lease_key, token, lease_ms)
+local lease = take_lease(lease_key, token, lease_ms)
+table.insert(lease, gen)
+return lease

@@ -15,10 +15,10 @@ local function generation(gen_key)
   if type(size) ~= 'number' or size > 20 then
     return false
   end
-  local gen = redis.call('GET', gen_key)
-  if not gen or gen == '' then
+  if size == 0 then -- absent or empty: no GET (every miss now reads the generation)
     return '0'
   end
+  local gen = redis.call('GET', gen_key)
   if not string.match(gen, '^%-?%d+$') then
     return false
   end
