@@ -16,6 +16,7 @@ from typing import Any
 
 import msgpack
 import pytest
+import pytest_asyncio
 import redis
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.checkpoint._scripts import PUT, READ
@@ -70,6 +71,16 @@ def _same(a: Any, b: Any) -> bool:
         b.parent_config,
         b.pending_writes,
     )
+
+
+@pytest_asyncio.fixture
+async def connector(owned_redis_target: Any) -> AsyncIterator[RedisConnector]:
+    """conftest's connector, on servers this session started: some tests here flush the
+    server's scripts (server-wide), which the suite never does to a server it did not start
+    (`REDIS_URL`, `REDIS_CLUSTER_URL`)."""
+    conn = RedisConnector(settings=owned_redis_target.settings)
+    yield conn
+    await conn.aclose()
 
 
 @pytest.fixture
@@ -244,9 +255,10 @@ def test_a_blob_that_changes_between_the_round_trips_reads_again_in_one_script(
         assert _same(got, inside.get_tuple(_cfg(thread)))
 
 
-def test_a_server_that_lost_its_scripts_still_takes_the_put(redis_url: str) -> None:
+def test_a_server_that_lost_its_scripts_still_takes_the_put(owned_redis_url: str) -> None:
     """NOSCRIPT inside the MULTI: the put runs as one script call (loading it), once."""
-    conn = RedisConnector(settings=RedisSettings(url=redis_url, key_prefix=f"t{uuid.uuid4().hex}"))
+    settings = RedisSettings(url=owned_redis_url, key_prefix=f"t{uuid.uuid4().hex}")
+    conn = RedisConnector(settings=settings)
     saver = RedisSaver(connector=conn, script_blob_bytes=0)
     thread = f"t-{uuid.uuid4()}"
     conn.client().script_flush()

@@ -38,8 +38,13 @@ def _acl(target: Any, user: str, *, eval_ok: bool) -> None:
 
 
 @pytest.fixture
-def limited(redis_target: Any) -> Iterator[tuple[RedisConnector, str]]:
-    """A connector as a user who can be refused EVAL (the fallback after NOSCRIPT)."""
+def limited(owned_redis_target: Any) -> Iterator[tuple[RedisConnector, str]]:
+    """A connector as a user who can be refused EVAL (the fallback after NOSCRIPT).
+
+    On servers this session started: the test adds ACL users and flushes scripts, server-wide
+    changes the suite never makes to a server it did not start (`REDIS_URL`).
+    """
+    redis_target = owned_redis_target
     user = f"ckpt-{uuid.uuid4().hex[:10]}"
     _acl(redis_target, user, eval_ok=True)
     url = redis_target.url.replace("redis://", f"redis://{user}:x@", 1)
@@ -63,8 +68,13 @@ async def _put_writes(saver: RedisSaver, config: Any, writes: Any, how: str) -> 
 @pytest.mark.parametrize("then", ["big", "small", "big, scripts still lost"])
 @pytest.mark.parametrize("how", ["sync", "async"])
 async def test_values_of_a_put_writes_whose_script_never_ran_are_no_write(
-    redis_target: Any, limited: tuple[RedisConnector, str], then: str, how: str, ttl: int | None
+    owned_redis_target: Any,
+    limited: tuple[RedisConnector, str],
+    then: str,
+    how: str,
+    ttl: int | None,
 ) -> None:
+    redis_target = owned_redis_target
     conn, user = limited
     saver = RedisSaver(connector=conn, script_blob_bytes=64, ttl_seconds=ttl, eviction_check="off")
     thread = f"t-{uuid.uuid4().hex[:8]}"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 import redis
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.core import (
@@ -321,14 +322,23 @@ class _LostConnection:
         raise redis.ConnectionError("lost after EXEC")
 
 
+@pytest_asyncio.fixture
+async def owned_connector(owned_redis_target: Any) -> AsyncIterator[RedisConnector]:
+    """A connector on servers this session started (a test here flushes their scripts)."""
+    conn = RedisConnector(settings=owned_redis_target.settings)
+    yield conn
+    await conn.aclose()
+
+
 @pytest.mark.parametrize("use_async", [False, True])
 async def test_a_sweep_takes_the_keys_a_failed_big_put_left_with_the_name(
-    connector: RedisConnector, use_async: bool
+    owned_connector: RedisConnector, use_async: bool
 ) -> None:
     """Without a TTL: a big put on a new thread whose MULTI got NOSCRIPT and whose
     fallback call failed left its HSET's blob key, and no checkpoint. The sweep took the
     name off and the key stayed, reached by nothing, for good; it now goes with the name
     (a thread with a checkpoint keeps everything)."""
+    connector = owned_connector
     from deepagents_redis.core._driver import Snapshot, drive, execute
 
     saver = RedisSaver(

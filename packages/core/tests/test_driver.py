@@ -68,6 +68,14 @@ def connector(redis_target: Any) -> Iterator[RedisConnector]:
     conn.close()
 
 
+@pytest.fixture
+def owned_connector(owned_redis_target: Any) -> Iterator[RedisConnector]:
+    """A connector on a server this session started (for tests that flush its scripts)."""
+    conn = RedisConnector(settings=owned_redis_target.settings)
+    yield conn
+    conn.close()
+
+
 def _every_request(ks: Any, calls: list[str]) -> Operation[dict[str, Any]]:
     a, b = ks.key("drv", "s", "a"), ks.key("drv", "s", "b")
     out: dict[str, Any] = {}
@@ -343,10 +351,12 @@ def _script_in_snapshot(ks: Any, value: str) -> Operation[Any]:
 
 
 async def test_a_snapshot_with_a_script_keeps_its_error_word_and_survives_a_lost_script(
-    connector: RedisConnector,
+    owned_connector: RedisConnector,
 ) -> None:
     """An error reply inside MULTI maps like a script's own (redis-py's pipeline text would
-    hide the word), and NOSCRIPT runs the fallback, which loads the script."""
+    hide the word), and NOSCRIPT runs the fallback, which loads the script (on a server this
+    session started: the flush is server-wide)."""
+    connector = owned_connector
     ks = connector.keyspace
     client = connector.client()
     # Scripts lost (a restart, a failover, SCRIPT FLUSH): the fallback runs it and loads it.

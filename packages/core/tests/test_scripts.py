@@ -50,8 +50,10 @@ def test_sha_is_local_sha1() -> None:
 
 
 @pytest.mark.integration
-async def test_reload_after_script_flush(redis_target: Any, key_prefix: str) -> None:
-    """EVALSHA, SCRIPT FLUSH, EVALSHA again: NOSCRIPT is handled, sync and async."""
+async def test_reload_after_script_flush(owned_redis_target: Any, key_prefix: str) -> None:
+    """EVALSHA, SCRIPT FLUSH, EVALSHA again: NOSCRIPT is handled, sync and async (on a server
+    this session started: the flush is server-wide)."""
+    redis_target = owned_redis_target
     client = redis_target.client
     key = KeySpace(key_prefix).key("n", "scope")
     client.script_flush()
@@ -85,8 +87,11 @@ async def test_script_error_reply_passes_through(redis_target: Any, key_prefix: 
 
 @pytest.mark.integration
 @pytest.mark.cluster
-def test_cluster_routes_by_key_after_flush(cluster_client: Any, key_prefix: str) -> None:
-    """Keys of many scopes land on all three primaries; each call after a flush reloads there."""
+@pytest.mark.parametrize("owned_redis_target", ["cluster"], indirect=True)
+def test_cluster_routes_by_key_after_flush(owned_redis_target: Any, key_prefix: str) -> None:
+    """Keys of many scopes land on all three primaries; each call after a flush reloads there
+    (a cluster this session started: the flush is server-wide)."""
+    cluster_client = owned_redis_target.client
     ks = KeySpace(key_prefix)
     keys = [ks.key("n", f"scope-{i}") for i in range(12)]
     owners = {cluster_client.get_node_from_key(k).name for k in keys}

@@ -39,6 +39,11 @@ can annotate its parameters precisely):
   `.async_client` is created there (no I/O until first use) and closed by the fixture's async
   teardown in that same loop. `.client` (sync) is created on first access. Sync tests may use
   the fixture too; they just should not use `.async_client`.
+- `owned_redis_url` (session) -> `str` and `owned_redis_target` (function, parametrized as
+  `redis_target`) -> `RedisTarget`: the same on servers this session started even when
+  `REDIS_URL` / `REDIS_CLUSTER_URL` name others (then a private server, or cluster, is started
+  for them on first use). For tests that change a whole server (`SCRIPT FLUSH`, `ACL
+  SETUSER`): without the overrides they are `redis_url` / `redis_target`'s own servers.
 - `closer` (function) -> `Closer`: `closer(obj)` returns `obj` and closes it after the test;
   `closer.factory(build, **defaults)` is a factory whose products are closed after the test
   (the way to write a `make_<thing>` fixture). Newest first, with `aclose()` in the test's
@@ -101,6 +106,8 @@ from ._types import ClusterHandle, ProxyFactory, SentinelFactory, ServerFactory
 if TYPE_CHECKING:
     from deepagents_redis.core import AsyncClient, RedisSettings, SyncClient
     from deepagents_redis.core.embedded import EmbeddedRedis
+
+    from ._cluster import LocalCluster
 
 # Core is imported lazily (inside fixtures): this module is loaded by every pytest run in the
 # environment, and an import error here would break test collection for everyone.
@@ -293,6 +300,41 @@ def redis_url(_dar_standalone: EmbeddedRedis | None) -> str:
 
 
 @pytest.fixture(scope="session")
+def _dar_owned_standalone(request: pytest.FixtureRequest) -> Iterator[EmbeddedRedis]:
+    """A standalone server this session started: the session's own, else a private one.
+
+    With `REDIS_URL` the session server is someone else's: a test that flushes its scripts
+    or adds ACL users there changes a server the suite did not start. Such tests get a
+    private server, started once per session on first use.
+    """
+    own: EmbeddedRedis | None = request.getfixturevalue("_dar_standalone")
+    if own is not None:
+        yield own
+        return
+    if missing := _named_binary_missing():
+        pytest.fail(missing, pytrace=False)
+    if redis_server_version()[0] is None:
+        _fail_or_skip("a server of the session's own needs the redis-server binary")
+    from deepagents_redis.core.embedded import EmbeddedRedis
+
+    _teardown_on_sigterm(request.config)
+    server = start_owned(lambda: EmbeddedRedis(allow_fallback=False))
+    report = request.config.stash[_REPORT]
+    served = f"{served_by(server)} on 127.0.0.1:{server.port}"
+    report.notes.append(f"own standalone for whole-server changes (REDIS_URL is set): {served}")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def owned_redis_url(_dar_owned_standalone: EmbeddedRedis) -> str:
+    """URL of a standalone server this session started (`redis_url` unless `REDIS_URL` is set)."""
+    return _dar_owned_standalone.url
+
+
+@pytest.fixture(scope="session")
 def _dar_standalone_version(redis_url: str) -> str:
     import redis
 
@@ -377,8 +419,9 @@ def _dar_redis_version_gate(request: pytest.FixtureRequest) -> None:
 def _target_mode(request: pytest.FixtureRequest) -> str:
     """Which server a version gate should ask: the cluster only for cluster-only tests."""
     callspec = getattr(request.node, "callspec", None)
-    if callspec is not None and "redis_target" in callspec.params:
-        return str(callspec.params["redis_target"])
+    for name in ("redis_target", "owned_redis_target"):
+        if callspec is not None and name in callspec.params:
+            return str(callspec.params[name])
     names = request.fixturenames
     if "redis_cluster" in names and "redis_url" not in names:
         return "cluster"
@@ -438,6 +481,15 @@ def redis_cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
         cluster.version = str(info.get("redis_version", "0"))
         yield cluster
         return
+    local = _start_local_cluster(request)
+    try:
+        report.cluster = f"3 primaries, {local.served_by}, ports {', '.join(map(str, local.ports))}"
+        yield local
+    finally:
+        local.close()
+
+
+def _start_local_cluster(request: pytest.FixtureRequest) -> LocalCluster:
     path, _ = redis_server_version()
     if missing := _named_binary_missing():
         pytest.fail(missing, pytrace=False)
@@ -448,8 +500,22 @@ def redis_cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
     _teardown_on_sigterm(request.config)
     local = LocalCluster()
     local.start()
+    return local
+
+
+@pytest.fixture(scope="session")
+def _dar_owned_cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
+    """A cluster this session started: `redis_cluster`, else (`REDIS_CLUSTER_URL`) a private one."""
+    if not os.environ.get("REDIS_CLUSTER_URL"):
+        yield request.getfixturevalue("redis_cluster")
+        return
+    local = _start_local_cluster(request)
     try:
-        report.cluster = f"3 primaries, {local.served_by}, ports {', '.join(map(str, local.ports))}"
+        ports = ", ".join(map(str, local.ports))
+        report = request.config.stash[_REPORT]
+        report.notes.append(
+            f"own cluster for whole-server changes (REDIS_CLUSTER_URL is set): ports {ports}"
+        )
         yield local
     finally:
         local.close()
@@ -502,6 +568,38 @@ async def redis_target(
         settings: RedisSettings = request.getfixturevalue("cluster_settings")
     else:
         settings = request.getfixturevalue("redis_settings")
+    target = RedisTarget(mode=mode, settings=settings)
+    try:
+        await target.aopen()
+        yield target
+    finally:
+        await target.aclose()
+
+
+@pytest_asyncio.fixture(
+    params=[
+        pytest.param("standalone", id="standalone"),
+        pytest.param("cluster", id="cluster", marks=pytest.mark.cluster),
+    ]
+)
+async def owned_redis_target(
+    request: pytest.FixtureRequest, key_prefix: str
+) -> AsyncIterator[RedisTarget]:
+    """`redis_target` on servers this session started, whatever `REDIS_URL` names.
+
+    For tests that change a whole server (`SCRIPT FLUSH`, `ACL SETUSER`): the suite never
+    does that to a server it did not start. Without `REDIS_URL` / `REDIS_CLUSTER_URL` these
+    are `redis_target`'s own servers, so it costs nothing more.
+    """
+    from deepagents_redis.core import RedisSettings
+
+    mode = request.param
+    if mode == "cluster":
+        url = request.getfixturevalue("_dar_owned_cluster").url
+        settings = RedisSettings(url=url, key_prefix=key_prefix, cluster="on")
+    else:
+        url = request.getfixturevalue("owned_redis_url")
+        settings = RedisSettings(url=url, key_prefix=key_prefix, cluster="off")
     target = RedisTarget(mode=mode, settings=settings)
     try:
         await target.aopen()
