@@ -149,3 +149,39 @@ def test_the_suites_script_flushes_leave_the_redis_url_server_alone(
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     _intact(outer.url, outer.sha)
     assert "own standalone for whole-server changes (REDIS_URL is set)" in done.stdout
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(600)
+def test_cluster_script_flushes_leave_the_redis_cluster_url_cluster_alone(
+    outer: Outer,
+) -> None:
+    from deepagents_redis.testing._cluster import LocalCluster
+
+    path = _REPO / "packages/core/tests/test_scripts.py"
+    if not path.is_file():
+        pytest.skip("the repository's test files are not here (an installed package)")
+    with LocalCluster() as cluster:
+        for port in cluster.ports:
+            with redis.Redis(port=port, protocol=2) as node:
+                assert node.script_load(_OUTER_SCRIPT) == outer.sha
+        env = {k: v for k, v in os.environ.items() if k not in _ENV_OF_THIS_SESSION}
+        env.pop("PYTEST_ADDOPTS", None)
+        env["REDIS_URL"] = outer.url
+        env["REDIS_CLUSTER_URL"] = cluster.url
+        options = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-m", "cluster"]
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", str(path), *options],
+            cwd=_REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=540,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+        for port in cluster.ports:
+            with redis.Redis(port=port, protocol=2) as node:
+                assert node.script_exists(outer.sha) == [True], port
+        assert "own cluster for whole-server changes" in done.stdout
+    _intact(outer.url, outer.sha)
