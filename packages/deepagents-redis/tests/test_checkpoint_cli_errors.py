@@ -36,6 +36,44 @@ def test_a_postgres_url_psycopg_cannot_parse_is_a_usage_error_without_the_passwo
     assert "sekret" not in out + err
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("langgraph.checkpoint.postgres") is None,
+    reason="needs langgraph-checkpoint-postgres (the checkpoint 'postgres' extra; the whole "
+    "suite has it)",
+)
+@pytest.mark.parametrize(
+    "option",
+    [
+        "sslmode=bogus",  # libpq: invalid sslmode value
+        "target_session_attrs=bad",
+        "gssencmode=xx",
+        "port=abc",  # invalid integer value "abc" for connection option "port"
+        "keepalives=zz",
+        "bad_option=1",  # psycopg: invalid URI query parameter
+    ],
+)
+@pytest.mark.parametrize("where", ["--from", "--to", "--checkpointer"])
+def test_a_postgres_option_libpq_refuses_is_a_usage_error_not_unreachable(
+    redis_url: str, capsys: pytest.CaptureFixture[str], option: str, where: str
+) -> None:
+    # Before: libpq's refusals of an option value came back as psycopg.OperationalError and
+    # exited 2 ("PostgreSQL is unreachable"), which tells a script to retry; only an option
+    # name psycopg cannot parse was a usage error (64). Nothing listens on port 1: libpq
+    # refuses these before connecting.
+    url = f"postgresql://u:sekret@127.0.0.1:1/db?{option}"
+    argv = {
+        "--from": ["checkpoint", "copy", "--from", url],
+        "--to": ["checkpoint", "copy", "--from", "redis", "--to", url],
+        "--checkpointer": ["todos", "backfill", "--checkpointer", url],
+    }[where]
+    status = main(["-q", *argv, "--url", redis_url])
+    out, err = capsys.readouterr()
+    assert status == EXIT_USAGE, err
+    assert err.startswith("error: invalid PostgreSQL URL: "), err
+    assert err.count("\n") == 1
+    assert "sekret" not in out + err
+
+
 def test_a_sqlite_target_in_a_missing_directory_is_a_usage_error(
     redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,12 +6,19 @@ The URI may hold a password: it is never printed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 __all__ = ["is_sql_uri", "open_checkpointer", "require_checkpoint_table"]
+
+# libpq's (and the server's) words for a connection option whose value it refuses: `invalid
+# sslmode value: "bogus"`, `invalid port number: "99999"`, `invalid integer value "abc" for
+# connection option "port"`, `invalid value for parameter "statement_timeout"` (from
+# `?options=-c...`). None of its network failures (refused, timed out, no route, DNS) says it.
+_BAD_OPTION = re.compile(r"\binvalid (?:[\w-]+ )?(?:value|port number|connection option)\b")
 
 
 def is_sql_uri(uri: str) -> bool:
@@ -33,7 +40,9 @@ def open_checkpointer(uri: str, *, hint: str, create: bool = False) -> Iterator[
         A ``BaseCheckpointSaver``.
 
     Raises:
-        ConfigurationError: Unknown scheme, missing SQLite file, or missing extra.
+        ConfigurationError: Unknown scheme, missing SQLite file, missing extra, or a
+            PostgreSQL URL that psycopg cannot parse or whose option values libpq (or the
+            server) refuses (``?sslmode=bogus``): bad input, exit 64.
         UnreachableError: The PostgreSQL server cannot be connected to.
     """
     from deepagents_redis.core import ConfigurationError
@@ -83,8 +92,14 @@ def open_checkpointer(uri: str, *, hint: str, create: bool = False) -> Iterator[
             # its password) is not repeated.
             from deepagents_redis.cli._exit import UnreachableError
 
-            lines = str(exc).strip().splitlines()
+            lines = str(exc).replace(uri, "<the URL>").strip().splitlines()
             reason = redact_text(lines[0]) if lines else type(exc).__name__
+            if _BAD_OPTION.search(reason):
+                # libpq refused an option value of the URL (`?sslmode=bogus`, a port of
+                # 99999, `?keepalives=zz`) or the server refused a setting it passed: the
+                # user's input, like an option psycopg cannot parse (below). It exited 2,
+                # "unreachable", which tells a script to retry what can never work.
+                raise ConfigurationError(f"invalid PostgreSQL URL: {reason}") from exc
             raise UnreachableError(f"PostgreSQL is unreachable: {reason}") from exc
         except psycopg.ProgrammingError as exc:
             # A URL psycopg cannot parse (`[::1/db`): a traceback whose last line repeated
