@@ -45,7 +45,13 @@ IDEMPOTENT_BY_CONSTRUCTION = {
     # by token): a re-run writes the same entry again; an entry is a pure function of its
     # key, so no one else's is lost.
     "cache_write",
+    # ... and cache_write_many's SET NX of '0' to an absent generation counter: a re-run
+    # finds it there.
     "cache_write_many",
+    # Bumps generation counters (INCR; an empty one SET to the server clock): a re-run bumps
+    # once more, which drops nothing a clear at the re-run's time would keep (entries stored
+    # in the moment between the two runs). clear() was a plain INCR, retried the same way.
+    "cache_clear",
     # Drops index entries whose expiry has passed and whose path was not rewritten since; a
     # re-run finds nothing left to drop (a rewritten path is left alone both times).
     "fs_purge",
