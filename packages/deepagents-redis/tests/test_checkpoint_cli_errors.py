@@ -49,6 +49,7 @@ def test_a_postgres_url_psycopg_cannot_parse_is_a_usage_error_without_the_passwo
         "gssencmode=xx",
         "port=abc",  # invalid integer value "abc" for connection option "port"
         "keepalives=zz",
+        "",  # and the URL's port is 99999 (libpq: invalid port number)
         "bad_option=1",  # psycopg: invalid URI query parameter
     ],
 )
@@ -60,7 +61,7 @@ def test_a_postgres_option_libpq_refuses_is_a_usage_error_not_unreachable(
     # exited 2 ("PostgreSQL is unreachable"), which tells a script to retry; only an option
     # name psycopg cannot parse was a usage error (64). Nothing listens on port 1: libpq
     # refuses these before connecting.
-    url = f"postgresql://u:sekret@127.0.0.1:1/db?{option}"
+    url = f"postgresql://u:sekret@127.0.0.1:{1 if option else 99999}/db?{option}"
     argv = {
         "--from": ["checkpoint", "copy", "--from", url],
         "--to": ["checkpoint", "copy", "--from", "redis", "--to", url],
@@ -72,6 +73,25 @@ def test_a_postgres_option_libpq_refuses_is_a_usage_error_not_unreachable(
     assert err.startswith("error: invalid PostgreSQL URL: "), err
     assert err.count("\n") == 1
     assert "sekret" not in out + err
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    importlib.util.find_spec("langgraph.checkpoint.postgres") is None,
+    reason="needs langgraph-checkpoint-postgres (the checkpoint 'postgres' extra; the whole "
+    "suite has it)",
+)
+def test_a_setting_the_postgres_server_refuses_is_a_usage_error(
+    redis_url: str, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The server answers FATAL: invalid value for parameter "statement_timeout": the URL's
+    # fault, not an unreachable server (it answered).
+    url = f"{postgres_url}?options=-cstatement_timeout%3Dabc"
+    status = main(["-q", "checkpoint", "copy", "--from", url, "--url", redis_url])
+    err = capsys.readouterr().err
+    assert status == EXIT_USAGE, err
+    assert err.startswith("error: invalid PostgreSQL URL: "), err
+    assert "statement_timeout" in err
 
 
 def test_a_sqlite_target_in_a_missing_directory_is_a_usage_error(
