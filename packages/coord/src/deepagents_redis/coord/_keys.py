@@ -179,12 +179,15 @@ class CoordKeys:
         if keys is not None:
             return keys
         scope = f"{self.namespace}/t/{check_task_id(task_id)}"
+        # the scope (a task id: the hash tag) encoded once for the four keys (client and
+        # worker each build them once per task)
+        head = self._ks.scoped(KIND, scope).head
         keys = TaskKeys(
             scope=scope,
-            record=self._ks.key(KIND, scope, "task"),
-            events=self._ks.key(KIND, scope, "events"),
-            inbox=self._ks.key(KIND, scope, "inbox"),
-            done=self._ks.key(KIND, scope, "done"),
+            record=head + ":task",
+            events=head + ":events",
+            inbox=head + ":inbox",
+            done=head + ":done",
         )
         if len(self._tasks) >= _KEYS_KEPT:
             self._tasks.clear()

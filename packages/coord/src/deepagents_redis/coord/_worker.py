@@ -657,6 +657,11 @@ class Worker(CoordComponent):
                 self._spawn(
                     self._handle(agent, queue, entry_id, fields, slots, claimed.get(entry_id), sent)
                 )
+            if taken and not claimed:
+                # The entries' tasks send their claims before this reader sends its next
+                # read: that send, and the server's run of the read, were on every task's
+                # path ahead of its claim (pinned profile, 2026-12-07). Same loop iteration.
+                await asyncio.sleep(0)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
