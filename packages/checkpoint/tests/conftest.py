@@ -33,7 +33,7 @@ def _primaries(target: Any) -> list[Any]:
 
 @dataclass
 class AclUser:
-    """A server user (on every primary of `redis_target`) and a connector that logs in as it."""
+    """A server user (on every primary of `owned_redis_target`) and a connector as it."""
 
     name: str
     connector: RedisConnector
@@ -55,12 +55,17 @@ def set_user(target: Any, name: str, *rules: str) -> None:
 
 
 @pytest_asyncio.fixture
-async def acl_user(redis_target: Any) -> AsyncIterator[Callable[[], AclUser]]:
+async def acl_user(owned_redis_target: Any) -> AsyncIterator[Callable[[], AclUser]]:
     """A factory of `AclUser`s, each with every permission until `AclUser.allow` limits it.
 
     Tests whose failure needs a command refused for real (a script's fallback, a TTL)
     make one; teardown closes their connectors and deletes the users on every primary.
+    The users live on servers this session started (`owned_redis_target`): adding ACL
+    users is a server-wide change the suite never makes to a server named by `REDIS_URL`.
+    Tests taking this fixture take `owned_redis_target`, not `redis_target`, for their
+    checks (taking both would run every case on both pairs).
     """
+    redis_target = owned_redis_target
     made: list[AclUser] = []
 
     def make() -> AclUser:

@@ -55,8 +55,9 @@ def _no_key_without_ttl(target: Any, key: str) -> None:
 
 @pytest.mark.parametrize("how", ["sync", "async"])
 async def test_a_refused_run_index_expiry_leaves_no_run_key_without_ttl(
-    redis_target: Any, acl_user: Any, how: str
+    owned_redis_target: Any, acl_user: Any, how: str
 ) -> None:
+    redis_target = owned_redis_target
     user = acl_user()
     _no_run_expire(user, redis_target)
     saver = RedisSaver(connector=user.connector, ttl_seconds=60, eviction_check="off")
@@ -68,9 +69,10 @@ async def test_a_refused_run_index_expiry_leaves_no_run_key_without_ttl(
 
 @pytest.mark.parametrize("how", ["sync", "async"])
 async def test_a_run_named_again_after_the_script_gets_its_ttl_or_nothing(
-    redis_target: Any, acl_user: Any, how: str
+    owned_redis_target: Any, acl_user: Any, how: str
 ) -> None:
     """The index a put writes after its script (the thread was deleted meanwhile)."""
+    redis_target = owned_redis_target
     user = acl_user()
     saver = RedisSaver(connector=user.connector, ttl_seconds=60, eviction_check="off")
     thread, run = f"t-{uuid.uuid4().hex[:8]}", f"r-{uuid.uuid4().hex[:8]}"
@@ -87,8 +89,9 @@ async def test_a_run_named_again_after_the_script_gets_its_ttl_or_nothing(
 
 @pytest.mark.parametrize("how", ["sync", "async"])
 async def test_a_copy_whose_run_index_expiry_is_refused_leaves_no_run_key_without_ttl(
-    redis_target: Any, acl_user: Any, how: str
+    owned_redis_target: Any, acl_user: Any, how: str
 ) -> None:
+    redis_target = owned_redis_target
     user = acl_user()
     saver = RedisSaver(connector=user.connector, ttl_seconds=60, eviction_check="off")
     source, target, run = (f"{w}-{uuid.uuid4().hex[:8]}" for w in ("s", "t", "r"))

@@ -11,14 +11,13 @@ stored write is a listed one).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.checkpoint._scripts import PUT_WRITES
-from deepagents_redis.core import DeepAgentsRedisError, RedisConnector
+from deepagents_redis.core import DeepAgentsRedisError
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 
@@ -28,33 +27,6 @@ def _primaries(target: Any) -> list[Any]:
     if isinstance(client, redis.RedisCluster):
         return [client.get_redis_connection(node) for node in client.get_primaries()]
     return [client]
-
-
-def _acl(target: Any, user: str, *, eval_ok: bool) -> None:
-    rules = ["reset", "on", "nopass", "~*", "&*", "+@all"]
-    rules += [] if eval_ok else ["-eval"]
-    for node in _primaries(target):
-        node.execute_command("ACL", "SETUSER", user, *rules)
-
-
-@pytest.fixture
-def limited(owned_redis_target: Any) -> Iterator[tuple[RedisConnector, str]]:
-    """A connector as a user who can be refused EVAL (the fallback after NOSCRIPT).
-
-    On servers this session started: the test adds ACL users and flushes scripts, server-wide
-    changes the suite never makes to a server it did not start (`REDIS_URL`).
-    """
-    redis_target = owned_redis_target
-    user = f"ckpt-{uuid.uuid4().hex[:10]}"
-    _acl(redis_target, user, eval_ok=True)
-    url = redis_target.url.replace("redis://", f"redis://{user}:x@", 1)
-    conn = RedisConnector(settings=redis_target.settings.with_overrides(url=url))
-    try:
-        yield conn, user
-    finally:
-        conn.close()
-        for node in _primaries(redis_target):
-            node.execute_command("ACL", "DELUSER", user)
 
 
 async def _put_writes(saver: RedisSaver, config: Any, writes: Any, how: str) -> None:
@@ -69,25 +41,29 @@ async def _put_writes(saver: RedisSaver, config: Any, writes: Any, how: str) -> 
 @pytest.mark.parametrize("how", ["sync", "async"])
 async def test_values_of_a_put_writes_whose_script_never_ran_are_no_write(
     owned_redis_target: Any,
-    limited: tuple[RedisConnector, str],
+    acl_user: Any,
     then: str,
     how: str,
     ttl: int | None,
 ) -> None:
+    # Servers this session started: the test adds an ACL user and flushes scripts,
+    # server-wide changes the suite never makes to a server it did not start (`REDIS_URL`).
     redis_target = owned_redis_target
-    conn, user = limited
-    saver = RedisSaver(connector=conn, script_blob_bytes=64, ttl_seconds=ttl, eviction_check="off")
+    user = acl_user()
+    saver = RedisSaver(
+        connector=user.connector, script_blob_bytes=64, ttl_seconds=ttl, eviction_check="off"
+    )
     thread = f"t-{uuid.uuid4().hex[:8]}"
     cp = empty_checkpoint()
     cp["id"] = str(uuid6())
     config: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
     stored = saver.put(config, cp, {"source": "loop", "step": 0}, {})
-    _acl(redis_target, user, eval_ok=False)
+    user.allow("-eval")  # the fallback after NOSCRIPT is refused
     for node in _primaries(redis_target):
         node.script_flush()
     with pytest.raises(DeepAgentsRedisError):  # NOSCRIPT, then the fallback is refused
         await _put_writes(saver, stored, [("out", "lost " * 40), ("n", 1)], how)
-    _acl(redis_target, user, eval_ok=True)
+    user.allow()
     if then != "big, scripts still lost":  # another call loaded them meanwhile
         for node in _primaries(redis_target):
             node.script_load(PUT_WRITES.source)
