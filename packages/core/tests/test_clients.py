@@ -692,6 +692,43 @@ async def test_a_sentinel_client_close_left_midway_awaits_nothing_more(
 
 
 @pytest.mark.integration
+async def test_a_sentinel_client_close_cancelled_while_closing_the_sentinels_closes_them(
+    redis_sentinel_factory, monkeypatch
+):
+    """Cancelled in its last step, the Sentinels' own close: the master's close had already
+    taken the Sentinel object off the client, so a second aclose() could not close them, and
+    their sockets were left to the garbage collector. Now they are closed without waiting."""
+    topo = redis_sentinel_factory(replicas=0, sentinels=1, quorum=1)
+    client = await create_async_client(url=topo.url, client_name=f"lastcancel-{os.getpid()}")
+    await client.ping()
+    sentinel = client._dar_sentinel
+    sentinel_clients = sentinel.sentinels
+    assert any(
+        c.is_connected
+        for sc in sentinel_clients
+        for c in [*sc.connection_pool._available_connections]
+    )
+    entered = asyncio.Event()
+
+    async def hangs() -> None:  # the Sentinels' close, held until cancelled
+        entered.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(sentinel, "aclose", hangs)
+    task = asyncio.create_task(client.aclose())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert client._dar_sentinel is None
+    for sentinel_client in sentinel_clients:
+        pool = sentinel_client.connection_pool
+        assert not any(
+            c.is_connected for c in [*pool._available_connections, *pool._in_use_connections]
+        )
+
+
+@pytest.mark.integration
 def test_the_async_client_closes_with_its_loop(redis_url):
     # asyncio.run ends by closing async generators inside the loop: the connector's asyncio
     # client closes then, while its loop can still close its sockets. Before, the sockets

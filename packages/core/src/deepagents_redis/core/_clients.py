@@ -325,7 +325,7 @@ class _AsyncSentinelRedis(redis.asyncio.Redis):
         except Exception:
             if sentinel is not None:
                 try:
-                    await sentinel.aclose()
+                    await _close_sentinels(sentinel)
                 except (rexc.RedisError, OSError) as exc:  # the master's error is raised
                     log.debug("closing the Sentinel clients after a failed close: %r", exc)
             raise
@@ -339,7 +339,23 @@ class _AsyncSentinelRedis(redis.asyncio.Redis):
                     _close_now(client)
             raise
         if sentinel is not None:
-            await sentinel.aclose()
+            await _close_sentinels(sentinel)
+
+
+async def _close_sentinels(sentinel: redis.asyncio.sentinel.Sentinel) -> None:
+    """Close the Sentinel clients; interrupted midway, close the rest without awaiting.
+
+    The master's close has already taken the Sentinel object off the client, so a close
+    cancelled here could not be repeated: without this, the Sentinels' sockets were left to
+    the garbage collector.
+    """
+    try:
+        await sentinel.aclose()
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # cancelled or abandoned (GeneratorExit)
+            for client in sentinel.sentinels:
+                _close_now(client)
+        raise
 
 
 def _sentinel_kwargs(settings: RedisSettings, parsed: ParsedURL) -> dict[str, Any]:
