@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 import pytest
-from deepagents_redis.cache import RedisLLMCache
+from deepagents_redis.cache import RedisLLMCache, _llm
 from deepagents_redis.core import RedisSettings, SerializationError
+from langchain_core.language_models.llms import LLM as TextLLM
 from langchain_core.outputs import Generation
 
 pytestmark = pytest.mark.integration
@@ -25,15 +26,15 @@ async def _clear(cache: Any, use_async: bool, *args: Any) -> None:
         cache.clear(*args)
 
 
-async def _lookup(cache: Any, use_async: bool) -> Any:
-    return await cache.alookup(PROMPT, LLM) if use_async else cache.lookup(PROMPT, LLM)
+async def _lookup(cache: Any, use_async: bool, prompt: str = PROMPT) -> Any:
+    return await cache.alookup(prompt, LLM) if use_async else cache.lookup(prompt, LLM)
 
 
-async def _update(cache: Any, use_async: bool, value: Any) -> None:
+async def _update(cache: Any, use_async: bool, value: Any, prompt: str = PROMPT) -> None:
     if use_async:
-        await cache.aupdate(PROMPT, LLM, value)
+        await cache.aupdate(prompt, LLM, value)
     else:
-        cache.update(PROMPT, LLM, value)
+        cache.update(prompt, LLM, value)
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
@@ -194,6 +195,124 @@ async def test_an_answer_computed_across_a_clear_is_not_stored_after_it(
     # An update without a lookup (warming the cache) stores under the current generation.
     cache.update("warm", LLM, ANSWER)
     assert cache.lookup("warm", LLM) == ANSWER
+
+
+@pytest.mark.parametrize("single_flight", [True, False], ids=["single-flight", "no-sf"])
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_a_prompt_twice_in_one_batch_across_a_clear_is_not_stored_after_it(
+    make_llm_cache: Any, recorder: Any, single_flight: bool, use_async: bool
+) -> None:
+    # BaseLLM.generate / agenerate look every prompt of a batch up first (same thread or
+    # task), call the model for the misses, then update once per missing index: a prompt
+    # twice in the batch has two lookups and two updates. The first update took the
+    # generation its miss noted, so the second found none and stored the pre-clear answer
+    # under the post-clear generation: it was served after the clear.
+    ns = f"dup-batch-{single_flight}-{use_async}"
+    cache = make_llm_cache(namespace=ns, single_flight=single_flight)
+    assert await _lookup(cache, use_async) is None
+    assert await _lookup(cache, use_async) is None
+    await _clear(make_llm_cache(namespace=ns), use_async)  # while the model runs
+    await _update(cache, use_async, ANSWER)
+    await _update(cache, use_async, ANSWER)
+    assert await _lookup(cache, use_async) is None
+    assert recorder.total("cache.update", outcome="stale") == 2
+    # That owner's next miss notes the new generation: its updates are stored again.
+    await _update(cache, use_async, FRESH)
+    assert await _lookup(cache, use_async) == FRESH
+
+
+class _ClearingLLM(TextLLM):
+    """A model that clears its cache during its first call (another worker would)."""
+
+    calls: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "clearing-fake"
+
+    def _call(self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            assert isinstance(self.cache, RedisLLMCache)
+            self.cache.clear()
+        return f"answer {self.calls}"
+
+    async def _acall(
+        self, prompt: str, stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            assert isinstance(self.cache, RedisLLMCache)
+            await self.cache.aclear()
+        return f"answer {self.calls}"
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_generate_with_a_duplicate_prompt_across_a_clear(
+    make_llm_cache: Any, use_async: bool
+) -> None:
+    # The same through LangChain's own BaseLLM.generate / agenerate: the batch's answers,
+    # computed across a clear, are not served after it; the next call's are.
+    llm = _ClearingLLM(cache=make_llm_cache(namespace=f"dup-generate-{use_async}"))
+
+    async def generate(prompts: list[str]) -> list[str]:
+        result = await llm.agenerate(prompts) if use_async else llm.generate(prompts)
+        return [g[0].text for g in result.generations]
+
+    assert await generate(["q", "q"]) == ["answer 1", "answer 2"]
+    assert await generate(["q"]) == ["answer 3"]  # the model again, not a pre-clear answer
+    assert await generate(["q", "q"]) == ["answer 3", "answer 3"]  # served from the cache
+    assert llm.calls == 3
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_a_hit_after_a_miss_keeps_the_miss_generation_and_a_new_miss_replaces_it(
+    make_llm_cache: Any, recorder: Any, use_async: bool
+) -> None:
+    ns = f"hit-after-miss-{use_async}"
+    cache = make_llm_cache(namespace=ns, single_flight=False)
+    other = make_llm_cache(namespace=ns, single_flight=False)
+    # A batch [P, P] whose first lookup misses and whose second hits (another worker
+    # stored P in between): the one update, for the missing index, still checks the
+    # generation of that miss, so a clear before it drops the pre-clear answer.
+    assert await _lookup(cache, use_async) is None
+    other.update(PROMPT, LLM, FRESH)
+    assert await _lookup(cache, use_async) == FRESH
+    other.clear()
+    await _update(cache, use_async, ANSWER)
+    assert await _lookup(cache, use_async) is None
+    assert recorder.total("cache.update", outcome="stale") == 1
+    # The note a hit left does not make a later miss's update wrong: that miss replaces it.
+    await _update(cache, use_async, ANSWER)  # after the miss just above: stored
+    assert await _lookup(cache, use_async) == ANSWER  # a hit; the note is the last miss's
+    other.clear()
+    assert await _lookup(cache, use_async) is None  # a new miss, after the clear
+    await _update(cache, use_async, FRESH)
+    assert await _lookup(cache, use_async) == FRESH
+    assert recorder.total("cache.update", outcome="stale") == 1
+    # An update without a lookup of its own (warming) stores under the current generation.
+    await _update(cache, use_async, ANSWER, prompt="warm")
+    assert await _lookup(cache, use_async, prompt="warm") == ANSWER
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_the_noted_generations_are_bounded_oldest_first(
+    make_llm_cache: Any, monkeypatch: pytest.MonkeyPatch, use_async: bool
+) -> None:
+    # At the bound, a miss of an entry already noted dropped another entry's note (whose
+    # update then stored across a clear), and a re-noted entry kept its old place, so it
+    # was dropped first although its miss was the latest. Only a new entry makes room now,
+    # and the oldest note goes.
+    monkeypatch.setattr(_llm, "_MAX_SEEN", 3)
+    ns = f"seen-bound-{use_async}"
+    cache = make_llm_cache(namespace=ns, single_flight=False)
+    for prompt in ("a", "b", "c", "b", "a", "d"):  # notes a, b, c; b, a again; d drops c
+        assert await _lookup(cache, use_async, prompt) is None
+    assert len(cache._seen) == 3
+    await _clear(make_llm_cache(namespace=ns), use_async)
+    for prompt in ("a", "b", "d"):  # still noted: the clear drops their answers
+        await _update(cache, use_async, ANSWER, prompt)
+        assert await _lookup(cache, use_async, prompt) is None
 
 
 def _eventually(fn: Any, *, attempts: int = 250) -> bool:

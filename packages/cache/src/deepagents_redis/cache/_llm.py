@@ -564,29 +564,42 @@ class RedisLLMCache(RedisComponent, BaseCache):
         self._hits_likely = False
 
     def _remember(self, owner: tuple[str, int], keys: _Keys, gen: Any) -> None:
-        """Note the generation a miss read, for the same owner's update of the same entry.
+        """Note the generation a miss read, for the same owner's updates of the same entry.
 
         LangChain calls ``update`` after the model answers a miss; a ``clear()`` in between
         made the answer one computed before the clear, and the update stored it under the
         generation after it, so the clear did not drop it. The update hands this generation
         to the write script, which then stores nothing if it has moved. Misses only, so the
-        hit path does no work for it; bounded (the oldest dropped first: its update stores
-        under the current generation, as an update without a lookup does).
+        hit path does no work for it; a hit leaves the note alone (an earlier miss of the
+        owner's may still await its update: see `_recalled`). The owner's next miss of the
+        entry replaces the note; a miss whose generation is unknown drops it (its update
+        stores under the current one). Bounded: at the cap a new entry drops the oldest
+        (whose update stores under the current generation, as an update without a lookup
+        does).
         """
+        key = (owner, keys.digest)
         with self._seen_lock:
             if gen is None:
-                self._seen.pop((owner, keys.digest), None)
+                self._seen.pop(key, None)
                 return
-            if len(self._seen) >= _MAX_SEEN:
+            # Popped first so a re-noted entry moves to the end (the cap drops the oldest),
+            # and only a new entry makes room: re-noting one present dropped another.
+            if self._seen.pop(key, None) is None and len(self._seen) >= _MAX_SEEN:
                 self._seen.pop(next(iter(self._seen)))
-            self._seen[(owner, keys.digest)] = as_bytes(gen) or b""
+            self._seen[key] = as_bytes(gen) or b""
 
     def _recalled(self, owner: tuple[str, int], keys: _Keys) -> bytes:
-        """The generation `_remember` noted for this owner and entry (b'': none), forgotten."""
+        """The generation `_remember` noted for this owner and entry (b'': none), kept.
+
+        Read, not taken: ``BaseLLM.generate`` looks up every prompt of a batch first and
+        then updates once per missing index, so a prompt twice in one batch has two
+        updates after its misses. Taken by the first, the note left the second to store
+        under the current generation, and a ``clear()`` while the model ran was undone.
+        """
         if not self._seen:
             return b""
         with self._seen_lock:
-            return self._seen.pop((owner, keys.digest), b"")
+            return self._seen.get((owner, keys.digest), b"")
 
     # -- sync API ------------------------------------------------------------------------
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
@@ -626,7 +639,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
         took the key over, that caller's lease stays and its waiters keep waiting for it.
         After a miss, the value is stored only if the namespace was not cleared since that
         lookup (counted ``cache.update``, ``outcome=stale``, otherwise): an answer computed
-        before a ``clear()`` is never served after it.
+        before a ``clear()`` is never served after it. Every update by the same caller
+        after its latest miss of the entry is checked so (a prompt twice in one batch is
+        updated twice).
 
         Args:
             prompt: The serialised prompt.
