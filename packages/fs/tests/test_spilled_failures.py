@@ -5,11 +5,14 @@ failed (a refused script, a reset connection, a cancelled task) the blob stayed 
 store until the next `gc()` pass: a 32 MiB+ file per failed attempt. Now the backend fences
 the write's op id (`SET NX` of a record the idempotent wrapper replays) and deletes the blob
 only when its fence holds: a commit that still reaches Redis afterwards applies nothing, and
-a commit that did apply keeps its blob. Checked on real servers (standalone and Cluster).
+a commit that did apply keeps its blob, even when the removal runs after the commit's op
+record expired (the fence script also checks the file's metadata and the blobs set).
+Checked on real servers (standalone and Cluster).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -20,6 +23,7 @@ from deepagents_redis.core import (
     DeepAgentsRedisError,
     OutcomeUnknownError,
     RedisSettings,
+    Sleep,
     run_idempotent,
 )
 from deepagents_redis.fs import LocalBlobStore, RedisBackend, _common
@@ -197,3 +201,144 @@ def test_a_blob_whose_fence_cannot_be_set_is_kept_and_retried_later(
     assert b.read("/nothing.txt").error is not None  # any call
     assert _blobs(b) == []
     assert b._abandoned == {}
+
+
+def _apply_then_fail(b: RedisBackend, monkeypatch: pytest.MonkeyPatch, then: Any) -> list[Any]:
+    """Make the next commit apply for real, then fail the call with `then()`'s request.
+
+    The commit runs (and records its reply under its op-id key) before the driver sends
+    anything; the driver then gets `then()`: the reply looks lost, or the task is cancelled.
+    Returns the list the commit requests are appended to.
+    """
+    held: list[Any] = []
+    real = _common.Idempotent
+
+    def apply(script: Any, op_key: Any, keys: Any, args: Any, **kw: Any) -> Any:
+        commit = real(script, op_key, keys, args, **kw)
+        held.append(commit)
+        run_idempotent(
+            b.connector.client(),
+            commit.script,
+            op_key=commit.op_key,
+            keys=commit.keys,
+            args=commit.args,
+            op_ttl_ms=commit.op_ttl_ms,
+        )
+        monkeypatch.setattr(_common, "Idempotent", real)
+        return then()
+
+    monkeypatch.setattr(_common, "Idempotent", apply)
+    return held
+
+
+def _expire_op_record(b: RedisBackend, commit: Any) -> None:
+    """What `_OP_TTL_MS` does to the commit's record while the backend sits idle."""
+    client = b.connector.client()
+    assert client.exists(commit.op_key) == 1
+    client.delete(commit.op_key)
+
+
+def _assert_committed(b: RedisBackend, path: str, tag: str) -> None:
+    stat = b.stat(path)
+    assert stat is not None
+    assert stat.spilled
+    assert _blobs(b) == [stat.blob_ref]
+    assert _content(b, path) == _text(tag)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_deferred_cleanup_after_the_op_record_expired_keeps_a_committed_blob(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    # The commit applied but its reply was lost, and the cleanup found the server out of
+    # reach: it is retried by the next call, which comes after the commit's op record
+    # expired (10 minutes). The fence must see the file's metadata naming the blob, not set
+    # itself on the empty op key and delete the file's content (review of cdefe43).
+    from deepagents_redis.core import RedisUnavailableError
+
+    b: RedisBackend = make_backend(spill_threshold=SPILL)
+    held = _apply_then_fail(b, monkeypatch, lambda: Command(("NO-SUCH-COMMAND",)))
+    real_op = b._unstage_op
+
+    def unreachable(keys: Any) -> Any:
+        raise RedisUnavailableError("out of reach (test)")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(b, "_unstage_op", unreachable)
+    if mode == "sync":
+        with pytest.raises(DeepAgentsRedisError):
+            b.write("/big.txt", _text("new"))
+    else:
+        with pytest.raises(DeepAgentsRedisError):
+            await b.awrite("/big.txt", _text("new"))
+    monkeypatch.setattr(b, "_unstage_op", real_op)
+    assert len(b._abandoned) == 1  # kept for the next call
+    (commit,) = held
+    _expire_op_record(b, commit)
+    if mode == "sync":
+        b.ls("/")  # the next call, much later: runs the cleanup
+    else:
+        await b.als("/")
+    assert b._abandoned == {}
+    _assert_committed(b, "/big.txt", "new")
+    # ... and the fence was not set: nothing under the op key
+    assert b.connector.client().exists(commit.op_key) == 0
+
+
+async def test_a_cancelled_write_whose_commit_applied_keeps_its_blob_after_the_record_expired(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The task is cancelled while it awaits the reply of a commit that applied: the cleanup
+    # waits for the backend's next call (CancelledError is no Exception), which may come
+    # after the commit's op record expired.
+    b: RedisBackend = make_backend(spill_threshold=SPILL)
+
+    def cancelled() -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()  # the next await of this task raises CancelledError
+        return Sleep(60)
+
+    held = _apply_then_fail(b, monkeypatch, cancelled)
+    with pytest.raises(asyncio.CancelledError):
+        await b.awrite("/big.txt", _text("new"))
+    assert len(b._abandoned) == 1
+    (commit,) = held
+    _expire_op_record(b, commit)
+    await b.als("/")
+    assert b._abandoned == {}
+    _assert_committed(b, "/big.txt", "new")
+
+
+def test_a_blob_left_pending_past_the_op_ttl_is_left_to_gc(
+    make_backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Second guard: a pending removal older than its commit's op record may live (less a
+    # margin) is dropped, its blob left to gc(), even when the fence would hold.
+    from deepagents_redis.core import RedisUnavailableError
+
+    b: RedisBackend = make_backend(spill_threshold=SPILL)
+    real_idem = _common.Idempotent
+    real_op = b._unstage_op
+
+    def refused(script: Any, op_key: Any, keys: Any, args: Any, **kw: Any) -> Any:
+        return real_idem(script, op_key, keys, ["bad header", *args[1:]], **kw)
+
+    def unreachable(keys: Any) -> Any:
+        raise RedisUnavailableError("out of reach (test)")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(_common, "Idempotent", refused)
+    monkeypatch.setattr(b, "_unstage_op", unreachable)
+    with pytest.raises(DeepAgentsRedisError, match="malformed header"):
+        b.write("/big.txt", _text("new"))
+    monkeypatch.setattr(_common, "Idempotent", real_idem)
+    monkeypatch.setattr(b, "_unstage_op", real_op)
+    kept = _blobs(b)
+    assert len(kept) == 1
+    # as if the entry had waited out the op TTL (the server unreachable all along)
+    aged = _common._OP_TTL_MS / 1000
+    b._abandoned = {key: since - aged for key, since in b._abandoned.items()}
+    assert b.read("/nothing.txt").error is not None  # any call
+    assert b._abandoned == {}
+    assert _blobs(b) == kept  # gc()'s to remove

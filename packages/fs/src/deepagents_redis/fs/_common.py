@@ -75,7 +75,7 @@ _KIND = "fs"
 # op-id wrapped (see there).
 _WRITE, _EDIT, _DELETE = _lua.WRITE, _lua.EDIT, _lua.DELETE
 _PURGE, _LS, _LIST, _READ = _lua.PURGE, _lua.LS, _lua.LIST, _lua.READ
-_GC_CLAIM, _GREP, _STAGE = _lua.GC_CLAIM, _lua.GREP, _lua.STAGE
+_GC_CLAIM, _GREP, _STAGE, _FENCE_SCRIPT = _lua.GC_CLAIM, _lua.GREP, _lua.STAGE, _lua.FENCE
 _OP_TTL_MS = 10 * 60 * 1000  # far longer than any retry loop, short enough to stay small
 
 # Operations that store files: the first one checks the server's eviction policy.
@@ -141,6 +141,11 @@ _UNSTAGE_DEADLINE = 2.0
 # array), so a commit script of that op id that still reaches the server finds a "reply" and
 # applies nothing. A real reply is an array (status, version, ...): never this string.
 _FENCE = b"\x91\xa9ABANDONED"
+# A failed spilled write's blob is removed by a later call only while its commit's op record
+# may still exist (it lives `_OP_TTL_MS` from the commit; the entry is stamped before the
+# commit is sent), less a margin; an older one is left to gc. The fence script also checks
+# the file's metadata, which outlives the record: this is a second guard, not the first.
+_BLOB_CLEANUP_MAX_AGE = _OP_TTL_MS / 1000 - 60
 # The metadata fields a read needs (HMGET: no field names on the wire, no MULTI)
 # "s" (the size) lets a spilled file's read check the blob it gets back (see `_content`).
 _READ_FIELDS = ("v", "g", "n", "d", "e", "ca", "ma", "b", "L", "s")
@@ -157,6 +162,8 @@ NamespaceFactory: TypeAlias = Callable[[Any], "str | tuple[str, ...]"]
 # Operations are generators of core's driver requests (Script, Idempotent, Command,
 # Pipeline, Snapshot, Call, Sleep), run sync or async by core's run_operation/arun_operation.
 _Op: TypeAlias = Operation[T]
+# A failed spilled write's blob awaiting removal: (blob ref, op-id key, meta key, blobs key)
+_BlobEntry: TypeAlias = tuple[str, str, str, str]
 
 
 # ----------------------------------------------------------------------------- results
@@ -441,7 +448,7 @@ class _Layout:
     _blob_homes: dict[str, str]
     _write_cache: dict[tuple[str, str], tuple[tuple[bytes, ...], str, str]]
     _stale: set[str]
-    _abandoned: dict[bytes | tuple[str, str], float]
+    _abandoned: dict[bytes | _BlobEntry, float]
 
     # ------------------------------------------------------------------ plumbing
 
@@ -656,7 +663,7 @@ class _Layout:
                 break
         return result
 
-    def _abandon(self, stage: bytes | tuple[str, str], since: float | None = None) -> None:
+    def _abandon(self, stage: bytes | _BlobEntry, since: float | None = None) -> None:
         """Remember the stage key of a write that stopped before its commit answered.
 
         A big write that failed part-way (a reset connection, a full server, a deadline, a
@@ -667,30 +674,35 @@ class _Layout:
         is unknown its script may still run; if the removal comes first the script finds no
         stage and writes nothing, which is one of the outcomes the caller was told to expect.
 
-        `stage` may also be `(blob ref, op-id key)`: a spilled write's blob (see
-        `_abandon_blob`).
+        `stage` may also be `(blob ref, op-id key, meta key, blobs key)`: a spilled write's
+        blob (see `_abandon_blob`).
         """
         pending = self._abandoned
         if len(pending) >= _ABANDONED_MAX:
             pending.pop(next(iter(pending), b""), None)  # the oldest is left to its TTL
         pending[stage] = time.monotonic() if since is None else since
 
-    def _abandon_blob(self, ref: str, op_key: str) -> None:
+    def _abandon_blob(self, entry: _BlobEntry, sent: float) -> None:
         """Remember the blob of a spilled write that stopped before its commit answered.
 
         Such a blob stayed in the blob store until the next `gc()` pass (a full 10 MB+ file
         per failed attempt). Unlike a stage, the commit script cannot check that a blob
         still exists, so deleting it while the commit may still run could leave a file
         naming a deleted blob. The removal (`_unstage_op`) therefore first fences the
-        write: it puts `_FENCE` under the write's own op-id key with `SET NX`. A commit that
-        reaches Redis later finds that record and applies nothing (the idempotent wrapper
-        replays it); a commit that already ran left its own record, the fence is not set,
-        and the blob is kept (the file's content, or a conflict's leftover for `gc`). The
-        blob is named by this write's generation: no other writer's blob is touched.
+        write with the FENCE script: it puts `_FENCE` under the write's own op-id key, only
+        if that key is empty and neither the file's metadata nor the blobs set names the
+        blob. A commit that reaches Redis later finds that record and applies nothing (the
+        idempotent wrapper replays it); a commit that already ran left its own record or,
+        once that expired (`_OP_TTL_MS`; the removal may run much later, at the next call),
+        the metadata naming its blob: the fence is not set and the blob is kept (the file's
+        content, or a conflict's leftover for `gc`). The blob is named by this write's
+        generation: no other writer's blob is touched. `sent` is when the commit was sent
+        (before its record's lifetime began); an entry older than `_BLOB_CLEANUP_MAX_AGE`
+        is left to gc.
         """
-        self._abandon((ref, op_key))
+        self._abandon(entry, sent)
 
-    def _take_abandoned(self) -> list[tuple[bytes | tuple[str, str], float]]:
+    def _take_abandoned(self) -> list[tuple[bytes | _BlobEntry, float]]:
         pending = self._abandoned
         taken = []
         for key in list(pending):
@@ -699,29 +711,28 @@ class _Layout:
                 taken.append((key, since))
         return taken
 
-    def _unstage_op(self, keys: list[tuple[bytes | tuple[str, str], float]]) -> _Op[None]:
+    def _unstage_op(self, keys: list[tuple[bytes | _BlobEntry, float]]) -> _Op[None]:
         stages = [key for key, _since in keys if isinstance(key, bytes)]
-        blobs = [key for key, _since in keys if isinstance(key, tuple)]
+        # a blob whose commit was sent longer ago than its op record may live is left to gc
+        # (see `_BLOB_CLEANUP_MAX_AGE`)
+        oldest = time.monotonic() - _BLOB_CLEANUP_MAX_AGE
+        blobs = [key for key, since in keys if isinstance(key, tuple) and since > oldest]
         if stages:
             # UNLINK: a 10 MB stage is freed off the main thread; one command per key (Cluster)
             yield Pipeline([("UNLINK", key) for key in stages])
-        if blobs:
-            # Fence each write's op id, then read what the op key holds: our fence means the
-            # commit never applied and never will (see `_abandon_blob`).
-            cmds: list[tuple[Any, ...]] = []
-            for _ref, op_key in blobs:
-                cmds += [("SET", op_key, _FENCE, "NX", "PX", _OP_TTL_MS), ("GET", op_key)]
-            replies = yield Pipeline(cmds)
-            for i, (ref, _op_key) in enumerate(blobs):
-                if replies[2 * i + 1] == _FENCE:
-                    yield self._blob("delete", (ref,), best_effort=True)
+        for ref, op_key, meta_key, blobs_key in blobs:
+            # 1: our fence holds, so the commit never applied and never will (see
+            # `_abandon_blob`); one script per write: its keys share the namespace's slot
+            fenced = yield Script(
+                _FENCE_SCRIPT, [op_key, meta_key, blobs_key], [_FENCE, _OP_TTL_MS, ref]
+            )
+            if int(fenced) == 1:
+                yield self._blob("delete", (ref,), best_effort=True)
 
     def _unstage_deadline(self) -> float:
         return min(self._deadline or _UNSTAGE_DEADLINE, _UNSTAGE_DEADLINE)
 
-    def _unstage_failed(
-        self, keys: list[tuple[bytes | tuple[str, str], float]], exc: Exception
-    ) -> None:
+    def _unstage_failed(self, keys: list[tuple[bytes | _BlobEntry, float]], exc: Exception) -> None:
         # Kept for the next call only while the server is out of reach and the stage has
         # not expired by itself; any other failure (an ACL without UNLINK) would repeat on
         # every call, a round trip and a warning each time.
@@ -885,9 +896,11 @@ class _Layout:
         elif not ref:
             args.append(inline)
         op_key = self._op_head(ns) + op_id
+        sent = time.monotonic()
         try:
             if ref:
                 yield self._blob("put", (ref, data.encode() if isinstance(data, str) else data))
+                sent = time.monotonic()  # before the commit's record can start its lifetime
             reply = yield Idempotent(_WRITE, op_key, keys, args, op_ttl_ms=_OP_TTL_MS)
         except BaseException:
             # the commit failed or its outcome is unknown: a stage it did not RENAME is
@@ -897,7 +910,8 @@ class _Layout:
             if stage is not None:
                 self._abandon(stage)
             if ref:
-                self._abandon_blob(ref, op_key)
+                # keys[0] and keys[5] are the meta key and the blobs set (`_write_keys`)
+                self._abandon_blob((ref, op_key, _s(keys[0]), _s(keys[5])), sent)
             raise
         status = _s(reply[0])
         if status != "OK":

@@ -34,6 +34,7 @@ from deepagents_redis.core import IdempotentScript, LuaScript
 __all__ = [
     "DELETE",
     "EDIT",
+    "FENCE",
     "GC_CLAIM",
     "GREP",
     "LIST",
@@ -66,3 +67,6 @@ GREP: Final = LuaScript.from_package("fs_grep", _PACKAGE, "grep.lua")
 # Big chunked writes stage their chunks first (see _common._STAGE_MIN); this is the stage
 # for clients without MULTI. WRITE then commits the stage.
 STAGE: Final = LuaScript.from_package("fs_stage", _PACKAGE, "stage.lua")
+# A spilled write whose commit failed fences its op id before deleting its blob, unless the
+# file's meta or the blobs set names the blob (the commit applied; its record may be gone).
+FENCE: Final = LuaScript.from_package("fs_fence", _PACKAGE, "fence.lua")
