@@ -315,6 +315,43 @@ async def test_the_noted_generations_are_bounded_oldest_first(
         assert await _lookup(cache, use_async, prompt) is None
 
 
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_completed_misses_do_not_push_out_the_note_of_a_call_still_running(
+    make_llm_cache: Any, monkeypatch: pytest.MonkeyPatch, use_async: bool
+) -> None:
+    # A note kept after its update: the misses this owner completed meanwhile (looked up,
+    # answered, updated) filled the bound and pushed out the note of P, whose model was
+    # still running; P's update then went unchecked and stored its pre-clear answer.
+    monkeypatch.setattr(_llm, "_MAX_SEEN", 4)
+    ns = f"in-flight-{use_async}"
+    cache = make_llm_cache(namespace=ns, single_flight=False)
+    assert await _lookup(cache, use_async) is None  # P's model runs from here
+    for i in range(8):  # other requests of the same thread or task, completed
+        assert await _lookup(cache, use_async, f"q{i}") is None
+        await _update(cache, use_async, FRESH, f"q{i}")
+    assert len(cache._seen) == 1  # only P's note: the completed misses left none
+    await _clear(make_llm_cache(namespace=ns), use_async)
+    await _update(cache, use_async, ANSWER)  # P's answer, computed before the clear
+    assert await _lookup(cache, use_async) is None
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+async def test_an_update_long_after_its_miss_was_updated_is_not_checked_again(
+    make_llm_cache: Any, recorder: Any, use_async: bool
+) -> None:
+    # A miss, its update, a clear, then an update of the same entry with no miss before it
+    # (a cache warmed by hand): the note kept after the first update dropped the second as
+    # stale, a lost write, until the owner missed the entry again.
+    ns = f"long-after-{use_async}"
+    cache = make_llm_cache(namespace=ns, single_flight=False)
+    assert await _lookup(cache, use_async) is None
+    await _update(cache, use_async, ANSWER)
+    await _clear(make_llm_cache(namespace=ns), use_async)
+    await _update(cache, use_async, FRESH)
+    assert await _lookup(cache, use_async) == FRESH
+    assert recorder.total("cache.update", outcome="stale") == 0
+
+
 def _eventually(fn: Any, *, attempts: int = 250) -> bool:
     for _ in range(attempts):  # bounded: 250 * 20 ms = 5 s
         if fn():

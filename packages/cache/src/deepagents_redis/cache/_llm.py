@@ -205,9 +205,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
         self._hits_likely = False
         self._read_args_refresh = (self._ttl_ms.encode(), self._max_bytes.encode())
         self._token_prefix = _token_prefix()
-        # The generation each (owner, entry) missed under, until its update: the update then
-        # stores under it or not at all (see `_remember`).
-        self._seen: dict[tuple[tuple[str, int], str], bytes] = {}
+        # The generation each (owner, entry) missed under, and how many updates of its misses
+        # are still to come: each update stores under it or not at all (see `_remember`).
+        self._seen: dict[tuple[tuple[str, int], str], tuple[bytes, int]] = {}
         self._seen_lock = threading.Lock()
         self._near: NearCache | None = None
         _LIVE.add(self)
@@ -571,35 +571,52 @@ class RedisLLMCache(RedisComponent, BaseCache):
         generation after it, so the clear did not drop it. The update hands this generation
         to the write script, which then stores nothing if it has moved. Misses only, so the
         hit path does no work for it; a hit leaves the note alone (an earlier miss of the
-        owner's may still await its update: see `_recalled`). The owner's next miss of the
-        entry replaces the note; a miss whose generation is unknown drops it (its update
-        stores under the current one). Bounded: at the cap a new entry drops the oldest
-        (whose update stores under the current generation, as an update without a lookup
-        does).
+        owner's may still await its update).
+
+        A note counts the updates still to come: ``BaseLLM.generate`` looks up every prompt
+        of a batch first, then updates once per missing index, so a prompt twice in one
+        batch misses twice and is updated twice, and both updates are checked against the
+        latest miss's generation (a clear between the two lookups happened before the model
+        ran). The last update drops the note (`_recalled`), so the notes held are those of
+        misses still waiting for their model (or whose model raised), not of every miss
+        ever: kept after their update, completed misses pushed the notes of calls still
+        running out at the cap, and those calls' updates stored a pre-clear answer. A miss
+        whose generation is unknown drops the note (its updates store under the current
+        one). Bounded: at the cap a new entry drops the oldest (whose update stores under
+        the current generation, as an update without a lookup does).
         """
         key = (owner, keys.digest)
         with self._seen_lock:
-            if gen is None:
-                self._seen.pop(key, None)
-                return
             # Popped first so a re-noted entry moves to the end (the cap drops the oldest),
             # and only a new entry makes room: re-noting one present dropped another.
-            if self._seen.pop(key, None) is None and len(self._seen) >= _MAX_SEEN:
+            old = self._seen.pop(key, None)
+            if gen is None:
+                return
+            if old is None and len(self._seen) >= _MAX_SEEN:
                 self._seen.pop(next(iter(self._seen)))
-            self._seen[key] = as_bytes(gen) or b""
+            self._seen[key] = (as_bytes(gen) or b"", 1 if old is None else old[1] + 1)
 
     def _recalled(self, owner: tuple[str, int], keys: _Keys) -> bytes:
-        """The generation `_remember` noted for this owner and entry (b'': none), kept.
+        """The generation `_remember` noted for this owner and entry (b'': none).
 
-        Read, not taken: ``BaseLLM.generate`` looks up every prompt of a batch first and
-        then updates once per missing index, so a prompt twice in one batch has two
-        updates after its misses. Taken by the first, the note left the second to store
-        under the current generation, and a ``clear()`` while the model ran was undone.
+        Each call takes one of the updates the note awaits; the last one drops the note, so
+        a later update of the entry without a miss before it (a cache warmed by hand)
+        stores under the current generation instead of being checked against a miss long
+        past.
         """
         if not self._seen:
             return b""
+        key = (owner, keys.digest)
         with self._seen_lock:
-            return self._seen.get((owner, keys.digest), b"")
+            note = self._seen.get(key)
+            if note is None:
+                return b""
+            gen, pending = note
+            if pending <= 1:
+                del self._seen[key]
+            else:
+                self._seen[key] = (gen, pending - 1)
+            return gen
 
     # -- sync API ------------------------------------------------------------------------
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
