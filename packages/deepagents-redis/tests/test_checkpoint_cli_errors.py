@@ -106,3 +106,34 @@ def test_a_sqlite_target_in_a_missing_directory_is_a_usage_error(
     assert status == EXIT_USAGE, err
     assert f"cannot open the SQLite database at {target}" in err
     assert not target.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("message", "bad_input"),
+    [
+        # libpq 18 (psycopg-binary 3.3) and libpq 16 (3.2.1, the extra's floor) word the
+        # same refused value differently; both are the user's input
+        ('invalid integer value "zz" for connection option "keepalives"', True),
+        (
+            'connection to server at "127.0.0.1", port 1 failed: keepalives parameter must be '
+            "an integer",
+            True,
+        ),
+        ('invalid sslmode value: "bogus"', True),
+        ('invalid port number: "99999"', True),
+        ('invalid value for parameter "statement_timeout": "abc"', True),
+        # network failures: unreachable, retry may help
+        ('connection to server at "127.0.0.1", port 1 failed: Connection refused', False),
+        ('could not translate host name "nohost" to address: Name or service not known', False),
+        ("connection timeout expired", False),
+        ("server closed the connection unexpectedly", False),
+    ],
+)
+def test_libpq_words_for_a_refused_option_value_in_every_libpq_we_install(
+    message: str, bad_input: bool
+) -> None:
+    # The CI step on the extra's oldest psycopg found libpq 16's wording exiting 2
+    # ("unreachable"): the case above runs on whichever libpq is installed, this one on both.
+    from deepagents_redis.cli._checkpointers import _BAD_OPTION
+
+    assert bool(_BAD_OPTION.search(message)) is bad_input

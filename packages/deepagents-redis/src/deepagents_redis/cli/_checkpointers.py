@@ -17,8 +17,13 @@ __all__ = ["is_sql_uri", "open_checkpointer", "require_checkpoint_table"]
 # libpq's (and the server's) words for a connection option whose value it refuses: `invalid
 # sslmode value: "bogus"`, `invalid port number: "99999"`, `invalid integer value "abc" for
 # connection option "port"`, `invalid value for parameter "statement_timeout"` (from
-# `?options=-c...`). None of its network failures (refused, timed out, no route, DNS) says it.
-_BAD_OPTION = re.compile(r"\binvalid (?:[\w-]+ )?(?:value|port number|connection option)\b")
+# `?options=-c...`); libpq 16 (psycopg-binary 3.2.1's) says `keepalives parameter must be
+# an integer` where libpq 18 says `invalid integer value "zz" for connection option
+# "keepalives"`. None of its network failures (refused, timed out, no route, DNS) says it.
+_BAD_OPTION = re.compile(
+    r"\binvalid (?:[\w-]+ )?(?:value|port number|connection option)\b"
+    r"|\b[\w-]+ parameter must be an? \w+"
+)
 
 
 def is_sql_uri(uri: str) -> bool:
