@@ -181,13 +181,13 @@ class CoordKeys:
         scope = f"{self.namespace}/t/{check_task_id(task_id)}"
         # the scope (a task id: the hash tag) encoded once for the four keys (client and
         # worker each build them once per task)
-        head = self._ks.scoped(KIND, scope).head
+        task = self._ks.scoped(KIND, scope)
         keys = TaskKeys(
             scope=scope,
-            record=head + ":task",
-            events=head + ":events",
-            inbox=head + ":inbox",
-            done=head + ":done",
+            record=task.key("task"),
+            events=task.key("events"),
+            inbox=task.key("inbox"),
+            done=task.key("done"),
         )
         if len(self._tasks) >= _KEYS_KEPT:
             self._tasks.clear()
