@@ -553,12 +553,14 @@ async def async_cluster_client(cluster_settings: RedisSettings) -> AsyncIterator
         await client.aclose()
 
 
-@pytest_asyncio.fixture(
-    params=[
-        pytest.param("standalone", id="standalone"),
-        pytest.param("cluster", id="cluster", marks=pytest.mark.cluster),
-    ]
-)
+# The two modes `redis_target` and `owned_redis_target` run a test in.
+_TARGET_MODES = [
+    pytest.param("standalone", id="standalone"),
+    pytest.param("cluster", id="cluster", marks=pytest.mark.cluster),
+]
+
+
+@pytest_asyncio.fixture(params=_TARGET_MODES)
 async def redis_target(
     request: pytest.FixtureRequest, key_prefix: str
 ) -> AsyncIterator[RedisTarget]:
@@ -576,12 +578,7 @@ async def redis_target(
         await target.aclose()
 
 
-@pytest_asyncio.fixture(
-    params=[
-        pytest.param("standalone", id="standalone"),
-        pytest.param("cluster", id="cluster", marks=pytest.mark.cluster),
-    ]
-)
+@pytest_asyncio.fixture(params=_TARGET_MODES)
 async def owned_redis_target(
     request: pytest.FixtureRequest, key_prefix: str
 ) -> AsyncIterator[RedisTarget]:
