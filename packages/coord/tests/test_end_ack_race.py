@@ -188,3 +188,49 @@ def test_a_hand_back_re_delivered_before_its_ack_is_queued_once(
         assert raw.xlen(queue.stream) == 0  # not queued again
     assert calls == [1, 1]
     assert len(tasks.dead_letters("handed")) == 1
+
+
+def test_a_failed_run_re_delivered_before_its_dead_letter_is_dead_lettered_once(
+    connector: RedisConnector, worker_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run that fails for good ends in two calls: the finish, then the dead letter. When
+    # the entry was re-delivered between the two (a slow worker: the entry had been idle for
+    # a heartbeat), the claim read the task as failed and dead-lettered it, and the run's
+    # own dead letter, landing after, wrote a second one (seen on a loaded CI machine).
+    real = Worker._dead_letter
+    raw = connector.client()
+    held: list[str] = []
+    sent: list[str] = []
+
+    async def late_dead_letter(self: Worker, queue: Any, entry_id: str, *a: Any, **kw: Any) -> None:
+        if kw.get("fence") and not held:  # the run's own dead letter (a claim's has fence 0)
+            held.append(entry_id)
+
+            def claimed_first() -> bool:
+                deadline = time.monotonic() + 30
+                while raw.xlen(queue.dlq) == 0 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                return raw.xlen(queue.dlq) == 1
+
+            assert await asyncio.to_thread(claimed_first), "the re-delivery dead-lettered it"
+        await real(self, queue, entry_id, *a, **kw)
+        if kw.get("fence"):
+            sent.append(entry_id)
+
+    monkeypatch.setattr(Worker, "_dead_letter", late_dead_letter)
+    tasks = TaskClient(connector=connector, max_attempts=1, **FAST)
+    calls: list[int] = []
+
+    def fails(_x: Any, ctx: TaskContext) -> str:
+        calls.append(ctx.attempt)
+        raise RuntimeError("fails for good")
+
+    queue = tasks.keys.queue("once-dead")
+    with worker_factory({"once-dead": fails}):
+        task_id = tasks.submit("once-dead", {})
+        assert tasks.join(task_id, timeout=30).status == "error"
+        _until(lambda: sent == held != [], "the run's own dead letter was sent, late")
+    assert calls == [1]
+    letters = tasks.dead_letters("once-dead")
+    assert [letter["task_id"] for letter in letters] == [task_id]
+    assert raw.xlen(queue.stream) == 0

@@ -1395,16 +1395,21 @@ class Worker(CoordComponent):
         fence: int,
         delay: float = 0.0,
         letter: bytes = b"",
-    ) -> None:
+    ) -> bool:
+        """Send `coord_ack`; True when this call took the entry off the pending list.
+
+        With 'dead' and 'requeue', False means nothing was added: another call (the run's
+        worker, or a worker the entry was re-delivered to) had ended the entry first.
+        """
         if mode in ("ack", "retry"):
             # idempotent by construction: no op record (one per task would pile up)
             ack = self._ack_plain(queue, entry_id, task_id, mode, delay)
-            await self._op("coord.ack", one(ack))
-            return
+            return bool(await self._op("coord.ack", one(ack)))
         keys, args = self._ack_request(queue, entry_id, task_id, mode, delay, letter)
         op_key = self.keys.op(queue.scope, f"ack:{task_id or entry_id}:{entry_id}:{fence}:{mode}")
         # the record only has to outlive this call's own retries
-        await self._op("coord.ack", one(Idempotent(ACK, op_key, keys, args, op_ttl_ms=600_000)))
+        idempotent = Idempotent(ACK, op_key, keys, args, op_ttl_ms=600_000)
+        return bool(await self._op("coord.ack", one(idempotent)))
 
     async def _dead_letter(
         self,
@@ -1436,6 +1441,21 @@ class Worker(CoordComponent):
             letter["fields"] = {
                 text(k)[:200]: text(v)[:1_000] for k, v in list(fields.items())[:20]
             }
+        written = await self._ack(
+            queue,
+            entry_id,
+            task_id,
+            "dead",
+            fence=fence,
+            letter=self.codec.encode(letter, key=queue.dlq),
+        )
+        if not written:  # another worker's dead letter (or ack) for this entry came first
+            log.info(
+                "worker %s: entry %s was ended by another call first; no second dead letter",
+                self.worker_id,
+                entry_id,
+            )
+            return
         log.warning(
             "worker %s: dead letter for %s: %s %s",
             self.worker_id,
@@ -1444,14 +1464,6 @@ class Worker(CoordComponent):
             error,
         )
         get_instrumentation().count("coord.dead_letter", reason=reason)
-        await self._ack(
-            queue,
-            entry_id,
-            task_id,
-            "dead",
-            fence=fence,
-            letter=self.codec.encode(letter, key=queue.dlq),
-        )
 
     def _log_event(self, task_id: str, event: bytes | None) -> None:
         """Queue a task's event for the namespace's log (written off the task's path).

@@ -22,7 +22,9 @@
 --   group          the consumer group
 --   dead_maxlen    approximate length cap of the dead letters stream
 --   mark_ttl_ms    TTL in ms the enqueue mark gets once its task has left the queue
--- Returns 1.
+-- Returns 1 when this call took the entry off the pending list (or named none), else 0:
+--   with 'dead' and 'requeue', 0 means nothing was added (another call ended the entry
+--   first: the run's worker and a worker the entry was re-delivered to may both send it).
 -- Errors: none of its own.
 
 local queue_key, delayed_key, dead_key, mark_key = keys[1], keys[2], keys[3], keys[4]
@@ -47,11 +49,13 @@ if mode == 'retry' and acked == 1 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('ZADD', delayed_key, now + tonumber(delay_ms), task_id)
-elseif mode == 'dead' then
+elseif mode == 'dead' and acked == 1 then
+  -- once: the run's worker dead-letters after its finish (a call of its own), and a worker
+  -- the entry was re-delivered to between the two reads the task as failed and does it too
   redis.call('XADD', dead_key, 'MAXLEN', '~', dead_maxlen, '*', 'e', dead_letter)
-elseif mode == 'requeue' then
+elseif mode == 'requeue' and acked == 1 then
   -- the mark follows the entry, so a cancel before a worker reads it can take it off
   local id = redis.call('XADD', queue_key, '*', 't', task_id)
   redis.call('SET', mark_key, id)  -- no TTL while queued: see enqueue.lua
 end
-return 1
+return acked

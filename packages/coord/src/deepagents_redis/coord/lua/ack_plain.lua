@@ -4,7 +4,7 @@
 --
 -- KEYS: coord_ack's data keys (queue_key, delayed_key, dead_key, mark_key), see ack.lua.
 -- ARGV: coord_ack's data args (entry_id, mode, task_id, ...), see ack.lua.
--- Returns 1.
+-- Returns: see ack.lua.
 -- Errors: none of its own.
 
 local keys, argv = KEYS, ARGV
