@@ -7,7 +7,9 @@ the write's op id (`SET NX` of a record the idempotent wrapper replays) and dele
 only when its fence holds: a commit that still reaches Redis afterwards applies nothing, and
 a commit that did apply keeps its blob, even when the removal runs after the commit's op
 record expired (the fence script also checks the file's metadata and the blobs set).
-Checked on real servers (standalone and Cluster).
+A commit that ran and answered CONFLICT but whose every reply was lost also gets its blob
+removed at once: its own op record says it wrote nothing and its replays write nothing (the
+blob was kept for gc before). Checked on real servers (standalone and Cluster).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from deepagents_redis.core import (
     run_idempotent,
 )
 from deepagents_redis.fs import LocalBlobStore, RedisBackend, _common
-from deepagents_redis.fs._common import _WRITE
+from deepagents_redis.fs._common import _FENCE, _FENCE_SCRIPT, _OP_TTL_MS, _WRITE
 
 pytestmark = pytest.mark.integration
 
@@ -342,3 +344,116 @@ def test_a_blob_left_pending_past_the_op_ttl_is_left_to_gc(
     assert b.read("/nothing.txt").error is not None  # any call
     assert b._abandoned == {}
     assert _blobs(b) == kept  # gc()'s to remove
+
+
+def test_a_lost_conflict_reply_removes_the_spilled_blob_at_once(
+    redis_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The commit ran and answered CONFLICT (nothing written, the reply recorded), and every
+    # reply was lost: the caller gets OutcomeUnknownError, and the blob, which nothing names
+    # and no replay of the commit can name, is deleted by the cleanup instead of gc.
+    import redis
+
+    settings = RedisSettings(url=redis_url, cluster="off", key_prefix="spf")
+    store = LocalBlobStore(tmp_path / "blobs")
+    opts: dict[str, Any] = {
+        "namespace": f"conflict-{uuid.uuid4().hex[:8]}",
+        "spill_threshold": SPILL,
+        "blob_store": store,
+    }
+    raw = redis.Redis.from_url(redis_url)
+    client = _LosesWriteReplies.wrap(redis.Redis.from_url(redis_url))
+    ours = RedisBackend(client=client, settings=settings, **opts)
+    other = RedisBackend(settings=settings, **opts)
+    held: list[Any] = []
+    real = _common.Idempotent
+
+    def hold(script: Any, op_key: Any, keys: Any, args: Any, **kw: Any) -> Any:
+        held.append(real(script, op_key, keys, args, **kw))
+        return held[-1]
+
+    try:
+        assert other.write("/big.txt", _text("old")).error is None
+        before = other.stat("/big.txt")
+        assert before is not None
+        kept = _blobs(other)
+        assert kept == [before.blob_ref]
+        monkeypatch.setattr(_common, "Idempotent", hold)
+        with pytest.raises(OutcomeUnknownError):
+            ours.write("/big.txt", _text("new"), expected_version=before.version + 100)
+        monkeypatch.undo()
+        assert ours._abandoned == {}
+        assert _blobs(other) == kept  # the failed write's blob is gone
+        assert other.stat("/big.txt") == before
+        assert _content(other, "/big.txt") == _text("old")
+        # the commit's record stays: a late copy of the commit still replays CONFLICT and
+        # cannot name the deleted blob
+        (commit,) = held
+        reply = run_idempotent(
+            raw,
+            commit.script,
+            op_key=commit.op_key,
+            keys=commit.keys,
+            args=commit.args,
+            op_ttl_ms=commit.op_ttl_ms,
+        )
+        assert reply == [b"CONFLICT", before.version]
+        assert other.stat("/big.txt") == before
+        assert _blobs(other) == kept
+    finally:
+        other.delete("/")
+        ours.close()
+        other.close()
+        client.close()
+        raw.close()
+
+
+def _fence(client: Any, tag: str, ref: str) -> tuple[int, str, str, str]:
+    op_key, meta_key, blobs_key = f"{{{tag}}}:op", f"{{{tag}}}:m", f"{{{tag}}}:blobs"
+    got = _FENCE_SCRIPT(client, keys=[op_key, meta_key, blobs_key], args=[_FENCE, _OP_TTL_MS, ref])
+    return int(got), op_key, meta_key, blobs_key
+
+
+def test_the_fence_script_deletes_only_for_its_own_fence_or_a_conflict_record(
+    redis_url: str,
+) -> None:
+    import msgpack
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    tag = f"fence-{uuid.uuid4().hex[:8]}"
+    op_key, meta_key, blobs_key = f"{{{tag}}}:op", f"{{{tag}}}:m", f"{{{tag}}}:blobs"
+    try:
+        # an OK record: the commit applied (a later write may have replaced its blob, and
+        # deletes it itself): keep, and leave the record as it is
+        ok = msgpack.packb([["OK", 7, "", 0]])  # as cmsgpack packs it
+        client.set(op_key, ok, px=5000)
+        assert _fence(client, tag, "ref-a")[0] == 0
+        assert client.get(op_key) == ok
+        assert client.pttl(op_key) <= 5000
+        # a record that is no msgpack at all (not ours): keep
+        client.set(op_key, b"\xc1 not msgpack", px=5000)
+        assert _fence(client, tag, "ref-a")[0] == 0
+        assert client.pttl(op_key) <= 5000
+        # a CONFLICT record: nothing was written and a replay writes nothing: delete, and
+        # the record now lives as long as a fence would
+        conflict = msgpack.packb([["CONFLICT", 3]])
+        client.set(op_key, conflict, px=5000)
+        assert _fence(client, tag, "ref-a")[0] == 1
+        assert client.get(op_key) == conflict
+        assert client.pttl(op_key) > _OP_TTL_MS - 60_000
+        assert _fence(client, tag, "ref-a")[0] == 1  # a re-run answers the same
+        # ... unless something names the blob after all
+        client.hset(meta_key, "b", "ref-a")
+        assert _fence(client, tag, "ref-a")[0] == 0
+        client.delete(meta_key)
+        client.zadd(blobs_key, {"ref-a": 1})
+        assert _fence(client, tag, "ref-a")[0] == 0
+        # a record without a lifetime keeps none
+        client.delete(blobs_key)
+        client.set(op_key, conflict)
+        assert _fence(client, tag, "ref-a")[0] == 1
+        assert client.pttl(op_key) == -1
+    finally:
+        client.delete(op_key, meta_key, blobs_key)
+        client.close()
