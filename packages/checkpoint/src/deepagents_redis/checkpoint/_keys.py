@@ -23,6 +23,9 @@ keys only in KEYS, data only in ARGV), in this order::
   canonical text as ``?``, which every filter on its key lets through to the exact check). Kept
   apart from the body so a script never copies a checkpoint's kilobytes through Lua to learn
   them (deletes and history walks read many index records and no body).
+* A **run member** names a checkpoint its run put, or one with no record yet that the run
+  stored pending writes for (`put_writes`: orphans until the put lands), so that
+  `delete_for_runs` reaches those writes too.
 * A **write list** is a cmsgpack array of ``'<idx><TAB><task>'``, the fields of one
   checkpoint's writes in ``:w``: a read fetches them with one HMGET, O(its writes), no HSCAN;
   `put_writes` keeps LangGraph's rule with plain HSETNX (normal writes: the first one per

@@ -221,6 +221,17 @@ def _check_batch(batch: object) -> None:
         raise InvalidInputError(f"batch must be a positive int, not {batch!r}")
 
 
+def _run_of(config: RunnableConfig) -> str | None:
+    """The run id of `put_writes`' config, where `get_checkpoint_metadata` finds a put's."""
+    for part in (config.get("metadata"), config.get("configurable")):
+        run_id = part.get("run_id") if isinstance(part, dict) else None
+        if run_id is not None and not isinstance(run_id, (str, int, float)):
+            run_id = None
+        if run_id is not None:
+            return str(run_id).replace("\u0000", "") or None
+    return None
+
+
 def _thread_entry(index: str, thread: str | bytes) -> tuple[Any, ...]:
     """The ZADD naming `thread` in the thread index.
 
@@ -658,7 +669,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         if not writes:
             return
         field = where.keys.field(self.keys.enc(where.cns or ""), where.cid)
-        args: list[Any] = [field, self._ttl]
+        run_id = _run_of(config)
+        args: list[Any] = [field, self._ttl, self.keys.enc(run_id) if run_id else ""]
         size = 0
         try:
             # A str UTF-8 cannot hold (a lone surrogate) would fail in redis-py's encoder,
@@ -680,8 +692,26 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             ) from exc
         inline = Script(PUT_WRITES, where.keys.all, args)
         if size <= self.checkpoint_settings.script_blob_bytes:
-            yield inline
-            return
+            reply = yield inline
+        else:
+            reply = yield from self._big_writes(where, args, inline)
+        # Writes with no checkpoint to name them (their put has not landed, or their
+        # checkpoint or thread was deleted): the script tells, and the indexes that reach
+        # them are written after it, as a put's late ones (see `_put_op`). The thread index
+        # (a sweep takes a thread with no checkpoint whole), and the run's, which the
+        # script named them in (`delete_for_runs` deletes them with the run). A checkpoint
+        # that exists keeps its own run's writes under it: nothing to name.
+        late = self._thread_index(where.thread, force=True) if int(reply[1]) else []
+        late_runs: list[tuple[str, Sequence[str]]] = []
+        if run_id and int(reply[2]):
+            self._remember(("run", run_id, where.thread), 0)
+            late_runs = [(run_id, [where.thread])]
+        if late or late_runs:
+            yield from self._indexes(late, late_runs)
+
+    def _big_writes(self, where: _Where, args: list[Any], inline: Script) -> Operation[Any]:
+        """PUT_WRITES with its big values around it, in one MULTI; the script's reply."""
+        field = args[0]
         # Big values go around the script (see `CheckpointSettings.script_blob_bytes`): the
         # script lists the names (and drops a field no list names: the value of a call whose
         # script never ran, see ``put_writes.lua``), then each value goes as the HSET
@@ -690,9 +720,9 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         # NOSCRIPT) stores the same thing once. The script first: after it, an HSETNX whose
         # field held such a value kept that value instead of this call's.
         keys = where.keys
-        names: list[Any] = [field, self._ttl]
+        names: list[Any] = args[:3]
         cmds: list[tuple[Any, ...]] = [("EVALSHA", PUT_WRITES.sha, len(keys.all), *keys.all)]
-        for i in range(2, len(args), 3):
+        for i in range(3, len(args), 3):
             name, frame, replace = args[i : i + 3]
             cmds.append(
                 ("HSET" if replace == "1" else "HSETNX", keys.writes, f"{field}\t{name}", frame)
@@ -700,7 +730,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             names += [name, "", "2"]
         cmds[0] += tuple(names)
         cmds += self._expire(keys.writes)
-        yield Snapshot(cmds, inline)
+        how, reply = yield Snapshot(cmds, inline)
+        return reply[0] if how == "multi" else reply
 
     def _read_op(self, where: _Where, args: list[Any]) -> Operation[list[Any]]:
         """One READ call: its cursor, then its entries with every blob in place.
@@ -1287,7 +1318,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             if run is not None and int(put[1]):
                 yield from self._indexes([], [(run, [dst_thread])])
             if writes:
-                triples: list[Any] = [dst.field(ecns, cid), self._ttl]
+                # no run: the checkpoint was put just above, with its own run's member
+                triples: list[Any] = [dst.field(ecns, cid), self._ttl, ""]
                 for name, value in writes.items():
                     # LangGraph's put_writes rule, as `copy_threads` and a put_writes of the
                     # same writes keep it: a write the target holds for (task, index) stays,
@@ -1480,7 +1512,9 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         written. Safe to run at any time, from any process, while agents write: a thread
         created during the sweep keeps its name. One call per page of `batch` names.
         Keys left of a thread that has no checkpoint (the values a big put wrote around
-        its script when the script never ran) go with its name.
+        its script when the script never ran, pending writes whose checkpoint never landed
+        or that landed after `delete_thread`: `put_writes` names such a thread) go with its
+        name.
 
         Args:
             batch: Names looked at per call.
@@ -1639,6 +1673,12 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
 
         With a TTL, a run is found for at least twice the TTL after its last write (its
         cross-thread index expires then; see `CheckpointSettings.ttl_seconds`).
+
+        Pending writes the run stored for a checkpoint that has no record (its put never
+        landed, or the checkpoint was deleted before they did) go too: `put_writes` names
+        their run (``metadata.run_id`` of its config, else ``configurable.run_id``, where
+        LangGraph finds a put's) in the thread and the run's index. Writes another run
+        stored for an existing checkpoint (a resume) stay that checkpoint's.
 
         Args:
             run_ids: LangGraph run ids (``metadata["run_id"]``).

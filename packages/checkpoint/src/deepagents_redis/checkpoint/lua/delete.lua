@@ -8,7 +8,9 @@
 --                               (the runs it wrote, for the cross-thread run index), then
 --                               UNLINK the eight keys in the call that finds none left
 --                'run'          delete up to `arg` checkpoints that run `erun` wrote (a
---                               checkpoint left whose parent goes is left with no parent)
+--                               checkpoint left whose parent goes is left with no parent),
+--                               and the writes it stored for checkpoints with no record
+--                               (put_writes names the run for those)
 --                'keep_check'   keep_latest's check, deleting nothing: look at up to `arg`
 --                               members of the ns index after member `cursor`
 --                'keep_latest'  delete, of up to `arg` members of the ns index after member
@@ -138,7 +140,14 @@ elseif mode == 'run' then
     redis.call('ZREM', runs_key, member)
     local rest = string.sub(member, #erun0 + 2)
     local tab = string.find(rest, '\t', 1, true)
-    if tab then drop(string.sub(rest, 1, tab - 1), string.sub(rest, tab + 1)) end
+    if tab then
+      -- put_writes names the run of writes whose checkpoint has no record yet (orphans
+      -- until their put lands): a put that then landed under another run's id made the
+      -- checkpoint that run's, and this member is stale (taken off, nothing deleted)
+      local cid, ecns = string.sub(rest, 1, tab - 1), string.sub(rest, tab + 1)
+      local rec = record(ecns .. '\t' .. cid)
+      if not rec or rec[3] == erun0 then drop(cid, ecns) end
+    end
   end
   taken = #members
 elseif mode == 'keep_check' or mode == 'keep_latest' then

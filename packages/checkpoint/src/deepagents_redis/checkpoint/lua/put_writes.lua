@@ -6,7 +6,12 @@
 -- ARGV:
 --   f            the checkpoint's field ('ecns<TAB>cid')
 --   ttl          TTL in ms of the whole thread ('' = none)
---   ARGV[3..]    triples: name ('<idx><TAB><task id>'), value, '1' to replace (special
+--   erun         the encoded run id of the writes' run ('' = none): when the checkpoint
+--                has no index record (its put has not landed, or it was deleted), the
+--                run's member 'erun<TAB>cid<TAB>ecns' is added so `delete_for_runs` finds
+--                these writes (the put that lands names the same member); a checkpoint
+--                that exists keeps the run that put it (a resumed run writes for it)
+--   ARGV[4..]    triples: name ('<idx><TAB><task id>'), value, '1' to replace (special
 --                writes: error, interrupt... are replaced) or '0' to keep a write already
 --                stored (LangGraph's rule); or name, '', '2': the value goes around this
 --                script, as a plain HSET or HSETNX of the same field AFTER it in the same
@@ -16,11 +21,23 @@
 -- values of a call whose script never ran: NOSCRIPT, then a failed fallback). It is
 -- replaced by this call's value ('0'), or deleted for the HSETNX after this script ('2'),
 -- instead of standing in for this call's write.
--- Returns the number of fields written (for '2' triples: the names new to the list).
+-- Returns {fields written (for '2' triples: the names new to the list), 1 when the thread
+--   has no checkpoint (the client names it in the thread index: a sweep takes it), 1 when
+--   erun's member was added and the thread had none of run erun before (the client names
+--   the run's index)}.
 -- Errors: OOM from core's deny_oom probe when the server is full (before any write);
 --   'CORRUPT ...' when the checkpoint's write list is not ours.
 
-local f, ttl = ARGV[1], ARGV[2]
+local f, ttl, erun = ARGV[1], ARGV[2], ARGV[3]
+local new_thread = redis.call('ZCARD', idx_key) == 0 and 1 or 0
+local new_run, member = 0, nil
+local tab = string.find(f, '\t', 1, true)
+if erun ~= '' and tab and redis.call('HEXISTS', cpi_key, f) == 0 then
+  member = erun .. '\t' .. string.sub(f, tab + 1) .. '\t' .. string.sub(f, 1, tab - 1)
+  local mine = redis.call('ZRANGE', runs_key, '[' .. erun .. '\t', '(' .. erun .. '\n', 'BYLEX',
+    'LIMIT', 0, 1)
+  if #mine == 0 then new_run = 1 end
+end
 -- a full server refuses this script here, before it writes (core's deny_oom)
 redis.call('SETRANGE', idx_key .. ':oom-probe', 0, '')
 local names = write_names(f)
@@ -30,7 +47,7 @@ local names = write_names(f)
 local listed = {}
 for _, name in ipairs(names) do listed[name] = true end
 local n, grown = 0, false
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local name, mode = ARGV[i], ARGV[i + 2]
   if mode == '1' or (mode == '0' and not listed[name]) then
     redis.call('HSET', w_key, f .. '\t' .. name, ARGV[i + 1])
@@ -46,5 +63,6 @@ for i = 3, #ARGV, 3 do
   end
 end
 if grown then redis.call('HSET', wl_key, f, cmsgpack.pack(names)) end
+if member then redis.call('ZADD', runs_key, 0, member) end
 if ttl ~= '' then expire_thread(ttl) end
-return n
+return {n, new_thread, new_run}
