@@ -36,6 +36,7 @@ from deepagents_redis.core import (
     KeySpace,
     NotFoundError,
     Operation,
+    OutcomeUnknownError,
     Pipeline,
     RedisConnector,
     RedisUnavailableError,
@@ -251,6 +252,24 @@ def _outcome(result: Any) -> str:
     if error is None:
         return "ok"
     return "conflict" if _CONFLICT_ENDINGS.search(str(error)) else "miss"
+
+
+def _unknown_reply(script: str, what: str, reply: Any) -> OutcomeUnknownError:
+    """The error for an op-id script's reply that is none of the script's own.
+
+    The idempotent wrapper replays whatever record its op-id key holds: the fence a failed
+    spilled write's cleanup puts there (`_FENCE`, replayed as ``b"ABANDONED"``) or anything
+    else that is not this script's reply. Read as a reply it said "conflict" (a write), "stored"
+    (an upload), "fallback" (an edit, applied again under a new op id) or raised a bare
+    ValueError (a delete): none of them is known, so the caller is told so.
+    """
+    shown = repr(reply)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return OutcomeUnknownError(
+        f"{script} of {what}: its op record replayed {shown}, no reply of this script; the "
+        "write may or may not have been applied"
+    )
 
 
 def _search_args_error(**args: str | None) -> str | None:
@@ -695,7 +714,9 @@ class _Layout:
         idempotent wrapper replays it); a commit that already ran left its own record or,
         once that expired (`_OP_TTL_MS`; the removal may run much later, at the next call),
         the metadata naming its blob: the fence is not set and the blob is kept (the file's
-        content, or a conflict's leftover for `gc`). The blob is named by this write's
+        content). A commit whose record says CONFLICT wrote nothing and its replays write
+        nothing: its blob, which nothing names, is deleted too (the script pushes the
+        record's lifetime to a fence's). The blob is named by this write's
         generation: no other writer's blob is touched. `sent` is when the commit was sent
         (before its record's lifetime began); an entry older than `_BLOB_CLEANUP_MAX_AGE`
         is left to gc.
@@ -721,8 +742,9 @@ class _Layout:
             # UNLINK: a 10 MB stage is freed off the main thread; one command per key (Cluster)
             yield Pipeline([("UNLINK", key) for key in stages])
         for ref, op_key, meta_key, blobs_key in blobs:
-            # 1: our fence holds, so the commit never applied and never will (see
-            # `_abandon_blob`); one script per write: its keys share the namespace's slot
+            # 1: our fence holds, or the commit's own record says CONFLICT: the commit
+            # never applied and never will (see `_abandon_blob` and fence.lua); one script
+            # per write: its keys share the namespace's slot
             fenced = yield Script(
                 _FENCE_SCRIPT, [op_key, meta_key, blobs_key], [_FENCE, _OP_TTL_MS, ref]
             )
@@ -913,11 +935,20 @@ class _Layout:
                 # keys[0] and keys[5] are the meta key and the blobs set (`_write_keys`)
                 self._abandon_blob((ref, op_key, _s(keys[0]), _s(keys[5])), sent)
             raise
-        status = _s(reply[0])
-        if status != "OK":
+        status = _s(reply[0]) if isinstance(reply, list | tuple) and len(reply) >= 2 else ""
+        if status == "CONFLICT":
             if ref:
                 yield self._blob("delete", (ref,), best_effort=True)
             return "CONFLICT", int(reply[1])
+        if status != "OK":
+            # No reply of this script (a replayed fence, see `_unknown_reply`): the blob
+            # goes the way of a failed commit's, deleted only once the fence holds, and a
+            # stage is removed (harmless if the commit renamed it).
+            if stage is not None:
+                self._abandon(stage)
+            if ref:
+                self._abandon_blob((ref, op_key, _s(keys[0]), _s(keys[5])), sent)
+            raise _unknown_reply("fs_write", repr(path), reply)
         old_blob = _s(reply[2]) if len(reply) > 2 else ""
         if old_blob:
             yield self._blob("delete", (old_blob,), best_effort=True)

@@ -42,6 +42,7 @@ from deepagents_redis.fs._common import (
     _Op,
     _read_window,
     _s,
+    _unknown_reply,
     stored_form,
 )
 from deepagents_redis.fs._paths import (
@@ -310,13 +311,17 @@ class _FileOps(_Layout):
                 ],
                 op_ttl_ms=_OP_TTL_MS,
             )
-            status = _s(reply[0])
+            status = _s(reply[0]) if isinstance(reply, list | tuple) and reply else ""
             if status == "OK":
                 return EditResult(path=file_path, occurrences=int(reply[2]))
             if status == "NOTFOUND":
                 return EditResult(error=f"Error: File '{file_path}' not found")
             if status == "BINARY":
                 return EditResult(error="Error: Cannot edit binary files with text replacements.")
+            if status != "FALLBACK":
+                # not the script's reply (a replayed foreign record): taken for a fallback,
+                # the client path applied the edit again under a new op id
+                raise _unknown_reply("fs_edit", repr(file_path), reply)
         for attempt in range(self._edit_retries):
             got = yield from self._load(ns, file_path, refresh=False)
             if got is None:
@@ -405,6 +410,8 @@ class _FileOps(_Layout):
         reply = yield Idempotent(
             _DELETE, op_key, keys, [str(len(paths)), probe, *per_path], op_ttl_ms=_OP_TTL_MS
         )
+        if not isinstance(reply, list | tuple) or len(reply) < 2:
+            raise _unknown_reply("fs_delete", f"{len(paths)} path(s)", reply)
         for ref in reply[2:]:
             yield self._blob("delete", (_s(ref),), best_effort=True)
         return int(reply[0]), bool(int(reply[1]))
