@@ -13,11 +13,13 @@ about the blob).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
-from deepagents_redis.core import OutcomeUnknownError
-from deepagents_redis.fs import RedisBackend, _common, _files
+import redis.exceptions as rexc
+from deepagents_redis.core import OutcomeUnknownError, RedisSettings
+from deepagents_redis.fs import LocalBlobStore, RedisBackend, _common, _files
 from deepagents_redis.fs._common import _EDIT, _FENCE, _OP_TTL_MS, _WRITE
 
 pytestmark = pytest.mark.integration
@@ -162,3 +164,108 @@ def test_a_delete_that_replays_a_foreign_record_raises_outcome_unknown(
         b.delete("/d.txt")
     monkeypatch.undo()
     assert _content(b, "/d.txt") == "x"
+
+
+class _LosesReplies:
+    """A client that runs each write/edit script call, then loses its reply `lose` times.
+
+    The script runs every time (the first applies, the rest replay its record); with `lose`
+    above core's retries every reply is lost.
+    """
+
+    def __init__(self, client: Any, lose: int) -> None:
+        self.lost = 0
+        real = client.execute_command
+        scripts = (_WRITE.sha, _WRITE.source, _EDIT.sha, _EDIT.source)
+
+        def execute_command(*args: Any, **options: Any) -> Any:
+            reply = real(*args, **options)
+            if args[0] in ("EVALSHA", "EVAL") and args[1] in scripts and self.lost < lose:
+                self.lost += 1
+                raise rexc.TimeoutError("Timeout reading from socket (reply dropped by the test)")
+            return reply
+
+        client.execute_command = execute_command
+
+
+@pytest.mark.parametrize("size", [100, 10_000, 3 * SPILL], ids=["inline", "chunked", "spilled"])
+@pytest.mark.parametrize("expected", [None, "current", "stale"])
+def test_a_write_whose_every_reply_is_lost_raises_outcome_unknown(
+    redis_url: str, tmp_path: Any, size: int, expected: str | None
+) -> None:
+    # Applied (OK) or not (CONFLICT): the caller never saw a reply, so it is told neither,
+    # and never "changed". With one reply lost the retry replays the record: that answer is
+    # certain and comes back as before (stored, or "changed").
+    import redis
+
+    settings = RedisSettings(url=redis_url, cluster="off", key_prefix="wo")
+    opts: dict[str, Any] = {
+        "namespace": f"lost-{uuid.uuid4().hex[:8]}",
+        "spill_threshold": SPILL,
+        "chunk_size": 4096,
+        "blob_store": LocalBlobStore(tmp_path / "blobs"),
+    }
+    other = RedisBackend(settings=settings, **opts)
+    clients = [redis.Redis.from_url(redis_url) for _ in range(2)]
+    lossy = _LosesReplies(clients[0], lose=100)
+    once = _LosesReplies(clients[1], lose=1)
+    backends = [RedisBackend(client=c, settings=settings, **opts) for c in clients]
+    try:
+        assert other.write("/f.txt", _text("old", size)).error is None
+        stat = other.stat("/f.txt")
+        assert stat is not None
+        version = {None: None, "current": stat.version, "stale": stat.version + 100}[expected]
+        with pytest.raises(OutcomeUnknownError):
+            backends[0].write("/f.txt", _text("new", size), expected_version=version)
+        assert lossy.lost > 1
+        applied = expected != "stale"
+        assert _content(other, "/f.txt") == _text("new" if applied else "old", size)
+        now = other.stat("/f.txt")
+        assert now is not None
+        if size > SPILL:
+            # the file's blob is kept; a CONFLICT's is deleted at once. (An applied write's
+            # lost reply named the blob it replaced: that one is left for gc.)
+            assert now.blob_ref in _blobs(other)
+            assert len(_blobs(other)) == (2 if applied else 1)
+        again = {None: None, "current": now.version, "stale": now.version + 100}[expected]
+        got = backends[1].write("/f.txt", _text("third", size), expected_version=again)
+        assert once.lost == 1
+        if expected == "stale":
+            assert got.error is not None
+            assert "changed: expected version" in got.error
+            assert _content(other, "/f.txt") == _text("old", size)
+        else:
+            assert got.error is None
+            assert _content(other, "/f.txt") == _text("third", size)
+    finally:
+        other.delete("/")
+        for b in (*backends, other):
+            b.close()
+        for c in clients:
+            c.close()
+
+
+def test_an_edit_whose_every_reply_is_lost_raises_outcome_unknown(
+    redis_url: str, tmp_path: Any
+) -> None:
+    # The edit script applied, its replies were lost: the caller is told the outcome is
+    # unknown, never sent down the client path to apply the edit a second time.
+    import redis
+
+    settings = RedisSettings(url=redis_url, cluster="off", key_prefix="wo")
+    opts: dict[str, Any] = {"namespace": f"lost-{uuid.uuid4().hex[:8]}"}
+    other = RedisBackend(settings=settings, **opts)
+    client = redis.Redis.from_url(redis_url)
+    lossy = _LosesReplies(client, lose=100)
+    ours = RedisBackend(client=client, settings=settings, **opts)
+    try:
+        assert other.write("/e.txt", "a\n").error is None
+        with pytest.raises(OutcomeUnknownError):
+            ours.edit("/e.txt", "a", "aa")
+        assert lossy.lost > 1
+        assert _content(other, "/e.txt") == "aa\n"  # once
+    finally:
+        other.delete("/")
+        ours.close()
+        other.close()
+        client.close()
