@@ -1398,6 +1398,9 @@ class Worker(CoordComponent):
     ) -> bool:
         """Send `coord_ack`; True when this call took the entry off the pending list.
 
+        ('dead' and 'requeue': or found it on none, the task's mark still naming it: its
+        stream was deleted under the run. Their letter / new entry is added then too.)
+
         With 'dead' and 'requeue', False means nothing was added: another call (the run's
         worker, or a worker the entry was re-delivered to) had ended the entry first.
         """

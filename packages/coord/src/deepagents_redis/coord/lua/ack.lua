@@ -22,9 +22,13 @@
 --   group          the consumer group
 --   dead_maxlen    approximate length cap of the dead letters stream
 --   mark_ttl_ms    TTL in ms the enqueue mark gets once its task has left the queue
--- Returns 1 when this call took the entry off the pending list (or named none), else 0:
---   with 'dead' and 'requeue', 0 means nothing was added (another call ended the entry
---   first: the run's worker and a worker the entry was re-delivered to may both send it).
+-- Returns 1 when this call took the entry off the pending list (or named none), else 0.
+--   'dead' and 'requeue' add their dead letter / new entry when this call took the entry
+--   off, or when the entry is on no pending list yet the task's mark still names it with no
+--   TTL (nothing ended or re-queued the task: its stream or group was deleted under it,
+--   then made again); they return 1 then too. 0 means nothing was added: another call
+--   ended the entry first (the run's worker and a worker the entry was re-delivered to may
+--   both send it).
 -- Errors: none of its own.
 
 local queue_key, delayed_key, dead_key, mark_key = keys[1], keys[2], keys[3], keys[4]
@@ -33,7 +37,12 @@ local dead_letter, group, dead_maxlen, mark_ttl_ms = argv[5], argv[6], argv[7], 
 
 local acked = 1
 if entry_id ~= '' then
+  -- the task is still queued as this entry: no call ended it (the mark gets a TTL) or
+  -- queued it anew (the mark moves); read before this call gives the mark its TTL
+  local queued = (mode == 'dead' or mode == 'requeue') and mark_key ~= delayed_key
+    and redis.call('GET', mark_key) == entry_id and redis.call('PTTL', mark_key) == -1
   acked = redis.call('XACK', queue_key, group, entry_id)
+  if acked == 0 and queued then acked = 1 end
   redis.call('XDEL', queue_key, entry_id)
   if (mode == 'ack' or mode == 'dead') and mark_key ~= delayed_key
       and redis.call('GET', mark_key) == entry_id then
