@@ -64,8 +64,9 @@ IDEMPOTENT_BY_CONSTRUCTION = {
     # refs; their blobs are then orphans, which gc()'s sweep deletes after orphan_grace.
     "fs_gc_claim",
     # SET of a fixed fence record under a failed write's own op-id key, only while that key
-    # is empty and nothing names the write's blob; a re-run finds its own fence and answers
-    # the same (the fence keeps the commit from applying in between).
+    # is empty and nothing names the write's blob, or PEXPIRE of the write's own CONFLICT
+    # record to the same lifetime; a re-run finds its fence (or the record) and answers the
+    # same (the fence keeps the commit from applying in between).
     "fs_fence",
     # A checkpoint is a pure function of its id: a re-run of a put rewrites the same fields,
     # blobs (keyed by channel version) and index members; TTLs are set to the same lifetime.
