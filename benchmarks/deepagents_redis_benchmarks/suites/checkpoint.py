@@ -171,6 +171,7 @@ def run(ctx: BenchContext) -> list[Result]:
 
 def _raw_floor(ctx: BenchContext, ours: _Thread, get: Callable[[], Any], n: int) -> list[Result]:
     """``get_tuple`` beside a raw GET of as many bytes as its script reply carries."""
+    from deepagents_redis.checkpoint._saver import _read_reply
     from deepagents_redis.checkpoint._scripts import READ
 
     saver = ours.saver
@@ -191,7 +192,7 @@ def _raw_floor(ctx: BenchContext, ours: _Thread, get: Callable[[], Any], n: int)
     nbytes = size(reply)
     # the frames get_tuple revives (checkpoint, metadata, blobs, writes' values), as
     # (type, bytes) pairs for LangGraph's serializer
-    entry = msgpack.unpackb(reply, raw=True)[1]
+    entry = _read_reply(reply)[1]
     frames = [*msgpack.unpackb(entry[2], raw=False), *(blob for blob in entry[4] if blob)]
     frames += [msgpack.unpackb(v, raw=False)[2] for v in entry[5][1::2]]
     typed = [(f.split(b"\n", 1)[0].decode(), f.split(b"\n", 1)[1]) for f in frames]

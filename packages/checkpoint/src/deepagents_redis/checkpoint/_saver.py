@@ -146,6 +146,30 @@ def _unpacked(reply: Any) -> list[Any]:
     return value
 
 
+def _read_reply(reply: Any) -> list[Any]:
+    """READ's reply (``read.lua``): its msgpack head, each inline entry's blobs put back in place.
+
+    The blobs come after the head as plain bulk strings, ``n`` per inline entry in entry
+    order (the entry's fifth part): packed into the head, each cost the server a copy.
+    """
+    if not isinstance(reply, list) or not reply:
+        raise SerializationError("a checkpoint script reply has an unexpected shape")
+    head = _unpacked(reply[0])
+    at = 1
+    for entry in head[1:]:
+        if not isinstance(entry, list) or len(entry) < 6:
+            raise SerializationError("a checkpoint script reply has an unexpected shape")
+        n = entry[4]
+        if type(n) is int:
+            if n < 0 or at + n > len(reply):
+                raise SerializationError("a checkpoint script reply has an unexpected shape")
+            entry[4] = reply[at : at + n]
+            at += n
+    if at != len(reply):
+        raise SerializationError("a checkpoint script reply has an unexpected shape")
+    return head
+
+
 def _record(raw: Any, what: str) -> tuple[str, list[bytes], str]:
     """An index record (see `_keys`) as (parent, blob refs, erun)."""
     try:
@@ -745,7 +769,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         """
         head, filters = args[:7], args[7:]
         limit = self.checkpoint_settings.script_blob_bytes
-        reply = _unpacked((yield Script(READ, where.keys.all, [*head, limit, *filters])))
+        reply = _read_reply((yield Script(READ, where.keys.all, [*head, limit, *filters])))
         deferred = [entry for entry in reply[1:] if len(entry) == 7]
         if deferred:
             fields: list[bytes] = []
@@ -769,7 +793,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             values = (yield Command(("HMGET", where.keys.blobs, *fields))) if fields else []
             for (entry, i, size), value in zip(wanted, values, strict=True):
                 if value is None or len(value) != size:
-                    reply = _unpacked((yield Script(READ, where.keys.all, [*head, "", *filters])))
+                    reply = _read_reply((yield Script(READ, where.keys.all, [*head, "", *filters])))
                     break
                 entry[4][i] = value
         return reply
@@ -1249,7 +1273,7 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         bounds a page, so a thread of any size can be copied.
         """
         src, dst, dst_thread = copy.src, copy.dst, copy.dst_thread
-        reply = _unpacked(
+        reply = _read_reply(
             (
                 yield Script(
                     READ,

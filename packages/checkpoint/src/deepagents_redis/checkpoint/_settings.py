@@ -70,8 +70,8 @@ class CheckpointSettings(PhaseSettings):
     (a write: in one ``MULTI`` with its script; a read, and `get_delta_channel_history`'s
     walk: a second round trip, for the values the script gave the sizes of).
 
-    Why: every kilobyte a Lua script receives or reads costs Redis ~1.2 µs, and a read packs
-    it again for its reply, while ``HSET``/``HMGET`` only copy it. Measured on Redis 7.0 for
+    Why: every kilobyte a Lua script receives or reads costs Redis ~1.2 µs, and a read copies
+    it again into its reply, while ``HSET``/``HMGET`` only copy it. Measured on Redis 7.0 for
     a 268 KB conversation: a put cost 478 µs of server time through the script and 149 µs
     around it, a `get_tuple` 748 µs and 49 µs; the server serves no one else meanwhile, so
     this is what many workers on one Redis feel. Below ~32 KB one script call is as cheap
