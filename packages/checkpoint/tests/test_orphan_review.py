@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.checkpoint import _saver as saver_module
-from deepagents_redis.core import RedisConnector
+from deepagents_redis.core import InvalidInputError, RedisConnector
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 
@@ -265,4 +265,50 @@ async def test_hostile_run_ids_are_encoded_and_delete_with_their_run(
     saver.delete_for_runs([as_put])
     assert _keys(connector, saver, thread) == []
     assert not connector.client().exists(saver.keys.run(as_put))
+    saver.delete_thread(thread)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_a_run_id_no_key_can_hold_is_refused_before_anything_is_written(
+    connector: RedisConnector, use_async: bool
+) -> None:
+    """A run id longer than a key component (8,192 characters with the namespace): put
+    refuses it (InvalidInputError) before its script; put_writes must too, before its
+    script, not after the writes and the run member landed (then delete_for_runs of that
+    run refuses it as well, and delete_thread fails on the run index of the member)."""
+    saver = RedisSaver(connector=connector)
+    tag = uuid.uuid4().hex[:8]
+    thread, run = f"t-{tag}", "r" * 9_000
+    with pytest.raises(InvalidInputError):
+        _put(saver, thread, run)
+    assert _keys(connector, saver, thread) == []
+    config = _cfg(thread, "", str(uuid6()), run)
+    if use_async:
+        with pytest.raises(InvalidInputError):
+            await saver.aput_writes(config, [("v", 1)], "task")
+    else:
+        with pytest.raises(InvalidInputError):
+            saver.put_writes(config, [("v", 1)], "task")
+    assert _keys(connector, saver, thread) == []
+    saver.delete_thread(thread)
+
+
+async def test_a_sweep_between_writes_and_the_first_put_keeps_the_writes(
+    connector: RedisConnector,
+) -> None:
+    """LangGraph's async durability sends a step's writes and its checkpoint's put apart:
+    the writes may land first. When put_writes named a brand-new thread in the thread
+    index (2869941), a sweep_threads between the two took the thread's keys (it had no
+    checkpoint yet) and the put then landed with no pending writes. A thread is named by
+    its put only."""
+    saver = RedisSaver(connector=connector)
+    tag = uuid.uuid4().hex[:8]
+    thread, run = f"t-{tag}", f"run-{tag}"
+    cid = str(uuid6())
+    saver.put_writes(_cfg(thread, "", cid, run), [("v", 1)], "task")
+    saver.sweep_threads()
+    stored = _put(saver, thread, run, cid=cid)
+    got = saver.get_tuple(stored)
+    assert got is not None
+    assert [w[2] for w in got.pending_writes or []] == [1]
     saver.delete_thread(thread)

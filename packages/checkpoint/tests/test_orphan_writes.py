@@ -141,36 +141,6 @@ async def test_delete_for_runs_deletes_the_runs_orphan_writes(
     assert _keys(connector, saver, thread) == []
 
 
-@pytest.mark.parametrize("use_async", [False, True])
-async def test_sweep_takes_a_thread_that_holds_only_orphan_writes(
-    connector: RedisConnector, use_async: bool
-) -> None:
-    """put_writes did not name its thread in the thread index, so writes for a thread with
-    no checkpoint (its first put never landed, or they landed after delete_thread) were in
-    no index: no sweep reached them and, with no TTL, they stayed for good. put_writes now
-    names a thread that has no checkpoint (again after delete_thread: the script tells),
-    and the sweep takes its keys with the name."""
-    saver = RedisSaver(connector=connector, script_blob_bytes=0 if use_async else 32_768)
-    other = RedisSaver(connector=connector)  # another process: its own memo
-    tag = uuid.uuid4().hex[:8]
-    never, deleted = f"never-{tag}", f"deleted-{tag}"
-    saver.put_writes(_cfg(never, "", str(uuid6())), [("v", 1)], "task")
-    stored = _put(saver, deleted, f"run-{tag}")
-    saver.put_writes(stored, [("v", 1)], "task")
-    other.delete_thread(deleted)
-    saver.put_writes(stored, [("v", 2)], "late")  # this process believes it named the thread
-    assert _keys(connector, saver, never)
-    assert _keys(connector, saver, deleted)
-    assert {never, deleted} <= set(saver.threads())
-    if use_async:
-        await saver.asweep_threads()
-    else:
-        saver.sweep_threads()
-    assert _keys(connector, saver, never) == []
-    assert _keys(connector, saver, deleted) == []
-    assert not {never, deleted} & set(saver.threads())
-
-
 async def test_writes_named_for_a_run_whose_checkpoint_another_run_put_stay_with_it(
     connector: RedisConnector,
 ) -> None:

@@ -694,6 +694,11 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             return
         field = where.keys.field(self.keys.enc(where.cns or ""), where.cid)
         run_id = _run_of(config)
+        if run_id:
+            # refused before anything is written, as `put` refuses it: its run index is
+            # named after the script, and a run id no key can hold failed there, with the
+            # writes and their member stored (a run `delete_for_runs` then refuses)
+            self.keys.run(run_id)
         args: list[Any] = [field, self._ttl, self.keys.enc(run_id) if run_id else ""]
         size = 0
         try:
@@ -720,18 +725,15 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         else:
             reply = yield from self._big_writes(where, args, inline)
         # Writes with no checkpoint to name them (their put has not landed, or their
-        # checkpoint or thread was deleted): the script tells, and the indexes that reach
-        # them are written after it, as a put's late ones (see `_put_op`). The thread index
-        # (a sweep takes a thread with no checkpoint whole), and the run's, which the
-        # script named them in (`delete_for_runs` deletes them with the run). A checkpoint
-        # that exists keeps its own run's writes under it: nothing to name.
-        late = self._thread_index(where.thread, force=True) if int(reply[1]) else []
-        late_runs: list[tuple[str, Sequence[str]]] = []
-        if run_id and int(reply[2]):
+        # checkpoint was deleted): the script named them under their run, and the run's
+        # index is written after it, as a put's late one (see `_put_op`), so
+        # `delete_for_runs` deletes them with the run. A checkpoint that exists keeps its
+        # own run's writes under it: nothing to name. The thread index is not written
+        # here: writes may land before their thread's first put (LangGraph's async
+        # durability), and a sweep takes a named thread with no checkpoint whole.
+        if run_id and int(reply[1]):
             self._remember(("run", run_id, where.thread), 0)
-            late_runs = [(run_id, [where.thread])]
-        if late or late_runs:
-            yield from self._indexes(late, late_runs)
+            yield from self._indexes([], [(run_id, [where.thread])])
 
     def _big_writes(self, where: _Where, args: list[Any], inline: Script) -> Operation[Any]:
         """PUT_WRITES with its big values around it, in one MULTI; the script's reply."""
@@ -1536,9 +1538,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         written. Safe to run at any time, from any process, while agents write: a thread
         created during the sweep keeps its name. One call per page of `batch` names.
         Keys left of a thread that has no checkpoint (the values a big put wrote around
-        its script when the script never ran, pending writes whose checkpoint never landed
-        or that landed after `delete_thread`: `put_writes` names such a thread) go with its
-        name.
+        its script when the script never ran) go with its name. Pending writes of a thread
+        that has no checkpoint (its first put has not landed yet) are not named in the
+        index, so a sweep never takes them from under that put; `delete_thread`,
+        `delete_for_runs` and the TTL remove them.
 
         Args:
             batch: Names looked at per call.

@@ -21,15 +21,15 @@
 -- values of a call whose script never ran: NOSCRIPT, then a failed fallback). It is
 -- replaced by this call's value ('0'), or deleted for the HSETNX after this script ('2'),
 -- instead of standing in for this call's write.
--- Returns {fields written (for '2' triples: the names new to the list), 1 when the thread
---   has no checkpoint (the client names it in the thread index: a sweep takes it), 1 when
---   erun's member was added and the thread had none of run erun before (the client names
---   the run's index)}.
+-- Returns {fields written (for '2' triples: the names new to the list), 1 when erun's
+--   member was added and the thread had none of run erun before (the client names the
+--   run's index)}. A thread with no checkpoint is not named in the thread index: writes
+--   may land before their thread's first put (LangGraph's async durability), and a sweep
+--   takes a named thread with no checkpoint whole.
 -- Errors: OOM from core's deny_oom probe when the server is full (before any write);
 --   'CORRUPT ...' when the checkpoint's write list is not ours.
 
 local f, ttl, erun = ARGV[1], ARGV[2], ARGV[3]
-local new_thread = redis.call('ZCARD', idx_key) == 0 and 1 or 0
 local new_run, member = 0, nil
 local tab = string.find(f, '\t', 1, true)
 if erun ~= '' and tab and redis.call('HEXISTS', cpi_key, f) == 0 then
@@ -65,4 +65,4 @@ end
 if grown then redis.call('HSET', wl_key, f, cmsgpack.pack(names)) end
 if member then redis.call('ZADD', runs_key, 0, member) end
 if ttl ~= '' then expire_thread(ttl) end
-return {n, new_thread, new_run}
+return {n, new_run}
