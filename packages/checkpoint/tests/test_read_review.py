@@ -62,3 +62,32 @@ async def test_many_checkpoints_mixed_limit_keep_blob_order(connector: RedisConn
         assert tup.checkpoint["channel_values"]["v"].startswith(f"{i}-")
         assert tup.checkpoint["channel_values"]["e"] == (b"" if i % 2 else i)
     saver.delete_thread(thread)
+
+
+async def test_get_tuple_by_id_and_copy_thread_every_blob(connector: RedisConnector) -> None:
+    saver = RedisSaver(connector=connector)
+    thread, other = f"t-{uuid.uuid4().hex}", f"t-{uuid.uuid4().hex}"
+    cfg: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    ids = []
+    for i in range(4):
+        cp = empty_checkpoint()
+        cp["channel_values"] = {"v": "x" * (i * 3000), "e": b""}
+        cp["channel_versions"] = {"v": f"{i + 1:032}.0", "e": f"{i + 1:032}.0"}
+        cfg = saver.put(
+            cfg, cp, {"source": "loop", "step": i, "parents": {}}, dict(cp["channel_versions"])
+        )  # type: ignore[arg-type]
+        ids.append(cfg["configurable"]["checkpoint_id"])
+    for i, cid in enumerate(ids):
+        tup = saver.get_tuple(
+            {"configurable": {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": cid}}
+        )
+        assert tup is not None
+        assert tup.checkpoint["channel_values"] == {"v": "x" * (i * 3000), "e": b""}
+    saver.copy_thread(thread, other)
+    got = [
+        t.checkpoint["channel_values"]["v"]
+        for t in saver.list({"configurable": {"thread_id": other}})
+    ]
+    assert got == ["x" * (i * 3000) for i in range(3, -1, -1)]
+    saver.delete_thread(thread)
+    saver.delete_thread(other)
