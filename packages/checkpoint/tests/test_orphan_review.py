@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from deepagents_redis.checkpoint import RedisSaver
 from deepagents_redis.checkpoint import _saver as saver_module
-from deepagents_redis.core import InvalidInputError, RedisConnector
+from deepagents_redis.core import InvalidInputError, RedisConnector, SerializationError
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 
@@ -250,9 +250,7 @@ async def test_hostile_run_ids_are_encoded_and_delete_with_their_run(
     thread = f"t-{tag}"
     as_put = str(run).replace("\x00", "")
     cids = [orphan := str(uuid6())]
-    if as_put.encode("utf-8", "replace").decode() == as_put:
-        # (a put of a lone surrogate fails untyped in msgpack, before this commit: not here)
-        cids.append(_put(saver, thread, as_put)["configurable"]["checkpoint_id"])
+    cids.append(_put(saver, thread, as_put)["configurable"]["checkpoint_id"])
     saver.put_writes(_cfg(thread, "", orphan, run), [("v", 1)], "task")
     members = _members(connector, saver, thread)
     assert len(members) == len(cids)
@@ -312,3 +310,63 @@ async def test_a_sweep_between_writes_and_the_first_put_keeps_the_writes(
     assert got is not None
     assert [w[2] for w in got.pending_writes or []] == [1]
     saver.delete_thread(thread)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_metadata_with_a_lone_surrogate_is_stored_and_filtered_as_in_memory_saver(
+    connector: RedisConnector, use_async: bool
+) -> None:
+    """A metadata value holding a lone surrogate (UTF-8 cannot hold it): the put lands (it
+    failed in msgpack, an untyped UnicodeEncodeError, after the serializer had taken it),
+    the metadata reads back as LangGraph's serializer stores it, and every filter answers
+    what InMemorySaver answers for the same put. A key holding one the serializer refuses
+    (InMemorySaver: TypeError): a typed SerializationError, nothing written."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    saver, memory = RedisSaver(connector=connector), InMemorySaver()
+    thread = f"t-{uuid.uuid4().hex[:8]}"
+    cp = empty_checkpoint()
+    md: Any = {
+        "source": "loop",
+        "step": 1,
+        "parents": {},
+        "run_id": "r\ud800",
+        "x": "a\udc00b",
+        "plain": "p",
+        "nested": ["\ud800"],
+    }
+    bad_key = {**md, "k\ud800": 1}
+    with pytest.raises(TypeError):
+        memory.put(_cfg(thread), cp, bad_key, {})
+    if use_async:
+        with pytest.raises(SerializationError):
+            await saver.aput(_cfg(thread), cp, bad_key, {})
+    else:
+        with pytest.raises(SerializationError):
+            saver.put(_cfg(thread), cp, bad_key, {})
+    assert _keys(connector, saver, thread) == []
+    if use_async:
+        await saver.aput(_cfg(thread), cp, md, {})
+    else:
+        saver.put(_cfg(thread), cp, md, {})
+    memory.put(_cfg(thread), cp, md, {})
+    ours, theirs = saver.get_tuple(_cfg(thread)), memory.get_tuple(_cfg(thread))
+    assert ours is not None
+    assert theirs is not None
+    assert ours.metadata == theirs.metadata
+    for flt in [
+        {"x": "a\udc00b"},
+        {"x": "a?b"},
+        {"plain": "p"},
+        {"nested": ["\ud800"]},
+        {"nested": ["?"]},
+        {"run_id": "r?"},
+        {"x": "nope"},
+    ]:
+        got = [t.checkpoint["id"] for t in saver.list(_cfg(thread), filter=flt)]
+        want = [t.checkpoint["id"] for t in memory.list(_cfg(thread), filter=flt)]
+        assert got == want, flt
+    # the run is the one put named, as put_writes names it: its delete takes the checkpoint
+    saver.delete_for_runs(["r\ud800"])
+    assert saver.get_tuple(_cfg(thread)) is None
+    assert _keys(connector, saver, thread) == []

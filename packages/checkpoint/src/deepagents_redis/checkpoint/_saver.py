@@ -511,7 +511,15 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             )
         refs = [self.keys.blob_ref(ch, ver) for ch, ver in stored["channel_versions"].items()]
         # no bin type: Lua's cmsgpack reads this record (strings only)
-        record = msgpack.packb([parent or "", refs, erun, filters], use_bin_type=False)
+        try:
+            record = msgpack.packb([parent or "", refs, erun, filters], use_bin_type=False)
+        except UnicodeEncodeError:
+            # A metadata value holding a lone surrogate, which UTF-8 cannot hold (LangGraph's
+            # serializer stores "?" in its place; a key holding one it refuses, before this):
+            # no text for the server to match, the exact check in Python decides (a filter
+            # holding one is not sent either).
+            filters = {k: v if _utf8(v) else _ANY for k, v in filters.items()}
+            record = msgpack.packb([parent or "", refs, erun, filters], use_bin_type=False)
         blobs: list[Any] = []
         for channel, version in new_versions.items():
             blobs += [
