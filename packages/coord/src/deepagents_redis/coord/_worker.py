@@ -1409,7 +1409,15 @@ class Worker(CoordComponent):
             ack = self._ack_plain(queue, entry_id, task_id, mode, delay)
             return bool(await self._op("coord.ack", one(ack)))
         keys, args = self._ack_request(queue, entry_id, task_id, mode, delay, letter)
-        op_key = self.keys.op(queue.scope, f"ack:{task_id or entry_id}:{entry_id}:{fence}:{mode}")
+        op_id = f"ack:{task_id or entry_id}:{entry_id}:{fence}:{mode}"
+        if mode == "dead" and not fence:
+            # A claim's dead letter: an op id of this call's own. Two workers' claims may
+            # handle one entry (the second reader's XAUTOCLAIM took it over while the first
+            # still handled it): with a shared op id the second call was answered with the
+            # first one's recorded reply (1) and counted the letter again; run, it finds the
+            # entry off the pending list and the mark with its TTL, and adds nothing (0).
+            op_id += f":{self._claim_op()}"
+        op_key = self.keys.op(queue.scope, op_id)
         # the record only has to outlive this call's own retries
         idempotent = Idempotent(ACK, op_key, keys, args, op_ttl_ms=600_000)
         return bool(await self._op("coord.ack", one(idempotent)))

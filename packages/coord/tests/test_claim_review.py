@@ -1,0 +1,157 @@
+"""Dead letters written by a claim.
+
+1. Every heartbeat a reader `XAUTOCLAIM`s entries idle that long, so one entry can be in the
+   hands of two workers' claims at once (the first still handling it when the entry, idle
+   again, is taken over by the second). For an entry that is dead-lettered by its claim (a
+   task that failed for good whose letter was never written, a task out of attempts, a
+   malformed entry) both claims dead-letter it: one letter must be written, and
+   `coord.dead_letter` counted once. Both calls used the same op id (``...:0:dead``), so the
+   second one was answered with the first one's recorded reply (1) and counted it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from deepagents_redis.coord import TaskClient, Worker
+from deepagents_redis.coord._keys import GROUP
+from deepagents_redis.coord._scripts import CLAIM
+from deepagents_redis.coord._scripts import GROUP as GROUP_SCRIPT
+from deepagents_redis.core import RecordingInstrumentation, RedisConnector, set_instrumentation
+
+from .conftest import FAST
+
+pytestmark = pytest.mark.integration
+
+
+def _until(check: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.01)
+
+
+def _pending(raw: Any, stream: str) -> int:
+    return int(raw.xpending(stream, GROUP)["pending"])
+
+
+@pytest.fixture
+def recorder() -> Iterator[RecordingInstrumentation]:
+    rec = RecordingInstrumentation()
+    previous = set_instrumentation(rec)
+    try:
+        yield rec
+    finally:
+        set_instrumentation(previous)
+
+
+# ------------------------------------------------------------------ 1. one letter, one count
+
+
+def _failed_without_letter(
+    connector: RedisConnector, worker_factory: Any, monkeypatch: pytest.MonkeyPatch, agent: str
+) -> str:
+    """A task that failed for good whose run's own dead letter never went (its worker died
+    between the finish and the letter): status 'error', its entry still pending."""
+    real = Worker._dead_letter
+    dropped: list[str] = []
+
+    async def dead_letter(self: Worker, queue: Any, entry_id: str, *a: Any, **kw: Any) -> None:
+        if kw.get("fence"):  # the run's own: lost
+            dropped.append(entry_id)
+            return
+        await real(self, queue, entry_id, *a, **kw)
+
+    monkeypatch.setattr(Worker, "_dead_letter", dead_letter)
+    tasks = TaskClient(connector=connector, max_attempts=1, **FAST)
+
+    def fails(_x: Any) -> str:
+        raise RuntimeError("fails for good")
+
+    # its reader takes over no entry before it is gone (entries idle for 30 s only)
+    with worker_factory({agent: fails}, lease_seconds=60, heartbeat_seconds=30) as first:
+        task_id = tasks.submit(agent, {})
+        assert tasks.join(task_id, timeout=30).status == "error"
+        _until(lambda: bool(dropped), "the run's dead letter was dropped")
+        first.stop()
+    monkeypatch.setattr(Worker, "_dead_letter", real)
+    return task_id
+
+
+def _out_of_attempts(connector: RedisConnector, agent: str) -> str:
+    """A task whose only attempt's worker died mid-run (lease run out): out of attempts."""
+    tasks = TaskClient(connector=connector, check_agents=False, max_attempts=1)
+    task_id = tasks.submit(agent, {})
+    queue, keys = tasks.keys.queue(agent), tasks.keys.task(task_id)
+    raw = connector.client()
+    GROUP_SCRIPT(raw, keys=[queue.stream], args=[GROUP])
+    raw.xreadgroup(GROUP, "doomed", {queue.stream: ">"}, count=1)
+    started = tasks._encoded("task.started", "doomed", task_id, agent, keys)
+    CLAIM(raw, keys=keys.scripted, args=["doomed", 1, started, 10, b"", 60_000])
+    time.sleep(0.05)  # its 1 ms lease runs out
+    return task_id
+
+
+def _malformed(connector: RedisConnector, agent: str) -> str:
+    tasks = TaskClient(connector=connector, check_agents=False)
+    queue = tasks.keys.queue(agent)
+    raw = connector.client()
+    GROUP_SCRIPT(raw, keys=[queue.stream], args=[GROUP])
+    raw.xadd(queue.stream, {"x": "not a task"})
+    raw.xreadgroup(GROUP, "doomed", {queue.stream: ">"}, count=1)
+    return ""
+
+
+@pytest.mark.parametrize("kind", ["failed", "out of attempts", "malformed entry"])
+def test_an_entry_two_workers_claimed_is_dead_lettered_and_counted_once(
+    connector: RedisConnector,
+    worker_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    recorder: RecordingInstrumentation,
+    kind: str,
+) -> None:
+    agent = {"failed": "dl-failed", "out of attempts": "dl-exhausted", "malformed entry": "dl-bad"}[
+        kind
+    ]
+    if kind == "failed":
+        task_id = _failed_without_letter(connector, worker_factory, monkeypatch, agent)
+    elif kind == "out of attempts":
+        task_id = _out_of_attempts(connector, agent)
+    else:
+        task_id = _malformed(connector, agent)
+    tasks = TaskClient(connector=connector, check_agents=False)
+    queue = tasks.keys.queue(agent)
+    raw = connector.client()
+    assert _pending(raw, queue.stream) == 1
+    assert raw.xlen(queue.dlq) == 0
+    before = recorder.total("coord.dead_letter")
+
+    # Two workers (serving another agent: their own readers leave this queue alone) each
+    # take the entry over, as two readers' XAUTOCLAIMs do when the first one's handling
+    # outlasts a heartbeat; then each handles it, one after the other.
+    with (
+        worker_factory({"bystander": lambda _x: "ok"}) as one,
+        worker_factory({"bystander": lambda _x: "ok"}) as two,
+    ):
+        taken = []
+        for worker in (one, two):
+            reply = raw.xautoclaim(queue.stream, GROUP, worker.worker_id, 0, "0-0")
+            assert len(reply[1]) == 1
+            taken.append(reply[1][0])
+        for worker, (entry_id, fields) in zip((one, two), taken, strict=True):
+            assert worker._loop is not None
+            asyncio.run_coroutine_threadsafe(
+                worker._handle_entry(agent, queue, entry_id.decode(), fields), worker._loop
+            ).result(30)
+    letters = tasks.dead_letters(agent)
+    assert [letter["task_id"] for letter in letters] == [task_id]
+    assert recorder.total("coord.dead_letter") - before == 1
+    assert _pending(raw, queue.stream) == 0
+    assert raw.xlen(queue.stream) == 0
+    if task_id:
+        assert tasks.get(task_id).status == "error"
