@@ -29,6 +29,7 @@ from deepagents_redis.core import (
     Pipeline,
     RedisComponent,
     Script,
+    SerializationError,
 )
 from deepagents_redis.fs._blobs import BlobStore
 from deepagents_redis.fs._common import (
@@ -36,7 +37,9 @@ from deepagents_redis.fs._common import (
     _PURGE_BATCH,
     FileStat,
     NamespaceFactory,
+    _blob_refs,
     _decodes_responses,
+    _field_int,
     _Op,
     _s,
 )
@@ -263,18 +266,26 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         meta = yield from self._meta(ns, path)
         if not meta:
             return None
-        expire = int(float(_s(meta.get("x") or b"0")))
+        try:
+            expire = int(float(_s(meta.get("x") or b"0")))
+            version = int(meta["v"])
+        except (KeyError, ValueError) as exc:  # (a SerializationError is no ValueError)
+            raise SerializationError(
+                f"the metadata of {path!r} (namespace {ns!r}) has no readable version or "
+                "expiry: written by another program, or damaged"
+            ) from exc
+        ref = _s(meta.get("b") or b"")
         return FileStat(
             path=path,
-            version=int(meta["v"]),
-            size=int(meta.get("s") or 0),
+            version=version,
+            size=_field_int(meta, "s"),
             encoding=_s(meta.get("e", b"utf-8")),
             created_at=_s(meta.get("ca") or b""),
             modified_at=_s(meta.get("ma") or b""),
             expires_at=expire / 1000 if expire else None,
-            chunks=int(meta.get("n") or 0),
-            spilled=bool(_s(meta.get("b") or b"")),
-            blob_ref=_s(meta.get("b") or b"") or None,
+            chunks=_field_int(meta, "n"),
+            spilled=bool(ref),
+            blob_ref=ref or None,
         )
 
     def stat(self, path: str) -> FileStat | None:
@@ -302,8 +313,8 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         removed = 0
         while True:
             refs = yield Script(_GC_CLAIM, [self._k(ns, "blobs")], [str(_PURGE_BATCH)])
-            for ref in refs:
-                yield self._blob("delete", (_s(ref),), best_effort=True)
+            for ref in _blob_refs(refs, "fs gc"):
+                yield self._blob("delete", (ref,), best_effort=True)
             removed += len(refs)
             if len(refs) < _PURGE_BATCH:
                 break

@@ -213,7 +213,98 @@ def _pairs(listing: Any) -> Iterable[tuple[str, str]]:
 
 
 def _s(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    """`value` (bytes read from Redis, or a number) as text.
+
+    Raises:
+        SerializationError: The bytes are not UTF-8: a record another program wrote into
+            our keyspace, or a damaged one (it was a bare UnicodeDecodeError).
+    """
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SerializationError(
+                f"a value fs read from Redis is not UTF-8 text ({_shown(value)}): written by "
+                "another program, or damaged"
+            ) from exc
+    return str(value)
+
+
+def _shown(value: Any, width: int = 60) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= width else shown[: width - 3] + "..."
+
+
+def _status(reply: Any, least: int) -> str:
+    """The status word of an op-id script's reply of at least `least` items, else ''.
+
+    A replayed op record that is not one of the script's replies (see `_unknown_reply`),
+    whatever its bytes (not UTF-8 included), gives '', which no script answers.
+    """
+    if not isinstance(reply, list | tuple) or len(reply) < least:
+        return ""
+    head = reply[0]
+    if isinstance(head, bytes):
+        try:
+            return head.decode("utf-8")
+        except UnicodeDecodeError:
+            return ""
+    return head if isinstance(head, str) else ""
+
+
+def _count(value: Any) -> int | None:
+    """An integer of a script's reply, or None when it is none (a foreign op record)."""
+    if isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _blob_refs(refs: Iterable[Any], what: str) -> list[str]:
+    """The blob refs a script answered (blobs to delete, best effort), as text.
+
+    A ref that is not UTF-8 (a metadata field another program wrote, or a damaged one) is
+    no blob of ours: it is left alone, with a warning, and the others are returned. The
+    script has applied by then, so raising would report a change that happened as failed.
+    """
+    out: list[str] = []
+    for ref in refs:
+        try:
+            out.append(_s(ref))
+        except SerializationError:
+            log.warning(
+                "%s: a blob ref stored in Redis is not UTF-8 text (%s); left alone",
+                what,
+                _shown(ref),
+            )
+    return out
+
+
+def _field_int(meta: dict[str, Any], name: str) -> int:
+    """A number field of a file's metadata (0 when absent).
+
+    Raises:
+        SerializationError: It holds no number (written by another program, or damaged;
+            a bare ValueError before).
+    """
+    value = meta.get(name) or 0
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(
+            f"the metadata field {name!r} of a file holds {_shown(value)}, not a number: "
+            "written by another program, or damaged"
+        ) from exc
+
+
+class _NotText(SerializationError):
+    """The stored content of a text file is not UTF-8 (`_Layout._file_data`).
+
+    A read answers it as deepagents' FilesystemBackend answers a file it cannot decode:
+    an error result naming the file and the decode error (``__cause__``).
+    """
 
 
 def _b(value: Any) -> bytes:
@@ -935,12 +1026,13 @@ class _Layout:
                 # keys[0] and keys[5] are the meta key and the blobs set (`_write_keys`)
                 self._abandon_blob((ref, op_key, _s(keys[0]), _s(keys[5])), sent)
             raise
-        status = _s(reply[0]) if isinstance(reply, list | tuple) and len(reply) >= 2 else ""
-        if status == "CONFLICT":
+        status = _status(reply, 2)
+        version = _count(reply[1]) if status in ("OK", "CONFLICT") else None
+        if status == "CONFLICT" and version is not None:
             if ref:
                 yield self._blob("delete", (ref,), best_effort=True)
-            return "CONFLICT", int(reply[1])
-        if status != "OK":
+            return "CONFLICT", version
+        if status != "OK" or version is None:
             # No reply of this script (a replayed fence, see `_unknown_reply`): the blob
             # goes the way of a failed commit's, deleted only once the fence holds, and a
             # stage is removed (harmless if the commit renamed it).
@@ -949,15 +1041,15 @@ class _Layout:
             if ref:
                 self._abandon_blob((ref, op_key, _s(keys[0]), _s(keys[5])), sent)
             raise _unknown_reply("fs_write", repr(path), reply)
-        old_blob = _s(reply[2]) if len(reply) > 2 else ""
-        if old_blob:
-            yield self._blob("delete", (old_blob,), best_effort=True)
-        if len(reply) > 3 and int(reply[3]):
+        for old_blob in _blob_refs(reply[2:3], f"fs_write of {path!r}"):
+            if old_blob:
+                yield self._blob("delete", (old_blob,), best_effort=True)
+        if len(reply) > 3 and _count(reply[3]):
             # Purged after the call has its answer (`_tidy`), never inside it: a purge that
             # failed here (a timeout, a failover) raised from a write already committed, and
             # a caller retrying its conditional write was told it conflicted with itself.
             self._stale.add(ns)
-        return "OK", int(reply[1])
+        return "OK", version
 
     def _purge_expired(self, ns: str) -> _Op[None]:
         """Drop the index entries of up to `_PURGE_BATCH` expired files of the namespace.
@@ -1106,7 +1198,7 @@ class _Layout:
                 meta = reply[1]
                 if "n" not in meta:
                     return None
-                n = int(meta["n"] or 0)
+                n = _field_int(meta, "n")
                 if n > 0:
                     gen = _s(meta["g"])
                     plan = None
@@ -1131,7 +1223,7 @@ class _Layout:
                 meta = _meta_dict(reply[1][0])
                 if "n" not in meta:
                     return None
-                n = int(meta.get("n") or 0)
+                n = _field_int(meta, "n")
                 if n > 0:
                     # the chunk hash holds the current generation's fields (a write removes
                     # the previous ones); fields of any other generation are ignored
@@ -1149,7 +1241,7 @@ class _Layout:
                 if count < 0:
                     raise _missing(ns, path)
                 meta = _meta_dict(lua[1 : 1 + count])
-                if int(meta.get("n") or 0) > 0:
+                if _field_int(meta, "n") > 0:
                     return meta, b"".join(_b(c) for c in lua[1 + count :])
             data = yield from self._content(ns, path, meta)
             if data is not None:
@@ -1165,7 +1257,11 @@ class _Layout:
 
     @staticmethod
     def _file_data(meta: dict[str, Any], data: bytes) -> FileData:
-        fd = FileData(content=data.decode("utf-8"), encoding=_s(meta.get("e", b"utf-8")))
+        try:
+            content = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _NotText(f"stored content is not UTF-8 text: {exc}") from exc
+        fd = FileData(content=content, encoding=_s(meta.get("e", b"utf-8")))
         if meta.get("ca") is not None:
             fd["created_at"] = _s(meta["ca"])
         if meta.get("ma") is not None:

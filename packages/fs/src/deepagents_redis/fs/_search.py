@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import codecs
+import logging
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from deepagents.backends.protocol import (
@@ -39,6 +41,7 @@ from deepagents_redis.fs._common import (
     _SEARCH_WORK,
     _TORN_RETRIES,
     _b,
+    _field_int,
     _Layout,
     _meta_dict,
     _Op,
@@ -53,6 +56,22 @@ from deepagents_redis.fs._paths import (
 )
 
 __all__: list[str] = []
+
+log = logging.getLogger("deepagents_redis.fs")
+
+
+def _skipped(paths: Iterable[str]) -> None:
+    """Warn that grep skipped files whose stored content is not UTF-8.
+
+    Such content was written by another program or damaged (our writes store UTF-8 or
+    base64): grep skips it as deepagents' FilesystemBackend skips a file it cannot decode
+    (it raised a bare UnicodeDecodeError), and says so here.
+    """
+    log.warning(
+        "grep skipped %s: stored content is not UTF-8 text (written by another program, "
+        "or damaged)",
+        ", ".join(repr(p) for p in sorted(paths)),
+    )
 
 
 def _match_cap(max_count: float) -> int | None:
@@ -248,14 +267,19 @@ class _SearchOps(_Layout):
             budget = -1 if max_count is None else max_count - len(matches)
             keys = self._meta_keys(ns, batch)
             reply = yield Script(_GREP, keys, [needle, str(budget), *limits])
+            undecodable: set[str] = set()
             for j in range(1, len(reply), 3):
-                matches.append(
-                    {
-                        "path": batch[int(reply[j]) - 1],
-                        "line": int(reply[j + 1]),
-                        "text": _s(reply[j + 2]),
-                    }
-                )
+                p = batch[int(reply[j]) - 1]
+                raw = reply[j + 2]
+                try:
+                    text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+                except UnicodeDecodeError:
+                    undecodable.add(p)
+                    continue
+                matches.append({"path": p, "line": int(reply[j + 1]), "text": text})
+            if undecodable:
+                matches = [m for m in matches if m["path"] not in undecodable]
+                _skipped(undecodable)
             if max_count is not None and len(matches) > max_count:
                 return GrepResult(matches=matches[:max_count], truncated=True)
             stop = int(reply[0])
@@ -304,7 +328,7 @@ class _SearchOps(_Layout):
             carry: list[str] = []
             line_num = 0
             complete = True
-            n = int(meta.get("n") or 0)
+            n = _field_int(meta, "n")
             ckey = self._k(ns, "c", path)
             for start in range(0, max(n, 1), _GREP_CHUNK_BATCH):
                 if n == 0:  # inline or spilled: one piece
@@ -318,7 +342,12 @@ class _SearchOps(_Layout):
                 if piece is None:
                     complete = False
                     break
-                text = decoder.decode(piece)
+                try:
+                    text = decoder.decode(piece)
+                except UnicodeDecodeError:
+                    del matches[mark:]
+                    _skipped((path,))
+                    return False
                 if "\n" not in text:
                     carry.append(text)
                     continue
@@ -333,7 +362,12 @@ class _SearchOps(_Layout):
             if not complete:
                 meta = _meta_dict((yield Command(("HGETALL", self._k(ns, "m", path)))))
                 continue
-            last = "".join(carry) + decoder.decode(b"", final=True)
+            try:
+                last = "".join(carry) + decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                del matches[mark:]
+                _skipped((path,))
+                return False
             if pattern in last:
                 if max_count is not None and len(matches) >= max_count:
                     return True
@@ -344,7 +378,12 @@ class _SearchOps(_Layout):
         got = yield from self._load(ns, path, refresh=False)
         if got is None or _s(got[0].get("e", b"utf-8")) == "base64":
             return False
-        for line_num, line in enumerate(got[1].decode("utf-8").split("\n"), 1):
+        try:
+            content = got[1].decode("utf-8")
+        except UnicodeDecodeError:
+            _skipped((path,))
+            return False
+        for line_num, line in enumerate(content.split("\n"), 1):
             if pattern in line:
                 if max_count is not None and len(matches) >= max_count:
                     return True
