@@ -59,7 +59,10 @@ def _client(redis_settings: RedisSettings) -> TaskClient:
 
 
 def _wait_workers(tasks: TaskClient, n: int = 1) -> None:
-    for _ in range(400):
+    # A worker process imports LangChain and deepagents before it registers: seconds on a
+    # loaded machine (20 s was not always enough in CI). The bound only stops a hung test.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         if len(tasks.workers()) >= n:
             return
         time.sleep(0.05)
@@ -90,10 +93,11 @@ def test_worker_command_serves_until_sigterm_then_exits_0(
     shown = json.loads(capsys.readouterr().out)
     assert shown["status"] == "error"
     assert "always fails" in shown["error"]
-    for _ in range(100):
+    deadline = time.monotonic() + 30  # the letter follows the run's end (one more call)
+    while True:
         assert main(["tasks", "dlq", "--json", *_args(redis_settings)]) == EXIT_OK
         letters = json.loads(capsys.readouterr().out)["dead_letters"]
-        if letters:
+        if letters or time.monotonic() > deadline:
             break
         time.sleep(0.02)
     assert [letter["task_id"] for letter in letters] == [bad]
@@ -122,9 +126,8 @@ def test_sigterm_does_not_wait_for_a_sync_agent_in_a_blocking_call(
     try:
         _wait_workers(tasks)
         task_id = tasks.submit("block", {})
-        for _ in range(400):
-            if tasks.get(task_id).status == "running":
-                break
+        deadline = time.monotonic() + 30
+        while tasks.get(task_id).status != "running" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert tasks.get(task_id).status == "running"
         proc.send_signal(signal.SIGTERM)
