@@ -335,3 +335,74 @@ async def test_a_download_of_damaged_base64_is_a_serialization_error(
     with pytest.raises(SerializationError):
         await _call(mode, b, "download_files", ["/bin.dat"])
     assert _keys(b) == before
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("kind", ["summary", "nul"])
+async def test_a_damaged_index_entry_is_a_serialization_error(
+    make_backend: Any, mode: str, kind: str
+) -> None:
+    # A summary that is not 'size|expire_at|encoding|modified_at' raised a bare ValueError
+    # (ls) or IndexError (glob); a path holding a NUL put the listing's pairs out of step
+    # (a bare ValueError from zip).
+    b: RedisBackend = make_backend()
+    assert b.write("/dir/a.txt", "a").error is None
+    ns = b.resolve_namespace()
+    client = b.connector.client()
+    name = b"b.txt" if kind == "summary" else b"b\x00c.txt"
+    summary = b"abc|0|utf-8" if kind == "summary" else b"1|0|utf-8|2026-01-01"
+    client.zadd(b._k(ns, "idx"), {b"/dir/" + name: 0})
+    client.hset(b._k(ns, "files"), b"/dir/" + name, summary)
+    client.hset(b._k(ns, "d", "/dir/"), name, b"f")
+    before = _keys(b)
+    with pytest.raises(SerializationError):
+        await _call(mode, b, "glob", "**/*.txt")
+    if kind == "summary":
+        with pytest.raises(SerializationError):
+            await _call(mode, b, "ls", "/dir/")
+    assert _keys(b) == before
+
+
+# ----------------------------------------------------------------------------- blob refs
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("call", ["delete", "write"])
+async def test_a_non_utf8_blob_ref_of_an_applied_change_is_left_with_a_warning(
+    make_backend: Any, mode: str, call: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The script applied and answered the replaced or deleted file's blob ref: one that is
+    # not UTF-8 raised a bare UnicodeDecodeError from a change that had been made.
+    b: RedisBackend = make_backend()
+    assert b.write("/r.txt", "r").error is None
+    ns = b.resolve_namespace()
+    b.connector.client().hset(b._k(ns, "m", "/r.txt"), "b", BAD)
+    with caplog.at_level(logging.WARNING, logger="deepagents_redis.fs"):
+        if call == "delete":
+            got = await _call(mode, b, "delete", "/r.txt")
+        else:
+            got = await _call(mode, b, "write", "/r.txt", "new")
+    assert got.error is None
+    assert "not UTF-8" in caplog.text
+    if call == "delete":
+        assert b.stat("/r.txt") is None
+    else:
+        assert b.read("/r.txt").file_data["content"] == "new"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_gc_leaves_a_non_utf8_blob_ref_with_a_warning(
+    make_backend: Any, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    b: RedisBackend = make_backend()
+    assert b.write("/g.txt", "g").error is None
+    ns = b.resolve_namespace()
+    b.connector.client().zadd(b._k(ns, "blobs"), {BAD: 1})
+    with caplog.at_level(logging.WARNING, logger="deepagents_redis.fs"):
+        removed = await _call(mode, b, "gc")
+    assert removed == 0
+    assert "not UTF-8" in caplog.text
+    assert b.read("/g.txt").file_data["content"] == "g"

@@ -313,9 +313,10 @@ class RedisBackend(_FileOps, _SearchOps, RedisComponent, BackendProtocol):
         removed = 0
         while True:
             refs = yield Script(_GC_CLAIM, [self._k(ns, "blobs")], [str(_PURGE_BATCH)])
-            for ref in _blob_refs(refs, "fs gc"):
+            claimed = _blob_refs(refs, "fs gc")  # (a ref not UTF-8 is no blob of ours)
+            for ref in claimed:
                 yield self._blob("delete", (ref,), best_effort=True)
-            removed += len(refs)
+            removed += len(claimed)
             if len(refs) < _PURGE_BATCH:
                 break
         home = yield from self._blob_home(ns)

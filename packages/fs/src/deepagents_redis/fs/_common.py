@@ -209,6 +209,11 @@ def _pairs(listing: Any) -> Iterable[tuple[str, str]]:
     if not text:
         return ()
     parts = text.split("\0")
+    if len(parts) % 2:  # a foreign path holding a NUL (zip's strict ValueError, lazily)
+        raise SerializationError(
+            "a listing of the index does not pair paths with summaries: a path or summary "
+            "written by another program, or damaged, holds a NUL"
+        )
     return zip(parts[0::2], parts[1::2], strict=True)
 
 

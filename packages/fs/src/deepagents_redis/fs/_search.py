@@ -27,6 +27,7 @@ from deepagents_redis.core import (
     DeepAgentsRedisError,
     KeySpace,
     Script,
+    SerializationError,
 )
 from deepagents_redis.fs._common import (
     _GREP,
@@ -89,7 +90,26 @@ def _match_cap(max_count: float) -> int | None:
 
 
 def _ls_infos(directory: str, entries: dict[str, str]) -> list[FileInfo]:
-    """`ls` entries from the LS script's (name, summary) pairs, sorted by path."""
+    """`ls` entries from the LS script's (name, summary) pairs, sorted by path.
+
+    Raises:
+        SerializationError: A summary is not `size|expire_at|encoding|modified_at` (the
+            index hash written by another program, or damaged; a bare ValueError before).
+    """
+    try:
+        return _ls_entries(directory, entries)
+    except ValueError as exc:
+        raise _bad_summary(exc) from exc
+
+
+def _bad_summary(exc: Exception) -> SerializationError:
+    return SerializationError(
+        f"a file summary in the index is not 'size|expire_at|encoding|modified_at' ({exc}): "
+        "written by another program, or damaged"
+    )
+
+
+def _ls_entries(directory: str, entries: dict[str, str]) -> list[FileInfo]:
     # Sorted by name = sorted by path (every entry shares the directory prefix). Names are
     # unique and only sub-directories have an empty summary; sorting the names alone, not
     # (name, kind, summary) tuples, took a quarter off this loop's time (fs performance
@@ -199,7 +219,10 @@ class _SearchOps(_Layout):
             return GlobResult(error=reason)
         ns = self.resolve_namespace()
         summaries = (yield from self._candidates(ns, path)) or {}
-        files = {p: {"modified_at": s.split("|", 3)[3]} for p, s in summaries.items()}
+        try:
+            files = {p: {"modified_at": s.split("|", 3)[3]} for p, s in summaries.items()}
+        except IndexError as exc:
+            raise _bad_summary(exc) from exc
         try:
             result = _glob_search_files(files, pattern, path)
         except InvalidGlobPatternError as exc:
@@ -209,7 +232,11 @@ class _SearchOps(_Layout):
         infos: list[FileInfo] = []
         for p in result.split("\n"):
             size, _expire, _enc, modified = summaries.get(p, "0|0||").split("|", 3)
-            infos.append({"path": p, "is_dir": False, "size": int(size), "modified_at": modified})
+            try:
+                bytes_ = int(size)
+            except ValueError as exc:
+                raise _bad_summary(exc) from exc
+            infos.append({"path": p, "is_dir": False, "size": bytes_, "modified_at": modified})
         return GlobResult(matches=infos)
 
     def glob(self, pattern: str, path: str | None = None) -> GlobResult:
