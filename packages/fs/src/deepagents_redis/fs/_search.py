@@ -294,6 +294,7 @@ class _SearchOps(_Layout):
             budget = -1 if max_count is None else max_count - len(matches)
             keys = self._meta_keys(ns, batch)
             reply = yield Script(_GREP, keys, [needle, str(budget), *limits])
+            mark = len(matches)
             undecodable: set[str] = set()
             for j in range(1, len(reply), 3):
                 p = batch[int(reply[j]) - 1]
@@ -305,8 +306,13 @@ class _SearchOps(_Layout):
                     continue
                 matches.append({"path": p, "line": int(reply[j + 1]), "text": text})
             if undecodable:
-                matches = [m for m in matches if m["path"] not in undecodable]
+                # the batch again without them: their matches counted against the script's
+                # budget, so it may have stopped short of later files (left unsearched, the
+                # grep answered complete with their matches missing)
+                del matches[mark:]
+                names[i:] = [p for p in names[i:] if p not in undecodable]
                 _skipped(undecodable)
+                continue
             if max_count is not None and len(matches) > max_count:
                 return GrepResult(matches=matches[:max_count], truncated=True)
             stop = int(reply[0])
