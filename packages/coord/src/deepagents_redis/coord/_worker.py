@@ -1378,9 +1378,10 @@ class Worker(CoordComponent):
     ) -> tuple[list[Any], list[Any]]:
         """The keys and arguments of `coord_ack` (see ack.lua)."""
         # 'requeue' moves the task's mark, 'ack' and 'dead' give it its TTL (the task has
-        # left the queue; see enqueue.lua); 'retry' and a malformed entry's dead letter get a
-        # stand-in in the same slot (no key built from a task id someone else wrote).
-        mark = self.keys.mark(queue, task_id) if mode != "retry" and task_id else queue.delayed
+        # left the queue; see enqueue.lua); 'retry' reads it (to schedule the retry of a run
+        # whose stream was deleted under it); a malformed entry's dead letter gets a stand-in
+        # in the same slot (no key built from a task id someone else wrote).
+        mark = self.keys.mark(queue, task_id) if task_id else queue.delayed
         keys = [queue.stream, queue.delayed, queue.dlq, mark]
         ttl_ms = self.coord_settings.result_ttl_seconds * 1000
         return keys, [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000, ttl_ms]
@@ -1398,8 +1399,9 @@ class Worker(CoordComponent):
     ) -> bool:
         """Send `coord_ack`; True when this call took the entry off the pending list.
 
-        ('dead' and 'requeue': or found it on none, the task's mark still naming it: its
-        stream was deleted under the run. Their letter / new entry is added then too.)
+        ('retry', 'dead' and 'requeue': or found it on none, the task's mark still naming
+        it and, for 'retry', the task not delayed yet: its stream was deleted under the run.
+        Their retry / letter / new entry is added then too.)
 
         With 'dead' and 'requeue', False means nothing was added: another call (the run's
         worker, or a worker the entry was re-delivered to) had ended the entry first.

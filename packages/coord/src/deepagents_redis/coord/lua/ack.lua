@@ -10,11 +10,12 @@
 --   dead_key       dead letters stream
 --   mark_key       the task's enqueue mark (set to the new entry id by 'requeue'; given a
 --                  TTL by 'ack' and 'dead' when it names the entry acknowledged: the task
---                  left the queue; 'retry' does not touch it; delayed_key stands in for
---                  none)
+--                  left the queue; 'retry' only reads it; delayed_key stands in for none:
+--                  an entry that names no task)
 -- ARGV (data args):
 --   entry_id       the queue entry to acknowledge and delete ('' = none); with 'retry',
---                  the retry is scheduled only if this call acknowledged it (it was pending)
+--                  the retry is scheduled only if this call acknowledged it (it was pending),
+--                  or as below when it is on no pending list
 --   mode           ack | retry | dead | requeue
 --   task_id        the task id
 --   delay_ms       retry delay in ms
@@ -23,12 +24,13 @@
 --   dead_maxlen    approximate length cap of the dead letters stream
 --   mark_ttl_ms    TTL in ms the enqueue mark gets once its task has left the queue
 -- Returns 1 when this call took the entry off the pending list (or named none), else 0.
---   'dead' and 'requeue' add their dead letter / new entry when this call took the entry
---   off, or when the entry is on no pending list yet the task's mark still names it with no
---   TTL (nothing ended or re-queued the task: its stream or group was deleted under it,
---   then made again); they return 1 then too. 0 means nothing was added: another call
---   ended the entry first (the run's worker and a worker the entry was re-delivered to may
---   both send it).
+--   'retry', 'dead' and 'requeue' schedule their retry / add their dead letter / new entry
+--   when this call took the entry off, or when the entry is on no pending list yet the
+--   task's mark still names it with no TTL and ('retry') the task is not in the delayed set
+--   (nothing ended, re-queued or rescheduled the task: its stream or group was deleted
+--   under it, then made again); they return 1 then too. 0 means nothing was done: another
+--   call ended the entry first (the run's worker and a worker the entry was re-delivered to
+--   may both send it).
 -- Errors: none of its own.
 
 local queue_key, delayed_key, dead_key, mark_key = keys[1], keys[2], keys[3], keys[4]
@@ -37,10 +39,13 @@ local dead_letter, group, dead_maxlen, mark_ttl_ms = argv[5], argv[6], argv[7], 
 
 local acked = 1
 if entry_id ~= '' then
-  -- the task is still queued as this entry: no call ended it (the mark gets a TTL) or
-  -- queued it anew (the mark moves); read before this call gives the mark its TTL
-  local queued = (mode == 'dead' or mode == 'requeue') and mark_key ~= delayed_key
+  -- the task is still queued as this entry: no call ended it (the mark gets a TTL),
+  -- queued it anew (the mark moves) or scheduled its retry (the task is in the delayed set
+  -- until a promote queues it anew); read before this call gives the mark its TTL
+  local queued = (mode == 'dead' or mode == 'requeue' or mode == 'retry')
+    and mark_key ~= delayed_key
     and redis.call('GET', mark_key) == entry_id and redis.call('PTTL', mark_key) == -1
+    and (mode ~= 'retry' or not redis.call('ZSCORE', delayed_key, task_id))
   acked = redis.call('XACK', queue_key, group, entry_id)
   if acked == 0 and queued then acked = 1 end
   redis.call('XDEL', queue_key, entry_id)
