@@ -43,6 +43,7 @@ from deepagents_redis.core import (
     Operation,
     Pipeline,
     RedisComponent,
+    RedisUnavailableError,
     ScopedKeys,
     Script,
     Sleep,
@@ -127,6 +128,9 @@ class RedisLLMCache(RedisComponent, BaseCache):
 
     Raises:
         ConfigurationError: No connection configured, or client-side caching on a Cluster.
+            With ``cluster="auto"`` and Redis unreachable at construction, the cache is
+            built anyway (it fails open) and the client-side layer starts with the first
+            lookup after Redis answers (on a Cluster it then stays off, with an error log).
 
     Example:
         >>> cache = RedisLLMCache(url="redis://localhost:6379/0", ttl=3600)  # doctest: +SKIP
@@ -210,6 +214,10 @@ class RedisLLMCache(RedisComponent, BaseCache):
         self._seen: dict[tuple[tuple[str, int], str], tuple[bytes, int]] = {}
         self._seen_lock = threading.Lock()
         self._near: NearCache | None = None
+        # True while the client-side layer waits for the connector to learn whether the
+        # target is a Cluster (see `_start_near_cache`).
+        self._near_pending = False
+        self._near_lock = threading.Lock()
         _LIVE.add(self)
         if cs.client_side_cache:
             try:
@@ -219,6 +227,26 @@ class RedisLLMCache(RedisComponent, BaseCache):
                 raise
 
     def _start_near_cache(self) -> None:
+        if self._connector.cluster_hint is None:
+            # cluster="auto": finding out is a round trip. With the server down at start,
+            # its RedisUnavailableError raised out of the constructor, so a worker with the
+            # layer on could not start while Redis was down, where the same cache without
+            # it starts and serves misses (the cache fails open). The layer starts instead
+            # with the first lookup after a call has reached the server (`_pending_near`).
+            try:
+                self._connector.is_cluster  # noqa: B018 - detects the mode (one round trip)
+            except RedisUnavailableError as exc:
+                self._near_pending = True
+                self._guard.count("client_side_cache", "deferred")
+                log.warning(
+                    "client-side cache: Redis is unreachable (%s); the layer starts once a "
+                    "lookup reaches it, lookups fail open meanwhile",
+                    type(exc).__name__,
+                )
+                return
+        self._near = self._new_near_cache()
+
+    def _new_near_cache(self) -> NearCache:
         if self._connector.is_cluster:
             raise ConfigurationError(
                 "client_side_cache needs a standalone server: Redis Cluster sends tracking "
@@ -227,13 +255,37 @@ class RedisLLMCache(RedisComponent, BaseCache):
         client = self._connector.client()
         assert isinstance(client, redis.Redis)
         prefix = self._scoped.head + ":"
-        self._near = NearCache(
+        return NearCache(
             client,
             prefixes=[prefix],
             flush_keys={self._gen_key},
             max_entries=self.settings.client_side_cache_max_entries,
             max_bytes=self.settings.client_side_cache_max_bytes,
         )
+
+    def _pending_near(self) -> NearCache | None:
+        """Start the deferred client-side layer once the connector knows the server's mode.
+
+        Known without I/O once any call reached the server (the sync or the asyncio client
+        detected it), so a lookup here never waits on the network: the layer's tracking
+        connection is made by its own thread, and creating a standalone client does not
+        connect. A Cluster, which the constructor would have refused, gets no layer (logged
+        and counted; raising out of a lookup would break fail-open).
+        """
+        if self._connector.cluster_hint is None:
+            return None
+        with self._near_lock:
+            if self._near_pending:
+                self._near_pending = False
+                try:
+                    self._near = self._new_near_cache()
+                except ConfigurationError as exc:
+                    self._guard.count("client_side_cache", "refused")
+                    log.error("client-side cache not started: %s", exc)
+                else:
+                    self._guard.count("client_side_cache", "started")
+                    log.info("client-side cache started: Redis is reachable")
+        return self._near
 
     def _after_fork_in_child(self) -> None:
         # A forked worker is another lease owner: with the parent's token prefix its main
@@ -242,6 +294,7 @@ class RedisLLMCache(RedisComponent, BaseCache):
         self._token_prefix = _token_prefix()
         self._seen = {}
         self._seen_lock = threading.Lock()
+        self._near_lock = threading.Lock()
         if self._near is not None:
             self._near.after_fork_in_child()
 
@@ -258,6 +311,8 @@ class RedisLLMCache(RedisComponent, BaseCache):
     def _close_resources(self) -> None:
         # The client-side layer's tracking connection and thread; the connector (and the
         # clients it created) are closed by RedisComponent when this cache built them.
+        with self._near_lock:
+            self._near_pending = False  # a layer still waiting never starts after a close
         if self._near is not None:
             self._near.close()
 
@@ -522,7 +577,8 @@ class RedisLLMCache(RedisComponent, BaseCache):
     def _local(self, keys: _Keys) -> tuple[list[Generation] | None, int, float]:
         """A hit from the client-side layer; else the epoch and the time a read starts."""
         near = self._near
-        if near is None:
+        # Waiting for Redis to start the layer (`_pending_near`): one flag test otherwise.
+        if near is None and (not self._near_pending or (near := self._pending_near()) is None):
             return None, 0, 0.0
         local = near.get(keys.entry)
         if local is not None:
