@@ -41,6 +41,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault]
 SERVICE = "mymaster"
 TYPED = (RedisUnavailableError, OutcomeUnknownError)
 POLL = 0.05  # seconds between polls
+SPAWN_ATTEMPTS = 3
 POLLS = 600  # bounded waits: replication, Sentinel start and agreement, the failover
 WRITE_ATTEMPTS = 200  # bounded attempts for the first write after the switch
 BEFORE = {f"tls-failover:before:{i}": f"v{i}".encode() for i in range(20)}
@@ -51,6 +52,18 @@ def _probe(port: int, *command: Any) -> Any:
     client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1, retry=None)
     try:
         return client.execute_command(*command)
+    finally:
+        client.close()
+
+
+def _pid(port: int, pki: Any = None) -> int | None:
+    """The PID of the server answering on `port` (over TLS with `pki`), None if none answers."""
+    tls = {"ssl": True, "ssl_ca_certs": str(pki.ca)} if pki is not None else {}
+    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1, **tls)
+    try:
+        return int(client.info("server")["process_id"])
+    except (redis.RedisError, OSError, KeyError, ValueError):
+        return None
     finally:
         client.close()
 
@@ -118,34 +131,44 @@ class TlsTopology:
 
     def _spawn(self, binary: str, home: Path, pki: Any) -> None:
         home.mkdir(parents=True)
-        plain, tls = free_port(), free_port()
-        conf = home / "sentinel.conf"
-        lines = [
-            "bind 127.0.0.1",
-            f"dir {home}",
-            f"port {plain}",
-            f"tls-port {tls}",
-            *(f"{name} {value}" for name, value in _tls_conf(pki).items()),
-            f"sentinel monitor {SERVICE} 127.0.0.1 {self.master_tls} 2",
-            f"sentinel down-after-milliseconds {SERVICE} 1000",
-            f"sentinel failover-timeout {SERVICE} 3000",
-        ]
-        conf.write_text("\n".join(lines) + "\n")
-        with (home / "sentinel.log").open("ab") as log:
-            self.procs.append(
-                subprocess.Popen(  # fixed argv, no shell; stopped by its own PID
+        for _ in range(SPAWN_ATTEMPTS):
+            # A port picked free can be bound by another process (another xdist worker's
+            # server) before this Sentinel binds it: it then exits while the stranger answers
+            # our PING. Only a Sentinel that answers with its own PID on both ports is kept.
+            plain, tls = free_port(), free_port()
+            conf = home / "sentinel.conf"  # Sentinel rewrites its own config: one file each
+            lines = [
+                "bind 127.0.0.1",
+                f"dir {home}",
+                f"port {plain}",
+                f"tls-port {tls}",
+                *(f"{name} {value}" for name, value in _tls_conf(pki).items()),
+                f"sentinel monitor {SERVICE} 127.0.0.1 {self.master_tls} 2",
+                f"sentinel down-after-milliseconds {SERVICE} 1000",
+                f"sentinel failover-timeout {SERVICE} 3000",
+            ]
+            conf.write_text("\n".join(lines) + "\n")
+            with (home / "sentinel.log").open("ab") as log:
+                proc = subprocess.Popen(  # fixed argv, no shell; stopped by its own PID
                     [binary, str(conf), "--sentinel"],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     cwd=home,
                 )
+            self.procs.append(proc)
+            _wait(
+                lambda proc=proc, plain=plain: proc.poll() is not None or _probe(plain, "PING"),
+                f"sentinel {plain} to start",
             )
-        self.sentinel_plain.append(plain)
-        self.sentinel_tls.append(tls)
-        _wait(lambda: bool(_probe(plain, "PING")), f"sentinel {plain} to start")
-        proc = self.procs[-1]
-        assert proc.poll() is None, f"sentinel exited, see {home / 'sentinel.log'}"
+            if proc.poll() is None and _pid(plain) == proc.pid == _pid(tls, pki):
+                self.sentinel_plain.append(plain)
+                self.sentinel_tls.append(tls)
+                return
+            proc.kill()
+            proc.wait(timeout=10)
+            self.procs.remove(proc)
+        raise RuntimeError(f"could not start a sentinel of our own, see {home / 'sentinel.log'}")
 
     def _ready(self, plain: int) -> bool:
         fields = _pairs(_probe(plain, "SENTINEL", "MASTER", SERVICE))
