@@ -2,12 +2,14 @@
 
 A worker with ``client_side_cache=True`` whose Redis is down when it starts (cluster mode
 "auto", the default): the cache is built and fails open like one without the layer, and the
-layer starts once Redis is reachable.
+layer starts once Redis is reachable. The key of a prompt: a raw prompt is never read as
+LangChain's dump of messages, and one nested too deep to parse is cached like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,9 +18,12 @@ from typing import Any
 import pytest
 from deepagents_redis.cache import CacheSettings, RedisLLMCache
 from deepagents_redis.core import RedisSettings
+from langchain_core.language_models.fake import FakeListLLM
+from langchain_core.load import dumps
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.outputs import Generation
 
-pytestmark = [pytest.mark.integration, pytest.mark.fault]
+pytestmark = pytest.mark.integration
 
 LLM = "model=fake"
 ANSWER = [Generation(text="kept")]
@@ -51,6 +56,7 @@ async def _auntil(step: Callable[[], Awaitable[bool]], *, seconds: float = 20.0)
     return False
 
 
+@pytest.mark.fault
 def test_a_cache_with_the_layer_starts_while_redis_is_down_and_the_layer_follows(
     fault_proxy: Any,
     redis_url: str,
@@ -100,6 +106,7 @@ def test_a_cache_with_the_layer_starts_while_redis_is_down_and_the_layer_follows
     assert cache.client_side_cache is None or not cache.client_side_cache.ready
 
 
+@pytest.mark.fault
 async def test_async_a_cache_with_the_layer_starts_while_redis_is_down(
     fault_proxy: Any, redis_url: str, key_prefix: str, recorder: Any
 ) -> None:
@@ -139,6 +146,7 @@ async def test_async_a_cache_with_the_layer_starts_while_redis_is_down(
         await cache.aclose()
 
 
+@pytest.mark.fault
 def test_a_cache_closed_while_its_layer_waits_never_starts_it(
     fault_proxy: Any, redis_url: str, key_prefix: str
 ) -> None:
@@ -157,6 +165,7 @@ def test_a_cache_closed_while_its_layer_waits_never_starts_it(
     assert cache.client_side_cache is None
 
 
+@pytest.mark.fault
 def test_a_cluster_found_after_a_deferred_start_gets_no_layer(
     fault_proxy: Any,
     redis_cluster: Any,
@@ -188,3 +197,62 @@ def test_a_cluster_found_after_a_deferred_start_gets_no_layer(
         assert cache.lookup("p", LLM) is None
     finally:
         cache.close()
+
+
+# -- the key of a prompt (canonical_prompt) -------------------------------------------------
+
+_DEEP = "[" * 100_000 + ' "usage_metadata"'
+"""A raw prompt nested deeper than the JSON parser goes (any user text may be one)."""
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_prompt_nested_deeper_than_the_parser_is_cached_like_any_other(
+    make_llm_cache: Any, mode: str
+) -> None:
+    # canonical_prompt's json.loads raised RecursionError, out of lookup and update (with
+    # strict off), so the model call failed where InMemoryCache serves the prompt.
+    cache = make_llm_cache(ttl=60)
+    if mode == "sync":
+        assert cache.lookup(_DEEP, LLM) is None
+        cache.update(_DEEP, LLM, ANSWER)
+        assert cache.lookup(_DEEP, LLM) == ANSWER
+    else:
+        assert await cache.alookup(_DEEP, LLM) is None
+        await cache.aupdate(_DEEP, LLM, ANSWER)
+        assert await cache.alookup(_DEEP, LLM) == ANSWER
+
+
+def _trace(tokens: int) -> str:
+    # A raw BaseLLM prompt: a pasted trace, not LangChain's dumps of messages.
+    return json.dumps([{"kwargs": {"content": "hi", "usage_metadata": {"total_tokens": tokens}}}])
+
+
+def test_raw_prompts_that_differ_in_a_usage_metadata_field_are_different_entries(
+    make_llm_cache: Any,
+) -> None:
+    # The two texts shared a key (their usage_metadata values were dropped from it): the
+    # second prompt was served the first one's answer.
+    cache = make_llm_cache(ttl=60)
+    cache.update(_trace(1), LLM, [Generation(text="about 1 token")])
+    assert cache.lookup(_trace(2), LLM) is None
+    assert cache.redis_keys(_trace(1), LLM) != cache.redis_keys(_trace(2), LLM)
+
+
+def test_a_completion_model_is_not_served_another_prompts_answer(make_llm_cache: Any) -> None:
+    llm = FakeListLLM(responses=["answer one", "answer two"], cache=make_llm_cache(ttl=60))
+    assert llm.invoke(_trace(1)) == "answer one"
+    assert llm.invoke(_trace(2)) == "answer two"
+    assert llm.invoke(_trace(1)) == "answer one"  # a hit
+
+
+def test_serialised_ai_messages_still_drop_their_usage_from_the_key(make_llm_cache: Any) -> None:
+    # What the key's canonical form is for: a replayed turn carries LangChain's total_cost=0.
+    cache = make_llm_cache(ttl=60)
+    usage = {"input_tokens": 5, "output_tokens": 1, "total_tokens": 6}
+    for ai in (AIMessage, AIMessageChunk):
+        before = dumps([HumanMessage("q"), ai(content="a", usage_metadata=usage)])
+        after = dumps(
+            [HumanMessage("q"), ai(content="a", usage_metadata={**usage, "total_cost": 0})]
+        )
+        assert before != after
+        assert cache.redis_keys(before, LLM) == cache.redis_keys(after, LLM)

@@ -31,24 +31,34 @@ def canonical_prompt(prompt: str) -> str:
     conversation (an agent loop) would hit on its first turn and miss on every later one.
     Token counts are never sent to a provider, so they cannot change the answer.
 
+    Only the usage metadata of serialised AI messages is dropped (``{"lc": 1, "type":
+    "constructor", "id": [..., "AIMessage"], "kwargs": {...}}``, what ``dumps`` writes): a
+    ``BaseLLM`` prompt is the user's raw text, and a text that merely looked like a list of
+    ``{"kwargs": {"usage_metadata": ...}}`` (a trace pasted for analysis) lost those values
+    from its key, so two different prompts shared one entry and the second was served the
+    first one's answer.
+
     Args:
         prompt: The serialised prompt (LangChain's ``dumps`` of the messages).
 
     Returns:
         The prompt with usage metadata dropped (unchanged when there is none, or when it
-        is not a serialised message list).
+        is not a serialised message list, or is nested too deep to parse).
     """
     if '"usage_metadata"' not in prompt:
         return prompt
     try:
         data = json.loads(prompt)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: a text nested deeper than the parser goes ('[' * 100_000, any
+        # raw prompt): it escaped lookup and update (strict or not), failing the model call
+        # where InMemoryCache serves it; such a text is no serialised message list.
         return prompt
     if not isinstance(data, list):
         return prompt
     changed = False
     for item in data:
-        kwargs = item.get("kwargs") if isinstance(item, dict) else None
+        kwargs = item.get("kwargs") if _is_ai_message(item) else None
         if isinstance(kwargs, dict) and "usage_metadata" in kwargs:
             del kwargs["usage_metadata"]
             changed = True
@@ -59,6 +69,17 @@ def canonical_prompt(prompt: str) -> str:
     # replay's turn 2 carries LangChain's `total_cost: 0` from the turn-1 hit. Written
     # compactly, the two keys differed and every replayed turn after the first missed.
     return json.dumps(data) if changed else prompt
+
+
+_AI_MESSAGES = frozenset({"AIMessage", "AIMessageChunk"})
+
+
+def _is_ai_message(item: Any) -> bool:
+    """Whether `item` is an AI message as ``langchain_core.load.dumps`` serialises it."""
+    if not isinstance(item, dict) or item.get("lc") != 1 or item.get("type") != "constructor":
+        return False
+    path = item.get("id")
+    return isinstance(path, list) and bool(path) and path[-1] in _AI_MESSAGES
 
 
 def entry_hash(prompt: str, llm_string: str) -> str:
