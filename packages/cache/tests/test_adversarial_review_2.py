@@ -256,3 +256,46 @@ def test_serialised_ai_messages_still_drop_their_usage_from_the_key(make_llm_cac
         )
         assert before != after
         assert cache.redis_keys(before, LLM) == cache.redis_keys(after, LLM)
+
+
+# -- node cache namespaces that are not UTF-8 text -------------------------------------------
+
+_BROKEN_NS = ("__pregel_ns_writes", "graph.node", "step \ud800 one")
+"""A namespace holding a lone surrogate (a node name decoded from a broken escape)."""
+_OTHER_NS = ("__pregel_ns_writes", "graph.other", "other")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_namespace_holding_a_lone_surrogate_is_cached_and_trips_no_breaker(
+    make_node_cache: Any, recorder: Any, mode: str
+) -> None:
+    # Its registry member could not be encoded: every set raised UnicodeEncodeError inside
+    # the guard, counted as an error and a breaker failure; three opened the breaker and the
+    # other nodes' values were misses.
+    cache = make_node_cache()
+    broken, other = (_BROKEN_NS, "k"), (_OTHER_NS, "k")
+
+    async def run(name: str, *args: Any) -> Any:
+        if mode == "sync":
+            return getattr(cache, name)(*args)
+        return await getattr(cache, "a" + name)(*args)
+
+    await run("set", {other: ({"v": "other"}, None)})
+    for i in range(5):
+        await run("set", {broken: ({"v": i}, None)})
+    assert recorder.total("node_cache.set", outcome="error") == 0
+    assert cache.breaker.state.name == "CLOSED"
+    assert await run("get", [broken, other]) == {broken: {"v": 4}, other: {"v": "other"}}
+    # clear() of every registered namespace reaches it too.
+    await run("clear")
+    assert await run("get", [broken, other]) == {}
+
+
+def test_namespace_scopes_stay_as_they_were_and_apart() -> None:
+    from deepagents_redis.cache import namespace_scope
+
+    # Keys of every namespace that could be stored before are unchanged.
+    assert namespace_scope(("a", "émoji 🎉")) == '["a","émoji 🎉"]'
+    # Injective: the escaped form of a surrogate is not the text of a literal escape.
+    assert namespace_scope(("\ud800",)) != namespace_scope(("\\ud800",))
+    assert namespace_scope(("\ud800",)).isascii()

@@ -97,13 +97,28 @@ def namespace_scope(ns: Namespace) -> str:
     collide in langgraph's ``RedisCache``, which joins with ``':'``); ``KeySpace`` then
     escapes ``: * ? [ ] { }`` so no namespace can act as a pattern or move the hash tag.
 
+    A namespace holding a lone surrogate (a node name decoded from a broken ``\ud800``
+    escape) is written with JSON's ASCII escapes instead: as raw text it could not be sent
+    (the registry member is this text), so every ``set`` of such a node raised
+    UnicodeEncodeError inside the fail-open guard, which counted it as connection trouble:
+    three of them opened the breaker and every other node of the graph missed for
+    ``breaker_reset_seconds``, again and again. Every other namespace keeps its text (and
+    its keys); still injective, as both forms are JSON of the tuple.
+
     Args:
         ns: The namespace tuple.
 
     Returns:
         The scope string.
     """
-    return json.dumps(list(ns), ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(list(ns), ensure_ascii=False, separators=(",", ":"))
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(list(ns), separators=(",", ":"))
+    return text
 
 
 class RedisNodeCache(RedisComponent, BaseCache[ValueT]):
