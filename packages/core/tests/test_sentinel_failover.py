@@ -19,6 +19,11 @@ stays writable until Sentinel demotes it, and writes it acknowledged in that win
 (asynchronous replication; see docs/operations.md): the test waits for the demotion before
 judging where writes land, and checks that no lost write had been confirmed by ``WAIT 1``.
 
+The ``kill -9`` case also runs over TLS (``tls``): the Sentinels listen on a TLS port and the
+client asks them there (``rediss+sentinel://``), reaches each master on its TLS port, and the
+replica and Sentinels replicate, monitor and talk to each other over TLS, so after the switch
+the Sentinels name the promoted replica's TLS port and the client must follow it there.
+
 Every loop is bounded by an attempt count; no assertion depends on elapsed time.
 """
 
@@ -90,19 +95,48 @@ def _probe(port: int, *command: Any) -> Any:
         client.close()
 
 
+# (how the failover is made, over TLS): SENTINEL FAILOVER's demotion window is not about
+# transport, so TLS runs with kill -9 only.
+CASES = [
+    pytest.param("sentinel-failover", False, id="sentinel-failover"),
+    pytest.param("kill-master", False, id="kill-master"),
+    pytest.param("kill-master", True, id="kill-master-tls"),
+]
+
+
 @pytest.fixture
-def topology(redis_sentinel_factory: SentinelFactory) -> SentinelTopology:
-    # One master, one replica, three Sentinels (quorum 2), fast failure detection; the
-    # testing plugin's topology (stopped after the test).
-    return redis_sentinel_factory(
-        replicas=1,
-        sentinels=3,
-        quorum=2,
-        service=SERVICE,
-        down_after_ms=1000,
-        failover_timeout_ms=3000,
-        debug=_SENTINEL_DEBUG,
-    )
+def start(redis_sentinel_factory: SentinelFactory, request: pytest.FixtureRequest) -> Any:
+    """``start(tls) -> (topology, client settings)``: the plugin's topology (stopped after)."""
+
+    def run(tls: bool) -> tuple[SentinelTopology, dict[str, Any]]:
+        options: dict[str, Any] = {}
+        settings: dict[str, Any] = {}
+        if tls:
+            pki = request.getfixturevalue("pki")
+            options["tls"] = {
+                "tls-cert-file": str(pki.server_cert),
+                "tls-key-file": str(pki.server_key),
+                "tls-ca-cert-file": str(pki.ca),
+                "tls-auth-clients": "no",
+            }
+            settings["tls_ca_file"] = str(pki.ca)
+        # One master, one replica, three Sentinels (quorum 2), fast failure detection.
+        topo = redis_sentinel_factory(
+            replicas=1,
+            sentinels=3,
+            quorum=2,
+            service=SERVICE,
+            down_after_ms=1000,
+            failover_timeout_ms=3000,
+            debug=_SENTINEL_DEBUG,
+            **options,
+        )
+        if tls:  # the client must see TLS only
+            assert topo.url.startswith("rediss+sentinel://")
+            assert topo.client_port(topo.master) != topo.master.port
+        return topo, {"url": topo.url, **settings}
+
+    return run
 
 
 def _trigger(topo: SentinelTopology, how: str) -> None:
@@ -151,9 +185,10 @@ def _verify_on_new_master(topo: SentinelTopology, outcomes: list[Outcome], *, de
 
 
 # --------------------------------------------------------------------------- sync
-@pytest.mark.parametrize("how", ["sentinel-failover", "kill-master"])
-def test_sync_client_survives_failover(topology: SentinelTopology, how: str) -> None:
-    client = create_client(url=topology.url)
+@pytest.mark.parametrize(("how", "tls"), CASES)
+def test_sync_client_survives_failover(start: Any, how: str, tls: bool) -> None:
+    topology, settings = start(tls)
+    client = create_client(**settings)
     try:
         _run_sync(client, topology, how)
     finally:
@@ -188,7 +223,7 @@ def _run_sync(client: Any, topo: SentinelTopology, how: str) -> None:
             pipe.set(key, value)
         pipe.wait(1, 5000)
         assert pipe.execute()[-1] >= 1  # acknowledged by the replica too
-        assert client.connection_pool.master_address == ("127.0.0.1", topo.master.port)
+        assert client.connection_pool.master_address == ("127.0.0.1", topo.client_port(topo.master))
     assert check_health(client).mode == "sentinel"
 
     _trigger(topo, how)
@@ -215,7 +250,8 @@ def _run_sync(client: Any, topo: SentinelTopology, how: str) -> None:
     with redis_errors():
         for i in range(10):  # ...and keeps doing so, without errors
             assert client.set(f"failover:after:{i}", b"a")
-        assert client.connection_pool.master_address == ("127.0.0.1", topo.replicas[0].port)
+        promoted = ("127.0.0.1", topo.client_port(topo.replicas[0]))
+        assert client.connection_pool.master_address == promoted
         assert client.mget(list(BEFORE)) == list(BEFORE.values())
     _verify_on_new_master(topo, outcomes, dead=dead)
     report = check_health(client)
@@ -224,9 +260,10 @@ def _run_sync(client: Any, topo: SentinelTopology, how: str) -> None:
 
 
 # --------------------------------------------------------------------------- async
-@pytest.mark.parametrize("how", ["sentinel-failover", "kill-master"])
-async def test_async_client_survives_failover(topology: SentinelTopology, how: str) -> None:
-    client = await create_async_client(url=topology.url)
+@pytest.mark.parametrize(("how", "tls"), CASES)
+async def test_async_client_survives_failover(start: Any, how: str, tls: bool) -> None:
+    topology, settings = await asyncio.to_thread(start, tls)
+    client = await create_async_client(**settings)
     try:
         await _run_async(client, topology, how)
     finally:
@@ -260,7 +297,7 @@ async def _run_async(client: Any, topo: SentinelTopology, how: str) -> None:
             pipe.set(key, value)
         pipe.wait(1, 5000)
         assert (await pipe.execute())[-1] >= 1
-        assert client.connection_pool.master_address == ("127.0.0.1", topo.master.port)
+        assert client.connection_pool.master_address == ("127.0.0.1", topo.client_port(topo.master))
     assert (await acheck_health(client)).mode == "sentinel"
 
     await asyncio.to_thread(_trigger, topo, how)
@@ -286,7 +323,8 @@ async def _run_async(client: Any, topo: SentinelTopology, how: str) -> None:
     async with redis_errors():
         for i in range(10):
             assert await client.set(f"failover:after:{i}", b"a")
-        assert client.connection_pool.master_address == ("127.0.0.1", topo.replicas[0].port)
+        promoted = ("127.0.0.1", topo.client_port(topo.replicas[0]))
+        assert client.connection_pool.master_address == promoted
         assert await client.mget(list(BEFORE)) == list(BEFORE.values())
     await asyncio.to_thread(_verify_on_new_master, topo, outcomes, dead=dead)
     report = await acheck_health(client)

@@ -4,6 +4,12 @@
 builds one from the plugin's `redis_server_factory`: the master and replicas are private
 `redis-server`s, the Sentinels are `redis-server --sentinel` subprocesses with their own
 config file and directory, stopped by their own PID. Every wait is bounded by a poll count.
+
+With `tls=` (the TLS lines of a server's config: certificate, key, CA) every node and Sentinel
+also listens on a TLS port, the replicas replicate and the Sentinels monitor and talk to each
+other over TLS (``tls-replication yes``), and `.url` is a ``rediss+sentinel://`` URL on the
+Sentinels' TLS ports: the client sees only TLS. The plain ports stay open for the topology's
+own probes.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import functools
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -27,9 +33,20 @@ _POLLS = 600  # bounded waits: replication, Sentinel start and discovery
 _SPAWN_ATTEMPTS = 3
 
 
-def _direct(port: int) -> redis.Redis:
-    """A plain client for probing one node (never the client under test)."""
-    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1)
+def _direct(port: int, tls: Mapping[str, str] | None = None) -> redis.Redis:
+    """A client for probing one node (never the client under test); over TLS with `tls`."""
+    ssl: dict[str, Any] = {}
+    if tls:
+        ssl = {"ssl": True, "ssl_ca_certs": tls.get("tls-ca-cert-file")}
+        if tls.get("tls-auth-clients", "yes") != "no":  # mutual TLS: the node's own pair
+            ssl.update(ssl_certfile=tls["tls-cert-file"], ssl_keyfile=tls["tls-key-file"])
+    return redis.Redis(
+        host="127.0.0.1", port=port, socket_timeout=1, socket_connect_timeout=1, **ssl
+    )
+
+
+def _tls_port(port: int | None) -> dict[str, str]:
+    return {"tls-port": str(port)} if port is not None else {}
 
 
 def probe(port: int, *command: Any) -> Any:
@@ -74,22 +91,35 @@ class SentinelTopology:
     Attributes:
         master: The master's server handle (`.port`, `.url`, `.kill()`...).
         replicas: The replicas' server handles.
-        sentinel_ports: One port per Sentinel.
+        sentinel_ports: One port per Sentinel (plain text, for probes).
         service: The monitored master name.
+        tls_ports: With TLS, each node's TLS port by its plain port (empty without TLS).
+        sentinel_tls_ports: With TLS, each Sentinel's TLS port (empty without TLS).
     """
 
     master: Any
     replicas: list[Any]
     sentinel_ports: list[int]
     service: str = "mymaster"
+    tls_ports: dict[int, int] = field(default_factory=dict)
+    sentinel_tls_ports: list[int] = field(default_factory=list)
+    _tls: dict[str, str] = field(default_factory=dict, repr=False)
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
     _logs: list[IO[bytes]] = field(default_factory=list, repr=False)
 
     @property
     def url(self) -> str:
-        """``redis+sentinel://<every sentinel>/<service>/0``."""
+        """``redis+sentinel://<every sentinel>/<service>/0`` (``rediss+sentinel://`` on TLS)."""
+        if self._tls:
+            hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_tls_ports)
+            return f"rediss+sentinel://{hosts}/{self.service}/0"
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
         return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    def client_port(self, node: Any) -> int:
+        """The port a client of `url` reaches `node` on: its TLS port with TLS, else its port."""
+        port: int = node.port
+        return self.tls_ports.get(port, port)
 
     @classmethod
     def start(
@@ -104,6 +134,7 @@ class SentinelTopology:
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 3000,
         debug: tuple[tuple[str, str], ...] = (),
+        tls: Mapping[str, str] | None = None,
     ) -> SentinelTopology:
         """Start a topology and wait until every Sentinel sees all of it.
 
@@ -117,6 +148,10 @@ class SentinelTopology:
             down_after_ms: ``down-after-milliseconds``.
             failover_timeout_ms: ``failover-timeout``.
             debug: ``SENTINEL DEBUG`` name/value pairs (Redis >= 7; ignored before).
+            tls: TLS config lines for every node and Sentinel (``tls-cert-file``,
+                ``tls-key-file``, ``tls-ca-cert-file``, ...); the certificate must also be
+                good for client authentication (the nodes use it to reach each other). With
+                it, replication, monitoring and `url` go over TLS (see the module docstring).
 
         Returns:
             The running topology; `stop()` it (the fixture does).
@@ -126,14 +161,32 @@ class SentinelTopology:
         binary = find_redis_server()  # the same server as the data nodes (REDIS_SERVER_BIN)
         if binary is None:
             raise RuntimeError("a Sentinel topology needs the redis-server binary")
+        conf = {**tls, "tls-replication": "yes"} if tls else {}
+        tls_ports: dict[int, int] = {}
+
+        def node(**extra: str) -> Any:
+            port = _free_port() if tls else None
+            server = server_factory(config={**extra, **conf, **_tls_port(port)})
+            if port is not None:
+                tls_ports[server.port] = port
+            return server
+
         # No diskless-sync delay before a replica's first full sync.
-        master = server_factory(config={"repl-diskless-sync-delay": "0"})
-        copies = [server_factory() for _ in range(replicas)]
+        master = node(**{"repl-diskless-sync-delay": "0"})
+        copies = [node() for _ in range(replicas)]
+        master_port = tls_ports.get(master.port, master.port)
         for replica in copies:
-            probe(replica.port, "REPLICAOF", "127.0.0.1", str(master.port))
+            probe(replica.port, "REPLICAOF", "127.0.0.1", str(master_port))
         for replica in copies:
             wait_for(functools.partial(_link_up, replica.port), f"replica {replica.port} to sync")
-        topo = cls(master=master, replicas=copies, sentinel_ports=[], service=service)
+        topo = cls(
+            master=master,
+            replicas=copies,
+            sentinel_ports=[],
+            service=service,
+            tls_ports=tls_ports,
+            _tls=conf,
+        )
         majority = quorum if quorum is not None else sentinels // 2 + 1
         try:
             for index in range(sentinels):
@@ -178,9 +231,14 @@ class SentinelTopology:
             # before this Sentinel binds it: this one then exits, but the server already
             # there answered the startup PING, and the topology was built on a stranger.
             port = _free_port()
+            tls_port = _free_port() if self._tls else None
+            tls_lines = "".join(
+                f"{name} {value}\n" for name, value in {**self._tls, **_tls_port(tls_port)}.items()
+            )
             conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {home}\n"
-                f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} {quorum}\n"
+                f"port {port}\nbind 127.0.0.1\ndir {home}\n{tls_lines}"
+                f"sentinel monitor {self.service} 127.0.0.1 {self.client_port(self.master)} "
+                f"{quorum}\n"
                 f"sentinel down-after-milliseconds {self.service} {down_after_ms}\n"
                 f"sentinel failover-timeout {self.service} {failover_ms}\n"
             )
@@ -193,10 +251,16 @@ class SentinelTopology:
             )
             wait_for(functools.partial(_started, proc, port), f"sentinel on port {port} to start")
             answering = _process_id(port)
-            if proc.poll() is None and answering == proc.pid:
+            if (
+                proc.poll() is None
+                and answering == proc.pid
+                and (tls_port is None or _process_id(tls_port, self._tls) == proc.pid)
+            ):
                 _reaper.register(home, remove=False)  # stopped even if the session is killed
                 self._procs.append(proc)
                 self.sentinel_ports.append(port)
+                if tls_port is not None:
+                    self.sentinel_tls_ports.append(tls_port)
                 return
             problem = (
                 f"port {port} is answered by another process (pid {answering})"
@@ -222,7 +286,11 @@ class SentinelTopology:
         )
 
     def reported_masters(self) -> list[int | None]:
-        """The master port each Sentinel reports (None when it cannot be asked)."""
+        """The master each Sentinel reports, by its plain port (None when it cannot be asked).
+
+        With TLS the Sentinels report TLS ports; they are mapped back to the nodes' ports.
+        """
+        by_tls = {tls: plain for plain, tls in self.tls_ports.items()}
         ports: list[int | None] = []
         for port in self.sentinel_ports:
             try:
@@ -230,7 +298,8 @@ class SentinelTopology:
             except redis.exceptions.RedisError:
                 ports.append(None)
                 continue
-            ports.append(int(reply[1]) if reply else None)
+            reported = int(reply[1]) if reply else None
+            ports.append(by_tls.get(reported, reported) if reported is not None else None)
         return ports
 
     def role(self, port: int) -> str | None:
@@ -293,12 +362,16 @@ def _started(proc: subprocess.Popen[bytes], port: int) -> bool:
     return proc.poll() is not None or _answers(port)
 
 
-def _process_id(port: int) -> int | None:
-    """The PID of the server answering on `port` (None when none answers)."""
+def _process_id(port: int, tls: Mapping[str, str] | None = None) -> int | None:
+    """The PID of the server answering on `port` (None when none answers); TLS with `tls`."""
+    client = _direct(port, tls)
     try:
-        return int(_pairs_info(probe(port, "INFO", "server")).get("process_id", 0)) or None
-    except (redis.exceptions.RedisError, ValueError):
+        info = client.execute_command("INFO", "server")  # type: ignore[no-untyped-call]
+        return int(_pairs_info(info).get("process_id", 0)) or None
+    except (redis.exceptions.RedisError, ValueError, OSError):
         return None
+    finally:
+        client.close()
 
 
 def _pairs_info(reply: Any) -> dict[str, str]:

@@ -63,6 +63,7 @@ class SentinelFactory(Protocol):
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 3000,
         debug: tuple[tuple[str, str], ...] = (),
+        tls: Mapping[str, str] | None = None,
     ) -> SentinelTopology:
         """Start a master, its replicas and Sentinels; the Sentinels are stopped after the test."""
 
