@@ -53,11 +53,24 @@ def _op_id(kind: str, call_id: str | None, version: int | None, payload: Any) ->
     digest = hashlib.sha256(
         json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
     ).hexdigest()[:16]
-    if call_id is not None and len(call_id) > _LONG:
+    if call_id is not None and (len(call_id) > _LONG or not _storable(call_id)):
         # Tool call ids come from the model provider: a long one is named by its digest, so
-        # the op id stays within the repository's MAX_TAG_CHARS.
+        # the op id stays within the repository's MAX_TAG_CHARS; so is one holding a lone
+        # surrogate, which the repository refuses in an op id (every write of the call
+        # answered the model an error about text it never wrote).
         call_id = hashlib.sha256(call_id.encode("utf-8", "surrogatepass")).hexdigest()
     return f"{kind}:{call_id}:{version}:{digest}"
+
+
+def _storable(text: str) -> bool:
+    """Whether `text` is valid Unicode (no lone surrogate), as Redis arguments must be."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _task_scope(config: Any) -> str:
@@ -94,6 +107,13 @@ class _ScopedRepository:
         thread_id = (config.get("configurable") or {}).get("thread_id")
         who = name or default
         actor = f"{who}:{thread_id}" if thread_id is not None else str(who)
+        if not _storable(actor):
+            # A thread id (or agent name) holding a lone surrogate, e.g. decoded from an
+            # API's JSON "\ud800": the scope's keys encode it, but the repository refuses it
+            # in the actor, so every write_todos of the thread answered the model an error
+            # about text it never wrote, and the plan could never be written. The log shows
+            # it escaped instead.
+            actor = actor.encode("utf-8", "backslashreplace").decode("utf-8")
         # The log records who: a thread id past the repository's MAX_TAG_CHARS is cut there
         # rather than refusing the write.
         return actor[:MAX_TAG_CHARS]
