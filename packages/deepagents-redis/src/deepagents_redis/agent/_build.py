@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,9 @@ class AgentBuild:
             to Redis is on).
         components: What the wiring built, closed by `close_redis` in reverse order.
         notes: What each phase did, one line each (for logs and tests).
+        settings: Each enabled phase's settings, read before anything was built.
+        undo: What to take back if the build fails after the phase ran, beyond closing
+            components (process-wide changes such as observe's `instrument()`).
     """
 
     kwargs: dict[str, Any]
@@ -38,6 +42,8 @@ class AgentBuild:
     connector: RedisConnector | None = None
     components: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    undo: list[Callable[[], None]] = field(default_factory=list)
 
     def own(self, component: Any) -> Any:
         """Remember a component the wiring built, for `close_redis`; returns it."""

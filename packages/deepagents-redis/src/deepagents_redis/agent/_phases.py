@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepagents_redis.agent._build import AgentBuild
+from deepagents_redis.agent._env import settings_from_env
 from deepagents_redis.agent._flags import AgentRedisSettings
 from deepagents_redis.core import ConfigurationError
 
@@ -25,6 +26,7 @@ __all__ = [
     "Phase",
     "instrument_unless_instrumented",
     "needs_redis",
+    "prepare_phases",
     "wire_phases",
 ]
 
@@ -45,6 +47,8 @@ class Phase:
         wire: Edits the build; returns one note per change.
         uses_redis: Whether it talks to Redis (needs the agent's connector). Observe
             only reports to OpenTelemetry: with it alone on, the agent needs no URL.
+        settings: The phase's settings class, ``"module:Class"`` (read from its
+            ``DEEPAGENTS_REDIS_<PHASE>_*`` variables before anything is built), or None.
     """
 
     name: str
@@ -54,6 +58,7 @@ class Phase:
     enabled: Callable[[AgentRedisSettings], bool]
     wire: Callable[[AgentBuild], list[str]]
     uses_redis: bool = True
+    settings: str | None = None
 
 
 # -- cache ----------------------------------------------------------------------------------
@@ -168,7 +173,7 @@ def wire_cache(build: AgentBuild, cache_settings: Any = None) -> list[str]:
     """
     from deepagents_redis.cache import CacheSettings, RedisLLMCache, RedisNodeCache
 
-    cs = cache_settings if cache_settings is not None else CacheSettings()
+    cs = cache_settings or build.settings.get("cache") or CacheSettings()
     kwargs, notes = build.kwargs, []
     built: list[Any] = []
 
@@ -250,7 +255,7 @@ def wire_todos(build: AgentBuild, todos_settings: Any = None) -> list[str]:
     from deepagents_redis.todos import RedisTodoMiddleware, TodosSettings
     from langchain.agents.middleware.todo import TodoListMiddleware
 
-    settings = todos_settings or TodosSettings()
+    settings = todos_settings or build.settings.get("todos") or TodosSettings()
     kwargs = build.kwargs
     middleware: list[Any] = list(kwargs.get("middleware") or [])
     notes: list[str] = []
@@ -306,7 +311,7 @@ def wire_fs(build: AgentBuild, fs_settings: Any = None) -> list[str]:
     if build.kwargs.get("backend") is not None:
         kind = type(build.kwargs["backend"]).__name__
         return [f"fs: kept the caller's backend ({kind})"]
-    settings = fs_settings or FsSettings()
+    settings = fs_settings or build.settings.get("fs") or FsSettings()
     build.kwargs["backend"] = build.own(
         RedisBackend.from_settings(settings, connector=build.shared())
     )
@@ -324,7 +329,7 @@ def wire_coord(build: AgentBuild, coord_settings: Any = None) -> list[str]:
     """
     from deepagents_redis.coord import CoordSettings, SubagentEventsMiddleware
 
-    settings = coord_settings or CoordSettings()
+    settings = coord_settings or build.settings.get("coord") or CoordSettings()
     middleware: list[Any] = list(build.kwargs.get("middleware") or [])
     if any(isinstance(m, SubagentEventsMiddleware) for m in middleware):
         return ["coord: kept the caller's SubagentEventsMiddleware"]
@@ -347,7 +352,7 @@ def wire_checkpoint(build: AgentBuild, checkpoint_settings: Any = None) -> list[
     if build.kwargs.get("checkpointer") is not None:
         kind = type(build.kwargs["checkpointer"]).__name__
         return [f"checkpoint: kept the caller's checkpointer ({kind})"]
-    settings = checkpoint_settings or CheckpointSettings()
+    settings = checkpoint_settings or build.settings.get("checkpoint") or CheckpointSettings()
     build.kwargs["checkpointer"] = build.own(
         RedisSaver(connector=build.shared(), checkpoint_settings=settings)
     )
@@ -383,6 +388,21 @@ def wire_observe(build: AgentBuild) -> list[str]:
         One line.
     """
     if instrument_unless_instrumented():
+        from deepagents_redis.core import get_instrumentation
+
+        mine = get_instrumentation()
+
+        def undo() -> None:
+            # A build that fails after this (deepagents refusing an argument) must not leave
+            # the process reporting: the instrumentation stayed in force, so every later
+            # agent, built without redis_observe, reported anyway and one built with it
+            # "kept the instrument() already in force". Not taken back if replaced since.
+            from deepagents_redis.observe import uninstrument
+
+            if get_instrumentation() is mine:
+                uninstrument()
+
+        build.undo.append(undo)
         return ["observe: OpenTelemetry spans and metrics for every phase (global providers)"]
     return ["observe: kept the instrument() already in force (its providers)"]
 
@@ -395,6 +415,7 @@ PHASES: tuple[Phase, ...] = (
         "cache",
         lambda f: f.cache_enabled,
         wire_cache,
+        settings="deepagents_redis.cache:CacheSettings",
     ),
     Phase(
         "todos",
@@ -403,6 +424,7 @@ PHASES: tuple[Phase, ...] = (
         "todos",
         lambda f: f.todos_enabled,
         wire_todos,
+        settings="deepagents_redis.todos:TodosSettings",
     ),
     Phase(
         "fs",
@@ -411,6 +433,7 @@ PHASES: tuple[Phase, ...] = (
         "fs",
         lambda f: f.fs_enabled,
         wire_fs,
+        settings="deepagents_redis.fs:FsSettings",
     ),
     Phase(
         "coord",
@@ -419,6 +442,7 @@ PHASES: tuple[Phase, ...] = (
         "coord",
         lambda f: f.coord_enabled,
         wire_coord,
+        settings="deepagents_redis.coord:CoordSettings",
     ),
     Phase(
         "checkpoint",
@@ -427,6 +451,7 @@ PHASES: tuple[Phase, ...] = (
         "checkpoint",
         lambda f: f.checkpoint_enabled,
         wire_checkpoint,
+        settings="deepagents_redis.checkpoint:CheckpointSettings",
     ),
     Phase(
         "observe",
@@ -459,6 +484,32 @@ def require(phase: Phase) -> None:
 def needs_redis(flags: AgentRedisSettings) -> bool:
     """Whether an enabled phase talks to Redis (and so the agent needs a connector)."""
     return any(phase.uses_redis and phase.enabled(flags) for phase in PHASES)
+
+
+def prepare_phases(flags: AgentRedisSettings) -> dict[str, Any]:
+    """Check every enabled phase is installed and read its settings, before anything is built.
+
+    A bad ``DEEPAGENTS_REDIS_<PHASE>_*`` value was found only when its phase was wired:
+    after the agent's connector and the earlier phases' components were built, and reported
+    under the settings' field name (``invalid CacheSettings: ttl_seconds``), which appears
+    nowhere in the deployment's environment.
+
+    Returns:
+        Each enabled phase's settings, by phase name (phases without settings left out).
+
+    Raises:
+        ConfigurationError: A phase package is missing (names the extra), or a variable
+            holds an invalid value (names the variable).
+    """
+    found: dict[str, Any] = {}
+    for phase in PHASES:
+        if phase.enabled(flags):
+            require(phase)
+            if phase.settings is not None:
+                module, _, name = phase.settings.partition(":")
+                cls = getattr(importlib.import_module(module), name)
+                found[phase.name] = settings_from_env(cls)
+    return found
 
 
 def wire_phases(build: AgentBuild) -> None:

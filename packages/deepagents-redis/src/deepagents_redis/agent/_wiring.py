@@ -18,9 +18,10 @@ from types import TracebackType
 from typing import Any
 
 from deepagents_redis.agent._build import AgentBuild
+from deepagents_redis.agent._env import env_named
 from deepagents_redis.agent._flags import AgentRedisSettings
-from deepagents_redis.agent._phases import needs_redis, wire_phases
-from deepagents_redis.core import ConfigurationError, RedisConnector
+from deepagents_redis.agent._phases import needs_redis, prepare_phases, wire_phases
+from deepagents_redis.core import ConfigurationError, RedisConnector, RedisSettings
 
 __all__ = [
     "RedisAgent",
@@ -266,8 +267,11 @@ def create_deep_agent(
 
     Raises:
         ConfigurationError: A phase is on but cannot be wired (missing package or URL),
-            `redis_connector` together with another connection option, or a switch that is
-            not a boolean (the message names the keyword or environment variable).
+            `redis_connector` together with another connection option, a switch that is
+            not a boolean (the message names the keyword or environment variable), or a
+            ``DEEPAGENTS_REDIS_*`` setting of an enabled phase or of the connection with an
+            invalid value (the message names the variable; nothing is built). A build that
+            fails closes what it opened and takes back the ``instrument()`` it did.
     """
     from deepagents import create_deep_agent as _upstream
 
@@ -280,6 +284,9 @@ def create_deep_agent(
         redis_checkpointer=redis_checkpointer,
         redis_observe=redis_observe,
     )
+    # Every enabled phase's package and settings first: a bad DEEPAGENTS_REDIS_<PHASE>_*
+    # value is refused under its variable's name with nothing built yet.
+    phase_settings = prepare_phases(flags)
     build = AgentBuild(
         kwargs={
             "model": model,
@@ -302,6 +309,7 @@ def create_deep_agent(
             "cache": cache,
         },
         flags=flags,
+        settings=phase_settings,
     )
     owned: RedisConnector | None = None
     # Only phases that talk to Redis get a connection: observe alone needs no URL (it
@@ -315,6 +323,11 @@ def create_deep_agent(
         wire_phases(build)
         agent = _upstream(**build.kwargs)
     except BaseException:
+        for undo in reversed(build.undo):
+            try:
+                undo()
+            except Exception:  # the build's own error is the one to see; this one is logged
+                log.warning("undoing a failed create_deep_agent's wiring failed", exc_info=True)
         try:
             opened.close()
         except Exception:  # the build's own error is the one to see; this one is logged
@@ -350,7 +363,14 @@ def _connector(
                 "connector carries the connection; pass one or the other"
             )
         return connector, None
-    built = RedisConnector(url=url, settings=settings, client=client, async_client=async_client)
+    try:
+        built = RedisConnector(url=url, settings=settings, client=client, async_client=async_client)
+    except ConfigurationError as exc:
+        # Without redis_settings=, the connection settings are read from DEEPAGENTS_REDIS_*
+        # (the URL from the keyword when given): name the variable that holds a bad value.
+        if settings is not None:
+            raise
+        raise env_named(exc, RedisSettings, given={"url"} if url is not None else ()) from exc
     return built, built
 
 
