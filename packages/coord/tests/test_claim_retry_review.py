@@ -182,7 +182,8 @@ def test_every_key_of_the_ack_is_declared_and_in_one_slot(connector: RedisConnec
     for mode in ("ack", "retry", "dead", "requeue"):
         for tid in (task_id, ""):
             keys, _args = worker._ack_request(queue, "1-0", tid, mode, 0.0, b"")
-            assert len(keys) == 4
+            assert len(keys) == 5  # + the queue's index of queued tasks (the sweep's)
             if tid:
                 assert keys[3] == worker.keys.mark(queue, tid)
+            assert keys[4] == queue.queued
             assert len({key_slot(k.encode()) for k in keys}) == 1, (mode, keys)

@@ -260,7 +260,7 @@ class TaskClient(CoordComponent):
         ]
         queue = self.keys.queue(agent)
         mark = self.keys.mark(queue, task_id)
-        enqueue_keys = [queue.stream, queue.delayed, mark, mark]
+        enqueue_keys = [queue.stream, queue.delayed, mark, queue.queued]
         # The record lives with the TTL its create gave it until the task is queued: on a
         # single server the enqueue removes it in the same call (it may touch any slot), on
         # a Cluster a last call does (`CONFIRM`). A submit that never gets that far (its
@@ -796,7 +796,7 @@ class TaskClient(CoordComponent):
         mark = self.keys.op(queue.scope, f"enqueue:{task_id}:{new_task_id()}")
         reply = yield Script(
             ENQUEUE,
-            [queue.stream, queue.delayed, mark, self.keys.mark(queue, task_id)],
+            [queue.stream, queue.delayed, mark, queue.queued, self.keys.mark(queue, task_id)],
             [
                 task_id,
                 self.coord_settings.max_backlog,

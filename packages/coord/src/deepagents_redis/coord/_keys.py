@@ -2,7 +2,8 @@
 
 Everything one task touches (its record, events, inbox and op records) shares the task's hash
 tag, so every write about a task is one script in one Cluster slot. An agent's queue, its
-delayed retries and its dead letters share the queue's tag.
+delayed retries, its dead letters, its index of queued tasks and its tasks' enqueue marks
+share the queue's tag.
 """
 
 from __future__ import annotations
@@ -106,6 +107,13 @@ class QueueKeys:
     """Sorted set: task id -> when (ms) its retry is due."""
     dlq: str
     """Stream of dead letters."""
+    queued: str
+    """Sorted set: task id -> ms of its queue entry (at most that), for every task whose
+    enqueue mark has no TTL (queued, read or running). The one place a task is found from
+    when its entry is gone: a stream deleted under it (an operator, a FLUSH of one key) took
+    every entry with it, and with them the pending lists ``XAUTOCLAIM`` reads, so a task
+    whose worker then died was on no list at all. The worker's sweep (lost.lua, sweep.lua)
+    queues such a task again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +175,7 @@ class CoordKeys:
             stream=self._ks.key(KIND, scope, "tasks"),
             delayed=self._ks.key(KIND, scope, "delayed"),
             dlq=self._ks.key(KIND, scope, "dlq"),
+            queued=self._ks.key(KIND, scope, "queued"),
         )
         if len(self._queues) >= _KEYS_KEPT:
             self._queues.clear()

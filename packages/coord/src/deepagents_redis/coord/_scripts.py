@@ -34,11 +34,13 @@ __all__ = [
     "GROUP",
     "HANDBACK",
     "HEARTBEAT",
+    "LOST",
     "PROMOTE",
     "PRUNE",
     "PUBLISH",
     "RESET",
     "SEND",
+    "SWEEP",
     "TAKE",
     "TERMINAL",
     "UNRESET",
@@ -74,6 +76,11 @@ ACK: Final = IdempotentScript.from_package("coord_ack", _PACKAGE, "ack.lua")
 ACK_PLAIN: Final = LuaScript.from_package("coord_ack_plain", _PACKAGE, "ack_plain.lua", "ack.lua")
 """`ACK` without the op record, for the modes that are idempotent by construction."""
 PROMOTE: Final = LuaScript.from_package("coord_promote", _PACKAGE, "promote.lua")
+LOST: Final = LuaScript.from_package("coord_lost", _PACKAGE, "lost.lua")
+"""A sweep's first step: the queued tasks whose entry may be gone (read only)."""
+SWEEP: Final = LuaScript.from_package("coord_sweep", _PACKAGE, "sweep.lua")
+"""Queues again, once, a task whose entry went with its stream (deleted under it):
+idempotent by construction (each re-queue moves the task's mark, which it checks)."""
 CANCEL: Final = LuaScript.from_package("coord_cancel", _PACKAGE, "cancel.lua")
 DEQUEUE: Final = LuaScript.from_package("coord_dequeue", _PACKAGE, "dequeue.lua")
 SEND: Final = IdempotentScript.from_package("coord_send", _PACKAGE, "send.lua")

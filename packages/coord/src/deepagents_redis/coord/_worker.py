@@ -60,8 +60,10 @@ from deepagents_redis.coord._scripts import (
     FINISH,
     HANDBACK,
     HEARTBEAT,
+    LOST,
     PROMOTE,
     PRUNE,
+    SWEEP,
     TAKE,
 )
 from deepagents_redis.coord._scripts import (
@@ -1382,7 +1384,7 @@ class Worker(CoordComponent):
         # whose stream was deleted under it); a malformed entry's dead letter gets a stand-in
         # in the same slot (no key built from a task id someone else wrote).
         mark = self.keys.mark(queue, task_id) if task_id else queue.delayed
-        keys = [queue.stream, queue.delayed, queue.dlq, mark]
+        keys = [queue.stream, queue.delayed, queue.dlq, mark, queue.queued]
         ttl_ms = self.coord_settings.result_ttl_seconds * 1000
         return keys, [entry_id, mode, task_id, int(delay * 1000), letter, GROUP, 10_000, ttl_ms]
 
@@ -1593,7 +1595,7 @@ class Worker(CoordComponent):
             spent = loop.time() - began
 
     async def _keeper(self) -> None:
-        """Every heartbeat: move due retries back to the queues, announce this worker."""
+        """Every heartbeat: move due retries to the queues, announce, sweep (`_sweep_op`)."""
         period = self.coord_settings.heartbeat_seconds
         while self._keeping:
             await asyncio.sleep(period * (0.9 + 0.2 * _jitter()))
@@ -1602,6 +1604,7 @@ class Worker(CoordComponent):
             try:
                 await self._promote()
                 await self._announce()
+                await self._sweep()
             except asyncio.CancelledError:
                 raise
             except DeepAgentsRedisError as exc:
@@ -1707,6 +1710,42 @@ class Worker(CoordComponent):
         for agent in self._agents:
             queue = self.keys.queue(agent)
             await self._op("coord.promote", self._promote_op(queue))
+
+    async def _sweep(self) -> None:
+        for agent in self._agents:
+            queued = await self._op("coord.sweep", self._sweep_op(self.keys.queue(agent)))
+            if queued:
+                # their entries went with the stream (deleted under them): no pending list
+                # held them, so no reclaim would have found them
+                log.warning(
+                    "worker %s: %d task(s) of %s had lost their queue entry; queued again",
+                    self.worker_id,
+                    queued,
+                    agent,
+                )
+                get_instrumentation().count("coord.swept", queued, agent=agent)
+
+    def _sweep_op(self, queue: QueueKeys) -> Operation[int]:
+        """Queue again, once, the tasks of `queue` whose entry is gone (see sweep.lua).
+
+        The queue's index (`QueueKeys.queued`) lists every task whose mark has no TTL; the
+        first call lists those scored before the stream's first entry (none, while the
+        stream lost nothing and the index is tidy), the second checks each against its mark,
+        the stream and the delayed set, and queues the lost ones again. Two calls, as in
+        `_promote_op`: the second must be given each task's mark key.
+        """
+        listed = yield Script(LOST, [queue.stream, queue.queued], [100])
+        if not listed:
+            return 0  # the one call a queue that lost nothing costs
+        marked = [m for m in listed if is_task_id_bytes(m)]
+        others = [m for m in listed if not is_task_id_bytes(m)]
+        marks = [self.keys.mark(queue, m.decode()) for m in marked]
+        queued = yield Script(
+            SWEEP,
+            [queue.stream, queue.delayed, queue.queued, *marks],
+            [len(marked), *marked, *others],
+        )
+        return int(queued)
 
     def _promote_op(self, queue: QueueKeys) -> Operation[int]:
         """Move `queue`'s due retries to the queue.

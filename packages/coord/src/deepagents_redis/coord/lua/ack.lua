@@ -12,6 +12,9 @@
 --                  TTL by 'ack' and 'dead' when it names the entry acknowledged: the task
 --                  left the queue; 'retry' only reads it; delayed_key stands in for none:
 --                  an entry that names no task)
+--   index_key      optional: the queue's index of queued tasks (see enqueue.lua): the task
+--                  leaves it when its mark gets a TTL, moves to the new entry with
+--                  'requeue', and to its due time with a scheduled 'retry'
 -- ARGV (data args):
 --   entry_id       the queue entry to acknowledge and delete ('' = none); with 'retry',
 --                  the retry is scheduled only if this call acknowledged it (it was pending),
@@ -34,6 +37,7 @@
 -- Errors: none of its own.
 
 local queue_key, delayed_key, dead_key, mark_key = keys[1], keys[2], keys[3], keys[4]
+local index_key = keys[5]
 local entry_id, mode, task_id, delay_ms = argv[1], argv[2], argv[3], argv[4]
 local dead_letter, group, dead_maxlen, mark_ttl_ms = argv[5], argv[6], argv[7], argv[8]
 
@@ -53,6 +57,7 @@ if entry_id ~= '' then
       and redis.call('GET', mark_key) == entry_id then
     -- the task has left the queue: its mark expires with the task (see enqueue.lua)
     redis.call('PEXPIRE', mark_key, mark_ttl_ms)
+    if index_key then redis.call('ZREM', index_key, task_id) end
   end
 end
 if mode == 'retry' and acked == 1 then
@@ -63,6 +68,10 @@ if mode == 'retry' and acked == 1 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('ZADD', delayed_key, now + tonumber(delay_ms), task_id)
+  -- its next entry is made no earlier (the sweep passes it by until then)
+  if index_key and mark_key ~= delayed_key then
+    redis.call('ZADD', index_key, 'XX', now + tonumber(delay_ms), task_id)
+  end
 elseif mode == 'dead' and acked == 1 then
   -- once: the run's worker dead-letters after its finish (a call of its own), and a worker
   -- the entry was re-delivered to between the two reads the task as failed and does it too
@@ -71,5 +80,8 @@ elseif mode == 'requeue' and acked == 1 then
   -- the mark follows the entry, so a cancel before a worker reads it can take it off
   local id = redis.call('XADD', queue_key, '*', 't', task_id)
   redis.call('SET', mark_key, id)  -- no TTL while queued: see enqueue.lua
+  if index_key and mark_key ~= delayed_key then
+    redis.call('ZADD', index_key, tonumber(string.match(id, '^(%d+)')), task_id)
+  end
 end
 return acked

@@ -5,13 +5,15 @@
 --   queue_key      queue stream
 --   delayed_key    delayed retries zset
 --   mark_key       enqueue mark: the entry id this call queued the task as (once per mark)
---   latest_key     the task's current enqueue mark (the one a cancel reads): mark_key itself
---                  for a submit, the task's mark for an operator's retry, which queues the
---                  task again under a mark of its own
---   task_key       optional, on a single server only (another slot): the task's record,
---   events_key     events and inbox; once the task is queued (now or before) the TTL its
---   inbox_key      create gave it is removed in this call (keep.lua). On a Cluster the
---                  submit calls coord_confirm after this script instead.
+--   index_key      the queue's index of queued tasks (zset: task id -> ms of its entry), so
+--                  the worker's sweep finds a task whose entry is gone (its stream deleted)
+--   latest_key     only when exactly five keys are given: the task's current enqueue mark
+--                  (the one a cancel reads), for an operator's retry, which queues the task
+--                  again under a mark of its own; otherwise (a submit) mark_key itself
+--   task_key       optional (exactly seven keys), on a single server only (another slot):
+--   events_key     the task's record, events and inbox; once the task is queued (now or
+--   inbox_key      before) the TTL its create gave it is removed in this call (keep.lua).
+--                  On a Cluster the submit calls coord_confirm after this script instead.
 -- ARGV:
 --   task_id        the task id
 --   max_backlog    most entries queued and delayed together
@@ -21,9 +23,14 @@
 -- {0, backlog, limit} (full: nothing added, nothing recorded, so a later call may add it).
 -- Errors: none of its own.
 
-local queue_key, delayed_key, mark_key, latest_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local queue_key, delayed_key, mark_key, index_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local task_id, max_backlog, mark_ttl_ms = ARGV[1], ARGV[2], ARGV[3]
-local task_key, events_key, inbox_key = KEYS[5], KEYS[6], KEYS[7]
+local fifth, events_key, inbox_key = KEYS[5], KEYS[6], KEYS[7]
+local latest_key, task_key = mark_key, nil
+if events_key then task_key = fifth elseif fifth then latest_key = fifth end
+
+-- the ms part of an entry id: its score in the index (at most the entry's own time)
+local function entry_ms(id) return tonumber(string.match(id, '^(%d+)')) end
 
 local prev = redis.call('GET', mark_key)
 if prev and latest_key == mark_key and #redis.call('XRANGE', queue_key, prev, prev) == 0
@@ -38,6 +45,8 @@ if prev and latest_key == mark_key and #redis.call('XRANGE', queue_key, prev, pr
   prev = false
 end
 if prev then
+  -- a task queued before the index was kept gets its place in it (NX: never moved later)
+  redis.call('ZADD', index_key, 'NX', entry_ms(prev), task_id)
   if task_key then keep(task_key, events_key, inbox_key) end
   return {1, prev}
 end
@@ -52,5 +61,6 @@ if latest_key ~= mark_key then
   redis.call('SET', mark_key, id, 'PX', mark_ttl_ms)
 end
 redis.call('SET', latest_key, id)
+redis.call('ZADD', index_key, entry_ms(id), task_id)
 if task_key then keep(task_key, events_key, inbox_key) end
 return {1, id}
