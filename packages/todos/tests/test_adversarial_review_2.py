@@ -4,6 +4,7 @@ A thread id (or a tool call id) holding a lone surrogate, what an API's JSON ``"
 decodes to: the plan's keys encode it, but the middleware put it raw into the mutation's
 actor (and op id), which the repository refuses, so every ``write_todos`` of the thread
 answered the model an error about text it never wrote and the plan was never written.
+Backfill and repair named such a thread (or a long one) raw in their op ids, and failed it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ from typing import Any
 
 import pytest
 from deepagents_redis.testing.chat import ScriptedChatModel, tool_call
-from deepagents_redis.todos import RedisTodoMiddleware
+from deepagents_redis.todos import (
+    RedisTodoMiddleware,
+    RedisTodoRepository,
+    TodoBackfill,
+    TodoReconciler,
+)
 from langchain.agents import create_agent
+from langchain.agents.middleware import TodoListMiddleware
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.prebuilt.tool_node import ToolRuntime
@@ -100,3 +107,63 @@ async def test_a_tool_call_id_holding_a_lone_surrogate_applies_once(
         (msg,) = command.update["messages"]  # type: ignore[index]
         assert msg.status == "success", msg.content
     assert mw.repository.get(scope).version == 1
+
+
+# -- backfill and repair of such threads ---------------------------------------------------
+
+HOSTILE_THREADS = ["long-" + "x" * 2_000, "lone-\ud800", "lone-\udfff-" + "y" * 300]
+
+
+def _run_plain(saver: Any, thread: str) -> None:
+    """A thread run under langchain's TodoListMiddleware (todos only in the checkpoint)."""
+    model = ScriptedChatModel(
+        script=[tool_call("write_todos", {"todos": PLAN}, "w"), AIMessage("ok")]
+    )
+    graph = create_agent(model, middleware=[TodoListMiddleware()], checkpointer=saver)
+    graph.invoke({"messages": [HumanMessage("go")]}, {"configurable": {"thread_id": thread}})
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_backfill_and_repair_write_threads_whose_ids_no_op_id_holds(
+    redis_target: Any, mode: str
+) -> None:
+    # Their op ids carried the thread id raw: over MAX_TAG_CHARS, or a lone surrogate, so
+    # every backfill listed them as failed and a repair could not restore them.
+    repo = RedisTodoRepository(
+        client=redis_target.client,
+        async_client=redis_target.async_client,
+        settings=redis_target.settings,
+    )
+    saver = InMemorySaver()
+    threads = [f"{t}-{mode}" for t in HOSTILE_THREADS]
+    for thread in threads:
+        _run_plain(saver, thread)
+    backfill = TodoBackfill(repo, saver)
+    report = await backfill.arun() if mode == "async" else backfill.run()
+    assert report.failed == []
+    assert report.written == len(threads)
+    for thread in threads:
+        assert repo.get(thread).as_langchain() == PLAN
+        (change,) = repo.history(thread)
+        assert change.op_id.startswith("backfill:sha256-")
+
+    # Redis loses the plans; the reconciler restores them.
+    for thread in threads:
+        redis_target.client.delete(repo.plan_key(thread), repo.log_key(thread))
+    reconciler = TodoReconciler(repo, saver)
+    repaired = (
+        await reconciler.areconcile(repair=True)
+        if mode == "async"
+        else reconciler.reconcile(repair=True)
+    )
+    assert sorted(d.kind for d in repaired.drifts) == ["missing"] * len(threads)
+    assert [d.error for d in repaired.drifts if d.error] == []
+    assert repaired.repaired == len(threads)
+    for thread in threads:
+        assert repo.get(thread).as_langchain() == PLAN
+
+
+def test_an_ordinary_thread_id_is_named_as_it_is() -> None:
+    from deepagents_redis.todos._reconcile import _op_id
+
+    assert _op_id("backfill", "thread-1", PLAN, 0).startswith("backfill:thread-1:0:")

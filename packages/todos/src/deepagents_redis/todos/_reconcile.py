@@ -45,6 +45,7 @@ from deepagents_redis.todos._calls import RepoCall, arepo_step, repo_step
 from deepagents_redis.todos._models import TodoList
 from deepagents_redis.todos._plan import assign_ids
 from deepagents_redis.todos._repository import RedisTodoRepository
+from deepagents_redis.todos._scope import _storable
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 
 __all__ = [
@@ -75,6 +76,9 @@ error (Redis unreachable, a deadline, an unknown outcome) fails the run, as for 
 thread it would fail the same way."""
 
 log = logging.getLogger("deepagents_redis.todos")
+
+_THREAD_TAG_CHARS = 256
+"""The longest thread id an op id names as it is (a longer one by its digest)."""
 
 DriftKind = Literal["missing", "behind", "diverged", "lagging"]
 """See the module docstring."""
@@ -206,7 +210,21 @@ def _op_id(kind: str, thread_id: str, todos: Sequence[dict[str, str]], version: 
     the change log.
     """
     digest = hashlib.sha256(json.dumps(list(todos), sort_keys=True).encode()).hexdigest()[:8]
-    return f"{kind}:{thread_id}:{version}:{digest}:{uuid.uuid4().hex}"
+    return f"{kind}:{_thread_tag(thread_id)}:{version}:{digest}:{uuid.uuid4().hex}"
+
+
+def _thread_tag(thread_id: Any) -> str:
+    """The thread as an op id names it: as it is, or its digest when that cannot be stored.
+
+    The repository refuses an op id over ``MAX_TAG_CHARS`` or holding a lone surrogate, and
+    the thread id was put in raw: a thread with a long id (over ~1,000 characters) or one
+    decoded from a JSON ``"\ud800"`` was ``failed`` by every backfill and repair, while the
+    middleware runs such a thread (its keys encode the id, its actor cuts or escapes it).
+    """
+    text = str(thread_id)
+    if len(text) <= _THREAD_TAG_CHARS and _storable(text):
+        return text
+    return "sha256-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # -- reconcile ----------------------------------------------------------------------------
