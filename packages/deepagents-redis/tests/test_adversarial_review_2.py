@@ -191,3 +191,52 @@ def test_a_successful_build_keeps_its_instrumentation() -> None:
     agent = create_deep_agent(_model(), redis_observe=True)
     close_redis(agent)
     assert is_instrumented()  # the agent's reporting is process-wide, not the agent's
+
+
+# -- CLI -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "command"),
+    [
+        ("DEEPAGENTS_REDIS_COORD_LEASE_SECONDS", ["worker", "--agent", "a=os:getcwd"]),
+        ("DEEPAGENTS_REDIS_CHECKPOINT_TTL_SECONDS", ["checkpoint", "threads"]),
+        ("DEEPAGENTS_REDIS_TODOS_MAX_ITEMS", ["todos", "backfill", "--checkpointer", "redis"]),
+        ("DEEPAGENTS_REDIS_SOCKET_TIMEOUT", ["health"]),
+        ("DEEPAGENTS_REDIS_CLUSTER", ["tasks", "list"]),
+    ],
+)
+def test_the_cli_names_a_bad_variable(
+    variable: str,
+    command: list[str],
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Before: "error: invalid CoordSettings: lease_seconds: ...", exit 64: an operator
+    # looking for what to fix found no such name in the deployment's environment.
+    from deepagents_redis.cli import main
+    from deepagents_redis.cli._exit import EXIT_USAGE
+
+    monkeypatch.setenv(variable, SECRET)
+    status = main([*command, "--url", redis_url])
+    err = capsys.readouterr().err
+    assert status == EXIT_USAGE, err
+    assert f"{variable} (environment variable)" in err
+    assert SECRET not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_refused_keyword_is_not_blamed_on_a_variable_set_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The variable is named only when the refused value is the variable's own text.
+    from deepagents_redis.agent._env import env_named_any
+    from deepagents_redis.core import RedisSettings
+
+    monkeypatch.setenv("DEEPAGENTS_REDIS_SOCKET_TIMEOUT", "also-bad")
+    with pytest.raises(ConfigurationError) as info:
+        RedisSettings(socket_timeout="keyword-bad")
+    said = str(env_named_any(info.value))
+    assert "socket_timeout:" in said
+    assert "environment variable" not in said

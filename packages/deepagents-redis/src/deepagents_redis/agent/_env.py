@@ -11,6 +11,7 @@ from deepagents_redis.core import ConfigurationError, redact_text
 
 __all__ = [
     "env_named",
+    "env_named_any",
     "settings_from_env",
 ]
 
@@ -57,7 +58,9 @@ def env_named(
     appears nowhere in a deployment's environment, where the value came from
     ``DEEPAGENTS_REDIS_CACHE_TTL_SECONDS``. A field given as a keyword argument (`given`),
     or whose variable is not set, keeps its field name; the rejected value is never
-    repeated (the settings never echo input).
+    repeated (the settings never echo input). A variable is named only when the refused
+    value is the variable's own text, so a keyword argument refused while the variable is
+    set too is not blamed on it.
 
     Args:
         exc: What the settings class raised.
@@ -74,13 +77,19 @@ def env_named(
     if not isinstance(cause, ValidationError) or cause.title != cls.__name__:
         return exc
     prefix = str(cls.model_config.get("env_prefix", ""))
-    present = {name.upper() for name in os.environ}
+    # pydantic-settings matches variable names case-insensitively (its default).
+    environ = {name.upper(): value for name, value in os.environ.items()}
     problems, named = [], False
-    for error in cause.errors(include_input=False, include_url=False):
+    for error in cause.errors(include_url=False):
         loc = [str(part) for part in error["loc"]]
         field = loc[0] if loc else ""
         variable = f"{prefix}{field}".upper()
-        if field in cls.model_fields and field not in given and variable in present:
+        if (
+            field in cls.model_fields
+            and field not in given
+            and variable in environ
+            and error.get("input") == environ[variable]
+        ):
             where, named = f"{variable} (environment variable)", True
         else:
             where = ".".join(loc) or "settings"
@@ -88,3 +97,24 @@ def env_named(
     if not named:
         return exc
     return ConfigurationError(redact_text(f"invalid {cls.__name__}: " + "; ".join(problems)))
+
+
+def env_named_any(exc: ConfigurationError) -> ConfigurationError:
+    """`env_named` for an error of any settings class (found by the class name it reports).
+
+    For the CLI, whose commands build settings in many places: one handler names the
+    variables for all of them.
+    """
+    from deepagents_redis.core import PhaseSettings
+    from pydantic import ValidationError
+
+    cause = exc.__cause__
+    if not isinstance(cause, ValidationError):
+        return exc
+    pending: list[type[Any]] = [PhaseSettings]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == cause.title:
+            return env_named(exc, cls)
+        pending.extend(cls.__subclasses__())
+    return exc

@@ -185,7 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except ConfigurationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # A bad DEEPAGENTS_REDIS_* value is said under the variable's name, not the field's
+        # ("invalid CoordSettings: lease_seconds"), as create_deep_agent says it.
+        from deepagents_redis.agent._env import env_named_any
+
+        print(f"error: {env_named_any(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except DeepAgentsRedisError as exc:
         # e.g. CapabilityError: the server lacks a command. A message, not a traceback.
