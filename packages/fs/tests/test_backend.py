@@ -166,13 +166,13 @@ async def test_ls_of_a_big_directory_goes_in_bounded_pages(
     def spy(script: LuaScript, client: Any, keys: Any = (), args: Any = ()) -> Any:
         reply = run_raw(script, client, keys, args)
         if script.name == "fs_ls" and reply[0] == b"OK":
-            pages.append(len(list(_pairs(reply[1]))))
+            pages.append(len(list(_pairs(reply[1], reply[3]))))
         return reply
 
     async def aspy(script: LuaScript, client: Any, keys: Any = (), args: Any = ()) -> Any:
         reply = await arun_raw(script, client, keys, args)
         if script.name == "fs_ls" and reply[0] == b"OK":
-            pages.append(len(list(_pairs(reply[1]))))
+            pages.append(len(list(_pairs(reply[1], reply[3]))))
         return reply
 
     monkeypatch.setattr(LuaScript, "run_raw", spy)

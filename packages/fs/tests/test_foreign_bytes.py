@@ -218,7 +218,6 @@ async def test_a_non_utf8_indexed_path_is_a_serialization_error(
     assert b.write("/dir/a.txt", "a").error is None
     ns = b.resolve_namespace()
     client = b.connector.client()
-    # (not \xff: the listing's ranges end at prefix + '\xff', which hides such a path)
     client.zadd(b._k(ns, "idx"), {b"/dir/\xc3(.txt": 0})
     client.hset(b._k(ns, "files"), b"/dir/\xc3(.txt", b"1|0|utf-8|2026-01-01T00:00:00+00:00")
     before = _keys(b)

@@ -200,20 +200,35 @@ class FileStat:
     """The blob store reference of a spilled file's content."""
 
 
-def _pairs(listing: Any) -> Iterable[tuple[str, str]]:
+def _fields(listing: Any, count: Any) -> list[str]:
+    """The `count` strings a LS or LIST script joined with NULs into `listing`.
+
+    Raises:
+        SerializationError: The listing splits into other than `count` pieces: a path, name
+            or summary written by another program, or damaged, holds a NUL. Checking the
+            parity of the pieces let an even number of NULs through (a path holding one came
+            back as two paths).
+    """
+    text = _s(listing)
+    parts = text.split("\0") if text else []
+    if len(parts) != int(count):
+        raise SerializationError(
+            "a listing of the index does not split into its entries: a path or summary "
+            "written by another program, or damaged, holds a NUL"
+        )
+    return parts
+
+
+def _pairs(listing: Any, count: Any) -> Iterable[tuple[str, str]]:
     """(name, summary) pairs of a NUL-joined listing string from the LS or LIST script.
 
     A summary is `size|expire_at|encoding|modified_at`; it is split only where needed.
+
+    Raises:
+        SerializationError: As `_fields` (the script pairs its strings, so a listing of
+            `count` pieces pairs them too).
     """
-    text = _s(listing)
-    if not text:
-        return ()
-    parts = text.split("\0")
-    if len(parts) % 2:  # a foreign path holding a NUL (zip's strict ValueError, lazily)
-        raise SerializationError(
-            "a listing of the index does not pair paths with summaries: a path or summary "
-            "written by another program, or damaged, holds a NUL"
-        )
+    parts = _fields(listing, count)
     return zip(parts[0::2], parts[1::2], strict=True)
 
 
@@ -1303,6 +1318,5 @@ class _Layout:
         )
         is_exact = bool(int(reply[0]))
         if paths_only and not is_exact:
-            text = _s(reply[2])
-            return False, _s(reply[1]), dict.fromkeys(text.split("\0") if text else (), "")
-        return is_exact, _s(reply[1]), dict(_pairs(reply[2]))
+            return False, _s(reply[1]), dict.fromkeys(_fields(reply[2], reply[3]), "")
+        return is_exact, _s(reply[1]), dict(_pairs(reply[2], reply[3]))

@@ -52,18 +52,18 @@ _PACKAGE: Final = "deepagents_redis.fs"
 # write never reports a conflict with itself. Their files are bodies that use the wrapper's
 # shifted `keys`/`argv` tables.
 WRITE: Final = IdempotentScript.from_package("fs_write", _PACKAGE, "write.lua")
-EDIT: Final = IdempotentScript.from_package("fs_edit", _PACKAGE, "edit.lua")
+EDIT: Final = IdempotentScript.from_package("fs_edit", _PACKAGE, "utf8.lua", "edit.lua")
 # Deletes too (issue 8 defect 3): a delete re-sent after a lost reply, once another worker
 # had written the same path, deleted that new file; now the retry replays the first reply.
 DELETE: Final = IdempotentScript.from_package(
-    "fs_delete", _PACKAGE, "unlink_dirs.lua", "delete.lua"
+    "fs_delete", _PACKAGE, "unlink_dirs.lua", "prefix_end.lua", "delete.lua"
 )
 PURGE: Final = LuaScript.from_package("fs_purge", _PACKAGE, "unlink_dirs.lua", "purge.lua")
 LS: Final = LuaScript.from_package("fs_ls", _PACKAGE, "ls.lua")
-LIST: Final = LuaScript.from_package("fs_list", _PACKAGE, "list.lua")
+LIST: Final = LuaScript.from_package("fs_list", _PACKAGE, "prefix_end.lua", "list.lua")
 READ: Final = LuaScript.from_package("fs_read", _PACKAGE, "read.lua")
 GC_CLAIM: Final = LuaScript.from_package("fs_gc_claim", _PACKAGE, "gc_claim.lua")
-GREP: Final = LuaScript.from_package("fs_grep", _PACKAGE, "grep.lua")
+GREP: Final = LuaScript.from_package("fs_grep", _PACKAGE, "utf8.lua", "grep.lua")
 # Big chunked writes stage their chunks first (see _common._STAGE_MIN); this is the stage
 # for clients without MULTI. WRITE then commits the stage.
 STAGE: Final = LuaScript.from_package("fs_stage", _PACKAGE, "stage.lua")

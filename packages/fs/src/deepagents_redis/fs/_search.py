@@ -192,7 +192,7 @@ class _SearchOps(_Layout):
             if _s(reply[0]) == "PURGE":
                 yield from self._purge(ns, [_s(p) for p in reply[1]])
                 continue  # the same page again: HSCAN keeps every entry not removed
-            entries.update(_pairs(reply[1]))  # a name HSCAN repeats is kept once
+            entries.update(_pairs(reply[1], reply[3]))  # a name HSCAN repeats is kept once
             cursor = _s(reply[2])
             if cursor == "0":
                 return LsResult(entries=_ls_infos(directory, entries))
@@ -346,7 +346,10 @@ class _SearchOps(_Layout):
         Lines are matched as the content streams in, `_GREP_CHUNK_BATCH` chunks at a time,
         so memory stays at one batch plus the longest line, whatever the file's size. If a
         writer replaces the file meanwhile (its chunks vanish), this file's matches are
-        dropped and the new version is searched from the start.
+        dropped and the new version is searched from the start. Content that is not UTF-8
+        (another program's) skips the file with a warning, its matches dropped; but once
+        `max_count` is reached the rest is not read (deepagents' FilesystemBackend stops
+        there too), so bytes past that point are not seen and the matches before stand.
         """
         mark = len(matches)
         for _ in range(_TORN_RETRIES):
@@ -434,7 +437,9 @@ class _SearchOps(_Layout):
         """Search text files for a literal string (binary files are skipped).
 
         Candidates come from the index (path and glob filters first); contents are fetched
-        in pipelined batches and matching stops at `max_count`.
+        in pipelined batches and matching stops at `max_count`. A file whose content is not
+        UTF-8 (written by another program, or damaged) is skipped with a warning, as a read
+        refuses it; a chunked file's bytes after the `max_count`-th match are not read.
 
         Args:
             pattern: Literal text to find.

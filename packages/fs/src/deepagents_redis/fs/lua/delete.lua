@@ -1,7 +1,7 @@
 -- fs_delete: delete files (P paths) and their index entries, in one atomic step.
 -- This is the body of core's IdempotentScript: it runs as `body(keys, argv)`, where keys
 -- and argv are KEYS/ARGV without the op-id key and the op-id TTL the wrapper puts first.
--- Needs unlink_dirs.lua before it.
+-- Needs unlink_dirs.lua and prefix_end.lua before it.
 --
 -- KEYS (data keys; all in the namespace's hash tag, so one Cluster slot):
 --   idx_key      sorted set of every path
@@ -49,7 +49,7 @@ for k = 1, p do
 end
 out[1] = live
 if probe ~= '' then
-  local left = redis.call('ZRANGEBYLEX', idx_key, '[' .. probe, '(' .. probe .. '\255',
+  local left = redis.call('ZRANGEBYLEX', idx_key, '[' .. probe, prefix_end(probe),
     'LIMIT', 0, 1)
   if #left > 0 then out[2] = 1 end
 end

@@ -3,6 +3,7 @@
 -- does: a valid UTF-8 needle can only match at character boundaries.
 -- This is the body of core's IdempotentScript: it runs as `body(keys, argv)`, where keys
 -- and argv are KEYS/ARGV without the op-id key and the op-id TTL the wrapper puts first.
+-- Needs utf8.lua before it.
 --
 -- KEYS (data keys; all in the namespace's hash tag, so one Cluster slot):
 --   meta_key     the file's meta hash
@@ -26,7 +27,8 @@
 --                table slot: 262,000 one-byte replacements held the server 148 ms); more,
 --                and the client applies the edit
 -- Returns {'OK', version, occurrences} | {'NOTFOUND'} | {'BINARY'} | {'FALLBACK'}.
--- FALLBACK: not inline, no unique match, too large, or too costly to run here; the client
+-- FALLBACK: not inline, no unique match, too large, too costly to run here, or content that
+-- is not UTF-8 (or not ASCII and over utf8.lua's UTF8_CHECK_MAX bytes); the client
 -- takes the optimistic path (which also words the exact error). Nothing is written unless the
 -- reply is OK.
 -- Errors: OOM from core's deny_oom probe when the server is full (before any write).
@@ -44,6 +46,13 @@ if not m[1] then return {'NOTFOUND'} end
 if m[4] == 'base64' then return {'BINARY'} end
 if (tonumber(m[2]) or 0) > 0 or (m[3] and m[3] ~= '') or not m[5] then return {'FALLBACK'} end
 if #m[5] * #old > max_work then return {'FALLBACK'} end
+-- Content that is not UTF-8 (another program wrote it, or it is damaged) is the client's:
+-- its path answers the read's error result, where this script would write the edit into
+-- it. Text with no byte >= 0x80 costs one scan; other text over UTF8_CHECK_MAX bytes goes
+-- to the client too, whose check is linear and cheap (see utf8.lua).
+if string.find(m[5], '[\128-\255]') and (#m[5] > UTF8_CHECK_MAX or not is_utf8(m[5])) then
+  return {'FALLBACK'}
+end
 -- a full server refuses this script here, before it writes (core's deny_oom)
 redis.call('SETRANGE', meta_key .. ':oom-probe', 0, '')
 

@@ -21,11 +21,13 @@
 --                held the server 448 ms in one call); a file whose walk would pass it has
 --                its matches dropped, and is left to the next call, or to the client when it
 --                alone needs more
+-- Needs utf8.lua before it.
 -- Returns {stop, file_index, line_number, line, ...}: stop is 0 when every file was searched;
--- k > 0 when file k is not inline (chunked or spilled), or too costly to search here, and
--- was not searched (none of its matches is in the reply): the client streams that one and
--- calls again with the files after it; -k when the content, comparison or line budget ran
--- out before or in file k: the client calls again from file k.
+-- k > 0 when file k is not inline (chunked or spilled), too costly to search or to check
+-- for UTF-8 here, or holds a match in content that is not UTF-8, and was not searched
+-- (none of its matches is in the reply): the client streams that one and calls again with
+-- the files after it; -k when the content, comparison or line budget ran out before or in
+-- file k (or the UTF-8 check's, before it): the client calls again from file k.
 -- Binary (base64) files and files that no longer exist are skipped.
 -- Errors: none of its own.
 
@@ -39,6 +41,9 @@ local out = {0}
 local found = 0
 local searched = 0
 local work = 0
+local checked = 0
+-- content bytes one call checks for UTF-8 at most (~10 ms of scans)
+local UTF8_CALL_MAX = 1024 * 1024
 for k = 1, #KEYS do
   if searched >= max_bytes then
     out[1] = -k
@@ -70,6 +75,26 @@ for k = 1, #KEYS do
     searched = searched + #content
     if string.find(content, pat, 1, true)
         and redis.call('HGET', KEYS[k], 'e') ~= 'base64' then
+      -- A file with a match answers only when its content is UTF-8 (another program may
+      -- have stored other bytes, in a line without the match too): a read refuses such
+      -- content, and grep skips the file. The check scans the content (see utf8.lua), so
+      -- one call checks UTF8_CALL_MAX bytes at most; non-ASCII content over
+      -- UTF8_CHECK_MAX, or any over UTF8_CALL_MAX, and content that is not UTF-8 are the
+      -- client's, which decodes the whole file and skips it (with a warning) if it fails.
+      if #content > UTF8_CALL_MAX then
+        out[1] = k
+        return out
+      end
+      if checked > 0 and checked + #content > UTF8_CALL_MAX then
+        out[1] = -k
+        return out
+      end
+      checked = checked + #content
+      if string.find(content, '[\128-\255]')
+          and (#content > UTF8_CHECK_MAX or not is_utf8(content)) then
+        out[1] = k
+        return out
+      end
       local mark, found_before, walked_before = #out, found, walked
       local pos, line_no = 1, 0
       while true do

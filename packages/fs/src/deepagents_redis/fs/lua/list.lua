@@ -11,9 +11,12 @@
 --   paths_only   '1': list every indexed path of the page, without summaries and without
 --                the expiry check (grep: its script skips files whose metadata is gone,
 --                and needs nothing else from the listing); '0' or absent: with summaries
--- Returns {exact 1|0, next cursor ('' when done), listing}: listing is one string,
+-- Returns {exact 1|0, next cursor ('' when done), listing, fields}: listing is one string,
 -- path NUL summary NUL path NUL summary ... ('' when empty), expired files skipped; with
--- paths_only, path NUL path ... (an exact match still comes with its summary).
+-- paths_only, path NUL path ... (an exact match still comes with its summary). fields is
+-- how many strings the listing joins: more pieces between its NULs mean a member or
+-- summary holds a NUL (another program's), which the client refuses.
+-- Needs prefix_end.lua before it.
 -- Errors: none of its own.
 
 local idx_key, files_key = KEYS[1], KEYS[2]
@@ -29,20 +32,21 @@ local function live(s)
 end
 if exact ~= '' then
   local s = redis.call('HGET', files_key, exact)
-  if s and live(s) then return {1, '', exact .. '\0' .. s} end
+  if s and live(s) then return {1, '', exact .. '\0' .. s, 2} end
 end
 local lo = '[' .. prefix
 if cursor_in ~= '' then lo = '(' .. cursor_in end
 local page = tonumber(page_size)
 -- one entry more than a page tells whether another page follows, so a listing of exactly
 -- `page` paths takes one call, not a second one that finds nothing
-local paths = redis.call('ZRANGEBYLEX', idx_key, lo, '(' .. prefix .. '\255', 'LIMIT', 0, page + 1)
+local paths = redis.call('ZRANGEBYLEX', idx_key, lo, prefix_end(prefix), 'LIMIT', 0,
+  page + 1)
 local cursor = ''
 if #paths > page then
   paths[#paths] = nil
   cursor = paths[#paths]
 end
-if paths_only == '1' then return {0, cursor, table.concat(paths, '\0')} end
+if paths_only == '1' then return {0, cursor, table.concat(paths, '\0'), #paths} end
 local out = {}
 if #paths > 0 then
   -- one HMGET for the page instead of an HGET per path (~1 us of Redis each; fs
@@ -56,4 +60,4 @@ if #paths > 0 then
     end
   end
 end
-return {0, cursor, table.concat(out, '\0')}
+return {0, cursor, table.concat(out, '\0'), #out}

@@ -11,13 +11,15 @@
 --   cursor       HSCAN cursor of the directory hash ('0' for the first page)
 --   page         HSCAN COUNT: about this many entries per call
 -- Returns {'PURGE', {path...}} when expired entries must be purged first (their directory
--- counts are stale), else {'OK', listing, next cursor ('0' when done)}: listing is one
--- string, two NUL-separated fields per entry: name, '' for a sub-directory (its name ends
+-- counts are stale), else {'OK', listing, next cursor ('0' when done), fields}: listing is
+-- one string, two NUL-separated fields per entry: name, '' for a sub-directory (its name ends
 -- with '/') and name, 'size|expire_at|encoding|modified_at' for a file ('' when empty). One
 -- string, not one element per entry: the reply is parsed in Python, where each element
 -- costs. A page, not the whole hash: one call over a directory of 50,000 files held the
 -- server for 185 ms (HGETALL and the summaries), and others wait that long. HSCAN may
--- repeat an entry on a later page (the client keeps names once).
+-- repeat an entry on a later page (the client keeps names once). fields is how many
+-- strings the listing joins: more pieces between its NULs mean a name or summary holds a
+-- NUL (another program's), which the client refuses.
 -- Errors: none of its own.
 
 local dir_key, files_key, exp_key = KEYS[1], KEYS[2], KEYS[3]
@@ -60,4 +62,4 @@ for i = 1, #h, 2 do
   end
 end
 flush()
-return {'OK', table.concat(out, '\0'), scan[1]}
+return {'OK', table.concat(out, '\0'), scan[1], #out}
