@@ -25,7 +25,12 @@ keys only in KEYS, data only in ARGV), in this order::
   them (deletes and history walks read many index records and no body).
 * A **run member** names a checkpoint its run put, or one with no record yet that the run
   stored pending writes for (`put_writes`: orphans until the put lands), so that
-  `delete_for_runs` reaches those writes too.
+  `delete_for_runs` reaches those writes too. The runs of such members are listed in
+  ``:w`` under ``'ecns<TAB>cid<TAB><TAB>runs'`` (a cmsgpack array of ``erun``; no write's
+  name starts with a tab), so whatever deletes the checkpoint's writes (a prune, a
+  `delete_for_runs`) takes their members with them in the same script: a member left
+  naming nothing made a later `delete_for_runs` of its run delete the writes another run
+  stored under that id since.
 * A **write list** is a cmsgpack array of ``'<idx><TAB><task>'``, the fields of one
   checkpoint's writes in ``:w``: a read fetches them with one HMGET, O(its writes), no HSCAN;
   `put_writes` keeps LangGraph's rule with plain HSETNX (normal writes: the first one per

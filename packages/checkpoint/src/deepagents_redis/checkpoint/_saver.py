@@ -14,7 +14,15 @@ import dataclasses
 import hashlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, Unpack
 
@@ -1169,13 +1177,56 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
             yield from self._indexes([], [(run_id, back)])
 
     def _delete_run_op(self, run_id: str, thread: str) -> Operation[None]:
-        """Delete run `run_id`'s checkpoints of one thread, `delete_batch` per script."""
+        """Delete run `run_id`'s checkpoints of one thread, `delete_batch` per script.
+
+        Then the cross-thread indexes follow: the thread leaves the index of each other run
+        whose last member here went with them (orphan writes of that run under a deleted
+        checkpoint), and the thread index when no checkpoint is left (as `delete_thread`
+        takes it off: `threads()` listed a thread with nothing in it until a sweep).
+        """
         keys = self.keys.thread(thread)
         batch = self.checkpoint_settings.delete_batch
+        others: set[str] = set()
         while True:
             reply = yield Script(DELETE, keys.all, ["run", batch, self.keys.enc(run_id)])
+            others.update(run for erun in reply[2:] if (run := self._run_name(erun)) is not None)
             if int(reply[0]) < batch:
-                return
+                break
+        yield from self._unname_op(thread, others, emptied=not int(reply[1]))
+
+    def _unname_op(self, thread: str, runs: Collection[str], *, emptied: bool) -> Operation[None]:
+        """Take `thread` off each of `runs`' indexes (and the thread index if `emptied`).
+
+        After a delete left the thread nothing of those runs (or no checkpoint), race-free.
+
+        Those indexes are in other slots than the thread, so no script deletes and unnames
+        at once: the names go after the delete, then the thread is looked at again and named
+        back in each index whose run (or any checkpoint) it holds again (a put meanwhile), as
+        `sweep_threads` and `delete_for_runs` do; a put that lands after that look names its
+        thread and run after its script (see `_put_op`). A crash in between leaves a name
+        with nothing behind it, which readers skip and `delete_for_runs` / `sweep_threads`
+        take off.
+        """
+        ordered = sorted(runs)
+        cmds: list[tuple[Any, ...]] = [("SREM", self.keys.run(run), thread) for run in ordered]
+        if emptied:
+            cmds.append(("ZREM", self.keys.threads, thread))
+            self._indexed.pop(("thread", thread), None)
+        if not cmds:
+            return
+        yield Pipeline(cmds)
+        keys = self.keys.thread(thread)
+        looks: list[tuple[Any, ...]] = [
+            ("ZRANGE", keys.runs, f"[{erun}\t", f"({erun}\n", "BYLEX", "LIMIT", 0, 1)
+            for erun in (self.keys.enc(run) for run in ordered)
+        ]
+        if emptied:
+            looks.append(("EXISTS", keys.index))
+        found = yield Pipeline(looks)
+        back = [_thread_entry(self.keys.threads, thread)] if emptied and int(found[-1]) else []
+        again = [(run, [thread]) for run, hit in zip(ordered, found, strict=False) if hit]
+        if back or again:
+            yield from self._indexes(back, again)
 
     def _delete_runs_ops(
         self, run_id: str, threads: Sequence[str], members: Sequence[Any]
@@ -1212,10 +1263,13 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         keys = self.keys.thread(thread)
         batch = self.checkpoint_settings.delete_batch
         mode, cursor = ("keep_check" if check else "keep_latest"), ""
+        # runs whose last member in the thread went (see `_unname_op`)
+        gone: set[str] = set()
         while True:
-            found, cursor_b = yield self._script_op(keys, [mode, batch, cursor])
+            found, cursor_b, *eruns = yield self._script_op(keys, [mode, batch, cursor])
             if int(found) < 0:
                 return True
+            gone.update(run for erun in eruns if (run := self._run_name(erun)) is not None)
             cursor = _text(cursor_b)
             if not cursor:
                 break
@@ -1229,10 +1283,15 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         for gc in ("keep_gc", "keep_wgc"):
             cursor = "0"
             while True:
-                _gone, cursor_b = yield self._script_op(keys, [gc, batch, cursor])
+                _n, cursor_b, *eruns = yield self._script_op(keys, [gc, batch, cursor])
+                gone.update(run for erun in eruns if (run := self._run_name(erun)) is not None)
                 cursor = _text(cursor_b)
                 if cursor == "0":
                     break
+        # The thread off the cross-thread index of each run it has nothing of any more (a
+        # delete_for_runs of that run looked it up, and found nothing, for good).
+        if gone:
+            yield self._unname_op(thread, gone, emptied=False)
         return False
 
     @staticmethod
@@ -1713,7 +1772,10 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         landed, or the checkpoint was deleted before they did) go too: `put_writes` names
         their run (``metadata.run_id`` of its config, else ``configurable.run_id``, where
         LangGraph finds a put's) in the thread and the run's index. Writes another run
-        stored for an existing checkpoint (a resume) stay that checkpoint's.
+        stored for an existing checkpoint (a resume) stay that checkpoint's. A thread left
+        with no checkpoint leaves the thread index (`threads()`), as `delete_thread`'s does,
+        and one left with nothing of another run (orphan writes of that run under a deleted
+        checkpoint) leaves that run's index.
 
         Args:
             run_ids: LangGraph run ids (``metadata["run_id"]``).
@@ -1773,7 +1835,8 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         also deletes pending writes stored for a checkpoint that does not exist (never put,
         or deleted before they landed) when its id is below its namespace's newest
         checkpoint (one above it may be awaiting its put, which LangGraph can send after the
-        step's writes: kept). ``keep_latest``
+        step's writes: kept), with the run members that name them; a thread left with
+        nothing of a run leaves that run's index (`delete_for_runs`). ``keep_latest``
         refuses threads that use a `DeltaChannel` (it rebuilds its value from the older
         checkpoints' writes, which pruning deletes), as LangGraph's PostgresSaver does: if
         any thread of the batch does, nothing is pruned.

@@ -34,12 +34,17 @@
 --   arg          see mode (a positive count)
 --   erun         the encoded run id ('run'); the cursor (keep_*; '' = from the first
 --                member); '' otherwise
+-- Every delete of a checkpoint's writes takes the run members that name them (orphan
+-- writes: see thread.lua's orphans_field), so no member is left naming nothing.
 -- Returns {checkpoints deleted ('run': run members taken off, each with its checkpoint if
 -- one is behind it; fewer than `arg` when the run has none left), checkpoints left in the
--- thread (for 'all': run members left), erun of each run seen...}; 'keep_check' and
--- 'keep_latest': {-1 if the batch has a DeltaChannel checkpoint (then '') else checkpoints
--- deleted, the cursor to go on from ('' when done)}; 'keep_gc': {blobs deleted, the next
--- HSCAN cursor ('0' when done)}; 'keep_wgc': {write lists deleted, the next HSCAN cursor};
+-- thread (for 'all': run members left), then ('all') erun of each run seen... or ('run')
+-- erun of each other run this call took the last member of in the thread...}; 'keep_check'
+-- and 'keep_latest': {-1 if the batch has a DeltaChannel checkpoint (then '') else
+-- checkpoints deleted, the cursor to go on from ('' when done), erun of each run this call
+-- took the last member of in the thread...}; 'keep_gc': {blobs deleted, the next HSCAN
+-- cursor ('0' when done)}; 'keep_wgc': {write lists deleted, the next HSCAN cursor, erun of
+-- each run this call took the last member of...};
 -- 'leftover': {keys unlinked, 1 if the thread has an index
 -- (nothing unlinked) else 0}. Each keep_* call is atomic, and a call sent again (a lost
 -- reply) finds its work done and goes on from the same place.
@@ -52,6 +57,19 @@ local runs = {}
 local deleted = 0
 local taken = nil
 local dropped = {}
+-- Checkpoint f's writes go: the members of the runs that stored them while f had no record
+-- go with them (orphans_field names those runs), or each stayed naming nothing, for good,
+-- and a later delete_for_runs of its run took the writes another run stored under the same
+-- id meanwhile for that run's own, and deleted them.
+local function drop_writes(f, cid, ecns)
+  for _, name in ipairs(write_names(f)) do redis.call('HDEL', w_key, f .. '\t' .. name) end
+  redis.call('HDEL', wl_key, f)
+  for _, erun in ipairs(orphan_runs(f)) do
+    redis.call('ZREM', runs_key, erun .. '\t' .. cid .. '\t' .. ecns)
+    runs[erun] = true
+  end
+  redis.call('HDEL', w_key, orphans_field(f))
+end
 local function drop(cid, ecns)
   local f = ecns .. '\t' .. cid
   local rec = record(f)
@@ -65,8 +83,7 @@ local function drop(cid, ecns)
       runs[rec[3]] = true
     end
   end
-  for _, name in ipairs(write_names(f)) do redis.call('HDEL', w_key, f .. '\t' .. name) end
-  redis.call('HDEL', wl_key, f)
+  drop_writes(f, cid, ecns)
   redis.call('HDEL', cp_key, f)
   redis.call('HDEL', cpi_key, f)
   redis.call('ZREM', idx_key, cid .. '\t' .. ecns)
@@ -93,6 +110,18 @@ local function cut_parent(f, ecns)
     end
     redis.call('HSET', cpi_key, f, '\148\160' .. string.sub(raw, 2 + size))
   end
+end
+-- The runs this call took members of that have none left in the thread (but `but`): the
+-- client takes the thread's name off their cross-thread index, then looks again (a put of
+-- the run meanwhile names it back), as delete_for_runs does for its own run.
+local function runs_gone(out, but)
+  for erun in pairs(runs) do
+    if erun ~= but and #redis.call('ZRANGE', runs_key, '[' .. erun .. '\t', '(' .. erun .. '\n',
+        'BYLEX', 'LIMIT', 0, 1) == 0 then
+      out[#out + 1] = erun
+    end
+  end
+  return out
 end
 -- whether byte string a sorts before b (Lua's '<' follows the server's LC_COLLATE locale;
 -- the indexes sort by bytes)
@@ -145,8 +174,22 @@ elseif mode == 'run' then
       -- until their put lands): a put that then landed under another run's id made the
       -- checkpoint that run's, and this member is stale (taken off, nothing deleted)
       local cid, ecns = string.sub(rest, 1, tab - 1), string.sub(rest, tab + 1)
-      local rec = record(ecns .. '\t' .. cid)
-      if not rec or rec[3] == erun0 then drop(cid, ecns) end
+      local f = ecns .. '\t' .. cid
+      local rec = record(f)
+      if not rec or rec[3] == erun0 then
+        drop(cid, ecns)
+      else
+        -- no longer erun0's member: off the list of runs that name f's writes
+        local eruns, left = orphan_runs(f), {}
+        for _, erun in ipairs(eruns) do
+          if erun ~= erun0 then left[#left + 1] = erun end
+        end
+        if #left == 0 then
+          redis.call('HDEL', w_key, orphans_field(f))
+        elseif #left < #eruns then
+          redis.call('HSET', w_key, orphans_field(f), cmsgpack.pack(left))
+        end
+      end
     end
   end
   taken = #members
@@ -209,7 +252,7 @@ elseif mode == 'keep_check' or mode == 'keep_latest' then
       end
     end
   end
-  return {deleted, cursor}
+  return runs_gone({deleted, cursor})
 elseif mode == 'keep_gc' then
   -- keep_latest's blobs, after its batches: `arg` fields of the blob hash per call from
   -- HSCAN cursor `erun0` ('0' first); a blob no checkpoint of its namespace names goes.
@@ -262,13 +305,12 @@ elseif mode == 'keep_wgc' then
         newest[ecns] = top
       end
       if top and below(f, top) then
-        for _, name in ipairs(write_names(f)) do redis.call('HDEL', w_key, f .. '\t' .. name) end
-        redis.call('HDEL', wl_key, f)
+        drop_writes(f, string.sub(f, tab + 1), ecns)
         gone = gone + 1
       end
     end
   end
-  return {gone, scan[1]}
+  return runs_gone({gone, scan[1]})
 else
   return redis.error_reply('INVALID unknown delete mode')
 end
@@ -287,6 +329,4 @@ for ecns, refs in pairs(touched) do
   end
   for ref in pairs(refs) do redis.call('HDEL', blob_key, ecns .. '\t' .. ref) end
 end
-local out = {taken or deleted, redis.call('ZCARD', idx_key)}
-for erun in pairs(runs) do out[#out + 1] = erun end
-return out
+return runs_gone({taken or deleted, redis.call('ZCARD', idx_key)}, erun0)

@@ -9,8 +9,10 @@
 --   erun         the encoded run id of the writes' run ('' = none): when the checkpoint
 --                has no index record (its put has not landed, or it was deleted), the
 --                run's member 'erun<TAB>cid<TAB>ecns' is added so `delete_for_runs` finds
---                these writes (the put that lands names the same member); a checkpoint
---                that exists keeps the run that put it (a resumed run writes for it)
+--                these writes (the put that lands names the same member), and erun is
+--                listed in the field f<TAB><TAB>runs of w (thread.lua's orphans_field),
+--                so the delete of these writes takes the member too; a checkpoint that
+--                exists keeps the run that put it (a resumed run writes for it)
 --   ARGV[4..]    triples: name ('<idx><TAB><task id>'), value, '1' to replace (special
 --                writes: error, interrupt... are replaced) or '0' to keep a write already
 --                stored (LangGraph's rule); or name, '', '2': the value goes around this
@@ -63,6 +65,16 @@ for i = 4, #ARGV, 3 do
   end
 end
 if grown then redis.call('HSET', wl_key, f, cmsgpack.pack(names)) end
-if member then redis.call('ZADD', runs_key, 0, member) end
+if member then
+  redis.call('ZADD', runs_key, 0, member)
+  -- the member's run, where the delete of these writes finds it (see orphans_field)
+  local eruns = orphan_runs(f)
+  local known = false
+  for _, other in ipairs(eruns) do known = known or other == erun end
+  if not known then
+    eruns[#eruns + 1] = erun
+    redis.call('HSET', w_key, orphans_field(f), cmsgpack.pack(eruns))
+  end
+end
 if ttl ~= '' then expire_thread(ttl) end
 return {n, new_run}

@@ -54,6 +54,26 @@ local function write_names(f)
   return names
 end
 
+-- The runs whose orphan writes name a member of checkpoint f in runs_key (put_writes
+-- adds one for writes stored while f has no record): the field f<TAB><TAB>runs of w_key
+-- (no write's name starts with a tab: '<idx><TAB><task>'), a cmsgpack array of eruns. A
+-- member's run is its first part, so without it the delete of f's writes could not find
+-- the members naming them (a walk of the whole run index); it goes with f's writes.
+local function orphans_field(f) return f .. '\t\truns' end
+
+-- the eruns of checkpoint f's orphan writes (see orphans_field)
+local function orphan_runs(f)
+  local raw = redis.call('HGET', w_key, orphans_field(f))
+  if not raw then return {} end
+  local eruns = unpacked(raw, 'a list of runs')
+  for _, erun in ipairs(eruns) do
+    if type(erun) ~= 'string' then
+      error({err = 'CORRUPT a list of runs has an unexpected shape'})
+    end
+  end
+  return eruns
+end
+
 -- checkpoint f's writes, flat {'idx<TAB>task', value, ...}, O(its writes)
 local function writes_of(f)
   local names = write_names(f)
