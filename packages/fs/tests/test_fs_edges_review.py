@@ -100,6 +100,8 @@ def test_is_utf8_agrees_with_pythons_strict_decoder(make_backend: Any) -> None:
     ]
     cases += [("a" * 100 + "é✓😀" + "日本\U0010ffff").encode() * 50]
     cases += [c + BAD for c in cases[-15:]] + [BAD + c for c in cases[-15:]]
+    # around the 4,000-byte slices has_high_byte reads
+    cases += [b"a" * n + tail for n in (3998, 3999, 4000, 7999) for tail in (b"\xc3\xa9", b"\x80")]
     for start in range(0, len(cases), 5000):
         batch = cases[start : start + 5000]
         got = client.eval(source, 1, key, *batch)

@@ -50,7 +50,7 @@ if #m[5] * #old > max_work then return {'FALLBACK'} end
 -- its path answers the read's error result, where this script would write the edit into
 -- it. Text with no byte >= 0x80 costs one scan; other text over UTF8_CHECK_MAX bytes goes
 -- to the client too, whose check is linear and cheap (see utf8.lua).
-if string.find(m[5], '[\128-\255]') and (#m[5] > UTF8_CHECK_MAX or not is_utf8(m[5])) then
+if has_high_byte(m[5]) and (#m[5] > UTF8_CHECK_MAX or not is_utf8(m[5])) then
   return {'FALLBACK'}
 end
 -- a full server refuses this script here, before it writes (core's deny_oom)

@@ -90,7 +90,7 @@ for k = 1, #KEYS do
         return out
       end
       checked = checked + #content
-      if string.find(content, '[\128-\255]')
+      if has_high_byte(content)
           and (#content > UTF8_CHECK_MAX or not is_utf8(content)) then
         out[1] = k
         return out

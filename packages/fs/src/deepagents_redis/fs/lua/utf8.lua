@@ -6,9 +6,9 @@
 -- pass (the shapes' first bytes are disjoint and are no continuation bytes, so each
 -- sequence of valid text matches exactly one shape, and a replacement never joins bytes
 -- into a new sequence), and the text is valid once no byte >= 0x80 is left. Each pass and
--- each check scans the text (~10 ns a byte on Redis 7.0: an ASCII 256 KiB text costs one
--- scan, ~2.6 ms; valid text holding every shape up to 15 scans): the callers bound how
--- much text they check.
+-- each check scans the text (a pass ~10 ns a byte on Redis 7.0, a check ~4: ASCII text
+-- costs one check, 256 KiB ~1.5 ms; valid text holding every shape 7 passes and 8
+-- checks): the callers bound how much text they check.
 local UTF8_SHAPES = {
   '[\194-\223][\128-\191]',                      -- U+0080..U+07FF
   '[\225-\236\238\239][\128-\191][\128-\191]',   -- U+1000..U+CFFF, U+E000..U+FFFF
@@ -18,11 +18,22 @@ local UTF8_SHAPES = {
   '[\241-\243][\128-\191][\128-\191][\128-\191]', -- U+40000..U+FFFFF
   '\244[\128-\143][\128-\191][\128-\191]',       -- U+100000..U+10FFFF
 }
+-- has_high_byte(s) is true when s holds a byte >= 0x80. string.byte of a slice and
+-- math.max both run in C: ~4 ns a byte, where string.find(s, '[\128-\255]') takes ~10 ns
+-- (Redis 7.0: 1.5 against 3.3 ms for 256 KiB). Slices of 4,000 bytes: 8,000 overflowed the
+-- C stack ('string slice too long').
+local function has_high_byte(s)
+  for i = 1, #s, 4000 do
+    if math.max(string.byte(s, i, i + 3999)) > 127 then return true end
+  end
+  return false
+end
+
 local function is_utf8(s)
-  if not string.find(s, '[\128-\255]') then return true end
+  if not has_high_byte(s) then return true end
   for i = 1, #UTF8_SHAPES do
     s = string.gsub(s, UTF8_SHAPES[i], 'x')
-    if not string.find(s, '[\128-\255]') then return true end
+    if not has_high_byte(s) then return true end
   end
   return false
 end
