@@ -76,6 +76,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 # Everything redis-py raises (core's one tuple), our own errors, and socket errors.
 _ANY_REDIS: tuple[type[BaseException], ...] = (*REDIS_EXCEPTIONS, DeepAgentsRedisError, OSError)
+# A request the client refused to encode (a lone surrogate in text, a value of a type redis-py
+# does not send): nothing was sent, so it says nothing about the server either way.
+_REFUSED_LOCALLY: tuple[type[BaseException], ...] = (UnicodeError, redis.exceptions.DataError)
 
 
 _NO_SPAN: Final = nullcontext()
@@ -132,7 +135,13 @@ class FailOpen:
         return FAILED
 
     def _fail(self, op: str, exc: BaseException) -> _Failed:
-        if isinstance(exc, _UNAVAILABLE) or not isinstance(exc, _ANY_REDIS):
+        if isinstance(exc, _REFUSED_LOCALLY):
+            # Counted as connection trouble, a few such calls (a node namespace holding a lone
+            # surrogate, 673c665) opened the breaker and every other call of the cache missed;
+            # counted as an answer, one closed a half-open breaker that nothing had probed.
+            # A half-open probe spent on it is given back instead.
+            self._abandoned()
+        elif isinstance(exc, _UNAVAILABLE) or not isinstance(exc, _ANY_REDIS):
             # Not a reply from the server: the connection (or the client library) is in
             # trouble, which is what the breaker is for.
             self.breaker.record_failure()
@@ -250,6 +259,8 @@ class FailOpen:
             self._timed(inst, op, start, "error")
             # A bug in the client library must not break the agent either.
             if self.strict:
+                if isinstance(exc, _REFUSED_LOCALLY):
+                    self._abandoned()
                 raise
             return self._fail(op, exc)
         except BaseException:
@@ -282,6 +293,8 @@ class FailOpen:
             # A bug in the client library (e.g. redis-py's asyncio cluster raising
             # AttributeError on a half-set-up connection) must not break the agent either.
             if self.strict:
+                if isinstance(exc, _REFUSED_LOCALLY):
+                    self._abandoned()
                 raise
             return self._fail(op, exc)
         except BaseException:
