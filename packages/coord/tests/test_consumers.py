@@ -48,7 +48,11 @@ def test_a_stopped_workers_consumer_and_empty_stale_ones_are_deleted(
     raw.xadd(queue.stream, {"t": "0" * 32})
     raw.xreadgroup(GROUP, "holder", {queue.stream: ">"}, count=1)
     raw.xgroup_createconsumer(queue.stream, GROUP, "empty")
-    worker = Worker(connector=connector, agents={"pruned": lambda x: x}, **FAST)
+    # A long lease: "empty" must not look silent for longer than a lease by the time it is
+    # pruned (with FAST's 1.5 s, a loaded machine took that long and it was deleted).
+    worker = Worker(
+        connector=connector, agents={"pruned": lambda x: x}, **{**FAST, "lease_seconds": 600}
+    )
 
     async def prune(own: str) -> int:
         return int(await worker._prune(queue, own))
