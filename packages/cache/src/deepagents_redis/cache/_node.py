@@ -97,7 +97,7 @@ def namespace_scope(ns: Namespace) -> str:
     collide in langgraph's ``RedisCache``, which joins with ``':'``); ``KeySpace`` then
     escapes ``: * ? [ ] { }`` so no namespace can act as a pattern or move the hash tag.
 
-    A namespace holding a lone surrogate (a node name decoded from a broken ``\ud800``
+    A namespace holding a lone surrogate (a node name decoded from a broken ``\\ud800``
     escape) is written with JSON's ASCII escapes instead: as raw text it could not be sent
     (the registry member is this text), so every ``set`` of such a node raised
     UnicodeEncodeError inside the fail-open guard, which counted it as connection trouble:
