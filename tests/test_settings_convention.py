@@ -94,3 +94,32 @@ def test_keyword_options_list_every_settings_field(
     expected = set(Connection.__annotations__) | set(settings.model_fields) | extra
     assert set(options.__annotations__) | set(Connection.__annotations__) == expected
     assert set(options.__annotations__) - set(Connection.__annotations__) <= expected
+
+
+def _complex_fields(cls: type[PhaseSettings]) -> list[str]:
+    """Fields pydantic-settings reads from the environment as JSON (dicts, lists, models)."""
+    from pydantic_settings import EnvSettingsSource
+
+    env = EnvSettingsSource(cls)
+    return [name for name, info in cls.model_fields.items() if env.field_is_complex(info)]
+
+
+COMPLEX = [(c[0], name) for c in CLASSES for name in _complex_fields(c[0])]
+
+
+def test_there_are_complex_fields_to_check() -> None:
+    assert (FsSettings, "ttl_rules") in COMPLEX
+
+
+@pytest.mark.parametrize(("cls", "name"), COMPLEX, ids=[f"{c.__name__}.{n}" for c, n in COMPLEX])
+def test_a_complex_field_whose_variable_is_not_json_is_a_configuration_error(
+    cls: type[PhaseSettings], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pydantic-settings parses such a variable as JSON before validation: text that is not
+    # JSON raised its bare SettingsError (a ValueError) out of the constructor.
+    prefix = cls.model_config.get("env_prefix", "")
+    monkeypatch.setenv(f"{prefix}{name}".upper(), "not json: s3cret")
+    with pytest.raises(ConfigurationError, match=f"invalid {cls.__name__}") as caught:
+        cls()
+    assert "s3cret" not in str(caught.value)
+    assert name in str(caught.value)

@@ -14,7 +14,7 @@ from deepagents_redis.core._keys import prefix_problem
 from deepagents_redis.core._urls import redact_url
 from pydantic import Field, SecretStr, ValidationError, field_serializer, field_validator
 from pydantic import model_validator as _model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 __all__ = ["ENV_PREFIX", "PhaseSettings", "RedisSettings", "redact_url"]
 
@@ -47,6 +47,12 @@ class PhaseSettings(BaseSettings):
             super().__init__(*args, **values)
         except ValidationError as exc:
             raise ConfigurationError(_describe(type(self).__name__, exc)) from exc
+        except SettingsError as exc:
+            # pydantic-settings parses a variable of a complex field (a dict, a list) as JSON
+            # before validation, and text that is not JSON raised its bare SettingsError (a
+            # ValueError) out of the constructor. Its message names the field and the source,
+            # never the value.
+            raise ConfigurationError(f"invalid {type(self).__name__}: {exc}") from exc
 
     def with_overrides(self, **overrides: Any) -> Self:
         """Return a validated copy with some fields replaced (the environment is not re-read).
