@@ -72,8 +72,13 @@ def env_named(
         error of `cls` or names no variable that is set.
     """
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     cause = exc.__cause__
+    if isinstance(cause, SettingsError) and str(exc).startswith(f"invalid {cls.__name__}:"):
+        # Core's settings turn this SettingsError into a ConfigurationError under the field
+        # name (f92f9ed), which went past the JSON case below: name the variable here too.
+        return ConfigurationError(_unparsable(cls, str(cause)))
     if not isinstance(cause, ValidationError) or cause.title != cls.__name__:
         return exc
     prefix = str(cls.model_config.get("env_prefix", ""))
@@ -107,14 +112,20 @@ def env_named_any(exc: ConfigurationError) -> ConfigurationError:
     """
     from deepagents_redis.core import PhaseSettings
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     cause = exc.__cause__
-    if not isinstance(cause, ValidationError):
+    if isinstance(cause, SettingsError):
+        match = re.match(r"invalid (\w+):", str(exc))
+        title = match.group(1) if match else None
+    elif isinstance(cause, ValidationError):
+        title = cause.title
+    else:
         return exc
     pending: list[type[Any]] = [PhaseSettings]
     while pending:
         cls = pending.pop()
-        if cls.__name__ == cause.title:
+        if cls.__name__ == title:
             return env_named(exc, cls)
         pending.extend(cls.__subclasses__())
     return exc

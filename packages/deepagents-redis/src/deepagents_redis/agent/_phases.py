@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import threading
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ class Phase:
             only reports to OpenTelemetry: with it alone on, the agent needs no URL.
         settings: The phase's settings class, ``"module:Class"`` (read from its
             ``DEEPAGENTS_REDIS_<PHASE>_*`` variables before anything is built), or None.
+        kept_by: The `create_deep_agent` keyword whose value the phase keeps instead of
+            building its own (``backend``, ``checkpointer``): given, its settings are unused
+            and not read.
     """
 
     name: str
@@ -59,6 +63,7 @@ class Phase:
     wire: Callable[[AgentBuild], list[str]]
     uses_redis: bool = True
     settings: str | None = None
+    kept_by: str | None = None
 
 
 # -- cache ----------------------------------------------------------------------------------
@@ -381,30 +386,65 @@ def instrument_unless_instrumented() -> bool:
     return True
 
 
+_OBSERVE_LOCK = threading.Lock()
+"""Serialises observe's instrument-or-keep and a failed build's undo (builds in threads)."""
+
+_KEPT: dict[int, tuple[Any, int]] = {}
+"""An instrumentation a build instrumented -> (it, how many other builds kept it)."""
+
+
 def wire_observe(build: AgentBuild) -> list[str]:
     """Plug OpenTelemetry into core's seam with the global providers, unless already done.
 
     Returns:
         One line.
     """
-    if instrument_unless_instrumented():
-        from deepagents_redis.core import get_instrumentation
+    from deepagents_redis.core import get_instrumentation
 
-        mine = get_instrumentation()
+    with _OBSERVE_LOCK:
+        # Only the one in force can be taken back: forget any other (bounded bookkeeping).
+        current = get_instrumentation()
+        for key in [k for k, (obj, _) in _KEPT.items() if obj is not current]:
+            del _KEPT[key]
+        if instrument_unless_instrumented():
+            mine = get_instrumentation()
+            _KEPT[id(mine)] = (mine, 0)
+            build.undo.append(lambda: _take_back(mine))
+            return ["observe: OpenTelemetry spans and metrics for every phase (global providers)"]
+        kept = get_instrumentation()
+        if id(kept) in _KEPT:
+            # Another build's instrumentation, which that build takes back if it fails: not
+            # while this one relies on it (built at the same time in another thread, it
+            # "kept" it and then reported nothing once the other's undo ran).
+            _KEPT[id(kept)] = (kept, _KEPT[id(kept)][1] + 1)
+            build.undo.append(lambda: _release(kept))
+        return ["observe: kept the instrument() already in force (its providers)"]
 
-        def undo() -> None:
-            # A build that fails after this (deepagents refusing an argument) must not leave
-            # the process reporting: the instrumentation stayed in force, so every later
-            # agent, built without redis_observe, reported anyway and one built with it
-            # "kept the instrument() already in force". Not taken back if replaced since.
-            from deepagents_redis.observe import uninstrument
 
-            if get_instrumentation() is mine:
-                uninstrument()
+def _take_back(mine: Any) -> None:
+    """A failed build's undo of the `instrument()` it did.
 
-        build.undo.append(undo)
-        return ["observe: OpenTelemetry spans and metrics for every phase (global providers)"]
-    return ["observe: kept the instrument() already in force (its providers)"]
+    A build that fails after instrumenting (deepagents refusing an argument) must not leave
+    the process reporting: the instrumentation stayed in force, so every later agent, built
+    without redis_observe, reported anyway and one built with it "kept the instrument()
+    already in force". Not taken back if replaced since, nor while a build that kept it
+    (built meanwhile) relies on it.
+    """
+    from deepagents_redis.core import get_instrumentation
+    from deepagents_redis.observe import uninstrument
+
+    with _OBSERVE_LOCK:
+        _, keepers = _KEPT.pop(id(mine), (mine, 0))
+        if keepers == 0 and get_instrumentation() is mine:
+            uninstrument()
+
+
+def _release(kept: Any) -> None:
+    """A failed build's undo of its reliance on another build's instrumentation."""
+    with _OBSERVE_LOCK:
+        entry = _KEPT.get(id(kept))
+        if entry is not None and entry[0] is kept and entry[1] > 0:
+            _KEPT[id(kept)] = (kept, entry[1] - 1)
 
 
 PHASES: tuple[Phase, ...] = (
@@ -434,6 +474,7 @@ PHASES: tuple[Phase, ...] = (
         lambda f: f.fs_enabled,
         wire_fs,
         settings="deepagents_redis.fs:FsSettings",
+        kept_by="backend",
     ),
     Phase(
         "coord",
@@ -452,6 +493,7 @@ PHASES: tuple[Phase, ...] = (
         lambda f: f.checkpoint_enabled,
         wire_checkpoint,
         settings="deepagents_redis.checkpoint:CheckpointSettings",
+        kept_by="checkpointer",
     ),
     Phase(
         "observe",
@@ -486,13 +528,19 @@ def needs_redis(flags: AgentRedisSettings) -> bool:
     return any(phase.uses_redis and phase.enabled(flags) for phase in PHASES)
 
 
-def prepare_phases(flags: AgentRedisSettings) -> dict[str, Any]:
+def prepare_phases(
+    flags: AgentRedisSettings, given: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Check every enabled phase is installed and read its settings, before anything is built.
 
     A bad ``DEEPAGENTS_REDIS_<PHASE>_*`` value was found only when its phase was wired:
     after the agent's connector and the earlier phases' components were built, and reported
     under the settings' field name (``invalid CacheSettings: ttl_seconds``), which appears
     nowhere in the deployment's environment.
+
+    Args:
+        flags: Which phases are on.
+        given: The `create_deep_agent` keywords a phase may keep (see `Phase.kept_by`).
 
     Returns:
         Each enabled phase's settings, by phase name (phases without settings left out).
@@ -505,6 +553,11 @@ def prepare_phases(flags: AgentRedisSettings) -> dict[str, Any]:
     for phase in PHASES:
         if phase.enabled(flags):
             require(phase)
+            # A phase that keeps the caller's backend or checkpointer never uses its
+            # settings: reading them refused a build that worked before they were read
+            # early (a stale DEEPAGENTS_REDIS_FS_* next to backend=...).
+            if phase.kept_by is not None and (given or {}).get(phase.kept_by) is not None:
+                continue
             if phase.settings is not None:
                 module, _, name = phase.settings.partition(":")
                 cls = getattr(importlib.import_module(module), name)

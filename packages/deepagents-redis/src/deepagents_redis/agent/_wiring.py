@@ -286,7 +286,7 @@ def create_deep_agent(
     )
     # Every enabled phase's package and settings first: a bad DEEPAGENTS_REDIS_<PHASE>_*
     # value is refused under its variable's name with nothing built yet.
-    phase_settings = prepare_phases(flags)
+    phase_settings = prepare_phases(flags, {"backend": backend, "checkpointer": checkpointer})
     build = AgentBuild(
         kwargs={
             "model": model,
