@@ -1116,11 +1116,19 @@ class RedisSaver(RedisComponent, BaseCheckpointSaver[str]):
         yield Pipeline(back)
 
     def _run_name(self, erun: Any) -> str | None:
-        """The run id an encoded run names, or None for bytes no put wrote (no run to clean)."""
+        """The run id an encoded run names, or None for bytes no put wrote (no run to clean).
+
+        A run id no key can hold (over the key component limit) is none either: `put` and
+        `put_writes` refuse it before they write, so no index of it exists; building its
+        key raised InvalidInputError, blaming the caller for foreign bytes (a run list or
+        member planted in the thread), after the delete and before the thread's others.
+        """
         try:
-            return self.keys.dec(_text(erun))
+            run = self.keys.dec(_text(erun))
+            self.keys.run(run)
         except (UnicodeDecodeError, InvalidInputError):
             return None
+        return run
 
     @staticmethod
     def _runs_plan(run_ids: Sequence[str]) -> builtins.list[str]:
