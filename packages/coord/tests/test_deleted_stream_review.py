@@ -289,7 +289,7 @@ async def test_racing_sweeps_queue_a_lost_task_once(connector: RedisConnector, m
     assert _text(raw.get(tasks.keys.mark(queue, task_id))) == _text(entry[0])
     # the same call re-sent after its reply was lost: it checks the mark, queues nothing
     marks = [tasks.keys.mark(queue, task_id)]
-    again = Script(SWEEP, [queue.stream, queue.delayed, queue.queued, *marks], [1, task_id])
+    again = Script(SWEEP, [queue.stream, queue.delayed, queue.queued, *marks], [1, GROUP, task_id])
     assert run_operation(connector, "test.again", one(again), deadline_seconds=10) == 0
     assert raw.xlen(queue.stream) == 1
 

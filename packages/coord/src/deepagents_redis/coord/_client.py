@@ -667,7 +667,7 @@ class TaskClient(CoordComponent):
             mark = self.keys.mark(queue, task_id)
             yield Script(
                 DEQUEUE,
-                [queue.stream, queue.delayed, mark],
+                [queue.stream, queue.delayed, mark, queue.queued],
                 [task_id, self.coord_settings.result_ttl_seconds * 1000],
             )
         return text(status)

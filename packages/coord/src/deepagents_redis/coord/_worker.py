@@ -1743,7 +1743,7 @@ class Worker(CoordComponent):
         queued = yield Script(
             SWEEP,
             [queue.stream, queue.delayed, queue.queued, *marks],
-            [len(marked), *marked, *others],
+            [len(marked), GROUP, *marked, *others],
         )
         return int(queued)
 
