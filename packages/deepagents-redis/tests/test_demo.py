@@ -86,6 +86,9 @@ def test_demo_core_round_against_url(
     assert _count_keys(redis_url, key_prefix) == 0
 
 
+# The whole demo starts worker and agent processes (each imports the stack): ~60 s on a
+# loaded 2-core machine, past the suite's 120 s default when CI runs beside other work.
+@pytest.mark.timeout(600)
 def test_every_section_deletes_what_it_wrote(redis_url: str, key_prefix: str) -> None:
     # Before: 7 demo keys stayed after `demo --url` (LLM cache entries and its generation
     # counter, the fs version counter, op records), two of them without expiry.
@@ -96,6 +99,9 @@ def test_every_section_deletes_what_it_wrote(redis_url: str, key_prefix: str) ->
     assert _count_keys(redis_url, key_prefix) == 0
 
 
+# The whole demo starts worker and agent processes (each imports the stack): ~60 s on a
+# loaded 2-core machine, past the suite's 120 s default when CI runs beside other work.
+@pytest.mark.timeout(600)
 def test_demo_on_the_embedded_default(capsys: pytest.CaptureFixture[str]) -> None:
     # The README's demo command: every section whose package is installed, end to end.
     assert main(["demo"]) == EXIT_OK
