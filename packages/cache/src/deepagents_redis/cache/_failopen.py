@@ -78,7 +78,11 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 _ANY_REDIS: tuple[type[BaseException], ...] = (*REDIS_EXCEPTIONS, DeepAgentsRedisError, OSError)
 # A request the client refused to encode (a lone surrogate in text, a value of a type redis-py
 # does not send): nothing was sent, so it says nothing about the server either way.
-_REFUSED_LOCALLY: tuple[type[BaseException], ...] = (UnicodeError, redis.exceptions.DataError)
+# (Encoding only: a reply the client could not decode is an answer from a server that is up.)
+_REFUSED_LOCALLY: tuple[type[BaseException], ...] = (
+    UnicodeEncodeError,
+    redis.exceptions.DataError,
+)
 
 
 _NO_SPAN: Final = nullcontext()

@@ -91,13 +91,13 @@ def default_serde() -> SerializerProtocol:
 
 
 def namespace_scope(ns: Namespace) -> str:
-    """An injective text form of a namespace tuple (the key's hash-tag scope).
+    r"""An injective text form of a namespace tuple (the key's hash-tag scope).
 
     JSON keeps the tuple's structure, so ``("a:b",)`` and ``("a", "b")`` stay apart (they
     collide in langgraph's ``RedisCache``, which joins with ``':'``); ``KeySpace`` then
     escapes ``: * ? [ ] { }`` so no namespace can act as a pattern or move the hash tag.
 
-    A namespace holding a lone surrogate (a node name decoded from a broken ``\\ud800``
+    A namespace holding a lone surrogate (a node name decoded from a broken ``\ud800``
     escape) is written with JSON's ASCII escapes instead: as raw text it could not be sent
     (the registry member is this text), so every ``set`` of such a node raised
     UnicodeEncodeError inside the fail-open guard, which counted it as connection trouble:

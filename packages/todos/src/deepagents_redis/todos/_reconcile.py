@@ -214,11 +214,11 @@ def _op_id(kind: str, thread_id: str, todos: Sequence[dict[str, str]], version: 
 
 
 def _thread_tag(thread_id: Any) -> str:
-    """The thread as an op id names it: as it is, or its digest when that cannot be stored.
+    r"""The thread as an op id names it: as it is, or its digest when that cannot be stored.
 
     The repository refuses an op id over ``MAX_TAG_CHARS`` or holding a lone surrogate, and
     the thread id was put in raw: a thread with a long id (over ~1,000 characters) or one
-    decoded from a JSON ``"\\ud800"`` was ``failed`` by every backfill and repair, while the
+    decoded from a JSON ``"\ud800"`` was ``failed`` by every backfill and repair, while the
     middleware runs such a thread (its keys encode the id, its actor cuts or escapes it).
     """
     text = str(thread_id)
