@@ -7,7 +7,11 @@ from typing import Any
 
 import pytest
 from deepagents_redis.coord import TaskClient
-from deepagents_redis.core import SerializationError
+from deepagents_redis.core import (
+    RecordingInstrumentation,
+    SerializationError,
+    set_instrumentation,
+)
 
 
 def test_an_entry_naming_another_agents_task_is_dead_lettered_untouched(
@@ -26,14 +30,23 @@ def test_an_entry_naming_another_agents_task_is_dead_lettered_untouched(
     raw = connector.client()
     task_id = tasks.submit("right-agent", {"for": "right"})
     wrong_queue = tasks.keys.queue("wrong-agent")
-    with worker_factory({"wrong-agent": wrong}):
-        raw.xadd(wrong_queue.stream, {"t": task_id})
-        for _ in range(600):
-            if tasks.dead_letters("wrong-agent"):
-                break
-            threading.Event().wait(0.05)
-        [letter] = tasks.dead_letters("wrong-agent")
+    recorder = RecordingInstrumentation()
+    previous = set_instrumentation(recorder)
+    try:
+        with worker_factory({"wrong-agent": wrong}):
+            raw.xadd(wrong_queue.stream, {"t": task_id})
+            for _ in range(600):
+                if tasks.dead_letters("wrong-agent"):
+                    break
+                threading.Event().wait(0.05)
+            [letter] = tasks.dead_letters("wrong-agent")
+    finally:
+        set_instrumentation(previous)
     assert calls == []
+    # The metric's label is the reason's fixed words: the submitter's agent name (unbounded
+    # label values) is in the letter and the log only.
+    labels = [dict(attrs) for name, attrs in recorder.counts if name == "coord.dead_letter"]
+    assert labels == [{"reason": "entry names a task of another agent"}]
     info = tasks.get(task_id)
     assert (info.status, info.attempts, info.agent) == ("pending", 0, "right-agent")
     assert "another agent" in letter["reason"]

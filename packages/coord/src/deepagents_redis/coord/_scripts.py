@@ -52,7 +52,9 @@ TERMINAL: Final = frozenset({"success", "error", "cancelled", "timeout"})
 _PACKAGE: Final = "deepagents_redis.coord"
 
 CREATE: Final = LuaScript.from_package("coord_create", _PACKAGE, "create.lua")
-ENQUEUE: Final = LuaScript.from_package("coord_enqueue", _PACKAGE, "keep.lua", "enqueue.lua")
+ENQUEUE: Final = LuaScript.from_package(
+    "coord_enqueue", _PACKAGE, "keep.lua", "entry.lua", "enqueue.lua"
+)
 CONFIRM: Final = LuaScript.from_package("coord_confirm", _PACKAGE, "keep.lua", "confirm.lua")
 """A submit's last call on a Cluster: its task is queued, so the TTL its create gave the
 record goes (on a single server the enqueue does it in the same call)."""
@@ -70,15 +72,17 @@ EVENT: Final = IdempotentScript.from_package("coord_event", _PACKAGE, "fence.lua
 retry) must not append the event twice."""
 FINISH: Final = LuaScript.from_package("coord_finish", _PACKAGE, "fence.lua", "finish.lua")
 HANDBACK: Final = LuaScript.from_package("coord_handback", _PACKAGE, "fence.lua", "handback.lua")
-ACK: Final = IdempotentScript.from_package("coord_ack", _PACKAGE, "ack.lua")
+ACK: Final = IdempotentScript.from_package("coord_ack", _PACKAGE, "entry.lua", "ack.lua")
 """The queue-side end of a run, recorded by op id: for a dead letter or a re-queue, whose
 ``XADD`` must not be repeated by a retry."""
-ACK_PLAIN: Final = LuaScript.from_package("coord_ack_plain", _PACKAGE, "ack_plain.lua", "ack.lua")
+ACK_PLAIN: Final = LuaScript.from_package(
+    "coord_ack_plain", _PACKAGE, "ack_plain.lua", "entry.lua", "ack.lua"
+)
 """`ACK` without the op record, for the modes that are idempotent by construction."""
-PROMOTE: Final = LuaScript.from_package("coord_promote", _PACKAGE, "promote.lua")
+PROMOTE: Final = LuaScript.from_package("coord_promote", _PACKAGE, "entry.lua", "promote.lua")
 LOST: Final = LuaScript.from_package("coord_lost", _PACKAGE, "lost.lua")
 """A sweep's first step: the queued tasks whose entry may be gone (read only)."""
-SWEEP: Final = LuaScript.from_package("coord_sweep", _PACKAGE, "sweep.lua")
+SWEEP: Final = LuaScript.from_package("coord_sweep", _PACKAGE, "entry.lua", "sweep.lua")
 """Queues again, once, a task whose entry went with its stream (deleted under it):
 idempotent by construction (each re-queue moves the task's mark, which it checks)."""
 CANCEL: Final = LuaScript.from_package("coord_cancel", _PACKAGE, "cancel.lua")

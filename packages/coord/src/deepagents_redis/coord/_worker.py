@@ -1478,7 +1478,9 @@ class Worker(CoordComponent):
             reason,
             error,
         )
-        get_instrumentation().count("coord.dead_letter", reason=reason)
+        # The label is the reason's fixed words only: its detail (in parentheses) may hold a
+        # submitter's agent name or a record's bytes, an unbounded set of label values.
+        get_instrumentation().count("coord.dead_letter", reason=reason.partition(" (")[0])
 
     def _log_event(self, task_id: str, event: bytes | None) -> None:
         """Queue a task's event for the namespace's log (written off the task's path).

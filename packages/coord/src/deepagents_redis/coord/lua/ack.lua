@@ -78,7 +78,8 @@ elseif mode == 'dead' and acked == 1 then
   redis.call('XADD', dead_key, 'MAXLEN', '~', dead_maxlen, '*', 'e', dead_letter)
 elseif mode == 'requeue' and acked == 1 then
   -- the mark follows the entry, so a cancel before a worker reads it can take it off
-  local id = redis.call('XADD', queue_key, '*', 't', task_id)
+  local named = mark_key ~= delayed_key and redis.call('GET', mark_key)
+  local id = queue_entry(queue_key, task_id, named)
   redis.call('SET', mark_key, id)  -- no TTL while queued: see enqueue.lua
   if index_key and mark_key ~= delayed_key then
     redis.call('ZADD', index_key, tonumber(string.match(id, '^(%d+)')), task_id)

@@ -33,6 +33,8 @@ if events_key then task_key = fifth elseif fifth then latest_key = fifth end
 local function entry_ms(id) return tonumber(string.match(id, '^(%d+)')) end
 
 local prev = redis.call('GET', mark_key)
+-- the entry the task's own mark names now: the new entry must have another id
+local named = latest_key == mark_key and prev or redis.call('GET', latest_key)
 if prev and latest_key == mark_key and #redis.call('XRANGE', queue_key, prev, prev) == 0
     and not redis.call('ZSCORE', delayed_key, task_id) then
   -- A submit's mark that names no entry while the task is not delayed either is a mark of
@@ -52,7 +54,7 @@ if prev then
 end
 local backlog = redis.call('XLEN', queue_key) + redis.call('ZCARD', delayed_key)
 if backlog >= tonumber(max_backlog) then return {0, backlog, tonumber(max_backlog)} end
-local id = redis.call('XADD', queue_key, '*', 't', task_id)
+local id = queue_entry(queue_key, task_id, named)
 -- The task's own mark has no TTL while the task may wait on the queue, however long: the
 -- end of its entry (coord_ack, coord_dequeue) gives it one. With result_ttl_seconds as its
 -- TTL from here, a task queued longer lost it: a cancel left its entry in the backlog and a

@@ -27,9 +27,10 @@ for i = 3, #ARGV do
   local member = ARGV[i]
   local due = redis.call('ZSCORE', delayed_key, member)
   if due and tonumber(due) <= now then
-    local id = redis.call('XADD', queue_key, '*', 't', member)
+    local marked = i - 2 <= n_marked
+    local id = queue_entry(queue_key, member, marked and redis.call('GET', KEYS[i]))
     redis.call('ZREM', delayed_key, member)
-    if i - 2 <= n_marked then redis.call('SET', KEYS[i], id) end  -- no TTL: see enqueue.lua
+    if marked then redis.call('SET', KEYS[i], id) end  -- no TTL: see enqueue.lua
     moved = moved + 1
   end
 end

@@ -68,7 +68,7 @@ for i = 3, #ARGV do
     elseif pending(mark) then
       -- its worker (or a reclaim) still ends it: listed again at the next sweep
     else
-      local id = redis.call('XADD', queue_key, '*', 't', member)
+      local id = queue_entry(queue_key, member, mark)
       redis.call('SET', KEYS[3 + j], id)  -- no TTL while queued: see enqueue.lua
       redis.call('ZADD', index_key, entry_ms(id), member)
       queued = queued + 1
